@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages traind builds against, when pkg-config cannot find them.
+# As root it runs apt-get; otherwise it prints the exact command to run and fails.
+# Usage: scripts/deps.sh [extra-package ...]   (extra packages: e.g. for tests or benches)
+set -eu
+PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev pkg-config"
+MODULES="libmicrohttpd libcjson openblas check sqlite3"
+missing=""
+if command -v pkg-config >/dev/null 2>&1; then
+    for m in $MODULES; do
+        pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"
+    done
+else
+    missing="pkg-config"
+fi
+extra=""
+for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || extra="$extra $p"
+done
+[ -z "$missing" ] && [ -z "$extra" ] && exit 0
+want="$PKGS$extra"
+[ -z "$missing" ] && want="$extra"
+if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing$want" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq $want >&2
+else
+    echo "deps: missing$missing$extra; run as root:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y$want" >&2
+    exit 1
+fi

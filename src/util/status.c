@@ -1,0 +1,34 @@
+/* status.c — td_status codes and the td_fail helper. */
+#include "traind/status.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *td_status_code(td_status st)
+{
+    switch (st) {
+    case TD_OK: return "ok";
+    case TD_EINVAL: return "invalid_argument";
+    case TD_ENOMEM: return "out_of_memory";
+    case TD_EDIVERGED: return "diverged";
+    case TD_ESTOPPED: return "stopped";
+    case TD_EIO: return "io_error";
+    case TD_ENOTFOUND: return "not_found";
+    case TD_ECONFLICT: return "conflict";
+    case TD_EUNAVAIL: return "unavailable";
+    case TD_EINTERNAL: return "internal";
+    }
+    return "internal";
+}
+
+td_status td_fail(td_error *err, td_status st, const char *field, const char *fmt, ...)
+{
+    if (!err)
+        return st;
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return st;
+}

@@ -1,0 +1,98 @@
+/* testutil.c — reference loading and numeric comparison for the Check suites. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+cJSON *tu_ref_load(const char *name)
+{
+    const char *dir = getenv("TD_REFDIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "../shared/reference", name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "reference file %s not found (set TD_REFDIR)", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    ck_assert(buf != NULL);
+    ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    cJSON *root = cJSON_Parse(buf);
+    free(buf);
+    ck_assert_msg(root != NULL, "reference file %s is not valid JSON", path);
+    return root;
+}
+
+/* Walks a scalar / vector / matrix and calls put(i, value). */
+static int64_t shape_of(const cJSON *a, int64_t *rows, int64_t *cols)
+{
+    if (cJSON_IsNumber(a)) {
+        *rows = 1, *cols = 1;
+        return 1;
+    }
+    ck_assert_msg(cJSON_IsArray(a), "expected an array");
+    int64_t r = cJSON_GetArraySize(a), c = 1;
+    if (r > 0 && cJSON_IsArray(cJSON_GetArrayItem(a, 0)))
+        c = cJSON_GetArraySize(cJSON_GetArrayItem(a, 0));
+    *rows = r, *cols = c;
+    return r * c;
+}
+
+#define FLATTEN(T, name)                                                              \
+    T *name(const cJSON *a, int64_t *n, int64_t *rows, int64_t *cols)                 \
+    {                                                                                 \
+        int64_t r, c, total = shape_of(a, &r, &c);                                    \
+        T *out = malloc(sizeof(T) * (size_t)(total ? total : 1));                     \
+        ck_assert(out != NULL);                                                       \
+        int64_t i = 0;                                                                \
+        if (cJSON_IsNumber(a)) {                                                      \
+            out[i++] = (T)a->valuedouble;                                             \
+        } else {                                                                      \
+            const cJSON *row;                                                         \
+            cJSON_ArrayForEach(row, a) {                                              \
+                if (cJSON_IsArray(row)) {                                             \
+                    ck_assert_int_eq(cJSON_GetArraySize(row), c);                     \
+                    const cJSON *v;                                                   \
+                    cJSON_ArrayForEach(v, row) out[i++] = (T)v->valuedouble;          \
+                } else {                                                              \
+                    out[i++] = (T)row->valuedouble;                                   \
+                }                                                                     \
+            }                                                                         \
+        }                                                                             \
+        if (n) *n = total;                                                            \
+        if (rows) *rows = r;                                                          \
+        if (cols) *cols = c;                                                          \
+        return out;                                                                   \
+    }
+FLATTEN(float, tu_floats)
+FLATTEN(double, tu_doubles)
+FLATTEN(int32_t, tu_ints)
+
+double tu_num(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    ck_assert_msg(cJSON_IsNumber(v), "reference has no number \"%s\"", key);
+    return v->valuedouble;
+}
+
+void tu_close_at(const char *file, int line, double got, double want, double rtol, double atol,
+                 const char *what, int64_t index)
+{
+    double tol = atol + rtol * fabs(want);
+    if (!(fabs(got - want) <= tol)) {
+        if (index >= 0)
+            ck_abort_msg("%s:%d: %s[%lld] = %.9g, want %.9g (tol %.3g)", file, line, what,
+                         (long long)index, got, want, tol);
+        ck_abort_msg("%s:%d: %s = %.9g, want %.9g (tol %.3g)", file, line, what, got, want, tol);
+    }
+}
+
+void tu_close_arrays_f(const char *file, int line, const float *got, const double *want,
+                       int64_t n, double rtol, double atol, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        tu_close_at(file, line, got[i], want[i], rtol, atol, what, i);
+}

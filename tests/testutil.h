@@ -1,0 +1,31 @@
+/* testutil.h — helpers shared by the Check suites: reference vectors and comparisons. */
+#ifndef TRAIND_TESTUTIL_H
+#define TRAIND_TESTUTIL_H
+
+#include <check.h>
+#include <cJSON.h>
+#include <stdint.h>
+
+/* Loads $TD_REFDIR/<name> (default ../shared/reference/<name>); fails the test if absent.
+ * The caller owns the tree (cJSON_Delete). */
+cJSON *tu_ref_load(const char *name);
+
+/* Flattens a number, an array of numbers or an array of rows into a new malloc'd array.
+ * *n (may be NULL) gets the element count, *rows/*cols (may be NULL) the shape
+ * (cols = 1 for a vector). */
+float *tu_floats(const cJSON *arr, int64_t *n, int64_t *rows, int64_t *cols);
+double *tu_doubles(const cJSON *arr, int64_t *n, int64_t *rows, int64_t *cols);
+int32_t *tu_ints(const cJSON *arr, int64_t *n, int64_t *rows, int64_t *cols);
+double tu_num(const cJSON *obj, const char *key);
+
+/* |got - want| <= atol + rtol * |want|, elementwise; the message names the element. */
+#define tu_close(got, want, rtol, atol, what) \
+    tu_close_at(__FILE__, __LINE__, (double)(got), (double)(want), rtol, atol, what, -1)
+void tu_close_at(const char *file, int line, double got, double want, double rtol, double atol,
+                 const char *what, int64_t index);
+void tu_close_arrays_f(const char *file, int line, const float *got, const double *want,
+                       int64_t n, double rtol, double atol, const char *what);
+#define tu_close_array(got, want, n, rtol, atol, what) \
+    tu_close_arrays_f(__FILE__, __LINE__, got, want, n, rtol, atol, what)
+
+#endif
