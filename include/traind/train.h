@@ -1,0 +1,105 @@
+/* train.h — the training engine's entry points: trainers, models, predictions.
+ *
+ * A td_trainer owns everything a run needs (parameters, optimizer moments, RNG state,
+ * epoch counter, early-stopping state) and advances one epoch per td_trainer_step. The
+ * caller's loop is the per-epoch hook: it publishes the record, checks for cancellation,
+ * and saves td_trainer_save() snapshots as checkpoints. Restoring a snapshot into a fresh
+ * trainer built from the same dataset and hyperparameters continues bit-identically.
+ * Results do not depend on the number of threads (td_trainer_set_threads): work is split
+ * into fixed chunks whose partial sums are reduced in a fixed order.
+ *
+ * The engine knows nothing of HTTP, JSON or storage. */
+#ifndef TRAIND_TRAIN_H
+#define TRAIND_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traind/dataset.h"
+#include "traind/hparams.h"
+#include "traind/status.h"
+
+/* ---- models: shape description + one flat parameter block ------------------------- */
+
+typedef struct td_model {
+    td_model_kind kind;
+    int64_t D, K, G;             /* inputs, outputs, groups (K = G * S) */
+    td_intercept intercept;
+    int64_t n_hidden, hidden[TD_MAX_HIDDEN];
+    td_activation activation;
+    int64_t n_params;
+    float *params;               /* (n_params) owned; layout per td_model_layout */
+} td_model;
+
+/* One named tensor inside the flat parameter block: params[offset .. offset+rows*cols). */
+typedef struct td_tensor_desc {
+    char name[8];                /* "W" or "b" */
+    int layer;                   /* index in "layers" (mlp), 0 for softmax */
+    int64_t rows, cols;          /* a vector has rows == 1 */
+    int64_t offset;
+    int penalized;               /* 1 when l1/l2 apply (W, minus row 0 with column0) */
+} td_tensor_desc;
+
+#define TD_MAX_TENSORS (2 * (TD_MAX_HIDDEN + 1))
+
+/* Fills the model's shape fields (not params) from hyperparameters and data sizes. */
+void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K);
+/* The tensors of m's parameter block in order; returns their count. Softmax: W (D, K),
+ * then b (1, K) when intercept is "fit". mlp: W0, b0, W1, b1, ... */
+int td_model_layout(const td_model *m, td_tensor_desc out[TD_MAX_TENSORS]);
+/* Total parameter count of the layout. */
+int64_t td_model_nparams(const td_model *m);
+void td_model_fini(td_model *m);
+
+/* Predictions for X (N, D): probs (N, K) overwritten (per group softmax when G > 1),
+ * labels (N, G) overwritten (argmax within each group). */
+td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                           int64_t N, int64_t D, td_error *err);
+
+/* ---- per-epoch records: named columns, NaN = not applicable (JSON null) ------------ */
+
+#define TD_REC_MAX 40
+typedef struct td_record {
+    double v[TD_REC_MAX];
+} td_record;
+
+/* The column names a trainer reports, e.g. epoch, elapsed_s, loss, data_loss, reg_loss,
+ * val_loss, val_accuracy, grad_norm[, penalty, violation_rate]; *n gets the count. */
+const char *const *td_trainer_columns(const struct td_trainer *t, int *n);
+
+/* ---- trainers --------------------------------------------------------------------- */
+
+typedef struct td_trainer td_trainer;
+
+/* Validates hp against train (td_hparams_check) and builds a trainer at epoch 0 with its
+ * initial weights. val (may be NULL) is a separate validation set; otherwise
+ * hp->validation_split holds rows out. The datasets are borrowed for the trainer's life. */
+td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                            const td_dataset *val, td_error *err);
+void td_trainer_destroy(td_trainer *t);
+
+/* Threads this trainer may use (>= 1); does not change any result. */
+void td_trainer_set_threads(td_trainer *t, int n);
+
+/* Runs one epoch and fills rec. Returns TD_OK, or TD_EDIVERGED (weights left at the last
+ * finite values; err names the epoch). */
+td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err);
+/* 1 once all epochs ran or early stopping fired. */
+int td_trainer_done(const td_trainer *t);
+int64_t td_trainer_epoch(const td_trainer *t);     /* epochs completed */
+int64_t td_trainer_epochs(const td_trainer *t);    /* epochs planned */
+
+/* The current model (params borrowed from the trainer; valid until the next step). */
+const td_model *td_trainer_model(const td_trainer *t);
+
+/* Snapshot of the full training state. td_trainer_save writes at most
+ * td_trainer_state_size bytes into buf and returns the count written. td_trainer_restore
+ * requires a trainer created from the same data and hyperparameters. */
+size_t td_trainer_state_size(const td_trainer *t);
+size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap);
+td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_error *err);
+
+/* Seconds of training so far (restored with the state, so a resumed run continues). */
+double td_trainer_elapsed(const td_trainer *t);
+
+#endif

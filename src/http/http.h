@@ -1,0 +1,78 @@
+/* http.h — the HTTP edge's request/response interface, independent of libmicrohttpd.
+ *
+ * server.c owns the libmicrohttpd daemon: it accumulates a request's body (413 past the
+ * limit), checks auth (401), routes method + path through the route table (404 / 405),
+ * checks the content type a route declares (415), calls the handler with a td_req, and
+ * sends the td_resp. Handlers never see libmicrohttpd types, so they can be unit-tested
+ * by building a td_req by hand. */
+#ifndef TRAIND_HTTP_H
+#define TRAIND_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "traind/status.h"
+
+#define TD_MAX_PATH_PARAMS 4
+
+typedef struct td_req {
+    const char *method;              /* "GET", "POST", ... */
+    const char *path;                /* without the query string */
+    const char *params[TD_MAX_PATH_PARAMS]; /* captured "{id}" segments, in order */
+    int nparams;
+    const char *body;                /* NUL-terminated copy of the body ("" if none) */
+    size_t body_len;
+    void *conn;                      /* opaque: for td_req_header / td_req_query */
+} td_req;
+
+/* Header value (case-insensitive name) or NULL. */
+const char *td_req_header(const td_req *r, const char *name);
+/* Query-string argument or NULL. */
+const char *td_req_query(const td_req *r, const char *name);
+
+/* Streaming body producer for long responses (Server-Sent Events): called repeatedly;
+ * writes up to max bytes into buf and returns the count, 0 when it has nothing yet
+ * (it will be called again shortly — it may block briefly, e.g. on a condition variable
+ * for up to ~1 s), or -1 at the end of the stream. free_fn(ctx) runs when the response is
+ * done or the client went away. */
+typedef ssize_t (*td_stream_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
+
+#define TD_MAX_RESP_HEADERS 4
+typedef struct td_resp {
+    int status;                      /* default 200 */
+    const char *content_type;        /* default "application/json" */
+    char *body;                      /* malloc'd, owned by the response; may be NULL */
+    size_t body_len;
+    const char *hdr_name[TD_MAX_RESP_HEADERS];
+    char hdr_value[TD_MAX_RESP_HEADERS][256];
+    int nhdr;
+    td_stream_fn stream;             /* when set, body is ignored */
+    void *stream_ctx;
+    void (*stream_free)(void *ctx);
+} td_resp;
+
+/* Sets the body (takes ownership of a malloc'd string) with a status. */
+void td_resp_json(td_resp *r, int status, char *json);
+/* The error object of SPEC §6: {"error":{"code","message","field"?}}. */
+void td_resp_error(td_resp *r, int status, const char *code, const char *field,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Error response from a td_status and td_error (status mapped: EINVAL 422, ENOTFOUND 404,
+ * ECONFLICT 409, EUNAVAIL 422, EIO/ENOMEM/EINTERNAL 500, ...). */
+void td_resp_from_error(td_resp *r, td_status st, const td_error *err);
+void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef void (*td_handler)(void *app, const td_req *req, td_resp *resp);
+
+/* A route: method and a path pattern whose "{x}" segments are captured into params. */
+typedef struct td_route {
+    const char *method;
+    const char *pattern;             /* e.g. "/v1/jobs/{id}/losses" */
+    td_handler handler;
+    const char *body_types;          /* accepted content types for a body, comma-separated
+                                        ("application/json,text/csv"), or NULL = no check */
+    int public_route;                /* 1: no auth (healthz) */
+} td_route;
+
+#endif
