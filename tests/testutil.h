@@ -11,7 +11,7 @@
 cJSON *tu_ref_load(const char *name);
 
 /* Flattens a number, an array of numbers or an array of rows into a new malloc'd array.
- * *n (may be NULL) gets the element count, *rows/*cols (may be NULL) the shape
+ * *n (may be NULL) gets the element count, rows and cols (may be NULL) the shape
  * (cols = 1 for a vector). */
 float *tu_floats(const cJSON *arr, int64_t *n, int64_t *rows, int64_t *cols);
 double *tu_doubles(const cJSON *arr, int64_t *n, int64_t *rows, int64_t *cols);

@@ -73,8 +73,10 @@ td_status td_ce_probs(double *loss, float *per_sample, float *dlogits,
 
 /* probs (N, K) non-negative (rows need not sum to 1), target (N, K).
  * p = probs / rowsum; p = clip(p, eps, 1-eps); loss_n = -sum_k y_nk log p_nk; *loss = mean.
- * dprobs (N, K): d(mean loss)/d(probs) through the normalisation (0 where clipped).
- * TD_EINVAL (field "probabilities[n]") for a row with a negative entry or zero sum. */
+ * dprobs (N, K): d(mean loss)/d(probs); no gradient flows through a clipped entry's clip,
+ * but the normalisation still couples it to its row.
+ * TD_EINVAL (field "probabilities[n]") for a row with a negative or non-finite entry or a
+ * zero sum; (field "epsilon") for eps outside (0, 0.5). */
 td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs,
                             const float *probs, const float *target, int64_t N, int64_t K,
                             double eps, td_error *err);
@@ -100,8 +102,9 @@ void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits,
                     int64_t S, int32_t ignore_index, double margin, float ce_scale,
                     float pen_scale);
 
-/* Reduced: ce = ce_sum/ce_count (defined=0 when count is 0), penalty = penalty_sum/N,
- * loss = ce + weight * penalty; dlogits = d(loss)/d(logits). */
+/* Reduced: ce = ce_sum/ce_count (defined=0 and ce=0 when count is 0, the penalty still
+ * applies), penalty = penalty_sum/N, loss = ce + weight * penalty;
+ * dlogits = d(loss)/d(logits). td_grouped_check names entries "target[n][g]". */
 typedef struct td_grouped_loss {
     double loss, cross_entropy, penalty, violation_rate;
     int defined;
@@ -119,7 +122,8 @@ td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits,
 void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db,
                         const float *a, const float *b, const int32_t *similar, int64_t P,
                         int64_t E, double margin, float grad_scale);
-/* Mean over pairs; TD_EINVAL (field "similar[p]") when a label is not 0 or 1. */
+/* Mean over pairs (a dissimilar pair at d = 0 gets a zero gradient);
+ * TD_EINVAL (field "similar[p]") when a label is not 0 or 1. */
 td_status td_contrastive(double *loss, float *per_pair, float *da, float *db,
                          const float *a, const float *b, const int32_t *similar, int64_t P,
                          int64_t E, double margin, td_error *err);
