@@ -37,7 +37,9 @@ typedef struct td_tensor_desc {
     int layer;                   /* index in "layers" (mlp), 0 for softmax */
     int64_t rows, cols;          /* a vector has rows == 1 */
     int64_t offset;
-    int penalized;               /* 1 when l1/l2 apply (W, minus row 0 with column0) */
+    int penalized;               /* 1 when l1/l2 apply (every W; b only with regularize_bias) */
+    int64_t skip_rows;           /* leading rows left out of the penalty: 1 for W with
+                                    intercept "column0" (row 0 is the bias) */
 } td_tensor_desc;
 
 #define TD_MAX_TENSORS (2 * (TD_MAX_HIDDEN + 1))
@@ -63,13 +65,15 @@ typedef struct td_record {
     double v[TD_REC_MAX];
 } td_record;
 
-/* The column names a trainer reports, e.g. epoch, elapsed_s, loss, data_loss, reg_loss,
- * val_loss, val_accuracy, grad_norm[, penalty, violation_rate]; *n gets the count. */
-const char *const *td_trainer_columns(const struct td_trainer *t, int *n);
 
 /* ---- trainers --------------------------------------------------------------------- */
 
 typedef struct td_trainer td_trainer;
+
+/* The column names of this trainer's records, e.g. epoch, elapsed_s, loss, data_loss,
+ * reg_loss, val_loss, val_accuracy, grad_norm, accuracy[, penalty, violation_rate];
+ * *n gets the count. NULL-terminated, static. */
+const char *const *td_trainer_columns(const td_trainer *t, int *n);
 
 /* Validates hp against train (td_hparams_check) and builds a trainer at epoch 0 with its
  * initial weights. val (may be NULL) is a separate validation set; otherwise
@@ -98,6 +102,11 @@ const td_model *td_trainer_model(const td_trainer *t);
 size_t td_trainer_state_size(const td_trainer *t);
 size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap);
 td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_error *err);
+
+/* Full-batch objective at the current parameters, for tests and diagnostics: *loss gets
+ * data_loss + reg_loss over the training rows and grad (n_params) is OVERWRITTEN with
+ * its gradient (the data part as the trainers compute it, plus the l1/l2 part). */
+td_status td_trainer_objective(td_trainer *t, double *loss, float *grad);
 
 /* Seconds of training so far (restored with the state, so a resumed run continues). */
 double td_trainer_elapsed(const td_trainer *t);

@@ -5,7 +5,10 @@
  * one array. W is (in, out) as in SPEC §1 (the transpose of torch's Linear.weight). */
 #include "traind/train.h"
 
+#include "train/linear.h"
+
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +30,7 @@ void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K)
 }
 
 static void add(td_tensor_desc *t, int *n, int64_t *off, const char *name, int layer,
-                int64_t rows, int64_t cols, int penalized)
+                int64_t rows, int64_t cols, int penalized, int64_t skip_rows)
 {
     td_tensor_desc *d = &t[(*n)++];
     snprintf(d->name, sizeof d->name, "%s", name);
@@ -36,6 +39,7 @@ static void add(td_tensor_desc *t, int *n, int64_t *off, const char *name, int l
     d->cols = cols;
     d->offset = *off;
     d->penalized = penalized;
+    d->skip_rows = skip_rows;
     *off += rows * cols;
 }
 
@@ -45,13 +49,14 @@ int td_model_layout(const td_model *m, td_tensor_desc out[TD_MAX_TENSORS])
     int64_t off = 0;
     int64_t in = m->D;
     for (int64_t l = 0; l < m->n_hidden; l++) {
-        add(out, &n, &off, "W", (int)l, in, m->hidden[l], 1);
-        add(out, &n, &off, "b", (int)l, 1, m->hidden[l], 0);
+        add(out, &n, &off, "W", (int)l, in, m->hidden[l], 1, 0);
+        add(out, &n, &off, "b", (int)l, 1, m->hidden[l], 0, 0);
         in = m->hidden[l];
     }
-    add(out, &n, &off, "W", (int)m->n_hidden, in, m->K, 1);
+    add(out, &n, &off, "W", (int)m->n_hidden, in, m->K, 1,
+        m->intercept == TD_INTERCEPT_COLUMN0 ? 1 : 0);
     if (m->intercept == TD_INTERCEPT_FIT)
-        add(out, &n, &off, "b", (int)m->n_hidden, 1, m->K, 0);
+        add(out, &n, &off, "b", (int)m->n_hidden, 1, m->K, 0, 0);
     return n;
 }
 
@@ -66,4 +71,46 @@ void td_model_fini(td_model *m)
 {
     free(m->params);
     m->params = NULL;
+}
+
+/* Softmax over each group of S = K/G entries of every row of z (N, K), in place;
+ * labels (N, G) get the argmax of each group. */
+static void group_softmax(float *z, int32_t *labels, int64_t N, int64_t K, int64_t G)
+{
+    int64_t S = K / G;
+    for (int64_t i = 0; i < N * G; i++) {
+        float *p = z + i * S;
+        int64_t best = 0;
+        for (int64_t k = 1; k < S; k++)
+            if (p[k] > p[best])
+                best = k;
+        double m = p[best], sum = 0;
+        for (int64_t k = 0; k < S; k++)
+            sum += exp((double)p[k] - m);
+        for (int64_t k = 0; k < S; k++)
+            p[k] = (float)(exp((double)p[k] - m) / sum);
+        if (labels)
+            labels[i] = (int32_t)best;
+    }
+}
+
+td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                           int64_t N, int64_t D, td_error *err)
+{
+    if (D != m->D)
+        return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
+                       (long long)D, (long long)m->D);
+    if (m->kind != TD_MODEL_SOFTMAX)
+        return td_fail(err, TD_EUNAVAIL, "model", "prediction for model \"%s\" is not available",
+                       td_model_names[m->kind]);
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int n = td_model_layout(m, t);
+    td_linear *L = td_linear_create(m->D, m->K);
+    if (!L)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    td_linear_forward(L, NULL, probs, m->params + t[0].offset,
+                      n > 1 ? m->params + t[1].offset : NULL, X, NULL, N);
+    td_linear_destroy(L);
+    group_softmax(probs, labels, N, m->K, m->G);
+    return TD_OK;
 }

@@ -1,0 +1,122 @@
+/* pool.c — thread pool for data-parallel loops inside one training job.
+ *
+ * DESIGN: the pool's threads sleep on `wake` until a generation counter moves; tasks are
+ * claimed with an atomic counter, so a fast thread takes more of them; the caller takes
+ * tasks too and then waits on `done` until every worker has left the generation. One
+ * td_pool_run at a time per pool (a trainer owns its pool). */
+#include "math/pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+struct td_pool {
+    int nthreads;                 /* including the caller */
+    pthread_t *threads;           /* (nthreads - 1) */
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    uint64_t generation;
+    int busy;                     /* workers still inside the current generation */
+    int stop;
+    td_task_fn fn;
+    void *ctx;
+    int64_t ntasks;
+    atomic_llong next;
+};
+
+static void drain(td_pool *p)
+{
+    for (;;) {
+        int64_t t = atomic_fetch_add(&p->next, 1);
+        if (t >= p->ntasks)
+            return;
+        p->fn(p->ctx, t);
+    }
+}
+
+static void *worker(void *arg)
+{
+    td_pool *p = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->generation == seen)
+            pthread_cond_wait(&p->wake, &p->mu);
+        if (p->stop)
+            break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        drain(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+td_pool *td_pool_create(int nthreads)
+{
+    td_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->nthreads = nthreads < 1 ? 1 : nthreads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (p->nthreads > 1) {
+        p->threads = calloc((size_t)p->nthreads - 1, sizeof *p->threads);
+        if (!p->threads) {
+            td_pool_destroy(p);
+            return NULL;
+        }
+        for (int i = 0; i < p->nthreads - 1; i++)
+            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+                p->nthreads = i + 1; /* run with the threads we got */
+                break;
+            }
+    }
+    return p;
+}
+
+void td_pool_destroy(td_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; p->threads && i < p->nthreads - 1; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int td_pool_threads(const td_pool *p) { return p ? p->nthreads : 1; }
+
+void td_pool_run(td_pool *p, int64_t ntasks, td_task_fn fn, void *ctx)
+{
+    if (!p || p->nthreads == 1 || ntasks <= 1) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(ctx, t);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->ntasks = ntasks;
+    atomic_store(&p->next, 0);
+    p->busy = p->nthreads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    drain(p);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,54 @@
+/* linear.h — the softmax model's fused kernel: logits = X W + b, the loss of SPEC §2 on
+ * each block of rows, and the weight gradient, in one pass over X.
+ *
+ * Rows are addressed through an index list (mini-batches, validation rows) or directly
+ * (rows == NULL: rows 0..n-1). Work is split into at most TD_LINEAR_MAX_CHUNKS chunks
+ * whose number depends only on n; each chunk writes its own partial sums, reduced in chunk
+ * order, so results are bit-identical for any thread count. */
+#ifndef TRAIND_LINEAR_H
+#define TRAIND_LINEAR_H
+
+#include <stdint.h>
+
+#include "math/pool.h"
+#include "traind/loss.h"
+
+#define TD_LINEAR_MAX_CHUNKS 16
+
+/* What the loss is computed against, for the rows of one batch, in batch order. */
+typedef struct td_targets {
+    const int32_t *y;        /* (n, G) class indices, or NULL */
+    const float *Y;          /* (n, K) probabilities, or NULL */
+    int64_t G;               /* groups (1 = plain) */
+    td_ce_opts ce;           /* ignore_index, class_weights, label_smoothing (mean) */
+    double monotone_weight, monotone_margin;
+} td_targets;
+
+/* Sums over a batch (double), before division by the batch denominators. */
+typedef struct td_batch_stats {
+    double loss;             /* data loss of the batch (reduced: mean over the batch) */
+    int defined;             /* 0 when every target was ignored */
+    double cross_entropy;    /* grouped: the ce part; otherwise == loss */
+    double penalty;          /* grouped: mean penalty (unweighted) */
+    int64_t violations;      /* grouped: rows whose argmax sequence decreases */
+    int64_t correct, counted;/* argmax accuracy over non-ignored targets */
+} td_batch_stats;
+
+typedef struct td_linear td_linear;
+
+/* Scratch for a model of D inputs and K outputs; NULL on allocation failure. */
+td_linear *td_linear_create(int64_t D, int64_t K);
+void td_linear_destroy(td_linear *L);
+
+/* Evaluates the batch rows (n) of X (*, D): W (D, K), b (K) or NULL.
+ * st gets the batch's reduced loss and counts. When dW is non-NULL, dW (D, K) and db (K)
+ * (db may be NULL) are OVERWRITTEN with d(loss)/d(W), d(loss)/d(b). */
+void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, float *db,
+                    const float *W, const float *b, const float *X, const int64_t *rows,
+                    int64_t n, const td_targets *tg);
+
+/* logits (n, K) OVERWRITTEN with X[rows] W + b. */
+void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *W,
+                       const float *b, const float *X, const int64_t *rows, int64_t n);
+
+#endif

@@ -1,0 +1,98 @@
+/* optim.c — SPEC §4: torch.optim.SGD / Adam / AdamW, single-tensor (for-loop) semantics.
+ *
+ * Per element, with g the gradient and theta the parameter:
+ *   sgd:   g += wd*theta; b = g (first step) or mu*b + (1-dampening)*g;
+ *          g = nesterov ? g + mu*b : b; theta -= lr*g
+ *   adam:  g += wd*theta (coupled); adamw: theta *= 1 - lr*wd (decoupled);
+ *          m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+ *          theta -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) */
+#include "train/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = hp->optimizer;
+    o->lr = hp->lr;
+    o->momentum = hp->momentum;
+    o->dampening = hp->dampening;
+    o->weight_decay = hp->weight_decay;
+    o->beta1 = hp->betas[0];
+    o->beta2 = hp->betas[1];
+    o->eps = hp->eps;
+    o->nesterov = hp->nesterov;
+    o->n = n;
+    int nbuf = td_optim_nbuffers(o);
+    if (nbuf >= 1 && !(o->m = calloc((size_t)n, sizeof(float))))
+        return TD_ENOMEM;
+    if (nbuf >= 2 && !(o->v = calloc((size_t)n, sizeof(float)))) {
+        td_optim_fini(o);
+        return TD_ENOMEM;
+    }
+    return TD_OK;
+}
+
+void td_optim_fini(td_optim *o)
+{
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
+}
+
+int64_t td_optim_nbuffers(const td_optim *o)
+{
+    if (o->kind == TD_OPT_SGD)
+        return o->momentum != 0 ? 1 : 0;
+    return 2;
+}
+
+static void sgd_step(td_optim *o, float *restrict theta, float *restrict g)
+{
+    const float lr = (float)o->lr, wd = (float)o->weight_decay, mu = (float)o->momentum;
+    const float damp = 1.0f - (float)o->dampening;
+    float *restrict b = o->m;
+    for (int64_t i = 0; i < o->n; i++) {
+        float gi = g[i];
+        if (wd != 0)
+            gi += wd * theta[i];
+        if (b) {
+            b[i] = o->step == 0 ? gi : mu * b[i] + damp * gi;
+            gi = o->nesterov ? gi + mu * b[i] : b[i];
+        }
+        theta[i] -= lr * gi;
+    }
+}
+
+static void adam_step(td_optim *o, float *restrict theta, float *restrict g)
+{
+    const double t = (double)(o->step + 1);
+    const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
+    const float step_size = (float)(o->lr / (1.0 - pow(o->beta1, t)));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(o->beta2, t));
+    const float wd = (float)o->weight_decay;
+    const int decoupled = o->kind == TD_OPT_ADAMW;
+    const float decay = (float)(1.0 - o->lr * o->weight_decay);
+    float *restrict m = o->m, *restrict v = o->v;
+    for (int64_t i = 0; i < o->n; i++) {
+        float gi = g[i];
+        if (decoupled)
+            theta[i] *= decay;
+        else if (wd != 0)
+            gi += wd * theta[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        theta[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    }
+}
+
+void td_optim_step(td_optim *o, float *params, float *grad)
+{
+    if (o->kind == TD_OPT_SGD)
+        sgd_step(o, params, grad);
+    else
+        adam_step(o, params, grad);
+    o->step++;
+}

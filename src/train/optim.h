@@ -1,0 +1,30 @@
+/* optim.h — PyTorch's SGD, Adam and AdamW update rules over one flat parameter block. */
+#ifndef TRAIND_OPTIM_H
+#define TRAIND_OPTIM_H
+
+#include <stdint.h>
+
+#include "traind/hparams.h"
+#include "traind/status.h"
+
+typedef struct td_optim {
+    td_optimizer_kind kind;
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+    int nesterov;
+    int64_t n;          /* parameters */
+    int64_t step;       /* updates taken so far (torch's state["step"]) */
+    float *m;           /* (n) momentum buffer (sgd) or first moment (adam) */
+    float *v;           /* (n) second moment (adam/adamw), NULL for sgd */
+} td_optim;
+
+td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n);
+void td_optim_fini(td_optim *o);
+
+/* One update: params (n) updated in place from grad (n), which is used as scratch
+ * (its contents are unspecified afterwards). */
+void td_optim_step(td_optim *o, float *params, float *grad);
+
+/* Bytes of state beyond the scalars: the moment buffers. */
+int64_t td_optim_nbuffers(const td_optim *o);
+
+#endif
