@@ -1,0 +1,78 @@
+/* blob.h — checksummed binary files, written atomically.
+ *
+ * File layout (all header integers little-endian):
+ *   off  0  magic    8 bytes  "TDBLOB\0\0"
+ *   off  8  version  u32      TD_BLOB_VERSION
+ *   off 12  kind     u32      caller's tag (TD_BLOB_DATASET, ...), checked on read
+ *   off 16  aux      u64      caller's value (e.g. a checkpoint's epoch), returned on read
+ *   off 24  length   u64      payload bytes
+ *   off 32  checksum u64      XXH64 (seed 0) of bytes 0..31 followed by the payload
+ *   off 40  payload
+ * The payload is opaque bytes (the store writes host-endian float32/int32 arrays).
+ *
+ * Writing: a temp file "<path>.tmp.<pid>.<n>" in the same directory receives the
+ * header and the segments in one streaming pass (the checksum is computed as the data
+ * goes out and the header is rewritten at the end), then fsync, rename over path, fsync
+ * of the directory. A crash leaves either the old file or the new one, never a mix;
+ * at worst a stray temp file, which td_blob_is_temp() recognises so a sweep can
+ * remove it.
+ *
+ * Thread-safety: the functions keep no state; concurrent writers of the same path
+ * each get their own temp file and the last rename wins. */
+#ifndef TRAIND_STORE_BLOB_H
+#define TRAIND_STORE_BLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traind/status.h"
+
+#define TD_BLOB_VERSION 1u
+#define TD_BLOB_HEADER 40
+
+enum { TD_BLOB_ANY = 0, TD_BLOB_DATASET = 1, TD_BLOB_CHECKPOINT = 2, TD_BLOB_MODEL = 3 };
+
+/* One piece of the payload; the payload is the segments' bytes back to back. */
+typedef struct td_blob_seg {
+    const void *data;            /* may be NULL when len == 0 */
+    size_t len;
+} td_blob_seg;
+
+/* Writes segs[0..nseg) as the payload of path, atomically (see above). On error the
+ * temp file is removed, path is unchanged, and err names the file and the failing call
+ * (TD_EIO). */
+td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_blob_seg *segs,
+                        int nseg, td_error *err);
+
+/* Reads path, verifying magic, version, kind (unless kind == TD_BLOB_ANY), length
+ * against the file size, and the checksum. On success *payload is a new buffer of *len
+ * bytes (free it with td_blob_free; never NULL, even for an empty payload) and *aux
+ * (may be NULL) gets the header's aux value. A missing file is TD_ENOTFOUND; any
+ * mismatch or read failure is TD_EIO with a message naming the file. On error
+ * *payload is NULL. */
+td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,
+                       size_t *len, td_error *err);
+
+/* Frees a payload from td_blob_read (NULL is fine). */
+void td_blob_free(void *payload);
+
+/* 1 when a directory entry name is a temp file left by td_blob_write. */
+int td_blob_is_temp(const char *name);
+
+/* ---- XXH64, streaming (exposed for tests and for checksumming elsewhere) ---------- */
+
+typedef struct td_xxh64_state {
+    uint64_t v[4];
+    uint64_t total;
+    uint8_t mem[32];
+    uint32_t memsize;
+    uint64_t seed;
+} td_xxh64_state;
+
+void td_xxh64_init(td_xxh64_state *h, uint64_t seed);
+void td_xxh64_update(td_xxh64_state *h, const void *data, size_t len);
+uint64_t td_xxh64_digest(const td_xxh64_state *h);
+/* One-shot convenience. */
+uint64_t td_xxh64(const void *data, size_t len, uint64_t seed);
+
+#endif

@@ -1,0 +1,281 @@
+/* store.h — traind's persistent state: SQLite (WAL) for rows, blob files for arrays.
+ *
+ * Layout under state_dir:
+ *   traind.db                   datasets, jobs, history, models (schema: PRAGMA user_version)
+ *   lock                        flock()ed while a store is open (one daemon per directory)
+ *   datasets/<ds_id>.bin        X, y, Y, pairs, pair_labels (blob.h format)
+ *   checkpoints/<job>.<epoch>.ckpt   the latest recorded checkpoint of a job
+ *   models/<job_id>.bin         final model: meta JSON + float32 params
+ *
+ * The store knows nothing of HTTP or JSON: hyperparameters, model meta and metrics are
+ * opaque strings it keeps. Every function is thread-safe (one connection guarded by a
+ * mutex; large file reads and writes happen outside the mutex). Every function that
+ * can fail returns a td_status and fills err (may be NULL): SQLite or file failures are
+ * TD_EIO with the underlying message, a missing row TD_ENOTFOUND, a state conflict
+ * TD_ECONFLICT, a bad argument TD_EINVAL (err->field names it).
+ *
+ * Ids are prefix + 13 hex digits of microseconds since the epoch + 11 random hex digits
+ * ("job_0618a3c5e2f41" "9c03b7d25e1"); within a process they are strictly increasing,
+ * so "newest first" is ORDER BY id DESC and paging uses the last id seen as the cursor. */
+#ifndef TRAIND_STORE_STORE_H
+#define TRAIND_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traind/dataset.h"
+#include "traind/status.h"
+
+#define TD_ID_MAX 40           /* ids, NUL included */
+#define TD_NAME_MAX 128        /* dataset names, NUL included */
+#define TD_TIME_MAX 32         /* "2024-05-01T12:34:56.789Z" */
+#define TD_IDEM_KEY_MAX 256    /* idempotency keys, NUL included */
+#define TD_MODEL_NAME_MAX 32
+#define TD_ERRCODE_MAX 32
+#define TD_ERRMSG_MAX 512
+#define TD_HIST_MAX_COLS 64
+#define TD_HIST_NAME_MAX 32
+#define TD_STORE_SCHEMA 1      /* PRAGMA user_version */
+
+typedef struct td_store td_store;
+
+/* Opens (creating if needed) state_dir, its subdirectories and traind.db; creates or
+ * checks the schema; takes the directory lock (TD_ECONFLICT if another process holds
+ * it); removes leftovers of a crash (temp files, dataset files without a row,
+ * checkpoint files other than each job's recorded one, model files without a row). */
+td_status td_store_open(td_store **out, const char *state_dir, td_error *err);
+/* Closes the database and releases the lock; NULL is fine. */
+void td_store_close(td_store *s);
+
+/* New id: prefix ("ds_", "job_") + 24 hex digits, time-ordered (see above). prefix must
+ * be at most 15 characters. Thread-safe. */
+void td_store_new_id(char out[TD_ID_MAX], const char *prefix);
+
+/* Current time as RFC 3339 UTC with milliseconds: "2024-05-01T12:34:56.789Z". */
+void td_store_now(char out[TD_TIME_MAX]);
+
+/* ---- datasets --------------------------------------------------------------------- */
+
+typedef enum {
+    TD_TARGET_NONE = 0,          /* no labels (gmm) */
+    TD_TARGET_INDEX,             /* y (N, 1) class indices */
+    TD_TARGET_GROUPED,           /* y (N, G) class indices per group, G > 1 */
+    TD_TARGET_PROBS              /* Y (N, K) probabilities */
+} td_target_kind;
+
+/* "none", "index", "grouped", "probs". */
+const char *td_target_name(td_target_kind t);
+
+typedef struct td_dataset_meta {
+    char id[TD_ID_MAX];
+    char name[TD_NAME_MAX];      /* "" when none was given */
+    int64_t N, D;                /* n_samples, n_features */
+    int64_t n_classes;           /* index/grouped: max(y) + 1 over y >= 0; probs: Y_cols;
+                                    none: 0 */
+    td_target_kind target;
+    int64_t y_cols, Y_cols;      /* 0 when absent */
+    int64_t P;                   /* n_pairs */
+    char created_at[TD_TIME_MAX];
+    int64_t bytes;               /* size of the data file */
+} td_dataset_meta;
+
+/* A loaded dataset: ds's arrays point into buf (one allocation). */
+typedef struct td_stored_dataset {
+    td_dataset_meta meta;
+    td_dataset ds;
+    void *buf;
+} td_stored_dataset;
+
+/* Stores ds (arrays copied to datasets/<id>.bin, then the row inserted) under a new
+ * "ds_" id; name may be NULL. At most one of y, Y; y needs y_cols >= 1, Y needs
+ * Y_cols >= 1; P > 0 needs pairs and pair_labels. The store does not validate label
+ * values or pair indices (the HTTP edge does). *out (may be NULL) gets the metadata. */
+td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *name,
+                               td_dataset_meta *out, td_error *err);
+td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
+                               td_error *err);
+/* Newest first: up to limit (>= 1) datasets with id < after (after NULL or "" = from the
+ * newest). *rows is a malloc'd array of *n (free it with free()); next gets the cursor
+ * for the following page, or "" when this page is the last. */
+td_status td_store_dataset_list(td_store *s, int limit, const char *after,
+                                td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
+                                td_error *err);
+/* Reads the arrays (checksum verified) into *out; free with td_stored_dataset_fini. */
+td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
+                                td_error *err);
+void td_stored_dataset_fini(td_stored_dataset *sd);
+/* *in_use = 1 when a queued or running job uses id as dataset or validation. */
+td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err);
+/* Deletes the row and the file; TD_ECONFLICT (checked in the same transaction) while a
+ * queued or running job uses it, TD_ENOTFOUND if absent. */
+td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err);
+
+/* ---- jobs ------------------------------------------------------------------------- */
+
+typedef enum {
+    TD_JOB_QUEUED = 0, TD_JOB_RUNNING, TD_JOB_SUCCEEDED, TD_JOB_FAILED, TD_JOB_CANCELLED,
+    TD_JOB_NSTATES
+} td_job_state;
+
+/* "queued", "running", "succeeded", "failed", "cancelled". */
+const char *td_job_state_name(td_job_state st);
+/* Parses a state name; returns TD_EINVAL (field "state") for anything else. */
+td_status td_job_state_parse(const char *name, td_job_state *out, td_error *err);
+/* 1 for succeeded, failed, cancelled. */
+int td_job_state_terminal(td_job_state st);
+
+/* What a new job is made of (all strings borrowed). */
+typedef struct td_job_spec {
+    const char *model;           /* "softmax", ... (< TD_MODEL_NAME_MAX) */
+    const char *dataset;         /* id of a stored dataset */
+    const char *validation;      /* id of a stored dataset, or NULL */
+    const char *hyperparameters; /* JSON text, every value resolved */
+    int64_t epochs;              /* planned, for progress */
+    const char *idempotency_key; /* NULL or "" for none; < TD_IDEM_KEY_MAX */
+} td_job_spec;
+
+/* One job as stored. The fixed arrays are "" when unset. hyperparameters and metrics
+ * are malloc'd (metrics NULL until the first epoch); free with td_job_row_fini. */
+typedef struct td_job_row {
+    char id[TD_ID_MAX];
+    char model[TD_MODEL_NAME_MAX];
+    char dataset[TD_ID_MAX];
+    char validation[TD_ID_MAX];
+    td_job_state state;
+    char created_at[TD_TIME_MAX];
+    char started_at[TD_TIME_MAX];
+    char finished_at[TD_TIME_MAX];
+    char error_code[TD_ERRCODE_MAX];
+    char error_message[TD_ERRMSG_MAX];
+    int64_t restarts;            /* resumptions after a restart of the daemon */
+    int64_t epoch;               /* epochs completed (last committed) */
+    int64_t epochs;              /* planned */
+    int cancel_requested;
+    char idempotency_key[TD_IDEM_KEY_MAX];
+    int64_t checkpoint_epoch;    /* epoch of the recorded checkpoint, -1 when none */
+    int has_model;               /* 1 once td_store_model_put ran */
+    char *hyperparameters;       /* JSON */
+    char *metrics;               /* JSON of the latest record, or NULL */
+} td_job_row;
+
+void td_job_row_fini(td_job_row *row);
+/* Finalises rows[0..n) and frees the array. */
+void td_job_rows_free(td_job_row *rows, int n);
+
+/* Inserts a queued job with a new "job_" id written to id_out. The dataset (and the
+ * validation set) must exist, checked in the same transaction: TD_ENOTFOUND with field
+ * "dataset" / "validation" otherwise. A duplicate idempotency key is TD_ECONFLICT
+ * (field "idempotency_key") with the existing job's id in id_out. */
+td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[TD_ID_MAX],
+                              td_error *err);
+td_status td_store_job_get(td_store *s, const char *id, td_job_row *out, td_error *err);
+/* TD_ENOTFOUND when no job has that key. */
+td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row *out,
+                                       td_error *err);
+/* Newest first; state < 0 means every state, else a td_job_state filter; limit >= 1;
+ * after NULL or "" starts at the newest. Free *rows with td_job_rows_free; next as in
+ * td_store_dataset_list. */
+td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
+                            td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err);
+/* Jobs in state queued or running, oldest first (recovery at start-up). */
+td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err);
+/* counts[state] = number of jobs in that state (for /metrics). */
+td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_error *err);
+
+/* A worker takes the job: queued -> running (started_at = now); a job already running
+ * (found so at start-up, i.e. being resumed) stays running with restarts + 1 and its
+ * original started_at. TD_ECONFLICT when the job is terminal (e.g. cancelled while
+ * queued): the worker must skip it. *out (may be NULL) gets the updated row. */
+td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err);
+/* Latest epoch and metrics JSON (may be NULL) without a history record. */
+td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
+                                const char *metrics_json, td_error *err);
+/* queued/running -> state (terminal), finished_at = now, error_code / error_message
+ * (may be NULL; kept "" then). TD_ECONFLICT when already terminal (a terminal state
+ * never changes), TD_EINVAL when state is not terminal. */
+td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
+                              const char *error_code, const char *error_message,
+                              td_error *err);
+/* The cancel request, atomically: queued -> cancelled at once (finished_at = now);
+ * running -> cancel_requested = 1 (the worker stops within an epoch and finishes it as
+ * cancelled); terminal -> TD_ECONFLICT. *state_after (may be NULL) gets the new state. */
+td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after,
+                              td_error *err);
+/* Deletes a terminal job with its history, checkpoint and model; TD_ECONFLICT
+ * (same transaction) when it is queued or running. */
+td_status td_store_job_delete(td_store *s, const char *id, td_error *err);
+
+/* ---- history: one record of named double columns per epoch -------------------------- */
+
+/* Sets the column names of job_id's records (n <= TD_HIST_MAX_COLS, each name
+ * [A-Za-z0-9_]+ shorter than TD_HIST_NAME_MAX). Setting them again is allowed with the
+ * same count; a different count while records exist is TD_ECONFLICT. */
+td_status td_store_history_columns_set(td_store *s, const char *job_id,
+                                       const char *const *names, int n, td_error *err);
+/* Appends (or replaces) the record of epoch: values[0..n), n == the column count
+ * (TD_EINVAL otherwise, or when columns were never set). Values are kept bit-exact:
+ * NaN (= null) stays NaN. */
+td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch,
+                                  const double *values, int n, td_error *err);
+
+/* Columnar history: column c is cols[c * n_rows .. (c + 1) * n_rows). */
+typedef struct td_history {
+    int n_cols;
+    char names[TD_HIST_MAX_COLS][TD_HIST_NAME_MAX];
+    int64_t n_rows;
+    int64_t *epochs;             /* (n_rows) ascending, malloc'd */
+    double *cols;                /* (n_cols, n_rows) malloc'd */
+} td_history;
+
+/* Records with epoch > after_epoch (pass -1 for all) in epoch order. TD_ENOTFOUND when
+ * the job does not exist; a job without columns gives n_cols = n_rows = 0. Free with
+ * td_history_fini. */
+td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_epoch,
+                               td_history *out, td_error *err);
+void td_history_fini(td_history *h);
+/* Deletes records with epoch > after_epoch. */
+td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
+                                    td_error *err);
+
+/* ---- the per-epoch commit and checkpoints ------------------------------------------- */
+
+/* Everything one finished epoch produces, made durable consistently:
+ *  1. when ckpt != NULL, the checkpoint is written to checkpoints/<job>.<epoch>.ckpt
+ *     (atomic rename; the previously recorded file is untouched);
+ *  2. one transaction appends the history record (n values), sets the job's epoch and
+ *     metrics (metrics_json may be NULL) and, with a checkpoint, records its epoch;
+ *  3. the previously recorded checkpoint file is removed.
+ * After a crash anywhere, the recorded checkpoint exists and matches its epoch, and
+ * history holds every epoch up to the job's epoch; recovery = td_store_checkpoint_load
+ * + td_store_history_truncate(job, checkpoint epoch) (or 0 without a checkpoint), then
+ * train on. A file of step 1 that never got recorded is swept at the next open. */
+td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
+                                const double *record, int n, const char *metrics_json,
+                                const void *ckpt, size_t ckpt_len, td_error *err);
+/* Records a checkpoint of an epoch already committed (epoch <= the job's epoch,
+ * TD_EINVAL otherwise), without a history record: e.g. at SIGTERM, when the last
+ * td_store_epoch_commit carried no checkpoint because checkpoint_interval_s had not
+ * passed. Same file discipline as td_store_epoch_commit. */
+td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch,
+                                   const void *ckpt, size_t ckpt_len, td_error *err);
+/* Loads the latest recorded checkpoint (checksum verified): *buf malloc'd (free with
+ * td_store_free), *len bytes, *epoch its epoch. TD_ENOTFOUND when there is none. */
+td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
+                                   int64_t *epoch, td_error *err);
+
+/* ---- models ------------------------------------------------------------------------- */
+
+/* Stores job_id's final model: meta_json (the shape description) and params (n) in
+ * models/<job_id>.bin (params first, then the meta text); replaces a previous one.
+ * TD_ENOTFOUND if the job is absent. */
+td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_json,
+                             const float *params, int64_t n, td_error *err);
+/* *meta_json (NUL-terminated) and *params (n; never NULL) are malloc'd: free both with
+ * td_store_free. TD_ENOTFOUND when the job or its model is absent. */
+td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
+                             float **params, int64_t *n, td_error *err);
+
+/* Frees buffers the store handed out (checkpoints, model meta and params). */
+void td_store_free(void *p);
+
+#endif
