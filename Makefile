@@ -71,7 +71,7 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
-bench: $(BUILD)/libtraind.a $(BUILD)/traind
+bench: $(BUILD)/libtraind.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 	bench/run.sh $(BUILD)
 
 run: $(BUILD)/traind
@@ -88,3 +88,7 @@ clean:
 
 .PHONY: all test asan bench run install clean
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -16,7 +16,7 @@
 
 typedef float v16 __attribute__((vector_size(64)));
 #define RB 16                  /* rows per block */
-#define MIN_CHUNK 2048         /* rows per chunk, at least */
+#define MIN_CHUNK 128          /* rows per chunk, at least */
 
 typedef struct chunk {
     v16 *dW;                   /* (D, KV) partial gradient */

@@ -58,22 +58,39 @@ static double xent_coef(const float *Y, int32_t y, const float *w, double eps, i
 }
 
 /* One row of cross entropy on logits z (K). Returns -sum_k c_k log p_k (coefficients as
- * in xent_coef); dz (K) is overwritten with scale * d(loss)/dz when non-NULL. */
+ * in xent_coef); dz (K) is overwritten with scale * d(loss)/dz when non-NULL.
+ * Hot path of the trainers: one exp per element (kept in dz until the gradient is formed),
+ * one log per row, and only the non-zero coefficients touch the loss. */
 static double xent_row(float *dz, const float *z, const float *Y, int32_t y, const float *w,
                        double eps, int64_t K, float scale)
 {
-    lsm r = row_log_softmax(z, K);
-    double loss = 0.0, csum = 0.0;
+    float m = z[0];
+    for (int64_t k = 1; k < K; k++)
+        if (z[k] > m) m = z[k];
+    double s = 0.0;
     for (int64_t k = 0; k < K; k++) {
-        double c = xent_coef(Y, y, w, eps, K, k);
-        loss -= c * lsm_logp(&r, z[k]);
-        csum += c;
+        float e = expf(z[k] - m);
+        if (dz) dz[k] = e;
+        s += e;
     }
-    if (dz)
+    const double logsum = log(s);
+    double loss = 0.0, csum = 0.0;
+    if (!Y && eps == 0.0) { /* one-hot target: one coefficient */
+        csum = w ? (double)w[y] : 1.0;
+        loss = -csum * (((double)z[y] - m) - logsum);
+    } else {
         for (int64_t k = 0; k < K; k++) {
-            double p = exp(lsm_logp(&r, z[k]));
-            dz[k] = (float)((double)scale * (p * csum - xent_coef(Y, y, w, eps, K, k)));
+            double c = xent_coef(Y, y, w, eps, K, k);
+            if (c != 0.0) loss -= c * (((double)z[k] - m) - logsum);
+            csum += c;
         }
+    }
+    if (dz) {
+        const double inv = 1.0 / s;
+        for (int64_t k = 0; k < K; k++)
+            dz[k] = (float)((double)scale * ((double)dz[k] * inv * csum -
+                                             xent_coef(Y, y, w, eps, K, k)));
+    }
     return loss;
 }
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# make bench: each BENCH.md workload that exists so far, traind beside its peer from the
+# same run. Peers need /usr/bin/python3 with python3-torch / python3-sklearn; without them
+# traind's figure is printed alone. Benchmarks never fail the build on a slow figure.
+# Usage: bench/run.sh BUILD_DIR   (REPEAT=n runs each side n times and takes the median)
+set -u
+B=${1:-build}
+REPEAT=${REPEAT:-3}
+ANCHORS=$(cd "$(dirname "$0")/../../shared/anchors" 2>/dev/null && pwd)
+PY=/usr/bin/python3
+have_torch=0
+$PY -c 'import torch' 2>/dev/null && have_torch=1
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+
+# run N times: a command whose output contains "<x> ms/epoch"; prints the median x
+ms_per_epoch() {
+    for _ in $(seq "$REPEAT"); do
+        "$@" 2>/dev/null | grep -o '[0-9.]* ms/epoch' | head -1 | cut -d' ' -f1
+    done | median
+}
+
+row() { # id, what, traind ms, peer ms, target text
+    local ratio="n/a"
+    if [ "$4" != "n/a" ] && [ "$4" != "nan" ]; then
+        ratio=$(awk -v a="$3" -v b="$4" 'BEGIN {printf "%.1fx", b / a}')
+    fi
+    printf '%-4s %-44s %10s %12s %8s   %s\n' "$1" "$2" "$3" "$4" "$ratio" "$5"
+}
+
+printf '%-4s %-44s %10s %12s %8s   %s\n' id workload "traind ms" "peer ms" "speedup" target
+peer() { if [ $have_torch = 1 ] && [ -n "$ANCHORS" ]; then ms_per_epoch $PY "$ANCHORS/$@"; else echo n/a; fi; }
+
+t=$(ms_per_epoch "$B/bench/bench_softmax" gd 100000 256 10 20)
+p=$(peer softmax_ref.py torch gd 100000 256 10 20)
+row W1 "softmax full-batch GD, 100000x256, K=10 /epoch" "$t" "$p" "<= 25 ms/epoch and >= 4x PyTorch"
+
+t=$(ms_per_epoch "$B/bench/bench_softmax" adam 100000 256 10 2)
+p=$(peer softmax_ref.py torch adam 100000 256 10 2)
+row W2 "softmax Adam batch 256, 100000x256 /epoch" "$t" "$p" ">= 10x PyTorch"
+
+[ $have_torch = 1 ] || echo "(peers not run: /usr/bin/python3 lacks torch; apt-get install python3-torch python3-sklearn)"
+echo "medians of $REPEAT runs each; 2-core machine, shared and noisy: compare the ratio, not the absolute times"
