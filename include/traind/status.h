@@ -18,6 +18,8 @@ typedef enum {
     TD_ENOTFOUND,   /* no such object */
     TD_ECONFLICT,   /* state conflict (HTTP 409) */
     TD_EUNAVAIL,    /* feature not available yet */
+    TD_EBUSY,       /* queue full: retry later (HTTP 429) */
+    TD_ESHUTDOWN,   /* the daemon is shutting down (HTTP 503) */
     TD_EINTERNAL    /* programmer error that was caught */
 } td_status;
 
