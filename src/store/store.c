@@ -726,7 +726,9 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     sqlite3_stmt *st = NULL;
     td_dataset_meta *v = NULL;
     int count = 0, locked = 0;
+    char cursor[TD_ID_MAX];
 
+    snprintf(cursor, sizeof cursor, "%s", after ? after : "");   /* after may alias next */
     *rows = NULL;
     *n = 0;
     next[0] = '\0';
@@ -747,7 +749,7 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
                  err);
     if (rc)
         goto cleanup;
-    bind_opt(st, 1, after);
+    bind_opt(st, 1, cursor);
     sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
     for (;;) {
         int row;
@@ -1029,6 +1031,8 @@ static td_status job_state_locked(td_store *s, const char *id, int *state, int64
     int row = 0;
 
     *state = -1;
+    if (ckpt_epoch)
+        *ckpt_epoch = -1;
     rc = prepare(s, &st,
                  "SELECT state, checkpoint_epoch, model_params IS NOT NULL FROM jobs "
                  "WHERE id = ?1",
@@ -1190,7 +1194,9 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int locked = 0;
+    char cursor[TD_ID_MAX];
 
+    snprintf(cursor, sizeof cursor, "%s", after ? after : "");   /* after may alias next */
     *rows = NULL;
     *n = 0;
     next[0] = '\0';
@@ -1211,7 +1217,7 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     if (rc)
         goto cleanup;
     bind_opt(st, 1, state >= 0 ? STATE_NAMES[state] : NULL);
-    bind_opt(st, 2, after);
+    bind_opt(st, 2, cursor);
     sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
     rc = collect_jobs(s, st, limit + 1, rows, n, err);
     if (rc)
@@ -1871,7 +1877,7 @@ cleanup:
         ckpt_path(path, sizeof path, s, job_id, old);   /* the superseded checkpoint */
         unlink(path);
     } else if (written && !committed && old != -2 && old != epoch) {
-        unlink(path);             /* never recorded; the recorded one is untouched */
+        unlink(path);             /* never recorded, and not the recorded one */
     }
     return rc;
 }

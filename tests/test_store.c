@@ -1,0 +1,1040 @@
+/* test_store.c — blob files and the SQLite store, against a real temp directory. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/blob.h"
+#include "store/store.h"
+#include "testutil.h"
+
+static char g_dir[256];
+static td_error g_err;
+
+static void mk_tmpdir(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/traind_store_XXXXXX");
+    ck_assert(mkdtemp(g_dir) != NULL);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void rm_tmpdir(void)
+{
+    nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Asserts st == want, printing the store's message otherwise. */
+#define EXPECT(want, expr)                                                              \
+    do {                                                                                \
+        memset(&g_err, 0, sizeof g_err);                                                \
+        td_status st_ = (expr);                                                         \
+        ck_assert_msg(st_ == (want), "%s -> %s (%s), want %s", #expr,                 \
+                      td_status_code(st_), g_err.message, td_status_code(want));        \
+    } while (0)
+#define E (&g_err)
+
+static td_store *open_store(void)
+{
+    td_store *s = NULL;
+    EXPECT(TD_OK, td_store_open(&s, g_dir, E));
+    ck_assert(s != NULL);
+    return s;
+}
+
+/* Entries of g_dir/sub whose name contains needle (NULL: all). */
+static int count_files(const char *sub, const char *needle)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", g_dir, sub);
+    DIR *d = opendir(path);
+    ck_assert(d != NULL);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && (!needle || strstr(de->d_name, needle)))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void flip_byte(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert(f != NULL);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    int c = fgetc(f);
+    ck_assert_int_ne(c, EOF);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+}
+
+/* A dataset with every array: X (N, D), y (N, G), pairs (P, 2), pair_labels (P). */
+typedef struct {
+    float *X;
+    int32_t *y, *pairs, *labels;
+    float *Y;
+    td_dataset ds;
+} fixture_ds;
+
+static void make_ds(fixture_ds *f, int64_t N, int64_t D, int64_t G, int64_t P, int probs,
+                    unsigned seed)
+{
+    memset(f, 0, sizeof *f);
+    f->X = malloc(sizeof(float) * (size_t)(N * D));
+    for (int64_t i = 0; i < N * D; i++) {
+        seed = seed * 1103515245u + 12345u;
+        f->X[i] = (float)((int)(seed >> 8) - (1 << 22)) * 1.2345e-5f;
+    }
+    f->ds.N = N, f->ds.D = D, f->ds.X = f->X;
+    if (probs) {
+        f->Y = malloc(sizeof(float) * (size_t)(N * G));
+        for (int64_t i = 0; i < N * G; i++)
+            f->Y[i] = 1.0f / (float)G;
+        f->ds.Y = f->Y, f->ds.Y_cols = G;
+    } else if (G > 0) {
+        f->y = malloc(sizeof(int32_t) * (size_t)(N * G));
+        for (int64_t i = 0; i < N * G; i++)
+            f->y[i] = (int32_t)(i % 7);
+        f->ds.y = f->y, f->ds.y_cols = G;
+    }
+    if (P > 0) {
+        f->pairs = malloc(sizeof(int32_t) * (size_t)(2 * P));
+        f->labels = malloc(sizeof(int32_t) * (size_t)P);
+        for (int64_t p = 0; p < P; p++) {
+            f->pairs[2 * p] = (int32_t)(p % N);
+            f->pairs[2 * p + 1] = (int32_t)((p * 3 + 1) % N);
+            f->labels[p] = (int32_t)(p & 1);
+        }
+        f->ds.pairs = f->pairs, f->ds.pair_labels = f->labels, f->ds.P = P;
+    }
+}
+
+static void free_ds(fixture_ds *f)
+{
+    free(f->X), free(f->y), free(f->Y), free(f->pairs), free(f->labels);
+}
+
+static void put_small_ds(td_store *s, td_dataset_meta *m)
+{
+    fixture_ds f;
+    make_ds(&f, 4, 3, 1, 0, 0, 1);
+    EXPECT(TD_OK, td_store_dataset_put(s, &f.ds, "small", m, E));
+    free_ds(&f);
+}
+
+static void insert_job(td_store *s, const char *ds, const char *key, char id[TD_ID_MAX])
+{
+    td_job_spec spec = {.model = "softmax", .dataset = ds, .hyperparameters = "{\"lr\":0.1}",
+                        .epochs = 10, .idempotency_key = key};
+    EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
+}
+
+/* ---- blob ------------------------------------------------------------------------- */
+
+START_TEST(xxh64_vectors)
+{
+    /* Values from the reference libxxhash (XXH64, seed 0). */
+    uint8_t big[768];
+    for (int i = 0; i < 768; i++)
+        big[i] = (uint8_t)i;
+    ck_assert_uint_eq(td_xxh64("", 0, 0), 0xef46db3751d8e999ULL);
+    ck_assert_uint_eq(td_xxh64("a", 1, 0), 0xd24ec4f1a98c6e5bULL);
+    ck_assert_uint_eq(td_xxh64("abc", 3, 0), 0x44bc2cf5ad770999ULL);
+    ck_assert_uint_eq(td_xxh64(big, sizeof big, 0), 0x8e03c838c596036fULL);
+    /* Streaming in odd pieces gives the one-shot value. */
+    td_xxh64_state h;
+    td_xxh64_init(&h, 0);
+    size_t cuts[] = {0, 1, 5, 31, 32, 33, 100, 101, 500, 768};
+    for (size_t i = 1; i < sizeof cuts / sizeof *cuts; i++)
+        td_xxh64_update(&h, big + cuts[i - 1], cuts[i] - cuts[i - 1]);
+    ck_assert_uint_eq(td_xxh64_digest(&h), 0x8e03c838c596036fULL);
+}
+END_TEST
+
+START_TEST(blob_roundtrip_and_corruption)
+{
+    mk_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/b.bin", g_dir);
+    const char a[] = "hello ", b[] = "segmented world";
+    float f[1000];
+    for (int i = 0; i < 1000; i++)
+        f[i] = (float)i * 0.5f;
+    td_blob_seg segs[4] = {{a, 6}, {NULL, 0}, {b, sizeof b}, {f, sizeof f}};
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_MODEL, 77, segs, 4, E));
+
+    /* Overwrite with the same name works and leaves no temp file behind. */
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_MODEL, 78, segs, 4, E));
+    ck_assert_int_eq(count_files(".", ".tmp."), 0);
+    ck_assert_int_eq(count_files(".", NULL), 1);
+
+    void *p;
+    size_t len;
+    uint64_t aux;
+    EXPECT(TD_OK, td_blob_read(path, TD_BLOB_MODEL, &aux, &p, &len, E));
+    ck_assert_uint_eq(aux, 78);
+    ck_assert_uint_eq(len, 6 + sizeof b + sizeof f);
+    ck_assert_int_eq(memcmp(p, "hello segmented world", 22), 0);
+    ck_assert_int_eq(memcmp((char *)p + 6 + sizeof b, f, sizeof f), 0);
+    td_blob_free(p);
+
+    EXPECT(TD_EIO, td_blob_read(path, TD_BLOB_DATASET, NULL, &p, &len, E));
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(g_err.message, path));
+
+    flip_byte(path, TD_BLOB_HEADER + 3000);
+    EXPECT(TD_EIO, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
+    ck_assert_ptr_nonnull(strstr(g_err.message, path));
+    ck_assert_ptr_nonnull(strstr(g_err.message, "checksum"));
+    flip_byte(path, TD_BLOB_HEADER + 3000);
+    EXPECT(TD_OK, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
+    td_blob_free(p);
+
+    flip_byte(path, 17);          /* aux is covered by the checksum too */
+    EXPECT(TD_EIO, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
+    flip_byte(path, 17);
+
+    ck_assert_int_eq(truncate(path, TD_BLOB_HEADER + 10), 0);
+    EXPECT(TD_EIO, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
+    ck_assert_ptr_nonnull(strstr(g_err.message, "length"));
+    ck_assert_int_eq(truncate(path, 5), 0);
+    EXPECT(TD_EIO, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
+
+    snprintf(path, sizeof path, "%s/missing.bin", g_dir);
+    EXPECT(TD_ENOTFOUND, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
+
+    /* Empty payload. */
+    snprintf(path, sizeof path, "%s/empty.bin", g_dir);
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_MODEL, 0, NULL, 0, E));
+    EXPECT(TD_OK, td_blob_read(path, TD_BLOB_MODEL, NULL, &p, &len, E));
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(len, 0);
+    td_blob_free(p);
+
+    /* A write into a missing directory fails cleanly. */
+    snprintf(path, sizeof path, "%s/nodir/x.bin", g_dir);
+    EXPECT(TD_EIO, td_blob_write(path, TD_BLOB_MODEL, 0, segs, 1, E));
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- ids ---------------------------------------------------------------------------- */
+
+START_TEST(ids_are_ordered)
+{
+    char prev[TD_ID_MAX] = "", id[TD_ID_MAX];
+    for (int i = 0; i < 1000; i++) {
+        td_store_new_id(id, "job_");
+        ck_assert_uint_eq(strlen(id), 4 + 24);
+        ck_assert_int_eq(strncmp(id, "job_", 4), 0);
+        ck_assert_uint_eq(strspn(id + 4, "0123456789abcdef"), 24);
+        ck_assert_msg(strcmp(prev, id) < 0, "%s !< %s", prev, id);
+        memcpy(prev, id, sizeof id);
+    }
+    char t[TD_TIME_MAX];
+    td_store_now(t);
+    ck_assert_uint_eq(strlen(t), 24);
+    ck_assert_int_eq(t[10], 'T');
+    ck_assert_int_eq(t[23], 'Z');
+}
+END_TEST
+
+/* ---- datasets ----------------------------------------------------------------------- */
+
+START_TEST(dataset_roundtrip)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    struct {
+        int64_t N, D, G, P;
+        int probs;
+        td_target_kind kind;
+        int64_t K;
+    } cases[] = {{50, 7, 1, 0, 0, TD_TARGET_INDEX, 7},  {20, 3, 4, 0, 0, TD_TARGET_GROUPED, 7},
+                 {10, 2, 5, 0, 1, TD_TARGET_PROBS, 5},  {30, 4, 0, 0, 0, TD_TARGET_NONE, 0},
+                 {25, 6, 0, 40, 0, TD_TARGET_NONE, 0}, {1, 1, 1, 1, 0, TD_TARGET_INDEX, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        fixture_ds f;
+        make_ds(&f, cases[c].N, cases[c].D, cases[c].G, cases[c].P, cases[c].probs,
+                (unsigned)c + 3);
+        td_dataset_meta m, g;
+        EXPECT(TD_OK, td_store_dataset_put(s, &f.ds, c ? NULL : "iris", &m, E));
+        ck_assert_int_eq(strncmp(m.id, "ds_", 3), 0);
+        ck_assert_str_eq(m.name, c ? "" : "iris");
+        ck_assert_int_eq(m.N, cases[c].N);
+        ck_assert_int_eq(m.D, cases[c].D);
+        ck_assert_int_eq(m.target, cases[c].kind);
+        ck_assert_int_eq(m.n_classes, cases[c].K);
+        ck_assert_int_eq(m.P, cases[c].P);
+        EXPECT(TD_OK, td_store_dataset_get(s, m.id, &g, E));
+        ck_assert_int_eq(memcmp(&m, &g, sizeof m), 0);
+
+        td_stored_dataset sd;
+        EXPECT(TD_OK, td_store_dataset_load(s, m.id, &sd, E));
+        const td_dataset *d = &sd.ds;
+        ck_assert_int_eq(d->N, f.ds.N);
+        ck_assert_int_eq(d->D, f.ds.D);
+        ck_assert_int_eq(memcmp(d->X, f.X, sizeof(float) * (size_t)(d->N * d->D)), 0);
+        if (f.y) {
+            ck_assert_int_eq(d->y_cols, f.ds.y_cols);
+            ck_assert_int_eq(memcmp(d->y, f.y, sizeof(int32_t) * (size_t)(d->N * d->y_cols)),
+                             0);
+        } else {
+            ck_assert_ptr_null(d->y);
+        }
+        if (f.Y) {
+            ck_assert_int_eq(d->Y_cols, f.ds.Y_cols);
+            ck_assert_int_eq(memcmp(d->Y, f.Y, sizeof(float) * (size_t)(d->N * d->Y_cols)), 0);
+        } else {
+            ck_assert_ptr_null(d->Y);
+        }
+        if (f.pairs) {
+            ck_assert_int_eq(memcmp(d->pairs, f.pairs, sizeof(int32_t) * 2 * (size_t)d->P), 0);
+            ck_assert_int_eq(memcmp(d->pair_labels, f.labels, sizeof(int32_t) * (size_t)d->P),
+                             0);
+        } else {
+            ck_assert_ptr_null(d->pairs);
+        }
+        struct stat sb;
+        char path[512];
+        snprintf(path, sizeof path, "%s/datasets/%s.bin", g_dir, m.id);
+        ck_assert_int_eq(stat(path, &sb), 0);
+        ck_assert_int_eq(sb.st_size, m.bytes);
+        td_stored_dataset_fini(&sd);
+        free_ds(&f);
+    }
+
+    /* Bad input. */
+    fixture_ds f;
+    make_ds(&f, 3, 2, 1, 0, 0, 1);
+    td_dataset bad = f.ds;
+    bad.D = 0;
+    EXPECT(TD_EINVAL, td_store_dataset_put(s, &bad, NULL, NULL, E));
+    bad = f.ds;
+    bad.Y = f.X, bad.Y_cols = 2;
+    EXPECT(TD_EINVAL, td_store_dataset_put(s, &bad, NULL, NULL, E));
+    bad = f.ds;
+    bad.N = INT64_MAX / 2;
+    EXPECT(TD_EINVAL, td_store_dataset_put(s, &bad, NULL, NULL, E));
+    free_ds(&f);
+
+    td_dataset_meta g;
+    td_stored_dataset sd;
+    EXPECT(TD_ENOTFOUND, td_store_dataset_get(s, "ds_nope", &g, E));
+    EXPECT(TD_ENOTFOUND, td_store_dataset_get(s, "../../etc/passwd", &g, E));
+    EXPECT(TD_ENOTFOUND, td_store_dataset_load(s, "../traind.db", &sd, E));
+    ck_assert_int_eq(count_files("datasets", ".tmp."), 0);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+START_TEST(dataset_corruption)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    fixture_ds f;
+    make_ds(&f, 100, 10, 1, 0, 0, 9);
+    td_dataset_meta m;
+    EXPECT(TD_OK, td_store_dataset_put(s, &f.ds, NULL, &m, E));
+    char path[512];
+    snprintf(path, sizeof path, "%s/datasets/%s.bin", g_dir, m.id);
+    flip_byte(path, TD_BLOB_HEADER + 64 + 4 * 500 + 1);
+    td_stored_dataset sd;
+    EXPECT(TD_EIO, td_store_dataset_load(s, m.id, &sd, E));
+    ck_assert_msg(strstr(g_err.message, path) != NULL, "message \"%s\" names no file",
+                  g_err.message);
+    ck_assert_ptr_null(sd.buf);
+
+    /* The row stays but its file vanished: an I/O error, not "not found". */
+    ck_assert_int_eq(unlink(path), 0);
+    EXPECT(TD_EIO, td_store_dataset_load(s, m.id, &sd, E));
+    td_store_close(s);
+    free_ds(&f);
+    rm_tmpdir();
+}
+END_TEST
+
+START_TEST(dataset_list_paging)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta made[5];
+    for (int i = 0; i < 5; i++)
+        put_small_ds(s, &made[i]);
+    td_dataset_meta *rows;
+    int n;
+    char next[TD_ID_MAX];
+    EXPECT(TD_OK, td_store_dataset_list(s, 10, NULL, &rows, &n, next, E));
+    ck_assert_int_eq(n, 5);
+    ck_assert_str_eq(next, "");
+    for (int i = 0; i < 5; i++)
+        ck_assert_str_eq(rows[i].id, made[4 - i].id);
+    free(rows);
+
+    /* Pages of 2: [4 3] [2 1] [0]. */
+    char after[TD_ID_MAX] = "";
+    int seen = 0;
+    for (int page = 0; page < 3; page++) {
+        EXPECT(TD_OK, td_store_dataset_list(s, 2, after, &rows, &n, next, E));
+        ck_assert_int_eq(n, page < 2 ? 2 : 1);
+        for (int i = 0; i < n; i++)
+            ck_assert_str_eq(rows[i].id, made[4 - seen - i].id);
+        seen += n;
+        if (page < 2)
+            ck_assert_str_eq(next, rows[n - 1].id);
+        else
+            ck_assert_str_eq(next, "");
+        memcpy(after, next, sizeof after);
+        free(rows);
+    }
+    ck_assert_int_eq(seen, 5);
+    EXPECT(TD_EINVAL, td_store_dataset_list(s, 0, NULL, &rows, &n, next, E));
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+START_TEST(dataset_delete_conflict)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta train, val;
+    put_small_ds(s, &train);
+    put_small_ds(s, &val);
+    char id[TD_ID_MAX];
+    td_job_spec spec = {.model = "softmax", .dataset = train.id, .validation = val.id,
+                        .hyperparameters = "{}", .epochs = 3};
+    EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
+    int in_use = 0;
+    EXPECT(TD_OK, td_store_dataset_in_use(s, val.id, &in_use, E));
+    ck_assert_int_eq(in_use, 1);
+    EXPECT(TD_ECONFLICT, td_store_dataset_delete(s, train.id, E));
+    EXPECT(TD_ECONFLICT, td_store_dataset_delete(s, val.id, E));
+    EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
+    EXPECT(TD_ECONFLICT, td_store_dataset_delete(s, train.id, E));
+    EXPECT(TD_OK, td_store_job_finish(s, id, TD_JOB_SUCCEEDED, NULL, NULL, E));
+    EXPECT(TD_OK, td_store_dataset_in_use(s, val.id, &in_use, E));
+    ck_assert_int_eq(in_use, 0);
+    EXPECT(TD_OK, td_store_dataset_delete(s, train.id, E));
+    EXPECT(TD_ENOTFOUND, td_store_dataset_delete(s, train.id, E));
+    td_dataset_meta g;
+    EXPECT(TD_ENOTFOUND, td_store_dataset_get(s, train.id, &g, E));
+    ck_assert_int_eq(count_files("datasets", NULL), 1);
+    /* A job cannot be created on a deleted dataset. */
+    EXPECT(TD_ENOTFOUND, td_store_job_insert(s, &spec, id, E));
+    ck_assert_str_eq(g_err.field, "dataset");
+    spec.dataset = val.id, spec.validation = "ds_gone";
+    EXPECT(TD_ENOTFOUND, td_store_job_insert(s, &spec, id, E));
+    ck_assert_str_eq(g_err.field, "validation");
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+START_TEST(job_lifecycle)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char a[TD_ID_MAX], b[TD_ID_MAX], c[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, a);
+    insert_job(s, ds.id, NULL, b);
+    insert_job(s, ds.id, NULL, c);
+
+    td_job_row r;
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_str_eq(r.id, a);
+    ck_assert_str_eq(r.model, "softmax");
+    ck_assert_str_eq(r.dataset, ds.id);
+    ck_assert_str_eq(r.validation, "");
+    ck_assert_int_eq(r.state, TD_JOB_QUEUED);
+    ck_assert_str_eq(r.hyperparameters, "{\"lr\":0.1}");
+    ck_assert_ptr_null(r.metrics);
+    ck_assert_str_eq(r.started_at, "");
+    ck_assert_int_eq(r.epochs, 10);
+    ck_assert_int_eq(r.checkpoint_epoch, -1);
+    ck_assert_uint_eq(strlen(r.created_at), 24);
+    td_job_row_fini(&r);
+
+    /* a: queued -> running -> progress -> cancel request -> cancelled. */
+    EXPECT(TD_OK, td_store_job_start(s, a, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_RUNNING);
+    ck_assert_int_eq(r.restarts, 0);
+    ck_assert_uint_eq(strlen(r.started_at), 24);
+    char started[TD_TIME_MAX];
+    memcpy(started, r.started_at, sizeof started);
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_progress(s, a, 4, "{\"loss\":0.5}", E));
+    EXPECT(TD_OK, td_store_job_progress(s, a, 5, NULL, E));
+    td_job_state after;
+    EXPECT(TD_OK, td_store_job_cancel(s, a, &after, E));
+    ck_assert_int_eq(after, TD_JOB_RUNNING);
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.epoch, 5);
+    ck_assert_str_eq(r.metrics, "{\"loss\":0.5}");
+    ck_assert_int_eq(r.cancel_requested, 1);
+    ck_assert_int_eq(r.state, TD_JOB_RUNNING);
+    td_job_row_fini(&r);
+    /* A restart finds it running: resumed, restarts + 1, started_at kept. */
+    EXPECT(TD_OK, td_store_job_start(s, a, &r, E));
+    ck_assert_int_eq(r.restarts, 1);
+    ck_assert_str_eq(r.started_at, started);
+    td_job_row_fini(&r);
+    EXPECT(TD_ECONFLICT, td_store_job_delete(s, a, E));
+    EXPECT(TD_EINVAL, td_store_job_finish(s, a, TD_JOB_RUNNING, NULL, NULL, E));
+    EXPECT(TD_OK, td_store_job_finish(s, a, TD_JOB_CANCELLED, "cancelled", "by request", E));
+    EXPECT(TD_ECONFLICT, td_store_job_finish(s, a, TD_JOB_SUCCEEDED, NULL, NULL, E));
+    EXPECT(TD_ECONFLICT, td_store_job_cancel(s, a, &after, E));
+    EXPECT(TD_ECONFLICT, td_store_job_start(s, a, NULL, E));
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_CANCELLED);
+    ck_assert_str_eq(r.error_code, "cancelled");
+    ck_assert_str_eq(r.error_message, "by request");
+    ck_assert_uint_eq(strlen(r.finished_at), 24);
+    td_job_row_fini(&r);
+
+    /* b: cancelled while queued, at once; a worker that pops it later must skip it. */
+    EXPECT(TD_OK, td_store_job_cancel(s, b, &after, E));
+    ck_assert_int_eq(after, TD_JOB_CANCELLED);
+    EXPECT(TD_ECONFLICT, td_store_job_start(s, b, NULL, E));
+
+    /* c: fails. */
+    EXPECT(TD_OK, td_store_job_start(s, c, NULL, E));
+    EXPECT(TD_OK, td_store_job_finish(s, c, TD_JOB_FAILED, "diverged", "loss is NaN", E));
+
+    char d[TD_ID_MAX], e2[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, d);
+    insert_job(s, ds.id, NULL, e2);
+    EXPECT(TD_OK, td_store_job_start(s, e2, NULL, E));
+
+    int64_t counts[TD_JOB_NSTATES];
+    EXPECT(TD_OK, td_store_job_counts(s, counts, E));
+    ck_assert_int_eq(counts[TD_JOB_QUEUED], 1);
+    ck_assert_int_eq(counts[TD_JOB_RUNNING], 1);
+    ck_assert_int_eq(counts[TD_JOB_SUCCEEDED], 0);
+    ck_assert_int_eq(counts[TD_JOB_FAILED], 1);
+    ck_assert_int_eq(counts[TD_JOB_CANCELLED], 2);
+
+    td_job_row *rows;
+    int n;
+    EXPECT(TD_OK, td_store_job_list_active(s, &rows, &n, E));
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(rows[0].id, d);      /* oldest first */
+    ck_assert_str_eq(rows[1].id, e2);
+    td_job_rows_free(rows, n);
+
+    char next[TD_ID_MAX];
+    EXPECT(TD_OK, td_store_job_list(s, TD_JOB_CANCELLED, 10, NULL, &rows, &n, next, E));
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(rows[0].id, b);      /* newest first */
+    ck_assert_str_eq(rows[1].id, a);
+    ck_assert_str_eq(next, "");
+    td_job_rows_free(rows, n);
+    EXPECT(TD_OK, td_store_job_list(s, -1, 3, NULL, &rows, &n, next, E));
+    ck_assert_int_eq(n, 3);
+    ck_assert_str_eq(rows[0].id, e2);
+    ck_assert_str_eq(rows[2].id, c);
+    ck_assert_str_eq(next, c);
+    td_job_rows_free(rows, n);
+    EXPECT(TD_OK, td_store_job_list(s, -1, 3, next, &rows, &n, next, E));
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(rows[0].id, b);
+    ck_assert_str_eq(rows[1].id, a);
+    ck_assert_str_eq(next, "");
+    td_job_rows_free(rows, n);
+
+    EXPECT(TD_OK, td_store_job_delete(s, a, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_get(s, a, &r, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_delete(s, a, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_start(s, "job_nope", NULL, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_progress(s, "job_nope", 1, NULL, E));
+    td_job_state st;
+    EXPECT(TD_OK, td_job_state_parse("succeeded", &st, E));
+    ck_assert_int_eq(st, TD_JOB_SUCCEEDED);
+    EXPECT(TD_EINVAL, td_job_state_parse("done", &st, E));
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+START_TEST(job_idempotency)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char a[TD_ID_MAX], b[TD_ID_MAX], c[TD_ID_MAX];
+    insert_job(s, ds.id, "key-1", a);
+    td_job_spec spec = {.model = "softmax", .dataset = ds.id, .hyperparameters = "{}",
+                        .idempotency_key = "key-1"};
+    EXPECT(TD_ECONFLICT, td_store_job_insert(s, &spec, b, E));
+    ck_assert_str_eq(b, a);
+    ck_assert_str_eq(g_err.field, "idempotency_key");
+    /* Empty key = no key; two jobs without keys do not collide. */
+    insert_job(s, ds.id, "", b);
+    insert_job(s, ds.id, NULL, c);
+    ck_assert_str_ne(b, c);
+    td_job_row r;
+    EXPECT(TD_OK, td_store_job_find_idempotent(s, "key-1", &r, E));
+    ck_assert_str_eq(r.id, a);
+    ck_assert_str_eq(r.idempotency_key, "key-1");
+    td_job_row_fini(&r);
+    EXPECT(TD_ENOTFOUND, td_store_job_find_idempotent(s, "key-2", &r, E));
+    /* The key survives the job's end; deleting the job frees it. */
+    EXPECT(TD_OK, td_store_job_cancel(s, a, NULL, E));
+    EXPECT(TD_ECONFLICT, td_store_job_insert(s, &spec, b, E));
+    EXPECT(TD_OK, td_store_job_delete(s, a, E));
+    EXPECT(TD_OK, td_store_job_insert(s, &spec, b, E));
+    ck_assert_str_ne(b, a);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- history, epoch commit, checkpoints, models -------------------------------------- */
+
+static const char *const COLS[] = {"epoch", "elapsed_s", "loss", "val_loss"};
+
+static int same_bits(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+START_TEST(history_nan_and_truncate)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char id[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, id);
+    double rec[4] = {1, 0.25, 2.5, NAN};
+    EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 4, E));   /* no columns yet */
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
+    const char *bad[] = {"loss", "x,y"};
+    EXPECT(TD_EINVAL, td_store_history_columns_set(s, id, bad, 2, E));
+    EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 3, E));
+    for (int e = 3; e >= 1; e--) {      /* out of order on purpose */
+        double r[4] = {e, 0.5 * e, 1.0 / e, e == 2 ? 0.75 : NAN};
+        EXPECT(TD_OK, td_store_history_append(s, id, e, r, 4, E));
+    }
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_cols, 4);
+    ck_assert_int_eq(h.n_rows, 3);
+    for (int c = 0; c < 4; c++)
+        ck_assert_str_eq(h.names[c], COLS[c]);
+    for (int r = 0; r < 3; r++) {
+        int e = r + 1;
+        ck_assert_int_eq(h.epochs[r], e);
+        ck_assert(same_bits(h.cols[0 * 3 + r], e));
+        ck_assert(same_bits(h.cols[1 * 3 + r], 0.5 * e));
+        ck_assert(same_bits(h.cols[2 * 3 + r], 1.0 / e));
+        if (e == 2)
+            ck_assert(same_bits(h.cols[3 * 3 + r], 0.75));
+        else
+            ck_assert(isnan(h.cols[3 * 3 + r]));
+    }
+    td_history_fini(&h);
+    EXPECT(TD_OK, td_store_history_get(s, id, 2, &h, E));
+    ck_assert_int_eq(h.n_rows, 1);
+    ck_assert_int_eq(h.epochs[0], 3);
+    td_history_fini(&h);
+
+    /* Same count again is fine; a different count with records present is not. */
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
+    EXPECT(TD_ECONFLICT, td_store_history_columns_set(s, id, COLS, 3, E));
+
+    EXPECT(TD_OK, td_store_history_truncate(s, id, 1, E));
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 1);
+    ck_assert_int_eq(h.epochs[0], 1);
+    td_history_fini(&h);
+    EXPECT(TD_OK, td_store_history_truncate(s, id, 0, E));
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 0);
+    ck_assert_int_eq(h.n_cols, 4);
+    td_history_fini(&h);
+
+    char other[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, other);
+    EXPECT(TD_OK, td_store_history_get(s, other, -1, &h, E));
+    ck_assert_int_eq(h.n_cols, 0);
+    ck_assert_int_eq(h.n_rows, 0);
+    td_history_fini(&h);
+    EXPECT(TD_ENOTFOUND, td_store_history_get(s, "job_nope", -1, &h, E));
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+static void fill_ckpt(unsigned char *buf, size_t len, int epoch)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)(i * 31 + (size_t)epoch);
+}
+
+START_TEST(epoch_commit_and_checkpoints)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char id[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, id);
+    EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
+
+    void *buf;
+    size_t len;
+    int64_t epoch;
+    EXPECT(TD_ENOTFOUND, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+
+    enum { CK = 10000 };
+    unsigned char ck[CK];
+    for (int e = 1; e <= 5; e++) {
+        double rec[4] = {e, e * 0.1, 1.0 / e, NAN};
+        char metrics[64];
+        snprintf(metrics, sizeof metrics, "{\"loss\":%g}", 1.0 / e);
+        int with = e == 2 || e == 4;
+        fill_ckpt(ck, CK, e);
+        EXPECT(TD_OK, td_store_epoch_commit(s, id, e, rec, 4, metrics, with ? ck : NULL,
+                                            with ? CK : 0, E));
+        ck_assert_int_eq(count_files("checkpoints", NULL), e >= 2 ? 1 : 0);
+    }
+    td_job_row r;
+    EXPECT(TD_OK, td_store_job_get(s, id, &r, E));
+    ck_assert_int_eq(r.epoch, 5);
+    ck_assert_int_eq(r.checkpoint_epoch, 4);
+    ck_assert_str_eq(r.metrics, "{\"loss\":0.2}");
+    td_job_row_fini(&r);
+
+    EXPECT(TD_OK, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+    ck_assert_int_eq(epoch, 4);
+    ck_assert_uint_eq(len, CK);
+    fill_ckpt(ck, CK, 4);
+    ck_assert_int_eq(memcmp(buf, ck, CK), 0);
+    td_store_free(buf);
+
+    /* Shutdown checkpoint of the committed epoch; none ahead of it. */
+    fill_ckpt(ck, CK, 5);
+    EXPECT(TD_EINVAL, td_store_checkpoint_save(s, id, 6, ck, CK, E));
+    EXPECT(TD_OK, td_store_checkpoint_save(s, id, 5, ck, CK, E));
+    ck_assert_int_eq(count_files("checkpoints", NULL), 1);
+    EXPECT(TD_OK, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+    ck_assert_int_eq(epoch, 5);
+    ck_assert_int_eq(memcmp(buf, ck, CK), 0);
+    td_store_free(buf);
+
+    /* Crash simulation: the checkpoint file of epoch 6 was renamed into place, then the
+     * process died before the transaction. The recorded checkpoint is still 5; history
+     * ends at 5; reopening sweeps the stray file. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoints/%s.6.ckpt", g_dir, id);
+    td_blob_seg seg = {ck, CK};
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_CHECKPOINT, 6, &seg, 1, E));
+    snprintf(path, sizeof path, "%s/checkpoints/%s.7.ckpt.tmp.1.1", g_dir, id);
+    FILE *f = fopen(path, "w");
+    ck_assert(f != NULL);
+    fclose(f);
+    ck_assert_int_eq(count_files("checkpoints", NULL), 3);
+    EXPECT(TD_OK, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+    ck_assert_int_eq(epoch, 5);
+    td_store_free(buf);
+    td_store_close(s);
+    s = open_store();
+    ck_assert_int_eq(count_files("checkpoints", NULL), 1);
+
+    /* Recovery after a crash: resume from checkpoint 4-equivalent (here: 5), truncate
+     * history after it; with an earlier checkpoint, later records go. */
+    EXPECT(TD_OK, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+    td_store_free(buf);
+    EXPECT(TD_OK, td_store_history_truncate(s, id, epoch, E));
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 5);
+    td_history_fini(&h);
+
+    /* Corrupt the recorded checkpoint: EIO naming the file. */
+    snprintf(path, sizeof path, "%s/checkpoints/%s.5.ckpt", g_dir, id);
+    flip_byte(path, TD_BLOB_HEADER + 100);
+    EXPECT(TD_EIO, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+    ck_assert_ptr_nonnull(strstr(g_err.message, path));
+    ck_assert_ptr_null(buf);
+
+    EXPECT(TD_ENOTFOUND, td_store_epoch_commit(s, "job_nope", 1, NULL, 0, NULL, ck, CK, E));
+    EXPECT(TD_ENOTFOUND, td_store_epoch_commit(s, "../x", 1, NULL, 0, NULL, ck, CK, E));
+    ck_assert_int_eq(count_files("checkpoints", NULL), 1);
+    /* A record of the wrong width fails the whole commit: no new checkpoint recorded. */
+    double rec3[3] = {0};
+    EXPECT(TD_EINVAL, td_store_epoch_commit(s, id, 6, rec3, 3, NULL, ck, CK, E));
+    ck_assert_int_eq(count_files("checkpoints", NULL), 1);
+    EXPECT(TD_OK, td_store_job_get(s, id, &r, E));
+    ck_assert_int_eq(r.epoch, 5);
+    ck_assert_int_eq(r.checkpoint_epoch, 5);
+    td_job_row_fini(&r);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+START_TEST(model_and_job_delete_files)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char id[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, id);
+    char *meta;
+    float *params;
+    int64_t n;
+    EXPECT(TD_ENOTFOUND, td_store_model_get(s, id, &meta, &params, &n, E));
+    float w[7] = {1.5f, -2, 0, NAN, 1e-30f, 3, 4};
+    EXPECT(TD_OK, td_store_model_put(s, id, "{\"model\":\"softmax\",\"D\":3}", w, 7, E));
+    EXPECT(TD_OK, td_store_model_get(s, id, &meta, &params, &n, E));
+    ck_assert_str_eq(meta, "{\"model\":\"softmax\",\"D\":3}");
+    ck_assert_int_eq(n, 7);
+    ck_assert_int_eq(memcmp(params, w, sizeof w), 0);
+    td_store_free(meta);
+    td_store_free(params);
+    EXPECT(TD_ENOTFOUND, td_store_model_put(s, "job_nope", "{}", w, 7, E));
+    ck_assert_int_eq(count_files("models", NULL), 1);
+
+    EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
+    double rec[4] = {1, 2, 3, 4};
+    unsigned char ck[100] = {1};
+    EXPECT(TD_OK, td_store_epoch_commit(s, id, 1, rec, 4, "{}", ck, sizeof ck, E));
+    EXPECT(TD_OK, td_store_job_finish(s, id, TD_JOB_SUCCEEDED, NULL, NULL, E));
+    ck_assert_int_eq(count_files("checkpoints", NULL), 1);
+    EXPECT(TD_OK, td_store_job_delete(s, id, E));
+    ck_assert_int_eq(count_files("checkpoints", NULL), 0);
+    ck_assert_int_eq(count_files("models", NULL), 0);
+    td_history h;
+    EXPECT(TD_ENOTFOUND, td_store_history_get(s, id, -1, &h, E));
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- persistence, locking, concurrency ------------------------------------------------ */
+
+START_TEST(reopen_keeps_everything)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    fixture_ds f;
+    make_ds(&f, 40, 5, 2, 3, 0, 77);
+    td_dataset_meta m;
+    EXPECT(TD_OK, td_store_dataset_put(s, &f.ds, "kept", &m, E));
+    char id[TD_ID_MAX];
+    insert_job(s, m.id, "k", id);
+    EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
+    double rec[4] = {1, 0.5, NAN, -0.0};
+    unsigned char ck[300];
+    fill_ckpt(ck, sizeof ck, 1);
+    EXPECT(TD_OK, td_store_epoch_commit(s, id, 1, rec, 4, "{\"loss\":1}", ck, sizeof ck, E));
+    float w[3] = {1, 2, 3};
+    EXPECT(TD_OK, td_store_model_put(s, id, "{}", w, 3, E));
+
+    /* A second store on the same directory is refused while the first is open. */
+    td_store *other = NULL;
+    EXPECT(TD_ECONFLICT, td_store_open(&other, g_dir, E));
+    ck_assert_ptr_null(other);
+    td_store_close(s);
+
+    s = open_store();
+    td_dataset_meta g;
+    EXPECT(TD_OK, td_store_dataset_get(s, m.id, &g, E));
+    ck_assert_int_eq(memcmp(&g, &m, sizeof m), 0);
+    td_stored_dataset sd;
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &sd, E));
+    ck_assert_int_eq(memcmp(sd.ds.X, f.X, sizeof(float) * 200), 0);
+    ck_assert_int_eq(memcmp(sd.ds.y, f.y, sizeof(int32_t) * 80), 0);
+    ck_assert_int_eq(memcmp(sd.ds.pairs, f.pairs, sizeof(int32_t) * 6), 0);
+    td_stored_dataset_fini(&sd);
+    td_job_row r;
+    EXPECT(TD_OK, td_store_job_find_idempotent(s, "k", &r, E));
+    ck_assert_str_eq(r.id, id);
+    ck_assert_int_eq(r.state, TD_JOB_RUNNING);
+    ck_assert_int_eq(r.epoch, 1);
+    ck_assert_int_eq(r.checkpoint_epoch, 1);
+    ck_assert_int_eq(r.has_model, 1);
+    ck_assert_str_eq(r.metrics, "{\"loss\":1}");
+    td_job_row_fini(&r);
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 1);
+    ck_assert(isnan(h.cols[2]));
+    ck_assert(same_bits(h.cols[3], -0.0));
+    td_history_fini(&h);
+    void *buf;
+    size_t len;
+    int64_t epoch;
+    EXPECT(TD_OK, td_store_checkpoint_load(s, id, &buf, &len, &epoch, E));
+    ck_assert_int_eq(memcmp(buf, ck, sizeof ck), 0);
+    td_store_free(buf);
+    char *meta;
+    float *params;
+    int64_t n;
+    EXPECT(TD_OK, td_store_model_get(s, id, &meta, &params, &n, E));
+    ck_assert_int_eq(memcmp(params, w, sizeof w), 0);
+    td_store_free(meta);
+    td_store_free(params);
+    td_job_row *rows;
+    int nr;
+    EXPECT(TD_OK, td_store_job_list_active(s, &rows, &nr, E));
+    ck_assert_int_eq(nr, 1);
+    td_job_rows_free(rows, nr);
+
+    /* Orphans from a crash are swept: a dataset file without a row, a model file of a
+     * job that has none recorded, a temp file. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/datasets/ds_00000000000000000000dead.bin", g_dir);
+    td_blob_seg seg = {"x", 1};
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_DATASET, 0, &seg, 1, E));
+    snprintf(path, sizeof path, "%s/models/job_00000000000000000000dead.bin", g_dir);
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_MODEL, 0, &seg, 1, E));
+    snprintf(path, sizeof path, "%s/datasets/%s.bin.tmp.9.9", g_dir, m.id);
+    FILE *fp = fopen(path, "w");
+    fclose(fp);
+    td_store_close(s);
+    s = open_store();
+    ck_assert_int_eq(count_files("datasets", NULL), 1);
+    ck_assert_int_eq(count_files("models", NULL), 1);
+    td_store_close(s);
+    free_ds(&f);
+    rm_tmpdir();
+}
+END_TEST
+
+typedef struct {
+    td_store *s;
+    const char *ds_id;
+    int failures;
+    char ids[25][TD_ID_MAX];
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *a = p;
+    td_error err;
+    for (int i = 0; i < 25; i++) {
+        td_job_spec spec = {.model = "softmax", .dataset = a->ds_id, .hyperparameters = "{}",
+                            .epochs = 2};
+        td_job_row r, *rows;
+        int n;
+        char next[TD_ID_MAX];
+        if (td_store_job_insert(a->s, &spec, a->ids[i], &err) != TD_OK ||
+            td_store_job_get(a->s, a->ids[i], &r, &err) != TD_OK) {
+            a->failures++;
+            continue;
+        }
+        td_job_row_fini(&r);
+        if (td_store_job_list(a->s, -1, 5, NULL, &rows, &n, next, &err) != TD_OK) {
+            a->failures++;
+            continue;
+        }
+        td_job_rows_free(rows, n);
+        fixture_ds f;
+        make_ds(&f, 8, 2, 1, 0, 0, (unsigned)i);
+        td_dataset_meta m;
+        td_stored_dataset sd;
+        if (td_store_dataset_put(a->s, &f.ds, NULL, &m, &err) != TD_OK ||
+            td_store_dataset_load(a->s, m.id, &sd, &err) != TD_OK)
+            a->failures++;
+        else
+            td_stored_dataset_fini(&sd);
+        free_ds(&f);
+        if (td_store_job_start(a->s, a->ids[i], NULL, &err) != TD_OK ||
+            td_store_history_columns_set(a->s, a->ids[i], COLS, 4, &err) != TD_OK)
+            a->failures++;
+        double rec[4] = {1, 2, 3, 4};
+        if (td_store_epoch_commit(a->s, a->ids[i], 1, rec, 4, "{}", rec, sizeof rec, &err) !=
+                TD_OK ||
+            td_store_job_finish(a->s, a->ids[i], TD_JOB_SUCCEEDED, NULL, NULL, &err) != TD_OK)
+            a->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_use)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    worker_arg args[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        memset(&args[t], 0, sizeof args[t]);
+        args[t].s = s, args[t].ds_id = ds.id;
+        ck_assert_int_eq(pthread_create(&th[t], NULL, worker, &args[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(args[t].failures, 0);
+    }
+    int64_t counts[TD_JOB_NSTATES];
+    EXPECT(TD_OK, td_store_job_counts(s, counts, E));
+    ck_assert_int_eq(counts[TD_JOB_SUCCEEDED], 100);
+    td_dataset_meta *rows;
+    int n;
+    char next[TD_ID_MAX];
+    EXPECT(TD_OK, td_store_dataset_list(s, 1000, NULL, &rows, &n, next, E));
+    ck_assert_int_eq(n, 101);
+    for (int i = 1; i < n; i++)
+        ck_assert(strcmp(rows[i - 1].id, rows[i].id) > 0);
+    free(rows);
+    ck_assert_int_eq(count_files("checkpoints", NULL), 100);
+    ck_assert_int_eq(count_files("datasets", ".tmp."), 0);
+    ck_assert_int_eq(count_files("checkpoints", ".tmp."), 0);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+Suite *suite_store(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("blob");
+    tcase_add_test(tc, xxh64_vectors);
+    tcase_add_test(tc, blob_roundtrip_and_corruption);
+    tcase_add_test(tc, ids_are_ordered);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("datasets");
+    tcase_add_test(tc, dataset_roundtrip);
+    tcase_add_test(tc, dataset_corruption);
+    tcase_add_test(tc, dataset_list_paging);
+    tcase_add_test(tc, dataset_delete_conflict);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("jobs");
+    tcase_add_test(tc, job_lifecycle);
+    tcase_add_test(tc, job_idempotency);
+    tcase_add_test(tc, history_nan_and_truncate);
+    tcase_add_test(tc, epoch_commit_and_checkpoints);
+    tcase_add_test(tc, model_and_job_delete_files);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("persistence");
+    tcase_add_test(tc, reopen_keeps_everything);
+    tcase_add_test(tc, concurrent_use);
+    suite_add_tcase(s, tc);
+    return s;
+}
