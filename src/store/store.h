@@ -15,8 +15,8 @@
  * TD_ECONFLICT, a bad argument TD_EINVAL (err->field names it).
  *
  * Ids are prefix + 13 hex digits of microseconds since the epoch + 11 random hex digits
- * ("job_0618a3c5e2f41" "9c03b7d25e1"); within a process they are strictly increasing,
- * so "newest first" is ORDER BY id DESC and paging uses the last id seen as the cursor. */
+ * ("job_0640f1c2a3b4c5d6e7f8091a"); within a process they are strictly increasing, so
+ * "newest first" is ORDER BY id DESC and paging uses the last id seen as the cursor. */
 #ifndef TRAIND_STORE_STORE_H
 #define TRAIND_STORE_STORE_H
 
@@ -95,8 +95,9 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
                                td_error *err);
 /* Newest first: up to limit (>= 1) datasets with id < after (after NULL or "" = from the
- * newest). *rows is a malloc'd array of *n (free it with free()); next gets the cursor
- * for the following page, or "" when this page is the last. */
+ * newest; it may be the same buffer as next). *rows is a malloc'd array of *n (free it
+ * with free()); next gets the cursor for the following page, or "" when this page is
+ * the last. */
 td_status td_store_dataset_list(td_store *s, int limit, const char *after,
                                 td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
                                 td_error *err);
