@@ -4,6 +4,14 @@
 
 #include <stdint.h>
 
+/* What a dataset's targets are. */
+typedef enum {
+    TD_TARGET_NONE = 0,          /* no labels (gmm) */
+    TD_TARGET_INDEX,             /* y (N, 1) class indices */
+    TD_TARGET_GROUPED,           /* y (N, G) class indices per group, G > 1 */
+    TD_TARGET_PROBS              /* Y (N, K) probabilities */
+} td_target_kind;
+
 /* All arrays are row-major and borrowed (the caller keeps them alive). */
 typedef struct td_dataset {
     int64_t N, D;

@@ -56,12 +56,7 @@ void td_store_now(char out[TD_TIME_MAX]);
 
 /* ---- datasets --------------------------------------------------------------------- */
 
-typedef enum {
-    TD_TARGET_NONE = 0,          /* no labels (gmm) */
-    TD_TARGET_INDEX,             /* y (N, 1) class indices */
-    TD_TARGET_GROUPED,           /* y (N, G) class indices per group, G > 1 */
-    TD_TARGET_PROBS              /* Y (N, K) probabilities */
-} td_target_kind;
+/* td_target_kind: include/traind/dataset.h */
 
 /* "none", "index", "grouped", "probs". */
 const char *td_target_name(td_target_kind t);

@@ -1,0 +1,96 @@
+/* json_dataset.h — dataset bodies (JSON and text/csv) to owned arrays, and the dataset
+ * summary object of the REST API (SPEC §6).
+ *
+ * JSON body: {"X": [[...], ...], "y": [...] | [[...], ...], "Y": [[...], ...],
+ *             "pairs": [[i, j], ...], "pair_labels": [1, 0, ...], "name": "..."}
+ *  - X: non-empty, rows of one non-zero length, finite float32 numbers.
+ *  - y: class indices, integral numbers in int32 range; (N) or grouped (N, G).
+ *  - Y: probability targets (N, K), finite and >= 0. y and Y are exclusive; neither is
+ *    fine (an unlabelled dataset, for gmm).
+ *  - pairs (P, 2) row indices in [0, N) with pair_labels (P) of 0/1 (true/false accepted);
+ *    one needs the other.
+ *  - name: a string of at most 256 bytes without control characters.
+ * Errors (TD_EINVAL, 422) name the first offending element: "X[12][3]", "y[7]", "X[1]"
+ * for a ragged row, "pairs[3][1]". Malformed JSON is the 400 of json_util.h.
+ *
+ * CSV body (text/csv): one sample per line, comma-separated; double-quoted fields with ""
+ * escapes; LF or CRLF; blank lines and a trailing newline are skipped; a UTF-8 BOM is
+ * skipped. label_column last (default) | first | none; header false (default) | true.
+ * Errors say where: field "line 5, column 3", message "line 5, column 3: ...". */
+#ifndef TRAIND_HTTP_JSON_DATASET_H
+#define TRAIND_HTTP_JSON_DATASET_H
+
+#include <cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traind/dataset.h"
+#include "traind/status.h"
+
+#define TD_DATASET_NAME_MAX 256
+
+/* A parsed dataset: the arrays are owned here; ds is the engine's view over them. */
+typedef struct td_dataset_buf {
+    td_dataset ds;           /* N, D, y_cols, Y_cols, P and borrowed pointers to below */
+    float *X;                /* (N, D) */
+    int32_t *y;              /* (N, y_cols) or NULL */
+    float *Y;                /* (N, Y_cols) or NULL */
+    int32_t *pairs;          /* (P, 2) or NULL */
+    int32_t *pair_labels;    /* (P) or NULL */
+    char *name;              /* or NULL */
+} td_dataset_buf;
+
+/* Frees the arrays and zeroes the struct (safe on a zeroed or half-filled one). */
+void td_dataset_buf_free(td_dataset_buf *d);
+
+/* Parses a JSON dataset body. On error *out is left empty (nothing to free). */
+td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
+                                td_error *err);
+/* The same from an already parsed object; element paths get prefix ("data" gives
+ * "data.X[2][1]"); prefix may be NULL or "". */
+td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,
+                               td_error *err);
+
+typedef enum { TD_CSV_LABEL_LAST = 0, TD_CSV_LABEL_FIRST, TD_CSV_LABEL_NONE } td_csv_label;
+
+typedef struct td_csv_opts {
+    td_csv_label label_column;   /* default last */
+    int header;                  /* 1: the first line names the columns; default 0 */
+} td_csv_opts;
+
+td_csv_opts td_csv_opts_default(void);
+/* Reads the query-string values (either may be NULL for the default). Errors name the
+ * field "label_column" or "header". */
+td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char *header,
+                            td_error *err);
+/* Parses a CSV body. name (may be NULL) is copied. With a label column the labels must be
+ * integers (class indices) and there must be at least one feature column. */
+td_status td_csv_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
+                               const td_csv_opts *o, const char *name, td_error *err);
+
+/* ---- summary ---------------------------------------------------------------------- */
+
+/* td_target_kind: include/traind/dataset.h */
+/* "none", "index", "grouped", "probs" (indexed by td_target_kind). */
+extern const char *const td_target_names[];
+
+/* What GET /v1/datasets/{id} reports (never the data). Strings are borrowed. */
+typedef struct td_dataset_summary {
+    const char *id;           /* NULL: omitted */
+    const char *name;         /* NULL: null */
+    int64_t n_samples, n_features;
+    int64_t n_classes;        /* classes (per group for grouped targets); 0: null */
+    int64_t groups;           /* G for grouped targets, 1 otherwise */
+    int64_t n_pairs;
+    td_target_kind target;
+    const char *created_at;   /* RFC 3339; NULL: omitted */
+} td_dataset_summary;
+
+/* Fills the counts and target kind from a dataset (id, name, created_at set to NULL).
+ * n_classes: max label + 1 over labels >= 0 (per group), or Y's width. */
+void td_dataset_summary_of(td_dataset_summary *s, const td_dataset *ds);
+/* {"id","name","n_samples","n_features","n_classes","target"[,"groups"][,"n_pairs"]
+ *  [,"created_at"]}; NULL when out of memory. The caller deletes it. */
+cJSON *td_json_dataset_summary(const td_dataset_summary *s);
+
+#endif
