@@ -1,0 +1,441 @@
+/* json_loss.c — POST /v1/loss: request body -> engine loss call -> result JSON.
+ * Contracts in json_loss.h. Each loss has one function that reads its inputs, calls the
+ * reduced engine function of loss.h, and writes the outputs; they share the readers of
+ * json_util.c and one cleanup label each. */
+#include "http/json_loss.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/json_util.h"
+#include "traind/hparams.h"
+#include "traind/loss.h"
+
+static const cJSON *member(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static td_status required(const cJSON **out, const cJSON *obj, const char *key,
+                          const char *what, td_error *err)
+{
+    *out = member(obj, key);
+    return *out ? TD_OK : td_fail(err, TD_EINVAL, key, "%s is required: %s", key, what);
+}
+
+/* An optional number in [lo, hi] (null or absent: dflt). */
+static td_status opt_double(double *out, const cJSON *obj, const char *key, double dflt,
+                            double lo, double hi, td_error *err)
+{
+    const cJSON *v = member(obj, key);
+    *out = dflt;
+    if (!v)
+        return TD_OK;
+    td_status st = td_json_get_double(out, v, key, err);
+    if (st)
+        return st;
+    if (!(*out >= lo && *out <= hi))
+        return td_fail(err, TD_EINVAL, key, "%s must be in [%g, %g], got %g", key, lo, hi, *out);
+    return TD_OK;
+}
+
+static td_status opt_ignore_index(int32_t *out, const cJSON *obj, td_error *err)
+{
+    const cJSON *v = member(obj, "ignore_index");
+    *out = -100;
+    if (!v)
+        return TD_OK;
+    int64_t x;
+    td_status st = td_json_get_int(&x, v, INT32_MIN, INT32_MAX, "ignore_index", err);
+    *out = (int32_t)x;
+    return st;
+}
+
+static td_status shape_mismatch(const char *name, int64_t r, int64_t c, const char *ref,
+                                int64_t R, int64_t C, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, name, "%s has shape (%lld, %lld), expected (%lld, %lld) like "
+                   "%s", name, (long long)r, (long long)c, (long long)R, (long long)C, ref);
+}
+
+static td_status finish(td_sbuf *b, char **out, td_error *err)
+{
+    *out = td_sbuf_finish(b, NULL);
+    return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory writing the result");
+}
+
+/* ---- cross_entropy ---------------------------------------------------------------- */
+
+static td_status eval_ce(const cJSON *req, char **out, td_error *err)
+{
+    float *logits = NULL, *Y = NULL, *w = NULL, *per = NULL, *grad = NULL;
+    int32_t *y = NULL;
+    int64_t N, K;
+    const cJSON *lv, *tv;
+    td_status st;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    if ((st = required(&lv, req, "logits", "an (N, K) array of rows", err)) ||
+        (st = required(&tv, req, "target", "class indices (N) or probabilities (N, K)", err)) ||
+        (st = td_json_matrix_f32(&logits, &N, &K, lv, 0, "logits", err)))
+        goto done;
+    td_ce_opts o = td_ce_opts_default();
+    int probs = cJSON_IsArray(tv) && cJSON_IsArray(tv->child);
+    if (probs) {
+        int64_t r, c;
+        if ((st = td_json_matrix_f32(&Y, &r, &c, tv, TD_JSON_NONNEG, "target", err)))
+            goto done;
+        if (r != N || c != K) {
+            st = shape_mismatch("target", r, c, "logits", N, K, err);
+            goto done;
+        }
+    } else {
+        int64_t n;
+        if ((st = td_json_vector_i32(&y, &n, tv, INT32_MIN, INT32_MAX, 0, "target", err)))
+            goto done;
+        if (n != N) {
+            st = td_fail(err, TD_EINVAL, "target", "target has %lld entries, logits have %lld "
+                         "rows", (long long)n, (long long)N);
+            goto done;
+        }
+    }
+    if ((st = opt_ignore_index(&o.ignore_index, req, err)) ||
+        (st = opt_double(&o.label_smoothing, req, "label_smoothing", 0.0, 0.0, 1.0, err)))
+        goto done;
+    const cJSON *wv = member(req, "class_weights");
+    if (wv) {
+        int64_t n;
+        if ((st = td_json_vector_f32(&w, &n, wv, TD_JSON_NONNEG, "class_weights", err)))
+            goto done;
+        if (n != K) {
+            st = td_fail(err, TD_EINVAL, "class_weights", "class_weights has %lld entries, "
+                         "logits have %lld classes", (long long)n, (long long)K);
+            goto done;
+        }
+        o.class_weights = w;
+    }
+    const cJSON *rv = member(req, "reduction");
+    if (rv) {
+        const char *s = cJSON_IsString(rv) ? rv->valuestring : "";
+        if (strcmp(s, "mean") == 0)
+            o.reduction = TD_REDUCTION_MEAN;
+        else if (strcmp(s, "sum") == 0)
+            o.reduction = TD_REDUCTION_SUM;
+        else {
+            st = td_fail(err, TD_EINVAL, "reduction", "reduction must be \"mean\" or \"sum\"");
+            goto done;
+        }
+    }
+    per = malloc(sizeof(float) * (size_t)N);
+    grad = malloc(sizeof(float) * (size_t)(N * K));
+    if (!per || !grad) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory");
+        goto done;
+    }
+    double loss;
+    int defined = 1;
+    if (probs)
+        st = td_ce_probs(&loss, per, grad, logits, Y, N, K, &o, err);
+    else
+        st = td_ce_index(&loss, &defined, per, grad, logits, y, N, K, &o, err);
+    if (st)
+        goto done;
+    td_sbuf_reserve(&b, (size_t)(N * (K + 1)) * 12 + 64);
+    td_sbuf_puts(&b, "{\"loss\":");
+    if (defined)
+        td_sbuf_double(&b, loss);
+    else
+        td_sbuf_puts(&b, "null");
+    td_sbuf_puts(&b, ",\"per_sample\":");
+    td_sbuf_floats(&b, per, N);
+    td_sbuf_puts(&b, ",\"grad\":");
+    td_sbuf_matrix_f32(&b, grad, N, K);
+    td_sbuf_puts(&b, "}");
+    st = finish(&b, out, err);
+done:
+    td_sbuf_fini(&b);
+    free(logits);
+    free(Y);
+    free(y);
+    free(w);
+    free(per);
+    free(grad);
+    return st;
+}
+
+/* ---- categorical_crossentropy ----------------------------------------------------- */
+
+static td_status eval_cce(const cJSON *req, char **out, td_error *err)
+{
+    float *p = NULL, *t = NULL, *per = NULL, *grad = NULL;
+    int64_t N, K, r, c;
+    const cJSON *pv, *tv;
+    double eps, loss;
+    td_status st;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    if ((st = required(&pv, req, "probabilities", "an (N, K) array of rows", err)) ||
+        (st = required(&tv, req, "target", "an (N, K) array of rows", err)) ||
+        (st = td_json_matrix_f32(&p, &N, &K, pv, TD_JSON_NONNEG, "probabilities", err)) ||
+        (st = td_json_matrix_f32(&t, &r, &c, tv, 0, "target", err)))
+        goto done;
+    if (r != N || c != K) {
+        st = shape_mismatch("target", r, c, "probabilities", N, K, err);
+        goto done;
+    }
+    if ((st = opt_double(&eps, req, "epsilon", 1e-7, 0.0, 1.0, err)))
+        goto done;
+    per = malloc(sizeof(float) * (size_t)N);
+    grad = malloc(sizeof(float) * (size_t)(N * K));
+    if (!per || !grad) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory");
+        goto done;
+    }
+    if ((st = td_categorical_ce(&loss, per, grad, p, t, N, K, eps, err)))
+        goto done;
+    td_sbuf_reserve(&b, (size_t)(N * (K + 1)) * 12 + 64);
+    td_sbuf_puts(&b, "{\"loss\":");
+    td_sbuf_double(&b, loss);
+    td_sbuf_puts(&b, ",\"per_sample\":");
+    td_sbuf_floats(&b, per, N);
+    td_sbuf_puts(&b, ",\"grad\":");
+    td_sbuf_matrix_f32(&b, grad, N, K);
+    td_sbuf_puts(&b, "}");
+    st = finish(&b, out, err);
+done:
+    td_sbuf_fini(&b);
+    free(p);
+    free(t);
+    free(per);
+    free(grad);
+    return st;
+}
+
+/* ---- grouped_cross_entropy -------------------------------------------------------- */
+
+static td_status eval_grouped(const cJSON *req, char **out, td_error *err)
+{
+    static const char *const mono_keys[] = {"weight", "margin", NULL};
+    float *logits = NULL, *expected = NULL, *grad = NULL;
+    int32_t *y = NULL;
+    int64_t N, K, r, G;
+    int grouped;
+    const cJSON *lv, *tv;
+    td_status st;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    if ((st = required(&lv, req, "logits", "an (N, G*S) array of rows", err)) ||
+        (st = required(&tv, req, "target", "an (N, G) array of class indices", err)) ||
+        (st = td_json_matrix_f32(&logits, &N, &K, lv, 0, "logits", err)) ||
+        (st = td_json_labels_i32(&y, &r, &G, &grouped, tv, "target", err)))
+        goto done;
+    if (r != N) {
+        st = td_fail(err, TD_EINVAL, "target", "target has %lld rows, logits have %lld",
+                     (long long)r, (long long)N);
+        goto done;
+    }
+    const cJSON *gv = member(req, "groups");
+    if (gv) {
+        int64_t g;
+        if ((st = td_json_get_int(&g, gv, 1, TD_MAX_CLASSES, "groups", err)))
+            goto done;
+        if (g != G) {
+            st = td_fail(err, TD_EINVAL, "groups", "groups is %lld but target has %lld "
+                         "column%s", (long long)g, (long long)G, G == 1 ? "" : "s");
+            goto done;
+        }
+    }
+    if (K % G) {
+        st = td_fail(err, TD_EINVAL, "logits", "logits have %lld columns, not a multiple of "
+                     "groups (%lld)", (long long)K, (long long)G);
+        goto done;
+    }
+    int32_t ignore;
+    double weight = 0.0, margin = 0.0;
+    if ((st = opt_ignore_index(&ignore, req, err)))
+        goto done;
+    const cJSON *mv = member(req, "monotone");
+    if (mv) {
+        if ((st = td_json_check_keys(mv, "monotone", "monotone", mono_keys, err)))
+            goto done;
+        const cJSON *wv = member(mv, "weight"), *mg = member(mv, "margin");
+        if (wv && (st = td_json_get_double(&weight, wv, "monotone.weight", err)))
+            goto done;
+        if (mg && (st = td_json_get_double(&margin, mg, "monotone.margin", err)))
+            goto done;
+        if (weight < 0) {
+            st = td_fail(err, TD_EINVAL, "monotone.weight", "monotone.weight must be >= 0, "
+                         "got %g", weight);
+            goto done;
+        }
+    }
+    expected = malloc(sizeof(float) * (size_t)(N * G));
+    grad = malloc(sizeof(float) * (size_t)(N * K));
+    if (!expected || !grad) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory");
+        goto done;
+    }
+    td_grouped_loss res;
+    if ((st = td_grouped(&res, expected, grad, logits, y, N, G, K / G, ignore, weight, margin,
+                         err)))
+        goto done;
+    td_sbuf_reserve(&b, (size_t)(N * (K + G)) * 12 + 128);
+    td_sbuf_puts(&b, "{\"loss\":");
+    if (res.defined)
+        td_sbuf_double(&b, res.loss);
+    else
+        td_sbuf_puts(&b, "null");
+    td_sbuf_puts(&b, ",\"cross_entropy\":");
+    if (res.defined)
+        td_sbuf_double(&b, res.cross_entropy);
+    else
+        td_sbuf_puts(&b, "null");
+    td_sbuf_puts(&b, ",\"penalty\":");
+    td_sbuf_double(&b, res.penalty);
+    td_sbuf_puts(&b, ",\"violation_rate\":");
+    td_sbuf_double(&b, res.violation_rate);
+    td_sbuf_puts(&b, ",\"expected_index\":");
+    td_sbuf_matrix_f32(&b, expected, N, G);
+    td_sbuf_puts(&b, ",\"grad\":");
+    td_sbuf_matrix_f32(&b, grad, N, K);
+    td_sbuf_puts(&b, "}");
+    st = finish(&b, out, err);
+done:
+    td_sbuf_fini(&b);
+    free(logits);
+    free(y);
+    free(expected);
+    free(grad);
+    return st;
+}
+
+/* ---- contrastive ------------------------------------------------------------------ */
+
+static td_status eval_contrastive(const cJSON *req, char **out, td_error *err)
+{
+    float *a = NULL, *bb = NULL, *per = NULL, *da = NULL, *db = NULL;
+    int32_t *s = NULL;
+    int64_t P, E, r, c, n;
+    const cJSON *av, *bv, *sv;
+    double margin, loss;
+    td_status st;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    if ((st = required(&av, req, "a", "the first embeddings of each pair (P, E)", err)) ||
+        (st = required(&bv, req, "b", "the second embeddings of each pair (P, E)", err)) ||
+        (st = required(&sv, req, "similar", "1 (similar) or 0 for each pair (P)", err)) ||
+        (st = td_json_matrix_f32(&a, &P, &E, av, 0, "a", err)) ||
+        (st = td_json_matrix_f32(&bb, &r, &c, bv, 0, "b", err)))
+        goto done;
+    if (r != P || c != E) {
+        st = shape_mismatch("b", r, c, "a", P, E, err);
+        goto done;
+    }
+    if ((st = td_json_vector_i32(&s, &n, sv, 0, 1, TD_JSON_BOOLS, "similar", err)))
+        goto done;
+    if (n != P) {
+        st = td_fail(err, TD_EINVAL, "similar", "similar has %lld entries, a has %lld rows",
+                     (long long)n, (long long)P);
+        goto done;
+    }
+    if ((st = opt_double(&margin, req, "margin", 1.0, 0.0, 1e30, err)))
+        goto done;
+    per = malloc(sizeof(float) * (size_t)P);
+    da = malloc(sizeof(float) * (size_t)(P * E));
+    db = malloc(sizeof(float) * (size_t)(P * E));
+    if (!per || !da || !db) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory");
+        goto done;
+    }
+    if ((st = td_contrastive(&loss, per, da, db, a, bb, s, P, E, margin, err)))
+        goto done;
+    td_sbuf_reserve(&b, (size_t)(P * (2 * E + 1)) * 12 + 64);
+    td_sbuf_puts(&b, "{\"loss\":");
+    td_sbuf_double(&b, loss);
+    td_sbuf_puts(&b, ",\"per_sample\":");
+    td_sbuf_floats(&b, per, P);
+    td_sbuf_puts(&b, ",\"grad_a\":");
+    td_sbuf_matrix_f32(&b, da, P, E);
+    td_sbuf_puts(&b, ",\"grad_b\":");
+    td_sbuf_matrix_f32(&b, db, P, E);
+    td_sbuf_puts(&b, "}");
+    st = finish(&b, out, err);
+done:
+    td_sbuf_fini(&b);
+    free(a);
+    free(bb);
+    free(s);
+    free(per);
+    free(da);
+    free(db);
+    return st;
+}
+
+/* ---- dispatch --------------------------------------------------------------------- */
+
+typedef struct loss_entry {
+    const char *name;
+    const char *const *keys;
+    td_status (*eval)(const cJSON *req, char **out, td_error *err);
+} loss_entry;
+
+static const char *const ce_keys[] = {"loss", "logits", "target", "ignore_index",
+                                      "class_weights", "label_smoothing", "reduction", NULL};
+static const char *const cce_keys[] = {"loss", "probabilities", "target", "epsilon", NULL};
+static const char *const grouped_keys[] = {"loss", "logits", "target", "groups",
+                                           "ignore_index", "monotone", NULL};
+static const char *const contrastive_keys[] = {"loss", "a", "b", "similar", "margin", NULL};
+
+static const loss_entry losses[] = {
+    {"cross_entropy", ce_keys, eval_ce},
+    {"categorical_crossentropy", cce_keys, eval_cce},
+    {"grouped_cross_entropy", grouped_keys, eval_grouped},
+    {"contrastive", contrastive_keys, eval_contrastive},
+};
+static const char *const loss_names[] = {"cross_entropy", "categorical_crossentropy",
+                                         "grouped_cross_entropy", "contrastive", NULL};
+#define LOSS_LIST "cross_entropy, categorical_crossentropy, grouped_cross_entropy, contrastive"
+
+td_status td_json_loss_eval(const char *body, size_t len, char **out_json, td_error *err)
+{
+    *out_json = NULL;
+    cJSON *req;
+    td_status st = td_json_parse(&req, body, len, err);
+    if (st)
+        return st;
+    const cJSON *nv = cJSON_GetObjectItemCaseSensitive(req, "loss");
+    const loss_entry *e = NULL;
+    if (!cJSON_IsObject(req)) {
+        st = td_fail(err, TD_EINVAL, "", "the body must be a JSON object {\"loss\": ...}");
+    } else if (!nv) {
+        st = td_fail(err, TD_EINVAL, "loss", "loss is required: one of " LOSS_LIST);
+    } else if (!cJSON_IsString(nv)) {
+        st = td_fail(err, TD_EINVAL, "loss", "loss must be a string: one of " LOSS_LIST);
+    } else {
+        for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
+            if (strcmp(losses[i].name, nv->valuestring) == 0)
+                e = &losses[i];
+        if (!e) {
+            const char *near = td_json_suggest(nv->valuestring, loss_names);
+            if (near)
+                st = td_fail(err, TD_EINVAL, "loss", "unknown loss \"%.64s\"; did you mean "
+                             "\"%s\"? (losses: " LOSS_LIST ")", nv->valuestring, near);
+            else
+                st = td_fail(err, TD_EINVAL, "loss", "unknown loss \"%.64s\" (losses: "
+                             LOSS_LIST ")", nv->valuestring);
+        }
+    }
+    if (!st) {
+        char what[64];
+        snprintf(what, sizeof what, "a %s request", e->name);
+        st = td_json_check_keys(req, NULL, what, e->keys, err);
+    }
+    if (!st)
+        st = e->eval(req, out_json, err);
+    cJSON_Delete(req);
+    return st;
+}

@@ -1,0 +1,305 @@
+/* json_model.c — model objects, model meta, predict requests and predictions.
+ * Contracts in json_model.h. Big arrays are written straight into a td_sbuf. */
+#include "http/json_model.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/json_util.h"
+
+/* Enum names come from the hyperparameter table, the one place they are written. */
+static const char *choice_name(const char *hp_name, int v)
+{
+    const td_hparam_def *d = td_hparam_find(hp_name);
+    if (!d || !d->choices || v < 0)
+        return "?";
+    for (int i = 0; d->choices[i]; i++)
+        if (i == v)
+            return d->choices[i];
+    return "?";
+}
+
+static int choice_parse(const char *hp_name, const char *s)
+{
+    const td_hparam_def *d = td_hparam_find(hp_name);
+    if (!d || !d->choices || !s)
+        return -1;
+    for (int i = 0; d->choices[i]; i++)
+        if (strcmp(d->choices[i], s) == 0)
+            return i;
+    return -1;
+}
+
+static td_status check_net(const td_model *m, td_error *err)
+{
+    if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP)
+        return td_fail(err, TD_EUNAVAIL, "model", "the %s model is not available yet",
+                       (unsigned)m->kind < TD_MODEL_COUNT ? td_model_names[m->kind] : "?");
+    if (!m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    return TD_OK;
+}
+
+static td_status finish(td_sbuf *b, char **out, size_t *len, td_error *err)
+{
+    *out = td_sbuf_finish(b, len);
+    return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
+}
+
+td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *err)
+{
+    *out = NULL;
+    td_status st = check_net(m, err);
+    if (st)
+        return st;
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int nt = td_model_layout(m, t);
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_reserve(&b, (size_t)m->n_params * 12 + 256);
+    td_sbuf_puts(&b, "{\"model\":");
+    td_sbuf_string(&b, td_model_names[m->kind]);
+    if (m->kind == TD_MODEL_SOFTMAX) {
+        td_sbuf_puts(&b, ",\"W\":");
+        td_sbuf_matrix_f32(&b, m->params + t[0].offset, t[0].rows, t[0].cols);
+        td_sbuf_puts(&b, ",\"b\":");
+        if (nt > 1)
+            td_sbuf_floats(&b, m->params + t[1].offset, t[1].cols);
+        else
+            td_sbuf_puts(&b, "null");
+        td_sbuf_puts(&b, ",\"intercept\":");
+        td_sbuf_string(&b, choice_name("intercept", (int)m->intercept));
+    } else {
+        td_sbuf_puts(&b, ",\"layers\":[");
+        for (int l = 0; 2 * l < nt; l++) {
+            const td_tensor_desc *W = &t[2 * l], *bias = &t[2 * l + 1];
+            if (l)
+                td_sbuf_puts(&b, ",");
+            td_sbuf_puts(&b, "{\"W\":");
+            td_sbuf_matrix_f32(&b, m->params + W->offset, W->rows, W->cols);
+            td_sbuf_puts(&b, ",\"b\":");
+            td_sbuf_floats(&b, m->params + bias->offset, bias->cols);
+            td_sbuf_puts(&b, ",\"activation\":");
+            td_sbuf_string(&b, l < m->n_hidden ? choice_name("activation", (int)m->activation)
+                                               : "softmax");
+            td_sbuf_puts(&b, "}");
+        }
+        td_sbuf_puts(&b, "]");
+    }
+    if (m->G > 1)
+        td_sbuf_printf(&b, ",\"groups\":%lld", (long long)m->G);
+    td_sbuf_puts(&b, "}");
+    return finish(&b, out, len, err);
+}
+
+/* ---- meta ------------------------------------------------------------------------- */
+
+td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
+{
+    *out = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *h = o ? cJSON_AddArrayToObject(o, "hidden") : NULL;
+    int ok = h != NULL;
+    for (int64_t i = 0; ok && i < m->n_hidden && i < TD_MAX_HIDDEN; i++)
+        ok = cJSON_AddItemToArray(h, cJSON_CreateNumber((double)m->hidden[i]));
+    ok = ok && cJSON_AddStringToObject(o, "kind", (unsigned)m->kind < TD_MODEL_COUNT
+                                                      ? td_model_names[m->kind] : "?") &&
+         cJSON_AddNumberToObject(o, "D", (double)m->D) &&
+         cJSON_AddNumberToObject(o, "K", (double)m->K) &&
+         cJSON_AddNumberToObject(o, "G", (double)m->G) &&
+         cJSON_AddStringToObject(o, "intercept", choice_name("intercept", (int)m->intercept)) &&
+         cJSON_AddStringToObject(o, "activation",
+                                 choice_name("activation", (int)m->activation)) &&
+         cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
+    if (ok)
+        *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory");
+}
+
+static td_status meta_int(int64_t *out, const cJSON *o, const char *key, int64_t lo,
+                          int64_t hi, td_error *err)
+{
+    char field[TD_JSON_PATH_MAX];
+    td_json_path(field, "meta", key);
+    return td_json_get_int(out, cJSON_GetObjectItemCaseSensitive(o, key), lo, hi, field, err);
+}
+
+static td_status meta_choice(int *out, const cJSON *o, const char *key, td_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = cJSON_IsString(v) ? choice_parse(key, v->valuestring) : -1;
+    if (*out < 0)
+        return td_fail(err, TD_EINVAL, "meta", "meta.%s is missing or unknown", key);
+    return TD_OK;
+}
+
+static td_status from_meta(td_model *m, const cJSON *o, const float *params, int64_t n_params,
+                           td_error *err)
+{
+    td_status st;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    int k = cJSON_IsString(kind) ? td_model_parse(kind->valuestring) : -1;
+    if (k < 0)
+        return td_fail(err, TD_EINVAL, "meta", "meta.kind is missing or unknown");
+    m->kind = (td_model_kind)k;
+    int intercept, act;
+    int64_t meta_n;
+    if ((st = meta_int(&m->D, o, "D", 1, INT32_MAX, err)) ||
+        (st = meta_int(&m->K, o, "K", 1, TD_MAX_CLASSES, err)) ||
+        (st = meta_int(&m->G, o, "G", 1, TD_MAX_CLASSES, err)) ||
+        (st = meta_int(&meta_n, o, "n_params", 0, INT64_MAX, err)) ||
+        (st = meta_choice(&intercept, o, "intercept", err)) ||
+        (st = meta_choice(&act, o, "activation", err)))
+        return st;
+    m->intercept = (td_intercept)intercept;
+    m->activation = (td_activation)act;
+    if (m->K % m->G)
+        return td_fail(err, TD_EINVAL, "meta", "meta.G (%lld) does not divide meta.K (%lld)",
+                       (long long)m->G, (long long)m->K);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hidden");
+    if (!cJSON_IsArray(h) || cJSON_GetArraySize(h) > TD_MAX_HIDDEN)
+        return td_fail(err, TD_EINVAL, "meta", "meta.hidden must be an array of at most %d "
+                       "sizes", TD_MAX_HIDDEN);
+    for (const cJSON *c = h->child; c; c = c->next) {
+        char field[TD_JSON_PATH_MAX];
+        snprintf(field, sizeof field, "meta.hidden[%lld]", (long long)m->n_hidden);
+        if ((st = td_json_get_int(&m->hidden[m->n_hidden], c, 1, INT32_MAX, field, err)))
+            return st;
+        m->n_hidden++;
+    }
+    if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP)
+        return td_fail(err, TD_EUNAVAIL, "meta", "the %s model is not available yet",
+                       td_model_names[m->kind]);
+    if (!params)
+        return td_fail(err, TD_EINVAL, "meta", "no parameters were given");
+    if (m->kind == TD_MODEL_SOFTMAX && m->n_hidden)
+        return td_fail(err, TD_EINVAL, "meta", "a softmax model has no hidden layers");
+    m->n_params = td_model_nparams(m);
+    if (m->n_params != meta_n || m->n_params != n_params)
+        return td_fail(err, TD_EINVAL, "meta", "the model needs %lld parameters; the meta says "
+                       "%lld and %lld were given", (long long)m->n_params, (long long)meta_n,
+                       (long long)n_params);
+    m->params = malloc(sizeof(float) * (size_t)(n_params > 0 ? n_params : 1));
+    if (!m->params)
+        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    memcpy(m->params, params, sizeof(float) * (size_t)n_params);
+    return TD_OK;
+}
+
+td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len,
+                                  const float *params, int64_t n_params, td_error *err)
+{
+    memset(m, 0, sizeof *m);
+    cJSON *o;
+    td_status st = td_json_parse(&o, meta, meta_len, err);
+    if (!st) {
+        st = from_meta(m, o, params, n_params, err);
+        cJSON_Delete(o);
+    }
+    if (st) {
+        td_model_fini(m);
+        memset(m, 0, sizeof *m);
+        /* a stored meta that does not read back is the daemon's fault, not the client's */
+        if (st == TD_EINVAL)
+            st = TD_EINTERNAL;
+        if (err) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            td_fail(err, st, "", "stored model meta is invalid: %s", msg);
+        }
+    }
+    return st;
+}
+
+/* ---- predictions ------------------------------------------------------------------ */
+
+td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t len,
+                                const td_model *m, td_error *err)
+{
+    static const char *const keys[] = {"X", NULL};
+    *X = NULL;
+    *N = 0;
+    cJSON *root;
+    td_status st = td_json_parse(&root, body, len, err);
+    if (st)
+        return st;
+    int64_t D = 0;
+    if ((st = td_json_check_keys(root, NULL, "the predict body", keys, err)))
+        goto done;
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "X");
+    if (!x) {
+        st = td_fail(err, TD_EINVAL, "X", "X is required: the samples as an array of rows");
+        goto done;
+    }
+    if ((st = td_json_matrix_f32(X, N, &D, x, 0, "X", err)))
+        goto done;
+    if (D != m->D) {
+        st = td_fail(err, TD_EINVAL, "X", "X has %lld columns, the model expects %lld features",
+                     (long long)D, (long long)m->D);
+        free(*X);
+        *X = NULL;
+        *N = 0;
+    }
+done:
+    cJSON_Delete(root);
+    return st;
+}
+
+td_status td_json_predictions(char **out, size_t *len, const td_model *m, const float *probs,
+                              const int32_t *labels, int64_t N, td_error *err)
+{
+    *out = NULL;
+    int64_t G = m->G > 0 ? m->G : 1, K = m->K, S = K / G;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_reserve(&b, (size_t)(N * K) * 12 + (size_t)(N * G) * 3 + 64);
+    td_sbuf_puts(&b, "{\"probabilities\":");
+    if (G == 1) {
+        td_sbuf_matrix_f32(&b, probs, N, K);
+        td_sbuf_puts(&b, ",\"labels\":");
+        td_sbuf_ints(&b, labels, N);
+    } else {
+        td_sbuf_puts(&b, "[");
+        for (int64_t n = 0; n < N; n++) {
+            if (n)
+                td_sbuf_puts(&b, ",");
+            td_sbuf_matrix_f32(&b, probs + n * K, G, S);
+        }
+        td_sbuf_puts(&b, "],\"labels\":");
+        td_sbuf_matrix_i32(&b, labels, N, G);
+    }
+    td_sbuf_puts(&b, "}");
+    return finish(&b, out, len, err);
+}
+
+td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
+                          size_t body_len, td_error *err)
+{
+    *out = NULL;
+    td_status st = check_net(m, err);
+    if (st)
+        return st;
+    float *X = NULL, *probs = NULL;
+    int32_t *labels = NULL;
+    int64_t N;
+    if ((st = td_json_predict_parse(&X, &N, body, body_len, m, err)))
+        return st;
+    int64_t G = m->G > 0 ? m->G : 1;
+    probs = malloc(sizeof(float) * (size_t)(N * m->K));
+    labels = malloc(sizeof(int32_t) * (size_t)(N * G));
+    if (!probs || !labels) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+        goto done;
+    }
+    if ((st = td_model_predict(probs, labels, m, X, N, m->D, err)))
+        goto done;
+    st = td_json_predictions(out, len, m, probs, labels, N, err);
+done:
+    free(X);
+    free(probs);
+    free(labels);
+    return st;
+}

@@ -1,0 +1,42 @@
+/* json_model.h — models and predictions at the JSON edge (SPEC §6).
+ *
+ * Model object (GET /v1/jobs/{id}/model), W as (in, out) rows:
+ *   softmax {"model":"softmax","W":[[...]],"b":[...]|null,"intercept":"fit"[,"groups":G]}
+ *   mlp     {"model":"mlp","layers":[{"W","b","activation"},...][,"groups":G]}
+ *           (hidden layers carry their activation, the output layer "softmax").
+ * Model meta (what the store keeps next to the flat float block; small JSON):
+ *   {"kind":"softmax","D":4,"K":3,"G":1,"intercept":"fit","hidden":[...],
+ *    "activation":"relu","n_params":15}
+ * Predictions: {"probabilities": (N, K) or (N, G, S) when G > 1, "labels": (N) or (N, G)}.
+ * Predict request: {"X": [[...]]} read with the dataset readers (finite float32, rows of
+ * one length), D checked against the model. */
+#ifndef TRAIND_HTTP_JSON_MODEL_H
+#define TRAIND_HTTP_JSON_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traind/status.h"
+#include "traind/train.h"
+
+/* The model object; *out malloc'd (NUL-terminated, *len bytes; len may be NULL). */
+td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *err);
+
+/* The meta JSON of m's shape (no parameters); *out malloc'd. */
+td_status td_json_model_meta(char **out, const td_model *m, td_error *err);
+/* Rebuilds a model from its meta JSON and its flat parameters (copied; n_params must match
+ * the layout). *m owns its params (td_model_fini). */
+td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len,
+                                  const float *params, int64_t n_params, td_error *err);
+
+/* Reads {"X": [[...]]}: *X (N, D) malloc'd; D must equal m->D (field "X", or "X[0]"). */
+td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t len,
+                                const td_model *m, td_error *err);
+/* The predictions object from probs (N, K) and labels (N, G) of td_model_predict. */
+td_status td_json_predictions(char **out, size_t *len, const td_model *m, const float *probs,
+                              const int32_t *labels, int64_t N, td_error *err);
+/* The whole predict request: parse, td_model_predict, write (softmax and mlp models). */
+td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
+                          size_t body_len, td_error *err);
+
+#endif

@@ -1,0 +1,798 @@
+/* json_util.c — body parsing with byte offsets, element-naming readers, key checks and
+ * the growing output buffer of the JSON edge (see json_util.h for the contracts). */
+#include "http/json_util.h"
+
+#include <ctype.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- parsing ---------------------------------------------------------------------- */
+
+#define MALFORMED "malformed JSON at byte "
+
+/* Marker strings standing for non-finite literals after td_json_parse's rewrite. */
+#define MARK_NAN '\x01'
+#define MARK_PINF '\x02'
+#define MARK_NINF '\x03'
+
+static int is_word_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '.';
+}
+
+/* Case-insensitive prefix match of word at s (within n bytes); returns its length. */
+static size_t match_word(const char *s, size_t n, const char *word)
+{
+    size_t k = strlen(word);
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        if (tolower((unsigned char)s[i]) != word[i])
+            return 0;
+    if (n > k && is_word_char(s[k]))
+        return 0;
+    return k;
+}
+
+/* Rewrites NaN / Infinity / -Infinity / nan / inf / -inf outside strings into marker
+ * strings of the same length ("\x01" padded with spaces), so byte offsets are unchanged.
+ * Returns a malloc'd copy, or NULL when there was nothing to rewrite (or no memory). */
+static char *rewrite_nonfinite(const char *body, size_t len)
+{
+    char *copy = NULL;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+            continue;
+        }
+        if (i > 0 && is_word_char(body[i - 1]))
+            continue;
+        size_t start = i, j = i;
+        int neg = 0;
+        if (c == '-' || c == '+') {
+            neg = c == '-';
+            j++;
+        }
+        size_t k;
+        char mark;
+        if ((k = match_word(body + j, len - j, "infinity")) ||
+            (k = match_word(body + j, len - j, "inf")))
+            mark = neg ? MARK_NINF : MARK_PINF;
+        else if ((k = match_word(body + j, len - j, "nan")))
+            mark = MARK_NAN;
+        else
+            continue;
+        if (!copy) {
+            copy = malloc(len + 1);
+            if (!copy)
+                return NULL;
+            memcpy(copy, body, len);
+            copy[len] = '\0';
+        }
+        size_t end = j + k; /* token is [start, end), at least 3 bytes */
+        copy[start] = '"';
+        copy[start + 1] = mark;
+        copy[start + 2] = '"';
+        for (size_t p = start + 3; p < end; p++)
+            copy[p] = ' ';
+        i = end - 1;
+    }
+    return copy;
+}
+
+static td_status malformed(td_error *err, const char *body, size_t len, size_t off,
+                           const char *why)
+{
+    if (off >= len)
+        return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: %s", off,
+                       why ? why : "unexpected end of input");
+    char near[24];
+    size_t n = 0;
+    for (size_t i = off; i < len && n < 16; i++)
+        near[n++] = isprint((unsigned char)body[i]) && body[i] != '"' ? body[i] : '?';
+    near[n] = '\0';
+    return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: %s near \"%s\"", off,
+                   why ? why : "syntax error", near);
+}
+
+static cJSON *parse_at(const char *text, size_t len, size_t *off)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    *off = end && end >= text ? (size_t)(end - text) : 0;
+    return root;
+}
+
+td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err)
+{
+    *out = NULL;
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    if (i == len)
+        return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: the body is empty", len);
+    size_t off;
+    cJSON *root = parse_at(body, len, &off);
+    if (!root) {
+        char *copy = rewrite_nonfinite(body, len);
+        if (!copy)
+            return malformed(err, body, len, off, NULL);
+        root = parse_at(copy, len, &off);
+        free(copy);
+        if (!root)
+            return malformed(err, body, len, off, NULL);
+    }
+    while (off < len && isspace((unsigned char)body[off]))
+        off++;
+    if (off < len) {
+        cJSON_Delete(root);
+        return malformed(err, body, len, off, "unexpected data after the JSON value");
+    }
+    *out = root;
+    return TD_OK;
+}
+
+int td_json_is_malformed(td_status st, const td_error *err)
+{
+    return st == TD_EINVAL && err && err->field[0] == '\0' &&
+           strncmp(err->message, MALFORMED, strlen(MALFORMED)) == 0;
+}
+
+int td_json_http_status(td_status st, const td_error *err)
+{
+    if (td_json_is_malformed(st, err))
+        return 400;
+    switch (st) {
+    case TD_OK: return 200;
+    case TD_EINVAL:
+    case TD_EUNAVAIL: return 422;
+    case TD_ENOTFOUND: return 404;
+    case TD_ECONFLICT: return 409;
+    default: return 500;
+    }
+}
+
+/* ---- paths and keys --------------------------------------------------------------- */
+
+void td_json_path(char out[TD_JSON_PATH_MAX], const char *prefix, const char *key)
+{
+    int n;
+    if (prefix && prefix[0])
+        n = snprintf(out, TD_JSON_PATH_MAX, "%s.%s", prefix, key);
+    else
+        n = snprintf(out, TD_JSON_PATH_MAX, "%s", key);
+    if (n < 0)
+        out[0] = '\0';
+}
+
+void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i, int64_t j)
+{
+    int n;
+    if (j >= 0)
+        n = snprintf(out, TD_JSON_PATH_MAX, "%s[%lld][%lld]", base, (long long)i, (long long)j);
+    else
+        n = snprintf(out, TD_JSON_PATH_MAX, "%s[%lld]", base, (long long)i);
+    if (n < 0)
+        out[0] = '\0';
+}
+
+int td_json_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int sub = diag + (a[i - 1] != b[j - 1]);
+            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static void lower_copy(char *dst, const char *src, size_t cap)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[i] = '\0';
+}
+
+const char *td_json_suggest(const char *name, const char *const *choices)
+{
+    if (strlen(name) > 64)
+        return NULL;
+    char a[72], b[72];
+    lower_copy(a, name, sizeof a);
+    const char *best = NULL;
+    int best_d = 99;
+    for (size_t i = 0; choices[i]; i++) {
+        lower_copy(b, choices[i], sizeof b);
+        int d = td_json_edit_distance(a, b);
+        if (d < best_d)
+            best_d = d, best = choices[i];
+    }
+    size_t len = strlen(name);
+    int limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
+    return best_d <= limit ? best : NULL;
+}
+
+static void list_choices(char *out, size_t cap, const char *const *choices)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; choices[i] && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "", choices[i]);
+}
+
+td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *what,
+                             const char *const *allowed, td_error *err)
+{
+    char field[TD_JSON_PATH_MAX];
+    if (!cJSON_IsObject(obj))
+        return td_fail(err, TD_EINVAL, prefix ? prefix : "", "%s must be a JSON object", what);
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        const char *key = c->string ? c->string : "";
+        int known = 0;
+        for (size_t i = 0; allowed[i] && !known; i++)
+            known = strcmp(allowed[i], key) == 0;
+        td_json_path(field, prefix, key);
+        if (!known) {
+            const char *s = td_json_suggest(key, allowed);
+            if (s)
+                return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s; did you "
+                               "mean \"%s\"?", key, what, s);
+            char list[256];
+            list_choices(list, sizeof list, allowed);
+            return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s (allowed: %s)",
+                           key, what, list);
+        }
+        /* Only known keys reach here, so this loop is bounded by the allowed list. */
+        for (const cJSON *d = obj->child; d != c; d = d->next)
+            if (d->string && strcmp(d->string, key) == 0)
+                return td_fail(err, TD_EINVAL, field, "key \"%s\" is given twice in %s", key,
+                               what);
+    }
+    return TD_OK;
+}
+
+/* ---- scalars ---------------------------------------------------------------------- */
+
+/* Marker of a non-finite literal (0 if v is not one). */
+static char marker_of(const cJSON *v)
+{
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return 0;
+    char c = v->valuestring[0];
+    if ((c == MARK_NAN || c == MARK_PINF || c == MARK_NINF) && v->valuestring[1] == '\0')
+        return c;
+    return 0;
+}
+
+static const char *kind_of(const cJSON *v)
+{
+    switch (marker_of(v)) {
+    case MARK_NAN: return "NaN";
+    case MARK_PINF: return "Infinity";
+    case MARK_NINF: return "-Infinity";
+    default: break;
+    }
+    if (!v) return "nothing";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsTrue(v)) return "true";
+    if (cJSON_IsFalse(v)) return "false";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    if (cJSON_IsNumber(v)) return "a number";
+    return "an unknown value";
+}
+
+td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err)
+{
+    if (cJSON_IsNumber(v)) {
+        if (!isfinite(v->valuedouble))
+            return td_fail(err, TD_EINVAL, path, "%s is not finite (the number overflows a "
+                           "double); only finite numbers are allowed", path);
+        *out = v->valuedouble;
+        return TD_OK;
+    }
+    if (marker_of(v))
+        return td_fail(err, TD_EINVAL, path, "%s is %s; only finite numbers are allowed", path,
+                       kind_of(v));
+    return td_fail(err, TD_EINVAL, path, "%s must be a number, got %s", path, kind_of(v));
+}
+
+/* Doubles at or beyond the midpoint between FLT_MAX and 2^128 round to inf as float32. */
+#define F32_LIMIT 0x1.ffffffp+127
+
+td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err)
+{
+    double d = 0;
+    td_status st = td_json_get_double(&d, v, path, err);
+    if (st)
+        return st;
+    if (!(fabs(d) < F32_LIMIT))
+        return td_fail(err, TD_EINVAL, path, "%s = %g is outside the float32 range "
+                       "(|x| <= %.8g)", path, d, (double)FLT_MAX);
+    *out = (float)d;
+    return TD_OK;
+}
+
+td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
+                          const char *path, td_error *err)
+{
+    double d = 0;
+    td_status st = td_json_get_double(&d, v, path, err);
+    if (st)
+        return st;
+    if (d != floor(d))
+        return td_fail(err, TD_EINVAL, path, "%s = %.17g is not an integer", path, d);
+    if (d < (double)lo || d > (double)hi || d >= 0x1p63)
+        return td_fail(err, TD_EINVAL, path, "%s = %.17g is outside [%lld, %lld]", path, d,
+                       (long long)lo, (long long)hi);
+    *out = (int64_t)d;
+    return TD_OK;
+}
+
+td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error *err)
+{
+    if (!cJSON_IsBool(v))
+        return td_fail(err, TD_EINVAL, path, "%s must be true or false, got %s", path,
+                       kind_of(v));
+    *out = cJSON_IsTrue(v);
+    return TD_OK;
+}
+
+td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
+                             td_error *err)
+{
+    if (!cJSON_IsString(v) || !v->valuestring || marker_of(v))
+        return td_fail(err, TD_EINVAL, path, "%s must be a string, got %s", path, kind_of(v));
+    *out = v->valuestring;
+    return TD_OK;
+}
+
+/* ---- arrays ----------------------------------------------------------------------- */
+
+typedef enum { ELEM_F32, ELEM_I32 } elem_type;
+
+typedef struct rule {
+    elem_type type;
+    unsigned flags;
+    int64_t lo, hi;   /* ELEM_I32 */
+} rule;
+
+/* The slow path: names the element and says why it was refused. */
+static td_status elem_error(const cJSON *v, const rule *r, const char *base, int64_t i,
+                            int64_t j, td_error *err)
+{
+    char path[TD_JSON_PATH_MAX];
+    td_json_index_path(path, base, i, j);
+    td_status st;
+    if (r->type == ELEM_F32) {
+        float f = 0;
+        if ((st = td_json_get_float(&f, v, path, err)))
+            return st;
+        return td_fail(err, TD_EINVAL, path, "%s = %g is negative; it must be >= 0", path,
+                       (double)f);
+    }
+    if (cJSON_IsBool(v) && !(r->flags & TD_JSON_BOOLS))
+        return td_fail(err, TD_EINVAL, path, "%s must be an integer, got %s", path,
+                       kind_of(v));
+    int64_t k;
+    if ((st = td_json_get_int(&k, v, r->lo, r->hi, path, err)))
+        return st;
+    return td_fail(err, TD_EINVAL, path, "%s is invalid", path);
+}
+
+/* Reads one element into dst[idx] (fast path), else reports it. */
+static inline td_status read_elem(void *dst, int64_t idx, const cJSON *v, const rule *r,
+                                  const char *base, int64_t i, int64_t j, td_error *err)
+{
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (r->type == ELEM_F32) {
+            if (fabs(d) < F32_LIMIT && (!(r->flags & TD_JSON_NONNEG) || d >= 0)) {
+                ((float *)dst)[idx] = (float)d;
+                return TD_OK;
+            }
+        } else if (d >= (double)r->lo && d <= (double)r->hi && d == floor(d)) {
+            ((int32_t *)dst)[idx] = (int32_t)d;
+            return TD_OK;
+        }
+    } else if (r->type == ELEM_I32 && (r->flags & TD_JSON_BOOLS) && cJSON_IsBool(v)) {
+        int32_t b = cJSON_IsTrue(v);
+        if (b >= r->lo && b <= r->hi) {
+            ((int32_t *)dst)[idx] = b;
+            return TD_OK;
+        }
+    }
+    return elem_error(v, r, base, i, j, err);
+}
+
+static size_t elem_size(const rule *r)
+{
+    return r->type == ELEM_F32 ? sizeof(float) : sizeof(int32_t);
+}
+
+static int64_t count_items(const cJSON *a)
+{
+    int64_t n = 0;
+    for (const cJSON *c = a->child; c; c = c->next)
+        n++;
+    return n;
+}
+
+static td_status read_vector(void **out, int64_t *n, const cJSON *v, const rule *r,
+                             const char *path, td_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!cJSON_IsArray(v))
+        return td_fail(err, TD_EINVAL, path, "%s must be an array of numbers, got %s", path,
+                       kind_of(v));
+    int64_t count = count_items(v);
+    if (count == 0) {
+        if (r->flags & TD_JSON_EMPTY_OK)
+            return TD_OK;
+        return td_fail(err, TD_EINVAL, path, "%s must not be empty", path);
+    }
+    void *buf = malloc(elem_size(r) * (size_t)count);
+    if (!buf)
+        return td_fail(err, TD_ENOMEM, path, "out of memory reading %s", path);
+    int64_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        td_status st = read_elem(buf, i, c, r, path, i, -1, err);
+        if (st) {
+            free(buf);
+            return st;
+        }
+    }
+    *out = buf;
+    *n = count;
+    return TD_OK;
+}
+
+static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             const rule *r, const char *path, td_error *err)
+{
+    *out = NULL;
+    *rows = *cols = 0;
+    if (!cJSON_IsArray(v))
+        return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of "
+                       "numbers), got %s", path, kind_of(v));
+    int64_t R = count_items(v);
+    if (R == 0) {
+        if (r->flags & TD_JSON_EMPTY_OK)
+            return TD_OK;
+        return td_fail(err, TD_EINVAL, path, "%s must not be empty", path);
+    }
+    const cJSON *first = v->child;
+    if (!cJSON_IsArray(first))
+        return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of "
+                       "numbers); %s[0] is %s", path, path, kind_of(first));
+    int64_t C = count_items(first);
+    if (C == 0)
+        return td_fail(err, TD_EINVAL, path, "%s[0] is empty; rows need at least one value",
+                       path);
+    if ((uint64_t)R > (uint64_t)INT64_MAX / (uint64_t)C ||
+        (uint64_t)(R * C) > SIZE_MAX / elem_size(r))
+        return td_fail(err, TD_EINVAL, path, "%s is too large", path);
+    void *buf = malloc(elem_size(r) * (size_t)(R * C));
+    if (!buf)
+        return td_fail(err, TD_ENOMEM, path, "out of memory reading %s", path);
+    char rpath[TD_JSON_PATH_MAX];
+    td_status st = TD_OK;
+    int64_t i = 0;
+    for (const cJSON *row = v->child; row; row = row->next, i++) {
+        if (!cJSON_IsArray(row)) {
+            td_json_index_path(rpath, path, i, -1);
+            st = td_fail(err, TD_EINVAL, rpath, "%s must be an array of numbers, got %s",
+                         rpath, kind_of(row));
+            goto fail;
+        }
+        int64_t j = 0;
+        const cJSON *c = row->child;
+        for (; c && j < C; c = c->next, j++)
+            if ((st = read_elem(buf, i * C + j, c, r, path, i, j, err)))
+                goto fail;
+        if (c || j != C) {
+            int64_t got = count_items(row);
+            td_json_index_path(rpath, path, i, -1);
+            st = td_fail(err, TD_EINVAL, rpath, "%s has %lld value%s, expected %lld (like "
+                         "%s[0]); rows must all have the same length", rpath, (long long)got,
+                         got == 1 ? "" : "s", (long long)C, path);
+            goto fail;
+        }
+    }
+    *out = buf;
+    *rows = R;
+    *cols = C;
+    return TD_OK;
+fail:
+    free(buf);
+    return st;
+}
+
+td_status td_json_matrix_f32(float **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             unsigned flags, const char *path, td_error *err)
+{
+    rule r = {ELEM_F32, flags, 0, 0};
+    return read_matrix((void **)out, rows, cols, v, &r, path, err);
+}
+
+td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned flags,
+                             const char *path, td_error *err)
+{
+    rule r = {ELEM_F32, flags, 0, 0};
+    return read_vector((void **)out, n, v, &r, path, err);
+}
+
+td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo,
+                             int64_t hi, unsigned flags, const char *path, td_error *err)
+{
+    rule r = {ELEM_I32, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
+    return read_vector((void **)out, n, v, &r, path, err);
+}
+
+td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             int64_t lo, int64_t hi, unsigned flags, const char *path,
+                             td_error *err)
+{
+    rule r = {ELEM_I32, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
+    return read_matrix((void **)out, rows, cols, v, &r, path, err);
+}
+
+td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
+                             const cJSON *v, const char *path, td_error *err)
+{
+    *grouped = 0;
+    if (cJSON_IsArray(v) && cJSON_IsArray(v->child)) {
+        *grouped = 1;
+        return td_json_matrix_i32(out, rows, cols, v, INT32_MIN, INT32_MAX, 0, path, err);
+    }
+    *cols = 1;
+    return td_json_vector_i32(out, rows, v, INT32_MIN, INT32_MAX, 0, path, err);
+}
+
+/* ---- output buffer ---------------------------------------------------------------- */
+
+void td_sbuf_init(td_sbuf *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void td_sbuf_fini(td_sbuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+void td_sbuf_reserve(td_sbuf *b, size_t extra)
+{
+    if (b->oom || b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->oom = 1;
+        return;
+    }
+    b->data = p;
+    b->cap = cap;
+}
+
+void td_sbuf_put(td_sbuf *b, const char *s, size_t n)
+{
+    td_sbuf_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void td_sbuf_puts(td_sbuf *b, const char *s)
+{
+    td_sbuf_put(b, s, strlen(s));
+}
+
+void td_sbuf_printf(td_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    td_sbuf_reserve(b, (size_t)n);
+    if (b->oom)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* Appends a small integer without printf (the common case for labels and zeros). */
+static void put_int(td_sbuf *b, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    td_sbuf_reserve(b, (size_t)n + 1);
+    if (b->oom)
+        return;
+    char *p = b->data + b->len;
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = tmp[--n];
+    *p = '\0';
+    b->len = (size_t)(p - b->data);
+}
+
+void td_sbuf_int(td_sbuf *b, int64_t v)
+{
+    put_int(b, v);
+}
+
+void td_sbuf_float(td_sbuf *b, float v)
+{
+    if (!isfinite(v)) {
+        td_sbuf_put(b, "null", 4);
+        return;
+    }
+    if (v == floorf(v) && fabsf(v) < 1e7f && !(v == 0 && signbit(v))) {
+        put_int(b, (int64_t)v);
+        return;
+    }
+    td_sbuf_reserve(b, 32);
+    if (b->oom)
+        return;
+    int n = snprintf(b->data + b->len, 32, "%.9g", (double)v);
+    b->len += (size_t)n;
+}
+
+void td_sbuf_double(td_sbuf *b, double v)
+{
+    if (!isfinite(v)) {
+        td_sbuf_put(b, "null", 4);
+        return;
+    }
+    char tmp[40];
+    snprintf(tmp, sizeof tmp, "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        snprintf(tmp, sizeof tmp, "%.17g", v);
+    td_sbuf_puts(b, tmp);
+}
+
+void td_sbuf_string(td_sbuf *b, const char *s)
+{
+    if (!s) {
+        td_sbuf_put(b, "null", 4);
+        return;
+    }
+    td_sbuf_put(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        td_sbuf_put(b, run, (size_t)(p - run));
+        run = p + 1;
+        switch (c) {
+        case '"': td_sbuf_put(b, "\\\"", 2); break;
+        case '\\': td_sbuf_put(b, "\\\\", 2); break;
+        case '\n': td_sbuf_put(b, "\\n", 2); break;
+        case '\r': td_sbuf_put(b, "\\r", 2); break;
+        case '\t': td_sbuf_put(b, "\\t", 2); break;
+        default: td_sbuf_printf(b, "\\u%04x", c); break;
+        }
+    }
+    td_sbuf_puts(b, run);
+    td_sbuf_put(b, "\"", 1);
+}
+
+void td_sbuf_key(td_sbuf *b, const char *key, int first)
+{
+    if (!first)
+        td_sbuf_put(b, ",", 1);
+    td_sbuf_string(b, key);
+    td_sbuf_put(b, ":", 1);
+}
+
+void td_sbuf_floats(td_sbuf *b, const float *v, int64_t n)
+{
+    td_sbuf_reserve(b, (size_t)n * 12 + 2);
+    td_sbuf_put(b, "[", 1);
+    for (int64_t i = 0; i < n; i++) {
+        if (i)
+            td_sbuf_put(b, ",", 1);
+        td_sbuf_float(b, v[i]);
+    }
+    td_sbuf_put(b, "]", 1);
+}
+
+void td_sbuf_ints(td_sbuf *b, const int32_t *v, int64_t n)
+{
+    td_sbuf_put(b, "[", 1);
+    for (int64_t i = 0; i < n; i++) {
+        if (i)
+            td_sbuf_put(b, ",", 1);
+        put_int(b, v[i]);
+    }
+    td_sbuf_put(b, "]", 1);
+}
+
+void td_sbuf_matrix_f32(td_sbuf *b, const float *v, int64_t rows, int64_t cols)
+{
+    td_sbuf_put(b, "[", 1);
+    for (int64_t i = 0; i < rows; i++) {
+        if (i)
+            td_sbuf_put(b, ",", 1);
+        td_sbuf_floats(b, v + i * cols, cols);
+    }
+    td_sbuf_put(b, "]", 1);
+}
+
+void td_sbuf_matrix_i32(td_sbuf *b, const int32_t *v, int64_t rows, int64_t cols)
+{
+    td_sbuf_put(b, "[", 1);
+    for (int64_t i = 0; i < rows; i++) {
+        if (i)
+            td_sbuf_put(b, ",", 1);
+        td_sbuf_ints(b, v + i * cols, cols);
+    }
+    td_sbuf_put(b, "]", 1);
+}
+
+char *td_sbuf_finish(td_sbuf *b, size_t *len)
+{
+    td_sbuf_reserve(b, 0);
+    if (b->oom) {
+        td_sbuf_fini(b);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    char *s = b->data;
+    s[b->len] = '\0';
+    if (len)
+        *len = b->len;
+    memset(b, 0, sizeof *b);
+    return s;
+}

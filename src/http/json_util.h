@@ -1,0 +1,144 @@
+/* json_util.h — the JSON edge's small tools: parsing a body, reading numbers and arrays
+ * with element paths, checking keys, and a growing string buffer for big responses.
+ *
+ * cJSON trees exist only in src/http/: a body is parsed, converted to plain arrays and
+ * structs with these readers, and deleted. Every reader names the offending element in
+ * td_error.field as a JSON path ("X[12][3]", "hyperparameters.betas[1]") and says the
+ * rule in the message.
+ *
+ * Malformed JSON (HTTP 400) versus invalid values (HTTP 422): both come back as TD_EINVAL;
+ * td_json_is_malformed(st, err) tells them apart (the message starts with
+ * "malformed JSON at byte N"). Callers answer 400 when it returns 1, else map the status
+ * as usual (td_resp_from_error).
+ *
+ * Non-finite literals: JSON has no NaN or Infinity, but Python's json module writes them.
+ * td_json_parse accepts NaN, Infinity, -Infinity (and nan, inf, -inf) outside strings so
+ * that the number readers can reject them as values, naming the element (422), instead of
+ * failing the whole body with a byte offset. They come through as marker strings that only
+ * the readers below understand; code that reads numbers with these readers never sees
+ * them. */
+#ifndef TRAIND_HTTP_JSON_UTIL_H
+#define TRAIND_HTTP_JSON_UTIL_H
+
+#include <cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traind/status.h"
+
+/* ---- parsing ---------------------------------------------------------------------- */
+
+/* Parses body[0..len) (it need not be NUL-terminated) into *out (caller deletes with
+ * cJSON_Delete). On a syntax error, an empty body, or trailing data after the value:
+ * TD_EINVAL, field "", message "malformed JSON at byte N: ...", *out NULL.
+ * TD_ENOMEM when the tree cannot be allocated. */
+td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err);
+
+/* 1 when (st, err) is the malformed-JSON error of td_json_parse (answer 400). */
+int td_json_is_malformed(td_status st, const td_error *err);
+
+/* The HTTP status for a failure of any td_json_* function: 400 for malformed JSON,
+ * 422 for TD_EINVAL / TD_EUNAVAIL, 404, 409, 500 for the rest. */
+int td_json_http_status(td_status st, const td_error *err);
+
+/* ---- paths and keys --------------------------------------------------------------- */
+
+#define TD_JSON_PATH_MAX 128   /* = sizeof(td_error.field) */
+
+/* out = "prefix.key", or "key" when prefix is NULL or "". */
+void td_json_path(char out[TD_JSON_PATH_MAX], const char *prefix, const char *key);
+
+/* out = "base[i]" (j < 0) or "base[i][j]"; truncated to fit. */
+void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i, int64_t j);
+
+/* Checks that obj is an object whose keys are all in allowed (NULL-terminated) and none
+ * is given twice. Unknown key: field "prefix.key", message
+ * "unknown key \"x\"; did you mean \"X\"?" (the suggestion when one is close).
+ * what names the object in messages ("dataset", "job body", ...). */
+td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *what,
+                             const char *const *allowed, td_error *err);
+
+/* The entry of choices (NULL-terminated) closest to name by edit distance (case folded),
+ * or NULL when none is close enough to suggest. */
+const char *td_json_suggest(const char *name, const char *const *choices);
+
+/* Edit distance (Levenshtein, case-sensitive; 99 for strings over 64 bytes). */
+int td_json_edit_distance(const char *a, const char *b);
+
+/* ---- scalars ---------------------------------------------------------------------- */
+
+/* A finite number (not a string, bool, null or NaN/Infinity literal). */
+td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err);
+/* A finite number within float32 range (a value that would round to +-inf is an error). */
+td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err);
+/* An integral number (1.0 is fine, 1.5 is not) in [lo, hi]. */
+td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
+                          const char *path, td_error *err);
+/* true or false only. */
+td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error *err);
+/* A string; *out borrows the tree's storage. */
+td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
+                             td_error *err);
+
+/* ---- arrays ----------------------------------------------------------------------- */
+
+/* Flags of the array readers. */
+#define TD_JSON_NONNEG   1u   /* elements must be >= 0 */
+#define TD_JSON_BOOLS    2u   /* int readers: true/false accepted as 1/0 */
+#define TD_JSON_EMPTY_OK 4u   /* an empty array (0 rows) is accepted; *out may be NULL */
+
+/* An array of rows of finite float32 numbers, all rows the same non-zero length.
+ * *out (rows, cols) row-major, malloc'd (caller frees). Errors name the element:
+ * "X must be an array of rows", "X[1] has 3 values, expected 4 (like X[0])",
+ * "X[2][1] must be a number, got a string". */
+td_status td_json_matrix_f32(float **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             unsigned flags, const char *path, td_error *err);
+/* An array of finite float32 numbers. */
+td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned flags,
+                             const char *path, td_error *err);
+/* Integer arrays (elements in [lo, hi]); same shape rules as the float readers. */
+td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo,
+                             int64_t hi, unsigned flags, const char *path, td_error *err);
+td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             int64_t lo, int64_t hi, unsigned flags, const char *path,
+                             td_error *err);
+/* Class-index targets: a vector (N) -> *cols = 1, *grouped = 0; or a matrix (N, G) ->
+ * *cols = G, *grouped = 1. The shape is decided by the first element. */
+td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
+                             const cJSON *v, const char *path, td_error *err);
+
+/* ---- output: a growing string buffer ---------------------------------------------- */
+
+/* Appends never fail visibly: an allocation failure sets oom, later appends are ignored,
+ * and td_sbuf_finish returns NULL. Capacity doubles, so appending is amortised O(1). */
+typedef struct td_sbuf {
+    char *data;
+    size_t len, cap;
+    int oom;
+} td_sbuf;
+
+void td_sbuf_init(td_sbuf *b);
+void td_sbuf_fini(td_sbuf *b);                       /* frees the data */
+void td_sbuf_reserve(td_sbuf *b, size_t extra);       /* room for extra more bytes */
+void td_sbuf_put(td_sbuf *b, const char *s, size_t n);
+void td_sbuf_puts(td_sbuf *b, const char *s);
+void td_sbuf_printf(td_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A float32 with "%.9g" (enough digits to round-trip); null for NaN/inf. */
+void td_sbuf_float(td_sbuf *b, float v);
+/* A double, shortest of "%.15g"/"%.17g" that round-trips; null for NaN/inf. */
+void td_sbuf_double(td_sbuf *b, double v);
+void td_sbuf_int(td_sbuf *b, int64_t v);
+/* A JSON string literal (quoted, escaped); NULL writes null. */
+void td_sbuf_string(td_sbuf *b, const char *s);
+/* "key": (with a leading comma unless first) */
+void td_sbuf_key(td_sbuf *b, const char *key, int first);
+/* [v0,v1,...] of n floats, ints; [[...],[...]] of a (rows, cols) matrix. */
+void td_sbuf_floats(td_sbuf *b, const float *v, int64_t n);
+void td_sbuf_ints(td_sbuf *b, const int32_t *v, int64_t n);
+void td_sbuf_matrix_f32(td_sbuf *b, const float *v, int64_t rows, int64_t cols);
+void td_sbuf_matrix_i32(td_sbuf *b, const int32_t *v, int64_t rows, int64_t cols);
+/* Hands back the NUL-terminated string (caller frees) and its length (len may be NULL);
+ * NULL after an allocation failure (the buffer is freed either way). */
+char *td_sbuf_finish(td_sbuf *b, size_t *len);
+
+#endif
