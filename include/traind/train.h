@@ -92,6 +92,7 @@ td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err);
 int td_trainer_done(const td_trainer *t);
 int64_t td_trainer_epoch(const td_trainer *t);     /* epochs completed */
 int64_t td_trainer_epochs(const td_trainer *t);    /* epochs planned */
+int64_t td_trainer_rows(const td_trainer *t);      /* training rows per epoch */
 
 /* The current model (params borrowed from the trainer; valid until the next step). */
 const td_model *td_trainer_model(const td_trainer *t);

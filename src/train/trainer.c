@@ -309,6 +309,7 @@ const char *const *td_trainer_columns(const td_trainer *t, int *n)
 int td_trainer_done(const td_trainer *t) { return t->stopped || t->epoch >= t->hp.epochs; }
 int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
 int64_t td_trainer_epochs(const td_trainer *t) { return t->hp.epochs; }
+int64_t td_trainer_rows(const td_trainer *t) { return t->n_train; }
 const td_model *td_trainer_model(const td_trainer *t) { return &t->model; }
 double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
 

@@ -1,0 +1,692 @@
+/* routes.c — the /v1 handlers of SPEC §6 and the application state they share.
+ *
+ * Each handler: read the request (JSON through the json_* converters, which name the
+ * offending field), call the store / the job manager / the engine, answer with JSON built
+ * by the converters. No handler holds a lock across a call; the store and the job manager
+ * are thread-safe. Status codes follow SPEC §6: 400 malformed JSON, 404 unknown id,
+ * 409 state conflicts, 422 invalid values, 429 queue full, 503 shutting down. */
+#include "http/routes.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/json_dataset.h"
+#include "http/json_hparams.h"
+#include "http/json_job.h"
+#include "http/json_loss.h"
+#include "http/json_model.h"
+#include "http/json_util.h"
+#include "jobs/jobs.h"
+#include "store/store.h"
+#include "traind/train.h"
+#include "util/log.h"
+
+struct td_app {
+    td_store *store;
+    td_jobs *jobs;
+    td_config cfg;
+};
+
+#define SSE_WAIT_MS 1000
+
+/* ---- small helpers ----------------------------------------------------------------- */
+
+/* Answers a failure of a json_* or engine call: 400 for malformed JSON, else by status. */
+static void fail(td_resp *resp, td_status st, const td_error *err)
+{
+    if (td_json_is_malformed(st, err))
+        td_resp_error(resp, 400, "malformed_json", NULL, "%s", err->message);
+    else
+        td_resp_from_error(resp, st, err);
+}
+
+static char *cjson_take(cJSON *obj)
+{
+    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    return s;
+}
+
+static void json_or_oom(td_resp *resp, int status, char *body)
+{
+    if (body)
+        td_resp_json(resp, status, body);
+    else
+        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
+}
+
+/* limit in [1, 1000] (default 50) and after from the query string. */
+static int paging(const td_req *req, td_resp *resp, int *limit, const char **after)
+{
+    const char *l = td_req_query(req, "limit");
+    *after = td_req_query(req, "after");
+    *limit = 50;
+    if (l) {
+        char *end;
+        errno = 0;
+        long v = strtol(l, &end, 10);
+        if (errno || *end || end == l || v < 1 || v > 1000) {
+            td_resp_error(resp, 422, "invalid_argument", "limit",
+                          "limit must be an integer in [1, 1000], got \"%s\"", l);
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    return 0;
+}
+
+static cJSON *dataset_meta_json(const td_dataset_meta *m)
+{
+    td_dataset_summary s = {
+        .id = m->id, .name = m->name[0] ? m->name : NULL, .n_samples = m->N,
+        .n_features = m->D, .n_classes = m->n_classes, .groups = m->y_cols > 1 ? m->y_cols : 1,
+        .n_pairs = m->P, .target = m->target, .created_at = m->created_at};
+    return td_json_dataset_summary(&s);
+}
+
+/* ---- datasets ---------------------------------------------------------------------- */
+
+static td_status check_dataset_limits(const td_app *app, const td_dataset *ds, td_error *err)
+{
+    if (ds->N > app->cfg.max_dataset_rows)
+        return td_fail(err, TD_EINVAL, "X", "the dataset has %lld rows; max_dataset_rows is %lld",
+                       (long long)ds->N, (long long)app->cfg.max_dataset_rows);
+    if (ds->D > app->cfg.max_dataset_features)
+        return td_fail(err, TD_EINVAL, "X[0]",
+                       "the dataset has %lld features; max_dataset_features is %lld",
+                       (long long)ds->D, (long long)app->cfg.max_dataset_features);
+    return TD_OK;
+}
+
+/* Stores a parsed dataset; *meta gets its metadata. */
+static td_status store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_meta *meta,
+                               td_error *err)
+{
+    td_status st = check_dataset_limits(app, &d->ds, err);
+    if (st == TD_OK)
+        st = td_store_dataset_put(app->store, &d->ds, d->name, meta, err);
+    return st;
+}
+
+static void h_dataset_create(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_dataset_buf d;
+    memset(&d, 0, sizeof d);
+    const char *ct = td_req_header(req, "Content-Type");
+    td_status st;
+    if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
+        td_csv_opts o;
+        st = td_csv_opts_parse(&o, td_req_query(req, "label_column"), td_req_query(req, "header"),
+                               &err);
+        if (st == TD_OK)
+            st = td_csv_dataset_parse(&d, req->body, req->body_len, &o, td_req_query(req, "name"),
+                                      &err);
+    } else {
+        st = td_json_dataset_parse(&d, req->body, req->body_len, &err);
+    }
+    td_dataset_meta meta;
+    if (st == TD_OK)
+        st = store_dataset(app, &d, &meta, &err);
+    td_dataset_buf_free(&d);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_log(TD_LOG_INFO, "http", "dataset %s stored (%lld x %lld)", meta.id, (long long)meta.N,
+           (long long)meta.D);
+    td_resp_header(resp, "Location", "/v1/datasets/%s", meta.id);
+    json_or_oom(resp, 201, cjson_take(dataset_meta_json(&meta)));
+}
+
+static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    int limit, n = 0;
+    const char *after;
+    if (paging(req, resp, &limit, &after))
+        return;
+    td_dataset_meta *rows = NULL;
+    char next[TD_ID_MAX];
+    td_status st = td_store_dataset_list(app->store, limit, after, &rows, &n, next, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "datasets");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, dataset_meta_json(&rows[i]));
+    if (next[0])
+        cJSON_AddStringToObject(root, "next", next);
+    else
+        cJSON_AddNullToObject(root, "next");
+    free(rows);
+    json_or_oom(resp, 200, cjson_take(root));
+}
+
+static void h_dataset_get(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_dataset_meta meta;
+    td_status st = td_store_dataset_get(app->store, req->params[0], &meta, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    json_or_oom(resp, 200, cjson_take(dataset_meta_json(&meta)));
+}
+
+static void h_dataset_delete(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_status st = td_store_dataset_delete(app->store, req->params[0], &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    resp->status = 204;
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
+{
+    td_error err = {{0}, {0}};
+    td_job_row row;
+    td_status st = td_store_job_get(app->store, id, &row, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    if (status == 202 || status == 201)
+        td_resp_header(resp, "Location", "/v1/jobs/%s", row.id);
+    json_or_oom(resp, status, td_json_job(&row, NULL));
+    td_job_row_fini(&row);
+}
+
+/* Validates a job exactly as its worker will run it: the stored hyperparameter text is
+ * decoded against the dataset and a trainer is built (and dropped). */
+static td_status validate_job(td_app *app, const char *model, const char *hp_text,
+                              const char *dataset, const char *validation, td_error *err)
+{
+    td_stored_dataset train = {0}, val = {0};
+    td_hparams hp;
+    td_trainer *t = NULL;
+    td_status st = td_store_dataset_load(app->store, dataset, &train, err);
+    if (st == TD_ENOTFOUND)
+        st = td_fail(err, TD_EINVAL, "dataset", "no dataset with id \"%s\"", dataset);
+    if (st == TD_OK && validation) {
+        st = td_store_dataset_load(app->store, validation, &val, err);
+        if (st == TD_ENOTFOUND)
+            st = td_fail(err, TD_EINVAL, "validation", "no dataset with id \"%s\"", validation);
+    }
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    if (st == TD_OK)
+        st = td_job_decode_hparams(&hp, model, hp_text, &train.ds, err);
+    if (st == TD_OK)
+        st = td_trainer_create(&t, &hp, &train.ds, validation ? &val.ds : NULL, err);
+    td_trainer_destroy(t);
+    td_hparams_fini(&hp);
+    td_stored_dataset_fini(&train);
+    td_stored_dataset_fini(&val);
+    return st;
+}
+
+static void h_job_create(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_job_request jr;
+    char *hp_text = NULL;
+    char id[TD_ID_MAX] = "", ds_id[TD_ID_MAX] = "";
+    const char *key = td_req_header(req, "Idempotency-Key");
+    if (key && (!*key || strlen(key) >= TD_IDEM_KEY_MAX)) {
+        td_resp_error(resp, 422, "invalid_argument", "Idempotency-Key",
+                      "Idempotency-Key must be 1 to %d characters", TD_IDEM_KEY_MAX - 1);
+        return;
+    }
+    if (key) {
+        td_job_row row;
+        if (td_store_job_find_idempotent(app->store, key, &row, NULL) == TD_OK) {
+            td_resp_header(resp, "Location", "/v1/jobs/%s", row.id);
+            json_or_oom(resp, 202, td_json_job(&row, NULL));
+            td_job_row_fini(&row);
+            return;
+        }
+    }
+    td_status st = td_json_job_parse(&jr, req->body, req->body_len, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    if (jr.data) {
+        td_dataset_meta meta;
+        if ((st = store_dataset(app, jr.data, &meta, &err))) {
+            if (err.field[0] && strncmp(err.field, "data", 4) != 0) {
+                char f[sizeof err.field];
+                memcpy(f, err.field, sizeof f);
+                snprintf(err.field, sizeof err.field, "data.%.*s", (int)sizeof f - 6, f);
+            }
+            goto out;
+        }
+        snprintf(ds_id, sizeof ds_id, "%s", meta.id);
+    } else {
+        snprintf(ds_id, sizeof ds_id, "%s", jr.dataset_id);
+    }
+    if (!(hp_text = td_job_hparams_text(&jr.hp, jr.initial_weights))) {
+        st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    const char *model = td_model_names[jr.model];
+    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &err)))
+        goto out;
+    td_job_spec spec = {.model = model, .dataset = ds_id, .validation = jr.validation_id,
+                        .hyperparameters = hp_text,
+                        .epochs = jr.model == TD_MODEL_GMM ? jr.hp.max_iter : jr.hp.epochs,
+                        .idempotency_key = key};
+    st = td_jobs_submit(app->jobs, &spec, id, &err);
+    if (st == TD_ECONFLICT && id[0]) /* the same key raced us: that job is the answer */
+        st = TD_OK;
+out:
+    if (st && jr.data && ds_id[0])
+        td_store_dataset_delete(app->store, ds_id, NULL); /* nothing refers to it */
+    td_job_request_fini(&jr);
+    free(hp_text);
+    if (st == TD_EBUSY) {
+        td_resp_header(resp, "Retry-After", "%d", 5);
+        td_resp_from_error(resp, st, &err);
+        return;
+    }
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_log(TD_LOG_INFO, "http", "job %s queued", id);
+    answer_job(app, resp, 202, id);
+}
+
+static void h_job_list(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    int limit, n = 0, state = -1;
+    const char *after, *s = td_req_query(req, "state");
+    if (paging(req, resp, &limit, &after))
+        return;
+    if (s && *s) {
+        td_job_state js;
+        if (td_job_state_parse(s, &js, &err)) {
+            td_resp_error(resp, 422, "invalid_argument", "state",
+                          "state must be one of queued, running, succeeded, failed, cancelled; "
+                          "got \"%s\"", s);
+            return;
+        }
+        state = (int)js;
+    }
+    td_job_row *rows = NULL;
+    char next[TD_ID_MAX];
+    td_status st = td_store_job_list(app->store, state, limit, after, &rows, &n, next, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_puts(&b, "{\"jobs\":[");
+    for (int i = 0; i < n; i++) {
+        char *j = td_json_job(&rows[i], NULL);
+        if (i)
+            td_sbuf_puts(&b, ",");
+        td_sbuf_puts(&b, j ? j : "null");
+        free(j);
+    }
+    td_sbuf_puts(&b, "],\"next\":");
+    td_sbuf_string(&b, next[0] ? next : NULL);
+    td_sbuf_puts(&b, "}");
+    td_job_rows_free(rows, n);
+    json_or_oom(resp, 200, td_sbuf_finish(&b, NULL));
+}
+
+static void h_job_get(void *a, const td_req *req, td_resp *resp)
+{
+    answer_job(a, resp, 200, req->params[0]);
+}
+
+static void h_job_losses(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    const char *fmt = td_req_query(req, "format");
+    if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0) {
+        td_resp_error(resp, 422, "invalid_argument", "format",
+                      "format must be \"json\" or \"csv\", got \"%s\"", fmt);
+        return;
+    }
+    td_history h;
+    td_status st = td_store_history_get(app->store, req->params[0], -1, &h, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    size_t len = 0;
+    int csv = fmt && strcmp(fmt, "csv") == 0;
+    char *body = csv ? td_csv_history(&h, &len) : td_json_history(&h, &len);
+    td_history_fini(&h);
+    json_or_oom(resp, 200, body);
+    if (body && csv)
+        resp->content_type = "text/csv";
+}
+
+/* Loads the job's latest model (final, or the last checkpoint of a running job). */
+static td_status load_model(td_app *app, const char *id, td_model *m, td_error *err)
+{
+    td_job_row row;
+    td_status st = td_store_job_get(app->store, id, &row, err);
+    if (st)
+        return st;
+    int has = row.has_model;
+    td_job_state state = row.state;
+    td_job_row_fini(&row);
+    if (!has)
+        return td_fail(err, TD_ECONFLICT, NULL,
+                       "job %s has no model yet (state %s): a model exists once the first "
+                       "checkpoint is written", id, td_job_state_name(state));
+    char *meta = NULL;
+    float *params = NULL;
+    int64_t n = 0;
+    if ((st = td_store_model_get(app->store, id, &meta, &params, &n, err)))
+        return st;
+    st = td_json_model_from_meta(m, meta, strlen(meta), params, n, err);
+    td_store_free(meta);
+    td_store_free(params);
+    return st;
+}
+
+static void h_job_model(void *a, const td_req *req, td_resp *resp)
+{
+    td_error err = {{0}, {0}};
+    td_model m = {0};
+    td_status st = load_model(a, req->params[0], &m, &err);
+    char *out = NULL;
+    size_t len = 0;
+    if (st == TD_OK)
+        st = td_json_model(&out, &len, &m, &err);
+    td_model_fini(&m);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_resp_json(resp, 200, out);
+}
+
+static void h_job_predict(void *a, const td_req *req, td_resp *resp)
+{
+    td_error err = {{0}, {0}};
+    td_model m = {0};
+    td_status st = load_model(a, req->params[0], &m, &err);
+    char *out = NULL;
+    size_t len = 0;
+    if (st == TD_OK)
+        st = td_json_predict(&out, &len, &m, req->body, req->body_len, &err);
+    td_model_fini(&m);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_resp_json(resp, 200, out);
+}
+
+static void h_job_cancel(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_status st = td_jobs_cancel(app->jobs, req->params[0], NULL, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    answer_job(app, resp, 202, req->params[0]);
+}
+
+static void h_job_delete(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_status st = td_store_job_delete(app->store, req->params[0], &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    resp->status = 204;
+}
+
+/* ---- Server-Sent Events ------------------------------------------------------------ */
+
+typedef struct sse {
+    td_app *app;
+    char id[TD_ID_MAX];
+    int64_t last_epoch;          /* history sent up to this epoch */
+    int last_state;              /* -1 before the first state event */
+    uint64_t seen;               /* the job manager's change counter */
+    int done;
+    td_sbuf out;                 /* pending bytes */
+    size_t sent;                 /* of out */
+} sse;
+
+/* Appends new progress events and a state event if the state changed. */
+static void sse_poll(sse *s)
+{
+    td_job_row row;
+    if (td_store_job_get(s->app->store, s->id, &row, NULL)) {
+        td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":\"deleted\"}\n\n");
+        s->done = 1;
+        return;
+    }
+    td_history h;
+    if (td_store_history_get(s->app->store, s->id, s->last_epoch, &h, NULL) == TD_OK) {
+        for (int64_t i = 0; i < h.n_rows; i++) {
+            td_sbuf_printf(&s->out, "id: %lld\nevent: progress\ndata: {", (long long)h.epochs[i]);
+            for (int c = 0; c < h.n_cols; c++) {
+                td_sbuf_key(&s->out, h.names[c], c == 0);
+                if (strcmp(h.names[c], "epoch") == 0)
+                    td_sbuf_int(&s->out, h.epochs[i]);
+                else
+                    td_sbuf_double(&s->out, h.cols[(int64_t)c * h.n_rows + i]);
+            }
+            td_sbuf_printf(&s->out, ",\"epochs\":%lld}\n\n", (long long)row.epochs);
+            s->last_epoch = h.epochs[i];
+        }
+        td_history_fini(&h);
+    }
+    if ((int)row.state != s->last_state) {
+        td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":");
+        td_sbuf_string(&s->out, td_job_state_name(row.state));
+        td_sbuf_printf(&s->out, ",\"epoch\":%lld", (long long)row.epoch);
+        if (row.error_code[0]) {
+            td_sbuf_puts(&s->out, ",\"error\":{\"code\":");
+            td_sbuf_string(&s->out, row.error_code);
+            td_sbuf_puts(&s->out, ",\"message\":");
+            td_sbuf_string(&s->out, row.error_message);
+            td_sbuf_puts(&s->out, "}");
+        }
+        td_sbuf_puts(&s->out, "}\n\n");
+        s->last_state = (int)row.state;
+    }
+    if (td_job_state_terminal(row.state))
+        s->done = 1;
+    td_job_row_fini(&row);
+}
+
+static ssize_t sse_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    sse *s = ctx;
+    if (s->sent == s->out.len) {
+        s->out.len = s->sent = 0;
+        if (s->done)
+            return -1;
+        if (s->last_state >= 0)
+            s->seen = td_jobs_wait_change(s->app->jobs, s->seen, SSE_WAIT_MS);
+        sse_poll(s);
+        if (s->out.oom)
+            return -1;
+    }
+    size_t n = s->out.len - s->sent;
+    if (n > max)
+        n = max;
+    memcpy(buf, s->out.data + s->sent, n);
+    s->sent += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *ctx)
+{
+    sse *s = ctx;
+    td_sbuf_fini(&s->out);
+    free(s);
+}
+
+static void h_job_events(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_job_row row;
+    td_status st = td_store_job_get(app->store, req->params[0], &row, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_job_row_fini(&row);
+    sse *s = calloc(1, sizeof *s);
+    if (!s) {
+        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    s->app = app;
+    snprintf(s->id, sizeof s->id, "%s", req->params[0]);
+    s->last_state = -1;
+    td_sbuf_init(&s->out);
+    const char *last = td_req_header(req, "Last-Event-ID");
+    s->last_epoch = last ? strtoll(last, NULL, 10) : 0;
+    s->seen = td_jobs_wait_change(app->jobs, 0, 0);
+    resp->status = 200;
+    resp->content_type = "text/event-stream";
+    td_resp_header(resp, "Cache-Control", "no-cache");
+    resp->stream = sse_read;
+    resp->stream_ctx = s;
+    resp->stream_free = sse_free;
+}
+
+/* ---- losses ------------------------------------------------------------------------ */
+
+static void h_loss(void *a, const td_req *req, td_resp *resp)
+{
+    td_error err = {{0}, {0}};
+    char *out = NULL;
+    td_status st = td_json_loss_eval(req->body, req->body_len, &out, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    td_resp_json(resp, 200, out);
+}
+
+/* ---- the table and the app --------------------------------------------------------- */
+
+#define JSON "application/json"
+static const td_route routes[] = {
+    {"POST", "/v1/datasets", h_dataset_create, JSON ",text/csv", 0},
+    {"GET", "/v1/datasets", h_dataset_list, NULL, 0},
+    {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0},
+    {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0},
+    {"POST", "/v1/jobs", h_job_create, JSON, 0},
+    {"GET", "/v1/jobs", h_job_list, NULL, 0},
+    {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0},
+    {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0},
+    {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0},
+    {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0},
+    {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0},
+    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON, 0},
+    {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0},
+    {"POST", "/v1/loss", h_loss, JSON, 0},
+};
+
+const td_route *td_app_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
+td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
+{
+    *out = NULL;
+    td_app *app = calloc(1, sizeof *app);
+    if (!app)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    app->cfg = *cfg;
+    td_status st = td_store_open(&app->store, cfg->state_dir, err);
+    if (st) {
+        free(app);
+        return st;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = cores > 0 ? (int)cores : 1,
+                      .max_queued = cfg->max_queued_jobs,
+                      .checkpoint_interval_s = cfg->checkpoint_interval_s};
+    if ((st = td_jobs_start(&app->jobs, app->store, &o, err))) {
+        td_store_close(app->store);
+        free(app);
+        return st;
+    }
+    *out = app;
+    return TD_OK;
+}
+
+int td_app_ready(td_app *app)
+{
+    if (!app || !app->store || !app->jobs)
+        return 0;
+    td_jobs_stats s;
+    td_jobs_stats_get(app->jobs, &s);
+    return s.accepting && s.workers_alive > 0;
+}
+
+void td_app_metrics(td_app *app, FILE *out)
+{
+    int64_t counts[TD_JOB_NSTATES] = {0};
+    td_store_job_counts(app->store, counts, NULL);
+    fprintf(out, "# HELP traind_jobs Jobs by state.\n# TYPE traind_jobs gauge\n");
+    for (int s = 0; s < TD_JOB_NSTATES; s++)
+        fprintf(out, "traind_jobs{state=\"%s\"} %lld\n", td_job_state_name((td_job_state)s),
+                (long long)counts[s]);
+    td_jobs_stats js;
+    td_jobs_stats_get(app->jobs, &js);
+    fprintf(out, "# HELP traind_queue_depth Jobs waiting for a worker.\n"
+                 "# TYPE traind_queue_depth gauge\ntraind_queue_depth %lld\n",
+            (long long)js.queued);
+    fprintf(out, "# HELP traind_jobs_running Jobs being trained by this process.\n"
+                 "# TYPE traind_jobs_running gauge\ntraind_jobs_running %lld\n",
+            (long long)js.running);
+    fprintf(out, "# HELP traind_samples_trained_total Training rows processed.\n"
+                 "# TYPE traind_samples_trained_total counter\n"
+                 "traind_samples_trained_total %lld\n", (long long)js.samples_trained);
+    fprintf(out, "# HELP traind_epochs_trained_total Epochs completed.\n"
+                 "# TYPE traind_epochs_trained_total counter\n"
+                 "traind_epochs_trained_total %lld\n", (long long)js.epochs_trained);
+}
+
+void td_app_shutdown(td_app *app)
+{
+    if (!app)
+        return;
+    td_jobs_destroy(app->jobs); /* stops: running jobs checkpoint and stay resumable */
+    td_store_close(app->store);
+    free(app);
+}

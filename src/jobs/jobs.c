@@ -1,0 +1,465 @@
+/* jobs.c — queue, workers and the life of a training job.
+ *
+ * DESIGN (threads): `mu` guards the queue, the running table, the change counter and the
+ * stats. HTTP threads call td_jobs_submit / td_jobs_cancel / td_jobs_wait_change; each
+ * worker thread pops an id under the lock, then unlocks to train (Redis's bio pattern).
+ * A worker checks its cancel flag and the stop flag at every epoch boundary, so a cancel
+ * or a SIGTERM takes effect within one epoch.
+ *
+ * Cores: `cores` compute threads are shared by the running jobs: at each epoch a job
+ * takes cores / running (at least 1) for its trainer's pool, so a job alone uses every
+ * core and two jobs on two cores use one each; BLAS is kept single-threaded by main.c.
+ * Results never depend on the thread count (see train.h), so exact resume holds however
+ * the load changes. */
+#include "jobs/jobs.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/json_job.h"
+#include "traind/train.h"
+#include "util/log.h"
+
+typedef struct running {
+    char id[TD_ID_MAX];          /* "" when the slot is idle */
+    int cancel;
+} running;
+
+struct td_jobs {
+    td_store *store;
+    td_jobs_opts o;
+    pthread_mutex_t mu;
+    pthread_cond_t work, changed;
+    char (*queue)[TD_ID_MAX];    /* ring of qcap ids */
+    int qhead, qlen, qcap;
+    int stopping;
+    pthread_t *threads;
+    int nthreads;
+    running *run;                /* (nthreads) */
+    int nrunning;
+    uint64_t change;
+    int64_t samples, epochs;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void notify_locked(td_jobs *jm)
+{
+    jm->change++;
+    pthread_cond_broadcast(&jm->changed);
+}
+
+static void notify(td_jobs *jm)
+{
+    pthread_mutex_lock(&jm->mu);
+    notify_locked(jm);
+    pthread_mutex_unlock(&jm->mu);
+}
+
+/* Appends id to the ring, growing it when needed. Caller holds mu. */
+static td_status push_locked(td_jobs *jm, const char *id)
+{
+    if (jm->qlen == jm->qcap) {
+        int cap = jm->qcap ? 2 * jm->qcap : 64;
+        char(*q)[TD_ID_MAX] = malloc(sizeof *q * (size_t)cap);
+        if (!q)
+            return TD_ENOMEM;
+        for (int i = 0; i < jm->qlen; i++)
+            memcpy(q[i], jm->queue[(jm->qhead + i) % jm->qcap], TD_ID_MAX);
+        free(jm->queue);
+        jm->queue = q, jm->qcap = cap, jm->qhead = 0;
+    }
+    snprintf(jm->queue[(jm->qhead + jm->qlen) % jm->qcap], TD_ID_MAX, "%s", id);
+    jm->qlen++;
+    pthread_cond_signal(&jm->work);
+    return TD_OK;
+}
+
+/* Removes id from the ring if present. Caller holds mu. */
+static void remove_locked(td_jobs *jm, const char *id)
+{
+    for (int i = 0; i < jm->qlen; i++) {
+        if (strcmp(jm->queue[(jm->qhead + i) % jm->qcap], id) != 0)
+            continue;
+        for (int j = i; j + 1 < jm->qlen; j++)
+            memcpy(jm->queue[(jm->qhead + j) % jm->qcap],
+                   jm->queue[(jm->qhead + j + 1) % jm->qcap], TD_ID_MAX);
+        jm->qlen--;
+        return;
+    }
+}
+
+/* ---- one job ---------------------------------------------------------------------- */
+
+typedef struct job_ctx {
+    td_jobs *jm;
+    int slot;
+    const char *id;
+    td_trainer *t;
+    void *snap;
+    size_t snap_cap;
+    int64_t ckpt_epoch;
+} job_ctx;
+
+/* Stores the trainer's current weights as the job's model (also done at checkpoints, so
+ * GET /model on a running job returns the latest checkpointed weights). */
+static td_status put_model(job_ctx *c, td_error *err)
+{
+    const td_model *m = td_trainer_model(c->t);
+    char *meta = td_json_model_meta_string(m);
+    if (!meta)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    td_status st = td_store_model_put(c->jm->store, c->id, meta, m->params, m->n_params, err);
+    free(meta);
+    return st;
+}
+
+static size_t snapshot(job_ctx *c) { return td_trainer_save(c->t, c->snap, c->snap_cap); }
+
+static int threads_for_job(td_jobs *jm)
+{
+    pthread_mutex_lock(&jm->mu);
+    int n = jm->o.cores / (jm->nrunning > 0 ? jm->nrunning : 1);
+    pthread_mutex_unlock(&jm->mu);
+    return n < 1 ? 1 : n;
+}
+
+/* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
+ * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start). */
+static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
+{
+    td_jobs *jm = c->jm;
+    int ncols;
+    const char *const *names = td_trainer_columns(c->t, &ncols);
+    double last_ckpt = now_s();
+    td_status st = TD_OK;
+    for (;;) {
+        if (td_trainer_done(c->t)) {
+            st = put_model(c, err);
+            *st_out = st;
+            return st ? TD_JOB_FAILED : TD_JOB_SUCCEEDED;
+        }
+        pthread_mutex_lock(&jm->mu);
+        int cancel = jm->run[c->slot].cancel, stopping = jm->stopping;
+        pthread_mutex_unlock(&jm->mu);
+        if (cancel) {
+            put_model(c, NULL);
+            return TD_JOB_CANCELLED;
+        }
+        if (stopping) {
+            int64_t e = td_trainer_epoch(c->t);
+            if (e > c->ckpt_epoch && e > 0) {
+                size_t len = snapshot(c);
+                st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err);
+                if (st == TD_OK)
+                    put_model(c, NULL);
+            }
+            *st_out = st;
+            return TD_JOB_RUNNING;
+        }
+        td_trainer_set_threads(c->t, threads_for_job(jm));
+        td_record rec;
+        st = td_trainer_step(c->t, &rec, err);
+        if (st) {
+            put_model(c, NULL); /* the last finite weights */
+            *st_out = st;
+            return TD_JOB_FAILED;
+        }
+        char *metrics = td_json_metrics_string(names, rec.v, ncols);
+        int due = now_s() - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t);
+        size_t len = due ? snapshot(c) : 0;
+        int64_t e = td_trainer_epoch(c->t);
+        st = td_store_epoch_commit(jm->store, c->id, e, rec.v, ncols, metrics,
+                                   due ? c->snap : NULL, len, err);
+        free(metrics);
+        if (st) {
+            *st_out = st;
+            return TD_JOB_FAILED;
+        }
+        if (due) {
+            c->ckpt_epoch = e;
+            last_ckpt = now_s();
+            put_model(c, NULL);
+        }
+        pthread_mutex_lock(&jm->mu);
+        jm->epochs++;
+        jm->samples += td_trainer_rows(c->t);
+        notify_locked(jm);
+        pthread_mutex_unlock(&jm->mu);
+    }
+}
+
+static void run_job(td_jobs *jm, int slot, const char *id)
+{
+    td_error err = {{0}, {0}};
+    td_job_row row = {0};
+    td_stored_dataset train = {0}, val = {0};
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    job_ctx c = {.jm = jm, .slot = slot, .id = id};
+    void *ckpt = NULL;
+    td_job_state final = TD_JOB_FAILED;
+
+    td_status st = td_store_job_start(jm->store, id, &row, &err);
+    if (st == TD_ECONFLICT) /* cancelled while queued */
+        goto out;
+    if (st) {
+        td_log(TD_LOG_ERROR, "jobs", "job %s could not start: %s", id, err.message);
+        goto out;
+    }
+    td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
+           (long long)row.restarts);
+    notify(jm);
+    if ((st = td_store_dataset_load(jm->store, row.dataset, &train, &err)))
+        goto done;
+    if (row.validation[0] && (st = td_store_dataset_load(jm->store, row.validation, &val, &err)))
+        goto done;
+    if ((st = td_job_decode_hparams(&hp, row.model, row.hyperparameters, &train.ds, &err)))
+        goto done;
+    if ((st = td_trainer_create(&c.t, &hp, &train.ds, row.validation[0] ? &val.ds : NULL, &err)))
+        goto done;
+    int ncols;
+    const char *const *names = td_trainer_columns(c.t, &ncols);
+    if ((st = td_store_history_columns_set(jm->store, id, names, ncols, &err)))
+        goto done;
+    c.snap_cap = td_trainer_state_size(c.t);
+    if (!(c.snap = malloc(c.snap_cap))) {
+        st = td_fail(&err, TD_ENOMEM, NULL, "out of memory for the checkpoint buffer");
+        goto done;
+    }
+    size_t len;
+    st = td_store_checkpoint_load(jm->store, id, &ckpt, &len, &c.ckpt_epoch, &err);
+    if (st == TD_OK) {
+        if ((st = td_trainer_restore(c.t, ckpt, len, &err)))
+            goto done;
+        td_log(TD_LOG_INFO, "jobs", "job %s resumes at epoch %lld", id, (long long)c.ckpt_epoch);
+    } else if (st == TD_ENOTFOUND) {
+        c.ckpt_epoch = 0;
+    } else {
+        goto done;
+    }
+    if ((st = td_store_history_truncate(jm->store, id, c.ckpt_epoch, &err)))
+        goto done;
+    st = TD_OK;
+    final = train_loop(&c, &err, &st);
+done:
+    if (final == TD_JOB_RUNNING) {
+        td_log(TD_LOG_INFO, "jobs", "job %s checkpointed at epoch %lld for shutdown", id,
+               (long long)(c.t ? td_trainer_epoch(c.t) : 0));
+    } else {
+        if (final == TD_JOB_FAILED && st == TD_OK)
+            st = TD_EINTERNAL;
+        const char *code = final == TD_JOB_FAILED ? td_status_code(st) : NULL;
+        const char *msg = final == TD_JOB_FAILED ? err.message : NULL;
+        td_error ferr;
+        if (td_store_job_finish(jm->store, id, final, code, msg, &ferr) && ferr.message[0])
+            td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s", id,
+                   ferr.message);
+        td_log(final == TD_JOB_FAILED ? TD_LOG_WARN : TD_LOG_INFO, "jobs", "job %s %s%s%s", id,
+               td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
+    }
+out:
+    free(ckpt);
+    free(c.snap);
+    td_trainer_destroy(c.t);
+    td_hparams_fini(&hp);
+    td_stored_dataset_fini(&train);
+    td_stored_dataset_fini(&val);
+    td_job_row_fini(&row);
+    notify(jm);
+}
+
+typedef struct worker_arg {
+    td_jobs *jm;
+    int slot;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+    td_jobs *jm = ((worker_arg *)arg)->jm;
+    int slot = ((worker_arg *)arg)->slot;
+    free(arg);
+    pthread_mutex_lock(&jm->mu);
+    for (;;) {
+        while (!jm->stopping && jm->qlen == 0)
+            pthread_cond_wait(&jm->work, &jm->mu);
+        if (jm->stopping)
+            break;
+        char id[TD_ID_MAX];
+        memcpy(id, jm->queue[jm->qhead], TD_ID_MAX);
+        jm->qhead = (jm->qhead + 1) % jm->qcap;
+        jm->qlen--;
+        memcpy(jm->run[slot].id, id, TD_ID_MAX);
+        jm->run[slot].cancel = 0;
+        jm->nrunning++;
+        pthread_mutex_unlock(&jm->mu);
+        run_job(jm, slot, id);
+        pthread_mutex_lock(&jm->mu);
+        jm->run[slot].id[0] = '\0';
+        jm->nrunning--;
+    }
+    pthread_mutex_unlock(&jm->mu);
+    return NULL;
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, td_error *err)
+{
+    *out = NULL;
+    td_jobs *jm = calloc(1, sizeof *jm);
+    if (!jm)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    jm->store = store;
+    jm->o = *o;
+    if (jm->o.workers < 1)
+        jm->o.workers = 1;
+    if (jm->o.cores < 1)
+        jm->o.cores = 1;
+    pthread_mutex_init(&jm->mu, NULL);
+    pthread_cond_init(&jm->work, NULL);
+    pthread_cond_init(&jm->changed, NULL);
+    td_job_row *rows = NULL;
+    int n = 0;
+    td_status st = td_store_job_list_active(store, &rows, &n, err);
+    if (st) {
+        td_jobs_destroy(jm);
+        return st;
+    }
+    for (int i = 0; i < n && !st; i++)
+        st = push_locked(jm, rows[i].id);
+    td_job_rows_free(rows, n);
+    if (n > 0)
+        td_log(TD_LOG_INFO, "jobs", "recovered %d unfinished job(s)", n);
+    jm->run = calloc((size_t)jm->o.workers, sizeof *jm->run);
+    jm->threads = calloc((size_t)jm->o.workers, sizeof *jm->threads);
+    if (st || !jm->run || !jm->threads) {
+        td_jobs_destroy(jm);
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    }
+    for (int i = 0; i < jm->o.workers; i++) {
+        worker_arg *a = malloc(sizeof *a);
+        if (a)
+            a->jm = jm, a->slot = i;
+        if (!a || pthread_create(&jm->threads[i], NULL, worker, a) != 0) {
+            free(a);
+            td_jobs_stop(jm);
+            td_jobs_destroy(jm);
+            return td_fail(err, TD_ENOMEM, NULL, "cannot start worker threads");
+        }
+        jm->nthreads++;
+    }
+    *out = jm;
+    return TD_OK;
+}
+
+void td_jobs_stop(td_jobs *jm)
+{
+    if (!jm)
+        return;
+    pthread_mutex_lock(&jm->mu);
+    if (jm->stopping) {
+        pthread_mutex_unlock(&jm->mu);
+        return;
+    }
+    jm->stopping = 1;
+    pthread_cond_broadcast(&jm->work);
+    notify_locked(jm);
+    pthread_mutex_unlock(&jm->mu);
+    for (int i = 0; i < jm->nthreads; i++)
+        pthread_join(jm->threads[i], NULL);
+}
+
+void td_jobs_destroy(td_jobs *jm)
+{
+    if (!jm)
+        return;
+    td_jobs_stop(jm);
+    free(jm->queue);
+    free(jm->threads);
+    free(jm->run);
+    pthread_mutex_destroy(&jm->mu);
+    pthread_cond_destroy(&jm->work);
+    pthread_cond_destroy(&jm->changed);
+    free(jm);
+}
+
+td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, char id_out[TD_ID_MAX],
+                         td_error *err)
+{
+    pthread_mutex_lock(&jm->mu);
+    td_status st = TD_OK;
+    if (jm->stopping)
+        st = td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
+    else if (jm->qlen >= jm->o.max_queued)
+        st = td_fail(err, TD_EBUSY, NULL,
+                     "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
+                     jm->qlen, jm->o.max_queued);
+    if (st == TD_OK) {
+        /* Insert under the lock so the queue bound and the store agree. */
+        st = td_store_job_insert(jm->store, spec, id_out, err);
+        if (st == TD_OK && (st = push_locked(jm, id_out)))
+            td_fail(err, st, NULL, "out of memory");
+        if (st == TD_OK)
+            notify_locked(jm);
+    }
+    pthread_mutex_unlock(&jm->mu);
+    return st;
+}
+
+td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after, td_error *err)
+{
+    pthread_mutex_lock(&jm->mu);
+    td_job_state after;
+    td_status st = td_store_job_cancel(jm->store, id, &after, err);
+    if (st == TD_OK) {
+        if (after == TD_JOB_CANCELLED)
+            remove_locked(jm, id);
+        for (int i = 0; i < jm->nthreads; i++)
+            if (strcmp(jm->run[i].id, id) == 0)
+                jm->run[i].cancel = 1;
+        notify_locked(jm);
+        if (state_after)
+            *state_after = after;
+    }
+    pthread_mutex_unlock(&jm->mu);
+    return st;
+}
+
+uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L)
+        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&jm->mu);
+    while (jm->change == seen && !jm->stopping)
+        if (pthread_cond_timedwait(&jm->changed, &jm->mu, &deadline) != 0)
+            break;
+    uint64_t now = jm->change;
+    pthread_mutex_unlock(&jm->mu);
+    return now;
+}
+
+void td_jobs_stats_get(td_jobs *jm, td_jobs_stats *out)
+{
+    pthread_mutex_lock(&jm->mu);
+    out->queued = jm->qlen;
+    out->running = jm->nrunning;
+    out->samples_trained = jm->samples;
+    out->epochs_trained = jm->epochs;
+    out->workers_alive = jm->stopping ? 0 : jm->nthreads;
+    out->accepting = !jm->stopping;
+    pthread_mutex_unlock(&jm->mu);
+}

@@ -1,0 +1,58 @@
+/* jobs.h — the job manager: a bounded queue of job ids feeding a pool of worker threads
+ * that run trainers, commit every epoch to the store, checkpoint, and resume.
+ *
+ * The store is the source of truth (a job exists once td_store_job_insert returns); the
+ * queue only orders work. At start-up every queued or running job found in the store is
+ * queued again, so a restart or kill -9 loses nothing: a running job resumes from its
+ * latest checkpoint with history truncated to that epoch, and finishes bit-identically. */
+#ifndef TRAIND_JOBS_H
+#define TRAIND_JOBS_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+#include "traind/status.h"
+
+typedef struct td_jobs td_jobs;
+
+typedef struct td_jobs_opts {
+    int workers;                 /* worker threads (jobs trained at once), >= 1 */
+    int cores;                   /* compute threads shared by running jobs, >= 1 */
+    int max_queued;              /* queued jobs accepted before TD_EBUSY */
+    double checkpoint_interval_s;/* at most this long between checkpoints of a job */
+} td_jobs_opts;
+
+/* Starts the workers and queues the store's unfinished jobs (oldest first). */
+td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, td_error *err);
+
+/* Stops: no new job is taken; running jobs stop at their next epoch boundary, write a
+ * checkpoint and stay "running" in the store (they resume at the next start); waits for
+ * the workers. Safe to call once; td_jobs_destroy frees. */
+void td_jobs_stop(td_jobs *jm);
+void td_jobs_destroy(td_jobs *jm);
+
+/* Inserts a job (td_store_job_insert) and queues it. TD_EBUSY when max_queued jobs wait
+ * already (nothing inserted), TD_ESHUTDOWN after td_jobs_stop. A duplicate idempotency
+ * key gives TD_ECONFLICT with the existing id in id_out (nothing queued). */
+td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, char id_out[TD_ID_MAX],
+                         td_error *err);
+
+/* Cancels: a queued job at once, a running one at its next epoch boundary. */
+td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
+                         td_error *err);
+
+/* Change notification for watchers (Server-Sent Events): returns the current change
+ * counter, waiting up to timeout_ms for it to move past `seen`. Every committed epoch
+ * and every state change moves it. */
+uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms);
+
+typedef struct td_jobs_stats {
+    int64_t queued, running;     /* in this process's queue / workers */
+    int64_t samples_trained;     /* rows processed by finished epochs since start */
+    int64_t epochs_trained;
+    int workers_alive;
+    int accepting;
+} td_jobs_stats;
+void td_jobs_stats_get(td_jobs *jm, td_jobs_stats *out);
+
+#endif
