@@ -1,3 +1,245 @@
-/* main.c — placeholder until the daemon lands (issue 3). */
+/* main.c — traind: configuration, the HTTP server, signals, systemd readiness.
+ *
+ * DESIGN
+ *
+ * Start-up: flags and config file (util/config) -> refuse a non-loopback listen address
+ * without a token -> app_init (store, job manager) -> td_server_start with the base routes
+ * below plus the application's -> log "listening on ADDR" -> READY=1 to systemd.
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked before any thread exists, so every
+ * thread inherits the mask and only the main thread takes them, synchronously, with
+ * sigwait(): no async-signal-safety concerns anywhere. SIGTERM/SIGINT -> STOPPING=1 ->
+ * td_server_stop (stop accepting, end event streams, let running handlers finish, join)
+ * -> app_shutdown (checkpoint running jobs, stop the workers, close the store) -> exit 0.
+ * SIGHUP is logged and ignored (no reload). SIGPIPE is ignored.
+ *
+ * Hook points for the application (issue 3: store, job manager, /v1 routes), the five
+ * app_* functions below; each is a stub until src/app.h lands, and is then replaced by
+ * one call:
+ *   app_init      td_app_init(&d->app, &d->cfg, err)  open the store, start the workers
+ *   app_routes    td_app_routes(&n)                    the /v1 route table (handlers get
+ *                                                      d->app as their app argument)
+ *   app_ready     td_app_ready(d->app)                 store open and workers running
+ *   app_metrics   td_app_metrics(d->app, out)          Prometheus lines: jobs by state,
+ *                                                      queue depth, samples trained
+ *   app_shutdown  td_app_shutdown(d->app)              checkpoint, stop, free
+ * The base routes (/healthz, /readyz, /metrics) live here because they describe the
+ * process; they reach the server and the app through the file-level `g_daemon`.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
-int main(void) { puts("traind " TD_VERSION); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/http.h"
+#include "http/server.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/notify.h"
+
+typedef struct daemon_ctx {
+    td_config cfg;
+    td_server *srv;
+    td_server *_Atomic srv_live; /* srv, published for the handlers once started */
+    void *app;            /* the application's state, handed to its route handlers */
+    atomic_int stopping;
+    time_t started;
+} daemon_ctx;
+
+static daemon_ctx g_daemon;
+
+/* ------------------------------------------------------ application hooks ---- */
+
+static td_status app_init(daemon_ctx *d, td_error *err)
+{
+    (void)d, (void)err;
+    return TD_OK;
+}
+
+static const td_route *app_routes(size_t *n)
+{
+    *n = 0;
+    return NULL;
+}
+
+static int app_ready(daemon_ctx *d)
+{
+    (void)d;
+    return 1;
+}
+
+static void app_metrics(daemon_ctx *d, FILE *out) { (void)d, (void)out; }
+
+static void app_shutdown(daemon_ctx *d) { (void)d; }
+
+/* ------------------------------------------------------------- base routes ---- */
+
+static void h_healthz(void *app, const td_req *req, td_resp *resp)
+{
+    (void)app, (void)req;
+    td_resp_json(resp, 200, strdup("{\"status\":\"ok\"}"));
+}
+
+static void h_readyz(void *app, const td_req *req, td_resp *resp)
+{
+    (void)app, (void)req;
+    daemon_ctx *d = &g_daemon;
+    if (atomic_load(&d->stopping))
+        td_resp_error(resp, 503, "shutting_down", NULL, "traind is shutting down");
+    else if (!app_ready(d))
+        td_resp_error(resp, 503, "not_ready", NULL, "the store or the workers are not running");
+    else
+        td_resp_json(resp, 200, strdup("{\"status\":\"ready\"}"));
+}
+
+static void h_metrics(void *app, const td_req *req, td_resp *resp)
+{
+    (void)app, (void)req;
+    daemon_ctx *d = &g_daemon;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (!out) {
+        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    fprintf(out,
+            "# HELP traind_build_info Build information.\n"
+            "# TYPE traind_build_info gauge\n"
+            "traind_build_info{version=\"%s\"} 1\n"
+            "# HELP traind_start_time_seconds Start time of the process, Unix seconds.\n"
+            "# TYPE traind_start_time_seconds gauge\n"
+            "traind_start_time_seconds %lld\n",
+            TD_VERSION, (long long)d->started);
+    td_server *srv = atomic_load(&d->srv_live);
+    if (srv) td_server_write_metrics(srv, out);
+    app_metrics(d, out);
+    if (fclose(out) != 0 || !buf) {
+        free(buf);
+        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    resp->body = buf;
+    resp->body_len = len;
+}
+
+static const td_route base_routes[] = {
+    {"GET", "/healthz", h_healthz, NULL, 1},
+    {"GET", "/readyz", h_readyz, NULL, 1},
+    {"GET", "/metrics", h_metrics, NULL, 0},
+};
+#define NBASE (sizeof base_routes / sizeof base_routes[0])
+
+/* ------------------------------------------------------------------- main ---- */
+
+int main(int argc, char **argv)
+{
+    daemon_ctx *d = &g_daemon;
+    td_error err = {{0}, {0}};
+    td_cli_action action;
+
+    if (td_config_from_args(&d->cfg, argc, argv, &action, &err) != TD_OK) {
+        fprintf(stderr, "traind: %s\n", err.message);
+        return 2;
+    }
+    if (action == TD_CLI_HELP) {
+        td_config_usage(stdout, "traind");
+        return 0;
+    }
+    if (action == TD_CLI_VERSION) {
+        printf("traind %s\n", TD_VERSION);
+        return 0;
+    }
+    td_log_set_level((td_log_level)d->cfg.log_level);
+
+    if (!d->cfg.auth_token[0] && !td_listen_is_loopback(d->cfg.listen)) {
+        fprintf(stderr,
+                "traind: refusing to listen on %s without an auth token: anyone who can reach "
+                "it could use the API.\n"
+                "  Set one with `auth_token_file = /path/to/token` in the config file (a file "
+                "holding the token, 8+ characters),\n"
+                "  or in the TRAIND_TOKEN environment variable; or listen on 127.0.0.1.\n",
+                d->cfg.listen);
+        return 2;
+    }
+    if (action == TD_CLI_CHECK) {
+        td_config_dump(&d->cfg, stdout);
+        printf("# configuration OK%s%s\n", d->cfg.config_path[0] ? ": " : " (embedded defaults)",
+               d->cfg.config_path);
+        return 0;
+    }
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d->started = time(NULL);
+
+    td_log(TD_LOG_INFO, "main", "traind %s starting: %d workers, state_dir %s, auth %s%s%s",
+           TD_VERSION, td_config_workers(&d->cfg), d->cfg.state_dir,
+           d->cfg.auth_token[0] ? "on" : "off", d->cfg.config_path[0] ? ", config " : "",
+           d->cfg.config_path);
+
+    if (app_init(d, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "cannot start: %s", err.message);
+        return 1;
+    }
+
+    size_t napp = 0;
+    const td_route *approutes = app_routes(&napp);
+    td_route *routes = calloc(NBASE + napp, sizeof *routes);
+    if (!routes) {
+        td_log(TD_LOG_ERROR, "main", "out of memory");
+        app_shutdown(d);
+        return 1;
+    }
+    memcpy(routes, base_routes, sizeof base_routes);
+    if (napp) memcpy(routes + NBASE, approutes, napp * sizeof *routes);
+
+    td_server_opts so = td_server_default_opts();
+    so.listen = d->cfg.listen;
+    so.auth_token = d->cfg.auth_token;
+    so.max_body = td_config_max_body(&d->cfg);
+    so.max_connections = (unsigned)d->cfg.max_connections;
+    so.connection_timeout_s = (unsigned)d->cfg.connection_timeout_s;
+    td_status st = td_server_start(&d->srv, &so, routes, NBASE + napp, d->app, &err);
+    free(routes); /* the server keeps a copy */
+    if (st != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "cannot start: %s", err.message);
+        app_shutdown(d);
+        return 1;
+    }
+    atomic_store(&d->srv_live, d->srv);
+    td_log(TD_LOG_INFO, "http", "listening on %s", td_server_address(d->srv));
+    if (td_notifyf(&err, "READY=1\nSTATUS=listening on %s", td_server_address(d->srv)) != TD_OK)
+        td_log(TD_LOG_WARN, "main", "systemd notify: %s", err.message);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            td_log(TD_LOG_INFO, "main", "SIGHUP ignored (restart the service to reload)");
+            continue;
+        }
+        td_log(TD_LOG_INFO, "main", "%s received, shutting down",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    atomic_store(&d->stopping, 1);
+    td_notify("STOPPING=1\nSTATUS=shutting down", NULL);
+    atomic_store(&d->srv_live, NULL);
+    td_server_stop(d->srv);
+    d->srv = NULL;
+    app_shutdown(d);
+    td_log(TD_LOG_INFO, "main", "stopped");
+    return 0;
+}

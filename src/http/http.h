@@ -34,8 +34,11 @@ const char *td_req_query(const td_req *r, const char *name);
 /* Streaming body producer for long responses (Server-Sent Events): called repeatedly;
  * writes up to max bytes into buf and returns the count, 0 when it has nothing yet
  * (it will be called again shortly — it may block briefly, e.g. on a condition variable
- * for up to ~1 s), or -1 at the end of the stream. free_fn(ctx) runs when the response is
- * done or the client went away. */
+ * for up to ~1 s), or -1 at the end of the stream. pos is the number of bytes the producer
+ * has returned so far. It runs on the connection's own thread, so waiting blocks no other
+ * request; while it has nothing, the server sends an SSE comment (": keepalive") now and
+ * then, and ends the stream itself when the server stops. free_fn(ctx) runs when the
+ * response is done or the client went away. */
 typedef ssize_t (*td_stream_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
 
 #define TD_MAX_RESP_HEADERS 4
@@ -51,21 +54,34 @@ typedef struct td_resp {
     void *stream_ctx;
     void (*stream_free)(void *ctx);
 } td_resp;
+/* The server hands a handler a zeroed td_resp with status 200. A body with body_len 0 is
+ * sent as strlen(body) bytes. A handler tested without a server starts from
+ * `td_resp r = {0}` and releases it with td_resp_free. */
 
-/* Sets the body (takes ownership of a malloc'd string) with a status. */
+/* Frees the body and, if a stream is set, runs stream_free(stream_ctx); r can be reused. */
+void td_resp_free(td_resp *r);
+
+/* Sets the body (takes ownership of a malloc'd string, freeing any previous body) with a
+ * status and Content-Type application/json. json NULL (a failed cJSON_Print) gives a 500
+ * out_of_memory error object instead. */
 void td_resp_json(td_resp *r, int status, char *json);
 /* The error object of SPEC §6: {"error":{"code","message","field"?}}. */
 void td_resp_error(td_resp *r, int status, const char *code, const char *field,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Error response from a td_status and td_error (status mapped: EINVAL 422, ENOTFOUND 404,
- * ECONFLICT 409, EUNAVAIL 422, EIO/ENOMEM/EINTERNAL 500, ...). */
+/* Error response from a td_status and td_error: code td_status_code(st), field and message
+ * from err. Status mapped: EINVAL/EDIVERGED/EUNAVAIL 422, ENOTFOUND 404, ECONFLICT 409,
+ * EBUSY 429 (with Retry-After: 1), ESTOPPED/ESHUTDOWN 503 (Retry-After: 5),
+ * EIO/ENOMEM/EINTERNAL (and TD_OK, a caller bug) 500. */
 void td_resp_from_error(td_resp *r, td_status st, const td_error *err);
+/* Adds a header, or replaces one of the same name (case-insensitive); name must outlive
+ * the response (a string literal). CR/LF in the value become spaces. */
 void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 typedef void (*td_handler)(void *app, const td_req *req, td_resp *resp);
 
-/* A route: method and a path pattern whose "{x}" segments are captured into params. */
+/* A route: method and a path pattern whose "{x}" segments (each a whole path segment)
+ * are captured into params. */
 typedef struct td_route {
     const char *method;
     const char *pattern;             /* e.g. "/v1/jobs/{id}/losses" */

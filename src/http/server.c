@@ -1,0 +1,1054 @@
+/* server.c — libmicrohttpd behind http.h: limits, auth, routing, responses, metrics.
+ *
+ * DESIGN
+ *
+ * Threads. The daemon runs libmicrohttpd with an internal polling thread that only
+ * accepts, and one thread per connection (MHD_USE_THREAD_PER_CONNECTION, poll(2)). A
+ * connection's requests, its handlers and its response (including a streamed one) all
+ * run on that connection's thread, so a handler or an event stream that waits blocks
+ * nobody else: ordinary requests stay fast while any number of SSE clients wait for
+ * training progress. The cost is a thread (mostly untouched stack) per open connection,
+ * bounded by max_connections. A thread pool with suspend/resume would save those threads
+ * but makes every streaming producer asynchronous; with at most a few hundred
+ * connections the simple model wins.
+ *
+ * Event streams (td_resp.stream). MHD calls stream_read on the connection's thread.
+ * stream_read never hands MHD a 0 ("nothing yet", which MHD would busy-poll or, for
+ * HTTP/1.0, treat as an API violation): it calls the producer again until the producer
+ * returns data or ends the stream. A producer may block up to ~1 s per call; one that
+ * returns 0 at once is re-called every 20 ms. While the producer has nothing, a comment
+ * line (": keepalive") goes out every min(15 s, timeout/2) so that MHD's idle timeout and
+ * proxies do not cut a quiet stream, and a client that went away is noticed (the send
+ * fails, MHD closes, the producer's free function runs). td_server_stop sets `stopping`,
+ * which makes every stream_read end its stream within one producer call.
+ *
+ * Per-request state (req_state) is created on the first access-handler call and freed
+ * only in the request-completed callback, which MHD also runs when a client aborts.
+ * Per-connection state (conn_entry) is created and freed by the connection-notify
+ * callback and sits in a list under `lock`.
+ *
+ * Slow clients. MHD's connection timeout drops a connection idle for timeout seconds.
+ * That alone does not stop a client that drips a byte now and then, so: (1) a watchdog
+ * thread shuts down (shutdown(2)) any connection that has been waiting for a request's
+ * headers for longer than timeout (from accept, or from the end of the previous
+ * request) — the conn_entry is unlinked under `lock` before MHD closes the fd, so the
+ * watchdog never touches a reused descriptor; (2) a body still arriving after timeout
+ * seconds at less than 64 KiB/s on average is dropped by the access handler.
+ *
+ * Counters (responses by status, open connections) are atomics.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define STATUS_LO 100
+#define STATUS_HI 599
+#define SLOW_BODY_RATE (64.0 * 1024) /* bytes/s below which a late body is dropped */
+#define KEEPALIVE_MAX_S 15.0
+#define OVERFLOW_SLACK (16u << 20) /* bytes of a chunked body read past the limit for a 413 */
+#define KEEPALIVE_TEXT ": keepalive\n\n"
+
+typedef struct conn_entry {
+    struct conn_entry *prev, *next;
+    int fd;
+    int waiting;      /* 1 while waiting for the headers of a request */
+    double since;     /* monotonic time the wait began */
+    int killed;       /* the watchdog shut it down */
+} conn_entry;
+
+struct td_server {
+    struct MHD_Daemon *mhd;
+    td_route *routes;
+    size_t nroutes;
+    void *app;
+    char *token;                     /* NULL = no auth */
+    uint64_t max_body;
+    unsigned timeout_s;
+    double keepalive_s;
+    int port;
+    char address[96];
+    atomic_int stopping;
+    _Atomic uint64_t counts[STATUS_HI - STATUS_LO + 1];
+    atomic_uint nconn;
+
+    pthread_mutex_t lock;            /* guards conns, wd_quit */
+    pthread_cond_t wd_cond;
+    conn_entry *conns;
+    int wd_quit;
+    int wd_started;
+    pthread_t wd_thread;
+};
+
+typedef struct req_state {
+    td_server *srv;
+    conn_entry *ce;
+    double t0;
+    char method[16];
+    char logpath[160];
+    const td_route *route;
+    char *capbuf;                    /* copy of the path holding the captures */
+    const char *params[TD_MAX_PATH_PARAMS];
+    int nparams;
+    int has_body;
+    uint64_t content_length;         /* UINT64_MAX = unknown (chunked) */
+    /* A rejection decided from the headers (0 = none). */
+    int rej_status;
+    const char *rej_code;
+    char rej_msg[256];
+    char allow[64];
+    /* The body. */
+    char *body;
+    size_t len, cap;
+    int overflow;                    /* body passed max_body: discarding */
+    uint64_t discarded;
+    int nomem;
+    int status;                      /* status of the response queued, 0 = none */
+} req_state;
+
+typedef struct stream_state {
+    td_server *srv;
+    td_stream_fn fn;
+    void *ctx;
+    void (*free_fn)(void *ctx);
+    uint64_t upos;                   /* bytes the producer has delivered */
+    double last_out;
+} stream_state;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* ---------------------------------------------------------------- responses ---- */
+
+void td_resp_json(td_resp *r, int status, char *json)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+    r->content_type = "application/json";
+    if (!json) { /* the caller's print failed: out of memory */
+        r->status = 500;
+        static const char oom[] =
+            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
+        r->body = strdup(oom);
+        r->body_len = r->body ? strlen(r->body) : 0;
+        return;
+    }
+    r->status = status;
+    r->body = json;
+    r->body_len = strlen(json);
+}
+
+static void resp_errorv(td_resp *r, int status, const char *code, const char *field,
+                        const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    char *json = NULL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = root ? cJSON_AddObjectToObject(root, "error") : NULL;
+    if (e && cJSON_AddStringToObject(e, "code", code ? code : "error") &&
+        cJSON_AddStringToObject(e, "message", msg) &&
+        (!field || !*field || cJSON_AddStringToObject(e, "field", field)))
+        json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    td_resp_json(r, status, json);
+}
+
+void td_resp_error(td_resp *r, int status, const char *code, const char *field,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    resp_errorv(r, status, code, field, fmt, ap);
+    va_end(ap);
+}
+
+static int status_http(td_status st)
+{
+    switch (st) {
+    case TD_EINVAL: return 422;
+    case TD_EDIVERGED: return 422;
+    case TD_EUNAVAIL: return 422;
+    case TD_ENOTFOUND: return 404;
+    case TD_ECONFLICT: return 409;
+    case TD_EBUSY: return 429;
+    case TD_ESTOPPED:
+    case TD_ESHUTDOWN:
+        return 503;
+    case TD_ENOMEM:
+    case TD_EIO:
+    case TD_EINTERNAL:
+    case TD_OK:
+        return 500;
+    }
+    return 500;
+}
+
+void td_resp_from_error(td_resp *r, td_status st, const td_error *err)
+{
+    const char *field = err && err->field[0] ? err->field : NULL;
+    const char *msg = err && err->message[0] ? err->message : td_status_code(st);
+    td_resp_error(r, status_http(st), st == TD_OK ? "internal" : td_status_code(st), field,
+                  "%s", msg);
+    if (st == TD_EBUSY) td_resp_header(r, "Retry-After", "1");
+    if (st == TD_ESHUTDOWN || st == TD_ESTOPPED) td_resp_header(r, "Retry-After", "5");
+}
+
+void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
+{
+    int i;
+    for (i = 0; i < r->nhdr; i++)
+        if (strcasecmp(r->hdr_name[i], name) == 0) break;
+    if (i == r->nhdr) {
+        if (r->nhdr >= TD_MAX_RESP_HEADERS) {
+            td_log(TD_LOG_ERROR, "http", "response header %s dropped: more than %d headers",
+                   name, TD_MAX_RESP_HEADERS);
+            return;
+        }
+        r->nhdr++;
+    }
+    r->hdr_name[i] = name;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->hdr_value[i], sizeof r->hdr_value[i], fmt, ap);
+    va_end(ap);
+    for (char *p = r->hdr_value[i]; *p; p++) /* no header injection */
+        if (*p == '\r' || *p == '\n') *p = ' ';
+}
+
+void td_resp_free(td_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+    if (r->stream && r->stream_free) r->stream_free(r->stream_ctx);
+    r->stream = NULL;
+    r->stream_ctx = NULL;
+    r->stream_free = NULL;
+}
+
+/* ----------------------------------------------------------------- requests ---- */
+
+const char *td_req_header(const td_req *r, const char *name)
+{
+    if (!r || !r->conn) return NULL;
+    return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *td_req_query(const td_req *r, const char *name)
+{
+    if (!r || !r->conn) return NULL;
+    return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_GET_ARGUMENT_KIND,
+                                       name);
+}
+
+int td_token_equal(const char *given, const char *expected)
+{
+    size_t ne = strlen(expected), ng = strlen(given);
+    volatile unsigned char d = (unsigned char)(ng != ne);
+    for (size_t i = 0; i < ne; i++)
+        d |= (unsigned char)(expected[i] ^ (i < ng ? given[i] : 0));
+    return d == 0;
+}
+
+/* "/v1/jobs/{id}" against "/v1/jobs/job_1": a "{x}" takes one whole non-empty segment. */
+static int pattern_match(const char *pat, const char *path, const char **starts,
+                         size_t *lens, int *ncap)
+{
+    const char *p = pat, *u = path;
+    int n = 0;
+    while (*p && *u) {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            if (!close) return 0;
+            size_t seg = strcspn(u, "/");
+            if (seg == 0) return 0;
+            if (n < TD_MAX_PATH_PARAMS) {
+                if (starts) starts[n] = u, lens[n] = seg;
+                n++;
+            }
+            p = close + 1;
+            u += seg;
+            continue;
+        }
+        if (*p != *u) return 0;
+        p++, u++;
+    }
+    if (*p || *u) return 0;
+    if (ncap) *ncap = n < TD_MAX_PATH_PARAMS ? n : TD_MAX_PATH_PARAMS;
+    return 1;
+}
+
+static int bearer_ok(const td_server *s, struct MHD_Connection *c)
+{
+    if (!s->token) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h) return 0;
+    while (*h == ' ' || *h == '\t') h++;
+    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return 0;
+    h += 6;
+    while (*h == ' ' || *h == '\t') h++;
+    return td_token_equal(h, s->token);
+}
+
+/* Is the media type of ct (before ';') in the comma-separated list? */
+static int type_accepted(const char *ct, const char *list)
+{
+    if (!ct) return 0;
+    while (*ct == ' ') ct++;
+    size_t n = strcspn(ct, "; \t");
+    for (const char *l = list; *l;) {
+        while (*l == ',' || *l == ' ') l++;
+        size_t m = strcspn(l, ", ");
+        if (m && m == n && strncasecmp(l, ct, n) == 0) return 1;
+        l += m;
+    }
+    return 0;
+}
+
+static void reject(req_state *rs, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reject(req_state *rs, int status, const char *code, const char *fmt, ...)
+{
+    rs->rej_status = status;
+    rs->rej_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rs->rej_msg, sizeof rs->rej_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Decides from the request line and headers: route, captures, or a rejection. */
+static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const char *url,
+                   const char *method)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    rs->content_length = UINT64_MAX;
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (!errno && end != cl) rs->content_length = v;
+    }
+    rs->has_body = (te != NULL) || (rs->content_length != UINT64_MAX && rs->content_length > 0);
+
+    if (atomic_load(&s->stopping)) {
+        reject(rs, 503, "shutting_down", "the server is shutting down");
+        return;
+    }
+
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    int path_hit = 0, path_public = 0;
+    const td_route *hit = NULL;
+    size_t alen = 0;
+    rs->allow[0] = '\0';
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const td_route *r = &s->routes[i];
+        if (!pattern_match(r->pattern, url, NULL, NULL, NULL)) continue;
+        path_hit = 1;
+        path_public |= r->public_route;
+        if (!hit && strcmp(r->method, m) == 0) hit = r;
+        if (!strstr(rs->allow, r->method)) {
+            int k = snprintf(rs->allow + alen, sizeof rs->allow - alen, "%s%s",
+                             alen ? ", " : "", r->method);
+            if (k > 0 && (size_t)k < sizeof rs->allow - alen) alen += (size_t)k;
+        }
+    }
+    int authed = bearer_ok(s, c);
+    if (!hit) {
+        if (!authed && !path_public) {
+            reject(rs, 401, "unauthorized", "missing or wrong bearer token");
+        } else if (!path_hit) {
+            reject(rs, 404, "not_found", "no such resource");
+        } else {
+            reject(rs, 405, "method_not_allowed", "method %s is not allowed here; allowed: %s",
+                   method, rs->allow);
+        }
+        return;
+    }
+    if (!hit->public_route && !authed) {
+        reject(rs, 401, "unauthorized", "missing or wrong bearer token");
+        return;
+    }
+    if (rs->has_body && hit->body_types) {
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!type_accepted(ct, hit->body_types)) {
+            reject(rs, 415, "unsupported_media_type", "Content-Type %s%s%s is not accepted; "
+                   "use %s", ct ? "\"" : "", ct ? ct : "(none)", ct ? "\"" : "", hit->body_types);
+            return;
+        }
+    }
+    if (rs->content_length != UINT64_MAX && rs->content_length > s->max_body) {
+        reject(rs, 413, "payload_too_large", "request body of %llu bytes is larger than the "
+               "limit of %llu bytes (max_body_mb)", (unsigned long long)rs->content_length,
+               (unsigned long long)s->max_body);
+        return;
+    }
+
+    rs->route = hit;
+    rs->capbuf = strdup(url);
+    if (!rs->capbuf) {
+        reject(rs, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    const char *starts[TD_MAX_PATH_PARAMS];
+    size_t lens[TD_MAX_PATH_PARAMS];
+    int n = 0;
+    pattern_match(hit->pattern, url, starts, lens, &n);
+    for (int i = 0; i < n; i++) {
+        char *p = rs->capbuf + (starts[i] - url);
+        p[lens[i]] = '\0'; /* the '/' after it (or the NUL) */
+        rs->params[i] = p;
+    }
+    rs->nparams = n;
+}
+
+/* ----------------------------------------------------------------- streams ---- */
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos; /* MHD's position counts keepalives too; the producer gets its own */
+    stream_state *ss = cls;
+    const size_t ka = sizeof KEEPALIVE_TEXT - 1;
+    for (;;) {
+        if (atomic_load(&ss->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
+        double t0 = mono_now();
+        ssize_t n = ss->fn(ss->ctx, ss->upos, buf, max);
+        if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        double t = mono_now();
+        if (n > 0) {
+            if ((size_t)n > max) n = (ssize_t)max;
+            ss->upos += (uint64_t)n;
+            ss->last_out = t;
+            return n;
+        }
+        if (t - ss->last_out >= ss->srv->keepalive_s && max >= ka) {
+            memcpy(buf, KEEPALIVE_TEXT, ka);
+            ss->last_out = t;
+            return (ssize_t)ka;
+        }
+        if (t - t0 < 0.005) sleep_ms(20); /* the producer did not wait: do not spin */
+    }
+}
+
+static void stream_done(void *cls)
+{
+    stream_state *ss = cls;
+    if (ss->free_fn) ss->free_fn(ss->ctx);
+    free(ss);
+}
+
+/* ---------------------------------------------------------------- sending ---- */
+
+static void count(td_server *s, int status)
+{
+    if (status >= STATUS_LO && status <= STATUS_HI)
+        atomic_fetch_add(&s->counts[status - STATUS_LO], 1);
+}
+
+/* Queues r (consuming its body / stream). */
+static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connection *c, td_resp *r)
+{
+    struct MHD_Response *mr;
+    int status = r->status ? r->status : 200;
+    if (status < STATUS_LO || status > STATUS_HI) status = 500;
+    const char *ctype = r->content_type ? r->content_type : "application/json";
+    int sse = 0;
+    if (r->stream) {
+        stream_state *ss = calloc(1, sizeof *ss);
+        if (!ss) {
+            td_resp_free(r);
+            td_resp_error(r, 500, "out_of_memory", NULL, "out of memory");
+            return send_resp(s, rs, c, r);
+        }
+        ss->srv = s;
+        ss->fn = r->stream;
+        ss->ctx = r->stream_ctx;
+        ss->free_fn = r->stream_free;
+        ss->last_out = mono_now();
+        r->stream = NULL; /* owned by ss now */
+        r->stream_ctx = NULL;
+        r->stream_free = NULL;
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, ss,
+                                               stream_done);
+        if (!mr) {
+            stream_done(ss);
+            free(r->body);
+            r->body = NULL;
+            return MHD_NO;
+        }
+        sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
+        free(r->body);
+        r->body = NULL;
+    } else if (r->body) {
+        size_t len = r->body_len ? r->body_len : strlen(r->body);
+        mr = MHD_create_response_from_buffer(len, r->body, MHD_RESPMEM_MUST_FREE);
+        if (!mr) {
+            free(r->body);
+            r->body = NULL;
+            return MHD_NO;
+        }
+        r->body = NULL; /* MHD frees it */
+    } else {
+        mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!mr) return MHD_NO;
+    }
+    if (status != 204 && status != 304)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (sse) {
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(mr, "X-Accel-Buffering", "no");
+    }
+    for (int i = 0; i < r->nhdr && i < TD_MAX_RESP_HEADERS; i++)
+        if (r->hdr_name[i]) MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, mr);
+    MHD_destroy_response(mr);
+    if (ok == MHD_YES) {
+        count(s, status);
+        rs->status = status;
+    }
+    return ok;
+}
+
+static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Connection *c)
+{
+    td_resp r = {0};
+    td_resp_error(&r, rs->rej_status, rs->rej_code, NULL, "%s", rs->rej_msg);
+    if (rs->rej_status == 405) td_resp_header(&r, "Allow", "%s", rs->allow);
+    if (rs->rej_status == 401) td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
+    if (rs->rej_status == 503) td_resp_header(&r, "Retry-After", "5");
+    return send_resp(s, rs, c, &r);
+}
+
+/* ----------------------------------------------------------- MHD callbacks ---- */
+
+static void conn_set_waiting(td_server *s, conn_entry *ce, int waiting)
+{
+    if (!ce) return;
+    pthread_mutex_lock(&s->lock);
+    ce->waiting = waiting;
+    ce->since = mono_now();
+    pthread_mutex_unlock(&s->lock);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    td_server *s = cls;
+    req_state *rs = *con_cls;
+
+    if (!rs) { /* first call: headers are in */
+        rs = calloc(1, sizeof *rs);
+        if (!rs) return MHD_NO;
+        *con_cls = rs;
+        rs->srv = s;
+        rs->t0 = mono_now();
+        snprintf(rs->method, sizeof rs->method, "%s", method);
+        snprintf(rs->logpath, sizeof rs->logpath, "%s", url);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        rs->ce = ci ? ci->socket_context : NULL;
+        conn_set_waiting(s, rs->ce, 0);
+        decide(s, rs, c, url, method);
+        /* Refuse a body we will not use before reading it: MHD then discards the rest
+         * of the request and closes the connection after the response. */
+        if (rs->rej_status && rs->has_body) return send_reject(s, rs, c);
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) { /* a piece of the body */
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rs->rej_status || rs->nomem) return MHD_YES;
+        double el = mono_now() - rs->t0;
+        uint64_t got = rs->len + rs->discarded + n;
+        if (s->timeout_s && el > s->timeout_s && (double)got / el < SLOW_BODY_RATE) {
+            td_log(TD_LOG_INFO, "http", "%s %s: dropped a slow body (%llu bytes in %.1f s)",
+                   rs->method, rs->logpath, (unsigned long long)got, el);
+            return MHD_NO;
+        }
+        if (rs->overflow) { /* discard up to OVERFLOW_SLACK more, then hang up */
+            rs->discarded += n;
+            if (rs->discarded - s->max_body > OVERFLOW_SLACK) {
+                td_log(TD_LOG_INFO, "http", "%s %s: dropped a chunked body far over the limit",
+                       rs->method, rs->logpath);
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        if ((uint64_t)rs->len + n > s->max_body) {
+            rs->overflow = 1;
+            rs->discarded = rs->len + n;
+            free(rs->body);
+            rs->body = NULL;
+            rs->len = rs->cap = 0;
+            return MHD_YES;
+        }
+        if (rs->len + n + 1 > rs->cap) {
+            size_t want = rs->len + n + 1;
+            size_t cap = rs->cap ? rs->cap * 2 : 16384;
+            if (cap < want) cap = want;
+            if (rs->content_length != UINT64_MAX && cap > rs->content_length + 1 &&
+                want <= rs->content_length + 1)
+                cap = (size_t)rs->content_length + 1;
+            if (cap > s->max_body + 1) cap = (size_t)s->max_body + 1;
+            char *nb = realloc(rs->body, cap);
+            if (!nb) {
+                rs->nomem = 1;
+                free(rs->body);
+                rs->body = NULL;
+                rs->len = rs->cap = 0;
+                return MHD_YES;
+            }
+            rs->body = nb;
+            rs->cap = cap;
+        }
+        memcpy(rs->body + rs->len, upload_data, n);
+        rs->len += n;
+        rs->body[rs->len] = '\0';
+        return MHD_YES;
+    }
+
+    /* The whole request is in. */
+    if (rs->rej_status) return send_reject(s, rs, c);
+    if (rs->overflow) {
+        reject(rs, 413, "payload_too_large", "request body is larger than the limit of %llu "
+               "bytes (max_body_mb)", (unsigned long long)s->max_body);
+        return send_reject(s, rs, c);
+    }
+    if (rs->nomem) {
+        reject(rs, 503, "out_of_memory", "not enough memory for a %llu-byte body",
+               (unsigned long long)(rs->len + rs->discarded));
+        return send_reject(s, rs, c);
+    }
+    td_req req = {
+        .method = method,
+        .path = url,
+        .nparams = rs->nparams,
+        .body = rs->body ? rs->body : "",
+        .body_len = rs->len,
+        .conn = c,
+    };
+    for (int i = 0; i < rs->nparams; i++) req.params[i] = rs->params[i];
+    td_resp resp = {0};
+    resp.status = 200;
+    rs->route->handler(s->app, &req, &resp);
+    enum MHD_Result ok = send_resp(s, rs, c, &resp);
+    td_resp_free(&resp);
+    return ok;
+}
+
+static const char *toe_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "ok";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "read error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client abort";
+    }
+    return "?";
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    td_server *s = cls;
+    req_state *rs = *con_cls;
+    if (!rs) return;
+    *con_cls = NULL;
+    double ms = (mono_now() - rs->t0) * 1e3;
+    if (rs->status >= 500)
+        td_log(TD_LOG_WARN, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms (%s)", rs->method, rs->logpath,
+               rs->status, ms, toe_name(toe));
+    else
+        td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
+    conn_set_waiting(s, rs->ce, 1);
+    free(rs->capbuf);
+    free(rs->body);
+    free(rs);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    td_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&s->nconn, 1);
+        conn_entry *ce = calloc(1, sizeof *ce);
+        if (!ce) return; /* this connection just has no header deadline */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        ce->fd = ci ? ci->connect_fd : -1;
+        ce->waiting = 1;
+        ce->since = mono_now();
+        pthread_mutex_lock(&s->lock);
+        ce->next = s->conns;
+        if (s->conns) s->conns->prev = ce;
+        s->conns = ce;
+        pthread_mutex_unlock(&s->lock);
+        *socket_context = ce;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&s->nconn, 1);
+        conn_entry *ce = *socket_context;
+        if (!ce) return;
+        pthread_mutex_lock(&s->lock);
+        if (ce->prev) ce->prev->next = ce->next;
+        else s->conns = ce->next;
+        if (ce->next) ce->next->prev = ce->prev;
+        pthread_mutex_unlock(&s->lock);
+        free(ce);
+        *socket_context = NULL;
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    /* Most messages are about clients that went away: debug. Resource trouble: warn. */
+    int serious = strstr(buf, "thread") || strstr(buf, "memory") || strstr(buf, "accept") ||
+                  strstr(buf, "limit");
+    td_log(serious ? TD_LOG_WARN : TD_LOG_DEBUG, "http", "libmicrohttpd: %s", buf);
+}
+
+static void *watchdog_main(void *arg)
+{
+    td_server *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->wd_quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->wd_cond, &s->lock, &ts);
+        double now = mono_now();
+        for (conn_entry *ce = s->conns; ce; ce = ce->next)
+            if (ce->waiting && !ce->killed && ce->fd >= 0 && now - ce->since > s->timeout_s) {
+                shutdown(ce->fd, SHUT_RDWR); /* MHD sees EOF and closes the connection */
+                ce->killed = 1;
+                td_log(TD_LOG_DEBUG, "http", "closed a connection that sent no complete "
+                       "request within %u s", s->timeout_s);
+            }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ addresses ---- */
+
+/* Splits "host:port" / "[v6]:port" into host and port strings. */
+static int split_listen(const char *listen, char *host, size_t hlen, char *port, size_t plen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || !colon[1]) return -1;
+    const char *h = listen, *he = colon;
+    if (*h == '[') {
+        if (he[-1] != ']') return -1;
+        h++, he--;
+    } else if (memchr(h, ':', (size_t)(he - h))) {
+        return -1;
+    }
+    if (he <= h || (size_t)(he - h) >= hlen || strlen(colon + 1) >= plen) return -1;
+    memcpy(host, h, (size_t)(he - h));
+    host[he - h] = '\0';
+    strcpy(port, colon + 1);
+    for (const char *p = port; *p; p++)
+        if (*p < '0' || *p > '9') return -1;
+    if (atol(port) > 65535) return -1;
+    return 0;
+}
+
+static td_status resolve(const char *listen, struct addrinfo **res, td_error *err)
+{
+    char host[256], port[16];
+    if (!listen || split_listen(listen, host, sizeof host, port, sizeof port))
+        return td_fail(err, TD_EINVAL, "listen", "listen address \"%s\" is not host:port",
+                       listen ? listen : "");
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(host, port, &hints, res);
+    if (rc != 0)
+        return td_fail(err, TD_EINVAL, "listen", "cannot resolve listen address \"%s\": %s",
+                       listen, gai_strerror(rc));
+    return TD_OK;
+}
+
+td_status td_listen_parse(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+                          td_error *err)
+{
+    struct addrinfo *res;
+    td_status st = resolve(listen, &res, err);
+    if (st != TD_OK) return st;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return TD_OK;
+}
+
+static int addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        if (IN6_IS_ADDR_V4MAPPED(a)) return a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+int td_listen_is_loopback(const char *listen)
+{
+    struct addrinfo *res;
+    if (resolve(listen, &res, NULL) != TD_OK) return 0;
+    int all = 1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        all &= addr_is_loopback(ai->ai_addr);
+    freeaddrinfo(res);
+    return all;
+}
+
+static void format_address(const struct sockaddr_storage *ss, char *out, size_t n, int *port)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        *port = ntohs(in6->sin6_port);
+        snprintf(out, n, "[%s]:%d", ip, *port);
+    } else {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        *port = ntohs(in->sin_port);
+        snprintf(out, n, "%s:%d", ip, *port);
+    }
+}
+
+/* Binds and listens; returns the fd or -1. */
+static int open_listener(td_server *s, const char *listen_addr, int *v6, td_error *err)
+{
+    struct addrinfo *res;
+    if (resolve(listen_addr, &res, err) != TD_OK) return -1;
+    int fd = -1, e = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 511) == 0) {
+            *v6 = ai->ai_family == AF_INET6;
+            break;
+        }
+        e = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        td_fail(err, TD_EIO, "listen", "cannot listen on %s: %s", listen_addr, strerror(e));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        format_address(&ss, s->address, sizeof s->address, &s->port);
+    return fd;
+}
+
+/* ---------------------------------------------------------------- lifecycle ---- */
+
+td_server_opts td_server_default_opts(void)
+{
+    td_server_opts o = {
+        .listen = "127.0.0.1:8080",
+        .auth_token = NULL,
+        .max_body = 256ull << 20,
+        .max_connections = 512,
+        .connection_timeout_s = 30,
+    };
+    return o;
+}
+
+static void server_free(td_server *s)
+{
+    if (s->wd_started) {
+        pthread_mutex_lock(&s->lock);
+        s->wd_quit = 1;
+        pthread_cond_signal(&s->wd_cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->wd_thread, NULL);
+    }
+    pthread_cond_destroy(&s->wd_cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s->routes);
+    free(s->token);
+    free(s);
+}
+
+td_status td_server_start(td_server **out, const td_server_opts *o, const td_route *routes,
+                          size_t nroutes, void *app, td_error *err)
+{
+    *out = NULL;
+    td_status st = TD_OK;
+    int fd = -1;
+    td_server *s = calloc(1, sizeof *s);
+    if (!s) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    s->app = app;
+    s->max_body = o->max_body;
+    s->timeout_s = o->connection_timeout_s;
+    s->keepalive_s = KEEPALIVE_MAX_S;
+    if (s->timeout_s && s->timeout_s / 2.0 < s->keepalive_s) s->keepalive_s = s->timeout_s / 2.0;
+    s->nroutes = nroutes;
+    s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes);
+    if (!s->routes) {
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    if (nroutes) memcpy(s->routes, routes, nroutes * sizeof *routes);
+    for (size_t i = 0; i < nroutes; i++)
+        if (!routes[i].method || !routes[i].pattern || !routes[i].handler) {
+            st = td_fail(err, TD_EINVAL, "routes", "route %zu lacks a method, pattern or handler", i);
+            goto fail;
+        }
+    if (o->auth_token && *o->auth_token && !(s->token = strdup(o->auth_token))) {
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+
+    int v6 = 0;
+    fd = open_listener(s, o->listen, &v6, err);
+    if (fd < 0) {
+        st = TD_EIO;
+        if (err && strstr(err->message, "host:port")) st = TD_EINVAL;
+        goto fail;
+    }
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (v6) flags |= MHD_USE_IPv6;
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, so that it gets everything */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 512),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_END);
+    fd = -1; /* MHD's now (on failure it may have closed it: never close it twice) */
+    if (!s->mhd) {
+        st = td_fail(err, TD_EIO, "listen", "cannot start the HTTP server on %s", s->address);
+        goto fail;
+    }
+    if (s->timeout_s) {
+        if (pthread_create(&s->wd_thread, NULL, watchdog_main, s) == 0)
+            s->wd_started = 1;
+        else
+            td_log(TD_LOG_WARN, "http", "no header-deadline watchdog: pthread_create failed");
+    }
+    *out = s;
+    return TD_OK;
+
+fail:
+    if (fd >= 0) close(fd);
+    if (s->mhd) MHD_stop_daemon(s->mhd);
+    server_free(s);
+    return st;
+}
+
+void td_server_stop(td_server *s)
+{
+    if (!s) return;
+    atomic_store(&s->stopping, 1);
+    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    MHD_stop_daemon(s->mhd);
+    server_free(s);
+}
+
+int td_server_port(const td_server *s) { return s->port; }
+
+const char *td_server_address(const td_server *s) { return s->address; }
+
+uint64_t td_server_requests(const td_server *s, int status)
+{
+    if (status < STATUS_LO || status > STATUS_HI) return 0;
+    return atomic_load(&((td_server *)s)->counts[status - STATUS_LO]);
+}
+
+unsigned td_server_connections(const td_server *s)
+{
+    return atomic_load(&((td_server *)s)->nconn);
+}
+
+void td_server_write_metrics(const td_server *s, FILE *out)
+{
+    fprintf(out, "# HELP traind_http_requests_total HTTP responses sent, by status code.\n"
+                 "# TYPE traind_http_requests_total counter\n");
+    for (int code = STATUS_LO; code <= STATUS_HI; code++) {
+        uint64_t n = td_server_requests(s, code);
+        if (n) fprintf(out, "traind_http_requests_total{code=\"%d\"} %llu\n", code,
+                       (unsigned long long)n);
+    }
+    fprintf(out, "# HELP traind_http_connections Open HTTP connections.\n"
+                 "# TYPE traind_http_connections gauge\n"
+                 "traind_http_connections %u\n", td_server_connections(s));
+}

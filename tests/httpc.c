@@ -1,0 +1,368 @@
+/* httpc.c — blocking HTTP/1.1 test client and daemon launcher (see httpc.h). */
+#include "httpc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_TIMEOUT_MS 30000
+
+double httpc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int httpc_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int httpc_send_all(int fd, const void *s, size_t n)
+{
+    const char *p = s;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+double httpc_wait_closed(int fd, double timeout_s)
+{
+    double t0 = httpc_now();
+    char buf[4096];
+    for (;;) {
+        double left = timeout_s - (httpc_now() - t0);
+        if (left <= 0) return -1;
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, (int)(left * 1000) + 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) continue; /* re-check the deadline */
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return httpc_now() - t0;
+    }
+}
+
+/* A growing buffer. */
+typedef struct { char *p; size_t len, cap; } buf_t;
+
+static int buf_add(buf_t *b, const void *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+static int buf_addf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int buf_addf(buf_t *b, const char *fmt, ...)
+{
+    char tmp[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) return -1;
+    return buf_add(b, tmp, (size_t)n);
+}
+
+/* Decodes a chunked body in place; returns the decoded length (what could be decoded). */
+static size_t dechunk(char *s, size_t n)
+{
+    size_t in = 0, out = 0;
+    while (in < n) {
+        char *end;
+        unsigned long sz = strtoul(s + in, &end, 16);
+        char *crlf = strstr(s + in, "\r\n");
+        if (!crlf || end == s + in) break;
+        in = (size_t)(crlf - s) + 2;
+        if (sz == 0) break;
+        if (in + sz > n) sz = n - in;
+        memmove(s + out, s + in, sz);
+        out += sz;
+        in += sz + 2;
+    }
+    s[out] = '\0';
+    return out;
+}
+
+const char *httpc_header(const httpc_resp *r, const char *name, char *buf, size_t n)
+{
+    if (!r->headers) return NULL;
+    size_t nl = strlen(name);
+    for (const char *line = r->headers; *line;) {
+        const char *eol = strstr(line, "\r\n");
+        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+        if (ll > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            size_t vl = (size_t)(line + ll - v);
+            if (vl >= n) vl = n - 1;
+            memcpy(buf, v, vl);
+            buf[vl] = '\0';
+            return buf;
+        }
+        if (!eol) break;
+        line = eol + 2;
+    }
+    return NULL;
+}
+
+void httpc_free(httpc_resp *r)
+{
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+    r->status = -1;
+}
+
+int httpc_request(int port, const char *method, const char *path, const char *headers,
+                  const char *body, size_t len, httpc_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = -1;
+    double t0 = httpc_now();
+    buf_t req = {0}, in = {0};
+    int fd = httpc_connect(port);
+    if (fd < 0) return -1;
+
+    buf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
+             path, port);
+    for (const char *h = headers; h && *h;) {
+        size_t l = strcspn(h, "\r\n");
+        if (l) {
+            buf_add(&req, h, l);
+            buf_add(&req, "\r\n", 2);
+        }
+        h += l;
+        while (*h == '\r' || *h == '\n') h++;
+    }
+    if (body) buf_addf(&req, "Content-Length: %zu\r\n", len);
+    buf_add(&req, "\r\n", 2);
+    if (body && len) buf_add(&req, body, len);
+    if (!req.p) goto done;
+
+    /* Send, but stop as soon as the server has something to say. */
+    size_t sent = 0;
+    while (sent < req.len) {
+        struct pollfd p = {fd, POLLIN | POLLOUT, 0};
+        int r = poll(&p, 1, IO_TIMEOUT_MS);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) goto done;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) break;
+        ssize_t w = send(fd, req.p + sent, req.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (w < 0) break; /* reset: maybe a response is already waiting */
+        sent += (size_t)w;
+    }
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, IO_TIMEOUT_MS);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) goto done;
+        char tmp[16384];
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (buf_add(&in, tmp, (size_t)n)) goto done;
+    }
+    if (!in.p) goto done;
+    char *hend = strstr(in.p, "\r\n\r\n");
+    if (!hend || strncmp(in.p, "HTTP/1.", 7) != 0) goto done;
+    out->status = atoi(in.p + 9);
+    char *first_eol = strstr(in.p, "\r\n");
+    size_t hl = (size_t)(hend - first_eol); /* the header lines, each ending in CRLF */
+    out->headers = malloc(hl + 1);
+    if (!out->headers) goto fail;
+    memcpy(out->headers, first_eol + 2, hl);
+    out->headers[hl] = '\0';
+    char *b = hend + 4;
+    size_t bl = in.len - (size_t)(b - in.p);
+    out->body = malloc(bl + 1);
+    if (!out->body) goto fail;
+    memcpy(out->body, b, bl);
+    out->body[bl] = '\0';
+    char v[64];
+    if (httpc_header(out, "Transfer-Encoding", v, sizeof v) && strcasecmp(v, "chunked") == 0)
+        bl = dechunk(out->body, bl);
+    else if (httpc_header(out, "Content-Length", v, sizeof v) && strtoul(v, NULL, 10) < bl)
+        bl = strtoul(v, NULL, 10), out->body[bl] = '\0';
+    out->body_len = bl;
+    goto done;
+fail:
+    httpc_free(out);
+done:
+    out->elapsed_s = httpc_now() - t0;
+    close(fd);
+    free(req.p);
+    free(in.p);
+    return out->status;
+}
+
+/* ------------------------------------------------------------------ daemon ---- */
+
+int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *args,
+                       const char *const *env)
+{
+    memset(d, 0, sizeof *d);
+    d->pid = -1;
+    d->port = -1;
+    d->exit_code = -1;
+    if (dir_in) {
+        snprintf(d->dir, sizeof d->dir, "%s", dir_in);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(d->dir, sizeof d->dir, "%s/traind-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(d->dir)) return -1;
+    }
+    snprintf(d->log, sizeof d->log, "%s/traind.log", d->dir);
+    char state[300];
+    snprintf(state, sizeof state, "%s/state", d->dir);
+    const char *bin = getenv("TD_BIN");
+    if (!bin || !*bin) bin = "build/traind";
+
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--state-dir";
+    argv[n++] = state;
+    for (int i = 0; args && args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+
+    off_t log_start = 0; /* a restart appends to the same log: look past the old lines */
+    struct stat st;
+    if (stat(d->log, &st) == 0) log_start = st.st_size;
+
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (lfd >= 0) {
+            dup2(lfd, 1);
+            dup2(lfd, 2);
+            close(lfd);
+        }
+        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        execv(bin, (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    d->pid = pid;
+
+    double t0 = httpc_now();
+    while (httpc_now() - t0 < 20.0) {
+        FILE *f = fopen(d->log, "r");
+        if (f) {
+            char line[1024];
+            fseeko(f, log_start, SEEK_SET);
+            while (fgets(line, sizeof line, f)) {
+                char *p = strstr(line, "listening on ");
+                char *colon = p ? strrchr(p, ':') : NULL;
+                if (colon) {
+                    d->port = atoi(colon + 1);
+                    fclose(f);
+                    return d->port;
+                }
+            }
+            fclose(f);
+        }
+        int stv;
+        if (waitpid(pid, &stv, WNOHANG) == pid) { /* exited: keep its status for stop */
+            d->pid = -1;
+            d->exit_code = WIFEXITED(stv) ? WEXITSTATUS(stv) : 128 + WTERMSIG(stv);
+            return -1;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+int httpc_daemon_stop(httpc_daemon *d, int sig, double timeout_s)
+{
+    if (d->pid <= 0) return d->exit_code; /* exited already (or never started) */
+    if (sig) kill(d->pid, sig);
+    double t0 = httpc_now();
+    int stv, code = -1;
+    for (;;) {
+        pid_t r = waitpid(d->pid, &stv, WNOHANG);
+        if (r == d->pid) {
+            code = WIFEXITED(stv) ? WEXITSTATUS(stv) : 128 + WTERMSIG(stv);
+            break;
+        }
+        if (httpc_now() - t0 > timeout_s) {
+            kill(d->pid, SIGKILL);
+            waitpid(d->pid, &stv, 0);
+            code = -1;
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    d->pid = -1;
+    return code;
+}
+
+char *httpc_daemon_log(const httpc_daemon *d)
+{
+    buf_t b = {0};
+    FILE *f = fopen(d->log, "r");
+    if (f) {
+        char tmp[4096];
+        size_t n;
+        while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, n);
+        fclose(f);
+    }
+    return b.p ? b.p : strdup("");
+}
+
+void httpc_daemon_cleanup(httpc_daemon *d)
+{
+    if (!d->dir[0]) return;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0) {}
+    d->dir[0] = '\0';
+}
