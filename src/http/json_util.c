@@ -676,7 +676,8 @@ void td_sbuf_float(td_sbuf *b, float v)
         td_sbuf_put(b, "null", 4);
         return;
     }
-    if (v == floorf(v) && fabsf(v) < 1e7f && !(v == 0 && signbit(v))) {
+    /* integers (and -0, printed as 0) without printf */
+    if (v == floorf(v) && fabsf(v) < 1e7f) {
         put_int(b, (int64_t)v);
         return;
     }

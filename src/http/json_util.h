@@ -123,7 +123,7 @@ void td_sbuf_reserve(td_sbuf *b, size_t extra);       /* room for extra more byt
 void td_sbuf_put(td_sbuf *b, const char *s, size_t n);
 void td_sbuf_puts(td_sbuf *b, const char *s);
 void td_sbuf_printf(td_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A float32 with "%.9g" (enough digits to round-trip); null for NaN/inf. */
+/* A float32 with "%.9g" (enough digits to round-trip; -0 prints as 0); null for NaN/inf. */
 void td_sbuf_float(td_sbuf *b, float v);
 /* A double, shortest of "%.15g"/"%.17g" that round-trips; null for NaN/inf. */
 void td_sbuf_double(td_sbuf *b, double v);
