@@ -131,7 +131,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
             }
         } else {
             return td_fail(err, TD_EINVAL, field, "%s must be an array of integers, got %s",
-                           field, cJSON_IsString(v) ? "a string" : "another type");
+                           field, td_json_kind(v));
         }
         memcpy(list, tmp, sizeof(int64_t) * (size_t)n);
         *count = n;

@@ -309,6 +309,11 @@ static const char *kind_of(const cJSON *v)
     return "an unknown value";
 }
 
+const char *td_json_kind(const cJSON *v)
+{
+    return kind_of(v);
+}
+
 td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err)
 {
     if (cJSON_IsNumber(v)) {

@@ -67,6 +67,9 @@ int td_json_edit_distance(const char *a, const char *b);
 
 /* ---- scalars ---------------------------------------------------------------------- */
 
+/* What v is, for messages: "a string", "null", "true", "an array", "NaN", ... */
+const char *td_json_kind(const cJSON *v);
+
 /* A finite number (not a string, bool, null or NaN/Infinity literal). */
 td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err);
 /* A finite number within float32 range (a value that would round to +-inf is an error). */
