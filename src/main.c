@@ -13,9 +13,8 @@
  * -> app_shutdown (checkpoint running jobs, stop the workers, close the store) -> exit 0.
  * SIGHUP is logged and ignored (no reload). SIGPIPE is ignored.
  *
- * Hook points for the application (issue 3: store, job manager, /v1 routes), the five
- * app_* functions below; each is a stub until src/app.h lands, and is then replaced by
- * one call:
+ * Hook points for the application (http/routes.h: store, job manager, /v1 routes), called
+ * through the five app_* wrappers below, the only place main.c touches the application:
  *   app_init      td_app_init(&d->app, &d->cfg, err)  open the store, start the workers
  *   app_routes    td_app_routes(&n)                    the /v1 route table (handlers get
  *                                                      d->app as their app argument)
@@ -35,6 +34,7 @@
 #include <time.h>
 
 #include "http/http.h"
+#include "http/routes.h"
 #include "http/server.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -44,7 +44,7 @@ typedef struct daemon_ctx {
     td_config cfg;
     td_server *srv;
     td_server *_Atomic srv_live; /* srv, published for the handlers once started */
-    void *app;            /* the application's state, handed to its route handlers */
+    td_app *app;          /* the application's state, handed to its route handlers */
     atomic_int stopping;
     time_t started;
 } daemon_ctx;
@@ -55,25 +55,20 @@ static daemon_ctx g_daemon;
 
 static td_status app_init(daemon_ctx *d, td_error *err)
 {
-    (void)d, (void)err;
-    return TD_OK;
+    return td_app_init(&d->app, &d->cfg, err);
 }
 
-static const td_route *app_routes(size_t *n)
+static const td_route *app_routes(size_t *n) { return td_app_routes(n); }
+
+static int app_ready(daemon_ctx *d) { return td_app_ready(d->app); }
+
+static void app_metrics(daemon_ctx *d, FILE *out) { td_app_metrics(d->app, out); }
+
+static void app_shutdown(daemon_ctx *d)
 {
-    *n = 0;
-    return NULL;
+    td_app_shutdown(d->app);
+    d->app = NULL;
 }
-
-static int app_ready(daemon_ctx *d)
-{
-    (void)d;
-    return 1;
-}
-
-static void app_metrics(daemon_ctx *d, FILE *out) { (void)d, (void)out; }
-
-static void app_shutdown(daemon_ctx *d) { (void)d; }
 
 /* ------------------------------------------------------------- base routes ---- */
 
