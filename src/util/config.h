@@ -27,7 +27,7 @@ typedef struct td_config {
     char auth_token_file[TD_CONFIG_STR_MAX]; /* "" = none */
     int max_body_mb;                     /* request body limit, MiB */
     int max_queued_jobs;                 /* queue length before 429 */
-    int checkpoint_interval_s;           /* at most one checkpoint per interval */
+    int checkpoint_interval_s;           /* at most one checkpoint per interval; 0 = every epoch */
     int log_level;                       /* a td_log_level */
     int max_connections;
     int connection_timeout_s;            /* idle / slow-client timeout */
