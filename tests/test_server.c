@@ -656,6 +656,44 @@ START_TEST(ipv6_loopback)
 }
 END_TEST
 
+START_TEST(router_alone)
+{
+    size_t n = sizeof routes / sizeof routes[0];
+    int st, pub;
+    char allow[64];
+    const td_route *r = td_route_find(routes, n, "GET", "/items/x", &st, allow, sizeof allow, &pub);
+    ck_assert_ptr_eq(r, &routes[2]);
+    ck_assert_int_eq(st, 200);
+    ck_assert_str_eq(allow, "GET, DELETE");
+    ck_assert_int_eq(pub, 0);
+    ck_assert_ptr_eq(td_route_find(routes, n, "HEAD", "/public", &st, NULL, 0, &pub), &routes[1]);
+    ck_assert_int_eq(pub, 1);
+    ck_assert_ptr_null(td_route_find(routes, n, "POST", "/items/x", &st, allow, 8, NULL));
+    ck_assert_int_eq(st, 405);
+    ck_assert_str_eq(allow, "GET"); /* truncated to fit */
+    static const char *const misses[] = {"", "/", "//", "/items/", "/items//parts/x",
+                                         "/items/a/parts/", "/itemsx", "/hello/", "hello"};
+    for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
+        ck_assert_msg(!td_route_find(routes, n, "GET", misses[i], &st, NULL, 0, NULL), "%s",
+                      misses[i]);
+        ck_assert_int_eq(st, 404);
+    }
+    ck_assert_ptr_null(td_route_find(routes, n, "GET", "/items", &st, allow, sizeof allow, NULL));
+    ck_assert_int_eq(st, 405);
+    ck_assert_str_eq(allow, "POST");
+    char buf[64];
+    const char *params[TD_MAX_PATH_PARAMS];
+    ck_assert_int_eq(td_route_captures("/a/{x}/b/{y}", "/a/1/b/22", buf, params), 2);
+    ck_assert_str_eq(params[0], "1");
+    ck_assert_str_eq(params[1], "22");
+    ck_assert_int_eq(td_route_captures("/{a}/{b}/{c}/{d}/{e}", "/1/2/3/4/5", buf, params),
+                     TD_MAX_PATH_PARAMS);
+    ck_assert_str_eq(params[3], "4");
+    ck_assert_int_eq(td_route_captures("/a/{x}", "/a/1/2", buf, params), -1);
+    ck_assert_int_eq(td_route_captures("/a/{x", "/a/1", buf, params), -1);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ daemon ---- */
 
 static int has(const char *hay, const char *needle) { return hay && strstr(hay, needle) != NULL; }
@@ -802,6 +840,7 @@ Suite *suite_server(void)
     tcase_add_test(tc, slow_clients_dropped);
     tcase_add_test(tc, metrics_and_bad_listen);
     tcase_add_test(tc, ipv6_loopback);
+    tcase_add_test(tc, router_alone);
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("daemon");
     tcase_set_timeout(td, 90);

@@ -306,6 +306,52 @@ static int pattern_match(const char *pat, const char *path, const char **starts,
     return 1;
 }
 
+const td_route *td_route_find(const td_route *routes, size_t n, const char *method,
+                              const char *path, int *path_status, char *allow,
+                              size_t allow_len, int *any_public)
+{
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    const td_route *hit = NULL;
+    int path_hit = 0, pub = 0;
+    size_t alen = 0;
+    if (allow && allow_len) allow[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const td_route *r = &routes[i];
+        if (!pattern_match(r->pattern, path, NULL, NULL, NULL)) continue;
+        path_hit = 1;
+        pub |= r->public_route;
+        if (!hit && strcmp(r->method, m) == 0) hit = r;
+        int dup = 0; /* each method once in Allow */
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(routes[j].method, r->method) == 0 &&
+                  pattern_match(routes[j].pattern, path, NULL, NULL, NULL);
+        if (allow && !dup) {
+            int k = snprintf(allow + alen, allow_len - alen, "%s%s", alen ? ", " : "", r->method);
+            if (k > 0 && (size_t)k < allow_len - alen) alen += (size_t)k;
+            else allow[alen] = '\0'; /* whole methods only */
+        }
+    }
+    if (path_status) *path_status = hit ? 200 : path_hit ? 405 : 404;
+    if (any_public) *any_public = pub;
+    return hit;
+}
+
+int td_route_captures(const char *pattern, const char *path, char *capbuf,
+                      const char *params[TD_MAX_PATH_PARAMS])
+{
+    const char *starts[TD_MAX_PATH_PARAMS];
+    size_t lens[TD_MAX_PATH_PARAMS];
+    int n = 0;
+    if (!pattern_match(pattern, path, starts, lens, &n)) return -1;
+    strcpy(capbuf, path);
+    for (int i = 0; i < n; i++) {
+        char *p = capbuf + (starts[i] - path);
+        p[lens[i]] = '\0'; /* the '/' after it (or the NUL) */
+        params[i] = p;
+    }
+    return n;
+}
+
 static int bearer_ok(const td_server *s, struct MHD_Connection *c)
 {
     if (!s->token) return 1;
@@ -366,28 +412,14 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
         return;
     }
 
-    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
-    int path_hit = 0, path_public = 0;
-    const td_route *hit = NULL;
-    size_t alen = 0;
-    rs->allow[0] = '\0';
-    for (size_t i = 0; i < s->nroutes; i++) {
-        const td_route *r = &s->routes[i];
-        if (!pattern_match(r->pattern, url, NULL, NULL, NULL)) continue;
-        path_hit = 1;
-        path_public |= r->public_route;
-        if (!hit && strcmp(r->method, m) == 0) hit = r;
-        if (!strstr(rs->allow, r->method)) {
-            int k = snprintf(rs->allow + alen, sizeof rs->allow - alen, "%s%s",
-                             alen ? ", " : "", r->method);
-            if (k > 0 && (size_t)k < sizeof rs->allow - alen) alen += (size_t)k;
-        }
-    }
+    int path_status = 0, path_public = 0;
+    const td_route *hit = td_route_find(s->routes, s->nroutes, method, url, &path_status,
+                                        rs->allow, sizeof rs->allow, &path_public);
     int authed = bearer_ok(s, c);
     if (!hit) {
         if (!authed && !path_public) {
             reject(rs, 401, "unauthorized", "missing or wrong bearer token");
-        } else if (!path_hit) {
+        } else if (path_status == 404) {
             reject(rs, 404, "not_found", "no such resource");
         } else {
             reject(rs, 405, "method_not_allowed", "method %s is not allowed here; allowed: %s",
@@ -416,21 +448,13 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
     }
 
     rs->route = hit;
-    rs->capbuf = strdup(url);
+    rs->capbuf = malloc(strlen(url) + 1);
     if (!rs->capbuf) {
         reject(rs, 500, "out_of_memory", "out of memory");
         return;
     }
-    const char *starts[TD_MAX_PATH_PARAMS];
-    size_t lens[TD_MAX_PATH_PARAMS];
-    int n = 0;
-    pattern_match(hit->pattern, url, starts, lens, &n);
-    for (int i = 0; i < n; i++) {
-        char *p = rs->capbuf + (starts[i] - url);
-        p[lens[i]] = '\0'; /* the '/' after it (or the NUL) */
-        rs->params[i] = p;
-    }
-    rs->nparams = n;
+    int n = td_route_captures(hit->pattern, url, rs->capbuf, rs->params);
+    rs->nparams = n > 0 ? n : 0;
 }
 
 /* ----------------------------------------------------------------- streams ---- */

@@ -70,6 +70,20 @@ td_status td_listen_parse(const char *listen, struct sockaddr_storage *ss, sockl
  * 0 otherwise (also when it does not resolve). */
 int td_listen_is_loopback(const char *listen);
 
+/* The router, exposed for tests and fuzzing. Finds the route for method + path (HEAD is
+ * routed like GET): returns it with *path_status 200, or NULL with *path_status 404 (no
+ * pattern matches the path) or 405 (one does, not for this method). allow (may be NULL)
+ * gets the methods of the routes whose pattern matches, ", "-separated, truncated to
+ * allow_len; *any_public (may be NULL) is 1 when one of those routes is public. */
+const td_route *td_route_find(const td_route *routes, size_t n, const char *method,
+                              const char *path, int *path_status, char *allow,
+                              size_t allow_len, int *any_public);
+/* Copies path into capbuf (strlen(path) + 1 bytes) and points params at its "{x}"
+ * segments there (at most TD_MAX_PATH_PARAMS); returns their count, or -1 when path does
+ * not match pattern (capbuf and params untouched). */
+int td_route_captures(const char *pattern, const char *path, char *capbuf,
+                      const char *params[TD_MAX_PATH_PARAMS]);
+
 /* Constant-time equality of two NUL-terminated strings (time depends only on the length
  * of expected). */
 int td_token_equal(const char *given, const char *expected);
