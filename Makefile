@@ -75,7 +75,7 @@ bench: $(BUILD)/libtraind.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/benc
 	bench/run.sh $(BUILD)
 
 run: $(BUILD)/traind
-	$(BUILD)/traind --config config/traind.conf
+	$(BUILD)/traind
 
 install: $(BUILD)/traind
 	install -D -m 0755 $(BUILD)/traind $(DESTDIR)$(PREFIX)/bin/traind

@@ -215,7 +215,8 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
 /* Validates a job exactly as its worker will run it: the stored hyperparameter text is
  * decoded against the dataset and a trainer is built (and dropped). */
 static td_status validate_job(td_app *app, const char *model, const char *hp_text,
-                              const char *dataset, const char *validation, td_error *err)
+                              const char *dataset, const char *validation, int64_t *K,
+                              td_error *err)
 {
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
@@ -233,6 +234,8 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
         st = td_job_decode_hparams(&hp, model, hp_text, &train.ds, err);
     if (st == TD_OK)
         st = td_trainer_create(&t, &hp, &train.ds, validation ? &val.ds : NULL, err);
+    if (st == TD_OK)
+        *K = td_trainer_model(t)->K;
     td_trainer_destroy(t);
     td_hparams_fini(&hp);
     td_stored_dataset_fini(&train);
@@ -286,8 +289,17 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
         goto out;
     }
     const char *model = td_model_names[jr.model];
-    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &err)))
+    int64_t K = 0;
+    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &K, &err)))
         goto out;
+    if (jr.hp.n_classes == 0) { /* resolve "from the data" so the job shows every value */
+        jr.hp.n_classes = K;
+        free(hp_text);
+        if (!(hp_text = td_job_hparams_text(&jr.hp, jr.initial_weights))) {
+            st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
+            goto out;
+        }
+    }
     td_job_spec spec = {.model = model, .dataset = ds_id, .validation = jr.validation_id,
                         .hyperparameters = hp_text,
                         .epochs = jr.model == TD_MODEL_GMM ? jr.hp.max_iter : jr.hp.epochs,
