@@ -21,8 +21,7 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef struct chunk {
     v16 *dW;                   /* (D, KV) partial gradient */
     v16 *db;                   /* (KV) */
-    double loss_sum, ce_sum, pen_sum;
-    int64_t violations, correct, counted;
+    td_loss_sums sums;
     float *logits, *dlogits;   /* (RB, K) scratch */
     v16 *acc;                  /* (RB, KV) scratch: padded logits, then padded dlogits */
 } chunk;
@@ -106,8 +105,7 @@ typedef struct eval_ctx {
     const td_targets *tg;
     int want_grad;
     float *logits_out;         /* forward only: (n, K) */
-    double denom;              /* index targets: sum of weights of non-ignored rows */
-    double ce_count;           /* grouped: non-ignored (n, g) entries */
+    td_batch_denoms denoms;
 } eval_ctx;
 
 static inline const float *row_ptr(const eval_ctx *e, int64_t i)
@@ -158,64 +156,6 @@ static void block_grad(const td_linear *L, v16 *restrict dW, v16 *restrict db,
     }
 }
 
-/* Argmax accuracy of the block's logits (nb, K) against its targets. */
-static void block_accuracy(chunk *ch, const float *logits, int64_t nb, int64_t K,
-                           const td_targets *tg, int64_t first)
-{
-    int64_t S = K / tg->G;
-    for (int64_t r = 0; r < nb; r++) {
-        for (int64_t g = 0; g < tg->G; g++) {
-            const float *z = logits + r * K + g * S;
-            int64_t best = 0;
-            for (int64_t k = 1; k < S; k++)
-                if (z[k] > z[best])
-                    best = k;
-            int64_t want;
-            if (tg->Y) {
-                const float *y = tg->Y + (first + r) * K;
-                want = 0;
-                for (int64_t k = 1; k < K; k++)
-                    if (y[k] > y[want])
-                        want = k;
-            } else {
-                want = tg->y[(first + r) * tg->G + g];
-                if (want == tg->ce.ignore_index)
-                    continue;
-            }
-            ch->counted++;
-            ch->correct += best == want;
-        }
-    }
-}
-
-/* The loss of one block: logits (nb, K) -> ch sums, dlogits (nb, K) scaled for the batch. */
-static void block_loss(const eval_ctx *e, chunk *ch, int64_t first, int64_t nb)
-{
-    const td_targets *tg = e->tg;
-    const td_linear *L = e->L;
-    float *dl = e->want_grad ? ch->dlogits : NULL;
-    double sum = 0;
-    if (tg->G > 1) {
-        td_grouped_result gr;
-        int64_t S = L->K / tg->G;
-        float ce_scale = e->ce_count > 0 ? (float)(1.0 / e->ce_count) : 0.0f;
-        float pen_scale = (float)(tg->monotone_weight / (double)e->n);
-        td_grouped_sum(&gr, NULL, dl, ch->logits, tg->y + first * tg->G, nb, tg->G, S,
-                       tg->ce.ignore_index, tg->monotone_margin, ce_scale, pen_scale);
-        ch->ce_sum += gr.ce_sum;
-        ch->pen_sum += gr.penalty_sum;
-        ch->violations += gr.violations;
-    } else if (tg->Y) {
-        td_ce_probs_sum(&sum, NULL, dl, ch->logits, tg->Y + first * L->K, nb, L->K, &tg->ce,
-                        (float)(1.0 / (double)e->n));
-        ch->loss_sum += sum;
-    } else {
-        float scale = e->denom > 0 ? (float)(1.0 / e->denom) : 0.0f;
-        td_ce_index_sum(&sum, NULL, dl, ch->logits, tg->y + first, nb, L->K, &tg->ce, scale);
-        ch->loss_sum += sum;
-    }
-}
-
 static void eval_chunk(void *arg, int64_t c)
 {
     const eval_ctx *e = arg;
@@ -223,8 +163,7 @@ static void eval_chunk(void *arg, int64_t c)
     chunk *ch = &e->L->chunks[c];
     const int64_t K = L->K, KV = L->KV;
     int64_t lo = c * e->chunk_rows, hi = lo + e->chunk_rows < e->n ? lo + e->chunk_rows : e->n;
-    ch->loss_sum = ch->ce_sum = ch->pen_sum = 0;
-    ch->violations = ch->correct = ch->counted = 0;
+    memset(&ch->sums, 0, sizeof ch->sums);
     if (e->want_grad) {
         memset(ch->dW, 0, sizeof(v16) * (size_t)(L->D * KV));
         memset(ch->db, 0, sizeof(v16) * (size_t)KV);
@@ -240,8 +179,8 @@ static void eval_chunk(void *arg, int64_t c)
             memcpy(logits + r * K, (const float *)(ch->acc + r * KV), sizeof(float) * (size_t)K);
         if (!e->tg)
             continue;
-        block_loss(e, ch, first, nb);
-        block_accuracy(ch, logits, nb, K, e->tg, first);
+        td_targets_block(&ch->sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
+                         e->tg, &e->denoms);
         if (!e->want_grad)
             continue;
         memset(ch->acc, 0, sizeof(v16) * (size_t)(RB * KV));
@@ -264,27 +203,16 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
                     int64_t n, const td_targets *tg)
 {
     eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .tg = tg, .want_grad = dW != NULL};
-    if (tg->G > 1) {
-        for (int64_t i = 0; i < n * tg->G; i++)
-            e.ce_count += tg->y[i] != tg->ce.ignore_index;
-    } else if (!tg->Y) {
-        e.denom = td_ce_index_denom(tg->y, n, &tg->ce);
-    }
+    td_targets_denoms(&e.denoms, tg, n);
     split(&e);
     pack_weights(L, W, b);
     td_pool_run(pool, e.nchunks, eval_chunk, &e);
 
     /* Reduce the chunks in order. */
-    memset(st, 0, sizeof *st);
-    double loss_sum = 0, ce_sum = 0, pen_sum = 0;
+    td_loss_sums sums = {0};
     for (int64_t c = 0; c < e.nchunks; c++) {
         const chunk *ch = &L->chunks[c];
-        loss_sum += ch->loss_sum;
-        ce_sum += ch->ce_sum;
-        pen_sum += ch->pen_sum;
-        st->violations += ch->violations;
-        st->correct += ch->correct;
-        st->counted += ch->counted;
+        td_loss_sums_add(&sums, &ch->sums);
         if (c > 0 && dW) {
             v16 *dst = L->chunks[0].dW;
             for (int64_t i = 0; i < L->D * L->KV; i++)
@@ -293,18 +221,7 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
                 L->chunks[0].db[i] += ch->db[i];
         }
     }
-    st->defined = 1;
-    if (tg->G > 1) {
-        st->defined = e.ce_count > 0;
-        st->cross_entropy = e.ce_count > 0 ? ce_sum / e.ce_count : 0;
-        st->penalty = pen_sum / (double)n;
-        st->loss = st->cross_entropy + tg->monotone_weight * st->penalty;
-    } else if (tg->Y) {
-        st->loss = st->cross_entropy = loss_sum / (double)n;
-    } else {
-        st->defined = e.denom > 0;
-        st->loss = st->cross_entropy = e.denom > 0 ? loss_sum / e.denom : 0;
-    }
+    td_targets_finish(st, &sums, &e.denoms, tg);
     if (dW) {
         const float *g = (const float *)L->chunks[0].dW;
         int64_t KP = L->KV * 16;

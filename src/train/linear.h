@@ -11,28 +11,9 @@
 #include <stdint.h>
 
 #include "math/pool.h"
-#include "traind/loss.h"
+#include "train/targets.h"
 
 #define TD_LINEAR_MAX_CHUNKS 16
-
-/* What the loss is computed against, for the rows of one batch, in batch order. */
-typedef struct td_targets {
-    const int32_t *y;        /* (n, G) class indices, or NULL */
-    const float *Y;          /* (n, K) probabilities, or NULL */
-    int64_t G;               /* groups (1 = plain) */
-    td_ce_opts ce;           /* ignore_index, class_weights, label_smoothing (mean) */
-    double monotone_weight, monotone_margin;
-} td_targets;
-
-/* Sums over a batch (double), before division by the batch denominators. */
-typedef struct td_batch_stats {
-    double loss;             /* data loss of the batch (reduced: mean over the batch) */
-    int defined;             /* 0 when every target was ignored */
-    double cross_entropy;    /* grouped: the ce part; otherwise == loss */
-    double penalty;          /* grouped: mean penalty (unweighted) */
-    int64_t violations;      /* grouped: rows whose argmax sequence decreases */
-    int64_t correct, counted;/* argmax accuracy over non-ignored targets */
-} td_batch_stats;
 
 typedef struct td_linear td_linear;
 

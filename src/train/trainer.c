@@ -1,523 +1,56 @@
-/* trainer.c — the epoch loop shared by the gradient-trained models (SPEC §3–4).
- *
- * One epoch: (optionally) reshuffle the training rows with the trainer's RNG, then for
- * each mini-batch (or the full batch) evaluate the data loss and its gradient, add the
- * regulariser's, and take one optimizer step. After the epoch: validation loss and
- * accuracy, early stopping, divergence check. Everything that decides the next epoch
- * (parameters, optimizer moments and step, RNG state, epoch, early-stopping state,
- * elapsed time) is in td_trainer_save's snapshot, so a restored run continues exactly.
- *
- * The model-specific part is the objective: for softmax, td_linear_eval's fused pass. */
+/* trainer.c — the public td_trainer interface: picks the model family at creation and
+ * forwards every call through the family's vtable (trainer_impl.h). */
 #include "traind/train.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "math/pool.h"
-#include "math/rng.h"
-#include "train/linear.h"
-#include "train/optim.h"
-
-enum { C_EPOCH, C_ELAPSED, C_LOSS, C_DATA, C_REG, C_VAL_LOSS, C_VAL_ACC, C_GNORM, C_ACC,
-       C_PENALTY, C_VIOLATION, C_COUNT };
-static const char *const columns[] = {"epoch", "elapsed_s", "loss", "data_loss", "reg_loss",
-                                      "val_loss", "val_accuracy", "grad_norm", "accuracy",
-                                      "penalty", "violation_rate", NULL};
-
-struct td_trainer {
-    td_hparams hp;                 /* owned copy */
-    td_model model;                /* shape + params (owned) */
-    td_tensor_desc layout[TD_MAX_TENSORS];
-    int ntensors;
-    int64_t n_penalized;           /* weights under l1/l2 (for l2_scale "mean") */
-    const td_dataset *train;
-    const td_dataset *val_src;     /* rows of val_rows index this set (train or val) */
-    int64_t *train_rows, n_train;  /* sorted; NULL = all rows of train in order */
-    int64_t *val_rows, n_val;
-    int64_t *perm;                 /* (n_train) this epoch's order */
-    int64_t batch;                 /* rows per mini-batch */
-    td_targets tg_full, tg_val;    /* targets of the full training set / validation set */
-    int32_t *by;                   /* (batch, G) gathered targets, or NULL */
-    float *bY;                     /* (batch, K) gathered probabilities, or NULL */
-    void *owned[4];                /* gathered full/val target arrays */
-    float *grad, *prev;            /* (n_params) */
-    td_optim opt;
-    td_rng rng;
-    int64_t epoch;
-    double best;
-    int64_t no_improve;
-    int stopped;
-    double elapsed;
-    td_pool *pool;
-    td_linear *lin;
-};
-
-/* ---- helpers ------------------------------------------------------------------------ */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Targets of ds's rows (n) gathered in row order into new arrays kept in t->owned. */
-static td_status gather_targets(td_trainer *t, td_targets *tg, const td_dataset *ds,
-                                const int64_t *rows, int64_t n, int slot)
-{
-    *tg = t->tg_full;
-    int64_t G = t->hp.groups, K = t->model.K;
-    if (!rows) {
-        tg->y = ds->y;
-        tg->Y = ds->Y;
-        return TD_OK;
-    }
-    if (ds->Y) {
-        float *Y = malloc(sizeof(float) * (size_t)(n * K + 1));
-        if (!Y)
-            return TD_ENOMEM;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(Y + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
-        tg->Y = Y, tg->y = NULL;
-        t->owned[slot] = Y;
-    } else {
-        int32_t *y = malloc(sizeof(int32_t) * (size_t)(n * G + 1));
-        if (!y)
-            return TD_ENOMEM;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(y + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
-        tg->y = y, tg->Y = NULL;
-        t->owned[slot] = y;
-    }
-    return TD_OK;
-}
-
-/* Data loss and gradient (grad may be NULL) of params over rows (n) of ds. */
-static void objective(td_trainer *t, td_batch_stats *st, float *grad, const float *params,
-                      const td_dataset *ds, const int64_t *rows, int64_t n,
-                      const td_targets *tg)
-{
-    const td_tensor_desc *W = &t->layout[0];
-    const float *b = t->ntensors > 1 ? params + t->layout[1].offset : NULL;
-    float *dW = grad ? grad + W->offset : NULL;
-    float *db = grad && t->ntensors > 1 ? grad + t->layout[1].offset : NULL;
-    td_linear_eval(t->lin, t->pool, st, dW, db, params + W->offset, b, ds->X, rows, n, tg);
-}
-
-/* Adds the l1/l2 gradient to grad (when non-NULL) and returns the penalty (SPEC §3). */
-static double regularize(const td_trainer *t, const float *params, float *grad)
-{
-    const td_hparams *hp = &t->hp;
-    if (hp->l2 == 0 && hp->l1 == 0)
-        return 0;
-    double l2 = hp->l2, l1 = hp->l1;
-    if (hp->l2_scale == TD_L2_MEAN && t->n_penalized > 0)
-        l2 /= (double)t->n_penalized;
-    double sq = 0, ab = 0;
-    for (int i = 0; i < t->ntensors; i++) {
-        const td_tensor_desc *d = &t->layout[i];
-        if (!d->penalized && !hp->regularize_bias)
-            continue;
-        int64_t skip = hp->regularize_bias ? 0 : d->skip_rows;
-        int64_t lo = d->offset + skip * d->cols, hi = d->offset + d->rows * d->cols;
-        for (int64_t j = lo; j < hi; j++) {
-            float w = params[j];
-            sq += (double)w * w;
-            ab += fabs((double)w);
-            if (grad)
-                grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
-        }
-    }
-    return 0.5 * l2 * sq + l1 * ab;
-}
-
-static double norm2(const float *g, int64_t n)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
-    return sqrt(s);
-}
-
-static int all_finite(const float *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
-    return 1;
-}
-
-/* ---- lifecycle ---------------------------------------------------------------------- */
+#include "train/trainer_impl.h"
 
 td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                             const td_dataset *val, td_error *err)
 {
-    td_status st;
-    int64_t K;
     *out = NULL;
-    if ((st = td_hparams_check(hp, train, &K, err)))
-        return st;
-    if (hp->model != TD_MODEL_SOFTMAX)
+    switch (hp->model) {
+    case TD_MODEL_SOFTMAX:
+    case TD_MODEL_MLP:
+        return td_grad_trainer_create(out, hp, train, val, err);
+    default:
         return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
-                       td_model_names[hp->model]);
-    if (val) {
-        int64_t Kv;
-        if (val->D != train->D)
-            return td_fail(err, TD_EINVAL, "validation",
-                           "the validation set has %lld features, the training set %lld",
-                           (long long)val->D, (long long)train->D);
-        if ((st = td_hparams_check(hp, val, &Kv, err)))
-            return td_fail(err, st, "validation", "validation set: %s", err ? err->message : "");
-        if (!!val->Y != !!train->Y || (val->Y && val->Y_cols != K) || Kv > K)
-            return td_fail(err, TD_EINVAL, "validation",
-                           "the validation set's targets do not match the training set's");
+                       (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
     }
-
-    td_trainer *t = calloc(1, sizeof *t);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    st = TD_ENOMEM;
-    if (td_hparams_copy(&t->hp, hp))
-        goto fail;
-    t->train = train;
-    td_model_shape(&t->model, hp, train->D, K);
-    t->ntensors = td_model_layout(&t->model, t->layout);
-    for (int i = 0; i < t->ntensors; i++) {
-        const td_tensor_desc *d = &t->layout[i];
-        if (d->penalized || hp->regularize_bias)
-            t->n_penalized += (d->rows - (hp->regularize_bias ? 0 : d->skip_rows)) * d->cols;
-    }
-    int64_t P = t->model.n_params;
-    if (hp->initial_weights && hp->n_initial_weights != P) {
-        st = td_fail(err, TD_EINVAL, "hyperparameters.initial_weights",
-                     "initial_weights has %lld values, the model has %lld parameters",
-                     (long long)hp->n_initial_weights, (long long)P);
-        goto fail;
-    }
-    if (!(t->model.params = calloc((size_t)P, sizeof(float))) ||
-        !(t->grad = calloc((size_t)P, sizeof(float))) ||
-        !(t->prev = calloc((size_t)P, sizeof(float))))
-        goto fail;
-    if (hp->initial_weights)
-        memcpy(t->model.params, hp->initial_weights, sizeof(float) * (size_t)P);
-    if (td_optim_init(&t->opt, hp, P))
-        goto fail;
-
-    /* Targets and the validation split: the last fraction after a seeded shuffle. */
-    t->tg_full.G = hp->groups;
-    t->tg_full.ce = td_ce_opts_default();
-    t->tg_full.ce.ignore_index = (int32_t)hp->ignore_index;
-    t->tg_full.ce.class_weights = hp->class_weights;
-    t->tg_full.ce.label_smoothing = hp->label_smoothing;
-    t->tg_full.monotone_weight = hp->monotone_weight;
-    t->tg_full.monotone_margin = hp->monotone_margin;
-    t->n_train = train->N;
-    t->val_src = val;
-    t->n_val = val ? val->N : 0;
-    if (hp->validation_split > 0 && !val) {
-        int64_t N = train->N, nv = (int64_t)floor(hp->validation_split * (double)N);
-        int64_t *all = malloc(sizeof(int64_t) * (size_t)N);
-        if (!all)
-            goto fail;
-        for (int64_t i = 0; i < N; i++)
-            all[i] = i;
-        td_rng split_rng;
-        td_rng_seed(&split_rng, (uint64_t)hp->seed, 1);
-        td_rng_shuffle(&split_rng, all, N);
-        t->n_train = N - nv;
-        t->n_val = nv;
-        t->train_rows = all;
-        if (!(t->val_rows = malloc(sizeof(int64_t) * (size_t)nv)))
-            goto fail;
-        memcpy(t->val_rows, all + t->n_train, sizeof(int64_t) * (size_t)nv);
-        qsort(t->train_rows, (size_t)t->n_train, sizeof(int64_t), cmp_i64);
-        t->val_src = train;
-    }
-    td_targets full = t->tg_full;
-    if (gather_targets(t, &full, train, t->train_rows, t->n_train, 0))
-        goto fail;
-    t->tg_full = full;
-    if (t->val_src && gather_targets(t, &t->tg_val, t->val_src, t->val_rows, t->n_val, 1))
-        goto fail;
-    t->batch = hp->batch_size > 0 && hp->batch_size < t->n_train ? hp->batch_size : 0;
-    if (t->batch) {
-        if (!(t->perm = malloc(sizeof(int64_t) * (size_t)t->n_train)))
-            goto fail;
-        if (train->Y ? !(t->bY = malloc(sizeof(float) * (size_t)(t->batch * K)))
-                     : !(t->by = malloc(sizeof(int32_t) * (size_t)(t->batch * hp->groups))))
-            goto fail;
-    }
-    td_rng_seed(&t->rng, (uint64_t)hp->seed, 2);
-    t->best = INFINITY;
-    if (!(t->lin = td_linear_create(train->D, K)))
-        goto fail;
-    *out = t;
-    return TD_OK;
-fail:
-    td_trainer_destroy(t);
-    if (st == TD_ENOMEM)
-        td_fail(err, st, NULL, "out of memory while preparing the trainer");
-    return st;
 }
 
 void td_trainer_destroy(td_trainer *t)
 {
-    if (!t)
-        return;
-    td_linear_destroy(t->lin);
-    td_pool_destroy(t->pool);
-    td_optim_fini(&t->opt);
-    for (size_t i = 0; i < sizeof t->owned / sizeof t->owned[0]; i++)
-        free(t->owned[i]);
-    free(t->train_rows);
-    free(t->val_rows);
-    free(t->perm);
-    free(t->by);
-    free(t->bY);
-    free(t->grad);
-    free(t->prev);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    if (t)
+        t->vt->destroy(t);
 }
 
-void td_trainer_set_threads(td_trainer *t, int n)
-{
-    if (n < 1)
-        n = 1;
-    if (td_pool_threads(t->pool) == n)
-        return;
-    td_pool_destroy(t->pool);
-    t->pool = n > 1 ? td_pool_create(n) : NULL;
-}
-
-const char *const *td_trainer_columns(const td_trainer *t, int *n)
-{
-    *n = t->hp.groups > 1 ? C_COUNT : C_PENALTY;
-    return columns;
-}
-
-int td_trainer_done(const td_trainer *t) { return t->stopped || t->epoch >= t->hp.epochs; }
-int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
-int64_t td_trainer_epochs(const td_trainer *t) { return t->hp.epochs; }
-int64_t td_trainer_rows(const td_trainer *t) { return t->n_train; }
-const td_model *td_trainer_model(const td_trainer *t) { return &t->model; }
-double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
-
-/* ---- one epoch ---------------------------------------------------------------------- */
-
-typedef struct epoch_sums {
-    double data, reg, gnorm, ce, penalty;
-    int64_t batches, defined, violations, correct, counted, rows;
-} epoch_sums;
-
-/* One optimizer step on rows (n) with targets tg; accumulates into s. Returns 0 when the
- * loss was not finite (no step taken). */
-static int train_batch(td_trainer *t, epoch_sums *s, const int64_t *rows, int64_t n,
-                       const td_targets *tg)
-{
-    td_batch_stats bs;
-    float *params = t->model.params;
-    objective(t, &bs, t->grad, params, t->train, rows, n, tg);
-    double reg = regularize(t, params, t->grad);
-    if (!isfinite(bs.loss) || !isfinite(reg))
-        return 0;
-    s->batches++;
-    s->reg += reg;
-    s->gnorm += norm2(t->grad, t->model.n_params);
-    if (bs.defined) {
-        s->defined++;
-        s->data += bs.loss;
-        s->ce += bs.cross_entropy;
-    }
-    s->penalty += bs.penalty * (double)n;
-    s->violations += bs.violations;
-    s->correct += bs.correct;
-    s->counted += bs.counted;
-    s->rows += n;
-    td_optim_step(&t->opt, params, t->grad);
-    return 1;
-}
-
-static void run_epoch(td_trainer *t, epoch_sums *s, int *finite)
-{
-    *finite = 1;
-    if (!t->batch) {
-        *finite = train_batch(t, s, t->train_rows, t->n_train, &t->tg_full);
-        return;
-    }
-    for (int64_t i = 0; i < t->n_train; i++)
-        t->perm[i] = t->train_rows ? t->train_rows[i] : i;
-    if (t->hp.shuffle)
-        td_rng_shuffle(&t->rng, t->perm, t->n_train);
-    const td_dataset *ds = t->train;
-    int64_t G = t->hp.groups, K = t->model.K;
-    for (int64_t lo = 0; lo < t->n_train && *finite; lo += t->batch) {
-        int64_t n = t->n_train - lo < t->batch ? t->n_train - lo : t->batch;
-        const int64_t *rows = t->perm + lo;
-        td_targets tg = t->tg_full;
-        if (ds->Y) {
-            for (int64_t i = 0; i < n; i++)
-                memcpy(t->bY + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
-            tg.Y = t->bY;
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                memcpy(t->by + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
-            tg.y = t->by;
-        }
-        *finite = train_batch(t, s, rows, n, &tg);
-    }
-}
-
+void td_trainer_set_threads(td_trainer *t, int n) { t->vt->set_threads(t, n); }
 td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err)
 {
-    double t0 = now_s();
-    int64_t P = t->model.n_params;
-    for (int i = 0; i < TD_REC_MAX; i++)
-        rec->v[i] = NAN;
-    memcpy(t->prev, t->model.params, sizeof(float) * (size_t)P);
-
-    epoch_sums s = {0};
-    int finite;
-    run_epoch(t, &s, &finite);
-    double data = s.defined ? s.data / (double)s.defined : NAN;
-    double reg = s.batches ? s.reg / (double)s.batches : 0;
-    if (!finite || !all_finite(t->model.params, P) || (s.defined && !isfinite(data + reg))) {
-        memcpy(t->model.params, t->prev, sizeof(float) * (size_t)P);
-        return td_fail(err, TD_EDIVERGED, "hyperparameters.lr",
-                       "training diverged at epoch %lld (the loss became non-finite); "
-                       "the weights of epoch %lld are kept; try a smaller lr (now %g)",
-                       (long long)(t->epoch + 1), (long long)t->epoch, t->hp.lr);
-    }
-    t->epoch++;
-
-    rec->v[C_DATA] = data;
-    rec->v[C_REG] = reg;
-    rec->v[C_LOSS] = s.defined ? data + reg : NAN;
-    rec->v[C_GNORM] = s.batches ? s.gnorm / (double)s.batches : NAN;
-    rec->v[C_ACC] = s.counted ? (double)s.correct / (double)s.counted : NAN;
-    if (t->hp.groups > 1) {
-        rec->v[C_PENALTY] = s.rows ? s.penalty / (double)s.rows : NAN;
-        rec->v[C_VIOLATION] = s.rows ? (double)s.violations / (double)s.rows : NAN;
-    }
-    double monitor = rec->v[C_LOSS];
-    if (t->val_src && t->n_val > 0) {
-        td_batch_stats vs;
-        objective(t, &vs, NULL, t->model.params, t->val_src, t->val_rows, t->n_val, &t->tg_val);
-        rec->v[C_VAL_LOSS] = vs.defined ? vs.loss : NAN;
-        rec->v[C_VAL_ACC] = vs.counted ? (double)vs.correct / (double)vs.counted : NAN;
-        monitor = rec->v[C_VAL_LOSS];
-    }
-    /* Early stopping as scikit-learn: no improvement by more than tol for
-     * n_iter_no_change consecutive epochs. */
-    if (t->hp.n_iter_no_change > 0 && isfinite(monitor)) {
-        if (monitor > t->best - t->hp.tol)
-            t->no_improve++;
-        else
-            t->no_improve = 0;
-        if (monitor < t->best)
-            t->best = monitor;
-        if (t->no_improve >= t->hp.n_iter_no_change)
-            t->stopped = 1;
-    }
-    t->elapsed += now_s() - t0;
-    rec->v[C_EPOCH] = (double)t->epoch;
-    rec->v[C_ELAPSED] = t->elapsed;
-    return TD_OK;
+    return t->vt->step(t, rec, err);
 }
-
-/* ---- snapshots ---------------------------------------------------------------------- */
-
-typedef struct state_header {
-    char magic[8];                 /* "TDSTATE1" */
-    int64_t model, n_params, D, K, epoch, opt_step, no_improve, stopped, nbuf;
-    double best, elapsed;
-    uint64_t rng[4];
-} state_header;
-
-size_t td_trainer_state_size(const td_trainer *t)
+int td_trainer_done(const td_trainer *t) { return t->vt->done(t); }
+int64_t td_trainer_epoch(const td_trainer *t) { return t->vt->epoch(t); }
+int64_t td_trainer_epochs(const td_trainer *t) { return t->vt->epochs(t); }
+int64_t td_trainer_rows(const td_trainer *t) { return t->vt->rows(t); }
+const td_model *td_trainer_model(const td_trainer *t) { return t->vt->model(t); }
+const char *const *td_trainer_columns(const td_trainer *t, int *n)
 {
-    return sizeof(state_header) +
-           sizeof(float) * (size_t)(t->model.n_params * (1 + td_optim_nbuffers(&t->opt)));
+    return t->vt->columns(t, n);
 }
-
+size_t td_trainer_state_size(const td_trainer *t) { return t->vt->state_size(t); }
 size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap)
 {
-    size_t need = td_trainer_state_size(t);
-    if (cap < need)
-        return 0;
-    state_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, "TDSTATE1", 8);
-    h.model = t->model.kind;
-    h.n_params = t->model.n_params;
-    h.D = t->model.D;
-    h.K = t->model.K;
-    h.epoch = t->epoch;
-    h.opt_step = t->opt.step;
-    h.no_improve = t->no_improve;
-    h.stopped = t->stopped;
-    h.nbuf = td_optim_nbuffers(&t->opt);
-    h.best = t->best;
-    h.elapsed = t->elapsed;
-    memcpy(h.rng, t->rng.s, sizeof h.rng);
-    char *p = buf;
-    size_t n = sizeof(float) * (size_t)t->model.n_params;
-    memcpy(p, &h, sizeof h);
-    p += sizeof h;
-    memcpy(p, t->model.params, n);
-    p += n;
-    if (h.nbuf >= 1)
-        memcpy(p, t->opt.m, n), p += n;
-    if (h.nbuf >= 2)
-        memcpy(p, t->opt.v, n), p += n;
-    return need;
+    return t->vt->save(t, buf, cap);
 }
-
 td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_error *err)
 {
-    state_header h;
-    if (len < sizeof h)
-        return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
-    memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, "TDSTATE1", 8) != 0)
-        return td_fail(err, TD_EINVAL, "checkpoint", "not a training-state snapshot");
-    if (h.model != t->model.kind || h.n_params != t->model.n_params || h.D != t->model.D ||
-        h.K != t->model.K || h.nbuf != td_optim_nbuffers(&t->opt) ||
-        len != td_trainer_state_size(t))
-        return td_fail(err, TD_EINVAL, "checkpoint",
-                       "the snapshot does not match this model and optimizer");
-    const char *p = (const char *)buf + sizeof h;
-    size_t n = sizeof(float) * (size_t)t->model.n_params;
-    memcpy(t->model.params, p, n);
-    p += n;
-    if (h.nbuf >= 1)
-        memcpy(t->opt.m, p, n), p += n;
-    if (h.nbuf >= 2)
-        memcpy(t->opt.v, p, n);
-    t->epoch = h.epoch;
-    t->opt.step = h.opt_step;
-    t->no_improve = h.no_improve;
-    t->stopped = (int)h.stopped;
-    t->best = h.best;
-    t->elapsed = h.elapsed;
-    memcpy(t->rng.s, h.rng, sizeof h.rng);
-    return TD_OK;
+    return t->vt->restore(t, buf, len, err);
 }
-
+double td_trainer_elapsed(const td_trainer *t) { return t->vt->elapsed(t); }
 td_status td_trainer_objective(td_trainer *t, double *loss, float *grad)
 {
-    td_batch_stats bs;
-    objective(t, &bs, grad, t->model.params, t->train, t->train_rows, t->n_train, &t->tg_full);
-    *loss = bs.loss + regularize(t, t->model.params, grad);
-    return TD_OK;
+    if (!t->vt->objective)
+        return td_fail(NULL, TD_EUNAVAIL, NULL, "no differentiable objective");
+    return t->vt->objective(t, loss, grad);
 }
