@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         loss = rec.v[2];
     }
     qsort(ms, (size_t)E, sizeof(double), cmp_d);
-    printf("traind %s N=%lld D=%lld K=%lld epochs=%lld threads=%d: median %.1f ms/epoch, "
+    printf("traind %s N=%lld D=%lld K=%lld epochs=%lld threads=%d: median %.2f ms/epoch, "
            "final loss %.4f\n", argv[1], (long long)N, (long long)D, (long long)K,
            (long long)E, threads, ms[E / 2], loss);
     td_trainer_destroy(t);

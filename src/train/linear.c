@@ -10,26 +10,28 @@
  * the batch's denominators), so training and /v1/loss share one implementation. */
 #include "train/linear.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned access */
 #define RB 16                  /* rows per block */
 #define MIN_CHUNK 128          /* rows per chunk, at least */
 
 typedef struct chunk {
-    v16 *dW;                   /* (D, KV) partial gradient */
-    v16 *db;                   /* (KV) */
+    float *dWt;                /* (K, DP) partial gradient, transposed */
+    float *db;                 /* (K) */
     td_loss_sums sums;
     float *logits, *dlogits;   /* (RB, K) scratch */
     v16 *acc;                  /* (RB, KV) scratch: padded logits, then padded dlogits */
 } chunk;
 
 struct td_linear {
-    int64_t D, K, KV;
-    v16 *Wp;                   /* (D, KV) padded copy of W */
-    v16 *bp;                   /* (KV) */
+    int64_t D, K, KV, DP;      /* DP = D rounded up to 16 */
+    float *Wt;                 /* (K, DP) transposed copy of W, zero-padded */
+    float *b;                  /* (K) bias, zeros without one */
     float *zero_row;           /* (D) zeros, stands in for missing rows of a block */
     chunk chunks[TD_LINEAR_MAX_CHUNKS];
 };
@@ -50,12 +52,14 @@ td_linear *td_linear_create(int64_t D, int64_t K)
     L->D = D;
     L->K = K;
     L->KV = (K + 15) / 16;
-    size_t dk = (size_t)(D * L->KV);
-    int ok = (L->Wp = vec_alloc(dk)) && (L->bp = vec_alloc((size_t)L->KV)) &&
+    L->DP = (D + 15) / 16 * 16;
+    int ok = (L->Wt = vec_alloc((size_t)(K * L->DP / 16))) &&
+             (L->b = calloc((size_t)K, sizeof(float))) &&
              (L->zero_row = calloc((size_t)D, sizeof(float)));
     for (int c = 0; ok && c < TD_LINEAR_MAX_CHUNKS; c++) {
         chunk *ch = &L->chunks[c];
-        ok = (ch->dW = vec_alloc(dk)) && (ch->db = vec_alloc((size_t)L->KV)) &&
+        ok = (ch->dWt = vec_alloc((size_t)(K * L->DP / 16))) &&
+             (ch->db = calloc((size_t)K, sizeof(float))) &&
              (ch->logits = malloc(sizeof(float) * RB * (size_t)K)) &&
              (ch->dlogits = malloc(sizeof(float) * RB * (size_t)K)) &&
              (ch->acc = vec_alloc((size_t)(RB * L->KV)));
@@ -72,29 +76,26 @@ void td_linear_destroy(td_linear *L)
     if (!L)
         return;
     for (int c = 0; c < TD_LINEAR_MAX_CHUNKS; c++) {
-        free(L->chunks[c].dW);
+        free(L->chunks[c].dWt);
         free(L->chunks[c].db);
         free(L->chunks[c].logits);
         free(L->chunks[c].dlogits);
         free(L->chunks[c].acc);
     }
-    free(L->Wp);
-    free(L->bp);
+    free(L->Wt);
+    free(L->b);
     free(L->zero_row);
     free(L);
 }
 
-/* Copies W (D, K) and b (K) into the padded Wp (D, KV) and bp (KV). */
+/* Copies W (D, K) into the transposed Wt (K, DP) and b (K) (zeros when NULL). */
 static void pack_weights(td_linear *L, const float *W, const float *b)
 {
-    float *wp = (float *)L->Wp, *bp = (float *)L->bp;
-    int64_t KP = L->KV * 16;
-    memset(wp, 0, sizeof(float) * (size_t)(L->D * KP));
-    memset(bp, 0, sizeof(float) * (size_t)KP);
-    for (int64_t d = 0; d < L->D; d++)
-        memcpy(wp + d * KP, W + d * L->K, sizeof(float) * (size_t)L->K);
-    if (b)
-        memcpy(bp, b, sizeof(float) * (size_t)L->K);
+    for (int64_t k = 0; k < L->K; k++)
+        for (int64_t d = 0; d < L->D; d++)
+            L->Wt[k * L->DP + d] = W[d * L->K + k];
+    for (int64_t k = 0; k < L->K; k++)
+        L->b[k] = b ? b[k] : 0.0f;
 }
 
 typedef struct eval_ctx {
@@ -115,44 +116,114 @@ static inline const float *row_ptr(const eval_ctx *e, int64_t i)
     return e->X + (e->rows ? e->rows[i] : i) * e->L->D;
 }
 
-/* acc (RB, KV) = X[block] Wp + bp, four rows at a time. */
-static void block_logits(const td_linear *L, v16 *restrict acc, const float *const *x)
+static inline float hsum(v16 a)
 {
-    const int64_t D = L->D, KV = L->KV;
-    for (int r = 0; r < RB; r += 4) {
-        const float *x0 = x[r], *x1 = x[r + 1], *x2 = x[r + 2], *x3 = x[r + 3];
-        for (int64_t kv = 0; kv < KV; kv++) {
-            v16 a0 = L->bp[kv], a1 = a0, a2 = a0, a3 = a0;
-            const v16 *w = L->Wp + kv;
-            for (int64_t d = 0; d < D; d++, w += KV) {
-                a0 += x0[d] * *w;
-                a1 += x1[d] * *w;
-                a2 += x2[d] * *w;
-                a3 += x3[d] * *w;
+#ifdef __AVX512F__
+    return _mm512_reduce_add_ps((__m512)a);
+#else
+    typedef float v8 __attribute__((vector_size(32)));
+    v8 h = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    float s = 0;
+    for (int i = 0; i < 8; i++)
+        s += h[i];
+    return s;
+#endif
+}
+
+/* out0 (nk), out1 (nk) = x0 . Wt[k], x1 . Wt[k] for the nk <= 8 classes whose transposed
+ * weight rows start at Wt (row stride DP). Inlined with a constant nk, so the 2 * nk
+ * accumulators live in registers and each weight vector loaded serves both rows. */
+static inline __attribute__((always_inline)) void dots(float *out0, float *out1,
+                                                       const float *x0, const float *x1,
+                                                       const float *Wt, int64_t DP,
+                                                       int64_t D, const int nk)
+{
+    const int64_t DV = D / 16;
+    v16 a0[8], a1[8];
+    for (int k = 0; k < nk; k++)
+        a0[k] = a1[k] = (v16){0};
+    for (int64_t v = 0; v < DV; v++) {
+        const v16 p = *(const v16u *)(x0 + 16 * v), q = *(const v16u *)(x1 + 16 * v);
+        for (int k = 0; k < nk; k++) {
+            const v16 w = *(const v16 *)(Wt + k * DP + 16 * v);
+            a0[k] += p * w;
+            a1[k] += q * w;
+        }
+    }
+    for (int k = 0; k < nk; k++) {
+        float s0 = hsum(a0[k]), s1 = hsum(a1[k]);
+        for (int64_t t = DV * 16; t < D; t++) {
+            s0 += x0[t] * Wt[k * DP + t];
+            s1 += x1[t] * Wt[k * DP + t];
+        }
+        out0[k] = s0;
+        out1[k] = s1;
+    }
+}
+
+/* logits (RB, K) = X[block] W + b, from the transposed weights Wt (K, DP), two rows at a
+ * time, the classes in groups of at most 8. */
+static void block_logits(const td_linear *L, float *restrict logits, const float *const *x)
+{
+    const int64_t D = L->D, K = L->K, DP = L->DP;
+    const int64_t ngroups = (K + 7) / 8, per = (K + ngroups - 1) / ngroups;
+    for (int r = 0; r < RB; r += 2) {
+        float *o0 = logits + r * K, *o1 = o0 + K;
+        for (int64_t k0 = 0; k0 < K; k0 += per) {
+            const int nk = (int)(K - k0 < per ? K - k0 : per);
+            const float *W = L->Wt + k0 * DP;
+            switch (nk) {
+            case 1: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 1); break;
+            case 2: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 2); break;
+            case 3: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 3); break;
+            case 4: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 4); break;
+            case 5: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 5); break;
+            case 6: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 6); break;
+            case 7: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 7); break;
+            default: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 8); break;
             }
-            acc[r * KV + kv] = a0;
-            acc[(r + 1) * KV + kv] = a1;
-            acc[(r + 2) * KV + kv] = a2;
-            acc[(r + 3) * KV + kv] = a3;
+        }
+        for (int64_t k = 0; k < K; k++) {
+            o0[k] += L->b[k];
+            o1[k] += L->b[k];
         }
     }
 }
 
-/* dW (D, KV) += X[block]^T dz, db += column sums of dz; dz is (RB, KV). */
-static void block_grad(const td_linear *L, v16 *restrict dW, v16 *restrict db,
-                       const v16 *restrict dz, const float *const *x)
+/* dWt (K, DP) += dz^T X[block] (the gradient transposed: each class's row runs along D,
+ * so the inner loop is whole vectors of x with no padding of K), db (K) += column sums
+ * of dz; dz is (RB, K), zero in rows without data. Four rows per pass over dWt. */
+static void block_grad(const td_linear *L, float *restrict dWt, float *restrict db,
+                       const float *restrict dz, const float *const *x)
 {
-    const int64_t D = L->D, KV = L->KV;
-    for (int r = 0; r < RB; r += 4) {
-        const float *x0 = x[r], *x1 = x[r + 1], *x2 = x[r + 2], *x3 = x[r + 3];
-        const v16 *z0 = dz + r * KV, *z1 = z0 + KV, *z2 = z1 + KV, *z3 = z2 + KV;
-        for (int64_t d = 0; d < D; d++) {
-            v16 *w = dW + d * KV;
-            for (int64_t kv = 0; kv < KV; kv++)
-                w[kv] += x0[d] * z0[kv] + x1[d] * z1[kv] + x2[d] * z2[kv] + x3[d] * z3[kv];
+    const int64_t D = L->D, K = L->K, DP = L->DP, DV = D / 16;
+    for (int r = 0; r < RB; r += 8) {
+        const float *const *xr = x + r;
+        const float *z = dz + r * K;
+        for (int64_t k = 0; k < K; k++) {
+            float a[8];
+            for (int i = 0; i < 8; i++)
+                a[i] = z[i * K + k];
+            v16 *w = (v16 *)(dWt + k * DP);
+            for (int64_t v = 0; v < DV; v++) {
+                v16 s0 = a[0] * *(const v16u *)(xr[0] + 16 * v) + a[1] * *(const v16u *)(xr[1] + 16 * v);
+                v16 s1 = a[2] * *(const v16u *)(xr[2] + 16 * v) + a[3] * *(const v16u *)(xr[3] + 16 * v);
+                v16 s2 = a[4] * *(const v16u *)(xr[4] + 16 * v) + a[5] * *(const v16u *)(xr[5] + 16 * v);
+                v16 s3 = a[6] * *(const v16u *)(xr[6] + 16 * v) + a[7] * *(const v16u *)(xr[7] + 16 * v);
+                w[v] += (s0 + s1) + (s2 + s3);
+            }
+            float t_db = 0;
+            for (int i = 0; i < 8; i++)
+                t_db += a[i];
+            for (int64_t t = DV * 16; t < D; t++) {
+                float acc = 0;
+                for (int i = 0; i < 8; i++)
+                    acc += a[i] * xr[i][t];
+                dWt[k * DP + t] += acc;
+            }
+            db[k] += t_db;
         }
-        for (int64_t kv = 0; kv < KV; kv++)
-            db[kv] += z0[kv] + z1[kv] + z2[kv] + z3[kv];
     }
 }
 
@@ -161,32 +232,39 @@ static void eval_chunk(void *arg, int64_t c)
     const eval_ctx *e = arg;
     const td_linear *L = e->L;
     chunk *ch = &e->L->chunks[c];
-    const int64_t K = L->K, KV = L->KV;
+    const int64_t K = L->K;
     int64_t lo = c * e->chunk_rows, hi = lo + e->chunk_rows < e->n ? lo + e->chunk_rows : e->n;
     memset(&ch->sums, 0, sizeof ch->sums);
     if (e->want_grad) {
-        memset(ch->dW, 0, sizeof(v16) * (size_t)(L->D * KV));
-        memset(ch->db, 0, sizeof(v16) * (size_t)KV);
+        memset(ch->dWt, 0, sizeof(float) * (size_t)(K * L->DP));
+        memset(ch->db, 0, sizeof(float) * (size_t)K);
     }
     const float *x[RB];
     for (int64_t first = lo; first < hi; first += RB) {
         int64_t nb = hi - first < RB ? hi - first : RB;
         for (int r = 0; r < RB; r++)
             x[r] = r < nb ? row_ptr(e, first + r) : L->zero_row;
-        block_logits(L, ch->acc, x);
-        float *logits = e->logits_out ? e->logits_out + first * K : ch->logits;
-        for (int64_t r = 0; r < nb; r++)
-            memcpy(logits + r * K, (const float *)(ch->acc + r * KV), sizeof(float) * (size_t)K);
+        /* Ask for the next block's rows now: they arrive while this block computes. */
+        for (int64_t r = first + RB; r < first + 2 * RB && r < hi; r++) {
+            const char *p = (const char *)row_ptr(e, r);
+            for (int64_t off = 0; off < L->D * (int64_t)sizeof(float); off += 64)
+                __builtin_prefetch(p + off);
+        }
+        block_logits(L, ch->logits, x);
+        float *logits = ch->logits;
+        if (e->logits_out) {
+            logits = e->logits_out + first * K;
+            memcpy(logits, ch->logits, sizeof(float) * (size_t)(nb * K));
+        }
         if (!e->tg)
             continue;
         td_targets_block(&ch->sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
                          e->tg, &e->denoms);
         if (!e->want_grad)
             continue;
-        memset(ch->acc, 0, sizeof(v16) * (size_t)(RB * KV));
-        for (int64_t r = 0; r < nb; r++)
-            memcpy((float *)(ch->acc + r * KV), ch->dlogits + r * K, sizeof(float) * (size_t)K);
-        block_grad(L, ch->dW, ch->db, ch->acc, x);
+        if (nb < RB)
+            memset(ch->dlogits + nb * K, 0, sizeof(float) * (size_t)((RB - nb) * K));
+        block_grad(L, ch->dWt, ch->db, ch->dlogits, x);
     }
 }
 
@@ -214,19 +292,19 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
         const chunk *ch = &L->chunks[c];
         td_loss_sums_add(&sums, &ch->sums);
         if (c > 0 && dW) {
-            v16 *dst = L->chunks[0].dW;
-            for (int64_t i = 0; i < L->D * L->KV; i++)
-                dst[i] += ch->dW[i];
-            for (int64_t i = 0; i < L->KV; i++)
+            float *dst = L->chunks[0].dWt;
+            for (int64_t i = 0; i < L->K * L->DP; i++)
+                dst[i] += ch->dWt[i];
+            for (int64_t i = 0; i < L->K; i++)
                 L->chunks[0].db[i] += ch->db[i];
         }
     }
     td_targets_finish(st, &sums, &e.denoms, tg);
     if (dW) {
-        const float *g = (const float *)L->chunks[0].dW;
-        int64_t KP = L->KV * 16;
+        const float *g = L->chunks[0].dWt;
         for (int64_t d = 0; d < L->D; d++)
-            memcpy(dW + d * L->K, g + d * KP, sizeof(float) * (size_t)L->K);
+            for (int64_t k = 0; k < L->K; k++)
+                dW[d * L->K + k] = g[k * L->DP + d];
         if (db)
             memcpy(db, L->chunks[0].db, sizeof(float) * (size_t)L->K);
     }
