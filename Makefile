@@ -41,7 +41,21 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libtraind.a: $(LIB_OBJS)
+# docs/openapi.json, served at GET /v1/openapi.json, is compiled in as bytes (od: no xxd).
+$(BUILD)/gen/openapi.c: docs/openapi.json
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from docs/openapi.json by the Makefile; do not edit */'; \
+	   echo '#include <stddef.h>'; \
+	   echo 'const unsigned char td_openapi_json[] = {'; \
+	   od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	   echo '0x00};'; \
+	   echo 'const size_t td_openapi_json_len = sizeof td_openapi_json - 1;'; } > $@.tmp && \
+	 mv $@.tmp $@
+
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -10,6 +10,7 @@
 #include "http/json_util.h"
 
 #define HP "hyperparameters"
+#define TD_ADAMW_WEIGHT_DECAY 0.01 /* torch.optim.AdamW's default */
 
 /* ---- reading one value ------------------------------------------------------------ */
 
@@ -322,6 +323,12 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
             st = apply(hp, name, s, initial_weights, err);
         }
     }
+    /* SPEC §4: adamw's decoupled decay defaults to 0.01 (PyTorch's AdamW), unlike sgd and
+     * adam (0). The table has one default per name, so it is applied here, where "not
+     * given" is known. */
+    const cJSON *wd = cJSON_GetObjectItemCaseSensitive(obj, "weight_decay");
+    if (!st && hp->optimizer == TD_OPT_ADAMW && (!wd || cJSON_IsNull(wd)))
+        hp->weight_decay = TD_ADAMW_WEIGHT_DECAY;
     if (st) {
         td_hparams_fini(hp);
         if (initial_weights) {

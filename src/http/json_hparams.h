@@ -10,6 +10,8 @@
  *    hidden an array of positive ints (at most TD_MAX_HIDDEN); class_weights an array of
  *    non-negative numbers; "monotone" an object {"weight", "margin"} (the dotted names of
  *    the table); null means "use the default" for every name.
+ *  - weight_decay not given (or null) with optimizer "adamw" is 0.01, PyTorch's AdamW
+ *    default (SPEC §4); the table's 0 is the sgd/adam default.
  *  - initial_weights is kept as a detached cJSON copy: its conversion needs the model's
  *    shape (D, K), known only once the dataset is (td_json_initial_weights).
  * Values are checked against the table's bounds here too; cross-field rules and checks

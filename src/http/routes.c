@@ -290,8 +290,15 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     }
     const char *model = td_model_names[jr.model];
     int64_t K = 0;
-    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &K, &err)))
+    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &K, &err))) {
+        /* The checks against the data name "dataset.X[i][j]"; inline, that is "data.". */
+        if (jr.data && strncmp(err.field, "dataset", 7) == 0 &&
+            (err.field[7] == '\0' || err.field[7] == '.' || err.field[7] == '[')) {
+            memmove(err.field + 4, err.field + 7, strlen(err.field + 7) + 1);
+            memcpy(err.field, "data", 4);
+        }
         goto out;
+    }
     if (jr.hp.n_classes == 0) { /* resolve "from the data" so the job shows every value */
         jr.hp.n_classes = K;
         free(hp_text);
@@ -610,6 +617,24 @@ static void h_loss(void *a, const td_req *req, td_resp *resp)
     td_resp_json(resp, 200, out);
 }
 
+/* ---- the OpenAPI document ---------------------------------------------------------- */
+
+/* docs/openapi.json, compiled in by the Makefile ($(BUILD)/gen/openapi.c); NUL-terminated. */
+extern const unsigned char td_openapi_json[];
+extern const size_t td_openapi_json_len;
+
+static void h_openapi(void *a, const td_req *req, td_resp *resp)
+{
+    char *body = malloc(td_openapi_json_len + 1);
+    if (!body) {
+        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    memcpy(body, td_openapi_json, td_openapi_json_len + 1);
+    td_resp_json(resp, 200, body);
+    resp->body_len = td_openapi_json_len;
+}
+
 /* ---- the table and the app --------------------------------------------------------- */
 
 #define JSON "application/json"
@@ -628,6 +653,7 @@ static const td_route routes[] = {
     {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON, 0},
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0},
     {"POST", "/v1/loss", h_loss, JSON, 0},
+    {"GET", "/v1/openapi.json", h_openapi, NULL, 0},
 };
 
 const td_route *td_app_routes(size_t *n)
