@@ -585,7 +585,9 @@ START_TEST(slow_clients_dropped)
     int idle[50];
     for (int i = 0; i < 50; i++) ck_assert_int_ge(idle[i] = httpc_connect(port), 0);
     ck_assert_int_eq(httpc_request(port, "GET", "/hello", NULL, NULL, 0, &r), 200);
-    ck_assert_msg(r.elapsed_s < 1.0, "took %.3f s", r.elapsed_s);
+    /* Well under the 30 s a blocked server would take; generous for a loaded 2-core CI
+     * machine running this under ASan. */
+    ck_assert_msg(r.elapsed_s < 3.0, "took %.3f s", r.elapsed_s);
     httpc_free(&r);
     for (int i = 0; i < 50; i++) close(idle[i]);
     td_server_stop(s);
