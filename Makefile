@@ -23,7 +23,7 @@ endif
 
 OPT     ?= -O3 -march=native
 SAN     ?=
-CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread \
+CFLAGS  += -std=gnu11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread \
            -Iinclude -Isrc $(shell pkg-config --cflags $(MODULES)) \
            -DTD_VERSION='"$(VERSION)"' $(SAN)
 LDLIBS  += $(shell pkg-config --libs $(MODULES)) -lm -pthread

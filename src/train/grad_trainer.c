@@ -7,7 +7,8 @@
  * (parameters, optimizer moments and step, RNG state, epoch, early-stopping state,
  * elapsed time) is in td_trainer_save's snapshot, so a restored run continues exactly.
  *
- * The model-specific part is the objective: for softmax, td_linear_eval's fused pass. */
+ * The model-specific part is the objective: for softmax, td_linear_eval's fused pass; for
+ * mlp, td_mlp_eval (layer by layer with sgemm, mlp.c). */
 #include "traind/train.h"
 
 #include <math.h>
@@ -19,6 +20,7 @@
 #include "math/pool.h"
 #include "math/rng.h"
 #include "train/linear.h"
+#include "train/mlp.h"
 #include "train/optim.h"
 #include "train/trainer_impl.h"
 
@@ -54,7 +56,8 @@ typedef struct grad_trainer {
     int stopped;
     double elapsed;
     td_pool *pool;
-    td_linear *lin;
+    td_linear *lin;                /* softmax */
+    td_mlp *mlp;                   /* mlp */
 } grad_trainer;
 
 static const td_trainer_vtbl grad_vtbl;
@@ -110,6 +113,10 @@ static void objective(grad_trainer *t, td_batch_stats *st, float *grad, const fl
                       const td_dataset *ds, const int64_t *rows, int64_t n,
                       const td_targets *tg)
 {
+    if (t->mlp) {
+        td_mlp_eval(t->mlp, t->pool, st, grad, params, ds->X, rows, n, tg);
+        return;
+    }
     const td_tensor_desc *W = &t->layout[0];
     const float *b = t->ntensors > 1 ? params + t->layout[1].offset : NULL;
     float *dW = grad ? grad + W->offset : NULL;
@@ -146,10 +153,17 @@ static double regularize(const grad_trainer *t, const float *params, float *grad
 
 static double norm2(const float *g, int64_t n)
 {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
-    return sqrt(s);
+    /* eight interleaved partial sums, added in a fixed order: vectorised, reproducible */
+    double s[8] = {0}, tot = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += (double)g[i + j] * g[i + j];
+    for (; i < n; i++)
+        tot += (double)g[i] * g[i];
+    for (int j = 0; j < 8; j++)
+        tot += s[j];
+    return sqrt(tot);
 }
 
 static int all_finite(const float *p, int64_t n)
@@ -170,7 +184,7 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     *out = NULL;
     if ((st = td_hparams_check(hp, train, &K, err)))
         return st;
-    if (hp->model != TD_MODEL_SOFTMAX)
+    if (hp->model != TD_MODEL_SOFTMAX && hp->model != TD_MODEL_MLP)
         return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
                        td_model_names[hp->model]);
     if (val) {
@@ -214,6 +228,8 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
         goto fail;
     if (hp->initial_weights)
         memcpy(t->model.params, hp->initial_weights, sizeof(float) * (size_t)P);
+    else if (hp->model == TD_MODEL_MLP)
+        td_mlp_init(t->model.params, &t->model, (uint64_t)hp->seed);
     if (td_optim_init(&t->opt, hp, P))
         goto fail;
 
@@ -263,7 +279,8 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     }
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 2);
     t->best = INFINITY;
-    if (!(t->lin = td_linear_create(train->D, K)))
+    if (hp->model == TD_MODEL_MLP ? !(t->mlp = td_mlp_create(&t->model, 1))
+                                  : !(t->lin = td_linear_create(train->D, K)))
         goto fail;
     *out = &t->base;
     return TD_OK;
@@ -280,6 +297,7 @@ static void grad_destroy(td_trainer *base)
     if (!t)
         return;
     td_linear_destroy(t->lin);
+    td_mlp_destroy(t->mlp);
     td_pool_destroy(t->pool);
     td_optim_fini(&t->opt);
     for (size_t i = 0; i < sizeof t->owned / sizeof t->owned[0]; i++)

@@ -6,6 +6,7 @@
 #include "traind/train.h"
 
 #include "train/linear.h"
+#include "train/mlp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,6 +101,15 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
     if (D != m->D)
         return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
                        (long long)D, (long long)m->D);
+    if (m->kind == TD_MODEL_MLP) {
+        td_mlp *M = td_mlp_create(m, 0);
+        if (!M)
+            return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        td_mlp_forward(M, NULL, probs, m->params, X, NULL, N);
+        td_mlp_destroy(M);
+        group_softmax(probs, labels, N, m->K, m->G);
+        return TD_OK;
+    }
     if (m->kind != TD_MODEL_SOFTMAX)
         return td_fail(err, TD_EUNAVAIL, "model", "prediction for model \"%s\" is not available",
                        td_model_names[m->kind]);

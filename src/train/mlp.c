@@ -1,0 +1,319 @@
+/* mlp.c — dense layers, activations and the mlp's batch evaluation (see mlp.h).
+ *
+ * DESIGN (threads): td_mlp_eval splits a batch of n rows into nchunks chunks (a function of
+ * n and the model's shape only) and runs them as td_pool tasks. A chunk walks its rows in
+ * blocks of at most BLOCK rows: gather the rows of X, forward through every layer, the
+ * loss of the block (targets.c), backward through every layer, accumulating dW/db into the
+ * chunk's own gradient (chunk 0 writes straight into the caller's grad, chunk c > 0 into
+ * partial[c]). A second pool pass then adds partial[1..] to grad element by element in
+ * chunk order, and the chunks' loss sums are added in chunk order. Each task touches only
+ * its own chunk's memory; BLAS runs single-threaded inside the tasks (math/blas.h). */
+#include "train/mlp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "math/blas.h"
+#include "math/rng.h"
+
+#define MAX_CHUNKS 16
+#define MIN_CHUNK 64                     /* rows per chunk, at least */
+#define BLOCK 128                        /* rows per block inside a chunk */
+#define PARTIAL_BUDGET (64.0 * 1048576)  /* bytes of partial gradients, about */
+#define REDUCE_TASK 32768                /* gradient elements per reduction task */
+
+/* ---- layers --------------------------------------------------------------------------- */
+
+void td_dense_forward(float *out, const float *inp, const float *W, const float *b, int64_t B,
+                      int64_t C, int64_t OC)
+{
+    /* out is (B, OC), inp (B, C), W (C, OC), b (OC) */
+    if (b)
+        for (int64_t r = 0; r < B; r++)
+            memcpy(out + r * OC, b, sizeof(float) * (size_t)OC);
+    td_sgemm_nn(out, inp, W, B, OC, C, 1.0f, b ? 1.0f : 0.0f, C, OC, OC);
+}
+
+void td_dense_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                       const float *W, int64_t B, int64_t C, int64_t OC, int accumulate)
+{
+    /* dinp is (B, C), dW (C, OC), db (OC), dout (B, OC), inp (B, C), W (C, OC) */
+    if (dinp)
+        td_sgemm_nt(dinp, dout, W, B, C, OC, 1.0f, 0.0f, OC, OC, C);
+    td_sgemm_tn(dW, inp, dout, C, OC, B, 1.0f, accumulate ? 1.0f : 0.0f, C, OC, OC);
+    if (db) {
+        if (!accumulate)
+            memset(db, 0, sizeof(float) * (size_t)OC);
+        for (int64_t r = 0; r < B; r++) {
+            const float *d = dout + r * OC;
+            for (int64_t j = 0; j < OC; j++)
+                db[j] += d[j];
+        }
+    }
+}
+
+void td_act_forward(float *out, const float *inp, int64_t n, td_activation act)
+{
+    /* out, inp are (n) */
+    switch (act) {
+    case TD_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) /* NaN passes through, as in torch.relu */
+            out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
+        break;
+    case TD_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = tanhf(inp[i]);
+        break;
+    case TD_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = 1.0f / (1.0f + expf(-inp[i]));
+        break;
+    }
+}
+
+void td_act_backward(float *dinp, const float *dout, const float *out, int64_t n,
+                     td_activation act)
+{
+    /* dinp, dout, out are (n) */
+    switch (act) {
+    case TD_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+        break;
+    case TD_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
+        break;
+    case TD_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            dinp[i] = dout[i] * out[i] * (1.0f - out[i]);
+        break;
+    }
+}
+
+/* ---- the network ---------------------------------------------------------------------- */
+
+typedef struct chunk {
+    float *mem;                          /* the one allocation below point into */
+    float *x;                            /* (BLOCK, D) gathered rows */
+    float *act[TD_MAX_HIDDEN + 1];       /* (BLOCK, dims[l+1]): hidden outputs, then logits */
+    float *dlogits;                      /* (BLOCK, K) */
+    float *dh[2];                        /* (BLOCK, Hmax) gradients of hidden outputs */
+    float *partial;                      /* (P) this chunk's gradient (chunks > 0) */
+    td_loss_sums sums;
+} chunk;
+
+struct td_mlp {
+    int64_t L;                           /* hidden layers */
+    int64_t dims[TD_MAX_HIDDEN + 2];     /* D, H_0, ..., H_{L-1}, K */
+    int64_t Woff[TD_MAX_HIDDEN + 1], boff[TD_MAX_HIDDEN + 1];
+    int64_t P;
+    td_activation act;
+    int max_chunks;
+    chunk chunks[MAX_CHUNKS];
+};
+
+td_mlp *td_mlp_create(const td_model *m, int with_grad)
+{
+    td_mlp *M = calloc(1, sizeof *M);
+    if (!M)
+        return NULL;
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int nt = td_model_layout(m, t);
+    M->L = m->n_hidden;
+    M->act = m->activation;
+    M->P = m->n_params;
+    M->dims[0] = m->D;
+    for (int64_t l = 0; l < M->L; l++)
+        M->dims[l + 1] = m->hidden[l];
+    M->dims[M->L + 1] = m->K;
+    for (int i = 0; i < nt; i++) {
+        if (t[i].name[0] == 'W')
+            M->Woff[t[i].layer] = t[i].offset;
+        else
+            M->boff[t[i].layer] = t[i].offset;
+    }
+    /* Partial gradients for chunks 1.. within the budget, but at least one (two chunks). */
+    double per = 4.0 * (double)(M->P > 0 ? M->P : 1);
+    double extra = floor(PARTIAL_BUDGET / per);
+    M->max_chunks = 1 + (int)(extra < 1 ? 1 : extra > MAX_CHUNKS - 1 ? MAX_CHUNKS - 1 : extra);
+
+    int64_t hmax = 1, acts = 0;
+    for (int64_t l = 1; l <= M->L + 1; l++) {
+        acts += M->dims[l];
+        if (l <= M->L && M->dims[l] > hmax)
+            hmax = M->dims[l];
+    }
+    size_t scratch = (size_t)BLOCK * (size_t)(M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax);
+    for (int c = 0; c < M->max_chunks; c++) {
+        chunk *ch = &M->chunks[c];
+        if (!(ch->mem = malloc(sizeof(float) * scratch)))
+            goto fail;
+        float *p = ch->mem;
+        ch->x = p, p += BLOCK * M->dims[0];
+        for (int64_t l = 0; l <= M->L; l++)
+            ch->act[l] = p, p += BLOCK * M->dims[l + 1];
+        ch->dlogits = p, p += BLOCK * M->dims[M->L + 1];
+        ch->dh[0] = p, p += BLOCK * hmax;
+        ch->dh[1] = p;
+        if (with_grad && c > 0 && !(ch->partial = malloc(sizeof(float) * (size_t)(M->P > 0 ? M->P : 1))))
+            goto fail;
+    }
+    return M;
+fail:
+    td_mlp_destroy(M);
+    return NULL;
+}
+
+void td_mlp_destroy(td_mlp *M)
+{
+    if (!M)
+        return;
+    for (int c = 0; c < MAX_CHUNKS; c++) {
+        free(M->chunks[c].mem);
+        free(M->chunks[c].partial);
+    }
+    free(M);
+}
+
+void td_mlp_init(float *params, const td_model *m, uint64_t seed)
+{
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int nt = td_model_layout(m, t);
+    td_rng rng;
+    td_rng_seed(&rng, seed, 3);
+    for (int i = 0; i < nt; i++) {
+        /* fan_in of the layer: the rows of its W (b shares its layer's W's fan_in) */
+        int64_t fan_in = t[i].name[0] == 'W' ? t[i].rows : t[i - 1].rows;
+        double bound = 1.0 / sqrt((double)fan_in);
+        float *p = params + t[i].offset;
+        for (int64_t j = 0; j < t[i].rows * t[i].cols; j++)
+            p[j] = (float)((2.0 * td_rng_uniform(&rng) - 1.0) * bound);
+    }
+}
+
+typedef struct eval_ctx {
+    td_mlp *M;
+    const float *params;
+    const float *X;
+    const int64_t *rows;
+    int64_t n, chunk_rows, nchunks;
+    const td_targets *tg;                /* NULL: forward only */
+    float *grad;                         /* (P) or NULL */
+    float *logits_out;                   /* (n, K) or NULL */
+    td_batch_denoms denoms;
+} eval_ctx;
+
+/* Rows [first, first + nb) of the batch: forward, loss, backward. */
+static void eval_block(const eval_ctx *e, chunk *ch, float *g, int64_t first, int64_t nb,
+                       int accumulate)
+{
+    const td_mlp *M = e->M;
+    const int64_t L = M->L, D = M->dims[0], K = M->dims[L + 1];
+    const float *prm = e->params;
+    const float *x;
+    if (e->rows) {
+        for (int64_t r = 0; r < nb; r++)
+            memcpy(ch->x + r * D, e->X + e->rows[first + r] * D, sizeof(float) * (size_t)D);
+        x = ch->x;
+    } else {
+        x = e->X + first * D;
+    }
+
+    /* forward: act[l] (nb, dims[l+1]) = act(act[l-1] W_l + b_l); logits without act */
+    float *logits = e->logits_out ? e->logits_out + first * K : ch->act[L];
+    const float *in = x;
+    for (int64_t l = 0; l <= L; l++) {
+        float *out = l == L ? logits : ch->act[l];
+        td_dense_forward(out, in, prm + M->Woff[l], prm + M->boff[l], nb, M->dims[l],
+                         M->dims[l + 1]);
+        if (l < L)
+            td_act_forward(out, out, nb * M->dims[l + 1], M->act);
+        in = out;
+    }
+    if (!e->tg)
+        return;
+    td_targets_block(&ch->sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
+                     &e->denoms);
+    if (!g)
+        return;
+
+    /* backward: dout is d(loss)/d(output of layer l) */
+    const float *dout = ch->dlogits;
+    for (int64_t l = L; l >= 0; l--) {
+        const float *inp = l > 0 ? ch->act[l - 1] : x;
+        float *dinp = l > 0 ? ch->dh[l & 1] : NULL;
+        td_dense_backward(dinp, g + M->Woff[l], g + M->boff[l], dout, inp, prm + M->Woff[l],
+                          nb, M->dims[l], M->dims[l + 1], accumulate);
+        if (l > 0) {
+            td_act_backward(dinp, dinp, ch->act[l - 1], nb * M->dims[l], M->act);
+            dout = dinp;
+        }
+    }
+}
+
+static void eval_chunk(void *arg, int64_t c)
+{
+    const eval_ctx *e = arg;
+    chunk *ch = &e->M->chunks[c];
+    float *g = e->grad ? (c == 0 ? e->grad : ch->partial) : NULL;
+    int64_t lo = c * e->chunk_rows, hi = lo + e->chunk_rows < e->n ? lo + e->chunk_rows : e->n;
+    memset(&ch->sums, 0, sizeof ch->sums);
+    for (int64_t first = lo; first < hi; first += BLOCK) {
+        int64_t nb = hi - first < BLOCK ? hi - first : BLOCK;
+        eval_block(e, ch, g, first, nb, first > lo);
+    }
+}
+
+/* grad[i] += partial_1[i] + partial_2[i] + ... in chunk order, for one range of i. */
+static void reduce_task(void *arg, int64_t task)
+{
+    const eval_ctx *e = arg;
+    int64_t lo = task * REDUCE_TASK, hi = lo + REDUCE_TASK < e->M->P ? lo + REDUCE_TASK : e->M->P;
+    float *restrict g = e->grad;
+    for (int64_t c = 1; c < e->nchunks; c++) {
+        const float *restrict p = e->M->chunks[c].partial;
+        for (int64_t i = lo; i < hi; i++)
+            g[i] += p[i];
+    }
+}
+
+/* Chunks of e->n rows: as many as max_chunks allows, each at least MIN_CHUNK rows and a
+ * whole number of blocks when longer than one block. Depends on n and the shape only. */
+static void split(eval_ctx *e)
+{
+    int64_t per = (e->n + e->M->max_chunks - 1) / e->M->max_chunks;
+    int64_t rows = per > MIN_CHUNK ? per : MIN_CHUNK;
+    rows = rows > BLOCK ? (rows + BLOCK - 1) / BLOCK * BLOCK : (rows + 15) / 16 * 16;
+    e->chunk_rows = rows;
+    e->nchunks = (e->n + rows - 1) / rows;
+}
+
+void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad,
+                 const float *params, const float *X, const int64_t *rows, int64_t n,
+                 const td_targets *tg)
+{
+    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .tg = tg,
+                  .grad = grad};
+    td_targets_denoms(&e.denoms, tg, n);
+    split(&e);
+    if (grad && n == 0)
+        memset(grad, 0, sizeof(float) * (size_t)M->P);
+    td_pool_run(pool, e.nchunks, eval_chunk, &e);
+    if (grad && e.nchunks > 1)
+        td_pool_run(pool, (M->P + REDUCE_TASK - 1) / REDUCE_TASK, reduce_task, &e);
+    td_loss_sums sums = {0};
+    for (int64_t c = 0; c < e.nchunks; c++)
+        td_loss_sums_add(&sums, &M->chunks[c].sums);
+    td_targets_finish(st, &sums, &e.denoms, tg);
+}
+
+void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params,
+                    const float *X, const int64_t *rows, int64_t n)
+{
+    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n,
+                  .logits_out = logits};
+    split(&e);
+    td_pool_run(pool, e.nchunks, eval_chunk, &e);
+}
