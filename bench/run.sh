@@ -40,5 +40,9 @@ t=$(ms_per_epoch "$B/bench/bench_softmax" adam 100000 256 10 2)
 p=$(peer softmax_ref.py torch adam 100000 256 10 2)
 row W2 "softmax Adam batch 256, 100000x256 /epoch" "$t" "$p" ">= 10x PyTorch"
 
+t=$(ms_per_epoch "$B/bench/bench_mlp" 60000 784 256 128 10 128 1)
+p=$(peer mlp_ref.py 60000 784 256 128 10 128 1)
+row W7 "mlp 784-256-128-10 ReLU, Adam b128, 60000 /epoch" "$t" "$p" ">= 3x PyTorch"
+
 [ $have_torch = 1 ] || echo "(peers not run: /usr/bin/python3 lacks torch; apt-get install python3-torch python3-sklearn)"
 echo "medians of $REPEAT runs each; 2-core machine, shared and noisy: compare the ratio, not the absolute times"
