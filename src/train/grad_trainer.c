@@ -374,7 +374,7 @@ static int train_batch(grad_trainer *t, epoch_sums *s, const int64_t *rows, int6
     s->correct += bs.correct;
     s->counted += bs.counted;
     s->rows += n;
-    td_optim_step(&t->opt, params, t->grad);
+    td_optim_step_pool(&t->opt, t->pool, params, t->grad);
     return 1;
 }
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define POOL_TASK 16384 /* elements per task of td_optim_step_pool */
+
 td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n)
 {
     memset(o, 0, sizeof *o);
@@ -49,12 +51,14 @@ int64_t td_optim_nbuffers(const td_optim *o)
     return 2;
 }
 
-static void sgd_step(td_optim *o, float *restrict theta, float *restrict g)
+/* Elements [lo, hi) of one update. */
+static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo,
+                     int64_t hi)
 {
     const float lr = (float)o->lr, wd = (float)o->weight_decay, mu = (float)o->momentum;
     const float damp = 1.0f - (float)o->dampening;
     float *restrict b = o->m;
-    for (int64_t i = 0; i < o->n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float gi = g[i];
         if (wd != 0)
             gi += wd * theta[i];
@@ -66,7 +70,8 @@ static void sgd_step(td_optim *o, float *restrict theta, float *restrict g)
     }
 }
 
-static void adam_step(td_optim *o, float *restrict theta, float *restrict g)
+static void adam_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo,
+                      int64_t hi)
 {
     const double t = (double)(o->step + 1);
     const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
@@ -76,7 +81,7 @@ static void adam_step(td_optim *o, float *restrict theta, float *restrict g)
     const int decoupled = o->kind == TD_OPT_ADAMW;
     const float decay = (float)(1.0 - o->lr * o->weight_decay);
     float *restrict m = o->m, *restrict v = o->v;
-    for (int64_t i = 0; i < o->n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float gi = g[i];
         if (decoupled)
             theta[i] *= decay;
@@ -88,11 +93,35 @@ static void adam_step(td_optim *o, float *restrict theta, float *restrict g)
     }
 }
 
-void td_optim_step(td_optim *o, float *params, float *grad)
+static void step_range(td_optim *o, float *params, float *grad, int64_t lo, int64_t hi)
 {
     if (o->kind == TD_OPT_SGD)
-        sgd_step(o, params, grad);
+        sgd_step(o, params, grad, lo, hi);
     else
-        adam_step(o, params, grad);
+        adam_step(o, params, grad, lo, hi);
+}
+
+void td_optim_step(td_optim *o, float *params, float *grad)
+{
+    step_range(o, params, grad, 0, o->n);
+    o->step++;
+}
+
+typedef struct step_ctx {
+    td_optim *o;
+    float *params, *grad;
+} step_ctx;
+
+static void step_task(void *arg, int64_t task)
+{
+    step_ctx *c = arg;
+    int64_t lo = task * POOL_TASK, hi = lo + POOL_TASK < c->o->n ? lo + POOL_TASK : c->o->n;
+    step_range(c->o, c->params, c->grad, lo, hi);
+}
+
+void td_optim_step_pool(td_optim *o, td_pool *pool, float *params, float *grad)
+{
+    step_ctx c = {o, params, grad};
+    td_pool_run(pool, (o->n + POOL_TASK - 1) / POOL_TASK, step_task, &c);
     o->step++;
 }

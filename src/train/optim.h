@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "math/pool.h"
 #include "traind/hparams.h"
 #include "traind/status.h"
 
@@ -23,6 +24,9 @@ void td_optim_fini(td_optim *o);
 /* One update: params (n) updated in place from grad (n), which is used as scratch
  * (its contents are unspecified afterwards). */
 void td_optim_step(td_optim *o, float *params, float *grad);
+/* The same update with the elements split over pool's threads (pool may be NULL); the
+ * update is elementwise, so the result is td_optim_step's for any thread count. */
+void td_optim_step_pool(td_optim *o, td_pool *pool, float *params, float *grad);
 
 /* Bytes of state beyond the scalars: the moment buffers. */
 int64_t td_optim_nbuffers(const td_optim *o);
