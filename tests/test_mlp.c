@@ -858,8 +858,8 @@ static char *post_dataset(int port, const td_dataset *ds)
     return id;
 }
 
-/* Posts a job and waits for it to succeed; returns its id. */
-static char *run_job(int port, const char *model, const char *ds, const char *hp)
+/* Posts a job; returns its id. */
+static char *post_job(int port, const char *model, const char *ds, const char *hp)
 {
     size_t n = strlen(hp) + 256;
     char *body = malloc(n);
@@ -870,22 +870,46 @@ static char *run_job(int port, const char *model, const char *ds, const char *hp
     ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
     char *id = strdup(cJSON_GetObjectItem(c.json, "id")->valuestring);
     done(&c);
+    return id;
+}
+
+/* Waits for job to succeed (fails the test on another terminal state or a timeout). */
+static void wait_job(int port, const char *id)
+{
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     double t0 = httpc_now();
     for (;;) {
-        c = req(port, "GET", path, NULL);
+        call c = req(port, "GET", path, NULL);
         ck_assert_int_eq(c.status, 200);
         const char *st = cJSON_GetObjectItem(c.json, "state")->valuestring;
         if (!strcmp(st, "succeeded")) {
             done(&c);
-            return id;
+            return;
         }
         ck_assert_msg(strcmp(st, "failed") && strcmp(st, "cancelled") &&
                       httpc_now() - t0 < 90, "job %s: %s", st, c.r.body);
         done(&c);
         usleep(20000);
     }
+}
+
+static char *run_job(int port, const char *model, const char *ds, const char *hp)
+{
+    char *id = post_job(port, model, ds, hp);
+    wait_job(port, id);
+    return id;
+}
+
+static int job_epoch(int port, const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    call c = req(port, "GET", path, NULL);
+    ck_assert_int_eq(c.status, 200);
+    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
+    done(&c);
+    return e;
 }
 
 static call get(int port, const char *fmt, const char *id)
@@ -1102,6 +1126,74 @@ START_TEST(rest_grouped_monotone)
 }
 END_TEST
 
+/* A grouped mlp job killed with SIGKILL mid-run resumes from its checkpoint after a
+ * restart and ends with the uninterrupted engine's weights, bit for bit, and a history of
+ * every epoch exactly once. */
+START_TEST(rest_resume_after_kill9_is_exact)
+{
+    char conf[] = "/tmp/traind-mlp-conf-XXXXXX";
+    int fd = mkstemp(conf);
+    const char *text = "checkpoint_interval_s = 0\nworkers = 1\n";
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    const char *args[] = {"--config", conf, NULL};
+    httpc_daemon d;
+    ck_assert_int_gt(httpc_daemon_start(&d, NULL, args, NULL), 0);
+    td_dataset ds = rising(400, 71);
+    char *dsid = post_dataset(d.port, &ds);
+    const char *hp = "{\"hidden\":[8,8],\"activation\":\"relu\",\"groups\":3,"
+                     "\"monotone\":{\"weight\":1},\"lr\":0.005,\"batch_size\":50,"
+                     "\"epochs\":800,\"validation_split\":0.25,\"seed\":4}";
+    char *job = post_job(d.port, "mlp", dsid, hp);
+    double t0 = httpc_now();
+    while (job_epoch(d.port, job) < 40 && httpc_now() - t0 < 30)
+        usleep(2000);
+    int before = job_epoch(d.port, job);
+    ck_assert_msg(before >= 40 && before < 800, "epoch %d when interrupting", before);
+    httpc_daemon_stop(&d, SIGKILL, 10);
+
+    httpc_daemon r;
+    ck_assert_int_gt(httpc_daemon_start(&r, d.dir, args, NULL), 0);
+    wait_job(r.port, job);
+    call c = get(r.port, "/v1/jobs/%s", job);
+    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint, 1);
+    done(&c);
+    c = get(r.port, "/v1/jobs/%s/losses", job);
+    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"), *v;
+    ck_assert_int_eq(array_len(ep, NULL), 800);
+    int i = 1;
+    cJSON_ArrayForEach(v, ep) ck_assert_int_eq(v->valueint, i++);
+    double last_val = cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "val_loss"), 799)->valuedouble;
+    done(&c);
+
+    td_hparams h;
+    mlp_hp(&h, 8, 8, TD_ACT_RELU);
+    h.groups = 3;
+    h.monotone_weight = 1;
+    h.lr = 0.005;
+    h.batch_size = 50;
+    h.epochs = 800;
+    h.validation_split = 0.25;
+    h.seed = 4;
+    td_trainer *t = make_trainer(&h, &ds);
+    td_record rec;
+    while (!td_trainer_done(t))
+        step_ok(t, &rec);
+    c = get(r.port, "/v1/jobs/%s/model", job);
+    expect_layers(c.json, td_trainer_model(t), "relu");
+    done(&c);
+    ck_assert(memcmp(&last_val, &rec.v[col(t, "val_loss")], sizeof last_val) == 0);
+
+    ck_assert_int_eq(httpc_daemon_stop(&r, SIGTERM, 10), 0);
+    httpc_daemon_cleanup(&r);
+    unlink(conf);
+    td_trainer_destroy(t);
+    free(job), free(dsid);
+    free_data(&ds);
+}
+END_TEST
+
 Suite *suite_mlp(void)
 {
     Suite *s = suite_create("mlp");
@@ -1125,6 +1217,7 @@ Suite *suite_mlp(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, rest_two_spirals);
     tcase_add_test(tc, rest_grouped_monotone);
+    tcase_add_test(tc, rest_resume_after_kill9_is_exact);
     suite_add_tcase(s, tc);
     return s;
 }
