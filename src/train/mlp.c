@@ -19,7 +19,8 @@
 
 #define MAX_CHUNKS 16
 #define MIN_CHUNK 64                     /* rows per chunk, at least */
-#define BLOCK 128                        /* rows per block inside a chunk */
+#define BLOCK 128                        /* rows per block inside a chunk, at most */
+#define BLOCK_BUDGET (1 << 20)           /* floats of scratch per chunk, about */
 #define PARTIAL_BUDGET (64.0 * 1048576)  /* bytes of partial gradients, about */
 #define REDUCE_TASK 32768                /* gradient elements per reduction task */
 
@@ -96,10 +97,10 @@ void td_act_backward(float *dinp, const float *dout, const float *out, int64_t n
 
 typedef struct chunk {
     float *mem;                          /* the one allocation below point into */
-    float *x;                            /* (BLOCK, D) gathered rows */
-    float *act[TD_MAX_HIDDEN + 1];       /* (BLOCK, dims[l+1]): hidden outputs, then logits */
-    float *dlogits;                      /* (BLOCK, K) */
-    float *dh[2];                        /* (BLOCK, Hmax) gradients of hidden outputs */
+    float *x;                            /* (block, D) gathered rows */
+    float *act[TD_MAX_HIDDEN + 1];       /* (block, dims[l+1]): hidden outputs, then logits */
+    float *dlogits;                      /* (block, K) */
+    float *dh[2];                        /* (block, Hmax) gradients of hidden outputs */
     float *partial;                      /* (P) this chunk's gradient (chunks > 0) */
     td_loss_sums sums;
 } chunk;
@@ -110,6 +111,7 @@ struct td_mlp {
     int64_t Woff[TD_MAX_HIDDEN + 1], boff[TD_MAX_HIDDEN + 1];
     int64_t P;
     td_activation act;
+    int64_t block;                       /* rows per block: BLOCK, fewer for wide layers */
     int max_chunks;
     chunk chunks[MAX_CHUNKS];
 };
@@ -145,17 +147,20 @@ td_mlp *td_mlp_create(const td_model *m, int with_grad)
         if (l <= M->L && M->dims[l] > hmax)
             hmax = M->dims[l];
     }
-    size_t scratch = (size_t)BLOCK * (size_t)(M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax);
+    int64_t row = M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax; /* floats per row */
+    M->block = BLOCK_BUDGET / row;
+    M->block = M->block > BLOCK ? BLOCK : M->block < 8 ? 8 : M->block;
+    size_t scratch = (size_t)(M->block * row);
     for (int c = 0; c < M->max_chunks; c++) {
         chunk *ch = &M->chunks[c];
         if (!(ch->mem = malloc(sizeof(float) * scratch)))
             goto fail;
         float *p = ch->mem;
-        ch->x = p, p += BLOCK * M->dims[0];
+        ch->x = p, p += M->block * M->dims[0];
         for (int64_t l = 0; l <= M->L; l++)
-            ch->act[l] = p, p += BLOCK * M->dims[l + 1];
-        ch->dlogits = p, p += BLOCK * M->dims[M->L + 1];
-        ch->dh[0] = p, p += BLOCK * hmax;
+            ch->act[l] = p, p += M->block * M->dims[l + 1];
+        ch->dlogits = p, p += M->block * M->dims[M->L + 1];
+        ch->dh[0] = p, p += M->block * hmax;
         ch->dh[1] = p;
         if (with_grad && c > 0 && !(ch->partial = malloc(sizeof(float) * (size_t)(M->P > 0 ? M->P : 1))))
             goto fail;
@@ -260,8 +265,9 @@ static void eval_chunk(void *arg, int64_t c)
     float *g = e->grad ? (c == 0 ? e->grad : ch->partial) : NULL;
     int64_t lo = c * e->chunk_rows, hi = lo + e->chunk_rows < e->n ? lo + e->chunk_rows : e->n;
     memset(&ch->sums, 0, sizeof ch->sums);
-    for (int64_t first = lo; first < hi; first += BLOCK) {
-        int64_t nb = hi - first < BLOCK ? hi - first : BLOCK;
+    const int64_t B = e->M->block;
+    for (int64_t first = lo; first < hi; first += B) {
+        int64_t nb = hi - first < B ? hi - first : B;
         eval_block(e, ch, g, first, nb, first > lo);
     }
 }
@@ -284,8 +290,8 @@ static void reduce_task(void *arg, int64_t task)
 static void split(eval_ctx *e)
 {
     int64_t per = (e->n + e->M->max_chunks - 1) / e->M->max_chunks;
-    int64_t rows = per > MIN_CHUNK ? per : MIN_CHUNK;
-    rows = rows > BLOCK ? (rows + BLOCK - 1) / BLOCK * BLOCK : (rows + 15) / 16 * 16;
+    int64_t rows = per > MIN_CHUNK ? per : MIN_CHUNK, B = e->M->block;
+    rows = rows > B ? (rows + B - 1) / B * B : (rows + 7) / 8 * 8;
     e->chunk_rows = rows;
     e->nchunks = (e->n + rows - 1) / rows;
 }
