@@ -8,7 +8,7 @@
  *
  * Cores: `cores` compute threads are shared by the running jobs: at each epoch a job
  * takes cores / running (at least 1) for its trainer's pool, so a job alone uses every
- * core and two jobs on two cores use one each; BLAS is kept single-threaded by main.c.
+ * core and two jobs on two cores use one each; OpenBLAS is single-threaded (math/blas.c).
  * Results never depend on the thread count (see train.h), so exact resume holds however
  * the load changes. */
 #include "jobs/jobs.h"
