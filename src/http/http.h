@@ -1,9 +1,9 @@
 /* http.h — the HTTP edge's request/response interface, independent of libmicrohttpd.
  *
  * server.c owns the libmicrohttpd daemon: it accumulates a request's body (413 past the
- * limit), checks auth (401), routes method + path through the route table (404 / 405),
- * checks the content type a route declares (415), calls the handler with a td_req, and
- * sends the td_resp. Handlers never see libmicrohttpd types, so they can be unit-tested
+ * limit) or streams it to the route's td_body_sink, checks auth (401), routes method +
+ * path through the route table (404 / 405), checks the content type a route declares
+ * (415), calls the handler with a td_req, and sends the td_resp. Handlers never see libmicrohttpd types, so they can be unit-tested
  * by building a td_req by hand. */
 #ifndef TRAIND_HTTP_H
 #define TRAIND_HTTP_H
@@ -80,15 +80,40 @@ void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
 
 typedef void (*td_handler)(void *app, const td_req *req, td_resp *resp);
 
+/* A streaming consumer of a route's request body (td_route.sink), for bodies too big to
+ * hold: the server hands the body over piece by piece as it arrives (in the pieces
+ * libmicrohttpd reads, at most some 64 KiB each) instead of accumulating it. Every
+ * check that comes before a handler (auth, routing, content type, the Content-Length
+ * limit) comes before begin too, and the body limit holds while the body streams: past
+ * it the state is freed at once, the rest is dropped, and the answer is 413. All
+ * callbacks run on the connection's thread, in order: begin, piece..., end, free. */
+typedef struct td_body_sink {
+    /* The headers are in (req as a handler gets it, with body "" and body_len 0). Returns
+     * the request's state, or NULL when out of memory (the answer is then 503). */
+    void *(*begin)(void *app, const td_req *req);
+    /* The next len bytes of the body. Returns 0 to go on, nonzero when the rest is not
+     * wanted (it is still read, counted against the limit, and dropped). */
+    int (*piece)(void *state, const char *data, size_t len);
+    /* The whole body is in: answer the request as a handler would (req->body_len is the
+     * body's size; req->body is ""). Not called when the request was refused (413, ...)
+     * or the client went away. */
+    void (*end)(void *app, void *state, const td_req *req, td_resp *resp);
+    /* Frees the state, once for every state begin returned, whatever happened (run from
+     * the request-completed callback, so also when the client aborted). May be NULL. */
+    void (*free)(void *state);
+} td_body_sink;
+
 /* A route: method and a path pattern whose "{x}" segments (each a whole path segment)
  * are captured into params. */
 typedef struct td_route {
     const char *method;
     const char *pattern;             /* e.g. "/v1/jobs/{id}/losses" */
-    td_handler handler;
+    td_handler handler;              /* may be NULL when sink is set */
     const char *body_types;          /* accepted content types for a body, comma-separated
                                         ("application/json,text/csv"), or NULL = no check */
     int public_route;                /* 1: no auth (healthz) */
+    const td_body_sink *sink;        /* NULL: the body is accumulated (up to the limit) and
+                                        the handler gets it whole; else it streams */
 } td_route;
 
 #endif

@@ -2,14 +2,12 @@
  * Contracts in json_dataset.h. */
 #include "http/json_dataset.h"
 
-#include <float.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/json_util.h"
+#include "http/stream_dataset.h"
 
 const char *const td_target_names[] = {"none", "index", "grouped", "probs", NULL};
 
@@ -42,9 +40,9 @@ static void fill_view(td_dataset_buf *d)
         d->ds.P = 0;
 }
 
-static td_status copy_name(char **out, const char *name, const char *field, td_error *err)
+td_status td_dataset_name_copy(char **out, const char *name, size_t n, const char *field,
+                               td_error *err)
 {
-    size_t n = strlen(name);
     if (n > TD_DATASET_NAME_MAX)
         return td_fail(err, TD_EINVAL, field, "name is %zu bytes long; at most %d are allowed",
                        n, TD_DATASET_NAME_MAX);
@@ -62,10 +60,27 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,
-                               td_error *err)
+void td_dataset_parts_fini(td_dataset_parts *p)
 {
-    static const char *const keys[] = {"X", "y", "Y", "pairs", "pair_labels", "name", NULL};
+    free(p->X.data);
+    free(p->y.data);
+    free(p->Y.data);
+    free(p->pairs.data);
+    free(p->pair_labels.data);
+    free(p->name);
+    memset(p, 0, sizeof *p);
+}
+
+static td_status part_error(const td_dataset_part *a, td_error *err)
+{
+    if (err)
+        *err = a->err;
+    return a->st;
+}
+
+td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
+                                  const char *prefix, td_error *err)
+{
     char pX[TD_JSON_PATH_MAX], py[TD_JSON_PATH_MAX], pY[TD_JSON_PATH_MAX],
         pp[TD_JSON_PATH_MAX], ppl[TD_JSON_PATH_MAX], pn[TD_JSON_PATH_MAX];
     td_json_path(pX, prefix, "X");
@@ -78,80 +93,163 @@ td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char
     td_dataset_buf d;
     memset(&d, 0, sizeof d);
     memset(out, 0, sizeof *out);
-    td_status st = td_json_check_keys(obj, prefix, "the dataset", keys, err);
-    if (st)
-        return st;
-
-    const cJSON *X = member(obj, "X"), *y = member(obj, "y"), *Y = member(obj, "Y"),
-                *pairs = member(obj, "pairs"), *pl = member(obj, "pair_labels"),
-                *name = member(obj, "name");
-    if (!X)
-        return td_fail(err, TD_EINVAL, pX, "%s is required: the samples as an array of rows "
-                       "(N, D)", pX);
-    if (y && Y)
-        return td_fail(err, TD_EINVAL, pY, "give either y (class indices) or Y (probability "
-                       "targets), not both");
-    if ((st = td_json_matrix_f32(&d.X, &d.ds.N, &d.ds.D, X, 0, pX, err)))
+    td_status st;
+    if (p->key_st) {
+        if (err)
+            *err = p->key_err;
+        st = p->key_st;
         goto fail;
-    int64_t N = d.ds.N;
-    if (y) {
-        int grouped;
-        int64_t rows;
-        if ((st = td_json_labels_i32(&d.y, &rows, &d.ds.y_cols, &grouped, y, py, err)))
+    }
+    if (!p->X.present) {
+        st = td_fail(err, TD_EINVAL, pX, "%s is required: the samples as an array of rows "
+                     "(N, D)", pX);
+        goto fail;
+    }
+    if (p->y.present && p->Y.present) {
+        st = td_fail(err, TD_EINVAL, pY, "give either y (class indices) or Y (probability "
+                     "targets), not both");
+        goto fail;
+    }
+    if ((st = part_error(&p->X, err)))
+        goto fail;
+    int64_t N = p->X.rows;
+    if (p->y.present) {
+        if ((st = part_error(&p->y, err)))
             goto fail;
-        if (rows != N) {
+        if (p->y.rows != N) {
             st = td_fail(err, TD_EINVAL, py, "%s has %lld %s, but %s has %lld rows", py,
-                         (long long)rows, grouped ? "rows" : "entries", pX, (long long)N);
+                         (long long)p->y.rows, p->y.grouped ? "rows" : "entries", pX,
+                         (long long)N);
             goto fail;
         }
     }
-    if (Y) {
-        int64_t rows;
-        if ((st = td_json_matrix_f32(&d.Y, &rows, &d.ds.Y_cols, Y, TD_JSON_NONNEG, pY, err)))
+    if (p->Y.present) {
+        if ((st = part_error(&p->Y, err)))
             goto fail;
-        if (rows != N) {
+        if (p->Y.rows != N) {
             st = td_fail(err, TD_EINVAL, pY, "%s has %lld rows, but %s has %lld rows", pY,
-                         (long long)rows, pX, (long long)N);
+                         (long long)p->Y.rows, pX, (long long)N);
             goto fail;
         }
     }
-    if (pairs || pl) {
-        if (!pairs || !pl) {
-            st = td_fail(err, TD_EINVAL, pairs ? ppl : pp, "pairs and pair_labels go "
-                         "together: give both or neither");
+    if (p->pairs.present || p->pair_labels.present) {
+        if (!p->pairs.present || !p->pair_labels.present) {
+            st = td_fail(err, TD_EINVAL, p->pairs.present ? ppl : pp, "pairs and pair_labels "
+                         "go together: give both or neither");
             goto fail;
         }
-        int64_t P, cols, nl;
-        if (cJSON_IsArray(pairs) && cJSON_IsArray(pairs->child) &&
-            cJSON_GetArraySize(pairs->child) != 2) {
+        if (p->pairs.row0_len >= 0 && p->pairs.row0_len != 2) {
             char p0[TD_JSON_PATH_MAX];
             td_json_index_path(p0, pp, 0, -1);
             st = td_fail(err, TD_EINVAL, p0, "%s must be an array of [i, j] row index pairs; "
-                         "%s has %d values", pp, p0, cJSON_GetArraySize(pairs->child));
+                         "%s has %d values", pp, p0, (int)p->pairs.row0_len);
             goto fail;
         }
-        if ((st = td_json_matrix_i32(&d.pairs, &P, &cols, pairs, 0, N - 1, 0, pp, err)))
+        if ((st = part_error(&p->pairs, err)) || (st = part_error(&p->pair_labels, err)))
             goto fail;
-        if ((st = td_json_vector_i32(&d.pair_labels, &nl, pl, 0, 1, TD_JSON_BOOLS, ppl, err)))
-            goto fail;
-        if (nl != P) {
+        if (p->pair_labels.rows != p->pairs.rows) {
             st = td_fail(err, TD_EINVAL, ppl, "%s has %lld entries, but %s has %lld pairs", ppl,
-                         (long long)nl, pp, (long long)P);
+                         (long long)p->pair_labels.rows, pp, (long long)p->pairs.rows);
             goto fail;
         }
-        d.ds.P = P;
     }
-    if (name) {
-        const char *s;
-        if ((st = td_json_get_string(&s, name, pn, err)) || (st = copy_name(&d.name, s, pn, err)))
+    if (p->name_present) {
+        if ((st = p->name_st)) {
+            if (err)
+                *err = p->name_err;
+            goto fail;
+        }
+        if ((st = td_dataset_name_copy(&d.name, p->name ? p->name : "",
+                                       p->name ? p->name_len : 0, pn, err)))
             goto fail;
     }
+    d.ds.N = N;
+    d.ds.D = p->X.cols;
+    d.X = p->X.data, p->X.data = NULL;
+    if (p->y.present) {
+        d.y = p->y.data, p->y.data = NULL;
+        d.ds.y_cols = p->y.cols;
+    }
+    if (p->Y.present) {
+        d.Y = p->Y.data, p->Y.data = NULL;
+        d.ds.Y_cols = p->Y.cols;
+    }
+    if (p->pairs.present) {
+        d.pairs = p->pairs.data, p->pairs.data = NULL;
+        d.pair_labels = p->pair_labels.data, p->pair_labels.data = NULL;
+        d.ds.P = p->pairs.rows;
+    }
+    td_dataset_parts_fini(p);
     fill_view(&d);
     *out = d;
     return TD_OK;
 fail:
+    td_dataset_parts_fini(p);
     td_dataset_buf_free(&d);
     return st;
+}
+
+/* Reads one member into a part with a tree reader. */
+static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N,
+                      const char *path)
+{
+    a->present = v != NULL;
+    a->cols = 1;
+    a->row0_len = -1;
+    if (!v)
+        return;
+    float **f = (float **)&a->data;
+    int32_t **i = (int32_t **)&a->data;
+    switch (kind) {
+    case 0: /* X */
+        a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, 0, path, &a->err);
+        break;
+    case 1: /* y */
+        a->st = td_json_labels_i32(i, &a->rows, &a->cols, &a->grouped, v, path, &a->err);
+        break;
+    case 2: /* Y */
+        a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, TD_JSON_NONNEG, path, &a->err);
+        break;
+    case 3: /* pairs */
+        if (cJSON_IsArray(v) && cJSON_IsArray(v->child))
+            a->row0_len = cJSON_GetArraySize(v->child);
+        a->st = td_json_matrix_i32(i, &a->rows, &a->cols, v, 0, N - 1, 0, path, &a->err);
+        break;
+    default: /* pair_labels */
+        a->st = td_json_vector_i32(i, &a->rows, v, 0, 1, TD_JSON_BOOLS, path, &a->err);
+        break;
+    }
+}
+
+td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,
+                               td_error *err)
+{
+    static const char *const keys[] = {"X", "y", "Y", "pairs", "pair_labels", "name", NULL};
+    const char *const names[] = {"X", "y", "Y", "pairs", "pair_labels"};
+    td_dataset_parts p;
+    memset(&p, 0, sizeof p);
+    memset(out, 0, sizeof *out);
+    p.key_st = td_json_check_keys(obj, prefix, "the dataset", keys, &p.key_err);
+    if (p.key_st == TD_OK) {
+        td_dataset_part *parts[] = {&p.X, &p.y, &p.Y, &p.pairs, &p.pair_labels};
+        for (int k = 0; k < 5; k++) {
+            char path[TD_JSON_PATH_MAX];
+            td_json_path(path, prefix, names[k]);
+            read_part(parts[k], member(obj, names[k]), k, p.X.st ? 0 : p.X.rows, path);
+        }
+        const cJSON *name = member(obj, "name");
+        if (name) {
+            char pn[TD_JSON_PATH_MAX];
+            const char *s = NULL;
+            td_json_path(pn, prefix, "name");
+            p.name_present = 1;
+            p.name_st = td_json_get_string(&s, name, pn, &p.name_err);
+            if (!p.name_st && !(p.name = strdup(s)))
+                p.name_st = td_fail(&p.name_err, TD_ENOMEM, pn, "out of memory");
+            p.name_len = p.name ? strlen(p.name) : 0;
+        }
+    }
+    return td_dataset_parts_finish(out, &p, prefix, err);
 }
 
 td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
@@ -202,266 +300,16 @@ td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char
     return TD_OK;
 }
 
-/* A growing array of fixed-size elements. */
-typedef struct grow {
-    void *data;
-    size_t n, cap, size;
-} grow;
-
-static int grow_push(grow *g, const void *elem)
-{
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 64;
-        void *p = realloc(g->data, cap * g->size);
-        if (!p)
-            return -1;
-        g->data = p;
-        g->cap = cap;
-    }
-    memcpy((char *)g->data + g->n * g->size, elem, g->size);
-    g->n++;
-    return 0;
-}
-
-typedef struct csv {
-    const char *p, *end;
-    int64_t line;
-    td_sbuf scratch;          /* the text of a quoted field */
-    grow vals, lines;         /* the current record: doubles and the line of each field */
-    td_error *err;
-    int header_hint;          /* an error on line 1 without header=true gets a hint */
-} csv;
-
-#define LOC_FMT "line %lld, column %lld"
-
-static td_status csv_fail(csv *c, int64_t line, int64_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static td_status csv_fail(csv *c, int64_t line, int64_t col, const char *fmt, ...)
-{
-    if (!c->err)
-        return TD_EINVAL;
-    char what[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    char field[64];
-    snprintf(field, sizeof field, LOC_FMT, (long long)line, (long long)col);
-    return td_fail(c->err, TD_EINVAL, field, "%s: %s%s", field, what,
-                   c->header_hint && line == 1 ? " (if the first line names the columns, "
-                   "pass header=true)" : "");
-}
-
-/* Parses the number in text[0..n) (spaces around it allowed). */
-static td_status csv_number(csv *c, double *out, const char *text, size_t n, int64_t line,
-                            int64_t col)
-{
-    while (n && (*text == ' ' || *text == '\t'))
-        text++, n--;
-    while (n && (text[n - 1] == ' ' || text[n - 1] == '\t'))
-        n--;
-    if (n == 0)
-        return csv_fail(c, line, col, "empty field; expected a number");
-    char buf[128];
-    if (n >= sizeof buf)
-        return csv_fail(c, line, col, "\"%.40s...\" is not a number", text);
-    memcpy(buf, text, n);
-    buf[n] = '\0';
-    char *end;
-    double v = strtod(buf, &end);
-    if (end != buf + n)
-        return csv_fail(c, line, col, "\"%s\" is not a number", buf);
-    if (!isfinite(v))
-        return csv_fail(c, line, col, "\"%s\" is not a finite number", buf);
-    *out = v;
-    return TD_OK;
-}
-
-/* Reads one field at c->p and leaves c->p on the separator (',' / EOL / end). */
-static td_status csv_field(csv *c, double *out, int64_t col, int parse)
-{
-    int64_t line = c->line;
-    if (c->p < c->end && *c->p == '"') {
-        c->p++;
-        c->scratch.len = 0;
-        for (;;) {
-            if (c->p == c->end)
-                return csv_fail(c, line, col, "unterminated quoted field: the closing quote "
-                                "is missing");
-            if (*c->p == '"') {
-                if (c->p + 1 < c->end && c->p[1] == '"') {
-                    td_sbuf_put(&c->scratch, "\"", 1);
-                    c->p += 2;
-                    continue;
-                }
-                c->p++;
-                break;
-            }
-            if (*c->p == '\n')
-                c->line++;
-            td_sbuf_put(&c->scratch, c->p, 1);
-            c->p++;
-        }
-        while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
-            c->p++;
-        if (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r')
-            return csv_fail(c, c->line, col, "unexpected character '%c' after a closing quote",
-                            *c->p);
-        if (c->scratch.oom)
-            return td_fail(c->err, TD_ENOMEM, "", "out of memory");
-        if (!parse)
-            return TD_OK;
-        return csv_number(c, out, c->scratch.data ? c->scratch.data : "", c->scratch.len, line,
-                          col);
-    }
-    const char *start = c->p;
-    while (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r') {
-        if (*c->p == '"')
-            return csv_fail(c, line, col, "a quote inside an unquoted field; quote the whole "
-                            "field and double the inner quotes");
-        c->p++;
-    }
-    if (!parse)
-        return TD_OK;
-    return csv_number(c, out, start, (size_t)(c->p - start), line, col);
-}
-
-/* Skips an end of line (LF, CRLF or a lone CR) if there is one. */
-static void csv_eol(csv *c)
-{
-    if (c->p < c->end && *c->p == '\r')
-        c->p++;
-    if (c->p < c->end && *c->p == '\n')
-        c->p++;
-    c->line++;
-}
-
 td_status td_csv_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
                                const td_csv_opts *o, const char *name, td_error *err)
 {
     memset(out, 0, sizeof *out);
-    td_csv_opts def = td_csv_opts_default();
-    if (!o)
-        o = &def;
-    csv c = {.p = body, .end = body + len, .line = 1, .err = err};
-    c.header_hint = !o->header;
-    td_sbuf_init(&c.scratch);
-    c.vals.size = sizeof(double);
-    c.lines.size = sizeof(int64_t);
-    grow X = {.size = sizeof(float)}, y = {.size = sizeof(int32_t)};
-    int labelled = o->label_column != TD_CSV_LABEL_NONE;
-    int64_t ncols = -1, N = 0, D = 0;
-    int first_record = 1;
-    td_status st = TD_OK;
-
-    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
-        c.p += 3;
-    while (c.p < c.end) {
-        /* blank (or whitespace-only) lines are skipped */
-        const char *q = c.p;
-        while (q < c.end && (*q == ' ' || *q == '\t'))
-            q++;
-        if (q == c.end)
-            break;
-        if (*q == '\n' || *q == '\r') {
-            c.p = q;
-            csv_eol(&c);
-            continue;
-        }
-        int64_t rec_line = c.line;
-        int skip = first_record && o->header;
-        c.vals.n = c.lines.n = 0;
-        for (int64_t col = 1;; col++) {
-            double v = 0;
-            int64_t fline = c.line;
-            if ((st = csv_field(&c, &v, col, !skip)))
-                goto fail;
-            if (grow_push(&c.vals, &v) || grow_push(&c.lines, &fline))
-                goto nomem;
-            if (c.p < c.end && *c.p == ',') {
-                c.p++;
-                continue;
-            }
-            csv_eol(&c);
-            break;
-        }
-        int64_t nf = (int64_t)c.vals.n;
-        if (ncols < 0) {
-            ncols = nf;
-            if (labelled && ncols < 2) {
-                st = td_fail(err, TD_EINVAL, "label_column", "line %lld has 1 column; with "
-                             "label_column=%s at least 2 are needed (or pass label_column=none)",
-                             (long long)rec_line,
-                             o->label_column == TD_CSV_LABEL_FIRST ? "first" : "last");
-                goto fail;
-            }
-            D = labelled ? ncols - 1 : ncols;
-        } else if (nf != ncols) {
-            char field[32];
-            snprintf(field, sizeof field, "line %lld", (long long)rec_line);
-            st = td_fail(err, TD_EINVAL, field, "line %lld has %lld column%s, expected %lld "
-                         "(like line %s)", (long long)rec_line, (long long)nf, nf == 1 ? "" : "s",
-                         (long long)ncols, o->header ? "1, the header" : "1");
-            goto fail;
-        }
-        first_record = 0;
-        if (skip)
-            continue;
-        c.header_hint = 0; /* past the first line */
-        const double *vals = c.vals.data;
-        const int64_t *lines = c.lines.data;
-        int64_t lab = !labelled ? -1 : o->label_column == TD_CSV_LABEL_FIRST ? 0 : nf - 1;
-        for (int64_t k = 0; k < nf; k++) {
-            double v = vals[k];
-            if (k == lab) {
-                if (v != floor(v) || v < INT32_MIN || v > INT32_MAX) {
-                    st = csv_fail(&c, lines[k], k + 1, "label %.17g is not an integer class "
-                                  "index", v);
-                    goto fail;
-                }
-                int32_t t = (int32_t)v;
-                if (grow_push(&y, &t))
-                    goto nomem;
-            } else {
-                if (!(fabs(v) <= FLT_MAX)) {
-                    st = csv_fail(&c, lines[k], k + 1, "%g is outside the float32 range", v);
-                    goto fail;
-                }
-                float f = (float)v;
-                if (grow_push(&X, &f))
-                    goto nomem;
-            }
-        }
-        N++;
-    }
-    if (N == 0) {
-        st = td_fail(err, TD_EINVAL, "", "the CSV body has no data rows");
-        goto fail;
-    }
-    if (name && (st = copy_name(&out->name, name, "name", err)))
-        goto fail;
-    out->X = X.data;
-    out->y = labelled ? y.data : NULL;
-    if (!labelled)
-        free(y.data);
-    out->ds.N = N;
-    out->ds.D = D;
-    out->ds.y_cols = labelled ? 1 : 0;
-    fill_view(out);
-    td_sbuf_fini(&c.scratch);
-    free(c.vals.data);
-    free(c.lines.data);
-    return TD_OK;
-nomem:
-    st = td_fail(err, TD_ENOMEM, "", "out of memory reading the CSV body");
-fail:
-    td_sbuf_fini(&c.scratch);
-    free(c.vals.data);
-    free(c.lines.data);
-    free(X.data);
-    free(y.data);
-    td_dataset_buf_free(out);
+    td_dstream *s = td_dstream_csv(o, name, len);
+    if (!s)
+        return td_fail(err, TD_ENOMEM, "", "out of memory reading the CSV body");
+    td_dstream_feed(s, body, len);
+    td_status st = td_dstream_finish(s, out, err);
+    td_dstream_destroy(s);
     return st;
 }
 

@@ -51,6 +51,50 @@ td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t le
 td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,
                                td_error *err);
 
+/* ---- the dataset checks, shared by the tree reader and the streaming parser -------- */
+
+/* One array of a dataset body as read, before the checks across arrays. */
+typedef struct td_dataset_part {
+    int present;             /* the key was given with a non-null value */
+    td_status st;            /* the array's own first error (TD_OK: none), in err */
+    td_error err;
+    void *data;              /* owned: float (X, Y) or int32_t (y, pairs, pair_labels) */
+    int64_t rows, cols;      /* cols 1 for a vector */
+    int grouped;             /* y: given as rows of labels (N, G) */
+    int64_t row0_len;        /* pairs: values in pairs[0] when pairs and pairs[0] are
+                                arrays, else -1 */
+} td_dataset_part;
+
+/* A dataset object as read. pairs must be read with indices in [0, X.rows - 1] (the
+ * streaming parser re-checks them once X is known). */
+typedef struct td_dataset_parts {
+    td_status key_st;        /* not an object, an unknown or a repeated key */
+    td_error key_err;
+    td_dataset_part X, y, Y, pairs, pair_labels;
+    int name_present;
+    td_status name_st;       /* name not a string */
+    td_error name_err;
+    char *name;              /* owned, as given up to its first NUL (checked by
+                                td_dataset_parts_finish); may be cut short when longer
+                                than TD_DATASET_NAME_MAX */
+    size_t name_len;         /* strlen of the whole name as given */
+} td_dataset_parts;
+
+/* The rules of the dataset body across its arrays, in one order: key errors, X
+ * required, y or Y, each array's own error and row count (X, y, Y, pairs, pair_labels),
+ * pairs with pair_labels, then the name. On success the arrays move into *out (p keeps
+ * nothing); either way p is finalised. prefix as in td_json_dataset_from. */
+td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
+                                  const char *prefix, td_error *err);
+/* Frees what p still owns and zeroes it. */
+void td_dataset_parts_fini(td_dataset_parts *p);
+
+/* The name rules (at most TD_DATASET_NAME_MAX bytes, no control characters): *out gets a
+ * copy. name is the given name up to its first NUL and n its whole length (name may be
+ * cut short when n is over the limit). Errors name field. */
+td_status td_dataset_name_copy(char **out, const char *name, size_t n, const char *field,
+                               td_error *err);
+
 typedef enum { TD_CSV_LABEL_LAST = 0, TD_CSV_LABEL_FIRST, TD_CSV_LABEL_NONE } td_csv_label;
 
 typedef struct td_csv_opts {
@@ -64,7 +108,9 @@ td_csv_opts td_csv_opts_default(void);
 td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char *header,
                             td_error *err);
 /* Parses a CSV body. name (may be NULL) is copied. With a label column the labels must be
- * integers (class indices) and there must be at least one feature column. */
+ * integers (class indices) and there must be at least one feature column. The body in one
+ * piece through the streaming parser (stream_dataset.h), which is where the CSV rules
+ * live. */
 td_status td_csv_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
                                const td_csv_opts *o, const char *name, td_error *err);
 

@@ -93,19 +93,27 @@ static char *rewrite_nonfinite(const char *body, size_t len)
     return copy;
 }
 
+td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len,
+                                 const char *why, td_error *err)
+{
+    if (!near)
+        return td_fail(err, TD_EINVAL, "", MALFORMED "%llu: %s", (unsigned long long)off,
+                       why ? why : "unexpected end of input");
+    char text[24];
+    size_t n = 0;
+    for (size_t i = 0; i < near_len && n < 16; i++)
+        text[n++] = isprint((unsigned char)near[i]) && near[i] != '"' ? near[i] : '?';
+    text[n] = '\0';
+    return td_fail(err, TD_EINVAL, "", MALFORMED "%llu: %s near \"%s\"",
+                   (unsigned long long)off, why ? why : "syntax error", text);
+}
+
 static td_status malformed(td_error *err, const char *body, size_t len, size_t off,
                            const char *why)
 {
     if (off >= len)
-        return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: %s", off,
-                       why ? why : "unexpected end of input");
-    char near[24];
-    size_t n = 0;
-    for (size_t i = off; i < len && n < 16; i++)
-        near[n++] = isprint((unsigned char)body[i]) && body[i] != '"' ? body[i] : '?';
-    near[n] = '\0';
-    return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: %s near \"%s\"", off,
-                   why ? why : "syntax error", near);
+        return td_json_fail_malformed(off, NULL, 0, why, err);
+    return td_json_fail_malformed(off, body + off, len - off, why, err);
 }
 
 static cJSON *parse_at(const char *text, size_t len, size_t *off)
@@ -246,33 +254,49 @@ static void list_choices(char *out, size_t cap, const char *const *choices)
         n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "", choices[i]);
 }
 
+td_status td_json_fail_not_object(const char *prefix, const char *what, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, prefix ? prefix : "", "%s must be a JSON object", what);
+}
+
+td_status td_json_check_key(const char *key, int repeated, const char *prefix,
+                            const char *what, const char *const *allowed, td_error *err)
+{
+    char field[TD_JSON_PATH_MAX];
+    int known = 0;
+    for (size_t i = 0; allowed[i] && !known; i++)
+        known = strcmp(allowed[i], key) == 0;
+    td_json_path(field, prefix, key);
+    if (!known) {
+        const char *s = td_json_suggest(key, allowed);
+        if (s)
+            return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s; did you "
+                           "mean \"%s\"?", key, what, s);
+        char list[256];
+        list_choices(list, sizeof list, allowed);
+        return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s (allowed: %s)",
+                       key, what, list);
+    }
+    if (repeated)
+        return td_fail(err, TD_EINVAL, field, "key \"%s\" is given twice in %s", key, what);
+    return TD_OK;
+}
+
 td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *what,
                              const char *const *allowed, td_error *err)
 {
-    char field[TD_JSON_PATH_MAX];
     if (!cJSON_IsObject(obj))
-        return td_fail(err, TD_EINVAL, prefix ? prefix : "", "%s must be a JSON object", what);
+        return td_json_fail_not_object(prefix, what, err);
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
-        int known = 0;
-        for (size_t i = 0; allowed[i] && !known; i++)
-            known = strcmp(allowed[i], key) == 0;
-        td_json_path(field, prefix, key);
-        if (!known) {
-            const char *s = td_json_suggest(key, allowed);
-            if (s)
-                return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s; did you "
-                               "mean \"%s\"?", key, what, s);
-            char list[256];
-            list_choices(list, sizeof list, allowed);
-            return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s (allowed: %s)",
-                           key, what, list);
-        }
-        /* Only known keys reach here, so this loop is bounded by the allowed list. */
-        for (const cJSON *d = obj->child; d != c; d = d->next)
-            if (d->string && strcmp(d->string, key) == 0)
-                return td_fail(err, TD_EINVAL, field, "key \"%s\" is given twice in %s", key,
-                               what);
+        int repeated = 0;
+        /* td_json_check_key refuses unknown keys first, so a repeat is of a known key and
+         * this loop is bounded by the allowed list. */
+        for (const cJSON *d = obj->child; d != c && !repeated; d = d->next)
+            repeated = d->string && strcmp(d->string, key) == 0;
+        td_status st = td_json_check_key(key, repeated, prefix, what, allowed, err);
+        if (st)
+            return st;
     }
     return TD_OK;
 }
@@ -290,23 +314,46 @@ static char marker_of(const cJSON *v)
     return 0;
 }
 
-static const char *kind_of(const cJSON *v)
+td_json_vkind td_json_kind_of(const cJSON *v)
 {
     switch (marker_of(v)) {
-    case MARK_NAN: return "NaN";
-    case MARK_PINF: return "Infinity";
-    case MARK_NINF: return "-Infinity";
+    case MARK_NAN: return TD_JV_NAN;
+    case MARK_PINF: return TD_JV_PINF;
+    case MARK_NINF: return TD_JV_NINF;
     default: break;
     }
-    if (!v) return "nothing";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsTrue(v)) return "true";
-    if (cJSON_IsFalse(v)) return "false";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    if (cJSON_IsNumber(v)) return "a number";
+    if (!v) return TD_JV_NONE;
+    if (cJSON_IsString(v)) return TD_JV_STRING;
+    if (cJSON_IsNull(v)) return TD_JV_NULL;
+    if (cJSON_IsTrue(v)) return TD_JV_TRUE;
+    if (cJSON_IsFalse(v)) return TD_JV_FALSE;
+    if (cJSON_IsArray(v)) return TD_JV_ARRAY;
+    if (cJSON_IsObject(v)) return TD_JV_OBJECT;
+    if (cJSON_IsNumber(v)) return TD_JV_NUMBER;
+    return TD_JV_NONE;
+}
+
+const char *td_json_kind_name(td_json_vkind k)
+{
+    switch (k) {
+    case TD_JV_NAN: return "NaN";
+    case TD_JV_PINF: return "Infinity";
+    case TD_JV_NINF: return "-Infinity";
+    case TD_JV_NONE: return "nothing";
+    case TD_JV_STRING: return "a string";
+    case TD_JV_NULL: return "null";
+    case TD_JV_TRUE: return "true";
+    case TD_JV_FALSE: return "false";
+    case TD_JV_ARRAY: return "an array";
+    case TD_JV_OBJECT: return "an object";
+    case TD_JV_NUMBER: return "a number";
+    }
     return "an unknown value";
+}
+
+static const char *kind_of(const cJSON *v)
+{
+    return td_json_kind_name(td_json_kind_of(v));
 }
 
 const char *td_json_kind(const cJSON *v)
@@ -314,28 +361,32 @@ const char *td_json_kind(const cJSON *v)
     return kind_of(v);
 }
 
-td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err)
+/* The scalar readers on (kind, value): the one place their words are written. */
+static td_status kv_double(double *out, td_json_vkind k, double v, const char *path,
+                           td_error *err)
 {
-    if (cJSON_IsNumber(v)) {
-        if (!isfinite(v->valuedouble))
+    if (k == TD_JV_NUMBER) {
+        if (!isfinite(v))
             return td_fail(err, TD_EINVAL, path, "%s is not finite (the number overflows a "
                            "double); only finite numbers are allowed", path);
-        *out = v->valuedouble;
+        *out = v;
         return TD_OK;
     }
-    if (marker_of(v))
+    if (k == TD_JV_NAN || k == TD_JV_PINF || k == TD_JV_NINF)
         return td_fail(err, TD_EINVAL, path, "%s is %s; only finite numbers are allowed", path,
-                       kind_of(v));
-    return td_fail(err, TD_EINVAL, path, "%s must be a number, got %s", path, kind_of(v));
+                       td_json_kind_name(k));
+    return td_fail(err, TD_EINVAL, path, "%s must be a number, got %s", path,
+                   td_json_kind_name(k));
 }
 
 /* Doubles at or beyond the midpoint between FLT_MAX and 2^128 round to inf as float32. */
 #define F32_LIMIT 0x1.ffffffp+127
 
-td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err)
+static td_status kv_float(float *out, td_json_vkind k, double v, const char *path,
+                          td_error *err)
 {
     double d = 0;
-    td_status st = td_json_get_double(&d, v, path, err);
+    td_status st = kv_double(&d, k, v, path, err);
     if (st)
         return st;
     if (!(fabs(d) < F32_LIMIT))
@@ -345,11 +396,11 @@ td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_err
     return TD_OK;
 }
 
-td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
-                          const char *path, td_error *err)
+static td_status kv_int(int64_t *out, td_json_vkind k, double v, int64_t lo, int64_t hi,
+                        const char *path, td_error *err)
 {
     double d = 0;
-    td_status st = td_json_get_double(&d, v, path, err);
+    td_status st = kv_double(&d, k, v, path, err);
     if (st)
         return st;
     if (d != floor(d))
@@ -361,6 +412,27 @@ td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
     return TD_OK;
 }
 
+static double num_of(const cJSON *v)
+{
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err)
+{
+    return kv_double(out, td_json_kind_of(v), num_of(v), path, err);
+}
+
+td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err)
+{
+    return kv_float(out, td_json_kind_of(v), num_of(v), path, err);
+}
+
+td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
+                          const char *path, td_error *err)
+{
+    return kv_int(out, td_json_kind_of(v), num_of(v), lo, hi, path, err);
+}
+
 td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error *err)
 {
     if (!cJSON_IsBool(v))
@@ -370,24 +442,82 @@ td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error 
     return TD_OK;
 }
 
+td_status td_json_fail_not_string(const char *path, td_json_vkind k, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, path, "%s must be a string, got %s", path,
+                   td_json_kind_name(k));
+}
+
 td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
                              td_error *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring || marker_of(v))
-        return td_fail(err, TD_EINVAL, path, "%s must be a string, got %s", path, kind_of(v));
+        return td_json_fail_not_string(path, td_json_kind_of(v), err);
     *out = v->valuestring;
     return TD_OK;
 }
 
 /* ---- arrays ----------------------------------------------------------------------- */
 
-typedef enum { ELEM_F32, ELEM_I32 } elem_type;
+typedef td_json_rule rule;
 
-typedef struct rule {
-    elem_type type;
-    unsigned flags;
-    int64_t lo, hi;   /* ELEM_I32 */
-} rule;
+td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v,
+                            const char *path, td_error *err)
+{
+    td_status st;
+    if (!r->is_int) {
+        float f = 0;
+        if ((st = kv_float(&f, k, v, path, err)))
+            return st;
+        return td_fail(err, TD_EINVAL, path, "%s = %g is negative; it must be >= 0", path,
+                       (double)f);
+    }
+    if ((k == TD_JV_TRUE || k == TD_JV_FALSE) && !(r->flags & TD_JSON_BOOLS))
+        return td_fail(err, TD_EINVAL, path, "%s must be an integer, got %s", path,
+                       td_json_kind_name(k));
+    int64_t i;
+    if ((st = kv_int(&i, k, v, r->lo, r->hi, path, err)))
+        return st;
+    return td_fail(err, TD_EINVAL, path, "%s is invalid", path);
+}
+
+td_status td_json_fail_not_rows(const char *path, td_json_vkind k, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of numbers), "
+                   "got %s", path, td_json_kind_name(k));
+}
+
+td_status td_json_fail_first_not_row(const char *path, td_json_vkind first, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of numbers); "
+                   "%s[0] is %s", path, path, td_json_kind_name(first));
+}
+
+td_status td_json_fail_first_row_empty(const char *path, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, path, "%s[0] is empty; rows need at least one value", path);
+}
+
+td_status td_json_fail_empty(const char *path, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, path, "%s must not be empty", path);
+}
+
+td_status td_json_fail_not_numbers(const char *path, td_json_vkind k, td_error *err)
+{
+    return td_fail(err, TD_EINVAL, path, "%s must be an array of numbers, got %s", path,
+                   td_json_kind_name(k));
+}
+
+td_status td_json_fail_ragged(const char *path, int64_t row, int64_t got, int64_t want,
+                              td_error *err)
+{
+    char rpath[TD_JSON_PATH_MAX];
+    td_json_index_path(rpath, path, row, -1);
+    return td_fail(err, TD_EINVAL, rpath, "%s has %lld value%s, expected %lld (like %s[0]); "
+                   "rows must all have the same length", rpath, (long long)got,
+                   got == 1 ? "" : "s", (long long)want, path);
+}
 
 /* The slow path: names the element and says why it was refused. */
 static td_status elem_error(const cJSON *v, const rule *r, const char *base, int64_t i,
@@ -395,21 +525,7 @@ static td_status elem_error(const cJSON *v, const rule *r, const char *base, int
 {
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, base, i, j);
-    td_status st;
-    if (r->type == ELEM_F32) {
-        float f = 0;
-        if ((st = td_json_get_float(&f, v, path, err)))
-            return st;
-        return td_fail(err, TD_EINVAL, path, "%s = %g is negative; it must be >= 0", path,
-                       (double)f);
-    }
-    if (cJSON_IsBool(v) && !(r->flags & TD_JSON_BOOLS))
-        return td_fail(err, TD_EINVAL, path, "%s must be an integer, got %s", path,
-                       kind_of(v));
-    int64_t k;
-    if ((st = td_json_get_int(&k, v, r->lo, r->hi, path, err)))
-        return st;
-    return td_fail(err, TD_EINVAL, path, "%s is invalid", path);
+    return td_json_elem_fail(r, td_json_kind_of(v), num_of(v), path, err);
 }
 
 /* Reads one element into dst[idx] (fast path), else reports it. */
@@ -418,16 +534,14 @@ static inline td_status read_elem(void *dst, int64_t idx, const cJSON *v, const 
 {
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (r->type == ELEM_F32) {
-            if (fabs(d) < F32_LIMIT && (!(r->flags & TD_JSON_NONNEG) || d >= 0)) {
+        if (td_json_rule_ok(r, d)) {
+            if (r->is_int)
+                ((int32_t *)dst)[idx] = (int32_t)d;
+            else
                 ((float *)dst)[idx] = (float)d;
-                return TD_OK;
-            }
-        } else if (d >= (double)r->lo && d <= (double)r->hi && d == floor(d)) {
-            ((int32_t *)dst)[idx] = (int32_t)d;
             return TD_OK;
         }
-    } else if (r->type == ELEM_I32 && (r->flags & TD_JSON_BOOLS) && cJSON_IsBool(v)) {
+    } else if (r->is_int && (r->flags & TD_JSON_BOOLS) && cJSON_IsBool(v)) {
         int32_t b = cJSON_IsTrue(v);
         if (b >= r->lo && b <= r->hi) {
             ((int32_t *)dst)[idx] = b;
@@ -439,7 +553,7 @@ static inline td_status read_elem(void *dst, int64_t idx, const cJSON *v, const 
 
 static size_t elem_size(const rule *r)
 {
-    return r->type == ELEM_F32 ? sizeof(float) : sizeof(int32_t);
+    return r->is_int ? sizeof(int32_t) : sizeof(float);
 }
 
 static int64_t count_items(const cJSON *a)
@@ -456,13 +570,12 @@ static td_status read_vector(void **out, int64_t *n, const cJSON *v, const rule 
     *out = NULL;
     *n = 0;
     if (!cJSON_IsArray(v))
-        return td_fail(err, TD_EINVAL, path, "%s must be an array of numbers, got %s", path,
-                       kind_of(v));
+        return td_json_fail_not_numbers(path, td_json_kind_of(v), err);
     int64_t count = count_items(v);
     if (count == 0) {
         if (r->flags & TD_JSON_EMPTY_OK)
             return TD_OK;
-        return td_fail(err, TD_EINVAL, path, "%s must not be empty", path);
+        return td_json_fail_empty(path, err);
     }
     void *buf = malloc(elem_size(r) * (size_t)count);
     if (!buf)
@@ -486,22 +599,19 @@ static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJS
     *out = NULL;
     *rows = *cols = 0;
     if (!cJSON_IsArray(v))
-        return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of "
-                       "numbers), got %s", path, kind_of(v));
+        return td_json_fail_not_rows(path, td_json_kind_of(v), err);
     int64_t R = count_items(v);
     if (R == 0) {
         if (r->flags & TD_JSON_EMPTY_OK)
             return TD_OK;
-        return td_fail(err, TD_EINVAL, path, "%s must not be empty", path);
+        return td_json_fail_empty(path, err);
     }
     const cJSON *first = v->child;
     if (!cJSON_IsArray(first))
-        return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of "
-                       "numbers); %s[0] is %s", path, path, kind_of(first));
+        return td_json_fail_first_not_row(path, td_json_kind_of(first), err);
     int64_t C = count_items(first);
     if (C == 0)
-        return td_fail(err, TD_EINVAL, path, "%s[0] is empty; rows need at least one value",
-                       path);
+        return td_json_fail_first_row_empty(path, err);
     if ((uint64_t)R > (uint64_t)INT64_MAX / (uint64_t)C ||
         (uint64_t)(R * C) > SIZE_MAX / elem_size(r))
         return td_fail(err, TD_EINVAL, path, "%s is too large", path);
@@ -514,8 +624,7 @@ static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJS
     for (const cJSON *row = v->child; row; row = row->next, i++) {
         if (!cJSON_IsArray(row)) {
             td_json_index_path(rpath, path, i, -1);
-            st = td_fail(err, TD_EINVAL, rpath, "%s must be an array of numbers, got %s",
-                         rpath, kind_of(row));
+            st = td_json_fail_not_numbers(rpath, td_json_kind_of(row), err);
             goto fail;
         }
         int64_t j = 0;
@@ -524,11 +633,7 @@ static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJS
             if ((st = read_elem(buf, i * C + j, c, r, path, i, j, err)))
                 goto fail;
         if (c || j != C) {
-            int64_t got = count_items(row);
-            td_json_index_path(rpath, path, i, -1);
-            st = td_fail(err, TD_EINVAL, rpath, "%s has %lld value%s, expected %lld (like "
-                         "%s[0]); rows must all have the same length", rpath, (long long)got,
-                         got == 1 ? "" : "s", (long long)C, path);
+            st = td_json_fail_ragged(path, i, count_items(row), C, err);
             goto fail;
         }
     }
@@ -544,21 +649,21 @@ fail:
 td_status td_json_matrix_f32(float **out, int64_t *rows, int64_t *cols, const cJSON *v,
                              unsigned flags, const char *path, td_error *err)
 {
-    rule r = {ELEM_F32, flags, 0, 0};
+    rule r = {0, flags, 0, 0};
     return read_matrix((void **)out, rows, cols, v, &r, path, err);
 }
 
 td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned flags,
                              const char *path, td_error *err)
 {
-    rule r = {ELEM_F32, flags, 0, 0};
+    rule r = {0, flags, 0, 0};
     return read_vector((void **)out, n, v, &r, path, err);
 }
 
 td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo,
                              int64_t hi, unsigned flags, const char *path, td_error *err)
 {
-    rule r = {ELEM_I32, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
+    rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
     return read_vector((void **)out, n, v, &r, path, err);
 }
 
@@ -566,7 +671,7 @@ td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const 
                              int64_t lo, int64_t hi, unsigned flags, const char *path,
                              td_error *err)
 {
-    rule r = {ELEM_I32, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
+    rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
     return read_matrix((void **)out, rows, cols, v, &r, path, err);
 }
 

@@ -65,6 +65,22 @@ const char *td_json_suggest(const char *name, const char *const *choices);
 /* Edit distance (Levenshtein, case-sensitive; 99 for strings over 64 bytes). */
 int td_json_edit_distance(const char *a, const char *b);
 
+/* ---- value kinds ------------------------------------------------------------------ */
+
+/* What a JSON value is, without a cJSON node: the streaming parser (stream_dataset.h)
+ * describes values with it, so that both paths share the readers' rules and messages. */
+typedef enum {
+    TD_JV_NONE = 0,    /* no value at all ("nothing") */
+    TD_JV_NUMBER, TD_JV_STRING, TD_JV_NULL, TD_JV_TRUE, TD_JV_FALSE, TD_JV_ARRAY,
+    TD_JV_OBJECT,
+    TD_JV_NAN, TD_JV_PINF, TD_JV_NINF  /* the non-finite literals (see above) */
+} td_json_vkind;
+
+/* The kind of v (the non-finite markers included); TD_JV_NONE for NULL. */
+td_json_vkind td_json_kind_of(const cJSON *v);
+/* For messages: "a number", "a string", "null", "true", "an array", "NaN", "nothing", ... */
+const char *td_json_kind_name(td_json_vkind k);
+
 /* ---- scalars ---------------------------------------------------------------------- */
 
 /* What v is, for messages: "a string", "null", "true", "an array", "NaN", ... */
@@ -109,6 +125,65 @@ td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const 
  * *cols = G, *grouped = 1. The shape is decided by the first element. */
 td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
                              const cJSON *v, const char *path, td_error *err);
+
+/* ---- element rules and messages, without cJSON ------------------------------------ */
+
+/* The rule every element of an array reader obeys. */
+typedef struct td_json_rule {
+    int is_int;          /* 0: finite float32; 1: integral in [lo, hi] (int32) */
+    unsigned flags;      /* TD_JSON_NONNEG (float), TD_JSON_BOOLS (int) */
+    int64_t lo, hi;
+} td_json_rule;
+
+/* The readers' fast check: a number v (as strtod reads it) that passes r (float: finite,
+ * |v| within float32, >= 0 under NONNEG; int: integral in [lo, hi]). */
+static inline int td_json_rule_ok(const td_json_rule *r, double v)
+{
+    if (!r->is_int)
+        return v > -0x1.ffffffp+127 && v < 0x1.ffffffp+127 &&
+               (!(r->flags & TD_JSON_NONNEG) || v >= 0);
+    return v >= (double)r->lo && v <= (double)r->hi && v == (double)(int64_t)v;
+}
+
+/* The error for an element that fails r: kind k (for numbers v is the value strtod
+ * reads; true/false count as 1/0 under TD_JSON_BOOLS), named path. Always an error
+ * (TD_EINVAL), with the readers' words: "X[2][1] must be a number, got a string",
+ * "X[0][0] is NaN; ...", "... is outside the float32 range ...", "y[3] = 1.5 is not an
+ * integer", "... is outside [0, 9]", "Y[1][1] = -0.5 is negative; ...". */
+td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v,
+                            const char *path, td_error *err);
+
+/* Shape errors of the array readers, in their words. */
+/* "X must be an array of rows (arrays of numbers), got a number" */
+td_status td_json_fail_not_rows(const char *path, td_json_vkind k, td_error *err);
+/* "X must be an array of rows (arrays of numbers); X[0] is a number" */
+td_status td_json_fail_first_not_row(const char *path, td_json_vkind first, td_error *err);
+/* "X[0] is empty; rows need at least one value" (field path) */
+td_status td_json_fail_first_row_empty(const char *path, td_error *err);
+/* "X must not be empty" */
+td_status td_json_fail_empty(const char *path, td_error *err);
+/* "y must be an array of numbers, got a string" (also a row: path "X[3]") */
+td_status td_json_fail_not_numbers(const char *path, td_json_vkind k, td_error *err);
+/* "X[1] has 3 values, expected 2 (like X[0]); rows must all have the same length"
+ * (field "X[1]") */
+td_status td_json_fail_ragged(const char *path, int64_t row, int64_t got, int64_t want,
+                              td_error *err);
+/* "name must be a string, got NaN" */
+td_status td_json_fail_not_string(const char *path, td_json_vkind k, td_error *err);
+/* "<what> must be a JSON object" (field prefix, "" when NULL) */
+td_status td_json_fail_not_object(const char *prefix, const char *what, td_error *err);
+/* One key of an object, as td_json_check_keys checks each in turn: unknown (not in
+ * allowed) gives field "prefix.key" and a suggestion or the allowed list; repeated (the
+ * caller has seen this known key before) gives "key \"X\" is given twice". TD_OK else. */
+td_status td_json_check_key(const char *key, int repeated, const char *prefix,
+                            const char *what, const char *const *allowed, td_error *err);
+
+/* The malformed-JSON error (400, td_json_is_malformed recognises it):
+ * "malformed JSON at byte N: <why> near \"<up to 16 bytes of near>\"", or at the end of
+ * the input (near NULL): "malformed JSON at byte N: <why, default: unexpected end of
+ * input>". why NULL means "syntax error". */
+td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len,
+                                 const char *why, td_error *err);
 
 /* ---- output: a growing string buffer ---------------------------------------------- */
 

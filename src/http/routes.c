@@ -20,6 +20,7 @@
 #include "http/json_loss.h"
 #include "http/json_model.h"
 #include "http/json_util.h"
+#include "http/stream_dataset.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
 #include "traind/train.h"
@@ -112,24 +113,65 @@ static td_status store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_
     return st;
 }
 
-static void h_dataset_create(void *a, const td_req *req, td_resp *resp)
+/* POST /v1/datasets streams (a td_body_sink): the body goes through the streaming parser
+ * as it arrives (stream_dataset.h), so a dataset of hundreds of megabytes costs its
+ * float32 arrays, not its text nor a tree of it. */
+typedef struct dataset_upload {
+    td_dstream *parser;          /* NULL when the request was refused before its body */
+    td_status st;                /* that refusal (a bad label_column / header) */
+    td_error err;
+} dataset_upload;
+
+static void dataset_free(void *state)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    td_dataset_buf d;
-    memset(&d, 0, sizeof d);
+    dataset_upload *u = state;
+    td_dstream_destroy(u->parser);
+    free(u);
+}
+
+static void *dataset_begin(void *a, const td_req *req)
+{
+    (void)a;
+    dataset_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
     const char *ct = td_req_header(req, "Content-Type");
-    td_status st;
+    const char *cl = td_req_header(req, "Content-Length");
+    uint64_t hint = cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
     if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
         td_csv_opts o;
-        st = td_csv_opts_parse(&o, td_req_query(req, "label_column"), td_req_query(req, "header"),
-                               &err);
-        if (st == TD_OK)
-            st = td_csv_dataset_parse(&d, req->body, req->body_len, &o, td_req_query(req, "name"),
-                                      &err);
-    } else {
-        st = td_json_dataset_parse(&d, req->body, req->body_len, &err);
+        u->st = td_csv_opts_parse(&o, td_req_query(req, "label_column"),
+                                  td_req_query(req, "header"), &u->err);
+        if (u->st == TD_OK && !(u->parser = td_dstream_csv(&o, td_req_query(req, "name"), hint)))
+            goto nomem;
+    } else if (!(u->parser = td_dstream_json(hint))) {
+        goto nomem;
     }
+    return u;
+nomem:
+    dataset_free(u);
+    return NULL;
+}
+
+static int dataset_piece(void *state, const char *data, size_t len)
+{
+    dataset_upload *u = state;
+    return !u->parser || td_dstream_feed(u->parser, data, len);
+}
+
+static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
+{
+    (void)req;
+    td_app *app = a;
+    dataset_upload *u = state;
+    td_error err = u->err;
+    td_status st = u->st;
+    td_dataset_buf d;
+    memset(&d, 0, sizeof d);
+    if (st == TD_OK)
+        st = td_dstream_finish(u->parser, &d, &err);
+    td_dstream_destroy(u->parser); /* what it held is in d now */
+    u->parser = NULL;
     td_dataset_meta meta;
     if (st == TD_OK)
         st = store_dataset(app, &d, &meta, &err);
@@ -143,6 +185,9 @@ static void h_dataset_create(void *a, const td_req *req, td_resp *resp)
     td_resp_header(resp, "Location", "/v1/datasets/%s", meta.id);
     json_or_oom(resp, 201, cjson_take(dataset_meta_json(&meta)));
 }
+
+static const td_body_sink dataset_sink = {dataset_begin, dataset_piece, dataset_end,
+                                          dataset_free};
 
 static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
 {
@@ -639,21 +684,21 @@ static void h_openapi(void *a, const td_req *req, td_resp *resp)
 
 #define JSON "application/json"
 static const td_route routes[] = {
-    {"POST", "/v1/datasets", h_dataset_create, JSON ",text/csv", 0},
-    {"GET", "/v1/datasets", h_dataset_list, NULL, 0},
-    {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0},
-    {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0},
-    {"POST", "/v1/jobs", h_job_create, JSON, 0},
-    {"GET", "/v1/jobs", h_job_list, NULL, 0},
-    {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0},
-    {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0},
-    {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0},
-    {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0},
-    {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0},
-    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON, 0},
-    {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0},
-    {"POST", "/v1/loss", h_loss, JSON, 0},
-    {"GET", "/v1/openapi.json", h_openapi, NULL, 0},
+    {"POST", "/v1/datasets", NULL, JSON ",text/csv", 0, &dataset_sink},
+    {"GET", "/v1/datasets", h_dataset_list, NULL, 0, NULL},
+    {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
+    {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
+    {"POST", "/v1/jobs", h_job_create, JSON, 0, NULL},
+    {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL},
+    {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL},
+    {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0, NULL},
+    {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL},
+    {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL},
+    {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
+    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON, 0, NULL},
+    {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
+    {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
+    {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
 };
 
 const td_route *td_app_routes(size_t *n)

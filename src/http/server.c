@@ -24,6 +24,19 @@
  *
  * Per-request state (req_state) is created on the first access-handler call and freed
  * only in the request-completed callback, which MHD also runs when a client aborts.
+ *
+ * Request bodies. A route without a sink gets its body accumulated (up to max_body) and
+ * its handler called once it is all in: right for the small bodies of most routes. A
+ * route with a td_body_sink (POST /v1/datasets) has its sink begun on the first call,
+ * once the headers passed every check; each piece MHD reads (some 16 KiB) goes to the
+ * sink as it arrives and is not kept, and the sink's end answers when the body is in.
+ * The sink's state is freed in the request-completed callback, or as soon as the body
+ * passes max_body. The limit: a Content-Length over it is answered 413 before any of
+ * the body is read (MHD then drops the body and closes); a chunked body is counted as it
+ * streams, dropped from the limit on, and answered 413 when it ends, or cut off
+ * (connection closed) OVERFLOW_SLACK bytes later. (libmicrohttpd 0.9.75 accepts a
+ * response only before the body is read or after it all is: MHD_queue_response returns
+ * MHD_NO in between, so an earlier 413 is not possible.)
  * Per-connection state (conn_entry) is created and freed by the connection-notify
  * callback and sits in a list under `lock`.
  *
@@ -113,9 +126,12 @@ typedef struct req_state {
     const char *rej_code;
     char rej_msg[256];
     char allow[64];
-    /* The body. */
+    /* The body: accumulated, or streamed to the route's sink. */
     char *body;
     size_t len, cap;
+    const td_body_sink *sink;        /* set once begin returned sink_state */
+    void *sink_state;
+    int sink_stopped;                /* the sink wants no more: the rest is dropped */
     int overflow;                    /* body passed max_body: discarding */
     uint64_t discarded;
     int nomem;
@@ -576,6 +592,28 @@ static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Conne
 
 /* ----------------------------------------------------------- MHD callbacks ---- */
 
+/* Frees the sink's state (when the body passed the limit, and at the latest when the
+ * request completes). */
+static void sink_release(req_state *rs)
+{
+    if (rs->sink_state && rs->sink->free)
+        rs->sink->free(rs->sink_state);
+    rs->sink_state = NULL;
+}
+
+static void req_of(td_req *req, const req_state *rs, struct MHD_Connection *c,
+                   const char *url, const char *method)
+{
+    memset(req, 0, sizeof *req);
+    req->method = method;
+    req->path = url;
+    req->nparams = rs->nparams;
+    req->body = "";
+    req->conn = c;
+    for (int i = 0; i < rs->nparams; i++)
+        req->params[i] = rs->params[i];
+}
+
 static void conn_set_waiting(td_server *s, conn_entry *ce, int waiting)
 {
     if (!ce) return;
@@ -607,6 +645,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rs->ce = ci ? ci->socket_context : NULL;
         conn_set_waiting(s, rs->ce, 0);
         decide(s, rs, c, url, method);
+        if (!rs->rej_status && rs->route->sink) {
+            td_req req;
+            req_of(&req, rs, c, url, method);
+            rs->sink_state = rs->route->sink->begin(s->app, &req);
+            if (rs->sink_state)
+                rs->sink = rs->route->sink;
+            else
+                reject(rs, 503, "out_of_memory", "not enough memory to take the request");
+        }
         /* Refuse a body we will not use before reading it: MHD then discards the rest
          * of the request and closes the connection after the response. */
         if (rs->rej_status && rs->has_body) return send_reject(s, rs, c);
@@ -639,6 +686,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             free(rs->body);
             rs->body = NULL;
             rs->len = rs->cap = 0;
+            sink_release(rs); /* its memory goes now, not when the body ends */
+            return MHD_YES;
+        }
+        if (rs->sink) { /* streamed: len counts the bytes, nothing is kept */
+            rs->len += n;
+            if (!rs->sink_stopped && rs->sink->piece(rs->sink_state, upload_data, n))
+                rs->sink_stopped = 1;
             return MHD_YES;
         }
         if (rs->len + n + 1 > rs->cap) {
@@ -678,18 +732,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                (unsigned long long)(rs->len + rs->discarded));
         return send_reject(s, rs, c);
     }
-    td_req req = {
-        .method = method,
-        .path = url,
-        .nparams = rs->nparams,
-        .body = rs->body ? rs->body : "",
-        .body_len = rs->len,
-        .conn = c,
-    };
-    for (int i = 0; i < rs->nparams; i++) req.params[i] = rs->params[i];
+    td_req req;
+    req_of(&req, rs, c, url, method);
+    req.body = rs->body ? rs->body : "";
+    req.body_len = rs->len;
     td_resp resp = {0};
     resp.status = 200;
-    rs->route->handler(s->app, &req, &resp);
+    if (rs->sink) {
+        req.body = "";
+        rs->sink->end(s->app, rs->sink_state, &req, &resp);
+    } else {
+        rs->route->handler(s->app, &req, &resp);
+    }
     enum MHD_Result ok = send_resp(s, rs, c, &resp);
     td_resp_free(&resp);
     return ok;
@@ -725,6 +779,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     else
         td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
     conn_set_waiting(s, rs->ce, 1);
+    sink_release(rs);
     free(rs->capbuf);
     free(rs->body);
     free(rs);
@@ -987,7 +1042,9 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     }
     if (nroutes) memcpy(s->routes, routes, nroutes * sizeof *routes);
     for (size_t i = 0; i < nroutes; i++)
-        if (!routes[i].method || !routes[i].pattern || !routes[i].handler) {
+        if (!routes[i].method || !routes[i].pattern ||
+            (!routes[i].handler && !(routes[i].sink && routes[i].sink->begin &&
+                                     routes[i].sink->piece && routes[i].sink->end))) {
             st = td_fail(err, TD_EINVAL, "routes", "route %zu lacks a method, pattern or handler", i);
             goto fail;
         }

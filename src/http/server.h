@@ -12,7 +12,8 @@
  *   415  the request has a body, the route declares body_types, and Content-Type is not
  *        one of them (the message names the accepted types)
  *   413  the body is larger than max_body (answered as soon as Content-Length shows it,
- *        without reading the body; a chunked body is discarded from the limit on)
+ *        without reading the body; a chunked body is discarded from the limit on, and a
+ *        streaming route's sink state is freed there: see server.c)
  *   503  the server is stopping
  * all with the error object of SPEC §6. HEAD is routed like GET. */
 #ifndef TRAIND_SERVER_H
