@@ -10,6 +10,8 @@ ANCHORS=$(cd "$(dirname "$0")/../../shared/anchors" 2>/dev/null && pwd)
 PY=/usr/bin/python3
 have_torch=0
 $PY -c 'import torch' 2>/dev/null && have_torch=1
+have_sklearn=0
+$PY -c 'import sklearn' 2>/dev/null && have_sklearn=1
 
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
@@ -18,6 +20,19 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a
 ms_per_epoch() {
     for _ in $(seq "$REPEAT"); do
         "$@" 2>/dev/null | grep -o '[0-9.]* ms/epoch' | head -1 | cut -d' ' -f1
+    done | median
+}
+
+# the same for "<x> ms/iter" (the first such figure of the output), or the figure after
+# a given label ("all 20 iterations <x> ms/iter")
+ms_per_iter() {
+    for _ in $(seq "$REPEAT"); do
+        "$@" 2>/dev/null | grep -o '[0-9.]* ms/iter' | head -1 | cut -d' ' -f1
+    done | median
+}
+ms_per_iter_all() {
+    for _ in $(seq "$REPEAT"); do
+        "$@" 2>/dev/null | grep -o 'iterations [0-9.]* ms/iter' | head -1 | cut -d' ' -f2
     done | median
 }
 
@@ -40,9 +55,22 @@ t=$(ms_per_epoch "$B/bench/bench_softmax" adam 100000 256 10 2)
 p=$(peer softmax_ref.py torch adam 100000 256 10 2)
 row W2 "softmax Adam batch 256, 100000x256 /epoch" "$t" "$p" ">= 10x PyTorch"
 
+# W3: scikit-learn reports (whole fit incl. its k-means init) / iterations; traind's W3 row
+# is the median EM iteration, W3+ the whole fit incl. k-means init / iterations.
+if [ $have_sklearn = 1 ] && [ -n "$ANCHORS" ]; then
+    p=$(ms_per_iter $PY "$ANCHORS/gmm_ref.py" 100000 16 10 20)
+else
+    p=n/a
+fi
+t=$(ms_per_iter "$B/bench/bench_gmm" 100000 16 10 20)
+row W3 "gmm full cov EM, 100000x16, M=10 /iteration" "$t" "$p" ">= 10x scikit-learn"
+t=$(ms_per_iter_all "$B/bench/bench_gmm" 100000 16 10 20)
+row W3+ "  same, whole fit incl. k-means init / 20" "$t" "$p" "(like the peer's figure)"
+
 t=$(ms_per_epoch "$B/bench/bench_mlp" 60000 784 256 128 10 128 1)
 p=$(peer mlp_ref.py 60000 784 256 128 10 128 1)
 row W7 "mlp 784-256-128-10 ReLU, Adam b128, 60000 /epoch" "$t" "$p" ">= 3x PyTorch"
 
 [ $have_torch = 1 ] || echo "(peers not run: /usr/bin/python3 lacks torch; apt-get install python3-torch python3-sklearn)"
+[ $have_sklearn = 1 ] || echo "(W3 peer not run: /usr/bin/python3 lacks sklearn; apt-get install python3-sklearn)"
 echo "medians of $REPEAT runs each; 2-core machine, shared and noisy: compare the ratio, not the absolute times"

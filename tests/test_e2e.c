@@ -350,7 +350,7 @@ START_TEST(bad_requests_get_clear_errors)
     c = req(port, "POST", "/v1/jobs", NULL, body);
     expect_error(&c, 422, NULL, "dataset.X[0][0]");
     done(&c);
-    snprintf(body, sizeof body, "{\"model\":\"gmm\",\"dataset\":\"%s\"}", ds);
+    snprintf(body, sizeof body, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\"}", ds);
     c = req(port, "POST", "/v1/jobs", NULL, body);
     expect_error(&c, 422, NULL, NULL);
     ck_assert_ptr_nonnull(strstr(c.r.body, "not available yet"));

@@ -22,6 +22,16 @@ typedef enum { TD_INTERCEPT_FIT = 0, TD_INTERCEPT_NONE, TD_INTERCEPT_COLUMN0 } t
 typedef enum { TD_L2_SUM = 0, TD_L2_MEAN } td_l2_scale;
 typedef enum { TD_ACT_RELU = 0, TD_ACT_TANH, TD_ACT_SIGMOID } td_activation;
 typedef enum { TD_COV_FULL = 0, TD_COV_DIAG, TD_COV_SPHERICAL } td_covariance;
+typedef enum { TD_GMM_INIT_KMEANSPP = 0, TD_GMM_INIT_RANDOM } td_gmm_init;
+
+/* A float array of 1 to 3 dimensions given as nested JSON arrays (weights_init (M),
+ * means_init (M, E), covariances_init (M, E, E) | (M, E) | (M)); row-major. */
+typedef struct td_hp_tensor {
+    float *v;                    /* (n) owned, or NULL when not given */
+    int64_t n;
+    int ndim;
+    int64_t dims[3];
+} td_hp_tensor;
 
 #define TD_MAX_HIDDEN 16
 #define TD_MAX_CLASSES 100000
@@ -63,6 +73,8 @@ typedef struct td_hparams {
     int64_t max_iter;
     int64_t embedding_dim, pairs_per_iteration, warmup_iterations, n_init, gmm_batch;
     double margin, gmm_weight;
+    td_gmm_init init;            /* gmm: how parameters not given explicitly start */
+    td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
     /* warm start: flat, in the order of td_model_layout; owned, or NULL */
     float *initial_weights;
     int64_t n_initial_weights;
@@ -72,7 +84,8 @@ typedef enum { TD_HP_DOUBLE, TD_HP_INT, TD_HP_BOOL, TD_HP_ENUM,
                TD_HP_DOUBLE2,      /* double[2] (betas) */
                TD_HP_INT_LIST,     /* int64_t[TD_MAX_HIDDEN] + count (hidden) */
                TD_HP_FLOAT_LIST,   /* owned float* + count (class_weights) */
-               TD_HP_WEIGHTS       /* initial_weights: shape given by the model layout */
+               TD_HP_WEIGHTS,      /* initial_weights: shape given by the model layout */
+               TD_HP_TENSOR        /* td_hp_tensor: nested arrays (gmm *_init) */
 } td_hp_type;
 
 #define TD_MODELS_ALL 0xFu
@@ -111,8 +124,10 @@ td_status td_hparams_copy(td_hparams *dst, const td_hparams *src);
 
 /* Validates every value against the table bounds and the cross-field rules, and against
  * the dataset (n_classes, groups, column0 ones column, class_weights length,
- * validation_split leaving rows, initial_weights size). Field names in errors are
- * "hyperparameters.<name>". On success fills *K (classes / outputs) when K != NULL. */
+ * validation_split leaving rows, initial_weights size; gmm: no labels needed, components
+ * <= N, the shapes and values of weights_init / means_init / covariances_init). Field
+ * names in errors are "hyperparameters.<name>". On success fills *K (classes / outputs;
+ * gmm: components) when K != NULL. */
 td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
                            td_error *err);
 

@@ -23,17 +23,24 @@
 
 typedef struct td_model {
     td_model_kind kind;
-    int64_t D, K, G;             /* inputs, outputs, groups (K = G * S) */
+    int64_t D, K, G;             /* inputs, outputs, groups (K = G * S); gmm: D = E
+                                    features, K = M components, G = 1 */
     td_intercept intercept;
     int64_t n_hidden, hidden[TD_MAX_HIDDEN];
     td_activation activation;
+    /* gmm only: covariance kind and the fit's state (lower_bound NaN before the first
+     * iteration) */
+    td_covariance covariance;
+    double lower_bound;
+    int converged;
+    int64_t n_iter;
     int64_t n_params;
     float *params;               /* (n_params) owned; layout per td_model_layout */
 } td_model;
 
 /* One named tensor inside the flat parameter block: params[offset .. offset+rows*cols). */
 typedef struct td_tensor_desc {
-    char name[8];                /* "W" or "b" */
+    char name[16];               /* "W" or "b"; gmm "weights", "means", "covariances" */
     int layer;                   /* index in "layers" (mlp), 0 for softmax */
     int64_t rows, cols;          /* a vector has rows == 1 */
     int64_t offset;
@@ -47,7 +54,8 @@ typedef struct td_tensor_desc {
 /* Fills the model's shape fields (not params) from hyperparameters and data sizes. */
 void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K);
 /* The tensors of m's parameter block in order; returns their count. Softmax: W (D, K),
- * then b (1, K) when intercept is "fit". mlp: W0, b0, W1, b1, ... */
+ * then b (1, K) when intercept is "fit". mlp: W0, b0, W1, b1, ... gmm: weights (1, M),
+ * means (M, E), covariances (M, E*E) full | (M, E) diag | (1, M) spherical. */
 int td_model_layout(const td_model *m, td_tensor_desc out[TD_MAX_TENSORS]);
 /* Total parameter count of the layout. */
 int64_t td_model_nparams(const td_model *m);
@@ -57,6 +65,14 @@ void td_model_fini(td_model *m);
  * labels (N, G) overwritten (argmax within each group). */
 td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
                            int64_t N, int64_t D, td_error *err);
+
+/* gmm predictions for X (N, D = E): labels (N) = the most responsible component,
+ * resp (N, M) responsibilities (rows sum to 1), loglik (N) = log p(x_i) under the mixture
+ * (scikit-learn's score_samples); every output overwritten, each may be NULL. Fails when a
+ * covariance is not positive definite. td_model_predict on a gmm model fills probs with
+ * resp and labels with labels. */
+td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_model *m,
+                         const float *X, int64_t N, int64_t D, td_error *err);
 
 /* ---- per-epoch records: named columns, NaN = not applicable (JSON null) ------------ */
 

@@ -60,6 +60,79 @@ static td_status read_enum(int *out, const td_hparam_def *d, const cJSON *v, con
     return td_fail(err, TD_EINVAL, field, "%s must be one of %s; got \"%.64s\"", field, list, s);
 }
 
+/* A nested array of 1 to 3 dimensions (numbers; rows of one length at every level),
+ * finite float32 within the table's bounds, into *t (its old values freed). */
+static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const cJSON *v,
+                                const char *field, td_error *err)
+{
+    if (!cJSON_IsArray(v) || !v->child)
+        return td_fail(err, TD_EINVAL, field, "%s must be a non-empty array of numbers, or of "
+                       "rows of numbers", field);
+    td_status st = TD_OK;
+    float *vals = NULL;
+    int64_t dims[3] = {0, 0, 0};
+    const cJSON *c0 = v->child;
+    int ndim = !cJSON_IsArray(c0) ? 1 : c0->child && cJSON_IsArray(c0->child) ? 3 : 2;
+    if (ndim == 1) {
+        st = td_json_vector_f32(&vals, &dims[0], v, 0, field, err);
+    } else if (ndim == 2) {
+        st = td_json_matrix_f32(&vals, &dims[0], &dims[1], v, 0, field, err);
+    } else {
+        dims[0] = cJSON_GetArraySize(v);
+        int64_t i = 0;
+        for (const cJSON *c = v->child; c && !st; c = c->next, i++) {
+            char ef[TD_JSON_PATH_MAX];
+            td_json_index_path(ef, field, i, -1);
+            float *m = NULL;
+            int64_t r = 0, k = 0;
+            if (!cJSON_IsArray(c) || !c->child || !cJSON_IsArray(c->child)) {
+                st = td_fail(err, TD_EINVAL, ef, "%s must be an array of rows (like %s[0])",
+                             ef, field);
+                break;
+            }
+            if ((st = td_json_matrix_f32(&m, &r, &k, c, 0, ef, err)))
+                break;
+            if (i == 0) {
+                dims[1] = r, dims[2] = k;
+                vals = malloc(sizeof(float) * (size_t)(dims[0] * r * k));
+                if (!vals)
+                    st = td_fail(err, TD_ENOMEM, field, "out of memory");
+            } else if (r != dims[1] || k != dims[2]) {
+                st = td_fail(err, TD_EINVAL, ef, "%s is %lld x %lld, expected %lld x %lld "
+                             "(like %s[0])", ef, (long long)r, (long long)k,
+                             (long long)dims[1], (long long)dims[2], field);
+            }
+            if (!st)
+                memcpy(vals + i * dims[1] * dims[2], m, sizeof(float) * (size_t)(r * k));
+            free(m);
+        }
+    }
+    int64_t n = dims[0] * (ndim > 1 ? dims[1] : 1) * (ndim > 2 ? dims[2] : 1);
+    for (int64_t i = 0; !st && i < n; i++) {
+        char ef[TD_JSON_PATH_MAX];
+        if (ndim == 1)
+            td_json_index_path(ef, field, i, -1);
+        else if (ndim == 2)
+            td_json_index_path(ef, field, i / dims[1], i % dims[1]);
+        else {
+            char ij[TD_JSON_PATH_MAX];
+            td_json_index_path(ij, field, i / (dims[1] * dims[2]), i / dims[2] % dims[1]);
+            td_json_index_path(ef, ij, i % dims[2], -1);
+        }
+        st = check_bounds(d, vals[i], ef, err);
+    }
+    if (st) {
+        free(vals);
+        return st;
+    }
+    free(t->v);
+    t->v = vals;
+    t->n = n;
+    t->ndim = ndim;
+    memcpy(t->dims, dims, sizeof dims);
+    return TD_OK;
+}
+
 /* Sets one table entry from v (not null). */
 static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *v,
                            cJSON **iw, td_error *err)
@@ -170,6 +243,8 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
                 return td_fail(err, TD_ENOMEM, field, "out of memory");
         }
         return TD_OK;
+    case TD_HP_TENSOR:
+        return read_hp_tensor((td_hp_tensor *)p, d, v, field, err);
     }
     return td_fail(err, TD_EINTERNAL, field, "unknown hyperparameter type");
 }
@@ -196,6 +271,10 @@ static void set_default(td_hparams *hp, const td_hparam_def *d, cJSON **iw)
         free(*(float **)p);
         *(float **)p = NULL;
         *(int64_t *)((char *)hp + d->count_offset) = 0;
+        break;
+    case TD_HP_TENSOR:
+        free(((td_hp_tensor *)p)->v);
+        memset(p, 0, sizeof(td_hp_tensor));
         break;
     case TD_HP_WEIGHTS:
         if (iw) {
@@ -484,6 +563,31 @@ static double shortest_double(float f)
     return (double)f;
 }
 
+/* A td_hp_tensor as nested arrays (null when not given); NULL when out of memory. */
+static cJSON *tensor_json(const td_hp_tensor *t)
+{
+    if (!t->v)
+        return cJSON_CreateNull();
+    int64_t inner = t->ndim > 1 ? t->n / t->dims[0] : 1; /* values per outer element */
+    cJSON *out = cJSON_CreateArray();
+    for (int64_t i = 0; out && i < t->dims[0]; i++) {
+        cJSON *e;
+        if (t->ndim == 1) {
+            e = cJSON_CreateNumber(shortest_double(t->v[i]));
+        } else {
+            td_hp_tensor sub = {.v = t->v + i * inner, .n = inner, .ndim = t->ndim - 1,
+                                .dims = {t->dims[1], t->dims[2], 0}};
+            e = tensor_json(&sub);
+        }
+        if (!e || !cJSON_AddItemToArray(out, e)) {
+            cJSON_Delete(e);
+            cJSON_Delete(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 /* The object a dotted name lives in ("monotone.weight" -> out["monotone"]), created on
  * first use; *leaf gets the key inside it. NULL when out of memory. */
 static cJSON *container_for(cJSON *out, const char *name, const char **leaf)
@@ -572,6 +676,9 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
                 goto nomem_v;
             break;
         }
+        case TD_HP_TENSOR:
+            v = tensor_json((const td_hp_tensor *)p);
+            break;
         }
         if (!v || !cJSON_AddItemToObject(o, leaf, v))
             goto nomem_v;

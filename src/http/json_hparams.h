@@ -9,7 +9,10 @@
  *    bools true/false only; enums one of the listed names; betas an array of 2 numbers;
  *    hidden an array of positive ints (at most TD_MAX_HIDDEN); class_weights an array of
  *    non-negative numbers; "monotone" an object {"weight", "margin"} (the dotted names of
- *    the table); null means "use the default" for every name.
+ *    the table); weights_init / means_init / covariances_init (gmm) nested arrays of 1 to
+ *    3 dimensions with rows of one length (their shapes are checked against the data by
+ *    td_hparams_check) and echoed back nested; null means "use the default" for every
+ *    name.
  *  - weight_decay not given (or null) with optimizer "adamw" is 0.01, PyTorch's AdamW
  *    default (SPEC §4); the table's 0 is the sgd/adam default.
  *  - initial_weights is kept as a detached cJSON copy: its conversion needs the model's

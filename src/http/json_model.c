@@ -3,6 +3,7 @@
 #include "http/json_model.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +49,51 @@ static td_status finish(td_sbuf *b, char **out, size_t *len, td_error *err)
     return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
 }
 
+/* {"model":"gmm","covariance","weights","means","covariances","lower_bound","converged",
+ * "n_iter"}; covariances (M, E, E) full, (M, E) diag, (M) spherical. */
+static td_status gmm_json(char **out, size_t *len, const td_model *m, td_error *err)
+{
+    if (!m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    td_tensor_desc t[TD_MAX_TENSORS];
+    td_model_layout(m, t);
+    int64_t M = m->K, E = m->D;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_reserve(&b, (size_t)m->n_params * 14 + 256);
+    td_sbuf_puts(&b, "{\"model\":\"gmm\",\"covariance\":");
+    td_sbuf_string(&b, choice_name("covariance", (int)m->covariance));
+    td_sbuf_puts(&b, ",\"weights\":");
+    td_sbuf_floats(&b, m->params + t[0].offset, M);
+    td_sbuf_puts(&b, ",\"means\":");
+    td_sbuf_matrix_f32(&b, m->params + t[1].offset, M, E);
+    td_sbuf_puts(&b, ",\"covariances\":");
+    const float *c = m->params + t[2].offset;
+    if (m->covariance == TD_COV_FULL) {
+        td_sbuf_puts(&b, "[");
+        for (int64_t k = 0; k < M; k++) {
+            if (k)
+                td_sbuf_puts(&b, ",");
+            td_sbuf_matrix_f32(&b, c + k * E * E, E, E);
+        }
+        td_sbuf_puts(&b, "]");
+    } else if (m->covariance == TD_COV_DIAG) {
+        td_sbuf_matrix_f32(&b, c, M, E);
+    } else {
+        td_sbuf_floats(&b, c, M);
+    }
+    td_sbuf_puts(&b, ",\"lower_bound\":");
+    td_sbuf_double(&b, m->lower_bound);
+    td_sbuf_puts(&b, m->converged ? ",\"converged\":true" : ",\"converged\":false");
+    td_sbuf_printf(&b, ",\"n_iter\":%lld}", (long long)m->n_iter);
+    return finish(&b, out, len, err);
+}
+
 td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *err)
 {
     *out = NULL;
+    if (m->kind == TD_MODEL_GMM)
+        return gmm_json(out, len, m, err);
     td_status st = check_net(m, err);
     if (st)
         return st;
@@ -113,6 +156,12 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
          cJSON_AddStringToObject(o, "activation",
                                  choice_name("activation", (int)m->activation)) &&
          cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
+    if (ok && m->kind == TD_MODEL_GMM) /* lower_bound NaN prints as null */
+        ok = cJSON_AddStringToObject(o, "covariance",
+                                     choice_name("covariance", (int)m->covariance)) &&
+             cJSON_AddNumberToObject(o, "lower_bound", m->lower_bound) &&
+             cJSON_AddBoolToObject(o, "converged", m->converged) &&
+             cJSON_AddNumberToObject(o, "n_iter", (double)m->n_iter);
     if (ok)
         *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -170,9 +219,23 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
             return st;
         m->n_hidden++;
     }
-    if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP)
+    if (m->kind == TD_MODEL_GMM) {
+        int cov;
+        const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "lower_bound");
+        const cJSON *conv = cJSON_GetObjectItemCaseSensitive(o, "converged");
+        if ((st = meta_choice(&cov, o, "covariance", err)) ||
+            (st = meta_int(&m->n_iter, o, "n_iter", 0, INT64_MAX, err)))
+            return st;
+        if (!(cJSON_IsNumber(lb) || cJSON_IsNull(lb)) || !cJSON_IsBool(conv))
+            return td_fail(err, TD_EINVAL, "meta", "meta.lower_bound or meta.converged is "
+                           "missing");
+        m->covariance = (td_covariance)cov;
+        m->lower_bound = cJSON_IsNumber(lb) ? lb->valuedouble : NAN;
+        m->converged = cJSON_IsTrue(conv);
+    } else if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP) {
         return td_fail(err, TD_EUNAVAIL, "meta", "the %s model is not available yet",
                        td_model_names[m->kind]);
+    }
     if (!params)
         return td_fail(err, TD_EINVAL, "meta", "no parameters were given");
     if (m->kind == TD_MODEL_SOFTMAX && m->n_hidden)
@@ -275,10 +338,52 @@ td_status td_json_predictions(char **out, size_t *len, const td_model *m, const 
     return finish(&b, out, len, err);
 }
 
+/* gmm: {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}. */
+static td_status gmm_predict(char **out, size_t *len, const td_model *m, const char *body,
+                             size_t body_len, td_error *err)
+{
+    float *X = NULL, *resp = NULL, *ll = NULL;
+    int32_t *labels = NULL;
+    int64_t N, M = m->K;
+    td_status st;
+    if (!m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    if ((st = td_json_predict_parse(&X, &N, body, body_len, m, err)))
+        return st;
+    resp = malloc(sizeof(float) * (size_t)(N * M));
+    ll = malloc(sizeof(float) * (size_t)N);
+    labels = malloc(sizeof(int32_t) * (size_t)N);
+    if (!resp || !ll || !labels) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+        goto done;
+    }
+    if ((st = td_gmm_predict(labels, resp, ll, m, X, N, m->D, err)))
+        goto done;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_reserve(&b, (size_t)(N * M) * 12 + (size_t)N * 20 + 64);
+    td_sbuf_puts(&b, "{\"labels\":");
+    td_sbuf_ints(&b, labels, N);
+    td_sbuf_puts(&b, ",\"responsibilities\":");
+    td_sbuf_matrix_f32(&b, resp, N, M);
+    td_sbuf_puts(&b, ",\"log_likelihood\":");
+    td_sbuf_floats(&b, ll, N);
+    td_sbuf_puts(&b, "}");
+    st = finish(&b, out, len, err);
+done:
+    free(X);
+    free(resp);
+    free(ll);
+    free(labels);
+    return st;
+}
+
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
                           size_t body_len, td_error *err)
 {
     *out = NULL;
+    if (m->kind == TD_MODEL_GMM)
+        return gmm_predict(out, len, m, body, body_len, err);
     td_status st = check_net(m, err);
     if (st)
         return st;

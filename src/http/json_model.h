@@ -4,10 +4,15 @@
  *   softmax {"model":"softmax","W":[[...]],"b":[...]|null,"intercept":"fit"[,"groups":G]}
  *   mlp     {"model":"mlp","layers":[{"W","b","activation"},...][,"groups":G]}
  *           (hidden layers carry their activation, the output layer "softmax").
+ *   gmm     {"model":"gmm","covariance":"full","weights":(M),"means":(M, E),
+ *            "covariances":(M, E, E) full | (M, E) diag | (M) spherical,
+ *            "lower_bound":x|null,"converged":bool,"n_iter":n}
  * Model meta (what the store keeps next to the flat float block; small JSON):
  *   {"kind":"softmax","D":4,"K":3,"G":1,"intercept":"fit","hidden":[...],
- *    "activation":"relu","n_params":15}
- * Predictions: {"probabilities": (N, K) or (N, G, S) when G > 1, "labels": (N) or (N, G)}.
+ *    "activation":"relu","n_params":15}; gmm (D = E, K = M) adds "covariance",
+ *   "lower_bound", "converged", "n_iter".
+ * Predictions: {"probabilities": (N, K) or (N, G, S) when G > 1, "labels": (N) or (N, G)};
+ * gmm {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}.
  * Predict request: {"X": [[...]]} read with the dataset readers (finite float32, rows of
  * one length), D checked against the model. */
 #ifndef TRAIND_HTTP_JSON_MODEL_H
@@ -35,7 +40,7 @@ td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t 
 /* The predictions object from probs (N, K) and labels (N, G) of td_model_predict. */
 td_status td_json_predictions(char **out, size_t *len, const td_model *m, const float *probs,
                               const int32_t *labels, int64_t N, td_error *err);
-/* The whole predict request: parse, td_model_predict, write (softmax and mlp models). */
+/* The whole predict request: parse, td_model_predict (gmm: td_gmm_predict), write. */
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
                           size_t body_len, td_error *err);
 

@@ -6,6 +6,8 @@
  * trainer is built, so training itself never meets a bad value. */
 #include "traind/hparams.h"
 
+#include "train/gmm.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@ static const char *const intercept_names[] = {"fit", "none", "column0", NULL};
 static const char *const l2_scale_names[] = {"sum", "mean", NULL};
 static const char *const activation_names[] = {"relu", "tanh", "sigmoid", NULL};
 static const char *const covariance_names[] = {"full", "diag", "spherical", NULL};
+static const char *const gmm_init_names[] = {"kmeans++", "random", NULL};
 
 #define SOFTMAX TD_MODEL_BIT(TD_MODEL_SOFTMAX)
 #define MLP TD_MODEL_BIT(TD_MODEL_MLP)
@@ -73,6 +76,10 @@ const td_hparam_def td_hparam_defs[] = {
     NUM("gmm_batch", TD_HP_INT, gmm_batch, 0, 1e9, 0, EMBED),
     NUM("margin", TD_HP_DOUBLE, margin, 0, 1e6, 1, EMBED),
     NUM("gmm_weight", TD_HP_DOUBLE, gmm_weight, 0, 1e6, 0, EMBED),
+    ENUM("init", init, gmm_init_names, GMM),
+    {"weights_init", TD_HP_TENSOR, OFF(weights_init), 0, 0, 1, 0, NULL, GMM},
+    {"means_init", TD_HP_TENSOR, OFF(means_init), 0, -BIG, BIG, 0, NULL, GMM},
+    {"covariances_init", TD_HP_TENSOR, OFF(covariances_init), 0, -BIG, BIG, 0, NULL, GMM},
     {"initial_weights", TD_HP_WEIGHTS, OFF(initial_weights), OFF(n_initial_weights), -BIG, BIG,
      0, NULL, NETS},
 };
@@ -202,6 +209,9 @@ void td_hparams_fini(td_hparams *hp)
     td_model_kind model = hp->model;
     free(hp->class_weights);
     free(hp->initial_weights);
+    free(hp->weights_init.v);
+    free(hp->means_init.v);
+    free(hp->covariances_init.v);
     td_hparams_defaults(hp, model);
 }
 
@@ -221,11 +231,14 @@ td_status td_hparams_copy(td_hparams *dst, const td_hparams *src)
 {
     *dst = *src;
     dst->class_weights = dst->initial_weights = NULL;
+    dst->weights_init.v = dst->means_init.v = dst->covariances_init.v = NULL;
     if (dup_floats(&dst->class_weights, src->class_weights, src->n_class_weights) ||
-        dup_floats(&dst->initial_weights, src->initial_weights, src->n_initial_weights)) {
-        free(dst->class_weights);
-        free(dst->initial_weights);
-        dst->class_weights = dst->initial_weights = NULL;
+        dup_floats(&dst->initial_weights, src->initial_weights, src->n_initial_weights) ||
+        dup_floats(&dst->weights_init.v, src->weights_init.v, src->weights_init.n) ||
+        dup_floats(&dst->means_init.v, src->means_init.v, src->means_init.n) ||
+        dup_floats(&dst->covariances_init.v, src->covariances_init.v,
+                   src->covariances_init.n)) {
+        td_hparams_fini(dst);
         return TD_ENOMEM;
     }
     return TD_OK;
@@ -296,6 +309,12 @@ static td_status check_table(const td_hparams *hp, td_error *err)
                                  "initial_weights must be finite (element %lld)", (long long)k);
             break;
         }
+        case TD_HP_TENSOR: {
+            const td_hp_tensor *t = (const td_hp_tensor *)p;
+            for (int64_t k = 0; t->v && k < t->n && !st; k++)
+                st = check_number(d, t->v[k], err);
+            break;
+        }
         case TD_HP_BOOL:
         case TD_HP_ENUM:
             break;
@@ -356,13 +375,15 @@ td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *
     if (hp->nesterov && (hp->momentum <= 0 || hp->dampening != 0))
         return td_fail(err, TD_EINVAL, FIELD("nesterov"),
                        "nesterov needs momentum > 0 and dampening = 0");
-    if (hp->model != TD_MODEL_SOFTMAX && hp->model != TD_MODEL_MLP)
+    if (hp->model == TD_MODEL_EMBED_GMM)
         return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
                        td_model_names[hp->model]);
     if (hp->model == TD_MODEL_MLP && hp->n_hidden < 1)
         return td_fail(err, TD_EINVAL, FIELD("hidden"), "hidden needs at least one layer size");
     if (ds->N < 1 || ds->D < 1)
         return td_fail(err, TD_EINVAL, "dataset", "the dataset is empty");
+    if (hp->model == TD_MODEL_GMM) /* unlabelled: labels, if any, are ignored */
+        return td_gmm_check(hp, ds, Kout, err);
 
     int64_t K = 0;
     if ((st = infer_classes(hp, ds, &K, err)))

@@ -5,6 +5,7 @@
  * one array. W is (in, out) as in SPEC §1 (the transpose of torch's Linear.weight). */
 #include "traind/train.h"
 
+#include "train/gmm.h"
 #include "train/linear.h"
 #include "train/mlp.h"
 
@@ -27,6 +28,11 @@ void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K)
         memcpy(m->hidden, hp->hidden, sizeof m->hidden);
     }
     m->activation = hp->activation;
+    if (hp->model == TD_MODEL_GMM) { /* D = E features, K = M components */
+        m->G = 1;
+        m->covariance = hp->covariance;
+        m->lower_bound = NAN;
+    }
     m->n_params = td_model_nparams(m);
 }
 
@@ -46,6 +52,8 @@ static void add(td_tensor_desc *t, int *n, int64_t *off, const char *name, int l
 
 int td_model_layout(const td_model *m, td_tensor_desc out[TD_MAX_TENSORS])
 {
+    if (m->kind == TD_MODEL_GMM)
+        return td_gmm_layout(m, out);
     int n = 0;
     int64_t off = 0;
     int64_t in = m->D;
@@ -101,6 +109,8 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
     if (D != m->D)
         return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
                        (long long)D, (long long)m->D);
+    if (m->kind == TD_MODEL_GMM) /* probs: responsibilities (N, M) */
+        return td_gmm_predict(labels, probs, NULL, m, X, N, D, err);
     if (m->kind == TD_MODEL_MLP) {
         td_mlp *M = td_mlp_create(m, 0);
         if (!M)

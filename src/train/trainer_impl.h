@@ -33,5 +33,8 @@ struct td_trainer {
 /* softmax and mlp (grad_trainer.c); hp is already checked against train. */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
                                  const td_dataset *train, const td_dataset *val, td_error *err);
+/* gmm (gmm_trainer.c): one step = one EM iteration; checks hp against train itself. */
+td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
+                                const td_dataset *train, const td_dataset *val, td_error *err);
 
 #endif

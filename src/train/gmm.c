@@ -1,0 +1,1416 @@
+/* gmm.c — Gaussian-mixture EM kernels, k-means++ initialisation, validation and
+ * prediction (contracts and the algorithm in gmm.h).
+ *
+ * DESIGN (threads): every parallel pass runs on td_pool with tasks fixed by N, M and E:
+ *  - E-step, k-means assignment, k-means++ distances: R row chunks (R = N/4096 clamped to
+ *    [1, MAX_TASKS]), each with its own scratch and result slot;
+ *  - M-step: tasks of (component group, row chunk); fewer than MAX_TASKS components get
+ *    several row chunks each, more are grouped. Each task owns its scratch and writes
+ *    double partial sums into its slot; the caller reduces the slots in task order.
+ * Nothing depends on the number of threads, so every result is bit-identical for any
+ * pool. OpenBLAS is single-threaded (td_blas_init): the pool is the only parallelism. */
+#include "train/gmm.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "math/blas.h"
+
+#define LOG_2PI 1.8378770664093453
+#define MAX_TASKS 16
+#define ROWS_PER_TASK 4096
+#define SCRATCH_FLOATS 65536          /* floats in a block's product scratch */
+#define EXP_CUT (-69.0f)              /* e^-69 ~ 1e-30: responsibilities below are 0 */
+#define MAX_PARAMS (1ll << 26)        /* parameters of the largest model accepted */
+#define KMEANS_MAX_ITER 300
+#define KMEANS_TOL 1e-4               /* x mean feature variance, as scikit-learn */
+#define GATHER_WIN 256                /* rows scanned per compaction window */
+#define ESUM_DOUBLES (1ll << 23)      /* cap on the E-step's per-chunk sum slots */
+
+typedef struct echunk {                /* one E-step / k-means row chunk */
+    int64_t lo, hi;
+    float *xbT;                        /* (E, B) centred rows of a block, transposed */
+    float *yT;                         /* (Mg*E, B) full: L_k^-1 (x - c) of a block */
+    float *lp;                         /* (M, B) log densities, then exp terms / distances */
+    float *mx, *sm;                    /* (B) row max, row sum */
+    double sum;                        /* sum of log-likelihoods (k-means: of distances) */
+    float worst;                       /* lowest log-likelihood, its row */
+    int64_t worst_i;
+    int64_t changed;                   /* k-means: labels that changed */
+    double tpart[8];                   /* k-means++: per-candidate potential */
+    double *nk, *rx;                   /* (M), (M, E): sum r, sum r (x - c) of the chunk */
+    float *rxf;                        /* (E, M) one block's sum r (x - c) */
+} echunk;
+
+typedef struct mtask {                 /* one M-step task */
+    int64_t k0, k1, c, lo, hi;
+    float *xb;                         /* (B2 + GATHER_WIN, E) centred rows with r > 0 */
+    float *rr;                         /* (B2 + GATHER_WIN) their responsibilities */
+    float *wb;                         /* (B2 + GATHER_WIN, E) sqrt(r) (x - mu_k) */
+    int64_t *idx;                      /* (GATHER_WIN) */
+    float *sb;                         /* (E, E) full / (E) diag block sums */
+} mtask;
+
+struct td_gmm_work {
+    const float *X;
+    int64_t N, E, M, CS, SA;           /* SA: per-component accumulator (E*E full, else E) */
+    td_covariance cov;
+    double *centre;                    /* (E) */
+    float *centre_f;                   /* (E) */
+    float *respT;                      /* (M, N) */
+    float *loglik;                     /* (N) */
+    /* prepared parameters */
+    float *PT;                         /* full: (M*E, E) rows of L_k^-1; diag: (M, E)
+                                          1/sd; spherical: (M) precisions */
+    float *cv;                         /* (M, E) full: L_k^-1 (mu_k - c); else mu_k - c */
+    float *cst;                        /* (M) log pi_k + log det P_k - E/2 log 2pi */
+    int prepared;
+    int sums_valid;                    /* the chunks' nk/rx come from the last E-step */
+    /* E-step chunks */
+    int64_t R, B, Mg;
+    echunk ch[MAX_TASKS];
+    /* M-step tasks */
+    int64_t T2, C, B2;
+    mtask mt[MAX_TASKS];               /* T2 <= MAX_TASKS */
+    double *nk_part, *rx_part, *s_part;/* (C, M), (C, M, E), (C, M, SA) */
+    float *mu_cf;                      /* (M, E) new means - centre, for the covariance pass */
+    unsigned char *skip;               /* (M) empty components, skipped in the second pass */
+    /* data covariance (for re-seeding), computed on first use */
+    double *data_cov;                  /* (CS) */
+    /* k-means */
+    float *cen_f;                      /* (M, E) centres - centre */
+    float *cen_n;                      /* (M) squared norms */
+    int32_t *lab;                      /* (N) */
+    double *d2;                        /* (N) k-means++: squared distance to the centres */
+    int64_t cand_idx[8], ncand;
+    int kpp_update;                    /* kpp_task: fold candidate 0 into d2 */
+};
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static void *xcalloc(size_t n, size_t size) { return calloc(n ? n : 1, size); }
+
+static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* 16 floats: one AVX-512 register, two AVX2 registers (GCC vector extensions, as in
+ * linear.c). Hot scratch rows are 64-byte aligned and padded to multiples of 16. */
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* *px = e^x for x <= 0, 16 lanes (Cephes expf polynomial, about 1 ulp); 0 below EXP_CUT; a
+ * NaN lane counts as x = 0 (so a row whose densities are all 0 gets uniform weights, never
+ * NaN). Written with vector extensions because GCC does not vectorise floorf/selects
+ * without -ffast-math; by pointer, so no vector crosses a call boundary (ABI). */
+static inline void vexp_neg(v16 *px)
+{
+    v16 x = *px;
+    v16i num = x == x;                     /* -1 where not NaN */
+    x = (v16)((v16i)x & num);              /* NaN -> 0 */
+    v16i keep = x >= EXP_CUT;
+    v16 cut = x * 0.0f + EXP_CUT;
+    v16 xc = (v16)(((v16i)x & keep) | ((v16i)cut & ~keep));
+    v16 t = xc * 1.44269504088896341f;
+    v16 n = (t + 12582912.0f) - 12582912.0f; /* round to nearest (|t| < 2^22) */
+    v16 r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    v16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    *px = (v16)((v16i)(p * (v16)bits) & keep);
+}
+
+/* n floats, 64-byte aligned, zeroed, n rounded up to 16. */
+static float *valloc_f(int64_t n)
+{
+    size_t bytes = (size_t)((n + 15) / 16 * 16) * sizeof(float);
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+/* Lower Cholesky factor L (E, E) of the symmetric A (lower triangle read); the upper part
+ * of L is zeroed. Returns 0, or -1 when A is not positive definite. */
+static int cholesky(double *L, const double *A, int64_t E)
+{
+    for (int64_t j = 0; j < E; j++) {
+        double s = A[j * E + j];
+        for (int64_t k = 0; k < j; k++)
+            s -= L[j * E + k] * L[j * E + k];
+        if (!(s > 0) || !isfinite(s))
+            return -1;
+        double d = sqrt(s);
+        L[j * E + j] = d;
+        for (int64_t i = j + 1; i < E; i++) {
+            double t = A[i * E + j];
+            for (int64_t k = 0; k < j; k++)
+                t -= L[i * E + k] * L[j * E + k];
+            L[i * E + j] = t / d;
+        }
+        for (int64_t i = 0; i < j; i++)
+            L[i * E + j] = 0;
+    }
+    return 0;
+}
+
+/* Linv (E, E) = L^-1 for lower-triangular L (forward substitution, column by column). */
+static void tri_inverse(double *Linv, const double *L, int64_t E)
+{
+    memset(Linv, 0, sizeof(double) * (size_t)(E * E));
+    for (int64_t c = 0; c < E; c++)
+        for (int64_t i = c; i < E; i++) {
+            double t = i == c ? 1.0 : 0.0;
+            for (int64_t k = c; k < i; k++)
+                t -= L[i * E + k] * Linv[k * E + c];
+            Linv[i * E + c] = t / L[i * E + i];
+        }
+}
+
+/* ---- parameters ------------------------------------------------------------------- */
+
+int64_t td_gmm_cov_size(td_covariance cov, int64_t E)
+{
+    return cov == TD_COV_FULL ? E * E : cov == TD_COV_DIAG ? E : 1;
+}
+
+td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov)
+{
+    memset(g, 0, sizeof *g);
+    g->M = M, g->E = E, g->cov = cov;
+    g->weights = xcalloc((size_t)M, sizeof(double));
+    g->means = xcalloc((size_t)(M * E), sizeof(double));
+    g->covs = xcalloc((size_t)(M * td_gmm_cov_size(cov, E)), sizeof(double));
+    if (!g->weights || !g->means || !g->covs) {
+        td_gmm_free(g);
+        return TD_ENOMEM;
+    }
+    return TD_OK;
+}
+
+void td_gmm_free(td_gmm *g)
+{
+    free(g->weights);
+    free(g->means);
+    free(g->covs);
+    g->weights = g->means = g->covs = NULL;
+}
+
+void td_gmm_copy(td_gmm *dst, const td_gmm *src)
+{
+    int64_t M = src->M, E = src->E;
+    memcpy(dst->weights, src->weights, sizeof(double) * (size_t)M);
+    memcpy(dst->means, src->means, sizeof(double) * (size_t)(M * E));
+    memcpy(dst->covs, src->covs, sizeof(double) * (size_t)(M * td_gmm_cov_size(src->cov, E)));
+}
+
+void td_gmm_to_params(float *p, const td_gmm *g)
+{
+    int64_t M = g->M, ME = g->M * g->E, MC = g->M * td_gmm_cov_size(g->cov, g->E);
+    for (int64_t i = 0; i < M; i++)
+        p[i] = (float)g->weights[i];
+    for (int64_t i = 0; i < ME; i++)
+        p[M + i] = (float)g->means[i];
+    for (int64_t i = 0; i < MC; i++)
+        p[M + ME + i] = (float)g->covs[i];
+}
+
+void td_gmm_from_params(td_gmm *g, const float *p)
+{
+    int64_t M = g->M, ME = g->M * g->E, MC = g->M * td_gmm_cov_size(g->cov, g->E);
+    for (int64_t i = 0; i < M; i++)
+        g->weights[i] = p[i];
+    for (int64_t i = 0; i < ME; i++)
+        g->means[i] = p[M + i];
+    for (int64_t i = 0; i < MC; i++)
+        g->covs[i] = p[M + ME + i];
+}
+
+static void add_tensor(td_tensor_desc *t, int *n, int64_t *off, const char *name,
+                       int64_t rows, int64_t cols)
+{
+    td_tensor_desc *d = &t[(*n)++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->rows = rows;
+    d->cols = cols;
+    d->offset = *off;
+    *off += rows * cols;
+}
+
+int td_gmm_layout(const td_model *m, td_tensor_desc *out)
+{
+    int n = 0;
+    int64_t off = 0, M = m->K, E = m->D;
+    add_tensor(out, &n, &off, "weights", 1, M);
+    add_tensor(out, &n, &off, "means", M, E);
+    if (m->covariance == TD_COV_FULL)
+        add_tensor(out, &n, &off, "covariances", M, E * E);
+    else if (m->covariance == TD_COV_DIAG)
+        add_tensor(out, &n, &off, "covariances", M, E);
+    else
+        add_tensor(out, &n, &off, "covariances", 1, M);
+    return n;
+}
+
+/* ---- validation --------------------------------------------------------------------- */
+
+#define FIELD(name) "hyperparameters." name
+
+static const char *cov_name(td_covariance c)
+{
+    return c == TD_COV_FULL ? "full" : c == TD_COV_DIAG ? "diag" : "spherical";
+}
+
+static void shape_text(char *buf, size_t n, const td_hp_tensor *t)
+{
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < t->ndim && len < n; d++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "",
+                                (long long)t->dims[d]);
+    if (len < n)
+        snprintf(buf + len, n - len, ")");
+}
+
+/* Does t have exactly the dims want (ndim of them)? */
+static int shape_is(const td_hp_tensor *t, int ndim, int64_t d0, int64_t d1, int64_t d2)
+{
+    int64_t want[3] = {d0, d1, d2};
+    if (t->ndim != ndim)
+        return 0;
+    for (int d = 0; d < ndim; d++)
+        if (t->dims[d] != want[d])
+            return 0;
+    return 1;
+}
+
+static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t E,
+                                        td_error *err)
+{
+    const td_hp_tensor *t = &hp->covariances_init;
+    char got[96], field[96];
+    shape_text(got, sizeof got, t);
+    static const char *const what[] = {"(components, features, features)",
+                                       "(components, features)", "(components)"};
+    int ok = hp->covariance == TD_COV_FULL   ? shape_is(t, 3, M, E, E)
+             : hp->covariance == TD_COV_DIAG ? shape_is(t, 2, M, E, 0)
+                                             : shape_is(t, 1, M, 0, 0);
+    if (!ok) {
+        char want[96];
+        if (hp->covariance == TD_COV_FULL)
+            snprintf(want, sizeof want, "(%lld, %lld, %lld)", (long long)M, (long long)E,
+                     (long long)E);
+        else if (hp->covariance == TD_COV_DIAG)
+            snprintf(want, sizeof want, "(%lld, %lld)", (long long)M, (long long)E);
+        else
+            snprintf(want, sizeof want, "(%lld)", (long long)M);
+        return td_fail(err, TD_EINVAL, FIELD("covariances_init"),
+                       "covariances_init has shape %s; covariance \"%s\" needs %s %s", got,
+                       cov_name(hp->covariance), want, what[hp->covariance]);
+    }
+    if (hp->covariance != TD_COV_FULL) {
+        for (int64_t i = 0; i < t->n; i++)
+            if (!(t->v[i] > 0)) {
+                if (hp->covariance == TD_COV_DIAG)
+                    snprintf(field, sizeof field, FIELD("covariances_init[%lld][%lld]"),
+                             (long long)(i / E), (long long)(i % E));
+                else
+                    snprintf(field, sizeof field, FIELD("covariances_init[%lld]"),
+                             (long long)i);
+                return td_fail(err, TD_EINVAL, field, "variances must be > 0, got %g",
+                               (double)t->v[i]);
+            }
+        return TD_OK;
+    }
+    double *A = malloc(sizeof(double) * (size_t)(2 * E * E));
+    if (!A)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    td_status st = TD_OK;
+    for (int64_t k = 0; k < M && !st; k++) {
+        const float *c = t->v + k * E * E;
+        snprintf(field, sizeof field, FIELD("covariances_init[%lld]"), (long long)k);
+        for (int64_t i = 0; i < E && !st; i++)
+            for (int64_t j = 0; j < i && !st; j++) {
+                double a = c[i * E + j], b = c[j * E + i];
+                if (fabs(a - b) > 1e-8 + 1e-5 * fmax(fabs(a), fabs(b)))
+                    st = td_fail(err, TD_EINVAL, field, "covariances_init[%lld] is not "
+                                 "symmetric: [%lld][%lld] = %g but [%lld][%lld] = %g",
+                                 (long long)k, (long long)i, (long long)j, a, (long long)j,
+                                 (long long)i, b);
+            }
+        for (int64_t i = 0; i < E * E; i++)
+            A[i] = c[i];
+        if (!st && cholesky(A + E * E, A, E))
+            st = td_fail(err, TD_EINVAL, field, "covariances_init[%lld] is not positive "
+                         "definite", (long long)k);
+    }
+    free(A);
+    return st;
+}
+
+td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, td_error *err)
+{
+    int64_t M = hp->components, E = ds->D, N = ds->N;
+    char got[96];
+    if (M > N)
+        return td_fail(err, TD_EINVAL, FIELD("components"), "components (%lld) must not "
+                       "exceed the number of samples (%lld)", (long long)M, (long long)N);
+    int64_t P = M * (1 + E + td_gmm_cov_size(hp->covariance, E));
+    if (P > MAX_PARAMS)
+        return td_fail(err, TD_EINVAL, FIELD("components"), "%lld components of %lld "
+                       "features with covariance \"%s\" have %lld parameters; at most %lld "
+                       "are supported", (long long)M, (long long)E,
+                       cov_name(hp->covariance), (long long)P,
+                       MAX_PARAMS);
+    const td_hp_tensor *w = &hp->weights_init;
+    if (w->v) {
+        if (!shape_is(w, 1, M, 0, 0)) {
+            shape_text(got, sizeof got, w);
+            return td_fail(err, TD_EINVAL, FIELD("weights_init"), "weights_init has shape %s; "
+                           "it needs one weight per component (%lld)", got, (long long)M);
+        }
+        double sum = 0;
+        for (int64_t k = 0; k < M; k++) {
+            if (!(w->v[k] >= 0 && w->v[k] <= 1)) {
+                char field[64];
+                snprintf(field, sizeof field, FIELD("weights_init[%lld]"), (long long)k);
+                return td_fail(err, TD_EINVAL, field, "weights must be in [0, 1], got %g",
+                               (double)w->v[k]);
+            }
+            sum += w->v[k];
+        }
+        if (fabs(sum - 1) > 1e-5)
+            return td_fail(err, TD_EINVAL, FIELD("weights_init"), "weights_init must sum to "
+                           "1, got %.7g", sum);
+    }
+    const td_hp_tensor *mu = &hp->means_init;
+    if (mu->v && !shape_is(mu, 2, M, E, 0)) {
+        shape_text(got, sizeof got, mu);
+        return td_fail(err, TD_EINVAL, FIELD("means_init"), "means_init has shape %s; it "
+                       "needs (%lld, %lld) (components, features)", got, (long long)M,
+                       (long long)E);
+    }
+    if (hp->covariances_init.v) {
+        td_status st = check_covariances_init(hp, M, E, err);
+        if (st)
+            return st;
+    }
+    if (K)
+        *K = M;
+    return TD_OK;
+}
+
+/* ---- the workspace ------------------------------------------------------------------ */
+
+td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
+                                td_covariance cov, const double *centre)
+{
+    td_blas_init();
+    td_gmm_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->X = X, w->N = N, w->E = E, w->M = M, w->cov = cov;
+    w->CS = td_gmm_cov_size(cov, E);
+    w->SA = cov == TD_COV_FULL ? E * E : E;
+    int ok = (w->centre = xcalloc((size_t)E, sizeof(double))) &&
+             (w->centre_f = xcalloc((size_t)E, sizeof(float))) &&
+             (w->respT = xcalloc((size_t)(M * N), sizeof(float))) &&
+             (w->loglik = xcalloc((size_t)N, sizeof(float))) &&
+             (w->PT = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : M * E), sizeof(float))) &&
+             (w->cv = xcalloc((size_t)(M * E), sizeof(float))) &&
+             (w->cst = xcalloc((size_t)M, sizeof(float))) &&
+             (w->mu_cf = xcalloc((size_t)(M * E), sizeof(float))) &&
+             (w->skip = xcalloc((size_t)M, 1));
+    if (!ok)
+        goto fail;
+    if (centre) {
+        memcpy(w->centre, centre, sizeof(double) * (size_t)E);
+    } else {
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < E; j++)
+                w->centre[j] += X[i * E + j];
+        for (int64_t j = 0; j < E; j++)
+            w->centre[j] /= (double)N;
+    }
+    for (int64_t j = 0; j < E; j++)
+        w->centre_f[j] = (float)w->centre[j];
+
+    /* E-step chunks and blocks */
+    w->R = imax(1, imin(MAX_TASKS, (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK));
+    w->R = imin(w->R, imax(1, ESUM_DOUBLES / (M * (E + 1))));
+    int64_t B = SCRATCH_FLOATS / imax(1, imax(M, E));
+    B = imax(16, imin(256, B / 16 * 16)); /* a multiple of 16: see log_densities */
+    w->B = B;
+    w->Mg = imax(1, imin(M, SCRATCH_FLOATS / (B * E)));
+    for (int64_t r = 0; r < w->R; r++) {
+        echunk *c = &w->ch[r];
+        c->lo = N * r / w->R;
+        c->hi = N * (r + 1) / w->R;
+        ok = (c->xbT = valloc_f(E * B)) && (c->lp = valloc_f(M * B)) &&
+             (c->mx = valloc_f(B)) && (c->sm = valloc_f(B)) &&
+             (c->nk = xcalloc((size_t)M, sizeof(double))) &&
+             (c->rx = xcalloc((size_t)(M * E), sizeof(double))) &&
+             (c->rxf = xcalloc((size_t)(M * E), sizeof(float))) &&
+             (cov != TD_COV_FULL || (c->yT = valloc_f(w->Mg * E * B)));
+        if (!ok)
+            goto fail;
+    }
+
+    /* M-step tasks: (component group, row chunk) */
+    int64_t C = 1, Kg = 1;
+    if (M >= MAX_TASKS) {
+        Kg = (M + MAX_TASKS - 1) / MAX_TASKS;
+    } else {
+        C = MAX_TASKS / M;
+        C = imin(C, imax(1, N / 2048));
+        if (M * w->SA * C > (1ll << 24))
+            C = 1;
+    }
+    int64_t G = (M + Kg - 1) / Kg;
+    w->C = C;
+    w->T2 = G * C;
+    w->B2 = imax(8, imin(256, SCRATCH_FLOATS / E / 8 * 8));
+    for (int64_t t = 0; t < w->T2; t++) {
+        mtask *m = &w->mt[t];
+        int64_t g = t / C;
+        m->c = t % C;
+        m->k0 = g * Kg;
+        m->k1 = imin(M, m->k0 + Kg);
+        m->lo = N * m->c / C;
+        m->hi = N * (m->c + 1) / C;
+        int64_t cap = w->B2 + GATHER_WIN;
+        ok = (m->xb = xcalloc((size_t)(cap * E), sizeof(float))) &&
+             (m->rr = xcalloc((size_t)cap, sizeof(float))) &&
+             (m->wb = xcalloc((size_t)(cap * E), sizeof(float))) &&
+             (m->idx = xcalloc(GATHER_WIN, sizeof(int64_t))) &&
+             (m->sb = xcalloc((size_t)w->SA, sizeof(float)));
+        if (!ok)
+            goto fail;
+    }
+    ok = (w->nk_part = xcalloc((size_t)(C * M), sizeof(double))) &&
+         (w->rx_part = xcalloc((size_t)(C * M * E), sizeof(double))) &&
+         (w->s_part = xcalloc((size_t)(C * M * w->SA), sizeof(double)));
+    if (!ok)
+        goto fail;
+    return w;
+fail:
+    td_gmm_work_destroy(w);
+    return NULL;
+}
+
+static void free_kmeans(td_gmm_work *w)
+{
+    free(w->cen_f);
+    free(w->cen_n);
+    free(w->lab);
+    free(w->d2);
+    w->cen_f = w->cen_n = NULL;
+    w->lab = NULL;
+    w->d2 = NULL;
+}
+
+void td_gmm_work_destroy(td_gmm_work *w)
+{
+    if (!w)
+        return;
+    for (int r = 0; r < MAX_TASKS; r++) {
+        free(w->ch[r].xbT);
+        free(w->ch[r].yT);
+        free(w->ch[r].lp);
+        free(w->ch[r].mx);
+        free(w->ch[r].sm);
+        free(w->ch[r].nk);
+        free(w->ch[r].rx);
+        free(w->ch[r].rxf);
+        free(w->mt[r].idx);
+        free(w->mt[r].xb);
+        free(w->mt[r].rr);
+        free(w->mt[r].wb);
+        free(w->mt[r].sb);
+    }
+    free_kmeans(w);
+    free(w->centre);
+    free(w->centre_f);
+    free(w->respT);
+    free(w->loglik);
+    free(w->PT);
+    free(w->cv);
+    free(w->cst);
+    free(w->nk_part);
+    free(w->rx_part);
+    free(w->s_part);
+    free(w->mu_cf);
+    free(w->skip);
+    free(w->data_cov);
+    free(w);
+}
+
+const float *td_gmm_work_resp(const td_gmm_work *w) { return w->respT; }
+const float *td_gmm_work_loglik(const td_gmm_work *w) { return w->loglik; }
+
+/* Rows [i0, i0+nb) minus the centre into xbT (E, B), transposed. */
+static void centre_block_T(const td_gmm_work *w, float *xbT, int64_t i0, int64_t nb)
+{
+    int64_t E = w->E, B = w->B;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = w->X + (i0 + i) * E;
+        for (int64_t j = 0; j < E; j++)
+            xbT[j * B + i] = x[j] - w->centre_f[j];
+    }
+}
+
+/* ---- E-step ------------------------------------------------------------------------- */
+
+td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
+{
+    int64_t M = w->M, E = w->E;
+    w->prepared = 0;
+    double *L = NULL, *Li = NULL, *mc = malloc(sizeof(double) * (size_t)E);
+    if (w->cov == TD_COV_FULL) {
+        L = malloc(sizeof(double) * (size_t)(E * E));
+        Li = malloc(sizeof(double) * (size_t)(E * E));
+    }
+    if (!mc || (w->cov == TD_COV_FULL && (!L || !Li))) {
+        free(mc), free(L), free(Li);
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    }
+    td_status st = TD_OK;
+    for (int64_t k = 0; k < M && !st; k++) {
+        const double *S = g->covs + k * w->CS;
+        for (int64_t j = 0; j < E; j++)
+            mc[j] = g->means[k * E + j] - w->centre[j];
+        double logdet = 0; /* log det of the precision factor */
+        int bad = 0;
+        if (w->cov == TD_COV_FULL) {
+            bad = cholesky(L, S, E);
+            if (!bad) {
+                tri_inverse(Li, L, E);
+                for (int64_t j = 0; j < E; j++)
+                    logdet -= log(L[j * E + j]);
+                for (int64_t b = 0; b < E; b++) {
+                    double c = 0;
+                    for (int64_t a = 0; a <= b; a++) {
+                        c += Li[b * E + a] * mc[a];
+                        w->PT[(k * E + b) * E + a] = (float)Li[b * E + a];
+                    }
+                    for (int64_t a = b + 1; a < E; a++)
+                        w->PT[(k * E + b) * E + a] = 0;
+                    w->cv[k * E + b] = (float)c;
+                }
+            }
+        } else if (w->cov == TD_COV_DIAG) {
+            for (int64_t j = 0; j < E && !bad; j++) {
+                bad = !(S[j] > 0) || !isfinite(S[j]);
+                logdet -= 0.5 * log(S[j]);
+                w->PT[k * E + j] = (float)(1 / sqrt(S[j]));
+                w->cv[k * E + j] = (float)mc[j];
+            }
+        } else {
+            bad = !(S[0] > 0) || !isfinite(S[0]);
+            logdet = -0.5 * (double)E * log(S[0]);
+            w->PT[k] = (float)(1 / S[0]);
+            for (int64_t j = 0; j < E; j++)
+                w->cv[k * E + j] = (float)mc[j];
+        }
+        if (bad || !(g->weights[k] >= 0)) {
+            st = td_fail(err, TD_EDIVERGED, FIELD("reg_covar"),
+                         "component %lld has an ill-defined covariance (not positive "
+                         "definite: collapsed or duplicate samples); increase reg_covar or "
+                         "use fewer components", (long long)k);
+            break;
+        }
+        double lw = g->weights[k] > 0 ? log(g->weights[k]) : -INFINITY;
+        w->cst[k] = (float)(lw + logdet - 0.5 * (double)E * LOG_2PI);
+    }
+    free(mc), free(L), free(Li);
+    if (!st)
+        w->prepared = 1;
+    return st;
+}
+
+/* acc (nb) = sum_b ((y[b][i] - c[b]) * s[b])^2 over b < E, with y (E, ld) and s = NULL
+ * meaning 1. Written with restrict pointers and one flat loop so that it vectorises. */
+static void sq_dist(float *restrict acc, const float *restrict y, const float *restrict c,
+                    const float *restrict s, int64_t E, int64_t ld, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++)
+        acc[i] = 0;
+    for (int64_t b = 0; b < E; b++) {
+        const float *restrict yb = y + b * ld;
+        float cb = c[b], sb = s ? s[b] : 1.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            float z = (yb[i] - cb) * sb;
+            acc[i] += z * z;
+        }
+    }
+}
+
+/* v[i] = add + scale * v[i]. */
+static void scale_add(float *restrict v, float scale, float add, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++)
+        v[i] = add + scale * v[i];
+}
+
+/* Per-row log-sum-exp of lp (M, ld) over k, in place: lp becomes the responsibilities;
+ * lse (nb) gets log sum_k exp lp[k][i]. mx and sm (ld) are scratch. lp, mx and sm are
+ * 64-byte aligned and ld is a multiple of 16; lanes past nb hold junk. */
+static void softmax_cols(float *restrict lp, float *restrict lse, float *restrict mx,
+                         float *restrict sm, int64_t M, int64_t ld, int64_t nb)
+{
+    for (int64_t i = 0; i < ld; i++)
+        mx[i] = lp[i], sm[i] = 0;
+    for (int64_t k = 1; k < M; k++) {
+        const float *restrict row = lp + k * ld;
+        for (int64_t i = 0; i < ld; i++)
+            mx[i] = row[i] > mx[i] ? row[i] : mx[i];
+    }
+    int64_t nv = (nb + 15) / 16; /* whole vectors: rows are padded to ld, a multiple of 16 */
+    v16 *vmx = (v16 *)mx, *vsm = (v16 *)sm;
+    for (int64_t k = 0; k < M; k++) {
+        v16 *row = (v16 *)(lp + k * ld);
+        for (int64_t v = 0; v < nv; v++) {
+            v16 e = row[v] - vmx[v];
+            vexp_neg(&e);
+            row[v] = e;
+            vsm[v] += e;
+        }
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        lse[i] = mx[i] + logf(sm[i]);
+        sm[i] = 1.0f / sm[i];
+    }
+    for (int64_t k = 0; k < M; k++) {
+        float *restrict row = lp + k * ld;
+        for (int64_t i = 0; i < nb; i++)
+            row[i] *= sm[i];
+    }
+}
+
+/* Log densities of the block's rows into c->lp (M, B): lp[k][i] = cst_k - |z_ik|^2 / 2. */
+static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
+{
+    int64_t M = w->M, E = w->E, B = w->B;
+    float *lp = c->lp;
+    if (w->cov == TD_COV_FULL) {
+        for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
+            int64_t mg = imin(w->Mg, M - g0);
+            /* yT (mg*E, nb) = [L_k^-1 rows of the group] (mg*E, E) @ xbT (E, nb) */
+            td_sgemm_nn(c->yT, w->PT + g0 * E * E, c->xbT, mg * E, nb, E, 1.0f, 0.0f, E, B, B);
+            for (int64_t kk = 0; kk < mg; kk++) {
+                int64_t k = g0 + kk;
+                sq_dist(lp + k * B, c->yT + kk * E * B, w->cv + k * E, NULL, E, B, nb);
+            }
+        }
+    } else {
+        for (int64_t k = 0; k < M; k++) {
+            sq_dist(lp + k * B, c->xbT, w->cv + k * E,
+                    w->cov == TD_COV_DIAG ? w->PT + k * E : NULL, E, B, nb);
+            if (w->cov == TD_COV_SPHERICAL)
+                scale_add(lp + k * B, w->PT[k], 0, nb);
+        }
+    }
+    for (int64_t k = 0; k < M; k++)
+        scale_add(lp + k * B, -0.5f, w->cst[k], nb);
+}
+
+static void estep_task(void *ctx, int64_t r)
+{
+    td_gmm_work *w = ctx;
+    echunk *c = &w->ch[r];
+    int64_t M = w->M, N = w->N, B = w->B;
+    int64_t E = w->E;
+    c->sum = 0;
+    c->worst = INFINITY;
+    c->worst_i = c->lo;
+    memset(c->nk, 0, sizeof(double) * (size_t)M);
+    memset(c->rx, 0, sizeof(double) * (size_t)(M * E));
+    for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
+        int64_t nb = imin(B, c->hi - i0);
+        centre_block_T(w, c->xbT, i0, nb);
+        log_densities(w, c, nb);
+        float *lp = c->lp, *lse = w->loglik + i0;
+        softmax_cols(lp, lse, c->mx, c->sm, M, B, nb);
+        for (int64_t i = 0; i < nb; i++) {
+            c->sum += lse[i];
+            if (lse[i] < c->worst)
+                c->worst = lse[i], c->worst_i = i0 + i;
+        }
+        for (int64_t k = 0; k < M; k++) {
+            const float *rk = lp + k * B;
+            memcpy(w->respT + k * N + i0, rk, sizeof(float) * (size_t)nb);
+            double s = 0;
+            for (int64_t i = 0; i < nb; i++)
+                s += rk[i];
+            c->nk[k] += s;
+        }
+        /* the M-step's first sums, while the block is in cache: rxf (E, M) = xbT resp^T */
+        td_sgemm_nt(c->rxf, c->xbT, lp, E, M, nb, 1.0f, 0.0f, B, B, M);
+        for (int64_t k = 0; k < M; k++)
+            for (int64_t j = 0; j < E; j++)
+                c->rx[k * E + j] += c->rxf[j * M + k];
+    }
+}
+
+td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *worst,
+                       td_error *err)
+{
+    if (!w->prepared)
+        return td_fail(err, TD_EINTERNAL, NULL, "gmm E-step before prepare");
+    td_pool_run(pool, w->R, estep_task, w);
+    double sum = 0, lo = INFINITY;
+    int64_t wi = 0;
+    for (int64_t r = 0; r < w->R; r++) {
+        sum += w->ch[r].sum;
+        if (w->ch[r].worst < lo)
+            lo = w->ch[r].worst, wi = w->ch[r].worst_i;
+    }
+    *mean_ll = sum / (double)w->N;
+    if (worst)
+        *worst = wi;
+    w->sums_valid = 1;
+    return TD_OK;
+}
+
+/* ---- M-step ------------------------------------------------------------------------- */
+
+/* Gathers the next rows of [*cur, hi) with r_ik > 0 (r = respT row k), centred, into m->xb
+ * and their r into m->rr, until at least B2 are buffered or the range ends; returns the
+ * count (0: done). Windows of GATHER_WIN rows are compacted without branches. */
+static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur,
+                      int64_t hi)
+{
+    int64_t E = w->E, n = 0;
+    while (n < w->B2 && *cur < hi) {
+        int64_t end = imin(hi, *cur + GATHER_WIN), cnt = 0;
+        for (int64_t i = *cur; i < end; i++) {
+            m->idx[cnt] = i;
+            cnt += r[i] > 0;
+        }
+        *cur = end;
+        for (int64_t t = 0; t < cnt; t++, n++) {
+            const float *x = w->X + m->idx[t] * E;
+            float *dst = m->xb + n * E;
+            for (int64_t j = 0; j < E; j++)
+                dst[j] = x[j] - w->centre_f[j];
+            m->rr[n] = r[m->idx[t]];
+        }
+    }
+    return n;
+}
+
+/* First pass (when no E-step gave them): N_k and sum_i r_ik (x_i - c) of the task's rows
+ * into its slot of nk_part / rx_part. */
+static void mstep_sums_task(void *ctx, int64_t t)
+{
+    td_gmm_work *w = ctx;
+    mtask *m = &w->mt[t];
+    int64_t E = w->E, M = w->M;
+    float tmp[256];
+    float *v = E <= 256 ? tmp : m->sb; /* sb has >= E floats */
+    for (int64_t k = m->k0; k < m->k1; k++) {
+        double *nk = &w->nk_part[m->c * M + k], *rx = &w->rx_part[(m->c * M + k) * E];
+        *nk = 0;
+        memset(rx, 0, sizeof(double) * (size_t)E);
+        int64_t cur = m->lo, n;
+        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi)) > 0) {
+            for (int64_t i = 0; i < n; i++)
+                *nk += m->rr[i];
+            cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)n, (blasint)E, 1.0f, m->xb,
+                        (blasint)E, m->rr, 1, 0.0f, v, 1);
+            for (int64_t j = 0; j < E; j++)
+                rx[j] += v[j];
+        }
+    }
+}
+
+/* Second pass: sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T (full: upper triangle) or its
+ * diagonal, of the task's rows. */
+static void mstep_cov_task(void *ctx, int64_t t)
+{
+    td_gmm_work *w = ctx;
+    mtask *m = &w->mt[t];
+    int64_t E = w->E, M = w->M;
+    for (int64_t k = m->k0; k < m->k1; k++) {
+        double *S = &w->s_part[(m->c * M + k) * w->SA];
+        memset(S, 0, sizeof(double) * (size_t)w->SA);
+        if (w->skip[k])
+            continue;
+        const float *mu = w->mu_cf + k * E;
+        int64_t cur = m->lo, n;
+        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi)) > 0) {
+            for (int64_t i = 0; i < n; i++) {
+                float s = sqrtf(m->rr[i]);
+                const float *x = m->xb + i * E;
+                float *o = m->wb + i * E;
+                for (int64_t j = 0; j < E; j++)
+                    o[j] = s * (x[j] - mu[j]);
+            }
+            if (w->cov == TD_COV_FULL) {
+                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)n,
+                            1.0f, m->wb, (blasint)E, 0.0f, m->sb, (blasint)E);
+                for (int64_t a = 0; a < E; a++)
+                    for (int64_t b = a; b < E; b++)
+                        S[a * E + b] += m->sb[a * E + b];
+            } else {
+                float *acc = m->sb;
+                for (int64_t j = 0; j < E; j++)
+                    acc[j] = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    const float *o = m->wb + i * E;
+                    for (int64_t j = 0; j < E; j++)
+                        acc[j] += o[j] * o[j];
+                }
+                for (int64_t j = 0; j < E; j++)
+                    S[j] += acc[j];
+            }
+        }
+    }
+}
+
+td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_covar,
+                       double *nk_out, unsigned char *empty, int64_t *n_empty, td_error *err)
+{
+    int64_t M = w->M, E = w->E, C = w->C;
+    td_blas_init();
+    /* N_k and sum r (x - c): from the last E-step's chunks (reduced in chunk order), else a
+     * pass of their own; either way into nk_part / rx_part slot 0.. */
+    if (w->sums_valid) {
+        memset(w->nk_part, 0, sizeof(double) * (size_t)(C * M));
+        memset(w->rx_part, 0, sizeof(double) * (size_t)(C * M * E));
+        for (int64_t r = 0; r < w->R; r++)
+            for (int64_t k = 0; k < M; k++) {
+                w->nk_part[k] += w->ch[r].nk[k];
+                for (int64_t j = 0; j < E; j++)
+                    w->rx_part[k * E + j] += w->ch[r].rx[k * E + j];
+            }
+    } else {
+        td_pool_run(pool, w->T2, mstep_sums_task, w);
+    }
+    w->sums_valid = 0;
+    int64_t ne = 0;
+    double wsum = 0;
+    for (int64_t k = 0; k < M; k++) {
+        double nk = 0;
+        for (int64_t c = 0; c < C; c++)
+            nk += w->nk_part[c * M + k];
+        if (nk_out)
+            nk_out[k] = nk;
+        w->skip[k] = nk < TD_GMM_EMPTY;
+        if (empty)
+            empty[k] = w->skip[k];
+        ne += w->skip[k];
+        double d = nk + 10 * DBL_EPSILON;
+        g->weights[k] = d / (double)w->N;
+        wsum += g->weights[k];
+        if (w->skip[k])
+            continue;
+        for (int64_t j = 0; j < E; j++) {
+            double s = 0;
+            for (int64_t c = 0; c < C; c++)
+                s += w->rx_part[(c * M + k) * E + j];
+            double mc = s / d;
+            g->means[k * E + j] = mc + w->centre[j];
+            w->mu_cf[k * E + j] = (float)mc;
+        }
+    }
+    for (int64_t k = 0; k < M; k++)
+        g->weights[k] /= wsum;
+    td_pool_run(pool, w->T2, mstep_cov_task, w);
+    for (int64_t k = 0; k < M; k++) {
+        if (w->skip[k])
+            continue;
+        double nk = 0;
+        for (int64_t c = 0; c < C; c++)
+            nk += w->nk_part[c * M + k];
+        double d = nk + 10 * DBL_EPSILON;
+        double *cov = g->covs + k * w->CS;
+        if (w->cov == TD_COV_FULL) {
+            for (int64_t a = 0; a < E; a++)
+                for (int64_t b = a; b < E; b++) {
+                    double s = 0;
+                    for (int64_t c = 0; c < C; c++)
+                        s += w->s_part[(c * M + k) * w->SA + a * E + b];
+                    s /= d;
+                    cov[a * E + b] = cov[b * E + a] = s;
+                }
+            for (int64_t a = 0; a < E; a++)
+                cov[a * E + a] += reg_covar;
+        } else {
+            double mean = 0;
+            for (int64_t j = 0; j < E; j++) {
+                double s = 0;
+                for (int64_t c = 0; c < C; c++)
+                    s += w->s_part[(c * M + k) * w->SA + j];
+                s = s / d + reg_covar;
+                if (w->cov == TD_COV_DIAG)
+                    cov[j] = s;
+                mean += s;
+            }
+            if (w->cov == TD_COV_SPHERICAL)
+                cov[0] = mean / (double)E;
+        }
+    }
+    if (n_empty)
+        *n_empty = ne;
+    (void)err;
+    return TD_OK;
+}
+
+/* Covariance of all rows (CS values: full, diag or spherical), computed once. */
+static td_status data_covariance(td_gmm_work *w)
+{
+    if (w->data_cov)
+        return TD_OK;
+    int64_t E = w->E, N = w->N;
+    double *S = xcalloc((size_t)(E * E), sizeof(double)), *mean = xcalloc((size_t)E,
+                                                                          sizeof(double));
+    float *xb = malloc(sizeof(float) * (size_t)(256 * E)), *sb = malloc(sizeof(float) *
+                                                                         (size_t)(E * E));
+    if (!S || !mean || !xb || !sb) {
+        free(S), free(mean), free(xb), free(sb);
+        return TD_ENOMEM;
+    }
+    td_blas_init();
+    for (int64_t i0 = 0; i0 < N; i0 += 256) {
+        int64_t nb = imin(256, N - i0);
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t j = 0; j < E; j++) {
+                xb[i * E + j] = w->X[(i0 + i) * E + j] - w->centre_f[j];
+                mean[j] += xb[i * E + j];
+            }
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)nb, 1.0f, xb,
+                    (blasint)E, 0.0f, sb, (blasint)E);
+        for (int64_t a = 0; a < E; a++)
+            for (int64_t b = a; b < E; b++)
+                S[a * E + b] += sb[a * E + b];
+    }
+    for (int64_t j = 0; j < E; j++)
+        mean[j] /= (double)N;
+    for (int64_t a = 0; a < E; a++)
+        for (int64_t b = a; b < E; b++)
+            S[b * E + a] = S[a * E + b] = S[a * E + b] / (double)N - mean[a] * mean[b];
+    double *out = xcalloc((size_t)w->CS, sizeof(double));
+    if (out) {
+        double tr = 0;
+        for (int64_t j = 0; j < E; j++)
+            tr += S[j * E + j];
+        if (w->cov == TD_COV_FULL)
+            memcpy(out, S, sizeof(double) * (size_t)(E * E));
+        else if (w->cov == TD_COV_DIAG)
+            for (int64_t j = 0; j < E; j++)
+                out[j] = S[j * E + j];
+        else
+            out[0] = tr / (double)E;
+    }
+    free(S), free(mean), free(xb), free(sb);
+    w->data_cov = out;
+    return out ? TD_OK : TD_ENOMEM;
+}
+
+td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean,
+                        double reg_covar)
+{
+    int64_t E = w->E;
+    if (data_covariance(w))
+        return TD_ENOMEM;
+    memcpy(g->means + k * E, mean, sizeof(double) * (size_t)E);
+    double *cov = g->covs + k * w->CS;
+    memcpy(cov, w->data_cov, sizeof(double) * (size_t)w->CS);
+    if (w->cov == TD_COV_FULL)
+        for (int64_t j = 0; j < E; j++)
+            cov[j * E + j] += reg_covar;
+    else
+        for (int64_t j = 0; j < w->CS; j++)
+            cov[j] += reg_covar;
+    g->weights[k] = 1.0 / (double)w->N;
+    double s = 0;
+    for (int64_t m = 0; m < w->M; m++)
+        s += g->weights[m];
+    for (int64_t m = 0; m < w->M; m++)
+        g->weights[m] /= s;
+    return TD_OK;
+}
+
+/* ---- k-means ------------------------------------------------------------------------ */
+
+/* For each candidate row t, c->tpart[t] = sum over the chunk's rows of min(d2, squared
+ * distance to the candidate); with kpp_update, d2 = min(d2, distance to candidate 0). */
+static void kpp_task(void *ctx, int64_t r)
+{
+    td_gmm_work *w = ctx;
+    echunk *c = &w->ch[r];
+    int64_t E = w->E;
+    for (int64_t t = 0; t < w->ncand; t++) {
+        const float *y = w->X + w->cand_idx[t] * E;
+        double part = 0;
+        for (int64_t i = c->lo; i < c->hi; i++) {
+            const float *x = w->X + i * E;
+            double s = 0;
+            for (int64_t j = 0; j < E; j++) {
+                double d = (double)x[j] - (double)y[j];
+                s += d * d;
+            }
+            s = s < w->d2[i] ? s : w->d2[i];
+            part += s;
+            if (w->kpp_update)
+                w->d2[i] = s;
+        }
+        c->tpart[t] = part;
+    }
+}
+
+/* Runs the candidates in w->cand_idx; returns the index (into cand_idx) of the one with
+ * the lowest potential and its potential. */
+static int64_t kpp_candidates(td_gmm_work *w, td_pool *pool, double *pot)
+{
+    w->kpp_update = 0;
+    td_pool_run(pool, w->R, kpp_task, w);
+    int64_t best = 0;
+    double bp = INFINITY;
+    for (int64_t t = 0; t < w->ncand; t++) {
+        double s = 0;
+        for (int64_t r = 0; r < w->R; r++)
+            s += w->ch[r].tpart[t];
+        if (s < bp)
+            bp = s, best = t;
+    }
+    *pot = bp;
+    return best;
+}
+
+/* Greedy k-means++ (as scikit-learn: 2 + log M candidates per centre, the one that
+ * lowers the potential most): centre rows into w->cen_f (centred). */
+static void kmeanspp(td_gmm_work *w, td_pool *pool, td_rng *rng, double *cum)
+{
+    int64_t N = w->N, E = w->E, M = w->M;
+    int64_t trials = imin(8, 2 + (int64_t)log((double)M));
+    /* first centre: uniform; d2 = squared distance to it (d2 = inf so min takes dist) */
+    for (int64_t i = 0; i < N; i++)
+        w->d2[i] = INFINITY;
+    int64_t chosen = (int64_t)td_rng_below(rng, (uint64_t)N);
+    w->cand_idx[0] = chosen;
+    w->ncand = 1;
+    w->kpp_update = 1;
+    td_pool_run(pool, w->R, kpp_task, w);
+    for (int64_t k = 0;; k++) {
+        for (int64_t j = 0; j < E; j++)
+            w->cen_f[k * E + j] = w->X[chosen * E + j] - w->centre_f[j];
+        if (k + 1 == M)
+            break;
+        double acc = 0;
+        for (int64_t i = 0; i < N; i++)
+            cum[i] = acc += w->d2[i];
+        for (int64_t t = 0; t < trials; t++) {
+            int64_t idx;
+            if (acc > 0) {
+                double u = td_rng_uniform(rng) * acc;
+                int64_t lo = 0, hi = N - 1; /* first i with cum[i] > u */
+                while (lo < hi) {
+                    int64_t mid = lo + (hi - lo) / 2;
+                    if (cum[mid] > u)
+                        hi = mid;
+                    else
+                        lo = mid + 1;
+                }
+                idx = lo;
+            } else { /* every row sits on a centre: any row */
+                idx = (int64_t)td_rng_below(rng, (uint64_t)N);
+            }
+            w->cand_idx[t] = idx;
+        }
+        w->ncand = trials;
+        double pot;
+        chosen = w->cand_idx[kpp_candidates(w, pool, &pot)];
+        w->cand_idx[0] = chosen; /* d2 = min(d2, distance to the chosen row) */
+        w->ncand = 1;
+        w->kpp_update = 1;
+        td_pool_run(pool, w->R, kpp_task, w);
+    }
+}
+
+/* Nearest centre of every row of the chunk (w->lab), via ||c||^2 - 2 c.x. */
+static void assign_task(void *ctx, int64_t r)
+{
+    td_gmm_work *w = ctx;
+    echunk *c = &w->ch[r];
+    int64_t M = w->M, E = w->E, B = w->B;
+    c->changed = 0;
+    for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
+        int64_t nb = imin(B, c->hi - i0);
+        centre_block_T(w, c->xbT, i0, nb);
+        td_sgemm_nn(c->lp, w->cen_f, c->xbT, M, nb, E, 1.0f, 0.0f, E, B, B);
+        for (int64_t i = 0; i < nb; i++)
+            c->mx[i] = INFINITY, c->sm[i] = 0;
+        for (int64_t k = 0; k < M; k++) {
+            const float *dot = c->lp + k * B;
+            float cn = w->cen_n[k];
+            for (int64_t i = 0; i < nb; i++) {
+                float d = cn - 2.0f * dot[i];
+                if (d < c->mx[i])
+                    c->mx[i] = d, c->sm[i] = (float)k;
+            }
+        }
+        for (int64_t i = 0; i < nb; i++) {
+            int32_t k = (int32_t)c->sm[i];
+            c->changed += w->lab[i0 + i] != k;
+            w->lab[i0 + i] = k;
+        }
+    }
+}
+
+/* Exact inertia of the chunk's rows: sum ||x - c_label||^2 in double. */
+static void inertia_task(void *ctx, int64_t r)
+{
+    td_gmm_work *w = ctx;
+    echunk *c = &w->ch[r];
+    int64_t E = w->E;
+    c->sum = 0;
+    for (int64_t i = c->lo; i < c->hi; i++) {
+        const float *x = w->X + i * E, *cen = w->cen_f + w->lab[i] * E;
+        for (int64_t j = 0; j < E; j++) {
+            double d = (double)x[j] - (double)w->centre_f[j] - (double)cen[j];
+            c->sum += d * d;
+        }
+    }
+}
+
+static void centre_norms(td_gmm_work *w)
+{
+    for (int64_t k = 0; k < w->M; k++) {
+        double s = 0;
+        for (int64_t j = 0; j < w->E; j++)
+            s += (double)w->cen_f[k * w->E + j] * w->cen_f[k * w->E + j];
+        w->cen_n[k] = (float)s;
+    }
+}
+
+/* Lloyd iterations from the centres in w->cen_f; labels in w->lab. */
+static td_status lloyd(td_gmm_work *w, td_pool *pool, double tol)
+{
+    int64_t N = w->N, E = w->E, M = w->M;
+    double *sum = xcalloc((size_t)(M * E), sizeof(double));
+    int64_t *count = xcalloc((size_t)M, sizeof(int64_t));
+    if (!sum || !count) {
+        free(sum), free(count);
+        return TD_ENOMEM;
+    }
+    for (int64_t i = 0; i < N; i++)
+        w->lab[i] = -1;
+    centre_norms(w);
+    td_pool_run(pool, w->R, assign_task, w);
+    for (int it = 0; it < KMEANS_MAX_ITER; it++) {
+        memset(sum, 0, sizeof(double) * (size_t)(M * E));
+        memset(count, 0, sizeof(int64_t) * (size_t)M);
+        for (int64_t i = 0; i < N; i++) {
+            int64_t k = w->lab[i];
+            count[k]++;
+            for (int64_t j = 0; j < E; j++)
+                sum[k * E + j] += (double)w->X[i * E + j] - w->centre[j];
+        }
+        double shift = 0;
+        for (int64_t k = 0; k < M; k++) {
+            if (!count[k])
+                continue; /* an empty cluster keeps its centre */
+            for (int64_t j = 0; j < E; j++) {
+                float c = (float)(sum[k * E + j] / (double)count[k]);
+                double d = (double)c - w->cen_f[k * E + j];
+                shift += d * d;
+                w->cen_f[k * E + j] = c;
+            }
+        }
+        centre_norms(w);
+        td_pool_run(pool, w->R, assign_task, w);
+        int64_t changed = 0;
+        for (int64_t r = 0; r < w->R; r++)
+            changed += w->ch[r].changed;
+        if (changed == 0 || shift <= tol)
+            break;
+    }
+    free(sum), free(count);
+    return TD_OK;
+}
+
+td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gmm_work *w,
+                        td_pool *pool, int64_t n_init, td_rng *rng, td_error *err)
+{
+    int64_t N = w->N, E = w->E, M = w->M;
+    double *cum = malloc(sizeof(double) * (size_t)N);
+    int ok = cum && (w->cen_f = xcalloc((size_t)(M * E), sizeof(float))) &&
+             (w->cen_n = xcalloc((size_t)M, sizeof(float))) &&
+             (w->lab = xcalloc((size_t)N, sizeof(int32_t))) &&
+             (w->d2 = xcalloc((size_t)N, sizeof(double)));
+    td_status st = ok ? TD_OK : TD_ENOMEM;
+    /* tolerance: KMEANS_TOL x the mean feature variance (scikit-learn's _tolerance) */
+    double var = 0;
+    for (int64_t j = 0; ok && j < E; j++) {
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double x = (double)w->X[i * E + j] - w->centre[j];
+            s += x, s2 += x * x;
+        }
+        var += s2 / (double)N - (s / (double)N) * (s / (double)N);
+    }
+    double tol = KMEANS_TOL * var / (double)E, best = INFINITY;
+    for (int64_t run = 0; ok && run < n_init && !st; run++) {
+        kmeanspp(w, pool, rng, cum);
+        if ((st = lloyd(w, pool, tol)))
+            break;
+        td_pool_run(pool, w->R, inertia_task, w);
+        double in = 0;
+        for (int64_t r = 0; r < w->R; r++)
+            in += w->ch[r].sum;
+        if (in < best) {
+            best = in;
+            memcpy(labels, w->lab, sizeof(int32_t) * (size_t)N);
+            for (int64_t k = 0; k < M; k++)
+                for (int64_t j = 0; j < E; j++)
+                    centres[k * E + j] = (double)w->cen_f[k * E + j] + w->centre[j];
+        }
+    }
+    free(cum);
+    free_kmeans(w);
+    if (st)
+        return td_fail(err, st, NULL, "out of memory in the k-means initialisation");
+    if (inertia)
+        *inertia = best;
+    return TD_OK;
+}
+
+/* ---- initialisation ----------------------------------------------------------------- */
+
+td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_hparams *hp,
+                            td_rng *rng, td_error *err)
+{
+    int64_t N = w->N, E = w->E, M = w->M;
+    td_status st = TD_OK;
+    int need = !hp->weights_init.v || !hp->means_init.v || !hp->covariances_init.v;
+    if (need) {
+        double *centres = NULL;
+        int32_t *labels = NULL;
+        if (hp->init == TD_GMM_INIT_RANDOM) {
+            for (int64_t i = 0; i < N; i++) {
+                double s = 0;
+                for (int64_t k = 0; k < M; k++)
+                    s += w->respT[k * N + i] = (float)td_rng_uniform(rng);
+                for (int64_t k = 0; k < M; k++)
+                    w->respT[k * N + i] = (float)(w->respT[k * N + i] / s);
+            }
+        } else {
+            centres = malloc(sizeof(double) * (size_t)(M * E));
+            labels = malloc(sizeof(int32_t) * (size_t)N);
+            if (!centres || !labels) {
+                free(centres), free(labels);
+                return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+            }
+            if ((st = td_gmm_kmeans(labels, centres, NULL, w, pool, hp->n_init, rng, err))) {
+                free(centres), free(labels);
+                return st;
+            }
+            memset(w->respT, 0, sizeof(float) * (size_t)(M * N));
+            for (int64_t i = 0; i < N; i++)
+                w->respT[labels[i] * N + i] = 1.0f;
+        }
+        unsigned char *empty = xcalloc((size_t)M, 1);
+        if (!empty) {
+            free(centres), free(labels);
+            return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        }
+        st = td_gmm_mstep(w, pool, g, hp->reg_covar, NULL, empty, NULL, err);
+        /* a k-means cluster without rows (duplicates) starts at its centre */
+        for (int64_t k = 0; k < M && !st; k++)
+            if (empty[k]) {
+                double *mean = g->means + k * E;
+                if (centres)
+                    memcpy(mean, centres + k * E, sizeof(double) * (size_t)E);
+                else
+                    for (int64_t j = 0; j < E; j++)
+                        mean[j] = w->X[td_rng_below(rng, (uint64_t)N) * E + j];
+                if (td_gmm_reseed(w, g, k, mean, hp->reg_covar))
+                    st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+            }
+        free(empty), free(centres), free(labels);
+        if (st)
+            return st;
+    }
+    if (hp->weights_init.v) {
+        double s = 0;
+        for (int64_t k = 0; k < M; k++)
+            s += hp->weights_init.v[k];
+        for (int64_t k = 0; k < M; k++)
+            g->weights[k] = hp->weights_init.v[k] / s;
+    }
+    if (hp->means_init.v)
+        for (int64_t i = 0; i < M * E; i++)
+            g->means[i] = hp->means_init.v[i];
+    if (hp->covariances_init.v)
+        for (int64_t i = 0; i < M * w->CS; i++)
+            g->covs[i] = hp->covariances_init.v[i];
+    return TD_OK;
+}
+
+/* ---- prediction --------------------------------------------------------------------- */
+
+td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_model *m,
+                         const float *X, int64_t N, int64_t D, td_error *err)
+{
+    if (m->kind != TD_MODEL_GMM)
+        return td_fail(err, TD_EINVAL, "model", "not a gmm model");
+    if (D != m->D)
+        return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
+                       (long long)D, (long long)m->D);
+    int64_t M = m->K, E = m->D;
+    td_gmm g;
+    if (td_gmm_alloc(&g, M, E, m->covariance))
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    td_gmm_from_params(&g, m->params);
+    /* centre: the mixture's mean, so products lose no precision far from the origin */
+    double *centre = xcalloc((size_t)E, sizeof(double)), wsum = 0;
+    for (int64_t k = 0; centre && k < M; k++) {
+        wsum += g.weights[k];
+        for (int64_t j = 0; j < E; j++)
+            centre[j] += g.weights[k] * g.means[k * E + j];
+    }
+    for (int64_t j = 0; centre && wsum > 0 && j < E; j++)
+        centre[j] /= wsum;
+    td_gmm_work *w = centre ? td_gmm_work_create(X, N, E, M, m->covariance, centre) : NULL;
+    free(centre);
+    td_status st;
+    if (!w) {
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld predictions", (long long)N);
+        goto done;
+    }
+    if ((st = td_gmm_prepare(w, &g, err))) {
+        st = td_fail(err, TD_EINVAL, "model", "the model's covariances are not positive "
+                     "definite");
+        goto done;
+    }
+    double mean_ll;
+    if ((st = td_gmm_estep(w, NULL, &mean_ll, NULL, err)))
+        goto done;
+    for (int64_t i = 0; i < N; i++) {
+        int64_t best = 0;
+        for (int64_t k = 0; k < M; k++) {
+            float r = w->respT[k * N + i];
+            if (resp)
+                resp[i * M + k] = r;
+            if (r > w->respT[best * N + i])
+                best = k;
+        }
+        if (labels)
+            labels[i] = (int32_t)best;
+        if (loglik)
+            loglik[i] = w->loglik[i];
+    }
+done:
+    td_gmm_work_destroy(w);
+    td_gmm_free(&g);
+    return st;
+}

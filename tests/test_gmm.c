@@ -1,0 +1,785 @@
+/* test_gmm.c — the gmm model: scikit-learn's EM reproduced (reference/gmm_em_full.json),
+ * EM never lowering the likelihood (full, diag, spherical), degenerate data without NaN
+ * (duplicates, more components than distinct points, an emptied component, reg_covar 0),
+ * validation of the *_init hyperparameters, predictions against a direct evaluation,
+ * determinism across thread counts, exact save/restore, and a gmm job through the REST
+ * API of a live daemon. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "httpc.h"
+#include "math/rng.h"
+#include "testutil.h"
+#include "traind/train.h"
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static double gauss(td_rng *r)
+{
+    double u = td_rng_uniform(r), v = td_rng_uniform(r);
+    return sqrt(-2 * log(1 - u)) * cos(2 * M_PI * v);
+}
+
+/* N rows of E features around M centres (spread 4 x scale), unit-ish noise; the caller frees
+ * X. Labels (true cluster) into y when non-NULL. */
+static float *blobs(int64_t N, int64_t E, int64_t M, uint64_t seed, double offset,
+                    int32_t *y)
+{
+    td_rng r;
+    td_rng_seed(&r, seed, 7);
+    double *c = malloc(sizeof(double) * (size_t)(M * E));
+    float *X = malloc(sizeof(float) * (size_t)(N * E));
+    ck_assert(c && X);
+    for (int64_t i = 0; i < M * E; i++)
+        c[i] = 4 * gauss(&r);
+    for (int64_t i = 0; i < N; i++) {
+        int64_t k = (int64_t)td_rng_below(&r, (uint64_t)M);
+        double s = 0.5 + (double)k / (double)M; /* clusters of different spread */
+        if (y)
+            y[i] = (int32_t)k;
+        for (int64_t j = 0; j < E; j++)
+            X[i * E + j] = (float)(offset + c[k * E + j] + s * gauss(&r) * (1 + 0.3 * (j % 3)));
+    }
+    free(c);
+    return X;
+}
+
+static td_hparams gmm_hp(int64_t M, td_covariance cov)
+{
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_GMM);
+    hp.components = M;
+    hp.covariance = cov;
+    return hp;
+}
+
+static td_trainer *make_trainer(const td_hparams *hp, const td_dataset *ds)
+{
+    td_error err = {{0}, {0}};
+    td_trainer *t = NULL;
+    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
+    ck_assert_msg(st == TD_OK, "trainer: %s: %s", err.field, err.message);
+    return t;
+}
+
+static void step_ok(td_trainer *t, td_record *rec)
+{
+    td_error err = {{0}, {0}};
+    td_status st = td_trainer_step(t, rec, &err);
+    ck_assert_msg(st == TD_OK, "step: %s: %s", err.field, err.message);
+}
+
+/* Index of a named record column, or -1. */
+static int column(const td_trainer *t, const char *name)
+{
+    int n;
+    const char *const *cols = td_trainer_columns(t, &n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(cols[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static void assert_model_finite(const td_model *m)
+{
+    for (int64_t i = 0; i < m->n_params; i++)
+        ck_assert_msg(isfinite(m->params[i]), "parameter %lld is %g", (long long)i,
+                      (double)m->params[i]);
+    double ws = 0;
+    for (int64_t k = 0; k < m->K; k++) {
+        ck_assert(m->params[k] > 0);
+        ws += m->params[k];
+    }
+    tu_close(ws, 1.0, 1e-5, 0, "sum of weights");
+}
+
+static void set_tensor(td_hp_tensor *t, const float *v, int ndim, int64_t d0, int64_t d1,
+                       int64_t d2)
+{
+    int64_t dims[3] = {d0, d1, d2}, n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= dims[d];
+    free(t->v);
+    t->v = malloc(sizeof(float) * (size_t)n);
+    ck_assert(t->v);
+    memcpy(t->v, v, sizeof(float) * (size_t)n);
+    t->n = n;
+    t->ndim = ndim;
+    memcpy(t->dims, dims, sizeof dims);
+}
+
+/* ---- scikit-learn's EM (reference/gmm_em_full.json) -------------------------------- */
+
+/* Every number of a nested array, depth first, into out (n of them); returns the count. */
+static int64_t flatten(double *out, int64_t n, const cJSON *v)
+{
+    if (cJSON_IsNumber(v)) {
+        ck_assert_int_gt(n, 0);
+        out[0] = v->valuedouble;
+        return 1;
+    }
+    int64_t k = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, v) k += flatten(out + k, n - k, c);
+    return k;
+}
+
+START_TEST(reproduces_sklearn_em_full)
+{
+    cJSON *ref = tu_ref_load("gmm_em_full.json");
+    int64_t N, E, M, E2;
+    float *X = tu_floats(cJSON_GetObjectItem(ref, "X"), NULL, &N, &E);
+    float *mi = tu_floats(cJSON_GetObjectItem(ref, "means_init"), NULL, &M, &E2);
+    ck_assert_int_eq(E, E2);
+    int64_t iters = (int64_t)tu_num(ref, "iterations");
+    double *w_ref = tu_doubles(cJSON_GetObjectItem(ref, "weights"), NULL, NULL, NULL);
+    double *mu_ref = tu_doubles(cJSON_GetObjectItem(ref, "means"), NULL, NULL, NULL);
+    double *cov_ref = malloc(sizeof(double) * (size_t)(M * E * E));
+    ck_assert_int_eq(flatten(cov_ref, M * E * E, cJSON_GetObjectItem(ref, "covariances")),
+                     M * E * E);
+
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    td_hparams hp = gmm_hp(M, TD_COV_FULL);
+    hp.max_iter = iters;
+    hp.tol = 0;
+    hp.reg_covar = 1e-6;
+    float *w0 = malloc(sizeof(float) * (size_t)M), *c0 = calloc((size_t)(M * E * E), sizeof(float));
+    for (int64_t k = 0; k < M; k++) {
+        w0[k] = 1.0f / (float)M;
+        for (int64_t j = 0; j < E; j++)
+            c0[k * E * E + j * E + j] = 1;
+    }
+    set_tensor(&hp.weights_init, w0, 1, M, 0, 0);
+    set_tensor(&hp.means_init, mi, 2, M, E, 0);
+    set_tensor(&hp.covariances_init, c0, 3, M, E, E);
+    td_trainer *t = make_trainer(&hp, &ds);
+    td_record rec;
+    double prev = -INFINITY;
+    int lb = column(t, "lower_bound");
+    ck_assert_int_ge(lb, 0);
+    while (!td_trainer_done(t)) {
+        step_ok(t, &rec);
+        ck_assert_msg(rec.v[lb] >= prev - 1e-9, "lower bound fell: %g -> %g", prev, rec.v[lb]);
+        prev = rec.v[lb];
+    }
+    const td_model *m = td_trainer_model(t);
+    ck_assert_int_eq(m->n_iter, iters);
+    ck_assert_int_eq(m->converged, 0); /* tol 0: never */
+    td_tensor_desc td[TD_MAX_TENSORS];
+    ck_assert_int_eq(td_model_layout(m, td), 3);
+    ck_assert_str_eq(td[2].name, "covariances");
+    /* float32 precision: measured 6e-8 / 6e-7 / 2e-6 / 7e-9 relative */
+    tu_close_array(m->params + td[0].offset, w_ref, M, 1e-5, 1e-7, "weights");
+    tu_close_array(m->params + td[1].offset, mu_ref, M * E, 1e-5, 1e-6, "means");
+    tu_close_array(m->params + td[2].offset, cov_ref, M * E * E, 2e-5, 1e-6, "covariances");
+    tu_close(m->lower_bound, tu_num(ref, "lower_bound"), 1e-6, 0, "lower_bound");
+
+    /* the final parameters score the data as sklearn's score() does */
+    float *ll = malloc(sizeof(float) * (size_t)N);
+    td_error err = {{0}, {0}};
+    ck_assert_int_eq(td_gmm_predict(NULL, NULL, ll, m, X, N, E, &err), TD_OK);
+    double s = 0;
+    for (int64_t i = 0; i < N; i++)
+        s += ll[i];
+    tu_close(s / (double)N, tu_num(ref, "mean_log_likelihood_after"), 1e-5, 0, "score");
+
+    free(ll), free(w0), free(c0), free(X), free(mi), free(w_ref), free(mu_ref), free(cov_ref);
+    td_trainer_destroy(t);
+    td_hparams_fini(&hp);
+    cJSON_Delete(ref);
+}
+END_TEST
+
+/* ---- EM never lowers the likelihood ----------------------------------------------- */
+
+static void monotone_case(td_covariance cov, td_gmm_init init, double offset)
+{
+    int64_t N = 3000, E = 5, M = 4;
+    float *X = blobs(N, E, 3, 11 + cov, offset, NULL); /* 4 components for 3 blobs */
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    td_hparams hp = gmm_hp(M, cov);
+    hp.max_iter = 60;
+    hp.tol = 0;
+    hp.init = init;
+    hp.seed = 5;
+    td_trainer *t = make_trainer(&hp, &ds);
+    int lb = column(t, "lower_bound"), rs = column(t, "reseeded");
+    double prev = -INFINITY;
+    td_record rec;
+    while (!td_trainer_done(t)) {
+        step_ok(t, &rec);
+        ck_assert(isfinite(rec.v[lb]));
+        ck_assert_int_eq((int)rec.v[rs], 0);
+        double slack = 1e-6 * fabs(rec.v[lb]) + 1e-6; /* float32 rounding near the optimum */
+        ck_assert_msg(rec.v[lb] >= prev - slack, "cov %d: lower bound fell at iteration %g: "
+                      "%.9g -> %.9g", cov, rec.v[0], prev, rec.v[lb]);
+        prev = rec.v[lb];
+    }
+    ck_assert_int_eq(td_trainer_epoch(t), 60);
+    assert_model_finite(td_trainer_model(t));
+    td_trainer_destroy(t);
+    td_hparams_fini(&hp);
+    free(X);
+}
+
+START_TEST(em_never_lowers_likelihood)
+{
+    monotone_case(TD_COV_FULL, TD_GMM_INIT_KMEANSPP, 0);
+    monotone_case(TD_COV_DIAG, TD_GMM_INIT_KMEANSPP, 0);
+    monotone_case(TD_COV_SPHERICAL, TD_GMM_INIT_KMEANSPP, 0);
+    monotone_case(TD_COV_FULL, TD_GMM_INIT_RANDOM, 0);
+    monotone_case(TD_COV_DIAG, TD_GMM_INIT_RANDOM, 1000); /* far from the origin */
+}
+END_TEST
+
+/* With tol > 0 the run stops once the lower bound moves less than tol. */
+START_TEST(converges_with_tol)
+{
+    int64_t N = 2000, E = 3;
+    float *X = blobs(N, E, 3, 3, 0, NULL);
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    td_hparams hp = gmm_hp(3, TD_COV_FULL);
+    hp.tol = 1e-3;
+    td_trainer *t = make_trainer(&hp, &ds);
+    td_record rec;
+    int ch = column(t, "change");
+    while (!td_trainer_done(t))
+        step_ok(t, &rec);
+    const td_model *m = td_trainer_model(t);
+    ck_assert_int_eq(m->converged, 1);
+    ck_assert_int_lt(m->n_iter, 100);
+    ck_assert(fabs(rec.v[ch]) < 1e-3);
+    td_trainer_destroy(t);
+    free(X);
+}
+END_TEST
+
+/* ---- degenerate data ---------------------------------------------------------------- */
+
+/* 3 distinct points, each repeated 20 times; M = 5 components. */
+START_TEST(duplicates_and_more_components_than_points)
+{
+    static const float pts[3][2] = {{0, 0}, {3, 1}, {-2, 5}};
+    int64_t N = 60, E = 2;
+    float *X = malloc(sizeof(float) * (size_t)(N * E));
+    for (int64_t i = 0; i < N; i++)
+        X[i * 2] = pts[i % 3][0], X[i * 2 + 1] = pts[i % 3][1];
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    for (int cov = TD_COV_FULL; cov <= TD_COV_SPHERICAL; cov++)
+        for (int init = 0; init < 2; init++) {
+            td_hparams hp = gmm_hp(5, (td_covariance)cov);
+            hp.max_iter = 20;
+            hp.init = (td_gmm_init)init;
+            td_trainer *t = make_trainer(&hp, &ds);
+            td_record rec;
+            int lb = column(t, "lower_bound");
+            while (!td_trainer_done(t)) {
+                step_ok(t, &rec);
+                ck_assert_msg(isfinite(rec.v[lb]), "cov %d init %d: lower bound %g", cov,
+                              init, rec.v[lb]);
+            }
+            const td_model *m = td_trainer_model(t);
+            assert_model_finite(m);
+            float *resp = malloc(sizeof(float) * (size_t)(N * 5)), *ll = malloc(sizeof(float) *
+                                                                                 (size_t)N);
+            td_error err = {{0}, {0}};
+            ck_assert_int_eq(td_gmm_predict(NULL, resp, ll, m, X, N, E, &err), TD_OK);
+            for (int64_t i = 0; i < N; i++) {
+                double s = 0;
+                for (int k = 0; k < 5; k++) {
+                    ck_assert(isfinite(resp[i * 5 + k]));
+                    s += resp[i * 5 + k];
+                }
+                tu_close(s, 1.0, 1e-5, 0, "row sum");
+                ck_assert(isfinite(ll[i]));
+            }
+            free(resp), free(ll);
+            td_trainer_destroy(t);
+        }
+    /* all rows identical */
+    for (int64_t i = 0; i < N * E; i++)
+        X[i] = 1.5f;
+    td_hparams hp = gmm_hp(2, TD_COV_FULL);
+    td_trainer *t = make_trainer(&hp, &ds);
+    td_record rec;
+    while (!td_trainer_done(t))
+        step_ok(t, &rec);
+    assert_model_finite(td_trainer_model(t));
+    td_trainer_destroy(t);
+    free(X);
+}
+END_TEST
+
+/* A component whose initial mean is far from every row gets no responsibility: it is
+ * re-seeded at the worst-fitted row instead of dividing by zero. */
+START_TEST(emptied_component_is_reseeded)
+{
+    int64_t N = 400, E = 2, M = 3;
+    float *X = blobs(N, E, 2, 21, 0, NULL);
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    for (int cov = TD_COV_FULL; cov <= TD_COV_SPHERICAL; cov++) {
+        td_hparams hp = gmm_hp(M, (td_covariance)cov);
+        hp.max_iter = 15;
+        hp.reg_covar = 0; /* the re-seed must not rely on reg_covar */
+        float mi[6] = {X[0], X[1], X[2], X[3], 1e4f, -1e4f};
+        set_tensor(&hp.means_init, mi, 2, M, E, 0);
+        td_trainer *t = make_trainer(&hp, &ds);
+        td_record rec;
+        int rs = column(t, "reseeded"), lb = column(t, "lower_bound");
+        step_ok(t, &rec);
+        ck_assert_int_eq((int)rec.v[rs], 1);
+        const td_model *m = td_trainer_model(t);
+        assert_model_finite(m);
+        /* component 2 now sits on a data row */
+        const float *mu2 = m->params + M + 2 * E;
+        int found = 0;
+        for (int64_t i = 0; i < N && !found; i++)
+            found = X[i * E] == mu2[0] && X[i * E + 1] == mu2[1];
+        ck_assert_msg(found, "re-seeded mean (%g, %g) is not a data row", (double)mu2[0],
+                      (double)mu2[1]);
+        while (!td_trainer_done(t)) {
+            step_ok(t, &rec);
+            ck_assert(isfinite(rec.v[lb]));
+        }
+        assert_model_finite(td_trainer_model(t));
+        td_trainer_destroy(t);
+        td_hparams_fini(&hp);
+    }
+    free(X);
+}
+END_TEST
+
+/* reg_covar 0 and duplicate rows: a singular covariance is an error naming reg_covar, and
+ * the model keeps its last finite parameters. */
+START_TEST(singular_covariance_is_a_clear_error)
+{
+    int64_t N = 40, E = 3;
+    float *X = malloc(sizeof(float) * (size_t)(N * E));
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < E; j++)
+            X[i * E + j] = (float)((i % 2) * 4 + j * (i % 2)); /* two points, 20 copies each */
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    td_hparams hp = gmm_hp(2, TD_COV_FULL);
+    hp.reg_covar = 0;
+    td_trainer *t = make_trainer(&hp, &ds);
+    td_record rec;
+    td_error err = {{0}, {0}};
+    td_status st = TD_OK;
+    for (int i = 0; i < 5 && st == TD_OK && !td_trainer_done(t); i++)
+        st = td_trainer_step(t, &rec, &err);
+    ck_assert_int_eq(st, TD_EDIVERGED);
+    ck_assert_str_eq(err.field, "hyperparameters.reg_covar");
+    ck_assert_msg(strstr(err.message, "reg_covar") != NULL, "%s", err.message);
+    const td_model *m = td_trainer_model(t);
+    for (int64_t i = 0; i < m->n_params; i++)
+        ck_assert(isfinite(m->params[i]));
+    td_trainer_destroy(t);
+    free(X);
+}
+END_TEST
+
+/* ---- validation --------------------------------------------------------------------- */
+
+static void expect_invalid(const td_hparams *hp, const td_dataset *ds, const char *field)
+{
+    td_error err = {{0}, {0}};
+    td_trainer *t = NULL;
+    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
+    ck_assert_msg(st == TD_EINVAL, "want an error on %s, got %d", field, st);
+    ck_assert_str_eq(err.field, field);
+    ck_assert(t == NULL);
+}
+
+START_TEST(init_shapes_are_validated)
+{
+    float X[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    td_dataset ds = {.N = 6, .D = 2, .X = X};
+    float v[18] = {0.5f, 0.5f, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    td_hparams hp = gmm_hp(2, TD_COV_FULL);
+    set_tensor(&hp.weights_init, v, 1, 3, 0, 0);
+    expect_invalid(&hp, &ds, "hyperparameters.weights_init");
+    float w[2] = {0.7f, 0.7f};
+    set_tensor(&hp.weights_init, w, 1, 2, 0, 0);
+    expect_invalid(&hp, &ds, "hyperparameters.weights_init"); /* sums to 1.4 */
+    w[1] = 0.3f;
+    set_tensor(&hp.weights_init, w, 1, 2, 0, 0);
+    set_tensor(&hp.means_init, v, 2, 2, 3, 0);
+    expect_invalid(&hp, &ds, "hyperparameters.means_init");
+    set_tensor(&hp.means_init, v, 2, 2, 2, 0);
+    set_tensor(&hp.covariances_init, v + 2, 2, 2, 2, 0); /* full needs (2, 2, 2) */
+    expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
+    float bad[8] = {1, 0, 0, 1, 1, 2, 2, 1}; /* second: eigenvalues 3 and -1 */
+    set_tensor(&hp.covariances_init, bad, 3, 2, 2, 2);
+    expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1]");
+    bad[5] = 0.5f; /* not symmetric */
+    set_tensor(&hp.covariances_init, bad, 3, 2, 2, 2);
+    expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1]");
+    td_hparams_fini(&hp);
+
+    hp = gmm_hp(2, TD_COV_DIAG);
+    float d[4] = {1, 1, 1, 0};
+    set_tensor(&hp.covariances_init, d, 2, 2, 2, 0);
+    expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1][1]");
+    td_hparams_fini(&hp);
+
+    hp = gmm_hp(7, TD_COV_SPHERICAL); /* 7 components, 6 rows */
+    expect_invalid(&hp, &ds, "hyperparameters.components");
+    td_hparams_fini(&hp);
+
+    td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM); /* not this half */
+    td_error err = {{0}, {0}};
+    td_trainer *t = NULL;
+    ck_assert_int_eq(td_trainer_create(&t, &hp, &ds, NULL, &err), TD_EUNAVAIL);
+}
+END_TEST
+
+/* ---- predictions -------------------------------------------------------------------- */
+
+/* log p(x) by the definition, in double, with the model's float parameters. */
+static double direct_loglik(const td_model *m, const float *x)
+{
+    int64_t M = m->K, E = m->D;
+    const float *w = m->params, *mu = m->params + M, *c = m->params + M + M * E;
+    double best = -INFINITY, terms[16];
+    for (int64_t k = 0; k < M; k++) {
+        double q = 0, logdet = 0;
+        if (m->covariance == TD_COV_DIAG) {
+            for (int64_t j = 0; j < E; j++) {
+                double d = x[j] - mu[k * E + j], v = c[k * E + j];
+                q += d * d / v;
+                logdet += log(v);
+            }
+        } else { /* spherical */
+            for (int64_t j = 0; j < E; j++) {
+                double d = x[j] - mu[k * E + j];
+                q += d * d / c[k];
+            }
+            logdet = (double)E * log(c[k]);
+        }
+        terms[k] = log(w[k]) - 0.5 * ((double)E * log(2 * M_PI) + logdet + q);
+        best = terms[k] > best ? terms[k] : best;
+    }
+    double s = 0;
+    for (int64_t k = 0; k < M; k++)
+        s += exp(terms[k] - best);
+    return best + log(s);
+}
+
+START_TEST(predict_matches_direct_evaluation)
+{
+    int64_t N = 500, E = 3, M = 3;
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
+    float *X = blobs(N, E, M, 8, 0, y);
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    for (int cov = TD_COV_DIAG; cov <= TD_COV_SPHERICAL; cov++) {
+        td_hparams hp = gmm_hp(M, (td_covariance)cov);
+        td_trainer *t = make_trainer(&hp, &ds);
+        td_record rec;
+        while (!td_trainer_done(t))
+            step_ok(t, &rec);
+        const td_model *m = td_trainer_model(t);
+        float *resp = malloc(sizeof(float) * (size_t)(N * M)), *ll = malloc(sizeof(float) *
+                                                                             (size_t)N);
+        int32_t *lab = malloc(sizeof(int32_t) * (size_t)N);
+        td_error err = {{0}, {0}};
+        ck_assert_int_eq(td_gmm_predict(lab, resp, ll, m, X, N, E, &err), TD_OK);
+        for (int64_t i = 0; i < N; i++) {
+            double s = 0;
+            int64_t best = 0;
+            for (int64_t k = 0; k < M; k++) {
+                s += resp[i * M + k];
+                if (resp[i * M + k] > resp[i * M + best])
+                    best = k;
+            }
+            tu_close(s, 1.0, 1e-5, 0, "responsibilities sum");
+            ck_assert_int_eq(lab[i], best);
+            tu_close(ll[i], direct_loglik(m, X + i * E), 1e-5, 1e-5, "log_likelihood");
+        }
+        /* td_model_predict gives the same responsibilities and labels */
+        float *probs = malloc(sizeof(float) * (size_t)(N * M));
+        int32_t *lab2 = malloc(sizeof(int32_t) * (size_t)N);
+        ck_assert_int_eq(td_model_predict(probs, lab2, m, X, N, E, &err), TD_OK);
+        ck_assert(memcmp(probs, resp, sizeof(float) * (size_t)(N * M)) == 0);
+        ck_assert(memcmp(lab2, lab, sizeof(int32_t) * (size_t)N) == 0);
+        free(probs), free(lab2), free(resp), free(ll), free(lab);
+        td_trainer_destroy(t);
+    }
+    free(X), free(y);
+}
+END_TEST
+
+/* ---- determinism and snapshots ---------------------------------------------------- */
+
+static void *run_snapshot(const td_dataset *ds, const td_hparams *hp, int threads, int steps,
+                          size_t *len)
+{
+    td_trainer *t = make_trainer(hp, ds);
+    td_trainer_set_threads(t, threads);
+    td_record rec;
+    for (int i = 0; i < steps && !td_trainer_done(t); i++)
+        step_ok(t, &rec);
+    *len = td_trainer_state_size(t);
+    void *buf = malloc(*len);
+    ck_assert_uint_eq(td_trainer_save(t, buf, *len), *len);
+    td_trainer_destroy(t);
+    return buf;
+}
+
+/* elapsed_s sits in the snapshot header: compare everything but it. */
+static void same_state(const void *a, const void *b, size_t len)
+{
+    size_t off = 8 + 6 * 8 + 8; /* magic, 6 ints, lower bound */
+    ck_assert(memcmp(a, b, off) == 0);
+    ck_assert(memcmp((const char *)a + off + 8, (const char *)b + off + 8, len - off - 8) == 0);
+}
+
+START_TEST(same_seed_is_bit_identical_for_any_thread_count)
+{
+    int64_t N = 20000, E = 6;
+    float *X = blobs(N, E, 4, 4, 0, NULL);
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    for (int cov = TD_COV_FULL; cov <= TD_COV_SPHERICAL; cov++) {
+        td_hparams hp = gmm_hp(cov == TD_COV_FULL ? 3 : 20, (td_covariance)cov);
+        hp.n_init = 2;
+        hp.seed = 9;
+        hp.tol = 0;
+        size_t l1, l2, l3;
+        void *a = run_snapshot(&ds, &hp, 1, 8, &l1);
+        void *b = run_snapshot(&ds, &hp, 2, 8, &l2);
+        void *c = run_snapshot(&ds, &hp, 3, 8, &l3);
+        ck_assert_uint_eq(l1, l2);
+        ck_assert_uint_eq(l1, l3);
+        same_state(a, b, l1);
+        same_state(a, c, l1);
+        free(a), free(b), free(c);
+    }
+    free(X);
+}
+END_TEST
+
+START_TEST(restored_snapshot_continues_bit_identically)
+{
+    int64_t N = 5000, E = 4;
+    float *X = blobs(N, E, 3, 6, 0, NULL);
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    td_hparams hp = gmm_hp(3, TD_COV_FULL);
+    hp.tol = 0;
+    hp.max_iter = 12;
+    td_trainer *a = make_trainer(&hp, &ds);
+    td_record ra, rb;
+    for (int i = 0; i < 5; i++)
+        step_ok(a, &ra);
+    size_t len = td_trainer_state_size(a);
+    void *snap = malloc(len);
+    ck_assert_uint_eq(td_trainer_save(a, snap, len), len);
+    td_trainer *b = make_trainer(&hp, &ds);
+    td_error err = {{0}, {0}};
+    ck_assert_int_eq(td_trainer_restore(b, snap, len, &err), TD_OK);
+    ck_assert_int_eq(td_trainer_epoch(b), 5);
+    const td_model *ma = td_trainer_model(a), *mb = td_trainer_model(b);
+    ck_assert(memcmp(ma->params, mb->params, sizeof(float) * (size_t)ma->n_params) == 0);
+    int lb = column(a, "lower_bound");
+    while (!td_trainer_done(a)) {
+        step_ok(a, &ra);
+        step_ok(b, &rb);
+        ck_assert(ra.v[lb] == rb.v[lb]);
+    }
+    ck_assert(td_trainer_done(b));
+    ck_assert(memcmp(ma->params, mb->params, sizeof(float) * (size_t)ma->n_params) == 0);
+    ck_assert(ma->lower_bound == mb->lower_bound && ma->n_iter == mb->n_iter);
+    /* a snapshot of another shape is refused */
+    td_hparams hp2 = gmm_hp(2, TD_COV_FULL);
+    td_trainer *c = make_trainer(&hp2, &ds);
+    ck_assert_int_eq(td_trainer_restore(c, snap, len, &err), TD_EINVAL);
+    td_trainer_destroy(c);
+    free(snap);
+    td_trainer_destroy(a);
+    td_trainer_destroy(b);
+    free(X);
+}
+END_TEST
+
+/* ---- through the REST API ----------------------------------------------------------- */
+
+typedef struct call {
+    int status;
+    cJSON *json;
+    httpc_resp r;
+} call;
+
+static call req(int port, const char *method, const char *path, const char *body)
+{
+    call c = {0};
+    c.status = httpc_request(port, method, path, body ? "Content-Type: application/json" : NULL,
+                             body, body ? strlen(body) : 0, &c.r);
+    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
+    return c;
+}
+
+static void done(call *c)
+{
+    cJSON_Delete(c->json);
+    httpc_free(&c->r);
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+START_TEST(gmm_job_through_rest_api)
+{
+    httpc_daemon d;
+    int port = httpc_daemon_start(&d, NULL, NULL, NULL);
+    if (port <= 0) {
+        char *log = httpc_daemon_log(&d);
+        ck_abort_msg("daemon did not start: %s", log);
+    }
+    /* an unlabelled dataset: 3 blobs in 2 dimensions */
+    int64_t N = 600, E = 2;
+    float *X = blobs(N, E, 3, 17, 0, NULL);
+    size_t cap = (size_t)N * 40 + 64;
+    char *body = malloc(cap), *p = body;
+    p += sprintf(p, "{\"name\":\"blobs\",\"X\":[");
+    for (int64_t i = 0; i < N; i++)
+        p += sprintf(p, "%s[%.6g,%.6g]", i ? "," : "", (double)X[i * 2], (double)X[i * 2 + 1]);
+    sprintf(p, "]}");
+    call c = req(port, "POST", "/v1/datasets", body);
+    free(body);
+    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
+    char *ds = strdup(str(c.json, "id"));
+    done(&c);
+
+    /* a bad means_init shape names the field */
+    char job[1024];
+    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":3,\"means_init\":[[0,0],[1,1]]}}", ds);
+    c = req(port, "POST", "/v1/jobs", job);
+    ck_assert_msg(c.status == 422, "%d %s", c.status, c.r.body);
+    ck_assert_str_eq(str(cJSON_GetObjectItem(c.json, "error"), "field"),
+                     "hyperparameters.means_init");
+    done(&c);
+
+    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":3,\"covariance\":\"full\",\"seed\":4,\"n_init\":2,"
+             "\"weights_init\":[0.2,0.3,0.5]}}", ds);
+    c = req(port, "POST", "/v1/jobs", job);
+    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
+    char *id = strdup(str(c.json, "id"));
+    const cJSON *hp = cJSON_GetObjectItem(c.json, "hyperparameters");
+    ck_assert_int_eq(cJSON_GetObjectItem(hp, "max_iter")->valueint, 100);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(hp, "weights_init")), 3);
+    ck_assert_str_eq(str(hp, "init"), "kmeans++");
+    done(&c);
+
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    double t0 = httpc_now();
+    for (;;) {
+        c = req(port, "GET", path, NULL);
+        const char *st = str(c.json, "state");
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || httpc_now() - t0 > 60)
+            break;
+        done(&c);
+        usleep(20000);
+    }
+    ck_assert_msg(!strcmp(str(c.json, "state"), "succeeded"), "%s", c.r.body);
+    const cJSON *metrics = cJSON_GetObjectItem(c.json, "metrics");
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(metrics, "lower_bound")));
+    done(&c);
+
+    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
+    c = req(port, "GET", path, NULL);
+    ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
+    ck_assert_str_eq(str(c.json, "model"), "gmm");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "weights")), 3);
+    const cJSON *means = cJSON_GetObjectItem(c.json, "means");
+    ck_assert_int_eq(cJSON_GetArraySize(means), 3);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(means, 0)), 2);
+    const cJSON *covs = cJSON_GetObjectItem(c.json, "covariances");
+    ck_assert_int_eq(cJSON_GetArraySize(covs), 3);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(covs, 0)), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(covs, 0), 0)), 2);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(c.json, "lower_bound")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(c.json, "converged")));
+    int n_iter = cJSON_GetObjectItem(c.json, "n_iter")->valueint;
+    ck_assert_int_ge(n_iter, 2);
+    done(&c);
+
+    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
+    c = req(port, "GET", path, NULL);
+    ck_assert_int_eq(c.status, 200);
+    const cJSON *lb = cJSON_GetObjectItem(c.json, "lower_bound");
+    ck_assert_int_eq(cJSON_GetArraySize(lb), n_iter);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "size_2")), n_iter);
+    for (int i = 1; i < n_iter; i++)
+        ck_assert(cJSON_GetArrayItem(lb, i)->valuedouble >=
+                  cJSON_GetArrayItem(lb, i - 1)->valuedouble - 1e-6);
+    done(&c);
+
+    snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
+    c = req(port, "POST", path, "{\"X\":[[0,0],[1,2],[-3,4],[10,-10]]}");
+    ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
+    const cJSON *resp = cJSON_GetObjectItem(c.json, "responsibilities");
+    const cJSON *labels = cJSON_GetObjectItem(c.json, "labels");
+    const cJSON *ll = cJSON_GetObjectItem(c.json, "log_likelihood");
+    ck_assert_int_eq(cJSON_GetArraySize(resp), 4);
+    ck_assert_int_eq(cJSON_GetArraySize(labels), 4);
+    ck_assert_int_eq(cJSON_GetArraySize(ll), 4);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *row = cJSON_GetArrayItem(resp, i);
+        ck_assert_int_eq(cJSON_GetArraySize(row), 3);
+        double s = 0, best = -1;
+        int arg = 0;
+        for (int k = 0; k < 3; k++) {
+            double v = cJSON_GetArrayItem(row, k)->valuedouble;
+            s += v;
+            if (v > best)
+                best = v, arg = k;
+        }
+        tu_close(s, 1.0, 1e-5, 0, "responsibilities row sum");
+        ck_assert_int_eq(cJSON_GetArrayItem(labels, i)->valueint, arg);
+        ck_assert(cJSON_IsNumber(cJSON_GetArrayItem(ll, i)));
+    }
+    done(&c);
+    c = req(port, "POST", path, "{\"X\":[[0,0,1]]}");
+    ck_assert_int_eq(c.status, 422);
+    done(&c);
+
+    /* embed_gmm is still another engineer's half */
+    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\"}", ds);
+    c = req(port, "POST", "/v1/jobs", job);
+    ck_assert_int_ne(c.status, 202);
+    done(&c);
+
+    free(ds), free(id), free(X);
+    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    httpc_daemon_cleanup(&d);
+}
+END_TEST
+
+Suite *suite_gmm(void)
+{
+    Suite *s = suite_create("gmm");
+    TCase *tc = tcase_create("em");
+    tcase_add_test(tc, reproduces_sklearn_em_full);
+    tcase_add_test(tc, em_never_lowers_likelihood);
+    tcase_add_test(tc, converges_with_tol);
+    tcase_add_test(tc, duplicates_and_more_components_than_points);
+    tcase_add_test(tc, emptied_component_is_reseeded);
+    tcase_add_test(tc, singular_covariance_is_a_clear_error);
+    tcase_add_test(tc, init_shapes_are_validated);
+    tcase_add_test(tc, predict_matches_direct_evaluation);
+    tcase_add_test(tc, same_seed_is_bit_identical_for_any_thread_count);
+    tcase_add_test(tc, restored_snapshot_continues_bit_identically);
+    suite_add_tcase(s, tc);
+    TCase *rest = tcase_create("rest");
+    tcase_add_test(rest, gmm_job_through_rest_api);
+    suite_add_tcase(s, rest);
+    return s;
+}
