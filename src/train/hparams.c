@@ -124,7 +124,7 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"hidden_layer_sizes", "hidden"}, {"n_components", "components"},
     {"covariance_type", "covariance"}, {"random_state", "seed"}, {"decay", "weight_decay"},
     {"num_classes", "n_classes"}, {"early_stopping", "n_iter_no_change"},
-    {"fit_intercept", "intercept"},
+    {"fit_intercept", "intercept"}, {"init_params", "init"},
 };
 
 const char *td_hparam_suggest(const char *name)
