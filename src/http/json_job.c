@@ -115,6 +115,7 @@ char *td_json_job(const td_job_row *r, size_t *len)
 {
     td_sbuf b;
     td_sbuf_init(&b);
+    td_sbuf_reserve(&b, 2048); /* a job object is 1-2 KB: one allocation */
     td_sbuf_puts(&b, "{");
     td_sbuf_key(&b, "id", 1);
     td_sbuf_string(&b, r->id);

@@ -294,7 +294,8 @@ typedef struct build {
     int64_t i;               /* outer elements so far (the current row's index) */
     int64_t j;               /* elements of the current row so far */
     int64_t C;               /* row length, -1 until row 0 has ended */
-    uint64_t row0_off;       /* where row 0 began (for the size estimate) */
+    uint64_t start_off;      /* where the array began, and row 0 (for the size */
+    uint64_t row0_off;       /* estimates) */
     uint32_t *data;          /* accepted values (float or int32 bits) */
     size_t n, cap;
     int failed;              /* the first error is known (below, or in part) */
@@ -455,11 +456,22 @@ static void build_init(build *b, td_dataset_part *part, const char *name, int sh
     part->cols = 1;
 }
 
+/* Room for need values. Past the first few thousand, the array grows to what the rest
+ * of the body can hold at the density seen so far, plus 10% (at least 1/8 more): a big
+ * array is moved (copied, by realloc) once or twice, not log2(N) times. */
 static int build_reserve(td_dstream *s, build *b, size_t need)
 {
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap * 2 : 256;
+    uint64_t at = s->base_off; /* within a piece of where we are */
+    if (b->n >= 4096 && s->size_hint > at && at > b->start_off) {
+        double more = (double)b->n / (double)(at - b->start_off) * (double)(s->size_hint - at);
+        double est = (double)b->n + more * 1.1 + 4096;
+        size_t step = b->cap + b->cap / 8;
+        if (est < (double)cap)
+            cap = est > (double)step ? (size_t)est : step;
+    }
     if (cap < need)
         cap = need;
     uint32_t *p = realloc(b->data, cap * sizeof *p);
@@ -492,7 +504,7 @@ static void build_estimate(td_dstream *s, build *b, uint64_t off)
     uint64_t row_bytes = off - b->row0_off;
     if (!s->size_hint || s->size_hint <= off || row_bytes == 0 || b->C <= 0)
         return;
-    uint64_t rows = (s->size_hint - off) / row_bytes + 2;
+    uint64_t rows = (s->size_hint - off) / row_bytes * 11 / 10 + 2; /* 10% to spare */
     uint64_t want = rows * (uint64_t)b->C;
     uint64_t most = s->size_hint / 2 + (uint64_t)b->C; /* a value takes 2 bytes at least */
     if (want > most)
@@ -555,6 +567,7 @@ static void build_value(td_dstream *s, build *b, int L, td_json_vkind k, const n
     if (L == 0) {
         if (k == TD_JV_ARRAY) {
             b->active = 1;
+            b->start_off = off;
             return;
         }
         part->st = b->shape == SH_ROWS ? td_json_fail_not_rows(b->path, k, &part->err)
@@ -1495,7 +1508,7 @@ static void record_end(td_dstream *s, uint64_t off)
     int64_t lab = !labelled ? -1 : s->opts.label_column == TD_CSV_LABEL_FIRST ? 0 : nf - 1;
     if (s->N == 0 && s->size_hint > off && off > s->rec_off) {
         /* the first row tells how many bytes a row takes: reserve for the rest */
-        uint64_t rows = (s->size_hint - s->rec_off) / (off - s->rec_off) + 2;
+        uint64_t rows = (s->size_hint - s->rec_off) / (off - s->rec_off) * 11 / 10 + 2;
         uint64_t most = s->size_hint / 2 + 1;
         uint64_t want = rows * (uint64_t)s->D;
         if (want > most)
@@ -1542,7 +1555,7 @@ static void record_begin(td_dstream *s, const char *p)
     s->rec_n = 0;
     s->col = 1;
     if (s->N == 0)
-        s->rec_off = off_of(s, p);
+        s->rec_off = s->cx.start_off = s->cy.start_off = off_of(s, p);
     field_begin(s);
 }
 

@@ -22,7 +22,12 @@
  * td_store_epoch_commit.
  *
  * Ids in paths: every id that reaches a file name is checked to be [a-z0-9_]+ first
- * (id_ok), so an id from a URL cannot escape state_dir. */
+ * (id_ok), so an id from a URL cannot escape state_dir.
+ *
+ * Hot reads (GET /v1/jobs/{id} under load): the job-by-key statements are prepared once
+ * and kept (s->st_job_by[]), reset after each use, finalized by td_store_close; every
+ * lookup is by primary key or a unique index. SQLite's global memory statistics are off
+ * (SQLITE_CONFIG_MEMSTATUS): they cost a mutex per allocation and nothing reads them. */
 #include "store/store.h"
 
 #include <dirent.h>
@@ -48,6 +53,7 @@ struct td_store {
     sqlite3 *db;
     int lock_fd;
     char dir[PATH_MAX / 2];
+    sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
@@ -421,8 +427,15 @@ cleanup:
     return rc;
 }
 
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized */
+}
+
 td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     td_status rc = TD_OK;
     td_store *s = NULL;
     sqlite3_stmt *st = NULL;
@@ -537,8 +550,10 @@ void td_store_close(td_store *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < 2; i++)
+        sqlite3_finalize(s->st_job_by[i]);
     if (s->db)
-        sqlite3_close(s->db);     /* all statements are finalized by every function */
+        sqlite3_close(s->db);     /* all other statements are finalized by every function */
     if (s->lock_fd >= 0)
         close(s->lock_fd);        /* releases the flock */
     pthread_mutex_destroy(&s->mu);
@@ -980,14 +995,17 @@ static td_status job_get_locked(td_store *s, const char *col, const char *key, t
                                 td_error *err)
 {
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-    char sql[512];
+    int by_id = strcmp(col, "id") == 0;
+    sqlite3_stmt *st = s->st_job_by[!by_id];
     int row = 0;
 
-    snprintf(sql, sizeof sql, "SELECT " JOB_COLS " FROM jobs WHERE %s = ?1", col);
-    rc = prepare(s, &st, sql, err);
-    if (rc)
-        goto cleanup;
+    if (!st) { /* prepared once, kept for every later call */
+        const char *sql = by_id ? "SELECT " JOB_COLS " FROM jobs WHERE id = ?1"
+                                : "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = ?1";
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+            return db_fail(s, err, "prepare");
+        s->st_job_by[!by_id] = st;
+    }
     bind_str(st, 1, key ? key : "");
     rc = step_row(s, st, &row, err);
     if (rc)
@@ -999,7 +1017,8 @@ static td_status job_get_locked(td_store *s, const char *col, const char *key, t
     }
     rc = read_job(st, out, err);
 cleanup:
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return rc;
 }
 
