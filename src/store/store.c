@@ -758,9 +758,11 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     }
     enter(s);
     locked = 1;
+    /* one statement per shape, so that each is a primary-key range, never a scan */
     rc = prepare(s, &st,
-                 "SELECT " DS_COLS " FROM datasets WHERE (?1 IS NULL OR id < ?1) "
-                 "ORDER BY id DESC LIMIT ?2",
+                 cursor[0] ? "SELECT " DS_COLS " FROM datasets WHERE id < ?1 "
+                             "ORDER BY id DESC LIMIT ?2"
+                           : "SELECT " DS_COLS " FROM datasets ORDER BY id DESC LIMIT ?2",
                  err);
     if (rc)
         goto cleanup;
@@ -1229,10 +1231,15 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     }
     enter(s);
     locked = 1;
-    rc = prepare(s, &st,
-                 "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1) "
-                 "AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
-                 err);
+    /* one statement per filter shape, so that each is a range of the primary key or of
+     * jobs_state (state, id): "?1 IS NULL OR ..." would make SQLite scan the table */
+    static const char *const sql[2][2] = {
+        {"SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?3",
+         "SELECT " JOB_COLS " FROM jobs WHERE id < ?2 ORDER BY id DESC LIMIT ?3"},
+        {"SELECT " JOB_COLS " FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?3",
+         "SELECT " JOB_COLS " FROM jobs WHERE state = ?1 AND id < ?2 ORDER BY id DESC "
+         "LIMIT ?3"}};
+    rc = prepare(s, &st, sql[state >= 0][cursor[0] != '\0'], err);
     if (rc)
         goto cleanup;
     bind_opt(st, 1, state >= 0 ? STATE_NAMES[state] : NULL);
