@@ -3,6 +3,7 @@
 #   make test       every Check suite (one runner, tests/test_*.c)
 #   make asan       the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the BENCH.md workloads, side by side with the Python peers
+#   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
 #   make run        build and start the daemon on its embedded defaults
 #   make install    PREFIX=/usr/local DESTDIR=
 # Missing Debian packages are installed by scripts/deps.sh (as root) before anything builds.
@@ -97,10 +98,39 @@ install: $(BUILD)/traind
 	install -D -m 0644 systemd/traind.service $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
 	sed -i 's|/usr/local/bin/traind|$(PREFIX)/bin/traind|' $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
 
+# Each fuzz/fuzz_<name>.c is built with clang's libFuzzer, ASan and UBSan over the sources
+# it needs, and run for FUZZ_SECONDS from the seeds in fuzz/seeds/<kind> (plus
+# fuzz/<kind>.dict); new inputs go to build-fuzz/corpus-<name>, a crash stops the run and
+# leaves build-fuzz/crash-*.
+FUZZ_SECONDS ?= 30
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := json_dataset csv_dataset
+FUZZ_SRCS    := src/http/stream_dataset.c src/http/json_dataset.c src/http/json_util.c \
+                src/util/status.c
+FUZZ_FLAGS   := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Iinclude -Isrc \
+                $(shell pkg-config --cflags libcjson)
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SRCS) $(wildcard src/http/*.h include/traind/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRCS) $(shell pkg-config --libs libcjson) -lm
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  k=$${t%_dataset}; mkdir -p build-fuzz/corpus-$$t; \
+	  dict=; [ -f fuzz/$$k.dict ] && dict=-dict=fuzz/$$k.dict; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=build-fuzz/ -print_final_stats=1 $$dict \
+	    build-fuzz/corpus-$$t fuzz/seeds/$$k >build-fuzz/$$t.log 2>&1; rc=$$?; \
+	  grep -E '^Done|number_of_executed_units' build-fuzz/$$t.log; \
+	  [ $$rc -eq 0 ] || { tail -40 build-fuzz/$$t.log; exit 1; }; \
+	done
+
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test asan bench run install clean
+.PHONY: all test asan bench run install clean fuzz
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a

@@ -345,6 +345,7 @@ START_TEST(errors_name_the_element)
     json_expect("{\"X\": [[1]], \"name\": [\"a\"]}", "name", "must be a string, got an array");
     json_expect("[1, 2]", "", "must be a JSON object");
     json_expect("\"X\"", "", "must be a JSON object");
+    json_expect("\t-Infinity\t\t", "", "must be a JSON object"); /* the tree agrees */
 
     /* pairs before X: indices are checked against X's N all the same, first error first */
     json_expect("{\"pairs\": [[0, 5], [1, 1]], \"pair_labels\": [1, 0], \"X\": [[1], [2]]}",

@@ -134,17 +134,22 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
         return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: the body is empty", len);
     size_t off;
     cJSON *root = parse_at(body, len, &off);
+    const char *text = body;
+    char *copy = NULL;
     if (!root) {
-        char *copy = rewrite_nonfinite(body, len);
+        copy = rewrite_nonfinite(body, len);
         if (!copy)
             return malformed(err, body, len, off, NULL);
         root = parse_at(copy, len, &off);
-        free(copy);
-        if (!root)
+        if (!root) {
+            free(copy);
             return malformed(err, body, len, off, NULL);
+        }
+        text = copy; /* a literal just parsed is blanks here, not in body */
     }
-    while (off < len && isspace((unsigned char)body[off]))
+    while (off < len && isspace((unsigned char)text[off]))
         off++;
+    free(copy);
     if (off < len) {
         cJSON_Delete(root);
         return malformed(err, body, len, off, "unexpected data after the JSON value");
