@@ -67,6 +67,25 @@ row W3 "gmm full cov EM, 100000x16, M=10 /iteration" "$t" "$p" ">= 10x scikit-le
 t=$(ms_per_iter_all "$B/bench/bench_gmm" 100000 16 10 20)
 row W3+ "  same, whole fit incl. k-means init / 20" "$t" "$p" "(like the peer's figure)"
 
+# W4: embed_gmm. One set of runs per side gives both figures: the median ms/iteration
+# (traind: median of iterations 2..100, iteration 1 also runs the k-means++ init; the peer:
+# its mean) and the flatness ratio, mean of the last 10% of iterations / first 10%.
+w4_runs() { for _ in $(seq "$REPEAT"); do "$@" 2>/dev/null; done; }
+flat() { grep -o 'first [0-9]*: [0-9.]* ms, last [0-9]*: [0-9.]* ms' | awk '{printf "%.3f\n", $7 / $3}' | median; }
+w4t=$(w4_runs "$B/bench/bench_embed" 10000 64 128 16 10 512 100)
+t=$(echo "$w4t" | grep -o 'median [0-9.]* ms/iter' | awk '{print $2}' | median)
+tr=$(echo "$w4t" | flat)
+if [ $have_torch = 1 ] && [ -n "$ANCHORS" ]; then
+    w4p=$(w4_runs $PY "$ANCHORS/embed_gmm_ref.py" 10000 64 128 16 10 512 100)
+    p=$(echo "$w4p" | grep -o '[0-9.]* ms/iter' | cut -d' ' -f1 | median)
+    pr=$(echo "$w4p" | flat)
+else
+    p=n/a pr=n/a
+fi
+row W4 "embed_gmm 10000x64-128-16 M=10 P=512 /iter" "$t" "$p" ">= 10x PyTorch"
+printf '%-4s %-44s %10s %12s %8s   %s\n' W4r "  iteration time, last 10% / first 10%" "$tr" "$pr" "" \
+    "<= 1.1 (flat)"
+
 t=$(ms_per_epoch "$B/bench/bench_mlp" 60000 784 256 128 10 128 1)
 p=$(peer mlp_ref.py 60000 784 256 128 10 128 1)
 row W7 "mlp 784-256-128-10 ReLU, Adam b128, 60000 /epoch" "$t" "$p" ">= 3x PyTorch"

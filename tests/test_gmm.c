@@ -430,10 +430,11 @@ START_TEST(init_shapes_are_validated)
     expect_invalid(&hp, &ds, "hyperparameters.components");
     td_hparams_fini(&hp);
 
-    td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM); /* not this half */
+    td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM); /* needs labels or pairs (test_embed.c) */
     td_error err = {{0}, {0}};
     td_trainer *t = NULL;
-    ck_assert_int_eq(td_trainer_create(&t, &hp, &ds, NULL, &err), TD_EUNAVAIL);
+    ck_assert_int_eq(td_trainer_create(&t, &hp, &ds, NULL, &err), TD_EINVAL);
+    ck_assert_str_eq(err.field, "dataset");
 }
 END_TEST
 
@@ -751,10 +752,11 @@ START_TEST(gmm_job_through_rest_api)
     ck_assert_int_eq(c.status, 422);
     done(&c);
 
-    /* embed_gmm is still another engineer's half */
+    /* embed_gmm needs labels or pairs: this dataset has neither */
     snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\"}", ds);
     c = req(port, "POST", "/v1/jobs", job);
-    ck_assert_int_ne(c.status, 202);
+    ck_assert_int_eq(c.status, 422);
+    ck_assert_str_eq(str(cJSON_GetObjectItem(c.json, "error"), "field"), "dataset");
     done(&c);
 
     free(ds), free(id), free(X);

@@ -122,6 +122,10 @@ void td_hparams_fini(td_hparams *hp);
 /* Deep copy (owned lists duplicated). */
 td_status td_hparams_copy(td_hparams *dst, const td_hparams *src);
 
+/* embed_gmm's warm-up length: warmup_iterations, or 15% of iterations (rounded down) when
+ * it is -1 (SPEC §5). */
+int64_t td_hparams_warmup(const td_hparams *hp);
+
 /* Validates every value against the table bounds and the cross-field rules, and against
  * the dataset (n_classes, groups, column0 ones column, class_weights length,
  * validation_split leaving rows, initial_weights size; gmm: no labels needed, components

@@ -34,6 +34,10 @@ typedef struct td_model {
     double lower_bound;
     int converged;
     int64_t n_iter;
+    /* embed_gmm only: D inputs, K = E embedding outputs of the network (hidden layers as
+     * mlp), `components` M mixture components in embedding space, `rows` training rows
+     * (one assignment each); covariance, lower_bound, converged and n_iter as gmm */
+    int64_t components, rows;
     int64_t n_params;
     float *params;               /* (n_params) owned; layout per td_model_layout */
 } td_model;
@@ -49,13 +53,16 @@ typedef struct td_tensor_desc {
                                     intercept "column0" (row 0 is the bias) */
 } td_tensor_desc;
 
-#define TD_MAX_TENSORS (2 * (TD_MAX_HIDDEN + 1))
+#define TD_MAX_TENSORS (2 * (TD_MAX_HIDDEN + 1) + 4)
 
 /* Fills the model's shape fields (not params) from hyperparameters and data sizes. */
 void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K);
 /* The tensors of m's parameter block in order; returns their count. Softmax: W (D, K),
  * then b (1, K) when intercept is "fit". mlp: W0, b0, W1, b1, ... gmm: weights (1, M),
- * means (M, E), covariances (M, E*E) full | (M, E) diag | (1, M) spherical. */
+ * means (M, E), covariances (M, E*E) full | (M, E) diag | (1, M) spherical. embed_gmm:
+ * the network's W0, b0, ..., W_L (H, E), b_L (the output layer is linear), then the gmm's
+ * weights, means, covariances, then assignments (1, rows): each training row's component
+ * as a float (exact: M <= 10000), -1 before the GMM exists. */
 int td_model_layout(const td_model *m, td_tensor_desc out[TD_MAX_TENSORS]);
 /* Total parameter count of the layout. */
 int64_t td_model_nparams(const td_model *m);
@@ -73,6 +80,17 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
  * resp and labels with labels. */
 td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_model *m,
                          const float *X, int64_t N, int64_t D, td_error *err);
+
+/* The mixture of an embed_gmm model m as a gmm model (D = E, K = M; params borrowed from
+ * m's block, nothing allocated), for its JSON and predictions. */
+void td_embed_gmm_view(td_model *gmm, const td_model *m);
+
+/* embed_gmm predictions for X (N, D): emb (N, E) = f(X; W), then as td_gmm_predict on the
+ * embeddings: labels (N), resp (N, M), loglik (N); every output overwritten, each may be
+ * NULL. td_model_predict on an embed_gmm model fills probs with resp. */
+td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *loglik,
+                           const td_model *m, const float *X, int64_t N, int64_t D,
+                           td_error *err);
 
 /* ---- per-epoch records: named columns, NaN = not applicable (JSON null) ------------ */
 

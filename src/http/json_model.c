@@ -50,42 +50,99 @@ static td_status finish(td_sbuf *b, char **out, size_t *len, td_error *err)
 }
 
 /* {"model":"gmm","covariance","weights","means","covariances","lower_bound","converged",
- * "n_iter"}; covariances (M, E, E) full, (M, E) diag, (M) spherical. */
+ * "n_iter"} of a gmm model (or embed_gmm's gmm view) into b; covariances (M, E, E) full,
+ * (M, E) diag, (M) spherical. */
+static void gmm_object(td_sbuf *b, const td_model *m)
+{
+    td_tensor_desc t[TD_MAX_TENSORS];
+    td_model_layout(m, t);
+    int64_t M = m->K, E = m->D;
+    td_sbuf_puts(b, "{\"model\":\"gmm\",\"covariance\":");
+    td_sbuf_string(b, choice_name("covariance", (int)m->covariance));
+    td_sbuf_puts(b, ",\"weights\":");
+    td_sbuf_floats(b, m->params + t[0].offset, M);
+    td_sbuf_puts(b, ",\"means\":");
+    td_sbuf_matrix_f32(b, m->params + t[1].offset, M, E);
+    td_sbuf_puts(b, ",\"covariances\":");
+    const float *c = m->params + t[2].offset;
+    if (m->covariance == TD_COV_FULL) {
+        td_sbuf_puts(b, "[");
+        for (int64_t k = 0; k < M; k++) {
+            if (k)
+                td_sbuf_puts(b, ",");
+            td_sbuf_matrix_f32(b, c + k * E * E, E, E);
+        }
+        td_sbuf_puts(b, "]");
+    } else if (m->covariance == TD_COV_DIAG) {
+        td_sbuf_matrix_f32(b, c, M, E);
+    } else {
+        td_sbuf_floats(b, c, M);
+    }
+    td_sbuf_puts(b, ",\"lower_bound\":");
+    td_sbuf_double(b, m->lower_bound);
+    td_sbuf_puts(b, m->converged ? ",\"converged\":true" : ",\"converged\":false");
+    td_sbuf_printf(b, ",\"n_iter\":%lld}", (long long)m->n_iter);
+}
+
 static td_status gmm_json(char **out, size_t *len, const td_model *m, td_error *err)
 {
     if (!m->params)
         return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
-    td_tensor_desc t[TD_MAX_TENSORS];
-    td_model_layout(m, t);
-    int64_t M = m->K, E = m->D;
     td_sbuf b;
     td_sbuf_init(&b);
     td_sbuf_reserve(&b, (size_t)m->n_params * 14 + 256);
-    td_sbuf_puts(&b, "{\"model\":\"gmm\",\"covariance\":");
-    td_sbuf_string(&b, choice_name("covariance", (int)m->covariance));
-    td_sbuf_puts(&b, ",\"weights\":");
-    td_sbuf_floats(&b, m->params + t[0].offset, M);
-    td_sbuf_puts(&b, ",\"means\":");
-    td_sbuf_matrix_f32(&b, m->params + t[1].offset, M, E);
-    td_sbuf_puts(&b, ",\"covariances\":");
-    const float *c = m->params + t[2].offset;
-    if (m->covariance == TD_COV_FULL) {
-        td_sbuf_puts(&b, "[");
-        for (int64_t k = 0; k < M; k++) {
-            if (k)
-                td_sbuf_puts(&b, ",");
-            td_sbuf_matrix_f32(&b, c + k * E * E, E, E);
-        }
-        td_sbuf_puts(&b, "]");
-    } else if (m->covariance == TD_COV_DIAG) {
-        td_sbuf_matrix_f32(&b, c, M, E);
-    } else {
-        td_sbuf_floats(&b, c, M);
+    gmm_object(&b, m);
+    return finish(&b, out, len, err);
+}
+
+/* "layers":[{"W","b","activation"},...] of the first 2 * (n_hidden + 1) tensors t of m;
+ * hidden layers carry m's activation, the output layer out_act. */
+static void layers_array(td_sbuf *b, const td_model *m, const td_tensor_desc *t,
+                         const char *out_act)
+{
+    td_sbuf_puts(b, "\"layers\":[");
+    for (int l = 0; l <= m->n_hidden; l++) {
+        const td_tensor_desc *W = &t[2 * l], *bias = &t[2 * l + 1];
+        if (l)
+            td_sbuf_puts(b, ",");
+        td_sbuf_puts(b, "{\"W\":");
+        td_sbuf_matrix_f32(b, m->params + W->offset, W->rows, W->cols);
+        td_sbuf_puts(b, ",\"b\":");
+        td_sbuf_floats(b, m->params + bias->offset, bias->cols);
+        td_sbuf_puts(b, ",\"activation\":");
+        td_sbuf_string(b, l < m->n_hidden ? choice_name("activation", (int)m->activation)
+                                          : out_act);
+        td_sbuf_puts(b, "}");
     }
-    td_sbuf_puts(&b, ",\"lower_bound\":");
-    td_sbuf_double(&b, m->lower_bound);
-    td_sbuf_puts(&b, m->converged ? ",\"converged\":true" : ",\"converged\":false");
-    td_sbuf_printf(&b, ",\"n_iter\":%lld}", (long long)m->n_iter);
+    td_sbuf_puts(b, "]");
+}
+
+/* {"model":"embed_gmm","embedding_dim":E,"network":{"layers":[...]} (output layer
+ * "linear"),"gmm":{gmm's model object},"assignments":(rows)}. */
+static td_status embed_json(char **out, size_t *len, const td_model *m, td_error *err)
+{
+    if (!m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int nt = td_model_layout(m, t);
+    td_model gm;
+    td_embed_gmm_view(&gm, m);
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_reserve(&b, (size_t)m->n_params * 14 + 256);
+    td_sbuf_printf(&b, "{\"model\":\"embed_gmm\",\"embedding_dim\":%lld,\"network\":{",
+                   (long long)m->K);
+    layers_array(&b, m, t, "linear");
+    td_sbuf_puts(&b, "},\"gmm\":");
+    gmm_object(&b, &gm);
+    td_sbuf_puts(&b, ",\"assignments\":[");
+    const float *a = m->params + t[nt - 1].offset;
+    for (int64_t i = 0; i < m->rows; i++) {
+        if (i)
+            td_sbuf_puts(&b, ",");
+        td_sbuf_int(&b, (int64_t)a[i]);
+    }
+    td_sbuf_puts(&b, "]}");
     return finish(&b, out, len, err);
 }
 
@@ -94,6 +151,8 @@ td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *er
     *out = NULL;
     if (m->kind == TD_MODEL_GMM)
         return gmm_json(out, len, m, err);
+    if (m->kind == TD_MODEL_EMBED_GMM)
+        return embed_json(out, len, m, err);
     td_status st = check_net(m, err);
     if (st)
         return st;
@@ -115,21 +174,8 @@ td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *er
         td_sbuf_puts(&b, ",\"intercept\":");
         td_sbuf_string(&b, choice_name("intercept", (int)m->intercept));
     } else {
-        td_sbuf_puts(&b, ",\"layers\":[");
-        for (int l = 0; 2 * l < nt; l++) {
-            const td_tensor_desc *W = &t[2 * l], *bias = &t[2 * l + 1];
-            if (l)
-                td_sbuf_puts(&b, ",");
-            td_sbuf_puts(&b, "{\"W\":");
-            td_sbuf_matrix_f32(&b, m->params + W->offset, W->rows, W->cols);
-            td_sbuf_puts(&b, ",\"b\":");
-            td_sbuf_floats(&b, m->params + bias->offset, bias->cols);
-            td_sbuf_puts(&b, ",\"activation\":");
-            td_sbuf_string(&b, l < m->n_hidden ? choice_name("activation", (int)m->activation)
-                                               : "softmax");
-            td_sbuf_puts(&b, "}");
-        }
-        td_sbuf_puts(&b, "]");
+        td_sbuf_puts(&b, ",");
+        layers_array(&b, m, t, "softmax");
     }
     if (m->G > 1)
         td_sbuf_printf(&b, ",\"groups\":%lld", (long long)m->G);
@@ -156,12 +202,15 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
          cJSON_AddStringToObject(o, "activation",
                                  choice_name("activation", (int)m->activation)) &&
          cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
-    if (ok && m->kind == TD_MODEL_GMM) /* lower_bound NaN prints as null */
-        ok = cJSON_AddStringToObject(o, "covariance",
+    if (ok && (m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM))
+        ok = cJSON_AddStringToObject(o, "covariance", /* lower_bound NaN prints as null */
                                      choice_name("covariance", (int)m->covariance)) &&
              cJSON_AddNumberToObject(o, "lower_bound", m->lower_bound) &&
              cJSON_AddBoolToObject(o, "converged", m->converged) &&
              cJSON_AddNumberToObject(o, "n_iter", (double)m->n_iter);
+    if (ok && m->kind == TD_MODEL_EMBED_GMM)
+        ok = cJSON_AddNumberToObject(o, "components", (double)m->components) &&
+             cJSON_AddNumberToObject(o, "rows", (double)m->rows);
     if (ok)
         *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -219,7 +268,11 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
             return st;
         m->n_hidden++;
     }
-    if (m->kind == TD_MODEL_GMM) {
+    if (m->kind == TD_MODEL_EMBED_GMM &&
+        ((st = meta_int(&m->components, o, "components", 1, INT32_MAX, err)) ||
+         (st = meta_int(&m->rows, o, "rows", 1, INT64_MAX, err))))
+        return st;
+    if (m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM) {
         int cov;
         const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "lower_bound");
         const cJSON *conv = cJSON_GetObjectItemCaseSensitive(o, "converged");
@@ -378,12 +431,55 @@ done:
     return st;
 }
 
+/* embed_gmm: {"embedding": (N, E), "labels": (N), "responsibilities": (N, M),
+ * "log_likelihood": (N)}. */
+static td_status embed_predict(char **out, size_t *len, const td_model *m, const char *body,
+                               size_t body_len, td_error *err)
+{
+    float *X = NULL, *emb = NULL, *resp = NULL, *ll = NULL;
+    int32_t *labels = NULL;
+    int64_t N, M = m->components, E = m->K;
+    td_status st;
+    if (!m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    if ((st = td_json_predict_parse(&X, &N, body, body_len, m, err)))
+        return st;
+    emb = malloc(sizeof(float) * (size_t)(N * E + 1));
+    resp = malloc(sizeof(float) * (size_t)(N * M + 1));
+    ll = malloc(sizeof(float) * (size_t)(N + 1));
+    labels = malloc(sizeof(int32_t) * (size_t)(N + 1));
+    if (!emb || !resp || !ll || !labels) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+        goto done;
+    }
+    if ((st = td_embed_predict(emb, labels, resp, ll, m, X, N, m->D, err)))
+        goto done;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_reserve(&b, (size_t)(N * (M + E)) * 12 + (size_t)N * 20 + 64);
+    td_sbuf_puts(&b, "{\"embedding\":");
+    td_sbuf_matrix_f32(&b, emb, N, E);
+    td_sbuf_puts(&b, ",\"labels\":");
+    td_sbuf_ints(&b, labels, N);
+    td_sbuf_puts(&b, ",\"responsibilities\":");
+    td_sbuf_matrix_f32(&b, resp, N, M);
+    td_sbuf_puts(&b, ",\"log_likelihood\":");
+    td_sbuf_floats(&b, ll, N);
+    td_sbuf_puts(&b, "}");
+    st = finish(&b, out, len, err);
+done:
+    free(X), free(emb), free(resp), free(ll), free(labels);
+    return st;
+}
+
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
                           size_t body_len, td_error *err)
 {
     *out = NULL;
     if (m->kind == TD_MODEL_GMM)
         return gmm_predict(out, len, m, body, body_len, err);
+    if (m->kind == TD_MODEL_EMBED_GMM)
+        return embed_predict(out, len, m, body, body_len, err);
     td_status st = check_net(m, err);
     if (st)
         return st;

@@ -344,8 +344,13 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
         }
         goto out;
     }
-    if (jr.hp.n_classes == 0) { /* resolve "from the data" so the job shows every value */
-        jr.hp.n_classes = K;
+    int resolve = jr.hp.n_classes == 0 ||
+                  (jr.model == TD_MODEL_EMBED_GMM && jr.hp.warmup_iterations < 0);
+    if (resolve) { /* resolve "from the data" / "15%" so the job shows every value */
+        if (jr.hp.n_classes == 0)
+            jr.hp.n_classes = K;
+        if (jr.model == TD_MODEL_EMBED_GMM)
+            jr.hp.warmup_iterations = td_hparams_warmup(&jr.hp);
         free(hp_text);
         if (!(hp_text = td_job_hparams_text(&jr.hp, jr.initial_weights))) {
             st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");

@@ -44,6 +44,8 @@ typedef struct echunk {                /* one E-step / k-means row chunk */
     double tpart[8];                   /* k-means++: per-candidate potential */
     double *nk, *rx;                   /* (M), (M, E): sum r, sum r (x - c) of the chunk */
     float *rxf;                        /* (E, M) one block's sum r (x - c) */
+    float *gT;                         /* (E, B) td_gmm_nll_grad: a block's gradient, made
+                                          on first use */
 } echunk;
 
 typedef struct mtask {                 /* one M-step task */
@@ -529,6 +531,7 @@ void td_gmm_work_destroy(td_gmm_work *w)
         free(w->ch[r].nk);
         free(w->ch[r].rx);
         free(w->ch[r].rxf);
+        free(w->ch[r].gT);
         free(w->mt[r].idx);
         free(w->mt[r].xb);
         free(w->mt[r].rr);
@@ -553,6 +556,18 @@ void td_gmm_work_destroy(td_gmm_work *w)
 }
 
 const float *td_gmm_work_resp(const td_gmm_work *w) { return w->respT; }
+
+void td_gmm_work_set_centre(td_gmm_work *w, const double *centre)
+{
+    for (int64_t j = 0; j < w->E; j++) {
+        w->centre[j] = centre[j];
+        w->centre_f[j] = (float)centre[j];
+    }
+    w->prepared = 0;
+    w->sums_valid = 0;
+    free(w->data_cov);
+    w->data_cov = NULL;
+}
 const float *td_gmm_work_loglik(const td_gmm_work *w) { return w->loglik; }
 
 /* Rows [i0, i0+nb) minus the centre into xbT (E, B), transposed. */
@@ -776,6 +791,98 @@ td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *
     if (worst)
         *worst = wi;
     w->sums_valid = 1;
+    return TD_OK;
+}
+
+/* ---- gradient of the negative log-likelihood w.r.t. the rows ------------------------ */
+
+/* d(-log p(x))/dx = sum_k r_k Sigma_k^-1 (x - mu_k). With y_k = L_k^-1 (x - mu_k) (the
+ * E-step's yT minus cv) and Sigma_k^-1 = L_k^-T L_k^-1, a block's gradient is
+ * gT (E, nb) = sum_k L_k^-T (y_k * r_k) = PT^T (E, M*E) @ [y_k * r_k] (M*E, nb): one sgemm
+ * per component group. diag: r_k (x - mu_k) / sigma_k^2; spherical: r_k (x - mu_k) / s_k. */
+typedef struct grad_ctx {
+    td_gmm_work *w;
+    float *dX;                         /* (N, E) */
+    float scale;
+} grad_ctx;
+
+static void grad_task(void *ctx, int64_t r)
+{
+    const grad_ctx *gc = ctx;
+    td_gmm_work *w = gc->w;
+    echunk *c = &w->ch[r];
+    int64_t M = w->M, N = w->N, B = w->B, E = w->E;
+    c->sum = 0;
+    c->worst = INFINITY;
+    c->worst_i = c->lo;
+    for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
+        int64_t nb = imin(B, c->hi - i0);
+        centre_block_T(w, c->xbT, i0, nb);
+        log_densities(w, c, nb);
+        float *lp = c->lp, *lse = w->loglik + i0;
+        softmax_cols(lp, lse, c->mx, c->sm, M, B, nb);
+        for (int64_t i = 0; i < nb; i++) {
+            c->sum += lse[i];
+            if (lse[i] < c->worst)
+                c->worst = lse[i], c->worst_i = i0 + i;
+        }
+        for (int64_t k = 0; k < M; k++)
+            memcpy(w->respT + k * N + i0, lp + k * B, sizeof(float) * (size_t)nb);
+        float *g = c->gT;
+        for (int64_t b = 0; b < E; b++)
+            memset(g + b * B, 0, sizeof(float) * (size_t)nb);
+        if (w->cov == TD_COV_FULL) {
+            for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
+                int64_t mg = imin(w->Mg, M - g0);
+                if (M > w->Mg) /* yT holds only the last group: recompute this one */
+                    td_sgemm_nn(c->yT, w->PT + g0 * E * E, c->xbT, mg * E, nb, E, 1.0f, 0.0f,
+                                E, B, B);
+                for (int64_t kk = 0; kk < mg; kk++) {
+                    const float *restrict rk = lp + (g0 + kk) * B;
+                    for (int64_t b = 0; b < E; b++) {
+                        float *restrict y = c->yT + (kk * E + b) * B;
+                        float cb = w->cv[(g0 + kk) * E + b];
+                        for (int64_t i = 0; i < nb; i++)
+                            y[i] = (y[i] - cb) * rk[i];
+                    }
+                }
+                td_sgemm_tn(g, w->PT + g0 * E * E, c->yT, E, nb, mg * E, 1.0f, 1.0f, E, B, B);
+            }
+        } else {
+            for (int64_t k = 0; k < M; k++) {
+                const float *restrict rk = lp + k * B;
+                for (int64_t b = 0; b < E; b++) {
+                    float s = w->cov == TD_COV_DIAG ? w->PT[k * E + b] * w->PT[k * E + b]
+                                                    : w->PT[k];
+                    float cb = w->cv[k * E + b];
+                    const float *restrict x = c->xbT + b * B;
+                    float *restrict gb = g + b * B;
+                    for (int64_t i = 0; i < nb; i++)
+                        gb[i] += rk[i] * (x[i] - cb) * s;
+                }
+            }
+        }
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t b = 0; b < E; b++)
+                gc->dX[(i0 + i) * E + b] = gc->scale * g[b * B + i];
+    }
+}
+
+td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
+                          double *mean_ll, td_error *err)
+{
+    if (!w->prepared)
+        return td_fail(err, TD_EINTERNAL, NULL, "gmm gradient before prepare");
+    for (int64_t r = 0; r < w->R; r++)
+        if (!w->ch[r].gT && !(w->ch[r].gT = valloc_f(w->E * w->B)))
+            return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    grad_ctx gc = {w, dX, scale};
+    td_pool_run(pool, w->R, grad_task, &gc);
+    double sum = 0;
+    for (int64_t r = 0; r < w->R; r++)
+        sum += w->ch[r].sum;
+    *mean_ll = sum / (double)w->N;
+    w->sums_valid = 0; /* no M-step sums were gathered */
     return TD_OK;
 }
 
@@ -1036,6 +1143,127 @@ td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean
         s += g->weights[m];
     for (int64_t m = 0; m < w->M; m++)
         g->weights[m] /= s;
+    return TD_OK;
+}
+
+/* Top eigenvector v (E) of the symmetric positive semi-definite S (E, E) by power
+ * iteration from a fixed start; returns its eigenvalue (>= 0). */
+static double top_eigen(double *v, double *tmp, const double *S, int64_t E)
+{
+    double lambda = 0;
+    for (int64_t j = 0; j < E; j++)
+        v[j] = 1.0 + (double)j / (double)E; /* fixed, not orthogonal to a generic axis */
+    for (int it = 0; it < 500; it++) {
+        double nn = 0;
+        for (int64_t a = 0; a < E; a++) {
+            double s = 0;
+            for (int64_t b = 0; b < E; b++)
+                s += S[a * E + b] * v[b];
+            tmp[a] = s;
+            nn += s * s;
+        }
+        nn = sqrt(nn);
+        if (!(nn > 0) || !isfinite(nn))
+            return 0; /* S v = 0: any axis; keep v normalised */
+        double change = 0;
+        for (int64_t a = 0; a < E; a++) {
+            double x = tmp[a] / nn;
+            change += (x - v[a]) * (x - v[a]);
+            v[a] = x;
+        }
+        lambda = nn; /* |S v| with |v| = 1 */
+        if (change < 1e-20)
+            break;
+    }
+    double nv = 0;
+    for (int64_t j = 0; j < E; j++)
+        nv += v[j] * v[j];
+    nv = sqrt(nv);
+    for (int64_t j = 0; nv > 0 && j < E; j++)
+        v[j] /= nv;
+    return lambda;
+}
+
+td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
+{
+    int64_t M = w->M, E = w->E, N = w->N, CS = w->CS;
+    if (split)
+        *split = -1;
+    if (M < 2)
+        return TD_OK;
+    /* the component with the largest weight x total variance */
+    int64_t j = -1;
+    double best = -1;
+    for (int64_t m = 0; m < M; m++) {
+        if (m == k)
+            continue;
+        const double *c = g->covs + m * CS;
+        double tr = 0;
+        if (w->cov == TD_COV_FULL)
+            for (int64_t a = 0; a < E; a++)
+                tr += c[a * E + a];
+        else if (w->cov == TD_COV_DIAG)
+            for (int64_t a = 0; a < E; a++)
+                tr += c[a];
+        else
+            tr = (double)E * c[0];
+        if (g->weights[m] * tr > best)
+            best = g->weights[m] * tr, j = m;
+    }
+    double *v = xcalloc((size_t)E, sizeof(double)), *tmp = xcalloc((size_t)E, sizeof(double));
+    double *S = w->cov == TD_COV_FULL ? NULL : xcalloc((size_t)(E * E), sizeof(double));
+    if (!v || !tmp || (w->cov != TD_COV_FULL && !S)) {
+        free(v), free(tmp), free(S);
+        return TD_ENOMEM;
+    }
+    const double *cj = g->covs + j * CS, *mu = g->means + j * E;
+    double sd = 0;
+    if (w->cov == TD_COV_FULL) {
+        sd = sqrt(top_eigen(v, tmp, cj, E));
+    } else if (w->cov == TD_COV_DIAG) {
+        int64_t a = 0;
+        for (int64_t b = 1; b < E; b++)
+            if (cj[b] > cj[a])
+                a = b;
+        v[a] = 1;
+        sd = sqrt(cj[a]);
+    } else {
+        /* spherical: no preferred axis in the model; take the principal axis of the
+         * component's responsibility-weighted scatter of the rows, at its sd sqrt(s) */
+        const float *rj = w->respT + j * N;
+        double tot = 0;
+        for (int64_t i = 0; i < N; i++) {
+            if (!(rj[i] > 0))
+                continue;
+            const float *x = w->X + i * E;
+            for (int64_t a = 0; a < E; a++)
+                tmp[a] = (double)x[a] - mu[a];
+            for (int64_t a = 0; a < E; a++)
+                for (int64_t b = 0; b < E; b++)
+                    S[a * E + b] += rj[i] * tmp[a] * tmp[b];
+            tot += rj[i];
+        }
+        if (tot > 0)
+            top_eigen(v, tmp, S, E);
+        else
+            v[0] = 1;
+        sd = sqrt(cj[0]);
+    }
+    for (int64_t a = 0; a < E; a++) {
+        double m0 = mu[a];
+        g->means[k * E + a] = m0 + sd * v[a];
+        g->means[j * E + a] = m0 - sd * v[a];
+    }
+    memcpy(g->covs + k * CS, cj, sizeof(double) * (size_t)CS);
+    g->weights[k] = g->weights[j] = 0.5 * g->weights[j];
+    double s = 0;
+    for (int64_t m = 0; m < M; m++)
+        s += g->weights[m];
+    for (int64_t m = 0; m < M; m++)
+        g->weights[m] /= s;
+    free(v), free(tmp), free(S);
+    if (split)
+        *split = j;
     return TD_OK;
 }
 

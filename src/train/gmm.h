@@ -84,6 +84,10 @@ void td_gmm_work_destroy(td_gmm_work *w);
 /* respT (M, N) and the per-row log-likelihoods (N) of the last E-step. */
 const float *td_gmm_work_resp(const td_gmm_work *w);
 const float *td_gmm_work_loglik(const td_gmm_work *w);
+/* Moves the fixed centre (E) subtracted before products (embed_gmm: the rows' contents
+ * change every iteration). Results change only by float rounding; the prepared parameters
+ * and the cached data covariance are dropped, so td_gmm_prepare must run again. */
+void td_gmm_work_set_centre(td_gmm_work *w, const double *centre);
 
 /* Precision factors of g for the next E-step. TD_EDIVERGED (field
  * hyperparameters.reg_covar) when a covariance is not positive definite. */
@@ -99,6 +103,24 @@ td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *
  * normalised over all components. */
 td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_covar,
                        double *nk, unsigned char *empty, int64_t *n_empty, td_error *err);
+/* The GMM negative log-likelihood's gradient w.r.t. the rows (SPEC §2, embed_gmm): an
+ * E-step with the prepared parameters (respT, loglik and *mean_ll as td_gmm_estep), and
+ * dX (N, E) OVERWRITTEN with scale * d(-log p(x_i))/dx_i = scale * sum_k r_ik
+ * Sigma_k^-1 (x_i - mu_k); scale = gamma / N gives gamma * d(mean NLL)/dX. Batched like
+ * the E-step (one sgemm per block for the full case), bit-identical for any pool. The
+ * M-step after it gathers its own sums. TD_ENOMEM only. */
+td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
+                          double *mean_ll, td_error *err);
+
+/* Re-seeds component k (embed_gmm, SPEC §5 step 3) by splitting the other component j
+ * with the largest weight x total variance (trace) along its principal axis: means at
+ * mu_j +/- one standard deviation along it, both with Sigma_j, each with half of j's weight;
+ * weights renormalised. The axis: full, the top eigenvector of Sigma_j; diag, the
+ * coordinate of largest variance; spherical (no preferred axis), the top eigenvector of j's
+ * responsibility-weighted scatter of the workspace rows (respT of the last E-step). *split
+ * (may be NULL) gets j, or -1 when M = 1 (nothing to split). TD_ENOMEM only. */
+td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split);
+
 /* Re-seeds component k: mean = mean (E, original coordinates), covariance = covariance of
  * the whole data set + reg_covar, weight 1/N; then renormalises the weights. */
 td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean,

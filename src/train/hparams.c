@@ -6,6 +6,7 @@
  * trainer is built, so training itself never meets a bad value. */
 #include "traind/hparams.h"
 
+#include "train/embed_gmm.h"
 #include "train/gmm.h"
 
 #include <math.h>
@@ -42,9 +43,9 @@ const td_hparam_def td_hparam_defs[] = {
     NUM("weight_decay", TD_HP_DOUBLE, weight_decay, 0, 1e6, 0, GRAD),
     NUM("betas", TD_HP_DOUBLE2, betas, 0, 1, 0, GRAD),
     NUM("eps", TD_HP_DOUBLE, eps, 0, 1, 1, GRAD),
-    NUM("batch_size", TD_HP_INT, batch_size, 0, 1e9, 0, GRAD),
+    NUM("batch_size", TD_HP_INT, batch_size, 0, 1e9, 0, NETS),
     NUM("epochs", TD_HP_INT, epochs, 1, 1e7, 0, NETS),
-    NUM("shuffle", TD_HP_BOOL, shuffle, 0, 1, 0, GRAD),
+    NUM("shuffle", TD_HP_BOOL, shuffle, 0, 1, 0, NETS),
     NUM("seed", TD_HP_INT, seed, 0, 9007199254740991.0, 0, TD_MODELS_ALL),
     NUM("tol", TD_HP_DOUBLE, tol, 0, 1e300, 0, TD_MODELS_ALL),
     NUM("n_iter_no_change", TD_HP_INT, n_iter_no_change, 0, 1e7, 0, NETS),
@@ -244,6 +245,11 @@ td_status td_hparams_copy(td_hparams *dst, const td_hparams *src)
     return TD_OK;
 }
 
+int64_t td_hparams_warmup(const td_hparams *hp)
+{
+    return hp->warmup_iterations >= 0 ? hp->warmup_iterations : hp->epochs * 15 / 100;
+}
+
 /* ---- validation ------------------------------------------------------------------- */
 
 #define FIELD(name) "hyperparameters." name
@@ -375,15 +381,14 @@ td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *
     if (hp->nesterov && (hp->momentum <= 0 || hp->dampening != 0))
         return td_fail(err, TD_EINVAL, FIELD("nesterov"),
                        "nesterov needs momentum > 0 and dampening = 0");
-    if (hp->model == TD_MODEL_EMBED_GMM)
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
-                       td_model_names[hp->model]);
     if (hp->model == TD_MODEL_MLP && hp->n_hidden < 1)
         return td_fail(err, TD_EINVAL, FIELD("hidden"), "hidden needs at least one layer size");
     if (ds->N < 1 || ds->D < 1)
         return td_fail(err, TD_EINVAL, "dataset", "the dataset is empty");
     if (hp->model == TD_MODEL_GMM) /* unlabelled: labels, if any, are ignored */
         return td_gmm_check(hp, ds, Kout, err);
+    if (hp->model == TD_MODEL_EMBED_GMM) /* labels or pairs define the pair loss */
+        return td_embed_check(hp, ds, Kout, err);
 
     int64_t K = 0;
     if ((st = infer_classes(hp, ds, &K, err)))

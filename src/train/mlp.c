@@ -207,6 +207,7 @@ typedef struct eval_ctx {
     const td_targets *tg;                /* NULL: forward only */
     float *grad;                         /* (P) or NULL */
     float *logits_out;                   /* (n, K) or NULL */
+    const float *dout;                   /* (n, K) d(loss)/d(output), or NULL: targets */
     td_batch_denoms denoms;
 } eval_ctx;
 
@@ -237,15 +238,19 @@ static void eval_block(const eval_ctx *e, chunk *ch, float *g, int64_t first, in
             td_act_forward(out, out, nb * M->dims[l + 1], M->act);
         in = out;
     }
-    if (!e->tg)
-        return;
-    td_targets_block(&ch->sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
-                     &e->denoms);
-    if (!g)
-        return;
+    const float *dout = ch->dlogits;     /* d(loss)/d(output of layer l) */
+    if (e->dout) {
+        dout = e->dout + first * K;
+    } else {
+        if (!e->tg)
+            return;
+        td_targets_block(&ch->sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
+                         &e->denoms);
+        if (!g)
+            return;
+    }
 
-    /* backward: dout is d(loss)/d(output of layer l) */
-    const float *dout = ch->dlogits;
+    /* backward */
     for (int64_t l = L; l >= 0; l--) {
         const float *inp = l > 0 ? ch->act[l - 1] : x;
         float *dinp = l > 0 ? ch->dh[l & 1] : NULL;
@@ -322,4 +327,17 @@ void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params
                   .logits_out = logits};
     split(&e);
     td_pool_run(pool, e.nchunks, eval_chunk, &e);
+}
+
+void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params,
+                     const float *X, const int64_t *rows, int64_t n, const float *dout)
+{
+    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .grad = grad,
+                  .dout = dout};
+    split(&e);
+    if (n == 0)
+        memset(grad, 0, sizeof(float) * (size_t)M->P);
+    td_pool_run(pool, e.nchunks, eval_chunk, &e);
+    if (e.nchunks > 1)
+        td_pool_run(pool, (M->P + REDUCE_TASK - 1) / REDUCE_TASK, reduce_task, &e);
 }

@@ -5,6 +5,7 @@
  * one array. W is (in, out) as in SPEC §1 (the transpose of torch's Linear.weight). */
 #include "traind/train.h"
 
+#include "train/embed_gmm.h"
 #include "train/gmm.h"
 #include "train/linear.h"
 #include "train/mlp.h"
@@ -23,7 +24,7 @@ void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K)
     m->K = K;
     m->G = hp->groups;
     m->intercept = hp->model == TD_MODEL_SOFTMAX ? hp->intercept : TD_INTERCEPT_FIT;
-    if (hp->model == TD_MODEL_MLP) {
+    if (hp->model == TD_MODEL_MLP || hp->model == TD_MODEL_EMBED_GMM) {
         m->n_hidden = hp->n_hidden;
         memcpy(m->hidden, hp->hidden, sizeof m->hidden);
     }
@@ -32,6 +33,12 @@ void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K)
         m->G = 1;
         m->covariance = hp->covariance;
         m->lower_bound = NAN;
+    }
+    if (hp->model == TD_MODEL_EMBED_GMM) { /* K = E outputs; rows are set by the caller */
+        m->G = 1;
+        m->covariance = hp->covariance;
+        m->lower_bound = NAN;
+        m->components = hp->components;
     }
     m->n_params = td_model_nparams(m);
 }
@@ -54,6 +61,8 @@ int td_model_layout(const td_model *m, td_tensor_desc out[TD_MAX_TENSORS])
 {
     if (m->kind == TD_MODEL_GMM)
         return td_gmm_layout(m, out);
+    if (m->kind == TD_MODEL_EMBED_GMM)
+        return td_embed_layout(m, out);
     int n = 0;
     int64_t off = 0;
     int64_t in = m->D;
@@ -111,6 +120,8 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
                        (long long)D, (long long)m->D);
     if (m->kind == TD_MODEL_GMM) /* probs: responsibilities (N, M) */
         return td_gmm_predict(labels, probs, NULL, m, X, N, D, err);
+    if (m->kind == TD_MODEL_EMBED_GMM) /* probs: responsibilities (N, M) */
+        return td_embed_predict(NULL, labels, probs, NULL, m, X, N, D, err);
     if (m->kind == TD_MODEL_MLP) {
         td_mlp *M = td_mlp_create(m, 0);
         if (!M)

@@ -14,6 +14,8 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dat
         return td_grad_trainer_create(out, hp, train, val, err);
     case TD_MODEL_GMM:
         return td_gmm_trainer_create(out, hp, train, val, err);
+    case TD_MODEL_EMBED_GMM:
+        return td_embed_trainer_create(out, hp, train, val, err);
     default:
         return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
                        (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");

@@ -36,5 +36,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
 /* gmm (gmm_trainer.c): one step = one EM iteration; checks hp against train itself. */
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
                                 const td_dataset *train, const td_dataset *val, td_error *err);
+/* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); checks
+ * hp against train itself. */
+td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
+                                  const td_dataset *train, const td_dataset *val,
+                                  td_error *err);
 
 #endif

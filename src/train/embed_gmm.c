@@ -1,0 +1,920 @@
+/* embed_gmm.c — the embed_gmm model's td_trainer: one step = one iteration (SPEC §5).
+ *
+ * The network f(x; W) is D -> hidden (activation) -> E, linear output (mlp.c's layers,
+ * driven through an mlp view of the parameter block). An iteration:
+ *   1. P pairs: from the dataset's pairs/pair_labels when it has them (all of them when
+ *      there are <= P, else P drawn uniformly with replacement), else from the labels,
+ *      balanced: the first ceil(P/2) pairs are similar (anchor uniform over the rows,
+ *      partner uniform among the rows with its label), the rest dissimilar (partner
+ *      uniform among the rows with another label; similar when every row has one label).
+ *   2. Warm-up (the first warmup_iterations): embed the 2P pair rows, contrastive loss,
+ *      backward, optimizer step.
+ *   3. After it: embed the GMM's rows (all N, or gmm_batch drawn without replacement) and
+ *      the pair rows (with all N rows embedded the pairs index those embeddings: nothing is
+ *      embedded twice). The first time, the GMM is initialised from the best of n_init
+ *      k-means++ runs on the embeddings (td_gmm_initialize). Then one EM step with the
+ *      network fixed: E-step, M-step, and every component whose weight fell below
+ *      1/(10 M) is re-seeded by splitting (td_gmm_split). Then, with the GMM fixed, ONE
+ *      combined backward: dZ = gamma * d(mean NLL)/dZ (td_gmm_nll_grad, under the updated
+ *      GMM) plus the contrastive gradients scattered onto the pair rows' embeddings,
+ *      then td_mlp_backward(dZ) once through the network and one optimizer step on
+ *      contrastive + gamma * gmm_nll (+ l1/l2). Nothing is retained between iterations,
+ *      so an iteration costs the same at iteration 10 and 10000.
+ * Records: pair_loss (mean contrastive), gmm_nll (mean NLL of the embedded GMM rows under
+ * the GMM the network step used; null in the warm-up), loss = pair_loss + gamma * gmm_nll
+ * + reg_loss, reseeded (splits), min_size / max_size / size_k (N_k of the M-step over the
+ * GMM's rows).
+ * Model: the network, the GMM (double here, float in the model block) and assignments:
+ * after each EM iteration the argmax responsibilities of the rows it saw (at the
+ * embeddings of that iteration, one network step behind); after the last iteration, what
+ * td_embed_predict gives for every training row under the final model.
+ * Snapshot: header (iteration, EM steps, optimizer step, elapsed, RNG) + the float block
+ * (network, gmm copy, assignments) + the optimizer's moments + the double GMM, so a
+ * restored run continues bit-identically. Threads: mlp.c and gmm.c split work into chunks
+ * fixed by the sizes only; the pair loss and the scatter are sequential; results are
+ * bit-identical for any thread count. */
+#include "train/embed_gmm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "math/pool.h"
+#include "math/rng.h"
+#include "train/gmm.h"
+#include "train/mlp.h"
+#include "train/optim.h"
+#include "train/trainer_impl.h"
+#include "traind/loss.h"
+
+#define FIELD(name) "hyperparameters." name
+#define MAX_PARAMS (1ll << 28)
+
+enum { C_EPOCH, C_ELAPSED, C_LOSS, C_PAIR, C_NLL, C_REG, C_RESEEDED, C_MIN_SIZE, C_MAX_SIZE,
+       C_SIZES };
+static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "pair_loss",
+                                            "gmm_nll", "reg_loss", "reseeded", "min_size",
+                                            "max_size"};
+
+/* ---- validation, layout, views ------------------------------------------------------ */
+
+int64_t td_embed_gmm_rows(const td_hparams *hp, int64_t N)
+{
+    return hp->gmm_batch > 0 && hp->gmm_batch < N ? hp->gmm_batch : N;
+}
+
+td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
+                         td_error *err)
+{
+    int64_t N = ds->N, D = ds->D, E = hp->embedding_dim, M = hp->components;
+    if (ds->pairs && ds->P > 0) {
+        for (int64_t p = 0; p < ds->P; p++) {
+            char field[64];
+            for (int s = 0; s < 2; s++)
+                if (ds->pairs[2 * p + s] < 0 || ds->pairs[2 * p + s] >= N) {
+                    snprintf(field, sizeof field, "dataset.pairs[%lld][%d]", (long long)p, s);
+                    return td_fail(err, TD_EINVAL, field, "row %d is outside [0, %lld)",
+                                   ds->pairs[2 * p + s], (long long)N);
+                }
+            if (!ds->pair_labels || (ds->pair_labels[p] != 0 && ds->pair_labels[p] != 1)) {
+                snprintf(field, sizeof field, "dataset.pair_labels[%lld]", (long long)p);
+                return td_fail(err, TD_EINVAL, field, "pair labels must be 1 (similar) or 0 "
+                               "(dissimilar)");
+            }
+        }
+    } else if (ds->y && ds->y_cols != 1) {
+        return td_fail(err, TD_EINVAL, "dataset.y", "embed_gmm takes one label per row (same "
+                       "label = similar pair); the targets have %lld columns",
+                       (long long)ds->y_cols);
+    } else if (!ds->y) {
+        return td_fail(err, TD_EINVAL, "dataset", "the embed_gmm model needs labels y (one "
+                       "per row: same label = similar pair) or pairs with pair_labels%s",
+                       ds->Y ? "; probability targets Y do not define pairs" : "");
+    }
+    int64_t ng = td_embed_gmm_rows(hp, N);
+    if (M > ng)
+        return td_fail(err, TD_EINVAL, FIELD("components"), "components (%lld) must not "
+                       "exceed the rows the GMM is fitted on (%lld%s)", (long long)M,
+                       (long long)ng, ng < N ? ", gmm_batch" : "");
+    int64_t warm = td_hparams_warmup(hp);
+    if (warm >= hp->epochs)
+        return td_fail(err, TD_EINVAL, FIELD("warmup_iterations"), "warmup_iterations (%lld) "
+                       "must be less than iterations (%lld): the GMM starts after the "
+                       "warm-up", (long long)warm, (long long)hp->epochs);
+    double n = 0, in = (double)D;
+    for (int64_t l = 0; l < hp->n_hidden; l++) {
+        n += (in + 1) * (double)hp->hidden[l];
+        in = (double)hp->hidden[l];
+    }
+    n += (in + 1) * (double)E;
+    n += (double)M * (1.0 + (double)E + (double)td_gmm_cov_size(hp->covariance, E)) + (double)N;
+    if (n > (double)MAX_PARAMS)
+        return td_fail(err, TD_EINVAL, FIELD("hidden"), "the model would have %.0f parameters "
+                       "(network, mixture and one assignment per row); at most %lld are "
+                       "supported", n, MAX_PARAMS);
+    if (K)
+        *K = E;
+    return TD_OK;
+}
+
+static void add_tensor(td_tensor_desc *t, int *n, int64_t *off, const char *name, int layer,
+                       int64_t rows, int64_t cols, int penalized)
+{
+    td_tensor_desc *d = &t[(*n)++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->layer = layer;
+    d->rows = rows;
+    d->cols = cols;
+    d->offset = *off;
+    d->penalized = penalized;
+    *off += rows * cols;
+}
+
+int td_embed_layout(const td_model *m, td_tensor_desc *out)
+{
+    int n = 0;
+    int64_t off = 0, in = m->D, M = m->components, E = m->K;
+    for (int64_t l = 0; l <= m->n_hidden; l++) {
+        int64_t o = l < m->n_hidden ? m->hidden[l] : E;
+        add_tensor(out, &n, &off, "W", (int)l, in, o, 1);
+        add_tensor(out, &n, &off, "b", (int)l, 1, o, 0);
+        in = o;
+    }
+    add_tensor(out, &n, &off, "weights", 0, 1, M, 0);
+    add_tensor(out, &n, &off, "means", 0, M, E, 0);
+    add_tensor(out, &n, &off, "covariances", 0, m->covariance == TD_COV_SPHERICAL ? 1 : M,
+               m->covariance == TD_COV_FULL ? E * E : m->covariance == TD_COV_DIAG ? E : M, 0);
+    add_tensor(out, &n, &off, "assignments", 0, 1, m->rows, 0);
+    return n;
+}
+
+void td_embed_net_view(td_model *net, const td_model *m)
+{
+    memset(net, 0, sizeof *net);
+    net->kind = TD_MODEL_MLP;
+    net->D = m->D;
+    net->K = m->K;
+    net->G = 1;
+    net->intercept = TD_INTERCEPT_FIT;
+    net->n_hidden = m->n_hidden;
+    memcpy(net->hidden, m->hidden, sizeof net->hidden);
+    net->activation = m->activation;
+    net->n_params = td_model_nparams(net);
+    net->params = m->params;
+}
+
+void td_embed_gmm_view(td_model *gmm, const td_model *m)
+{
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int nt = td_embed_layout(m, t);
+    memset(gmm, 0, sizeof *gmm);
+    gmm->kind = TD_MODEL_GMM;
+    gmm->D = m->K;
+    gmm->K = m->components;
+    gmm->G = 1;
+    gmm->covariance = m->covariance;
+    gmm->lower_bound = m->lower_bound;
+    gmm->converged = m->converged;
+    gmm->n_iter = m->n_iter;
+    gmm->n_params = t[nt - 1].offset - t[nt - 4].offset;
+    gmm->params = m->params ? m->params + t[nt - 4].offset : NULL;
+}
+
+td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *loglik,
+                           const td_model *m, const float *X, int64_t N, int64_t D,
+                           td_error *err)
+{
+    if (m->kind != TD_MODEL_EMBED_GMM)
+        return td_fail(err, TD_EINVAL, "model", "not an embed_gmm model");
+    if (D != m->D)
+        return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
+                       (long long)D, (long long)m->D);
+    td_model net, gm;
+    td_embed_net_view(&net, m);
+    td_embed_gmm_view(&gm, m);
+    float *Z = emb ? emb : malloc(sizeof(float) * (size_t)(N * m->K + 1));
+    td_mlp *mm = td_mlp_create(&net, 0);
+    td_status st;
+    if (!Z || !mm) {
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld predictions", (long long)N);
+        goto done;
+    }
+    td_mlp_forward(mm, NULL, Z, net.params, X, NULL, N);
+    st = TD_OK;
+    if (labels || resp || loglik)
+        st = td_gmm_predict(labels, resp, loglik, &gm, Z, N, m->K, err);
+done:
+    td_mlp_destroy(mm);
+    if (Z != emb)
+        free(Z);
+    return st;
+}
+
+/* ---- the trainer -------------------------------------------------------------------- */
+
+typedef struct embed_trainer {
+    td_trainer base;               /* first: the vtable */
+    td_hparams hp;                 /* owned copy */
+    td_model model;                /* params (owned): network | gmm floats | assignments */
+    td_model net;                  /* mlp view of the network (params = model.params) */
+    td_tensor_desc layout[TD_MAX_TENSORS];
+    int ntensors;
+    int64_t n_net, gmm_off, assign_off, n_penalized;
+    const td_dataset *train;
+    int64_t N, D, E, M, P, ng, warmup, zcap;
+    /* pairs from labels: rows grouped by label */
+    int64_t *order;                /* (N) rows sorted by (label, row) */
+    int64_t *gstart, *gcount;      /* (n_groups) */
+    int64_t *grp;                  /* (N) group of each row */
+    int64_t n_groups;
+    /* per-iteration buffers, made on the first step */
+    int64_t *pa, *pb, *ia, *ib;    /* (P) pair rows; their rows in Z */
+    int32_t *sim;                  /* (P) */
+    int64_t *rows;                 /* (ng + 2P) rows embedded (when not all N) */
+    int64_t *perm;                 /* (N) identity between iterations (batch sampling) */
+    int64_t *swapj;                /* (ng) the sampling's swap partners */
+    float *Z, *dZ;                 /* (zcap, E) */
+    float *A, *B, *dA, *dB;        /* (P, E) */
+    float *grad, *prev;            /* (n_net) */
+    double *centre;                /* (E) */
+    int32_t *lab;                  /* (N) final assignments */
+    td_mlp *mlp;
+    td_gmm g, gprev;
+    td_gmm_work *w;
+    double *nk;                    /* (M) */
+    unsigned char *empty;          /* (M) */
+    td_optim opt;
+    td_rng rng;
+    td_pool *pool;
+    int64_t iter, n_em;
+    int gmm_ready;
+    double elapsed;
+    int ncols;
+    char size_names[TD_REC_MAX][32];
+    const char *cols[TD_REC_MAX + 1];
+} embed_trainer;
+
+static const td_trainer_vtbl embed_vtbl;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct label_row {
+    int32_t y;
+    int64_t i;
+} label_row;
+
+static int cmp_label_row(const void *a, const void *b)
+{
+    const label_row *x = a, *y = b;
+    if (x->y != y->y)
+        return x->y < y->y ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The placeholder GMM before initialisation: uniform weights, zero means, unit
+ * covariances (so the model object and predictions are well defined in the warm-up). */
+static void placeholder_gmm(td_gmm *g)
+{
+    int64_t M = g->M, E = g->E, CS = td_gmm_cov_size(g->cov, E);
+    memset(g->means, 0, sizeof(double) * (size_t)(M * E));
+    memset(g->covs, 0, sizeof(double) * (size_t)(M * CS));
+    for (int64_t k = 0; k < M; k++) {
+        g->weights[k] = 1.0 / (double)M;
+        if (g->cov == TD_COV_FULL)
+            for (int64_t j = 0; j < E; j++)
+                g->covs[k * CS + j * E + j] = 1;
+        else if (g->cov == TD_COV_DIAG)
+            for (int64_t j = 0; j < E; j++)
+                g->covs[k * CS + j] = 1;
+        else
+            g->covs[k] = 1;
+    }
+}
+
+static void sync_model(embed_trainer *t)
+{
+    td_gmm_to_params(t->model.params + t->gmm_off, &t->g);
+    t->model.n_iter = t->n_em;
+    t->model.converged = 0;
+}
+
+td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
+                                  const td_dataset *train, const td_dataset *val,
+                                  td_error *err)
+{
+    td_status st;
+    int64_t E;
+    *out = NULL;
+    if ((st = td_hparams_check(hp, train, &E, err)))
+        return st;
+    if (val)
+        return td_fail(err, TD_EINVAL, "validation", "an embed_gmm job takes no validation "
+                       "set");
+    embed_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    t->base.vt = &embed_vtbl;
+    if (td_hparams_copy(&t->hp, hp))
+        goto nomem;
+    t->train = train;
+    t->N = train->N, t->D = train->D, t->E = E, t->M = hp->components;
+    t->ng = td_embed_gmm_rows(hp, t->N);
+    t->warmup = td_hparams_warmup(hp);
+    t->P = train->pairs && train->P > 0 && train->P < hp->pairs_per_iteration
+               ? train->P : hp->pairs_per_iteration;
+    td_model_shape(&t->model, hp, t->D, E);
+    t->model.rows = t->N;
+    t->model.n_params = td_model_nparams(&t->model);
+    t->ntensors = td_model_layout(&t->model, t->layout);
+    int nt = t->ntensors;
+    t->gmm_off = t->layout[nt - 4].offset;
+    t->assign_off = t->layout[nt - 1].offset;
+    t->n_net = t->gmm_off;
+    for (int i = 0; i < nt - 4; i++) {
+        const td_tensor_desc *d = &t->layout[i];
+        if (d->penalized || hp->regularize_bias)
+            t->n_penalized += d->rows * d->cols;
+    }
+    if (!(t->model.params = calloc((size_t)t->model.n_params, sizeof(float))) ||
+        !(t->grad = calloc((size_t)t->n_net, sizeof(float))) ||
+        !(t->prev = calloc((size_t)t->n_net, sizeof(float))) ||
+        td_gmm_alloc(&t->g, t->M, E, hp->covariance) ||
+        td_gmm_alloc(&t->gprev, t->M, E, hp->covariance) ||
+        td_optim_init(&t->opt, hp, t->n_net))
+        goto nomem;
+    td_embed_net_view(&t->net, &t->model);
+    td_mlp_init(t->model.params, &t->net, (uint64_t)hp->seed);
+    placeholder_gmm(&t->g);
+    for (int64_t i = 0; i < t->N; i++)
+        t->model.params[t->assign_off + i] = -1.0f;
+    t->model.lower_bound = NAN;
+    sync_model(t);
+    td_rng_seed(&t->rng, (uint64_t)hp->seed, 4);
+
+    int n = 0;
+    for (size_t i = 0; i < sizeof fixed_columns / sizeof fixed_columns[0]; i++)
+        t->cols[n++] = fixed_columns[i];
+    for (int64_t k = 0; k < t->M && n < TD_REC_MAX; k++, n++) {
+        snprintf(t->size_names[n], sizeof t->size_names[n], "size_%lld", (long long)k);
+        t->cols[n] = t->size_names[n];
+    }
+    t->cols[n] = NULL;
+    t->ncols = n;
+    *out = &t->base;
+    return TD_OK;
+nomem:
+    t->base.vt->destroy(&t->base);
+    return td_fail(err, TD_ENOMEM, NULL, "out of memory while preparing the trainer");
+}
+
+/* Buffers proportional to N, made on the first step (the HTTP side builds a trainer to
+ * validate a job; that must stay cheap). */
+static td_status prepare_buffers(embed_trainer *t, td_error *err)
+{
+    const td_dataset *ds = t->train;
+    int64_t N = t->N, E = t->E, P = t->P, M = t->M;
+    t->zcap = t->ng < N ? t->ng + 2 * P : N;
+    if (t->zcap < 2 * P)
+        t->zcap = 2 * P;
+    size_t zb = sizeof(float) * (size_t)(t->zcap * E), pb = sizeof(float) * (size_t)(P * E);
+    int ok = (t->pa = malloc(sizeof(int64_t) * (size_t)P)) &&
+             (t->pb = malloc(sizeof(int64_t) * (size_t)P)) &&
+             (t->ia = malloc(sizeof(int64_t) * (size_t)P)) &&
+             (t->ib = malloc(sizeof(int64_t) * (size_t)P)) &&
+             (t->sim = malloc(sizeof(int32_t) * (size_t)P)) &&
+             (t->rows = malloc(sizeof(int64_t) * (size_t)t->zcap)) &&
+             (t->Z = calloc(1, zb)) && (t->dZ = calloc(1, zb)) &&
+             (t->A = malloc(pb)) && (t->B = malloc(pb)) && (t->dA = malloc(pb)) &&
+             (t->dB = malloc(pb)) &&
+             (t->centre = calloc((size_t)E, sizeof(double))) &&
+             (t->nk = calloc((size_t)M, sizeof(double))) && (t->empty = calloc((size_t)M, 1)) &&
+             (t->mlp = td_mlp_create(&t->net, 1));
+    if (ok && t->ng < N) {
+        ok = (t->perm = malloc(sizeof(int64_t) * (size_t)N)) &&
+             (t->swapj = malloc(sizeof(int64_t) * (size_t)t->ng));
+        for (int64_t i = 0; ok && i < N; i++)
+            t->perm[i] = i;
+    }
+    if (ok && !(ds->pairs && ds->P > 0)) {
+        ok = (t->order = malloc(sizeof(int64_t) * (size_t)N)) &&
+             (t->grp = malloc(sizeof(int64_t) * (size_t)N)) &&
+             (t->gstart = malloc(sizeof(int64_t) * (size_t)N)) &&
+             (t->gcount = malloc(sizeof(int64_t) * (size_t)N));
+        label_row *lr = ok ? malloc(sizeof(label_row) * (size_t)N) : NULL;
+        ok = lr != NULL;
+        if (ok) {
+            for (int64_t i = 0; i < N; i++)
+                lr[i].y = ds->y[i], lr[i].i = i;
+            qsort(lr, (size_t)N, sizeof *lr, cmp_label_row);
+            for (int64_t s = 0; s < N; s++)
+                t->order[s] = lr[s].i;
+            free(lr);
+            t->n_groups = 0;
+            for (int64_t s = 0; s < N; s++) {
+                int64_t i = t->order[s];
+                if (s == 0 || ds->y[i] != ds->y[t->order[s - 1]]) {
+                    t->gstart[t->n_groups] = s;
+                    t->gcount[t->n_groups++] = 0;
+                }
+                t->gcount[t->n_groups - 1]++;
+                t->grp[i] = t->n_groups - 1;
+            }
+        }
+    }
+    if (ok)
+        ok = (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.covariance, t->centre)) != NULL;
+    if (!ok)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory for the embed_gmm buffers (%lld "
+                       "rows, %lld pairs)", (long long)N, (long long)P);
+    return TD_OK;
+}
+
+static void embed_destroy(td_trainer *base)
+{
+    embed_trainer *t = (embed_trainer *)base;
+    if (!t)
+        return;
+    td_gmm_work_destroy(t->w);
+    td_mlp_destroy(t->mlp);
+    td_pool_destroy(t->pool);
+    td_optim_fini(&t->opt);
+    td_gmm_free(&t->g);
+    td_gmm_free(&t->gprev);
+    free(t->order), free(t->grp), free(t->gstart), free(t->gcount);
+    free(t->pa), free(t->pb), free(t->ia), free(t->ib), free(t->sim), free(t->rows);
+    free(t->perm), free(t->swapj), free(t->Z), free(t->dZ);
+    free(t->A), free(t->B), free(t->dA), free(t->dB);
+    free(t->grad), free(t->prev), free(t->centre), free(t->lab), free(t->nk), free(t->empty);
+    td_model_fini(&t->model);
+    td_hparams_fini(&t->hp);
+    free(t);
+}
+
+static void embed_set_threads(td_trainer *base, int n)
+{
+    embed_trainer *t = (embed_trainer *)base;
+    if (n < 1)
+        n = 1;
+    if (td_pool_threads(t->pool) == n)
+        return;
+    td_pool_destroy(t->pool);
+    t->pool = n > 1 ? td_pool_create(n) : NULL;
+}
+
+#define SELF(b) ((const embed_trainer *)(b))
+static int embed_done(const td_trainer *b) { return SELF(b)->iter >= SELF(b)->hp.epochs; }
+static int64_t embed_epoch(const td_trainer *b) { return SELF(b)->iter; }
+static int64_t embed_epochs(const td_trainer *b) { return SELF(b)->hp.epochs; }
+static int64_t embed_rows(const td_trainer *b)
+{
+    return SELF(b)->ng < SELF(b)->N ? SELF(b)->ng + 2 * SELF(b)->P : SELF(b)->N;
+}
+static const td_model *embed_model(const td_trainer *b) { return &SELF(b)->model; }
+static double embed_elapsed(const td_trainer *b) { return SELF(b)->elapsed; }
+static const char *const *embed_columns(const td_trainer *b, int *n)
+{
+    *n = SELF(b)->ncols;
+    return SELF(b)->cols;
+}
+
+/* ---- one iteration ------------------------------------------------------------------ */
+
+/* The iteration's P pairs into pa, pb, sim (see the top of the file). */
+static void sample_pairs(embed_trainer *t)
+{
+    const td_dataset *ds = t->train;
+    int64_t P = t->P, N = t->N;
+    if (ds->pairs && ds->P > 0) {
+        for (int64_t p = 0; p < P; p++) {
+            int64_t q = ds->P <= P ? p : (int64_t)td_rng_below(&t->rng, (uint64_t)ds->P);
+            t->pa[p] = ds->pairs[2 * q];
+            t->pb[p] = ds->pairs[2 * q + 1];
+            t->sim[p] = ds->pair_labels[q];
+        }
+        return;
+    }
+    int64_t n_sim = (P + 1) / 2;
+    for (int64_t p = 0; p < P; p++) {
+        int64_t i = (int64_t)td_rng_below(&t->rng, (uint64_t)N), g = t->grp[i];
+        int64_t gs = t->gstart[g], gc = t->gcount[g], j;
+        int similar = p < n_sim || gc == N;
+        if (similar) {
+            j = t->order[gs + (int64_t)td_rng_below(&t->rng, (uint64_t)gc)];
+        } else {
+            int64_t u = (int64_t)td_rng_below(&t->rng, (uint64_t)(N - gc));
+            j = t->order[u < gs ? u : u + gc];
+        }
+        t->pa[p] = i;
+        t->pb[p] = j;
+        t->sim[p] = similar;
+    }
+}
+
+/* Adds the l1/l2 gradient of the network's weights to grad; returns the penalty. */
+static double regularize(const embed_trainer *t, const float *params, float *grad)
+{
+    const td_hparams *hp = &t->hp;
+    if (hp->l2 == 0 && hp->l1 == 0)
+        return 0;
+    double l2 = hp->l2, l1 = hp->l1;
+    if (hp->l2_scale == TD_L2_MEAN && t->n_penalized > 0)
+        l2 /= (double)t->n_penalized;
+    double sq = 0, ab = 0;
+    for (int i = 0; i < t->ntensors - 4; i++) {
+        const td_tensor_desc *d = &t->layout[i];
+        if (!d->penalized && !hp->regularize_bias)
+            continue;
+        for (int64_t j = d->offset; j < d->offset + d->rows * d->cols; j++) {
+            float w = params[j];
+            sq += (double)w * w;
+            ab += fabs((double)w);
+            grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
+        }
+    }
+    return 0.5 * l2 * sq + l1 * ab;
+}
+
+static int all_finite(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
+static int gmm_finite(const td_gmm *g)
+{
+    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
+    const double *v[3] = {g->weights, g->means, g->covs};
+    for (int a = 0; a < 3; a++)
+        for (int64_t i = 0; i < n[a]; i++)
+            if (!isfinite(v[a][i]))
+                return 0;
+    return 1;
+}
+
+/* One EM step on the embeddings Z[0..ng) with the network fixed, then the GMM term's
+ * gradient into dZ[0..ng) (gamma * d(mean NLL)/dZ). *nll = the mean NLL under the updated
+ * GMM; *reseeded = the splits made. */
+static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, td_error *err)
+{
+    int64_t ng = t->ng, E = t->E, M = t->M;
+    td_status st;
+    for (int64_t j = 0; j < E; j++)
+        t->centre[j] = 0;
+    for (int64_t i = 0; i < ng; i++)
+        for (int64_t j = 0; j < E; j++)
+            t->centre[j] += t->Z[i * E + j];
+    for (int64_t j = 0; j < E; j++)
+        t->centre[j] /= (double)ng;
+    td_gmm_work_set_centre(t->w, t->centre);
+    if (!t->gmm_ready) {
+        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, &t->rng, err)))
+            return st;
+        t->gmm_ready = 1;
+    }
+    double ll;
+    int64_t n_empty, split;
+    if ((st = td_gmm_prepare(t->w, &t->g, err)) ||
+        (st = td_gmm_estep(t->w, t->pool, &ll, NULL, err)) ||
+        (st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.reg_covar, t->nk, t->empty, &n_empty,
+                           err)))
+        return st;
+    *reseeded = 0;
+    for (int64_t k = 0; k < M; k++)
+        if (t->g.weights[k] < 1.0 / (10.0 * (double)M)) {
+            if (td_gmm_split(t->w, &t->g, k, &split))
+                return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+            *reseeded += split >= 0;
+        }
+    if (!gmm_finite(&t->g))
+        return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "the M-step of iteration %lld "
+                       "gave non-finite mixture parameters", (long long)(t->iter + 1));
+    if ((st = td_gmm_prepare(t->w, &t->g, err))) {
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err ? err->message : "");
+        return td_fail(err, st, FIELD("reg_covar"), "iteration %lld: %s (reg_covar is %g)",
+                       (long long)(t->iter + 1), msg, t->hp.reg_covar);
+    }
+    if ((st = td_gmm_nll_grad(t->w, t->pool, t->dZ, (float)(t->hp.gmm_weight / (double)ng),
+                              &ll, err)))
+        return st;
+    *nll = -ll;
+    return TD_OK;
+}
+
+static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
+{
+    embed_trainer *t = (embed_trainer *)base;
+    double t0 = now_s();
+    const td_dataset *ds = t->train;
+    int64_t N = t->N, E = t->E, P = t->P, M = t->M;
+    float *params = t->model.params;
+    td_status st;
+    for (int i = 0; i < TD_REC_MAX; i++)
+        rec->v[i] = NAN;
+    if (!t->Z && (st = prepare_buffers(t, err)))
+        return st;
+    int warm = t->iter < t->warmup;
+    sample_pairs(t);
+
+    /* rows to embed: [GMM rows | pair a rows | pair b rows], or all N rows */
+    int64_t ng = warm ? 0 : t->ng, n_rows;
+    const int64_t *rows = t->rows;
+    if (!warm && ng == N) {
+        rows = NULL;
+        n_rows = N;
+        memcpy(t->ia, t->pa, sizeof(int64_t) * (size_t)P);
+        memcpy(t->ib, t->pb, sizeof(int64_t) * (size_t)P);
+    } else {
+        if (ng) { /* gmm_batch rows without replacement: a partial Fisher-Yates, undone
+                   * in reverse so perm is the identity again (no state between iterations) */
+            for (int64_t i = 0; i < ng; i++) {
+                int64_t j = i + (int64_t)td_rng_below(&t->rng, (uint64_t)(N - i));
+                int64_t tmp = t->perm[i];
+                t->perm[i] = t->perm[j], t->perm[j] = tmp;
+                t->swapj[i] = j;
+                t->rows[i] = t->perm[i];
+            }
+            for (int64_t i = ng - 1; i >= 0; i--) {
+                int64_t j = t->swapj[i], tmp = t->perm[i];
+                t->perm[i] = t->perm[j], t->perm[j] = tmp;
+            }
+        }
+        for (int64_t p = 0; p < P; p++) {
+            t->rows[ng + p] = t->pa[p];
+            t->rows[ng + P + p] = t->pb[p];
+            t->ia[p] = ng + p;
+            t->ib[p] = ng + P + p;
+        }
+        n_rows = ng + 2 * P;
+    }
+    td_mlp_forward(t->mlp, t->pool, t->Z, params, ds->X, rows, n_rows);
+
+    /* pair loss; its gradient w.r.t. the pair embeddings */
+    for (int64_t p = 0; p < P; p++) {
+        memcpy(t->A + p * E, t->Z + t->ia[p] * E, sizeof(float) * (size_t)E);
+        memcpy(t->B + p * E, t->Z + t->ib[p] * E, sizeof(float) * (size_t)E);
+    }
+    double psum;
+    td_contrastive_sum(&psum, NULL, t->dA, t->dB, t->A, t->B, t->sim, P, E, t->hp.margin,
+                       (float)(1.0 / (double)P));
+    double pair_loss = psum / (double)P, nll = NAN;
+    int64_t reseeded = 0;
+
+    /* EM step and the GMM term's gradient on rows [0, ng) of dZ; the rest zero */
+    if (!warm) {
+        td_gmm_copy(&t->gprev, &t->g);
+        if ((st = em_and_grad(t, &nll, &reseeded, err)))
+            goto restore_gmm;
+    }
+    memset(t->dZ + ng * E, 0, sizeof(float) * (size_t)((n_rows - ng) * E));
+    for (int64_t p = 0; p < P; p++) {
+        float *a = t->dZ + t->ia[p] * E, *b = t->dZ + t->ib[p] * E;
+        for (int64_t j = 0; j < E; j++) {
+            a[j] += t->dA[p * E + j];
+            b[j] += t->dB[p * E + j];
+        }
+    }
+
+    /* one backward through the network, one optimizer step */
+    td_mlp_backward(t->mlp, t->pool, t->grad, params, ds->X, rows, n_rows, t->dZ);
+    double reg = regularize(t, params, t->grad);
+    double loss = pair_loss + (warm ? 0 : t->hp.gmm_weight * nll) + reg;
+    memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
+    if (isfinite(loss))
+        td_optim_step_pool(&t->opt, t->pool, params, t->grad);
+    if (!isfinite(loss) || !all_finite(params, t->n_net)) {
+        memcpy(params, t->prev, sizeof(float) * (size_t)t->n_net);
+        st = td_fail(err, TD_EDIVERGED, FIELD("lr"), "training diverged at iteration %lld "
+                     "(the loss became non-finite); the weights of iteration %lld are kept; "
+                     "try a smaller lr (now %g) or gmm_weight (now %g)",
+                     (long long)(t->iter + 1), (long long)t->iter, t->hp.lr,
+                     t->hp.gmm_weight);
+        if (!warm)
+            goto restore_gmm;
+        return st;
+    }
+    t->iter++;
+    if (!warm) {
+        t->n_em++;
+        t->model.lower_bound = -nll;
+        const float *resp = td_gmm_work_resp(t->w);
+        float *assign = params + t->assign_off;
+        for (int64_t i = 0; i < ng; i++) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < M; k++)
+                if (resp[k * ng + i] > resp[best * ng + i])
+                    best = k;
+            assign[rows ? rows[i] : i] = (float)best;
+        }
+    }
+    sync_model(t);
+    if (t->iter >= t->hp.epochs) { /* final assignments: the final model's predictions */
+        if (!t->lab && !(t->lab = malloc(sizeof(int32_t) * (size_t)N)))
+            return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        if ((st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err)))
+            return st;
+        for (int64_t i = 0; i < N; i++)
+            params[t->assign_off + i] = (float)t->lab[i];
+    }
+    t->elapsed += now_s() - t0;
+
+    rec->v[C_EPOCH] = (double)t->iter;
+    rec->v[C_ELAPSED] = t->elapsed;
+    rec->v[C_LOSS] = loss;
+    rec->v[C_PAIR] = pair_loss;
+    rec->v[C_NLL] = nll;
+    rec->v[C_REG] = reg;
+    if (!warm) {
+        rec->v[C_RESEEDED] = (double)reseeded;
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = 0; k < M; k++) {
+            lo = t->nk[k] < lo ? t->nk[k] : lo;
+            hi = t->nk[k] > hi ? t->nk[k] : hi;
+            if (C_SIZES + k < t->ncols)
+                rec->v[C_SIZES + k] = t->nk[k];
+        }
+        rec->v[C_MIN_SIZE] = lo;
+        rec->v[C_MAX_SIZE] = hi;
+    }
+    return TD_OK;
+restore_gmm:
+    td_gmm_copy(&t->g, &t->gprev);
+    return st;
+}
+
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+typedef struct embed_state {
+    char magic[8];                 /* "TDEMBST1" */
+    int64_t n_params, n_net, M, E, cov, nbuf, iter, n_em, gmm_ready, opt_step;
+    double lower_bound, elapsed;
+    uint64_t rng[4];
+} embed_state;
+
+static size_t gmm_bytes(const embed_trainer *t)
+{
+    return sizeof(double) *
+           (size_t)(t->M + t->M * t->E + t->M * td_gmm_cov_size(t->g.cov, t->E));
+}
+
+static size_t embed_state_size(const td_trainer *base)
+{
+    const embed_trainer *t = SELF(base);
+    return sizeof(embed_state) + sizeof(float) * (size_t)t->model.n_params +
+           sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + gmm_bytes(t);
+}
+
+static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
+{
+    const embed_trainer *t = SELF(base);
+    size_t need = embed_state_size(base);
+    if (cap < need)
+        return 0;
+    embed_state h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, "TDEMBST1", 8);
+    h.n_params = t->model.n_params, h.n_net = t->n_net, h.M = t->M, h.E = t->E;
+    h.cov = t->g.cov, h.nbuf = td_optim_nbuffers(&t->opt);
+    h.iter = t->iter, h.n_em = t->n_em, h.gmm_ready = t->gmm_ready, h.opt_step = t->opt.step;
+    h.lower_bound = t->model.lower_bound, h.elapsed = t->elapsed;
+    memcpy(h.rng, t->rng.s, sizeof h.rng);
+    char *p = buf;
+    memcpy(p, &h, sizeof h), p += sizeof h;
+    size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;
+    memcpy(p, t->model.params, np), p += np;
+    if (h.nbuf >= 1)
+        memcpy(p, t->opt.m, nn), p += nn;
+    if (h.nbuf >= 2)
+        memcpy(p, t->opt.v, nn), p += nn;
+    size_t nw = sizeof(double) * (size_t)t->M, nm = nw * (size_t)t->E;
+    memcpy(p, t->g.weights, nw), p += nw;
+    memcpy(p, t->g.means, nm), p += nm;
+    memcpy(p, t->g.covs, gmm_bytes(t) - nw - nm);
+    return need;
+}
+
+static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
+{
+    embed_trainer *t = (embed_trainer *)base;
+    embed_state h;
+    if (len < sizeof h)
+        return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
+    memcpy(&h, buf, sizeof h);
+    if (memcmp(h.magic, "TDEMBST1", 8) != 0)
+        return td_fail(err, TD_EINVAL, "checkpoint", "not an embed_gmm training-state "
+                       "snapshot");
+    if (h.n_params != t->model.n_params || h.n_net != t->n_net || h.M != t->M ||
+        h.E != t->E || h.cov != t->g.cov || h.nbuf != td_optim_nbuffers(&t->opt) ||
+        len != embed_state_size(base))
+        return td_fail(err, TD_EINVAL, "checkpoint", "the snapshot does not match this model "
+                       "and optimizer");
+    const char *p = (const char *)buf + sizeof h;
+    size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;
+    memcpy(t->model.params, p, np), p += np;
+    if (h.nbuf >= 1)
+        memcpy(t->opt.m, p, nn), p += nn;
+    if (h.nbuf >= 2)
+        memcpy(t->opt.v, p, nn), p += nn;
+    size_t nw = sizeof(double) * (size_t)t->M, nm = nw * (size_t)t->E;
+    memcpy(t->g.weights, p, nw), p += nw;
+    memcpy(t->g.means, p, nm), p += nm;
+    memcpy(t->g.covs, p, gmm_bytes(t) - nw - nm);
+    t->iter = h.iter;
+    t->n_em = h.n_em;
+    t->gmm_ready = (int)h.gmm_ready;
+    t->opt.step = h.opt_step;
+    t->model.lower_bound = h.lower_bound;
+    t->elapsed = h.elapsed;
+    memcpy(t->rng.s, h.rng, sizeof h.rng);
+    sync_model(t);
+    return TD_OK;
+}
+
+/* ---- the objective (tests, diagnostics) --------------------------------------------- */
+
+/* contrastive over the last iteration's pairs + gamma * the mean NLL of every training row
+ * under the current GMM, held fixed (no term before the GMM is initialised) + l1/l2, at
+ * the current network; grad (n_params) OVERWRITTEN: the network's gradient from one
+ * combined backward, zeros for the mixture and the assignments. Needs one iteration done.
+ * Buffers for N + 2P rows are made and freed here; the training state is not touched. */
+static td_status embed_objective(td_trainer *base, double *loss, float *grad)
+{
+    embed_trainer *t = (embed_trainer *)base;
+    if (!t->Z || t->iter == 0)
+        return td_fail(NULL, TD_EINVAL, NULL, "no iteration has run yet");
+    int64_t N = t->N, E = t->E, P = t->P, n_rows = N + 2 * P;
+    const float *params = t->model.params;
+    int64_t *rows = malloc(sizeof(int64_t) * (size_t)n_rows);
+    float *Z = malloc(sizeof(float) * (size_t)(n_rows * E));
+    float *dZ = calloc((size_t)(n_rows * E), sizeof(float));
+    td_gmm_work *w = NULL;
+    td_status st = TD_OK;
+    if (!rows || !Z || !dZ) {
+        st = TD_ENOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < N; i++)
+        rows[i] = i;
+    for (int64_t p = 0; p < P; p++)
+        rows[N + p] = t->pa[p], rows[N + P + p] = t->pb[p];
+    td_mlp_forward(t->mlp, t->pool, Z, params, t->train->X, rows, n_rows);
+    double psum, ll;
+    td_contrastive_sum(&psum, NULL, t->dA, t->dB, Z + N * E, Z + (N + P) * E, t->sim, P, E,
+                       t->hp.margin, (float)(1.0 / (double)P));
+    double L = psum / (double)P;
+    if (t->gmm_ready) {
+        for (int64_t j = 0; j < E; j++)
+            t->centre[j] = 0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < E; j++)
+                t->centre[j] += Z[i * E + j];
+        for (int64_t j = 0; j < E; j++)
+            t->centre[j] /= (double)N;
+        if (!(w = td_gmm_work_create(Z, N, E, t->M, t->hp.covariance, t->centre))) {
+            st = TD_ENOMEM;
+            goto done;
+        }
+        if ((st = td_gmm_prepare(w, &t->g, NULL)) ||
+            (st = td_gmm_nll_grad(w, t->pool, dZ, (float)(t->hp.gmm_weight / (double)N), &ll,
+                                  NULL)))
+            goto done;
+        L += t->hp.gmm_weight * -ll;
+    }
+    memcpy(dZ + N * E, t->dA, sizeof(float) * (size_t)(P * E));
+    memcpy(dZ + (N + P) * E, t->dB, sizeof(float) * (size_t)(P * E));
+    td_mlp_backward(t->mlp, t->pool, grad, params, t->train->X, rows, n_rows, dZ);
+    memset(grad + t->n_net, 0, sizeof(float) * (size_t)(t->model.n_params - t->n_net));
+    L += regularize(t, params, grad);
+    *loss = L;
+done:
+    td_gmm_work_destroy(w);
+    free(rows), free(Z), free(dZ);
+    return st;
+}
+
+static const td_trainer_vtbl embed_vtbl = {
+    .destroy = embed_destroy,
+    .set_threads = embed_set_threads,
+    .step = embed_step,
+    .done = embed_done,
+    .epoch = embed_epoch,
+    .epochs = embed_epochs,
+    .rows = embed_rows,
+    .model = embed_model,
+    .columns = embed_columns,
+    .state_size = embed_state_size,
+    .save = embed_save,
+    .restore = embed_restore,
+    .elapsed = embed_elapsed,
+    .objective = embed_objective,
+};
