@@ -703,6 +703,63 @@ static int size_of(const cJSON *o, const char *k)
     return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
+/* Stores X (N, D) and y (N) (floats printed so they read back exactly); returns the id. */
+static char *post_dataset(int port, const float *X, const int32_t *y, int64_t N, int64_t D)
+{
+    size_t cap = (size_t)(N * D) * 18 + (size_t)N * 12 + 64;
+    char *body = malloc(cap), *p = body;
+    p += sprintf(p, "{\"name\":\"blobs\",\"X\":[");
+    for (int64_t i = 0; i < N; i++) {
+        p += sprintf(p, "%s[", i ? "," : "");
+        for (int64_t j = 0; j < D; j++)
+            p += sprintf(p, "%s%.9g", j ? "," : "", (double)X[i * D + j]);
+        *p++ = ']';
+    }
+    p += sprintf(p, "],\"y\":[");
+    for (int64_t i = 0; i < N; i++)
+        p += sprintf(p, "%s%d", i ? "," : "", y[i]);
+    sprintf(p, "]}");
+    call c = req(port, "POST", "/v1/datasets", body);
+    free(body);
+    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
+    char *id = strdup(str(c.json, "id"));
+    done(&c);
+    return id;
+}
+
+static const char *wait_job(int port, const char *id, double timeout_s)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    double t0 = httpc_now();
+    for (;;) {
+        call c = req(port, "GET", path, NULL);
+        const char *st = str(c.json, "state");
+        const char *out = !strcmp(st, "succeeded") ? "succeeded"
+                          : !strcmp(st, "failed")  ? "failed"
+                          : !strcmp(st, "cancelled") ? "cancelled" : NULL;
+        if (!out && httpc_now() - t0 > timeout_s)
+            out = "timeout";
+        if (out && strcmp(out, "succeeded"))
+            fprintf(stderr, "job %s: %s\n", id, c.r.body ? c.r.body : "");
+        done(&c);
+        if (out)
+            return out;
+        usleep(20000);
+    }
+}
+
+static int job_epoch(int port, const char *id)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    call c = req(port, "GET", path, NULL);
+    ck_assert_int_eq(c.status, 200);
+    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
+    done(&c);
+    return e;
+}
+
 START_TEST(embed_job_through_rest_api)
 {
     httpc_daemon d;
@@ -714,26 +771,8 @@ START_TEST(embed_job_through_rest_api)
     int64_t N = 3000, D = 20, K = 6;
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
     float *X = blobs(N, D, K, 1, y);
-    size_t cap = (size_t)(N * D) * 16 + (size_t)N * 4 + 64;
-    char *body = malloc(cap), *p = body;
-    p += sprintf(p, "{\"name\":\"blobs\",\"X\":[");
-    for (int64_t i = 0; i < N; i++) {
-        *p++ = i ? ',' : '[';
-        if (i)
-            *p++ = '[';
-        for (int64_t j = 0; j < D; j++)
-            p += sprintf(p, "%s%.7g", j ? "," : "", (double)X[i * D + j]);
-        *p++ = ']';
-    }
-    p += sprintf(p, "],\"y\":[");
-    for (int64_t i = 0; i < N; i++)
-        p += sprintf(p, "%s%d", i ? "," : "", y[i]);
-    sprintf(p, "]}");
-    call c = req(port, "POST", "/v1/datasets", body);
-    free(body);
-    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
-    char *ds = strdup(str(c.json, "id"));
-    done(&c);
+    char *ds = post_dataset(port, X, y, N, D), *body, *p;
+    call c;
 
     char job[1024];
     snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
@@ -755,17 +794,9 @@ START_TEST(embed_job_through_rest_api)
     done(&c);
 
     char path[160];
+    ck_assert_str_eq(wait_job(port, id, 90), "succeeded");
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double t0 = httpc_now();
-    for (;;) {
-        c = req(port, "GET", path, NULL);
-        const char *st = str(c.json, "state");
-        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || httpc_now() - t0 > 90)
-            break;
-        done(&c);
-        usleep(50000);
-    }
-    ck_assert_msg(!strcmp(str(c.json, "state"), "succeeded"), "%s", c.r.body);
+    c = req(port, "GET", path, NULL);
     const cJSON *metrics = cJSON_GetObjectItem(c.json, "metrics");
     ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(metrics, "gmm_nll")));
     ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(metrics, "pair_loss")));
@@ -859,22 +890,120 @@ START_TEST(embed_job_through_rest_api)
     free(id);
     id = strdup(str(c.json, "id"));
     done(&c);
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    t0 = httpc_now();
-    for (;;) {
-        c = req(port, "GET", path, NULL);
-        const char *st = str(c.json, "state");
-        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || httpc_now() - t0 > 30)
-            break;
-        done(&c);
-        usleep(20000);
-    }
-    ck_assert_msg(!strcmp(str(c.json, "state"), "succeeded"), "%s", c.r.body);
-    done(&c);
+    ck_assert_str_eq(wait_job(port, id, 30), "succeeded");
 
     free(a), free(ds), free(id), free(X), free(y);
     ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
     httpc_daemon_cleanup(&d);
+}
+END_TEST
+
+/* Every number of a nested array, depth first, into out (at most n); returns the count. */
+static int64_t flatten(float *out, int64_t n, const cJSON *v)
+{
+    if (cJSON_IsNumber(v)) {
+        ck_assert_int_gt(n, 0);
+        out[0] = (float)v->valuedouble;
+        return 1;
+    }
+    int64_t k = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, v) k += flatten(out + k, n - k, c);
+    return k;
+}
+
+/* An embed_gmm job (gmm_batch, checkpoints every iteration) killed with SIGKILL after the
+ * warm-up resumes after a restart and ends with the uninterrupted engine's model, bit for
+ * bit: network, mixture and assignments; its history has every iteration once. */
+START_TEST(embed_resume_after_kill9_is_exact)
+{
+    char conf[] = "/tmp/traind-embed-conf-XXXXXX";
+    int fd = mkstemp(conf);
+    const char *text = "checkpoint_interval_s = 0\nworkers = 1\n";
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    const char *args[] = {"--config", conf, NULL};
+    httpc_daemon d;
+    ck_assert_int_gt(httpc_daemon_start(&d, NULL, args, NULL), 0);
+    int64_t N = 3000, D = 20, K = 5, I = 600;
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
+    float *X = blobs(N, D, K, 6, y);
+    char *ds = post_dataset(d.port, X, y, N, D), job[512];
+    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"embedding_dim\":3,\"components\":5,\"iterations\":%lld,\"hidden\":[64],"
+             "\"gmm_batch\":1000,\"seed\":8}}", ds, (long long)I);
+    call c = req(d.port, "POST", "/v1/jobs", job);
+    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
+    char *id = strdup(str(c.json, "id"));
+    done(&c);
+    double t0 = httpc_now();
+    while (job_epoch(d.port, id) < 100 && httpc_now() - t0 < 60)
+        usleep(2000);
+    int before = job_epoch(d.port, id);
+    ck_assert_msg(before >= 100 && before < I, "iteration %d when interrupting", before);
+    httpc_daemon_stop(&d, SIGKILL, 10);
+
+    httpc_daemon r;
+    ck_assert_int_gt(httpc_daemon_start(&r, d.dir, args, NULL), 0);
+    ck_assert_str_eq(wait_job(r.port, id, 120), "succeeded");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    c = req(r.port, "GET", path, NULL);
+    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint, 1);
+    done(&c);
+    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
+    c = req(r.port, "GET", path, NULL);
+    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"), *v;
+    ck_assert_int_eq(cJSON_GetArraySize(ep), I);
+    int i = 1;
+    cJSON_ArrayForEach(v, ep) ck_assert_int_eq(v->valueint, i++);
+    double last_nll = cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "gmm_nll"),
+                                         (int)I - 1)->valuedouble;
+    done(&c);
+
+    td_dataset tds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
+    td_hparams hp = embed_hp(3, K, 8);
+    hp.epochs = I;
+    hp.hidden[0] = 64;
+    hp.gmm_batch = 1000;
+    td_trainer *t = make_trainer(&hp, &tds);
+    td_record rec;
+    while (!td_trainer_done(t))
+        step_ok(t, &rec);
+    ck_assert(last_nll == rec.v[column(t, "gmm_nll")]);
+    const td_model *m = td_trainer_model(t);
+    td_tensor_desc tt[TD_MAX_TENSORS];
+    int nt = td_model_layout(m, tt);
+    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
+    c = req(r.port, "GET", path, NULL);
+    ck_assert_int_eq(c.status, 200);
+    const cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "network"), "layers");
+    const cJSON *gmm = cJSON_GetObjectItem(c.json, "gmm");
+    const cJSON *got[8] = {
+        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 0), "W"),
+        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 0), "b"),
+        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "W"),
+        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "b"),
+        cJSON_GetObjectItem(gmm, "weights"), cJSON_GetObjectItem(gmm, "means"),
+        cJSON_GetObjectItem(gmm, "covariances"), cJSON_GetObjectItem(c.json, "assignments")};
+    ck_assert_int_eq(nt, 8);
+    for (int k = 0; k < nt; k++) {
+        int64_t n = tt[k].rows * tt[k].cols;
+        float *f = malloc(sizeof(float) * (size_t)n);
+        ck_assert_int_eq(flatten(f, n, got[k]), n);
+        ck_assert_msg(memcmp(f, m->params + tt[k].offset, sizeof(float) * (size_t)n) == 0,
+                      "tensor %s differs after the resume", tt[k].name);
+        free(f);
+    }
+    done(&c);
+
+    ck_assert_int_eq(httpc_daemon_stop(&r, SIGTERM, 10), 0);
+    httpc_daemon_cleanup(&r);
+    unlink(conf);
+    td_trainer_destroy(t);
+    td_hparams_fini(&hp);
+    free(id), free(ds), free(X), free(y);
 }
 END_TEST
 
@@ -892,7 +1021,9 @@ Suite *suite_embed(void)
     tcase_add_test(tc, pairs_datasets_and_validation);
     suite_add_tcase(s, tc);
     TCase *rest = tcase_create("rest");
+    tcase_set_timeout(rest, 240);
     tcase_add_test(rest, embed_job_through_rest_api);
+    tcase_add_test(rest, embed_resume_after_kill9_is_exact);
     suite_add_tcase(s, rest);
     return s;
 }
