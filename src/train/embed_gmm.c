@@ -623,7 +623,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         rec->v[i] = NAN;
     if (!t->Z && (st = prepare_buffers(t, err)))
         return st;
-    int warm = t->iter < t->warmup;
+    int warm = t->iter < t->warmup, was_ready = t->gmm_ready;
     sample_pairs(t);
 
     /* rows to embed: [GMM rows | pair a rows | pair b rows], or all N rows */
@@ -747,8 +747,9 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         rec->v[C_MAX_SIZE] = hi;
     }
     return TD_OK;
-restore_gmm:
+restore_gmm: /* the mixture of the last good iteration (the placeholder before the init) */
     td_gmm_copy(&t->g, &t->gprev);
+    t->gmm_ready = was_ready;
     return st;
 }
 
