@@ -10,7 +10,10 @@
  * takes cores / running (at least 1) for its trainer's pool, so a job alone uses every
  * core and two jobs on two cores use one each; OpenBLAS is single-threaded (math/blas.c).
  * Results never depend on the thread count (see train.h), so exact resume holds however
- * the load changes. */
+ * the load changes. Training threads run at nice TRAIN_NICE (a worker sets it on itself
+ * and its trainer's pool threads inherit it): with every core training, an HTTP thread
+ * (nice 0) still gets a core as soon as a request comes, so status requests stay fast;
+ * when the API is idle the cores are all training's. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -18,11 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http/json_job.h"
 #include "traind/train.h"
 #include "util/log.h"
+
+#define TRAIN_NICE 10
 
 typedef struct running {
     char id[TD_ID_MAX];          /* "" when the slot is idle */
@@ -288,6 +296,9 @@ static void *worker(void *arg)
     td_jobs *jm = ((worker_arg *)arg)->jm;
     int slot = ((worker_arg *)arg)->slot;
     free(arg);
+    /* best effort: a lower priority for this thread and the threads it creates */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), TRAIN_NICE) != 0)
+        td_log(TD_LOG_DEBUG, "jobs", "training threads keep the default priority");
     pthread_mutex_lock(&jm->mu);
     for (;;) {
         while (!jm->stopping && jm->qlen == 0)
