@@ -10,13 +10,19 @@
  *  - pairs (P, 2) row indices in [0, N) with pair_labels (P) of 0/1 (true/false accepted);
  *    one needs the other.
  *  - name: a string of at most 256 bytes without control characters.
+ *  - Numbers become float32 as (float)strtod does (stream_dataset.h says why).
  * Errors (TD_EINVAL, 422) name the first offending element: "X[12][3]", "y[7]", "X[1]"
  * for a ragged row, "pairs[3][1]". Malformed JSON is the 400 of json_util.h.
  *
  * CSV body (text/csv): one sample per line, comma-separated; double-quoted fields with ""
  * escapes; LF or CRLF; blank lines and a trailing newline are skipped; a UTF-8 BOM is
  * skipped. label_column last (default) | first | none; header false (default) | true.
- * Errors say where: field "line 5, column 3", message "line 5, column 3: ...". */
+ * Errors say where: field "line 5, column 3", message "line 5, column 3: ...".
+ *
+ * POST /v1/datasets reads bodies with the streaming parser (stream_dataset.h), which
+ * gives what these functions give; td_json_dataset_parse / _from are the buffered tree
+ * readers (the inline "data" of a job body, and the reference the stream is tested
+ * against). */
 #ifndef TRAIND_HTTP_JSON_DATASET_H
 #define TRAIND_HTTP_JSON_DATASET_H
 
