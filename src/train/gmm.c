@@ -2,8 +2,8 @@
  * prediction (contracts and the algorithm in gmm.h).
  *
  * DESIGN (threads): every parallel pass runs on td_pool with tasks fixed by N, M and E:
- *  - E-step, k-means assignment, k-means++ distances: R row chunks (R = N/4096 clamped to
- *    [1, MAX_TASKS]), each with its own scratch and result slot;
+ *  - E-step, td_gmm_nll_grad, k-means assignment, k-means++ distances: R row chunks
+ *    (R = N/4096 clamped to [1, MAX_TASKS]), each with its own scratch and result slot;
  *  - M-step: tasks of (component group, row chunk); fewer than MAX_TASKS components get
  *    several row chunks each, more are grouped. Each task owns its scratch and writes
  *    double partial sums into its slot; the caller reduces the slots in task order.
