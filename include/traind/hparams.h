@@ -111,6 +111,9 @@ const td_hparam_def *td_hparam_find(const char *name);
 /* The known name closest to `name` (edit distance), for "did you mean"; NULL if none is
  * close enough. */
 const char *td_hparam_suggest(const char *name);
+/* Levenshtein distance (case-sensitive; 99 when either string is over 64 bytes): the
+ * "did you mean" of hyperparameter names here and of every other name at the JSON edge. */
+int td_edit_distance(const char *a, const char *b);
 /* Parses a model name; -1 when unknown. */
 int td_model_parse(const char *name);
 

@@ -2,6 +2,8 @@
  * the growing output buffer of the JSON edge (see json_util.h for the contracts). */
 #include "http/json_util.h"
 
+#include "traind/hparams.h"
+
 #include <ctype.h>
 #include <float.h>
 #include <math.h>
@@ -202,28 +204,6 @@ void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i,
         out[0] = '\0';
 }
 
-int td_json_edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    int row[65];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int sub = diag + (a[i - 1] != b[j - 1]);
-            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 static void lower_copy(char *dst, const char *src, size_t cap)
 {
     size_t i = 0;
@@ -242,7 +222,7 @@ const char *td_json_suggest(const char *name, const char *const *choices)
     int best_d = 99;
     for (size_t i = 0; choices[i]; i++) {
         lower_copy(b, choices[i], sizeof b);
-        int d = td_json_edit_distance(a, b);
+        int d = td_edit_distance(a, b);
         if (d < best_d)
             best_d = d, best = choices[i];
     }

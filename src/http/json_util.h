@@ -62,8 +62,6 @@ td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *w
  * or NULL when none is close enough to suggest. */
 const char *td_json_suggest(const char *name, const char *const *choices);
 
-/* Edit distance (Levenshtein, case-sensitive; 99 for strings over 64 bytes). */
-int td_json_edit_distance(const char *a, const char *b);
 
 /* ---- value kinds ------------------------------------------------------------------ */
 

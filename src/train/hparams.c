@@ -94,8 +94,7 @@ const td_hparam_def *td_hparam_find(const char *name)
     return NULL;
 }
 
-/* Levenshtein distance, capped at 64-character names. */
-static int edit_distance(const char *a, const char *b)
+int td_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
@@ -136,7 +135,7 @@ const char *td_hparam_suggest(const char *name)
     const char *best = NULL;
     int best_d = 99;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
-        int d = edit_distance(name, td_hparam_defs[i].name);
+        int d = td_edit_distance(name, td_hparam_defs[i].name);
         if (d < best_d)
             best_d = d, best = td_hparam_defs[i].name;
     }
