@@ -295,6 +295,7 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     td_job_request jr;
     char *hp_text = NULL;
     char id[TD_ID_MAX] = "", ds_id[TD_ID_MAX] = "";
+    int raced = 0;
     const char *key = td_req_header(req, "Idempotency-Key");
     if (key && (!*key || strlen(key) >= TD_IDEM_KEY_MAX)) {
         td_resp_error(resp, 422, "invalid_argument", "Idempotency-Key",
@@ -362,10 +363,11 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
                         .epochs = jr.model == TD_MODEL_GMM ? jr.hp.max_iter : jr.hp.epochs,
                         .idempotency_key = key};
     st = td_jobs_submit(app->jobs, &spec, id, &err);
-    if (st == TD_ECONFLICT && id[0]) /* the same key raced us: that job is the answer */
+    raced = st == TD_ECONFLICT && id[0];
+    if (raced) /* the same key raced us: that job (with its own data) is the answer */
         st = TD_OK;
 out:
-    if (st && jr.data && ds_id[0])
+    if ((st || raced) && jr.data && ds_id[0])
         td_store_dataset_delete(app->store, ds_id, NULL); /* nothing refers to it */
     td_job_request_fini(&jr);
     free(hp_text);

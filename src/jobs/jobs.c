@@ -3,6 +3,9 @@
  * DESIGN (threads): `mu` guards the queue, the running table, the change counter and the
  * stats. HTTP threads call td_jobs_submit / td_jobs_cancel / td_jobs_wait_change; each
  * worker thread pops an id under the lock, then unlocks to train (Redis's bio pattern).
+ * `mu` is never held across a store call (one may wait on the disk or on SQLite's lock,
+ * and everything that takes `mu` would wait with it): td_jobs_submit counts its insert
+ * in `inserting` under the lock, so the queue bound holds, and inserts unlocked.
  * A worker checks its cancel flag and the stop flag at every epoch boundary, so a cancel
  * or a SIGTERM takes effect within one epoch.
  *
@@ -44,6 +47,7 @@ struct td_jobs {
     pthread_cond_t work, changed;
     char (*queue)[TD_ID_MAX];    /* ring of qcap ids */
     int qhead, qlen, qcap;
+    int inserting;               /* td_jobs_submit calls inserting into the store */
     int stopping;
     pthread_t *threads;
     int nthreads;
@@ -226,6 +230,11 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     }
     td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
            (long long)row.restarts);
+    if (row.cancel_requested) { /* accepted before a crash: it still holds */
+        pthread_mutex_lock(&jm->mu);
+        jm->run[slot].cancel = 1;
+        pthread_mutex_unlock(&jm->mu);
+    }
     notify(jm);
     if ((st = td_store_dataset_load(jm->store, row.dataset, &train, &err)))
         goto done;
@@ -411,27 +420,35 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, char id_out[TD_ID
     td_status st = TD_OK;
     if (jm->stopping)
         st = td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
-    else if (jm->qlen >= jm->o.max_queued)
+    else if (jm->qlen + jm->inserting >= jm->o.max_queued)
         st = td_fail(err, TD_EBUSY, NULL,
                      "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
-                     jm->qlen, jm->o.max_queued);
-    if (st == TD_OK) {
-        /* Insert under the lock so the queue bound and the store agree. */
-        st = td_store_job_insert(jm->store, spec, id_out, err);
-        if (st == TD_OK && (st = push_locked(jm, id_out)))
-            td_fail(err, st, NULL, "out of memory");
-        if (st == TD_OK)
-            notify_locked(jm);
-    }
+                     jm->qlen + jm->inserting, jm->o.max_queued);
+    else
+        jm->inserting++; /* our place under the bound while the store inserts */
+    pthread_mutex_unlock(&jm->mu);
+    if (st)
+        return st;
+    st = td_store_job_insert(jm->store, spec, id_out, err);
+    pthread_mutex_lock(&jm->mu);
+    jm->inserting--;
+    if (st == TD_OK && (st = push_locked(jm, id_out)))
+        td_fail(err, st, NULL, "out of memory");
+    if (st == TD_OK)
+        notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
 
 td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after, td_error *err)
 {
-    pthread_mutex_lock(&jm->mu);
+    /* The store decides (atomically) and is the truth; the queue and the running table
+     * follow it, updated after, under mu. A worker that pops the job meanwhile finds it
+     * cancelled (td_store_job_start: TD_ECONFLICT); one that started it before the store
+     * call has it in its slot (set at the pop) by the time we look. */
     td_job_state after;
     td_status st = td_store_job_cancel(jm->store, id, &after, err);
+    pthread_mutex_lock(&jm->mu);
     if (st == TD_OK) {
         if (after == TD_JOB_CANCELLED)
             remove_locked(jm, id);
