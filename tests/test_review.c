@@ -253,12 +253,48 @@ START_TEST(idempotent_inline_data_race_leaves_no_dataset)
 }
 END_TEST
 
+/* After a crash at epoch 10 with the checkpoint at 8, resuming truncates the history to 8:
+ * the job's progress must go back to 8 with it, not show 10 over 8 rows. */
+START_TEST(history_truncate_lowers_progress)
+{
+    mk_tmpdir();
+    td_store *s = NULL;
+    EXPECT(TD_OK, td_store_open(&s, g_dir, E));
+    td_dataset_meta m;
+    put_ds(s, 8, &m);
+    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
+                        .epochs = 20};
+    char id[TD_ID_MAX];
+    EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
+    const char *names[] = {"epoch", "loss"};
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, names, 2, E));
+    char ck[16] = "checkpoint-8";
+    for (int e = 1; e <= 10; e++) {
+        double rec[2] = {e, 1.0 / e};
+        EXPECT(TD_OK, td_store_epoch_commit(s, id, e, rec, 2, NULL, e == 8 ? ck : NULL,
+                                            e == 8 ? sizeof ck : 0, E));
+    }
+    EXPECT(TD_OK, td_store_history_truncate(s, id, 8, E));
+    td_job_row row;
+    EXPECT(TD_OK, td_store_job_get(s, id, &row, E));
+    ck_assert_int_eq(row.epoch, 8);
+    td_job_row_fini(&row);
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 8);
+    td_history_fini(&h);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
 Suite *suite_review(void)
 {
     Suite *s = suite_create("review");
     TCase *tc = tcase_create("review");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cancel_requested_survives_restart);
+    tcase_add_test(tc, history_truncate_lowers_progress);
     tcase_add_test(tc, idempotent_inline_data_race_leaves_no_dataset);
     tcase_add_test(tc, submit_does_not_hold_jobs_lock_across_store);
     suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/json_dataset.h"
@@ -33,6 +34,7 @@ struct td_app {
 };
 
 #define SSE_WAIT_MS 1000
+#define SSE_MIN_POLL_MS 100 /* at most ~10 store polls a second per stream */
 
 /* ---- small helpers ----------------------------------------------------------------- */
 
@@ -371,12 +373,7 @@ out:
         td_store_dataset_delete(app->store, ds_id, NULL); /* nothing refers to it */
     td_job_request_fini(&jr);
     free(hp_text);
-    if (st == TD_EBUSY) {
-        td_resp_header(resp, "Retry-After", "%d", 5);
-        td_resp_from_error(resp, st, &err);
-        return;
-    }
-    if (st) {
+    if (st) { /* TD_EBUSY: 429 with the Retry-After that td_resp_from_error sets */
         fail(resp, st, &err);
         return;
     }
@@ -549,6 +546,7 @@ typedef struct sse {
     uint64_t seen;               /* the job manager's change counter */
     int done;
     td_sbuf out;                 /* pending bytes */
+    struct timespec polled;      /* last store poll (monotonic) */
     size_t sent;                 /* of out */
 } sse;
 
@@ -603,8 +601,18 @@ static ssize_t sse_read(void *ctx, uint64_t pos, char *buf, size_t max)
         s->out.len = s->sent = 0;
         if (s->done)
             return -1;
-        if (s->last_state >= 0)
+        if (s->last_state >= 0) {
+            /* Fast jobs commit thousands of epochs a second: batch them, so watchers cost
+             * the workers a bounded number of store reads (one event per epoch still). */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double since = (double)(now.tv_sec - s->polled.tv_sec) * 1e3 +
+                           (double)(now.tv_nsec - s->polled.tv_nsec) * 1e-6;
+            if (since < SSE_MIN_POLL_MS)
+                usleep((useconds_t)((SSE_MIN_POLL_MS - since) * 1e3));
             s->seen = td_jobs_wait_change(s->app->jobs, s->seen, SSE_WAIT_MS);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &s->polled);
         sse_poll(s);
         if (s->out.oom)
             return -1;

@@ -347,7 +347,11 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         jm->o.cores = 1;
     pthread_mutex_init(&jm->mu, NULL);
     pthread_cond_init(&jm->work, NULL);
-    pthread_cond_init(&jm->changed, NULL);
+    pthread_condattr_t ca; /* timed waits on the monotonic clock: immune to clock changes */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&jm->changed, &ca);
+    pthread_condattr_destroy(&ca);
     td_job_row *rows = NULL;
     int n = 0;
     td_status st = td_store_job_list_active(store, &rows, &n, err);
@@ -466,7 +470,7 @@ td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
 uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
 {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L)

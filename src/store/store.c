@@ -1804,12 +1804,26 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     rc = hist_cols_locked(s, job_id, &ncols, err);
     if (rc)
         goto cleanup;
+    /* The job's progress goes back with its history, in one transaction. */
+    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
+        goto cleanup;
     rc = prepare(s, &st, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", err);
     if (rc)
         goto cleanup;
     bind_str(st, 1, job_id);
     sqlite3_bind_int64(st, 2, after_epoch);
-    rc = step_done(s, st, err);
+    if ((rc = step_done(s, st, err)))
+        goto cleanup;
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = prepare(s, &st, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, after_epoch);
+    if ((rc = step_done(s, st, err)))
+        goto cleanup;
+    rc = exec_sql(s, "COMMIT", err);
 cleanup:
     sqlite3_finalize(st);
     leave(s);

@@ -229,7 +229,8 @@ typedef struct td_history {
 td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_epoch,
                                td_history *out, td_error *err);
 void td_history_fini(td_history *h);
-/* Deletes records with epoch > after_epoch. */
+/* Deletes records with epoch > after_epoch and lowers the job's epoch to at most
+ * after_epoch (one transaction): what a job resuming from an earlier checkpoint needs. */
 td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
                                     td_error *err);
 
