@@ -4,6 +4,7 @@
 #   make asan       the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the BENCH.md workloads, side by side with the Python peers
 #   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
+#   make soak       jobs and status traffic against a daemon for SOAK_SECONDS (default 60)
 #   make run        build and start the daemon on its embedded defaults
 #   make install    PREFIX=/usr/local DESTDIR=
 # Missing Debian packages are installed by scripts/deps.sh (as root) before anything builds.
@@ -73,7 +74,11 @@ $(BUILD)/tests/suites.inc: $(TEST_SRCS)
 $(BUILD)/tests/runner.o: $(BUILD)/tests/suites.inc
 $(BUILD)/tests/runner.o: CFLAGS += -I$(BUILD)/tests
 
-$(BUILD)/test_runner: $(TEST_OBJS) $(BUILD)/libtraind.a
+# The fuzz harnesses (without their libFuzzer entry) are linked in for the regress suite.
+FUZZ_HARNESS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard fuzz/fuzz_*.c)))
+$(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN
+
+$(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS)
 
 TD_REFDIR ?= $(abspath ../shared/reference)
@@ -89,6 +94,13 @@ asan:
 bench: $(BUILD)/libtraind.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 	bench/run.sh $(BUILD)
 
+# A daemon under jobs and status traffic for SOAK_SECONDS; prints its memory (VmRSS) at the
+# start, after the warm-up and at the end, and fails on a 5xx, a dropped connection, RSS
+# growing past SOAK_MAX_GROWTH_MB (default 64) or descriptors leaking (scripts/soak.py).
+SOAK_SECONDS ?= 60
+soak: $(BUILD)/traind
+	python3 scripts/soak.py $(BUILD)/traind $(SOAK_SECONDS)
+
 run: $(BUILD)/traind
 	$(BUILD)/traind
 
@@ -98,22 +110,34 @@ install: $(BUILD)/traind
 	install -D -m 0644 systemd/traind.service $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
 	sed -i 's|/usr/local/bin/traind|$(PREFIX)/bin/traind|' $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
 
-# Each fuzz/fuzz_<name>.c is built with clang's libFuzzer, ASan and UBSan over the sources
-# it needs, and run for FUZZ_SECONDS from the seeds in fuzz/seeds/<kind> (plus
-# fuzz/<kind>.dict); new inputs go to build-fuzz/corpus-<name>, a crash stops the run and
-# leaves build-fuzz/crash-*.
+# Each fuzz/fuzz_<name>.c (harness td_fuzz_<name>, fuzz/fuzz.h) is built with clang's
+# libFuzzer, ASan and UBSan against build-fuzz/libtraind.a (the library compiled with
+# clang and the same sanitizers, plus coverage) and run for FUZZ_SECONDS from the seeds in
+# fuzz/seeds/<kind> (<name> without "_dataset"), with fuzz/<kind>.dict when there is one;
+# new inputs go to build-fuzz/corpus-<name>, a crash stops the run and leaves
+# build-fuzz/crash-* (copy it to tests/regress/<name>/: the regress suite replays it).
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := json_dataset csv_dataset
-FUZZ_SRCS    := src/http/stream_dataset.c src/http/json_dataset.c src/http/json_util.c \
-                src/util/status.c
-FUZZ_FLAGS   := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-                -fno-sanitize-recover=undefined -Iinclude -Isrc \
-                $(shell pkg-config --cflags libcjson)
+FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router
+FUZZ_FLAGS   := -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -pthread -Iinclude -Isrc -Ifuzz $(shell pkg-config --cflags $(MODULES)) \
+                -DTD_VERSION='"$(VERSION)"'
+FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o
 
-build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SRCS) $(wildcard src/http/*.h include/traind/*.h)
-	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRCS) $(shell pkg-config --libs libcjson) -lm
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build-fuzz/gen/openapi.o: $(BUILD)/gen/openapi.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build-fuzz/libtraind.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h build-fuzz/libtraind.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libtraind.a $(LDLIBS)
 
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
@@ -130,8 +154,8 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test asan bench run install clean fuzz
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+.PHONY: all test asan bench run install clean fuzz soak
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a
 	@mkdir -p $(dir $@)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "http/json_dataset.h"
 #include "http/stream_dataset.h"
 
@@ -52,7 +53,7 @@ static int same(td_status sa, const td_dataset_buf *a, const td_error *ea, td_st
     return !a->y == !b->y && (!a->y || memcmp(a->y, b->y, (size_t)a->ds.N * 4) == 0);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int td_fuzz_csv_dataset(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
@@ -87,3 +88,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     return 0;
 }
+
+TD_FUZZ_ENTRY(td_fuzz_csv_dataset)

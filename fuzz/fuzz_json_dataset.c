@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "http/json_dataset.h"
 #include "http/json_util.h"
 #include "http/stream_dataset.h"
@@ -94,7 +95,7 @@ static int lenient_corner(const uint8_t *d, size_t n, const td_error *stream_err
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int td_fuzz_json_dataset(const uint8_t *data, size_t size)
 {
     uint64_t seed = 1469598103934665603ull;
     for (size_t i = 0; i < size; i++)
@@ -132,3 +133,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         td_dataset_buf_free(&t);
     return 0;
 }
+
+TD_FUZZ_ENTRY(td_fuzz_json_dataset)

@@ -29,6 +29,7 @@ static const char *const gmm_init_names[] = {"kmeans++", "random", NULL};
 #define NETS (SOFTMAX | MLP)
 #define GRAD (SOFTMAX | MLP | EMBED)
 #define BIG 1e300
+#define MAX_NET_PARAMS (1ll << 28) /* softmax / mlp parameters (embed_gmm has the same cap) */
 
 #define OFF(f) offsetof(td_hparams, f)
 #define NUM(n, t, f, lo, hi, excl, models) {n, t, OFF(f), 0, lo, hi, excl, NULL, models}
@@ -357,6 +358,10 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
                        td_model_names[hp->model]);
     }
     if (hp->n_classes > 0) {
+        if (ds->Y && hp->n_classes != k) /* rows of Y hold exactly Y_cols probabilities */
+            return td_fail(err, TD_EINVAL, FIELD("n_classes"),
+                           "n_classes is %lld but the probability targets (Y) have %lld "
+                           "columns", (long long)hp->n_classes, (long long)k);
         if (hp->n_classes < k)
             return td_fail(err, TD_EINVAL, FIELD("n_classes"),
                            "n_classes is %lld but the targets need at least %lld",
@@ -439,6 +444,24 @@ td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *
                                "(found %g)", (double)ds->X[i * ds->D]);
             }
     }
+    /* The trainer holds the parameters, their gradient, the previous step and up to two
+     * optimizer moments in float32: cap the model as gmm and embed_gmm do, so that a
+     * small request cannot ask for tens of GB (a refusal, not an allocation failure or
+     * the OOM killer once the job trains). */
+    double n_params = 0, in = (double)ds->D;
+    for (int64_t l = 0; hp->model == TD_MODEL_MLP && l < hp->n_hidden; l++) {
+        n_params += (in + 1) * (double)hp->hidden[l];
+        in = (double)hp->hidden[l];
+    }
+    n_params += (in + 1) * (double)K;
+    if (n_params > (double)MAX_NET_PARAMS)
+        return td_fail(err, TD_EINVAL,
+                       hp->model == TD_MODEL_MLP ? FIELD("hidden")
+                       : hp->n_classes > 0       ? FIELD("n_classes")
+                                                 : "dataset",
+                       "the model would have %.0f parameters (%lld inputs, %lld outputs); at "
+                       "most %lld are supported", n_params, (long long)ds->D, (long long)K,
+                       MAX_NET_PARAMS);
     int64_t n_val = (int64_t)floor(hp->validation_split * (double)ds->N);
     if (hp->validation_split > 0 && (n_val < 1 || ds->N - n_val < 1))
         return td_fail(err, TD_EINVAL, FIELD("validation_split"),

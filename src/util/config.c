@@ -194,6 +194,8 @@ td_status td_config_parse(td_config *c, const char *text, const char *origin, td
                            origin, lineno, trim(s));
         *eq = '\0';
         char *key = trim(s), *value = trim(eq + 1);
+        if (*value == '#') /* "key = # comment" and "key =# comment" alike: no value */
+            *value = '\0';
         const cfg_key *k = find_key(key);
         if (!k)
             return td_fail(err, TD_EINVAL, key, "%s:%d: unknown key \"%s\"", origin, lineno, key);

@@ -7,7 +7,9 @@
  *
  * File format: one `key = value` per line; blank lines and lines whose first non-blank
  * character is '#' are ignored, as is a " # comment" after a value (a '#' preceded by
- * a blank). Values are taken verbatim after trimming (no quoting). Unknown keys, keys set
+ * a blank, or one that begins the value: "key =#x" sets key to ""). Values are taken
+ * verbatim after trimming (no quoting), so td_config_dump's output reads back as the same
+ * settings. Unknown keys, keys set
  * twice, malformed numbers and out-of-range values are errors naming the line and key. */
 #ifndef TRAIND_CONFIG_H
 #define TRAIND_CONFIG_H
