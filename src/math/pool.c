@@ -1,9 +1,11 @@
 /* pool.c — thread pool for data-parallel loops inside one training job.
  *
- * DESIGN: the pool's threads sleep on `wake` until a generation counter moves; tasks are
- * claimed with an atomic counter, so a fast thread takes more of them; the caller takes
- * tasks too and then waits on `done` until every worker has left the generation. One
- * td_pool_run at a time per pool (a trainer owns its pool). */
+ * DESIGN: the pool's threads spin briefly, then sleep on `wake`, until a generation
+ * counter moves; tasks are claimed with an atomic counter, so a fast thread takes more of
+ * them. The caller takes tasks too and then waits on `done` only for the workers that
+ * joined this generation (`busy`): a worker that wakes after every task was claimed does
+ * not join, so a worker the OS has not scheduled (another process on its core) never
+ * holds the caller up. One td_pool_run at a time per pool (a trainer owns its pool). */
 #include "math/pool.h"
 
 #include <pthread.h>
@@ -16,7 +18,7 @@ struct td_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     _Atomic uint64_t generation;
-    int busy;                     /* workers still inside the current generation */
+    int busy;                     /* workers that joined the current generation */
     int stop;
     td_task_fn fn;
     void *ctx;
@@ -49,6 +51,11 @@ static void *worker(void *arg)
         if (p->stop)
             break;
         seen = p->generation;
+        if (atomic_load(&p->next) >= p->ntasks) { /* late: every task is taken */
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
+        p->busy++;
         pthread_mutex_unlock(&p->mu);
         drain(p);
         pthread_mutex_lock(&p->mu);
@@ -115,7 +122,7 @@ void td_pool_run(td_pool *p, int64_t ntasks, td_task_fn fn, void *ctx)
     p->ctx = ctx;
     p->ntasks = ntasks;
     atomic_store(&p->next, 0);
-    p->busy = p->nthreads - 1;
+    p->busy = 0;
     p->generation++;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);

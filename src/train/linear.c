@@ -164,11 +164,18 @@ static inline __attribute__((always_inline)) void dots(float *out0, float *out1,
 
 /* logits (RB, K) = X[block] W + b, from the transposed weights Wt (K, DP), two rows at a
  * time, the classes in groups of at most 8. */
-static void block_logits(const td_linear *L, float *restrict logits, const float *const *x)
+static void block_logits(const td_linear *L, float *restrict logits, const float *const *x,
+                         const float *const *next)
 {
     const int64_t D = L->D, K = L->K, DP = L->DP;
     const int64_t ngroups = (K + 7) / 8, per = (K + ngroups - 1) / ngroups;
     for (int r = 0; r < RB; r += 2) {
+        /* Prefetch two rows of the next block per pair of rows computed: spread out, so
+         * the requests fit the memory system's queue instead of being dropped. */
+        for (int i = r; i < r + 2; i++)
+            if (next[i])
+                for (int64_t off = 0; off < D; off += 16)
+                    __builtin_prefetch(next[i] + off);
         float *o0 = logits + r * K, *o1 = o0 + K;
         for (int64_t k0 = 0; k0 < K; k0 += per) {
             const int nk = (int)(K - k0 < per ? K - k0 : per);
@@ -244,13 +251,10 @@ static void eval_chunk(void *arg, int64_t c)
         int64_t nb = hi - first < RB ? hi - first : RB;
         for (int r = 0; r < RB; r++)
             x[r] = r < nb ? row_ptr(e, first + r) : L->zero_row;
-        /* Ask for the next block's rows now: they arrive while this block computes. */
-        for (int64_t r = first + RB; r < first + 2 * RB && r < hi; r++) {
-            const char *p = (const char *)row_ptr(e, r);
-            for (int64_t off = 0; off < L->D * (int64_t)sizeof(float); off += 64)
-                __builtin_prefetch(p + off);
-        }
-        block_logits(L, ch->logits, x);
+        const float *next[RB]; /* the next block's rows, fetched while this one computes */
+        for (int r = 0; r < RB; r++)
+            next[r] = first + RB + r < hi ? row_ptr(e, first + RB + r) : NULL;
+        block_logits(L, ch->logits, x, next);
         float *logits = ch->logits;
         if (e->logits_out) {
             logits = e->logits_out + first * K;
