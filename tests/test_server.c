@@ -4,6 +4,7 @@
  * below; the "daemon" cases run $TD_BIN. */
 #define _GNU_SOURCE /* vasprintf */
 #include <cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "http/http.h"
 #include "http/server.h"
@@ -824,6 +826,114 @@ START_TEST(daemon_flags)
 }
 END_TEST
 
+/* 1 when the peer has closed fd (EOF or reset); discards what it sent. */
+static int closed_now(int fd)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return 1;
+        if (n < 0)
+            return 0;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The daemon (connection_timeout_s 2) under 400 abusive connections at once: 250 idle, 100
+ * dripping their headers and 50 dripping a body byte by byte (to the streaming
+ * POST /v1/datasets and to the buffered POST /v1/jobs), each given a byte every 0.1 s.
+ * /healthz keeps answering within a second (the median is printed); every abusive
+ * connection is closed by the server after the timeout and not much later, the dripped
+ * bodies not before it; then the daemon counts one connection and exits 0 (under ASan:
+ * nothing leaked by the dropped uploads). The in-process cases above cover one of each. */
+START_TEST(daemon_connection_abuse)
+{
+    enum { IDLE = 250, HDR = 100, BODY = 50, ALL = IDLE + HDR + BODY };
+    const double timeout = 2.0;
+    char dir[256] = "/tmp/traind-test-XXXXXX", conf[300];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "connection_timeout_s = %d\nworkers = 1\n", (int)timeout);
+    fclose(f);
+    const char *args[] = {"--config", conf, NULL};
+    httpc_daemon d;
+    int port = httpc_daemon_start(&d, dir, args, NULL);
+    ck_assert_msg(port > 0, "daemon did not start");
+
+    static int fds[ALL];
+    static double opened[ALL], dropped[ALL];
+    for (int i = 0; i < ALL; i++) {
+        fds[i] = httpc_connect(port);
+        ck_assert_msg(fds[i] >= 0, "connection %d refused", i);
+        opened[i] = httpc_now();
+        dropped[i] = -1;
+        const char *start = "";
+        if (i >= IDLE + HDR)
+            start = i % 2 ? "POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                            "application/json\r\nContent-Length: 100000\r\n\r\n{\"X\": [["
+                          : "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                            "application/json\r\nContent-Length: 100000\r\n\r\n{\"model\": ";
+        else if (i >= IDLE)
+            start = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+        ck_assert_int_eq(httpc_send_all(fds[i], start, strlen(start)), 0);
+    }
+    /* Drip, and ask /healthz between rounds, until every abusive connection is gone. */
+    double lat[200];
+    int nlat = 0, open_left = ALL;
+    double t0 = httpc_now();
+    while (open_left > 0 && httpc_now() - t0 < timeout + 8) {
+        for (int i = IDLE; i < ALL; i++)
+            if (dropped[i] < 0)
+                send(fds[i], i < IDLE + HDR ? "X" : "1", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        httpc_resp r;
+        int st = httpc_request(port, "GET", "/healthz", NULL, NULL, 0, &r);
+        ck_assert_msg(st == 200, "/healthz answered %d with %d abusive connections open", st,
+                      open_left);
+        if (nlat < 200)
+            lat[nlat++] = r.elapsed_s;
+        ck_assert_msg(r.elapsed_s < 1.0, "/healthz took %.3f s with %d abusive connections open",
+                      r.elapsed_s, open_left);
+        httpc_free(&r);
+        usleep(100 * 1000);
+        for (int i = 0; i < ALL; i++)
+            if (dropped[i] < 0 && closed_now(fds[i])) {
+                dropped[i] = httpc_now() - opened[i];
+                open_left--;
+            }
+    }
+    ck_assert_msg(open_left == 0, "%d abusive connections still open after %.0f s", open_left,
+                  timeout + 8);
+    double first = 1e9, last = 0;
+    for (int i = 0; i < ALL; i++) {
+        first = dropped[i] < first ? dropped[i] : first;
+        last = dropped[i] > last ? dropped[i] : last;
+        if (i >= IDLE + HDR) /* a dripped body: at the timeout, not before */
+            ck_assert_msg(dropped[i] >= 0.9 * timeout, "body %d dropped after %.2f s", i,
+                          dropped[i]);
+        close(fds[i]);
+    }
+    qsort(lat, (size_t)nlat, sizeof lat[0], cmp_double);
+    fprintf(stderr, "connection abuse: %d connections dropped after %.2f..%.2f s; /healthz "
+            "median %.1f ms, max %.1f ms over %d requests\n", ALL, first, last,
+            lat[nlat / 2] * 1e3, lat[nlat - 1] * 1e3, nlat);
+    ck_assert_msg(last < timeout + 3.0, "the last one was dropped after %.2f s", last);
+
+    httpc_resp r;
+    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    ck_assert_msg(has(r.body, "traind_http_connections 1\n"), "%s", r.body);
+    httpc_free(&r);
+    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10.0), 0);
+    httpc_daemon_cleanup(&d);
+}
+END_TEST
+
 Suite *suite_server(void)
 {
     Suite *s = suite_create("server");
@@ -849,6 +959,7 @@ Suite *suite_server(void)
     tcase_add_test(td, daemon_serves_and_stops);
     tcase_add_test(td, daemon_auth_and_refusal);
     tcase_add_test(td, daemon_flags);
+    tcase_add_test(td, daemon_connection_abuse);
     suite_add_tcase(s, td);
     return s;
 }
