@@ -78,8 +78,11 @@ $(BUILD)/tests/runner.o: CFLAGS += -I$(BUILD)/tests
 FUZZ_HARNESS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard fuzz/fuzz_*.c)))
 $(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN
 
+# Allocation-failure injection (tests/failalloc.h): only the runner wraps the allocator.
+FAILALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
+
 $(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS)
+	$(CC) $(LDFLAGS) $(FAILALLOC) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS)
 
 TD_REFDIR ?= $(abspath ../shared/reference)
 export TD_REFDIR

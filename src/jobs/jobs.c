@@ -210,6 +210,45 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
     }
 }
 
+/* 1 once the manager is stopping; waits up to ms for it. */
+static int stopping_within(td_jobs *jm, int ms)
+{
+    for (int waited = 0;; waited += 100) {
+        pthread_mutex_lock(&jm->mu);
+        int stopping = jm->stopping;
+        pthread_mutex_unlock(&jm->mu);
+        if (stopping || waited >= ms)
+            return stopping;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Records the job's terminal state. A storage failure (a full disk, a read-only or locked
+ * database: TD_EIO) is retried every second until it is written or the daemon stops, since
+ * an end that is not recorded leaves the job "running" with no worker until the next start
+ * (which then resumes it from its checkpoint). */
+static void record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
+                       const char *msg)
+{
+    for (int attempt = 1;; attempt++) {
+        td_error ferr = {{0}, {0}};
+        td_status st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
+        if (st == TD_OK && attempt > 1)
+            td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
+        if (st != TD_EIO) /* done, or gone (deleted) / already terminal (cancelled) */
+            return;
+        if (attempt == 1)
+            td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying every "
+                   "second", id, ferr.message);
+        if (stopping_within(jm, 1000)) {
+            td_log(TD_LOG_WARN, "jobs", "job %s: its end is not recorded (stopping): it resumes "
+                   "at the next start", id);
+            return;
+        }
+    }
+}
+
 static void run_job(td_jobs *jm, int slot, const char *id)
 {
     td_error err = {{0}, {0}};
@@ -224,9 +263,11 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     td_status st = td_store_job_start(jm->store, id, &row, &err);
     if (st == TD_ECONFLICT) /* cancelled while queued */
         goto out;
-    if (st) {
-        td_log(TD_LOG_ERROR, "jobs", "job %s could not start: %s", id, err.message);
+    if (st == TD_ENOTFOUND) /* deleted meanwhile */
         goto out;
+    if (st) { /* storage: fail it (recorded once the store takes writes again) */
+        td_log(TD_LOG_ERROR, "jobs", "job %s could not start: %s", id, err.message);
+        goto done;
     }
     td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
            (long long)row.restarts);
@@ -269,7 +310,10 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     st = TD_OK;
     final = train_loop(&c, &err, &st);
 done:
-    if (final == TD_JOB_RUNNING) {
+    if (final == TD_JOB_RUNNING && st != TD_OK) {
+        td_log(TD_LOG_WARN, "jobs", "job %s: the checkpoint for shutdown failed (%s): it "
+               "resumes from epoch %lld", id, err.message, (long long)c.ckpt_epoch);
+    } else if (final == TD_JOB_RUNNING) {
         td_log(TD_LOG_INFO, "jobs", "job %s checkpointed at epoch %lld for shutdown", id,
                (long long)(c.t ? td_trainer_epoch(c.t) : 0));
     } else {
@@ -277,12 +321,9 @@ done:
             st = TD_EINTERNAL;
         const char *code = final == TD_JOB_FAILED ? td_status_code(st) : NULL;
         const char *msg = final == TD_JOB_FAILED ? err.message : NULL;
-        td_error ferr;
-        if (td_store_job_finish(jm->store, id, final, code, msg, &ferr) && ferr.message[0])
-            td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s", id,
-                   ferr.message);
         td_log(final == TD_JOB_FAILED ? TD_LOG_WARN : TD_LOG_INFO, "jobs", "job %s %s%s%s", id,
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
+        record_end(jm, id, final, code, msg);
     }
 out:
     free(ckpt);

@@ -2009,12 +2009,22 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
         rc = td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
         goto cleanup;
     }
+    /* The new file replaces the job's previous model, which the row may already refer to:
+     * if the row's update then fails (a locked or full database), that file must stay
+     * (a job's shape never changes, so it matches the row); only a file no row refers to
+     * is removed. */
+    int state, had_model = 0;
+    enter(s);
+    rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
+    leave(s);
+    if (rc)
+        goto cleanup;
     td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
     path_of(path, sizeof path, s, "models", job_id, ".bin");
     rc = td_blob_write(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err);
     if (rc)
         goto cleanup;
-    written = 1;
+    written = !had_model;
     enter(s);
     locked = 1;
     rc = prepare(s, &st, "UPDATE jobs SET model_params = ?2 WHERE id = ?1", err);
@@ -2026,6 +2036,7 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     if (rc)
         goto cleanup;
     if (sqlite3_changes(s->db) == 0) {
+        written = 1; /* the job is gone: so is any reference to the file */
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id);
         goto cleanup;
     }

@@ -1616,8 +1616,9 @@ td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_m
         goto done;
     }
     if ((st = td_gmm_prepare(w, &g, err))) {
-        st = td_fail(err, TD_EINVAL, "model", "the model's covariances are not positive "
-                     "definite");
+        if (st != TD_ENOMEM) /* out of memory stays what it is */
+            st = td_fail(err, TD_EINVAL, "model", "the model's covariances are not positive "
+                         "definite");
         goto done;
     }
     double mean_ll;

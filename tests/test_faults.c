@@ -1,0 +1,879 @@
+/* test_faults.c — fault injection: every fault gives a clear error on the request or job it
+ * hits, nothing else is lost, and the daemon keeps serving.
+ *   alloc   the engine with its n-th allocation failing, for every n of a run (softmax
+ *           with a validation split and mini-batches, grouped softmax, mlp, gmm, embed_gmm:
+ *           create, epochs, snapshot and restore, predictions), the job and loss bodies at
+ *           the JSON edge too: TD_ENOMEM (or success), never a crash; under ASan, no leak
+ *           on any of those paths (tests/failalloc.h)
+ *   files   a dataset file and a model file with a flipped byte (checksum mismatch), a
+ *           truncated dataset file, a corrupted checkpoint found at resume, a model row
+ *           update that fails after its file was written (a trigger)
+ *   sqlite  another process holding the database's write lock: shorter than the busy
+ *           timeout (the request waits, then succeeds) and longer (a clear error on the
+ *           write and on the training job whose epoch could not be committed)
+ *   disk    (root: a private mount namespace) a full disk (2 MB tmpfs as state_dir), a
+ *           read-only state directory while running (read-only bind mounts over its
+ *           datasets/, checkpoints/ and models/) and at start-up; skipped, saying so, where
+ *           mounting is refused. */
+#define _GNU_SOURCE /* unshare */
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "failalloc.h"
+#include "http/json_hparams.h"
+#include "http/json_job.h"
+#include "http/json_loss.h"
+#include "httpc.h"
+#include "store/store.h"
+#include "testutil.h"
+#include "traind/train.h"
+
+/* ======================================================================== alloc ==== */
+
+#define AN 24
+
+static float g_X[AN * 3];
+static int32_t g_y[AN], g_yg[AN * 2];
+
+static td_dataset data(int grouped)
+{
+    for (int i = 0; i < AN; i++) {
+        for (int j = 0; j < 3; j++)
+            g_X[i * 3 + j] = (float)(i % 3) * 1.5f + (float)((i * 7 + j * 5) % 11) / 11.0f;
+        g_y[i] = i % 3;
+        g_yg[i * 2] = i % 3;
+        g_yg[i * 2 + 1] = (i / 3) % 3;
+    }
+    td_dataset ds = {.N = AN, .D = 3, .X = g_X, .y = g_y, .y_cols = 1};
+    if (grouped)
+        ds.y = g_yg, ds.y_cols = 2;
+    return ds;
+}
+
+/* Creates a trainer, runs `epochs` epochs, saves and restores a snapshot, predicts the
+ * training rows; returns the first failure, everything freed either way. */
+static td_error g_err; /* the last failure's message, for the assertions */
+
+static td_status run_trainer(const td_hparams *hp, const td_dataset *ds, int epochs)
+{
+    td_error err = {{0}, {0}};
+    td_trainer *t = NULL;
+    void *snap = NULL;
+    float *probs = NULL, *emb = NULL;
+    int32_t *labels = NULL;
+    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
+    if (st)
+        goto out;
+    td_trainer_set_threads(t, 1);
+    td_record rec;
+    for (int e = 0; e < epochs && !td_trainer_done(t); e++)
+        if ((st = td_trainer_step(t, &rec, &err)))
+            goto out;
+    size_t cap = td_trainer_state_size(t);
+    if (!(snap = malloc(cap))) {
+        st = TD_ENOMEM;
+        goto out;
+    }
+    size_t n = td_trainer_save(t, snap, cap);
+    if ((st = td_trainer_restore(t, snap, n, &err)))
+        goto out;
+    const td_model *m = td_trainer_model(t);
+    int64_t K = m->kind == TD_MODEL_EMBED_GMM ? m->components : m->K;
+    probs = malloc(sizeof(float) * (size_t)(ds->N * K));
+    labels = malloc(sizeof(int32_t) * (size_t)(ds->N * m->G));
+    if (!probs || !labels) {
+        st = TD_ENOMEM;
+        goto out;
+    }
+    if (m->kind == TD_MODEL_EMBED_GMM) {
+        if (!(emb = malloc(sizeof(float) * (size_t)(ds->N * m->K)))) {
+            st = TD_ENOMEM;
+            goto out;
+        }
+        st = td_embed_predict(emb, labels, probs, NULL, m, ds->X, ds->N, ds->D, &err);
+    } else {
+        st = td_model_predict(probs, labels, m, ds->X, ds->N, ds->D, &err);
+    }
+out:
+    free(snap), free(probs), free(labels), free(emb);
+    td_trainer_destroy(t);
+    if (st)
+        g_err = err;
+    return st;
+}
+
+static td_status sc_softmax(void)
+{
+    td_dataset ds = data(0);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    hp.optimizer = TD_OPT_ADAM, hp.batch_size = 5, hp.validation_split = 0.25;
+    hp.n_iter_no_change = 5, hp.l1 = 0.01;
+    return run_trainer(&hp, &ds, 2);
+}
+
+static td_status sc_grouped(void)
+{
+    td_dataset ds = data(1);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    hp.groups = 2, hp.monotone_weight = 0.5, hp.batch_size = 8, hp.momentum = 0.9;
+    return run_trainer(&hp, &ds, 2);
+}
+
+static td_status sc_mlp(void)
+{
+    td_dataset ds = data(0);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_MLP);
+    hp.n_hidden = 2, hp.hidden[0] = 6, hp.hidden[1] = 4, hp.activation = TD_ACT_TANH;
+    hp.label_smoothing = 0.1, hp.validation_split = 0.25, hp.optimizer = TD_OPT_ADAMW;
+    return run_trainer(&hp, &ds, 2);
+}
+
+static td_status sc_gmm(void)
+{
+    td_dataset ds = data(0);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_GMM);
+    hp.components = 3, hp.n_init = 2;
+    td_status st = run_trainer(&hp, &ds, 2);
+    td_hparams_defaults(&hp, TD_MODEL_GMM);
+    hp.components = 2, hp.covariance = TD_COV_DIAG, hp.init = TD_GMM_INIT_RANDOM;
+    return st ? st : run_trainer(&hp, &ds, 2);
+}
+
+static td_status sc_embed(void)
+{
+    td_dataset ds = data(0);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
+    hp.n_hidden = 1, hp.hidden[0] = 6, hp.embedding_dim = 2, hp.components = 3;
+    hp.epochs = 4, hp.warmup_iterations = 1, hp.gmm_batch = 12, hp.pairs_per_iteration = 16;
+    return run_trainer(&hp, &ds, 3);
+}
+
+/* The JSON edge: a job body decoded for a dataset, and a loss evaluation. */
+static td_status sc_json(void)
+{
+    td_dataset ds = data(0);
+    td_error err = {{0}, {0}};
+    td_job_request jr;
+    const char *body = "{\"model\":\"mlp\",\"dataset\":\"ds_1\",\"hyperparameters\":"
+                       "{\"hidden\":[4],\"epochs\":2,\"class_weights\":[1,2,1]}}";
+    td_status st = td_json_job_parse(&jr, body, strlen(body), &err);
+    if (st == TD_OK) {
+        char *text = td_job_hparams_text(&jr.hp, jr.initial_weights);
+        td_hparams hp;
+        if (!text)
+            st = TD_ENOMEM;
+        else
+            st = td_job_decode_hparams(&hp, "mlp", text, &ds, &err);
+        if (text)
+            td_hparams_fini(&hp);
+        free(text);
+    }
+    td_job_request_fini(&jr);
+    const char *loss = "{\"loss\":\"grouped_cross_entropy\",\"logits\":[[1,2,3,4]],"
+                       "\"target\":[[0,1]],\"groups\":2,\"monotone\":{\"weight\":1}}";
+    char *out = NULL;
+    if (st == TD_OK)
+        st = td_json_loss_eval(loss, strlen(loss), &out, &err);
+    free(out);
+    return st;
+}
+
+static const struct {
+    const char *name;
+    td_status (*run)(void);
+} scenarios[] = {
+    {"softmax", sc_softmax}, {"grouped", sc_grouped}, {"mlp", sc_mlp},
+    {"gmm", sc_gmm},         {"embed_gmm", sc_embed}, {"json", sc_json},
+};
+
+static volatile long g_alloc_n;
+static const char *volatile g_alloc_name;
+
+static void on_crash(int sig)
+{
+    char msg[160];
+    int k = snprintf(msg, sizeof msg, "failalloc: %s crashed with allocation %ld failing\n",
+                     g_alloc_name, g_alloc_n);
+    ssize_t w = write(2, msg, (size_t)k);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+START_TEST(nth_allocation_fails)
+{
+    const char *name = scenarios[_i].name;
+    td_status (*run)(void) = scenarios[_i].run;
+    failalloc_arm(0);
+    td_status st = run();
+    long total = failalloc_count();
+    failalloc_arm(-1);
+    ck_assert_msg(st == TD_OK, "%s fails without injection: %s", name, td_status_code(st));
+    ck_assert_msg(total > 0, "%s made no allocation: is the runner linked with --wrap?", name);
+    g_alloc_name = name;
+    signal(SIGSEGV, on_crash);
+    signal(SIGABRT, on_crash);
+    int refused = 0;
+    for (long n = 1; n <= total; n++) {
+        g_alloc_n = n;
+        failalloc_arm(n);
+        st = run();
+        int failed = failalloc_failed();
+        failalloc_arm(-1);
+        if (failed) {
+            refused++;
+            ck_assert_msg(st == TD_ENOMEM || st == TD_OK,
+                          "%s with allocation %ld of %ld failing: %s, not out_of_memory (%s: %s)",
+                          name, n, total, td_status_code(st), g_err.field, g_err.message);
+        } else {
+            ck_assert_msg(st == TD_OK, "%s: %s without a failure", name, td_status_code(st));
+        }
+    }
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGABRT, SIG_DFL);
+    ck_assert_int_gt(refused, 0);
+}
+END_TEST
+
+/* ======================================================================= daemon ==== */
+
+#define JSON_HDR "Content-Type: application/json"
+
+typedef struct call {
+    int status;
+    cJSON *json;
+    httpc_resp r;
+} call;
+
+static call req(int port, const char *method, const char *path, const char *body)
+{
+    call c = {0};
+    c.status = httpc_request(port, method, path, body ? JSON_HDR : NULL, body,
+                             body ? strlen(body) : 0, &c.r);
+    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
+    return c;
+}
+
+static void done(call *c)
+{
+    cJSON_Delete(c->json);
+    httpc_free(&c->r);
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Asserts a 5xx/4xx answer with the error object whose message contains `text`. */
+static void expect_error(call *c, int status, const char *text)
+{
+    ck_assert_msg(c->status == status, "status %d, want %d: %s", c->status, status,
+                  c->r.body ? c->r.body : "");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->json, "error");
+    const char *m = str(e, "message");
+    ck_assert_msg(m && str(e, "code"), "no error object: %s", c->r.body);
+    ck_assert_msg(strstr(m, text), "message \"%s\" does not say \"%s\"", m, text);
+}
+
+static void expect_status(int port, const char *method, const char *path, const char *body,
+                          int want)
+{
+    call c = req(port, method, path, body);
+    ck_assert_msg(c.status == want, "%s %s: %d, want %d: %s", method, path, c.status, want,
+                  c.r.body ? c.r.body : "");
+    done(&c);
+}
+
+static char *dataset_body(int n, int d)
+{
+    size_t cap = (size_t)n * (size_t)d * 12 + (size_t)n * 4 + 64;
+    char *b = malloc(cap), *p = b;
+    p += sprintf(p, "{\"X\":[");
+    for (int i = 0; i < n; i++) {
+        p += sprintf(p, "%s[", i ? "," : "");
+        for (int j = 0; j < d; j++)
+            p += sprintf(p, "%s%.4f", j ? "," : "", (i % 3) + 0.01 * ((i * 7 + j * 3) % 50));
+        p += sprintf(p, "]");
+    }
+    p += sprintf(p, "],\"y\":[");
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s%d", i ? "," : "", i % 3);
+    sprintf(p, "]}");
+    return b;
+}
+
+static char *post_id(int port, const char *path, const char *body, int want)
+{
+    call c = req(port, "POST", path, body);
+    ck_assert_msg(c.status == want, "POST %s: %d %s", path, c.status, c.r.body);
+    char *id = strdup(str(c.json, "id"));
+    done(&c);
+    return id;
+}
+
+static char *post_dataset(int port, int n, int d)
+{
+    char *body = dataset_body(n, d);
+    char *id = post_id(port, "/v1/datasets", body, 201);
+    free(body);
+    return id;
+}
+
+static char *post_job(int port, const char *ds, const char *hp)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":%s}", ds, hp);
+    return post_id(port, "/v1/jobs", body, 202);
+}
+
+/* The job object once its state is terminal (or after timeout_s); caller deletes. */
+static cJSON *wait_job(int port, const char *id, double timeout_s)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    double t0 = httpc_now();
+    for (;;) {
+        call c = req(port, "GET", path, NULL);
+        ck_assert_int_eq(c.status, 200);
+        const char *st = str(c.json, "state");
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled") ||
+            httpc_now() - t0 > timeout_s) {
+            cJSON *j = c.json;
+            c.json = NULL;
+            done(&c);
+            return j;
+        }
+        done(&c);
+        usleep(20000);
+    }
+}
+
+static void expect_job_state(int port, const char *id, const char *state, const char *error)
+{
+    cJSON *j = wait_job(port, id, 30);
+    ck_assert_msg(strcmp(str(j, "state"), state) == 0, "job %s is %s, want %s", id,
+                  str(j, "state"), state);
+    if (error) {
+        const char *m = str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+        ck_assert_msg(m && strstr(m, error), "job error \"%s\" does not say \"%s\"",
+                      m ? m : "(none)", error);
+    }
+    cJSON_Delete(j);
+}
+
+static int job_epoch(int port, const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    call c = req(port, "GET", path, NULL);
+    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
+    done(&c);
+    return e;
+}
+
+static httpc_daemon start_in(const char *dir, const char *conf_text)
+{
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(conf_text, f);
+    fclose(f);
+    const char *args[] = {"--config", conf, NULL};
+    httpc_daemon d;
+    if (httpc_daemon_start(&d, dir, args, NULL) <= 0) {
+        char *log = httpc_daemon_log(&d);
+        ck_abort_msg("daemon did not start: %s", log);
+    }
+    return d;
+}
+
+static void stop_ok(httpc_daemon *d)
+{
+    int code = httpc_daemon_stop(d, SIGTERM, 20);
+    if (code != 0) {
+        char *log = httpc_daemon_log(d);
+        ck_abort_msg("exit code %d at SIGTERM:\n%s", code, log);
+    }
+}
+
+static void healthy(int port)
+{
+    expect_status(port, "GET", "/healthz", NULL, 200);
+    expect_status(port, "GET", "/readyz", NULL, 200);
+}
+
+static char *new_dir(void)
+{
+    char *dir = strdup("/tmp/traind-faults-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+static void flip_byte(const char *path, long off)
+{
+    int fd = open(path, O_RDWR);
+    ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+    unsigned char b;
+    ck_assert_int_eq(pread(fd, &b, 1, off), 1);
+    b ^= 0x40;
+    ck_assert_int_eq(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+#define PREDICT_BODY "{\"X\":[[0.1,0.2,0.3]]}"
+
+START_TEST(corrupted_files)
+{
+    char *dir = new_dir();
+    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    int port = d.port;
+    char *A = post_dataset(port, 40, 3), *B = post_dataset(port, 40, 3), *C = post_dataset(port, 40, 3);
+    char *JA = post_job(port, A, "{\"epochs\":5}"), *JB = post_job(port, B, "{\"epochs\":5}");
+    expect_job_state(port, JA, "succeeded", NULL);
+    expect_job_state(port, JB, "succeeded", NULL);
+    char path[512], url[256], body[256];
+
+    /* A dataset file with a flipped byte: a job on it is refused, naming the file. */
+    snprintf(path, sizeof path, "%s/state/datasets/%s.bin", dir, A);
+    flip_byte(path, 100);
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", A);
+    call c = req(port, "POST", "/v1/jobs", body);
+    expect_error(&c, 500, "checksum mismatch");
+    ck_assert_ptr_nonnull(strstr(c.r.body, A));
+    done(&c);
+    snprintf(url, sizeof url, "/v1/datasets/%s", A);
+    expect_status(port, "GET", url, NULL, 200);
+    /* A truncated one. */
+    snprintf(path, sizeof path, "%s/state/datasets/%s.bin", dir, C);
+    ck_assert_int_eq(truncate(path, 200), 0);
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", C);
+    c = req(port, "POST", "/v1/jobs", body);
+    expect_error(&c, 500, "length mismatch");
+    done(&c);
+
+    /* A model file with a flipped byte: GET /model and predict say so; the other job's
+     * model is intact. */
+    snprintf(path, sizeof path, "%s/state/models/%s.bin", dir, JA);
+    flip_byte(path, 50);
+    snprintf(url, sizeof url, "/v1/jobs/%s/model", JA);
+    c = req(port, "GET", url, NULL);
+    expect_error(&c, 500, "checksum mismatch");
+    done(&c);
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
+    c = req(port, "POST", url, PREDICT_BODY);
+    expect_error(&c, 500, "checksum mismatch");
+    done(&c);
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+
+    /* A checkpoint corrupted while the daemon is down: at resume that job fails saying
+     * why; B, its job and new jobs are fine. */
+    char *JL = post_job(port, B, "{\"epochs\":10000000}");
+    double t0 = httpc_now();
+    while (job_epoch(port, JL) < 20 && httpc_now() - t0 < 20)
+        usleep(10000);
+    stop_ok(&d);
+    snprintf(url, sizeof url, "%s/state/checkpoints", dir);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls %s/%s.*.ckpt", url, JL);
+    FILE *ls = popen(cmd, "r");
+    ck_assert_ptr_nonnull(fgets(path, sizeof path, ls));
+    pclose(ls);
+    path[strcspn(path, "\n")] = '\0';
+    flip_byte(path, 45);
+    d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    port = d.port;
+    expect_job_state(port, JL, "failed", "checksum mismatch");
+    snprintf(url, sizeof url, "/v1/jobs/%s/losses", JL);
+    expect_status(port, "GET", url, NULL, 200);
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+    char *JN = post_job(port, B, "{\"epochs\":3}");
+    expect_job_state(port, JN, "succeeded", NULL);
+    healthy(port);
+    stop_ok(&d);
+    httpc_daemon_cleanup(&d);
+    free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL), free(JN);
+}
+END_TEST
+
+/* A model update that fails after its file replaced the previous one (a locked or full
+ * database) used to remove the file the row still referred to: GET /model of a running job
+ * then failed until its next checkpoint. The failure is injected with a trigger. */
+START_TEST(failed_model_update_keeps_the_file)
+{
+    char *dir = new_dir();
+    td_store *s = NULL;
+    td_error err = {{0}, {0}};
+    ck_assert_int_eq(td_store_open(&s, dir, &err), TD_OK);
+    td_dataset ds = data(0);
+    td_dataset_meta meta;
+    ck_assert_int_eq(td_store_dataset_put(s, &ds, "d", &meta, &err), TD_OK);
+    td_job_spec spec = {.model = "softmax", .dataset = meta.id, .hyperparameters = "{}",
+                        .epochs = 1};
+    char id[TD_ID_MAX];
+    ck_assert_int_eq(td_store_job_insert(s, &spec, id, &err), TD_OK);
+    float p1[4] = {1, 1, 1, 1}, p2[4] = {2, 2, 2, 2};
+    ck_assert_int_eq(td_store_model_put(s, id, "{\"v\":1}", p1, 4, &err), TD_OK);
+
+    char path[300];
+    snprintf(path, sizeof path, "%s/traind.db", dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "CREATE TRIGGER fail_model BEFORE UPDATE OF model_params "
+                                      "ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(td_store_model_put(s, id, "{\"v\":2}", p2, 4, &err), TD_EIO);
+    ck_assert_ptr_nonnull(strstr(err.message, "injected"));
+    char *mj = NULL;
+    float *params = NULL;
+    int64_t n = 0;
+    ck_assert_msg(td_store_model_get(s, id, &mj, &params, &n, &err) == TD_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(n, 4);
+    td_store_free(mj), td_store_free(params);
+
+    /* A job without a model keeps none: the file of a failed first update goes. */
+    char id2[TD_ID_MAX];
+    ck_assert_int_eq(td_store_job_insert(s, &spec, id2, &err), TD_OK);
+    ck_assert_int_eq(td_store_model_put(s, id2, "{}", p1, 4, &err), TD_EIO);
+    snprintf(path, sizeof path, "%s/models/%s.bin", dir, id2);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(sqlite3_exec(db, "DROP TRIGGER fail_model", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    td_store_close(s);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+END_TEST
+
+typedef struct post_arg {
+    int port;
+    char *body;
+    call result;
+} post_arg;
+
+static void *post_thread(void *p)
+{
+    post_arg *a = p;
+    a->result = req(a->port, "POST", "/v1/datasets", a->body);
+    return NULL;
+}
+
+START_TEST(sqlite_busy)
+{
+    char *dir = new_dir();
+    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    int port = d.port;
+    char *A = post_dataset(port, 30, 3);
+    char *JA = post_job(port, A, "{\"epochs\":3}");
+    expect_job_state(port, JA, "succeeded", NULL);
+    char *JL = post_job(port, A, "{\"epochs\":10000000}");
+    while (job_epoch(port, JL) < 2)
+        usleep(10000);
+
+    char path[300];
+    snprintf(path, sizeof path, "%s/state/traind.db", dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    char *body = dataset_body(10, 3);
+
+    /* Locked for 1 s (< the daemon's 5 s busy timeout): the write waits, then succeeds. */
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    post_arg a = {port, body, {0}};
+    pthread_t th;
+    pthread_create(&th, NULL, post_thread, &a);
+    usleep(1000 * 1000);
+    ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    pthread_join(th, NULL);
+    ck_assert_msg(a.result.status == 201, "%d %s", a.result.status, a.result.r.body);
+    done(&a.result);
+
+    /* Locked for 11 s: the write and the running job's next epoch commit each wait out
+     * the busy timeout (5 s, one after the other: one connection) and fail saying why;
+     * /healthz answers meanwhile; the rest stays. */
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    double t0 = httpc_now();
+    pthread_create(&th, NULL, post_thread, &a);
+    for (int i = 0; i < 10; i++) {
+        httpc_resp r;
+        ck_assert_int_eq(httpc_request(port, "GET", "/healthz", NULL, NULL, 0, &r), 200);
+        ck_assert_msg(r.elapsed_s < 1.0, "/healthz took %.2f s", r.elapsed_s);
+        httpc_free(&r);
+        usleep(200 * 1000);
+    }
+    pthread_join(th, NULL);
+    double waited = httpc_now() - t0;
+    expect_error(&a.result, 500, "database is locked");
+    done(&a.result);
+    ck_assert_msg(waited > 4.0, "the write gave up after %.1f s", waited);
+    while (httpc_now() - t0 < 11.0)
+        usleep(100 * 1000);
+    ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* The job failed saying why (an epoch commit met the lock), or lost nothing (only a
+     * checkpoint's model update did) and trains on; its model reads either way. */
+    cJSON *j = wait_job(port, JL, 8);
+    const char *m = str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+    if (strcmp(str(j, "state"), "failed") == 0) {
+        ck_assert_msg(m && strstr(m, "database is locked"), "failed: %s", m ? m : "(none)");
+    } else {
+        ck_assert_str_eq(str(j, "state"), "running");
+        int e0 = job_epoch(port, JL);
+        usleep(300 * 1000);
+        ck_assert_int_gt(job_epoch(port, JL), e0);
+        char cancel[160];
+        snprintf(cancel, sizeof cancel, "/v1/jobs/%s/cancel", JL);
+        expect_status(port, "POST", cancel, NULL, 202);
+        expect_job_state(port, JL, "cancelled", NULL);
+    }
+    cJSON_Delete(j);
+    char url[160];
+    snprintf(url, sizeof url, "/v1/jobs/%s/model", JL);
+    expect_status(port, "GET", url, NULL, 200);
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+    free(post_id(port, "/v1/datasets", body, 201));
+    char *JN = post_job(port, A, "{\"epochs\":3}");
+    expect_job_state(port, JN, "succeeded", NULL);
+    healthy(port);
+    stop_ok(&d);
+    httpc_daemon_cleanup(&d);
+    free(body), free(dir), free(A), free(JA), free(JL), free(JN);
+}
+END_TEST
+
+/* ======================================================================== disk ==== */
+
+/* A private mount namespace for this test process (and the daemons it starts), so the
+ * mounts vanish with it; 0 when mounting is refused (not root, no CAP_SYS_ADMIN). */
+static int private_mounts(const char *what)
+{
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        fprintf(stderr, "faults: %s skipped: cannot make a mount namespace (%s); run as root "
+                "for this case\n", what, strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+static int mount_tmpfs(const char *path, const char *size, const char *what)
+{
+    mkdir(path, 0750);
+    char opts[32];
+    snprintf(opts, sizeof opts, "size=%s", size);
+    if (mount("tmpfs", path, "tmpfs", 0, opts) != 0) {
+        fprintf(stderr, "faults: %s skipped: mount -t tmpfs refused (%s)\n", what,
+                strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+START_TEST(full_disk)
+{
+    if (!private_mounts("full disk"))
+        return;
+    char *dir = new_dir(), state[300];
+    snprintf(state, sizeof state, "%s/state", dir);
+    if (!mount_tmpfs(state, "2m", "full disk"))
+        return;
+    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    int port = d.port;
+    char *A = post_dataset(port, 30, 3);
+    char *JA = post_job(port, A, "{\"epochs\":5}");
+    expect_job_state(port, JA, "succeeded", NULL);
+
+    /* Fill it: datasets of ~300 KB until one is refused. */
+    char *big = dataset_body(1500, 50);
+    char *ids[16];
+    int n = 0, refused = 0;
+    while (n < 16 && !refused) {
+        call c = req(port, "POST", "/v1/datasets", big);
+        if (c.status == 201) {
+            ids[n++] = strdup(str(c.json, "id"));
+        } else {
+            expect_error(&c, 500, "No space left on device");
+            refused = 1;
+        }
+        done(&c);
+    }
+    ck_assert_msg(refused, "2 MB took %d datasets of 300 KB", n);
+    /* Full: what is stored still reads, what needs no disk still works. */
+    char url[160];
+    snprintf(url, sizeof url, "/v1/datasets/%s", A);
+    expect_status(port, "GET", url, NULL, 200);
+    snprintf(url, sizeof url, "/v1/jobs/%s/model", JA);
+    expect_status(port, "GET", url, NULL, 200);
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+    expect_status(port, "POST", "/v1/loss",
+                  "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":[1]}", 200);
+    healthy(port);
+    /* A job started now fails for want of space (once that can be recorded). */
+    char body[256];
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":100000}}", A);
+    call c = req(port, "POST", "/v1/jobs", body);
+    char *JF = NULL;
+    if (c.status == 202)
+        JF = strdup(str(c.json, "id"));
+    else /* or it is refused at once */
+        expect_error(&c, 500, "full");
+    done(&c);
+    usleep(500 * 1000);
+    /* A delete may need a page of the database's log: done, or a clear refusal. */
+    snprintf(url, sizeof url, "/v1/datasets/%s", ids[0]);
+    c = req(port, "DELETE", url, NULL);
+    if (c.status != 204)
+        expect_error(&c, 500, "full");
+    done(&c);
+    /* Space back (the disk grown): the job's failure is recorded, deletes, new data and
+     * jobs work. */
+    ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT, "size=16m"), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(url, sizeof url, "/v1/datasets/%s", ids[i]);
+        c = req(port, "DELETE", url, NULL);
+        ck_assert_msg(c.status == 204 || (i == 0 && c.status == 404), "DELETE: %d %s",
+                      c.status, c.r.body);
+        done(&c);
+        free(ids[i]);
+    }
+    if (JF) {
+        cJSON *j = wait_job(port, JF, 30);
+        const char *m = str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+        ck_assert_msg(strcmp(str(j, "state"), "failed") == 0 && m &&
+                      (strstr(m, "full") || strstr(m, "No space left")),
+                      "job on a full disk: %s, %s", str(j, "state"), m ? m : "(no error)");
+        cJSON_Delete(j);
+    }
+    char *B = post_dataset(port, 30, 3);
+    char *JB = post_job(port, B, "{\"epochs\":3}");
+    expect_job_state(port, JB, "succeeded", NULL);
+    stop_ok(&d);
+    /* And all of it after a restart. */
+    d = start_in(dir, "workers = 1\n");
+    port = d.port;
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+    if (JF)
+        expect_job_state(port, JF, "failed", NULL);
+    stop_ok(&d);
+    umount2(state, MNT_DETACH);
+    httpc_daemon_cleanup(&d);
+    free(big), free(dir), free(A), free(B), free(JA), free(JB), free(JF);
+}
+END_TEST
+
+static void bind_ro(const char *path)
+{
+    ck_assert_msg(mount(path, path, NULL, MS_BIND, NULL) == 0, "bind %s: %s", path,
+                  strerror(errno));
+    ck_assert_msg(mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0,
+                  "remount %s read-only: %s", path, strerror(errno));
+}
+
+START_TEST(read_only_state)
+{
+    if (!private_mounts("read-only state"))
+        return;
+    char *dir = new_dir(), state[300], sub[3][360];
+    snprintf(state, sizeof state, "%s/state", dir);
+    if (!mount_tmpfs(state, "16m", "read-only state"))
+        return;
+    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    int port = d.port;
+    char *A = post_dataset(port, 30, 3);
+    char *JA = post_job(port, A, "{\"epochs\":5}");
+    expect_job_state(port, JA, "succeeded", NULL);
+
+    /* While it runs: the files' directories become read-only (the database, open for
+     * writing, cannot be remounted under it). */
+    const char *names[3] = {"datasets", "checkpoints", "models"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(sub[i], sizeof sub[i], "%s/%s", state, names[i]);
+        bind_ro(sub[i]);
+    }
+    char *small = dataset_body(10, 3);
+    call c = req(port, "POST", "/v1/datasets", small);
+    expect_error(&c, 500, "Read-only file system");
+    done(&c);
+    char *JR = post_job(port, A, "{\"epochs\":50}");
+    expect_job_state(port, JR, "failed", "Read-only file system");
+    char url[160];
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
+    expect_status(port, "POST", url, PREDICT_BODY, 200);
+    healthy(port);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(umount2(sub[i], 0), 0);
+    free(post_id(port, "/v1/datasets", small, 201));
+    stop_ok(&d);
+
+    /* At start-up: refused with the reason, exit code 1; fine again once writable. */
+    ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
+    const char *args[] = {"--config", conf, NULL};
+    ck_assert_int_lt(httpc_daemon_start(&d, dir, args, NULL), 0);
+    ck_assert_int_eq(httpc_daemon_stop(&d, 0, 10), 1);
+    char *log = httpc_daemon_log(&d);
+    ck_assert_msg(strstr(log, "cannot start") && strstr(log, "Read-only file system"), "%s", log);
+    free(log);
+    ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT, NULL), 0);
+    d = start_in(dir, "workers = 1\n");
+    snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
+    expect_status(d.port, "POST", url, PREDICT_BODY, 200);
+    expect_job_state(d.port, JR, "failed", "Read-only file system");
+    stop_ok(&d);
+    umount2(state, MNT_DETACH);
+    httpc_daemon_cleanup(&d);
+    free(small), free(dir), free(A), free(JA), free(JR);
+}
+END_TEST
+
+Suite *suite_faults(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *alloc = tcase_create("alloc");
+    tcase_set_timeout(alloc, 120);
+    tcase_add_loop_test(alloc, nth_allocation_fails, 0,
+                        (int)(sizeof scenarios / sizeof scenarios[0]));
+    suite_add_tcase(s, alloc);
+    TCase *files = tcase_create("files");
+    tcase_set_timeout(files, 120);
+    tcase_add_test(files, corrupted_files);
+    tcase_add_test(files, failed_model_update_keeps_the_file);
+    tcase_add_test(files, sqlite_busy);
+    suite_add_tcase(s, files);
+    TCase *disk = tcase_create("disk");
+    tcase_set_timeout(disk, 120);
+    tcase_add_test(disk, full_disk);
+    tcase_add_test(disk, read_only_state);
+    suite_add_tcase(s, disk);
+    return s;
+}
