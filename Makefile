@@ -90,7 +90,12 @@ export TD_REFDIR
 test: $(BUILD)/test_runner $(BUILD)/traind
 	TD_BIN=$(abspath $(BUILD)/traind) $(BUILD)/test_runner $(SUITE)
 
+# Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
+# test (forked: a leak exits it with 1, an error), of each daemon a test stops (its exit
+# code, asserted 0 at SIGTERM, becomes 1, and httpc prints the report from its log) and of
+# the runner itself.
 asan:
+	ASAN_OPTIONS="detect_leaks=1:$$ASAN_OPTIONS" UBSAN_OPTIONS="print_stacktrace=1:$$UBSAN_OPTIONS" \
 	$(MAKE) BUILD=build-asan OPT="-O1" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 

@@ -342,6 +342,16 @@ int httpc_daemon_stop(httpc_daemon *d, int sig, double timeout_s)
         nanosleep(&ts, NULL);
     }
     d->pid = -1;
+    if (code != 0) { /* a sanitizer's report (make asan) is in the log: show it */
+        char *log = httpc_daemon_log(d);
+        const char *rep = strstr(log, "ERROR: LeakSanitizer");
+        if (!rep) rep = strstr(log, "ERROR: AddressSanitizer");
+        if (!rep) rep = strstr(log, "runtime error:");
+        if (rep)
+            fprintf(stderr, "httpc: the daemon in %s exited with %d; its log says:\n%.6000s\n",
+                    d->dir, code, rep);
+        free(log);
+    }
     return code;
 }
 
