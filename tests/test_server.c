@@ -934,6 +934,59 @@ START_TEST(daemon_connection_abuse)
 }
 END_TEST
 
+/* Bytes that are not (quite) HTTP: whatever libmicrohttpd or the daemon answers (or a
+ * closed connection), the daemon serves on and exits 0 (under ASan: no error, no leak). */
+START_TEST(daemon_survives_raw_garbage)
+{
+    static char big_header[70000], long_path[6000];
+    memset(big_header, 'a', sizeof big_header - 1);
+    memset(long_path, 'j', sizeof long_path - 1);
+    char hdr_req[sizeof big_header + 64], path_req[sizeof long_path + 64];
+    snprintf(hdr_req, sizeof hdr_req, "GET /v1/jobs HTTP/1.1\r\nX-A: %s\r\n\r\n", big_header);
+    snprintf(path_req, sizeof path_req, "GET /v1/jobs/%s HTTP/1.1\r\n\r\n", long_path);
+#define LOSS "POST /v1/loss HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    const char *cases[] = {
+        "GARBAGE\r\n\r\n", "GET\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /healthz HTTP/1.0\r\n\r\n",
+        hdr_req, path_req,
+        LOSS "Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+        LOSS "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n3\r\n{}}\r\n0\r\n\r\n",
+        LOSS "Content-Length: -5\r\n\r\n{}",
+        LOSS "Content-Length: 99999999999999999999999\r\n\r\n{}",
+        LOSS "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        LOSS "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
+        LOSS "Content-Length: 100\r\n\r\n{\"loss\":", /* then the client hangs up */
+        "GET /v1/jobs/%00 HTTP/1.1\r\n\r\n", "GET /v1/jobs/..%2F..%2Fetc HTTP/1.1\r\n\r\n",
+        "DELETE /v1/datasets/ds_x%2F..%2F..%2Ftraind.db HTTP/1.1\r\n\r\n",
+        "GET /v1/jobs?limit=%ff%fe&state=%00 HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\n\r\nGET /readyz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n",
+        "\x01\x02\xff\xfe\x7f", "GET /healthz HTTP/1.1\nHost: x\n\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n Folded: y\r\n\r\n",
+        "POST /v1/datasets HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5\r\n{\"X\":\r\nffffffffffffffff\r\n[[1]]\r\n0\r\n\r\n",
+        "POST /v1/datasets?label_column=first HTTP/1.1\r\nContent-Type: text/csv\r\n"
+        "Content-Length: 7\r\n\r\n1,\xff\n2,3",
+    };
+#undef LOSS
+    httpc_daemon d;
+    int port = httpc_daemon_start(&d, NULL, NULL, NULL);
+    ck_assert_msg(port > 0, "daemon did not start");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = httpc_connect(port);
+        ck_assert_int_ge(fd, 0);
+        httpc_send_all(fd, cases[i], strlen(cases[i])); /* it may hang up first */
+        shutdown(fd, SHUT_WR);
+        ck_assert_msg(httpc_wait_closed(fd, 10.0) >= 0, "case %zu left open", i);
+        close(fd);
+        httpc_resp r;
+        ck_assert_msg(httpc_request(port, "GET", "/healthz", NULL, NULL, 0, &r) == 200,
+                      "not healthy after case %zu", i);
+        httpc_free(&r);
+    }
+    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10.0), 0);
+    httpc_daemon_cleanup(&d);
+}
+END_TEST
+
 Suite *suite_server(void)
 {
     Suite *s = suite_create("server");
@@ -960,6 +1013,7 @@ Suite *suite_server(void)
     tcase_add_test(td, daemon_auth_and_refusal);
     tcase_add_test(td, daemon_flags);
     tcase_add_test(td, daemon_connection_abuse);
+    tcase_add_test(td, daemon_survives_raw_garbage);
     suite_add_tcase(s, td);
     return s;
 }
