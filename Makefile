@@ -121,7 +121,8 @@ install: $(BUILD)/traind
 # Each fuzz/fuzz_<name>.c (harness td_fuzz_<name>, fuzz/fuzz.h) is built with clang's
 # libFuzzer, ASan and UBSan against build-fuzz/libtraind.a (the library compiled with
 # clang and the same sanitizers, plus coverage) and run for FUZZ_SECONDS from the seeds in
-# fuzz/seeds/<kind> (<name> without "_dataset"), with fuzz/<kind>.dict when there is one;
+# fuzz/seeds/<kind> (<name> without "_dataset") and tests/regress/<name>, with
+# fuzz/<kind>.dict when there is one;
 # new inputs go to build-fuzz/corpus-<name>, a crash stops the run and leaves
 # build-fuzz/crash-* (copy it to tests/regress/<name>/: the regress suite replays it).
 FUZZ_SECONDS ?= 30
@@ -154,7 +155,8 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	    -artifact_prefix=build-fuzz/ -print_final_stats=1 $$dict \
-	    build-fuzz/corpus-$$t fuzz/seeds/$$k >build-fuzz/$$t.log 2>&1; rc=$$?; \
+	    build-fuzz/corpus-$$t fuzz/seeds/$$k $$(ls -d tests/regress/$$t 2>/dev/null) \
+	    >build-fuzz/$$t.log 2>&1; rc=$$?; \
 	  grep -E '^Done|number_of_executed_units' build-fuzz/$$t.log; \
 	  [ $$rc -eq 0 ] || { tail -40 build-fuzz/$$t.log; exit 1; }; \
 	done
