@@ -56,32 +56,6 @@ static td_hparams embed_hp(int64_t E, int64_t M, int64_t seed)
     return hp;
 }
 
-static td_trainer *make_trainer(const td_hparams *hp, const td_dataset *ds)
-{
-    td_error err = {{0}, {0}};
-    td_trainer *t = NULL;
-    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
-    ck_assert_msg(st == TD_OK, "trainer: %s: %s", err.field, err.message);
-    return t;
-}
-
-static void step_ok(td_trainer *t, td_record *rec)
-{
-    td_error err = {{0}, {0}};
-    td_status st = td_trainer_step(t, rec, &err);
-    ck_assert_msg(st == TD_OK, "step: %s: %s", err.field, err.message);
-}
-
-static int column(const td_trainer *t, const char *name)
-{
-    int n;
-    const char *const *cols = td_trainer_columns(t, &n);
-    for (int i = 0; i < n; i++)
-        if (strcmp(cols[i], name) == 0)
-            return i;
-    return -1;
-}
-
 static void expect_invalid(const td_hparams *hp, const td_dataset *ds, const char *field)
 {
     td_error err = {{0}, {0}};
@@ -388,13 +362,13 @@ START_TEST(combined_network_gradient_matches_finite_differences)
     hp.gmm_weight = 0.5; /* large, so both terms show in the gradient */
     hp.l2 = 0.01;
     hp.lr = 0.01;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     double loss;
     float *grad = malloc(sizeof(float) * 4096);
     ck_assert_int_ne(td_trainer_objective(t, &loss, grad), TD_OK); /* before any iteration */
     for (int i = 0; i < 4; i++) /* the GMM exists after the warm-up */
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     const td_model *m = td_trainer_model(t);
     ck_assert_int_le(m->n_params, 4096);
     ck_assert_int_eq(td_trainer_objective(t, &loss, grad), TD_OK);
@@ -477,14 +451,14 @@ START_TEST(blob_purity_for_several_seeds)
     static const int64_t seeds[] = {0, 1, 7};
     for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
         td_hparams hp = embed_hp(4, K, seeds[s]);
-        td_trainer *t = make_trainer(&hp, &ds);
+        td_trainer *t = tu_make_trainer(&hp, &ds);
         td_trainer_set_threads(t, 2);
         td_record rec;
-        int nll = column(t, "gmm_nll"), pl = column(t, "pair_loss"), sz = column(t, "size_0");
-        ck_assert(nll > 0 && pl > 0 && sz > 0 && column(t, "loss") >= 0);
+        int nll = tu_column(t, "gmm_nll"), pl = tu_column(t, "pair_loss"), sz = tu_column(t, "size_0");
+        ck_assert(nll > 0 && pl > 0 && sz > 0 && tu_column(t, "loss") >= 0);
         ck_assert_int_eq(td_trainer_epochs(t), 300);
         while (!td_trainer_done(t)) {
-            step_ok(t, &rec);
+            tu_step_ok(t, &rec);
             int64_t e = td_trainer_epoch(t);
             ck_assert(isfinite(rec.v[pl]));
             ck_assert(e <= 45 ? isnan(rec.v[nll]) : isfinite(rec.v[nll])); /* 15% warm-up */
@@ -515,12 +489,12 @@ END_TEST
  * records' loss column sum in *sig. */
 static float *run_all(const td_hparams *hp, const td_dataset *ds, int n, double *sig)
 {
-    td_trainer *t = make_trainer(hp, ds);
+    td_trainer *t = tu_make_trainer(hp, ds);
     td_trainer_set_threads(t, n);
     td_record rec;
     *sig = 0;
     while (!td_trainer_done(t)) {
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
         *sig = *sig * 1.000001 + rec.v[2] + (isnan(rec.v[4]) ? 0 : rec.v[4]);
     }
     const td_model *m = td_trainer_model(t);
@@ -550,7 +524,7 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
         double s1, s2, s3;
         float *p1 = run_all(&hp, &ds, 1, &s1), *p2 = run_all(&hp, &ds, 2, &s2),
               *p3 = run_all(&hp, &ds, 3, &s3);
-        td_trainer *t = make_trainer(&hp, &ds);
+        td_trainer *t = tu_make_trainer(&hp, &ds);
         int64_t n = td_trainer_model(t)->n_params;
         td_trainer_destroy(t);
         ck_assert(memcmp(p1, p2, sizeof(float) * (size_t)n) == 0);
@@ -576,14 +550,14 @@ START_TEST(restored_snapshot_continues_bit_identically)
     hp.gmm_batch = 700;
     static const int at[] = {3, 6, 11}; /* inside the warm-up, at its end, after it */
     for (size_t s = 0; s < sizeof at / sizeof at[0]; s++) {
-        td_trainer *a = make_trainer(&hp, &ds);
+        td_trainer *a = tu_make_trainer(&hp, &ds);
         td_record ra, rb;
         for (int i = 0; i < at[s]; i++)
-            step_ok(a, &ra);
+            tu_step_ok(a, &ra);
         size_t len = td_trainer_state_size(a);
         void *snap = malloc(len);
         ck_assert_uint_eq(td_trainer_save(a, snap, len), len);
-        td_trainer *b = make_trainer(&hp, &ds);
+        td_trainer *b = tu_make_trainer(&hp, &ds);
         td_error err = {{0}, {0}};
         ck_assert_int_eq(td_trainer_restore(b, snap, len, &err), TD_OK);
         ck_assert_int_eq(td_trainer_epoch(b), at[s]);
@@ -592,8 +566,8 @@ START_TEST(restored_snapshot_continues_bit_identically)
         int ncol;
         td_trainer_columns(a, &ncol);
         while (!td_trainer_done(a)) {
-            step_ok(a, &ra);
-            step_ok(b, &rb);
+            tu_step_ok(a, &ra);
+            tu_step_ok(b, &rb);
             for (int c = 2; c < ncol; c++) /* every column but the elapsed time */
                 ck_assert(ra.v[c] == rb.v[c] || (isnan(ra.v[c]) && isnan(rb.v[c])));
         }
@@ -602,7 +576,7 @@ START_TEST(restored_snapshot_continues_bit_identically)
         ck_assert(ma->n_iter == mb->n_iter && ma->lower_bound == mb->lower_bound);
         if (s == 0) { /* a snapshot of another shape is refused */
             td_hparams hp2 = embed_hp(2, K, 2);
-            td_trainer *c = make_trainer(&hp2, &ds);
+            td_trainer *c = tu_make_trainer(&hp2, &ds);
             ck_assert_int_eq(td_trainer_restore(c, snap, len, &err), TD_EINVAL);
             td_trainer_destroy(c);
         }
@@ -634,10 +608,10 @@ START_TEST(pairs_datasets_and_validation)
     hp.epochs = 150;
     hp.lr = 3e-3;
     hp.pairs_per_iteration = 128; /* < NP: drawn from the dataset's pairs */
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     double pur = purity(assignments(td_trainer_model(t)), y, N, K, K);
     ck_assert_msg(pur >= 0.9, "purity %.4f from pairs", pur);
     td_trainer_destroy(t);
@@ -661,7 +635,7 @@ START_TEST(pairs_datasets_and_validation)
     hp.gmm_batch = 2;
     expect_invalid(&hp, &lab, "hyperparameters.components");
     hp.gmm_batch = 0;
-    t = make_trainer(&hp, &lab); /* labels alone are enough */
+    t = tu_make_trainer(&hp, &lab); /* labels alone are enough */
     td_trainer_destroy(t);
     ck_assert_int_eq(td_hparams_warmup(&hp), 150 * 15 / 100);
     td_hparams_fini(&hp);
@@ -967,11 +941,11 @@ START_TEST(embed_resume_after_kill9_is_exact)
     hp.epochs = I;
     hp.hidden[0] = 64;
     hp.gmm_batch = 1000;
-    td_trainer *t = make_trainer(&hp, &tds);
+    td_trainer *t = tu_make_trainer(&hp, &tds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
-    ck_assert(last_nll == rec.v[column(t, "gmm_nll")]);
+        tu_step_ok(t, &rec);
+    ck_assert(last_nll == rec.v[tu_column(t, "gmm_nll")]);
     const td_model *m = td_trainer_model(t);
     td_tensor_desc tt[TD_MAX_TENSORS];
     int nt = td_model_layout(m, tt);

@@ -57,33 +57,6 @@ static td_hparams gmm_hp(int64_t M, td_covariance cov)
     return hp;
 }
 
-static td_trainer *make_trainer(const td_hparams *hp, const td_dataset *ds)
-{
-    td_error err = {{0}, {0}};
-    td_trainer *t = NULL;
-    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
-    ck_assert_msg(st == TD_OK, "trainer: %s: %s", err.field, err.message);
-    return t;
-}
-
-static void step_ok(td_trainer *t, td_record *rec)
-{
-    td_error err = {{0}, {0}};
-    td_status st = td_trainer_step(t, rec, &err);
-    ck_assert_msg(st == TD_OK, "step: %s: %s", err.field, err.message);
-}
-
-/* Index of a named record column, or -1. */
-static int column(const td_trainer *t, const char *name)
-{
-    int n;
-    const char *const *cols = td_trainer_columns(t, &n);
-    for (int i = 0; i < n; i++)
-        if (strcmp(cols[i], name) == 0)
-            return i;
-    return -1;
-}
-
 static void assert_model_finite(const td_model *m)
 {
     for (int64_t i = 0; i < m->n_params; i++)
@@ -156,13 +129,13 @@ START_TEST(reproduces_sklearn_em_full)
     set_tensor(&hp.weights_init, w0, 1, M, 0, 0);
     set_tensor(&hp.means_init, mi, 2, M, E, 0);
     set_tensor(&hp.covariances_init, c0, 3, M, E, E);
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     double prev = -INFINITY;
-    int lb = column(t, "lower_bound");
+    int lb = tu_column(t, "lower_bound");
     ck_assert_int_ge(lb, 0);
     while (!td_trainer_done(t)) {
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
         ck_assert_msg(rec.v[lb] >= prev - 1e-9, "lower bound fell: %g -> %g", prev, rec.v[lb]);
         prev = rec.v[lb];
     }
@@ -206,12 +179,12 @@ static void monotone_case(td_covariance cov, td_gmm_init init, double offset)
     hp.tol = 0;
     hp.init = init;
     hp.seed = 5;
-    td_trainer *t = make_trainer(&hp, &ds);
-    int lb = column(t, "lower_bound"), rs = column(t, "reseeded");
+    td_trainer *t = tu_make_trainer(&hp, &ds);
+    int lb = tu_column(t, "lower_bound"), rs = tu_column(t, "reseeded");
     double prev = -INFINITY;
     td_record rec;
     while (!td_trainer_done(t)) {
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
         ck_assert(isfinite(rec.v[lb]));
         ck_assert_int_eq((int)rec.v[rs], 0);
         double slack = 1e-6 * fabs(rec.v[lb]) + 1e-6; /* float32 rounding near the optimum */
@@ -244,11 +217,11 @@ START_TEST(converges_with_tol)
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(3, TD_COV_FULL);
     hp.tol = 1e-3;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
-    int ch = column(t, "change");
+    int ch = tu_column(t, "change");
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     const td_model *m = td_trainer_model(t);
     ck_assert_int_eq(m->converged, 1);
     ck_assert_int_lt(m->n_iter, 100);
@@ -274,11 +247,11 @@ START_TEST(duplicates_and_more_components_than_points)
             td_hparams hp = gmm_hp(5, (td_covariance)cov);
             hp.max_iter = 20;
             hp.init = (td_gmm_init)init;
-            td_trainer *t = make_trainer(&hp, &ds);
+            td_trainer *t = tu_make_trainer(&hp, &ds);
             td_record rec;
-            int lb = column(t, "lower_bound");
+            int lb = tu_column(t, "lower_bound");
             while (!td_trainer_done(t)) {
-                step_ok(t, &rec);
+                tu_step_ok(t, &rec);
                 ck_assert_msg(isfinite(rec.v[lb]), "cov %d init %d: lower bound %g", cov,
                               init, rec.v[lb]);
             }
@@ -304,10 +277,10 @@ START_TEST(duplicates_and_more_components_than_points)
     for (int64_t i = 0; i < N * E; i++)
         X[i] = 1.5f;
     td_hparams hp = gmm_hp(2, TD_COV_FULL);
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     assert_model_finite(td_trainer_model(t));
     td_trainer_destroy(t);
     free(X);
@@ -327,10 +300,10 @@ START_TEST(emptied_component_is_reseeded)
         hp.reg_covar = 0; /* the re-seed must not rely on reg_covar */
         float mi[6] = {X[0], X[1], X[2], X[3], 1e4f, -1e4f};
         set_tensor(&hp.means_init, mi, 2, M, E, 0);
-        td_trainer *t = make_trainer(&hp, &ds);
+        td_trainer *t = tu_make_trainer(&hp, &ds);
         td_record rec;
-        int rs = column(t, "reseeded"), lb = column(t, "lower_bound");
-        step_ok(t, &rec);
+        int rs = tu_column(t, "reseeded"), lb = tu_column(t, "lower_bound");
+        tu_step_ok(t, &rec);
         ck_assert_int_eq((int)rec.v[rs], 1);
         const td_model *m = td_trainer_model(t);
         assert_model_finite(m);
@@ -342,7 +315,7 @@ START_TEST(emptied_component_is_reseeded)
         ck_assert_msg(found, "re-seeded mean (%g, %g) is not a data row", (double)mu2[0],
                       (double)mu2[1]);
         while (!td_trainer_done(t)) {
-            step_ok(t, &rec);
+            tu_step_ok(t, &rec);
             ck_assert(isfinite(rec.v[lb]));
         }
         assert_model_finite(td_trainer_model(t));
@@ -365,7 +338,7 @@ START_TEST(singular_covariance_is_a_clear_error)
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(2, TD_COV_FULL);
     hp.reg_covar = 0;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     td_error err = {{0}, {0}};
     td_status st = TD_OK;
@@ -478,10 +451,10 @@ START_TEST(predict_matches_direct_evaluation)
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_DIAG; cov <= TD_COV_SPHERICAL; cov++) {
         td_hparams hp = gmm_hp(M, (td_covariance)cov);
-        td_trainer *t = make_trainer(&hp, &ds);
+        td_trainer *t = tu_make_trainer(&hp, &ds);
         td_record rec;
         while (!td_trainer_done(t))
-            step_ok(t, &rec);
+            tu_step_ok(t, &rec);
         const td_model *m = td_trainer_model(t);
         float *resp = malloc(sizeof(float) * (size_t)(N * M)), *ll = malloc(sizeof(float) *
                                                                              (size_t)N);
@@ -518,11 +491,11 @@ END_TEST
 static void *run_snapshot(const td_dataset *ds, const td_hparams *hp, int threads, int steps,
                           size_t *len)
 {
-    td_trainer *t = make_trainer(hp, ds);
+    td_trainer *t = tu_make_trainer(hp, ds);
     td_trainer_set_threads(t, threads);
     td_record rec;
     for (int i = 0; i < steps && !td_trainer_done(t); i++)
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     *len = td_trainer_state_size(t);
     void *buf = malloc(*len);
     ck_assert_uint_eq(td_trainer_save(t, buf, *len), *len);
@@ -570,23 +543,23 @@ START_TEST(restored_snapshot_continues_bit_identically)
     td_hparams hp = gmm_hp(3, TD_COV_FULL);
     hp.tol = 0;
     hp.max_iter = 12;
-    td_trainer *a = make_trainer(&hp, &ds);
+    td_trainer *a = tu_make_trainer(&hp, &ds);
     td_record ra, rb;
     for (int i = 0; i < 5; i++)
-        step_ok(a, &ra);
+        tu_step_ok(a, &ra);
     size_t len = td_trainer_state_size(a);
     void *snap = malloc(len);
     ck_assert_uint_eq(td_trainer_save(a, snap, len), len);
-    td_trainer *b = make_trainer(&hp, &ds);
+    td_trainer *b = tu_make_trainer(&hp, &ds);
     td_error err = {{0}, {0}};
     ck_assert_int_eq(td_trainer_restore(b, snap, len, &err), TD_OK);
     ck_assert_int_eq(td_trainer_epoch(b), 5);
     const td_model *ma = td_trainer_model(a), *mb = td_trainer_model(b);
     ck_assert(memcmp(ma->params, mb->params, sizeof(float) * (size_t)ma->n_params) == 0);
-    int lb = column(a, "lower_bound");
+    int lb = tu_column(a, "lower_bound");
     while (!td_trainer_done(a)) {
-        step_ok(a, &ra);
-        step_ok(b, &rb);
+        tu_step_ok(a, &ra);
+        tu_step_ok(b, &rb);
         ck_assert(ra.v[lb] == rb.v[lb]);
     }
     ck_assert(td_trainer_done(b));
@@ -594,7 +567,7 @@ START_TEST(restored_snapshot_continues_bit_identically)
     ck_assert(ma->lower_bound == mb->lower_bound && ma->n_iter == mb->n_iter);
     /* a snapshot of another shape is refused */
     td_hparams hp2 = gmm_hp(2, TD_COV_FULL);
-    td_trainer *c = make_trainer(&hp2, &ds);
+    td_trainer *c = tu_make_trainer(&hp2, &ds);
     ck_assert_int_eq(td_trainer_restore(c, snap, len, &err), TD_EINVAL);
     td_trainer_destroy(c);
     free(snap);

@@ -70,28 +70,12 @@ static void mlp_hp(td_hparams *hp, int64_t h0, int64_t h1, td_activation act)
     hp->seed = 5;
 }
 
-static td_trainer *make_trainer(const td_hparams *hp, const td_dataset *ds)
-{
-    td_error err = {0};
-    td_trainer *t = NULL;
-    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
-    ck_assert_msg(st == TD_OK, "trainer: %s: %s", err.field, err.message);
-    return t;
-}
-
-static void step_ok(td_trainer *t, td_record *rec)
-{
-    td_error err = {0};
-    td_status st = td_trainer_step(t, rec, &err);
-    ck_assert_msg(st == TD_OK, "step: %s", err.message);
-}
-
 static int64_t run_all(td_trainer *t, td_record *recs, int64_t max)
 {
     int64_t e = 0;
     td_record last;
     while (!td_trainer_done(t))
-        step_ok(t, e < max ? &recs[e++] : &last);
+        tu_step_ok(t, e < max ? &recs[e++] : &last);
     return e;
 }
 
@@ -267,7 +251,7 @@ END_TEST
  * hidden unit, a one-sided difference that agrees also passes. */
 static void fd_check(const td_hparams *hp, const td_dataset *ds, unsigned seed)
 {
-    td_trainer *t = make_trainer(hp, ds);
+    td_trainer *t = tu_make_trainer(hp, ds);
     td_model *m = (td_model *)td_trainer_model(t);
     int64_t P = m->n_params;
     for (int64_t i = 0; i < P; i++) {
@@ -364,10 +348,10 @@ START_TEST(regularisers_leave_biases_alone)
     td_dataset ds = make_data(50, 4, 3, 31);
     td_hparams hp;
     mlp_hp(&hp, 6, 5, TD_ACT_TANH);
-    td_trainer *plain = make_trainer(&hp, &ds);
+    td_trainer *plain = tu_make_trainer(&hp, &ds);
     hp.l2 = 0.25;
     hp.l1 = 0.03;
-    td_trainer *reg = make_trainer(&hp, &ds);
+    td_trainer *reg = tu_make_trainer(&hp, &ds);
     const td_model *m = td_trainer_model(reg);
     ck_assert(memcmp(m->params, td_trainer_model(plain)->params,
                      sizeof(float) * (size_t)m->n_params) == 0); /* same seeded init */
@@ -393,7 +377,7 @@ START_TEST(regularisers_leave_biases_alone)
     }
     tu_close(f1 - f0, pen, 1e-5, 1e-7, "reg loss");
     td_record rec;
-    step_ok(reg, &rec);
+    tu_step_ok(reg, &rec);
     ck_assert(rec.v[col(reg, "reg_loss")] > 0);
     free(g0), free(g1);
     td_trainer_destroy(plain);
@@ -438,7 +422,7 @@ START_TEST(grouped_reference_reproduced_through_mlp)
     for (int64_t i = 0; i < N; i++)
         hp.initial_weights[i * N + i] = 1.0f;
     memcpy(hp.initial_weights + N * N + N, Z, sizeof(float) * (size_t)(N * K));
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     ck_assert_int_eq(td_trainer_model(t)->n_params, P);
 
     double loss;
@@ -447,7 +431,7 @@ START_TEST(grouped_reference_reproduced_through_mlp)
     tu_close(loss, tu_num(ref, "loss"), 1e-5, 1e-6, "loss");
     tu_close_array(g + N * N + N, grad, N * K, 1e-4, 1e-6, "d(loss)/d(logits)");
     td_record rec;
-    step_ok(t, &rec);
+    tu_step_ok(t, &rec);
     tu_close(rec.v[col(t, "data_loss")], tu_num(ref, "loss"), 1e-5, 1e-6, "data_loss");
     tu_close(rec.v[col(t, "penalty")], tu_num(ref, "penalty"), 1e-5, 1e-6, "penalty");
     const float *W1 = td_trainer_model(t)->params + N * N + N;
@@ -493,9 +477,9 @@ START_TEST(init_is_pytorch_linear_default)
     td_dataset ds = make_data(20, 30, 4, 37);
     td_hparams hp;
     mlp_hp(&hp, 200, 50, TD_ACT_RELU);
-    td_trainer *a = make_trainer(&hp, &ds), *b = make_trainer(&hp, &ds);
+    td_trainer *a = tu_make_trainer(&hp, &ds), *b = tu_make_trainer(&hp, &ds);
     hp.seed = 6;
-    td_trainer *c = make_trainer(&hp, &ds);
+    td_trainer *c = tu_make_trainer(&hp, &ds);
     const td_model *m = td_trainer_model(a);
     ck_assert(memcmp(m->params, td_trainer_model(b)->params,
                      sizeof(float) * (size_t)m->n_params) == 0);
@@ -536,7 +520,7 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
         hp.batch_size = batches[pass];
         hp.optimizer = pass == 1 ? TD_OPT_SGD : TD_OPT_ADAM;
         hp.lr = pass == 1 ? 0.5 : 1e-2;
-        td_trainer *a = make_trainer(&hp, &ds), *b = make_trainer(&hp, &ds);
+        td_trainer *a = tu_make_trainer(&hp, &ds), *b = tu_make_trainer(&hp, &ds);
         td_trainer_set_threads(b, 2);
         td_record ra[4], rb[4];
         run_all(a, ra, 4);
@@ -564,25 +548,25 @@ START_TEST(restored_snapshot_continues_bit_identically)
     hp.batch_size = 64;
     hp.lr = 1e-2;
     hp.validation_split = 0.2;
-    td_trainer *full = make_trainer(&hp, &ds);
+    td_trainer *full = tu_make_trainer(&hp, &ds);
     td_record rf[8], rr[8];
     run_all(full, rf, 8);
 
-    td_trainer *first = make_trainer(&hp, &ds);
+    td_trainer *first = tu_make_trainer(&hp, &ds);
     td_trainer_set_threads(first, 2);
     for (int e = 0; e < 3; e++)
-        step_ok(first, &rr[e]);
+        tu_step_ok(first, &rr[e]);
     size_t cap = td_trainer_state_size(first);
     void *snap = malloc(cap);
     ck_assert_uint_eq(td_trainer_save(first, snap, cap), cap);
     td_trainer_destroy(first);
 
-    td_trainer *resumed = make_trainer(&hp, &ds);
+    td_trainer *resumed = tu_make_trainer(&hp, &ds);
     td_error err;
     ck_assert_int_eq(td_trainer_restore(resumed, snap, cap, &err), TD_OK);
     ck_assert_int_eq(td_trainer_epoch(resumed), 3);
     for (int e = 3; e < 8; e++)
-        step_ok(resumed, &rr[e]);
+        tu_step_ok(resumed, &rr[e]);
     ck_assert(td_trainer_done(resumed));
     const td_model *a = td_trainer_model(full), *b = td_trainer_model(resumed);
     ck_assert(memcmp(a->params, b->params, sizeof(float) * (size_t)a->n_params) == 0);
@@ -592,7 +576,7 @@ START_TEST(restored_snapshot_continues_bit_identically)
                           "epoch %d column %d differs", e + 1, c);
     /* a snapshot of another architecture is refused */
     hp.hidden[1] = 9;
-    td_trainer *other = make_trainer(&hp, &ds);
+    td_trainer *other = tu_make_trainer(&hp, &ds);
     ck_assert_int_eq(td_trainer_restore(other, snap, cap, &err), TD_EINVAL);
     td_trainer_destroy(other);
     free(snap);
@@ -669,11 +653,11 @@ START_TEST(two_spirals_mlp_learns_softmax_cannot)
     td_dataset ds = spirals(2000);
     td_hparams hp;
     spiral_hp(&hp);
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_trainer_set_threads(t, 2);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     double acc = accuracy(td_trainer_model(t), &ds);
     ck_assert_msg(acc >= 0.97, "mlp training accuracy %.4f < 0.97", acc);
     ck_assert(rec.v[col(t, "accuracy")] >= 0.95);
@@ -684,9 +668,9 @@ START_TEST(two_spirals_mlp_learns_softmax_cannot)
     hp.lr = 0.01;
     hp.batch_size = 64;
     hp.epochs = 60;
-    t = make_trainer(&hp, &ds);
+    t = tu_make_trainer(&hp, &ds);
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     double lin = accuracy(td_trainer_model(t), &ds);
     fprintf(stderr, "two spirals: training accuracy mlp %.4f, softmax %.4f\n", acc, lin);
     ck_assert_msg(lin < 0.75, "softmax regression reached %.4f on the spirals", lin);
@@ -732,10 +716,10 @@ START_TEST(monotone_penalty_orders_the_groups)
         hp.epochs = 10;
         hp.monotone_weight = with ? 5.0 : 0.0;
         hp.monotone_margin = with ? 0.05 : 0.0;
-        td_trainer *t = make_trainer(&hp, &ds);
+        td_trainer *t = tu_make_trainer(&hp, &ds);
         td_record rec;
         while (!td_trainer_done(t))
-            step_ok(t, &rec);
+            tu_step_ok(t, &rec);
         acc[with] = accuracy(td_trainer_model(t), &test);
         viol[with] = violation_rate(td_trainer_model(t), &test);
         rec_viol[with] = rec.v[col(t, "violation_rate")];
@@ -762,10 +746,10 @@ START_TEST(grouped_predictions_are_per_group_distributions)
     mlp_hp(&hp, 8, 0, TD_ACT_RELU);
     hp.groups = 3;
     hp.epochs = 3;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     const td_model *m = td_trainer_model(t);
     ck_assert_int_eq(m->G, 3);
     ck_assert_int_eq(m->K, 15);
@@ -998,10 +982,10 @@ START_TEST(rest_two_spirals)
      * thread count does not matter) */
     td_hparams h;
     spiral_hp(&h);
-    td_trainer *t = make_trainer(&h, &ds);
+    td_trainer *t = tu_make_trainer(&h, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     c = get(port, "/v1/jobs/%s/model", job);
     ck_assert_str_eq(cJSON_GetObjectItem(c.json, "model")->valuestring, "mlp");
     expect_layers(c.json, td_trainer_model(t), "tanh");
@@ -1176,10 +1160,10 @@ START_TEST(rest_resume_after_kill9_is_exact)
     h.epochs = 800;
     h.validation_split = 0.25;
     h.seed = 4;
-    td_trainer *t = make_trainer(&h, &ds);
+    td_trainer *t = tu_make_trainer(&h, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     c = get(r.port, "/v1/jobs/%s/model", job);
     expect_layers(c.json, td_trainer_model(t), "relu");
     done(&c);

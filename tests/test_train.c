@@ -46,22 +46,6 @@ static void free_data(td_dataset *ds)
     free((void *)ds->y);
 }
 
-static td_trainer *make_trainer(const td_hparams *hp, const td_dataset *ds)
-{
-    td_error err = {0};
-    td_trainer *t = NULL;
-    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
-    ck_assert_msg(st == TD_OK, "trainer: %s: %s", err.field, err.message);
-    return t;
-}
-
-static void step_ok(td_trainer *t, td_record *rec)
-{
-    td_error err = {0};
-    td_status st = td_trainer_step(t, rec, &err);
-    ck_assert_msg(st == TD_OK, "step: %s", err.message);
-}
-
 /* ---- PyTorch optimizer trajectories (reference/optimizers.json) -------------------- */
 
 START_TEST(optimizers_match_torch)
@@ -103,10 +87,10 @@ START_TEST(optimizers_match_torch)
         hp.initial_weights = malloc(sizeof(float) * (size_t)hp.n_initial_weights);
         memcpy(hp.initial_weights, W0, sizeof(float) * (size_t)(D * K));
         memcpy(hp.initial_weights + D * K, b0, sizeof(float) * (size_t)K);
-        td_trainer *t = make_trainer(&hp, &ds);
+        td_trainer *t = tu_make_trainer(&hp, &ds);
         for (int64_t e = 0; e < nl; e++) {
             td_record rec;
-            step_ok(t, &rec);
+            tu_step_ok(t, &rec);
             tu_close_at(__FILE__, __LINE__, rec.v[3], losses[e], 1e-4, 1e-6, name, e);
         }
         double *W = tu_doubles(cJSON_GetObjectItem(c, "W"), NULL, NULL, NULL);
@@ -144,11 +128,11 @@ START_TEST(column0_matches_reference)
     hp.l2 = tu_num(ref, "l2");
     hp.epochs = (int64_t)tu_num(ref, "epochs");
     hp.n_classes = Kr;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     ck_assert_int_eq(td_trainer_model(t)->n_params, D * Kr); /* no separate b */
     for (int64_t e = 0; e < nh; e++) {
         td_record rec;
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
         tu_close_at(__FILE__, __LINE__, rec.v[3], hist[2 * e], 1e-4, 1e-7, "data_loss", e);
         tu_close_at(__FILE__, __LINE__, rec.v[4], hist[2 * e + 1], 1e-4, 1e-7, "reg_loss", e);
         tu_close_at(__FILE__, __LINE__, rec.v[2], hist[2 * e] + hist[2 * e + 1], 1e-4, 1e-7,
@@ -167,7 +151,7 @@ END_TEST
 
 static void fd_check(td_hparams *hp, const td_dataset *ds)
 {
-    td_trainer *t = make_trainer(hp, ds);
+    td_trainer *t = tu_make_trainer(hp, ds);
     td_model *m = (td_model *)td_trainer_model(t);
     int64_t P = m->n_params;
     srand(7);
@@ -252,10 +236,10 @@ START_TEST(huge_l2_leaves_log_priors_in_bias_row)
     hp.optimizer = TD_OPT_SGD;
     hp.momentum = 0.99;  /* effective lr 1e-2 along the flat bias directions */
     hp.epochs = 4000;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     const float *W = td_trainer_model(t)->params;
     double prior[3] = {0}, mean = 0;
     for (int64_t n = 0; n < N; n++)
@@ -277,7 +261,7 @@ static void run_all(td_trainer *t, td_record *recs)
 {
     int64_t e = 0;
     while (!td_trainer_done(t))
-        step_ok(t, &recs[e++]);
+        tu_step_ok(t, &recs[e++]);
 }
 
 static void minibatch_hp(td_hparams *hp)
@@ -299,7 +283,7 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
     minibatch_hp(&hp);
     hp.batch_size = 0; /* full batch: 5000 rows make several chunks */
     for (int pass = 0; pass < 2; pass++) {
-        td_trainer *a = make_trainer(&hp, &ds), *b = make_trainer(&hp, &ds);
+        td_trainer *a = tu_make_trainer(&hp, &ds), *b = tu_make_trainer(&hp, &ds);
         td_trainer_set_threads(b, 2);
         td_record ra[12], rb[12];
         run_all(a, ra);
@@ -321,24 +305,24 @@ START_TEST(restored_snapshot_continues_bit_identically)
     td_dataset ds = make_data(800, 6, 3, 13, 0);
     td_hparams hp;
     minibatch_hp(&hp);
-    td_trainer *full = make_trainer(&hp, &ds);
+    td_trainer *full = tu_make_trainer(&hp, &ds);
     td_record rf[12], rr[12];
     run_all(full, rf);
 
-    td_trainer *first = make_trainer(&hp, &ds);
+    td_trainer *first = tu_make_trainer(&hp, &ds);
     for (int e = 0; e < 5; e++)
-        step_ok(first, &rr[e]);
+        tu_step_ok(first, &rr[e]);
     size_t cap = td_trainer_state_size(first);
     void *snap = malloc(cap);
     ck_assert_uint_eq(td_trainer_save(first, snap, cap), cap);
     td_trainer_destroy(first);
 
-    td_trainer *resumed = make_trainer(&hp, &ds);
+    td_trainer *resumed = tu_make_trainer(&hp, &ds);
     td_error err;
     ck_assert_int_eq(td_trainer_restore(resumed, snap, cap, &err), TD_OK);
     ck_assert_int_eq(td_trainer_epoch(resumed), 5);
     for (int e = 5; e < 12; e++)
-        step_ok(resumed, &rr[e]);
+        tu_step_ok(resumed, &rr[e]);
     ck_assert(td_trainer_done(resumed));
     const td_model *a = td_trainer_model(full), *b = td_trainer_model(resumed);
     ck_assert(memcmp(a->params, b->params, sizeof(float) * (size_t)a->n_params) == 0);
@@ -366,7 +350,7 @@ START_TEST(divergence_keeps_last_finite_weights)
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     hp.lr = 1e5;
     hp.epochs = 50;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     td_error err;
     td_status st = TD_OK;
@@ -394,10 +378,10 @@ START_TEST(early_stopping_stops)
     hp.epochs = 10000;
     hp.n_iter_no_change = 5;
     hp.tol = 1e-3;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     ck_assert_int_lt(td_trainer_epoch(t), 10000);
     ck_assert_int_gt(td_trainer_epoch(t), 5);
     td_trainer_destroy(t);
@@ -457,10 +441,10 @@ START_TEST(predict_gives_distributions_and_argmax)
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     hp.epochs = 200;
     hp.lr = 0.5;
-    td_trainer *t = make_trainer(&hp, &ds);
+    td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
-        step_ok(t, &rec);
+        tu_step_ok(t, &rec);
     const td_model *m = td_trainer_model(t);
     float *p = malloc(sizeof(float) * 500 * 4);
     int32_t *lab = malloc(sizeof(int32_t) * 500);

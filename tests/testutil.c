@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 cJSON *tu_ref_load(const char *name)
 {
@@ -95,4 +96,30 @@ void tu_close_arrays_f(const char *file, int line, const float *got, const doubl
 {
     for (int64_t i = 0; i < n; i++)
         tu_close_at(file, line, got[i], want[i], rtol, atol, what, i);
+}
+
+td_trainer *tu_make_trainer(const td_hparams *hp, const td_dataset *ds)
+{
+    td_error err = {{0}, {0}};
+    td_trainer *t = NULL;
+    td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
+    ck_assert_msg(st == TD_OK, "trainer: %s: %s", err.field, err.message);
+    return t;
+}
+
+void tu_step_ok(td_trainer *t, td_record *rec)
+{
+    td_error err = {{0}, {0}};
+    td_status st = td_trainer_step(t, rec, &err);
+    ck_assert_msg(st == TD_OK, "step: %s: %s", err.field, err.message);
+}
+
+int tu_column(const td_trainer *t, const char *name)
+{
+    int n;
+    const char *const *cols = td_trainer_columns(t, &n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(cols[i], name) == 0)
+            return i;
+    return -1;
 }

@@ -6,6 +6,8 @@
 #include <cJSON.h>
 #include <stdint.h>
 
+#include "traind/train.h"
+
 /* Loads $TD_REFDIR/<name> (default ../shared/reference/<name>); fails the test if absent.
  * The caller owns the tree (cJSON_Delete). */
 cJSON *tu_ref_load(const char *name);
@@ -27,5 +29,12 @@ void tu_close_arrays_f(const char *file, int line, const float *got, const doubl
                        int64_t n, double rtol, double atol, const char *what);
 #define tu_close_array(got, want, n, rtol, atol, what) \
     tu_close_arrays_f(__FILE__, __LINE__, got, want, n, rtol, atol, what)
+
+/* Trainer helpers shared by the engine suites: create (the test fails with the error's
+ * field and message otherwise), one step that must succeed, and a record column's index
+ * by name (-1 when the trainer has no such column). */
+td_trainer *tu_make_trainer(const td_hparams *hp, const td_dataset *ds);
+void tu_step_ok(td_trainer *t, td_record *rec);
+int tu_column(const td_trainer *t, const char *name);
 
 #endif
