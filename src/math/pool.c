@@ -108,6 +108,16 @@ void td_pool_destroy(td_pool *p)
     free(p);
 }
 
+void td_pool_resize(td_pool **p, int n)
+{
+    if (n < 1)
+        n = 1;
+    if (td_pool_threads(*p) == n)
+        return;
+    td_pool_destroy(*p);
+    *p = n > 1 ? td_pool_create(n) : NULL;
+}
+
 int td_pool_threads(const td_pool *p) { return p ? p->nthreads : 1; }
 
 void td_pool_run(td_pool *p, int64_t ntasks, td_task_fn fn, void *ctx)

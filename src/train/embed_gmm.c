@@ -460,13 +460,7 @@ static void embed_destroy(td_trainer *base)
 
 static void embed_set_threads(td_trainer *base, int n)
 {
-    embed_trainer *t = (embed_trainer *)base;
-    if (n < 1)
-        n = 1;
-    if (td_pool_threads(t->pool) == n)
-        return;
-    td_pool_destroy(t->pool);
-    t->pool = n > 1 ? td_pool_create(n) : NULL;
+    td_pool_resize(&((embed_trainer *)base)->pool, n);
 }
 
 #define SELF(b) ((const embed_trainer *)(b))

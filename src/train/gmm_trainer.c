@@ -173,13 +173,7 @@ static void gmm_destroy(td_trainer *base)
 
 static void gmm_set_threads(td_trainer *base, int n)
 {
-    gmm_trainer *t = (gmm_trainer *)base;
-    if (n < 1)
-        n = 1;
-    if (td_pool_threads(t->pool) == n)
-        return;
-    td_pool_destroy(t->pool);
-    t->pool = n > 1 ? td_pool_create(n) : NULL;
+    td_pool_resize(&((gmm_trainer *)base)->pool, n);
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))

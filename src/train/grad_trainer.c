@@ -316,13 +316,7 @@ static void grad_destroy(td_trainer *base)
 
 static void grad_set_threads(td_trainer *base, int n)
 {
-    grad_trainer *t = (grad_trainer *)base;
-    if (n < 1)
-        n = 1;
-    if (td_pool_threads(t->pool) == n)
-        return;
-    td_pool_destroy(t->pool);
-    t->pool = n > 1 ? td_pool_create(n) : NULL;
+    td_pool_resize(&((grad_trainer *)base)->pool, n);
 }
 
 static const char *const *grad_columns(const td_trainer *base, int *n)
