@@ -6,8 +6,13 @@
 #   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
 #   make soak       jobs and status traffic against a daemon for SOAK_SECONDS (default 60)
 #   make run        build and start the daemon on its embedded defaults
-#   make install    PREFIX=/usr/local DESTDIR=
-# Missing Debian packages are installed by scripts/deps.sh (as root) before anything builds.
+#   make install    PREFIX=/usr/local DESTDIR=  (an edited /etc/traind/traind.conf is kept)
+#   make uninstall  the same PREFIX and DESTDIR
+#   make deps       install the missing Debian packages (scripts/deps.sh; as root)
+#   make reference  remake tests/data/reference (PyTorch, scikit-learn; see its VERSIONS)
+# Every build depends on `deps` (order-only), so missing packages are installed before the
+# first compile, never while the Makefile is read: `make -n` installs nothing. The
+# pkg-config flags are expanded when a recipe runs, after `deps`.
 
 BUILD   ?= build
 PREFIX  ?= /usr/local
@@ -16,19 +21,16 @@ CC      ?= cc
 MODULES := libmicrohttpd libcjson openblas sqlite3
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-ifeq ($(filter clean,$(MAKECMDGOALS)),)
-DEPS_STATUS := $(shell scripts/deps.sh 1>&2 && echo ok)
-ifneq ($(DEPS_STATUS),ok)
-$(error missing build dependencies; see the message above)
-endif
-endif
+# Deferred (=), and so run only when a recipe needs them: after `deps`, on a fresh machine.
+PKG_CFLAGS = $(shell pkg-config --cflags $(MODULES))
+PKG_LIBS   = $(shell pkg-config --libs $(MODULES))
 
 OPT     ?= -O3 -march=native
 SAN     ?=
 CFLAGS  += -std=gnu11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread \
-           -Iinclude -Isrc $(shell pkg-config --cflags $(MODULES)) \
+           -Iinclude -Isrc $(PKG_CFLAGS) \
            -DTD_VERSION='"$(VERSION)"' $(SAN)
-LDLIBS  += $(shell pkg-config --libs $(MODULES)) -lm -pthread
+LDLIBS  += $(PKG_LIBS) -lm -pthread
 LDFLAGS += $(SAN)
 
 LIB_SRCS  := $(sort $(wildcard src/*/*.c))
@@ -37,9 +39,14 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 BENCH_SRCS:= $(sort $(wildcard bench/*.c))
 
-all: $(BUILD)/libtraind.a $(BUILD)/traind
+all: $(BUILD)/libtraind.a $(BUILD)/traind | deps
 
-$(BUILD)/%.o: %.c
+# Phony, so it runs once per make (cheap: pkg-config --exists when nothing is missing);
+# order-only (after |) below, so it never makes a target out of date.
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -54,14 +61,14 @@ $(BUILD)/gen/openapi.c: docs/openapi.json
 	   echo 'const size_t td_openapi_json_len = sizeof td_openapi_json - 1;'; } > $@.tmp && \
 	 mv $@.tmp $@
 
-$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/traind: $(BUILD)/src/main.o $(BUILD)/libtraind.a
+$(BUILD)/traind: $(BUILD)/src/main.o $(BUILD)/libtraind.a | deps
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Every tests/test_*.c defines one or more "Suite *suite_<name>(void)"; the runner calls
@@ -81,42 +88,71 @@ $(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN
 # Allocation-failure injection (tests/failalloc.h): only the runner wraps the allocator.
 FAILALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 
-$(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a
+$(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
 	$(CC) $(LDFLAGS) $(FAILALLOC) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS)
 
-TD_REFDIR ?= $(abspath ../shared/reference)
+# The reference vectors (PyTorch, numpy, scikit-learn in float64) are in the repository;
+# TD_REFDIR=<dir> runs the suites against another set (another seed of gen_reference.py).
+TD_REFDIR ?= $(abspath tests/data/reference)
 export TD_REFDIR
 
-test: $(BUILD)/test_runner $(BUILD)/traind
+test: $(BUILD)/test_runner $(BUILD)/traind | deps
 	TD_BIN=$(abspath $(BUILD)/traind) $(BUILD)/test_runner $(SUITE)
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
 # test (forked: a leak exits it with 1, an error), of each daemon a test stops (its exit
 # code, asserted 0 at SIGTERM, becomes 1, and httpc prints the report from its log) and of
 # the runner itself.
-asan:
+asan: | deps
 	ASAN_OPTIONS="detect_leaks=1:$$ASAN_OPTIONS" UBSAN_OPTIONS="print_stacktrace=1:$$UBSAN_OPTIONS" \
 	$(MAKE) BUILD=build-asan OPT="-O1" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
-bench: $(BUILD)/libtraind.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+bench: $(BUILD)/libtraind.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%) | deps
 	bench/run.sh $(BUILD)
 
 # A daemon under jobs and status traffic for SOAK_SECONDS; prints its memory (VmRSS) at the
 # start, after the warm-up and at the end, and fails on a 5xx, a dropped connection, RSS
 # growing past SOAK_MAX_GROWTH_MB (default 64) or descriptors leaking (scripts/soak.py).
 SOAK_SECONDS ?= 60
-soak: $(BUILD)/traind
+soak: $(BUILD)/traind | deps
 	python3 scripts/soak.py $(BUILD)/traind $(SOAK_SECONDS)
 
-run: $(BUILD)/traind
+run: $(BUILD)/traind | deps
 	$(BUILD)/traind
 
-install: $(BUILD)/traind
+# An existing traind.conf that differs from config/traind.conf (the admin's edits) is kept:
+# the new default goes beside it as traind.conf.new, to merge by hand.
+CONF := $(DESTDIR)/etc/traind/traind.conf
+UNIT := $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
+install: $(BUILD)/traind | deps
 	install -D -m 0755 $(BUILD)/traind $(DESTDIR)$(PREFIX)/bin/traind
-	install -D -m 0644 config/traind.conf $(DESTDIR)/etc/traind/traind.conf
-	install -D -m 0644 systemd/traind.service $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
-	sed -i 's|/usr/local/bin/traind|$(PREFIX)/bin/traind|' $(DESTDIR)$(PREFIX)/lib/systemd/system/traind.service
+	@if [ -e $(CONF) ] && ! cmp -s config/traind.conf $(CONF); then \
+	  echo "install -D -m 0644 config/traind.conf $(CONF).new  (kept the edited $(CONF))"; \
+	  install -D -m 0644 config/traind.conf $(CONF).new; \
+	else \
+	  echo "install -D -m 0644 config/traind.conf $(CONF)"; \
+	  install -D -m 0644 config/traind.conf $(CONF); rm -f $(CONF).new; \
+	fi
+	install -D -m 0644 systemd/traind.service $(UNIT)
+	sed -i 's|/usr/local/bin/traind|$(PREFIX)/bin/traind|' $(UNIT)
+
+# Removes what install put there, except an edited traind.conf (it says so); the state
+# directory (/var/lib/traind by the unit's StateDirectory) is never touched.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/traind $(UNIT) $(CONF).new
+	@if [ -e $(CONF) ] && ! cmp -s config/traind.conf $(CONF); then \
+	  echo "kept the edited $(CONF)"; \
+	else \
+	  echo "rm -f $(CONF)"; rm -f $(CONF); rmdir $(DESTDIR)/etc/traind 2>/dev/null || true; \
+	fi
+
+# tests/data/reference from tests/data/gen_reference.py (seed 1); needs Debian's PyTorch and
+# scikit-learn (installed here by deps as root). Check the diff: values move only in the
+# last digits with another BLAS; anything more is a change of semantics.
+reference:
+	scripts/deps.sh python3-torch python3-sklearn
+	/usr/bin/python3 tests/data/gen_reference.py 1 tests/data/reference
 
 # Each fuzz/fuzz_<name>.c (harness td_fuzz_<name>, fuzz/fuzz.h) is built with clang's
 # libFuzzer, ASan and UBSan against build-fuzz/libtraind.a (the library compiled with
@@ -128,16 +164,16 @@ install: $(BUILD)/traind
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router
-FUZZ_FLAGS   := -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-                -pthread -Iinclude -Isrc -Ifuzz $(shell pkg-config --cflags $(MODULES)) \
+FUZZ_FLAGS    = -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -pthread -Iinclude -Isrc -Ifuzz $(PKG_CFLAGS) \
                 -DTD_VERSION='"$(VERSION)"'
 FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o
 
-build-fuzz/%.o: %.c
+build-fuzz/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-build-fuzz/gen/openapi.o: $(BUILD)/gen/openapi.c
+build-fuzz/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
 
@@ -145,10 +181,10 @@ build-fuzz/libtraind.a: $(FUZZ_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h build-fuzz/libtraind.a
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h build-fuzz/libtraind.a | deps
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libtraind.a $(LDLIBS)
 
-fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%) | deps
 	@for t in $(FUZZ_TARGETS); do \
 	  k=$${t%_dataset}; mkdir -p build-fuzz/corpus-$$t; \
 	  dict=; [ -f fuzz/$$k.dict ] && dict=-dict=fuzz/$$k.dict; \
@@ -164,9 +200,9 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test asan bench run install clean fuzz soak
+.PHONY: all deps test asan bench run install uninstall reference clean fuzz soak
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,6 +1,6 @@
 /* bench_embed.c — W4 of BENCH.md on the engine alone (no HTTP): embed_gmm.
  * Usage: bench_embed N D H E M PAIRS ITERS [threads]
- * The peer's workload (embed_gmm_ref.py): M centres standard normal x 3 in D dimensions,
+ * The peer's workload (bench/peers/embed_gmm.py): M centres standard normal x 3 in D dimensions,
  * labels uniform, each row its centre plus standard normal noise; network D-H-E ReLU,
  * Adam lr 1e-3 weight_decay 1e-4, PAIRS pairs, gmm_weight 0.1, no warm-up (the peer has
  * none), every row embedded and one EM step (full covariance) per iteration, one combined

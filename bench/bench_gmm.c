@@ -1,6 +1,6 @@
 /* bench_gmm.c — W3 of BENCH.md on the engine alone (no HTTP): GMM EM, full covariance.
  * Usage: bench_gmm N E M ITERS [threads]
- * Data as the peer (gmm_ref.py) makes it: M centres standard normal x 5, each row a
+ * Data as the peer (bench/peers/gmm.py) makes it: M centres standard normal x 5, each row a
  * centre picked uniformly plus standard normal noise; means_init = centres + 0.5, weights
  * and covariances from the k-means partition (scikit-learn's semantics when only
  * means_init is given), tol 0, ITERS iterations. Prints the median ms per EM iteration

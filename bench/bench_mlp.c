@@ -1,6 +1,6 @@
 /* bench_mlp.c — W7 of BENCH.md on the engine alone (no HTTP).
  * Usage: bench_mlp N D H1 H2 K BATCH EPOCHS [threads] [runs]
- * Data as the peer (mlp_ref.py) makes it: X standard normal (N, D), y = argmax(X Wtrue)
+ * Data as the peer (bench/peers/mlp.py) makes it: X standard normal (N, D), y = argmax(X Wtrue)
  * with Wtrue standard normal (D, K), from a fixed seed. mlp D-H1-H2-K, ReLU, Adam lr 1e-3,
  * mini-batches of BATCH with the per-epoch shuffle. Each run builds a fresh trainer and
  * trains EPOCHS epochs; prints the median over the runs of the ms per epoch and the final

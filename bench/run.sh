@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # make bench: each BENCH.md workload that exists so far, traind beside its peer from the
-# same run. Peers need /usr/bin/python3 with python3-torch / python3-sklearn; without them
+# same run. The peers are bench/peers/*.py (the workloads of BENCH.md in PyTorch and
+# scikit-learn); they need /usr/bin/python3 with python3-torch / python3-sklearn; without them
 # traind's figure is printed alone. Benchmarks never fail the build on a slow figure.
 # Usage: bench/run.sh BUILD_DIR   (REPEAT=n runs each side n times and takes the median)
 set -u
 B=${1:-build}
 REPEAT=${REPEAT:-3}
-ANCHORS=$(cd "$(dirname "$0")/../../shared/anchors" 2>/dev/null && pwd)
+PEERS=$(cd "$(dirname "$0")/peers" && pwd)
 PY=/usr/bin/python3
 have_torch=0
 $PY -c 'import torch' 2>/dev/null && have_torch=1
@@ -45,20 +46,20 @@ row() { # id, what, traind ms, peer ms, target text
 }
 
 printf '%-4s %-44s %10s %12s %8s   %s\n' id workload "traind ms" "peer ms" "speedup" target
-peer() { if [ $have_torch = 1 ] && [ -n "$ANCHORS" ]; then ms_per_epoch $PY "$ANCHORS/$@"; else echo n/a; fi; }
+peer() { if [ $have_torch = 1 ]; then ms_per_epoch $PY "$PEERS/$@"; else echo n/a; fi; }
 
 t=$(ms_per_epoch "$B/bench/bench_softmax" gd 100000 256 10 20)
-p=$(peer softmax_ref.py torch gd 100000 256 10 20)
+p=$(peer softmax.py gd 100000 256 10 20)
 row W1 "softmax full-batch GD, 100000x256, K=10 /epoch" "$t" "$p" "<= 25 ms/epoch and >= 4x PyTorch"
 
 t=$(ms_per_epoch "$B/bench/bench_softmax" adam 100000 256 10 2)
-p=$(peer softmax_ref.py torch adam 100000 256 10 2)
+p=$(peer softmax.py adam 100000 256 10 2)
 row W2 "softmax Adam batch 256, 100000x256 /epoch" "$t" "$p" ">= 10x PyTorch"
 
 # W3: scikit-learn reports (whole fit incl. its k-means init) / iterations; traind's W3 row
 # is the median EM iteration, W3+ the whole fit incl. k-means init / iterations.
-if [ $have_sklearn = 1 ] && [ -n "$ANCHORS" ]; then
-    p=$(ms_per_iter $PY "$ANCHORS/gmm_ref.py" 100000 16 10 20)
+if [ $have_sklearn = 1 ]; then
+    p=$(ms_per_iter $PY "$PEERS/gmm.py" 100000 16 10 20)
 else
     p=n/a
 fi
@@ -75,8 +76,8 @@ flat() { grep -o 'first [0-9]*: [0-9.]* ms, last [0-9]*: [0-9.]* ms' | awk '{pri
 w4t=$(w4_runs "$B/bench/bench_embed" 10000 64 128 16 10 512 100)
 t=$(echo "$w4t" | grep -o 'median [0-9.]* ms/iter' | awk '{print $2}' | median)
 tr=$(echo "$w4t" | flat)
-if [ $have_torch = 1 ] && [ -n "$ANCHORS" ]; then
-    w4p=$(w4_runs $PY "$ANCHORS/embed_gmm_ref.py" 10000 64 128 16 10 512 100)
+if [ $have_torch = 1 ]; then
+    w4p=$(w4_runs $PY "$PEERS/embed_gmm.py" 10000 64 128 16 10 512 100)
     p=$(echo "$w4p" | grep -o '[0-9.]* ms/iter' | cut -d' ' -f1 | median)
     pr=$(echo "$w4p" | flat)
 else
@@ -87,7 +88,7 @@ printf '%-4s %-44s %10s %12s %8s   %s\n' W4r "  iteration time, last 10% / first
     "<= 1.1 (flat)"
 
 t=$(ms_per_epoch "$B/bench/bench_mlp" 60000 784 256 128 10 128 1)
-p=$(peer mlp_ref.py 60000 784 256 128 10 128 1)
+p=$(peer mlp.py 60000 784 256 128 10 128 1)
 row W7 "mlp 784-256-128-10 ReLU, Adam b128, 60000 /epoch" "$t" "$p" ">= 3x PyTorch"
 
 "$(dirname "$0")/http.sh" "$B" # W6 and W5: the HTTP edge (its own peer: Python json + numpy)

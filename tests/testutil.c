@@ -10,7 +10,7 @@ cJSON *tu_ref_load(const char *name)
 {
     const char *dir = getenv("TD_REFDIR");
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir ? dir : "../shared/reference", name);
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests/data/reference", name);
     FILE *f = fopen(path, "rb");
     ck_assert_msg(f != NULL, "reference file %s not found (set TD_REFDIR)", path);
     fseek(f, 0, SEEK_END);

@@ -8,7 +8,8 @@
 
 #include "traind/train.h"
 
-/* Loads $TD_REFDIR/<name> (default ../shared/reference/<name>); fails the test if absent.
+/* Loads $TD_REFDIR/<name> (default tests/data/reference/<name>,
+ * made by tests/data/gen_reference.py); fails the test if absent.
  * The caller owns the tree (cJSON_Delete). */
 cJSON *tu_ref_load(const char *name);
 
