@@ -22,8 +22,8 @@ MODULES := libmicrohttpd libcjson openblas sqlite3
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 # Deferred (=), and so run only when a recipe needs them: after `deps`, on a fresh machine.
-PKG_CFLAGS = $(shell pkg-config --cflags $(MODULES))
-PKG_LIBS   = $(shell pkg-config --libs $(MODULES))
+PKG_CFLAGS = $(shell pkg-config --cflags $(MODULES) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(MODULES) 2>/dev/null)
 
 OPT     ?= -O3 -march=native
 SAN     ?=
