@@ -166,12 +166,13 @@ static long metric(int port, const char *hdrs, const char *name)
     return v;
 }
 
-/* Polls the gauge for up to 3 s until it reads want (a closed connection is counted off
- * just after the client sees the close); returns the last value read. */
-static long wait_metric(int port, const char *hdrs, const char *name, long want)
+/* Polls the gauge for up to timeout_s until it reads want; returns the last value read. */
+static long wait_metric(int port, const char *hdrs, const char *name, long want,
+                        double timeout_s)
 {
-    long v = -1;
-    for (int i = 0; i < 30 && (v = metric(port, hdrs, name)) != want; i++)
+    double t0 = httpc_now();
+    long v;
+    while ((v = metric(port, hdrs, name)) != want && httpc_now() - t0 < timeout_s)
         usleep(100 * 1000);
     return v;
 }
@@ -232,12 +233,13 @@ START_TEST(unauthenticated_bodies_refused_at_once)
         }
         ck_assert_int_eq(get_status(port, "/healthz", NULL), 200);
         ck_assert_int_eq(get_status(port, "/v1/jobs", AUTH), 200);
+        /* Nothing is held: the only connection open is the one asking. */
+        ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1, 3.0), 1);
     }
     /* A GET without the token is closed after its 401 too. */
     expect_refused_and_closed(port, "GET /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n", 401,
                               "unauthorized");
-    /* Nothing is held: the only connection open is the one asking. */
-    ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1), 1);
+    ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1, 3.0), 1);
     for (int i = 0; i < ALL; i++) close(fds[i]);
     stop(&d);
 }
@@ -269,7 +271,7 @@ START_TEST(refused_bodies_answered_at_once)
 #undef CT
 #undef POST
     ck_assert_int_eq(get_status(port, "/healthz", NULL), 200);
-    ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1), 1);
+    ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1, 3.0), 1);
     stop(&d);
 }
 END_TEST
@@ -290,9 +292,12 @@ START_TEST(dripped_bodies_dropped_after_the_timeout)
     const char *drips[] = {" ", "1\r\n \r\n"};
     enum { N = 2 };
     int fds[N];
-    double t0 = httpc_now(), dropped[N] = {-1, -1};
+    double t0 = httpc_now(), dropped[N] = {-1, -1}, last = t0, gap = 0;
     for (int i = 0; i < N; i++) fds[i] = send_raw(port, starts[i]);
     while (httpc_now() - t0 < 6.0 && (dropped[0] < 0 || dropped[1] < 0)) {
+        double now = httpc_now();
+        gap = now - last > gap ? now - last : gap;
+        last = now;
         for (int i = 0; i < N; i++) {
             if (dropped[i] >= 0) continue;
             if (httpc_send_all(fds[i], drips[i], strlen(drips[i])) != 0 ||
@@ -303,15 +308,19 @@ START_TEST(dripped_bodies_dropped_after_the_timeout)
         usleep(100 * 1000);
     }
     for (int i = 0; i < N; i++) {
-        ck_assert_msg(dropped[i] >= 0.9, "drip %d dropped after %.2f s, before the timeout", i,
-                      dropped[i]);
         ck_assert_msg(dropped[i] >= 0 && dropped[i] < 4.0, "drip %d not dropped in time (%.2f)",
                       i, dropped[i]);
+        ck_assert_msg(dropped[i] >= 0.9, "drip %d dropped after %.2f s, before the timeout", i,
+                      dropped[i]);
         close(fds[i]);
     }
-    char *log = httpc_daemon_log(&d);
-    ck_assert_msg(strstr(log, "sent its body too slowly") != NULL, "%s", log);
-    free(log);
+    /* The rate rule dropped them, not the idle timeout: unless this machine was so loaded
+     * that a drip came more than the timeout late, they were never idle that long. */
+    if (gap < 0.8) {
+        char *log = httpc_daemon_log(&d);
+        ck_assert_msg(strstr(log, "sent its body too slowly") != NULL, "%s", log);
+        free(log);
+    }
     stop(&d);
 }
 END_TEST
@@ -366,6 +375,8 @@ START_TEST(event_streams_limited)
     char v[64];
     ck_assert_ptr_nonnull(httpc_header(&r, "Retry-After", v, sizeof v));
     ck_assert_int_gt(atoi(v), 0);
+    ck_assert_ptr_nonnull(httpc_header(&r, "Connection", v, sizeof v)); /* it holds no slot */
+    ck_assert_str_eq(v, "close");
     cJSON *j = cJSON_Parse(r.body);
     cJSON *code = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"),
                                                    "code");
@@ -377,8 +388,10 @@ START_TEST(event_streams_limited)
     /* Ordinary requests are not affected. */
     ck_assert_int_eq(get_status(port, "/v1/jobs", NULL), 200);
 
+    /* A client gone is noticed when a keepalive (every second here) cannot be sent: the
+     * first may still go out, the next fails. */
     close(fds[0]);
-    ck_assert_int_eq(wait_metric(port, NULL, "traind_http_event_streams", 3), 3);
+    ck_assert_int_eq(wait_metric(port, NULL, "traind_http_event_streams", 3, 10.0), 3);
     fds[0] = open_stream(port, job);
     for (int i = 0; i < 4; i++) close(fds[i]);
     free(job);
@@ -427,7 +440,11 @@ START_TEST(health_probes_always_answered)
         ck_assert_msg(w >= 0, "idle connection %d in the reserve still open after 6 s", i);
         close(extra[i]);
     }
-    ck_assert_int_eq(get_status(port, "/healthz", NULL), 200);
+    /* Their slots come free as the daemon finishes closing them (just after we see it). */
+    st = -1;
+    for (double t0 = httpc_now(); st != 200 && httpc_now() - t0 < 3.0; usleep(50 * 1000))
+        st = get_status(port, "/healthz", NULL);
+    ck_assert_int_eq(st, 200);
     /* The connections in the ordinary slots were left alone (their timeout is 30 s). */
     ck_assert_int_eq(httpc_wait_closed(idle[0], 0.2), -1);
     ck_assert_int_eq(httpc_wait_closed(streams[0], 0.2), -1);

@@ -619,6 +619,7 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         }
         if (!stream_slot_take(s)) { /* given back by stream_done */
             free(ss);
+            rs->close = 1; /* a client turned away holds no connection either */
             td_resp_free(r);
             td_resp_error(r, 503, "too_many_streams", NULL, "all %u event-stream slots "
                           "(max_event_streams) are in use; retry later", s->max_streams);

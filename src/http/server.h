@@ -21,7 +21,7 @@
  * all with the error object of SPEC §6, at once from the headers: none of a refused body
  * is read, and the connection is closed after the answer (also after any 401 or 503).
  * A handler's streamed response past max_streams open ones becomes a 503 with
- * Retry-After. HEAD is routed like GET. */
+ * Retry-After and a close. HEAD is routed like GET. */
 #ifndef TRAIND_SERVER_H
 #define TRAIND_SERVER_H
 
