@@ -205,6 +205,7 @@ int main(int argc, char **argv)
     so.auth_token = d->cfg.auth_token;
     so.max_body = td_config_max_body(&d->cfg);
     so.max_connections = (unsigned)d->cfg.max_connections;
+    so.max_streams = (unsigned)td_config_max_event_streams(&d->cfg);
     so.connection_timeout_s = (unsigned)d->cfg.connection_timeout_s;
     td_status st = td_server_start(&d->srv, &so, routes, NBASE + napp, d->app, &err);
     free(routes); /* the server keeps a copy */

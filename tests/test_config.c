@@ -153,6 +153,33 @@ START_TEST(bounds_and_errors)
 }
 END_TEST
 
+/* max_event_streams: 0 is half of max_connections; more than max_connections is refused
+ * by td_config_finish, naming both keys. */
+START_TEST(event_streams_key)
+{
+    unsetenv("TRAIND_TOKEN");
+    td_config c;
+    td_config_defaults(&c);
+    td_error e;
+    ck_assert_int_eq(c.max_event_streams, 0);
+    ck_assert_int_eq(td_config_max_event_streams(&c), 256);
+    ck_assert_int_eq(td_config_parse(&c, "max_connections = 16\n", "x.conf", &e), TD_OK);
+    ck_assert_int_eq(td_config_max_event_streams(&c), 8);
+    ck_assert_int_eq(td_config_set(&c, "max_connections", "1", &e), TD_OK);
+    ck_assert_int_eq(td_config_max_event_streams(&c), 1);
+    td_config_defaults(&c);
+    ck_assert_int_eq(td_config_parse(&c, "max_event_streams = 4\n", "x.conf", &e), TD_OK);
+    ck_assert_int_eq(td_config_max_event_streams(&c), 4);
+    ck_assert_int_eq(td_config_finish(&c, &e), TD_OK);
+    ck_assert_int_eq(td_config_parse(&c, "max_connections = 3\n", "x.conf", &e), TD_OK);
+    ck_assert_int_eq(td_config_finish(&c, &e), TD_EINVAL);
+    ck_assert_str_eq(e.field, "max_event_streams");
+    ck_assert_ptr_nonnull(strstr(e.message, "max_event_streams: 4 is more than "
+                                            "max_connections (3)"));
+    ck_assert_int_eq(td_config_set(&c, "max_event_streams", "10001", &e), TD_EINVAL);
+}
+END_TEST
+
 START_TEST(files_and_flags)
 {
     unsetenv("TRAIND_TOKEN");
@@ -381,6 +408,7 @@ Suite *suite_config(void)
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, file_parsing);
     tcase_add_test(tc, bounds_and_errors);
+    tcase_add_test(tc, event_streams_key);
     tcase_add_test(tc, files_and_flags);
     tcase_add_test(tc, auth_token);
     tcase_add_test(tc, shipped_config_matches_table);

@@ -111,7 +111,9 @@ typedef struct td_route {
     td_handler handler;              /* may be NULL when sink is set */
     const char *body_types;          /* accepted content types for a body, comma-separated
                                         ("application/json,text/csv"), or NULL = no check */
-    int public_route;                /* 1: no auth (healthz) */
+    int public_route;                /* 1: no auth, and served in the connection slots
+                                        reserved past max_connections: for the health
+                                        probes (healthz, readyz) only */
     const td_body_sink *sink;        /* NULL: the body is accumulated (up to the limit) and
                                         the handler gets it whole; else it streams */
 } td_route;

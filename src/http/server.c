@@ -31,22 +31,51 @@
  * once the headers passed every check; each piece MHD reads (some 16 KiB) goes to the
  * sink as it arrives and is not kept, and the sink's end answers when the body is in.
  * The sink's state is freed in the request-completed callback, or as soon as the body
- * passes max_body. The limit: a Content-Length over it is answered 413 before any of
- * the body is read (MHD then drops the body and closes); a chunked body is counted as it
- * streams, dropped from the limit on, and answered 413 when it ends, or cut off
- * (connection closed) OVERFLOW_SLACK bytes later. (libmicrohttpd 0.9.75 accepts a
- * response only before the body is read or after it all is: MHD_queue_response returns
- * MHD_NO in between, so an earlier 413 is not possible.)
+ * passes max_body. The limit: a Content-Length over it (UINT64_MAX included: a declared
+ * length is never taken for "unknown") is answered 413 before any of the body is read; a
+ * chunked body is counted as it streams, dropped from the limit on, and answered 413
+ * when it ends, or cut off (connection closed) OVERFLOW_SLACK bytes later.
+ * (libmicrohttpd 0.9.75 accepts a response only before the body is read or after it all
+ * is: MHD_queue_response returns MHD_NO in between, so an earlier 413 is not possible.)
+ *
+ * Refusals come from the headers. Every rejection decide() makes (401, 404, 405, 400 for a
+ * bad Content-Length, 415, 413, 503) is queued on the first access-handler call, so the
+ * client gets it before sending any body; when a body may follow (or on any 401 or
+ * 503) the response carries Connection: close, and MHD closes after sending it without
+ * reading the rest. Authentication is checked before the body limit, so a client
+ * without the token learns nothing but 401 and holds its connection for one round trip.
+ * (Content-Length values MHD itself cannot parse, e.g. "-5" or 25 digits, are answered
+ * by MHD with its own 400 / 413 and a close before we are called.)
  * Per-connection state (conn_entry) is created and freed by the connection-notify
  * callback and sits in a list under `lock`.
  *
  * Slow clients. MHD's connection timeout drops a connection idle for timeout seconds.
- * That alone does not stop a client that drips a byte now and then, so: (1) a watchdog
- * thread shuts down (shutdown(2)) any connection that has been waiting for a request's
- * headers for longer than timeout (from accept, or from the end of the previous
- * request) — the conn_entry is unlinked under `lock` before MHD closes the fd, so the
- * watchdog never touches a reused descriptor; (2) a body still arriving after timeout
- * seconds at less than 64 KiB/s on average is dropped by the access handler.
+ * That alone does not stop a client that drips a byte now and then, so a watchdog thread
+ * checks every connection's phase (conn_entry.phase) five times a second and shuts down
+ * (shutdown(2)) one that is past its deadline: (1) waiting for a request's headers for
+ * longer than timeout (from accept, or from the end of the previous request); (2) a body
+ * still arriving timeout seconds after its headers at less than SLOW_BODY_RATE (64 KiB/s)
+ * on average since them. The body rule is a minimum average rate rather than a fixed
+ * total deadline: a dripped or endless body lives at most timeout seconds (plus one
+ * watchdog tick), while an honest upload of B bytes is never cut before
+ * max(timeout, B / 64 KiB/s) — and max_body bounds B, so every body ends. A client
+ * keeping a slot must send 64 KiB/s for it, which a drip attack cannot afford at scale.
+ * The conn_entry is unlinked under `lock` before MHD closes the fd, so the watchdog never
+ * touches a reused descriptor.
+ *
+ * Reserved slots. MHD's connection limit is max_connections + PROBE_RESERVE. A connection
+ * accepted while max_connections others are open is marked `reserve`: it may only ask for
+ * a public route (the health probes /healthz and /readyz; anything else is a 503
+ * server_busy with Retry-After: 1), must send its headers within RESERVE_HEADER_S, and is
+ * closed after its one answer. So whatever holds the max_connections ordinary slots
+ * (event streams, idle keep-alive clients, uploads), a probe gets through, and the reserve
+ * turns over within RESERVE_HEADER_S even if idle connections land in it: holding it
+ * takes PROBE_RESERVE new connections every 2 s, a flood rather than a leak.
+ *
+ * Streamed responses hold a connection for as long as the client wants, so at most
+ * max_streams are open at once (nstreams, taken in send_resp, given back by MHD's free
+ * callback of the response, stream_done); past it a handler's stream becomes a 503
+ * too_many_streams with Retry-After, and the other slots stay for ordinary requests.
  *
  * Counters (responses by status, open connections) are atomics.
  */
@@ -74,15 +103,25 @@
 #define STATUS_LO 100
 #define STATUS_HI 599
 #define SLOW_BODY_RATE (64.0 * 1024) /* bytes/s below which a late body is dropped */
+#define PROBE_RESERVE 8            /* connections past max_connections kept for probes */
+#define RESERVE_HEADER_S 2.0       /* header deadline of a connection in the reserve */
 #define KEEPALIVE_MAX_S 15.0
 #define OVERFLOW_SLACK (16u << 20) /* bytes of a chunked body read past the limit for a 413 */
 #define KEEPALIVE_TEXT ": keepalive\n\n"
 
+typedef enum {
+    CONN_HEADERS,     /* waiting for a request's headers */
+    CONN_BODY,        /* a request's body is arriving */
+    CONN_BUSY         /* a handler runs or a response goes out: no deadline */
+} conn_phase;
+
 typedef struct conn_entry {
     struct conn_entry *prev, *next;
     int fd;
-    int waiting;      /* 1 while waiting for the headers of a request */
-    double since;     /* monotonic time the wait began */
+    conn_phase phase;
+    double since;     /* monotonic time the phase began */
+    _Atomic uint64_t body_got; /* bytes of the body received (phase CONN_BODY) */
+    int reserve;      /* accepted past max_connections: probes only (see DESIGN) */
     int killed;       /* the watchdog shut it down */
 } conn_entry;
 
@@ -93,6 +132,8 @@ struct td_server {
     void *app;
     char *token;                     /* NULL = no auth */
     uint64_t max_body;
+    unsigned max_conn;               /* max_connections; MHD's limit is PROBE_RESERVE more */
+    unsigned max_streams;            /* streamed responses at once; 0 = no limit */
     unsigned timeout_s;
     double keepalive_s;
     int port;
@@ -100,6 +141,7 @@ struct td_server {
     atomic_int stopping;
     _Atomic uint64_t counts[STATUS_HI - STATUS_LO + 1];
     atomic_uint nconn;
+    atomic_uint nstreams;            /* streamed responses open now */
 
     pthread_mutex_t lock;            /* guards conns, wd_quit */
     pthread_cond_t wd_cond;
@@ -136,6 +178,7 @@ typedef struct req_state {
     uint64_t discarded;
     int nomem;
     int status;                      /* status of the response queued, 0 = none */
+    int close;                       /* answer with Connection: close */
 } req_state;
 
 typedef struct stream_state {
@@ -407,21 +450,42 @@ static void reject(req_state *rs, int status, const char *code, const char *fmt,
     va_end(ap);
 }
 
-/* Decides from the request line and headers: route, captures, or a rejection. */
+/* A Content-Length value: decimal digits between optional blanks. Returns 0 with *out the
+ * value (UINT64_MAX when it does not fit: larger than any limit all the same), or -1 when
+ * it is not a number. */
+static int parse_length(const char *v, uint64_t *out)
+{
+    while (*v == ' ' || *v == '\t') v++;
+    if (*v < '0' || *v > '9') return -1;
+    uint64_t n = 0;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        unsigned d = (unsigned)(*v - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+    }
+    while (*v == ' ' || *v == '\t') v++;
+    *out = n;
+    return *v ? -1 : 0;
+}
+
+/* Decides from the request line and headers: route, captures, or a rejection. Every
+ * rejection is answered at once, before any of the body is read (see on_request). */
 static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const char *url,
                    const char *method)
 {
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    /* content_length UINT64_MAX means "unknown" (chunked) from here on: a declared length
+     * of UINT64_MAX is a known one, over every limit, and refused below. */
     rs->content_length = UINT64_MAX;
-    if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(cl, &end, 10);
-        if (!errno && end != cl) rs->content_length = v;
-    }
-    rs->has_body = (te != NULL) || (rs->content_length != UINT64_MAX && rs->content_length > 0);
+    uint64_t declared = 0;
+    int cl_bad = 0;
+    if (te) /* chunked: the length is unknown; Transfer-Encoding overrides Content-Length */
+        rs->has_body = 1;
+    else if (cl && parse_length(cl, &declared) != 0)
+        rs->has_body = cl_bad = 1; /* we cannot tell where it ends */
+    else
+        rs->has_body = declared > 0;
 
     if (atomic_load(&s->stopping)) {
         reject(rs, 503, "shutting_down", "the server is shutting down");
@@ -432,6 +496,11 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
     const td_route *hit = td_route_find(s->routes, s->nroutes, method, url, &path_status,
                                         rs->allow, sizeof rs->allow, &path_public);
     int authed = bearer_ok(s, c);
+    if (rs->ce && rs->ce->reserve && !(hit && hit->public_route)) {
+        reject(rs, 503, "server_busy", "all %u connections (max_connections) are in use; "
+               "retry later", s->max_conn);
+        return;
+    }
     if (!hit) {
         if (!authed && !path_public) {
             reject(rs, 401, "unauthorized", "missing or wrong bearer token");
@@ -447,6 +516,10 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
         reject(rs, 401, "unauthorized", "missing or wrong bearer token");
         return;
     }
+    if (cl_bad) {
+        reject(rs, 400, "bad_request", "Content-Length \"%.64s\" is not a number of bytes", cl);
+        return;
+    }
     if (rs->has_body && hit->body_types) {
         const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -456,12 +529,13 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
             return;
         }
     }
-    if (rs->content_length != UINT64_MAX && rs->content_length > s->max_body) {
-        reject(rs, 413, "payload_too_large", "request body of %llu bytes is larger than the "
-               "limit of %llu bytes (max_body_mb)", (unsigned long long)rs->content_length,
-               (unsigned long long)s->max_body);
+    if (!te && declared > s->max_body) {
+        reject(rs, 413, "payload_too_large", "request body of %s%llu bytes is larger than the "
+               "limit of %llu bytes (max_body_mb)", declared == UINT64_MAX ? "at least " : "",
+               (unsigned long long)declared, (unsigned long long)s->max_body);
         return;
     }
+    if (!te && cl) rs->content_length = declared;
 
     rs->route = hit;
     rs->capbuf = malloc(strlen(url) + 1);
@@ -501,11 +575,23 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
 }
 
+/* MHD's free callback of a streamed response: ends the producer and gives back the
+ * stream's slot (taken in send_resp). */
 static void stream_done(void *cls)
 {
     stream_state *ss = cls;
     if (ss->free_fn) ss->free_fn(ss->ctx);
+    atomic_fetch_sub(&ss->srv->nstreams, 1);
     free(ss);
+}
+
+/* Takes one of the max_streams slots: 1, or 0 when all are in use. */
+static int stream_slot_take(td_server *s)
+{
+    unsigned n = atomic_fetch_add(&s->nstreams, 1);
+    if (!s->max_streams || n < s->max_streams) return 1;
+    atomic_fetch_sub(&s->nstreams, 1);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- sending ---- */
@@ -529,6 +615,15 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         if (!ss) {
             td_resp_free(r);
             td_resp_error(r, 500, "out_of_memory", NULL, "out of memory");
+            return send_resp(s, rs, c, r);
+        }
+        if (!stream_slot_take(s)) { /* given back by stream_done */
+            free(ss);
+            rs->close = 1; /* a client turned away holds no connection either */
+            td_resp_free(r);
+            td_resp_error(r, 503, "too_many_streams", NULL, "all %u event-stream slots "
+                          "(max_event_streams) are in use; retry later", s->max_streams);
+            td_resp_header(r, "Retry-After", "5");
             return send_resp(s, rs, c, r);
         }
         ss->srv = s;
@@ -571,6 +666,8 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
     }
     for (int i = 0; i < r->nhdr && i < TD_MAX_RESP_HEADERS; i++)
         if (r->hdr_name[i]) MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
+    if (rs->close || (rs->ce && rs->ce->reserve))
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, mr);
     MHD_destroy_response(mr);
     if (ok == MHD_YES) {
@@ -580,13 +677,18 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
     return ok;
 }
 
+/* Answers the rejection decided from the headers. A refused body is never read: the
+ * connection closes after the answer (MHD drops what the client still sends), as it does
+ * after a 401 and a 503, so that an unauthenticated or turned-away client holds nothing. */
 static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Connection *c)
 {
+    if (rs->has_body || rs->rej_status == 401 || rs->rej_status == 503) rs->close = 1;
     td_resp r = {0};
     td_resp_error(&r, rs->rej_status, rs->rej_code, NULL, "%s", rs->rej_msg);
     if (rs->rej_status == 405) td_resp_header(&r, "Allow", "%s", rs->allow);
     if (rs->rej_status == 401) td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
-    if (rs->rej_status == 503) td_resp_header(&r, "Retry-After", "5");
+    if (rs->rej_status == 503)
+        td_resp_header(&r, "Retry-After", strcmp(rs->rej_code, "server_busy") ? "5" : "1");
     return send_resp(s, rs, c, &r);
 }
 
@@ -614,12 +716,13 @@ static void req_of(td_req *req, const req_state *rs, struct MHD_Connection *c,
         req->params[i] = rs->params[i];
 }
 
-static void conn_set_waiting(td_server *s, conn_entry *ce, int waiting)
+static void conn_set_phase(td_server *s, conn_entry *ce, conn_phase phase)
 {
     if (!ce) return;
     pthread_mutex_lock(&s->lock);
-    ce->waiting = waiting;
+    ce->phase = phase;
     ce->since = mono_now();
+    atomic_store(&ce->body_got, 0);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -643,7 +746,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rs->ce = ci ? ci->socket_context : NULL;
-        conn_set_waiting(s, rs->ce, 0);
         decide(s, rs, c, url, method);
         if (!rs->rej_status && rs->route->sink) {
             td_req req;
@@ -654,23 +756,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             else
                 reject(rs, 503, "out_of_memory", "not enough memory to take the request");
         }
-        /* Refuse a body we will not use before reading it: MHD then discards the rest
-         * of the request and closes the connection after the response. */
-        if (rs->rej_status && rs->has_body) return send_reject(s, rs, c);
+        /* The body's deadline (the watchdog's) starts now. */
+        conn_set_phase(s, rs->ce, rs->has_body ? CONN_BODY : CONN_BUSY);
+        /* Refuse at once, before reading any body: MHD accepts a response only now or
+         * once the whole body is in, and after the response it drops the rest unread. */
+        if (rs->rej_status) return send_reject(s, rs, c);
         return MHD_YES;
     }
 
     if (*upload_data_size) { /* a piece of the body */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (rs->ce) atomic_fetch_add(&rs->ce->body_got, n);
         if (rs->rej_status || rs->nomem) return MHD_YES;
-        double el = mono_now() - rs->t0;
-        uint64_t got = rs->len + rs->discarded + n;
-        if (s->timeout_s && el > s->timeout_s && (double)got / el < SLOW_BODY_RATE) {
-            td_log(TD_LOG_INFO, "http", "%s %s: dropped a slow body (%llu bytes in %.1f s)",
-                   rs->method, rs->logpath, (unsigned long long)got, el);
-            return MHD_NO;
-        }
         if (rs->overflow) { /* discard up to OVERFLOW_SLACK more, then hang up */
             rs->discarded += n;
             if (rs->discarded - s->max_body > OVERFLOW_SLACK) {
@@ -721,6 +819,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
 
     /* The whole request is in. */
+    conn_set_phase(s, rs->ce, CONN_BUSY);
     if (rs->rej_status) return send_reject(s, rs, c);
     if (rs->overflow) {
         reject(rs, 413, "payload_too_large", "request body is larger than the limit of %llu "
@@ -778,7 +877,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                rs->status, ms, toe_name(toe));
     else
         td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
-    conn_set_waiting(s, rs->ce, 1);
+    conn_set_phase(s, rs->ce, CONN_HEADERS);
     sink_release(rs);
     free(rs->capbuf);
     free(rs->body);
@@ -790,14 +889,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 {
     td_server *s = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        atomic_fetch_add(&s->nconn, 1);
+        unsigned n = atomic_fetch_add(&s->nconn, 1) + 1;
         conn_entry *ce = calloc(1, sizeof *ce);
-        if (!ce) return; /* this connection just has no header deadline */
+        if (!ce) return; /* this connection just has no deadlines */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         ce->fd = ci ? ci->connect_fd : -1;
-        ce->waiting = 1;
+        ce->phase = CONN_HEADERS;
         ce->since = mono_now();
+        ce->reserve = n > s->max_conn;
         pthread_mutex_lock(&s->lock);
         ce->next = s->conns;
         if (s->conns) s->conns->prev = ce;
@@ -831,6 +931,22 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     td_log(serious ? TD_LOG_WARN : TD_LOG_DEBUG, "http", "libmicrohttpd: %s", buf);
 }
 
+/* Why ce is past its deadline at time now (the watchdog then closes it), or NULL. Called
+ * under s->lock. */
+static const char *conn_overdue(const td_server *s, const conn_entry *ce, double now)
+{
+    double el = now - ce->since;
+    if (ce->phase == CONN_HEADERS) {
+        double limit = s->timeout_s;
+        if (ce->reserve && (limit == 0 || limit > RESERVE_HEADER_S)) limit = RESERVE_HEADER_S;
+        return limit > 0 && el > limit ? "sent no complete request in time" : NULL;
+    }
+    if (ce->phase == CONN_BODY && s->timeout_s && el > s->timeout_s &&
+        (double)atomic_load(&ce->body_got) / el < SLOW_BODY_RATE)
+        return "sent its body too slowly";
+    return NULL;
+}
+
 static void *watchdog_main(void *arg)
 {
     td_server *s = arg;
@@ -842,13 +958,15 @@ static void *watchdog_main(void *arg)
         if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&s->wd_cond, &s->lock, &ts);
         double now = mono_now();
-        for (conn_entry *ce = s->conns; ce; ce = ce->next)
-            if (ce->waiting && !ce->killed && ce->fd >= 0 && now - ce->since > s->timeout_s) {
-                shutdown(ce->fd, SHUT_RDWR); /* MHD sees EOF and closes the connection */
-                ce->killed = 1;
-                td_log(TD_LOG_DEBUG, "http", "closed a connection that sent no complete "
-                       "request within %u s", s->timeout_s);
-            }
+        for (conn_entry *ce = s->conns; ce; ce = ce->next) {
+            const char *why = ce->killed || ce->fd < 0 ? NULL : conn_overdue(s, ce, now);
+            if (!why) continue;
+            shutdown(ce->fd, SHUT_RDWR); /* MHD sees EOF and closes the connection */
+            ce->killed = 1;
+            td_log(ce->phase == CONN_BODY ? TD_LOG_INFO : TD_LOG_DEBUG, "http",
+                   "closed a connection that %s (%llu body bytes in %.1f s)", why,
+                   (unsigned long long)atomic_load(&ce->body_got), now - ce->since);
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -993,6 +1111,7 @@ td_server_opts td_server_default_opts(void)
         .auth_token = NULL,
         .max_body = 256ull << 20,
         .max_connections = 512,
+        .max_streams = 256,
         .connection_timeout_s = 30,
     };
     return o;
@@ -1031,6 +1150,8 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
 
     s->app = app;
     s->max_body = o->max_body;
+    s->max_conn = o->max_connections ? o->max_connections : 512;
+    s->max_streams = o->max_streams;
     s->timeout_s = o->connection_timeout_s;
     s->keepalive_s = KEEPALIVE_MAX_S;
     if (s->timeout_s && s->timeout_s / 2.0 < s->keepalive_s) s->keepalive_s = s->timeout_s / 2.0;
@@ -1068,7 +1189,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, so that it gets everything */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 512),
+        MHD_OPTION_CONNECTION_LIMIT, s->max_conn + PROBE_RESERVE,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -1079,12 +1200,10 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
         st = td_fail(err, TD_EIO, "listen", "cannot start the HTTP server on %s", s->address);
         goto fail;
     }
-    if (s->timeout_s) {
-        if (pthread_create(&s->wd_thread, NULL, watchdog_main, s) == 0)
-            s->wd_started = 1;
-        else
-            td_log(TD_LOG_WARN, "http", "no header-deadline watchdog: pthread_create failed");
-    }
+    if (pthread_create(&s->wd_thread, NULL, watchdog_main, s) == 0)
+        s->wd_started = 1;
+    else
+        td_log(TD_LOG_WARN, "http", "no deadline watchdog: pthread_create failed");
     *out = s;
     return TD_OK;
 
@@ -1120,6 +1239,11 @@ unsigned td_server_connections(const td_server *s)
     return atomic_load(&((td_server *)s)->nconn);
 }
 
+unsigned td_server_streams(const td_server *s)
+{
+    return atomic_load(&((td_server *)s)->nstreams);
+}
+
 void td_server_write_metrics(const td_server *s, FILE *out)
 {
     fprintf(out, "# HELP traind_http_requests_total HTTP responses sent, by status code.\n"
@@ -1132,4 +1256,7 @@ void td_server_write_metrics(const td_server *s, FILE *out)
     fprintf(out, "# HELP traind_http_connections Open HTTP connections.\n"
                  "# TYPE traind_http_connections gauge\n"
                  "traind_http_connections %u\n", td_server_connections(s));
+    fprintf(out, "# HELP traind_http_event_streams Open streamed responses (event streams).\n"
+                 "# TYPE traind_http_event_streams gauge\n"
+                 "traind_http_event_streams %u\n", td_server_streams(s));
 }

@@ -4,18 +4,24 @@
  * td_server_start binds, starts the threads and returns; requests are answered on the
  * server's own threads (one per connection, see the DESIGN comment in server.c) until
  * td_server_stop. Before a handler runs, the server has already answered, in this order:
+ *   503  the connection came in past max_connections and the route is not public (only
+ *        public routes, the health probes, are served in the reserved slots)
  *   404  no route's pattern matches the path (401 instead when a token is configured and
  *        the request does not carry it)
  *   405  a pattern matches but not the method; `Allow` lists the methods that would
  *   401  the route is not public, a token is configured, and `Authorization: Bearer <token>`
  *        is missing or wrong (`WWW-Authenticate: Bearer`)
+ *   400  Content-Length is not a number
  *   415  the request has a body, the route declares body_types, and Content-Type is not
  *        one of them (the message names the accepted types)
  *   413  the body is larger than max_body (answered as soon as Content-Length shows it,
  *        without reading the body; a chunked body is discarded from the limit on, and a
  *        streaming route's sink state is freed there: see server.c)
  *   503  the server is stopping
- * all with the error object of SPEC §6. HEAD is routed like GET. */
+ * all with the error object of SPEC §6, at once from the headers: none of a refused body
+ * is read, and the connection is closed after the answer (also after any 401 or 503).
+ * A handler's streamed response past max_streams open ones becomes a 503 with
+ * Retry-After and a close. HEAD is routed like GET. */
 #ifndef TRAIND_SERVER_H
 #define TRAIND_SERVER_H
 
@@ -32,13 +38,17 @@ typedef struct td_server_opts {
     const char *listen;              /* "host:port" / "[v6]:port"; port 0 = ephemeral */
     const char *auth_token;          /* NULL or "" = no auth */
     uint64_t max_body;               /* bytes */
-    unsigned max_connections;
+    unsigned max_connections;        /* for requests; PROBE_RESERVE more are accepted for
+                                        public routes (health probes) only */
+    unsigned max_streams;            /* streamed responses (event streams) open at once;
+                                        0 = no limit but max_connections */
     unsigned connection_timeout_s;   /* idle timeout; also the deadline for a request's
                                         headers and for a body arriving slower than
                                         64 KiB/s; 0 = none */
 } td_server_opts;
 
-/* listen 127.0.0.1:8080, no token, 256 MiB body, 512 connections, 30 s timeout. */
+/* listen 127.0.0.1:8080, no token, 256 MiB body, 512 connections, 256 streams, 30 s
+ * timeout. */
 td_server_opts td_server_default_opts(void);
 
 /* Binds o->listen and starts serving routes (the array is copied; the strings and
@@ -60,8 +70,10 @@ const char *td_server_address(const td_server *s);
 uint64_t td_server_requests(const td_server *s, int status);
 /* Open connections now. */
 unsigned td_server_connections(const td_server *s);
+/* Open streamed responses now. */
+unsigned td_server_streams(const td_server *s);
 /* Writes the server's Prometheus metrics (traind_http_requests_total{code=...},
- * traind_http_connections) to out. */
+ * traind_http_connections, traind_http_event_streams) to out. */
 void td_server_write_metrics(const td_server *s, FILE *out);
 
 /* Resolves a listen string into a socket address. */

@@ -50,9 +50,12 @@ static const cfg_key keys[] = {
     {"log_level", CFG_LOGLEVEL, "info", TD_LOG_DEBUG, TD_LOG_ERROR, FIELD(log_level),
      "debug | info | warn | error"},
     {"max_connections", CFG_INT, "512", 1, 10000, FIELD(max_connections),
-     "simultaneous HTTP connections"},
+     "simultaneous HTTP connections (8 more are kept for /healthz and /readyz)"},
+    {"max_event_streams", CFG_INT, "0", 0, 10000, FIELD(max_event_streams),
+     "open GET /v1/jobs/{id}/events streams before 503; 0 = half of max_connections"},
     {"connection_timeout_s", CFG_INT, "30", 1, 3600, FIELD(connection_timeout_s),
-     "seconds a connection may stay idle, or take to send its headers"},
+     "seconds a connection may stay idle, or take to send its headers; after it a body "
+     "must average 64 KiB/s"},
     {"max_dataset_rows", CFG_I64, "10000000", 1, 1000000000, FIELD(max_dataset_rows),
      "largest number of samples in a dataset"},
     {"max_dataset_features", CFG_I64, "100000", 1, 10000000, FIELD(max_dataset_features),
@@ -272,6 +275,9 @@ static td_status token_check(const char *tok, const char *src, td_error *err)
 
 td_status td_config_finish(td_config *c, td_error *err)
 {
+    if (c->max_event_streams > c->max_connections)
+        return td_fail(err, TD_EINVAL, "max_event_streams", "max_event_streams: %d is more than "
+                       "max_connections (%d)", c->max_event_streams, c->max_connections);
     c->auth_token[0] = '\0';
     if (c->auth_token_file[0]) {
         FILE *f = fopen(c->auth_token_file, "rb");
@@ -393,6 +399,12 @@ int td_config_workers(const td_config *c)
 }
 
 uint64_t td_config_max_body(const td_config *c) { return (uint64_t)c->max_body_mb << 20; }
+
+int td_config_max_event_streams(const td_config *c)
+{
+    if (c->max_event_streams > 0) return c->max_event_streams;
+    return c->max_connections > 1 ? c->max_connections / 2 : 1;
+}
 
 void td_config_dump(const td_config *c, FILE *out)
 {

@@ -32,6 +32,7 @@ typedef struct td_config {
     int checkpoint_interval_s;           /* at most one checkpoint per interval; 0 = every epoch */
     int log_level;                       /* a td_log_level */
     int max_connections;
+    int max_event_streams;               /* 0 = half of max_connections */
     int connection_timeout_s;            /* idle / slow-client timeout */
     int64_t max_dataset_rows;
     int64_t max_dataset_features;
@@ -64,7 +65,8 @@ td_status td_config_parse(td_config *c, const char *text, const char *origin, td
 /* Reads path and applies it with td_config_parse; records the path in c->config_path. */
 td_status td_config_load_file(td_config *c, const char *path, td_error *err);
 
-/* Resolves what depends on the environment: the auth token from auth_token_file (the
+/* Checks the keys against each other (max_event_streams <= max_connections), then
+ * resolves what depends on the environment: the auth token from auth_token_file (the
  * file's content, surrounding whitespace trimmed) or else from $TRAIND_TOKEN. A token
  * must be 8..255 visible ASCII characters. */
 td_status td_config_finish(td_config *c, td_error *err);
@@ -81,6 +83,9 @@ int td_config_workers(const td_config *c);
 
 /* Request body limit in bytes. */
 uint64_t td_config_max_body(const td_config *c);
+
+/* Event streams allowed at once: max_event_streams, or half of max_connections when 0. */
+int td_config_max_event_streams(const td_config *c);
 
 /* Prints every key as `key = value` (the token is never printed). */
 void td_config_dump(const td_config *c, FILE *out);
