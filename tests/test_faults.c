@@ -11,10 +11,14 @@
  *   sqlite  another process holding the database's write lock: shorter than the busy
  *           timeout (the request waits, then succeeds) and longer (a clear error on the
  *           write and on the training job whose epoch could not be committed)
- *   disk    (root: a private mount namespace) a full disk (2 MB tmpfs as state_dir), a
- *           read-only state directory while running (read-only bind mounts over its
- *           datasets/, checkpoints/ and models/) and at start-up; skipped, saying so, where
- *           mounting is refused. */
+ *   disk    (root: a private mount namespace) a full disk (a tmpfs as state_dir): at the
+ *           store, a delete refused on a disk full to its last page and committed with the
+ *           space reserve released (store/reserve.h), a long history deleted in batches;
+ *           end to end, 507 insufficient_storage, /readyz 503, the running job failed and
+ *           no worker spinning, deletes while full, and new work once space is freed,
+ *           without a restart; a read-only state directory while running (read-only bind
+ *           mounts over its datasets/, checkpoints/ and models/) and at start-up; skipped,
+ *           saying so, where mounting is refused. */
 #define _GNU_SOURCE /* unshare */
 #include <cJSON.h>
 #include <errno.h>
@@ -863,9 +867,10 @@ END_TEST
 
 /* A full state_dir, end to end: a write refused for lack of space is a 507
  * insufficient_storage naming it; new work is refused up front and /readyz is 503 with
- * the reason; the running job whose epochs cannot be written fails cleanly and no worker
- * spins; DELETE of a dataset and of a job work while full; once space is freed, new work
- * is accepted and /readyz is 200 again, without a restart. */
+ * the reason; the running job whose epochs cannot be written fails cleanly, the queued
+ * one waits, and no worker spins; DELETE of a dataset and of a job work while full; once
+ * space is freed, the queued job runs, new work is accepted and /readyz is 200 again,
+ * without a restart. */
 START_TEST(full_disk)
 {
     if (!private_mounts("full disk"))
@@ -874,7 +879,7 @@ START_TEST(full_disk)
     snprintf(state, sizeof state, "%s/state", dir);
     if (!mount_tmpfs(state, "16m", "full disk"))
         return;
-    httpc_daemon d = start_in(dir, "workers = 2\ncheckpoint_interval_s = 0\n"
+    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
                                    "disk_reserve_mb = 1\n");
     int port = d.port;
     snprintf(path, sizeof path, "%s/reserve.bin", state);
@@ -885,6 +890,7 @@ START_TEST(full_disk)
     char *JL = post_job(port, A, "{\"epochs\":10000000}"); /* writes every epoch */
     while (job_epoch(port, JL) < 2)
         usleep(10000);
+    char *JQ = post_job(port, A, "{\"epochs\":3}"); /* queued behind it */
 
     /* Fill it: datasets of ~300 KB until one is refused. */
     char *big = dataset_body(1500, 50);
@@ -936,6 +942,12 @@ START_TEST(full_disk)
                   strcmp(str(e, "code"), "insufficient_storage") == 0,
                   "job on a full disk: %s %s", str(j, "state"), str(e, "message"));
     cJSON_Delete(j);
+    /* The queued job does not start (to fail) while full: it waits for room. */
+    usleep(300 * 1000);
+    snprintf(url, sizeof url, "/v1/jobs/%s", JQ);
+    c = req(port, "GET", url, NULL);
+    ck_assert_str_eq(str(c.json, "state"), "queued");
+    done(&c);
     /* No worker spins: idle, the daemon uses no CPU. */
     double cpu0 = cpu_seconds(d.pid), t0 = httpc_now();
     usleep(1500 * 1000);
@@ -960,6 +972,7 @@ START_TEST(full_disk)
     }
     healthy(port);
     ck_assert_int_eq(file_size(path), 1 << 20);
+    expect_job_state(port, JQ, "succeeded", NULL);
     c = req(port, "GET", "/metrics", NULL);
     ck_assert_ptr_nonnull(strstr(c.r.body, "traind_state_dir_full 0\n"));
     done(&c);
@@ -978,7 +991,7 @@ START_TEST(full_disk)
     stop_ok(&d);
     umount2(state, MNT_DETACH);
     httpc_daemon_cleanup(&d);
-    free(big), free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL);
+    free(big), free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL), free(JQ);
 }
 END_TEST
 
@@ -1038,7 +1051,7 @@ START_TEST(read_only_state)
     ck_assert_msg(strstr(log, "cannot start") && strstr(log, "Read-only file system"), "%s", log);
     free(log);
     ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT, NULL), 0);
-    d = start_in(dir, "workers = 1\n");
+    d = start_in(dir, "workers = 1\ndisk_reserve_mb = 1\n");
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
     expect_status(d.port, "POST", url, PREDICT_BODY, 200);
     expect_job_state(d.port, JR, "failed", "Read-only file system");

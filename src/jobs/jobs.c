@@ -23,7 +23,8 @@
  * tried again after 0.25, 0.5 and 1 s; then the job fails with insufficient_storage.
  * Recording that end may release the reserve; if even it cannot be written (END_TRIES
  * attempts, ~8 s), the worker leaves the job "running" in the store and takes the next
- * one: the next start resumes it. A worker sleeps between attempts and never spins. */
+ * one: the next start resumes it. A worker sleeps between attempts and never spins. A
+ * queued job does not start while state_dir is full: its worker waits for room. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -287,6 +288,26 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
            ferr.message);
 }
 
+/* While state_dir is full (store/reserve.h) a job waits to start, probing once a second,
+ * rather than fail at its first write: queued work survives a full disk. 0 when the
+ * manager stops meanwhile (the job stays queued for the next start). */
+static int wait_for_room(td_jobs *jm, int slot, const char *id)
+{
+    int logged = 0;
+    while (td_reserve_check(jm->o.reserve, NULL) == TD_ENOSPACE) {
+        pthread_mutex_lock(&jm->mu);
+        int cancel = jm->run[slot].cancel;
+        pthread_mutex_unlock(&jm->mu);
+        if (cancel) /* the start finds it cancelled */
+            return 1;
+        if (!logged++)
+            td_log(TD_LOG_INFO, "jobs", "job %s waits for room in state_dir to start", id);
+        if (stopping_within(jm, 1000))
+            return 0;
+    }
+    return 1;
+}
+
 static void run_job(td_jobs *jm, int slot, const char *id)
 {
     td_error err = {{0}, {0}};
@@ -298,6 +319,8 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
 
+    if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
+        goto out;
     td_status st = td_store_job_start(jm->store, id, &row, &err);
     if (st == TD_ECONFLICT) /* cancelled while queued */
         goto out;

@@ -1488,8 +1488,8 @@ cleanup:
  * a checkpoint after each. One transaction would need a WAL as large as the history it
  * deletes (SQLite writes each page it empties: ~13 MB per 100,000 records of 9 columns),
  * which a full disk does not have; a checkpointed WAL is rewritten from its start, so
- * batches need one batch's pages (~150 KB) however long the history. Takes the lock per
- * batch, so other requests interleave with a long purge. */
+ * batches need one batch's pages (under 200 KB) however long the history. Takes the lock
+ * per batch, so other requests interleave with a long purge. */
 #define PURGE_BATCH 1000
 
 static td_status history_purge(td_store *s, const char *job_id, td_error *err)
