@@ -989,6 +989,26 @@ START_TEST(full_disk)
     expect_status(port, "GET", url, NULL, 404);
     healthy(port);
     stop_ok(&d);
+    /* A start on a disk full to its last page (the clean stop removed SQLite's WAL and
+     * -shm, which the open must create): it starts on the reserve, not ready, and the
+     * DELETE works. */
+    fill_up(filler);
+    d = start_in(dir, "workers = 1\ndisk_reserve_mb = 1\n");
+    port = d.port;
+    c = req(port, "GET", "/readyz", NULL);
+    ck_assert_msg(c.status == 503 && strstr(str(c.json, "reason"), "state_dir is full"), "%d %s",
+                  c.status, c.r.body);
+    done(&c);
+    snprintf(url, sizeof url, "/v1/datasets/%s", B);
+    expect_status(port, "DELETE", url, NULL, 204);
+    char *log = httpc_daemon_log(&d), *run = log; /* the log of every start: this one's */
+    for (char *p = log; (p = strstr(p, " starting: ")); p++)
+        run = p;
+    ck_assert_msg(strstr(run, "released the 1 MiB space reserve"), "%s", run);
+    free(log);
+    ck_assert_int_eq(unlink(filler), 0);
+    healthy(port);
+    stop_ok(&d);
     umount2(state, MNT_DETACH);
     httpc_daemon_cleanup(&d);
     free(big), free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL), free(JQ);

@@ -748,6 +748,24 @@ const td_route *td_app_routes(size_t *n)
     return routes;
 }
 
+/* Opens the store, then the reserve (the store's open made state_dir). On a disk full to
+ * its last byte SQLite cannot even open (its WAL and -shm need room): the reserve is
+ * released and the store's open tried again. */
+static td_status open_state(td_app *app, const td_config *cfg, td_error *err)
+{
+    td_error rerr = {{0}, {0}};
+    td_status st = td_store_open(&app->store, cfg->state_dir, err);
+    if (st != TD_OK && st != TD_ENOSPACE)
+        return st;
+    td_status rs = td_reserve_open(&app->reserve, cfg->state_dir,
+                                   (int64_t)cfg->disk_reserve_mb << 20, &rerr);
+    if (st == TD_ENOSPACE && rs == TD_OK && td_reserve_release(app->reserve, st, err))
+        st = td_store_open(&app->store, cfg->state_dir, err);
+    if (st == TD_OK && rs != TD_OK)
+        st = td_fail(err, rs, rerr.field, "%s", rerr.message);
+    return st;
+}
+
 td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
 {
     *out = NULL;
@@ -755,11 +773,9 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     if (!app)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     app->cfg = *cfg;
-    td_status st = td_store_open(&app->store, cfg->state_dir, err);
-    if (st == TD_OK) /* after the store: it made state_dir and holds its lock */
-        st = td_reserve_open(&app->reserve, cfg->state_dir, (int64_t)cfg->disk_reserve_mb << 20,
-                             err);
+    td_status st = open_state(app, cfg, err);
     if (st) {
+        td_reserve_close(app->reserve);
         td_store_close(app->store);
         free(app);
         return st;

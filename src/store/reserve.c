@@ -157,8 +157,9 @@ int td_reserve_release(td_reserve *r, td_status st, const td_error *err)
     pthread_mutex_lock(&r->mu);
     if (stat(r->path, &sb) == 0 && sb.st_blocks > 0 && truncate(r->path, 0) == 0) {
         freed = 1;
-        td_log(TD_LOG_WARN, "store", "released the %.4g MiB space reserve so that a delete or "
-               "a job's end can be written", mib((int64_t)sb.st_blocks * 512));
+        td_log(TD_LOG_WARN, "store", "released the %.4g MiB space reserve to retry a write that "
+               "must not be refused (%s)", mib((int64_t)sb.st_blocks * 512),
+               err && err->message[0] ? err->message : "no space left");
     }
     pthread_mutex_unlock(&r->mu);
     return freed;

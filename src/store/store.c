@@ -142,9 +142,11 @@ static void leave(td_store *s)
 static td_status db_fail(td_store *s, td_error *err, const char *what)
 {
     int ec = sqlite3_extended_errcode(s->db) & 0xff, en = sqlite3_system_errno(s->db);
-    td_status st = ec == SQLITE_FULL || (ec == SQLITE_IOERR && (en == ENOSPC || en == EDQUOT))
-                       ? TD_ENOSPACE : TD_EIO;
-    return td_fail(err, st, NULL, "sqlite (%s): %s", what, sqlite3_errmsg(s->db));
+    if (ec == SQLITE_IOERR && (en == ENOSPC || en == EDQUOT)) /* the message says "disk I/O" */
+        return td_fail(err, TD_ENOSPACE, NULL, "sqlite (%s): %s (%s)", what,
+                       sqlite3_errmsg(s->db), strerror(en));
+    return td_fail(err, ec == SQLITE_FULL ? TD_ENOSPACE : TD_EIO, NULL, "sqlite (%s): %s", what,
+                   sqlite3_errmsg(s->db));
 }
 
 /* Finalizes *st (if any) and prepares sql into it. */
