@@ -1494,7 +1494,7 @@ cleanup:
  * per batch, so other requests interleave with a long purge. */
 #define PURGE_BATCH 1000
 
-static td_status history_purge(td_store *s, const char *job_id, td_error *err)
+static td_status history_purge(td_store *s, const char *job_id)
 {
     td_status rc = TD_OK;
     for (int n = 1; n > 0 && rc == TD_OK;) {
@@ -1503,11 +1503,11 @@ static td_status history_purge(td_store *s, const char *job_id, td_error *err)
         rc = prepare(s, &st,
                      "DELETE FROM history WHERE job_id = ?1 AND epoch IN (SELECT epoch FROM "
                      "history WHERE job_id = ?1 ORDER BY epoch LIMIT ?2)",
-                     err);
+                     NULL);
         if (rc == TD_OK) {
             bind_str(st, 1, job_id);
             sqlite3_bind_int(st, 2, PURGE_BATCH);
-            rc = step_done(s, st, err);
+            rc = step_done(s, st, NULL);
         }
         n = rc ? 0 : sqlite3_changes(s->db);
         if (n > 0)
@@ -1540,7 +1540,7 @@ static void sweep_history(td_store *s)
         int orphan = !sqlite3_column_int(st, 1);
         sqlite3_reset(st);
         if (orphan)
-            rc = history_purge(s, id, NULL);
+            rc = history_purge(s, id);
         snprintf(cursor, sizeof cursor, "%s", id);
     }
     sqlite3_finalize(st);
@@ -1592,7 +1592,7 @@ cleanup:
         }
     }
     if (deleted)
-        history_purge(s, id, NULL); /* what it leaves, the next open's sweep removes */
+        history_purge(s, id); /* what it leaves, the next open's sweep removes */
     return rc;
 }
 
