@@ -18,13 +18,15 @@
  *   app_init      td_app_init(&d->app, &d->cfg, err)  open the store, start the workers
  *   app_routes    td_app_routes(&n)                    the /v1 route table (handlers get
  *                                                      d->app as their app argument)
- *   app_ready     td_app_ready(d->app)                 store open and workers running
+ *   app_ready     td_app_ready(d->app, why, cap)       store open, workers running and
+ *                                                      state_dir not full (else why)
  *   app_metrics   td_app_metrics(d->app, out)          Prometheus lines: jobs by state,
  *                                                      queue depth, samples trained
  *   app_shutdown  td_app_shutdown(d->app)              checkpoint, stop, free
  * The base routes (/healthz, /readyz, /metrics) live here because they describe the
  * process; they reach the server and the app through the file-level `g_daemon`.
  */
+#include <cJSON.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -60,7 +62,10 @@ static td_status app_init(daemon_ctx *d, td_error *err)
 
 static const td_route *app_routes(size_t *n) { return td_app_routes(n); }
 
-static int app_ready(daemon_ctx *d) { return td_app_ready(d->app); }
+static int app_ready(daemon_ctx *d, char *why, size_t cap)
+{
+    return td_app_ready(d->app, why, cap);
+}
 
 static void app_metrics(daemon_ctx *d, FILE *out) { td_app_metrics(d->app, out); }
 
@@ -78,14 +83,36 @@ static void h_healthz(void *app, const td_req *req, td_resp *resp)
     td_resp_json(resp, 200, strdup("{\"status\":\"ok\"}"));
 }
 
+/* 503 {"status":"not_ready","reason":why,"error":{"code":"not_ready","message":why}}: the
+ * reason for a probe, in the error object every non-2xx answer has. */
+static void not_ready(td_resp *resp, const char *why)
+{
+    cJSON *root = cJSON_CreateObject(), *e = cJSON_CreateObject();
+    char *body = NULL;
+    if (root && e && cJSON_AddStringToObject(root, "status", "not_ready") &&
+        cJSON_AddStringToObject(root, "reason", why) &&
+        cJSON_AddStringToObject(e, "code", "not_ready") &&
+        cJSON_AddStringToObject(e, "message", why) && cJSON_AddItemToObject(root, "error", e)) {
+        e = NULL; /* root owns it */
+        body = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(e);
+    cJSON_Delete(root);
+    if (body)
+        td_resp_json(resp, 503, body);
+    else
+        td_resp_error(resp, 503, "not_ready", NULL, "%s", why);
+}
+
 static void h_readyz(void *app, const td_req *req, td_resp *resp)
 {
     (void)app, (void)req;
     daemon_ctx *d = &g_daemon;
+    char why[600];
     if (atomic_load(&d->stopping))
         td_resp_error(resp, 503, "shutting_down", NULL, "traind is shutting down");
-    else if (!app_ready(d))
-        td_resp_error(resp, 503, "not_ready", NULL, "the store or the workers are not running");
+    else if (!app_ready(d, why, sizeof why))
+        not_ready(resp, why);
     else
         td_resp_json(resp, 200, strdup("{\"status\":\"ready\"}"));
 }

@@ -10,6 +10,7 @@ START_TEST(fail_fills_error)
     ck_assert_str_eq(e.field, "hyperparameters.lr");
     ck_assert_str_eq(e.message, "must be > 0, got -1");
     ck_assert_str_eq(td_status_code(TD_EDIVERGED), "diverged");
+    ck_assert_str_eq(td_status_code(TD_ENOSPACE), "insufficient_storage");
     ck_assert_int_eq(td_fail(NULL, TD_EIO, NULL, "x"), TD_EIO);
 }
 END_TEST

@@ -20,6 +20,7 @@ typedef enum {
     TD_EUNAVAIL,    /* feature not available yet */
     TD_EBUSY,       /* queue full: retry later (HTTP 429) */
     TD_ESHUTDOWN,   /* the daemon is shutting down (HTTP 503) */
+    TD_ENOSPACE,    /* a write refused for lack of space: ENOSPC, EDQUOT, SQLITE_FULL (507) */
     TD_EINTERNAL    /* programmer error that was caught */
 } td_status;
 

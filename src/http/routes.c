@@ -4,7 +4,13 @@
  * offending field), call the store / the job manager / the engine, answer with JSON built
  * by the converters. No handler holds a lock across a call; the store and the job manager
  * are thread-safe. Status codes follow SPEC §6: 400 malformed JSON, 404 unknown id,
- * 409 state conflicts, 422 invalid values, 429 queue full, 503 shutting down. */
+ * 409 state conflicts, 422 invalid values, 429 queue full, 503 shutting down, 507 a write
+ * refused for lack of space.
+ *
+ * A full disk (store/reserve.h): every write's TD_ENOSPACE is reported to the reserve;
+ * new work (an upload, a job) asks td_reserve_check first and is refused with 507 while
+ * state_dir is full; a delete or a cancel that meets TD_ENOSPACE releases the reserve
+ * and is tried once more; /readyz is 503 with the reason while full. */
 #include "http/routes.h"
 
 #include <cJSON.h>
@@ -23,6 +29,7 @@
 #include "http/json_util.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
+#include "store/reserve.h"
 #include "store/store.h"
 #include "traind/train.h"
 #include "util/log.h"
@@ -30,6 +37,7 @@
 struct td_app {
     td_store *store;
     td_jobs *jobs;
+    td_reserve *reserve;         /* state_dir's space reserve */
     td_config cfg;
 };
 
@@ -111,7 +119,17 @@ static td_status store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_
 {
     td_status st = check_dataset_limits(app, &d->ds, err);
     if (st == TD_OK)
-        st = td_store_dataset_put(app->store, &d->ds, d->name, meta, err);
+        st = td_reserve_note(app->reserve, td_store_dataset_put(app->store, &d->ds, d->name,
+                                                                 meta, err), err);
+    return st;
+}
+
+/* Deletes a dataset; on a full disk with the reserve's room. */
+static td_status delete_dataset(td_app *app, const char *id, td_error *err)
+{
+    td_status st = td_store_dataset_delete(app->store, id, err);
+    if (td_reserve_release(app->reserve, st, err))
+        st = td_store_dataset_delete(app->store, id, err);
     return st;
 }
 
@@ -133,10 +151,12 @@ static void dataset_free(void *state)
 
 static void *dataset_begin(void *a, const td_req *req)
 {
-    (void)a;
+    td_app *app = a;
     dataset_upload *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
+    if ((u->st = td_reserve_check(app->reserve, &u->err))) /* full: 507, the body unparsed */
+        return u;
     const char *ct = td_req_header(req, "Content-Type");
     const char *cl = td_req_header(req, "Content-Length");
     uint64_t hint = cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
@@ -234,7 +254,7 @@ static void h_dataset_delete(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
-    td_status st = td_store_dataset_delete(app->store, req->params[0], &err);
+    td_status st = delete_dataset(app, req->params[0], &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -313,7 +333,9 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
             return;
         }
     }
-    td_status st = td_json_job_parse(&jr, req->body, req->body_len, &err);
+    td_status st = td_reserve_check(app->reserve, &err); /* a replay above needs no room */
+    if (st == TD_OK)
+        st = td_json_job_parse(&jr, req->body, req->body_len, &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -364,13 +386,13 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
                         .hyperparameters = hp_text,
                         .epochs = jr.model == TD_MODEL_GMM ? jr.hp.max_iter : jr.hp.epochs,
                         .idempotency_key = key};
-    st = td_jobs_submit(app->jobs, &spec, id, &err);
+    st = td_reserve_note(app->reserve, td_jobs_submit(app->jobs, &spec, id, &err), &err);
     raced = st == TD_ECONFLICT && id[0];
     if (raced) /* the same key raced us: that job (with its own data) is the answer */
         st = TD_OK;
 out:
     if ((st || raced) && jr.data && ds_id[0])
-        td_store_dataset_delete(app->store, ds_id, NULL); /* nothing refers to it */
+        delete_dataset(app, ds_id, NULL); /* nothing refers to it */
     td_job_request_fini(&jr);
     free(hp_text);
     if (st) { /* TD_EBUSY: 429 with the Retry-After that td_resp_from_error sets */
@@ -517,6 +539,8 @@ static void h_job_cancel(void *a, const td_req *req, td_resp *resp)
     td_app *app = a;
     td_error err = {{0}, {0}};
     td_status st = td_jobs_cancel(app->jobs, req->params[0], NULL, &err);
+    if (td_reserve_release(app->reserve, st, &err))
+        st = td_jobs_cancel(app->jobs, req->params[0], NULL, &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -529,6 +553,8 @@ static void h_job_delete(void *a, const td_req *req, td_resp *resp)
     td_app *app = a;
     td_error err = {{0}, {0}};
     td_status st = td_store_job_delete(app->store, req->params[0], &err);
+    if (td_reserve_release(app->reserve, st, &err))
+        st = td_store_job_delete(app->store, req->params[0], &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -722,6 +748,24 @@ const td_route *td_app_routes(size_t *n)
     return routes;
 }
 
+/* Opens the store, then the reserve (the store's open made state_dir). On a disk full to
+ * its last byte SQLite cannot even open (its WAL and -shm need room): the reserve is
+ * released and the store's open tried again. */
+static td_status open_state(td_app *app, const td_config *cfg, td_error *err)
+{
+    td_error rerr = {{0}, {0}};
+    td_status st = td_store_open(&app->store, cfg->state_dir, err);
+    if (st != TD_OK && st != TD_ENOSPACE)
+        return st;
+    td_status rs = td_reserve_open(&app->reserve, cfg->state_dir,
+                                   (int64_t)cfg->disk_reserve_mb << 20, &rerr);
+    if (st == TD_ENOSPACE && rs == TD_OK && td_reserve_release(app->reserve, st, err))
+        st = td_store_open(&app->store, cfg->state_dir, err);
+    if (st == TD_OK && rs != TD_OK)
+        st = td_fail(err, rs, rerr.field, "%s", rerr.message);
+    return st;
+}
+
 td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
 {
     *out = NULL;
@@ -729,16 +773,20 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     if (!app)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     app->cfg = *cfg;
-    td_status st = td_store_open(&app->store, cfg->state_dir, err);
+    td_status st = open_state(app, cfg, err);
     if (st) {
+        td_reserve_close(app->reserve);
+        td_store_close(app->store);
         free(app);
         return st;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = cores > 0 ? (int)cores : 1,
                       .max_queued = cfg->max_queued_jobs,
-                      .checkpoint_interval_s = cfg->checkpoint_interval_s};
+                      .checkpoint_interval_s = cfg->checkpoint_interval_s,
+                      .reserve = app->reserve};
     if ((st = td_jobs_start(&app->jobs, app->store, &o, err))) {
+        td_reserve_close(app->reserve);
         td_store_close(app->store);
         free(app);
         return st;
@@ -747,13 +795,21 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     return TD_OK;
 }
 
-int td_app_ready(td_app *app)
+int td_app_ready(td_app *app, char *reason, size_t cap)
 {
-    if (!app || !app->store || !app->jobs)
+    td_jobs_stats s = {0};
+    if (app && app->jobs)
+        td_jobs_stats_get(app->jobs, &s);
+    if (!app || !app->store || !s.accepting || s.workers_alive < 1) {
+        snprintf(reason, cap, "the store or the workers are not running");
         return 0;
-    td_jobs_stats s;
-    td_jobs_stats_get(app->jobs, &s);
-    return s.accepting && s.workers_alive > 0;
+    }
+    td_error err = {{0}, {0}};
+    if (td_reserve_check(app->reserve, &err)) { /* probes: ready again once there is room */
+        snprintf(reason, cap, "%s", err.message);
+        return 0;
+    }
+    return 1;
 }
 
 void td_app_metrics(td_app *app, FILE *out)
@@ -778,6 +834,9 @@ void td_app_metrics(td_app *app, FILE *out)
     fprintf(out, "# HELP traind_epochs_trained_total Epochs completed.\n"
                  "# TYPE traind_epochs_trained_total counter\n"
                  "traind_epochs_trained_total %lld\n", (long long)js.epochs_trained);
+    fprintf(out, "# HELP traind_state_dir_full 1 while state_dir is full: new work gets 507.\n"
+                 "# TYPE traind_state_dir_full gauge\ntraind_state_dir_full %d\n",
+            td_reserve_check(app->reserve, NULL) == TD_ENOSPACE);
 }
 
 void td_app_shutdown(td_app *app)
@@ -785,6 +844,7 @@ void td_app_shutdown(td_app *app)
     if (!app)
         return;
     td_jobs_destroy(app->jobs); /* stops: running jobs checkpoint and stay resumable */
+    td_reserve_close(app->reserve);
     td_store_close(app->store);
     free(app);
 }

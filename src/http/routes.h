@@ -17,8 +17,9 @@ typedef struct td_app td_app;
 td_status td_app_init(td_app **out, const td_config *cfg, td_error *err);
 /* The /v1 routes; handlers take the td_app as their app argument. */
 const td_route *td_app_routes(size_t *n);
-/* 1 when the store is open and the workers run. */
-int td_app_ready(td_app *app);
+/* 1 when the store is open, the workers run and state_dir has room (store/reserve.h);
+ * else 0 with the reason in reason (cap bytes). */
+int td_app_ready(td_app *app, char *reason, size_t cap);
 /* Prometheus lines: jobs by state, queue depth, samples trained. */
 void td_app_metrics(td_app *app, FILE *out);
 /* Stops the workers (running jobs checkpoint and stay resumable), closes the store,

@@ -258,6 +258,7 @@ static int status_http(td_status st)
     case TD_ENOTFOUND: return 404;
     case TD_ECONFLICT: return 409;
     case TD_EBUSY: return 429;
+    case TD_ENOSPACE: return 507;
     case TD_ESTOPPED:
     case TD_ESHUTDOWN:
         return 503;

@@ -16,7 +16,15 @@
  * the load changes. Training threads run at nice TRAIN_NICE (a worker sets it on itself
  * and its trainer's pool threads inherit it): with every core training, an HTTP thread
  * (nice 0) still gets a core as soon as a request comes, so status requests stay fast;
- * when the API is idle the cores are all training's. */
+ * when the API is idle the cores are all training's.
+ *
+ * A full disk: a write of a running job refused for lack of space (TD_ENOSPACE) is
+ * reported to the reserve (store/reserve.h: new work is refused, /readyz says why) and
+ * tried again after 0.25, 0.5 and 1 s; then the job fails with insufficient_storage.
+ * Recording that end may release the reserve; if even it cannot be written (END_TRIES
+ * attempts, ~8 s), the worker leaves the job "running" in the store and takes the next
+ * one: the next start resumes it. A worker sleeps between attempts and never spins. A
+ * queued job does not start while state_dir is full: its worker waits for room. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -34,6 +42,8 @@
 #include "util/log.h"
 
 #define TRAIN_NICE 10
+#define COMMIT_TRIES 4           /* attempts of an epoch's commit or the final model */
+#define END_TRIES 6              /* attempts of a job's end */
 
 typedef struct running {
     char id[TD_ID_MAX];          /* "" when the slot is idle */
@@ -145,8 +155,28 @@ static int threads_for_job(td_jobs *jm)
     return n < 1 ? 1 : n;
 }
 
+static int stopping_within(td_jobs *jm, int ms);
+
+/* The end of a job whose write failed with st: failed, unless it was refused for lack of
+ * space and the manager is stopping (then it stays running and resumes at the next start). */
+static td_job_state stopped_or_failed(td_jobs *jm, td_status st)
+{
+    return st == TD_ENOSPACE && stopping_within(jm, 0) ? TD_JOB_RUNNING : TD_JOB_FAILED;
+}
+
+/* After attempt `attempt` (from 1) of a running job's write failed with st: a lack of
+ * space is reported to the reserve and, while attempts remain, waited out (0.25 s, then
+ * doubling) unless the manager stops meanwhile. 1 when the write should be tried again. */
+static int retry_write(td_jobs *jm, td_status st, const td_error *err, int attempt)
+{
+    if (td_reserve_note(jm->o.reserve, st, err) != TD_ENOSPACE || attempt >= COMMIT_TRIES)
+        return 0;
+    return !stopping_within(jm, 250 << (attempt - 1));
+}
+
 /* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
- * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start). */
+ * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start; so
+ * does a job whose write was still refused for lack of space when the stop came). */
 static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
 {
     td_jobs *jm = c->jm;
@@ -156,9 +186,11 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
     td_status st = TD_OK;
     for (;;) {
         if (td_trainer_done(c->t)) {
-            st = put_model(c, err);
+            for (int attempt = 1; (st = put_model(c, err)); attempt++)
+                if (!retry_write(jm, st, err, attempt))
+                    break;
             *st_out = st;
-            return st ? TD_JOB_FAILED : TD_JOB_SUCCEEDED;
+            return st == TD_OK ? TD_JOB_SUCCEEDED : stopped_or_failed(jm, st);
         }
         pthread_mutex_lock(&jm->mu);
         int cancel = jm->run[c->slot].cancel, stopping = jm->stopping;
@@ -190,12 +222,15 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         int due = now_s() - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t);
         size_t len = due ? snapshot(c) : 0;
         int64_t e = td_trainer_epoch(c->t);
-        st = td_store_epoch_commit(jm->store, c->id, e, rec.v, ncols, metrics,
-                                   due ? c->snap : NULL, len, err);
+        for (int attempt = 1; (st = td_store_epoch_commit(jm->store, c->id, e, rec.v, ncols,
+                                                          metrics, due ? c->snap : NULL, len,
+                                                          err)); attempt++)
+            if (!retry_write(jm, st, err, attempt))
+                break;
         free(metrics);
         if (st) {
             *st_out = st;
-            return TD_JOB_FAILED;
+            return stopped_or_failed(jm, st);
         }
         if (due) {
             c->ckpt_epoch = e;
@@ -224,29 +259,53 @@ static int stopping_within(td_jobs *jm, int ms)
     }
 }
 
-/* Records the job's terminal state. A storage failure (a full disk, a read-only or locked
- * database: TD_EIO) is retried every second until it is written or the daemon stops, since
- * an end that is not recorded leaves the job "running" with no worker until the next start
- * (which then resumes it from its checkpoint). */
+/* Records the job's terminal state. A write refused for lack of space releases the reserve
+ * (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
+ * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
+ * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
+ * stays "running" in the store with no worker, and the next start resumes it from its
+ * checkpoint. */
 static void record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
                        const char *msg)
 {
-    for (int attempt = 1;; attempt++) {
-        td_error ferr = {{0}, {0}};
+    td_error ferr = {{0}, {0}};
+    for (int attempt = 1; attempt <= END_TRIES; attempt++) {
         td_status st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
+        if (td_reserve_release(jm->o.reserve, st, &ferr))
+            st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
         if (st == TD_OK && attempt > 1)
             td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
-        if (st != TD_EIO) /* done, or gone (deleted) / already terminal (cancelled) */
+        if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
             return;
         if (attempt == 1)
-            td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying every "
-                   "second", id, ferr.message);
-        if (stopping_within(jm, 1000)) {
-            td_log(TD_LOG_WARN, "jobs", "job %s: its end is not recorded (stopping): it resumes "
-                   "at the next start", id);
-            return;
-        }
+            td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying", id,
+                   ferr.message);
+        if (attempt < END_TRIES && stopping_within(jm, 250 << (attempt - 1)))
+            break;
     }
+    td_log(TD_LOG_ERROR, "jobs", "job %s: its end (%s) is not recorded (%s): it stays running in "
+           "the store, and the next start resumes it", id, td_job_state_name(final),
+           ferr.message);
+}
+
+/* While state_dir is full (store/reserve.h) a job waits to start, probing once a second,
+ * rather than fail at its first write: queued work survives a full disk. 0 when the
+ * manager stops meanwhile (the job stays queued for the next start). */
+static int wait_for_room(td_jobs *jm, int slot, const char *id)
+{
+    int logged = 0;
+    while (td_reserve_check(jm->o.reserve, NULL) == TD_ENOSPACE) {
+        pthread_mutex_lock(&jm->mu);
+        int cancel = jm->run[slot].cancel;
+        pthread_mutex_unlock(&jm->mu);
+        if (cancel) /* the start finds it cancelled */
+            return 1;
+        if (!logged++)
+            td_log(TD_LOG_INFO, "jobs", "job %s waits for room in state_dir to start", id);
+        if (stopping_within(jm, 1000))
+            return 0;
+    }
+    return 1;
 }
 
 static void run_job(td_jobs *jm, int slot, const char *id)
@@ -260,6 +319,8 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
 
+    if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
+        goto out;
     td_status st = td_store_job_start(jm->store, id, &row, &err);
     if (st == TD_ECONFLICT) /* cancelled while queued */
         goto out;

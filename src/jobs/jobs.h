@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "store/reserve.h"
 #include "store/store.h"
 #include "traind/status.h"
 
@@ -20,6 +21,7 @@ typedef struct td_jobs_opts {
     int cores;                   /* compute threads shared by running jobs, >= 1 */
     int max_queued;              /* queued jobs accepted before TD_EBUSY */
     double checkpoint_interval_s;/* at most this long between checkpoints of a job */
+    td_reserve *reserve;         /* state_dir's space reserve (borrowed), or NULL */
 } td_jobs_opts;
 
 /* Starts the workers and queues the store's unfinished jobs (oldest first). */

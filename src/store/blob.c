@@ -263,6 +263,13 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length,
     return 0;
 }
 
+/* A failed write's status: lack of space (a full disk, an exhausted quota) is TD_ENOSPACE,
+ * the rest TD_EIO. */
+static td_status write_status(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO;
+}
+
 td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_blob_seg *segs,
                         int nseg, td_error *err)
 {
@@ -287,28 +294,31 @@ td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_
     }
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
-        rc = td_fail(err, TD_EIO, NULL, "create %s: %s", tmp, strerror(errno));
+        rc = td_fail(err, write_status(errno), NULL, "create %s: %s", tmp, strerror(errno));
         goto cleanup;
     }
     created = 1;
 
     if (write_payload(fd, kind, aux, length, segs, nseg) != 0 || fsync(fd) != 0) {
-        rc = td_fail(err, TD_EIO, NULL, "write %s: %s", tmp, strerror(errno ? errno : EIO));
+        int e = errno ? errno : EIO;
+        rc = td_fail(err, write_status(e), NULL, "write %s: %s", tmp, strerror(e));
         goto cleanup;
     }
     int crc = close(fd);
     fd = -1;
     if (crc != 0) {
-        rc = td_fail(err, TD_EIO, NULL, "close %s: %s", tmp, strerror(errno));
+        rc = td_fail(err, write_status(errno), NULL, "close %s: %s", tmp, strerror(errno));
         goto cleanup;
     }
     if (rename(tmp, path) != 0) {
-        rc = td_fail(err, TD_EIO, NULL, "rename %s -> %s: %s", tmp, path, strerror(errno));
+        rc = td_fail(err, write_status(errno), NULL, "rename %s -> %s: %s", tmp, path,
+                     strerror(errno));
         goto cleanup;
     }
     created = 0;
     if (fsync_parent(path) != 0) {
-        rc = td_fail(err, TD_EIO, NULL, "fsync directory of %s: %s", path, strerror(errno));
+        rc = td_fail(err, write_status(errno), NULL, "fsync directory of %s: %s", path,
+                     strerror(errno));
         goto cleanup;
     }
 cleanup:

@@ -39,8 +39,8 @@ typedef struct td_blob_seg {
 } td_blob_seg;
 
 /* Writes segs[0..nseg) as the payload of path, atomically (see above). On error the
- * temp file is removed, path is unchanged, and err names the file and the failing call
- * (TD_EIO). */
+ * temp file is removed, path is unchanged, and err names the file and the failing call:
+ * TD_ENOSPACE when it failed for lack of space (ENOSPC, EDQUOT), else TD_EIO. */
 td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_blob_seg *segs,
                         int nseg, td_error *err);
 

@@ -136,9 +136,17 @@ static void leave(td_store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* SQLite's failure as TD_EIO, or TD_ENOSPACE when it was for lack of space: SQLITE_FULL
+ * (a write of the WAL or the database), or an I/O error whose errno is ENOSPC or EDQUOT
+ * (e.g. growing the -shm file). */
 static td_status db_fail(td_store *s, td_error *err, const char *what)
 {
-    return td_fail(err, TD_EIO, NULL, "sqlite (%s): %s", what, sqlite3_errmsg(s->db));
+    int ec = sqlite3_extended_errcode(s->db) & 0xff, en = sqlite3_system_errno(s->db);
+    if (ec == SQLITE_IOERR && (en == ENOSPC || en == EDQUOT)) /* the message says "disk I/O" */
+        return td_fail(err, TD_ENOSPACE, NULL, "sqlite (%s): %s (%s)", what,
+                       sqlite3_errmsg(s->db), strerror(en));
+    return td_fail(err, ec == SQLITE_FULL ? TD_ENOSPACE : TD_EIO, NULL, "sqlite (%s): %s", what,
+                   sqlite3_errmsg(s->db));
 }
 
 /* Finalizes *st (if any) and prepares sql into it. */
@@ -427,6 +435,8 @@ cleanup:
     return rc;
 }
 
+static void sweep_history(td_store *s); /* with td_store_job_delete, below */
+
 static void sqlite_setup(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized */
@@ -538,6 +548,7 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++)
         if ((rc = sweep_dir(s, SUBDIRS[i], err)))
             goto cleanup;
+    sweep_history(s);
     *out = s;
     s = NULL;
 cleanup:
@@ -1475,6 +1486,66 @@ cleanup:
     return rc;
 }
 
+/* Deletes the history of a job whose row is gone, PURGE_BATCH records per transaction with
+ * a checkpoint after each. One transaction would need a WAL as large as the history it
+ * deletes (SQLite writes each page it empties: ~13 MB per 100,000 records of 9 columns),
+ * which a full disk does not have; a checkpointed WAL is rewritten from its start, so
+ * batches need one batch's pages (under 200 KB) however long the history. Takes the lock
+ * per batch, so other requests interleave with a long purge. */
+#define PURGE_BATCH 1000
+
+static td_status history_purge(td_store *s, const char *job_id)
+{
+    td_status rc = TD_OK;
+    for (int n = 1; n > 0 && rc == TD_OK;) {
+        sqlite3_stmt *st = NULL;
+        enter(s);
+        rc = prepare(s, &st,
+                     "DELETE FROM history WHERE job_id = ?1 AND epoch IN (SELECT epoch FROM "
+                     "history WHERE job_id = ?1 ORDER BY epoch LIMIT ?2)",
+                     NULL);
+        if (rc == TD_OK) {
+            bind_str(st, 1, job_id);
+            sqlite3_bind_int(st, 2, PURGE_BATCH);
+            rc = step_done(s, st, NULL);
+        }
+        n = rc ? 0 : sqlite3_changes(s->db);
+        if (n > 0)
+            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_finalize(st);
+        leave(s);
+    }
+    return rc;
+}
+
+/* At open: deletes the history of jobs that no longer exist (a delete cut short by a crash
+ * or a full disk), with one index seek per distinct job id. Best effort: what cannot be
+ * deleted now (a full disk) waits for the next open. */
+static void sweep_history(td_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    char cursor[TD_ID_MAX] = "", id[TD_ID_MAX];
+    td_status rc = prepare(s, &st,
+                           "SELECT h.job_id, EXISTS (SELECT 1 FROM jobs WHERE id = h.job_id) "
+                           "FROM (SELECT job_id FROM history WHERE job_id > ?1 "
+                           "ORDER BY job_id LIMIT 1) h",
+                           NULL);
+    while (rc == TD_OK) {
+        int row = 0;
+        sqlite3_reset(st);
+        bind_str(st, 1, cursor);
+        if ((rc = step_row(s, st, &row, NULL)) || !row)
+            break;
+        col_copy(st, 0, id, sizeof id);
+        int orphan = !sqlite3_column_int(st, 1);
+        sqlite3_reset(st);
+        if (orphan)
+            rc = history_purge(s, id);
+        snprintf(cursor, sizeof cursor, "%s", id);
+    }
+    sqlite3_finalize(st);
+}
+
 td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
 {
     td_status rc = TD_OK;
@@ -1495,13 +1566,6 @@ td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
                      td_job_state_name((td_job_state)cur));
         goto cleanup;
     }
-    rc = prepare(s, &st, "DELETE FROM history WHERE job_id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id);
-    rc = step_done(s, st, err);
-    if (rc)
-        goto cleanup;
     rc = prepare(s, &st, "DELETE FROM jobs WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -1527,6 +1591,8 @@ cleanup:
             unlink(path);
         }
     }
+    if (deleted)
+        history_purge(s, id); /* what it leaves, the next open's sweep removes */
     return rc;
 }
 

@@ -11,7 +11,8 @@
  * opaque strings it keeps. Every function is thread-safe (one connection guarded by a
  * mutex; large file reads and writes happen outside the mutex). Every function that
  * can fail returns a td_status and fills err (may be NULL): SQLite or file failures are
- * TD_EIO with the underlying message, a missing row TD_ENOTFOUND, a state conflict
+ * TD_EIO with the underlying message (TD_ENOSPACE when a write was refused for lack of
+ * space: SQLITE_FULL, ENOSPC, EDQUOT), a missing row TD_ENOTFOUND, a state conflict
  * TD_ECONFLICT, a bad argument TD_EINVAL (err->field names it).
  *
  * Ids are prefix + 13 hex digits of microseconds since the epoch + 11 random hex digits
@@ -42,7 +43,8 @@ typedef struct td_store td_store;
 /* Opens (creating if needed) state_dir, its subdirectories and traind.db; creates or
  * checks the schema; takes the directory lock (TD_ECONFLICT if another process holds
  * it); removes leftovers of a crash (temp files, dataset files without a row,
- * checkpoint files other than each job's recorded one, model files without a row). */
+ * checkpoint files other than each job's recorded one, model files without a row,
+ * history of deleted jobs). */
 td_status td_store_open(td_store **out, const char *state_dir, td_error *err);
 /* Closes the database and releases the lock; NULL is fine. */
 void td_store_close(td_store *s);
@@ -198,7 +200,9 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
 td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after,
                               td_error *err);
 /* Deletes a terminal job with its history, checkpoint and model; TD_ECONFLICT
- * (same transaction) when it is queued or running. */
+ * (same transaction) when it is queued or running. The row goes first, then the files,
+ * then the history in batches (a bounded WAL, so a long history can be deleted on a full
+ * disk); history a crash or a failure leaves behind is removed by the next open. */
 td_status td_store_job_delete(td_store *s, const char *id, td_error *err);
 
 /* ---- history: one record of named double columns per epoch -------------------------- */

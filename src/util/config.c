@@ -60,6 +60,8 @@ static const cfg_key keys[] = {
      "largest number of samples in a dataset"},
     {"max_dataset_features", CFG_I64, "100000", 1, 10000000, FIELD(max_dataset_features),
      "largest number of features in a dataset"},
+    {"disk_reserve_mb", CFG_INT, "8", 0, 4096, FIELD(disk_reserve_mb),
+     "MiB kept allocated in state_dir/reserve.bin so a full disk can still be emptied"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

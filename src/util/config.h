@@ -36,6 +36,7 @@ typedef struct td_config {
     int connection_timeout_s;            /* idle / slow-client timeout */
     int64_t max_dataset_rows;
     int64_t max_dataset_features;
+    int disk_reserve_mb;                 /* space kept for deletes on a full disk, MiB */
 
     /* Resolved by td_config_finish (not keys of the file): */
     char auth_token[TD_TOKEN_MAX];       /* from auth_token_file, else $TRAIND_TOKEN; "" = none */

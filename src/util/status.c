@@ -18,6 +18,7 @@ const char *td_status_code(td_status st)
     case TD_EUNAVAIL: return "unavailable";
     case TD_EBUSY: return "queue_full";
     case TD_ESHUTDOWN: return "shutting_down";
+    case TD_ENOSPACE: return "insufficient_storage";
     case TD_EINTERNAL: return "internal";
     }
     return "internal";
