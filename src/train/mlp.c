@@ -116,6 +116,40 @@ struct td_mlp {
     chunk chunks[MAX_CHUNKS];
 };
 
+/* The chunk plan of a network of m's shape: max_chunks (partial gradients for chunks 1..
+ * within PARTIAL_BUDGET, but at least one: two chunks), rows per block, the widest hidden
+ * layer and the scratch floats per row of a block. */
+static void plan(const td_model *m, int *max_chunks, int64_t *block, int64_t *hmax_out,
+                 int64_t *row_out)
+{
+    double per = 4.0 * (double)(m->n_params > 0 ? m->n_params : 1);
+    double extra = floor(PARTIAL_BUDGET / per);
+    *max_chunks = 1 + (int)(extra < 1 ? 1 : extra > MAX_CHUNKS - 1 ? MAX_CHUNKS - 1 : extra);
+    int64_t hmax = 1, acts = 0;
+    for (int64_t l = 0; l <= m->n_hidden; l++) {
+        int64_t width = l < m->n_hidden ? m->hidden[l] : m->K;
+        acts += width;
+        if (l < m->n_hidden && width > hmax)
+            hmax = width;
+    }
+    int64_t row = m->D + acts + m->K + 2 * hmax; /* floats per row */
+    int64_t b = BLOCK_BUDGET / row;
+    *block = b > BLOCK ? BLOCK : b < 8 ? 8 : b;
+    *hmax_out = hmax;
+    *row_out = row;
+}
+
+size_t td_mlp_bytes(const td_model *m, int with_grad)
+{
+    int max_chunks;
+    int64_t block, hmax, row;
+    plan(m, &max_chunks, &block, &hmax, &row);
+    size_t per_chunk = sizeof(float) * (size_t)(block * row);
+    size_t partial = sizeof(float) * (size_t)(m->n_params > 0 ? m->n_params : 1);
+    return sizeof(struct td_mlp) + (size_t)max_chunks * per_chunk +
+           (with_grad ? (size_t)(max_chunks - 1) * partial : 0);
+}
+
 td_mlp *td_mlp_create(const td_model *m, int with_grad)
 {
     td_mlp *M = calloc(1, sizeof *M);
@@ -136,20 +170,8 @@ td_mlp *td_mlp_create(const td_model *m, int with_grad)
         else
             M->boff[t[i].layer] = t[i].offset;
     }
-    /* Partial gradients for chunks 1.. within the budget, but at least one (two chunks). */
-    double per = 4.0 * (double)(M->P > 0 ? M->P : 1);
-    double extra = floor(PARTIAL_BUDGET / per);
-    M->max_chunks = 1 + (int)(extra < 1 ? 1 : extra > MAX_CHUNKS - 1 ? MAX_CHUNKS - 1 : extra);
-
-    int64_t hmax = 1, acts = 0;
-    for (int64_t l = 1; l <= M->L + 1; l++) {
-        acts += M->dims[l];
-        if (l <= M->L && M->dims[l] > hmax)
-            hmax = M->dims[l];
-    }
-    int64_t row = M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax; /* floats per row */
-    M->block = BLOCK_BUDGET / row;
-    M->block = M->block > BLOCK ? BLOCK : M->block < 8 ? 8 : M->block;
+    int64_t hmax, row;
+    plan(m, &M->max_chunks, &M->block, &hmax, &row);
     size_t scratch = (size_t)(M->block * row);
     for (int c = 0; c < M->max_chunks; c++) {
         chunk *ch = &M->chunks[c];

@@ -16,6 +16,7 @@
 #ifndef TRAIND_MLP_H
 #define TRAIND_MLP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "math/pool.h"
@@ -52,6 +53,9 @@ typedef struct td_mlp td_mlp;
  * NULL when out of memory. */
 td_mlp *td_mlp_create(const td_model *m, int with_grad);
 void td_mlp_destroy(td_mlp *M);
+/* Bytes td_mlp_create(m, with_grad) allocates, without allocating: one scratch block per
+ * chunk and the partial gradients of chunks 1.., at most about 64 MB of them. */
+size_t td_mlp_bytes(const td_model *m, int with_grad);
 
 /* params (m->n_params) OVERWRITTEN with PyTorch's nn.Linear default initialisation, drawn
  * from seed: every W and b of a layer with fan_in inputs uniform in
