@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/budget.h"
 #include "util/log.h"
 
 typedef enum {
@@ -57,6 +58,10 @@ static const cfg_key keys[] = {
      "largest number of samples in a dataset"},
     {"max_dataset_features", CFG_I64, "100000", 1, 10000000, FIELD(max_dataset_features),
      "largest number of features in a dataset"},
+    {"max_memory_mb", CFG_I64, "0", 0, 1 << 30, FIELD(max_memory_mb),
+     "memory for running jobs (estimated) and request bodies being read, MiB; a job over "
+     "it alone gets 422, jobs that only fit one after another wait queued; 0 = half of "
+     "physical RAM"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -393,6 +398,14 @@ int td_config_workers(const td_config *c)
 }
 
 uint64_t td_config_max_body(const td_config *c) { return (uint64_t)c->max_body_mb << 20; }
+
+uint64_t td_config_max_memory(const td_config *c)
+{
+    if (c->max_memory_mb > 0)
+        return (uint64_t)c->max_memory_mb << 20;
+    uint64_t half = td_budget_physical() / 2;
+    return half > 0 ? half : (uint64_t)4 << 30; /* unknown RAM: 4 GiB */
+}
 
 void td_config_dump(const td_config *c, FILE *out)
 {

@@ -35,6 +35,7 @@ typedef struct td_config {
     int connection_timeout_s;            /* idle / slow-client timeout */
     int64_t max_dataset_rows;
     int64_t max_dataset_features;
+    int64_t max_memory_mb;               /* memory budget, MiB; 0 = half of physical RAM */
 
     /* Resolved by td_config_finish (not keys of the file): */
     char auth_token[TD_TOKEN_MAX];       /* from auth_token_file, else $TRAIND_TOKEN; "" = none */
@@ -81,6 +82,9 @@ int td_config_workers(const td_config *c);
 
 /* Request body limit in bytes. */
 uint64_t td_config_max_body(const td_config *c);
+
+/* Memory budget in bytes: max_memory_mb, or half of physical RAM when 0. */
+uint64_t td_config_max_memory(const td_config *c);
 
 /* Prints every key as `key = value` (the token is never printed). */
 void td_config_dump(const td_config *c, FILE *out);
