@@ -69,6 +69,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/budget.h"
 #include "util/log.h"
 
 #define STATUS_LO 100
@@ -135,6 +136,8 @@ typedef struct req_state {
     int overflow;                    /* body passed max_body: discarding */
     uint64_t discarded;
     int nomem;
+    uint64_t reserved;               /* bytes of the memory budget held for the body */
+    int over_budget;                 /* a chunked body outgrew the budget: discarding */
     int status;                      /* status of the response queued, 0 = none */
 } req_state;
 
@@ -592,6 +595,39 @@ static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Conne
 
 /* ----------------------------------------------------------- MHD callbacks ---- */
 
+/* The memory budget (util/budget.h) held for a body: BODY_BUDGET_FACTOR times its bytes
+ * (the bytes, and what they are parsed into), reserved at the headers when the length is
+ * known, else piece by piece; released when the request completes. */
+#define BODY_BUDGET_FACTOR 2
+
+static int body_reserve(req_state *rs, uint64_t bytes)
+{
+    uint64_t b = BODY_BUDGET_FACTOR * bytes;
+    if (!td_budget_reserve(b))
+        return 0;
+    rs->reserved += b;
+    return 1;
+}
+
+/* At the headers: a body of known length that does not fit the budget is refused before
+ * it is read: 413 when it could never fit, else 503 (Retry-After). */
+static void body_admit(req_state *rs)
+{
+    if (rs->rej_status || rs->content_length == UINT64_MAX || rs->content_length == 0 ||
+        body_reserve(rs, rs->content_length))
+        return;
+    uint64_t limit = td_budget_limit();
+    if (BODY_BUDGET_FACTOR * rs->content_length > limit)
+        reject(rs, 413, "payload_too_large", "request body of %llu bytes needs more memory "
+               "to read than max_memory_mb (%llu MiB) allows",
+               (unsigned long long)rs->content_length, (unsigned long long)(limit >> 20));
+    else
+        reject(rs, 503, "over_memory_budget", "request body of %llu bytes does not fit the "
+               "memory budget now (max_memory_mb = %llu, held by running jobs and other "
+               "requests); retry later", (unsigned long long)rs->content_length,
+               (unsigned long long)(limit >> 20));
+}
+
 /* Frees the sink's state (when the body passed the limit, and at the latest when the
  * request completes). */
 static void sink_release(req_state *rs)
@@ -645,6 +681,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rs->ce = ci ? ci->socket_context : NULL;
         conn_set_waiting(s, rs->ce, 0);
         decide(s, rs, c, url, method);
+        body_admit(rs);
         if (!rs->rej_status && rs->route->sink) {
             td_req req;
             req_of(&req, rs, c, url, method);
@@ -663,7 +700,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) { /* a piece of the body */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (rs->rej_status || rs->nomem) return MHD_YES;
+        if (rs->rej_status || rs->nomem || rs->over_budget) return MHD_YES;
         double el = mono_now() - rs->t0;
         uint64_t got = rs->len + rs->discarded + n;
         if (s->timeout_s && el > s->timeout_s && (double)got / el < SLOW_BODY_RATE) {
@@ -687,6 +724,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             rs->body = NULL;
             rs->len = rs->cap = 0;
             sink_release(rs); /* its memory goes now, not when the body ends */
+            return MHD_YES;
+        }
+        if (rs->content_length == UINT64_MAX && !body_reserve(rs, n)) { /* chunked */
+            rs->over_budget = 1;
+            free(rs->body);
+            rs->body = NULL;
+            rs->len = rs->cap = 0;
+            sink_release(rs);
             return MHD_YES;
         }
         if (rs->sink) { /* streamed: len counts the bytes, nothing is kept */
@@ -730,6 +775,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rs->nomem) {
         reject(rs, 503, "out_of_memory", "not enough memory for a %llu-byte body",
                (unsigned long long)(rs->len + rs->discarded));
+        return send_reject(s, rs, c);
+    }
+    if (rs->over_budget) {
+        reject(rs, 503, "over_memory_budget", "the request body outgrew the memory budget "
+               "(max_memory_mb = %llu); retry later", (unsigned long long)(td_budget_limit() >> 20));
         return send_reject(s, rs, c);
     }
     td_req req;
@@ -782,6 +832,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     sink_release(rs);
     free(rs->capbuf);
     free(rs->body);
+    td_budget_release(rs->reserved);
     free(rs);
 }
 

@@ -42,17 +42,23 @@ td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
 size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
                                 const td_dataset *val, int64_t K, int threads)
 {
+    size_t b = 0;
     switch (hp->model) {
     case TD_MODEL_SOFTMAX:
     case TD_MODEL_MLP:
-        return td_grad_trainer_bytes(hp, train, val, K, threads);
+        b = td_grad_trainer_bytes(hp, train, val, K, threads);
+        break;
     case TD_MODEL_GMM:
-        return td_gmm_trainer_bytes(hp, train, K, threads);
+        b = td_gmm_trainer_bytes(hp, train, K, threads);
+        break;
     case TD_MODEL_EMBED_GMM:
-        return td_embed_trainer_bytes(hp, train, K, threads);
+        b = td_embed_trainer_bytes(hp, train, K, threads);
+        break;
     default:
         return 0;
     }
+    /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */
+    return b + b / 32 + (256u << 10);
 }
 
 void td_trainer_destroy(td_trainer *t)
