@@ -5,8 +5,8 @@
  *                outputs), mlp, gmm with every covariance, embed_gmm: actual <= estimate
  *                <= 2 x actual + 1 MiB
  *   check        td_trainer_check gives td_trainer_create's errors and allocates nothing
- *   threads      the softmax kernel's gradient slots grow with the threads, not a fixed 16,
- *                and the results are bit-identical for 1, 2, 3 and 5 threads
+ *   threads      the softmax and mlp kernels' gradient slots grow with the threads, not a
+ *                fixed 16, and the results are bit-identical for 1, 2, 3 and 5 threads
  *   daemon       the 2 x 100,000 softmax with 2684 classes gets 422 over_memory_budget at
  *                once, naming the estimate and max_memory_mb, and the daemon's peak RSS
  *                barely moves; two jobs that fit one at a time run one after the other; a
@@ -206,28 +206,17 @@ END_TEST
 
 /* ---- gradient slots scale with the threads ------------------------------------------ */
 
-START_TEST(softmax_slots_grow_with_threads_and_bits_do_not_change)
+/* Trains hp on ds with each of the thread counts and asserts the same weights, bit for bit,
+ * as with the first; peaks[i] gets the bytes allocated with threads[i] (no epoch). */
+static void same_bits_for_threads(const td_hparams *hp, const td_dataset *ds,
+                                  const int *threads, int n, long *peaks)
 {
-    /* 4096 rows: 16 chunks. D x K = 1024 x 64: one gradient is 256 KiB; the rest small. */
-    td_dataset ds = make_data(4096, 1024, 1, 64, 8);
-    td_hparams hp;
-    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
-    hp.optimizer = TD_OPT_ADAM;
-    hp.epochs = 3;
-    hp.l2 = 1e-3;
-    const long grad = (long)sizeof(float) * 1024 * 64;
     float *ref = NULL;
     int64_t P = 0;
-    const int threads[] = {1, 2, 3, 5};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < n; i++) {
         size_t est;
-        long peak = measure(&hp, &ds, threads[i], 0, &est);
-        /* params, grad, prev, the packed weights, Adam's m and v, one snapshot of 3: 9
-         * weight-sized buffers, plus threads + 1 gradient slots (16 before). */
-        long slots = (peak - 9 * grad) / grad;
-        ck_assert_msg(slots <= threads[i] + 1 && slots >= 1, "%d threads: %ld slots (%ld bytes)",
-                      threads[i], slots, peak);
-        td_trainer *t = tu_make_trainer(&hp, &ds);
+        peaks[i] = measure(hp, ds, threads[i], 0, &est);
+        td_trainer *t = tu_make_trainer(hp, ds);
         td_trainer_set_threads(t, threads[i]);
         td_record rec;
         while (!td_trainer_done(t))
@@ -239,11 +228,58 @@ START_TEST(softmax_slots_grow_with_threads_and_bits_do_not_change)
             memcpy(ref, m->params, sizeof(float) * (size_t)P);
         } else {
             ck_assert_msg(memcmp(ref, m->params, sizeof(float) * (size_t)P) == 0,
-                          "%d threads: other bits than 1 thread", threads[i]);
+                          "%d threads: other bits than %d", threads[i], threads[0]);
         }
         td_trainer_destroy(t);
     }
     free(ref);
+}
+
+START_TEST(softmax_slots_grow_with_threads_and_bits_do_not_change)
+{
+    /* 4096 rows: 16 chunks. D x K = 1024 x 64: one gradient is 256 KiB; the rest small. */
+    td_dataset ds = make_data(4096, 1024, 1, 64, 8);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    hp.optimizer = TD_OPT_ADAM;
+    hp.epochs = 3;
+    hp.l2 = 1e-3;
+    const long grad = (long)sizeof(float) * 1024 * 64;
+    const int threads[] = {1, 2, 3, 5};
+    long peaks[4];
+    same_bits_for_threads(&hp, &ds, threads, 4, peaks);
+    for (int i = 0; i < 4; i++) {
+        /* params, grad, prev, the packed weights, Adam's m and v, one snapshot of 3: 9
+         * weight-sized buffers, plus threads + 1 gradient slots (16 before). */
+        long slots = (peaks[i] - 9 * grad) / grad;
+        ck_assert_msg(slots == threads[i] + 1, "%d threads: %ld slots (%ld bytes)",
+                      threads[i], slots, peaks[i]);
+    }
+    free_data(&ds);
+}
+END_TEST
+
+START_TEST(mlp_slots_grow_with_threads_and_bits_do_not_change)
+{
+    /* full batch of 4096 rows: 16 chunks of 256 rows */
+    td_dataset ds = make_data(4096, 64, 1, 8, 9);
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_MLP);
+    hp.n_hidden = 1;
+    hp.hidden[0] = 512;
+    hp.batch_size = 0;
+    hp.epochs = 3;
+    const int threads[] = {1, 2, 3, 5};
+    long peaks[4];
+    same_bits_for_threads(&hp, &ds, threads, 4, peaks);
+    /* every added thread adds one slot (the same bytes each): 2, 3, 4, 6 slots */
+    long slot = peaks[1] - peaks[0];
+    ck_assert_int_gt(slot, 0);
+    for (int i = 2; i < 4; i++) {
+        long per = (peaks[i] - peaks[0]) / (threads[i] - 1);
+        ck_assert_msg(labs(per - slot) < slot / 20, "%d threads: %ld bytes a slot, %ld with 2",
+                      threads[i], per, slot);
+    }
     free_data(&ds);
 }
 END_TEST
@@ -483,6 +519,7 @@ Suite *suite_memory(void)
     tcase_add_test(e, estimate_bounds_embed_gmm);
     tcase_add_test(e, check_matches_create_and_allocates_nothing);
     tcase_add_test(e, softmax_slots_grow_with_threads_and_bits_do_not_change);
+    tcase_add_test(e, mlp_slots_grow_with_threads_and_bits_do_not_change);
     suite_add_tcase(s, e);
     TCase *d = tcase_create("daemon");
     tcase_set_timeout(d, 60);

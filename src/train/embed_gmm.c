@@ -341,7 +341,7 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
     /* prepare_buffers: pairs, the rows and embeddings of an iteration, the label groups */
     b += sizeof(int64_t) * (size_t)(4 * P + zcap) + sizeof(int32_t) * (size_t)P +
          sizeof(float) * (size_t)(2 * zcap * E + 4 * P * E) +
-         sizeof(double) * (size_t)(E + M) + (size_t)M + td_mlp_bytes(&net, 1);
+         sizeof(double) * (size_t)(E + M) + (size_t)M + td_mlp_bytes(&net, 1, threads);
     if (ng < N)
         b += sizeof(int64_t) * (size_t)(N + ng);
     if (!(train->pairs && train->P > 0))
@@ -349,7 +349,7 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
     b += td_gmm_work_bytes(ng, E, M, hp->covariance);
     /* the last iteration's predictions on every row (td_embed_predict) */
     b += sizeof(int32_t) * (size_t)N + sizeof(float) * (size_t)(N * E + N * M + N) +
-         td_mlp_bytes(&net, 0) + td_gmm_work_bytes(N, E, M, hp->covariance);
+         td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->covariance);
     b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
     return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
 }
@@ -475,6 +475,8 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
         }
     }
     if (ok)
+        td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
+    if (ok)
         ok = (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.covariance, t->centre)) != NULL;
     if (!ok)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory for the embed_gmm buffers (%lld "
@@ -505,7 +507,10 @@ static void embed_destroy(td_trainer *base)
 
 static void embed_set_threads(td_trainer *base, int n)
 {
-    td_pool_resize(&((embed_trainer *)base)->pool, n);
+    embed_trainer *t = (embed_trainer *)base;
+    td_pool_resize(&t->pool, n);
+    if (t->mlp) /* best effort: without the slots, the network runs narrower waves */
+        td_mlp_reserve(t->mlp, n);
 }
 
 #define SELF(b) ((const embed_trainer *)(b))

@@ -230,7 +230,7 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train,
         b += sizeof(int64_t) * (size_t)n_train + per_row * (size_t)batch;
     int64_t max_rows = n_train > n_val ? n_train : n_val;
     if (hp->model == TD_MODEL_MLP)
-        b += td_mlp_bytes(&m, 1);
+        b += td_mlp_bytes(&m, 1, threads);
     else
         b += td_linear_bytes(train->D, K, 1, max_rows, threads);
     b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
@@ -364,6 +364,8 @@ static void grad_set_threads(td_trainer *base, int n)
     /* best effort: without the slots, the linear kernel runs narrower waves */
     if (t->lin)
         td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
+    if (t->mlp)
+        td_mlp_reserve(t->mlp, n);
 }
 
 static const char *const *grad_columns(const td_trainer *base, int *n)
