@@ -237,20 +237,22 @@ static void same_bits_for_threads(const td_hparams *hp, const td_dataset *ds,
 
 START_TEST(softmax_slots_grow_with_threads_and_bits_do_not_change)
 {
-    /* 4096 rows: 16 chunks. D x K = 1024 x 64: one gradient is 256 KiB; the rest small. */
-    td_dataset ds = make_data(4096, 1024, 1, 64, 8);
+    /* 1024 rows: 8 chunks. D x K = 1024 x 256: one gradient is 1 MiB (past the slots a
+     * small model may keep regardless of threads); the rest is small. */
+    td_dataset ds = make_data(1024, 1024, 1, 256, 8);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     hp.optimizer = TD_OPT_ADAM;
-    hp.epochs = 3;
+    hp.epochs = 2;
     hp.l2 = 1e-3;
-    const long grad = (long)sizeof(float) * 1024 * 64;
+    const long grad = (long)sizeof(float) * 1024 * 256;
     const int threads[] = {1, 2, 3, 5};
     long peaks[4];
     same_bits_for_threads(&hp, &ds, threads, 4, peaks);
     for (int i = 0; i < 4; i++) {
         /* params, grad, prev, the packed weights, Adam's m and v, one snapshot of 3: 9
-         * weight-sized buffers, plus threads + 1 gradient slots (16 before). */
+         * weight-sized buffers, plus threads + 1 gradient slots (8, one per chunk,
+         * before). */
         long slots = (peaks[i] - 9 * grad) / grad;
         ck_assert_msg(slots == threads[i] + 1, "%d threads: %ld slots (%ld bytes)",
                       threads[i], slots, peaks[i]);

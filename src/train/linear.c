@@ -20,6 +20,7 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned access */
 #define RB 16                  /* rows per block */
 #define MIN_CHUNK 128          /* rows per chunk, at least */
+#define SLOTS_SMALL (1u << 20) /* bytes of slots always allowed (see slots_for) */
 
 /* A slot is the working set of one chunk in flight: a thread reuses it for the chunks it
  * runs, so memory grows with the threads, not with the chunks. Slot 0's dWt/db also hold
@@ -65,15 +66,6 @@ static int64_t nchunks_for(int64_t n)
     return (n + rows - 1) / rows;
 }
 
-/* Slots for `threads` threads over batches of at most max_rows rows: one per chunk in
- * flight plus the accumulator, never more than there are chunks. */
-static int slots_for(int64_t max_rows, int threads)
-{
-    int64_t c = nchunks_for(max_rows > 0 ? max_rows : 1);
-    int64_t s = (threads > 1 ? threads : 1) + 1;
-    return (int)(c < s ? c : s);
-}
-
 static size_t slot_bytes(int64_t K, int64_t KV, int64_t DP, int with_grad)
 {
     size_t b = 2 * sizeof(float) * RB * (size_t)K + sizeof(v16) * (size_t)(RB * KV);
@@ -82,11 +74,24 @@ static size_t slot_bytes(int64_t K, int64_t KV, int64_t DP, int with_grad)
     return b;
 }
 
+/* Slots for `threads` threads over batches of at most max_rows rows: one per chunk in
+ * flight plus the accumulator, or as many as SLOTS_SMALL bytes hold when that is more
+ * (a small model then runs every chunk in one wave, as fast as ever), never more than
+ * there are chunks. */
+static int slots_for(int64_t max_rows, int threads, size_t bytes)
+{
+    int64_t c = nchunks_for(max_rows > 0 ? max_rows : 1);
+    int64_t s = (threads > 1 ? threads : 1) + 1, small = (int64_t)(SLOTS_SMALL / bytes);
+    s = s > small ? s : small;
+    return (int)(c < s ? c : s);
+}
+
 size_t td_linear_bytes(int64_t D, int64_t K, int with_grad, int64_t max_rows, int threads)
 {
     int64_t KV = (K + 15) / 16, DP = (D + 15) / 16 * 16;
     return sizeof(struct td_linear) + sizeof(float) * (size_t)(K * DP + K + D) +
-           (size_t)slots_for(max_rows, threads) * slot_bytes(K, KV, DP, with_grad);
+           (size_t)slots_for(max_rows, threads, slot_bytes(K, KV, DP, with_grad)) *
+               slot_bytes(K, KV, DP, with_grad);
 }
 
 static int slot_alloc(td_linear *L, slot *sl)
@@ -111,7 +116,7 @@ static void slot_free(slot *sl)
 
 int td_linear_reserve(td_linear *L, int64_t max_rows, int threads)
 {
-    int want = slots_for(max_rows, threads);
+    int want = slots_for(max_rows, threads, slot_bytes(L->K, L->KV, L->DP, L->with_grad));
     while (L->nslots < want) {
         if (!slot_alloc(L, &L->slots[L->nslots])) {
             slot_free(&L->slots[L->nslots]);

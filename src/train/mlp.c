@@ -26,6 +26,7 @@
 #define BLOCK_BUDGET (1 << 20)           /* floats of scratch per chunk, about */
 #define PARTIAL_BUDGET (64.0 * 1048576)  /* bytes of partial gradients, about */
 #define REDUCE_TASK 32768                /* gradient elements per reduction task */
+#define SLOTS_SMALL (1u << 20)           /* bytes of slots always allowed (see slots_for) */
 
 /* ---- layers --------------------------------------------------------------------------- */
 
@@ -144,11 +145,14 @@ static void plan(const td_model *m, int *max_chunks, int64_t *block, int64_t *hm
     *row_out = row;
 }
 
-/* Slots for `threads` threads: one per chunk in flight plus chunk 0's, at most one per
- * chunk. */
-static int slots_for(int max_chunks, int threads)
+/* Slots for `threads` threads: one per chunk in flight plus chunk 0's, or as many as
+ * SLOTS_SMALL bytes hold when that is more (a small network then runs every chunk in one
+ * wave), at most one per chunk. */
+static int slots_for(int max_chunks, int threads, size_t bytes)
 {
     int s = (threads > 1 ? threads : 1) + 1;
+    int64_t small = (int64_t)(SLOTS_SMALL / (bytes ? bytes : 1));
+    s = s > small ? s : (int)(small < MAX_CHUNKS ? small : MAX_CHUNKS);
     return s < max_chunks ? s : max_chunks;
 }
 
@@ -157,15 +161,14 @@ size_t td_mlp_bytes(const td_model *m, int with_grad, int threads)
     int max_chunks;
     int64_t block, hmax, row;
     plan(m, &max_chunks, &block, &hmax, &row);
-    size_t slots = (size_t)slots_for(max_chunks, threads);
     size_t per_chunk = sizeof(float) * (size_t)(block * row);
     size_t partial = sizeof(float) * (size_t)(m->n_params > 0 ? m->n_params : 1);
+    size_t slots = (size_t)slots_for(max_chunks, threads, per_chunk + partial);
     return sizeof(struct td_mlp) + slots * per_chunk + (with_grad ? (slots - 1) * partial : 0);
 }
 
 int td_mlp_reserve(td_mlp *M, int threads)
 {
-    int want = slots_for(M->max_chunks, threads);
     int64_t hmax = 1;
     for (int64_t l = 1; l <= M->L; l++)
         hmax = M->dims[l] > hmax ? M->dims[l] : hmax;
@@ -173,6 +176,8 @@ int td_mlp_reserve(td_mlp *M, int threads)
     for (int64_t l = 1; l <= M->L + 1; l++)
         acts += M->dims[l];
     size_t scratch = (size_t)(M->block * (M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax));
+    int want = slots_for(M->max_chunks, threads,
+                         sizeof(float) * (scratch + (size_t)(M->P > 0 ? M->P : 1)));
     for (; M->nslots < want; M->nslots++) {
         chunk *ch = &M->chunks[M->nslots];
         if (!(ch->mem = malloc(sizeof(float) * scratch)))
