@@ -394,6 +394,20 @@ static char *post_dataset(int port, int rows, int cols, int last)
     return id;
 }
 
+/* The value of a /metrics line "name value". */
+static double metric(int port, const char *name)
+{
+    httpc_resp r;
+    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(r.body, key);
+    ck_assert_msg(p != NULL, "no %s in /metrics", name);
+    double v = strtod(p + strlen(key), NULL);
+    httpc_free(&r);
+    return v;
+}
+
 /* VmHWM (peak resident set) of pid in KiB. */
 static long vm_hwm_kb(pid_t pid)
 {
@@ -468,6 +482,9 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *second = strdup(str(j, "id"));
     cJSON_Delete(j);
+    double reserved = metric(d.port, "traind_memory_reserved_bytes");
+    ck_assert_msg(reserved > 16e6 && reserved <= 40 * 1048576.0, "reserved %.0f", reserved);
+    ck_assert_int_eq((long long)metric(d.port, "traind_memory_budget_bytes"), 40ll << 20);
     /* A free worker, but no memory: it stays queued while the first trains. */
     for (int i = 0; i < 20; i++) {
         char *s = job_state(d.port, second);
@@ -481,6 +498,9 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     cJSON_Delete(j);
     wait_state(d.port, first, "cancelled");
     wait_state(d.port, second, "succeeded"); /* started once the first let go */
+    for (int i = 0; i < 500 && metric(d.port, "traind_memory_reserved_bytes") > 0; i++)
+        usleep(10000); /* the worker returns the reservation just after recording the end */
+    ck_assert_int_eq((long long)metric(d.port, "traind_memory_reserved_bytes"), 0);
     free(first), free(second), free(ds);
     stop(&d);
 }

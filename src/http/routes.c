@@ -799,6 +799,12 @@ void td_app_metrics(td_app *app, FILE *out)
     fprintf(out, "# HELP traind_epochs_trained_total Epochs completed.\n"
                  "# TYPE traind_epochs_trained_total counter\n"
                  "traind_epochs_trained_total %lld\n", (long long)js.epochs_trained);
+    fprintf(out, "# HELP traind_memory_budget_bytes max_memory_mb in bytes.\n"
+                 "# TYPE traind_memory_budget_bytes gauge\ntraind_memory_budget_bytes %llu\n"
+                 "# HELP traind_memory_reserved_bytes Estimated memory of running jobs and "
+                 "request bodies being read.\n"
+                 "# TYPE traind_memory_reserved_bytes gauge\ntraind_memory_reserved_bytes %llu\n",
+            (unsigned long long)td_budget_limit(), (unsigned long long)td_budget_used());
 }
 
 void td_app_shutdown(td_app *app)
