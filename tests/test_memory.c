@@ -9,8 +9,10 @@
  *                fixed 16, and the results are bit-identical for 1, 2, 3 and 5 threads
  *   daemon       the 2 x 100,000 softmax with 2684 classes gets 422 over_memory_budget at
  *                once, naming the estimate and max_memory_mb, and the daemon's peak RSS
- *                barely moves; two jobs that fit one at a time run one after the other; a
- *                body larger than the budget allows is refused (413) before it is read */
+ *                barely moves; two jobs that fit one at a time run one after the other,
+ *                and a small job queued behind does not overtake the waiting one (FIFO);
+ *                /metrics shows the reservation, back to 0 at the end; a body larger than
+ *                the budget allows is refused (413) before it is read */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -485,11 +487,19 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     double reserved = metric(d.port, "traind_memory_reserved_bytes");
     ck_assert_msg(reserved > 16e6 && reserved <= 40 * 1048576.0, "reserved %.0f", reserved);
     ck_assert_int_eq((long long)metric(d.port, "traind_memory_budget_bytes"), 40ll << 20);
-    /* A free worker, but no memory: it stays queued while the first trains. */
+    /* A small job behind it would fit now, but does not overtake it (FIFO). */
+    char *tiny = post_dataset(d.port, 4, 3, 1);
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":2}}", tiny);
+    ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
+    char *third = strdup(str(j, "id"));
+    cJSON_Delete(j);
+    /* A free worker, but no memory: they stay queued while the first trains. */
     for (int i = 0; i < 20; i++) {
-        char *s = job_state(d.port, second);
+        char *s = job_state(d.port, second), *s3 = job_state(d.port, third);
         ck_assert_str_eq(s, "queued");
-        free(s);
+        ck_assert_str_eq(s3, "queued");
+        free(s), free(s3);
         usleep(25000);
     }
     char path[128];
@@ -498,6 +508,16 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     cJSON_Delete(j);
     wait_state(d.port, first, "cancelled");
     wait_state(d.port, second, "succeeded"); /* started once the first let go */
+    wait_state(d.port, third, "succeeded");
+    char p2[128], p3[128];
+    snprintf(p2, sizeof p2, "/v1/jobs/%s", second);
+    snprintf(p3, sizeof p3, "/v1/jobs/%s", third);
+    cJSON *j2 = get(d.port, p2), *j3 = get(d.port, p3);
+    ck_assert_msg(strcmp(str(j2, "started_at"), str(j3, "started_at")) <= 0,
+                  "the third started (%s) before the second (%s)", str(j3, "started_at"),
+                  str(j2, "started_at"));
+    cJSON_Delete(j2), cJSON_Delete(j3);
+    free(third), free(tiny);
     for (int i = 0; i < 500 && metric(d.port, "traind_memory_reserved_bytes") > 0; i++)
         usleep(10000); /* the worker returns the reservation just after recording the end */
     ck_assert_int_eq((long long)metric(d.port, "traind_memory_reserved_bytes"), 0);

@@ -262,10 +262,9 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
 }
 
 /* Validates a job exactly as its worker will run it: the stored hyperparameter text is
- * decoded against the dataset and a trainer is built (and dropped). */
-/* Checks the job as td_trainer_create would, without building the trainer (that would
- * cost the job's memory in this thread); *K gets the model's outputs and *bytes its
- * memory for admission (td_jobs_job_bytes). */
+ * decoded against the dataset and checked as td_trainer_create checks it, without
+ * building the trainer (that would cost the job's memory in this thread). *K gets the
+ * model's outputs and *bytes its memory for admission (td_jobs_job_bytes). */
 static td_status validate_job(td_app *app, const char *model, const char *hp_text,
                               const char *dataset, const char *validation, int64_t *K,
                               uint64_t *bytes, td_error *err)

@@ -39,7 +39,7 @@ struct td_linear {
     float *zero_row;           /* (D) zeros, stands in for missing rows of a block */
     int with_grad;
     int nslots;                /* slots allocated, >= 1; >= 2 when max_rows needs chunks */
-    slot slots[TD_LINEAR_MAX_CHUNKS + 1];
+    slot slots[TD_LINEAR_MAX_CHUNKS];  /* at most one per chunk */
     td_loss_sums sums[TD_LINEAR_MAX_CHUNKS]; /* per chunk, reduced in chunk order */
 };
 
@@ -140,7 +140,7 @@ td_linear *td_linear_create(int64_t D, int64_t K, int with_grad, int64_t max_row
     int ok = (L->Wt = vec_alloc((size_t)(K * L->DP / 16))) &&
              (L->b = calloc((size_t)K, sizeof(float))) &&
              (L->zero_row = calloc((size_t)D, sizeof(float)));
-    if (!ok || td_linear_reserve(L, max_rows, 1)) { /* one thread: 1 or 2 slots */
+    if (!ok || td_linear_reserve(L, max_rows, 1)) { /* the slots of one thread */
         td_linear_destroy(L);
         return NULL;
     }
