@@ -11,8 +11,9 @@
  *                once, naming the estimate and max_memory_mb, and the daemon's peak RSS
  *                barely moves; two jobs that fit one at a time run one after the other,
  *                and a small job queued behind does not overtake the waiting one (FIFO);
- *                /metrics shows the reservation, back to 0 at the end; a body larger than
- *                the budget allows is refused (413) before it is read */
+ *                /metrics shows the reservation, back to 0 at the end; a body that does
+ *                not fit beside a running job gets 503 with Retry-After, one larger than
+ *                the budget allows 413, before it is read */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -487,6 +488,18 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     double reserved = metric(d.port, "traind_memory_reserved_bytes");
     ck_assert_msg(reserved > 16e6 && reserved <= 40 * 1048576.0, "reserved %.0f", reserved);
     ck_assert_int_eq((long long)metric(d.port, "traind_memory_budget_bytes"), 40ll << 20);
+    /* A body that fits the budget but not beside the running job: 503, Retry-After. */
+    size_t big = 9u << 20; /* reserves 18 MiB */
+    char *blank = malloc(big);
+    ck_assert_ptr_nonnull(blank);
+    memset(blank, ' ', big);
+    httpc_resp r;
+    ck_assert_int_eq(httpc_request(d.port, "POST", "/v1/loss", JSON_HDR, blank, big, &r), 503);
+    char ra[16];
+    ck_assert_ptr_nonnull(httpc_header(&r, "Retry-After", ra, sizeof ra));
+    ck_assert_ptr_nonnull(strstr(r.body, "over_memory_budget"));
+    httpc_free(&r);
+    free(blank);
     /* A small job behind it would fit now, but does not overtake it (FIFO). */
     char *tiny = post_dataset(d.port, 4, 3, 1);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
