@@ -779,7 +779,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (rs->over_budget) {
         reject(rs, 503, "over_memory_budget", "the request body outgrew the memory budget "
-               "(max_memory_mb = %llu); retry later", (unsigned long long)(td_budget_limit() >> 20));
+               "(max_memory_mb = %llu); retry later",
+               (unsigned long long)(td_budget_limit() >> 20));
         return send_reject(s, rs, c);
     }
     td_req req;

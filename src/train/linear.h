@@ -24,9 +24,10 @@ typedef struct td_linear td_linear;
  * (every n passed below), with the slots one thread needs; with_grad 0 leaves out the
  * partial gradients (td_linear_eval then needs dW == NULL). NULL on allocation failure. */
 td_linear *td_linear_create(int64_t D, int64_t K, int with_grad, int64_t max_rows);
-/* Adds the slots that `threads` threads use on batches of max_rows rows (one per chunk in
- * flight, or up to 1 MiB of them for a small model; never more than the chunks). 0, or -1 when out of memory: L keeps the slots it
- * has and runs narrower waves, with the same results. */
+/* Adds the slots that `threads` threads use on batches of max_rows rows: one per chunk
+ * in flight, or up to 1 MiB of them for a small model; never more than the chunks.
+ * 0, or -1 when out of memory: L keeps the slots it has and runs narrower waves, with the
+ * same results. */
 int td_linear_reserve(td_linear *L, int64_t max_rows, int threads);
 /* Bytes that td_linear_create plus td_linear_reserve(threads) allocate, without
  * allocating. */
