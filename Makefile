@@ -86,7 +86,7 @@ FUZZ_HARNESS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard fuzz/fuzz_*.c)))
 $(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN
 
 # Allocation-failure injection (tests/failalloc.h): only the runner wraps the allocator.
-FAILALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
+FAILALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=free
 
 $(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
 	$(CC) $(LDFLAGS) $(FAILALLOC) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS)
@@ -201,7 +201,7 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 .PHONY: all deps test asan bench run install uninstall reference clean fuzz soak
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(BUILD)/src/main.d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a | deps
 	@mkdir -p $(dir $@)

@@ -1,6 +1,7 @@
 /* failalloc.c — the --wrap side of failalloc.h. */
 #include "failalloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -8,12 +9,16 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 void *__real_aligned_alloc(size_t align, size_t n);
+void __real_free(void *p);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
 void *__wrap_aligned_alloc(size_t align, size_t n);
+void __wrap_free(void *p);
 
 static atomic_long g_fail_at = -1, g_count, g_failed;
+static atomic_int g_track;
+static atomic_long g_live, g_peak;
 
 void failalloc_arm(long n)
 {
@@ -26,6 +31,29 @@ void failalloc_arm(long n)
 long failalloc_count(void) { return atomic_load(&g_count); }
 
 int failalloc_failed(void) { return atomic_load(&g_failed) != 0; }
+
+void failalloc_track(int on)
+{
+    atomic_store(&g_track, 0);
+    atomic_store(&g_live, 0);
+    atomic_store(&g_peak, 0);
+    atomic_store(&g_track, on);
+}
+
+long failalloc_peak_bytes(void) { return atomic_load(&g_peak); }
+long failalloc_live_bytes(void) { return atomic_load(&g_live); }
+
+/* Adds the block's usable size (sign -1: a free) to the live bytes; keeps the peak. */
+static void account(void *p, int sign)
+{
+    if (!p || !atomic_load(&g_track))
+        return;
+    long d = sign * (long)malloc_usable_size(p);
+    long now = atomic_fetch_add(&g_live, d) + d;
+    long peak = atomic_load(&g_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&g_peak, &peak, now))
+        ;
+}
 
 /* 1 when this allocation is the one to refuse. */
 static int refuse(void)
@@ -41,13 +69,42 @@ static int refuse(void)
     return 0;
 }
 
-void *__wrap_malloc(size_t n) { return refuse() ? NULL : __real_malloc(n); }
+void *__wrap_malloc(size_t n)
+{
+    void *p = refuse() ? NULL : __real_malloc(n);
+    account(p, 1);
+    return p;
+}
 
-void *__wrap_calloc(size_t n, size_t size) { return refuse() ? NULL : __real_calloc(n, size); }
+void *__wrap_calloc(size_t n, size_t size)
+{
+    void *p = refuse() ? NULL : __real_calloc(n, size);
+    account(p, 1);
+    return p;
+}
 
-void *__wrap_realloc(void *p, size_t n) { return refuse() ? NULL : __real_realloc(p, n); }
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (refuse())
+        return NULL;
+    long old = p && atomic_load(&g_track) ? (long)malloc_usable_size(p) : 0;
+    void *q = __real_realloc(p, n);
+    if (q && atomic_load(&g_track)) {
+        atomic_fetch_sub(&g_live, old);
+        account(q, 1);
+    }
+    return q;
+}
 
 void *__wrap_aligned_alloc(size_t align, size_t n)
 {
-    return refuse() ? NULL : __real_aligned_alloc(align, n);
+    void *p = refuse() ? NULL : __real_aligned_alloc(align, n);
+    account(p, 1);
+    return p;
+}
+
+void __wrap_free(void *p)
+{
+    account(p, -1);
+    __real_free(p);
 }

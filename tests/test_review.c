@@ -134,7 +134,7 @@ static void *submit_thread(void *p)
     char id[TD_ID_MAX];
     td_job_spec spec = {.model = "softmax", .dataset = a->ds,
                         .hyperparameters = "{\"epochs\":1}", .epochs = 1};
-    a->st = td_jobs_submit(a->jm, &spec, id, NULL);
+    a->st = td_jobs_submit(a->jm, &spec, 0, id, NULL);
     return NULL;
 }
 

@@ -116,6 +116,23 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dat
                             const td_dataset *val, td_error *err);
 void td_trainer_destroy(td_trainer *t);
 
+/* Every check td_trainer_create makes (hyperparameters against the data, the validation
+ * set, initial_weights), with the same errors, and nothing allocated: for validating a job
+ * where building it would cost its memory. *K gets the model's outputs. */
+td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
+                           const td_dataset *val, int64_t *K, td_error *err);
+
+/* Bytes of working memory a trainer of hp on train (and val, may be NULL) uses at its
+ * peak with `threads` threads, computed from the shapes alone (nothing allocated; only
+ * N, D, P and which arrays are present are read): parameters, gradients and the copy kept
+ * against divergence, optimizer state, per-chunk partial gradients and scratch, the
+ * mixtures' responsibilities and k-means buffers, the targets and row orders the trainer
+ * copies, and one td_trainer_save snapshot. The datasets themselves are not counted. hp
+ * must have passed td_trainer_check, which gives K. An upper estimate: within about 2x of
+ * what is allocated (tests/test_memory.c measures it per family). */
+size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
+                                const td_dataset *val, int64_t K, int threads);
+
 /* Threads this trainer may use (>= 1); does not change any result. */
 void td_trainer_set_threads(td_trainer *t, int n);
 

@@ -32,6 +32,7 @@
 #include "store/reserve.h"
 #include "store/store.h"
 #include "traind/train.h"
+#include "util/budget.h"
 #include "util/log.h"
 
 struct td_app {
@@ -39,6 +40,7 @@ struct td_app {
     td_jobs *jobs;
     td_reserve *reserve;         /* state_dir's space reserve */
     td_config cfg;
+    int cores;                   /* compute threads: a job's estimate assumes them all */
 };
 
 #define SSE_WAIT_MS 1000
@@ -280,14 +282,15 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
 }
 
 /* Validates a job exactly as its worker will run it: the stored hyperparameter text is
- * decoded against the dataset and a trainer is built (and dropped). */
+ * decoded against the dataset and checked as td_trainer_create checks it, without
+ * building the trainer (that would cost the job's memory in this thread). *K gets the
+ * model's outputs and *bytes its memory for admission (td_jobs_job_bytes). */
 static td_status validate_job(td_app *app, const char *model, const char *hp_text,
                               const char *dataset, const char *validation, int64_t *K,
-                              td_error *err)
+                              uint64_t *bytes, td_error *err)
 {
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
-    td_trainer *t = NULL;
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
     if (st == TD_ENOTFOUND)
         st = td_fail(err, TD_EINVAL, "dataset", "no dataset with id \"%s\"", dataset);
@@ -300,10 +303,9 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
     if (st == TD_OK)
         st = td_job_decode_hparams(&hp, model, hp_text, &train.ds, err);
     if (st == TD_OK)
-        st = td_trainer_create(&t, &hp, &train.ds, validation ? &val.ds : NULL, err);
+        st = td_trainer_check(&hp, &train.ds, validation ? &val.ds : NULL, K, err);
     if (st == TD_OK)
-        *K = td_trainer_model(t)->K;
-    td_trainer_destroy(t);
+        *bytes = td_jobs_job_bytes(&hp, &train, validation ? &val : NULL, *K, app->cores);
     td_hparams_fini(&hp);
     td_stored_dataset_fini(&train);
     td_stored_dataset_fini(&val);
@@ -317,7 +319,7 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     td_job_request jr;
     char *hp_text = NULL;
     char id[TD_ID_MAX] = "", ds_id[TD_ID_MAX] = "";
-    int raced = 0;
+    int raced = 0, over_budget = 0;
     const char *key = td_req_header(req, "Idempotency-Key");
     if (key && (!*key || strlen(key) >= TD_IDEM_KEY_MAX)) {
         td_resp_error(resp, 422, "invalid_argument", "Idempotency-Key",
@@ -360,13 +362,25 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     }
     const char *model = td_model_names[jr.model];
     int64_t K = 0;
-    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &K, &err))) {
+    uint64_t bytes = 0;
+    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &K, &bytes, &err))) {
         /* The checks against the data name "dataset.X[i][j]"; inline, that is "data.". */
         if (jr.data && strncmp(err.field, "dataset", 7) == 0 &&
             (err.field[7] == '\0' || err.field[7] == '.' || err.field[7] == '[')) {
             memmove(err.field + 4, err.field + 7, strlen(err.field + 7) + 1);
             memcpy(err.field, "data", 4);
         }
+        goto out;
+    }
+    uint64_t budget = td_budget_limit();
+    if (budget && bytes > budget) { /* it could never start: say so now */
+        over_budget = 1;
+        st = td_fail(&err, TD_EINVAL, NULL, "this job needs ~%llu MB of working memory "
+                     "(estimate: model, gradients, optimizer state, scratch and its data), "
+                     "over max_memory_mb = %llu; use fewer features, classes, components or "
+                     "hidden units, or raise max_memory_mb",
+                     (unsigned long long)((bytes + (1u << 20) - 1) >> 20),
+                     (unsigned long long)(budget >> 20));
         goto out;
     }
     int resolve = jr.hp.n_classes == 0 ||
@@ -386,7 +400,7 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
                         .hyperparameters = hp_text,
                         .epochs = jr.model == TD_MODEL_GMM ? jr.hp.max_iter : jr.hp.epochs,
                         .idempotency_key = key};
-    st = td_reserve_note(app->reserve, td_jobs_submit(app->jobs, &spec, id, &err), &err);
+    st = td_reserve_note(app->reserve, td_jobs_submit(app->jobs, &spec, bytes, id, &err), &err);
     raced = st == TD_ECONFLICT && id[0];
     if (raced) /* the same key raced us: that job (with its own data) is the answer */
         st = TD_OK;
@@ -395,6 +409,10 @@ out:
         delete_dataset(app, ds_id, NULL); /* nothing refers to it */
     td_job_request_fini(&jr);
     free(hp_text);
+    if (over_budget) {
+        td_resp_error(resp, 422, "over_memory_budget", NULL, "%s", err.message);
+        return;
+    }
     if (st) { /* TD_EBUSY: 429 with the Retry-After that td_resp_from_error sets */
         fail(resp, st, &err);
         return;
@@ -781,7 +799,9 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
         return st;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = cores > 0 ? (int)cores : 1,
+    app->cores = cores > 0 ? (int)cores : 1;
+    td_budget_set_limit(td_config_max_memory(cfg));
+    td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = app->cores,
                       .max_queued = cfg->max_queued_jobs,
                       .checkpoint_interval_s = cfg->checkpoint_interval_s,
                       .reserve = app->reserve};
@@ -837,6 +857,12 @@ void td_app_metrics(td_app *app, FILE *out)
     fprintf(out, "# HELP traind_state_dir_full 1 while state_dir is full: new work gets 507.\n"
                  "# TYPE traind_state_dir_full gauge\ntraind_state_dir_full %d\n",
             td_reserve_check(app->reserve, NULL) == TD_ENOSPACE);
+    fprintf(out, "# HELP traind_memory_budget_bytes max_memory_mb in bytes.\n"
+                 "# TYPE traind_memory_budget_bytes gauge\ntraind_memory_budget_bytes %llu\n"
+                 "# HELP traind_memory_reserved_bytes Estimated memory of running jobs and "
+                 "request bodies being read.\n"
+                 "# TYPE traind_memory_reserved_bytes gauge\ntraind_memory_reserved_bytes %llu\n",
+            (unsigned long long)td_budget_limit(), (unsigned long long)td_budget_used());
 }
 
 void td_app_shutdown(td_app *app)

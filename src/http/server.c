@@ -98,6 +98,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/budget.h"
 #include "util/log.h"
 
 #define STATUS_LO 100
@@ -177,6 +178,8 @@ typedef struct req_state {
     int overflow;                    /* body passed max_body: discarding */
     uint64_t discarded;
     int nomem;
+    uint64_t reserved;               /* bytes of the memory budget held for the body */
+    int over_budget;                 /* a chunked body outgrew the budget: discarding */
     int status;                      /* status of the response queued, 0 = none */
     int close;                       /* answer with Connection: close */
 } req_state;
@@ -695,6 +698,39 @@ static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Conne
 
 /* ----------------------------------------------------------- MHD callbacks ---- */
 
+/* The memory budget (util/budget.h) held for a body: BODY_BUDGET_FACTOR times its bytes
+ * (the bytes, and what they are parsed into), reserved at the headers when the length is
+ * known, else piece by piece; released when the request completes. */
+#define BODY_BUDGET_FACTOR 2
+
+static int body_reserve(req_state *rs, uint64_t bytes)
+{
+    uint64_t b = BODY_BUDGET_FACTOR * bytes;
+    if (!td_budget_reserve(b))
+        return 0;
+    rs->reserved += b;
+    return 1;
+}
+
+/* At the headers: a body of known length that does not fit the budget is refused before
+ * it is read: 413 when it could never fit, else 503 (Retry-After). */
+static void body_admit(req_state *rs)
+{
+    if (rs->rej_status || rs->content_length == UINT64_MAX || rs->content_length == 0 ||
+        body_reserve(rs, rs->content_length))
+        return;
+    uint64_t limit = td_budget_limit();
+    if (BODY_BUDGET_FACTOR * rs->content_length > limit)
+        reject(rs, 413, "payload_too_large", "request body of %llu bytes needs more memory "
+               "to read than max_memory_mb (%llu MiB) allows",
+               (unsigned long long)rs->content_length, (unsigned long long)(limit >> 20));
+    else
+        reject(rs, 503, "over_memory_budget", "request body of %llu bytes does not fit the "
+               "memory budget now (max_memory_mb = %llu, held by running jobs and other "
+               "requests); retry later", (unsigned long long)rs->content_length,
+               (unsigned long long)(limit >> 20));
+}
+
 /* Frees the sink's state (when the body passed the limit, and at the latest when the
  * request completes). */
 static void sink_release(req_state *rs)
@@ -748,6 +784,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rs->ce = ci ? ci->socket_context : NULL;
         decide(s, rs, c, url, method);
+        body_admit(rs);
         if (!rs->rej_status && rs->route->sink) {
             td_req req;
             req_of(&req, rs, c, url, method);
@@ -769,7 +806,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rs->ce) atomic_fetch_add(&rs->ce->body_got, n);
-        if (rs->rej_status || rs->nomem) return MHD_YES;
+        if (rs->rej_status || rs->nomem || rs->over_budget) return MHD_YES;
         if (rs->overflow) { /* discard up to OVERFLOW_SLACK more, then hang up */
             rs->discarded += n;
             if (rs->discarded - s->max_body > OVERFLOW_SLACK) {
@@ -786,6 +823,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             rs->body = NULL;
             rs->len = rs->cap = 0;
             sink_release(rs); /* its memory goes now, not when the body ends */
+            return MHD_YES;
+        }
+        if (rs->content_length == UINT64_MAX && !body_reserve(rs, n)) { /* chunked */
+            rs->over_budget = 1;
+            free(rs->body);
+            rs->body = NULL;
+            rs->len = rs->cap = 0;
+            sink_release(rs);
             return MHD_YES;
         }
         if (rs->sink) { /* streamed: len counts the bytes, nothing is kept */
@@ -830,6 +875,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rs->nomem) {
         reject(rs, 503, "out_of_memory", "not enough memory for a %llu-byte body",
                (unsigned long long)(rs->len + rs->discarded));
+        return send_reject(s, rs, c);
+    }
+    if (rs->over_budget) {
+        reject(rs, 503, "over_memory_budget", "the request body outgrew the memory budget "
+               "(max_memory_mb = %llu); retry later",
+               (unsigned long long)(td_budget_limit() >> 20));
         return send_reject(s, rs, c);
     }
     td_req req;
@@ -882,6 +933,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     sink_release(rs);
     free(rs->capbuf);
     free(rs->body);
+    td_budget_release(rs->reserved);
     free(rs);
 }
 

@@ -24,7 +24,15 @@
  * Recording that end may release the reserve; if even it cannot be written (END_TRIES
  * attempts, ~8 s), the worker leaves the job "running" in the store and takes the next
  * one: the next start resumes it. A worker sleeps between attempts and never spins. A
- * queued job does not start while state_dir is full: its worker waits for room. */
+ * queued job does not start while state_dir is full: its worker waits for room.
+ *
+ * Memory (util/budget.h): every queued job carries its estimate (td_train_memory_estimate
+ * for `cores` threads plus its datasets). A worker takes the head of the queue only once
+ * that estimate is reserved in the budget, and returns it when the job ends; so jobs that
+ * fit alone but not together run one after the other, in submission order (the head
+ * waits, nothing overtakes it: no starvation). Workers sleep on `work` meanwhile; every
+ * release of budget (a job ending, a request body read) broadcasts it. td_budget_release
+ * is never called with `mu` held (the listener takes `mu`). */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -39,6 +47,7 @@
 
 #include "http/json_job.h"
 #include "traind/train.h"
+#include "util/budget.h"
 #include "util/log.h"
 
 #define TRAIN_NICE 10
@@ -50,12 +59,17 @@ typedef struct running {
     int cancel;
 } running;
 
+typedef struct qentry {
+    char id[TD_ID_MAX];
+    uint64_t bytes;              /* estimated memory, reserved while it runs */
+} qentry;
+
 struct td_jobs {
     td_store *store;
     td_jobs_opts o;
     pthread_mutex_t mu;
     pthread_cond_t work, changed;
-    char (*queue)[TD_ID_MAX];    /* ring of qcap ids */
+    qentry *queue;               /* ring of qcap jobs */
     int qhead, qlen, qcap;
     int inserting;               /* td_jobs_submit calls inserting into the store */
     int stopping;
@@ -88,19 +102,21 @@ static void notify(td_jobs *jm)
 }
 
 /* Appends id to the ring, growing it when needed. Caller holds mu. */
-static td_status push_locked(td_jobs *jm, const char *id)
+static td_status push_locked(td_jobs *jm, const char *id, uint64_t bytes)
 {
     if (jm->qlen == jm->qcap) {
         int cap = jm->qcap ? 2 * jm->qcap : 64;
-        char(*q)[TD_ID_MAX] = malloc(sizeof *q * (size_t)cap);
+        qentry *q = malloc(sizeof *q * (size_t)cap);
         if (!q)
             return TD_ENOMEM;
         for (int i = 0; i < jm->qlen; i++)
-            memcpy(q[i], jm->queue[(jm->qhead + i) % jm->qcap], TD_ID_MAX);
+            q[i] = jm->queue[(jm->qhead + i) % jm->qcap];
         free(jm->queue);
         jm->queue = q, jm->qcap = cap, jm->qhead = 0;
     }
-    snprintf(jm->queue[(jm->qhead + jm->qlen) % jm->qcap], TD_ID_MAX, "%s", id);
+    qentry *e = &jm->queue[(jm->qhead + jm->qlen) % jm->qcap];
+    snprintf(e->id, TD_ID_MAX, "%s", id);
+    e->bytes = bytes;
     jm->qlen++;
     pthread_cond_signal(&jm->work);
     return TD_OK;
@@ -110,14 +126,36 @@ static td_status push_locked(td_jobs *jm, const char *id)
 static void remove_locked(td_jobs *jm, const char *id)
 {
     for (int i = 0; i < jm->qlen; i++) {
-        if (strcmp(jm->queue[(jm->qhead + i) % jm->qcap], id) != 0)
+        if (strcmp(jm->queue[(jm->qhead + i) % jm->qcap].id, id) != 0)
             continue;
         for (int j = i; j + 1 < jm->qlen; j++)
-            memcpy(jm->queue[(jm->qhead + j) % jm->qcap],
-                   jm->queue[(jm->qhead + j + 1) % jm->qcap], TD_ID_MAX);
+            jm->queue[(jm->qhead + j) % jm->qcap] = jm->queue[(jm->qhead + j + 1) % jm->qcap];
         jm->qlen--;
+        pthread_cond_broadcast(&jm->work); /* the job behind it may fit now */
         return;
     }
+}
+
+/* 1 when the head of the queue may start: its estimate is now reserved (a job over the
+ * whole budget, possible only for one recovered at start-up, reserves all of it and so
+ * runs alone). Caller holds mu. */
+static int admit_locked(td_jobs *jm)
+{
+    if (jm->qlen == 0)
+        return 0;
+    qentry *e = &jm->queue[jm->qhead];
+    uint64_t limit = td_budget_limit();
+    if (limit && e->bytes > limit)
+        e->bytes = limit;
+    return td_budget_reserve(e->bytes);
+}
+
+static void budget_released(void *arg)
+{
+    td_jobs *jm = arg;
+    pthread_mutex_lock(&jm->mu);
+    pthread_cond_broadcast(&jm->work);
+    pthread_mutex_unlock(&jm->mu);
 }
 
 /* ---- one job ---------------------------------------------------------------------- */
@@ -412,12 +450,13 @@ static void *worker(void *arg)
         td_log(TD_LOG_DEBUG, "jobs", "training threads keep the default priority");
     pthread_mutex_lock(&jm->mu);
     for (;;) {
-        while (!jm->stopping && jm->qlen == 0)
+        while (!jm->stopping && !admit_locked(jm))
             pthread_cond_wait(&jm->work, &jm->mu);
         if (jm->stopping)
-            break;
+            break; /* (admit_locked reserved nothing: it is not called once stopping) */
         char id[TD_ID_MAX];
-        memcpy(id, jm->queue[jm->qhead], TD_ID_MAX);
+        memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
+        uint64_t bytes = jm->queue[jm->qhead].bytes;
         jm->qhead = (jm->qhead + 1) % jm->qcap;
         jm->qlen--;
         memcpy(jm->run[slot].id, id, TD_ID_MAX);
@@ -425,6 +464,7 @@ static void *worker(void *arg)
         jm->nrunning++;
         pthread_mutex_unlock(&jm->mu);
         run_job(jm, slot, id);
+        td_budget_release(bytes); /* wakes the workers: the next job may fit */
         pthread_mutex_lock(&jm->mu);
         jm->run[slot].id[0] = '\0';
         jm->nrunning--;
@@ -433,7 +473,35 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The memory estimate of a job found in the store at start-up (as td_jobs_job_bytes);
+ * 0 when it cannot be made (its run then fails with the reason). */
+static uint64_t recovered_bytes(td_jobs *jm, const td_job_row *row)
+{
+    td_stored_dataset train = {0}, val = {0};
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    uint64_t bytes = 0;
+    int64_t K;
+    const td_dataset *v = row->validation[0] ? &val.ds : NULL;
+    if (td_store_dataset_load(jm->store, row->dataset, &train, NULL) == TD_OK &&
+        (!v || td_store_dataset_load(jm->store, row->validation, &val, NULL) == TD_OK) &&
+        td_job_decode_hparams(&hp, row->model, row->hyperparameters, &train.ds, NULL) == TD_OK &&
+        td_trainer_check(&hp, &train.ds, v, &K, NULL) == TD_OK)
+        bytes = td_jobs_job_bytes(&hp, &train, v ? &val : NULL, K, jm->o.cores);
+    td_hparams_fini(&hp);
+    td_stored_dataset_fini(&train);
+    td_stored_dataset_fini(&val);
+    return bytes;
+}
+
 /* ---- public ------------------------------------------------------------------------ */
+
+uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
+                           const td_stored_dataset *val, int64_t K, int cores)
+{
+    uint64_t b = td_train_memory_estimate(hp, &train->ds, val ? &val->ds : NULL, K, cores);
+    return b + (uint64_t)train->meta.bytes + (val ? (uint64_t)val->meta.bytes : 0);
+}
 
 td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, td_error *err)
 {
@@ -462,10 +530,11 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         return st;
     }
     for (int i = 0; i < n && !st; i++)
-        st = push_locked(jm, rows[i].id);
+        st = push_locked(jm, rows[i].id, recovered_bytes(jm, &rows[i]));
     td_job_rows_free(rows, n);
     if (n > 0)
         td_log(TD_LOG_INFO, "jobs", "recovered %d unfinished job(s)", n);
+    td_budget_on_release(budget_released, jm);
     jm->run = calloc((size_t)jm->o.workers, sizeof *jm->run);
     jm->threads = calloc((size_t)jm->o.workers, sizeof *jm->threads);
     if (st || !jm->run || !jm->threads) {
@@ -510,6 +579,7 @@ void td_jobs_destroy(td_jobs *jm)
     if (!jm)
         return;
     td_jobs_stop(jm);
+    td_budget_on_release(NULL, NULL);
     free(jm->queue);
     free(jm->threads);
     free(jm->run);
@@ -519,8 +589,8 @@ void td_jobs_destroy(td_jobs *jm)
     free(jm);
 }
 
-td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, char id_out[TD_ID_MAX],
-                         td_error *err)
+td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
+                         char id_out[TD_ID_MAX], td_error *err)
 {
     pthread_mutex_lock(&jm->mu);
     td_status st = TD_OK;
@@ -538,7 +608,7 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, char id_out[TD_ID
     st = td_store_job_insert(jm->store, spec, id_out, err);
     pthread_mutex_lock(&jm->mu);
     jm->inserting--;
-    if (st == TD_OK && (st = push_locked(jm, id_out)))
+    if (st == TD_OK && (st = push_locked(jm, id_out, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
     if (st == TD_OK)
         notify_locked(jm);

@@ -12,6 +12,7 @@
 
 #include "store/reserve.h"
 #include "store/store.h"
+#include "traind/hparams.h"
 #include "traind/status.h"
 
 typedef struct td_jobs td_jobs;
@@ -35,9 +36,16 @@ void td_jobs_destroy(td_jobs *jm);
 
 /* Inserts a job (td_store_job_insert) and queues it. TD_EBUSY when max_queued jobs wait
  * already (nothing inserted), TD_ESHUTDOWN after td_jobs_stop. A duplicate idempotency
- * key gives TD_ECONFLICT with the existing id in id_out (nothing queued). */
-td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, char id_out[TD_ID_MAX],
-                         td_error *err);
+ * key gives TD_ECONFLICT with the existing id in id_out (nothing queued). mem_bytes is
+ * the job's memory (td_jobs_job_bytes): it starts once that fits the budget
+ * (util/budget.h) and stays queued until then, behind no later job. */
+td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
+                         char id_out[TD_ID_MAX], td_error *err);
+
+/* A job's memory for admission: its trainer's td_train_memory_estimate with `cores`
+ * threads plus its loaded datasets (val may be NULL); K from td_trainer_check. */
+uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
+                           const td_stored_dataset *val, int64_t K, int cores);
 
 /* Cancels: a queued job at once, a running one at its next epoch boundary. */
 td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,

@@ -306,6 +306,54 @@ static void sync_model(embed_trainer *t)
     t->model.converged = 0;
 }
 
+td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
+                                 const td_dataset *val, int64_t *E, td_error *err)
+{
+    td_status st;
+    if ((st = td_hparams_check(hp, train, E, err)))
+        return st;
+    if (val)
+        return td_fail(err, TD_EINVAL, "validation", "an embed_gmm job takes no validation "
+                       "set");
+    return TD_OK;
+}
+
+size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t E,
+                              int threads)
+{
+    int64_t N = train->N, D = train->D, M = hp->components, ng = td_embed_gmm_rows(hp, N);
+    int64_t P = train->pairs && train->P > 0 && train->P < hp->pairs_per_iteration
+                    ? train->P : hp->pairs_per_iteration;
+    td_model m, net;
+    td_model_shape(&m, hp, D, E);
+    m.rows = N;
+    m.n_params = td_model_nparams(&m);
+    td_embed_net_view(&net, &m);
+    td_optim probe = {.kind = hp->optimizer, .momentum = hp->momentum};
+    size_t nbuf = (size_t)td_optim_nbuffers(&probe), n_net = (size_t)net.n_params;
+    size_t gmm = sizeof(double) * (size_t)(M + M * E + M * td_gmm_cov_size(hp->covariance, E));
+    int64_t zcap = ng < N ? ng + 2 * P : N;
+    zcap = zcap < 2 * P ? 2 * P : zcap;
+    size_t b = sizeof(embed_trainer) + sizeof(float) * (size_t)m.n_params +
+               sizeof(float) * n_net * (2 + nbuf) + 2 * gmm +
+               sizeof(float) * (size_t)(hp->weights_init.n + hp->means_init.n +
+                                        hp->covariances_init.n);
+    /* prepare_buffers: pairs, the rows and embeddings of an iteration, the label groups */
+    b += sizeof(int64_t) * (size_t)(4 * P + zcap) + sizeof(int32_t) * (size_t)P +
+         sizeof(float) * (size_t)(2 * zcap * E + 4 * P * E) +
+         sizeof(double) * (size_t)(E + M) + (size_t)M + td_mlp_bytes(&net, 1, threads);
+    if (ng < N)
+        b += sizeof(int64_t) * (size_t)(N + ng);
+    if (!(train->pairs && train->P > 0))
+        b += sizeof(int64_t) * (size_t)(4 * N) + sizeof(label_row) * (size_t)N;
+    b += td_gmm_work_bytes(ng, E, M, hp->covariance);
+    /* the last iteration's predictions on every row (td_embed_predict) */
+    b += sizeof(int32_t) * (size_t)N + sizeof(float) * (size_t)(N * E + N * M + N) +
+         td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->covariance);
+    b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
+    return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
+}
+
 td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
                                   const td_dataset *train, const td_dataset *val,
                                   td_error *err)
@@ -313,11 +361,8 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     td_status st;
     int64_t E;
     *out = NULL;
-    if ((st = td_hparams_check(hp, train, &E, err)))
+    if ((st = td_embed_trainer_check(hp, train, val, &E, err)))
         return st;
-    if (val)
-        return td_fail(err, TD_EINVAL, "validation", "an embed_gmm job takes no validation "
-                       "set");
     embed_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
@@ -430,6 +475,8 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
         }
     }
     if (ok)
+        td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
+    if (ok)
         ok = (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.covariance, t->centre)) != NULL;
     if (!ok)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory for the embed_gmm buffers (%lld "
@@ -460,7 +507,10 @@ static void embed_destroy(td_trainer *base)
 
 static void embed_set_threads(td_trainer *base, int n)
 {
-    td_pool_resize(&((embed_trainer *)base)->pool, n);
+    embed_trainer *t = (embed_trainer *)base;
+    td_pool_resize(&t->pool, n);
+    if (t->mlp) /* best effort: without the slots, the network runs narrower waves */
+        td_mlp_reserve(t->mlp, n);
 }
 
 #define SELF(b) ((const embed_trainer *)(b))

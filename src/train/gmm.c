@@ -409,6 +409,60 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
     return TD_OK;
 }
 
+/* The work split, from N, E, M and the covariance kind only: E-step chunks R of blocks
+ * of B rows (Mg components per full-covariance block); M-step tasks T2 = groups of Kg
+ * components x C row chunks, with blocks of B2 rows. */
+static void work_plan(td_gmm_work *w, int64_t *Kg_out)
+{
+    int64_t N = w->N, E = w->E, M = w->M;
+    w->R = imax(1, imin(MAX_TASKS, (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK));
+    w->R = imin(w->R, imax(1, ESUM_DOUBLES / (M * (E + 1))));
+    int64_t B = SCRATCH_FLOATS / imax(1, imax(M, E));
+    B = imax(16, imin(256, B / 16 * 16)); /* a multiple of 16: see log_densities */
+    w->B = B;
+    w->Mg = imax(1, imin(M, SCRATCH_FLOATS / (B * E)));
+    int64_t C = 1, Kg = 1;
+    if (M >= MAX_TASKS) {
+        Kg = (M + MAX_TASKS - 1) / MAX_TASKS;
+    } else {
+        C = MAX_TASKS / M;
+        C = imin(C, imax(1, N / 2048));
+        if (M * w->SA * C > (1ll << 24))
+            C = 1;
+    }
+    int64_t G = (M + Kg - 1) / Kg;
+    w->C = C;
+    w->T2 = G * C;
+    w->B2 = imax(8, imin(256, SCRATCH_FLOATS / E / 8 * 8));
+    *Kg_out = Kg;
+}
+
+static size_t vbytes(int64_t n) { return (size_t)((n + 15) / 16 * 16) * sizeof(float); }
+
+size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov)
+{
+    td_gmm_work w = {.N = N, .E = E, .M = M, .cov = cov, .CS = td_gmm_cov_size(cov, E),
+                     .SA = cov == TD_COV_FULL ? E * E : E};
+    int64_t Kg;
+    work_plan(&w, &Kg);
+    size_t b = sizeof w + sizeof(double) * (size_t)E + sizeof(float) * (size_t)(E + M * N + N) +
+               sizeof(float) * (size_t)((cov == TD_COV_FULL ? M * E * E : M * E) + 2 * M * E + M) +
+               (size_t)M;
+    size_t chunk = vbytes(E * w.B) * 2 + vbytes(M * w.B) + 2 * vbytes(w.B) + /* + gT */
+                   sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
+                   (cov == TD_COV_FULL ? vbytes(w.Mg * E * w.B) : 0);
+    b += (size_t)w.R * chunk;
+    int64_t cap = w.B2 + GATHER_WIN;
+    b += (size_t)w.T2 * (sizeof(float) * (size_t)(2 * cap * E + cap + w.SA) +
+                         sizeof(int64_t) * GATHER_WIN);
+    b += sizeof(double) * (size_t)(w.C * M * (1 + E + w.SA));
+    b += sizeof(double) * (size_t)w.CS; /* data_cov */
+    /* k-means++ (td_gmm_initialize): cum, d2, labels twice, centres twice, sums */
+    b += sizeof(double) * (size_t)(2 * N + 3 * M * E + M) + sizeof(int32_t) * (size_t)(2 * N) +
+         sizeof(float) * (size_t)(M * E + M) + (size_t)M;
+    return b + sizeof(double) * (size_t)(4 * E * E + 4 * E) + sizeof(float) * 512 * (size_t)E;
+}
+
 /* ---- the workspace ------------------------------------------------------------------ */
 
 td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
@@ -445,12 +499,9 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
         w->centre_f[j] = (float)w->centre[j];
 
     /* E-step chunks and blocks */
-    w->R = imax(1, imin(MAX_TASKS, (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK));
-    w->R = imin(w->R, imax(1, ESUM_DOUBLES / (M * (E + 1))));
-    int64_t B = SCRATCH_FLOATS / imax(1, imax(M, E));
-    B = imax(16, imin(256, B / 16 * 16)); /* a multiple of 16: see log_densities */
-    w->B = B;
-    w->Mg = imax(1, imin(M, SCRATCH_FLOATS / (B * E)));
+    int64_t Kg;
+    work_plan(w, &Kg);
+    int64_t B = w->B, C = w->C;
     for (int64_t r = 0; r < w->R; r++) {
         echunk *c = &w->ch[r];
         c->lo = N * r / w->R;
@@ -466,19 +517,6 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
     }
 
     /* M-step tasks: (component group, row chunk) */
-    int64_t C = 1, Kg = 1;
-    if (M >= MAX_TASKS) {
-        Kg = (M + MAX_TASKS - 1) / MAX_TASKS;
-    } else {
-        C = MAX_TASKS / M;
-        C = imin(C, imax(1, N / 2048));
-        if (M * w->SA * C > (1ll << 24))
-            C = 1;
-    }
-    int64_t G = (M + Kg - 1) / Kg;
-    w->C = C;
-    w->T2 = G * C;
-    w->B2 = imax(8, imin(256, SCRATCH_FLOATS / E / 8 * 8));
     for (int64_t t = 0; t < w->T2; t++) {
         mtask *m = &w->mt[t];
         int64_t g = t / C;

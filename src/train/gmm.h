@@ -35,6 +35,7 @@
 #ifndef TRAIND_GMM_H
 #define TRAIND_GMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "math/pool.h"
@@ -81,6 +82,10 @@ typedef struct td_gmm_work td_gmm_work;
 td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
                                 td_covariance cov, const double *centre);
 void td_gmm_work_destroy(td_gmm_work *w);
+/* Bytes td_gmm_work_create and the passes on it (k-means++ initialisation, the gradient
+ * scratch of td_gmm_nll_grad) allocate at most, without allocating; the responsibilities
+ * (M, N) dominate. */
+size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov);
 /* respT (M, N) and the per-row log-likelihoods (N) of the last E-step. */
 const float *td_gmm_work_resp(const td_gmm_work *w);
 const float *td_gmm_work_loglik(const td_gmm_work *w);

@@ -97,16 +97,41 @@ static int gmm_finite(const td_gmm *g)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
+td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train,
+                               const td_dataset *val, int64_t *K, td_error *err)
+{
+    td_status st;
+    if ((st = td_hparams_check(hp, train, K, err)))
+        return st;
+    if (val)
+        return td_fail(err, TD_EINVAL, "validation", "a gmm job takes no validation set");
+    return TD_OK;
+}
+
+size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t K,
+                            int threads)
+{
+    int64_t M = K, E = train->D, N = train->N;
+    size_t gmm = sizeof(double) * (size_t)(M + M * E + M * td_gmm_cov_size(hp->covariance, E));
+    td_model m;
+    td_model_shape(&m, hp, E, K);
+    return sizeof(gmm_trainer) + sizeof(float) * (size_t)m.n_params + 2 * gmm +
+           sizeof(double) * (size_t)(M + E) + (size_t)M +
+           sizeof(float) * (size_t)(hp->weights_init.n + hp->means_init.n +
+                                    hp->covariances_init.n) +
+           td_gmm_work_bytes(N, E, M, hp->covariance) +
+           1024 * (size_t)(threads > 1 ? threads : 1) +  /* the pool */
+           512 + gmm; /* one td_trainer_save snapshot: header and mixture */
+}
+
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
                                 const td_dataset *train, const td_dataset *val, td_error *err)
 {
     td_status st;
     int64_t K;
     *out = NULL;
-    if ((st = td_hparams_check(hp, train, &K, err)))
+    if ((st = td_gmm_trainer_check(hp, train, val, &K, err)))
         return st;
-    if (val)
-        return td_fail(err, TD_EINVAL, "validation", "a gmm job takes no validation set");
     gmm_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");

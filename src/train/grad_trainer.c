@@ -176,12 +176,11 @@ static int all_finite(const float *p, int64_t n)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
-                                 const td_dataset *train, const td_dataset *val, td_error *err)
+td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
+                                const td_dataset *val, int64_t *Kout, td_error *err)
 {
     td_status st;
     int64_t K;
-    *out = NULL;
     if ((st = td_hparams_check(hp, train, &K, err)))
         return st;
     if (hp->model != TD_MODEL_SOFTMAX && hp->model != TD_MODEL_MLP)
@@ -199,6 +198,53 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
             return td_fail(err, TD_EINVAL, "validation",
                            "the validation set's targets do not match the training set's");
     }
+    td_model m;
+    td_model_shape(&m, hp, train->D, K);
+    if (hp->initial_weights && hp->n_initial_weights != m.n_params)
+        return td_fail(err, TD_EINVAL, "hyperparameters.initial_weights",
+                       "initial_weights has %lld values, the model has %lld parameters",
+                       (long long)hp->n_initial_weights, (long long)m.n_params);
+    *Kout = K;
+    return TD_OK;
+}
+
+size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train,
+                             const td_dataset *val, int64_t K, int threads)
+{
+    td_model m;
+    td_model_shape(&m, hp, train->D, K);
+    const size_t P = (size_t)m.n_params, G = (size_t)hp->groups;
+    td_optim probe = {.kind = hp->optimizer, .momentum = hp->momentum};
+    size_t nbuf = (size_t)td_optim_nbuffers(&probe);
+    int64_t N = train->N, n_val = val ? val->N : 0, n_train = N;
+    size_t b = sizeof(grad_trainer) + sizeof(float) * P * (3 + nbuf); /* params, grad, prev */
+    b += sizeof(float) * (size_t)(hp->n_initial_weights + hp->n_class_weights);
+    size_t per_row = train->Y ? sizeof(float) * (size_t)K : sizeof(int32_t) * G;
+    if (hp->validation_split > 0 && !val) { /* row lists and gathered targets */
+        n_val = (int64_t)floor(hp->validation_split * (double)N);
+        n_train = N - n_val;
+        b += sizeof(int64_t) * (size_t)(N + n_val) + per_row * (size_t)N;
+    }
+    int64_t batch = hp->batch_size > 0 && hp->batch_size < n_train ? hp->batch_size : 0;
+    if (batch)
+        b += sizeof(int64_t) * (size_t)n_train + per_row * (size_t)batch;
+    int64_t max_rows = n_train > n_val ? n_train : n_val;
+    if (hp->model == TD_MODEL_MLP)
+        b += td_mlp_bytes(&m, 1, threads);
+    else
+        b += td_linear_bytes(train->D, K, 1, max_rows, threads);
+    b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
+    return b + sizeof(float) * P * (1 + nbuf) + 256;  /* one td_trainer_save snapshot */
+}
+
+td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
+                                 const td_dataset *train, const td_dataset *val, td_error *err)
+{
+    td_status st;
+    int64_t K;
+    *out = NULL;
+    if ((st = td_grad_trainer_check(hp, train, val, &K, err)))
+        return st;
 
     grad_trainer *t = calloc(1, sizeof *t);
     if (!t)
@@ -216,12 +262,6 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
             t->n_penalized += (d->rows - (hp->regularize_bias ? 0 : d->skip_rows)) * d->cols;
     }
     int64_t P = t->model.n_params;
-    if (hp->initial_weights && hp->n_initial_weights != P) {
-        st = td_fail(err, TD_EINVAL, "hyperparameters.initial_weights",
-                     "initial_weights has %lld values, the model has %lld parameters",
-                     (long long)hp->n_initial_weights, (long long)P);
-        goto fail;
-    }
     if (!(t->model.params = calloc((size_t)P, sizeof(float))) ||
         !(t->grad = calloc((size_t)P, sizeof(float))) ||
         !(t->prev = calloc((size_t)P, sizeof(float))))
@@ -280,7 +320,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 2);
     t->best = INFINITY;
     if (hp->model == TD_MODEL_MLP ? !(t->mlp = td_mlp_create(&t->model, 1))
-                                  : !(t->lin = td_linear_create(train->D, K)))
+                                  : !(t->lin = td_linear_create(train->D, K, 1,
+                                                                t->n_train > t->n_val
+                                                                    ? t->n_train
+                                                                    : t->n_val)))
         goto fail;
     *out = &t->base;
     return TD_OK;
@@ -316,7 +359,13 @@ static void grad_destroy(td_trainer *base)
 
 static void grad_set_threads(td_trainer *base, int n)
 {
-    td_pool_resize(&((grad_trainer *)base)->pool, n);
+    grad_trainer *t = (grad_trainer *)base;
+    td_pool_resize(&t->pool, n);
+    /* best effort: without the slots, the linear kernel runs narrower waves */
+    if (t->lin)
+        td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
+    if (t->mlp)
+        td_mlp_reserve(t->mlp, n);
 }
 
 static const char *const *grad_columns(const td_trainer *base, int *n)

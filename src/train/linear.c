@@ -10,6 +10,7 @@
  * the batch's denominators), so training and /v1/loss share one implementation. */
 #include "train/linear.h"
 
+#include <assert.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,21 +20,27 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned access */
 #define RB 16                  /* rows per block */
 #define MIN_CHUNK 128          /* rows per chunk, at least */
+#define SLOTS_SMALL (1u << 20) /* bytes of slots always allowed (see slots_for) */
 
-typedef struct chunk {
-    float *dWt;                /* (K, DP) partial gradient, transposed */
+/* A slot is the working set of one chunk in flight: a thread reuses it for the chunks it
+ * runs, so memory grows with the threads, not with the chunks. Slot 0's dWt/db also hold
+ * the reduced gradient (chunk 0's partial, then the running sum). */
+typedef struct slot {
+    float *dWt;                /* (K, DP) partial gradient, transposed; NULL without grad */
     float *db;                 /* (K) */
-    td_loss_sums sums;
     float *logits, *dlogits;   /* (RB, K) scratch */
     v16 *acc;                  /* (RB, KV) scratch: padded logits, then padded dlogits */
-} chunk;
+} slot;
 
 struct td_linear {
     int64_t D, K, KV, DP;      /* DP = D rounded up to 16 */
     float *Wt;                 /* (K, DP) transposed copy of W, zero-padded */
     float *b;                  /* (K) bias, zeros without one */
     float *zero_row;           /* (D) zeros, stands in for missing rows of a block */
-    chunk chunks[TD_LINEAR_MAX_CHUNKS];
+    int with_grad;
+    int nslots;                /* slots allocated, >= 1; >= 2 when max_rows needs chunks */
+    slot slots[TD_LINEAR_MAX_CHUNKS];  /* at most one per chunk */
+    td_loss_sums sums[TD_LINEAR_MAX_CHUNKS]; /* per chunk, reduced in chunk order */
 };
 
 static void *vec_alloc(size_t nvec)
@@ -44,7 +51,83 @@ static void *vec_alloc(size_t nvec)
     return p;
 }
 
-td_linear *td_linear_create(int64_t D, int64_t K)
+/* Chunks of n rows: at most TD_LINEAR_MAX_CHUNKS, each at least MIN_CHUNK rows and a
+ * whole number of blocks. Depends on n only. */
+static int64_t chunk_rows_for(int64_t n)
+{
+    int64_t per = (n + TD_LINEAR_MAX_CHUNKS - 1) / TD_LINEAR_MAX_CHUNKS;
+    per = per > MIN_CHUNK ? per : MIN_CHUNK;
+    return (per + RB - 1) / RB * RB;
+}
+
+static int64_t nchunks_for(int64_t n)
+{
+    int64_t rows = chunk_rows_for(n);
+    return (n + rows - 1) / rows;
+}
+
+static size_t slot_bytes(int64_t K, int64_t KV, int64_t DP, int with_grad)
+{
+    size_t b = 2 * sizeof(float) * RB * (size_t)K + sizeof(v16) * (size_t)(RB * KV);
+    if (with_grad)
+        b += sizeof(float) * (size_t)(K * DP) + sizeof(float) * (size_t)K;
+    return b;
+}
+
+/* Slots for `threads` threads over batches of at most max_rows rows: one per chunk in
+ * flight plus the accumulator, or as many as SLOTS_SMALL bytes hold when that is more
+ * (a small model then runs every chunk in one wave, as fast as ever), never more than
+ * there are chunks. */
+static int slots_for(int64_t max_rows, int threads, size_t bytes)
+{
+    int64_t c = nchunks_for(max_rows > 0 ? max_rows : 1);
+    int64_t s = (threads > 1 ? threads : 1) + 1, small = (int64_t)(SLOTS_SMALL / bytes);
+    s = s > small ? s : small;
+    return (int)(c < s ? c : s);
+}
+
+size_t td_linear_bytes(int64_t D, int64_t K, int with_grad, int64_t max_rows, int threads)
+{
+    int64_t KV = (K + 15) / 16, DP = (D + 15) / 16 * 16;
+    return sizeof(struct td_linear) + sizeof(float) * (size_t)(K * DP + K + D) +
+           (size_t)slots_for(max_rows, threads, slot_bytes(K, KV, DP, with_grad)) *
+               slot_bytes(K, KV, DP, with_grad);
+}
+
+static int slot_alloc(td_linear *L, slot *sl)
+{
+    const int64_t K = L->K;
+    return (!L->with_grad || ((sl->dWt = vec_alloc((size_t)(K * L->DP / 16))) &&
+                              (sl->db = calloc((size_t)K, sizeof(float))))) &&
+           (sl->logits = malloc(sizeof(float) * RB * (size_t)K)) &&
+           (sl->dlogits = malloc(sizeof(float) * RB * (size_t)K)) &&
+           (sl->acc = vec_alloc((size_t)(RB * L->KV)));
+}
+
+static void slot_free(slot *sl)
+{
+    free(sl->dWt);
+    free(sl->db);
+    free(sl->logits);
+    free(sl->dlogits);
+    free(sl->acc);
+    memset(sl, 0, sizeof *sl);
+}
+
+int td_linear_reserve(td_linear *L, int64_t max_rows, int threads)
+{
+    int want = slots_for(max_rows, threads, slot_bytes(L->K, L->KV, L->DP, L->with_grad));
+    while (L->nslots < want) {
+        if (!slot_alloc(L, &L->slots[L->nslots])) {
+            slot_free(&L->slots[L->nslots]);
+            return -1;
+        }
+        L->nslots++;
+    }
+    return 0;
+}
+
+td_linear *td_linear_create(int64_t D, int64_t K, int with_grad, int64_t max_rows)
 {
     td_linear *L = calloc(1, sizeof *L);
     if (!L)
@@ -53,18 +136,11 @@ td_linear *td_linear_create(int64_t D, int64_t K)
     L->K = K;
     L->KV = (K + 15) / 16;
     L->DP = (D + 15) / 16 * 16;
+    L->with_grad = with_grad;
     int ok = (L->Wt = vec_alloc((size_t)(K * L->DP / 16))) &&
              (L->b = calloc((size_t)K, sizeof(float))) &&
              (L->zero_row = calloc((size_t)D, sizeof(float)));
-    for (int c = 0; ok && c < TD_LINEAR_MAX_CHUNKS; c++) {
-        chunk *ch = &L->chunks[c];
-        ok = (ch->dWt = vec_alloc((size_t)(K * L->DP / 16))) &&
-             (ch->db = calloc((size_t)K, sizeof(float))) &&
-             (ch->logits = malloc(sizeof(float) * RB * (size_t)K)) &&
-             (ch->dlogits = malloc(sizeof(float) * RB * (size_t)K)) &&
-             (ch->acc = vec_alloc((size_t)(RB * L->KV)));
-    }
-    if (!ok) {
+    if (!ok || td_linear_reserve(L, max_rows, 1)) { /* the slots of one thread */
         td_linear_destroy(L);
         return NULL;
     }
@@ -75,13 +151,8 @@ void td_linear_destroy(td_linear *L)
 {
     if (!L)
         return;
-    for (int c = 0; c < TD_LINEAR_MAX_CHUNKS; c++) {
-        free(L->chunks[c].dWt);
-        free(L->chunks[c].db);
-        free(L->chunks[c].logits);
-        free(L->chunks[c].dlogits);
-        free(L->chunks[c].acc);
-    }
+    for (int s = 0; s < L->nslots; s++)
+        slot_free(&L->slots[s]);
     free(L->Wt);
     free(L->b);
     free(L->zero_row);
@@ -103,6 +174,7 @@ typedef struct eval_ctx {
     const float *X;
     const int64_t *rows;
     int64_t n, chunk_rows, nchunks;
+    int64_t base;              /* first chunk of the current wave */
     const td_targets *tg;
     int want_grad;
     float *logits_out;         /* forward only: (n, K) */
@@ -234,14 +306,18 @@ static void block_grad(const td_linear *L, float *restrict dWt, float *restrict 
     }
 }
 
-static void eval_chunk(void *arg, int64_t c)
+/* Task t of a wave: chunk base + t, in slot t of the first wave (chunk 0 in slot 0, the
+ * accumulator) and slot t + 1 of the later ones. */
+static void eval_chunk(void *arg, int64_t t)
 {
     const eval_ctx *e = arg;
     const td_linear *L = e->L;
-    chunk *ch = &e->L->chunks[c];
+    const int64_t c = e->base + t;
+    slot *ch = &e->L->slots[e->base == 0 ? t : t + 1];
+    td_loss_sums *sums = &e->L->sums[c];
     const int64_t K = L->K;
     int64_t lo = c * e->chunk_rows, hi = lo + e->chunk_rows < e->n ? lo + e->chunk_rows : e->n;
-    memset(&ch->sums, 0, sizeof ch->sums);
+    memset(sums, 0, sizeof *sums);
     if (e->want_grad) {
         memset(ch->dWt, 0, sizeof(float) * (size_t)(K * L->DP));
         memset(ch->db, 0, sizeof(float) * (size_t)K);
@@ -262,7 +338,7 @@ static void eval_chunk(void *arg, int64_t c)
         }
         if (!e->tg)
             continue;
-        td_targets_block(&ch->sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
+        td_targets_block(sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
                          e->tg, &e->denoms);
         if (!e->want_grad)
             continue;
@@ -274,10 +350,38 @@ static void eval_chunk(void *arg, int64_t c)
 
 static void split(eval_ctx *e)
 {
-    int64_t per = (e->n + TD_LINEAR_MAX_CHUNKS - 1) / TD_LINEAR_MAX_CHUNKS;
-    e->chunk_rows = per > MIN_CHUNK ? per : MIN_CHUNK;
-    e->chunk_rows = (e->chunk_rows + RB - 1) / RB * RB;
+    e->chunk_rows = chunk_rows_for(e->n);
     e->nchunks = (e->n + e->chunk_rows - 1) / e->chunk_rows;
+}
+
+/* Runs every chunk in waves of as many chunks as there are threads (and slots for them);
+ * after each wave the partial gradients of its chunks are added to slot 0 in chunk order,
+ * so the sum is slot0 = ((g0 + g1) + g2) + ... whatever the wave width. */
+static void run_waves(eval_ctx *e, td_pool *pool)
+{
+    td_linear *L = e->L;
+    int64_t width = td_pool_threads(pool);
+    if (width > L->nslots - 1)
+        width = L->nslots - 1;
+    assert(e->nchunks <= L->nslots || L->nslots >= 2); /* n <= max_rows of create */
+    if (e->nchunks <= L->nslots) /* every chunk has a slot: one wave */
+        width = e->nchunks;
+    const int64_t G = L->K * L->DP;
+    for (e->base = 0; e->base < e->nchunks;) {
+        int64_t n = e->nchunks - e->base < width ? e->nchunks - e->base : width;
+        td_pool_run(pool, n, eval_chunk, e);
+        for (int64_t t = 0; e->want_grad && t < n; t++) {
+            if (e->base + t == 0)
+                continue;
+            const slot *ch = &L->slots[e->base == 0 ? t : t + 1];
+            float *dst = L->slots[0].dWt;
+            for (int64_t i = 0; i < G; i++)
+                dst[i] += ch->dWt[i];
+            for (int64_t i = 0; i < L->K; i++)
+                L->slots[0].db[i] += ch->db[i];
+        }
+        e->base += n;
+    }
 }
 
 void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, float *db,
@@ -288,29 +392,20 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
     td_targets_denoms(&e.denoms, tg, n);
     split(&e);
     pack_weights(L, W, b);
-    td_pool_run(pool, e.nchunks, eval_chunk, &e);
+    run_waves(&e, pool);
 
-    /* Reduce the chunks in order. */
+    /* Reduce the chunks' loss sums in order (the gradients were, wave by wave). */
     td_loss_sums sums = {0};
-    for (int64_t c = 0; c < e.nchunks; c++) {
-        const chunk *ch = &L->chunks[c];
-        td_loss_sums_add(&sums, &ch->sums);
-        if (c > 0 && dW) {
-            float *dst = L->chunks[0].dWt;
-            for (int64_t i = 0; i < L->K * L->DP; i++)
-                dst[i] += ch->dWt[i];
-            for (int64_t i = 0; i < L->K; i++)
-                L->chunks[0].db[i] += ch->db[i];
-        }
-    }
+    for (int64_t c = 0; c < e.nchunks; c++)
+        td_loss_sums_add(&sums, &L->sums[c]);
     td_targets_finish(st, &sums, &e.denoms, tg);
     if (dW) {
-        const float *g = L->chunks[0].dWt;
+        const float *g = L->slots[0].dWt;
         for (int64_t d = 0; d < L->D; d++)
             for (int64_t k = 0; k < L->K; k++)
                 dW[d * L->K + k] = g[k * L->DP + d];
         if (db)
-            memcpy(db, L->chunks[0].db, sizeof(float) * (size_t)L->K);
+            memcpy(db, L->slots[0].db, sizeof(float) * (size_t)L->K);
     }
 }
 
@@ -320,5 +415,5 @@ void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *
     eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .logits_out = logits};
     split(&e);
     pack_weights(L, W, b);
-    td_pool_run(pool, e.nchunks, eval_chunk, &e);
+    run_waves(&e, pool);
 }

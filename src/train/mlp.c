@@ -4,10 +4,13 @@
  * n and the model's shape only) and runs them as td_pool tasks. A chunk walks its rows in
  * blocks of at most BLOCK rows: gather the rows of X, forward through every layer, the
  * loss of the block (targets.c), backward through every layer, accumulating dW/db into the
- * chunk's own gradient (chunk 0 writes straight into the caller's grad, chunk c > 0 into
- * partial[c]). A second pool pass then adds partial[1..] to grad element by element in
- * chunk order, and the chunks' loss sums are added in chunk order. Each task touches only
- * its own chunk's memory; BLAS runs single-threaded inside the tasks (math/blas.h). */
+ * chunk's own gradient (chunk 0 writes straight into the caller's grad, a later chunk
+ * into its slot's partial). The chunks run in waves of one per thread, each in a slot
+ * (scratch + partial gradient) that the next wave reuses; after each wave a second pool
+ * pass adds the wave's partials to grad element by element in chunk order, so grad is
+ * ((g_0 + g_1) + g_2) + ... for any wave width, and the chunks' loss sums are added in
+ * chunk order. Each task touches only its own slot's memory; BLAS runs single-threaded
+ * inside the tasks (math/blas.h). */
 #include "train/mlp.h"
 
 #include <math.h>
@@ -23,6 +26,7 @@
 #define BLOCK_BUDGET (1 << 20)           /* floats of scratch per chunk, about */
 #define PARTIAL_BUDGET (64.0 * 1048576)  /* bytes of partial gradients, about */
 #define REDUCE_TASK 32768                /* gradient elements per reduction task */
+#define SLOTS_SMALL (1u << 20)           /* bytes of slots always allowed (see slots_for) */
 
 /* ---- layers --------------------------------------------------------------------------- */
 
@@ -101,8 +105,7 @@ typedef struct chunk {
     float *act[TD_MAX_HIDDEN + 1];       /* (block, dims[l+1]): hidden outputs, then logits */
     float *dlogits;                      /* (block, K) */
     float *dh[2];                        /* (block, Hmax) gradients of hidden outputs */
-    float *partial;                      /* (P) this chunk's gradient (chunks > 0) */
-    td_loss_sums sums;
+    float *partial;                      /* (P) a chunk's gradient (slots > 0) */
 } chunk;
 
 struct td_mlp {
@@ -113,8 +116,88 @@ struct td_mlp {
     td_activation act;
     int64_t block;                       /* rows per block: BLOCK, fewer for wide layers */
     int max_chunks;
-    chunk chunks[MAX_CHUNKS];
+    int with_grad;
+    int nslots;                          /* slots allocated: 2 .. max_chunks */
+    chunk chunks[MAX_CHUNKS];            /* slots: one per chunk in flight (see run_waves) */
+    td_loss_sums sums[MAX_CHUNKS];       /* per chunk, reduced in chunk order */
 };
+
+/* The chunk plan of a network of m's shape: max_chunks (partial gradients for chunks 1..
+ * within PARTIAL_BUDGET, but at least one: two chunks), rows per block, the widest hidden
+ * layer and the scratch floats per row of a block. */
+static void plan(const td_model *m, int *max_chunks, int64_t *block, int64_t *hmax_out,
+                 int64_t *row_out)
+{
+    double per = 4.0 * (double)(m->n_params > 0 ? m->n_params : 1);
+    double extra = floor(PARTIAL_BUDGET / per);
+    *max_chunks = 1 + (int)(extra < 1 ? 1 : extra > MAX_CHUNKS - 1 ? MAX_CHUNKS - 1 : extra);
+    int64_t hmax = 1, acts = 0;
+    for (int64_t l = 0; l <= m->n_hidden; l++) {
+        int64_t width = l < m->n_hidden ? m->hidden[l] : m->K;
+        acts += width;
+        if (l < m->n_hidden && width > hmax)
+            hmax = width;
+    }
+    int64_t row = m->D + acts + m->K + 2 * hmax; /* floats per row */
+    int64_t b = BLOCK_BUDGET / row;
+    *block = b > BLOCK ? BLOCK : b < 8 ? 8 : b;
+    *hmax_out = hmax;
+    *row_out = row;
+}
+
+/* Slots for `threads` threads: one per chunk in flight plus chunk 0's, or as many as
+ * SLOTS_SMALL bytes hold when that is more (a small network then runs every chunk in one
+ * wave), at most one per chunk. */
+static int slots_for(int max_chunks, int threads, size_t bytes)
+{
+    int s = (threads > 1 ? threads : 1) + 1;
+    int64_t small = (int64_t)(SLOTS_SMALL / (bytes ? bytes : 1));
+    s = s > small ? s : (int)(small < MAX_CHUNKS ? small : MAX_CHUNKS);
+    return s < max_chunks ? s : max_chunks;
+}
+
+size_t td_mlp_bytes(const td_model *m, int with_grad, int threads)
+{
+    int max_chunks;
+    int64_t block, hmax, row;
+    plan(m, &max_chunks, &block, &hmax, &row);
+    size_t per_chunk = sizeof(float) * (size_t)(block * row);
+    size_t partial = sizeof(float) * (size_t)(m->n_params > 0 ? m->n_params : 1);
+    size_t slots = (size_t)slots_for(max_chunks, threads, per_chunk + partial);
+    return sizeof(struct td_mlp) + slots * per_chunk + (with_grad ? (slots - 1) * partial : 0);
+}
+
+int td_mlp_reserve(td_mlp *M, int threads)
+{
+    int64_t hmax = 1;
+    for (int64_t l = 1; l <= M->L; l++)
+        hmax = M->dims[l] > hmax ? M->dims[l] : hmax;
+    int64_t acts = 0;
+    for (int64_t l = 1; l <= M->L + 1; l++)
+        acts += M->dims[l];
+    size_t scratch = (size_t)(M->block * (M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax));
+    int want = slots_for(M->max_chunks, threads,
+                         sizeof(float) * (scratch + (size_t)(M->P > 0 ? M->P : 1)));
+    for (; M->nslots < want; M->nslots++) {
+        chunk *ch = &M->chunks[M->nslots];
+        if (!(ch->mem = malloc(sizeof(float) * scratch)))
+            return -1;
+        float *p = ch->mem;
+        ch->x = p, p += M->block * M->dims[0];
+        for (int64_t l = 0; l <= M->L; l++)
+            ch->act[l] = p, p += M->block * M->dims[l + 1];
+        ch->dlogits = p, p += M->block * M->dims[M->L + 1];
+        ch->dh[0] = p, p += M->block * hmax;
+        ch->dh[1] = p;
+        if (M->with_grad && M->nslots > 0 &&
+            !(ch->partial = malloc(sizeof(float) * (size_t)(M->P > 0 ? M->P : 1)))) {
+            free(ch->mem);
+            ch->mem = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
 
 td_mlp *td_mlp_create(const td_model *m, int with_grad)
 {
@@ -136,39 +219,14 @@ td_mlp *td_mlp_create(const td_model *m, int with_grad)
         else
             M->boff[t[i].layer] = t[i].offset;
     }
-    /* Partial gradients for chunks 1.. within the budget, but at least one (two chunks). */
-    double per = 4.0 * (double)(M->P > 0 ? M->P : 1);
-    double extra = floor(PARTIAL_BUDGET / per);
-    M->max_chunks = 1 + (int)(extra < 1 ? 1 : extra > MAX_CHUNKS - 1 ? MAX_CHUNKS - 1 : extra);
-
-    int64_t hmax = 1, acts = 0;
-    for (int64_t l = 1; l <= M->L + 1; l++) {
-        acts += M->dims[l];
-        if (l <= M->L && M->dims[l] > hmax)
-            hmax = M->dims[l];
-    }
-    int64_t row = M->dims[0] + acts + M->dims[M->L + 1] + 2 * hmax; /* floats per row */
-    M->block = BLOCK_BUDGET / row;
-    M->block = M->block > BLOCK ? BLOCK : M->block < 8 ? 8 : M->block;
-    size_t scratch = (size_t)(M->block * row);
-    for (int c = 0; c < M->max_chunks; c++) {
-        chunk *ch = &M->chunks[c];
-        if (!(ch->mem = malloc(sizeof(float) * scratch)))
-            goto fail;
-        float *p = ch->mem;
-        ch->x = p, p += M->block * M->dims[0];
-        for (int64_t l = 0; l <= M->L; l++)
-            ch->act[l] = p, p += M->block * M->dims[l + 1];
-        ch->dlogits = p, p += M->block * M->dims[M->L + 1];
-        ch->dh[0] = p, p += M->block * hmax;
-        ch->dh[1] = p;
-        if (with_grad && c > 0 && !(ch->partial = malloc(sizeof(float) * (size_t)(M->P > 0 ? M->P : 1))))
-            goto fail;
+    int64_t hmax, row;
+    plan(m, &M->max_chunks, &M->block, &hmax, &row);
+    M->with_grad = with_grad;
+    if (td_mlp_reserve(M, 1)) { /* one thread: two slots */
+        td_mlp_destroy(M);
+        return NULL;
     }
     return M;
-fail:
-    td_mlp_destroy(M);
-    return NULL;
 }
 
 void td_mlp_destroy(td_mlp *M)
@@ -204,6 +262,7 @@ typedef struct eval_ctx {
     const float *X;
     const int64_t *rows;
     int64_t n, chunk_rows, nchunks;
+    int64_t base, width;                 /* the current wave: chunks [base, base + width) */
     const td_targets *tg;                /* NULL: forward only */
     float *grad;                         /* (P) or NULL */
     float *logits_out;                   /* (n, K) or NULL */
@@ -212,8 +271,8 @@ typedef struct eval_ctx {
 } eval_ctx;
 
 /* Rows [first, first + nb) of the batch: forward, loss, backward. */
-static void eval_block(const eval_ctx *e, chunk *ch, float *g, int64_t first, int64_t nb,
-                       int accumulate)
+static void eval_block(const eval_ctx *e, chunk *ch, td_loss_sums *sums, float *g,
+                       int64_t first, int64_t nb, int accumulate)
 {
     const td_mlp *M = e->M;
     const int64_t L = M->L, D = M->dims[0], K = M->dims[L + 1];
@@ -244,7 +303,7 @@ static void eval_block(const eval_ctx *e, chunk *ch, float *g, int64_t first, in
     } else {
         if (!e->tg)
             return;
-        td_targets_block(&ch->sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
+        td_targets_block(sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
                          &e->denoms);
         if (!g)
             return;
@@ -263,30 +322,58 @@ static void eval_block(const eval_ctx *e, chunk *ch, float *g, int64_t first, in
     }
 }
 
-static void eval_chunk(void *arg, int64_t c)
+/* Task t of a wave: chunk base + t, in slot t of the first wave (chunk 0 in slot 0,
+ * writing the caller's grad) and slot t + 1 of the later ones. */
+static chunk *slot_of(const eval_ctx *e, int64_t t)
+{
+    return &e->M->chunks[e->base == 0 ? t : t + 1];
+}
+
+static void eval_chunk(void *arg, int64_t t)
 {
     const eval_ctx *e = arg;
-    chunk *ch = &e->M->chunks[c];
+    const int64_t c = e->base + t;
+    chunk *ch = slot_of(e, t);
     float *g = e->grad ? (c == 0 ? e->grad : ch->partial) : NULL;
     int64_t lo = c * e->chunk_rows, hi = lo + e->chunk_rows < e->n ? lo + e->chunk_rows : e->n;
-    memset(&ch->sums, 0, sizeof ch->sums);
+    memset(&e->M->sums[c], 0, sizeof e->M->sums[c]);
     const int64_t B = e->M->block;
     for (int64_t first = lo; first < hi; first += B) {
         int64_t nb = hi - first < B ? hi - first : B;
-        eval_block(e, ch, g, first, nb, first > lo);
+        eval_block(e, ch, &e->M->sums[c], g, first, nb, first > lo);
     }
 }
 
-/* grad[i] += partial_1[i] + partial_2[i] + ... in chunk order, for one range of i. */
+/* grad[i] += partial[i] of each chunk of the wave after chunk 0, in chunk order, for one
+ * range of i. */
 static void reduce_task(void *arg, int64_t task)
 {
     const eval_ctx *e = arg;
     int64_t lo = task * REDUCE_TASK, hi = lo + REDUCE_TASK < e->M->P ? lo + REDUCE_TASK : e->M->P;
     float *restrict g = e->grad;
-    for (int64_t c = 1; c < e->nchunks; c++) {
-        const float *restrict p = e->M->chunks[c].partial;
+    for (int64_t t = e->base == 0 ? 1 : 0; t < e->width; t++) {
+        const float *restrict p = slot_of(e, t)->partial;
         for (int64_t i = lo; i < hi; i++)
             g[i] += p[i];
+    }
+}
+
+/* Runs every chunk in waves of one chunk per thread (and slot); after each wave its
+ * partial gradients are added to grad in chunk order, so every element of grad is
+ * ((g_0 + g_1) + g_2) + ... whatever the wave width. */
+static void run_waves(eval_ctx *e, td_pool *pool)
+{
+    td_mlp *M = e->M;
+    int64_t width = td_pool_threads(pool);
+    if (width > M->nslots - 1)
+        width = M->nslots - 1;
+    if (e->nchunks <= M->nslots) /* every chunk has a slot: one wave */
+        width = e->nchunks;
+    for (e->base = 0; e->base < e->nchunks; e->base += e->width) {
+        e->width = e->nchunks - e->base < width ? e->nchunks - e->base : width;
+        td_pool_run(pool, e->width, eval_chunk, e);
+        if (e->grad && (e->base > 0 || e->width > 1))
+            td_pool_run(pool, (M->P + REDUCE_TASK - 1) / REDUCE_TASK, reduce_task, e);
     }
 }
 
@@ -311,12 +398,10 @@ void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad,
     split(&e);
     if (grad && n == 0)
         memset(grad, 0, sizeof(float) * (size_t)M->P);
-    td_pool_run(pool, e.nchunks, eval_chunk, &e);
-    if (grad && e.nchunks > 1)
-        td_pool_run(pool, (M->P + REDUCE_TASK - 1) / REDUCE_TASK, reduce_task, &e);
+    run_waves(&e, pool);
     td_loss_sums sums = {0};
     for (int64_t c = 0; c < e.nchunks; c++)
-        td_loss_sums_add(&sums, &M->chunks[c].sums);
+        td_loss_sums_add(&sums, &M->sums[c]);
     td_targets_finish(st, &sums, &e.denoms, tg);
 }
 
@@ -326,7 +411,7 @@ void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params
     eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n,
                   .logits_out = logits};
     split(&e);
-    td_pool_run(pool, e.nchunks, eval_chunk, &e);
+    run_waves(&e, pool);
 }
 
 void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params,
@@ -337,7 +422,5 @@ void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params,
     split(&e);
     if (n == 0)
         memset(grad, 0, sizeof(float) * (size_t)M->P);
-    td_pool_run(pool, e.nchunks, eval_chunk, &e);
-    if (e.nchunks > 1)
-        td_pool_run(pool, (M->P + REDUCE_TASK - 1) / REDUCE_TASK, reduce_task, &e);
+    run_waves(&e, pool);
 }

@@ -10,12 +10,15 @@
  * Threads: td_mlp_eval splits the n rows into chunks whose number depends only on n and
  * the model's shape; each chunk runs the network on blocks of rows with single-threaded
  * sgemm (math/blas.h) and accumulates its own partial gradient; the partials and loss
- * sums are reduced in chunk order. Results are bit-identical for any thread count. All
- * scratch is allocated by td_mlp_create, once per trainer: nothing is allocated per
- * batch. */
+ * sums are reduced in chunk order. Results are bit-identical for any thread count. The
+ * chunks run in waves of one per thread, each in a slot (scratch and partial gradient)
+ * that later waves reuse, so memory grows with the threads, not the chunks. All scratch
+ * is allocated by td_mlp_create and td_mlp_reserve (when the thread count grows), once per
+ * trainer: nothing is allocated per batch. */
 #ifndef TRAIND_MLP_H
 #define TRAIND_MLP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "math/pool.h"
@@ -52,6 +55,13 @@ typedef struct td_mlp td_mlp;
  * NULL when out of memory. */
 td_mlp *td_mlp_create(const td_model *m, int with_grad);
 void td_mlp_destroy(td_mlp *M);
+/* Adds the slots (scratch block and partial gradient) that `threads` threads use: one per
+ * chunk in flight, never more than the chunks. 0, or -1 when out of memory: M keeps the
+ * slots it has and runs narrower waves, with the same results. */
+int td_mlp_reserve(td_mlp *M, int threads);
+/* Bytes td_mlp_create(m, with_grad) plus td_mlp_reserve(threads) allocate, without
+ * allocating. */
+size_t td_mlp_bytes(const td_model *m, int with_grad, int threads);
 
 /* params (m->n_params) OVERWRITTEN with PyTorch's nn.Linear default initialisation, drawn
  * from seed: every W and b of a layer with fan_in inputs uniform in

@@ -136,7 +136,7 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
                        td_model_names[m->kind]);
     td_tensor_desc t[TD_MAX_TENSORS];
     int n = td_model_layout(m, t);
-    td_linear *L = td_linear_create(m->D, m->K);
+    td_linear *L = td_linear_create(m->D, m->K, 0, N);
     if (!L)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_linear_forward(L, NULL, probs, m->params + t[0].offset,

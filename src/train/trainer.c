@@ -22,6 +22,45 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dat
     }
 }
 
+td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
+                           const td_dataset *val, int64_t *K, td_error *err)
+{
+    switch (hp->model) {
+    case TD_MODEL_SOFTMAX:
+    case TD_MODEL_MLP:
+        return td_grad_trainer_check(hp, train, val, K, err);
+    case TD_MODEL_GMM:
+        return td_gmm_trainer_check(hp, train, val, K, err);
+    case TD_MODEL_EMBED_GMM:
+        return td_embed_trainer_check(hp, train, val, K, err);
+    default:
+        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
+                       (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
+    }
+}
+
+size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
+                                const td_dataset *val, int64_t K, int threads)
+{
+    size_t b = 0;
+    switch (hp->model) {
+    case TD_MODEL_SOFTMAX:
+    case TD_MODEL_MLP:
+        b = td_grad_trainer_bytes(hp, train, val, K, threads);
+        break;
+    case TD_MODEL_GMM:
+        b = td_gmm_trainer_bytes(hp, train, K, threads);
+        break;
+    case TD_MODEL_EMBED_GMM:
+        b = td_embed_trainer_bytes(hp, train, K, threads);
+        break;
+    default:
+        return 0;
+    }
+    /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */
+    return b + b / 32 + (256u << 10);
+}
+
 void td_trainer_destroy(td_trainer *t)
 {
     if (t)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/budget.h"
 #include "util/log.h"
 
 typedef enum {
@@ -62,6 +63,10 @@ static const cfg_key keys[] = {
      "largest number of features in a dataset"},
     {"disk_reserve_mb", CFG_INT, "8", 0, 4096, FIELD(disk_reserve_mb),
      "MiB kept allocated in state_dir/reserve.bin so a full disk can still be emptied"},
+    {"max_memory_mb", CFG_I64, "0", 0, 1 << 30, FIELD(max_memory_mb),
+     "memory for running jobs (estimated) and request bodies being read, MiB; a job over "
+     "it alone gets 422, jobs that only fit one after another wait queued; 0 = half of "
+     "physical RAM"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -406,6 +411,14 @@ int td_config_max_event_streams(const td_config *c)
 {
     if (c->max_event_streams > 0) return c->max_event_streams;
     return c->max_connections > 1 ? c->max_connections / 2 : 1;
+}
+
+uint64_t td_config_max_memory(const td_config *c)
+{
+    if (c->max_memory_mb > 0)
+        return (uint64_t)c->max_memory_mb << 20;
+    uint64_t half = td_budget_physical() / 2;
+    return half > 0 ? half : (uint64_t)4 << 30; /* unknown RAM: 4 GiB */
 }
 
 void td_config_dump(const td_config *c, FILE *out)

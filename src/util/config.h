@@ -37,6 +37,7 @@ typedef struct td_config {
     int64_t max_dataset_rows;
     int64_t max_dataset_features;
     int disk_reserve_mb;                 /* space kept for deletes on a full disk, MiB */
+    int64_t max_memory_mb;               /* memory budget, MiB; 0 = half of physical RAM */
 
     /* Resolved by td_config_finish (not keys of the file): */
     char auth_token[TD_TOKEN_MAX];       /* from auth_token_file, else $TRAIND_TOKEN; "" = none */
@@ -87,6 +88,8 @@ uint64_t td_config_max_body(const td_config *c);
 
 /* Event streams allowed at once: max_event_streams, or half of max_connections when 0. */
 int td_config_max_event_streams(const td_config *c);
+/* Memory budget in bytes: max_memory_mb, or half of physical RAM when 0. */
+uint64_t td_config_max_memory(const td_config *c);
 
 /* Prints every key as `key = value` (the token is never printed). */
 void td_config_dump(const td_config *c, FILE *out);
