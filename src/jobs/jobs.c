@@ -16,7 +16,14 @@
  * the load changes. Training threads run at nice TRAIN_NICE (a worker sets it on itself
  * and its trainer's pool threads inherit it): with every core training, an HTTP thread
  * (nice 0) still gets a core as soon as a request comes, so status requests stay fast;
- * when the API is idle the cores are all training's. */
+ * when the API is idle the cores are all training's.
+ *
+ * Crash loops: a worker marks its job live in the store before training and clears the
+ * mark when it lets go (the job ended, or was checkpointed for a shutdown). A mark found
+ * at the next start means the process died running the job (a crash, an abort, an OOM
+ * kill): the job counts a crash and resumes, and at MAX_CRASHES it fails with code
+ * "crashed" instead (td_jobs_start, before any job runs), so one job whose data or
+ * settings kill the process cannot keep the service down. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -55,7 +62,12 @@ struct td_jobs {
     int nrunning;
     uint64_t change;
     int64_t samples, epochs;
+    int64_t fault_abort_after;   /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
 };
+
+/* Deaths of the daemon while running a job after which the job is failed ("crashed")
+ * instead of resumed once more: one bad job cannot keep the service down. */
+#define MAX_CRASHES 2
 
 static double now_s(void)
 {
@@ -145,6 +157,20 @@ static int threads_for_job(td_jobs *jm)
     return n < 1 ? 1 : n;
 }
 
+/* Test hook (see td_jobs_start): the process aborts inside a job, as a crash would,
+ * once it has trained fault_abort_after epochs. */
+static void fault_abort_point(td_jobs *jm)
+{
+    pthread_mutex_lock(&jm->mu);
+    int hit = jm->fault_abort_after > 0 && jm->epochs >= jm->fault_abort_after;
+    pthread_mutex_unlock(&jm->mu);
+    if (hit) {
+        td_log(TD_LOG_ERROR, "jobs", "TD_FAULT_ABORT_IN_JOB: aborting the process inside a "
+               "job (test hook)");
+        abort();
+    }
+}
+
 /* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
  * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start). */
 static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
@@ -207,6 +233,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         jm->samples += td_trainer_rows(c->t);
         notify_locked(jm);
         pthread_mutex_unlock(&jm->mu);
+        fault_abort_point(jm);
     }
 }
 
@@ -249,6 +276,31 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
     }
 }
 
+/* Sets or clears the job's live mark (td_store_job_set_live); returns 1 when it is set.
+ * A failure is logged, not fatal: the job runs, only its crash count is not kept. */
+static int mark_live(td_jobs *jm, const char *id, int live)
+{
+    td_error err = {{0}, {0}};
+    if (td_store_job_set_live(jm->store, id, live, &err) == TD_OK)
+        return live;
+    td_log(TD_LOG_WARN, "jobs", "job %s: cannot %s its live mark: %s", id,
+           live ? "set" : "clear", err.message);
+    return 0;
+}
+
+/* Fails (code "crashed") every unfinished job the daemon died running MAX_CRASHES
+ * times; the others count one more crash and resume. */
+static td_status reap_crashed(td_jobs *jm, td_error *err)
+{
+    td_job_row *rows = NULL;
+    int n = 0;
+    td_status st = td_store_job_reap_crashed(jm->store, MAX_CRASHES, &rows, &n, err);
+    for (int i = 0; i < n; i++)
+        td_log(TD_LOG_ERROR, "jobs", "job %s failed: %s", rows[i].id, rows[i].error_message);
+    td_job_rows_free(rows, n);
+    return st;
+}
+
 static void run_job(td_jobs *jm, int slot, const char *id)
 {
     td_error err = {{0}, {0}};
@@ -259,6 +311,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     job_ctx c = {.jm = jm, .slot = slot, .id = id};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
+    int live = 0;
 
     td_status st = td_store_job_start(jm->store, id, &row, &err);
     if (st == TD_ECONFLICT) /* cancelled while queued */
@@ -271,6 +324,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     }
     td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
            (long long)row.restarts);
+    live = mark_live(jm, id, 1);
     if (row.cancel_requested) { /* accepted before a crash: it still holds */
         pthread_mutex_lock(&jm->mu);
         jm->run[slot].cancel = 1;
@@ -326,6 +380,8 @@ done:
         record_end(jm, id, final, code, msg);
     }
 out:
+    if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
+        mark_live(jm, id, 0);
     free(ckpt);
     free(c.snap);
     td_trainer_destroy(c.t);
@@ -393,9 +449,17 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&jm->changed, &ca);
     pthread_condattr_destroy(&ca);
+    const char *fault = getenv("TD_FAULT_ABORT_IN_JOB"); /* test hook: README, Hardening */
+    if (fault && *fault) {
+        jm->fault_abort_after = atoll(fault) > 0 ? atoll(fault) : 1;
+        td_log(TD_LOG_WARN, "jobs", "test hook TD_FAULT_ABORT_IN_JOB is set: the process "
+               "aborts after %lld trained epochs", (long long)jm->fault_abort_after);
+    }
     td_job_row *rows = NULL;
     int n = 0;
-    td_status st = td_store_job_list_active(store, &rows, &n, err);
+    td_status st = reap_crashed(jm, err);
+    if (st == TD_OK)
+        st = td_store_job_list_active(store, &rows, &n, err);
     if (st) {
         td_jobs_destroy(jm);
         return st;

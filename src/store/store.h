@@ -152,6 +152,8 @@ typedef struct td_job_row {
     int has_model;               /* 1 once td_store_model_put ran */
     char *hyperparameters;       /* JSON */
     char *metrics;               /* JSON of the latest record, or NULL */
+    int64_t crashes;             /* deaths of the daemon while running it */
+    int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
 } td_job_row;
 
 void td_job_row_fini(td_job_row *row);
@@ -274,5 +276,18 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
 
 /* Frees buffers the store handed out (checkpoints, model meta and params). */
 void td_store_free(void *p);
+
+/* ---- crash-loop protection (issue 10) ------------------------------------------------ */
+
+/* A job's "live" mark: a worker sets it (1) when it takes the job, before training, and
+ * clears it (0) when it lets go (job ended, or checkpointed for a shutdown). A mark found
+ * set when a daemon starts means the previous process died while running the job. */
+td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err);
+/* At start-up, before any job runs: every queued or running job still marked live
+ * counts one more crash (and is unmarked); those with at least max_crashes become
+ * failed with error code "crashed" and a message giving the count. *failed gets the rows
+ * of the jobs failed now (oldest first; free with td_job_rows_free), *n their count. */
+td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **failed, int *n,
+                                    td_error *err);
 
 #endif
