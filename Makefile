@@ -54,6 +54,9 @@ $(BUILD)/gen/openapi.c: docs/openapi.json
 	   echo 'const size_t td_openapi_json_len = sizeof td_openapi_json - 1;'; } > $@.tmp && \
 	 mv $@.tmp $@
 
+# The build fingerprint (src/math/fingerprint.h) names the flags that change the numbers.
+$(BUILD)/src/math/fingerprint.o: CFLAGS += -DTD_BUILD_FLAGS='"$(strip $(OPT) $(SAN))"'
+
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include "http/json_job.h"
+#include "math/fingerprint.h"
+#include "store/blob.h"
 #include "traind/train.h"
 #include "util/log.h"
 
@@ -63,6 +65,7 @@ struct td_jobs {
     uint64_t change;
     int64_t samples, epochs;
     int64_t fault_abort_after;   /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
+    char fingerprint[TD_BLOB_TAG_MAX + 1]; /* this build's, as checkpoints carry it */
 };
 
 /* Deaths of the daemon while running a job after which the job is failed ("crashed")
@@ -288,6 +291,22 @@ static int mark_live(td_jobs *jm, const char *id, int live)
     return 0;
 }
 
+/* A checkpoint written by a build with another fingerprint ("" = unknown: written before
+ * checkpoints carried one) resumes, but the job says its run is no longer bit-identical
+ * to an uninterrupted one: a log line and the job's resumed_on_different_build flag. */
+static void note_build_change(td_jobs *jm, const char *id, const char *built_by)
+{
+    if (strcmp(built_by, jm->fingerprint) == 0)
+        return;
+    td_log(TD_LOG_WARN, "jobs", "job %s resumes from a checkpoint of a different build (%s; "
+           "this build: %s): it continues, but its results may differ from an uninterrupted "
+           "run", id, built_by[0] ? built_by : "unknown", jm->fingerprint);
+    td_error err = {{0}, {0}};
+    if (td_store_job_mark_different_build(jm->store, id, &err))
+        td_log(TD_LOG_WARN, "jobs", "job %s: cannot record the build change: %s", id,
+               err.message);
+}
+
 /* Fails (code "crashed") every unfinished job the daemon died running MAX_CRASHES
  * times; the others count one more crash and resume. */
 static td_status reap_crashed(td_jobs *jm, td_error *err)
@@ -349,11 +368,14 @@ static void run_job(td_jobs *jm, int slot, const char *id)
         goto done;
     }
     size_t len;
-    st = td_store_checkpoint_load(jm->store, id, &ckpt, &len, &c.ckpt_epoch, &err);
+    char built_by[TD_BLOB_TAG_MAX + 1];
+    st = td_store_checkpoint_load_tagged(jm->store, id, &ckpt, &len, &c.ckpt_epoch, built_by,
+                                         sizeof built_by, &err);
     if (st == TD_OK) {
         if ((st = td_trainer_restore(c.t, ckpt, len, &err)))
             goto done;
         td_log(TD_LOG_INFO, "jobs", "job %s resumes at epoch %lld", id, (long long)c.ckpt_epoch);
+        note_build_change(jm, id, built_by);
     } else if (st == TD_ENOTFOUND) {
         c.ckpt_epoch = 0;
     } else {
@@ -449,6 +471,12 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&jm->changed, &ca);
     pthread_condattr_destroy(&ca);
+    /* test hook (README, Hardening): another build's fingerprint, without rebuilding */
+    const char *fp = getenv("TD_TEST_BUILD_FINGERPRINT");
+    snprintf(jm->fingerprint, sizeof jm->fingerprint, "%s",
+             fp && *fp ? fp : td_numeric_fingerprint());
+    td_store_set_build_tag(store, jm->fingerprint);
+    td_log(TD_LOG_INFO, "jobs", "build fingerprint: %s", jm->fingerprint);
     const char *fault = getenv("TD_FAULT_ABORT_IN_JOB"); /* test hook: README, Hardening */
     if (fault && *fault) {
         jm->fault_abort_after = atoll(fault) > 0 ? atoll(fault) : 1;

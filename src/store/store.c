@@ -54,6 +54,7 @@ struct td_store {
     int lock_fd;
     char dir[PATH_MAX / 2];
     sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
+    char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
@@ -1897,7 +1898,8 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
     if (ckpt) {
         td_blob_seg seg = {ckpt, ckpt_len};
         ckpt_path(path, sizeof path, s, job_id, epoch);
-        rc = td_blob_write(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, &seg, 1, err);
+        rc = td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag,
+                                  &seg, 1, err);
         if (rc)
             goto cleanup;
         written = 1;
@@ -1983,6 +1985,13 @@ td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoc
 td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
                                    int64_t *epoch, td_error *err)
 {
+    return td_store_checkpoint_load_tagged(s, job_id, buf, len, epoch, NULL, 0, err);
+}
+
+td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf,
+                                          size_t *len, int64_t *epoch, char *tag,
+                                          size_t tag_cap, td_error *err)
+{
     td_status rc = TD_OK;
     char path[PATH_MAX];
     int64_t rec = -1;
@@ -2008,7 +2017,7 @@ td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, 
             goto cleanup;
         }
         ckpt_path(path, sizeof path, s, job_id, rec);
-        rc = td_blob_read(path, TD_BLOB_CHECKPOINT, &aux, buf, len, err);
+        rc = td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, tag_cap, buf, len, err);
         if (rc != TD_ENOTFOUND)
             break;
     }
@@ -2210,6 +2219,28 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
         goto cleanup;
     bind_str(st, 1, now);
     rc = collect_jobs(s, st, INT32_MAX, failed, n, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
+void td_store_set_build_tag(td_store *s, const char *tag)
+{
+    snprintf(s->build_tag, sizeof s->build_tag, "%s", tag ? tag : "");
+}
+
+td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+
+    enter(s);
+    rc = prepare(s, &st, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, id ? id : "");
+    rc = step_done(s, st, err);
 cleanup:
     sqlite3_finalize(st);
     leave(s);

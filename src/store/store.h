@@ -261,6 +261,12 @@ td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoc
  * td_store_free), *len bytes, *epoch its epoch. TD_ENOTFOUND when there is none. */
 td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
                                    int64_t *epoch, td_error *err);
+/* td_store_checkpoint_load that also gives the checkpoint's build tag (see
+ * td_store_set_build_tag) in tag (tag_cap bytes, NUL-terminated; may be NULL): "" when
+ * the checkpoint has none (written before tags, or by a store without one). */
+td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf,
+                                          size_t *len, int64_t *epoch, char *tag,
+                                          size_t tag_cap, td_error *err);
 
 /* ---- models ------------------------------------------------------------------------- */
 
@@ -277,7 +283,15 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
 /* Frees buffers the store handed out (checkpoints, model meta and params). */
 void td_store_free(void *p);
 
-/* ---- crash-loop protection (issue 10) ------------------------------------------------ */
+/* ---- build changes and crash-loop protection (issue 10) ------------------------------ */
+
+/* The tag every checkpoint written from now on carries (the build fingerprint,
+ * math/fingerprint.h; at most TD_BLOB_TAG_MAX bytes, longer is cut; NULL or "" = none).
+ * Set it before any job runs: it is not synchronised with checkpoint writes. */
+void td_store_set_build_tag(td_store *s, const char *tag);
+/* Sets the job's resumed_on_different_build flag (it never clears). */
+td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err);
+
 
 /* A job's "live" mark: a worker sets it (1) when it takes the job, before training, and
  * clears it (0) when it lets go (job ended, or checkpointed for a shutdown). A mark found

@@ -745,7 +745,13 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     if (t->iter >= t->hp.epochs) { /* final assignments: the final model's predictions */
         if (!t->lab && !(t->lab = malloc(sizeof(int32_t) * (size_t)N)))
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-        if ((st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err)))
+        st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err);
+        if (st == TD_EINVAL) /* the float32 copy of a covariance is not positive definite */
+            return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "iteration %lld: the final "
+                           "mixture's covariances are not positive definite once stored as "
+                           "float32 (collapsed or collinear embeddings, no finite density); "
+                           "increase reg_covar (now %g)", (long long)t->iter, t->hp.reg_covar);
+        if (st)
             return st;
         for (int64_t i = 0; i < N; i++)
             params[t->assign_off + i] = (float)t->lab[i];
