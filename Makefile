@@ -61,6 +61,9 @@ $(BUILD)/gen/openapi.c: docs/openapi.json
 	   echo 'const size_t td_openapi_json_len = sizeof td_openapi_json - 1;'; } > $@.tmp && \
 	 mv $@.tmp $@
 
+# The build fingerprint (src/math/fingerprint.h) names the flags that change the numbers.
+$(BUILD)/src/math/fingerprint.o: CFLAGS += -DTD_BUILD_FLAGS='"$(strip $(OPT) $(SAN))"'
+
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -163,7 +166,7 @@ reference:
 # build-fuzz/crash-* (copy it to tests/regress/<name>/: the regress suite replays it).
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router
+FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router train
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -pthread -Iinclude -Isrc -Ifuzz $(PKG_CFLAGS) \
                 -DTD_VERSION='"$(VERSION)"'

@@ -544,6 +544,7 @@ static void resume_after(int sig)
     snprintf(path, sizeof path, "/v1/jobs/%s", job);
     call c = req(r.port, "GET", path, NULL, NULL);
     ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint, 1);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(c.json, "resumed_on_different_build")));
     done(&c);
     /* History: epochs 1..1500 exactly once each. */
     snprintf(path, sizeof path, "/v1/jobs/%s/losses", job);

@@ -34,6 +34,7 @@ static const struct {
     {"predict", "predict", td_fuzz_predict},
     {"config", "config", td_fuzz_config},
     {"router", "router", td_fuzz_router},
+    {"train", "train", td_fuzz_train},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 

@@ -151,6 +151,8 @@ char *td_json_job(const td_job_row *r, size_t *len)
     td_sbuf_int(&b, r->restarts);
     td_sbuf_key(&b, "cancel_requested", 0);
     td_sbuf_puts(&b, r->cancel_requested ? "true" : "false");
+    td_sbuf_key(&b, "resumed_on_different_build", 0);
+    td_sbuf_puts(&b, r->resumed_on_different_build ? "true" : "false");
     td_sbuf_puts(&b, "}");
     return td_sbuf_finish(&b, len);
 }

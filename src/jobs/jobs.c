@@ -32,7 +32,14 @@
  * fit alone but not together run one after the other, in submission order (the head
  * waits, nothing overtakes it: no starvation). Workers sleep on `work` meanwhile; every
  * release of budget (a job ending, a request body read) broadcasts it. td_budget_release
- * is never called with `mu` held (the listener takes `mu`). */
+ * is never called with `mu` held (the listener takes `mu`).
+ *
+ * Crash loops: a worker marks its job live in the store before training and clears the
+ * mark when it lets go (the job ended, or was checkpointed for a shutdown). A mark found
+ * at the next start means the process died running the job (a crash, an abort, an OOM
+ * kill): the job counts a crash and resumes, and at MAX_CRASHES it fails with code
+ * "crashed" instead (td_jobs_start, before any job runs), so one job whose data or
+ * settings kill the process cannot keep the service down. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -46,6 +53,8 @@
 #include <unistd.h>
 
 #include "http/json_job.h"
+#include "math/fingerprint.h"
+#include "store/blob.h"
 #include "traind/train.h"
 #include "util/budget.h"
 #include "util/log.h"
@@ -79,7 +88,13 @@ struct td_jobs {
     int nrunning;
     uint64_t change;
     int64_t samples, epochs;
+    int64_t fault_abort_after;   /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
+    char fingerprint[TD_BLOB_TAG_MAX + 1]; /* this build's, as checkpoints carry it */
 };
+
+/* Deaths of the daemon while running a job after which the job is failed ("crashed")
+ * instead of resumed once more: one bad job cannot keep the service down. */
+#define MAX_CRASHES 2
 
 static double now_s(void)
 {
@@ -212,6 +227,20 @@ static int retry_write(td_jobs *jm, td_status st, const td_error *err, int attem
     return !stopping_within(jm, 250 << (attempt - 1));
 }
 
+/* Test hook (see td_jobs_start): the process aborts inside a job, as a crash would,
+ * once it has trained fault_abort_after epochs. */
+static void fault_abort_point(td_jobs *jm)
+{
+    pthread_mutex_lock(&jm->mu);
+    int hit = jm->fault_abort_after > 0 && jm->epochs >= jm->fault_abort_after;
+    pthread_mutex_unlock(&jm->mu);
+    if (hit) {
+        td_log(TD_LOG_ERROR, "jobs", "TD_FAULT_ABORT_IN_JOB: aborting the process inside a "
+               "job (test hook)");
+        abort();
+    }
+}
+
 /* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
  * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start; so
  * does a job whose write was still refused for lack of space when the stop came). */
@@ -280,6 +309,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         jm->samples += td_trainer_rows(c->t);
         notify_locked(jm);
         pthread_mutex_unlock(&jm->mu);
+        fault_abort_point(jm);
     }
 }
 
@@ -346,6 +376,47 @@ static int wait_for_room(td_jobs *jm, int slot, const char *id)
     return 1;
 }
 
+/* Sets or clears the job's live mark (td_store_job_set_live); returns 1 when it is set.
+ * A failure is logged, not fatal: the job runs, only its crash count is not kept. */
+static int mark_live(td_jobs *jm, const char *id, int live)
+{
+    td_error err = {{0}, {0}};
+    if (td_store_job_set_live(jm->store, id, live, &err) == TD_OK)
+        return live;
+    td_log(TD_LOG_WARN, "jobs", "job %s: cannot %s its live mark: %s", id,
+           live ? "set" : "clear", err.message);
+    return 0;
+}
+
+/* A checkpoint written by a build with another fingerprint ("" = unknown: written before
+ * checkpoints carried one) resumes, but the job says its run is no longer bit-identical
+ * to an uninterrupted one: a log line and the job's resumed_on_different_build flag. */
+static void note_build_change(td_jobs *jm, const char *id, const char *built_by)
+{
+    if (strcmp(built_by, jm->fingerprint) == 0)
+        return;
+    td_log(TD_LOG_WARN, "jobs", "job %s resumes from a checkpoint of a different build (%s; "
+           "this build: %s): it continues, but its results may differ from an uninterrupted "
+           "run", id, built_by[0] ? built_by : "unknown", jm->fingerprint);
+    td_error err = {{0}, {0}};
+    if (td_store_job_mark_different_build(jm->store, id, &err))
+        td_log(TD_LOG_WARN, "jobs", "job %s: cannot record the build change: %s", id,
+               err.message);
+}
+
+/* Fails (code "crashed") every unfinished job the daemon died running MAX_CRASHES
+ * times; the others count one more crash and resume. */
+static td_status reap_crashed(td_jobs *jm, td_error *err)
+{
+    td_job_row *rows = NULL;
+    int n = 0;
+    td_status st = td_store_job_reap_crashed(jm->store, MAX_CRASHES, &rows, &n, err);
+    for (int i = 0; i < n; i++)
+        td_log(TD_LOG_ERROR, "jobs", "job %s failed: %s", rows[i].id, rows[i].error_message);
+    td_job_rows_free(rows, n);
+    return st;
+}
+
 static void run_job(td_jobs *jm, int slot, const char *id)
 {
     td_error err = {{0}, {0}};
@@ -356,6 +427,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     job_ctx c = {.jm = jm, .slot = slot, .id = id};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
+    int live = 0;
 
     if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
         goto out;
@@ -370,6 +442,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     }
     td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
            (long long)row.restarts);
+    live = mark_live(jm, id, 1);
     if (row.cancel_requested) { /* accepted before a crash: it still holds */
         pthread_mutex_lock(&jm->mu);
         jm->run[slot].cancel = 1;
@@ -394,11 +467,14 @@ static void run_job(td_jobs *jm, int slot, const char *id)
         goto done;
     }
     size_t len;
-    st = td_store_checkpoint_load(jm->store, id, &ckpt, &len, &c.ckpt_epoch, &err);
+    char built_by[TD_BLOB_TAG_MAX + 1];
+    st = td_store_checkpoint_load_tagged(jm->store, id, &ckpt, &len, &c.ckpt_epoch, built_by,
+                                         sizeof built_by, &err);
     if (st == TD_OK) {
         if ((st = td_trainer_restore(c.t, ckpt, len, &err)))
             goto done;
         td_log(TD_LOG_INFO, "jobs", "job %s resumes at epoch %lld", id, (long long)c.ckpt_epoch);
+        note_build_change(jm, id, built_by);
     } else if (st == TD_ENOTFOUND) {
         c.ckpt_epoch = 0;
     } else {
@@ -425,6 +501,8 @@ done:
         record_end(jm, id, final, code, msg);
     }
 out:
+    if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
+        mark_live(jm, id, 0);
     free(ckpt);
     free(c.snap);
     td_trainer_destroy(c.t);
@@ -522,9 +600,23 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&jm->changed, &ca);
     pthread_condattr_destroy(&ca);
+    /* test hook (README, Hardening): another build's fingerprint, without rebuilding */
+    const char *fp = getenv("TD_TEST_BUILD_FINGERPRINT");
+    snprintf(jm->fingerprint, sizeof jm->fingerprint, "%s",
+             fp && *fp ? fp : td_numeric_fingerprint());
+    td_store_set_build_tag(store, jm->fingerprint);
+    td_log(TD_LOG_INFO, "jobs", "build fingerprint: %s", jm->fingerprint);
+    const char *fault = getenv("TD_FAULT_ABORT_IN_JOB"); /* test hook: README, Hardening */
+    if (fault && *fault) {
+        jm->fault_abort_after = atoll(fault) > 0 ? atoll(fault) : 1;
+        td_log(TD_LOG_WARN, "jobs", "test hook TD_FAULT_ABORT_IN_JOB is set: the process "
+               "aborts after %lld trained epochs", (long long)jm->fault_abort_after);
+    }
     td_job_row *rows = NULL;
     int n = 0;
-    td_status st = td_store_job_list_active(store, &rows, &n, err);
+    td_status st = reap_crashed(jm, err);
+    if (st == TD_OK)
+        st = td_store_job_list_active(store, &rows, &n, err);
     if (st) {
         td_jobs_destroy(jm);
         return st;

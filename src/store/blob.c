@@ -204,11 +204,11 @@ static int read_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-static void fill_header(uint8_t hdr[TD_BLOB_HEADER], uint32_t kind, uint64_t aux,
-                        uint64_t length)
+static void fill_header(uint8_t hdr[TD_BLOB_HEADER], uint32_t version, uint32_t kind,
+                        uint64_t aux, uint64_t length)
 {
     memcpy(hdr, BLOB_MAGIC, 8);
-    wr32(hdr + 8, TD_BLOB_VERSION);
+    wr32(hdr + 8, version);
     wr32(hdr + 12, kind);
     wr64(hdr + 16, aux);
     wr64(hdr + 24, length);
@@ -230,17 +230,26 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-/* Writes the header (checksum 0), the payload while hashing it, then the checksum. */
-static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length,
-                         const td_blob_seg *segs, int nseg)
+/* Writes the header (checksum 0), the tag section (tag_len > 0: version 2), the payload
+ * while hashing them, then the checksum. */
+static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, const char *tag,
+                         size_t tag_len, const td_blob_seg *segs, int nseg)
 {
     uint8_t hdr[TD_BLOB_HEADER];
     td_xxh64_state h;
     td_xxh64_init(&h, 0);
-    fill_header(hdr, kind, aux, length);
+    fill_header(hdr, tag_len ? TD_BLOB_VERSION_TAGGED : TD_BLOB_VERSION, kind, aux, length);
     td_xxh64_update(&h, hdr, 32);
     if (write_all(fd, hdr, sizeof hdr) != 0)
         return -1;
+    if (tag_len) {
+        uint8_t n[4];
+        wr32(n, (uint32_t)tag_len);
+        td_xxh64_update(&h, n, 4);
+        td_xxh64_update(&h, tag, tag_len);
+        if (write_all(fd, n, 4) != 0 || write_all(fd, tag, tag_len) != 0)
+            return -1;
+    }
     for (int i = 0; i < nseg; i++) {
         const char *p = segs[i].data;
         size_t left = segs[i].len;
@@ -273,11 +282,24 @@ static td_status write_status(int e)
 td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_blob_seg *segs,
                         int nseg, td_error *err)
 {
+    return td_blob_write_tagged(path, kind, aux, NULL, segs, nseg, err);
+}
+
+td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, const char *tag,
+                               const td_blob_seg *segs, int nseg, td_error *err)
+{
     static atomic_uint counter;
     td_status rc = TD_OK;
     char tmp[PATH_MAX];
     int fd = -1, created = 0;
     uint64_t length = 0;
+    size_t tag_len = tag ? strlen(tag) : 0;
+
+    if (tag_len > TD_BLOB_TAG_MAX) {
+        rc = td_fail(err, TD_EINVAL, NULL, "blob %s: a tag of %zu bytes (at most %d)", path,
+                     tag_len, TD_BLOB_TAG_MAX);
+        goto cleanup;
+    }
 
     for (int i = 0; i < nseg; i++) {
         if (segs[i].len > 0 && !segs[i].data) {
@@ -299,7 +321,7 @@ td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_
     }
     created = 1;
 
-    if (write_payload(fd, kind, aux, length, segs, nseg) != 0 || fsync(fd) != 0) {
+    if (write_payload(fd, kind, aux, length, tag, tag_len, segs, nseg) != 0 || fsync(fd) != 0) {
         int e = errno ? errno : EIO;
         rc = td_fail(err, write_status(e), NULL, "write %s: %s", tmp, strerror(e));
         goto cleanup;
@@ -332,12 +354,22 @@ cleanup:
 td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,
                        size_t *len, td_error *err)
 {
+    return td_blob_read_tagged(path, kind, aux, NULL, 0, payload, len, err);
+}
+
+td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, char *tag,
+                              size_t tag_cap, void **payload, size_t *len, td_error *err)
+{
     td_status rc = TD_OK;
     int fd = -1;
     uint8_t *buf = NULL;
-    uint8_t hdr[TD_BLOB_HEADER];
+    uint8_t hdr[TD_BLOB_HEADER], tag_hdr[4] = {0};
+    char tag_buf[TD_BLOB_TAG_MAX];
+    uint32_t tag_len = 0;
     struct stat sb;
 
+    if (tag && tag_cap)
+        tag[0] = '\0';
     *payload = NULL;
     *len = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -363,20 +395,31 @@ td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **pa
         rc = td_fail(err, TD_EIO, NULL, "%s: not a traind blob (bad magic)", path);
         goto cleanup;
     }
-    if (rd32(hdr + 8) != TD_BLOB_VERSION) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: unsupported blob version %u", path, rd32(hdr + 8));
+    uint32_t version = rd32(hdr + 8);
+    if (version != TD_BLOB_VERSION && version != TD_BLOB_VERSION_TAGGED) {
+        rc = td_fail(err, TD_EIO, NULL, "%s: unsupported blob version %u", path, version);
         goto cleanup;
     }
+    if (version == TD_BLOB_VERSION_TAGGED) {
+        if (sb.st_size < TD_BLOB_HEADER + 4 || read_all(fd, tag_hdr, 4) != 0 ||
+            (tag_len = rd32(tag_hdr)) > TD_BLOB_TAG_MAX ||
+            (off_t)tag_len > sb.st_size - TD_BLOB_HEADER - 4 ||
+            read_all(fd, tag_buf, tag_len) != 0) {
+            rc = td_fail(err, TD_EIO, NULL, "%s: truncated or malformed tag", path);
+            goto cleanup;
+        }
+    }
+    off_t before = TD_BLOB_HEADER + (version == TD_BLOB_VERSION_TAGGED ? 4 + (off_t)tag_len : 0);
     if (kind != TD_BLOB_ANY && rd32(hdr + 12) != kind) {
         rc = td_fail(err, TD_EIO, NULL, "%s: blob kind %u, expected %u", path, rd32(hdr + 12),
                      kind);
         goto cleanup;
     }
     uint64_t length = rd64(hdr + 24);
-    if (length != (uint64_t)sb.st_size - TD_BLOB_HEADER || length > SIZE_MAX - 1) {
+    if (length != (uint64_t)(sb.st_size - before) || length > SIZE_MAX - 1) {
         rc = td_fail(err, TD_EIO, NULL, "%s: length mismatch (header %llu, file has %llu)",
                      path, (unsigned long long)length,
-                     (unsigned long long)(sb.st_size - TD_BLOB_HEADER));
+                     (unsigned long long)(sb.st_size - before));
         goto cleanup;
     }
     buf = malloc(length ? (size_t)length : 1);
@@ -391,6 +434,10 @@ td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **pa
     td_xxh64_state h;
     td_xxh64_init(&h, 0);
     td_xxh64_update(&h, hdr, 32);
+    if (version == TD_BLOB_VERSION_TAGGED) {
+        td_xxh64_update(&h, tag_hdr, 4);
+        td_xxh64_update(&h, tag_buf, tag_len);
+    }
     for (size_t off = 0; off < length;) {
         size_t c = length - off < CHUNK ? (size_t)(length - off) : CHUNK;
         if (read_all(fd, buf + off, c) != 0) {
@@ -409,6 +456,11 @@ td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **pa
     }
     if (aux)
         *aux = rd64(hdr + 16);
+    if (tag && tag_cap) {
+        size_t n = tag_len < tag_cap - 1 ? tag_len : tag_cap - 1;
+        memcpy(tag, tag_buf, n);
+        tag[n] = '\0';
+    }
     *payload = buf;
     *len = (size_t)length;
     buf = NULL;

@@ -6,8 +6,17 @@
  *   off 12  kind     u32      caller's tag (TD_BLOB_DATASET, ...), checked on read
  *   off 16  aux      u64      caller's value (e.g. a checkpoint's epoch), returned on read
  *   off 24  length   u64      payload bytes
- *   off 32  checksum u64      XXH64 (seed 0) of bytes 0..31 followed by the payload
+ *   off 32  checksum u64      XXH64 (seed 0) of bytes 0..31 followed by every byte from
+ *                             off 40 to the end (the tag section, then the payload)
+ *   version 1 (no tag):
  *   off 40  payload
+ *   version 2 (tagged):
+ *   off 40  tag_len  u32      bytes of the tag, <= TD_BLOB_TAG_MAX
+ *   off 44  tag      tag_len bytes of text, no NUL (checkpoints: the build fingerprint
+ *                             of the binary that wrote them, math/fingerprint.h)
+ *   off 44 + tag_len  payload
+ * length counts the payload only. A writer given no tag writes version 1; readers take
+ * both, and a version 1 file reads with the tag "" (unknown).
  * The payload is opaque bytes (the store writes host-endian float32/int32 arrays).
  *
  * Writing: a temp file "<path>.tmp.<pid>.<n>" in the same directory receives the
@@ -28,7 +37,9 @@
 #include "traind/status.h"
 
 #define TD_BLOB_VERSION 1u
+#define TD_BLOB_VERSION_TAGGED 2u
 #define TD_BLOB_HEADER 40
+#define TD_BLOB_TAG_MAX 1024
 
 enum { TD_BLOB_ANY = 0, TD_BLOB_DATASET = 1, TD_BLOB_CHECKPOINT = 2, TD_BLOB_MODEL = 3 };
 
@@ -44,6 +55,11 @@ typedef struct td_blob_seg {
 td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_blob_seg *segs,
                         int nseg, td_error *err);
 
+/* td_blob_write with a tag (text, at most TD_BLOB_TAG_MAX bytes, TD_EINVAL past it): a
+ * version 2 file; NULL or "" writes version 1, as td_blob_write. */
+td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, const char *tag,
+                               const td_blob_seg *segs, int nseg, td_error *err);
+
 /* Reads path, verifying magic, version, kind (unless kind == TD_BLOB_ANY), length
  * against the file size, and the checksum. On success *payload is a new buffer of *len
  * bytes (free it with td_blob_free; never NULL, even for an empty payload) and *aux
@@ -52,6 +68,10 @@ td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_
  * *payload is NULL. */
 td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,
                        size_t *len, td_error *err);
+/* td_blob_read that also returns the tag: NUL-terminated into tag (tag_cap > 0 bytes;
+ * a longer tag is cut), "" for a version 1 file. tag may be NULL. */
+td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, char *tag,
+                              size_t tag_cap, void **payload, size_t *len, td_error *err);
 
 /* Frees a payload from td_blob_read (NULL is fine). */
 void td_blob_free(void *payload);

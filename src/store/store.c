@@ -54,6 +54,7 @@ struct td_store {
     int lock_fd;
     char dir[PATH_MAX / 2];
     sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
+    char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
@@ -115,7 +116,8 @@ static const char *SCHEMA_SQL =
 #define JOB_COLS                                                                          \
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
-    "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL"
+    "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
+    "resumed_on_different_build"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -437,6 +439,44 @@ cleanup:
 
 static void sweep_history(td_store *s); /* with td_store_job_delete, below */
 
+/* Columns added after schema version 1 (issue 10): every database gets those it lacks
+ * at open, a new one right after SCHEMA_SQL, an older one in place (ALTER TABLE ADD
+ * COLUMN with a default: no table rewrite), so the migration is idempotent and needs no
+ * version bump. */
+static const struct {
+    const char *name, *decl;
+} ADDED_JOB_COLUMNS[] = {
+    /* 1 while a worker of the open daemon holds the job; found 1 at the next open, the
+     * daemon died while running it */
+    {"live", "INTEGER NOT NULL DEFAULT 0"},
+    /* deaths of the daemon while running the job (td_store_job_reap_crashed) */
+    {"crashes", "INTEGER NOT NULL DEFAULT 0"},
+    /* 1 once the job resumed from a checkpoint written by a differently built binary */
+    {"resumed_on_different_build", "INTEGER NOT NULL DEFAULT 0"},
+};
+
+static td_status add_missing_columns(td_store *s, td_error *err)
+{
+    td_status rc = TD_OK;
+    for (size_t i = 0; i < sizeof ADDED_JOB_COLUMNS / sizeof *ADDED_JOB_COLUMNS && !rc; i++) {
+        sqlite3_stmt *st = NULL;
+        int row;
+        rc = prepare(s, &st, "SELECT 1 FROM pragma_table_info('jobs') WHERE name = ?1", err);
+        if (!rc) {
+            bind_str(st, 1, ADDED_JOB_COLUMNS[i].name);
+            rc = step_row(s, st, &row, err);
+        }
+        sqlite3_finalize(st);
+        if (!rc && !row) {
+            char sql[160];
+            snprintf(sql, sizeof sql, "ALTER TABLE jobs ADD COLUMN %s %s",
+                     ADDED_JOB_COLUMNS[i].name, ADDED_JOB_COLUMNS[i].decl);
+            rc = exec_sql(s, sql, err);
+        }
+    }
+    return rc;
+}
+
 static void sqlite_setup(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized */
@@ -545,6 +585,8 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
                      TD_STORE_SCHEMA);
         goto cleanup;
     }
+    if ((rc = add_missing_columns(s, err)))
+        goto cleanup;
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++)
         if ((rc = sweep_dir(s, SUBDIRS[i], err)))
             goto cleanup;
@@ -996,6 +1038,8 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->checkpoint_epoch =
         sqlite3_column_type(st, 17) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 17);
     r->has_model = sqlite3_column_int(st, 18);
+    r->crashes = sqlite3_column_int64(st, 19);
+    r->resumed_on_different_build = sqlite3_column_int(st, 20);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
@@ -1920,7 +1964,8 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
     if (ckpt) {
         td_blob_seg seg = {ckpt, ckpt_len};
         ckpt_path(path, sizeof path, s, job_id, epoch);
-        rc = td_blob_write(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, &seg, 1, err);
+        rc = td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag,
+                                  &seg, 1, err);
         if (rc)
             goto cleanup;
         written = 1;
@@ -2006,6 +2051,13 @@ td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoc
 td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
                                    int64_t *epoch, td_error *err)
 {
+    return td_store_checkpoint_load_tagged(s, job_id, buf, len, epoch, NULL, 0, err);
+}
+
+td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf,
+                                          size_t *len, int64_t *epoch, char *tag,
+                                          size_t tag_cap, td_error *err)
+{
     td_status rc = TD_OK;
     char path[PATH_MAX];
     int64_t rec = -1;
@@ -2031,7 +2083,7 @@ td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, 
             goto cleanup;
         }
         ckpt_path(path, sizeof path, s, job_id, rec);
-        rc = td_blob_read(path, TD_BLOB_CHECKPOINT, &aux, buf, len, err);
+        rc = td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, tag_cap, buf, len, err);
         if (rc != TD_ENOTFOUND)
             break;
     }
@@ -2168,4 +2220,95 @@ cleanup:
 void td_store_free(void *p)
 {
     free(p);
+}
+
+/* ---- crash-loop protection and build changes (issue 10) ------------------------------ */
+
+td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+
+    enter(s);
+    rc = prepare(s, &st, "UPDATE jobs SET live = ?2 WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, id ? id : "");
+    sqlite3_bind_int(st, 2, live != 0);
+    rc = step_done(s, st, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
+td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **failed, int *n,
+                                    td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    char now[TD_TIME_MAX];
+
+    *failed = NULL;
+    *n = 0;
+    td_store_now(now);
+    enter(s);
+    rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    if (rc)
+        goto cleanup;
+    rc = prepare(s, &st,
+                 "UPDATE jobs SET crashes = crashes + (state IN ('queued', 'running')), "
+                 "live = 0 WHERE live = 1",
+                 err);
+    if (rc || (rc = step_done(s, st, err)))
+        goto cleanup;
+    rc = prepare(s, &st,
+                 "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = 'crashed', "
+                 "error_message = 'the daemon died ' || crashes || ' times while running this "
+                 "job (a crash, an abort or an out-of-memory kill); it is not resumed again' "
+                 "WHERE state IN ('queued', 'running') AND crashes >= ?1",
+                 err);
+    if (rc)
+        goto cleanup;
+    sqlite3_bind_int(st, 1, max_crashes);
+    bind_str(st, 2, now);
+    if ((rc = step_done(s, st, err)))
+        goto cleanup;
+    rc = exec_sql(s, "COMMIT", err);
+    if (rc)
+        goto cleanup;
+    rc = prepare(s, &st,
+                 "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
+                 "finished_at = ?1 ORDER BY id ASC",
+                 err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, now);
+    rc = collect_jobs(s, st, INT32_MAX, failed, n, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
+void td_store_set_build_tag(td_store *s, const char *tag)
+{
+    snprintf(s->build_tag, sizeof s->build_tag, "%s", tag ? tag : "");
+}
+
+td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+
+    enter(s);
+    rc = prepare(s, &st, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, id ? id : "");
+    rc = step_done(s, st, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
 }

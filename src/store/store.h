@@ -154,6 +154,8 @@ typedef struct td_job_row {
     int has_model;               /* 1 once td_store_model_put ran */
     char *hyperparameters;       /* JSON */
     char *metrics;               /* JSON of the latest record, or NULL */
+    int64_t crashes;             /* deaths of the daemon while running it */
+    int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
 } td_job_row;
 
 void td_job_row_fini(td_job_row *row);
@@ -263,6 +265,12 @@ td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoc
  * td_store_free), *len bytes, *epoch its epoch. TD_ENOTFOUND when there is none. */
 td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
                                    int64_t *epoch, td_error *err);
+/* td_store_checkpoint_load that also gives the checkpoint's build tag (see
+ * td_store_set_build_tag) in tag (tag_cap bytes, NUL-terminated; may be NULL): "" when
+ * the checkpoint has none (written before tags, or by a store without one). */
+td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf,
+                                          size_t *len, int64_t *epoch, char *tag,
+                                          size_t tag_cap, td_error *err);
 
 /* ---- models ------------------------------------------------------------------------- */
 
@@ -278,5 +286,26 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
 
 /* Frees buffers the store handed out (checkpoints, model meta and params). */
 void td_store_free(void *p);
+
+/* ---- build changes and crash-loop protection (issue 10) ------------------------------ */
+
+/* The tag every checkpoint written from now on carries (the build fingerprint,
+ * math/fingerprint.h; at most TD_BLOB_TAG_MAX bytes, longer is cut; NULL or "" = none).
+ * Set it before any job runs: it is not synchronised with checkpoint writes. */
+void td_store_set_build_tag(td_store *s, const char *tag);
+/* Sets the job's resumed_on_different_build flag (it never clears). */
+td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err);
+
+
+/* A job's "live" mark: a worker sets it (1) when it takes the job, before training, and
+ * clears it (0) when it lets go (job ended, or checkpointed for a shutdown). A mark found
+ * set when a daemon starts means the previous process died while running the job. */
+td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err);
+/* At start-up, before any job runs: every queued or running job still marked live
+ * counts one more crash (and is unmarked); those with at least max_crashes become
+ * failed with error code "crashed" and a message giving the count. *failed gets the rows
+ * of the jobs failed now (oldest first; free with td_job_rows_free), *n their count. */
+td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **failed, int *n,
+                                    td_error *err);
 
 #endif

@@ -605,6 +605,22 @@ static int gmm_finite(const td_gmm *g)
     return 1;
 }
 
+/* The embeddings Z (n_rows, E) of this iteration must be finite: the network's outputs
+ * overflow float32 with features too large for it (at the first iteration) or with
+ * weights that grew too large (later). */
+static td_status check_embeddings(const embed_trainer *t, int64_t n_rows, td_error *err)
+{
+    for (int64_t i = 0; i < n_rows * t->E; i++)
+        if (!isfinite(t->Z[i]))
+            return td_fail(err, TD_EDIVERGED, t->iter ? FIELD("lr") : "dataset.X",
+                           "the embeddings became non-finite at iteration %lld (the network's "
+                           "outputs overflow float32); %s", (long long)(t->iter + 1),
+                           t->iter ? "the weights of the last iteration are kept; try a "
+                                     "smaller lr"
+                                   : "scale the features");
+    return TD_OK;
+}
+
 /* One EM step on the embeddings Z[0..ng) with the network fixed, then the GMM term's
  * gradient into dZ[0..ng) (gamma * d(mean NLL)/dZ). *nll = the mean NLL under the updated
  * GMM; *reseeded = the splits made. */
@@ -632,6 +648,11 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         (st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.reg_covar, t->nk, t->empty, &n_empty,
                            err)))
         return st;
+    if (!isfinite(ll) || !gmm_finite(&t->g)) /* before the split reads the mixture */
+        return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "the EM step of iteration %lld "
+                       "gave a non-finite %s (the embeddings' spread overflows float32?)",
+                       (long long)(t->iter + 1),
+                       isfinite(ll) ? "mixture" : "log-likelihood");
     *reseeded = 0;
     for (int64_t k = 0; k < M; k++)
         if (t->g.weights[k] < 1.0 / (10.0 * (double)M)) {
@@ -702,6 +723,8 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         n_rows = ng + 2 * P;
     }
     td_mlp_forward(t->mlp, t->pool, t->Z, params, ds->X, rows, n_rows);
+    if ((st = check_embeddings(t, n_rows, err)))
+        return st;
 
     /* pair loss; its gradient w.r.t. the pair embeddings */
     for (int64_t p = 0; p < P; p++) {
@@ -734,14 +757,21 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     double reg = regularize(t, params, t->grad);
     double loss = pair_loss + (warm ? 0 : t->hp.gmm_weight * nll) + reg;
     memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
-    if (isfinite(loss))
+    /* the first non-finite value names the cause: the loss, its gradient, or the step */
+    const char *bad = !isfinite(loss)                  ? "loss"
+                      : !all_finite(t->grad, t->n_net) ? "gradient"
+                                                       : NULL;
+    if (!bad) {
         td_optim_step_pool(&t->opt, t->pool, params, t->grad);
-    if (!isfinite(loss) || !all_finite(params, t->n_net)) {
+        if (!all_finite(params, t->n_net))
+            bad = "weights";
+    }
+    if (bad) {
         memcpy(params, t->prev, sizeof(float) * (size_t)t->n_net);
         st = td_fail(err, TD_EDIVERGED, FIELD("lr"), "training diverged at iteration %lld "
-                     "(the loss became non-finite); the weights of iteration %lld are kept; "
+                     "(the %s became non-finite); the weights of iteration %lld are kept; "
                      "try a smaller lr (now %g) or gmm_weight (now %g)",
-                     (long long)(t->iter + 1), (long long)t->iter, t->hp.lr,
+                     (long long)(t->iter + 1), bad, (long long)t->iter, t->hp.lr,
                      t->hp.gmm_weight);
         if (!warm)
             goto restore_gmm;
@@ -765,7 +795,13 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     if (t->iter >= t->hp.epochs) { /* final assignments: the final model's predictions */
         if (!t->lab && !(t->lab = malloc(sizeof(int32_t) * (size_t)N)))
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-        if ((st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err)))
+        st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err);
+        if (st == TD_EINVAL) /* the float32 copy of a covariance is not positive definite */
+            return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "iteration %lld: the final "
+                           "mixture's covariances are not positive definite once stored as "
+                           "float32 (collapsed or collinear embeddings, no finite density); "
+                           "increase reg_covar (now %g)", (long long)t->iter, t->hp.reg_covar);
+        if (st)
             return st;
         for (int64_t i = 0; i < N; i++)
             params[t->assign_off + i] = (float)t->lab[i];

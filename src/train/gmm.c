@@ -99,6 +99,27 @@ static void *xcalloc(size_t n, size_t size) { return calloc(n ? n : 1, size); }
 static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* The largest |x[i]| (NaN counts as inf), for messages about values out of range. */
+static double max_abs(const float *x, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = isnan(x[i]) ? INFINITY : fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+/* 1 when every value of the mixture is finite. */
+static int gmm_all_finite(const td_gmm *g)
+{
+    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
+    const double *v[3] = {g->weights, g->means, g->covs};
+    for (int a = 0; a < 3; a++)
+        for (int64_t i = 0; i < n[a]; i++)
+            if (!isfinite(v[a][i]))
+                return 0;
+    return 1;
+}
+
 /* 16 floats: one AVX-512 register, two AVX2 registers (GCC vector extensions, as in
  * linear.c). Hot scratch rows are 64-byte aligned and padded to multiples of 16. */
 typedef float v16 __attribute__((vector_size(64)));
@@ -1248,6 +1269,8 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
         if (g->weights[m] * tr > best)
             best = g->weights[m] * tr, j = m;
     }
+    if (j < 0) /* no component with a finite, positive spread: nothing to split */
+        return TD_OK;
     double *v = xcalloc((size_t)E, sizeof(double)), *tmp = xcalloc((size_t)E, sizeof(double));
     double *S = w->cov == TD_COV_FULL ? NULL : xcalloc((size_t)(E * E), sizeof(double));
     if (!v || !tmp || (w->cov != TD_COV_FULL && !S)) {
@@ -1525,6 +1548,7 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
         var += s2 / (double)N - (s / (double)N) * (s / (double)N);
     }
     double tol = KMEANS_TOL * var / (double)E, best = INFINITY;
+    int found = 0; /* a run with a finite inertia filled labels and centres */
     for (int64_t run = 0; ok && run < n_init && !st; run++) {
         kmeanspp(w, pool, rng, cum);
         if ((st = lloyd(w, pool, tol)))
@@ -1533,7 +1557,8 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
         double in = 0;
         for (int64_t r = 0; r < w->R; r++)
             in += w->ch[r].sum;
-        if (in < best) {
+        if (isfinite(in) && (!found || in < best)) {
+            found = 1;
             best = in;
             memcpy(labels, w->lab, sizeof(int32_t) * (size_t)N);
             for (int64_t k = 0; k < M; k++)
@@ -1545,6 +1570,11 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
     free_kmeans(w);
     if (st)
         return td_fail(err, st, NULL, "out of memory in the k-means initialisation");
+    if (!found) /* NaN or inf: the float32 distances overflowed; labels were never set */
+        return td_fail(err, TD_EDIVERGED, "dataset.X", "the k-means initialisation gave a "
+                       "non-finite inertia: squared distances between the rows overflow "
+                       "float32 (the largest |value| is %g); scale the features",
+                       max_abs(w->X, N * E));
     if (inertia)
         *inertia = best;
     return TD_OK;
@@ -1605,6 +1635,11 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
         free(empty), free(centres), free(labels);
         if (st)
             return st;
+        if (!gmm_all_finite(g))
+            return td_fail(err, TD_EDIVERGED, "dataset.X", "the initial mixture is not "
+                           "finite: the rows' spread overflows float32 in the covariance "
+                           "estimates (the largest |value| is %g); scale the features",
+                           max_abs(w->X, N * E));
     }
     if (hp->weights_init.v) {
         double s = 0;

@@ -123,7 +123,8 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
  * weights renormalised. The axis: full, the top eigenvector of Sigma_j; diag, the
  * coordinate of largest variance; spherical (no preferred axis), the top eigenvector of j's
  * responsibility-weighted scatter of the workspace rows (respT of the last E-step). *split
- * (may be NULL) gets j, or -1 when M = 1 (nothing to split). TD_ENOMEM only. */
+ * (may be NULL) gets j, or -1 when M = 1 or no other component has a finite, positive
+ * weight x variance (nothing to split). TD_ENOMEM only. */
 td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split);
 
 /* Re-seeds component k: mean = mean (E, original coordinates), covariance = covariance of
@@ -132,6 +133,7 @@ td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean
                         double reg_covar);
 
 /* Initial parameters (SPEC §5): weights_init / means_init / covariances_init where given;
+ * TD_EDIVERGED (field dataset.X) when the k-means or the estimated mixture is not finite;
  * whatever is not given is estimated (M-step with reg_covar) from the best of n_init k-means
  * partitions (k-means++ seeding, Lloyd iterations; lowest inertia), or with init "random"
  * from random responsibilities. rng advances. */
@@ -139,7 +141,9 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
                             td_rng *rng, td_error *err);
 
 /* k-means over the workspace's rows: labels (N) and centres (M, E, original coordinates)
- * of the lowest-inertia run among n_init; *inertia its sum of squared distances. */
+ * of the lowest-inertia run among n_init; *inertia its sum of squared distances.
+ * TD_EDIVERGED (field dataset.X) when no run has a finite inertia (finite rows whose
+ * squared distances overflow float32); labels and centres are then untouched. */
 td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gmm_work *w,
                         td_pool *pool, int64_t n_init, td_rng *rng, td_error *err);
 

@@ -393,20 +393,27 @@ typedef struct epoch_sums {
     int64_t batches, defined, violations, correct, counted, rows;
 } epoch_sums;
 
-/* One optimizer step on rows (n) with targets tg; accumulates into s. Returns 0 when the
- * loss was not finite (no step taken). */
-static int train_batch(grad_trainer *t, epoch_sums *s, const int64_t *rows, int64_t n,
-                       const td_targets *tg)
+/* What became non-finite first in an epoch (NULL: nothing). */
+static const char *const BAD_LOSS = "loss", *const BAD_GRAD = "gradient",
+                         *const BAD_WEIGHTS = "weights";
+
+/* One optimizer step on rows (n) with targets tg; accumulates into s. Returns NULL, or
+ * BAD_LOSS / BAD_GRAD when the loss or its gradient was not finite (no step taken). */
+static const char *train_batch(grad_trainer *t, epoch_sums *s, const int64_t *rows, int64_t n,
+                               const td_targets *tg)
 {
     td_batch_stats bs;
     float *params = t->model.params;
     objective(t, &bs, t->grad, params, t->train, rows, n, tg);
     double reg = regularize(t, params, t->grad);
     if (!isfinite(bs.loss) || !isfinite(reg))
-        return 0;
+        return BAD_LOSS;
+    double gnorm = norm2(t->grad, t->model.n_params); /* inf or NaN: some entry is */
+    if (!isfinite(gnorm))
+        return BAD_GRAD;
     s->batches++;
     s->reg += reg;
-    s->gnorm += norm2(t->grad, t->model.n_params);
+    s->gnorm += gnorm;
     if (bs.defined) {
         s->defined++;
         s->data += bs.loss;
@@ -418,14 +425,15 @@ static int train_batch(grad_trainer *t, epoch_sums *s, const int64_t *rows, int6
     s->counted += bs.counted;
     s->rows += n;
     td_optim_step_pool(&t->opt, t->pool, params, t->grad);
-    return 1;
+    return NULL;
 }
 
-static void run_epoch(grad_trainer *t, epoch_sums *s, int *finite)
+/* *bad: NULL, or what became non-finite (the epoch stops at that batch). */
+static void run_epoch(grad_trainer *t, epoch_sums *s, const char **bad)
 {
-    *finite = 1;
+    *bad = NULL;
     if (!t->batch) {
-        *finite = train_batch(t, s, t->train_rows, t->n_train, &t->tg_full);
+        *bad = train_batch(t, s, t->train_rows, t->n_train, &t->tg_full);
         return;
     }
     for (int64_t i = 0; i < t->n_train; i++)
@@ -434,7 +442,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, int *finite)
         td_rng_shuffle(&t->rng, t->perm, t->n_train);
     const td_dataset *ds = t->train;
     int64_t G = t->hp.groups, K = t->model.K;
-    for (int64_t lo = 0; lo < t->n_train && *finite; lo += t->batch) {
+    for (int64_t lo = 0; lo < t->n_train && !*bad; lo += t->batch) {
         int64_t n = t->n_train - lo < t->batch ? t->n_train - lo : t->batch;
         const int64_t *rows = t->perm + lo;
         td_targets tg = t->tg_full;
@@ -447,7 +455,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, int *finite)
                 memcpy(t->by + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
             tg.y = t->by;
         }
-        *finite = train_batch(t, s, rows, n, &tg);
+        *bad = train_batch(t, s, rows, n, &tg);
     }
 }
 
@@ -461,16 +469,21 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
     memcpy(t->prev, t->model.params, sizeof(float) * (size_t)P);
 
     epoch_sums s = {0};
-    int finite;
-    run_epoch(t, &s, &finite);
+    const char *bad;
+    run_epoch(t, &s, &bad);
     double data = s.defined ? s.data / (double)s.defined : NAN;
     double reg = s.batches ? s.reg / (double)s.batches : 0;
-    if (!finite || !all_finite(t->model.params, P) || (s.defined && !isfinite(data + reg))) {
+    if (!bad && !all_finite(t->model.params, P))
+        bad = BAD_WEIGHTS;
+    if (!bad && s.defined && !isfinite(data + reg))
+        bad = BAD_LOSS;
+    if (bad) {
         memcpy(t->model.params, t->prev, sizeof(float) * (size_t)P);
         return td_fail(err, TD_EDIVERGED, "hyperparameters.lr",
-                       "training diverged at epoch %lld (the loss became non-finite); "
-                       "the weights of epoch %lld are kept; try a smaller lr (now %g)",
-                       (long long)(t->epoch + 1), (long long)t->epoch, t->hp.lr);
+                       "training diverged at epoch %lld (the %s became non-finite); "
+                       "the weights of epoch %lld are kept; try a smaller lr (now %g) or "
+                       "scale the features", (long long)(t->epoch + 1), bad,
+                       (long long)t->epoch, t->hp.lr);
     }
     t->epoch++;
 
