@@ -26,6 +26,7 @@
 #include "store/store.h"
 #include "traind/train.h"
 #include "util/log.h"
+#include "util/text.h"
 
 struct td_app {
     td_store *store;
@@ -80,6 +81,13 @@ static int paging(const td_req *req, td_resp *resp, int *limit, const char **aft
         *limit = (int)v;
     }
     return 0;
+}
+
+/* after= names no such object: a 422, not an empty page that reads as "the end". */
+static void cursor_unknown(td_resp *resp, const char *what, const char *after)
+{
+    td_resp_error(resp, 422, "invalid_argument", "after", "after: there is no %s \"%s\" (a "
+                  "cursor is the \"next\" of the previous page)", what, after);
 }
 
 static cJSON *dataset_meta_json(const td_dataset_meta *m)
@@ -199,7 +207,11 @@ static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
     const char *after;
     if (paging(req, resp, &limit, &after))
         return;
-    td_dataset_meta *rows = NULL;
+    td_dataset_meta *rows = NULL, cur;
+    if (after && *after && td_store_dataset_get(app->store, after, &cur, NULL) == TD_ENOTFOUND) {
+        cursor_unknown(resp, "dataset", after);
+        return;
+    }
     char next[TD_ID_MAX];
     td_status st = td_store_dataset_list(app->store, limit, after, &rows, &n, next, &err);
     if (st) {
@@ -304,6 +316,11 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
                       "Idempotency-Key must be 1 to %d characters", TD_IDEM_KEY_MAX - 1);
         return;
     }
+    if (key && !td_utf8_valid(key, strlen(key))) { /* it is stored */
+        td_resp_error(resp, 422, "invalid_argument", "Idempotency-Key",
+                      "Idempotency-Key must be UTF-8 text");
+        return;
+    }
     if (key) {
         td_job_row row;
         if (td_store_job_find_idempotent(app->store, key, &row, NULL) == TD_OK) {
@@ -399,7 +416,15 @@ static void h_job_list(void *a, const td_req *req, td_resp *resp)
         }
         state = (int)js;
     }
-    td_job_row *rows = NULL;
+    td_job_row *rows = NULL, cur;
+    if (after && *after) {
+        td_status cs = td_store_job_get(app->store, after, &cur, NULL);
+        if (cs == TD_OK) td_job_row_fini(&cur);
+        if (cs == TD_ENOTFOUND) {
+            cursor_unknown(resp, "job", after);
+            return;
+        }
+    }
     char next[TD_ID_MAX];
     td_status st = td_store_job_list(app->store, state, limit, after, &rows, &n, next, &err);
     if (st) {

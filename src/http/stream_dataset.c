@@ -992,8 +992,9 @@ static void cap_utf8(td_dstream *s, uint32_t cp)
 {
     char u[4];
     size_t n;
-    if (cp == 0) { /* the C string ends here */
-        s->cap_nul = 1;
+    if (cp == 0) { /* a byte that is never UTF-8: the name is refused, not cut (as in
+                    * td_json_parse) */
+        cap_put(s, "\xff", 1);
         return;
     }
     if (cp < 0x80) {
