@@ -106,7 +106,7 @@ td_status td_tokens_parse(td_tokens *t, const char *text, const char *origin, td
             char esc[64], raw[16];
             snprintf(raw, sizeof raw, "%.*s", (int)(fl[1] < 15 ? fl[1] : 15), f[1]);
             st = td_fail(err, TD_EINVAL, "tokens_file", "%s: SCOPE \"%s\" is not read or "
-                         "write", where, td_escape_bytes(esc, sizeof esc, raw));
+                         "write", where, td_escape_bytes(esc, sizeof esc, raw, 1));
             goto fail;
         }
         int visible = 1;

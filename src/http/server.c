@@ -236,8 +236,8 @@ static void resp_errorv(td_resp *r, int status, const char *code, const char *fi
     char raw[1024], msg[1024 * 4];
     vsnprintf(raw, sizeof raw, fmt, ap);
     /* The message may echo client bytes (a path, a header, a value): any that are not
-     * well-formed UTF-8, or are control characters, go out as "\xHH". */
-    td_escape_bytes(msg, sizeof msg, raw);
+     * well-formed UTF-8 go out as "\xHH" (cJSON escapes the control characters). */
+    td_escape_bytes(msg, sizeof msg, raw, 0);
     char *json = NULL;
     cJSON *root = cJSON_CreateObject();
     cJSON *e = root ? cJSON_AddObjectToObject(root, "error") : NULL;

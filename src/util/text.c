@@ -42,13 +42,13 @@ int td_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
-char *td_escape_bytes(char *dst, size_t dstlen, const char *src)
+char *td_escape_bytes(char *dst, size_t dstlen, const char *src, int controls)
 {
     const unsigned char *u = (const unsigned char *)src;
     size_t n = strlen(src), o = 0;
     for (size_t i = 0; i < n;) {
         size_t k = utf8_seq(u + i, n - i);
-        if (k && (u[i] >= 0x20 && u[i] != 0x7f)) {
+        if (k && (!controls || (u[i] >= 0x20 && u[i] != 0x7f))) {
             if (o + k >= dstlen) break;
             memcpy(dst + o, u + i, k);
             o += k, i += k;

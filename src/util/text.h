@@ -13,11 +13,11 @@
 int td_utf8_valid(const char *s, size_t n);
 
 /* Copies the NUL-terminated src into dst (dstlen > 0 bytes, always NUL-terminated),
- * keeping well-formed UTF-8 and printable ASCII, and writing every other byte (control
- * characters, DEL, bytes of a malformed sequence) as the four characters "\xHH". A
- * sequence that would not fit whole is dropped, so dst is always valid UTF-8. Returns
- * dst. */
-char *td_escape_bytes(char *dst, size_t dstlen, const char *src);
+ * keeping well-formed UTF-8 and writing every byte of a malformed sequence as the four
+ * characters "\xHH"; with controls, control characters and DEL too (for text that is
+ * not JSON-escaped afterwards). A sequence that would not fit whole is dropped, so dst is
+ * always valid UTF-8. Returns dst. */
+char *td_escape_bytes(char *dst, size_t dstlen, const char *src, int controls);
 
 /* Reads all of path into a malloc'd, NUL-terminated buffer (*out, *len without the NUL).
  * A file larger than max bytes, or holding a NUL byte, is an error (TD_EINVAL), never
