@@ -784,7 +784,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rs->srv = s;
         rs->t0 = mono_now();
         snprintf(rs->method, sizeof rs->method, "%s", method);
-        snprintf(rs->logpath, sizeof rs->logpath, "%s", url);
+        if (snprintf(rs->logpath, sizeof rs->logpath, "%s", url) >= (int)sizeof rs->logpath)
+            memcpy(rs->logpath + sizeof rs->logpath - 4, "...", 4); /* cut, and says so */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rs->ce = ci ? ci->socket_context : NULL;
