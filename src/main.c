@@ -149,6 +149,8 @@ static const td_route base_routes[] = {
  *   tokens_file, auth_token_file   the token set, for requests from now on
  *   log_level                      at once
  *   max_body_mb                    for requests whose headers arrive from now on
+ *   tls_cert_file, tls_key_file    read again (a renewed certificate) when HTTPS is on:
+ *                                  for handshakes from now on
  * Any other key that changed is logged as needing a restart and keeps its value. When
  * anything is wrong (the config file, a token file, protected mode: no token left on a
  * non-loopback listen) nothing changes and the log says why. */
@@ -169,6 +171,30 @@ static void reload(daemon_ctx *d, int argc, char **argv)
                "left, and %s is not a loopback address", d->cfg.listen);
         td_tokens_free(nt);
         return;
+    }
+    /* HTTPS on: the pair again (HTTPS off <-> on needs a restart, and is said so below). */
+    int tls_again = td_server_tls(d->srv) && nc.tls_cert_file[0];
+    td_tls_pem pem = {NULL, NULL};
+    char tls_warn[512] = "";
+    if (tls_again && td_tls_load(&pem, nc.tls_cert_file, nc.tls_key_file, tls_warn,
+                                 sizeof tls_warn, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
+               err.message);
+        td_tokens_free(nt);
+        return;
+    }
+    if (tls_again && td_tls_install(&pem, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
+               err.message);
+        td_tls_pem_free(&pem);
+        td_tokens_free(nt);
+        return;
+    }
+    td_tls_pem_free(&pem);
+    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+    if (tls_again) {
+        memcpy(d->cfg.tls_cert_file, nc.tls_cert_file, sizeof nc.tls_cert_file);
+        memcpy(d->cfg.tls_key_file, nc.tls_key_file, sizeof nc.tls_key_file);
     }
     if (td_server_set_tokens(d->srv, nt, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
@@ -205,8 +231,9 @@ static void reload(daemon_ctx *d, int argc, char **argv)
     size_t nread = 0;
     for (size_t i = 0; i < nt->n; i++) nread += nt->v[i].scope == TD_SCOPE_READ;
     td_log(TD_LOG_INFO, "main", "reloaded: %zu tokens (%zu read, %zu write), log_level %s, "
-           "max_body_mb %d", nt->n, nread, nt->n - nread,
-           td_log_level_name((td_log_level)d->cfg.log_level), d->cfg.max_body_mb);
+           "max_body_mb %d%s", nt->n, nread, nt->n - nread,
+           td_log_level_name((td_log_level)d->cfg.log_level), d->cfg.max_body_mb,
+           tls_again ? ", certificate" : "");
     td_log_set_level((td_log_level)d->cfg.log_level); /* after the line above, at any level */
 }
 

@@ -661,6 +661,25 @@ START_TEST(https_only_when_configured)
     ck_assert_ptr_null(strstr(buf, "HTTP/1.1 200"));
     ck_assert_int_eq(call(d.port, "GET", "/healthz", NULL, NULL, &r), 200); /* still serving */
     httpc_free(&r);
+
+    /* A renewed certificate (a new key) in the same files: the client, which trusts only
+     * the new one, fails until SIGHUP installs it; a connection made before stays up. */
+    char tlsdir[300];
+    snprintf(tlsdir, sizeof tlsdir, "%s", httpc_tls_cert());
+    *strrchr(tlsdir, '/') = '\0';
+    int fd_old = httpc_connect(d.port); /* plain TCP: held open across the reload */
+    ck_assert_int_ge(fd_old, 0);
+    ck_assert_int_eq(httpc_make_cert(tlsdir), 0);
+    ck_assert_int_eq(call(d.port, "GET", "/healthz", NULL, NULL, &r), -1);
+    httpc_free(&r);
+    kill(d.pid, SIGHUP);
+    ck_assert(wait_log(&d, "max_body_mb 256, certificate", 1));
+    ck_assert_int_eq(call(d.port, "GET", "/v1/datasets", NULL, NULL, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"n_samples\":4"));
+    httpc_free(&r);
+    struct pollfd pf = {fd_old, POLLIN, 0};
+    ck_assert_int_eq(poll(&pf, 1, 0), 0); /* not closed by the reload */
+    close(fd_old);
     stop(&d);
 
     /* A key that is not the certificate's, or one file of the two: refused at start. */

@@ -99,6 +99,7 @@
 #include <unistd.h>
 
 #include "http/auth.h"
+#include "http/tls.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -1245,14 +1246,18 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (v6) flags |= MHD_USE_IPv6;
     /* HTTPS only when a certificate is given (GnuTLS; TLS 1.2 and later). */
+    /* The pair is answered by td_tls_retrieve, so that a reload can replace it. */
     struct MHD_OptionItem tlsopt[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem},
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)td_tls_retrieve},
         {MHD_OPTION_HTTPS_PRIORITIES, 0,
          (void *)"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"},
         {MHD_OPTION_END, 0, NULL},
     };
-    if (s->tls) flags |= MHD_USE_TLS;
+    if (s->tls) {
+        td_tls_pem pem = {(char *)o->tls_cert_pem, (char *)o->tls_key_pem};
+        if ((st = td_tls_install(&pem, err)) != TD_OK) goto fail;
+        flags |= MHD_USE_TLS;
+    }
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, so that it gets everything */
@@ -1262,7 +1267,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_ARRAY, s->tls ? tlsopt : tlsopt + 3,
+        MHD_OPTION_ARRAY, s->tls ? tlsopt : tlsopt + 2,
         MHD_OPTION_END);
     fd = -1; /* MHD's now (on failure it may have closed it: never close it twice) */
     if (!s->mhd) {
@@ -1279,6 +1284,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
 fail:
     if (fd >= 0) close(fd);
     if (s->mhd) MHD_stop_daemon(s->mhd);
+    if (s->tls) td_tls_release();
     server_free(s);
     return st;
 }
@@ -1290,6 +1296,7 @@ void td_server_stop(td_server *s)
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
     MHD_stop_daemon(s->mhd);
+    if (s->tls) td_tls_release();
     server_free(s);
 }
 
