@@ -3,8 +3,8 @@
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
 # Usage: scripts/deps.sh [extra-package ...]   (extra packages: e.g. for tests or benches)
 set -eu
-PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev pkg-config"
-MODULES="libmicrohttpd libcjson openblas check sqlite3"
+PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev libgnutls28-dev openssl pkg-config"
+MODULES="libmicrohttpd libcjson openblas check sqlite3 gnutls"
 missing=""
 if command -v pkg-config >/dev/null 2>&1; then
     for m in $MODULES; do
@@ -13,6 +13,8 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
     missing="pkg-config"
 fi
+# The tests make a self-signed certificate with the openssl command.
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 extra=""
 for p in "$@"; do
     dpkg -s "$p" >/dev/null 2>&1 || extra="$extra $p"

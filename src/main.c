@@ -11,7 +11,13 @@
  * sigwait(): no async-signal-safety concerns anywhere. SIGTERM/SIGINT -> STOPPING=1 ->
  * td_server_stop (stop accepting, end event streams, let running handlers finish, join)
  * -> app_shutdown (checkpoint running jobs, stop the workers, close the store) -> exit 0.
- * SIGHUP is logged and ignored (no reload). SIGPIPE is ignored.
+ * SIGHUP -> reload() (below): the settings that can change under running jobs and open
+ * connections are re-read; the rest wait for a restart. SIGPIPE is ignored.
+ *
+ * Security at start: the token set (http/auth.h: tokens_file + the "default" token) is
+ * loaded and a bad file refused with its line number (exit 2); a non-loopback listen
+ * without any token is refused, and one without TLS is warned about; the umask becomes
+ * 077 and an existing state_dir is made private (util/private.h).
  *
  * Hook points for the application (http/routes.h: store, job manager, /v1 routes), called
  * through the five app_* wrappers below, the only place main.c touches the application:
@@ -35,18 +41,22 @@
 #include <string.h>
 #include <time.h>
 
+#include "http/auth.h"
 #include "http/http.h"
 #include "http/routes.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/notify.h"
+#include "util/private.h"
 
 typedef struct daemon_ctx {
     td_config cfg;
     td_server *srv;
     td_server *_Atomic srv_live; /* srv, published for the handlers once started */
     td_app *app;          /* the application's state, handed to its route handlers */
+    td_tokens *tokens;    /* the token set in force (replaced by reload) */
     atomic_int stopping;
     time_t started;
 } daemon_ctx;
@@ -158,6 +168,102 @@ static const td_route base_routes[] = {
 };
 #define NBASE (sizeof base_routes / sizeof base_routes[0])
 
+/* ----------------------------------------------------------------- reload ---- */
+
+/* SIGHUP: reads the configuration again (the same flags, the config file, the token
+ * files, $TRAIND_TOKEN as the process has it) and applies what can change while jobs run
+ * and connections stay open:
+ *   tokens_file, auth_token_file   the token set, for requests from now on
+ *   log_level                      at once
+ *   max_body_mb                    for requests whose headers arrive from now on
+ *   tls_cert_file, tls_key_file    read again (a renewed certificate) when HTTPS is on:
+ *                                  for handshakes from now on
+ * Any other key that changed is logged as needing a restart and keeps its value. When
+ * anything is wrong (the config file, a token file, protected mode: no token left on a
+ * non-loopback listen) nothing changes and the log says why. */
+static void reload(daemon_ctx *d, int argc, char **argv)
+{
+    td_config nc;
+    td_cli_action action;
+    td_error err = {{0}, {0}};
+    td_tokens *nt = NULL;
+    if (td_config_from_args(&nc, argc, argv, &action, &err) != TD_OK ||
+        td_tokens_load(&nt, &nc, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
+               err.message);
+        return;
+    }
+    if (nt->n == 0 && !td_listen_is_loopback(d->cfg.listen)) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: no token "
+               "left, and %s is not a loopback address", d->cfg.listen);
+        td_tokens_free(nt);
+        return;
+    }
+    /* HTTPS on: the pair again (HTTPS off <-> on needs a restart, and is said so below). */
+    int tls_again = td_server_tls(d->srv) && nc.tls_cert_file[0];
+    td_tls_pem pem = {NULL, NULL};
+    char tls_warn[512] = "";
+    if (tls_again && td_tls_load(&pem, nc.tls_cert_file, nc.tls_key_file, tls_warn,
+                                 sizeof tls_warn, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
+               err.message);
+        td_tokens_free(nt);
+        return;
+    }
+    if (tls_again && td_tls_install(&pem, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
+               err.message);
+        td_tls_pem_free(&pem);
+        td_tokens_free(nt);
+        return;
+    }
+    td_tls_pem_free(&pem);
+    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+    if (tls_again) {
+        memcpy(d->cfg.tls_cert_file, nc.tls_cert_file, sizeof nc.tls_cert_file);
+        memcpy(d->cfg.tls_key_file, nc.tls_key_file, sizeof nc.tls_key_file);
+    }
+    if (td_server_set_tokens(d->srv, nt, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
+               err.message);
+        td_tokens_free(nt);
+        return;
+    }
+    td_tokens_free(d->tokens);
+    d->tokens = nt;
+    td_server_set_max_body(d->srv, td_config_max_body(&nc));
+    d->cfg.log_level = nc.log_level;
+    d->cfg.max_body_mb = nc.max_body_mb;
+    memcpy(d->cfg.tokens_file, nc.tokens_file, sizeof nc.tokens_file);
+    memcpy(d->cfg.auth_token_file, nc.auth_token_file, sizeof nc.auth_token_file);
+    memcpy(d->cfg.auth_token, nc.auth_token, sizeof nc.auth_token);
+    /* What a restart would change. */
+    nc.log_level = d->cfg.log_level;
+    nc.max_body_mb = d->cfg.max_body_mb;
+    char *was = NULL, *now = NULL;
+    size_t wl = 0, nl = 0;
+    FILE *fw = open_memstream(&was, &wl), *fn = open_memstream(&now, &nl);
+    if (fw) td_config_dump(&d->cfg, fw), fclose(fw);
+    if (fn) td_config_dump(&nc, fn), fclose(fn);
+    for (const char *a = was, *b = now; a && b && *a && *b;) {
+        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+        if (la != lb || memcmp(a, b, la) != 0)
+            td_log(TD_LOG_WARN, "main", "reload: %.*s needs a restart (still %.*s)", (int)lb, b,
+                   (int)la, a);
+        a += la + (a[la] == '\n');
+        b += lb + (b[lb] == '\n');
+    }
+    free(was);
+    free(now);
+    size_t nread = 0;
+    for (size_t i = 0; i < nt->n; i++) nread += nt->v[i].scope == TD_SCOPE_READ;
+    td_log(TD_LOG_INFO, "main", "reloaded: %zu tokens (%zu read, %zu write), log_level %s, "
+           "max_body_mb %d%s", nt->n, nread, nt->n - nread,
+           td_log_level_name((td_log_level)d->cfg.log_level), d->cfg.max_body_mb,
+           tls_again ? ", certificate" : "");
+    td_log_set_level((td_log_level)d->cfg.log_level); /* after the line above, at any level */
+}
+
 /* ------------------------------------------------------------------- main ---- */
 
 int main(int argc, char **argv)
@@ -180,18 +286,38 @@ int main(int argc, char **argv)
     }
     td_log_set_level((td_log_level)d->cfg.log_level);
 
-    if (!d->cfg.auth_token[0] && !td_listen_is_loopback(d->cfg.listen)) {
+    if (td_tokens_load(&d->tokens, &d->cfg, &err) != TD_OK) {
+        fprintf(stderr, "traind: %s\n", err.message);
+        return 2;
+    }
+    td_tls_pem pem = {NULL, NULL};
+    char tls_warn[512] = "";
+    if (d->cfg.tls_cert_file[0] &&
+        td_tls_load(&pem, d->cfg.tls_cert_file, d->cfg.tls_key_file, tls_warn, sizeof tls_warn,
+                    &err) != TD_OK) {
+        fprintf(stderr, "traind: %s\n", err.message);
+        td_tokens_free(d->tokens);
+        return 2;
+    }
+    if (d->tokens->n == 0 && !td_listen_is_loopback(d->cfg.listen)) {
         fprintf(stderr,
                 "traind: refusing to listen on %s without an auth token: anyone who can reach "
                 "it could use the API.\n"
                 "  Set one with `auth_token_file = /path/to/token` in the config file (a file "
                 "holding the token, 8+ characters),\n"
-                "  or in the TRAIND_TOKEN environment variable; or listen on 127.0.0.1.\n",
+                "  or `tokens_file` (named tokens with scopes), or the TRAIND_TOKEN environment "
+                "variable; or listen on 127.0.0.1.\n",
                 d->cfg.listen);
+        td_tokens_free(d->tokens);
+        td_tls_pem_free(&pem);
         return 2;
     }
     if (action == TD_CLI_CHECK) {
         td_config_dump(&d->cfg, stdout);
+        printf("# tokens: %zu%s\n# https: %s\n", d->tokens->n,
+               d->tokens->n ? "" : " (no auth)", pem.cert ? "on" : "off");
+        td_tokens_free(d->tokens);
+        td_tls_pem_free(&pem);
         printf("# configuration OK%s%s\n", d->cfg.config_path[0] ? ": " : " (embedded defaults)",
                d->cfg.config_path);
         return 0;
@@ -206,13 +332,31 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     d->started = time(NULL);
 
-    td_log(TD_LOG_INFO, "main", "traind %s starting: %d workers, state_dir %s, auth %s%s%s",
+    td_log(TD_LOG_INFO, "main", "traind %s starting: %d workers, state_dir %s, auth %s "
+           "(%zu tokens), %s%s%s",
            TD_VERSION, td_config_workers(&d->cfg), d->cfg.state_dir,
-           d->cfg.auth_token[0] ? "on" : "off", d->cfg.config_path[0] ? ", config " : "",
-           d->cfg.config_path);
+           d->tokens->n ? "on" : "off", d->tokens->n, pem.cert ? "https" : "http",
+           d->cfg.config_path[0] ? ", config " : "", d->cfg.config_path);
+    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+    if (!pem.cert && !td_listen_is_loopback(d->cfg.listen))
+        td_log(TD_LOG_WARN, "main", "no TLS on the non-loopback %s: tokens and data cross "
+               "the network in clear text; set tls_cert_file and tls_key_file, or put an HTTPS "
+               "reverse proxy in front (docs/security.md)", d->cfg.listen);
+    int fixed = 0;
+    if (td_state_private(d->cfg.state_dir, &fixed, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "main", "cannot start: %s", err.message);
+        td_tokens_free(d->tokens);
+        td_tls_pem_free(&pem);
+        return 1;
+    }
+    if (fixed)
+        td_log(TD_LOG_WARN, "main", "state_dir %s: took group/other access off %d entries",
+               d->cfg.state_dir, fixed);
 
     if (app_init(d, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "main", "cannot start: %s", err.message);
+        td_tokens_free(d->tokens);
+        td_tls_pem_free(&pem);
         return 1;
     }
 
@@ -222,6 +366,8 @@ int main(int argc, char **argv)
     if (!routes) {
         td_log(TD_LOG_ERROR, "main", "out of memory");
         app_shutdown(d);
+        td_tokens_free(d->tokens);
+        td_tls_pem_free(&pem);
         return 1;
     }
     memcpy(routes, base_routes, sizeof base_routes);
@@ -229,7 +375,9 @@ int main(int argc, char **argv)
 
     td_server_opts so = td_server_default_opts();
     so.listen = d->cfg.listen;
-    so.auth_token = d->cfg.auth_token;
+    so.tokens = d->tokens;
+    so.tls_cert_pem = pem.cert;
+    so.tls_key_pem = pem.key;
     so.max_body = td_config_max_body(&d->cfg);
     so.max_connections = (unsigned)d->cfg.max_connections;
     so.max_streams = (unsigned)td_config_max_event_streams(&d->cfg);
@@ -239,9 +387,12 @@ int main(int argc, char **argv)
     if (st != TD_OK) {
         td_log(TD_LOG_ERROR, "main", "cannot start: %s", err.message);
         app_shutdown(d);
+        td_tokens_free(d->tokens);
+        td_tls_pem_free(&pem);
         return 1;
     }
     atomic_store(&d->srv_live, d->srv);
+    if (td_server_tls(d->srv)) td_log(TD_LOG_INFO, "http", "HTTPS only (%s)", d->cfg.tls_cert_file);
     td_log(TD_LOG_INFO, "http", "listening on %s", td_server_address(d->srv));
     if (td_notifyf(&err, "READY=1\nSTATUS=listening on %s", td_server_address(d->srv)) != TD_OK)
         td_log(TD_LOG_WARN, "main", "systemd notify: %s", err.message);
@@ -250,7 +401,8 @@ int main(int argc, char **argv)
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            td_log(TD_LOG_INFO, "main", "SIGHUP ignored (restart the service to reload)");
+            td_log(TD_LOG_INFO, "main", "SIGHUP received, reloading");
+            reload(d, argc, argv);
             continue;
         }
         td_log(TD_LOG_INFO, "main", "%s received, shutting down",
@@ -262,7 +414,9 @@ int main(int argc, char **argv)
     atomic_store(&d->srv_live, NULL);
     td_server_stop(d->srv);
     d->srv = NULL;
+    td_tls_pem_free(&pem); /* the PEM text stays valid while MHD may read it */
     app_shutdown(d);
+    td_tokens_free(d->tokens);
     td_log(TD_LOG_INFO, "main", "stopped");
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -20,6 +21,124 @@
 #include <unistd.h>
 
 #define IO_TIMEOUT_MS 30000
+
+/* HTTPS mode (httpc_tls_on): the directory holding cert.pem and key.pem, "" when off. */
+static char g_tls_dir[256];
+static char g_tls_cert[300], g_tls_key[300];
+
+int httpc_make_cert(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout '%s/key.pem' -out '%s/cert.pem' -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", dir, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int httpc_tls_on(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_tls_dir, sizeof g_tls_dir, "%s/traind-tls-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(g_tls_dir) || httpc_make_cert(g_tls_dir) != 0) {
+        g_tls_dir[0] = '\0';
+        return -1;
+    }
+    snprintf(g_tls_cert, sizeof g_tls_cert, "%s/cert.pem", g_tls_dir);
+    snprintf(g_tls_key, sizeof g_tls_key, "%s/key.pem", g_tls_dir);
+    return 0;
+}
+
+void httpc_tls_off(void)
+{
+    if (!g_tls_dir[0]) return;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tls_dir);
+    if (system(cmd) != 0) {}
+    g_tls_dir[0] = '\0';
+}
+
+const char *httpc_tls_cert(void) { return g_tls_dir[0] ? g_tls_cert : NULL; }
+const char *httpc_tls_key(void) { return g_tls_dir[0] ? g_tls_key : NULL; }
+
+/* A connection: plain, or TLS over fd when sess is set. */
+typedef struct conn_t {
+    int fd;
+    gnutls_session_t sess;
+    gnutls_certificate_credentials_t cred;
+} conn_t;
+
+static void conn_close(conn_t *c)
+{
+    if (c->sess) gnutls_deinit(c->sess);
+    if (c->cred) gnutls_certificate_free_credentials(c->cred);
+    if (c->fd >= 0) close(c->fd);
+    c->sess = NULL, c->cred = NULL, c->fd = -1;
+}
+
+/* Connects (and in HTTPS mode shakes hands, verifying the certificate); 0 or -1. */
+static int conn_open(conn_t *c, int port)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = httpc_connect(port);
+    if (c->fd < 0) return -1;
+    if (!g_tls_dir[0]) return 0;
+    struct timeval tv = {IO_TIMEOUT_MS / 1000, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (gnutls_certificate_allocate_credentials(&c->cred) < 0 ||
+        gnutls_certificate_set_x509_trust_file(c->cred, g_tls_cert, GNUTLS_X509_FMT_PEM) <= 0 ||
+        gnutls_init(&c->sess, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL) < 0 ||
+        gnutls_set_default_priority(c->sess) < 0 ||
+        gnutls_credentials_set(c->sess, GNUTLS_CRD_CERTIFICATE, c->cred) < 0)
+        goto fail;
+    gnutls_session_set_verify_cert(c->sess, "127.0.0.1", 0);
+    gnutls_transport_set_int(c->sess, c->fd);
+    int rc;
+    do rc = gnutls_handshake(c->sess);
+    while (rc < 0 && !gnutls_error_is_fatal(rc));
+    if (rc < 0) goto fail;
+    return 0;
+fail:
+    conn_close(c);
+    return -1;
+}
+
+/* Sends all of p; 0 or -1. */
+static int conn_send(conn_t *c, const char *p, size_t n)
+{
+    if (!c->sess) return httpc_send_all(c->fd, p, n);
+    while (n > 0) {
+        ssize_t w = gnutls_record_send(c->sess, p, n);
+        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads some bytes: > 0, 0 at the end (a close, with or without close_notify), -1 on
+ * an error or the timeout. */
+static ssize_t conn_recv(conn_t *c, char *buf, size_t n)
+{
+    if (!c->sess) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        int r = poll(&p, 1, IO_TIMEOUT_MS);
+        if (r < 0 && errno == EINTR) return conn_recv(c, buf, n);
+        if (r <= 0) return -1;
+        ssize_t k = recv(c->fd, buf, n, 0);
+        if (k < 0 && errno == EINTR) return conn_recv(c, buf, n);
+        return k < 0 ? 0 : k; /* a reset ends the response like a close */
+    }
+    for (;;) {
+        ssize_t k = gnutls_record_recv(c->sess, buf, n);
+        if (k == GNUTLS_E_INTERRUPTED) continue;
+        if (k == GNUTLS_E_AGAIN) return -1; /* SO_RCVTIMEO */
+        if (k == GNUTLS_E_PREMATURE_TERMINATION) return 0;
+        return k < 0 ? 0 : k;
+    }
+}
 
 double httpc_now(void)
 {
@@ -163,8 +282,9 @@ int httpc_request(int port, const char *method, const char *path, const char *he
     out->status = -1;
     double t0 = httpc_now();
     buf_t req = {0}, in = {0};
-    int fd = httpc_connect(port);
-    if (fd < 0) return -1;
+    conn_t cn;
+    if (conn_open(&cn, port) != 0) return -1;
+    int fd = cn.fd;
 
     buf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
              path, port);
@@ -182,8 +302,10 @@ int httpc_request(int port, const char *method, const char *path, const char *he
     if (body && len) buf_add(&req, body, len);
     if (!req.p) goto done;
 
-    /* Send, but stop as soon as the server has something to say. */
-    size_t sent = 0;
+    /* Send, but stop as soon as the server has something to say (over TLS: send it all,
+     * a failed send because the server answered early and closed is fine). */
+    size_t sent = cn.sess ? req.len : 0;
+    if (cn.sess) conn_send(&cn, req.p, req.len);
     while (sent < req.len) {
         struct pollfd p = {fd, POLLIN | POLLOUT, 0};
         int r = poll(&p, 1, IO_TIMEOUT_MS);
@@ -196,14 +318,10 @@ int httpc_request(int port, const char *method, const char *path, const char *he
         sent += (size_t)w;
     }
     for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, IO_TIMEOUT_MS);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) goto done;
         char tmp[16384];
-        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
+        ssize_t n = conn_recv(&cn, tmp, sizeof tmp);
+        if (n < 0) goto done;
+        if (n == 0) break;
         if (buf_add(&in, tmp, (size_t)n)) goto done;
     }
     if (!in.p) goto done;
@@ -233,7 +351,7 @@ fail:
     httpc_free(out);
 done:
     out->elapsed_s = httpc_now() - t0;
-    close(fd);
+    conn_close(&cn);
     free(req.p);
     free(in.p);
     return out->status;
@@ -268,7 +386,28 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--state-dir";
     argv[n++] = state;
-    for (int i = 0; args && args[i] && n < 63; i++) argv[n++] = args[i];
+    char tls_conf[300];
+    const char *user_conf = NULL;
+    for (int i = 0; args && args[i] && n < 61; i++) {
+        if (g_tls_dir[0] && strcmp(args[i], "--config") == 0 && args[i + 1]) {
+            user_conf = args[++i]; /* merged into tls_conf below */
+            continue;
+        }
+        argv[n++] = args[i];
+    }
+    if (g_tls_dir[0]) { /* HTTPS: a config of its own with the pair (and user_conf's lines) */
+        snprintf(tls_conf, sizeof tls_conf, "%s/tls.conf", d->dir);
+        FILE *f = fopen(tls_conf, "w");
+        if (!f) return -1;
+        FILE *u = user_conf ? fopen(user_conf, "r") : NULL;
+        char line[4096];
+        while (u && fgets(line, sizeof line, u)) fputs(line, f);
+        if (u) fclose(u);
+        fprintf(f, "\ntls_cert_file = %s\ntls_key_file = %s\n", g_tls_cert, g_tls_key);
+        fclose(f);
+        argv[n++] = "--config";
+        argv[n++] = tls_conf;
+    }
     argv[n] = NULL;
 
     off_t log_start = 0; /* a restart appends to the same log: look past the old lines */

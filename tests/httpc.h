@@ -37,6 +37,22 @@ const char *httpc_header(const httpc_resp *r, const char *name, char *buf, size_
 
 void httpc_free(httpc_resp *r);
 
+/* HTTPS. httpc_tls_on makes a self-signed certificate for 127.0.0.1 (openssl, EC P-256,
+ * in a new temporary directory) and switches this process to HTTPS: from then on
+ * httpc_request speaks TLS (GnuTLS, verifying the daemon's certificate against that one
+ * and the name 127.0.0.1), and httpc_daemon_start gives every daemon the pair through
+ * tls_cert_file / tls_key_file (in a config file of its own, holding also the lines of a
+ * --config file among args). Returns 0, or -1 when the certificate could not be made.
+ * httpc_tls_off goes back to plain HTTP and removes the directory. The raw-socket helpers
+ * below stay plain TCP. */
+int httpc_tls_on(void);
+void httpc_tls_off(void);
+/* The certificate and key files while TLS is on (NULL when off). */
+const char *httpc_tls_cert(void);
+const char *httpc_tls_key(void);
+/* Makes a self-signed certificate for 127.0.0.1 in dir (dir/cert.pem, dir/key.pem). */
+int httpc_make_cert(const char *dir);
+
 /* A raw blocking TCP connection to 127.0.0.1:port, or -1. */
 int httpc_connect(int port);
 /* Writes all of s (no SIGPIPE); 0 on success, -1 on error. */

@@ -1338,23 +1338,27 @@ START_TEST(openapi_document)
 }
 END_TEST
 
-Suite *suite_api(void)
+/* The suite; with fixtures (setup, teardown) around each test of every case. */
+static Suite *api_suite(const char *name, void (*setup)(void), void (*teardown)(void))
 {
-    Suite *s = suite_create("api");
+    Suite *s = suite_create(name);
     TCase *ref = tcase_create("reference");
     tcase_set_timeout(ref, 120);
     tcase_add_test(ref, loss_reference_vectors);
     tcase_add_test(ref, optimizer_reference_jobs);
     tcase_add_test(ref, column0_reference_job);
+    if (setup) tcase_add_checked_fixture(ref, setup, teardown);
     suite_add_tcase(s, ref);
     TCase *life = tcase_create("persistence");
     tcase_set_timeout(life, 120);
     tcase_add_test(life, state_survives_clean_restart);
+    if (setup) tcase_add_checked_fixture(life, setup, teardown);
     suite_add_tcase(s, life);
     TCase *bodies = tcase_create("bodies");
     tcase_set_timeout(bodies, 120);
     tcase_add_test(bodies, oversized_body_is_413);
     tcase_add_test(bodies, malformed_and_mistyped_bodies);
+    if (setup) tcase_add_checked_fixture(bodies, setup, teardown);
     suite_add_tcase(s, bodies);
     TCase *routes = tcase_create("routes");
     tcase_set_timeout(routes, 120);
@@ -1364,6 +1368,18 @@ Suite *suite_api(void)
     tcase_add_test(routes, csv_upload);
     tcase_add_test(routes, listing_idempotency_health_metrics);
     tcase_add_test(routes, openapi_document);
+    if (setup) tcase_add_checked_fixture(routes, setup, teardown);
     suite_add_tcase(s, routes);
     return s;
 }
+
+
+Suite *suite_api(void) { return api_suite("api", NULL, NULL); }
+
+/* The same suite over HTTPS (issue 11): httpc makes a self-signed certificate with
+ * openssl, every daemon gets tls_cert_file / tls_key_file, and every request goes through
+ * GnuTLS, verifying the certificate. Checked fixtures run in each test's own process. */
+static void https_on(void) { ck_assert_int_eq(httpc_tls_on(), 0); }
+static void https_off(void) { httpc_tls_off(); }
+
+Suite *suite_api_https(void) { return api_suite("api_https", https_on, https_off); }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/text.h"
+
 #include "http/json_util.h"
 #include "http/stream_dataset.h"
 
@@ -46,6 +48,9 @@ td_status td_dataset_name_copy(char **out, const char *name, size_t n, const cha
     if (n > TD_DATASET_NAME_MAX)
         return td_fail(err, TD_EINVAL, field, "name is %zu bytes long; at most %d are allowed",
                        n, TD_DATASET_NAME_MAX);
+    if (!td_utf8_valid(name, n))
+        return td_fail(err, TD_EINVAL, field, "%s must be UTF-8 text without NUL characters",
+                       field);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
             return td_fail(err, TD_EINVAL, field, "name must not contain control characters");

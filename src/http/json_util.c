@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/text.h"
+
 /* ---- parsing ---------------------------------------------------------------------- */
 
 #define MALFORMED "malformed JSON at byte "
@@ -118,6 +120,43 @@ static td_status malformed(td_error *err, const char *body, size_t len, size_t o
     return td_json_fail_malformed(off, body + off, len - off, why, err);
 }
 
+/* A copy of body in which each "\u0000" inside a string is six 0xFF bytes (the same
+ * length, so offsets hold), or NULL when there is none (*oom set when the copy failed).
+ * cJSON would decode the escape to a NUL that silently ends the C string; 0xFF is never
+ * well-formed UTF-8, so td_json_get_string refuses the string, naming its field. */
+static char *rewrite_nul_escapes(const char *body, size_t len, int *oom)
+{
+    char *copy = NULL;
+    int in_string = 0;
+    *oom = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = body[i] == '"';
+            continue;
+        }
+        if (body[i] == '"') {
+            in_string = 0;
+            continue;
+        }
+        if (body[i] != '\\') continue;
+        if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0) {
+            if (!copy) {
+                if (!(copy = malloc(len + 1))) {
+                    *oom = 1;
+                    return NULL;
+                }
+                memcpy(copy, body, len);
+                copy[len] = '\0';
+            }
+            memset(copy + i, 0xff, 6);
+            i += 5;
+            continue;
+        }
+        i++; /* the escaped character */
+    }
+    return copy;
+}
+
 static cJSON *parse_at(const char *text, size_t len, size_t *off)
 {
     const char *end = NULL;
@@ -134,6 +173,15 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
         i++;
     if (i == len)
         return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: the body is empty", len);
+    int oom;
+    char *nulfree = rewrite_nul_escapes(body, len, &oom);
+    if (oom)
+        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    if (nulfree) {
+        td_status st = td_json_parse(out, nulfree, len, err);
+        free(nulfree);
+        return st;
+    }
     size_t off;
     cJSON *root = parse_at(body, len, &off);
     const char *text = body;
@@ -438,6 +486,9 @@ td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
 {
     if (!cJSON_IsString(v) || !v->valuestring || marker_of(v))
         return td_json_fail_not_string(path, td_json_kind_of(v), err);
+    if (!td_utf8_valid(v->valuestring, strlen(v->valuestring)))
+        return td_fail(err, TD_EINVAL, path, "%s must be UTF-8 text without NUL characters",
+                       path);
     *out = v->valuestring;
     return TD_OK;
 }

@@ -34,6 +34,7 @@
 #include "traind/train.h"
 #include "util/budget.h"
 #include "util/log.h"
+#include "util/text.h"
 
 struct td_app {
     td_store *store;
@@ -90,6 +91,13 @@ static int paging(const td_req *req, td_resp *resp, int *limit, const char **aft
         *limit = (int)v;
     }
     return 0;
+}
+
+/* after= names no such object: a 422, not an empty page that reads as "the end". */
+static void cursor_unknown(td_resp *resp, const char *what, const char *after)
+{
+    td_resp_error(resp, 422, "invalid_argument", "after", "after: there is no %s \"%s\" (a "
+                  "cursor is the \"next\" of the previous page)", what, after);
 }
 
 static cJSON *dataset_meta_json(const td_dataset_meta *m)
@@ -221,7 +229,11 @@ static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
     const char *after;
     if (paging(req, resp, &limit, &after))
         return;
-    td_dataset_meta *rows = NULL;
+    td_dataset_meta *rows = NULL, cur;
+    if (after && *after && td_store_dataset_get(app->store, after, &cur, NULL) == TD_ENOTFOUND) {
+        cursor_unknown(resp, "dataset", after);
+        return;
+    }
     char next[TD_ID_MAX];
     td_status st = td_store_dataset_list(app->store, limit, after, &rows, &n, next, &err);
     if (st) {
@@ -324,6 +336,11 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     if (key && (!*key || strlen(key) >= TD_IDEM_KEY_MAX)) {
         td_resp_error(resp, 422, "invalid_argument", "Idempotency-Key",
                       "Idempotency-Key must be 1 to %d characters", TD_IDEM_KEY_MAX - 1);
+        return;
+    }
+    if (key && !td_utf8_valid(key, strlen(key))) { /* it is stored */
+        td_resp_error(resp, 422, "invalid_argument", "Idempotency-Key",
+                      "Idempotency-Key must be UTF-8 text");
         return;
     }
     if (key) {
@@ -439,7 +456,15 @@ static void h_job_list(void *a, const td_req *req, td_resp *resp)
         }
         state = (int)js;
     }
-    td_job_row *rows = NULL;
+    td_job_row *rows = NULL, cur;
+    if (after && *after) {
+        td_status cs = td_store_job_get(app->store, after, &cur, NULL);
+        if (cs == TD_OK) td_job_row_fini(&cur);
+        if (cs == TD_ENOTFOUND) {
+            cursor_unknown(resp, "job", after);
+            return;
+        }
+    }
     char next[TD_ID_MAX];
     td_status st = td_store_job_list(app->store, state, limit, after, &rows, &n, next, &err);
     if (st) {

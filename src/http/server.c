@@ -99,7 +99,10 @@
 #include <unistd.h>
 
 #include "util/budget.h"
+#include "http/auth.h"
+#include "http/tls.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #define STATUS_LO 100
 #define STATUS_HI 599
@@ -131,8 +134,10 @@ struct td_server {
     td_route *routes;
     size_t nroutes;
     void *app;
-    char *token;                     /* NULL = no auth */
-    uint64_t max_body;
+    td_tokens *tokens;               /* empty = no auth; swapped under tok_lock */
+    pthread_rwlock_t tok_lock;
+    _Atomic uint64_t max_body;       /* changed by td_server_set_max_body (SIGHUP) */
+    int tls;                         /* HTTPS only */
     unsigned max_conn;               /* max_connections; MHD's limit is PROBE_RESERVE more */
     unsigned max_streams;            /* streamed responses at once; 0 = no limit */
     unsigned timeout_s;
@@ -158,12 +163,14 @@ typedef struct req_state {
     double t0;
     char method[16];
     char logpath[160];
+    char token_name[TD_TOKEN_NAME_MAX]; /* the token's NAME, "-" for none, for the audit */
     const td_route *route;
     char *capbuf;                    /* copy of the path holding the captures */
     const char *params[TD_MAX_PATH_PARAMS];
     int nparams;
     int has_body;
     uint64_t content_length;         /* UINT64_MAX = unknown (chunked) */
+    uint64_t max_body;               /* the server's max_body when the headers came in */
     /* A rejection decided from the headers (0 = none). */
     int rej_status;
     const char *rej_code;
@@ -230,8 +237,11 @@ void td_resp_json(td_resp *r, int status, char *json)
 static void resp_errorv(td_resp *r, int status, const char *code, const char *field,
                         const char *fmt, va_list ap)
 {
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char raw[1024], msg[1024 * 4];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    /* The message may echo client bytes (a path, a header, a value): any that are not
+     * well-formed UTF-8 go out as "\xHH" (cJSON escapes the control characters). */
+    td_escape_bytes(msg, sizeof msg, raw, 0);
     char *json = NULL;
     cJSON *root = cJSON_CreateObject();
     cJSON *e = root ? cJSON_AddObjectToObject(root, "error") : NULL;
@@ -415,16 +425,32 @@ int td_route_captures(const char *pattern, const char *path, char *capbuf,
     return n;
 }
 
-static int bearer_ok(const td_server *s, struct MHD_Connection *c)
+/* Authenticates the request: 1 when no token is configured (*scope write, name "-") or
+ * `Authorization: Bearer <token>` carries one of the set (*scope its scope, name its
+ * NAME), else 0 (name "-"). */
+static int bearer_ok(td_server *s, struct MHD_Connection *c, td_scope *scope, char *name,
+                     size_t name_len)
 {
-    if (!s->token) return 1;
+    snprintf(name, name_len, "-");
+    *scope = TD_SCOPE_WRITE;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h) return 0;
-    while (*h == ' ' || *h == '\t') h++;
-    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return 0;
-    h += 6;
-    while (*h == ' ' || *h == '\t') h++;
-    return td_token_equal(h, s->token);
+    pthread_rwlock_rdlock(&s->tok_lock);
+    int ok = s->tokens->n == 0;
+    if (!ok && h) {
+        while (*h == ' ' || *h == '\t') h++;
+        if (strncasecmp(h, "Bearer", 6) == 0 && (h[6] == ' ' || h[6] == '\t')) {
+            h += 6;
+            while (*h == ' ' || *h == '\t') h++;
+            const td_token *t = td_tokens_match(s->tokens, h);
+            if (t) {
+                ok = 1;
+                *scope = t->scope;
+                snprintf(name, name_len, "%s", t->name);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&s->tok_lock);
+    return ok;
 }
 
 /* Is the media type of ct (before ';') in the comma-separated list? */
@@ -482,6 +508,7 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
     /* content_length UINT64_MAX means "unknown" (chunked) from here on: a declared length
      * of UINT64_MAX is a known one, over every limit, and refused below. */
     rs->content_length = UINT64_MAX;
+    rs->max_body = atomic_load(&s->max_body);
     uint64_t declared = 0;
     int cl_bad = 0;
     if (te) /* chunked: the length is unknown; Transfer-Encoding overrides Content-Length */
@@ -491,6 +518,16 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
     else
         rs->has_body = declared > 0;
 
+    /* Both framings: a proxy in front may take one and us the other, so where the body
+     * ends (and the next request begins) is ambiguous. 400, and send_reject closes the
+     * connection: nothing pipelined behind it is read. */
+    if (te && cl) {
+        rs->has_body = 1;
+        reject(rs, 400, "bad_request", "a request must not carry both Content-Length and "
+               "Transfer-Encoding");
+        return;
+    }
+
     if (atomic_load(&s->stopping)) {
         reject(rs, 503, "shutting_down", "the server is shutting down");
         return;
@@ -499,7 +536,8 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
     int path_status = 0, path_public = 0;
     const td_route *hit = td_route_find(s->routes, s->nroutes, method, url, &path_status,
                                         rs->allow, sizeof rs->allow, &path_public);
-    int authed = bearer_ok(s, c);
+    td_scope scope;
+    int authed = bearer_ok(s, c, &scope, rs->token_name, sizeof rs->token_name);
     if (rs->ce && rs->ce->reserve && !(hit && hit->public_route)) {
         reject(rs, 503, "server_busy", "all %u connections (max_connections) are in use; "
                "retry later", s->max_conn);
@@ -520,6 +558,11 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
         reject(rs, 401, "unauthorized", "missing or wrong bearer token");
         return;
     }
+    if (!hit->public_route && !td_scope_allows(scope, method, url)) {
+        reject(rs, 403, "forbidden", "token \"%s\" has scope %s; %s %s needs scope write",
+               rs->token_name, td_scope_name(scope), method, url);
+        return;
+    }
     if (cl_bad) {
         reject(rs, 400, "bad_request", "Content-Length \"%.64s\" is not a number of bytes", cl);
         return;
@@ -533,10 +576,10 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
             return;
         }
     }
-    if (!te && declared > s->max_body) {
+    if (!te && declared > rs->max_body) {
         reject(rs, 413, "payload_too_large", "request body of %s%llu bytes is larger than the "
                "limit of %llu bytes (max_body_mb)", declared == UINT64_MAX ? "at least " : "",
-               (unsigned long long)declared, (unsigned long long)s->max_body);
+               (unsigned long long)declared, (unsigned long long)rs->max_body);
         return;
     }
     if (!te && cl) rs->content_length = declared;
@@ -779,7 +822,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rs->srv = s;
         rs->t0 = mono_now();
         snprintf(rs->method, sizeof rs->method, "%s", method);
-        snprintf(rs->logpath, sizeof rs->logpath, "%s", url);
+        if (snprintf(rs->logpath, sizeof rs->logpath, "%s", url) >= (int)sizeof rs->logpath)
+            memcpy(rs->logpath + sizeof rs->logpath - 4, "...", 4); /* cut, and says so */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rs->ce = ci ? ci->socket_context : NULL;
@@ -809,14 +853,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rs->rej_status || rs->nomem || rs->over_budget) return MHD_YES;
         if (rs->overflow) { /* discard up to OVERFLOW_SLACK more, then hang up */
             rs->discarded += n;
-            if (rs->discarded - s->max_body > OVERFLOW_SLACK) {
+            if (rs->discarded - rs->max_body > OVERFLOW_SLACK) {
                 td_log(TD_LOG_INFO, "http", "%s %s: dropped a chunked body far over the limit",
                        rs->method, rs->logpath);
                 return MHD_NO;
             }
             return MHD_YES;
         }
-        if ((uint64_t)rs->len + n > s->max_body) {
+        if ((uint64_t)rs->len + n > rs->max_body) {
             rs->overflow = 1;
             rs->discarded = rs->len + n;
             free(rs->body);
@@ -846,7 +890,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (rs->content_length != UINT64_MAX && cap > rs->content_length + 1 &&
                 want <= rs->content_length + 1)
                 cap = (size_t)rs->content_length + 1;
-            if (cap > s->max_body + 1) cap = (size_t)s->max_body + 1;
+            if (cap > rs->max_body + 1) cap = (size_t)rs->max_body + 1;
             char *nb = realloc(rs->body, cap);
             if (!nb) {
                 rs->nomem = 1;
@@ -869,7 +913,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rs->rej_status) return send_reject(s, rs, c);
     if (rs->overflow) {
         reject(rs, 413, "payload_too_large", "request body is larger than the limit of %llu "
-               "bytes (max_body_mb)", (unsigned long long)s->max_body);
+               "bytes (max_body_mb)", (unsigned long long)rs->max_body);
         return send_reject(s, rs, c);
     }
     if (rs->nomem) {
@@ -922,6 +966,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!rs) return;
     *con_cls = NULL;
     double ms = (mono_now() - rs->t0) * 1e3;
+    /* The audit: every write request, authorized or not, with the token's NAME. */
+    if (strcmp(rs->method, "GET") != 0 && strcmp(rs->method, "HEAD") != 0)
+        td_log(TD_LOG_INFO, "audit", "token=%s method=%s path=%s status=%d%s",
+               rs->token_name[0] ? rs->token_name : "-", rs->method, rs->logpath, rs->status,
+               toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " (not completed)" : "");
     if (rs->status >= 500)
         td_log(TD_LOG_WARN, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -1182,7 +1231,8 @@ static void server_free(td_server *s)
     pthread_cond_destroy(&s->wd_cond);
     pthread_mutex_destroy(&s->lock);
     free(s->routes);
-    free(s->token);
+    td_tokens_free(s->tokens);
+    pthread_rwlock_destroy(&s->tok_lock);
     free(s);
 }
 
@@ -1195,6 +1245,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     td_server *s = calloc(1, sizeof *s);
     if (!s) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
+    pthread_rwlock_init(&s->tok_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1222,10 +1273,19 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
             st = td_fail(err, TD_EINVAL, "routes", "route %zu lacks a method, pattern or handler", i);
             goto fail;
         }
-    if (o->auth_token && *o->auth_token && !(s->token = strdup(o->auth_token))) {
+    if (!(s->tokens = td_tokens_copy(o->tokens))) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
         goto fail;
     }
+    if (o->auth_token && *o->auth_token && !o->tokens) {
+        td_config one = {0};
+        snprintf(one.auth_token, sizeof one.auth_token, "%s", o->auth_token);
+        td_tokens *t = NULL;
+        if ((st = td_tokens_load(&t, &one, err)) != TD_OK) goto fail;
+        td_tokens_free(s->tokens);
+        s->tokens = t;
+    }
+    s->tls = o->tls_cert_pem && o->tls_key_pem;
 
     int v6 = 0;
     fd = open_listener(s, o->listen, &v6, err);
@@ -1238,6 +1298,19 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (v6) flags |= MHD_USE_IPv6;
+    /* HTTPS only when a certificate is given (GnuTLS; TLS 1.2 and later). */
+    /* The pair is answered by td_tls_retrieve, so that a reload can replace it. */
+    struct MHD_OptionItem tlsopt[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)td_tls_retrieve},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         (void *)"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (s->tls) {
+        td_tls_pem pem = {(char *)o->tls_cert_pem, (char *)o->tls_key_pem};
+        if ((st = td_tls_install(&pem, err)) != TD_OK) goto fail;
+        flags |= MHD_USE_TLS;
+    }
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, so that it gets everything */
@@ -1247,6 +1320,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_ARRAY, s->tls ? tlsopt : tlsopt + 2,
         MHD_OPTION_END);
     fd = -1; /* MHD's now (on failure it may have closed it: never close it twice) */
     if (!s->mhd) {
@@ -1263,6 +1337,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
 fail:
     if (fd >= 0) close(fd);
     if (s->mhd) MHD_stop_daemon(s->mhd);
+    if (s->tls) td_tls_release();
     server_free(s);
     return st;
 }
@@ -1274,8 +1349,25 @@ void td_server_stop(td_server *s)
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
     MHD_stop_daemon(s->mhd);
+    if (s->tls) td_tls_release();
     server_free(s);
 }
+
+td_status td_server_set_tokens(td_server *s, const td_tokens *t, td_error *err)
+{
+    td_tokens *c = td_tokens_copy(t);
+    if (!c) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    pthread_rwlock_wrlock(&s->tok_lock);
+    td_tokens *old = s->tokens;
+    s->tokens = c;
+    pthread_rwlock_unlock(&s->tok_lock);
+    td_tokens_free(old);
+    return TD_OK;
+}
+
+void td_server_set_max_body(td_server *s, uint64_t max_body) { atomic_store(&s->max_body, max_body); }
+
+int td_server_tls(const td_server *s) { return s->tls; }
 
 int td_server_port(const td_server *s) { return s->port; }
 

@@ -4,6 +4,8 @@
  * td_server_start binds, starts the threads and returns; requests are answered on the
  * server's own threads (one per connection, see the DESIGN comment in server.c) until
  * td_server_stop. Before a handler runs, the server has already answered, in this order:
+ *   400  the request carries both Content-Length and Transfer-Encoding (its end is
+ *        ambiguous: the connection is closed, nothing pipelined after it is served)
  *   503  the connection came in past max_connections and the route is not public (only
  *        public routes, the health probes, are served in the reserved slots)
  *   404  no route's pattern matches the path (401 instead when a token is configured and
@@ -11,6 +13,8 @@
  *   405  a pattern matches but not the method; `Allow` lists the methods that would
  *   401  the route is not public, a token is configured, and `Authorization: Bearer <token>`
  *        is missing or wrong (`WWW-Authenticate: Bearer`)
+ *   403  the token's scope does not allow the request (a read token on a write route:
+ *        http/auth.h)
  *   400  Content-Length is not a number
  *   415  the request has a body, the route declares body_types, and Content-Type is not
  *        one of them (the message names the accepted types)
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "http/auth.h"
 #include "http/http.h"
 #include "traind/status.h"
 
@@ -36,7 +41,12 @@ typedef struct td_server td_server;
 
 typedef struct td_server_opts {
     const char *listen;              /* "host:port" / "[v6]:port"; port 0 = ephemeral */
-    const char *auth_token;          /* NULL or "" = no auth */
+    const char *auth_token;          /* one write token "default"; NULL or "" = none; used
+                                        only when tokens is NULL */
+    const td_tokens *tokens;         /* the token set (copied); NULL = auth_token alone;
+                                        empty = no auth */
+    const char *tls_cert_pem;        /* both set: HTTPS only (PEM text, copied by MHD) */
+    const char *tls_key_pem;
     uint64_t max_body;               /* bytes */
     unsigned max_connections;        /* for requests; PROBE_RESERVE more are accepted for
                                         public routes (health probes) only */
@@ -60,6 +70,14 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
 /* Stops accepting, ends open event streams, closes every connection after its current
  * handler returns, joins the threads and frees s. NULL is a no-op. */
 void td_server_stop(td_server *s);
+
+/* Replaces the token set (copied) for the requests that start from now on; one already
+ * authenticated keeps its answer. */
+td_status td_server_set_tokens(td_server *s, const td_tokens *t, td_error *err);
+/* Sets max_body for requests whose headers arrive from now on. */
+void td_server_set_max_body(td_server *s, uint64_t max_body);
+/* 1 when the server speaks HTTPS. */
+int td_server_tls(const td_server *s);
 
 /* The bound port (the ephemeral one when listen asked for port 0). */
 int td_server_port(const td_server *s);

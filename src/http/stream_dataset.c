@@ -992,8 +992,9 @@ static void cap_utf8(td_dstream *s, uint32_t cp)
 {
     char u[4];
     size_t n;
-    if (cp == 0) { /* the C string ends here */
-        s->cap_nul = 1;
+    if (cp == 0) { /* six bytes that are never UTF-8, as td_json_parse makes of the
+                    * escape: the string is refused (or the key unknown), never cut */
+        cap_put(s, "\xff\xff\xff\xff\xff\xff", 6);
         return;
     }
     if (cp < 0x80) {

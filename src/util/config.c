@@ -12,6 +12,7 @@
 
 #include "util/budget.h"
 #include "util/log.h"
+#include "util/text.h"
 
 typedef enum {
     CFG_INT,      /* int field */
@@ -42,6 +43,13 @@ static const cfg_key keys[] = {
      "directory for the database, datasets and checkpoints"},
     {"auth_token_file", CFG_STR, "", 0, TD_CONFIG_STR_MAX - 1, FIELD(auth_token_file),
      "file holding the bearer token for /v1 and /metrics (else $TRAIND_TOKEN; empty = no auth)"},
+    {"tokens_file", CFG_STR, "", 0, TD_CONFIG_STR_MAX - 1, FIELD(tokens_file),
+     "file of named tokens, one `NAME SCOPE TOKEN` a line, SCOPE read or write (reloaded on "
+     "SIGHUP)"},
+    {"tls_cert_file", CFG_STR, "", 0, TD_CONFIG_STR_MAX - 1, FIELD(tls_cert_file),
+     "PEM certificate (chain); with tls_key_file the port speaks only HTTPS"},
+    {"tls_key_file", CFG_STR, "", 0, TD_CONFIG_STR_MAX - 1, FIELD(tls_key_file),
+     "PEM private key of tls_cert_file"},
     {"max_body_mb", CFG_INT, "256", 1, 16384, FIELD(max_body_mb),
      "largest request body, MiB (413 past it)"},
     {"max_queued_jobs", CFG_INT, "64", 1, 1000000, FIELD(max_queued_jobs),
@@ -285,28 +293,24 @@ td_status td_config_finish(td_config *c, td_error *err)
     if (c->max_event_streams > c->max_connections)
         return td_fail(err, TD_EINVAL, "max_event_streams", "max_event_streams: %d is more than "
                        "max_connections (%d)", c->max_event_streams, c->max_connections);
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+        return td_fail(err, TD_EINVAL, c->tls_cert_file[0] ? "tls_key_file" : "tls_cert_file",
+                       "tls_cert_file and tls_key_file go together: set both (HTTPS) or "
+                       "neither (plain HTTP)");
     c->auth_token[0] = '\0';
     if (c->auth_token_file[0]) {
-        FILE *f = fopen(c->auth_token_file, "rb");
-        if (!f)
-            return td_fail(err, TD_EIO, "auth_token_file", "cannot open auth_token_file %s: %s",
-                           c->auth_token_file, strerror(errno));
-        char buf[TD_TOKEN_MAX + 64];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        int bad = ferror(f);
-        fclose(f);
-        if (bad)
-            return td_fail(err, TD_EIO, "auth_token_file", "cannot read auth_token_file %s",
-                           c->auth_token_file);
-        buf[n] = '\0';
-        if (strlen(buf) != n)
-            return td_fail(err, TD_EINVAL, "auth_token_file", "auth_token_file %s contains a "
-                           "NUL byte", c->auth_token_file);
-        char *t = trim(buf);
-        td_status st = token_check(t, c->auth_token_file, err);
+        /* The whole file, however much blank surrounds the token: a fixed-size read
+         * would keep a cut token (300 blanks + a token left 19 of its characters). */
+        char *buf;
+        size_t n;
+        td_status st = td_read_small_file(c->auth_token_file, 64 * 1024, "auth_token_file",
+                                          &buf, &n, err);
         if (st != TD_OK) return st;
-        snprintf(c->auth_token, sizeof c->auth_token, "%s", t);
-        return TD_OK;
+        char *t = trim(buf);
+        st = token_check(t, c->auth_token_file, err);
+        if (st == TD_OK) snprintf(c->auth_token, sizeof c->auth_token, "%s", t);
+        free(buf);
+        return st;
     }
     const char *env = getenv("TRAIND_TOKEN");
     if (env && *env) {

@@ -27,6 +27,9 @@ typedef struct td_config {
     int workers;                         /* training threads; 0 = one per core */
     char state_dir[TD_CONFIG_STR_MAX];
     char auth_token_file[TD_CONFIG_STR_MAX]; /* "" = none */
+    char tokens_file[TD_CONFIG_STR_MAX]; /* named tokens with scopes (http/auth.h); "" = none */
+    char tls_cert_file[TD_CONFIG_STR_MAX]; /* PEM; with tls_key_file: HTTPS only */
+    char tls_key_file[TD_CONFIG_STR_MAX];
     int max_body_mb;                     /* request body limit, MiB */
     int max_queued_jobs;                 /* queue length before 429 */
     int checkpoint_interval_s;           /* at most one checkpoint per interval; 0 = every epoch */
@@ -67,10 +70,11 @@ td_status td_config_parse(td_config *c, const char *text, const char *origin, td
 /* Reads path and applies it with td_config_parse; records the path in c->config_path. */
 td_status td_config_load_file(td_config *c, const char *path, td_error *err);
 
-/* Checks the keys against each other (max_event_streams <= max_connections), then
- * resolves what depends on the environment: the auth token from auth_token_file (the
- * file's content, surrounding whitespace trimmed) or else from $TRAIND_TOKEN. A token
- * must be 8..255 visible ASCII characters. */
+/* Checks the keys against each other (max_event_streams <= max_connections; the two TLS
+ * files both or neither), then resolves what depends on the environment: the auth token
+ * from auth_token_file (the file's content, surrounding whitespace trimmed; a file over
+ * 64 KiB is refused, never cut) or else from $TRAIND_TOKEN. A token must be 8..255
+ * visible ASCII characters. tokens_file is read by http/auth.h, not here. */
 td_status td_config_finish(td_config *c, td_error *err);
 
 /* The whole start-up sequence: defaults, then --config FILE if given, then the flags
