@@ -13,7 +13,7 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-MODULES := libmicrohttpd libcjson openblas sqlite3
+MODULES := libmicrohttpd libcjson openblas sqlite3 zlib
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 ifeq ($(filter clean,$(MAKECMDGOALS)),)

@@ -3,8 +3,8 @@
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
 # Usage: scripts/deps.sh [extra-package ...]   (extra packages: e.g. for tests or benches)
 set -eu
-PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev pkg-config"
-MODULES="libmicrohttpd libcjson openblas check sqlite3"
+PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev zlib1g-dev pkg-config"
+MODULES="libmicrohttpd libcjson openblas check sqlite3 zlib"
 missing=""
 if command -v pkg-config >/dev/null 2>&1; then
     for m in $MODULES; do

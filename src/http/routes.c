@@ -21,6 +21,7 @@
 #include "http/json_loss.h"
 #include "http/json_model.h"
 #include "http/json_util.h"
+#include "http/npy_upload.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
@@ -120,6 +121,7 @@ static td_status store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_
  * float32 arrays, not its text nor a tree of it. */
 typedef struct dataset_upload {
     td_dstream *parser;          /* NULL when the request was refused before its body */
+    td_npy_upload *npy;          /* instead of parser for .npy / .npz (npy_upload.h) */
     td_status st;                /* that refusal (a bad label_column / header) */
     td_error err;
 } dataset_upload;
@@ -128,19 +130,26 @@ static void dataset_free(void *state)
 {
     dataset_upload *u = state;
     td_dstream_destroy(u->parser);
+    td_npy_upload_free(u->npy);
     free(u);
 }
 
 static void *dataset_begin(void *a, const td_req *req)
 {
-    (void)a;
+    td_app *app = a;
     dataset_upload *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
     const char *ct = td_req_header(req, "Content-Type");
     const char *cl = td_req_header(req, "Content-Length");
     uint64_t hint = cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
-    if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
+    int npy = td_npy_upload_kind(ct);
+    if (npy >= 0) {
+        if (!(u->npy = td_npy_upload_begin(app->store, npy, app->cfg.max_dataset_rows,
+                                           app->cfg.max_dataset_features,
+                                           td_req_query(req, "name"))))
+            goto nomem;
+    } else if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
         td_csv_opts o;
         u->st = td_csv_opts_parse(&o, td_req_query(req, "label_column"),
                                   td_req_query(req, "header"), &u->err);
@@ -158,6 +167,8 @@ nomem:
 static int dataset_piece(void *state, const char *data, size_t len)
 {
     dataset_upload *u = state;
+    if (u->npy)
+        return td_npy_upload_piece(u->npy, data, len);
     return !u->parser || td_dstream_feed(u->parser, data, len);
 }
 
@@ -170,12 +181,14 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     td_status st = u->st;
     td_dataset_buf d;
     memset(&d, 0, sizeof d);
-    if (st == TD_OK)
+    td_dataset_meta meta;
+    if (u->npy)
+        st = td_npy_upload_end(u->npy, &meta, &err);
+    else if (st == TD_OK)
         st = td_dstream_finish(u->parser, &d, &err);
     td_dstream_destroy(u->parser); /* what it held is in d now */
     u->parser = NULL;
-    td_dataset_meta meta;
-    if (st == TD_OK)
+    if (st == TD_OK && !u->npy)
         st = store_dataset(app, &d, &meta, &err);
     td_dataset_buf_free(&d);
     if (st) {
@@ -699,7 +712,8 @@ static void h_openapi(void *a, const td_req *req, td_resp *resp)
 
 #define JSON "application/json"
 static const td_route routes[] = {
-    {"POST", "/v1/datasets", NULL, JSON ",text/csv", 0, &dataset_sink},
+    {"POST", "/v1/datasets", NULL, JSON ",text/csv,application/x-npy,application/zip", 0,
+     &dataset_sink},
     {"GET", "/v1/datasets", h_dataset_list, NULL, 0, NULL},
     {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
     {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
