@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/export.h"
 #include "http/json_dataset.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
@@ -241,6 +242,11 @@ static void h_dataset_get(void *a, const td_req *req, td_resp *resp)
         return;
     }
     json_or_oom(resp, 200, cjson_take(dataset_meta_json(&meta)));
+}
+
+static void h_dataset_data(void *a, const td_req *req, td_resp *resp)
+{
+    td_export_dataset(((td_app *)a)->store, req, resp); /* export.h */
 }
 
 static void h_dataset_delete(void *a, const td_req *req, td_resp *resp)
@@ -498,6 +504,11 @@ static void h_job_model(void *a, const td_req *req, td_resp *resp)
     td_status st = load_model(a, req->params[0], &m, &err);
     char *out = NULL;
     size_t len = 0;
+    if (st == TD_OK && td_export_model_wanted(req)) { /* npz, C: export.h */
+        td_export_model(&m, req, resp);
+        td_model_fini(&m);
+        return;
+    }
     if (st == TD_OK)
         st = td_json_model(&out, &len, &m, &err);
     td_model_fini(&m);
@@ -515,6 +526,11 @@ static void h_job_predict(void *a, const td_req *req, td_resp *resp)
     td_status st = load_model(a, req->params[0], &m, &err);
     char *out = NULL;
     size_t len = 0;
+    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in, .npz out: export.h */
+        td_export_predict(&m, req, resp);
+        td_model_fini(&m);
+        return;
+    }
     if (st == TD_OK)
         st = td_json_predict(&out, &len, &m, req->body, req->body_len, &err);
     td_model_fini(&m);
@@ -717,6 +733,7 @@ static const td_route routes[] = {
     {"GET", "/v1/datasets", h_dataset_list, NULL, 0, NULL},
     {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
     {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
+    {"GET", "/v1/datasets/{id}/data", h_dataset_data, NULL, 0, NULL},
     {"POST", "/v1/jobs", h_job_create, JSON, 0, NULL},
     {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL},
@@ -724,7 +741,7 @@ static const td_route routes[] = {
     {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
-    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON, 0, NULL},
+    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON ",application/x-npy", 0, NULL},
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
     {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
