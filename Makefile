@@ -127,7 +127,7 @@ install: $(BUILD)/traind
 # build-fuzz/crash-* (copy it to tests/regress/<name>/: the regress suite replays it).
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router
+FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router npy
 FUZZ_FLAGS   := -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -pthread -Iinclude -Isrc -Ifuzz $(shell pkg-config --cflags $(MODULES)) \
                 -DTD_VERSION='"$(VERSION)"'

@@ -34,6 +34,7 @@ static const struct {
     {"predict", "predict", td_fuzz_predict},
     {"config", "config", td_fuzz_config},
     {"router", "router", td_fuzz_router},
+    {"npy", "npy", td_fuzz_npy},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 

@@ -10,22 +10,16 @@ static const uint8_t NPY_MAGIC[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
 size_t td_npy_header_need(const uint8_t *buf, size_t len)
 {
-    if (len < TD_NPY_PREAMBLE)
-        return TD_NPY_PREAMBLE;
-    if (memcmp(buf, NPY_MAGIC, 6) != 0)
+    if (len < 8)
+        return 8;
+    if (memcmp(buf, NPY_MAGIC, 6) != 0 || buf[6] < 1 || buf[6] > 3)
         return 0;
-    uint64_t hl;
-    size_t pre;
-    if (buf[6] == 1) {
-        hl = (uint64_t)buf[8] | (uint64_t)buf[9] << 8;
-        pre = 10;
-    } else if (buf[6] == 2 || buf[6] == 3) {
-        hl = (uint64_t)buf[8] | (uint64_t)buf[9] << 8 | (uint64_t)buf[10] << 16 |
-             (uint64_t)buf[11] << 24;
-        pre = 12;
-    } else {
-        return 0;
-    }
+    size_t pre = buf[6] == 1 ? 10 : 12;
+    if (len < pre)
+        return pre;
+    uint64_t hl = (uint64_t)buf[8] | (uint64_t)buf[9] << 8;
+    if (pre == 12)
+        hl |= (uint64_t)buf[10] << 16 | (uint64_t)buf[11] << 24;
     if (hl > TD_NPY_MAX_HEADER)
         return 0;
     return pre + (size_t)hl;
@@ -161,7 +155,7 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len,
 {
     memset(h, 0, sizeof *h);
     size_t need = td_npy_header_need(buf, len);
-    if (need == 0 || len < TD_NPY_PREAMBLE) {
+    if (need == 0 || len < 8) {
         if (len >= 6 && memcmp(buf, NPY_MAGIC, 6) == 0 && len >= 8 &&
             (buf[6] < 1 || buf[6] > 3))
             return td_fail(err, TD_EINVAL, field, "%s: .npy format version %u.%u is not "

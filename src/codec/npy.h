@@ -30,7 +30,6 @@
 
 #define TD_NPY_MAX_DIMS 8
 #define TD_NPY_MAX_HEADER 65536      /* header bytes (numpy itself writes < 4 KiB) */
-#define TD_NPY_PREAMBLE 12           /* enough bytes to know the header's length */
 
 typedef struct td_npy_header {
     char descr[32];                  /* as given, e.g. "<f8" */
@@ -46,9 +45,11 @@ typedef struct td_npy_header {
     size_t header_bytes;             /* magic + version + length + dict: where data starts */
 } td_npy_header;
 
-/* How many bytes of a .npy file (starting at its magic) must be in buf before
- * td_npy_header_parse can decide: needs at least TD_NPY_PREAMBLE bytes to say; returns 0
- * when the preamble is bad (td_npy_header_parse then names the error). */
+/* How many bytes of a .npy file (starting at its magic) buf must hold before the next
+ * question can be answered: 8 (magic and version), then 10 or 12 (the header length),
+ * then the whole header; never more than the file's header, so a reader that fills buf
+ * up to the answer and asks again never takes data bytes. 0 when the magic, version or
+ * length is bad (td_npy_header_parse then names the error). */
 size_t td_npy_header_need(const uint8_t *buf, size_t len);
 
 /* Parses the header at buf[0..len) (len >= td_npy_header_need). Strict: the three keys

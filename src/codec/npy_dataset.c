@@ -34,6 +34,7 @@ struct td_npy_dataset {
     int cur;
     td_npy_header h;
     int64_t k;                       /* elements of it so far */
+    uint64_t bytes;                  /* the arrays so far, as float32 / int32 */
     float fbuf[SCRATCH];
     int32_t ibuf[SCRATCH];
 };
@@ -88,6 +89,12 @@ static td_status on_begin(void *ctx, const char *name, const char *field,
                              "supported; use a numeric array", field, h->descr);
     held *a = &d->a[i];
     int nd = h->ndim;
+    if (d->lim.max_bytes && ((uint64_t)h->count > d->lim.max_bytes / 4 ||
+                             d->bytes + (uint64_t)h->count * 4 > d->lim.max_bytes))
+        return td_fail(err, TD_EINVAL, field, "%s: %lld values; the arrays may hold at most "
+                       "%llu bytes as float32 / int32 (max_body_mb)", field,
+                       (long long)h->count, (unsigned long long)d->lim.max_bytes);
+    d->bytes += (uint64_t)h->count * 4;
     switch (i) {
     case A_X:
         if (nd != 2 || h->shape[0] < 1 || h->shape[1] < 1)

@@ -84,7 +84,7 @@ static void member_start(td_npz_reader *r, const char *name)
     snprintf(r->field, sizeof r->field, "%s.npy", name);
     r->ms = M_HDR;
     r->hdr_len = 0;
-    r->hdr_need = TD_NPY_PREAMBLE;
+    r->hdr_need = 8;
     r->carry_n = 0;
     r->member_bytes = 0;
 }
@@ -137,21 +137,14 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
             used += take;
             if (r->hdr_len < r->hdr_need)
                 break;
-            if (r->hdr_need == TD_NPY_PREAMBLE) {
-                size_t need = td_npy_header_need(r->hdr, r->hdr_len);
-                if (need == 0) {  /* bad magic / version / length: the parser names it */
-                    r->st = td_npy_header_parse(&r->h, r->hdr, r->hdr_len, r->field, &r->err);
-                    break;
-                }
-                if (need > r->hdr_len) {
-                    r->hdr_need = need;
-                    continue;
-                }
-                /* a 1.0 header whose length fits in the preamble's 12 bytes: the extra
-                 * bytes belong to the data */
-                size_t extra = r->hdr_len - need;
-                r->hdr_len = need;
-                used -= extra;
+            size_t need = td_npy_header_need(r->hdr, r->hdr_len);
+            if (need == 0) {         /* bad magic / version / length: the parser names it */
+                r->st = td_npy_header_parse(&r->h, r->hdr, r->hdr_len, r->field, &r->err);
+                break;
+            }
+            if (need > r->hdr_len) {
+                r->hdr_need = need;
+                continue;
             }
             member_header_done(r);
         } else if (r->ms == M_DATA) {
@@ -319,12 +312,10 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
         r->ctaken += used;
         if (failed(r))
             return used;
-        if (r->flags & 8 ? r->ms == M_DONE : r->ctaken == r->csize) {
-            if (!(r->flags & 8) && used < take)
-                FAIL(r, r->field, "%s: trailing bytes after the array", r->field);
-            else
-                after_data(r);
-        }
+        if (!(r->flags & 8) && used < take)
+            FAIL(r, r->field, "%s: trailing bytes after the array", r->field);
+        else if (r->flags & 8 ? r->ms == M_DONE : r->ctaken == r->csize)
+            after_data(r);
         return used;
     }
     size_t used = 0;
@@ -341,14 +332,15 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
         size_t in_used = in0 - r->z.avail_in, produced = OUTBUF - r->z.avail_out;
         used += in_used;
         r->ctaken += in_used;
+        /* what came out before a corrupt spot goes first, as it would in smaller pieces */
+        r->crc = (uint32_t)crc32(r->crc, r->out, (uInt)produced);
+        if (member_feed(r, r->out, produced) < produced && !failed(r))
+            FAIL(r, r->field, "%s: trailing bytes after the array", r->field);
+        if (failed(r))
+            break;
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
             FAIL(r, r->field, "%s: the deflated data is corrupt (%s)", r->field,
                  r->z.msg ? r->z.msg : "zlib error");
-            break;
-        }
-        r->crc = (uint32_t)crc32(r->crc, r->out, (uInt)produced);
-        if (member_feed(r, r->out, produced) < produced && !failed(r)) {
-            FAIL(r, r->field, "%s: trailing bytes after the array", r->field);
             break;
         }
         if (zr == Z_STREAM_END) {
@@ -358,7 +350,7 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
                 after_data(r);
             break;
         }
-        if (!(r->flags & 8) && r->ctaken == r->csize) {
+        if (!(r->flags & 8) && r->ctaken == r->csize && r->z.avail_out != 0) {
             FAIL(r, r->field, "%s: the deflated data is cut short", r->field);
             break;
         }

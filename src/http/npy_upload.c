@@ -44,13 +44,14 @@ static td_status x_rows(void *ctx, const float *v, size_t n, td_error *err)
 static const td_npy_xsink XSINK = {x_begin, x_rows};
 
 td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows,
-                                   int64_t max_features, const char *name)
+                                   int64_t max_features, uint64_t max_bytes,
+                                   const char *name)
 {
     td_npy_upload *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
     u->store = s;
-    td_npy_limits lim = {max_rows, max_features};
+    td_npy_limits lim = {max_rows, max_features, max_bytes};
     if (!(u->reader = td_npy_dataset_create(zip, &XSINK, u, &lim))) {
         free(u);
         return NULL;

@@ -16,10 +16,11 @@ typedef struct td_npy_upload td_npy_upload;
 /* 1: an .npz body, 0: an .npy body, -1: neither (content type ct may be NULL). */
 int td_npy_upload_kind(const char *ct);
 
-/* A new upload into store s with the dataset limits (<= 0: none) and an optional name
+/* A new upload into store s with the dataset limits (npy_dataset.h; <= 0: none) and an optional name
  * (copied). NULL when out of memory. */
 td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows,
-                                   int64_t max_features, const char *name);
+                                   int64_t max_features, uint64_t max_bytes,
+                                   const char *name);
 /* The next piece; nonzero once the outcome is decided (an error). */
 int td_npy_upload_piece(td_npy_upload *u, const char *data, size_t len);
 /* The body is in: stores the dataset (*meta) or gives the error. */

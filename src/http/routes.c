@@ -148,6 +148,7 @@ static void *dataset_begin(void *a, const td_req *req)
     if (npy >= 0) {
         if (!(u->npy = td_npy_upload_begin(app->store, npy, app->cfg.max_dataset_rows,
                                            app->cfg.max_dataset_features,
+                                           td_config_max_body(&app->cfg),
                                            td_req_query(req, "name"))))
             goto nomem;
     } else if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
