@@ -16,8 +16,11 @@ CC      ?= cc
 MODULES := libmicrohttpd libcjson openblas sqlite3 zlib
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
+# Debian packages the tests use beyond the build's: numpy (tests/npy_*.py).
+TEST_PKGS := python3-numpy
+
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-DEPS_STATUS := $(shell scripts/deps.sh 1>&2 && echo ok)
+DEPS_STATUS := $(shell scripts/deps.sh $(TEST_PKGS) 1>&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error missing build dependencies; see the message above)
 endif

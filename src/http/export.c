@@ -25,7 +25,7 @@ static const char *const FMT_TYPES[] = {"application/json", "text/csv", "applica
 #define MAX_ARRAYS 32
 
 typedef struct array {
-    char name[32];
+    char name[48];
     int is_int;                      /* int32, else float32 */
     int ndim;
     int64_t shape[3];
@@ -235,13 +235,16 @@ static void model_arrays(array_set *set, const td_model *m)
     td_tensor_desc t[TD_MAX_TENSORS];
     int n = td_model_layout(m, t);
     int net = m->kind == TD_MODEL_MLP || m->kind == TD_MODEL_EMBED_GMM;
+    int embed = m->kind == TD_MODEL_EMBED_GMM;  /* {"network":{"layers"},"gmm":{..}} */
     for (int i = 0; i < n; i++) {
-        char name[32];
+        char name[48];
         int is_net = net && (!strcmp(t[i].name, "W") || !strcmp(t[i].name, "b"));
         if (is_net)
-            snprintf(name, sizeof name, "layers.%d.%.15s", t[i].layer, t[i].name);
+            snprintf(name, sizeof name, "%slayers.%d.%.15s", embed ? "network." : "",
+                     t[i].layer, t[i].name);
         else
-            snprintf(name, sizeof name, "%.15s", t[i].name);
+            snprintf(name, sizeof name, "%s%.15s",
+                     embed && strcmp(t[i].name, "assignments") ? "gmm." : "", t[i].name);
         const float *p = m->params + t[i].offset;
         int64_t E = m->kind == TD_MODEL_EMBED_GMM ? m->K : m->D;
         if (!strcmp(t[i].name, "covariances") && m->covariance == TD_COV_FULL)

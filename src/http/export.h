@@ -6,8 +6,9 @@
  *        column (only for an unlabelled or plainly labelled dataset); npz X.npy (float32),
  *        y.npy / pairs.npy / pair_labels.npy (int32), Y.npy (float32).
  *   GET  /v1/jobs/{id}/model?format=npz|c (Accept application/zip, text/x-c): npz holds
- *        every tensor of the model under its JSON name ("W", "b", "layers.0.W",
- *        "weights", "means", "covariances" (M, E, E) | (M, E) | (M,), ...); c is the
+ *        every tensor of the model under its JSON path ("W", "b", "layers.0.W",
+ *        "weights", "means", "covariances" (M, E, E) | (M, E) | (M,); embed_gmm
+ *        "network.layers.0.W", "gmm.means", "assignments"); c is the
  *        self-contained C99 header of model_c.h.
  *   POST /v1/jobs/{id}/predict with Content-Type application/x-npy (X as one .npy, any
  *        dtype the dataset reader takes, C or Fortran order) and/or Accept:
