@@ -31,12 +31,12 @@ static td_status x_begin(void *ctx, int64_t N, int64_t D, td_error *err)
     return s->X ? TD_OK : td_fail(err, TD_ENOMEM, NULL, "out of memory");
 }
 
-static td_status x_rows(void *ctx, const float *v, size_t n, td_error *err)
+static td_status x_rows(void *ctx, const void *v, size_t n, td_error *err)
 {
     xsink *s = ctx;
     (void)err;
     FUZZ_CHECK(s->n + n <= s->cap, "more X values than N x D");
-    memcpy(s->X + s->n, v, n * sizeof *v);
+    memcpy(s->X + s->n, v, n * sizeof(float));
     s->n += n;
     return TD_OK;
 }

@@ -28,10 +28,11 @@
 #include "traind/status.h"
 
 /* Where X goes: begin once its shape is known (after the limits were checked), then
- * N * D values in row-major order over any number of rows calls. */
+ * N * D float32 values in row-major order over any number of rows calls (host byte
+ * order; v may be unaligned: a native float32 body is passed through uncopied). */
 typedef struct td_npy_xsink {
     td_status (*begin)(void *ctx, int64_t N, int64_t D, td_error *err);
-    td_status (*rows)(void *ctx, const float *v, size_t n, td_error *err);
+    td_status (*rows)(void *ctx, const void *v, size_t n, td_error *err);
 } td_npy_xsink;
 
 typedef struct td_npy_limits {

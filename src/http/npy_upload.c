@@ -35,7 +35,7 @@ static td_status x_begin(void *ctx, int64_t N, int64_t D, td_error *err)
     return td_dataset_out_open(&u->out, u->store, N, D, err);
 }
 
-static td_status x_rows(void *ctx, const float *v, size_t n, td_error *err)
+static td_status x_rows(void *ctx, const void *v, size_t n, td_error *err)
 {
     td_npy_upload *u = ctx;
     return td_dataset_out_x(u->out, v, n, err);

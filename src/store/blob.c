@@ -3,6 +3,7 @@
  * The checksum is XXH64 (the xxHash 64-bit algorithm, seed 0): ~10 GB/s in one pass,
  * so a file of hundreds of MB costs far less to hash than to write or read. It is fed
  * in the same loop that writes (or reads) each chunk, while the chunk is in cache. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "store/blob.h"
 
 #include <errno.h>
@@ -424,20 +425,40 @@ int td_blob_is_temp(const char *name)
 struct td_blob_out {
     int fd;
     uint64_t length;                 /* payload bytes so far (buffered ones included) */
+    uint64_t declared;               /* the length promised at open (0: none) */
+    int inline_hash;                 /* 1 while h covers the header and every byte written */
+    td_xxh64_state h;
     size_t buf_len;
     char path[PATH_MAX], tmp[PATH_MAX];
     char buf[CHUNK];                 /* writes go out a MiB at a time */
 };
 
+/* Starts the disk writes of every whole WRITEBACK bytes written so far (not waiting for
+ * them), so that they overlap what is still arriving and commit's fsync has little left;
+ * a hint: its failure is fsync's to report. */
+#define WRITEBACK ((uint64_t)16 << 20)
+static void out_writeback(td_blob_out *o, size_t just_written)
+{
+    uint64_t end = TD_BLOB_HEADER + o->length - o->buf_len, before = end - just_written;
+    if (end / WRITEBACK != before / WRITEBACK) {
+        uint64_t upto = end / WRITEBACK * WRITEBACK;
+        sync_file_range(o->fd, (off_t)(upto - WRITEBACK), (off_t)WRITEBACK,
+                        SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 static td_status out_flush(td_blob_out *o, td_error *err)
 {
-    if (o->buf_len && write_all(o->fd, o->buf, o->buf_len) != 0)
+    size_t n = o->buf_len;
+    if (n && write_all(o->fd, o->buf, n) != 0)
         return td_fail(err, TD_EIO, NULL, "write %s: %s", o->tmp, strerror(errno));
     o->buf_len = 0;
+    out_writeback(o, n);
     return TD_OK;
 }
 
-td_status td_blob_out_open(td_blob_out **out, const char *path, td_error *err)
+td_status td_blob_out_open(td_blob_out **out, const char *path, uint32_t kind, uint64_t aux,
+                           uint64_t length, td_error *err)
 {
     static atomic_uint counter;
     *out = NULL;
@@ -446,6 +467,14 @@ td_status td_blob_out_open(td_blob_out **out, const char *path, td_error *err)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     o->length = 0;
     o->buf_len = 0;
+    o->declared = length;
+    o->inline_hash = length > 0;
+    if (o->inline_hash) {            /* the header is known: hash as the payload goes out */
+        uint8_t hdr[TD_BLOB_HEADER];
+        fill_header(hdr, kind, aux, length);
+        td_xxh64_init(&o->h, 0);
+        td_xxh64_update(&o->h, hdr, 32);
+    }
     int n1 = snprintf(o->path, sizeof o->path, "%s", path);
     int n2 = snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld.s%u", path, (long)getpid(),
                       atomic_fetch_add(&counter, 1));
@@ -472,6 +501,14 @@ td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_err
 {
     const char *p = data;
     o->length += len;
+    if (o->inline_hash)
+        td_xxh64_update(&o->h, data, len);
+    if (o->buf_len == 0 && len >= CHUNK / 16) {  /* big pieces skip the buffer */
+        if (write_all(o->fd, data, len) != 0)
+            return td_fail(err, TD_EIO, NULL, "write %s: %s", o->tmp, strerror(errno));
+        out_writeback(o, len);
+        return TD_OK;
+    }
     while (len > 0) {
         size_t c = CHUNK - o->buf_len < len ? CHUNK - o->buf_len : len;
         memcpy(o->buf + o->buf_len, p, c);
@@ -492,6 +529,7 @@ td_status td_blob_out_pwrite(td_blob_out *o, uint64_t off, const void *data, siz
         return rc;
     if (off + len > o->length)
         return td_fail(err, TD_EINTERNAL, NULL, "blob %s: pwrite past the payload", o->tmp);
+    o->inline_hash = 0;              /* bytes already hashed change: read back at commit */
     ssize_t w = pwrite(o->fd, data, len, (off_t)(TD_BLOB_HEADER + off));
     if (w < 0 || (size_t)w != len)
         return td_fail(err, TD_EIO, NULL, "write %s: %s", o->tmp, strerror(w < 0 ? errno : EIO));
@@ -531,7 +569,9 @@ td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_err
     if (rc)
         goto cleanup;
     fill_header(hdr, kind, aux, o->length);
-    if (out_checksum(o, hdr, &sum) != 0) {
+    if (o->inline_hash && o->length == o->declared)
+        sum = td_xxh64_digest(&o->h);
+    else if (out_checksum(o, hdr, &sum) != 0) {
         rc = td_fail(err, TD_EIO, NULL, "read back %s: %s", o->tmp, strerror(errno));
         goto cleanup;
     }

@@ -34,8 +34,11 @@ td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int6
     o->x_left = nx;
     td_store_new_id(o->id, "ds_");
     td_store_dataset_path(s, o->id, o->path, sizeof o->path);
-    int64_t hdr[TD_DATASET_HDR_WORDS] = {0}; /* rewritten at commit */
-    td_status rc = td_blob_out_open(&o->blob, o->path, err);
+    /* As if X were all: then the checksum is computed on the way (blob.h); other arrays
+     * rewrite this header at commit. */
+    int64_t hdr[TD_DATASET_HDR_WORDS] = {N, D, 0, 0, 0, 0, 0, 0};
+    td_status rc = td_blob_out_open(&o->blob, o->path, TD_BLOB_DATASET, 0,
+                                    sizeof hdr + nx * sizeof(float), err);
     if (!rc)
         rc = td_blob_out_write(o->blob, hdr, sizeof hdr, err);
     if (rc) {
@@ -46,12 +49,12 @@ td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int6
     return TD_OK;
 }
 
-td_status td_dataset_out_x(td_dataset_out *o, const float *v, size_t n, td_error *err)
+td_status td_dataset_out_x(td_dataset_out *o, const void *v, size_t n, td_error *err)
 {
     if (n > o->x_left)
         return td_fail(err, TD_EINTERNAL, "X", "more X values than N x D");
     o->x_left -= n;
-    return td_blob_out_write(o->blob, v, n * sizeof *v, err);
+    return td_blob_out_write(o->blob, v, n * sizeof(float), err);
 }
 
 td_status td_dataset_out_commit(td_dataset_out *o, const td_dataset *ds, const char *name,
@@ -77,7 +80,7 @@ td_status td_dataset_out_commit(td_dataset_out *o, const td_dataset *ds, const c
         if (rest[i].count > 0)
             rc = td_blob_out_write(o->blob, rest[i].p, (size_t)rest[i].count * 4, err);
     int64_t hdr[TD_DATASET_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, 0, 0, 0};
-    if (!rc)
+    if (!rc && (m.y_cols || m.Y_cols || m.P))
         rc = td_blob_out_pwrite(o->blob, 0, hdr, sizeof hdr, err);
     m.bytes = TD_BLOB_HEADER + (int64_t)sizeof hdr + (m.N * m.D + m.N * m.y_cols +
                                                       m.N * m.Y_cols + 3 * m.P) * 4;

@@ -21,8 +21,9 @@ typedef struct td_dataset_out td_dataset_out;
 td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int64_t D,
                               td_error *err);
 
-/* Appends n values of X (row-major; N * D in all, over any number of calls). */
-td_status td_dataset_out_x(td_dataset_out *o, const float *v, size_t n, td_error *err);
+/* Appends n float32 values of X (row-major; N * D in all, over any number of calls; v
+ * in the host's byte order, no alignment needed). */
+td_status td_dataset_out_x(td_dataset_out *o, const void *v, size_t n, td_error *err);
 
 /* Writes the rest: ds gives N, D (equal to open's) and y / Y / pairs / pair_labels
  * (ds->X is not read), name may be NULL. On success the dataset is stored and *meta (may
