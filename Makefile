@@ -13,11 +13,12 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-MODULES := libmicrohttpd libcjson openblas sqlite3 zlib
+MODULES := libmicrohttpd libcjson openblas sqlite3 zlib libprotobuf-c
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-# Debian packages the tests use beyond the build's: numpy (tests/npy_*.py).
-TEST_PKGS := python3-numpy
+# Debian packages the tests use beyond the build's: numpy (tests/npy_*.py), onnx (its
+# checker) and node (onnxruntime-node, installed by npm into $(BUILD)/node: see test).
+TEST_PKGS := python3-numpy python3-onnx nodejs
 
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
 DEPS_STATUS := $(shell scripts/deps.sh $(TEST_PKGS) 1>&2 && echo ok)
@@ -29,7 +30,7 @@ endif
 OPT     ?= -O3 -march=native
 SAN     ?=
 CFLAGS  += -std=gnu11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread \
-           -Iinclude -Isrc $(shell pkg-config --cflags $(MODULES)) \
+           -Iinclude -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(MODULES)) \
            -DTD_VERSION='"$(VERSION)"' $(SAN)
 LDLIBS  += $(shell pkg-config --libs $(MODULES)) -lm -pthread
 LDFLAGS += $(SAN)
@@ -60,7 +61,20 @@ $(BUILD)/gen/openapi.c: docs/openapi.json
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o
+# The ONNX schema (third_party/onnx/onnx.proto, vendored) compiled by protoc-c for
+# src/codec/model_onnx.c.
+$(BUILD)/gen/onnx.pb-c.c: third_party/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen --proto_path=third_party/onnx onnx.proto
+
+$(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
+
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/codec/model_onnx.o: $(BUILD)/gen/onnx.pb-c.h
+
+$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o $(BUILD)/gen/onnx.pb-c.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -132,9 +146,9 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router npy
 FUZZ_FLAGS   := -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-                -pthread -Iinclude -Isrc -Ifuzz $(shell pkg-config --cflags $(MODULES)) \
+                -pthread -Iinclude -Isrc -Ifuzz -I$(BUILD)/gen $(shell pkg-config --cflags $(MODULES)) \
                 -DTD_VERSION='"$(VERSION)"'
-FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o
+FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o build-fuzz/gen/onnx.pb-c.o
 
 build-fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -143,6 +157,12 @@ build-fuzz/%.o: %.c
 build-fuzz/gen/openapi.o: $(BUILD)/gen/openapi.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build-fuzz/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build-fuzz/src/codec/model_onnx.o: $(BUILD)/gen/onnx.pb-c.h
 
 build-fuzz/libtraind.a: $(FUZZ_OBJS)
 	@rm -f $@

@@ -70,33 +70,55 @@ static void emit_net(FILE *f, const td_model *m, const td_tensor_desc *t, int nt
     fprintf(f, "}\n");
 }
 
-/* Cholesky factor of the symmetric positive definite A (n, n) into L (lower), then its
- * inverse into Li (lower); -1 when A is not positive definite. */
-static int chol_inverse(double *Li, double *L, const float *A, int64_t n)
+int td_gmm_component_factor(double *Li, double *log_norm, const td_model *g, int64_t k)
 {
-    memset(L, 0, sizeof(double) * (size_t)(n * n));
-    for (int64_t j = 0; j < n; j++) {
-        double d = A[j * n + j];
-        for (int64_t k = 0; k < j; k++)
-            d -= L[j * n + k] * L[j * n + k];
-        if (!(d > 0))
-            return -1;
-        L[j * n + j] = sqrt(d);
-        for (int64_t i = j + 1; i < n; i++) {
-            double s = A[i * n + j];
-            for (int64_t k = 0; k < j; k++)
-                s -= L[i * n + k] * L[j * n + k];
-            L[i * n + j] = s / L[j * n + j];
+    td_tensor_desc t[TD_MAX_TENSORS];
+    td_model_layout(g, t);
+    int64_t E = g->D;
+    const float *w = g->params + t[0].offset, *cov = g->params + t[2].offset;
+    double logdet = 0;               /* of the covariance */
+    memset(Li, 0, sizeof(double) * (size_t)(E * E));
+    if (g->covariance == TD_COV_FULL) {
+        const float *A = cov + k * E * E;
+        double *L = malloc(sizeof(double) * (size_t)(E * E));
+        if (!L)
+            return -2;
+        memset(L, 0, sizeof(double) * (size_t)(E * E));
+        for (int64_t j = 0; j < E; j++) {    /* Cholesky, then the inverse of L */
+            double d = A[j * E + j];
+            for (int64_t c = 0; c < j; c++)
+                d -= L[j * E + c] * L[j * E + c];
+            if (!(d > 0)) {
+                free(L);
+                return -1;
+            }
+            L[j * E + j] = sqrt(d);
+            logdet += log(d);
+            for (int64_t i = j + 1; i < E; i++) {
+                double s = A[i * E + j];
+                for (int64_t c = 0; c < j; c++)
+                    s -= L[i * E + c] * L[j * E + c];
+                L[i * E + j] = s / L[j * E + j];
+            }
+        }
+        for (int64_t c = 0; c < E; c++)
+            for (int64_t i = c; i < E; i++) {
+                double s = i == c ? 1 : 0;
+                for (int64_t j = c; j < i; j++)
+                    s -= L[i * E + j] * Li[j * E + c];
+                Li[i * E + c] = s / L[i * E + i];
+            }
+        free(L);
+    } else {
+        for (int64_t j = 0; j < E; j++) {
+            double v = g->covariance == TD_COV_DIAG ? cov[k * E + j] : cov[k];
+            if (!(v > 0))
+                return -1;
+            Li[j * E + j] = 1 / sqrt(v);
+            logdet += log(v);
         }
     }
-    memset(Li, 0, sizeof(double) * (size_t)(n * n));
-    for (int64_t c = 0; c < n; c++)
-        for (int64_t i = c; i < n; i++) {
-            double s = i == c ? 1 : 0;
-            for (int64_t k = c; k < i; k++)
-                s -= L[i * n + k] * Li[k * n + c];
-            Li[i * n + c] = s / L[i * n + i];
-        }
+    *log_norm = log((double)w[k]) - 0.5 * ((double)E * log(2 * M_PI) + logdet);
     return 0;
 }
 
@@ -106,70 +128,40 @@ static td_status emit_gmm(FILE *f, const td_model *g, td_error *err)
     td_tensor_desc t[TD_MAX_TENSORS];
     td_model_layout(g, t);
     int64_t M = g->K, E = g->D;
-    const float *w = g->params + t[0].offset, *mu = g->params + t[1].offset,
-                *cov = g->params + t[2].offset;
-    int full = g->covariance == TD_COV_FULL, diag = g->covariance == TD_COV_DIAG;
-    int64_t nprec = full ? M * E * E : diag ? M * E : M;
-    double *prec = malloc(sizeof(double) * (size_t)nprec), *logc = malloc(sizeof(double) * (size_t)M);
-    double *L = full ? malloc(sizeof(double) * (size_t)(E * E)) : NULL;
+    double *Li = malloc(sizeof(double) * (size_t)(M * E * E)), *logc = malloc(sizeof(double) * (size_t)M);
     td_status st = TD_OK;
-    if (!prec || !logc || (full && !L)) {
+    for (int64_t k = 0; Li && logc && k < M && !st; k++) {
+        int r = td_gmm_component_factor(Li + k * E * E, &logc[k], g, k);
+        if (r)
+            st = r == -1 ? td_fail(err, TD_EINVAL, "model", "the model's covariances are not "
+                                   "positive definite")
+                         : td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    }
+    if (!Li || !logc)
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (st)
         goto done;
-    }
-    for (int64_t k = 0; k < M; k++) {
-        double logdet = 0;           /* log det of the covariance */
-        if (full) {
-            if (chol_inverse(prec + k * E * E, L, cov + k * E * E, E) != 0)
-                goto notpd;
-            for (int64_t j = 0; j < E; j++)
-                logdet += 2 * log(L[j * E + j]);
-        } else if (diag) {
-            for (int64_t j = 0; j < E; j++) {
-                if (!(cov[k * E + j] > 0))
-                    goto notpd;
-                prec[k * E + j] = 1.0 / cov[k * E + j];
-                logdet += log(cov[k * E + j]);
-            }
-        } else {
-            if (!(cov[k] > 0))
-                goto notpd;
-            prec[k] = 1.0 / cov[k];
-            logdet = (double)E * log(cov[k]);
-        }
-        logc[k] = log((double)w[k]) - 0.5 * ((double)E * log(2 * M_PI) + logdet);
-    }
-    emit_floats(f, "traind_means", mu, M * E);
-    emit_doubles(f, full ? "traind_prec_chol" : "traind_inv_var", prec, nprec);
+    emit_floats(f, "traind_means", g->params + t[1].offset, M * E);
+    emit_doubles(f, "traind_prec_chol", Li, M * E * E);
     emit_doubles(f, "traind_log_norm", logc, M);
     fprintf(f, "\nstatic int traind_gmm_(const double *e, float *out)\n{\n"
                "    double lp[%lld], top = -HUGE_VAL, sum = 0;\n    int k, i, j, best = 0;\n"
-               "    for (k = 0; k < %lld; k++) {\n        double sq = 0;\n",
-            (long long)M, (long long)M);
-    if (full)
-        fprintf(f, "        for (i = 0; i < %lld; i++) {\n            double y = 0;\n"
-                   "            for (j = 0; j <= i; j++)\n"
-                   "                y += traind_prec_chol[(k * %lld + i) * %lld + j] *\n"
-                   "                     (e[j] - traind_means[k * %lld + j]);\n"
-                   "            sq += y * y;\n        }\n",
-                (long long)E, (long long)E, (long long)E, (long long)E);
-    else
-        fprintf(f, "        for (i = 0; i < %lld; i++) {\n"
-                   "            double d = e[i] - traind_means[k * %lld + i];\n"
-                   "            sq += d * d * traind_inv_var[%s];\n        }\n        (void)j;\n",
-                (long long)E, (long long)E, diag ? "k * TRAIND_N_FEATURES_GMM_ + i" : "k");
-    fprintf(f, "        lp[k] = traind_log_norm[k] - 0.5 * sq;\n"
+               "    for (k = 0; k < %lld; k++) {\n        double sq = 0;\n"
+               "        for (i = 0; i < %lld; i++) {\n            double y = 0;\n"
+               "            for (j = 0; j <= i; j++)\n"
+               "                y += traind_prec_chol[(k * %lld + i) * %lld + j] *\n"
+               "                     (e[j] - traind_means[k * %lld + j]);\n"
+               "            sq += y * y;\n        }\n"
+               "        lp[k] = traind_log_norm[k] - 0.5 * sq;\n"
                "        if (lp[k] > top) {\n            top = lp[k];\n            best = k;\n"
                "        }\n    }\n"
                "    for (k = 0; k < %lld; k++)\n        sum += exp(lp[k] - top);\n"
                "    for (k = 0; k < %lld; k++)\n        out[k] = (float)(exp(lp[k] - top) / sum);\n"
                "    return best;\n}\n",
+            (long long)M, (long long)M, (long long)E, (long long)E, (long long)E, (long long)E,
             (long long)M, (long long)M);
-    goto done;
-notpd:
-    st = td_fail(err, TD_EINVAL, "model", "the model's covariances are not positive definite");
 done:
-    free(prec), free(logc), free(L);
+    free(Li), free(logc);
     return st;
 }
 
@@ -221,8 +213,6 @@ td_status td_model_c_header(char **out, size_t *len, const td_model *m, td_error
             gmm || embed ? "most responsible component"
                          : G > 1 ? "first group's most probable class" : "most probable class",
             (long long)m->D, (long long)outs, (long long)G);
-    if (gmm || embed)
-        fprintf(f, "#define TRAIND_N_FEATURES_GMM_ %lld\n", (long long)(embed ? m->K : m->D));
     fprintf(f, "\n");
     td_status st = TD_OK;
     if (!gmm)

@@ -12,15 +12,16 @@
 #include <strings.h>
 
 #include "codec/model_c.h"
+#include "codec/model_onnx.h"
 #include "codec/npy.h"
 #include "codec/npz_write.h"
 #include "http/json_model.h"
 #include "http/json_util.h"
 
-typedef enum { F_JSON, F_CSV, F_NPZ, F_C, F_NONE } fmt;
-static const char *const FMT_NAMES[] = {"json", "csv", "npz", "c"};
+typedef enum { F_JSON, F_CSV, F_NPZ, F_C, F_ONNX, F_NONE } fmt;
+static const char *const FMT_NAMES[] = {"json", "csv", "npz", "c", "onnx"};
 static const char *const FMT_TYPES[] = {"application/json", "text/csv", "application/zip",
-                                        "text/x-c"};
+                                        "text/x-c", "application/onnx"};
 
 #define MAX_ARRAYS 32
 
@@ -226,7 +227,8 @@ int td_export_model_wanted(const td_req *req)
     const char *q = td_req_query(req, "format");
     const char *acc = td_req_header(req, "Accept");
     return (q && strcmp(q, "json") != 0) ||
-           (acc && (strcasestr(acc, "application/zip") || strcasestr(acc, "text/x-c")));
+           (acc && (strcasestr(acc, "application/zip") || strcasestr(acc, "text/x-c") ||
+                    strcasestr(acc, "application/onnx")));
 }
 
 /* The model's tensors under their JSON names. */
@@ -258,7 +260,7 @@ static void model_arrays(array_set *set, const td_model *m)
 
 void td_export_model(const td_model *m, const td_req *req, td_resp *resp)
 {
-    fmt f = pick_format(req, resp, 1u << F_JSON | 1u << F_NPZ | 1u << F_C);
+    fmt f = pick_format(req, resp, 1u << F_JSON | 1u << F_NPZ | 1u << F_C | 1u << F_ONNX);
     if (f == F_NONE)
         return;
     td_error err = {{0}, {0}};
@@ -267,6 +269,8 @@ void td_export_model(const td_model *m, const td_req *req, td_resp *resp)
     td_status st;
     if (f == F_C) {
         st = td_model_c_header(&out, &len, m, &err);
+    } else if (f == F_ONNX) {
+        st = td_model_onnx(&out, &len, m, &err);
     } else {
         array_set set = {.n = 0};
         model_arrays(&set, m);
@@ -277,7 +281,7 @@ void td_export_model(const td_model *m, const td_req *req, td_resp *resp)
         td_resp_from_error(resp, st, &err);
     else
         answer_bytes(resp, f, out, len, f == F_NPZ ? "model.npz" : f == F_C ? "traind_model.h"
-                                                                            : NULL);
+                                        : f == F_ONNX ? "model.onnx" : NULL);
 }
 
 /* ---- predictions -------------------------------------------------------------------- */

@@ -5,7 +5,8 @@
  *        json {"X","y"|"Y","pairs","pair_labels","name"}; csv X with y as the last
  *        column (only for an unlabelled or plainly labelled dataset); npz X.npy (float32),
  *        y.npy / pairs.npy / pair_labels.npy (int32), Y.npy (float32).
- *   GET  /v1/jobs/{id}/model?format=npz|c (Accept application/zip, text/x-c): npz holds
+ *   GET  /v1/jobs/{id}/model?format=npz|c|onnx (Accept application/zip, text/x-c,
+ *        application/onnx): onnx is the ONNX model of model_onnx.h; npz holds
  *        every tensor of the model under its JSON path ("W", "b", "layers.0.W",
  *        "weights", "means", "covariances" (M, E, E) | (M, E) | (M,); embed_gmm
  *        "network.layers.0.W", "gmm.means", "assignments"); c is the
