@@ -104,8 +104,19 @@ $(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a
 TD_REFDIR ?= $(abspath ../shared/reference)
 export TD_REFDIR
 
-test: $(BUILD)/test_runner $(BUILD)/traind
-	TD_BIN=$(abspath $(BUILD)/traind) $(BUILD)/test_runner $(SUITE)
+# onnxruntime for the npy suite's ONNX checks (tests/onnx_run.js): the npm package
+# onnxruntime-node, whose Linux library ships inside it (no install scripts run), in
+# build/node whatever BUILD is.
+NODE_DIR := build/node
+ORT_NODE := $(NODE_DIR)/node_modules/onnxruntime-node/package.json
+$(ORT_NODE):
+	@mkdir -p $(NODE_DIR)
+	cd $(NODE_DIR) && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
+	  onnxruntime-node
+
+test: $(BUILD)/test_runner $(BUILD)/traind $(ORT_NODE)
+	TD_BIN=$(abspath $(BUILD)/traind) NODE_PATH=$(abspath $(NODE_DIR)/node_modules) \
+	  $(BUILD)/test_runner $(SUITE)
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
 # test (forked: a leak exits it with 1, an error), of each daemon a test stops (its exit

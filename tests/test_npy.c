@@ -8,12 +8,15 @@
  *              POST /v1/datasets; numpy reads the npz
  *   predict    an .npy body gives the JSON answer of a JSON body, byte for byte; with
  *              Accept: application/zip the .npz holds the same arrays (numpy reads it)
- *   exports    the model as npz (numpy: every array under its JSON path) and as a C
- *              header compiled with cc -std=c99 -Wall -Wextra -pedantic -Werror, whose
- *              traind_predict matches /predict within 1e-5, for softmax, grouped mlp,
- *              gmm (full, diag, spherical) and embed_gmm
+ *   exports    the model as npz (numpy: every array under its JSON path), as ONNX
+ *              (onnx.checker with shape inference; onnxruntime matches /predict within
+ *              1e-5) and as a C header compiled with cc -std=c99 -Wall -Wextra -pedantic
+ *              -Werror, whose traind_predict matches /predict within 1e-5; for softmax,
+ *              mlp, grouped mlp, gmm (full, diag, spherical) and embed_gmm
  * The bodies come from tests/npy_gen.py and numpy's checks from tests/npy_check.py, both
- * run with /usr/bin/python3 (Debian's python3-numpy; scripts/deps.sh installs it). */
+ * run with /usr/bin/python3 (Debian's python3-numpy, python3-onnx: scripts/deps.sh);
+ * onnxruntime is the npm package onnxruntime-node run by tests/onnx_run.js (make test
+ * installs it into build/node and sets NODE_PATH). */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -372,6 +375,20 @@ static void check_exports(const char *job, const char *what)
     snprintf(cmd, sizeof cmd, PY " tests/npy_check.py model %s/model.npz %s/model.json", g_gen,
              g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: model npz", what);
+    /* ONNX: onnx.checker (full, with shape inference), then onnxruntime matches
+     * /predict within 1e-5 */
+    snprintf(path, sizeof path, "/v1/jobs/%s/model?format=onnx", job);
+    char *onnx = get(path, NULL, &len);
+    snprintf(path, sizeof path, "%s/model.onnx", g_gen);
+    spit(path, onnx, len);
+    snprintf(cmd, sizeof cmd, PY " -c \"import onnx; onnx.checker.check_model(onnx.load("
+             "'%s/model.onnx'), full_check=True)\"", g_gen);
+    ck_assert_msg(system(cmd) == 0, "%s: onnx.checker refuses the model", what);
+    snprintf(cmd, sizeof cmd, PY " -c \"import json; json.dump(json.load(open('%s/data.json'))"
+             "['X'], open('%s/X.json', 'w'))\" && node tests/onnx_run.js %s/model.onnx "
+             "%s/X.json %s/pred.json", g_gen, g_gen, g_gen, g_gen, g_gen);
+    ck_assert_msg(system(cmd) == 0, "%s: onnxruntime disagrees with /predict", what);
+    free(onnx);
     /* the C header: compiled clean, it matches /predict */
     snprintf(path, sizeof path, "/v1/jobs/%s/model", job);
     char *hdr = get(path, "Accept: text/x-c", &len);
