@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/gmm.h"
+
 static void emit_floats(FILE *f, const char *name, const float *p, int64_t n)
 {
     fprintf(f, "static const float %s[%lld] = {", name, (long long)(n > 0 ? n : 1));
@@ -74,52 +76,14 @@ int td_gmm_component_factor(double *Li, double *log_norm, const td_model *g, int
 {
     td_tensor_desc t[TD_MAX_TENSORS];
     td_model_layout(g, t);
-    int64_t E = g->D;
-    const float *w = g->params + t[0].offset, *cov = g->params + t[2].offset;
-    double logdet = 0;               /* of the covariance */
-    memset(Li, 0, sizeof(double) * (size_t)(E * E));
-    if (g->covariance == TD_COV_FULL) {
-        const float *A = cov + k * E * E;
-        double *L = malloc(sizeof(double) * (size_t)(E * E));
-        if (!L)
-            return -2;
-        memset(L, 0, sizeof(double) * (size_t)(E * E));
-        for (int64_t j = 0; j < E; j++) {    /* Cholesky, then the inverse of L */
-            double d = A[j * E + j];
-            for (int64_t c = 0; c < j; c++)
-                d -= L[j * E + c] * L[j * E + c];
-            if (!(d > 0)) {
-                free(L);
-                return -1;
-            }
-            L[j * E + j] = sqrt(d);
-            logdet += log(d);
-            for (int64_t i = j + 1; i < E; i++) {
-                double s = A[i * E + j];
-                for (int64_t c = 0; c < j; c++)
-                    s -= L[i * E + c] * L[j * E + c];
-                L[i * E + j] = s / L[j * E + j];
-            }
-        }
-        for (int64_t c = 0; c < E; c++)
-            for (int64_t i = c; i < E; i++) {
-                double s = i == c ? 1 : 0;
-                for (int64_t j = c; j < i; j++)
-                    s -= L[i * E + j] * Li[j * E + c];
-                Li[i * E + c] = s / L[i * E + i];
-            }
-        free(L);
-    } else {
-        for (int64_t j = 0; j < E; j++) {
-            double v = g->covariance == TD_COV_DIAG ? cov[k * E + j] : cov[k];
-            if (!(v > 0))
-                return -1;
-            Li[j * E + j] = 1 / sqrt(v);
-            logdet += log(v);
-        }
-    }
-    *log_norm = log((double)w[k]) - 0.5 * ((double)E * log(2 * M_PI) + logdet);
-    return 0;
+    int64_t E = g->D, cs = td_gmm_cov_size(g->covariance, E);
+    double logdet;
+    int rc = td_gmm_inverse_factor(Li, &logdet, g->params + t[2].offset + k * cs,
+                                   g->covariance, E);
+    if (rc == 0)
+        *log_norm = log((double)g->params[t[0].offset + k]) -
+                    0.5 * ((double)E * log(2 * M_PI) + logdet);
+    return rc;
 }
 
 /* A gmm model g (weights, means, covariances): traind_gmm_(e, out). */
