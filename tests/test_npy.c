@@ -257,6 +257,27 @@ START_TEST(npy_errors)
         httpc_free(&r);
         free(body);
     }
+    /* a client that goes away halfway through X: its temp file goes too */
+    char path0[400];
+    size_t blen;
+    snprintf(path0, sizeof path0, "%s/X.npy", g_gen);
+    char *xb = slurp(path0, &blen);
+    int fd = httpc_connect(g_port);
+    ck_assert_int_ge(fd, 0);
+    char head[200];
+    snprintf(head, sizeof head, "POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: "
+             "application/x-npy\r\nContent-Length: %zu\r\n\r\n", blen);
+    ck_assert_int_eq(httpc_send_all(fd, head, strlen(head)), 0);
+    ck_assert_int_eq(httpc_send_all(fd, xb, blen / 2), 0);
+    usleep(200000);
+    close(fd);
+    free(xb);
+    char cmd0[400];
+    snprintf(cmd0, sizeof cmd0, "test -z \"$(ls -A %s/state/datasets)\"", g_d.dir);
+    int empty = 0;
+    for (int i = 0; i < 100 && !(empty = system(cmd0) == 0); i++)
+        usleep(50000);               /* until the server has seen the connection close */
+    ck_assert_msg(empty, "an aborted upload left its file in datasets/");
     /* nothing stored, no temp file left in datasets/ */
     size_t n;
     char *list = get("/v1/datasets", NULL, &n);
