@@ -18,17 +18,21 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-MODULES := libmicrohttpd libcjson openblas sqlite3 gnutls
+MODULES := libmicrohttpd libcjson openblas sqlite3 gnutls zlib libprotobuf-c
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 # Deferred (=), and so run only when a recipe needs them: after `deps`, on a fresh machine.
 PKG_CFLAGS = $(shell pkg-config --cflags $(MODULES) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(MODULES) 2>/dev/null)
 
+# Debian packages the tests use beyond the build's: numpy (tests/npy_*.py), onnx (its
+# checker) and node (onnxruntime-node, installed by npm into build/node: see test).
+TEST_PKGS := python3-numpy python3-onnx nodejs
+
 OPT     ?= -O3 -march=native
 SAN     ?=
 CFLAGS  += -std=gnu11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread \
-           -Iinclude -Isrc $(PKG_CFLAGS) \
+           -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) \
            -DTD_VERSION='"$(VERSION)"' $(SAN)
 LDLIBS  += $(PKG_LIBS) -lm -pthread
 LDFLAGS += $(SAN)
@@ -45,6 +49,10 @@ all: $(BUILD)/libtraind.a $(BUILD)/traind | deps
 # order-only (after |) below, so it never makes a target out of date.
 deps:
 	@scripts/deps.sh
+
+# What the test suites need beyond the build (see TEST_PKGS).
+test-deps: | deps
+	@scripts/deps.sh $(TEST_PKGS)
 
 $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
@@ -67,7 +75,20 @@ $(BUILD)/src/math/fingerprint.o: CFLAGS += -DTD_BUILD_FLAGS='"$(strip $(OPT) $(S
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o
+# The ONNX schema (third_party/onnx/onnx.proto, vendored) compiled by protoc-c for
+# src/codec/model_onnx.c.
+$(BUILD)/gen/onnx.pb-c.c: third_party/onnx/onnx.proto | deps
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen --proto_path=third_party/onnx onnx.proto
+
+$(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
+
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/codec/model_onnx.o: $(BUILD)/gen/onnx.pb-c.h
+
+$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o $(BUILD)/gen/onnx.pb-c.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -99,8 +120,19 @@ $(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
 TD_REFDIR ?= $(abspath tests/data/reference)
 export TD_REFDIR
 
-test: $(BUILD)/test_runner $(BUILD)/traind | deps
-	TD_BIN=$(abspath $(BUILD)/traind) $(BUILD)/test_runner $(SUITE)
+# onnxruntime for the npy suite's ONNX checks (tests/onnx_run.js): the npm package
+# onnxruntime-node, whose Linux library ships inside it (no install scripts run), in
+# build/node whatever BUILD is.
+NODE_DIR := build/node
+ORT_NODE := $(NODE_DIR)/node_modules/onnxruntime-node/package.json
+$(ORT_NODE): | test-deps
+	@mkdir -p $(NODE_DIR)
+	cd $(NODE_DIR) && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
+	  onnxruntime-node
+
+test: $(BUILD)/test_runner $(BUILD)/traind $(ORT_NODE) | deps test-deps
+	TD_BIN=$(abspath $(BUILD)/traind) NODE_PATH=$(abspath $(NODE_DIR)/node_modules) \
+	  $(BUILD)/test_runner $(SUITE)
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
 # test (forked: a leak exits it with 1, an error), of each daemon a test stops (its exit
@@ -166,11 +198,11 @@ reference:
 # build-fuzz/crash-* (copy it to tests/regress/<name>/: the regress suite replays it).
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router train
+FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router train npy
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-                -pthread -Iinclude -Isrc -Ifuzz $(PKG_CFLAGS) \
+                -pthread -Iinclude -Isrc -Ifuzz -I$(BUILD)/gen $(PKG_CFLAGS) \
                 -DTD_VERSION='"$(VERSION)"'
-FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o
+FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o build-fuzz/gen/onnx.pb-c.o
 
 build-fuzz/%.o: %.c | deps
 	@mkdir -p $(dir $@)
@@ -179,6 +211,12 @@ build-fuzz/%.o: %.c | deps
 build-fuzz/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build-fuzz/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build-fuzz/src/codec/model_onnx.o: $(BUILD)/gen/onnx.pb-c.h
 
 build-fuzz/libtraind.a: $(FUZZ_OBJS)
 	@rm -f $@
@@ -203,7 +241,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%) | deps
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test asan bench run install uninstall reference clean fuzz soak
+.PHONY: all deps test-deps test asan bench run install uninstall reference clean fuzz soak
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(BUILD)/src/main.d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a | deps

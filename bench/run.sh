@@ -92,6 +92,7 @@ p=$(peer mlp.py 60000 784 256 128 10 128 1)
 row W7 "mlp 784-256-128-10 ReLU, Adam b128, 60000 /epoch" "$t" "$p" ">= 3x PyTorch"
 
 "$(dirname "$0")/http.sh" "$B" # W6 and W5: the HTTP edge (its own peer: Python json + numpy)
+"$(dirname "$0")/npy_w10.sh" "$B" # W10: a 400 MB .npy upload beside cp + fsync
 
 [ $have_torch = 1 ] || echo "(peers not run: /usr/bin/python3 lacks torch; apt-get install python3-torch python3-sklearn)"
 [ $have_sklearn = 1 ] || echo "(W3 peer not run: /usr/bin/python3 lacks sklearn; apt-get install python3-sklearn)"

@@ -53,5 +53,6 @@ int td_fuzz_predict(const uint8_t *data, size_t size);
 int td_fuzz_config(const uint8_t *data, size_t size);
 int td_fuzz_router(const uint8_t *data, size_t size);
 int td_fuzz_train(const uint8_t *data, size_t size);
+int td_fuzz_npy(const uint8_t *data, size_t size);
 
 #endif

@@ -3,13 +3,14 @@
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
 # Usage: scripts/deps.sh [extra-package ...]   (extra packages: e.g. for tests or benches)
 set -eu
-PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev libgnutls28-dev openssl pkg-config"
-MODULES="libmicrohttpd libcjson openblas check sqlite3 gnutls"
+PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev libgnutls28-dev openssl zlib1g-dev libprotobuf-c-dev protobuf-c-compiler pkg-config"
+MODULES="libmicrohttpd libcjson openblas check sqlite3 gnutls zlib libprotobuf-c"
 missing=""
 if command -v pkg-config >/dev/null 2>&1; then
     for m in $MODULES; do
         pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"
     done
+    command -v protoc-c >/dev/null 2>&1 || missing="$missing protoc-c"
 else
     missing="pkg-config"
 fi

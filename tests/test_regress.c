@@ -35,6 +35,7 @@ static const struct {
     {"config", "config", td_fuzz_config},
     {"router", "router", td_fuzz_router},
     {"train", "train", td_fuzz_train},
+    {"npy", "npy", td_fuzz_npy},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 

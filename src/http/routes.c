@@ -21,12 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/export.h"
 #include "http/json_dataset.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
 #include "http/json_loss.h"
 #include "http/json_model.h"
 #include "http/json_util.h"
+#include "http/npy_upload.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
 #include "store/reserve.h"
@@ -148,6 +150,7 @@ static td_status delete_dataset(td_app *app, const char *id, td_error *err)
  * float32 arrays, not its text nor a tree of it. */
 typedef struct dataset_upload {
     td_dstream *parser;          /* NULL when the request was refused before its body */
+    td_npy_upload *npy;          /* instead of parser for .npy / .npz (npy_upload.h) */
     td_status st;                /* that refusal (a bad label_column / header) */
     td_error err;
 } dataset_upload;
@@ -156,6 +159,7 @@ static void dataset_free(void *state)
 {
     dataset_upload *u = state;
     td_dstream_destroy(u->parser);
+    td_npy_upload_free(u->npy);
     free(u);
 }
 
@@ -170,7 +174,14 @@ static void *dataset_begin(void *a, const td_req *req)
     const char *ct = td_req_header(req, "Content-Type");
     const char *cl = td_req_header(req, "Content-Length");
     uint64_t hint = cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
-    if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
+    int npy = td_npy_upload_kind(ct);
+    if (npy >= 0) {
+        if (!(u->npy = td_npy_upload_begin(app->store, npy, app->cfg.max_dataset_rows,
+                                           app->cfg.max_dataset_features,
+                                           td_config_max_body(&app->cfg),
+                                           td_req_query(req, "name"))))
+            goto nomem;
+    } else if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
         td_csv_opts o;
         u->st = td_csv_opts_parse(&o, td_req_query(req, "label_column"),
                                   td_req_query(req, "header"), &u->err);
@@ -188,6 +199,8 @@ nomem:
 static int dataset_piece(void *state, const char *data, size_t len)
 {
     dataset_upload *u = state;
+    if (u->npy)
+        return td_npy_upload_piece(u->npy, data, len);
     return !u->parser || td_dstream_feed(u->parser, data, len);
 }
 
@@ -200,12 +213,14 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     td_status st = u->st;
     td_dataset_buf d;
     memset(&d, 0, sizeof d);
-    if (st == TD_OK)
+    td_dataset_meta meta;
+    if (u->npy)
+        st = td_npy_upload_end(u->npy, &meta, &err);
+    else if (st == TD_OK)
         st = td_dstream_finish(u->parser, &d, &err);
     td_dstream_destroy(u->parser); /* what it held is in d now */
     u->parser = NULL;
-    td_dataset_meta meta;
-    if (st == TD_OK)
+    if (st == TD_OK && !u->npy)
         st = store_dataset(app, &d, &meta, &err);
     td_dataset_buf_free(&d);
     if (st) {
@@ -262,6 +277,11 @@ static void h_dataset_get(void *a, const td_req *req, td_resp *resp)
         return;
     }
     json_or_oom(resp, 200, cjson_take(dataset_meta_json(&meta)));
+}
+
+static void h_dataset_data(void *a, const td_req *req, td_resp *resp)
+{
+    td_export_dataset(((td_app *)a)->store, req, resp); /* export.h */
 }
 
 static void h_dataset_delete(void *a, const td_req *req, td_resp *resp)
@@ -550,6 +570,11 @@ static void h_job_model(void *a, const td_req *req, td_resp *resp)
     td_status st = load_model(a, req->params[0], &m, &err);
     char *out = NULL;
     size_t len = 0;
+    if (st == TD_OK && td_export_model_wanted(req)) { /* npz, C: export.h */
+        td_export_model(&m, req, resp);
+        td_model_fini(&m);
+        return;
+    }
     if (st == TD_OK)
         st = td_json_model(&out, &len, &m, &err);
     td_model_fini(&m);
@@ -567,6 +592,11 @@ static void h_job_predict(void *a, const td_req *req, td_resp *resp)
     td_status st = load_model(a, req->params[0], &m, &err);
     char *out = NULL;
     size_t len = 0;
+    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in, .npz out: export.h */
+        td_export_predict(&m, req, resp);
+        td_model_fini(&m);
+        return;
+    }
     if (st == TD_OK)
         st = td_json_predict(&out, &len, &m, req->body, req->body_len, &err);
     td_model_fini(&m);
@@ -768,10 +798,12 @@ static void h_openapi(void *a, const td_req *req, td_resp *resp)
 
 #define JSON "application/json"
 static const td_route routes[] = {
-    {"POST", "/v1/datasets", NULL, JSON ",text/csv", 0, &dataset_sink},
+    {"POST", "/v1/datasets", NULL, JSON ",text/csv,application/x-npy,application/zip", 0,
+     &dataset_sink},
     {"GET", "/v1/datasets", h_dataset_list, NULL, 0, NULL},
     {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
     {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
+    {"GET", "/v1/datasets/{id}/data", h_dataset_data, NULL, 0, NULL},
     {"POST", "/v1/jobs", h_job_create, JSON, 0, NULL},
     {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL},
@@ -779,7 +811,7 @@ static const td_route routes[] = {
     {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
-    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON, 0, NULL},
+    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON ",application/x-npy", 0, NULL},
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
     {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},

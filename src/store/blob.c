@@ -3,6 +3,7 @@
  * The checksum is XXH64 (the xxHash 64-bit algorithm, seed 0): ~10 GB/s in one pass,
  * so a file of hundreds of MB costs far less to hash than to write or read. It is fed
  * in the same loop that writes (or reads) each chunk, while the chunk is in cache. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "store/blob.h"
 
 #include <errno.h>
@@ -479,4 +480,193 @@ void td_blob_free(void *payload)
 int td_blob_is_temp(const char *name)
 {
     return strstr(name, ".tmp.") != NULL;
+}
+
+/* ---- streaming writer --------------------------------------------------------------- */
+
+struct td_blob_out {
+    int fd;
+    uint64_t length;                 /* payload bytes so far (buffered ones included) */
+    uint64_t declared;               /* the length promised at open (0: none) */
+    int inline_hash;                 /* 1 while h covers the header and every byte written */
+    td_xxh64_state h;
+    size_t buf_len;
+    char path[PATH_MAX], tmp[PATH_MAX];
+    char buf[CHUNK];                 /* writes go out a MiB at a time */
+};
+
+/* Starts the disk writes of every whole WRITEBACK bytes written so far (not waiting for
+ * them), so that they overlap what is still arriving and commit's fsync has little left;
+ * a hint: its failure is fsync's to report. */
+#define WRITEBACK ((uint64_t)16 << 20)
+static void out_writeback(td_blob_out *o, size_t just_written)
+{
+    uint64_t end = TD_BLOB_HEADER + o->length - o->buf_len, before = end - just_written;
+    if (end / WRITEBACK != before / WRITEBACK) {
+        uint64_t upto = end / WRITEBACK * WRITEBACK;
+        sync_file_range(o->fd, (off_t)(upto - WRITEBACK), (off_t)WRITEBACK,
+                        SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+static td_status out_flush(td_blob_out *o, td_error *err)
+{
+    size_t n = o->buf_len;
+    if (n && write_all(o->fd, o->buf, n) != 0)
+        return td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno));
+    o->buf_len = 0;
+    out_writeback(o, n);
+    return TD_OK;
+}
+
+td_status td_blob_out_open(td_blob_out **out, const char *path, uint32_t kind, uint64_t aux,
+                           uint64_t length, td_error *err)
+{
+    static atomic_uint counter;
+    *out = NULL;
+    td_blob_out *o = malloc(sizeof *o);
+    if (!o)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    o->length = 0;
+    o->buf_len = 0;
+    o->declared = length;
+    o->inline_hash = length > 0;
+    if (o->inline_hash) {            /* the header is known: hash as the payload goes out */
+        uint8_t hdr[TD_BLOB_HEADER];
+        fill_header(hdr, TD_BLOB_VERSION, kind, aux, length);
+        td_xxh64_init(&o->h, 0);
+        td_xxh64_update(&o->h, hdr, 32);
+    }
+    int n1 = snprintf(o->path, sizeof o->path, "%s", path);
+    int n2 = snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld.s%u", path, (long)getpid(),
+                      atomic_fetch_add(&counter, 1));
+    if (n1 < 0 || (size_t)n1 >= sizeof o->path || n2 < 0 || (size_t)n2 >= sizeof o->tmp) {
+        free(o);
+        return td_fail(err, TD_EIO, NULL, "blob path too long: %s", path);
+    }
+    o->fd = open(o->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (o->fd < 0) {
+        td_status rc = td_fail(err, TD_EIO, NULL, "create %s: %s", o->tmp, strerror(errno));
+        free(o);
+        return rc;
+    }
+    if (lseek(o->fd, TD_BLOB_HEADER, SEEK_SET) < 0) {
+        td_status rc = td_fail(err, TD_EIO, NULL, "seek %s: %s", o->tmp, strerror(errno));
+        td_blob_out_abort(o);
+        return rc;
+    }
+    *out = o;
+    return TD_OK;
+}
+
+td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_error *err)
+{
+    const char *p = data;
+    o->length += len;
+    if (o->inline_hash)
+        td_xxh64_update(&o->h, data, len);
+    if (o->buf_len == 0 && len >= CHUNK / 16) {  /* big pieces skip the buffer */
+        if (write_all(o->fd, data, len) != 0)
+            return td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno));
+        out_writeback(o, len);
+        return TD_OK;
+    }
+    while (len > 0) {
+        size_t c = CHUNK - o->buf_len < len ? CHUNK - o->buf_len : len;
+        memcpy(o->buf + o->buf_len, p, c);
+        o->buf_len += c;
+        p += c;
+        len -= c;
+        if (o->buf_len == CHUNK && out_flush(o, err))
+            return TD_EIO;
+    }
+    return TD_OK;
+}
+
+td_status td_blob_out_pwrite(td_blob_out *o, uint64_t off, const void *data, size_t len,
+                             td_error *err)
+{
+    td_status rc = out_flush(o, err);
+    if (rc)
+        return rc;
+    if (off + len > o->length)
+        return td_fail(err, TD_EINTERNAL, NULL, "blob %s: pwrite past the payload", o->tmp);
+    o->inline_hash = 0;              /* bytes already hashed change: read back at commit */
+    ssize_t w = pwrite(o->fd, data, len, (off_t)(TD_BLOB_HEADER + off));
+    if (w < 0 || (size_t)w != len)
+        return td_fail(err, write_status(w < 0 ? errno : EIO), NULL, "write %s: %s", o->tmp, strerror(w < 0 ? errno : EIO));
+    return TD_OK;
+}
+
+/* The checksum over the header and the payload as the file now holds them (the payload
+ * was not hashed on the way out: td_blob_out_pwrite may have changed it since). */
+static int out_checksum(td_blob_out *o, const uint8_t hdr[TD_BLOB_HEADER], uint64_t *sum)
+{
+    td_xxh64_state h;
+    td_xxh64_init(&h, 0);
+    td_xxh64_update(&h, hdr, 32);
+    uint64_t off = 0;
+    while (off < o->length) {
+        size_t c = o->length - off < CHUNK ? (size_t)(o->length - off) : CHUNK;
+        ssize_t r = pread(o->fd, o->buf, c, (off_t)(TD_BLOB_HEADER + off));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        td_xxh64_update(&h, o->buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    *sum = td_xxh64_digest(&h);
+    return 0;
+}
+
+td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_error *err)
+{
+    td_status rc = out_flush(o, err);
+    uint8_t hdr[TD_BLOB_HEADER];
+    uint64_t sum = 0;
+    if (rc)
+        goto cleanup;
+    fill_header(hdr, TD_BLOB_VERSION, kind, aux, o->length);
+    if (o->inline_hash && o->length == o->declared)
+        sum = td_xxh64_digest(&o->h);
+    else if (out_checksum(o, hdr, &sum) != 0) {
+        rc = td_fail(err, TD_EIO, NULL, "read back %s: %s", o->tmp, strerror(errno));
+        goto cleanup;
+    }
+    wr64(hdr + 32, sum);
+    if (pwrite(o->fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || fsync(o->fd) != 0) {
+        rc = td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno ? errno : EIO));
+        goto cleanup;
+    }
+    int crc = close(o->fd);
+    o->fd = -1;
+    if (crc != 0) {
+        rc = td_fail(err, write_status(errno), NULL, "close %s: %s", o->tmp, strerror(errno));
+        goto cleanup;
+    }
+    if (rename(o->tmp, o->path) != 0) {
+        rc = td_fail(err, TD_EIO, NULL, "rename %s -> %s: %s", o->tmp, o->path, strerror(errno));
+        goto cleanup;
+    }
+    o->tmp[0] = '\0';                /* renamed: nothing left to remove */
+    if (fsync_parent(o->path) != 0)
+        rc = td_fail(err, TD_EIO, NULL, "fsync directory of %s: %s", o->path, strerror(errno));
+cleanup:
+    td_blob_out_abort(o);
+    return rc;
+}
+
+void td_blob_out_abort(td_blob_out *o)
+{
+    if (!o)
+        return;
+    if (o->fd >= 0)
+        close(o->fd);
+    if (o->tmp[0])
+        unlink(o->tmp);
+    free(o);
 }

@@ -79,6 +79,26 @@ void td_blob_free(void *payload);
 /* 1 when a directory entry name is a temp file left by td_blob_write. */
 int td_blob_is_temp(const char *name);
 
+/* ---- streaming writer ------------------------------------------------------------- */
+
+/* A blob whose payload is not in memory at once: written to the temp file piece by piece
+ * (td_blob_out_write appends, td_blob_out_pwrite overwrites bytes already written, e.g.
+ * a header whose values were not known at the start), then td_blob_out_commit fsyncs and
+ * renames over path, like td_blob_write. The checksum: when open was told the payload's
+ * length (length > 0; kind and aux are then final too) it is computed as the bytes go
+ * out, and used if exactly that many were written and none overwritten; otherwise
+ * commit reads the payload back to compute it. commit and abort free the writer; abort
+ * (NULL is fine) removes the temp file. Errors are TD_EIO naming the file. */
+typedef struct td_blob_out td_blob_out;
+
+td_status td_blob_out_open(td_blob_out **out, const char *path, uint32_t kind, uint64_t aux,
+                           uint64_t length, td_error *err);
+td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_error *err);
+td_status td_blob_out_pwrite(td_blob_out *o, uint64_t payload_off, const void *data,
+                             size_t len, td_error *err);
+td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_error *err);
+void td_blob_out_abort(td_blob_out *o);
+
 /* ---- XXH64, streaming (exposed for tests and for checksumming elsewhere) ---------- */
 
 typedef struct td_xxh64_state {

@@ -63,7 +63,7 @@ static const char *const TARGET_NAMES[] = {"none", "index", "grouped", "probs"};
 
 /* Dataset file payload: this header, then X (N, D) f32, y (N, y_cols) i32, Y (N, Y_cols)
  * f32, pairs (P, 2) i32, pair_labels (P) i32, each absent when its count is 0. */
-#define DS_HDR_WORDS 8
+#define DS_HDR_WORDS TD_DATASET_HDR_WORDS
 #define DS_HDR_BYTES (DS_HDR_WORDS * sizeof(int64_t))
 
 static const char *SCHEMA_SQL =
@@ -655,8 +655,7 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
                                td_dataset_meta *out, td_error *err)
 {
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-    int locked = 0, written = 0;
+    int written = 0;
     char path[PATH_MAX];
     td_dataset_meta m;
     size_t sz[5];
@@ -687,23 +686,7 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
         goto cleanup;
     }
 
-    m.N = ds->N, m.D = ds->D;
-    m.y_cols = ds->y ? ds->y_cols : 0;
-    m.Y_cols = ds->Y ? ds->Y_cols : 0;
-    m.P = ds->P;
-    if (ds->y) {
-        int32_t mx = -1;
-        for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
-            mx = ds->y[i] > mx ? ds->y[i] : mx;
-        m.target = ds->y_cols > 1 ? TD_TARGET_GROUPED : TD_TARGET_INDEX;
-        m.n_classes = (int64_t)mx + 1;
-    } else if (ds->Y) {
-        m.target = TD_TARGET_PROBS;
-        m.n_classes = ds->Y_cols;
-    }
-    snprintf(m.name, sizeof m.name, "%s", name ? name : "");
-    td_store_new_id(m.id, "ds_");
-    td_store_now(m.created_at);
+    td_store_dataset_meta_fill(&m, ds, name);
 
     int64_t hdr[DS_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, 0, 0, 0};
     td_blob_seg segs[6] = {{hdr, sizeof hdr},     {ds->X, sz[0]},     {ds->y, sz[1]},
@@ -717,35 +700,68 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
         goto cleanup;
     written = 1;
 
-    enter(s);
-    locked = 1;
-    rc = prepare(s, &st, "INSERT INTO datasets (" DS_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, m.id);
-    bind_str(st, 2, m.name);
-    sqlite3_bind_int64(st, 3, m.N);
-    sqlite3_bind_int64(st, 4, m.D);
-    sqlite3_bind_int64(st, 5, m.n_classes);
-    bind_str(st, 6, td_target_name(m.target));
-    sqlite3_bind_int64(st, 7, m.y_cols);
-    sqlite3_bind_int64(st, 8, m.Y_cols);
-    sqlite3_bind_int64(st, 9, m.P);
-    bind_str(st, 10, m.created_at);
-    sqlite3_bind_int64(st, 11, m.bytes);
-    rc = step_done(s, st, err);
+    rc = td_store_dataset_insert(s, &m, err);
     if (rc)
         goto cleanup;
     written = 0;                  /* the row now owns the file */
     if (out)
         *out = m;
 cleanup:
-    sqlite3_finalize(st);
-    if (locked)
-        leave(s);
     if (written)
         unlink(path);
+    return rc;
+}
+
+void td_store_dataset_meta_fill(td_dataset_meta *m, const td_dataset *ds, const char *name)
+{
+    memset(m, 0, sizeof *m);
+    m->N = ds->N, m->D = ds->D;
+    m->y_cols = ds->y ? ds->y_cols : 0;
+    m->Y_cols = ds->Y ? ds->Y_cols : 0;
+    m->P = ds->P;
+    if (ds->y) {
+        int32_t mx = -1;
+        for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
+            mx = ds->y[i] > mx ? ds->y[i] : mx;
+        m->target = ds->y_cols > 1 ? TD_TARGET_GROUPED : TD_TARGET_INDEX;
+        m->n_classes = (int64_t)mx + 1;
+    } else if (ds->Y) {
+        m->target = TD_TARGET_PROBS;
+        m->n_classes = ds->Y_cols;
+    }
+    snprintf(m->name, sizeof m->name, "%s", name ? name : "");
+    td_store_new_id(m->id, "ds_");
+    td_store_now(m->created_at);
+}
+
+void td_store_dataset_path(const td_store *s, const char *id, char *out, size_t cap)
+{
+    path_of(out, cap, s, "datasets", id, ".bin");
+}
+
+td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enter(s);
+    td_status rc = prepare(s, &st, "INSERT INTO datasets (" DS_COLS ") VALUES "
+                           "(?,?,?,?,?,?,?,?,?,?,?)", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, m->id);
+    bind_str(st, 2, m->name);
+    sqlite3_bind_int64(st, 3, m->N);
+    sqlite3_bind_int64(st, 4, m->D);
+    sqlite3_bind_int64(st, 5, m->n_classes);
+    bind_str(st, 6, td_target_name(m->target));
+    sqlite3_bind_int64(st, 7, m->y_cols);
+    sqlite3_bind_int64(st, 8, m->Y_cols);
+    sqlite3_bind_int64(st, 9, m->P);
+    bind_str(st, 10, m->created_at);
+    sqlite3_bind_int64(st, 11, m->bytes);
+    rc = step_done(s, st, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
     return rc;
 }
 

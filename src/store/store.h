@@ -37,6 +37,8 @@
 #define TD_HIST_MAX_COLS 64
 #define TD_HIST_NAME_MAX 32
 #define TD_STORE_SCHEMA 1      /* PRAGMA user_version */
+#define TD_DATASET_HDR_WORDS 8 /* a dataset file's payload starts with int64 N, D, y_cols,
+                                  Y_cols, P, 0, 0, 0 (then X, y, Y, pairs, pair_labels) */
 
 typedef struct td_store td_store;
 
@@ -91,6 +93,14 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
                                td_dataset_meta *out, td_error *err);
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
                                td_error *err);
+
+/* For writers that stream a dataset file themselves (dataset_out.h): the metadata of ds
+ * (counts, target, n_classes; X is not read) under a new id and the current time; the
+ * path of an id's data file; and the row, inserted once that file is in place (a row
+ * never points to a missing file). */
+void td_store_dataset_meta_fill(td_dataset_meta *m, const td_dataset *ds, const char *name);
+void td_store_dataset_path(const td_store *s, const char *id, char *out, size_t cap);
+td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_error *err);
 /* Newest first: up to limit (>= 1) datasets with id < after (after NULL or "" = from the
  * newest; it may be the same buffer as next). *rows is a malloc'd array of *n (free it
  * with free()); next gets the cursor for the following page, or "" when this page is

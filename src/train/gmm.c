@@ -1716,3 +1716,33 @@ done:
     td_gmm_free(&g);
     return st;
 }
+
+int td_gmm_inverse_factor(double *Li, double *logdet, const float *cov, td_covariance kind,
+                          int64_t E)
+{
+    *logdet = 0;
+    if (kind != TD_COV_FULL) {
+        memset(Li, 0, sizeof(double) * (size_t)(E * E));
+        for (int64_t j = 0; j < E; j++) {
+            double v = kind == TD_COV_DIAG ? cov[j] : cov[0];
+            if (!(v > 0) || !isfinite(v))
+                return -1;
+            Li[j * E + j] = 1 / sqrt(v);
+            *logdet += log(v);
+        }
+        return 0;
+    }
+    double *A = xcalloc((size_t)(2 * E * E), sizeof(double)), *L = A ? A + E * E : NULL;
+    if (!A)
+        return -2;
+    for (int64_t i = 0; i < E * E; i++)
+        A[i] = cov[i];
+    int rc = cholesky(L, A, E);
+    if (rc == 0) {
+        tri_inverse(Li, L, E);
+        for (int64_t j = 0; j < E; j++)
+            *logdet += 2 * log(L[j * E + j]);
+    }
+    free(A);
+    return rc;
+}

@@ -147,4 +147,13 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
 td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gmm_work *w,
                         td_pool *pool, int64_t n_init, td_rng *rng, td_error *err);
 
+/* For exporters (the C header, ONNX): component k's covariance Sigma (E, E) full |
+ * (E) diag | (1) spherical, float32 as a model stores it, gives Li (E, E) OVERWRITTEN with
+ * the inverse of its lower Cholesky factor (so ||Li (x - mu)||^2 is the Mahalanobis term;
+ * diagonal for diag and spherical; zeros above the diagonal) and *logdet = log det Sigma.
+ * Double precision. Returns 0, -1 when Sigma is not positive definite, -2 when out of
+ * memory. */
+int td_gmm_inverse_factor(double *Li, double *logdet, const float *cov, td_covariance kind,
+                          int64_t E);
+
 #endif

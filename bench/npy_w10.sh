@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/npy_w10.sh BUILD_DIR — W10 of BENCH.md: POST /v1/datasets of a 400 MB float32 .npy
+# (100000 x 1000, made once with /usr/bin/python3 + numpy, kept in BUILD_DIR/bench/w10.npy)
+# with curl -T (streamed from the file; --data-binary @file would first read all of it
+# into curl's memory), end to end (until the 201: written, read back for the checksum, fsynced,
+# renamed, row inserted), beside the peer: copying the same file into the state_dir with
+# fsync (cp, then sync of that file). Prints MB/s of each, the ratio (target >= 0.5) and
+# the daemon's peak memory growth (VmHWM after - VmRSS before; target <= 128 MB).
+# REPEAT=n (default 3) runs; medians. The page cache is not dropped: both sides read the
+# source file from it.
+set -u
+B=${1:-build}
+REPEAT=${REPEAT:-3}
+PY=/usr/bin/python3
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/traind-w10-XXXXXX")
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+now() { date +%s.%N; }
+
+NPY=$B/bench/w10.npy
+if [ ! -s "$NPY" ]; then
+    mkdir -p "$B/bench"
+    $PY -c "import numpy as np, sys; np.save(sys.argv[1], np.random.default_rng(0).standard_normal((100000, 1000), dtype=np.float32))" "$NPY" || exit 1
+fi
+BYTES=$(stat -c %s "$NPY")
+cat "$NPY" >/dev/null                     # both sides read it from the page cache
+
+printf 'max_body_mb = 1024\n' >"$DIR/traind.conf"
+"$B/traind" --config "$DIR/traind.conf" --listen 127.0.0.1:0 --state-dir "$DIR/state" \
+    >"$DIR/log" 2>&1 &
+PID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/log" | head -1 | cut -d: -f2)
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] || { echo "W10: the daemon did not start:"; cat "$DIR/log"; exit 1; }
+URL=http://127.0.0.1:$PORT
+RSS0=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
+
+copy_s=() post_s=()
+for i in $(seq "$REPEAT"); do
+    t0=$(now)
+    cp "$NPY" "$DIR/state/copy.npy" && sync "$DIR/state/copy.npy"
+    t1=$(now)
+    copy_s+=("$(echo "$t1 - $t0" | bc -l)")
+    rm -f "$DIR/state/copy.npy"
+    t0=$(now)
+    out=$(curl -sS -X POST -H 'Content-Type: application/x-npy' -T "$NPY" \
+          "$URL/v1/datasets")
+    t1=$(now)
+    id=$(echo "$out" | $PY -c "import sys, json; print(json.load(sys.stdin)['id'])") ||
+        { echo "W10: upload failed: $out"; exit 1; }
+    post_s+=("$(echo "$t1 - $t0" | bc -l)")
+    curl -sS -X DELETE "$URL/v1/datasets/$id" >/dev/null
+done
+HWM=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status")
+c=$(printf '%s\n' "${copy_s[@]}" | median)
+p=$(printf '%s\n' "${post_s[@]}" | median)
+mb=$(echo "$BYTES / 1000000" | bc -l)
+printf 'W10  POST %.0f MB .npy: %.0f MB/s (%.2f s)   copy+fsync: %.0f MB/s (%.2f s)   ratio %.2f (>= 0.5)   peak memory growth %.1f MB (<= 128)\n' \
+    "$mb" "$(echo "$mb / $p" | bc -l)" "$p" "$(echo "$mb / $c" | bc -l)" "$c" \
+    "$(echo "$c / $p" | bc -l)" "$(echo "($HWM - $RSS0) / 1024" | bc -l)"
