@@ -64,7 +64,17 @@ $(BUILD)/gen/openapi.c: docs/openapi.json
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o
+# The dashboard (web/, web/vendor/), served at GET / and /assets/<name>, is compiled in the
+# same way (scripts/embed_web.sh: one byte array per file and the table of http/static.h).
+WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg web/vendor/*))
+$(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed_web.sh
+	@mkdir -p $(dir $@)
+	@scripts/embed_web.sh $@ $(WEB_FILES)
+
+$(BUILD)/gen/web.o: $(BUILD)/gen/web.c | deps
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -96,7 +106,17 @@ $(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
 TD_REFDIR ?= $(abspath tests/data/reference)
 export TD_REFDIR
 
-test: $(BUILD)/test_runner $(BUILD)/traind | deps
+# The dashboard suite (tests/test_dashboard.c) drives Debian's chromium with puppeteer-core
+# from npm (tests/browser/package-lock.json; --ignore-scripts: it downloads no browser).
+# Installed when missing; without them that suite fails, it is never skipped.
+BROWSER_DEPS := tests/browser/node_modules/puppeteer-core/package.json
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	scripts/deps.sh --test
+	cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+test: $(BUILD)/test_runner $(BUILD)/traind $(BROWSER_DEPS) | deps
+	@scripts/deps.sh --test
 	TD_BIN=$(abspath $(BUILD)/traind) $(BUILD)/test_runner $(SUITE)
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
@@ -167,13 +187,17 @@ FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -pthread -Iinclude -Isrc -Ifuzz $(PKG_CFLAGS) \
                 -DTD_VERSION='"$(VERSION)"'
-FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o
+FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o build-fuzz/gen/web.o
 
 build-fuzz/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 build-fuzz/gen/openapi.o: $(BUILD)/gen/openapi.c | deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build-fuzz/gen/web.o: $(BUILD)/gen/web.c | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
 

@@ -15,12 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/catalog.h"
 #include "http/json_dataset.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
 #include "http/json_loss.h"
 #include "http/json_model.h"
 #include "http/json_util.h"
+#include "http/static.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
@@ -714,6 +716,9 @@ static const td_route routes[] = {
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
     {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
+    {"GET", "/v1/models", td_h_models, NULL, 0, NULL},              /* catalog.h */
+    {"GET", "/", td_h_index, NULL, 1, NULL},                        /* static.h: the dashboard */
+    {"GET", "/assets/{name}", td_h_asset, NULL, 1, NULL},
 };
 
 const td_route *td_app_routes(size_t *n)
@@ -745,6 +750,11 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     }
     *out = app;
     return TD_OK;
+}
+
+const td_config *td_app_config(const td_app *app)
+{
+    return &app->cfg;
 }
 
 int td_app_ready(td_app *app)
