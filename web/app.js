@@ -164,6 +164,8 @@ class History {
     this.names = [];
     for (const [k, v] of Object.entries(cols || {})) if (Array.isArray(v)) this.add(k, v);
     if (!this.cols.epoch) this.add('epoch', []);
+    // A server without max_points sends every epoch: keep about MAX_POINTS of them.
+    if (this.length > 2 * MAX_POINTS) this.thin(Math.ceil(this.length / MAX_POINTS));
   }
   add(name, values) {
     this.cols[name] = values;
@@ -179,12 +181,12 @@ class History {
     for (const k of this.names) this.cols[k][n] = k in row ? row[k] : null;
     if (this.length > 2 * MAX_POINTS) this.thin();
   }
-  // Halves the older points (every other one), keeping the latest exactly.
-  thin() {
+  // Keeps every stride-th point (default 2) and the latest.
+  thin(stride) {
+    stride = stride || 2;
     for (const k of this.names) {
       const a = this.cols[k];
-      const kept = a.filter((_, i) => i % 2 === 0 || i === a.length - 1);
-      this.cols[k] = kept;
+      this.cols[k] = a.filter((_, i) => i % stride === 0 || i === a.length - 1);
     }
   }
 }

@@ -141,7 +141,7 @@ async function main() {
           'the running job\'s epoch advances live (' + e1 + ' -> ' + e2 + ') without a reload');
     await page.waitForSelector('[data-chart="losses"] canvas', {timeout: STEP_MS});
     if (png) {
-      await new Promise((r) => setTimeout(r, 1500));  // a few more epochs on the curve
+      await new Promise((r) => setTimeout(r, 8000));  // more epochs on the curves
       await page.screenshot({path: png});
       console.log('dashboard.test: screenshot ' + png);
     }
