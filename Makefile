@@ -110,7 +110,7 @@ export TD_REFDIR
 # from npm (tests/browser/package-lock.json; --ignore-scripts: it downloads no browser).
 # Installed when missing; without them that suite fails, it is never skipped.
 BROWSER_DEPS := tests/browser/node_modules/puppeteer-core/package.json
-$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json | deps
 	scripts/deps.sh --test
 	cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@

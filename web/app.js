@@ -445,8 +445,9 @@ function viewJob(id) {
       } catch (e) {
         if (stopped || e.name === 'AbortError') return;
         if (e.status) { flash(e.message); return; }
-        await new Promise((r) => setTimeout(r, 1000));  // the connection dropped: again
       }
+      // the stream ended before the job did (a restart, a dropped connection): again soon
+      if (!terminal) await new Promise((r) => setTimeout(r, 1000));
     }
   }
   renderJob().then(follow).catch((e) => { if (!stopped) flash(e.message); });

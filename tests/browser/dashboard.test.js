@@ -56,7 +56,7 @@ async function main() {
     userDataDir: profile,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-           '--disable-dev-shm-usage', '--user-data-dir=' + profile],
+           '--disable-dev-shm-usage'],  // userDataDir adds --user-data-dir=<profile>
   });
   const problems = [];
   let page = null;
