@@ -489,7 +489,7 @@ function viewDatasets() {
   const file = h('input', {type: 'file', id: 'upload-file', accept: '.csv,.json,.npy,.npz', required: true});
   const name = h('input', {type: 'text', placeholder: 'name (optional)'});
   const label = h('select', null, ['last', 'first', 'none'].map((v) => h('option', {value: v}, v)));
-  const header = h('input', {type: 'checkbox'});
+  const header = h('input', {type: 'checkbox', id: 'upload-header'});
   const form = h('form', {class: 'upload', onsubmit: async (e) => {
     e.preventDefault();
     const f = file.files[0];
@@ -523,7 +523,7 @@ function viewDatasets() {
         h('td', {class: 'id'}, d.id), h('td', null, d.name || '–'),
         h('td', {class: 'num'}, d.n_samples + ' × ' + d.n_features),
         h('td', {class: 'num'}, fmtNum(d.n_classes)), h('td', null, d.target),
-        h('td', {class: 'num'}, d.groups), h('td', {class: 'num'}, d.n_pairs),
+        h('td', {class: 'num'}, d.groups || 1), h('td', {class: 'num'}, d.n_pairs || 0),
         h('td', null, age(d.created_at)),
         h('td', null, h('button', {type: 'button', class: 'danger', onclick: async () => {
           if (!confirm('Delete dataset ' + d.id + '?')) return;

@@ -9,7 +9,8 @@
  *   - the job list shows both jobs, each id a link to its view;
  *   - the finished job's loss chart is drawn: coloured pixels on its canvas;
  *   - the running job's epoch advances while the page stays (no reload);
- *   - the datasets list shows the dataset; the new-job form is built from /v1/models;
+ *   - the datasets list shows the dataset; a CSV uploaded from the file picker appears;
+ *     the new-job form is built from /v1/models and starts a job with what was typed;
  *     the compare view draws the two jobs;
  *   - no request leaves the page's origin (interception aborts and records it), and the
  *     page raises no error (pageerror, console errors, failed requests, HTTP >= 400).
@@ -150,6 +151,18 @@ async function main() {
     await page.evaluate(() => { location.hash = '#/datasets'; });
     await page.waitForSelector('#datasets tr[data-id="' + dataset + '"]', {timeout: STEP_MS});
     check(true, 'the datasets list shows the dataset');
+    const csv = path.join(profile, 'upload.csv');
+    fs.writeFileSync(csv, 'a,b,label\n0,1,0\n1,0,1\n1,1,1\n0,0,0\n');
+    const picker = await page.$('#upload-file');
+    await picker.uploadFile(csv);
+    await page.click('#upload-header');
+    await page.click('form.upload button[type=submit]');
+    await page.waitForFunction(() => [...document.querySelectorAll('#datasets td')]
+      .some((td) => td.textContent === 'upload.csv'), {timeout: STEP_MS});
+    const shape = await page.evaluate(() => [...document.querySelectorAll('#datasets tr')]
+      .find((tr) => tr.textContent.includes('upload.csv')).children[2].textContent);
+    check(shape === '4 × 2', 'a CSV uploaded from the file picker is listed (' + shape + ')');
+
     await page.evaluate(() => { location.hash = '#/new'; });
     await page.waitForSelector('#hp-lr', {timeout: STEP_MS});
     const lr = await page.$eval('#hp-lr', (e) => e.placeholder);
@@ -158,6 +171,20 @@ async function main() {
     await page.waitForFunction(() => document.querySelector('#hp-hidden')?.placeholder === '[100]',
                                {timeout: STEP_MS});
     check(true, 'choosing mlp rebuilds the form with its hyperparameters (hidden [100])');
+    await page.select('#new-model', 'softmax');
+    await page.waitForSelector('#hp-epochs', {timeout: STEP_MS});
+    await page.select('#new-dataset', dataset);
+    await page.type('#hp-epochs', '3');
+    await page.select('#hp-optimizer', 'adam');
+    await page.click('#new-job button[type=submit]');
+    await page.waitForFunction(() => /^#\/jobs\/job_/.test(location.hash), {timeout: STEP_MS});
+    const made = await page.evaluate(() => location.hash.slice('#/jobs/'.length));
+    await page.waitForFunction(() => document.querySelector('#job-state')?.textContent === 'succeeded',
+                               {timeout: STEP_MS});
+    const hp = await page.evaluate(async (id, t) => (await (await fetch('/v1/jobs/' + id,
+      {headers: {Authorization: 'Bearer ' + t}})).json()).hyperparameters, made, token);
+    check(hp.epochs === 3 && hp.optimizer === 'adam' && hp.lr === 0.1,
+          'the form starts a job with the values typed in and the defaults for the rest');
     await page.evaluate((a, b) => { location.hash = '#/compare/' + a + ',' + b; }, finished, running);
     await page.waitForSelector('#compare-chart canvas', {timeout: STEP_MS});
     const series = await page.$$eval('#compare-chart .u-legend .u-series', (s) => s.length);
