@@ -429,10 +429,7 @@ START_TEST(dashboard_in_chromium)
     ck_assert_ptr_nonnull(strstr(out, "all checks passed"));
     free(out);
 
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", running);
-    cJSON_Delete(call(port, "POST", path, NULL, 202));
-    wait_state(port, running, "cancelled");
+    wait_state(port, running, "cancelled"); /* by the page's cancel button */
     stop(&d);
 }
 END_TEST

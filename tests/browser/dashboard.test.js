@@ -8,7 +8,8 @@
  *   - the token prompt: an <input type="password">, and nothing of the API before it;
  *   - the job list shows both jobs, each id a link to its view;
  *   - the finished job's loss chart is drawn: coloured pixels on its canvas;
- *   - the running job's epoch advances while the page stays (no reload);
+ *   - the predict box answers; the running job's epoch advances while the page stays
+ *     (no reload), and its cancel button cancels it;
  *   - the datasets list shows the dataset; a CSV uploaded from the file picker appears;
  *     the new-job form is built from /v1/models and starts a job with what was typed;
  *     the compare view draws the two jobs;
@@ -129,6 +130,12 @@ async function main() {
     check(await drawn.jsonValue() > 100, 'the finished job\'s loss curve is drawn on its canvas');
     const state = await page.$eval('#job-state', (e) => e.textContent);
     check(state === 'succeeded', 'the finished job\'s view shows its state (' + state + ')');
+    const D = 20;  // the features of test_dashboard.c's dataset
+    await page.type('form.predict textarea', JSON.stringify([new Array(D).fill(0.5)]));
+    await page.click('form.predict button[type=submit]');
+    await page.waitForFunction(() => /"labels"/.test(document.querySelector('pre.result').textContent),
+                               {timeout: STEP_MS});
+    check(true, 'the predict box answers with the model\'s labels');
 
     // The running job advances without a reload.
     await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, running);
@@ -146,6 +153,10 @@ async function main() {
       await page.screenshot({path: png});
       console.log('dashboard.test: screenshot ' + png);
     }
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.querySelector('#job-state').textContent === 'cancelled',
+                               {timeout: STEP_MS});
+    check(true, 'the cancel button cancels the running job (its view shows it from /events)');
 
     // Datasets, the new-job form from the catalogue, compare.
     await page.evaluate(() => { location.hash = '#/datasets'; });
