@@ -45,6 +45,11 @@ function flash(msg, kind) {
   f.hidden = !msg;
 }
 
+// A failed call's message (a 401 has shown the token prompt instead).
+function report(e) {
+  if (e.status !== 401) report(e);
+}
+
 function fmtNum(v) {
   if (v === null || v === undefined) return '–';
   if (typeof v !== 'number') return String(v);
@@ -293,7 +298,7 @@ function viewJobs() {
         h('td', null, age(j.created_at)))));
       empty.hidden = jobs.length > 0;
     } catch (e) {
-      if (!stopped && e.status !== 401) flash(e.message);
+      if (!stopped) report(e);
     }
     if (!stopped) timer = setTimeout(refresh, LIST_POLL_MS);
   }
@@ -325,7 +330,7 @@ async function download(path, filename) {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (e) {
-    flash(e.message);
+    report(e);
   }
 }
 
@@ -398,11 +403,11 @@ function viewJob(id) {
     const fmts = await modelFormats();
     actions.replaceChildren(
       h('button', {type: 'button', id: 'cancel', disabled: terminal, onclick: async () => {
-        try { await apiJSON('/v1/jobs/' + id + '/cancel', {method: 'POST'}); } catch (e) { flash(e.message); }
+        try { await apiJSON('/v1/jobs/' + id + '/cancel', {method: 'POST'}); } catch (e) { report(e); }
       }}, 'Cancel'),
       h('button', {type: 'button', class: 'danger', onclick: async () => {
         if (!confirm('Delete job ' + id + ' and its history and model?')) return;
-        try { await apiJSON('/v1/jobs/' + id, {method: 'DELETE'}); location.hash = '#/jobs'; } catch (e) { flash(e.message); }
+        try { await apiJSON('/v1/jobs/' + id, {method: 'DELETE'}); location.hash = '#/jobs'; } catch (e) { report(e); }
       }}, 'Delete'),
       h('span', {class: 'downloads'}, 'Model: ',
         h('button', {type: 'button', class: 'link', onclick: () =>
@@ -439,18 +444,18 @@ function viewJob(id) {
           } else if (type === 'state') {
             showState(d.state);
             terminal = TERMINAL.has(d.state);
-            if (terminal && d.state !== 'deleted') renderJob().catch((e) => flash(e.message));
+            if (terminal && d.state !== 'deleted') renderJob().catch((e) => report(e));
           }
         }, ctl.signal);
       } catch (e) {
         if (stopped || e.name === 'AbortError') return;
-        if (e.status) { flash(e.message); return; }
+        if (e.status) { report(e); return; }
       }
       // the stream ended before the job did (a restart, a dropped connection): again soon
       if (!terminal) await new Promise((r) => setTimeout(r, 1000));
     }
   }
-  renderJob().then(follow).catch((e) => { if (!stopped) flash(e.message); });
+  renderJob().then(follow).catch((e) => { if (!stopped) report(e); });
   return {stop() { stopped = true; ctl.abort(); clearTimeout(redrawTimer); jc.destroy(); }};
 }
 
@@ -477,7 +482,7 @@ function viewCompare(ids) {
       const names = [...new Set(hists.flatMap((hh) => hh.names.filter(chartOf)))];
       metric.replaceChildren(...names.map((n) => h('option', {value: n, selected: n === 'loss'}, n)));
       draw();
-    }).catch((e) => { if (!stopped) flash(e.message); });
+    }).catch((e) => { if (!stopped) report(e); });
   return {stop() { stopped = true; if (plot) plot.destroy(); }};
 }
 
@@ -527,10 +532,10 @@ function viewDatasets() {
         h('td', null, age(d.created_at)),
         h('td', null, h('button', {type: 'button', class: 'danger', onclick: async () => {
           if (!confirm('Delete dataset ' + d.id + '?')) return;
-          try { await apiJSON('/v1/datasets/' + d.id, {method: 'DELETE'}); refresh(); } catch (e) { flash(e.message); }
+          try { await apiJSON('/v1/datasets/' + d.id, {method: 'DELETE'}); refresh(); } catch (e) { report(e); }
         }}, 'Delete')))));
     } catch (e) {
-      if (!stopped) flash(e.message);
+      if (!stopped) report(e);
     }
   }
   refresh();
@@ -626,7 +631,7 @@ function viewNew() {
     dataset.replaceChildren(...d.datasets.map(opt));
     validation.replaceChildren(h('option', {value: ''}, 'none'), ...d.datasets.map(opt));
     build();
-  }).catch((e) => { if (!stopped) flash(e.message); });
+  }).catch((e) => { if (!stopped) report(e); });
   return {stop() { stopped = true; }};
 }
 

@@ -6,6 +6,7 @@
  * against a live daemon with that token (tests/test_dashboard.c starts one and makes the
  * jobs). Checks, in one page load (no reload after the sign-in):
  *   - the token prompt: an <input type="password">, and nothing of the API before it;
+ *     "Forget token" and a wrong token bring it back (checked last);
  *   - the job list shows both jobs, each id a link to its view;
  *   - the finished job's loss chart is drawn: coloured pixels on its canvas;
  *   - the predict box answers; the running job's epoch advances while the page stays
@@ -203,6 +204,17 @@ async function main() {
 
     check(problems.length === 0, 'no request to another origin and no page error' +
           (problems.length ? ': ' + problems.join('; ') : ''));
+
+    // Last (its 401 is an error on purpose): a wrong token brings the prompt back.
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])', {timeout: STEP_MS});
+    check(await page.evaluate(() => sessionStorage.getItem('traind.token')) === null,
+          '"Forget token" forgets it and asks again');
+    await page.type('#token', token + '-wrong');
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('#login-error:not([hidden])', {timeout: STEP_MS});
+    check(await page.$('#login:not([hidden])') !== null && await page.$('#jobs') === null,
+          'a wrong token brings the prompt back with a message, and shows nothing');
   } catch (e) {
     if (problems.length) console.error('dashboard.test: the page also had: ' + problems.join('; '));
     if (png && page) await page.screenshot({path: png + '.fail.png'}).catch(() => {});
