@@ -373,6 +373,8 @@ function viewJob(id) {
     actions, charts, details, predict);
   const jc = new JobCharts(charts);
   let hist = null, job = null, stopped = false, dirty = false, redrawTimer = null;
+  let lastRow = null;                      // the latest progress event: the live metrics
+  const metricsBox = h('div', {class: 'metrics-box'});
   const ctl = new AbortController();
 
   function redraw() {
@@ -380,6 +382,7 @@ function viewJob(id) {
     if (stopped || !dirty || !hist) return;
     dirty = false;
     jc.draw(hist);
+    if (lastRow) metricsBox.replaceChildren(kvTable(lastRow, 'metrics'));
   }
   function later() {
     dirty = true;
@@ -399,6 +402,7 @@ function viewJob(id) {
     if (stopped) return;
     showState(job.state);
     showProgress(job.progress.epoch, job.progress.epochs);
+    metricsBox.replaceChildren(kvTable(job.metrics, 'metrics'));
     const terminal = TERMINAL.has(job.state);
     const fmts = await modelFormats();
     actions.replaceChildren(
@@ -422,7 +426,7 @@ function viewJob(id) {
         h('ul', {class: 'warnings'}, job.warnings.map((w) => h('li', null,
           typeof w === 'string' ? w : (w.message || JSON.stringify(w))))) : null,
       h('div', {class: 'cols'},
-        h('div', null, h('h2', null, 'Metrics'), kvTable(job.metrics, 'metrics')),
+        h('div', null, h('h2', null, 'Metrics'), metricsBox),
         h('div', null, h('h2', null, 'Hyperparameters'), kvTable(job.hyperparameters),
           h('p', {class: 'muted'}, 'model ', job.model, ', dataset ', job.dataset,
             job.validation ? ', validation ' + job.validation : '', ', created ', job.created_at))));
@@ -439,6 +443,8 @@ function viewJob(id) {
         await readEvents('/v1/jobs/' + id + '/events', hist.lastEpoch(), (type, d) => {
           if (type === 'progress') {
             hist.push(d);
+            lastRow = Object.fromEntries(Object.entries(d).filter(([k]) =>
+              k !== 'epoch' && k !== 'epochs' && k !== 'elapsed_s'));
             showProgress(d.epoch, d.epochs);
             later();
           } else if (type === 'state') {
