@@ -27,7 +27,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(MODULES) 2>/dev/null)
 
 # Debian packages the tests use beyond the build's: numpy (tests/npy_*.py), onnx (its
 # checker) and node (onnxruntime-node, installed by npm into build/node: see test).
-TEST_PKGS := python3-numpy python3-onnx nodejs
+TEST_PKGS := python3-numpy python3-onnx
 
 OPT     ?= -O3 -march=native
 SAN     ?=
@@ -52,7 +52,7 @@ deps:
 
 # What the test suites need beyond the build (see TEST_PKGS).
 test-deps: | deps
-	@scripts/deps.sh $(TEST_PKGS)
+	@scripts/deps.sh --test $(TEST_PKGS)
 
 $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
@@ -88,7 +88,18 @@ $(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 
 $(BUILD)/src/codec/model_onnx.o: $(BUILD)/gen/onnx.pb-c.h
 
-$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o $(BUILD)/gen/onnx.pb-c.o
+
+# The dashboard (web/, web/vendor/), served at GET / and /assets/<name>, is compiled in the
+# same way (scripts/embed_web.sh: one byte array per file and the table of http/static.h).
+WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg web/vendor/*))
+$(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed_web.sh
+	@mkdir -p $(dir $@)
+	@scripts/embed_web.sh $@ $(WEB_FILES)
+
+$(BUILD)/gen/web.o: $(BUILD)/gen/web.c | deps
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/web.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -120,6 +131,14 @@ $(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
 TD_REFDIR ?= $(abspath tests/data/reference)
 export TD_REFDIR
 
+# The dashboard suite (tests/test_dashboard.c) drives Debian's chromium with puppeteer-core
+# from npm (tests/browser/package-lock.json; --ignore-scripts: it downloads no browser).
+# Installed when missing; without them that suite fails, it is never skipped.
+BROWSER_DEPS := tests/browser/node_modules/puppeteer-core/package.json
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json | test-deps
+	cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 # onnxruntime for the npy suite's ONNX checks (tests/onnx_run.js): the npm package
 # onnxruntime-node, whose Linux library ships inside it (no install scripts run), in
 # build/node whatever BUILD is.
@@ -130,7 +149,7 @@ $(ORT_NODE): | test-deps
 	cd $(NODE_DIR) && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
 	  onnxruntime-node
 
-test: $(BUILD)/test_runner $(BUILD)/traind $(ORT_NODE) | deps test-deps
+test: $(BUILD)/test_runner $(BUILD)/traind $(ORT_NODE) $(BROWSER_DEPS) | deps test-deps
 	TD_BIN=$(abspath $(BUILD)/traind) NODE_PATH=$(abspath $(NODE_DIR)/node_modules) \
 	  $(BUILD)/test_runner $(SUITE)
 
@@ -202,7 +221,7 @@ FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router train np
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -pthread -Iinclude -Isrc -Ifuzz -I$(BUILD)/gen $(PKG_CFLAGS) \
                 -DTD_VERSION='"$(VERSION)"'
-FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o build-fuzz/gen/onnx.pb-c.o
+FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o build-fuzz/gen/onnx.pb-c.o build-fuzz/gen/web.o
 
 build-fuzz/%.o: %.c | deps
 	@mkdir -p $(dir $@)
@@ -217,6 +236,10 @@ build-fuzz/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
 
 build-fuzz/src/codec/model_onnx.o: $(BUILD)/gen/onnx.pb-c.h
+
+build-fuzz/gen/web.o: $(BUILD)/gen/web.c | deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
 
 build-fuzz/libtraind.a: $(FUZZ_OBJS)
 	@rm -f $@

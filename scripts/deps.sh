@@ -1,8 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages traind builds against, when pkg-config cannot find them.
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
-# Usage: scripts/deps.sh [extra-package ...]   (extra packages: e.g. for tests or benches)
+# Usage: scripts/deps.sh [--test] [extra-package ...]   (extra packages: e.g. for benches)
+#   --test  also what `make test` needs beyond the build: Debian's chromium (the dashboard
+#           suite drives it), and node and npm when there are none (puppeteer-core comes
+#           from npm: see the Makefile's tests/browser rule).
 set -eu
+if [ "${1:-}" = --test ]; then
+    shift
+    set -- chromium "$@"
+    command -v node >/dev/null 2>&1 || set -- nodejs "$@"
+    command -v npm >/dev/null 2>&1 || set -- npm "$@"
+fi
 PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev libgnutls28-dev openssl zlib1g-dev libprotobuf-c-dev protobuf-c-compiler pkg-config"
 MODULES="libmicrohttpd libcjson openblas check sqlite3 gnutls zlib libprotobuf-c"
 missing=""

@@ -1,6 +1,7 @@
 /* hparams.h — hyperparameters of every model: one struct, one table.
  *
- * The table (td_hparam_defs) is the single source of names, types, defaults and bounds:
+ * The table (td_hparam_defs) is the single source of names, types, defaults, bounds and
+ * descriptions (the model catalogue GET /v1/models is read off it):
  * the JSON edge walks it to convert a request's "hyperparameters" object into a
  * td_hparams and back (the resolved values a job reports), and td_hparams_check walks it
  * to validate bounds before cross-field rules. A name with a dot ("monotone.weight")
@@ -100,6 +101,7 @@ typedef struct td_hparam_def {
     int min_exclusive;           /* 1: value must be > min */
     const char *const *choices;  /* TD_HP_ENUM: names, NULL-terminated */
     unsigned models;             /* bitmask of models that accept it */
+    const char *doc;             /* one line for people (GET /v1/models, the dashboard) */
 } td_hparam_def;
 
 extern const td_hparam_def td_hparam_defs[];

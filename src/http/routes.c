@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "http/export.h"
+#include "http/catalog.h"
 #include "http/json_dataset.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
@@ -29,6 +30,7 @@
 #include "http/json_model.h"
 #include "http/json_util.h"
 #include "http/npy_upload.h"
+#include "http/static.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
 #include "store/reserve.h"
@@ -815,6 +817,9 @@ static const td_route routes[] = {
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
     {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
+    {"GET", "/v1/models", td_h_models, NULL, 0, NULL},              /* catalog.h */
+    {"GET", "/", td_h_index, NULL, 1, NULL},                        /* static.h: the dashboard */
+    {"GET", "/assets/{name}", td_h_asset, NULL, 1, NULL},
 };
 
 const td_route *td_app_routes(size_t *n)
@@ -870,6 +875,11 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     }
     *out = app;
     return TD_OK;
+}
+
+const td_config *td_app_config(const td_app *app)
+{
+    return &app->cfg;
 }
 
 int td_app_ready(td_app *app, char *reason, size_t cap)

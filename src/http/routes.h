@@ -17,6 +17,8 @@ typedef struct td_app td_app;
 td_status td_app_init(td_app **out, const td_config *cfg, td_error *err);
 /* The /v1 routes; handlers take the td_app as their app argument. */
 const td_route *td_app_routes(size_t *n);
+/* The configuration the app was started with (the dashboard asks whether a token is set). */
+const td_config *td_app_config(const td_app *app);
 /* 1 when the store is open, the workers run and state_dir has room (store/reserve.h);
  * else 0 with the reason in reason (cap bytes). */
 int td_app_ready(td_app *app, char *reason, size_t cap);

@@ -1,0 +1,140 @@
+/* catalog.c — the model catalogue of GET /v1/models (contract in catalog.h). */
+#include "http/catalog.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/json_hparams.h"
+#include "traind/hparams.h"
+
+#define NO_BOUND 1e300
+
+static const char *const type_names[] = {
+    [TD_HP_DOUBLE] = "number",       [TD_HP_INT] = "integer",
+    [TD_HP_BOOL] = "boolean",        [TD_HP_ENUM] = "enum",
+    [TD_HP_DOUBLE2] = "number_pair", [TD_HP_INT_LIST] = "integer_list",
+    [TD_HP_FLOAT_LIST] = "number_list", [TD_HP_WEIGHTS] = "weights",
+    [TD_HP_TENSOR] = "tensor",
+};
+
+/* Adds a number printed exactly (cJSON's own printing rounds 2^53 - 1, seed's bound, to 15
+ * digits). 0 when out of memory. */
+static int add_exact(cJSON *o, const char *key, double v)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_AddRawToObject(o, key, buf) != NULL;
+}
+
+/* The value of a (maybe dotted) name in the object td_json_hparams_object made, as a new
+ * item (null when absent); NULL when out of memory. */
+static cJSON *default_of(const cJSON *defaults, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    const cJSON *v = defaults;
+    if (dot) {
+        char group[64];
+        snprintf(group, sizeof group, "%.*s", (int)(dot - name), name);
+        v = cJSON_GetObjectItemCaseSensitive(v, group);
+        name = dot + 1;
+    }
+    v = v ? cJSON_GetObjectItemCaseSensitive(v, name) : NULL;
+    return v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+}
+
+/* One table row as the catalogue shows it for a model whose defaults are `defaults`. */
+static cJSON *entry_json(const td_hparam_def *d, const cJSON *defaults)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e || !cJSON_AddStringToObject(e, "name", d->name) ||
+        !cJSON_AddStringToObject(e, "type", type_names[d->type]))
+        goto nomem;
+    cJSON *def = default_of(defaults, d->name);
+    if (!def || !cJSON_AddItemToObject(e, "default", def)) {
+        cJSON_Delete(def);
+        goto nomem;
+    }
+    if (d->type == TD_HP_ENUM) {
+        cJSON *c = cJSON_AddArrayToObject(e, "choices");
+        for (int i = 0; c && d->choices[i]; i++)
+            if (!cJSON_AddItemToArray(c, cJSON_CreateString(d->choices[i])))
+                goto nomem;
+        if (!c)
+            goto nomem;
+    } else if (d->type != TD_HP_BOOL) {
+        if (d->min > -NO_BOUND && (!add_exact(e, "minimum", d->min) ||
+                                   !cJSON_AddBoolToObject(e, "exclusive_minimum",
+                                                          d->min_exclusive)))
+            goto nomem;
+        if (d->max < NO_BOUND && (!add_exact(e, "maximum", d->max) ||
+                                  !cJSON_AddBoolToObject(e, "exclusive_maximum",
+                                                         d->type == TD_HP_DOUBLE2)))
+            goto nomem;
+    }
+    if (!cJSON_AddStringToObject(e, "description", d->doc ? d->doc : ""))
+        goto nomem;
+    return e;
+nomem:
+    cJSON_Delete(e);
+    return NULL;
+}
+
+static cJSON *model_json(td_model_kind m)
+{
+    td_hparams hp;
+    td_hparams_defaults(&hp, m);
+    cJSON *defaults = td_json_hparams_object(&hp);
+    td_hparams_fini(&hp);
+    cJSON *o = cJSON_CreateObject(), *list = NULL;
+    if (!defaults || !o || !cJSON_AddStringToObject(o, "name", td_model_names[m]) ||
+        !(list = cJSON_AddArrayToObject(o, "hyperparameters")))
+        goto nomem;
+    for (size_t i = 0; i < td_hparam_ndefs; i++) {
+        const td_hparam_def *d = &td_hparam_defs[i];
+        if (!(d->models & TD_MODEL_BIT(m)))
+            continue;
+        cJSON *e = entry_json(d, defaults);
+        if (!e || !cJSON_AddItemToArray(list, e)) {
+            cJSON_Delete(e);
+            goto nomem;
+        }
+    }
+    cJSON_Delete(defaults);
+    return o;
+nomem:
+    cJSON_Delete(defaults);
+    cJSON_Delete(o);
+    return NULL;
+}
+
+char *td_json_model_catalog(void)
+{
+    cJSON *root = cJSON_CreateObject(), *models = cJSON_AddArrayToObject(root, "models");
+    if (!models) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    for (int m = 0; m < TD_MODEL_COUNT; m++) {
+        cJSON *o = model_json((td_model_kind)m);
+        if (!o || !cJSON_AddItemToArray(models, o)) {
+            cJSON_Delete(o);
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+void td_h_models(void *app, const td_req *req, td_resp *resp)
+{
+    (void)app, (void)req;
+    td_resp_json(resp, 200, td_json_model_catalog()); /* NULL: a 500 out_of_memory */
+}
