@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "math/pool.h"
 #include "math/rng.h"
@@ -51,10 +50,8 @@ typedef struct gmm_trainer {
     int ready;                     /* w holds g's precision factors */
     td_pool *pool;
     td_rng rng;
-    int64_t n_iter;
     int initialized, converged;
     double lower_bound;            /* last iteration's; -inf before the first */
-    double elapsed;
     double *nk;                    /* (M) */
     unsigned char *empty;          /* (M) */
     int ncols;
@@ -64,35 +61,14 @@ typedef struct gmm_trainer {
 
 static const td_trainer_vtbl gmm_vtbl;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The model's float parameters and fit fields from t->g. */
 static void sync_model(gmm_trainer *t)
 {
     td_gmm_to_params(t->model.params, &t->g);
-    t->model.lower_bound = t->n_iter ? t->lower_bound : NAN;
+    t->model.lower_bound = t->base.epoch ? t->lower_bound : NAN;
     t->model.converged = t->converged;
-    t->model.n_iter = t->n_iter;
-}
-
-static int gmm_finite(const td_gmm *g)
-{
-    int64_t M = g->M, E = g->E, C = td_gmm_cov_size(g->cov, E);
-    for (int64_t i = 0; i < M; i++)
-        if (!isfinite(g->weights[i]))
-            return 0;
-    for (int64_t i = 0; i < M * E; i++)
-        if (!isfinite(g->means[i]))
-            return 0;
-    for (int64_t i = 0; i < M * C; i++)
-        if (!isfinite(g->covs[i]))
-            return 0;
-    return 1;
+    t->base.stopped = t->converged;
+    t->model.n_iter = t->base.epoch;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -136,6 +112,10 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.vt = &gmm_vtbl;
+    t->base.hp = &t->hp;
+    t->base.model = &t->model;
+    t->base.epochs = hp->max_iter;
+    t->base.rows = train->N;
     if (td_hparams_copy(&t->hp, hp))
         goto nomem;
     t->train = train;
@@ -164,15 +144,8 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
-    int n = 0;
-    for (size_t i = 0; i < sizeof fixed_columns / sizeof fixed_columns[0]; i++)
-        t->cols[n++] = fixed_columns[i];
-    for (int64_t k = 0; k < M && n < TD_REC_MAX; k++, n++) {
-        snprintf(t->size_names[n], sizeof t->size_names[n], "size_%lld", (long long)k);
-        t->cols[n] = t->size_names[n];
-    }
-    t->cols[n] = NULL;
-    t->ncols = n;
+    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), M);
     *out = &t->base;
     return TD_OK;
 nomem:
@@ -202,15 +175,6 @@ static void gmm_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))
-static int gmm_done(const td_trainer *b)
-{
-    return SELF(b)->converged || SELF(b)->n_iter >= SELF(b)->hp.max_iter;
-}
-static int64_t gmm_epoch(const td_trainer *b) { return SELF(b)->n_iter; }
-static int64_t gmm_epochs(const td_trainer *b) { return SELF(b)->hp.max_iter; }
-static int64_t gmm_rows(const td_trainer *b) { return SELF(b)->train->N; }
-static const td_model *gmm_model(const td_trainer *b) { return &SELF(b)->model; }
-static double gmm_elapsed(const td_trainer *b) { return SELF(b)->elapsed; }
 static const char *const *gmm_columns(const td_trainer *b, int *n)
 {
     *n = SELF(b)->ncols;
@@ -222,7 +186,7 @@ static const char *const *gmm_columns(const td_trainer *b, int *n)
 static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
 {
     gmm_trainer *t = (gmm_trainer *)base;
-    double t0 = now_s();
+    double t0 = td_now_s();
     const td_dataset *ds = t->train;
     int64_t M = t->g.M, E = t->g.E, N = ds->N;
     td_status st;
@@ -240,7 +204,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
             return st;
         t->initialized = 1;
         t->ready = 0;
-        if (gmm_finite(&t->g))
+        if (td_gmm_finite(&t->g))
             sync_model(t);
     }
     if (!t->ready && (st = td_gmm_prepare(t->w, &t->g, err)))
@@ -256,7 +220,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
                        "the log-likelihood is not finite at iteration %lld (some rows have "
                        "zero density: are the features' magnitudes within float32 range?); "
                        "the parameters of iteration %lld are kept",
-                       (long long)(t->n_iter + 1), (long long)t->n_iter);
+                       (long long)(t->base.epoch + 1), (long long)t->base.epoch);
     td_gmm_copy(&t->prev, &t->g);
     int64_t n_empty = 0;
     if ((st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.reg_covar, t->nk, t->empty, &n_empty,
@@ -281,10 +245,10 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     free(row);
     if (st)
         goto restore;
-    if (!gmm_finite(&t->g)) {
+    if (!td_gmm_finite(&t->g)) {
         st = td_fail(err, TD_EDIVERGED, "hyperparameters.reg_covar", "the M-step of iteration %lld gave "
                      "non-finite parameters; the parameters of iteration %lld are kept",
-                     (long long)(t->n_iter + 1), (long long)t->n_iter);
+                     (long long)(t->base.epoch + 1), (long long)t->base.epoch);
         goto restore;
     }
     if ((st = td_gmm_prepare(t->w, &t->g, err))) {
@@ -292,21 +256,22 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
         st = td_fail(err, st, "hyperparameters.reg_covar", "iteration %lld: %s (reg_covar is "
                      "%g); the parameters of iteration %lld are kept",
-                     (long long)(t->n_iter + 1), msg, t->hp.reg_covar, (long long)t->n_iter);
+                     (long long)(t->base.epoch + 1), msg, t->hp.reg_covar,
+                     (long long)t->base.epoch);
         goto restore;
     }
-    t->n_iter++;
+    t->base.epoch++;
     double change = ll - t->lower_bound;
     t->lower_bound = ll;
     t->converged = fabs(change) < t->hp.tol;
     sync_model(t);
-    t->elapsed += now_s() - t0;
+    t->base.elapsed += td_now_s() - t0;
 
-    rec->v[C_EPOCH] = (double)t->n_iter;
-    rec->v[C_ELAPSED] = t->elapsed;
+    rec->v[C_EPOCH] = (double)t->base.epoch;
+    rec->v[C_ELAPSED] = t->base.elapsed;
     rec->v[C_LOSS] = -ll;
     rec->v[C_LB] = ll;
-    rec->v[C_CHANGE] = t->n_iter > 1 ? change : NAN;
+    rec->v[C_CHANGE] = t->base.epoch > 1 ? change : NAN;
     rec->v[C_CONVERGED] = t->converged;
     rec->v[C_RESEEDED] = (double)n_empty;
     double lo = INFINITY, hi = -INFINITY;
@@ -355,8 +320,8 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDGMMST1", 8);
     h.M = t->g.M, h.E = t->g.E, h.cov = t->g.cov;
-    h.n_iter = t->n_iter, h.initialized = t->initialized, h.converged = t->converged;
-    h.lower_bound = t->lower_bound, h.elapsed = t->elapsed;
+    h.n_iter = t->base.epoch, h.initialized = t->initialized, h.converged = t->converged;
+    h.lower_bound = t->lower_bound, h.elapsed = t->base.elapsed;
     memcpy(h.rng, t->rng.s, sizeof h.rng);
     char *p = buf;
     memcpy(p, &h, sizeof h);
@@ -387,11 +352,11 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     memcpy(t->g.weights, p, nw);
     memcpy(t->g.means, p + nw, nm);
     memcpy(t->g.covs, p + nw + nm, param_bytes(t) - nw - nm);
-    t->n_iter = h.n_iter;
+    t->base.epoch = h.n_iter;
     t->initialized = (int)h.initialized;
     t->converged = (int)h.converged;
     t->lower_bound = h.lower_bound;
-    t->elapsed = h.elapsed;
+    t->base.elapsed = h.elapsed;
     memcpy(t->rng.s, h.rng, sizeof h.rng);
     t->ready = 0;
     sync_model(t);
@@ -402,15 +367,9 @@ static const td_trainer_vtbl gmm_vtbl = {
     .destroy = gmm_destroy,
     .set_threads = gmm_set_threads,
     .step = gmm_step,
-    .done = gmm_done,
-    .epoch = gmm_epoch,
-    .epochs = gmm_epochs,
-    .rows = gmm_rows,
-    .model = gmm_model,
     .columns = gmm_columns,
     .state_size = gmm_state_size,
     .save = gmm_save,
     .restore = gmm_restore,
-    .elapsed = gmm_elapsed,
     .objective = NULL,
 };

@@ -1,5 +1,6 @@
-/* trainer.c — the public td_trainer interface: picks the model family at creation and
- * forwards every call through the family's vtable (trainer_impl.h). */
+/* trainer.c — the public td_trainer interface: picks the model family at creation,
+ * forwards the family's calls through its vtable and reads the base fields every family
+ * keeps current (trainer_impl.h). */
 #include "traind/train.h"
 
 #include "train/trainer_impl.h"
@@ -72,11 +73,11 @@ td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err)
 {
     return t->vt->step(t, rec, err);
 }
-int td_trainer_done(const td_trainer *t) { return t->vt->done(t); }
-int64_t td_trainer_epoch(const td_trainer *t) { return t->vt->epoch(t); }
-int64_t td_trainer_epochs(const td_trainer *t) { return t->vt->epochs(t); }
-int64_t td_trainer_rows(const td_trainer *t) { return t->vt->rows(t); }
-const td_model *td_trainer_model(const td_trainer *t) { return t->vt->model(t); }
+int td_trainer_done(const td_trainer *t) { return t->stopped || t->epoch >= t->epochs; }
+int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
+int64_t td_trainer_epochs(const td_trainer *t) { return t->epochs; }
+int64_t td_trainer_rows(const td_trainer *t) { return t->rows; }
+const td_model *td_trainer_model(const td_trainer *t) { return t->model; }
 const char *const *td_trainer_columns(const td_trainer *t, int *n)
 {
     return t->vt->columns(t, n);
@@ -90,7 +91,7 @@ td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_erro
 {
     return t->vt->restore(t, buf, len, err);
 }
-double td_trainer_elapsed(const td_trainer *t) { return t->vt->elapsed(t); }
+double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
 td_status td_trainer_objective(td_trainer *t, double *loss, float *grad)
 {
     if (!t->vt->objective)

@@ -1,0 +1,85 @@
+/* trainer_util.c — the small pieces every trainer family uses (trainer_impl.h): the clock,
+ * the finiteness checks, the l1/l2 regulariser and the mixtures' record columns. */
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "train/gmm.h"
+#include "train/trainer_impl.h"
+
+double td_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int td_all_finite(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
+int td_gmm_finite(const td_gmm *g)
+{
+    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
+    const double *v[3] = {g->weights, g->means, g->covs};
+    for (int a = 0; a < 3; a++)
+        for (int64_t i = 0; i < n[a]; i++)
+            if (!isfinite(v[a][i]))
+                return 0;
+    return 1;
+}
+
+int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, int n)
+{
+    int64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        const td_tensor_desc *d = &layout[i];
+        if (d->penalized || hp->regularize_bias)
+            count += (d->rows - (hp->regularize_bias ? 0 : d->skip_rows)) * d->cols;
+    }
+    return count;
+}
+
+double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
+                     int64_t n_penalized, const float *params, float *grad)
+{
+    if (hp->l2 == 0 && hp->l1 == 0)
+        return 0;
+    double l2 = hp->l2, l1 = hp->l1;
+    if (hp->l2_scale == TD_L2_MEAN && n_penalized > 0)
+        l2 /= (double)n_penalized;
+    double sq = 0, ab = 0;
+    for (int i = 0; i < n; i++) {
+        const td_tensor_desc *d = &layout[i];
+        if (!d->penalized && !hp->regularize_bias)
+            continue;
+        int64_t skip = hp->regularize_bias ? 0 : d->skip_rows;
+        int64_t lo = d->offset + skip * d->cols, hi = d->offset + d->rows * d->cols;
+        for (int64_t j = lo; j < hi; j++) {
+            float w = params[j];
+            sq += (double)w * w;
+            ab += fabs((double)w);
+            if (grad)
+                grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
+        }
+    }
+    return 0.5 * l2 * sq + l1 * ab;
+}
+
+int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32],
+                    const char *const *fixed, int nfixed, int64_t M)
+{
+    int n = 0;
+    for (int i = 0; i < nfixed; i++)
+        cols[n++] = fixed[i];
+    for (int64_t k = 0; k < M && n < TD_REC_MAX; k++, n++) {
+        snprintf(names[n], sizeof names[n], "size_%lld", (long long)k);
+        cols[n] = names[n];
+    }
+    cols[n] = NULL;
+    return n;
+}
