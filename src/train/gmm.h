@@ -55,6 +55,8 @@ typedef struct td_gmm {
 
 /* Values per component's covariance: E*E full, E diag, 1 spherical. */
 int64_t td_gmm_cov_size(td_covariance cov, int64_t E);
+/* 1 when every weight, mean and covariance entry of g is finite. */
+int td_gmm_finite(const td_gmm *g);
 td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov);
 void td_gmm_free(td_gmm *g);
 /* dst = src (same M, E, cov). */

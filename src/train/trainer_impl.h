@@ -49,14 +49,10 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
 
 /* ---- shared by the families (trainer_util.c) ----------------------------------------- */
 
-struct td_gmm;
-
 /* Seconds on the monotonic clock (for td_trainer.elapsed). */
 double td_now_s(void);
 /* 1 when every p[0..n) is finite. */
 int td_all_finite(const float *p, int64_t n);
-/* 1 when every weight, mean and covariance entry of g is finite. */
-int td_gmm_finite(const struct td_gmm *g);
 /* The weights under l1/l2 among layout[0..n): every penalized tensor (all of them with
  * regularize_bias), less the skip_rows of each when not regularize_bias. */
 int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, int n);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "train/gmm.h"
 #include "train/trainer_impl.h"
 
 double td_now_s(void)
@@ -19,17 +18,6 @@ int td_all_finite(const float *p, int64_t n)
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(p[i]))
             return 0;
-    return 1;
-}
-
-int td_gmm_finite(const td_gmm *g)
-{
-    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
-    const double *v[3] = {g->weights, g->means, g->covs};
-    for (int a = 0; a < 3; a++)
-        for (int64_t i = 0; i < n[a]; i++)
-            if (!isfinite(v[a][i]))
-                return 0;
     return 1;
 }
 
