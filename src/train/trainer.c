@@ -73,6 +73,23 @@ td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err)
 {
     return t->vt->step(t, rec, err);
 }
+td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_record *last,
+                         td_error *err)
+{
+    td_record rec;
+    while (!td_trainer_done(t)) {
+        td_status st = td_trainer_step(t, &rec, err);
+        if (st)
+            return st;
+        if (last)
+            *last = rec;
+        if (on_epoch && on_epoch(t, &rec, ctx))
+            return td_fail(err, TD_ESTOPPED, NULL, "stopped after epoch %lld",
+                           (long long)t->epoch);
+    }
+    return TD_OK;
+}
+
 int td_trainer_done(const td_trainer *t) { return t->stopped || t->epoch >= t->epochs; }
 int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
 int64_t td_trainer_epochs(const td_trainer *t) { return t->epochs; }
