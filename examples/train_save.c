@@ -8,7 +8,6 @@
  * centre. Prints the loss every 50 epochs, then the training accuracy. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "traind/train.h"
 
@@ -17,17 +16,6 @@
 #define CLASSES 3
 
 static const float centres[CLASSES][DIM] = {{-2, 0}, {2, 0}, {0, 3}};
-
-/* Column index of a record column by name; -1 when the trainer has none. */
-static int column(const td_trainer *t, const char *name)
-{
-    int n;
-    const char *const *cols = td_trainer_columns(t, &n);
-    for (int i = 0; i < n; i++)
-        if (strcmp(cols[i], name) == 0)
-            return i;
-    return -1;
-}
 
 static int print_loss(const td_trainer *t, const td_record *rec, void *ctx)
 {
@@ -64,7 +52,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_save: %s: %s\n", err.field, err.message);
         return 1;
     }
-    int loss = column(t, "loss"), acc = column(t, "accuracy");
+    int loss = td_trainer_column(t, "loss"), acc = td_trainer_column(t, "accuracy");
     td_record last;
     st = td_trainer_run(t, print_loss, &loss, &last, &err);
     if (!st)

@@ -1,6 +1,6 @@
 /* fuzz_loss.c — libFuzzer target for POST /v1/loss bodies (td_json_loss_eval, which runs
  * the engine's own losses on what it read).
- * Checked: a refusal is TD_EINVAL / TD_EUNAVAIL with a message; an answer is JSON that
+ * Checked: a refusal is TD_EINVAL / TD_EMALFORMED with a message; an answer is JSON that
  * parses back (no NaN or Infinity literal leaks into it) and is an object holding "loss".
  * Run: make fuzz (FUZZ_SECONDS per target). */
 #include <cJSON.h>

@@ -5,7 +5,7 @@
  * predict load them: softmax, grouped softmax (G = 2), softmax without intercept, mlp,
  * gmm (full covariances) and embed_gmm. The input's first byte picks the model, the rest
  * is the body for td_json_predict.
- * Checked: a refusal is TD_EINVAL / TD_EUNAVAIL with a message; an answer is JSON that
+ * Checked: a refusal is TD_EINVAL / TD_EMALFORMED with a message; an answer is JSON that
  * parses back (no NaN / Infinity literal), an object.
  * Run: make fuzz (FUZZ_SECONDS per target). */
 #include <cJSON.h>

@@ -193,6 +193,52 @@ START_TEST(test_trainer_run)
 }
 END_TEST
 
+/* ---- the defaults the engine owns --------------------------------------------------- */
+
+/* adamw's weight_decay is 0.01 for a C caller too (not only over HTTP): left open by
+ * td_hparams_defaults, filled by td_hparams_resolve and by the trainer itself. */
+START_TEST(test_adamw_default_weight_decay)
+{
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_MLP);
+    hp.optimizer = TD_OPT_ADAMW;
+    hp.hidden[0] = 4;
+    hp.epochs = 3;
+    hp.lr = 0.05;
+    td_hparams r = hp;
+    td_hparams_resolve(&r, 0);
+    ck_assert_double_eq(r.weight_decay, 0.01);
+    ck_assert_int_eq(r.n_classes, 0); /* K unknown: left open */
+    td_hparams_resolve(&r, 3);
+    ck_assert_int_eq(r.n_classes, 3);
+    r.optimizer = TD_OPT_ADAM;
+    r.weight_decay = NAN;
+    td_hparams_resolve(&r, 0);
+    ck_assert_double_eq(r.weight_decay, 0);
+    td_hparams e;
+    td_hparams_defaults(&e, TD_MODEL_EMBED_GMM);
+    e.epochs = 40;
+    td_hparams_resolve(&e, 2);
+    ck_assert_int_eq(e.warmup_iterations, 6); /* 15% of 40 */
+
+    /* trained with the open default = trained with 0.01 given, != trained with 0 */
+    td_dataset ds = clusters();
+    td_hparams given = hp, none = hp;
+    given.weight_decay = 0.01;
+    none.weight_decay = 0;
+    td_trainer *a = tu_make_trainer(&hp, &ds), *b = tu_make_trainer(&given, &ds),
+               *c = tu_make_trainer(&none, &ds);
+    td_error err;
+    ck_assert_int_eq(td_trainer_run(a, NULL, NULL, NULL, &err), TD_OK);
+    ck_assert_int_eq(td_trainer_run(b, NULL, NULL, NULL, &err), TD_OK);
+    ck_assert_int_eq(td_trainer_run(c, NULL, NULL, NULL, &err), TD_OK);
+    size_t bytes = sizeof(float) * (size_t)td_trainer_model(a)->n_params;
+    ck_assert(memcmp(td_trainer_model(a)->params, td_trainer_model(b)->params, bytes) == 0);
+    ck_assert(memcmp(td_trainer_model(a)->params, td_trainer_model(c)->params, bytes) != 0);
+    td_trainer_destroy(a), td_trainer_destroy(b), td_trainer_destroy(c);
+}
+END_TEST
+
 /* ---- the examples ------------------------------------------------------------------- */
 
 /* Runs a command; its stdout into out (NUL-terminated); returns the exit status. */
@@ -263,6 +309,7 @@ Suite *suite_engine(void)
     tcase_add_loop_test(tc, test_model_file_round_trip, 0, TD_MODEL_COUNT);
     tcase_add_test(tc, test_model_file_damaged);
     tcase_add_test(tc, test_trainer_run);
+    tcase_add_test(tc, test_adamw_default_weight_decay);
     tcase_add_test(tc, test_examples);
     suite_add_tcase(s, tc);
     return s;

@@ -125,6 +125,9 @@ typedef struct td_trainer td_trainer;
  * *n gets the count. NULL-terminated, static. */
 const char *const *td_trainer_columns(const td_trainer *t, int *n);
 
+/* The index in td_record.v of the column called name; -1 when this trainer has none. */
+int td_trainer_column(const td_trainer *t, const char *name);
+
 /* Validates hp against train (td_hparams_check) and builds a trainer at epoch 0 with its
  * initial weights. val (may be NULL) is a separate validation set; otherwise
  * hp->validation_split holds rows out. The datasets are borrowed for the trainer's life. */

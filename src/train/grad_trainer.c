@@ -144,7 +144,7 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
     if ((st = td_hparams_check(hp, train, &K, err)))
         return st;
     if (hp->model != TD_MODEL_SOFTMAX && hp->model != TD_MODEL_MLP)
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
+        return td_fail(err, TD_EINTERNAL, "model", "model \"%s\" is not a gradient-trained one",
                        td_model_names[hp->model]);
     if (val) {
         int64_t Kv;

@@ -3,11 +3,16 @@
  * keeps current (trainer_impl.h). */
 #include "traind/train.h"
 
+#include <string.h>
+
 #include "train/trainer_impl.h"
 
-td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                            const td_dataset *val, td_error *err)
+td_status td_trainer_create(td_trainer **out, const td_hparams *given,
+                            const td_dataset *train, const td_dataset *val, td_error *err)
 {
+    td_hparams resolved = *given; /* shallow: the family makes its own deep copy */
+    td_hparams_resolve(&resolved, 0);
+    const td_hparams *hp = &resolved;
     *out = NULL;
     switch (hp->model) {
     case TD_MODEL_SOFTMAX:
@@ -18,8 +23,7 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dat
     case TD_MODEL_EMBED_GMM:
         return td_embed_trainer_create(out, hp, train, val, err);
     default:
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
-                       (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
+        return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     }
 }
 
@@ -35,8 +39,7 @@ td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
     case TD_MODEL_EMBED_GMM:
         return td_embed_trainer_check(hp, train, val, K, err);
     default:
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
-                       (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
+        return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     }
 }
 
@@ -99,6 +102,15 @@ const char *const *td_trainer_columns(const td_trainer *t, int *n)
 {
     return t->vt->columns(t, n);
 }
+int td_trainer_column(const td_trainer *t, const char *name)
+{
+    int n;
+    const char *const *cols = t->vt->columns(t, &n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(cols[i], name) == 0)
+            return i;
+    return -1;
+}
 size_t td_trainer_state_size(const td_trainer *t) { return t->vt->state_size(t); }
 size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap)
 {
@@ -112,6 +124,6 @@ double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
 td_status td_trainer_objective(td_trainer *t, double *loss, float *grad)
 {
     if (!t->vt->objective)
-        return td_fail(NULL, TD_EUNAVAIL, NULL, "no differentiable objective");
+        return td_fail(NULL, TD_EINVAL, NULL, "no differentiable objective");
     return t->vt->objective(t, loss, grad);
 }
