@@ -765,22 +765,42 @@ void td_sbuf_int(td_sbuf *b, int64_t v)
     put_int(b, v);
 }
 
-void td_sbuf_float(td_sbuf *b, float v)
+size_t td_fmt_int(char out[24], int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    char *p = out;
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = tmp[--n];
+    return (size_t)(p - out);
+}
+
+size_t td_fmt_float(char out[32], float v)
 {
     if (!isfinite(v)) {
-        td_sbuf_put(b, "null", 4);
-        return;
+        memcpy(out, "null", 4);
+        return 4;
     }
     /* integers (and -0, printed as 0) without printf */
-    if (v == floorf(v) && fabsf(v) < 1e7f) {
-        put_int(b, (int64_t)v);
-        return;
-    }
+    if (v == floorf(v) && fabsf(v) < 1e7f)
+        return td_fmt_int(out, (int64_t)v);
+    return (size_t)snprintf(out, 32, "%.9g", (double)v);
+}
+
+void td_sbuf_float(td_sbuf *b, float v)
+{
     td_sbuf_reserve(b, 32);
     if (b->oom)
         return;
-    int n = snprintf(b->data + b->len, 32, "%.9g", (double)v);
-    b->len += (size_t)n;
+    b->len += td_fmt_float(b->data + b->len, v);
+    b->data[b->len] = '\0';
 }
 
 void td_sbuf_double(td_sbuf *b, double v)
