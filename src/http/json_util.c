@@ -738,26 +738,14 @@ void td_sbuf_printf(td_sbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Appends a small integer without printf (the common case for labels and zeros). */
+/* Appends an integer without printf (the common case for labels and zeros). */
 static void put_int(td_sbuf *b, int64_t v)
 {
-    char tmp[24];
-    int n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    td_sbuf_reserve(b, (size_t)n + 1);
+    td_sbuf_reserve(b, 24);
     if (b->oom)
         return;
-    char *p = b->data + b->len;
-    if (v < 0)
-        *p++ = '-';
-    while (n)
-        *p++ = tmp[--n];
-    *p = '\0';
-    b->len = (size_t)(p - b->data);
+    b->len += td_fmt_int(b->data + b->len, v);
+    b->data[b->len] = '\0';
 }
 
 void td_sbuf_int(td_sbuf *b, int64_t v)

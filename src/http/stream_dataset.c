@@ -19,6 +19,12 @@
  * CSV. A state machine over records and fields (quoted, unquoted, CR/LF), keeping the
  * current record's values; each record is checked as td_csv_dataset_parse checks it,
  * and its values are appended to X and y.
+ *
+ * Objects (td_dstream_object: loss, predict and job bodies). The same lexer; the root
+ * object's members go by key to a generic builder (numbers kept as float32 with what the
+ * float does not tell on the side, the rule applied when the caller reads the array:
+ * jarray_read), to a nested dataset parser (the bytes of the member's value are fed to
+ * it as they are lexed), or into the small members' JSON text.
  */
 #include "http/stream_dataset.h"
 
@@ -1058,17 +1064,23 @@ static const char *row_loop(td_dstream *s, build *b, const char *p, const char *
         if (scan_number(p, end, 0, &nm, &q) != SCAN_OK || is_bare((unsigned char)*q) ||
             q - p > TOK_MAX)
             return p;
-        double d;
-        float f = num_f32(&nm, p, (size_t)(q - p), &d);
-        if (!td_json_rule_ok(&b->rule, d))
-            return p;
-        uint32_t bits;
-        bits_of_float(&bits, f);
-        if (b->n == b->cap) {
-            if (build_reserve(s, b, b->n + 1))
+        if (b->generic) { /* every number is kept */
+            generic_elem(s, b, b->i, b->j, TD_JV_NUMBER, &nm, p, (size_t)(q - p));
+            if (s->done)
                 return end;
+        } else {
+            double d;
+            float f = num_f32(&nm, p, (size_t)(q - p), &d);
+            if (!td_json_rule_ok(&b->rule, d))
+                return p;
+            uint32_t bits;
+            bits_of_float(&bits, f);
+            if (b->n == b->cap) {
+                if (build_reserve(s, b, b->n + 1))
+                    return end;
+            }
+            b->data[b->n++] = bits;
         }
-        b->data[b->n++] = bits;
         b->j++;
         p = q;
         /* after the value */
@@ -1344,8 +1356,12 @@ static void lex(td_dstream *s, const char *p, const char *end)
                 string_start(s, 0);
                 p++;
             } else if (is_bare(c)) {
-                if (s->depth == 3 && !s->keys_final && s->member < NB) {
-                    build *b = &s->b[s->member];
+                build *b = NULL;
+                if (s->depth == 3 && !s->keys_final && s->member < NB)
+                    b = &s->b[s->member];
+                else if (s->depth == 3 && s->objmode && s->om >= 0)
+                    b = &s->arr[s->om].b;
+                if (b) {
                     if (b->active && !b->failed && !b->rule.is_int && b->shape == SH_ROWS) {
                         const char *q = row_loop(s, b, p, end);
                         if (q != p || s->done) {
