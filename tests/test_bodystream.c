@@ -7,7 +7,7 @@
  * values chosen at the edges (float32 range, -0, int32 range, integers float32 cannot
  * hold, booleans, literals, shapes). Bodies fed whole and in 1-byte or random pieces give
  * the same answers. The writer's text equals td_sbuf's for the same arrays, read in any
- * chunk size. Daemon: a /v1/loss body, a predict body and inline data of some 40 MB each
+ * chunk size. Daemon: a /v1/loss body, a predict body and inline data of some 20 MB each
  * raise the peak resident set by at most twice the body plus 64 MB. */
 #define _GNU_SOURCE
 #include <check.h>
@@ -437,9 +437,9 @@ START_TEST(daemon_big_bodies_within_twice_the_body)
     uint64_t r = 88172645463325252ull;
     const long slack = 64l << 20;
 
-    /* /v1/loss: logits (N, 10) and targets, some 40 MB; the answer (grad) as big */
+    /* /v1/loss: logits (N, 10) and targets, some 20 MB; the answer (grad) as big */
     gbuf g = {0};
-    int64_t N = 400000;
+    int64_t N = 200000;
     gput(&g, "{\"logits\":");
     gmatrix(&g, N, 10, &r);
     gput(&g, ",\"target\":");
@@ -448,7 +448,7 @@ START_TEST(daemon_big_bodies_within_twice_the_body)
     long grew = post_growth(&d, "/v1/loss", &g, 200, "\"grad\":[[");
     ck_assert_msg(grew <= 2 * (long)g.n + slack, "loss: +%ld bytes for %zu", grew, g.n);
 
-    /* a model, then a predict body of some 40 MB */
+    /* a model, then a predict body of some 20 MB */
     const char *job = "{\"model\":\"softmax\",\"data\":{\"X\":[[0,0,1,0],[1,0,0,1],[0,1,1,1],"
                       "[1,1,0,0]],\"y\":[0,1,2,1]},\"hyperparameters\":{\"epochs\":2}}";
     httpc_resp resp;
@@ -471,13 +471,13 @@ START_TEST(daemon_big_bodies_within_twice_the_body)
     }
     g.n = 0;
     gput(&g, "{\"X\":");
-    gmatrix(&g, 1000000, 4, &r);
+    gmatrix(&g, 500000, 4, &r);
     gput(&g, "}");
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
     grew = post_growth(&d, path, &g, 200, "\"labels\":[");
     ck_assert_msg(grew <= 2 * (long)g.n + slack, "predict: +%ld bytes for %zu", grew, g.n);
 
-    /* inline data of some 40 MB, read whole before the bad hyperparameter is named */
+    /* inline data of some 20 MB, read whole before the bad hyperparameter is named */
     g.n = 0;
     gput(&g, "{\"model\":\"softmax\",\"data\":{\"X\":");
     gmatrix(&g, N, 10, &r);
