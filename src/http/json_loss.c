@@ -92,12 +92,64 @@ static void put_matrix(td_jout *o, float **v, int64_t r, int64_t c)
     *v = NULL;
 }
 
+/* ---- gradients made as they are sent ---------------------------------------------- */
+
+/* The gradients of cross_entropy and contrastive are rows of the engine's "_sum"
+ * functions (loss.h) at the scale their reduced variants use: each row depends on its
+ * inputs alone, so rows made a block at a time as the answer is sent are the very bits
+ * the reduced call writes, and the answer holds its inputs, never a gradient as big. */
+typedef struct grad_src {
+    float *x, *x2, *w;           /* logits / a, the probability targets / b, weights */
+    int32_t *y;                  /* class indices / similar */
+    int64_t cols;
+    td_ce_opts o;
+    double margin;
+    float scale;
+} grad_src;
+
+static void grad_src_free(void *ctx)
+{
+    grad_src *g = ctx;
+    free(g->x), free(g->x2), free(g->w), free(g->y);
+    free(g);
+}
+
+static void ce_fill(void *ctx, int64_t r0, int64_t n, float *out)
+{
+    grad_src *g = ctx;
+    double sum;
+    const float *z = g->x + r0 * g->cols;
+    if (g->x2)
+        td_ce_probs_sum(&sum, NULL, out, z, g->x2 + r0 * g->cols, n, g->cols, &g->o, g->scale);
+    else
+        td_ce_index_sum(&sum, NULL, out, z, g->y + r0, n, g->cols, &g->o, g->scale);
+}
+
+static void contrastive_fill(void *ctx, int64_t r0, int64_t n, float *out, int which)
+{
+    grad_src *g = ctx;
+    double sum;
+    td_contrastive_sum(&sum, NULL, which ? NULL : out, which ? out : NULL,
+                       g->x + r0 * g->cols, g->x2 + r0 * g->cols, g->y + r0, n, g->cols,
+                       g->margin, g->scale);
+}
+
+static void contrastive_fill_a(void *ctx, int64_t r0, int64_t n, float *out)
+{
+    contrastive_fill(ctx, r0, n, out, 0);
+}
+
+static void contrastive_fill_b(void *ctx, int64_t r0, int64_t n, float *out)
+{
+    contrastive_fill(ctx, r0, n, out, 1);
+}
+
 /* ---- cross_entropy ---------------------------------------------------------------- */
 
 static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
 {
     const cJSON *req = q->obj;
-    float *logits = NULL, *Y = NULL, *w = NULL, *per = NULL, *grad = NULL;
+    float *logits = NULL, *Y = NULL, *w = NULL, *per = NULL;
     int32_t *y = NULL;
     int64_t N, K;
     td_jarray *lv, *tv;
@@ -154,19 +206,30 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
         }
     }
     per = malloc(sizeof(float) * (size_t)N);
-    grad = malloc(sizeof(float) * (size_t)(N * K));
-    if (!per || !grad) {
+    grad_src *g = calloc(1, sizeof *g);
+    if (!per || !g) {
+        free(g);
         st = td_fail(err, TD_ENOMEM, "", "out of memory");
         goto done;
     }
-    double loss;
+    double loss, denom = 1.0;
     int defined = 1;
-    if (probs)
-        st = td_ce_probs(&loss, per, grad, logits, Y, N, K, &o, err);
-    else
-        st = td_ce_index(&loss, &defined, per, grad, logits, y, N, K, &o, err);
-    if (st)
+    if (probs) {
+        st = td_ce_probs(&loss, per, NULL, logits, Y, N, K, &o, err);
+        if (o.reduction == TD_REDUCTION_MEAN && N > 0)
+            denom = (double)N;
+    } else {
+        st = td_ce_index(&loss, &defined, per, NULL, logits, y, N, K, &o, err);
+        if (o.reduction == TD_REDUCTION_MEAN)
+            denom = td_ce_index_denom(y, N, &o);
+    }
+    if (st) {
+        free(g);
         goto done;
+    }
+    *g = (grad_src){.x = logits, .x2 = Y, .w = w, .y = y, .cols = K, .o = o,
+                    .scale = defined ? (float)(1.0 / denom) : 0.0f};
+    logits = Y = w = NULL, y = NULL;
     td_jout_text(out, "{\"loss\":");
     if (defined)
         td_jout_double(out, loss);
@@ -175,7 +238,7 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
     td_jout_text(out, ",\"per_sample\":");
     put_vector(out, &per, N);
     td_jout_text(out, ",\"grad\":");
-    put_matrix(out, &grad, N, K);
+    td_jout_f32_rows(out, N, K, ce_fill, g, grad_src_free);
     td_jout_text(out, "}");
     st = written(out, err);
 done:
@@ -184,7 +247,6 @@ done:
     free(y);
     free(w);
     free(per);
-    free(grad);
     return st;
 }
 
@@ -333,7 +395,7 @@ done:
 static td_status eval_contrastive(const lreq *q, td_jout *out, td_error *err)
 {
     const cJSON *req = q->obj;
-    float *a = NULL, *bb = NULL, *per = NULL, *da = NULL, *db = NULL;
+    float *a = NULL, *bb = NULL, *per = NULL;
     int32_t *s = NULL;
     int64_t P, E, r, c, n;
     td_jarray *av, *bv, *sv;
@@ -359,22 +421,28 @@ static td_status eval_contrastive(const lreq *q, td_jout *out, td_error *err)
     if ((st = opt_double(&margin, req, "margin", 1.0, 0.0, 1e30, err)))
         goto done;
     per = malloc(sizeof(float) * (size_t)P);
-    da = malloc(sizeof(float) * (size_t)(P * E));
-    db = malloc(sizeof(float) * (size_t)(P * E));
-    if (!per || !da || !db) {
+    grad_src *g = calloc(1, sizeof *g);
+    if (!per || !g) {
+        free(g);
         st = td_fail(err, TD_ENOMEM, "", "out of memory");
         goto done;
     }
-    if ((st = td_contrastive(&loss, per, da, db, a, bb, s, P, E, margin, err)))
+    if ((st = td_contrastive(&loss, per, NULL, NULL, a, bb, s, P, E, margin, err))) {
+        free(g);
         goto done;
+    }
+    *g = (grad_src){.x = a, .x2 = bb, .y = s, .cols = E, .margin = margin,
+                    .scale = (float)(1.0 / (P > 0 ? (double)P : 1.0))};
+    a = bb = NULL, s = NULL;
     td_jout_text(out, "{\"loss\":");
     td_jout_double(out, loss);
     td_jout_text(out, ",\"per_sample\":");
     put_vector(out, &per, P);
     td_jout_text(out, ",\"grad_a\":");
-    put_matrix(out, &da, P, E);
+    td_jout_f32_rows(out, P, E, contrastive_fill_a, g, NULL);
     td_jout_text(out, ",\"grad_b\":");
-    put_matrix(out, &db, P, E);
+    td_jout_f32_rows(out, P, E, contrastive_fill_b, g, grad_src_free); /* frees g, also
+                                                                          when it fails */
     td_jout_text(out, "}");
     st = written(out, err);
 done:
@@ -382,8 +450,6 @@ done:
     free(bb);
     free(s);
     free(per);
-    free(da);
-    free(db);
     return st;
 }
 

@@ -13,13 +13,17 @@
 #include "http/json_util.h"
 
 typedef struct part {
-    int kind;                    /* 0 text, 1 float32, 2 int32 */
+    int kind;                    /* 0 text, 1 float32, 2 int32, 3 float32 made by fill */
     char *text;
     size_t text_len;
     void *v;
     int ndim;
     int64_t dims[3];
     int64_t n;                   /* elements */
+    td_jout_fill_fn fill;        /* kind 3: rows [r0, r0 + nbuf) are in v (block rows) */
+    void *ctx;
+    void (*free_ctx)(void *);
+    int64_t r0, nbuf, block;
 } part;
 
 struct td_jout {
@@ -131,6 +135,44 @@ void td_jout_i32(td_jout *o, int32_t *v, int ndim, const int64_t *dims)
     add_array(o, 2, v, ndim, dims);
 }
 
+void td_jout_f32_rows(td_jout *o, int64_t rows, int64_t cols, td_jout_fill_fn fill, void *ctx,
+                      void (*free_ctx)(void *))
+{
+    int64_t block = cols > 0 && cols < 4096 ? 4096 / cols : 1;
+    float *buf = malloc(sizeof(float) * (size_t)(block * (cols > 0 ? cols : 1)));
+    int64_t dims[2] = {rows, cols};
+    if (!buf) {
+        o->failed = 1;
+    } else {
+        add_array(o, 3, buf, 2, dims); /* frees buf when it fails */
+    }
+    if (o->failed) {
+        if (free_ctx)
+            free_ctx(ctx);
+        return;
+    }
+    part *p = &o->parts[o->nparts - 1];
+    p->fill = fill;
+    p->ctx = ctx;
+    p->free_ctx = free_ctx;
+    p->block = block;
+    p->r0 = p->nbuf = 0;
+}
+
+/* Element k of a float part (a kind 3 part fills the block that holds it). */
+static float f32_at(part *p, int64_t k)
+{
+    if (p->kind == 1)
+        return ((const float *)p->v)[k];
+    int64_t cols = p->dims[1], r = k / cols;
+    if (r < p->r0 || r >= p->r0 + p->nbuf) {
+        p->r0 = r;
+        p->nbuf = p->dims[0] - r < p->block ? p->dims[0] - r : p->block;
+        p->fill(p->ctx, p->r0, p->nbuf, p->v);
+    }
+    return ((const float *)p->v)[k - p->r0 * cols];
+}
+
 static void put(td_jout *o, const char *s, size_t n)
 {
     memcpy(o->pend + o->pend_len, s, n);
@@ -145,7 +187,7 @@ static void brackets(td_jout *o, char c, int n)
 
 /* Formats the next token of array part p (its element k with what comes before it, or
  * its closing brackets) into pend. Returns 0 when the part is done. */
-static int next_token(td_jout *o, const part *p)
+static int next_token(td_jout *o, part *p)
 {
     if (o->closed)
         return 0;
@@ -174,8 +216,8 @@ static int next_token(td_jout *o, const part *p)
         brackets(o, '[', wrap);
     }
     char num[32];
-    size_t n = p->kind == 1 ? td_fmt_float(num, ((const float *)p->v)[k])
-                            : td_fmt_int(num, ((const int32_t *)p->v)[k]);
+    size_t n = p->kind == 2 ? td_fmt_int(num, ((const int32_t *)p->v)[k])
+                            : td_fmt_float(num, f32_at(p, k));
     put(o, num, n);
     o->k++;
     return 1;
@@ -199,7 +241,7 @@ ssize_t td_jout_read(void *ctx, uint64_t pos, char *buf, size_t max)
         o->pend_len = o->pend_pos = 0;
         if (o->at >= o->nparts)
             break;
-        const part *p = &o->parts[o->at];
+        part *p = &o->parts[o->at];
         if (p->kind == 0) {
             size_t n = p->text_len - (size_t)o->k;
             if (n > max - w)
@@ -229,6 +271,8 @@ void td_jout_free(void *ctx)
     for (size_t i = 0; i < o->nparts; i++) {
         free(o->parts[i].text);
         free(o->parts[i].v);
+        if (o->parts[i].free_ctx)
+            o->parts[i].free_ctx(o->parts[i].ctx);
     }
     free(o->parts);
     free(o);

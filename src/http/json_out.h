@@ -25,6 +25,12 @@ void td_jout_double(td_jout *o, double v);     /* as td_sbuf_double */
 /* v (owned from now on) of shape dims[0..ndim) */
 void td_jout_f32(td_jout *o, float *v, int ndim, const int64_t *dims);
 void td_jout_i32(td_jout *o, int32_t *v, int ndim, const int64_t *dims);
+/* A float32 matrix (rows, cols) made as it is sent, a block of rows at a time:
+ * fill(ctx, r0, n, out) writes rows [r0, r0 + n) into out (n * cols floats). ctx is freed
+ * with free_ctx (may be NULL) when the writer is, also when the append fails. */
+typedef void (*td_jout_fill_fn)(void *ctx, int64_t r0, int64_t n, float *out);
+void td_jout_f32_rows(td_jout *o, int64_t rows, int64_t cols, td_jout_fill_fn fill, void *ctx,
+                      void (*free_ctx)(void *));
 int td_jout_failed(const td_jout *o);
 
 /* A td_stream_fn (http.h) over the writer (ctx): up to max bytes, -1 at the end. */
