@@ -28,6 +28,7 @@
 #include "http/json_job.h"
 #include "http/json_loss.h"
 #include "http/json_model.h"
+#include "http/json_out.h"
 #include "http/json_util.h"
 #include "http/npy_upload.h"
 #include "http/static.h"
@@ -238,6 +239,36 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
 static const td_body_sink dataset_sink = {dataset_begin, dataset_piece, dataset_end,
                                           dataset_free};
 
+/* POST /v1/jobs, /v1/jobs/{id}/predict and /v1/loss stream too: the state is the object
+ * parser (td_dstream_object), whose arrays (the inline dataset's, X, logits, ...) fill
+ * as the body arrives; the end callbacks answer as the handlers did, and big answers
+ * (predictions, gradients) are written as they are sent (json_out.h). */
+static uint64_t size_hint(const td_req *req)
+{
+    const char *cl = td_req_header(req, "Content-Length");
+    return cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
+}
+
+static int object_piece(void *state, const char *data, size_t len)
+{
+    return td_dstream_feed(state, data, len);
+}
+
+static void object_free(void *state)
+{
+    td_dstream_destroy(state);
+}
+
+/* Answers 200 with the writer o (owned by the response from now on). */
+static void answer_stream(td_resp *resp, td_jout *o)
+{
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->stream = td_jout_read;
+    resp->stream_ctx = o;
+    resp->stream_free = td_jout_free;
+}
+
 static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -346,7 +377,7 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
     return st;
 }
 
-static void h_job_create(void *a, const td_req *req, td_resp *resp)
+static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
@@ -376,7 +407,7 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     }
     td_status st = td_reserve_check(app->reserve, &err); /* a replay above needs no room */
     if (st == TD_OK)
-        st = td_json_job_parse(&jr, req->body, req->body_len, &err);
+        st = td_json_job_finish(&jr, parser, &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -459,6 +490,14 @@ out:
     td_log(TD_LOG_INFO, "http", "job %s queued", id);
     answer_job(app, resp, 202, id);
 }
+
+static void *job_begin(void *a, const td_req *req)
+{
+    (void)a;
+    return td_json_job_stream(size_hint(req));
+}
+
+static const td_body_sink job_sink = {job_begin, object_piece, job_create, object_free};
 
 static void h_job_list(void *a, const td_req *req, td_resp *resp)
 {
@@ -587,27 +626,87 @@ static void h_job_model(void *a, const td_req *req, td_resp *resp)
     td_resp_json(resp, 200, out);
 }
 
-static void h_job_predict(void *a, const td_req *req, td_resp *resp)
+/* A predict body: JSON through the object stream, or an .npy (X alone) kept whole (its
+ * header tells the layout only at the end of a variable-length prefix; max_body_mb bounds
+ * it, and the budget counts it like any body). */
+typedef struct predict_state {
+    td_dstream *json;                /* JSON body; NULL for .npy */
+    char *raw;                       /* .npy body so far (len of cap bytes) */
+    size_t len, cap;
+} predict_state;
+
+static void *predict_begin(void *a, const td_req *req)
+{
+    (void)a;
+    predict_state *p = calloc(1, sizeof *p);
+    if (p && !td_export_npy_body(req) && !(p->json = td_json_predict_stream(size_hint(req)))) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+static int predict_piece(void *state, const char *data, size_t len)
+{
+    predict_state *p = state;
+    if (p->json)
+        return td_dstream_feed(p->json, data, len);
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap : 1 << 16;
+        while (cap < p->len + len)
+            cap *= 2;
+        char *r = realloc(p->raw, cap);
+        if (!r)
+            return 1;                /* the end finds the body short: a clear 422 */
+        p->raw = r;
+        p->cap = cap;
+    }
+    memcpy(p->raw + p->len, data, len);
+    p->len += len;
+    return 0;
+}
+
+static void predict_free(void *state)
+{
+    predict_state *p = state;
+    if (!p)
+        return;
+    td_dstream_destroy(p->json);
+    free(p->raw);
+    free(p);
+}
+
+static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
 {
     td_error err = {{0}, {0}};
     td_model m = {0};
     td_status st = load_model(a, req->params[0], &m, &err);
-    char *out = NULL;
-    size_t len = 0;
-    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in, .npz out: export.h */
-        td_export_predict(&m, req, resp);
+    predict_state *p = parser;
+    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in or .npz out: export.h */
+        float *X = NULL;
+        int64_t N = 0;
+        st = p->json ? td_json_predict_read(&X, &N, p->json, &m, &err)
+                     : td_export_npy_X(&X, &N, p->raw, p->len, &m, &err);
+        if (st == TD_OK)
+            td_export_predict(&m, X, N, req, resp);
         td_model_fini(&m);
+        if (st)
+            fail(resp, st, &err);
         return;
     }
+    td_jout *out = NULL;
     if (st == TD_OK)
-        st = td_json_predict(&out, &len, &m, req->body, req->body_len, &err);
+        st = td_json_predict_finish(&out, &m, p->json, &err);
     td_model_fini(&m);
     if (st) {
         fail(resp, st, &err);
         return;
     }
-    td_resp_json(resp, 200, out);
+    answer_stream(resp, out);
 }
+
+static const td_body_sink predict_sink = {predict_begin, predict_piece, predict_end,
+                                          predict_free};
 
 static void h_job_cancel(void *a, const td_req *req, td_resp *resp)
 {
@@ -766,17 +865,26 @@ static void h_job_events(void *a, const td_req *req, td_resp *resp)
 
 /* ---- losses ------------------------------------------------------------------------ */
 
-static void h_loss(void *a, const td_req *req, td_resp *resp)
+static void *loss_begin(void *a, const td_req *req)
 {
+    (void)a;
+    return td_json_loss_stream(size_hint(req));
+}
+
+static void loss_end(void *a, void *parser, const td_req *req, td_resp *resp)
+{
+    (void)a, (void)req;
     td_error err = {{0}, {0}};
-    char *out = NULL;
-    td_status st = td_json_loss_eval(req->body, req->body_len, &out, &err);
+    td_jout *out = NULL;
+    td_status st = td_json_loss_finish(parser, &out, &err);
     if (st) {
         fail(resp, st, &err);
         return;
     }
-    td_resp_json(resp, 200, out);
+    answer_stream(resp, out);
 }
+
+static const td_body_sink loss_sink = {loss_begin, object_piece, loss_end, object_free};
 
 /* ---- the OpenAPI document ---------------------------------------------------------- */
 
@@ -806,16 +914,16 @@ static const td_route routes[] = {
     {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
     {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
     {"GET", "/v1/datasets/{id}/data", h_dataset_data, NULL, 0, NULL},
-    {"POST", "/v1/jobs", h_job_create, JSON, 0, NULL},
+    {"POST", "/v1/jobs", NULL, JSON, 0, &job_sink},
     {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL},
     {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
-    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON ",application/x-npy", 0, NULL},
+    {"POST", "/v1/jobs/{id}/predict", NULL, JSON ",application/x-npy", 0, &predict_sink},
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
-    {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
+    {"POST", "/v1/loss", NULL, JSON, 0, &loss_sink},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
     {"GET", "/v1/models", td_h_models, NULL, 0, NULL},              /* catalog.h */
     {"GET", "/", td_h_index, NULL, 1, NULL},                        /* static.h: the dashboard */
