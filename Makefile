@@ -165,7 +165,7 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 .PHONY: all test asan bench run install clean fuzz soak
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d)
+-include $(BUILD)/src/main.d $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a
 	@mkdir -p $(dir $@)
