@@ -212,6 +212,62 @@ START_TEST(tail_merges_pending_records)
 }
 END_TEST
 
+static int stored(td_store *s, const char *id, int64_t epoch)
+{
+    td_history h;
+    EXPECT(TD_OK, td_store_history_page(s, id, epoch - 1, 1, &h, E));
+    int yes = h.n_rows == 1 && h.epochs[0] == epoch;
+    td_history_fini(&h);
+    return yes;
+}
+
+/* Best = the lowest val_loss among the records that have one, else the lowest loss; it
+ * survives thinning, and a tail made for a resumed job finds it in the store again. */
+START_TEST(tail_best_prefers_val_loss)
+{
+    char id[TD_ID_MAX];
+    td_store *s = store_with_job(id);
+    static const char *const cols[] = {"epoch", "loss", "val_loss"};
+    EXPECT(TD_OK, td_store_history_columns_set(s, id, cols, 3, E));
+    td_tail *t = NULL;
+    EXPECT(TD_OK, td_tail_create(&t, s, id, cols, 3, 1000, 0, 10, E));
+    for (int e = 1; e <= 100; e++) {
+        /* epochs 1..9 have no val_loss and the lowest loss of all; later ones have one,
+         * lowest at 37; loss keeps falling (its minimum is the latest) */
+        double r[3] = {e, e < 10 ? -1.0 : 1.0 / e, e < 10 ? NAN : fabs(e - 37.0)};
+        td_tail_append(t, e, r);
+        if (e % 7 == 0)
+            EXPECT(TD_OK, td_tail_flush(t, NULL, 0, E));
+    }
+    EXPECT(TD_OK, td_tail_flush(t, NULL, 0, E));
+    td_tail_close(t);
+    td_tail_release(t);
+    /* stride 16 at epoch 100 (100/16 + 3 <= 10): 16..96, first, best 37, latest 100 */
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 6 + 3);
+    td_history_fini(&h);
+    ck_assert(stored(s, id, 1) && stored(s, id, 37) && stored(s, id, 100));
+    ck_assert(!stored(s, id, 5) && !stored(s, id, 99));
+    /* resumed at 100: the new tail reads first and best back and keeps them */
+    EXPECT(TD_OK, td_tail_create(&t, s, id, cols, 3, 1000, 100, 10, E));
+    for (int e = 101; e <= 200; e++) {
+        double r[3] = {e, 1.0 / e, 100.0 + e};
+        td_tail_append(t, e, r);
+    }
+    EXPECT(TD_OK, td_tail_flush(t, NULL, 0, E));
+    td_tail_release(t);
+    ck_assert(stored(s, id, 1) && stored(s, id, 37) && stored(s, id, 200));
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_le(h.n_rows, 10);
+    for (int64_t i = 0; i < h.n_rows; i++) /* stride 32 at 200 */
+        ck_assert(h.epochs[i] % 32 == 0 || h.epochs[i] == 1 || h.epochs[i] == 37 ||
+                  h.epochs[i] == 200);
+    td_history_fini(&h);
+    store_done(s);
+}
+END_TEST
+
 /* ---- a real daemon -------------------------------------------------------------------- */
 
 typedef struct call {
@@ -747,6 +803,7 @@ Suite *suite_history(void)
     TCase *unit = tcase_create("store_and_tail");
     tcase_add_test(unit, store_bound_thins_keeping_first_best_latest);
     tcase_add_test(unit, tail_merges_pending_records);
+    tcase_add_test(unit, tail_best_prefers_val_loss);
     suite_add_tcase(s, unit);
     TCase *tc = tcase_create("daemon");
     tcase_set_timeout(tc, 180);

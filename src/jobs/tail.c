@@ -34,7 +34,8 @@ struct td_tail {
     int closed, nwait;
     /* worker only */
     int64_t first, best, flushed_best;
-    double best_val;
+    double best_val;             /* the best record's val_loss, or loss without one */
+    int best_has_val;
     double last_flush;           /* monotonic seconds */
     int64_t *batch_epochs;       /* (TD_TAIL_ROWS) */
     double *batch_rec;           /* (TD_TAIL_ROWS, ncols) */
@@ -52,23 +53,19 @@ static double *ring_row(const td_tail *t, int64_t epoch)
     return t->ring + (size_t)(epoch % TD_TAIL_ROWS) * (size_t)t->ncols;
 }
 
-/* The value the best epoch minimises: val_loss when the record has one, else loss; NaN
- * when neither (never best). */
-static double best_key(const td_tail *t, const double *rec)
-{
-    if (t->i_val >= 0 && !isnan(rec[t->i_val]))
-        return rec[t->i_val];
-    return t->i_loss >= 0 ? rec[t->i_loss] : NAN;
-}
-
-/* Worker only: counts epoch's record for first and best. */
+/* Worker only: counts epoch's record for first and best. The best epoch has the lowest
+ * val_loss among the records that have one, else (none has) the lowest loss; NaN never
+ * counts; on a tie the earlier epoch stays. */
 static void track(td_tail *t, int64_t epoch, const double *rec)
 {
     if (t->first < 0)
         t->first = epoch;
-    double k = best_key(t, rec);
-    if (!isnan(k) && (t->best < 0 || k < t->best_val))
-        t->best = epoch, t->best_val = k;
+    int has_val = t->i_val >= 0 && !isnan(rec[t->i_val]);
+    double k = has_val ? rec[t->i_val] : t->i_loss >= 0 ? rec[t->i_loss] : NAN;
+    if (isnan(k) || (t->best_has_val && !has_val))
+        return;
+    if (t->best < 0 || (has_val && !t->best_has_val) || k < t->best_val)
+        t->best = epoch, t->best_val = k, t->best_has_val = has_val;
 }
 
 /* First and best of the stored history (a resumed job; at most history_max_rows rows). */
