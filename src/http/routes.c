@@ -35,7 +35,6 @@ struct td_app {
     td_config cfg;
 };
 
-
 /* ---- small helpers ----------------------------------------------------------------- */
 
 /* Answers a failure of a json_* or engine call: 400 for malformed JSON, else by status. */
