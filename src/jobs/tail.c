@@ -1,12 +1,21 @@
 /* tail.c — a running job's in-memory history tail (tail.h).
  *
- * DESIGN (threads): `mu` guards the window (lo, hi, committed), the ring rows readers may
- * copy, `closed` and `nwait`. Only the job's worker writes: it appends a row under `mu`
- * (one uncontended lock per epoch) and broadcasts `cond` only when a reader waits, so
- * readers cost it nothing per epoch otherwise. The worker reads its own rows without the
- * lock (nobody else writes them) and never holds `mu` across a store call: td_tail_flush
- * copies the pending rows out, commits them, then moves `committed` under `mu`. The
- * fields marked "worker only" are touched by the worker alone. */
+ * DESIGN
+ * Two buffers: `ring`, every epoch's record for readers (the last TD_TAIL_ROWS), and
+ * `pend`, the records not yet committed that the history bound keeps (store.h): the
+ * latest, the first, the best and the multiples of the current stride. A record that
+ * stops being kept (the previous latest, a superseded best) leaves `pend` as soon as it
+ * does, and one off the stride never comes back on it (the stride only grows), so once
+ * history is thinned a flush writes a few records for many epochs and flushes come from
+ * the clock (TD_TAIL_FLUSH_S), not from the buffer filling up.
+ *
+ * Threads: `mu` guards the window (lo, hi, committed), the ring, `pend` / `npend`,
+ * `closed` and `nwait`. Only the job's worker writes: it appends under `mu` (one
+ * uncontended lock per epoch) and broadcasts `cond` only when a reader waits, so readers
+ * cost it nothing per epoch otherwise. The worker reads what it wrote without the lock
+ * and never holds `mu` across a store call: td_tail_flush hands `pend` to the store, then
+ * empties it and moves `committed` under `mu`. Fields marked "worker only" are touched by
+ * the worker alone. */
 #include "jobs/tail.h"
 
 #include <assert.h>
@@ -33,12 +42,14 @@ struct td_tail {
     int64_t lo, hi, committed;
     int closed, nwait;
     /* worker only */
+    int64_t *pend_epochs;        /* (TD_TAIL_BATCH) ascending, all > committed */
+    double *pend;                /* (TD_TAIL_BATCH, ncols) */
+    int64_t npend;
+    /* worker only */
     int64_t first, best, flushed_best;
     double best_val;             /* the best record's val_loss, or loss without one */
     int best_has_val;
     double last_flush;           /* monotonic seconds */
-    int64_t *batch_epochs;       /* (TD_TAIL_ROWS) */
-    double *batch_rec;           /* (TD_TAIL_ROWS, ncols) */
 };
 
 static double mono_now(void)
@@ -53,19 +64,21 @@ static double *ring_row(const td_tail *t, int64_t epoch)
     return t->ring + (size_t)(epoch % TD_TAIL_ROWS) * (size_t)t->ncols;
 }
 
-/* Worker only: counts epoch's record for first and best. The best epoch has the lowest
- * val_loss among the records that have one, else (none has) the lowest loss; NaN never
- * counts; on a tie the earlier epoch stays. */
-static void track(td_tail *t, int64_t epoch, const double *rec)
+/* Worker only: counts epoch's record for first and best (returns 1 when it is the new
+ * best). The best epoch has the lowest val_loss among the records that have one, else
+ * (none has) the lowest loss; NaN never counts; on a tie the earlier epoch stays. */
+static int track(td_tail *t, int64_t epoch, const double *rec)
 {
     if (t->first < 0)
         t->first = epoch;
     int has_val = t->i_val >= 0 && !isnan(rec[t->i_val]);
     double k = has_val ? rec[t->i_val] : t->i_loss >= 0 ? rec[t->i_loss] : NAN;
     if (isnan(k) || (t->best_has_val && !has_val))
-        return;
-    if (t->best < 0 || (has_val && !t->best_has_val) || k < t->best_val)
-        t->best = epoch, t->best_val = k, t->best_has_val = has_val;
+        return 0;
+    if (t->best >= 0 && !(has_val && !t->best_has_val) && !(k < t->best_val))
+        return 0;
+    t->best = epoch, t->best_val = k, t->best_has_val = has_val;
+    return 1;
 }
 
 /* First and best of the stored history (a resumed job; at most history_max_rows rows). */
@@ -79,7 +92,7 @@ static td_status track_stored(td_tail *t, td_error *err)
     for (int64_t i = 0; i < h.n_rows && h.n_cols == t->ncols; i++) {
         for (int c = 0; c < h.n_cols; c++)
             rec[c] = h.cols[(size_t)c * (size_t)h.n_rows + (size_t)i];
-        track(t, h.epochs[i], rec);
+        (void)track(t, h.epochs[i], rec);
     }
     td_history_fini(&h);
     t->flushed_best = t->best;
@@ -99,10 +112,10 @@ td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
         return td_fail(err, TD_ENOMEM, NULL, "out of memory for the history tail");
     size_t cells = (size_t)TD_TAIL_ROWS * (size_t)ncols;
     t->ring = malloc(sizeof *t->ring * cells);
-    t->batch_rec = malloc(sizeof *t->batch_rec * cells);
-    t->batch_epochs = malloc(sizeof *t->batch_epochs * TD_TAIL_ROWS);
-    if (!t->ring || !t->batch_rec || !t->batch_epochs) {
-        free(t->ring), free(t->batch_rec), free(t->batch_epochs), free(t);
+    t->pend = malloc(sizeof *t->pend * (size_t)TD_TAIL_BATCH * (size_t)ncols);
+    t->pend_epochs = malloc(sizeof *t->pend_epochs * TD_TAIL_BATCH);
+    if (!t->ring || !t->pend || !t->pend_epochs) {
+        free(t->ring), free(t->pend), free(t->pend_epochs), free(t);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory for the history tail");
     }
     pthread_mutex_init(&t->mu, NULL);
@@ -151,19 +164,44 @@ void td_tail_release(td_tail *t)
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cond);
     free(t->ring);
-    free(t->batch_rec);
-    free(t->batch_epochs);
+    free(t->pend);
+    free(t->pend_epochs);
     free(t);
 }
 
 /* ---- the worker --------------------------------------------------------------------- */
 
+/* Removes pend's record of epoch if there is one and the bound no longer keeps it at
+ * stride S. Caller holds mu. */
+static void unpend_locked(td_tail *t, int64_t epoch, int64_t S)
+{
+    if (epoch <= t->committed || epoch % S == 0 || epoch == t->first || epoch == t->best)
+        return;
+    int64_t i = t->npend;
+    while (i > 0 && t->pend_epochs[i - 1] > epoch)
+        i--;
+    if (i == 0 || t->pend_epochs[i - 1] != epoch)
+        return;
+    size_t nc = (size_t)t->ncols, rest = (size_t)(t->npend - i);
+    memmove(t->pend_epochs + i - 1, t->pend_epochs + i, sizeof *t->pend_epochs * rest);
+    memmove(t->pend + (size_t)(i - 1) * nc, t->pend + (size_t)i * nc, sizeof *t->pend * rest * nc);
+    t->npend--;
+}
+
 void td_tail_append(td_tail *t, int64_t epoch, const double *rec)
 {
-    /* epochs come one by one, and the unflushed ones never leave the window */
-    assert(epoch == t->hi + 1 && epoch - t->committed <= TD_TAIL_ROWS);
-    track(t, epoch, rec);
+    /* epochs come one by one, and a flush comes before pend overflows */
+    assert(epoch == t->hi + 1 && t->npend < TD_TAIL_BATCH);
+    int64_t prev_latest = t->hi, prev_best = t->best;
+    int new_best = track(t, epoch, rec);
+    int64_t S = td_history_stride(epoch, t->max_rows);
     pthread_mutex_lock(&t->mu);
+    unpend_locked(t, prev_latest, S); /* kept as the latest until now */
+    if (new_best)
+        unpend_locked(t, prev_best, S);
+    t->pend_epochs[t->npend] = epoch;
+    memcpy(t->pend + (size_t)t->npend * (size_t)t->ncols, rec, sizeof *rec * (size_t)t->ncols);
+    t->npend++;
     memcpy(ring_row(t, epoch), rec, sizeof *rec * (size_t)t->ncols);
     t->hi = epoch;
     if (t->hi - t->lo + 1 > TD_TAIL_ROWS)
@@ -175,29 +213,25 @@ void td_tail_append(td_tail *t, int64_t epoch, const double *rec)
 
 int td_tail_flush_due(const td_tail *t, double now)
 {
-    int64_t pending = t->hi - t->committed; /* both written by the worker alone */
-    return pending >= TD_TAIL_BATCH || (pending > 0 && now - t->last_flush >= TD_TAIL_FLUSH_S);
+    /* npend is written by the worker alone, the caller */
+    return t->npend >= TD_TAIL_BATCH || (t->npend > 0 && now - t->last_flush >= TD_TAIL_FLUSH_S);
 }
 
 td_status td_tail_flush(td_tail *t, const char *metrics_json, double now, td_error *err)
 {
-    int64_t from = t->committed + 1, to = t->hi, n = to - from + 1;
-    if (n <= 0)
+    if (t->npend == 0)
         return TD_OK;
-    for (int64_t i = 0; i < n; i++) {
-        t->batch_epochs[i] = from + i;
-        memcpy(t->batch_rec + (size_t)i * (size_t)t->ncols, ring_row(t, from + i),
-               sizeof *t->batch_rec * (size_t)t->ncols);
-    }
-    td_history_batch b = {.n_cols = t->ncols, .n_rows = n, .epochs = t->batch_epochs,
-                          .records = t->batch_rec, .metrics_json = metrics_json,
+    /* pend ends with the latest epoch (hi): everything up to it is in the store after */
+    td_history_batch b = {.n_cols = t->ncols, .n_rows = t->npend, .epochs = t->pend_epochs,
+                          .records = t->pend, .metrics_json = metrics_json,
                           .max_rows = t->max_rows, .first = t->first, .best = t->best,
                           .prev_best = t->flushed_best};
     td_status st = td_store_history_commit(t->store, t->id, &b, err);
     if (st)
         return st;
     pthread_mutex_lock(&t->mu);
-    t->committed = to;
+    t->committed = t->hi;
+    t->npend = 0;
     pthread_mutex_unlock(&t->mu);
     t->flushed_best = t->best;
     t->last_flush = now;
@@ -254,7 +288,7 @@ td_status td_tail_pending(td_tail *t, td_history *h, int64_t *committed, td_erro
         memcpy(h->names[c], t->names[c], TD_HIST_NAME_MAX);
     td_status st = TD_OK;
     pthread_mutex_lock(&t->mu);
-    int64_t n = t->hi - t->committed;
+    int64_t n = t->npend;
     *committed = t->committed;
     if (n > 0) {
         h->epochs = malloc(sizeof *h->epochs * (size_t)n);
@@ -263,8 +297,8 @@ td_status td_tail_pending(td_tail *t, td_history *h, int64_t *committed, td_erro
             st = td_fail(err, TD_ENOMEM, NULL, "out of memory copying the history tail");
         } else {
             for (int64_t i = 0; i < n; i++) {
-                const double *r = ring_row(t, t->committed + 1 + i);
-                h->epochs[i] = t->committed + 1 + i;
+                const double *r = t->pend + (size_t)i * (size_t)t->ncols;
+                h->epochs[i] = t->pend_epochs[i];
                 for (int c = 0; c < t->ncols; c++)
                     h->cols[(size_t)c * (size_t)n + (size_t)i] = r[c];
             }

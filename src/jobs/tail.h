@@ -1,5 +1,5 @@
 /* tail.h — a running job's in-memory history tail: the latest records of its epochs, the
- * batch of them not yet in the store, and what the history bound keeps (first, best).
+ * ones not yet in the store, and what the history bound keeps (first, best).
  *
  * The worker appends each epoch's record here (td_tail_append) instead of committing it,
  * and hands the pending records to the store in batches (td_tail_flush: when
@@ -8,10 +8,11 @@
  * records out of the tail, never out of the store while the job trains, so any number of
  * them costs the worker nothing but an uncontended mutex per epoch.
  *
- * Window: the tail holds the records of epochs [lo, hi] (at most TD_TAIL_ROWS of them),
- * and the store holds every epoch up to `committed` (thinned by history_max_rows); the
- * records (committed, hi] are in the tail only, and the worker flushes before they could
- * leave the window, so every epoch is always in one place or the other.
+ * Window: the tail holds every record of epochs [lo, hi] (the last TD_TAIL_ROWS) for
+ * streams. The store holds the history up to epoch `committed`, thinned by
+ * history_max_rows (store.h); the pending records, those of epochs (committed, hi] that
+ * the bound keeps, wait in the tail until the next flush (only those: the rest would be
+ * thinned away anyway, so a thinned history costs few writes however fast the epochs).
  *
  * Ownership: reference-counted. The worker creates it (one reference), the job manager
  * lends it to readers (td_jobs_tail, which takes a reference for them); each holder calls
@@ -25,8 +26,8 @@
 #include "store/store.h"
 #include "traind/status.h"
 
-#define TD_TAIL_ROWS 2048      /* records kept in memory */
-#define TD_TAIL_BATCH 512      /* pending records that make a flush due */
+#define TD_TAIL_ROWS 2048      /* records kept in memory for readers */
+#define TD_TAIL_BATCH 2048     /* pending records that make a flush due (the most held) */
 #define TD_TAIL_FLUSH_S 0.1    /* seconds after which pending records make a flush due */
 
 typedef struct td_tail td_tail;
@@ -45,8 +46,8 @@ void td_tail_release(td_tail *t);
 
 /* ---- the worker --------------------------------------------------------------------- */
 
-/* Records epoch (== hi + 1) with values rec[0..ncols). The pending records must fit the
- * window: the worker flushes when td_tail_flush_due says so. */
+/* Records epoch (== hi + 1) with values rec[0..ncols). The pending records must fit: the
+ * worker flushes whenever td_tail_flush_due says so. */
 void td_tail_append(td_tail *t, int64_t epoch, const double *rec);
 /* 1 when a flush is due: TD_TAIL_BATCH records pending, or some pending for at least
  * TD_TAIL_FLUSH_S seconds (now: monotonic seconds). */
@@ -73,8 +74,9 @@ void td_tail_view_get(td_tail *t, td_tail_view *v);
 const char *const *td_tail_columns(const td_tail *t, int *ncols);
 /* Copies the record of epoch into rec (ncols values); 0 when it is not in the window. */
 int td_tail_row(td_tail *t, int64_t epoch, double *rec);
-/* The records not in the store yet (epochs committed + 1 .. hi), copied into *h (names
- * set; free with td_history_fini), and that `committed`, seen at the same instant. */
+/* The pending records (epochs above committed that the bound keeps, ascending; the last
+ * is hi), copied into *h (names set; free with td_history_fini), and `committed`, both
+ * seen at the same instant. */
 td_status td_tail_pending(td_tail *t, td_history *h, int64_t *committed, td_error *err);
 /* A job's history as GET /losses shows it: the store's records with epoch > after_epoch
  * (the first `limit` of them; limit <= 0: all) merged with the tail's records not in the
