@@ -297,7 +297,9 @@ void td_history_downsample(td_history *h, int64_t max_points);
  * After a crash anywhere, the recorded checkpoint exists and matches its epoch, and
  * history holds every epoch up to the job's epoch; recovery = td_store_checkpoint_load
  * + td_store_history_truncate(job, checkpoint epoch) (or 0 without a checkpoint), then
- * train on. A file of step 1 that never got recorded is swept at the next open. */
+ * train on. A file of step 1 that never got recorded is swept at the next open.
+ * (The job manager batches instead: td_store_history_commit for the records, then
+ * td_store_checkpoint_save; the recovery rule is the same.) */
 td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
                                 const double *record, int n, const char *metrics_json,
                                 const void *ckpt, size_t ckpt_len, td_error *err);
