@@ -129,6 +129,17 @@ START_TEST(store_bound_thins_keeping_first_best_latest)
     EXPECT(TD_OK, td_store_job_get(s, id, &row, E));
     ck_assert_int_eq(row.epoch, last);
     td_job_row_fini(&row);
+    /* A lower bound after a restart: the first batch thins the whole history to it. */
+    ep[0] = last + 1, rec[0] = (double)(last + 1), rec[1] = loss_at(last + 1);
+    td_history_batch again = {.n_cols = 2, .n_rows = 1, .epochs = ep, .records = rec,
+                              .max_rows = 20, .first = 1, .best = best, .prev_best = best,
+                              .full_pass = 1};
+    EXPECT(TD_OK, td_store_history_commit(s, id, &again, E));
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));
+    ck_assert_int_eq(td_history_stride(last + 1, 20), 512); /* 5001/512 + 3 <= 20 */
+    ck_assert_int_eq(h.n_rows, 5001 / 512 + 3);
+    td_history_fini(&h);
     /* A record count that does not match the columns is refused. */
     td_history_batch bad = {.n_cols = 3, .n_rows = 1, .epochs = ep, .records = rec};
     EXPECT(TD_EINVAL, td_store_history_commit(s, id, &bad, E));

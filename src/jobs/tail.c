@@ -50,6 +50,7 @@ struct td_tail {
     double best_val;             /* the best record's val_loss, or loss without one */
     int best_has_val;
     double last_flush;           /* monotonic seconds */
+    int flushed;                 /* a batch went to the store since the tail was made */
 };
 
 static double mono_now(void)
@@ -225,7 +226,7 @@ td_status td_tail_flush(td_tail *t, const char *metrics_json, double now, td_err
     td_history_batch b = {.n_cols = t->ncols, .n_rows = t->npend, .epochs = t->pend_epochs,
                           .records = t->pend, .metrics_json = metrics_json,
                           .max_rows = t->max_rows, .first = t->first, .best = t->best,
-                          .prev_best = t->flushed_best};
+                          .prev_best = t->flushed_best, .full_pass = !t->flushed};
     td_status st = td_store_history_commit(t->store, t->id, &b, err);
     if (st)
         return st;
@@ -235,6 +236,7 @@ td_status td_tail_flush(td_tail *t, const char *metrics_json, double now, td_err
     pthread_mutex_unlock(&t->mu);
     t->flushed_best = t->best;
     t->last_flush = now;
+    t->flushed = 1;
     return TD_OK;
 }
 

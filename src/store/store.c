@@ -1861,17 +1861,17 @@ static int hist_kept(int64_t e, int64_t S, const td_history_batch *b, int64_t la
     return e % S == 0 || e == b->first || e == b->best || e == latest;
 }
 
-/* Drops the records the bound no longer keeps: all of them when the stride changed (a
- * full pass over the job's history), else only the two that were kept as exceptions
- * until now (the previous latest and the previous best). Caller holds the lock and the
- * transaction. */
+/* Drops the records the bound no longer keeps: all of them when the stride changed or the
+ * batch asks for it (a full pass over the job's history), else only the two that were
+ * kept as exceptions until now (the previous latest and the previous best). Caller holds
+ * the lock and the transaction. */
 static td_status hist_thin_locked(td_store *s, const char *job_id, const td_history_batch *b,
                                   int64_t prev_latest, int64_t latest, td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int64_t S = td_history_stride(latest, b->max_rows);
-    int full = S != td_history_stride(prev_latest, b->max_rows);
+    int full = b->full_pass || S != td_history_stride(prev_latest, b->max_rows);
 
     if (S == 1)
         return TD_OK;

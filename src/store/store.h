@@ -267,6 +267,9 @@ typedef struct td_history_batch {
     int64_t first, best;         /* epochs kept whatever the stride (-1: none) */
     int64_t prev_best;           /* the best epoch of the previous batch (-1: none): dropped
                                     now unless it is still kept for another reason */
+    int full_pass;               /* 1: thin the whole stored history now, not only what
+                                    this batch changed (a job's first batch after a
+                                    (re)start: max_rows may have changed meanwhile) */
 } td_history_batch;
 
 /* Appends (or replaces) the batch's records that the bound keeps, sets the job's epoch to
