@@ -23,6 +23,7 @@
 
 #include "http/export.h"
 #include "http/catalog.h"
+#include "http/events.h"
 #include "http/json_dataset.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
@@ -35,6 +36,7 @@
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
 #include "store/reserve.h"
+#include "jobs/tail.h"
 #include "store/store.h"
 #include "traind/train.h"
 #include "util/budget.h"
@@ -48,9 +50,6 @@ struct td_app {
     td_config cfg;
     int cores;                   /* compute threads: a job's estimate assumes them all */
 };
-
-#define SSE_WAIT_MS 1000
-#define SSE_MIN_POLL_MS 100 /* at most ~10 store polls a second per stream */
 
 /* ---- small helpers ----------------------------------------------------------------- */
 
@@ -103,6 +102,27 @@ static void cursor_unknown(td_resp *resp, const char *what, const char *after)
 {
     td_resp_error(resp, 422, "invalid_argument", "after", "after: there is no %s \"%s\" (a "
                   "cursor is the \"next\" of the previous page)", what, after);
+}
+
+/* An optional integer query argument in [lo, hi]: *out unaltered when absent; a 422
+ * naming it when it is not such an integer (returns -1 then). */
+static int query_int(const td_req *req, td_resp *resp, const char *name, int64_t lo,
+                     int64_t hi, int64_t *out)
+{
+    const char *v = td_req_query(req, name);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        td_resp_error(resp, 422, "invalid_argument", name,
+                      "%s must be an integer in [%lld, %lld], got \"%.64s\"", name,
+                      (long long)lo, (long long)hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
 }
 
 static cJSON *dataset_meta_json(const td_dataset_meta *m)
@@ -554,6 +574,9 @@ static void h_job_get(void *a, const td_req *req, td_resp *resp)
     answer_job(a, resp, 200, req->params[0]);
 }
 
+/* GET /v1/jobs/{id}/losses[?format=][&after_epoch=][&limit=][&max_points=]: the stored
+ * history (bounded by history_max_rows) and, for a running job, its records still in
+ * memory; after_epoch and limit page, max_points then downsamples what was selected. */
 static void h_job_losses(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -564,8 +587,17 @@ static void h_job_losses(void *a, const td_req *req, td_resp *resp)
                       "format must be \"json\" or \"csv\", got \"%s\"", fmt);
         return;
     }
+    int64_t after = -1, limit = 0, max_points = 0;
+    if (query_int(req, resp, "after_epoch", 0, INT64_MAX, &after) ||
+        query_int(req, resp, "limit", 1, 1000000000, &limit) ||
+        query_int(req, resp, "max_points", 2, 1000000000, &max_points))
+        return;
     td_history h;
-    td_status st = td_store_history_get(app->store, req->params[0], -1, &h, &err);
+    td_tail *tail = td_jobs_tail(app->jobs, req->params[0]);
+    td_status st = td_tail_history_get(tail, app->store, req->params[0], after, limit, &h, &err);
+    td_tail_release(tail);
+    if (st == TD_OK && max_points > 0)
+        td_history_downsample(&h, max_points);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -738,104 +770,18 @@ static void h_job_delete(void *a, const td_req *req, td_resp *resp)
 
 /* ---- Server-Sent Events ------------------------------------------------------------ */
 
-typedef struct sse {
-    td_app *app;
-    char id[TD_ID_MAX];
-    int64_t last_epoch;          /* history sent up to this epoch */
-    int last_state;              /* -1 before the first state event */
-    uint64_t seen;               /* the job manager's change counter */
-    int done;
-    td_sbuf out;                 /* pending bytes */
-    struct timespec polled;      /* last store poll (monotonic) */
-    size_t sent;                 /* of out */
-} sse;
-
-/* Appends new progress events and a state event if the state changed. */
-static void sse_poll(sse *s)
-{
-    td_job_row row;
-    if (td_store_job_get(s->app->store, s->id, &row, NULL)) {
-        td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":\"deleted\"}\n\n");
-        s->done = 1;
-        return;
-    }
-    td_history h;
-    if (td_store_history_get(s->app->store, s->id, s->last_epoch, &h, NULL) == TD_OK) {
-        for (int64_t i = 0; i < h.n_rows; i++) {
-            td_sbuf_printf(&s->out, "id: %lld\nevent: progress\ndata: {", (long long)h.epochs[i]);
-            for (int c = 0; c < h.n_cols; c++) {
-                td_sbuf_key(&s->out, h.names[c], c == 0);
-                if (strcmp(h.names[c], "epoch") == 0)
-                    td_sbuf_int(&s->out, h.epochs[i]);
-                else
-                    td_sbuf_double(&s->out, h.cols[(int64_t)c * h.n_rows + i]);
-            }
-            td_sbuf_printf(&s->out, ",\"epochs\":%lld}\n\n", (long long)row.epochs);
-            s->last_epoch = h.epochs[i];
-        }
-        td_history_fini(&h);
-    }
-    if ((int)row.state != s->last_state) {
-        td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":");
-        td_sbuf_string(&s->out, td_job_state_name(row.state));
-        td_sbuf_printf(&s->out, ",\"epoch\":%lld", (long long)row.epoch);
-        if (row.error_code[0]) {
-            td_sbuf_puts(&s->out, ",\"error\":{\"code\":");
-            td_sbuf_string(&s->out, row.error_code);
-            td_sbuf_puts(&s->out, ",\"message\":");
-            td_sbuf_string(&s->out, row.error_message);
-            td_sbuf_puts(&s->out, "}");
-        }
-        td_sbuf_puts(&s->out, "}\n\n");
-        s->last_state = (int)row.state;
-    }
-    if (td_job_state_terminal(row.state))
-        s->done = 1;
-    td_job_row_fini(&row);
-}
-
-static ssize_t sse_read(void *ctx, uint64_t pos, char *buf, size_t max)
-{
-    sse *s = ctx;
-    if (s->sent == s->out.len) {
-        s->out.len = s->sent = 0;
-        if (s->done)
-            return -1;
-        if (s->last_state >= 0) {
-            /* Fast jobs commit thousands of epochs a second: batch them, so watchers cost
-             * the workers a bounded number of store reads (one event per epoch still). */
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            double since = (double)(now.tv_sec - s->polled.tv_sec) * 1e3 +
-                           (double)(now.tv_nsec - s->polled.tv_nsec) * 1e-6;
-            if (since < SSE_MIN_POLL_MS)
-                usleep((useconds_t)((SSE_MIN_POLL_MS - since) * 1e3));
-            s->seen = td_jobs_wait_change(s->app->jobs, s->seen, SSE_WAIT_MS);
-        }
-        clock_gettime(CLOCK_MONOTONIC, &s->polled);
-        sse_poll(s);
-        if (s->out.oom)
-            return -1;
-    }
-    size_t n = s->out.len - s->sent;
-    if (n > max)
-        n = max;
-    memcpy(buf, s->out.data + s->sent, n);
-    s->sent += n;
-    return (ssize_t)n;
-}
-
-static void sse_free(void *ctx)
-{
-    sse *s = ctx;
-    td_sbuf_fini(&s->out);
-    free(s);
-}
-
+/* GET /v1/jobs/{id}/events[?max_rate=R][&every=N] (events.h). */
 static void h_job_events(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
+    int64_t rate = -1, every = 1;
+    if (query_int(req, resp, "max_rate", 0, TD_EVENTS_MAX_RATE, &rate) ||
+        query_int(req, resp, "every", 1, INT64_MAX / 2, &every))
+        return;
+    /* every alone thins by epochs instead of by time */
+    if (rate < 0)
+        rate = td_req_query(req, "every") ? 0 : TD_EVENTS_DEFAULT_RATE;
     td_job_row row;
     td_status st = td_store_job_get(app->store, req->params[0], &row, &err);
     if (st) {
@@ -843,24 +789,11 @@ static void h_job_events(void *a, const td_req *req, td_resp *resp)
         return;
     }
     td_job_row_fini(&row);
-    sse *s = calloc(1, sizeof *s);
-    if (!s) {
-        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
-        return;
-    }
-    s->app = app;
-    snprintf(s->id, sizeof s->id, "%s", req->params[0]);
-    s->last_state = -1;
-    td_sbuf_init(&s->out);
     const char *last = td_req_header(req, "Last-Event-ID");
-    s->last_epoch = last ? strtoll(last, NULL, 10) : 0;
-    s->seen = td_jobs_wait_change(app->jobs, 0, 0);
-    resp->status = 200;
-    resp->content_type = "text/event-stream";
-    td_resp_header(resp, "Cache-Control", "no-cache");
-    resp->stream = sse_read;
-    resp->stream_ctx = s;
-    resp->stream_free = sse_free;
+    td_events_opts o = {.max_rate = (int)rate, .every = every,
+                        .after = last ? strtoll(last, NULL, 10) : 0};
+    if ((st = td_events_stream(resp, app->store, app->jobs, req->params[0], &o, &err)))
+        fail(resp, st, &err);
 }
 
 /* ---- losses ------------------------------------------------------------------------ */
@@ -974,7 +907,8 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = app->cores,
                       .max_queued = cfg->max_queued_jobs,
                       .checkpoint_interval_s = cfg->checkpoint_interval_s,
-                      .reserve = app->reserve};
+                      .reserve = app->reserve,
+                      .history_max_rows = cfg->history_max_rows};
     if ((st = td_jobs_start(&app->jobs, app->store, &o, err))) {
         td_reserve_close(app->reserve);
         td_store_close(app->store);

@@ -9,6 +9,13 @@
  * A worker checks its cancel flag and the stop flag at every epoch boundary, so a cancel
  * or a SIGTERM takes effect within one epoch.
  *
+ * Epochs: a worker appends each epoch's record to the job's tail (jobs/tail.h), which
+ * readers (event streams, GET /losses) copy from, and flushes the tail to the store in
+ * batches (at most every TD_TAIL_FLUSH_S or TD_TAIL_BATCH records), before each
+ * checkpoint and at the end: no store transaction, fsync or wake-up of watchers per
+ * epoch. The slot's `tail` pointer is set and cleared under `mu`; td_jobs_tail lends it
+ * out with a reference.
+ *
  * Cores: `cores` compute threads are shared by the running jobs: at each epoch a job
  * takes cores / running (at least 1) for its trainer's pool, so a job alone uses every
  * core and two jobs on two cores use one each; OpenBLAS is single-threaded (math/blas.c).
@@ -55,6 +62,7 @@
 #include "http/json_job.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"
+#include "jobs/tail.h"
 #include "traind/train.h"
 #include "util/budget.h"
 #include "util/log.h"
@@ -66,6 +74,7 @@
 typedef struct running {
     char id[TD_ID_MAX];          /* "" when the slot is idle */
     int cancel;
+    td_tail *tail;               /* the job's history tail once it trains, else NULL */
 } running;
 
 typedef struct qentry {
@@ -183,6 +192,8 @@ typedef struct job_ctx {
     void *snap;
     size_t snap_cap;
     int64_t ckpt_epoch;
+    td_tail *tail;
+    int64_t model_epoch;         /* the epoch of the stored model, -1 when none yet */
 } job_ctx;
 
 /* Stores the trainer's current weights as the job's model (also done at checkpoints, so
@@ -195,6 +206,26 @@ static td_status put_model(job_ctx *c, td_error *err)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_status st = td_store_model_put(c->jm->store, c->id, meta, m->params, m->n_params, err);
     free(meta);
+    if (st == TD_OK)
+        c->model_epoch = td_trainer_epoch(c->t);
+    return st;
+}
+
+/* Commits the records the tail holds that the store has not, with the latest one's
+ * metrics for the job row. */
+static td_status flush(job_ctx *c, td_error *err)
+{
+    int ncols;
+    const char *const *names = td_tail_columns(c->tail, &ncols);
+    td_tail_view v;
+    td_tail_view_get(c->tail, &v);
+    if (v.hi <= v.committed)
+        return TD_OK;
+    double rec[TD_HIST_MAX_COLS];
+    char *metrics = td_tail_row(c->tail, v.hi, rec) ? td_json_metrics_string(names, rec, ncols)
+                                                    : NULL;
+    td_status st = td_tail_flush(c->tail, metrics, now_s(), err);
+    free(metrics);
     return st;
 }
 
@@ -247,15 +278,14 @@ static void fault_abort_point(td_jobs *jm)
 static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
 {
     td_jobs *jm = c->jm;
-    int ncols;
-    const char *const *names = td_trainer_columns(c->t, &ncols);
     double last_ckpt = now_s();
     td_status st = TD_OK;
     for (;;) {
         if (td_trainer_done(c->t)) {
-            for (int attempt = 1; (st = put_model(c, err)); attempt++)
-                if (!retry_write(jm, st, err, attempt))
-                    break;
+            if (c->model_epoch != td_trainer_epoch(c->t)) /* else stored at the checkpoint */
+                for (int attempt = 1; (st = put_model(c, err)); attempt++)
+                    if (!retry_write(jm, st, err, attempt))
+                        break;
             *st_out = st;
             return st == TD_OK ? TD_JOB_SUCCEEDED : stopped_or_failed(jm, st);
         }
@@ -263,12 +293,14 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         int cancel = jm->run[c->slot].cancel, stopping = jm->stopping;
         pthread_mutex_unlock(&jm->mu);
         if (cancel) {
+            flush(c, NULL);
             put_model(c, NULL);
             return TD_JOB_CANCELLED;
         }
         if (stopping) {
             int64_t e = td_trainer_epoch(c->t);
-            if (e > c->ckpt_epoch && e > 0) {
+            st = flush(c, err);
+            if (st == TD_OK && e > c->ckpt_epoch && e > 0) {
                 size_t len = snapshot(c);
                 st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err);
                 if (st == TD_OK)
@@ -281,25 +313,37 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         td_record rec;
         st = td_trainer_step(c->t, &rec, err);
         if (st) {
+            flush(c, NULL);     /* the epochs before this one */
             put_model(c, NULL); /* the last finite weights */
             *st_out = st;
             return TD_JOB_FAILED;
         }
-        char *metrics = td_json_metrics_string(names, rec.v, ncols);
-        int due = now_s() - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t);
-        size_t len = due ? snapshot(c) : 0;
         int64_t e = td_trainer_epoch(c->t);
-        for (int attempt = 1; (st = td_store_epoch_commit(jm->store, c->id, e, rec.v, ncols,
-                                                          metrics, due ? c->snap : NULL, len,
-                                                          err)); attempt++)
-            if (!retry_write(jm, st, err, attempt))
-                break;
-        free(metrics);
-        if (st) {
-            *st_out = st;
-            return stopped_or_failed(jm, st);
+        td_tail_append(c->tail, e, rec.v);
+        double now = now_s();
+        int due = now - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t);
+        if (due || td_tail_flush_due(c->tail, now)) {
+            /* a checkpoint is recorded after the records up to its epoch (store.h); records
+             * whose commit failed stay pending for the next attempt (tail.h) */
+            for (int attempt = 1; (st = flush(c, err)); attempt++)
+                if (!retry_write(jm, st, err, attempt))
+                    break;
+            if (st) {
+                *st_out = st;
+                return stopped_or_failed(jm, st);
+            }
         }
         if (due) {
+            size_t len = snapshot(c);
+            for (int attempt = 1;
+                 (st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err));
+                 attempt++)
+                if (!retry_write(jm, st, err, attempt))
+                    break;
+            if (st) {
+                *st_out = st;
+                return stopped_or_failed(jm, st);
+            }
             c->ckpt_epoch = e;
             last_ckpt = now_s();
             put_model(c, NULL);
@@ -307,7 +351,6 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         pthread_mutex_lock(&jm->mu);
         jm->epochs++;
         jm->samples += td_trainer_rows(c->t);
-        notify_locked(jm);
         pthread_mutex_unlock(&jm->mu);
         fault_abort_point(jm);
     }
@@ -424,7 +467,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
-    job_ctx c = {.jm = jm, .slot = slot, .id = id};
+    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
     int live = 0;
@@ -480,8 +523,18 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     } else {
         goto done;
     }
-    if ((st = td_store_history_truncate(jm->store, id, c.ckpt_epoch, &err)))
+    /* a job's epoch is its last recorded one, so without records past the checkpoint
+     * there is nothing to truncate (a new job) */
+    if (row.epoch > c.ckpt_epoch &&
+        (st = td_store_history_truncate(jm->store, id, c.ckpt_epoch, &err)))
         goto done;
+    if ((st = td_tail_create(&c.tail, jm->store, id, names, ncols, row.epochs, c.ckpt_epoch,
+                             jm->o.history_max_rows, &err)))
+        goto done;
+    pthread_mutex_lock(&jm->mu);
+    jm->run[slot].tail = c.tail;
+    notify_locked(jm); /* watchers waiting for it to train */
+    pthread_mutex_unlock(&jm->mu);
     st = TD_OK;
     final = train_loop(&c, &err, &st);
 done:
@@ -503,6 +556,13 @@ done:
 out:
     if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
         mark_live(jm, id, 0);
+    if (c.tail) { /* everything is flushed and the end recorded: readers go to the store */
+        td_tail_close(c.tail);
+        pthread_mutex_lock(&jm->mu);
+        jm->run[slot].tail = NULL;
+        pthread_mutex_unlock(&jm->mu);
+        td_tail_release(c.tail);
+    }
     free(ckpt);
     free(c.snap);
     td_trainer_destroy(c.t);
@@ -746,6 +806,19 @@ uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
     uint64_t now = jm->change;
     pthread_mutex_unlock(&jm->mu);
     return now;
+}
+
+td_tail *td_jobs_tail(td_jobs *jm, const char *id)
+{
+    td_tail *t = NULL;
+    pthread_mutex_lock(&jm->mu);
+    for (int i = 0; i < jm->nthreads && !t; i++)
+        if (jm->run[i].tail && strcmp(jm->run[i].id, id) == 0) {
+            t = jm->run[i].tail;
+            td_tail_retain(t);
+        }
+    pthread_mutex_unlock(&jm->mu);
+    return t;
 }
 
 void td_jobs_stats_get(td_jobs *jm, td_jobs_stats *out)

@@ -250,6 +250,61 @@ void td_history_fini(td_history *h);
 td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
                                     td_error *err);
 
+/* ---- batched, bounded history --------------------------------------------------------
+ *
+ * A running job keeps its latest records in memory (jobs/tail.h) and hands them to the
+ * store in batches: td_store_history_commit writes many records and the job's progress in
+ * one transaction WITHOUT an fsync (synchronous=NORMAL for that transaction). That is safe
+ * for exact resume: every checkpoint is recorded by a fully synchronous commit
+ * (td_store_checkpoint_save), which makes every earlier batch durable with it, and resume
+ * truncates history to the checkpoint's epoch; so a crash (even a power loss) can only
+ * lose records after the last checkpoint, which the resumed job computes again,
+ * bit-identically.
+ *
+ * Bound (history_max_rows = M, 0 = none): with L the job's latest epoch, the stored
+ * records are the epochs that are multiples of the stride S = td_history_stride(L, M),
+ * plus the first epoch, the best epoch and the latest epoch (whatever their stride). S is
+ * 1 while L <= M, then the least power of two with L / S + 3 <= M: past the bound history
+ * is thinned to every 2nd epoch, then every 4th, and so on, and never holds more than M
+ * records. The thinning is a function of L alone, so a resumed job ends with the same
+ * records as an uninterrupted one. */
+
+/* The stride above; 1 when max_rows <= 0 (unbounded) or latest <= max_rows. max_rows,
+ * when positive, must be >= 4. */
+int64_t td_history_stride(int64_t latest, int64_t max_rows);
+
+typedef struct td_history_batch {
+    int n_cols;                  /* == the job's history column count */
+    int64_t n_rows;              /* >= 1 */
+    const int64_t *epochs;       /* (n_rows) strictly ascending */
+    const double *records;       /* (n_rows, n_cols) row-major, NaN kept */
+    const char *metrics_json;    /* the last record's metrics for the job row, or NULL */
+    int64_t max_rows;            /* M above; 0 = unbounded */
+    int64_t first, best;         /* epochs kept whatever the stride (-1: none) */
+    int64_t prev_best;           /* the best epoch of the previous batch (-1: none): dropped
+                                    now unless it is still kept for another reason */
+    int full_pass;               /* 1: thin the whole stored history now, not only what
+                                    this batch changed (a job's first batch after a
+                                    (re)start: max_rows may have changed meanwhile) */
+} td_history_batch;
+
+/* Appends (or replaces) the batch's records that the bound keeps, sets the job's epoch to
+ * the last one and its metrics (when given), and drops the records the bound no longer
+ * keeps: all in one transaction, without fsync (see above). TD_EINVAL (field "columns")
+ * when n_cols does not match the job's columns, TD_ENOTFOUND without the job. */
+td_status td_store_history_commit(td_store *s, const char *job_id, const td_history_batch *b,
+                                  td_error *err);
+
+/* As td_store_history_get, but at most limit records (limit <= 0: all): the first ones
+ * with epoch > after_epoch, in epoch order. A page's last epoch is the next page's
+ * after_epoch. */
+td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
+                                int64_t limit, td_history *out, td_error *err);
+
+/* Keeps at most max_points (>= 2) of h's records, in place: evenly spaced by index,
+ * always the first and the last. Nothing changes when h has at most max_points. */
+void td_history_downsample(td_history *h, int64_t max_points);
+
 /* ---- the per-epoch commit and checkpoints ------------------------------------------- */
 
 /* Everything one finished epoch produces, made durable consistently:
@@ -261,7 +316,9 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
  * After a crash anywhere, the recorded checkpoint exists and matches its epoch, and
  * history holds every epoch up to the job's epoch; recovery = td_store_checkpoint_load
  * + td_store_history_truncate(job, checkpoint epoch) (or 0 without a checkpoint), then
- * train on. A file of step 1 that never got recorded is swept at the next open. */
+ * train on. A file of step 1 that never got recorded is swept at the next open.
+ * (The job manager batches instead: td_store_history_commit for the records, then
+ * td_store_checkpoint_save; the recovery rule is the same.) */
 td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
                                 const double *record, int n, const char *metrics_json,
                                 const void *ckpt, size_t ckpt_len, td_error *err);
