@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/store_impl.h"
 
 struct td_store {
     pthread_mutex_t mu;
@@ -115,7 +116,8 @@ static const char *SCHEMA_SQL =
 #define JOB_COLS                                                                          \
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
-    "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL"
+    "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, sweep, "         \
+    "sweep_trial, stop_at_epoch, paused, stopped_early"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -545,6 +547,8 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
                      TD_STORE_SCHEMA);
         goto cleanup;
     }
+    if ((rc = td_store_sweeps_migrate(s, err)))
+        goto cleanup;
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++)
         if ((rc = sweep_dir(s, SUBDIRS[i], err)))
             goto cleanup;
@@ -996,6 +1000,12 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->checkpoint_epoch =
         sqlite3_column_type(st, 17) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 17);
     r->has_model = sqlite3_column_int(st, 18);
+    col_copy(st, 19, r->sweep, sizeof r->sweep);
+    r->sweep_trial =
+        sqlite3_column_type(st, 20) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 20);
+    r->stop_at_epoch = sqlite3_column_int64(st, 21); /* NULL: 0 */
+    r->paused = sqlite3_column_int(st, 22);
+    r->stopped_early = sqlite3_column_int(st, 23);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
@@ -1155,8 +1165,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     td_store_now(now);
     rc = prepare(s, &st,
                  "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key) "
-                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)",
+                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch) "
+                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                  err);
     if (rc)
         goto cleanup;
@@ -1168,6 +1178,11 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     bind_str(st, 6, now);
     sqlite3_bind_int64(st, 7, spec->epochs);
     bind_opt(st, 8, key);
+    bind_opt(st, 9, spec->sweep);
+    if (spec->sweep && *spec->sweep)
+        sqlite3_bind_int64(st, 10, spec->sweep_trial);
+    if (spec->stop_at_epoch > 0)
+        sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
@@ -1281,7 +1296,7 @@ td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_er
     enter(s);
     rc = prepare(s, &st,
                  "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                 "ORDER BY id ASC",
+                 "AND paused = 0 ORDER BY id ASC",
                  err);
     if (rc)
         goto cleanup;
@@ -2168,4 +2183,34 @@ cleanup:
 void td_store_free(void *p)
 {
     free(p);
+}
+
+/* ---- for the store's other files (store_impl.h) ------------------------------------- */
+
+sqlite3 *td_store_enter(td_store *s)
+{
+    enter(s);
+    return s->db;
+}
+
+void td_store_leave(td_store *s) { leave(s); }
+
+td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
+{
+    return prepare(s, st, sql, err);
+}
+
+td_status td_store_exec(td_store *s, const char *sql, td_error *err)
+{
+    return exec_sql(s, sql, err);
+}
+
+td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err)
+{
+    return step_row(s, st, row, err);
+}
+
+td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err)
+{
+    return step_done(s, st, err);
 }
