@@ -889,7 +889,8 @@ static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_erro
 
     rc = prepare(s, &st,
                  "SELECT EXISTS (SELECT 1 FROM jobs WHERE (dataset = ?1 OR validation = ?1) "
-                 "AND state IN ('queued', 'running'))",
+                 "AND state IN ('queued', 'running')) OR EXISTS (SELECT 1 FROM sweeps WHERE "
+                 "(dataset = ?1 OR validation = ?1) AND state IN ('queued', 'running'))",
                  err);
     if (rc)
         goto cleanup;

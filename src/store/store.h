@@ -102,10 +102,10 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
 td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
                                 td_error *err);
 void td_stored_dataset_fini(td_stored_dataset *sd);
-/* *in_use = 1 when a queued or running job uses id as dataset or validation. */
+/* *in_use = 1 when a queued or running job or sweep uses id as dataset or validation. */
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err);
 /* Deletes the row and the file; TD_ECONFLICT (checked in the same transaction) while a
- * queued or running job uses it, TD_ENOTFOUND if absent. */
+ * queued or running job or sweep uses it, TD_ENOTFOUND if absent. */
 td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err);
 
 /* ---- jobs ------------------------------------------------------------------------- */
