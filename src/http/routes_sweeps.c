@@ -134,6 +134,11 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
             TD_ENOTFOUND)
         st = td_fail(&err, TD_EINVAL, "validation", "no dataset with id \"%.64s\"",
                      r.validation);
+    if (st == TD_OK) { /* the base on its own, even where every trial overrides it */
+        td_hparams base;
+        st = td_json_hparams(&base, r.model, r.base, NULL, &err);
+        td_hparams_fini(&base);
+    }
     if (st == TD_OK && !(trials = calloc((size_t)r.n_trials, sizeof *trials)))
         st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
     if (st == TD_OK)

@@ -1358,7 +1358,8 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
     td_store_now(now);
     rc = prepare(s, &st,
                  state == TD_JOB_QUEUED
-                     ? "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1"
+                     ? "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, "
+                       "?2) WHERE id = ?1" /* a paused trial keeps its first start */
                      : "UPDATE jobs SET restarts = restarts + 1, "
                        "started_at = COALESCE(started_at, ?2) WHERE id = ?1",
                  err);
