@@ -1583,6 +1583,8 @@ td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
                      td_job_state_name((td_job_state)cur));
         goto cleanup;
     }
+    if ((rc = td_store_job_in_active_sweep(s, id, err))) /* its sweep still needs it */
+        goto cleanup;
     rc = prepare(s, &st, "DELETE FROM jobs WHERE id = ?1", err);
     if (rc)
         goto cleanup;

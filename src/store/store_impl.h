@@ -21,4 +21,8 @@ td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err);
  * jobs' sweep columns when missing. Idempotent. */
 td_status td_store_sweeps_migrate(td_store *s, td_error *err);
 
+/* TD_ECONFLICT when job id is a trial of a sweep still queued or running (its sweep
+ * decides from it: delete the sweep once it ends). Lock held by the caller. */
+td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *err);
+
 #endif

@@ -542,6 +542,25 @@ td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err)
     return rc;
 }
 
+td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    td_status rc = td_store_prepare(s, &st,
+        "SELECT w.id FROM jobs j JOIN sweeps w ON w.id = j.sweep WHERE j.id = ?1 AND "
+        "w.state IN ('queued', 'running')", err);
+    if (!rc) {
+        bind_text(st, 1, id);
+        rc = td_store_step_row(s, st, &row, err);
+    }
+    if (!rc && row)
+        rc = td_fail(err, TD_ECONFLICT, "state", "job %s is a trial of sweep %s, which is "
+                     "still active; delete the sweep once it ends", id,
+                     (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- paused jobs ------------------------------------------------------------------ */
 
 /* Runs sql on job id (?1; ?2 = now, ?3 = x) and returns TD_ECONFLICT when no row changed
