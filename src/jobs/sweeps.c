@@ -108,8 +108,8 @@ static void finish(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t
                 end = TD_JOB_SUCCEEDED;
     }
     if (end == TD_JOB_FAILED) {
-        int f = 0;
-        while (f < n - 1 && !t[f].job[0])
+        int f = 0; /* the first trial that ran and did not succeed */
+        while (f < n - 1 && (!t[f].job[0] || t[f].state == TD_JOB_SUCCEEDED))
             f++;
         snprintf(msg, sizeof msg, "no trial succeeded; trial %lld (job %s) ended %s%s%s",
                  (long long)t[f].index, t[f].job[0] ? t[f].job : "none",

@@ -6,6 +6,7 @@
 #include "store/store_sweeps.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,8 +102,8 @@ td_status td_store_sweeps_migrate(td_store *s, td_error *err)
             rc = td_store_exec(s, JOB_COLUMNS[i][1], err);
     }
     if (!rc)
-        rc = td_store_exec(s, "CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs(sweep, sweep_trial)",
-                           err);
+        rc = td_store_exec(s, "CREATE UNIQUE INDEX IF NOT EXISTS jobs_sweep_trial ON "
+                           "jobs(sweep, sweep_trial)", err); /* one job per trial */
     sqlite3_finalize(st);
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
@@ -332,7 +333,7 @@ td_status td_store_sweep_list_active(td_store *s, td_sweep_row **rows, int *n, t
     td_status rc = td_store_prepare(s, &st, "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
                                             "('queued', 'running') ORDER BY id ASC", err);
     if (!rc)
-        rc = collect(s, st, TD_SWEEP_MAX_TRIALS * 1000, rows, n, err);
+        rc = collect(s, st, INT32_MAX, rows, n, err);
     sqlite3_finalize(st);
     td_store_leave(s);
     return rc;
