@@ -324,8 +324,8 @@ static td_status end_once(td_jobs *jm, const char *id, td_job_state final, const
     return td_store_job_finish(jm->store, id, final, code, msg, err);
 }
 
-/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED). A write refused for lack of space releases the reserve
- * (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
+/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED). A write refused
+ * for lack of space releases the reserve (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
  * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
  * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
  * stays "running" in the store with no worker, and the next start resumes it from its
