@@ -34,14 +34,10 @@ static inline uint64_t td_rd64(const uint8_t *p)
     return v;
 }
 
+/* The 32-bit ones byte by byte (compilers fold it into one load or store). */
 static inline uint32_t td_rd32(const uint8_t *p)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    return v;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static inline void td_wr64(uint8_t *p, uint64_t v)
@@ -54,10 +50,8 @@ static inline void td_wr64(uint8_t *p, uint64_t v)
 
 static inline void td_wr32(uint8_t *p, uint32_t v)
 {
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    memcpy(p, &v, 4);
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
 }
 
 #endif

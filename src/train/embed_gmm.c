@@ -53,6 +53,8 @@
 
 enum { C_EPOCH, C_ELAPSED, C_LOSS, C_PAIR, C_NLL, C_REG, C_RESEEDED, C_MIN_SIZE, C_MAX_SIZE,
        C_SIZES };
+_Static_assert(C_MAX_SIZE == C_MIN_SIZE + 1 && C_SIZES == C_MIN_SIZE + 2,
+               "td_size_record's column order");
 static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "pair_loss",
                                             "gmm_nll", "reg_loss", "reseeded", "min_size",
                                             "max_size"};
@@ -354,15 +356,9 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     *out = NULL;
     if ((st = td_embed_trainer_check(hp, train, val, &E, err)))
         return st;
-    embed_trainer *t = calloc(1, sizeof *t);
+    embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &embed_vtbl;
-    t->base.hp = &t->hp;
-    t->base.model = &t->model;
-    t->base.epochs = hp->epochs;
-    if (td_hparams_copy(&t->hp, hp))
-        goto nomem;
     t->train = train;
     t->N = train->N, t->D = train->D, t->E = E, t->M = hp->components;
     t->ng = td_embed_gmm_rows(hp, t->N);
@@ -755,15 +751,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     rec->v[C_REG] = reg;
     if (!warm) {
         rec->v[C_RESEEDED] = (double)reseeded;
-        double lo = INFINITY, hi = -INFINITY;
-        for (int64_t k = 0; k < M; k++) {
-            lo = t->nk[k] < lo ? t->nk[k] : lo;
-            hi = t->nk[k] > hi ? t->nk[k] : hi;
-            if (C_SIZES + k < t->ncols)
-                rec->v[C_SIZES + k] = t->nk[k];
-        }
-        rec->v[C_MIN_SIZE] = lo;
-        rec->v[C_MAX_SIZE] = hi;
+        td_size_record(rec, C_MIN_SIZE, t->nk, M, t->ncols);
     }
     return TD_OK;
 restore_gmm: /* the mixture of the last good iteration (the placeholder before the init) */

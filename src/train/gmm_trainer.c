@@ -36,6 +36,8 @@
 
 enum { C_EPOCH, C_ELAPSED, C_LOSS, C_LB, C_CHANGE, C_CONVERGED, C_RESEEDED, C_MIN_SIZE,
        C_MAX_SIZE, C_SIZES };
+_Static_assert(C_MAX_SIZE == C_MIN_SIZE + 1 && C_SIZES == C_MIN_SIZE + 2,
+               "td_size_record's column order");
 static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "lower_bound",
                                             "change", "converged", "reseeded", "min_size",
                                             "max_size"};
@@ -108,16 +110,10 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     *out = NULL;
     if ((st = td_gmm_trainer_check(hp, train, val, &K, err)))
         return st;
-    gmm_trainer *t = calloc(1, sizeof *t);
+    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->max_iter);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &gmm_vtbl;
-    t->base.hp = &t->hp;
-    t->base.model = &t->model;
-    t->base.epochs = hp->max_iter;
     t->base.rows = train->N;
-    if (td_hparams_copy(&t->hp, hp))
-        goto nomem;
     t->train = train;
     td_model_shape(&t->model, hp, train->D, K);
     int64_t M = K, E = train->D;
@@ -274,15 +270,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     rec->v[C_CHANGE] = t->base.epoch > 1 ? change : NAN;
     rec->v[C_CONVERGED] = t->converged;
     rec->v[C_RESEEDED] = (double)n_empty;
-    double lo = INFINITY, hi = -INFINITY;
-    for (int64_t k = 0; k < M; k++) {
-        lo = t->nk[k] < lo ? t->nk[k] : lo;
-        hi = t->nk[k] > hi ? t->nk[k] : hi;
-        if (C_SIZES + k < t->ncols)
-            rec->v[C_SIZES + k] = t->nk[k];
-    }
-    rec->v[C_MIN_SIZE] = lo;
-    rec->v[C_MAX_SIZE] = hi;
+    td_size_record(rec, C_MIN_SIZE, t->nk, M, t->ncols);
     return TD_OK;
 restore:
     td_gmm_copy(&t->g, &t->prev);

@@ -206,16 +206,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     if ((st = td_grad_trainer_check(hp, train, val, &K, err)))
         return st;
 
-    grad_trainer *t = calloc(1, sizeof *t);
+    grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &grad_vtbl;
-    t->base.hp = &t->hp;
-    t->base.model = &t->model;
-    t->base.epochs = hp->epochs;
     st = TD_ENOMEM;
-    if (td_hparams_copy(&t->hp, hp))
-        goto fail;
     t->train = train;
     td_model_shape(&t->model, hp, train->D, K);
     t->ntensors = td_model_layout(&t->model, t->layout);

@@ -49,6 +49,15 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
 
 /* ---- shared by the families (trainer_util.c) ----------------------------------------- */
 
+/* A family's trainer struct `type` (first member `td_trainer base`, and an owned
+ * `td_hparams hp` and a `td_model model`), zeroed, with base.vt = vt, hp a deep copy of
+ * hp_in, base.hp and base.model pointing at its hp and model, base.epochs = epochs. NULL
+ * when out of memory (nothing left allocated). */
+#define TD_TRAINER_NEW(type, vt, hp_in, epochs)                                            \
+    ((type *)td_trainer_new(sizeof(type), vt, offsetof(type, hp), offsetof(type, model),  \
+                            hp_in, epochs))
+void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
+                     size_t model_offset, const td_hparams *hp_in, int64_t epochs);
 /* Seconds on the monotonic clock (for td_trainer.elapsed). */
 double td_now_s(void);
 /* 1 when every p[0..n) is finite. */
@@ -65,6 +74,9 @@ double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
  * text in names) while they fit in TD_REC_MAX; NULL-terminated. Returns the count. */
 int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32],
                     const char *const *fixed, int nfixed, int64_t M);
+/* The matching record values: min_size at column min_col, max_size after it, then
+ * size_k = nk[k] for the components that have a column (ncols columns in all). */
+void td_size_record(td_record *rec, int min_col, const double *nk, int64_t M, int ncols);
 
 /* softmax and mlp (grad_trainer.c); hp is already checked against train. */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,

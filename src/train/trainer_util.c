@@ -2,9 +2,29 @@
  * the finiteness checks, the l1/l2 regulariser and the mixtures' record columns. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "train/trainer_impl.h"
+
+void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
+                     size_t model_offset, const td_hparams *hp_in, int64_t epochs)
+{
+    char *t = calloc(1, size);
+    if (!t)
+        return NULL;
+    td_hparams *hp = (td_hparams *)(t + hp_offset);
+    if (td_hparams_copy(hp, hp_in)) {
+        free(t);
+        return NULL;
+    }
+    td_trainer *base = (td_trainer *)t;
+    base->vt = vt;
+    base->hp = hp;
+    base->model = (const td_model *)(t + model_offset);
+    base->epochs = epochs;
+    return t;
+}
 
 double td_now_s(void)
 {
@@ -70,4 +90,17 @@ int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32]
     }
     cols[n] = NULL;
     return n;
+}
+
+void td_size_record(td_record *rec, int min_col, const double *nk, int64_t M, int ncols)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t k = 0; k < M; k++) {
+        lo = nk[k] < lo ? nk[k] : lo;
+        hi = nk[k] > hi ? nk[k] : hi;
+        if (min_col + 2 + k < ncols)
+            rec->v[min_col + 2 + k] = nk[k];
+    }
+    rec->v[min_col] = lo;
+    rec->v[min_col + 1] = hi;
 }
