@@ -43,7 +43,8 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
                          char id_out[TD_ID_MAX], td_error *err);
 
 /* A job's memory for admission: its trainer's td_train_memory_estimate with `cores`
- * threads plus its loaded datasets (val may be NULL); K from td_trainer_check. */
+ * threads (val may be NULL); K from td_trainer_check. The datasets are not counted: the
+ * jobs on a dataset share its read-only file mapping (td_store_dataset_load). */
 uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
                            const td_stored_dataset *val, int64_t K, int cores);
 
