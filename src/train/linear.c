@@ -327,9 +327,12 @@ static void eval_chunk(void *arg, int64_t t)
         int64_t nb = hi - first < RB ? hi - first : RB;
         for (int r = 0; r < RB; r++)
             x[r] = r < nb ? row_ptr(e, first + r) : L->zero_row;
-        const float *next[RB]; /* the next block's rows, fetched while this one computes */
+        /* The next block's rows, fetched while this one computes: scattered rows (a
+         * mini-batch) only; consecutive rows stream in by the hardware prefetcher, and
+         * prefetching them too only queues up behind it. */
+        const float *next[RB];
         for (int r = 0; r < RB; r++)
-            next[r] = first + RB + r < hi ? row_ptr(e, first + RB + r) : NULL;
+            next[r] = e->rows && first + RB + r < hi ? row_ptr(e, first + RB + r) : NULL;
         block_logits(L, ch->logits, x, next);
         float *logits = ch->logits;
         if (e->logits_out) {
