@@ -13,7 +13,8 @@ START_TEST(vexp_matches_expf)
 #if TD_HAVE_VEXP
     float buf[4];
     int nb = 0;
-    long n = 0;
+    long n = 0, bad = 0;
+    float first_bad = 0;
     const float edges[] = {-0.0f, 0.0f, -0x1p-149f, -1e-8f, -0.5f, -1.0f, -88.0f,
                            -87.33654f, -100.0f, TD_VEXP_MIN, nextafterf(TD_VEXP_MIN, 0)};
     for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
@@ -32,13 +33,16 @@ START_TEST(vexp_matches_expf)
             continue;
         float o[4];
         _mm_storeu_ps(o, td_vexp4(_mm_loadu_ps(buf)));
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < 4; j++) { /* (one assertion at the end: each one costs a
+                                       * message to the runner) */
             float want = expf(buf[j]);
-            ck_assert_msg(memcmp(&o[j], &want, 4) == 0, "x=%a: %a, expf %a", buf[j], o[j], want);
+            if (memcmp(&o[j], &want, 4) != 0 && !bad++)
+                first_bad = buf[j];
         }
         n += 4;
         nb = 0;
     }
+    ck_assert_msg(bad == 0, "%ld differ, the first at x=%a", bad, first_bad);
     ck_assert_int_gt(n, 10000000);
 #endif
 }
