@@ -6,7 +6,9 @@
  * for it. The last release unmaps it. The entry remembers the stamp of the file version
  * whose checksum was verified, so a file is hashed once per daemon lifetime (again only
  * when the file changed: another inode, size, mtime or ctime). A dataset deleted while
- * held stays readable by its holders: the mapping outlives the unlink.
+ * held stays readable by its holders: the mapping outlives the unlink. (traind never
+ * rewrites a blob in place, td_blob_write renames a new file over it, so a mapping never
+ * sees its file shrink; one cut short from outside would fault its readers.)
  *
  * Alignment: the caller names the payload offset that must land on a TD_DSCACHE_ALIGN
  * boundary (a dataset's X). A file whose layout puts it elsewhere (written before the
