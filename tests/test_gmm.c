@@ -400,6 +400,8 @@ START_TEST(em_never_lowers_likelihood)
     monotone_case(TD_COV_FULL, TD_GMM_INIT_KMEANSPP, 0);
     monotone_case(TD_COV_DIAG, TD_GMM_INIT_KMEANSPP, 0);
     monotone_case(TD_COV_SPHERICAL, TD_GMM_INIT_KMEANSPP, 0);
+    monotone_case(TD_COV_TIED, TD_GMM_INIT_KMEANSPP, 0);
+    monotone_case(TD_COV_TIED, TD_GMM_INIT_RANDOM, 1000);
     monotone_case(TD_COV_FULL, TD_GMM_INIT_RANDOM, 0);
     monotone_case(TD_COV_DIAG, TD_GMM_INIT_RANDOM, 1000); /* far from the origin */
 }
@@ -438,7 +440,7 @@ START_TEST(duplicates_and_more_components_than_points)
     for (int64_t i = 0; i < N; i++)
         X[i * 2] = pts[i % 3][0], X[i * 2 + 1] = pts[i % 3][1];
     td_dataset ds = {.N = N, .D = E, .X = X};
-    for (int cov = TD_COV_FULL; cov <= TD_COV_SPHERICAL; cov++)
+    for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++)
         for (int init = 0; init < 2; init++) {
             td_hparams hp = gmm_hp(5, (td_covariance)cov);
             hp.max_iter = 20;
@@ -490,7 +492,7 @@ START_TEST(emptied_component_is_reseeded)
     int64_t N = 400, E = 2, M = 3;
     float *X = blobs(N, E, 2, 21, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
-    for (int cov = TD_COV_FULL; cov <= TD_COV_SPHERICAL; cov++) {
+    for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
         td_hparams hp = gmm_hp(M, (td_covariance)cov);
         hp.max_iter = 15;
         hp.reg_covar = 0; /* the re-seed must not rely on reg_covar */
@@ -593,6 +595,18 @@ START_TEST(init_shapes_are_validated)
     float d[4] = {1, 1, 1, 0};
     set_tensor(&hp.covariances_init, d, 2, 2, 2, 0);
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1][1]");
+    td_hparams_fini(&hp);
+
+    hp = gmm_hp(2, TD_COV_TIED); /* one (E, E) matrix, not one per component */
+    set_tensor(&hp.covariances_init, v + 2, 3, 2, 2, 2);
+    expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
+    float tb[4] = {1, 2, 2, 1}; /* eigenvalues 3 and -1 */
+    set_tensor(&hp.covariances_init, tb, 2, 2, 2, 0);
+    expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
+    tb[1] = tb[2] = 0.5f;
+    set_tensor(&hp.covariances_init, tb, 2, 2, 2, 0);
+    td_trainer *ok = tu_make_trainer(&hp, &ds);
+    td_trainer_destroy(ok);
     td_hparams_fini(&hp);
 
     hp = gmm_hp(7, TD_COV_SPHERICAL); /* 7 components, 6 rows */
@@ -712,8 +726,9 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
     int64_t N = 20000, E = 6;
     float *X = blobs(N, E, 4, 4, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
-    for (int cov = TD_COV_FULL; cov <= TD_COV_SPHERICAL; cov++) {
-        td_hparams hp = gmm_hp(cov == TD_COV_FULL ? 3 : 20, (td_covariance)cov);
+    for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
+        td_hparams hp = gmm_hp(cov == TD_COV_FULL || cov == TD_COV_TIED ? 3 : 20,
+                               (td_covariance)cov);
         hp.n_init = 2;
         hp.seed = 9;
         hp.tol = 0;
@@ -769,6 +784,57 @@ START_TEST(restored_snapshot_continues_bit_identically)
     free(snap);
     td_trainer_destroy(a);
     td_trainer_destroy(b);
+    free(X);
+}
+END_TEST
+
+/* n_init 3: a snapshot taken in the middle of the second run, and one taken just as the
+ * first run ended, each restored into a fresh trainer, continue bit-identically: the run
+ * in progress, the best finished run and the RNG all travel in the snapshot. */
+START_TEST(snapshot_between_and_within_n_init_runs)
+{
+    int64_t N = 3000, E = 4;
+    float *X = blobs(N, E, 3, 12, 0, NULL);
+    td_dataset ds = {.N = N, .D = E, .X = X};
+    for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov += TD_COV_TIED) {
+        td_hparams hp = gmm_hp(4, (td_covariance)cov);
+        hp.n_init = 3, hp.max_iter = 10, hp.tol = 0, hp.seed = 2;
+        for (int at = 10; at <= 14; at += 4) { /* run 1 just ended; run 2 at iteration 4 */
+            td_trainer *a = tu_make_trainer(&hp, &ds);
+            td_record ra, rb;
+            for (int i = 0; i < at; i++)
+                tu_step_ok(a, &ra);
+            size_t len = td_trainer_state_size(a);
+            void *snap = malloc(len);
+            ck_assert_uint_eq(td_trainer_save(a, snap, len), len);
+            td_trainer *b = tu_make_trainer(&hp, &ds);
+            td_error err = {{0}, {0}};
+            ck_assert_int_eq(td_trainer_restore(b, snap, len, &err), TD_OK);
+            ck_assert_int_eq(td_trainer_epoch(b), at);
+            int lb = tu_column(a, "lower_bound"), run = tu_column(a, "run");
+            while (!td_trainer_done(a)) {
+                tu_step_ok(a, &ra);
+                tu_step_ok(b, &rb);
+                ck_assert(ra.v[lb] == rb.v[lb] && ra.v[run] == rb.v[run]);
+            }
+            ck_assert(td_trainer_done(b));
+            ck_assert_int_eq((int)ra.v[run], 3);
+            ck_assert_int_eq(td_trainer_epoch(a), 30);
+            const td_model *ma = td_trainer_model(a), *mb = td_trainer_model(b);
+            ck_assert(memcmp(ma->params, mb->params, sizeof(float) * (size_t)ma->n_params) == 0);
+            ck_assert(ma->lower_bound == mb->lower_bound && ma->n_iter == mb->n_iter);
+            ck_assert_int_eq(ma->n_iter, 10);
+            /* a snapshot made for another n_init is refused */
+            td_hparams hp2 = hp;
+            hp2.n_init = 2;
+            td_trainer *c = tu_make_trainer(&hp2, &ds);
+            ck_assert_int_eq(td_trainer_restore(c, snap, len, &err), TD_EINVAL);
+            td_trainer_destroy(c);
+            free(snap);
+            td_trainer_destroy(a);
+            td_trainer_destroy(b);
+        }
+    }
     free(X);
 }
 END_TEST
@@ -956,6 +1022,163 @@ START_TEST(gmm_job_through_rest_api)
 }
 END_TEST
 
+/* POSTs X (N, E) with every float written exactly (%.9g); returns the dataset id. */
+static char *post_rows(int port, const float *X, int64_t N, int64_t E)
+{
+    size_t cap = (size_t)(N * E) * 18 + 64;
+    char *body = malloc(cap), *p = body;
+    p += sprintf(p, "{\"X\":[");
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < E; j++)
+            p += sprintf(p, "%s%.9g%s", j ? "," : i ? ",[" : "[", (double)X[i * E + j],
+                         j == E - 1 ? "]" : "");
+    sprintf(p, "]}");
+    call c = req(port, "POST", "/v1/datasets", body);
+    free(body);
+    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
+    char *id = strdup(str(c.json, "id"));
+    done(&c);
+    return id;
+}
+
+static int job_epoch(int port, const char *id)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    call c = req(port, "GET", path, NULL);
+    ck_assert_int_eq(c.status, 200);
+    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
+    done(&c);
+    return e;
+}
+
+static const char *wait_state(int port, const char *id, double timeout_s)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    double t0 = httpc_now();
+    for (;;) {
+        call c = req(port, "GET", path, NULL);
+        const char *st = str(c.json, "state");
+        const char *out = !strcmp(st, "succeeded") ? "succeeded"
+                          : !strcmp(st, "failed")  ? "failed"
+                          : !strcmp(st, "cancelled") ? "cancelled"
+                          : httpc_now() - t0 > timeout_s ? "timeout" : NULL;
+        if (out && strcmp(out, "succeeded"))
+            fprintf(stderr, "job %s: %s\n", id, c.r.body ? c.r.body : "");
+        done(&c);
+        if (out)
+            return out;
+        usleep(20000);
+    }
+}
+
+/* A gmm job with n_init 3 (checkpoints every iteration) killed with SIGKILL in its second
+ * run resumes after a restart and ends with the uninterrupted engine's model bit for bit;
+ * its history has every iteration once, runs 1, 2, 3 in order. A tied job's model object
+ * has one (E, E) covariance. */
+START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
+{
+    char conf[] = "/tmp/traind-gmm-conf-XXXXXX";
+    int fd = mkstemp(conf);
+    const char *text = "checkpoint_interval_s = 0\nworkers = 1\n";
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    const char *args[] = {"--config", conf, NULL};
+    httpc_daemon d;
+    ck_assert_int_gt(httpc_daemon_start(&d, NULL, args, NULL), 0);
+    int64_t N = 40000, E = 8, M = 6, I = 60, R = 3;
+    float *X = blobs(N, E, 4, 31, 0, NULL);
+    char *ds = post_rows(d.port, X, N, E), job[512];
+    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":%lld,\"n_init\":%lld,\"max_iter\":%lld,\"tol\":0,\"seed\":5}}",
+             ds, (long long)M, (long long)R, (long long)I);
+    call c = req(d.port, "POST", "/v1/jobs", job);
+    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
+    char *id = strdup(str(c.json, "id"));
+    done(&c);
+    double t0 = httpc_now();
+    while (job_epoch(d.port, id) < I + 5 && httpc_now() - t0 < 60)
+        usleep(1000);
+    int before = job_epoch(d.port, id);
+    ck_assert_msg(before > I && before < R * I, "iteration %d when interrupting", before);
+    httpc_daemon_stop(&d, SIGKILL, 10);
+
+    httpc_daemon r;
+    ck_assert_int_gt(httpc_daemon_start(&r, d.dir, args, NULL), 0);
+    ck_assert_str_eq(wait_state(r.port, id, 120), "succeeded");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
+    c = req(r.port, "GET", path, NULL);
+    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"), *run = cJSON_GetObjectItem(c.json,
+                                                                                      "run");
+    ck_assert_int_eq(cJSON_GetArraySize(ep), R * I);
+    for (int i = 0; i < R * I; i++) {
+        ck_assert_int_eq(cJSON_GetArrayItem(ep, i)->valueint, i + 1);
+        ck_assert_int_eq(cJSON_GetArrayItem(run, i)->valueint, 1 + i / I);
+    }
+    done(&c);
+
+    td_dataset tds = {.N = N, .D = E, .X = X};
+    td_hparams hp = gmm_hp(M, TD_COV_FULL);
+    hp.n_init = R, hp.max_iter = I, hp.tol = 0, hp.seed = 5;
+    td_trainer *t = tu_make_trainer(&hp, &tds);
+    td_record rec;
+    while (!td_trainer_done(t))
+        tu_step_ok(t, &rec);
+    const td_model *m = td_trainer_model(t);
+    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
+    c = req(r.port, "GET", path, NULL);
+    ck_assert_int_eq(c.status, 200);
+    const char *names[3] = {"weights", "means", "covariances"};
+    td_tensor_desc tt[TD_MAX_TENSORS];
+    ck_assert_int_eq(td_model_layout(m, tt), 3);
+    for (int k = 0; k < 3; k++) {
+        int64_t n = tt[k].rows * tt[k].cols;
+        double *v = malloc(sizeof(double) * (size_t)n);
+        ck_assert_int_eq(flatten(v, n, cJSON_GetObjectItem(c.json, names[k])), n);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg((float)v[i] == m->params[tt[k].offset + i], "%s[%lld] differs after "
+                          "the resume", names[k], (long long)i);
+        free(v);
+    }
+    ck_assert(cJSON_GetObjectItem(c.json, "lower_bound")->valuedouble == m->lower_bound);
+    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "n_iter")->valueint, I);
+    done(&c);
+
+    /* tied through the API: the model's covariances are one (E, E) matrix */
+    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":3,\"covariance\":\"tied\",\"max_iter\":5}}", ds);
+    c = req(r.port, "POST", "/v1/jobs", job);
+    ck_assert_msg(c.status == 202, "tied job: %d %s", c.status, c.r.body);
+    free(id);
+    id = strdup(str(c.json, "id"));
+    done(&c);
+    ck_assert_str_eq(wait_state(r.port, id, 60), "succeeded");
+    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
+    c = req(r.port, "GET", path, NULL);
+    ck_assert_str_eq(str(c.json, "covariance"), "tied");
+    const cJSON *covs = cJSON_GetObjectItem(c.json, "covariances");
+    ck_assert_int_eq(cJSON_GetArraySize(covs), E);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(covs, 0)), E);
+    done(&c);
+    snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
+    c = req(r.port, "POST", path, "{\"X\":[[0,0,0,0,0,0,0,0]]}");
+    ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(
+                         cJSON_GetObjectItem(c.json, "responsibilities"), 0)), 3);
+    done(&c);
+
+    ck_assert_int_eq(httpc_daemon_stop(&r, SIGTERM, 10), 0);
+    httpc_daemon_cleanup(&r);
+    unlink(conf);
+    td_trainer_destroy(t);
+    td_hparams_fini(&hp);
+    free(id), free(ds), free(X);
+}
+END_TEST
+
 Suite *suite_gmm(void)
 {
     Suite *s = suite_create("gmm");
@@ -973,9 +1196,12 @@ Suite *suite_gmm(void)
     tcase_add_test(tc, predict_matches_direct_evaluation);
     tcase_add_test(tc, same_seed_is_bit_identical_for_any_thread_count);
     tcase_add_test(tc, restored_snapshot_continues_bit_identically);
+    tcase_add_test(tc, snapshot_between_and_within_n_init_runs);
     suite_add_tcase(s, tc);
     TCase *rest = tcase_create("rest");
+    tcase_set_timeout(rest, 120);
     tcase_add_test(rest, gmm_job_through_rest_api);
+    tcase_add_test(rest, gmm_resume_after_kill9_mid_n_init_is_exact);
     suite_add_tcase(s, rest);
     return s;
 }
