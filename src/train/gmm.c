@@ -30,6 +30,8 @@
 #define KMEANS_TOL 1e-4               /* x mean feature variance, as scikit-learn */
 #define GATHER_WIN 256                /* rows scanned per compaction window */
 #define ESUM_DOUBLES (1ll << 23)      /* cap on the E-step's per-chunk sum slots */
+#define COND_DOUBLE 1e3               /* full / tied: a covariance whose condition estimate
+                                         exceeds this puts the E-step in double */
 
 typedef struct echunk {                /* one E-step / k-means row chunk */
     int64_t lo, hi;
@@ -45,12 +47,14 @@ typedef struct echunk {                /* one E-step / k-means row chunk */
     float *rxf;                        /* (E, M) one block's sum r (x - c) */
     float *gT;                         /* (E, B) td_gmm_nll_grad: a block's gradient, made
                                           on first use */
-    /* full and tied (w->dbl): the log densities are computed in double */
+    float *yT;                         /* (Mg*E, B) full | (E, B) tied: L^-1 (x - c) */
+    /* full and tied with an ill-conditioned covariance (w->edbl): the same in double */
     double *xbTd;                      /* (E, B) centred rows of a block, transposed */
     double *yTd;                       /* (Mg*E, B) full | (E, B) tied: L^-1 (x - c) */
     double *accd;                      /* (B) squared distances of one component */
     double *gTd;                       /* (2, E, B) td_gmm_nll_grad: gradient, then (tied)
-                                          sum_k r_k L^-1 (x - mu_k); made on first use */
+                                          sum_k r_k L^-1 (x - mu_k); made on first use (gT
+                                          likewise holds (2, E, B) floats for full and tied) */
 } echunk;
 
 typedef struct mtask {                 /* one M-step task */
@@ -71,16 +75,21 @@ struct td_gmm_work {
                                           else E) */
     int64_t CSK;                       /* component k's covariance is covs + k * CSK: CS,
                                           0 for tied (one shared matrix) */
-    int dbl;                           /* full and tied: scatter, precision factors and log
-                                          densities in double */
+    int dbl;                           /* full and tied: scatter and precision factors in
+                                          double */
+    int edbl;                          /* full and tied, set by td_gmm_prepare: some
+                                          covariance is ill-conditioned, so the E-step's log
+                                          densities are evaluated in double too */
     td_covariance cov;
     double *centre;                    /* (E) */
     float *centre_f;                   /* (E) */
     float *respT;                      /* (M, N) */
     float *loglik;                     /* (N) */
     /* prepared parameters */
-    float *PT;                         /* diag: (M, E) 1/sd; spherical: (M) precisions */
-    float *cv;                         /* (M, E) diag and spherical: mu_k - c */
+    float *PT;                         /* full: (M*E, E) rows of L_k^-1; tied: (E, E);
+                                          diag: (M, E) 1/sd; spherical: (M) precisions */
+    float *cv;                         /* (M, E) full and tied: L_k^-1 (mu_k - c); else
+                                          mu_k - c */
     double *PTd;                       /* full: (M*E, E) rows of L_k^-1; tied: (E, E) L^-1 */
     double *cvd;                       /* (M, E) full and tied: L_k^-1 (mu_k - c) */
     double *cst;                       /* (M) log pi_k + log det P_k - E/2 log 2pi */
@@ -516,15 +525,16 @@ size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov)
     work_plan(&w, &Kg);
     /* centre, respT, loglik; PT, cv (or PTd, cvd), cst, mu_cf, mu_cd, skip */
     size_t b = sizeof w + sizeof(double) * (size_t)E + sizeof(float) * (size_t)(E + M * N + N) +
-               (dbl ? sizeof(double) * (size_t)((cov == TD_COV_FULL ? M * E * E : E * E) +
-                                                M * E)
+               (dbl ? (sizeof(double) + sizeof(float)) *
+                          (size_t)((cov == TD_COV_FULL ? M * E * E : E * E) + M * E)
                     : sizeof(float) * (size_t)(2 * M * E)) +
                sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
                (size_t)M;
     size_t chunk = vbytes(E * w.B) * 2 + vbytes(M * w.B) + 2 * vbytes(w.B) + /* + gT */
                    sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
                    (dbl ? sizeof(double) * (size_t)(E * w.B + w.Mg * E * w.B + w.B +
-                                                    2 * E * w.B) /* xbTd yTd accd gTd */
+                                                    2 * E * w.B) + /* xbTd yTd accd gTd */
+                              vbytes(w.Mg * E * w.B) + vbytes(E * w.B) /* yT, gT's 2nd half */
                         : 0);
     b += (size_t)w.R * chunk;
     int64_t cap = w.B2 + GATHER_WIN;
@@ -557,11 +567,13 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
              (w->centre_f = xcalloc((size_t)E, sizeof(float))) &&
              (w->respT = xcalloc((size_t)(M * N), sizeof(float))) &&
              (w->loglik = xcalloc((size_t)N, sizeof(float))) &&
-             (w->dbl ? (w->PTd = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : E * E),
-                                         sizeof(double))) &&
-                           (w->cvd = xcalloc((size_t)(M * E), sizeof(double)))
-                     : (w->PT = xcalloc((size_t)(M * E), sizeof(float))) &&
-                           (w->cv = xcalloc((size_t)(M * E), sizeof(float)))) &&
+             (!w->dbl ||
+              ((w->PTd = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : E * E),
+                                 sizeof(double))) &&
+               (w->cvd = xcalloc((size_t)(M * E), sizeof(double))))) &&
+             (w->PT = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E
+                                       : cov == TD_COV_TIED ? E * E : M * E), sizeof(float))) &&
+             (w->cv = xcalloc((size_t)(M * E), sizeof(float))) &&
              (w->cst = xcalloc((size_t)M, sizeof(double))) &&
              (w->mu_cf = xcalloc((size_t)(M * E), sizeof(float))) &&
              (w->mu_cd = xcalloc((size_t)(M * E), sizeof(double))) &&
@@ -593,7 +605,8 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
              (c->nk = xcalloc((size_t)M, sizeof(double))) &&
              (c->rx = xcalloc((size_t)(M * E), sizeof(double))) &&
              (c->rxf = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (!w->dbl || ((c->xbTd = xcalloc((size_t)(E * B), sizeof(double))) &&
+             (!w->dbl || ((c->yT = valloc_f((cov == TD_COV_FULL ? w->Mg : 1) * E * B)) &&
+                          (c->xbTd = xcalloc((size_t)(E * B), sizeof(double))) &&
                           (c->yTd = xcalloc((size_t)((cov == TD_COV_FULL ? w->Mg : 1) * E * B),
                                             sizeof(double))) &&
                           (c->accd = xcalloc((size_t)B, sizeof(double)))));
@@ -657,6 +670,7 @@ void td_gmm_work_destroy(td_gmm_work *w)
         free(w->ch[r].rx);
         free(w->ch[r].rxf);
         free(w->ch[r].gT);
+        free(w->ch[r].yT);
         free(w->ch[r].xbTd);
         free(w->ch[r].yTd);
         free(w->ch[r].accd);
@@ -742,6 +756,28 @@ static int precision_factor(double *L, double *Li, double *logdet, const double 
     return 0;
 }
 
+/* A lower bound of the condition number of S (E, E) from its inverse Cholesky factor Li:
+ * lambda_max >= max_j S_jj and 1 / lambda_min = |Li|_2^2 >= the largest squared row norm. */
+static double cond_estimate(const double *S, const double *Li, int64_t E)
+{
+    double dmax = 0, rmax = 0;
+    for (int64_t b = 0; b < E; b++) {
+        double r = 0;
+        for (int64_t a = 0; a <= b; a++)
+            r += Li[b * E + a] * Li[b * E + a];
+        rmax = fmax(rmax, r);
+        dmax = fmax(dmax, S[b * E + b]);
+    }
+    return dmax * rmax;
+}
+
+/* The float copies of a factor P (E, E, lower) for the float E-step. */
+static void factor_to_float(float *Pf, const double *P, int64_t E)
+{
+    for (int64_t i = 0; i < E * E; i++)
+        Pf[i] = (float)P[i];
+}
+
 td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
 {
     int64_t M = w->M, E = w->E;
@@ -758,10 +794,14 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
     td_status st = TD_OK;
     double tied_logdet = 0;
     int tied_bad = 0;
+    w->edbl = 0;
     if (w->cov == TD_COV_TIED) { /* one factor for every component: PTd (E, E) = L^-1 */
         tied_bad = precision_factor(L, Li, &tied_logdet, g->covs, E);
-        if (!tied_bad)
+        if (!tied_bad) {
             memcpy(w->PTd, Li, sizeof(double) * (size_t)(E * E));
+            factor_to_float(w->PT, Li, E);
+            w->edbl = cond_estimate(g->covs, Li, E) > COND_DOUBLE;
+        }
     }
     for (int64_t k = 0; k < M && !st; k++) {
         const double *S = g->covs + k * w->CSK;
@@ -777,14 +817,18 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
             } else {
                 bad = precision_factor(L, Li, &logdet, S, E);
                 P = w->PTd + k * E * E;
-                if (!bad)
+                if (!bad) {
                     memcpy(P, Li, sizeof(double) * (size_t)(E * E));
+                    factor_to_float(w->PT + k * E * E, Li, E);
+                    w->edbl |= cond_estimate(S, Li, E) > COND_DOUBLE;
+                }
             }
             for (int64_t b = 0; b < E && !bad; b++) {
                 double c = 0;
                 for (int64_t a = 0; a <= b; a++)
                     c += P[b * E + a] * mc[a];
                 w->cvd[k * E + b] = c;
+                w->cv[k * E + b] = (float)c;
             }
         } else if (w->cov == TD_COV_DIAG) {
             for (int64_t j = 0; j < E && !bad; j++) {
@@ -907,13 +951,34 @@ static void whiten_block(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg
                 c->xbTd, (blasint)B, 0.0, c->yTd, (blasint)B);
 }
 
+/* The float version: c->yT (rows, nb) = the float factors @ xbT. */
+static void whiten_block_f(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg, int64_t nb)
+{
+    int64_t E = w->E, B = w->B;
+    int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
+    td_sgemm_nn(c->yT, w->PT + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), c->xbT, rows, nb, E,
+                1.0f, 0.0f, E, B, B);
+}
+
 /* Log densities of the block's rows into c->lp (M, B): lp[k][i] = cst_k - |z_ik|^2 / 2;
- * full and tied evaluate |z_ik|^2 and the sum in double and round lp to float. */
+ * full and tied with an ill-conditioned covariance (edbl) evaluate |z_ik|^2 and the sum in
+ * double and round lp to float. */
 static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
 {
     int64_t M = w->M, E = w->E, B = w->B;
     float *lp = c->lp;
-    if (w->dbl) {
+    if (w->dbl && !w->edbl) { /* well-conditioned: sgemm of the float factors */
+        int64_t Mg = w->cov == TD_COV_TIED ? M : w->Mg;
+        for (int64_t g0 = 0; g0 < M; g0 += Mg) {
+            int64_t mg = imin(Mg, M - g0);
+            whiten_block_f(w, c, g0, mg, nb);
+            for (int64_t kk = 0; kk < mg; kk++) {
+                int64_t k = g0 + kk;
+                sq_dist(lp + k * B, c->yT + (w->cov == TD_COV_TIED ? 0 : kk * E * B),
+                        w->cv + k * E, NULL, E, B, nb);
+            }
+        }
+    } else if (w->dbl) {
         int64_t Mg = w->cov == TD_COV_TIED ? M : w->Mg;
         for (int64_t g0 = 0; g0 < M; g0 += Mg) {
             int64_t mg = imin(Mg, M - g0);
@@ -928,12 +993,13 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
             }
         }
         return;
-    }
-    for (int64_t k = 0; k < M; k++) {
-        sq_dist(lp + k * B, c->xbT, w->cv + k * E,
-                w->cov == TD_COV_DIAG ? w->PT + k * E : NULL, E, B, nb);
-        if (w->cov == TD_COV_SPHERICAL)
-            scale_add(lp + k * B, w->PT[k], 0, nb);
+    } else {
+        for (int64_t k = 0; k < M; k++) {
+            sq_dist(lp + k * B, c->xbT, w->cv + k * E,
+                    w->cov == TD_COV_DIAG ? w->PT + k * E : NULL, E, B, nb);
+            if (w->cov == TD_COV_SPHERICAL)
+                scale_add(lp + k * B, w->PT[k], 0, nb);
+        }
     }
     for (int64_t k = 0; k < M; k++)
         scale_add(lp + k * B, -0.5f, (float)w->cst[k], nb);
@@ -953,7 +1019,7 @@ static void estep_task(void *ctx, int64_t r)
     for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
         int64_t nb = imin(B, c->hi - i0);
         centre_block_T(w, c->xbT, i0, nb);
-        if (w->dbl)
+        if (w->edbl)
             centre_block_Td(w, c->xbTd, i0, nb);
         log_densities(w, c, nb);
         float *lp = c->lp, *lse = w->loglik + i0;
@@ -1024,7 +1090,7 @@ static void grad_task(void *ctx, int64_t r)
     for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
         int64_t nb = imin(B, c->hi - i0);
         centre_block_T(w, c->xbT, i0, nb);
-        if (w->dbl)
+        if (w->edbl)
             centre_block_Td(w, c->xbTd, i0, nb);
         log_densities(w, c, nb);
         float *lp = c->lp, *lse = w->loglik + i0;
@@ -1036,7 +1102,7 @@ static void grad_task(void *ctx, int64_t r)
         }
         for (int64_t k = 0; k < M; k++)
             memcpy(w->respT + k * N + i0, lp + k * B, sizeof(float) * (size_t)nb);
-        if (w->dbl) {
+        if (w->edbl) {
             double *gd = c->gTd, *zd = c->gTd + E * B;
             for (int64_t b = 0; b < E; b++)
                 memset(gd + b * B, 0, sizeof(double) * (size_t)nb);
@@ -1083,7 +1149,38 @@ static void grad_task(void *ctx, int64_t r)
         float *g = c->gT;
         for (int64_t b = 0; b < E; b++)
             memset(g + b * B, 0, sizeof(float) * (size_t)nb);
-        {
+        if (w->cov == TD_COV_TIED) { /* z = sum_k r_k (y - cv_k); g = L^-T z */
+            float *zf = c->gT + E * B;
+            for (int64_t b = 0; b < E; b++) {
+                const float *restrict y = c->yT + b * B;
+                float *restrict z = zf + b * B;
+                for (int64_t i = 0; i < nb; i++)
+                    z[i] = 0;
+                for (int64_t k = 0; k < M; k++) {
+                    const float *restrict rk = lp + k * B;
+                    float cb = w->cv[k * E + b];
+                    for (int64_t i = 0; i < nb; i++)
+                        z[i] += (y[i] - cb) * rk[i];
+                }
+            }
+            td_sgemm_tn(g, w->PT, zf, E, nb, E, 1.0f, 0.0f, E, B, B);
+        } else if (w->cov == TD_COV_FULL) {
+            for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
+                int64_t mg = imin(w->Mg, M - g0);
+                if (M > w->Mg) /* yT holds only the last group: recompute this one */
+                    whiten_block_f(w, c, g0, mg, nb);
+                for (int64_t kk = 0; kk < mg; kk++) {
+                    const float *restrict rk = lp + (g0 + kk) * B;
+                    for (int64_t b = 0; b < E; b++) {
+                        float *restrict y = c->yT + (kk * E + b) * B;
+                        float cb = w->cv[(g0 + kk) * E + b];
+                        for (int64_t i = 0; i < nb; i++)
+                            y[i] = (y[i] - cb) * rk[i];
+                    }
+                }
+                td_sgemm_tn(g, w->PT + g0 * E * E, c->yT, E, nb, mg * E, 1.0f, 1.0f, E, B, B);
+            }
+        } else {
             for (int64_t k = 0; k < M; k++) {
                 const float *restrict rk = lp + k * B;
                 for (int64_t b = 0; b < E; b++) {
@@ -1109,9 +1206,9 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
     if (!w->prepared)
         return td_fail(err, TD_EINTERNAL, NULL, "gmm gradient before prepare");
     for (int64_t r = 0; r < w->R; r++)
-        if (w->dbl ? !w->ch[r].gTd &&
-                         !(w->ch[r].gTd = xcalloc((size_t)(2 * w->E * w->B), sizeof(double)))
-                   : !w->ch[r].gT && !(w->ch[r].gT = valloc_f(w->E * w->B)))
+        if ((w->edbl && !w->ch[r].gTd &&
+             !(w->ch[r].gTd = xcalloc((size_t)(2 * w->E * w->B), sizeof(double)))) ||
+            (!w->ch[r].gT && !(w->ch[r].gT = valloc_f((w->dbl ? 2 : 1) * w->E * w->B))))
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     grad_ctx gc = {w, dX, scale};
     td_pool_run(pool, w->R, grad_task, &gc);
@@ -1126,10 +1223,10 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
 /* ---- M-step ------------------------------------------------------------------------- */
 
 /* Gathers the next rows of [*cur, hi) with r_ik > 0 (r = respT row k), centred, into m->xb
- * and their r into m->rr, until at least B2 are buffered or the range ends; returns the
+ * (dbl: into m->xd, in double) and their r into m->rr, until at least B2 are buffered or the range ends; returns the
  * count (0: done). Windows of GATHER_WIN rows are compacted without branches. */
 static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur,
-                      int64_t hi)
+                      int64_t hi, int dbl)
 {
     int64_t E = w->E, n = 0;
     while (n < w->B2 && *cur < hi) {
@@ -1141,13 +1238,14 @@ static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *c
         *cur = end;
         for (int64_t t = 0; t < cnt; t++, n++) {
             const float *x = w->X + m->idx[t] * E;
-            float *dst = m->xb + n * E;
-            for (int64_t j = 0; j < E; j++)
-                dst[j] = x[j] - w->centre_f[j];
-            if (w->dbl) {
+            if (dbl) {
                 double *dd = m->xd + n * E;
                 for (int64_t j = 0; j < E; j++)
                     dd[j] = (double)x[j] - w->centre[j];
+            } else {
+                float *dst = m->xb + n * E;
+                for (int64_t j = 0; j < E; j++)
+                    dst[j] = x[j] - w->centre_f[j];
             }
             m->rr[n] = r[m->idx[t]];
         }
@@ -1169,7 +1267,7 @@ static void mstep_sums_task(void *ctx, int64_t t)
         *nk = 0;
         memset(rx, 0, sizeof(double) * (size_t)E);
         int64_t cur = m->lo, n;
-        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi)) > 0) {
+        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi, 0)) > 0) {
             for (int64_t i = 0; i < n; i++)
                 *nk += m->rr[i];
             cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)n, (blasint)E, 1.0f, m->xb,
@@ -1196,7 +1294,7 @@ static void mstep_cov_task(void *ctx, int64_t t)
         const float *mu = w->mu_cf + k * E;
         const double *mud = w->mu_cd + k * E;
         int64_t cur = m->lo, n;
-        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi)) > 0) {
+        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi, w->dbl)) > 0) {
             if (w->dbl) {
                 for (int64_t i = 0; i < n; i++) {
                     double s = sqrt((double)m->rr[i]);
