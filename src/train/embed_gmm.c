@@ -35,6 +35,7 @@
  * bit-identical for any thread count. */
 #include "train/embed_gmm.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -585,7 +586,7 @@ static int gmm_finite(const td_gmm *g)
     const double *v[3] = {g->weights, g->means, g->covs};
     for (int a = 0; a < 3; a++)
         for (int64_t i = 0; i < n[a]; i++)
-            if (!isfinite(v[a][i]))
+            if (!(fabs(v[a][i]) <= FLT_MAX)) /* finite in float32 too: models store float */
                 return 0;
     return 1;
 }

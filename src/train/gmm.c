@@ -132,14 +132,14 @@ static double max_abs(const float *x, int64_t n)
     return m;
 }
 
-/* 1 when every value of the mixture is finite. */
+/* 1 when every value of the mixture is finite as a float32. */
 static int gmm_all_finite(const td_gmm *g)
 {
-    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
+    int64_t n[3] = {g->M, g->M * g->E, td_gmm_covs_size(g->cov, g->M, g->E)};
     const double *v[3] = {g->weights, g->means, g->covs};
     for (int a = 0; a < 3; a++)
         for (int64_t i = 0; i < n[a]; i++)
-            if (!isfinite(v[a][i]))
+            if (!(fabs(v[a][i]) <= FLT_MAX)) /* finite in float32 too: models store float */
                 return 0;
     return 1;
 }

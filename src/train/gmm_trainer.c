@@ -34,6 +34,7 @@
  * previous format (one run, no best) is still restored, as run 1. */
 #include "traind/train.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,13 +109,13 @@ static int gmm_finite(const td_gmm *g)
 {
     int64_t M = g->M, E = g->E, C = td_gmm_covs_size(g->cov, M, E);
     for (int64_t i = 0; i < M; i++)
-        if (!isfinite(g->weights[i]))
+        if (!(fabs(g->weights[i]) <= FLT_MAX)) /* as float32 too */
             return 0;
     for (int64_t i = 0; i < M * E; i++)
-        if (!isfinite(g->means[i]))
+        if (!(fabs(g->means[i]) <= FLT_MAX)) /* as float32 too */
             return 0;
     for (int64_t i = 0; i < C; i++)
-        if (!isfinite(g->covs[i]))
+        if (!(fabs(g->covs[i]) <= FLT_MAX)) /* as float32 too */
             return 0;
     return 1;
 }
