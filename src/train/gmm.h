@@ -20,15 +20,19 @@
  * Precision (full and tied): a component with N_k <= E, or collinear features, has a
  * scatter of rank < E whose null directions only reg_covar fills; float32 rounding there
  * is as large as reg_covar itself (1e-6) and made such fits diverge or drift from
- * scikit-learn. So for full and tied the scatter is accumulated in double (dsyrk on double
- * rows), the Cholesky factor and its inverse stay double, and the log densities are
- * evaluated in double (dgemm of the rows, centred in double, against the factors); only
- * the finished log densities are rounded to float for the log-sum-exp and the
- * responsibilities. The full E-step is one dgemm per block of rows against all M factors
- * stacked (M*E, E) (tied: one (E, E) factor, then a distance per component); the M-step is
- * an sgemv and a dsyrk per component and block of rows (rows whose responsibility is
- * exactly 0 are left out of the block), accumulated in double. diag and spherical need
- * no matrix product: their E-step is an elementwise pass in float.
+ * scikit-learn. So for full and tied the scatter is always accumulated in double (dsyrk
+ * on double rows) and the Cholesky factor and its inverse stay double. When some
+ * covariance is ill-conditioned (a lower bound of its condition number above 1e3),
+ * td_gmm_prepare puts the E-step in double too: the rows centred in double times the
+ * double factors (dgemm), the squared distances and log densities in double, rounded to
+ * float only for the log-sum-exp and the responsibilities. Otherwise (well-conditioned,
+ * as most fits are) the E-step multiplies by float copies of the factors (sgemm), as
+ * exact there and about twice as fast. The full E-step is one product per block of rows
+ * against all M factors stacked (M*E, E) (tied: one (E, E) factor, then a distance per
+ * component); the M-step is an sgemv and a dsyrk per component and block of rows (rows
+ * whose responsibility is exactly 0 are left out of the block), accumulated in double.
+ * diag and spherical need no matrix product: their E-step is an elementwise pass in
+ * float.
  * Rows are shifted by a fixed centre (the data mean in training) before any product, so
  * data far from the origin loses no float32 precision.
  *
