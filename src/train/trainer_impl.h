@@ -74,9 +74,11 @@ double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
  * text in names) while they fit in TD_REC_MAX; NULL-terminated. Returns the count. */
 int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32],
                     const char *const *fixed, int nfixed, int64_t M);
-/* The matching record values: min_size at column min_col, max_size after it, then
- * size_k = nk[k] for the components that have a column (ncols columns in all). */
-void td_size_record(td_record *rec, int min_col, const double *nk, int64_t M, int ncols);
+/* The matching record values: min_size and max_size of nk (M) at columns min_col and
+ * max_col, size_k = nk[k] at sizes_col + k for the components that have a column (ncols
+ * columns in all). */
+void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
+                    int64_t M, int ncols);
 
 /* softmax and mlp (grad_trainer.c); hp is already checked against train. */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,

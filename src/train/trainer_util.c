@@ -92,15 +92,16 @@ int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32]
     return n;
 }
 
-void td_size_record(td_record *rec, int min_col, const double *nk, int64_t M, int ncols)
+void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
+                    int64_t M, int ncols)
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t k = 0; k < M; k++) {
         lo = nk[k] < lo ? nk[k] : lo;
         hi = nk[k] > hi ? nk[k] : hi;
-        if (min_col + 2 + k < ncols)
-            rec->v[min_col + 2 + k] = nk[k];
+        if (sizes_col + k < ncols)
+            rec->v[sizes_col + k] = nk[k];
     }
     rec->v[min_col] = lo;
-    rec->v[min_col + 1] = hi;
+    rec->v[max_col] = hi;
 }
