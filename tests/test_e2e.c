@@ -538,7 +538,7 @@ static void resume_after(int sig)
         ck_assert_int_eq(code, 0);
 
     httpc_daemon r = start(d.dir, args, NULL);
-    char *state = wait_job(r.port, job, 60);
+    char *state = wait_job(r.port, job, 240);
     ck_assert_str_eq(state, "succeeded");
     free(state);
     char path[160];
@@ -561,7 +561,7 @@ static void resume_after(int sig)
 
     /* The same job uninterrupted. */
     char *ref = post_job(r.port, ds, RESUME_HP, NULL);
-    state = wait_job(r.port, ref, 60);
+    state = wait_job(r.port, ref, 240);
     ck_assert_str_eq(state, "succeeded");
     free(state);
     char *straight = get_body(r.port, "/v1/jobs/%s/model", ref);
