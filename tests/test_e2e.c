@@ -601,7 +601,7 @@ Suite *suite_e2e(void)
 {
     Suite *s = suite_create("e2e");
     TCase *tc = tcase_create("daemon");
-    tcase_set_timeout(tc, 180);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, rest_flow);
     tcase_add_test(tc, bad_requests_get_clear_errors);
     tcase_add_test(tc, events_stream_progress_and_end);
