@@ -59,8 +59,9 @@ const td_hparam_def td_hparam_defs[] = {
     NUM("n_classes", TD_HP_INT, n_classes, 0, TD_MAX_CLASSES, 0, NETS),
     NUM("ignore_index", TD_HP_INT, ignore_index, -2147483648.0, 2147483647.0, 0, NETS),
     NUM("label_smoothing", TD_HP_DOUBLE, label_smoothing, 0, 1, 0, NETS),
-    {"class_weights", TD_HP_FLOAT_LIST, OFF(class_weights), OFF(n_class_weights), 0, 1e30, 0,
-     NULL, NETS},
+    /* the bound as float32, which the weights are checked as: 1e30 itself is accepted */
+    {"class_weights", TD_HP_FLOAT_LIST, OFF(class_weights), OFF(n_class_weights), 0,
+     (double)1e30f, 0, NULL, NETS},
     NUM("groups", TD_HP_INT, groups, 1, TD_MAX_CLASSES, 0, NETS),
     NUM("monotone.weight", TD_HP_DOUBLE, monotone_weight, 0, 1e6, 0, NETS),
     NUM("monotone.margin", TD_HP_DOUBLE, monotone_margin, -1e6, 1e6, 0, NETS),
