@@ -152,6 +152,35 @@ START_TEST(estimate_bounds_gmm)
 }
 END_TEST
 
+/* A diag gmm on wide rows: its estimate and its allocations stay O(N E + M E), with no
+ * E x E matrix (the data's covariance for a re-seed was once E x E for every covariance
+ * type: 4 GB of estimate at 20,000 features). Two distinct rows for 3 components: k-means
+ * leaves one empty, and the re-seed computes the data's variances. */
+START_TEST(estimate_bounds_wide_diag_gmm)
+{
+    const int64_t N = 6, D = 4000;
+    td_dataset ds = make_data(N, D, 1, 2, 5);
+    float *X = (float *)ds.X;
+    for (int64_t i = 2; i < N; i++)
+        memcpy(X + i * D, X + (i % 2) * D, sizeof(float) * (size_t)D);
+    free((void *)ds.y);
+    ds.y = NULL, ds.y_cols = 0;
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_GMM);
+    hp.components = 3;
+    hp.covariance = TD_COV_DIAG;
+    hp.max_iter = 2;
+    int64_t K;
+    td_error err = {{0}, {0}};
+    ck_assert_int_eq(td_trainer_check(&hp, &ds, NULL, &K, &err), TD_OK);
+    size_t est = td_train_memory_estimate(&hp, &ds, NULL, K, 1);
+    ck_assert_msg(est < ((size_t)64 << 20), "estimate %zu bytes for 6 rows of %lld features",
+                  est, (long long)D);
+    expect_estimate("gmm diag, wide rows, a re-seed", &hp, &ds, 2);
+    free_data(&ds);
+}
+END_TEST
+
 START_TEST(estimate_bounds_embed_gmm)
 {
     td_dataset ds = make_data(1500, 20, 1, 5, 5);
@@ -574,6 +603,7 @@ Suite *suite_memory(void)
     tcase_add_test(e, estimate_bounds_softmax);
     tcase_add_test(e, estimate_bounds_mlp);
     tcase_add_test(e, estimate_bounds_gmm);
+    tcase_add_test(e, estimate_bounds_wide_diag_gmm);
     tcase_add_test(e, estimate_bounds_embed_gmm);
     tcase_add_test(e, check_matches_create_and_allocates_nothing);
     tcase_add_test(e, softmax_slots_grow_with_threads_and_bits_do_not_change);
