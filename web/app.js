@@ -32,7 +32,7 @@ function h(tag, attrs, ...children) {
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -506,8 +506,9 @@ function countsText(counts) {
   return parts.length ? parts.join(', ') : '–';
 }
 
+// A searched hyperparameter's value: numbers as fmtNum, enums bare, lists as JSON.
 function fmtValue(v) {
-  return typeof v === 'number' ? fmtNum(v) : JSON.stringify(v);
+  return typeof v === 'number' ? fmtNum(v) : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
 // Trials best first by the sweep's metric (mode min or max); those without one last.
@@ -567,7 +568,8 @@ function hpChart(parent, name, metric, points, bestJob) {
   } else {
     const cats = [...new Set(points.map((p) => JSON.stringify(p.v)))];
     xs = points.map((p) => cats.indexOf(JSON.stringify(p.v)));
-    fmt = (u, splits) => splits.map((x) => Number.isInteger(x) && cats[x] !== undefined ? cats[x] : '');
+    fmt = (u, splits) => splits.map((x) => Number.isInteger(x) && cats[x] !== undefined ?
+                                     fmtValue(JSON.parse(cats[x])) : '');
   }
   const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
   const data = [order.map((i) => xs[i]),
@@ -622,7 +624,9 @@ function viewSweep(id) {
   function table(ranked, names) {
     thead.replaceChildren(h('tr', null, ['#', 'trial', 'job', 'state', 'epoch'].concat(names,
       [sweep.metric + ' (' + sweep.mode + ')']).map((c) => h('th', null, c))));
-    tbody.replaceChildren(...ranked.map((t, i) => h('tr', {dataset: {index: t.index,
+    const best = sweep.best && sweep.best.job;
+    tbody.replaceChildren(...ranked.map((t, i) => h('tr', {class: t.job && t.job === best ? 'best' : null,
+        dataset: {index: t.index,
         job: t.job || '', metric: typeof t.metric === 'number' ? t.metric : ''}},
       h('td', {class: 'num'}, i + 1),
       h('td', {class: 'num'}, t.index),
@@ -688,11 +692,11 @@ function viewSweep(id) {
       (sweep.rung ? ', rung ' + sweep.rung.index + ' at ' + sweep.rung.epochs + ' epochs' : '') +
       (sweep.cancel_requested && !TERMINAL.has(sweep.state) ? ', cancelling' : ''));
     buttons();
-    bestEl.replaceChildren(sweep.error ? h('div', {class: 'error'}, h('strong', null,
+    bestEl.replaceChildren(h('div', null, sweep.error ? h('div', {class: 'error'}, h('strong', null,
       sweep.error.code), ': ', sweep.error.message) : null,
       sweep.best ? h('p', {id: 'sweep-best'}, 'Best: ', h('a', {href: '#/jobs/' + sweep.best.job},
         sweep.best.job), ' ', sweep.metric + ' ' + fmtNum(sweep.best.metric), ' with ',
-        h('code', null, JSON.stringify(sweep.best.hyperparameters))) : null);
+        h('code', null, JSON.stringify(sweep.best.hyperparameters))) : null));
     table(ranked, names);
     curvesNote.textContent = 'The ' + sweep.metric + ' of ' + (shown.length < started.length ?
       'the best ' + shown.length + ' of ' + started.length + ' started trials' :

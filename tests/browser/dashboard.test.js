@@ -138,6 +138,10 @@ async function main() {
     check(await drawn.jsonValue() > 100, 'the finished job\'s loss curve is drawn on its canvas');
     const state = await page.$eval('#job-state', (e) => e.textContent);
     check(state === 'succeeded', 'the finished job\'s view shows its state (' + state + ')');
+    await page.waitForSelector('.downloads button', {timeout: STEP_MS});
+    const downloads = await page.$eval('.downloads', (e) => e.textContent);
+    check(!downloads.includes('[object') && /JSON/.test(downloads),
+          'the model download links are buttons, not "[object ...]" (' + downloads + ')');
     const D = 20;  // the features of test_dashboard.c's dataset
     await page.type('form.predict textarea', JSON.stringify([new Array(D).fill(0.5)]));
     await page.click('form.predict button[type=submit]');
@@ -223,15 +227,18 @@ async function main() {
     const api = await page.evaluate(async (id, t) => (await fetch('/v1/sweeps/' + id,
       {headers: {Authorization: 'Bearer ' + t}})).json(), sweep, token);
     const rows = await page.$$eval('#trials tbody tr', (trs) => trs.map((tr) =>
-      ({job: tr.dataset.job, metric: Number(tr.dataset.metric), cells: tr.children.length})));
+      ({job: tr.dataset.job, metric: Number(tr.dataset.metric), cells: tr.children.length,
+        best: tr.classList.contains('best')})));
     const want = api.trials.filter((t) => typeof t.metric === 'number').map((t) => t.metric)
       .sort((a, b) => a - b);
     check(api.metric === 'val_loss' && api.mode === 'min' && want.length === 4 &&
           rows.map((r) => r.metric).join() === want.join(),
           'the trials are listed by ' + api.metric + ', lowest first (' + rows.map((r) => r.metric.toFixed(4)).join(' ≤ ') + ')');
-    check(rows[0].job === api.best.job && new Set(rows.map((r) => r.job)).size === 4 &&
-          rows.every((r) => r.cells === 8),
-          'the first row is the sweep\'s best job, each row a trial with its lr and optimizer');
+    check(rows[0].job === api.best.job && rows.filter((r) => r.best).length === 1 && rows[0].best &&
+          new Set(rows.map((r) => r.job)).size === 4 && rows.every((r) => r.cells === 8),
+          'the first row is the sweep\'s best job (marked), each row a trial with its lr and optimizer');
+    const text = await page.$eval('#view', (v) => v.textContent);
+    check(!/\bnull\b|undefined|NaN|\[object/.test(text), 'the view shows no null, undefined, NaN or [object]');
     const sweepSeries = await page.$$eval('#sweep-curves .u-legend .u-series', (s) => s.length);
     check(sweepSeries === 5, 'the curves of the 4 trials are overlaid (' + (sweepSeries - 1) + ' series)');
     const coloured = (sel) => page.evaluate((s) => {
