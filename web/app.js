@@ -1,5 +1,6 @@
 /* app.js — traind's dashboard: jobs (list, view, compare), sweeps (list, view), datasets,
- * a new-job form made from GET /v1/models. Plain script, no build step; charts by the vendored uPlot.
+ * a new-job form made from GET /v1/models. Plain script, no build step; charts by the
+ * vendored uPlot.
  *
  * Auth: index.html says (data-auth) whether the daemon has a token; the token typed in
  * is kept in sessionStorage and sent as "Authorization: Bearer" on every /v1 call. Event

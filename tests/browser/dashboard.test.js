@@ -233,7 +233,8 @@ async function main() {
       .sort((a, b) => a - b);
     check(api.metric === 'val_loss' && api.mode === 'min' && want.length === 4 &&
           rows.map((r) => r.metric).join() === want.join(),
-          'the trials are listed by ' + api.metric + ', lowest first (' + rows.map((r) => r.metric.toFixed(4)).join(' ≤ ') + ')');
+          'the trials are listed by ' + api.metric + ', lowest first (' +
+          rows.map((r) => r.metric.toFixed(4)).join(' ≤ ') + ')');
     check(rows[0].job === api.best.job && rows.filter((r) => r.best).length === 1 && rows[0].best &&
           new Set(rows.map((r) => r.job)).size === 4 && rows.every((r) => r.cells === 8),
           'the first row is the sweep\'s best job (marked), each row a trial with its lr and optimizer');
@@ -294,6 +295,17 @@ async function main() {
     check(await page.$('#sweeps tr[data-id="' + live + '"]') === null &&
           await page.$('#sweeps tr[data-id="' + sweep + '"]') !== null,
           'the delete button deletes the cancelled sweep (gone from the list)');
+
+    // A failed call is told in the flash (its 404 is expected, so not one of the problems).
+    const before = problems.length;
+    await page.evaluate(() => { location.hash = '#/sweeps/swp_000000000000000000000000'; });
+    await page.waitForFunction(() => !document.querySelector('#flash').hidden, {timeout: STEP_MS});
+    const told = await page.$eval('#flash', (f) => f.textContent);
+    const extra = problems.splice(before);
+    // (chromium also logs the 404 as a console error)
+    check(extra.some((p) => /^HTTP 404 .*\/v1\/sweeps\/swp_0+$/.test(p)) &&
+          extra.every((p) => /404/.test(p)) && /not found/.test(told),
+          'a sweep that does not exist: the 404\'s message is shown (' + told + ')');
 
     check(problems.length === 0, 'no request to another origin and no page error' +
           (problems.length ? ': ' + problems.join('; ') : ''));
