@@ -386,7 +386,7 @@ START_TEST(dataset_csv)
     csv_expect("1,nan,0\n", NULL, NULL, "line 1, column 2", "not a finite number");
     csv_expect("1,1e39,0\n", NULL, NULL, "line 1, column 2", "float32");
     /* a quoted header spanning two lines moves the line count */
-    csv_expect("\"a\nb\",c,label\n1,2,x\n", NULL, "true", "line 3, column 3", "\"x\" is not a number");
+    csv_expect("\"a\nb\",c,label\n1,x,0\n", NULL, "true", "line 3, column 2", "\"x\" is not a number");
     csv_expect("1\n2\n", NULL, NULL, "label_column", "at least 2");
     csv_expect("a,b\n", NULL, "true", "", "no data rows");
     csv_expect("", NULL, NULL, "", "no data rows");
