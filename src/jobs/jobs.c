@@ -338,9 +338,13 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         int64_t e = td_trainer_epoch(c->t);
         td_tail_append(c->tail, e, rec.v);
         double now = now_s();
-        int due = now - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t) ||
+        /* no checkpoint at the last epoch: the end follows at once, with the model (if
+         * the end cannot be recorded, the job resumes from its last checkpoint and
+         * computes the same weights again) */
+        int done = td_trainer_done(c->t);
+        int due = (!done && now - last_ckpt >= jm->o.checkpoint_interval_s) ||
                   (c->stop_at > 0 && e >= c->stop_at);
-        if (due || td_tail_flush_due(c->tail, now)) {
+        if (due || done || td_tail_flush_due(c->tail, now)) {
             /* a checkpoint is recorded after the records up to its epoch (store.h); records
              * whose commit failed stay pending for the next attempt (tail.h) */
             for (int attempt = 1; (st = flush(c, err)); attempt++)
@@ -397,14 +401,15 @@ static td_status end_once(td_jobs *jm, const char *id, td_job_state final, const
     return td_store_job_finish(jm->store, id, final, code, msg, err);
 }
 
-/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED). A write refused
+/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED); 1 when recorded. A
+ * recorded terminal state has cleared the job's live mark with it. A write refused
  * for lack of space releases the reserve (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
  * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
  * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
  * stays "running" in the store with no worker, and the next start resumes it from its
  * checkpoint. */
-static void record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
-                       const char *msg)
+static int record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
+                      const char *msg)
 {
     td_error ferr = {{0}, {0}};
     for (int attempt = 1; attempt <= END_TRIES; attempt++) {
@@ -414,7 +419,7 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
         if (st == TD_OK && attempt > 1)
             td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
         if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
-            return;
+            return st == TD_OK;
         if (attempt == 1)
             td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying", id,
                    ferr.message);
@@ -424,6 +429,7 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
     td_log(TD_LOG_ERROR, "jobs", "job %s: its end (%s) is not recorded (%s): it stays running in "
            "the store, and the next start resumes it", id, td_job_state_name(final),
            ferr.message);
+    return 0;
 }
 
 /* While state_dir is full (store/reserve.h) a job waits to start, probing once a second,
@@ -501,7 +507,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
 
     if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
         goto out;
-    td_status st = td_store_job_start(jm->store, id, &row, &err);
+    td_status st = td_store_job_claim(jm->store, id, &row, &err); /* with its live mark */
     if (st == TD_ECONFLICT) /* cancelled while queued */
         goto out;
     if (st == TD_ENOTFOUND) /* deleted meanwhile */
@@ -512,7 +518,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     }
     td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
            (long long)row.restarts);
-    live = mark_live(jm, id, 1);
+    live = 1;
     if (row.cancel_requested) { /* accepted before a crash: it still holds */
         pthread_mutex_lock(&jm->mu);
         jm->run[slot].cancel = 1;
@@ -583,7 +589,8 @@ done:
         const char *msg = final == TD_JOB_FAILED ? err.message : NULL;
         td_log(final == TD_JOB_FAILED ? TD_LOG_WARN : TD_LOG_INFO, "jobs", "job %s %s%s%s", id,
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
-        record_end(jm, id, final, code, msg);
+        if (record_end(jm, id, final, code, msg))
+            live = 0; /* the end cleared it */
     }
 out:
     if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
@@ -773,19 +780,33 @@ void td_jobs_destroy(td_jobs *jm)
     free(jm);
 }
 
+/* TD_OK when the queue has a place for one more job. Caller holds mu. */
+static td_status room_locked(td_jobs *jm, td_error *err)
+{
+    if (jm->stopping)
+        return td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
+    if (jm->qlen + jm->inserting >= jm->o.max_queued)
+        return td_fail(err, TD_EBUSY, NULL,
+                       "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
+                       jm->qlen + jm->inserting, jm->o.max_queued);
+    return TD_OK;
+}
+
 /* Takes a place under the queue bound for a job the store is about to make queued. */
 static td_status take_place(td_jobs *jm, td_error *err)
 {
     pthread_mutex_lock(&jm->mu);
-    td_status st = TD_OK;
-    if (jm->stopping)
-        st = td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
-    else if (jm->qlen + jm->inserting >= jm->o.max_queued)
-        st = td_fail(err, TD_EBUSY, NULL,
-                     "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
-                     jm->qlen + jm->inserting, jm->o.max_queued);
-    else
+    td_status st = room_locked(jm, err);
+    if (st == TD_OK)
         jm->inserting++; /* our place under the bound while the store inserts */
+    pthread_mutex_unlock(&jm->mu);
+    return st;
+}
+
+td_status td_jobs_check_room(td_jobs *jm, td_error *err)
+{
+    pthread_mutex_lock(&jm->mu);
+    td_status st = room_locked(jm, err);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }

@@ -205,12 +205,16 @@ td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_er
  * original started_at. TD_ECONFLICT when the job is terminal (e.g. cancelled while
  * queued): the worker must skip it. *out (may be NULL) gets the updated row. */
 td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err);
+/* td_store_job_start that also sets the job's live mark (td_store_job_set_live) in the
+ * same transaction: a worker's claim. Neither waits for the disk (store.c, group commit). */
+td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_error *err);
 /* Latest epoch and metrics JSON (may be NULL) without a history record. */
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
                                 const char *metrics_json, td_error *err);
 /* queued/running -> state (terminal), finished_at = now, error_code / error_message
- * (may be NULL; kept "" then). TD_ECONFLICT when already terminal (a terminal state
- * never changes), TD_EINVAL when state is not terminal. */
+ * (may be NULL; kept "" then), live mark cleared. Durable when it returns (a sync shared
+ * with concurrent inserts and ends: store.c, group commit). TD_ECONFLICT when already
+ * terminal (a terminal state never changes), TD_EINVAL when state is not terminal. */
 td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
                               const char *error_code, const char *error_message,
                               td_error *err);
