@@ -42,8 +42,10 @@ class Daemon:
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="traind-small-")
         self.log = open(os.path.join(self.dir, "log"), "w+")
+        conf = os.environ.get("TRAIND_CONF")  # optional settings, e.g. to profile
         self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--state-dir",
-                                      os.path.join(self.dir, "state")],
+                                      os.path.join(self.dir, "state")] +
+                                     (["--config", conf] if conf else []),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.port = None
         for _ in range(200):

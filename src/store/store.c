@@ -55,6 +55,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2503,6 +2504,81 @@ cleanup:
     return rc;
 }
 
+td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
+                                        const float *params, int64_t n, td_error *err)
+{
+    char path[PATH_MAX];
+    size_t bytes;
+    int state, had_model = 0;
+
+    if (!id_ok(job_id))
+        return td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
+    if (!meta_json || n < 0 || (n > 0 && !params) ||
+        __builtin_mul_overflow((size_t)n, sizeof(float), &bytes))
+        return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
+    enter(s);
+    td_status rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
+    leave(s);
+    if (rc)
+        return rc;
+    if (had_model) /* a recorded file is only ever replaced by a synced one */
+        return td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
+    td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
+    path_of(path, sizeof path, s, "models", job_id, ".bin");
+    return td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err);
+}
+
+td_status td_store_sync_files(td_store *s, td_error *err)
+{
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syscall(SYS_syncfs, fd) != 0) {
+        int e = errno ? errno : EIO;
+        if (fd >= 0)
+            close(fd);
+        return td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                       "cannot sync the files of %s: %s", s->dir, strerror(e));
+    }
+    close(fd);
+    return TD_OK;
+}
+
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
+                                int n, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    char now[TD_TIME_MAX];
+    uint64_t ticket = 0;
+
+    td_store_now(now);
+    enter(s);
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
+        goto cleanup;
+    /* a job already terminal (none can be: it was running) or gone is left as it is */
+    rc = prepare(s, &st,
+                 "UPDATE jobs SET state = 'succeeded', finished_at = ?2, live = 0, "
+                 "model_params = ?3 WHERE id = ?1 AND state IN ('queued', 'running')",
+                 err);
+    for (int i = 0; i < n && rc == TD_OK; i++) {
+        sqlite3_reset(st);
+        bind_str(st, 1, ids[i]);
+        bind_str(st, 2, now);
+        sqlite3_bind_int64(st, 3, n_params[i]);
+        rc = step_done(s, st, err);
+    }
+    if (rc == TD_OK && (rc = exec_sql(s, "COMMIT", err)) == TD_OK)
+        ticket = commit_ticket(s);
+cleanup:
+    sqlite3_finalize(st);
+    unrelax(s);
+    leave(s);
+    if (ticket)
+        rc = group_sync(s, ticket, err);
+    return rc;
+}
+
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
                              float **params, int64_t *n, td_error *err)
 {
@@ -2565,6 +2641,10 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     sqlite3_stmt *st = NULL;
 
     enter(s);
+    /* relaxed (see DESIGN, group commit): the mark is about process deaths, and a process
+     * death loses no commit */
+    if ((rc = relax(s, err)))
+        goto cleanup;
     rc = prepare(s, &st, "UPDATE jobs SET live = ?2 WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -2573,6 +2653,7 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     rc = step_done(s, st, err);
 cleanup:
     sqlite3_finalize(st);
+    unrelax(s);
     leave(s);
     return rc;
 }

@@ -358,6 +358,17 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
  * TD_ENOTFOUND if the job is absent. */
 td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_json,
                              const float *params, int64_t n, td_error *err);
+/* Small jobs' ends, batched (jobs/jobs.c): td_store_model_write_unsynced writes the model
+ * file of a job that has no recorded model yet, without fsync, and records nothing
+ * (TD_ECONFLICT when the job has one: td_store_model_put it); td_store_sync_files makes
+ * every file written so far durable (syncfs of state_dir); td_store_jobs_succeed then
+ * records n jobs succeeded with their models (n_params each), live marks cleared, in one
+ * transaction, durable at return. A job no longer queued or running is left as it is. */
+td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
+                                        const float *params, int64_t n, td_error *err);
+td_status td_store_sync_files(td_store *s, td_error *err);
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
+                                int n, td_error *err);
 /* *meta_json (NUL-terminated) and *params (n; never NULL) are malloc'd: free both with
  * td_store_free. TD_ENOTFOUND when the job or its model is absent. */
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
