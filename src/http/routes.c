@@ -439,12 +439,12 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
     td_status st = td_reserve_check(app->reserve, &err); /* a replay above needs no room */
     if (st == TD_OK)
         st = td_json_job_finish(&jr, parser, &err);
-    if (st == TD_OK) /* a full queue answers 429 before the data is read */
-        st = td_jobs_check_room(app->jobs, &err);
     if (st) {
         fail(resp, st, &err);
         return;
     }
+    if ((st = td_jobs_check_room(app->jobs, &err))) /* a full queue: 429 before the data is read */
+        goto out;
     if (jr.data) {
         td_dataset_meta meta;
         if ((st = store_dataset(app, jr.data, &meta, &err))) {
