@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/mem_w11.sh BUILD_DIR — W11 of BENCH.md: 4 softmax jobs (full-batch GD, 20 epochs)
+# bench/mem_w11.sh BUILD_DIR — W11 of BENCH.md: 4 softmax jobs (full-batch GD, 20 epochs, 4 workers)
 # on one 95 MiB dataset (100000 x 250 float32 and int labels, an .npz made once with
 # /usr/bin/python3 + numpy, kept in BUILD_DIR/bench/w11.npz), all submitted at once:
 # the daemon's anonymous memory growth (peak RssAnon while they run, sampled every 50 ms,
@@ -31,7 +31,7 @@ y = (X @ r.standard_normal((250, 10), dtype=np.float32)).argmax(1).astype(np.int
 np.savez(sys.argv[1], X=X, y=y)" "$NPZ" || exit 1
 fi
 
-printf 'max_body_mb = 1024\n' >"$DIR/traind.conf"
+printf 'max_body_mb = 1024\nworkers = 4\n' >"$DIR/traind.conf"  # the 4 jobs run at once
 "$B/traind" --config "$DIR/traind.conf" --listen 127.0.0.1:0 --state-dir "$DIR/state" \
     >"$DIR/log" 2>&1 &
 PID=$!
