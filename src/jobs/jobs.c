@@ -47,14 +47,15 @@
  * (start + live mark) and its history columns commit without waiting for the disk; its
  * end (state + live mark cleared) is durable when recorded, by a WAL sync shared with
  * concurrent inserts and ends (store.c, group commit); a finished job writes no
- * checkpoint, only its model.
+ * checkpoint, only its model, and a job that succeeds before its first checkpoint hands
+ * its end to the committer (below) and its worker takes the next job at once.
  *
  * Crash loops: a worker marks its job live in the store before training (in its claim)
  * and clears the mark when it lets go (the job ended: with its recorded end; or it was
- * checkpointed for a shutdown). A mark found at the next start means the process died running the job (a crash, an abort, an OOM
- * kill): the job counts a crash and resumes, and at MAX_CRASHES it fails with code
- * "crashed" instead (td_jobs_start, before any job runs), so one job whose data or
- * settings kill the process cannot keep the service down. */
+ * checkpointed for a shutdown). A mark found at the next start means the process died
+ * running the job (a crash, an abort, an OOM kill): the job counts a crash and resumes,
+ * and at MAX_CRASHES it fails with code "crashed" instead (td_jobs_start, before any job
+ * runs), so one job whose data or settings kill the process cannot keep the service down. */
 #include "jobs/jobs.h"
 
 #include <math.h>
