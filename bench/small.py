@@ -84,6 +84,9 @@ def upload(d):
     c.close()
     if st != 201:
         sys.exit("dataset upload: %d %s" % (st, out))
+    # a daemon runs for long; one just started still has OpenBLAS's server thread spinning
+    # on a core for its first ~0.1-0.3 s (it sleeps once idle that long): let it settle
+    time.sleep(0.5)
     return out["id"]
 
 

@@ -69,6 +69,7 @@
 #include <unistd.h>
 
 #include "http/json_job.h"
+#include "math/blas.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"
 #include "jobs/tail.h"
@@ -849,6 +850,9 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     jm->store = store;
     jm->o = *o;
+    /* now, not at the first job's first product: making OpenBLAS single-threaded wakes
+     * its server thread, which then spins on a core for a while (~0.1 s) */
+    td_blas_init();
     if (jm->o.workers < 1)
         jm->o.workers = 1;
     if (jm->o.cores < 1)
