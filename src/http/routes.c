@@ -553,6 +553,8 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
+    if ((st = td_jobs_check_room(app->jobs, &err))) /* a full queue: 429 before the data is read */
+        goto out;
     if (jr.data) {
         td_dataset_meta meta;
         if ((st = store_dataset(app, jr.data, &meta, &err))) {

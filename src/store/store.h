@@ -228,12 +228,16 @@ td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_er
  * original started_at. TD_ECONFLICT when the job is terminal (e.g. cancelled while
  * queued): the worker must skip it. *out (may be NULL) gets the updated row. */
 td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err);
+/* td_store_job_start that also sets the job's live mark (td_store_job_set_live) in the
+ * same transaction: a worker's claim. Neither waits for the disk (store.c, group commit). */
+td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_error *err);
 /* Latest epoch and metrics JSON (may be NULL) without a history record. */
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
                                 const char *metrics_json, td_error *err);
 /* queued/running -> state (terminal), finished_at = now, error_code / error_message
- * (may be NULL; kept "" then). TD_ECONFLICT when already terminal (a terminal state
- * never changes), TD_EINVAL when state is not terminal. */
+ * (may be NULL; kept "" then), live mark cleared. Durable when it returns (a sync shared
+ * with concurrent inserts and ends: store.c, group commit). TD_ECONFLICT when already
+ * terminal (a terminal state never changes), TD_EINVAL when state is not terminal. */
 td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
                               const char *error_code, const char *error_message,
                               td_error *err);
@@ -377,6 +381,17 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
  * TD_ENOTFOUND if the job is absent. */
 td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_json,
                              const float *params, int64_t n, td_error *err);
+/* Small jobs' ends, batched (jobs/jobs.c): td_store_model_write_unsynced writes the model
+ * file of a job that has no recorded model yet, without fsync, and records nothing
+ * (TD_ECONFLICT when the job has one: td_store_model_put it); td_store_sync_files makes
+ * every file written so far durable (syncfs of state_dir); td_store_jobs_succeed then
+ * records n jobs succeeded with their models (n_params each), live marks cleared, in one
+ * transaction, durable at return. A job no longer queued or running is left as it is. */
+td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
+                                        const float *params, int64_t n, td_error *err);
+td_status td_store_sync_files(td_store *s, td_error *err);
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
+                                int n, td_error *err);
 /* *meta_json (NUL-terminated) and *params (n; never NULL) are malloc'd: free both with
  * td_store_free. TD_ENOTFOUND when the job or its model is absent. */
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
