@@ -1,4 +1,6 @@
-/* test_store.c — blob files and the SQLite store, against a real temp directory. */
+/* test_store.c — blob files and the store, against a real temp directory: the SQLite
+ * backend (suite "store"), and the backend-independent tests again on a real PostgreSQL
+ * (suite "store_pg", tests/pgtest.h). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <ftw.h>
@@ -12,9 +14,11 @@
 
 #include "store/blob.h"
 #include "store/store.h"
+#include "pgtest.h"
 #include "testutil.h"
 
 static char g_dir[256];
+static char g_uri[512];        /* "" = SQLite; the store_pg suite sets a fresh database */
 static td_error g_err;
 
 static void mk_tmpdir(void)
@@ -46,7 +50,7 @@ static void rm_tmpdir(void)
 static td_store *open_store(void)
 {
     td_store *s = NULL;
-    EXPECT(TD_OK, td_store_open(&s, g_dir, E));
+    EXPECT(TD_OK, td_store_open_uri(&s, g_dir, g_uri, E));
     ck_assert(s != NULL);
     return s;
 }
@@ -1003,7 +1007,8 @@ START_TEST(concurrent_use)
     for (int i = 1; i < n; i++)
         ck_assert(strcmp(rows[i - 1].id, rows[i].id) > 0);
     free(rows);
-    ck_assert_int_eq(count_files("checkpoints", NULL), 100);
+    if (!g_uri[0]) /* PostgreSQL keeps checkpoints in the database */
+        ck_assert_int_eq(count_files("checkpoints", NULL), 100);
     ck_assert_int_eq(count_files("datasets", ".tmp."), 0);
     ck_assert_int_eq(count_files("checkpoints", ".tmp."), 0);
     td_store_close(s);
@@ -1034,6 +1039,30 @@ Suite *suite_store(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("persistence");
     tcase_add_test(tc, reopen_keeps_everything);
+    tcase_add_test(tc, concurrent_use);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+static void fresh_pg_db(void)
+{
+    td_pgtest_newdb(g_uri, sizeof g_uri);
+}
+
+/* The tests above that do not look at SQLite's files, on a fresh PostgreSQL database each;
+ * tests/test_pg.c has the PostgreSQL-only ones (blobs in the database, the shared queue). */
+Suite *suite_store_pg(void)
+{
+    td_pgtest_server();
+    Suite *s = suite_create("store_pg");
+    TCase *tc = tcase_create("pg");
+    tcase_add_checked_fixture(tc, fresh_pg_db, NULL);
+    tcase_add_test(tc, dataset_roundtrip);
+    tcase_add_test(tc, dataset_list_paging);
+    tcase_add_test(tc, dataset_delete_conflict);
+    tcase_add_test(tc, job_lifecycle);
+    tcase_add_test(tc, job_idempotency);
+    tcase_add_test(tc, history_nan_and_truncate);
     tcase_add_test(tc, concurrent_use);
     suite_add_tcase(s, tc);
     return s;

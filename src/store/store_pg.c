@@ -145,7 +145,7 @@ static td_status pg_fail(PGconn *c, PGresult *r, td_error *err, const char *what
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
     PQclear(r);
-    return td_fail(err, st, NULL, "postgresql (%s): %s", what, msg);
+    return td_fail(err, st, NULL, "postgresql: %s (in: %.60s)", msg, what);
 }
 
 /* Runs sql with text parameters vals[0..n) (NULL = SQL NULL), plus one binary parameter
@@ -167,7 +167,9 @@ static td_status run(PGconn *c, const char *sql, int n, const char *const *vals,
     }
     for (int attempt = 0;; attempt++) {
         int idle = PQtransactionStatus(c) == PQTRANS_IDLE;
-        PGresult *r = PQexecParams(c, sql, np, NULL, v, lens, fmts, binres);
+        /* without parameters, PQexec: it takes several statements (the migrations) */
+        PGresult *r = np == 0 && !binres ? PQexec(c, sql)
+                                         : PQexecParams(c, sql, np, NULL, v, lens, fmts, binres);
         ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
             if (out)
