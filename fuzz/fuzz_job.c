@@ -11,7 +11,9 @@
  * error, an out-of-memory or a crash); the stored text decodes to hyperparameters that
  * print back to the same text; an accepted job builds a trainer (what passed validation
  * trains: a 202 never becomes a failed job for a reason known at submission), whose step
- * is TD_OK or TD_EDIVERGED and whose snapshot restores.
+ * is TD_OK or TD_EDIVERGED and whose snapshot restores. The body fed in pieces (sizes
+ * from its hash) gives the same request or error as whole; an inline "data" read by the
+ * stream gives what the tree reader (td_json_dataset_from, prefix "data") gives for it.
  * Run: make fuzz (FUZZ_SECONDS per target). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +22,8 @@
 #include "fuzz.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
+#include "http/json_util.h"
+#include "http/stream_dataset.h"
 #include "traind/train.h"
 
 #define N_ROWS 12
@@ -86,20 +90,84 @@ static void train_a_little(const td_hparams *hp, const td_dataset *ds)
     td_trainer_destroy(t);
 }
 
+static int same_dataset(const td_dataset_buf *a, const td_dataset_buf *b)
+{
+    const td_dataset *x = &a->ds, *y = &b->ds;
+    if (x->N != y->N || x->D != y->D || x->y_cols != y->y_cols || x->Y_cols != y->Y_cols ||
+        x->P != y->P || !a->name != !b->name || (a->name && strcmp(a->name, b->name)))
+        return 0;
+    return memcmp(a->X, b->X, sizeof(float) * (size_t)(x->N * x->D)) == 0 &&
+           (!a->y || memcmp(a->y, b->y, sizeof(int32_t) * (size_t)(x->N * x->y_cols)) == 0) &&
+           (!a->Y || memcmp(a->Y, b->Y, sizeof(float) * (size_t)(x->N * x->Y_cols)) == 0) &&
+           (!a->pairs || memcmp(a->pairs, b->pairs, sizeof(int32_t) * (size_t)(x->P * 2)) == 0);
+}
+
+/* The body in pieces of step bytes: the same outcome as whole (st0, e0, jr0). */
+static void compare_pieces(const uint8_t *data, size_t size, size_t step, td_status st0,
+                           const td_error *e0, const td_job_request *jr0)
+{
+    td_dstream *s = td_json_job_stream(size);
+    FUZZ_CHECK(s != NULL, "out of memory");
+    for (size_t at = 0; at < size; at += step)
+        td_dstream_feed(s, (const char *)data + at, step < size - at ? step : size - at);
+    td_job_request jr;
+    td_error err = {{0}, {0}};
+    td_status st = td_json_job_finish(&jr, s, &err);
+    td_dstream_destroy(s);
+    FUZZ_CHECK(st == st0 && (st ? strcmp(err.message, e0->message) == 0 : 1),
+               "pieces of %zu: %d [%s] %s, whole: %d [%s] %s", step, st, err.field,
+               err.message, st0, e0->field, e0->message);
+    if (!st)
+        FUZZ_CHECK(jr.model == jr0->model && !jr.data == !jr0->data &&
+                       (!jr.data || same_dataset(jr.data, jr0->data)),
+                   "pieces of %zu: another request", step);
+    td_job_request_fini(&jr);
+}
+
+/* The inline data as the tree reader reads it: the same dataset or error. */
+static void compare_tree(const uint8_t *data, size_t size, td_status st0, const td_error *e0,
+                         const td_job_request *jr0)
+{
+    cJSON *tree;
+    td_error err = {{0}, {0}};
+    if (td_json_parse(&tree, (const char *)data, size, &err) != TD_OK)
+        return;
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(tree, "data");
+    if (jr0->data && dv) {
+        td_dataset_buf d;
+        td_status st = td_json_dataset_from(&d, dv, "data", &err);
+        FUZZ_CHECK(st == TD_OK && same_dataset(&d, jr0->data), "tree: %d [%s] %s", st,
+                   err.field, err.message);
+        td_dataset_buf_free(&d);
+    } else if (st0 && strncmp(e0->field, "data.", 5) == 0 && cJSON_IsObject(dv) &&
+               !strstr(e0->message, "the job body")) { /* an error of the dataset's */
+        td_dataset_buf d;
+        td_status st = td_json_dataset_from(&d, dv, "data", &err);
+        FUZZ_CHECK(st == st0 && strcmp(err.field, e0->field) == 0 &&
+                       strcmp(err.message, e0->message) == 0,
+                   "tree: %d [%s] %s, stream: %d [%s] %s", st, err.field, err.message, st0,
+                   e0->field, e0->message);
+        td_dataset_buf_free(&d);
+    }
+    cJSON_Delete(tree);
+}
+
 int td_fuzz_job(const uint8_t *data, size_t size)
 {
     init_datasets();
     td_error err = {{0}, {0}};
     td_job_request jr;
     td_status st = td_json_job_parse(&jr, (const char *)data, size, &err);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ data[i]) * 16777619u;
+    compare_pieces(data, size, 1 + h % 13, st, &err, &jr);
+    compare_tree(data, size, st, &err, &jr);
     if (st != TD_OK) {
         FUZZ_CHECK_REFUSAL(st, err);
         td_job_request_fini(&jr);
         return 0;
     }
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < size; i++)
-        h = (h ^ data[i]) * 16777619u;
     const td_dataset *ds = jr.data ? &jr.data->ds : &g_ds[h % 3];
     char *text = td_job_hparams_text(&jr.hp, jr.initial_weights);
     FUZZ_CHECK(text != NULL, "td_job_hparams_text failed");

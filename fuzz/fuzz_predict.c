@@ -6,7 +6,8 @@
  * gmm (full covariances) and embed_gmm. The input's first byte picks the model, the rest
  * is the body for td_json_predict.
  * Checked: a refusal is TD_EINVAL / TD_EUNAVAIL with a message; an answer is JSON that
- * parses back (no NaN / Infinity literal), an object.
+ * parses back (no NaN / Infinity literal), an object; the body fed in pieces (the route's
+ * td_json_predict_stream / _finish) gives the same answer or error.
  * Run: make fuzz (FUZZ_SECONDS per target). */
 #include <cJSON.h>
 #include <stdint.h>
@@ -89,6 +90,24 @@ int td_fuzz_predict(const uint8_t *data, size_t size)
     char *out = NULL;
     size_t len = 0;
     td_status st = td_json_predict(&out, &len, m, (const char *)data + 1, size - 1, &err);
+    /* the same body in pieces (the route's own calls): the same answer or error */
+    td_dstream *s = td_json_predict_stream(0);
+    FUZZ_CHECK(s != NULL, "out of memory");
+    size_t step = 1 + (size + data[0]) % 9;
+    for (size_t at = 1; at < size; at += step)
+        td_dstream_feed(s, (const char *)data + at, step < size - at ? step : size - at);
+    td_jout *o = NULL;
+    td_error e2 = {{0}, {0}};
+    td_status st2 = td_json_predict_finish(&o, m, s, &e2);
+    td_dstream_destroy(s);
+    FUZZ_CHECK(st2 == st && (st ? strcmp(e2.message, err.message) == 0 : 1),
+               "pieces: %d %s, whole: %d %s", st2, e2.message, st, err.message);
+    if (o) {
+        char *again = td_jout_string(o, NULL);
+        FUZZ_CHECK(again && out && strcmp(again, out) == 0, "pieces: another answer");
+        free(again);
+        td_jout_free(o);
+    }
     if (st != TD_OK) {
         FUZZ_CHECK_REFUSAL(st, err);
         free(out);

@@ -286,7 +286,7 @@ void td_export_model(const td_model *m, const td_req *req, td_resp *resp)
 
 /* ---- predictions -------------------------------------------------------------------- */
 
-static int is_npy_body(const td_req *req)
+int td_export_npy_body(const td_req *req)
 {
     const char *ct = td_req_header(req, "Content-Type");
     return ct && strncasecmp(ct, "application/x-npy", 17) == 0;
@@ -295,16 +295,15 @@ static int is_npy_body(const td_req *req)
 int td_export_predict_wanted(const td_req *req)
 {
     const char *acc = td_req_header(req, "Accept");
-    return is_npy_body(req) || (acc && strcasestr(acc, "application/zip"));
+    return td_export_npy_body(req) || (acc && strcasestr(acc, "application/zip"));
 }
 
-/* X (N, D) float32 row-major from an .npy body; D must be m->D. */
-static td_status npy_X(float **X, int64_t *N, const td_req *req, const td_model *m,
-                       td_error *err)
+td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len,
+                          const td_model *m, td_error *err)
 {
     td_npy_header h;
-    const uint8_t *body = (const uint8_t *)req->body;
-    td_status st = td_npy_header_parse(&h, body, req->body_len, "X.npy", err);
+    const uint8_t *body = data;
+    td_status st = td_npy_header_parse(&h, body, len, "X.npy", err);
     if (st)
         return st;
     if (h.kind == 'U')
@@ -313,9 +312,9 @@ static td_status npy_X(float **X, int64_t *N, const td_req *req, const td_model 
     if (h.ndim != 2 || h.shape[0] < 1 || h.shape[1] != m->D)
         return td_fail(err, TD_EINVAL, "X.npy", "X.npy must be 2-D (n_samples >= 1, %lld "
                        "features) for this model", (long long)m->D);
-    if (req->body_len - h.header_bytes != h.data_bytes)
+    if (len - h.header_bytes != h.data_bytes)
         return td_fail(err, TD_EINVAL, "X.npy", "X.npy: the data is %zu bytes; the header "
-                       "says %llu", req->body_len - h.header_bytes,
+                       "says %llu", len - h.header_bytes,
                        (unsigned long long)h.data_bytes);
     int64_t n = h.shape[0], D = h.shape[1];
     float *x = malloc(sizeof(float) * (size_t)h.count), *t = NULL;
@@ -344,21 +343,15 @@ static td_status npy_X(float **X, int64_t *N, const td_req *req, const td_model 
     return TD_OK;
 }
 
-void td_export_predict(const td_model *m, const td_req *req, td_resp *resp)
+void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req,
+                       td_resp *resp)
 {
     td_error err = {{0}, {0}};
-    float *X = NULL, *a = NULL, *b = NULL, *c = NULL;
+    float *a = NULL, *b = NULL, *c = NULL;
     int32_t *labels = NULL;
-    int64_t N = 0;
     const char *acc = td_req_header(req, "Accept");
     fmt f = acc && strcasestr(acc, "application/zip") ? F_NPZ : F_JSON;
     td_status st;
-    if (is_npy_body(req))
-        st = npy_X(&X, &N, req, m, &err);
-    else
-        st = td_json_predict_parse(&X, &N, req->body, req->body_len, m, &err);
-    if (st)
-        goto done;
     int64_t G = m->G > 0 ? m->G : 1, K = m->K, M = m->kind == TD_MODEL_EMBED_GMM
                                                      ? m->components : m->K;
     /* a: probabilities | responsibilities (N, K | M); b: log_likelihood (N);

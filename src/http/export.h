@@ -31,8 +31,15 @@ int td_export_model_wanted(const td_req *req);
 void td_export_model(const td_model *m, const td_req *req, td_resp *resp);
 
 /* 1 when a predict request has an .npy body or wants an .npz back (then
- * td_export_predict answers). */
+ * td_export_predict answers); td_export_npy_body: 1 for an .npy body. */
 int td_export_predict_wanted(const td_req *req);
-void td_export_predict(const td_model *m, const td_req *req, td_resp *resp);
+int td_export_npy_body(const td_req *req);
+/* X (N, D) float32 row-major from an .npy body (len bytes); D must be m->D. */
+td_status td_export_npy_X(float **X, int64_t *N, const void *body, size_t len,
+                          const td_model *m, td_error *err);
+/* Answers predict for X (N, m->D), which it frees, as JSON or (Accept: application/zip)
+ * .npz. */
+void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req,
+                       td_resp *resp);
 
 #endif

@@ -19,10 +19,10 @@
  * skipped. label_column last (default) | first | none; header false (default) | true.
  * Errors say where: field "line 5, column 3", message "line 5, column 3: ...".
  *
- * POST /v1/datasets reads bodies with the streaming parser (stream_dataset.h), which
- * gives what these functions give; td_json_dataset_parse / _from are the buffered tree
- * readers (the inline "data" of a job body, and the reference the stream is tested
- * against). */
+ * POST /v1/datasets and the inline "data" of a job body are read with the streaming
+ * parser (stream_dataset.h), which gives what these functions give;
+ * td_json_dataset_parse / _from are the buffered tree readers (the reference the stream
+ * is tested and fuzzed against). */
 #ifndef TRAIND_HTTP_JSON_DATASET_H
 #define TRAIND_HTTP_JSON_DATASET_H
 

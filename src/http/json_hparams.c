@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http/json_util.h"
+#include "http/stream_dataset.h"
 
 #define HP "hyperparameters"
 #define TD_ADAMW_WEIGHT_DECAY 0.01 /* torch.optim.AdamW's default */
@@ -724,7 +725,13 @@ static td_status get_id(char **out, const cJSON *v, const char *field, td_error 
     return *out ? TD_OK : td_fail(err, TD_ENOMEM, field, "out of memory");
 }
 
-static td_status job_from(td_job_request *r, const cJSON *root, td_error *err)
+/* The job body's members: data (an inline dataset) streams through the dataset parser;
+ * the others are small (hyperparameters included: its initial_weights go through cJSON,
+ * within TD_OBJECT_SMALL_MAX). */
+static const char *const job_small_keys[] = {"model", "dataset", "validation",
+                                             "hyperparameters", NULL};
+
+static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, td_error *err)
 {
     static const char *const keys[] = {"model", "dataset", "data", "validation",
                                        "hyperparameters", NULL};
@@ -761,7 +768,7 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_error *err)
         r->data = calloc(1, sizeof *r->data);
         if (!r->data)
             return td_fail(err, TD_ENOMEM, "data", "out of memory");
-        if ((st = td_json_dataset_from(r->data, data, "data", err)))
+        if ((st = td_dstream_dataset(s, r->data, err)))
             return st;
     }
     if (val && (st = get_id(&r->validation_id, val, "validation", err)))
@@ -771,18 +778,36 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_error *err)
                            &r->initial_weights, err);
 }
 
-td_status td_json_job_parse(td_job_request *out, const char *body, size_t len,
-                            td_error *err)
+td_dstream *td_json_job_stream(uint64_t size_hint)
+{
+    return td_dstream_object(NULL, job_small_keys, "data", size_hint);
+}
+
+td_status td_json_job_finish(td_job_request *out, td_dstream *s, td_error *err)
 {
     memset(out, 0, sizeof *out);
     td_hparams_defaults(&out->hp, TD_MODEL_SOFTMAX);
-    cJSON *root;
-    td_status st = td_json_parse(&root, body, len, err);
+    const cJSON *root;
+    td_status st = td_dstream_object_finish(s, &root, err);
     if (st)
         return st;
-    st = job_from(out, root, err);
-    cJSON_Delete(root);
+    st = job_from(out, root, s, err);
     if (st)
         td_job_request_fini(out);
+    return st;
+}
+
+td_status td_json_job_parse(td_job_request *out, const char *body, size_t len,
+                            td_error *err)
+{
+    td_dstream *s = td_json_job_stream(len);
+    if (!s) {
+        memset(out, 0, sizeof *out);
+        td_hparams_defaults(&out->hp, TD_MODEL_SOFTMAX);
+        return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
+    }
+    td_dstream_feed(s, body, len);
+    td_status st = td_json_job_finish(out, s, err);
+    td_dstream_destroy(s);
     return st;
 }

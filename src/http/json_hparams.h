@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "http/json_dataset.h"
+#include "http/stream_dataset.h"
 #include "traind/hparams.h"
 #include "traind/status.h"
 #include "traind/train.h"
@@ -72,6 +73,11 @@ typedef struct td_job_request {
  * nothing to free (td_job_request_fini is still safe). */
 td_status td_json_job_parse(td_job_request *out, const char *body, size_t len,
                             td_error *err);
+/* The same as the body streams (td_dstream_object: "data" through the dataset parser,
+ * numbers straight into its arrays; the other members through cJSON): feed the parser
+ * with td_dstream_feed, then td_json_job_finish (once). NULL when out of memory. */
+td_dstream *td_json_job_stream(uint64_t size_hint);
+td_status td_json_job_finish(td_job_request *out, td_dstream *s, td_error *err);
 void td_job_request_fini(td_job_request *r);
 
 #endif

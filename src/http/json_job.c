@@ -158,6 +158,11 @@ char *td_json_job(const td_job_row *r, size_t *len)
         td_sbuf_string(&b, r->node);
     else
         td_sbuf_puts(&b, "null");
+    put_opt_string(&b, "sweep", r->sweep); /* a sweep's trial (issue 18), else null */
+    td_sbuf_key(&b, "paused", 0);
+    td_sbuf_puts(&b, r->paused ? "true" : "false");
+    td_sbuf_key(&b, "stopped_early", 0);
+    td_sbuf_puts(&b, r->stopped_early ? "true" : "false");
     td_sbuf_puts(&b, "}");
     return td_sbuf_finish(&b, len);
 }

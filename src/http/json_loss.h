@@ -22,10 +22,22 @@
 #define TRAIND_HTTP_JSON_LOSS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "http/json_out.h"
+#include "http/stream_dataset.h"
 #include "traind/status.h"
 
-/* *out_json (malloc'd, NUL-terminated) gets the result object on success, NULL on error. */
+/* The request read as it streams (stream_dataset.h, td_dstream_object): the arrays go
+ * straight into float32 / int32 arrays, the other members through cJSON. Feed it with
+ * td_dstream_feed; NULL when out of memory. */
+td_dstream *td_json_loss_stream(uint64_t size_hint);
+/* Evaluates the streamed request: *out gets the answer as a writer (json_out.h; the
+ * caller frees it), NULL on error. The errors are td_json_loss_eval's. */
+td_status td_json_loss_finish(td_dstream *s, td_jout **out, td_error *err);
+
+/* The same on a whole body: *out_json (malloc'd, NUL-terminated) gets the result object
+ * on success, NULL on error. */
 td_status td_json_loss_eval(const char *body, size_t len, char **out_json, td_error *err);
 
 #endif

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/json_out.h"
 #include "http/json_util.h"
+#include "http/stream_dataset.h"
 
 /* Enum names come from the hyperparameter table, the one place they are written. */
 static const char *choice_name(const char *hp_name, int v)
@@ -332,26 +334,36 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
 
 /* ---- predictions ------------------------------------------------------------------ */
 
-td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t len,
-                                const td_model *m, td_error *err)
+/* The predict body: X streams into its float32 array; any other key is refused by the
+ * key check. */
+static const char *const predict_arrays[] = {"X", NULL};
+
+td_dstream *td_json_predict_stream(uint64_t size_hint)
+{
+    return td_dstream_object(predict_arrays, NULL, NULL, size_hint);
+}
+
+/* Reads the streamed {"X": [[...]]}: *X (N, D) malloc'd; D must equal m->D. */
+td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_model *m,
+                               td_error *err)
 {
     static const char *const keys[] = {"X", NULL};
     *X = NULL;
     *N = 0;
-    cJSON *root;
-    td_status st = td_json_parse(&root, body, len, err);
+    const cJSON *root;
+    td_status st = td_dstream_object_finish(s, &root, err);
     if (st)
         return st;
     int64_t D = 0;
     if ((st = td_json_check_keys(root, NULL, "the predict body", keys, err)))
-        goto done;
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "X");
-    if (!x) {
-        st = td_fail(err, TD_EINVAL, "X", "X is required: the samples as an array of rows");
-        goto done;
-    }
-    if ((st = td_json_matrix_f32(X, N, &D, x, 0, "X", err)))
-        goto done;
+        return st;
+    if (!cJSON_GetObjectItemCaseSensitive(root, "X"))
+        return td_fail(err, TD_EINVAL, "X", "X is required: the samples as an array of rows");
+    td_jarray *x = td_dstream_array(s, "X");
+    if (!x) /* "X": null */
+        return td_json_fail_not_rows("X", TD_JV_NULL, err);
+    if ((st = td_jarray_matrix_f32(X, N, &D, x, 0, "X", err)))
+        return st;
     if (D != m->D) {
         st = td_fail(err, TD_EINVAL, "X", "X has %lld columns, the model expects %lld features",
                      (long long)D, (long long)m->D);
@@ -359,50 +371,96 @@ td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t 
         *X = NULL;
         *N = 0;
     }
-done:
-    cJSON_Delete(root);
     return st;
+}
+
+td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t len,
+                                const td_model *m, td_error *err)
+{
+    *X = NULL;
+    *N = 0;
+    td_dstream *s = td_json_predict_stream(len);
+    if (!s)
+        return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
+    td_dstream_feed(s, body, len);
+    td_status st = td_json_predict_read(X, N, s, m, err);
+    td_dstream_destroy(s);
+    return st;
+}
+
+static void put_f32(td_jout *o, float **v, int ndim, int64_t d0, int64_t d1, int64_t d2)
+{
+    int64_t dims[3] = {d0, d1, d2};
+    td_jout_f32(o, *v, ndim, dims);
+    *v = NULL;
+}
+
+static void put_i32(td_jout *o, int32_t **v, int ndim, int64_t d0, int64_t d1)
+{
+    int64_t dims[2] = {d0, d1};
+    td_jout_i32(o, *v, ndim, dims);
+    *v = NULL;
+}
+
+static td_status written(const td_jout *o, td_error *err)
+{
+    return td_jout_failed(o) ? td_fail(err, TD_ENOMEM, "", "out of memory writing the "
+                                       "response") : TD_OK;
+}
+
+/* The predictions object of probs (N, K) and labels (N, G), both handed over. */
+static td_status predictions_out(td_jout *o, const td_model *m, float **probs,
+                                 int32_t **labels, int64_t N, td_error *err)
+{
+    int64_t G = m->G > 0 ? m->G : 1, K = m->K, S = K / G;
+    td_jout_text(o, "{\"probabilities\":");
+    if (G == 1) {
+        put_f32(o, probs, 2, N, K, 0);
+        td_jout_text(o, ",\"labels\":");
+        put_i32(o, labels, 1, N, 0);
+    } else {
+        put_f32(o, probs, 3, N, G, S);
+        td_jout_text(o, ",\"labels\":");
+        put_i32(o, labels, 2, N, G);
+    }
+    td_jout_text(o, "}");
+    return written(o, err);
 }
 
 td_status td_json_predictions(char **out, size_t *len, const td_model *m, const float *probs,
                               const int32_t *labels, int64_t N, td_error *err)
 {
     *out = NULL;
-    int64_t G = m->G > 0 ? m->G : 1, K = m->K, S = K / G;
-    td_sbuf b;
-    td_sbuf_init(&b);
-    td_sbuf_reserve(&b, (size_t)(N * K) * 12 + (size_t)(N * G) * 3 + 64);
-    td_sbuf_puts(&b, "{\"probabilities\":");
-    if (G == 1) {
-        td_sbuf_matrix_f32(&b, probs, N, K);
-        td_sbuf_puts(&b, ",\"labels\":");
-        td_sbuf_ints(&b, labels, N);
-    } else {
-        td_sbuf_puts(&b, "[");
-        for (int64_t n = 0; n < N; n++) {
-            if (n)
-                td_sbuf_puts(&b, ",");
-            td_sbuf_matrix_f32(&b, probs + n * K, G, S);
-        }
-        td_sbuf_puts(&b, "],\"labels\":");
-        td_sbuf_matrix_i32(&b, labels, N, G);
+    int64_t G = m->G > 0 ? m->G : 1;
+    float *p = malloc(sizeof(float) * (size_t)(N * m->K + 1));
+    int32_t *l = malloc(sizeof(int32_t) * (size_t)(N * G + 1));
+    td_jout *o = td_jout_new();
+    td_status st;
+    if (!p || !l || !o) {
+        st = td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
+        goto done;
     }
-    td_sbuf_puts(&b, "}");
-    return finish(&b, out, len, err);
+    memcpy(p, probs, sizeof(float) * (size_t)(N * m->K));
+    memcpy(l, labels, sizeof(int32_t) * (size_t)(N * G));
+    if ((st = predictions_out(o, m, &p, &l, N, err)))
+        goto done;
+    if (!(*out = td_jout_string(o, len)))
+        st = td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
+done:
+    free(p);
+    free(l);
+    td_jout_free(o);
+    return st;
 }
 
 /* gmm: {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}. */
-static td_status gmm_predict(char **out, size_t *len, const td_model *m, const char *body,
-                             size_t body_len, td_error *err)
+static td_status gmm_out(td_jout *o, const td_model *m, const float *X, int64_t N,
+                         td_error *err)
 {
-    float *X = NULL, *resp = NULL, *ll = NULL;
+    float *resp = NULL, *ll = NULL;
     int32_t *labels = NULL;
-    int64_t N, M = m->K;
+    int64_t M = m->K;
     td_status st;
-    if (!m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
-    if ((st = td_json_predict_parse(&X, &N, body, body_len, m, err)))
-        return st;
     resp = malloc(sizeof(float) * (size_t)(N * M));
     ll = malloc(sizeof(float) * (size_t)N);
     labels = malloc(sizeof(int32_t) * (size_t)N);
@@ -412,19 +470,15 @@ static td_status gmm_predict(char **out, size_t *len, const td_model *m, const c
     }
     if ((st = td_gmm_predict(labels, resp, ll, m, X, N, m->D, err)))
         goto done;
-    td_sbuf b;
-    td_sbuf_init(&b);
-    td_sbuf_reserve(&b, (size_t)(N * M) * 12 + (size_t)N * 20 + 64);
-    td_sbuf_puts(&b, "{\"labels\":");
-    td_sbuf_ints(&b, labels, N);
-    td_sbuf_puts(&b, ",\"responsibilities\":");
-    td_sbuf_matrix_f32(&b, resp, N, M);
-    td_sbuf_puts(&b, ",\"log_likelihood\":");
-    td_sbuf_floats(&b, ll, N);
-    td_sbuf_puts(&b, "}");
-    st = finish(&b, out, len, err);
+    td_jout_text(o, "{\"labels\":");
+    put_i32(o, &labels, 1, N, 0);
+    td_jout_text(o, ",\"responsibilities\":");
+    put_f32(o, &resp, 2, N, M, 0);
+    td_jout_text(o, ",\"log_likelihood\":");
+    put_f32(o, &ll, 1, N, 0, 0);
+    td_jout_text(o, "}");
+    st = written(o, err);
 done:
-    free(X);
     free(resp);
     free(ll);
     free(labels);
@@ -433,17 +487,13 @@ done:
 
 /* embed_gmm: {"embedding": (N, E), "labels": (N), "responsibilities": (N, M),
  * "log_likelihood": (N)}. */
-static td_status embed_predict(char **out, size_t *len, const td_model *m, const char *body,
-                               size_t body_len, td_error *err)
+static td_status embed_out(td_jout *o, const td_model *m, const float *X, int64_t N,
+                           td_error *err)
 {
-    float *X = NULL, *emb = NULL, *resp = NULL, *ll = NULL;
+    float *emb = NULL, *resp = NULL, *ll = NULL;
     int32_t *labels = NULL;
-    int64_t N, M = m->components, E = m->K;
+    int64_t M = m->components, E = m->K;
     td_status st;
-    if (!m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
-    if ((st = td_json_predict_parse(&X, &N, body, body_len, m, err)))
-        return st;
     emb = malloc(sizeof(float) * (size_t)(N * E + 1));
     resp = malloc(sizeof(float) * (size_t)(N * M + 1));
     ll = malloc(sizeof(float) * (size_t)(N + 1));
@@ -454,53 +504,92 @@ static td_status embed_predict(char **out, size_t *len, const td_model *m, const
     }
     if ((st = td_embed_predict(emb, labels, resp, ll, m, X, N, m->D, err)))
         goto done;
-    td_sbuf b;
-    td_sbuf_init(&b);
-    td_sbuf_reserve(&b, (size_t)(N * (M + E)) * 12 + (size_t)N * 20 + 64);
-    td_sbuf_puts(&b, "{\"embedding\":");
-    td_sbuf_matrix_f32(&b, emb, N, E);
-    td_sbuf_puts(&b, ",\"labels\":");
-    td_sbuf_ints(&b, labels, N);
-    td_sbuf_puts(&b, ",\"responsibilities\":");
-    td_sbuf_matrix_f32(&b, resp, N, M);
-    td_sbuf_puts(&b, ",\"log_likelihood\":");
-    td_sbuf_floats(&b, ll, N);
-    td_sbuf_puts(&b, "}");
-    st = finish(&b, out, len, err);
+    td_jout_text(o, "{\"embedding\":");
+    put_f32(o, &emb, 2, N, E, 0);
+    td_jout_text(o, ",\"labels\":");
+    put_i32(o, &labels, 1, N, 0);
+    td_jout_text(o, ",\"responsibilities\":");
+    put_f32(o, &resp, 2, N, M, 0);
+    td_jout_text(o, ",\"log_likelihood\":");
+    put_f32(o, &ll, 1, N, 0, 0);
+    td_jout_text(o, "}");
+    st = written(o, err);
 done:
-    free(X), free(emb), free(resp), free(ll), free(labels);
+    free(emb), free(resp), free(ll), free(labels);
     return st;
 }
 
-td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
-                          size_t body_len, td_error *err)
+/* softmax / mlp: the predictions object. */
+static td_status net_out(td_jout *o, const td_model *m, const float *X, int64_t N,
+                         td_error *err)
 {
-    *out = NULL;
-    if (m->kind == TD_MODEL_GMM)
-        return gmm_predict(out, len, m, body, body_len, err);
-    if (m->kind == TD_MODEL_EMBED_GMM)
-        return embed_predict(out, len, m, body, body_len, err);
-    td_status st = check_net(m, err);
-    if (st)
-        return st;
-    float *X = NULL, *probs = NULL;
-    int32_t *labels = NULL;
-    int64_t N;
-    if ((st = td_json_predict_parse(&X, &N, body, body_len, m, err)))
-        return st;
     int64_t G = m->G > 0 ? m->G : 1;
-    probs = malloc(sizeof(float) * (size_t)(N * m->K));
-    labels = malloc(sizeof(int32_t) * (size_t)(N * G));
+    float *probs = malloc(sizeof(float) * (size_t)(N * m->K));
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)(N * G));
+    td_status st;
     if (!probs || !labels) {
         st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
         goto done;
     }
     if ((st = td_model_predict(probs, labels, m, X, N, m->D, err)))
         goto done;
-    st = td_json_predictions(out, len, m, probs, labels, N, err);
+    st = predictions_out(o, m, &probs, &labels, N, err);
 done:
-    free(X);
     free(probs);
     free(labels);
     return st;
+}
+
+td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
+                                 td_error *err)
+{
+    *out = NULL;
+    int mixture = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM;
+    td_status st;
+    if (mixture && !m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    if (!mixture && (st = check_net(m, err)))
+        return st;
+    float *X = NULL;
+    int64_t N;
+    if ((st = td_json_predict_read(&X, &N, s, m, err)))
+        return st;
+    td_jout *o = td_jout_new();
+    if (!o) {
+        free(X);
+        return td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+    }
+    if (m->kind == TD_MODEL_GMM)
+        st = gmm_out(o, m, X, N, err);
+    else if (m->kind == TD_MODEL_EMBED_GMM)
+        st = embed_out(o, m, X, N, err);
+    else
+        st = net_out(o, m, X, N, err);
+    free(X);
+    if (st) {
+        td_jout_free(o);
+        return st;
+    }
+    *out = o;
+    return TD_OK;
+}
+
+td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
+                          size_t body_len, td_error *err)
+{
+    *out = NULL;
+    if (len)
+        *len = 0;
+    td_dstream *s = td_json_predict_stream(body_len);
+    if (!s)
+        return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
+    td_dstream_feed(s, body, body_len);
+    td_jout *o;
+    td_status st = td_json_predict_finish(&o, m, s, err);
+    td_dstream_destroy(s);
+    if (st)
+        return st;
+    *out = td_jout_string(o, len);
+    td_jout_free(o);
+    return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
 }

@@ -13,14 +13,17 @@
  *   "lower_bound", "converged", "n_iter".
  * Predictions: {"probabilities": (N, K) or (N, G, S) when G > 1, "labels": (N) or (N, G)};
  * gmm {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}.
- * Predict request: {"X": [[...]]} read with the dataset readers (finite float32, rows of
- * one length), D checked against the model. */
+ * Predict request: {"X": [[...]]} streamed into a float32 array (td_jarray, with the
+ * errors of the tree readers: finite float32, rows of one length), D checked against the
+ * model. */
 #ifndef TRAIND_HTTP_JSON_MODEL_H
 #define TRAIND_HTTP_JSON_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/json_out.h"
+#include "http/stream_dataset.h"
 #include "traind/status.h"
 #include "traind/train.h"
 
@@ -40,6 +43,16 @@ td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t 
 /* The predictions object from probs (N, K) and labels (N, G) of td_model_predict. */
 td_status td_json_predictions(char **out, size_t *len, const td_model *m, const float *probs,
                               const int32_t *labels, int64_t N, td_error *err);
+/* The predict request read as it streams (td_dstream_object: X straight into its
+ * float32 array); feed it with td_dstream_feed. NULL when out of memory. */
+td_dstream *td_json_predict_stream(uint64_t size_hint);
+/* The streamed {"X": [[...]]} once the body is in: *X (N, D) malloc'd; D must be m->D. */
+td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_model *m,
+                               td_error *err);
+/* Predicts from the streamed request: *out gets the answer as a writer (json_out.h,
+ * numbers formatted as they are sent; the caller frees it), NULL on error. */
+td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
+                                 td_error *err);
 /* The whole predict request: parse, td_model_predict (gmm: td_gmm_predict), write. */
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
                           size_t body_len, td_error *err);

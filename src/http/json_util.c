@@ -789,8 +789,22 @@ void td_sbuf_printf(td_sbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Appends a small integer without printf (the common case for labels and zeros). */
+/* Appends an integer without printf (the common case for labels and zeros). */
 static void put_int(td_sbuf *b, int64_t v)
+{
+    td_sbuf_reserve(b, 24);
+    if (b->oom)
+        return;
+    b->len += td_fmt_int(b->data + b->len, v);
+    b->data[b->len] = '\0';
+}
+
+void td_sbuf_int(td_sbuf *b, int64_t v)
+{
+    put_int(b, v);
+}
+
+size_t td_fmt_int(char out[24], int64_t v)
 {
     char tmp[24];
     int n = 0;
@@ -799,39 +813,33 @@ static void put_int(td_sbuf *b, int64_t v)
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    td_sbuf_reserve(b, (size_t)n + 1);
-    if (b->oom)
-        return;
-    char *p = b->data + b->len;
+    char *p = out;
     if (v < 0)
         *p++ = '-';
     while (n)
         *p++ = tmp[--n];
-    *p = '\0';
-    b->len = (size_t)(p - b->data);
+    return (size_t)(p - out);
 }
 
-void td_sbuf_int(td_sbuf *b, int64_t v)
+size_t td_fmt_float(char out[32], float v)
 {
-    put_int(b, v);
+    if (!isfinite(v)) {
+        memcpy(out, "null", 4);
+        return 4;
+    }
+    /* integers (and -0, printed as 0) without printf */
+    if (v == floorf(v) && fabsf(v) < 1e7f)
+        return td_fmt_int(out, (int64_t)v);
+    return (size_t)snprintf(out, 32, "%.9g", (double)v);
 }
 
 void td_sbuf_float(td_sbuf *b, float v)
 {
-    if (!isfinite(v)) {
-        td_sbuf_put(b, "null", 4);
-        return;
-    }
-    /* integers (and -0, printed as 0) without printf */
-    if (v == floorf(v) && fabsf(v) < 1e7f) {
-        put_int(b, (int64_t)v);
-        return;
-    }
     td_sbuf_reserve(b, 32);
     if (b->oom)
         return;
-    int n = snprintf(b->data + b->len, 32, "%.9g", (double)v);
-    b->len += (size_t)n;
+    b->len += td_fmt_float(b->data + b->len, v);
+    b->data[b->len] = '\0';
 }
 
 void td_sbuf_double(td_sbuf *b, double v)

@@ -201,6 +201,10 @@ void td_sbuf_puts(td_sbuf *b, const char *s);
 void td_sbuf_printf(td_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A float32 with "%.9g" (enough digits to round-trip; -0 prints as 0); null for NaN/inf. */
 void td_sbuf_float(td_sbuf *b, float v);
+/* The text td_sbuf_float / td_sbuf_int write, into out (not NUL-terminated); returns
+ * its length (at most 31 / 20 bytes). */
+size_t td_fmt_float(char out[32], float v);
+size_t td_fmt_int(char out[24], int64_t v);
 /* A double, shortest of "%.15g"/"%.17g" that round-trips; null for NaN/inf. */
 void td_sbuf_double(td_sbuf *b, double v);
 void td_sbuf_int(td_sbuf *b, int64_t v);

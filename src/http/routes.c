@@ -23,17 +23,22 @@
 
 #include "http/export.h"
 #include "http/catalog.h"
+#include "http/events.h"
 #include "http/json_dataset.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
 #include "http/json_loss.h"
 #include "http/json_model.h"
+#include "http/json_out.h"
 #include "http/json_util.h"
 #include "http/npy_upload.h"
 #include "http/static.h"
+#include "http/routes_impl.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
+#include "jobs/sweeps.h"
 #include "store/reserve.h"
+#include "jobs/tail.h"
 #include "store/store.h"
 #include "traind/train.h"
 #include "util/budget.h"
@@ -43,13 +48,11 @@
 struct td_app {
     td_store *store;
     td_jobs *jobs;
+    td_sweeps *sweeps;           /* the sweep scheduler (jobs/sweeps.h) */
     td_reserve *reserve;         /* state_dir's space reserve */
     td_config cfg;
     int cores;                   /* compute threads: a job's estimate assumes them all */
 };
-
-#define SSE_WAIT_MS 1000
-#define SSE_MIN_POLL_MS 100 /* at most ~10 store polls a second per stream */
 
 /* ---- small helpers ----------------------------------------------------------------- */
 
@@ -102,6 +105,27 @@ static void cursor_unknown(td_resp *resp, const char *what, const char *after)
 {
     td_resp_error(resp, 422, "invalid_argument", "after", "after: there is no %s \"%s\" (a "
                   "cursor is the \"next\" of the previous page)", what, after);
+}
+
+/* An optional integer query argument in [lo, hi]: *out unaltered when absent; a 422
+ * naming it when it is not such an integer (returns -1 then). */
+static int query_int(const td_req *req, td_resp *resp, const char *name, int64_t lo,
+                     int64_t hi, int64_t *out)
+{
+    const char *v = td_req_query(req, name);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        td_resp_error(resp, 422, "invalid_argument", name,
+                      "%s must be an integer in [%lld, %lld], got \"%.64s\"", name,
+                      (long long)lo, (long long)hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
 }
 
 static cJSON *dataset_meta_json(const td_dataset_meta *m)
@@ -238,6 +262,36 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
 static const td_body_sink dataset_sink = {dataset_begin, dataset_piece, dataset_end,
                                           dataset_free};
 
+/* POST /v1/jobs, /v1/jobs/{id}/predict and /v1/loss stream too: the state is the object
+ * parser (td_dstream_object), whose arrays (the inline dataset's, X, logits, ...) fill
+ * as the body arrives; the end callbacks answer as the handlers did, and big answers
+ * (predictions, gradients) are written as they are sent (json_out.h). */
+static uint64_t size_hint(const td_req *req)
+{
+    const char *cl = td_req_header(req, "Content-Length");
+    return cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
+}
+
+static int object_piece(void *state, const char *data, size_t len)
+{
+    return td_dstream_feed(state, data, len);
+}
+
+static void object_free(void *state)
+{
+    td_dstream_destroy(state);
+}
+
+/* Answers 200 with the writer o (owned by the response from now on). */
+static void answer_stream(td_resp *resp, td_jout *o)
+{
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->stream = td_jout_read;
+    resp->stream_ctx = o;
+    resp->stream_free = td_jout_free;
+}
+
 static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -315,6 +369,20 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
     td_job_row_fini(&row);
 }
 
+td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
+                           const td_stored_dataset *train, const td_stored_dataset *val,
+                           int64_t *K, uint64_t *bytes, td_error *err)
+{
+    td_hparams hp;
+    td_status st = td_job_decode_hparams(&hp, model, hp_text, &train->ds, err);
+    if (st == TD_OK)
+        st = td_trainer_check(&hp, &train->ds, val ? &val->ds : NULL, K, err);
+    if (st == TD_OK)
+        *bytes = td_jobs_job_bytes(&hp, train, val, *K, app->cores);
+    td_hparams_fini(&hp);
+    return st;
+}
+
 /* Validates a job exactly as its worker will run it: the stored hyperparameter text is
  * decoded against the dataset and checked as td_trainer_create checks it, without
  * building the trainer (that would cost the job's memory in this thread). *K gets the
@@ -324,7 +392,6 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
                               uint64_t *bytes, td_error *err)
 {
     td_stored_dataset train = {0}, val = {0};
-    td_hparams hp;
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
     if (st == TD_ENOTFOUND)
         st = td_fail(err, TD_EINVAL, "dataset", "no dataset with id \"%s\"", dataset);
@@ -333,20 +400,15 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
         if (st == TD_ENOTFOUND)
             st = td_fail(err, TD_EINVAL, "validation", "no dataset with id \"%s\"", validation);
     }
-    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     if (st == TD_OK)
-        st = td_job_decode_hparams(&hp, model, hp_text, &train.ds, err);
-    if (st == TD_OK)
-        st = td_trainer_check(&hp, &train.ds, validation ? &val.ds : NULL, K, err);
-    if (st == TD_OK)
-        *bytes = td_jobs_job_bytes(&hp, &train, validation ? &val : NULL, *K, app->cores);
-    td_hparams_fini(&hp);
+        st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL, K, bytes,
+                              err);
     td_stored_dataset_fini(&train);
     td_stored_dataset_fini(&val);
     return st;
 }
 
-static void h_job_create(void *a, const td_req *req, td_resp *resp)
+static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
@@ -376,7 +438,7 @@ static void h_job_create(void *a, const td_req *req, td_resp *resp)
     }
     td_status st = td_reserve_check(app->reserve, &err); /* a replay above needs no room */
     if (st == TD_OK)
-        st = td_json_job_parse(&jr, req->body, req->body_len, &err);
+        st = td_json_job_finish(&jr, parser, &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -460,6 +522,14 @@ out:
     answer_job(app, resp, 202, id);
 }
 
+static void *job_begin(void *a, const td_req *req)
+{
+    (void)a;
+    return td_json_job_stream(size_hint(req));
+}
+
+static const td_body_sink job_sink = {job_begin, object_piece, job_create, object_free};
+
 static void h_job_list(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -515,6 +585,9 @@ static void h_job_get(void *a, const td_req *req, td_resp *resp)
     answer_job(a, resp, 200, req->params[0]);
 }
 
+/* GET /v1/jobs/{id}/losses[?format=][&after_epoch=][&limit=][&max_points=]: the stored
+ * history (bounded by history_max_rows) and, for a running job, its records still in
+ * memory; after_epoch and limit page, max_points then downsamples what was selected. */
 static void h_job_losses(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -525,8 +598,17 @@ static void h_job_losses(void *a, const td_req *req, td_resp *resp)
                       "format must be \"json\" or \"csv\", got \"%s\"", fmt);
         return;
     }
+    int64_t after = -1, limit = 0, max_points = 0;
+    if (query_int(req, resp, "after_epoch", 0, INT64_MAX, &after) ||
+        query_int(req, resp, "limit", 1, 1000000000, &limit) ||
+        query_int(req, resp, "max_points", 2, 1000000000, &max_points))
+        return;
     td_history h;
-    td_status st = td_store_history_get(app->store, req->params[0], -1, &h, &err);
+    td_tail *tail = td_jobs_tail(app->jobs, req->params[0]);
+    td_status st = td_tail_history_get(tail, app->store, req->params[0], after, limit, &h, &err);
+    td_tail_release(tail);
+    if (st == TD_OK && max_points > 0)
+        td_history_downsample(&h, max_points);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -587,27 +669,87 @@ static void h_job_model(void *a, const td_req *req, td_resp *resp)
     td_resp_json(resp, 200, out);
 }
 
-static void h_job_predict(void *a, const td_req *req, td_resp *resp)
+/* A predict body: JSON through the object stream, or an .npy (X alone) kept whole (its
+ * header tells the layout only at the end of a variable-length prefix; max_body_mb bounds
+ * it, and the budget counts it like any body). */
+typedef struct predict_state {
+    td_dstream *json;                /* JSON body; NULL for .npy */
+    char *raw;                       /* .npy body so far (len of cap bytes) */
+    size_t len, cap;
+} predict_state;
+
+static void *predict_begin(void *a, const td_req *req)
+{
+    (void)a;
+    predict_state *p = calloc(1, sizeof *p);
+    if (p && !td_export_npy_body(req) && !(p->json = td_json_predict_stream(size_hint(req)))) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+static int predict_piece(void *state, const char *data, size_t len)
+{
+    predict_state *p = state;
+    if (p->json)
+        return td_dstream_feed(p->json, data, len);
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap : 1 << 16;
+        while (cap < p->len + len)
+            cap *= 2;
+        char *r = realloc(p->raw, cap);
+        if (!r)
+            return 1;                /* the end finds the body short: a clear 422 */
+        p->raw = r;
+        p->cap = cap;
+    }
+    memcpy(p->raw + p->len, data, len);
+    p->len += len;
+    return 0;
+}
+
+static void predict_free(void *state)
+{
+    predict_state *p = state;
+    if (!p)
+        return;
+    td_dstream_destroy(p->json);
+    free(p->raw);
+    free(p);
+}
+
+static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
 {
     td_error err = {{0}, {0}};
     td_model m = {0};
     td_status st = load_model(a, req->params[0], &m, &err);
-    char *out = NULL;
-    size_t len = 0;
-    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in, .npz out: export.h */
-        td_export_predict(&m, req, resp);
+    predict_state *p = parser;
+    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in or .npz out: export.h */
+        float *X = NULL;
+        int64_t N = 0;
+        st = p->json ? td_json_predict_read(&X, &N, p->json, &m, &err)
+                     : td_export_npy_X(&X, &N, p->raw, p->len, &m, &err);
+        if (st == TD_OK)
+            td_export_predict(&m, X, N, req, resp);
         td_model_fini(&m);
+        if (st)
+            fail(resp, st, &err);
         return;
     }
+    td_jout *out = NULL;
     if (st == TD_OK)
-        st = td_json_predict(&out, &len, &m, req->body, req->body_len, &err);
+        st = td_json_predict_finish(&out, &m, p->json, &err);
     td_model_fini(&m);
     if (st) {
         fail(resp, st, &err);
         return;
     }
-    td_resp_json(resp, 200, out);
+    answer_stream(resp, out);
 }
+
+static const td_body_sink predict_sink = {predict_begin, predict_piece, predict_end,
+                                          predict_free};
 
 static void h_job_cancel(void *a, const td_req *req, td_resp *resp)
 {
@@ -639,104 +781,18 @@ static void h_job_delete(void *a, const td_req *req, td_resp *resp)
 
 /* ---- Server-Sent Events ------------------------------------------------------------ */
 
-typedef struct sse {
-    td_app *app;
-    char id[TD_ID_MAX];
-    int64_t last_epoch;          /* history sent up to this epoch */
-    int last_state;              /* -1 before the first state event */
-    uint64_t seen;               /* the job manager's change counter */
-    int done;
-    td_sbuf out;                 /* pending bytes */
-    struct timespec polled;      /* last store poll (monotonic) */
-    size_t sent;                 /* of out */
-} sse;
-
-/* Appends new progress events and a state event if the state changed. */
-static void sse_poll(sse *s)
-{
-    td_job_row row;
-    if (td_store_job_get(s->app->store, s->id, &row, NULL)) {
-        td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":\"deleted\"}\n\n");
-        s->done = 1;
-        return;
-    }
-    td_history h;
-    if (td_store_history_get(s->app->store, s->id, s->last_epoch, &h, NULL) == TD_OK) {
-        for (int64_t i = 0; i < h.n_rows; i++) {
-            td_sbuf_printf(&s->out, "id: %lld\nevent: progress\ndata: {", (long long)h.epochs[i]);
-            for (int c = 0; c < h.n_cols; c++) {
-                td_sbuf_key(&s->out, h.names[c], c == 0);
-                if (strcmp(h.names[c], "epoch") == 0)
-                    td_sbuf_int(&s->out, h.epochs[i]);
-                else
-                    td_sbuf_double(&s->out, h.cols[(int64_t)c * h.n_rows + i]);
-            }
-            td_sbuf_printf(&s->out, ",\"epochs\":%lld}\n\n", (long long)row.epochs);
-            s->last_epoch = h.epochs[i];
-        }
-        td_history_fini(&h);
-    }
-    if ((int)row.state != s->last_state) {
-        td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":");
-        td_sbuf_string(&s->out, td_job_state_name(row.state));
-        td_sbuf_printf(&s->out, ",\"epoch\":%lld", (long long)row.epoch);
-        if (row.error_code[0]) {
-            td_sbuf_puts(&s->out, ",\"error\":{\"code\":");
-            td_sbuf_string(&s->out, row.error_code);
-            td_sbuf_puts(&s->out, ",\"message\":");
-            td_sbuf_string(&s->out, row.error_message);
-            td_sbuf_puts(&s->out, "}");
-        }
-        td_sbuf_puts(&s->out, "}\n\n");
-        s->last_state = (int)row.state;
-    }
-    if (td_job_state_terminal(row.state))
-        s->done = 1;
-    td_job_row_fini(&row);
-}
-
-static ssize_t sse_read(void *ctx, uint64_t pos, char *buf, size_t max)
-{
-    sse *s = ctx;
-    if (s->sent == s->out.len) {
-        s->out.len = s->sent = 0;
-        if (s->done)
-            return -1;
-        if (s->last_state >= 0) {
-            /* Fast jobs commit thousands of epochs a second: batch them, so watchers cost
-             * the workers a bounded number of store reads (one event per epoch still). */
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            double since = (double)(now.tv_sec - s->polled.tv_sec) * 1e3 +
-                           (double)(now.tv_nsec - s->polled.tv_nsec) * 1e-6;
-            if (since < SSE_MIN_POLL_MS)
-                usleep((useconds_t)((SSE_MIN_POLL_MS - since) * 1e3));
-            s->seen = td_jobs_wait_change(s->app->jobs, s->seen, SSE_WAIT_MS);
-        }
-        clock_gettime(CLOCK_MONOTONIC, &s->polled);
-        sse_poll(s);
-        if (s->out.oom)
-            return -1;
-    }
-    size_t n = s->out.len - s->sent;
-    if (n > max)
-        n = max;
-    memcpy(buf, s->out.data + s->sent, n);
-    s->sent += n;
-    return (ssize_t)n;
-}
-
-static void sse_free(void *ctx)
-{
-    sse *s = ctx;
-    td_sbuf_fini(&s->out);
-    free(s);
-}
-
+/* GET /v1/jobs/{id}/events[?max_rate=R][&every=N] (events.h). */
 static void h_job_events(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
+    int64_t rate = -1, every = 1;
+    if (query_int(req, resp, "max_rate", 0, TD_EVENTS_MAX_RATE, &rate) ||
+        query_int(req, resp, "every", 1, INT64_MAX / 2, &every))
+        return;
+    /* every alone thins by epochs instead of by time */
+    if (rate < 0)
+        rate = td_req_query(req, "every") ? 0 : TD_EVENTS_DEFAULT_RATE;
     td_job_row row;
     td_status st = td_store_job_get(app->store, req->params[0], &row, &err);
     if (st) {
@@ -744,39 +800,35 @@ static void h_job_events(void *a, const td_req *req, td_resp *resp)
         return;
     }
     td_job_row_fini(&row);
-    sse *s = calloc(1, sizeof *s);
-    if (!s) {
-        td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
-        return;
-    }
-    s->app = app;
-    snprintf(s->id, sizeof s->id, "%s", req->params[0]);
-    s->last_state = -1;
-    td_sbuf_init(&s->out);
     const char *last = td_req_header(req, "Last-Event-ID");
-    s->last_epoch = last ? strtoll(last, NULL, 10) : 0;
-    s->seen = td_jobs_wait_change(app->jobs, 0, 0);
-    resp->status = 200;
-    resp->content_type = "text/event-stream";
-    td_resp_header(resp, "Cache-Control", "no-cache");
-    resp->stream = sse_read;
-    resp->stream_ctx = s;
-    resp->stream_free = sse_free;
+    td_events_opts o = {.max_rate = (int)rate, .every = every,
+                        .after = last ? strtoll(last, NULL, 10) : 0};
+    if ((st = td_events_stream(resp, app->store, app->jobs, req->params[0], &o, &err)))
+        fail(resp, st, &err);
 }
 
 /* ---- losses ------------------------------------------------------------------------ */
 
-static void h_loss(void *a, const td_req *req, td_resp *resp)
+static void *loss_begin(void *a, const td_req *req)
 {
+    (void)a;
+    return td_json_loss_stream(size_hint(req));
+}
+
+static void loss_end(void *a, void *parser, const td_req *req, td_resp *resp)
+{
+    (void)a, (void)req;
     td_error err = {{0}, {0}};
-    char *out = NULL;
-    td_status st = td_json_loss_eval(req->body, req->body_len, &out, &err);
+    td_jout *out = NULL;
+    td_status st = td_json_loss_finish(parser, &out, &err);
     if (st) {
         fail(resp, st, &err);
         return;
     }
-    td_resp_json(resp, 200, out);
+    answer_stream(resp, out);
 }
+
+static const td_body_sink loss_sink = {loss_begin, object_piece, loss_end, object_free};
 
 /* ---- the OpenAPI document ---------------------------------------------------------- */
 
@@ -806,16 +858,21 @@ static const td_route routes[] = {
     {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
     {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
     {"GET", "/v1/datasets/{id}/data", h_dataset_data, NULL, 0, NULL},
-    {"POST", "/v1/jobs", h_job_create, JSON, 0, NULL},
+    {"POST", "/v1/jobs", NULL, JSON, 0, &job_sink},
     {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL},
     {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL},
     {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
-    {"POST", "/v1/jobs/{id}/predict", h_job_predict, JSON ",application/x-npy", 0, NULL},
+    {"POST", "/v1/jobs/{id}/predict", NULL, JSON ",application/x-npy", 0, &predict_sink},
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
-    {"POST", "/v1/loss", h_loss, JSON, 0, NULL},
+    {"POST", "/v1/sweeps", td_h_sweep_create, JSON, 0, NULL},
+    {"GET", "/v1/sweeps", td_h_sweep_list, NULL, 0, NULL},
+    {"GET", "/v1/sweeps/{id}", td_h_sweep_get, NULL, 0, NULL},
+    {"DELETE", "/v1/sweeps/{id}", td_h_sweep_delete, NULL, 0, NULL},
+    {"POST", "/v1/sweeps/{id}/cancel", td_h_sweep_cancel, NULL, 0, NULL},
+    {"POST", "/v1/loss", NULL, JSON, 0, &loss_sink},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
     {"GET", "/v1/models", td_h_models, NULL, 0, NULL},              /* catalog.h */
     {"GET", "/", td_h_index, NULL, 1, NULL},                        /* static.h: the dashboard */
@@ -882,9 +939,12 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = app->cores,
                       .max_queued = cfg->max_queued_jobs,
                       .checkpoint_interval_s = cfg->checkpoint_interval_s,
-                      .reserve = app->reserve, .lease_s = cfg->lease_s};
+                      .reserve = app->reserve, .lease_s = cfg->lease_s,
+                      .history_max_rows = cfg->history_max_rows};
     node_name(cfg, o.node, sizeof o.node);
-    if ((st = td_jobs_start(&app->jobs, app->store, &o, err))) {
+    if ((st = td_jobs_start(&app->jobs, app->store, &o, err)) ||
+        (st = td_sweeps_start(&app->sweeps, app->store, app->jobs, o.workers, err))) {
+        td_jobs_destroy(app->jobs);
         td_reserve_close(app->reserve);
         td_store_close(app->store);
         free(app);
@@ -953,8 +1013,21 @@ void td_app_shutdown(td_app *app)
 {
     if (!app)
         return;
+    td_sweeps_destroy(app->sweeps); /* first: it releases trials to the jobs */
     td_jobs_destroy(app->jobs); /* stops: running jobs checkpoint and stay resumable */
     td_reserve_close(app->reserve);
     td_store_close(app->store);
     free(app);
+}
+
+/* ---- for the other route files (routes_impl.h) --------------------------------------- */
+
+td_store *td_app_store(td_app *app) { return app->store; }
+td_sweeps *td_app_sweeps(td_app *app) { return app->sweeps; }
+td_reserve *td_app_reserve(td_app *app) { return app->reserve; }
+void td_app_fail(td_resp *resp, td_status st, const td_error *err) { fail(resp, st, err); }
+void td_app_json(td_resp *resp, int status, char *body) { json_or_oom(resp, status, body); }
+int td_app_paging(const td_req *req, td_resp *resp, int *limit, const char **after)
+{
+    return paging(req, resp, limit, after);
 }

@@ -198,6 +198,7 @@ typedef struct stream_state {
     void (*free_fn)(void *ctx);
     uint64_t upos;                   /* bytes the producer has delivered */
     double last_out;
+    int slot;                        /* holds one of max_streams (an event stream) */
 } stream_state;
 
 static double mono_now(void)
@@ -628,7 +629,7 @@ static void stream_done(void *cls)
 {
     stream_state *ss = cls;
     if (ss->free_fn) ss->free_fn(ss->ctx);
-    atomic_fetch_sub(&ss->srv->nstreams, 1);
+    if (ss->slot) atomic_fetch_sub(&ss->srv->nstreams, 1);
     free(ss);
 }
 
@@ -664,7 +665,11 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
             td_resp_error(r, 500, "out_of_memory", NULL, "out of memory");
             return send_resp(s, rs, c, r);
         }
-        if (!stream_slot_take(s)) { /* given back by stream_done */
+        /* Event streams (text/event-stream) live as long as their job and count against
+         * max_event_streams; other streamed answers (predictions, gradients) end as soon
+         * as they are written and take no slot. */
+        sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
+        if (sse && !stream_slot_take(s)) { /* given back by stream_done */
             free(ss);
             rs->close = 1; /* a client turned away holds no connection either */
             td_resp_free(r);
@@ -678,6 +683,7 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         ss->ctx = r->stream_ctx;
         ss->free_fn = r->stream_free;
         ss->last_out = mono_now();
+        ss->slot = sse;
         r->stream = NULL; /* owned by ss now */
         r->stream_ctx = NULL;
         r->stream_free = NULL;
@@ -689,7 +695,6 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
             r->body = NULL;
             return MHD_NO;
         }
-        sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
         free(r->body);
         r->body = NULL;
     } else if (r->body) {

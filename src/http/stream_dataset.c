@@ -19,6 +19,12 @@
  * CSV. A state machine over records and fields (quoted, unquoted, CR/LF), keeping the
  * current record's values; each record is checked as td_csv_dataset_parse checks it,
  * and its values are appended to X and y.
+ *
+ * Objects (td_dstream_object: loss, predict and job bodies). The same lexer; the root
+ * object's members go by key to a generic builder (numbers kept as float32 with what the
+ * float does not tell on the side, the rule applied when the caller reads the array:
+ * jarray_read), to a nested dataset parser (the bytes of the member's value are fed to
+ * it as they are lexed), or into the small members' JSON text.
  */
 #include "http/stream_dataset.h"
 
@@ -304,6 +310,20 @@ typedef struct build {
     td_json_vkind bad_kind;
     double bad_value;
     int64_t bad_i, bad_j;
+    /* generic (an object's array member, td_jarray): every number is kept as the float32
+     * (float)d of its double d, booleans as 1 / 0, and the rule is applied when the array
+     * is read (jarray_read). What a float does not tell of d is kept on the side: */
+    int generic;
+    td_json_vkind root_kind;  /* the member was not an array: its kind */
+    td_json_vkind first_kind; /* the kind of element 0 */
+    int64_t fb;               /* the first boolean (index into data; -1: none) */
+    td_json_vkind fb_kind;
+    int64_t ib, rb, nb;       /* the first value with (double)f != d that is not an int32
+                                 (ib), whose f is infinite (rb), or a negative d whose f
+                                 is -0 (nb); -1: none */
+    double ib_d, rb_d, nb_d;
+    struct exc { int64_t k; int32_t v; } *exc; /* the ints (double)f does not hold */
+    size_t nexc, capexc;
 } build;
 
 typedef enum { S_VALUE, S_VALUE_OR_CLOSE, S_KEY, S_KEY_OR_CLOSE, S_COLON, S_COMMA_OR_CLOSE,
@@ -384,7 +404,34 @@ struct td_dstream {
     int64_t *rec_line_of;
     size_t rec_n, rec_cap;
     build cx, cy;            /* X and y arrays */
+
+    const char *prefix;      /* JSON dataset: field names of a nested dataset ("data") */
+
+    /* ---- object mode (td_dstream_object) ---- */
+    int objmode;
+    const char *const *akeys, *const *skeys;
+    const char *dkey;
+    int nak;
+    struct td_jarray *arr;   /* one per array key */
+    int om;                  /* the member being read: OM_* or an index into arr */
+    int data_seen, data_null;
+    td_dstream *child;       /* the inline dataset */
+    td_sbuf small;           /* "{" and the small members' text */
+    int small_members;
+    int tap;                 /* bytes from tap_off on go to: TAP_SMALL, TAP_CHILD */
+    uint64_t tap_off;
+    uint64_t str_end;        /* body offset just past the last string's closing quote */
+    cJSON *members;
 };
+
+struct td_jarray {
+    build b;
+    td_dataset_part part;
+    int seen;
+};
+
+enum { OM_NONE = -1, OM_SMALL = -2, OM_DATA = -3, OM_OTHER = -4 };
+enum { TAP_NONE, TAP_SMALL, TAP_CHILD };
 
 /* ---------------------------------------------------------------- errors -------- */
 
@@ -496,6 +543,9 @@ static void build_drop(build *b)
     free(b->data);
     b->data = NULL;
     b->n = b->cap = 0;
+    free(b->exc);
+    b->exc = NULL;
+    b->nexc = b->capexc = 0;
 }
 
 /* Row 0 of a matrix has ended at off: reserve what the rest of the body can hold. */
@@ -518,11 +568,71 @@ static void bits_of_float(uint32_t *bits, float f)
     memcpy(bits, &f, sizeof f);
 }
 
+/* A generic builder's element k (index into data) of kind k. */
+static void generic_elem(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vkind k,
+                         const num *nm, const char *text, size_t tlen)
+{
+    int64_t at = (int64_t)b->n;
+    uint32_t bits;
+    if (k == TD_JV_TRUE || k == TD_JV_FALSE) {
+        if (b->fb < 0) {
+            b->fb = at;
+            b->fb_kind = k;
+        }
+        bits_of_float(&bits, k == TD_JV_TRUE ? 1.0f : 0.0f);
+        build_push(s, b, bits);
+        return;
+    }
+    if (k != TD_JV_NUMBER) {
+        b->failed = b->bad = 1;
+        b->bad_kind = k;
+        b->bad_value = 0;
+        b->bad_i = i;
+        b->bad_j = j;
+        return;
+    }
+    double d = num_f64(nm, text, tlen);
+    float f = (float)d;
+    if ((double)f != d) {
+        if (d == floor(d) && d >= INT32_MIN && d <= INT32_MAX) {
+            if (b->nexc == b->capexc) {
+                size_t cap = b->capexc ? b->capexc * 2 : 16;
+                struct exc *e = realloc(b->exc, cap * sizeof *e);
+                if (!e) {
+                    oom(s, b->path);
+                    return;
+                }
+                b->exc = e;
+                b->capexc = cap;
+            }
+            b->exc[b->nexc].k = at;
+            b->exc[b->nexc++].v = (int32_t)d;
+        } else if (b->ib < 0) {
+            b->ib = at;
+            b->ib_d = d;
+        }
+        if (isinf(f) && b->rb < 0) {
+            b->rb = at;
+            b->rb_d = d;
+        }
+        if (f == 0 && d < 0 && b->nb < 0) {
+            b->nb = at;
+            b->nb_d = d;
+        }
+    }
+    bits_of_float(&bits, f);
+    build_push(s, b, bits);
+}
+
 /* One element (kind k; numbers with their text) at (i, j) (j < 0 for a vector). */
 static void build_elem(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vkind k,
                        const num *nm, const char *text, size_t tlen)
 {
     double d = 0;
+    if (b->generic) {
+        generic_elem(s, b, i, j, k, nm, text, tlen);
+        return;
+    }
     if (k == TD_JV_NUMBER) {
         uint32_t bits;
         if (!b->rule.is_int) {
@@ -570,6 +680,11 @@ static void build_value(td_dstream *s, build *b, int L, td_json_vkind k, const n
             b->start_off = off;
             return;
         }
+        if (b->generic) { /* the reader names it as a matrix or a vector */
+            b->root_kind = k;
+            b->failed = 1;
+            return;
+        }
         part->st = b->shape == SH_ROWS ? td_json_fail_not_rows(b->path, k, &part->err)
                                        : td_json_fail_not_numbers(b->path, k, &part->err);
         b->failed = 1;
@@ -577,6 +692,8 @@ static void build_value(td_dstream *s, build *b, int L, td_json_vkind k, const n
     }
     if (!b->active)
         return;
+    if (L == 1 && b->i == 0)
+        b->first_kind = k;
     if (b->shape == SH_LABELS && L == 1 && b->i == 0) { /* the first element decides */
         if (k == TD_JV_ARRAY) {
             b->shape = SH_ROWS;
@@ -710,15 +827,27 @@ static void x_failed(td_dstream *s)
         build_drop(&s->b[B_X]);
 }
 
+static void obj_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const char *text,
+                      size_t tlen, uint64_t off);
+static void obj_close(td_dstream *s, int d, int is_array, uint64_t off);
+static void obj_key(td_dstream *s);
+static void obj_member_begin(td_dstream *s, uint64_t off);
+static void obj_member_end(td_dstream *s, uint64_t off);
+
 /* A value of kind k begins at depth d (containers: as they open). */
 static void on_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const char *text,
                      size_t tlen, uint64_t off)
 {
+    if (s->objmode) {
+        obj_value(s, d, k, nm, text, tlen, off);
+        return;
+    }
     if (d == 0) {
         if (k == TD_JV_OBJECT) {
             s->root_obj = 1;
         } else {
-            s->parts.key_st = td_json_fail_not_object(NULL, "the dataset", &s->parts.key_err);
+            s->parts.key_st = td_json_fail_not_object(s->prefix, "the dataset",
+                                                      &s->parts.key_err);
             key_error(s);
         }
         return;
@@ -731,8 +860,11 @@ static void on_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const
             return; /* null is "not given" */
         if (m == K_NAME) {
             s->parts.name_present = 1;
-            if (k != TD_JV_STRING)
-                s->parts.name_st = td_json_fail_not_string("name", k, &s->parts.name_err);
+            if (k != TD_JV_STRING) {
+                char pn[TD_JSON_PATH_MAX];
+                td_json_path(pn, s->prefix, "name");
+                s->parts.name_st = td_json_fail_not_string(pn, k, &s->parts.name_err);
+            }
             return;
         }
         s->b[m].part->present = 1;
@@ -751,6 +883,10 @@ static void on_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const
 /* The container that was a value at depth d has ended at off (just past it). */
 static void on_close(td_dstream *s, int d, int is_array, uint64_t off)
 {
+    if (s->objmode) {
+        obj_close(s, d, is_array, off);
+        return;
+    }
     if (d == 0 || s->keys_final || !s->root_obj || s->member >= NB)
         return;
     build_close(s, &s->b[s->member], d - 1, is_array, off);
@@ -762,6 +898,10 @@ static void on_close(td_dstream *s, int d, int is_array, uint64_t off)
 static void on_key(td_dstream *s)
 {
     s->member = K_SKIP;
+    if (s->objmode) {
+        obj_key(s);
+        return;
+    }
     if (s->keys_final || !s->root_obj)
         return;
     const char *key = s->key;
@@ -771,7 +911,7 @@ static void on_key(td_dstream *s)
             if (strcmp(KEYS[k], key) == 0)
                 idx = k;
     int repeated = idx >= 0 && (s->seen & (1u << idx));
-    td_status st = td_json_check_key(key, repeated, NULL, "the dataset", KEYS,
+    td_status st = td_json_check_key(key, repeated, s->prefix, "the dataset", KEYS,
                                      &s->parts.key_err);
     if (st) {
         s->parts.key_st = st;
@@ -924,17 +1064,23 @@ static const char *row_loop(td_dstream *s, build *b, const char *p, const char *
         if (scan_number(p, end, 0, &nm, &q) != SCAN_OK || is_bare((unsigned char)*q) ||
             q - p > TOK_MAX)
             return p;
-        double d;
-        float f = num_f32(&nm, p, (size_t)(q - p), &d);
-        if (!td_json_rule_ok(&b->rule, d))
-            return p;
-        uint32_t bits;
-        bits_of_float(&bits, f);
-        if (b->n == b->cap) {
-            if (build_reserve(s, b, b->n + 1))
+        if (b->generic) { /* every number is kept */
+            generic_elem(s, b, b->i, b->j, TD_JV_NUMBER, &nm, p, (size_t)(q - p));
+            if (s->done)
                 return end;
+        } else {
+            double d;
+            float f = num_f32(&nm, p, (size_t)(q - p), &d);
+            if (!td_json_rule_ok(&b->rule, d))
+                return p;
+            uint32_t bits;
+            bits_of_float(&bits, f);
+            if (b->n == b->cap) {
+                if (build_reserve(s, b, b->n + 1))
+                    return end;
+            }
+            b->data[b->n++] = bits;
         }
-        b->data[b->n++] = bits;
         b->j++;
         p = q;
         /* after the value */
@@ -1064,6 +1210,7 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
             if (p == end)
                 return p;
             if (*p == '"') {
+                s->str_end = off_of(s, p) + 1;
                 string_end(s);
                 return p + 1;
             }
@@ -1210,8 +1357,12 @@ static void lex(td_dstream *s, const char *p, const char *end)
                 string_start(s, 0);
                 p++;
             } else if (is_bare(c)) {
-                if (s->depth == 3 && !s->keys_final && s->member < NB) {
-                    build *b = &s->b[s->member];
+                build *b = NULL;
+                if (s->depth == 3 && !s->keys_final && s->member < NB)
+                    b = &s->b[s->member];
+                else if (s->depth == 3 && s->objmode && s->om >= 0)
+                    b = &s->arr[s->om].b;
+                if (b) {
                     if (b->active && !b->failed && !b->rule.is_int && b->shape == SH_ROWS) {
                         const char *q = row_loop(s, b, p, end);
                         if (q != p || s->done) {
@@ -1234,6 +1385,8 @@ static void lex(td_dstream *s, const char *p, const char *end)
             /* fall through */
         case S_KEY:
             if (c == '"') {
+                if (s->objmode && s->depth == 1)
+                    obj_member_begin(s, off_of(s, p));
                 string_start(s, 1);
                 p++;
             } else {
@@ -1250,6 +1403,8 @@ static void lex(td_dstream *s, const char *p, const char *end)
             break;
         case S_COMMA_OR_CLOSE: {
             unsigned char open = s->ctype[s->depth - 1];
+            if (s->objmode && s->depth == 1 && (c == ',' || c == '}'))
+                obj_member_end(s, off_of(s, p));
             if (c == ',') {
                 s->state = open == '[' ? S_VALUE : S_KEY;
                 p++;
@@ -1277,7 +1432,9 @@ stop:
 
 /* ---------------------------------------------------------------- JSON: finish --- */
 
-static td_status json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
+/* The end of a JSON body: a token cut by it, an unfinished value; then the malformed or
+ * fatal error, if any. */
+static td_status syntax_finish(td_dstream *s, td_error *err)
 {
     uint64_t total = s->fed;
     if (!s->done && s->tok == TOK_BARE) {
@@ -1299,6 +1456,14 @@ static td_status json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
             *err = s->fatal_err;
         return s->fatal_st;
     }
+    return TD_OK;
+}
+
+static td_status json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
+{
+    td_status st = syntax_finish(s, err);
+    if (st)
+        return st;
     if (!s->keys_final) {
         for (int k = 0; k < NB; k++)
             if (k != B_PAIRS)
@@ -1328,7 +1493,340 @@ static td_status json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
         }
         build_finish(bp, &prule);
     }
-    return td_dataset_parts_finish(out, &s->parts, NULL, err);
+    return td_dataset_parts_finish(out, &s->parts, s->prefix, err);
+}
+
+/* ================================================================ objects ======== */
+
+/* Object mode: the lexer is the dataset's; the members are routed by key (obj_key). The
+ * small members' bytes, and the inline dataset's, are "tapped": from tap_off on, every
+ * byte lexed goes to the small text or to the nested parser, up to the ',' or '}' that
+ * ends the member (obj_member_end), piece by piece (run flushes at a piece's end). */
+
+static int key_index(const char *const *keys, const char *key)
+{
+    for (int k = 0; keys && keys[k]; k++)
+        if (strcmp(keys[k], key) == 0)
+            return k;
+    return -1;
+}
+
+static void small_put(td_dstream *s, const char *p, size_t n)
+{
+    if (s->done)
+        return;
+    if (s->small.len + n > TD_OBJECT_SMALL_MAX) {
+        fatal(s, TD_EINVAL, s->key, "%.64s: the members of the body other than its arrays "
+              "take more than %u MiB of JSON", s->key, TD_OBJECT_SMALL_MAX >> 20);
+        return;
+    }
+    td_sbuf_put(&s->small, p, n);
+    if (s->small.oom)
+        oom(s, "the body");
+}
+
+/* The tapped bytes up to body offset upto (all in the piece being lexed). */
+static void tap_flush(td_dstream *s, uint64_t upto)
+{
+    if (s->tap == TAP_NONE || upto <= s->tap_off)
+        return;
+    const char *p = s->base + (s->tap_off - s->base_off);
+    size_t n = (size_t)(upto - s->tap_off);
+    s->tap_off = upto;
+    if (s->tap == TAP_SMALL)
+        small_put(s, p, n);
+    else
+        td_dstream_feed(s->child, p, n);
+}
+
+/* A member's key begins at off (its opening quote). */
+static void obj_member_begin(td_dstream *s, uint64_t off)
+{
+    s->om = OM_NONE;
+    if (s->small_members++)
+        small_put(s, ",", 1);
+    s->tap = TAP_SMALL;
+    s->tap_off = off;
+}
+
+/* The member ends at off (the ',' or '}' after it). */
+static void obj_member_end(td_dstream *s, uint64_t off)
+{
+    tap_flush(s, off);
+    s->tap = TAP_NONE;
+    s->om = OM_NONE;
+}
+
+/* The member's key is read (s->key): small members go on being tapped; the others keep
+ * their key and get a stand-in value (obj_value). */
+static void obj_key(td_dstream *s)
+{
+    int whole = s->cap_total <= KEY_CAP;
+    if (whole && key_index(s->skeys, s->key) >= 0) {
+        s->om = OM_SMALL;
+        return;
+    }
+    tap_flush(s, s->str_end);
+    s->tap = TAP_NONE;
+    small_put(s, ":", 1);
+    int a = whole ? key_index(s->akeys, s->key) : -1;
+    if (a >= 0)
+        s->om = s->arr[a].seen ? OM_OTHER : a;
+    else if (whole && s->dkey && strcmp(s->key, s->dkey) == 0)
+        s->om = s->data_seen ? OM_OTHER : OM_DATA;
+    else
+        s->om = OM_OTHER;
+}
+
+static td_dstream *dstream_json_prefixed(uint64_t size_hint, const char *prefix);
+static td_dstream *dstream_new(uint64_t size_hint);
+static const char *bom_check(td_dstream *s, const char *data, size_t len, int final);
+
+static void obj_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const char *text,
+                      size_t tlen, uint64_t off)
+{
+    if (d == 0) {
+        if (k == TD_JV_OBJECT) {
+            s->root_obj = 1;
+            small_put(s, "{", 1);
+        }
+        return;
+    }
+    if (!s->root_obj)
+        return;
+    int om = s->om;
+    if (d > 1) {
+        if (om >= 0)
+            build_value(s, &s->arr[om].b, d - 1, k, nm, text, tlen, off);
+        return;
+    }
+    if (om == OM_SMALL || om == OM_NONE)
+        return;
+    if (k == TD_JV_NULL)
+        small_put(s, "null", 4);
+    else
+        small_put(s, "0", 1);
+    if (om == OM_DATA) {
+        s->data_seen = 1;
+        s->data_null = k == TD_JV_NULL;
+        if (s->data_null)
+            return;
+        if (!(s->child = dstream_json_prefixed(s->size_hint, s->dkey))) {
+            oom(s, s->dkey);
+            return;
+        }
+        if (k == TD_JV_OBJECT || k == TD_JV_ARRAY || k == TD_JV_STRING) {
+            s->tap = TAP_CHILD; /* begins here, in this piece */
+            s->tap_off = off;
+        } else { /* a number or literal (maybe cut across pieces): not a dataset either */
+            td_dstream_feed(s->child, "0", 1);
+        }
+        return;
+    }
+    if (om >= 0) {
+        td_jarray *a = &s->arr[om];
+        a->seen = 1;
+        if (k == TD_JV_NULL) { /* null is "not given" */
+            s->om = OM_OTHER;
+            return;
+        }
+        a->part.present = 1;
+        build_value(s, &a->b, 0, k, nm, text, tlen, off);
+    }
+}
+
+static void obj_close(td_dstream *s, int d, int is_array, uint64_t off)
+{
+    if (d >= 1 && s->root_obj && s->om >= 0)
+        build_close(s, &s->arr[s->om].b, d - 1, is_array, off);
+}
+
+td_dstream *td_dstream_object(const char *const *array_keys, const char *const *small_keys,
+                              const char *dataset_key, uint64_t size_hint)
+{
+    td_dstream *s = dstream_new(size_hint);
+    if (!s)
+        return NULL;
+    s->objmode = 1;
+    s->akeys = array_keys;
+    s->skeys = small_keys;
+    s->dkey = dataset_key;
+    s->om = OM_NONE;
+    td_sbuf_init(&s->small);
+    while (array_keys && array_keys[s->nak])
+        s->nak++;
+    if (!(s->arr = calloc((size_t)s->nak + 1, sizeof *s->arr))) {
+        free(s);
+        return NULL;
+    }
+    for (int k = 0; k < s->nak; k++) {
+        build *b = &s->arr[k].b;
+        build_init(b, &s->arr[k].part, array_keys[k], SH_LABELS, 0, 0, 0, 0);
+        b->generic = 1;
+        b->fb = b->ib = b->rb = b->nb = -1;
+    }
+    return s;
+}
+
+td_status td_dstream_object_finish(td_dstream *s, const cJSON **members, td_error *err)
+{
+    *members = NULL;
+    if (s->finished)
+        return td_fail(err, TD_EINTERNAL, NULL, "td_dstream_object_finish called twice");
+    s->finished = 1;
+    if (!s->bom_checked && !s->done)
+        bom_check(s, "", 0, 1);
+    td_status st = syntax_finish(s, err);
+    if (st)
+        return st;
+    if (s->root_obj) {
+        small_put(s, "}", 1);
+        if ((st = syntax_finish(s, err)))
+            return st;
+        if ((st = td_json_parse(&s->members, s->small.data, s->small.len, err)))
+            return st;
+        td_sbuf_fini(&s->small);
+    } else if (!(s->members = cJSON_CreateArray())) {
+        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    }
+    *members = s->members;
+    return TD_OK;
+}
+
+td_jarray *td_dstream_array(td_dstream *s, const char *key)
+{
+    int k = key_index(s->akeys, key);
+    return k >= 0 && s->arr[k].part.present ? &s->arr[k] : NULL;
+}
+
+td_status td_dstream_dataset(td_dstream *s, td_dataset_buf *out, td_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->child)
+        return td_fail(err, TD_EINTERNAL, s->dkey, "no inline dataset to read");
+    return td_dstream_finish(s->child, out, err);
+}
+
+int td_jarray_rows(const td_jarray *a)
+{
+    return a->b.root_kind == TD_JV_NONE && a->b.shape == SH_ROWS;
+}
+
+/* Reads a generic array under rule r as a matrix or a vector: the tree readers'
+ * (json_util.c read_matrix / read_vector) result and first error. The values kept are
+ * those before the builder's own first error (a shape or a kind), in element order, so
+ * a value refused by r among them comes first. Integers are converted in place. */
+static td_status jarray_read(void **out, int64_t *rows, int64_t *cols, td_jarray *a,
+                             const td_json_rule *r, int matrix, const char *path,
+                             td_error *err)
+{
+    build *b = &a->b;
+    char ep[TD_JSON_PATH_MAX];
+    *out = NULL;
+    *rows = *cols = 0;
+    if (b->root_kind != TD_JV_NONE)
+        return matrix ? td_json_fail_not_rows(path, b->root_kind, err)
+                      : td_json_fail_not_numbers(path, b->root_kind, err);
+    if (b->i == 0)
+        return (r->flags & TD_JSON_EMPTY_OK) ? TD_OK : td_json_fail_empty(path, err);
+    int rows_mode = b->shape == SH_ROWS;
+    if (matrix && !rows_mode)
+        return td_json_fail_first_not_row(path, b->first_kind, err);
+    if (!matrix && rows_mode) {
+        td_json_index_path(ep, path, 0, -1);
+        return td_json_elem_fail(r, TD_JV_ARRAY, 0, ep, err);
+    }
+    int64_t C = rows_mode ? b->C : 1;
+    int bools = r->is_int && (r->flags & TD_JSON_BOOLS);
+    size_t e = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        int64_t ks = (int64_t)k;
+        float f;
+        memcpy(&f, &b->data[k], sizeof f);
+        double v = f; /* d itself unless noted on the side */
+        td_json_vkind kind = ks == b->fb ? b->fb_kind : TD_JV_NUMBER;
+        int ok;
+        if (kind != TD_JV_NUMBER && !bools) {
+            ok = 0;
+        } else if (!r->is_int) {
+            if (ks == b->rb)
+                v = b->rb_d;
+            else if (ks == b->nb)
+                v = b->nb_d;
+            ok = td_json_rule_ok(r, v);
+        } else {
+            if (ks == b->ib)
+                v = b->ib_d;
+            else if (e < b->nexc && b->exc[e].k == ks)
+                v = b->exc[e++].v;
+            ok = td_json_rule_ok(r, v);
+            if (ok) {
+                int32_t iv = (int32_t)v;
+                memcpy(&b->data[k], &iv, sizeof iv);
+            }
+        }
+        if (!ok) {
+            if (rows_mode)
+                td_json_index_path(ep, path, ks / C, ks % C);
+            else
+                td_json_index_path(ep, path, ks, -1);
+            return td_json_elem_fail(r, kind, v, ep, err);
+        }
+    }
+    if (a->part.st) {
+        if (err)
+            *err = a->part.err;
+        return a->part.st;
+    }
+    if (b->bad) {
+        td_json_index_path(ep, path, b->bad_i, b->bad_j);
+        return td_json_elem_fail(r, b->bad_kind, b->bad_value, ep, err);
+    }
+    if (b->cap > b->n) { /* give back the reserve */
+        uint32_t *p = realloc(b->data, (b->n ? b->n : 1) * sizeof *p);
+        if (p)
+            b->data = p;
+    }
+    *out = b->data;
+    b->data = NULL;
+    b->n = b->cap = 0;
+    *rows = rows_mode ? a->part.rows : b->i;
+    *cols = C;
+    return TD_OK;
+}
+
+td_status td_jarray_matrix_f32(float **out, int64_t *rows, int64_t *cols, td_jarray *a,
+                               unsigned flags, const char *path, td_error *err)
+{
+    td_json_rule r = {0, flags, 0, 0};
+    return jarray_read((void **)out, rows, cols, a, &r, 1, path, err);
+}
+
+td_status td_jarray_vector_f32(float **out, int64_t *n, td_jarray *a, unsigned flags,
+                               const char *path, td_error *err)
+{
+    td_json_rule r = {0, flags, 0, 0};
+    int64_t cols;
+    return jarray_read((void **)out, n, &cols, a, &r, 0, path, err);
+}
+
+td_status td_jarray_vector_i32(int32_t **out, int64_t *n, td_jarray *a, int64_t lo,
+                               int64_t hi, unsigned flags, const char *path, td_error *err)
+{
+    td_json_rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
+    int64_t cols;
+    return jarray_read((void **)out, n, &cols, a, &r, 0, path, err);
+}
+
+td_status td_jarray_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
+                               td_jarray *a, const char *path, td_error *err)
+{
+    td_json_rule r = {1, 0, INT32_MIN, INT32_MAX};
+    *grouped = td_jarray_rows(a);
+    td_status st = jarray_read((void **)out, rows, cols, a, &r, *grouped, path, err);
+    if (!*grouped)
+        *cols = 1;
+    return st;
 }
 
 /* ================================================================ CSV =========== */
@@ -1757,6 +2255,19 @@ td_dstream *td_dstream_json(uint64_t size_hint)
     return s;
 }
 
+/* A JSON dataset parser whose fields are named "prefix.X[i][j]", ... (prefix kept). */
+static td_dstream *dstream_json_prefixed(uint64_t size_hint, const char *prefix)
+{
+    td_dstream *s = td_dstream_json(size_hint);
+    if (!s)
+        return NULL;
+    static const char *const names[NB] = {"X", "y", "Y", "pairs", "pair_labels"};
+    s->prefix = prefix;
+    for (int k = 0; k < NB; k++)
+        td_json_path(s->b[k].path, prefix, names[k]);
+    return s;
+}
+
 td_dstream *td_dstream_csv(const td_csv_opts *o, const char *name, uint64_t size_hint)
 {
     td_dstream *s = dstream_new(size_hint);
@@ -1791,10 +2302,13 @@ static void run(td_dstream *s, const char *p, size_t n, uint64_t off)
     }
     s->base = p;
     s->base_off = off;
-    if (s->csv)
+    if (s->csv) {
         lex_csv(s, p, p + n);
-    else
+    } else {
         lex(s, p, p + n);
+        if (s->tap != TAP_NONE && !s->done)
+            tap_flush(s, off + n);
+    }
 }
 
 /* The first three bytes are held until they show whether the body opens with a UTF-8
@@ -1861,6 +2375,12 @@ void td_dstream_destroy(td_dstream *s)
     build_drop(&s->cx);
     build_drop(&s->cy);
     td_dataset_parts_fini(&s->parts);
+    for (int k = 0; k < s->nak; k++)
+        build_drop(&s->arr[k].b);
+    free(s->arr);
+    td_sbuf_fini(&s->small);
+    cJSON_Delete(s->members);
+    td_dstream_destroy(s->child);
     free(s->csv_name);
     free(s->rec_d);
     free(s->rec_f);

@@ -46,6 +46,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cJSON.h>
+
 #include "http/json_dataset.h"
 #include "traind/status.h"
 
@@ -72,6 +74,62 @@ void td_dstream_destroy(td_dstream *s);
 
 /* Total bytes fed so far. */
 uint64_t td_dstream_bytes(const td_dstream *s);
+
+/* ---- object bodies (POST /v1/loss, /predict, the job body) ------------------------ */
+
+/* An object body whose big arrays stream too. The root object's members are read by
+ * key:
+ *  - array_keys: the member is a numeric array, read as it streams into one float32
+ *    array (a td_jarray): the rules (float or integer, ranges, shape) are applied only
+ *    when the caller reads it (td_jarray_*), so they may depend on other members (a loss
+ *    name that comes after its arrays), with the errors the tree readers of json_util.h
+ *    give for the same value.
+ *  - dataset_key (may be NULL): an inline dataset, streamed through a nested dataset
+ *    parser whose fields are named "<dataset_key>.X[i][j]" and so on.
+ *  - small_keys: kept as JSON text (at most TD_OBJECT_SMALL_MAX bytes for them all) and
+ *    parsed with cJSON at the end.
+ *  - any other key: only its name is kept (with a 0 for its value), so that key checks
+ *    on the cJSON object see every key in order.
+ * The key lists must outlive the parser. Memory: the arrays (4 bytes a number, the
+ * nested dataset's as td_dstream_json's), the small members' text and tree, a few KiB.
+ * td_dstream_feed and td_dstream_destroy work as for datasets. */
+#define TD_OBJECT_SMALL_MAX (8u << 20)
+
+td_dstream *td_dstream_object(const char *const *array_keys, const char *const *small_keys,
+                              const char *dataset_key, uint64_t size_hint);
+
+/* Ends the body. On success *members is the cJSON object of the small members, in body
+ * order, with a stand-in (0, or null when the value was null) for the array, dataset and
+ * unknown members; when the root is not an object, a cJSON array stands for it (only
+ * cJSON_IsObject matters). Owned by s. Malformed JSON is json_util's 400 error. */
+td_status td_dstream_object_finish(td_dstream *s, const cJSON **members, td_error *err);
+
+/* A numeric array member: read by one of the td_jarray_* functions, once. */
+typedef struct td_jarray td_jarray;
+
+/* The array member key after td_dstream_object_finish (owned by s), or NULL when it was
+ * absent or null (or given a second time: the first counts). */
+td_jarray *td_dstream_array(td_dstream *s, const char *key);
+
+/* The inline dataset (dataset_key) after td_dstream_object_finish, read with the rules
+ * of td_json_dataset_from(prefix dataset_key); call it only when the member was given
+ * and not null. Once. */
+td_status td_dstream_dataset(td_dstream *s, td_dataset_buf *out, td_error *err);
+
+/* 1 when a is an array whose first element is an array (the tree test
+ * cJSON_IsArray(v) && cJSON_IsArray(v->child)). */
+int td_jarray_rows(const td_jarray *a);
+/* As td_json_matrix_f32 / _vector_f32 / _vector_i32 / _labels_i32 on the same value:
+ * the same result and the same first error. *out is malloc'd (the array's storage,
+ * handed over). */
+td_status td_jarray_matrix_f32(float **out, int64_t *rows, int64_t *cols, td_jarray *a,
+                               unsigned flags, const char *path, td_error *err);
+td_status td_jarray_vector_f32(float **out, int64_t *n, td_jarray *a, unsigned flags,
+                               const char *path, td_error *err);
+td_status td_jarray_vector_i32(int32_t **out, int64_t *n, td_jarray *a, int64_t lo,
+                               int64_t hi, unsigned flags, const char *path, td_error *err);
+td_status td_jarray_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
+                               td_jarray *a, const char *path, td_error *err);
 
 /* ---- numbers (exposed for tests and benchmarks) ------------------------------------ */
 

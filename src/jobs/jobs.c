@@ -9,6 +9,13 @@
  * A worker checks its cancel flag and the stop flag at every epoch boundary, so a cancel
  * or a SIGTERM takes effect within one epoch.
  *
+ * Epochs: a worker appends each epoch's record to the job's tail (jobs/tail.h), which
+ * readers (event streams, GET /losses) copy from, and flushes the tail to the store in
+ * batches (at most every TD_TAIL_FLUSH_S or TD_TAIL_BATCH records), before each
+ * checkpoint and at the end: no store transaction, fsync or wake-up of watchers per
+ * epoch. The slot's `tail` pointer is set and cleared under `mu`; td_jobs_tail lends it
+ * out with a reference.
+ *
  * Cores: `cores` compute threads are shared by the running jobs: at each epoch a job
  * takes cores / running (at least 1) for its trainer's pool, so a job alone uses every
  * core and two jobs on two cores use one each; OpenBLAS is single-threaded (math/blas.c).
@@ -65,6 +72,8 @@
 #include "http/json_job.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"
+#include "jobs/tail.h"
+#include "store/store_sweeps.h"
 #include "traind/train.h"
 #include "util/budget.h"
 #include "util/log.h"
@@ -76,6 +85,7 @@
 typedef struct running {
     char id[TD_ID_MAX];          /* "" when the slot is idle */
     int cancel;
+    td_tail *tail;               /* the job's history tail once it trains, else NULL */
 } running;
 
 typedef struct qentry {
@@ -198,6 +208,9 @@ typedef struct job_ctx {
     void *snap;
     size_t snap_cap;
     int64_t ckpt_epoch;
+    td_tail *tail;
+    int64_t model_epoch;         /* the epoch of the stored model, -1 when none yet */
+    int64_t stop_at;             /* > 0: pause at this epoch (a sweep's rung), see below */
 } job_ctx;
 
 /* Stores the trainer's current weights as the job's model (also done at checkpoints, so
@@ -210,6 +223,26 @@ static td_status put_model(job_ctx *c, td_error *err)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_status st = td_store_model_put(c->jm->store, c->id, meta, m->params, m->n_params, err);
     free(meta);
+    if (st == TD_OK)
+        c->model_epoch = td_trainer_epoch(c->t);
+    return st;
+}
+
+/* Commits the records the tail holds that the store has not, with the latest one's
+ * metrics for the job row. */
+static td_status flush(job_ctx *c, td_error *err)
+{
+    int ncols;
+    const char *const *names = td_tail_columns(c->tail, &ncols);
+    td_tail_view v;
+    td_tail_view_get(c->tail, &v);
+    if (v.hi <= v.committed)
+        return TD_OK;
+    double rec[TD_HIST_MAX_COLS];
+    char *metrics = td_tail_row(c->tail, v.hi, rec) ? td_json_metrics_string(names, rec, ncols)
+                                                    : NULL;
+    td_status st = td_tail_flush(c->tail, metrics, now_s(), err);
+    free(metrics);
     return st;
 }
 
@@ -256,21 +289,39 @@ static void fault_abort_point(td_jobs *jm)
     }
 }
 
+/* Flushes the history tail, then checkpoints the trainer's current epoch unless the
+ * recorded checkpoint has it already, and stores its weights as the model. */
+static td_status checkpoint_now(job_ctx *c, td_error *err)
+{
+    int64_t e = td_trainer_epoch(c->t);
+    td_status fst = flush(c, err); /* a checkpoint comes after the records up to its epoch */
+    if (fst || e <= c->ckpt_epoch || e == 0)
+        return fst;
+    size_t len = snapshot(c);
+    td_status st = td_store_checkpoint_save(c->jm->store, c->id, e, c->snap, len, err);
+    if (st == TD_OK) {
+        c->ckpt_epoch = e;
+        put_model(c, NULL);
+    }
+    return st;
+}
+
 /* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
  * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start; so
- * does a job whose write was still refused for lack of space when the stop came). */
+ * does a job whose write was still refused for lack of space when the stop came), or
+ * TD_JOB_QUEUED when it reached its stop_at epoch: it is then checkpointed at exactly that
+ * epoch, to be paused (td_store_job_pause) and continued later by its sweep. */
 static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
 {
     td_jobs *jm = c->jm;
-    int ncols;
-    const char *const *names = td_trainer_columns(c->t, &ncols);
     double last_ckpt = now_s();
     td_status st = TD_OK;
     for (;;) {
         if (td_trainer_done(c->t)) {
-            for (int attempt = 1; (st = put_model(c, err)); attempt++)
-                if (!retry_write(jm, st, err, attempt))
-                    break;
+            if (c->model_epoch != td_trainer_epoch(c->t)) /* else stored at the checkpoint */
+                for (int attempt = 1; (st = put_model(c, err)); attempt++)
+                    if (!retry_write(jm, st, err, attempt))
+                        break;
             *st_out = st;
             return st == TD_OK ? TD_JOB_SUCCEEDED : stopped_or_failed(jm, st);
         }
@@ -278,43 +329,54 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         int cancel = jm->run[c->slot].cancel, stopping = jm->stopping;
         pthread_mutex_unlock(&jm->mu);
         if (cancel) {
+            flush(c, NULL);
             put_model(c, NULL);
             return TD_JOB_CANCELLED;
         }
         if (stopping) {
-            int64_t e = td_trainer_epoch(c->t);
-            if (e > c->ckpt_epoch && e > 0) {
-                size_t len = snapshot(c);
-                st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err);
-                if (st == TD_OK)
-                    put_model(c, NULL);
-            }
-            *st_out = st;
+            *st_out = checkpoint_now(c, err);
             return TD_JOB_RUNNING;
+        }
+        if (c->stop_at > 0 && td_trainer_epoch(c->t) >= c->stop_at) {
+            *st_out = st = checkpoint_now(c, err);
+            return st == TD_OK ? TD_JOB_QUEUED : stopped_or_failed(jm, st);
         }
         td_trainer_set_threads(c->t, threads_for_job(jm));
         td_record rec;
         st = td_trainer_step(c->t, &rec, err);
         if (st) {
+            flush(c, NULL);     /* the epochs before this one */
             put_model(c, NULL); /* the last finite weights */
             *st_out = st;
             return TD_JOB_FAILED;
         }
-        char *metrics = td_json_metrics_string(names, rec.v, ncols);
-        int due = now_s() - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t);
-        size_t len = due ? snapshot(c) : 0;
         int64_t e = td_trainer_epoch(c->t);
-        for (int attempt = 1; (st = td_store_epoch_commit(jm->store, c->id, e, rec.v, ncols,
-                                                          metrics, due ? c->snap : NULL, len,
-                                                          err)); attempt++)
-            if (!retry_write(jm, st, err, attempt))
-                break;
-        free(metrics);
-        if (st) {
-            *st_out = st;
-            return stopped_or_failed(jm, st);
+        td_tail_append(c->tail, e, rec.v);
+        double now = now_s();
+        int due = now - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t) ||
+                  (c->stop_at > 0 && e >= c->stop_at);
+        if (due || td_tail_flush_due(c->tail, now)) {
+            /* a checkpoint is recorded after the records up to its epoch (store.h); records
+             * whose commit failed stay pending for the next attempt (tail.h) */
+            for (int attempt = 1; (st = flush(c, err)); attempt++)
+                if (!retry_write(jm, st, err, attempt))
+                    break;
+            if (st) {
+                *st_out = st;
+                return stopped_or_failed(jm, st);
+            }
         }
         if (due) {
+            size_t len = snapshot(c);
+            for (int attempt = 1;
+                 (st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err));
+                 attempt++)
+                if (!retry_write(jm, st, err, attempt))
+                    break;
+            if (st) {
+                *st_out = st;
+                return stopped_or_failed(jm, st);
+            }
             c->ckpt_epoch = e;
             last_ckpt = now_s();
             put_model(c, NULL);
@@ -322,7 +384,6 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         pthread_mutex_lock(&jm->mu);
         jm->epochs++;
         jm->samples += td_trainer_rows(c->t);
-        notify_locked(jm);
         pthread_mutex_unlock(&jm->mu);
         fault_abort_point(jm);
     }
@@ -342,8 +403,17 @@ static int stopping_within(td_jobs *jm, int ms)
     }
 }
 
-/* Records the job's terminal state. A write refused for lack of space releases the reserve
- * (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
+/* One attempt at recording the end: a terminal state, or the pause (TD_JOB_QUEUED). */
+static td_status end_once(td_jobs *jm, const char *id, td_job_state final, const char *code,
+                          const char *msg, td_error *err)
+{
+    if (final == TD_JOB_QUEUED)
+        return td_store_job_pause(jm->store, id, err);
+    return td_store_job_finish(jm->store, id, final, code, msg, err);
+}
+
+/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED). A write refused
+ * for lack of space releases the reserve (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
  * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
  * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
  * stays "running" in the store with no worker, and the next start resumes it from its
@@ -353,9 +423,9 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
 {
     td_error ferr = {{0}, {0}};
     for (int attempt = 1; attempt <= END_TRIES; attempt++) {
-        td_status st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
+        td_status st = end_once(jm, id, final, code, msg, &ferr);
         if (td_reserve_release(jm->o.reserve, st, &ferr))
-            st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
+            st = end_once(jm, id, final, code, msg, &ferr);
         if (st == TD_OK && attempt > 1)
             td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
         if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
@@ -439,7 +509,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
-    job_ctx c = {.jm = jm, .slot = slot, .id = id};
+    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
     int live = 0;
@@ -476,6 +546,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     const char *const *names = td_trainer_columns(c.t, &ncols);
     if ((st = td_store_history_columns_set(jm->store, id, names, ncols, &err)))
         goto done;
+    c.stop_at = row.stop_at_epoch;
     c.snap_cap = td_trainer_state_size(c.t);
     if (!(c.snap = malloc(c.snap_cap))) {
         st = td_fail(&err, TD_ENOMEM, NULL, "out of memory for the checkpoint buffer");
@@ -495,8 +566,18 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     } else {
         goto done;
     }
-    if ((st = td_store_history_truncate(jm->store, id, c.ckpt_epoch, &err)))
+    /* a job's epoch is its last recorded one, so without records past the checkpoint
+     * there is nothing to truncate (a new job) */
+    if (row.epoch > c.ckpt_epoch &&
+        (st = td_store_history_truncate(jm->store, id, c.ckpt_epoch, &err)))
         goto done;
+    if ((st = td_tail_create(&c.tail, jm->store, id, names, ncols, row.epochs, c.ckpt_epoch,
+                             jm->o.history_max_rows, &err)))
+        goto done;
+    pthread_mutex_lock(&jm->mu);
+    jm->run[slot].tail = c.tail;
+    notify_locked(jm); /* watchers waiting for it to train */
+    pthread_mutex_unlock(&jm->mu);
     st = TD_OK;
     final = train_loop(&c, &err, &st);
 done:
@@ -506,6 +587,10 @@ done:
     } else if (final == TD_JOB_RUNNING) {
         td_log(TD_LOG_INFO, "jobs", "job %s checkpointed at epoch %lld for shutdown", id,
                (long long)(c.t ? td_trainer_epoch(c.t) : 0));
+    } else if (final == TD_JOB_QUEUED) {
+        td_log(TD_LOG_INFO, "jobs", "job %s paused at epoch %lld for its sweep", id,
+               (long long)c.ckpt_epoch);
+        record_end(jm, id, final, NULL, NULL);
     } else {
         if (final == TD_JOB_FAILED && st == TD_OK)
             st = TD_EINTERNAL;
@@ -518,6 +603,13 @@ done:
 out:
     if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
         mark_live(jm, id, 0);
+    if (c.tail) { /* everything is flushed and the end recorded: readers go to the store */
+        td_tail_close(c.tail);
+        pthread_mutex_lock(&jm->mu);
+        jm->run[slot].tail = NULL;
+        pthread_mutex_unlock(&jm->mu);
+        td_tail_release(c.tail);
+    }
     free(ckpt);
     free(c.snap);
     td_trainer_destroy(c.t);
@@ -812,8 +904,8 @@ void td_jobs_destroy(td_jobs *jm)
     free(jm);
 }
 
-td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
-                         char id_out[TD_ID_MAX], td_error *err)
+/* Takes a place under the queue bound for a job the store is about to make queued. */
+static td_status take_place(td_jobs *jm, td_error *err)
 {
     pthread_mutex_lock(&jm->mu);
     td_status st = TD_OK;
@@ -828,23 +920,49 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
     else
         jm->inserting++; /* our place under the bound while the store inserts */
     pthread_mutex_unlock(&jm->mu);
-    if (st)
-        return st;
-    td_job_spec sp = *spec;
-    sp.mem_bytes = mem_bytes;
-    sp.max_queued = jm->shared ? jm->o.max_queued : 0;
-    st = td_store_job_insert(jm->store, &sp, id_out, err);
+    return st;
+}
+
+/* Gives the place back and, when the store call succeeded (st), queues id. */
+static td_status fill_place(td_jobs *jm, td_status st, const char *id, uint64_t mem_bytes,
+                            td_error *err)
+{
     pthread_mutex_lock(&jm->mu);
     jm->inserting--;
-    if (st == TD_OK && jm->shared) /* an idle worker claims it now */
+    if (st == TD_OK && jm->shared) /* in the store's queue: an idle worker claims it now */
         pthread_cond_broadcast(&jm->work);
-    else if (st == TD_OK && (st = push_locked(jm, id_out, mem_bytes)))
+    else if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
     if (st == TD_OK)
         notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
+
+td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
+                         char id_out[TD_ID_MAX], td_error *err)
+{
+    td_status st = take_place(jm, err);
+    if (st)
+        return st;
+    td_job_spec sp = *spec;
+    sp.mem_bytes = mem_bytes;                           /* a shared store's admission */
+    sp.max_queued = jm->shared ? jm->o.max_queued : 0;  /* and its cluster-wide bound */
+    st = td_store_job_insert(jm->store, &sp, id_out, err);
+    return fill_place(jm, st, id_out, mem_bytes, err);
+}
+
+td_status td_jobs_continue(td_jobs *jm, const char *id, int64_t stop_at, uint64_t mem_bytes,
+                           td_error *err)
+{
+    td_status st = take_place(jm, err);
+    if (st)
+        return st;
+    st = td_store_job_continue(jm->store, id, stop_at, err);
+    return fill_place(jm, st, id, mem_bytes, err);
+}
+
+void td_jobs_poke(td_jobs *jm) { notify(jm); }
 
 td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after, td_error *err)
 {
@@ -884,6 +1002,19 @@ uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
     uint64_t now = jm->change;
     pthread_mutex_unlock(&jm->mu);
     return now;
+}
+
+td_tail *td_jobs_tail(td_jobs *jm, const char *id)
+{
+    td_tail *t = NULL;
+    pthread_mutex_lock(&jm->mu);
+    for (int i = 0; i < jm->nthreads && !t; i++)
+        if (jm->run[i].tail && strcmp(jm->run[i].id, id) == 0) {
+            t = jm->run[i].tail;
+            td_tail_retain(t);
+        }
+    pthread_mutex_unlock(&jm->mu);
+    return t;
 }
 
 void td_jobs_stats_get(td_jobs *jm, td_jobs_stats *out)

@@ -1,5 +1,6 @@
 /* jobs.h — the job manager: a bounded queue of job ids feeding a pool of worker threads
- * that run trainers, commit every epoch to the store, checkpoint, and resume.
+ * that run trainers, record every epoch (in memory, then in the store in batches: see
+ * jobs/tail.h), checkpoint, and resume.
  *
  * The store is the source of truth (a job exists once td_store_job_insert returns); the
  * queue only orders work. At start-up every queued or running job found in the store is
@@ -27,6 +28,7 @@ typedef struct td_jobs_opts {
      * heartbeat renews their leases every lease_s / 3; max_queued holds cluster-wide. */
     char node[TD_NODE_MAX];      /* this daemon's node name */
     int lease_s;                 /* 0 = 15 */
+    int64_t history_max_rows;    /* history records kept per job (store.h); 0 = unbounded */
 } td_jobs_opts;
 
 /* Starts the workers and queues the store's unfinished jobs (oldest first). */
@@ -46,6 +48,15 @@ void td_jobs_destroy(td_jobs *jm);
 td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
                          char id_out[TD_ID_MAX], td_error *err);
 
+/* Queues a paused job again (store_sweeps.h: td_store_job_continue) to train up to stop_at
+ * (0: to the end), under the same bound as td_jobs_submit (TD_EBUSY: it stays paused).
+ * TD_ECONFLICT when the job is no longer paused. */
+td_status td_jobs_continue(td_jobs *jm, const char *id, int64_t stop_at, uint64_t mem_bytes,
+                           td_error *err);
+
+/* Moves the change counter (wakes td_jobs_wait_change): for the sweep scheduler. */
+void td_jobs_poke(td_jobs *jm);
+
 /* A job's memory for admission: its trainer's td_train_memory_estimate with `cores`
  * threads plus its loaded datasets (val may be NULL); K from td_trainer_check. */
 uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
@@ -56,9 +67,14 @@ td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
                          td_error *err);
 
 /* Change notification for watchers (Server-Sent Events): returns the current change
- * counter, waiting up to timeout_ms for it to move past `seen`. Every committed epoch
- * and every state change moves it. */
+ * counter, waiting up to timeout_ms for it to move past `seen`. Every state change (a job
+ * submitted, started, cancelled, ended) moves it; epochs do not (they go to the job's
+ * tail: td_jobs_tail). */
 uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms);
+
+/* The in-memory history tail (jobs/tail.h) of job id while this process trains it, with a
+ * reference for the caller (td_tail_release it), or NULL. */
+struct td_tail *td_jobs_tail(td_jobs *jm, const char *id);
 
 typedef struct td_jobs_stats {
     int64_t queued, running;     /* in this process's queue / workers */

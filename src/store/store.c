@@ -13,7 +13,10 @@
  * Durability: journal_mode=WAL with synchronous=FULL. With NORMAL, a WAL commit is not
  * fsynced, so an OS crash or power loss after a 202 could lose the job that was just
  * accepted (kill -9 alone could not; the page cache survives it). FULL fsyncs the WAL
- * on every commit: one fsync per job insert and per epoch, cheap next to an epoch.
+ * on every commit: one fsync per job insert and per checkpoint. History is the
+ * exception: td_store_history_commit writes a batch of epochs with synchronous=NORMAL
+ * (no fsync), because only epochs after the last checkpoint can be lost that way, and
+ * resume recomputes those (store.h, "batched, bounded history").
  *
  * Files vs rows: a file is written (atomically) before the row that refers to it and
  * removed after the row is gone, so a row never points to a missing file; a crash
@@ -48,6 +51,7 @@
 
 #include "store/blob.h"
 #include "store/store_pg.h"
+#include "store/store_impl.h"
 
 struct td_store {
     pthread_mutex_t mu;
@@ -119,7 +123,7 @@ static const char *SCHEMA_SQL =
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
-    "resumed_on_different_build"
+    "resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, stopped_early"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -611,7 +615,7 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
                      TD_STORE_SCHEMA);
         goto cleanup;
     }
-    if ((rc = add_missing_columns(s, err)))
+    if ((rc = add_missing_columns(s, err)) || (rc = td_store_sweeps_migrate(s, err)))
         goto cleanup;
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++)
         if ((rc = sweep_dir(s, SUBDIRS[i], err)))
@@ -986,7 +990,8 @@ static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_erro
 
     rc = prepare(s, &st,
                  "SELECT EXISTS (SELECT 1 FROM jobs WHERE (dataset = ?1 OR validation = ?1) "
-                 "AND state IN ('queued', 'running'))",
+                 "AND state IN ('queued', 'running')) OR EXISTS (SELECT 1 FROM sweeps WHERE "
+                 "(dataset = ?1 OR validation = ?1) AND state IN ('queued', 'running'))",
                  err);
     if (rc)
         goto cleanup;
@@ -1103,6 +1108,12 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->has_model = sqlite3_column_int(st, 18);
     r->crashes = sqlite3_column_int64(st, 19);
     r->resumed_on_different_build = sqlite3_column_int(st, 20);
+    col_copy(st, 21, r->sweep, sizeof r->sweep);
+    r->sweep_trial =
+        sqlite3_column_type(st, 22) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 22);
+    r->stop_at_epoch = sqlite3_column_int64(st, 23); /* NULL: 0 */
+    r->paused = sqlite3_column_int(st, 24);
+    r->stopped_early = sqlite3_column_int(st, 25);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
@@ -1268,8 +1279,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     td_store_now(now);
     rc = prepare(s, &st,
                  "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key) "
-                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)",
+                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch) "
+                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                  err);
     if (rc)
         goto cleanup;
@@ -1281,6 +1292,11 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     bind_str(st, 6, now);
     sqlite3_bind_int64(st, 7, spec->epochs);
     bind_opt(st, 8, key);
+    bind_opt(st, 9, spec->sweep);
+    if (spec->sweep && *spec->sweep)
+        sqlite3_bind_int64(st, 10, spec->sweep_trial);
+    if (spec->stop_at_epoch > 0)
+        sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
@@ -1398,7 +1414,7 @@ td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_er
     enter(s);
     rc = prepare(s, &st,
                  "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                 "ORDER BY id ASC",
+                 "AND paused = 0 ORDER BY id ASC",
                  err);
     if (rc)
         goto cleanup;
@@ -1463,7 +1479,8 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
     td_store_now(now);
     rc = prepare(s, &st,
                  state == TD_JOB_QUEUED
-                     ? "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1"
+                     ? "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, "
+                       "?2) WHERE id = ?1" /* a paused trial keeps its first start */
                      : "UPDATE jobs SET restarts = restarts + 1, "
                        "started_at = COALESCE(started_at, ?2) WHERE id = ?1",
                  err);
@@ -1695,6 +1712,8 @@ td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
                      td_job_state_name((td_job_state)cur));
         goto cleanup;
     }
+    if ((rc = td_store_job_in_active_sweep(s, id, err))) /* its sweep still needs it */
+        goto cleanup;
     rc = prepare(s, &st, "DELETE FROM jobs WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -1889,20 +1908,22 @@ void td_history_fini(td_history *h)
     h->n_rows = 0;
 }
 
-/* Reads the records with epoch > after_epoch into h (n_cols already set); caller holds
- * the lock. */
+/* Reads the records with epoch > after_epoch (the first limit of them; limit < 0: all)
+ * into h (n_cols already set); caller holds the lock. */
 static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after_epoch,
-                                  td_history *h, td_error *err)
+                                  int64_t limit, td_history *h, td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int row = 0;
 
-    rc = prepare(s, &st, "SELECT COUNT(*) FROM history WHERE job_id = ?1 AND epoch > ?2", err);
+    rc = prepare(s, &st, "SELECT COUNT(*) FROM (SELECT 1 FROM history WHERE job_id = ?1 "
+                 "AND epoch > ?2 LIMIT ?3)", err);
     if (rc)
         goto cleanup;
     bind_str(st, 1, job_id);
     sqlite3_bind_int64(st, 2, after_epoch);
+    sqlite3_bind_int64(st, 3, limit);
     rc = step_row(s, st, &row, err);
     if (rc)
         goto cleanup;
@@ -1917,12 +1938,13 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
     }
     rc = prepare(s, &st,
                  "SELECT epoch, record FROM history WHERE job_id = ?1 AND epoch > ?2 "
-                 "ORDER BY epoch",
+                 "ORDER BY epoch LIMIT ?3",
                  err);
     if (rc)
         goto cleanup;
     bind_str(st, 1, job_id);
     sqlite3_bind_int64(st, 2, after_epoch);
+    sqlite3_bind_int64(st, 3, limit);
     while (h->n_rows < nrows) {
         rc = step_row(s, st, &row, err);
         if (rc)
@@ -1953,8 +1975,14 @@ cleanup:
 td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_epoch,
                                td_history *out, td_error *err)
 {
+    return td_store_history_page(s, job_id, after_epoch, -1, out, err);
+}
+
+td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
+                                int64_t limit, td_history *out, td_error *err)
+{
     if (s->pg)
-        return td_pg_history_get(s->pg, job_id, after_epoch, out, err);
+        return td_pg_history_get(s->pg, job_id, after_epoch, limit, out, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_history h;
@@ -1981,7 +2009,7 @@ td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_ep
         p += len + (p[len] == ',');
     }
     if (h.n_cols > 0) {
-        rc = hist_rows_locked(s, job_id, after_epoch, &h, err);
+        rc = hist_rows_locked(s, job_id, after_epoch, limit > 0 ? limit : -1, &h, err);
         if (rc)
             goto cleanup;
     }
@@ -2031,6 +2059,163 @@ cleanup:
     sqlite3_finalize(st);
     leave(s);
     return rc;
+}
+
+/* ---- batched, bounded history ---------------------------------------------------------- */
+
+int64_t td_history_stride(int64_t latest, int64_t max_rows)
+{
+    if (max_rows <= 0 || latest <= max_rows)
+        return 1;
+    int64_t S = 2;
+    while (latest / S + 3 > max_rows && S < (INT64_C(1) << 62))
+        S *= 2;
+    return S;
+}
+
+/* 1 when the bound keeps epoch e: a multiple of the stride, the first, the best or the
+ * latest. */
+static int hist_kept(int64_t e, int64_t S, const td_history_batch *b, int64_t latest)
+{
+    return e % S == 0 || e == b->first || e == b->best || e == latest;
+}
+
+/* Drops the records the bound no longer keeps: all of them when the stride changed or the
+ * batch asks for it (a full pass over the job's history), else only the two that were
+ * kept as exceptions until now (the previous latest and the previous best). Caller holds
+ * the lock and the transaction. */
+static td_status hist_thin_locked(td_store *s, const char *job_id, const td_history_batch *b,
+                                  int64_t prev_latest, int64_t latest, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    int64_t S = td_history_stride(latest, b->max_rows);
+    int full = b->full_pass || S != td_history_stride(prev_latest, b->max_rows);
+
+    if (S == 1)
+        return TD_OK;
+    rc = prepare(s, &st,
+                 full ? "DELETE FROM history WHERE job_id = ?1 AND epoch % ?2 != 0 "
+                        "AND epoch NOT IN (?3, ?4, ?5)"
+                      : "DELETE FROM history WHERE job_id = ?1 AND epoch IN (?6, ?7) "
+                        "AND epoch % ?2 != 0 AND epoch NOT IN (?3, ?4, ?5)",
+                 err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, S);
+    sqlite3_bind_int64(st, 3, b->first);
+    sqlite3_bind_int64(st, 4, b->best);
+    sqlite3_bind_int64(st, 5, latest);
+    if (!full) {
+        sqlite3_bind_int64(st, 6, prev_latest);
+        sqlite3_bind_int64(st, 7, b->prev_best);
+    }
+    rc = step_done(s, st, err);
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+td_status td_store_history_commit(td_store *s, const char *job_id, const td_history_batch *b,
+                                  td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    int ncols = 0, row = 0, locked = 0, relaxed = 0;
+
+    if (b->n_rows < 1 || !b->epochs || !b->records) {
+        rc = td_fail(err, TD_EINVAL, "records", "an empty history batch");
+        goto cleanup;
+    }
+    if (s->pg)
+        return td_pg_history_commit(s->pg, job_id, b, err);
+    int64_t latest = b->epochs[b->n_rows - 1];
+    int64_t S = td_history_stride(latest, b->max_rows);
+    enter(s);
+    locked = 1;
+    /* No fsync for this transaction: see store.h. Set outside the transaction, and back to
+     * FULL before the lock is released, whatever happens. */
+    rc = exec_sql(s, "PRAGMA synchronous=NORMAL", err);
+    if (rc)
+        goto cleanup;
+    relaxed = 1;
+    rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    if (rc)
+        goto cleanup;
+    rc = hist_cols_locked(s, job_id, &ncols, err);
+    if (rc)
+        goto cleanup;
+    if (ncols == 0 || ncols != b->n_cols) {
+        rc = td_fail(err, TD_EINVAL, "columns", "job %s: records have %d values, history has "
+                     "%d columns", job_id, b->n_cols, ncols);
+        goto cleanup;
+    }
+    rc = prepare(s, &st, "SELECT epoch FROM jobs WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, job_id);
+    rc = step_row(s, st, &row, err);
+    if (rc)
+        goto cleanup;
+    int64_t prev_latest = row ? sqlite3_column_int64(st, 0) : 0;
+    rc = prepare(s, &st, "INSERT OR REPLACE INTO history (job_id, epoch, record) "
+                 "VALUES (?1, ?2, ?3)", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, job_id);
+    size_t rec_bytes = sizeof(double) * (size_t)b->n_cols;
+    for (int64_t i = 0; i < b->n_rows; i++) {
+        if (!hist_kept(b->epochs[i], S, b, latest))
+            continue;
+        sqlite3_bind_int64(st, 2, b->epochs[i]);
+        sqlite3_bind_blob(st, 3, b->records + (size_t)i * (size_t)b->n_cols, (int)rec_bytes,
+                          SQLITE_STATIC);
+        rc = step_done(s, st, err);
+        if (rc)
+            goto cleanup;
+        sqlite3_reset(st);
+    }
+    rc = prepare(s, &st, "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) "
+                 "WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, latest);
+    bind_opt(st, 3, b->metrics_json);
+    rc = step_done(s, st, err);
+    if (rc)
+        goto cleanup;
+    rc = hist_thin_locked(s, job_id, b, prev_latest, latest, err);
+    if (rc)
+        goto cleanup;
+    rc = exec_sql(s, "COMMIT", err);
+cleanup:
+    sqlite3_finalize(st);
+    if (locked && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (relaxed)
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (locked)
+        leave(s);
+    return rc;
+}
+
+void td_history_downsample(td_history *h, int64_t max_points)
+{
+    int64_t n = h->n_rows;
+    if (max_points < 2 || n <= max_points)
+        return;
+    /* Point k of m takes row round(k (n - 1) / (m - 1)): strictly increasing in k since
+     * n > m, so the rows move forward in place, column by column. */
+    int64_t m = max_points;
+    for (int64_t k = 0; k < m; k++) {
+        int64_t i = (k * (n - 1) + (m - 1) / 2) / (m - 1);
+        h->epochs[k] = h->epochs[i];
+        for (int c = 0; c < h->n_cols; c++)
+            h->cols[(size_t)c * (size_t)m + (size_t)k] = h->cols[(size_t)c * (size_t)n + (size_t)i];
+    }
+    h->n_rows = m;
 }
 
 /* ---- epoch commit and checkpoints ---------------------------------------------------- */
@@ -2444,4 +2629,36 @@ td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *ca
         if (!id_ok(ids[i]))
             return td_fail(err, TD_EINVAL, "id", "bad job id \"%s\"", ids[i]);
     return td_pg_job_renew(s->pg, ids, n, cancel, held, err);
+}
+
+/* ---- for the store's other files (store_impl.h) ------------------------------------- */
+
+td_pg *td_store_pg(td_store *s) { return s->pg; }
+
+sqlite3 *td_store_enter(td_store *s)
+{
+    enter(s);
+    return s->db;
+}
+
+void td_store_leave(td_store *s) { leave(s); }
+
+td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
+{
+    return prepare(s, st, sql, err);
+}
+
+td_status td_store_exec(td_store *s, const char *sql, td_error *err)
+{
+    return exec_sql(s, sql, err);
+}
+
+td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err)
+{
+    return step_row(s, st, row, err);
+}
+
+td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err)
+{
+    return step_done(s, st, err);
 }

@@ -125,10 +125,10 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
 td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
                                 td_error *err);
 void td_stored_dataset_fini(td_stored_dataset *sd);
-/* *in_use = 1 when a queued or running job uses id as dataset or validation. */
+/* *in_use = 1 when a queued or running job or sweep uses id as dataset or validation. */
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err);
 /* Deletes the row and the file; TD_ECONFLICT (checked in the same transaction) while a
- * queued or running job uses it, TD_ENOTFOUND if absent. */
+ * queued or running job or sweep uses it, TD_ENOTFOUND if absent. */
 td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err);
 
 /* ---- jobs ------------------------------------------------------------------------- */
@@ -157,6 +157,9 @@ typedef struct td_job_spec {
                                     admission of td_store_job_claim (0 = unknown) */
     int64_t max_queued;          /* shared stores: TD_EBUSY when this many jobs are queued
                                     cluster-wide (checked atomically); 0 = no bound */
+    const char *sweep;           /* the sweep this job is a trial of (store_sweeps.h), or NULL */
+    int64_t sweep_trial;         /* its trial index in that sweep */
+    int64_t stop_at_epoch;       /* > 0: pause at this epoch (td_store_job_pause); 0: run on */
 } td_job_spec;
 
 /* One job as stored. The fixed arrays are "" when unset. hyperparameters and metrics
@@ -184,6 +187,11 @@ typedef struct td_job_row {
     int64_t crashes;             /* deaths of the daemon while running it */
     int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
     char node[TD_NODE_MAX];      /* shared stores: the daemon that holds (or last held) it */
+    char sweep[TD_ID_MAX];       /* "" unless the job is a sweep's trial */
+    int64_t sweep_trial;         /* its index there, -1 when none */
+    int64_t stop_at_epoch;       /* 0: none; else the worker pauses the job at this epoch */
+    int paused;                  /* 1: "queued" but waiting for its sweep, not for a worker */
+    int stopped_early;           /* succeeded by successive halving before its last epoch */
 } td_job_row;
 
 void td_job_row_fini(td_job_row *row);
@@ -205,7 +213,7 @@ td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row 
  * td_store_dataset_list. */
 td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
                             td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err);
-/* Jobs in state queued or running, oldest first (recovery at start-up). */
+/* Jobs in state queued or running and not paused, oldest first (recovery at start-up). */
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err);
 /* counts[state] = number of jobs in that state (for /metrics). */
 td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_error *err);
@@ -283,6 +291,61 @@ void td_history_fini(td_history *h);
 td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
                                     td_error *err);
 
+/* ---- batched, bounded history --------------------------------------------------------
+ *
+ * A running job keeps its latest records in memory (jobs/tail.h) and hands them to the
+ * store in batches: td_store_history_commit writes many records and the job's progress in
+ * one transaction WITHOUT an fsync (synchronous=NORMAL for that transaction). That is safe
+ * for exact resume: every checkpoint is recorded by a fully synchronous commit
+ * (td_store_checkpoint_save), which makes every earlier batch durable with it, and resume
+ * truncates history to the checkpoint's epoch; so a crash (even a power loss) can only
+ * lose records after the last checkpoint, which the resumed job computes again,
+ * bit-identically.
+ *
+ * Bound (history_max_rows = M, 0 = none): with L the job's latest epoch, the stored
+ * records are the epochs that are multiples of the stride S = td_history_stride(L, M),
+ * plus the first epoch, the best epoch and the latest epoch (whatever their stride). S is
+ * 1 while L <= M, then the least power of two with L / S + 3 <= M: past the bound history
+ * is thinned to every 2nd epoch, then every 4th, and so on, and never holds more than M
+ * records. The thinning is a function of L alone, so a resumed job ends with the same
+ * records as an uninterrupted one. */
+
+/* The stride above; 1 when max_rows <= 0 (unbounded) or latest <= max_rows. max_rows,
+ * when positive, must be >= 4. */
+int64_t td_history_stride(int64_t latest, int64_t max_rows);
+
+typedef struct td_history_batch {
+    int n_cols;                  /* == the job's history column count */
+    int64_t n_rows;              /* >= 1 */
+    const int64_t *epochs;       /* (n_rows) strictly ascending */
+    const double *records;       /* (n_rows, n_cols) row-major, NaN kept */
+    const char *metrics_json;    /* the last record's metrics for the job row, or NULL */
+    int64_t max_rows;            /* M above; 0 = unbounded */
+    int64_t first, best;         /* epochs kept whatever the stride (-1: none) */
+    int64_t prev_best;           /* the best epoch of the previous batch (-1: none): dropped
+                                    now unless it is still kept for another reason */
+    int full_pass;               /* 1: thin the whole stored history now, not only what
+                                    this batch changed (a job's first batch after a
+                                    (re)start: max_rows may have changed meanwhile) */
+} td_history_batch;
+
+/* Appends (or replaces) the batch's records that the bound keeps, sets the job's epoch to
+ * the last one and its metrics (when given), and drops the records the bound no longer
+ * keeps: all in one transaction, without fsync (see above). TD_EINVAL (field "columns")
+ * when n_cols does not match the job's columns, TD_ENOTFOUND without the job. */
+td_status td_store_history_commit(td_store *s, const char *job_id, const td_history_batch *b,
+                                  td_error *err);
+
+/* As td_store_history_get, but at most limit records (limit <= 0: all): the first ones
+ * with epoch > after_epoch, in epoch order. A page's last epoch is the next page's
+ * after_epoch. */
+td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
+                                int64_t limit, td_history *out, td_error *err);
+
+/* Keeps at most max_points (>= 2) of h's records, in place: evenly spaced by index,
+ * always the first and the last. Nothing changes when h has at most max_points. */
+void td_history_downsample(td_history *h, int64_t max_points);
+
 /* ---- the per-epoch commit and checkpoints ------------------------------------------- */
 
 /* Everything one finished epoch produces, made durable consistently:
@@ -294,7 +357,9 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
  * After a crash anywhere, the recorded checkpoint exists and matches its epoch, and
  * history holds every epoch up to the job's epoch; recovery = td_store_checkpoint_load
  * + td_store_history_truncate(job, checkpoint epoch) (or 0 without a checkpoint), then
- * train on. A file of step 1 that never got recorded is swept at the next open. */
+ * train on. A file of step 1 that never got recorded is swept at the next open.
+ * (The job manager batches instead: td_store_history_commit for the records, then
+ * td_store_checkpoint_save; the recovery rule is the same.) */
 td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
                                 const double *record, int n, const char *metrics_json,
                                 const void *ckpt, size_t ckpt_len, td_error *err);

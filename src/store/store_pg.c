@@ -29,6 +29,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/store_sweeps.h"
 
 #define PG_POOL 4
 #define CHUNK (1u << 20)
@@ -56,8 +58,8 @@ struct td_pg {
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
     "queued", "running", "succeeded", "failed", "cancelled"};
 
-/* Version 0 -> 1. A later version appends its step; each runs in the migration's
- * transaction. */
+/* MIGRATIONS[v] takes a database from version v to v + 1; a new version appends its step.
+ * They run in the migration's transaction, so a database is at one version or the next. */
 static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "CREATE TABLE datasets("
     "  id text PRIMARY KEY, name text NOT NULL, n_samples bigint NOT NULL,"
@@ -86,6 +88,21 @@ static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "  length bigint NOT NULL, checksum bigint NOT NULL);"
     "CREATE TABLE blob_chunks(key text NOT NULL REFERENCES blobs(key) ON DELETE CASCADE,"
     "  seq int NOT NULL, data bytea NOT NULL, PRIMARY KEY (key, seq));",
+    /* 1 -> 2: sweeps (issue 18), their trials, and the jobs' sweep columns */
+    "ALTER TABLE jobs ADD COLUMN sweep text, ADD COLUMN sweep_trial bigint,"
+    "  ADD COLUMN stop_at_epoch bigint, ADD COLUMN paused int NOT NULL DEFAULT 0,"
+    "  ADD COLUMN stopped_early int NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX jobs_sweep_trial ON jobs(sweep, sweep_trial);"
+    "CREATE TABLE sweeps(id text PRIMARY KEY, state text NOT NULL, model text NOT NULL,"
+    "  dataset text NOT NULL, validation text, spec text NOT NULL, metric text NOT NULL,"
+    "  maximize int NOT NULL, epochs bigint NOT NULL, min_epochs bigint NOT NULL,"
+    "  eta bigint NOT NULL, rung bigint NOT NULL DEFAULT 0, n_trials bigint NOT NULL,"
+    "  cancel_requested int NOT NULL DEFAULT 0, created_at text NOT NULL, started_at text,"
+    "  finished_at text, error_code text, error_message text);"
+    "CREATE INDEX sweeps_state ON sweeps(state, id);"
+    "CREATE TABLE sweep_trials(sweep_id text NOT NULL, idx bigint NOT NULL,"
+    "  \"values\" text NOT NULL, hyperparameters text NOT NULL, bytes bigint NOT NULL,"
+    "  PRIMARY KEY (sweep_id, idx));",
 };
 
 #define NOW_S "extract(epoch from clock_timestamp())"
@@ -94,7 +111,8 @@ static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, (model_params IS NOT NULL)::int, "       \
-    "crashes, resumed_on_different_build, node"
+    "crashes, resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "  \
+    "stopped_early, node"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -600,9 +618,10 @@ static td_status in_use(PGconn *c, const char *id, int *used, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {id};
-    td_status rc = run(c, "SELECT EXISTS (SELECT 1 FROM jobs WHERE (dataset = $1 OR "
-                       "validation = $1) AND state IN ('queued', 'running'))::int", 1, v, NULL,
-                       0, 0, &r, err);
+    td_status rc = run(c, "SELECT (EXISTS (SELECT 1 FROM jobs WHERE (dataset = $1 OR "
+                       "validation = $1) AND state IN ('queued', 'running')) OR EXISTS (SELECT "
+                       "1 FROM sweeps WHERE (dataset = $1 OR validation = $1) AND state IN "
+                       "('queued', 'running')))::int", 1, v, NULL, 0, 0, &r, err);
     if (!rc)
         *used = (int)geti(r, 0, 0);
     PQclear(r);
@@ -674,7 +693,12 @@ static td_status read_job(PGresult *r, int i, td_job_row *j, td_error *err)
     j->has_model = (int)geti(r, i, 18);
     j->crashes = geti(r, i, 19);
     j->resumed_on_different_build = (int)geti(r, i, 20);
-    gets_(r, i, 21, j->node, sizeof j->node);
+    gets_(r, i, 21, j->sweep, sizeof j->sweep);
+    j->sweep_trial = PQgetisnull(r, i, 22) ? -1 : geti(r, i, 22);
+    j->stop_at_epoch = geti(r, i, 23); /* NULL: 0 */
+    j->paused = (int)geti(r, i, 24);
+    j->stopped_early = (int)geti(r, i, 25);
+    gets_(r, i, 26, j->node, sizeof j->node);
     j->hyperparameters = strdup(PQgetvalue(r, i, 5));
     j->metrics = PQgetisnull(r, i, 16) ? NULL : strdup(PQgetvalue(r, i, 16));
     if (!j->hyperparameters || (!PQgetisnull(r, i, 16) && !j->metrics)) {
@@ -811,16 +835,23 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
         (rc = ds_get(c, spec->validation, "FOR SHARE", NULL, err)) == TD_ENOTFOUND)
         td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found", spec->validation);
     if (!rc) {
+        char bt[24], bs[24];
+        int in_sweep = spec->sweep && *spec->sweep;
         td_store_new_id(id, "job_");
         td_store_now(now);
         i64s(be, spec->epochs);
         i64s(bm, (int64_t)spec->mem_bytes);
+        i64s(bt, spec->sweep_trial);
+        i64s(bs, spec->stop_at_epoch);
         const char *v[] = {id, spec->model, spec->dataset,
                            spec->validation && *spec->validation ? spec->validation : NULL,
-                           spec->hyperparameters, now, be, key, bm};
+                           spec->hyperparameters, now, be, key, bm,
+                           in_sweep ? spec->sweep : NULL, in_sweep ? bt : NULL,
+                           spec->stop_at_epoch > 0 ? bs : NULL};
         rc = run(c, "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key, mem_bytes) VALUES ($1, $2, $3, $4, "
-                 "'queued', $5, $6, $7::bigint, $8, $9::bigint)", 9, v, NULL, 0, 0, NULL, err);
+                 "created_at, epochs, idempotency_key, mem_bytes, sweep, sweep_trial, "
+                 "stop_at_epoch) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7::bigint, $8, "
+                 "$9::bigint, $10, $11::bigint, $12::bigint)", 12, v, NULL, 0, 0, NULL, err);
     }
     if (rc == TD_ECONFLICT && key && !id_out[0]) /* a concurrent insert won the key */
         td_fail(err, TD_ECONFLICT, "idempotency_key", "a job with this Idempotency-Key exists");
@@ -881,7 +912,7 @@ td_status td_pg_job_list_active(td_pg *p, td_job_row **rows, int *n, td_error *e
     int slot;
     PGconn *c = acquire(p, &slot);
     td_status rc = run(c, "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                       "ORDER BY id ASC", 0, NULL, NULL, 0, 0, &r, err);
+                       "AND paused = 0 ORDER BY id ASC", 0, NULL, NULL, 0, 0, &r, err);
     release(p, slot);
     return rc ? rc : collect(r, rows, n, err);
 }
@@ -920,8 +951,8 @@ td_status td_pg_job_start(td_pg *p, const char *id, td_job_row *out, td_error *e
         td_store_now(now);
         const char *v[] = {id, now, p->node};
         rc = run(c, state == TD_JOB_QUEUED
-                        ? "UPDATE jobs SET state = 'running', started_at = $2, node = $3 "
-                          "WHERE id = $1"
+                        ? "UPDATE jobs SET state = 'running', node = $3, started_at = "
+                          "COALESCE(started_at, $2) WHERE id = $1" /* a paused trial's first */
                         : "UPDATE jobs SET restarts = restarts + 1, node = $3, "
                           "started_at = COALESCE(started_at, $2) WHERE id = $1",
                  3, v, NULL, 0, 0, NULL, err);
@@ -1009,6 +1040,21 @@ td_status td_pg_job_cancel(td_pg *p, const char *id, td_job_state *state_after, 
     return rc;
 }
 
+/* TD_ECONFLICT when job id is a trial of a sweep still queued or running. */
+static td_status in_active_sweep(PGconn *c, const char *id, td_error *err)
+{
+    PGresult *r = NULL;
+    const char *v[] = {id};
+    td_status rc = run(c, "SELECT w.id FROM jobs j JOIN sweeps w ON w.id = j.sweep WHERE "
+                       "j.id = $1 AND w.state IN ('queued', 'running')", 1, v, NULL, 0, 0, &r,
+                       err);
+    if (!rc && PQntuples(r) > 0)
+        rc = td_fail(err, TD_ECONFLICT, "state", "job %s is a trial of sweep %s, which is "
+                     "still active; delete the sweep once it ends", id, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
 td_status td_pg_job_delete(td_pg *p, const char *id, td_error *err)
 {
     char k1[64], k2[64];
@@ -1023,6 +1069,8 @@ td_status td_pg_job_delete(td_pg *p, const char *id, td_error *err)
     if (!rc && (cur == TD_JOB_QUEUED || cur == TD_JOB_RUNNING))
         rc = td_fail(err, TD_ECONFLICT, "state", "job %s is %s; cancel it first", id,
                      td_job_state_name((td_job_state)cur));
+    if (!rc)
+        rc = in_active_sweep(c, id, err);
     /* PostgreSQL has no WAL-size concern of SQLite's: one transaction */
     if (!rc)
         rc = run(c, "DELETE FROM jobs WHERE id = $1 AND $2 <> '' AND $3 <> ''", 3, v, NULL, 0,
@@ -1054,7 +1102,7 @@ td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX],
     /* oldest first; SKIP LOCKED: a row another daemon is claiming is passed over */
     td_status rc = run(c, "UPDATE jobs SET node = $1, lease_until = " NOW_S " + $2::float8, "
                        "live = 1 WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', "
-                       "'running') AND live = 0 AND (lease_until IS NULL OR lease_until < "
+                       "'running') AND paused = 0 AND live = 0 AND (lease_until IS NULL OR lease_until < "
                        NOW_S ") AND mem_bytes <= $3::bigint ORDER BY id LIMIT 1 "
                        "FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes", 3, v, NULL, 0, 0,
                        &r, err);
@@ -1196,16 +1244,17 @@ td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch,
     return rc;
 }
 
-td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, td_history *out,
-                            td_error *err)
+td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, int64_t limit,
+                            td_history *out, td_error *err)
 {
     PGresult *r = NULL;
     td_history h;
-    char be[24];
+    char be[24], bl[24];
     memset(&h, 0, sizeof h);
     memset(out, 0, sizeof *out);
-    const char *v[] = {job_id ? job_id : "", be};
+    const char *v[] = {job_id ? job_id : "", be, limit > 0 ? bl : NULL};
     i64s(be, after_epoch);
+    i64s(bl, limit);
     int slot;
     PGconn *c = acquire(p, &slot);
     /* one snapshot for the columns and the records */
@@ -1227,7 +1276,7 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, t
     r = NULL;
     if (!rc && h.n_cols > 0)
         rc = run(c, "SELECT epoch, record FROM history WHERE job_id = $1 AND epoch > $2::bigint "
-                 "ORDER BY epoch", 2, v, NULL, 0, 1, &r, err);
+                 "ORDER BY epoch LIMIT $3::bigint", 3, v, NULL, 0, 1, &r, err); /* NULL: all */
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
@@ -1502,4 +1551,367 @@ td_status td_pg_job_mark_different_build(td_pg *p, const char *id, td_error *err
                        NULL, 0, 0, NULL, err);
     release(p, slot);
     return rc;
+}
+
+/* ---- batched history (store.h: td_store_history_commit) ----------------------------- */
+
+static int hist_kept(int64_t e, int64_t S, const td_history_batch *b, int64_t latest)
+{
+    return e % S == 0 || e == b->first || e == b->best || e == latest;
+}
+
+td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_batch *b,
+                               td_error *err)
+{
+    PGresult *r = NULL;
+    char bl[24], bs[24], bf[24], bb[24], bpl[24], bpb[24], be[24];
+    int ncols = 0, state, slot;
+    char node[NODE_MAX];
+    if (b->n_rows < 1 || !b->epochs || !b->records)
+        return td_fail(err, TD_EINVAL, "records", "an empty history batch");
+    int64_t latest = b->epochs[b->n_rows - 1];
+    int64_t S = td_history_stride(latest, b->max_rows);
+    PGconn *c = acquire(p, &slot);
+    /* no wait for the WAL flush, as SQLite's synchronous=NORMAL (store.h): the next
+     * checkpoint's commit is synchronous and makes this batch durable with it */
+    td_status rc = exec0(c, "BEGIN", err);
+    if (!rc)
+        rc = exec0(c, "SET LOCAL synchronous_commit = off", err);
+    if (!rc)
+        rc = job_lock(c, job_id, &state, NULL, NULL, node, sizeof node, err);
+    if (!rc)
+        rc = held_here(p, job_id, state, node, err);
+    if (!rc)
+        rc = hist_cols(c, job_id, &ncols, err);
+    if (!rc && (ncols == 0 || ncols != b->n_cols))
+        rc = td_fail(err, TD_EINVAL, "columns", "job %s: records have %d values, history has "
+                     "%d columns", job_id, b->n_cols, ncols);
+    const char *vj[] = {job_id};
+    if (!rc)
+        rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, vj, NULL, 0, 0, &r, err);
+    int64_t prev_latest = rc ? 0 : geti(r, 0, 0);
+    PQclear(r);
+    size_t rec_bytes = sizeof(double) * (size_t)b->n_cols;
+    for (int64_t i = 0; !rc && i < b->n_rows; i++) {
+        if (!hist_kept(b->epochs[i], S, b, latest))
+            continue;
+        i64s(be, b->epochs[i]);
+        const char *v[] = {job_id, be};
+        rc = run(c, "INSERT INTO history VALUES ($1, $2::bigint, $3) ON CONFLICT (job_id, "
+                 "epoch) DO UPDATE SET record = EXCLUDED.record", 2, v,
+                 b->records + (size_t)i * (size_t)b->n_cols, rec_bytes, 0, NULL, err);
+    }
+    i64s(bl, latest);
+    const char *vu[] = {job_id, bl, b->metrics_json};
+    if (!rc)
+        rc = run(c, "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) WHERE "
+                 "id = $1", 3, vu, NULL, 0, 0, NULL, err);
+    /* the thinning of store.c's hist_thin_locked */
+    int full = b->full_pass || S != td_history_stride(prev_latest, b->max_rows);
+    if (!rc && S > 1) {
+        i64s(bs, S), i64s(bf, b->first), i64s(bb, b->best);
+        i64s(bpl, prev_latest), i64s(bpb, b->prev_best);
+        const char *v[] = {job_id, bs, bf, bb, bl, bpl, bpb};
+        rc = run(c, full ? "DELETE FROM history WHERE job_id = $1 AND epoch % $2::bigint <> 0 "
+                           "AND epoch NOT IN ($3::bigint, $4::bigint, $5::bigint)"
+                         : "DELETE FROM history WHERE job_id = $1 AND epoch IN ($6::bigint, "
+                           "$7::bigint) AND epoch % $2::bigint <> 0 AND epoch NOT IN "
+                           "($3::bigint, $4::bigint, $5::bigint)",
+                 full ? 5 : 7, v, NULL, 0, 0, NULL, err);
+    }
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    return rc;
+}
+
+/* ---- sweeps (store_sweeps.h) -------------------------------------------------------- */
+
+#define SWEEP_COLS                                                                        \
+    "id, state, model, dataset, validation, spec, metric, maximize, epochs, min_epochs, " \
+    "eta, rung, n_trials, cancel_requested, created_at, started_at, finished_at, "       \
+    "error_code, error_message"
+
+static td_status read_sweep(PGresult *r, int i, td_sweep_row *w, td_error *err)
+{
+    memset(w, 0, sizeof *w);
+    gets_(r, i, 0, w->id, sizeof w->id);
+    int st = state_of(PQgetvalue(r, i, 1));
+    w->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
+    gets_(r, i, 2, w->model, sizeof w->model);
+    gets_(r, i, 3, w->dataset, sizeof w->dataset);
+    gets_(r, i, 4, w->validation, sizeof w->validation);
+    gets_(r, i, 6, w->metric, sizeof w->metric);
+    w->maximize = (int)geti(r, i, 7);
+    w->epochs = geti(r, i, 8);
+    w->min_epochs = geti(r, i, 9);
+    w->eta = geti(r, i, 10);
+    w->rung = geti(r, i, 11);
+    w->n_trials = geti(r, i, 12);
+    w->cancel_requested = (int)geti(r, i, 13);
+    gets_(r, i, 14, w->created_at, sizeof w->created_at);
+    gets_(r, i, 15, w->started_at, sizeof w->started_at);
+    gets_(r, i, 16, w->finished_at, sizeof w->finished_at);
+    gets_(r, i, 17, w->error_code, sizeof w->error_code);
+    gets_(r, i, 18, w->error_message, sizeof w->error_message);
+    if (!(w->spec = strdup(PQgetvalue(r, i, 5))))
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", w->id);
+    return TD_OK;
+}
+
+td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec,
+                             const td_sweep_trial_spec *trials, int n, char id_out[TD_ID_MAX],
+                             td_error *err)
+{
+    char id[TD_ID_MAX], now[TD_TIME_MAX], b[5][24];
+    int slot;
+    td_store_new_id(id, "swp_");
+    td_store_now(now);
+    i64s(b[0], spec->maximize), i64s(b[1], spec->epochs), i64s(b[2], spec->min_epochs);
+    i64s(b[3], spec->eta), i64s(b[4], n);
+    const char *v[] = {id, spec->model, spec->dataset,
+                       spec->validation && *spec->validation ? spec->validation : NULL,
+                       spec->spec, spec->metric, b[0], b[1], b[2], b[3], b[4], now};
+    PGconn *c = acquire(p, &slot);
+    td_status rc = exec0(c, "BEGIN", err);
+    if (!rc)
+        rc = ds_get(c, spec->dataset, "FOR SHARE", NULL, err);
+    if (!rc && v[3] && (rc = ds_get(c, v[3], "FOR SHARE", NULL, err)) == TD_ENOTFOUND)
+        td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found", v[3]);
+    if (!rc)
+        rc = run(c, "INSERT INTO sweeps (id, state, model, dataset, validation, spec, metric, "
+                 "maximize, epochs, min_epochs, eta, n_trials, created_at) VALUES ($1, "
+                 "'queued', $2, $3, $4, $5, $6, $7::int, $8::bigint, $9::bigint, $10::bigint, "
+                 "$11::bigint, $12)", 12, v, NULL, 0, 0, NULL, err);
+    for (int i = 0; !rc && i < n; i++) {
+        char bi[24], bb[24];
+        i64s(bi, i), i64s(bb, (int64_t)trials[i].bytes);
+        const char *t[] = {id, bi, trials[i].values, trials[i].hyperparameters, bb};
+        rc = run(c, "INSERT INTO sweep_trials VALUES ($1, $2::bigint, $3, $4, $5::bigint)", 5,
+                 t, NULL, 0, 0, NULL, err);
+    }
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    if (!rc)
+        snprintf(id_out, TD_ID_MAX, "%s", id);
+    return rc;
+}
+
+td_status td_pg_sweep_get(td_pg *p, const char *id, td_sweep_row *out, td_error *err)
+{
+    PGresult *r = NULL;
+    const char *v[] = {id ? id : ""};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0,
+                       &r, err);
+    release(p, slot);
+    if (!rc && PQntuples(r) == 0)
+        rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
+    else if (!rc)
+        rc = read_sweep(r, 0, out, err);
+    PQclear(r);
+    return rc;
+}
+
+td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
+                           td_sweep_row **rows, int *n, char next[TD_ID_MAX], td_error *err)
+{
+    PGresult *r = NULL;
+    char cursor[TD_ID_MAX], bl[24];
+    snprintf(cursor, sizeof cursor, "%s", after ? after : ""); /* after may alias next */
+    i64s(bl, (int64_t)limit + 1);
+    const char *v[] = {cursor, bl};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = active ? run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
+                                "('queued', 'running') ORDER BY id ASC", 0, NULL, NULL, 0, 0,
+                                &r, err)
+                          : run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE ($1 = '' OR id < "
+                                "$1) ORDER BY id DESC LIMIT $2::bigint", 2, v, NULL, 0, 0, &r,
+                                err);
+    release(p, slot);
+    int count = rc ? 0 : PQntuples(r), i = 0;
+    td_sweep_row *w = rc ? NULL : calloc((size_t)(count ? count : 1), sizeof *w);
+    if (!rc && !w)
+        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing sweeps");
+    for (; !rc && i < count; i++)
+        if ((rc = read_sweep(r, i, &w[i], err)))
+            break;
+    PQclear(r);
+    if (rc) {
+        td_sweep_rows_free(w, i);
+        return rc;
+    }
+    if (!active && count > limit) {
+        td_sweep_row_fini(&w[limit]);
+        count = limit;
+        snprintf(next, TD_ID_MAX, "%s", w[limit - 1].id);
+    }
+    *rows = w;
+    *n = count;
+    return TD_OK;
+}
+
+td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric,
+                             td_sweep_trial **out, int *n, td_error *err)
+{
+    PGresult *r = NULL;
+    const char *v[] = {id ? id : "", metric ? metric : "loss"};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, "
+                       "j.state, j.paused, j.stopped_early, j.cancel_requested, j.epoch, "
+                       "j.stop_at_epoch, CASE WHEN jsonb_typeof(j.metrics::jsonb -> $2) = "
+                       "'number' THEN (j.metrics::jsonb ->> $2)::float8 END, j.error_code "
+                       "FROM sweep_trials t LEFT JOIN jobs j ON j.sweep = t.sweep_id AND "
+                       "j.sweep_trial = t.idx WHERE t.sweep_id = $1 ORDER BY t.idx", 2, v,
+                       NULL, 0, 0, &r, err);
+    release(p, slot);
+    int count = rc ? 0 : PQntuples(r), i = 0;
+    td_sweep_trial *w = rc ? NULL : calloc((size_t)(count ? count : 1), sizeof *w);
+    if (!rc && !w)
+        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
+    for (; !rc && i < count; i++) {
+        td_sweep_trial *t = &w[i];
+        t->index = geti(r, i, 0);
+        t->values = strdup(PQgetvalue(r, i, 1));
+        t->hyperparameters = strdup(PQgetvalue(r, i, 2));
+        t->bytes = (uint64_t)geti(r, i, 3);
+        gets_(r, i, 4, t->job, sizeof t->job);
+        int st = PQgetisnull(r, i, 5) ? -1 : state_of(PQgetvalue(r, i, 5));
+        t->state = st < 0 ? TD_JOB_QUEUED : (td_job_state)st;
+        t->paused = (int)geti(r, i, 6);
+        t->stopped_early = (int)geti(r, i, 7);
+        t->cancel_requested = (int)geti(r, i, 8);
+        t->epoch = geti(r, i, 9);
+        t->stop_at_epoch = geti(r, i, 10);
+        t->metric = PQgetisnull(r, i, 11) ? NAN : strtod(PQgetvalue(r, i, 11), NULL);
+        gets_(r, i, 12, t->error_code, sizeof t->error_code);
+        if (!t->values || !t->hyperparameters)
+            rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
+    }
+    PQclear(r);
+    if (rc) {
+        td_sweep_trials_free(w, count);
+        return rc;
+    }
+    *out = w;
+    *n = count;
+    return TD_OK;
+}
+
+td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
+                                    const char *const *args, int nargs, td_error *err)
+{
+    PGresult *r = NULL;
+    const char *v[6] = {id ? id : ""};
+    for (int i = 0; i < nargs && i < 5; i++)
+        v[i + 1] = args[i];
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = exec0(c, "BEGIN", err);
+    if (!rc)
+        rc = run(c, "SELECT state FROM sweeps WHERE id = $1 FOR UPDATE", 1, v, NULL, 0, 0, &r,
+                 err);
+    if (!rc && PQntuples(r) == 0)
+        rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
+    if (!rc) {
+        int cur = state_of(PQgetvalue(r, 0, 0));
+        if (cur != TD_JOB_QUEUED && cur != TD_JOB_RUNNING)
+            rc = td_fail(err, TD_ECONFLICT, "state", "sweep %s is already %s", v[0],
+                         cur < 0 ? "gone" : td_job_state_name((td_job_state)cur));
+    }
+    PQclear(r);
+    if (!rc)
+        rc = run(c, sql, 1 + nargs, v, NULL, 0, 0, NULL, err);
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    return rc;
+}
+
+td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char *const *stop,
+                              int n, td_error *err)
+{
+    char now[TD_TIME_MAX], br[24];
+    int slot;
+    td_store_now(now);
+    i64s(br, rung);
+    PGconn *c = acquire(p, &slot);
+    td_status rc = exec0(c, "BEGIN", err);
+    for (int i = 0; !rc && i < n; i++) {
+        const char *v[] = {stop[i], now};
+        rc = run(c, "UPDATE jobs SET state = 'succeeded', stopped_early = 1, paused = 0, "
+                 "finished_at = $2 WHERE id = $1 AND paused = 1 AND state = 'queued'", 2, v,
+                 NULL, 0, 0, NULL, err);
+    }
+    const char *v[] = {id, br};
+    if (!rc)
+        rc = run(c, "UPDATE sweeps SET rung = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0, NULL,
+                 err);
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    return rc;
+}
+
+td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err)
+{
+    const char *v[] = {id};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = exec0(c, "BEGIN", err);
+    if (!rc)
+        rc = run(c, "DELETE FROM sweep_trials WHERE sweep_id = $1", 1, v, NULL, 0, 0, NULL, err);
+    if (!rc)
+        rc = run(c, "DELETE FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    return rc;
+}
+
+/* Runs sql on job id ($1; $2 = now, $3 = x or NULL): TD_ECONFLICT when no row changed (the
+ * job is not in the state sql requires), TD_ENOTFOUND when it does not exist. */
+static td_status job_update(td_pg *p, const char *id, const char *sql, int64_t x, td_error *err)
+{
+    PGresult *r = NULL;
+    char now[TD_TIME_MAX], bx[24];
+    td_store_now(now);
+    i64s(bx, x);
+    const char *v[] = {id ? id : "", now, x > 0 ? bx : NULL};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, sql, 3, v, NULL, 0, 0, &r, err);
+    if (!rc && changed(r) == 0) {
+        PQclear(r);
+        r = NULL;
+        rc = run(c, "SELECT state FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
+        if (!rc)
+            rc = PQntuples(r) ? td_fail(err, TD_ECONFLICT, "state", "job %s is %s", v[0],
+                                        PQgetvalue(r, 0, 0))
+                              : td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", v[0]);
+    }
+    PQclear(r);
+    release(p, slot);
+    return rc;
+}
+
+td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err)
+{
+    /* a paused trial waits for its sweep, not for a lease: the lease ends with it */
+    return job_update(p, id, "UPDATE jobs SET "
+                      "state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,"
+                      " paused = 1 - cancel_requested, lease_until = NULL, "
+                      "finished_at = CASE WHEN cancel_requested = 1 THEN $2 END "
+                      "WHERE id = $1 AND state = 'running' AND $3::bigint IS NULL", 0, err);
+}
+
+td_status td_pg_job_continue(td_pg *p, const char *id, int64_t stop_at, td_error *err)
+{
+    return job_update(p, id, "UPDATE jobs SET paused = 0, stop_at_epoch = $3::bigint "
+                      "WHERE id = $1 AND paused = 1 AND state = 'queued' AND $2 <> ''",
+                      stop_at, err);
 }

@@ -21,7 +21,7 @@
 
 #include "store/store.h"
 
-#define TD_PG_SCHEMA 1
+#define TD_PG_SCHEMA 2 /* 1: the tables of store.h; 2: sweeps (store_sweeps.h) */
 
 typedef struct td_pg td_pg;
 
@@ -67,8 +67,11 @@ td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *jo
                                     td_error *err);
 td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch,
                                const double *values, int n, td_error *err);
-td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, td_history *out,
-                            td_error *err);
+/* limit <= 0: every record (td_store_history_page). */
+td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, int64_t limit,
+                            td_history *out, td_error *err);
+td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_batch *b,
+                               td_error *err);
 td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epoch,
                                  td_error *err);
 
@@ -87,5 +90,28 @@ td_status td_pg_job_set_live(td_pg *p, const char *id, int live, td_error *err);
 td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed, int *n,
                                  td_error *err);
 td_status td_pg_job_mark_different_build(td_pg *p, const char *id, td_error *err);
+
+/* store_sweeps.h, same contracts */
+struct td_sweep_spec;
+struct td_sweep_trial_spec;
+struct td_sweep_row;
+struct td_sweep_trial;
+td_status td_pg_sweep_insert(td_pg *p, const struct td_sweep_spec *spec,
+                             const struct td_sweep_trial_spec *trials, int n,
+                             char id_out[TD_ID_MAX], td_error *err);
+td_status td_pg_sweep_get(td_pg *p, const char *id, struct td_sweep_row *out, td_error *err);
+td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
+                           struct td_sweep_row **rows, int *n, char next[TD_ID_MAX],
+                           td_error *err);
+td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric,
+                             struct td_sweep_trial **out, int *n, td_error *err);
+/* Runs sql ($1 = id, $2.. = args[0..nargs)) on sweep id if it is active. */
+td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
+                                    const char *const *args, int nargs, td_error *err);
+td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char *const *stop,
+                              int n, td_error *err);
+td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err);
+td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err);
+td_status td_pg_job_continue(td_pg *p, const char *id, int64_t stop_at, td_error *err);
 
 #endif

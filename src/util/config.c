@@ -56,6 +56,9 @@ static const cfg_key keys[] = {
      "jobs waiting for a worker before new ones get 429"},
     {"checkpoint_interval_s", CFG_INT, "30", 0, 86400, FIELD(checkpoint_interval_s),
      "seconds between checkpoints of a running job (at most); 0 = after every epoch"},
+    {"history_max_rows", CFG_I64, "100000", 10, 1000000000, FIELD(history_max_rows),
+     "per-epoch records stored per job; past it history is thinned (every 2nd epoch, "
+     "4th, ...; first, best, latest kept)"},
     {"log_level", CFG_LOGLEVEL, "info", TD_LOG_DEBUG, TD_LOG_ERROR, FIELD(log_level),
      "debug | info | warn | error"},
     {"max_connections", CFG_INT, "512", 1, 10000, FIELD(max_connections),

@@ -34,6 +34,7 @@ typedef struct td_config {
     int max_body_mb;                     /* request body limit, MiB */
     int max_queued_jobs;                 /* queue length before 429 */
     int checkpoint_interval_s;           /* at most one checkpoint per interval; 0 = every epoch */
+    int64_t history_max_rows;            /* stored history records per job (thinned past it) */
     int log_level;                       /* a td_log_level */
     int max_connections;
     int max_event_streams;               /* 0 = half of max_connections */
