@@ -156,9 +156,9 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
     char uri[512], conf[1024];
     td_pgtest_newdb(uri, sizeof uri);
     httpc_daemon a, b, ref;
-    snprintf(conf, sizeof conf, "store = %s\nlease_s = 2\nnode_name = a\n", uri);
+    snprintf(conf, sizeof conf, "store = %s\nlease_s = 3\nnode_name = a\n", uri);
     start(&a, NULL, conf);
-    snprintf(conf, sizeof conf, "store = %s\nlease_s = 2\nnode_name = b\n", uri);
+    snprintf(conf, sizeof conf, "store = %s\nlease_s = 3\nnode_name = b\n", uri);
     start(&b, NULL, conf);
 
     /* one queue: jobs submitted to either daemon, run by both */
@@ -206,7 +206,7 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
 
     /* a cancel sent to one daemon reaches the job running on another: a comes back (over
      * its state_dir) and cancels a long job b runs */
-    snprintf(conf, sizeof conf, "store = %s\nlease_s = 2\nnode_name = a\n", uri);
+    snprintf(conf, sizeof conf, "store = %s\nlease_s = 3\nnode_name = a\n", uri);
     start(&a, a.dir, conf);
     char *longjob = post_job(b.port, ds, 9, 1000000);
     for (double t0 = httpc_now();; usleep(20000)) {
