@@ -639,7 +639,7 @@ td_status td_pg_dataset_in_use(td_pg *p, const char *id, int *used, td_error *er
 
 td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err)
 {
-    char key[64], path[PATH_MAX];
+    char key[64];
     int used = 0, slot;
     PGconn *c = acquire(p, &slot);
     const char *v[] = {id ? id : ""};
@@ -661,10 +661,6 @@ td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err)
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/datasets/%s.bin", p->cache, id);
-        unlink(path); /* this daemon's cache; others keep a file no id will name again */
-    }
     return rc;
 }
 
