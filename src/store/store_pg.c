@@ -1904,6 +1904,30 @@ static td_status job_update(td_pg *p, const char *id, const char *sql, int64_t x
     return rc;
 }
 
+int td_pg_sweeps_leader(td_pg *p)
+{
+    /* the session lock lives on conn[0]: wait for that connection in particular */
+    pthread_mutex_lock(&p->mu);
+    while (p->busy[0])
+        pthread_cond_wait(&p->freed, &p->mu);
+    p->busy[0] = 1;
+    pthread_mutex_unlock(&p->mu);
+    PGconn *c = p->conn[0];
+    if (PQstatus(c) != CONNECTION_OK)
+        PQreset(c);
+    /* held already by this session (outside a transaction its only advisory lock; a reset
+     * connection lost it), else try to take it (taking it twice would stack it) */
+    PGresult *r = NULL;
+    int leader = 0;
+    if (run(c, "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = pg_backend_pid() AND granted) THEN 1 ELSE "
+            "pg_try_advisory_lock(7472616966)::int END", 0, NULL, NULL, 0, 0, &r, NULL) == TD_OK)
+        leader = (int)geti(r, 0, 0);
+    PQclear(r);
+    release(p, 0);
+    return leader;
+}
+
 td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err)
 {
     /* a paused trial waits for its sweep, not for a lease: the lease ends with it */

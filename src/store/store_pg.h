@@ -111,6 +111,7 @@ td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
 td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char *const *stop,
                               int n, td_error *err);
 td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err);
+int td_pg_sweeps_leader(td_pg *p);
 td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err);
 td_status td_pg_job_continue(td_pg *p, const char *id, int64_t stop_at, td_error *err);
 

@@ -588,6 +588,11 @@ td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *er
     return rc;
 }
 
+int td_store_sweeps_leader(td_store *s)
+{
+    return td_store_pg(s) ? td_pg_sweeps_leader(td_store_pg(s)) : 1;
+}
+
 /* ---- paused jobs ------------------------------------------------------------------ */
 
 /* Runs sql on job id (?1; ?2 = now, ?3 = x) and returns TD_ECONFLICT when no row changed
