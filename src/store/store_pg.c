@@ -709,8 +709,8 @@ static td_status collect(PGresult *r, td_job_row **rows, int *n, td_error *err)
 {
     int count = PQntuples(r);
     td_status rc = TD_OK;
-    td_job_row *v = calloc((size_t)(count ? count : 1), sizeof *v);
-    if (!v)
+    td_job_row *v = count ? calloc((size_t)count, sizeof *v) : NULL; /* none: NULL */
+    if (count && !v)
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing jobs");
     int i = 0;
     for (; !rc && i < count; i++)
@@ -1738,8 +1738,8 @@ td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
                                 err);
     release(p, slot);
     int count = rc ? 0 : PQntuples(r), i = 0;
-    td_sweep_row *w = rc ? NULL : calloc((size_t)(count ? count : 1), sizeof *w);
-    if (!rc && !w)
+    td_sweep_row *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
+    if (!rc && count && !w)
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing sweeps");
     for (; !rc && i < count; i++)
         if ((rc = read_sweep(r, i, &w[i], err)))
@@ -1775,8 +1775,8 @@ td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric,
                        NULL, 0, 0, &r, err);
     release(p, slot);
     int count = rc ? 0 : PQntuples(r), i = 0;
-    td_sweep_trial *w = rc ? NULL : calloc((size_t)(count ? count : 1), sizeof *w);
-    if (!rc && !w)
+    td_sweep_trial *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
+    if (!rc && count && !w)
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
     for (; !rc && i < count; i++) {
         td_sweep_trial *t = &w[i];
