@@ -59,15 +59,18 @@ static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
     "queued", "running", "succeeded", "failed", "cancelled"};
 
 /* MIGRATIONS[v] takes a database from version v to v + 1; a new version appends its step.
- * They run in the migration's transaction, so a database is at one version or the next. */
+ * They run in the migration's transaction, so a database is at one version or the next.
+ * Ids sort bytewise (COLLATE "C", whatever the database's locale): "newest first" and the
+ * paging cursors rely on it, as with SQLite. */
 static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "CREATE TABLE datasets("
-    "  id text PRIMARY KEY, name text NOT NULL, n_samples bigint NOT NULL,"
+    "  id text COLLATE \"C\" PRIMARY KEY, name text NOT NULL, n_samples bigint NOT NULL,"
     "  n_features bigint NOT NULL, n_classes bigint NOT NULL, target text NOT NULL,"
     "  label_cols bigint NOT NULL, prob_cols bigint NOT NULL, n_pairs bigint NOT NULL,"
     "  created_at text NOT NULL, bytes bigint NOT NULL);"
     "CREATE TABLE jobs("
-    "  id text PRIMARY KEY, model text NOT NULL, dataset text NOT NULL, validation text,"
+    "  id text COLLATE \"C\" PRIMARY KEY, model text NOT NULL, dataset text NOT NULL,"
+    "  validation text,"
     "  state text NOT NULL CHECK (state IN"
     "    ('queued','running','succeeded','failed','cancelled')),"
     "  hyperparameters text NOT NULL, created_at text NOT NULL, started_at text,"
@@ -93,7 +96,8 @@ static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "  ADD COLUMN stop_at_epoch bigint, ADD COLUMN paused int NOT NULL DEFAULT 0,"
     "  ADD COLUMN stopped_early int NOT NULL DEFAULT 0;"
     "CREATE UNIQUE INDEX jobs_sweep_trial ON jobs(sweep, sweep_trial);"
-    "CREATE TABLE sweeps(id text PRIMARY KEY, state text NOT NULL, model text NOT NULL,"
+    "CREATE TABLE sweeps(id text COLLATE \"C\" PRIMARY KEY, state text NOT NULL,"
+    "  model text NOT NULL,"
     "  dataset text NOT NULL, validation text, spec text NOT NULL, metric text NOT NULL,"
     "  maximize int NOT NULL, epochs bigint NOT NULL, min_epochs bigint NOT NULL,"
     "  eta bigint NOT NULL, rung bigint NOT NULL DEFAULT 0, n_trials bigint NOT NULL,"
@@ -1098,8 +1102,8 @@ td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX],
     /* oldest first; SKIP LOCKED: a row another daemon is claiming is passed over */
     td_status rc = run(c, "UPDATE jobs SET node = $1, lease_until = " NOW_S " + $2::float8, "
                        "live = 1 WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', "
-                       "'running') AND paused = 0 AND live = 0 AND (lease_until IS NULL OR lease_until < "
-                       NOW_S ") AND mem_bytes <= $3::bigint ORDER BY id LIMIT 1 "
+                       "'running') AND paused = 0 AND live = 0 AND (lease_until IS NULL OR "
+                       "lease_until < " NOW_S ") AND mem_bytes <= $3::bigint ORDER BY id LIMIT 1 "
                        "FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes", 3, v, NULL, 0, 0,
                        &r, err);
     release(p, slot);
