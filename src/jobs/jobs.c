@@ -512,7 +512,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
-    int live = 0;
+    int live = jm->shared; /* a claim marked it live already: every way out clears it */
 
     if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
         goto out;
