@@ -1270,15 +1270,16 @@ START_TEST(pg_blobs_live_in_the_database)
     char dir2[256];
     td_store *s1 = open_store(), *s2 = open_second(dir2, sizeof dir2);
     td_store_set_build_tag(s1, "build-1");
-    /* a dataset put on one daemon loads on the other (fetched into its cache) */
+    /* a dataset put on one daemon loads on the other (fetched into its cache), over
+     * several 1 MiB chunks */
     fixture_ds f;
-    make_ds(&f, 300, 7, 2, 11, 0, 5);
+    make_ds(&f, 50000, 7, 2, 11, 0, 5);
     td_dataset_meta m;
     EXPECT(TD_OK, td_store_dataset_put(s1, &f.ds, "d", &m, E));
     td_stored_dataset sd;
     EXPECT(TD_OK, td_store_dataset_load(s2, m.id, &sd, E));
-    ck_assert_int_eq(memcmp(sd.ds.X, f.X, sizeof(float) * 300 * 7), 0);
-    ck_assert_int_eq(memcmp(sd.ds.y, f.y, sizeof(int32_t) * 300 * 2), 0);
+    ck_assert_int_eq(memcmp(sd.ds.X, f.X, sizeof(float) * 50000 * 7), 0);
+    ck_assert_int_eq(memcmp(sd.ds.y, f.y, sizeof(int32_t) * 50000 * 2), 0);
     ck_assert_int_eq(memcmp(sd.ds.pair_labels, f.labels, sizeof(int32_t) * 11), 0);
     td_stored_dataset_fini(&sd);
     free_ds(&f);

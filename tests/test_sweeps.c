@@ -591,7 +591,8 @@ Suite *suite_sweeps(void)
     return s;
 }
 
-/* The same on a shared PostgreSQL store (issue 17): a fresh database per test. */
+/* Two of them on a shared PostgreSQL store (issue 17; trials paused, continued, stopped,
+ * resumed after a kill, deleted): a fresh database per test. */
 static void pg_on(void)
 {
     char uri[512];
@@ -608,8 +609,6 @@ Suite *suite_sweeps_pg(void)
     TCase *tc = tcase_create("pg");
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, pg_on, pg_off);
-    tcase_add_test(tc, grid_names_lowest_val_loss);
-    tcase_add_test(tc, halving_9_random_trials);
     tcase_add_test(tc, cancel_then_delete_removes_trials);
     tcase_add_test(tc, halving_survives_kill_9);
     suite_add_tcase(s, tc);

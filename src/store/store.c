@@ -453,6 +453,23 @@ cleanup:
 
 static void sweep_history(td_store *s); /* with td_store_job_delete, below */
 
+/* A PostgreSQL store's open: removes the temp files a crash left in the dataset cache
+ * (cached files themselves stay valid: ids are never reused). */
+static void sweep_cache_temps(td_store *s)
+{
+    char dirpath[PATH_MAX], path[PATH_MAX + 256];
+    snprintf(dirpath, sizeof dirpath, "%s/datasets", s->dir);
+    DIR *d = opendir(dirpath);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (td_blob_is_temp(de->d_name)) {
+            snprintf(path, sizeof path, "%s/%s", dirpath, de->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+}
+
 /* Columns added after schema version 1 (issue 10): every database gets those it lacks
  * at open, a new one right after SCHEMA_SQL, an older one in place (ALTER TABLE ADD
  * COLUMN with a default: no table rewrite), so the migration is idempotent and needs no
@@ -572,6 +589,7 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     if (uri && *uri) { /* PostgreSQL: state_dir is the lock and the dataset cache */
         if ((rc = td_pg_open(&s->pg, uri, s->dir, s->build_tag, err)))
             goto cleanup;
+        sweep_cache_temps(s);
         *out = s;
         s = NULL;
         goto cleanup;

@@ -347,54 +347,102 @@ void td_pg_set_node(td_pg *p, const char *node, double lease_s)
 
 /* ---- blobs -------------------------------------------------------------------------- */
 
-/* Replaces blob key with the payload segs (inside the caller's transaction). */
+/* Writing a blob (inside the caller's transaction): blob_begin replaces key's row (its
+ * length and checksum set by blob_end), blob_chunk appends chunk seq. */
+static td_status blob_begin(PGconn *c, const char *key, uint64_t aux, const char *tag,
+                            td_error *err)
+{
+    char ba[24];
+    i64s(ba, (int64_t)aux);
+    const char *v[] = {key, ba, tag ? tag : ""};
+    td_status rc = run(c, "DELETE FROM blobs WHERE key = $1", 1, v, NULL, 0, 0, NULL, err);
+    return rc ? rc : run(c, "INSERT INTO blobs VALUES ($1, $2::bigint, $3, 0, 0)", 3, v, NULL, 0,
+                         0, NULL, err);
+}
+
+static td_status blob_chunk(PGconn *c, const char *key, int seq, const void *data, size_t len,
+                            td_error *err)
+{
+    char bq[24];
+    i64s(bq, seq);
+    const char *v[] = {key, bq};
+    return run(c, "INSERT INTO blob_chunks VALUES ($1, $2::int, $3)", 2, v, data, len, 0, NULL,
+               err);
+}
+
+static td_status blob_end(PGconn *c, const char *key, uint64_t length, td_xxh64_state *h,
+                          td_error *err)
+{
+    char bl[24], bs[24];
+    i64s(bl, (int64_t)length);
+    i64s(bs, (int64_t)td_xxh64_digest(h));
+    const char *v[] = {key, bl, bs};
+    return run(c, "UPDATE blobs SET length = $2::bigint, checksum = $3::bigint WHERE key = $1",
+               3, v, NULL, 0, 0, NULL, err);
+}
+
+/* Replaces blob key with the payload segs, in chunks of CHUNK bytes across the segments'
+ * boundaries (inside the caller's transaction). */
 static td_status blob_put(PGconn *c, const char *key, uint64_t aux, const char *tag,
                           const td_blob_seg *segs, int nseg, td_error *err)
 {
     td_xxh64_state h;
-    size_t total = 0;
-    td_xxh64_init(&h, 0);
-    for (int i = 0; i < nseg; i++) {
-        td_xxh64_update(&h, segs[i].data, segs[i].len);
-        total += segs[i].len;
-    }
-    char ba[24], bl[24], bs[24], bq[24];
-    i64s(ba, (int64_t)aux);
-    i64s(bl, (int64_t)total);
-    i64s(bs, (int64_t)td_xxh64_digest(&h));
-    const char *del[] = {key};
-    const char *ins[] = {key, ba, tag ? tag : "", bl, bs};
-    td_status rc = run(c, "DELETE FROM blobs WHERE key = $1", 1, del, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = run(c, "INSERT INTO blobs VALUES ($1, $2::bigint, $3, $4::bigint, $5::bigint)", 5,
-                 ins, NULL, 0, 0, NULL, err);
-    /* chunks of CHUNK bytes across segment boundaries */
-    char *buf = total ? malloc(total < CHUNK ? total : CHUNK) : NULL;
-    if (total && !buf && !rc)
-        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory writing %s", key);
-    size_t fill = 0;
+    size_t total = 0, fill = 0;
     int seq = 0;
+    td_xxh64_init(&h, 0);
+    for (int i = 0; i < nseg; i++)
+        total += segs[i].len;
+    char *buf = total ? malloc(total < CHUNK ? total : CHUNK) : NULL;
+    td_status rc = total && !buf ? td_fail(err, TD_ENOMEM, NULL, "out of memory writing %s", key)
+                                 : blob_begin(c, key, aux, tag, err);
     for (int i = 0; i < nseg && !rc; i++) {
         const char *d = segs[i].data;
+        td_xxh64_update(&h, d, segs[i].len);
         for (size_t off = 0; off < segs[i].len && !rc;) {
             size_t k = segs[i].len - off < CHUNK - fill ? segs[i].len - off : CHUNK - fill;
             memcpy(buf + fill, d + off, k);
             fill += k, off += k;
             if (fill == CHUNK) {
-                i64s(bq, seq++);
-                const char *v[] = {key, bq};
-                rc = run(c, "INSERT INTO blob_chunks VALUES ($1, $2::int, $3)", 2, v, buf, fill,
-                         0, NULL, err);
+                rc = blob_chunk(c, key, seq++, buf, fill, err);
                 fill = 0;
             }
         }
     }
-    if (!rc && fill) {
-        i64s(bq, seq);
-        const char *v[] = {key, bq};
-        rc = run(c, "INSERT INTO blob_chunks VALUES ($1, $2::int, $3)", 2, v, buf, fill, 0,
-                 NULL, err);
+    if (!rc && fill)
+        rc = blob_chunk(c, key, seq, buf, fill, err);
+    if (!rc)
+        rc = blob_end(c, key, total, &h, err);
+    free(buf);
+    return rc;
+}
+
+/* Replaces blob key with the bytes of file path, read CHUNK bytes at a time (a dataset
+ * file may be large: it is never in memory whole). */
+static td_status blob_put_file(PGconn *c, const char *key, const char *path, td_error *err)
+{
+    td_xxh64_state h;
+    uint64_t total = 0;
+    td_xxh64_init(&h, 0);
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(CHUNK);
+    td_status rc = !f   ? td_fail(err, TD_EIO, NULL, "%s: %s", path, strerror(errno))
+                   : !buf ? td_fail(err, TD_ENOMEM, NULL, "out of memory importing %s", path)
+                          : blob_begin(c, key, 0, "", err);
+    for (int seq = 0; !rc; seq++) {
+        size_t n = fread(buf, 1, CHUNK, f);
+        if (n == 0) {
+            if (ferror(f))
+                rc = td_fail(err, TD_EIO, NULL, "cannot read %s", path);
+            break;
+        }
+        td_xxh64_update(&h, buf, n);
+        total += n;
+        rc = blob_chunk(c, key, seq, buf, n, err);
     }
+    if (!rc)
+        rc = blob_end(c, key, total, &h, err);
+    if (f)
+        fclose(f);
     free(buf);
     return rc;
 }
@@ -491,43 +539,27 @@ static td_status ds_get(PGconn *c, const char *id, const char *lock, td_dataset_
 
 td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err)
 {
-    char path[PATH_MAX], key[64];
-    snprintf(path, sizeof path, "%s/datasets/%s.bin", p->cache, m->id);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return td_fail(err, TD_EIO, NULL, "%s: %s", path, strerror(errno));
-    /* the file's bytes, read whole: datasets are bounded by max_body_mb / the upload
-     * limits, and the import is one transaction */
-    td_status rc = TD_OK;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = sz > 0 ? malloc((size_t)sz) : NULL;
-    if (sz <= 0 || !buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz)
-        rc = td_fail(err, buf || sz <= 0 ? TD_EIO : TD_ENOMEM, NULL, "cannot read %s", path);
-    fclose(f);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
+    char path[PATH_MAX], key[64], b[7][24];
     int slot;
-    PGconn *c = acquire(p, &slot);
-    char b[9][24];
     int64_t nums[] = {m->N, m->D, m->n_classes, m->y_cols, m->Y_cols, m->P, m->bytes};
     for (int i = 0; i < 7; i++)
         i64s(b[i], nums[i]);
     const char *v[] = {m->id, m->name, b[0], b[1], b[2], td_target_name(m->target),
                        b[3], b[4], b[5], m->created_at, b[6]};
-    td_blob_seg seg = {buf, (size_t)sz};
+    snprintf(path, sizeof path, "%s/datasets/%s.bin", p->cache, m->id);
     blob_key(key, sizeof key, "ds", m->id);
-    if (!(rc = exec0(c, "BEGIN", err)) &&
-        !(rc = blob_put(c, key, 0, "", &seg, 1, err)) &&
-        !(rc = run(c, "INSERT INTO datasets (" DS_COLS ") VALUES ($1, $2, $3::bigint, "
-                   "$4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9::bigint, $10, "
-                   "$11::bigint)", 11, v, NULL, 0, 0, NULL, err)))
+    PGconn *c = acquire(p, &slot);
+    /* the file (already the local cache's copy) and the row, in one transaction */
+    td_status rc = exec0(c, "BEGIN", err);
+    if (!rc)
+        rc = blob_put_file(c, key, path, err);
+    if (!rc)
+        rc = run(c, "INSERT INTO datasets (" DS_COLS ") VALUES ($1, $2, $3::bigint, "
+                 "$4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9::bigint, $10, "
+                 "$11::bigint)", 11, v, NULL, 0, 0, NULL, err);
+    if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
-    free(buf);
     return rc;
 }
 
@@ -540,12 +572,55 @@ td_status td_pg_dataset_get(td_pg *p, const char *id, td_dataset_meta *out, td_e
     return rc;
 }
 
+/* Writes blob key's payload to f a chunk at a time (in the caller's snapshot), verifying
+ * its length and checksum. TD_ENOTFOUND when absent; a write error is TD_EIO (TD_ENOSPACE
+ * for lack of space) naming path. */
+static td_status blob_get_file(PGconn *c, const char *key, FILE *f, const char *path,
+                               td_error *err)
+{
+    PGresult *r = NULL;
+    const char *v[] = {key, NULL};
+    char bq[24];
+    td_status rc = run(c, "SELECT length, checksum, (SELECT count(*) FROM blob_chunks WHERE "
+                       "key = $1) FROM blobs WHERE key = $1", 1, v, NULL, 0, 0, &r, err);
+    if (!rc && PQntuples(r) == 0)
+        rc = td_fail(err, TD_ENOTFOUND, NULL, "blob %s not found", key);
+    uint64_t total = rc ? 0 : (uint64_t)geti(r, 0, 0), sum = rc ? 0 : (uint64_t)geti(r, 0, 1);
+    int64_t nchunks = rc ? 0 : geti(r, 0, 2);
+    PQclear(r);
+    td_xxh64_state h;
+    td_xxh64_init(&h, 0);
+    uint64_t got = 0;
+    for (int64_t seq = 0; !rc && seq < nchunks; seq++) {
+        i64s(bq, seq);
+        v[1] = bq;
+        r = NULL;
+        if ((rc = run(c, "SELECT data FROM blob_chunks WHERE key = $1 AND seq = $2::int", 2, v,
+                      NULL, 0, 1, &r, err)))
+            break;
+        size_t n = PQntuples(r) ? (size_t)PQgetlength(r, 0, 0) : 0;
+        const char *d = n ? PQgetvalue(r, 0, 0) : NULL;
+        if (n && fwrite(d, 1, n, f) != n) {
+            int e = errno;
+            rc = td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                         "cannot write %s: %s", path, strerror(e));
+        }
+        if (n)
+            td_xxh64_update(&h, d, n);
+        got += n;
+        PQclear(r);
+    }
+    if (!rc && (got != total || td_xxh64_digest(&h) != sum))
+        rc = td_fail(err, TD_EIO, NULL, "blob %s: %llu of %llu bytes, or its checksum does not "
+                     "match", key, (unsigned long long)got, (unsigned long long)total);
+    return rc;
+}
+
 td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dataset_meta *out,
                               td_error *err)
 {
     char key[64], tmp[PATH_MAX + 32];
-    void *buf = NULL;
-    size_t len = 0;
+    static unsigned seq;
     int slot;
     PGconn *c = acquire(p, &slot);
     td_status rc = ds_get(c, id, "", out, err);
@@ -553,30 +628,28 @@ td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dat
         release(p, slot);
         return rc;
     }
+    /* a temp file (td_blob_is_temp's name: swept at the next open) renamed over path, so a
+     * concurrent reader sees no file or the whole file */
     blob_key(key, sizeof key, "ds", id);
-    rc = blob_get(c, key, NULL, NULL, 0, &buf, &len, err);
-    release(p, slot);
-    if (rc == TD_ENOTFOUND)
-        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
-    if (rc)
-        return rc;
-    /* temp + rename: a concurrent reader sees no file or the whole file */
-    static unsigned seq;
-    snprintf(tmp, sizeof tmp, "%s.fetch.%d.%u", path, (int)getpid(),
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int)getpid(),
              __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     FILE *f = fopen(tmp, "wb");
-    if (!f || fwrite(buf, 1, len, f) != len || fflush(f) != 0) {
-        int e = errno;
-        rc = td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
-                     "cannot cache dataset %s at %s: %s", id, tmp, strerror(e));
-    }
-    if (f)
-        fclose(f);
+    if (!f)
+        rc = td_fail(err, errno == ENOSPC || errno == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                     "cannot cache dataset %s at %s: %s", id, tmp, strerror(errno));
+    if (!rc)
+        rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
+    if (!rc && (rc = blob_get_file(c, key, f, tmp, err)) == TD_ENOTFOUND)
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    if (f && fclose(f) != 0 && !rc)
+        rc = td_fail(err, TD_EIO, NULL, "cannot write %s: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = td_fail(err, TD_EIO, NULL, "rename %s: %s", tmp, strerror(errno));
-    if (rc)
+    if (rc && f)
         unlink(tmp);
-    free(buf);
     return rc;
 }
 
