@@ -5,7 +5,7 @@
 #   make bench      the BENCH.md workloads, side by side with the Python peers
 #   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
 #   make soak       jobs and status traffic against a daemon for SOAK_SECONDS (default 60)
-#   make run        build and start the daemon on its embedded defaults
+#   make run        build and start the daemon on its embedded defaults (flags: ARGS="...")
 #   make install    PREFIX=/usr/local DESTDIR=  (an edited /etc/traind/traind.conf is kept)
 #   make uninstall  the same PREFIX and DESTDIR
 #   make deps       install the missing Debian packages (scripts/deps.sh; as root)
@@ -172,8 +172,10 @@ SOAK_SECONDS ?= 60
 soak: $(BUILD)/traind | deps
 	python3 scripts/soak.py $(BUILD)/traind $(SOAK_SECONDS)
 
+# ARGS are passed to the daemon: make run ARGS="--listen 8081 --state-dir /tmp/td"
+ARGS ?=
 run: $(BUILD)/traind | deps
-	$(BUILD)/traind
+	$(BUILD)/traind $(ARGS)
 
 # An existing traind.conf that differs from config/traind.conf (the admin's edits) is kept:
 # the new default goes beside it as traind.conf.new, to merge by hand.

@@ -92,6 +92,32 @@ td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *logl
                            const td_model *m, const float *X, int64_t N, int64_t D,
                            td_error *err);
 
+/* ---- evaluation ---------------------------------------------------------------------- */
+
+/* scikit-learn's classification numbers of predictions pred (N) with probabilities probs
+ * (N, K) against true labels y (N, each in [0, K)), over every class 0..K-1 (its
+ * labels=range(K)), a 0/0 counting 0 (zero_division=0): accuracy, confusion (K, K; rows
+ * true, columns predicted), per class precision, recall, f1 and support, their macro
+ * and support-weighted averages ([precision, recall, f1]), and loss = the mean of
+ * -log p(y_i) (a float32 0 counts as FLT_MIN). Free with td_class_metrics_fini. */
+typedef struct td_class_metrics {
+    int64_t K, N;
+    double loss, accuracy;
+    int64_t *confusion;          /* (K, K) */
+    double *precision, *recall, *f1; /* (K) each; one allocation (precision) */
+    int64_t *support;            /* (K) */
+    double macro[3], weighted[3];
+} td_class_metrics;
+
+td_status td_class_metrics_compute(td_class_metrics *c, const float *probs,
+                                   const int32_t *pred, const int32_t *y, int64_t N,
+                                   int64_t K, td_error *err);
+void td_class_metrics_fini(td_class_metrics *c);
+
+/* A gmm's free parameters as scikit-learn counts them for bic and aic: covariances
+ * (full M E(E+1)/2, diag M E, spherical M, tied E(E+1)/2) + means M E + weights M - 1. */
+int64_t td_gmm_n_parameters(const td_model *m);
+
 /* ---- per-epoch records: named columns, NaN = not applicable (JSON null) ------------ */
 
 #define TD_REC_MAX 40
@@ -115,6 +141,12 @@ const char *const *td_trainer_columns(const td_trainer *t, int *n);
 td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                             const td_dataset *val, td_error *err);
 void td_trainer_destroy(td_trainer *t);
+
+/* The rows validation_split holds out of N: the last td_split_count of td_split_order
+ * (a malloc'd permutation of 0..N-1 drawn from seed; NULL when out of memory). The
+ * trainer of softmax and mlp uses exactly these, so they can be given back to users. */
+int64_t td_split_count(double validation_split, int64_t N);
+int64_t *td_split_order(int64_t N, int64_t seed);
 
 /* Every check td_trainer_create makes (hyperparameters against the data, the validation
  * set, initial_weights), with the same errors, and nothing allocated: for validating a job

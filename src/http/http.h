@@ -116,6 +116,9 @@ typedef struct td_route {
                                         probes (healthz, readyz) only */
     const td_body_sink *sink;        /* NULL: the body is accumulated (up to the limit) and
                                         the handler gets it whole; else it streams */
+    const char *query;               /* the query parameters it takes, comma-separated
+                                        ("limit,after"; "" none): any other is a 422;
+                                        NULL = not checked */
 } td_route;
 
 #endif

@@ -77,6 +77,24 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int64_t td_split_count(double validation_split, int64_t N)
+{
+    return (int64_t)floor(validation_split * (double)N);
+}
+
+int64_t *td_split_order(int64_t N, int64_t seed)
+{
+    int64_t *all = malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
+    if (!all)
+        return NULL;
+    for (int64_t i = 0; i < N; i++)
+        all[i] = i;
+    td_rng split_rng;
+    td_rng_seed(&split_rng, (uint64_t)seed, 1);
+    td_rng_shuffle(&split_rng, all, N);
+    return all;
+}
+
 /* Targets of ds's rows (n) gathered in row order into new arrays kept in t->owned. */
 static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_dataset *ds,
                                 const int64_t *rows, int64_t n, int slot)
@@ -285,15 +303,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     t->val_src = val;
     t->n_val = val ? val->N : 0;
     if (hp->validation_split > 0 && !val) {
-        int64_t N = train->N, nv = (int64_t)floor(hp->validation_split * (double)N);
-        int64_t *all = malloc(sizeof(int64_t) * (size_t)N);
+        int64_t N = train->N, nv = td_split_count(hp->validation_split, N);
+        int64_t *all = td_split_order(N, hp->seed);
         if (!all)
             goto fail;
-        for (int64_t i = 0; i < N; i++)
-            all[i] = i;
-        td_rng split_rng;
-        td_rng_seed(&split_rng, (uint64_t)hp->seed, 1);
-        td_rng_shuffle(&split_rng, all, N);
         t->n_train = N - nv;
         t->n_val = nv;
         t->train_rows = all;
