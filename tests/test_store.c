@@ -1283,9 +1283,20 @@ START_TEST(pg_blobs_live_in_the_database)
     ck_assert_int_eq(memcmp(sd.ds.pair_labels, f.labels, sizeof(int32_t) * 11), 0);
     td_stored_dataset_fini(&sd);
     free_ds(&f);
+    /* class and column names, copied into a job at its insert */
+    EXPECT(TD_OK, td_store_dataset_names_set(s1, m.id, "[\"a\",\"b\"]", "[\"x\"]", E));
+    char *classes, *columns;
+    EXPECT(TD_OK, td_store_dataset_names(s2, m.id, &classes, &columns, E));
+    ck_assert_str_eq(classes, "[\"a\",\"b\"]");
+    ck_assert_str_eq(columns, "[\"x\"]");
+    free(classes), free(columns);
     /* a checkpoint over several 1 MiB chunks, written by one and read by the other */
     char id[TD_ID_MAX];
     insert_job(s1, m.id, NULL, id);
+    td_job_row jr;
+    EXPECT(TD_OK, td_store_job_get(s2, id, &jr, E));
+    ck_assert_str_eq(jr.classes, "[\"a\",\"b\"]");
+    td_job_row_fini(&jr);
     const char *cols[] = {"loss"};
     EXPECT(TD_OK, td_store_history_columns_set(s1, id, cols, 1, E));
     size_t n = (5u << 20) / 2 + 3;

@@ -871,6 +871,8 @@ cleanup:
 td_status td_store_dataset_names_set(td_store *s, const char *id, const char *classes,
                                      const char *columns, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
     sqlite3_stmt *st = NULL;
     enter(s);
     td_status rc = prepare(s, &st, "UPDATE datasets SET classes = ?2, columns = ?3 "
@@ -892,6 +894,8 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
     sqlite3_stmt *st = NULL;
     int row = 0;
     *classes = *columns = NULL;
+    if (s->pg)
+        return td_pg_dataset_names(s->pg, id, classes, columns, err);
     enter(s);
     td_status rc = prepare(s, &st, "SELECT classes, columns FROM datasets WHERE id = ?1", err);
     if (!rc) {

@@ -107,6 +107,9 @@ static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "CREATE TABLE sweep_trials(sweep_id text NOT NULL, idx bigint NOT NULL,"
     "  \"values\" text NOT NULL, hyperparameters text NOT NULL, bytes bigint NOT NULL,"
     "  PRIMARY KEY (sweep_id, idx));",
+    /* 2 -> 3: class and column names (issue 16) */
+    "ALTER TABLE datasets ADD COLUMN classes text, ADD COLUMN columns text;"
+    "ALTER TABLE jobs ADD COLUMN classes text;",
 };
 
 #define NOW_S "extract(epoch from clock_timestamp())"
@@ -116,7 +119,7 @@ static const char *const MIGRATIONS[TD_PG_SCHEMA] = {
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, (model_params IS NOT NULL)::int, "       \
     "crashes, resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "  \
-    "stopped_early, node"
+    "stopped_early, node, classes"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -563,6 +566,43 @@ td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err
     return rc;
 }
 
+td_status td_pg_dataset_names_set(td_pg *p, const char *id, const char *classes,
+                                  const char *columns, td_error *err)
+{
+    const char *v[] = {id ? id : "", classes, columns};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v,
+                       NULL, 0, 0, NULL, err);
+    release(p, slot);
+    return rc;
+}
+
+td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **columns,
+                              td_error *err)
+{
+    PGresult *r = NULL;
+    const char *v[] = {id ? id : ""};
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, "SELECT classes, columns FROM datasets WHERE id = $1", 1, v, NULL, 0,
+                       0, &r, err);
+    release(p, slot);
+    if (!rc && PQntuples(r) == 0)
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", v[0]);
+    if (!rc) {
+        *classes = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+        *columns = PQgetisnull(r, 0, 1) ? NULL : strdup(PQgetvalue(r, 0, 1));
+        if ((!PQgetisnull(r, 0, 0) && !*classes) || (!PQgetisnull(r, 0, 1) && !*columns)) {
+            free(*classes), free(*columns);
+            *classes = *columns = NULL;
+            rc = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
 td_status td_pg_dataset_get(td_pg *p, const char *id, td_dataset_meta *out, td_error *err)
 {
     int slot;
@@ -774,7 +814,9 @@ static td_status read_job(PGresult *r, int i, td_job_row *j, td_error *err)
     gets_(r, i, 26, j->node, sizeof j->node);
     j->hyperparameters = strdup(PQgetvalue(r, i, 5));
     j->metrics = PQgetisnull(r, i, 16) ? NULL : strdup(PQgetvalue(r, i, 16));
-    if (!j->hyperparameters || (!PQgetisnull(r, i, 16) && !j->metrics)) {
+    j->classes = PQgetisnull(r, i, 27) ? NULL : strdup(PQgetvalue(r, i, 27));
+    if (!j->hyperparameters || (!PQgetisnull(r, i, 16) && !j->metrics) ||
+        (!PQgetisnull(r, i, 27) && !j->classes)) {
         td_job_row_fini(j);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", j->id);
     }
@@ -923,8 +965,9 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
                            spec->stop_at_epoch > 0 ? bs : NULL};
         rc = run(c, "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
                  "created_at, epochs, idempotency_key, mem_bytes, sweep, sweep_trial, "
-                 "stop_at_epoch) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7::bigint, $8, "
-                 "$9::bigint, $10, $11::bigint, $12::bigint)", 12, v, NULL, 0, 0, NULL, err);
+                 "stop_at_epoch, classes) VALUES ($1, $2, $3, $4, 'queued', $5, $6, "
+                 "$7::bigint, $8, $9::bigint, $10, $11::bigint, $12::bigint, (SELECT classes "
+                 "FROM datasets WHERE id = $3))", 12, v, NULL, 0, 0, NULL, err);
     }
     if (rc == TD_ECONFLICT && key && !id_out[0]) /* a concurrent insert won the key */
         td_fail(err, TD_ECONFLICT, "idempotency_key", "a job with this Idempotency-Key exists");

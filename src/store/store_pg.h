@@ -21,7 +21,7 @@
 
 #include "store/store.h"
 
-#define TD_PG_SCHEMA 2 /* 1: the tables of store.h; 2: sweeps (store_sweeps.h) */
+#define TD_PG_SCHEMA 3 /* 1: the tables of store.h; 2: sweeps (store_sweeps.h); 3: names */
 
 typedef struct td_pg td_pg;
 
@@ -35,6 +35,10 @@ void td_pg_set_node(td_pg *p, const char *node, double lease_s);
 
 td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err);
 td_status td_pg_dataset_get(td_pg *p, const char *id, td_dataset_meta *out, td_error *err);
+td_status td_pg_dataset_names_set(td_pg *p, const char *id, const char *classes,
+                                  const char *columns, td_error *err);
+td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **columns,
+                              td_error *err);
 /* The row, and the data file in the local cache at path (fetched when absent). */
 td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dataset_meta *out,
                               td_error *err);
