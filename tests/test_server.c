@@ -421,7 +421,7 @@ START_TEST(error_objects)
 
     /* Status mapping, without a server. */
     static const struct { td_status st; int http; } map[] = {
-        {TD_EINVAL, 422}, {TD_ENOTFOUND, 404}, {TD_ECONFLICT, 409}, {TD_EUNAVAIL, 422},
+        {TD_EINVAL, 422}, {TD_ENOTFOUND, 404}, {TD_ECONFLICT, 409}, {TD_EMALFORMED, 400},
         {TD_EIO, 500}, {TD_ENOMEM, 500}, {TD_EINTERNAL, 500}, {TD_ESTOPPED, 503},
         {TD_EDIVERGED, 422}, {TD_EBUSY, 429}, {TD_ESHUTDOWN, 503}, {TD_ENOSPACE, 507},
     };

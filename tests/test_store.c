@@ -1115,6 +1115,80 @@ START_TEST(concurrent_use)
 }
 END_TEST
 
+/* Group commit and the committer's calls (issue 13 item 3): a claim sets the live mark, a
+ * finish clears it; an unsynced model file is refused over a recorded model; a batch of
+ * ends records every running job succeeded with its model and leaves a terminal one. */
+START_TEST(claim_finish_and_batched_ends)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char a[TD_ID_MAX], b[TD_ID_MAX], c[TD_ID_MAX], d[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, a);
+    insert_job(s, ds.id, NULL, b);
+    insert_job(s, ds.id, NULL, c);
+    insert_job(s, ds.id, NULL, d);
+    td_job_row r;
+    EXPECT(TD_OK, td_store_job_claim(s, a, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_RUNNING);
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_claim(s, b, NULL, E));
+    EXPECT(TD_OK, td_store_job_claim(s, d, NULL, E));
+    EXPECT(TD_OK, td_store_job_finish(s, d, TD_JOB_FAILED, "diverged", "NaN", E)); /* unmarks */
+    EXPECT(TD_OK, td_store_job_cancel(s, c, NULL, E));
+    td_job_row *failed;
+    int n;
+    /* a and b are marked (counted a crash, unmarked), d is not (terminal anyway) */
+    EXPECT(TD_OK, td_store_job_reap_crashed(s, 5, &failed, &n, E));
+    td_job_rows_free(failed, n);
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.crashes, 1);
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_get(s, d, &r, E));
+    ck_assert_int_eq(r.crashes, 0);
+    td_job_row_fini(&r);
+
+    const float wa[3] = {1, 2, 3}, wb[2] = {4, 5};
+    EXPECT(TD_OK, td_store_model_write_unsynced(s, a, "{\"m\":1}", wa, 3, E));
+    EXPECT(TD_OK, td_store_model_put(s, b, "{\"m\":2}", wb, 2, E));
+    EXPECT(TD_ECONFLICT, td_store_model_write_unsynced(s, b, "{\"m\":3}", wa, 3, E));
+    EXPECT(TD_ENOTFOUND, td_store_model_write_unsynced(s, "job_nope", "{}", wa, 3, E));
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.has_model, 0); /* the file alone records nothing */
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_sync_files(s, E));
+    const char *ids[] = {a, b, c};
+    const int64_t np[] = {3, 2, 7};
+    EXPECT(TD_OK, td_store_jobs_succeed(s, ids, np, 3, E));
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_SUCCEEDED);
+    ck_assert_int_eq(r.has_model, 1);
+    ck_assert(r.finished_at[0] != '\0');
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_get(s, c, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_CANCELLED); /* terminal: left as it was */
+    ck_assert_int_eq(r.has_model, 0);
+    td_job_row_fini(&r);
+    char *meta;
+    float *params;
+    int64_t k;
+    EXPECT(TD_OK, td_store_model_get(s, a, &meta, &params, &k, E));
+    ck_assert_int_eq(k, 3);
+    ck_assert(params[0] == 1 && params[2] == 3);
+    ck_assert_str_eq(meta, "{\"m\":1}");
+    td_store_free(meta);
+    td_store_free(params);
+    EXPECT(TD_OK, td_store_model_get(s, b, &meta, &params, &k, E));
+    ck_assert_int_eq(k, 2);
+    ck_assert(params[1] == 5);
+    td_store_free(meta);
+    td_store_free(params);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
 Suite *suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1141,6 +1215,7 @@ Suite *suite_store(void)
     tc = tcase_create("persistence");
     tcase_add_test(tc, reopen_keeps_everything);
     tcase_add_test(tc, concurrent_use);
+    tcase_add_test(tc, claim_finish_and_batched_ends);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -1179,12 +1254,12 @@ START_TEST(pg_shared_queue_claims_leases_and_reaps)
     spec.mem_bytes = 50;
     EXPECT(TD_OK, td_store_job_insert(s2, &spec, b, E));
     /* admission: only b fits 100 bytes; then a is the oldest */
-    EXPECT(TD_OK, td_store_job_claim(s2, 100, got, &bytes, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s2, 100, got, &bytes, E));
     ck_assert_str_eq(got, b);
     ck_assert_int_eq(bytes, 50);
-    EXPECT(TD_OK, td_store_job_claim(s1, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
     ck_assert_str_eq(got, a);
-    EXPECT(TD_ENOTFOUND, td_store_job_claim(s1, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
     td_job_row row;
     EXPECT(TD_OK, td_store_job_start(s1, a, &row, E));
     ck_assert_str_eq(row.node, "n1");
@@ -1210,12 +1285,12 @@ START_TEST(pg_shared_queue_claims_leases_and_reaps)
     int nf;
     EXPECT(TD_OK, td_store_job_reap_crashed(s1, 2, &failed, &nf, E));
     ck_assert_int_eq(nf, 0);
-    EXPECT(TD_ENOTFOUND, td_store_job_claim(s1, UINT64_MAX, got, &bytes, E)); /* leased */
+    EXPECT(TD_ENOTFOUND, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E)); /* leased */
     usleep(700 * 1000);
     EXPECT(TD_OK, td_store_job_renew(s1, ids, 1, cancel, held, E)); /* a stays n1's */
     EXPECT(TD_OK, td_store_job_reap_crashed(s1, 2, &failed, &nf, E));
     ck_assert_int_eq(nf, 0);
-    EXPECT(TD_OK, td_store_job_claim(s1, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
     ck_assert_str_eq(got, b);
     EXPECT(TD_OK, td_store_job_start(s1, b, &row, E));
     ck_assert_int_eq(row.restarts, 1);
@@ -1240,10 +1315,10 @@ START_TEST(pg_shared_queue_claims_leases_and_reaps)
     /* letting go ends the lease at once */
     char c[TD_ID_MAX];
     EXPECT(TD_OK, td_store_job_insert(s1, &spec, c, E));
-    EXPECT(TD_OK, td_store_job_claim(s1, UINT64_MAX, got, &bytes, E));
-    EXPECT(TD_ENOTFOUND, td_store_job_claim(s2, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_claim_next(s2, UINT64_MAX, got, &bytes, E));
     EXPECT(TD_OK, td_store_job_set_live(s1, c, 0, E));
-    EXPECT(TD_OK, td_store_job_claim(s2, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s2, UINT64_MAX, got, &bytes, E));
     ck_assert_str_eq(got, c);
     /* max_queued holds across stores (c, claimed but not started, is still queued) */
     spec.max_queued = 3;

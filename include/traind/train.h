@@ -92,6 +92,22 @@ td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *logl
                            const td_model *m, const float *X, int64_t N, int64_t D,
                            td_error *err);
 
+/* ---- model files: save and load, like liblinear's save_model / load_model ----------- */
+
+/* Writes m (shape, fit state and parameters) to path as one binary file: magic
+ * "TDMODEL1", little-endian fields, the float32 parameters, an XXH64 checksum (the format
+ * is in src/train/model_file.c). Written to "<path>.tmp", then renamed over path. */
+td_status td_model_save(const td_model *m, const char *path, td_error *err);
+/* Reads a file td_model_save wrote into *m (params allocated: free with td_model_fini).
+ * A damaged, truncated or foreign file fails with TD_EINVAL (field "model") and *m empty;
+ * a missing one with TD_ENOTFOUND. */
+td_status td_model_load(td_model *m, const char *path, td_error *err);
+/* The same in memory: td_model_encode writes td_model_file_size(m) bytes into buf (0 when
+ * cap is smaller); td_model_decode reads them (params allocated, as td_model_load). */
+size_t td_model_file_size(const td_model *m);
+size_t td_model_encode(const td_model *m, void *buf, size_t cap);
+td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *err);
+
 /* ---- evaluation ---------------------------------------------------------------------- */
 
 /* scikit-learn's classification numbers of predictions pred (N) with probabilities probs
@@ -135,6 +151,9 @@ typedef struct td_trainer td_trainer;
  * *n gets the count. NULL-terminated, static. */
 const char *const *td_trainer_columns(const td_trainer *t, int *n);
 
+/* The index in td_record.v of the column called name; -1 when this trainer has none. */
+int td_trainer_column(const td_trainer *t, const char *name);
+
 /* Validates hp against train (td_hparams_check) and builds a trainer at epoch 0 with its
  * initial weights. val (may be NULL) is a separate validation set; otherwise
  * hp->validation_split holds rows out. The datasets are borrowed for the trainer's life. */
@@ -171,6 +190,14 @@ void td_trainer_set_threads(td_trainer *t, int n);
 /* Runs one epoch and fills rec. Returns TD_OK, or TD_EDIVERGED (weights left at the last
  * finite values; err names the epoch). */
 td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err);
+/* Called after each epoch by td_trainer_run with that epoch's record; nonzero stops. */
+typedef int (*td_epoch_fn)(const td_trainer *t, const td_record *rec, void *ctx);
+/* The whole loop for an embedder: td_trainer_step until td_trainer_done. on_epoch (may be
+ * NULL) sees every record; when it returns nonzero the run stops with TD_ESTOPPED (the
+ * model is that epoch's). last (may be NULL) gets the last record. TD_EDIVERGED as
+ * td_trainer_step. */
+td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_record *last,
+                         td_error *err);
 /* 1 once all epochs ran or early stopping fired. */
 int td_trainer_done(const td_trainer *t);
 int64_t td_trainer_epoch(const td_trainer *t);     /* epochs completed */

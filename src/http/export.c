@@ -400,7 +400,7 @@ void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req
     if (!st)
         answer_bytes(resp, f, out, len, f == F_NPZ ? "predictions.npz" : NULL);
 done:
-    if (st && td_json_is_malformed(st, &err))
+    if (st == TD_EMALFORMED)
         td_resp_error(resp, 400, "malformed_json", NULL, "%s", err.message);
     else if (st)
         td_resp_from_error(resp, st, &err);

@@ -12,7 +12,6 @@
 #include "http/stream_dataset.h"
 
 #define HP "hyperparameters"
-#define TD_ADAMW_WEIGHT_DECAY 0.01 /* torch.optim.AdamW's default */
 
 /* ---- reading one value ------------------------------------------------------------ */
 
@@ -360,8 +359,10 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
     td_hparams_defaults(hp, model);
     if (initial_weights)
         *initial_weights = NULL;
-    if (!obj || cJSON_IsNull(obj))
+    if (!obj || cJSON_IsNull(obj)) {
+        td_hparams_resolve(hp, 0);
         return TD_OK;
+    }
     if (!cJSON_IsObject(obj))
         return td_fail(err, TD_EINVAL, HP, HP " must be an object of name: value");
     td_status st = TD_OK;
@@ -408,12 +409,8 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
             st = apply(hp, name, s, initial_weights, err);
         }
     }
-    /* SPEC §4: adamw's decoupled decay defaults to 0.01 (PyTorch's AdamW), unlike sgd and
-     * adam (0). The table has one default per name, so it is applied here, where "not
-     * given" is known. */
-    const cJSON *wd = cJSON_GetObjectItemCaseSensitive(obj, "weight_decay");
-    if (!st && hp->optimizer == TD_OPT_ADAMW && (!wd || cJSON_IsNull(wd)))
-        hp->weight_decay = TD_ADAMW_WEIGHT_DECAY;
+    if (!st) /* the defaults that depend on other values (adamw's weight_decay) */
+        td_hparams_resolve(hp, 0);
     if (st) {
         td_hparams_fini(hp);
         if (initial_weights) {
@@ -495,7 +492,7 @@ td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float *
 {
     *out = NULL;
     if (shape->kind != TD_MODEL_SOFTMAX && shape->kind != TD_MODEL_MLP)
-        return td_fail(err, TD_EUNAVAIL, IW, "initial_weights are not supported for the %s "
+        return td_fail(err, TD_EINVAL, IW, "initial_weights are not supported for the %s "
                        "model", td_model_names[shape->kind]);
     /* GET /v1/jobs/{id}/model as it is: "classes" (the dataset's names) is ignored */
     static const char *const softmax_keys[] = {"W", "b", "model", "intercept", "groups",

@@ -38,7 +38,7 @@ static int choice_parse(const char *hp_name, const char *s)
 static td_status check_net(const td_model *m, td_error *err)
 {
     if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP)
-        return td_fail(err, TD_EUNAVAIL, "model", "the %s model is not available yet",
+        return td_fail(err, TD_EINVAL, "model", "the %s model is not available yet",
                        (unsigned)m->kind < TD_MODEL_COUNT ? td_model_names[m->kind] : "?");
     if (!m->params)
         return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
@@ -290,7 +290,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
         m->lower_bound = cJSON_IsNumber(lb) ? lb->valuedouble : NAN;
         m->converged = cJSON_IsTrue(conv);
     } else if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP) {
-        return td_fail(err, TD_EUNAVAIL, "meta", "the %s model is not available yet",
+        return td_fail(err, TD_EINVAL, "meta", "the %s model is not available yet",
                        td_model_names[m->kind]);
     }
     if (!params)
@@ -323,7 +323,7 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
         td_model_fini(m);
         memset(m, 0, sizeof *m);
         /* a stored meta that does not read back is the daemon's fault, not the client's */
-        if (st == TD_EINVAL)
+        if (st == TD_EINVAL || st == TD_EMALFORMED)
             st = TD_EINTERNAL;
         if (err) {
             char msg[sizeof err->message];

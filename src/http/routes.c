@@ -61,7 +61,7 @@ struct td_app {
 /* Answers a failure of a json_* or engine call: 400 for malformed JSON, else by status. */
 static void fail(td_resp *resp, td_status st, const td_error *err)
 {
-    if (td_json_is_malformed(st, err))
+    if (st == TD_EMALFORMED)
         td_resp_error(resp, 400, "malformed_json", NULL, "%s", err->message);
     else
         td_resp_from_error(resp, st, err);
@@ -553,6 +553,8 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
+    if ((st = td_jobs_check_room(app->jobs, &err))) /* a full queue: 429 before the data is read */
+        goto out;
     if (jr.data) {
         td_dataset_meta meta;
         if ((st = store_dataset(app, jr.data, &meta, &err))) {
@@ -597,10 +599,7 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
     int resolve = jr.hp.n_classes == 0 ||
                   (jr.model == TD_MODEL_EMBED_GMM && jr.hp.warmup_iterations < 0);
     if (resolve) { /* resolve "from the data" / "15%" so the job shows every value */
-        if (jr.hp.n_classes == 0)
-            jr.hp.n_classes = K;
-        if (jr.model == TD_MODEL_EMBED_GMM)
-            jr.hp.warmup_iterations = td_hparams_warmup(&jr.hp);
+        td_hparams_resolve(&jr.hp, K);
         free(hp_text);
         if (!(hp_text = td_job_hparams_text(&jr.hp, jr.initial_weights))) {
             st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");

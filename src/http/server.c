@@ -269,7 +269,7 @@ static int status_http(td_status st)
     switch (st) {
     case TD_EINVAL: return 422;
     case TD_EDIVERGED: return 422;
-    case TD_EUNAVAIL: return 422;
+    case TD_EMALFORMED: return 400;
     case TD_ENOTFOUND: return 404;
     case TD_ECONFLICT: return 409;
     case TD_EBUSY: return 429;

@@ -17,6 +17,15 @@
  * exception: td_store_history_commit writes a batch of epochs with synchronous=NORMAL
  * (no fsync), because only epochs after the last checkpoint can be lost that way, and
  * resume recomputes those (store.h, "batched, bounded history").
+ * Group commit: a job's insert and its end must be durable when the call returns, but
+ * need not hold the lock while the disk syncs. They commit with synchronous=NORMAL under
+ * the lock, then, unlocked, wait for one fdatasync of the WAL that covers every commit
+ * made so far (group_sync): concurrent inserts and ends share one sync instead of
+ * queueing one each behind the lock. A job's start, live mark, history columns and
+ * model reference commit relaxed without waiting: the WAL is written in order, so the
+ * next durable commit (its end, a checkpoint) makes them durable with it; a power loss
+ * before that leaves the job as its last durable commit had it (queued or running), and
+ * it resumes. A process crash loses nothing: the page cache keeps NORMAL commits.
  *
  * Files vs rows: a file is written (atomically) before the row that refers to it and
  * removed after the row is gone, so a row never points to a missing file; a crash
@@ -46,6 +55,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +73,12 @@ struct td_store {
     char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
     td_pg *pg;                       /* the PostgreSQL backend, or NULL: SQLite (db) */
     td_dscache *datasets;            /* loaded datasets, shared (dscache.h) */
+    /* group commit (see "group commit" below): guarded by sync_mu, taken after mu */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t committed, synced;      /* tickets of relaxed commits made / made durable */
+    int syncing;                     /* a thread is syncing the WAL for the group */
+    int wal_fd;                      /* traind.db-wal, opened at the first group sync */
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
@@ -559,11 +575,14 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
         goto cleanup;
     }
     s->lock_fd = -1;
+    s->wal_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     if (!(s->datasets = td_dscache_create())) {
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory opening the store");
         goto cleanup;
     }
+    pthread_mutex_init(&s->sync_mu, NULL);
+    pthread_cond_init(&s->sync_cv, NULL);
     snprintf(s->dir, sizeof s->dir, "%s", state_dir);
     size_t dl = strlen(s->dir);
     while (dl > 1 && s->dir[dl - 1] == '/')
@@ -676,11 +695,75 @@ void td_store_close(td_store *s)
     td_pg_close(s->pg);
     if (s->db)
         sqlite3_close(s->db);     /* all other statements are finalized by every function */
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);        /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     td_dscache_destroy(s->datasets);
+    pthread_mutex_destroy(&s->sync_mu);
+    pthread_cond_destroy(&s->sync_cv);
     free(s);
+}
+
+/* ---- group commit (see DESIGN) ------------------------------------------------------- */
+
+/* Makes the next commits relaxed (synchronous=NORMAL: no fsync). Caller holds mu, outside
+ * a transaction, and calls unrelax before it leaves. */
+static td_status relax(td_store *s, td_error *err)
+{
+    return exec_sql(s, "PRAGMA synchronous=NORMAL", err);
+}
+
+static void unrelax(td_store *s)
+{
+    sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+
+/* The ticket of a relaxed commit just made, for group_sync. Caller holds mu. */
+static uint64_t commit_ticket(td_store *s)
+{
+    pthread_mutex_lock(&s->sync_mu);
+    uint64_t t = ++s->committed;
+    pthread_mutex_unlock(&s->sync_mu);
+    return t;
+}
+
+/* Returns once the commit with this ticket is durable: a thread finding no sync under way
+ * syncs the WAL for every commit ticketed so far; the others wait for it. An fdatasync of
+ * the WAL file is what synchronous=FULL does at a commit (SQLite syncs the WAL itself
+ * before it checkpoints, so a commit already copied into the database is durable too).
+ * Caller does not hold mu. */
+static td_status group_sync(td_store *s, uint64_t ticket, td_error *err)
+{
+    td_status rc = TD_OK;
+    pthread_mutex_lock(&s->sync_mu);
+    while (s->synced < ticket && rc == TD_OK) {
+        if (s->syncing) {
+            pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+            continue;
+        }
+        s->syncing = 1;
+        uint64_t target = s->committed;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/traind.db-wal", s->dir);
+        if (s->wal_fd < 0)
+            s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = s->wal_fd, e = 0;
+        pthread_mutex_unlock(&s->sync_mu);
+        if (fd < 0 || fdatasync(fd) != 0)
+            e = errno ? errno : EIO;
+        pthread_mutex_lock(&s->sync_mu);
+        s->syncing = 0;
+        if (!e && target > s->synced)
+            s->synced = target;
+        pthread_cond_broadcast(&s->sync_cv);
+        if (e)
+            rc = td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                         "cannot sync %s: %s", path, strerror(e));
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return rc;
 }
 
 /* ---- datasets ----------------------------------------------------------------------- */
@@ -1340,7 +1423,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     sqlite3_stmt *st = NULL;
     td_dataset_meta m;
     char id[TD_ID_MAX], now[TD_TIME_MAX];
-    int row = 0, locked = 0;
+    int row = 0, locked = 0, relaxed = 0;
+    uint64_t ticket = 0;
     const char *key = spec && spec->idempotency_key && *spec->idempotency_key
                           ? spec->idempotency_key : NULL;
 
@@ -1366,6 +1450,9 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
         return td_pg_job_insert(s->pg, spec, id_out, err);
     enter(s);
     locked = 1;
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1425,11 +1512,16 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
+    ticket = commit_ticket(s);
     snprintf(id_out, TD_ID_MAX, "%s", id);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
+    if (ticket) /* the 202 promises the job survives a power loss */
+        rc = group_sync(s, ticket, err);
     return rc;
 }
 
@@ -1575,18 +1667,23 @@ cleanup:
     return rc;
 }
 
-td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err)
+/* td_store_job_start, and with live set, td_store_job_claim. */
+static td_status job_start(td_store *s, const char *id, int live, td_job_row *out,
+                           td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
-    int state;
+    int state, relaxed = 0;
 
     if (out)
         memset(out, 0, sizeof *out);
     if (s->pg)
-        return td_pg_job_start(s->pg, id, out, err);
+        return td_pg_job_start(s->pg, id, live, out, err);
     enter(s);
+    if ((rc = relax(s, err))) /* see DESIGN, group commit */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1613,6 +1710,13 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
+    if (live) {
+        if ((rc = prepare(s, &st, "UPDATE jobs SET live = 1 WHERE id = ?1", err)))
+            goto cleanup;
+        bind_str(st, 1, id);
+        if ((rc = step_done(s, st, err)))
+            goto cleanup;
+    }
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
@@ -1620,8 +1724,20 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
         rc = job_get_locked(s, "id", id, out, err);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     leave(s);
     return rc;
+}
+
+td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err)
+{
+    return job_start(s, id, 0, out, err);
+}
+
+td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_error *err)
+{
+    return job_start(s, id, 1, out, err);
 }
 
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
@@ -1659,7 +1775,8 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
-    int cur, locked = 0;
+    int cur, locked = 0, relaxed = 0;
+    uint64_t ticket = 0;
 
     if (!td_job_state_terminal(state)) {
         rc = td_fail(err, TD_EINVAL, "state", "%s is not a terminal state",
@@ -1670,6 +1787,9 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
         return td_pg_job_finish(s->pg, id, state, error_code, error_message, err);
     enter(s);
     locked = 1;
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1684,7 +1804,7 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     td_store_now(now);
     rc = prepare(s, &st,
                  "UPDATE jobs SET state = ?2, finished_at = ?3, error_code = ?4, "
-                 "error_message = ?5 WHERE id = ?1",
+                 "error_message = ?5, live = 0 WHERE id = ?1",
                  err);
     if (rc)
         goto cleanup;
@@ -1696,11 +1816,16 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
-    rc = exec_sql(s, "COMMIT", err);
+    if ((rc = exec_sql(s, "COMMIT", err)) == TD_OK)
+        ticket = commit_ticket(s);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
+    if (ticket)
+        rc = group_sync(s, ticket, err);
     return rc;
 }
 
@@ -1909,7 +2034,7 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
     sqlite3_stmt *st = NULL;
     char joined[TD_HIST_MAX_COLS * TD_HIST_NAME_MAX];
     size_t pos = 0;
-    int cur = 0, row = 0, locked = 0;
+    int cur = 0, row = 0, locked = 0, relaxed = 0;
 
     if (n < 1 || n > TD_HIST_MAX_COLS) {
         rc = td_fail(err, TD_EINVAL, "columns", "need 1..%d history columns, got %d",
@@ -1938,6 +2063,9 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         return td_pg_history_columns_set(s->pg, job_id, joined, n, err);
     enter(s);
     locked = 1;
+    if ((rc = relax(s, err))) /* set again at every start: see DESIGN, group commit */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1969,6 +2097,8 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
     return rc;
@@ -2520,7 +2650,7 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
-    int written = 0, locked = 0;
+    int written = 0, locked = 0, relaxed = 0;
     size_t bytes;
 
     if (!id_ok(job_id)) {
@@ -2552,6 +2682,11 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     written = !had_model;
     enter(s);
     locked = 1;
+    /* the file is synced; the row commits relaxed, durable with the job's next durable
+     * commit (its end or a checkpoint: see DESIGN, group commit) */
+    if ((rc = relax(s, err)))
+        goto cleanup;
+    relaxed = 1;
     rc = prepare(s, &st, "UPDATE jobs SET model_params = ?2 WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -2568,10 +2703,93 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     written = 0;
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
     if (written)
         unlink(path);
+    return rc;
+}
+
+td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
+                                        const float *params, int64_t n, td_error *err)
+{
+    char path[PATH_MAX];
+    size_t bytes;
+    int state, had_model = 0;
+
+    if (!id_ok(job_id))
+        return td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
+    if (!meta_json || n < 0 || (n > 0 && !params) ||
+        __builtin_mul_overflow((size_t)n, sizeof(float), &bytes))
+        return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
+    if (s->pg)
+        return td_pg_model_write_unsynced(s->pg, job_id, meta_json, params, n, err);
+    enter(s);
+    td_status rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
+    leave(s);
+    if (rc)
+        return rc;
+    if (had_model) /* a recorded file is only ever replaced by a synced one */
+        return td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
+    td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
+    path_of(path, sizeof path, s, "models", job_id, ".bin");
+    return td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err);
+}
+
+td_status td_store_sync_files(td_store *s, td_error *err)
+{
+    if (s->pg) /* the models are in the database: nothing of theirs in files */
+        return TD_OK;
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syscall(SYS_syncfs, fd) != 0) {
+        int e = errno ? errno : EIO;
+        if (fd >= 0)
+            close(fd);
+        return td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                       "cannot sync the files of %s: %s", s->dir, strerror(e));
+    }
+    close(fd);
+    return TD_OK;
+}
+
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
+                                int n, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    char now[TD_TIME_MAX];
+    uint64_t ticket = 0;
+
+    if (s->pg)
+        return td_pg_jobs_succeed(s->pg, ids, n_params, n, err);
+    td_store_now(now);
+    enter(s);
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
+        goto cleanup;
+    /* a job already terminal (none can be: it was running) or gone is left as it is */
+    rc = prepare(s, &st,
+                 "UPDATE jobs SET state = 'succeeded', finished_at = ?2, live = 0, "
+                 "model_params = ?3 WHERE id = ?1 AND state IN ('queued', 'running')",
+                 err);
+    for (int i = 0; i < n && rc == TD_OK; i++) {
+        sqlite3_reset(st);
+        bind_str(st, 1, ids[i]);
+        bind_str(st, 2, now);
+        sqlite3_bind_int64(st, 3, n_params[i]);
+        rc = step_done(s, st, err);
+    }
+    if (rc == TD_OK && (rc = exec_sql(s, "COMMIT", err)) == TD_OK)
+        ticket = commit_ticket(s);
+cleanup:
+    sqlite3_finalize(st);
+    unrelax(s);
+    leave(s);
+    if (ticket)
+        rc = group_sync(s, ticket, err);
     return rc;
 }
 
@@ -2641,6 +2859,10 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     sqlite3_stmt *st = NULL;
 
     enter(s);
+    /* relaxed (see DESIGN, group commit): the mark is about process deaths, and a process
+     * death loses no commit */
+    if ((rc = relax(s, err)))
+        goto cleanup;
     rc = prepare(s, &st, "UPDATE jobs SET live = ?2 WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -2649,6 +2871,7 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     rc = step_done(s, st, err);
 cleanup:
     sqlite3_finalize(st);
+    unrelax(s);
     leave(s);
     return rc;
 }
@@ -2730,8 +2953,8 @@ cleanup:
 
 /* ---- the shared queue (PostgreSQL only; store_pg.c) ----------------------------------- */
 
-td_status td_store_job_claim(td_store *s, uint64_t mem_avail, char id_out[TD_ID_MAX],
-                             uint64_t *mem_bytes, td_error *err)
+td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[TD_ID_MAX],
+                                  uint64_t *mem_bytes, td_error *err)
 {
     id_out[0] = '\0';
     *mem_bytes = 0;

@@ -1052,7 +1052,7 @@ td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *e
     return rc;
 }
 
-td_status td_pg_job_start(td_pg *p, const char *id, td_job_row *out, td_error *err)
+td_status td_pg_job_start(td_pg *p, const char *id, int live, td_job_row *out, td_error *err)
 {
     char now[TD_TIME_MAX], node[NODE_MAX];
     int state, slot;
@@ -1065,13 +1065,15 @@ td_status td_pg_job_start(td_pg *p, const char *id, td_job_row *out, td_error *e
                      td_job_state_name((td_job_state)state));
     if (!rc) {
         td_store_now(now);
-        const char *v[] = {id, now, p->node};
+        const char *v[] = {id, now, p->node, live ? "1" : "0"};
         rc = run(c, state == TD_JOB_QUEUED
                         ? "UPDATE jobs SET state = 'running', node = $3, started_at = "
-                          "COALESCE(started_at, $2) WHERE id = $1" /* a paused trial's first */
+                          "COALESCE(started_at, $2), live = GREATEST(live, $4::int) WHERE "
+                          "id = $1" /* a paused trial keeps its first start */
                         : "UPDATE jobs SET restarts = restarts + 1, node = $3, "
-                          "started_at = COALESCE(started_at, $2) WHERE id = $1",
-                 3, v, NULL, 0, 0, NULL, err);
+                          "started_at = COALESCE(started_at, $2), live = GREATEST(live, "
+                          "$4::int) WHERE id = $1",
+                 4, v, NULL, 0, 0, NULL, err);
     }
     if (!rc)
         rc = exec0(c, "COMMIT", err);
@@ -1118,8 +1120,8 @@ td_status td_pg_job_finish(td_pg *p, const char *id, td_job_state state, const c
         const char *v[] = {id, STATE_NAMES[state], now, code && *code ? code : NULL,
                            msg && *msg ? msg : NULL};
         rc = run(c, "UPDATE jobs SET state = $2, finished_at = $3, error_code = $4, "
-                 "error_message = $5, lease_until = NULL WHERE id = $1", 5, v, NULL, 0, 0, NULL,
-                 err);
+                 "error_message = $5, lease_until = NULL, live = 0 WHERE id = $1", 5, v, NULL,
+                 0, 0, NULL, err);
     }
     if (!rc)
         rc = exec0(c, "COMMIT", err);
@@ -1560,6 +1562,57 @@ td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json,
     if (!rc)
         rc = run(c, "UPDATE jobs SET model_params = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0,
                  NULL, err);
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    return rc;
+}
+
+td_status td_pg_model_write_unsynced(td_pg *p, const char *job_id, const char *meta_json,
+                                     const float *params, int64_t n, td_error *err)
+{
+    char key[64];
+    int state, has_model = 0, slot;
+    size_t bytes;
+    if (!meta_json || n < 0 || (n > 0 && !params) ||
+        __builtin_mul_overflow((size_t)n, sizeof(float), &bytes))
+        return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
+    blob_key(key, sizeof key, "model", job_id ? job_id : "");
+    td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
+    PGconn *c = acquire(p, &slot);
+    /* the blob only, committed without waiting for the WAL flush: td_pg_jobs_succeed
+     * records it (store.h); until then no row refers to it */
+    td_status rc = exec0(c, "BEGIN", err);
+    if (!rc)
+        rc = exec0(c, "SET LOCAL synchronous_commit = off", err);
+    if (!rc)
+        rc = job_lock(c, job_id, &state, NULL, &has_model, NULL, 0, err);
+    if (!rc && has_model)
+        rc = td_fail(err, TD_ECONFLICT, "model", "job %s has a model already", job_id);
+    if (!rc)
+        rc = blob_put(c, key, (uint64_t)n, "", segs, 2, err);
+    if (!rc)
+        rc = exec0(c, "COMMIT", err);
+    release(p, slot);
+    return rc;
+}
+
+td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_params, int n,
+                             td_error *err)
+{
+    char now[TD_TIME_MAX], bn[24];
+    int slot;
+    td_store_now(now);
+    PGconn *c = acquire(p, &slot);
+    td_status rc = exec0(c, "BEGIN", err);
+    for (int i = 0; !rc && i < n; i++) {
+        i64s(bn, n_params[i]);
+        const char *v[] = {ids[i], bn, now, p->node};
+        rc = run(c, "UPDATE jobs SET state = 'succeeded', model_params = $2::bigint, "
+                 "finished_at = $3, live = 0, lease_until = NULL WHERE id = $1 AND state IN "
+                 "('queued', 'running') AND (node IS NULL OR node = $4)", 4, v, NULL, 0, 0,
+                 NULL, err);
+    }
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);

@@ -15,11 +15,11 @@ const char *td_status_code(td_status st)
     case TD_EIO: return "io_error";
     case TD_ENOTFOUND: return "not_found";
     case TD_ECONFLICT: return "conflict";
-    case TD_EUNAVAIL: return "unavailable";
     case TD_EBUSY: return "queue_full";
     case TD_ESHUTDOWN: return "shutting_down";
     case TD_ENOSPACE: return "insufficient_storage";
     case TD_EINTERNAL: return "internal";
+    case TD_EMALFORMED: return "malformed_json";
     }
     return "internal";
 }
