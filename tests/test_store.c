@@ -1407,6 +1407,26 @@ START_TEST(pg_blobs_live_in_the_database)
     ck_assert_int_eq(memcmp(p, params, sizeof params), 0);
     td_store_free(meta);
     td_store_free(p);
+    /* small jobs' batched ends: the model first, then the end with it, one transaction */
+    char id2[TD_ID_MAX];
+    insert_job(s1, m.id, NULL, id2);
+    EXPECT(TD_OK, td_store_job_claim(s1, id2, NULL, E));
+    EXPECT(TD_OK, td_store_model_write_unsynced(s1, id2, "{\"m\":2}", params, 5, E));
+    EXPECT(TD_ENOTFOUND, td_store_model_get(s2, id2, &meta, &p, &np, E)); /* not recorded */
+    EXPECT(TD_OK, td_store_sync_files(s1, E));
+    const char *ends[] = {id2};
+    const int64_t ends_n[] = {5};
+    EXPECT(TD_OK, td_store_jobs_succeed(s1, ends, ends_n, 1, E));
+    td_job_row jr2;
+    EXPECT(TD_OK, td_store_job_get(s2, id2, &jr2, E));
+    ck_assert_int_eq(jr2.state, TD_JOB_SUCCEEDED);
+    ck_assert_int_eq(jr2.has_model, 1);
+    td_job_row_fini(&jr2);
+    EXPECT(TD_OK, td_store_model_get(s2, id2, &meta, &p, &np, E));
+    ck_assert_str_eq(meta, "{\"m\":2}");
+    td_store_free(meta);
+    td_store_free(p);
+    EXPECT(TD_ECONFLICT, td_store_model_write_unsynced(s1, id2, "{}", params, 5, E));
     /* delete on one, gone on the other */
     EXPECT(TD_OK, td_store_job_finish(s1, id, TD_JOB_SUCCEEDED, NULL, NULL, E));
     EXPECT(TD_OK, td_store_job_delete(s2, id, E));
