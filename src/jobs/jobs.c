@@ -55,7 +55,18 @@
  * checkpointed for a shutdown). A mark found at the next start means the process died
  * running the job (a crash, an abort, an OOM kill): the job counts a crash and resumes,
  * and at MAX_CRASHES it fails with code "crashed" instead (td_jobs_start, before any job
- * runs), so one job whose data or settings kill the process cannot keep the service down. */
+ * runs), so one job whose data or settings kill the process cannot keep the service down.
+ *
+ * A shared store (td_store_shared: PostgreSQL, many daemons): there is no local queue.
+ * An idle worker claims the oldest job that fits what is left of the memory budget from
+ * the store (td_store_job_claim_next: FOR UPDATE SKIP LOCKED), reserves its estimate, and
+ * runs it as above (no hand-off to the committer: its end is recorded before the worker
+ * lets go of the lease); with nothing to claim it polls every CLAIM_POLL_MS (a submit here wakes it
+ * at once). The heartbeat thread renews the leases of the running jobs every lease_s / 3,
+ * brings cancel requests made on any daemon to the worker (so a cancel takes an epoch
+ * plus a heartbeat), and reaps crashed holders (a live mark with an expired lease: the
+ * crash count of the issue-10 protection, now across daemons). A worker that lets go
+ * clears its mark and ends the lease, so another daemon resumes the job at once. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -119,7 +130,12 @@ struct td_jobs {
     pthread_t committer;
     int committer_started;
     char fingerprint[TD_BLOB_TAG_MAX + 1]; /* this build's, as checkpoints carry it */
+    int shared;                  /* a shared store: claims and leases (see DESIGN) */
+    pthread_t heartbeat;
+    int hb_started, hb_stop;
 };
+
+#define CLAIM_POLL_MS 200
 
 /* Deaths of the daemon while running a job after which the job is failed ("crashed")
  * instead of resumed once more: one bad job cannot keep the service down. */
@@ -348,7 +364,9 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
     td_status st = TD_OK;
     for (;;) {
         if (td_trainer_done(c->t)) {
-            if (c->model_epoch < 0 && put_model_unsynced(c) == TD_OK)
+            /* (not with a shared store: a hand-off lets go of the lease before the end is
+             * recorded, and another daemon would take the job meanwhile) */
+            if (c->model_epoch < 0 && !jm->shared && put_model_unsynced(c) == TD_OK)
                 c->model_epoch = td_trainer_epoch(c->t);
             if (c->model_epoch != td_trainer_epoch(c->t)) /* else stored at the checkpoint */
                 for (int attempt = 1; (st = put_model(c, err)); attempt++)
@@ -661,7 +679,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1, .unsynced_params = -1};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
-    int live = 0;
+    int live = jm->shared; /* a claim marked it live already: every way out clears it */
 
     if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
         goto out;
@@ -773,6 +791,92 @@ out:
     notify(jm);
 }
 
+/* Shared store: claims a job that fits the memory budget and reserves its estimate (1);
+ * else waits up to CLAIM_POLL_MS for a submit or a stop (0). Caller holds mu; it is
+ * released around the store call. */
+static int claim_unlocked(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
+{
+    pthread_mutex_unlock(&jm->mu);
+    uint64_t limit = td_budget_limit(), used = td_budget_used();
+    uint64_t avail = !limit ? UINT64_MAX : used < limit ? limit - used : 0;
+    td_error err = {{0}, {0}};
+    td_status st = td_store_job_claim_next(jm->store, avail, id, bytes, &err);
+    int got = st == TD_OK;
+    if (st && st != TD_ENOTFOUND)
+        td_log(TD_LOG_WARN, "jobs", "claiming a job failed: %s", err.message);
+    if (got && limit && *bytes > limit)
+        *bytes = limit;
+    if (got && !td_budget_reserve(*bytes)) { /* a local job took the room meanwhile */
+        td_store_job_set_live(jm->store, id, 0, NULL); /* let go: its lease ends */
+        got = 0;
+    }
+    pthread_mutex_lock(&jm->mu);
+    if (got && jm->stopping) { /* not started: give it back */
+        pthread_mutex_unlock(&jm->mu);
+        td_store_job_set_live(jm->store, id, 0, NULL);
+        td_budget_release(*bytes);
+        pthread_mutex_lock(&jm->mu);
+        return 0;
+    }
+    if (!got && !jm->stopping) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl); /* `work` uses the default clock */
+        dl.tv_nsec += CLAIM_POLL_MS * 1000000L;
+        if (dl.tv_nsec >= 1000000000L)
+            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&jm->work, &jm->mu, &dl);
+    }
+    return got;
+}
+
+/* Shared store: every lease_s / 3, renews the leases of this daemon's running jobs,
+ * raises the cancel flag of those cancelled elsewhere, and reaps crashed holders. */
+static void *heartbeat(void *arg)
+{
+    td_jobs *jm = arg;
+    int period_ms = jm->o.lease_s * 1000 / 3;
+    char (*ids)[TD_ID_MAX] = calloc((size_t)jm->o.workers, sizeof *ids);
+    const char **ptrs = calloc((size_t)jm->o.workers, sizeof *ptrs);
+    int *cancel = calloc((size_t)jm->o.workers, sizeof *cancel);
+    int *held = calloc((size_t)jm->o.workers, sizeof *held);
+    pthread_mutex_lock(&jm->mu);
+    while (!jm->hb_stop && ids && ptrs && cancel && held) {
+        int n = 0;
+        for (int i = 0; i < jm->nthreads; i++)
+            if (jm->run[i].id[0]) {
+                memcpy(ids[n], jm->run[i].id, TD_ID_MAX);
+                ptrs[n] = ids[n];
+                n++;
+            }
+        pthread_mutex_unlock(&jm->mu);
+        td_error err = {{0}, {0}};
+        if (td_store_job_renew(jm->store, ptrs, n, cancel, held, &err))
+            td_log(TD_LOG_WARN, "jobs", "renewing the job leases failed: %s", err.message);
+        else
+            for (int k = 0; k < n; k++)
+                if (!held[k])
+                    td_log(TD_LOG_WARN, "jobs", "job %s: its lease is lost (held elsewhere "
+                           "or ended); its writes from here are refused", ids[k]);
+        reap_crashed(jm, &err);
+        pthread_mutex_lock(&jm->mu);
+        for (int k = 0; k < n; k++)
+            for (int i = 0; cancel[k] && i < jm->nthreads; i++)
+                if (strcmp(jm->run[i].id, ids[k]) == 0)
+                    jm->run[i].cancel = 1;
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl); /* `changed` uses the monotonic clock */
+        dl.tv_sec += period_ms / 1000;
+        dl.tv_nsec += (long)(period_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L)
+            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        while (!jm->hb_stop && pthread_cond_timedwait(&jm->changed, &jm->mu, &dl) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&jm->mu);
+    free(ids), free(ptrs), free(cancel), free(held);
+    return NULL;
+}
+
 typedef struct worker_arg {
     td_jobs *jm;
     int slot;
@@ -788,16 +892,22 @@ static void *worker(void *arg)
         td_log(TD_LOG_DEBUG, "jobs", "training threads keep the default priority");
     pthread_mutex_lock(&jm->mu);
     for (;;) {
-        while (!jm->stopping && !admit_locked(jm))
+        while (!jm->stopping && !jm->shared && !admit_locked(jm))
             pthread_cond_wait(&jm->work, &jm->mu);
         if (jm->stopping)
             break; /* (admit_locked reserved nothing: it is not called once stopping) */
         char id[TD_ID_MAX];
-        memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
-        uint64_t bytes = jm->queue[jm->qhead].bytes;
-        jm->qhead = (jm->qhead + 1) % jm->qcap;
-        jm->qlen--;
-        pthread_cond_signal(&jm->room);
+        uint64_t bytes;
+        if (jm->shared) {
+            if (!claim_unlocked(jm, id, &bytes))
+                continue;
+        } else {
+            memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
+            bytes = jm->queue[jm->qhead].bytes;
+            jm->qhead = (jm->qhead + 1) % jm->qcap;
+            jm->qlen--;
+            pthread_cond_signal(&jm->room);
+        }
         memcpy(jm->run[slot].id, id, TD_ID_MAX);
         jm->run[slot].cancel = 0;
         jm->nrunning++;
@@ -881,8 +991,16 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     }
     td_job_row *rows = NULL;
     int n = 0;
+    jm->shared = td_store_shared(store);
+    if (jm->shared) {
+        if (jm->o.lease_s < 2)
+            jm->o.lease_s = 15;
+        td_store_set_node(store, jm->o.node[0] ? jm->o.node : "traind", jm->o.lease_s);
+        td_log(TD_LOG_INFO, "jobs", "shared store: node %s, lease %d s", jm->o.node,
+               jm->o.lease_s);
+    }
     td_status st = reap_crashed(jm, err);
-    if (st == TD_OK)
+    if (st == TD_OK && !jm->shared) /* a shared store's jobs are claimed, not queued */
         st = td_store_job_list_active(store, &rows, &n, err);
     if (st) {
         td_jobs_destroy(jm);
@@ -917,6 +1035,14 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         }
         jm->nthreads++;
     }
+    if (jm->shared) {
+        if (pthread_create(&jm->heartbeat, NULL, heartbeat, jm) != 0) {
+            td_jobs_stop(jm);
+            td_jobs_destroy(jm);
+            return td_fail(err, TD_ENOMEM, NULL, "cannot start the heartbeat thread");
+        }
+        jm->hb_started = 1;
+    }
     *out = jm;
     return TD_OK;
 }
@@ -944,6 +1070,14 @@ void td_jobs_stop(td_jobs *jm)
         pthread_mutex_unlock(&jm->mu);
         pthread_join(jm->committer, NULL);
         jm->committer_started = 0;
+    }
+    if (jm->hb_started) { /* after the workers and the committer: leases hold until then */
+        pthread_mutex_lock(&jm->mu);
+        jm->hb_stop = 1;
+        pthread_cond_broadcast(&jm->changed);
+        pthread_mutex_unlock(&jm->mu);
+        pthread_join(jm->heartbeat, NULL);
+        jm->hb_started = 0;
     }
 }
 
@@ -976,12 +1110,12 @@ static td_status room_locked(td_jobs *jm, td_error *err)
     deadline.tv_nsec += ROOM_WAIT_MS * 1000000L;
     if (deadline.tv_nsec >= 1000000000L)
         deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    while (!jm->stopping && jm->qlen + jm->inserting >= jm->o.max_queued)
+    while (!jm->stopping && !jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued)
         if (pthread_cond_timedwait(&jm->room, &jm->mu, &deadline) != 0)
             break;
     if (jm->stopping)
         return td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
-    if (jm->qlen + jm->inserting >= jm->o.max_queued)
+    if (!jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued) /* shared: the store's */
         return td_fail(err, TD_EBUSY, NULL,
                        "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
                        jm->qlen + jm->inserting, jm->o.max_queued);
@@ -1013,7 +1147,9 @@ static td_status fill_place(td_jobs *jm, td_status st, const char *id, uint64_t 
 {
     pthread_mutex_lock(&jm->mu);
     jm->inserting--;
-    if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
+    if (st == TD_OK && jm->shared) /* in the store's queue: an idle worker claims it now */
+        pthread_cond_broadcast(&jm->work);
+    else if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
     if (st == TD_OK)
         notify_locked(jm);
@@ -1027,7 +1163,10 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
     td_status st = take_place(jm, err);
     if (st)
         return st;
-    st = td_store_job_insert(jm->store, spec, id_out, err);
+    td_job_spec sp = *spec;
+    sp.mem_bytes = mem_bytes;                           /* a shared store's admission */
+    sp.max_queued = jm->shared ? jm->o.max_queued : 0;  /* and its cluster-wide bound */
+    st = td_store_job_insert(jm->store, &sp, id_out, err);
     return fill_place(jm, st, id_out, mem_bytes, err);
 }
 

@@ -24,6 +24,10 @@ typedef struct td_jobs_opts {
     int max_queued;              /* queued jobs accepted before TD_EBUSY */
     double checkpoint_interval_s;/* at most this long between checkpoints of a job */
     td_reserve *reserve;         /* state_dir's space reserve (borrowed), or NULL */
+    /* A shared store (td_store_shared): workers claim jobs from the store's queue, and a
+     * heartbeat renews their leases every lease_s / 3; max_queued holds cluster-wide. */
+    char node[TD_NODE_MAX];      /* this daemon's node name */
+    int lease_s;                 /* 0 = 15 */
     int64_t history_max_rows;    /* history records kept per job (store.h); 0 = unbounded */
 } td_jobs_opts;
 

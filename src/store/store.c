@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/store_pg.h"
 #include "store/dscache.h"
 #include "store/store_impl.h"
 
@@ -70,6 +71,7 @@ struct td_store {
     char dir[PATH_MAX / 2];
     sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
     char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
+    td_pg *pg;                       /* the PostgreSQL backend, or NULL: SQLite (db) */
     td_dscache *datasets;            /* loaded datasets, shared (dscache.h) */
     /* group commit (see "group commit" below): guarded by sync_mu, taken after mu */
     pthread_mutex_t sync_mu;
@@ -468,6 +470,23 @@ cleanup:
 
 static void sweep_history(td_store *s); /* with td_store_job_delete, below */
 
+/* A PostgreSQL store's open: removes the temp files a crash left in the dataset cache
+ * (cached files themselves stay valid: ids are never reused). */
+static void sweep_cache_temps(td_store *s)
+{
+    char dirpath[PATH_MAX], path[PATH_MAX + 256];
+    snprintf(dirpath, sizeof dirpath, "%s/datasets", s->dir);
+    DIR *d = opendir(dirpath);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (td_blob_is_temp(de->d_name)) {
+            snprintf(path, sizeof path, "%s/%s", dirpath, de->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+}
+
 /* Columns added after schema version 1 (issue 10): every database gets those it lacks
  * at open, a new one right after SCHEMA_SQL, an older one in place (ALTER TABLE ADD
  * COLUMN with a default: no table rewrite), so the migration is idempotent and needs no
@@ -519,6 +538,23 @@ static void sqlite_setup(void)
 }
 
 td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
+{
+    return td_store_open_uri(out, state_dir, NULL, err);
+}
+
+int td_store_shared(const td_store *s)
+{
+    return s->pg != NULL;
+}
+
+void td_store_set_node(td_store *s, const char *node, double lease_s)
+{
+    if (s->pg)
+        td_pg_set_node(s->pg, node, lease_s);
+}
+
+td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri,
+                            td_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_setup);
@@ -575,6 +611,14 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
         rc = td_fail(err, errno == EWOULDBLOCK ? TD_ECONFLICT : TD_EIO, "state_dir",
                      "state directory %s is in use by another traind (lock %s: %s)", s->dir,
                      path, strerror(errno));
+        goto cleanup;
+    }
+    if (uri && *uri) { /* PostgreSQL: state_dir is the lock and the dataset cache */
+        if ((rc = td_pg_open(&s->pg, uri, s->dir, s->build_tag, err)))
+            goto cleanup;
+        sweep_cache_temps(s);
+        *out = s;
+        s = NULL;
         goto cleanup;
     }
 
@@ -648,6 +692,7 @@ void td_store_close(td_store *s)
         return;
     for (int i = 0; i < 2; i++)
         sqlite3_finalize(s->st_job_by[i]);
+    td_pg_close(s->pg);
     if (s->db)
         sqlite3_close(s->db);     /* all other statements are finalized by every function */
     if (s->wal_fd >= 0)
@@ -852,6 +897,8 @@ void td_store_dataset_path(const td_store *s, const char *id, char *out, size_t 
 
 td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_insert(s->pg, m, err);
     sqlite3_stmt *st = NULL;
     enter(s);
     td_status rc = prepare(s, &st, "INSERT INTO datasets (" DS_COLS ") VALUES "
@@ -907,6 +954,8 @@ cleanup:
 td_status td_store_dataset_names_set(td_store *s, const char *id, const char *classes,
                                      const char *columns, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
     sqlite3_stmt *st = NULL;
     enter(s);
     td_status rc = prepare(s, &st, "UPDATE datasets SET classes = ?2, columns = ?3 "
@@ -928,6 +977,8 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
     sqlite3_stmt *st = NULL;
     int row = 0;
     *classes = *columns = NULL;
+    if (s->pg)
+        return td_pg_dataset_names(s->pg, id, classes, columns, err);
     enter(s);
     td_status rc = prepare(s, &st, "SELECT classes, columns FROM datasets WHERE id = ?1", err);
     if (!rc) {
@@ -949,6 +1000,8 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
                                td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_get(s->pg, id, out, err);
     enter(s);
     td_status rc = ds_get_locked(s, id, out, err);
     leave(s);
@@ -959,6 +1012,8 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
                                 td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
                                 td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_list(s->pg, limit, after, rows, n, next, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_dataset_meta *v = NULL;
@@ -1048,14 +1103,24 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
     td_dscache_entry *handle = NULL;
 
     memset(out, 0, sizeof *out);
-    enter(s);
-    rc = ds_get_locked(s, id, &out->meta, err);
-    leave(s);
+    if (!id_ok(id)) {
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id ? id : "");
+        goto cleanup;
+    }
+    path_of(path, sizeof path, s, "datasets", id, ".bin");
+    if (s->pg) { /* the row, and the file in the local cache (fetched when absent) */
+        rc = td_pg_dataset_fetch(s->pg, id, path, &out->meta, err);
+    } else {
+        enter(s);
+        rc = ds_get_locked(s, id, &out->meta, err);
+        leave(s);
+    }
     if (rc)
         goto cleanup;
-    path_of(path, sizeof path, s, "datasets", id, ".bin");
     rc = td_dscache_acquire(s->datasets, id, path, ds_x_offset, &handle, &buf, &len, err);
-    if (rc == TD_ENOTFOUND) {
+    if (rc == TD_ENOTFOUND && s->pg) {
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
+    } else if (rc == TD_ENOTFOUND) {
         /* Deleted meanwhile (not found), or the row lost its file (corruption). */
         td_dataset_meta again;
         enter(s);
@@ -1137,6 +1202,8 @@ cleanup:
 
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_in_use(s->pg, id, in_use, err);
     *in_use = 0;
     enter(s);
     td_status rc = in_use_locked(s, id ? id : "", in_use, err);
@@ -1149,6 +1216,13 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
+    if (s->pg && (rc = td_pg_dataset_delete(s->pg, id, err)) == TD_OK) {
+        td_dscache_forget(s->datasets, id); /* as below: the rows went, then the cache */
+        path_of(path, sizeof path, s, "datasets", id, ".bin");
+        unlink(path); /* this daemon's copy; others keep a file no id will name again */
+    }
+    if (s->pg)
+        return rc;
     td_dataset_meta m;
     int in_use = 0, deleted = 0;
 
@@ -1286,6 +1360,8 @@ cleanup:
 td_status td_store_job_get(td_store *s, const char *id, td_job_row *out, td_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (s->pg)
+        return td_pg_job_get(s->pg, "id", id, out, err);
     enter(s);
     td_status rc = job_get_locked(s, "id", id, out, err);
     leave(s);
@@ -1296,6 +1372,8 @@ td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row 
                                        td_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (s->pg)
+        return td_pg_job_get(s->pg, "idempotency_key", key, out, err);
     enter(s);
     td_status rc = job_get_locked(s, "idempotency_key", key, out, err);
     leave(s);
@@ -1368,6 +1446,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
                      TD_IDEM_KEY_MAX - 1);
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_job_insert(s->pg, spec, id_out, err);
     enter(s);
     locked = 1;
     if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
@@ -1486,6 +1566,8 @@ cleanup:
 td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
                             td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_list(s->pg, state, limit, after, rows, n, next, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int locked = 0;
@@ -1536,6 +1618,8 @@ cleanup:
 
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_list_active(s->pg, rows, n, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -1557,6 +1641,8 @@ cleanup:
 
 td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_counts(s->pg, counts, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -1592,6 +1678,8 @@ static td_status job_start(td_store *s, const char *id, int live, td_job_row *ou
 
     if (out)
         memset(out, 0, sizeof *out);
+    if (s->pg)
+        return td_pg_job_start(s->pg, id, live, out, err);
     enter(s);
     if ((rc = relax(s, err))) /* see DESIGN, group commit */
         goto cleanup;
@@ -1655,6 +1743,8 @@ td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_er
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
                                 const char *metrics_json, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -1693,6 +1783,8 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
                      td_job_state_name(state));
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_job_finish(s->pg, id, state, error_code, error_message, err);
     enter(s);
     locked = 1;
     if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
@@ -1740,6 +1832,8 @@ cleanup:
 td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after,
                               td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_cancel(s->pg, id, state_after, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -1845,6 +1939,8 @@ static void sweep_history(td_store *s)
 
 td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_delete(s->pg, id, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
@@ -1963,6 +2059,8 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         pos += len;
     }
     joined[pos] = '\0';
+    if (s->pg)
+        return td_pg_history_columns_set(s->pg, job_id, joined, n, err);
     enter(s);
     locked = 1;
     if ((rc = relax(s, err))) /* set again at every start: see DESIGN, group commit */
@@ -2043,6 +2141,8 @@ cleanup:
 td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch,
                                   const double *values, int n, td_error *err)
 {
+    if (s->pg)
+        return td_pg_history_append(s->pg, job_id, epoch, values, n, err);
     enter(s);
     td_status rc = hist_insert_locked(s, job_id, epoch, values, n, err);
     leave(s);
@@ -2133,6 +2233,8 @@ td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_ep
 td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
                                 int64_t limit, td_history *out, td_error *err)
 {
+    if (s->pg)
+        return td_pg_history_get(s->pg, job_id, after_epoch, limit, out, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_history h;
@@ -2175,6 +2277,8 @@ cleanup:
 td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
                                     td_error *err)
 {
+    if (s->pg)
+        return td_pg_history_truncate(s->pg, job_id, after_epoch, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int ncols;
@@ -2276,6 +2380,8 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
         rc = td_fail(err, TD_EINVAL, "records", "an empty history batch");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_history_commit(s->pg, job_id, b, err);
     int64_t latest = b->epochs[b->n_rows - 1];
     int64_t S = td_history_stride(latest, b->max_rows);
     enter(s);
@@ -2385,6 +2491,9 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         rc = td_fail(err, TD_EINVAL, "epoch", "epoch must be >= 0");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_commit_epoch(s->pg, job_id, epoch, with_record, record, n, metrics_json,
+                                  ckpt, ckpt_len, err);
     if (ckpt) {
         td_blob_seg seg = {ckpt, ckpt_len};
         ckpt_path(path, sizeof path, s, job_id, epoch);
@@ -2494,6 +2603,8 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_checkpoint_load(s->pg, job_id, buf, len, epoch, tag, tag_cap, err);
     /* A concurrent epoch commit may replace the recorded file between reading the row
      * and opening the file: read the row again then (a few times at most). */
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -2551,6 +2662,8 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
         rc = td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_model_put(s->pg, job_id, meta_json, params, n, err);
     /* The new file replaces the job's previous model, which the row may already refer to:
      * if the row's update then fails (a locked or full database), that file must stay
      * (a job's shape never changes, so it matches the row); only a file no row refers to
@@ -2611,6 +2724,8 @@ td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const c
     if (!meta_json || n < 0 || (n > 0 && !params) ||
         __builtin_mul_overflow((size_t)n, sizeof(float), &bytes))
         return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
+    if (s->pg)
+        return td_pg_model_write_unsynced(s->pg, job_id, meta_json, params, n, err);
     enter(s);
     td_status rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
     leave(s);
@@ -2625,6 +2740,8 @@ td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const c
 
 td_status td_store_sync_files(td_store *s, td_error *err)
 {
+    if (s->pg) /* the models are in the database: nothing of theirs in files */
+        return TD_OK;
     int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || syscall(SYS_syncfs, fd) != 0) {
         int e = errno ? errno : EIO;
@@ -2645,6 +2762,8 @@ td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64
     char now[TD_TIME_MAX];
     uint64_t ticket = 0;
 
+    if (s->pg)
+        return td_pg_jobs_succeed(s->pg, ids, n_params, n, err);
     td_store_now(now);
     enter(s);
     if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
@@ -2677,6 +2796,8 @@ cleanup:
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
                              float **params, int64_t *n, td_error *err)
 {
+    if (s->pg)
+        return td_pg_model_get(s->pg, job_id, meta_json, params, n, err);
     td_status rc = TD_OK;
     char path[PATH_MAX];
     void *buf = NULL;
@@ -2732,6 +2853,8 @@ void td_store_free(void *p)
 
 td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_set_live(s->pg, id, live, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -2756,6 +2879,8 @@ cleanup:
 td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **failed, int *n,
                                     td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_reap_crashed(s->pg, max_crashes, failed, n, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -2809,6 +2934,8 @@ void td_store_set_build_tag(td_store *s, const char *tag)
 
 td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_mark_different_build(s->pg, id, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -2824,7 +2951,34 @@ cleanup:
     return rc;
 }
 
+/* ---- the shared queue (PostgreSQL only; store_pg.c) ----------------------------------- */
+
+td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[TD_ID_MAX],
+                                  uint64_t *mem_bytes, td_error *err)
+{
+    id_out[0] = '\0';
+    *mem_bytes = 0;
+    if (!s->pg)
+        return td_fail(err, TD_EINVAL, "store", "claims need a shared (PostgreSQL) store");
+    return td_pg_job_claim(s->pg, mem_avail, id_out, mem_bytes, err);
+}
+
+td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel,
+                             int *held, td_error *err)
+{
+    if (!s->pg)
+        return td_fail(err, TD_EINVAL, "store", "leases need a shared (PostgreSQL) store");
+    if (n <= 0)
+        return TD_OK;
+    for (int i = 0; i < n; i++)
+        if (!id_ok(ids[i]))
+            return td_fail(err, TD_EINVAL, "id", "bad job id \"%s\"", ids[i]);
+    return td_pg_job_renew(s->pg, ids, n, cancel, held, err);
+}
+
 /* ---- for the store's other files (store_impl.h) ------------------------------------- */
+
+td_pg *td_store_pg(td_store *s) { return s->pg; }
 
 sqlite3 *td_store_enter(td_store *s)
 {
