@@ -225,9 +225,9 @@ static td_status names_data(td_npy_dataset *d, const uint8_t *p, size_t n, td_er
             }
         }
         elem_path(path, sizeof path, d, A_LABELS, r);
-        if (len == 0 || len > TD_CLASS_NAME_MAX)
+        if (len == 0 || len > TD_CLASS_NAME_MAX || memchr(buf, '\0', len))
             return td_fail(err, TD_EINVAL, path, "%s: a class name must be 1 to %d bytes of "
-                           "UTF-8", path, TD_CLASS_NAME_MAX);
+                           "UTF-8 without NUL", path, TD_CLASS_NAME_MAX);
         int32_t idx = td_names_add(&d->names, buf, len);
         if (idx == -1)
             return td_fail(err, TD_ENOMEM, "y", "out of memory for the class names");

@@ -2152,6 +2152,10 @@ static int label_name(td_dstream *s, int64_t k)
                  s->pend_text);
         return -1;
     }
+    if (memchr(s->lab_text, '\0', s->lab_len)) {
+        csv_fail(s, line, k + 1, "a class name must be text without NUL bytes");
+        return -1;
+    }
     int32_t idx = td_names_add(&s->names, s->lab_text, s->lab_len);
     if (idx == -1) {
         fatal(s, TD_ENOMEM, "", "out of memory reading the CSV body");

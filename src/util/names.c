@@ -40,7 +40,7 @@ int32_t td_names_add(td_names *t, const char *name, size_t len)
     size_t k = (size_t)hash(name, len) & (t->nslot - 1);
     for (; t->slot[k]; k = (k + 1) & (t->nslot - 1)) {
         const char *v = t->v[t->slot[k] - 1];
-        if (strncmp(v, name, len) == 0 && v[len] == '\0')
+        if (strlen(v) == len && memcmp(v, name, len) == 0) /* v may be shorter than len */
             return (int32_t)(t->slot[k] - 1);
     }
     if (t->n >= TD_MAX_CLASSES)
