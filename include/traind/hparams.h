@@ -76,6 +76,8 @@ typedef struct td_hparams {
     double margin, gmm_weight;
     td_gmm_init init;            /* gmm: how parameters not given explicitly start */
     td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
+    int standardize;             /* every model: features scaled by the training rows' mean
+                                    and std first (the model keeps them; standardize.c) */
     /* warm start: flat, in the order of td_model_layout; owned, or NULL */
     float *initial_weights;
     int64_t n_initial_weights;

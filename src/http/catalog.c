@@ -1,5 +1,6 @@
 /* catalog.c — the model catalogue of GET /v1/models (contract in catalog.h). */
 #include "http/catalog.h"
+#include "http/json_util.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -128,7 +129,7 @@ char *td_json_model_catalog(void)
             return NULL;
         }
     }
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = td_json_print(root);
     cJSON_Delete(root);
     return text;
 }

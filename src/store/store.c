@@ -120,7 +120,7 @@ static const char *SCHEMA_SQL =
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
-    "resumed_on_different_build"
+    "resumed_on_different_build, warnings"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -456,6 +456,8 @@ static const struct {
     {"crashes", "INTEGER NOT NULL DEFAULT 0"},
     /* 1 once the job resumed from a checkpoint written by a differently built binary */
     {"resumed_on_different_build", "INTEGER NOT NULL DEFAULT 0"},
+    /* JSON array of the finished run's {code, message} warnings; NULL: none recorded */
+    {"warnings", "TEXT"},
 };
 
 static td_status add_missing_columns(td_store *s, td_error *err)
@@ -1021,8 +1023,10 @@ void td_job_row_fini(td_job_row *row)
         return;
     free(row->hyperparameters);
     free(row->metrics);
+    free(row->warnings);
     row->hyperparameters = NULL;
     row->metrics = NULL;
+    row->warnings = NULL;
 }
 
 void td_job_rows_free(td_job_row *rows, int n)
@@ -1059,7 +1063,8 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->has_model = sqlite3_column_int(st, 18);
     r->crashes = sqlite3_column_int64(st, 19);
     r->resumed_on_different_build = sqlite3_column_int(st, 20);
-    if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0) {
+    if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
+        col_dup(st, 21, &r->warnings) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
     }
@@ -2489,6 +2494,25 @@ td_status td_store_job_mark_different_build(td_store *s, const char *id, td_erro
     if (rc)
         goto cleanup;
     bind_str(st, 1, id ? id : "");
+    rc = step_done(s, st, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
+td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
+                                    td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+
+    enter(s);
+    rc = prepare(s, &st, "UPDATE jobs SET warnings = ?2 WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, id ? id : "");
+    bind_str(st, 2, json);
     rc = step_done(s, st, err);
 cleanup:
     sqlite3_finalize(st);

@@ -4,8 +4,9 @@
 
 #include "train/trainer_impl.h"
 
-td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                            const td_dataset *val, td_error *err)
+/* The model family's trainer. */
+static td_status create_family(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                               const td_dataset *val, td_error *err)
 {
     *out = NULL;
     switch (hp->model) {
@@ -20,6 +21,14 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dat
         return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
                        (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
     }
+}
+
+td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                            const td_dataset *val, td_error *err)
+{
+    if (hp->standardize)
+        return td_std_trainer_create(out, hp, train, val, create_family, err);
+    return create_family(out, hp, train, val, err);
 }
 
 td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
@@ -57,6 +66,8 @@ size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
     default:
         return 0;
     }
+    if (hp->standardize)
+        b += td_std_trainer_bytes(train, val);
     /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */
     return b + b / 32 + (256u << 10);
 }
