@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,7 +219,7 @@ START_TEST(numbers_shortest)
             continue;
         size_t n = td_fmt_double(t, v);
         ck_assert_msg(strtod(t, NULL) == v, "%s", t);
-        char shorter[40];
+        char shorter[400];
         int digits = 0;
         for (const char *p = t + strspn(t, "-0."); *p && *p != 'e'; p++)
             digits += *p >= '0' && *p <= '9';

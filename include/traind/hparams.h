@@ -109,6 +109,7 @@ typedef struct td_hparam_def {
 extern const td_hparam_def td_hparam_defs[];
 extern const size_t td_hparam_ndefs;
 extern const char *const td_model_names[];      /* indexed by td_model_kind */
+extern const char *const td_model_docs[];       /* one line per model, the same index */
 
 /* Looks a name up; NULL when unknown. */
 const td_hparam_def *td_hparam_find(const char *name);

@@ -61,6 +61,15 @@ static cJSON *entry_json(const td_hparam_def *d, const cJSON *defaults)
         cJSON_Delete(def);
         goto nomem;
     }
+    /* every entry has every key: min / max null when unbounded (and for enums and
+     * booleans), choices null but for enums */
+    int bounded = d->type != TD_HP_ENUM && d->type != TD_HP_BOOL;
+    int has_min = bounded && d->min > -NO_BOUND, has_max = bounded && d->max < NO_BOUND;
+    if (!(has_min ? add_exact(e, "min", d->min) : cJSON_AddNullToObject(e, "min") != NULL) ||
+        !(has_max ? add_exact(e, "max", d->max) : cJSON_AddNullToObject(e, "max") != NULL) ||
+        !cJSON_AddBoolToObject(e, "min_exclusive", has_min && d->min_exclusive) ||
+        !cJSON_AddBoolToObject(e, "max_exclusive", has_max && d->type == TD_HP_DOUBLE2))
+        goto nomem;
     if (d->type == TD_HP_ENUM) {
         cJSON *c = cJSON_AddArrayToObject(e, "choices");
         for (int i = 0; c && d->choices[i]; i++)
@@ -68,15 +77,8 @@ static cJSON *entry_json(const td_hparam_def *d, const cJSON *defaults)
                 goto nomem;
         if (!c)
             goto nomem;
-    } else if (d->type != TD_HP_BOOL) {
-        if (d->min > -NO_BOUND && (!add_exact(e, "minimum", d->min) ||
-                                   !cJSON_AddBoolToObject(e, "exclusive_minimum",
-                                                          d->min_exclusive)))
-            goto nomem;
-        if (d->max < NO_BOUND && (!add_exact(e, "maximum", d->max) ||
-                                  !cJSON_AddBoolToObject(e, "exclusive_maximum",
-                                                         d->type == TD_HP_DOUBLE2)))
-            goto nomem;
+    } else if (!cJSON_AddNullToObject(e, "choices")) {
+        goto nomem;
     }
     if (!cJSON_AddStringToObject(e, "description", d->doc ? d->doc : ""))
         goto nomem;
@@ -94,6 +96,7 @@ static cJSON *model_json(td_model_kind m)
     td_hparams_fini(&hp);
     cJSON *o = cJSON_CreateObject(), *list = NULL;
     if (!defaults || !o || !cJSON_AddStringToObject(o, "name", td_model_names[m]) ||
+        !cJSON_AddStringToObject(o, "description", td_model_docs[m]) ||
         !(list = cJSON_AddArrayToObject(o, "hyperparameters")))
         goto nomem;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {

@@ -15,6 +15,17 @@
 #include <string.h>
 
 const char *const td_model_names[] = {"softmax", "mlp", "gmm", "embed_gmm", NULL};
+const char *const td_model_docs[] = {
+    "multinomial logistic regression: one linear layer and a softmax (per group), trained "
+    "by gradient descent on the cross-entropy (scikit-learn's LogisticRegression with "
+    "l2 = 1/(C N))",
+    "multilayer perceptron: hidden layers with an activation, then a softmax output, "
+    "trained by gradient descent on the cross-entropy (scikit-learn's MLPClassifier)",
+    "Gaussian mixture fitted by expectation-maximisation (scikit-learn's GaussianMixture); "
+    "needs no labels",
+    "a network mapping rows to an embedding trained with a pair loss (labels or pairs), "
+    "and a Gaussian mixture fitted on the embeddings",
+    NULL};
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const intercept_names[] = {"fit", "none", "column0", NULL};
 static const char *const l2_scale_names[] = {"sum", "mean", NULL};
