@@ -137,6 +137,77 @@ char *td_json_model_catalog(void)
     return text;
 }
 
+/* A catalogue value as Markdown table text: numbers shortest, lists as JSON, strings bare;
+ * '|' escaped. */
+static void md_value(td_sbuf *b, const cJSON *v)
+{
+    char *t = cJSON_IsString(v) ? NULL : td_json_print(v);
+    const char *s = cJSON_IsString(v) ? v->valuestring : t ? t : "";
+    for (; *s; s++)
+        td_sbuf_puts(b, *s == '|' ? "\\|" : (char[2]){*s, 0});
+    free(t);
+}
+
+char *td_hparams_markdown(void)
+{
+    char *json = td_json_model_catalog();
+    cJSON *cat = json ? cJSON_Parse(json) : NULL;
+    free(json);
+    if (!cat)
+        return NULL;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_puts(&b, "# Hyperparameters\n\n"
+                     "Generated from the hyperparameter table (`td_hparam_defs` in "
+                     "src/train/hparams.c) by `make docs`; do not edit: the docs suite fails "
+                     "when this file is not what the table gives. `GET /v1/models` serves the "
+                     "same catalogue as JSON. A job gives them as `\"hyperparameters\"`; a "
+                     "dotted name (`monotone.weight`) is a key of a nested object "
+                     "(`{\"monotone\": {\"weight\": 1}}`); null or absent means the default.\n");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(cat, "models")) {
+        td_sbuf_puts(&b, "\n## ");
+        md_value(&b, cJSON_GetObjectItem(m, "name"));
+        td_sbuf_puts(&b, "\n\n");
+        md_value(&b, cJSON_GetObjectItem(m, "description"));
+        td_sbuf_puts(&b, "\n\n| name | type | default | range | description |\n"
+                         "|---|---|---|---|---|\n");
+        const cJSON *h;
+        cJSON_ArrayForEach(h, cJSON_GetObjectItem(m, "hyperparameters")) {
+            const cJSON *lo = cJSON_GetObjectItem(h, "min"), *hi = cJSON_GetObjectItem(h, "max");
+            const cJSON *ch = cJSON_GetObjectItem(h, "choices");
+            td_sbuf_puts(&b, "| `");
+            md_value(&b, cJSON_GetObjectItem(h, "name"));
+            td_sbuf_puts(&b, "` | ");
+            md_value(&b, cJSON_GetObjectItem(h, "type"));
+            td_sbuf_puts(&b, " | ");
+            md_value(&b, cJSON_GetObjectItem(h, "default"));
+            td_sbuf_puts(&b, " | ");
+            for (const cJSON *c = cJSON_IsArray(ch) ? ch->child : NULL; c; c = c->next) {
+                if (c != ch->child)
+                    td_sbuf_puts(&b, ", ");
+                md_value(&b, c);
+            }
+            if (cJSON_IsNumber(lo)) {
+                td_sbuf_puts(&b, cJSON_IsTrue(cJSON_GetObjectItem(h, "min_exclusive")) ? "> "
+                                                                                       : "≥ ");
+                md_value(&b, lo);
+            }
+            if (cJSON_IsNumber(hi)) {
+                td_sbuf_puts(&b, cJSON_IsNumber(lo) ? ", " : "");
+                td_sbuf_puts(&b, cJSON_IsTrue(cJSON_GetObjectItem(h, "max_exclusive")) ? "< "
+                                                                                       : "≤ ");
+                md_value(&b, hi);
+            }
+            td_sbuf_puts(&b, " | ");
+            md_value(&b, cJSON_GetObjectItem(h, "description"));
+            td_sbuf_puts(&b, " |\n");
+        }
+    }
+    cJSON_Delete(cat);
+    return td_sbuf_finish(&b, NULL);
+}
+
 void td_h_models(void *app, const td_req *req, td_resp *resp)
 {
     (void)app, (void)req;
