@@ -33,8 +33,10 @@
 #include "http/json_util.h"
 #include "http/npy_upload.h"
 #include "http/static.h"
+#include "http/routes_impl.h"
 #include "http/stream_dataset.h"
 #include "jobs/jobs.h"
+#include "jobs/sweeps.h"
 #include "store/reserve.h"
 #include "jobs/tail.h"
 #include "store/store.h"
@@ -46,6 +48,7 @@
 struct td_app {
     td_store *store;
     td_jobs *jobs;
+    td_sweeps *sweeps;           /* the sweep scheduler (jobs/sweeps.h) */
     td_reserve *reserve;         /* state_dir's space reserve */
     td_config cfg;
     int cores;                   /* compute threads: a job's estimate assumes them all */
@@ -366,6 +369,20 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
     td_job_row_fini(&row);
 }
 
+td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
+                           const td_stored_dataset *train, const td_stored_dataset *val,
+                           int64_t *K, uint64_t *bytes, td_error *err)
+{
+    td_hparams hp;
+    td_status st = td_job_decode_hparams(&hp, model, hp_text, &train->ds, err);
+    if (st == TD_OK)
+        st = td_trainer_check(&hp, &train->ds, val ? &val->ds : NULL, K, err);
+    if (st == TD_OK)
+        *bytes = td_jobs_job_bytes(&hp, train, val, *K, app->cores);
+    td_hparams_fini(&hp);
+    return st;
+}
+
 /* Validates a job exactly as its worker will run it: the stored hyperparameter text is
  * decoded against the dataset and checked as td_trainer_create checks it, without
  * building the trainer (that would cost the job's memory in this thread). *K gets the
@@ -375,7 +392,6 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
                               uint64_t *bytes, td_error *err)
 {
     td_stored_dataset train = {0}, val = {0};
-    td_hparams hp;
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
     if (st == TD_ENOTFOUND)
         st = td_fail(err, TD_EINVAL, "dataset", "no dataset with id \"%s\"", dataset);
@@ -384,14 +400,9 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
         if (st == TD_ENOTFOUND)
             st = td_fail(err, TD_EINVAL, "validation", "no dataset with id \"%s\"", validation);
     }
-    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     if (st == TD_OK)
-        st = td_job_decode_hparams(&hp, model, hp_text, &train.ds, err);
-    if (st == TD_OK)
-        st = td_trainer_check(&hp, &train.ds, validation ? &val.ds : NULL, K, err);
-    if (st == TD_OK)
-        *bytes = td_jobs_job_bytes(&hp, &train, validation ? &val : NULL, *K, app->cores);
-    td_hparams_fini(&hp);
+        st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL, K, bytes,
+                              err);
     td_stored_dataset_fini(&train);
     td_stored_dataset_fini(&val);
     return st;
@@ -856,6 +867,11 @@ static const td_route routes[] = {
     {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
     {"POST", "/v1/jobs/{id}/predict", NULL, JSON ",application/x-npy", 0, &predict_sink},
     {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
+    {"POST", "/v1/sweeps", td_h_sweep_create, JSON, 0, NULL},
+    {"GET", "/v1/sweeps", td_h_sweep_list, NULL, 0, NULL},
+    {"GET", "/v1/sweeps/{id}", td_h_sweep_get, NULL, 0, NULL},
+    {"DELETE", "/v1/sweeps/{id}", td_h_sweep_delete, NULL, 0, NULL},
+    {"POST", "/v1/sweeps/{id}/cancel", td_h_sweep_cancel, NULL, 0, NULL},
     {"POST", "/v1/loss", NULL, JSON, 0, &loss_sink},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
     {"GET", "/v1/models", td_h_models, NULL, 0, NULL},              /* catalog.h */
@@ -909,7 +925,9 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
                       .checkpoint_interval_s = cfg->checkpoint_interval_s,
                       .reserve = app->reserve,
                       .history_max_rows = cfg->history_max_rows};
-    if ((st = td_jobs_start(&app->jobs, app->store, &o, err))) {
+    if ((st = td_jobs_start(&app->jobs, app->store, &o, err)) ||
+        (st = td_sweeps_start(&app->sweeps, app->store, app->jobs, o.workers, err))) {
+        td_jobs_destroy(app->jobs);
         td_reserve_close(app->reserve);
         td_store_close(app->store);
         free(app);
@@ -976,8 +994,21 @@ void td_app_shutdown(td_app *app)
 {
     if (!app)
         return;
+    td_sweeps_destroy(app->sweeps); /* first: it releases trials to the jobs */
     td_jobs_destroy(app->jobs); /* stops: running jobs checkpoint and stay resumable */
     td_reserve_close(app->reserve);
     td_store_close(app->store);
     free(app);
+}
+
+/* ---- for the other route files (routes_impl.h) --------------------------------------- */
+
+td_store *td_app_store(td_app *app) { return app->store; }
+td_sweeps *td_app_sweeps(td_app *app) { return app->sweeps; }
+td_reserve *td_app_reserve(td_app *app) { return app->reserve; }
+void td_app_fail(td_resp *resp, td_status st, const td_error *err) { fail(resp, st, err); }
+void td_app_json(td_resp *resp, int status, char *body) { json_or_oom(resp, status, body); }
+int td_app_paging(const td_req *req, td_resp *resp, int *limit, const char **after)
+{
+    return paging(req, resp, limit, after);
 }

@@ -63,6 +63,7 @@
 #include "math/fingerprint.h"
 #include "store/blob.h"
 #include "jobs/tail.h"
+#include "store/store_sweeps.h"
 #include "traind/train.h"
 #include "util/budget.h"
 #include "util/log.h"
@@ -196,6 +197,7 @@ typedef struct job_ctx {
     int64_t model_epoch;         /* the epoch of the stored model, -1 when none yet */
     int loss_col;                /* the records' "loss" column, -1 when none */
     td_loss_trace loss;          /* its first, largest and last values, for the warnings */
+    int64_t stop_at;             /* > 0: pause at this epoch (a sweep's rung), see below */
 } job_ctx;
 
 /* Stores the trainer's current weights as the job's model (also done at checkpoints, so
@@ -274,9 +276,23 @@ static void fault_abort_point(td_jobs *jm)
     }
 }
 
-/* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
- * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start; so
- * does a job whose write was still refused for lack of space when the stop came). */
+/* Flushes the history tail, then checkpoints the trainer's current epoch unless the
+ * recorded checkpoint has it already, and stores its weights as the model. */
+static td_status checkpoint_now(job_ctx *c, td_error *err)
+{
+    int64_t e = td_trainer_epoch(c->t);
+    td_status fst = flush(c, err); /* a checkpoint comes after the records up to its epoch */
+    if (fst || e <= c->ckpt_epoch || e == 0)
+        return fst;
+    size_t len = snapshot(c);
+    td_status st = td_store_checkpoint_save(c->jm->store, c->id, e, c->snap, len, err);
+    if (st == TD_OK) {
+        c->ckpt_epoch = e;
+        put_model(c, NULL);
+    }
+    return st;
+}
+
 /* Finds the "loss" column and starts its trace; a resumed job replays the stored records
  * up to its checkpoint. */
 static void loss_trace_start(job_ctx *c, const char *const *names, int ncols)
@@ -316,6 +332,11 @@ static void record_warnings(job_ctx *c, const td_hparams *hp, const td_dataset *
     free(json);
 }
 
+/* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
+ * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start; so
+ * does a job whose write was still refused for lack of space when the stop came), or
+ * TD_JOB_QUEUED when it reached its stop_at epoch: it is then checkpointed at exactly that
+ * epoch, to be paused (td_store_job_pause) and continued later by its sweep. */
 static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
 {
     td_jobs *jm = c->jm;
@@ -339,16 +360,12 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             return TD_JOB_CANCELLED;
         }
         if (stopping) {
-            int64_t e = td_trainer_epoch(c->t);
-            st = flush(c, err);
-            if (st == TD_OK && e > c->ckpt_epoch && e > 0) {
-                size_t len = snapshot(c);
-                st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err);
-                if (st == TD_OK)
-                    put_model(c, NULL);
-            }
-            *st_out = st;
+            *st_out = checkpoint_now(c, err);
             return TD_JOB_RUNNING;
+        }
+        if (c->stop_at > 0 && td_trainer_epoch(c->t) >= c->stop_at) {
+            *st_out = st = checkpoint_now(c, err);
+            return st == TD_OK ? TD_JOB_QUEUED : stopped_or_failed(jm, st);
         }
         td_trainer_set_threads(c->t, threads_for_job(jm));
         td_record rec;
@@ -364,7 +381,8 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             td_loss_trace_add(&c->loss, rec.v[c->loss_col]);
         td_tail_append(c->tail, e, rec.v);
         double now = now_s();
-        int due = now - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t);
+        int due = now - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t) ||
+                  (c->stop_at > 0 && e >= c->stop_at);
         if (due || td_tail_flush_due(c->tail, now)) {
             /* a checkpoint is recorded after the records up to its epoch (store.h); records
              * whose commit failed stay pending for the next attempt (tail.h) */
@@ -413,8 +431,17 @@ static int stopping_within(td_jobs *jm, int ms)
     }
 }
 
-/* Records the job's terminal state. A write refused for lack of space releases the reserve
- * (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
+/* One attempt at recording the end: a terminal state, or the pause (TD_JOB_QUEUED). */
+static td_status end_once(td_jobs *jm, const char *id, td_job_state final, const char *code,
+                          const char *msg, td_error *err)
+{
+    if (final == TD_JOB_QUEUED)
+        return td_store_job_pause(jm->store, id, err);
+    return td_store_job_finish(jm->store, id, final, code, msg, err);
+}
+
+/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED). A write refused
+ * for lack of space releases the reserve (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
  * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
  * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
  * stays "running" in the store with no worker, and the next start resumes it from its
@@ -424,9 +451,9 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
 {
     td_error ferr = {{0}, {0}};
     for (int attempt = 1; attempt <= END_TRIES; attempt++) {
-        td_status st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
+        td_status st = end_once(jm, id, final, code, msg, &ferr);
         if (td_reserve_release(jm->o.reserve, st, &ferr))
-            st = td_store_job_finish(jm->store, id, final, code, msg, &ferr);
+            st = end_once(jm, id, final, code, msg, &ferr);
         if (st == TD_OK && attempt > 1)
             td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
         if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
@@ -548,6 +575,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     const char *const *names = td_trainer_columns(c.t, &ncols);
     if ((st = td_store_history_columns_set(jm->store, id, names, ncols, &err)))
         goto done;
+    c.stop_at = row.stop_at_epoch;
     c.snap_cap = td_trainer_state_size(c.t);
     if (!(c.snap = malloc(c.snap_cap))) {
         st = td_fail(&err, TD_ENOMEM, NULL, "out of memory for the checkpoint buffer");
@@ -589,6 +617,10 @@ done:
     } else if (final == TD_JOB_RUNNING) {
         td_log(TD_LOG_INFO, "jobs", "job %s checkpointed at epoch %lld for shutdown", id,
                (long long)(c.t ? td_trainer_epoch(c.t) : 0));
+    } else if (final == TD_JOB_QUEUED) {
+        td_log(TD_LOG_INFO, "jobs", "job %s paused at epoch %lld for its sweep", id,
+               (long long)c.ckpt_epoch);
+        record_end(jm, id, final, NULL, NULL);
     } else {
         if (final == TD_JOB_FAILED && st == TD_OK)
             st = TD_EINTERNAL;
@@ -788,8 +820,8 @@ void td_jobs_destroy(td_jobs *jm)
     free(jm);
 }
 
-td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
-                         char id_out[TD_ID_MAX], td_error *err)
+/* Takes a place under the queue bound for a job the store is about to make queued. */
+static td_status take_place(td_jobs *jm, td_error *err)
 {
     pthread_mutex_lock(&jm->mu);
     td_status st = TD_OK;
@@ -802,18 +834,44 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
     else
         jm->inserting++; /* our place under the bound while the store inserts */
     pthread_mutex_unlock(&jm->mu);
-    if (st)
-        return st;
-    st = td_store_job_insert(jm->store, spec, id_out, err);
+    return st;
+}
+
+/* Gives the place back and, when the store call succeeded (st), queues id. */
+static td_status fill_place(td_jobs *jm, td_status st, const char *id, uint64_t mem_bytes,
+                            td_error *err)
+{
     pthread_mutex_lock(&jm->mu);
     jm->inserting--;
-    if (st == TD_OK && (st = push_locked(jm, id_out, mem_bytes)))
+    if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
     if (st == TD_OK)
         notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
+
+td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
+                         char id_out[TD_ID_MAX], td_error *err)
+{
+    td_status st = take_place(jm, err);
+    if (st)
+        return st;
+    st = td_store_job_insert(jm->store, spec, id_out, err);
+    return fill_place(jm, st, id_out, mem_bytes, err);
+}
+
+td_status td_jobs_continue(td_jobs *jm, const char *id, int64_t stop_at, uint64_t mem_bytes,
+                           td_error *err)
+{
+    td_status st = take_place(jm, err);
+    if (st)
+        return st;
+    st = td_store_job_continue(jm->store, id, stop_at, err);
+    return fill_place(jm, st, id, mem_bytes, err);
+}
+
+void td_jobs_poke(td_jobs *jm) { notify(jm); }
 
 td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after, td_error *err)
 {

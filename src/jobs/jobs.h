@@ -44,6 +44,15 @@ void td_jobs_destroy(td_jobs *jm);
 td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
                          char id_out[TD_ID_MAX], td_error *err);
 
+/* Queues a paused job again (store_sweeps.h: td_store_job_continue) to train up to stop_at
+ * (0: to the end), under the same bound as td_jobs_submit (TD_EBUSY: it stays paused).
+ * TD_ECONFLICT when the job is no longer paused. */
+td_status td_jobs_continue(td_jobs *jm, const char *id, int64_t stop_at, uint64_t mem_bytes,
+                           td_error *err);
+
+/* Moves the change counter (wakes td_jobs_wait_change): for the sweep scheduler. */
+void td_jobs_poke(td_jobs *jm);
+
 /* A job's memory for admission: its trainer's td_train_memory_estimate with `cores`
  * threads plus its loaded datasets (val may be NULL); K from td_trainer_check. */
 uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/store_impl.h"
 
 struct td_store {
     pthread_mutex_t mu;
@@ -120,7 +121,8 @@ static const char *SCHEMA_SQL =
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
-    "resumed_on_different_build, warnings"
+    "resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, stopped_early, " \
+    "warnings"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -590,7 +592,7 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
                      TD_STORE_SCHEMA);
         goto cleanup;
     }
-    if ((rc = add_missing_columns(s, err)))
+    if ((rc = add_missing_columns(s, err)) || (rc = td_store_sweeps_migrate(s, err)))
         goto cleanup;
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++)
         if ((rc = sweep_dir(s, SUBDIRS[i], err)))
@@ -948,7 +950,8 @@ static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_erro
 
     rc = prepare(s, &st,
                  "SELECT EXISTS (SELECT 1 FROM jobs WHERE (dataset = ?1 OR validation = ?1) "
-                 "AND state IN ('queued', 'running'))",
+                 "AND state IN ('queued', 'running')) OR EXISTS (SELECT 1 FROM sweeps WHERE "
+                 "(dataset = ?1 OR validation = ?1) AND state IN ('queued', 'running'))",
                  err);
     if (rc)
         goto cleanup;
@@ -1063,8 +1066,14 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->has_model = sqlite3_column_int(st, 18);
     r->crashes = sqlite3_column_int64(st, 19);
     r->resumed_on_different_build = sqlite3_column_int(st, 20);
+    col_copy(st, 21, r->sweep, sizeof r->sweep);
+    r->sweep_trial =
+        sqlite3_column_type(st, 22) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 22);
+    r->stop_at_epoch = sqlite3_column_int64(st, 23); /* NULL: 0 */
+    r->paused = sqlite3_column_int(st, 24);
+    r->stopped_early = sqlite3_column_int(st, 25);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
-        col_dup(st, 21, &r->warnings) != 0) {
+        col_dup(st, 26, &r->warnings) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
     }
@@ -1223,8 +1232,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     td_store_now(now);
     rc = prepare(s, &st,
                  "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key) "
-                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)",
+                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch) "
+                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                  err);
     if (rc)
         goto cleanup;
@@ -1236,6 +1245,11 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     bind_str(st, 6, now);
     sqlite3_bind_int64(st, 7, spec->epochs);
     bind_opt(st, 8, key);
+    bind_opt(st, 9, spec->sweep);
+    if (spec->sweep && *spec->sweep)
+        sqlite3_bind_int64(st, 10, spec->sweep_trial);
+    if (spec->stop_at_epoch > 0)
+        sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
@@ -1349,7 +1363,7 @@ td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_er
     enter(s);
     rc = prepare(s, &st,
                  "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                 "ORDER BY id ASC",
+                 "AND paused = 0 ORDER BY id ASC",
                  err);
     if (rc)
         goto cleanup;
@@ -1410,7 +1424,8 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
     td_store_now(now);
     rc = prepare(s, &st,
                  state == TD_JOB_QUEUED
-                     ? "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1"
+                     ? "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, "
+                       "?2) WHERE id = ?1" /* a paused trial keeps its first start */
                      : "UPDATE jobs SET restarts = restarts + 1, "
                        "started_at = COALESCE(started_at, ?2) WHERE id = ?1",
                  err);
@@ -1634,6 +1649,8 @@ td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
                      td_job_state_name((td_job_state)cur));
         goto cleanup;
     }
+    if ((rc = td_store_job_in_active_sweep(s, id, err))) /* its sweep still needs it */
+        goto cleanup;
     rc = prepare(s, &st, "DELETE FROM jobs WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -2518,4 +2535,34 @@ cleanup:
     sqlite3_finalize(st);
     leave(s);
     return rc;
+}
+
+/* ---- for the store's other files (store_impl.h) ------------------------------------- */
+
+sqlite3 *td_store_enter(td_store *s)
+{
+    enter(s);
+    return s->db;
+}
+
+void td_store_leave(td_store *s) { leave(s); }
+
+td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
+{
+    return prepare(s, st, sql, err);
+}
+
+td_status td_store_exec(td_store *s, const char *sql, td_error *err)
+{
+    return exec_sql(s, sql, err);
+}
+
+td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err)
+{
+    return step_row(s, st, row, err);
+}
+
+td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err)
+{
+    return step_done(s, st, err);
 }

@@ -112,10 +112,10 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
 td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
                                 td_error *err);
 void td_stored_dataset_fini(td_stored_dataset *sd);
-/* *in_use = 1 when a queued or running job uses id as dataset or validation. */
+/* *in_use = 1 when a queued or running job or sweep uses id as dataset or validation. */
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err);
 /* Deletes the row and the file; TD_ECONFLICT (checked in the same transaction) while a
- * queued or running job uses it, TD_ENOTFOUND if absent. */
+ * queued or running job or sweep uses it, TD_ENOTFOUND if absent. */
 td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err);
 
 /* ---- jobs ------------------------------------------------------------------------- */
@@ -140,6 +140,9 @@ typedef struct td_job_spec {
     const char *hyperparameters; /* JSON text, every value resolved */
     int64_t epochs;              /* planned, for progress */
     const char *idempotency_key; /* NULL or "" for none; < TD_IDEM_KEY_MAX */
+    const char *sweep;           /* the sweep this job is a trial of (store_sweeps.h), or NULL */
+    int64_t sweep_trial;         /* its trial index in that sweep */
+    int64_t stop_at_epoch;       /* > 0: pause at this epoch (td_store_job_pause); 0: run on */
 } td_job_spec;
 
 /* One job as stored. The fixed arrays are "" when unset. hyperparameters and metrics
@@ -167,6 +170,11 @@ typedef struct td_job_row {
     int64_t crashes;             /* deaths of the daemon while running it */
     int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
     char *warnings;              /* JSON array of {code, message}, or NULL (none) */
+    char sweep[TD_ID_MAX];       /* "" unless the job is a sweep's trial */
+    int64_t sweep_trial;         /* its index there, -1 when none */
+    int64_t stop_at_epoch;       /* 0: none; else the worker pauses the job at this epoch */
+    int paused;                  /* 1: "queued" but waiting for its sweep, not for a worker */
+    int stopped_early;           /* succeeded by successive halving before its last epoch */
 } td_job_row;
 
 void td_job_row_fini(td_job_row *row);
@@ -188,7 +196,7 @@ td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row 
  * td_store_dataset_list. */
 td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
                             td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err);
-/* Jobs in state queued or running, oldest first (recovery at start-up). */
+/* Jobs in state queued or running and not paused, oldest first (recovery at start-up). */
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err);
 /* counts[state] = number of jobs in that state (for /metrics). */
 td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_error *err);

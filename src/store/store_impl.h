@@ -1,0 +1,28 @@
+/* store_impl.h — for the store's own files only (store_sweeps.c): the one connection of
+ * store.c under its lock, and its error conventions (store.h). Not for other modules. */
+#ifndef TRAIND_STORE_IMPL_H
+#define TRAIND_STORE_IMPL_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/* Takes the store's lock and returns its connection; td_store_leave rolls back a
+ * transaction left open (an error path) and unlocks. */
+sqlite3 *td_store_enter(td_store *s);
+void td_store_leave(td_store *s);
+/* As store.c's helpers: failures are TD_EIO / TD_ENOSPACE with SQLite's message. */
+td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err);
+td_status td_store_exec(td_store *s, const char *sql, td_error *err);
+td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err);
+td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err);
+
+/* At open (the lock held by the caller, td_store_open): creates the sweep tables and the
+ * jobs' sweep columns when missing. Idempotent. */
+td_status td_store_sweeps_migrate(td_store *s, td_error *err);
+
+/* TD_ECONFLICT when job id is a trial of a sweep still queued or running (its sweep
+ * decides from it: delete the sweep once it ends). Lock held by the caller. */
+td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *err);
+
+#endif
