@@ -832,26 +832,31 @@ static int sig_digits(const char *t)
     return n;
 }
 
-/* v in the fewest significant digits that read back as v (as a float when is_float): from
- * FLT_DIG / DBL_DIG digits, which print any shorter form that reads back exactly (%g drops
- * the trailing zeros), up to 9 / 17, which always round-trip. Subnormals have fewer bits,
- * so below FLT_MIN / DBL_MIN fewer digits than that may do (1e-45f, 5e-324): down while
- * they read back (round-tripping is monotone in the digits). out gets the NUL-terminated
- * text; returns its length. */
+/* 1 when the text t reads back as v (as a float32 when is_float). */
+static int reads_back(const char *t, double v, int is_float)
+{
+    return is_float ? strtof(t, NULL) == (float)v : strtod(t, NULL) == v;
+}
+
+/* v in the fewest significant digits that read back as v (as a float32 when is_float),
+ * at most 9 / 17 (which always do). Starts at 8 / 16: when that does not read back, 9 / 17
+ * it is; when it does, %g has already dropped trailing zeros (0.1f at %.8g is "0.1"), and
+ * one digit fewer is tried while that reads back, down to FLT_DIG / DBL_DIG digits (a
+ * shorter form that reads back prints exactly at those), or for subnormals (fewer bits:
+ * 1e-45f, 5e-324) down to 1. Round-tripping is monotone in the digits. Usually one or two
+ * snprintf + strtof. out gets the NUL-terminated text; returns its length. */
 static size_t shortest(char out[32], double v, int is_float)
 {
-    int prec = is_float ? 6 : 15, most = is_float ? 9 : 17, n = 0;
-    for (;; prec++) {
-        n = snprintf(out, 32, "%.*g", prec, v);
-        if (prec == most || (is_float ? strtof(out, NULL) == (float)v : strtod(out, NULL) == v))
-            break;
-    }
-    if (fabs(v) >= (is_float ? (double)FLT_MIN : DBL_MIN))
-        return (size_t)n;
+    int most = is_float ? 9 : 17, least = is_float ? FLT_DIG : DBL_DIG;
+    int n = snprintf(out, 32, "%.*g", most - 1, v);
+    if (!reads_back(out, v, is_float))
+        return (size_t)snprintf(out, 32, "%.*g", most, v);
+    if (fabs(v) < (is_float ? (double)FLT_MIN : DBL_MIN))
+        least = 1;
     char tmp[32];
-    for (int p = sig_digits(out) - 1; p >= 1; p = sig_digits(out) - 1) {
-        int m = snprintf(tmp, sizeof tmp, "%.*g", p, v);
-        if (is_float ? strtof(tmp, NULL) != (float)v : strtod(tmp, NULL) != v)
+    for (int p = sig_digits(out); p > least; p = sig_digits(out)) {
+        int m = snprintf(tmp, sizeof tmp, "%.*g", p - 1, v);
+        if (!reads_back(tmp, v, is_float))
             break;
         memcpy(out, tmp, (size_t)m + 1);
         n = m;
