@@ -6,7 +6,8 @@
  *   daemon   unscaled wine (tests/data/wine.json, from scikit-learn's load_wine by
  *            tests/data/gen_wine.py) with the default softmax blows up and says so in
  *            `warnings`; with standardize: true it trains to a good accuracy, the model
- *            carries mean and scale, predict applies them; an mlp with lr 1000 warns. */
+ *            carries mean and scale, predict applies them; an mlp with lr 1000 warns
+ *            (loss_above_chance with adam, loss_increased with sgd, which diverges). */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -147,6 +148,20 @@ START_TEST(warning_rules)
     td_train_warnings(w, &n, &hp, &ds, NULL, &lt);
     ck_assert_int_eq(n, 1);
     ck_assert_msg(strstr(w[0].message, "ten times") != NULL, "%s", w[0].message);
+
+    /* a classifier's loss that fell but ended above log K (K = 3: 1.0986) */
+    td_model net = {.kind = TD_MODEL_MLP, .K = 3, .G = 1};
+    td_loss_trace_init(&lt);
+    td_loss_trace_add(&lt, 5e7);
+    td_loss_trace_add(&lt, 1.2);
+    n = 0;
+    td_train_warnings(w, &n, &hp, &ds, &net, &lt);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(w[0].code, "loss_above_chance");
+    td_loss_trace_add(&lt, 1.05);
+    n = 0;
+    td_train_warnings(w, &n, &hp, &ds, &net, &lt);
+    ck_assert_int_eq(n, 0);
 
     /* one class */
     n = 0;
@@ -315,7 +330,14 @@ START_TEST(wine_blows_up_unscaled_and_trains_standardized)
     cJSON_Delete(m);
     cJSON_Delete(job);
 
-    /* an mlp with lr 1000 */
+    /* an mlp with lr 1000 (adam): its first epoch already blows the loss up, so it falls
+     * from there, but ends far above log 3 */
+    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"lr\":1000,\"epochs\":10,\"standardize\":true}}", ds_id);
+    job = run_job(port, body);
+    ck_assert_msg(job_warns(job, "loss_above_chance"), "%s", cJSON_PrintUnformatted(job));
+    cJSON_Delete(job);
+    /* with sgd it diverges: failed, and the loss rose */
     snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"lr\":1000,\"optimizer\":\"sgd\",\"epochs\":20,\"standardize\":true}}", ds_id);
     job = run_job(port, body);

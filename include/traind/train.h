@@ -131,6 +131,8 @@ void td_loss_trace_add(td_loss_trace *lt, double loss);
 
 /* The warnings of a finished run of hp on train, appended to out[*n .. TD_MAX_WARNINGS):
  *   loss_increased     the loss ended above its first value, or rose to 10x it;
+ *   loss_above_chance  softmax / mlp (one group, no monotone penalty): the loss ended above
+ *                      log K, what the uniform prediction (a zero output layer) scores;
  *   not_converged      gmm: max_iter iterations ran without converging (tol > 0), as
  *                      scikit-learn's ConvergenceWarning;
  *   components_exceed_distinct_rows   gmm / embed_gmm: more components than distinct rows;

@@ -294,6 +294,15 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
                  "%.6g, before ending at %.6g: the learning rate may be too large",
                  lt->max, lt->first, lt->last);
     }
+    /* a classifier whose loss (data + penalty) ended above log K, what the zero output
+     * layer (every class equally likely, no penalty) scores: the training failed even if
+     * the loss fell from a first epoch that already blew up */
+    if (m && lt && (m->kind == TD_MODEL_SOFTMAX || m->kind == TD_MODEL_MLP) && m->G == 1 &&
+        m->K > 1 && hp->monotone_weight == 0 && isfinite(lt->last) && lt->last > log((double)m->K))
+        warn(out, n, "loss_above_chance", "the loss ended at %.6g, above log(%lld) = %.4g, "
+             "what predicting every class as equally likely scores: the training failed (the "
+             "learning rate may be too large%s)", lt->last, (long long)m->K, log((double)m->K),
+             hp->standardize ? "" : ", or the features need standardize: true");
     if (m && m->kind == TD_MODEL_GMM && hp->tol > 0 && !m->converged &&
         m->n_iter >= hp->max_iter)
         warn(out, n, "not_converged", "the gmm did not converge in max_iter = %lld "
