@@ -7,7 +7,8 @@
  *            tests/data/gen_wine.py) with the default softmax blows up and says so in
  *            `warnings`; with standardize: true it trains to a good accuracy, the model
  *            carries mean and scale, predict applies them; an mlp with lr 1000 warns
- *            (loss_above_chance with adam, loss_increased with sgd, which diverges). */
+ *            (loss_above_chance with adam, loss_increased with sgd, which diverges)
+ *   output   numbers shortest and booleans true / false through the daemon. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -352,6 +353,54 @@ START_TEST(wine_blows_up_unscaled_and_trains_standardized)
 }
 END_TEST
 
+/* Output: numbers shortest (a float32 0.1 stored and returned as 0.1), booleans true /
+ * false (gmm's converged column in JSON, CSV and the job's metrics). */
+START_TEST(outputs_are_shortest_and_boolean)
+{
+    httpc_daemon d;
+    int port = httpc_daemon_start(&d, NULL, NULL, NULL);
+    ck_assert_int_gt(port, 0);
+    cJSON *ds = call_json(port, "POST", "/v1/datasets",
+                          "{\"X\":[[0.1,0.2],[0.3,1e-7],[5.1,5.2],[5.3,5.25]]}", 201);
+    const char *ds_id = cJSON_GetObjectItem(ds, "id")->valuestring;
+    char path[160], body[256];
+    snprintf(path, sizeof path, "/v1/datasets/%s/data?format=json", ds_id);
+    httpc_resp r;
+    ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, "[[0.1,0.2],[0.3,1e-07],[5.1,5.2],[5.3,5.25]]") != NULL,
+                  "%s", r.body);
+    httpc_free(&r);
+
+    snprintf(body, sizeof body, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":2,\"covariance\":\"spherical\",\"max_iter\":50}}", ds_id);
+    cJSON *job = run_job(port, body);
+    ck_assert_str_eq(cJSON_GetObjectItem(job, "state")->valuestring, "succeeded");
+    const char *id = cJSON_GetObjectItem(job, "id")->valuestring;
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "metrics"),
+                                               "converged")));
+    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
+    cJSON *h = call_json(port, "GET", path, NULL, 200);
+    const cJSON *conv = cJSON_GetObjectItem(h, "converged"), *c;
+    int n = 0;
+    cJSON_ArrayForEach(c, conv) {
+        ck_assert(cJSON_IsBool(c));
+        n++;
+    }
+    ck_assert_int_gt(n, 1);
+    ck_assert(cJSON_IsTrue(cJSON_GetArrayItem(conv, n - 1)));
+    ck_assert(cJSON_IsFalse(cJSON_GetArrayItem(conv, 0)));
+    cJSON_Delete(h);
+    snprintf(path, sizeof path, "/v1/jobs/%s/losses?format=csv", id);
+    ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, ",true,") && strstr(r.body, ",false,"), "%s", r.body);
+    httpc_free(&r);
+    cJSON_Delete(job);
+    cJSON_Delete(ds);
+    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
+    httpc_daemon_cleanup(&d);
+}
+END_TEST
+
 Suite *suite_standardize(void)
 {
     Suite *s = suite_create("standardize");
@@ -363,6 +412,7 @@ Suite *suite_standardize(void)
     tc = tcase_create("daemon");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, wine_blows_up_unscaled_and_trains_standardized);
+    tcase_add_test(tc, outputs_are_shortest_and_boolean);
     suite_add_tcase(s, tc);
     return s;
 }
