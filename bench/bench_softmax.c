@@ -27,7 +27,9 @@ int main(int argc, char **argv)
     int adam = strcmp(argv[1], "adam") == 0;
     int64_t N = atoll(argv[2]), D = atoll(argv[3]), K = atoll(argv[4]), E = atoll(argv[5]);
     int threads = argc > 6 ? atoi(argv[6]) : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    float *X = malloc(sizeof(float) * (size_t)(N * D)), *Wt = malloc(sizeof(float) * (size_t)(D * K));
+    /* X 64-byte aligned, as the daemon's shared dataset mappings give it (store.h) */
+    size_t xbytes = (sizeof(float) * (size_t)(N * D) + 63) / 64 * 64;
+    float *X = aligned_alloc(64, xbytes), *Wt = malloc(sizeof(float) * (size_t)(D * K));
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
     td_rng rng;
     td_rng_seed(&rng, 0, 0);

@@ -79,7 +79,7 @@ static int scenarios(scenario *sc)
                 snprintf(s->name, sizeof s->name, "%s targets %d optimizer %d",
                          m ? "mlp" : "softmax", tg, o);
             }
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < 4; c++) /* full, diag, spherical, tied */
         for (int in = 0; in < 2; in++) {
             scenario *s = &sc[n++];
             td_hparams_defaults(&s->hp, TD_MODEL_GMM);
@@ -298,8 +298,8 @@ START_TEST(extreme_data_fails_the_job_and_the_daemon_serves_on)
     /* the repro: SEGV in td_gmm_initialize before the fix */
     char *embed = post_job(d.port, "embed_gmm", ds, "{\"iterations\":2,\"warmup_iterations\":0}");
     expect_failed(d.port, embed, "diverged", "embeddings became non-finite");
-    const char *covs[] = {"full", "diag", "spherical"};
-    for (int i = 0; i < 3; i++) {
+    const char *covs[] = {"full", "diag", "spherical", "tied"};
+    for (int i = 0; i < 4; i++) {
         char hp[128];
         snprintf(hp, sizeof hp, "{\"components\":2,\"covariance\":\"%s\"}", covs[i]);
         char *gmm = post_job(d.port, "gmm", ds, hp);

@@ -538,7 +538,7 @@ static void resume_after(int sig)
         ck_assert_int_eq(code, 0);
 
     httpc_daemon r = start(d.dir, args, NULL);
-    char *state = wait_job(r.port, job, 60);
+    char *state = wait_job(r.port, job, 240);
     ck_assert_str_eq(state, "succeeded");
     free(state);
     char path[160];
@@ -561,7 +561,7 @@ static void resume_after(int sig)
 
     /* The same job uninterrupted. */
     char *ref = post_job(r.port, ds, RESUME_HP, NULL);
-    state = wait_job(r.port, ref, 60);
+    state = wait_job(r.port, ref, 240);
     ck_assert_str_eq(state, "succeeded");
     free(state);
     char *straight = get_body(r.port, "/v1/jobs/%s/model", ref);
@@ -601,7 +601,7 @@ Suite *suite_e2e(void)
 {
     Suite *s = suite_create("e2e");
     TCase *tc = tcase_create("daemon");
-    tcase_set_timeout(tc, 180);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, rest_flow);
     tcase_add_test(tc, bad_requests_get_clear_errors);
     tcase_add_test(tc, events_stream_progress_and_end);

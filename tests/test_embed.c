@@ -204,8 +204,10 @@ START_TEST(contrastive_gradient_matches_finite_differences)
 END_TEST
 
 /* gamma/N * d(sum NLL)/dZ from td_gmm_nll_grad against central differences of the double
- * mean NLL, for each covariance kind (diag and spherical written as full matrices). */
-static void check_nll_grad(td_covariance cov)
+ * mean NLL, for each covariance kind (diag and spherical written as full matrices; tied:
+ * component 0's matrix for all). thin (full and tied): a rank-1 covariance + 1e-5 I,
+ * condition ~1e4-1e5, which puts the E-step and the gradient in double. */
+static void check_nll_grad(td_covariance cov, int thin)
 {
     enum { N = 40, E = 3, M = 3 };
     td_rng r;
@@ -222,18 +224,23 @@ static void check_nll_grad(td_covariance cov)
             g.means[k * E + j] = ref.mu[k * E + j] = 2 * gauss(&r);
         double A[E * E];
         for (int64_t i = 0; i < E * E; i++)
-            A[i] = 0.4 * gauss(&r);
+            A[i] = thin && i % E ? 0 : 0.4 * gauss(&r);
         for (int64_t a = 0; a < E; a++)
             for (int64_t b = 0; b < E; b++) {
                 double s = 0;
                 for (int64_t c = 0; c < E; c++)
                     s += A[a * E + c] * A[b * E + c];
-                double v = cov == TD_COV_FULL ? s + (a == b ? 0.5 : 0)
+                if (cov == TD_COV_TIED && k > 0) { /* one shared matrix */
+                    ref.S[k * E * E + a * E + b] = ref.S[a * E + b];
+                    continue;
+                }
+                double v = cov == TD_COV_FULL || cov == TD_COV_TIED
+                               ? s + (a == b ? (thin ? 1e-5 : 0.5) : 0)
                            : a == b ? (cov == TD_COV_DIAG ? 0.5 + 0.3 * (double)(a + k)
                                                           : 0.7 + 0.2 * (double)k)
                                     : 0;
                 ref.S[k * E * E + a * E + b] = v;
-                if (cov == TD_COV_FULL)
+                if (cov == TD_COV_FULL || cov == TD_COV_TIED)
                     g.covs[k * CS + a * E + b] = v;
                 else if (cov == TD_COV_DIAG && a == b)
                     g.covs[k * CS + a] = v;
@@ -274,9 +281,12 @@ static void check_nll_grad(td_covariance cov)
 
 START_TEST(gmm_nll_gradient_matches_finite_differences)
 {
-    check_nll_grad(TD_COV_FULL);
-    check_nll_grad(TD_COV_DIAG);
-    check_nll_grad(TD_COV_SPHERICAL);
+    check_nll_grad(TD_COV_FULL, 0);
+    check_nll_grad(TD_COV_DIAG, 0);
+    check_nll_grad(TD_COV_SPHERICAL, 0);
+    check_nll_grad(TD_COV_TIED, 0);
+    check_nll_grad(TD_COV_FULL, 1);
+    check_nll_grad(TD_COV_TIED, 1);
 }
 END_TEST
 

@@ -135,14 +135,17 @@ START_TEST(estimate_bounds_gmm)
     td_dataset ds = make_data(6000, 12, 1, 2, 4);
     free((void *)ds.y);
     ds.y = NULL, ds.y_cols = 0;
-    const td_covariance covs[] = {TD_COV_FULL, TD_COV_DIAG, TD_COV_SPHERICAL};
-    const char *names[] = {"gmm full", "gmm diag", "gmm spherical"};
-    for (int c = 0; c < 3; c++) {
+    const td_covariance covs[] = {TD_COV_FULL, TD_COV_DIAG, TD_COV_SPHERICAL, TD_COV_TIED,
+                                  TD_COV_FULL};
+    const char *names[] = {"gmm full", "gmm diag", "gmm spherical", "gmm tied",
+                           "gmm full, n_init 2"};
+    for (int c = 0; c < 5; c++) {
         td_hparams hp;
         td_hparams_defaults(&hp, TD_MODEL_GMM);
         hp.components = 8;
         hp.covariance = covs[c];
         hp.max_iter = 3;
+        hp.n_init = c == 4 ? 2 : 1; /* a second run and the best run's copy */
         expect_estimate(names[c], &hp, &ds, 3);
     }
     free_data(&ds);

@@ -355,11 +355,110 @@ START_TEST(dataset_corruption)
     EXPECT(TD_EIO, td_store_dataset_load(s, m.id, &sd, E));
     ck_assert_msg(strstr(g_err.message, path) != NULL, "message \"%s\" names no file",
                   g_err.message);
-    ck_assert_ptr_null(sd.buf);
+    ck_assert_ptr_null(sd.handle);
 
     /* The row stays but its file vanished: an I/O error, not "not found". */
     ck_assert_int_eq(unlink(path), 0);
     EXPECT(TD_EIO, td_store_dataset_load(s, m.id, &sd, E));
+    td_store_close(s);
+    free_ds(&f);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- shared datasets (dscache.h) ------------------------------------------------------ */
+
+/* Two loads of one dataset share one mapping, X 64-byte aligned; the checksum is computed
+ * once for the file however often it is loaded, and again once the file changed (a
+ * flipped byte is then caught); a dataset deleted while held stays readable by its holder. */
+START_TEST(dataset_shared_and_verified_once)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    fixture_ds f;
+    make_ds(&f, 300, 10, 1, 0, 0, 5);
+    td_dataset_meta m;
+    EXPECT(TD_OK, td_store_dataset_put(s, &f.ds, NULL, &m, E));
+    td_dscache_stats st;
+    td_stored_dataset a, b;
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &a, E));
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &b, E));
+    ck_assert_ptr_eq(a.ds.X, b.ds.X); /* one mapping */
+    ck_assert_int_eq((uintptr_t)a.ds.X % 64, 0);
+    ck_assert_int_eq(memcmp(a.ds.X, f.X, sizeof(float) * 300 * 10), 0);
+    td_store_dataset_cache_stats(s, &st);
+    ck_assert_int_eq(st.verifications, 1);
+    ck_assert_int_eq(st.mapped, 1);
+    ck_assert_int_eq(st.mapped_bytes, m.bytes);
+    ck_assert_int_eq(st.copied_bytes, 0);
+    td_stored_dataset_fini(&a);
+    td_stored_dataset_fini(&b);
+    td_store_dataset_cache_stats(s, &st);
+    ck_assert_int_eq(st.mapped, 0); /* the last release unmapped it */
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &a, E));
+    td_stored_dataset_fini(&a);
+    td_store_dataset_cache_stats(s, &st);
+    ck_assert_int_eq(st.verifications, 1); /* mapped again, not hashed again */
+
+    /* The file changes: hashed again, and the flipped byte is caught. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/datasets/%s.bin", g_dir, m.id);
+    usleep(20000); /* a later ctime even on a coarse clock */
+    flip_byte(path, TD_BLOB_HEADER + 64 + 64 + 4 * 7);
+    EXPECT(TD_EIO, td_store_dataset_load(s, m.id, &a, E));
+    ck_assert_msg(strstr(g_err.message, "checksum mismatch"), "%s", g_err.message);
+    flip_byte(path, TD_BLOB_HEADER + 64 + 64 + 4 * 7); /* restored: verified again, fine */
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &a, E));
+    td_store_dataset_cache_stats(s, &st);
+    ck_assert_int_eq(st.verifications, 2); /* the failed one is not counted */
+
+    /* Deleted while held: the holder reads on; a new load finds nothing. */
+    EXPECT(TD_OK, td_store_dataset_delete(s, m.id, E));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(memcmp(a.ds.X, f.X, sizeof(float) * 300 * 10), 0);
+    ck_assert_int_eq(memcmp(a.ds.y, f.y, sizeof(int32_t) * 300), 0);
+    EXPECT(TD_ENOTFOUND, td_store_dataset_load(s, m.id, &b, E));
+    td_stored_dataset_fini(&a);
+    td_store_dataset_cache_stats(s, &st);
+    ck_assert_int_eq(st.mapped, 0);
+    td_store_close(s);
+    free_ds(&f);
+    rm_tmpdir();
+}
+END_TEST
+
+/* A dataset file of the layout before the alignment padding (pad word 0, X right after
+ * the 64-byte header) still loads: copied once into aligned memory, shared the same way. */
+START_TEST(dataset_unpadded_layout_is_copied)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    fixture_ds f;
+    make_ds(&f, 40, 3, 1, 0, 0, 8);
+    td_dataset_meta m;
+    EXPECT(TD_OK, td_store_dataset_put(s, &f.ds, NULL, &m, E));
+    char path[512];
+    snprintf(path, sizeof path, "%s/datasets/%s.bin", g_dir, m.id);
+    int64_t hdr[8] = {40, 3, 1, 0, 0, 0, 0, 0};
+    td_blob_seg segs[3] = {{hdr, sizeof hdr}, {f.X, sizeof(float) * 120},
+                           {f.y, sizeof(int32_t) * 40}};
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_DATASET, 0, segs, 3, E));
+    td_stored_dataset a, b;
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &a, E));
+    EXPECT(TD_OK, td_store_dataset_load(s, m.id, &b, E));
+    ck_assert_ptr_eq(a.ds.X, b.ds.X);
+    ck_assert_int_eq((uintptr_t)a.ds.X % 64, 0);
+    ck_assert_int_eq(memcmp(a.ds.X, f.X, sizeof(float) * 120), 0);
+    ck_assert_int_eq(memcmp(a.ds.y, f.y, sizeof(int32_t) * 40), 0);
+    td_dscache_stats st;
+    td_store_dataset_cache_stats(s, &st);
+    ck_assert_int_eq(st.copied_bytes, 64 + 120 * 4 + 40 * 4);
+    td_stored_dataset_fini(&a);
+    td_stored_dataset_fini(&b);
+    /* a pad word that is neither 0 nor the padding is a bad file */
+    hdr[5] = 8;
+    EXPECT(TD_OK, td_blob_write(path, TD_BLOB_DATASET, 0, segs, 3, E));
+    EXPECT(TD_EIO, td_store_dataset_load(s, m.id, &a, E));
     td_store_close(s);
     free_ds(&f);
     rm_tmpdir();
@@ -1024,6 +1123,8 @@ Suite *suite_store(void)
     tcase_add_test(tc, dataset_corruption);
     tcase_add_test(tc, dataset_list_paging);
     tcase_add_test(tc, dataset_delete_conflict);
+    tcase_add_test(tc, dataset_shared_and_verified_once);
+    tcase_add_test(tc, dataset_unpadded_layout_is_copied);
     suite_add_tcase(s, tc);
     tc = tcase_create("jobs");
     tcase_add_test(tc, job_lifecycle);

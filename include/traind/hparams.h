@@ -22,11 +22,13 @@ typedef enum { TD_OPT_SGD = 0, TD_OPT_ADAM, TD_OPT_ADAMW } td_optimizer_kind;
 typedef enum { TD_INTERCEPT_FIT = 0, TD_INTERCEPT_NONE, TD_INTERCEPT_COLUMN0 } td_intercept;
 typedef enum { TD_L2_SUM = 0, TD_L2_MEAN } td_l2_scale;
 typedef enum { TD_ACT_RELU = 0, TD_ACT_TANH, TD_ACT_SIGMOID } td_activation;
-typedef enum { TD_COV_FULL = 0, TD_COV_DIAG, TD_COV_SPHERICAL } td_covariance;
+/* tied: one covariance matrix shared by every component (scikit-learn's "tied") */
+typedef enum { TD_COV_FULL = 0, TD_COV_DIAG, TD_COV_SPHERICAL, TD_COV_TIED } td_covariance;
 typedef enum { TD_GMM_INIT_KMEANSPP = 0, TD_GMM_INIT_RANDOM } td_gmm_init;
 
 /* A float array of 1 to 3 dimensions given as nested JSON arrays (weights_init (M),
- * means_init (M, E), covariances_init (M, E, E) | (M, E) | (M)); row-major. */
+ * means_init (M, E), covariances_init (M, E, E) full | (M, E) diag | (M) spherical |
+ * (E, E) tied); row-major. */
 typedef struct td_hp_tensor {
     float *v;                    /* (n) owned, or NULL when not given */
     int64_t n;

@@ -53,7 +53,7 @@ static td_status finish(td_sbuf *b, char **out, size_t *len, td_error *err)
 
 /* {"model":"gmm","covariance","weights","means","covariances","lower_bound","converged",
  * "n_iter"} of a gmm model (or embed_gmm's gmm view) into b; covariances (M, E, E) full,
- * (M, E) diag, (M) spherical. */
+ * (M, E) diag, (M) spherical, (E, E) tied. */
 static void gmm_object(td_sbuf *b, const td_model *m)
 {
     td_tensor_desc t[TD_MAX_TENSORS];
@@ -77,6 +77,8 @@ static void gmm_object(td_sbuf *b, const td_model *m)
         td_sbuf_puts(b, "]");
     } else if (m->covariance == TD_COV_DIAG) {
         td_sbuf_matrix_f32(b, c, M, E);
+    } else if (m->covariance == TD_COV_TIED) { /* one (E, E) matrix, as scikit-learn */
+        td_sbuf_matrix_f32(b, c, E, E);
     } else {
         td_sbuf_floats(b, c, M);
     }

@@ -988,6 +988,18 @@ void td_app_metrics(td_app *app, FILE *out)
                  "request bodies being read.\n"
                  "# TYPE traind_memory_reserved_bytes gauge\ntraind_memory_reserved_bytes %llu\n",
             (unsigned long long)td_budget_limit(), (unsigned long long)td_budget_used());
+    td_dscache_stats ds;
+    td_store_dataset_cache_stats(app->store, &ds);
+    fprintf(out, "# HELP traind_dataset_checksums_total Dataset files whose checksum was "
+                 "verified (once per file version).\n"
+                 "# TYPE traind_dataset_checksums_total counter\n"
+                 "traind_dataset_checksums_total %llu\n"
+                 "# HELP traind_datasets_mapped Datasets held by jobs and requests now, each "
+                 "mapped once.\n# TYPE traind_datasets_mapped gauge\ntraind_datasets_mapped %lld\n"
+                 "# HELP traind_datasets_mapped_bytes File bytes of the datasets held now.\n"
+                 "# TYPE traind_datasets_mapped_bytes gauge\ntraind_datasets_mapped_bytes %lld\n",
+            (unsigned long long)ds.verifications, (long long)ds.mapped,
+            (long long)ds.mapped_bytes);
 }
 
 void td_app_shutdown(td_app *app)

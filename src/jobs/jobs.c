@@ -34,7 +34,7 @@
  * queued job does not start while state_dir is full: its worker waits for room.
  *
  * Memory (util/budget.h): every queued job carries its estimate (td_train_memory_estimate
- * for `cores` threads plus its datasets). A worker takes the head of the queue only once
+ * for `cores` threads; its datasets are shared file mappings, not counted). A worker takes the head of the queue only once
  * that estimate is reserved in the budget, and returns it when the job ends; so jobs that
  * fit alone but not together run one after the other, in submission order (the head
  * waits, nothing overtakes it: no starvation). Workers sleep on `work` meanwhile; every
@@ -716,8 +716,9 @@ static uint64_t recovered_bytes(td_jobs *jm, const td_job_row *row)
 uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
                            const td_stored_dataset *val, int64_t K, int cores)
 {
-    uint64_t b = td_train_memory_estimate(hp, &train->ds, val ? &val->ds : NULL, K, cores);
-    return b + (uint64_t)train->meta.bytes + (val ? (uint64_t)val->meta.bytes : 0);
+    /* The datasets are not counted: every job reads the one shared read-only mapping of
+     * each (store.h), file-backed pages the kernel can drop and reread, not a copy. */
+    return td_train_memory_estimate(hp, &train->ds, val ? &val->ds : NULL, K, cores);
 }
 
 td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, td_error *err)

@@ -54,7 +54,8 @@ td_status td_jobs_continue(td_jobs *jm, const char *id, int64_t stop_at, uint64_
 void td_jobs_poke(td_jobs *jm);
 
 /* A job's memory for admission: its trainer's td_train_memory_estimate with `cores`
- * threads plus its loaded datasets (val may be NULL); K from td_trainer_check. */
+ * threads (val may be NULL); K from td_trainer_check. The datasets are not counted: the
+ * jobs on a dataset share its read-only file mapping (td_store_dataset_load). */
 uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
                            const td_stored_dataset *val, int64_t K, int cores);
 

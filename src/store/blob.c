@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -352,6 +353,62 @@ cleanup:
     return rc;
 }
 
+/* Checks a header read from path (sb its stat) against kind and the file size: magic,
+ * version (tagged only when `before` counts the tag), kind unless TD_BLOB_ANY, length;
+ * before is the bytes ahead of the payload (the header, and a tag section).
+ * *length gets the payload bytes. */
+static td_status check_header(const char *path, const uint8_t hdr[TD_BLOB_HEADER],
+                              const struct stat *sb, uint32_t kind, off_t before,
+                              uint64_t *length, td_error *err)
+{
+    if (memcmp(hdr, BLOB_MAGIC, 8) != 0)
+        return td_fail(err, TD_EIO, NULL, "%s: not a traind blob (bad magic)", path);
+    uint32_t version = rd32(hdr + 8);
+    if (version != TD_BLOB_VERSION &&
+        (version != TD_BLOB_VERSION_TAGGED || before == TD_BLOB_HEADER))
+        return td_fail(err, TD_EIO, NULL, "%s: unsupported blob version %u", path, version);
+    if (kind != TD_BLOB_ANY && rd32(hdr + 12) != kind)
+        return td_fail(err, TD_EIO, NULL, "%s: blob kind %u, expected %u", path,
+                       rd32(hdr + 12), kind);
+    *length = rd64(hdr + 24);
+    if (*length != (uint64_t)(sb->st_size - before) || *length > SIZE_MAX - 1)
+        return td_fail(err, TD_EIO, NULL, "%s: length mismatch (header %llu, file has %llu)",
+                       path, (unsigned long long)*length,
+                       (unsigned long long)(sb->st_size - before));
+    return TD_OK;
+}
+
+/* Opens path and fstats it: a missing file is TD_ENOTFOUND, a file shorter than a
+ * header TD_EIO. *fd is -1 on error. */
+static td_status open_blob(const char *path, int *fd, struct stat *sb, td_error *err)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return td_fail(err, errno == ENOENT ? TD_ENOTFOUND : TD_EIO, NULL, "open %s: %s", path,
+                       strerror(errno));
+    td_status rc = TD_OK;
+    if (fstat(*fd, sb) != 0)
+        rc = td_fail(err, TD_EIO, NULL, "stat %s: %s", path, strerror(errno));
+    else if (sb->st_size < TD_BLOB_HEADER)
+        rc = td_fail(err, TD_EIO, NULL, "%s: truncated (%lld bytes, no header)", path,
+                     (long long)sb->st_size);
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+static td_status checksum_status(const char *path, const uint8_t hdr[TD_BLOB_HEADER],
+                                 uint64_t got, td_error *err)
+{
+    uint64_t want = rd64(hdr + 32);
+    if (want == got)
+        return TD_OK;
+    return td_fail(err, TD_EIO, NULL, "%s: checksum mismatch (stored %016llx, computed %016llx)",
+                   path, (unsigned long long)want, (unsigned long long)got);
+}
+
 td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,
                        size_t *len, td_error *err)
 {
@@ -368,40 +425,20 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
     char tag_buf[TD_BLOB_TAG_MAX];
     uint32_t tag_len = 0;
     struct stat sb;
+    uint64_t length = 0;
 
     if (tag && tag_cap)
         tag[0] = '\0';
     *payload = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = td_fail(err, errno == ENOENT ? TD_ENOTFOUND : TD_EIO, NULL, "open %s: %s", path,
-                     strerror(errno));
+    if ((rc = open_blob(path, &fd, &sb, err)))
         goto cleanup;
-    }
-    if (fstat(fd, &sb) != 0) {
-        rc = td_fail(err, TD_EIO, NULL, "stat %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if (sb.st_size < TD_BLOB_HEADER) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: truncated (%lld bytes, no header)", path,
-                     (long long)sb.st_size);
-        goto cleanup;
-    }
     if (read_all(fd, hdr, sizeof hdr) != 0) {
         rc = td_fail(err, TD_EIO, NULL, "read %s: %s", path, strerror(errno ? errno : EIO));
         goto cleanup;
     }
-    if (memcmp(hdr, BLOB_MAGIC, 8) != 0) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: not a traind blob (bad magic)", path);
-        goto cleanup;
-    }
     uint32_t version = rd32(hdr + 8);
-    if (version != TD_BLOB_VERSION && version != TD_BLOB_VERSION_TAGGED) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: unsupported blob version %u", path, version);
-        goto cleanup;
-    }
-    if (version == TD_BLOB_VERSION_TAGGED) {
+    if (memcmp(hdr, BLOB_MAGIC, 8) == 0 && version == TD_BLOB_VERSION_TAGGED) {
         if (sb.st_size < TD_BLOB_HEADER + 4 || read_all(fd, tag_hdr, 4) != 0 ||
             (tag_len = rd32(tag_hdr)) > TD_BLOB_TAG_MAX ||
             (off_t)tag_len > sb.st_size - TD_BLOB_HEADER - 4 ||
@@ -411,18 +448,8 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
         }
     }
     off_t before = TD_BLOB_HEADER + (version == TD_BLOB_VERSION_TAGGED ? 4 + (off_t)tag_len : 0);
-    if (kind != TD_BLOB_ANY && rd32(hdr + 12) != kind) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: blob kind %u, expected %u", path, rd32(hdr + 12),
-                     kind);
+    if ((rc = check_header(path, hdr, &sb, kind, before, &length, err)))
         goto cleanup;
-    }
-    uint64_t length = rd64(hdr + 24);
-    if (length != (uint64_t)(sb.st_size - before) || length > SIZE_MAX - 1) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: length mismatch (header %llu, file has %llu)",
-                     path, (unsigned long long)length,
-                     (unsigned long long)(sb.st_size - before));
-        goto cleanup;
-    }
     buf = malloc(length ? (size_t)length : 1);
     if (!buf) {
         rc = td_fail(err, TD_ENOMEM, NULL, "%s: cannot allocate %llu bytes", path,
@@ -449,12 +476,8 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
         td_xxh64_update(&h, buf + off, c);
         off += c;
     }
-    uint64_t want = rd64(hdr + 32), got = td_xxh64_digest(&h);
-    if (want != got) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: checksum mismatch (stored %016llx, computed %016llx)",
-                     path, (unsigned long long)want, (unsigned long long)got);
+    if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err)))
         goto cleanup;
-    }
     if (aux)
         *aux = rd64(hdr + 16);
     if (tag && tag_cap) {
@@ -470,6 +493,65 @@ cleanup:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *verified,
+                      td_blob_map_t *out, td_error *err)
+{
+    td_status rc = TD_OK;
+    int fd = -1;
+    struct stat sb;
+    uint64_t length = 0;
+    void *base = MAP_FAILED;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = open_blob(path, &fd, &sb, err)))
+        goto cleanup;
+    base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = td_fail(err, errno == ENOMEM ? TD_ENOMEM : TD_EIO, NULL, "mmap %s: %s", path,
+                     strerror(errno));
+        goto cleanup;
+    }
+    const uint8_t *hdr = base; /* untagged: datasets carry no tag */
+    if ((rc = check_header(path, hdr, &sb, kind, TD_BLOB_HEADER, &length, err)))
+        goto cleanup;
+    td_blob_stamp stamp = {.dev = (uint64_t)sb.st_dev, .ino = (uint64_t)sb.st_ino,
+                           .size = (int64_t)sb.st_size,
+                           .mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec,
+                           .ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec};
+    out->verified = !verified || memcmp(verified, &stamp, sizeof stamp) != 0;
+    if (out->verified) { /* a file not seen before, or changed since: hash it */
+        madvise(base, (size_t)sb.st_size, MADV_SEQUENTIAL);
+        td_xxh64_state h;
+        td_xxh64_init(&h, 0);
+        td_xxh64_update(&h, hdr, 32);
+        td_xxh64_update(&h, hdr + TD_BLOB_HEADER, (size_t)length);
+        madvise(base, (size_t)sb.st_size, MADV_NORMAL);
+        if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err)))
+            goto cleanup;
+    }
+    out->base = base;
+    out->map_len = (size_t)sb.st_size;
+    out->payload = hdr + TD_BLOB_HEADER;
+    out->len = (size_t)length;
+    out->aux = rd64(hdr + 16);
+    out->stamp = stamp;
+    base = MAP_FAILED;
+cleanup:
+    if (base != MAP_FAILED)
+        munmap(base, (size_t)sb.st_size);
+    if (fd >= 0)
+        close(fd); /* the mapping stays valid */
+    return rc;
+}
+
+void td_blob_unmap(td_blob_map_t *m)
+{
+    if (m && m->base)
+        munmap(m->base, m->map_len);
+    if (m)
+        memset(m, 0, sizeof *m);
 }
 
 void td_blob_free(void *payload)

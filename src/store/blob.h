@@ -73,6 +73,35 @@ td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **pa
 td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, char *tag,
                               size_t tag_cap, void **payload, size_t *len, td_error *err);
 
+/* What identifies one version of a file: a file replaced (rename) or written to since
+ * gets another stamp (a new inode, or a later ctime). */
+typedef struct td_blob_stamp {
+    uint64_t dev, ino;
+    int64_t size, mtime_ns, ctime_ns;
+} td_blob_stamp;
+
+/* A read-only shared mapping of a whole blob file (the page cache's pages: file-backed,
+ * not anonymous memory). payload is at file offset TD_BLOB_HEADER of a page-aligned
+ * mapping. */
+typedef struct td_blob_map_t {
+    void *base;                  /* NULL when not mapped */
+    size_t map_len;
+    const void *payload;
+    size_t len;                  /* payload bytes */
+    uint64_t aux;
+    td_blob_stamp stamp;         /* of the file mapped */
+    int verified;                /* 1 when this call computed the checksum */
+} td_blob_map_t;
+
+/* Maps path read-only, checking the header as td_blob_read does (same errors). The
+ * checksum is computed unless the file's stamp equals *verified (the stamp of a version
+ * already verified; NULL = always verify). On error nothing stays mapped. A file
+ * unlinked or renamed over after the call stays mapped as it was until td_blob_unmap. */
+td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *verified,
+                      td_blob_map_t *out, td_error *err);
+/* Unmaps (a zeroed or already unmapped m is fine). */
+void td_blob_unmap(td_blob_map_t *m);
+
 /* Frees a payload from td_blob_read (NULL is fine). */
 void td_blob_free(void *payload);
 

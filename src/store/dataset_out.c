@@ -36,11 +36,14 @@ td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int6
     td_store_dataset_path(s, o->id, o->path, sizeof o->path);
     /* As if X were all: then the checksum is computed on the way (blob.h); other arrays
      * rewrite this header at commit. */
-    int64_t hdr[TD_DATASET_HDR_WORDS] = {N, D, 0, 0, 0, 0, 0, 0};
+    int64_t hdr[TD_DATASET_HDR_WORDS] = {N, D, 0, 0, 0, TD_DATASET_PAD, 0, 0};
+    static const char pad[TD_DATASET_ALIGN];
     td_status rc = td_blob_out_open(&o->blob, o->path, TD_BLOB_DATASET, 0,
-                                    sizeof hdr + nx * sizeof(float), err);
+                                    sizeof hdr + TD_DATASET_PAD + nx * sizeof(float), err);
     if (!rc)
         rc = td_blob_out_write(o->blob, hdr, sizeof hdr, err);
+    if (!rc)
+        rc = td_blob_out_write(o->blob, pad, TD_DATASET_PAD, err);
     if (rc) {
         td_dataset_out_abort(o);
         return rc;
@@ -79,10 +82,11 @@ td_status td_dataset_out_commit(td_dataset_out *o, const td_dataset *ds, const c
     for (size_t i = 0; i < sizeof rest / sizeof rest[0] && !rc; i++)
         if (rest[i].count > 0)
             rc = td_blob_out_write(o->blob, rest[i].p, (size_t)rest[i].count * 4, err);
-    int64_t hdr[TD_DATASET_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, 0, 0, 0};
+    int64_t hdr[TD_DATASET_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, TD_DATASET_PAD,
+                                         0, 0};
     if (!rc && (m.y_cols || m.Y_cols || m.P))
         rc = td_blob_out_pwrite(o->blob, 0, hdr, sizeof hdr, err);
-    m.bytes = TD_BLOB_HEADER + (int64_t)sizeof hdr + (m.N * m.D + m.N * m.y_cols +
+    m.bytes = TD_BLOB_HEADER + (int64_t)sizeof hdr + TD_DATASET_PAD + (m.N * m.D + m.N * m.y_cols +
                                                       m.N * m.Y_cols + 3 * m.P) * 4;
     if (rc)
         goto cleanup;

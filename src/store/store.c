@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/dscache.h"
 #include "store/store_impl.h"
 
 struct td_store {
@@ -59,16 +60,23 @@ struct td_store {
     char dir[PATH_MAX / 2];
     sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
     char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
+    td_dscache *datasets;            /* loaded datasets, shared (dscache.h) */
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
     "queued", "running", "succeeded", "failed", "cancelled"};
 static const char *const TARGET_NAMES[] = {"none", "index", "grouped", "probs"};
 
-/* Dataset file payload: this header, then X (N, D) f32, y (N, y_cols) i32, Y (N, Y_cols)
- * f32, pairs (P, 2) i32, pair_labels (P) i32, each absent when its count is 0. */
+/* Dataset file payload: this header {N, D, y_cols, Y_cols, P, pad, 0, 0}, pad zero bytes,
+ * then X (N, D) f32, y (N, y_cols) i32, Y (N, Y_cols) f32, pairs (P, 2) i32, pair_labels
+ * (P) i32, each absent when its count is 0. pad puts X at a file offset that is a multiple
+ * of 64 (DS_PAD), so X is aligned in the shared read-only mapping that jobs read
+ * (dscache.h); files written before the padding existed have pad 0 and are copied once
+ * into aligned memory when loaded. */
 #define DS_HDR_WORDS TD_DATASET_HDR_WORDS
 #define DS_HDR_BYTES (DS_HDR_WORDS * sizeof(int64_t))
+#define DS_ALIGN TD_DATASET_ALIGN
+#define DS_PAD TD_DATASET_PAD
 
 static const char *SCHEMA_SQL =
     "CREATE TABLE datasets("
@@ -511,6 +519,10 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
     }
     s->lock_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    if (!(s->datasets = td_dscache_create())) {
+        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory opening the store");
+        goto cleanup;
+    }
     snprintf(s->dir, sizeof s->dir, "%s", state_dir);
     size_t dl = strlen(s->dir);
     while (dl > 1 && s->dir[dl - 1] == '/')
@@ -617,6 +629,7 @@ void td_store_close(td_store *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd);        /* releases the flock */
     pthread_mutex_destroy(&s->mu);
+    td_dscache_destroy(s->datasets);
     free(s);
 }
 
@@ -638,7 +651,8 @@ static void read_ds_meta(sqlite3_stmt *st, td_dataset_meta *m)
     m->bytes = sqlite3_column_int64(st, 10);
 }
 
-/* Byte sizes of the five arrays; -1 when ds is inconsistent or too large. */
+/* Byte sizes of the five arrays; -1 when ds is inconsistent or too large (with the
+ * header and DS_PAD bytes of padding). */
 static int ds_sizes(const td_dataset *ds, size_t sz[5])
 {
     int64_t counts[5] = {0};
@@ -649,7 +663,7 @@ static int ds_sizes(const td_dataset *ds, size_t sz[5])
         __builtin_mul_overflow(ds->P, (int64_t)2, &counts[3]))
         return -1;
     counts[4] = ds->P;
-    size_t total = DS_HDR_BYTES;
+    size_t total = DS_HDR_BYTES + DS_PAD;
     for (int i = 0; i < 5; i++) {
         if (counts[i] < 0 || __builtin_mul_overflow((size_t)counts[i], (size_t)4, &sz[i]) ||
             __builtin_add_overflow(total, sz[i], &total) || total > (size_t)INT64_MAX / 2)
@@ -695,14 +709,16 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
 
     td_store_dataset_meta_fill(&m, ds, name);
 
-    int64_t hdr[DS_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, 0, 0, 0};
-    td_blob_seg segs[6] = {{hdr, sizeof hdr},     {ds->X, sz[0]},     {ds->y, sz[1]},
-                           {ds->Y, sz[2]},        {ds->pairs, sz[3]}, {ds->pair_labels, sz[4]}};
+    int64_t hdr[DS_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, DS_PAD, 0, 0};
+    static const char pad[DS_ALIGN];
+    td_blob_seg segs[7] = {{hdr, sizeof hdr}, {pad, DS_PAD},      {ds->X, sz[0]},
+                           {ds->y, sz[1]},    {ds->Y, sz[2]},     {ds->pairs, sz[3]},
+                           {ds->pair_labels, sz[4]}};
     m.bytes = TD_BLOB_HEADER;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         m.bytes += (int64_t)segs[i].len;
     path_of(path, sizeof path, s, "datasets", m.id, ".bin");
-    rc = td_blob_write(path, TD_BLOB_DATASET, 0, segs, 6, err);
+    rc = td_blob_write(path, TD_BLOB_DATASET, 0, segs, 7, err);
     if (rc)
         goto cleanup;
     written = 1;
@@ -872,8 +888,24 @@ void td_stored_dataset_fini(td_stored_dataset *sd)
 {
     if (!sd)
         return;
-    td_blob_free(sd->buf);
+    td_dscache_release(sd->handle);
     memset(sd, 0, sizeof *sd);
+}
+
+/* The padding a dataset payload declares (word 5 of its header): 0 in files written
+ * before it existed; anything but 0 or DS_PAD is a bad file (the shape check says so). */
+static size_t ds_pad_of(const void *payload, size_t len)
+{
+    int64_t pad = 0;
+    if (len >= DS_HDR_BYTES)
+        memcpy(&pad, (const char *)payload + 5 * sizeof(int64_t), sizeof pad);
+    return pad == (int64_t)DS_PAD ? DS_PAD : 0;
+}
+
+/* Where X starts in a payload (what dscache aligns). */
+static size_t ds_x_offset(const void *payload, size_t len)
+{
+    return DS_HDR_BYTES + ds_pad_of(payload, len);
 }
 
 td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
@@ -881,8 +913,9 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
 {
     td_status rc = TD_OK;
     char path[PATH_MAX];
-    void *buf = NULL;
+    const void *buf = NULL;
     size_t len = 0;
+    td_dscache_entry *handle = NULL;
 
     memset(out, 0, sizeof *out);
     enter(s);
@@ -891,7 +924,7 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
     if (rc)
         goto cleanup;
     path_of(path, sizeof path, s, "datasets", id, ".bin");
-    rc = td_blob_read(path, TD_BLOB_DATASET, NULL, &buf, &len, err);
+    rc = td_dscache_acquire(s->datasets, id, path, ds_x_offset, &handle, &buf, &len, err);
     if (rc == TD_ENOTFOUND) {
         /* Deleted meanwhile (not found), or the row lost its file (corruption). */
         td_dataset_meta again;
@@ -917,14 +950,16 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
         goto cleanup;
     }
     memcpy(hdr, buf, sizeof hdr);
+    size_t pad = ds_pad_of(buf, len);
+    total += pad;
     for (int i = 0; i < 5; i++)
         total += sz[i];
     if (hdr[0] != m->N || hdr[1] != m->D || hdr[2] != m->y_cols || hdr[3] != m->Y_cols ||
-        hdr[4] != m->P || total != len) {
+        hdr[4] != m->P || hdr[5] != (int64_t)pad || total != len) {
         rc = td_fail(err, TD_EIO, NULL, "%s: shape does not match dataset %s", path, id);
         goto cleanup;
     }
-    char *p = (char *)buf + DS_HDR_BYTES;
+    const char *p = (const char *)buf + DS_HDR_BYTES + pad;
     d.X = (const float *)p;
     p += sz[0];
     d.y = sz[1] ? (const int32_t *)p : NULL;
@@ -935,11 +970,16 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
     p += sz[3];
     d.pair_labels = sz[4] ? (const int32_t *)p : NULL;
     out->ds = d;
-    out->buf = buf;
-    buf = NULL;
+    out->handle = handle;
+    handle = NULL;
 cleanup:
-    td_blob_free(buf);
+    td_dscache_release(handle);
     return rc;
+}
+
+void td_store_dataset_cache_stats(td_store *s, td_dscache_stats *out)
+{
+    td_dscache_stats_get(s->datasets, out);
 }
 
 static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_error *err)
@@ -1012,6 +1052,7 @@ cleanup:
     sqlite3_finalize(st);
     leave(s);
     if (deleted) {
+        td_dscache_forget(s->datasets, id); /* its holders keep reading the mapping */
         path_of(path, sizeof path, s, "datasets", id, ".bin");
         unlink(path);             /* a failure leaves an orphan the next open sweeps */
     }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/blob.h"
+#include "store/dscache.h"
 #include "traind/dataset.h"
 #include "traind/status.h"
 
@@ -38,7 +40,12 @@
 #define TD_HIST_NAME_MAX 32
 #define TD_STORE_SCHEMA 1      /* PRAGMA user_version */
 #define TD_DATASET_HDR_WORDS 8 /* a dataset file's payload starts with int64 N, D, y_cols,
-                                  Y_cols, P, 0, 0, 0 (then X, y, Y, pairs, pair_labels) */
+                                  Y_cols, P, pad, 0, 0, then pad zero bytes (then X, y, Y,
+                                  pairs, pair_labels) */
+#define TD_DATASET_ALIGN 64    /* X's file offset is a multiple of it (mapped in place) */
+#define TD_DATASET_PAD                                                                   \
+    ((TD_DATASET_ALIGN - (TD_BLOB_HEADER + TD_DATASET_HDR_WORDS * 8) % TD_DATASET_ALIGN) % \
+     TD_DATASET_ALIGN)
 
 typedef struct td_store td_store;
 
@@ -78,11 +85,13 @@ typedef struct td_dataset_meta {
     int64_t bytes;               /* size of the data file */
 } td_dataset_meta;
 
-/* A loaded dataset: ds's arrays point into buf (one allocation). */
+/* A loaded dataset: ds's arrays point into the dataset's shared read-only mapping (X
+ * 64-byte aligned), held through handle: every job and request that loads the same
+ * dataset reads the same pages (dscache.h). Never write through ds. */
 typedef struct td_stored_dataset {
     td_dataset_meta meta;
     td_dataset ds;
-    void *buf;
+    td_dscache_entry *handle;
 } td_stored_dataset;
 
 /* Stores ds (arrays copied to datasets/<id>.bin, then the row inserted) under a new
@@ -108,10 +117,16 @@ td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_erro
 td_status td_store_dataset_list(td_store *s, int limit, const char *after,
                                 td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
                                 td_error *err);
-/* Reads the arrays (checksum verified) into *out; free with td_stored_dataset_fini. */
+/* Holds the dataset's arrays in *out: the file mapped read-only, shared with every other
+ * holder; its checksum verified the first time this process maps that version of the
+ * file. Release with td_stored_dataset_fini; a dataset deleted meanwhile stays readable
+ * until then. Costs no anonymous memory, except for a file of the older unpadded layout
+ * (one aligned copy, shared the same way). */
 td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
                                 td_error *err);
 void td_stored_dataset_fini(td_stored_dataset *sd);
+/* Counts of the shared datasets (checksums computed, datasets held now). */
+void td_store_dataset_cache_stats(td_store *s, td_dscache_stats *out);
 /* *in_use = 1 when a queued or running job or sweep uses id as dataset or validation. */
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err);
 /* Deletes the row and the file; TD_ECONFLICT (checked in the same transaction) while a

@@ -35,6 +35,7 @@
  * bit-identical for any thread count. */
 #include "train/embed_gmm.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,8 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
         in = (double)hp->hidden[l];
     }
     n += (in + 1) * (double)E;
-    n += (double)M * (1.0 + (double)E + (double)td_gmm_cov_size(hp->covariance, E)) + (double)N;
+    n += (double)M * (1.0 + (double)E) + (double)td_gmm_covs_size(hp->covariance, M, E) +
+         (double)N;
     if (n > (double)MAX_PARAMS)
         return td_fail(err, TD_EINVAL, FIELD("hidden"), "the model would have %.0f parameters "
                        "(network, mixture and one assignment per row); at most %lld are "
@@ -145,8 +147,12 @@ int td_embed_layout(const td_model *m, td_tensor_desc *out)
     }
     add_tensor(out, &n, &off, "weights", 0, 1, M, 0);
     add_tensor(out, &n, &off, "means", 0, M, E, 0);
-    add_tensor(out, &n, &off, "covariances", 0, m->covariance == TD_COV_SPHERICAL ? 1 : M,
-               m->covariance == TD_COV_FULL ? E * E : m->covariance == TD_COV_DIAG ? E : M, 0);
+    if (m->covariance == TD_COV_TIED)
+        add_tensor(out, &n, &off, "covariances", 0, E, E, 0);
+    else
+        add_tensor(out, &n, &off, "covariances", 0, m->covariance == TD_COV_SPHERICAL ? 1 : M,
+                   m->covariance == TD_COV_FULL ? E * E : m->covariance == TD_COV_DIAG ? E : M,
+                   0);
     add_tensor(out, &n, &off, "assignments", 0, 1, m->rows, 0);
     return n;
 }
@@ -290,26 +296,6 @@ static int cmp_label_row(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
-/* The placeholder GMM before initialisation: uniform weights, zero means, unit
- * covariances (so the model object and predictions are well defined in the warm-up). */
-static void placeholder_gmm(td_gmm *g)
-{
-    int64_t M = g->M, E = g->E, CS = td_gmm_cov_size(g->cov, E);
-    memset(g->means, 0, sizeof(double) * (size_t)(M * E));
-    memset(g->covs, 0, sizeof(double) * (size_t)(M * CS));
-    for (int64_t k = 0; k < M; k++) {
-        g->weights[k] = 1.0 / (double)M;
-        if (g->cov == TD_COV_FULL)
-            for (int64_t j = 0; j < E; j++)
-                g->covs[k * CS + j * E + j] = 1;
-        else if (g->cov == TD_COV_DIAG)
-            for (int64_t j = 0; j < E; j++)
-                g->covs[k * CS + j] = 1;
-        else
-            g->covs[k] = 1;
-    }
-}
-
 static void sync_model(embed_trainer *t)
 {
     td_gmm_to_params(t->model.params + t->gmm_off, &t->g);
@@ -342,7 +328,7 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
     td_embed_net_view(&net, &m);
     td_optim probe = {.kind = hp->optimizer, .momentum = hp->momentum};
     size_t nbuf = (size_t)td_optim_nbuffers(&probe), n_net = (size_t)net.n_params;
-    size_t gmm = sizeof(double) * (size_t)(M + M * E + M * td_gmm_cov_size(hp->covariance, E));
+    size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->covariance, M, E));
     int64_t zcap = ng < N ? ng + 2 * P : N;
     zcap = zcap < 2 * P ? 2 * P : zcap;
     size_t b = sizeof(embed_trainer) + sizeof(float) * (size_t)m.n_params +
@@ -408,7 +394,7 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
         goto nomem;
     td_embed_net_view(&t->net, &t->model);
     td_mlp_init(t->model.params, &t->net, (uint64_t)hp->seed);
-    placeholder_gmm(&t->g);
+    td_gmm_placeholder(&t->g); /* defined before the first EM step (warm-up) */
     for (int64_t i = 0; i < t->N; i++)
         t->model.params[t->assign_off + i] = -1.0f;
     t->model.lower_bound = NAN;
@@ -607,11 +593,11 @@ static int all_finite(const float *p, int64_t n)
 
 static int gmm_finite(const td_gmm *g)
 {
-    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
+    int64_t n[3] = {g->M, g->M * g->E, td_gmm_covs_size(g->cov, g->M, g->E)};
     const double *v[3] = {g->weights, g->means, g->covs};
     for (int a = 0; a < 3; a++)
         for (int64_t i = 0; i < n[a]; i++)
-            if (!isfinite(v[a][i]))
+            if (!(fabs(v[a][i]) <= FLT_MAX)) /* finite in float32 too: models store float */
                 return 0;
     return 1;
 }
@@ -648,7 +634,7 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         t->centre[j] /= (double)ng;
     td_gmm_work_set_centre(t->w, t->centre);
     if (!t->gmm_ready) {
-        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, &t->rng, err)))
+        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, t->hp.n_init, &t->rng, err)))
             return st;
         t->gmm_ready = 1;
     }
@@ -856,7 +842,7 @@ typedef struct embed_state {
 static size_t gmm_bytes(const embed_trainer *t)
 {
     return sizeof(double) *
-           (size_t)(t->M + t->M * t->E + t->M * td_gmm_cov_size(t->g.cov, t->E));
+           (size_t)(t->M + t->M * t->E + td_gmm_covs_size(t->g.cov, t->M, t->E));
 }
 
 static size_t embed_state_size(const td_trainer *base)

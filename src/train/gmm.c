@@ -30,11 +30,12 @@
 #define KMEANS_TOL 1e-4               /* x mean feature variance, as scikit-learn */
 #define GATHER_WIN 256                /* rows scanned per compaction window */
 #define ESUM_DOUBLES (1ll << 23)      /* cap on the E-step's per-chunk sum slots */
+#define COND_DOUBLE 1e3               /* full / tied: a covariance whose condition estimate
+                                         exceeds this puts the E-step in double */
 
 typedef struct echunk {                /* one E-step / k-means row chunk */
     int64_t lo, hi;
     float *xbT;                        /* (E, B) centred rows of a block, transposed */
-    float *yT;                         /* (Mg*E, B) full: L_k^-1 (x - c) of a block */
     float *lp;                         /* (M, B) log densities, then exp terms / distances */
     float *mx, *sm;                    /* (B) row max, row sum */
     double sum;                        /* sum of log-likelihoods (k-means: of distances) */
@@ -46,6 +47,14 @@ typedef struct echunk {                /* one E-step / k-means row chunk */
     float *rxf;                        /* (E, M) one block's sum r (x - c) */
     float *gT;                         /* (E, B) td_gmm_nll_grad: a block's gradient, made
                                           on first use */
+    float *yT;                         /* (Mg*E, B) full | (E, B) tied: L^-1 (x - c) */
+    /* full and tied with an ill-conditioned covariance (w->edbl): the same in double */
+    double *xbTd;                      /* (E, B) centred rows of a block, transposed */
+    double *yTd;                       /* (Mg*E, B) full | (E, B) tied: L^-1 (x - c) */
+    double *accd;                      /* (B) squared distances of one component */
+    double *gTd;                       /* (2, E, B) td_gmm_nll_grad: gradient, then (tied)
+                                          sum_k r_k L^-1 (x - mu_k); made on first use (gT
+                                          likewise holds (2, E, B) floats for full and tied) */
 } echunk;
 
 typedef struct mtask {                 /* one M-step task */
@@ -54,22 +63,36 @@ typedef struct mtask {                 /* one M-step task */
     float *rr;                         /* (B2 + GATHER_WIN) their responsibilities */
     float *wb;                         /* (B2 + GATHER_WIN, E) sqrt(r) (x - mu_k) */
     int64_t *idx;                      /* (GATHER_WIN) */
-    float *sb;                         /* (E, E) full / (E) diag block sums */
+    float *sb;                         /* (E) diag block sums */
+    double *xd, *wd;                   /* full and tied: (B2 + GATHER_WIN, E) the rows of xb
+                                          in double, sqrt(r) (x - mu_k) */
+    double *sd;                        /* full and tied: (E, E) block scatter */
 } mtask;
 
 struct td_gmm_work {
     const float *X;
-    int64_t N, E, M, CS, SA;           /* SA: per-component accumulator (E*E full, else E) */
+    int64_t N, E, M, CS, SA;           /* SA: per-component accumulator (E*E full and tied,
+                                          else E) */
+    int64_t CSK;                       /* component k's covariance is covs + k * CSK: CS,
+                                          0 for tied (one shared matrix) */
+    int dbl;                           /* full and tied: scatter and precision factors in
+                                          double */
+    int edbl;                          /* full and tied, set by td_gmm_prepare: some
+                                          covariance is ill-conditioned, so the E-step's log
+                                          densities are evaluated in double too */
     td_covariance cov;
     double *centre;                    /* (E) */
     float *centre_f;                   /* (E) */
     float *respT;                      /* (M, N) */
     float *loglik;                     /* (N) */
     /* prepared parameters */
-    float *PT;                         /* full: (M*E, E) rows of L_k^-1; diag: (M, E)
-                                          1/sd; spherical: (M) precisions */
-    float *cv;                         /* (M, E) full: L_k^-1 (mu_k - c); else mu_k - c */
-    float *cst;                        /* (M) log pi_k + log det P_k - E/2 log 2pi */
+    float *PT;                         /* full: (M*E, E) rows of L_k^-1; tied: (E, E);
+                                          diag: (M, E) 1/sd; spherical: (M) precisions */
+    float *cv;                         /* (M, E) full and tied: L_k^-1 (mu_k - c); else
+                                          mu_k - c */
+    double *PTd;                       /* full: (M*E, E) rows of L_k^-1; tied: (E, E) L^-1 */
+    double *cvd;                       /* (M, E) full and tied: L_k^-1 (mu_k - c) */
+    double *cst;                       /* (M) log pi_k + log det P_k - E/2 log 2pi */
     int prepared;
     int sums_valid;                    /* the chunks' nk/rx come from the last E-step */
     /* E-step chunks */
@@ -80,6 +103,7 @@ struct td_gmm_work {
     mtask mt[MAX_TASKS];               /* T2 <= MAX_TASKS */
     double *nk_part, *rx_part, *s_part;/* (C, M), (C, M, E), (C, M, SA) */
     float *mu_cf;                      /* (M, E) new means - centre, for the covariance pass */
+    double *mu_cd;                     /* (M, E) the same in double (full and tied) */
     unsigned char *skip;               /* (M) empty components, skipped in the second pass */
     /* data covariance (for re-seeding), computed on first use */
     double *data_cov;                  /* (CS) */
@@ -108,14 +132,14 @@ static double max_abs(const float *x, int64_t n)
     return m;
 }
 
-/* 1 when every value of the mixture is finite. */
+/* 1 when every value of the mixture is finite as a float32. */
 static int gmm_all_finite(const td_gmm *g)
 {
-    int64_t n[3] = {g->M, g->M * g->E, g->M * td_gmm_cov_size(g->cov, g->E)};
+    int64_t n[3] = {g->M, g->M * g->E, td_gmm_covs_size(g->cov, g->M, g->E)};
     const double *v[3] = {g->weights, g->means, g->covs};
     for (int a = 0; a < 3; a++)
         for (int64_t i = 0; i < n[a]; i++)
-            if (!isfinite(v[a][i]))
+            if (!(fabs(v[a][i]) <= FLT_MAX)) /* finite in float32 too: models store float */
                 return 0;
     return 1;
 }
@@ -201,7 +225,29 @@ static void tri_inverse(double *Linv, const double *L, int64_t E)
 
 int64_t td_gmm_cov_size(td_covariance cov, int64_t E)
 {
-    return cov == TD_COV_FULL ? E * E : cov == TD_COV_DIAG ? E : 1;
+    return cov == TD_COV_FULL || cov == TD_COV_TIED ? E * E : cov == TD_COV_DIAG ? E : 1;
+}
+
+int64_t td_gmm_covs_size(td_covariance cov, int64_t M, int64_t E)
+{
+    return cov == TD_COV_TIED ? E * E : M * td_gmm_cov_size(cov, E);
+}
+
+void td_gmm_placeholder(td_gmm *g)
+{
+    int64_t M = g->M, E = g->E, CS = td_gmm_cov_size(g->cov, E);
+    memset(g->means, 0, sizeof(double) * (size_t)(M * E));
+    memset(g->covs, 0, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, M, E));
+    for (int64_t k = 0; k < M; k++)
+        g->weights[k] = 1.0 / (double)M;
+    for (int64_t c = 0; c < td_gmm_covs_size(g->cov, M, E); c += CS) /* each matrix */
+        for (int64_t j = 0; j < E; j++)
+            if (g->cov == TD_COV_FULL || g->cov == TD_COV_TIED)
+                g->covs[c + j * E + j] = 1;
+            else if (g->cov == TD_COV_DIAG)
+                g->covs[c + j] = 1;
+            else
+                g->covs[c] = 1;
 }
 
 td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov)
@@ -210,7 +256,7 @@ td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov)
     g->M = M, g->E = E, g->cov = cov;
     g->weights = xcalloc((size_t)M, sizeof(double));
     g->means = xcalloc((size_t)(M * E), sizeof(double));
-    g->covs = xcalloc((size_t)(M * td_gmm_cov_size(cov, E)), sizeof(double));
+    g->covs = xcalloc((size_t)td_gmm_covs_size(cov, M, E), sizeof(double));
     if (!g->weights || !g->means || !g->covs) {
         td_gmm_free(g);
         return TD_ENOMEM;
@@ -231,12 +277,12 @@ void td_gmm_copy(td_gmm *dst, const td_gmm *src)
     int64_t M = src->M, E = src->E;
     memcpy(dst->weights, src->weights, sizeof(double) * (size_t)M);
     memcpy(dst->means, src->means, sizeof(double) * (size_t)(M * E));
-    memcpy(dst->covs, src->covs, sizeof(double) * (size_t)(M * td_gmm_cov_size(src->cov, E)));
+    memcpy(dst->covs, src->covs, sizeof(double) * (size_t)td_gmm_covs_size(src->cov, M, E));
 }
 
 void td_gmm_to_params(float *p, const td_gmm *g)
 {
-    int64_t M = g->M, ME = g->M * g->E, MC = g->M * td_gmm_cov_size(g->cov, g->E);
+    int64_t M = g->M, ME = g->M * g->E, MC = td_gmm_covs_size(g->cov, g->M, g->E);
     for (int64_t i = 0; i < M; i++)
         p[i] = (float)g->weights[i];
     for (int64_t i = 0; i < ME; i++)
@@ -247,7 +293,7 @@ void td_gmm_to_params(float *p, const td_gmm *g)
 
 void td_gmm_from_params(td_gmm *g, const float *p)
 {
-    int64_t M = g->M, ME = g->M * g->E, MC = g->M * td_gmm_cov_size(g->cov, g->E);
+    int64_t M = g->M, ME = g->M * g->E, MC = td_gmm_covs_size(g->cov, g->M, g->E);
     for (int64_t i = 0; i < M; i++)
         g->weights[i] = p[i];
     for (int64_t i = 0; i < ME; i++)
@@ -276,6 +322,8 @@ int td_gmm_layout(const td_model *m, td_tensor_desc *out)
     add_tensor(out, &n, &off, "means", M, E);
     if (m->covariance == TD_COV_FULL)
         add_tensor(out, &n, &off, "covariances", M, E * E);
+    else if (m->covariance == TD_COV_TIED)
+        add_tensor(out, &n, &off, "covariances", E, E);
     else if (m->covariance == TD_COV_DIAG)
         add_tensor(out, &n, &off, "covariances", M, E);
     else
@@ -289,7 +337,8 @@ int td_gmm_layout(const td_model *m, td_tensor_desc *out)
 
 static const char *cov_name(td_covariance c)
 {
-    return c == TD_COV_FULL ? "full" : c == TD_COV_DIAG ? "diag" : "spherical";
+    return c == TD_COV_FULL ? "full" : c == TD_COV_DIAG ? "diag" : c == TD_COV_TIED ? "tied"
+                                                                              : "spherical";
 }
 
 static void shape_text(char *buf, size_t n, const td_hp_tensor *t)
@@ -321,13 +370,17 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
     char got[96], field[96];
     shape_text(got, sizeof got, t);
     static const char *const what[] = {"(components, features, features)",
-                                       "(components, features)", "(components)"};
+                                       "(components, features)", "(components)",
+                                       "(features, features), one matrix for all components"};
     int ok = hp->covariance == TD_COV_FULL   ? shape_is(t, 3, M, E, E)
              : hp->covariance == TD_COV_DIAG ? shape_is(t, 2, M, E, 0)
+             : hp->covariance == TD_COV_TIED ? shape_is(t, 2, E, E, 0)
                                              : shape_is(t, 1, M, 0, 0);
     if (!ok) {
         char want[96];
-        if (hp->covariance == TD_COV_FULL)
+        if (hp->covariance == TD_COV_TIED)
+            snprintf(want, sizeof want, "(%lld, %lld)", (long long)E, (long long)E);
+        else if (hp->covariance == TD_COV_FULL)
             snprintf(want, sizeof want, "(%lld, %lld, %lld)", (long long)M, (long long)E,
                      (long long)E);
         else if (hp->covariance == TD_COV_DIAG)
@@ -338,7 +391,7 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
                        "covariances_init has shape %s; covariance \"%s\" needs %s %s", got,
                        cov_name(hp->covariance), want, what[hp->covariance]);
     }
-    if (hp->covariance != TD_COV_FULL) {
+    if (hp->covariance == TD_COV_DIAG || hp->covariance == TD_COV_SPHERICAL) {
         for (int64_t i = 0; i < t->n; i++)
             if (!(t->v[i] > 0)) {
                 if (hp->covariance == TD_COV_DIAG)
@@ -356,23 +409,26 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
     if (!A)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_status st = TD_OK;
-    for (int64_t k = 0; k < M && !st; k++) {
+    int64_t nmat = hp->covariance == TD_COV_TIED ? 1 : M;
+    for (int64_t k = 0; k < nmat && !st; k++) {
         const float *c = t->v + k * E * E;
-        snprintf(field, sizeof field, FIELD("covariances_init[%lld]"), (long long)k);
+        if (hp->covariance == TD_COV_TIED)
+            snprintf(field, sizeof field, FIELD("covariances_init"));
+        else
+            snprintf(field, sizeof field, FIELD("covariances_init[%lld]"), (long long)k);
         for (int64_t i = 0; i < E && !st; i++)
             for (int64_t j = 0; j < i && !st; j++) {
                 double a = c[i * E + j], b = c[j * E + i];
                 if (fabs(a - b) > 1e-8 + 1e-5 * fmax(fabs(a), fabs(b)))
-                    st = td_fail(err, TD_EINVAL, field, "covariances_init[%lld] is not "
-                                 "symmetric: [%lld][%lld] = %g but [%lld][%lld] = %g",
-                                 (long long)k, (long long)i, (long long)j, a, (long long)j,
-                                 (long long)i, b);
+                    st = td_fail(err, TD_EINVAL, field, "%s is not symmetric: [%lld][%lld] "
+                                 "= %g but [%lld][%lld] = %g", field + 16, (long long)i,
+                                 (long long)j, a, (long long)j, (long long)i, b);
             }
         for (int64_t i = 0; i < E * E; i++)
             A[i] = c[i];
         if (!st && cholesky(A + E * E, A, E))
-            st = td_fail(err, TD_EINVAL, field, "covariances_init[%lld] is not positive "
-                         "definite", (long long)k);
+            st = td_fail(err, TD_EINVAL, field, "%s is not positive definite",
+                         field + 16); /* past "hyperparameters." */
     }
     free(A);
     return st;
@@ -385,7 +441,7 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
     if (M > N)
         return td_fail(err, TD_EINVAL, FIELD("components"), "components (%lld) must not "
                        "exceed the number of samples (%lld)", (long long)M, (long long)N);
-    int64_t P = M * (1 + E + td_gmm_cov_size(hp->covariance, E));
+    int64_t P = M * (1 + E) + td_gmm_covs_size(hp->covariance, M, E);
     if (P > MAX_PARAMS)
         return td_fail(err, TD_EINVAL, FIELD("components"), "%lld components of %lld "
                        "features with covariance \"%s\" have %lld parameters; at most %lld "
@@ -462,20 +518,29 @@ static size_t vbytes(int64_t n) { return (size_t)((n + 15) / 16 * 16) * sizeof(f
 
 size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov)
 {
+    int dbl = cov == TD_COV_FULL || cov == TD_COV_TIED;
     td_gmm_work w = {.N = N, .E = E, .M = M, .cov = cov, .CS = td_gmm_cov_size(cov, E),
-                     .SA = cov == TD_COV_FULL ? E * E : E};
+                     .SA = dbl ? E * E : E};
     int64_t Kg;
     work_plan(&w, &Kg);
+    /* centre, respT, loglik; PT, cv (or PTd, cvd), cst, mu_cf, mu_cd, skip */
     size_t b = sizeof w + sizeof(double) * (size_t)E + sizeof(float) * (size_t)(E + M * N + N) +
-               sizeof(float) * (size_t)((cov == TD_COV_FULL ? M * E * E : M * E) + 2 * M * E + M) +
+               (dbl ? (sizeof(double) + sizeof(float)) *
+                          (size_t)((cov == TD_COV_FULL ? M * E * E : E * E) + M * E)
+                    : sizeof(float) * (size_t)(2 * M * E)) +
+               sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
                (size_t)M;
     size_t chunk = vbytes(E * w.B) * 2 + vbytes(M * w.B) + 2 * vbytes(w.B) + /* + gT */
                    sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
-                   (cov == TD_COV_FULL ? vbytes(w.Mg * E * w.B) : 0);
+                   (dbl ? sizeof(double) * (size_t)(E * w.B + w.Mg * E * w.B + w.B +
+                                                    2 * E * w.B) + /* xbTd yTd accd gTd */
+                              vbytes(w.Mg * E * w.B) + vbytes(E * w.B) /* yT, gT's 2nd half */
+                        : 0);
     b += (size_t)w.R * chunk;
     int64_t cap = w.B2 + GATHER_WIN;
-    b += (size_t)w.T2 * (sizeof(float) * (size_t)(2 * cap * E + cap + w.SA) +
-                         sizeof(int64_t) * GATHER_WIN);
+    b += (size_t)w.T2 * (sizeof(float) * (size_t)(2 * cap * E + cap + E) +
+                         sizeof(int64_t) * GATHER_WIN +
+                         (dbl ? sizeof(double) * (size_t)(2 * cap * E + E * E) : 0));
     b += sizeof(double) * (size_t)(w.C * M * (1 + E + w.SA));
     b += sizeof(double) * (size_t)w.CS; /* data_cov */
     /* k-means++ (td_gmm_initialize): cum, d2, labels twice, centres twice, sums */
@@ -495,15 +560,23 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
         return NULL;
     w->X = X, w->N = N, w->E = E, w->M = M, w->cov = cov;
     w->CS = td_gmm_cov_size(cov, E);
-    w->SA = cov == TD_COV_FULL ? E * E : E;
+    w->CSK = cov == TD_COV_TIED ? 0 : w->CS;
+    w->dbl = cov == TD_COV_FULL || cov == TD_COV_TIED;
+    w->SA = w->dbl ? E * E : E;
     int ok = (w->centre = xcalloc((size_t)E, sizeof(double))) &&
              (w->centre_f = xcalloc((size_t)E, sizeof(float))) &&
              (w->respT = xcalloc((size_t)(M * N), sizeof(float))) &&
              (w->loglik = xcalloc((size_t)N, sizeof(float))) &&
-             (w->PT = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : M * E), sizeof(float))) &&
+             (!w->dbl ||
+              ((w->PTd = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : E * E),
+                                 sizeof(double))) &&
+               (w->cvd = xcalloc((size_t)(M * E), sizeof(double))))) &&
+             (w->PT = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E
+                                       : cov == TD_COV_TIED ? E * E : M * E), sizeof(float))) &&
              (w->cv = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (w->cst = xcalloc((size_t)M, sizeof(float))) &&
+             (w->cst = xcalloc((size_t)M, sizeof(double))) &&
              (w->mu_cf = xcalloc((size_t)(M * E), sizeof(float))) &&
+             (w->mu_cd = xcalloc((size_t)(M * E), sizeof(double))) &&
              (w->skip = xcalloc((size_t)M, 1));
     if (!ok)
         goto fail;
@@ -532,7 +605,11 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
              (c->nk = xcalloc((size_t)M, sizeof(double))) &&
              (c->rx = xcalloc((size_t)(M * E), sizeof(double))) &&
              (c->rxf = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (cov != TD_COV_FULL || (c->yT = valloc_f(w->Mg * E * B)));
+             (!w->dbl || ((c->yT = valloc_f((cov == TD_COV_FULL ? w->Mg : 1) * E * B)) &&
+                          (c->xbTd = xcalloc((size_t)(E * B), sizeof(double))) &&
+                          (c->yTd = xcalloc((size_t)((cov == TD_COV_FULL ? w->Mg : 1) * E * B),
+                                            sizeof(double))) &&
+                          (c->accd = xcalloc((size_t)B, sizeof(double)))));
         if (!ok)
             goto fail;
     }
@@ -551,7 +628,10 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
              (m->rr = xcalloc((size_t)cap, sizeof(float))) &&
              (m->wb = xcalloc((size_t)(cap * E), sizeof(float))) &&
              (m->idx = xcalloc(GATHER_WIN, sizeof(int64_t))) &&
-             (m->sb = xcalloc((size_t)w->SA, sizeof(float)));
+             (m->sb = xcalloc((size_t)E, sizeof(float))) &&
+             (!w->dbl || ((m->xd = xcalloc((size_t)(cap * E), sizeof(double))) &&
+                          (m->wd = xcalloc((size_t)(cap * E), sizeof(double))) &&
+                          (m->sd = xcalloc((size_t)(E * E), sizeof(double)))));
         if (!ok)
             goto fail;
     }
@@ -583,7 +663,6 @@ void td_gmm_work_destroy(td_gmm_work *w)
         return;
     for (int r = 0; r < MAX_TASKS; r++) {
         free(w->ch[r].xbT);
-        free(w->ch[r].yT);
         free(w->ch[r].lp);
         free(w->ch[r].mx);
         free(w->ch[r].sm);
@@ -591,6 +670,14 @@ void td_gmm_work_destroy(td_gmm_work *w)
         free(w->ch[r].rx);
         free(w->ch[r].rxf);
         free(w->ch[r].gT);
+        free(w->ch[r].yT);
+        free(w->ch[r].xbTd);
+        free(w->ch[r].yTd);
+        free(w->ch[r].accd);
+        free(w->ch[r].gTd);
+        free(w->mt[r].xd);
+        free(w->mt[r].wd);
+        free(w->mt[r].sd);
         free(w->mt[r].idx);
         free(w->mt[r].xb);
         free(w->mt[r].rr);
@@ -604,6 +691,9 @@ void td_gmm_work_destroy(td_gmm_work *w)
     free(w->loglik);
     free(w->PT);
     free(w->cv);
+    free(w->PTd);
+    free(w->cvd);
+    free(w->mu_cd);
     free(w->cst);
     free(w->nk_part);
     free(w->rx_part);
@@ -640,44 +730,105 @@ static void centre_block_T(const td_gmm_work *w, float *xbT, int64_t i0, int64_t
     }
 }
 
+/* full and tied: the same rows in double, (double)x - centre, into c->xbTd (E, B). */
+static void centre_block_Td(const td_gmm_work *w, double *xbTd, int64_t i0, int64_t nb)
+{
+    int64_t E = w->E, B = w->B;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = w->X + (i0 + i) * E;
+        for (int64_t j = 0; j < E; j++)
+            xbTd[j * B + i] = (double)x[j] - w->centre[j];
+    }
+}
+
 /* ---- E-step ------------------------------------------------------------------------- */
+
+/* Lower Cholesky factor of S (E, E) into L, L^-1 into Li, and -log det L into *logdet;
+ * -1 when S is not positive definite. */
+static int precision_factor(double *L, double *Li, double *logdet, const double *S, int64_t E)
+{
+    if (cholesky(L, S, E))
+        return -1;
+    tri_inverse(Li, L, E);
+    *logdet = 0;
+    for (int64_t j = 0; j < E; j++)
+        *logdet -= log(L[j * E + j]);
+    return 0;
+}
+
+/* A lower bound of the condition number of S (E, E) from its inverse Cholesky factor Li:
+ * lambda_max >= max_j S_jj and 1 / lambda_min = |Li|_2^2 >= the largest squared row norm. */
+static double cond_estimate(const double *S, const double *Li, int64_t E)
+{
+    double dmax = 0, rmax = 0;
+    for (int64_t b = 0; b < E; b++) {
+        double r = 0;
+        for (int64_t a = 0; a <= b; a++)
+            r += Li[b * E + a] * Li[b * E + a];
+        rmax = fmax(rmax, r);
+        dmax = fmax(dmax, S[b * E + b]);
+    }
+    return dmax * rmax;
+}
+
+/* The float copies of a factor P (E, E, lower) for the float E-step. */
+static void factor_to_float(float *Pf, const double *P, int64_t E)
+{
+    for (int64_t i = 0; i < E * E; i++)
+        Pf[i] = (float)P[i];
+}
 
 td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
 {
     int64_t M = w->M, E = w->E;
     w->prepared = 0;
     double *L = NULL, *Li = NULL, *mc = malloc(sizeof(double) * (size_t)E);
-    if (w->cov == TD_COV_FULL) {
+    if (w->dbl) {
         L = malloc(sizeof(double) * (size_t)(E * E));
         Li = malloc(sizeof(double) * (size_t)(E * E));
     }
-    if (!mc || (w->cov == TD_COV_FULL && (!L || !Li))) {
+    if (!mc || (w->dbl && (!L || !Li))) {
         free(mc), free(L), free(Li);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
     td_status st = TD_OK;
+    double tied_logdet = 0;
+    int tied_bad = 0;
+    w->edbl = 0;
+    if (w->cov == TD_COV_TIED) { /* one factor for every component: PTd (E, E) = L^-1 */
+        tied_bad = precision_factor(L, Li, &tied_logdet, g->covs, E);
+        if (!tied_bad) {
+            memcpy(w->PTd, Li, sizeof(double) * (size_t)(E * E));
+            factor_to_float(w->PT, Li, E);
+            w->edbl = cond_estimate(g->covs, Li, E) > COND_DOUBLE;
+        }
+    }
     for (int64_t k = 0; k < M && !st; k++) {
-        const double *S = g->covs + k * w->CS;
+        const double *S = g->covs + k * w->CSK;
         for (int64_t j = 0; j < E; j++)
             mc[j] = g->means[k * E + j] - w->centre[j];
         double logdet = 0; /* log det of the precision factor */
         int bad = 0;
-        if (w->cov == TD_COV_FULL) {
-            bad = cholesky(L, S, E);
-            if (!bad) {
-                tri_inverse(Li, L, E);
-                for (int64_t j = 0; j < E; j++)
-                    logdet -= log(L[j * E + j]);
-                for (int64_t b = 0; b < E; b++) {
-                    double c = 0;
-                    for (int64_t a = 0; a <= b; a++) {
-                        c += Li[b * E + a] * mc[a];
-                        w->PT[(k * E + b) * E + a] = (float)Li[b * E + a];
-                    }
-                    for (int64_t a = b + 1; a < E; a++)
-                        w->PT[(k * E + b) * E + a] = 0;
-                    w->cv[k * E + b] = (float)c;
+        if (w->dbl) {
+            double *P = w->PTd; /* tied: L^-1 */
+            if (w->cov == TD_COV_TIED) {
+                bad = tied_bad;
+                logdet = tied_logdet;
+            } else {
+                bad = precision_factor(L, Li, &logdet, S, E);
+                P = w->PTd + k * E * E;
+                if (!bad) {
+                    memcpy(P, Li, sizeof(double) * (size_t)(E * E));
+                    factor_to_float(w->PT + k * E * E, Li, E);
+                    w->edbl |= cond_estimate(S, Li, E) > COND_DOUBLE;
                 }
+            }
+            for (int64_t b = 0; b < E && !bad; b++) {
+                double c = 0;
+                for (int64_t a = 0; a <= b; a++)
+                    c += P[b * E + a] * mc[a];
+                w->cvd[k * E + b] = c;
+                w->cv[k * E + b] = (float)c;
             }
         } else if (w->cov == TD_COV_DIAG) {
             for (int64_t j = 0; j < E && !bad; j++) {
@@ -694,14 +845,19 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
                 w->cv[k * E + j] = (float)mc[j];
         }
         if (bad || !(g->weights[k] >= 0)) {
-            st = td_fail(err, TD_EDIVERGED, FIELD("reg_covar"),
-                         "component %lld has an ill-defined covariance (not positive "
-                         "definite: collapsed or duplicate samples); increase reg_covar or "
-                         "use fewer components", (long long)k);
+            if (w->cov == TD_COV_TIED && bad)
+                st = td_fail(err, TD_EDIVERGED, FIELD("reg_covar"),
+                             "the tied covariance is ill-defined (not positive definite: "
+                             "collinear features or duplicate samples); increase reg_covar");
+            else
+                st = td_fail(err, TD_EDIVERGED, FIELD("reg_covar"),
+                             "component %lld has an ill-defined covariance (not positive "
+                             "definite: collapsed or duplicate samples); increase reg_covar "
+                             "or use fewer components", (long long)k);
             break;
         }
         double lw = g->weights[k] > 0 ? log(g->weights[k]) : -INFINITY;
-        w->cst[k] = (float)(lw + logdet - 0.5 * (double)E * LOG_2PI);
+        w->cst[k] = lw + logdet - 0.5 * (double)E * LOG_2PI;
     }
     free(mc), free(L), free(Li);
     if (!st)
@@ -768,21 +924,75 @@ static void softmax_cols(float *restrict lp, float *restrict lse, float *restric
     }
 }
 
-/* Log densities of the block's rows into c->lp (M, B): lp[k][i] = cst_k - |z_ik|^2 / 2. */
+/* acc (nb) = sum_b (y[b][i] - c[b])^2 over b < E in double, y (E, ld). */
+static void sq_dist_d(double *restrict acc, const double *restrict y, const double *restrict c,
+                      int64_t E, int64_t ld, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++)
+        acc[i] = 0;
+    for (int64_t b = 0; b < E; b++) {
+        const double *restrict yb = y + b * ld;
+        double cb = c[b];
+        for (int64_t i = 0; i < nb; i++) {
+            double z = yb[i] - cb;
+            acc[i] += z * z;
+        }
+    }
+}
+
+/* full and tied: c->yTd = L^-1 (x - c) of the block's rows for the group of mg components
+ * from g0 (tied: the one factor, E rows); dgemm of the factor rows and xbTd (E, nb). */
+static void whiten_block(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg, int64_t nb)
+{
+    int64_t E = w->E, B = w->B;
+    int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)nb,
+                (blasint)E, 1.0, w->PTd + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), (blasint)E,
+                c->xbTd, (blasint)B, 0.0, c->yTd, (blasint)B);
+}
+
+/* The float version: c->yT (rows, nb) = the float factors @ xbT. */
+static void whiten_block_f(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg, int64_t nb)
+{
+    int64_t E = w->E, B = w->B;
+    int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
+    td_sgemm_nn(c->yT, w->PT + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), c->xbT, rows, nb, E,
+                1.0f, 0.0f, E, B, B);
+}
+
+/* Log densities of the block's rows into c->lp (M, B): lp[k][i] = cst_k - |z_ik|^2 / 2;
+ * full and tied with an ill-conditioned covariance (edbl) evaluate |z_ik|^2 and the sum in
+ * double and round lp to float. */
 static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
 {
     int64_t M = w->M, E = w->E, B = w->B;
     float *lp = c->lp;
-    if (w->cov == TD_COV_FULL) {
-        for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
-            int64_t mg = imin(w->Mg, M - g0);
-            /* yT (mg*E, nb) = [L_k^-1 rows of the group] (mg*E, E) @ xbT (E, nb) */
-            td_sgemm_nn(c->yT, w->PT + g0 * E * E, c->xbT, mg * E, nb, E, 1.0f, 0.0f, E, B, B);
+    if (w->dbl && !w->edbl) { /* well-conditioned: sgemm of the float factors */
+        int64_t Mg = w->cov == TD_COV_TIED ? M : w->Mg;
+        for (int64_t g0 = 0; g0 < M; g0 += Mg) {
+            int64_t mg = imin(Mg, M - g0);
+            whiten_block_f(w, c, g0, mg, nb);
             for (int64_t kk = 0; kk < mg; kk++) {
                 int64_t k = g0 + kk;
-                sq_dist(lp + k * B, c->yT + kk * E * B, w->cv + k * E, NULL, E, B, nb);
+                sq_dist(lp + k * B, c->yT + (w->cov == TD_COV_TIED ? 0 : kk * E * B),
+                        w->cv + k * E, NULL, E, B, nb);
             }
         }
+    } else if (w->dbl) {
+        int64_t Mg = w->cov == TD_COV_TIED ? M : w->Mg;
+        for (int64_t g0 = 0; g0 < M; g0 += Mg) {
+            int64_t mg = imin(Mg, M - g0);
+            whiten_block(w, c, g0, mg, nb);
+            for (int64_t kk = 0; kk < mg; kk++) {
+                int64_t k = g0 + kk;
+                const double *y = c->yTd + (w->cov == TD_COV_TIED ? 0 : kk * E * B);
+                sq_dist_d(c->accd, y, w->cvd + k * E, E, B, nb);
+                float *row = lp + k * B;
+                for (int64_t i = 0; i < nb; i++)
+                    row[i] = (float)(w->cst[k] - 0.5 * c->accd[i]);
+            }
+        }
+        return;
     } else {
         for (int64_t k = 0; k < M; k++) {
             sq_dist(lp + k * B, c->xbT, w->cv + k * E,
@@ -792,7 +1002,7 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
         }
     }
     for (int64_t k = 0; k < M; k++)
-        scale_add(lp + k * B, -0.5f, w->cst[k], nb);
+        scale_add(lp + k * B, -0.5f, (float)w->cst[k], nb);
 }
 
 static void estep_task(void *ctx, int64_t r)
@@ -809,6 +1019,8 @@ static void estep_task(void *ctx, int64_t r)
     for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
         int64_t nb = imin(B, c->hi - i0);
         centre_block_T(w, c->xbT, i0, nb);
+        if (w->edbl)
+            centre_block_Td(w, c->xbTd, i0, nb);
         log_densities(w, c, nb);
         float *lp = c->lp, *lse = w->loglik + i0;
         softmax_cols(lp, lse, c->mx, c->sm, M, B, nb);
@@ -856,9 +1068,10 @@ td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *
 /* ---- gradient of the negative log-likelihood w.r.t. the rows ------------------------ */
 
 /* d(-log p(x))/dx = sum_k r_k Sigma_k^-1 (x - mu_k). With y_k = L_k^-1 (x - mu_k) (the
- * E-step's yT minus cv) and Sigma_k^-1 = L_k^-T L_k^-1, a block's gradient is
- * gT (E, nb) = sum_k L_k^-T (y_k * r_k) = PT^T (E, M*E) @ [y_k * r_k] (M*E, nb): one sgemm
- * per component group. diag: r_k (x - mu_k) / sigma_k^2; spherical: r_k (x - mu_k) / s_k. */
+ * E-step's yTd minus cvd) and Sigma_k^-1 = L_k^-T L_k^-1, a full block's gradient is
+ * gTd (E, nb) = sum_k L_k^-T (y_k * r_k) = PTd^T (E, M*E) @ [y_k * r_k] (M*E, nb): one
+ * dgemm per component group; tied: L^-T (sum_k r_k y_k), one dgemm. diag:
+ * r_k (x - mu_k) / sigma_k^2; spherical: r_k (x - mu_k) / s_k, in float. */
 typedef struct grad_ctx {
     td_gmm_work *w;
     float *dX;                         /* (N, E) */
@@ -877,6 +1090,8 @@ static void grad_task(void *ctx, int64_t r)
     for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
         int64_t nb = imin(B, c->hi - i0);
         centre_block_T(w, c->xbT, i0, nb);
+        if (w->edbl)
+            centre_block_Td(w, c->xbTd, i0, nb);
         log_densities(w, c, nb);
         float *lp = c->lp, *lse = w->loglik + i0;
         softmax_cols(lp, lse, c->mx, c->sm, M, B, nb);
@@ -887,15 +1102,73 @@ static void grad_task(void *ctx, int64_t r)
         }
         for (int64_t k = 0; k < M; k++)
             memcpy(w->respT + k * N + i0, lp + k * B, sizeof(float) * (size_t)nb);
+        if (w->edbl) {
+            double *gd = c->gTd, *zd = c->gTd + E * B;
+            for (int64_t b = 0; b < E; b++)
+                memset(gd + b * B, 0, sizeof(double) * (size_t)nb);
+            if (w->cov == TD_COV_TIED) { /* zd = sum_k r_k (y - cv_k); gd = L^-T zd */
+                for (int64_t b = 0; b < E; b++) {
+                    const double *restrict y = c->yTd + b * B;
+                    double *restrict z = zd + b * B;
+                    for (int64_t i = 0; i < nb; i++)
+                        z[i] = 0;
+                    for (int64_t k = 0; k < M; k++) {
+                        const float *restrict rk = lp + k * B;
+                        double cb = w->cvd[k * E + b];
+                        for (int64_t i = 0; i < nb; i++)
+                            z[i] += (y[i] - cb) * rk[i];
+                    }
+                }
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)E, (blasint)nb,
+                            (blasint)E, 1.0, w->PTd, (blasint)E, zd, (blasint)B, 0.0, gd,
+                            (blasint)B);
+            } else {
+                for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
+                    int64_t mg = imin(w->Mg, M - g0);
+                    if (M > w->Mg) /* yTd holds only the last group: recompute this one */
+                        whiten_block(w, c, g0, mg, nb);
+                    for (int64_t kk = 0; kk < mg; kk++) {
+                        const float *restrict rk = lp + (g0 + kk) * B;
+                        for (int64_t b = 0; b < E; b++) {
+                            double *restrict y = c->yTd + (kk * E + b) * B;
+                            double cb = w->cvd[(g0 + kk) * E + b];
+                            for (int64_t i = 0; i < nb; i++)
+                                y[i] = (y[i] - cb) * rk[i];
+                        }
+                    }
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)E,
+                                (blasint)nb, (blasint)(mg * E), 1.0, w->PTd + g0 * E * E,
+                                (blasint)E, c->yTd, (blasint)B, 1.0, gd, (blasint)B);
+                }
+            }
+            for (int64_t i = 0; i < nb; i++)
+                for (int64_t b = 0; b < E; b++)
+                    gc->dX[(i0 + i) * E + b] = (float)(gc->scale * gd[b * B + i]);
+            continue;
+        }
         float *g = c->gT;
         for (int64_t b = 0; b < E; b++)
             memset(g + b * B, 0, sizeof(float) * (size_t)nb);
-        if (w->cov == TD_COV_FULL) {
+        if (w->cov == TD_COV_TIED) { /* z = sum_k r_k (y - cv_k); g = L^-T z */
+            float *zf = c->gT + E * B;
+            for (int64_t b = 0; b < E; b++) {
+                const float *restrict y = c->yT + b * B;
+                float *restrict z = zf + b * B;
+                for (int64_t i = 0; i < nb; i++)
+                    z[i] = 0;
+                for (int64_t k = 0; k < M; k++) {
+                    const float *restrict rk = lp + k * B;
+                    float cb = w->cv[k * E + b];
+                    for (int64_t i = 0; i < nb; i++)
+                        z[i] += (y[i] - cb) * rk[i];
+                }
+            }
+            td_sgemm_tn(g, w->PT, zf, E, nb, E, 1.0f, 0.0f, E, B, B);
+        } else if (w->cov == TD_COV_FULL) {
             for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
                 int64_t mg = imin(w->Mg, M - g0);
                 if (M > w->Mg) /* yT holds only the last group: recompute this one */
-                    td_sgemm_nn(c->yT, w->PT + g0 * E * E, c->xbT, mg * E, nb, E, 1.0f, 0.0f,
-                                E, B, B);
+                    whiten_block_f(w, c, g0, mg, nb);
                 for (int64_t kk = 0; kk < mg; kk++) {
                     const float *restrict rk = lp + (g0 + kk) * B;
                     for (int64_t b = 0; b < E; b++) {
@@ -933,7 +1206,9 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
     if (!w->prepared)
         return td_fail(err, TD_EINTERNAL, NULL, "gmm gradient before prepare");
     for (int64_t r = 0; r < w->R; r++)
-        if (!w->ch[r].gT && !(w->ch[r].gT = valloc_f(w->E * w->B)))
+        if ((w->edbl && !w->ch[r].gTd &&
+             !(w->ch[r].gTd = xcalloc((size_t)(2 * w->E * w->B), sizeof(double)))) ||
+            (!w->ch[r].gT && !(w->ch[r].gT = valloc_f((w->dbl ? 2 : 1) * w->E * w->B))))
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     grad_ctx gc = {w, dX, scale};
     td_pool_run(pool, w->R, grad_task, &gc);
@@ -948,10 +1223,10 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
 /* ---- M-step ------------------------------------------------------------------------- */
 
 /* Gathers the next rows of [*cur, hi) with r_ik > 0 (r = respT row k), centred, into m->xb
- * and their r into m->rr, until at least B2 are buffered or the range ends; returns the
+ * (dbl: into m->xd, in double) and their r into m->rr, until at least B2 are buffered or the range ends; returns the
  * count (0: done). Windows of GATHER_WIN rows are compacted without branches. */
 static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur,
-                      int64_t hi)
+                      int64_t hi, int dbl)
 {
     int64_t E = w->E, n = 0;
     while (n < w->B2 && *cur < hi) {
@@ -963,9 +1238,15 @@ static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *c
         *cur = end;
         for (int64_t t = 0; t < cnt; t++, n++) {
             const float *x = w->X + m->idx[t] * E;
-            float *dst = m->xb + n * E;
-            for (int64_t j = 0; j < E; j++)
-                dst[j] = x[j] - w->centre_f[j];
+            if (dbl) {
+                double *dd = m->xd + n * E;
+                for (int64_t j = 0; j < E; j++)
+                    dd[j] = (double)x[j] - w->centre[j];
+            } else {
+                float *dst = m->xb + n * E;
+                for (int64_t j = 0; j < E; j++)
+                    dst[j] = x[j] - w->centre_f[j];
+            }
             m->rr[n] = r[m->idx[t]];
         }
     }
@@ -986,7 +1267,7 @@ static void mstep_sums_task(void *ctx, int64_t t)
         *nk = 0;
         memset(rx, 0, sizeof(double) * (size_t)E);
         int64_t cur = m->lo, n;
-        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi)) > 0) {
+        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi, 0)) > 0) {
             for (int64_t i = 0; i < n; i++)
                 *nk += m->rr[i];
             cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)n, (blasint)E, 1.0f, m->xb,
@@ -997,8 +1278,9 @@ static void mstep_sums_task(void *ctx, int64_t t)
     }
 }
 
-/* Second pass: sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T (full: upper triangle) or its
- * diagonal, of the task's rows. */
+/* Second pass: sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T (full and tied: upper triangle, in
+ * double through dsyrk, so that the scatter of a component with N_k <= E or of collinear
+ * features stays positive semi-definite) or its diagonal, of the task's rows. */
 static void mstep_cov_task(void *ctx, int64_t t)
 {
     td_gmm_work *w = ctx;
@@ -1010,8 +1292,24 @@ static void mstep_cov_task(void *ctx, int64_t t)
         if (w->skip[k])
             continue;
         const float *mu = w->mu_cf + k * E;
+        const double *mud = w->mu_cd + k * E;
         int64_t cur = m->lo, n;
-        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi)) > 0) {
+        while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi, w->dbl)) > 0) {
+            if (w->dbl) {
+                for (int64_t i = 0; i < n; i++) {
+                    double s = sqrt((double)m->rr[i]);
+                    const double *x = m->xd + i * E;
+                    double *o = m->wd + i * E;
+                    for (int64_t j = 0; j < E; j++)
+                        o[j] = s * (x[j] - mud[j]);
+                }
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)n,
+                            1.0, m->wd, (blasint)E, 0.0, m->sd, (blasint)E);
+                for (int64_t a = 0; a < E; a++)
+                    for (int64_t b = a; b < E; b++)
+                        S[a * E + b] += m->sd[a * E + b];
+                continue;
+            }
             for (int64_t i = 0; i < n; i++) {
                 float s = sqrtf(m->rr[i]);
                 const float *x = m->xb + i * E;
@@ -1019,13 +1317,7 @@ static void mstep_cov_task(void *ctx, int64_t t)
                 for (int64_t j = 0; j < E; j++)
                     o[j] = s * (x[j] - mu[j]);
             }
-            if (w->cov == TD_COV_FULL) {
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)n,
-                            1.0f, m->wb, (blasint)E, 0.0f, m->sb, (blasint)E);
-                for (int64_t a = 0; a < E; a++)
-                    for (int64_t b = a; b < E; b++)
-                        S[a * E + b] += m->sb[a * E + b];
-            } else {
+            {
                 float *acc = m->sb;
                 for (int64_t j = 0; j < E; j++)
                     acc[j] = 0;
@@ -1085,20 +1377,30 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
             double mc = s / d;
             g->means[k * E + j] = mc + w->centre[j];
             w->mu_cf[k * E + j] = (float)mc;
+            w->mu_cd[k * E + j] = mc;
         }
     }
     for (int64_t k = 0; k < M; k++)
         g->weights[k] /= wsum;
     td_pool_run(pool, w->T2, mstep_cov_task, w);
+    if (w->cov == TD_COV_TIED) /* sum_k scatter_k / sum_k N_k, as scikit-learn */
+        memset(g->covs, 0, sizeof(double) * (size_t)(E * E));
+    double dsum = 0;
     for (int64_t k = 0; k < M; k++) {
-        if (w->skip[k])
-            continue;
         double nk = 0;
         for (int64_t c = 0; c < C; c++)
             nk += w->nk_part[c * M + k];
         double d = nk + 10 * DBL_EPSILON;
-        double *cov = g->covs + k * w->CS;
-        if (w->cov == TD_COV_FULL) {
+        dsum += d;
+        if (w->skip[k])
+            continue;
+        double *cov = g->covs + k * w->CSK;
+        if (w->cov == TD_COV_TIED) {
+            for (int64_t a = 0; a < E; a++)
+                for (int64_t b = a; b < E; b++)
+                    for (int64_t c = 0; c < C; c++)
+                        cov[a * E + b] += w->s_part[(c * M + k) * w->SA + a * E + b];
+        } else if (w->cov == TD_COV_FULL) {
             for (int64_t a = 0; a < E; a++)
                 for (int64_t b = a; b < E; b++) {
                     double s = 0;
@@ -1124,13 +1426,22 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
                 cov[0] = mean / (double)E;
         }
     }
+    if (w->cov == TD_COV_TIED) {
+        double *cov = g->covs;
+        for (int64_t a = 0; a < E; a++)
+            for (int64_t b = a; b < E; b++)
+                cov[a * E + b] = cov[b * E + a] = cov[a * E + b] / dsum;
+        for (int64_t a = 0; a < E; a++)
+            cov[a * E + a] += reg_covar;
+    }
     if (n_empty)
         *n_empty = ne;
     (void)err;
     return TD_OK;
 }
 
-/* Covariance of all rows (CS values: full, diag or spherical), computed once. */
+/* Covariance of all rows (CS values: full or tied, diag or spherical), computed once, in
+ * double (dsyrk on blocks of centred rows). */
 static td_status data_covariance(td_gmm_work *w)
 {
     if (w->data_cov)
@@ -1138,8 +1449,8 @@ static td_status data_covariance(td_gmm_work *w)
     int64_t E = w->E, N = w->N;
     double *S = xcalloc((size_t)(E * E), sizeof(double)), *mean = xcalloc((size_t)E,
                                                                           sizeof(double));
-    float *xb = malloc(sizeof(float) * (size_t)(256 * E)), *sb = malloc(sizeof(float) *
-                                                                         (size_t)(E * E));
+    double *xb = malloc(sizeof(double) * (size_t)(256 * E)), *sb = malloc(sizeof(double) *
+                                                                           (size_t)(E * E));
     if (!S || !mean || !xb || !sb) {
         free(S), free(mean), free(xb), free(sb);
         return TD_ENOMEM;
@@ -1149,11 +1460,11 @@ static td_status data_covariance(td_gmm_work *w)
         int64_t nb = imin(256, N - i0);
         for (int64_t i = 0; i < nb; i++)
             for (int64_t j = 0; j < E; j++) {
-                xb[i * E + j] = w->X[(i0 + i) * E + j] - w->centre_f[j];
+                xb[i * E + j] = (double)w->X[(i0 + i) * E + j] - w->centre[j];
                 mean[j] += xb[i * E + j];
             }
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)nb, 1.0f, xb,
-                    (blasint)E, 0.0f, sb, (blasint)E);
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)nb, 1.0, xb,
+                    (blasint)E, 0.0, sb, (blasint)E);
         for (int64_t a = 0; a < E; a++)
             for (int64_t b = a; b < E; b++)
                 S[a * E + b] += sb[a * E + b];
@@ -1168,7 +1479,7 @@ static td_status data_covariance(td_gmm_work *w)
         double tr = 0;
         for (int64_t j = 0; j < E; j++)
             tr += S[j * E + j];
-        if (w->cov == TD_COV_FULL)
+        if (w->cov == TD_COV_FULL || w->cov == TD_COV_TIED)
             memcpy(out, S, sizeof(double) * (size_t)(E * E));
         else if (w->cov == TD_COV_DIAG)
             for (int64_t j = 0; j < E; j++)
@@ -1188,12 +1499,13 @@ td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean
     if (data_covariance(w))
         return TD_ENOMEM;
     memcpy(g->means + k * E, mean, sizeof(double) * (size_t)E);
-    double *cov = g->covs + k * w->CS;
-    memcpy(cov, w->data_cov, sizeof(double) * (size_t)w->CS);
+    double *cov = g->covs + k * w->CSK;
+    if (w->cov != TD_COV_TIED) /* tied: the shared covariance stays as it is */
+        memcpy(cov, w->data_cov, sizeof(double) * (size_t)w->CS);
     if (w->cov == TD_COV_FULL)
         for (int64_t j = 0; j < E; j++)
             cov[j * E + j] += reg_covar;
-    else
+    else if (w->cov != TD_COV_TIED)
         for (int64_t j = 0; j < w->CS; j++)
             cov[j] += reg_covar;
     g->weights[k] = 1.0 / (double)w->N;
@@ -1245,7 +1557,8 @@ static double top_eigen(double *v, double *tmp, const double *S, int64_t E)
 
 td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
 {
-    int64_t M = w->M, E = w->E, N = w->N, CS = w->CS;
+    int64_t M = w->M, E = w->E, N = w->N, CS = w->CS, CSK = w->CSK;
+    int full = w->cov == TD_COV_FULL || w->cov == TD_COV_TIED;
     if (split)
         *split = -1;
     if (M < 2)
@@ -1256,9 +1569,9 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
     for (int64_t m = 0; m < M; m++) {
         if (m == k)
             continue;
-        const double *c = g->covs + m * CS;
+        const double *c = g->covs + m * CSK;
         double tr = 0;
-        if (w->cov == TD_COV_FULL)
+        if (full)
             for (int64_t a = 0; a < E; a++)
                 tr += c[a * E + a];
         else if (w->cov == TD_COV_DIAG)
@@ -1272,14 +1585,14 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
     if (j < 0) /* no component with a finite, positive spread: nothing to split */
         return TD_OK;
     double *v = xcalloc((size_t)E, sizeof(double)), *tmp = xcalloc((size_t)E, sizeof(double));
-    double *S = w->cov == TD_COV_FULL ? NULL : xcalloc((size_t)(E * E), sizeof(double));
-    if (!v || !tmp || (w->cov != TD_COV_FULL && !S)) {
+    double *S = full ? NULL : xcalloc((size_t)(E * E), sizeof(double));
+    if (!v || !tmp || (!full && !S)) {
         free(v), free(tmp), free(S);
         return TD_ENOMEM;
     }
-    const double *cj = g->covs + j * CS, *mu = g->means + j * E;
+    const double *cj = g->covs + j * CSK, *mu = g->means + j * E;
     double sd = 0;
-    if (w->cov == TD_COV_FULL) {
+    if (full) {
         sd = sqrt(top_eigen(v, tmp, cj, E));
     } else if (w->cov == TD_COV_DIAG) {
         int64_t a = 0;
@@ -1315,7 +1628,8 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
         g->means[k * E + a] = m0 + sd * v[a];
         g->means[j * E + a] = m0 - sd * v[a];
     }
-    memcpy(g->covs + k * CS, cj, sizeof(double) * (size_t)CS);
+    if (CSK) /* tied: both share the one covariance already */
+        memcpy(g->covs + k * CSK, cj, sizeof(double) * (size_t)CS);
     g->weights[k] = g->weights[j] = 0.5 * g->weights[j];
     double s = 0;
     for (int64_t m = 0; m < M; m++)
@@ -1583,7 +1897,7 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
 /* ---- initialisation ----------------------------------------------------------------- */
 
 td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_hparams *hp,
-                            td_rng *rng, td_error *err)
+                            int64_t kmeans_runs, td_rng *rng, td_error *err)
 {
     int64_t N = w->N, E = w->E, M = w->M;
     td_status st = TD_OK;
@@ -1606,7 +1920,7 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
                 free(centres), free(labels);
                 return td_fail(err, TD_ENOMEM, NULL, "out of memory");
             }
-            if ((st = td_gmm_kmeans(labels, centres, NULL, w, pool, hp->n_init, rng, err))) {
+            if ((st = td_gmm_kmeans(labels, centres, NULL, w, pool, kmeans_runs, rng, err))) {
                 free(centres), free(labels);
                 return st;
             }
@@ -1652,7 +1966,7 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
         for (int64_t i = 0; i < M * E; i++)
             g->means[i] = hp->means_init.v[i];
     if (hp->covariances_init.v)
-        for (int64_t i = 0; i < M * w->CS; i++)
+        for (int64_t i = 0; i < td_gmm_covs_size(w->cov, M, E); i++)
             g->covs[i] = hp->covariances_init.v[i];
     return TD_OK;
 }

@@ -1,7 +1,8 @@
 /* gmm.h — Gaussian-mixture EM with scikit-learn GaussianMixture semantics (SPEC §2, §5).
  *
  * Parameters are double (td_gmm); data are float32 rows X (N, E). Shapes:
- *   weights (M), means (M, E), covariances (M, E, E) full | (M, E) diag | (M) spherical.
+ *   weights (M), means (M, E), covariances (M, E, E) full | (M, E) diag | (M) spherical |
+ *   (E, E) tied (one matrix shared by every component, scikit-learn's "tied").
  * Responsibilities are kept transposed, respT (M, N), so that each component's column is
  * contiguous for the M-step's BLAS calls.
  *
@@ -14,11 +15,24 @@
  *                   respT and each row's log-likelihood; their mean is the lower bound;
  *   td_gmm_mstep    N_k = sum_i r_ik + 10 eps, mu_k = sum_i r_ik x_i / N_k,
  *                   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + reg_covar I
- *                   (diag: the diagonal; spherical: its mean), pi_k = N_k / sum N.
- * The full E-step is one sgemm per block of rows against all M precision factors stacked
- * (E, M*E); the M-step is an sgemv and an ssyrk per component and block of rows (rows
+ *                   (diag: the diagonal; spherical: its mean; tied: the scatters summed
+ *                   over k, divided by sum_k N_k), pi_k = N_k / sum N.
+ * Precision (full and tied): a component with N_k <= E, or collinear features, has a
+ * scatter of rank < E whose null directions only reg_covar fills; float32 rounding there
+ * is as large as reg_covar itself (1e-6) and made such fits diverge or drift from
+ * scikit-learn. So for full and tied the scatter is always accumulated in double (dsyrk
+ * on double rows) and the Cholesky factor and its inverse stay double. When some
+ * covariance is ill-conditioned (a lower bound of its condition number above 1e3),
+ * td_gmm_prepare puts the E-step in double too: the rows centred in double times the
+ * double factors (dgemm), the squared distances and log densities in double, rounded to
+ * float only for the log-sum-exp and the responsibilities. Otherwise (well-conditioned,
+ * as most fits are) the E-step multiplies by float copies of the factors (sgemm), as
+ * exact there and about twice as fast. The full E-step is one product per block of rows
+ * against all M factors stacked (M*E, E) (tied: one (E, E) factor, then a distance per
+ * component); the M-step is an sgemv and a dsyrk per component and block of rows (rows
  * whose responsibility is exactly 0 are left out of the block), accumulated in double.
- * diag and spherical need no matrix product: their E-step is an elementwise pass.
+ * diag and spherical need no matrix product: their E-step is an elementwise pass in
+ * float.
  * Rows are shifted by a fixed centre (the data mean in training) before any product, so
  * data far from the origin loses no float32 precision.
  *
@@ -50,11 +64,16 @@ typedef struct td_gmm {
     td_covariance cov;
     double *weights;             /* (M) */
     double *means;               /* (M, E) */
-    double *covs;                /* (M, td_gmm_cov_size) */
+    double *covs;                /* (td_gmm_covs_size) */
 } td_gmm;
 
-/* Values per component's covariance: E*E full, E diag, 1 spherical. */
+/* Values of one covariance: E*E full and tied, E diag, 1 spherical. */
 int64_t td_gmm_cov_size(td_covariance cov, int64_t E);
+/* Values of all M covariances: M * td_gmm_cov_size, or E*E for tied (one shared). */
+int64_t td_gmm_covs_size(td_covariance cov, int64_t M, int64_t E);
+/* Placeholder parameters (before an initialisation): uniform weights, zero means, unit
+ * covariances. */
+void td_gmm_placeholder(td_gmm *g);
 td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov);
 void td_gmm_free(td_gmm *g);
 /* dst = src (same M, E, cov). */
@@ -128,17 +147,19 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
 td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split);
 
 /* Re-seeds component k: mean = mean (E, original coordinates), covariance = covariance of
- * the whole data set + reg_covar, weight 1/N; then renormalises the weights. */
+ * the whole data set + reg_covar (tied: the shared covariance is kept), weight 1/N; then
+ * renormalises the weights. */
 td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean,
                         double reg_covar);
 
 /* Initial parameters (SPEC §5): weights_init / means_init / covariances_init where given;
  * TD_EDIVERGED (field dataset.X) when the k-means or the estimated mixture is not finite;
- * whatever is not given is estimated (M-step with reg_covar) from the best of n_init k-means
- * partitions (k-means++ seeding, Lloyd iterations; lowest inertia), or with init "random"
- * from random responsibilities. rng advances. */
+ * whatever is not given is estimated (M-step with reg_covar) from the best of kmeans_runs
+ * k-means partitions (k-means++ seeding, Lloyd iterations; lowest inertia: gmm passes 1 per
+ * EM run, as scikit-learn's GaussianMixture does, embed_gmm its n_init), or with init
+ * "random" from random responsibilities. rng advances. */
 td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_hparams *hp,
-                            td_rng *rng, td_error *err);
+                            int64_t kmeans_runs, td_rng *rng, td_error *err);
 
 /* k-means over the workspace's rows: labels (N) and centres (M, E, original coordinates)
  * of the lowest-inertia run among n_init; *inertia its sum of squared distances.

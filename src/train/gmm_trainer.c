@@ -7,12 +7,19 @@
  * So progress, events, checkpoints and exact resume work as for every other job, with
  * epoch = iteration and epochs = max_iter.
  *
- * Initialisation (td_gmm_initialize) runs at the start of the first step, not in create:
- * the HTTP side builds a trainer to validate a job, and that must not cost a k-means.
- * n_init: the best of n_init k-means++ / Lloyd partitions by inertia seeds one EM run
- * (as SPEC §5 says for embed_gmm). scikit-learn instead runs n_init complete EM fits and
- * keeps the best lower bound; with one EM iteration per step and max_iter planned steps,
- * restarts of the whole fit do not fit the job model, so the choice is made by inertia.
+ * n_init (scikit-learn's meaning): n_init whole runs one after the other, each an
+ * initialisation (one k-means++ / Lloyd partition, or random responsibilities) and EM until
+ * converged or max_iter; the run with the highest final lower bound wins (the first on a
+ * tie), as GaussianMixture.fit does. The trainer's RNG runs on from run to run, so each
+ * run starts elsewhere. Steps are numbered across runs (epoch = EM iterations so far,
+ * epochs = n_init x max_iter planned); the record's "run" column says which run an
+ * iteration belongs to, and "change" is null on each run's first iteration. The model
+ * shows the run in progress until a run has finished, then the best finished run
+ * (lower_bound, converged and n_iter are the best run's). When weights_init, means_init
+ * and covariances_init are all given every run would be the same: one run is made.
+ * Initialisation (td_gmm_initialize) runs at the start of a run's first step, not in
+ * create: the HTTP side builds a trainer to validate a job, and that must not cost a
+ * k-means.
  *
  * Empty components (N_k < TD_GMM_EMPTY after an M-step) are re-seeded: the first at the
  * row with the lowest log-likelihood in that iteration's E-step, any others at rows drawn
@@ -20,10 +27,14 @@
  * record's "reseeded" column counts them; an iteration that re-seeds may lower the
  * likelihood (every other iteration never does).
  *
- * Snapshot: header (iteration, converged, previous lower bound, elapsed, RNG state) and the
- * double parameters, so a restored run continues bit-identically. */
+ * Snapshot: header (run in progress, runs finished, the run's iteration, converged and
+ * previous lower bound, the best run's lower bound, n_iter and converged, elapsed, RNG
+ * state), the run's double parameters and the best run's, so a restored job continues
+ * bit-identically, also between two runs or in the middle of one. A snapshot of the
+ * previous format (one run, no best) is still restored, as run 1. */
 #include "traind/train.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +47,10 @@
 #include "train/trainer_impl.h"
 
 enum { C_EPOCH, C_ELAPSED, C_LOSS, C_LB, C_CHANGE, C_CONVERGED, C_RESEEDED, C_MIN_SIZE,
-       C_MAX_SIZE, C_SIZES };
+       C_MAX_SIZE, C_RUN, C_SIZES };
 static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "lower_bound",
                                             "change", "converged", "reseeded", "min_size",
-                                            "max_size"};
+                                            "max_size", "run"};
 
 typedef struct gmm_trainer {
     td_trainer base;               /* first: the vtable */
@@ -47,13 +58,19 @@ typedef struct gmm_trainer {
     td_model model;                /* float copy of the parameters + gmm fields */
     const td_dataset *train;
     td_gmm g, prev;                /* current parameters; before this step's M-step */
+    td_gmm best;                   /* the best finished run's parameters */
     td_gmm_work *w;                /* made on the first step */
     int ready;                     /* w holds g's precision factors */
     td_pool *pool;
     td_rng rng;
-    int64_t n_iter;
-    int initialized, converged;
-    double lower_bound;            /* last iteration's; -inf before the first */
+    int64_t n_iter;                /* EM iterations of the run in progress */
+    int initialized, converged;    /* of the run in progress */
+    double lower_bound;            /* its last iteration's; -inf before the first */
+    int64_t n_runs, runs_done;     /* runs to make (n_init, or 1), runs finished */
+    int64_t iters;                 /* EM iterations over all runs: the epoch */
+    double best_lb;                /* the best finished run's lower bound, n_iter, */
+    int64_t best_n_iter;           /* converged (valid once runs_done > 0) */
+    int best_converged;
     double elapsed;
     double *nk;                    /* (M) */
     unsigned char *empty;          /* (M) */
@@ -71,9 +88,17 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The model's float parameters and fit fields from t->g. */
+/* The model's float parameters and fit fields: the best finished run's once there is
+ * one, else the run in progress (t->g). */
 static void sync_model(gmm_trainer *t)
 {
+    if (t->runs_done > 0) {
+        td_gmm_to_params(t->model.params, &t->best);
+        t->model.lower_bound = t->best_lb;
+        t->model.converged = t->best_converged;
+        t->model.n_iter = t->best_n_iter;
+        return;
+    }
     td_gmm_to_params(t->model.params, &t->g);
     t->model.lower_bound = t->n_iter ? t->lower_bound : NAN;
     t->model.converged = t->converged;
@@ -82,15 +107,15 @@ static void sync_model(gmm_trainer *t)
 
 static int gmm_finite(const td_gmm *g)
 {
-    int64_t M = g->M, E = g->E, C = td_gmm_cov_size(g->cov, E);
+    int64_t M = g->M, E = g->E, C = td_gmm_covs_size(g->cov, M, E);
     for (int64_t i = 0; i < M; i++)
-        if (!isfinite(g->weights[i]))
+        if (!(fabs(g->weights[i]) <= FLT_MAX)) /* as float32 too */
             return 0;
     for (int64_t i = 0; i < M * E; i++)
-        if (!isfinite(g->means[i]))
+        if (!(fabs(g->means[i]) <= FLT_MAX)) /* as float32 too */
             return 0;
-    for (int64_t i = 0; i < M * C; i++)
-        if (!isfinite(g->covs[i]))
+    for (int64_t i = 0; i < C; i++)
+        if (!(fabs(g->covs[i]) <= FLT_MAX)) /* as float32 too */
             return 0;
     return 1;
 }
@@ -112,16 +137,16 @@ size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64
                             int threads)
 {
     int64_t M = K, E = train->D, N = train->N;
-    size_t gmm = sizeof(double) * (size_t)(M + M * E + M * td_gmm_cov_size(hp->covariance, E));
+    size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->covariance, M, E));
     td_model m;
     td_model_shape(&m, hp, E, K);
-    return sizeof(gmm_trainer) + sizeof(float) * (size_t)m.n_params + 2 * gmm +
+    return sizeof(gmm_trainer) + sizeof(float) * (size_t)m.n_params + 3 * gmm + /* g prev best */
            sizeof(double) * (size_t)(M + E) + (size_t)M +
            sizeof(float) * (size_t)(hp->weights_init.n + hp->means_init.n +
                                     hp->covariances_init.n) +
            td_gmm_work_bytes(N, E, M, hp->covariance) +
            1024 * (size_t)(threads > 1 ? threads : 1) +  /* the pool */
-           512 + gmm; /* one td_trainer_save snapshot: header and mixture */
+           512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
 }
 
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
@@ -144,23 +169,14 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     if (!(t->model.params = calloc((size_t)t->model.n_params, sizeof(float))) ||
         td_gmm_alloc(&t->g, M, E, hp->covariance) ||
         td_gmm_alloc(&t->prev, M, E, hp->covariance) ||
+        td_gmm_alloc(&t->best, M, E, hp->covariance) ||
         !(t->nk = calloc((size_t)M, sizeof(double))) || !(t->empty = calloc((size_t)M, 1)))
         goto nomem;
-    /* placeholder until the first step initialises: uniform weights, zero means, unit
-     * covariances */
-    int64_t CS = td_gmm_cov_size(hp->covariance, E);
-    for (int64_t k = 0; k < M; k++) {
-        t->g.weights[k] = 1.0 / (double)M;
-        for (int64_t j = 0; j < E; j++) {
-            if (hp->covariance == TD_COV_FULL)
-                t->g.covs[k * CS + j * E + j] = 1;
-            else if (hp->covariance == TD_COV_DIAG)
-                t->g.covs[k * CS + j] = 1;
-        }
-        if (hp->covariance == TD_COV_SPHERICAL)
-            t->g.covs[k] = 1;
-    }
+    td_gmm_placeholder(&t->g); /* until the first step initialises */
     t->lower_bound = -INFINITY;
+    t->best_lb = -INFINITY;
+    /* with every parameter given, each run would repeat the first */
+    t->n_runs = hp->weights_init.v && hp->means_init.v && hp->covariances_init.v ? 1 : hp->n_init;
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
@@ -189,6 +205,7 @@ static void gmm_destroy(td_trainer *base)
     td_pool_destroy(t->pool);
     td_gmm_free(&t->g);
     td_gmm_free(&t->prev);
+    td_gmm_free(&t->best);
     free(t->nk);
     free(t->empty);
     td_model_fini(&t->model);
@@ -202,12 +219,9 @@ static void gmm_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))
-static int gmm_done(const td_trainer *b)
-{
-    return SELF(b)->converged || SELF(b)->n_iter >= SELF(b)->hp.max_iter;
-}
-static int64_t gmm_epoch(const td_trainer *b) { return SELF(b)->n_iter; }
-static int64_t gmm_epochs(const td_trainer *b) { return SELF(b)->hp.max_iter; }
+static int gmm_done(const td_trainer *b) { return SELF(b)->runs_done >= SELF(b)->n_runs; }
+static int64_t gmm_epoch(const td_trainer *b) { return SELF(b)->iters; }
+static int64_t gmm_epochs(const td_trainer *b) { return SELF(b)->n_runs * SELF(b)->hp.max_iter; }
 static int64_t gmm_rows(const td_trainer *b) { return SELF(b)->train->N; }
 static const td_model *gmm_model(const td_trainer *b) { return &SELF(b)->model; }
 static double gmm_elapsed(const td_trainer *b) { return SELF(b)->elapsed; }
@@ -218,6 +232,25 @@ static const char *const *gmm_columns(const td_trainer *b, int *n)
 }
 
 /* ---- one EM iteration --------------------------------------------------------------- */
+
+/* The run in progress has finished: it becomes the best when its lower bound is higher
+ * than every earlier run's (scikit-learn: `lower_bound > max_lower_bound`), and the next
+ * run, if any, starts from scratch at the next step. */
+static void end_run(gmm_trainer *t)
+{
+    if (t->runs_done == 0 || t->lower_bound > t->best_lb) {
+        td_gmm_copy(&t->best, &t->g);
+        t->best_lb = t->lower_bound;
+        t->best_n_iter = t->n_iter;
+        t->best_converged = t->converged;
+    }
+    if (++t->runs_done < t->n_runs) {
+        t->initialized = 0;
+        t->n_iter = 0;
+        t->converged = 0;
+        t->lower_bound = -INFINITY;
+    }
+}
 
 static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
 {
@@ -236,7 +269,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         t->ready = 0;
     }
     if (!t->initialized) {
-        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, &t->rng, err)))
+        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, 1, &t->rng, err)))
             return st;
         t->initialized = 1;
         t->ready = 0;
@@ -296,18 +329,23 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         goto restore;
     }
     t->n_iter++;
+    t->iters++;
     double change = ll - t->lower_bound;
     t->lower_bound = ll;
     t->converged = fabs(change) < t->hp.tol;
+    int64_t run = t->runs_done + 1;
+    rec->v[C_CHANGE] = t->n_iter > 1 ? change : NAN;
+    rec->v[C_CONVERGED] = t->converged;
+    if (t->converged || t->n_iter >= t->hp.max_iter)
+        end_run(t);
     sync_model(t);
     t->elapsed += now_s() - t0;
 
-    rec->v[C_EPOCH] = (double)t->n_iter;
+    rec->v[C_EPOCH] = (double)t->iters;
+    rec->v[C_RUN] = (double)run;
     rec->v[C_ELAPSED] = t->elapsed;
     rec->v[C_LOSS] = -ll;
     rec->v[C_LB] = ll;
-    rec->v[C_CHANGE] = t->n_iter > 1 ? change : NAN;
-    rec->v[C_CONVERGED] = t->converged;
     rec->v[C_RESEEDED] = (double)n_empty;
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t k = 0; k < M; k++) {
@@ -328,21 +366,44 @@ restore:
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 typedef struct gmm_state {
-    char magic[8];                 /* "TDGMMST1" */
+    char magic[8];                 /* "TDGMMST2" ("TDGMMST1": this header alone) */
     int64_t M, E, cov, n_iter, initialized, converged;
     double lower_bound, elapsed;
     uint64_t rng[4];
 } gmm_state;
 
+typedef struct gmm_state2 {        /* TDGMMST2: the runs of n_init */
+    gmm_state h;
+    int64_t n_runs, runs_done, iters, best_n_iter, best_converged;
+    double best_lb;
+} gmm_state2;
+
 static size_t param_bytes(const gmm_trainer *t)
 {
     int64_t M = t->g.M, E = t->g.E;
-    return sizeof(double) * (size_t)(M + M * E + M * td_gmm_cov_size(t->g.cov, E));
+    return sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(t->g.cov, M, E));
 }
 
+/* header, the run's mixture, the best run's mixture */
 static size_t gmm_state_size(const td_trainer *base)
 {
-    return sizeof(gmm_state) + param_bytes(SELF(base));
+    return sizeof(gmm_state2) + 2 * param_bytes(SELF(base));
+}
+
+static void put_gmm(char *p, const td_gmm *g)
+{
+    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
+    memcpy(p, g->weights, nw);
+    memcpy(p + nw, g->means, nm);
+    memcpy(p + nw + nm, g->covs, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
+static void get_gmm(td_gmm *g, const char *p)
+{
+    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
+    memcpy(g->weights, p, nw);
+    memcpy(g->means, p + nw, nm);
+    memcpy(g->covs, p + nw + nm, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
 }
 
 static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
@@ -351,48 +412,68 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     size_t need = gmm_state_size(base);
     if (cap < need)
         return 0;
-    gmm_state h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, "TDGMMST1", 8);
-    h.M = t->g.M, h.E = t->g.E, h.cov = t->g.cov;
-    h.n_iter = t->n_iter, h.initialized = t->initialized, h.converged = t->converged;
-    h.lower_bound = t->lower_bound, h.elapsed = t->elapsed;
-    memcpy(h.rng, t->rng.s, sizeof h.rng);
+    gmm_state2 s;
+    memset(&s, 0, sizeof s);
+    gmm_state *h = &s.h;
+    memcpy(h->magic, "TDGMMST2", 8);
+    h->M = t->g.M, h->E = t->g.E, h->cov = t->g.cov;
+    h->n_iter = t->n_iter, h->initialized = t->initialized, h->converged = t->converged;
+    h->lower_bound = t->lower_bound, h->elapsed = t->elapsed;
+    memcpy(h->rng, t->rng.s, sizeof h->rng);
+    s.n_runs = t->n_runs, s.runs_done = t->runs_done, s.iters = t->iters;
+    s.best_n_iter = t->best_n_iter, s.best_converged = t->best_converged;
+    s.best_lb = t->best_lb;
     char *p = buf;
-    memcpy(p, &h, sizeof h);
-    p += sizeof h;
-    int64_t M = t->g.M, E = t->g.E;
-    size_t nw = sizeof(double) * (size_t)M, nm = nw * (size_t)E;
-    memcpy(p, t->g.weights, nw);
-    memcpy(p + nw, t->g.means, nm);
-    memcpy(p + nw + nm, t->g.covs, param_bytes(t) - nw - nm);
+    memcpy(p, &s, sizeof s);
+    put_gmm(p + sizeof s, &t->g);
+    put_gmm(p + sizeof s + param_bytes(t), &t->best);
     return need;
 }
 
 static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
 {
     gmm_trainer *t = (gmm_trainer *)base;
-    gmm_state h;
-    if (len < sizeof h)
+    gmm_state2 s;
+    memset(&s, 0, sizeof s);
+    gmm_state *h = &s.h;
+    if (len < sizeof *h)
         return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
-    memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, "TDGMMST1", 8) != 0)
+    memcpy(h, buf, sizeof *h);
+    int v1 = memcmp(h->magic, "TDGMMST1", 8) == 0;
+    if (!v1 && memcmp(h->magic, "TDGMMST2", 8) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint", "not a gmm training-state snapshot");
-    if (h.M != t->g.M || h.E != t->g.E || h.cov != t->g.cov || len != gmm_state_size(base))
+    size_t want = v1 ? sizeof *h + param_bytes(t) : gmm_state_size(base);
+    if (h->M != t->g.M || h->E != t->g.E || h->cov != t->g.cov || len != want)
         return td_fail(err, TD_EINVAL, "checkpoint",
                        "the snapshot does not match this model");
-    const char *p = (const char *)buf + sizeof h;
-    int64_t M = t->g.M, E = t->g.E;
-    size_t nw = sizeof(double) * (size_t)M, nm = nw * (size_t)E;
-    memcpy(t->g.weights, p, nw);
-    memcpy(t->g.means, p + nw, nm);
-    memcpy(t->g.covs, p + nw + nm, param_bytes(t) - nw - nm);
-    t->n_iter = h.n_iter;
-    t->initialized = (int)h.initialized;
-    t->converged = (int)h.converged;
-    t->lower_bound = h.lower_bound;
-    t->elapsed = h.elapsed;
-    memcpy(t->rng.s, h.rng, sizeof h.rng);
+    const char *p = (const char *)buf;
+    if (v1) { /* one run in progress, nothing finished */
+        s.n_runs = t->n_runs, s.iters = h->n_iter, s.best_lb = -INFINITY;
+        if (h->converged || h->n_iter >= t->hp.max_iter) /* it had finished */
+            s.n_runs = 1;
+        get_gmm(&t->g, p + sizeof *h);
+    } else {
+        memcpy(&s, buf, sizeof s);
+        if (s.n_runs != t->n_runs || s.runs_done < 0 || s.runs_done > s.n_runs)
+            return td_fail(err, TD_EINVAL, "checkpoint",
+                           "the snapshot does not match this model (n_init)");
+        get_gmm(&t->g, p + sizeof s);
+        get_gmm(&t->best, p + sizeof s + param_bytes(t));
+    }
+    t->n_iter = h->n_iter;
+    t->initialized = (int)h->initialized;
+    t->converged = (int)h->converged;
+    t->lower_bound = h->lower_bound;
+    t->elapsed = h->elapsed;
+    memcpy(t->rng.s, h->rng, sizeof h->rng);
+    t->n_runs = s.n_runs;
+    t->runs_done = s.runs_done;
+    t->iters = s.iters;
+    t->best_n_iter = s.best_n_iter;
+    t->best_converged = (int)s.best_converged;
+    t->best_lb = s.best_lb;
+    if (v1 && (t->converged || t->n_iter >= t->hp.max_iter))
+        end_run(t);
     t->ready = 0;
     sync_model(t);
     return TD_OK;

@@ -30,7 +30,7 @@ static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const intercept_names[] = {"fit", "none", "column0", NULL};
 static const char *const l2_scale_names[] = {"sum", "mean", NULL};
 static const char *const activation_names[] = {"relu", "tanh", "sigmoid", NULL};
-static const char *const covariance_names[] = {"full", "diag", "spherical", NULL};
+static const char *const covariance_names[] = {"full", "diag", "spherical", "tied", NULL};
 static const char *const gmm_init_names[] = {"kmeans++", "random", NULL};
 
 #define SOFTMAX TD_MODEL_BIT(TD_MODEL_SOFTMAX)

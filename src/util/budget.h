@@ -1,7 +1,8 @@
 /* budget.h — the daemon's memory budget (max_memory_mb).
  *
  * One process-wide account of bytes: the job manager reserves each running job's
- * estimated working memory (td_train_memory_estimate plus its data) and the HTTP server
+ * estimated working memory (td_train_memory_estimate; datasets are shared file mappings,
+ * not counted) and the HTTP server
  * reserves each request body while it is buffered and parsed. A reservation that does not
  * fit is refused at once, never waited for: the caller decides (a queued job stays queued,
  * a body gets 503). A listener hears of every release, so the job manager can start a

@@ -196,6 +196,94 @@ def gmm_em_full(rng, M=3, E=2, N=300, iterations=8):
             "lower_bound": float(gm.lower_bound_), "mean_log_likelihood_after": float(gm.score(X))}
 
 
+def f32(a):
+    """Rounded to float32 (what traind stores), back in float64: both sides see the same data."""
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+def fit_quiet(gm, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: tol=0 never converges
+        return gm.fit(X)
+
+
+def gmm_near_singular_full(rng, cases=40, N=30, D=10, M=5, iterations=20):
+    """Full covariance on data where every component has N_k <= D rows, and on odd cases a
+    collinear feature (x_9 = x_0 - 2 x_1): the scatters are singular and only reg_covar
+    fills their null directions. From given weights, means (M rows of X) and identity
+    covariances (precisions_init = inv(covariances)), 20 iterations, tol 0."""
+    weights = np.array([0.25, 0.125, 0.25, 0.25, 0.125])  # exact in float32, sums to 1
+    out = []
+    for case in range(cases):
+        centres = rng.standard_normal((M, D)) * 4
+        X = centres[rng.integers(0, M, N)] + rng.standard_normal((N, D))
+        if case % 2:
+            X[:, D - 1] = X[:, 0] - 2 * X[:, 1]
+        X = f32(X)
+        means_init = X[rng.choice(N, M, replace=False)]
+        gm = fit_quiet(GaussianMixture(M, covariance_type="full", max_iter=iterations, tol=0,
+                                       reg_covar=1e-6, weights_init=weights,
+                                       means_init=means_init,
+                                       precisions_init=np.array([np.eye(D)] * M),
+                                       random_state=0), X)
+        out.append({"X": L(X), "means_init": L(means_init), "weights": L(gm.weights_),
+                    "means": L(gm.means_), "covariances": L(gm.covariances_),
+                    "lower_bound": float(gm.lower_bound_)})
+    return {"about": "sklearn GaussianMixture(covariance_type='full', max_iter=20, tol=0, "
+                     "reg_covar=1e-6) on N=30 rows of D=10 features around M=5 centres "
+                     "(odd cases: feature 9 = feature 0 - 2 feature 1), from weights_init, "
+                     "means_init and identity covariances (precisions_init = inv(covariances)"
+                     "); X and means_init are float32 values",
+            "iterations": iterations, "reg_covar": 1e-6, "weights_init": L(weights),
+            "cases": out}
+
+
+def gmm_tied(rng, cases=3, N=200, E=3, M=3, iterations=10):
+    """Tied covariance from given weights and means and an identity covariance."""
+    out = []
+    for case in range(cases):
+        centres = rng.standard_normal((M, E)) * 3
+        A = rng.standard_normal((E, E)) * 0.6 + np.eye(E)  # one shared, correlated shape
+        X = f32(centres[rng.integers(0, M, N)] + rng.standard_normal((N, E)) @ A)
+        means_init = f32(centres + rng.standard_normal((M, E)) * 0.5)
+        weights = np.array([0.25, 0.25, 0.5])
+        gm = fit_quiet(GaussianMixture(M, covariance_type="tied", max_iter=iterations, tol=0,
+                                       reg_covar=1e-6, weights_init=weights,
+                                       means_init=means_init, precisions_init=np.eye(E),
+                                       random_state=0), X)
+        out.append({"X": L(X), "means_init": L(means_init), "weights_init": L(weights),
+                    "weights": L(gm.weights_), "means": L(gm.means_),
+                    "covariance": L(gm.covariances_), "lower_bound": float(gm.lower_bound_),
+                    "mean_log_likelihood_after": float(gm.score(X))})
+    return {"about": "sklearn GaussianMixture(covariance_type='tied', max_iter=10, tol=0, "
+                     "reg_covar=1e-6) from weights_init, means_init and an identity covariance; "
+                     "covariance is the shared (E, E) matrix",
+            "iterations": iterations, "cases": out}
+
+
+def gmm_n_init(rng, N=300, E=2, M=4, runs=20):
+    """Blobs where one k-means-initialised EM run sometimes stops in a local optimum: data
+    sets are drawn until 10-50% of 20 single runs (random_state 0..19) end more than 1e-3
+    below the n_init=20 fit's lower bound and the best single run reaches it."""
+    kw = dict(covariance_type="full", max_iter=200, tol=1e-6, reg_covar=1e-6)
+    for _ in range(100):
+        centres = rng.standard_normal((M, E)) * 3
+        X = f32(centres[rng.integers(0, M, N)] + rng.standard_normal((N, E)) *
+                rng.uniform(0.3, 1.2, (N, 1)))
+        single = [float(fit_quiet(GaussianMixture(M, random_state=rs, **kw), X).lower_bound_)
+                  for rs in range(runs)]
+        best = fit_quiet(GaussianMixture(M, n_init=runs, random_state=0, **kw), X)
+        local = np.mean(np.array(single) < best.lower_bound_ - 1e-3)
+        if 0.1 <= local <= 0.5 and max(single) > best.lower_bound_ - 1e-5:
+            break
+    return {"about": "sklearn GaussianMixture(M=4, covariance_type='full', max_iter=200, "
+                     "tol=1e-6) with init_params='kmeans': single_lower_bounds are n_init=1 "
+                     "fits with random_state 0..19 (10-50% stop in a local optimum), "
+                     "lower_bound is the n_init=20 fit's (the best)",
+            "X": L(X), "components": M, "max_iter": 200, "tol": 1e-6,
+            "single_lower_bounds": single, "lower_bound": float(best.lower_bound_)}
+
+
 # ---- embed_gmm's pair loss and the grouped head (SPEC §2) ---------------------------------
 
 def contrastive(rng, margin=1.5):
@@ -263,9 +351,12 @@ def main():
     files["gmm_em_full"] = gmm_em_full(rng)
     files["contrastive"] = contrastive(rng)
     files["grouped_softmax_monotone"] = grouped_softmax_monotone(rng)
+    files["gmm_near_singular_full"] = gmm_near_singular_full(rng)
+    files["gmm_tied"] = gmm_tied(rng)
+    files["gmm_n_init"] = gmm_n_init(rng)
     for name, doc in files.items():
         with open(os.path.join(out, name + ".json"), "w") as f:
-            json.dump(doc, f, indent=1)
+            json.dump(doc, f, indent=None if name == "gmm_near_singular_full" else 1)  # 40 cases
             f.write("\n")
     with open(os.path.join(out, "VERSIONS"), "w") as f:
         f.write("# made by tests/data/gen_reference.py %d; float64 throughout\n" % seed)

@@ -1,0 +1,57 @@
+/* vexp.h — expf on four floats at once, bit-identical to glibc's expf.
+ *
+ * glibc (2.28 on) computes expf(x) in double: k = round(x * 32/ln2), r = x * 32/ln2 - k,
+ * 2^(k/32) from a 32-entry table and a cubic in r, rounded once to float; on a CPU with
+ * FMA (every -march=native host that has AVX2) its FMA build (__expf_fma) contracts
+ * r and the polynomial. td_vexp4 does the same operations in the same order on four
+ * lanes, so the training losses are unchanged bit for bit while the exponentials of a
+ * row cost a few vector instructions instead of a call each. Checked on every float of
+ * [-103.97, 0] against this host's expf (the range the softmax uses: z - max z <= 0).
+ * Outside it (underflow to 0, NaN, x > 0) the caller takes expf. Without AVX2 and FMA,
+ * TD_HAVE_VEXP is 0 and callers use expf. */
+#ifndef TRAIND_MATH_VEXP_H
+#define TRAIND_MATH_VEXP_H
+
+#include <stdint.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define TD_HAVE_VEXP 1
+#define TD_VEXP_MIN (-0x1.9fe368p6f) /* below: expf underflows to 0 */
+
+/* 2^(i/32) as double bits, minus i << 47 (glibc's __exp2f_data.tab) */
+static const uint64_t td_vexp_tab[32] __attribute__((aligned(64))) = {
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
+    0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
+    0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
+    0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585,
+    0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
+    0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
+    0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+
+/* expf of each lane of x, for lanes in [TD_VEXP_MIN, 0] (others: undefined). */
+static inline __m128 td_vexp4(__m128 x)
+{
+    const __m256d inv_ln2_n = _mm256_set1_pd(0x1.71547652b82fep+0 * 32);
+    const __m256d shift = _mm256_set1_pd(0x1.8p+52);
+    __m256d xd = _mm256_cvtps_pd(x);
+    __m256d kd = _mm256_add_pd(_mm256_mul_pd(inv_ln2_n, xd), shift); /* round to int */
+    __m256i ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, shift);
+    __m256d r = _mm256_fmsub_pd(inv_ln2_n, xd, kd);
+    __m256i t = _mm256_i64gather_epi64((const long long *)td_vexp_tab,
+                                       _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8);
+    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
+    __m256d z = _mm256_fmadd_pd(_mm256_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32), r,
+                                _mm256_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32));
+    __m256d y = _mm256_fmadd_pd(_mm256_set1_pd(0x1.62e42ff0c52d6p-1 / 32), r,
+                                _mm256_set1_pd(1.0));
+    y = _mm256_fmadd_pd(z, _mm256_mul_pd(r, r), y);
+    return _mm256_cvtpd_ps(_mm256_mul_pd(y, _mm256_castsi256_pd(t)));
+}
+#else
+#define TD_HAVE_VEXP 0
+#endif
+
+#endif

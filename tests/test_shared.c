@@ -1,0 +1,209 @@
+/* test_shared.c — shared datasets against a real daemon (issue 13, item 5; BENCH.md W11):
+ *   four_jobs_share_one_dataset  four softmax jobs at once on one 24 MiB dataset add at
+ *                                most 12 MiB of anonymous memory (W11's 48 MiB for 95 MiB,
+ *                                scaled; a copy per job would add 96 MiB), the dataset is
+ *                                mapped once while they run and unmapped after, and its
+ *                                checksum was computed once for the 4 submissions and the
+ *                                4 runs. Corrupted files are still caught: test_faults.c's
+ *                                corrupted_files, test_store.c's dataset tests. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "httpc.h"
+#include "testutil.h"
+
+#define JSON_HDR "Content-Type: application/json"
+#define ROWS 24576
+#define COLS 256                 /* X: 24 MiB of float32 */
+#define NJOBS 4
+
+static httpc_daemon start_in(const char *dir, const char *conf_text)
+{
+    httpc_daemon d;
+    char conf[] = "/tmp/traind-shared-XXXXXX";
+    int fd = mkstemp(conf);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, conf_text, strlen(conf_text)), (ssize_t)strlen(conf_text));
+    close(fd);
+    const char *args[] = {"--config", conf, NULL};
+    int port = httpc_daemon_start(&d, dir, args, NULL);
+    unlink(conf);
+    ck_assert_msg(port > 0, "daemon did not start (exit %d)", d.exit_code);
+    return d;
+}
+
+/* The answer of a request as JSON (caller deletes); fails unless the status is want. */
+static cJSON *call(int port, const char *method, const char *path, const char *body,
+                   size_t len, int want)
+{
+    httpc_resp r;
+    int st = httpc_request(port, method, path, body ? JSON_HDR : NULL, body, len, &r);
+    ck_assert_msg(st == want, "%s %s: %d, want %d: %s", method, path, st, want,
+                  r.body ? r.body : "");
+    cJSON *j = cJSON_Parse(r.body);
+    httpc_free(&r);
+    return j;
+}
+
+static double metric(int port, const char *name)
+{
+    httpc_resp r;
+    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(r.body, key);
+    ck_assert_msg(p != NULL, "no %s in /metrics", name);
+    double v = strtod(p + strlen(key), NULL);
+    httpc_free(&r);
+    return v;
+}
+
+/* RssAnon of pid in KiB. */
+static long rss_anon_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    ck_assert_int_ge(kb, 0);
+    return kb;
+}
+
+/* job id's state and epoch. */
+static void job_status(int port, const char *id, char state[32], long *epoch)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    cJSON *j = call(port, "GET", path, NULL, 0, 200);
+    snprintf(state, 32, "%s", cJSON_GetObjectItem(j, "state")->valuestring);
+    const cJSON *p = cJSON_GetObjectItem(j, "progress");
+    const cJSON *e = p ? cJSON_GetObjectItem(p, "epoch") : NULL;
+    *epoch = cJSON_IsNumber(e) ? (long)e->valuedouble : 0;
+    cJSON_Delete(j);
+}
+
+/* A ROWS x COLS dataset of digits, labels 0..9. Returns its id (malloc'd). */
+static char *post_dataset(int port)
+{
+    size_t cap = (size_t)ROWS * COLS * 2 + (size_t)ROWS * 4 + 64, n = 0;
+    char *b = malloc(cap);
+    ck_assert_ptr_nonnull(b);
+    n += (size_t)snprintf(b, cap, "{\"X\":[");
+    for (int i = 0; i < ROWS; i++) {
+        b[n++] = '[';
+        for (int j = 0; j < COLS; j++) {
+            b[n++] = (char)('0' + (i * 7 + j * 3) % 10);
+            b[n++] = j + 1 < COLS ? ',' : ']';
+        }
+        b[n++] = i + 1 < ROWS ? ',' : ']';
+    }
+    n += (size_t)snprintf(b + n, cap - n, ",\"y\":[");
+    for (int i = 0; i < ROWS; i++) {
+        b[n++] = (char)('0' + i % 10);
+        b[n++] = i + 1 < ROWS ? ',' : ']';
+    }
+    b[n++] = '}';
+    cJSON *j = call(port, "POST", "/v1/datasets", b, n, 201);
+    free(b);
+    char *id = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
+    cJSON_Delete(j);
+    return id;
+}
+
+START_TEST(four_jobs_share_one_dataset)
+{
+    const char *conf = "workers = 4\ncheckpoint_interval_s = 3600\n";
+    httpc_daemon d = start_in(NULL, conf);
+    char *ds = post_dataset(d.port);
+    /* A fresh process for the measurement: the upload's parse buffers are gone. */
+    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", d.dir);
+    d = start_in(dir, conf);
+    int port = d.port;
+    ck_assert_int_eq((long long)metric(port, "traind_dataset_checksums_total"), 0);
+    long before = rss_anon_kb(d.pid);
+
+    char *ids[NJOBS], body[256];
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":10000000,\"lr\":0.01}}", ds);
+    for (int i = 0; i < NJOBS; i++) {
+        cJSON *j = call(port, "POST", "/v1/jobs", body, strlen(body), 202);
+        ids[i] = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
+        cJSON_Delete(j);
+    }
+    /* every job running and past its first epoch: X has been read by all of them */
+    for (int i = 0; i < NJOBS; i++) {
+        char state[32];
+        long epoch = 0;
+        double t0 = httpc_now();
+        do {
+            job_status(port, ids[i], state, &epoch);
+            ck_assert_msg(!strcmp(state, "running") || !strcmp(state, "queued"),
+                          "job %s is %s", ids[i], state);
+            if (epoch < 2)
+                usleep(20000);
+        } while (epoch < 2 && httpc_now() - t0 < 60);
+        ck_assert_msg(epoch >= 2, "job %s did not train", ids[i]);
+    }
+    long during = 0;
+    for (int k = 0; k < 10; k++) { /* the highest of a few samples while they train */
+        long kb = rss_anon_kb(d.pid);
+        during = kb > during ? kb : during;
+        usleep(20000);
+    }
+    ck_assert_int_eq((long long)metric(port, "traind_jobs_running"), NJOBS);
+    ck_assert_int_eq((long long)metric(port, "traind_datasets_mapped"), 1);
+    ck_assert_msg(metric(port, "traind_datasets_mapped_bytes") > ROWS * COLS * 4.0, "bytes");
+    /* hashed once: not at each of the 4 submissions, not at each of the 4 starts */
+    ck_assert_int_eq((long long)metric(port, "traind_dataset_checksums_total"), 1);
+    long grew = during - before;
+    ck_assert_msg(grew <= 12 * 1024, "4 jobs on a 24 MiB dataset added %ld KiB of anonymous "
+                  "memory (%ld -> %ld)", grew, before, during);
+
+    for (int i = 0; i < NJOBS; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/jobs/%s/cancel", ids[i]);
+        cJSON_Delete(call(port, "POST", path, NULL, 0, 202));
+    }
+    for (int i = 0; i < NJOBS; i++) {
+        char state[32];
+        long epoch;
+        double t0 = httpc_now();
+        do {
+            job_status(port, ids[i], state, &epoch);
+            if (strcmp(state, "cancelled"))
+                usleep(10000);
+        } while (strcmp(state, "cancelled") && httpc_now() - t0 < 30);
+        ck_assert_str_eq(state, "cancelled");
+        free(ids[i]);
+    }
+    double t0 = httpc_now(); /* the workers let go just after recording the end */
+    while (metric(port, "traind_datasets_mapped") > 0 && httpc_now() - t0 < 10)
+        usleep(10000);
+    ck_assert_int_eq((long long)metric(port, "traind_datasets_mapped"), 0);
+    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    httpc_daemon_cleanup(&d);
+    free(ds);
+}
+END_TEST
+
+Suite *suite_shared(void)
+{
+    Suite *s = suite_create("shared");
+    TCase *tc = tcase_create("datasets");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, four_jobs_share_one_dataset);
+    suite_add_tcase(s, tc);
+    return s;
+}
