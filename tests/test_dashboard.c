@@ -10,9 +10,13 @@
  *   browser   tests/browser/dashboard.test.js in Debian's chromium (puppeteer-core)
  *             against a daemon with a token, a dataset, a finished and a running job:
  *             the token prompt, the job list, a drawn chart, a view that advances live,
+ *             a finished 2x2 sweep's view (trials sorted by the metric, the overlaid
+ *             curves and the metric-against-hyperparameter charts drawn, links to the
+ *             trials' jobs), a running sweep's view that refreshes, cancels and deletes,
  *             no request to another origin, no page error. Missing node, chromium or
  *             puppeteer-core fail it (make test installs them). With $TD_SCREENSHOT
- *             set, the running job's view is saved there (docs/dashboard.png comes from
+ *             set, the running job's view is saved there, the sweep's view next to it as
+ *             <name>-sweep.png (docs/dashboard.png and docs/dashboard-sweep.png come from
  *             `TD_SCREENSHOT=docs/dashboard.png make test SUITE=dashboard`).
  * Each test starts its own short-lived daemon on an ephemeral port. */
 #include <fcntl.h>
@@ -389,6 +393,26 @@ static void wait_state(int port, const char *id, const char *want)
     }
 }
 
+/* Polls until the sweep has finished (or 60 s); asserts it succeeded. */
+static void wait_sweep(int port, const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/sweeps/%s", id);
+    double t0 = httpc_now();
+    for (;;) {
+        cJSON *j = call(port, "GET", path, NULL, 200);
+        char state[32];
+        snprintf(state, sizeof state, "%s", str(j, "state") ? str(j, "state") : "");
+        cJSON_Delete(j);
+        if (strcmp(state, "succeeded") == 0)
+            return;
+        ck_assert_msg(strcmp(state, "failed") && strcmp(state, "cancelled"), "sweep %s %s", id,
+                      state);
+        ck_assert_msg(httpc_now() - t0 < 60, "sweep %s never finished", id);
+        usleep(20000);
+    }
+}
+
 /* Runs argv with stdout and stderr to log; returns its exit code (127: not started). */
 static int run(char *const argv[], const char *log)
 {
@@ -419,6 +443,16 @@ START_TEST(dashboard_in_chromium)
              "\"hyperparameters\":{\"epochs\":40,\"lr\":0.5}}", ds);
     submit(port, body, finished, sizeof finished);
     wait_state(port, finished, "succeeded");
+    /* a finished 2x2 grid on a small dataset, ranked by val_loss (the split) */
+    char small[64], sweep[64];
+    make_dataset(port, 300, 20, small, sizeof small);
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":8,\"validation_split\":0.25},"
+             "\"search\":{\"lr\":[0.02,0.5],\"optimizer\":[\"sgd\",\"adam\"]}}", small);
+    cJSON *sw = call(port, "POST", "/v1/sweeps", body, 202);
+    snprintf(sweep, sizeof sweep, "%s", str(sw, "id"));
+    cJSON_Delete(sw);
+    wait_sweep(port, sweep);
     /* some 10 to 50 epochs a second here: it runs for as long as the test needs */
     snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"epochs\":10000000,\"hidden\":[256,256],\"lr\":0.0003,"
@@ -431,7 +465,7 @@ START_TEST(dashboard_in_chromium)
     snprintf(log, sizeof log, "%s/browser.log", d.dir);
     const char *png = getenv("TD_SCREENSHOT");
     char *argv[] = {"node", "tests/browser/dashboard.test.js", url, TOKEN, finished, running,
-                    ds, (char *)(png && *png ? png : NULL), NULL};
+                    ds, sweep, (char *)(png && *png ? png : NULL), NULL};
     int rc = run(argv, log);
     size_t len;
     char *out = read_file(log, &len);

@@ -589,6 +589,18 @@ START_TEST(hparams_errors)
               ">= 0");
     hp_expect(TD_MODEL_SOFTMAX, "{\"class_weights\": []}", "hyperparameters.class_weights",
               "must not be empty");
+    hp_expect(TD_MODEL_SOFTMAX, "{\"class_weights\": [1, 2e30]}",
+              "hyperparameters.class_weights[1]", "must be <= 1e+30, got 2e+30");
+    { /* the bound itself, as written (float32 rounds 1e30 up): accepted by both checks */
+        td_hparams hp;
+        td_error err = {{0}, {0}};
+        ck_assert_int_eq(hp_parse(&hp, TD_MODEL_SOFTMAX, "{\"class_weights\": [1e30, 0]}",
+                                  NULL, &err), TD_OK);
+        td_dataset ds = {.N = 2, .D = 1, .X = (const float[]){0, 1},
+                         .y = (const int32_t[]){0, 1}, .y_cols = 1};
+        ck_assert_msg(td_hparams_check(&hp, &ds, NULL, &err) == TD_OK, "%s", err.message);
+        td_hparams_fini(&hp);
+    }
     hp_expect(TD_MODEL_SOFTMAX, "{\"lr\": 0.1, \"lr\": 0.2}", "hyperparameters.lr", "twice");
     hp_expect(TD_MODEL_SOFTMAX, "{\"initial_weights\": [1, 2]}",
               "hyperparameters.initial_weights", "must be an object");

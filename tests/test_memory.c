@@ -152,6 +152,35 @@ START_TEST(estimate_bounds_gmm)
 }
 END_TEST
 
+/* A diag gmm on wide rows: its estimate and its allocations stay O(N E + M E), with no
+ * E x E matrix (the data's covariance for a re-seed was once E x E for every covariance
+ * type: 4 GB of estimate at 20,000 features). Two distinct rows for 3 components: k-means
+ * leaves one empty, and the re-seed computes the data's variances. */
+START_TEST(estimate_bounds_wide_diag_gmm)
+{
+    const int64_t N = 6, D = 4000;
+    td_dataset ds = make_data(N, D, 1, 2, 5);
+    float *X = (float *)ds.X;
+    for (int64_t i = 2; i < N; i++)
+        memcpy(X + i * D, X + (i % 2) * D, sizeof(float) * (size_t)D);
+    free((void *)ds.y);
+    ds.y = NULL, ds.y_cols = 0;
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_GMM);
+    hp.components = 3;
+    hp.covariance = TD_COV_DIAG;
+    hp.max_iter = 2;
+    int64_t K;
+    td_error err = {{0}, {0}};
+    ck_assert_int_eq(td_trainer_check(&hp, &ds, NULL, &K, &err), TD_OK);
+    size_t est = td_train_memory_estimate(&hp, &ds, NULL, K, 1);
+    ck_assert_msg(est < ((size_t)64 << 20), "estimate %zu bytes for 6 rows of %lld features",
+                  est, (long long)D);
+    expect_estimate("gmm diag, wide rows, a re-seed", &hp, &ds, 2);
+    free_data(&ds);
+}
+END_TEST
+
 START_TEST(estimate_bounds_embed_gmm)
 {
     td_dataset ds = make_data(1500, 20, 1, 5, 5);
@@ -429,6 +458,55 @@ static long vm_hwm_kb(pid_t pid)
     return kb;
 }
 
+/* A prediction holds its outputs: 200 rows of 100,000 class probabilities (~160 MB by
+ * the estimate) are refused under a 64 MB budget with the estimate and the budget named;
+ * 10 rows are answered, and the reservation is returned once the answer is sent. */
+START_TEST(predict_over_the_budget_is_refused)
+{
+    httpc_daemon d = start_with("max_memory_mb = 64\n");
+    char *ds = post_dataset(d.port, 2, 1, 99999);
+    char body[8192];
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":1}}", ds);
+    cJSON *j;
+    ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
+    char *id = strdup(str(j, "id"));
+    cJSON_Delete(j);
+    wait_state(d.port, id, "succeeded");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
+    for (int rows = 200, pass = 0; pass < 2; pass++, rows = 10) {
+        size_t n = (size_t)snprintf(body, sizeof body, "{\"X\":[");
+        for (int i = 0; i < rows; i++)
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s[0.5]", i ? "," : "");
+        n += (size_t)snprintf(body + n, sizeof body - n, "]}");
+        long before = vm_hwm_kb(d.pid);
+        int st = post(d.port, path, body, n, &j);
+        if (rows == 200) {
+            ck_assert_int_eq(st, 422);
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+            ck_assert_str_eq(str(e, "code"), "over_memory_budget");
+            const char *msg = str(e, "message");
+            ck_assert_msg(strstr(msg, "predicting 200 rows needs ~") &&
+                          strstr(msg, "max_memory_mb = 64"), "message: %s", msg);
+            ck_assert_msg(vm_hwm_kb(d.pid) - before < 32 * 1024, "peak RSS grew");
+        } else {
+            ck_assert_int_eq(st, 200);
+            ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "labels")),
+                             10);
+        }
+        cJSON_Delete(j);
+    }
+    /* returned when the server frees the sent answer, just after the client has it */
+    double t0 = httpc_now();
+    while (metric(d.port, "traind_memory_reserved_bytes") != 0 && httpc_now() - t0 < 5)
+        usleep(10000);
+    ck_assert_msg(metric(d.port, "traind_memory_reserved_bytes") == 0, "reservation kept");
+    free(id), free(ds);
+    stop(&d);
+}
+END_TEST
+
 START_TEST(huge_softmax_is_refused_at_submission)
 {
     httpc_daemon d = start_with("max_memory_mb = 64\n");
@@ -574,6 +652,7 @@ Suite *suite_memory(void)
     tcase_add_test(e, estimate_bounds_softmax);
     tcase_add_test(e, estimate_bounds_mlp);
     tcase_add_test(e, estimate_bounds_gmm);
+    tcase_add_test(e, estimate_bounds_wide_diag_gmm);
     tcase_add_test(e, estimate_bounds_embed_gmm);
     tcase_add_test(e, check_matches_create_and_allocates_nothing);
     tcase_add_test(e, softmax_slots_grow_with_threads_and_bits_do_not_change);
@@ -584,6 +663,7 @@ Suite *suite_memory(void)
     tcase_add_test(d, huge_softmax_is_refused_at_submission);
     tcase_add_test(d, jobs_that_fit_one_at_a_time_run_in_turn);
     tcase_add_test(d, body_over_the_budget_is_refused_unread);
+    tcase_add_test(d, predict_over_the_budget_is_refused);
     suite_add_tcase(s, d);
     return s;
 }

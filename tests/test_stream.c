@@ -639,6 +639,12 @@ START_TEST(csv_quoting_and_line_ends)
     ck_assert(d.X[4] == 0.0f);
     ck_assert(d.X[5] == (float)strtod("0.13436424411240122", NULL));
     td_dataset_buf_free(&d);
+    /* float32's extremes as numpy prints them are in range, as in JSON: 3.4028235e38
+     * (and 3.40282356e38) round to FLT_MAX, not past it */
+    ck_assert_int_eq(csv_all_ways(&d, "3.4028235e38,-3.40282356e38,1e-45,0\n", NULL, NULL,
+                                  &err), TD_OK);
+    ck_assert(d.X[0] == FLT_MAX && d.X[1] == -FLT_MAX && d.X[2] > 0.0f);
+    td_dataset_buf_free(&d);
     /* the label is read as strtod does: 1.0000000000000001 is 1 */
     ck_assert_int_eq(csv_all_ways(&d, "1.0000000000000001,2,3\n", "first", NULL, &err), TD_OK);
     ck_assert_int_eq(d.y[0], 1);
@@ -666,7 +672,9 @@ START_TEST(csv_quoting_and_line_ends)
     csv_expect("1,nan,0\n", NULL, NULL, "line 1, column 2", "not a finite number");
     csv_expect("1,1e999,0\n", NULL, NULL, "line 1, column 2", "\"1e999\" is not a finite number");
     csv_expect("1,1e39,0\n", NULL, NULL, "line 1, column 2", "float32");
-    csv_expect("1,3.4028235e38,0\n", NULL, NULL, "line 1, column 2", "float32");
+    csv_expect("1,3.4028236e38,0\n", NULL, NULL, "line 1, column 2",
+               "3.4028236e+38 is outside the float32 range (|x| <= 3.4028235e+38)");
+    csv_expect("1,-3.40282357e38,0\n", NULL, NULL, "line 1, column 2", "float32 range");
     csv_expect("1,2,2147483648\n", NULL, NULL, "line 1, column 3", "not an integer class index");
     csv_expect("\"a\nb\",c,label\n1,2,x\n", NULL, "true", "line 3, column 3", "\"x\" is not a number");
     csv_expect("1\n2\n", NULL, NULL, "label_column", "at least 2");

@@ -1,10 +1,12 @@
-/* app.js — traind's dashboard: jobs (list, view, compare), datasets, a new-job form made
- * from GET /v1/models. Plain script, no build step; charts by the vendored uPlot.
+/* app.js — traind's dashboard: jobs (list, view, compare), sweeps (list, view), datasets,
+ * a new-job form made from GET /v1/models. Plain script, no build step; charts by the
+ * vendored uPlot.
  *
  * Auth: index.html says (data-auth) whether the daemon has a token; the token typed in
  * is kept in sessionStorage and sent as "Authorization: Bearer" on every /v1 call. Event
  * streams go through fetch() streaming, since EventSource cannot send that header.
- * Views are hash routes (#/jobs, #/jobs/<id>, #/compare/<id>,<id>, #/datasets, #/new);
+ * Views are hash routes (#/jobs, #/jobs/<id>, #/compare/<id>,<id>, #/sweeps,
+ * #/sweeps/<id>, #/datasets, #/new);
  * each view owns the timers and streams it starts (view.stop() ends them). */
 'use strict';
 
@@ -31,7 +33,7 @@ function h(tag, attrs, ...children) {
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -47,7 +49,7 @@ function flash(msg, kind) {
 
 // A failed call's message (a 401 has shown the token prompt instead).
 function report(e) {
-  if (e.status !== 401) report(e);
+  if (e.status !== 401) flash((e.field ? e.field + ': ' : '') + e.message);
 }
 
 function fmtNum(v) {
@@ -428,7 +430,9 @@ function viewJob(id) {
       h('div', {class: 'cols'},
         h('div', null, h('h2', null, 'Metrics'), metricsBox),
         h('div', null, h('h2', null, 'Hyperparameters'), kvTable(job.hyperparameters),
-          h('p', {class: 'muted'}, 'model ', job.model, ', dataset ', job.dataset,
+          h('p', {class: 'muted'}, job.sweep ? ['trial of sweep ',
+            h('a', {href: '#/sweeps/' + job.sweep, id: 'job-sweep'}, job.sweep), ', '] : null,
+            'model ', job.model, ', dataset ', job.dataset,
             job.validation ? ', validation ' + job.validation : '', ', created ', job.created_at))));
   }
   async function follow() {
@@ -490,6 +494,238 @@ function viewCompare(ids) {
       draw();
     }).catch((e) => { if (!stopped) report(e); });
   return {stop() { stopped = true; if (plot) plot.destroy(); }};
+}
+
+/* ---- sweeps ----------------------------------------------------------------------- */
+
+const MAX_OVERLAY = 30;           // the sweep view overlays the curves of the best this many
+
+// "3 succeeded, 1 running" from a sweep's counts.
+function countsText(counts) {
+  const parts = Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) =>
+    n + ' ' + k.replace(/_/g, ' '));
+  return parts.length ? parts.join(', ') : '–';
+}
+
+// A searched hyperparameter's value: numbers as fmtNum, enums bare, lists as JSON.
+function fmtValue(v) {
+  return typeof v === 'number' ? fmtNum(v) : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+// Trials best first by the sweep's metric (mode min or max); those without one last.
+function rankTrials(trials, mode) {
+  const sign = mode === 'max' ? -1 : 1;
+  return trials.slice().sort((a, b) => {
+    const am = typeof a.metric === 'number', bm = typeof b.metric === 'number';
+    if (am !== bm) return am ? -1 : 1;
+    if (am && a.metric !== b.metric) return sign * (a.metric - b.metric);
+    return a.index - b.index;
+  });
+}
+
+function viewSweeps() {
+  const tbody = h('tbody');
+  const empty = h('p', {class: 'muted', hidden: true},
+                  'No sweeps yet: POST /v1/sweeps starts one (README "Sweeps").');
+  setView('Sweeps', h('table', {id: 'sweeps', class: 'list'}, h('thead', null, h('tr', null,
+    ['id', 'state', 'model', 'dataset', 'method', 'trials', 'metric', 'best', 'age'].map((c) =>
+      h('th', null, c)))), tbody), empty);
+  let timer = null, stopped = false;
+  async function refresh() {
+    try {
+      const {sweeps} = await apiJSON('/v1/sweeps?limit=200');
+      if (stopped) return;
+      tbody.replaceChildren(...sweeps.map((s) => h('tr', {dataset: {id: s.id, state: s.state}},
+        h('td', {class: 'id'}, h('a', {href: '#/sweeps/' + s.id}, s.id)),
+        h('td', null, h('span', {class: 'state ' + s.state}, s.state)),
+        h('td', null, s.model),
+        h('td', {class: 'id'}, s.dataset),
+        h('td', null, s.method + (s.schedule ? ', halving' : '')),
+        h('td', null, s.n_trials, ' ', h('span', {class: 'muted'}, '(' + countsText(s.counts) + ')')),
+        h('td', null, s.metric + ' ', h('span', {class: 'muted'}, s.mode)),
+        h('td', {class: 'num'}, s.best ? fmtNum(s.best.metric) : '–'),
+        h('td', null, age(s.created_at)))));
+      empty.hidden = sweeps.length > 0;
+    } catch (e) {
+      if (!stopped) report(e);
+    }
+    if (!stopped) timer = setTimeout(refresh, LIST_POLL_MS);
+  }
+  refresh();
+  return {stop() { stopped = true; clearTimeout(timer); }};
+}
+
+// One chart of the metric against a searched hyperparameter: a point per trial with a
+// metric, the best one in its own colour. Numbers go on a linear axis (a log one when
+// they span 20x or more and are all positive); anything else (enums, lists) on an axis
+// of its distinct values, in the order the trials give them.
+function hpChart(parent, name, metric, points, bestJob) {
+  const numeric = points.every((p) => typeof p.v === 'number');
+  let xs, fmt = null, distr = 1;
+  if (numeric) {
+    xs = points.map((p) => p.v);
+    const lo = Math.min(...xs), hi = Math.max(...xs);
+    if (lo > 0 && hi / lo >= 20) distr = 3;
+  } else {
+    const cats = [...new Set(points.map((p) => JSON.stringify(p.v)))];
+    xs = points.map((p) => cats.indexOf(JSON.stringify(p.v)));
+    fmt = (u, splits) => splits.map((x) => Number.isInteger(x) && cats[x] !== undefined ?
+                                     fmtValue(JSON.parse(cats[x])) : '');
+  }
+  const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+  const data = [order.map((i) => xs[i]),
+                order.map((i) => points[i].job === bestJob ? null : points[i].m),
+                order.map((i) => points[i].job === bestJob ? points[i].m : null)];
+  const dot = (color) => ({stroke: color, width: 0, paths: () => null,
+                           points: {show: true, size: 9, stroke: color, fill: color}});
+  const opts = {
+    title: metric + ' against ' + name,
+    width: Math.max(280, parent.clientWidth || 400), height: 220,
+    scales: {x: distr === 3 ? {time: false, distr: 3, log: 10} : {time: false,
+      range: numeric ? null : (u, lo, hi) => [lo - 0.5, hi + 0.5]}},
+    axes: [{label: name, values: fmt, splits: numeric ? null :
+      (u, i, lo, hi) => Array.from({length: Math.floor(hi) - Math.ceil(lo) + 1}, (_, k) => Math.ceil(lo) + k)},
+           {label: metric}],
+    series: [{label: name}, Object.assign({label: 'trials'}, dot(COLORS[0])),
+             Object.assign({label: 'best'}, dot(COLORS[1]))],
+    cursor: {drag: {x: false, y: false}},
+  };
+  return new uPlot(opts, data, parent);
+}
+
+function viewSweep(id) {
+  const stateEl = h('span', {class: 'state', id: 'sweep-state'}, '…');
+  const summary = h('span');
+  const actions = h('div', {class: 'toolbar'});
+  const bestEl = h('div', {class: 'best'});
+  const thead = h('thead'), tbody = h('tbody');
+  const curves = h('div', {class: 'chart', id: 'sweep-curves'});
+  const curvesNote = h('p', {class: 'muted'});
+  const hpBox = h('div', {class: 'hp-charts', id: 'sweep-hp'});
+  setView('Sweep ' + id, h('p', {class: 'summary'}, stateEl, ' ', summary), actions, bestEl,
+    h('table', {id: 'trials', class: 'list'}, thead, tbody),
+    h('h2', null, 'Curves'), curvesNote, curves, h('h2', null, 'Metric against hyperparameters'), hpBox);
+  let sweep = null, stopped = false, timer = null, overlay = null, hpPlots = [], lastKey = '';
+  const hists = new Map();        // job -> {epoch, cols: [epochs, metric]} as last fetched
+
+  function buttons() {
+    const terminal = TERMINAL.has(sweep.state);
+    actions.replaceChildren(
+      h('button', {type: 'button', id: 'sweep-cancel', disabled: terminal || sweep.cancel_requested,
+                   onclick: async (e) => {     // the next refresh shows what follows
+        e.target.disabled = true;
+        try { await apiJSON('/v1/sweeps/' + id + '/cancel', {method: 'POST'}); } catch (err) { report(err); }
+      }}, 'Cancel'),
+      h('button', {type: 'button', id: 'sweep-delete', class: 'danger', disabled: !terminal,
+                   title: terminal ? null : 'a sweep is deleted once it has finished', onclick: async () => {
+        if (!confirm('Delete sweep ' + id + ' and the jobs of its trials?')) return;
+        try { await apiJSON('/v1/sweeps/' + id, {method: 'DELETE'}); location.hash = '#/sweeps'; } catch (e) { report(e); }
+      }}, 'Delete'));
+  }
+  function table(ranked, names) {
+    thead.replaceChildren(h('tr', null, ['#', 'trial', 'job', 'state', 'epoch'].concat(names,
+      [sweep.metric + ' (' + sweep.mode + ')']).map((c) => h('th', null, c))));
+    const best = sweep.best && sweep.best.job;
+    tbody.replaceChildren(...ranked.map((t, i) => h('tr', {class: t.job && t.job === best ? 'best' : null,
+        dataset: {index: t.index,
+        job: t.job || '', metric: typeof t.metric === 'number' ? t.metric : ''}},
+      h('td', {class: 'num'}, i + 1),
+      h('td', {class: 'num'}, t.index),
+      h('td', {class: 'id'}, t.job ? h('a', {href: '#/jobs/' + t.job}, t.job) : '–'),
+      h('td', null, h('span', {class: 'state ' + t.state}, t.state),
+        t.stopped_early ? h('span', {class: 'muted'}, ' stopped early') : null),
+      h('td', {class: 'num'}, t.epoch + '/' + sweep.epochs),
+      names.map((n) => h('td', {class: 'num'}, fmtValue((t.hyperparameters || {})[n]))),
+      h('td', {class: 'num metric'}, fmtNum(t.metric)))));
+  }
+  // The histories of the overlaid trials that moved since their last fetch.
+  async function fetchCurves(shown) {
+    await Promise.all(shown.map(async (t) => {
+      const old = hists.get(t.job);
+      if (old && old.epoch === t.epoch) return;
+      try {
+        const c = await apiJSON('/v1/jobs/' + t.job + '/losses?max_points=' + MAX_POINTS);
+        const hh = new History(c);
+        hists.set(t.job, {epoch: t.epoch, cols: [hh.cols.epoch, hh.cols[sweep.metric] ||
+                                                 hh.cols.epoch.map(() => null)]});
+      } catch (e) {
+        if (e.status !== 404) throw e;   // a trial's job deleted on its own: no curve
+        hists.set(t.job, {epoch: t.epoch, cols: null});
+      }
+    }));
+  }
+  function drawCurves(shown) {
+    if (overlay) overlay.destroy();
+    overlay = null;
+    const have = shown.filter((t) => hists.get(t.job) && hists.get(t.job).cols);
+    if (!have.length) return;
+    const tables = have.map((t) => hists.get(t.job).cols);
+    const data = tables.length > 1 ? uPlot.join(tables) : tables[0];
+    overlay = makeChart(curves, sweep.metric + ' by epoch', have.map((t) => '#' + t.index), data);
+  }
+  function drawHp(ranked, names) {
+    for (const p of hpPlots) p.destroy();
+    hpPlots = [];
+    const best = sweep.best && sweep.best.job;
+    const withMetric = ranked.filter((t) => typeof t.metric === 'number');
+    const boxes = names.map((n) => {
+      const box = h('div', {class: 'chart', dataset: {hp: n}});
+      const pts = withMetric.filter((t) => t.hyperparameters && n in t.hyperparameters)
+        .map((t) => ({v: t.hyperparameters[n], m: t.metric, job: t.job}));
+      return {box, n, pts};
+    });
+    hpBox.replaceChildren(...boxes.map((b) => b.box));
+    for (const b of boxes)
+      if (b.pts.length) hpPlots.push(hpChart(b.box, b.n, sweep.metric, b.pts, best));
+  }
+  // Everything from sweep, once the curves of the trials that moved are fetched (so the
+  // buttons never act while a fetch is under way).
+  async function render() {
+    const names = Object.keys(sweep.search || {});
+    const ranked = rankTrials(sweep.trials || [], sweep.mode);
+    const started = ranked.filter((t) => t.job), shown = started.slice(0, MAX_OVERLAY);
+    await fetchCurves(shown);
+    if (stopped) return;
+    stateEl.textContent = sweep.state;
+    stateEl.className = 'state ' + sweep.state;
+    summary.replaceChildren(sweep.model + ' on ' + sweep.dataset + ', ' + sweep.method + ', ' +
+      sweep.n_trials + ' trials (' + countsText(sweep.counts) + '), ' + sweep.epochs + ' epochs' +
+      (sweep.rung ? ', rung ' + sweep.rung.index + ' at ' + sweep.rung.epochs + ' epochs' : '') +
+      (sweep.cancel_requested && !TERMINAL.has(sweep.state) ? ', cancelling' : ''));
+    buttons();
+    bestEl.replaceChildren(h('div', null, sweep.error ? h('div', {class: 'error'}, h('strong', null,
+      sweep.error.code), ': ', sweep.error.message) : null,
+      sweep.best ? h('p', {id: 'sweep-best'}, 'Best: ', h('a', {href: '#/jobs/' + sweep.best.job},
+        sweep.best.job), ' ', sweep.metric + ' ' + fmtNum(sweep.best.metric), ' with ',
+        h('code', null, JSON.stringify(sweep.best.hyperparameters))) : null));
+    table(ranked, names);
+    curvesNote.textContent = 'The ' + sweep.metric + ' of ' + (shown.length < started.length ?
+      'the best ' + shown.length + ' of ' + started.length + ' started trials' :
+      'every started trial') + ', by epoch.';
+    drawCurves(shown);
+    drawHp(ranked, names);
+  }
+  async function refresh() {
+    try {
+      sweep = await apiJSON('/v1/sweeps/' + id);
+      if (stopped) return;
+      const key = JSON.stringify([sweep.state, sweep.cancel_requested, sweep.trials, sweep.best]);
+      if (key !== lastKey) {     // else nothing moved: nothing to redraw
+        lastKey = key;
+        await render();
+      }
+    } catch (e) {
+      if (!stopped) report(e);
+    }
+    if (!stopped && !(sweep && TERMINAL.has(sweep.state))) timer = setTimeout(refresh, LIST_POLL_MS);
+  }
+  refresh();
+  return {stop() {
+    stopped = true;
+    clearTimeout(timer);
+    if (overlay) overlay.destroy();
+    for (const p of hpPlots) p.destroy();
+  }};
 }
 
 const UPLOAD_TYPES = {csv: 'text/csv', json: 'application/json', npy: 'application/x-npy',
@@ -653,6 +889,8 @@ function route() {
     a.classList.toggle('active', a.dataset.view === parts[0]);
   if (parts[0] === 'jobs' && parts[1]) current = viewJob(decodeURIComponent(parts[1]));
   else if (parts[0] === 'compare' && parts[1]) current = viewCompare(parts[1].split(',').filter(Boolean));
+  else if (parts[0] === 'sweeps' && parts[1]) current = viewSweep(decodeURIComponent(parts[1]));
+  else if (parts[0] === 'sweeps') current = viewSweeps();
   else if (parts[0] === 'datasets') current = viewDatasets();
   else if (parts[0] === 'new') current = viewNew();
   else current = viewJobs();

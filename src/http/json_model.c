@@ -598,31 +598,27 @@ done:
     return st;
 }
 
-td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
-                                 td_error *err)
+td_status td_json_predict_rows(td_jout **out, const td_model *m, float *X, int64_t N,
+                               td_error *err)
 {
     *out = NULL;
     int mixture = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM;
-    td_status st;
+    td_status st = TD_OK;
     if (mixture && !m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
-    if (!mixture && (st = check_net(m, err)))
-        return st;
-    float *X = NULL;
-    int64_t N;
-    if ((st = td_json_predict_read(&X, &N, s, m, err)))
-        return st;
-    td_jout *o = td_jout_new();
-    if (!o) {
-        free(X);
-        return td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+        st = td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    else if (!mixture)
+        st = check_net(m, err);
+    td_jout *o = st ? NULL : td_jout_new();
+    if (!st && !o)
+        st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+    if (!st) {
+        if (m->kind == TD_MODEL_GMM)
+            st = gmm_out(o, m, X, N, err);
+        else if (m->kind == TD_MODEL_EMBED_GMM)
+            st = embed_out(o, m, X, N, err);
+        else
+            st = net_out(o, m, X, N, err);
     }
-    if (m->kind == TD_MODEL_GMM)
-        st = gmm_out(o, m, X, N, err);
-    else if (m->kind == TD_MODEL_EMBED_GMM)
-        st = embed_out(o, m, X, N, err);
-    else
-        st = net_out(o, m, X, N, err);
     free(X);
     if (st) {
         td_jout_free(o);
@@ -630,6 +626,16 @@ td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s
     }
     *out = o;
     return TD_OK;
+}
+
+td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
+                                 td_error *err)
+{
+    *out = NULL;
+    float *X = NULL;
+    int64_t N;
+    td_status st = td_json_predict_read(&X, &N, s, m, err);
+    return st ? st : td_json_predict_rows(out, m, X, N, err);
 }
 
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,

@@ -51,6 +51,9 @@ td_dstream *td_json_predict_stream(uint64_t size_hint);
 /* The streamed {"X": [[...]]} once the body is in: *X (N, D) malloc'd; D must be m->D. */
 td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_model *m,
                                td_error *err);
+/* The predictions for X (N, m->D; freed here) as a streamed answer. */
+td_status td_json_predict_rows(td_jout **out, const td_model *m, float *X, int64_t N,
+                               td_error *err);
 /* Predicts from the streamed request: *out gets the answer as a writer (json_out.h,
  * numbers formatted as they are sent; the caller frees it), NULL on error. */
 td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,

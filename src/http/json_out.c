@@ -7,6 +7,8 @@
  * many '['; the ']'s after the last element end the array. */
 #include "http/json_out.h"
 
+#include "util/budget.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,7 @@ struct td_jout {
     int closed;                  /* the part's closing brackets are pending / written */
     char pend[128];
     size_t pend_len, pend_pos;
+    uint64_t held;               /* memory budget bytes returned when freed (td_jout_hold) */
 };
 
 td_jout *td_jout_new(void)
@@ -275,7 +278,14 @@ void td_jout_free(void *ctx)
             o->parts[i].free_ctx(o->parts[i].ctx);
     }
     free(o->parts);
+    if (o->held)
+        td_budget_release(o->held);
     free(o);
+}
+
+void td_jout_hold(td_jout *o, uint64_t bytes)
+{
+    o->held += bytes;
 }
 
 char *td_jout_string(td_jout *o, size_t *len)

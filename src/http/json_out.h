@@ -35,6 +35,9 @@ int td_jout_failed(const td_jout *o);
 
 /* A td_stream_fn (http.h) over the writer (ctx): up to max bytes, -1 at the end. */
 ssize_t td_jout_read(void *ctx, uint64_t pos, char *buf, size_t max);
+/* The writer holds bytes of the memory budget (util/budget.h, reserved by the caller):
+ * they are released when it is freed, once the answer is sent. */
+void td_jout_hold(td_jout *o, uint64_t bytes);
 /* Frees the writer and its arrays; NULL is fine. A td_resp stream_free. */
 void td_jout_free(void *ctx);
 /* The whole answer as one string (*len bytes, NUL-terminated), consuming the writer's

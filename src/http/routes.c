@@ -719,32 +719,65 @@ static void predict_free(void *state)
     free(p);
 }
 
+/* Memory a prediction of N rows holds beyond X (an estimate, as the jobs' are): the
+ * outputs (probabilities or responsibilities, labels, log-likelihoods, embeddings) and
+ * the per-row scratch of the forward pass, twice over for an answer built whole (.npz). */
+static uint64_t predict_bytes(const td_model *m, int64_t N)
+{
+    uint64_t per_row = (uint64_t)(m->K + m->G + m->components + 2);
+    for (int64_t l = 0; l < m->n_hidden; l++)
+        per_row += (uint64_t)m->hidden[l];
+    if (m->kind == TD_MODEL_GMM)
+        per_row += (uint64_t)m->K; /* log-densities beside the responsibilities */
+    return 2 * per_row * sizeof(float) * (uint64_t)N;
+}
+
 static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
 {
     td_error err = {{0}, {0}};
     td_model m = {0};
-    td_status st = load_model(a, req->params[0], &m, &err);
     predict_state *p = parser;
-    if (st == TD_OK && td_export_predict_wanted(req)) { /* .npy in or .npz out: export.h */
-        float *X = NULL;
-        int64_t N = 0;
+    float *X = NULL;
+    int64_t N = 0;
+    td_status st = load_model(a, req->params[0], &m, &err);
+    if (st == TD_OK)
         st = p->json ? td_json_predict_read(&X, &N, p->json, &m, &err)
                      : td_export_npy_X(&X, &N, p->raw, p->len, &m, &err);
-        if (st == TD_OK)
-            td_export_predict(&m, X, N, req, resp);
-        td_model_fini(&m);
-        if (st)
-            fail(resp, st, &err);
-        return;
-    }
-    td_jout *out = NULL;
-    if (st == TD_OK)
-        st = td_json_predict_finish(&out, &m, p->json, &err);
-    td_model_fini(&m);
     if (st) {
+        td_model_fini(&m);
         fail(resp, st, &err);
         return;
     }
+    uint64_t need = predict_bytes(&m, N);
+    if (!td_budget_reserve(need)) { /* no request takes more than max_memory_mb allows */
+        int never = td_budget_limit() && need > td_budget_limit();
+        td_resp_error(resp, never ? 422 : 503, "over_memory_budget", "X",
+                      "predicting %lld rows needs ~%llu MB (estimate), %s max_memory_mb = "
+                      "%llu%s", (long long)N, (unsigned long long)(need >> 20),
+                      never ? "over" : "more than is free now of",
+                      (unsigned long long)(td_budget_limit() >> 20),
+                      never ? "; send fewer rows at a time" : "");
+        if (!never)
+            td_resp_header(resp, "Retry-After", "1");
+        free(X);
+        td_model_fini(&m);
+        return;
+    }
+    if (td_export_predict_wanted(req)) { /* .npy in or .npz out: export.h, built whole */
+        td_export_predict(&m, X, N, req, resp);
+        td_budget_release(need);
+        td_model_fini(&m);
+        return;
+    }
+    td_jout *out = NULL;
+    st = td_json_predict_rows(&out, &m, X, N, &err);
+    td_model_fini(&m);
+    if (st) {
+        td_budget_release(need);
+        fail(resp, st, &err);
+        return;
+    }
+    td_jout_hold(out, need); /* released once the answer is sent */
     answer_stream(resp, out);
 }
 

@@ -2035,8 +2035,10 @@ static void record_end(td_dstream *s, uint64_t off)
             memcpy(&bits, &t32, sizeof bits);
             build_push(s, &s->cy, bits);
         } else {
-            if (!(fabs(v) <= FLT_MAX)) {
-                csv_fail(s, s->rec_line_of[k], k + 1, "%g is outside the float32 range", v);
+            /* as JSON's: refused when it rounds past float32 (3.4028235e38 is FLT_MAX) */
+            if (isinf(s->rec_f[k])) {
+                csv_fail(s, s->rec_line_of[k], k + 1, "%.9g is outside the float32 range "
+                         "(|x| <= %.8g)", v, (double)FLT_MAX);
                 return;
             }
             uint32_t bits;

@@ -546,7 +546,12 @@ size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov)
     /* k-means++ (td_gmm_initialize): cum, d2, labels twice, centres twice, sums */
     b += sizeof(double) * (size_t)(2 * N + 3 * M * E + M) + sizeof(int32_t) * (size_t)(2 * N) +
          sizeof(float) * (size_t)(M * E + M) + (size_t)M;
-    return b + sizeof(double) * (size_t)(4 * E * E + 4 * E) + sizeof(float) * 512 * (size_t)E;
+    /* the data's covariance (data_covariance: E*E twice for full, else O(E)) and a split
+     * (td_gmm_split: top_eigen for full, the scatter of a component's rows for spherical) */
+    size_t EE = (size_t)(E * E);
+    b += cov == TD_COV_FULL ? sizeof(double) * 4 * EE : cov == TD_COV_SPHERICAL ?
+         sizeof(double) * EE : 0;
+    return b + sizeof(double) * (size_t)(4 * E) + sizeof(float) * 512 * (size_t)E;
 }
 
 /* ---- the workspace ------------------------------------------------------------------ */
@@ -1440,12 +1445,51 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
     return TD_OK;
 }
 
-/* Covariance of all rows (CS values: full or tied, diag or spherical), computed once, in
- * double (dsyrk on blocks of centred rows). */
+/* Variances of the columns of all rows (diag: E values; spherical: their mean), in
+ * double, two passes over the rows: O(E) memory, where the full matrix would take E*E. */
+static double *data_variances(const td_gmm_work *w)
+{
+    int64_t E = w->E, N = w->N;
+    double *mean = xcalloc((size_t)E, sizeof(double)), *out = xcalloc((size_t)w->CS,
+                                                                       sizeof(double));
+    double *var = w->cov == TD_COV_DIAG ? out : xcalloc((size_t)E, sizeof(double));
+    if (!mean || !out || !var) {
+        free(mean), free(out);
+        if (var != out)
+            free(var);
+        return NULL;
+    }
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < E; j++)
+            mean[j] += (double)w->X[i * E + j] - w->centre_f[j];
+    for (int64_t j = 0; j < E; j++)
+        mean[j] /= (double)N;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < E; j++) {
+            double d = (double)w->X[i * E + j] - w->centre_f[j] - mean[j];
+            var[j] += d * d;
+        }
+    double tr = 0;
+    for (int64_t j = 0; j < E; j++)
+        tr += var[j] /= (double)N;
+    if (w->cov == TD_COV_SPHERICAL) {
+        out[0] = tr / (double)E;
+        free(var);
+    }
+    free(mean);
+    return out;
+}
+
+/* Covariance of all rows (CS values): full or tied in double (dsyrk on blocks of centred
+ * rows), diag or spherical by data_variances; computed once. */
 static td_status data_covariance(td_gmm_work *w)
 {
     if (w->data_cov)
         return TD_OK;
+    if (w->cov == TD_COV_DIAG || w->cov == TD_COV_SPHERICAL) {
+        w->data_cov = data_variances(w);
+        return w->data_cov ? TD_OK : TD_ENOMEM;
+    }
     int64_t E = w->E, N = w->N;
     double *S = xcalloc((size_t)(E * E), sizeof(double)), *mean = xcalloc((size_t)E,
                                                                           sizeof(double));
@@ -1585,8 +1629,9 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
     if (j < 0) /* no component with a finite, positive spread: nothing to split */
         return TD_OK;
     double *v = xcalloc((size_t)E, sizeof(double)), *tmp = xcalloc((size_t)E, sizeof(double));
-    double *S = full ? NULL : xcalloc((size_t)(E * E), sizeof(double));
-    if (!v || !tmp || (!full && !S)) {
+    /* spherical only: the scatter of the component's rows (E, E) */
+    double *S = w->cov == TD_COV_SPHERICAL ? xcalloc((size_t)(E * E), sizeof(double)) : NULL;
+    if (!v || !tmp || (w->cov == TD_COV_SPHERICAL && !S)) {
         free(v), free(tmp), free(S);
         return TD_ENOMEM;
     }

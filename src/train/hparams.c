@@ -87,8 +87,9 @@ const td_hparam_def td_hparam_defs[] = {
         "rows with this label are left out of the loss"),
     NUM("label_smoothing", TD_HP_DOUBLE, label_smoothing, 0, 1, 0, NETS,
         "cross-entropy label smoothing, as in torch.nn.CrossEntropyLoss"),
-    {"class_weights", TD_HP_FLOAT_LIST, OFF(class_weights), OFF(n_class_weights), 0, 1e30, 0,
-     NULL, NETS, "a weight per class in the loss (n_classes of them)"},
+    /* the bound as float32, which the weights are checked as: 1e30 itself is accepted */
+    {"class_weights", TD_HP_FLOAT_LIST, OFF(class_weights), OFF(n_class_weights), 0,
+     (double)1e30f, 0, NULL, NETS, "a weight per class in the loss (n_classes of them)"},
     NUM("groups", TD_HP_INT, groups, 1, TD_MAX_CLASSES, 0, NETS,
         "softmax groups over the outputs (multi-output labels Y); 1 = one softmax"),
     NUM("monotone.weight", TD_HP_DOUBLE, monotone_weight, 0, 1e6, 0, NETS,

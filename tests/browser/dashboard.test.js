@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* dashboard.test.js — the dashboard in Debian's chromium, driven by puppeteer-core.
  *
- *   node tests/browser/dashboard.test.js URL TOKEN FINISHED_JOB RUNNING_JOB DATASET [PNG]
+ *   node tests/browser/dashboard.test.js URL TOKEN FINISHED_JOB RUNNING_JOB DATASET SWEEP [PNG]
  *
  * against a live daemon with that token (tests/test_dashboard.c starts one and makes the
  * jobs). Checks, in one page load (no reload after the sign-in):
@@ -14,9 +14,14 @@
  *   - the datasets list shows the dataset; a CSV uploaded from the file picker appears;
  *     the new-job form is built from /v1/models and starts a job with what was typed;
  *     the compare view draws the two jobs;
+ *   - the sweeps list (navigation) links SWEEP, a finished 2x2 grid; its view lists the
+ *     trials sorted by the metric (as GET /v1/sweeps/{id} gives them), draws the overlaid
+ *     curves and val_loss against lr and against optimizer (coloured pixels), and a trial
+ *     links to its job; a sweep started from the page refreshes live, cancels, deletes;
  *   - no request leaves the page's origin (interception aborts and records it), and the
  *     page raises no error (pageerror, console errors, failed requests, HTTP >= 400).
- * PNG, when given, gets a screenshot of the running job's view. Exits 0 when all hold;
+ * PNG, when given, gets a screenshot of the running job's view, and PNG-sweep.png (".png"
+ * replaced) one of the sweep's view. Exits 0 when all hold;
  * otherwise prints what failed and exits 1. A missing chromium or puppeteer-core fails
  * too (exit 1 with the reason): nothing is skipped. */
 'use strict';
@@ -25,9 +30,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const [url, token, finished, running, dataset, png] = process.argv.slice(2);
-if (!url || !token || !finished || !running || !dataset) {
-  console.error('usage: dashboard.test.js URL TOKEN FINISHED_JOB RUNNING_JOB DATASET [PNG]');
+const [url, token, finished, running, dataset, sweep, png] = process.argv.slice(2);
+if (!url || !token || !finished || !running || !dataset || !sweep) {
+  console.error('usage: dashboard.test.js URL TOKEN FINISHED_JOB RUNNING_JOB DATASET SWEEP [PNG]');
   process.exit(2);
 }
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -87,6 +92,8 @@ async function main() {
       const why = req.failure() ? req.failure().errorText : '';
       // a view's event stream is aborted by the page when it leaves the view
       if (why === 'net::ERR_ABORTED' && /\/events$/.test(new URL(req.url()).pathname)) return;
+      // chromium reports a 204 answered to fetch() (a DELETE) as aborted after the response
+      if (why === 'net::ERR_ABORTED' && req.response() && req.response().status() === 204) return;
       problems.push('request failed: ' + req.url() + ' ' + why);
     });
     page.on('response', (r) => {
@@ -131,6 +138,10 @@ async function main() {
     check(await drawn.jsonValue() > 100, 'the finished job\'s loss curve is drawn on its canvas');
     const state = await page.$eval('#job-state', (e) => e.textContent);
     check(state === 'succeeded', 'the finished job\'s view shows its state (' + state + ')');
+    await page.waitForSelector('.downloads button', {timeout: STEP_MS});
+    const downloads = await page.$eval('.downloads', (e) => e.textContent);
+    check(!downloads.includes('[object') && /JSON/.test(downloads),
+          'the model download links are buttons, not "[object ...]" (' + downloads + ')');
     const D = 20;  // the features of test_dashboard.c's dataset
     await page.type('form.predict textarea', JSON.stringify([new Array(D).fill(0.5)]));
     await page.click('form.predict button[type=submit]');
@@ -201,6 +212,100 @@ async function main() {
     await page.waitForSelector('#compare-chart canvas', {timeout: STEP_MS});
     const series = await page.$$eval('#compare-chart .u-legend .u-series', (s) => s.length);
     check(series === 3, 'the compare view overlays both jobs (' + (series - 1) + ' series)');
+
+    // Sweeps: the list in the navigation, the finished 2x2 grid's view.
+    await page.click('#nav a[data-view="sweeps"]');
+    await page.waitForSelector('#sweeps tr[data-id="' + sweep + '"]', {timeout: STEP_MS});
+    const slink = await page.$eval('#sweeps tr[data-id="' + sweep + '"] a', (a) => a.getAttribute('href'));
+    check(slink === '#/sweeps/' + sweep, 'the navigation\'s sweeps list links the sweep to its view');
+    await page.click('#sweeps tr[data-id="' + sweep + '"] a');
+    await page.waitForFunction(() => document.querySelector('#sweep-state')?.textContent === 'succeeded' &&
+                               document.querySelectorAll('#trials tbody tr').length === 4 &&
+                               document.querySelector('#sweep-curves canvas') &&
+                               document.querySelectorAll('#sweep-hp canvas').length === 2,
+                               {timeout: STEP_MS});
+    const api = await page.evaluate(async (id, t) => (await fetch('/v1/sweeps/' + id,
+      {headers: {Authorization: 'Bearer ' + t}})).json(), sweep, token);
+    const rows = await page.$$eval('#trials tbody tr', (trs) => trs.map((tr) =>
+      ({job: tr.dataset.job, metric: Number(tr.dataset.metric), cells: tr.children.length,
+        best: tr.classList.contains('best')})));
+    const want = api.trials.filter((t) => typeof t.metric === 'number').map((t) => t.metric)
+      .sort((a, b) => a - b);
+    check(api.metric === 'val_loss' && api.mode === 'min' && want.length === 4 &&
+          rows.map((r) => r.metric).join() === want.join(),
+          'the trials are listed by ' + api.metric + ', lowest first (' +
+          rows.map((r) => r.metric.toFixed(4)).join(' ≤ ') + ')');
+    check(rows[0].job === api.best.job && rows.filter((r) => r.best).length === 1 && rows[0].best &&
+          new Set(rows.map((r) => r.job)).size === 4 && rows.every((r) => r.cells === 8),
+          'the first row is the sweep\'s best job (marked), each row a trial with its lr and optimizer');
+    const text = await page.$eval('#view', (v) => v.textContent);
+    check(!/\bnull\b|undefined|NaN|\[object/.test(text), 'the view shows no null, undefined, NaN or [object]');
+    const sweepSeries = await page.$$eval('#sweep-curves .u-legend .u-series', (s) => s.length);
+    check(sweepSeries === 5, 'the curves of the 4 trials are overlaid (' + (sweepSeries - 1) + ' series)');
+    const coloured = (sel) => page.evaluate((s) => {
+      const c = document.querySelector(s);
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 128 &&
+            Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 80) n++;
+      return n;
+    }, sel);
+    const nCurves = await coloured('#sweep-curves canvas');
+    check(nCurves > 200, 'the overlaid curves are drawn (' + nCurves + ' coloured pixels)');
+    for (const hp of ['lr', 'optimizer']) {
+      const n = await coloured('#sweep-hp [data-hp="' + hp + '"] canvas');
+      check(n > 40, 'val_loss against ' + hp + ' is drawn (' + n + ' coloured pixels)');
+    }
+    if (png) {
+      const spng = png.replace(/(\.png)?$/, '-sweep.png');
+      await page.screenshot({path: spng, fullPage: true});
+      console.log('dashboard.test: screenshot ' + spng);
+    }
+    await page.click('#trials tbody tr:first-child a');
+    await page.waitForFunction((id) => document.querySelector('#job-state')?.textContent === 'succeeded' &&
+                               document.querySelector('#job-sweep')?.textContent === id,
+                               {timeout: STEP_MS}, sweep);
+    check(await page.evaluate(() => location.hash) === '#/jobs/' + api.best.job,
+          'a trial links to its job\'s view, which links back to the sweep');
+
+    // A running sweep's view refreshes by itself; cancel, then delete.
+    const live = await page.evaluate(async (ds, t) => (await (await fetch('/v1/sweeps', {method: 'POST',
+      headers: {Authorization: 'Bearer ' + t, 'Content-Type': 'application/json'},
+      body: JSON.stringify({model: 'mlp', dataset: ds, hyperparameters: {epochs: 10000000, hidden: [256, 256]},
+                            search: {lr: [0.0003, 0.001]}})})).json()).id, dataset, token);
+    await page.evaluate((id) => { location.hash = '#/sweeps/' + id; }, live);
+    const epochOf = () => Math.max(0, ...[...document.querySelectorAll('#trials tbody tr td:nth-child(5)')]
+      .map((td) => parseInt(td.textContent, 10) || 0));
+    await page.waitForFunction(`(${epochOf})() > 0`, {timeout: STEP_MS});
+    const le1 = await page.evaluate(`(${epochOf})()`);
+    await page.waitForFunction(`(${epochOf})() > ${le1}`, {timeout: STEP_MS});
+    const le2 = await page.evaluate(`(${epochOf})()`);
+    check(await page.$eval('#sweep-delete', (b) => b.disabled) &&
+          await page.evaluate(() => document.querySelector('#sweep-state').textContent === 'running'),
+          'the running sweep\'s trials advance in its view (epoch ' + le1 + ' -> ' + le2 + '), delete disabled');
+    await page.click('#sweep-cancel');
+    await page.waitForFunction(() => document.querySelector('#sweep-state').textContent === 'cancelled' &&
+                               !document.querySelector('#sweep-delete').disabled, {timeout: STEP_MS});
+    check(true, 'the cancel button cancels the sweep (its view shows it)');
+    page.once('dialog', (d) => d.accept());
+    await page.click('#sweep-delete');
+    await page.waitForFunction(() => location.hash === '#/sweeps' &&
+                               document.querySelector('#sweeps tbody tr'), {timeout: STEP_MS});
+    check(await page.$('#sweeps tr[data-id="' + live + '"]') === null &&
+          await page.$('#sweeps tr[data-id="' + sweep + '"]') !== null,
+          'the delete button deletes the cancelled sweep (gone from the list)');
+
+    // A failed call is told in the flash (its 404 is expected, so not one of the problems).
+    const before = problems.length;
+    await page.evaluate(() => { location.hash = '#/sweeps/swp_000000000000000000000000'; });
+    await page.waitForFunction(() => !document.querySelector('#flash').hidden, {timeout: STEP_MS});
+    const told = await page.$eval('#flash', (f) => f.textContent);
+    const extra = problems.splice(before);
+    // (chromium also logs the 404 as a console error)
+    check(extra.some((p) => /^HTTP 404 .*\/v1\/sweeps\/swp_0+$/.test(p)) &&
+          extra.every((p) => /404/.test(p)) && /not found/.test(told),
+          'a sweep that does not exist: the 404\'s message is shown (' + told + ')');
 
     check(problems.length === 0, 'no request to another origin and no page error' +
           (problems.length ? ': ' + problems.join('; ') : ''));
