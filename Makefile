@@ -1,11 +1,13 @@
 # traind — build, test, sanitize, bench, install.
-#   make            engine library (build/libtraind.a) and the daemon (build/traind)
+#   make            the libraries (build/libtraind.a, build/libtraind_engine.a) and the daemon
+#   make examples   examples/*.c, built against the engine library alone (build/examples/)
+#   make engine-check  fails if the engine library holds an HTTP, JSON or SQLite symbol
 #   make test       every Check suite (one runner, tests/test_*.c)
 #   make asan       the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the BENCH.md workloads, side by side with the Python peers
 #   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
 #   make soak       jobs and status traffic against a daemon for SOAK_SECONDS (default 60)
-#   make run        build and start the daemon on its embedded defaults
+#   make run        build and start the daemon on its embedded defaults (flags: ARGS="...")
 #   make docs       regenerate docs/hyperparameters.md from the hyperparameter table
 #   make install    PREFIX=/usr/local DESTDIR=  (an edited /etc/traind/traind.conf is kept)
 #   make uninstall  the same PREFIX and DESTDIR
@@ -44,7 +46,18 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 BENCH_SRCS:= $(sort $(wildcard bench/*.c))
 
-all: $(BUILD)/libtraind.a $(BUILD)/traind | deps
+# The embeddable engine: the trainers and kernels (src/train, src/math) and td_status,
+# nothing of HTTP, JSON or storage; it needs only OpenBLAS, libm and pthreads. The
+# examples and bench/ link against it alone, so the linker enforces the boundary. (The test
+# runner stays one binary over libtraind.a: it wraps the allocator and runs every suite;
+# engine-check, run by make test, holds the library to the boundary.)
+ENGINE_SRCS := $(sort $(wildcard src/train/*.c src/math/*.c)) src/util/status.c
+ENGINE_OBJS := $(ENGINE_SRCS:%.c=$(BUILD)/%.o)
+ENGINE_LIBS  = $(shell pkg-config --libs openblas 2>/dev/null) -lm -pthread
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLES     := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+all: $(BUILD)/libtraind.a $(BUILD)/libtraind_engine.a $(BUILD)/traind | deps
 
 # Phony, so it runs once per make (cheap: pkg-config --exists when nothing is missing);
 # order-only (after |) below, so it never makes a target out of date.
@@ -104,6 +117,24 @@ $(BUILD)/libtraind.a: $(LIB_OBJS) $(BUILD)/gen/openapi.o $(BUILD)/gen/onnx.pb-c.
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/libtraind_engine.a: $(ENGINE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Fails when the engine library defines or needs a libmicrohttpd, cJSON or SQLite symbol.
+engine-check: $(BUILD)/libtraind_engine.a
+	@if nm $< | grep -E ' [A-Za-z] (MHD_|cJSON_|sqlite3_)'; then \
+	  echo "engine-check: $< holds HTTP, JSON or SQLite symbols (above)"; exit 1; \
+	else echo "engine-check: $< has no MHD_, cJSON_ or sqlite3_ symbols"; fi
+
+# Compiled with the public headers only (include/traind) and linked against the engine.
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libtraind_engine.a | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) -g -Wall -Wextra -Wshadow -pthread $(SAN) -Iinclude -o $@ $< \
+	  $(BUILD)/libtraind_engine.a $(ENGINE_LIBS)
+
+examples: $(EXAMPLES)
+
 $(BUILD)/traind: $(BUILD)/src/main.o $(BUILD)/libtraind.a | deps
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -150,8 +181,9 @@ $(ORT_NODE): | test-deps
 	cd $(NODE_DIR) && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
 	  onnxruntime-node
 
-test: $(BUILD)/test_runner $(BUILD)/traind $(ORT_NODE) $(BROWSER_DEPS) | deps test-deps
-	TD_BIN=$(abspath $(BUILD)/traind) NODE_PATH=$(abspath $(NODE_DIR)/node_modules) \
+test: $(BUILD)/test_runner $(BUILD)/traind $(EXAMPLES) engine-check $(ORT_NODE) $(BROWSER_DEPS) \
+      | deps test-deps
+	TD_BIN=$(abspath $(BUILD)/traind) TD_EXAMPLES=$(abspath $(BUILD)/examples) NODE_PATH=$(abspath $(NODE_DIR)/node_modules) \
 	  $(BUILD)/test_runner $(SUITE)
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
@@ -163,7 +195,7 @@ asan: | deps
 	$(MAKE) BUILD=build-asan OPT="-O1" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
-bench: $(BUILD)/libtraind.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%) | deps
+bench: $(BUILD)/libtraind_engine.a $(BUILD)/traind $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%) | deps
 	bench/run.sh $(BUILD)
 
 # A daemon under jobs and status traffic for SOAK_SECONDS; prints its memory (VmRSS) at the
@@ -181,8 +213,10 @@ docs: $(BUILD)/hparams_md | deps
 $(BUILD)/hparams_md: scripts/hparams_md.c $(BUILD)/libtraind.a | deps
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtraind.a $(LDLIBS)
 
+# ARGS are passed to the daemon: make run ARGS="--listen 8081 --state-dir /tmp/td"
+ARGS ?=
 run: $(BUILD)/traind | deps
-	$(BUILD)/traind
+	$(BUILD)/traind $(ARGS)
 
 # An existing traind.conf that differs from config/traind.conf (the admin's edits) is kept:
 # the new default goes beside it as traind.conf.new, to merge by hand.
@@ -273,9 +307,9 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%) | deps
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test-deps test asan bench run install uninstall reference clean fuzz soak docs
+.PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak docs
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(BUILD)/src/main.d
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind.a | deps
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind_engine.a | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(ENGINE_LIBS)

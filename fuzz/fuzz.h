@@ -31,7 +31,7 @@
  * error, an I/O error or an out-of-memory from a small body. */
 #define FUZZ_CHECK_REFUSAL(st, err)                                                     \
     do {                                                                                \
-        FUZZ_CHECK((st) == TD_EINVAL || (st) == TD_EUNAVAIL,                            \
+        FUZZ_CHECK((st) == TD_EINVAL || (st) == TD_EMALFORMED,                          \
                    "status %s (field \"%s\"): %s", td_status_code(st), (err).field,       \
                    (err).message);                                                      \
         FUZZ_CHECK((err).message[0] != '\0', "refusal without a message");              \

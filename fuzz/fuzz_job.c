@@ -7,7 +7,7 @@
  * probabilities; picked by a hash of the input), then, for a model of at most 2^20
  * parameters, td_trainer_create and, when that is cheap, one epoch (one thread), a
  * snapshot and its restore.
- * Checked: every refusal is TD_EINVAL / TD_EUNAVAIL with a message (never an internal
+ * Checked: every refusal is TD_EINVAL / TD_EMALFORMED with a message (never an internal
  * error, an out-of-memory or a crash); the stored text decodes to hyperparameters that
  * print back to the same text; an accepted job builds a trainer (what passed validation
  * trains: a 202 never becomes a failed job for a reason known at submission), whose step

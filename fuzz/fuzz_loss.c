@@ -1,7 +1,7 @@
 /* fuzz_loss.c — libFuzzer target for POST /v1/loss bodies (td_json_loss_eval, which
  * streams the body through td_dstream_object and runs the engine's own losses on what it
  * read).
- * Checked: a refusal is TD_EINVAL / TD_EUNAVAIL with a message; an answer is JSON that
+ * Checked: a refusal is TD_EINVAL / TD_EMALFORMED with a message; an answer is JSON that
  * parses back (no NaN or Infinity literal leaks into it) and is an object holding "loss";
  * the body fed in pieces (sizes from its first byte) gives the same answer or error; and
  * every array member read from the stream (td_jarray_*) gives what the tree reader gives

@@ -5,7 +5,7 @@
  * predict load them: softmax, grouped softmax (G = 2), softmax without intercept, mlp,
  * gmm (full covariances) and embed_gmm. The input's first byte picks the model, the rest
  * is the body for td_json_predict.
- * Checked: a refusal is TD_EINVAL / TD_EUNAVAIL with a message; an answer is JSON that
+ * Checked: a refusal is TD_EINVAL / TD_EMALFORMED with a message; an answer is JSON that
  * parses back (no NaN / Infinity literal), an object; the body fed in pieces (the route's
  * td_json_predict_stream / _finish) gives the same answer or error.
  * Run: make fuzz (FUZZ_SECONDS per target). */

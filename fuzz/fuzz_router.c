@@ -35,9 +35,9 @@ static size_t g_n;
 static void init_routes(void)
 {
     static const td_route base[] = {
-        {"GET", "/healthz", h_none, NULL, 1, NULL},
-        {"GET", "/readyz", h_none, NULL, 1, NULL},
-        {"GET", "/metrics", h_none, NULL, 0, NULL},
+        {"GET", "/healthz", h_none, NULL, 1, NULL, NULL},
+        {"GET", "/readyz", h_none, NULL, 1, NULL, NULL},
+        {"GET", "/metrics", h_none, NULL, 0, NULL, NULL},
     };
     if (g_routes)
         return;

@@ -162,9 +162,9 @@ static void h_metrics(void *app, const td_req *req, td_resp *resp)
 }
 
 static const td_route base_routes[] = {
-    {"GET", "/healthz", h_healthz, NULL, 1, NULL},
-    {"GET", "/readyz", h_readyz, NULL, 1, NULL},
-    {"GET", "/metrics", h_metrics, NULL, 0, NULL},
+    {"GET", "/healthz", h_healthz, NULL, 1, NULL, ""},
+    {"GET", "/readyz", h_readyz, NULL, 1, NULL, ""},
+    {"GET", "/metrics", h_metrics, NULL, 0, NULL, ""},
 };
 #define NBASE (sizeof base_routes / sizeof base_routes[0])
 

@@ -10,6 +10,8 @@ One float64 dataset (X 40 x 3, y int32 over 3 classes) as:
   comp.npz          numpy.savez_compressed (deflated members)
   fortran_be.npz    X big-endian float64 in Fortran order, y big-endian int64, y first
   desc.npz          written to a stream that cannot seek: members with data descriptors
+  unicode_y.npz     y as class names ('<U3'), unicode_be.npz ('>U5', deflated), and
+  unicode_y.json    the same names as JSON strings
   X.npy             X alone
 and, per dtype, X_<dtype>.npy with X_<dtype>.json holding the same values through
 astype(np.float32) (the conversion under test), plus bad bodies for the error tests."""
@@ -45,6 +47,11 @@ def npy(a):
 
 
 put("data.json", json.dumps({"X": X.tolist(), "y": y.tolist()}).encode())
+# y as class names: numpy unicode ('<U'; and big-endian '>U') and the same as JSON strings
+names = np.array(["b", "a", "\u00e9t\u00e9"])[y]
+put("unicode_y.npz", npz(np.savez, X=X, y=names))
+put("unicode_be.npz", npz(np.savez_compressed, X=X, y=names.astype(">U5")))
+put("unicode_y.json", json.dumps({"X": X.tolist(), "y": names.tolist()}).encode())
 put("plain.npz", npz(np.savez, X=X, y=y))
 put("comp.npz", npz(np.savez_compressed, X=X, y=y))
 put("fortran_be.npz", npz(np.savez, y=y.astype(">i8"), X=np.asfortranarray(X.astype(">f8"))))
@@ -90,7 +97,7 @@ for dt in ["f4", "<f8", ">f8", "i1", "i2", ">i4", "i8", "u1", "u2", "u4", ">u8",
 b = io.BytesIO()
 np.save(b, np.array([[1, "a"]], dtype=object), allow_pickle=True)
 put("object.npy", b.getvalue())
-put("unicode_y.npz", npz(np.savez, X=X, y=np.array(["a"] * 40)))
+put("unicode_y2d.npz", npz(np.savez, X=X, y=np.array([["a"]] * 40)))
 put("short_y.npz", npz(np.savez, X=X, y=y[:10]))
 Xn = X.copy()
 Xn[3, 1] = np.nan

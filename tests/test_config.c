@@ -121,7 +121,7 @@ START_TEST(bounds_and_errors)
         {"max_connections = 99999999999999999999\n", "max_connections", "x.conf:1:",
          "not an integer"},
         {"log_level = loud\n", "log_level", "x.conf:1:", "debug, info, warn, error"},
-        {"listen = 8080\n", "listen", "x.conf:1:", "host:port"},
+        {"listen = 80800\n", "listen", "x.conf:1:", "host:port"},
         {"listen = localhost:99999\n", "listen", "x.conf:1:", "host:port"},
         {"listen = ::1:80\n", "listen", "x.conf:1:", "host:port"},
         {"state_dir =\n", "state_dir", "x.conf:1:", "length 0"},

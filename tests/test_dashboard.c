@@ -1,7 +1,8 @@
 /* test_dashboard.c — the dashboard (web/, http/static.h), the model catalogue
  * (GET /v1/models, http/catalog.h) and the page in a real browser:
  *   catalog   every model lists exactly the table's names that apply to it, each default
- *             equal to td_hparams_defaults read through the table's offsets, bounds and
+ *             equal to td_hparams_defaults + td_hparams_resolve (weight_decay 0 for the
+ *             models' default optimizers) read through the table's offsets, bounds and
  *             choices as in the table, a description for every entry; a few values
  *             spelled out (softmax lr 0.1, mlp hidden [100], ...)
  *   static    GET / and /assets/<name> without a token, byte for byte the files of web/,
@@ -181,6 +182,7 @@ START_TEST(models_catalog_is_the_table)
         const cJSON *me = model_entry(cat, td_model_names[m]);
         td_hparams hp;
         td_hparams_defaults(&hp, (td_model_kind)m);
+        td_hparams_resolve(&hp, 0); /* the open defaults as the catalogue shows them */
         int applies = 0;
         for (size_t i = 0; i < td_hparam_ndefs; i++) {
             const td_hparam_def *def = &td_hparam_defs[i];

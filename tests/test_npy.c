@@ -221,13 +221,34 @@ START_TEST(npy_dtypes)
 }
 END_TEST
 
+/* y as a unicode array: the class names sorted by code point, y their indices; the same
+ * dataset as the JSON strings give */
+START_TEST(npz_unicode_labels)
+{
+    char *j = upload("unicode_y.json"), *jd = data_json(j);
+    static const char *const files[] = {"unicode_y.npz", "unicode_be.npz"};
+    for (int f = 0; f < 2; f++) {
+        char *n = upload(files[f]), *nd = data_json(n), path[200];
+        ck_assert_msg(strcmp(nd, jd) == 0, "%s: stored\n%s\nJSON names give\n%s", files[f], nd,
+                      jd);
+        snprintf(path, sizeof path, "/v1/datasets/%s", n);
+        char *meta = get(path, NULL, NULL);
+        ck_assert_msg(strstr(meta, "\"classes\":[\"a\",\"b\",\"\u00e9t\u00e9\"]") ||
+                      strstr(meta, "\"classes\":[\"a\",\"b\",\"\xc3\xa9t\xc3\xa9\"]"), "%s: %s",
+                      files[f], meta);
+        free(n), free(nd), free(meta);
+    }
+    free(j), free(jd);
+}
+END_TEST
+
 START_TEST(npy_errors)
 {
     static const struct {
         const char *file, *field, *words;
     } cases[] = {
         {"object.npy", "X.npy", "X.npy: dtype '|O' (object arrays) is not supported"},
-        {"unicode_y.npz", "y.npy", "labels must be integer class indices"},
+        {"unicode_y2d.npz", "y.npy", "class names (strings) must be 1-D"},
         {"short_y.npz", "y", "y has 10 rows, but X has 40 rows"},
         {"nan.npy", "X[3][1]", "X[3][1] is NaN"},
         {"big.npy", "X[0][1]", "beyond the float32 range"},
@@ -522,6 +543,7 @@ Suite *suite_npy(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, npz_same_as_json);
     tcase_add_test(tc, npy_dtypes);
+    tcase_add_test(tc, npz_unicode_labels);
     tcase_add_test(tc, npy_errors);
     tcase_add_test(tc, dataset_download);
     tcase_add_test(tc, model_exports);

@@ -128,17 +128,17 @@ static void h_forever(void *app, const td_req *req, td_resp *resp)
 }
 
 static const td_route routes[] = {
-    {"GET", "/hello", h_hello, NULL, 0, NULL},
-    {"GET", "/public", h_hello, NULL, 1, NULL},
-    {"GET", "/items/{id}", h_item, NULL, 0, NULL},
-    {"DELETE", "/items/{id}", h_item_delete, NULL, 0, NULL},
-    {"GET", "/items/{id}/parts/{part}", h_item, NULL, 0, NULL},
-    {"POST", "/items", h_post, "application/json", 0, NULL},
-    {"POST", "/upload", h_post, "application/json,text/csv", 0, NULL},
-    {"GET", "/q", h_query, NULL, 0, NULL},
-    {"GET", "/err", h_err, NULL, 0, NULL},
-    {"GET", "/stream", h_stream, NULL, 0, NULL},
-    {"GET", "/forever", h_forever, NULL, 0, NULL},
+    {"GET", "/hello", h_hello, NULL, 0, NULL, NULL},
+    {"GET", "/public", h_hello, NULL, 1, NULL, NULL},
+    {"GET", "/items/{id}", h_item, NULL, 0, NULL, NULL},
+    {"DELETE", "/items/{id}", h_item_delete, NULL, 0, NULL, NULL},
+    {"GET", "/items/{id}/parts/{part}", h_item, NULL, 0, NULL, NULL},
+    {"POST", "/items", h_post, "application/json", 0, NULL, NULL},
+    {"POST", "/upload", h_post, "application/json,text/csv", 0, NULL, NULL},
+    {"GET", "/q", h_query, NULL, 0, NULL, NULL},
+    {"GET", "/err", h_err, NULL, 0, NULL, NULL},
+    {"GET", "/stream", h_stream, NULL, 0, NULL, NULL},
+    {"GET", "/forever", h_forever, NULL, 0, NULL, NULL},
 };
 
 static td_server_opts test_opts(void)
@@ -421,7 +421,7 @@ START_TEST(error_objects)
 
     /* Status mapping, without a server. */
     static const struct { td_status st; int http; } map[] = {
-        {TD_EINVAL, 422}, {TD_ENOTFOUND, 404}, {TD_ECONFLICT, 409}, {TD_EUNAVAIL, 422},
+        {TD_EINVAL, 422}, {TD_ENOTFOUND, 404}, {TD_ECONFLICT, 409}, {TD_EMALFORMED, 400},
         {TD_EIO, 500}, {TD_ENOMEM, 500}, {TD_EINTERNAL, 500}, {TD_ESTOPPED, 503},
         {TD_EDIVERGED, 422}, {TD_EBUSY, 429}, {TD_ESHUTDOWN, 503}, {TD_ENOSPACE, 507},
     };

@@ -80,6 +80,20 @@ START_TEST(model_applies_its_standardization)
     ck_assert_mem_eq(probs, plain_probs, sizeof probs);
     ck_assert_mem_eq(labels, plain_labels, sizeof labels);
 
+    /* a model file (td_model_encode / decode) keeps them: the same predictions */
+    size_t fsz = td_model_file_size(m);
+    void *file = malloc(fsz);
+    ck_assert_uint_eq(td_model_encode(m, file, fsz), fsz);
+    td_model back;
+    ck_assert_int_eq(td_model_decode(&back, file, fsz, &err), TD_OK);
+    ck_assert_ptr_nonnull(back.mean);
+    ck_assert_mem_eq(back.mean, m->mean, sizeof(float) * 2 * D);
+    ck_assert_int_eq(td_model_predict(plain_probs, plain_labels, &back, X, N, D, &err), TD_OK);
+    ck_assert_mem_eq(probs, plain_probs, sizeof probs);
+    td_model_fini(&back);
+    ck_assert_int_eq(td_model_decode(&back, file, fsz - 4, &err), TD_EINVAL);
+    free(file);
+
     /* the snapshot carries mean and scale; a trainer on other data refuses it */
     size_t cap = td_trainer_state_size(t);
     void *snap = malloc(cap);

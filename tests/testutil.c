@@ -114,12 +114,4 @@ void tu_step_ok(td_trainer *t, td_record *rec)
     ck_assert_msg(st == TD_OK, "step: %s: %s", err.field, err.message);
 }
 
-int tu_column(const td_trainer *t, const char *name)
-{
-    int n;
-    const char *const *cols = td_trainer_columns(t, &n);
-    for (int i = 0; i < n; i++)
-        if (strcmp(cols[i], name) == 0)
-            return i;
-    return -1;
-}
+int tu_column(const td_trainer *t, const char *name) { return td_trainer_column(t, name); }

@@ -124,9 +124,19 @@ int td_edit_distance(const char *a, const char *b);
 /* Parses a model name; -1 when unknown. */
 int td_model_parse(const char *name);
 
+#define TD_ADAMW_WEIGHT_DECAY 0.01 /* torch.optim.AdamW's default */
+
 /* Sets every field to the model's defaults (SPEC §4–5): softmax sgd/lr 0.1/full batch/
- * 100 epochs; mlp adam/1e-3/batch 64/20 epochs; adamw weight_decay 0.01; ... */
+ * 100 epochs; mlp adam/1e-3/batch 64/20 epochs; ... Three depend on other settings or on
+ * the data and are left open until td_hparams_resolve: weight_decay NaN (the optimizer's
+ * default, so the optimizer may be changed after this call), n_classes 0 (from the data)
+ * and warmup_iterations -1 (15% of iterations). The engine's entry points resolve their
+ * own copy, so a caller may pass the open values. */
 void td_hparams_defaults(td_hparams *hp, td_model_kind model);
+/* Fills in the open defaults: weight_decay NaN -> TD_ADAMW_WEIGHT_DECAY for adamw, else 0;
+ * with K > 0 (the outputs td_hparams_check found): n_classes 0 -> K, and for embed_gmm
+ * warmup_iterations -1 -> td_hparams_warmup. Values already set are kept. */
+void td_hparams_resolve(td_hparams *hp, int64_t K);
 /* Frees owned lists and resets to defaults of the same model. */
 void td_hparams_fini(td_hparams *hp);
 /* Deep copy (owned lists duplicated). */

@@ -17,11 +17,12 @@ typedef enum {
     TD_EIO,         /* storage failure */
     TD_ENOTFOUND,   /* no such object */
     TD_ECONFLICT,   /* state conflict (HTTP 409) */
-    TD_EUNAVAIL,    /* feature not available yet */
     TD_EBUSY,       /* queue full: retry later (HTTP 429) */
     TD_ESHUTDOWN,   /* the daemon is shutting down (HTTP 503) */
     TD_ENOSPACE,    /* a write refused for lack of space: ENOSPC, EDQUOT, SQLITE_FULL (507) */
-    TD_EINTERNAL    /* programmer error that was caught */
+    TD_EINTERNAL,   /* programmer error that was caught */
+    TD_EMALFORMED   /* a body that is not well-formed JSON (HTTP 400); the message gives
+                       the byte offset: "malformed JSON at byte N: ..." */
 } td_status;
 
 typedef struct td_error {

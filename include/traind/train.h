@@ -144,6 +144,47 @@ void td_loss_trace_add(td_loss_trace *lt, double loss);
 #define TD_SCALE_RATIO_WARN 1e3
 void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams *hp,
                        const td_dataset *train, const td_model *m, const td_loss_trace *lt);
+/* ---- model files: save and load, like liblinear's save_model / load_model ----------- */
+
+/* Writes m (shape, fit state and parameters) to path as one binary file: magic
+ * "TDMODEL1", little-endian fields, the float32 parameters, an XXH64 checksum (the format
+ * is in src/train/model_file.c). Written to "<path>.tmp", then renamed over path. */
+td_status td_model_save(const td_model *m, const char *path, td_error *err);
+/* Reads a file td_model_save wrote into *m (params allocated: free with td_model_fini).
+ * A damaged, truncated or foreign file fails with TD_EINVAL (field "model") and *m empty;
+ * a missing one with TD_ENOTFOUND. */
+td_status td_model_load(td_model *m, const char *path, td_error *err);
+/* The same in memory: td_model_encode writes td_model_file_size(m) bytes into buf (0 when
+ * cap is smaller); td_model_decode reads them (params allocated, as td_model_load). */
+size_t td_model_file_size(const td_model *m);
+size_t td_model_encode(const td_model *m, void *buf, size_t cap);
+td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *err);
+
+/* ---- evaluation ---------------------------------------------------------------------- */
+
+/* scikit-learn's classification numbers of predictions pred (N) with probabilities probs
+ * (N, K) against true labels y (N, each in [0, K)), over every class 0..K-1 (its
+ * labels=range(K)), a 0/0 counting 0 (zero_division=0): accuracy, confusion (K, K; rows
+ * true, columns predicted), per class precision, recall, f1 and support, their macro
+ * and support-weighted averages ([precision, recall, f1]), and loss = the mean of
+ * -log p(y_i) (a float32 0 counts as FLT_MIN). Free with td_class_metrics_fini. */
+typedef struct td_class_metrics {
+    int64_t K, N;
+    double loss, accuracy;
+    int64_t *confusion;          /* (K, K) */
+    double *precision, *recall, *f1; /* (K) each; one allocation (precision) */
+    int64_t *support;            /* (K) */
+    double macro[3], weighted[3];
+} td_class_metrics;
+
+td_status td_class_metrics_compute(td_class_metrics *c, const float *probs,
+                                   const int32_t *pred, const int32_t *y, int64_t N,
+                                   int64_t K, td_error *err);
+void td_class_metrics_fini(td_class_metrics *c);
+
+/* A gmm's free parameters as scikit-learn counts them for bic and aic: covariances
+ * (full M E(E+1)/2, diag M E, spherical M, tied E(E+1)/2) + means M E + weights M - 1. */
+int64_t td_gmm_n_parameters(const td_model *m);
 
 /* ---- per-epoch records: named columns, NaN = not applicable (JSON null) ------------ */
 
@@ -162,12 +203,21 @@ typedef struct td_trainer td_trainer;
  * *n gets the count. NULL-terminated, static. */
 const char *const *td_trainer_columns(const td_trainer *t, int *n);
 
+/* The index in td_record.v of the column called name; -1 when this trainer has none. */
+int td_trainer_column(const td_trainer *t, const char *name);
+
 /* Validates hp against train (td_hparams_check) and builds a trainer at epoch 0 with its
  * initial weights. val (may be NULL) is a separate validation set; otherwise
  * hp->validation_split holds rows out. The datasets are borrowed for the trainer's life. */
 td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                             const td_dataset *val, td_error *err);
 void td_trainer_destroy(td_trainer *t);
+
+/* The rows validation_split holds out of N: the last td_split_count of td_split_order
+ * (a malloc'd permutation of 0..N-1 drawn from seed; NULL when out of memory). The
+ * trainer of softmax and mlp uses exactly these, so they can be given back to users. */
+int64_t td_split_count(double validation_split, int64_t N);
+int64_t *td_split_order(int64_t N, int64_t seed);
 
 /* Every check td_trainer_create makes (hyperparameters against the data, the validation
  * set, initial_weights), with the same errors, and nothing allocated: for validating a job
@@ -192,6 +242,14 @@ void td_trainer_set_threads(td_trainer *t, int n);
 /* Runs one epoch and fills rec. Returns TD_OK, or TD_EDIVERGED (weights left at the last
  * finite values; err names the epoch). */
 td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err);
+/* Called after each epoch by td_trainer_run with that epoch's record; nonzero stops. */
+typedef int (*td_epoch_fn)(const td_trainer *t, const td_record *rec, void *ctx);
+/* The whole loop for an embedder: td_trainer_step until td_trainer_done. on_epoch (may be
+ * NULL) sees every record; when it returns nonzero the run stops with TD_ESTOPPED (the
+ * model is that epoch's). last (may be NULL) gets the last record. TD_EDIVERGED as
+ * td_trainer_step. */
+td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_record *last,
+                         td_error *err);
 /* 1 once all epochs ran or early stopping fired. */
 int td_trainer_done(const td_trainer *t);
 int64_t td_trainer_epoch(const td_trainer *t);     /* epochs completed */

@@ -147,6 +147,27 @@ static void emit_group_softmax(FILE *f, int64_t K, int64_t G, const char *name)
 
 td_status td_model_c_header(char **out, size_t *len, const td_model *m, td_error *err)
 {
+    return td_model_c_header_named(out, len, m, NULL, 0, err);
+}
+
+/* s as a C string literal: quotes, backslashes and bytes outside printable ASCII as
+ * octal escapes (UTF-8 bytes kept exactly). */
+static void emit_c_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f || *p == '?')
+            fprintf(f, "\\%03o", *p);
+        else
+            fputc(*p, f);
+    fputc('"', f);
+}
+
+td_status td_model_c_header_named(char **out, size_t *len, const td_model *m,
+                                  char *const *names, int64_t n_names, td_error *err)
+{
     *out = NULL;
     if (!m->params || (unsigned)m->kind >= TD_MODEL_COUNT)
         return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
@@ -177,6 +198,15 @@ td_status td_model_c_header(char **out, size_t *len, const td_model *m, td_error
             gmm || embed ? "most responsible component"
                          : G > 1 ? "first group's most probable class" : "most probable class",
             (long long)m->D, (long long)outs, (long long)G);
+    if (names && n_names == outs && G == 1 && !gmm && !embed) {
+        fprintf(f, "\n/* the class names: out[k] is the probability of traind_classes[k] */\n"
+                   "static const char *const traind_classes[TRAIND_N_OUTPUTS] = {");
+        for (int64_t k = 0; k < n_names; k++) {
+            fprintf(f, k ? ",\n    " : "\n    ");
+            emit_c_string(f, names[k]);
+        }
+        fprintf(f, "\n};\n");
+    }
     fprintf(f, "\n");
     /* standardize: the model's own traind_predict_raw_ behind one that scales x first */
     const char *pred = m->mean ? "traind_predict_raw_" : "traind_predict";

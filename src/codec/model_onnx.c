@@ -354,6 +354,12 @@ static const char *input(graph *g, const td_model *m)
 
 td_status td_model_onnx(char **out, size_t *len, const td_model *m, td_error *err)
 {
+    return td_model_onnx_meta(out, len, m, NULL, err);
+}
+
+td_status td_model_onnx_meta(char **out, size_t *len, const td_model *m, const char *classes,
+                             td_error *err)
+{
     *out = NULL;
     if (!m->params || (unsigned)m->kind >= TD_MODEL_COUNT)
         return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
@@ -430,6 +436,18 @@ td_status td_model_onnx(char **out, size_t *len, const td_model *m, td_error *er
     mp->producer_name = S(&g, "traind");
     mp->producer_version = S(&g, TD_VERSION);
     mp->graph = gp;
+    if (classes) { /* metadata_props {"classes": the JSON array of class names} */
+        Onnx__StringStringEntryProto *kv = A(&g, sizeof *kv);
+        Onnx__StringStringEntryProto **kvs = A(&g, sizeof *kvs);
+        if (kv && kvs) {
+            onnx__string_string_entry_proto__init(kv);
+            kv->key = S(&g, "classes");
+            kv->value = S(&g, classes);
+            kvs[0] = kv;
+            mp->n_metadata_props = 1;
+            mp->metadata_props = kvs;
+        }
+    }
     if (g.oom) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory writing the ONNX model");
         goto done;

@@ -25,5 +25,9 @@
 /* The serialized ModelProto of m; *out malloc'd (*len bytes). A covariance that is not
  * positive definite is TD_EINVAL (field "model"). */
 td_status td_model_onnx(char **out, size_t *len, const td_model *m, td_error *err);
+/* The same, with classes (may be NULL: none), the JSON array text of the class names,
+ * as the model's metadata_props entry "classes". */
+td_status td_model_onnx_meta(char **out, size_t *len, const td_model *m, const char *classes,
+                             td_error *err);
 
 #endif

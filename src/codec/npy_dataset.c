@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "codec/npz_stream.h"
+#include "traind/hparams.h"
+#include "util/names.h"
 
 #define SCRATCH 16384                /* elements converted at a time */
 
@@ -37,6 +39,10 @@ struct td_npy_dataset {
     uint64_t bytes;                  /* the arrays so far, as float32 / int32 */
     float fbuf[SCRATCH];
     int32_t ibuf[SCRATCH];
+    td_names names;                  /* y as unicode strings ('<U'): its class names */
+    int named;
+    char **classes;                  /* after finish: the sorted names (owned) */
+    int64_t n_classes;
 };
 
 /* "X[3][1]" / "y[7]" for row-major element r of array i. */
@@ -80,13 +86,15 @@ static td_status on_begin(void *ctx, const char *name, const char *field,
     if (i == NA)
         return td_fail(err, TD_EINVAL, field, "%s: unknown array; an .npz dataset holds X.npy "
                        "and optionally y.npy, Y.npy, pairs.npy, pair_labels.npy", field);
-    if (h->kind == 'U')
-        return i == A_LABELS
-                   ? td_fail(err, TD_EINVAL, field, "%s: dtype '%s' (strings): labels must be "
-                             "integer class indices (named classes are not supported yet)",
-                             field, h->descr)
-                   : td_fail(err, TD_EINVAL, field, "%s: dtype '%s' (strings) is not "
-                             "supported; use a numeric array", field, h->descr);
+    if (h->kind == 'U' && i != A_LABELS)
+        return td_fail(err, TD_EINVAL, field, "%s: dtype '%s' (strings) is not supported; use "
+                       "a numeric array", field, h->descr);
+    if (h->kind == 'U' && h->ndim != 1)
+        return shape_error(field, h, "class names (strings) must be 1-D (n_samples,)", err);
+    if (h->kind == 'U' && (h->itemsize < 4 || h->itemsize > 4 * TD_CLASS_NAME_MAX))
+        return td_fail(err, TD_EINVAL, field, "%s: dtype '%s': a class name is 1 to %d "
+                       "characters", field, h->descr, TD_CLASS_NAME_MAX);
+    d->named = h->kind == 'U';
     held *a = &d->a[i];
     int nd = h->ndim;
     if (d->lim.max_bytes && ((uint64_t)h->count > d->lim.max_bytes / 4 ||
@@ -178,12 +186,68 @@ static td_status check_floats(td_npy_dataset *d, const void *vals, size_t n, td_
     return TD_OK;
 }
 
+/* Unicode labels: each element is itemsize / 4 UCS4 code points (numpy's '<U'/'>U',
+ * padded with NULs), made UTF-8 and interned; y gets the provisional indices. */
+static td_status names_data(td_npy_dataset *d, const uint8_t *p, size_t n, td_error *err)
+{
+    size_t chars = (size_t)d->h.itemsize / 4;
+    char buf[4 * TD_CLASS_NAME_MAX];
+    for (size_t t = 0; t < n; t++, p += d->h.itemsize) {
+        size_t len = 0;
+        int64_t r = place(d, d->k + (int64_t)t);
+        char path[96];
+        for (size_t c = 0; c < chars; c++) {
+            const uint8_t *q = p + 4 * c;
+            uint32_t cp = d->h.big_endian
+                              ? (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | q[2] << 8 | q[3]
+                              : (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | q[1] << 8 | q[0];
+            if (cp == 0)
+                break; /* numpy pads with NULs */
+            if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                elem_path(path, sizeof path, d, A_LABELS, r);
+                return td_fail(err, TD_EINVAL, path, "%s holds U+%X, which is not a Unicode "
+                               "character", path, cp);
+            }
+            if (cp < 0x80) {
+                buf[len++] = (char)cp;
+            } else if (cp < 0x800) {
+                buf[len++] = (char)(0xC0 | (cp >> 6));
+                buf[len++] = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                buf[len++] = (char)(0xE0 | (cp >> 12));
+                buf[len++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                buf[len++] = (char)(0x80 | (cp & 0x3F));
+            } else {
+                buf[len++] = (char)(0xF0 | (cp >> 18));
+                buf[len++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                buf[len++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                buf[len++] = (char)(0x80 | (cp & 0x3F));
+            }
+        }
+        elem_path(path, sizeof path, d, A_LABELS, r);
+        if (len == 0 || len > TD_CLASS_NAME_MAX)
+            return td_fail(err, TD_EINVAL, path, "%s: a class name must be 1 to %d bytes of "
+                           "UTF-8", path, TD_CLASS_NAME_MAX);
+        int32_t idx = td_names_add(&d->names, buf, len);
+        if (idx == -1)
+            return td_fail(err, TD_ENOMEM, "y", "out of memory for the class names");
+        if (idx == -2)
+            return td_fail(err, TD_EINVAL, path, "%s: more than %d distinct class names", path,
+                           TD_MAX_CLASSES);
+        ((int32_t *)d->a[A_LABELS].data)[r] = idx;
+    }
+    d->k += (int64_t)n;
+    return TD_OK;
+}
+
 static td_status on_data(void *ctx, const void *elems, size_t n, td_error *err)
 {
     td_npy_dataset *d = ctx;
     const uint8_t *p = elems;
     size_t isz = (size_t)d->h.itemsize;
     held *a = &d->a[d->cur];
+    if (d->cur == A_LABELS && d->named)
+        return names_data(d, p, n, err);
     while (n > 0) {
         size_t c = n < SCRATCH ? n : SCRATCH;
         td_status st = TD_OK;
@@ -302,6 +366,14 @@ td_status td_npy_dataset_finish(td_npy_dataset *d, td_dataset *out, td_error *er
                                "indices of X)", path, pr[r], (long long)N - 1);
             }
     }
+    if (a[A_LABELS].present && d->named) {
+        td_strings_free(d->classes, d->n_classes);
+        td_status st2 = td_names_finish(&d->names, a[A_LABELS].data, N, &d->classes,
+                                        &d->n_classes, err);
+        if (st2)
+            return st2;
+        d->named = 0; /* finished once */
+    }
     out->N = N;
     out->D = a[A_X].cols;
     if (a[A_LABELS].present) {
@@ -327,5 +399,15 @@ void td_npy_dataset_destroy(td_npy_dataset *d)
     td_npz_reader_destroy(d->reader);
     for (int i = 0; i < NA; i++)
         free(d->a[i].data);
+    td_names_fini(&d->names);
+    td_strings_free(d->classes, d->n_classes);
     free(d);
+}
+
+void td_npy_dataset_classes(td_npy_dataset *d, char ***classes, int64_t *n)
+{
+    *classes = d->classes;
+    *n = d->n_classes;
+    d->classes = NULL;
+    d->n_classes = 0;
 }

@@ -9,7 +9,7 @@
  *    refused, as in JSON);
  *  - y, pairs: integral values in int32 range (any integer, bool or float dtype);
  *    pair_labels 0 / 1; Y finite and >= 0; pairs in [0, N - 1];
- *  - strings (unicode labels) are refused: there are no named classes yet.
+ *  - strings: y may be a 1-D unicode array (class names); other string arrays are refused.
  * C and Fortran order, either byte order. Errors (TD_EINVAL, 422) name the member for a
  * header ("y.npy: ...") and the element for a value ("X[3][1]", "y[7]").
  *
@@ -55,5 +55,9 @@ int td_npy_dataset_feed(td_npy_dataset *d, const void *data, size_t len);
 td_status td_npy_dataset_finish(td_npy_dataset *d, td_dataset *out, td_error *err);
 /* NULL is fine. */
 void td_npy_dataset_destroy(td_npy_dataset *d);
+/* After a successful finish: the class names when y was a unicode array ('<U', 1-D; the
+ * names sorted by code point like numpy.unique, y holding indices into them), handed
+ * over (free with td_strings_free, util/names.h); NULL and 0 otherwise. */
+void td_npy_dataset_classes(td_npy_dataset *d, char ***classes, int64_t *n);
 
 #endif

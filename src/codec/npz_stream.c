@@ -39,7 +39,8 @@ struct td_npz_reader {
     size_t hdr_len, hdr_need, hdr_cap;
     td_npy_header h;
     uint64_t data_left;              /* data bytes still to come */
-    uint8_t carry[16];               /* a partial element (itemsize <= 8 for data) */
+    uint8_t carry[1024];             /* a partial element (itemsize <= 8 for numbers; a
+                                        unicode element up to 256 characters) */
     size_t carry_n;
     uint64_t member_bytes;           /* uncompressed bytes of the member so far */
 
@@ -108,8 +109,10 @@ static void member_header_done(td_npz_reader *r)
     if ((r->st = td_npy_header_parse(&r->h, r->hdr, r->hdr_len, r->field, &r->err)) ||
         (r->st = r->sink->begin(r->ctx, r->name, r->field, &r->h, &r->err)))
         return;
-    if (r->h.kind == 'U') {          /* a sink that does not refuse strings itself */
-        FAIL(r, r->field, "%s: string arrays are not supported", r->field);
+    if (r->h.kind == 'U' && (size_t)r->h.itemsize > sizeof r->carry) { /* the sink took
+                                                                              strings */
+        FAIL(r, r->field, "%s: strings of more than %zu characters are not supported",
+             r->field, sizeof r->carry / 4);
         return;
     }
     r->ms = M_DATA;

@@ -92,6 +92,7 @@ static cJSON *model_json(td_model_kind m)
 {
     td_hparams hp;
     td_hparams_defaults(&hp, m);
+    td_hparams_resolve(&hp, 0);
     cJSON *defaults = td_json_hparams_object(&hp);
     td_hparams_fini(&hp);
     cJSON *o = cJSON_CreateObject(), *list = NULL;

@@ -264,6 +264,12 @@ static void model_arrays(array_set *set, const td_model *m)
 
 void td_export_model(const td_model *m, const td_req *req, td_resp *resp)
 {
+    td_export_model_named(m, NULL, 0, NULL, req, resp);
+}
+
+void td_export_model_named(const td_model *m, char *const *names, int64_t n_names,
+                           const char *names_json, const td_req *req, td_resp *resp)
+{
     fmt f = pick_format(req, resp, 1u << F_JSON | 1u << F_NPZ | 1u << F_C | 1u << F_ONNX);
     if (f == F_NONE)
         return;
@@ -272,9 +278,9 @@ void td_export_model(const td_model *m, const td_req *req, td_resp *resp)
     size_t len = 0;
     td_status st;
     if (f == F_C) {
-        st = td_model_c_header(&out, &len, m, &err);
+        st = td_model_c_header_named(&out, &len, m, names, n_names, &err);
     } else if (f == F_ONNX) {
-        st = td_model_onnx(&out, &len, m, &err);
+        st = td_model_onnx_meta(&out, &len, m, names_json, &err);
     } else {
         array_set set = {.n = 0};
         model_arrays(&set, m);
@@ -398,7 +404,7 @@ void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req
     if (!st)
         answer_bytes(resp, f, out, len, f == F_NPZ ? "predictions.npz" : NULL);
 done:
-    if (st && td_json_is_malformed(st, &err))
+    if (st == TD_EMALFORMED)
         td_resp_error(resp, 400, "malformed_json", NULL, "%s", err.message);
     else if (st)
         td_resp_from_error(resp, st, &err);

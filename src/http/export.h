@@ -29,6 +29,11 @@ void td_export_dataset(td_store *s, const td_req *req, td_resp *resp);
  * td_export_model answers). */
 int td_export_model_wanted(const td_req *req);
 void td_export_model(const td_model *m, const td_req *req, td_resp *resp);
+/* The same with the class names of the job's dataset (names[0..n_names), and as JSON
+ * text; NULL for none): a C header gets traind_classes[], ONNX the metadata_props entry
+ * "classes". (The .npz export does not carry them.) */
+void td_export_model_named(const td_model *m, char *const *names, int64_t n_names,
+                           const char *names_json, const td_req *req, td_resp *resp);
 
 /* 1 when a predict request has an .npy body or wants an .npz back (then
  * td_export_predict answers); td_export_npy_body: 1 for an .npy body. */

@@ -69,8 +69,8 @@ void td_resp_json(td_resp *r, int status, char *json);
 void td_resp_error(td_resp *r, int status, const char *code, const char *field,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Error response from a td_status and td_error: code td_status_code(st), field and message
- * from err. Status mapped: EINVAL/EDIVERGED/EUNAVAIL 422, ENOTFOUND 404, ECONFLICT 409,
- * EBUSY 429 (with Retry-After: 1), ESTOPPED/ESHUTDOWN 503 (Retry-After: 5),
+ * from err. Status mapped: EMALFORMED 400 (code malformed_json), EINVAL/EDIVERGED 422,
+ * ENOTFOUND 404, ECONFLICT 409, EBUSY 429 (with Retry-After: 1), ESTOPPED/ESHUTDOWN 503 (Retry-After: 5),
  * EIO/ENOMEM/EINTERNAL (and TD_OK, a caller bug) 500. */
 void td_resp_from_error(td_resp *r, td_status st, const td_error *err);
 /* Adds a header, or replaces one of the same name (case-insensitive); name must outlive
@@ -116,6 +116,9 @@ typedef struct td_route {
                                         probes (healthz, readyz) only */
     const td_body_sink *sink;        /* NULL: the body is accumulated (up to the limit) and
                                         the handler gets it whole; else it streams */
+    const char *query;               /* the query parameters it takes, comma-separated
+                                        ("limit,after"; "" none): any other is a 422;
+                                        NULL = not checked */
 } td_route;
 
 #endif

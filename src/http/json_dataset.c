@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "util/text.h"
+#include "http/class_names.h"
+#include "traind/hparams.h"
 
 #include "http/json_util.h"
 #include "http/stream_dataset.h"
@@ -23,6 +25,8 @@ void td_dataset_buf_free(td_dataset_buf *d)
     free(d->pairs);
     free(d->pair_labels);
     free(d->name);
+    td_strings_free(d->classes, d->n_classes);
+    td_strings_free(d->columns, d->n_columns);
     memset(d, 0, sizeof *d);
 }
 
@@ -73,6 +77,8 @@ void td_dataset_parts_fini(td_dataset_parts *p)
     free(p->pairs.data);
     free(p->pair_labels.data);
     free(p->name);
+    td_names_fini(p->y.names);
+    free(p->y.names);
     memset(p, 0, sizeof *p);
 }
 
@@ -174,6 +180,9 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
     if (p->y.present) {
         d.y = p->y.data, p->y.data = NULL;
         d.ds.y_cols = p->y.cols;
+        if (p->y.names && (st = td_names_finish(p->y.names, d.y, N, &d.classes,
+                                                &d.n_classes, err)))
+            goto fail;
     }
     if (p->Y.present) {
         d.Y = p->Y.data, p->Y.data = NULL;
@@ -194,6 +203,39 @@ fail:
     return st;
 }
 
+/* y as class names (its first element is a string): the tree reader's version of the
+ * stream's name_elem / label_done, with the same errors. */
+static td_status read_names(td_dataset_part *a, const cJSON *v, const char *path)
+{
+    int64_t n = cJSON_GetArraySize(v), i = 0;
+    int32_t *y = malloc((size_t)(n ? n : 1) * sizeof *y);
+    if (!y || !(a->names = calloc(1, sizeof *a->names))) {
+        free(y);
+        return td_fail(&a->err, TD_ENOMEM, path, "out of memory reading %s", path);
+    }
+    a->data = y;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char ep[TD_JSON_PATH_MAX];
+        td_json_index_path(ep, path, i, -1);
+        if (td_json_kind_of(c) != TD_JV_STRING) /* NaN's marker is a cJSON string too */
+            return td_fail(&a->err, TD_EINVAL, ep, "%s must be a class name (a string), as "
+                           "%s[0] is; got %s", ep, path, td_json_kind(c));
+        size_t len = strlen(c->valuestring);
+        if (len == 0 || len > TD_CLASS_NAME_MAX)
+            return td_fail(&a->err, TD_EINVAL, ep, "%s: a class name must be 1 to %d bytes of "
+                           "text without NUL", ep, TD_CLASS_NAME_MAX);
+        int32_t k = td_names_add(a->names, c->valuestring, len);
+        if (k == -1)
+            return td_fail(&a->err, TD_ENOMEM, path, "out of memory reading %s", path);
+        if (k == -2)
+            return td_fail(&a->err, TD_EINVAL, ep, "%s: more than %d distinct class names", ep,
+                           TD_MAX_CLASSES);
+        y[i] = k;
+    }
+    a->rows = n;
+    return TD_OK;
+}
+
 /* Reads one member into a part with a tree reader. */
 static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N,
                       const char *path)
@@ -210,7 +252,10 @@ static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N,
         a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, 0, path, &a->err);
         break;
     case 1: /* y */
-        a->st = td_json_labels_i32(i, &a->rows, &a->cols, &a->grouped, v, path, &a->err);
+        if (cJSON_IsArray(v) && v->child && td_json_kind_of(v->child) == TD_JV_STRING)
+            a->st = read_names(a, v, path);
+        else
+            a->st = td_json_labels_i32(i, &a->rows, &a->cols, &a->grouped, v, path, &a->err);
         break;
     case 2: /* Y */
         a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, TD_JSON_NONNEG, path, &a->err);
@@ -274,7 +319,7 @@ td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t le
 
 td_csv_opts td_csv_opts_default(void)
 {
-    td_csv_opts o = {TD_CSV_LABEL_LAST, 0};
+    td_csv_opts o = {TD_CSV_LABEL_LAST, 0, ',', ""};
     return o;
 }
 
@@ -289,9 +334,13 @@ td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char
             o->label_column = TD_CSV_LABEL_FIRST;
         else if (strcmp(label_column, "none") == 0)
             o->label_column = TD_CSV_LABEL_NONE;
-        else
+        else if (label_column[0] && strlen(label_column) < sizeof o->label_name) {
+            o->label_column = TD_CSV_LABEL_NAMED; /* a header name: header=true, below */
+            snprintf(o->label_name, sizeof o->label_name, "%s", label_column);
+        } else
             return td_fail(err, TD_EINVAL, "label_column", "label_column must be one of last, "
-                           "first, none; got \"%.64s\"", label_column);
+                           "first, none, or a column name of the header; got \"%.64s\"",
+                           label_column);
     }
     if (header) {
         if (strcmp(header, "true") == 0 || strcmp(header, "1") == 0)
@@ -302,6 +351,24 @@ td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char
             return td_fail(err, TD_EINVAL, "header", "header must be true or false; got "
                            "\"%.64s\"", header);
     }
+    if (o->label_column == TD_CSV_LABEL_NAMED && !o->header)
+        return td_fail(err, TD_EINVAL, "label_column", "label_column \"%.64s\" names a column: "
+                       "that needs header=true (or use last, first, none)", o->label_name);
+    return TD_OK;
+}
+
+td_status td_csv_delimiter_parse(td_csv_opts *o, const char *delimiter, td_error *err)
+{
+    if (!delimiter)
+        return TD_OK;
+    if (strcmp(delimiter, "tab") == 0 || strcmp(delimiter, "\\t") == 0 ||
+        strcmp(delimiter, "\t") == 0)
+        o->delimiter = '\t';
+    else if (strlen(delimiter) == 1 && strchr(",;|", delimiter[0]))
+        o->delimiter = delimiter[0];
+    else
+        return td_fail(err, TD_EINVAL, "delimiter", "delimiter must be one of \",\", \";\", "
+                       "\"|\", \"tab\"; got \"%.16s\"", delimiter);
     return TD_OK;
 }
 

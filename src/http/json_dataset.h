@@ -44,6 +44,11 @@ typedef struct td_dataset_buf {
     int32_t *pairs;          /* (P, 2) or NULL */
     int32_t *pair_labels;    /* (P) or NULL */
     char *name;              /* or NULL */
+    char **classes;          /* y given as class names: the K names in class order (y
+                                holds indices into them), or NULL */
+    int64_t n_classes;       /* K when classes is set */
+    char **columns;          /* CSV with a header: the D feature columns' names, or NULL */
+    int64_t n_columns;
 } td_dataset_buf;
 
 /* Frees the arrays and zeroes the struct (safe on a zeroed or half-filled one). */
@@ -69,6 +74,8 @@ typedef struct td_dataset_part {
     int grouped;             /* y: given as rows of labels (N, G) */
     int64_t row0_len;        /* pairs: values in pairs[0] when pairs and pairs[0] are
                                 arrays, else -1 */
+    struct td_names *names;  /* y given as class names: data holds provisional indices
+                                into these (class_names.h); owned, or NULL */
 } td_dataset_part;
 
 /* A dataset object as read. pairs must be read with indices in [0, X.rows - 1] (the
@@ -101,20 +108,27 @@ void td_dataset_parts_fini(td_dataset_parts *p);
 td_status td_dataset_name_copy(char **out, const char *name, size_t n, const char *field,
                                td_error *err);
 
-typedef enum { TD_CSV_LABEL_LAST = 0, TD_CSV_LABEL_FIRST, TD_CSV_LABEL_NONE } td_csv_label;
+typedef enum { TD_CSV_LABEL_LAST = 0, TD_CSV_LABEL_FIRST, TD_CSV_LABEL_NONE,
+               TD_CSV_LABEL_NAMED } td_csv_label;
 
 typedef struct td_csv_opts {
     td_csv_label label_column;   /* default last */
     int header;                  /* 1: the first line names the columns; default 0 */
+    char delimiter;              /* ',' (default), ';', '\t' or '|' */
+    char label_name[128];        /* TD_CSV_LABEL_NAMED: the header name of the label column */
 } td_csv_opts;
 
 td_csv_opts td_csv_opts_default(void);
-/* Reads the query-string values (either may be NULL for the default). Errors name the
- * field "label_column" or "header". */
+/* Reads the query-string values (each may be NULL for the default): label_column is
+ * last, first, none or a header name (with header=true); delimiter is one character of
+ * ",;|" or "tab" (a tab itself too). Errors name the field "label_column", "header" or
+ * "delimiter". */
 td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char *header,
                             td_error *err);
-/* Parses a CSV body. name (may be NULL) is copied. With a label column the labels must be
- * integers (class indices) and there must be at least one feature column. The body in one
+td_status td_csv_delimiter_parse(td_csv_opts *o, const char *delimiter, td_error *err);
+/* Parses a CSV body. name (may be NULL) is copied. With a label column the labels are
+ * integers (class indices), or class names when the first row's label is not a number
+ * (then every label is a name), and there must be at least one feature column. The body in one
  * piece through the streaming parser (stream_dataset.h), which is where the CSV rules
  * live. */
 td_status td_csv_dataset_parse(td_dataset_buf *out, const char *body, size_t len,

@@ -2,6 +2,7 @@
  * weights into the flat parameter layout, and the job body. Contracts in json_hparams.h. */
 #include "http/json_hparams.h"
 
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,6 @@
 #include "http/stream_dataset.h"
 
 #define HP "hyperparameters"
-#define TD_ADAMW_WEIGHT_DECAY 0.01 /* torch.optim.AdamW's default */
 
 /* ---- reading one value ------------------------------------------------------------ */
 
@@ -327,6 +327,10 @@ static td_status apply(td_hparams *hp, const char *name, const cJSON *v, cJSON *
                                "to the %s model; use \"%s\"", name,
                                td_model_names[hp->model], o->name);
         }
+        /* what the other models count in epochs, a gmm counts in EM iterations */
+        if (hp->model == TD_MODEL_GMM && d->offset == offsetof(td_hparams, epochs))
+            return td_fail(err, TD_EINVAL, field, "hyperparameter \"%s\" does not apply to the "
+                           "gmm model; use \"max_iter\" (EM iterations at most)", name);
         return td_fail(err, TD_EINVAL, field, "hyperparameter \"%s\" does not apply to the %s "
                        "model", name, td_model_names[hp->model]);
     }
@@ -355,8 +359,10 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
     td_hparams_defaults(hp, model);
     if (initial_weights)
         *initial_weights = NULL;
-    if (!obj || cJSON_IsNull(obj))
+    if (!obj || cJSON_IsNull(obj)) {
+        td_hparams_resolve(hp, 0);
         return TD_OK;
+    }
     if (!cJSON_IsObject(obj))
         return td_fail(err, TD_EINVAL, HP, HP " must be an object of name: value");
     td_status st = TD_OK;
@@ -403,12 +409,8 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
             st = apply(hp, name, s, initial_weights, err);
         }
     }
-    /* SPEC §4: adamw's decoupled decay defaults to 0.01 (PyTorch's AdamW), unlike sgd and
-     * adam (0). The table has one default per name, so it is applied here, where "not
-     * given" is known. */
-    const cJSON *wd = cJSON_GetObjectItemCaseSensitive(obj, "weight_decay");
-    if (!st && hp->optimizer == TD_OPT_ADAMW && (!wd || cJSON_IsNull(wd)))
-        hp->weight_decay = TD_ADAMW_WEIGHT_DECAY;
+    if (!st) /* the defaults that depend on other values (adamw's weight_decay) */
+        td_hparams_resolve(hp, 0);
     if (st) {
         td_hparams_fini(hp);
         if (initial_weights) {
@@ -490,10 +492,12 @@ td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float *
 {
     *out = NULL;
     if (shape->kind != TD_MODEL_SOFTMAX && shape->kind != TD_MODEL_MLP)
-        return td_fail(err, TD_EUNAVAIL, IW, "initial_weights are not supported for the %s "
+        return td_fail(err, TD_EINVAL, IW, "initial_weights are not supported for the %s "
                        "model", td_model_names[shape->kind]);
-    static const char *const softmax_keys[] = {"W", "b", "model", "intercept", "groups", NULL};
-    static const char *const mlp_keys[] = {"layers", "model", "groups", NULL};
+    /* GET /v1/jobs/{id}/model as it is: "classes" (the dataset's names) is ignored */
+    static const char *const softmax_keys[] = {"W", "b", "model", "intercept", "groups",
+                                               "classes", NULL};
+    static const char *const mlp_keys[] = {"layers", "model", "groups", "classes", NULL};
     static const char *const layer_keys[] = {"W", "b", "activation", NULL};
     td_status st = td_json_check_keys(w, IW, "initial_weights",
                                       shape->kind == TD_MODEL_MLP ? mlp_keys : softmax_keys, err);
@@ -712,6 +716,14 @@ void td_job_request_fini(td_job_request *r)
     td_hparams_defaults(&r->hp, TD_MODEL_SOFTMAX);
 }
 
+static int key_index_of(const char *const *keys, const char *key)
+{
+    for (int i = 0; keys[i]; i++)
+        if (strcmp(keys[i], key) == 0)
+            return i;
+    return -1;
+}
+
 static td_status get_id(char **out, const cJSON *v, const char *field, td_error *err)
 {
     const char *s;
@@ -735,6 +747,12 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, t
 {
     static const char *const keys[] = {"model", "dataset", "data", "validation",
                                        "hyperparameters", NULL};
+    /* a hyperparameter at the top level ("epochs": 50) belongs in hyperparameters */
+    for (const cJSON *c = root ? root->child : NULL; c; c = c->next)
+        if (c->string && key_index_of(keys, c->string) < 0 && td_hparam_find(c->string))
+            return td_fail(err, TD_EINVAL, c->string, "unknown key \"%.64s\" in the job body; "
+                           "hyperparameters go in \"hyperparameters\": {\"%.64s\": ...}",
+                           c->string, c->string);
     td_status st = td_json_check_keys(root, NULL, "the job body", keys, err);
     if (st)
         return st;

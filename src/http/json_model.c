@@ -38,7 +38,7 @@ static int choice_parse(const char *hp_name, const char *s)
 static td_status check_net(const td_model *m, td_error *err)
 {
     if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP)
-        return td_fail(err, TD_EUNAVAIL, "model", "the %s model is not available yet",
+        return td_fail(err, TD_EINVAL, "model", "the %s model is not available yet",
                        (unsigned)m->kind < TD_MODEL_COUNT ? td_model_names[m->kind] : "?");
     if (!m->params)
         return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
@@ -346,7 +346,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
         m->lower_bound = cJSON_IsNumber(lb) ? lb->valuedouble : NAN;
         m->converged = cJSON_IsTrue(conv);
     } else if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP) {
-        return td_fail(err, TD_EUNAVAIL, "meta", "the %s model is not available yet",
+        return td_fail(err, TD_EINVAL, "meta", "the %s model is not available yet",
                        td_model_names[m->kind]);
     }
     if (!params)
@@ -379,7 +379,7 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
         td_model_fini(m);
         memset(m, 0, sizeof *m);
         /* a stored meta that does not read back is the daemon's fault, not the client's */
-        if (st == TD_EINVAL)
+        if (st == TD_EINVAL || st == TD_EMALFORMED)
             st = TD_EINTERNAL;
         if (err) {
             char msg[sizeof err->message];
@@ -392,13 +392,42 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
 
 /* ---- predictions ------------------------------------------------------------------ */
 
+static td_status predict_check(const td_model *m, td_error *err);
+static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s,
+                        const td_model *m, td_error *err);
+
 /* The predict body: X streams into its float32 array; any other key is refused by the
  * key check. */
 static const char *const predict_arrays[] = {"X", NULL};
+static const char *const predict_small[] = {"dataset", NULL};
 
 td_dstream *td_json_predict_stream(uint64_t size_hint)
 {
-    return td_dstream_object(predict_arrays, NULL, NULL, size_hint);
+    return td_dstream_object(predict_arrays, predict_small, NULL, size_hint);
+}
+
+td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap,
+                                td_dstream *s, const td_model *m, td_error *err)
+{
+    static const char *const keys[] = {"X", "dataset", NULL};
+    dataset[0] = '\0';
+    *X = NULL;
+    *N = 0;
+    const cJSON *root;
+    td_status st = td_dstream_object_finish(s, &root, err);
+    if (st || (st = td_json_check_keys(root, NULL, "the predict body", keys, err)))
+        return st;
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "dataset");
+    if (ds && cJSON_GetObjectItemCaseSensitive(root, "X"))
+        return td_fail(err, TD_EINVAL, "dataset", "give either X (the rows) or dataset (the id "
+                       "of a stored dataset), not both");
+    if (!ds)
+        return read_X(X, N, root, s, m, err);
+    if (!cJSON_IsString(ds) || !ds->valuestring[0] || strlen(ds->valuestring) >= cap)
+        return td_fail(err, TD_EINVAL, "dataset", "dataset must be the id of a stored dataset "
+                       "such as \"ds_...\"");
+    snprintf(dataset, cap, "%s", ds->valuestring);
+    return TD_OK;
 }
 
 /* Reads the streamed {"X": [[...]]}: *X (N, D) malloc'd; D must equal m->D. */
@@ -412,9 +441,17 @@ td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_mo
     td_status st = td_dstream_object_finish(s, &root, err);
     if (st)
         return st;
-    int64_t D = 0;
     if ((st = td_json_check_keys(root, NULL, "the predict body", keys, err)))
         return st;
+    return read_X(X, N, root, s, m, err);
+}
+
+/* X of the finished predict body root: *X (N, D) malloc'd; D must equal m->D. */
+static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s,
+                        const td_model *m, td_error *err)
+{
+    td_status st;
+    int64_t D = 0;
     if (!cJSON_GetObjectItemCaseSensitive(root, "X"))
         return td_fail(err, TD_EINVAL, "X", "X is required: the samples as an array of rows");
     td_jarray *x = td_dstream_array(s, "X");
@@ -466,13 +503,54 @@ static td_status written(const td_jout *o, td_error *err)
                                        "response") : TD_OK;
 }
 
-/* The predictions object of probs (N, K) and labels (N, G), both handed over. */
+/* labels[0..N) as the class names they index (names has K entries), then
+ * ,"classes":[...]; labels is freed. -1 when out of memory. */
+static int put_names(td_jout *o, int32_t **labels, int64_t N, const td_names_view *nv)
+{
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_puts(&b, "[");
+    for (int64_t i = 0; i < N; i++) {
+        if (i)
+            td_sbuf_puts(&b, ",");
+        int32_t k = (*labels)[i];
+        if (k >= 0 && k < nv->n)
+            td_sbuf_string(&b, nv->v[k]);
+        else
+            td_sbuf_int(&b, k);
+    }
+    td_sbuf_puts(&b, "],\"classes\":[");
+    for (int64_t k = 0; k < nv->n; k++) {
+        if (k)
+            td_sbuf_puts(&b, ",");
+        td_sbuf_string(&b, nv->v[k]);
+    }
+    td_sbuf_puts(&b, "]");
+    int ok = b.data && !b.oom;
+    if (ok)
+        td_jout_text(o, b.data);
+    td_sbuf_fini(&b);
+    free(*labels);
+    *labels = NULL;
+    return ok ? 0 : -1;
+}
+
+/* The predictions object of probs (N, K) and labels (N, G), both handed over; with class
+ * names (nv non-NULL, G == 1) the labels are names and "classes" follows. */
 static td_status predictions_out(td_jout *o, const td_model *m, float **probs,
-                                 int32_t **labels, int64_t N, td_error *err)
+                                 int32_t **labels, int64_t N, const td_names_view *nv,
+                                 td_error *err)
 {
     int64_t G = m->G > 0 ? m->G : 1, K = m->K, S = K / G;
     td_jout_text(o, "{\"probabilities\":");
-    if (G == 1) {
+    if (G == 1 && nv) {
+        put_f32(o, probs, 2, N, K, 0);
+        td_jout_text(o, ",\"labels\":");
+        if (put_names(o, labels, N, nv)) {
+            free(*probs), *probs = NULL;
+            return td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
+        }
+    } else if (G == 1) {
         put_f32(o, probs, 2, N, K, 0);
         td_jout_text(o, ",\"labels\":");
         put_i32(o, labels, 1, N, 0);
@@ -500,7 +578,7 @@ td_status td_json_predictions(char **out, size_t *len, const td_model *m, const 
     }
     memcpy(p, probs, sizeof(float) * (size_t)(N * m->K));
     memcpy(l, labels, sizeof(int32_t) * (size_t)(N * G));
-    if ((st = predictions_out(o, m, &p, &l, N, err)))
+    if ((st = predictions_out(o, m, &p, &l, N, NULL, err)))
         goto done;
     if (!(*out = td_jout_string(o, len)))
         st = td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
@@ -579,7 +657,7 @@ done:
 
 /* softmax / mlp: the predictions object. */
 static td_status net_out(td_jout *o, const td_model *m, const float *X, int64_t N,
-                         td_error *err)
+                         const td_names_view *nv, td_error *err)
 {
     int64_t G = m->G > 0 ? m->G : 1;
     float *probs = malloc(sizeof(float) * (size_t)(N * m->K));
@@ -591,34 +669,43 @@ static td_status net_out(td_jout *o, const td_model *m, const float *X, int64_t 
     }
     if ((st = td_model_predict(probs, labels, m, X, N, m->D, err)))
         goto done;
-    st = predictions_out(o, m, &probs, &labels, N, err);
+    st = predictions_out(o, m, &probs, &labels, N, nv, err);
 done:
     free(probs);
     free(labels);
     return st;
 }
 
-td_status td_json_predict_rows(td_jout **out, const td_model *m, float *X, int64_t N,
-                               td_error *err)
+static td_status predict_check(const td_model *m, td_error *err)
+{
+    int mixture = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM;
+    if (mixture && !m->params)
+        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    return mixture ? TD_OK : check_net(m, err);
+}
+
+td_status td_json_predict_out(td_jout **out, const td_model *m, float *X, int64_t N,
+                              const td_names_view *nv, td_error *err)
 {
     *out = NULL;
-    int mixture = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM;
-    td_status st = TD_OK;
-    if (mixture && !m->params)
-        st = td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
-    else if (!mixture)
-        st = check_net(m, err);
-    td_jout *o = st ? NULL : td_jout_new();
-    if (!st && !o)
-        st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
-    if (!st) {
-        if (m->kind == TD_MODEL_GMM)
-            st = gmm_out(o, m, X, N, err);
-        else if (m->kind == TD_MODEL_EMBED_GMM)
-            st = embed_out(o, m, X, N, err);
-        else
-            st = net_out(o, m, X, N, err);
+    td_status st = predict_check(m, err);
+    if (st) {
+        free(X);
+        return st;
     }
+    if (nv && nv->n != m->K)
+        nv = NULL; /* names only for a model of one label per row over exactly them */
+    td_jout *o = td_jout_new();
+    if (!o) {
+        free(X);
+        return td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
+    }
+    if (m->kind == TD_MODEL_GMM)
+        st = gmm_out(o, m, X, N, err);
+    else if (m->kind == TD_MODEL_EMBED_GMM)
+        st = embed_out(o, m, X, N, err);
+    else
+        st = net_out(o, m, X, N, nv, err);
     free(X);
     if (st) {
         td_jout_free(o);
@@ -634,8 +721,10 @@ td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s
     *out = NULL;
     float *X = NULL;
     int64_t N;
-    td_status st = td_json_predict_read(&X, &N, s, m, err);
-    return st ? st : td_json_predict_rows(out, m, X, N, err);
+    td_status st = predict_check(m, err);
+    if (st || (st = td_json_predict_read(&X, &N, s, m, err)))
+        return st;
+    return td_json_predict_out(out, m, X, N, NULL, err);
 }
 
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,

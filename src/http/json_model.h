@@ -51,13 +51,25 @@ td_dstream *td_json_predict_stream(uint64_t size_hint);
 /* The streamed {"X": [[...]]} once the body is in: *X (N, D) malloc'd; D must be m->D. */
 td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_model *m,
                                td_error *err);
-/* The predictions for X (N, m->D; freed here) as a streamed answer. */
-td_status td_json_predict_rows(td_jout **out, const td_model *m, float *X, int64_t N,
-                               td_error *err);
 /* Predicts from the streamed request: *out gets the answer as a writer (json_out.h,
  * numbers formatted as they are sent; the caller frees it), NULL on error. */
 td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
                                  td_error *err);
+/* Class names borrowed for an answer: v[0..n). */
+typedef struct td_names_view {
+    char *const *v;
+    int64_t n;
+} td_names_view;
+
+/* The streamed predict body {"X": [[...]]} or {"dataset": "ds_..."}: either *X (N, D)
+ * malloc'd as td_json_predict_read, or dataset (cap bytes) gets the id (*X NULL). */
+td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap,
+                                td_dstream *s, const td_model *m, td_error *err);
+/* Predicts the rows X (N, m->D; handed over) into the answer writer *out. With class
+ * names nv (may be NULL; used when the model has exactly nv->n classes and one label per
+ * row) the labels are the names, and "classes" lists them in the probabilities' order. */
+td_status td_json_predict_out(td_jout **out, const td_model *m, float *X, int64_t N,
+                              const td_names_view *nv, td_error *err);
 /* The whole predict request: parse, td_model_predict (gmm: td_gmm_predict), write. */
 td_status td_json_predict(char **out, size_t *len, const td_model *m, const char *body,
                           size_t body_len, td_error *err);

@@ -101,14 +101,14 @@ td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len
                                  const char *why, td_error *err)
 {
     if (!near)
-        return td_fail(err, TD_EINVAL, "", MALFORMED "%llu: %s", (unsigned long long)off,
+        return td_fail(err, TD_EMALFORMED, "", MALFORMED "%llu: %s", (unsigned long long)off,
                        why ? why : "unexpected end of input");
     char text[24];
     size_t n = 0;
     for (size_t i = 0; i < near_len && n < 16; i++)
         text[n++] = isprint((unsigned char)near[i]) && near[i] != '"' ? near[i] : '?';
     text[n] = '\0';
-    return td_fail(err, TD_EINVAL, "", MALFORMED "%llu: %s near \"%s\"",
+    return td_fail(err, TD_EMALFORMED, "", MALFORMED "%llu: %s near \"%s\"",
                    (unsigned long long)off, why ? why : "syntax error", text);
 }
 
@@ -172,7 +172,7 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
     while (i < len && isspace((unsigned char)body[i]))
         i++;
     if (i == len)
-        return td_fail(err, TD_EINVAL, "", MALFORMED "%zu: the body is empty", len);
+        return td_fail(err, TD_EMALFORMED, "", MALFORMED "%zu: the body is empty", len);
     int oom;
     char *nulfree = rewrite_nul_escapes(body, len, &oom);
     if (oom)
@@ -208,20 +208,12 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
     return TD_OK;
 }
 
-int td_json_is_malformed(td_status st, const td_error *err)
-{
-    return st == TD_EINVAL && err && err->field[0] == '\0' &&
-           strncmp(err->message, MALFORMED, strlen(MALFORMED)) == 0;
-}
-
 int td_json_http_status(td_status st, const td_error *err)
 {
-    if (td_json_is_malformed(st, err))
-        return 400;
     switch (st) {
     case TD_OK: return 200;
-    case TD_EINVAL:
-    case TD_EUNAVAIL: return 422;
+    case TD_EMALFORMED: return 400;
+    case TD_EINVAL: return 422;
     case TD_ENOTFOUND: return 404;
     case TD_ECONFLICT: return 409;
     default: return 500;

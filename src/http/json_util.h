@@ -6,10 +6,9 @@
  * td_error.field as a JSON path ("X[12][3]", "hyperparameters.betas[1]") and says the
  * rule in the message.
  *
- * Malformed JSON (HTTP 400) versus invalid values (HTTP 422): both come back as TD_EINVAL;
- * td_json_is_malformed(st, err) tells them apart (the message starts with
- * "malformed JSON at byte N"). Callers answer 400 when it returns 1, else map the status
- * as usual (td_resp_from_error).
+ * Malformed JSON (HTTP 400) versus invalid values (HTTP 422): TD_EMALFORMED (the message
+ * starts with "malformed JSON at byte N") versus TD_EINVAL; td_resp_from_error and
+ * td_json_http_status map both.
  *
  * Non-finite literals: JSON has no NaN or Infinity, but Python's json module writes them.
  * td_json_parse accepts NaN, Infinity, -Infinity (and nan, inf, -inf) outside strings so
@@ -30,15 +29,12 @@
 
 /* Parses body[0..len) (it need not be NUL-terminated) into *out (caller deletes with
  * cJSON_Delete). On a syntax error, an empty body, or trailing data after the value:
- * TD_EINVAL, field "", message "malformed JSON at byte N: ...", *out NULL.
+ * TD_EMALFORMED, field "", message "malformed JSON at byte N: ...", *out NULL.
  * TD_ENOMEM when the tree cannot be allocated. */
 td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err);
 
-/* 1 when (st, err) is the malformed-JSON error of td_json_parse (answer 400). */
-int td_json_is_malformed(td_status st, const td_error *err);
-
 /* The HTTP status for a failure of any td_json_* function: 400 for malformed JSON,
- * 422 for TD_EINVAL / TD_EUNAVAIL, 404, 409, 500 for the rest. */
+ * 422 for TD_EINVAL, 404, 409, 500 for the rest. */
 int td_json_http_status(td_status st, const td_error *err);
 
 /* ---- paths and keys --------------------------------------------------------------- */
@@ -176,7 +172,7 @@ td_status td_json_fail_not_object(const char *prefix, const char *what, td_error
 td_status td_json_check_key(const char *key, int repeated, const char *prefix,
                             const char *what, const char *const *allowed, td_error *err);
 
-/* The malformed-JSON error (400, td_json_is_malformed recognises it):
+/* The malformed-JSON error (TD_EMALFORMED, 400):
  * "malformed JSON at byte N: <why> near \"<up to 16 bytes of near>\"", or at the end of
  * the input (near NULL): "malformed JSON at byte N: <why, default: unexpected end of
  * input>". why NULL means "syntax error". */

@@ -81,6 +81,11 @@ td_status td_npy_upload_end(td_npy_upload *u, td_dataset_meta *meta, td_error *e
     return st;
 }
 
+void td_npy_upload_classes(td_npy_upload *u, char ***classes, int64_t *n)
+{
+    td_npy_dataset_classes(u->reader, classes, n);
+}
+
 void td_npy_upload_free(td_npy_upload *u)
 {
     if (!u)

@@ -23,8 +23,10 @@
 
 #include "http/export.h"
 #include "http/catalog.h"
+#include "http/class_names.h"
 #include "http/events.h"
 #include "http/json_dataset.h"
+#include "http/json_eval.h"
 #include "http/json_hparams.h"
 #include "http/json_job.h"
 #include "http/json_loss.h"
@@ -59,7 +61,7 @@ struct td_app {
 /* Answers a failure of a json_* or engine call: 400 for malformed JSON, else by status. */
 static void fail(td_resp *resp, td_status st, const td_error *err)
 {
-    if (td_json_is_malformed(st, err))
+    if (st == TD_EMALFORMED)
         td_resp_error(resp, 400, "malformed_json", NULL, "%s", err->message);
     else
         td_resp_from_error(resp, st, err);
@@ -137,6 +139,32 @@ static cJSON *dataset_meta_json(const td_dataset_meta *m)
     return td_json_dataset_summary(&s);
 }
 
+/* Adds key: the JSON array text (class or column names), or null. */
+static void add_names(cJSON *o, const char *key, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : NULL;
+    if (!cJSON_IsArray(v)) {
+        cJSON_Delete(v);
+        v = cJSON_CreateNull();
+    }
+    cJSON_AddItemToObject(o, key, v);
+}
+
+/* The dataset's JSON with its class names and feature column names (null when none). */
+static cJSON *dataset_json(td_app *app, const td_dataset_meta *m)
+{
+    cJSON *o = dataset_meta_json(m);
+    char *classes = NULL, *columns = NULL;
+    td_store_dataset_names(app->store, m->id, &classes, &columns, NULL);
+    if (o) {
+        add_names(o, "classes", classes);
+        add_names(o, "columns", columns);
+    }
+    free(classes);
+    free(columns);
+    return o;
+}
+
 /* ---- datasets ---------------------------------------------------------------------- */
 
 static td_status check_dataset_limits(const td_app *app, const td_dataset *ds, td_error *err)
@@ -151,6 +179,26 @@ static td_status check_dataset_limits(const td_app *app, const td_dataset *ds, t
     return TD_OK;
 }
 
+static td_status delete_dataset(td_app *app, const char *id, td_error *err);
+
+/* Keeps the class and column names of the dataset just stored as id; on failure the
+ * dataset goes too (a dataset never loses its names). */
+static td_status store_names(td_app *app, const char *id, char *const *classes, int64_t K,
+                             char *const *columns, int64_t D, td_error *err)
+{
+    char *ct = classes ? td_strings_json(classes, K) : NULL;
+    char *dt = columns ? td_strings_json(columns, D) : NULL;
+    td_status st = (classes && !ct) || (columns && !dt)
+                       ? td_fail(err, TD_ENOMEM, NULL, "out of memory")
+                       : td_reserve_note(app->reserve, td_store_dataset_names_set(
+                                             app->store, id, ct, dt, err), err);
+    free(ct);
+    free(dt);
+    if (st)
+        delete_dataset(app, id, NULL);
+    return st;
+}
+
 /* Stores a parsed dataset; *meta gets its metadata. */
 static td_status store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_meta *meta,
                                td_error *err)
@@ -159,6 +207,8 @@ static td_status store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_
     if (st == TD_OK)
         st = td_reserve_note(app->reserve, td_store_dataset_put(app->store, &d->ds, d->name,
                                                                  meta, err), err);
+    if (st == TD_OK && (d->classes || d->columns))
+        st = store_names(app, meta->id, d->classes, d->n_classes, d->columns, d->n_columns, err);
     return st;
 }
 
@@ -211,6 +261,8 @@ static void *dataset_begin(void *a, const td_req *req)
         td_csv_opts o;
         u->st = td_csv_opts_parse(&o, td_req_query(req, "label_column"),
                                   td_req_query(req, "header"), &u->err);
+        if (u->st == TD_OK)
+            u->st = td_csv_delimiter_parse(&o, td_req_query(req, "delimiter"), &u->err);
         if (u->st == TD_OK && !(u->parser = td_dstream_csv(&o, td_req_query(req, "name"), hint)))
             goto nomem;
     } else if (!(u->parser = td_dstream_json(hint))) {
@@ -242,6 +294,11 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     td_dataset_meta meta;
     if (u->npy)
         st = td_npy_upload_end(u->npy, &meta, &err);
+    if (u->npy && st == TD_OK) { /* y as unicode names */
+        td_npy_upload_classes(u->npy, &d.classes, &d.n_classes);
+        if (d.classes)
+            st = store_names(app, meta.id, d.classes, d.n_classes, NULL, 0, &err);
+    }
     else if (st == TD_OK)
         st = td_dstream_finish(u->parser, &d, &err);
     td_dstream_destroy(u->parser); /* what it held is in d now */
@@ -256,7 +313,7 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     td_log(TD_LOG_INFO, "http", "dataset %s stored (%lld x %lld)", meta.id, (long long)meta.N,
            (long long)meta.D);
     td_resp_header(resp, "Location", "/v1/datasets/%s", meta.id);
-    json_or_oom(resp, 201, cjson_take(dataset_meta_json(&meta)));
+    json_or_oom(resp, 201, cjson_take(dataset_json(app, &meta)));
 }
 
 static const td_body_sink dataset_sink = {dataset_begin, dataset_piece, dataset_end,
@@ -313,7 +370,7 @@ static void h_dataset_list(void *a, const td_req *req, td_resp *resp)
     }
     cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "datasets");
     for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, dataset_meta_json(&rows[i]));
+        cJSON_AddItemToArray(arr, dataset_json(app, &rows[i]));
     if (next[0])
         cJSON_AddStringToObject(root, "next", next);
     else
@@ -332,7 +389,7 @@ static void h_dataset_get(void *a, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
-    json_or_oom(resp, 200, cjson_take(dataset_meta_json(&meta)));
+    json_or_oom(resp, 200, cjson_take(dataset_json(app, &meta)));
 }
 
 static void h_dataset_data(void *a, const td_req *req, td_resp *resp)
@@ -369,6 +426,33 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
     td_job_row_fini(&row);
 }
 
+/* A dataset of class names trains a model of exactly those classes, and a validation
+ * set must name the same ones (its indices are into its own sorted names). */
+static td_status check_names(td_app *app, const char *model, const char *dataset,
+                             const char *validation, int64_t K, td_error *err)
+{
+    char *tc = NULL, *tcols = NULL, *vc = NULL, *vcols = NULL;
+    td_status st = td_store_dataset_names(app->store, dataset, &tc, &tcols, err);
+    if (st == TD_OK && validation)
+        st = td_store_dataset_names(app->store, validation, &vc, &vcols, err);
+    char **names = NULL;
+    int64_t n = 0;
+    int net = strcmp(model, "softmax") == 0 || strcmp(model, "mlp") == 0;
+    if (st == TD_OK && tc && net && (st = td_strings_parse(tc, &names, &n, err)) == TD_OK &&
+        n != K)
+        st = td_fail(err, TD_EINVAL, "hyperparameters.n_classes", "the dataset names %lld "
+                     "classes but the model would have %lld outputs; leave n_classes null",
+                     (long long)n, (long long)K);
+    if (st == TD_OK && validation && (tc || vc) && (!tc || !vc || strcmp(tc, vc) != 0))
+        st = td_fail(err, TD_EINVAL, "validation", "the validation set's class names (%.120s) "
+                     "differ from the training set's (%.120s): a validation set must name the "
+                     "same classes", vc ? vc : "none, its labels are indices",
+                     tc ? tc : "none, its labels are indices");
+    td_strings_free(names, n);
+    free(tc), free(tcols), free(vc), free(vcols);
+    return st;
+}
+
 td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
                            int64_t *K, uint64_t *bytes, td_error *err)
@@ -378,9 +462,35 @@ td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
     if (st == TD_OK)
         st = td_trainer_check(&hp, &train->ds, val ? &val->ds : NULL, K, err);
     if (st == TD_OK)
+        st = check_names(app, model, train->meta.id, val ? val->meta.id : NULL, *K, err);
+    if (st == TD_OK)
         *bytes = td_jobs_job_bytes(&hp, train, val, *K, app->cores);
     td_hparams_fini(&hp);
     return st;
+}
+
+/* The failure for a dataset id that is not stored: when it is the name of a stored
+ * dataset, the message gives that dataset's id (the newest of that name). Only on this
+ * error path, and bounded: a few pages of the list. */
+static td_status no_dataset(td_app *app, const char *field, const char *id, td_error *err)
+{
+    char after[TD_ID_MAX] = "", found[TD_ID_MAX] = "";
+    for (int page = 0; page < 10 && !found[0]; page++) {
+        td_dataset_meta *rows = NULL;
+        int n = 0;
+        if (td_store_dataset_list(app->store, 1000, after, &rows, &n, after, NULL) != TD_OK)
+            break;
+        for (int i = 0; i < n && !found[0]; i++)
+            if (rows[i].name[0] && strcmp(rows[i].name, id) == 0)
+                snprintf(found, sizeof found, "%s", rows[i].id);
+        free(rows);
+        if (!after[0])
+            break;
+    }
+    if (found[0])
+        return td_fail(err, TD_EINVAL, field, "no dataset with id \"%.128s\"; \"%.128s\" is the "
+                       "name of dataset %s: give its id, \"%s\"", id, id, found, found);
+    return td_fail(err, TD_EINVAL, field, "no dataset with id \"%.128s\"", id);
 }
 
 /* Validates a job exactly as its worker will run it: the stored hyperparameter text is
@@ -394,11 +504,11 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
     td_stored_dataset train = {0}, val = {0};
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
     if (st == TD_ENOTFOUND)
-        st = td_fail(err, TD_EINVAL, "dataset", "no dataset with id \"%s\"", dataset);
+        st = no_dataset(app, "dataset", dataset, err);
     if (st == TD_OK && validation) {
         st = td_store_dataset_load(app->store, validation, &val, err);
         if (st == TD_ENOTFOUND)
-            st = td_fail(err, TD_EINVAL, "validation", "no dataset with id \"%s\"", validation);
+            st = no_dataset(app, "validation", validation, err);
     }
     if (st == TD_OK)
         st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL, K, bytes,
@@ -487,10 +597,7 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
     int resolve = jr.hp.n_classes == 0 ||
                   (jr.model == TD_MODEL_EMBED_GMM && jr.hp.warmup_iterations < 0);
     if (resolve) { /* resolve "from the data" / "15%" so the job shows every value */
-        if (jr.hp.n_classes == 0)
-            jr.hp.n_classes = K;
-        if (jr.model == TD_MODEL_EMBED_GMM)
-            jr.hp.warmup_iterations = td_hparams_warmup(&jr.hp);
+        td_hparams_resolve(&jr.hp, K);
         free(hp_text);
         if (!(hp_text = td_job_hparams_text(&jr.hp, jr.initial_weights))) {
             st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
@@ -647,6 +754,87 @@ static td_status load_model(td_app *app, const char *id, td_model *m, td_error *
     return st;
 }
 
+static int cmp_row(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* GET /v1/jobs/{id}/validation: the rows of the dataset that validation_split held out
+ * (ascending row indices: the same rows the trainer scores val_loss on), or the id of the
+ * separate validation set. 409 when the job holds nothing out. */
+static void h_job_validation(void *a, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_job_row row;
+    td_stored_dataset ds = {0};
+    td_hparams hp;
+    td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
+    td_status st = td_store_job_get(app->store, req->params[0], &row, &err);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    int64_t *order = NULL;
+    if (row.validation[0]) {
+        cJSON_AddStringToObject(o, "dataset", row.dataset);
+        cJSON_AddStringToObject(o, "validation", row.validation);
+        cJSON_AddNullToObject(o, "rows");
+        goto answer;
+    }
+    if ((st = td_store_dataset_load(app->store, row.dataset, &ds, &err)) ||
+        (st = td_job_decode_hparams(&hp, row.model, row.hyperparameters, &ds.ds, &err)))
+        goto out;
+    if (hp.validation_split <= 0) {
+        st = td_fail(&err, TD_ECONFLICT, NULL, "job %s holds no rows out: it has neither "
+                     "hyperparameters.validation_split nor a validation dataset", row.id);
+        goto out;
+    }
+    int64_t N = ds.ds.N, nv = td_split_count(hp.validation_split, N);
+    if (!(order = td_split_order(N, hp.seed))) {
+        st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    qsort(order + (N - nv), (size_t)nv, sizeof *order, cmp_row);
+    cJSON *rows = cJSON_AddArrayToObject(o, "rows");
+    for (int64_t i = N - nv; rows && i < N; i++)
+        cJSON_AddItemToArray(rows, cJSON_CreateNumber((double)order[i]));
+    cJSON_AddStringToObject(o, "dataset", row.dataset);
+    cJSON_AddNullToObject(o, "validation");
+    cJSON_AddNumberToObject(o, "validation_split", hp.validation_split);
+    cJSON_AddNumberToObject(o, "n_rows", (double)nv);
+answer:
+    json_or_oom(resp, 200, cjson_take(o));
+    o = NULL;
+out:
+    if (st)
+        fail(resp, st, &err);
+    cJSON_Delete(o);
+    free(order);
+    td_hparams_fini(&hp);
+    td_stored_dataset_fini(&ds);
+    td_job_row_fini(&row);
+}
+
+/* The class names a job's dataset gave (td_job_row.classes): *names malloc'd (free with
+ * td_strings_free), or NULL with *n 0 when it has none. */
+static td_status job_classes(td_app *app, const char *id, char ***names, int64_t *n,
+                             td_error *err)
+{
+    *names = NULL;
+    *n = 0;
+    td_job_row row;
+    td_status st = td_store_job_get(app->store, id, &row, err);
+    if (st)
+        return st;
+    if (row.classes)
+        st = td_strings_parse(row.classes, names, n, err);
+    td_job_row_fini(&row);
+    return st;
+}
+
 static void h_job_model(void *a, const td_req *req, td_resp *resp)
 {
     td_error err = {{0}, {0}};
@@ -654,8 +842,17 @@ static void h_job_model(void *a, const td_req *req, td_resp *resp)
     td_status st = load_model(a, req->params[0], &m, &err);
     char *out = NULL;
     size_t len = 0;
-    if (st == TD_OK && td_export_model_wanted(req)) { /* npz, C: export.h */
-        td_export_model(&m, req, resp);
+    if (st == TD_OK && td_export_model_wanted(req)) { /* npz, C, ONNX: export.h */
+        td_job_row row;
+        char **names = NULL;
+        int64_t K = 0;
+        int got = td_store_job_get(((td_app *)a)->store, req->params[0], &row, NULL) == TD_OK;
+        if (got && row.classes)
+            td_strings_parse(row.classes, &names, &K, NULL);
+        td_export_model_named(&m, names, K, names ? row.classes : NULL, req, resp);
+        td_strings_free(names, K);
+        if (got)
+            td_job_row_fini(&row);
         td_model_fini(&m);
         return;
     }
@@ -666,7 +863,43 @@ static void h_job_model(void *a, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
+    td_job_row row; /* + "classes": the dataset's class names, or null */
+    if (td_store_job_get(((td_app *)a)->store, req->params[0], &row, NULL) == TD_OK) {
+        const char *c = row.classes ? row.classes : "null";
+        char *with = len && out[len - 1] == '}' ? malloc(len + strlen(c) + 16) : NULL;
+        if (with) {
+            snprintf(with, len + strlen(c) + 16, "%.*s,\"classes\":%s}", (int)(len - 1), out, c);
+            free(out);
+            out = with;
+        }
+        td_job_row_fini(&row);
+    }
     td_resp_json(resp, 200, out);
+}
+
+/* The rows X (N, D; malloc'd copy) of stored dataset id, which must have D features;
+ * ds (may be NULL) keeps the whole loaded dataset for the caller (labels). */
+static td_status dataset_rows(td_app *app, const char *id, int64_t D, float **X, int64_t *N,
+                              td_stored_dataset *ds, td_error *err)
+{
+    td_stored_dataset sd = {0};
+    td_status st = td_store_dataset_load(app->store, id, &sd, err);
+    if (st == TD_ENOTFOUND)
+        st = no_dataset(app, "dataset", id, err);
+    if (st == TD_OK && sd.ds.D != D)
+        st = td_fail(err, TD_EINVAL, "dataset", "dataset %s has %lld features, the model "
+                     "expects %lld", id, (long long)sd.ds.D, (long long)D);
+    if (st == TD_OK && !(*X = malloc(sizeof(float) * (size_t)(sd.ds.N * D))))
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld rows", (long long)sd.ds.N);
+    if (st == TD_OK) {
+        memcpy(*X, sd.ds.X, sizeof(float) * (size_t)(sd.ds.N * D));
+        *N = sd.ds.N;
+    }
+    if (st == TD_OK && ds)
+        *ds = sd;
+    else
+        td_stored_dataset_fini(&sd);
+    return st;
 }
 
 /* A predict body: JSON through the object stream, or an .npy (X alone) kept whole (its
@@ -739,11 +972,15 @@ static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
     predict_state *p = parser;
     float *X = NULL;
     int64_t N = 0;
+    char ds[TD_ID_MAX] = "";
     td_status st = load_model(a, req->params[0], &m, &err);
-    if (st == TD_OK)
-        st = p->json ? td_json_predict_read(&X, &N, p->json, &m, &err)
+    if (st == TD_OK) /* the rows: X, {"dataset": id} or an .npy */
+        st = p->json ? td_json_predict_input(&X, &N, ds, sizeof ds, p->json, &m, &err)
                      : td_export_npy_X(&X, &N, p->raw, p->len, &m, &err);
+    if (st == TD_OK && ds[0])
+        st = dataset_rows(a, ds, m.D, &X, &N, NULL, &err);
     if (st) {
+        free(X);
         td_model_fini(&m);
         fail(resp, st, &err);
         return;
@@ -770,7 +1007,15 @@ static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
         return;
     }
     td_jout *out = NULL;
-    st = td_json_predict_rows(&out, &m, X, N, &err);
+    char **names = NULL;
+    int64_t K = 0;
+    st = job_classes(a, req->params[0], &names, &K, &err);
+    td_names_view nv = {names, K};
+    if (st == TD_OK)
+        st = td_json_predict_out(&out, &m, X, N, names ? &nv : NULL, &err);
+    else
+        free(X);
+    td_strings_free(names, K);
     td_model_fini(&m);
     if (st) {
         td_budget_release(need);
@@ -863,6 +1108,99 @@ static void loss_end(void *a, void *parser, const td_req *req, td_resp *resp)
 
 static const td_body_sink loss_sink = {loss_begin, object_piece, loss_end, object_free};
 
+/* ---- evaluate ---------------------------------------------------------------------- */
+
+static void *eval_begin(void *a, const td_req *req)
+{
+    (void)a;
+    return td_json_evaluate_stream(size_hint(req));
+}
+
+/* The labels of a stored dataset as the model's classes: its class names matched by name
+ * to the model's (model_names NULL: the dataset's indices as they are). y (N) is
+ * rewritten in place. */
+static td_status labels_to_model(td_app *app, const char *id, int32_t *y, int64_t N,
+                                 char *const *model_names, int64_t K, td_error *err)
+{
+    char *ct = NULL, *cols = NULL, **dn = NULL;
+    int64_t n = 0;
+    td_status st = td_store_dataset_names(app->store, id, &ct, &cols, err);
+    free(cols);
+    if (st || !ct) {
+        free(ct);
+        return st; /* indices: checked against the model's classes by the metrics */
+    }
+    st = td_strings_parse(ct, &dn, &n, err);
+    free(ct);
+    if (st == TD_OK && !model_names)
+        st = td_fail(err, TD_EINVAL, "dataset", "dataset %s has class names but the model was "
+                     "trained on class indices", id);
+    int32_t *to = st == TD_OK ? malloc(sizeof *to * (size_t)(n ? n : 1)) : NULL;
+    if (st == TD_OK && !to)
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    for (int64_t k = 0; st == TD_OK && k < n; k++) {
+        to[k] = -1;
+        for (int64_t j = 0; j < K; j++)
+            if (strcmp(dn[k], model_names[j]) == 0)
+                to[k] = (int32_t)j;
+        if (to[k] < 0)
+            st = td_fail(err, TD_EINVAL, "dataset", "class \"%.64s\" of dataset %s is not a "
+                         "class of the model", dn[k], id);
+    }
+    for (int64_t i = 0; st == TD_OK && i < N; i++)
+        if (y[i] >= 0 && y[i] < n)
+            y[i] = to[y[i]];
+    free(to);
+    td_strings_free(dn, n);
+    return st;
+}
+
+static void eval_end(void *a, void *parser, const td_req *req, td_resp *resp)
+{
+    td_app *app = a;
+    td_error err = {{0}, {0}};
+    td_model m = {0};
+    float *X = NULL;
+    int32_t *y = NULL;
+    int64_t N = 0, K = 0;
+    char ds[TD_ID_MAX], **names = NULL, *out = NULL;
+    td_status st = load_model(app, req->params[0], &m, &err);
+    if (st == TD_OK)
+        st = td_json_evaluate_input(&X, &y, &N, ds, sizeof ds, parser, &m, &err);
+    if (st == TD_OK)
+        st = job_classes(app, req->params[0], &names, &K, &err);
+    if (st == TD_OK && ds[0]) {
+        td_stored_dataset sd = {0};
+        st = dataset_rows(app, ds, m.D, &X, &N, &sd, &err);
+        if (st == TD_OK && sd.ds.y && sd.ds.y_cols == 1 && m.kind != TD_MODEL_GMM) {
+            if (!(y = malloc(sizeof *y * (size_t)N)))
+                st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
+            else
+                memcpy(y, sd.ds.y, sizeof *y * (size_t)N);
+            if (st == TD_OK)
+                st = labels_to_model(app, ds, y, N, names, K, &err);
+        } else if (st == TD_OK && m.kind != TD_MODEL_GMM) {
+            st = td_fail(&err, TD_EINVAL, "dataset", "dataset %s has no class labels y (one per "
+                         "row) to evaluate against", ds);
+        }
+        td_stored_dataset_fini(&sd);
+    }
+    td_names_view nv = {names, K};
+    if (st == TD_OK)
+        st = td_json_evaluate(&out, &m, X, y, N, names ? &nv : NULL, &err);
+    free(X);
+    free(y);
+    td_strings_free(names, K);
+    td_model_fini(&m);
+    if (st) {
+        fail(resp, st, &err);
+        return;
+    }
+    json_or_oom(resp, 200, out);
+}
+
+static const td_body_sink eval_sink = {eval_begin, object_piece, eval_end, object_free};
+
 /* ---- the OpenAPI document ---------------------------------------------------------- */
 
 /* docs/openapi.json, compiled in by the Makefile ($(BUILD)/gen/openapi.c); NUL-terminated. */
@@ -884,32 +1222,36 @@ static void h_openapi(void *a, const td_req *req, td_resp *resp)
 /* ---- the table and the app --------------------------------------------------------- */
 
 #define JSON "application/json"
+/* Each route declares its query parameters (the last member): any other is a 422. */
 static const td_route routes[] = {
     {"POST", "/v1/datasets", NULL, JSON ",text/csv,application/x-npy,application/zip", 0,
-     &dataset_sink},
-    {"GET", "/v1/datasets", h_dataset_list, NULL, 0, NULL},
-    {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL},
-    {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL},
-    {"GET", "/v1/datasets/{id}/data", h_dataset_data, NULL, 0, NULL},
-    {"POST", "/v1/jobs", NULL, JSON, 0, &job_sink},
-    {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL},
-    {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL},
-    {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0, NULL},
-    {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL},
-    {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL},
-    {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL},
-    {"POST", "/v1/jobs/{id}/predict", NULL, JSON ",application/x-npy", 0, &predict_sink},
-    {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL},
-    {"POST", "/v1/sweeps", td_h_sweep_create, JSON, 0, NULL},
-    {"GET", "/v1/sweeps", td_h_sweep_list, NULL, 0, NULL},
-    {"GET", "/v1/sweeps/{id}", td_h_sweep_get, NULL, 0, NULL},
-    {"DELETE", "/v1/sweeps/{id}", td_h_sweep_delete, NULL, 0, NULL},
-    {"POST", "/v1/sweeps/{id}/cancel", td_h_sweep_cancel, NULL, 0, NULL},
-    {"POST", "/v1/loss", NULL, JSON, 0, &loss_sink},
-    {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL},
-    {"GET", "/v1/models", td_h_models, NULL, 0, NULL},              /* catalog.h */
-    {"GET", "/", td_h_index, NULL, 1, NULL},                        /* static.h: the dashboard */
-    {"GET", "/assets/{name}", td_h_asset, NULL, 1, NULL},
+     &dataset_sink, "name,label_column,header,delimiter"},
+    {"GET", "/v1/datasets", h_dataset_list, NULL, 0, NULL, "limit,after"},
+    {"GET", "/v1/datasets/{id}", h_dataset_get, NULL, 0, NULL, ""},
+    {"DELETE", "/v1/datasets/{id}", h_dataset_delete, NULL, 0, NULL, ""},
+    {"GET", "/v1/datasets/{id}/data", h_dataset_data, NULL, 0, NULL, "format"},
+    {"POST", "/v1/jobs", NULL, JSON, 0, &job_sink, ""},
+    {"GET", "/v1/jobs", h_job_list, NULL, 0, NULL, "state,limit,after"},
+    {"GET", "/v1/jobs/{id}", h_job_get, NULL, 0, NULL, ""},
+    {"DELETE", "/v1/jobs/{id}", h_job_delete, NULL, 0, NULL, ""},
+    {"GET", "/v1/jobs/{id}/losses", h_job_losses, NULL, 0, NULL,
+     "format,after_epoch,limit,max_points"},
+    {"GET", "/v1/jobs/{id}/events", h_job_events, NULL, 0, NULL, "max_rate,every"},
+    {"GET", "/v1/jobs/{id}/model", h_job_model, NULL, 0, NULL, "format"},
+    {"GET", "/v1/jobs/{id}/validation", h_job_validation, NULL, 0, NULL, ""},
+    {"POST", "/v1/jobs/{id}/predict", NULL, JSON ",application/x-npy", 0, &predict_sink, ""},
+    {"POST", "/v1/jobs/{id}/evaluate", NULL, JSON, 0, &eval_sink, ""},
+    {"POST", "/v1/jobs/{id}/cancel", h_job_cancel, NULL, 0, NULL, ""},
+    {"POST", "/v1/sweeps", td_h_sweep_create, JSON, 0, NULL, ""},
+    {"GET", "/v1/sweeps", td_h_sweep_list, NULL, 0, NULL, "limit,after"},
+    {"GET", "/v1/sweeps/{id}", td_h_sweep_get, NULL, 0, NULL, ""},
+    {"DELETE", "/v1/sweeps/{id}", td_h_sweep_delete, NULL, 0, NULL, ""},
+    {"POST", "/v1/sweeps/{id}/cancel", td_h_sweep_cancel, NULL, 0, NULL, ""},
+    {"POST", "/v1/loss", NULL, JSON, 0, &loss_sink, ""},
+    {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL, ""},
+    {"GET", "/v1/models", td_h_models, NULL, 0, NULL, ""},          /* catalog.h */
+    {"GET", "/", td_h_index, NULL, 1, NULL, ""},                    /* static.h: the dashboard */
+    {"GET", "/assets/{name}", td_h_asset, NULL, 1, NULL, ""},
 };
 
 const td_route *td_app_routes(size_t *n)

@@ -175,6 +175,7 @@ typedef struct req_state {
     int rej_status;
     const char *rej_code;
     char rej_msg[256];
+    char rej_field[64];              /* the error's field, "" for none */
     char allow[64];
     /* The body: accumulated, or streamed to the route's sink. */
     char *body;
@@ -268,7 +269,7 @@ static int status_http(td_status st)
     switch (st) {
     case TD_EINVAL: return 422;
     case TD_EDIVERGED: return 422;
-    case TD_EUNAVAIL: return 422;
+    case TD_EMALFORMED: return 400;
     case TD_ENOTFOUND: return 404;
     case TD_ECONFLICT: return 409;
     case TD_EBUSY: return 429;
@@ -481,6 +482,29 @@ static void reject(req_state *rs, int status, const char *code, const char *fmt,
     va_end(ap);
 }
 
+/* MHD_get_connection_values callback: the first query parameter whose name is not in
+ * the route's comma-separated list. */
+typedef struct query_check {
+    const char *allowed;
+    char bad[64];
+} query_check;
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind, (void)value;
+    query_check *q = cls;
+    size_t n = strlen(key);
+    for (const char *p = q->allowed; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && memcmp(p, key, n) == 0) return MHD_YES;
+        p += len + (e != NULL);
+    }
+    snprintf(q->bad, sizeof q->bad, "%s", key);
+    return MHD_NO;
+}
+
 /* A Content-Length value: decimal digits between optional blanks. Returns 0 with *out the
  * value (UINT64_MAX when it does not fit: larger than any limit all the same), or -1 when
  * it is not a number. */
@@ -563,6 +587,17 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
         reject(rs, 403, "forbidden", "token \"%s\" has scope %s; %s %s needs scope write",
                rs->token_name, td_scope_name(scope), method, url);
         return;
+    }
+    if (hit->query) { /* the route declares its query parameters: any other is a 422 */
+        query_check q = {.allowed = hit->query, .bad = ""};
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_one, &q);
+        if (q.bad[0]) {
+            snprintf(rs->rej_field, sizeof rs->rej_field, "%s", q.bad);
+            reject(rs, 422, "invalid_argument", "unknown query parameter \"%.64s\"; %s %s "
+                   "takes %s%s", q.bad, method, hit->pattern, hit->query[0] ? "" : "none",
+                   hit->query);
+            return;
+        }
     }
     if (cl_bad) {
         reject(rs, 400, "bad_request", "Content-Length \"%.64s\" is not a number of bytes", cl);
@@ -736,7 +771,8 @@ static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Conne
 {
     if (rs->has_body || rs->rej_status == 401 || rs->rej_status == 503) rs->close = 1;
     td_resp r = {0};
-    td_resp_error(&r, rs->rej_status, rs->rej_code, NULL, "%s", rs->rej_msg);
+    td_resp_error(&r, rs->rej_status, rs->rej_code, rs->rej_field[0] ? rs->rej_field : NULL,
+                  "%s", rs->rej_msg);
     if (rs->rej_status == 405) td_resp_header(&r, "Allow", "%s", rs->allow);
     if (rs->rej_status == 401) td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
     if (rs->rej_status == 503)
@@ -1199,7 +1235,9 @@ static int open_listener(td_server *s, const char *listen_addr, int *v6, td_erro
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        td_fail(err, TD_EIO, "listen", "cannot listen on %s: %s", listen_addr, strerror(e));
+        td_fail(err, TD_EIO, "listen", "cannot listen on %s: %s%s", listen_addr, strerror(e),
+                e == EADDRINUSE ? " (another traind or program has the port; pick another with "
+                "--listen PORT, e.g. --listen 8081, or the listen key of the config file)" : "");
         return -1;
     }
     struct sockaddr_storage ss;

@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/class_names.h"
+#include "traind/hparams.h"
 #include "http/json_util.h"
 
 #define TOK_MAX 4096            /* bytes of a number or literal */
@@ -324,13 +326,15 @@ typedef struct build {
     double ib_d, rb_d, nb_d;
     struct exc { int64_t k; int32_t v; } *exc; /* the ints (double)f does not hold */
     size_t nexc, capexc;
+    int names_ok;            /* y: its elements may be class names (strings) */
+    int name_pending;        /* a name element has begun: its string pushes its index */
 } build;
 
 typedef enum { S_VALUE, S_VALUE_OR_CLOSE, S_KEY, S_KEY_OR_CLOSE, S_COLON, S_COMMA_OR_CLOSE,
                S_END } lex_state;
 
 typedef enum { TOK_NONE, TOK_BARE, TOK_STR } tok_kind;
-typedef enum { STR_SKIP, STR_KEY, STR_NAME } str_role;
+typedef enum { STR_SKIP, STR_KEY, STR_NAME, STR_LABEL } str_role;
 
 /* CSV states */
 typedef enum { C_REC, C_FIELD, C_UNQUOTED, C_QUOTED, C_QUOTE, C_AFTER_QUOTE, C_CR } csv_state;
@@ -375,6 +379,7 @@ struct td_dstream {
     int cap_nul;             /* a NUL was decoded: the C string ended */
     char key[KEY_CAP + 1];
     char name_buf[NAME_CAP + 1];
+    char label_buf[TD_CLASS_NAME_MAX + 1];
 
     /* ---- dataset ---- */
     int root_obj;            /* the root is an object */
@@ -398,6 +403,16 @@ struct td_dstream {
     int fover;               /* a non-blank byte came past FIELD_CAP */
     char first_field[FIELD_CAP + 1]; /* the record's first field (label_column=first) */
     size_t first_len;
+    int64_t lab_idx;         /* the label column (0-based) once known; -1 */
+    char lab_text[FIELD_CAP + 1]; /* the label column's text in this record */
+    size_t lab_len;
+    int64_t pend_col, pend_line; /* a field that is not a number, which may be the label
+                                    column (label_column=last, the first record): 0 none */
+    char pend_text[FIELD_CAP + 1];
+    int named;               /* the labels are class names (the first row's is no number) */
+    td_names names;
+    char **hdr;              /* the header's fields */
+    int64_t nhdr;
     double *rec_d;           /* the record's values */
     float *rec_f;
     unsigned char *rec_exact;
@@ -668,6 +683,57 @@ static void build_elem(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vk
     b->bad_j = j;
 }
 
+/* Element i of a y given as class names (the first element was a string): a string is
+ * taken when it ends (label_done), anything else is refused. */
+static void name_elem(td_dstream *s, build *b, td_json_vkind k)
+{
+    td_dataset_part *part = b->part;
+    if (!part->names && !(part->names = calloc(1, sizeof *part->names))) {
+        oom(s, b->path);
+        return;
+    }
+    if (k == TD_JV_STRING) {
+        b->name_pending = 1;
+        return;
+    }
+    char path[TD_JSON_PATH_MAX];
+    td_json_index_path(path, b->path, b->i, -1);
+    part->st = td_fail(&part->err, TD_EINVAL, path, "%s must be a class name (a string), as "
+                       "%s[0] is; got %s", path, b->path, td_json_kind_name(k));
+    b->failed = 1;
+}
+
+/* The string of a pending name element has ended (s->label_buf, s->cap_len/total). */
+static void label_done(td_dstream *s, build *b)
+{
+    td_dataset_part *part = b->part;
+    b->name_pending = 0;
+    if (b->failed)
+        return;
+    char path[TD_JSON_PATH_MAX];
+    td_json_index_path(path, b->path, b->i - 1, -1);
+    if (s->cap_total == 0 || s->cap_total > TD_CLASS_NAME_MAX || s->cap_nul) {
+        part->st = td_fail(&part->err, TD_EINVAL, path, "%s: a class name must be 1 to %d "
+                           "bytes of text without NUL", path, TD_CLASS_NAME_MAX);
+        b->failed = 1;
+        return;
+    }
+    int32_t idx = td_names_add(part->names, s->label_buf, s->cap_len);
+    if (idx == -1) {
+        oom(s, b->path);
+        return;
+    }
+    if (idx == -2) {
+        part->st = td_fail(&part->err, TD_EINVAL, path, "%s: more than %d distinct class "
+                           "names", path, TD_MAX_CLASSES);
+        b->failed = 1;
+        return;
+    }
+    uint32_t bits;
+    memcpy(&bits, &idx, sizeof bits);
+    build_push(s, b, bits);
+}
+
 /* A value at level L of builder b (L 0: the member itself). A container is reported
  * when it opens, as kind TD_JV_ARRAY / TD_JV_OBJECT. */
 static void build_value(td_dstream *s, build *b, int L, td_json_vkind k, const num *nm,
@@ -704,7 +770,9 @@ static void build_value(td_dstream *s, build *b, int L, td_json_vkind k, const n
     }
     if (b->shape == SH_VECTOR) {
         if (L == 1) {
-            if (!b->failed)
+            if (!b->failed && b->names_ok && (part->names || (b->i == 0 && k == TD_JV_STRING)))
+                name_elem(s, b, k);
+            else if (!b->failed)
                 build_elem(s, b, b->i, -1, k, nm, text, tlen);
             b->i++;
         }
@@ -1118,6 +1186,11 @@ static void string_start(td_dstream *s, int is_key)
         s->srole = STR_NAME;
         s->cap_buf = s->name_buf;
         s->cap_max = NAME_CAP;
+    } else if (!is_key && s->depth == 2 && s->root_obj && !s->keys_final &&
+               s->member == K_Y && s->b[B_LABELS].name_pending) {
+        s->srole = STR_LABEL;
+        s->cap_buf = s->label_buf;
+        s->cap_max = TD_CLASS_NAME_MAX;
     }
 }
 
@@ -1178,6 +1251,8 @@ static void string_end(td_dstream *s)
         s->state = S_COLON;
         return;
     }
+    if (s->srole == STR_LABEL)
+        label_done(s, &s->b[B_LABELS]);
     if (s->srole == STR_NAME && !s->parts.name_st) {
         s->parts.name = strdup(s->cap_buf);
         s->parts.name_len = s->cap_total;
@@ -1833,6 +1908,20 @@ td_status td_jarray_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int 
 
 #define LOC_FMT "line %lld, column %lld"
 
+/* A field holding ';' or tabs while the delimiter is ',': the file is likely separated by
+ * those. Writes the hint and returns 1, else 0. */
+static int sep_hint(const td_dstream *s, char *hint, size_t cap)
+{
+    const char *sep = NULL;
+    if (s->opts.delimiter == ',' && memchr(s->field, ';', s->flen))
+        sep = ";";
+    else if (s->opts.delimiter == ',' && memchr(s->field, '\t', s->flen))
+        sep = "tab";
+    if (sep)
+        snprintf(hint, cap, " (the file looks %s-separated: pass delimiter=%s)", sep, sep);
+    return sep != NULL;
+}
+
 /* "line L, column C: ..." (+ the header hint for an error on line 1). */
 static void csv_fail(td_dstream *s, int64_t line, int64_t col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -1845,9 +1934,10 @@ static void csv_fail(td_dstream *s, int64_t line, int64_t col, const char *fmt, 
     va_end(ap);
     char field[64];
     snprintf(field, sizeof field, LOC_FMT, (long long)line, (long long)col);
-    fatal(s, TD_EINVAL, field, "%s: %s%s", field, what,
-          s->header_hint && line == 1 ? " (if the first line names the columns, pass "
-                                        "header=true)" : "");
+    char hint[96] = "";
+    if (!sep_hint(s, hint, sizeof hint) && s->header_hint && line == 1)
+        snprintf(hint, sizeof hint, " (if the first line names the columns, pass header=true)");
+    fatal(s, TD_EINVAL, field, "%s: %s%s", field, what, hint);
 }
 
 /* Is the record being read parsed (not the header)? */
@@ -1866,8 +1956,6 @@ static void field_begin(td_dstream *s)
 /* Keeps the field's bytes (leading blanks dropped: they are trimmed anyway). */
 static void field_put(td_dstream *s, const char *p, size_t n)
 {
-    if (!csv_parsing(s))
-        return;
     if (s->flen == 0)
         while (n && (*p == ' ' || *p == '\t'))
             p++, n--;
@@ -1914,14 +2002,68 @@ static int rec_grow(td_dstream *s)
     return 0;
 }
 
+/* Would strtod read all of t[0..n) as a finite or infinite number (as field_end does)? */
+static int looks_numeric(const char *t, size_t n)
+{
+    if (n == 0 || n >= 128)
+        return 0;
+    char buf[128];
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    char *end;
+    (void)strtod(buf, &end);
+    return end == buf + n;
+}
+
+/* A field of the header: its trimmed text kept as a column name. */
+static void header_field(td_dstream *s)
+{
+    s->rec_n++; /* (a name is kept up to FIELD_CAP bytes) */
+    char **nh = realloc(s->hdr, (size_t)(s->nhdr + 1) * sizeof *nh);
+    if (!nh) {
+        fatal(s, TD_ENOMEM, "", "out of memory reading the CSV header");
+        return;
+    }
+    s->hdr = nh;
+    size_t n = field_trim(s->field, s->flen);
+    if (!(s->hdr[s->nhdr] = malloc(n + 1))) {
+        fatal(s, TD_ENOMEM, "", "out of memory reading the CSV header");
+        return;
+    }
+    memcpy(s->hdr[s->nhdr], s->field, n);
+    s->hdr[s->nhdr++][n] = '\0';
+}
+
+/* The header has ended: label_column given by name is found among its names. */
+static void header_end(td_dstream *s)
+{
+    if (s->opts.label_column == TD_CSV_LABEL_FIRST)
+        s->lab_idx = 0;
+    else if (s->opts.label_column == TD_CSV_LABEL_LAST)
+        s->lab_idx = s->nhdr - 1;
+    if (s->opts.label_column != TD_CSV_LABEL_NAMED)
+        return;
+    for (int64_t k = 0; k < s->nhdr; k++)
+        if (strcmp(s->hdr[k], s->opts.label_name) == 0) {
+            s->lab_idx = k;
+            return;
+        }
+    char list[256] = "";
+    for (int64_t k = 0; k < s->nhdr && strlen(list) < 200; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%.40s\"",
+                 k ? ", " : "", s->hdr[k]);
+    fatal(s, TD_EINVAL, "label_column", "label_column \"%.64s\" is not a column of the header "
+          "(%s)", s->opts.label_name, list);
+}
+
 /* The field just read: a number (as strtod reads the trimmed text), kept for the
  * record's checks. */
 static void field_end(td_dstream *s)
 {
     if (s->done)
         return;
-    if (!csv_parsing(s)) { /* the header: fields are only counted */
-        s->rec_n++;
+    if (!csv_parsing(s)) { /* the header: its names are kept */
+        header_field(s);
         return;
     }
     const char *t = s->field;
@@ -1931,8 +2073,34 @@ static void field_end(td_dstream *s)
         memcpy(s->first_field, t, n);
         s->first_len = n;
     }
+    /* the label column, or (label_column=last, the first record) maybe it */
+    int maybe_label = s->labelled && (s->lab_idx >= 0 ? col - 1 == s->lab_idx : s->ncols < 0
+                                      ? s->opts.label_column == TD_CSV_LABEL_LAST
+                                      : col == s->ncols);
+    if (maybe_label) {
+        memcpy(s->lab_text, t, n);
+        s->lab_len = n;
+    }
+    if (s->pend_col && s->lab_idx < 0) { /* the field before was no number, nor the last */
+        csv_fail(s, s->pend_line, s->pend_col, "\"%s\" is not a number", s->pend_text);
+        return;
+    }
     if (n == 0 && !s->fover) {
-        csv_fail(s, line, col, "empty field; expected a number");
+        csv_fail(s, line, col, s->named && maybe_label ? "empty class name"
+                                                      : "empty field; expected a number");
+        return;
+    }
+    if (maybe_label && !s->fover && n < 128 && !looks_numeric(t, n)) { /* a class name */
+        memcpy(s->pend_text, t, n);
+        s->pend_text[n] = '\0';
+        s->pend_col = col, s->pend_line = line;
+        if (s->rec_n == s->rec_cap && rec_grow(s))
+            return;
+        s->rec_d[s->rec_n] = 0;
+        s->rec_f[s->rec_n] = 0;
+        s->rec_exact[s->rec_n] = 2; /* a name: record_end decides */
+        s->rec_line_of[s->rec_n] = line;
+        s->rec_n++;
         return;
     }
     if (s->fover || n >= 128) {
@@ -1973,6 +2141,32 @@ static void field_end(td_dstream *s)
     s->rec_n++;
 }
 
+/* The label of a record (its column k) as a class name: its index into the names so far
+ * pushed to y. -1 when the record failed. */
+static int label_name(td_dstream *s, int64_t k)
+{
+    int64_t line = s->rec_line_of[k];
+    if (!s->named) {
+        csv_fail(s, line, k + 1, "label \"%s\" is not an integer class index (the first "
+                 "row's label is a number; a column of class names has a name on every row)",
+                 s->pend_text);
+        return -1;
+    }
+    int32_t idx = td_names_add(&s->names, s->lab_text, s->lab_len);
+    if (idx == -1) {
+        fatal(s, TD_ENOMEM, "", "out of memory reading the CSV body");
+        return -1;
+    }
+    if (idx == -2) {
+        csv_fail(s, line, k + 1, "more than %d distinct class names", TD_MAX_CLASSES);
+        return -1;
+    }
+    uint32_t bits;
+    memcpy(&bits, &idx, sizeof bits);
+    build_push(s, &s->cy, bits);
+    return 0;
+}
+
 /* The record just read (rec_n fields) has ended at body offset off: the checks of a
  * record, then its values into X and y. */
 static void record_end(td_dstream *s, uint64_t off)
@@ -1984,9 +2178,11 @@ static void record_end(td_dstream *s, uint64_t off)
     if (s->ncols < 0) {
         s->ncols = nf;
         if (labelled && s->ncols < 2) {
+            char hint[96] = "";
+            sep_hint(s, hint, sizeof hint);
             fatal(s, TD_EINVAL, "label_column", "line %lld has 1 column; with label_column=%s "
-                  "at least 2 are needed (or pass label_column=none)", (long long)s->rec_line,
-                  s->opts.label_column == TD_CSV_LABEL_FIRST ? "first" : "last");
+                  "at least 2 are needed (or pass label_column=none)%s", (long long)s->rec_line,
+                  s->opts.label_column == TD_CSV_LABEL_FIRST ? "first" : "last", hint);
             return;
         }
         s->D = labelled ? s->ncols - 1 : s->ncols;
@@ -2001,10 +2197,20 @@ static void record_end(td_dstream *s, uint64_t off)
     int skip = !csv_parsing(s);
     s->first_record = 0;
     s->rec_n = 0;
-    if (skip)
+    if (skip) {
+        header_end(s);
         return;
+    }
     s->header_hint = 0; /* past the first line */
-    int64_t lab = !labelled ? -1 : s->opts.label_column == TD_CSV_LABEL_FIRST ? 0 : nf - 1;
+    int64_t lab = !labelled ? -1 : s->lab_idx >= 0 ? s->lab_idx
+                : s->opts.label_column == TD_CSV_LABEL_FIRST ? 0 : nf - 1;
+    if (s->pend_col && s->pend_col - 1 != lab) {
+        csv_fail(s, s->pend_line, s->pend_col, "\"%s\" is not a number", s->pend_text);
+        return;
+    }
+    s->pend_col = 0;
+    if (labelled && s->N == 0)
+        s->named = s->rec_exact[lab] == 2;
     if (s->N == 0 && s->size_hint > off && off > s->rec_off) {
         /* the first row tells how many bytes a row takes: reserve for the rest */
         uint64_t rows = (s->size_hint - s->rec_off) / (off - s->rec_off) * 11 / 10 + 2;
@@ -2020,7 +2226,10 @@ static void record_end(td_dstream *s, uint64_t off)
         return;
     for (int64_t k = 0; k < nf; k++) {
         double v = s->rec_d[k];
-        if (k == lab) {
+        if (k == lab && (s->named || s->rec_exact[k] == 2)) {
+            if (label_name(s, k))
+                return;
+        } else if (k == lab) {
             if (!s->rec_exact[k]) { /* integrality is decided on strtod's double */
                 const char *t = k == 0 ? s->first_field : s->field;
                 v = strtod_n(t, k == 0 ? s->first_len : field_trim(s->field, s->flen));
@@ -2054,6 +2263,7 @@ static void record_begin(td_dstream *s, const char *p)
 {
     s->rec_line = s->line;
     s->rec_n = 0;
+    s->pend_col = 0;
     s->col = 1;
     if (s->N == 0)
         s->rec_off = s->cx.start_off = s->cy.start_off = off_of(s, p);
@@ -2105,7 +2315,8 @@ static void lex_csv(td_dstream *s, const char *p, const char *end)
             /* fall through */
         case C_UNQUOTED: {
             const char *q = p;
-            while (q < end && *q != ',' && *q != '\n' && *q != '\r' && *q != '"')
+            const char dl = s->opts.delimiter;
+            while (q < end && *q != dl && *q != '\n' && *q != '\r' && *q != '"')
                 q++;
             field_put(s, p, (size_t)(q - p));
             p = q;
@@ -2151,7 +2362,7 @@ static void lex_csv(td_dstream *s, const char *p, const char *end)
                 p++;
                 break;
             }
-            if (c != ',' && c != '\n' && c != '\r') {
+            if (c != (unsigned char)s->opts.delimiter && c != '\n' && c != '\r') {
                 csv_fail(s, s->line, s->col, "unexpected character '%c' after a closing quote",
                          c);
                 break;
@@ -2161,7 +2372,7 @@ static void lex_csv(td_dstream *s, const char *p, const char *end)
         continue;
     field_done: /* at p: ',' or a line end after a field */
         field_end(s);
-        if (c == ',') {
+        if (c == (unsigned char)s->opts.delimiter) {
             s->col++;
             s->cs = C_FIELD;
             p++;
@@ -2221,6 +2432,24 @@ static td_status csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
     if (s->labelled) {
         out->y = (int32_t *)s->cy.data;
         s->cy.data = NULL;
+        td_status st;
+        if (s->named && (st = td_names_finish(&s->names, out->y, s->N, &out->classes,
+                                              &out->n_classes, err))) {
+            td_dataset_buf_free(out);
+            return st;
+        }
+    }
+    if (s->hdr && s->nhdr == s->ncols) { /* the feature columns' names */
+        int64_t lab = s->labelled ? s->lab_idx : -1;
+        if (!(out->columns = calloc((size_t)s->nhdr, sizeof *out->columns))) {
+            td_dataset_buf_free(out);
+            return td_fail(err, TD_ENOMEM, "", "out of memory reading the CSV header");
+        }
+        for (int64_t k = 0; k < s->nhdr; k++)
+            if (k != lab) {
+                out->columns[out->n_columns++] = s->hdr[k];
+                s->hdr[k] = NULL;
+            }
     }
     out->ds.N = s->N;
     out->ds.D = s->D;
@@ -2251,6 +2480,7 @@ td_dstream *td_dstream_json(uint64_t size_hint)
     td_dataset_parts *p = &s->parts;
     build_init(&s->b[B_X], &p->X, "X", SH_ROWS, 0, 0, 0, 0);
     build_init(&s->b[B_LABELS], &p->y, "y", SH_LABELS, 1, 0, INT32_MIN, INT32_MAX);
+    s->b[B_LABELS].names_ok = 1;
     build_init(&s->b[B_PROBS], &p->Y, "Y", SH_ROWS, 0, TD_JSON_NONNEG, 0, 0);
     build_init(&s->b[B_PAIRS], &p->pairs, "pairs", SH_ROWS, 1, 0, INT32_MIN, INT32_MAX);
     build_init(&s->b[B_PL], &p->pair_labels, "pair_labels", SH_VECTOR, 1, TD_JSON_BOOLS, 0, 1);
@@ -2287,6 +2517,7 @@ td_dstream *td_dstream_csv(const td_csv_opts *o, const char *name, uint64_t size
     s->first_record = 1;
     s->header_hint = !s->opts.header;
     s->labelled = s->opts.label_column != TD_CSV_LABEL_NONE;
+    s->lab_idx = s->opts.label_column == TD_CSV_LABEL_FIRST ? 0 : -1;
     td_dataset_part *px = &s->parts.X, *py = &s->parts.y;
     build_init(&s->cx, px, "X", SH_ROWS, 0, 0, 0, 0);
     build_init(&s->cy, py, "y", SH_VECTOR, 1, 0, INT32_MIN, INT32_MAX);
@@ -2384,6 +2615,8 @@ void td_dstream_destroy(td_dstream *s)
     cJSON_Delete(s->members);
     td_dstream_destroy(s->child);
     free(s->csv_name);
+    td_names_fini(&s->names);
+    td_strings_free(s->hdr, s->nhdr);
     free(s->rec_d);
     free(s->rec_f);
     free(s->rec_exact);

@@ -17,7 +17,7 @@
  * below 0x20 as whitespace, "\u" with bad hex digits read as U+0000, numbers of more
  * than 63 characters refused, a NaN literal as an object key): those are malformed here
  * (400), with a byte offset that points at the offending byte. Malformed JSON is the
- * "malformed JSON at byte N: ..." error of json_util.h (td_json_is_malformed).
+ * "malformed JSON at byte N: ..." error of json_util.h (TD_EMALFORMED).
  *
  * Numbers. JSON numbers (and CSV fields) become float32 exactly as (float)strtod(text)
  * does, i.e. rounded to the nearest double first and then to float32 — the reading of

@@ -1,6 +1,6 @@
 /* blob.c — checksummed binary files written atomically (format in blob.h).
  *
- * The checksum is XXH64 (the xxHash 64-bit algorithm, seed 0): ~10 GB/s in one pass,
+ * The checksum is XXH64 (math/xxh64.c, seed 0): ~10 GB/s in one pass,
  * so a file of hundreds of MB costs far less to hash than to write or read. It is fed
  * in the same loop that writes (or reads) each chunk, while the chunk is in cache. */
 #define _GNU_SOURCE /* sync_file_range */
@@ -20,152 +20,6 @@
 
 static const uint8_t BLOB_MAGIC[8] = {'T', 'D', 'B', 'L', 'O', 'B', 0, 0};
 #define CHUNK ((size_t)1 << 20)
-
-/* ---- XXH64 ------------------------------------------------------------------------ */
-
-#define P1 0x9E3779B185EBCA87ULL
-#define P2 0xC2B2AE3D27D4EB4FULL
-#define P3 0x165667B19E3779F9ULL
-#define P4 0x85EBCA77C2B2AE63ULL
-#define P5 0x27D4EB2F165667C5ULL
-
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    return v;
-}
-
-static inline void wr64(uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(p, &v, 8);
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    memcpy(p, &v, 4);
-}
-
-static inline uint64_t xround(uint64_t acc, uint64_t in)
-{
-    acc += in * P2;
-    acc = rotl64(acc, 31);
-    return acc * P1;
-}
-
-static inline uint64_t xmerge(uint64_t acc, uint64_t v)
-{
-    acc ^= xround(0, v);
-    return acc * P1 + P4;
-}
-
-void td_xxh64_init(td_xxh64_state *h, uint64_t seed)
-{
-    memset(h, 0, sizeof *h);
-    h->seed = seed;
-    h->v[0] = seed + P1 + P2;
-    h->v[1] = seed + P2;
-    h->v[2] = seed;
-    h->v[3] = seed - P1;
-}
-
-void td_xxh64_update(td_xxh64_state *h, const void *data, size_t len)
-{
-    const uint8_t *p = data, *end = p + len;
-    if (len == 0)
-        return;
-    h->total += len;
-    if (h->memsize + len < 32) {
-        memcpy(h->mem + h->memsize, p, len);
-        h->memsize += (uint32_t)len;
-        return;
-    }
-    if (h->memsize) {
-        size_t fill = 32 - h->memsize;
-        memcpy(h->mem + h->memsize, p, fill);
-        for (int i = 0; i < 4; i++)
-            h->v[i] = xround(h->v[i], rd64(h->mem + 8 * i));
-        p += fill;
-        h->memsize = 0;
-    }
-    uint64_t v0 = h->v[0], v1 = h->v[1], v2 = h->v[2], v3 = h->v[3];
-    while (end - p >= 32) {
-        v0 = xround(v0, rd64(p));
-        v1 = xround(v1, rd64(p + 8));
-        v2 = xround(v2, rd64(p + 16));
-        v3 = xround(v3, rd64(p + 24));
-        p += 32;
-    }
-    h->v[0] = v0, h->v[1] = v1, h->v[2] = v2, h->v[3] = v3;
-    if (p < end) {
-        memcpy(h->mem, p, (size_t)(end - p));
-        h->memsize = (uint32_t)(end - p);
-    }
-}
-
-uint64_t td_xxh64_digest(const td_xxh64_state *h)
-{
-    uint64_t acc;
-    if (h->total >= 32) {
-        acc = rotl64(h->v[0], 1) + rotl64(h->v[1], 7) + rotl64(h->v[2], 12) +
-              rotl64(h->v[3], 18);
-        for (int i = 0; i < 4; i++)
-            acc = xmerge(acc, h->v[i]);
-    } else {
-        acc = h->seed + P5;
-    }
-    acc += h->total;
-    const uint8_t *p = h->mem, *end = p + h->memsize;
-    while (end - p >= 8) {
-        acc ^= xround(0, rd64(p));
-        acc = rotl64(acc, 27) * P1 + P4;
-        p += 8;
-    }
-    if (end - p >= 4) {
-        acc ^= (uint64_t)rd32(p) * P1;
-        acc = rotl64(acc, 23) * P2 + P3;
-        p += 4;
-    }
-    while (p < end) {
-        acc ^= (*p++) * P5;
-        acc = rotl64(acc, 11) * P1;
-    }
-    acc ^= acc >> 33;
-    acc *= P2;
-    acc ^= acc >> 29;
-    acc *= P3;
-    acc ^= acc >> 32;
-    return acc;
-}
-
-uint64_t td_xxh64(const void *data, size_t len, uint64_t seed)
-{
-    td_xxh64_state h;
-    td_xxh64_init(&h, seed);
-    td_xxh64_update(&h, data, len);
-    return td_xxh64_digest(&h);
-}
 
 /* ---- files ------------------------------------------------------------------------ */
 
@@ -210,11 +64,11 @@ static void fill_header(uint8_t hdr[TD_BLOB_HEADER], uint32_t version, uint32_t 
                         uint64_t aux, uint64_t length)
 {
     memcpy(hdr, BLOB_MAGIC, 8);
-    wr32(hdr + 8, version);
-    wr32(hdr + 12, kind);
-    wr64(hdr + 16, aux);
-    wr64(hdr + 24, length);
-    wr64(hdr + 32, 0);
+    td_wr32(hdr + 8, version);
+    td_wr32(hdr + 12, kind);
+    td_wr64(hdr + 16, aux);
+    td_wr64(hdr + 24, length);
+    td_wr64(hdr + 32, 0);
 }
 
 /* fsyncs the directory holding path so a rename in it is durable. */
@@ -246,7 +100,7 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, c
         return -1;
     if (tag_len) {
         uint8_t n[4];
-        wr32(n, (uint32_t)tag_len);
+        td_wr32(n, (uint32_t)tag_len);
         td_xxh64_update(&h, n, 4);
         td_xxh64_update(&h, tag, tag_len);
         if (write_all(fd, n, 4) != 0 || write_all(fd, tag, tag_len) != 0)
@@ -264,7 +118,7 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, c
             left -= c;
         }
     }
-    wr64(hdr + 32, td_xxh64_digest(&h));
+    td_wr64(hdr + 32, td_xxh64_digest(&h));
     ssize_t w = pwrite(fd, hdr + 32, 8, 32);
     if (w != 8) {
         if (w >= 0)
@@ -363,14 +217,14 @@ static td_status check_header(const char *path, const uint8_t hdr[TD_BLOB_HEADER
 {
     if (memcmp(hdr, BLOB_MAGIC, 8) != 0)
         return td_fail(err, TD_EIO, NULL, "%s: not a traind blob (bad magic)", path);
-    uint32_t version = rd32(hdr + 8);
+    uint32_t version = td_rd32(hdr + 8);
     if (version != TD_BLOB_VERSION &&
         (version != TD_BLOB_VERSION_TAGGED || before == TD_BLOB_HEADER))
         return td_fail(err, TD_EIO, NULL, "%s: unsupported blob version %u", path, version);
-    if (kind != TD_BLOB_ANY && rd32(hdr + 12) != kind)
+    if (kind != TD_BLOB_ANY && td_rd32(hdr + 12) != kind)
         return td_fail(err, TD_EIO, NULL, "%s: blob kind %u, expected %u", path,
-                       rd32(hdr + 12), kind);
-    *length = rd64(hdr + 24);
+                       td_rd32(hdr + 12), kind);
+    *length = td_rd64(hdr + 24);
     if (*length != (uint64_t)(sb->st_size - before) || *length > SIZE_MAX - 1)
         return td_fail(err, TD_EIO, NULL, "%s: length mismatch (header %llu, file has %llu)",
                        path, (unsigned long long)*length,
@@ -402,7 +256,7 @@ static td_status open_blob(const char *path, int *fd, struct stat *sb, td_error 
 static td_status checksum_status(const char *path, const uint8_t hdr[TD_BLOB_HEADER],
                                  uint64_t got, td_error *err)
 {
-    uint64_t want = rd64(hdr + 32);
+    uint64_t want = td_rd64(hdr + 32);
     if (want == got)
         return TD_OK;
     return td_fail(err, TD_EIO, NULL, "%s: checksum mismatch (stored %016llx, computed %016llx)",
@@ -437,10 +291,10 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
         rc = td_fail(err, TD_EIO, NULL, "read %s: %s", path, strerror(errno ? errno : EIO));
         goto cleanup;
     }
-    uint32_t version = rd32(hdr + 8);
+    uint32_t version = td_rd32(hdr + 8);
     if (memcmp(hdr, BLOB_MAGIC, 8) == 0 && version == TD_BLOB_VERSION_TAGGED) {
         if (sb.st_size < TD_BLOB_HEADER + 4 || read_all(fd, tag_hdr, 4) != 0 ||
-            (tag_len = rd32(tag_hdr)) > TD_BLOB_TAG_MAX ||
+            (tag_len = td_rd32(tag_hdr)) > TD_BLOB_TAG_MAX ||
             (off_t)tag_len > sb.st_size - TD_BLOB_HEADER - 4 ||
             read_all(fd, tag_buf, tag_len) != 0) {
             rc = td_fail(err, TD_EIO, NULL, "%s: truncated or malformed tag", path);
@@ -479,7 +333,7 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
     if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err)))
         goto cleanup;
     if (aux)
-        *aux = rd64(hdr + 16);
+        *aux = td_rd64(hdr + 16);
     if (tag && tag_cap) {
         size_t n = tag_len < tag_cap - 1 ? tag_len : tag_cap - 1;
         memcpy(tag, tag_buf, n);
@@ -535,7 +389,7 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
     out->map_len = (size_t)sb.st_size;
     out->payload = hdr + TD_BLOB_HEADER;
     out->len = (size_t)length;
-    out->aux = rd64(hdr + 16);
+    out->aux = td_rd64(hdr + 16);
     out->stamp = stamp;
     base = MAP_FAILED;
 cleanup:
@@ -719,7 +573,7 @@ td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_err
         rc = td_fail(err, TD_EIO, NULL, "read back %s: %s", o->tmp, strerror(errno));
         goto cleanup;
     }
-    wr64(hdr + 32, sum);
+    td_wr64(hdr + 32, sum);
     if (pwrite(o->fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || fsync(o->fd) != 0) {
         rc = td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno ? errno : EIO));
         goto cleanup;

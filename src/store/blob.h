@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "traind/status.h"
+#include "math/xxh64.h" /* the checksum; little-endian td_rd64 / td_wr64 */
 
 #define TD_BLOB_VERSION 1u
 #define TD_BLOB_VERSION_TAGGED 2u
@@ -127,21 +128,5 @@ td_status td_blob_out_pwrite(td_blob_out *o, uint64_t payload_off, const void *d
                              size_t len, td_error *err);
 td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_error *err);
 void td_blob_out_abort(td_blob_out *o);
-
-/* ---- XXH64, streaming (exposed for tests and for checksumming elsewhere) ---------- */
-
-typedef struct td_xxh64_state {
-    uint64_t v[4];
-    uint64_t total;
-    uint8_t mem[32];
-    uint32_t memsize;
-    uint64_t seed;
-} td_xxh64_state;
-
-void td_xxh64_init(td_xxh64_state *h, uint64_t seed);
-void td_xxh64_update(td_xxh64_state *h, const void *data, size_t len);
-uint64_t td_xxh64_digest(const td_xxh64_state *h);
-/* One-shot convenience. */
-uint64_t td_xxh64(const void *data, size_t len, uint64_t seed);
 
 #endif

@@ -129,8 +129,8 @@ static const char *SCHEMA_SQL =
     "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
-    "resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, stopped_early, " \
-    "warnings"
+    "resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "             \
+    "stopped_early, classes, warnings"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -457,35 +457,42 @@ static void sweep_history(td_store *s); /* with td_store_job_delete, below */
  * COLUMN with a default: no table rewrite), so the migration is idempotent and needs no
  * version bump. */
 static const struct {
-    const char *name, *decl;
-} ADDED_JOB_COLUMNS[] = {
+    const char *table, *name, *decl;
+} ADDED_COLUMNS[] = {
     /* 1 while a worker of the open daemon holds the job; found 1 at the next open, the
      * daemon died while running it */
-    {"live", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "live", "INTEGER NOT NULL DEFAULT 0"},
     /* deaths of the daemon while running the job (td_store_job_reap_crashed) */
-    {"crashes", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "crashes", "INTEGER NOT NULL DEFAULT 0"},
     /* 1 once the job resumed from a checkpoint written by a differently built binary */
-    {"resumed_on_different_build", "INTEGER NOT NULL DEFAULT 0"},
+    {"jobs", "resumed_on_different_build", "INTEGER NOT NULL DEFAULT 0"},
+    /* issue 16: class names (a JSON array of strings) of a dataset whose y was given as
+     * names, copied to its jobs when they are created (the model keeps them even once
+     * the dataset is deleted); a CSV header's feature column names. NULL: none. */
+    {"datasets", "classes", "TEXT"},
+    {"datasets", "columns", "TEXT"},
+    {"jobs", "classes", "TEXT"},
     /* JSON array of the finished run's {code, message} warnings; NULL: none recorded */
-    {"warnings", "TEXT"},
+    {"jobs", "warnings", "TEXT"},
 };
 
 static td_status add_missing_columns(td_store *s, td_error *err)
 {
     td_status rc = TD_OK;
-    for (size_t i = 0; i < sizeof ADDED_JOB_COLUMNS / sizeof *ADDED_JOB_COLUMNS && !rc; i++) {
+    for (size_t i = 0; i < sizeof ADDED_COLUMNS / sizeof *ADDED_COLUMNS && !rc; i++) {
         sqlite3_stmt *st = NULL;
         int row;
-        rc = prepare(s, &st, "SELECT 1 FROM pragma_table_info('jobs') WHERE name = ?1", err);
+        rc = prepare(s, &st, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", err);
         if (!rc) {
-            bind_str(st, 1, ADDED_JOB_COLUMNS[i].name);
+            bind_str(st, 1, ADDED_COLUMNS[i].table);
+            bind_str(st, 2, ADDED_COLUMNS[i].name);
             rc = step_row(s, st, &row, err);
         }
         sqlite3_finalize(st);
         if (!rc && !row) {
             char sql[160];
-            snprintf(sql, sizeof sql, "ALTER TABLE jobs ADD COLUMN %s %s",
-                     ADDED_JOB_COLUMNS[i].name, ADDED_JOB_COLUMNS[i].decl);
+            snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", ADDED_COLUMNS[i].table,
+                     ADDED_COLUMNS[i].name, ADDED_COLUMNS[i].decl);
             rc = exec_sql(s, sql, err);
         }
     }
@@ -816,6 +823,48 @@ cleanup:
     return rc;
 }
 
+td_status td_store_dataset_names_set(td_store *s, const char *id, const char *classes,
+                                     const char *columns, td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enter(s);
+    td_status rc = prepare(s, &st, "UPDATE datasets SET classes = ?2, columns = ?3 "
+                           "WHERE id = ?1", err);
+    if (!rc) {
+        bind_str(st, 1, id);
+        bind_opt(st, 2, classes);
+        bind_opt(st, 3, columns);
+        rc = step_done(s, st, err);
+    }
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
+td_status td_store_dataset_names(td_store *s, const char *id, char **classes, char **columns,
+                                 td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    *classes = *columns = NULL;
+    enter(s);
+    td_status rc = prepare(s, &st, "SELECT classes, columns FROM datasets WHERE id = ?1", err);
+    if (!rc) {
+        bind_str(st, 1, id);
+        rc = step_row(s, st, &row, err);
+    }
+    if (!rc && !row)
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
+    if (!rc && (col_dup(st, 0, classes) || col_dup(st, 1, columns))) {
+        free(*classes);
+        *classes = NULL;
+        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    }
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
                                td_error *err)
 {
@@ -1067,9 +1116,11 @@ void td_job_row_fini(td_job_row *row)
         return;
     free(row->hyperparameters);
     free(row->metrics);
+    free(row->classes);
     free(row->warnings);
     row->hyperparameters = NULL;
     row->metrics = NULL;
+    row->classes = NULL;
     row->warnings = NULL;
 }
 
@@ -1114,7 +1165,7 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->paused = sqlite3_column_int(st, 24);
     r->stopped_early = sqlite3_column_int(st, 25);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
-        col_dup(st, 26, &r->warnings) != 0) {
+        col_dup(st, 26, &r->classes) != 0 || col_dup(st, 27, &r->warnings) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
     }
@@ -1273,8 +1324,9 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     td_store_now(now);
     rc = prepare(s, &st,
                  "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch) "
-                 "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch, "
+                 "classes) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                 "(SELECT classes FROM datasets WHERE id = ?3))",
                  err);
     if (rc)
         goto cleanup;

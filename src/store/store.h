@@ -102,6 +102,13 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
                                td_dataset_meta *out, td_error *err);
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
                                td_error *err);
+/* A dataset's class names and feature column names, each a JSON array of strings or
+ * NULL (none). _set right after the row is inserted; the getter mallocs (free()). A job
+ * copies its dataset's classes when inserted (td_job_row.classes). */
+td_status td_store_dataset_names_set(td_store *s, const char *id, const char *classes,
+                                     const char *columns, td_error *err);
+td_status td_store_dataset_names(td_store *s, const char *id, char **classes, char **columns,
+                                 td_error *err);
 
 /* For writers that stream a dataset file themselves (dataset_out.h): the metadata of ds
  * (counts, target, n_classes; X is not read) under a new id and the current time; the
@@ -190,6 +197,7 @@ typedef struct td_job_row {
     int64_t stop_at_epoch;       /* 0: none; else the worker pauses the job at this epoch */
     int paused;                  /* 1: "queued" but waiting for its sweep, not for a worker */
     int stopped_early;           /* succeeded by successive halving before its last epoch */
+    char *classes;               /* its dataset's class names (JSON array), or NULL */
 } td_job_row;
 
 void td_job_row_fini(td_job_row *row);

@@ -35,12 +35,10 @@
  * bit-identical for any thread count. */
 #include "train/embed_gmm.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "math/pool.h"
 #include "math/rng.h"
@@ -266,22 +264,14 @@ typedef struct embed_trainer {
     td_optim opt;
     td_rng rng;
     td_pool *pool;
-    int64_t iter, n_em;
+    int64_t n_em;                  /* EM steps taken (base.epoch: iterations) */
     int gmm_ready;
-    double elapsed;
     int ncols;
     char size_names[TD_REC_MAX][32];
     const char *cols[TD_REC_MAX + 1];
 } embed_trainer;
 
 static const td_trainer_vtbl embed_vtbl;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct label_row {
     int32_t y;
@@ -360,18 +350,16 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     *out = NULL;
     if ((st = td_embed_trainer_check(hp, train, val, &E, err)))
         return st;
-    embed_trainer *t = calloc(1, sizeof *t);
+    embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &embed_vtbl;
-    if (td_hparams_copy(&t->hp, hp))
-        goto nomem;
     t->train = train;
     t->N = train->N, t->D = train->D, t->E = E, t->M = hp->components;
     t->ng = td_embed_gmm_rows(hp, t->N);
     t->warmup = td_hparams_warmup(hp);
     t->P = train->pairs && train->P > 0 && train->P < hp->pairs_per_iteration
                ? train->P : hp->pairs_per_iteration;
+    t->base.rows = t->ng < t->N ? t->ng + 2 * t->P : t->N;
     td_model_shape(&t->model, hp, t->D, E);
     t->model.rows = t->N;
     t->model.n_params = td_model_nparams(&t->model);
@@ -380,11 +368,7 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     t->gmm_off = t->layout[nt - 4].offset;
     t->assign_off = t->layout[nt - 1].offset;
     t->n_net = t->gmm_off;
-    for (int i = 0; i < nt - 4; i++) {
-        const td_tensor_desc *d = &t->layout[i];
-        if (d->penalized || hp->regularize_bias)
-            t->n_penalized += d->rows * d->cols;
-    }
+    t->n_penalized = td_penalized_count(hp, t->layout, nt - 4);
     if (!(t->model.params = calloc((size_t)t->model.n_params, sizeof(float))) ||
         !(t->grad = calloc((size_t)t->n_net, sizeof(float))) ||
         !(t->prev = calloc((size_t)t->n_net, sizeof(float))) ||
@@ -401,15 +385,8 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 4);
 
-    int n = 0;
-    for (size_t i = 0; i < sizeof fixed_columns / sizeof fixed_columns[0]; i++)
-        t->cols[n++] = fixed_columns[i];
-    for (int64_t k = 0; k < t->M && n < TD_REC_MAX; k++, n++) {
-        snprintf(t->size_names[n], sizeof t->size_names[n], "size_%lld", (long long)k);
-        t->cols[n] = t->size_names[n];
-    }
-    t->cols[n] = NULL;
-    t->ncols = n;
+    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), t->M);
     *out = &t->base;
     return TD_OK;
 nomem:
@@ -511,15 +488,6 @@ static void embed_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const embed_trainer *)(b))
-static int embed_done(const td_trainer *b) { return SELF(b)->iter >= SELF(b)->hp.epochs; }
-static int64_t embed_epoch(const td_trainer *b) { return SELF(b)->iter; }
-static int64_t embed_epochs(const td_trainer *b) { return SELF(b)->hp.epochs; }
-static int64_t embed_rows(const td_trainer *b)
-{
-    return SELF(b)->ng < SELF(b)->N ? SELF(b)->ng + 2 * SELF(b)->P : SELF(b)->N;
-}
-static const td_model *embed_model(const td_trainer *b) { return &SELF(b)->model; }
-static double embed_elapsed(const td_trainer *b) { return SELF(b)->elapsed; }
 static const char *const *embed_columns(const td_trainer *b, int *n)
 {
     *n = SELF(b)->ncols;
@@ -562,44 +530,7 @@ static void sample_pairs(embed_trainer *t)
 /* Adds the l1/l2 gradient of the network's weights to grad; returns the penalty. */
 static double regularize(const embed_trainer *t, const float *params, float *grad)
 {
-    const td_hparams *hp = &t->hp;
-    if (hp->l2 == 0 && hp->l1 == 0)
-        return 0;
-    double l2 = hp->l2, l1 = hp->l1;
-    if (hp->l2_scale == TD_L2_MEAN && t->n_penalized > 0)
-        l2 /= (double)t->n_penalized;
-    double sq = 0, ab = 0;
-    for (int i = 0; i < t->ntensors - 4; i++) {
-        const td_tensor_desc *d = &t->layout[i];
-        if (!d->penalized && !hp->regularize_bias)
-            continue;
-        for (int64_t j = d->offset; j < d->offset + d->rows * d->cols; j++) {
-            float w = params[j];
-            sq += (double)w * w;
-            ab += fabs((double)w);
-            grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
-        }
-    }
-    return 0.5 * l2 * sq + l1 * ab;
-}
-
-static int all_finite(const float *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
-    return 1;
-}
-
-static int gmm_finite(const td_gmm *g)
-{
-    int64_t n[3] = {g->M, g->M * g->E, td_gmm_covs_size(g->cov, g->M, g->E)};
-    const double *v[3] = {g->weights, g->means, g->covs};
-    for (int a = 0; a < 3; a++)
-        for (int64_t i = 0; i < n[a]; i++)
-            if (!(fabs(v[a][i]) <= FLT_MAX)) /* finite in float32 too: models store float */
-                return 0;
-    return 1;
+    return td_regularize(&t->hp, t->layout, t->ntensors - 4, t->n_penalized, params, grad);
 }
 
 /* The embeddings Z (n_rows, E) of this iteration must be finite: the network's outputs
@@ -609,10 +540,10 @@ static td_status check_embeddings(const embed_trainer *t, int64_t n_rows, td_err
 {
     for (int64_t i = 0; i < n_rows * t->E; i++)
         if (!isfinite(t->Z[i]))
-            return td_fail(err, TD_EDIVERGED, t->iter ? FIELD("lr") : "dataset.X",
+            return td_fail(err, TD_EDIVERGED, t->base.epoch ? FIELD("lr") : "dataset.X",
                            "the embeddings became non-finite at iteration %lld (the network's "
-                           "outputs overflow float32); %s", (long long)(t->iter + 1),
-                           t->iter ? "the weights of the last iteration are kept; try a "
+                           "outputs overflow float32); %s", (long long)(t->base.epoch + 1),
+                           t->base.epoch ? "the weights of the last iteration are kept; try a "
                                      "smaller lr"
                                    : "scale the features");
     return TD_OK;
@@ -645,10 +576,10 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         (st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.reg_covar, t->nk, t->empty, &n_empty,
                            err)))
         return st;
-    if (!isfinite(ll) || !gmm_finite(&t->g)) /* before the split reads the mixture */
+    if (!isfinite(ll) || !td_gmm_finite(&t->g)) /* before the split reads the mixture */
         return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "the EM step of iteration %lld "
                        "gave a non-finite %s (the embeddings' spread overflows float32?)",
-                       (long long)(t->iter + 1),
+                       (long long)(t->base.epoch + 1),
                        isfinite(ll) ? "mixture" : "log-likelihood");
     *reseeded = 0;
     for (int64_t k = 0; k < M; k++)
@@ -657,14 +588,14 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
                 return td_fail(err, TD_ENOMEM, NULL, "out of memory");
             *reseeded += split >= 0;
         }
-    if (!gmm_finite(&t->g))
+    if (!td_gmm_finite(&t->g))
         return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "the M-step of iteration %lld "
-                       "gave non-finite mixture parameters", (long long)(t->iter + 1));
+                       "gave non-finite mixture parameters", (long long)(t->base.epoch + 1));
     if ((st = td_gmm_prepare(t->w, &t->g, err))) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
         return td_fail(err, st, FIELD("reg_covar"), "iteration %lld: %s (reg_covar is %g)",
-                       (long long)(t->iter + 1), msg, t->hp.reg_covar);
+                       (long long)(t->base.epoch + 1), msg, t->hp.reg_covar);
     }
     if ((st = td_gmm_nll_grad(t->w, t->pool, t->dZ, (float)(t->hp.gmm_weight / (double)ng),
                               &ll, err)))
@@ -676,7 +607,7 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
 static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
 {
     embed_trainer *t = (embed_trainer *)base;
-    double t0 = now_s();
+    double t0 = td_now_s();
     const td_dataset *ds = t->train;
     int64_t N = t->N, E = t->E, P = t->P, M = t->M;
     float *params = t->model.params;
@@ -685,7 +616,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         rec->v[i] = NAN;
     if (!t->Z && (st = prepare_buffers(t, err)))
         return st;
-    int warm = t->iter < t->warmup, was_ready = t->gmm_ready;
+    int warm = t->base.epoch < t->warmup, was_ready = t->gmm_ready;
     sample_pairs(t);
 
     /* rows to embed: [GMM rows | pair a rows | pair b rows], or all N rows */
@@ -756,11 +687,11 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
     /* the first non-finite value names the cause: the loss, its gradient, or the step */
     const char *bad = !isfinite(loss)                  ? "loss"
-                      : !all_finite(t->grad, t->n_net) ? "gradient"
+                      : !td_all_finite(t->grad, t->n_net) ? "gradient"
                                                        : NULL;
     if (!bad) {
         td_optim_step_pool(&t->opt, t->pool, params, t->grad);
-        if (!all_finite(params, t->n_net))
+        if (!td_all_finite(params, t->n_net))
             bad = "weights";
     }
     if (bad) {
@@ -768,13 +699,13 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         st = td_fail(err, TD_EDIVERGED, FIELD("lr"), "training diverged at iteration %lld "
                      "(the %s became non-finite); the weights of iteration %lld are kept; "
                      "try a smaller lr (now %g) or gmm_weight (now %g)",
-                     (long long)(t->iter + 1), bad, (long long)t->iter, t->hp.lr,
+                     (long long)(t->base.epoch + 1), bad, (long long)t->base.epoch, t->hp.lr,
                      t->hp.gmm_weight);
         if (!warm)
             goto restore_gmm;
         return st;
     }
-    t->iter++;
+    t->base.epoch++;
     if (!warm) {
         t->n_em++;
         t->model.lower_bound = -nll;
@@ -789,7 +720,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         }
     }
     sync_model(t);
-    if (t->iter >= t->hp.epochs) { /* final assignments: the final model's predictions */
+    if (t->base.epoch >= t->hp.epochs) { /* final assignments: the final model's predictions */
         if (!t->lab && !(t->lab = malloc(sizeof(int32_t) * (size_t)N)))
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
         st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err);
@@ -797,31 +728,24 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
             return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "iteration %lld: the final "
                            "mixture's covariances are not positive definite once stored as "
                            "float32 (collapsed or collinear embeddings, no finite density); "
-                           "increase reg_covar (now %g)", (long long)t->iter, t->hp.reg_covar);
+                           "increase reg_covar (now %g)", (long long)t->base.epoch,
+                           t->hp.reg_covar);
         if (st)
             return st;
         for (int64_t i = 0; i < N; i++)
             params[t->assign_off + i] = (float)t->lab[i];
     }
-    t->elapsed += now_s() - t0;
+    t->base.elapsed += td_now_s() - t0;
 
-    rec->v[C_EPOCH] = (double)t->iter;
-    rec->v[C_ELAPSED] = t->elapsed;
+    rec->v[C_EPOCH] = (double)t->base.epoch;
+    rec->v[C_ELAPSED] = t->base.elapsed;
     rec->v[C_LOSS] = loss;
     rec->v[C_PAIR] = pair_loss;
     rec->v[C_NLL] = nll;
     rec->v[C_REG] = reg;
     if (!warm) {
         rec->v[C_RESEEDED] = (double)reseeded;
-        double lo = INFINITY, hi = -INFINITY;
-        for (int64_t k = 0; k < M; k++) {
-            lo = t->nk[k] < lo ? t->nk[k] : lo;
-            hi = t->nk[k] > hi ? t->nk[k] : hi;
-            if (C_SIZES + k < t->ncols)
-                rec->v[C_SIZES + k] = t->nk[k];
-        }
-        rec->v[C_MIN_SIZE] = lo;
-        rec->v[C_MAX_SIZE] = hi;
+        td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->ncols);
     }
     return TD_OK;
 restore_gmm: /* the mixture of the last good iteration (the placeholder before the init) */
@@ -863,8 +787,8 @@ static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(h.magic, "TDEMBST1", 8);
     h.n_params = t->model.n_params, h.n_net = t->n_net, h.M = t->M, h.E = t->E;
     h.cov = t->g.cov, h.nbuf = td_optim_nbuffers(&t->opt);
-    h.iter = t->iter, h.n_em = t->n_em, h.gmm_ready = t->gmm_ready, h.opt_step = t->opt.step;
-    h.lower_bound = t->model.lower_bound, h.elapsed = t->elapsed;
+    h.iter = t->base.epoch, h.n_em = t->n_em, h.gmm_ready = t->gmm_ready, h.opt_step = t->opt.step;
+    h.lower_bound = t->model.lower_bound, h.elapsed = t->base.elapsed;
     memcpy(h.rng, t->rng.s, sizeof h.rng);
     char *p = buf;
     memcpy(p, &h, sizeof h), p += sizeof h;
@@ -907,12 +831,12 @@ static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td
     memcpy(t->g.weights, p, nw), p += nw;
     memcpy(t->g.means, p, nm), p += nm;
     memcpy(t->g.covs, p, gmm_bytes(t) - nw - nm);
-    t->iter = h.iter;
+    t->base.epoch = h.iter;
     t->n_em = h.n_em;
     t->gmm_ready = (int)h.gmm_ready;
     t->opt.step = h.opt_step;
     t->model.lower_bound = h.lower_bound;
-    t->elapsed = h.elapsed;
+    t->base.elapsed = h.elapsed;
     memcpy(t->rng.s, h.rng, sizeof h.rng);
     sync_model(t);
     return TD_OK;
@@ -928,7 +852,7 @@ static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td
 static td_status embed_objective(td_trainer *base, double *loss, float *grad)
 {
     embed_trainer *t = (embed_trainer *)base;
-    if (!t->Z || t->iter == 0)
+    if (!t->Z || t->base.epoch == 0)
         return td_fail(NULL, TD_EINVAL, NULL, "no iteration has run yet");
     int64_t N = t->N, E = t->E, P = t->P, n_rows = N + 2 * P;
     const float *params = t->model.params;
@@ -984,15 +908,9 @@ static const td_trainer_vtbl embed_vtbl = {
     .destroy = embed_destroy,
     .set_threads = embed_set_threads,
     .step = embed_step,
-    .done = embed_done,
-    .epoch = embed_epoch,
-    .epochs = embed_epochs,
-    .rows = embed_rows,
-    .model = embed_model,
     .columns = embed_columns,
     .state_size = embed_state_size,
     .save = embed_save,
     .restore = embed_restore,
-    .elapsed = embed_elapsed,
     .objective = embed_objective,
 };

@@ -132,8 +132,7 @@ static double max_abs(const float *x, int64_t n)
     return m;
 }
 
-/* 1 when every value of the mixture is finite as a float32. */
-static int gmm_all_finite(const td_gmm *g)
+int td_gmm_finite(const td_gmm *g)
 {
     int64_t n[3] = {g->M, g->M * g->E, td_gmm_covs_size(g->cov, g->M, g->E)};
     const double *v[3] = {g->weights, g->means, g->covs};
@@ -1994,7 +1993,7 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
         free(empty), free(centres), free(labels);
         if (st)
             return st;
-        if (!gmm_all_finite(g))
+        if (!td_gmm_finite(g))
             return td_fail(err, TD_EDIVERGED, "dataset.X", "the initial mixture is not "
                            "finite: the rows' spread overflows float32 in the covariance "
                            "estimates (the largest |value| is %g); scale the features",

@@ -71,6 +71,9 @@ typedef struct td_gmm {
 int64_t td_gmm_cov_size(td_covariance cov, int64_t E);
 /* Values of all M covariances: M * td_gmm_cov_size, or E*E for tied (one shared). */
 int64_t td_gmm_covs_size(td_covariance cov, int64_t M, int64_t E);
+/* 1 when every weight, mean and covariance value of g is finite as a float32 too (models
+ * store float). */
+int td_gmm_finite(const td_gmm *g);
 /* Placeholder parameters (before an initialisation): uniform weights, zero means, unit
  * covariances. */
 void td_gmm_placeholder(td_gmm *g);

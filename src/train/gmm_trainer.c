@@ -34,12 +34,10 @@
  * previous format (one run, no best) is still restored, as run 1. */
 #include "traind/train.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "math/pool.h"
 #include "math/rng.h"
@@ -71,7 +69,6 @@ typedef struct gmm_trainer {
     double best_lb;                /* the best finished run's lower bound, n_iter, */
     int64_t best_n_iter;           /* converged (valid once runs_done > 0) */
     int best_converged;
-    double elapsed;
     double *nk;                    /* (M) */
     unsigned char *empty;          /* (M) */
     int ncols;
@@ -81,17 +78,13 @@ typedef struct gmm_trainer {
 
 static const td_trainer_vtbl gmm_vtbl;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The model's float parameters and fit fields: the best finished run's once there is
  * one, else the run in progress (t->g). */
 static void sync_model(gmm_trainer *t)
 {
+    t->base.epoch = t->iters;
+    t->base.epochs = t->n_runs * t->hp.max_iter;
+    t->base.stopped = t->runs_done >= t->n_runs;
     if (t->runs_done > 0) {
         td_gmm_to_params(t->model.params, &t->best);
         t->model.lower_bound = t->best_lb;
@@ -103,21 +96,6 @@ static void sync_model(gmm_trainer *t)
     t->model.lower_bound = t->n_iter ? t->lower_bound : NAN;
     t->model.converged = t->converged;
     t->model.n_iter = t->n_iter;
-}
-
-static int gmm_finite(const td_gmm *g)
-{
-    int64_t M = g->M, E = g->E, C = td_gmm_covs_size(g->cov, M, E);
-    for (int64_t i = 0; i < M; i++)
-        if (!(fabs(g->weights[i]) <= FLT_MAX)) /* as float32 too */
-            return 0;
-    for (int64_t i = 0; i < M * E; i++)
-        if (!(fabs(g->means[i]) <= FLT_MAX)) /* as float32 too */
-            return 0;
-    for (int64_t i = 0; i < C; i++)
-        if (!(fabs(g->covs[i]) <= FLT_MAX)) /* as float32 too */
-            return 0;
-    return 1;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -157,12 +135,10 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     *out = NULL;
     if ((st = td_gmm_trainer_check(hp, train, val, &K, err)))
         return st;
-    gmm_trainer *t = calloc(1, sizeof *t);
+    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->max_iter);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &gmm_vtbl;
-    if (td_hparams_copy(&t->hp, hp))
-        goto nomem;
+    t->base.rows = train->N;
     t->train = train;
     td_model_shape(&t->model, hp, train->D, K);
     int64_t M = K, E = train->D;
@@ -180,15 +156,8 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
-    int n = 0;
-    for (size_t i = 0; i < sizeof fixed_columns / sizeof fixed_columns[0]; i++)
-        t->cols[n++] = fixed_columns[i];
-    for (int64_t k = 0; k < M && n < TD_REC_MAX; k++, n++) {
-        snprintf(t->size_names[n], sizeof t->size_names[n], "size_%lld", (long long)k);
-        t->cols[n] = t->size_names[n];
-    }
-    t->cols[n] = NULL;
-    t->ncols = n;
+    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), M);
     *out = &t->base;
     return TD_OK;
 nomem:
@@ -219,12 +188,6 @@ static void gmm_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))
-static int gmm_done(const td_trainer *b) { return SELF(b)->runs_done >= SELF(b)->n_runs; }
-static int64_t gmm_epoch(const td_trainer *b) { return SELF(b)->iters; }
-static int64_t gmm_epochs(const td_trainer *b) { return SELF(b)->n_runs * SELF(b)->hp.max_iter; }
-static int64_t gmm_rows(const td_trainer *b) { return SELF(b)->train->N; }
-static const td_model *gmm_model(const td_trainer *b) { return &SELF(b)->model; }
-static double gmm_elapsed(const td_trainer *b) { return SELF(b)->elapsed; }
 static const char *const *gmm_columns(const td_trainer *b, int *n)
 {
     *n = SELF(b)->ncols;
@@ -255,7 +218,7 @@ static void end_run(gmm_trainer *t)
 static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
 {
     gmm_trainer *t = (gmm_trainer *)base;
-    double t0 = now_s();
+    double t0 = td_now_s();
     const td_dataset *ds = t->train;
     int64_t M = t->g.M, E = t->g.E, N = ds->N;
     td_status st;
@@ -273,7 +236,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
             return st;
         t->initialized = 1;
         t->ready = 0;
-        if (gmm_finite(&t->g))
+        if (td_gmm_finite(&t->g))
             sync_model(t);
     }
     if (!t->ready && (st = td_gmm_prepare(t->w, &t->g, err)))
@@ -314,7 +277,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     free(row);
     if (st)
         goto restore;
-    if (!gmm_finite(&t->g)) {
+    if (!td_gmm_finite(&t->g)) {
         st = td_fail(err, TD_EDIVERGED, "hyperparameters.reg_covar", "the M-step of iteration %lld gave "
                      "non-finite parameters; the parameters of iteration %lld are kept",
                      (long long)(t->n_iter + 1), (long long)t->n_iter);
@@ -339,23 +302,15 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if (t->converged || t->n_iter >= t->hp.max_iter)
         end_run(t);
     sync_model(t);
-    t->elapsed += now_s() - t0;
+    t->base.elapsed += td_now_s() - t0;
 
     rec->v[C_EPOCH] = (double)t->iters;
     rec->v[C_RUN] = (double)run;
-    rec->v[C_ELAPSED] = t->elapsed;
+    rec->v[C_ELAPSED] = t->base.elapsed;
     rec->v[C_LOSS] = -ll;
     rec->v[C_LB] = ll;
     rec->v[C_RESEEDED] = (double)n_empty;
-    double lo = INFINITY, hi = -INFINITY;
-    for (int64_t k = 0; k < M; k++) {
-        lo = t->nk[k] < lo ? t->nk[k] : lo;
-        hi = t->nk[k] > hi ? t->nk[k] : hi;
-        if (C_SIZES + k < t->ncols)
-            rec->v[C_SIZES + k] = t->nk[k];
-    }
-    rec->v[C_MIN_SIZE] = lo;
-    rec->v[C_MAX_SIZE] = hi;
+    td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->ncols);
     return TD_OK;
 restore:
     td_gmm_copy(&t->g, &t->prev);
@@ -418,7 +373,7 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(h->magic, "TDGMMST2", 8);
     h->M = t->g.M, h->E = t->g.E, h->cov = t->g.cov;
     h->n_iter = t->n_iter, h->initialized = t->initialized, h->converged = t->converged;
-    h->lower_bound = t->lower_bound, h->elapsed = t->elapsed;
+    h->lower_bound = t->lower_bound, h->elapsed = t->base.elapsed;
     memcpy(h->rng, t->rng.s, sizeof h->rng);
     s.n_runs = t->n_runs, s.runs_done = t->runs_done, s.iters = t->iters;
     s.best_n_iter = t->best_n_iter, s.best_converged = t->best_converged;
@@ -464,7 +419,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     t->initialized = (int)h->initialized;
     t->converged = (int)h->converged;
     t->lower_bound = h->lower_bound;
-    t->elapsed = h->elapsed;
+    t->base.elapsed = h->elapsed;
     memcpy(t->rng.s, h->rng, sizeof h->rng);
     t->n_runs = s.n_runs;
     t->runs_done = s.runs_done;
@@ -483,15 +438,9 @@ static const td_trainer_vtbl gmm_vtbl = {
     .destroy = gmm_destroy,
     .set_threads = gmm_set_threads,
     .step = gmm_step,
-    .done = gmm_done,
-    .epoch = gmm_epoch,
-    .epochs = gmm_epochs,
-    .rows = gmm_rows,
-    .model = gmm_model,
     .columns = gmm_columns,
     .state_size = gmm_state_size,
     .save = gmm_save,
     .restore = gmm_restore,
-    .elapsed = gmm_elapsed,
     .objective = NULL,
 };

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "math/pool.h"
 #include "math/rng.h"
@@ -50,11 +49,8 @@ typedef struct grad_trainer {
     float *grad, *prev;            /* (n_params) */
     td_optim opt;
     td_rng rng;
-    int64_t epoch;
     double best;
     int64_t no_improve;
-    int stopped;
-    double elapsed;
     td_pool *pool;
     td_linear *lin;                /* softmax */
     td_mlp *mlp;                   /* mlp */
@@ -64,17 +60,28 @@ static const td_trainer_vtbl grad_vtbl;
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
+}
+
+int64_t td_split_count(double validation_split, int64_t N)
+{
+    return (int64_t)floor(validation_split * (double)N);
+}
+
+int64_t *td_split_order(int64_t N, int64_t seed)
+{
+    int64_t *all = malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
+    if (!all)
+        return NULL;
+    for (int64_t i = 0; i < N; i++)
+        all[i] = i;
+    td_rng split_rng;
+    td_rng_seed(&split_rng, (uint64_t)seed, 1);
+    td_rng_shuffle(&split_rng, all, N);
+    return all;
 }
 
 /* Targets of ds's rows (n) gathered in row order into new arrays kept in t->owned. */
@@ -127,28 +134,7 @@ static void objective(grad_trainer *t, td_batch_stats *st, float *grad, const fl
 /* Adds the l1/l2 gradient to grad (when non-NULL) and returns the penalty (SPEC §3). */
 static double regularize(const grad_trainer *t, const float *params, float *grad)
 {
-    const td_hparams *hp = &t->hp;
-    if (hp->l2 == 0 && hp->l1 == 0)
-        return 0;
-    double l2 = hp->l2, l1 = hp->l1;
-    if (hp->l2_scale == TD_L2_MEAN && t->n_penalized > 0)
-        l2 /= (double)t->n_penalized;
-    double sq = 0, ab = 0;
-    for (int i = 0; i < t->ntensors; i++) {
-        const td_tensor_desc *d = &t->layout[i];
-        if (!d->penalized && !hp->regularize_bias)
-            continue;
-        int64_t skip = hp->regularize_bias ? 0 : d->skip_rows;
-        int64_t lo = d->offset + skip * d->cols, hi = d->offset + d->rows * d->cols;
-        for (int64_t j = lo; j < hi; j++) {
-            float w = params[j];
-            sq += (double)w * w;
-            ab += fabs((double)w);
-            if (grad)
-                grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
-        }
-    }
-    return 0.5 * l2 * sq + l1 * ab;
+    return td_regularize(&t->hp, t->layout, t->ntensors, t->n_penalized, params, grad);
 }
 
 static double norm2(const float *g, int64_t n)
@@ -166,14 +152,6 @@ static double norm2(const float *g, int64_t n)
     return sqrt(tot);
 }
 
-static int all_finite(const float *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
-    return 1;
-}
-
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
 td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
@@ -184,7 +162,7 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
     if ((st = td_hparams_check(hp, train, &K, err)))
         return st;
     if (hp->model != TD_MODEL_SOFTMAX && hp->model != TD_MODEL_MLP)
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
+        return td_fail(err, TD_EINTERNAL, "model", "model \"%s\" is not a gradient-trained one",
                        td_model_names[hp->model]);
     if (val) {
         int64_t Kv;
@@ -246,21 +224,14 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     if ((st = td_grad_trainer_check(hp, train, val, &K, err)))
         return st;
 
-    grad_trainer *t = calloc(1, sizeof *t);
+    grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &grad_vtbl;
     st = TD_ENOMEM;
-    if (td_hparams_copy(&t->hp, hp))
-        goto fail;
     t->train = train;
     td_model_shape(&t->model, hp, train->D, K);
     t->ntensors = td_model_layout(&t->model, t->layout);
-    for (int i = 0; i < t->ntensors; i++) {
-        const td_tensor_desc *d = &t->layout[i];
-        if (d->penalized || hp->regularize_bias)
-            t->n_penalized += (d->rows - (hp->regularize_bias ? 0 : d->skip_rows)) * d->cols;
-    }
+    t->n_penalized = td_penalized_count(hp, t->layout, t->ntensors);
     int64_t P = t->model.n_params;
     if (!(t->model.params = calloc((size_t)P, sizeof(float))) ||
         !(t->grad = calloc((size_t)P, sizeof(float))) ||
@@ -285,15 +256,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     t->val_src = val;
     t->n_val = val ? val->N : 0;
     if (hp->validation_split > 0 && !val) {
-        int64_t N = train->N, nv = (int64_t)floor(hp->validation_split * (double)N);
-        int64_t *all = malloc(sizeof(int64_t) * (size_t)N);
+        int64_t N = train->N, nv = td_split_count(hp->validation_split, N);
+        int64_t *all = td_split_order(N, hp->seed);
         if (!all)
             goto fail;
-        for (int64_t i = 0; i < N; i++)
-            all[i] = i;
-        td_rng split_rng;
-        td_rng_seed(&split_rng, (uint64_t)hp->seed, 1);
-        td_rng_shuffle(&split_rng, all, N);
         t->n_train = N - nv;
         t->n_val = nv;
         t->train_rows = all;
@@ -309,6 +275,7 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     t->tg_full = full;
     if (t->val_src && gather_targets(t, &t->tg_val, t->val_src, t->val_rows, t->n_val, 1))
         goto fail;
+    t->base.rows = t->n_train;
     t->batch = hp->batch_size > 0 && hp->batch_size < t->n_train ? hp->batch_size : 0;
     if (t->batch) {
         if (!(t->perm = malloc(sizeof(int64_t) * (size_t)t->n_train)))
@@ -374,17 +341,6 @@ static const char *const *grad_columns(const td_trainer *base, int *n)
     *n = t->hp.groups > 1 ? C_COUNT : C_PENALTY;
     return columns;
 }
-
-#define SELF(base) ((const grad_trainer *)(base))
-static int grad_done(const td_trainer *b)
-{
-    return SELF(b)->stopped || SELF(b)->epoch >= SELF(b)->hp.epochs;
-}
-static int64_t grad_epoch(const td_trainer *b) { return SELF(b)->epoch; }
-static int64_t grad_epochs(const td_trainer *b) { return SELF(b)->hp.epochs; }
-static int64_t grad_rows(const td_trainer *b) { return SELF(b)->n_train; }
-static const td_model *grad_model(const td_trainer *b) { return &SELF(b)->model; }
-static double grad_elapsed(const td_trainer *b) { return SELF(b)->elapsed; }
 
 /* ---- one epoch ---------------------------------------------------------------------- */
 
@@ -462,7 +418,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, const char **bad)
 static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
 {
     grad_trainer *t = (grad_trainer *)base;
-    double t0 = now_s();
+    double t0 = td_now_s();
     int64_t P = t->model.n_params;
     for (int i = 0; i < TD_REC_MAX; i++)
         rec->v[i] = NAN;
@@ -473,7 +429,7 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
     run_epoch(t, &s, &bad);
     double data = s.defined ? s.data / (double)s.defined : NAN;
     double reg = s.batches ? s.reg / (double)s.batches : 0;
-    if (!bad && !all_finite(t->model.params, P))
+    if (!bad && !td_all_finite(t->model.params, P))
         bad = BAD_WEIGHTS;
     if (!bad && s.defined && !isfinite(data + reg))
         bad = BAD_LOSS;
@@ -482,10 +438,10 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
         return td_fail(err, TD_EDIVERGED, "hyperparameters.lr",
                        "training diverged at epoch %lld (the %s became non-finite); "
                        "the weights of epoch %lld are kept; try a smaller lr (now %g) or "
-                       "scale the features", (long long)(t->epoch + 1), bad,
-                       (long long)t->epoch, t->hp.lr);
+                       "scale the features", (long long)(t->base.epoch + 1), bad,
+                       (long long)t->base.epoch, t->hp.lr);
     }
-    t->epoch++;
+    t->base.epoch++;
 
     rec->v[C_DATA] = data;
     rec->v[C_REG] = reg;
@@ -514,11 +470,11 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
         if (monitor < t->best)
             t->best = monitor;
         if (t->no_improve >= t->hp.n_iter_no_change)
-            t->stopped = 1;
+            t->base.stopped = 1;
     }
-    t->elapsed += now_s() - t0;
-    rec->v[C_EPOCH] = (double)t->epoch;
-    rec->v[C_ELAPSED] = t->elapsed;
+    t->base.elapsed += td_now_s() - t0;
+    rec->v[C_EPOCH] = (double)t->base.epoch;
+    rec->v[C_ELAPSED] = t->base.elapsed;
     return TD_OK;
 }
 
@@ -551,13 +507,13 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
     h.n_params = t->model.n_params;
     h.D = t->model.D;
     h.K = t->model.K;
-    h.epoch = t->epoch;
+    h.epoch = t->base.epoch;
     h.opt_step = t->opt.step;
     h.no_improve = t->no_improve;
-    h.stopped = t->stopped;
+    h.stopped = t->base.stopped;
     h.nbuf = td_optim_nbuffers(&t->opt);
     h.best = t->best;
-    h.elapsed = t->elapsed;
+    h.elapsed = t->base.elapsed;
     memcpy(h.rng, t->rng.s, sizeof h.rng);
     char *p = buf;
     size_t n = sizeof(float) * (size_t)t->model.n_params;
@@ -594,12 +550,12 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
         memcpy(t->opt.m, p, n), p += n;
     if (h.nbuf >= 2)
         memcpy(t->opt.v, p, n);
-    t->epoch = h.epoch;
+    t->base.epoch = h.epoch;
     t->opt.step = h.opt_step;
     t->no_improve = h.no_improve;
-    t->stopped = (int)h.stopped;
+    t->base.stopped = (int)h.stopped;
     t->best = h.best;
-    t->elapsed = h.elapsed;
+    t->base.elapsed = h.elapsed;
     memcpy(t->rng.s, h.rng, sizeof h.rng);
     return TD_OK;
 }
@@ -617,15 +573,9 @@ static const td_trainer_vtbl grad_vtbl = {
     .destroy = grad_destroy,
     .set_threads = grad_set_threads,
     .step = grad_step,
-    .done = grad_done,
-    .epoch = grad_epoch,
-    .epochs = grad_epochs,
-    .rows = grad_rows,
-    .model = grad_model,
     .columns = grad_columns,
     .state_size = grad_state_size,
     .save = grad_save,
     .restore = grad_restore,
-    .elapsed = grad_elapsed,
     .objective = grad_objective,
 };

@@ -229,6 +229,7 @@ void td_hparams_defaults(td_hparams *hp, td_model_kind model)
     hp->margin = 1.0;
     hp->gmm_weight = 0.01;
     hp->warmup_iterations = -1; /* -1 = 15% of iterations */
+    hp->weight_decay = NAN;     /* the optimizer's: td_hparams_resolve */
     switch (model) {
     case TD_MODEL_MLP:
         hp->optimizer = TD_OPT_ADAM;
@@ -301,6 +302,16 @@ td_status td_hparams_copy(td_hparams *dst, const td_hparams *src)
 int64_t td_hparams_warmup(const td_hparams *hp)
 {
     return hp->warmup_iterations >= 0 ? hp->warmup_iterations : hp->epochs * 15 / 100;
+}
+
+void td_hparams_resolve(td_hparams *hp, int64_t K)
+{
+    if (isnan(hp->weight_decay)) /* SPEC §4: torch.optim.AdamW's 0.01; sgd and adam 0 */
+        hp->weight_decay = hp->optimizer == TD_OPT_ADAMW ? TD_ADAMW_WEIGHT_DECAY : 0;
+    if (K > 0 && hp->n_classes == 0)
+        hp->n_classes = K;
+    if (K > 0 && hp->model == TD_MODEL_EMBED_GMM)
+        hp->warmup_iterations = td_hparams_warmup(hp);
 }
 
 /* ---- validation ------------------------------------------------------------------- */
@@ -427,9 +438,12 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
     return TD_OK;
 }
 
-td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *Kout,
+td_status td_hparams_check(const td_hparams *given, const td_dataset *ds, int64_t *Kout,
                            td_error *err)
 {
+    td_hparams resolved = *given; /* a shallow copy, only read: the open defaults filled */
+    td_hparams_resolve(&resolved, 0);
+    const td_hparams *hp = &resolved;
     td_status st;
     if ((unsigned)hp->model >= TD_MODEL_COUNT)
         return td_fail(err, TD_EINVAL, "model", "unknown model");

@@ -145,7 +145,7 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
         return TD_OK;
     }
     if (m->kind != TD_MODEL_SOFTMAX)
-        return td_fail(err, TD_EUNAVAIL, "model", "prediction for model \"%s\" is not available",
+        return td_fail(err, TD_EINVAL, "model", "prediction for model \"%s\" is not available",
                        td_model_names[m->kind]);
     td_tensor_desc t[TD_MAX_TENSORS];
     int n = td_model_layout(m, t);

@@ -109,16 +109,30 @@ static void std_destroy(td_trainer *b)
     free(t);
 }
 
+/* The base fields trainer.c reads (train/trainer_impl.h) are the family's, and the model
+ * the family's with mean and scale: copied after every call that may change them. */
+static void sync(std_trainer *t)
+{
+    const td_trainer *in = t->inner;
+    t->model = *in->model;
+    t->model.mean = t->stats;
+    t->model.scale = t->stats + t->D;
+    t->base.hp = in->hp;
+    t->base.model = &t->model;
+    t->base.epoch = in->epoch;
+    t->base.epochs = in->epochs;
+    t->base.rows = in->rows;
+    t->base.elapsed = in->elapsed;
+    t->base.stopped = in->stopped;
+}
+
 static void std_set_threads(td_trainer *b, int n) { td_trainer_set_threads(INNER(b), n); }
 static td_status std_step(td_trainer *b, td_record *rec, td_error *err)
 {
-    return td_trainer_step(INNER(b), rec, err);
+    td_status st = td_trainer_step(INNER(b), rec, err);
+    sync(SELF(b));
+    return st;
 }
-static int std_done(const td_trainer *b) { return td_trainer_done(INNER(b)); }
-static int64_t std_epoch(const td_trainer *b) { return td_trainer_epoch(INNER(b)); }
-static int64_t std_epochs(const td_trainer *b) { return td_trainer_epochs(INNER(b)); }
-static int64_t std_rows(const td_trainer *b) { return td_trainer_rows(INNER(b)); }
-static double std_elapsed(const td_trainer *b) { return td_trainer_elapsed(INNER(b)); }
 static const char *const *std_columns(const td_trainer *b, int *n)
 {
     return td_trainer_columns(INNER(b), n);
@@ -126,15 +140,6 @@ static const char *const *std_columns(const td_trainer *b, int *n)
 static td_status std_objective(td_trainer *b, double *loss, float *grad)
 {
     return td_trainer_objective(INNER(b), loss, grad);
-}
-
-static const td_model *std_model(const td_trainer *b)
-{
-    std_trainer *t = SELF(b);
-    t->model = *td_trainer_model(t->inner);
-    t->model.mean = t->stats;
-    t->model.scale = t->stats + t->D;
-    return &t->model;
 }
 
 static size_t stats_bytes(const std_trainer *t) { return sizeof(float) * (size_t)(2 * t->D); }
@@ -161,15 +166,15 @@ static td_status std_restore(td_trainer *b, const void *buf, size_t len, td_erro
         memcmp((const char *)buf + len - stats_bytes(t), t->stats, stats_bytes(t)) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint", "the checkpoint's standardization "
                        "(mean and scale) differs from the training data's");
-    return td_trainer_restore(t->inner, buf, len - stats_bytes(t), err);
+    td_status st = td_trainer_restore(t->inner, buf, len - stats_bytes(t), err);
+    sync(t);
+    return st;
 }
 
 static const td_trainer_vtbl std_vt = {
     .destroy = std_destroy, .set_threads = std_set_threads, .step = std_step,
-    .done = std_done, .epoch = std_epoch, .epochs = std_epochs, .rows = std_rows,
-    .model = std_model, .columns = std_columns, .state_size = std_state_size,
-    .save = std_save, .restore = std_restore, .elapsed = std_elapsed,
-    .objective = std_objective,
+    .columns = std_columns, .state_size = std_state_size, .save = std_save,
+    .restore = std_restore, .objective = std_objective,
 };
 
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
@@ -213,6 +218,7 @@ td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td
         std_destroy(&t->base);
         return st;
     }
+    sync(t);
     *out = &t->base;
     return TD_OK;
 }

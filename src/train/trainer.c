@@ -1,10 +1,13 @@
-/* trainer.c — the public td_trainer interface: picks the model family at creation and
- * forwards every call through the family's vtable (trainer_impl.h). */
+/* trainer.c — the public td_trainer interface: picks the model family at creation,
+ * forwards the family's calls through its vtable and reads the base fields every family
+ * keeps current (trainer_impl.h). */
 #include "traind/train.h"
+
+#include <string.h>
 
 #include "train/trainer_impl.h"
 
-/* The model family's trainer. */
+/* The model family's trainer (hp resolved). */
 static td_status create_family(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                                const td_dataset *val, td_error *err)
 {
@@ -18,14 +21,16 @@ static td_status create_family(td_trainer **out, const td_hparams *hp, const td_
     case TD_MODEL_EMBED_GMM:
         return td_embed_trainer_create(out, hp, train, val, err);
     default:
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
-                       (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
+        return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     }
 }
 
-td_status td_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                            const td_dataset *val, td_error *err)
+td_status td_trainer_create(td_trainer **out, const td_hparams *given,
+                            const td_dataset *train, const td_dataset *val, td_error *err)
 {
+    td_hparams resolved = *given; /* shallow: the family makes its own deep copy */
+    td_hparams_resolve(&resolved, 0);
+    const td_hparams *hp = &resolved;
     if (hp->standardize)
         return td_std_trainer_create(out, hp, train, val, create_family, err);
     return create_family(out, hp, train, val, err);
@@ -43,8 +48,7 @@ td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
     case TD_MODEL_EMBED_GMM:
         return td_embed_trainer_check(hp, train, val, K, err);
     default:
-        return td_fail(err, TD_EUNAVAIL, "model", "model \"%s\" is not available yet",
-                       (unsigned)hp->model < TD_MODEL_COUNT ? td_model_names[hp->model] : "?");
+        return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     }
 }
 
@@ -83,14 +87,40 @@ td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err)
 {
     return t->vt->step(t, rec, err);
 }
-int td_trainer_done(const td_trainer *t) { return t->vt->done(t); }
-int64_t td_trainer_epoch(const td_trainer *t) { return t->vt->epoch(t); }
-int64_t td_trainer_epochs(const td_trainer *t) { return t->vt->epochs(t); }
-int64_t td_trainer_rows(const td_trainer *t) { return t->vt->rows(t); }
-const td_model *td_trainer_model(const td_trainer *t) { return t->vt->model(t); }
+td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_record *last,
+                         td_error *err)
+{
+    td_record rec;
+    while (!td_trainer_done(t)) {
+        td_status st = td_trainer_step(t, &rec, err);
+        if (st)
+            return st;
+        if (last)
+            *last = rec;
+        if (on_epoch && on_epoch(t, &rec, ctx))
+            return td_fail(err, TD_ESTOPPED, NULL, "stopped after epoch %lld",
+                           (long long)t->epoch);
+    }
+    return TD_OK;
+}
+
+int td_trainer_done(const td_trainer *t) { return t->stopped || t->epoch >= t->epochs; }
+int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
+int64_t td_trainer_epochs(const td_trainer *t) { return t->epochs; }
+int64_t td_trainer_rows(const td_trainer *t) { return t->rows; }
+const td_model *td_trainer_model(const td_trainer *t) { return t->model; }
 const char *const *td_trainer_columns(const td_trainer *t, int *n)
 {
     return t->vt->columns(t, n);
+}
+int td_trainer_column(const td_trainer *t, const char *name)
+{
+    int n;
+    const char *const *cols = t->vt->columns(t, &n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(cols[i], name) == 0)
+            return i;
+    return -1;
 }
 size_t td_trainer_state_size(const td_trainer *t) { return t->vt->state_size(t); }
 size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap)
@@ -101,10 +131,10 @@ td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_erro
 {
     return t->vt->restore(t, buf, len, err);
 }
-double td_trainer_elapsed(const td_trainer *t) { return t->vt->elapsed(t); }
+double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
 td_status td_trainer_objective(td_trainer *t, double *loss, float *grad)
 {
     if (!t->vt->objective)
-        return td_fail(NULL, TD_EUNAVAIL, NULL, "no differentiable objective");
+        return td_fail(NULL, TD_EINVAL, NULL, "no differentiable objective");
     return t->vt->objective(t, loss, grad);
 }

@@ -1,8 +1,9 @@
 /* trainer_impl.h — how a model family implements the td_trainer interface of train.h.
  *
- * Each family (gradient-trained networks in grad_trainer.c; EM-trained mixtures later)
- * defines a struct whose first member is a td_trainer and fills a vtable; trainer.c
- * dispatches the public td_trainer_* calls through it. */
+ * Each family (gradient-trained networks in grad_trainer.c, the mixtures in gmm_trainer.c
+ * and embed_gmm.c) defines a struct whose first member is a td_trainer: the vtable and the
+ * base fields every family keeps current, which trainer.c reads for the plain getters
+ * (td_trainer_epoch, _epochs, _rows, _elapsed, _model, _done). */
 #ifndef TRAIND_TRAINER_IMPL_H
 #define TRAIND_TRAINER_IMPL_H
 
@@ -12,22 +13,23 @@ typedef struct td_trainer_vtbl {
     void (*destroy)(td_trainer *t);
     void (*set_threads)(td_trainer *t, int n);
     td_status (*step)(td_trainer *t, td_record *rec, td_error *err);
-    int (*done)(const td_trainer *t);
-    int64_t (*epoch)(const td_trainer *t);
-    int64_t (*epochs)(const td_trainer *t);
-    int64_t (*rows)(const td_trainer *t);
-    const td_model *(*model)(const td_trainer *t);
     const char *const *(*columns)(const td_trainer *t, int *n);
     size_t (*state_size)(const td_trainer *t);
     size_t (*save)(const td_trainer *t, void *buf, size_t cap);
     td_status (*restore)(td_trainer *t, const void *buf, size_t len, td_error *err);
-    double (*elapsed)(const td_trainer *t);
     /* may be NULL: the family has no differentiable objective */
     td_status (*objective)(td_trainer *t, double *loss, float *grad);
 } td_trainer_vtbl;
 
 struct td_trainer {
     const td_trainer_vtbl *vt;
+    const td_hparams *hp;          /* the family's owned copy */
+    const td_model *model;         /* the current model (the family's) */
+    int64_t epoch;                 /* epochs (iterations) completed */
+    int64_t epochs;                /* planned (gmm: max_iter) */
+    int64_t rows;                  /* training rows per epoch */
+    double elapsed;                /* seconds of training; restored with a snapshot */
+    int stopped;                   /* done before epochs: early stopping, convergence */
 };
 
 /* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
@@ -44,6 +46,39 @@ td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
                                  const td_dataset *val, int64_t *E, td_error *err);
 size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t E,
                               int threads);
+
+/* ---- shared by the families (trainer_util.c) ----------------------------------------- */
+
+/* A family's trainer struct `type` (first member `td_trainer base`, and an owned
+ * `td_hparams hp` and a `td_model model`), zeroed, with base.vt = vt, hp a deep copy of
+ * hp_in, base.hp and base.model pointing at its hp and model, base.epochs = epochs. NULL
+ * when out of memory (nothing left allocated). */
+#define TD_TRAINER_NEW(type, vt, hp_in, epochs)                                            \
+    ((type *)td_trainer_new(sizeof(type), vt, offsetof(type, hp), offsetof(type, model),  \
+                            hp_in, epochs))
+void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
+                     size_t model_offset, const td_hparams *hp_in, int64_t epochs);
+/* Seconds on the monotonic clock (for td_trainer.elapsed). */
+double td_now_s(void);
+/* 1 when every p[0..n) is finite. */
+int td_all_finite(const float *p, int64_t n);
+/* The weights under l1/l2 among layout[0..n): every penalized tensor (all of them with
+ * regularize_bias), less the skip_rows of each when not regularize_bias. */
+int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, int n);
+/* The l1/l2 penalty (SPEC §3) of params over layout[0..n) (the weights td_penalized_count
+ * counts, n_penalized of them, which l2_scale "mean" divides l2 by); its gradient is ADDED
+ * to grad (n_params) when grad is non-NULL. Returns 0.5 l2 sum w^2 + l1 sum |w|. */
+double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
+                     int64_t n_penalized, const float *params, float *grad);
+/* A mixture's record columns: cols = fixed[0..nfixed) then "size_0" .. "size_{M-1}" (their
+ * text in names) while they fit in TD_REC_MAX; NULL-terminated. Returns the count. */
+int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32],
+                    const char *const *fixed, int nfixed, int64_t M);
+/* The matching record values: min_size and max_size of nk (M) at columns min_col and
+ * max_col, size_k = nk[k] at sizes_col + k for the components that have a column (ncols
+ * columns in all). */
+void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
+                    int64_t M, int ncols);
 
 /* A family's create (the three below). */
 typedef td_status (*td_family_create)(td_trainer **out, const td_hparams *hp,

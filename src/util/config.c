@@ -36,7 +36,7 @@ typedef struct cfg_key {
 /* The single source of defaults and bounds. */
 static const cfg_key keys[] = {
     {"listen", CFG_LISTEN, "127.0.0.1:8080", 3, 255, FIELD(listen),
-     "address and port to listen on (host:port, [v6]:port; port 0 picks a free one)"},
+     "address and port to listen on (host:port, [v6]:port, or a port alone for 127.0.0.1; port 0 picks a free one)"},
     {"workers", CFG_INT, "0", 0, 1024, FIELD(workers),
      "training worker threads; 0 = one per core"},
     {"state_dir", CFG_STR, "./state", 1, TD_CONFIG_STR_MAX - 1, FIELD(state_dir),
@@ -114,6 +114,17 @@ static int listen_ok(const char *s)
     return 1;
 }
 
+/* A string key's value, its length checked; c unaltered on error. */
+static td_status set_str(td_config *c, const cfg_key *k, const char *value, td_error *err)
+{
+    size_t n = strlen(value);
+    if ((int64_t)n < k->min || (int64_t)n > k->max || n >= k->size)
+        return td_fail(err, TD_EINVAL, k->name, "%s: length %zu is out of range [%" PRId64
+                       ", %" PRId64 "]", k->name, n, k->min, k->max);
+    memcpy((char *)c + k->off, value, n + 1);
+    return TD_OK;
+}
+
 /* Applies one key; c unaltered on error. */
 static td_status set_key(td_config *c, const cfg_key *k, const char *value, td_error *err)
 {
@@ -135,19 +146,22 @@ static td_status set_key(td_config *c, const cfg_key *k, const char *value, td_e
         }
         return TD_OK;
     }
-    case CFG_LISTEN:
+    case CFG_LISTEN: {
+        /* "8081" and ":8081" are the loopback address's port 8081 */
+        char full[64];
+        const char *port = value[0] == ':' ? value + 1 : value;
+        int64_t pv;
+        if (!parse_i64(port, &pv) && pv >= 0 && pv <= 65535 && *port != '+' && *port != '-') {
+            snprintf(full, sizeof full, "127.0.0.1:%lld", (long long)pv);
+            value = full;
+        }
         if (!listen_ok(value))
             return td_fail(err, TD_EINVAL, k->name, "%s: \"%s\" is not host:port (e.g. "
-                           "127.0.0.1:8080, [::1]:8080)", k->name, value);
-        /* fall through */
-    case CFG_STR: {
-        size_t n = strlen(value);
-        if ((int64_t)n < k->min || (int64_t)n > k->max || n >= k->size)
-            return td_fail(err, TD_EINVAL, k->name, "%s: length %zu is out of range [%" PRId64
-                           ", %" PRId64 "]", k->name, n, k->min, k->max);
-        memcpy(field, value, n + 1);
-        return TD_OK;
+                           "127.0.0.1:8080, [::1]:8080, or a port alone: 8080)", k->name, value);
+        return set_str(c, k, value, err);
     }
+    case CFG_STR:
+        return set_str(c, k, value, err);
     case CFG_LOGLEVEL: {
         td_log_level lv;
         if (td_log_level_parse(value, &lv))

@@ -15,11 +15,11 @@ const char *td_status_code(td_status st)
     case TD_EIO: return "io_error";
     case TD_ENOTFOUND: return "not_found";
     case TD_ECONFLICT: return "conflict";
-    case TD_EUNAVAIL: return "unavailable";
     case TD_EBUSY: return "queue_full";
     case TD_ESHUTDOWN: return "shutting_down";
     case TD_ENOSPACE: return "insufficient_storage";
     case TD_EINTERNAL: return "internal";
+    case TD_EMALFORMED: return "malformed_json";
     }
     return "internal";
 }
@@ -28,10 +28,16 @@ td_status td_fail(td_error *err, td_status st, const char *field, const char *fm
 {
     if (!err)
         return st;
-    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    /* Formatted aside, then copied: field or an argument may be err's own field or
+     * message ("validation set: %s", err->message), and an overlapping snprintf is
+     * undefined (it garbled such messages). */
+    char f[sizeof err->field], m[sizeof err->message];
+    snprintf(f, sizeof f, "%s", field ? field : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
+    memcpy(err->field, f, sizeof f);
+    memcpy(err->message, m, sizeof m);
     return st;
 }

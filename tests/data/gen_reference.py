@@ -329,6 +329,58 @@ def grouped_softmax_monotone(rng, N=5, G=3, S=5, weight=0.3, margin=0.0):
 
 # ---- main ----------------------------------------------------------------------------------
 
+# ---- POST /v1/jobs/{id}/evaluate (issue 16) -------------------------------------------------
+
+def evaluate_metrics(rng, N=40, D=3, K=4, Ng=200, M=3, E=2):
+    """The numbers of scikit-learn's classification metrics for the predictions of a fixed
+    softmax model (W, b: traind holds them exactly with lr 0), over every class 0..K-1
+    (labels=range(K)) with zero_division=0: class 2 never occurs in y (recall 0/0) and
+    class 3 is never predicted (precision 0/0). And GaussianMixture's score, bic and aic
+    after one EM iteration from given weights, means and identity covariances (full and
+    diag)."""
+    from sklearn.metrics import (accuracy_score, confusion_matrix, log_loss,
+                                 precision_recall_fscore_support)
+    X = rng.standard_normal((N, D))
+    W = rng.standard_normal((D, K)) * 1.5
+    b = np.array([0.3, -0.2, 0.1, -8.0])
+    logits = X @ W + b
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    pred = probs.argmax(1)
+    y = rng.choice([0, 1, 3], N)
+    labels = list(range(K))
+    p, r, f, sup = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    avg = {a: precision_recall_fscore_support(y, pred, labels=labels, zero_division=0,
+                                              average=a)[:3] for a in ("macro", "weighted")}
+    cls = {"X": L(X), "y": L(y), "W": L(W), "b": L(b), "K": K, "predicted": L(pred),
+           "accuracy": float(accuracy_score(y, pred)),
+           "confusion_matrix": L(confusion_matrix(y, pred, labels=labels)),
+           "precision": L(p), "recall": L(r), "f1": L(f), "support": L(sup),
+           "macro_avg": [float(v) for v in avg["macro"]],
+           "weighted_avg": [float(v) for v in avg["weighted"]],
+           "log_loss": float(log_loss(y, probs, labels=labels))}
+    centres = rng.standard_normal((M, E)) * 4
+    Xg = centres[rng.integers(0, M, Ng)] + rng.standard_normal((Ng, E))
+    means_init = centres + rng.standard_normal((M, E)) * 0.5
+    gmm = {"X": L(Xg), "means_init": L(means_init), "components": M}
+    for cov in ("full", "diag"):
+        prec = np.array([np.eye(E)] * M) if cov == "full" else np.ones((M, E))
+        gm = GaussianMixture(M, covariance_type=cov, max_iter=1, tol=0, reg_covar=1e-6,
+                             weights_init=np.full(M, 1.0 / M), means_init=means_init,
+                             precisions_init=prec, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning after one iteration
+            gm.fit(Xg)
+        gmm[cov] = {"score": float(gm.score(Xg)), "bic": float(gm.bic(Xg)),
+                    "aic": float(gm.aic(Xg)), "n_parameters": int(gm._n_parameters())}
+    return {"about": "classifier: sklearn accuracy_score, confusion_matrix, "
+                     "precision_recall_fscore_support and log_loss with labels=range(K), "
+                     "zero_division=0, of probs = softmax(X W + b); gmm: GaussianMixture("
+                     "max_iter=1, tol=0, reg_covar=1e-6, weights 1/M, means means_init, "
+                     "identity covariances).fit(X) then score, bic, aic on X",
+            "classifier": cls, "gmm": gmm}
+
+
 def debian_version(pkg):
     try:
         return subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
@@ -354,6 +406,7 @@ def main():
     files["gmm_near_singular_full"] = gmm_near_singular_full(rng)
     files["gmm_tied"] = gmm_tied(rng)
     files["gmm_n_init"] = gmm_n_init(rng)
+    files["evaluate_metrics"] = evaluate_metrics(rng)
     for name, doc in files.items():
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump(doc, f, indent=None if name == "gmm_near_singular_full" else 1)  # 40 cases

@@ -1,0 +1,107 @@
+/* trainer_util.c — the small pieces every trainer family uses (trainer_impl.h): the clock,
+ * the finiteness checks, the l1/l2 regulariser and the mixtures' record columns. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "train/trainer_impl.h"
+
+void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
+                     size_t model_offset, const td_hparams *hp_in, int64_t epochs)
+{
+    char *t = calloc(1, size);
+    if (!t)
+        return NULL;
+    td_hparams *hp = (td_hparams *)(t + hp_offset);
+    if (td_hparams_copy(hp, hp_in)) {
+        free(t);
+        return NULL;
+    }
+    td_trainer *base = (td_trainer *)t;
+    base->vt = vt;
+    base->hp = hp;
+    base->model = (const td_model *)(t + model_offset);
+    base->epochs = epochs;
+    return t;
+}
+
+double td_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int td_all_finite(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
+int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, int n)
+{
+    int64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        const td_tensor_desc *d = &layout[i];
+        if (d->penalized || hp->regularize_bias)
+            count += (d->rows - (hp->regularize_bias ? 0 : d->skip_rows)) * d->cols;
+    }
+    return count;
+}
+
+double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
+                     int64_t n_penalized, const float *params, float *grad)
+{
+    if (hp->l2 == 0 && hp->l1 == 0)
+        return 0;
+    double l2 = hp->l2, l1 = hp->l1;
+    if (hp->l2_scale == TD_L2_MEAN && n_penalized > 0)
+        l2 /= (double)n_penalized;
+    double sq = 0, ab = 0;
+    for (int i = 0; i < n; i++) {
+        const td_tensor_desc *d = &layout[i];
+        if (!d->penalized && !hp->regularize_bias)
+            continue;
+        int64_t skip = hp->regularize_bias ? 0 : d->skip_rows;
+        int64_t lo = d->offset + skip * d->cols, hi = d->offset + d->rows * d->cols;
+        for (int64_t j = lo; j < hi; j++) {
+            float w = params[j];
+            sq += (double)w * w;
+            ab += fabs((double)w);
+            if (grad)
+                grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
+        }
+    }
+    return 0.5 * l2 * sq + l1 * ab;
+}
+
+int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32],
+                    const char *const *fixed, int nfixed, int64_t M)
+{
+    int n = 0;
+    for (int i = 0; i < nfixed; i++)
+        cols[n++] = fixed[i];
+    for (int64_t k = 0; k < M && n < TD_REC_MAX; k++, n++) {
+        snprintf(names[n], sizeof names[n], "size_%lld", (long long)k);
+        cols[n] = names[n];
+    }
+    cols[n] = NULL;
+    return n;
+}
+
+void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
+                    int64_t M, int ncols)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t k = 0; k < M; k++) {
+        lo = nk[k] < lo ? nk[k] : lo;
+        hi = nk[k] > hi ? nk[k] : hi;
+        if (sizes_col + k < ncols)
+            rec->v[sizes_col + k] = nk[k];
+    }
+    rec->v[min_col] = lo;
+    rec->v[max_col] = hi;
+}
