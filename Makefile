@@ -21,7 +21,7 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-MODULES := libmicrohttpd libcjson openblas sqlite3 gnutls zlib libprotobuf-c
+MODULES := libmicrohttpd libcjson openblas sqlite3 gnutls zlib libprotobuf-c libpq
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 # Deferred (=), and so run only when a recipe needs them: after `deps`, on a fresh machine.

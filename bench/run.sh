@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# make bench: each BENCH.md workload that exists so far, traind beside its peer from the
-# same run. The peers are bench/peers/*.py (the workloads of BENCH.md in PyTorch and
+# make bench: the BENCH.md workloads W1-W11, traind beside its peer from the same run. The peers are bench/peers/*.py (the workloads of BENCH.md in PyTorch and
 # scikit-learn); they need /usr/bin/python3 with python3-torch / python3-sklearn; without them
 # traind's figure is printed alone. Benchmarks never fail the build on a slow figure.
 # Usage: bench/run.sh BUILD_DIR   (REPEAT=n runs each side n times and takes the median)
@@ -50,7 +49,7 @@ peer() { if [ $have_torch = 1 ]; then ms_per_epoch $PY "$PEERS/$@"; else echo n/
 
 t=$(ms_per_epoch "$B/bench/bench_softmax" gd 100000 256 10 20)
 p=$(peer softmax.py gd 100000 256 10 20)
-row W1 "softmax full-batch GD, 100000x256, K=10 /epoch" "$t" "$p" "<= 25 ms/epoch and >= 4x PyTorch"
+row W1 "softmax full-batch GD, 100000x256, K=10 /epoch" "$t" "$p" ">= 6x PyTorch"
 
 t=$(ms_per_epoch "$B/bench/bench_softmax" adam 100000 256 10 2)
 p=$(peer softmax.py adam 100000 256 10 2)
@@ -92,7 +91,24 @@ p=$(peer mlp.py 60000 784 256 128 10 128 1)
 row W7 "mlp 784-256-128-10 ReLU, Adam b128, 60000 /epoch" "$t" "$p" ">= 3x PyTorch"
 
 "$(dirname "$0")/http.sh" "$B" # W6 and W5: the HTTP edge (its own peer: Python json + numpy)
+
+# W8 and W9: small data end to end over HTTP (bench/small.py, a fresh daemon per run);
+# W8's peer is the 10-line PyTorch loop on the same data (peers/softmax_small.py)
+med_of() { grep -o "median [0-9.]* $1" | head -1 | cut -d' ' -f2; }
+t=$($PY "$(dirname "$0")/small.py" w8 "$B/traind" "$REPEAT" 2>/dev/null | med_of ms/job)
+if [ $have_torch = 1 ]; then
+    p=$($PY "$PEERS/softmax_small.py" "$REPEAT" 2>/dev/null | med_of ms/job)
+else
+    p=n/a
+fi
+row W8 "softmax GD 150x4 K=3, 10000 epochs, POST->done ms" "${t:-nan}" "${p:-nan}" ">= 5x PyTorch"
+t=$($PY "$(dirname "$0")/small.py" w9 "$B/traind" "$REPEAT" 2>/dev/null | med_of jobs/s)
+printf '%-4s %-44s %10s %12s %8s   %s
+' W9 "400 one-epoch jobs, 4 clients: jobs/s" "${t:-nan}" "—" "" \
+    ">= 1000 jobs/s"
+
 "$(dirname "$0")/npy_w10.sh" "$B" # W10: a 400 MB .npy upload beside cp + fsync
+"$(dirname "$0")/mem_w11.sh" "$B" # W11: 4 jobs on one 95 MiB dataset, anonymous memory
 
 [ $have_torch = 1 ] || echo "(peers not run: /usr/bin/python3 lacks torch; apt-get install python3-torch python3-sklearn)"
 [ $have_sklearn = 1 ] || echo "(W3 peer not run: /usr/bin/python3 lacks sklearn; apt-get install python3-sklearn)"

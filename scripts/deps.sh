@@ -8,12 +8,12 @@
 set -eu
 if [ "${1:-}" = --test ]; then
     shift
-    set -- chromium "$@"
+    set -- chromium postgresql "$@"
     command -v node >/dev/null 2>&1 || set -- nodejs "$@"
     command -v npm >/dev/null 2>&1 || set -- npm "$@"
 fi
-PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev libgnutls28-dev openssl zlib1g-dev libprotobuf-c-dev protobuf-c-compiler pkg-config"
-MODULES="libmicrohttpd libcjson openblas check sqlite3 gnutls zlib libprotobuf-c"
+PKGS="libmicrohttpd-dev libcjson-dev libopenblas-dev check libsqlite3-dev libgnutls28-dev openssl zlib1g-dev libprotobuf-c-dev protobuf-c-compiler pkg-config libpq-dev"
+MODULES="libmicrohttpd libcjson openblas check sqlite3 gnutls zlib libprotobuf-c libpq"
 missing=""
 if command -v pkg-config >/dev/null 2>&1; then
     for m in $MODULES; do

@@ -25,6 +25,9 @@
 /* HTTPS mode (httpc_tls_on): the directory holding cert.pem and key.pem, "" when off. */
 static char g_tls_dir[256];
 static char g_tls_cert[300], g_tls_key[300];
+static char g_store[512]; /* httpc_store_set: every daemon's `store`, "" = none */
+
+void httpc_store_set(const char *uri) { snprintf(g_store, sizeof g_store, "%s", uri ? uri : ""); }
 
 int httpc_make_cert(const char *dir)
 {
@@ -389,13 +392,14 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
     char tls_conf[300];
     const char *user_conf = NULL;
     for (int i = 0; args && args[i] && n < 61; i++) {
-        if (g_tls_dir[0] && strcmp(args[i], "--config") == 0 && args[i + 1]) {
+        if ((g_tls_dir[0] || g_store[0]) && strcmp(args[i], "--config") == 0 && args[i + 1]) {
             user_conf = args[++i]; /* merged into tls_conf below */
             continue;
         }
         argv[n++] = args[i];
     }
-    if (g_tls_dir[0]) { /* HTTPS: a config of its own with the pair (and user_conf's lines) */
+    if (g_tls_dir[0] || g_store[0]) { /* HTTPS, a shared store: a config of its own with the
+                                        * pair or the store (and user_conf's lines) */
         snprintf(tls_conf, sizeof tls_conf, "%s/tls.conf", d->dir);
         FILE *f = fopen(tls_conf, "w");
         if (!f) return -1;
@@ -403,7 +407,10 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
         char line[4096];
         while (u && fgets(line, sizeof line, u)) fputs(line, f);
         if (u) fclose(u);
-        fprintf(f, "\ntls_cert_file = %s\ntls_key_file = %s\n", g_tls_cert, g_tls_key);
+        if (g_tls_dir[0])
+            fprintf(f, "\ntls_cert_file = %s\ntls_key_file = %s\n", g_tls_cert, g_tls_key);
+        if (g_store[0])
+            fprintf(f, "\nstore = %s\n", g_store);
         fclose(f);
         argv[n++] = "--config";
         argv[n++] = tls_conf;

@@ -47,6 +47,9 @@ void httpc_free(httpc_resp *r);
  * below stay plain TCP. */
 int httpc_tls_on(void);
 void httpc_tls_off(void);
+/* Every daemon started from now on gets `store = uri` (a shared PostgreSQL store, merged
+ * into its config like the TLS pair); NULL or "" goes back to SQLite. */
+void httpc_store_set(const char *uri);
 /* The certificate and key files while TLS is on (NULL when off). */
 const char *httpc_tls_cert(void);
 const char *httpc_tls_key(void);

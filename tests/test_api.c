@@ -22,6 +22,7 @@
 
 #include "http/routes.h"
 #include "httpc.h"
+#include "pgtest.h"
 #include "testutil.h"
 
 #define JSON_HDR "Content-Type: application/json"
@@ -1386,3 +1387,19 @@ static void https_on(void) { ck_assert_int_eq(httpc_tls_on(), 0); }
 static void https_off(void) { httpc_tls_off(); }
 
 Suite *suite_api_https(void) { return api_suite("api_https", https_on, https_off); }
+
+/* The same suite on a shared PostgreSQL store (issue 17; tests/pgtest.h): a fresh
+ * database per test, every daemon of the test on it. */
+static void pg_on(void)
+{
+    char uri[512];
+    td_pgtest_newdb(uri, sizeof uri);
+    httpc_store_set(uri);
+}
+static void pg_off(void) { httpc_store_set(NULL); }
+
+Suite *suite_api_pg(void)
+{
+    td_pgtest_server();
+    return api_suite("api_pg", pg_on, pg_off);
+}

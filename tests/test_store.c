@@ -1,4 +1,6 @@
-/* test_store.c — blob files and the SQLite store, against a real temp directory. */
+/* test_store.c — blob files and the store, against a real temp directory: the SQLite
+ * backend (suite "store"), and the backend-independent tests again on a real PostgreSQL
+ * (suite "store_pg", tests/pgtest.h). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <ftw.h>
@@ -12,9 +14,11 @@
 
 #include "store/blob.h"
 #include "store/store.h"
+#include "pgtest.h"
 #include "testutil.h"
 
 static char g_dir[256];
+static char g_uri[512];        /* "" = SQLite; the store_pg suite sets a fresh database */
 static td_error g_err;
 
 static void mk_tmpdir(void)
@@ -46,7 +50,7 @@ static void rm_tmpdir(void)
 static td_store *open_store(void)
 {
     td_store *s = NULL;
-    EXPECT(TD_OK, td_store_open(&s, g_dir, E));
+    EXPECT(TD_OK, td_store_open_uri(&s, g_dir, g_uri, E));
     ck_assert(s != NULL);
     return s;
 }
@@ -1102,9 +1106,84 @@ START_TEST(concurrent_use)
     for (int i = 1; i < n; i++)
         ck_assert(strcmp(rows[i - 1].id, rows[i].id) > 0);
     free(rows);
-    ck_assert_int_eq(count_files("checkpoints", NULL), 100);
+    if (!g_uri[0]) /* PostgreSQL keeps checkpoints in the database */
+        ck_assert_int_eq(count_files("checkpoints", NULL), 100);
     ck_assert_int_eq(count_files("datasets", ".tmp."), 0);
     ck_assert_int_eq(count_files("checkpoints", ".tmp."), 0);
+    td_store_close(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* Group commit and the committer's calls (issue 13 item 3): a claim sets the live mark, a
+ * finish clears it; an unsynced model file is refused over a recorded model; a batch of
+ * ends records every running job succeeded with its model and leaves a terminal one. */
+START_TEST(claim_finish_and_batched_ends)
+{
+    mk_tmpdir();
+    td_store *s = open_store();
+    td_dataset_meta ds;
+    put_small_ds(s, &ds);
+    char a[TD_ID_MAX], b[TD_ID_MAX], c[TD_ID_MAX], d[TD_ID_MAX];
+    insert_job(s, ds.id, NULL, a);
+    insert_job(s, ds.id, NULL, b);
+    insert_job(s, ds.id, NULL, c);
+    insert_job(s, ds.id, NULL, d);
+    td_job_row r;
+    EXPECT(TD_OK, td_store_job_claim(s, a, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_RUNNING);
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_claim(s, b, NULL, E));
+    EXPECT(TD_OK, td_store_job_claim(s, d, NULL, E));
+    EXPECT(TD_OK, td_store_job_finish(s, d, TD_JOB_FAILED, "diverged", "NaN", E)); /* unmarks */
+    EXPECT(TD_OK, td_store_job_cancel(s, c, NULL, E));
+    td_job_row *failed;
+    int n;
+    /* a and b are marked (counted a crash, unmarked), d is not (terminal anyway) */
+    EXPECT(TD_OK, td_store_job_reap_crashed(s, 5, &failed, &n, E));
+    td_job_rows_free(failed, n);
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.crashes, 1);
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_get(s, d, &r, E));
+    ck_assert_int_eq(r.crashes, 0);
+    td_job_row_fini(&r);
+
+    const float wa[3] = {1, 2, 3}, wb[2] = {4, 5};
+    EXPECT(TD_OK, td_store_model_write_unsynced(s, a, "{\"m\":1}", wa, 3, E));
+    EXPECT(TD_OK, td_store_model_put(s, b, "{\"m\":2}", wb, 2, E));
+    EXPECT(TD_ECONFLICT, td_store_model_write_unsynced(s, b, "{\"m\":3}", wa, 3, E));
+    EXPECT(TD_ENOTFOUND, td_store_model_write_unsynced(s, "job_nope", "{}", wa, 3, E));
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.has_model, 0); /* the file alone records nothing */
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_sync_files(s, E));
+    const char *ids[] = {a, b, c};
+    const int64_t np[] = {3, 2, 7};
+    EXPECT(TD_OK, td_store_jobs_succeed(s, ids, np, 3, E));
+    EXPECT(TD_OK, td_store_job_get(s, a, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_SUCCEEDED);
+    ck_assert_int_eq(r.has_model, 1);
+    ck_assert(r.finished_at[0] != '\0');
+    td_job_row_fini(&r);
+    EXPECT(TD_OK, td_store_job_get(s, c, &r, E));
+    ck_assert_int_eq(r.state, TD_JOB_CANCELLED); /* terminal: left as it was */
+    ck_assert_int_eq(r.has_model, 0);
+    td_job_row_fini(&r);
+    char *meta;
+    float *params;
+    int64_t k;
+    EXPECT(TD_OK, td_store_model_get(s, a, &meta, &params, &k, E));
+    ck_assert_int_eq(k, 3);
+    ck_assert(params[0] == 1 && params[2] == 3);
+    ck_assert_str_eq(meta, "{\"m\":1}");
+    td_store_free(meta);
+    td_store_free(params);
+    EXPECT(TD_OK, td_store_model_get(s, b, &meta, &params, &k, E));
+    ck_assert_int_eq(k, 2);
+    ck_assert(params[1] == 5);
+    td_store_free(meta);
+    td_store_free(params);
     td_store_close(s);
     rm_tmpdir();
 }
@@ -1136,6 +1215,258 @@ Suite *suite_store(void)
     tc = tcase_create("persistence");
     tcase_add_test(tc, reopen_keeps_everything);
     tcase_add_test(tc, concurrent_use);
+    tcase_add_test(tc, claim_finish_and_batched_ends);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- PostgreSQL only: two stores (two daemons) on one database ------------------------ */
+
+static td_store *open_second(char *dir2, size_t cap)
+{
+    snprintf(dir2, cap, "/tmp/traind_store2_XXXXXX");
+    ck_assert(mkdtemp(dir2) != NULL);
+    td_store *s2 = NULL;
+    EXPECT(TD_OK, td_store_open_uri(&s2, dir2, g_uri, E));
+    return s2;
+}
+
+static void rm_dir(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+START_TEST(pg_shared_queue_claims_leases_and_reaps)
+{
+    mk_tmpdir();
+    char dir2[256];
+    td_store *s1 = open_store(), *s2 = open_second(dir2, sizeof dir2);
+    ck_assert_int_eq(td_store_shared(s1), 1);
+    td_store_set_node(s1, "n1", 0.5);
+    td_store_set_node(s2, "n2", 0.5);
+    td_dataset_meta m;
+    put_small_ds(s1, &m);
+    char a[TD_ID_MAX], b[TD_ID_MAX], got[TD_ID_MAX];
+    uint64_t bytes;
+    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
+                        .epochs = 10, .mem_bytes = 1000};
+    EXPECT(TD_OK, td_store_job_insert(s1, &spec, a, E));
+    spec.mem_bytes = 50;
+    EXPECT(TD_OK, td_store_job_insert(s2, &spec, b, E));
+    /* admission: only b fits 100 bytes; then a is the oldest */
+    EXPECT(TD_OK, td_store_job_claim_next(s2, 100, got, &bytes, E));
+    ck_assert_str_eq(got, b);
+    ck_assert_int_eq(bytes, 50);
+    EXPECT(TD_OK, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
+    ck_assert_str_eq(got, a);
+    EXPECT(TD_ENOTFOUND, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
+    td_job_row row;
+    EXPECT(TD_OK, td_store_job_start(s1, a, &row, E));
+    ck_assert_str_eq(row.node, "n1");
+    ck_assert_int_eq(row.state, TD_JOB_RUNNING);
+    td_job_row_fini(&row);
+    EXPECT(TD_OK, td_store_job_start(s2, b, NULL, E));
+    /* the holder's writes only */
+    const char *cols[] = {"loss"};
+    double v = 1.5;
+    EXPECT(TD_OK, td_store_history_columns_set(s1, a, cols, 1, E));
+    EXPECT(TD_ECONFLICT, td_store_epoch_commit(s2, a, 1, &v, 1, NULL, NULL, 0, E));
+    EXPECT(TD_OK, td_store_epoch_commit(s1, a, 1, &v, 1, NULL, "ck", 2, E));
+    /* a cancel on the other daemon reaches the holder's heartbeat */
+    EXPECT(TD_OK, td_store_job_cancel(s2, a, NULL, E));
+    const char *ids[] = {a, b};
+    int cancel[2], held[2];
+    EXPECT(TD_OK, td_store_job_renew(s1, ids, 2, cancel, held, E));
+    ck_assert_int_eq(held[0], 1);
+    ck_assert_int_eq(cancel[0], 1);
+    ck_assert_int_eq(held[1], 0); /* b is n2's */
+    /* n2 dies holding b: once its lease expires, a reap counts the crash and n1 takes it */
+    td_job_row *failed;
+    int nf;
+    EXPECT(TD_OK, td_store_job_reap_crashed(s1, 2, &failed, &nf, E));
+    ck_assert_int_eq(nf, 0);
+    EXPECT(TD_ENOTFOUND, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E)); /* leased */
+    usleep(700 * 1000);
+    EXPECT(TD_OK, td_store_job_renew(s1, ids, 1, cancel, held, E)); /* a stays n1's */
+    EXPECT(TD_OK, td_store_job_reap_crashed(s1, 2, &failed, &nf, E));
+    ck_assert_int_eq(nf, 0);
+    EXPECT(TD_OK, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
+    ck_assert_str_eq(got, b);
+    EXPECT(TD_OK, td_store_job_start(s1, b, &row, E));
+    ck_assert_int_eq(row.restarts, 1);
+    ck_assert_int_eq(row.crashes, 1);
+    ck_assert_str_eq(row.node, "n1");
+    td_job_row_fini(&row);
+    /* n2's late renewal finds b lost; its finish is refused */
+    EXPECT(TD_OK, td_store_job_renew(s2, ids + 1, 1, cancel, held, E));
+    ck_assert_int_eq(held[0], 0);
+    EXPECT(TD_ECONFLICT, td_store_job_finish(s2, b, TD_JOB_SUCCEEDED, NULL, NULL, E));
+    /* a second death: crashes reach max_crashes = 2 and the reap fails it */
+    usleep(700 * 1000);
+    EXPECT(TD_OK, td_store_job_reap_crashed(s2, 2, &failed, &nf, E));
+    ck_assert_int_eq(nf, 1); /* b; a (n1 stopped renewing it too) counts its first */
+    ck_assert_str_eq(failed[0].id, b);
+    ck_assert_str_eq(failed[0].error_code, "crashed");
+    EXPECT(TD_OK, td_store_job_get(s2, a, &row, E));
+    ck_assert_int_eq(row.crashes, 1);
+    td_job_row_fini(&row);
+    td_job_rows_free(failed, nf);
+    EXPECT(TD_OK, td_store_job_finish(s1, a, TD_JOB_CANCELLED, NULL, NULL, E));
+    /* letting go ends the lease at once */
+    char c[TD_ID_MAX];
+    EXPECT(TD_OK, td_store_job_insert(s1, &spec, c, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s1, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_ENOTFOUND, td_store_job_claim_next(s2, UINT64_MAX, got, &bytes, E));
+    EXPECT(TD_OK, td_store_job_set_live(s1, c, 0, E));
+    EXPECT(TD_OK, td_store_job_claim_next(s2, UINT64_MAX, got, &bytes, E));
+    ck_assert_str_eq(got, c);
+    /* max_queued holds across stores (c, claimed but not started, is still queued) */
+    spec.max_queued = 3;
+    char d[TD_ID_MAX], e[TD_ID_MAX];
+    EXPECT(TD_OK, td_store_job_insert(s1, &spec, d, E));
+    EXPECT(TD_OK, td_store_job_insert(s2, &spec, e, E));
+    EXPECT(TD_EBUSY, td_store_job_insert(s1, &spec, e, E));
+    /* idempotency keys too */
+    spec.max_queued = 0;
+    spec.idempotency_key = "k1";
+    EXPECT(TD_OK, td_store_job_insert(s1, &spec, d, E));
+    EXPECT(TD_ECONFLICT, td_store_job_insert(s2, &spec, e, E));
+    ck_assert_str_eq(e, d);
+    td_store_close(s1);
+    td_store_close(s2);
+    rm_tmpdir();
+    rm_dir(dir2);
+}
+END_TEST
+
+START_TEST(pg_blobs_live_in_the_database)
+{
+    mk_tmpdir();
+    char dir2[256];
+    td_store *s1 = open_store(), *s2 = open_second(dir2, sizeof dir2);
+    td_store_set_build_tag(s1, "build-1");
+    /* a dataset put on one daemon loads on the other (fetched into its cache), over
+     * several 1 MiB chunks */
+    fixture_ds f;
+    make_ds(&f, 50000, 7, 2, 11, 0, 5);
+    td_dataset_meta m;
+    EXPECT(TD_OK, td_store_dataset_put(s1, &f.ds, "d", &m, E));
+    td_stored_dataset sd;
+    EXPECT(TD_OK, td_store_dataset_load(s2, m.id, &sd, E));
+    ck_assert_int_eq(memcmp(sd.ds.X, f.X, sizeof(float) * 50000 * 7), 0);
+    ck_assert_int_eq(memcmp(sd.ds.y, f.y, sizeof(int32_t) * 50000 * 2), 0);
+    ck_assert_int_eq(memcmp(sd.ds.pair_labels, f.labels, sizeof(int32_t) * 11), 0);
+    td_stored_dataset_fini(&sd);
+    free_ds(&f);
+    /* class and column names, copied into a job at its insert */
+    EXPECT(TD_OK, td_store_dataset_names_set(s1, m.id, "[\"a\",\"b\"]", "[\"x\"]", E));
+    char *classes, *columns;
+    EXPECT(TD_OK, td_store_dataset_names(s2, m.id, &classes, &columns, E));
+    ck_assert_str_eq(classes, "[\"a\",\"b\"]");
+    ck_assert_str_eq(columns, "[\"x\"]");
+    free(classes), free(columns);
+    /* a checkpoint over several 1 MiB chunks, written by one and read by the other */
+    char id[TD_ID_MAX];
+    insert_job(s1, m.id, NULL, id);
+    td_job_row jr;
+    EXPECT(TD_OK, td_store_job_get(s2, id, &jr, E));
+    ck_assert_str_eq(jr.classes, "[\"a\",\"b\"]");
+    td_job_row_fini(&jr);
+    const char *cols[] = {"loss"};
+    EXPECT(TD_OK, td_store_history_columns_set(s1, id, cols, 1, E));
+    size_t n = (5u << 20) / 2 + 3;
+    unsigned char *ck = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        ck[i] = (unsigned char)(i * 31 + 7);
+    double v = NAN;
+    EXPECT(TD_OK, td_store_epoch_commit(s1, id, 3, &v, 1, "{}", ck, n, E));
+    void *buf;
+    size_t len;
+    int64_t ep;
+    char tag[64];
+    EXPECT(TD_OK, td_store_checkpoint_load_tagged(s2, id, &buf, &len, &ep, tag, sizeof tag, E));
+    ck_assert_int_eq(len, n);
+    ck_assert_int_eq(ep, 3);
+    ck_assert_str_eq(tag, "build-1");
+    ck_assert_int_eq(memcmp(buf, ck, n), 0);
+    td_store_free(buf);
+    td_history h;
+    EXPECT(TD_OK, td_store_history_get(s2, id, -1, &h, E));
+    ck_assert_int_eq(h.n_rows, 1);
+    ck_assert(isnan(h.cols[0]));
+    td_history_fini(&h);
+    /* a model */
+    float params[5] = {1, -2, 3.5f, 0, 1e-30f};
+    EXPECT(TD_OK, td_store_model_put(s1, id, "{\"m\":1}", params, 5, E));
+    char *meta;
+    float *p;
+    int64_t np;
+    EXPECT(TD_OK, td_store_model_get(s2, id, &meta, &p, &np, E));
+    ck_assert_str_eq(meta, "{\"m\":1}");
+    ck_assert_int_eq(np, 5);
+    ck_assert_int_eq(memcmp(p, params, sizeof params), 0);
+    td_store_free(meta);
+    td_store_free(p);
+    /* small jobs' batched ends: the model first, then the end with it, one transaction */
+    char id2[TD_ID_MAX];
+    insert_job(s1, m.id, NULL, id2);
+    EXPECT(TD_OK, td_store_job_claim(s1, id2, NULL, E));
+    EXPECT(TD_OK, td_store_model_write_unsynced(s1, id2, "{\"m\":2}", params, 5, E));
+    EXPECT(TD_ENOTFOUND, td_store_model_get(s2, id2, &meta, &p, &np, E)); /* not recorded */
+    EXPECT(TD_OK, td_store_sync_files(s1, E));
+    const char *ends[] = {id2};
+    const int64_t ends_n[] = {5};
+    EXPECT(TD_OK, td_store_jobs_succeed(s1, ends, ends_n, 1, E));
+    td_job_row jr2;
+    EXPECT(TD_OK, td_store_job_get(s2, id2, &jr2, E));
+    ck_assert_int_eq(jr2.state, TD_JOB_SUCCEEDED);
+    ck_assert_int_eq(jr2.has_model, 1);
+    td_job_row_fini(&jr2);
+    EXPECT(TD_OK, td_store_model_get(s2, id2, &meta, &p, &np, E));
+    ck_assert_str_eq(meta, "{\"m\":2}");
+    td_store_free(meta);
+    td_store_free(p);
+    EXPECT(TD_ECONFLICT, td_store_model_write_unsynced(s1, id2, "{}", params, 5, E));
+    /* delete on one, gone on the other */
+    EXPECT(TD_OK, td_store_job_finish(s1, id, TD_JOB_SUCCEEDED, NULL, NULL, E));
+    EXPECT(TD_OK, td_store_job_delete(s2, id, E));
+    EXPECT(TD_ENOTFOUND, td_store_model_get(s1, id, &meta, &p, &np, E));
+    EXPECT(TD_ENOTFOUND, td_store_checkpoint_load(s1, id, &buf, &len, &ep, E));
+    EXPECT(TD_OK, td_store_dataset_delete(s2, m.id, E));
+    EXPECT(TD_ENOTFOUND, td_store_dataset_load(s1, m.id, &sd, E));
+    /* reopening finds the schema (version table) in place */
+    td_store_close(s2);
+    EXPECT(TD_OK, td_store_open_uri(&s2, dir2, g_uri, E));
+    free(ck);
+    td_store_close(s1);
+    td_store_close(s2);
+    rm_tmpdir();
+    rm_dir(dir2);
+}
+END_TEST
+
+static void fresh_pg_db(void)
+{
+    td_pgtest_newdb(g_uri, sizeof g_uri);
+}
+
+/* The tests above that do not look at SQLite's files, on a fresh PostgreSQL database each;
+ * tests/test_pg.c has the PostgreSQL-only ones (blobs in the database, the shared queue). */
+Suite *suite_store_pg(void)
+{
+    td_pgtest_server();
+    Suite *s = suite_create("store_pg");
+    TCase *tc = tcase_create("pg");
+    tcase_add_checked_fixture(tc, fresh_pg_db, NULL);
+    tcase_add_test(tc, dataset_roundtrip);
+    tcase_add_test(tc, dataset_list_paging);
+    tcase_add_test(tc, dataset_delete_conflict);
+    tcase_add_test(tc, job_lifecycle);
+    tcase_add_test(tc, job_idempotency);
+    tcase_add_test(tc, history_nan_and_truncate);
+    tcase_add_test(tc, concurrent_use);
+    tcase_add_test(tc, pg_shared_queue_claims_leases_and_reaps);
+    tcase_add_test(tc, pg_blobs_live_in_the_database);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,6 +23,7 @@
 #include <cJSON.h>
 
 #include "httpc.h"
+#include "pgtest.h"
 
 #define JSON_HDR "Content-Type: application/json"
 
@@ -586,6 +587,30 @@ Suite *suite_sweeps(void)
     tcase_add_test(tc, cancel_then_delete_removes_trials);
     tcase_add_test(tc, halving_survives_kill_9);
     tcase_add_test(tc, sweep_never_fills_the_queue);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* Two of them on a shared PostgreSQL store (issue 17; trials paused, continued, stopped,
+ * resumed after a kill, deleted): a fresh database per test. */
+static void pg_on(void)
+{
+    char uri[512];
+    td_pgtest_newdb(uri, sizeof uri);
+    httpc_store_set(uri);
+}
+
+static void pg_off(void) { httpc_store_set(NULL); }
+
+Suite *suite_sweeps_pg(void)
+{
+    td_pgtest_server();
+    Suite *s = suite_create("sweeps_pg");
+    TCase *tc = tcase_create("pg");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, pg_on, pg_off);
+    tcase_add_test(tc, cancel_then_delete_removes_trials);
+    tcase_add_test(tc, halving_survives_kill_9);
     suite_add_tcase(s, tc);
     return s;
 }

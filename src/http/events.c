@@ -220,6 +220,36 @@ static void finish(ev *s)
     s->done = 1;
 }
 
+/* ---- while the job trains on another daemon (a shared store): from the store ---------- */
+
+/* Sends the committed records after the cursor (a page) that are multiples of every; with
+ * none new, waits a little: polling, coalesced by the holder's batched commits. */
+static void remote_page(ev *s, const td_job_row *row)
+{
+    td_history h;
+    if (s->scanned < s->cursor)
+        s->scanned = s->cursor;
+    if (td_store_history_page(s->store, s->id, s->scanned, EV_PAGE, &h, NULL) != TD_OK) {
+        sleep_s(EV_WAIT_MS * 1e-3);
+        return;
+    }
+    const char *names[TD_HIST_MAX_COLS];
+    double rec[TD_HIST_MAX_COLS];
+    for (int c = 0; c < h.n_cols; c++)
+        names[c] = h.names[c];
+    for (int64_t i = 0; i < h.n_rows; i++) {
+        s->scanned = h.epochs[i];
+        if (h.epochs[i] % s->o.every != 0)
+            continue;
+        for (int c = 0; c < h.n_cols; c++)
+            rec[c] = h.cols[(size_t)c * (size_t)h.n_rows + (size_t)i];
+        emit_progress(s, h.epochs[i], names, h.n_cols, rec, row->epochs);
+    }
+    if (h.n_rows == 0)
+        sleep_s(0.25);
+    td_history_fini(&h);
+}
+
 /* ---- the producer --------------------------------------------------------------------- */
 
 /* Makes the next events (or waits a little for some). */
@@ -253,7 +283,9 @@ static void produce(ev *s)
         if (s->last_state != TD_JOB_RUNNING)
             emit_state(s, TD_JOB_RUNNING, row.epoch, NULL, NULL);
         s->tail = td_jobs_tail(s->jobs, s->id);
-        if (!s->tail && s->out.len == 0) {
+        if (!s->tail && td_store_shared(s->store) && row.node[0])
+            remote_page(s, &row); /* held by another daemon (or, briefly, starting here) */
+        else if (!s->tail && s->out.len == 0) {
             /* starting (loading its data), or waiting for a worker after a restart */
             td_jobs_stats js;
             td_jobs_stats_get(s->jobs, &js);

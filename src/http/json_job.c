@@ -153,6 +153,11 @@ char *td_json_job(const td_job_row *r, size_t *len)
     td_sbuf_puts(&b, r->cancel_requested ? "true" : "false");
     td_sbuf_key(&b, "resumed_on_different_build", 0);
     td_sbuf_puts(&b, r->resumed_on_different_build ? "true" : "false");
+    td_sbuf_key(&b, "node", 0); /* shared stores: the daemon that holds (held) it */
+    if (r->node[0])
+        td_sbuf_string(&b, r->node);
+    else
+        td_sbuf_puts(&b, "null");
     put_opt_string(&b, "sweep", r->sweep); /* a sweep's trial (issue 18), else null */
     td_sbuf_key(&b, "paused", 0);
     td_sbuf_puts(&b, r->paused ? "true" : "false");

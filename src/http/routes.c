@@ -553,6 +553,8 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
+    if ((st = td_jobs_check_room(app->jobs, &err))) /* a full queue: 429 before the data is read */
+        goto out;
     if (jr.data) {
         td_dataset_meta meta;
         if ((st = store_dataset(app, jr.data, &meta, &err))) {
@@ -1266,16 +1268,32 @@ const td_route *td_app_routes(size_t *n)
 static td_status open_state(td_app *app, const td_config *cfg, td_error *err)
 {
     td_error rerr = {{0}, {0}};
-    td_status st = td_store_open(&app->store, cfg->state_dir, err);
+    td_status st = td_store_open_uri(&app->store, cfg->state_dir, cfg->store, err);
     if (st != TD_OK && st != TD_ENOSPACE)
         return st;
     td_status rs = td_reserve_open(&app->reserve, cfg->state_dir,
                                    (int64_t)cfg->disk_reserve_mb << 20, &rerr);
     if (st == TD_ENOSPACE && rs == TD_OK && td_reserve_release(app->reserve, st, err))
-        st = td_store_open(&app->store, cfg->state_dir, err);
+        st = td_store_open_uri(&app->store, cfg->state_dir, cfg->store, err);
     if (st == TD_OK && rs != TD_OK)
         st = td_fail(err, rs, rerr.field, "%s", rerr.message);
     return st;
+}
+
+/* node_name, or "hostname:port" (the port of listen; the pid when it is ephemeral). */
+static void node_name(const td_config *cfg, char *out, size_t cap)
+{
+    char host[128] = "localhost";
+    if (cfg->node_name[0]) {
+        snprintf(out, cap, "%s", cfg->node_name);
+        return;
+    }
+    gethostname(host, sizeof host - 1);
+    const char *colon = strrchr(cfg->listen, ':');
+    if (colon && strcmp(colon, ":0") != 0)
+        snprintf(out, cap, "%s%s", host, colon);
+    else
+        snprintf(out, cap, "%s:pid%ld", host, (long)getpid());
 }
 
 td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
@@ -1298,8 +1316,9 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = app->cores,
                       .max_queued = cfg->max_queued_jobs,
                       .checkpoint_interval_s = cfg->checkpoint_interval_s,
-                      .reserve = app->reserve,
+                      .reserve = app->reserve, .lease_s = cfg->lease_s,
                       .history_max_rows = cfg->history_max_rows};
+    node_name(cfg, o.node, sizeof o.node);
     if ((st = td_jobs_start(&app->jobs, app->store, &o, err)) ||
         (st = td_sweeps_start(&app->sweeps, app->store, app->jobs, o.workers, err))) {
         td_jobs_destroy(app->jobs);

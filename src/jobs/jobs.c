@@ -41,12 +41,32 @@
  * release of budget (a job ending, a request body read) broadcasts it. td_budget_release
  * is never called with `mu` held (the listener takes `mu`).
  *
- * Crash loops: a worker marks its job live in the store before training and clears the
- * mark when it lets go (the job ended, or was checkpointed for a shutdown). A mark found
- * at the next start means the process died running the job (a crash, an abort, an OOM
- * kill): the job counts a crash and resumes, and at MAX_CRASHES it fails with code
- * "crashed" instead (td_jobs_start, before any job runs), so one job whose data or
- * settings kill the process cannot keep the service down. */
+ * Small jobs (W9): the queue is handed over on condition variables only: a worker sleeps
+ * on `work` until a job is queued or budget is released, and a submit finding the queue
+ * full sleeps on `room` (up to ROOM_WAIT_MS) until a worker pops one. A job's claim
+ * (start + live mark) and its history columns commit without waiting for the disk; its
+ * end (state + live mark cleared) is durable when recorded, by a WAL sync shared with
+ * concurrent inserts and ends (store.c, group commit); a finished job writes no
+ * checkpoint, only its model, and a job that succeeds before its first checkpoint hands
+ * its end to the committer (below) and its worker takes the next job at once.
+ *
+ * Crash loops: a worker marks its job live in the store before training (in its claim)
+ * and clears the mark when it lets go (the job ended: with its recorded end; or it was
+ * checkpointed for a shutdown). A mark found at the next start means the process died
+ * running the job (a crash, an abort, an OOM kill): the job counts a crash and resumes,
+ * and at MAX_CRASHES it fails with code "crashed" instead (td_jobs_start, before any job
+ * runs), so one job whose data or settings kill the process cannot keep the service down.
+ *
+ * A shared store (td_store_shared: PostgreSQL, many daemons): there is no local queue.
+ * An idle worker claims the oldest job that fits what is left of the memory budget from
+ * the store (td_store_job_claim_next: FOR UPDATE SKIP LOCKED), reserves its estimate, and
+ * runs it as above (no hand-off to the committer: its end is recorded before the worker
+ * lets go of the lease); with nothing to claim it polls every CLAIM_POLL_MS (a submit here wakes it
+ * at once). The heartbeat thread renews the leases of the running jobs every lease_s / 3,
+ * brings cancel requests made on any daemon to the worker (so a cancel takes an epoch
+ * plus a heartbeat), and reaps crashed holders (a live mark with an expired lease: the
+ * crash count of the issue-10 protection, now across daemons). A worker that lets go
+ * clears its mark and ends the lease, so another daemon resumes the job at once. */
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -60,6 +80,7 @@
 #include <unistd.h>
 
 #include "http/json_job.h"
+#include "math/blas.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"
 #include "jobs/tail.h"
@@ -71,6 +92,7 @@
 #define TRAIN_NICE 10
 #define COMMIT_TRIES 4           /* attempts of an epoch's commit or the final model */
 #define END_TRIES 6              /* attempts of a job's end */
+#define ROOM_WAIT_MS 50          /* a submit finding the queue full waits this long for a place */
 
 typedef struct running {
     char id[TD_ID_MAX];          /* "" when the slot is idle */
@@ -88,6 +110,7 @@ struct td_jobs {
     td_jobs_opts o;
     pthread_mutex_t mu;
     pthread_cond_t work, changed;
+    pthread_cond_t room;         /* the queue got shorter: a submit waiting for a place */
     qentry *queue;               /* ring of qcap jobs */
     int qhead, qlen, qcap;
     int inserting;               /* td_jobs_submit calls inserting into the store */
@@ -99,8 +122,20 @@ struct td_jobs {
     uint64_t change;
     int64_t samples, epochs;
     int64_t fault_abort_after;   /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
+    /* ends handed to the committer (see "the committer"): ids and model sizes */
+    pthread_cond_t ends_cv;
+    char (*end_ids)[TD_ID_MAX];
+    int64_t *end_params;
+    int nends, ends_cap, ends_stop;
+    pthread_t committer;
+    int committer_started;
     char fingerprint[TD_BLOB_TAG_MAX + 1]; /* this build's, as checkpoints carry it */
+    int shared;                  /* a shared store: claims and leases (see DESIGN) */
+    pthread_t heartbeat;
+    int hb_started, hb_stop;
 };
+
+#define CLAIM_POLL_MS 200
 
 /* Deaths of the daemon while running a job after which the job is failed ("crashed")
  * instead of resumed once more: one bad job cannot keep the service down. */
@@ -157,6 +192,7 @@ static void remove_locked(td_jobs *jm, const char *id)
             jm->queue[(jm->qhead + j) % jm->qcap] = jm->queue[(jm->qhead + j + 1) % jm->qcap];
         jm->qlen--;
         pthread_cond_broadcast(&jm->work); /* the job behind it may fit now */
+        pthread_cond_broadcast(&jm->room);
         return;
     }
 }
@@ -198,6 +234,9 @@ typedef struct job_ctx {
     int loss_col;                /* the records' "loss" column, -1 when none */
     td_loss_trace loss;          /* its first, largest and last values, for the warnings */
     int64_t stop_at;             /* > 0: pause at this epoch (a sweep's rung), see below */
+    int64_t unsynced_params;     /* >= 0: the final model's file is written unsynced, its
+                                  * end goes to the committer; -1 otherwise */
+    int small;                   /* a few microseconds an epoch: one thread */
 } job_ctx;
 
 /* Stores the trainer's current weights as the job's model (also done at checkpoints, so
@@ -212,6 +251,22 @@ static td_status put_model(job_ctx *c, td_error *err)
     free(meta);
     if (st == TD_OK)
         c->model_epoch = td_trainer_epoch(c->t);
+    return st;
+}
+
+/* The final model of a job that stored none yet (no checkpoint came): its file is written
+ * without fsync, and the committer makes it durable and records the end with it. */
+static td_status put_model_unsynced(job_ctx *c)
+{
+    const td_model *m = td_trainer_model(c->t);
+    char *meta = td_json_model_meta_string(m);
+    if (!meta)
+        return TD_ENOMEM;
+    td_status st = td_store_model_write_unsynced(c->jm->store, c->id, meta, m->params,
+                                                 m->n_params, NULL);
+    free(meta);
+    if (st == TD_OK)
+        c->unsynced_params = m->n_params;
     return st;
 }
 
@@ -235,8 +290,14 @@ static td_status flush(job_ctx *c, td_error *err)
 
 static size_t snapshot(job_ctx *c) { return td_trainer_save(c->t, c->snap, c->snap_cap); }
 
-static int threads_for_job(td_jobs *jm)
+/* Below this many values of X (64 KiB) an epoch is a few microseconds of work: waking a
+ * pool thread costs more than it saves (W8), so such a job trains on its own thread. */
+#define SMALL_JOB_VALUES 16384
+
+static int threads_for_job(td_jobs *jm, int small)
 {
+    if (small)
+        return 1;
     pthread_mutex_lock(&jm->mu);
     int n = jm->o.cores / (jm->nrunning > 0 ? jm->nrunning : 1);
     pthread_mutex_unlock(&jm->mu);
@@ -344,6 +405,10 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
     td_status st = TD_OK;
     for (;;) {
         if (td_trainer_done(c->t)) {
+            /* (not with a shared store: a hand-off lets go of the lease before the end is
+             * recorded, and another daemon would take the job meanwhile) */
+            if (c->model_epoch < 0 && !jm->shared && put_model_unsynced(c) == TD_OK)
+                c->model_epoch = td_trainer_epoch(c->t);
             if (c->model_epoch != td_trainer_epoch(c->t)) /* else stored at the checkpoint */
                 for (int attempt = 1; (st = put_model(c, err)); attempt++)
                     if (!retry_write(jm, st, err, attempt))
@@ -367,7 +432,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             *st_out = st = checkpoint_now(c, err);
             return st == TD_OK ? TD_JOB_QUEUED : stopped_or_failed(jm, st);
         }
-        td_trainer_set_threads(c->t, threads_for_job(jm));
+        td_trainer_set_threads(c->t, threads_for_job(jm, c->small));
         td_record rec;
         st = td_trainer_step(c->t, &rec, err);
         if (st) {
@@ -381,9 +446,13 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             td_loss_trace_add(&c->loss, rec.v[c->loss_col]);
         td_tail_append(c->tail, e, rec.v);
         double now = now_s();
-        int due = now - last_ckpt >= jm->o.checkpoint_interval_s || td_trainer_done(c->t) ||
+        /* no checkpoint at the last epoch: the end follows at once, with the model (if
+         * the end cannot be recorded, the job resumes from its last checkpoint and
+         * computes the same weights again) */
+        int done = td_trainer_done(c->t);
+        int due = (!done && now - last_ckpt >= jm->o.checkpoint_interval_s) ||
                   (c->stop_at > 0 && e >= c->stop_at);
-        if (due || td_tail_flush_due(c->tail, now)) {
+        if (due || done || td_tail_flush_due(c->tail, now)) {
             /* a checkpoint is recorded after the records up to its epoch (store.h); records
              * whose commit failed stay pending for the next attempt (tail.h) */
             for (int attempt = 1; (st = flush(c, err)); attempt++)
@@ -440,14 +509,15 @@ static td_status end_once(td_jobs *jm, const char *id, td_job_state final, const
     return td_store_job_finish(jm->store, id, final, code, msg, err);
 }
 
-/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED). A write refused
+/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED); 1 when recorded. A
+ * recorded terminal state has cleared the job's live mark with it. A write refused
  * for lack of space releases the reserve (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
  * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
  * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
  * stays "running" in the store with no worker, and the next start resumes it from its
  * checkpoint. */
-static void record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
-                       const char *msg)
+static int record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
+                      const char *msg)
 {
     td_error ferr = {{0}, {0}};
     for (int attempt = 1; attempt <= END_TRIES; attempt++) {
@@ -457,7 +527,7 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
         if (st == TD_OK && attempt > 1)
             td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
         if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
-            return;
+            return st == TD_OK;
         if (attempt == 1)
             td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying", id,
                    ferr.message);
@@ -467,6 +537,7 @@ static void record_end(td_jobs *jm, const char *id, td_job_state final, const ch
     td_log(TD_LOG_ERROR, "jobs", "job %s: its end (%s) is not recorded (%s): it stays running in "
            "the store, and the next start resumes it", id, td_job_state_name(final),
            ferr.message);
+    return 0;
 }
 
 /* While state_dir is full (store/reserve.h) a job waits to start, probing once a second,
@@ -530,6 +601,117 @@ static td_status reap_crashed(td_jobs *jm, td_error *err)
     return st;
 }
 
+/* ---- the committer ------------------------------------------------------------------
+ * A job that ends succeeded before its first checkpoint (every small job) wrote its model
+ * unsynced (put_model_unsynced); its worker hands the end over here and takes the next
+ * job at once. The committer takes every end handed over meanwhile as one batch: one
+ * syncfs makes their model files durable, then one transaction records them succeeded
+ * (td_store_jobs_succeed), so a batch of small jobs costs two syncs, not a few each. Until
+ * then a job reads as running (with its final epoch); its worker has cleared its live mark
+ * (it no longer runs it), so if the process dies first, the next start resumes it without
+ * counting a crash, and it computes the same weights.
+ * A batch that cannot be recorded is retried as record_end retries; td_jobs_stop drains
+ * the batches before it returns. */
+
+static void hand_off(td_jobs *jm, const char *id, int64_t n_params)
+{
+    pthread_mutex_lock(&jm->mu);
+    if (jm->nends == jm->ends_cap) {
+        int cap = jm->ends_cap ? 2 * jm->ends_cap : 64;
+        char (*ids)[TD_ID_MAX] = realloc(jm->end_ids, sizeof *ids * (size_t)cap);
+        if (ids)
+            jm->end_ids = ids;
+        int64_t *np = ids ? realloc(jm->end_params, sizeof *np * (size_t)cap) : NULL;
+        if (np)
+            jm->end_params = np, jm->ends_cap = cap;
+    }
+    if (jm->nends == jm->ends_cap) { /* out of memory: the job stays running, and resumes */
+        pthread_mutex_unlock(&jm->mu);
+        td_log(TD_LOG_ERROR, "jobs", "job %s: out of memory recording its end: it resumes at "
+               "the next start", id);
+        return;
+    }
+    memcpy(jm->end_ids[jm->nends], id, TD_ID_MAX);
+    jm->end_params[jm->nends++] = n_params;
+    pthread_cond_signal(&jm->ends_cv);
+    pthread_mutex_unlock(&jm->mu);
+}
+
+/* One attempt at a batch: its files durable, then its ends. */
+static td_status ends_once(td_jobs *jm, const char *const *ids, const int64_t *np, int n,
+                           td_error *err)
+{
+    td_status st = td_store_sync_files(jm->store, err);
+    return st ? st : td_store_jobs_succeed(jm->store, ids, np, n, err);
+}
+
+static void *committer(void *arg)
+{
+    td_jobs *jm = arg;
+    char (*ids)[TD_ID_MAX] = NULL;
+    int64_t *np = NULL;
+    const char **idp = NULL;
+    int cap = 0;
+    pthread_mutex_lock(&jm->mu);
+    for (;;) {
+        while (jm->nends == 0 && !jm->ends_stop)
+            pthread_cond_wait(&jm->ends_cv, &jm->mu);
+        if (jm->nends == 0)
+            break; /* stopping, and drained */
+        if (jm->nends > cap) {
+            int c = jm->ends_cap;
+            char (*i2)[TD_ID_MAX] = realloc(ids, sizeof *ids * (size_t)c);
+            int64_t *n2 = i2 ? realloc(np, sizeof *np * (size_t)c) : NULL;
+            const char **p2 = n2 ? realloc(idp, sizeof *idp * (size_t)c) : NULL;
+            if (i2)
+                ids = i2;
+            if (n2)
+                np = n2;
+            if (p2)
+                idp = p2, cap = c;
+        }
+        int n = jm->nends < cap ? jm->nends : cap;
+        if (n == 0) { /* out of memory: they stay running, and resume at the next start */
+            td_log(TD_LOG_ERROR, "jobs", "out of memory recording %d job ends", jm->nends);
+            jm->nends = 0;
+            continue;
+        }
+        memcpy(ids, jm->end_ids, sizeof *ids * (size_t)n);
+        memcpy(np, jm->end_params, sizeof *np * (size_t)n);
+        jm->nends -= n;
+        memmove(jm->end_ids, jm->end_ids + n, sizeof *ids * (size_t)jm->nends);
+        memmove(jm->end_params, jm->end_params + n, sizeof *np * (size_t)jm->nends);
+        pthread_mutex_unlock(&jm->mu);
+        for (int i = 0; i < n; i++)
+            idp[i] = ids[i];
+        td_error err = {{0}, {0}};
+        td_status st = TD_EIO;
+        for (int attempt = 1; attempt <= END_TRIES; attempt++) {
+            st = ends_once(jm, idp, np, n, &err);
+            if (td_reserve_release(jm->o.reserve, st, &err))
+                st = ends_once(jm, idp, np, n, &err);
+            if (st != TD_EIO && st != TD_ENOSPACE)
+                break;
+            if (attempt == 1)
+                td_log(TD_LOG_ERROR, "jobs", "recording %d job ends failed: %s; retrying", n,
+                       err.message);
+            if (attempt < END_TRIES && stopping_within(jm, 250 << (attempt - 1)))
+                break;
+        }
+        if (st)
+            td_log(TD_LOG_ERROR, "jobs", "%d job ends (succeeded, from job %s) are not "
+                   "recorded (%s): they stay running in the store, and the next start "
+                   "resumes them", n, ids[0], err.message);
+        pthread_mutex_lock(&jm->mu);
+        notify_locked(jm);
+    }
+    pthread_mutex_unlock(&jm->mu);
+    free(ids);
+    free(np);
+    free(idp);
+    return NULL;
+}
+
 static void run_job(td_jobs *jm, int slot, const char *id)
 {
     td_error err = {{0}, {0}};
@@ -537,15 +719,15 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
-    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1, .loss_col = -1,
-                 .loss = {NAN, NAN, NAN}};
+    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1, .unsynced_params = -1,
+                 .loss_col = -1, .loss = {NAN, NAN, NAN}};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
-    int live = 0;
+    int live = jm->shared; /* a claim marked it live already: every way out clears it */
 
     if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
         goto out;
-    td_status st = td_store_job_start(jm->store, id, &row, &err);
+    td_status st = td_store_job_claim(jm->store, id, &row, &err); /* with its live mark */
     if (st == TD_ECONFLICT) /* cancelled while queued */
         goto out;
     if (st == TD_ENOTFOUND) /* deleted meanwhile */
@@ -556,7 +738,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     }
     td_log(TD_LOG_INFO, "jobs", "job %s running (%s, restarts %lld)", id, row.model,
            (long long)row.restarts);
-    live = mark_live(jm, id, 1);
+    live = 1;
     if (row.cancel_requested) { /* accepted before a crash: it still holds */
         pthread_mutex_lock(&jm->mu);
         jm->run[slot].cancel = 1;
@@ -576,6 +758,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     if ((st = td_store_history_columns_set(jm->store, id, names, ncols, &err)))
         goto done;
     c.stop_at = row.stop_at_epoch;
+    c.small = train.ds.N * train.ds.D < SMALL_JOB_VALUES;
     c.snap_cap = td_trainer_state_size(c.t);
     if (!(c.snap = malloc(c.snap_cap))) {
         st = td_fail(&err, TD_ENOMEM, NULL, "out of memory for the checkpoint buffer");
@@ -630,7 +813,10 @@ done:
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
         if (c.t)
             record_warnings(&c, &hp, &train.ds);
-        record_end(jm, id, final, code, msg);
+        if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0)
+            hand_off(jm, id, c.unsynced_params); /* its live mark is cleared below */
+        else if (record_end(jm, id, final, code, msg))
+            live = 0; /* the end cleared it */
     }
 out:
     if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
@@ -652,6 +838,92 @@ out:
     notify(jm);
 }
 
+/* Shared store: claims a job that fits the memory budget and reserves its estimate (1);
+ * else waits up to CLAIM_POLL_MS for a submit or a stop (0). Caller holds mu; it is
+ * released around the store call. */
+static int claim_unlocked(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
+{
+    pthread_mutex_unlock(&jm->mu);
+    uint64_t limit = td_budget_limit(), used = td_budget_used();
+    uint64_t avail = !limit ? UINT64_MAX : used < limit ? limit - used : 0;
+    td_error err = {{0}, {0}};
+    td_status st = td_store_job_claim_next(jm->store, avail, id, bytes, &err);
+    int got = st == TD_OK;
+    if (st && st != TD_ENOTFOUND)
+        td_log(TD_LOG_WARN, "jobs", "claiming a job failed: %s", err.message);
+    if (got && limit && *bytes > limit)
+        *bytes = limit;
+    if (got && !td_budget_reserve(*bytes)) { /* a local job took the room meanwhile */
+        td_store_job_set_live(jm->store, id, 0, NULL); /* let go: its lease ends */
+        got = 0;
+    }
+    pthread_mutex_lock(&jm->mu);
+    if (got && jm->stopping) { /* not started: give it back */
+        pthread_mutex_unlock(&jm->mu);
+        td_store_job_set_live(jm->store, id, 0, NULL);
+        td_budget_release(*bytes);
+        pthread_mutex_lock(&jm->mu);
+        return 0;
+    }
+    if (!got && !jm->stopping) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl); /* `work` uses the default clock */
+        dl.tv_nsec += CLAIM_POLL_MS * 1000000L;
+        if (dl.tv_nsec >= 1000000000L)
+            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&jm->work, &jm->mu, &dl);
+    }
+    return got;
+}
+
+/* Shared store: every lease_s / 3, renews the leases of this daemon's running jobs,
+ * raises the cancel flag of those cancelled elsewhere, and reaps crashed holders. */
+static void *heartbeat(void *arg)
+{
+    td_jobs *jm = arg;
+    int period_ms = jm->o.lease_s * 1000 / 3;
+    char (*ids)[TD_ID_MAX] = calloc((size_t)jm->o.workers, sizeof *ids);
+    const char **ptrs = calloc((size_t)jm->o.workers, sizeof *ptrs);
+    int *cancel = calloc((size_t)jm->o.workers, sizeof *cancel);
+    int *held = calloc((size_t)jm->o.workers, sizeof *held);
+    pthread_mutex_lock(&jm->mu);
+    while (!jm->hb_stop && ids && ptrs && cancel && held) {
+        int n = 0;
+        for (int i = 0; i < jm->nthreads; i++)
+            if (jm->run[i].id[0]) {
+                memcpy(ids[n], jm->run[i].id, TD_ID_MAX);
+                ptrs[n] = ids[n];
+                n++;
+            }
+        pthread_mutex_unlock(&jm->mu);
+        td_error err = {{0}, {0}};
+        if (td_store_job_renew(jm->store, ptrs, n, cancel, held, &err))
+            td_log(TD_LOG_WARN, "jobs", "renewing the job leases failed: %s", err.message);
+        else
+            for (int k = 0; k < n; k++)
+                if (!held[k])
+                    td_log(TD_LOG_WARN, "jobs", "job %s: its lease is lost (held elsewhere "
+                           "or ended); its writes from here are refused", ids[k]);
+        reap_crashed(jm, &err);
+        pthread_mutex_lock(&jm->mu);
+        for (int k = 0; k < n; k++)
+            for (int i = 0; cancel[k] && i < jm->nthreads; i++)
+                if (strcmp(jm->run[i].id, ids[k]) == 0)
+                    jm->run[i].cancel = 1;
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl); /* `changed` uses the monotonic clock */
+        dl.tv_sec += period_ms / 1000;
+        dl.tv_nsec += (long)(period_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L)
+            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        while (!jm->hb_stop && pthread_cond_timedwait(&jm->changed, &jm->mu, &dl) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&jm->mu);
+    free(ids), free(ptrs), free(cancel), free(held);
+    return NULL;
+}
+
 typedef struct worker_arg {
     td_jobs *jm;
     int slot;
@@ -667,15 +939,22 @@ static void *worker(void *arg)
         td_log(TD_LOG_DEBUG, "jobs", "training threads keep the default priority");
     pthread_mutex_lock(&jm->mu);
     for (;;) {
-        while (!jm->stopping && !admit_locked(jm))
+        while (!jm->stopping && !jm->shared && !admit_locked(jm))
             pthread_cond_wait(&jm->work, &jm->mu);
         if (jm->stopping)
             break; /* (admit_locked reserved nothing: it is not called once stopping) */
         char id[TD_ID_MAX];
-        memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
-        uint64_t bytes = jm->queue[jm->qhead].bytes;
-        jm->qhead = (jm->qhead + 1) % jm->qcap;
-        jm->qlen--;
+        uint64_t bytes;
+        if (jm->shared) {
+            if (!claim_unlocked(jm, id, &bytes))
+                continue;
+        } else {
+            memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
+            bytes = jm->queue[jm->qhead].bytes;
+            jm->qhead = (jm->qhead + 1) % jm->qcap;
+            jm->qlen--;
+            pthread_cond_signal(&jm->room);
+        }
         memcpy(jm->run[slot].id, id, TD_ID_MAX);
         jm->run[slot].cancel = 0;
         jm->nrunning++;
@@ -729,6 +1008,9 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     jm->store = store;
     jm->o = *o;
+    /* now, not at the first job's first product: making OpenBLAS single-threaded wakes
+     * its server thread, which then spins on a core for a while (~0.1 s) */
+    td_blas_init();
     if (jm->o.workers < 1)
         jm->o.workers = 1;
     if (jm->o.cores < 1)
@@ -739,6 +1021,8 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&jm->changed, &ca);
+    pthread_cond_init(&jm->room, &ca);
+    pthread_cond_init(&jm->ends_cv, NULL);
     pthread_condattr_destroy(&ca);
     /* test hook (README, Hardening): another build's fingerprint, without rebuilding */
     const char *fp = getenv("TD_TEST_BUILD_FINGERPRINT");
@@ -754,8 +1038,16 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     }
     td_job_row *rows = NULL;
     int n = 0;
+    jm->shared = td_store_shared(store);
+    if (jm->shared) {
+        if (jm->o.lease_s < 2)
+            jm->o.lease_s = 15;
+        td_store_set_node(store, jm->o.node[0] ? jm->o.node : "traind", jm->o.lease_s);
+        td_log(TD_LOG_INFO, "jobs", "shared store: node %s, lease %d s", jm->o.node,
+               jm->o.lease_s);
+    }
     td_status st = reap_crashed(jm, err);
-    if (st == TD_OK)
+    if (st == TD_OK && !jm->shared) /* a shared store's jobs are claimed, not queued */
         st = td_store_job_list_active(store, &rows, &n, err);
     if (st) {
         td_jobs_destroy(jm);
@@ -773,6 +1065,11 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         td_jobs_destroy(jm);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
+    if (pthread_create(&jm->committer, NULL, committer, jm) != 0) {
+        td_jobs_destroy(jm);
+        return td_fail(err, TD_ENOMEM, NULL, "cannot start the committer thread");
+    }
+    jm->committer_started = 1;
     for (int i = 0; i < jm->o.workers; i++) {
         worker_arg *a = malloc(sizeof *a);
         if (a)
@@ -784,6 +1081,14 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
             return td_fail(err, TD_ENOMEM, NULL, "cannot start worker threads");
         }
         jm->nthreads++;
+    }
+    if (jm->shared) {
+        if (pthread_create(&jm->heartbeat, NULL, heartbeat, jm) != 0) {
+            td_jobs_stop(jm);
+            td_jobs_destroy(jm);
+            return td_fail(err, TD_ENOMEM, NULL, "cannot start the heartbeat thread");
+        }
+        jm->hb_started = 1;
     }
     *out = jm;
     return TD_OK;
@@ -800,10 +1105,27 @@ void td_jobs_stop(td_jobs *jm)
     }
     jm->stopping = 1;
     pthread_cond_broadcast(&jm->work);
+    pthread_cond_broadcast(&jm->room);
     notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     for (int i = 0; i < jm->nthreads; i++)
         pthread_join(jm->threads[i], NULL);
+    if (jm->committer_started) { /* after the workers: it records every end they handed */
+        pthread_mutex_lock(&jm->mu);
+        jm->ends_stop = 1;
+        pthread_cond_signal(&jm->ends_cv);
+        pthread_mutex_unlock(&jm->mu);
+        pthread_join(jm->committer, NULL);
+        jm->committer_started = 0;
+    }
+    if (jm->hb_started) { /* after the workers and the committer: leases hold until then */
+        pthread_mutex_lock(&jm->mu);
+        jm->hb_stop = 1;
+        pthread_cond_broadcast(&jm->changed);
+        pthread_mutex_unlock(&jm->mu);
+        pthread_join(jm->heartbeat, NULL);
+        jm->hb_started = 0;
+    }
 }
 
 void td_jobs_destroy(td_jobs *jm)
@@ -818,22 +1140,50 @@ void td_jobs_destroy(td_jobs *jm)
     pthread_mutex_destroy(&jm->mu);
     pthread_cond_destroy(&jm->work);
     pthread_cond_destroy(&jm->changed);
+    pthread_cond_destroy(&jm->room);
+    pthread_cond_destroy(&jm->ends_cv);
+    free(jm->end_ids);
+    free(jm->end_params);
     free(jm);
+}
+
+/* TD_OK when the queue has a place for one more job. A full queue is waited on for up to
+ * ROOM_WAIT_MS (woken by the worker that pops a job, not polled): a burst of submissions
+ * then queues behind the workers instead of spinning on 429s. Caller holds mu. */
+static td_status room_locked(td_jobs *jm, td_error *err)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += ROOM_WAIT_MS * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L)
+        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    while (!jm->stopping && !jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued)
+        if (pthread_cond_timedwait(&jm->room, &jm->mu, &deadline) != 0)
+            break;
+    if (jm->stopping)
+        return td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
+    if (!jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued) /* shared: the store's */
+        return td_fail(err, TD_EBUSY, NULL,
+                       "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
+                       jm->qlen + jm->inserting, jm->o.max_queued);
+    return TD_OK;
 }
 
 /* Takes a place under the queue bound for a job the store is about to make queued. */
 static td_status take_place(td_jobs *jm, td_error *err)
 {
     pthread_mutex_lock(&jm->mu);
-    td_status st = TD_OK;
-    if (jm->stopping)
-        st = td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
-    else if (jm->qlen + jm->inserting >= jm->o.max_queued)
-        st = td_fail(err, TD_EBUSY, NULL,
-                     "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
-                     jm->qlen + jm->inserting, jm->o.max_queued);
-    else
+    td_status st = room_locked(jm, err);
+    if (st == TD_OK)
         jm->inserting++; /* our place under the bound while the store inserts */
+    pthread_mutex_unlock(&jm->mu);
+    return st;
+}
+
+td_status td_jobs_check_room(td_jobs *jm, td_error *err)
+{
+    pthread_mutex_lock(&jm->mu);
+    td_status st = room_locked(jm, err);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
@@ -844,7 +1194,9 @@ static td_status fill_place(td_jobs *jm, td_status st, const char *id, uint64_t 
 {
     pthread_mutex_lock(&jm->mu);
     jm->inserting--;
-    if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
+    if (st == TD_OK && jm->shared) /* in the store's queue: an idle worker claims it now */
+        pthread_cond_broadcast(&jm->work);
+    else if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
     if (st == TD_OK)
         notify_locked(jm);
@@ -858,7 +1210,10 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
     td_status st = take_place(jm, err);
     if (st)
         return st;
-    st = td_store_job_insert(jm->store, spec, id_out, err);
+    td_job_spec sp = *spec;
+    sp.mem_bytes = mem_bytes;                           /* a shared store's admission */
+    sp.max_queued = jm->shared ? jm->o.max_queued : 0;  /* and its cluster-wide bound */
+    st = td_store_job_insert(jm->store, &sp, id_out, err);
     return fill_place(jm, st, id_out, mem_bytes, err);
 }
 

@@ -24,6 +24,10 @@ typedef struct td_jobs_opts {
     int max_queued;              /* queued jobs accepted before TD_EBUSY */
     double checkpoint_interval_s;/* at most this long between checkpoints of a job */
     td_reserve *reserve;         /* state_dir's space reserve (borrowed), or NULL */
+    /* A shared store (td_store_shared): workers claim jobs from the store's queue, and a
+     * heartbeat renews their leases every lease_s / 3; max_queued holds cluster-wide. */
+    char node[TD_NODE_MAX];      /* this daemon's node name */
+    int lease_s;                 /* 0 = 15 */
     int64_t history_max_rows;    /* history records kept per job (store.h); 0 = unbounded */
 } td_jobs_opts;
 
@@ -43,6 +47,9 @@ void td_jobs_destroy(td_jobs *jm);
  * (util/budget.h) and stays queued until then, behind no later job. */
 td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_bytes,
                          char id_out[TD_ID_MAX], td_error *err);
+/* td_jobs_submit's TD_EBUSY / TD_ESHUTDOWN, without inserting: a request checks it before
+ * its costly part (reading the dataset), so a client retrying a 429 costs little. */
+td_status td_jobs_check_room(td_jobs *jm, td_error *err);
 
 /* Queues a paused job again (store_sweeps.h: td_store_job_continue) to train up to stop_at
  * (0: to the end), under the same bound as td_jobs_submit (TD_EBUSY: it stays paused).

@@ -240,7 +240,9 @@ static void *scheduler(void *arg)
     while (!stopping(sw)) {
         td_sweep_row *rows = NULL;
         int n = 0;
-        if (td_store_sweep_list_active(sw->store, &rows, &n, NULL) == TD_OK)
+        /* a shared store: one daemon of the cluster decides (store_sweeps.h) */
+        if (td_store_sweeps_leader(sw->store) &&
+            td_store_sweep_list_active(sw->store, &rows, &n, NULL) == TD_OK)
             for (int i = 0; i < n && !stopping(sw); i++)
                 advance(sw, &rows[i]);
         td_sweep_rows_free(rows, n);

@@ -141,8 +141,9 @@ td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_
     return td_blob_write_tagged(path, kind, aux, NULL, segs, nseg, err);
 }
 
-td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, const char *tag,
-                               const td_blob_seg *segs, int nseg, td_error *err)
+/* td_blob_write_tagged; without sync, no fsync of the file or its directory. */
+static td_status blob_write(const char *path, uint32_t kind, uint64_t aux, const char *tag,
+                            const td_blob_seg *segs, int nseg, int sync, td_error *err)
 {
     static atomic_uint counter;
     td_status rc = TD_OK;
@@ -177,7 +178,8 @@ td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, co
     }
     created = 1;
 
-    if (write_payload(fd, kind, aux, length, tag, tag_len, segs, nseg) != 0 || fsync(fd) != 0) {
+    if (write_payload(fd, kind, aux, length, tag, tag_len, segs, nseg) != 0 ||
+        (sync && fsync(fd) != 0)) {
         int e = errno ? errno : EIO;
         rc = td_fail(err, write_status(e), NULL, "write %s: %s", tmp, strerror(e));
         goto cleanup;
@@ -194,7 +196,7 @@ td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, co
         goto cleanup;
     }
     created = 0;
-    if (fsync_parent(path) != 0) {
+    if (sync && fsync_parent(path) != 0) {
         rc = td_fail(err, write_status(errno), NULL, "fsync directory of %s: %s", path,
                      strerror(errno));
         goto cleanup;
@@ -261,6 +263,18 @@ static td_status checksum_status(const char *path, const uint8_t hdr[TD_BLOB_HEA
         return TD_OK;
     return td_fail(err, TD_EIO, NULL, "%s: checksum mismatch (stored %016llx, computed %016llx)",
                    path, (unsigned long long)want, (unsigned long long)got);
+}
+
+td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, const char *tag,
+                               const td_blob_seg *segs, int nseg, td_error *err)
+{
+    return blob_write(path, kind, aux, tag, segs, nseg, 1, err);
+}
+
+td_status td_blob_write_unsynced(const char *path, uint32_t kind, uint64_t aux,
+                                 const td_blob_seg *segs, int nseg, td_error *err)
+{
+    return blob_write(path, kind, aux, NULL, segs, nseg, 0, err);
 }
 
 td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,

@@ -60,6 +60,11 @@ td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_
  * version 2 file; NULL or "" writes version 1, as td_blob_write. */
 td_status td_blob_write_tagged(const char *path, uint32_t kind, uint64_t aux, const char *tag,
                                const td_blob_seg *segs, int nseg, td_error *err);
+/* td_blob_write without any fsync: atomic against a process crash (temp file, rename), not
+ * yet against a power loss. The caller makes it durable before any durable row refers to
+ * it (syncfs: td_store_sync_files). */
+td_status td_blob_write_unsynced(const char *path, uint32_t kind, uint64_t aux,
+                                 const td_blob_seg *segs, int nseg, td_error *err);
 
 /* Reads path, verifying magic, version, kind (unless kind == TD_BLOB_ANY), length
  * against the file size, and the checksum. On success *payload is a new buffer of *len

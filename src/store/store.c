@@ -17,6 +17,15 @@
  * exception: td_store_history_commit writes a batch of epochs with synchronous=NORMAL
  * (no fsync), because only epochs after the last checkpoint can be lost that way, and
  * resume recomputes those (store.h, "batched, bounded history").
+ * Group commit: a job's insert and its end must be durable when the call returns, but
+ * need not hold the lock while the disk syncs. They commit with synchronous=NORMAL under
+ * the lock, then, unlocked, wait for one fdatasync of the WAL that covers every commit
+ * made so far (group_sync): concurrent inserts and ends share one sync instead of
+ * queueing one each behind the lock. A job's start, live mark, history columns and
+ * model reference commit relaxed without waiting: the WAL is written in order, so the
+ * next durable commit (its end, a checkpoint) makes them durable with it; a power loss
+ * before that leaves the job as its last durable commit had it (queued or running), and
+ * it resumes. A process crash loses nothing: the page cache keeps NORMAL commits.
  *
  * Files vs rows: a file is written (atomically) before the row that refers to it and
  * removed after the row is gone, so a row never points to a missing file; a crash
@@ -46,10 +55,12 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/store_pg.h"
 #include "store/dscache.h"
 #include "store/store_impl.h"
 
@@ -60,7 +71,14 @@ struct td_store {
     char dir[PATH_MAX / 2];
     sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
     char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
+    td_pg *pg;                       /* the PostgreSQL backend, or NULL: SQLite (db) */
     td_dscache *datasets;            /* loaded datasets, shared (dscache.h) */
+    /* group commit (see "group commit" below): guarded by sync_mu, taken after mu */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t committed, synced;      /* tickets of relaxed commits made / made durable */
+    int syncing;                     /* a thread is syncing the WAL for the group */
+    int wal_fd;                      /* traind.db-wal, opened at the first group sync */
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
@@ -452,6 +470,23 @@ cleanup:
 
 static void sweep_history(td_store *s); /* with td_store_job_delete, below */
 
+/* A PostgreSQL store's open: removes the temp files a crash left in the dataset cache
+ * (cached files themselves stay valid: ids are never reused). */
+static void sweep_cache_temps(td_store *s)
+{
+    char dirpath[PATH_MAX], path[PATH_MAX + 256];
+    snprintf(dirpath, sizeof dirpath, "%s/datasets", s->dir);
+    DIR *d = opendir(dirpath);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (td_blob_is_temp(de->d_name)) {
+            snprintf(path, sizeof path, "%s/%s", dirpath, de->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+}
+
 /* Columns added after schema version 1 (issue 10): every database gets those it lacks
  * at open, a new one right after SCHEMA_SQL, an older one in place (ALTER TABLE ADD
  * COLUMN with a default: no table rewrite), so the migration is idempotent and needs no
@@ -506,6 +541,23 @@ static void sqlite_setup(void)
 
 td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
 {
+    return td_store_open_uri(out, state_dir, NULL, err);
+}
+
+int td_store_shared(const td_store *s)
+{
+    return s->pg != NULL;
+}
+
+void td_store_set_node(td_store *s, const char *node, double lease_s)
+{
+    if (s->pg)
+        td_pg_set_node(s->pg, node, lease_s);
+}
+
+td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri,
+                            td_error *err)
+{
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_setup);
     td_status rc = TD_OK;
@@ -525,11 +577,14 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
         goto cleanup;
     }
     s->lock_fd = -1;
+    s->wal_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     if (!(s->datasets = td_dscache_create())) {
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory opening the store");
         goto cleanup;
     }
+    pthread_mutex_init(&s->sync_mu, NULL);
+    pthread_cond_init(&s->sync_cv, NULL);
     snprintf(s->dir, sizeof s->dir, "%s", state_dir);
     size_t dl = strlen(s->dir);
     while (dl > 1 && s->dir[dl - 1] == '/')
@@ -558,6 +613,14 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
         rc = td_fail(err, errno == EWOULDBLOCK ? TD_ECONFLICT : TD_EIO, "state_dir",
                      "state directory %s is in use by another traind (lock %s: %s)", s->dir,
                      path, strerror(errno));
+        goto cleanup;
+    }
+    if (uri && *uri) { /* PostgreSQL: state_dir is the lock and the dataset cache */
+        if ((rc = td_pg_open(&s->pg, uri, s->dir, s->build_tag, err)))
+            goto cleanup;
+        sweep_cache_temps(s);
+        *out = s;
+        s = NULL;
         goto cleanup;
     }
 
@@ -631,13 +694,78 @@ void td_store_close(td_store *s)
         return;
     for (int i = 0; i < 2; i++)
         sqlite3_finalize(s->st_job_by[i]);
+    td_pg_close(s->pg);
     if (s->db)
         sqlite3_close(s->db);     /* all other statements are finalized by every function */
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);        /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     td_dscache_destroy(s->datasets);
+    pthread_mutex_destroy(&s->sync_mu);
+    pthread_cond_destroy(&s->sync_cv);
     free(s);
+}
+
+/* ---- group commit (see DESIGN) ------------------------------------------------------- */
+
+/* Makes the next commits relaxed (synchronous=NORMAL: no fsync). Caller holds mu, outside
+ * a transaction, and calls unrelax before it leaves. */
+static td_status relax(td_store *s, td_error *err)
+{
+    return exec_sql(s, "PRAGMA synchronous=NORMAL", err);
+}
+
+static void unrelax(td_store *s)
+{
+    sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+
+/* The ticket of a relaxed commit just made, for group_sync. Caller holds mu. */
+static uint64_t commit_ticket(td_store *s)
+{
+    pthread_mutex_lock(&s->sync_mu);
+    uint64_t t = ++s->committed;
+    pthread_mutex_unlock(&s->sync_mu);
+    return t;
+}
+
+/* Returns once the commit with this ticket is durable: a thread finding no sync under way
+ * syncs the WAL for every commit ticketed so far; the others wait for it. An fdatasync of
+ * the WAL file is what synchronous=FULL does at a commit (SQLite syncs the WAL itself
+ * before it checkpoints, so a commit already copied into the database is durable too).
+ * Caller does not hold mu. */
+static td_status group_sync(td_store *s, uint64_t ticket, td_error *err)
+{
+    td_status rc = TD_OK;
+    pthread_mutex_lock(&s->sync_mu);
+    while (s->synced < ticket && rc == TD_OK) {
+        if (s->syncing) {
+            pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+            continue;
+        }
+        s->syncing = 1;
+        uint64_t target = s->committed;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/traind.db-wal", s->dir);
+        if (s->wal_fd < 0)
+            s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = s->wal_fd, e = 0;
+        pthread_mutex_unlock(&s->sync_mu);
+        if (fd < 0 || fdatasync(fd) != 0)
+            e = errno ? errno : EIO;
+        pthread_mutex_lock(&s->sync_mu);
+        s->syncing = 0;
+        if (!e && target > s->synced)
+            s->synced = target;
+        pthread_cond_broadcast(&s->sync_cv);
+        if (e)
+            rc = td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                         "cannot sync %s: %s", path, strerror(e));
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return rc;
 }
 
 /* ---- datasets ----------------------------------------------------------------------- */
@@ -771,6 +899,8 @@ void td_store_dataset_path(const td_store *s, const char *id, char *out, size_t 
 
 td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_insert(s->pg, m, err);
     sqlite3_stmt *st = NULL;
     enter(s);
     td_status rc = prepare(s, &st, "INSERT INTO datasets (" DS_COLS ") VALUES "
@@ -826,6 +956,8 @@ cleanup:
 td_status td_store_dataset_names_set(td_store *s, const char *id, const char *classes,
                                      const char *columns, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
     sqlite3_stmt *st = NULL;
     enter(s);
     td_status rc = prepare(s, &st, "UPDATE datasets SET classes = ?2, columns = ?3 "
@@ -847,6 +979,8 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
     sqlite3_stmt *st = NULL;
     int row = 0;
     *classes = *columns = NULL;
+    if (s->pg)
+        return td_pg_dataset_names(s->pg, id, classes, columns, err);
     enter(s);
     td_status rc = prepare(s, &st, "SELECT classes, columns FROM datasets WHERE id = ?1", err);
     if (!rc) {
@@ -868,6 +1002,8 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
                                td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_get(s->pg, id, out, err);
     enter(s);
     td_status rc = ds_get_locked(s, id, out, err);
     leave(s);
@@ -878,6 +1014,8 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
                                 td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
                                 td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_list(s->pg, limit, after, rows, n, next, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_dataset_meta *v = NULL;
@@ -967,14 +1105,24 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
     td_dscache_entry *handle = NULL;
 
     memset(out, 0, sizeof *out);
-    enter(s);
-    rc = ds_get_locked(s, id, &out->meta, err);
-    leave(s);
+    if (!id_ok(id)) {
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id ? id : "");
+        goto cleanup;
+    }
+    path_of(path, sizeof path, s, "datasets", id, ".bin");
+    if (s->pg) { /* the row, and the file in the local cache (fetched when absent) */
+        rc = td_pg_dataset_fetch(s->pg, id, path, &out->meta, err);
+    } else {
+        enter(s);
+        rc = ds_get_locked(s, id, &out->meta, err);
+        leave(s);
+    }
     if (rc)
         goto cleanup;
-    path_of(path, sizeof path, s, "datasets", id, ".bin");
     rc = td_dscache_acquire(s->datasets, id, path, ds_x_offset, &handle, &buf, &len, err);
-    if (rc == TD_ENOTFOUND) {
+    if (rc == TD_ENOTFOUND && s->pg) {
+        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
+    } else if (rc == TD_ENOTFOUND) {
         /* Deleted meanwhile (not found), or the row lost its file (corruption). */
         td_dataset_meta again;
         enter(s);
@@ -1056,6 +1204,8 @@ cleanup:
 
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err)
 {
+    if (s->pg)
+        return td_pg_dataset_in_use(s->pg, id, in_use, err);
     *in_use = 0;
     enter(s);
     td_status rc = in_use_locked(s, id ? id : "", in_use, err);
@@ -1068,6 +1218,13 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
+    if (s->pg && (rc = td_pg_dataset_delete(s->pg, id, err)) == TD_OK) {
+        td_dscache_forget(s->datasets, id); /* as below: the rows went, then the cache */
+        path_of(path, sizeof path, s, "datasets", id, ".bin");
+        unlink(path); /* this daemon's copy; others keep a file no id will name again */
+    }
+    if (s->pg)
+        return rc;
     td_dataset_meta m;
     int in_use = 0, deleted = 0;
 
@@ -1207,6 +1364,8 @@ cleanup:
 td_status td_store_job_get(td_store *s, const char *id, td_job_row *out, td_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (s->pg)
+        return td_pg_job_get(s->pg, "id", id, out, err);
     enter(s);
     td_status rc = job_get_locked(s, "id", id, out, err);
     leave(s);
@@ -1217,6 +1376,8 @@ td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row 
                                        td_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (s->pg)
+        return td_pg_job_get(s->pg, "idempotency_key", key, out, err);
     enter(s);
     td_status rc = job_get_locked(s, "idempotency_key", key, out, err);
     leave(s);
@@ -1266,7 +1427,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     sqlite3_stmt *st = NULL;
     td_dataset_meta m;
     char id[TD_ID_MAX], now[TD_TIME_MAX];
-    int row = 0, locked = 0;
+    int row = 0, locked = 0, relaxed = 0;
+    uint64_t ticket = 0;
     const char *key = spec && spec->idempotency_key && *spec->idempotency_key
                           ? spec->idempotency_key : NULL;
 
@@ -1288,8 +1450,13 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
                      TD_IDEM_KEY_MAX - 1);
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_job_insert(s->pg, spec, id_out, err);
     enter(s);
     locked = 1;
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1349,11 +1516,16 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
+    ticket = commit_ticket(s);
     snprintf(id_out, TD_ID_MAX, "%s", id);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
+    if (ticket) /* the 202 promises the job survives a power loss */
+        rc = group_sync(s, ticket, err);
     return rc;
 }
 
@@ -1398,6 +1570,8 @@ cleanup:
 td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
                             td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_list(s->pg, state, limit, after, rows, n, next, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int locked = 0;
@@ -1448,6 +1622,8 @@ cleanup:
 
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_list_active(s->pg, rows, n, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -1469,6 +1645,8 @@ cleanup:
 
 td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_counts(s->pg, counts, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -1493,16 +1671,23 @@ cleanup:
     return rc;
 }
 
-td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err)
+/* td_store_job_start, and with live set, td_store_job_claim. */
+static td_status job_start(td_store *s, const char *id, int live, td_job_row *out,
+                           td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
-    int state;
+    int state, relaxed = 0;
 
     if (out)
         memset(out, 0, sizeof *out);
+    if (s->pg)
+        return td_pg_job_start(s->pg, id, live, out, err);
     enter(s);
+    if ((rc = relax(s, err))) /* see DESIGN, group commit */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1529,6 +1714,13 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
+    if (live) {
+        if ((rc = prepare(s, &st, "UPDATE jobs SET live = 1 WHERE id = ?1", err)))
+            goto cleanup;
+        bind_str(st, 1, id);
+        if ((rc = step_done(s, st, err)))
+            goto cleanup;
+    }
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
@@ -1536,13 +1728,27 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
         rc = job_get_locked(s, "id", id, out, err);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     leave(s);
     return rc;
+}
+
+td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err)
+{
+    return job_start(s, id, 0, out, err);
+}
+
+td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_error *err)
+{
+    return job_start(s, id, 1, out, err);
 }
 
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
                                 const char *metrics_json, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -1573,15 +1779,21 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
-    int cur, locked = 0;
+    int cur, locked = 0, relaxed = 0;
+    uint64_t ticket = 0;
 
     if (!td_job_state_terminal(state)) {
         rc = td_fail(err, TD_EINVAL, "state", "%s is not a terminal state",
                      td_job_state_name(state));
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_job_finish(s->pg, id, state, error_code, error_message, err);
     enter(s);
     locked = 1;
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1596,7 +1808,7 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     td_store_now(now);
     rc = prepare(s, &st,
                  "UPDATE jobs SET state = ?2, finished_at = ?3, error_code = ?4, "
-                 "error_message = ?5 WHERE id = ?1",
+                 "error_message = ?5, live = 0 WHERE id = ?1",
                  err);
     if (rc)
         goto cleanup;
@@ -1608,17 +1820,24 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     rc = step_done(s, st, err);
     if (rc)
         goto cleanup;
-    rc = exec_sql(s, "COMMIT", err);
+    if ((rc = exec_sql(s, "COMMIT", err)) == TD_OK)
+        ticket = commit_ticket(s);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
+    if (ticket)
+        rc = group_sync(s, ticket, err);
     return rc;
 }
 
 td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after,
                               td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_cancel(s->pg, id, state_after, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -1724,6 +1943,8 @@ static void sweep_history(td_store *s)
 
 td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_delete(s->pg, id, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
@@ -1817,7 +2038,7 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
     sqlite3_stmt *st = NULL;
     char joined[TD_HIST_MAX_COLS * TD_HIST_NAME_MAX];
     size_t pos = 0;
-    int cur = 0, row = 0, locked = 0;
+    int cur = 0, row = 0, locked = 0, relaxed = 0;
 
     if (n < 1 || n > TD_HIST_MAX_COLS) {
         rc = td_fail(err, TD_EINVAL, "columns", "need 1..%d history columns, got %d",
@@ -1842,8 +2063,13 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         pos += len;
     }
     joined[pos] = '\0';
+    if (s->pg)
+        return td_pg_history_columns_set(s->pg, job_id, joined, n, err);
     enter(s);
     locked = 1;
+    if ((rc = relax(s, err))) /* set again at every start: see DESIGN, group commit */
+        goto cleanup;
+    relaxed = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc)
         goto cleanup;
@@ -1875,6 +2101,8 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
     return rc;
@@ -1917,6 +2145,8 @@ cleanup:
 td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch,
                                   const double *values, int n, td_error *err)
 {
+    if (s->pg)
+        return td_pg_history_append(s->pg, job_id, epoch, values, n, err);
     enter(s);
     td_status rc = hist_insert_locked(s, job_id, epoch, values, n, err);
     leave(s);
@@ -2007,6 +2237,8 @@ td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_ep
 td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
                                 int64_t limit, td_history *out, td_error *err)
 {
+    if (s->pg)
+        return td_pg_history_get(s->pg, job_id, after_epoch, limit, out, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_history h;
@@ -2049,6 +2281,8 @@ cleanup:
 td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
                                     td_error *err)
 {
+    if (s->pg)
+        return td_pg_history_truncate(s->pg, job_id, after_epoch, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int ncols;
@@ -2150,6 +2384,8 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
         rc = td_fail(err, TD_EINVAL, "records", "an empty history batch");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_history_commit(s->pg, job_id, b, err);
     int64_t latest = b->epochs[b->n_rows - 1];
     int64_t S = td_history_stride(latest, b->max_rows);
     enter(s);
@@ -2259,6 +2495,9 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         rc = td_fail(err, TD_EINVAL, "epoch", "epoch must be >= 0");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_commit_epoch(s->pg, job_id, epoch, with_record, record, n, metrics_json,
+                                  ckpt, ckpt_len, err);
     if (ckpt) {
         td_blob_seg seg = {ckpt, ckpt_len};
         ckpt_path(path, sizeof path, s, job_id, epoch);
@@ -2368,6 +2607,8 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_checkpoint_load(s->pg, job_id, buf, len, epoch, tag, tag_cap, err);
     /* A concurrent epoch commit may replace the recorded file between reading the row
      * and opening the file: read the row again then (a few times at most). */
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -2413,7 +2654,7 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
-    int written = 0, locked = 0;
+    int written = 0, locked = 0, relaxed = 0;
     size_t bytes;
 
     if (!id_ok(job_id)) {
@@ -2425,6 +2666,8 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
         rc = td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
         goto cleanup;
     }
+    if (s->pg)
+        return td_pg_model_put(s->pg, job_id, meta_json, params, n, err);
     /* The new file replaces the job's previous model, which the row may already refer to:
      * if the row's update then fails (a locked or full database), that file must stay
      * (a job's shape never changes, so it matches the row); only a file no row refers to
@@ -2443,6 +2686,11 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     written = !had_model;
     enter(s);
     locked = 1;
+    /* the file is synced; the row commits relaxed, durable with the job's next durable
+     * commit (its end or a checkpoint: see DESIGN, group commit) */
+    if ((rc = relax(s, err)))
+        goto cleanup;
+    relaxed = 1;
     rc = prepare(s, &st, "UPDATE jobs SET model_params = ?2 WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -2459,6 +2707,8 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     written = 0;
 cleanup:
     sqlite3_finalize(st);
+    if (relaxed)
+        unrelax(s);
     if (locked)
         leave(s);
     if (written)
@@ -2466,9 +2716,92 @@ cleanup:
     return rc;
 }
 
+td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
+                                        const float *params, int64_t n, td_error *err)
+{
+    char path[PATH_MAX];
+    size_t bytes;
+    int state, had_model = 0;
+
+    if (!id_ok(job_id))
+        return td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
+    if (!meta_json || n < 0 || (n > 0 && !params) ||
+        __builtin_mul_overflow((size_t)n, sizeof(float), &bytes))
+        return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
+    if (s->pg)
+        return td_pg_model_write_unsynced(s->pg, job_id, meta_json, params, n, err);
+    enter(s);
+    td_status rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
+    leave(s);
+    if (rc)
+        return rc;
+    if (had_model) /* a recorded file is only ever replaced by a synced one */
+        return td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
+    td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
+    path_of(path, sizeof path, s, "models", job_id, ".bin");
+    return td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err);
+}
+
+td_status td_store_sync_files(td_store *s, td_error *err)
+{
+    if (s->pg) /* the models are in the database: nothing of theirs in files */
+        return TD_OK;
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syscall(SYS_syncfs, fd) != 0) {
+        int e = errno ? errno : EIO;
+        if (fd >= 0)
+            close(fd);
+        return td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
+                       "cannot sync the files of %s: %s", s->dir, strerror(e));
+    }
+    close(fd);
+    return TD_OK;
+}
+
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
+                                int n, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    char now[TD_TIME_MAX];
+    uint64_t ticket = 0;
+
+    if (s->pg)
+        return td_pg_jobs_succeed(s->pg, ids, n_params, n, err);
+    td_store_now(now);
+    enter(s);
+    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
+        goto cleanup;
+    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
+        goto cleanup;
+    /* a job already terminal (none can be: it was running) or gone is left as it is */
+    rc = prepare(s, &st,
+                 "UPDATE jobs SET state = 'succeeded', finished_at = ?2, live = 0, "
+                 "model_params = ?3 WHERE id = ?1 AND state IN ('queued', 'running')",
+                 err);
+    for (int i = 0; i < n && rc == TD_OK; i++) {
+        sqlite3_reset(st);
+        bind_str(st, 1, ids[i]);
+        bind_str(st, 2, now);
+        sqlite3_bind_int64(st, 3, n_params[i]);
+        rc = step_done(s, st, err);
+    }
+    if (rc == TD_OK && (rc = exec_sql(s, "COMMIT", err)) == TD_OK)
+        ticket = commit_ticket(s);
+cleanup:
+    sqlite3_finalize(st);
+    unrelax(s);
+    leave(s);
+    if (ticket)
+        rc = group_sync(s, ticket, err);
+    return rc;
+}
+
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
                              float **params, int64_t *n, td_error *err)
 {
+    if (s->pg)
+        return td_pg_model_get(s->pg, job_id, meta_json, params, n, err);
     td_status rc = TD_OK;
     char path[PATH_MAX];
     void *buf = NULL;
@@ -2524,10 +2857,16 @@ void td_store_free(void *p)
 
 td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_set_live(s->pg, id, live, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
     enter(s);
+    /* relaxed (see DESIGN, group commit): the mark is about process deaths, and a process
+     * death loses no commit */
+    if ((rc = relax(s, err)))
+        goto cleanup;
     rc = prepare(s, &st, "UPDATE jobs SET live = ?2 WHERE id = ?1", err);
     if (rc)
         goto cleanup;
@@ -2536,6 +2875,7 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     rc = step_done(s, st, err);
 cleanup:
     sqlite3_finalize(st);
+    unrelax(s);
     leave(s);
     return rc;
 }
@@ -2543,6 +2883,8 @@ cleanup:
 td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **failed, int *n,
                                     td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_reap_crashed(s->pg, max_crashes, failed, n, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -2596,6 +2938,8 @@ void td_store_set_build_tag(td_store *s, const char *tag)
 
 td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err)
 {
+    if (s->pg)
+        return td_pg_job_mark_different_build(s->pg, id, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -2614,6 +2958,9 @@ cleanup:
 td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
                                     td_error *err)
 {
+    if (s->pg) /* not yet: store_pg.c has no warnings column */
+        return td_fail(err, TD_EINVAL, "store", "a PostgreSQL store does not keep "
+                       "job warnings yet");
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -2630,7 +2977,34 @@ cleanup:
     return rc;
 }
 
+/* ---- the shared queue (PostgreSQL only; store_pg.c) ----------------------------------- */
+
+td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[TD_ID_MAX],
+                                  uint64_t *mem_bytes, td_error *err)
+{
+    id_out[0] = '\0';
+    *mem_bytes = 0;
+    if (!s->pg)
+        return td_fail(err, TD_EINVAL, "store", "claims need a shared (PostgreSQL) store");
+    return td_pg_job_claim(s->pg, mem_avail, id_out, mem_bytes, err);
+}
+
+td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel,
+                             int *held, td_error *err)
+{
+    if (!s->pg)
+        return td_fail(err, TD_EINVAL, "store", "leases need a shared (PostgreSQL) store");
+    if (n <= 0)
+        return TD_OK;
+    for (int i = 0; i < n; i++)
+        if (!id_ok(ids[i]))
+            return td_fail(err, TD_EINVAL, "id", "bad job id \"%s\"", ids[i]);
+    return td_pg_job_renew(s->pg, ids, n, cancel, held, err);
+}
+
 /* ---- for the store's other files (store_impl.h) ------------------------------------- */
+
+td_pg *td_store_pg(td_store *s) { return s->pg; }
 
 sqlite3 *td_store_enter(td_store *s)
 {

@@ -38,6 +38,7 @@
 #define TD_ERRMSG_MAX 512
 #define TD_HIST_MAX_COLS 64
 #define TD_HIST_NAME_MAX 32
+#define TD_NODE_MAX 256        /* node names (shared stores), NUL included */
 #define TD_STORE_SCHEMA 1      /* PRAGMA user_version */
 #define TD_DATASET_HDR_WORDS 8 /* a dataset file's payload starts with int64 N, D, y_cols,
                                   Y_cols, P, pad, 0, 0, then pad zero bytes (then X, y, Y,
@@ -55,6 +56,18 @@ typedef struct td_store td_store;
  * checkpoint files other than each job's recorded one, model files without a row,
  * history of deleted jobs). */
 td_status td_store_open(td_store **out, const char *state_dir, td_error *err);
+/* td_store_open with a backend: uri NULL or "" is the SQLite store above; a libpq URI
+ * ("postgresql://user@host:port/db", store_pg.h) is a PostgreSQL store shared by many
+ * daemons: every table and blob lives in the database, state_dir keeps the lock and a
+ * cache of dataset files; the schema is created or migrated at open. */
+td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri,
+                            td_error *err);
+/* 1 for a store shared by several daemons (PostgreSQL): its jobs are claimed from the
+ * database with td_store_job_claim_next and held with leases, not queued per process. */
+int td_store_shared(const td_store *s);
+/* Shared stores: this daemon's node name (shown in jobs it holds, at most TD_NODE_MAX - 1
+ * bytes) and lease length in seconds. Set before any job runs. No-op for SQLite. */
+void td_store_set_node(td_store *s, const char *node, double lease_s);
 /* Closes the database and releases the lock; NULL is fine. */
 void td_store_close(td_store *s);
 
@@ -162,6 +175,10 @@ typedef struct td_job_spec {
     const char *hyperparameters; /* JSON text, every value resolved */
     int64_t epochs;              /* planned, for progress */
     const char *idempotency_key; /* NULL or "" for none; < TD_IDEM_KEY_MAX */
+    uint64_t mem_bytes;          /* shared stores: the job's memory estimate, for the
+                                    admission of td_store_job_claim_next (0 = unknown) */
+    int64_t max_queued;          /* shared stores: TD_EBUSY when this many jobs are queued
+                                    cluster-wide (checked atomically); 0 = no bound */
     const char *sweep;           /* the sweep this job is a trial of (store_sweeps.h), or NULL */
     int64_t sweep_trial;         /* its trial index in that sweep */
     int64_t stop_at_epoch;       /* > 0: pause at this epoch (td_store_job_pause); 0: run on */
@@ -192,6 +209,7 @@ typedef struct td_job_row {
     int64_t crashes;             /* deaths of the daemon while running it */
     int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
     char *warnings;              /* JSON array of {code, message}, or NULL (none) */
+    char node[TD_NODE_MAX];      /* shared stores: the daemon that holds (or last held) it */
     char sweep[TD_ID_MAX];       /* "" unless the job is a sweep's trial */
     int64_t sweep_trial;         /* its index there, -1 when none */
     int64_t stop_at_epoch;       /* 0: none; else the worker pauses the job at this epoch */
@@ -229,12 +247,16 @@ td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_er
  * original started_at. TD_ECONFLICT when the job is terminal (e.g. cancelled while
  * queued): the worker must skip it. *out (may be NULL) gets the updated row. */
 td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_error *err);
+/* td_store_job_start that also sets the job's live mark (td_store_job_set_live) in the
+ * same transaction: a worker's claim. Neither waits for the disk (store.c, group commit). */
+td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_error *err);
 /* Latest epoch and metrics JSON (may be NULL) without a history record. */
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
                                 const char *metrics_json, td_error *err);
 /* queued/running -> state (terminal), finished_at = now, error_code / error_message
- * (may be NULL; kept "" then). TD_ECONFLICT when already terminal (a terminal state
- * never changes), TD_EINVAL when state is not terminal. */
+ * (may be NULL; kept "" then), live mark cleared. Durable when it returns (a sync shared
+ * with concurrent inserts and ends: store.c, group commit). TD_ECONFLICT when already
+ * terminal (a terminal state never changes), TD_EINVAL when state is not terminal. */
 td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
                               const char *error_code, const char *error_message,
                               td_error *err);
@@ -248,6 +270,21 @@ td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_a
  * then the history in batches (a bounded WAL, so a long history can be deleted on a full
  * disk); history a crash or a failure leaves behind is removed by the next open. */
 td_status td_store_job_delete(td_store *s, const char *id, td_error *err);
+
+/* ---- the shared queue (shared stores only; TD_EINVAL otherwise) ---------------------- */
+
+/* Claims the oldest job that is queued, or running with an expired lease and no live
+ * mark (its holder let go or was reaped), whose mem_bytes <= mem_avail: FOR UPDATE SKIP
+ * LOCKED, so claimers never wait on each other. The job gets node = this node, a lease of
+ * lease_s and the live mark; then td_store_job_claim runs it as usual (a running one
+ * counts a restart). TD_ENOTFOUND when there is nothing to claim. */
+td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[TD_ID_MAX],
+                                  uint64_t *mem_bytes, td_error *err);
+/* The heartbeat: renews the lease of each job in ids[0..n) this node still holds;
+ * held[i] = 0 for one it lost (finished, or taken after its lease expired), cancel[i] = 1
+ * when a cancel was requested (from any daemon). */
+td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel,
+                             int *held, td_error *err);
 
 /* ---- history: one record of named double columns per epoch -------------------------- */
 
@@ -378,6 +415,17 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
  * TD_ENOTFOUND if the job is absent. */
 td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_json,
                              const float *params, int64_t n, td_error *err);
+/* Small jobs' ends, batched (jobs/jobs.c): td_store_model_write_unsynced writes the model
+ * file of a job that has no recorded model yet, without fsync, and records nothing
+ * (TD_ECONFLICT when the job has one: td_store_model_put it); td_store_sync_files makes
+ * every file written so far durable (syncfs of state_dir); td_store_jobs_succeed then
+ * records n jobs succeeded with their models (n_params each), live marks cleared, in one
+ * transaction, durable at return. A job no longer queued or running is left as it is. */
+td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
+                                        const float *params, int64_t n, td_error *err);
+td_status td_store_sync_files(td_store *s, td_error *err);
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
+                                int n, td_error *err);
 /* *meta_json (NUL-terminated) and *params (n; never NULL) are malloc'd: free both with
  * td_store_free. TD_ENOTFOUND when the job or its model is absent. */
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
@@ -403,7 +451,8 @@ td_status td_store_job_set_warnings(td_store *s, const char *id, const char *jso
  * clears it (0) when it lets go (job ended, or checkpointed for a shutdown). A mark found
  * set when a daemon starts means the previous process died while running the job. */
 td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err);
-/* At start-up, before any job runs: every queued or running job still marked live
+/* At start-up, before any job runs (shared stores: also at every heartbeat, and only
+ * for marks whose lease expired): every queued or running job still marked live
  * counts one more crash (and is unmarked); those with at least max_crashes become
  * failed with error code "crashed" and a message giving the count. *failed gets the rows
  * of the jobs failed now (oldest first; free with td_job_rows_free), *n their count. */

@@ -17,6 +17,9 @@ td_status td_store_exec(td_store *s, const char *sql, td_error *err);
 td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err);
 td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err);
 
+/* The PostgreSQL backend of a store opened with a URI (store_pg.h), else NULL. */
+struct td_pg *td_store_pg(td_store *s);
+
 /* At open (the lock held by the caller, td_store_open): creates the sweep tables and the
  * jobs' sweep columns when missing. Idempotent. */
 td_status td_store_sweeps_migrate(td_store *s, td_error *err);

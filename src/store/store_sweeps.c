@@ -2,7 +2,8 @@
  *
  * Same discipline as store.c (whose connection and lock it uses through store_impl.h):
  * every multi-statement change is one BEGIN IMMEDIATE transaction, so a kill -9 leaves
- * either all of it or none; a check and the write that depends on it run under the lock. */
+ * either all of it or none; a check and the write that depends on it run under the lock.
+ * A PostgreSQL store (store_pg.h) takes each call to its td_pg_sweep_* twin instead. */
 #include "store/store_sweeps.h"
 
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "store/store_impl.h"
+#include "store/store_pg.h"
 
 static const char *const MIGRATION[] = {
     "CREATE TABLE IF NOT EXISTS sweeps("
@@ -223,6 +225,8 @@ td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
     if (n < 1 || n > TD_SWEEP_MAX_TRIALS)
         return td_fail(err, TD_EINVAL, "trials", "a sweep has 1 to %d trials",
                        TD_SWEEP_MAX_TRIALS);
+    if (td_store_pg(s))
+        return td_pg_sweep_insert(td_store_pg(s), spec, trials, n, id_out, err);
     td_store_new_id(id, "swp_");
     td_store_now(now);
     td_store_enter(s);
@@ -278,6 +282,8 @@ td_status td_store_sweep_get(td_store *s, const char *id, td_sweep_row *out, td_
     sqlite3_stmt *st = NULL;
     int row = 0;
     memset(out, 0, sizeof *out);
+    if (td_store_pg(s))
+        return td_pg_sweep_get(td_store_pg(s), id, out, err);
     td_store_enter(s);
     td_status rc = td_store_prepare(s, &st, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = ?1",
                                     err);
@@ -305,6 +311,8 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
     next[0] = '\0';
     if (limit < 1)
         return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    if (td_store_pg(s))
+        return td_pg_sweep_list(td_store_pg(s), 0, limit, cursor, rows, n, next, err);
     td_store_enter(s);
     td_status rc = td_store_prepare(s, &st, cursor[0]
         ? "SELECT " SWEEP_COLS " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
@@ -329,6 +337,8 @@ td_status td_store_sweep_list_active(td_store *s, td_sweep_row **rows, int *n, t
     sqlite3_stmt *st = NULL;
     *rows = NULL;
     *n = 0;
+    if (td_store_pg(s))
+        return td_pg_sweep_list(td_store_pg(s), 1, 0, NULL, rows, n, NULL, err);
     td_store_enter(s);
     td_status rc = td_store_prepare(s, &st, "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
                                             "('queued', 'running') ORDER BY id ASC", err);
@@ -349,6 +359,8 @@ td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
     snprintf(path, sizeof path, "$.%s", metric ? metric : "loss");
     *out = NULL;
     *n = 0;
+    if (td_store_pg(s))
+        return td_pg_sweep_trials(td_store_pg(s), id, metric, out, n, err);
     td_store_enter(s);
     td_status rc = td_store_prepare(s, &st,
         "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, j.state, j.paused, "
@@ -408,6 +420,16 @@ static td_status update_active(td_store *s, const char *id, const char *sql,
 {
     sqlite3_stmt *st = NULL;
     int row = 0;
+    if (td_store_pg(s)) { /* the same statement with PostgreSQL's $N placeholders */
+        char pg[512];
+        int nargs = 0;
+        snprintf(pg, sizeof pg, "%s", sql);
+        for (char *q = pg; (q = strchr(q, '?')) != NULL; q++) {
+            *q = '$';
+            nargs = q[1] - '1' > nargs ? q[1] - '1' : nargs;
+        }
+        return td_pg_sweep_update_active(td_store_pg(s), id, pg, args, nargs, err);
+    }
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc)
@@ -470,6 +492,8 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
 {
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
+    if (td_store_pg(s))
+        return td_pg_sweep_promote(td_store_pg(s), id, rung, stop, n, err);
     td_store_now(now);
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
@@ -521,6 +545,8 @@ td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err)
     td_sweep_trials_free(t, n);
     if (rc)
         return rc;
+    if (td_store_pg(s))
+        return td_pg_sweep_delete_rows(td_store_pg(s), id, err);
     sqlite3_stmt *st = NULL;
     td_store_enter(s);
     rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
@@ -562,6 +588,11 @@ td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *er
     return rc;
 }
 
+int td_store_sweeps_leader(td_store *s)
+{
+    return td_store_pg(s) ? td_pg_sweeps_leader(td_store_pg(s)) : 1;
+}
+
 /* ---- paused jobs ------------------------------------------------------------------ */
 
 /* Runs sql on job id (?1; ?2 = now, ?3 = x) and returns TD_ECONFLICT when no row changed
@@ -600,6 +631,8 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
 
 td_status td_store_job_pause(td_store *s, const char *id, td_error *err)
 {
+    if (td_store_pg(s))
+        return td_pg_job_pause(td_store_pg(s), id, err);
     return job_update(s, id,
                       "UPDATE jobs SET "
                       "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
@@ -610,6 +643,8 @@ td_status td_store_job_pause(td_store *s, const char *id, td_error *err)
 
 td_status td_store_job_continue(td_store *s, const char *id, int64_t stop_at, td_error *err)
 {
+    if (td_store_pg(s))
+        return td_pg_job_continue(td_store_pg(s), id, stop_at, err);
     return job_update(s, id,
                       "UPDATE jobs SET paused = 0, stop_at_epoch = ?3 "
                       "WHERE id = ?1 AND paused = 1 AND state = 'queued' AND ?2 IS NOT NULL",

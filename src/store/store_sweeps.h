@@ -101,6 +101,12 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
  * TD_ECONFLICT while it is queued or running. */
 td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err);
 
+/* 1 when this daemon is to drive the sweeps (the scheduler makes a pass only then): always
+ * with SQLite; with a shared store, the one daemon holding a session advisory lock of the
+ * database (taken here when free; it passes to another daemon when the holder's
+ * connection ends, e.g. at its death). */
+int td_store_sweeps_leader(td_store *s);
+
 /* A worker pauses job id at its stop_at_epoch: running -> queued with paused = 1, so the
  * start-up recovery leaves it for its sweep. A cancel requested meanwhile wins: the job
  * ends cancelled. TD_ECONFLICT when the job is not running. */

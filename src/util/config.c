@@ -78,6 +78,15 @@ static const cfg_key keys[] = {
      "memory for running jobs (estimated) and request bodies being read, MiB; a job over "
      "it alone gets 422, jobs that only fit one after another wait queued; 0 = half of "
      "physical RAM"},
+    {"store", CFG_STR, "", 0, TD_CONFIG_STR_MAX - 1, FIELD(store),
+     "shared store: a libpq URI (postgresql://user@host:port/db?sslmode=verify-full) whose "
+     "database many daemons share as store and job queue; empty = SQLite in state_dir"},
+    {"node_name", CFG_STR, "", 0, TD_NODE_NAME_MAX - 1, FIELD(node_name),
+     "this daemon's name in a shared store (jobs show the node running them); empty = "
+     "hostname:port"},
+    {"lease_s", CFG_INT, "15", 2, 3600, FIELD(lease_s),
+     "shared store: seconds a job's lease lasts unless renewed (heartbeat every lease_s/3); "
+     "a daemon lost for longer has its jobs resumed elsewhere"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -20,6 +20,7 @@
 #include "traind/status.h"
 
 #define TD_CONFIG_STR_MAX 1024
+#define TD_NODE_NAME_MAX 256   /* = TD_NODE_MAX of store.h */
 #define TD_TOKEN_MAX 256
 
 typedef struct td_config {
@@ -42,6 +43,9 @@ typedef struct td_config {
     int64_t max_dataset_features;
     int disk_reserve_mb;                 /* space kept for deletes on a full disk, MiB */
     int64_t max_memory_mb;               /* memory budget, MiB; 0 = half of physical RAM */
+    char store[TD_CONFIG_STR_MAX];       /* libpq URI of a shared store; "" = SQLite */
+    char node_name[TD_NODE_NAME_MAX];    /* "" = hostname:port */
+    int lease_s;                         /* shared store: job lease, seconds */
 
     /* Resolved by td_config_finish (not keys of the file): */
     char auth_token[TD_TOKEN_MAX];       /* from auth_token_file, else $TRAIND_TOKEN; "" = none */

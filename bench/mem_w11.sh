@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench/mem_w11.sh BUILD_DIR — W11 of BENCH.md: 4 softmax jobs (full-batch GD, 20 epochs, 4 workers)
+# on one 95 MiB dataset (100000 x 250 float32 and int labels, an .npz made once with
+# /usr/bin/python3 + numpy, kept in BUILD_DIR/bench/w11.npz), all submitted at once:
+# the daemon's anonymous memory growth (peak RssAnon while they run, sampled every 50 ms,
+# minus RssAnon after the upload; target <= 48 MiB, not a copy of the dataset per job).
+# REPEAT=n (default 3) runs on one daemon; the median is printed.
+set -u
+B=${1:-build}
+REPEAT=${REPEAT:-3}
+PY=/usr/bin/python3
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/traind-w11-XXXXXX")
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$PID/status"; }
+json_field() { $PY -c "import sys, json; print(json.load(sys.stdin)$1)"; }
+
+NPZ=$B/bench/w11.npz
+if [ ! -s "$NPZ" ]; then
+    mkdir -p "$B/bench"
+    $PY -c "
+import numpy as np, sys
+r = np.random.default_rng(0)
+X = r.standard_normal((100000, 250), dtype=np.float32)
+y = (X @ r.standard_normal((250, 10), dtype=np.float32)).argmax(1).astype(np.int32)
+np.savez(sys.argv[1], X=X, y=y)" "$NPZ" || exit 1
+fi
+
+printf 'max_body_mb = 1024\nworkers = 4\n' >"$DIR/traind.conf"  # the 4 jobs run at once
+"$B/traind" --config "$DIR/traind.conf" --listen 127.0.0.1:0 --state-dir "$DIR/state" \
+    >"$DIR/log" 2>&1 &
+PID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/log" | head -1 | cut -d: -f2)
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] || { echo "W11: the daemon did not start:"; cat "$DIR/log"; exit 1; }
+URL=http://127.0.0.1:$PORT
+out=$(curl -sS -X POST -H 'Content-Type: application/zip' -T "$NPZ" "$URL/v1/datasets")
+DS=$(echo "$out" | json_field "['id']") || { echo "W11: upload failed: $out"; exit 1; }
+
+growth=()
+for _ in $(seq "$REPEAT"); do
+    base=$(anon_kb) peak=$base ids=()
+    for _ in 1 2 3 4; do
+        ids+=("$(curl -sS -X POST -H 'Content-Type: application/json' "$URL/v1/jobs" -d \
+            "{\"model\":\"softmax\",\"dataset\":\"$DS\",\"hyperparameters\":{\"epochs\":20,\"batch_size\":0}}" |
+            json_field "['id']")")
+    done
+    while :; do
+        a=$(anon_kb)
+        [ "$a" -gt "$peak" ] && peak=$a
+        busy=0
+        for id in "${ids[@]}"; do
+            s=$(curl -sS "$URL/v1/jobs/$id" | json_field "['state']")
+            case $s in queued | running) busy=1 ;; esac
+        done
+        [ $busy = 0 ] && break
+        sleep 0.05
+    done
+    growth+=("$(echo "($peak - $base) / 1024" | bc -l)")
+done
+g=$(printf '%s\n' "${growth[@]}" | median)
+printf '%-4s %-44s %10.1f %12s %8s   %s\n' W11 "4 softmax jobs on one 95 MiB dataset, MiB" "$g" "—" "" \
+    "anonymous memory growth <= 48 MiB"
