@@ -8,6 +8,7 @@
 #   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
 #   make soak       jobs and status traffic against a daemon for SOAK_SECONDS (default 60)
 #   make run        build and start the daemon on its embedded defaults (flags: ARGS="...")
+#   make docs       regenerate docs/hyperparameters.md from the hyperparameter table
 #   make install    PREFIX=/usr/local DESTDIR=  (an edited /etc/traind/traind.conf is kept)
 #   make uninstall  the same PREFIX and DESTDIR
 #   make deps       install the missing Debian packages (scripts/deps.sh; as root)
@@ -204,6 +205,14 @@ SOAK_SECONDS ?= 60
 soak: $(BUILD)/traind | deps
 	python3 scripts/soak.py $(BUILD)/traind $(SOAK_SECONDS)
 
+# docs/hyperparameters.md from the hyperparameter table (scripts/hparams_md.c); the docs
+# suite of `make test` fails when the file in the repository is not current.
+docs: $(BUILD)/hparams_md | deps
+	$(BUILD)/hparams_md > docs/hyperparameters.md.tmp && mv docs/hyperparameters.md.tmp docs/hyperparameters.md
+
+$(BUILD)/hparams_md: scripts/hparams_md.c $(BUILD)/libtraind.a | deps
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtraind.a $(LDLIBS)
+
 # ARGS are passed to the daemon: make run ARGS="--listen 8081 --state-dir /tmp/td"
 ARGS ?=
 run: $(BUILD)/traind | deps
@@ -298,7 +307,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%) | deps
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak
+.PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak docs
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(BUILD)/src/main.d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind_engine.a | deps

@@ -1227,6 +1227,9 @@ START_TEST(listing_idempotency_health_metrics)
     c = req(port, "GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(strstr(c.r.body, "traind_jobs{state=\"succeeded\"} 2"));
     ck_assert_ptr_nonnull(strstr(c.r.body, "traind_queue_depth 0"));
+    /* one name per metric: running jobs are traind_jobs{state="running"} only */
+    ck_assert_ptr_nonnull(strstr(c.r.body, "traind_jobs{state=\"running\"} 0"));
+    ck_assert_ptr_null(strstr(c.r.body, "traind_jobs_running"));
     done(&c);
     stop(&d);
     free(ds), free(a), free(b), free(c3), free(other);

@@ -206,15 +206,23 @@ START_TEST(models_catalog_is_the_table)
                 ck_assert_int_eq(cJSON_GetArraySize(ch), k);
             } else if (def->type != TD_HP_BOOL) {
                 if (def->min > -1e300)
-                    ck_assert(num(e, "minimum") == def->min);
+                    ck_assert(num(e, "min") == def->min);
                 else
-                    ck_assert_ptr_null(cJSON_GetObjectItem(e, "minimum"));
+                    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "min")));
                 if (def->max < 1e300)
-                    ck_assert_msg(num(e, "maximum") == def->max, "%s maximum %.17g, table %.17g",
-                                  def->name, num(e, "maximum"), def->max);
+                    ck_assert_msg(num(e, "max") == def->max, "%s max %.17g, table %.17g",
+                                  def->name, num(e, "max"), def->max);
                 else
-                    ck_assert_ptr_null(cJSON_GetObjectItem(e, "maximum"));
+                    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "max")));
             }
+            /* the keys, every one on every entry */
+            static const char *const keys[] = {"name", "type", "default", "min", "max",
+                                               "choices", "description"};
+            for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+                ck_assert_msg(cJSON_GetObjectItem(e, keys[k]) != NULL, "%s lacks \"%s\"",
+                              def->name, keys[k]);
+            if (def->type != TD_HP_ENUM)
+                ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "choices")));
         }
         ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(me, "hyperparameters")),
                          applies);
@@ -225,8 +233,10 @@ START_TEST(models_catalog_is_the_table)
     const cJSON *softmax = model_entry(cat, "softmax"), *mlp = model_entry(cat, "mlp");
     const cJSON *gmm = model_entry(cat, "gmm"), *embed = model_entry(cat, "embed_gmm");
     const cJSON *lr = hp_entry(softmax, "lr");
-    ck_assert(num(lr, "default") == 0.1 && num(lr, "minimum") == 0 &&
-              cJSON_IsTrue(cJSON_GetObjectItem(lr, "exclusive_minimum")));
+    ck_assert(num(lr, "default") == 0.1 && num(lr, "min") == 0 &&
+              cJSON_IsTrue(cJSON_GetObjectItem(lr, "min_exclusive")));
+    ck_assert_msg(strstr(str(softmax, "description"), "logistic regression") != NULL,
+                  "softmax: %s", str(softmax, "description"));
     ck_assert(num(hp_entry(mlp, "lr"), "default") == 1e-3);
     ck_assert_str_eq(str(hp_entry(mlp, "optimizer"), "default"), "adam");
     ck_assert(cJSON_GetArrayItem(cJSON_GetObjectItem(hp_entry(mlp, "hidden"), "default"), 0)
@@ -236,8 +246,8 @@ START_TEST(models_catalog_is_the_table)
     ck_assert(num(hp_entry(embed, "iterations"), "default") == 300);
     ck_assert(num(hp_entry(embed, "warmup_iterations"), "default") == -1);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(hp_entry(softmax, "n_classes"), "default")));
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(hp_entry(softmax, "betas"), "exclusive_maximum")));
-    ck_assert_ptr_null(cJSON_GetObjectItem(hp_entry(softmax, "l2"), "maximum"));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(hp_entry(softmax, "betas"), "max_exclusive")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(hp_entry(softmax, "l2"), "max")));
     ck_assert_ptr_null(hp_entry(softmax, "hidden"));
     ck_assert_str_eq(str(hp_entry(softmax, "monotone.weight"), "type"), "number");
     cJSON_Delete(cat);

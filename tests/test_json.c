@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,7 +156,7 @@ START_TEST(sbuf_numbers)
     char *s = td_sbuf_finish(&b, &len);
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq(len, strlen(s));
-    ck_assert_str_eq(s, "[0.100000001,-2,null,null,3.40282347e+38,1.40129846e-45,0] 0.1 "
+    ck_assert_str_eq(s, "[0.1,-2,null,null,3.4028235e+38,1e-45,0] 0.1 "
                         "1.5646826907157823 \"a\\\"b\\\\c\\n\\u0001\"");
     free(s);
 
@@ -179,6 +180,66 @@ START_TEST(sbuf_numbers)
     ck_assert_int_eq(i, 2000);
     cJSON_Delete(arr);
     free(s);
+}
+END_TEST
+
+/* Shortest round-trip text: the fewest digits that read back as the same float / double,
+ * not a fixed %.9g / %.17g. */
+START_TEST(numbers_shortest)
+{
+    char t[32];
+    static const struct { float v; const char *want; } f[] = {
+        {0.1f, "0.1"}, {1.0f / 3, "0.33333334"}, {0.2f, "0.2"}, {1e-7f, "1e-07"},
+        {123456.7f, "123456.7"}, {16777217.0f, "16777216"}, {2.5e10f, "2.5e+10"},
+        {-0.0f, "0"}, {0.30000001f, "0.3"}, {1.1754944e-38f, "1.1754944e-38"},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        t[td_fmt_float(t, f[i].v)] = '\0';
+        ck_assert_str_eq(t, f[i].want);
+    }
+    static const struct { double v; const char *want; } d[] = {
+        {1.0 / 3, "0.3333333333333333"}, {0.1, "0.1"}, {2.0 / 3, "0.6666666666666666"},
+        {0.1 + 0.2, "0.30000000000000004"}, {1e300, "1e+300"}, {-1.5, "-1.5"}, {7, "7"},
+        {(double)0.1f, "0.10000000149011612"}, {4.9406564584124654e-324, "5e-324"},
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        td_fmt_double(t, d[i].v);
+        ck_assert_str_eq(t, d[i].want);
+    }
+    /* random doubles read back exactly, and no shorter precision would */
+    uint64_t seed = 99;
+    for (int i = 0; i < 5000; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        double v;
+        memcpy(&v, &seed, 8);
+        if (!isfinite(v))
+            continue;
+        size_t n = td_fmt_double(t, v);
+        ck_assert_msg(strtod(t, NULL) == v, "%s", t);
+        char shorter[400];
+        int digits = 0;
+        for (const char *p = t + strspn(t, "-0."); *p && *p != 'e'; p++)
+            digits += *p >= '0' && *p <= '9';
+        snprintf(shorter, sizeof shorter, "%.*g", digits > 1 ? digits - 1 : 1, v);
+        ck_assert_msg(digits <= 15 || strtod(shorter, NULL) != v, "%s (%zu) is not shortest", t, n);
+    }
+    /* cJSON trees print with the same numbers, booleans and escapes */
+    cJSON *o = parse_obj("{\"a\": 0.3333333333333333, \"b\": [true, false, null, 1e-300],"
+                         " \"c\": {\"d\": \"x\\\"y\"}, \"e\": []}");
+    char *p = td_json_print(o);
+    ck_assert_str_eq(p, "{\"a\":0.3333333333333333,\"b\":[true,false,null,1e-300],"
+                        "\"c\":{\"d\":\"x\\\"y\"},\"e\":[]}");
+    free(p);
+    cJSON_Delete(o);
+    /* record columns: converged is a boolean */
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_value(&b, "converged", 1);
+    td_sbuf_value(&b, "converged", 0);
+    td_sbuf_value(&b, "loss", 1);
+    p = td_sbuf_finish(&b, NULL);
+    ck_assert_str_eq(p, "truefalse1");
+    free(p);
 }
 END_TEST
 
@@ -1065,6 +1126,7 @@ Suite *suite_json(void)
     TCase *tc = tcase_create("util");
     tcase_add_test(tc, parse_malformed_offsets);
     tcase_add_test(tc, sbuf_numbers);
+    tcase_add_test(tc, numbers_shortest);
     tcase_add_test(tc, check_keys_suggests);
     suite_add_tcase(s, tc);
     tc = tcase_create("dataset");

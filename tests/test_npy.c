@@ -497,6 +497,12 @@ START_TEST(model_exports)
         {"gmm", "{\"components\":2,\"covariance\":\"spherical\"}", 1},
         {"embed_gmm", "{\"components\":2,\"iterations\":12,\"hidden\":[6],"
                       "\"embedding_dim\":2}", 0},
+        /* standardize: mean and scale in every export, applied before the model */
+        {"softmax", "{\"epochs\":10,\"standardize\":true}", 0},
+        {"mlp", "{\"epochs\":10,\"hidden\":[5],\"standardize\":true}", 0},
+        {"gmm", "{\"components\":2,\"standardize\":true}", 1},
+        {"embed_gmm", "{\"components\":2,\"iterations\":12,\"hidden\":[6],"
+                      "\"embedding_dim\":2,\"standardize\":true}", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *job = train(cases[i].unlabelled ? dx : ds, cases[i].model, cases[i].hp);

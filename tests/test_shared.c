@@ -162,7 +162,7 @@ START_TEST(four_jobs_share_one_dataset)
         during = kb > during ? kb : during;
         usleep(20000);
     }
-    ck_assert_int_eq((long long)metric(port, "traind_jobs_running"), NJOBS);
+    ck_assert_int_eq((long long)metric(port, "traind_jobs{state=\"running\"}"), NJOBS);
     ck_assert_int_eq((long long)metric(port, "traind_datasets_mapped"), 1);
     ck_assert_msg(metric(port, "traind_datasets_mapped_bytes") > ROWS * COLS * 4.0, "bytes");
     /* hashed once: not at each of the 4 submissions, not at each of the 4 starts */

@@ -797,8 +797,8 @@ function hpInput(p) {
     read = () => el.value === '' ? undefined : p.type === 'boolean' ? el.value === 'true' : el.value;
   } else if (p.type === 'number' || p.type === 'integer') {
     el = h('input', {id, type: 'number', step: p.type === 'integer' ? '1' : 'any', placeholder: def,
-                     min: p.minimum !== undefined && !p.exclusive_minimum ? p.minimum : null,
-                     max: p.maximum !== undefined && !p.exclusive_maximum ? p.maximum : null});
+                     min: p.min != null && !p.min_exclusive ? p.min : null,
+                     max: p.max != null && !p.max_exclusive ? p.max : null});
     read = () => el.value === '' ? undefined : Number(el.value);
   } else {  // lists, pairs, tensors, weights: JSON (a list of numbers may go without brackets)
     el = h('input', {id, type: 'text', placeholder: def || 'JSON'});
@@ -809,8 +809,8 @@ function hpInput(p) {
     };
   }
   const bounds = [];
-  if (p.minimum !== undefined) bounds.push((p.exclusive_minimum ? '> ' : '≥ ') + p.minimum);
-  if (p.maximum !== undefined) bounds.push((p.exclusive_maximum ? '< ' : '≤ ') + p.maximum);
+  if (p.min != null) bounds.push((p.min_exclusive ? '> ' : '≥ ') + p.min);
+  if (p.max != null) bounds.push((p.max_exclusive ? '< ' : '≤ ') + p.max);
   const row = h('div', {class: 'field', dataset: {name: p.name}},
     h('label', {for: id}, p.name), el,
     h('small', null, p.description, bounds.length ? ' (' + bounds.join(', ') + ')' : ''));

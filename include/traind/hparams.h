@@ -78,6 +78,8 @@ typedef struct td_hparams {
     double margin, gmm_weight;
     td_gmm_init init;            /* gmm: how parameters not given explicitly start */
     td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
+    int standardize;             /* every model: features scaled by the training rows' mean
+                                    and std first (the model keeps them; standardize.c) */
     /* warm start: flat, in the order of td_model_layout; owned, or NULL */
     float *initial_weights;
     int64_t n_initial_weights;
@@ -109,6 +111,7 @@ typedef struct td_hparam_def {
 extern const td_hparam_def td_hparam_defs[];
 extern const size_t td_hparam_ndefs;
 extern const char *const td_model_names[];      /* indexed by td_model_kind */
+extern const char *const td_model_docs[];       /* one line per model, the same index */
 
 /* Looks a name up; NULL when unknown. */
 const td_hparam_def *td_hparam_find(const char *name);

@@ -40,6 +40,11 @@ typedef struct td_model {
     int64_t components, rows;
     int64_t n_params;
     float *params;               /* (n_params) owned; layout per td_model_layout */
+    /* standardize: every input row is x' = (x - mean) / scale (float32, per feature) before
+     * the model; both NULL when the model takes raw features. mean is one block of 2 * D
+     * floats and scale = mean + D; owned like params (td_model_fini frees it), borrowed in
+     * a trainer's model. */
+    float *mean, *scale;
 } td_model;
 
 /* One named tensor inside the flat parameter block: params[offset .. offset+rows*cols). */
@@ -92,6 +97,53 @@ td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *logl
                            const td_model *m, const float *X, int64_t N, int64_t D,
                            td_error *err);
 
+/* ---- standardisation (standardize.c) ------------------------------------------------ */
+
+/* Per-feature mean and scale of X (N, D): mean (D) and the population standard deviation
+ * (ddof 0, as scikit-learn's StandardScaler), both summed in double in row order; a
+ * feature whose std is 0 (or not finite) gets scale 1, so it is only centred. */
+td_status td_standardize_fit(float *mean, float *scale, const float *X, int64_t N, int64_t D,
+                             td_error *err);
+/* out (N, D) = (X - mean) / scale per feature, in float32 (as the ONNX Sub and Div nodes
+ * and the C header compute it); out may be X. */
+void td_standardize_apply(float *out, const float *X, int64_t N, int64_t D, const float *mean,
+                          const float *scale);
+/* For the predict functions: when m standardizes, *plain = m without mean and scale and
+ * *Xs = the standardized copy of X (N, m->D), malloc'd (the caller frees it); otherwise
+ * *Xs = NULL. TD_ENOMEM when the copy cannot be made. */
+td_status td_standardize_input(const td_model *m, td_model *plain, float **Xs, const float *X,
+                               int64_t N, td_error *err);
+
+/* ---- warnings: a run that finished, but not as it should have ------------------------ */
+
+#define TD_MAX_WARNINGS 8
+typedef struct td_warning {
+    char code[32];               /* e.g. "loss_increased", "not_converged" */
+    char message[256];
+} td_warning;
+
+/* How a run's loss went: its first, largest and last finite values (NaN before any). */
+typedef struct td_loss_trace {
+    double first, max, last;
+} td_loss_trace;
+void td_loss_trace_init(td_loss_trace *lt);
+void td_loss_trace_add(td_loss_trace *lt, double loss);
+
+/* The warnings of a finished run of hp on train, appended to out[*n .. TD_MAX_WARNINGS):
+ *   loss_increased     the loss ended above its first value, or rose to 10x it;
+ *   loss_above_chance  softmax / mlp (one group, no monotone penalty): the loss ended above
+ *                      log K, what the uniform prediction (a zero output layer) scores;
+ *   not_converged      gmm: max_iter iterations ran without converging (tol > 0), as
+ *                      scikit-learn's ConvergenceWarning;
+ *   components_exceed_distinct_rows   gmm / embed_gmm: more components than distinct rows;
+ *   single_class       a classifier trained on one class only;
+ *   features_unscaled  without standardize, the largest feature std (population) is over
+ *                      TD_SCALE_RATIO_WARN times the smallest non-zero one (constant
+ *                      features are left out).
+ * m is the trained model (may be NULL when the run failed: only the data warnings). */
+#define TD_SCALE_RATIO_WARN 1e3
+void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams *hp,
+                       const td_dataset *train, const td_model *m, const td_loss_trace *lt);
 /* ---- model files: save and load, like liblinear's save_model / load_model ----------- */
 
 /* Writes m (shape, fit state and parameters) to path as one binary file: magic

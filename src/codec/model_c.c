@@ -129,9 +129,9 @@ done:
     return st;
 }
 
-static void emit_group_softmax(FILE *f, int64_t K, int64_t G)
+static void emit_group_softmax(FILE *f, int64_t K, int64_t G, const char *name)
 {
-    fprintf(f, "\nstatic int traind_predict(const float *x, float *out)\n{\n"
+    fprintf(f, "\nstatic int %s(const float *x, float *out)\n{\n"
                "    double z[%lld];\n    int g, k, label = 0;\n    traind_net_(x, z);\n"
                "    for (g = %lld; g >= 0; g--) {\n"
                "        double *p = z + g * %lld, top, sum = 0;\n        int best = 0;\n"
@@ -141,7 +141,7 @@ static void emit_group_softmax(FILE *f, int64_t K, int64_t G)
                "        for (k = 0; k < %lld; k++)\n"
                "            out[g * %lld + k] = (float)(exp(p[k] - top) / sum);\n"
                "        label = best;\n    }\n    return label;\n}\n",
-            (long long)K, (long long)G - 1, (long long)(K / G), (long long)(K / G),
+            name, (long long)K, (long long)G - 1, (long long)(K / G), (long long)(K / G),
             (long long)(K / G), (long long)(K / G), (long long)(K / G));
 }
 
@@ -208,22 +208,34 @@ td_status td_model_c_header_named(char **out, size_t *len, const td_model *m,
         fprintf(f, "\n};\n");
     }
     fprintf(f, "\n");
+    /* standardize: the model's own traind_predict_raw_ behind one that scales x first */
+    const char *pred = m->mean ? "traind_predict_raw_" : "traind_predict";
+    if (m->mean) {
+        emit_floats(f, "traind_mean", m->mean, m->D);
+        emit_floats(f, "traind_scale", m->scale, m->D);
+    }
     td_status st = TD_OK;
     if (!gmm)
         emit_net(f, m, t, ntens, m->K);
     if (gmm || embed)
         st = emit_gmm(f, embed ? &view : m, err);
     if (!st && !gmm && !embed)
-        emit_group_softmax(f, m->K, G);
+        emit_group_softmax(f, m->K, G, pred);
     if (!st && gmm)
-        fprintf(f, "\nstatic int traind_predict(const float *x, float *out)\n{\n"
+        fprintf(f, "\nstatic int %s(const float *x, float *out)\n{\n"
                    "    double e[%lld];\n    int j;\n    for (j = 0; j < %lld; j++)\n"
                    "        e[j] = x[j];\n    return traind_gmm_(e, out);\n}\n",
-                (long long)m->D, (long long)m->D);
+                pred, (long long)m->D, (long long)m->D);
     if (!st && embed)
-        fprintf(f, "\nstatic int traind_predict(const float *x, float *out)\n{\n"
+        fprintf(f, "\nstatic int %s(const float *x, float *out)\n{\n"
                    "    double e[%lld];\n    traind_net_(x, e);\n    return traind_gmm_(e, out);\n"
-                   "}\n", (long long)m->K);
+                   "}\n", pred, (long long)m->K);
+    if (!st && m->mean) /* float32, as td_standardize_apply */
+        fprintf(f, "\nstatic int traind_predict(const float *x, float *out)\n{\n"
+                   "    float xs[%lld];\n    int j;\n    for (j = 0; j < %lld; j++)\n"
+                   "        xs[j] = (x[j] - traind_mean[j]) / traind_scale[j];\n"
+                   "    return traind_predict_raw_(xs, out);\n}\n",
+                (long long)m->D, (long long)m->D);
     fprintf(f, "\n#endif\n");
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {

@@ -11,6 +11,8 @@
  *   static int traind_predict(const float *x, float *out)
  *                       fills out and returns the label: the most probable class (of the
  *                       first group when grouped) or the most responsible component.
+ *                       A standardized model first computes (x - traind_mean) /
+ *                       traind_scale in float32, then calls traind_predict_raw_.
  * The weights are static const arrays, printed so that they read back bit for bit; the
  * arithmetic is in double (so it agrees with /predict to float32 rounding). For a gmm
  * the exporter computes, in double, each component's inverse Cholesky factor (diagonal

@@ -339,6 +339,19 @@ static Onnx__ValueInfoProto *value_info(graph *g, const char *name, int32_t elem
     return v;
 }
 
+/* The model's input: X, or (X - mean) / scale by Sub and Div nodes when m standardizes
+ * (float32, as td_standardize_apply). */
+static const char *input(graph *g, const td_model *m)
+{
+    if (!m->mean)
+        return "X";
+    int64_t dims[1] = {m->D};
+    const char *c = out_of(node(g, "Sub", NULL, "X", init_tensor(g, "mean", m->mean, NULL, 1,
+                                                                 dims), NULL));
+    return out_of(node(g, "Div", NULL, c, init_tensor(g, "scale", m->scale, NULL, 1, dims),
+                       NULL));
+}
+
 td_status td_model_onnx(char **out, size_t *len, const td_model *m, td_error *err)
 {
     return td_model_onnx_meta(out, len, m, NULL, err);
@@ -358,17 +371,20 @@ td_status td_model_onnx_meta(char **out, size_t *len, const td_model *m, const c
     const int32_t F = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, I = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
     Onnx__ValueInfoProto *outs[4] = {0};
     int nout = 0;
-    if (gmm) {
-        st = mixture(&g, m, "X", err);
+    const char *x = input(&g, m);
+    if (!x) {
+        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    } else if (gmm) {
+        st = mixture(&g, m, x, err);
     } else if (embed) {
         td_model view;
         td_embed_gmm_view(&view, m);
-        const char *emb = net(&g, m, "X");
+        const char *emb = net(&g, m, x);
         node(&g, "Identity", "embedding", emb, NULL, NULL);
         st = mixture(&g, &view, emb, err);
         outs[nout++] = value_info(&g, "embedding", F, 2, (int64_t[]){N, m->K});
     } else {
-        classifier(&g, m, net(&g, m, "X"));
+        classifier(&g, m, net(&g, m, x));
         outs[nout++] = value_info(&g, "probabilities", F, G > 1 ? 3 : 2,
                                   G > 1 ? (int64_t[]){N, G, m->K / G} : (int64_t[]){N, m->K});
         outs[nout++] = value_info(&g, "labels", I, G > 1 ? 2 : 1, (int64_t[]){N, G});

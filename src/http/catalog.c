@@ -1,5 +1,6 @@
 /* catalog.c — the model catalogue of GET /v1/models (contract in catalog.h). */
 #include "http/catalog.h"
+#include "http/json_util.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -60,6 +61,15 @@ static cJSON *entry_json(const td_hparam_def *d, const cJSON *defaults)
         cJSON_Delete(def);
         goto nomem;
     }
+    /* every entry has every key: min / max null when unbounded (and for enums and
+     * booleans), choices null but for enums */
+    int bounded = d->type != TD_HP_ENUM && d->type != TD_HP_BOOL;
+    int has_min = bounded && d->min > -NO_BOUND, has_max = bounded && d->max < NO_BOUND;
+    if (!(has_min ? add_exact(e, "min", d->min) : cJSON_AddNullToObject(e, "min") != NULL) ||
+        !(has_max ? add_exact(e, "max", d->max) : cJSON_AddNullToObject(e, "max") != NULL) ||
+        !cJSON_AddBoolToObject(e, "min_exclusive", has_min && d->min_exclusive) ||
+        !cJSON_AddBoolToObject(e, "max_exclusive", has_max && d->type == TD_HP_DOUBLE2))
+        goto nomem;
     if (d->type == TD_HP_ENUM) {
         cJSON *c = cJSON_AddArrayToObject(e, "choices");
         for (int i = 0; c && d->choices[i]; i++)
@@ -67,15 +77,8 @@ static cJSON *entry_json(const td_hparam_def *d, const cJSON *defaults)
                 goto nomem;
         if (!c)
             goto nomem;
-    } else if (d->type != TD_HP_BOOL) {
-        if (d->min > -NO_BOUND && (!add_exact(e, "minimum", d->min) ||
-                                   !cJSON_AddBoolToObject(e, "exclusive_minimum",
-                                                          d->min_exclusive)))
-            goto nomem;
-        if (d->max < NO_BOUND && (!add_exact(e, "maximum", d->max) ||
-                                  !cJSON_AddBoolToObject(e, "exclusive_maximum",
-                                                         d->type == TD_HP_DOUBLE2)))
-            goto nomem;
+    } else if (!cJSON_AddNullToObject(e, "choices")) {
+        goto nomem;
     }
     if (!cJSON_AddStringToObject(e, "description", d->doc ? d->doc : ""))
         goto nomem;
@@ -94,6 +97,7 @@ static cJSON *model_json(td_model_kind m)
     td_hparams_fini(&hp);
     cJSON *o = cJSON_CreateObject(), *list = NULL;
     if (!defaults || !o || !cJSON_AddStringToObject(o, "name", td_model_names[m]) ||
+        !cJSON_AddStringToObject(o, "description", td_model_docs[m]) ||
         !(list = cJSON_AddArrayToObject(o, "hyperparameters")))
         goto nomem;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
@@ -129,9 +133,80 @@ char *td_json_model_catalog(void)
             return NULL;
         }
     }
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = td_json_print(root);
     cJSON_Delete(root);
     return text;
+}
+
+/* A catalogue value as Markdown table text: numbers shortest, lists as JSON, strings bare;
+ * '|' escaped. */
+static void md_value(td_sbuf *b, const cJSON *v)
+{
+    char *t = cJSON_IsString(v) ? NULL : td_json_print(v);
+    const char *s = cJSON_IsString(v) ? v->valuestring : t ? t : "";
+    for (; *s; s++)
+        td_sbuf_puts(b, *s == '|' ? "\\|" : (char[2]){*s, 0});
+    free(t);
+}
+
+char *td_hparams_markdown(void)
+{
+    char *json = td_json_model_catalog();
+    cJSON *cat = json ? cJSON_Parse(json) : NULL;
+    free(json);
+    if (!cat)
+        return NULL;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_puts(&b, "# Hyperparameters\n\n"
+                     "Generated from the hyperparameter table (`td_hparam_defs` in "
+                     "src/train/hparams.c) by `make docs`; do not edit: the docs suite fails "
+                     "when this file is not what the table gives. `GET /v1/models` serves the "
+                     "same catalogue as JSON. A job gives them as `\"hyperparameters\"`; a "
+                     "dotted name (`monotone.weight`) is a key of a nested object "
+                     "(`{\"monotone\": {\"weight\": 1}}`); null or absent means the default.\n");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(cat, "models")) {
+        td_sbuf_puts(&b, "\n## ");
+        md_value(&b, cJSON_GetObjectItem(m, "name"));
+        td_sbuf_puts(&b, "\n\n");
+        md_value(&b, cJSON_GetObjectItem(m, "description"));
+        td_sbuf_puts(&b, "\n\n| name | type | default | range | description |\n"
+                         "|---|---|---|---|---|\n");
+        const cJSON *h;
+        cJSON_ArrayForEach(h, cJSON_GetObjectItem(m, "hyperparameters")) {
+            const cJSON *lo = cJSON_GetObjectItem(h, "min"), *hi = cJSON_GetObjectItem(h, "max");
+            const cJSON *ch = cJSON_GetObjectItem(h, "choices");
+            td_sbuf_puts(&b, "| `");
+            md_value(&b, cJSON_GetObjectItem(h, "name"));
+            td_sbuf_puts(&b, "` | ");
+            md_value(&b, cJSON_GetObjectItem(h, "type"));
+            td_sbuf_puts(&b, " | ");
+            md_value(&b, cJSON_GetObjectItem(h, "default"));
+            td_sbuf_puts(&b, " | ");
+            for (const cJSON *c = cJSON_IsArray(ch) ? ch->child : NULL; c; c = c->next) {
+                if (c != ch->child)
+                    td_sbuf_puts(&b, ", ");
+                md_value(&b, c);
+            }
+            if (cJSON_IsNumber(lo)) {
+                td_sbuf_puts(&b, cJSON_IsTrue(cJSON_GetObjectItem(h, "min_exclusive")) ? "> "
+                                                                                       : "≥ ");
+                md_value(&b, lo);
+            }
+            if (cJSON_IsNumber(hi)) {
+                td_sbuf_puts(&b, cJSON_IsNumber(lo) ? ", " : "");
+                td_sbuf_puts(&b, cJSON_IsTrue(cJSON_GetObjectItem(h, "max_exclusive")) ? "< "
+                                                                                       : "≤ ");
+                md_value(&b, hi);
+            }
+            td_sbuf_puts(&b, " | ");
+            md_value(&b, cJSON_GetObjectItem(h, "description"));
+            td_sbuf_puts(&b, " |\n");
+        }
+    }
+    cJSON_Delete(cat);
+    return td_sbuf_finish(&b, NULL);
 }
 
 void td_h_models(void *app, const td_req *req, td_resp *resp)

@@ -85,7 +85,7 @@ static void emit_progress(ev *s, int64_t epoch, const char *const *names, int nc
         if (strcmp(names[c], "epoch") == 0)
             td_sbuf_int(&s->out, epoch);
         else
-            td_sbuf_double(&s->out, rec[c]);
+            td_sbuf_value(&s->out, names[c], rec[c]);
     }
     td_sbuf_printf(&s->out, ",\"epochs\":%lld}\n\n", (long long)planned);
     s->cursor = epoch;

@@ -23,7 +23,7 @@ static const char *const FMT_NAMES[] = {"json", "csv", "npz", "c", "onnx"};
 static const char *const FMT_TYPES[] = {"application/json", "text/csv", "application/zip",
                                         "text/x-c", "application/onnx"};
 
-#define MAX_ARRAYS 32
+#define MAX_ARRAYS (TD_MAX_TENSORS + 2) /* a model's tensors, mean and scale */
 
 typedef struct array {
     char name[48];
@@ -255,6 +255,10 @@ static void model_arrays(array_set *set, const td_model *m)
             add(set, name, 0, p, 1, t[i].cols, 0, 0);
         else
             add(set, name, 0, p, 2, t[i].rows, t[i].cols, 0);
+    }
+    if (m->mean) { /* standardize: x' = (x - mean) / scale before the model; JSON paths */
+        add(set, "standardize.mean", 0, m->mean, 1, m->D, 0, 0);
+        add(set, "standardize.scale", 0, m->scale, 1, m->D, 0, 0);
     }
 }
 

@@ -24,7 +24,7 @@ char *td_job_hparams_text(const td_hparams *hp, const void *initial_weights_cjso
             return NULL;
         }
     }
-    char *text = cJSON_PrintUnformatted(obj);
+    char *text = td_json_print(obj);
     cJSON_Delete(obj);
     return text;
 }
@@ -72,7 +72,7 @@ char *td_json_metrics_string(const char *const *names, const double *v, int n)
         if (strcmp(names[i], "epoch") == 0 || strcmp(names[i], "elapsed_s") == 0)
             continue;
         td_sbuf_key(&b, names[i], first);
-        td_sbuf_double(&b, v[i]);
+        td_sbuf_value(&b, names[i], v[i]);
         first = 0;
     }
     td_sbuf_puts(&b, "}");
@@ -99,7 +99,7 @@ static void put_hparams(td_sbuf *b, const char *text)
         cJSON_AddStringToObject(sum, "given", "yes");
         cJSON_ReplaceItemViaPointer(obj, iw, sum);
     }
-    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *s = obj ? td_json_print(obj) : NULL;
     td_sbuf_puts(b, s ? s : "{}");
     free(s);
     cJSON_Delete(obj);
@@ -163,6 +163,8 @@ char *td_json_job(const td_job_row *r, size_t *len)
     td_sbuf_puts(&b, r->paused ? "true" : "false");
     td_sbuf_key(&b, "stopped_early", 0);
     td_sbuf_puts(&b, r->stopped_early ? "true" : "false");
+    td_sbuf_key(&b, "warnings", 0);
+    td_sbuf_puts(&b, r->warnings && *r->warnings ? r->warnings : "[]");
     td_sbuf_puts(&b, "}");
     return td_sbuf_finish(&b, len);
 }
@@ -184,7 +186,7 @@ char *td_json_history(const td_history *h, size_t *len)
             if (is_epoch)
                 td_sbuf_int(&b, h->epochs[i]);
             else
-                td_sbuf_double(&b, col[i]);
+                td_sbuf_value(&b, h->names[c], col[i]);
         }
         td_sbuf_puts(&b, "]");
     }
@@ -212,10 +214,26 @@ char *td_csv_history(const td_history *h, size_t *len)
             if (strcmp(h->names[c], "epoch") == 0)
                 td_sbuf_int(&b, h->epochs[i]);
             else if (isfinite(v))
-                td_sbuf_printf(&b, "%.9g", v);
+                td_sbuf_value(&b, h->names[c], v);
             /* NaN: empty field */
         }
         td_sbuf_puts(&b, "\n");
     }
     return td_sbuf_finish(&b, len);
+}
+
+char *td_json_warnings(const td_warning *w, int n)
+{
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        td_sbuf_puts(&b, i ? ",{\"code\":" : "{\"code\":");
+        td_sbuf_string(&b, w[i].code);
+        td_sbuf_puts(&b, ",\"message\":");
+        td_sbuf_string(&b, w[i].message);
+        td_sbuf_puts(&b, "}");
+    }
+    td_sbuf_puts(&b, "]");
+    return td_sbuf_finish(&b, NULL);
 }

@@ -32,6 +32,8 @@ char *td_json_model_meta_string(const td_model *m);
 
 /* The job object of SPEC §6 (malloc'd, NUL-terminated; *len may be NULL), or NULL. */
 char *td_json_job(const td_job_row *row, size_t *len);
+/* [{"code","message"},...] of a run's warnings; NULL when out of memory. */
+char *td_json_warnings(const td_warning *w, int n);
 
 /* The history as columnar JSON {"epoch":[...],"elapsed_s":[...],...} or as CSV with a
  * header line; malloc'd, or NULL. */

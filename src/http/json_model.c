@@ -88,6 +88,18 @@ static void gmm_object(td_sbuf *b, const td_model *m)
     td_sbuf_printf(b, ",\"n_iter\":%lld}", (long long)m->n_iter);
 }
 
+/* ,"standardize":{"mean":(D),"scale":(D)} when m standardizes its inputs, else nothing. */
+static void put_standardize(td_sbuf *b, const td_model *m)
+{
+    if (!m->mean)
+        return;
+    td_sbuf_puts(b, ",\"standardize\":{\"mean\":");
+    td_sbuf_floats(b, m->mean, m->D);
+    td_sbuf_puts(b, ",\"scale\":");
+    td_sbuf_floats(b, m->scale, m->D);
+    td_sbuf_puts(b, "}");
+}
+
 static td_status gmm_json(char **out, size_t *len, const td_model *m, td_error *err)
 {
     if (!m->params)
@@ -96,6 +108,11 @@ static td_status gmm_json(char **out, size_t *len, const td_model *m, td_error *
     td_sbuf_init(&b);
     td_sbuf_reserve(&b, (size_t)m->n_params * 14 + 256);
     gmm_object(&b, m);
+    if (m->mean && !b.oom) { /* inside gmm_object's closing brace */
+        b.len--;
+        put_standardize(&b, m);
+        td_sbuf_puts(&b, "}");
+    }
     return finish(&b, out, len, err);
 }
 
@@ -146,7 +163,9 @@ static td_status embed_json(char **out, size_t *len, const td_model *m, td_error
             td_sbuf_puts(&b, ",");
         td_sbuf_int(&b, (int64_t)a[i]);
     }
-    td_sbuf_puts(&b, "]}");
+    td_sbuf_puts(&b, "]");
+    put_standardize(&b, m);
+    td_sbuf_puts(&b, "}");
     return finish(&b, out, len, err);
 }
 
@@ -183,6 +202,7 @@ td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *er
     }
     if (m->G > 1)
         td_sbuf_printf(&b, ",\"groups\":%lld", (long long)m->G);
+    put_standardize(&b, m);
     td_sbuf_puts(&b, "}");
     return finish(&b, out, len, err);
 }
@@ -215,10 +235,46 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
     if (ok && m->kind == TD_MODEL_EMBED_GMM)
         ok = cJSON_AddNumberToObject(o, "components", (double)m->components) &&
              cJSON_AddNumberToObject(o, "rows", (double)m->rows);
+    for (int i = 0; ok && m->mean && i < 2; i++) { /* float32 text: exact and shortest */
+        td_sbuf a;
+        td_sbuf_init(&a);
+        td_sbuf_floats(&a, i ? m->scale : m->mean, m->D);
+        char *text = td_sbuf_finish(&a, NULL);
+        ok = text && cJSON_AddRawToObject(o, i ? "scale" : "mean", text);
+        free(text);
+    }
     if (ok)
-        *out = cJSON_PrintUnformatted(o);
+        *out = td_json_print(o);
     cJSON_Delete(o);
     return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory");
+}
+
+/* meta.mean and meta.scale (D finite numbers each; scale > 0) into one owned block, or
+ * neither. */
+static td_status meta_standardize(td_model *m, const cJSON *o, td_error *err)
+{
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(o, "mean");
+    const cJSON *scale = cJSON_GetObjectItemCaseSensitive(o, "scale");
+    if (!mean && !scale)
+        return TD_OK;
+    if (!cJSON_IsArray(mean) || !cJSON_IsArray(scale) || cJSON_GetArraySize(mean) != m->D ||
+        cJSON_GetArraySize(scale) != m->D)
+        return td_fail(err, TD_EINVAL, "meta", "meta.mean and meta.scale must be arrays of "
+                       "D = %lld numbers", (long long)m->D);
+    m->mean = malloc(sizeof(float) * (size_t)(2 * m->D));
+    if (!m->mean)
+        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    m->scale = m->mean + m->D;
+    const cJSON *a = mean->child, *b = scale->child;
+    for (int64_t j = 0; j < m->D; j++, a = a->next, b = b->next) {
+        if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !isfinite(a->valuedouble) ||
+            !(b->valuedouble > 0) || !isfinite(b->valuedouble))
+            return td_fail(err, TD_EINVAL, "meta", "meta.mean[%lld] or meta.scale[%lld] is "
+                           "not a finite number (scale > 0)", (long long)j, (long long)j);
+        m->mean[j] = (float)a->valuedouble;
+        m->scale[j] = (float)b->valuedouble;
+    }
+    return TD_OK;
 }
 
 static td_status meta_int(int64_t *out, const cJSON *o, const char *key, int64_t lo,
@@ -306,7 +362,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
     if (!m->params)
         return td_fail(err, TD_ENOMEM, "", "out of memory");
     memcpy(m->params, params, sizeof(float) * (size_t)n_params);
-    return TD_OK;
+    return meta_standardize(m, o, err);
 }
 
 td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len,

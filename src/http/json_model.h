@@ -7,10 +7,12 @@
  *   gmm     {"model":"gmm","covariance":"full","weights":(M),"means":(M, E),
  *            "covariances":(M, E, E) full | (M, E) diag | (M) spherical,
  *            "lower_bound":x|null,"converged":bool,"n_iter":n}
+ * Every model of a job with standardize adds "standardize":{"mean":(D),"scale":(D)}.
  * Model meta (what the store keeps next to the flat float block; small JSON):
  *   {"kind":"softmax","D":4,"K":3,"G":1,"intercept":"fit","hidden":[...],
  *    "activation":"relu","n_params":15}; gmm (D = E, K = M) adds "covariance",
- *   "lower_bound", "converged", "n_iter".
+ *   "lower_bound", "converged", "n_iter"; a standardizing model "mean" and "scale" (D
+ *   float32 each, printed shortest so they read back exactly).
  * Predictions: {"probabilities": (N, K) or (N, G, S) when G > 1, "labels": (N) or (N, G)};
  * gmm {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}.
  * Predict request: {"X": [[...]]} streamed into a float32 array (td_jarray, with the

@@ -813,6 +813,49 @@ size_t td_fmt_int(char out[24], int64_t v)
     return (size_t)(p - out);
 }
 
+/* Significant digits of a %g text ("0.00125" has 3, "1.5e-07" 2). */
+static int sig_digits(const char *t)
+{
+    int n = 0, started = 0;
+    for (; *t && *t != 'e'; t++) {
+        started |= *t >= '1' && *t <= '9';
+        n += started && *t >= '0' && *t <= '9';
+    }
+    return n;
+}
+
+/* 1 when the text t reads back as v (as a float32 when is_float). */
+static int reads_back(const char *t, double v, int is_float)
+{
+    return is_float ? strtof(t, NULL) == (float)v : strtod(t, NULL) == v;
+}
+
+/* v in the fewest significant digits that read back as v (as a float32 when is_float),
+ * at most 9 / 17 (which always do). Starts at 8 / 16: when that does not read back, 9 / 17
+ * it is; when it does, %g has already dropped trailing zeros (0.1f at %.8g is "0.1"), and
+ * one digit fewer is tried while that reads back, down to FLT_DIG / DBL_DIG digits (a
+ * shorter form that reads back prints exactly at those), or for subnormals (fewer bits:
+ * 1e-45f, 5e-324) down to 1. Round-tripping is monotone in the digits. Usually one or two
+ * snprintf + strtof. out gets the NUL-terminated text; returns its length. */
+static size_t shortest(char out[32], double v, int is_float)
+{
+    int most = is_float ? 9 : 17, least = is_float ? FLT_DIG : DBL_DIG;
+    int n = snprintf(out, 32, "%.*g", most - 1, v);
+    if (!reads_back(out, v, is_float))
+        return (size_t)snprintf(out, 32, "%.*g", most, v);
+    if (fabs(v) < (is_float ? (double)FLT_MIN : DBL_MIN))
+        least = 1;
+    char tmp[32];
+    for (int p = sig_digits(out); p > least; p = sig_digits(out)) {
+        int m = snprintf(tmp, sizeof tmp, "%.*g", p - 1, v);
+        if (!reads_back(tmp, v, is_float))
+            break;
+        memcpy(out, tmp, (size_t)m + 1);
+        n = m;
+    }
+    return (size_t)n;
+}
+
 size_t td_fmt_float(char out[32], float v)
 {
     if (!isfinite(v)) {
@@ -822,7 +865,21 @@ size_t td_fmt_float(char out[32], float v)
     /* integers (and -0, printed as 0) without printf */
     if (v == floorf(v) && fabsf(v) < 1e7f)
         return td_fmt_int(out, (int64_t)v);
-    return (size_t)snprintf(out, 32, "%.9g", (double)v);
+    return shortest(out, v, 1);
+}
+
+size_t td_fmt_double(char out[32], double v)
+{
+    if (!isfinite(v)) {
+        memcpy(out, "null", 5);
+        return 4;
+    }
+    if (v == floor(v) && fabs(v) < 1e15) {
+        size_t n = td_fmt_int(out, (int64_t)v);
+        out[n] = '\0';
+        return n;
+    }
+    return shortest(out, v, 0);
 }
 
 void td_sbuf_float(td_sbuf *b, float v)
@@ -840,11 +897,63 @@ void td_sbuf_double(td_sbuf *b, double v)
         td_sbuf_put(b, "null", 4);
         return;
     }
-    char tmp[40];
-    snprintf(tmp, sizeof tmp, "%.15g", v);
-    if (strtod(tmp, NULL) != v)
-        snprintf(tmp, sizeof tmp, "%.17g", v);
-    td_sbuf_puts(b, tmp);
+    td_sbuf_reserve(b, 32);
+    if (b->oom)
+        return;
+    b->len += td_fmt_double(b->data + b->len, v);
+    b->data[b->len] = '\0';
+}
+
+void td_sbuf_value(td_sbuf *b, const char *column, double v)
+{
+    if (td_column_is_bool(column) && (v == 0 || v == 1))
+        td_sbuf_puts(b, v ? "true" : "false");
+    else
+        td_sbuf_double(b, v);
+}
+
+int td_column_is_bool(const char *column)
+{
+    return strcmp(column, "converged") == 0;
+}
+
+/* One cJSON item into b (as cJSON_PrintUnformatted, with numbers by td_fmt_double). */
+static void put_cjson(td_sbuf *b, const cJSON *it)
+{
+    if (cJSON_IsNull(it) || cJSON_IsInvalid(it))
+        td_sbuf_put(b, "null", 4);
+    else if (cJSON_IsFalse(it))
+        td_sbuf_put(b, "false", 5);
+    else if (cJSON_IsTrue(it))
+        td_sbuf_put(b, "true", 4);
+    else if (cJSON_IsNumber(it))
+        td_sbuf_double(b, it->valuedouble);
+    else if (cJSON_IsString(it))
+        td_sbuf_string(b, it->valuestring);
+    else if (cJSON_IsRaw(it))
+        td_sbuf_puts(b, it->valuestring ? it->valuestring : "null");
+    else {
+        int obj = cJSON_IsObject(it);
+        td_sbuf_put(b, obj ? "{" : "[", 1);
+        for (const cJSON *c = it->child; c; c = c->next) {
+            if (obj)
+                td_sbuf_key(b, c->string ? c->string : "", c == it->child);
+            else if (c != it->child)
+                td_sbuf_put(b, ",", 1);
+            put_cjson(b, c);
+        }
+        td_sbuf_put(b, obj ? "}" : "]", 1);
+    }
+}
+
+char *td_json_print(const cJSON *item)
+{
+    if (!item)
+        return NULL;
+    td_sbuf b;
+    td_sbuf_init(&b);
+    put_cjson(&b, item);
+    return td_sbuf_finish(&b, NULL);
 }
 
 void td_sbuf_string(td_sbuf *b, const char *s)

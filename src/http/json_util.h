@@ -195,14 +195,26 @@ void td_sbuf_reserve(td_sbuf *b, size_t extra);       /* room for extra more byt
 void td_sbuf_put(td_sbuf *b, const char *s, size_t n);
 void td_sbuf_puts(td_sbuf *b, const char *s);
 void td_sbuf_printf(td_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A float32 with "%.9g" (enough digits to round-trip; -0 prints as 0); null for NaN/inf. */
+/* A float32 in its shortest round-trip form: the fewest significant digits (%.6g to %.9g)
+ * that read back as the same float (0.1f prints as 0.1; -0 prints as 0); null for
+ * NaN/inf. */
 void td_sbuf_float(td_sbuf *b, float v);
 /* The text td_sbuf_float / td_sbuf_int write, into out (not NUL-terminated); returns
  * its length (at most 31 / 20 bytes). */
 size_t td_fmt_float(char out[32], float v);
 size_t td_fmt_int(char out[24], int64_t v);
-/* A double, shortest of "%.15g"/"%.17g" that round-trips; null for NaN/inf. */
+/* A double in its shortest round-trip form, the first of %.15g, %.16g, %.17g that reads
+ * back as v (1/3 prints as 0.3333333333333333); null for NaN/inf. */
 void td_sbuf_double(td_sbuf *b, double v);
+/* The text td_sbuf_double writes, into out (NUL-terminated); returns its length. */
+size_t td_fmt_double(char out[32], double v);
+/* A per-epoch record value of the named column: true/false for the boolean columns
+ * (td_column_is_bool: gmm's "converged"), else as td_sbuf_double. */
+void td_sbuf_value(td_sbuf *b, const char *column, double v);
+int td_column_is_bool(const char *column);
+/* cJSON_PrintUnformatted with every number in td_sbuf_double's shortest form (cJSON's own
+ * printer falls back from %.15g straight to %.17g); NULL when out of memory. */
+char *td_json_print(const cJSON *item);
 void td_sbuf_int(td_sbuf *b, int64_t v);
 /* A JSON string literal (quoted, escaped); NULL writes null. */
 void td_sbuf_string(td_sbuf *b, const char *s);

@@ -69,7 +69,7 @@ static void fail(td_resp *resp, td_status st, const td_error *err)
 
 static char *cjson_take(cJSON *obj)
 {
-    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    char *s = obj ? td_json_print(obj) : NULL;
     cJSON_Delete(obj);
     return s;
 }
@@ -1366,9 +1366,7 @@ void td_app_metrics(td_app *app, FILE *out)
     fprintf(out, "# HELP traind_queue_depth Jobs waiting for a worker.\n"
                  "# TYPE traind_queue_depth gauge\ntraind_queue_depth %lld\n",
             (long long)js.queued);
-    fprintf(out, "# HELP traind_jobs_running Jobs being trained by this process.\n"
-                 "# TYPE traind_jobs_running gauge\ntraind_jobs_running %lld\n",
-            (long long)js.running);
+    /* running jobs: traind_jobs{state="running"} above (one name per metric) */
     fprintf(out, "# HELP traind_samples_trained_total Training rows processed.\n"
                  "# TYPE traind_samples_trained_total counter\n"
                  "traind_samples_trained_total %lld\n", (long long)js.samples_trained);

@@ -231,6 +231,8 @@ typedef struct job_ctx {
     int64_t ckpt_epoch;
     td_tail *tail;
     int64_t model_epoch;         /* the epoch of the stored model, -1 when none yet */
+    int loss_col;                /* the records' "loss" column, -1 when none */
+    td_loss_trace loss;          /* its first, largest and last values, for the warnings */
     int64_t stop_at;             /* > 0: pause at this epoch (a sweep's rung), see below */
     int64_t unsynced_params;     /* >= 0: the final model's file is written unsynced, its
                                   * end goes to the committer; -1 otherwise */
@@ -352,6 +354,45 @@ static td_status checkpoint_now(job_ctx *c, td_error *err)
     return st;
 }
 
+/* Finds the "loss" column and starts its trace; a resumed job replays the stored records
+ * up to its checkpoint. */
+static void loss_trace_start(job_ctx *c, const char *const *names, int ncols)
+{
+    td_loss_trace_init(&c->loss);
+    c->loss_col = -1;
+    for (int i = 0; i < ncols; i++)
+        if (strcmp(names[i], "loss") == 0)
+            c->loss_col = i;
+    td_history h;
+    if (c->loss_col < 0 || c->ckpt_epoch <= 0 ||
+        td_store_history_get(c->jm->store, c->id, 0, &h, NULL) != TD_OK)
+        return;
+    for (int k = 0; k < h.n_cols; k++)
+        if (strcmp(h.names[k], "loss") == 0)
+            for (int64_t i = 0; i < h.n_rows; i++)
+                td_loss_trace_add(&c->loss, h.cols[(int64_t)k * h.n_rows + i]);
+    td_history_fini(&h);
+}
+
+/* The finished run's warnings (train.h) into the job; a failure to record them is logged,
+ * never the job's. */
+static void record_warnings(job_ctx *c, const td_hparams *hp, const td_dataset *train)
+{
+    td_warning w[TD_MAX_WARNINGS];
+    int n = 0;
+    td_train_warnings(w, &n, hp, train, td_trainer_model(c->t), &c->loss);
+    if (n == 0)
+        return;
+    char *json = td_json_warnings(w, n);
+    td_error err = {0};
+    if (!json || td_store_job_set_warnings(c->jm->store, c->id, json, &err) != TD_OK)
+        td_log(TD_LOG_WARN, "jobs", "job %s: its warnings were not recorded: %s", c->id,
+               json ? err.message : "out of memory");
+    for (int i = 0; i < n; i++)
+        td_log(TD_LOG_INFO, "jobs", "job %s warning %s: %s", c->id, w[i].code, w[i].message);
+    free(json);
+}
+
 /* Trains until done, cancelled, stopped or failed. Returns the terminal state to record,
  * or TD_JOB_RUNNING when the daemon is stopping (the job resumes at the next start; so
  * does a job whose write was still refused for lack of space when the stop came), or
@@ -401,6 +442,8 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             return TD_JOB_FAILED;
         }
         int64_t e = td_trainer_epoch(c->t);
+        if (c->loss_col >= 0)
+            td_loss_trace_add(&c->loss, rec.v[c->loss_col]);
         td_tail_append(c->tail, e, rec.v);
         double now = now_s();
         /* no checkpoint at the last epoch: the end follows at once, with the model (if
@@ -676,7 +719,8 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
-    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1, .unsynced_params = -1};
+    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1, .unsynced_params = -1,
+                 .loss_col = -1, .loss = {NAN, NAN, NAN}};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
     int live = jm->shared; /* a claim marked it live already: every way out clears it */
@@ -739,6 +783,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     if (row.epoch > c.ckpt_epoch &&
         (st = td_store_history_truncate(jm->store, id, c.ckpt_epoch, &err)))
         goto done;
+    loss_trace_start(&c, names, ncols);
     if ((st = td_tail_create(&c.tail, jm->store, id, names, ncols, row.epochs, c.ckpt_epoch,
                              jm->o.history_max_rows, &err)))
         goto done;
@@ -766,6 +811,8 @@ done:
         const char *msg = final == TD_JOB_FAILED ? err.message : NULL;
         td_log(final == TD_JOB_FAILED ? TD_LOG_WARN : TD_LOG_INFO, "jobs", "job %s %s%s%s", id,
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
+        if (c.t)
+            record_warnings(&c, &hp, &train.ds);
         if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0)
             hand_off(jm, id, c.unsynced_params); /* its live mark is cleared below */
         else if (record_end(jm, id, final, code, msg))

@@ -148,7 +148,7 @@ static const char *SCHEMA_SQL =
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
     "resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "             \
-    "stopped_early, classes"
+    "stopped_early, classes, warnings"
 
 #define DS_COLS                                                                          \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
@@ -507,6 +507,8 @@ static const struct {
     {"datasets", "classes", "TEXT"},
     {"datasets", "columns", "TEXT"},
     {"jobs", "classes", "TEXT"},
+    /* JSON array of the finished run's {code, message} warnings; NULL: none recorded */
+    {"jobs", "warnings", "TEXT"},
 };
 
 static td_status add_missing_columns(td_store *s, td_error *err)
@@ -1272,9 +1274,11 @@ void td_job_row_fini(td_job_row *row)
     free(row->hyperparameters);
     free(row->metrics);
     free(row->classes);
+    free(row->warnings);
     row->hyperparameters = NULL;
     row->metrics = NULL;
     row->classes = NULL;
+    row->warnings = NULL;
 }
 
 void td_job_rows_free(td_job_row *rows, int n)
@@ -1318,7 +1322,7 @@ static td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
     r->paused = sqlite3_column_int(st, 24);
     r->stopped_early = sqlite3_column_int(st, 25);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
-        col_dup(st, 26, &r->classes) != 0) {
+        col_dup(st, 26, &r->classes) != 0 || col_dup(st, 27, &r->warnings) != 0) {
         td_job_row_fini(r);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading job %s", r->id);
     }
@@ -2944,6 +2948,28 @@ td_status td_store_job_mark_different_build(td_store *s, const char *id, td_erro
     if (rc)
         goto cleanup;
     bind_str(st, 1, id ? id : "");
+    rc = step_done(s, st, err);
+cleanup:
+    sqlite3_finalize(st);
+    leave(s);
+    return rc;
+}
+
+td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
+                                    td_error *err)
+{
+    if (s->pg) /* not yet: store_pg.c has no warnings column */
+        return td_fail(err, TD_EINVAL, "store", "a PostgreSQL store does not keep "
+                       "job warnings yet");
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+
+    enter(s);
+    rc = prepare(s, &st, "UPDATE jobs SET warnings = ?2 WHERE id = ?1", err);
+    if (rc)
+        goto cleanup;
+    bind_str(st, 1, id ? id : "");
+    bind_str(st, 2, json);
     rc = step_done(s, st, err);
 cleanup:
     sqlite3_finalize(st);

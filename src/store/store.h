@@ -208,6 +208,7 @@ typedef struct td_job_row {
     char *metrics;               /* JSON of the latest record, or NULL */
     int64_t crashes;             /* deaths of the daemon while running it */
     int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
+    char *warnings;              /* JSON array of {code, message}, or NULL (none) */
     char node[TD_NODE_MAX];      /* shared stores: the daemon that holds (or last held) it */
     char sweep[TD_ID_MAX];       /* "" unless the job is a sweep's trial */
     int64_t sweep_trial;         /* its index there, -1 when none */
@@ -441,6 +442,9 @@ void td_store_free(void *p);
 void td_store_set_build_tag(td_store *s, const char *tag);
 /* Sets the job's resumed_on_different_build flag (it never clears). */
 td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err);
+/* Records the job's warnings (a JSON array; NULL clears them). */
+td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
+                                    td_error *err);
 
 
 /* A job's "live" mark: a worker sets it (1) when it takes the job, before training, and

@@ -197,6 +197,17 @@ td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *logl
         return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
                        (long long)D, (long long)m->D);
     td_model net, gm;
+    {
+        td_model plain; /* standardize: the model on standardized rows */
+        float *Xs;
+        td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
+        if (sst || Xs) {
+            if (!sst)
+                sst = td_embed_predict(emb, labels, resp, loglik, &plain, Xs, N, D, err);
+            free(Xs);
+            return sst;
+        }
+    }
     td_embed_net_view(&net, m);
     td_embed_gmm_view(&gm, m);
     float *Z = emb ? emb : malloc(sizeof(float) * (size_t)(N * m->K + 1));

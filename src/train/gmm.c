@@ -2026,6 +2026,17 @@ td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_m
         return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
                        (long long)D, (long long)m->D);
     int64_t M = m->K, E = m->D;
+    {
+        td_model plain; /* standardize: the model on standardized rows */
+        float *Xs;
+        td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
+        if (sst || Xs) {
+            if (!sst)
+                sst = td_gmm_predict(labels, resp, loglik, &plain, Xs, N, D, err);
+            free(Xs);
+            return sst;
+        }
+    }
     td_gmm g;
     if (td_gmm_alloc(&g, M, E, m->covariance))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");

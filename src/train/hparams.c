@@ -15,6 +15,17 @@
 #include <string.h>
 
 const char *const td_model_names[] = {"softmax", "mlp", "gmm", "embed_gmm", NULL};
+const char *const td_model_docs[] = {
+    "multinomial logistic regression: one linear layer and a softmax (per group), trained "
+    "by gradient descent on the cross-entropy (scikit-learn's LogisticRegression with "
+    "l2 = 1/(C N))",
+    "multilayer perceptron: hidden layers with an activation, then a softmax output, "
+    "trained by gradient descent on the cross-entropy (scikit-learn's MLPClassifier)",
+    "Gaussian mixture fitted by expectation-maximisation (scikit-learn's GaussianMixture); "
+    "needs no labels",
+    "a network mapping rows to an embedding trained with a pair loss (labels or pairs), "
+    "and a Gaussian mixture fitted on the embeddings",
+    NULL};
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const intercept_names[] = {"fit", "none", "column0", NULL};
 static const char *const l2_scale_names[] = {"sum", "mean", NULL};
@@ -119,6 +130,11 @@ const td_hparam_def td_hparam_defs[] = {
      "initial means (M, D)"},
     {"covariances_init", TD_HP_TENSOR, OFF(covariances_init), 0, -BIG, BIG, 0, NULL, GMM,
      "initial covariances: (M, D, D) full, (M, D) diag, (M) spherical"},
+    NUM("standardize", TD_HP_BOOL, standardize, 0, 1, 0, TD_MODELS_ALL,
+        "scale every feature to mean 0 and standard deviation 1 (population std of the "
+        "training rows, as scikit-learn's StandardScaler; a constant feature keeps scale 1) "
+        "before training; the model keeps the mean and scale and applies them to every "
+        "prediction and export"),
     {"initial_weights", TD_HP_WEIGHTS, OFF(initial_weights), OFF(n_initial_weights), -BIG, BIG,
      0, NULL, NETS, "warm start: weights of a model of the same shape, as GET /model gives them"},
 };
@@ -440,6 +456,10 @@ td_status td_hparams_check(const td_hparams *given, const td_dataset *ds, int64_
         return td_fail(err, TD_EINVAL, FIELD("hidden"), "hidden needs at least one layer size");
     if (ds->N < 1 || ds->D < 1)
         return td_fail(err, TD_EINVAL, "dataset", "the dataset is empty");
+    if (hp->standardize && hp->model == TD_MODEL_SOFTMAX && hp->intercept == TD_INTERCEPT_COLUMN0)
+        return td_fail(err, TD_EINVAL, FIELD("standardize"),
+                       "standardize cannot be combined with intercept \"column0\": it would "
+                       "turn the ones column into zeros; use intercept \"fit\"");
     if (hp->model == TD_MODEL_GMM) /* unlabelled: labels, if any, are ignored */
         return td_gmm_check(hp, ds, Kout, err);
     if (hp->model == TD_MODEL_EMBED_GMM) /* labels or pairs define the pair loss */

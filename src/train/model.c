@@ -88,7 +88,9 @@ int64_t td_model_nparams(const td_model *m)
 void td_model_fini(td_model *m)
 {
     free(m->params);
+    free(m->mean);
     m->params = NULL;
+    m->mean = m->scale = NULL;
 }
 
 /* Softmax over each group of S = K/G entries of every row of z (N, K), in place;
@@ -122,6 +124,17 @@ td_status td_model_predict(float *probs, int32_t *labels, const td_model *m, con
         return td_gmm_predict(labels, probs, NULL, m, X, N, D, err);
     if (m->kind == TD_MODEL_EMBED_GMM) /* probs: responsibilities (N, M) */
         return td_embed_predict(NULL, labels, probs, NULL, m, X, N, D, err);
+    {
+        td_model plain; /* standardize: the model on standardized rows */
+        float *Xs;
+        td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
+        if (sst || Xs) {
+            if (!sst)
+                sst = td_model_predict(probs, labels, &plain, Xs, N, D, err);
+            free(Xs);
+            return sst;
+        }
+    }
     if (m->kind == TD_MODEL_MLP) {
         td_mlp *M = td_mlp_create(m, 0);
         if (!M)

@@ -7,6 +7,8 @@
  *                      activation, covariance, converged, n_iter, components, rows,
  *                      n_params, lower_bound (the bits of the double)
  *   off H   params     float32 x n_params, in the order of td_model_layout
+ *           mean,scale float32 x 2 D, only for a model that standardizes (td_model.mean;
+ *                      the file's length tells)
  *   end-8   checksum   XXH64 (seed 0) of every byte before it
  * Loading checks the checksum first, then every field against what the engine accepts,
  * and that n_params is the layout's count, so a loaded model predicts like the saved one. */
@@ -30,7 +32,7 @@ enum { F_KIND, F_D, F_K, F_G, F_INTERCEPT, F_NHIDDEN, F_HIDDEN,
 
 size_t td_model_file_size(const td_model *m)
 {
-    return HEADER + sizeof(float) * (size_t)m->n_params + 8;
+    return HEADER + sizeof(float) * (size_t)(m->n_params + (m->mean ? 2 * m->D : 0)) + 8;
 }
 
 size_t td_model_encode(const td_model *m, void *buf, size_t cap)
@@ -58,6 +60,12 @@ size_t td_model_encode(const td_model *m, void *buf, size_t cap)
         td_wr32(p + 4 * i, u);
     }
     p += 4 * (size_t)m->n_params;
+    for (int64_t i = 0; m->mean && i < 2 * m->D; i++) { /* scale = mean + D */
+        uint32_t u;
+        memcpy(&u, &m->mean[i], 4);
+        td_wr32(p + 4 * i, u);
+    }
+    p += m->mean ? 8 * (size_t)m->D : 0;
     td_wr64(p, td_xxh64(buf, need - 8, 0));
     return need;
 }
@@ -127,8 +135,10 @@ td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *er
     memcpy(&m->lower_bound, &f[F_LOWER_BOUND], 8);
     if (m->kind == TD_MODEL_EMBED_GMM && m->components < 1)
         return bad(err, "no mixture components");
+    size_t plain = HEADER + 4 * (size_t)f[F_NPARAMS] + 8;
+    int standardized = nparams_bound(m) <= MAX_PARAMS && len == plain + 8 * (size_t)m->D;
     if (nparams_bound(m) > MAX_PARAMS || td_model_nparams(m) != f[F_NPARAMS] ||
-        len != HEADER + 4 * (size_t)f[F_NPARAMS] + 8)
+        (len != plain && !standardized))
         return bad(err, "the parameter count does not match the model's shape");
     m->n_params = f[F_NPARAMS];
     if (!(m->params = malloc(sizeof(float) * (size_t)(m->n_params + 1))))
@@ -137,6 +147,22 @@ td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *er
     for (int64_t i = 0; i < m->n_params; i++) {
         uint32_t u = td_rd32(p + HEADER + 4 * i);
         memcpy(&m->params[i], &u, 4);
+    }
+    if (standardized) {
+        if (!(m->mean = malloc(sizeof(float) * (size_t)(2 * m->D)))) {
+            td_model_fini(m);
+            return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        }
+        m->scale = m->mean + m->D;
+        for (int64_t i = 0; i < 2 * m->D; i++) {
+            uint32_t u = td_rd32(p + HEADER + 4 * (size_t)(m->n_params + i));
+            memcpy(&m->mean[i], &u, 4);
+        }
+        for (int64_t j = 0; j < m->D; j++)
+            if (!isfinite(m->mean[j]) || !(m->scale[j] > 0) || !isfinite(m->scale[j])) {
+                td_model_fini(m);
+                return bad(err, "a standardization mean or scale that is not finite (> 0)");
+            }
     }
     return TD_OK;
 }

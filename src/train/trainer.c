@@ -7,12 +7,10 @@
 
 #include "train/trainer_impl.h"
 
-td_status td_trainer_create(td_trainer **out, const td_hparams *given,
-                            const td_dataset *train, const td_dataset *val, td_error *err)
+/* The model family's trainer (hp resolved). */
+static td_status create_family(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                               const td_dataset *val, td_error *err)
 {
-    td_hparams resolved = *given; /* shallow: the family makes its own deep copy */
-    td_hparams_resolve(&resolved, 0);
-    const td_hparams *hp = &resolved;
     *out = NULL;
     switch (hp->model) {
     case TD_MODEL_SOFTMAX:
@@ -25,6 +23,17 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *given,
     default:
         return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     }
+}
+
+td_status td_trainer_create(td_trainer **out, const td_hparams *given,
+                            const td_dataset *train, const td_dataset *val, td_error *err)
+{
+    td_hparams resolved = *given; /* shallow: the family makes its own deep copy */
+    td_hparams_resolve(&resolved, 0);
+    const td_hparams *hp = &resolved;
+    if (hp->standardize)
+        return td_std_trainer_create(out, hp, train, val, create_family, err);
+    return create_family(out, hp, train, val, err);
 }
 
 td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
@@ -61,6 +70,8 @@ size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
     default:
         return 0;
     }
+    if (hp->standardize)
+        b += td_std_trainer_bytes(train, val);
     /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */
     return b + b / 32 + (256u << 10);
 }

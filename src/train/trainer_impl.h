@@ -80,6 +80,17 @@ int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32]
 void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
                     int64_t M, int ncols);
 
+/* A family's create (the three below). */
+typedef td_status (*td_family_create)(td_trainer **out, const td_hparams *hp,
+                                      const td_dataset *train, const td_dataset *val,
+                                      td_error *err);
+/* standardize (standardize.c): the family's trainer, made by create, on standardized copies
+ * of train's and val's X; its model carries the mean and scale. td_std_trainer_bytes: the
+ * copies and statistics, for td_train_memory_estimate. */
+td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                const td_dataset *val, td_family_create create, td_error *err);
+size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
+
 /* softmax and mlp (grad_trainer.c); hp is already checked against train. */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
                                  const td_dataset *train, const td_dataset *val, td_error *err);
