@@ -51,7 +51,7 @@ BENCH_SRCS:= $(sort $(wildcard bench/*.c))
 # examples and bench/ link against it alone, so the linker enforces the boundary. (The test
 # runner stays one binary over libtraind.a: it wraps the allocator and runs every suite;
 # engine-check, run by make test, holds the library to the boundary.)
-ENGINE_SRCS := $(sort $(wildcard src/train/*.c src/math/*.c)) src/util/status.c
+ENGINE_SRCS := $(sort $(wildcard src/train/*.c src/math/*.c)) src/util/status.c src/util/clock.c
 ENGINE_OBJS := $(ENGINE_SRCS:%.c=$(BUILD)/%.o)
 ENGINE_LIBS  = $(shell pkg-config --libs openblas 2>/dev/null) -lm -pthread
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))

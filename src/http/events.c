@@ -15,6 +15,7 @@
 
 #include "http/json_util.h"
 #include "jobs/tail.h"
+#include "util/clock.h"
 
 #define EV_WAIT_MS 1000        /* longest wait per producer call */
 #define EV_PAGE 64             /* stored records read at a time when replaying */
@@ -38,13 +39,6 @@ typedef struct ev {
     td_sbuf out;               /* events made, not yet handed to the server */
     size_t sent;               /* of out */
 } ev;
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void sleep_s(double s)
 {
@@ -108,7 +102,7 @@ static void drop_tail(ev *s)
 /* max_rate > 0: at each tick, the latest eligible epoch if it is new. */
 static void tail_rate(ev *s)
 {
-    double now = mono_now();
+    double now = td_mono_s();
     if (now < s->next_tick) {
         sleep_s(s->next_tick - now);
         return;
@@ -208,7 +202,7 @@ static void finish(ev *s)
         if (!s->replayed)
             return;
     } else if (s->fin.epoch > s->cursor) { /* the final epoch, on a tick */
-        double now = mono_now();
+        double now = td_mono_s();
         if (now < s->next_tick) {
             sleep_s(s->next_tick - now);
             return;

@@ -101,6 +101,7 @@
 #include "util/budget.h"
 #include "http/auth.h"
 #include "http/tls.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -201,13 +202,6 @@ typedef struct stream_state {
     double last_out;
     int slot;                        /* holds one of max_streams (an event stream) */
 } stream_state;
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(int ms)
 {
@@ -639,10 +633,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     const size_t ka = sizeof KEEPALIVE_TEXT - 1;
     for (;;) {
         if (atomic_load(&ss->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
-        double t0 = mono_now();
+        double t0 = td_mono_s();
         ssize_t n = ss->fn(ss->ctx, ss->upos, buf, max);
         if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
-        double t = mono_now();
+        double t = td_mono_s();
         if (n > 0) {
             if ((size_t)n > max) n = (ssize_t)max;
             ss->upos += (uint64_t)n;
@@ -717,7 +711,7 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         ss->fn = r->stream;
         ss->ctx = r->stream_ctx;
         ss->free_fn = r->stream_free;
-        ss->last_out = mono_now();
+        ss->last_out = td_mono_s();
         ss->slot = sse;
         r->stream = NULL; /* owned by ss now */
         r->stream_ctx = NULL;
@@ -842,7 +836,7 @@ static void conn_set_phase(td_server *s, conn_entry *ce, conn_phase phase)
     if (!ce) return;
     pthread_mutex_lock(&s->lock);
     ce->phase = phase;
-    ce->since = mono_now();
+    ce->since = td_mono_s();
     atomic_store(&ce->body_got, 0);
     pthread_mutex_unlock(&s->lock);
 }
@@ -861,7 +855,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rs) return MHD_NO;
         *con_cls = rs;
         rs->srv = s;
-        rs->t0 = mono_now();
+        rs->t0 = td_mono_s();
         snprintf(rs->method, sizeof rs->method, "%s", method);
         if (snprintf(rs->logpath, sizeof rs->logpath, "%s", url) >= (int)sizeof rs->logpath)
             memcpy(rs->logpath + sizeof rs->logpath - 4, "...", 4); /* cut, and says so */
@@ -1006,7 +1000,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_state *rs = *con_cls;
     if (!rs) return;
     *con_cls = NULL;
-    double ms = (mono_now() - rs->t0) * 1e3;
+    double ms = (td_mono_s() - rs->t0) * 1e3;
     /* The audit: every write request, authorized or not, with the token's NAME. */
     if (strcmp(rs->method, "GET") != 0 && strcmp(rs->method, "HEAD") != 0)
         td_log(TD_LOG_INFO, "audit", "token=%s method=%s path=%s status=%d%s",
@@ -1039,7 +1033,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         ce->fd = ci ? ci->connect_fd : -1;
         ce->phase = CONN_HEADERS;
-        ce->since = mono_now();
+        ce->since = td_mono_s();
         ce->reserve = n > s->max_conn;
         pthread_mutex_lock(&s->lock);
         ce->next = s->conns;
@@ -1100,7 +1094,7 @@ static void *watchdog_main(void *arg)
         ts.tv_nsec += 200 * 1000000L;
         if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&s->wd_cond, &s->lock, &ts);
-        double now = mono_now();
+        double now = td_mono_s();
         for (conn_entry *ce = s->conns; ce; ce = ce->next) {
             const char *why = ce->killed || ce->fd < 0 ? NULL : conn_overdue(s, ce, now);
             if (!why) continue;

@@ -87,6 +87,7 @@
 #include "store/store_sweeps.h"
 #include "traind/train.h"
 #include "util/budget.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define TRAIN_NICE 10
@@ -140,13 +141,6 @@ struct td_jobs {
 /* Deaths of the daemon while running a job after which the job is failed ("crashed")
  * instead of resumed once more: one bad job cannot keep the service down. */
 #define MAX_CRASHES 2
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void notify_locked(td_jobs *jm)
 {
@@ -283,7 +277,7 @@ static td_status flush(job_ctx *c, td_error *err)
     double rec[TD_HIST_MAX_COLS];
     char *metrics = td_tail_row(c->tail, v.hi, rec) ? td_json_metrics_string(names, rec, ncols)
                                                     : NULL;
-    td_status st = td_tail_flush(c->tail, metrics, now_s(), err);
+    td_status st = td_tail_flush(c->tail, metrics, td_mono_s(), err);
     free(metrics);
     return st;
 }
@@ -401,7 +395,7 @@ static void record_warnings(job_ctx *c, const td_hparams *hp, const td_dataset *
 static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
 {
     td_jobs *jm = c->jm;
-    double last_ckpt = now_s();
+    double last_ckpt = td_mono_s();
     td_status st = TD_OK;
     for (;;) {
         if (td_trainer_done(c->t)) {
@@ -445,7 +439,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         if (c->loss_col >= 0)
             td_loss_trace_add(&c->loss, rec.v[c->loss_col]);
         td_tail_append(c->tail, e, rec.v);
-        double now = now_s();
+        double now = td_mono_s();
         /* no checkpoint at the last epoch: the end follows at once, with the model (if
          * the end cannot be recorded, the job resumes from its last checkpoint and
          * computes the same weights again) */
@@ -475,7 +469,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
                 return stopped_or_failed(jm, st);
             }
             c->ckpt_epoch = e;
-            last_ckpt = now_s();
+            last_ckpt = td_mono_s();
             put_model(c, NULL);
         }
         pthread_mutex_lock(&jm->mu);

@@ -17,6 +17,7 @@
  * empties it and moves `committed` under `mu`. Fields marked "worker only" are touched by
  * the worker alone. */
 #include "jobs/tail.h"
+#include "util/clock.h"
 
 #include <assert.h>
 #include <math.h>
@@ -52,13 +53,6 @@ struct td_tail {
     double last_flush;           /* monotonic seconds */
     int flushed;                 /* a batch went to the store since the tail was made */
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double *ring_row(const td_tail *t, int64_t epoch)
 {
@@ -143,7 +137,7 @@ td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
     t->committed = t->hi = committed;
     t->lo = committed + 1;
     t->first = t->best = t->flushed_best = -1;
-    t->last_flush = mono_now();
+    t->last_flush = td_mono_s();
     td_status st = committed > 0 ? track_stored(t, err) : TD_OK;
     if (st) {
         td_tail_release(t);

@@ -607,7 +607,7 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
 static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
 {
     embed_trainer *t = (embed_trainer *)base;
-    double t0 = td_now_s();
+    double t0 = td_mono_s();
     const td_dataset *ds = t->train;
     int64_t N = t->N, E = t->E, P = t->P, M = t->M;
     float *params = t->model.params;
@@ -735,7 +735,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         for (int64_t i = 0; i < N; i++)
             params[t->assign_off + i] = (float)t->lab[i];
     }
-    t->base.elapsed += td_now_s() - t0;
+    t->base.elapsed += td_mono_s() - t0;
 
     rec->v[C_EPOCH] = (double)t->base.epoch;
     rec->v[C_ELAPSED] = t->base.elapsed;

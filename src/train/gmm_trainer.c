@@ -218,7 +218,7 @@ static void end_run(gmm_trainer *t)
 static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
 {
     gmm_trainer *t = (gmm_trainer *)base;
-    double t0 = td_now_s();
+    double t0 = td_mono_s();
     const td_dataset *ds = t->train;
     int64_t M = t->g.M, E = t->g.E, N = ds->N;
     td_status st;
@@ -302,7 +302,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if (t->converged || t->n_iter >= t->hp.max_iter)
         end_run(t);
     sync_model(t);
-    t->base.elapsed += td_now_s() - t0;
+    t->base.elapsed += td_mono_s() - t0;
 
     rec->v[C_EPOCH] = (double)t->iters;
     rec->v[C_RUN] = (double)run;

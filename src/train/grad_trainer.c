@@ -418,7 +418,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, const char **bad)
 static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
 {
     grad_trainer *t = (grad_trainer *)base;
-    double t0 = td_now_s();
+    double t0 = td_mono_s();
     int64_t P = t->model.n_params;
     for (int i = 0; i < TD_REC_MAX; i++)
         rec->v[i] = NAN;
@@ -472,7 +472,7 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
         if (t->no_improve >= t->hp.n_iter_no_change)
             t->base.stopped = 1;
     }
-    t->base.elapsed += td_now_s() - t0;
+    t->base.elapsed += td_mono_s() - t0;
     rec->v[C_EPOCH] = (double)t->base.epoch;
     rec->v[C_ELAPSED] = t->base.elapsed;
     return TD_OK;

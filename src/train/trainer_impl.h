@@ -7,6 +7,7 @@
 #ifndef TRAIND_TRAINER_IMPL_H
 #define TRAIND_TRAINER_IMPL_H
 
+#include "util/clock.h" /* td_mono_s, for td_trainer.elapsed */
 #include "traind/train.h"
 
 typedef struct td_trainer_vtbl {
@@ -58,8 +59,6 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
                             hp_in, epochs))
 void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
                      size_t model_offset, const td_hparams *hp_in, int64_t epochs);
-/* Seconds on the monotonic clock (for td_trainer.elapsed). */
-double td_now_s(void);
 /* 1 when every p[0..n) is finite. */
 int td_all_finite(const float *p, int64_t n);
 /* The weights under l1/l2 among layout[0..n): every penalized tensor (all of them with

@@ -26,13 +26,6 @@ void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
     return t;
 }
 
-double td_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int td_all_finite(const float *p, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
