@@ -2,6 +2,7 @@
 #include "httpc.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
@@ -521,4 +522,32 @@ void httpc_daemon_cleanup(httpc_daemon *d)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
     if (system(cmd) != 0) {}
     d->dir[0] = '\0';
+}
+
+long httpc_proc_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = strlen(field);
+    long kb = -1;
+    while (f && kb < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            kb = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+double httpc_metric(int port, const char *name)
+{
+    httpc_resp r;
+    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(r.body, key);
+    ck_assert_msg(p != NULL, "no %s in /metrics", name);
+    double v = strtod(p + strlen(key), NULL);
+    httpc_free(&r);
+    return v;
 }

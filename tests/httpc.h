@@ -66,6 +66,12 @@ double httpc_wait_closed(int fd, double timeout_s);
 /* Monotonic seconds. */
 double httpc_now(void);
 
+/* A "Name:   123 kB" line of /proc/<pid>/status (VmHWM, VmRSS, RssAnon, ...) in KiB; -1
+ * when the process or the line is not there. */
+long httpc_proc_kb(pid_t pid, const char *field);
+/* The value of the /metrics line "name value" (the request and the line must exist). */
+double httpc_metric(int port, const char *name);
+
 /* A traind process under test: $TD_BIN (default build/traind) started with
  * "--listen 127.0.0.1:0 --state-dir DIR/state" and then args, stderr+stdout to DIR/traind.log,
  * where DIR is a fresh temporary directory. */

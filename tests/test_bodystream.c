@@ -335,20 +335,6 @@ END_TEST
 
 /* ---- the daemon: peak memory for big bodies --------------------------------------- */
 
-static long vm_hwm_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* Resets the peak to the current resident set (so each body is measured on its own);
  * 0 when the kernel would not. */
 static int reset_hwm(pid_t pid)
@@ -415,14 +401,14 @@ static long post_growth(httpc_daemon *d, const char *path, const gbuf *body, int
                         const char *want_text)
 {
     int reset = reset_hwm(d->pid);
-    long before = vm_hwm_kb(d->pid);
+    long before = httpc_proc_kb(d->pid, "VmHWM");
     httpc_resp r;
     int st = httpc_request(d->port, "POST", path, "Content-Type: application/json", body->p,
                            body->n, &r);
     ck_assert_msg(st == want, "%s: %d %.300s", path, st, r.body ? r.body : "");
     ck_assert_msg(strstr(r.body, want_text), "%s: %.300s", path, r.body);
     httpc_free(&r);
-    long grew = (vm_hwm_kb(d->pid) - before) * 1024;
+    long grew = (httpc_proc_kb(d->pid, "VmHWM") - before) * 1024;
     fprintf(stderr, "bodystream: %s body %.1f MB, peak resident set +%.1f MB%s\n", path,
             (double)body->n / 1e6, (double)grew / 1e6, reset ? "" : " (cumulative peak)");
     return grew;

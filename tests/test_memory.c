@@ -429,35 +429,6 @@ static char *post_dataset(int port, int rows, int cols, int last)
     return id;
 }
 
-/* The value of a /metrics line "name value". */
-static double metric(int port, const char *name)
-{
-    httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = strstr(r.body, key);
-    ck_assert_msg(p != NULL, "no %s in /metrics", name);
-    double v = strtod(p + strlen(key), NULL);
-    httpc_free(&r);
-    return v;
-}
-
-/* VmHWM (peak resident set) of pid in KiB. */
-static long vm_hwm_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 /* A prediction holds its outputs: 200 rows of 100,000 class probabilities (~160 MB by
  * the estimate) are refused under a 64 MB budget with the estimate and the budget named;
  * 10 rows are answered, and the reservation is returned once the answer is sent. */
@@ -480,7 +451,7 @@ START_TEST(predict_over_the_budget_is_refused)
         for (int i = 0; i < rows; i++)
             n += (size_t)snprintf(body + n, sizeof body - n, "%s[0.5]", i ? "," : "");
         n += (size_t)snprintf(body + n, sizeof body - n, "]}");
-        long before = vm_hwm_kb(d.pid);
+        long before = httpc_proc_kb(d.pid, "VmHWM");
         int st = post(d.port, path, body, n, &j);
         if (rows == 200) {
             ck_assert_int_eq(st, 422);
@@ -489,7 +460,7 @@ START_TEST(predict_over_the_budget_is_refused)
             const char *msg = str(e, "message");
             ck_assert_msg(strstr(msg, "predicting 200 rows needs ~") &&
                           strstr(msg, "max_memory_mb = 64"), "message: %s", msg);
-            ck_assert_msg(vm_hwm_kb(d.pid) - before < 32 * 1024, "peak RSS grew");
+            ck_assert_msg(httpc_proc_kb(d.pid, "VmHWM") - before < 32 * 1024, "peak RSS grew");
         } else {
             ck_assert_int_eq(st, 200);
             ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "labels")),
@@ -499,9 +470,9 @@ START_TEST(predict_over_the_budget_is_refused)
     }
     /* returned when the server frees the sent answer, just after the client has it */
     double t0 = httpc_now();
-    while (metric(d.port, "traind_memory_reserved_bytes") != 0 && httpc_now() - t0 < 5)
+    while (httpc_metric(d.port, "traind_memory_reserved_bytes") != 0 && httpc_now() - t0 < 5)
         usleep(10000);
-    ck_assert_msg(metric(d.port, "traind_memory_reserved_bytes") == 0, "reservation kept");
+    ck_assert_msg(httpc_metric(d.port, "traind_memory_reserved_bytes") == 0, "reservation kept");
     free(id), free(ds);
     stop(&d);
 }
@@ -511,14 +482,14 @@ START_TEST(huge_softmax_is_refused_at_submission)
 {
     httpc_daemon d = start_with("max_memory_mb = 64\n");
     char *ds = post_dataset(d.port, 2, 100000, 2683); /* 100,000 x 2684 weights: ~1 GB each */
-    long before = vm_hwm_kb(d.pid);
+    long before = httpc_proc_kb(d.pid, "VmHWM");
     char body[160];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", ds);
     double t0 = httpc_now();
     cJSON *j;
     int st = post(d.port, "/v1/jobs", body, strlen(body), &j);
     double took = httpc_now() - t0;
-    long after = vm_hwm_kb(d.pid);
+    long after = httpc_proc_kb(d.pid, "VmHWM");
     ck_assert_int_eq(st, 422);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     ck_assert_str_eq(str(e, "code"), "over_memory_budget");
@@ -566,9 +537,9 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *second = strdup(str(j, "id"));
     cJSON_Delete(j);
-    double reserved = metric(d.port, "traind_memory_reserved_bytes");
+    double reserved = httpc_metric(d.port, "traind_memory_reserved_bytes");
     ck_assert_msg(reserved > 16e6 && reserved <= 40 * 1048576.0, "reserved %.0f", reserved);
-    ck_assert_int_eq((long long)metric(d.port, "traind_memory_budget_bytes"), 40ll << 20);
+    ck_assert_int_eq((long long)httpc_metric(d.port, "traind_memory_budget_bytes"), 40ll << 20);
     /* A body that fits the budget but not beside the running job: 503, Retry-After. */
     size_t big = 9u << 20; /* reserves 18 MiB */
     char *blank = malloc(big);
@@ -612,9 +583,9 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
                   str(j2, "started_at"));
     cJSON_Delete(j2), cJSON_Delete(j3);
     free(third), free(tiny);
-    for (int i = 0; i < 500 && metric(d.port, "traind_memory_reserved_bytes") > 0; i++)
+    for (int i = 0; i < 500 && httpc_metric(d.port, "traind_memory_reserved_bytes") > 0; i++)
         usleep(10000); /* the worker returns the reservation just after recording the end */
-    ck_assert_int_eq((long long)metric(d.port, "traind_memory_reserved_bytes"), 0);
+    ck_assert_int_eq((long long)httpc_metric(d.port, "traind_memory_reserved_bytes"), 0);
     free(first), free(second), free(ds);
     stop(&d);
 }

@@ -50,35 +50,6 @@ static cJSON *call(int port, const char *method, const char *path, const char *b
     return j;
 }
 
-static double metric(int port, const char *name)
-{
-    httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = strstr(r.body, key);
-    ck_assert_msg(p != NULL, "no %s in /metrics", name);
-    double v = strtod(p + strlen(key), NULL);
-    httpc_free(&r);
-    return v;
-}
-
-/* RssAnon of pid in KiB. */
-static long rss_anon_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    ck_assert_int_ge(kb, 0);
-    return kb;
-}
-
 /* job id's state and epoch. */
 static void job_status(int port, const char *id, char state[32], long *epoch)
 {
@@ -131,8 +102,9 @@ START_TEST(four_jobs_share_one_dataset)
     snprintf(dir, sizeof dir, "%s", d.dir);
     d = start_in(dir, conf);
     int port = d.port;
-    ck_assert_int_eq((long long)metric(port, "traind_dataset_checksums_total"), 0);
-    long before = rss_anon_kb(d.pid);
+    ck_assert_int_eq((long long)httpc_metric(port, "traind_dataset_checksums_total"), 0);
+    long before = httpc_proc_kb(d.pid, "RssAnon");
+    ck_assert_int_ge(before, 0);
 
     char *ids[NJOBS], body[256];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
@@ -158,15 +130,16 @@ START_TEST(four_jobs_share_one_dataset)
     }
     long during = 0;
     for (int k = 0; k < 10; k++) { /* the highest of a few samples while they train */
-        long kb = rss_anon_kb(d.pid);
+        long kb = httpc_proc_kb(d.pid, "RssAnon");
+        ck_assert_int_ge(kb, 0);
         during = kb > during ? kb : during;
         usleep(20000);
     }
-    ck_assert_int_eq((long long)metric(port, "traind_jobs{state=\"running\"}"), NJOBS);
-    ck_assert_int_eq((long long)metric(port, "traind_datasets_mapped"), 1);
-    ck_assert_msg(metric(port, "traind_datasets_mapped_bytes") > ROWS * COLS * 4.0, "bytes");
+    ck_assert_int_eq((long long)httpc_metric(port, "traind_jobs{state=\"running\"}"), NJOBS);
+    ck_assert_int_eq((long long)httpc_metric(port, "traind_datasets_mapped"), 1);
+    ck_assert_msg(httpc_metric(port, "traind_datasets_mapped_bytes") > ROWS * COLS * 4.0, "bytes");
     /* hashed once: not at each of the 4 submissions, not at each of the 4 starts */
-    ck_assert_int_eq((long long)metric(port, "traind_dataset_checksums_total"), 1);
+    ck_assert_int_eq((long long)httpc_metric(port, "traind_dataset_checksums_total"), 1);
     long grew = during - before;
     ck_assert_msg(grew <= 12 * 1024, "4 jobs on a 24 MiB dataset added %ld KiB of anonymous "
                   "memory (%ld -> %ld)", grew, before, during);
@@ -189,9 +162,9 @@ START_TEST(four_jobs_share_one_dataset)
         free(ids[i]);
     }
     double t0 = httpc_now(); /* the workers let go just after recording the end */
-    while (metric(port, "traind_datasets_mapped") > 0 && httpc_now() - t0 < 10)
+    while (httpc_metric(port, "traind_datasets_mapped") > 0 && httpc_now() - t0 < 10)
         usleep(10000);
-    ck_assert_int_eq((long long)metric(port, "traind_datasets_mapped"), 0);
+    ck_assert_int_eq((long long)httpc_metric(port, "traind_datasets_mapped"), 0);
     ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
     httpc_daemon_cleanup(&d);
     free(ds);

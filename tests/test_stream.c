@@ -957,21 +957,6 @@ END_TEST
 
 /* ---- the daemon ------------------------------------------------------------------- */
 
-/* VmHWM (peak resident set) of pid in KiB. */
-static long vm_hwm_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static char *conf_file(const char *text)
 {
     char *path = strdup("/tmp/traind-stream-XXXXXX");
@@ -1009,13 +994,13 @@ START_TEST(daemon_streams_big_bodies)
     for (int i = 0; i < N; i++)
         n += (size_t)snprintf(body + n, cap - n, "%s%d", i ? ", " : "", i % 10);
     n += (size_t)snprintf(body + n, cap - n, "]}");
-    long before = vm_hwm_kb(d.pid);
+    long before = httpc_proc_kb(d.pid, "VmHWM");
     httpc_resp resp;
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/datasets", "Content-Type: application/json",
                                    body, n, &resp), 201);
     ck_assert_ptr_nonnull(strstr(resp.body, "\"n_samples\":4000,\"n_features\":256"));
     httpc_free(&resp);
-    long grew = vm_hwm_kb(d.pid) - before;
+    long grew = httpc_proc_kb(d.pid, "VmHWM") - before;
     /* the float32 matrix is 4 MB; the text (20 MB) is never held */
     ck_assert_msg(grew * 1024 < (long)n / 2, "peak grew by %ld KiB for a %zu-byte body", grew, n);
 
@@ -1052,7 +1037,7 @@ START_TEST(daemon_413_without_growing)
     httpc_daemon d;
     int port = httpc_daemon_start(&d, NULL, args, NULL);
     ck_assert_msg(port > 0, "daemon did not start");
-    long before = vm_hwm_kb(d.pid);
+    long before = httpc_proc_kb(d.pid, "VmHWM");
     /* 12 MB of a plausible dataset, chunked (no Content-Length to refuse it by) */
     int fd = httpc_connect(port);
     const char *h = "POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -1079,7 +1064,7 @@ START_TEST(daemon_413_without_growing)
     ck_assert_int_gt(recv(fd, buf, sizeof buf - 1, 0), 12);
     ck_assert_msg(strstr(buf, "HTTP/1.1 413") && strstr(buf, "payload_too_large"), "%s", buf);
     close(fd);
-    long grew = vm_hwm_kb(d.pid) - before;
+    long grew = httpc_proc_kb(d.pid, "VmHWM") - before;
     ck_assert_msg(grew < 6 * 1024, "peak grew by %ld KiB for a 12 MB body over a 2 MB limit",
                   grew);
     /* with a Content-Length: refused before the body */
