@@ -2392,7 +2392,7 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
     locked = 1;
     /* No fsync for this transaction: see store.h. Set outside the transaction, and back to
      * FULL before the lock is released, whatever happens. */
-    rc = exec_sql(s, "PRAGMA synchronous=NORMAL", err);
+    rc = relax(s, err);
     if (rc)
         goto cleanup;
     relaxed = 1;
@@ -2451,7 +2451,7 @@ cleanup:
     if (locked && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     if (relaxed)
-        sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+        unrelax(s);
     if (locked)
         leave(s);
     return rc;
