@@ -20,10 +20,10 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http/json_hparams.h"
-#include "http/json_job.h"
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_hparams.h"
+#include "codec/json_job.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 #include "traind/train.h"
 
 #define N_ROWS 12

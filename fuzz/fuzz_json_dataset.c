@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http/json_dataset.h"
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_dataset.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 
 static td_status stream(td_dataset_buf *out, const uint8_t *data, size_t size, int mode,
                         uint64_t seed, td_error *err)

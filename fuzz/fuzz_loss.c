@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http/json_loss.h"
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_loss.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 
 static const char *const ARRAY_KEYS[] = {"logits", "target", "probabilities", "a", "b",
                                          "similar", "class_weights", NULL};

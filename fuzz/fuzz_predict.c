@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http/json_model.h"
+#include "codec/json_model.h"
 #include "traind/train.h"
 
 #define N_ROWS 24

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http/json_dataset.h"
+#include "codec/json_dataset.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "store/store.h"

@@ -18,11 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http/json_hparams.h"
-#include "http/json_loss.h"
-#include "http/json_out.h"
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_hparams.h"
+#include "codec/json_loss.h"
+#include "codec/json_out.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 #include "httpc.h"
 
 /* ---- arrays against the tree readers --------------------------------------------- */

@@ -35,9 +35,9 @@
 #include <unistd.h>
 
 #include "failalloc.h"
-#include "http/json_hparams.h"
-#include "http/json_job.h"
-#include "http/json_loss.h"
+#include "codec/json_hparams.h"
+#include "codec/json_job.h"
+#include "codec/json_loss.h"
 #include "httpc.h"
 #include "store/reserve.h"
 #include "store/store.h"

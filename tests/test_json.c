@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_dataset.h"
-#include "http/json_hparams.h"
-#include "http/json_loss.h"
-#include "http/json_model.h"
-#include "http/json_util.h"
+#include "codec/json_dataset.h"
+#include "codec/json_hparams.h"
+#include "codec/json_loss.h"
+#include "codec/json_model.h"
+#include "codec/json_util.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
 

@@ -22,10 +22,10 @@
 #include <unistd.h>
 
 #include "http/http.h"
-#include "http/json_dataset.h"
-#include "http/json_util.h"
+#include "codec/json_dataset.h"
+#include "codec/json_util.h"
 #include "http/server.h"
-#include "http/stream_dataset.h"
+#include "codec/stream_dataset.h"
 #include "httpc.h"
 #include "testutil.h"
 

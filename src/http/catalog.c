@@ -1,13 +1,13 @@
 /* catalog.c — the model catalogue of GET /v1/models (contract in catalog.h). */
 #include "http/catalog.h"
-#include "http/json_util.h"
+#include "codec/json_util.h"
 
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_hparams.h"
+#include "codec/json_hparams.h"
 #include "traind/hparams.h"
 
 #define NO_BOUND 1e300

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http/json_util.h"
+#include "codec/json_util.h"
 #include "jobs/tail.h"
 #include "util/clock.h"
 

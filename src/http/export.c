@@ -15,8 +15,8 @@
 #include "codec/model_onnx.h"
 #include "codec/npy.h"
 #include "codec/npz_write.h"
-#include "http/json_model.h"
-#include "http/json_util.h"
+#include "codec/json_model.h"
+#include "codec/json_util.h"
 
 typedef enum { F_JSON, F_CSV, F_NPZ, F_C, F_ONNX, F_NONE } fmt;
 static const char *const FMT_NAMES[] = {"json", "csv", "npz", "c", "onnx"};

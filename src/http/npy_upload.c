@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "codec/npy_dataset.h"
-#include "http/json_dataset.h"
+#include "codec/json_dataset.h"
 #include "store/dataset_out.h"
 
 struct td_npy_upload {

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_hparams.h"
-#include "http/json_job.h"
-#include "http/json_sweep.h"
-#include "http/json_util.h"
+#include "codec/json_hparams.h"
+#include "codec/json_job.h"
+#include "codec/json_sweep.h"
+#include "codec/json_util.h"
 #include "http/routes_impl.h"
 #include "util/budget.h"
 #include "util/log.h"

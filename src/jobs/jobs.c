@@ -79,7 +79,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/json_job.h"
+#include "codec/json_job.h"
 #include "math/blas.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"

@@ -18,14 +18,14 @@
  * Predict request: {"X": [[...]]} streamed into a float32 array (td_jarray, with the
  * errors of the tree readers: finite float32, rows of one length), D checked against the
  * model. */
-#ifndef TRAIND_HTTP_JSON_MODEL_H
-#define TRAIND_HTTP_JSON_MODEL_H
+#ifndef TRAIND_CODEC_JSON_MODEL_H
+#define TRAIND_CODEC_JSON_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/json_out.h"
-#include "http/stream_dataset.h"
+#include "codec/json_out.h"
+#include "codec/stream_dataset.h"
 #include "traind/status.h"
 #include "traind/train.h"
 

@@ -1,7 +1,7 @@
 /* json_eval.c — the evaluate body and answer (contracts in json_eval.h). The numbers are
  * the engine's (td_class_metrics_compute, td_gmm_predict, td_gmm_n_parameters); this file
  * reads and writes JSON. */
-#include "http/json_eval.h"
+#include "codec/json_eval.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_util.h"
+#include "codec/json_util.h"
 
 static const char *const eval_arrays[] = {"X", "y", NULL};
 static const char *const eval_small[] = {"dataset", NULL};

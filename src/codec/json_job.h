@@ -1,7 +1,7 @@
 /* json_job.h — JSON of jobs: stored hyperparameters back to engine structs, the job
  * object, latest metrics, and the loss history (columnar JSON and CSV). */
-#ifndef TRAIND_HTTP_JSON_JOB_H
-#define TRAIND_HTTP_JSON_JOB_H
+#ifndef TRAIND_CODEC_JSON_JOB_H
+#define TRAIND_CODEC_JSON_JOB_H
 
 #include <stdint.h>
 

@@ -5,14 +5,14 @@
  * pending buffer, from which bytes are copied out. An element is written with what comes
  * before it: '[' per dim on the first, else the ']'s of the dims it closes, a ',', and as
  * many '['; the ']'s after the last element end the array. */
-#include "http/json_out.h"
+#include "codec/json_out.h"
 
 #include "util/budget.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_util.h"
+#include "codec/json_util.h"
 
 typedef struct part {
     int kind;                    /* 0 text, 1 float32, 2 int32, 3 float32 made by fill */

@@ -1,6 +1,6 @@
 /* json_hparams.c — "hyperparameters" <-> td_hparams through td_hparam_defs, initial
  * weights into the flat parameter layout, and the job body. Contracts in json_hparams.h. */
-#include "http/json_hparams.h"
+#include "codec/json_hparams.h"
 
 #include <stddef.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 
 #define HP "hyperparameters"
 

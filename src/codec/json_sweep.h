@@ -14,8 +14,8 @@
  * int_uniform an integer in [a, b]. Each trial's hyperparameters are the base object with
  * its values set (a dotted name such as "monotone.weight" inside its object); they are
  * then read and checked exactly as a job's (json_hparams.h, td_trainer_check). */
-#ifndef TRAIND_HTTP_JSON_SWEEP_H
-#define TRAIND_HTTP_JSON_SWEEP_H
+#ifndef TRAIND_CODEC_JSON_SWEEP_H
+#define TRAIND_CODEC_JSON_SWEEP_H
 
 #include <cJSON.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* json_util.c — body parsing with byte offsets, element-naming readers, key checks and
  * the growing output buffer of the JSON edge (see json_util.h for the contracts). */
-#include "http/json_util.h"
+#include "codec/json_util.h"
 
 #include "traind/hparams.h"
 

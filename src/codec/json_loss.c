@@ -2,7 +2,7 @@
  * Contracts in json_loss.h. Each loss has one function that reads its inputs, calls the
  * reduced engine function of loss.h, and writes the outputs; they share the readers of
  * json_util.c and one cleanup label each. */
-#include "http/json_loss.h"
+#include "codec/json_loss.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_out.h"
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_out.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 #include "traind/hparams.h"
 #include "traind/loss.h"
 

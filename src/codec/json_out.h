@@ -10,8 +10,8 @@
  * Appends never fail visibly: an allocation failure is remembered (td_jout_failed) and
  * later appends are ignored. Arrays handed over are owned (freed with the writer), also
  * when the append fails. One thread at a time. */
-#ifndef TRAIND_HTTP_JSON_OUT_H
-#define TRAIND_HTTP_JSON_OUT_H
+#ifndef TRAIND_CODEC_JSON_OUT_H
+#define TRAIND_CODEC_JSON_OUT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -19,14 +19,14 @@
  *    shape (D, K), known only once the dataset is (td_json_initial_weights).
  * Values are checked against the table's bounds here too; cross-field rules and checks
  * against the dataset are td_hparams_check's. */
-#ifndef TRAIND_HTTP_JSON_HPARAMS_H
-#define TRAIND_HTTP_JSON_HPARAMS_H
+#ifndef TRAIND_CODEC_JSON_HPARAMS_H
+#define TRAIND_CODEC_JSON_HPARAMS_H
 
 #include <cJSON.h>
 #include <stddef.h>
 
-#include "http/json_dataset.h"
-#include "http/stream_dataset.h"
+#include "codec/json_dataset.h"
+#include "codec/stream_dataset.h"
 #include "traind/hparams.h"
 #include "traind/status.h"
 #include "traind/train.h"

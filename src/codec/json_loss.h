@@ -18,14 +18,14 @@
  *                            margin (1.0) -> {"loss", "per_sample", "grad_a", "grad_b"}
  * Unknown loss names and keys are 422 errors with a suggestion; element errors name the
  * element ("logits[2][1]", "target[3]"); malformed JSON is json_util's 400 error. */
-#ifndef TRAIND_HTTP_JSON_LOSS_H
-#define TRAIND_HTTP_JSON_LOSS_H
+#ifndef TRAIND_CODEC_JSON_LOSS_H
+#define TRAIND_CODEC_JSON_LOSS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/json_out.h"
-#include "http/stream_dataset.h"
+#include "codec/json_out.h"
+#include "codec/stream_dataset.h"
 #include "traind/status.h"
 
 /* The request read as it streams (stream_dataset.h, td_dstream_object): the arrays go

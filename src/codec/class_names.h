@@ -1,6 +1,6 @@
 /* class_names.h — class names as JSON text (the interner is util/names.h). */
-#ifndef TRAIND_HTTP_CLASS_NAMES_H
-#define TRAIND_HTTP_CLASS_NAMES_H
+#ifndef TRAIND_CODEC_CLASS_NAMES_H
+#define TRAIND_CODEC_CLASS_NAMES_H
 
 #include <stdint.h>
 

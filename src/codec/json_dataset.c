@@ -1,17 +1,17 @@
 /* json_dataset.c — dataset bodies (JSON, CSV) into owned arrays; dataset summaries.
  * Contracts in json_dataset.h. */
-#include "http/json_dataset.h"
+#include "codec/json_dataset.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/text.h"
-#include "http/class_names.h"
+#include "codec/class_names.h"
 #include "traind/hparams.h"
 
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 
 const char *const td_target_names[] = {"none", "index", "grouped", "probs", NULL};
 

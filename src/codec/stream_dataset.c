@@ -26,7 +26,7 @@
  * jarray_read), to a nested dataset parser (the bytes of the member's value are fed to
  * it as they are lexed), or into the small members' JSON text.
  */
-#include "http/stream_dataset.h"
+#include "codec/stream_dataset.h"
 
 #include <float.h>
 #include <math.h>
@@ -35,9 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/class_names.h"
+#include "codec/class_names.h"
 #include "traind/hparams.h"
-#include "http/json_util.h"
+#include "codec/json_util.h"
 
 #define TOK_MAX 4096            /* bytes of a number or literal */
 #define MAX_DEPTH 1000          /* nested containers, as cJSON allows */

@@ -1,5 +1,5 @@
 /* class_names.c — class names as JSON text (contracts in class_names.h). */
-#include "http/class_names.h"
+#include "codec/class_names.h"
 
 #include <cJSON.h>
 #include <stdlib.h>

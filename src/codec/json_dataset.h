@@ -23,8 +23,8 @@
  * parser (stream_dataset.h), which gives what these functions give;
  * td_json_dataset_parse / _from are the buffered tree readers (the reference the stream
  * is tested and fuzzed against). */
-#ifndef TRAIND_HTTP_JSON_DATASET_H
-#define TRAIND_HTTP_JSON_DATASET_H
+#ifndef TRAIND_CODEC_JSON_DATASET_H
+#define TRAIND_CODEC_JSON_DATASET_H
 
 #include <cJSON.h>
 #include <stddef.h>

@@ -1,12 +1,12 @@
 /* json_sweep.c — sweeps in and out of JSON (contract in json_sweep.h). */
-#include "http/json_sweep.h"
+#include "codec/json_sweep.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_util.h"
+#include "codec/json_util.h"
 #include "jobs/sweeps.h"
 #include "math/rng.h"
 

@@ -1,13 +1,13 @@
 /* json_eval.h — POST /v1/jobs/{id}/evaluate: the body ({"dataset": id} or inline X and y)
  * and the answer (classification report or a gmm's score, bic and aic). */
-#ifndef TRAIND_HTTP_JSON_EVAL_H
-#define TRAIND_HTTP_JSON_EVAL_H
+#ifndef TRAIND_CODEC_JSON_EVAL_H
+#define TRAIND_CODEC_JSON_EVAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/json_model.h"
-#include "http/stream_dataset.h"
+#include "codec/json_model.h"
+#include "codec/stream_dataset.h"
 #include "traind/train.h"
 
 /* The evaluate body as it streams (X and y into their arrays). NULL when out of memory. */

@@ -1,6 +1,6 @@
 /* json_model.c — model objects, model meta, predict requests and predictions.
  * Contracts in json_model.h. Big arrays are written straight into a td_sbuf. */
-#include "http/json_model.h"
+#include "codec/json_model.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_out.h"
-#include "http/json_util.h"
-#include "http/stream_dataset.h"
+#include "codec/json_out.h"
+#include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 
 /* Enum names come from the hyperparameter table, the one place they are written. */
 static const char *choice_name(const char *hp_name, int v)

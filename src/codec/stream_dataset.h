@@ -40,15 +40,15 @@
  *
  * Thread-safety: a td_dstream belongs to one thread at a time; distinct ones are
  * independent. */
-#ifndef TRAIND_HTTP_STREAM_DATASET_H
-#define TRAIND_HTTP_STREAM_DATASET_H
+#ifndef TRAIND_CODEC_STREAM_DATASET_H
+#define TRAIND_CODEC_STREAM_DATASET_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cJSON.h>
 
-#include "http/json_dataset.h"
+#include "codec/json_dataset.h"
 #include "traind/status.h"
 
 typedef struct td_dstream td_dstream;

@@ -1,14 +1,14 @@
 /* json_job.c — jobs in and out of JSON (see json_job.h). */
-#include "http/json_job.h"
+#include "codec/json_job.h"
 
 #include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_hparams.h"
-#include "http/json_model.h"
-#include "http/json_util.h"
+#include "codec/json_hparams.h"
+#include "codec/json_model.h"
+#include "codec/json_util.h"
 
 char *td_job_hparams_text(const td_hparams *hp, const void *initial_weights_cjson)
 {

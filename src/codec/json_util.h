@@ -16,8 +16,8 @@
  * failing the whole body with a byte offset. They come through as marker strings that only
  * the readers below understand; code that reads numbers with these readers never sees
  * them. */
-#ifndef TRAIND_HTTP_JSON_UTIL_H
-#define TRAIND_HTTP_JSON_UTIL_H
+#ifndef TRAIND_CODEC_JSON_UTIL_H
+#define TRAIND_CODEC_JSON_UTIL_H
 
 #include <cJSON.h>
 #include <stddef.h>
