@@ -59,13 +59,13 @@ int main(int argc, char **argv)
     td_dataset ds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
-    hp.hidden[0] = H;
-    hp.embedding_dim = E;
-    hp.components = M;
-    hp.pairs_per_iteration = P;
+    hp.mlp.hidden[0] = H;
+    hp.embed.embedding_dim = E;
+    hp.gmm.components = M;
+    hp.embed.pairs_per_iteration = P;
     hp.epochs = I;
     hp.warmup_iterations = 0;
-    hp.gmm_weight = 0.1;
+    hp.embed.gmm_weight = 0.1;
     hp.weight_decay = 1e-4;
     td_error err;
     td_trainer *t;

@@ -56,11 +56,11 @@ int main(int argc, char **argv)
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = M;
-    hp.covariance = TD_COV_FULL;
+    hp.gmm.components = M;
+    hp.gmm.covariance = TD_COV_FULL;
     hp.max_iter = I;
     hp.tol = 0;
-    hp.means_init = (td_hp_tensor){.v = mi, .n = M * E, .ndim = 2, .dims = {M, E, 0}};
+    hp.gmm.means_init = (td_hp_tensor){.v = mi, .n = M * E, .ndim = 2, .dims = {M, E, 0}};
     td_error err;
     td_trainer *t;
     if (td_trainer_create(&t, &hp, &ds, NULL, &err)) {
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
            "lower_bound %.4f\n", (long long)N, (long long)E, (long long)M, (long long)n,
            threads, med, first, (int)n, prev * 1e3 / (double)n, lb);
     td_trainer_destroy(t);
-    hp.means_init.v = NULL; /* mi freed below */
+    hp.gmm.means_init.v = NULL; /* mi freed below */
     td_hparams_fini(&hp);
     free(c), free(X), free(mi), free(ms);
     return 0;

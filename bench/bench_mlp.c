@@ -70,10 +70,10 @@ int main(int argc, char **argv)
     td_dataset ds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 2;
-    hp.hidden[0] = H1;
-    hp.hidden[1] = H2;
-    hp.activation = TD_ACT_RELU;
+    hp.mlp.n_hidden = 2;
+    hp.mlp.hidden[0] = H1;
+    hp.mlp.hidden[1] = H2;
+    hp.mlp.activation = TD_ACT_RELU;
     hp.optimizer = TD_OPT_ADAM;
     hp.lr = 1e-3;
     hp.batch_size = B;

@@ -72,7 +72,7 @@ static void train_a_little(const td_hparams *hp, const td_dataset *ds)
     /* One epoch only when it is cheap: a fuzzer run should not train for seconds. */
     double work = (double)m->n_params * (double)ds->N;
     if (hp->model == TD_MODEL_GMM || hp->model == TD_MODEL_EMBED_GMM)
-        work *= (double)(hp->n_init > 0 ? hp->n_init : 1) * (double)hp->components;
+        work *= (double)(hp->gmm.n_init > 0 ? hp->gmm.n_init : 1) * (double)hp->gmm.components;
     if (work < 2e5 && td_trainer_state_size(t) < ((size_t)1 << 22)) {
         td_record rec;
         st = td_trainer_step(t, &rec, &err);

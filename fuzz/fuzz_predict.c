@@ -68,14 +68,14 @@ static void init_models(void)
     hp.intercept = TD_INTERCEPT_NONE;
     build(&g_models[2], &hp, &ds);
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.hidden[0] = 4, hp.n_hidden = 1;
+    hp.mlp.hidden[0] = 4, hp.mlp.n_hidden = 1;
     build(&g_models[3], &hp, &ds);
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = 2;
+    hp.gmm.components = 2;
     build(&g_models[4], &hp, &ds);
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
-    hp.hidden[0] = 4, hp.n_hidden = 1;
-    hp.embedding_dim = 2, hp.components = 2, hp.epochs = 3, hp.warmup_iterations = 1;
+    hp.mlp.hidden[0] = 4, hp.mlp.n_hidden = 1;
+    hp.embed.embedding_dim = 2, hp.gmm.components = 2, hp.epochs = 3, hp.warmup_iterations = 1;
     build(&g_models[5], &hp, &ds);
     g_ready = 1;
 }

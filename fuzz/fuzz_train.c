@@ -131,8 +131,8 @@ int td_fuzz_train(const uint8_t *data, size_t size)
     for (int g = 1; g <= 2; g++) {
         td_hparams_defaults(&hp, TD_MODEL_MLP);
         hp.optimizer = (td_optimizer_kind)(opt % 3);
-        hp.activation = (td_activation)(opt / 3 % 3);
-        hp.n_hidden = 1, hp.hidden[0] = 3;
+        hp.mlp.activation = (td_activation)(opt / 3 % 3);
+        hp.mlp.n_hidden = 1, hp.mlp.hidden[0] = 3;
         hp.batch_size = opt / 18 % 2 ? 4 : 0;
         hp.epochs = 2;
         if (g == 2)
@@ -142,16 +142,16 @@ int td_fuzz_train(const uint8_t *data, size_t size)
     }
     for (int c = 0; c < 3; c++) {
         td_hparams_defaults(&hp, TD_MODEL_GMM);
-        hp.covariance = (td_covariance)c;
-        hp.init = (td_gmm_init)(opt / 9 % 2);
-        hp.components = 2, hp.max_iter = 2;
+        hp.gmm.covariance = (td_covariance)c;
+        hp.gmm.init = (td_gmm_init)(opt / 9 % 2);
+        hp.gmm.components = 2, hp.max_iter = 2;
         train(&hp, &unlabelled);
         td_hparams_fini(&hp);
         td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
-        hp.covariance = (td_covariance)c;
-        hp.init = (td_gmm_init)(opt / 9 % 2);
-        hp.components = 2, hp.embedding_dim = 2, hp.epochs = 2, hp.warmup_iterations = 0;
-        hp.pairs_per_iteration = 8;
+        hp.gmm.covariance = (td_covariance)c;
+        hp.gmm.init = (td_gmm_init)(opt / 9 % 2);
+        hp.gmm.components = 2, hp.embed.embedding_dim = 2, hp.epochs = 2, hp.warmup_iterations = 0;
+        hp.embed.pairs_per_iteration = 8;
         train(&hp, &ds);
         td_hparams_fini(&hp);
     }

@@ -69,8 +69,8 @@ static int scenarios(scenario *sc)
                 s->hp.epochs = 3;
                 s->hp.l2 = o == 2 ? 0.01 : 0;
                 if (m) {
-                    s->hp.n_hidden = 1, s->hp.hidden[0] = 4;
-                    s->hp.activation = (td_activation)o; /* relu, tanh, sigmoid */
+                    s->hp.mlp.n_hidden = 1, s->hp.mlp.hidden[0] = 4;
+                    s->hp.mlp.activation = (td_activation)o; /* relu, tanh, sigmoid */
                     s->hp.batch_size = 4;
                 }
                 if (tg == 2)
@@ -83,14 +83,14 @@ static int scenarios(scenario *sc)
         for (int in = 0; in < 2; in++) {
             scenario *s = &sc[n++];
             td_hparams_defaults(&s->hp, TD_MODEL_GMM);
-            s->hp.covariance = (td_covariance)c, s->hp.init = (td_gmm_init)in;
-            s->hp.components = 2, s->hp.max_iter = 3;
+            s->hp.gmm.covariance = (td_covariance)c, s->hp.gmm.init = (td_gmm_init)in;
+            s->hp.gmm.components = 2, s->hp.max_iter = 3;
             s->targets = 0;
             snprintf(s->name, sizeof s->name, "gmm covariance %d init %d", c, in);
             s = &sc[n++];
             td_hparams_defaults(&s->hp, TD_MODEL_EMBED_GMM);
-            s->hp.covariance = (td_covariance)c, s->hp.init = (td_gmm_init)in;
-            s->hp.components = 2, s->hp.embedding_dim = 2, s->hp.epochs = 3;
+            s->hp.gmm.covariance = (td_covariance)c, s->hp.gmm.init = (td_gmm_init)in;
+            s->hp.gmm.components = 2, s->hp.embed.embedding_dim = 2, s->hp.epochs = 3;
             s->hp.warmup_iterations = in; /* with and without a warm-up */
             s->targets = 1;
             snprintf(s->name, sizeof s->name, "embed_gmm covariance %d init %d", c, in);

@@ -50,8 +50,8 @@ static td_hparams embed_hp(int64_t E, int64_t M, int64_t seed)
 {
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
-    hp.embedding_dim = E;
-    hp.components = M;
+    hp.embed.embedding_dim = E;
+    hp.gmm.components = M;
     hp.seed = seed;
     return hp;
 }
@@ -365,11 +365,11 @@ START_TEST(combined_network_gradient_matches_finite_differences)
     }
     td_dataset ds = {.N = N, .D = D, .X = X, .pairs = pairs, .pair_labels = pl, .P = NP};
     td_hparams hp = embed_hp(E, M, 9);
-    hp.hidden[0] = H;
-    hp.activation = TD_ACT_TANH;
+    hp.mlp.hidden[0] = H;
+    hp.mlp.activation = TD_ACT_TANH;
     hp.epochs = 10;
     hp.warmup_iterations = 2;
-    hp.gmm_weight = 0.5; /* large, so both terms show in the gradient */
+    hp.embed.gmm_weight = 0.5; /* large, so both terms show in the gradient */
     hp.l2 = 0.01;
     hp.lr = 0.01;
     td_trainer *t = tu_make_trainer(&hp, &ds);
@@ -382,7 +382,7 @@ START_TEST(combined_network_gradient_matches_finite_differences)
     const td_model *m = td_trainer_model(t);
     ck_assert_int_le(m->n_params, 4096);
     ck_assert_int_eq(td_trainer_objective(t, &loss, grad), TD_OK);
-    ref_obj o = {.ds = &ds, .D = D, .H = H, .E = E, .M = M, .gamma = hp.gmm_weight,
+    ref_obj o = {.ds = &ds, .D = D, .H = H, .E = E, .M = M, .gamma = hp.embed.gmm_weight,
                  .l2 = hp.l2};
     o.nt = td_model_layout(m, o.t);
     ck_assert_int_eq(o.nt, 8);
@@ -523,13 +523,13 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
     for (int variant = 0; variant < 2; variant++) {
         td_hparams hp = embed_hp(3, K, 5);
         hp.epochs = 30;
-        hp.hidden[0] = 32;
+        hp.mlp.hidden[0] = 32;
         if (variant) { /* a GMM batch, diagonal covariances, two hidden layers */
-            hp.gmm_batch = 1200;
-            hp.covariance = TD_COV_DIAG;
-            hp.n_hidden = 2;
-            hp.hidden[1] = 16;
-            hp.activation = TD_ACT_TANH;
+            hp.embed.gmm_batch = 1200;
+            hp.gmm.covariance = TD_COV_DIAG;
+            hp.mlp.n_hidden = 2;
+            hp.mlp.hidden[1] = 16;
+            hp.mlp.activation = TD_ACT_TANH;
         }
         double s1, s2, s3;
         float *p1 = run_all(&hp, &ds, 1, &s1), *p2 = run_all(&hp, &ds, 2, &s2),
@@ -556,8 +556,8 @@ START_TEST(restored_snapshot_continues_bit_identically)
     td_hparams hp = embed_hp(3, K, 2);
     hp.epochs = 24;
     hp.warmup_iterations = 6;
-    hp.hidden[0] = 16;
-    hp.gmm_batch = 700;
+    hp.mlp.hidden[0] = 16;
+    hp.embed.gmm_batch = 700;
     static const int at[] = {3, 6, 11}; /* inside the warm-up, at its end, after it */
     for (size_t s = 0; s < sizeof at / sizeof at[0]; s++) {
         td_trainer *a = tu_make_trainer(&hp, &ds);
@@ -617,7 +617,7 @@ START_TEST(pairs_datasets_and_validation)
     td_hparams hp = embed_hp(2, K, 1);
     hp.epochs = 150;
     hp.lr = 3e-3;
-    hp.pairs_per_iteration = 128; /* < NP: drawn from the dataset's pairs */
+    hp.embed.pairs_per_iteration = 128; /* < NP: drawn from the dataset's pairs */
     td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     while (!td_trainer_done(t))
@@ -642,9 +642,9 @@ START_TEST(pairs_datasets_and_validation)
     hp.warmup_iterations = 150;
     expect_invalid(&hp, &lab, "hyperparameters.warmup_iterations");
     hp.warmup_iterations = -1;
-    hp.gmm_batch = 2;
+    hp.embed.gmm_batch = 2;
     expect_invalid(&hp, &lab, "hyperparameters.components");
-    hp.gmm_batch = 0;
+    hp.embed.gmm_batch = 0;
     t = tu_make_trainer(&hp, &lab); /* labels alone are enough */
     td_trainer_destroy(t);
     ck_assert_int_eq(td_hparams_warmup(&hp), 150 * 15 / 100);
@@ -949,8 +949,8 @@ START_TEST(embed_resume_after_kill9_is_exact)
     td_dataset tds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     td_hparams hp = embed_hp(3, K, 8);
     hp.epochs = I;
-    hp.hidden[0] = 64;
-    hp.gmm_batch = 1000;
+    hp.mlp.hidden[0] = 64;
+    hp.embed.gmm_batch = 1000;
     td_trainer *t = tu_make_trainer(&hp, &tds);
     td_record rec;
     while (!td_trainer_done(t))

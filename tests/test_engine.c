@@ -40,15 +40,15 @@ static td_trainer *trained(td_model_kind model, int steps, const td_dataset *ds)
     td_hparams_defaults(&hp, model);
     hp.epochs = 5;
     if (model == TD_MODEL_MLP)
-        hp.hidden[0] = 4;
+        hp.mlp.hidden[0] = 4;
     if (model == TD_MODEL_GMM)
-        hp.components = 3;
+        hp.gmm.components = 3;
     if (model == TD_MODEL_EMBED_GMM) {
-        hp.hidden[0] = 4;
-        hp.components = 3;
-        hp.pairs_per_iteration = 16;
+        hp.mlp.hidden[0] = 4;
+        hp.gmm.components = 3;
+        hp.embed.pairs_per_iteration = 16;
         hp.warmup_iterations = 1;
-        hp.n_init = 1;
+        hp.gmm.n_init = 1;
     }
     td_trainer *t = tu_make_trainer(&hp, ds);
     td_record rec;
@@ -202,7 +202,7 @@ START_TEST(test_adamw_default_weight_decay)
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_MLP);
     hp.optimizer = TD_OPT_ADAMW;
-    hp.hidden[0] = 4;
+    hp.mlp.hidden[0] = 4;
     hp.epochs = 3;
     hp.lr = 0.05;
     td_hparams r = hp;

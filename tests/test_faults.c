@@ -142,7 +142,8 @@ static td_status sc_mlp(void)
     td_dataset ds = data(0);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 2, hp.hidden[0] = 6, hp.hidden[1] = 4, hp.activation = TD_ACT_TANH;
+    hp.mlp.n_hidden = 2, hp.mlp.hidden[0] = 6, hp.mlp.hidden[1] = 4;
+    hp.mlp.activation = TD_ACT_TANH;
     hp.label_smoothing = 0.1, hp.validation_split = 0.25, hp.optimizer = TD_OPT_ADAMW;
     return run_trainer(&hp, &ds, 2);
 }
@@ -152,10 +153,10 @@ static td_status sc_gmm(void)
     td_dataset ds = data(0);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = 3, hp.n_init = 2;
+    hp.gmm.components = 3, hp.gmm.n_init = 2;
     td_status st = run_trainer(&hp, &ds, 2);
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = 2, hp.covariance = TD_COV_DIAG, hp.init = TD_GMM_INIT_RANDOM;
+    hp.gmm.components = 2, hp.gmm.covariance = TD_COV_DIAG, hp.gmm.init = TD_GMM_INIT_RANDOM;
     return st ? st : run_trainer(&hp, &ds, 2);
 }
 
@@ -164,8 +165,9 @@ static td_status sc_embed(void)
     td_dataset ds = data(0);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
-    hp.n_hidden = 1, hp.hidden[0] = 6, hp.embedding_dim = 2, hp.components = 3;
-    hp.epochs = 4, hp.warmup_iterations = 1, hp.gmm_batch = 12, hp.pairs_per_iteration = 16;
+    hp.mlp.n_hidden = 1, hp.mlp.hidden[0] = 6, hp.embed.embedding_dim = 2, hp.gmm.components = 3;
+    hp.epochs = 4, hp.warmup_iterations = 1, hp.embed.gmm_batch = 12;
+    hp.embed.pairs_per_iteration = 16;
     return run_trainer(&hp, &ds, 3);
 }
 

@@ -52,8 +52,8 @@ static td_hparams gmm_hp(int64_t M, td_covariance cov)
 {
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = M;
-    hp.covariance = cov;
+    hp.gmm.components = M;
+    hp.gmm.covariance = cov;
     return hp;
 }
 
@@ -119,16 +119,16 @@ START_TEST(reproduces_sklearn_em_full)
     td_hparams hp = gmm_hp(M, TD_COV_FULL);
     hp.max_iter = iters;
     hp.tol = 0;
-    hp.reg_covar = 1e-6;
+    hp.gmm.reg_covar = 1e-6;
     float *w0 = malloc(sizeof(float) * (size_t)M), *c0 = calloc((size_t)(M * E * E), sizeof(float));
     for (int64_t k = 0; k < M; k++) {
         w0[k] = 1.0f / (float)M;
         for (int64_t j = 0; j < E; j++)
             c0[k * E * E + j * E + j] = 1;
     }
-    set_tensor(&hp.weights_init, w0, 1, M, 0, 0);
-    set_tensor(&hp.means_init, mi, 2, M, E, 0);
-    set_tensor(&hp.covariances_init, c0, 3, M, E, E);
+    set_tensor(&hp.gmm.weights_init, w0, 1, M, 0, 0);
+    set_tensor(&hp.gmm.means_init, mi, 2, M, E, 0);
+    set_tensor(&hp.gmm.covariances_init, c0, 3, M, E, E);
     td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     double prev = -INFINITY;
@@ -205,10 +205,10 @@ START_TEST(near_singular_full_matches_sklearn)
         td_hparams hp = gmm_hp(M, TD_COV_FULL);
         hp.max_iter = iters;
         hp.tol = 0;
-        hp.reg_covar = tu_num(ref, "reg_covar");
-        set_tensor(&hp.weights_init, w0, 1, M, 0, 0);
-        set_tensor(&hp.means_init, mi, 2, M, E, 0);
-        set_tensor(&hp.covariances_init, c0, 3, M, E, E);
+        hp.gmm.reg_covar = tu_num(ref, "reg_covar");
+        set_tensor(&hp.gmm.weights_init, w0, 1, M, 0, 0);
+        set_tensor(&hp.gmm.means_init, mi, 2, M, E, 0);
+        set_tensor(&hp.gmm.covariances_init, c0, 3, M, E, E);
         td_trainer *t = tu_make_trainer(&hp, &ds);
         td_record rec;
         while (!td_trainer_done(t)) {
@@ -265,9 +265,9 @@ START_TEST(tied_matches_sklearn)
         td_hparams hp = gmm_hp(M, TD_COV_TIED);
         hp.max_iter = iters;
         hp.tol = 0;
-        set_tensor(&hp.weights_init, w0, 1, M, 0, 0);
-        set_tensor(&hp.means_init, mi, 2, M, E, 0);
-        set_tensor(&hp.covariances_init, c0, 2, E, E, 0);
+        set_tensor(&hp.gmm.weights_init, w0, 1, M, 0, 0);
+        set_tensor(&hp.gmm.means_init, mi, 2, M, E, 0);
+        set_tensor(&hp.gmm.covariances_init, c0, 2, E, E, 0);
         td_trainer *t = tu_make_trainer(&hp, &ds);
         td_record rec;
         while (!td_trainer_done(t))
@@ -305,7 +305,7 @@ static double fit_n_init(const td_dataset *ds, int64_t M, int64_t n_init, int64_
                          double *best_of_runs, int64_t *runs)
 {
     td_hparams hp = gmm_hp(M, TD_COV_FULL);
-    hp.n_init = n_init, hp.seed = seed, hp.max_iter = 200, hp.tol = 1e-6;
+    hp.gmm.n_init = n_init, hp.seed = seed, hp.max_iter = 200, hp.tol = 1e-6;
     td_trainer *t = tu_make_trainer(&hp, ds);
     ck_assert_int_eq(td_trainer_epochs(t), n_init * 200);
     int lb = tu_column(t, "lower_bound"), rc = tu_column(t, "run");
@@ -373,7 +373,7 @@ static void monotone_case(td_covariance cov, td_gmm_init init, double offset)
     td_hparams hp = gmm_hp(M, cov);
     hp.max_iter = 60;
     hp.tol = 0;
-    hp.init = init;
+    hp.gmm.init = init;
     hp.seed = 5;
     td_trainer *t = tu_make_trainer(&hp, &ds);
     int lb = tu_column(t, "lower_bound"), rs = tu_column(t, "reseeded");
@@ -444,7 +444,7 @@ START_TEST(duplicates_and_more_components_than_points)
         for (int init = 0; init < 2; init++) {
             td_hparams hp = gmm_hp(5, (td_covariance)cov);
             hp.max_iter = 20;
-            hp.init = (td_gmm_init)init;
+            hp.gmm.init = (td_gmm_init)init;
             td_trainer *t = tu_make_trainer(&hp, &ds);
             td_record rec;
             int lb = tu_column(t, "lower_bound");
@@ -495,9 +495,9 @@ START_TEST(emptied_component_is_reseeded)
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
         td_hparams hp = gmm_hp(M, (td_covariance)cov);
         hp.max_iter = 15;
-        hp.reg_covar = 0; /* the re-seed must not rely on reg_covar */
+        hp.gmm.reg_covar = 0; /* the re-seed must not rely on reg_covar */
         float mi[6] = {X[0], X[1], X[2], X[3], 1e4f, -1e4f};
-        set_tensor(&hp.means_init, mi, 2, M, E, 0);
+        set_tensor(&hp.gmm.means_init, mi, 2, M, E, 0);
         td_trainer *t = tu_make_trainer(&hp, &ds);
         td_record rec;
         int rs = tu_column(t, "reseeded"), lb = tu_column(t, "lower_bound");
@@ -535,7 +535,7 @@ START_TEST(singular_covariance_is_a_clear_error)
             X[i * E + j] = (float)((i % 2) * 4 + j * (i % 2)); /* two points, 20 copies each */
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(2, TD_COV_FULL);
-    hp.reg_covar = 0;
+    hp.gmm.reg_covar = 0;
     td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;
     td_error err = {{0}, {0}};
@@ -571,40 +571,40 @@ START_TEST(init_shapes_are_validated)
     td_dataset ds = {.N = 6, .D = 2, .X = X};
     float v[18] = {0.5f, 0.5f, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
     td_hparams hp = gmm_hp(2, TD_COV_FULL);
-    set_tensor(&hp.weights_init, v, 1, 3, 0, 0);
+    set_tensor(&hp.gmm.weights_init, v, 1, 3, 0, 0);
     expect_invalid(&hp, &ds, "hyperparameters.weights_init");
     float w[2] = {0.7f, 0.7f};
-    set_tensor(&hp.weights_init, w, 1, 2, 0, 0);
+    set_tensor(&hp.gmm.weights_init, w, 1, 2, 0, 0);
     expect_invalid(&hp, &ds, "hyperparameters.weights_init"); /* sums to 1.4 */
     w[1] = 0.3f;
-    set_tensor(&hp.weights_init, w, 1, 2, 0, 0);
-    set_tensor(&hp.means_init, v, 2, 2, 3, 0);
+    set_tensor(&hp.gmm.weights_init, w, 1, 2, 0, 0);
+    set_tensor(&hp.gmm.means_init, v, 2, 2, 3, 0);
     expect_invalid(&hp, &ds, "hyperparameters.means_init");
-    set_tensor(&hp.means_init, v, 2, 2, 2, 0);
-    set_tensor(&hp.covariances_init, v + 2, 2, 2, 2, 0); /* full needs (2, 2, 2) */
+    set_tensor(&hp.gmm.means_init, v, 2, 2, 2, 0);
+    set_tensor(&hp.gmm.covariances_init, v + 2, 2, 2, 2, 0); /* full needs (2, 2, 2) */
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
     float bad[8] = {1, 0, 0, 1, 1, 2, 2, 1}; /* second: eigenvalues 3 and -1 */
-    set_tensor(&hp.covariances_init, bad, 3, 2, 2, 2);
+    set_tensor(&hp.gmm.covariances_init, bad, 3, 2, 2, 2);
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1]");
     bad[5] = 0.5f; /* not symmetric */
-    set_tensor(&hp.covariances_init, bad, 3, 2, 2, 2);
+    set_tensor(&hp.gmm.covariances_init, bad, 3, 2, 2, 2);
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1]");
     td_hparams_fini(&hp);
 
     hp = gmm_hp(2, TD_COV_DIAG);
     float d[4] = {1, 1, 1, 0};
-    set_tensor(&hp.covariances_init, d, 2, 2, 2, 0);
+    set_tensor(&hp.gmm.covariances_init, d, 2, 2, 2, 0);
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1][1]");
     td_hparams_fini(&hp);
 
     hp = gmm_hp(2, TD_COV_TIED); /* one (E, E) matrix, not one per component */
-    set_tensor(&hp.covariances_init, v + 2, 3, 2, 2, 2);
+    set_tensor(&hp.gmm.covariances_init, v + 2, 3, 2, 2, 2);
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
     float tb[4] = {1, 2, 2, 1}; /* eigenvalues 3 and -1 */
-    set_tensor(&hp.covariances_init, tb, 2, 2, 2, 0);
+    set_tensor(&hp.gmm.covariances_init, tb, 2, 2, 2, 0);
     expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
     tb[1] = tb[2] = 0.5f;
-    set_tensor(&hp.covariances_init, tb, 2, 2, 2, 0);
+    set_tensor(&hp.gmm.covariances_init, tb, 2, 2, 2, 0);
     td_trainer *ok = tu_make_trainer(&hp, &ds);
     td_trainer_destroy(ok);
     td_hparams_fini(&hp);
@@ -729,7 +729,7 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
         td_hparams hp = gmm_hp(cov == TD_COV_FULL || cov == TD_COV_TIED ? 3 : 20,
                                (td_covariance)cov);
-        hp.n_init = 2;
+        hp.gmm.n_init = 2;
         hp.seed = 9;
         hp.tol = 0;
         size_t l1, l2, l3;
@@ -798,7 +798,7 @@ START_TEST(snapshot_between_and_within_n_init_runs)
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov += TD_COV_TIED) {
         td_hparams hp = gmm_hp(4, (td_covariance)cov);
-        hp.n_init = 3, hp.max_iter = 10, hp.tol = 0, hp.seed = 2;
+        hp.gmm.n_init = 3, hp.max_iter = 10, hp.tol = 0, hp.seed = 2;
         for (int at = 10; at <= 14; at += 4) { /* run 1 just ended; run 2 at iteration 4 */
             td_trainer *a = tu_make_trainer(&hp, &ds);
             td_record ra, rb;
@@ -826,7 +826,7 @@ START_TEST(snapshot_between_and_within_n_init_runs)
             ck_assert_int_eq(ma->n_iter, 10);
             /* a snapshot made for another n_init is refused */
             td_hparams hp2 = hp;
-            hp2.n_init = 2;
+            hp2.gmm.n_init = 2;
             td_trainer *c = tu_make_trainer(&hp2, &ds);
             ck_assert_int_eq(td_trainer_restore(c, snap, len, &err), TD_EINVAL);
             td_trainer_destroy(c);
@@ -1122,7 +1122,7 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
 
     td_dataset tds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(M, TD_COV_FULL);
-    hp.n_init = R, hp.max_iter = I, hp.tol = 0, hp.seed = 5;
+    hp.gmm.n_init = R, hp.max_iter = I, hp.tol = 0, hp.seed = 5;
     td_trainer *t = tu_make_trainer(&hp, &tds);
     td_record rec;
     while (!td_trainer_done(t))

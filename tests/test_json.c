@@ -524,9 +524,9 @@ START_TEST(hparams_defaults_and_values)
     /* mlp: hidden list, defaults of the model, an int accepted as one layer */
     ck_assert_int_eq(hp_parse(&hp, TD_MODEL_MLP, "{\"hidden\": [64, 32], \"activation\": "
                               "\"tanh\"}", NULL, &err), TD_OK);
-    ck_assert_int_eq(hp.n_hidden, 2);
-    ck_assert_int_eq(hp.hidden[1], 32);
-    ck_assert_int_eq(hp.activation, TD_ACT_TANH);
+    ck_assert_int_eq(hp.mlp.n_hidden, 2);
+    ck_assert_int_eq(hp.mlp.hidden[1], 32);
+    ck_assert_int_eq(hp.mlp.activation, TD_ACT_TANH);
     ck_assert_int_eq(hp.optimizer, TD_OPT_ADAM);
     ck_assert_int_eq(hp.batch_size, 64);
     obj = td_json_hparams_object(&hp);
@@ -537,8 +537,8 @@ START_TEST(hparams_defaults_and_values)
     cJSON_Delete(obj);
     td_hparams_fini(&hp);
     ck_assert_int_eq(hp_parse(&hp, TD_MODEL_MLP, "{\"hidden\": 16}", NULL, &err), TD_OK);
-    ck_assert_int_eq(hp.n_hidden, 1);
-    ck_assert_int_eq(hp.hidden[0], 16);
+    ck_assert_int_eq(hp.mlp.n_hidden, 1);
+    ck_assert_int_eq(hp.mlp.hidden[0], 16);
     td_hparams_fini(&hp);
 }
 END_TEST
@@ -664,8 +664,8 @@ START_TEST(initial_weights_layout)
 
     /* mlp: D 3 -> 4 -> 2, layers in order W0 b0 W1 b1 */
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 1;
-    hp.hidden[0] = 4;
+    hp.mlp.n_hidden = 1;
+    hp.mlp.hidden[0] = 4;
     td_model_shape(&shape, &hp, 3, 2);
     ck_assert_int_eq(td_model_nparams(&shape), 3 * 4 + 4 + 4 * 2 + 2);
     o = parse_obj("{\"model\": \"mlp\", \"layers\": ["
@@ -806,10 +806,10 @@ START_TEST(model_json_and_meta_round_trip)
 
     /* grouped mlp with two hidden layers, no bias column on softmax variants */
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 2;
-    hp.hidden[0] = 3;
-    hp.hidden[1] = 2;
-    hp.activation = TD_ACT_SIGMOID;
+    hp.mlp.n_hidden = 2;
+    hp.mlp.hidden[0] = 3;
+    hp.mlp.hidden[1] = 2;
+    hp.mlp.activation = TD_ACT_SIGMOID;
     hp.groups = 2;
     td_model_shape(&m, &hp, 2, 4);
     fill_params(&m);

@@ -118,9 +118,9 @@ START_TEST(estimate_bounds_mlp)
     td_dataset ds = make_data(3000, 120, 1, 10, 3);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 2;
-    hp.hidden[0] = 256;
-    hp.hidden[1] = 64;
+    hp.mlp.n_hidden = 2;
+    hp.mlp.hidden[0] = 256;
+    hp.mlp.hidden[1] = 64;
     hp.epochs = 2;
     expect_estimate("mlp, adam, mini-batches", &hp, &ds, 2);
     hp.batch_size = 0;
@@ -142,10 +142,10 @@ START_TEST(estimate_bounds_gmm)
     for (int c = 0; c < 5; c++) {
         td_hparams hp;
         td_hparams_defaults(&hp, TD_MODEL_GMM);
-        hp.components = 8;
-        hp.covariance = covs[c];
+        hp.gmm.components = 8;
+        hp.gmm.covariance = covs[c];
         hp.max_iter = 3;
-        hp.n_init = c == 4 ? 2 : 1; /* a second run and the best run's copy */
+        hp.gmm.n_init = c == 4 ? 2 : 1; /* a second run and the best run's copy */
         expect_estimate(names[c], &hp, &ds, 3);
     }
     free_data(&ds);
@@ -167,8 +167,8 @@ START_TEST(estimate_bounds_wide_diag_gmm)
     ds.y = NULL, ds.y_cols = 0;
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = 3;
-    hp.covariance = TD_COV_DIAG;
+    hp.gmm.components = 3;
+    hp.gmm.covariance = TD_COV_DIAG;
     hp.max_iter = 2;
     int64_t K;
     td_error err = {{0}, {0}};
@@ -186,8 +186,8 @@ START_TEST(estimate_bounds_embed_gmm)
     td_dataset ds = make_data(1500, 20, 1, 5, 5);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
-    hp.embedding_dim = 4;
-    hp.components = 5;
+    hp.embed.embedding_dim = 4;
+    hp.gmm.components = 5;
     hp.epochs = 4;
     hp.warmup_iterations = 1;
     expect_estimate("embed_gmm", &hp, &ds, 4); /* through the final predictions */
@@ -208,7 +208,7 @@ START_TEST(check_matches_create_and_allocates_nothing)
     static float w[3] = {1, 2, 3};
     bad[2].initial_weights = w, bad[2].n_initial_weights = 3;
     td_hparams_defaults(&bad[3], TD_MODEL_GMM);
-    bad[3].components = 60;               /* more than the rows */
+    bad[3].gmm.components = 60;               /* more than the rows */
     td_hparams_defaults(&bad[4], TD_MODEL_EMBED_GMM);
     bad[4].warmup_iterations = 1000;
     for (int i = 0; i < 5; i++) {
@@ -302,8 +302,8 @@ START_TEST(mlp_slots_grow_with_threads_and_bits_do_not_change)
     td_dataset ds = make_data(4096, 64, 1, 8, 9);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 1;
-    hp.hidden[0] = 512;
+    hp.mlp.n_hidden = 1;
+    hp.mlp.hidden[0] = 512;
     hp.batch_size = 0;
     hp.epochs = 3;
     const int threads[] = {1, 2, 3, 5};

@@ -63,10 +63,10 @@ static void free_data(td_dataset *ds)
 static void mlp_hp(td_hparams *hp, int64_t h0, int64_t h1, td_activation act)
 {
     td_hparams_defaults(hp, TD_MODEL_MLP);
-    hp->n_hidden = h1 > 0 ? 2 : 1;
-    hp->hidden[0] = h0;
-    hp->hidden[1] = h1;
-    hp->activation = act;
+    hp->mlp.n_hidden = h1 > 0 ? 2 : 1;
+    hp->mlp.hidden[0] = h0;
+    hp->mlp.hidden[1] = h1;
+    hp->mlp.activation = act;
     hp->seed = 5;
 }
 
@@ -261,7 +261,7 @@ static void fd_check(const td_hparams *hp, const td_dataset *ds, unsigned seed)
     float *g = malloc(sizeof(float) * (size_t)P), *scratch = malloc(sizeof(float) * (size_t)P);
     double f0;
     ck_assert_int_eq(td_trainer_objective(t, &f0, g), TD_OK);
-    const double h = hp->activation == TD_ACT_RELU ? 2e-3 : 1e-2; /* fewer kinks crossed */
+    const double h = hp->mlp.activation == TD_ACT_RELU ? 2e-3 : 1e-2; /* fewer kinks crossed */
     for (int64_t i = 0; i < P; i++) {
         float keep = m->params[i];
         double fp, fm;
@@ -271,7 +271,7 @@ static void fd_check(const td_hparams *hp, const td_dataset *ds, unsigned seed)
         td_trainer_objective(t, &fm, scratch);
         m->params[i] = keep;
         double fd = (fp - fm) / (2 * h), tol = 2e-4 + 2e-3 * fabs(fd);
-        if (hp->activation == TD_ACT_RELU && fabs(g[i] - fd) > tol) {
+        if (hp->mlp.activation == TD_ACT_RELU && fabs(g[i] - fd) > tol) {
             double right = (fp - f0) / h, left = (f0 - fm) / h;
             if (fabs(g[i] - right) <= 4 * tol || fabs(g[i] - left) <= 4 * tol)
                 continue;
@@ -289,12 +289,12 @@ START_TEST(network_gradient_matches_finite_differences)
         td_hparams hp;
         mlp_hp(&hp, 5, 4, (td_activation)a);
         fd_check(&hp, &ds, 100 + (unsigned)a); /* two hidden layers, plain cross entropy */
-        hp.n_hidden = 1;
+        hp.mlp.n_hidden = 1;
         hp.l2 = 0.3;
         hp.l1 = 0.02;
         fd_check(&hp, &ds, 200 + (unsigned)a); /* one hidden layer, l1 + l2 */
-        hp.n_hidden = 3;
-        hp.hidden[2] = 3;
+        hp.mlp.n_hidden = 3;
+        hp.mlp.hidden[2] = 3;
         hp.l2_scale = TD_L2_MEAN;
         hp.regularize_bias = 1;
         hp.label_smoothing = 0.1;
@@ -575,7 +575,7 @@ START_TEST(restored_snapshot_continues_bit_identically)
             ck_assert_msg(memcmp(&rf[e].v[c], &rr[e].v[c], sizeof(double)) == 0,
                           "epoch %d column %d differs", e + 1, c);
     /* a snapshot of another architecture is refused */
-    hp.hidden[1] = 9;
+    hp.mlp.hidden[1] = 9;
     td_trainer *other = tu_make_trainer(&hp, &ds);
     ck_assert_int_eq(td_trainer_restore(other, snap, cap, &err), TD_EINVAL);
     td_trainer_destroy(other);
@@ -593,7 +593,7 @@ START_TEST(mlp_hyperparameters_are_checked)
     td_dataset ds = make_data(20, 3, 3, 47);
     td_hparams hp;
     mlp_hp(&hp, 4, 0, TD_ACT_RELU);
-    hp.n_hidden = 0;
+    hp.mlp.n_hidden = 0;
     td_error err = {0};
     td_trainer *t = NULL;
     ck_assert_int_eq(td_trainer_create(&t, &hp, &ds, NULL, &err), TD_EINVAL);

@@ -145,13 +145,13 @@ START_TEST(huge_networks_are_refused)
     td_dataset ds = probs_dataset(Y);
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_MLP);
-    hp.n_hidden = 2;
-    hp.hidden[0] = hp.hidden[1] = 30000;
+    hp.mlp.n_hidden = 2;
+    hp.mlp.hidden[0] = hp.mlp.hidden[1] = 30000;
     td_error err = {{0}, {0}};
     ck_assert_int_eq(td_hparams_check(&hp, &ds, NULL, &err), TD_EINVAL);
     ck_assert_str_eq(err.field, "hyperparameters.hidden");
     ck_assert_ptr_nonnull(strstr(err.message, "parameters"));
-    hp.hidden[0] = hp.hidden[1] = 4000; /* 1.6e7: fine */
+    hp.mlp.hidden[0] = hp.mlp.hidden[1] = 4000; /* 1.6e7: fine */
     ck_assert_int_eq(td_hparams_check(&hp, &ds, NULL, &err), TD_OK);
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX); /* softmax: D x K */
     static float Xw[2 * 30000];

@@ -189,7 +189,7 @@ START_TEST(warning_rules)
     /* gmm: 3 components on 2 distinct rows; not converged in max_iter with tol > 0 */
     td_hparams_fini(&hp);
     td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.components = 3;
+    hp.gmm.components = 3;
     hp.max_iter = 4;
     hp.tol = 1e-3;
     td_model m = {.kind = TD_MODEL_GMM, .converged = 0, .n_iter = 4};
@@ -199,7 +199,7 @@ START_TEST(warning_rules)
     ck_assert(has_warning(w, n, "not_converged"));
     ck_assert(has_warning(w, n, "components_exceed_distinct_rows"));
     hp.tol = 0; /* tol 0 asks for exactly max_iter iterations */
-    hp.components = 2;
+    hp.gmm.components = 2;
     n = 0;
     td_train_warnings(w, &n, &hp, &ds, &m, NULL);
     ck_assert_int_eq(n, 0);

@@ -39,6 +39,9 @@ typedef struct td_hp_tensor {
 #define TD_MAX_HIDDEN 16
 #define TD_MAX_CLASSES 100000
 
+/* The settings every model reads (the optimizer, the loss and the regularisation of the
+ * gradient-trained ones, seed, tol, standardize) are at top level; the settings of one
+ * family are in its nested struct (hp.mlp, hp.gmm, hp.embed). */
 typedef struct td_hparams {
     td_model_kind model;
     /* optimizer (SPEC §4) */
@@ -65,19 +68,30 @@ typedef struct td_hparams {
     int64_t n_class_weights;
     int64_t groups;              /* 1 = plain softmax output */
     double monotone_weight, monotone_margin;
-    /* networks */
-    int64_t hidden[TD_MAX_HIDDEN];
-    int64_t n_hidden;
-    td_activation activation;
-    /* gmm / embed_gmm (issue 6) */
-    int64_t components;
-    td_covariance covariance;
-    double reg_covar;
+    /* mlp, and embed_gmm's network */
+    struct td_hp_mlp {
+        int64_t hidden[TD_MAX_HIDDEN];
+        int64_t n_hidden;
+        td_activation activation;
+    } mlp;
+    /* gmm, and embed_gmm's mixture (issue 6) */
+    struct td_hp_gmm {
+        int64_t components;
+        td_covariance covariance;
+        double reg_covar;
+        int64_t n_init;
+        td_gmm_init init;        /* gmm: how parameters not given explicitly start */
+        td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
+    } gmm;
+    /* embed_gmm */
+    struct td_hp_embed {
+        int64_t embedding_dim, pairs_per_iteration, gmm_batch;
+        double margin, gmm_weight;
+    } embed;
+    /* gmm's EM iterations and embed_gmm's warm-up (-1 = 15% of iterations): at top level
+     * while src/http/routes.c reads them by name (td_hparams_epochs, td_hparams_warmup) */
     int64_t max_iter;
-    int64_t embedding_dim, pairs_per_iteration, warmup_iterations, n_init, gmm_batch;
-    double margin, gmm_weight;
-    td_gmm_init init;            /* gmm: how parameters not given explicitly start */
-    td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
+    int64_t warmup_iterations;
     int standardize;             /* every model: features scaled by the training rows' mean
                                     and std first (the model keeps them; standardize.c) */
     /* warm start: flat, in the order of td_model_layout; owned, or NULL */
@@ -111,7 +125,8 @@ typedef struct td_hparam_def {
 extern const td_hparam_def td_hparam_defs[];
 extern const size_t td_hparam_ndefs;
 extern const char *const td_model_names[];      /* indexed by td_model_kind */
-extern const char *const td_model_docs[];       /* one line per model, the same index */
+/* The model's one-line description (GET /v1/models); NULL when kind is not a model. */
+const char *td_model_doc(td_model_kind kind);
 
 /* Looks a name up; NULL when unknown. */
 const td_hparam_def *td_hparam_find(const char *name);
@@ -141,6 +156,13 @@ void td_hparams_resolve(td_hparams *hp, int64_t K);
 void td_hparams_fini(td_hparams *hp);
 /* Deep copy (owned lists duplicated). */
 td_status td_hparams_copy(td_hparams *dst, const td_hparams *src);
+
+/* 1 when td_hparams_resolve with K > 0 would fill a value (n_classes 0, embed_gmm's
+ * warm-up -1): what a caller that shows the resolved values needs to redo. */
+int td_hparams_open(const td_hparams *hp);
+/* Epochs (iterations) a run of hp plans: epochs, or max_iter for gmm (its EM iterations).
+ * What td_trainer_epochs reports. */
+int64_t td_hparams_epochs(const td_hparams *hp);
 
 /* embed_gmm's warm-up length: warmup_iterations, or 15% of iterations (rounded down) when
  * it is -1 (SPEC §5). */

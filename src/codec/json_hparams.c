@@ -487,20 +487,75 @@ static td_status read_layer(float *out, const cJSON *obj, const char *prefix,
     return TD_OK;
 }
 
+/* softmax: {"W", "b", "intercept"} into buf (t: the model's nt tensors). */
+static td_status softmax_initial(float *buf, const cJSON *w, const td_model *shape,
+                                 const td_tensor_desc *t, int nt, td_error *err)
+{
+    const char *why = shape->intercept == TD_INTERCEPT_COLUMN0
+                          ? "with intercept \"column0\" the bias is row 0 of W"
+                          : "the model has no bias (intercept \"none\")";
+    return read_layer(buf, w, IW, t, nt > 1, "the number of input features",
+                      "the number of classes", why, err);
+}
+
+/* mlp: {"layers": [{"W", "b", "activation"}, ...]} into buf. */
+static td_status mlp_initial(float *buf, const cJSON *w, const td_model *shape,
+                             const td_tensor_desc *t, int nt, td_error *err)
+{
+    static const char *const layer_keys[] = {"W", "b", "activation", NULL};
+    td_status st = TD_OK;
+    const cJSON *layers = member(w, "layers");
+    int64_t L = shape->n_hidden + 1;
+    if (!cJSON_IsArray(layers)) {
+        st = td_fail(err, TD_EINVAL, IW ".layers", IW ".layers must be an array of %lld "
+                     "layers {\"W\", \"b\"}", (long long)L);
+    } else if (cJSON_GetArraySize(layers) != L) {
+        st = td_fail(err, TD_EINVAL, IW ".layers", IW ".layers has %d entries, expected "
+                     "%lld (%lld hidden layers and the output layer)",
+                     cJSON_GetArraySize(layers), (long long)L, (long long)shape->n_hidden);
+    } else {
+        int64_t l = 0;
+        for (const cJSON *layer = layers->child; layer && !st; layer = layer->next, l++) {
+            char lp[TD_JSON_PATH_MAX];
+            snprintf(lp, sizeof lp, IW ".layers[%lld]", (long long)l);
+            if ((st = td_json_check_keys(layer, lp, "a layer", layer_keys, err)))
+                break;
+            const char *rows_are = l == 0 ? "the number of input features"
+                                          : "the previous layer's width";
+            const char *cols_are = l == L - 1 ? "the number of outputs" : "the layer's width";
+            st = read_layer(buf, layer, lp, &t[2 * l], 1, rows_are, cols_are, "", err);
+        }
+    }
+    (void)nt;
+    return st;
+}
+
+/* GET /v1/jobs/{id}/model as it is: "classes" (the dataset's names) is ignored */
+static const char *const softmax_keys[] = {"W", "b", "model", "intercept", "groups",
+                                           "classes", NULL};
+static const char *const mlp_keys[] = {"layers", "model", "groups", "classes", NULL};
+
+/* The initial_weights converter of each family that takes them (keys: the object's
+ * members; read: into the flat block); the others have none. */
+static const struct {
+    const char *const *keys;
+    td_status (*read)(float *buf, const cJSON *w, const td_model *shape,
+                      const td_tensor_desc *t, int nt, td_error *err);
+} initial_rows[TD_MODEL_COUNT] = {
+    [TD_MODEL_SOFTMAX] = {softmax_keys, softmax_initial},
+    [TD_MODEL_MLP] = {mlp_keys, mlp_initial},
+};
+
 td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float **out,
                                   td_error *err)
 {
     *out = NULL;
-    if (shape->kind != TD_MODEL_SOFTMAX && shape->kind != TD_MODEL_MLP)
+    if ((unsigned)shape->kind >= TD_MODEL_COUNT || !initial_rows[shape->kind].read)
         return td_fail(err, TD_EINVAL, IW, "initial_weights are not supported for the %s "
-                       "model", td_model_names[shape->kind]);
-    /* GET /v1/jobs/{id}/model as it is: "classes" (the dataset's names) is ignored */
-    static const char *const softmax_keys[] = {"W", "b", "model", "intercept", "groups",
-                                               "classes", NULL};
-    static const char *const mlp_keys[] = {"layers", "model", "groups", "classes", NULL};
-    static const char *const layer_keys[] = {"W", "b", "activation", NULL};
-    td_status st = td_json_check_keys(w, IW, "initial_weights",
-                                      shape->kind == TD_MODEL_MLP ? mlp_keys : softmax_keys, err);
+                       "model", (unsigned)shape->kind < TD_MODEL_COUNT
+                                    ? td_model_names[shape->kind] : "?");
+    td_status st = td_json_check_keys(w, IW, "initial_weights", initial_rows[shape->kind].keys,
+                                      err);
     if (st)
         return st;
     const cJSON *m = member(w, "model");
@@ -515,38 +570,7 @@ td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float *
     float *buf = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
     if (!buf)
         return td_fail(err, TD_ENOMEM, IW, "out of memory");
-
-    if (shape->kind == TD_MODEL_SOFTMAX) {
-        const char *why = shape->intercept == TD_INTERCEPT_COLUMN0
-                              ? "with intercept \"column0\" the bias is row 0 of W"
-                              : "the model has no bias (intercept \"none\")";
-        st = read_layer(buf, w, IW, t, nt > 1, "the number of input features",
-                        "the number of classes", why, err);
-    } else {
-        const cJSON *layers = member(w, "layers");
-        int64_t L = shape->n_hidden + 1;
-        if (!cJSON_IsArray(layers)) {
-            st = td_fail(err, TD_EINVAL, IW ".layers", IW ".layers must be an array of %lld "
-                         "layers {\"W\", \"b\"}", (long long)L);
-        } else if (cJSON_GetArraySize(layers) != L) {
-            st = td_fail(err, TD_EINVAL, IW ".layers", IW ".layers has %d entries, expected "
-                         "%lld (%lld hidden layers and the output layer)",
-                         cJSON_GetArraySize(layers), (long long)L, (long long)shape->n_hidden);
-        } else {
-            int64_t l = 0;
-            for (const cJSON *layer = layers->child; layer && !st; layer = layer->next, l++) {
-                char lp[TD_JSON_PATH_MAX];
-                snprintf(lp, sizeof lp, IW ".layers[%lld]", (long long)l);
-                if ((st = td_json_check_keys(layer, lp, "a layer", layer_keys, err)))
-                    break;
-                const char *rows_are = l == 0 ? "the number of input features"
-                                              : "the previous layer's width";
-                const char *cols_are = l == L - 1 ? "the number of outputs" : "the layer's width";
-                st = read_layer(buf, layer, lp, &t[2 * l], 1, rows_are, cols_are, "", err);
-            }
-        }
-    }
-    if (st) {
+    if ((st = initial_rows[shape->kind].read(buf, w, shape, t, nt, err))) {
         free(buf);
         return st;
     }

@@ -35,11 +35,25 @@ static int choice_parse(const char *hp_name, const char *s)
     return -1;
 }
 
-static td_status check_net(const td_model *m, td_error *err)
+/* One converter row per model family (indexed by td_model_kind, table below): its model
+ * object (GET /v1/jobs/{id}/model), what its meta carries beyond the shape, and its
+ * predictions object. */
+enum { META_FIT = 1,        /* covariance, lower_bound, converged, n_iter (the mixtures) */
+       META_EMBED = 2,      /* components, rows (embed_gmm) */
+       META_NO_HIDDEN = 4   /* hidden layers are refused (softmax) */ };
+typedef struct model_codec {
+    td_status (*model)(char **out, size_t *len, const td_model *m, td_error *err);
+    unsigned meta;
+    td_status (*predict)(td_jout *o, const td_model *m, const float *X, int64_t N,
+                         const td_names_view *nv, td_error *err);
+} model_codec;
+static const model_codec *codec_of(td_model_kind kind);
+
+/* m has a converter row and parameters. */
+static td_status check_model(const td_model *m, td_error *err)
 {
-    if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP)
-        return td_fail(err, TD_EINVAL, "model", "the %s model is not available yet",
-                       (unsigned)m->kind < TD_MODEL_COUNT ? td_model_names[m->kind] : "?");
+    if (!codec_of(m->kind))
+        return td_fail(err, TD_EINVAL, "model", "the %s model is not available yet", "?");
     if (!m->params)
         return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
     return TD_OK;
@@ -169,16 +183,33 @@ static td_status embed_json(char **out, size_t *len, const td_model *m, td_error
     return finish(&b, out, len, err);
 }
 
-td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *err)
+/* {"model":"softmax","W","b" (null without a fitted bias),"intercept"[,"groups"]} */
+static void softmax_body(td_sbuf *b, const td_model *m, const td_tensor_desc *t, int nt)
 {
-    *out = NULL;
-    if (m->kind == TD_MODEL_GMM)
-        return gmm_json(out, len, m, err);
-    if (m->kind == TD_MODEL_EMBED_GMM)
-        return embed_json(out, len, m, err);
-    td_status st = check_net(m, err);
-    if (st)
-        return st;
+    td_sbuf_puts(b, ",\"W\":");
+    td_sbuf_matrix_f32(b, m->params + t[0].offset, t[0].rows, t[0].cols);
+    td_sbuf_puts(b, ",\"b\":");
+    if (nt > 1)
+        td_sbuf_floats(b, m->params + t[1].offset, t[1].cols);
+    else
+        td_sbuf_puts(b, "null");
+    td_sbuf_puts(b, ",\"intercept\":");
+    td_sbuf_string(b, choice_name("intercept", (int)m->intercept));
+}
+
+/* {"model":"mlp","layers":[...] (output layer "softmax")[,"groups"]} */
+static void mlp_body(td_sbuf *b, const td_model *m, const td_tensor_desc *t, int nt)
+{
+    (void)nt;
+    td_sbuf_puts(b, ",");
+    layers_array(b, m, t, "softmax");
+}
+
+/* A network's model object: the name, the family's body, groups and standardize. */
+static td_status net_json(char **out, size_t *len, const td_model *m,
+                          void (*body)(td_sbuf *, const td_model *, const td_tensor_desc *, int),
+                          td_error *err)
+{
     td_tensor_desc t[TD_MAX_TENSORS];
     int nt = td_model_layout(m, t);
     td_sbuf b;
@@ -186,25 +217,31 @@ td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *er
     td_sbuf_reserve(&b, (size_t)m->n_params * 12 + 256);
     td_sbuf_puts(&b, "{\"model\":");
     td_sbuf_string(&b, td_model_names[m->kind]);
-    if (m->kind == TD_MODEL_SOFTMAX) {
-        td_sbuf_puts(&b, ",\"W\":");
-        td_sbuf_matrix_f32(&b, m->params + t[0].offset, t[0].rows, t[0].cols);
-        td_sbuf_puts(&b, ",\"b\":");
-        if (nt > 1)
-            td_sbuf_floats(&b, m->params + t[1].offset, t[1].cols);
-        else
-            td_sbuf_puts(&b, "null");
-        td_sbuf_puts(&b, ",\"intercept\":");
-        td_sbuf_string(&b, choice_name("intercept", (int)m->intercept));
-    } else {
-        td_sbuf_puts(&b, ",");
-        layers_array(&b, m, t, "softmax");
-    }
+    body(&b, m, t, nt);
     if (m->G > 1)
         td_sbuf_printf(&b, ",\"groups\":%lld", (long long)m->G);
     put_standardize(&b, m);
     td_sbuf_puts(&b, "}");
     return finish(&b, out, len, err);
+}
+
+static td_status softmax_json(char **out, size_t *len, const td_model *m, td_error *err)
+{
+    return net_json(out, len, m, softmax_body, err);
+}
+
+static td_status mlp_json(char **out, size_t *len, const td_model *m, td_error *err)
+{
+    return net_json(out, len, m, mlp_body, err);
+}
+
+td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *err)
+{
+    *out = NULL;
+    td_status st = check_model(m, err);
+    if (st)
+        return st;
+    return codec_of(m->kind)->model(out, len, m, err);
 }
 
 /* ---- meta ------------------------------------------------------------------------- */
@@ -217,8 +254,8 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
     int ok = h != NULL;
     for (int64_t i = 0; ok && i < m->n_hidden && i < TD_MAX_HIDDEN; i++)
         ok = cJSON_AddItemToArray(h, cJSON_CreateNumber((double)m->hidden[i]));
-    ok = ok && cJSON_AddStringToObject(o, "kind", (unsigned)m->kind < TD_MODEL_COUNT
-                                                      ? td_model_names[m->kind] : "?") &&
+    const model_codec *row = codec_of(m->kind);
+    ok = ok && cJSON_AddStringToObject(o, "kind", row ? td_model_names[m->kind] : "?") &&
          cJSON_AddNumberToObject(o, "D", (double)m->D) &&
          cJSON_AddNumberToObject(o, "K", (double)m->K) &&
          cJSON_AddNumberToObject(o, "G", (double)m->G) &&
@@ -226,13 +263,13 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
          cJSON_AddStringToObject(o, "activation",
                                  choice_name("activation", (int)m->activation)) &&
          cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
-    if (ok && (m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM))
+    if (ok && row && (row->meta & META_FIT))
         ok = cJSON_AddStringToObject(o, "covariance", /* lower_bound NaN prints as null */
                                      choice_name("covariance", (int)m->covariance)) &&
              cJSON_AddNumberToObject(o, "lower_bound", m->lower_bound) &&
              cJSON_AddBoolToObject(o, "converged", m->converged) &&
              cJSON_AddNumberToObject(o, "n_iter", (double)m->n_iter);
-    if (ok && m->kind == TD_MODEL_EMBED_GMM)
+    if (ok && row && (row->meta & META_EMBED))
         ok = cJSON_AddNumberToObject(o, "components", (double)m->components) &&
              cJSON_AddNumberToObject(o, "rows", (double)m->rows);
     for (int i = 0; ok && m->mean && i < 2; i++) { /* float32 text: exact and shortest */
@@ -303,6 +340,10 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
     if (k < 0)
         return td_fail(err, TD_EINVAL, "meta", "meta.kind is missing or unknown");
     m->kind = (td_model_kind)k;
+    const model_codec *row = codec_of(m->kind);
+    if (!row)
+        return td_fail(err, TD_EINVAL, "meta", "the %s model is not available yet",
+                       td_model_names[m->kind]);
     int intercept, act;
     int64_t meta_n;
     if ((st = meta_int(&m->D, o, "D", 1, INT32_MAX, err)) ||
@@ -328,11 +369,11 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
             return st;
         m->n_hidden++;
     }
-    if (m->kind == TD_MODEL_EMBED_GMM &&
+    if ((row->meta & META_EMBED) &&
         ((st = meta_int(&m->components, o, "components", 1, INT32_MAX, err)) ||
          (st = meta_int(&m->rows, o, "rows", 1, INT64_MAX, err))))
         return st;
-    if (m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM) {
+    if (row->meta & META_FIT) {
         int cov;
         const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "lower_bound");
         const cJSON *conv = cJSON_GetObjectItemCaseSensitive(o, "converged");
@@ -345,13 +386,10 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
         m->covariance = (td_covariance)cov;
         m->lower_bound = cJSON_IsNumber(lb) ? lb->valuedouble : NAN;
         m->converged = cJSON_IsTrue(conv);
-    } else if (m->kind != TD_MODEL_SOFTMAX && m->kind != TD_MODEL_MLP) {
-        return td_fail(err, TD_EINVAL, "meta", "the %s model is not available yet",
-                       td_model_names[m->kind]);
     }
     if (!params)
         return td_fail(err, TD_EINVAL, "meta", "no parameters were given");
-    if (m->kind == TD_MODEL_SOFTMAX && m->n_hidden)
+    if ((row->meta & META_NO_HIDDEN) && m->n_hidden)
         return td_fail(err, TD_EINVAL, "meta", "a softmax model has no hidden layers");
     m->n_params = td_model_nparams(m);
     if (m->n_params != meta_n || m->n_params != n_params)
@@ -392,7 +430,6 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
 
 /* ---- predictions ------------------------------------------------------------------ */
 
-static td_status predict_check(const td_model *m, td_error *err);
 static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s,
                         const td_model *m, td_error *err);
 
@@ -591,7 +628,7 @@ done:
 
 /* gmm: {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}. */
 static td_status gmm_out(td_jout *o, const td_model *m, const float *X, int64_t N,
-                         td_error *err)
+                         const td_names_view *nv, td_error *err)
 {
     float *resp = NULL, *ll = NULL;
     int32_t *labels = NULL;
@@ -624,7 +661,7 @@ done:
 /* embed_gmm: {"embedding": (N, E), "labels": (N), "responsibilities": (N, M),
  * "log_likelihood": (N)}. */
 static td_status embed_out(td_jout *o, const td_model *m, const float *X, int64_t N,
-                           td_error *err)
+                           const td_names_view *nv, td_error *err)
 {
     float *emb = NULL, *resp = NULL, *ll = NULL;
     int32_t *labels = NULL;
@@ -676,19 +713,23 @@ done:
     return st;
 }
 
-static td_status predict_check(const td_model *m, td_error *err)
+static const model_codec codecs[TD_MODEL_COUNT] = {
+    [TD_MODEL_SOFTMAX] = {softmax_json, META_NO_HIDDEN, net_out},
+    [TD_MODEL_MLP] = {mlp_json, 0, net_out},
+    [TD_MODEL_GMM] = {gmm_json, META_FIT, gmm_out},
+    [TD_MODEL_EMBED_GMM] = {embed_json, META_FIT | META_EMBED, embed_out},
+};
+
+static const model_codec *codec_of(td_model_kind kind)
 {
-    int mixture = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM;
-    if (mixture && !m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
-    return mixture ? TD_OK : check_net(m, err);
+    return (unsigned)kind < TD_MODEL_COUNT ? &codecs[kind] : NULL;
 }
 
 td_status td_json_predict_out(td_jout **out, const td_model *m, float *X, int64_t N,
                               const td_names_view *nv, td_error *err)
 {
     *out = NULL;
-    td_status st = predict_check(m, err);
+    td_status st = check_model(m, err);
     if (st) {
         free(X);
         return st;
@@ -700,12 +741,7 @@ td_status td_json_predict_out(td_jout **out, const td_model *m, float *X, int64_
         free(X);
         return td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
     }
-    if (m->kind == TD_MODEL_GMM)
-        st = gmm_out(o, m, X, N, err);
-    else if (m->kind == TD_MODEL_EMBED_GMM)
-        st = embed_out(o, m, X, N, err);
-    else
-        st = net_out(o, m, X, N, nv, err);
+    st = codec_of(m->kind)->predict(o, m, X, N, nv, err);
     free(X);
     if (st) {
         td_jout_free(o);
@@ -721,7 +757,7 @@ td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s
     *out = NULL;
     float *X = NULL;
     int64_t N;
-    td_status st = predict_check(m, err);
+    td_status st = check_model(m, err);
     if (st || (st = td_json_predict_read(&X, &N, s, m, err)))
         return st;
     return td_json_predict_out(out, m, X, N, NULL, err);

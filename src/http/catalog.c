@@ -97,7 +97,7 @@ static cJSON *model_json(td_model_kind m)
     td_hparams_fini(&hp);
     cJSON *o = cJSON_CreateObject(), *list = NULL;
     if (!defaults || !o || !cJSON_AddStringToObject(o, "name", td_model_names[m]) ||
-        !cJSON_AddStringToObject(o, "description", td_model_docs[m]) ||
+        !cJSON_AddStringToObject(o, "description", td_model_doc(m)) ||
         !(list = cJSON_AddArrayToObject(o, "hyperparameters")))
         goto nomem;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {

@@ -81,7 +81,7 @@ static td_status make_trials(td_app *app, const td_sweep_request *r,
             st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
         if (st == TD_OK)
             st = td_app_check_job(app, model, text, train, val, &K, &bytes, err);
-        int64_t e = r->model == TD_MODEL_GMM ? hp.max_iter : hp.epochs;
+        int64_t e = td_hparams_epochs(&hp);
         if (st == TD_OK && budget && bytes > budget) {
             *over_budget = 1;
             st = td_fail(err, TD_EINVAL, NULL, "it needs ~%llu MB of working memory, over "

@@ -43,6 +43,7 @@
 #include "math/pool.h"
 #include "math/rng.h"
 #include "train/gmm.h"
+#include "train/layout.h"
 #include "train/mlp.h"
 #include "train/optim.h"
 #include "train/trainer_impl.h"
@@ -61,13 +62,13 @@ static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "pair_
 
 int64_t td_embed_gmm_rows(const td_hparams *hp, int64_t N)
 {
-    return hp->gmm_batch > 0 && hp->gmm_batch < N ? hp->gmm_batch : N;
+    return hp->embed.gmm_batch > 0 && hp->embed.gmm_batch < N ? hp->embed.gmm_batch : N;
 }
 
 td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
                          td_error *err)
 {
-    int64_t N = ds->N, D = ds->D, E = hp->embedding_dim, M = hp->components;
+    int64_t N = ds->N, D = ds->D, E = hp->embed.embedding_dim, M = hp->gmm.components;
     if (ds->pairs && ds->P > 0) {
         for (int64_t p = 0; p < ds->P; p++) {
             char field[64];
@@ -103,12 +104,12 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
                        "must be less than iterations (%lld): the GMM starts after the "
                        "warm-up", (long long)warm, (long long)hp->epochs);
     double n = 0, in = (double)D;
-    for (int64_t l = 0; l < hp->n_hidden; l++) {
-        n += (in + 1) * (double)hp->hidden[l];
-        in = (double)hp->hidden[l];
+    for (int64_t l = 0; l < hp->mlp.n_hidden; l++) {
+        n += (in + 1) * (double)hp->mlp.hidden[l];
+        in = (double)hp->mlp.hidden[l];
     }
     n += (in + 1) * (double)E;
-    n += (double)M * (1.0 + (double)E) + (double)td_gmm_covs_size(hp->covariance, M, E) +
+    n += (double)M * (1.0 + (double)E) + (double)td_gmm_covs_size(hp->gmm.covariance, M, E) +
          (double)N;
     if (n > (double)MAX_PARAMS)
         return td_fail(err, TD_EINVAL, FIELD("hidden"), "the model would have %.0f parameters "
@@ -119,39 +120,26 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
     return TD_OK;
 }
 
-static void add_tensor(td_tensor_desc *t, int *n, int64_t *off, const char *name, int layer,
-                       int64_t rows, int64_t cols, int penalized)
-{
-    td_tensor_desc *d = &t[(*n)++];
-    memset(d, 0, sizeof *d);
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->layer = layer;
-    d->rows = rows;
-    d->cols = cols;
-    d->offset = *off;
-    d->penalized = penalized;
-    *off += rows * cols;
-}
-
 int td_embed_layout(const td_model *m, td_tensor_desc *out)
 {
     int n = 0;
     int64_t off = 0, in = m->D, M = m->components, E = m->K;
     for (int64_t l = 0; l <= m->n_hidden; l++) {
         int64_t o = l < m->n_hidden ? m->hidden[l] : E;
-        add_tensor(out, &n, &off, "W", (int)l, in, o, 1);
-        add_tensor(out, &n, &off, "b", (int)l, 1, o, 0);
+        td_tensor_add(out, &n, &off, "W", (int)l, in, o, 1, 0);
+        td_tensor_add(out, &n, &off, "b", (int)l, 1, o, 0, 0);
         in = o;
     }
-    add_tensor(out, &n, &off, "weights", 0, 1, M, 0);
-    add_tensor(out, &n, &off, "means", 0, M, E, 0);
+    td_tensor_add(out, &n, &off, "weights", 0, 1, M, 0, 0);
+    td_tensor_add(out, &n, &off, "means", 0, M, E, 0, 0);
     if (m->covariance == TD_COV_TIED)
-        add_tensor(out, &n, &off, "covariances", 0, E, E, 0);
+        td_tensor_add(out, &n, &off, "covariances", 0, E, E, 0, 0);
     else
-        add_tensor(out, &n, &off, "covariances", 0, m->covariance == TD_COV_SPHERICAL ? 1 : M,
-                   m->covariance == TD_COV_FULL ? E * E : m->covariance == TD_COV_DIAG ? E : M,
-                   0);
-    add_tensor(out, &n, &off, "assignments", 0, 1, m->rows, 0);
+        td_tensor_add(out, &n, &off, "covariances", 0,
+                      m->covariance == TD_COV_SPHERICAL ? 1 : M,
+                      m->covariance == TD_COV_FULL ? E * E : m->covariance == TD_COV_DIAG ? E : M,
+                      0, 0);
+    td_tensor_add(out, &n, &off, "assignments", 0, 1, m->rows, 0, 0);
     return n;
 }
 
@@ -305,12 +293,12 @@ td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t E,
-                              int threads)
+size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
+                              const td_dataset *val, int64_t E, int threads)
 {
-    int64_t N = train->N, D = train->D, M = hp->components, ng = td_embed_gmm_rows(hp, N);
-    int64_t P = train->pairs && train->P > 0 && train->P < hp->pairs_per_iteration
-                    ? train->P : hp->pairs_per_iteration;
+    int64_t N = train->N, D = train->D, M = hp->gmm.components, ng = td_embed_gmm_rows(hp, N);
+    int64_t P = train->pairs && train->P > 0 && train->P < hp->embed.pairs_per_iteration
+                    ? train->P : hp->embed.pairs_per_iteration;
     td_model m, net;
     td_model_shape(&m, hp, D, E);
     m.rows = N;
@@ -318,13 +306,13 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
     td_embed_net_view(&net, &m);
     td_optim probe = {.kind = hp->optimizer, .momentum = hp->momentum};
     size_t nbuf = (size_t)td_optim_nbuffers(&probe), n_net = (size_t)net.n_params;
-    size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->covariance, M, E));
+    size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->gmm.covariance, M, E));
     int64_t zcap = ng < N ? ng + 2 * P : N;
     zcap = zcap < 2 * P ? 2 * P : zcap;
     size_t b = sizeof(embed_trainer) + sizeof(float) * (size_t)m.n_params +
                sizeof(float) * n_net * (2 + nbuf) + 2 * gmm +
-               sizeof(float) * (size_t)(hp->weights_init.n + hp->means_init.n +
-                                        hp->covariances_init.n);
+               sizeof(float) * (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n +
+                                        hp->gmm.covariances_init.n);
     /* prepare_buffers: pairs, the rows and embeddings of an iteration, the label groups */
     b += sizeof(int64_t) * (size_t)(4 * P + zcap) + sizeof(int32_t) * (size_t)P +
          sizeof(float) * (size_t)(2 * zcap * E + 4 * P * E) +
@@ -333,10 +321,10 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int
         b += sizeof(int64_t) * (size_t)(N + ng);
     if (!(train->pairs && train->P > 0))
         b += sizeof(int64_t) * (size_t)(4 * N) + sizeof(label_row) * (size_t)N;
-    b += td_gmm_work_bytes(ng, E, M, hp->covariance);
+    b += td_gmm_work_bytes(ng, E, M, hp->gmm.covariance);
     /* the last iteration's predictions on every row (td_embed_predict) */
     b += sizeof(int32_t) * (size_t)N + sizeof(float) * (size_t)(N * E + N * M + N) +
-         td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->covariance);
+         td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->gmm.covariance);
     b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
     return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
 }
@@ -354,11 +342,11 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->train = train;
-    t->N = train->N, t->D = train->D, t->E = E, t->M = hp->components;
+    t->N = train->N, t->D = train->D, t->E = E, t->M = hp->gmm.components;
     t->ng = td_embed_gmm_rows(hp, t->N);
     t->warmup = td_hparams_warmup(hp);
-    t->P = train->pairs && train->P > 0 && train->P < hp->pairs_per_iteration
-               ? train->P : hp->pairs_per_iteration;
+    t->P = train->pairs && train->P > 0 && train->P < hp->embed.pairs_per_iteration
+               ? train->P : hp->embed.pairs_per_iteration;
     t->base.rows = t->ng < t->N ? t->ng + 2 * t->P : t->N;
     td_model_shape(&t->model, hp, t->D, E);
     t->model.rows = t->N;
@@ -372,8 +360,8 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     if (!(t->model.params = calloc((size_t)t->model.n_params, sizeof(float))) ||
         !(t->grad = calloc((size_t)t->n_net, sizeof(float))) ||
         !(t->prev = calloc((size_t)t->n_net, sizeof(float))) ||
-        td_gmm_alloc(&t->g, t->M, E, hp->covariance) ||
-        td_gmm_alloc(&t->gprev, t->M, E, hp->covariance) ||
+        td_gmm_alloc(&t->g, t->M, E, hp->gmm.covariance) ||
+        td_gmm_alloc(&t->gprev, t->M, E, hp->gmm.covariance) ||
         td_optim_init(&t->opt, hp, t->n_net))
         goto nomem;
     td_embed_net_view(&t->net, &t->model);
@@ -451,7 +439,8 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
     if (ok)
         td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
     if (ok)
-        ok = (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.covariance, t->centre)) != NULL;
+        ok = (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.gmm.covariance,
+                                        t->centre)) != NULL;
     if (!ok)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory for the embed_gmm buffers (%lld "
                        "rows, %lld pairs)", (long long)N, (long long)P);
@@ -565,7 +554,7 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         t->centre[j] /= (double)ng;
     td_gmm_work_set_centre(t->w, t->centre);
     if (!t->gmm_ready) {
-        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, t->hp.n_init, &t->rng, err)))
+        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, t->hp.gmm.n_init, &t->rng, err)))
             return st;
         t->gmm_ready = 1;
     }
@@ -573,7 +562,7 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
     int64_t n_empty, split;
     if ((st = td_gmm_prepare(t->w, &t->g, err)) ||
         (st = td_gmm_estep(t->w, t->pool, &ll, NULL, err)) ||
-        (st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.reg_covar, t->nk, t->empty, &n_empty,
+        (st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.gmm.reg_covar, t->nk, t->empty, &n_empty,
                            err)))
         return st;
     if (!isfinite(ll) || !td_gmm_finite(&t->g)) /* before the split reads the mixture */
@@ -595,9 +584,9 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
         return td_fail(err, st, FIELD("reg_covar"), "iteration %lld: %s (reg_covar is %g)",
-                       (long long)(t->base.epoch + 1), msg, t->hp.reg_covar);
+                       (long long)(t->base.epoch + 1), msg, t->hp.gmm.reg_covar);
     }
-    if ((st = td_gmm_nll_grad(t->w, t->pool, t->dZ, (float)(t->hp.gmm_weight / (double)ng),
+    if ((st = td_gmm_nll_grad(t->w, t->pool, t->dZ, (float)(t->hp.embed.gmm_weight / (double)ng),
                               &ll, err)))
         return st;
     *nll = -ll;
@@ -660,7 +649,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         memcpy(t->B + p * E, t->Z + t->ib[p] * E, sizeof(float) * (size_t)E);
     }
     double psum;
-    td_contrastive_sum(&psum, NULL, t->dA, t->dB, t->A, t->B, t->sim, P, E, t->hp.margin,
+    td_contrastive_sum(&psum, NULL, t->dA, t->dB, t->A, t->B, t->sim, P, E, t->hp.embed.margin,
                        (float)(1.0 / (double)P));
     double pair_loss = psum / (double)P, nll = NAN;
     int64_t reseeded = 0;
@@ -683,7 +672,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     /* one backward through the network, one optimizer step */
     td_mlp_backward(t->mlp, t->pool, t->grad, params, ds->X, rows, n_rows, t->dZ);
     double reg = regularize(t, params, t->grad);
-    double loss = pair_loss + (warm ? 0 : t->hp.gmm_weight * nll) + reg;
+    double loss = pair_loss + (warm ? 0 : t->hp.embed.gmm_weight * nll) + reg;
     memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
     /* the first non-finite value names the cause: the loss, its gradient, or the step */
     const char *bad = !isfinite(loss)                  ? "loss"
@@ -700,7 +689,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
                      "(the %s became non-finite); the weights of iteration %lld are kept; "
                      "try a smaller lr (now %g) or gmm_weight (now %g)",
                      (long long)(t->base.epoch + 1), bad, (long long)t->base.epoch, t->hp.lr,
-                     t->hp.gmm_weight);
+                     t->hp.embed.gmm_weight);
         if (!warm)
             goto restore_gmm;
         return st;
@@ -729,7 +718,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
                            "mixture's covariances are not positive definite once stored as "
                            "float32 (collapsed or collinear embeddings, no finite density); "
                            "increase reg_covar (now %g)", (long long)t->base.epoch,
-                           t->hp.reg_covar);
+                           t->hp.gmm.reg_covar);
         if (st)
             return st;
         for (int64_t i = 0; i < N; i++)
@@ -872,7 +861,7 @@ static td_status embed_objective(td_trainer *base, double *loss, float *grad)
     td_mlp_forward(t->mlp, t->pool, Z, params, t->train->X, rows, n_rows);
     double psum, ll;
     td_contrastive_sum(&psum, NULL, t->dA, t->dB, Z + N * E, Z + (N + P) * E, t->sim, P, E,
-                       t->hp.margin, (float)(1.0 / (double)P));
+                       t->hp.embed.margin, (float)(1.0 / (double)P));
     double L = psum / (double)P;
     if (t->gmm_ready) {
         for (int64_t j = 0; j < E; j++)
@@ -882,15 +871,15 @@ static td_status embed_objective(td_trainer *base, double *loss, float *grad)
                 t->centre[j] += Z[i * E + j];
         for (int64_t j = 0; j < E; j++)
             t->centre[j] /= (double)N;
-        if (!(w = td_gmm_work_create(Z, N, E, t->M, t->hp.covariance, t->centre))) {
+        if (!(w = td_gmm_work_create(Z, N, E, t->M, t->hp.gmm.covariance, t->centre))) {
             st = TD_ENOMEM;
             goto done;
         }
         if ((st = td_gmm_prepare(w, &t->g, NULL)) ||
-            (st = td_gmm_nll_grad(w, t->pool, dZ, (float)(t->hp.gmm_weight / (double)N), &ll,
+            (st = td_gmm_nll_grad(w, t->pool, dZ, (float)(t->hp.embed.gmm_weight / (double)N), &ll,
                                   NULL)))
             goto done;
-        L += t->hp.gmm_weight * -ll;
+        L += t->hp.embed.gmm_weight * -ll;
     }
     memcpy(dZ + N * E, t->dA, sizeof(float) * (size_t)(P * E));
     memcpy(dZ + (N + P) * E, t->dB, sizeof(float) * (size_t)(P * E));

@@ -111,18 +111,18 @@ td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t K,
-                            int threads)
+size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train,
+                            const td_dataset *val, int64_t K, int threads)
 {
     int64_t M = K, E = train->D, N = train->N;
-    size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->covariance, M, E));
+    size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->gmm.covariance, M, E));
     td_model m;
     td_model_shape(&m, hp, E, K);
     return sizeof(gmm_trainer) + sizeof(float) * (size_t)m.n_params + 3 * gmm + /* g prev best */
            sizeof(double) * (size_t)(M + E) + (size_t)M +
-           sizeof(float) * (size_t)(hp->weights_init.n + hp->means_init.n +
-                                    hp->covariances_init.n) +
-           td_gmm_work_bytes(N, E, M, hp->covariance) +
+           sizeof(float) * (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n +
+                                    hp->gmm.covariances_init.n) +
+           td_gmm_work_bytes(N, E, M, hp->gmm.covariance) +
            1024 * (size_t)(threads > 1 ? threads : 1) +  /* the pool */
            512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
 }
@@ -143,16 +143,18 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     td_model_shape(&t->model, hp, train->D, K);
     int64_t M = K, E = train->D;
     if (!(t->model.params = calloc((size_t)t->model.n_params, sizeof(float))) ||
-        td_gmm_alloc(&t->g, M, E, hp->covariance) ||
-        td_gmm_alloc(&t->prev, M, E, hp->covariance) ||
-        td_gmm_alloc(&t->best, M, E, hp->covariance) ||
+        td_gmm_alloc(&t->g, M, E, hp->gmm.covariance) ||
+        td_gmm_alloc(&t->prev, M, E, hp->gmm.covariance) ||
+        td_gmm_alloc(&t->best, M, E, hp->gmm.covariance) ||
         !(t->nk = calloc((size_t)M, sizeof(double))) || !(t->empty = calloc((size_t)M, 1)))
         goto nomem;
     td_gmm_placeholder(&t->g); /* until the first step initialises */
     t->lower_bound = -INFINITY;
     t->best_lb = -INFINITY;
     /* with every parameter given, each run would repeat the first */
-    t->n_runs = hp->weights_init.v && hp->means_init.v && hp->covariances_init.v ? 1 : hp->n_init;
+    t->n_runs = hp->gmm.weights_init.v && hp->gmm.means_init.v && hp->gmm.covariances_init.v
+                    ? 1
+                    : hp->gmm.n_init;
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
@@ -225,7 +227,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     for (int i = 0; i < TD_REC_MAX; i++)
         rec->v[i] = NAN;
     if (!t->w) {
-        t->w = td_gmm_work_create(ds->X, N, E, M, t->hp.covariance, NULL);
+        t->w = td_gmm_work_create(ds->X, N, E, M, t->hp.gmm.covariance, NULL);
         if (!t->w)
             return td_fail(err, TD_ENOMEM, NULL, "out of memory for the EM workspace "
                            "(%lld rows, %lld components)", (long long)N, (long long)M);
@@ -255,7 +257,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
                        (long long)(t->n_iter + 1), (long long)t->n_iter);
     td_gmm_copy(&t->prev, &t->g);
     int64_t n_empty = 0;
-    if ((st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.reg_covar, t->nk, t->empty, &n_empty,
+    if ((st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.gmm.reg_covar, t->nk, t->empty, &n_empty,
                            err)))
         goto restore;
     double *row = malloc(sizeof(double) * (size_t)E);
@@ -271,7 +273,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         first = 0;
         for (int64_t j = 0; j < E; j++)
             row[j] = ds->X[i * E + j];
-        if (td_gmm_reseed(t->w, &t->g, k, row, t->hp.reg_covar))
+        if (td_gmm_reseed(t->w, &t->g, k, row, t->hp.gmm.reg_covar))
             st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
     free(row);
@@ -288,7 +290,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
         st = td_fail(err, st, "hyperparameters.reg_covar", "iteration %lld: %s (reg_covar is "
                      "%g); the parameters of iteration %lld are kept",
-                     (long long)(t->n_iter + 1), msg, t->hp.reg_covar, (long long)t->n_iter);
+                     (long long)(t->n_iter + 1), msg, t->hp.gmm.reg_covar, (long long)t->n_iter);
         goto restore;
     }
     t->n_iter++;

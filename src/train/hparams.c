@@ -1,31 +1,19 @@
 /* hparams.c — the hyperparameter table, model defaults and validation (SPEC §3–5).
  *
  * td_hparam_defs is the one place where names, types, bounds and the models a value
- * applies to are written. Defaults live in td_hparams_defaults (they depend on the model).
- * td_hparams_check validates a filled struct against the table and the dataset before a
- * trainer is built, so training itself never meets a bad value. */
+ * applies to are written. Defaults live in td_hparams_defaults: the shared ones here, a
+ * family's own in its registry row (family.h). td_hparams_check validates a filled struct
+ * against the table, then the family's row checks it against the dataset, before a trainer
+ * is built, so training itself never meets a bad value. */
 #include "traind/hparams.h"
 
-#include "train/embed_gmm.h"
-#include "train/gmm.h"
+#include "train/family.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *const td_model_names[] = {"softmax", "mlp", "gmm", "embed_gmm", NULL};
-const char *const td_model_docs[] = {
-    "multinomial logistic regression: one linear layer and a softmax (per group), trained "
-    "by gradient descent on the cross-entropy (scikit-learn's LogisticRegression with "
-    "l2 = 1/(C N))",
-    "multilayer perceptron: hidden layers with an activation, then a softmax output, "
-    "trained by gradient descent on the cross-entropy (scikit-learn's MLPClassifier)",
-    "Gaussian mixture fitted by expectation-maximisation (scikit-learn's GaussianMixture); "
-    "needs no labels",
-    "a network mapping rows to an embedding trained with a pair loss (labels or pairs), "
-    "and a Gaussian mixture fitted on the embeddings",
-    NULL};
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const intercept_names[] = {"fit", "none", "column0", NULL};
 static const char *const l2_scale_names[] = {"sum", "mean", NULL};
@@ -40,7 +28,6 @@ static const char *const gmm_init_names[] = {"kmeans++", "random", NULL};
 #define NETS (SOFTMAX | MLP)
 #define GRAD (SOFTMAX | MLP | EMBED)
 #define BIG 1e300
-#define MAX_NET_PARAMS (1ll << 28) /* softmax / mlp parameters (embed_gmm has the same cap) */
 
 #define OFF(f) offsetof(td_hparams, f)
 #define NUM(n, t, f, lo, hi, excl, models, doc) \
@@ -96,39 +83,40 @@ const td_hparam_def td_hparam_defs[] = {
         "weight of the penalty keeping grouped outputs monotone; 0 = off"),
     NUM("monotone.margin", TD_HP_DOUBLE, monotone_margin, -1e6, 1e6, 0, NETS,
         "margin of the monotonicity penalty"),
-    {"hidden", TD_HP_INT_LIST, OFF(hidden), OFF(n_hidden), 1, 1e6, 0, NULL, MLP | EMBED,
+    {"hidden", TD_HP_INT_LIST, OFF(mlp.hidden), OFF(mlp.n_hidden), 1, 1e6, 0, NULL, MLP | EMBED,
      "widths of the hidden layers"},
-    ENUM("activation", activation, activation_names, MLP | EMBED,
+    ENUM("activation", mlp.activation, activation_names, MLP | EMBED,
         "activation of the hidden layers"),
-    NUM("components", TD_HP_INT, components, 1, 10000, 0, GMM | EMBED,
+    NUM("components", TD_HP_INT, gmm.components, 1, 10000, 0, GMM | EMBED,
         "number of mixture components"),
-    ENUM("covariance", covariance, covariance_names, GMM | EMBED,
+    ENUM("covariance", gmm.covariance, covariance_names, GMM | EMBED,
         "covariance of each component: full, diag or spherical"),
-    NUM("reg_covar", TD_HP_DOUBLE, reg_covar, 0, 1e6, 0, GMM | EMBED,
+    NUM("reg_covar", TD_HP_DOUBLE, gmm.reg_covar, 0, 1e6, 0, GMM | EMBED,
         "added to the diagonal of every covariance"),
     NUM("max_iter", TD_HP_INT, max_iter, 1, 1e7, 0, GMM, "EM iterations at most"),
     NUM("iterations", TD_HP_INT, epochs, 1, 1e7, 0, EMBED,
         "training iterations (network steps on sampled pairs)"),
-    NUM("embedding_dim", TD_HP_INT, embedding_dim, 1, 4096, 0, EMBED,
+    NUM("embedding_dim", TD_HP_INT, embed.embedding_dim, 1, 4096, 0, EMBED,
         "dimension of the embedding the network maps rows to"),
-    NUM("pairs_per_iteration", TD_HP_INT, pairs_per_iteration, 1, 1e8, 0, EMBED,
+    NUM("pairs_per_iteration", TD_HP_INT, embed.pairs_per_iteration, 1, 1e8, 0, EMBED,
         "labelled pairs sampled per iteration for the pair loss"),
     NUM("warmup_iterations", TD_HP_INT, warmup_iterations, -1, 1e7, 0, EMBED,
         "iterations of pair loss alone before the gmm term; -1 = 15% of iterations"),
-    NUM("n_init", TD_HP_INT, n_init, 1, 1000, 0, GMM | EMBED,
+    NUM("n_init", TD_HP_INT, gmm.n_init, 1, 1000, 0, GMM | EMBED,
         "EM restarts; the best lower bound is kept"),
-    NUM("gmm_batch", TD_HP_INT, gmm_batch, 0, 1e9, 0, EMBED,
+    NUM("gmm_batch", TD_HP_INT, embed.gmm_batch, 0, 1e9, 0, EMBED,
         "rows per EM step on the embeddings; 0 = all rows"),
-    NUM("margin", TD_HP_DOUBLE, margin, 0, 1e6, 1, EMBED, "contrastive margin of the pair loss"),
-    NUM("gmm_weight", TD_HP_DOUBLE, gmm_weight, 0, 1e6, 0, EMBED,
+    NUM("margin", TD_HP_DOUBLE, embed.margin, 0, 1e6, 1, EMBED,
+        "contrastive margin of the pair loss"),
+    NUM("gmm_weight", TD_HP_DOUBLE, embed.gmm_weight, 0, 1e6, 0, EMBED,
         "weight of the gmm negative log-likelihood in the loss"),
-    ENUM("init", init, gmm_init_names, GMM,
+    ENUM("init", gmm.init, gmm_init_names, GMM,
         "how the components start when not given: kmeans++ or random"),
-    {"weights_init", TD_HP_TENSOR, OFF(weights_init), 0, 0, 1, 0, NULL, GMM,
+    {"weights_init", TD_HP_TENSOR, OFF(gmm.weights_init), 0, 0, 1, 0, NULL, GMM,
      "initial mixture weights (M), summing to 1"},
-    {"means_init", TD_HP_TENSOR, OFF(means_init), 0, -BIG, BIG, 0, NULL, GMM,
+    {"means_init", TD_HP_TENSOR, OFF(gmm.means_init), 0, -BIG, BIG, 0, NULL, GMM,
      "initial means (M, D)"},
-    {"covariances_init", TD_HP_TENSOR, OFF(covariances_init), 0, -BIG, BIG, 0, NULL, GMM,
+    {"covariances_init", TD_HP_TENSOR, OFF(gmm.covariances_init), 0, -BIG, BIG, 0, NULL, GMM,
      "initial covariances: (M, D, D) full, (M, D) diag, (M) spherical"},
     NUM("standardize", TD_HP_BOOL, standardize, 0, 1, 0, TD_MODELS_ALL,
         "scale every feature to mean 0 and standard deviation 1 (population std of the "
@@ -220,43 +208,19 @@ void td_hparams_defaults(td_hparams *hp, td_model_kind model)
     hp->tol = 1e-4;
     hp->ignore_index = -100;
     hp->groups = 1;
-    hp->activation = TD_ACT_RELU;
-    hp->components = 1;
-    hp->covariance = TD_COV_FULL;
-    hp->reg_covar = 1e-6;
+    hp->mlp.activation = TD_ACT_RELU;
+    hp->gmm.components = 1;
+    hp->gmm.covariance = TD_COV_FULL;
+    hp->gmm.reg_covar = 1e-6;
     hp->max_iter = 100;
-    hp->n_init = 1;
-    hp->margin = 1.0;
-    hp->gmm_weight = 0.01;
+    hp->gmm.n_init = 1;
+    hp->embed.margin = 1.0;
+    hp->embed.gmm_weight = 0.01;
     hp->warmup_iterations = -1; /* -1 = 15% of iterations */
     hp->weight_decay = NAN;     /* the optimizer's: td_hparams_resolve */
-    switch (model) {
-    case TD_MODEL_MLP:
-        hp->optimizer = TD_OPT_ADAM;
-        hp->lr = 1e-3;
-        hp->batch_size = 64;
-        hp->epochs = 20;
-        hp->n_hidden = 1;
-        hp->hidden[0] = 100;
-        break;
-    case TD_MODEL_GMM:
-        hp->tol = 1e-3;
-        hp->components = 1;
-        break;
-    case TD_MODEL_EMBED_GMM:
-        hp->optimizer = TD_OPT_ADAM;
-        hp->lr = 1e-3;
-        hp->epochs = 300;
-        hp->n_hidden = 1;
-        hp->hidden[0] = 128;
-        hp->embedding_dim = 2;
-        hp->components = 2;
-        hp->pairs_per_iteration = 512;
-        hp->n_init = 5;
-        break;
-    default:
-        break;
-    }
+    const td_family *f = td_family_of((int)model);
+    if (f && f->defaults)
+        f->defaults(hp);
 }
 
 void td_hparams_fini(td_hparams *hp)
@@ -264,9 +228,9 @@ void td_hparams_fini(td_hparams *hp)
     td_model_kind model = hp->model;
     free(hp->class_weights);
     free(hp->initial_weights);
-    free(hp->weights_init.v);
-    free(hp->means_init.v);
-    free(hp->covariances_init.v);
+    free(hp->gmm.weights_init.v);
+    free(hp->gmm.means_init.v);
+    free(hp->gmm.covariances_init.v);
     td_hparams_defaults(hp, model);
 }
 
@@ -286,13 +250,13 @@ td_status td_hparams_copy(td_hparams *dst, const td_hparams *src)
 {
     *dst = *src;
     dst->class_weights = dst->initial_weights = NULL;
-    dst->weights_init.v = dst->means_init.v = dst->covariances_init.v = NULL;
+    dst->gmm.weights_init.v = dst->gmm.means_init.v = dst->gmm.covariances_init.v = NULL;
     if (dup_floats(&dst->class_weights, src->class_weights, src->n_class_weights) ||
         dup_floats(&dst->initial_weights, src->initial_weights, src->n_initial_weights) ||
-        dup_floats(&dst->weights_init.v, src->weights_init.v, src->weights_init.n) ||
-        dup_floats(&dst->means_init.v, src->means_init.v, src->means_init.n) ||
-        dup_floats(&dst->covariances_init.v, src->covariances_init.v,
-                   src->covariances_init.n)) {
+        dup_floats(&dst->gmm.weights_init.v, src->gmm.weights_init.v, src->gmm.weights_init.n) ||
+        dup_floats(&dst->gmm.means_init.v, src->gmm.means_init.v, src->gmm.means_init.n) ||
+        dup_floats(&dst->gmm.covariances_init.v, src->gmm.covariances_init.v,
+                   src->gmm.covariances_init.n)) {
         td_hparams_fini(dst);
         return TD_ENOMEM;
     }
@@ -310,8 +274,21 @@ void td_hparams_resolve(td_hparams *hp, int64_t K)
         hp->weight_decay = hp->optimizer == TD_OPT_ADAMW ? TD_ADAMW_WEIGHT_DECAY : 0;
     if (K > 0 && hp->n_classes == 0)
         hp->n_classes = K;
-    if (K > 0 && hp->model == TD_MODEL_EMBED_GMM)
-        hp->warmup_iterations = td_hparams_warmup(hp);
+    const td_family *f = td_family_of((int)hp->model);
+    if (K > 0 && f && f->resolve)
+        f->resolve(hp, K);
+}
+
+int td_hparams_open(const td_hparams *hp)
+{
+    const td_family *f = td_family_of((int)hp->model);
+    return hp->n_classes == 0 || (f && f->open && f->open(hp));
+}
+
+int64_t td_hparams_epochs(const td_hparams *hp)
+{
+    const td_family *f = td_family_of((int)hp->model);
+    return f && f->epochs ? f->epochs(hp) : hp->epochs;
 }
 
 /* ---- validation ------------------------------------------------------------------- */
@@ -395,150 +372,24 @@ static td_status check_table(const td_hparams *hp, td_error *err)
     return TD_OK;
 }
 
-/* Number of outputs K implied by the data and hyperparameters. */
-static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64_t *K,
-                               td_error *err)
-{
-    int64_t k = 0;
-    if (ds->Y) {
-        k = ds->Y_cols;
-    } else if (ds->y) {
-        if (ds->y_cols != hp->groups) {
-            if (hp->groups > 1)
-                return td_fail(err, TD_EINVAL, FIELD("groups"),
-                               "groups is %lld but the dataset's targets have %lld column(s)",
-                               (long long)hp->groups, (long long)ds->y_cols);
-            return td_fail(err, TD_EINVAL, "dataset.y",
-                           "targets have %lld columns: set hyperparameters.groups to %lld "
-                           "for grouped outputs", (long long)ds->y_cols, (long long)ds->y_cols);
-        }
-        int32_t mx = -1;
-        for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
-            if (ds->y[i] != hp->ignore_index && ds->y[i] > mx)
-                mx = ds->y[i];
-        k = (int64_t)(mx + 1) * hp->groups;
-    } else {
-        return td_fail(err, TD_EINVAL, "dataset", "the %s model needs a labelled dataset (y or Y)",
-                       td_model_names[hp->model]);
-    }
-    if (hp->n_classes > 0) {
-        if (ds->Y && hp->n_classes != k) /* rows of Y hold exactly Y_cols probabilities */
-            return td_fail(err, TD_EINVAL, FIELD("n_classes"),
-                           "n_classes is %lld but the probability targets (Y) have %lld "
-                           "columns", (long long)hp->n_classes, (long long)k);
-        if (hp->n_classes < k)
-            return td_fail(err, TD_EINVAL, FIELD("n_classes"),
-                           "n_classes is %lld but the targets need at least %lld",
-                           (long long)hp->n_classes, (long long)k);
-        k = hp->n_classes;
-    }
-    if (k < 1)
-        return td_fail(err, TD_EINVAL, "dataset.y", "the targets contain no class");
-    *K = k;
-    return TD_OK;
-}
-
 td_status td_hparams_check(const td_hparams *given, const td_dataset *ds, int64_t *Kout,
                            td_error *err)
 {
     td_hparams resolved = *given; /* a shallow copy, only read: the open defaults filled */
     td_hparams_resolve(&resolved, 0);
     const td_hparams *hp = &resolved;
+    const td_family *f = td_family_of((int)hp->model);
     td_status st;
-    if ((unsigned)hp->model >= TD_MODEL_COUNT)
+    if (!f)
         return td_fail(err, TD_EINVAL, "model", "unknown model");
     if ((st = check_table(hp, err)))
         return st;
     if (hp->nesterov && (hp->momentum <= 0 || hp->dampening != 0))
         return td_fail(err, TD_EINVAL, FIELD("nesterov"),
                        "nesterov needs momentum > 0 and dampening = 0");
-    if (hp->model == TD_MODEL_MLP && hp->n_hidden < 1)
-        return td_fail(err, TD_EINVAL, FIELD("hidden"), "hidden needs at least one layer size");
+    if (f->check_hparams && (st = f->check_hparams(hp, err)))
+        return st;
     if (ds->N < 1 || ds->D < 1)
         return td_fail(err, TD_EINVAL, "dataset", "the dataset is empty");
-    if (hp->standardize && hp->model == TD_MODEL_SOFTMAX && hp->intercept == TD_INTERCEPT_COLUMN0)
-        return td_fail(err, TD_EINVAL, FIELD("standardize"),
-                       "standardize cannot be combined with intercept \"column0\": it would "
-                       "turn the ones column into zeros; use intercept \"fit\"");
-    if (hp->model == TD_MODEL_GMM) /* unlabelled: labels, if any, are ignored */
-        return td_gmm_check(hp, ds, Kout, err);
-    if (hp->model == TD_MODEL_EMBED_GMM) /* labels or pairs define the pair loss */
-        return td_embed_check(hp, ds, Kout, err);
-
-    int64_t K = 0;
-    if ((st = infer_classes(hp, ds, &K, err)))
-        return st;
-    if (K % hp->groups != 0)
-        return td_fail(err, TD_EINVAL, FIELD("groups"),
-                       "groups (%lld) must divide the number of outputs (%lld)",
-                       (long long)hp->groups, (long long)K);
-    if (hp->groups > 1 && ds->Y)
-        return td_fail(err, TD_EINVAL, FIELD("groups"),
-                       "grouped outputs need class-index targets (N, G), not probabilities");
-    if (hp->monotone_weight > 0 && hp->groups < 2)
-        return td_fail(err, TD_EINVAL, FIELD("monotone.weight"),
-                       "the monotone penalty needs groups >= 2");
-    if (hp->class_weights && hp->n_class_weights != K / hp->groups)
-        return td_fail(err, TD_EINVAL, FIELD("class_weights"),
-                       "class_weights has %lld entries, the model has %lld classes",
-                       (long long)hp->n_class_weights, (long long)(K / hp->groups));
-    if (hp->class_weights && hp->groups > 1)
-        return td_fail(err, TD_EINVAL, FIELD("class_weights"),
-                       "class_weights is not supported with grouped outputs");
-    if (hp->label_smoothing > 0 && hp->groups > 1)
-        return td_fail(err, TD_EINVAL, FIELD("label_smoothing"),
-                       "label_smoothing is not supported with grouped outputs");
-    if (ds->y) {
-        int64_t S = K / hp->groups;
-        for (int64_t i = 0; i < ds->N * ds->y_cols; i++) {
-            int32_t t = ds->y[i];
-            if (t != hp->ignore_index && (t < 0 || t >= S)) {
-                char field[64];
-                if (ds->y_cols > 1)
-                    snprintf(field, sizeof field, "dataset.y[%lld][%lld]",
-                             (long long)(i / ds->y_cols), (long long)(i % ds->y_cols));
-                else
-                    snprintf(field, sizeof field, "dataset.y[%lld]", (long long)i);
-                return td_fail(err, TD_EINVAL, field,
-                               "label %d is outside [0, %lld) and is not ignore_index (%lld)",
-                               t, (long long)S, (long long)hp->ignore_index);
-            }
-        }
-    }
-    if (hp->model == TD_MODEL_SOFTMAX && hp->intercept == TD_INTERCEPT_COLUMN0) {
-        for (int64_t i = 0; i < ds->N; i++)
-            if (ds->X[i * ds->D] != 1.0f) {
-                char field[64];
-                snprintf(field, sizeof field, "dataset.X[%lld][0]", (long long)i);
-                return td_fail(err, TD_EINVAL, field,
-                               "intercept \"column0\" needs X's first column to be all ones "
-                               "(found %g)", (double)ds->X[i * ds->D]);
-            }
-    }
-    /* The trainer holds the parameters, their gradient, the previous step and up to two
-     * optimizer moments in float32: cap the model as gmm and embed_gmm do, so that a
-     * small request cannot ask for tens of GB (a refusal, not an allocation failure or
-     * the OOM killer once the job trains). */
-    double n_params = 0, in = (double)ds->D;
-    for (int64_t l = 0; hp->model == TD_MODEL_MLP && l < hp->n_hidden; l++) {
-        n_params += (in + 1) * (double)hp->hidden[l];
-        in = (double)hp->hidden[l];
-    }
-    n_params += (in + 1) * (double)K;
-    if (n_params > (double)MAX_NET_PARAMS)
-        return td_fail(err, TD_EINVAL,
-                       hp->model == TD_MODEL_MLP ? FIELD("hidden")
-                       : hp->n_classes > 0       ? FIELD("n_classes")
-                                                 : "dataset",
-                       "the model would have %.0f parameters (%lld inputs, %lld outputs); at "
-                       "most %lld are supported", n_params, (long long)ds->D, (long long)K,
-                       MAX_NET_PARAMS);
-    int64_t n_val = (int64_t)floor(hp->validation_split * (double)ds->N);
-    if (hp->validation_split > 0 && (n_val < 1 || ds->N - n_val < 1))
-        return td_fail(err, TD_EINVAL, FIELD("validation_split"),
-                       "validation_split %g of %lld rows leaves an empty training or "
-                       "validation set", hp->validation_split, (long long)ds->N);
-    if (Kout)
-        *Kout = K;
-    return TD_OK;
+    return f->check(hp, ds, Kout, err);
 }

@@ -314,12 +314,12 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
         warn(out, n, "not_converged", "the gmm did not converge in max_iter = %lld "
              "iterations (the last change of the lower bound was above tol = %g); raise "
              "max_iter or tol", (long long)hp->max_iter, hp->tol);
-    if (hp->model == TD_MODEL_GMM && hp->components > 1) {
+    if (hp->model == TD_MODEL_GMM && hp->gmm.components > 1) {
         int64_t d = distinct_rows(train);
-        if (d >= 0 && hp->components > d)
+        if (d >= 0 && hp->gmm.components > d)
             warn(out, n, "components_exceed_distinct_rows", "components = %lld but the data "
                  "has only %lld distinct rows: some components describe no data",
-                 (long long)hp->components, (long long)d);
+                 (long long)hp->gmm.components, (long long)d);
     }
     if ((hp->model == TD_MODEL_SOFTMAX || hp->model == TD_MODEL_MLP) && train->y &&
         train->y_cols == 1 && train->N > 0) {

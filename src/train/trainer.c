@@ -1,28 +1,21 @@
-/* trainer.c — the public td_trainer interface: picks the model family at creation,
- * forwards the family's calls through its vtable and reads the base fields every family
- * keeps current (trainer_impl.h). */
+/* trainer.c — the public td_trainer interface: picks the model family's row (family.h) at
+ * creation, forwards the family's calls through its vtable and reads the base fields every
+ * family keeps current (trainer_impl.h). */
 #include "traind/train.h"
 
 #include <string.h>
 
-#include "train/trainer_impl.h"
+#include "train/family.h"
 
 /* The model family's trainer (hp resolved). */
 static td_status create_family(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                                const td_dataset *val, td_error *err)
 {
     *out = NULL;
-    switch (hp->model) {
-    case TD_MODEL_SOFTMAX:
-    case TD_MODEL_MLP:
-        return td_grad_trainer_create(out, hp, train, val, err);
-    case TD_MODEL_GMM:
-        return td_gmm_trainer_create(out, hp, train, val, err);
-    case TD_MODEL_EMBED_GMM:
-        return td_embed_trainer_create(out, hp, train, val, err);
-    default:
+    const td_family *f = td_family_of((int)hp->model);
+    if (!f)
         return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
-    }
+    return f->trainer_create(out, hp, train, val, err);
 }
 
 td_status td_trainer_create(td_trainer **out, const td_hparams *given,
@@ -39,37 +32,19 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *given,
 td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
                            const td_dataset *val, int64_t *K, td_error *err)
 {
-    switch (hp->model) {
-    case TD_MODEL_SOFTMAX:
-    case TD_MODEL_MLP:
-        return td_grad_trainer_check(hp, train, val, K, err);
-    case TD_MODEL_GMM:
-        return td_gmm_trainer_check(hp, train, val, K, err);
-    case TD_MODEL_EMBED_GMM:
-        return td_embed_trainer_check(hp, train, val, K, err);
-    default:
+    const td_family *f = td_family_of((int)hp->model);
+    if (!f)
         return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
-    }
+    return f->trainer_check(hp, train, val, K, err);
 }
 
 size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
                                 const td_dataset *val, int64_t K, int threads)
 {
-    size_t b = 0;
-    switch (hp->model) {
-    case TD_MODEL_SOFTMAX:
-    case TD_MODEL_MLP:
-        b = td_grad_trainer_bytes(hp, train, val, K, threads);
-        break;
-    case TD_MODEL_GMM:
-        b = td_gmm_trainer_bytes(hp, train, K, threads);
-        break;
-    case TD_MODEL_EMBED_GMM:
-        b = td_embed_trainer_bytes(hp, train, K, threads);
-        break;
-    default:
+    const td_family *f = td_family_of((int)hp->model);
+    if (!f)
         return 0;
-    }
+    size_t b = f->memory(hp, train, val, K, threads);
     if (hp->standardize)
         b += td_std_trainer_bytes(train, val);
     /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */

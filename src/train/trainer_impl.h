@@ -34,19 +34,20 @@ struct td_trainer {
 };
 
 /* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
- * gets the outputs) and its td_train_memory_estimate (datasets as in train.h). */
+ * gets the outputs) and its td_train_memory_estimate (datasets as in train.h; gmm and
+ * embed_gmm read no validation set). */
 td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
                                 const td_dataset *val, int64_t *K, td_error *err);
 size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train,
                              const td_dataset *val, int64_t K, int threads);
 td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train,
                                const td_dataset *val, int64_t *K, td_error *err);
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t K,
-                            int threads);
+size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train,
+                            const td_dataset *val, int64_t K, int threads);
 td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
                                  const td_dataset *val, int64_t *E, td_error *err);
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, int64_t E,
-                              int threads);
+size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
+                              const td_dataset *val, int64_t E, int threads);
 
 /* ---- shared by the families (trainer_util.c) ----------------------------------------- */
 

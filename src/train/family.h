@@ -1,0 +1,89 @@
+/* family.h — the model-family registry: one row per family, as liblinear's solver table
+ * and Redis's command table.
+ *
+ * The generic entry points of the engine (td_hparams_defaults / _resolve / _check /
+ * _epochs, td_model_shape / _layout / _predict, td_trainer_create / _check,
+ * td_train_memory_estimate) look the family's row up by td_model_kind and call it; none of
+ * them switches on the family. A family lives in its own files: family_<name>.c holds its
+ * row and the pieces the generic functions delegate to, and its trainer and kernels
+ * (grad_trainer.c, gmm*.c, embed_gmm.c, mlp.c, linear.c) sit below it.
+ *
+ * Adding a family: its enum value (hparams.h), its files with a td_family row, the row in
+ * family.c's table, its hyperparameter rows (hparams.c's td_hparam_defs; settings of its
+ * own go in a nested struct of td_hparams) and its converter row (codec/json_model.c).
+ *
+ * Headers depend downward only: hparams.c, model.c and trainer.c include this header and
+ * nothing family-specific; family_<name>.c include the family's own headers. */
+#ifndef TRAIND_FAMILY_H
+#define TRAIND_FAMILY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "train/layout.h"
+#include "train/trainer_impl.h"
+#include "traind/train.h"
+
+typedef struct td_family {
+    const char *name;            /* as in JSON ("softmax"); td_model_names[kind] */
+    const char *doc;             /* one line for people (GET /v1/models) */
+    /* Sets the family's own defaults over the shared ones td_hparams_defaults wrote (every
+     * other field is already at its default). NULL: the shared defaults suffice. */
+    void (*defaults)(td_hparams *hp);
+    /* The family's open defaults once the outputs K > 0 are known (td_hparams_resolve,
+     * after the shared ones). NULL: none. */
+    void (*resolve)(td_hparams *hp, int64_t K);
+    /* 1 when resolve would fill a value of hp (td_hparams_open). NULL: never. */
+    int (*open)(const td_hparams *hp);
+    /* Rules on the hyperparameters alone, checked after the table bounds and before the
+     * dataset is looked at. NULL: none. */
+    td_status (*check_hparams)(const td_hparams *hp, td_error *err);
+    /* td_hparams_check's family part, after the shared rules (ds has rows and columns):
+     * hp against the dataset; *K (may be NULL) gets the model's outputs. */
+    td_status (*check)(const td_hparams *hp, const td_dataset *ds, int64_t *K,
+                       td_error *err);
+    /* Epochs (iterations) a run plans (td_hparams_epochs). NULL: hp->epochs. */
+    int64_t (*epochs)(const td_hparams *hp);
+    /* td_model_shape's family part: m has kind, D, K, G = groups, intercept "fit" and the
+     * activation; n_params is counted after. */
+    void (*shape)(td_model *m, const td_hparams *hp);
+    /* td_model_layout (train.h); returns the tensor count. */
+    int (*layout)(const td_model *m, td_tensor_desc *out);
+    /* td_model_predict with X's width already checked against m->D. */
+    td_status (*predict)(float *probs, int32_t *labels, const td_model *m, const float *X,
+                         int64_t N, td_error *err);
+    /* td_trainer_create (hp resolved; standardize is applied around it by trainer.c),
+     * td_trainer_check and td_train_memory_estimate (before the standardize copies and the
+     * allocator's share) of this family. */
+    td_family_create trainer_create;
+    td_status (*trainer_check)(const td_hparams *hp, const td_dataset *train,
+                               const td_dataset *val, int64_t *K, td_error *err);
+    size_t (*memory)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                     int64_t K, int threads);
+} td_family;
+
+/* The rows, in family_<name>.c. */
+extern const td_family td_family_softmax, td_family_mlp, td_family_gmm, td_family_embed_gmm;
+
+/* The row of family `kind`; NULL when kind is not a family. */
+const td_family *td_family_of(int kind);
+
+/* ---- pieces shared by the rows -------------------------------------------------------- */
+
+/* The classifiers (softmax, mlp; family_net.c). td_net_check: td_hparams_check's rules
+ * for a network with n_hidden hidden layers of hp's widths and a softmax output (classes
+ * from the data, groups, class_weights, labels in range, the parameter cap,
+ * validation_split); column0: intercept "column0", whose ones column is checked. */
+td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hidden,
+                       int column0, int64_t *K, td_error *err);
+/* td_model_layout of a network: W0, b0, ..., W_L, then b_L with intercept "fit". */
+int td_net_layout(const td_model *m, td_tensor_desc *out);
+/* A network's logits: out (N, K) OVERWRITTEN with the outputs of m on X (N, m->D). */
+typedef td_status (*td_net_forward_fn)(float *out, const td_model *m, const float *X,
+                                       int64_t N, td_error *err);
+/* td_model_predict of a network: standardizes X when m does, runs forward, then the
+ * softmax of each group (labels: the argmax within each group). */
+td_status td_net_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                         int64_t N, td_net_forward_fn forward, td_error *err);
+
+#endif
