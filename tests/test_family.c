@@ -59,11 +59,11 @@ START_TEST(defaults_come_from_the_rows)
     td_hparams_resolve(&hp, 2); /* embed_gmm's row fills the warm-up: 15% of 300 */
     ck_assert_int_eq(hp.warmup_iterations, 45);
     ck_assert_int_eq(td_hparams_open(&hp), 0);
+    ck_assert_double_eq(hp.weight_decay, 0); /* adam's */
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     ck_assert_int_eq(td_hparams_open(&hp), 1); /* n_classes from the data */
     hp.n_classes = 3;
     ck_assert_int_eq(td_hparams_open(&hp), 0);
-    ck_assert_double_eq(hp.weight_decay, 0);
 }
 END_TEST
 

@@ -1,4 +1,5 @@
-/* model.c — model shapes, the layout of the flat parameter block, and prediction.
+/* model.c — model shapes, the layout of the flat parameter block, and prediction: the
+ * generic part of each, which calls the family's row (family.h) for the rest.
  *
  * Every model keeps all its parameters in one float block (llm.c style); the layout names
  * the tensors carved out of it, so the optimizer, checkpoints and the JSON edge each walk
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K)
 {
