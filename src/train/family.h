@@ -60,6 +60,8 @@ typedef struct td_family {
                                const td_dataset *val, int64_t *K, td_error *err);
     size_t (*memory)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
                      int64_t K, int threads);
+    /* (The exporters, ONNX and the C header, live above the engine in src/codec; when they
+     * get rows, those are the family's converter row there, as json_model.c's.) */
 } td_family;
 
 /* The rows, in family_<name>.c. */
