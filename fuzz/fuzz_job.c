@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset_tree.h"
 #include "fuzz.h"
 #include "codec/json_hparams.h"
 #include "codec/json_job.h"
