@@ -292,6 +292,7 @@ build-fuzz/libtraind.a: $(FUZZ_OBJS)
 # The targets that compare the stream with the cJSON tree reader (fuzz_json_dataset,
 # fuzz_job) link its reference from tests/ (dataset_tree.c); the others ignore it.
 FUZZ_REFS := build-fuzz/tests/dataset_tree.o
+.SECONDARY: $(FUZZ_REFS)
 
 build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h build-fuzz/libtraind.a $(FUZZ_REFS) | deps
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_REFS) build-fuzz/libtraind.a $(LDLIBS)
