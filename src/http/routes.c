@@ -245,3 +245,24 @@ int td_app_paging(const td_req *req, td_resp *resp, int *limit, const char **aft
 {
     return paging(req, resp, limit, after);
 }
+
+void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),
+                 void *ctx, const char *next)
+{
+    td_sbuf b;
+    td_sbuf_init(&b);
+    td_sbuf_puts(&b, "{");
+    td_sbuf_string(&b, key);
+    td_sbuf_puts(&b, ":[");
+    for (int i = 0; i < n; i++) {
+        char *j = item(ctx, i);
+        if (i)
+            td_sbuf_puts(&b, ",");
+        td_sbuf_puts(&b, j ? j : "null");
+        free(j);
+    }
+    td_sbuf_puts(&b, "],\"next\":");
+    td_sbuf_string(&b, next[0] ? next : NULL);
+    td_sbuf_puts(&b, "}");
+    json_or_oom(resp, 200, td_sbuf_finish(&b, NULL));
+}

@@ -35,6 +35,10 @@ td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
 void td_app_fail(td_resp *resp, td_status st, const td_error *err);
 void td_app_json(td_resp *resp, int status, char *body);
 int td_app_paging(const td_req *req, td_resp *resp, int *limit, const char **after);
+/* Answers 200 with a page of a listing: {"<key>":[item 0, ..., item n-1],"next":next}
+ * (next "": null). item(ctx, i) gives item i's JSON (malloc'd, taken; NULL: null). */
+void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),
+                 void *ctx, const char *next);
 
 /* The /v1/sweeps handlers (routes_sweeps.c). */
 void td_h_sweep_create(void *app, const td_req *req, td_resp *resp);

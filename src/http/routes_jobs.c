@@ -275,6 +275,12 @@ static void *job_begin(void *a, const td_req *req)
 
 const td_body_sink td_job_sink = {job_begin, object_piece, job_create, object_free};
 
+/* A page's item i (td_app_page): rows[i]. */
+static char *job_item(void *rows, int i)
+{
+    return td_json_job(&((td_job_row *)rows)[i], NULL);
+}
+
 void td_h_job_list(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -308,21 +314,8 @@ void td_h_job_list(void *a, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
-    td_sbuf b;
-    td_sbuf_init(&b);
-    td_sbuf_puts(&b, "{\"jobs\":[");
-    for (int i = 0; i < n; i++) {
-        char *j = td_json_job(&rows[i], NULL);
-        if (i)
-            td_sbuf_puts(&b, ",");
-        td_sbuf_puts(&b, j ? j : "null");
-        free(j);
-    }
-    td_sbuf_puts(&b, "],\"next\":");
-    td_sbuf_string(&b, next[0] ? next : NULL);
-    td_sbuf_puts(&b, "}");
+    td_app_page(resp, "jobs", n, job_item, rows, next);
     td_job_rows_free(rows, n);
-    json_or_oom(resp, 200, td_sbuf_finish(&b, NULL));
 }
 
 void td_h_job_get(void *a, const td_req *req, td_resp *resp)

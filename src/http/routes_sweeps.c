@@ -183,6 +183,23 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     answer_sweep(app, resp, 202, id, 1);
 }
 
+/* A page of the sweep listing: item i (td_app_page) is rows[i] with its trials. */
+typedef struct sweep_page {
+    td_app *app;
+    const td_sweep_row *rows;
+} sweep_page;
+
+static char *sweep_item(void *ctx, int i)
+{
+    const sweep_page *p = ctx;
+    td_sweep_trial *t = NULL;
+    int nt = 0;
+    td_store_sweep_trials(td_app_store(p->app), p->rows[i].id, p->rows[i].metric, &t, &nt, NULL);
+    char *j = td_json_sweep(&p->rows[i], t, nt, 0);
+    td_sweep_trials_free(t, nt);
+    return j;
+}
+
 void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -198,25 +215,9 @@ void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
         td_app_fail(resp, st, &err);
         return;
     }
-    td_sbuf b;
-    td_sbuf_init(&b);
-    td_sbuf_puts(&b, "{\"sweeps\":[");
-    for (int i = 0; i < n; i++) {
-        td_sweep_trial *t = NULL;
-        int nt = 0;
-        td_store_sweep_trials(td_app_store(app), rows[i].id, rows[i].metric, &t, &nt, NULL);
-        char *j = td_json_sweep(&rows[i], t, nt, 0);
-        td_sweep_trials_free(t, nt);
-        if (i)
-            td_sbuf_puts(&b, ",");
-        td_sbuf_puts(&b, j ? j : "null");
-        free(j);
-    }
-    td_sbuf_puts(&b, "],\"next\":");
-    td_sbuf_string(&b, next[0] ? next : NULL);
-    td_sbuf_puts(&b, "}");
+    sweep_page page = {app, rows};
+    td_app_page(resp, "sweeps", n, sweep_item, &page, next);
     td_sweep_rows_free(rows, n);
-    td_app_json(resp, 200, td_sbuf_finish(&b, NULL));
 }
 
 void td_h_sweep_get(void *a, const td_req *req, td_resp *resp)
