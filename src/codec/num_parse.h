@@ -123,6 +123,7 @@ static inline int scan_number(const char *p, const char *end, int final, num *n,
         if (q == end)
             goto more_or_done;
     }
+done:
     n->m = m;
     n->e10 = e10;
     n->truncated = trunc;
@@ -131,11 +132,7 @@ static inline int scan_number(const char *p, const char *end, int final, num *n,
 more_or_done:
     if (!final)
         goto more;
-    n->m = m;
-    n->e10 = e10;
-    n->truncated = trunc;
-    *stop = q;
-    return SCAN_OK;
+    goto done;
 more_or_bad:
     if (!final)
         goto more;
