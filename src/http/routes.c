@@ -236,14 +236,13 @@ void td_app_shutdown(td_app *app)
 
 /* ---- for the other route files (routes_impl.h) --------------------------------------- */
 
-td_store *td_app_store(td_app *app) { return app->store; }
-td_sweeps *td_app_sweeps(td_app *app) { return app->sweeps; }
-td_reserve *td_app_reserve(td_app *app) { return app->reserve; }
-void td_app_fail(td_resp *resp, td_status st, const td_error *err) { fail(resp, st, err); }
-void td_app_json(td_resp *resp, int status, char *body) { json_or_oom(resp, status, body); }
-int td_app_paging(const td_req *req, td_resp *resp, int *limit, const char **after)
+td_status td_app_retry(td_app *app, td_status (*op)(td_store *, const char *, td_error *),
+                       const char *id, td_error *err)
 {
-    return paging(req, resp, limit, after);
+    td_status st = op(app->store, id, err);
+    if (td_reserve_release(app->reserve, st, err))
+        st = op(app->store, id, err);
+    return st;
 }
 
 void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),

@@ -100,10 +100,7 @@ td_status td_app_store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_
 /* Deletes a dataset; on a full disk with the reserve's room. */
 td_status td_app_delete_dataset(td_app *app, const char *id, td_error *err)
 {
-    td_status st = td_store_dataset_delete(app->store, id, err);
-    if (td_reserve_release(app->reserve, st, err))
-        st = td_store_dataset_delete(app->store, id, err);
-    return st;
+    return td_app_retry(app, td_store_dataset_delete, id, err);
 }
 
 /* POST /v1/datasets streams (a td_body_sink): the body goes through the streaming parser

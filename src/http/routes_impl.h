@@ -19,10 +19,6 @@
 #include "store/reserve.h"
 #include "store/store.h"
 
-td_store *td_app_store(td_app *app);
-td_sweeps *td_app_sweeps(td_app *app);
-td_reserve *td_app_reserve(td_app *app);
-
 /* Decodes a job's stored hyperparameter text against the loaded datasets (val may be
  * NULL) and checks it as td_trainer_create will, without building the trainer: the
  * validation of POST /v1/jobs. *K gets the outputs, *bytes the memory for admission. */
@@ -30,11 +26,10 @@ td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
                            int64_t *K, uint64_t *bytes, td_error *err);
 
-/* Answers a failure (400 for malformed JSON, else by status), a JSON body (taken; 500 when
- * NULL), and reads limit / after of a listing (-1: answered 422). */
-void td_app_fail(td_resp *resp, td_status st, const td_error *err);
-void td_app_json(td_resp *resp, int status, char *body);
-int td_app_paging(const td_req *req, td_resp *resp, int *limit, const char **after);
+/* op(app->store, id, err) (a delete or a cancel), tried once more when it met a full
+ * disk and the space reserve gave room back (store/reserve.h). */
+td_status td_app_retry(td_app *app, td_status (*op)(td_store *, const char *, td_error *),
+                       const char *id, td_error *err);
 /* Answers 200 with a page of a listing: {"<key>":[item 0, ..., item n-1],"next":next}
  * (next "": null). item(ctx, i) gives item i's JSON (malloc'd, taken; NULL: null). */
 void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),

@@ -442,9 +442,7 @@ void td_h_job_delete(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
-    td_status st = td_store_job_delete(app->store, req->params[0], &err);
-    if (td_reserve_release(app->reserve, st, &err))
-        st = td_store_job_delete(app->store, req->params[0], &err);
+    td_status st = td_app_retry(app, td_store_job_delete, req->params[0], &err);
     if (st) {
         fail(resp, st, &err);
         return;
