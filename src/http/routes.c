@@ -236,13 +236,22 @@ void td_app_shutdown(td_app *app)
 
 /* ---- for the other route files (routes_impl.h) --------------------------------------- */
 
-td_status td_app_retry(td_app *app, td_status (*op)(td_store *, const char *, td_error *),
-                       const char *id, td_error *err)
+td_status td_app_retry(td_app *app, td_app_store_op op, const char *id, td_error *err)
 {
     td_status st = op(app->store, id, err);
     if (td_reserve_release(app->reserve, st, err))
         st = op(app->store, id, err);
     return st;
+}
+
+void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *resp)
+{
+    td_error err = {{0}, {0}};
+    td_status st = td_app_retry(app, op, req->params[0], &err);
+    if (st)
+        fail(resp, st, &err);
+    else
+        resp->status = 204;
 }
 
 void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),

@@ -251,12 +251,5 @@ void td_h_dataset_data(void *a, const td_req *req, td_resp *resp)
 
 void td_h_dataset_delete(void *a, const td_req *req, td_resp *resp)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    td_status st = td_app_delete_dataset(app, req->params[0], &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    resp->status = 204;
+    td_app_delete(a, td_store_dataset_delete, req, resp);
 }

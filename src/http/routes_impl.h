@@ -26,10 +26,13 @@ td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
                            int64_t *K, uint64_t *bytes, td_error *err);
 
-/* op(app->store, id, err) (a delete or a cancel), tried once more when it met a full
- * disk and the space reserve gave room back (store/reserve.h). */
-td_status td_app_retry(td_app *app, td_status (*op)(td_store *, const char *, td_error *),
-                       const char *id, td_error *err);
+/* A store call on one object: a delete or a cancel. */
+typedef td_status (*td_app_store_op)(td_store *s, const char *id, td_error *err);
+/* op(app->store, id, err), tried once more when it met a full disk and the space reserve
+ * gave room back (store/reserve.h): deletes and cancels are never refused for space. */
+td_status td_app_retry(td_app *app, td_app_store_op op, const char *id, td_error *err);
+/* DELETE /v1/<objects>/{id}: op through td_app_retry, answered 204 or with the failure. */
+void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *resp);
 /* Answers 200 with a page of a listing: {"<key>":[item 0, ..., item n-1],"next":next}
  * (next "": null). item(ctx, i) gives item i's JSON (malloc'd, taken; NULL: null). */
 void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),

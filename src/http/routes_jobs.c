@@ -440,14 +440,7 @@ void td_h_job_cancel(void *a, const td_req *req, td_resp *resp)
 
 void td_h_job_delete(void *a, const td_req *req, td_resp *resp)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    td_status st = td_app_retry(app, td_store_job_delete, req->params[0], &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    resp->status = 204;
+    td_app_delete(a, td_store_job_delete, req, resp);
 }
 
 /* ---- Server-Sent Events ------------------------------------------------------------ */
