@@ -801,7 +801,6 @@ static void obj_key(td_dstream *s)
         s->om = OM_OTHER;
 }
 
-
 static void obj_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const char *text,
                       size_t tlen, uint64_t off)
 {

@@ -1,6 +1,5 @@
 /* routes_datasets.c — /v1/datasets: upload (streamed through the dataset parsers as the
  * body arrives), list, get, export, delete. Route table and conventions: routes.c. */
-
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,6 @@
 /* routes_jobs.c — /v1/jobs: submit (validated as its worker will run it), list, get,
  * loss history, validation rows, cancel, delete, and the event stream. Route table and
  * conventions: routes.c. */
-
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>

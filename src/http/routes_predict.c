@@ -1,7 +1,6 @@
 /* routes_predict.c — what a job's model answers: GET /v1/jobs/{id}/model (JSON or an
  * export), POST .../predict and .../evaluate, and POST /v1/loss. Route table and
  * conventions: routes.c. */
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
