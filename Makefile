@@ -148,9 +148,10 @@ $(BUILD)/tests/suites.inc: $(TEST_SRCS)
 $(BUILD)/tests/runner.o: $(BUILD)/tests/suites.inc
 $(BUILD)/tests/runner.o: CFLAGS += -I$(BUILD)/tests
 
-# The fuzz harnesses (without their libFuzzer entry) are linked in for the regress suite.
+# The fuzz harnesses (without their libFuzzer entry) are linked in for the regress suite;
+# some compare against a reference in tests/ (dataset_tree.h), hence -Itests.
 FUZZ_HARNESS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard fuzz/fuzz_*.c)))
-$(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN
+$(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN -Itests
 
 # Allocation-failure injection (tests/failalloc.h): only the runner wraps the allocator.
 FAILALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=free
@@ -262,7 +263,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_TARGETS := json_dataset csv_dataset job loss predict config router train npy
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -Wno-psabi -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-                -pthread -Iinclude -Isrc -Ifuzz -I$(BUILD)/gen $(PKG_CFLAGS) \
+                -pthread -Iinclude -Isrc -Ifuzz -Itests -I$(BUILD)/gen $(PKG_CFLAGS) \
                 -DTD_VERSION='"$(VERSION)"'
 FUZZ_OBJS    := $(LIB_SRCS:%.c=build-fuzz/%.o) build-fuzz/gen/openapi.o build-fuzz/gen/onnx.pb-c.o build-fuzz/gen/web.o
 
@@ -288,8 +289,13 @@ build-fuzz/libtraind.a: $(FUZZ_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h build-fuzz/libtraind.a | deps
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libtraind.a $(LDLIBS)
+# The targets that compare the stream with the cJSON tree reader (fuzz_json_dataset,
+# fuzz_job) link its reference from tests/ (dataset_tree.c); the others ignore it.
+FUZZ_REFS := build-fuzz/tests/dataset_tree.o
+.SECONDARY: $(FUZZ_REFS)
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h build-fuzz/libtraind.a $(FUZZ_REFS) | deps
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_REFS) build-fuzz/libtraind.a $(LDLIBS)
 
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%) | deps
 	@for t in $(FUZZ_TARGETS); do \
@@ -308,7 +314,8 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 .PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak docs
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(FUZZ_REFS:.o=.d) \
+         $(BUILD)/src/main.d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind_engine.a | deps
 	@mkdir -p $(dir $@)

@@ -1,6 +1,6 @@
 /* fuzz_job.c — libFuzzer target for job bodies and their hyperparameters.
  *
- * The input is a POST /v1/jobs body, taken the way the daemon takes it (routes.c,
+ * The input is a POST /v1/jobs body, taken the way the daemon takes it (routes_jobs.c,
  * h_job_create and validate_job): td_json_job_parse (which runs td_json_hparams), the
  * stored hyperparameter text (td_job_hparams_text), td_job_decode_hparams against the
  * inline "data" or against one of three fixed datasets (class labels, grouped labels,
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset_tree.h"
 #include "fuzz.h"
 #include "codec/json_hparams.h"
 #include "codec/json_job.h"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset_tree.h"
 #include "fuzz.h"
 #include "codec/json_dataset.h"
 #include "codec/json_util.h"

@@ -14,6 +14,7 @@
 #include "codec/json_loss.h"
 #include "codec/json_model.h"
 #include "codec/json_util.h"
+#include "codec/stream_dataset.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -25,9 +26,15 @@
                       "message \"%s\" lacks \"%s\"", (err).message, want_text);             \
     } while (0)
 
+/* The dataset reader of the daemon: the streaming parser, the body in one piece. */
 static td_status ds_parse(td_dataset_buf *d, const char *body, td_error *err)
 {
-    return td_json_dataset_parse(d, body, strlen(body), err);
+    td_dstream *s = td_dstream_json(strlen(body));
+    ck_assert_ptr_nonnull(s);
+    td_dstream_feed(s, body, strlen(body));
+    td_status st = td_dstream_finish(s, d, err);
+    td_dstream_destroy(s);
+    return st;
 }
 
 /* Parses body expecting an error naming field with text in the message. */

@@ -2,7 +2,7 @@
  * bodies (td_body_sink).
  *
  * Parser: every number form against (float)strtod, every error with its element and
- * message (the same as the tree reader's, json_dataset.h, for each body), malformed
+ * message (the same as the tree reader's, dataset_tree.h, for each body), malformed
  * offsets, and the same bodies fed whole, in 1-byte, 7-byte and random pieces giving
  * identical arrays and errors; CSV quoting and line endings; the limits.
  * Server: a sink gets the body in order and is freed when the client goes away or the
@@ -26,6 +26,7 @@
 #include "codec/json_util.h"
 #include "http/server.h"
 #include "codec/stream_dataset.h"
+#include "dataset_tree.h"
 #include "httpc.h"
 #include "testutil.h"
 

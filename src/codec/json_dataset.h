@@ -20,9 +20,8 @@
  * Errors say where: field "line 5, column 3", message "line 5, column 3: ...".
  *
  * POST /v1/datasets and the inline "data" of a job body are read with the streaming
- * parser (stream_dataset.h), which gives what these functions give;
- * td_json_dataset_parse / _from are the buffered tree readers (the reference the stream
- * is tested and fuzzed against). */
+ * parser (stream_dataset.h), the one reader of dataset bodies; the cJSON tree reader it
+ * is tested and fuzzed against is tests/dataset_tree.h. */
 #ifndef TRAIND_CODEC_JSON_DATASET_H
 #define TRAIND_CODEC_JSON_DATASET_H
 
@@ -53,14 +52,6 @@ typedef struct td_dataset_buf {
 
 /* Frees the arrays and zeroes the struct (safe on a zeroed or half-filled one). */
 void td_dataset_buf_free(td_dataset_buf *d);
-
-/* Parses a JSON dataset body. On error *out is left empty (nothing to free). */
-td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
-                                td_error *err);
-/* The same from an already parsed object; element paths get prefix ("data" gives
- * "data.X[2][1]"); prefix may be NULL or "". */
-td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,
-                               td_error *err);
 
 /* ---- the dataset checks, shared by the tree reader and the streaming parser -------- */
 
@@ -96,7 +87,8 @@ typedef struct td_dataset_parts {
 /* The rules of the dataset body across its arrays, in one order: key errors, X
  * required, y or Y, each array's own error and row count (X, y, Y, pairs, pair_labels),
  * pairs with pair_labels, then the name. On success the arrays move into *out (p keeps
- * nothing); either way p is finalised. prefix as in td_json_dataset_from. */
+ * nothing); either way p is finalised. Element paths get prefix ("data" gives
+ * "data.X[2][1]"); prefix may be NULL or "". */
 td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
                                   const char *prefix, td_error *err);
 /* Frees what p still owns and zeroes it. */

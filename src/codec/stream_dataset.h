@@ -8,11 +8,11 @@
  * are cut: a boundary may fall inside a number, a key, a literal, an escape or a CRLF.
  *
  * What is accepted and every error (td_error field and message, and which error wins
- * when a body has several) is exactly what td_json_dataset_parse and
- * td_csv_dataset_parse (json_dataset.h) give for the whole body, with the messages
- * written by the same helpers (json_util.h, td_dataset_parts_finish). JSON syntax is
- * RFC 8259 plus the NaN / Infinity literals of json_util.h (so that they are named as
- * values, 422); the tree parser's cJSON is laxer in a few corners that are not JSON
+ * when a body has several) is exactly what the cJSON tree reader gives for the whole
+ * body (tests/dataset_tree.h: the reference the stream is tested and fuzzed against),
+ * with the messages written by the same helpers (json_util.h, td_dataset_parts_finish).
+ * JSON syntax is RFC 8259 plus the NaN / Infinity literals of json_util.h (so that they
+ * are named as values, 422); the tree parser's cJSON is laxer in a few corners that are not JSON
  * (leading zeros "01", "1." and "-.5", raw control characters inside strings, bytes
  * below 0x20 as whitespace, "\u" with bad hex digits read as U+0000, numbers of more
  * than 63 characters refused, a NaN literal as an object key): those are malformed here
@@ -112,8 +112,9 @@ typedef struct td_jarray td_jarray;
 td_jarray *td_dstream_array(td_dstream *s, const char *key);
 
 /* The inline dataset (dataset_key) after td_dstream_object_finish, read with the rules
- * of td_json_dataset_from(prefix dataset_key); call it only when the member was given
- * and not null. Once. */
+ * of td_dstream_json, its fields named "<dataset_key>.X[i][j]" and so on (as the tree
+ * reader's td_json_dataset_from with prefix dataset_key); call it only when the member
+ * was given and not null. Once. */
 td_status td_dstream_dataset(td_dstream *s, td_dataset_buf *out, td_error *err);
 
 /* 1 when a is an array whose first element is an array (the tree test

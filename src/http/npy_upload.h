@@ -1,7 +1,7 @@
 /* npy_upload.h — POST /v1/datasets with an .npy (application/x-npy) or .npz
  * (application/zip) body: the body goes through the codec (codec/npy_dataset.h) as it
  * arrives and X straight into its data file (store/dataset_out.h), so the upload costs
- * a few buffers and the small arrays, never the body nor X. routes.c's dataset sink
+ * a few buffers and the small arrays, never the body nor X. routes_datasets.c's dataset sink
  * hands the body here when the content type says so. */
 #ifndef TRAIND_HTTP_NPY_UPLOAD_H
 #define TRAIND_HTTP_NPY_UPLOAD_H

@@ -26,17 +26,17 @@ static void answer_sweep(td_app *app, td_resp *resp, int status, const char *id,
     td_sweep_row row;
     td_sweep_trial *t = NULL;
     int n = 0;
-    td_status st = td_store_sweep_get(td_app_store(app), id, &row, &err);
+    td_status st = td_store_sweep_get(app->store, id, &row, &err);
     if (st == TD_OK &&
-        (st = td_store_sweep_trials(td_app_store(app), id, row.metric, &t, &n, &err)))
+        (st = td_store_sweep_trials(app->store, id, row.metric, &t, &n, &err)))
         td_sweep_row_fini(&row);
     if (st) {
-        td_app_fail(resp, st, &err);
+        fail(resp, st, &err);
         return;
     }
     if (status == 202)
         td_resp_header(resp, "Location", "/v1/sweeps/%s", row.id);
-    td_app_json(resp, status, td_json_sweep(&row, t, n, with_trials));
+    json_or_oom(resp, status, td_json_sweep(&row, t, n, with_trials));
     td_sweep_trials_free(t, n);
     td_sweep_row_fini(&row);
 }
@@ -123,14 +123,14 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     int over_budget = 0, has_val = 0, maximize = 0;
     int64_t epochs = 0;
     const char *metric = NULL;
-    td_status st = td_reserve_check(td_app_reserve(app), &err);
+    td_status st = td_reserve_check(app->reserve, &err);
     if (st == TD_OK)
         st = td_json_sweep_parse(&r, req->body, req->body_len, &err);
     if (st == TD_OK &&
-        (st = td_store_dataset_load(td_app_store(app), r.dataset, &train, &err)) == TD_ENOTFOUND)
+        (st = td_store_dataset_load(app->store, r.dataset, &train, &err)) == TD_ENOTFOUND)
         st = td_fail(&err, TD_EINVAL, "dataset", "no dataset with id \"%.64s\"", r.dataset);
     if (st == TD_OK && r.validation &&
-        (st = td_store_dataset_load(td_app_store(app), r.validation, &val, &err)) ==
+        (st = td_store_dataset_load(app->store, r.validation, &val, &err)) ==
             TD_ENOTFOUND)
         st = td_fail(&err, TD_EINVAL, "validation", "no dataset with id \"%.64s\"",
                      r.validation);
@@ -157,8 +157,8 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
                               .validation = r.validation, .spec = spec_text, .metric = metric,
                               .maximize = maximize, .epochs = epochs,
                               .min_epochs = r.eta ? r.min_epochs : 0, .eta = r.eta};
-        st = td_reserve_note(td_app_reserve(app),
-                             td_store_sweep_insert(td_app_store(app), &spec, trials,
+        st = td_reserve_note(app->reserve,
+                             td_store_sweep_insert(app->store, &spec, trials,
                                                    (int)r.n_trials, id, &err), &err);
     }
     for (int64_t i = 0; trials && i < r.n_trials; i++) {
@@ -175,12 +175,29 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
         return;
     }
     if (st) {
-        td_app_fail(resp, st, &err);
+        fail(resp, st, &err);
         return;
     }
     td_log(TD_LOG_INFO, "http", "sweep %s queued", id);
-    td_sweeps_kick(td_app_sweeps(app));
+    td_sweeps_kick(app->sweeps);
     answer_sweep(app, resp, 202, id, 1);
+}
+
+/* A page of the sweep listing: item i (td_app_page) is rows[i] with its trials. */
+typedef struct sweep_page {
+    td_app *app;
+    const td_sweep_row *rows;
+} sweep_page;
+
+static char *sweep_item(void *ctx, int i)
+{
+    const sweep_page *p = ctx;
+    td_sweep_trial *t = NULL;
+    int nt = 0;
+    td_store_sweep_trials(p->app->store, p->rows[i].id, p->rows[i].metric, &t, &nt, NULL);
+    char *j = td_json_sweep(&p->rows[i], t, nt, 0);
+    td_sweep_trials_free(t, nt);
+    return j;
 }
 
 void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
@@ -189,34 +206,18 @@ void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
     td_error err = {{0}, {0}};
     int limit, n = 0;
     const char *after;
-    if (td_app_paging(req, resp, &limit, &after))
+    if (paging(req, resp, &limit, &after))
         return;
     td_sweep_row *rows = NULL;
     char next[TD_ID_MAX];
-    td_status st = td_store_sweep_list(td_app_store(app), limit, after, &rows, &n, next, &err);
+    td_status st = td_store_sweep_list(app->store, limit, after, &rows, &n, next, &err);
     if (st) {
-        td_app_fail(resp, st, &err);
+        fail(resp, st, &err);
         return;
     }
-    td_sbuf b;
-    td_sbuf_init(&b);
-    td_sbuf_puts(&b, "{\"sweeps\":[");
-    for (int i = 0; i < n; i++) {
-        td_sweep_trial *t = NULL;
-        int nt = 0;
-        td_store_sweep_trials(td_app_store(app), rows[i].id, rows[i].metric, &t, &nt, NULL);
-        char *j = td_json_sweep(&rows[i], t, nt, 0);
-        td_sweep_trials_free(t, nt);
-        if (i)
-            td_sbuf_puts(&b, ",");
-        td_sbuf_puts(&b, j ? j : "null");
-        free(j);
-    }
-    td_sbuf_puts(&b, "],\"next\":");
-    td_sbuf_string(&b, next[0] ? next : NULL);
-    td_sbuf_puts(&b, "}");
+    sweep_page page = {app, rows};
+    td_app_page(resp, "sweeps", n, sweep_item, &page, next);
     td_sweep_rows_free(rows, n);
-    td_app_json(resp, 200, td_sbuf_finish(&b, NULL));
 }
 
 void td_h_sweep_get(void *a, const td_req *req, td_resp *resp)
@@ -228,27 +229,16 @@ void td_h_sweep_cancel(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
     td_error err = {{0}, {0}};
-    td_status st = td_store_sweep_cancel(td_app_store(app), req->params[0], &err);
-    if (td_reserve_release(td_app_reserve(app), st, &err))
-        st = td_store_sweep_cancel(td_app_store(app), req->params[0], &err);
+    td_status st = td_app_retry(app, td_store_sweep_cancel, req->params[0], &err);
     if (st) {
-        td_app_fail(resp, st, &err);
+        fail(resp, st, &err);
         return;
     }
-    td_sweeps_kick(td_app_sweeps(app));
+    td_sweeps_kick(app->sweeps);
     answer_sweep(app, resp, 202, req->params[0], 1);
 }
 
 void td_h_sweep_delete(void *a, const td_req *req, td_resp *resp)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    td_status st = td_store_sweep_delete(td_app_store(app), req->params[0], &err);
-    if (td_reserve_release(td_app_reserve(app), st, &err))
-        st = td_store_sweep_delete(td_app_store(app), req->params[0], &err);
-    if (st) {
-        td_app_fail(resp, st, &err);
-        return;
-    }
-    resp->status = 204;
+    td_app_delete(a, td_store_sweep_delete, req, resp);
 }

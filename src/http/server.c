@@ -1,4 +1,6 @@
-/* server.c — libmicrohttpd behind http.h: limits, auth, routing, responses, metrics.
+/* server.c — libmicrohttpd behind http.h: limits, auth, body handling, streams, metrics.
+ * The response and request helpers and the router are in request.c, the listening
+ * socket in listen.c.
  *
  * DESIGN
  *
@@ -81,13 +83,9 @@
  */
 #include "http/server.h"
 
-#include <arpa/inet.h>
-#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -100,10 +98,10 @@
 
 #include "util/budget.h"
 #include "http/auth.h"
+#include "http/listen.h"
 #include "http/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
-#include "util/text.h"
 
 #define STATUS_LO 100
 #define STATUS_HI 599
@@ -207,218 +205,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
-/* ---------------------------------------------------------------- responses ---- */
-
-void td_resp_json(td_resp *r, int status, char *json)
-{
-    free(r->body);
-    r->body = NULL;
-    r->body_len = 0;
-    r->content_type = "application/json";
-    if (!json) { /* the caller's print failed: out of memory */
-        r->status = 500;
-        static const char oom[] =
-            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
-        r->body = strdup(oom);
-        r->body_len = r->body ? strlen(r->body) : 0;
-        return;
-    }
-    r->status = status;
-    r->body = json;
-    r->body_len = strlen(json);
-}
-
-static void resp_errorv(td_resp *r, int status, const char *code, const char *field,
-                        const char *fmt, va_list ap)
-{
-    char raw[1024], msg[1024 * 4];
-    vsnprintf(raw, sizeof raw, fmt, ap);
-    /* The message may echo client bytes (a path, a header, a value): any that are not
-     * well-formed UTF-8 go out as "\xHH" (cJSON escapes the control characters). */
-    td_escape_bytes(msg, sizeof msg, raw, 0);
-    char *json = NULL;
-    cJSON *root = cJSON_CreateObject();
-    cJSON *e = root ? cJSON_AddObjectToObject(root, "error") : NULL;
-    if (e && cJSON_AddStringToObject(e, "code", code ? code : "error") &&
-        cJSON_AddStringToObject(e, "message", msg) &&
-        (!field || !*field || cJSON_AddStringToObject(e, "field", field)))
-        json = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    td_resp_json(r, status, json);
-}
-
-void td_resp_error(td_resp *r, int status, const char *code, const char *field,
-                   const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    resp_errorv(r, status, code, field, fmt, ap);
-    va_end(ap);
-}
-
-static int status_http(td_status st)
-{
-    switch (st) {
-    case TD_EINVAL: return 422;
-    case TD_EDIVERGED: return 422;
-    case TD_EMALFORMED: return 400;
-    case TD_ENOTFOUND: return 404;
-    case TD_ECONFLICT: return 409;
-    case TD_EBUSY: return 429;
-    case TD_ENOSPACE: return 507;
-    case TD_ESTOPPED:
-    case TD_ESHUTDOWN:
-        return 503;
-    case TD_ENOMEM:
-    case TD_EIO:
-    case TD_EINTERNAL:
-    case TD_OK:
-        return 500;
-    }
-    return 500;
-}
-
-void td_resp_from_error(td_resp *r, td_status st, const td_error *err)
-{
-    const char *field = err && err->field[0] ? err->field : NULL;
-    const char *msg = err && err->message[0] ? err->message : td_status_code(st);
-    td_resp_error(r, status_http(st), st == TD_OK ? "internal" : td_status_code(st), field,
-                  "%s", msg);
-    if (st == TD_EBUSY) td_resp_header(r, "Retry-After", "1");
-    if (st == TD_ESHUTDOWN || st == TD_ESTOPPED) td_resp_header(r, "Retry-After", "5");
-}
-
-void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
-{
-    int i;
-    for (i = 0; i < r->nhdr; i++)
-        if (strcasecmp(r->hdr_name[i], name) == 0) break;
-    if (i == r->nhdr) {
-        if (r->nhdr >= TD_MAX_RESP_HEADERS) {
-            td_log(TD_LOG_ERROR, "http", "response header %s dropped: more than %d headers",
-                   name, TD_MAX_RESP_HEADERS);
-            return;
-        }
-        r->nhdr++;
-    }
-    r->hdr_name[i] = name;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->hdr_value[i], sizeof r->hdr_value[i], fmt, ap);
-    va_end(ap);
-    for (char *p = r->hdr_value[i]; *p; p++) /* no header injection */
-        if (*p == '\r' || *p == '\n') *p = ' ';
-}
-
-void td_resp_free(td_resp *r)
-{
-    free(r->body);
-    r->body = NULL;
-    r->body_len = 0;
-    if (r->stream && r->stream_free) r->stream_free(r->stream_ctx);
-    r->stream = NULL;
-    r->stream_ctx = NULL;
-    r->stream_free = NULL;
-}
-
-/* ----------------------------------------------------------------- requests ---- */
-
-const char *td_req_header(const td_req *r, const char *name)
-{
-    if (!r || !r->conn) return NULL;
-    return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_HEADER_KIND, name);
-}
-
-const char *td_req_query(const td_req *r, const char *name)
-{
-    if (!r || !r->conn) return NULL;
-    return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_GET_ARGUMENT_KIND,
-                                       name);
-}
-
-int td_token_equal(const char *given, const char *expected)
-{
-    size_t ne = strlen(expected), ng = strlen(given);
-    volatile unsigned char d = (unsigned char)(ng != ne);
-    for (size_t i = 0; i < ne; i++)
-        d |= (unsigned char)(expected[i] ^ (i < ng ? given[i] : 0));
-    return d == 0;
-}
-
-/* "/v1/jobs/{id}" against "/v1/jobs/job_1": a "{x}" takes one whole non-empty segment. */
-static int pattern_match(const char *pat, const char *path, const char **starts,
-                         size_t *lens, int *ncap)
-{
-    const char *p = pat, *u = path;
-    int n = 0;
-    while (*p && *u) {
-        if (*p == '{') {
-            const char *close = strchr(p, '}');
-            if (!close) return 0;
-            size_t seg = strcspn(u, "/");
-            if (seg == 0) return 0;
-            if (n < TD_MAX_PATH_PARAMS) {
-                if (starts) starts[n] = u, lens[n] = seg;
-                n++;
-            }
-            p = close + 1;
-            u += seg;
-            continue;
-        }
-        if (*p != *u) return 0;
-        p++, u++;
-    }
-    if (*p || *u) return 0;
-    if (ncap) *ncap = n < TD_MAX_PATH_PARAMS ? n : TD_MAX_PATH_PARAMS;
-    return 1;
-}
-
-const td_route *td_route_find(const td_route *routes, size_t n, const char *method,
-                              const char *path, int *path_status, char *allow,
-                              size_t allow_len, int *any_public)
-{
-    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
-    const td_route *hit = NULL;
-    int path_hit = 0, pub = 0;
-    size_t alen = 0;
-    if (allow && allow_len) allow[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        const td_route *r = &routes[i];
-        if (!pattern_match(r->pattern, path, NULL, NULL, NULL)) continue;
-        path_hit = 1;
-        pub |= r->public_route;
-        if (!hit && strcmp(r->method, m) == 0) hit = r;
-        int dup = 0; /* each method once in Allow */
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = strcmp(routes[j].method, r->method) == 0 &&
-                  pattern_match(routes[j].pattern, path, NULL, NULL, NULL);
-        if (allow && !dup) {
-            int k = snprintf(allow + alen, allow_len - alen, "%s%s", alen ? ", " : "", r->method);
-            if (k > 0 && (size_t)k < allow_len - alen) alen += (size_t)k;
-            else allow[alen] = '\0'; /* whole methods only */
-        }
-    }
-    if (path_status) *path_status = hit ? 200 : path_hit ? 405 : 404;
-    if (any_public) *any_public = pub;
-    return hit;
-}
-
-int td_route_captures(const char *pattern, const char *path, char *capbuf,
-                      const char *params[TD_MAX_PATH_PARAMS])
-{
-    const char *starts[TD_MAX_PATH_PARAMS];
-    size_t lens[TD_MAX_PATH_PARAMS];
-    int n = 0;
-    if (!pattern_match(pattern, path, starts, lens, &n)) return -1;
-    strcpy(capbuf, path);
-    for (int i = 0; i < n; i++) {
-        char *p = capbuf + (starts[i] - path);
-        p[lens[i]] = '\0'; /* the '/' after it (or the NUL) */
-        params[i] = p;
-    }
-    return n;
 }
 
 /* Authenticates the request: 1 when no token is configured (*scope write, name "-") or
@@ -1109,138 +895,6 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-/* ------------------------------------------------------------ addresses ---- */
-
-/* Splits "host:port" / "[v6]:port" into host and port strings. */
-static int split_listen(const char *listen, char *host, size_t hlen, char *port, size_t plen)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen || !colon[1]) return -1;
-    const char *h = listen, *he = colon;
-    if (*h == '[') {
-        if (he[-1] != ']') return -1;
-        h++, he--;
-    } else if (memchr(h, ':', (size_t)(he - h))) {
-        return -1;
-    }
-    if (he <= h || (size_t)(he - h) >= hlen || strlen(colon + 1) >= plen) return -1;
-    memcpy(host, h, (size_t)(he - h));
-    host[he - h] = '\0';
-    strcpy(port, colon + 1);
-    for (const char *p = port; *p; p++)
-        if (*p < '0' || *p > '9') return -1;
-    if (atol(port) > 65535) return -1;
-    return 0;
-}
-
-static td_status resolve(const char *listen, struct addrinfo **res, td_error *err)
-{
-    char host[256], port[16];
-    if (!listen || split_listen(listen, host, sizeof host, port, sizeof port))
-        return td_fail(err, TD_EINVAL, "listen", "listen address \"%s\" is not host:port",
-                       listen ? listen : "");
-    struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(host, port, &hints, res);
-    if (rc != 0)
-        return td_fail(err, TD_EINVAL, "listen", "cannot resolve listen address \"%s\": %s",
-                       listen, gai_strerror(rc));
-    return TD_OK;
-}
-
-td_status td_listen_parse(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
-                          td_error *err)
-{
-    struct addrinfo *res;
-    td_status st = resolve(listen, &res, err);
-    if (st != TD_OK) return st;
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return TD_OK;
-}
-
-static int addr_is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
-        if (IN6_IS_ADDR_V4MAPPED(a)) return a->s6_addr[12] == 127;
-    }
-    return 0;
-}
-
-int td_listen_is_loopback(const char *listen)
-{
-    struct addrinfo *res;
-    if (resolve(listen, &res, NULL) != TD_OK) return 0;
-    int all = 1;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        all &= addr_is_loopback(ai->ai_addr);
-    freeaddrinfo(res);
-    return all;
-}
-
-static void format_address(const struct sockaddr_storage *ss, char *out, size_t n, int *port)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        *port = ntohs(in6->sin6_port);
-        snprintf(out, n, "[%s]:%d", ip, *port);
-    } else {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-        *port = ntohs(in->sin_port);
-        snprintf(out, n, "%s:%d", ip, *port);
-    }
-}
-
-/* Binds and listens; returns the fd or -1. */
-static int open_listener(td_server *s, const char *listen_addr, int *v6, td_error *err)
-{
-    struct addrinfo *res;
-    if (resolve(listen_addr, &res, err) != TD_OK) return -1;
-    int fd = -1, e = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 511) == 0) {
-            *v6 = ai->ai_family == AF_INET6;
-            break;
-        }
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        td_fail(err, TD_EIO, "listen", "cannot listen on %s: %s%s", listen_addr, strerror(e),
-                e == EADDRINUSE ? " (another traind or program has the port; pick another with "
-                "--listen PORT, e.g. --listen 8081, or the listen key of the config file)" : "");
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        format_address(&ss, s->address, sizeof s->address, &s->port);
-    return fd;
-}
-
 /* ---------------------------------------------------------------- lifecycle ---- */
 
 td_server_opts td_server_default_opts(void)
@@ -1325,7 +979,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     s->tls = o->tls_cert_pem && o->tls_key_pem;
 
     int v6 = 0;
-    fd = open_listener(s, o->listen, &v6, err);
+    fd = td_listen_open(o->listen, &v6, s->address, sizeof s->address, &s->port, err);
     if (fd < 0) {
         st = TD_EIO;
         if (err && strstr(err->message, "host:port")) st = TD_EINVAL;
