@@ -231,9 +231,8 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
                      (unsigned long long)(budget >> 20));
         goto out;
     }
-    int resolve = jr.hp.n_classes == 0 ||
-                  (jr.model == TD_MODEL_EMBED_GMM && jr.hp.warmup_iterations < 0);
-    if (resolve) { /* resolve "from the data" / "15%" so the job shows every value */
+    /* resolve "from the data" / "15%" so the job shows every value */
+    if (td_hparams_open(&jr.hp)) {
         td_hparams_resolve(&jr.hp, K);
         free(hp_text);
         if (!(hp_text = td_job_hparams_text(&jr.hp, jr.initial_weights))) {
@@ -243,7 +242,7 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
     }
     td_job_spec spec = {.model = model, .dataset = ds_id, .validation = jr.validation_id,
                         .hyperparameters = hp_text,
-                        .epochs = jr.model == TD_MODEL_GMM ? jr.hp.max_iter : jr.hp.epochs,
+                        .epochs = td_hparams_epochs(&jr.hp),
                         .idempotency_key = key};
     st = td_reserve_note(app->reserve, td_jobs_submit(app->jobs, &spec, bytes, id, &err), &err);
     raced = st == TD_ECONFLICT && id[0];
