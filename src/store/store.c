@@ -22,8 +22,9 @@
  * the lock, then, unlocked, wait for one fdatasync of the WAL that covers every commit
  * made so far (group_sync): concurrent inserts and ends share one sync instead of
  * queueing one each behind the lock. A job's start, live mark, history columns and
- * model reference commit relaxed without waiting: the WAL is written in order, so the
- * next durable commit (its end, a checkpoint) makes them durable with it; a power loss
+ * model reference (or a small model itself, in its row) commit relaxed without waiting:
+ * the WAL is written in order, so the next durable commit (its end, a checkpoint) makes
+ * them durable with it; a power loss
  * before that leaves the job as its last durable commit had it (queued or running), and
  * it resumes. A process crash loses nothing: the page cache keeps NORMAL commits.
  *
@@ -38,7 +39,8 @@
  *
  * Hot reads (GET /v1/jobs/{id} under load): the job-by-key statements are prepared once
  * and kept (s->st_job_by[]), reset after each use, finalized by td_store_close; every
- * lookup is by primary key or a unique index. SQLite's global memory statistics are off
+ * lookup is by primary key or a unique index. Every other statement comes from the
+ * connection's statement cache ("statement cache" below): parsed once, not per call. SQLite's global memory statistics are off
  * (SQLITE_CONFIG_MEMSTATUS): they cost a mutex per allocation and nothing reads them. */
 #include "store/store.h"
 
@@ -276,7 +278,7 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
 cleanup:
     if (d)
         closedir(d);
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -320,6 +322,9 @@ static const struct {
     {"jobs", "classes", "TEXT"},
     /* JSON array of the finished run's {code, message} warnings; NULL: none recorded */
     {"jobs", "warnings", "TEXT"},
+    /* issue 13 (W9): a small model's blob image (blob.h layout, checksummed) kept in its
+     * job's row instead of models/<id>.bin (store_history.c, "models"); NULL: in the file */
+    {"jobs", "model_image", "BLOB"},
 };
 
 static td_status add_missing_columns(td_store *s, td_error *err)
@@ -327,14 +332,14 @@ static td_status add_missing_columns(td_store *s, td_error *err)
     td_status rc = TD_OK;
     for (size_t i = 0; i < sizeof ADDED_COLUMNS / sizeof *ADDED_COLUMNS && !rc; i++) {
         sqlite3_stmt *st = NULL;
-        int row;
+        int row = 0;
         rc = prepare(s, &st, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", err);
         if (!rc) {
             bind_str(st, 1, ADDED_COLUMNS[i].table);
             bind_str(st, 2, ADDED_COLUMNS[i].name);
             rc = step_row(s, st, &row, err);
         }
-        sqlite3_finalize(st);
+        unprepare(s, st);
         if (!rc && !row) {
             char sql[160];
             snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", ADDED_COLUMNS[i].table,
@@ -469,7 +474,7 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     if (rc)
         goto cleanup;
     int version = row ? sqlite3_column_int(st, 0) : 0;
-    sqlite3_finalize(st);
+    unprepare(s, st);
     st = NULL;
     if (version == 0) {
         char sql[64];
@@ -494,7 +499,7 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     *out = s;
     s = NULL;
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     td_store_close(s);
     return rc;
 }
@@ -505,6 +510,8 @@ void td_store_close(td_store *s)
         return;
     for (int i = 0; i < 2; i++)
         sqlite3_finalize(s->st_job_by[i]);
+    for (int i = 0; i < TD_STMT_CACHE; i++)
+        sqlite3_finalize(s->stmts[i].st);
     td_pg_close(s->pg);
     if (s->db)
         sqlite3_close(s->db);     /* all other statements are finalized by every function */
@@ -517,6 +524,67 @@ void td_store_close(td_store *s)
     pthread_mutex_destroy(&s->sync_mu);
     pthread_cond_destroy(&s->sync_cv);
     free(s);
+}
+
+/* ---- statement cache ----------------------------------------------------------------- */
+
+/* Parsing SQL costs more than running most of these statements (a small job's life is some
+ * twenty of them), so each distinct SQL text is prepared once per connection
+ * (SQLITE_PREPARE_PERSISTENT) and kept in s->stmts, found by a hash of its text and then
+ * compared whole. A kept statement in use (busy) is not handed out twice: a second user of
+ * the same text gets one of its own, as does every statement once the cache is full, and
+ * that one is finalized when given back. A PRAGMA is never kept: SQLite applies some
+ * (synchronous) when it prepares them; nor is the schema's DDL, run once at open. */
+
+static int keepable(const char *sql)
+{
+    return strncmp(sql, "PRAGMA", 6) != 0 && strncmp(sql, "CREATE", 6) != 0 &&
+           strncmp(sql, "ALTER", 5) != 0;
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+td_status stmt_take(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
+{
+    int keep = keepable(sql), slot = -1;
+    uint64_t h = keep ? sql_hash(sql) : 0;
+
+    *st = NULL;
+    for (int i = 0; keep && i < TD_STMT_CACHE; i++) {
+        struct td_stmt_slot *e = &s->stmts[i];
+        if (!e->st) {
+            if (slot < 0)
+                slot = i;
+        } else if (e->hash == h && !e->busy && strcmp(sqlite3_sql(e->st), sql) == 0) {
+            e->busy = 1;
+            *st = e->st;
+            return TD_OK;
+        }
+    }
+    if (sqlite3_prepare_v3(s->db, sql, -1, slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, st,
+                           NULL) != SQLITE_OK)
+        return db_fail(s, err, "prepare");
+    if (slot >= 0)
+        s->stmts[slot] = (struct td_stmt_slot){.st = *st, .hash = h, .busy = 1};
+    return TD_OK;
+}
+
+void stmt_give(td_store *s, sqlite3_stmt *st)
+{
+    for (int i = 0; st && i < TD_STMT_CACHE; i++)
+        if (s->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->stmts[i].busy = 0;
+            return;
+        }
+    sqlite3_finalize(st);
 }
 
 /* ---- group commit (see DESIGN) ------------------------------------------------------- */
@@ -592,6 +660,11 @@ void td_store_leave(td_store *s) { leave(s); }
 td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
 {
     return prepare(s, st, sql, err);
+}
+
+void td_store_unprepare(td_store *s, sqlite3_stmt *st)
+{
+    unprepare(s, st);
 }
 
 td_status td_store_exec(td_store *s, const char *sql, td_error *err)

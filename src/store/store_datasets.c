@@ -167,7 +167,7 @@ td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_erro
     sqlite3_bind_int64(st, 11, m->bytes);
     rc = step_done(s, st, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -196,7 +196,7 @@ td_status ds_get_locked(td_store *s, const char *id, td_dataset_meta *out, td_er
     }
     read_ds_meta(st, out);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -215,7 +215,7 @@ td_status td_store_dataset_names_set(td_store *s, const char *id, const char *cl
         bind_opt(st, 3, columns);
         rc = step_done(s, st, err);
     }
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -241,7 +241,7 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
         *classes = NULL;
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -311,7 +311,7 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     *n = count;
     v = NULL;
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (locked)
         leave(s);
     free(v);
@@ -445,7 +445,7 @@ static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_erro
         goto cleanup;
     *in_use = row && sqlite3_column_int(st, 0);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -502,7 +502,7 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
         goto cleanup;
     deleted = 1;
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     if (deleted) {
         td_dscache_forget(s->datasets, id); /* its holders keep reading the mapping */

@@ -32,7 +32,7 @@ td_status history_purge(td_store *s, const char *job_id)
         n = rc ? 0 : sqlite3_changes(s->db);
         if (n > 0)
             sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        sqlite3_finalize(st);
+        unprepare(s, st);
         leave(s);
     }
     return rc;
@@ -63,7 +63,7 @@ void sweep_history(td_store *s)
             rc = history_purge(s, id);
         snprintf(cursor, sizeof cursor, "%s", id);
     }
-    sqlite3_finalize(st);
+    unprepare(s, st);
 }
 
 /* ---- history ------------------------------------------------------------------------ */
@@ -98,7 +98,7 @@ static td_status hist_cols_locked(td_store *s, const char *job_id, int *ncols, t
     }
     *ncols = count_cols(sqlite3_column_text(st, 0));
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -171,7 +171,7 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (relaxed)
         unrelax(s);
     if (locked)
@@ -209,7 +209,7 @@ static td_status hist_insert_locked(td_store *s, const char *job_id, int64_t epo
     sqlite3_bind_blob(st, 3, values, (int)(sizeof(double) * (size_t)n), SQLITE_TRANSIENT);
     rc = step_done(s, st, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -295,7 +295,7 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
     if (h->n_rows != nrows)
         rc = td_fail(err, TD_EINTERNAL, NULL, "history of %s changed while read", job_id);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -343,7 +343,7 @@ td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_e
     *out = h;
     memset(&h, 0, sizeof h);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     td_history_fini(&h);
     return rc;
@@ -372,7 +372,7 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     sqlite3_bind_int64(st, 2, after_epoch);
     if ((rc = step_done(s, st, err)))
         goto cleanup;
-    sqlite3_finalize(st);
+    unprepare(s, st);
     st = NULL;
     rc = prepare(s, &st, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", err);
     if (rc)
@@ -383,7 +383,7 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -440,7 +440,7 @@ static td_status hist_thin_locked(td_store *s, const char *job_id, const td_hist
     }
     rc = step_done(s, st, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -518,7 +518,7 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (locked && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     if (relaxed)
@@ -629,7 +629,7 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         goto cleanup;
     committed = 1;
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (locked)
         leave(s);
     if (written && committed && old >= 0 && old != epoch) {
@@ -762,7 +762,8 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     if ((rc = relax(s, err)))
         goto cleanup;
     relaxed = 1;
-    rc = prepare(s, &st, "UPDATE jobs SET model_params = ?2 WHERE id = ?1", err);
+    rc = prepare(s, &st, "UPDATE jobs SET model_params = ?2, model_image = NULL WHERE id = ?1",
+                 err);
     if (rc)
         goto cleanup;
     bind_str(st, 1, job_id);
@@ -777,13 +778,55 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     }
     written = 0;
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (relaxed)
         unrelax(s);
     if (locked)
         leave(s);
     if (written)
         unlink(path);
+    return rc;
+}
+
+/* Small models (W9: a model per job, thousands of jobs a second) live in their job's row:
+ * td_store_model_write_unsynced keeps a model whose image is at most TD_MODEL_INLINE_MAX
+ * bytes in jobs.model_image (the bytes its file would hold: blob.h, checksummed) instead of
+ * creating models/<id>.bin, so a small job's end costs no file, no inode and no syncfs.
+ * The image commits relaxed and becomes durable with td_store_jobs_succeed's group sync,
+ * which records it (model_params): the WAL is written in order. td_store_model_put writes
+ * a file and clears the image; td_store_model_get reads whichever the row has. */
+static td_status model_write_inline(td_store *s, const char *job_id, const td_blob_seg *segs,
+                                    int64_t n, td_error *err)
+{
+    td_status rc = TD_OK;
+    sqlite3_stmt *st = NULL;
+    void *image = NULL;
+    size_t len = 0;
+    int state, had_model = 0, relaxed = 0;
+
+    if ((rc = td_blob_image(TD_BLOB_MODEL, (uint64_t)n, segs, 2, &image, &len, err)))
+        return rc;
+    enter(s);
+    if ((rc = relax(s, err)))
+        goto cleanup;
+    relaxed = 1;
+    if ((rc = job_state_locked(s, job_id, &state, NULL, &had_model, err)))
+        goto cleanup;
+    if (had_model) { /* a recorded model is only ever replaced by a synced one */
+        rc = td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
+        goto cleanup;
+    }
+    if ((rc = prepare(s, &st, "UPDATE jobs SET model_image = ?2 WHERE id = ?1", err)))
+        goto cleanup;
+    bind_str(st, 1, job_id);
+    sqlite3_bind_blob(st, 2, image, (int)len, SQLITE_STATIC);
+    rc = step_done(s, st, err);
+cleanup:
+    unprepare(s, st);
+    if (relaxed)
+        unrelax(s);
+    leave(s);
+    td_blob_free(image);
     return rc;
 }
 
@@ -801,6 +844,9 @@ td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const c
         return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
     if (s->pg)
         return td_pg_model_write_unsynced(s->pg, job_id, meta_json, params, n, err);
+    td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
+    if (bytes + segs[1].len <= TD_MODEL_INLINE_MAX)
+        return model_write_inline(s, job_id, segs, n, err);
     enter(s);
     td_status rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
     leave(s);
@@ -808,14 +854,26 @@ td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const c
         return rc;
     if (had_model) /* a recorded file is only ever replaced by a synced one */
         return td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
-    td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
     path_of(path, sizeof path, s, "models", job_id, ".bin");
-    return td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err);
+    if ((rc = td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err)))
+        return rc;
+    pthread_mutex_lock(&s->sync_mu);
+    s->files_written++;
+    pthread_mutex_unlock(&s->sync_mu);
+    return TD_OK;
 }
 
 td_status td_store_sync_files(td_store *s, td_error *err)
 {
     if (s->pg) /* the models are in the database: nothing of theirs in files */
+        return TD_OK;
+    /* every file written unsynced so far, unless a sync already covered them (small models
+     * are in their rows: then there is nothing to sync) */
+    pthread_mutex_lock(&s->sync_mu);
+    uint64_t target = s->files_written;
+    int needed = target > s->files_synced;
+    pthread_mutex_unlock(&s->sync_mu);
+    if (!needed)
         return TD_OK;
     int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || syscall(SYS_syncfs, fd) != 0) {
@@ -826,6 +884,10 @@ td_status td_store_sync_files(td_store *s, td_error *err)
                        "cannot sync the files of %s: %s", s->dir, strerror(e));
     }
     close(fd);
+    pthread_mutex_lock(&s->sync_mu);
+    if (target > s->files_synced)
+        s->files_synced = target;
+    pthread_mutex_unlock(&s->sync_mu);
     return TD_OK;
 }
 
@@ -860,11 +922,46 @@ td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64
     if (rc == TD_OK && (rc = exec_sql(s, "COMMIT", err)) == TD_OK)
         ticket = commit_ticket(s);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     unrelax(s);
     leave(s);
     if (ticket)
         rc = group_sync(s, ticket, err);
+    return rc;
+}
+
+/* The payload of job_id's model image (model_write_inline), checked, into *buf (malloc'd,
+ * *len bytes; NULL when the row has no image: the model is in its file), *aux its
+ * parameter count. Caller holds the lock. */
+static td_status model_image_locked(td_store *s, const char *job_id, uint64_t *aux, void **buf,
+                                    size_t *len, td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    const void *payload;
+    size_t plen;
+    char what[TD_ID_MAX + 32];
+    int row = 0;
+
+    *buf = NULL;
+    td_status rc = prepare(s, &st, "SELECT model_image FROM jobs WHERE id = ?1", err);
+    if (!rc) {
+        bind_str(st, 1, job_id);
+        rc = step_row(s, st, &row, err);
+    }
+    if (rc || !row || sqlite3_column_type(st, 0) == SQLITE_NULL)
+        goto cleanup;
+    snprintf(what, sizeof what, "the model of job %s", job_id);
+    if ((rc = td_blob_image_check(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                                  TD_BLOB_MODEL, what, aux, &payload, &plen, err)))
+        goto cleanup;
+    if (!(*buf = malloc(plen ? plen : 1))) {
+        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory reading %s", what);
+        goto cleanup;
+    }
+    memcpy(*buf, payload, plen);
+    *len = plen;
+cleanup:
+    unprepare(s, st);
     return rc;
 }
 
@@ -887,8 +984,11 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
         goto cleanup;
     }
+    path_of(path, sizeof path, s, "models", job_id, ".bin");
     enter(s);
     rc = job_state_locked(s, job_id, &state, NULL, &has_model, err);
+    if (!rc && has_model)
+        rc = model_image_locked(s, job_id, &aux, &buf, &len, err);
     leave(s);
     if (rc)
         goto cleanup;
@@ -896,9 +996,7 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
         rc = td_fail(err, TD_ENOTFOUND, "model", "job %s has no model", job_id);
         goto cleanup;
     }
-    path_of(path, sizeof path, s, "models", job_id, ".bin");
-    rc = td_blob_read(path, TD_BLOB_MODEL, &aux, &buf, &len, err);
-    if (rc)
+    if (!buf && (rc = td_blob_read(path, TD_BLOB_MODEL, &aux, &buf, &len, err)))
         goto cleanup;
     size_t pbytes = (size_t)aux * sizeof(float);
     if (aux > (uint64_t)INT64_MAX / sizeof(float) || len < pbytes + 1 ||

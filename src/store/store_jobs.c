@@ -155,7 +155,7 @@ td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckp
     if (has_model)
         *has_model = sqlite3_column_int(st, 2);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     return rc;
 }
 
@@ -258,7 +258,7 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     ticket = commit_ticket(s);
     snprintf(id_out, TD_ID_MAX, "%s", id);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (relaxed)
         unrelax(s);
     if (locked)
@@ -353,7 +353,7 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
         snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
     }
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (locked)
         leave(s);
     return rc;
@@ -377,7 +377,7 @@ td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_er
         goto cleanup;
     rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -405,7 +405,7 @@ td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_er
             counts[i] = sqlite3_column_int64(st, 1);
     }
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -479,7 +479,7 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     if (t->row)
         rc = job_get_locked(s, "id", t->id, t->row, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     if (relaxed)
         unrelax(s);
     leave(s);
@@ -533,7 +533,7 @@ td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
     if (sqlite3_changes(s->db) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -607,7 +607,7 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     sqlite3_bind_int(st, 2, live != 0);
     rc = step_done(s, st, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     unrelax(s);
     leave(s);
     return rc;
@@ -659,7 +659,7 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
     bind_str(st, 1, now);
     rc = collect_jobs(s, st, INT32_MAX, failed, n, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -678,7 +678,7 @@ td_status td_store_job_mark_different_build(td_store *s, const char *id, td_erro
     bind_str(st, 1, id ? id : "");
     rc = step_done(s, st, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -700,7 +700,7 @@ td_status td_store_job_set_warnings(td_store *s, const char *id, const char *jso
     bind_str(st, 2, json);
     rc = step_done(s, st, err);
 cleanup:
-    sqlite3_finalize(st);
+    unprepare(s, st);
     leave(s);
     return rc;
 }

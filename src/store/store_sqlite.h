@@ -20,6 +20,8 @@
 #include "store/store_impl.h"
 #include "store/store_pg.h"
 
+#define TD_STMT_CACHE 64 /* statements kept per connection */
+
 struct td_store {
     pthread_mutex_t mu;
     sqlite3 *db;
@@ -35,6 +37,16 @@ struct td_store {
     uint64_t committed, synced;      /* tickets of relaxed commits made / made durable */
     int syncing;                     /* a thread is syncing the WAL for the group */
     int wal_fd;                      /* traind.db-wal, opened at the first group sync */
+    uint64_t files_written, files_synced; /* unsynced model files written / covered by a
+                                      * syncfs (td_store_sync_files); under sync_mu */
+    int sync_normal;                 /* the connection is at synchronous=NORMAL (relax) */
+    int relaxing;                    /* the operation under mu declared relaxed commits */
+    /* statement cache (store.c, "statement cache"): guarded by mu */
+    struct td_stmt_slot {
+        sqlite3_stmt *st;            /* NULL: a free slot */
+        uint64_t hash;               /* of its SQL text */
+        int busy;                    /* handed out by prepare, not yet given back */
+    } stmts[TD_STMT_CACHE];
 };
 
 static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
@@ -64,6 +76,7 @@ static inline void leave(td_store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->relaxing = 0; /* (relax's callers unrelax; this holds on every way out) */
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -80,18 +93,57 @@ static inline td_status db_fail(td_store *s, td_error *err, const char *what)
                    sqlite3_errmsg(s->db));
 }
 
-/* Finalizes *st (if any) and prepares sql into it. */
-static inline td_status prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
+/* Before a write that starts outside a transaction (exec_sql, step_done): the connection
+ * back at synchronous=FULL unless the operation declared its commits relaxed (relax).
+ * See "group commit" below. */
+static inline td_status durable(td_store *s, td_error *err)
 {
-    sqlite3_finalize(*st);
-    *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-        return db_fail(s, err, "prepare");
+    if (!s->sync_normal || s->relaxing || !sqlite3_get_autocommit(s->db))
+        return TD_OK;
+    if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err, "PRAGMA synchronous=FULL");
+    s->sync_normal = 0;
     return TD_OK;
 }
 
+/* Statement cache (store.c): stmt_take gives a statement for one SQL statement, kept from
+ * an earlier use when there is one (reset, no bindings), else prepared; stmt_give takes it
+ * back (reset and kept, or finalized; NULL: nothing). Caller holds mu. */
+td_status stmt_take(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err);
+void stmt_give(td_store *s, sqlite3_stmt *st);
+
+/* Gives back *st (if any) and prepares sql into it (from the statement cache). */
+static inline td_status prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err)
+{
+    stmt_give(s, *st);
+    *st = NULL;
+    return stmt_take(s, st, sql, err);
+}
+
+/* Done with a statement of prepare (NULL: nothing). */
+static inline void unprepare(td_store *s, sqlite3_stmt *st)
+{
+    stmt_give(s, st);
+}
+
+/* Runs sql: one statement from the cache; several (the schema), or a PRAGMA (SQLite applies
+ * some when it prepares them, so a kept one would do nothing), with sqlite3_exec. */
 static inline td_status exec_sql(td_store *s, const char *sql, td_error *err)
 {
+    td_status drc = strncmp(sql, "PRAGMA", 6) != 0 ? durable(s, err) : TD_OK;
+    if (drc)
+        return drc;
+    if (!strchr(sql, ';') && strncmp(sql, "PRAGMA", 6) != 0) {
+        sqlite3_stmt *st = NULL;
+        td_status rc = stmt_take(s, &st, sql, err);
+        int r = SQLITE_ROW;
+        while (!rc && r == SQLITE_ROW)
+            r = sqlite3_step(st);
+        if (!rc && r != SQLITE_DONE)
+            rc = db_fail(s, err, sql);
+        unprepare(s, st);
+        return rc;
+    }
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(s, err, sql);
     return TD_OK;
@@ -100,6 +152,9 @@ static inline td_status exec_sql(td_store *s, const char *sql, td_error *err)
 /* Steps a statement that returns no row. */
 static inline td_status step_done(td_store *s, sqlite3_stmt *st, td_error *err)
 {
+    td_status drc = durable(s, err);
+    if (drc)
+        return drc;
     int r = sqlite3_step(st);
     if (r != SQLITE_DONE)
         return db_fail(s, err, "step");
@@ -196,16 +251,27 @@ static inline td_target_kind target_from_text(const unsigned char *t)
 
 /* ---- group commit (store.c; see DESIGN) --------------------------------------------- */
 
-/* Makes the next commits relaxed (synchronous=NORMAL: no fsync). Caller holds mu, outside
- * a transaction, and calls unrelax before it leaves. */
+/* Makes the caller's next commits relaxed (synchronous=NORMAL: no fsync). Caller holds mu,
+ * outside a transaction, and calls unrelax before it leaves. The connection stays at
+ * NORMAL afterwards, so a run of relaxed operations (a small job's claim, history columns,
+ * history, model, live mark) parses one PRAGMA, not two each; any other write is put back
+ * at FULL before it starts (durable, from exec_sql and step_done), so a write not
+ * declared relaxed still commits with an fsync. */
 static inline td_status relax(td_store *s, td_error *err)
 {
-    return exec_sql(s, "PRAGMA synchronous=NORMAL", err);
+    if (!s->sync_normal) {
+        td_status rc = exec_sql(s, "PRAGMA synchronous=NORMAL", err);
+        if (rc)
+            return rc;
+        s->sync_normal = 1;
+    }
+    s->relaxing = 1;
+    return TD_OK;
 }
 
 static inline void unrelax(td_store *s)
 {
-    sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    s->relaxing = 0;
 }
 
 /* The ticket of a relaxed commit just made, for group_sync. Caller holds mu. */
