@@ -664,23 +664,31 @@ cleanup:
     return rc;
 }
 
+/* Runs sql, an UPDATE of job ?1 (id) setting text ?2 (unbound when text is NULL), alone
+ * under the lock. */
+static td_status job_update(td_store *s, const char *sql, const char *id, const char *text,
+                            td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enter(s);
+    td_status rc = prepare(s, &st, sql, err);
+    if (rc == TD_OK) {
+        bind_str(st, 1, id ? id : "");
+        if (text)
+            bind_str(st, 2, text);
+        rc = step_done(s, st, err);
+    }
+    unprepare(s, st);
+    leave(s);
+    return rc;
+}
+
 td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err)
 {
     if (s->pg)
         return td_pg_job_mark_different_build(s->pg, id, err);
-    td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-
-    enter(s);
-    rc = prepare(s, &st, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    rc = step_done(s, st, err);
-cleanup:
-    unprepare(s, st);
-    leave(s);
-    return rc;
+    return job_update(s, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", id,
+                      NULL, err);
 }
 
 td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
@@ -689,20 +697,7 @@ td_status td_store_job_set_warnings(td_store *s, const char *id, const char *jso
     if (s->pg) /* not yet: store_pg.c has no warnings column */
         return td_fail(err, TD_EINVAL, "store", "a PostgreSQL store does not keep "
                        "job warnings yet");
-    td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-
-    enter(s);
-    rc = prepare(s, &st, "UPDATE jobs SET warnings = ?2 WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    bind_str(st, 2, json);
-    rc = step_done(s, st, err);
-cleanup:
-    unprepare(s, st);
-    leave(s);
-    return rc;
+    return job_update(s, "UPDATE jobs SET warnings = ?2 WHERE id = ?1", id, json, err);
 }
 
 /* ---- the shared queue (PostgreSQL only; store_pg.c) ----------------------------------- */
