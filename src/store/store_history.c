@@ -461,8 +461,8 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
     int64_t S = td_history_stride(latest, b->max_rows);
     enter(s);
     locked = 1;
-    /* No fsync for this transaction: see store.h. Set outside the transaction, and back to
-     * FULL before the lock is released, whatever happens. */
+    /* No fsync for this transaction: see store.h. Set outside the transaction; any later
+     * write not declared relaxed is put back at FULL first (relax). */
     rc = relax(s, err);
     if (rc)
         goto cleanup;

@@ -100,27 +100,28 @@ cleanup:
     return rc;
 }
 
-td_status td_store_job_get(td_store *s, const char *id, td_job_row *out, td_error *err)
+/* One job by col ("id" or "idempotency_key"), from either backend. */
+static td_status job_get_by(td_store *s, const char *col, const char *key, td_job_row *out,
+                            td_error *err)
 {
     memset(out, 0, sizeof *out);
     if (s->pg)
-        return td_pg_job_get(s->pg, "id", id, out, err);
+        return td_pg_job_get(s->pg, col, key, out, err);
     enter(s);
-    td_status rc = job_get_locked(s, "id", id, out, err);
+    td_status rc = job_get_locked(s, col, key, out, err);
     leave(s);
     return rc;
+}
+
+td_status td_store_job_get(td_store *s, const char *id, td_job_row *out, td_error *err)
+{
+    return job_get_by(s, "id", id, out, err);
 }
 
 td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row *out,
                                        td_error *err)
 {
-    memset(out, 0, sizeof *out);
-    if (s->pg)
-        return td_pg_job_get(s->pg, "idempotency_key", key, out, err);
-    enter(s);
-    td_status rc = job_get_locked(s, "idempotency_key", key, out, err);
-    leave(s);
-    return rc;
+    return job_get_by(s, "idempotency_key", key, out, err);
 }
 
 /* The state of job id (-1 when absent), plus its checkpoint epoch and model flag. */
