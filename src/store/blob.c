@@ -363,6 +363,59 @@ cleanup:
     return rc;
 }
 
+td_status td_blob_image(uint32_t kind, uint64_t aux, const td_blob_seg *segs, int nseg,
+                        void **image, size_t *len, td_error *err)
+{
+    size_t length = 0;
+    for (int i = 0; i < nseg; i++)
+        length += segs[i].len;
+    uint8_t *buf = malloc(TD_BLOB_HEADER + length);
+    *image = buf;
+    *len = TD_BLOB_HEADER + length;
+    if (!buf)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory for a blob of %zu bytes", length);
+    td_xxh64_state h;
+    td_xxh64_init(&h, 0);
+    fill_header(buf, TD_BLOB_VERSION, kind, aux, length);
+    td_xxh64_update(&h, buf, 32);
+    uint8_t *p = buf + TD_BLOB_HEADER;
+    for (int i = 0; i < nseg; i++) {
+        if (segs[i].len)
+            memcpy(p, segs[i].data, segs[i].len);
+        p += segs[i].len;
+    }
+    td_xxh64_update(&h, buf + TD_BLOB_HEADER, length);
+    td_wr64(buf + 32, td_xxh64_digest(&h));
+    return TD_OK;
+}
+
+td_status td_blob_image_check(const void *image, size_t len, uint32_t kind, const char *what,
+                              uint64_t *aux, const void **payload, size_t *plen, td_error *err)
+{
+    const uint8_t *hdr = image;
+    struct stat sb = {.st_size = (off_t)len};
+    uint64_t length = 0;
+    td_status rc;
+
+    *payload = NULL;
+    *plen = 0;
+    if (len < TD_BLOB_HEADER)
+        return td_fail(err, TD_EIO, NULL, "%s: truncated (%zu bytes, no header)", what, len);
+    if ((rc = check_header(what, hdr, &sb, kind, TD_BLOB_HEADER, &length, err)))
+        return rc;
+    td_xxh64_state h;
+    td_xxh64_init(&h, 0);
+    td_xxh64_update(&h, hdr, 32);
+    td_xxh64_update(&h, hdr + TD_BLOB_HEADER, (size_t)length);
+    if ((rc = checksum_status(what, hdr, td_xxh64_digest(&h), err)))
+        return rc;
+    if (aux)
+        *aux = td_rd64(hdr + 16);
+    *payload = hdr + TD_BLOB_HEADER;
+    *plen = (size_t)length;
+    return TD_OK;
+}
+
 td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *verified,
                       td_blob_map_t *out, td_error *err)
 {

@@ -108,6 +108,19 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
 /* Unmaps (a zeroed or already unmapped m is fine). */
 void td_blob_unmap(td_blob_map_t *m);
 
+/* ---- in memory ------------------------------------------------------------------- */
+
+/* The bytes a version 1 file of these segments holds (the layout above), for a blob kept
+ * elsewhere than in a file of its own (a small model in its job's row: store_history.c).
+ * *image is malloc'd (td_blob_free), *len bytes; TD_ENOMEM. */
+td_status td_blob_image(uint32_t kind, uint64_t aux, const td_blob_seg *segs, int nseg,
+                        void **image, size_t *len, td_error *err);
+/* Checks an image as td_blob_read checks a file (magic, version, kind unless TD_BLOB_ANY,
+ * length, checksum; TD_EIO naming `what`). On success *payload points into image (no
+ * copy), *plen bytes, and *aux (may be NULL) gets aux. */
+td_status td_blob_image_check(const void *image, size_t len, uint32_t kind, const char *what,
+                              uint64_t *aux, const void **payload, size_t *plen, td_error *err);
+
 /* Frees a payload from td_blob_read (NULL is fine). */
 void td_blob_free(void *payload);
 

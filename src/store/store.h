@@ -417,10 +417,13 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
                              const float *params, int64_t n, td_error *err);
 /* Small jobs' ends, batched (jobs/jobs.c): td_store_model_write_unsynced writes the model
  * file of a job that has no recorded model yet, without fsync, and records nothing
- * (TD_ECONFLICT when the job has one: td_store_model_put it); td_store_sync_files makes
- * every file written so far durable (syncfs of state_dir); td_store_jobs_succeed then
+ * (TD_ECONFLICT when the job has one: td_store_model_put it); a model of at most
+ * TD_MODEL_INLINE_MAX bytes (params and meta) goes into the job's row instead, committed
+ * relaxed, with no file. td_store_sync_files makes every file written so far durable
+ * (syncfs of state_dir; nothing to do when none was); td_store_jobs_succeed then
  * records n jobs succeeded with their models (n_params each), live marks cleared, in one
  * transaction, durable at return. A job no longer queued or running is left as it is. */
+#define TD_MODEL_INLINE_MAX 65536
 td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
                                         const float *params, int64_t n, td_error *err);
 td_status td_store_sync_files(td_store *s, td_error *err);

@@ -11,8 +11,11 @@
  * transaction left open (an error path) and unlocks. */
 sqlite3 *td_store_enter(td_store *s);
 void td_store_leave(td_store *s);
-/* As store.c's helpers: failures are TD_EIO / TD_ENOSPACE with SQLite's message. */
+/* As store.c's helpers: failures are TD_EIO / TD_ENOSPACE with SQLite's message. A
+ * statement of td_store_prepare comes from the connection's statement cache: give it back
+ * with td_store_unprepare (NULL: nothing), never sqlite3_finalize. */
 td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_error *err);
+void td_store_unprepare(td_store *s, sqlite3_stmt *st);
 td_status td_store_exec(td_store *s, const char *sql, td_error *err);
 td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err);
 td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err);

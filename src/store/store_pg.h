@@ -20,6 +20,7 @@
 #define TRAIND_STORE_STORE_PG_H
 
 #include "store/store.h"
+#include "store/job_transition.h"
 
 #define TD_PG_SCHEMA 3 /* 1: the tables of store.h; 2: sweeps (store_sweeps.h); 3: names */
 
@@ -55,18 +56,14 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
                          int *n, char next[TD_ID_MAX], td_error *err);
 td_status td_pg_job_list_active(td_pg *p, td_job_row **rows, int *n, td_error *err);
 td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *err);
-/* live: also sets the live mark (td_store_job_claim). */
-td_status td_pg_job_start(td_pg *p, const char *id, int live, td_job_row *out, td_error *err);
+/* Runs t (job_transition.h): start, finish, cancel or delete, in one transaction. */
+td_status td_pg_job_transition(td_pg *p, td_job_transition *t, td_error *err);
 td_status td_pg_model_write_unsynced(td_pg *p, const char *job_id, const char *meta_json,
                                      const float *params, int64_t n, td_error *err);
 td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_params, int n,
                              td_error *err);
 td_status td_pg_job_progress(td_pg *p, const char *id, int64_t epoch, const char *metrics_json,
                              td_error *err);
-td_status td_pg_job_finish(td_pg *p, const char *id, td_job_state state, const char *code,
-                           const char *msg, td_error *err);
-td_status td_pg_job_cancel(td_pg *p, const char *id, td_job_state *state_after, td_error *err);
-td_status td_pg_job_delete(td_pg *p, const char *id, td_error *err);
 td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX],
                           uint64_t *mem_bytes, td_error *err);
 td_status td_pg_job_renew(td_pg *p, const char *const *ids, int n, int *cancel, int *held,

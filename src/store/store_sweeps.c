@@ -106,7 +106,7 @@ td_status td_store_sweeps_migrate(td_store *s, td_error *err)
     if (!rc)
         rc = td_store_exec(s, "CREATE UNIQUE INDEX IF NOT EXISTS jobs_sweep_trial ON "
                            "jobs(sweep, sweep_trial)", err); /* one job per trial */
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
     else
@@ -209,7 +209,7 @@ static td_status dataset_exists(td_store *s, const char *id, const char *field, 
         bind_text(st, 1, id);
         rc = td_store_step_row(s, st, &row, err);
     }
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, field, "dataset %s not found", id);
     return rc;
@@ -270,7 +270,7 @@ td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
     }
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     if (!rc)
         snprintf(id_out, TD_ID_MAX, "%s", id);
@@ -295,7 +295,7 @@ td_status td_store_sweep_get(td_store *s, const char *id, td_sweep_row *out, td_
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
     if (!rc)
         rc = read_sweep(st, out, err);
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -327,7 +327,7 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
         *n = limit;
         snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
     }
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -344,7 +344,7 @@ td_status td_store_sweep_list_active(td_store *s, td_sweep_row **rows, int *n, t
                                             "('queued', 'running') ORDER BY id ASC", err);
     if (!rc)
         rc = collect(s, st, INT32_MAX, rows, n, err);
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -402,7 +402,7 @@ td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
         if (!t->values || !t->hyperparameters)
             rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
     }
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     if (rc) {
         td_sweep_trials_free(v, count);
@@ -457,7 +457,7 @@ static td_status update_active(td_store *s, const char *id, const char *sql,
     }
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -516,7 +516,7 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
     }
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -564,7 +564,7 @@ td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err)
     }
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -584,7 +584,7 @@ td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *er
         rc = td_fail(err, TD_ECONFLICT, "state", "job %s is a trial of sweep %s, which is "
                      "still active; delete the sweep once it ends", id,
                      (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     return rc;
 }
 
@@ -624,7 +624,7 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
                                (const char *)sqlite3_column_text(st, 0))
                      : td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id);
     }
-    sqlite3_finalize(st);
+    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
