@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "http/routes.h"
-#include "httpc.h"
+#include "api.h"
 #include "pgtest.h"
 #include "testutil.h"
 

@@ -23,7 +23,7 @@
 #include "codec/json_out.h"
 #include "codec/json_util.h"
 #include "codec/stream_dataset.h"
-#include "httpc.h"
+#include "api.h"
 
 /* ---- arrays against the tree readers --------------------------------------------- */
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"
 #include "store/store.h"

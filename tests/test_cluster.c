@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "pgtest.h"
 
 #define JSON_HDR "Content-Type: application/json"

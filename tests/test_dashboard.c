@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "http/catalog.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "traind/hparams.h"
 

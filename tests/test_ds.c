@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "util/config.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 #define JSON_HDR "Content-Type: application/json"

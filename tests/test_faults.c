@@ -38,7 +38,7 @@
 #include "codec/json_hparams.h"
 #include "codec/json_job.h"
 #include "codec/json_loss.h"
-#include "httpc.h"
+#include "api.h"
 #include "store/reserve.h"
 #include "store/store.h"
 #include "testutil.h"

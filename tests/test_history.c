@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "jobs/tail.h"
 #include "store/store.h"
 #include "testutil.h"

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "failalloc.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 /* ---- data ------------------------------------------------------------------------- */

@@ -2,8 +2,8 @@
  * gradient and the whole network's against finite differences in double, l1/l2 with the
  * biases unpenalised, the grouped reference reproduced through an mlp, PyTorch's default
  * initialisation, determinism across thread counts and exact resume, the two-spirals
- * problem (mlp yes, softmax no), the monotone penalty on data whose labels rise, grouped
- * predictions, and mlp jobs through the REST API of a live daemon. */
+ * problem (mlp yes, softmax no), the monotone penalty on data whose labels rise, and grouped
+ * predictions. mlp jobs through the REST API are in test_rest_mlp.c. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,24 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "fixtures.h"
 #include "testutil.h"
 #include "traind/train.h"
 #include "train/mlp.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
-
-static double urand(unsigned *s) /* uniform [0, 1), a fixed LCG: the same data everywhere */
-{
-    *s = *s * 1664525u + 1013904223u;
-    return (double)(*s >> 8) / 16777216.0;
-}
-
-static double nrand(unsigned *s)
-{
-    double u = urand(s), v = urand(s);
-    return sqrt(-2 * log(1 - u)) * cos(2 * M_PI * v);
-}
 
 /* X (N, D) normal; y from a random two-layer rule over K classes (not linear). */
 static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed)
@@ -51,23 +39,6 @@ static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed)
         y[n] = (int32_t)(n < K ? n : best); /* every class present */
     }
     return (td_dataset){.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
-}
-
-static void free_data(td_dataset *ds)
-{
-    free((void *)ds->X);
-    free((void *)ds->y);
-    free((void *)ds->Y);
-}
-
-static void mlp_hp(td_hparams *hp, int64_t h0, int64_t h1, td_activation act)
-{
-    td_hparams_defaults(hp, TD_MODEL_MLP);
-    hp->n_hidden = h1 > 0 ? 2 : 1;
-    hp->hidden[0] = h0;
-    hp->hidden[1] = h1;
-    hp->activation = act;
-    hp->seed = 5;
 }
 
 static int64_t run_all(td_trainer *t, td_record *recs, int64_t max)
@@ -617,37 +588,6 @@ END_TEST
 
 /* ---- two spirals -------------------------------------------------------------------- */
 
-/* Two interleaved spirals of n/2 points each, 1.5 turns, scaled into [-1, 1]^2. */
-static td_dataset spirals(int64_t n)
-{
-    float *X = malloc(sizeof(float) * (size_t)(2 * n));
-    int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
-    unsigned s = 3;
-    for (int64_t i = 0; i < n; i++) {
-        int cls = (int)(i & 1);
-        double t = sqrt((i / 2 + 0.5) / (double)(n / 2)) * 3 * M_PI;
-        double r = t / (3 * M_PI);
-        double a = t + cls * M_PI;
-        X[2 * i] = (float)(r * cos(a) + 0.01 * nrand(&s));
-        X[2 * i + 1] = (float)(r * sin(a) + 0.01 * nrand(&s));
-        y[i] = cls;
-    }
-    return (td_dataset){.N = n, .D = 2, .X = X, .y = y, .y_cols = 1};
-}
-
-#define SPIRAL_HP "{\"hidden\":[64,64],\"activation\":\"tanh\",\"optimizer\":\"adam\"," \
-                  "\"lr\":0.01,\"batch_size\":64,\"epochs\":60,\"seed\":1}"
-
-static void spiral_hp(td_hparams *hp)
-{
-    mlp_hp(hp, 64, 64, TD_ACT_TANH);
-    hp->optimizer = TD_OPT_ADAM;
-    hp->lr = 0.01;
-    hp->batch_size = 64;
-    hp->epochs = 60;
-    hp->seed = 1;
-}
-
 START_TEST(two_spirals_mlp_learns_softmax_cannot)
 {
     td_dataset ds = spirals(2000);
@@ -680,28 +620,6 @@ START_TEST(two_spirals_mlp_learns_softmax_cannot)
 END_TEST
 
 /* ---- the monotone penalty ------------------------------------------------------------- */
-
-/* G = 3 groups of S = 5 ordered levels; the true level of group g rises with g:
- * y_g = clamp(floor(2.5 + s + 0.05 g + 0.5 noise_g)) with s linear in x: the expected level
- * rises with g, each group's label is noisy on its own. */
-static td_dataset rising(int64_t N, unsigned seed)
-{
-    enum { D = 4, G = 3, S = 5 };
-    float *X = malloc(sizeof(float) * (size_t)(N * D));
-    int32_t *y = malloc(sizeof(int32_t) * (size_t)(N * G));
-    for (int64_t n = 0; n < N; n++) {
-        double s = 0;
-        for (int d = 0; d < D; d++) {
-            X[n * D + d] = (float)nrand(&seed);
-            s += X[n * D + d] * (0.6 - 0.25 * d);
-        }
-        for (int g = 0; g < G; g++) {
-            int v = (int)floor(2.5 + s + 0.05 * g + 0.5 * nrand(&seed));
-            y[n * G + g] = v < 0 ? 0 : v >= S ? S - 1 : v;
-        }
-    }
-    return (td_dataset){.N = N, .D = D, .X = X, .y = y, .y_cols = G};
-}
 
 START_TEST(monotone_penalty_orders_the_groups)
 {
@@ -771,413 +689,6 @@ START_TEST(grouped_predictions_are_per_group_distributions)
 }
 END_TEST
 
-/* ---- through the REST API of a live daemon ------------------------------------------- */
-
-#define JSON_HDR "Content-Type: application/json"
-
-typedef struct call {
-    int status;
-    cJSON *json;                 /* parsed body, or NULL */
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, body ? JSON_HDR : NULL, body,
-                             body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static httpc_daemon start_daemon(void)
-{
-    httpc_daemon d;
-    if (httpc_daemon_start(&d, NULL, NULL, NULL) <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    return d;
-}
-
-/* {"X": [...], "y": [...]} of ds; y as rows of G when ds->y_cols > 1. malloc'd. */
-static char *dataset_json(const td_dataset *ds)
-{
-    size_t cap = (size_t)(ds->N * ds->D) * 18 + (size_t)(ds->N * ds->y_cols) * 8 + 64;
-    char *b = malloc(cap), *p = b;
-    ck_assert(b);
-    p += sprintf(p, "{\"X\":[");
-    for (int64_t n = 0; n < ds->N; n++) {
-        p += sprintf(p, "%s[", n ? "," : "");
-        for (int64_t d = 0; d < ds->D; d++)
-            p += sprintf(p, "%s%.9g", d ? "," : "", (double)ds->X[n * ds->D + d]);
-        p += sprintf(p, "]");
-    }
-    p += sprintf(p, "],\"y\":[");
-    for (int64_t n = 0; n < ds->N; n++) {
-        int64_t G = ds->y_cols;
-        p += sprintf(p, "%s%s", n ? "," : "", G > 1 ? "[" : "");
-        for (int64_t g = 0; g < G; g++)
-            p += sprintf(p, "%s%d", g ? "," : "", ds->y[n * G + g]);
-        p += sprintf(p, "%s", G > 1 ? "]" : "");
-    }
-    sprintf(p, "]}");
-    return b;
-}
-
-static char *post_dataset(int port, const td_dataset *ds)
-{
-    char *body = dataset_json(ds);
-    call c = req(port, "POST", "/v1/datasets", body);
-    free(body);
-    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
-    char *id = strdup(cJSON_GetObjectItem(c.json, "id")->valuestring);
-    done(&c);
-    return id;
-}
-
-/* Posts a job; returns its id. */
-static char *post_job(int port, const char *model, const char *ds, const char *hp)
-{
-    size_t n = strlen(hp) + 256;
-    char *body = malloc(n);
-    snprintf(body, n, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}", model,
-             ds, hp);
-    call c = req(port, "POST", "/v1/jobs", body);
-    free(body);
-    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
-    char *id = strdup(cJSON_GetObjectItem(c.json, "id")->valuestring);
-    done(&c);
-    return id;
-}
-
-/* Waits for job to succeed (fails the test on another terminal state or a timeout). */
-static void wait_job(int port, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double t0 = httpc_now();
-    for (;;) {
-        call c = req(port, "GET", path, NULL);
-        ck_assert_int_eq(c.status, 200);
-        const char *st = cJSON_GetObjectItem(c.json, "state")->valuestring;
-        if (!strcmp(st, "succeeded")) {
-            done(&c);
-            return;
-        }
-        ck_assert_msg(strcmp(st, "failed") && strcmp(st, "cancelled") &&
-                      httpc_now() - t0 < 90, "job %s: %s", st, c.r.body);
-        done(&c);
-        usleep(20000);
-    }
-}
-
-static char *run_job(int port, const char *model, const char *ds, const char *hp)
-{
-    char *id = post_job(port, model, ds, hp);
-    wait_job(port, id);
-    return id;
-}
-
-static int job_epoch(int port, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    call c = req(port, "GET", path, NULL);
-    ck_assert_int_eq(c.status, 200);
-    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
-    done(&c);
-    return e;
-}
-
-static call get(int port, const char *fmt, const char *id)
-{
-    char path[160];
-    snprintf(path, sizeof path, fmt, id);
-    call c = req(port, "GET", path, NULL);
-    ck_assert_msg(c.status == 200, "%s: %d %s", path, c.status, c.r.body);
-    return c;
-}
-
-/* POST /predict with rows [0, n) of ds. */
-static call predict(int port, const char *job, const td_dataset *ds, int64_t n)
-{
-    td_dataset part = *ds;
-    part.N = n;
-    part.y_cols = 0; /* X only */
-    char *body = dataset_json(&part);
-    strcpy(strstr(body, ",\"y\":"), "}");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s/predict", job);
-    call c = req(port, "POST", path, body);
-    free(body);
-    ck_assert_msg(c.status == 200, "predict: %d %s", c.status, c.r.body);
-    return c;
-}
-
-static int64_t array_len(const cJSON *o, const char *key)
-{
-    const cJSON *a = key ? cJSON_GetObjectItem(o, key) : o;
-    ck_assert_msg(cJSON_IsArray(a), "%s is not an array", key ? key : "item");
-    return cJSON_GetArraySize(a);
-}
-
-/* Every "layers"[l] W (in, out) and b (out) against the trainer's parameters, exactly. */
-static void expect_layers(const cJSON *model, const td_model *m, const char *act)
-{
-    const cJSON *layers = cJSON_GetObjectItem(model, "layers");
-    td_tensor_desc t[TD_MAX_TENSORS];
-    int nt = td_model_layout(m, t);
-    ck_assert_int_eq(array_len(layers, NULL), nt / 2);
-    for (int l = 0; l < nt / 2; l++) {
-        const cJSON *L = cJSON_GetArrayItem(layers, l);
-        const td_tensor_desc *W = &t[2 * l], *b = &t[2 * l + 1];
-        ck_assert_str_eq(cJSON_GetObjectItem(L, "activation")->valuestring,
-                         l < nt / 2 - 1 ? act : "softmax");
-        int64_t rows, cols, nb;
-        float *w = tu_floats(cJSON_GetObjectItem(L, "W"), NULL, &rows, &cols);
-        float *bb = tu_floats(cJSON_GetObjectItem(L, "b"), &nb, NULL, NULL);
-        ck_assert_int_eq(rows, W->rows);
-        ck_assert_int_eq(cols, W->cols);
-        ck_assert_int_eq(nb, b->cols);
-        ck_assert(memcmp(w, m->params + W->offset, sizeof(float) * (size_t)(rows * cols)) == 0);
-        ck_assert(memcmp(bb, m->params + b->offset, sizeof(float) * (size_t)nb) == 0);
-        free(w), free(bb);
-    }
-}
-
-START_TEST(rest_two_spirals)
-{
-    httpc_daemon d = start_daemon();
-    int port = d.port;
-    td_dataset ds = spirals(2000);
-    char *dsid = post_dataset(port, &ds);
-    char *job = run_job(port, "mlp", dsid, SPIRAL_HP);
-
-    /* the job: resolved hyperparameters */
-    call c = get(port, "/v1/jobs/%s", job);
-    const cJSON *hp = cJSON_GetObjectItem(c.json, "hyperparameters");
-    ck_assert_str_eq(cJSON_GetObjectItem(c.json, "model")->valuestring, "mlp");
-    ck_assert_int_eq(array_len(hp, "hidden"), 2);
-    ck_assert_str_eq(cJSON_GetObjectItem(hp, "activation")->valuestring, "tanh");
-    ck_assert_str_eq(cJSON_GetObjectItem(hp, "optimizer")->valuestring, "adam");
-    done(&c);
-
-    /* losses: one row per epoch, falling */
-    c = get(port, "/v1/jobs/%s/losses", job);
-    const cJSON *loss = cJSON_GetObjectItem(c.json, "loss");
-    ck_assert_int_eq(array_len(c.json, "loss"), 60);
-    ck_assert_int_eq(array_len(c.json, "accuracy"), 60);
-    ck_assert(cJSON_GetArrayItem(loss, 59)->valuedouble <
-              0.2 * cJSON_GetArrayItem(loss, 0)->valuedouble);
-    done(&c);
-
-    /* the model is the engine's, bit for bit (same data, seed and build; the daemon's
-     * thread count does not matter) */
-    td_hparams h;
-    spiral_hp(&h);
-    td_trainer *t = tu_make_trainer(&h, &ds);
-    td_record rec;
-    while (!td_trainer_done(t))
-        tu_step_ok(t, &rec);
-    c = get(port, "/v1/jobs/%s/model", job);
-    ck_assert_str_eq(cJSON_GetObjectItem(c.json, "model")->valuestring, "mlp");
-    expect_layers(c.json, td_trainer_model(t), "tanh");
-    char *model_json = strdup(c.r.body);
-    done(&c);
-
-    /* predictions on the training set: >= 97% */
-    c = predict(port, job, &ds, ds.N);
-    const cJSON *probs = cJSON_GetObjectItem(c.json, "probabilities");
-    const cJSON *labels = cJSON_GetObjectItem(c.json, "labels");
-    ck_assert_int_eq(array_len(probs, NULL), ds.N);
-    ck_assert_int_eq(array_len(labels, NULL), ds.N);
-    int64_t ok = 0;
-    for (int64_t n = 0; n < ds.N; n++) {
-        const cJSON *row = cJSON_GetArrayItem(probs, (int)n);
-        ck_assert_int_eq(array_len(row, NULL), 2);
-        tu_close(cJSON_GetArrayItem(row, 0)->valuedouble + cJSON_GetArrayItem(row, 1)->valuedouble,
-                 1.0, 0, 1e-6, "row sum");
-        ok += cJSON_GetArrayItem(labels, (int)n)->valueint == ds.y[n];
-    }
-    ck_assert_msg(ok >= 0.97 * ds.N, "REST predictions: %lld of %lld right", (long long)ok,
-                  (long long)ds.N);
-    done(&c);
-
-    /* the model object goes back in as initial_weights ({"layers": [...]}): with a step
-     * far below float resolution, the weights come back unchanged */
-    size_t n = strlen(model_json) + 256;
-    char *hp2 = malloc(n);
-    snprintf(hp2, n, "{\"hidden\":[64,64],\"activation\":\"tanh\",\"optimizer\":\"sgd\","
-             "\"lr\":1e-30,\"epochs\":1,\"initial_weights\":%s}", model_json);
-    char *job2 = run_job(port, "mlp", dsid, hp2);
-    c = get(port, "/v1/jobs/%s/model", job2);
-    expect_layers(c.json, td_trainer_model(t), "tanh");
-    done(&c);
-
-    /* softmax regression on the same data through the same API cannot separate them */
-    char *job3 = run_job(port, "softmax", dsid,
-                         "{\"optimizer\":\"adam\",\"lr\":0.01,\"batch_size\":64,\"epochs\":30}");
-    c = predict(port, job3, &ds, ds.N);
-    labels = cJSON_GetObjectItem(c.json, "labels");
-    ok = 0;
-    for (int64_t i = 0; i < ds.N; i++)
-        ok += cJSON_GetArrayItem(labels, (int)i)->valueint == ds.y[i];
-    ck_assert_msg(ok < 0.75 * ds.N, "softmax got %lld of %lld", (long long)ok, (long long)ds.N);
-    done(&c);
-
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
-    td_trainer_destroy(t);
-    free(model_json), free(hp2), free(job), free(job2), free(job3), free(dsid);
-    free_data(&ds);
-}
-END_TEST
-
-START_TEST(rest_grouped_monotone)
-{
-    httpc_daemon d = start_daemon();
-    int port = d.port;
-    td_dataset ds = rising(600, 67);
-    char *dsid = post_dataset(port, &ds);
-    const char *hp = "{\"hidden\":[16],\"activation\":\"tanh\",\"groups\":3,"
-                     "\"monotone\":{\"weight\":5,\"margin\":0.05},\"lr\":0.01,"
-                     "\"batch_size\":64,\"epochs\":10,\"seed\":2}";
-    char *job = run_job(port, "mlp", dsid, hp);
-
-    call c = get(port, "/v1/jobs/%s", job);
-    const cJSON *h = cJSON_GetObjectItem(c.json, "hyperparameters");
-    ck_assert_int_eq(cJSON_GetObjectItem(h, "groups")->valueint, 3);
-    tu_close(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "monotone"), "weight")->valuedouble, 5,
-             0, 0, "monotone.weight");
-    const cJSON *metrics = cJSON_GetObjectItem(c.json, "metrics");
-    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(metrics, "violation_rate")));
-    done(&c);
-
-    c = get(port, "/v1/jobs/%s/losses", job);
-    ck_assert_int_eq(array_len(c.json, "penalty"), 10);
-    ck_assert_int_eq(array_len(c.json, "violation_rate"), 10);
-    double v = cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "violation_rate"), 9)->valuedouble;
-    ck_assert_msg(v <= 0.05, "violation rate %g", v);
-    done(&c);
-
-    c = get(port, "/v1/jobs/%s/model", job);
-    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "groups")->valueint, 3);
-    const cJSON *layers = cJSON_GetObjectItem(c.json, "layers");
-    ck_assert_int_eq(array_len(layers, NULL), 2);
-    ck_assert_int_eq(array_len(cJSON_GetArrayItem(layers, 0), "W"), 4);
-    ck_assert_int_eq(array_len(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1),
-                                                                      "W"), 0), NULL), 15);
-    done(&c);
-
-    /* predictions: probabilities (N, G, S), labels (N, G) = argmax of each group */
-    c = predict(port, job, &ds, 7);
-    const cJSON *probs = cJSON_GetObjectItem(c.json, "probabilities");
-    const cJSON *labels = cJSON_GetObjectItem(c.json, "labels");
-    ck_assert_int_eq(array_len(probs, NULL), 7);
-    ck_assert_int_eq(array_len(labels, NULL), 7);
-    for (int n = 0; n < 7; n++) {
-        const cJSON *pn = cJSON_GetArrayItem(probs, n), *ln = cJSON_GetArrayItem(labels, n);
-        ck_assert_int_eq(array_len(pn, NULL), 3);
-        ck_assert_int_eq(array_len(ln, NULL), 3);
-        for (int g = 0; g < 3; g++) {
-            const cJSON *pg = cJSON_GetArrayItem(pn, g);
-            ck_assert_int_eq(array_len(pg, NULL), 5);
-            double s = 0, best = -1;
-            int arg = -1;
-            for (int k = 0; k < 5; k++) {
-                double p = cJSON_GetArrayItem(pg, k)->valuedouble;
-                s += p;
-                if (p > best)
-                    best = p, arg = k;
-            }
-            tu_close(s, 1.0, 0, 1e-6, "group sum");
-            ck_assert_int_eq(cJSON_GetArrayItem(ln, g)->valueint, arg);
-        }
-    }
-    done(&c);
-
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
-    free(job), free(dsid);
-    free_data(&ds);
-}
-END_TEST
-
-/* A grouped mlp job killed with SIGKILL mid-run resumes from its checkpoint after a
- * restart and ends with the uninterrupted engine's weights, bit for bit, and a history of
- * every epoch exactly once. */
-START_TEST(rest_resume_after_kill9_is_exact)
-{
-    char conf[] = "/tmp/traind-mlp-conf-XXXXXX";
-    int fd = mkstemp(conf);
-    const char *text = "checkpoint_interval_s = 0\nworkers = 1\n";
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    const char *args[] = {"--config", conf, NULL};
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, args, NULL), 0);
-    td_dataset ds = rising(400, 71);
-    char *dsid = post_dataset(d.port, &ds);
-    const char *hp = "{\"hidden\":[8,8],\"activation\":\"relu\",\"groups\":3,"
-                     "\"monotone\":{\"weight\":1},\"lr\":0.005,\"batch_size\":50,"
-                     "\"epochs\":800,\"validation_split\":0.25,\"seed\":4}";
-    char *job = post_job(d.port, "mlp", dsid, hp);
-    double t0 = httpc_now();
-    while (job_epoch(d.port, job) < 40 && httpc_now() - t0 < 30)
-        usleep(2000);
-    int before = job_epoch(d.port, job);
-    ck_assert_msg(before >= 40 && before < 800, "epoch %d when interrupting", before);
-    httpc_daemon_stop(&d, SIGKILL, 10);
-
-    httpc_daemon r;
-    ck_assert_int_gt(httpc_daemon_start(&r, d.dir, args, NULL), 0);
-    wait_job(r.port, job);
-    call c = get(r.port, "/v1/jobs/%s", job);
-    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint, 1);
-    done(&c);
-    c = get(r.port, "/v1/jobs/%s/losses", job);
-    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"), *v;
-    ck_assert_int_eq(array_len(ep, NULL), 800);
-    int i = 1;
-    cJSON_ArrayForEach(v, ep) ck_assert_int_eq(v->valueint, i++);
-    double last_val = cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "val_loss"), 799)->valuedouble;
-    done(&c);
-
-    td_hparams h;
-    mlp_hp(&h, 8, 8, TD_ACT_RELU);
-    h.groups = 3;
-    h.monotone_weight = 1;
-    h.lr = 0.005;
-    h.batch_size = 50;
-    h.epochs = 800;
-    h.validation_split = 0.25;
-    h.seed = 4;
-    td_trainer *t = tu_make_trainer(&h, &ds);
-    td_record rec;
-    while (!td_trainer_done(t))
-        tu_step_ok(t, &rec);
-    c = get(r.port, "/v1/jobs/%s/model", job);
-    expect_layers(c.json, td_trainer_model(t), "relu");
-    done(&c);
-    ck_assert(memcmp(&last_val, &rec.v[col(t, "val_loss")], sizeof last_val) == 0);
-
-    ck_assert_int_eq(httpc_daemon_stop(&r, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&r);
-    unlink(conf);
-    td_trainer_destroy(t);
-    free(job), free(dsid);
-    free_data(&ds);
-}
-END_TEST
-
 Suite *suite_mlp(void)
 {
     Suite *s = suite_create("mlp");
@@ -1196,12 +707,6 @@ Suite *suite_mlp(void)
     tcase_add_test(tc, two_spirals_mlp_learns_softmax_cannot);
     tcase_add_test(tc, monotone_penalty_orders_the_groups);
     tcase_add_test(tc, grouped_predictions_are_per_group_distributions);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("rest");
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, rest_two_spirals);
-    tcase_add_test(tc, rest_grouped_monotone);
-    tcase_add_test(tc, rest_resume_after_kill9_is_exact);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 /* ---- the generator ----------------------------------------------------------------- */

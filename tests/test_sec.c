@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "http/auth.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "util/config.h"
 #include "util/text.h"

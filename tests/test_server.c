@@ -17,7 +17,7 @@
 
 #include "http/http.h"
 #include "http/server.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ test routes ---- */

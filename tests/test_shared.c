@@ -14,7 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 #define JSON_HDR "Content-Type: application/json"

@@ -26,7 +26,7 @@
 #include "codec/json_util.h"
 #include "http/server.h"
 #include "codec/stream_dataset.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */

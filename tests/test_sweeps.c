@@ -22,7 +22,7 @@
 #include <check.h>
 #include <cJSON.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "pgtest.h"
 
 #define JSON_HDR "Content-Type: application/json"

@@ -1,4 +1,4 @@
-/* test_review.c — regression tests for defects found in review: the job manager against
+/* test_jobs.c — the job manager (regressions found in review): against
  * a real store in a temp directory (no HTTP), and the daemon where only it shows them. */
 #define _GNU_SOURCE
 #include <ftw.h>
@@ -13,7 +13,7 @@
 #include <sqlite3.h>
 #include <time.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
 #include "testutil.h"
@@ -288,10 +288,10 @@ START_TEST(history_truncate_lowers_progress)
 }
 END_TEST
 
-Suite *suite_review(void)
+Suite *suite_jobs(void)
 {
-    Suite *s = suite_create("review");
-    TCase *tc = tcase_create("review");
+    Suite *s = suite_create("jobs");
+    TCase *tc = tcase_create("jobs");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cancel_requested_survives_restart);
     tcase_add_test(tc, history_truncate_lowers_progress);

@@ -1,4 +1,6 @@
-/* httpc.h — a tiny blocking HTTP/1.1 client and a daemon launcher for the test suites.
+/* api.h — the one HTTP helper of the test suites, in two layers.
+ *
+ * httpc_*: a tiny blocking HTTP/1.1 client and a daemon launcher.
  *
  *   httpc_resp r;
  *   int status = httpc_request(port, "POST", "/v1/loss", "Content-Type: application/json",
@@ -8,11 +10,22 @@
  *
  * Every request uses its own connection with "Connection: close" and reads the response
  * to the end (a finite Server-Sent Events stream included); chunked bodies are decoded.
- * Nothing here calls ck_assert: failures are return values, so a helper can be used from
- * any thread. */
-#ifndef TRAIND_HTTPC_H
-#define TRAIND_HTTPC_H
+ * Nothing in this layer calls ck_assert (httpc_metric aside): failures are return values,
+ * so it can be used from any thread.
+ *
+ * api_*: what the suites against a live daemon share, built on it; these assert (the test
+ * fails with the status and the body), so they belong on the test's own thread:
+ *
+ *   httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
+ *   char *ds = api_post_id(d.port, "/v1/datasets", body, 201);
+ *   api_call c = api_req(d.port, "GET", "/v1/jobs", NULL);
+ *   ... c.status, c.json, api_str(c.json, "state") ...
+ *   api_done(&c);
+ *   api_stop(&d); */
+#ifndef TRAIND_TESTS_API_H
+#define TRAIND_TESTS_API_H
 
+#include <cJSON.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -102,5 +115,73 @@ char *httpc_daemon_log(const httpc_daemon *d);
 
 /* Removes d->dir recursively. */
 void httpc_daemon_cleanup(httpc_daemon *d);
+
+/* ---- api_*: suite helpers (they ck_assert) ------------------------------------------ */
+
+#define API_JSON "Content-Type: application/json"
+
+/* One answer: the status (-1: none), the body parsed as JSON (NULL when it is not) and
+ * the raw response. Release with api_done. */
+typedef struct api_call {
+    int status;
+    cJSON *json;
+    httpc_resp r;
+} api_call;
+
+/* method path with body (NULL: none), sent as JSON. */
+api_call api_req(int port, const char *method, const char *path, const char *body);
+/* The same with extra header lines (NULL: the JSON Content-Type when there is a body). */
+api_call api_reqh(int port, const char *method, const char *path, const char *hdrs,
+                  const char *body);
+/* The same with a body of len bytes (it may hold NULs). */
+api_call api_req_n(int port, const char *method, const char *path, const char *hdrs,
+                   const char *body, size_t len);
+void api_done(api_call *c);
+
+/* o[k] as a string (NULL when absent or not a string), as a number (NAN when absent or
+ * not a number), or as an item that must be there. */
+const char *api_str(const cJSON *o, const char *k);
+double api_num(const cJSON *o, const char *k);
+const cJSON *api_item(const cJSON *o, const char *k);
+
+/* Asserts the SPEC error object: the status, {"error":{"code","message","field"?}} with a
+ * non-empty code and message. code and field are checked when non-NULL; field "" asserts
+ * that there is none. */
+void api_expect_error(const api_call *c, int status, const char *code, const char *field);
+
+/* method path with body (JSON, NULL: none); asserts the status want and returns the parsed
+ * answer (the caller deletes it). */
+cJSON *api_json(int port, const char *method, const char *path, const char *body, int want);
+
+/* POSTs body (JSON) to path, asserts the status want and returns the answer's "id"
+ * (malloc'd); a Location header, when there is one, must name it. */
+char *api_post_id(int port, const char *path, const char *body, int want);
+/* The same with extra header lines (NULL: the JSON Content-Type). */
+char *api_post_idh(int port, const char *path, const char *hdrs, const char *body, int want);
+
+/* GET fmt (printf-formatted with the one string id), asserts 200 and returns the answer
+ * (api_done), the parsed body (the caller deletes it) or the raw body (malloc'd). */
+api_call api_get(int port, const char *fmt, const char *id);
+cJSON *api_get_json(int port, const char *fmt, const char *id);
+char *api_get_raw(int port, const char *fmt, const char *id);
+
+/* Polls GET /v1/jobs/{id} until the state is terminal (succeeded, failed, cancelled) and
+ * returns that job object (the caller deletes it); the test fails after timeout_s. */
+cJSON *api_wait_job(int port, const char *id, double timeout_s);
+/* Waits as api_wait_job and asserts the job ended in state (its body in the message). */
+void api_expect_state(int port, const char *id, const char *state, double timeout_s);
+/* The job's progress.epoch now. */
+int api_job_epoch(int port, const char *id);
+
+/* Starts $TD_BIN as httpc_daemon_start does, with conf (NULL: none) as the text of a
+ * config file in the daemon's directory (rewritten on a restart over dir) and then args;
+ * returns the port, or -1 when it did not listen (as httpc_daemon_start). */
+int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char *const *args,
+                  const char *const *env);
+/* The same, failing the test (with the daemon's log) when it did not listen. */
+httpc_daemon api_start(const char *dir, const char *conf, const char *const *args,
+                       const char *const *env);
+/* SIGTERM, asserts the exit code 0 (the log in the message), removes its directory. */
+void api_stop(httpc_daemon *d);
 
 #endif

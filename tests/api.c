@@ -1,10 +1,11 @@
-/* httpc.c — blocking HTTP/1.1 test client and daemon launcher (see httpc.h). */
-#include "httpc.h"
+/* api.c — the test suites' HTTP client, daemon launcher and request helpers (see api.h). */
+#include "api.h"
 
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -550,4 +551,208 @@ double httpc_metric(int port, const char *name)
     double v = strtod(p + strlen(key), NULL);
     httpc_free(&r);
     return v;
+}
+
+/* ---- api_*: suite helpers --------------------------------------------------------- */
+
+api_call api_req_n(int port, const char *method, const char *path, const char *hdrs,
+                   const char *body, size_t len)
+{
+    api_call c = {0};
+    c.status = httpc_request(port, method, path, hdrs ? hdrs : (body ? API_JSON : NULL), body,
+                             len, &c.r);
+    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
+    return c;
+}
+
+api_call api_reqh(int port, const char *method, const char *path, const char *hdrs,
+                  const char *body)
+{
+    return api_req_n(port, method, path, hdrs, body, body ? strlen(body) : 0);
+}
+
+api_call api_req(int port, const char *method, const char *path, const char *body)
+{
+    return api_reqh(port, method, path, NULL, body);
+}
+
+void api_done(api_call *c)
+{
+    cJSON_Delete(c->json);
+    c->json = NULL;
+    httpc_free(&c->r);
+}
+
+const char *api_str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+double api_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+const cJSON *api_item(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(v != NULL, "no \"%s\" in the answer", k);
+    return v;
+}
+
+void api_expect_error(const api_call *c, int status, const char *code, const char *field)
+{
+    const char *body = c->r.body ? c->r.body : "";
+    ck_assert_msg(c->status == status, "status %d, want %d: %s", c->status, status, body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->json, "error");
+    ck_assert_msg(cJSON_IsObject(e), "no error object in %s", body);
+    ck_assert_msg(api_str(e, "message") && *api_str(e, "message"), "no message in %s", body);
+    ck_assert_msg(api_str(e, "code") && *api_str(e, "code"), "no code in %s", body);
+    if (code)
+        ck_assert_str_eq(api_str(e, "code"), code);
+    if (field && !*field)
+        ck_assert_msg(api_str(e, "field") == NULL, "unexpected field in %s", body);
+    else if (field)
+        ck_assert_msg(api_str(e, "field") && strcmp(api_str(e, "field"), field) == 0,
+                      "field should be \"%s\": %s", field, body);
+}
+
+char *api_post_idh(int port, const char *path, const char *hdrs, const char *body, int want)
+{
+    api_call c = api_reqh(port, "POST", path, hdrs, body);
+    ck_assert_msg(c.status == want, "POST %s: %d, want %d: %s", path, c.status, want,
+                  c.r.body ? c.r.body : "");
+    const char *id = api_str(c.json, "id");
+    ck_assert_msg(id != NULL, "POST %s: no id in %s", path, c.r.body);
+    char loc[256], *out = strdup(id);
+    ck_assert_ptr_nonnull(out);
+    if (httpc_header(&c.r, "Location", loc, sizeof loc))
+        ck_assert_msg(strstr(loc, out) != NULL, "Location %s does not name %s", loc, out);
+    api_done(&c);
+    return out;
+}
+
+char *api_post_id(int port, const char *path, const char *body, int want)
+{
+    return api_post_idh(port, path, NULL, body, want);
+}
+
+cJSON *api_json(int port, const char *method, const char *path, const char *body, int want)
+{
+    api_call c = api_req(port, method, path, body);
+    ck_assert_msg(c.status == want, "%s %s: %d, want %d: %s", method, path, c.status, want,
+                  c.r.body ? c.r.body : "");
+    ck_assert_msg(c.json != NULL, "%s %s: not JSON: %s", method, path, c.r.body);
+    cJSON *j = c.json;
+    c.json = NULL;
+    api_done(&c);
+    return j;
+}
+
+api_call api_get(int port, const char *fmt, const char *id)
+{
+    char path[512];
+    snprintf(path, sizeof path, fmt, id);
+    api_call c = api_req(port, "GET", path, NULL);
+    ck_assert_msg(c.status == 200, "GET %s: %d %s", path, c.status, c.r.body ? c.r.body : "");
+    return c;
+}
+
+cJSON *api_get_json(int port, const char *fmt, const char *id)
+{
+    api_call c = api_get(port, fmt, id);
+    ck_assert_msg(c.json != NULL, "GET %s: not JSON: %s", fmt, c.r.body);
+    cJSON *j = c.json;
+    c.json = NULL;
+    api_done(&c);
+    return j;
+}
+
+char *api_get_raw(int port, const char *fmt, const char *id)
+{
+    api_call c = api_get(port, fmt, id);
+    char *b = strdup(c.r.body ? c.r.body : "");
+    ck_assert_ptr_nonnull(b);
+    api_done(&c);
+    return b;
+}
+
+cJSON *api_wait_job(int port, const char *id, double timeout_s)
+{
+    for (double t0 = httpc_now();; usleep(10000)) {
+        cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+        const char *st = api_str(j, "state");
+        ck_assert_msg(st != NULL, "job %s has no state", id);
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+            return j;
+        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s still %s after %.0f s", id, st,
+                      timeout_s);
+        cJSON_Delete(j);
+    }
+}
+
+void api_expect_state(int port, const char *id, const char *state, double timeout_s)
+{
+    cJSON *j = api_wait_job(port, id, timeout_s);
+    if (strcmp(api_str(j, "state"), state) != 0) {
+        char *text = cJSON_PrintUnformatted(j);
+        ck_abort_msg("job %s ended %s, want %s: %s", id, api_str(j, "state"), state, text);
+    }
+    cJSON_Delete(j);
+}
+
+int api_job_epoch(int port, const char *id)
+{
+    cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+    double e = api_num(api_item(j, "progress"), "epoch");
+    ck_assert_msg(!isnan(e), "job %s has no progress.epoch", id);
+    cJSON_Delete(j);
+    return (int)e;
+}
+
+int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char *const *args,
+                  const char *const *env)
+{
+    if (!conf)
+        return httpc_daemon_start(d, dir, args, env);
+    char tmpl[256], path[300];
+    if (!dir) { /* the config lives beside the state, so a restart over dir finds it */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(tmpl, sizeof tmpl, "%s/traind-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        ck_assert_ptr_nonnull(dir = mkdtemp(tmpl));
+    }
+    snprintf(path, sizeof path, "%s/api.conf", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(conf, f);
+    fclose(f);
+    const char *argv[32] = {"--config", path};
+    int n = 2;
+    for (int i = 0; args && args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return httpc_daemon_start(d, dir, argv, env);
+}
+
+httpc_daemon api_start(const char *dir, const char *conf, const char *const *args,
+                       const char *const *env)
+{
+    httpc_daemon d;
+    if (api_start_any(&d, dir, conf, args, env) <= 0) {
+        char *log = httpc_daemon_log(&d);
+        ck_abort_msg("daemon did not start (exit %d): %s", d.exit_code, log);
+    }
+    return d;
+}
+
+void api_stop(httpc_daemon *d)
+{
+    int code = httpc_daemon_stop(d, SIGTERM, 20);
+    if (code != 0) {
+        char *log = httpc_daemon_log(d);
+        ck_abort_msg("exit code %d at SIGTERM:\n%s", code, log);
+    }
+    httpc_daemon_cleanup(d);
 }
