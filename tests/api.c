@@ -1,5 +1,6 @@
 /* api.c — the test suites' HTTP client, daemon launcher and request helpers (see api.h). */
 #include "api.h"
+#include "pgtest.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -630,6 +631,8 @@ char *api_post_idh(int port, const char *path, const char *hdrs, const char *bod
     ck_assert_ptr_nonnull(out);
     if (httpc_header(&c.r, "Location", loc, sizeof loc))
         ck_assert_msg(strstr(loc, out) != NULL, "Location %s does not name %s", loc, out);
+    else
+        ck_assert_msg(want != 201 && want != 202, "POST %s: %d without a Location", path, want);
     api_done(&c);
     return out;
 }
@@ -756,3 +759,52 @@ void api_stop(httpc_daemon *d)
     }
     httpc_daemon_cleanup(d);
 }
+
+void api_expect_healthy(int port)
+{
+    api_call c = api_req(port, "GET", "/healthz", NULL);
+    ck_assert_int_eq(c.status, 200);
+    ck_assert_str_eq(api_str(c.json, "status"), "ok");
+    api_done(&c);
+    c = api_req(port, "GET", "/readyz", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_done(&c);
+}
+
+char *api_dataset_body(int n, int d, int K, unsigned seed)
+{
+    cJSON *o = cJSON_CreateObject(), *X = cJSON_AddArrayToObject(o, "X"),
+          *y = cJSON_AddArrayToObject(o, "y");
+    for (int i = 0; i < n; i++) {
+        cJSON *row = cJSON_CreateArray();
+        double s[16] = {0};
+        for (int j = 0; j < d; j++) {
+            seed = seed * 1103515245u + 12345u;
+            double x = (double)((seed >> 8) % 2000) / 1000.0 - 1.0;
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(x));
+            for (int k = 0; k < K && k < 16; k++)
+                s[k] += x * ((j + k) % 3 - 1) + 0.01 * k;
+        }
+        int best = 0;
+        for (int k = 1; k < K && k < 16; k++)
+            if (s[k] > s[best])
+                best = k;
+        cJSON_AddItemToArray(X, row);
+        cJSON_AddItemToArray(y, cJSON_CreateNumber(i < K ? i : best));
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    ck_assert_ptr_nonnull(s);
+    cJSON_Delete(o);
+    return s;
+}
+
+void api_https_on(void) { ck_assert_int_eq(httpc_tls_on(), 0); }
+void api_https_off(void) { httpc_tls_off(); }
+
+void api_pg_on(void)
+{
+    char uri[512];
+    td_pgtest_newdb(uri, sizeof uri);
+    httpc_store_set(uri);
+}
+void api_pg_off(void) { httpc_store_set(NULL); }

@@ -154,7 +154,7 @@ void api_expect_error(const api_call *c, int status, const char *code, const cha
 cJSON *api_json(int port, const char *method, const char *path, const char *body, int want);
 
 /* POSTs body (JSON) to path, asserts the status want and returns the answer's "id"
- * (malloc'd); a Location header, when there is one, must name it. */
+ * (malloc'd); a Location header, required with 201 and 202, must name it. */
 char *api_post_id(int port, const char *path, const char *body, int want);
 /* The same with extra header lines (NULL: the JSON Content-Type). */
 char *api_post_idh(int port, const char *path, const char *hdrs, const char *body, int want);
@@ -172,6 +172,23 @@ cJSON *api_wait_job(int port, const char *id, double timeout_s);
 void api_expect_state(int port, const char *id, const char *state, double timeout_s);
 /* The job's progress.epoch now. */
 int api_job_epoch(int port, const char *id);
+
+/* GET /healthz answers 200 {"status":"ok"} and GET /readyz 200. */
+void api_expect_healthy(int port);
+
+/* A dataset body {"X","y"} of n rows and d features from a fixed LCG (seed); labels by a
+ * linear rule over K classes, rows 0..K-1 labelled 0..K-1 so that every class is present.
+ * malloc'd. */
+char *api_dataset_body(int n, int d, int K, unsigned seed);
+
+/* Checked fixtures that run a suite over HTTPS (httpc_tls_on: a self-signed certificate
+ * made with openssl, every daemon given the pair, every request through GnuTLS verifying
+ * it) or on a fresh PostgreSQL database per test (tests/pgtest.h; every daemon of the test
+ * on it). */
+void api_https_on(void);
+void api_https_off(void);
+void api_pg_on(void);
+void api_pg_off(void);
 
 /* Starts $TD_BIN as httpc_daemon_start does, with conf (NULL: none) as the text of a
  * config file in the daemon's directory (rewritten on a restart over dir) and then args;

@@ -592,23 +592,14 @@ Suite *suite_sweeps(void)
 }
 
 /* Two of them on a shared PostgreSQL store (issue 17; trials paused, continued, stopped,
- * resumed after a kill, deleted): a fresh database per test. */
-static void pg_on(void)
-{
-    char uri[512];
-    td_pgtest_newdb(uri, sizeof uri);
-    httpc_store_set(uri);
-}
-
-static void pg_off(void) { httpc_store_set(NULL); }
-
+ * resumed after a kill, deleted): a fresh database per test (api_pg_on). */
 Suite *suite_sweeps_pg(void)
 {
     td_pgtest_server();
     Suite *s = suite_create("sweeps_pg");
     TCase *tc = tcase_create("pg");
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, pg_on, pg_off);
+    tcase_add_checked_fixture(tc, api_pg_on, api_pg_off);
     tcase_add_test(tc, cancel_then_delete_removes_trials);
     tcase_add_test(tc, halving_survives_kill_9);
     suite_add_tcase(s, tc);
