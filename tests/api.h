@@ -138,11 +138,13 @@ api_call api_req_n(int port, const char *method, const char *path, const char *h
                    const char *body, size_t len);
 void api_done(api_call *c);
 
-/* o[k] as a string (NULL when absent or not a string), as a number (NAN when absent or
- * not a number), or as an item that must be there. */
+/* o[k] as a string (NULL when absent or not a string), as a number (it must be one), or
+ * as an item that must be there. */
 const char *api_str(const cJSON *o, const char *k);
 double api_num(const cJSON *o, const char *k);
 const cJSON *api_item(const cJSON *o, const char *k);
+/* 1 when o[k] is the string want. */
+int api_is(const cJSON *o, const char *k, const char *want);
 
 /* Asserts the SPEC error object: the status, {"error":{"code","message","field"?}} with a
  * non-empty code and message. code and field are checked when non-NULL; field "" asserts
@@ -152,6 +154,9 @@ void api_expect_error(const api_call *c, int status, const char *code, const cha
 /* method path with body (JSON, NULL: none); asserts the status want and returns the parsed
  * answer (the caller deletes it). */
 cJSON *api_json(int port, const char *method, const char *path, const char *body, int want);
+/* The same with extra header lines (NULL: the JSON Content-Type when there is a body). */
+cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdrs,
+                 const char *body, int want);
 
 /* POSTs body (JSON) to path, asserts the status want and returns the answer's "id"
  * (malloc'd); a Location header, required with 201 and 202, must name it. */
@@ -170,6 +175,9 @@ char *api_get_raw(int port, const char *fmt, const char *id);
 cJSON *api_wait_job(int port, const char *id, double timeout_s);
 /* Waits as api_wait_job and asserts the job ended in state (its body in the message). */
 void api_expect_state(int port, const char *id, const char *state, double timeout_s);
+/* Polls until the job's state is want (any state, e.g. "running"); fails when it ends in
+ * another state or after timeout_s. */
+void api_wait_state(int port, const char *id, const char *want, double timeout_s);
 /* The job's progress.epoch now. */
 int api_job_epoch(int port, const char *id);
 
@@ -198,7 +206,9 @@ int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char
 /* The same, failing the test (with the daemon's log) when it did not listen. */
 httpc_daemon api_start(const char *dir, const char *conf, const char *const *args,
                        const char *const *env);
-/* SIGTERM, asserts the exit code 0 (the log in the message), removes its directory. */
+/* SIGTERM and asserts the exit code 0 (the log in the message); api_term keeps the
+ * directory (for a restart over it), api_stop removes it. */
+void api_term(httpc_daemon *d);
 void api_stop(httpc_daemon *d);
 
 #endif

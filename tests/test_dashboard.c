@@ -74,21 +74,6 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return s;
-}
-
 /* ---- catalog ----------------------------------------------------------------------- */
 
 static const cJSON *model_entry(const cJSON *cat, const char *model)
@@ -299,7 +284,7 @@ START_TEST(assets_served_without_token)
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t len;
-        char *want = read_file(files[i].file, &len), path[128];
+        char *want = tu_read_file(files[i].file, &len), path[128];
         snprintf(path, sizeof path, "/assets/%s", strrchr(files[i].file, '/') + 1);
         ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
         ck_assert_str_eq(httpc_header(&r, "Content-Type", h, sizeof h), files[i].type);
@@ -470,7 +455,7 @@ START_TEST(dashboard_in_chromium)
                     ds, sweep, (char *)(png && *png ? png : NULL), NULL};
     int rc = run(argv, log);
     size_t len;
-    char *out = read_file(log, &len);
+    char *out = tu_read_file(log, &len);
     ck_assert_msg(rc == 0, "dashboard.test.js exited %d:\n%s", rc, out);
     ck_assert_ptr_nonnull(strstr(out, "all checks passed"));
     free(out);

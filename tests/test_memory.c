@@ -325,28 +325,6 @@ END_TEST
 
 #define JSON_HDR "Content-Type: application/json"
 
-/* Starts a daemon with `conf` as its config file; fails the test if it does not listen. */
-static httpc_daemon start_with(const char *conf_text)
-{
-    httpc_daemon d;
-    char conf[] = "/tmp/traind-mem-XXXXXX";
-    int fd = mkstemp(conf);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, conf_text, strlen(conf_text)), (ssize_t)strlen(conf_text));
-    close(fd);
-    const char *args[] = {"--config", conf, NULL};
-    int port = httpc_daemon_start(&d, NULL, args, NULL);
-    unlink(conf);
-    ck_assert_msg(port > 0, "daemon did not start (exit %d)", d.exit_code);
-    return d;
-}
-
-static void stop(httpc_daemon *d)
-{
-    ck_assert_int_eq(httpc_daemon_stop(d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(d);
-}
-
 /* POSTs body; returns the status, *json the parsed answer (caller deletes). */
 static int post(int port, const char *path, const char *body, size_t len, cJSON **json)
 {
@@ -357,49 +335,13 @@ static int post(int port, const char *path, const char *body, size_t len, cJSON 
     return st;
 }
 
-static cJSON *get(int port, const char *path)
-{
-    httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
-    cJSON *j = cJSON_Parse(r.body);
-    httpc_free(&r);
-    ck_assert_ptr_nonnull(j);
-    return j;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* The state of job id. */
 static char *job_state(int port, const char *id)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    cJSON *j = get(port, path);
-    char *s = strdup(str(j, "state"));
+    cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+    char *s = strdup(api_str(j, "state"));
     cJSON_Delete(j);
     return s;
-}
-
-/* Polls job id until its state is `want` (or terminal); fails after 30 s. */
-static void wait_state(int port, const char *id, const char *want)
-{
-    for (int i = 0; i < 3000; i++) {
-        char *s = job_state(port, id);
-        int hit = strcmp(s, want) == 0;
-        int terminal = !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
-        if (hit || terminal) {
-            ck_assert_msg(hit, "job %s is %s, waited for %s", id, s, want);
-            free(s);
-            return;
-        }
-        free(s);
-        usleep(10000);
-    }
-    ck_abort_msg("job %s never became %s", id, want);
 }
 
 /* A dataset of rows x cols: row i all i, labels 0 and last (the others 0). Returns its id. */
@@ -424,7 +366,7 @@ static char *post_dataset(int port, int rows, int cols, int last)
     cJSON *j;
     ck_assert_int_eq(post(port, "/v1/datasets", b, n, &j), 201);
     free(b);
-    char *id = strdup(str(j, "id"));
+    char *id = strdup(api_str(j, "id"));
     cJSON_Delete(j);
     return id;
 }
@@ -434,16 +376,16 @@ static char *post_dataset(int port, int rows, int cols, int last)
  * 10 rows are answered, and the reservation is returned once the answer is sent. */
 START_TEST(predict_over_the_budget_is_refused)
 {
-    httpc_daemon d = start_with("max_memory_mb = 64\n");
+    httpc_daemon d = api_start(NULL, "max_memory_mb = 64\n", NULL, NULL);
     char *ds = post_dataset(d.port, 2, 1, 99999);
     char body[8192];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":1}}", ds);
     cJSON *j;
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
-    char *id = strdup(str(j, "id"));
+    char *id = strdup(api_str(j, "id"));
     cJSON_Delete(j);
-    wait_state(d.port, id, "succeeded");
+    api_wait_state(d.port, id, "succeeded", 30);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
     for (int rows = 200, pass = 0; pass < 2; pass++, rows = 10) {
@@ -456,8 +398,8 @@ START_TEST(predict_over_the_budget_is_refused)
         if (rows == 200) {
             ck_assert_int_eq(st, 422);
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-            ck_assert_str_eq(str(e, "code"), "over_memory_budget");
-            const char *msg = str(e, "message");
+            ck_assert_str_eq(api_str(e, "code"), "over_memory_budget");
+            const char *msg = api_str(e, "message");
             ck_assert_msg(strstr(msg, "predicting 200 rows needs ~") &&
                           strstr(msg, "max_memory_mb = 64"), "message: %s", msg);
             ck_assert_msg(httpc_proc_kb(d.pid, "VmHWM") - before < 32 * 1024, "peak RSS grew");
@@ -474,13 +416,13 @@ START_TEST(predict_over_the_budget_is_refused)
         usleep(10000);
     ck_assert_msg(httpc_metric(d.port, "traind_memory_reserved_bytes") == 0, "reservation kept");
     free(id), free(ds);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
 START_TEST(huge_softmax_is_refused_at_submission)
 {
-    httpc_daemon d = start_with("max_memory_mb = 64\n");
+    httpc_daemon d = api_start(NULL, "max_memory_mb = 64\n", NULL, NULL);
     char *ds = post_dataset(d.port, 2, 100000, 2683); /* 100,000 x 2684 weights: ~1 GB each */
     long before = httpc_proc_kb(d.pid, "VmHWM");
     char body[160];
@@ -492,8 +434,8 @@ START_TEST(huge_softmax_is_refused_at_submission)
     long after = httpc_proc_kb(d.pid, "VmHWM");
     ck_assert_int_eq(st, 422);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    ck_assert_str_eq(str(e, "code"), "over_memory_budget");
-    const char *msg = str(e, "message");
+    ck_assert_str_eq(api_str(e, "code"), "over_memory_budget");
+    const char *msg = api_str(e, "message");
     unsigned long long mb = 0;
     ck_assert_msg(sscanf(msg, "this job needs ~%llu MB", &mb) == 1, "message: %s", msg);
     ck_assert_msg(mb > 4000 && mb < 8000, "estimate %llu MB: %s", mb, msg); /* ~5 weight copies */
@@ -502,7 +444,7 @@ START_TEST(huge_softmax_is_refused_at_submission)
     ck_assert_msg(took < 5, "took %.1f s", took); /* a bound against a hang, not a speed test */
     cJSON_Delete(j);
     /* nothing was queued */
-    cJSON *list = get(d.port, "/v1/jobs");
+    cJSON *list = api_json(d.port, "GET", "/v1/jobs", NULL, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(list, "jobs")), 0);
     cJSON_Delete(list);
     /* a small job on the same daemon still runs */
@@ -510,11 +452,11 @@ START_TEST(huge_softmax_is_refused_at_submission)
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":3}}", small);
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
-    char *id = strdup(str(j, "id"));
+    char *id = strdup(api_str(j, "id"));
     cJSON_Delete(j);
-    wait_state(d.port, id, "succeeded");
+    api_wait_state(d.port, id, "succeeded", 30);
     free(id), free(small), free(ds);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -522,20 +464,20 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
 {
     /* 2 rows x 1000 features, 1000 classes: each job needs ~24 MB (params, grad, prev,
      * packed weights, one gradient slot, snapshot: 4 MB each); 40 MB holds one. */
-    httpc_daemon d = start_with("max_memory_mb = 40\nworkers = 2\n");
+    httpc_daemon d = api_start(NULL, "max_memory_mb = 40\nworkers = 2\n", NULL, NULL);
     char *ds = post_dataset(d.port, 2, 1000, 999);
     char body[200];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":10000000}}", ds);
     cJSON *j;
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
-    char *first = strdup(str(j, "id"));
+    char *first = strdup(api_str(j, "id"));
     cJSON_Delete(j);
-    wait_state(d.port, first, "running");
+    api_wait_state(d.port, first, "running", 30);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":2}}", ds);
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
-    char *second = strdup(str(j, "id"));
+    char *second = strdup(api_str(j, "id"));
     cJSON_Delete(j);
     double reserved = httpc_metric(d.port, "traind_memory_reserved_bytes");
     ck_assert_msg(reserved > 16e6 && reserved <= 40 * 1048576.0, "reserved %.0f", reserved);
@@ -557,7 +499,7 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":2}}", tiny);
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
-    char *third = strdup(str(j, "id"));
+    char *third = strdup(api_str(j, "id"));
     cJSON_Delete(j);
     /* A free worker, but no memory: they stay queued while the first trains. */
     for (int i = 0; i < 20; i++) {
@@ -571,29 +513,29 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", first);
     ck_assert_int_eq(post(d.port, path, NULL, 0, &j), 202);
     cJSON_Delete(j);
-    wait_state(d.port, first, "cancelled");
-    wait_state(d.port, second, "succeeded"); /* started once the first let go */
-    wait_state(d.port, third, "succeeded");
+    api_wait_state(d.port, first, "cancelled", 30);
+    api_wait_state(d.port, second, "succeeded", 30); /* started once the first let go */
+    api_wait_state(d.port, third, "succeeded", 30);
     char p2[128], p3[128];
     snprintf(p2, sizeof p2, "/v1/jobs/%s", second);
     snprintf(p3, sizeof p3, "/v1/jobs/%s", third);
-    cJSON *j2 = get(d.port, p2), *j3 = get(d.port, p3);
-    ck_assert_msg(strcmp(str(j2, "started_at"), str(j3, "started_at")) <= 0,
-                  "the third started (%s) before the second (%s)", str(j3, "started_at"),
-                  str(j2, "started_at"));
+    cJSON *j2 = api_json(d.port, "GET", p2, NULL, 200), *j3 = api_json(d.port, "GET", p3, NULL, 200);
+    ck_assert_msg(strcmp(api_str(j2, "started_at"), api_str(j3, "started_at")) <= 0,
+                  "the third started (%s) before the second (%s)", api_str(j3, "started_at"),
+                  api_str(j2, "started_at"));
     cJSON_Delete(j2), cJSON_Delete(j3);
     free(third), free(tiny);
     for (int i = 0; i < 500 && httpc_metric(d.port, "traind_memory_reserved_bytes") > 0; i++)
         usleep(10000); /* the worker returns the reservation just after recording the end */
     ck_assert_int_eq((long long)httpc_metric(d.port, "traind_memory_reserved_bytes"), 0);
     free(first), free(second), free(ds);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
 START_TEST(body_over_the_budget_is_refused_unread)
 {
-    httpc_daemon d = start_with("max_memory_mb = 1\n");
+    httpc_daemon d = api_start(NULL, "max_memory_mb = 1\n", NULL, NULL);
     /* 600 KB reserves 1.2 MB while read and parsed: more than the whole budget. */
     size_t n = 600 * 1000;
     char *b = malloc(n);
@@ -602,16 +544,16 @@ START_TEST(body_over_the_budget_is_refused_unread)
     b[0] = '{', b[n - 1] = '}';
     cJSON *j;
     ck_assert_int_eq(post(d.port, "/v1/loss", b, n, &j), 413);
-    ck_assert_msg(strstr(str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message"),
+    ck_assert_msg(strstr(api_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message"),
                          "max_memory_mb"), "no max_memory_mb in the message");
     cJSON_Delete(j);
     free(b);
     /* a small body still goes through (the refused one's reservation is not kept) */
-    cJSON *h = get(d.port, "/v1/jobs");
+    cJSON *h = api_json(d.port, "GET", "/v1/jobs", NULL, 200);
     cJSON_Delete(h);
     char *ds = post_dataset(d.port, 3, 2, 1);
     free(ds);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 

@@ -50,21 +50,6 @@ static void teardown(void)
     httpc_daemon_cleanup(&g_d);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void spit(const char *path, const char *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -95,7 +80,7 @@ static char *upload(const char *file)
     char path[400];
     size_t len;
     snprintf(path, sizeof path, "%s/%s", g_gen, file);
-    char *body = slurp(path, &len);
+    char *body = tu_read_file(path, &len);
     httpc_resp r;
     int st = post_raw("/v1/datasets", type_of(file), body, len, &r);
     ck_assert_msg(st == 201, "%s: %d %s", file, st, r.body);
@@ -263,7 +248,7 @@ START_TEST(npy_errors)
         char path[400];
         size_t len;
         snprintf(path, sizeof path, "%s/%s", g_gen, cases[i].file);
-        char *body = slurp(path, &len);
+        char *body = tu_read_file(path, &len);
         httpc_resp r;
         int st = post_raw("/v1/datasets", strstr(cases[i].file, ".json")
                                               ? "Content-Type: application/zip"
@@ -282,7 +267,7 @@ START_TEST(npy_errors)
     char path0[400];
     size_t blen;
     snprintf(path0, sizeof path0, "%s/X.npy", g_gen);
-    char *xb = slurp(path0, &blen);
+    char *xb = tu_read_file(path0, &blen);
     int fd = httpc_connect(g_port);
     ck_assert_int_ge(fd, 0);
     char head[200];
@@ -379,7 +364,7 @@ static char *json_X(void)
     char path[400];
     size_t len;
     snprintf(path, sizeof path, "%s/data.json", g_gen);
-    char *s = slurp(path, &len), *y = strstr(s, ", \"y\":");
+    char *s = tu_read_file(path, &len), *y = strstr(s, ", \"y\":");
     ck_assert_ptr_nonnull(y);
     strcpy(y, "}");
     return s;
@@ -391,7 +376,7 @@ static void check_exports(const char *job, const char *what)
     size_t len, nlen;
     char *jx = json_X();
     snprintf(path, sizeof path, "%s/X.npy", g_gen);
-    char *npy = slurp(path, &nlen);
+    char *npy = tu_read_file(path, &nlen);
     /* an .npy body answers as the JSON body does, byte for byte */
     char *pj = predict(job, "Content-Type: application/json", jx, strlen(jx), NULL);
     char *pn = predict(job, "Content-Type: application/x-npy", npy, nlen, NULL);
@@ -455,7 +440,7 @@ static void check_exports(const char *job, const char *what)
              "> X.txt && ./main < X.txt > out.txt", g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: the C header does not compile clean or run", what);
     snprintf(path, sizeof path, "%s/out.txt", g_gen);
-    char *out = slurp(path, &len);
+    char *out = tu_read_file(path, &len);
     cJSON *p = cJSON_Parse(pj);
     const cJSON *probs = cJSON_GetObjectItem(p, "probabilities");
     if (!probs)

@@ -15,20 +15,6 @@
 #include "api.h"
 #include "testutil.h"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "%s is missing (tests/data/gen_wine.py makes it)", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* POSTs a job, waits for it to end, returns the job object. */
 static cJSON *run_job(int port, const char *body)
 {
@@ -75,7 +61,7 @@ START_TEST(wine_blows_up_unscaled_and_trains_standardized)
 {
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
-    char *text = slurp("tests/data/wine.json");
+    char *text = tu_read_file("tests/data/wine.json", NULL);
     cJSON *wine = cJSON_Parse(text);
     cJSON *ds = api_json(port, "POST", "/v1/datasets", text, 201);
     char body[512];

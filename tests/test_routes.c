@@ -600,20 +600,6 @@ END_TEST
 
 /* ---- the OpenAPI document -------------------------------------------------------------- */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Resolves a local "$ref" ("#/components/schemas/X") against root. */
 static const cJSON *resolve(const cJSON *root, const char *ref)
 {
@@ -655,7 +641,7 @@ START_TEST(openapi_document)
     ck_assert_msg(strncmp(ct, "application/json", 16) == 0, "Content-Type %s", ct);
     ck_assert_msg(c.json != NULL, "not valid JSON");
     /* Served byte for byte as the repository's docs/openapi.json. */
-    char *file = read_text("docs/openapi.json");
+    char *file = tu_read_file("docs/openapi.json", NULL);
     ck_assert_uint_eq(c.r.body_len, strlen(file));
     ck_assert(memcmp(c.r.body, file, c.r.body_len) == 0);
     free(file);
