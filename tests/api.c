@@ -556,12 +556,27 @@ double httpc_metric(int port, const char *name)
 
 /* ---- api_*: suite helpers --------------------------------------------------------- */
 
+static char g_auth[300]; /* api_auth_set: an "Authorization: Bearer ..." line, "" = none */
+
+void api_auth_set(const char *token)
+{
+    if (token && *token)
+        snprintf(g_auth, sizeof g_auth, "Authorization: Bearer %s", token);
+    else
+        g_auth[0] = '\0';
+}
+
 api_call api_req_n(int port, const char *method, const char *path, const char *hdrs,
                    const char *body, size_t len)
 {
     api_call c = {0};
-    c.status = httpc_request(port, method, path, hdrs ? hdrs : (body ? API_JSON : NULL), body,
-                             len, &c.r);
+    const char *h = hdrs ? hdrs : (body ? API_JSON : NULL);
+    char both[1024];
+    if (g_auth[0] && !(h && strstr(h, "Authorization:"))) {
+        snprintf(both, sizeof both, "%s%s%s", g_auth, h ? "\n" : "", h ? h : "");
+        h = both;
+    }
+    c.status = httpc_request(port, method, path, h, body, len, &c.r);
     c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
     return c;
 }
@@ -735,6 +750,20 @@ void api_expect_state(int port, const char *id, const char *state, double timeou
     cJSON_Delete(j);
 }
 
+cJSON *api_wait_sweep(int port, const char *id, double timeout_s)
+{
+    for (double t0 = httpc_now();; usleep(10000)) {
+        cJSON *s = api_get_json(port, "/v1/sweeps/%s", id);
+        const char *st = api_str(s, "state");
+        ck_assert_msg(st != NULL, "sweep %s has no state", id);
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+            return s;
+        ck_assert_msg(httpc_now() - t0 < timeout_s, "sweep %s still %s after %.0f s", id, st,
+                      timeout_s);
+        cJSON_Delete(s);
+    }
+}
+
 int api_job_epoch(int port, const char *id)
 {
     cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
@@ -754,7 +783,7 @@ int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char
         snprintf(tmpl, sizeof tmpl, "%s/traind-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         ck_assert_ptr_nonnull(dir = mkdtemp(tmpl));
     }
-    snprintf(path, sizeof path, "%s/api.conf", dir);
+    snprintf(path, sizeof path, "%s/" API_CONF, dir);
     FILE *f = fopen(path, "w");
     ck_assert_msg(f != NULL, "cannot write %s", path);
     fputs(conf, f);

@@ -128,6 +128,11 @@ typedef struct api_call {
     httpc_resp r;
 } api_call;
 
+/* From now on (in this process) every api_* request carries "Authorization: Bearer token"
+ * unless its headers have an Authorization line; NULL or "" goes back to none. The
+ * httpc_* layer is not affected. */
+void api_auth_set(const char *token);
+
 /* method path with body (NULL: none), sent as JSON. */
 api_call api_req(int port, const char *method, const char *path, const char *body);
 /* The same with extra header lines (NULL: the JSON Content-Type when there is a body). */
@@ -178,6 +183,9 @@ void api_expect_state(int port, const char *id, const char *state, double timeou
 /* Polls until the job's state is want (any state, e.g. "running"); fails when it ends in
  * another state or after timeout_s. */
 void api_wait_state(int port, const char *id, const char *want, double timeout_s);
+/* Polls GET /v1/sweeps/{id} until the sweep is terminal and returns it (the caller deletes
+ * it); the test fails after timeout_s. */
+cJSON *api_wait_sweep(int port, const char *id, double timeout_s);
 /* The job's progress.epoch now. */
 int api_job_epoch(int port, const char *id);
 
@@ -199,8 +207,9 @@ void api_pg_on(void);
 void api_pg_off(void);
 
 /* Starts $TD_BIN as httpc_daemon_start does, with conf (NULL: none) as the text of a
- * config file in the daemon's directory (rewritten on a restart over dir) and then args;
+ * config file DIR/API_CONF (rewritten on a restart over dir) and then args;
  * returns the port, or -1 when it did not listen (as httpc_daemon_start). */
+#define API_CONF "api.conf"
 int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char *const *args,
                   const char *const *env);
 /* The same, failing the test (with the daemon's log) when it did not listen. */

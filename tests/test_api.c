@@ -436,7 +436,7 @@ START_TEST(state_survives_clean_restart)
     api_expect_state(d.port, job, "succeeded", 30);
     char *before[SNAP_N], *after[SNAP_N];
     snapshot(d.port, ds1, ds2, job, before);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
+    api_term(&d);
 
     httpc_daemon r = api_start(d.dir, NULL, NULL, NULL);
     api_expect_healthy(r.port);

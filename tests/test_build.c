@@ -278,7 +278,7 @@ START_TEST(a_resume_on_another_build_says_so)
     api_done(&c);
     c = job_past(d.port, old, 0, 0);
     api_done(&c);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
 
     /* the same build: false; a checkpoint without a fingerprint: true */
     strip_fingerprint(dir, old);
@@ -299,7 +299,7 @@ START_TEST(a_resume_on_another_build_says_so)
     ck_assert(different(&c));
     api_done(&c);
     snprintf(path, sizeof path, "/v1/jobs/%s", same);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
     char *log = httpc_daemon_log(&d);
     char want[200];
     snprintf(want, sizeof want, "job %s resumes from a checkpoint of a different build (unknown;",
@@ -317,7 +317,7 @@ START_TEST(a_resume_on_another_build_says_so)
     c = job_past(d.port, same, e, 2);
     ck_assert(different(&c));
     api_done(&c);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
     log = httpc_daemon_log(&d);
     snprintf(want, sizeof want, "job %s resumes from a checkpoint of a different build (build A; "
              "this build: build B)", same);

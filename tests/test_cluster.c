@@ -137,8 +137,8 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
     ck_assert_msg(c.status == 202 || c.status == 200, "cancel: %d %s", c.status, c.r.body);
     api_done(&c);
     api_expect_state(a.port, longjob, "cancelled", 20);
-    ck_assert_int_eq(httpc_daemon_stop(&a, SIGTERM, 20), 0);
-    ck_assert_int_eq(httpc_daemon_stop(&b, SIGTERM, 20), 0);
+    api_term(&a);
+    api_term(&b);
 
     /* the same jobs on one daemon with its own SQLite store: the same models, bit for bit */
     start(&ref, NULL, "");
@@ -152,7 +152,7 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
         free(m);
         free(id);
     }
-    ck_assert_int_eq(httpc_daemon_stop(&ref, SIGTERM, 20), 0);
+    api_term(&ref);
     for (int i = 0; i < NJOBS; i++)
         free(jobs[i]), free(models[i]);
     free(ds), free(ds2), free(longjob);

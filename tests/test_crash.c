@@ -268,7 +268,7 @@ START_TEST(a_job_that_kills_the_daemon_twice_fails_as_crashed)
             }
             ck_assert_msg(httpc_now() - t0 < 20, "the job does not train");
         }
-        ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+        api_term(&d);
         if (i == 0)
             d = api_start(dir, conf, NULL, NULL);
     }

@@ -37,7 +37,8 @@ static void expect_error(int port, const char *method, const char *path, const c
     api_call c = api_reqh(port, method, path, hdrs, body);
     ck_assert_msg(c.status == status, "%s %s: %d, want %d: %s", method, path, c.status, status,
                   c.r.body);
-    ck_assert_msg(!want || strstr(message_of(&c), want), "message lacks \"%s\": %s", want, c.r.body);
+    ck_assert_msg(!want || strstr(message_of(&c), want), "message lacks \"%s\": %s", want,
+                  c.r.body);
     if (field) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(c.json, "error"), "field");
@@ -71,10 +72,11 @@ START_TEST(iris_csv_with_names)
 {
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
-    cJSON *ds = api_jsonh(port, "POST", "/v1/datasets?header=true&label_column=species&name=iris", CSV_HDR,
-                     IRIS, 201);
+    cJSON *ds = api_jsonh(port, "POST", "/v1/datasets?header=true&label_column=species&name=iris",
+                          CSV_HDR, IRIS, 201);
     char buf[256];
-    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     ck_assert_str_eq(joined(api_item(ds, "columns"), buf, sizeof buf),
                      "sepal_length,sepal_width,petal_length,petal_width");
     ck_assert_int_eq((int)cJSON_GetNumberValue(api_item(ds, "n_features")), 4);
@@ -85,10 +87,12 @@ START_TEST(iris_csv_with_names)
     /* the same through GET, and label_column=last gives the same dataset */
     snprintf(path, sizeof path, "/v1/datasets/%s", ds_id);
     ds = api_json(port, "GET", path, NULL, 200);
-    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     cJSON_Delete(ds);
     ds = api_jsonh(port, "POST", "/v1/datasets?header=true", CSV_HDR, IRIS, 201);
-    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     cJSON_Delete(ds);
 
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
@@ -99,7 +103,8 @@ START_TEST(iris_csv_with_names)
     cJSON *p = api_json(port, "POST", path, "{\"X\":[[5.0,3.4,1.5,0.2],[6.9,3.1,5.4,2.1],"
                     "[6.0,2.9,4.5,1.5]]}", 200);
     ck_assert_str_eq(joined(api_item(p, "labels"), buf, sizeof buf), "setosa,virginica,versicolor");
-    ck_assert_str_eq(joined(api_item(p, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(p, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     /* probabilities in classes order: the named label is each row's argmax */
     const cJSON *probs = api_item(p, "probabilities");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(probs, 0)), 3);
@@ -116,7 +121,8 @@ START_TEST(iris_csv_with_names)
     cJSON_Delete(p);
     snprintf(path, sizeof path, "/v1/jobs/%s/model", job);
     cJSON *m = api_json(port, "GET", path, NULL, 200);
-    ck_assert_str_eq(joined(api_item(m, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(m, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     cJSON_Delete(m);
     /* the exports: a C header names them, ONNX keeps them as metadata "classes" */
     snprintf(path, sizeof path, "/v1/jobs/%s/model?format=c", job);
@@ -136,7 +142,8 @@ START_TEST(iris_csv_with_names)
     /* evaluate on the stored dataset matches its names to the model's */
     snprintf(path, sizeof path, "/v1/jobs/%s/evaluate", job);
     cJSON *e = api_json(port, "POST", path, body, 200);
-    ck_assert_str_eq(joined(api_item(e, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(e, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     ck_assert_int_eq((int)cJSON_GetNumberValue(api_item(e, "n_samples")), 12);
     ck_assert(cJSON_GetNumberValue(api_item(e, "accuracy")) > 0.9);
     cJSON_Delete(e);
@@ -263,10 +270,10 @@ START_TEST(evaluate_matches_sklearn)
     }
     static const char *const prf[] = {"precision", "recall", "f1"};
     for (int i = 0; i < 3; i++) {
-        tu_close(tu_num(api_item(e, "macro_avg"), prf[i]), num_at(api_item(cls, "macro_avg"), i), 1e-12,
-                 1e-12, "macro_avg");
-        tu_close(tu_num(api_item(e, "weighted_avg"), prf[i]), num_at(api_item(cls, "weighted_avg"), i),
-                 1e-12, 1e-12, "weighted_avg");
+        tu_close(tu_num(api_item(e, "macro_avg"), prf[i]),
+                 num_at(api_item(cls, "macro_avg"), i), 1e-12, 1e-12, "macro_avg");
+        tu_close(tu_num(api_item(e, "weighted_avg"), prf[i]),
+                 num_at(api_item(cls, "weighted_avg"), i), 1e-12, 1e-12, "weighted_avg");
     }
     cJSON_Delete(e);
     /* evaluate agrees with predict on the same rows */
@@ -274,7 +281,8 @@ START_TEST(evaluate_matches_sklearn)
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", job);
     cJSON *p = api_json(port, "POST", path, body, 200);
     for (int i = 0; i < cJSON_GetArraySize(api_item(p, "labels")); i++)
-        ck_assert_int_eq((int)num_at(api_item(p, "labels"), i), (int)num_at(api_item(cls, "predicted"), i));
+        ck_assert_int_eq((int)num_at(api_item(p, "labels"), i),
+                         (int)num_at(api_item(cls, "predicted"), i));
     cJSON_Delete(p);
     free(job);
 

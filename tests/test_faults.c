@@ -378,7 +378,8 @@ START_TEST(corrupted_files)
     char *dir = new_dir();
     httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n", NULL, NULL);
     int port = d.port;
-    char *A = post_dataset(port, 40, 3), *B = post_dataset(port, 40, 3), *C = post_dataset(port, 40, 3);
+    char *A = post_dataset(port, 40, 3), *B = post_dataset(port, 40, 3);
+    char *C = post_dataset(port, 40, 3);
     char *JA = post_job(port, A, "{\"epochs\":5}"), *JB = post_job(port, B, "{\"epochs\":5}");
     expect_job_state(port, JA, "succeeded", NULL);
     expect_job_state(port, JB, "succeeded", NULL);
@@ -442,8 +443,7 @@ START_TEST(corrupted_files)
     char *JN = post_job(port, B, "{\"epochs\":3}");
     expect_job_state(port, JN, "succeeded", NULL);
     healthy(port);
-    api_term(&d);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL), free(JN);
 }
 END_TEST
@@ -591,8 +591,7 @@ START_TEST(sqlite_busy)
     char *JN = post_job(port, A, "{\"epochs\":3}");
     expect_job_state(port, JN, "succeeded", NULL);
     healthy(port);
-    api_term(&d);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(body), free(dir), free(A), free(JA), free(JL), free(JN);
 }
 END_TEST
@@ -922,8 +921,8 @@ START_TEST(full_disk)
     d = api_start(dir, "workers = 1\ndisk_reserve_mb = 1\n", NULL, NULL);
     port = d.port;
     c = api_req(port, "GET", "/readyz", NULL);
-    ck_assert_msg(c.status == 503 && strstr(api_str(c.json, "reason"), "state_dir is full"), "%d %s",
-                  c.status, c.r.body);
+    ck_assert_msg(c.status == 503 && strstr(api_str(c.json, "reason"), "state_dir is full"),
+                  "%d %s", c.status, c.r.body);
     api_done(&c);
     snprintf(url, sizeof url, "/v1/datasets/%s", B);
     expect_status(port, "DELETE", url, NULL, 204);

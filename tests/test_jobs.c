@@ -217,8 +217,7 @@ START_TEST(idempotent_inline_data_race_leaves_no_dataset)
         }
     }
     int n = count_datasets(port);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(body);
     ck_assert_msg(n == ROUNDS, "%d datasets for %d jobs: the losers' inline data leaked", n,
                   ROUNDS);

@@ -519,7 +519,8 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     char p2[128], p3[128];
     snprintf(p2, sizeof p2, "/v1/jobs/%s", second);
     snprintf(p3, sizeof p3, "/v1/jobs/%s", third);
-    cJSON *j2 = api_json(d.port, "GET", p2, NULL, 200), *j3 = api_json(d.port, "GET", p3, NULL, 200);
+    cJSON *j2 = api_json(d.port, "GET", p2, NULL, 200);
+    cJSON *j3 = api_json(d.port, "GET", p3, NULL, 200);
     ck_assert_msg(strcmp(api_str(j2, "started_at"), api_str(j3, "started_at")) <= 0,
                   "the third started (%s) before the second (%s)", api_str(j3, "started_at"),
                   api_str(j2, "started_at"));

@@ -36,8 +36,8 @@ static char g_gen[300];              /* the generated bodies */
 
 static void setup(void)
 {
-    g_port = httpc_daemon_start(&g_d, NULL, NULL, NULL);
-    ck_assert_msg(g_port > 0, "daemon did not start");
+    g_d = api_start(NULL, NULL, NULL, NULL);
+    g_port = g_d.port;
     snprintf(g_gen, sizeof g_gen, "%s/gen", g_d.dir);
     char cmd[800];
     snprintf(cmd, sizeof cmd, "mkdir -p %s && " PY " tests/npy_gen.py %s", g_gen, g_gen);
@@ -46,8 +46,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ck_assert_int_eq(httpc_daemon_stop(&g_d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&g_d);
+    api_stop(&g_d);
 }
 
 static void spit(const char *path, const char *data, size_t len)
@@ -81,13 +80,11 @@ static char *upload(const char *file)
     size_t len;
     snprintf(path, sizeof path, "%s/%s", g_gen, file);
     char *body = tu_read_file(path, &len);
-    httpc_resp r;
-    int st = post_raw("/v1/datasets", type_of(file), body, len, &r);
-    ck_assert_msg(st == 201, "%s: %d %s", file, st, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    char *id = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
-    cJSON_Delete(j);
-    httpc_free(&r);
+    api_call c = api_req_n(g_port, "POST", "/v1/datasets", type_of(file), body, len);
+    ck_assert_msg(c.status == 201 && api_str(c.json, "id"), "%s: %d %s", file, c.status,
+                  c.r.body);
+    char *id = strdup(api_str(c.json, "id"));
+    api_done(&c);
     free(body);
     return id;
 }
@@ -129,27 +126,9 @@ static char *train(const char *ds, const char *model, const char *hp)
     char body[600];
     snprintf(body, sizeof body, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
              model, ds, hp);
-    httpc_resp r;
-    int st = post_raw("/v1/jobs", "Content-Type: application/json", body, strlen(body), &r);
-    ck_assert_msg(st == 202, "%s: %d %s", body, st, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    char *id = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
-    cJSON_Delete(j);
-    httpc_free(&r);
-    char path[120];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (int i = 0; i < 3000; i++) {
-        char *s = get(path, NULL, NULL);
-        int ok = strstr(s, "\"state\":\"succeeded\"") != NULL;
-        int bad = strstr(s, "\"state\":\"failed\"") || strstr(s, "\"state\":\"cancelled\"");
-        ck_assert_msg(!bad, "job failed: %s", s);
-        free(s);
-        if (ok)
-            return id;
-        usleep(10000);
-    }
-    ck_abort_msg("job %s did not finish", id);
-    return NULL;
+    char *id = api_post_id(g_port, "/v1/jobs", body, 202);
+    api_expect_state(g_port, id, "succeeded", 30);
+    return id;
 }
 
 static char *model_json(const char *job)

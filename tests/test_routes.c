@@ -195,7 +195,8 @@ START_TEST(malformed_and_mistyped_bodies)
                           "%s", c.r.body);
         api_done(&c);
     }
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparams\":{}}", ds);
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparams\":{}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", body);
     api_expect_error(&c, 422, "invalid_argument", "hyperparams");
     ck_assert_ptr_nonnull(strstr(c.r.body, "hyperparams"));
@@ -276,7 +277,8 @@ START_TEST(unknown_ids_are_404)
         api_done(&c);
     }
     /* A job body naming a missing dataset or validation set: 422 on that field. */
-    api_call c = api_req(d.port, "POST", "/v1/jobs", "{\"model\":\"softmax\",\"dataset\":\"ds_nope\"}");
+    api_call c = api_req(d.port, "POST", "/v1/jobs",
+                         "{\"model\":\"softmax\",\"dataset\":\"ds_nope\"}");
     api_expect_error(&c, 422, "invalid_argument", "dataset");
     api_done(&c);
     char *ds = post_dataset(d.port, "{\"X\":[[1,2],[3,4]],\"y\":[0,1]}");
@@ -400,7 +402,8 @@ START_TEST(inline_data_validation_and_predict_shapes)
     ck_assert_int_eq(cJSON_GetArraySize(api_item(j, "val_loss")), 12);
     ck_assert_int_eq(cJSON_GetArraySize(api_item(j, "val_accuracy")), 12);
     ck_assert_msg(array_all_numbers(api_item(j, "val_loss"), 1e-9, 100), "val_loss not numbers");
-    ck_assert_msg(array_all_numbers(api_item(j, "val_accuracy"), 0, 1), "val_accuracy not in [0,1]");
+    ck_assert_msg(array_all_numbers(api_item(j, "val_accuracy"), 0, 1),
+                  "val_accuracy not in [0,1]");
     /* Trained on rows of the same rule, the model beats chance on the held-out set. */
     ck_assert_double_lt(cJSON_GetArrayItem(api_item(j, "val_loss"), 11)->valuedouble, log(3.0));
     ck_assert_double_gt(cJSON_GetArrayItem(api_item(j, "val_accuracy"), 11)->valuedouble, 1.0 / 3);
@@ -499,7 +502,8 @@ START_TEST(csv_upload)
         api_expect_error(&c, 422, "invalid_argument", bad[i].field);
         api_done(&c);
     }
-    c = api_reqh(port, "POST", "/v1/datasets?label_column=middle", "Content-Type: text/csv", "1,2\n");
+    c = api_reqh(port, "POST", "/v1/datasets?label_column=middle", "Content-Type: text/csv",
+                 "1,2\n");
     api_expect_error(&c, 422, "invalid_argument", "label_column");
     api_done(&c);
     c = api_reqh(port, "POST", "/v1/datasets?header=maybe", "Content-Type: text/csv", "1,2\n");
@@ -556,7 +560,8 @@ START_TEST(listing_idempotency_health_metrics)
     api_expect_state(port, a, "succeeded", 30);
     char *c3 = api_post_idh(port, "/v1/jobs", k1, body, 202);
     ck_assert_str_eq(a, c3);
-    char *other = api_post_idh(port, "/v1/jobs", API_JSON "\nIdempotency-Key: api-key-2", body, 202);
+    char *other = api_post_idh(port, "/v1/jobs", API_JSON "\nIdempotency-Key: api-key-2", body,
+                               202);
     ck_assert_str_ne(a, other);
     api_expect_state(port, other, "succeeded", 30);
     c = api_req(port, "GET", "/v1/jobs", NULL);
@@ -565,7 +570,8 @@ START_TEST(listing_idempotency_health_metrics)
     api_done(&c);
     c = api_req(port, "GET", "/v1/jobs?state=succeeded&limit=1", NULL);
     ck_assert_int_eq(cJSON_GetArraySize(api_item(c.json, "jobs")), 1);
-    ck_assert_str_eq(api_str(cJSON_GetArrayItem(api_item(c.json, "jobs"), 0), "state"), "succeeded");
+    ck_assert_str_eq(api_str(cJSON_GetArrayItem(api_item(c.json, "jobs"), 0), "state"),
+                     "succeeded");
     ck_assert_ptr_nonnull(api_str(c.json, "next"));
     api_done(&c);
 
@@ -647,7 +653,8 @@ START_TEST(openapi_document)
     free(file);
 
     const cJSON *doc = c.json, *paths = api_item(doc, "paths");
-    ck_assert_msg(strncmp(api_str(doc, "openapi"), "3.", 2) == 0, "openapi %s", api_str(doc, "openapi"));
+    ck_assert_msg(strncmp(api_str(doc, "openapi"), "3.", 2) == 0, "openapi %s",
+                  api_str(doc, "openapi"));
     ck_assert_ptr_nonnull(api_str(api_item(doc, "info"), "title"));
     ck_assert_ptr_nonnull(api_str(api_item(doc, "info"), "version"));
     check_refs(doc, doc);
@@ -717,7 +724,10 @@ Suite *suite_routes(void) { return routes_suite("routes", NULL, NULL); }
 
 /* The same suite over HTTPS (issue 11; api_https_on) and on a shared PostgreSQL store
  * (issue 17; api_pg_on). Checked fixtures run in each test's own process. */
-Suite *suite_routes_https(void) { return routes_suite("routes_https", api_https_on, api_https_off); }
+Suite *suite_routes_https(void)
+{
+    return routes_suite("routes_https", api_https_on, api_https_off);
+}
 
 Suite *suite_routes_pg(void)
 {

@@ -111,15 +111,14 @@ START_TEST(one_epoch_jobs_from_concurrent_clients_all_succeed_with_their_models)
     char ids[NJOBS][64];
     submit_all(d.port, ids);
     check_all_succeeded(d.port, ids);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
     /* recorded for good: a restart finds nothing to resume */
     httpc_daemon d2 = start(d.dir);
     char *log = httpc_daemon_log(&d2);
     ck_assert_msg(!strstr(log, "recovered"), "a restart resumed jobs: %s", log);
     free(log);
     check_all_succeeded(d2.port, ids);
-    ck_assert_int_eq(httpc_daemon_stop(&d2, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d2);
+    api_stop(&d2);
 }
 END_TEST
 
@@ -129,14 +128,13 @@ START_TEST(a_stop_while_ends_are_pending_loses_no_job)
     char ids[NJOBS][64];
     submit_all(d.port, ids);
     /* at once: the last jobs are queued, running or handed to the committer */
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
     httpc_daemon d2 = start(d.dir);
     check_all_succeeded(d2.port, ids);
     char *log = httpc_daemon_log(&d2);
     ck_assert_msg(!strstr(log, "crashed"), "a job was counted as crashed: %s", log);
     free(log);
-    ck_assert_int_eq(httpc_daemon_stop(&d2, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d2);
+    api_stop(&d2);
 }
 END_TEST
 

@@ -1023,8 +1023,7 @@ START_TEST(daemon_streams_big_bodies)
     ck_assert_ptr_nonnull(strstr(resp.body, "\"field\":\"label_column\""));
     httpc_free(&resp);
     free(body);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     unlink(conf);
     free(conf);
 }
@@ -1075,8 +1074,7 @@ START_TEST(daemon_413_without_growing)
                                    big, 3u << 20, &r), 413);
     httpc_free(&r);
     free(big);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     unlink(conf);
     free(conf);
 }

@@ -35,21 +35,6 @@ static void post_datasets(int port, char **ds, char **val)
     free(b);
 }
 
-/* Polls the sweep until it is terminal; returns it. */
-static cJSON *wait_sweep(int port, const char *id)
-{
-    double t0 = httpc_now();
-    for (;;) {
-        cJSON *s = api_get_json(port, "/v1/sweeps/%s", id);
-        const char *st = api_str(s, "state");
-        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
-            return s;
-        ck_assert_msg(httpc_now() - t0 < 60, "sweep %s still %s", id, st);
-        cJSON_Delete(s);
-        usleep(10000);
-    }
-}
-
 /* The value of column col at epoch e in the job's history. */
 static double history_at(int port, const char *job, const char *col, int e)
 {
@@ -82,7 +67,7 @@ START_TEST(grid_names_lowest_val_loss)
     ck_assert_str_eq(api_str(c.json, "mode"), "min");
     ck_assert_int_eq(cJSON_GetArraySize(api_item(c.json, "trials")), 8);
     api_done(&c);
-    cJSON *s = wait_sweep(d.port, id);
+    cJSON *s = api_wait_sweep(d.port, id, 60);
     ck_assert_str_eq(api_str(s, "state"), "succeeded");
     const cJSON *trials = api_item(s, "trials");
     ck_assert_int_eq(cJSON_GetArraySize(trials), 8);
@@ -151,7 +136,8 @@ static void check_halving(int port, const cJSON *s, const char *ds, const char *
         ck_assert_int_eq(cJSON_IsTrue(api_item(t, "stopped_early")), e < 27);
         cJSON *job = api_get_json(port, "/v1/jobs/%s", api_str(t, "job"));
         ck_assert_int_eq(cJSON_IsTrue(api_item(job, "stopped_early")), e < 27);
-        ck_assert_int_eq((int)api_num(api_item(job, "progress"), "epochs"), 27); /* the full run's */
+        /* the full run's */
+        ck_assert_int_eq((int)api_num(api_item(job, "progress"), "epochs"), 27);
         cJSON_Delete(job);
         if (e == 27)
             winner = t;
@@ -205,7 +191,7 @@ START_TEST(halving_9_random_trials)
     post_datasets(d.port, &ds, &val);
     snprintf(body, sizeof body, HALVING, ds, val, 5);
     char *id = api_post_id(d.port, "/v1/sweeps", body, 202);
-    cJSON *s = wait_sweep(d.port, id);
+    cJSON *s = api_wait_sweep(d.port, id, 60);
     check_halving(d.port, s, ds, val);
     ck_assert_int_eq((int)api_num(api_item(s, "rung"), "epochs"), 27);
     cJSON_Delete(s);
@@ -327,7 +313,7 @@ START_TEST(cancel_then_delete_removes_trials)
     ck_assert_msg(c.status == 202, "%d %s", c.status, c.r.body);
     ck_assert(cJSON_IsTrue(api_item(c.json, "cancel_requested")));
     api_done(&c);
-    cJSON *s = wait_sweep(d.port, id);
+    cJSON *s = api_wait_sweep(d.port, id, 60);
     ck_assert_str_eq(api_str(s, "state"), "cancelled");
     int cancelled = (int)api_num(api_item(s, "counts"), "cancelled");
     ck_assert_msg(cancelled == 1 || cancelled == 2, "%d cancelled", cancelled);
@@ -382,7 +368,7 @@ START_TEST(halving_survives_kill_9)
     }
     ck_assert_int_eq(httpc_daemon_stop(&d, SIGKILL, 10), 128 + SIGKILL);
     d = api_start(dir, "workers = 1\n", NULL, NULL);
-    cJSON *s = wait_sweep(d.port, id);
+    cJSON *s = api_wait_sweep(d.port, id, 60);
     check_halving(d.port, s, ds, val);
     cJSON_Delete(s);
     free(id);
@@ -406,7 +392,7 @@ START_TEST(sweep_never_fills_the_queue)
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":5}}", ds);
     char *job = api_post_id(d.port, "/v1/jobs", body, 202); /* room beside the sweep */
-    cJSON *s = wait_sweep(d.port, id);
+    cJSON *s = api_wait_sweep(d.port, id, 60);
     ck_assert_str_eq(api_str(s, "state"), "succeeded");
     ck_assert_int_eq((int)api_num(api_item(s, "counts"), "succeeded"), 8);
     cJSON_Delete(s);
