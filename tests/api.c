@@ -682,6 +682,18 @@ cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdr
     return j;
 }
 
+char *api_post_job(int port, const char *model, const char *ds, const char *hp)
+{
+    size_t n = strlen(model) + strlen(ds) + (hp ? strlen(hp) : 2) + 64;
+    char *body = malloc(n);
+    ck_assert_ptr_nonnull(body);
+    snprintf(body, n, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}", model, ds,
+             hp ? hp : "{}");
+    char *id = api_post_id(port, "/v1/jobs", body, 202);
+    free(body);
+    return id;
+}
+
 api_call api_get(int port, const char *fmt, const char *id)
 {
     char path[512];

@@ -13,7 +13,8 @@
  * Nothing in this layer calls ck_assert (httpc_metric aside): failures are return values,
  * so it can be used from any thread.
  *
- * api_*: what the suites against a live daemon share, built on it; these assert (the test
+ * api_*: what the suites against a live daemon share, built on it. api_req*, api_done,
+ * api_str and api_is assert nothing (any thread may use them); the others assert (the test
  * fails with the status and the body), so they belong on the test's own thread:
  *
  *   httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
@@ -116,7 +117,7 @@ char *httpc_daemon_log(const httpc_daemon *d);
 /* Removes d->dir recursively. */
 void httpc_daemon_cleanup(httpc_daemon *d);
 
-/* ---- api_*: suite helpers (they ck_assert) ------------------------------------------ */
+/* ---- api_*: suite helpers ----------------------------------------------------------- */
 
 #define API_JSON "Content-Type: application/json"
 
@@ -168,6 +169,10 @@ cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdr
 char *api_post_id(int port, const char *path, const char *body, int want);
 /* The same with extra header lines (NULL: the JSON Content-Type). */
 char *api_post_idh(int port, const char *path, const char *hdrs, const char *body, int want);
+
+/* POSTs {"model": model, "dataset": ds, "hyperparameters": hp} (hp: JSON text, NULL for
+ * {}) to /v1/jobs, asserts 202 and returns the job's id (malloc'd). */
+char *api_post_job(int port, const char *model, const char *ds, const char *hp);
 
 /* GET fmt (printf-formatted with the one string id), asserts 200 and returns the answer
  * (api_done), the parsed body (the caller deletes it) or the raw body (malloc'd). */

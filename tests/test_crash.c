@@ -182,14 +182,6 @@ END_TEST
 
 /* ========================================================================= http ==== */
 
-static char *post_job(int port, const char *model, const char *ds, const char *hp)
-{
-    char body[1024];
-    snprintf(body, sizeof body, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
-             model, ds, hp);
-    return api_post_id(port, "/v1/jobs", body, 202);
-}
-
 static void expect_failed(int port, const char *job, const char *code, const char *needle)
 {
     cJSON *j = api_wait_job(port, job, 30);
@@ -209,22 +201,23 @@ START_TEST(extreme_data_fails_the_job_and_the_daemon_serves_on)
     char *ds = api_post_id(d.port, "/v1/datasets",
                     "{\"X\":[[3e38,-3e38],[1e-45,0],[1,1]],\"y\":[0,1,0]}", 201);
     /* the repro: SEGV in td_gmm_initialize before the fix */
-    char *embed = post_job(d.port, "embed_gmm", ds, "{\"iterations\":2,\"warmup_iterations\":0}");
+    char *embed = api_post_job(d.port, "embed_gmm", ds,
+                               "{\"iterations\":2,\"warmup_iterations\":0}");
     expect_failed(d.port, embed, "diverged", "embeddings became non-finite");
     const char *covs[] = {"full", "diag", "spherical", "tied"};
     for (int i = 0; i < 4; i++) {
         char hp[128];
         snprintf(hp, sizeof hp, "{\"components\":2,\"covariance\":\"%s\"}", covs[i]);
-        char *gmm = post_job(d.port, "gmm", ds, hp);
+        char *gmm = api_post_job(d.port, "gmm", ds, hp);
         expect_failed(d.port, gmm, "diverged", "finite");
         free(gmm);
     }
-    char *mlp = post_job(d.port, "mlp", ds, "{\"epochs\":2}");
+    char *mlp = api_post_job(d.port, "mlp", ds, "{\"epochs\":2}");
     expect_failed(d.port, mlp, "diverged", "non-finite");
     api_expect_healthy(d.port);
     /* and it still trains */
     char *ok_ds = api_post_id(d.port, "/v1/datasets", ORDINARY_DS, 201);
-    char *ok = post_job(d.port, "softmax", ok_ds, "{\"epochs\":3}");
+    char *ok = api_post_job(d.port, "softmax", ok_ds, "{\"epochs\":3}");
     api_expect_state(d.port, ok, "succeeded", 30);
     api_stop(&d);
     free(ds), free(embed), free(mlp), free(ok_ds), free(ok);
@@ -252,7 +245,7 @@ START_TEST(a_job_that_kills_the_daemon_twice_fails_as_crashed)
     char dir[256];
     snprintf(dir, sizeof dir, "%s", d.dir);
     char *ds = api_post_id(d.port, "/v1/datasets", ORDINARY_DS, 201);
-    char *job = post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", job);
     /* two clean shutdowns while it runs (trains in this process): no crash counted */

@@ -4,11 +4,9 @@
  * across thread counts; exact save/restore (inside and after the warm-up); datasets with
  * pairs; validation. embed_gmm jobs through the REST API are in test_rest_gmm.c. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "math/rng.h"
 #include "fixtures.h"

@@ -304,14 +304,6 @@ static char *post_dataset(int port, int n, int d)
     return id;
 }
 
-static char *post_job(int port, const char *ds, const char *hp)
-{
-    char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":%s}", ds, hp);
-    return api_post_id(port, "/v1/jobs", body, 202);
-}
-
 /* The job object once its state is terminal (or after timeout_s); caller deletes. */
 static cJSON *wait_job(int port, const char *id, double timeout_s)
 {
@@ -380,7 +372,8 @@ START_TEST(corrupted_files)
     int port = d.port;
     char *A = post_dataset(port, 40, 3), *B = post_dataset(port, 40, 3);
     char *C = post_dataset(port, 40, 3);
-    char *JA = post_job(port, A, "{\"epochs\":5}"), *JB = post_job(port, B, "{\"epochs\":5}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":5}");
+    char *JB = api_post_job(port, "softmax", B, "{\"epochs\":5}");
     expect_job_state(port, JA, "succeeded", NULL);
     expect_job_state(port, JB, "succeeded", NULL);
     char path[512], url[256], body[256];
@@ -420,7 +413,7 @@ START_TEST(corrupted_files)
 
     /* A checkpoint corrupted while the daemon is down: at resume that job fails saying
      * why; B, its job and new jobs are fine. */
-    char *JL = post_job(port, B, "{\"epochs\":10000000}");
+    char *JL = api_post_job(port, "softmax", B, "{\"epochs\":10000000}");
     double t0 = httpc_now();
     while (api_job_epoch(port, JL) < 20 && httpc_now() - t0 < 20)
         usleep(10000);
@@ -440,7 +433,7 @@ START_TEST(corrupted_files)
     expect_status(port, "GET", url, NULL, 200);
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
-    char *JN = post_job(port, B, "{\"epochs\":3}");
+    char *JN = api_post_job(port, "softmax", B, "{\"epochs\":3}");
     expect_job_state(port, JN, "succeeded", NULL);
     healthy(port);
     api_stop(&d);
@@ -519,9 +512,9 @@ START_TEST(sqlite_busy)
     httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n", NULL, NULL);
     int port = d.port;
     char *A = post_dataset(port, 30, 3);
-    char *JA = post_job(port, A, "{\"epochs\":3}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":3}");
     expect_job_state(port, JA, "succeeded", NULL);
-    char *JL = post_job(port, A, "{\"epochs\":10000000}");
+    char *JL = api_post_job(port, "softmax", A, "{\"epochs\":10000000}");
     while (api_job_epoch(port, JL) < 2)
         usleep(10000);
 
@@ -588,7 +581,7 @@ START_TEST(sqlite_busy)
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
     free(api_post_id(port, "/v1/datasets", body, 201));
-    char *JN = post_job(port, A, "{\"epochs\":3}");
+    char *JN = api_post_job(port, "softmax", A, "{\"epochs\":3}");
     expect_job_state(port, JN, "succeeded", NULL);
     healthy(port);
     api_stop(&d);
@@ -810,12 +803,12 @@ START_TEST(full_disk)
     snprintf(path, sizeof path, "%s/reserve.bin", state);
     ck_assert_int_eq(file_size(path), 1 << 20);
     char *A = post_dataset(port, 30, 3), *C = post_dataset(port, 30, 3);
-    char *JA = post_job(port, A, "{\"epochs\":300}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":300}");
     expect_job_state(port, JA, "succeeded", NULL);
-    char *JL = post_job(port, A, "{\"epochs\":10000000}"); /* writes every epoch */
+    char *JL = api_post_job(port, "softmax", A, "{\"epochs\":10000000}"); /* writes every epoch */
     while (api_job_epoch(port, JL) < 2)
         usleep(10000);
-    char *JQ = post_job(port, A, "{\"epochs\":3}"); /* queued behind it */
+    char *JQ = api_post_job(port, "softmax", A, "{\"epochs\":3}"); /* queued behind it */
 
     /* Fill it: datasets of ~300 KB until one is refused. */
     char *big = dataset_body(1500, 50);
@@ -902,7 +895,7 @@ START_TEST(full_disk)
     ck_assert_ptr_nonnull(strstr(c.r.body, "traind_state_dir_full 0\n"));
     api_done(&c);
     char *B = post_dataset(port, 30, 3);
-    char *JB = post_job(port, B, "{\"epochs\":3}");
+    char *JB = api_post_job(port, "softmax", B, "{\"epochs\":3}");
     expect_job_state(port, JB, "succeeded", NULL);
     api_term(&d);
     /* And all of it after a restart. */
@@ -960,7 +953,7 @@ START_TEST(read_only_state)
                                    "disk_reserve_mb = 1\n", NULL, NULL);
     int port = d.port;
     char *A = post_dataset(port, 30, 3);
-    char *JA = post_job(port, A, "{\"epochs\":5}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":5}");
     expect_job_state(port, JA, "succeeded", NULL);
 
     /* While it runs: the files' directories become read-only (the database, open for
@@ -974,7 +967,7 @@ START_TEST(read_only_state)
     api_call c = api_req(port, "POST", "/v1/datasets", small);
     expect_error(&c, 500, "Read-only file system");
     api_done(&c);
-    char *JR = post_job(port, A, "{\"epochs\":50}");
+    char *JR = api_post_job(port, "softmax", A, "{\"epochs\":50}");
     expect_job_state(port, JR, "failed", "Read-only file system");
     char url[160];
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);

@@ -5,11 +5,9 @@
  * determinism across thread counts and exact save/restore. gmm jobs through the REST API
  * are in test_rest_gmm.c. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "math/rng.h"
 #include "fixtures.h"

@@ -282,14 +282,6 @@ static char *post_dataset(int port)
     return api_post_id(port, "/v1/datasets", body, 201);
 }
 
-static char *post_job(int port, const char *ds, const char *hp)
-{
-    char body[1024];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
-             ds, hp);
-    return api_post_id(port, "/v1/jobs", body, 202);
-}
-
 /* The job's state and epoch (from GET /v1/jobs/{id}). */
 static void job_state(int port, const char *id, char state[32], int64_t *epoch)
 {
@@ -351,7 +343,7 @@ START_TEST(bound_keeps_first_best_latest)
     /* The whole history, unbounded... */
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, NOISY_HP);
+    char *job = api_post_job(d.port, "softmax", ds, NOISY_HP);
     api_wait_state(d.port, job, "succeeded", 60);
     api_call full = get(d.port, "/v1/jobs/%s/losses", job, NULL);
     ck_assert_int_eq(full.status, 200);
@@ -368,7 +360,7 @@ START_TEST(bound_keeps_first_best_latest)
     /* ...and the same job under history_max_rows = 500: stride 32 (10000/32 + 3 <= 500). */
     d = api_start(NULL, "history_max_rows = 500\n", NULL, NULL);
     ds = post_dataset(d.port);
-    job = post_job(d.port, ds, NOISY_HP);
+    job = api_post_job(d.port, "softmax", ds, NOISY_HP);
     api_wait_state(d.port, job, "succeeded", 60);
     api_call c = get(d.port, "/v1/jobs/%s/losses", job, NULL);
     ck_assert_int_eq(c.status, 200);
@@ -403,7 +395,7 @@ START_TEST(losses_page_and_downsample)
 {
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":3000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":3000}");
     api_wait_state(d.port, job, "succeeded", 60);
 
     api_call c = get(d.port, "/v1/jobs/%s/losses", job, "?max_points=7");
@@ -488,9 +480,9 @@ START_TEST(events_coalesce_in_order)
     httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
     char *ds = post_dataset(d.port);
     /* One worker, busy: the watched job waits in the queue until the blocker goes. */
-    char *blocker = post_job(d.port, ds, "{\"epochs\":10000000}");
+    char *blocker = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     wait_epoch(d.port, blocker, 1, 30);
-    char *job = post_job(d.port, ds, "{\"epochs\":20000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":20000}");
     stream_arg a = {.port = d.port};
     snprintf(a.path, sizeof a.path, "/v1/jobs/%s/events", job);
     pthread_t th;
@@ -535,7 +527,7 @@ START_TEST(events_every_and_last_event_id)
 {
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":3000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":3000}");
     api_wait_state(d.port, job, "succeeded", 60);
     /* every: the multiples, replayed from the stored history, then the state */
     api_call c = get(d.port, "/v1/jobs/%s/events", job, "?every=1000");
@@ -577,7 +569,7 @@ START_TEST(idle_streams_keep_memory_flat)
 {
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":10000000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     wait_epoch(d.port, job, 20000, 60); /* a long history already */
     long before = httpc_proc_kb(d.pid, "VmRSS");
     ck_assert_int_ge(before, 0);
@@ -627,7 +619,7 @@ START_TEST(running_losses_include_tail)
 {
     httpc_daemon d = api_start(NULL, "checkpoint_interval_s = 3600\n", NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":10000000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     wait_epoch(d.port, job, 1000, 60);
     for (int round = 0; round < 5; round++) {
         /* the job object shows the store's epoch; /losses has at least that, no gaps */
@@ -672,13 +664,13 @@ START_TEST(resume_with_thinned_history_is_exact)
     const char *hp = "{\"epochs\":400,\"lr\":0.5,\"batch_size\":4,\"seed\":3}";
     httpc_daemon d = api_start(NULL, conf, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, hp);
+    char *job = api_post_job(d.port, "softmax", ds, hp);
     wait_epoch(d.port, job, 60, 60);
     httpc_daemon_stop(&d, SIGKILL, 10);
     httpc_daemon r = api_start(d.dir, "checkpoint_interval_s = 3600\nworkers = 1\n"
                            "history_max_rows = 12\n", NULL, NULL);
     api_wait_state(r.port, job, "succeeded", 60);
-    char *ref = post_job(r.port, ds, hp);
+    char *ref = api_post_job(r.port, "softmax", ds, hp);
     api_wait_state(r.port, ref, "succeeded", 60);
     api_call a = get(r.port, "/v1/jobs/%s/losses", job, NULL);
     api_call b = get(r.port, "/v1/jobs/%s/losses", ref, NULL);

@@ -5,11 +5,9 @@
  * problem (mlp yes, softmax no), the monotone penalty on data whose labels rise, and grouped
  * predictions. mlp jobs through the REST API are in test_rest_mlp.c. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fixtures.h"
 #include "testutil.h"

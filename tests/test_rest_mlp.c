@@ -49,21 +49,9 @@ static char *post_dataset(int port, const td_dataset *ds)
     return id;
 }
 
-/* Posts a job; returns its id. */
-static char *post_job(int port, const char *model, const char *ds, const char *hp)
-{
-    size_t n = strlen(hp) + 256;
-    char *body = malloc(n);
-    snprintf(body, n, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}", model,
-             ds, hp);
-    char *id = api_post_id(port, "/v1/jobs", body, 202);
-    free(body);
-    return id;
-}
-
 static char *run_job(int port, const char *model, const char *ds, const char *hp)
 {
-    char *id = post_job(port, model, ds, hp);
+    char *id = api_post_job(port, model, ds, hp);
     api_expect_state(port, id, "succeeded", 90);
     return id;
 }
@@ -283,7 +271,7 @@ START_TEST(rest_resume_after_kill9_is_exact)
     const char *hp = "{\"hidden\":[8,8],\"activation\":\"relu\",\"groups\":3,"
                      "\"monotone\":{\"weight\":1},\"lr\":0.005,\"batch_size\":50,"
                      "\"epochs\":800,\"validation_split\":0.25,\"seed\":4}";
-    char *job = post_job(d.port, "mlp", dsid, hp);
+    char *job = api_post_job(d.port, "mlp", dsid, hp);
     double t0 = httpc_now();
     while (api_job_epoch(d.port, job) < 40 && httpc_now() - t0 < 30)
         usleep(2000);

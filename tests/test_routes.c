@@ -635,8 +635,7 @@ static void check_refs(const cJSON *root, const cJSON *v)
 START_TEST(openapi_document)
 {
     const char *env[] = {"TRAIND_TOKEN=openapi-token", NULL};
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, env), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, env);
     api_call c = api_req(d.port, "GET", "/v1/openapi.json", NULL);
     api_expect_error(&c, 401, NULL, NULL); /* behind auth like the rest of /v1 */
     api_done(&c);

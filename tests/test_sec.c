@@ -499,8 +499,7 @@ END_TEST
 
 START_TEST(both_framings_400_and_close)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int fd = httpc_connect(d.port);
     ck_assert_int_ge(fd, 0);
     /* If a proxy framed by Content-Length, the chunked "0" ends nothing and the GET is
@@ -528,8 +527,7 @@ END_TEST
 
 START_TEST(stored_strings_are_utf8_without_nul)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     httpc_resp r;
     const struct { const char *body, *field; } bad[] = {
@@ -574,8 +572,7 @@ END_TEST
 
 START_TEST(errors_escape_what_they_echo)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     httpc_resp r;
     /* MHD decodes %FF%0A in the path: the message echoes the id, escaped. */
     ck_assert_int_eq(call(d.port, "GET", "/v1/jobs/a%FF%0Ab", NULL, NULL, &r), 404);
@@ -597,8 +594,7 @@ END_TEST
 
 START_TEST(unknown_cursor_is_422)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     httpc_resp r;
     for (int i = 0; i < 3; i++)
@@ -631,8 +627,7 @@ END_TEST
 START_TEST(https_only_when_configured)
 {
     ck_assert_int_eq(httpc_tls_on(), 0);
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     httpc_resp r;
     ck_assert_int_eq(call(d.port, "POST", "/v1/datasets", NULL, DS_JSON, &r), 201);
     ck_assert_ptr_nonnull(strstr(r.body, "\"n_samples\":4"));

@@ -5,13 +5,9 @@
  *            warning rule of td_train_warnings on small data.
  * The same through a live daemon is test_rest_standardize.c. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <cJSON.h>
 
 #include "testutil.h"
 #include "traind/train.h"

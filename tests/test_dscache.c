@@ -1,4 +1,5 @@
-/* test_shared.c — shared datasets against a real daemon (issue 13, item 5; BENCH.md W11):
+/* test_dscache.c — shared datasets (store/dscache.c) against a real daemon (issue 13,
+ * item 5; BENCH.md W11):
  *   four_jobs_share_one_dataset  four softmax jobs at once on one 24 MiB dataset add at
  *                                most 12 MiB of anonymous memory (W11's 48 MiB for 95 MiB,
  *                                scaled; a copy per job would add 96 MiB), the dataset is
@@ -142,9 +143,9 @@ START_TEST(four_jobs_share_one_dataset)
 }
 END_TEST
 
-Suite *suite_shared(void)
+Suite *suite_dscache(void)
 {
-    Suite *s = suite_create("shared");
+    Suite *s = suite_create("dscache");
     TCase *tc = tcase_create("datasets");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, four_jobs_share_one_dataset);
