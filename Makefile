@@ -189,7 +189,7 @@ test: $(BUILD)/test_runner $(BUILD)/traind $(EXAMPLES) engine-check $(ORT_NODE) 
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
 # test (forked: a leak exits it with 1, an error), of each daemon a test stops (its exit
-# code, asserted 0 at SIGTERM, becomes 1, and httpc prints the report from its log) and of
+# code, asserted 0 at SIGTERM, becomes 1, and tests/api.c prints the report from its log) and of
 # the runner itself.
 asan: | deps
 	ASAN_OPTIONS="detect_leaks=1:$$ASAN_OPTIONS" UBSAN_OPTIONS="print_stacktrace=1:$$UBSAN_OPTIONS" \

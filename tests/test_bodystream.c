@@ -23,7 +23,7 @@
 #include "codec/json_out.h"
 #include "codec/json_util.h"
 #include "codec/stream_dataset.h"
-#include "httpc.h"
+#include "api.h"
 
 /* ---- arrays against the tree readers --------------------------------------------- */
 
@@ -473,8 +473,7 @@ START_TEST(daemon_big_bodies_within_twice_the_body)
     grew = post_growth(&d, "/v1/jobs", &g, 422, "\"field\":\"hyperparameters.epochs\"");
     ck_assert_msg(grew <= 2 * (long)g.n + slack, "inline data: +%ld bytes for %zu", grew, g.n);
     free(g.p);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
 }
 END_TEST
 

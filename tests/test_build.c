@@ -10,7 +10,6 @@
 #define _GNU_SOURCE /* nftw, usleep */
 #include <cJSON.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -18,47 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "math/fingerprint.h"
 #include "store/blob.h"
 #include "store/store.h"
+#include "storetest.h"
 #include "testutil.h"
-
-static char g_dir[256];
-static td_error g_err;
-
-#define EXPECT(want, expr)                                                              \
-    do {                                                                                \
-        memset(&g_err, 0, sizeof g_err);                                                \
-        td_status st_ = (expr);                                                         \
-        ck_assert_msg(st_ == (want), "%s -> %s (%s), want %s", #expr,                 \
-                      td_status_code(st_), g_err.message, td_status_code(want));        \
-    } while (0)
-#define E (&g_err)
-
-static void mk_tmpdir(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/traind_build_XXXXXX");
-    ck_assert(mkdtemp(g_dir) != NULL);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void rm_tmpdir(void) { nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static void flip_byte(const char *path, long off)
-{
-    FILE *f = fopen(path, "r+b");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, off, SEEK_SET);
-    int c = fgetc(f);
-    fseek(f, off, SEEK_SET);
-    fputc(c ^ 0x40, f);
-    fclose(f);
-}
 
 /* ========================================================================= blob ==== */
 
@@ -230,82 +194,37 @@ END_TEST
 
 /* ======================================================================= daemon ==== */
 
-typedef struct call {
-    int status;
-    cJSON *json;
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, body ? "Content-Type: application/json" : NULL,
-                             body, body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static char *post_id(int port, const char *path, const char *body, int want)
-{
-    call c = req(port, "POST", path, body);
-    ck_assert_msg(c.status == want, "POST %s: %d %s", path, c.status, c.r.body);
-    char *id = strdup(cJSON_GetObjectItem(c.json, "id")->valuestring);
-    done(&c);
-    return id;
-}
-
 /* Starts a daemon over dir (NULL: new) with fingerprint fp (NULL: the real one). */
 static httpc_daemon start(const char *dir, const char *fp)
 {
-    static char conf[300];
-    char tmpl[] = "/tmp/traind-build-XXXXXX";
-    if (!dir)
-        ck_assert_ptr_nonnull(dir = mkdtemp(tmpl));
-    snprintf(conf, sizeof conf, "%s/build.conf", dir);
-    FILE *f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("workers = 2\ncheckpoint_interval_s = 0\n", f);
-    fclose(f);
-    const char *args[] = {"--config", conf, NULL};
     char env0[200];
     snprintf(env0, sizeof env0, "TD_TEST_BUILD_FINGERPRINT=%s", fp ? fp : "");
     const char *env[] = {env0, NULL};
-    httpc_daemon d;
-    if (httpc_daemon_start(&d, dir, args, env) <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    return d;
+    return api_start(dir, "workers = 2\ncheckpoint_interval_s = 0\n", NULL, env);
 }
 
 /* The job's JSON once it has trained past epoch `after` in this process (restarts >= r). */
-static call job_past(int port, const char *id, int after, int restarts)
+static api_call job_past(int port, const char *id, int after, int restarts)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     for (double t0 = httpc_now();; usleep(10000)) {
-        call c = req(port, "GET", path, NULL);
+        api_call c = api_req(port, "GET", path, NULL);
         ck_assert_int_eq(c.status, 200);
         int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
         if (e > after && cJSON_GetObjectItem(c.json, "restarts")->valueint >= restarts)
             return c;
         ck_assert_msg(httpc_now() - t0 < 30, "job %s stuck at epoch %d", id, e);
-        done(&c);
+        api_done(&c);
     }
 }
 
-static int epoch_of(const call *c)
+static int epoch_of(const api_call *c)
 {
     return cJSON_GetObjectItem(cJSON_GetObjectItem(c->json, "progress"), "epoch")->valueint;
 }
 
-static int different(const call *c)
+static int different(const api_call *c)
 {
     const cJSON *v = cJSON_GetObjectItem(c->json, "resumed_on_different_build");
     ck_assert_msg(cJSON_IsBool(v), "no resumed_on_different_build in %s", c->r.body);
@@ -347,40 +266,40 @@ START_TEST(a_resume_on_another_build_says_so)
     httpc_daemon d = start(NULL, "build A");
     char dir[256];
     snprintf(dir, sizeof dir, "%s", d.dir);
-    char *ds = post_id(d.port, "/v1/datasets", "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9]],"
+    char *ds = api_post_id(d.port, "/v1/datasets", "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9]],"
                        "\"y\":[0,1,1,0]}", 201);
     char body[256];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":10000000}}", ds);
-    char *same = post_id(d.port, "/v1/jobs", body, 202);
-    char *old = post_id(d.port, "/v1/jobs", body, 202);
-    call c = job_past(d.port, same, 0, 0);
+    char *same = api_post_id(d.port, "/v1/jobs", body, 202);
+    char *old = api_post_id(d.port, "/v1/jobs", body, 202);
+    api_call c = job_past(d.port, same, 0, 0);
     ck_assert(!different(&c));
-    done(&c);
+    api_done(&c);
     c = job_past(d.port, old, 0, 0);
-    done(&c);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_done(&c);
+    api_term(&d);
 
     /* the same build: false; a checkpoint without a fingerprint: true */
     strip_fingerprint(dir, old);
     d = start(dir, "build A");
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", same);
-    c = req(d.port, "GET", path, NULL);
+    c = api_req(d.port, "GET", path, NULL);
     int e = epoch_of(&c);
-    done(&c);
+    api_done(&c);
     c = job_past(d.port, same, e, 1); /* trained on after the resume */
     ck_assert(!different(&c));
-    done(&c);
+    api_done(&c);
     snprintf(path, sizeof path, "/v1/jobs/%s", old);
-    c = req(d.port, "GET", path, NULL);
+    c = api_req(d.port, "GET", path, NULL);
     e = epoch_of(&c);
-    done(&c);
+    api_done(&c);
     c = job_past(d.port, old, e, 1);
     ck_assert(different(&c));
-    done(&c);
+    api_done(&c);
     snprintf(path, sizeof path, "/v1/jobs/%s", same);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
     char *log = httpc_daemon_log(&d);
     char want[200];
     snprintf(want, sizeof want, "job %s resumes from a checkpoint of a different build (unknown;",
@@ -392,13 +311,13 @@ START_TEST(a_resume_on_another_build_says_so)
 
     /* another build: true, and it says which */
     d = start(dir, "build B");
-    c = req(d.port, "GET", path, NULL);
+    c = api_req(d.port, "GET", path, NULL);
     e = epoch_of(&c);
-    done(&c);
+    api_done(&c);
     c = job_past(d.port, same, e, 2);
     ck_assert(different(&c));
-    done(&c);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_done(&c);
+    api_term(&d);
     log = httpc_daemon_log(&d);
     snprintf(want, sizeof want, "job %s resumes from a checkpoint of a different build (build A; "
              "this build: build B)", same);

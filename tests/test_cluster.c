@@ -12,114 +12,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "pgtest.h"
 
-#define JSON_HDR "Content-Type: application/json"
 #define NJOBS 4
 #define EPOCHS 400
 #define DS "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9],[0.3,0.3],[0.9,0.8],[0.2,0.7],[0.6,0.1]]," \
            "\"y\":[0,1,1,0,0,1,0,1]}"
-
-typedef struct call {
-    int status;
-    cJSON *json;
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, body ? JSON_HDR : NULL, body,
-                             body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
-}
-
-static char *post_id(int port, const char *path, const char *body, int want)
-{
-    call c = req(port, "POST", path, body);
-    ck_assert_msg(c.status == want, "POST %s: %d %s", path, c.status, c.r.body);
-    char *id = strdup(str(c.json, "id"));
-    done(&c);
-    return id;
-}
 
 static char *post_job(int port, const char *ds, int seed, int epochs)
 {
     char body[512];
     snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"epochs\":%d,\"seed\":%d,\"hidden\":[16],\"batch_size\":4}}", ds, epochs, seed);
-    return post_id(port, "/v1/jobs", body, 202);
-}
-
-static call get_job(int port, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    call c = req(port, "GET", path, NULL);
-    ck_assert_int_eq(c.status, 200);
-    return c;
-}
-
-/* GET /v1/jobs/{id} once terminal; the caller frees. */
-static call wait_terminal(int port, const char *id, double timeout_s)
-{
-    for (double t0 = httpc_now();; usleep(50000)) {
-        call c = get_job(port, id);
-        const char *st = str(c.json, "state");
-        if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-            return c;
-        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s still %s", id, st);
-        done(&c);
-    }
-}
-
-static char *model_of(int port, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
-    call c = req(port, "GET", path, NULL);
-    ck_assert_msg(c.status == 200, "GET %s: %d %s", path, c.status, c.r.body);
-    char *m = strdup(c.r.body);
-    done(&c);
-    return m;
+    return api_post_id(port, "/v1/jobs", body, 202);
 }
 
 /* A daemon with `conf` (plus the common lines) as its config file. */
 static void start(httpc_daemon *d, const char *dir, const char *conf)
 {
-    char path[] = "/tmp/traind-cluster-conf-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    fprintf(f, "%scheckpoint_interval_s = 0\nworkers = 1\n", conf);
-    fclose(f);
-    const char *args[] = {"--config", path, NULL};
-    int port = httpc_daemon_start(d, dir, args, NULL);
-    unlink(path);
-    if (port <= 0) {
-        char *log = httpc_daemon_log(d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
+    char text[1100];
+    ck_assert_int_lt(strlen(conf), 1024);
+    snprintf(text, sizeof text, "%scheckpoint_interval_s = 0\nworkers = 1\n", conf);
+    *d = api_start(dir, text, NULL, NULL);
 }
 
 /* Reads the event stream of job id from port until needle appears (1) or timeout_s. */
@@ -162,7 +77,7 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
     start(&b, NULL, conf);
 
     /* one queue: jobs submitted to either daemon, run by both */
-    char *ds = post_id(a.port, "/v1/datasets", DS, 201);
+    char *ds = api_post_id(a.port, "/v1/datasets", DS, 201);
     char *jobs[NJOBS];
     for (int i = 0; i < NJOBS; i++)
         jobs[i] = post_job(i % 2 ? b.port : a.port, ds, i + 1, EPOCHS);
@@ -172,35 +87,34 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
     for (double t0 = httpc_now(); !victim; usleep(20000)) {
         ck_assert_msg(httpc_now() - t0 < 20, "no job ran on a");
         for (int i = 0; i < NJOBS && !victim; i++) {
-            call c = get_job(b.port, jobs[i]);
-            const cJSON *pr = cJSON_GetObjectItemCaseSensitive(c.json, "progress");
-            if (strcmp(str(c.json, "state"), "running") == 0 &&
-                strcmp(str(c.json, "node"), "a") == 0 && num(pr, "epoch") >= 5)
+            cJSON *j = api_get_json(b.port, "/v1/jobs/%s", jobs[i]);
+            if (api_is(j, "state", "running") && api_is(j, "node", "a") &&
+                api_num(api_item(j, "progress"), "epoch") >= 5)
                 victim = jobs[i];
-            done(&c);
+            cJSON_Delete(j);
         }
     }
     ck_assert_msg(stream_shows(b.port, victim, "event: progress", 10),
                   "b streams no progress of %s, which a runs", victim);
-    call v = get_job(b.port, victim);
-    ck_assert_str_eq(str(v.json, "state"), "running"); /* killed in the middle of it */
-    done(&v);
+    cJSON *v = api_get_json(b.port, "/v1/jobs/%s", victim);
+    ck_assert_str_eq(api_str(v, "state"), "running"); /* killed in the middle of it */
+    cJSON_Delete(v);
     ck_assert_int_eq(httpc_daemon_stop(&a, SIGKILL, 5), 128 + SIGKILL);
 
     /* b takes the victim over once its lease expires, and finishes everything */
     char *models[NJOBS];
     int seen_b = 0;
     for (int i = 0; i < NJOBS; i++) {
-        call c = wait_terminal(b.port, jobs[i], 60);
-        ck_assert_msg(strcmp(str(c.json, "state"), "succeeded") == 0, "job %s: %s", jobs[i],
-                      c.r.body);
-        seen_b += strcmp(str(c.json, "node"), "b") == 0;
+        cJSON *j = api_wait_job(b.port, jobs[i], 60);
+        ck_assert_msg(api_is(j, "state", "succeeded"), "job %s: %s", jobs[i],
+                      api_str(j, "state"));
+        seen_b += api_is(j, "node", "b");
         if (jobs[i] == victim) {
-            ck_assert_str_eq(str(c.json, "node"), "b");
-            ck_assert_int_ge(num(c.json, "restarts"), 1);
+            ck_assert_str_eq(api_str(j, "node"), "b");
+            ck_assert_int_ge(api_num(j, "restarts"), 1);
         }
-        done(&c);
-        models[i] = model_of(b.port, jobs[i]);
+        cJSON_Delete(j);
+        models[i] = api_get_raw(b.port, "/v1/jobs/%s/model", jobs[i]);
     }
     ck_assert_int_ge(seen_b, 1);
 
@@ -210,39 +124,35 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
     start(&a, a.dir, conf);
     char *longjob = post_job(b.port, ds, 9, 1000000);
     for (double t0 = httpc_now();; usleep(20000)) {
-        call c = get_job(a.port, longjob);
-        int running = strcmp(str(c.json, "state"), "running") == 0;
-        done(&c);
+        cJSON *j = api_get_json(a.port, "/v1/jobs/%s", longjob);
+        int running = api_is(j, "state", "running");
+        cJSON_Delete(j);
         if (running)
             break;
         ck_assert_msg(httpc_now() - t0 < 20, "the long job never ran");
     }
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", longjob);
-    call c = req(a.port, "POST", path, NULL);
+    api_call c = api_req(a.port, "POST", path, NULL);
     ck_assert_msg(c.status == 202 || c.status == 200, "cancel: %d %s", c.status, c.r.body);
-    done(&c);
-    c = wait_terminal(a.port, longjob, 20);
-    ck_assert_msg(strcmp(str(c.json, "state"), "cancelled") == 0, "%s", c.r.body);
-    done(&c);
-    ck_assert_int_eq(httpc_daemon_stop(&a, SIGTERM, 20), 0);
-    ck_assert_int_eq(httpc_daemon_stop(&b, SIGTERM, 20), 0);
+    api_done(&c);
+    api_expect_state(a.port, longjob, "cancelled", 20);
+    api_term(&a);
+    api_term(&b);
 
     /* the same jobs on one daemon with its own SQLite store: the same models, bit for bit */
     start(&ref, NULL, "");
-    char *ds2 = post_id(ref.port, "/v1/datasets", DS, 201);
+    char *ds2 = api_post_id(ref.port, "/v1/datasets", DS, 201);
     for (int i = 0; i < NJOBS; i++) {
         char *id = post_job(ref.port, ds2, i + 1, EPOCHS);
-        call r = wait_terminal(ref.port, id, 60);
-        ck_assert_str_eq(str(r.json, "state"), "succeeded");
-        done(&r);
-        char *m = model_of(ref.port, id);
+        api_expect_state(ref.port, id, "succeeded", 60);
+        char *m = api_get_raw(ref.port, "/v1/jobs/%s/model", id);
         ck_assert_msg(strcmp(m, models[i]) == 0, "job %d's model differs from a single-daemon "
                       "run%s", i, jobs[i] == victim ? " (the one resumed after the kill)" : "");
         free(m);
         free(id);
     }
-    ck_assert_int_eq(httpc_daemon_stop(&ref, SIGTERM, 20), 0);
+    api_term(&ref);
     for (int i = 0; i < NJOBS; i++)
         free(jobs[i]), free(models[i]);
     free(ds), free(ds2), free(longjob);

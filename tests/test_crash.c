@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "traind/train.h"
 
@@ -182,141 +182,44 @@ END_TEST
 
 /* ========================================================================= http ==== */
 
-#define JSON_HDR "Content-Type: application/json"
-
-typedef struct call {
-    int status;
-    cJSON *json;                 /* parsed body, or NULL */
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, body ? JSON_HDR : NULL, body,
-                             body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* Starts a daemon over dir (NULL: a new one) with `conf` as its config file's text;
- * returns its port, or -1 when it exited before listening (d->exit_code). */
-static int start_any(httpc_daemon *d, const char *dir, const char *conf, const char *const *env)
-{
-    char path[300], tmpl[] = "/tmp/traind-crash-XXXXXX";
-    if (!dir) /* the config lives next to the state, so the restarts find it */
-        ck_assert_ptr_nonnull(dir = mkdtemp(tmpl));
-    snprintf(path, sizeof path, "%s/crash.conf", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(conf, f);
-    fclose(f);
-    const char *args[] = {"--config", path, NULL};
-    return httpc_daemon_start(d, dir, args, env);
-}
-
-static httpc_daemon start(const char *dir, const char *conf, const char *const *env)
-{
-    httpc_daemon d;
-    if (start_any(&d, dir, conf, env) <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    return d;
-}
-
-static char *post(int port, const char *path, const char *body, int want)
-{
-    call c = req(port, "POST", path, body);
-    ck_assert_msg(c.status == want, "POST %s: %d %s", path, c.status, c.r.body);
-    char *id = strdup(str(c.json, "id"));
-    done(&c);
-    return id;
-}
-
-static char *post_job(int port, const char *model, const char *ds, const char *hp)
-{
-    char body[1024];
-    snprintf(body, sizeof body, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
-             model, ds, hp);
-    return post(port, "/v1/jobs", body, 202);
-}
-
-/* GET /v1/jobs/{id} once the job is terminal (or after timeout_s); the caller frees. */
-static call wait_job(int port, const char *id, double timeout_s)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (double t0 = httpc_now();; usleep(20000)) {
-        call c = req(port, "GET", path, NULL);
-        ck_assert_int_eq(c.status, 200);
-        const char *st = str(c.json, "state");
-        if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-            return c;
-        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s still %s", id, st);
-        done(&c);
-    }
-}
-
 static void expect_failed(int port, const char *job, const char *code, const char *needle)
 {
-    call c = wait_job(port, job, 30);
-    ck_assert_str_eq(str(c.json, "state"), "failed");
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c.json, "error");
-    ck_assert_str_eq(str(e, "code"), code);
-    ck_assert_msg(strstr(str(e, "message"), needle) != NULL, "message \"%s\" lacks \"%s\"",
-                  str(e, "message"), needle);
-    done(&c);
-}
-
-static void expect_healthy(int port)
-{
-    call c = req(port, "GET", "/healthz", NULL);
-    ck_assert_int_eq(c.status, 200);
-    done(&c);
+    cJSON *j = api_wait_job(port, job, 30);
+    ck_assert_str_eq(api_str(j, "state"), "failed");
+    const cJSON *e = api_item(j, "error");
+    ck_assert_str_eq(api_str(e, "code"), code);
+    ck_assert_msg(strstr(api_str(e, "message"), needle) != NULL,
+                  "message \"%s\" lacks \"%s\"", api_str(e, "message"), needle);
+    cJSON_Delete(j);
 }
 
 #define ORDINARY_DS "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9]],\"y\":[0,1,1,0]}"
 
 START_TEST(extreme_data_fails_the_job_and_the_daemon_serves_on)
 {
-    httpc_daemon d = start(NULL, "workers = 1\n", NULL);
-    char *ds = post(d.port, "/v1/datasets",
+    httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
+    char *ds = api_post_id(d.port, "/v1/datasets",
                     "{\"X\":[[3e38,-3e38],[1e-45,0],[1,1]],\"y\":[0,1,0]}", 201);
     /* the repro: SEGV in td_gmm_initialize before the fix */
-    char *embed = post_job(d.port, "embed_gmm", ds, "{\"iterations\":2,\"warmup_iterations\":0}");
+    char *embed = api_post_job(d.port, "embed_gmm", ds,
+                               "{\"iterations\":2,\"warmup_iterations\":0}");
     expect_failed(d.port, embed, "diverged", "embeddings became non-finite");
     const char *covs[] = {"full", "diag", "spherical", "tied"};
     for (int i = 0; i < 4; i++) {
         char hp[128];
         snprintf(hp, sizeof hp, "{\"components\":2,\"covariance\":\"%s\"}", covs[i]);
-        char *gmm = post_job(d.port, "gmm", ds, hp);
+        char *gmm = api_post_job(d.port, "gmm", ds, hp);
         expect_failed(d.port, gmm, "diverged", "finite");
         free(gmm);
     }
-    char *mlp = post_job(d.port, "mlp", ds, "{\"epochs\":2}");
+    char *mlp = api_post_job(d.port, "mlp", ds, "{\"epochs\":2}");
     expect_failed(d.port, mlp, "diverged", "non-finite");
-    expect_healthy(d.port);
+    api_expect_healthy(d.port);
     /* and it still trains */
-    char *ok_ds = post(d.port, "/v1/datasets", ORDINARY_DS, 201);
-    char *ok = post_job(d.port, "softmax", ok_ds, "{\"epochs\":3}");
-    call c = wait_job(d.port, ok, 30);
-    ck_assert_str_eq(str(c.json, "state"), "succeeded");
-    done(&c);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d);
+    char *ok_ds = api_post_id(d.port, "/v1/datasets", ORDINARY_DS, 201);
+    char *ok = api_post_job(d.port, "softmax", ok_ds, "{\"epochs\":3}");
+    api_expect_state(d.port, ok, "succeeded", 30);
+    api_stop(&d);
     free(ds), free(embed), free(mlp), free(ok_ds), free(ok);
 }
 END_TEST
@@ -327,7 +230,7 @@ static void crash_once(const char *dir, const char *conf)
 {
     const char *env[] = {"TD_FAULT_ABORT_IN_JOB=1", NULL};
     httpc_daemon d;
-    start_any(&d, dir, conf, env);
+    api_start_any(&d, dir, conf, NULL, env);
     int code = httpc_daemon_stop(&d, 0, 30); /* only wait */
     char *log = httpc_daemon_log(&d);
     ck_assert_msg(code == 128 + SIGABRT, "exit %d, want SIGABRT: %s", code, log);
@@ -338,47 +241,46 @@ static void crash_once(const char *dir, const char *conf)
 START_TEST(a_job_that_kills_the_daemon_twice_fails_as_crashed)
 {
     const char *conf = "workers = 1\ncheckpoint_interval_s = 0\n";
-    httpc_daemon d = start(NULL, conf, NULL);
+    httpc_daemon d = api_start(NULL, conf, NULL, NULL);
     char dir[256];
     snprintf(dir, sizeof dir, "%s", d.dir);
-    char *ds = post(d.port, "/v1/datasets", ORDINARY_DS, 201);
-    char *job = post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
+    char *ds = api_post_id(d.port, "/v1/datasets", ORDINARY_DS, 201);
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", job);
     /* two clean shutdowns while it runs (trains in this process): no crash counted */
     for (int i = 0, last = 0; i < 2; i++) {
         for (double t0 = httpc_now();; usleep(10000)) {
-            call c = req(d.port, "GET", path, NULL);
+            api_call c = api_req(d.port, "GET", path, NULL);
             int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
             int r = cJSON_GetObjectItem(c.json, "restarts")->valueint;
-            done(&c);
+            api_done(&c);
             if (e > last && r == i) {
                 last = e;
                 break;
             }
             ck_assert_msg(httpc_now() - t0 < 20, "the job does not train");
         }
-        ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+        api_term(&d);
         if (i == 0)
-            d = start(dir, conf, NULL);
+            d = api_start(dir, conf, NULL, NULL);
     }
     /* two deaths inside the job: after the first it resumes (and kills the daemon again) */
     crash_once(dir, conf);
     crash_once(dir, conf);
     /* the third start fails it instead of resuming it, hook still set: no abort */
     const char *env[] = {"TD_FAULT_ABORT_IN_JOB=1", NULL};
-    d = start(dir, conf, env);
+    d = api_start(dir, conf, NULL, env);
     expect_failed(d.port, job, "crashed", "died 2 times");
-    call c = req(d.port, "GET", path, NULL);
+    api_call c = api_req(d.port, "GET", path, NULL);
     ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint, 3); /* resumed twice, not a third time */
-    done(&c);
+    api_done(&c);
     usleep(300000);
-    expect_healthy(d.port);
+    api_expect_healthy(d.port);
     char *log = httpc_daemon_log(&d);
     ck_assert_msg(strstr(log, "it is not resumed again") != NULL, "%s", log);
     free(log);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(ds), free(job);
 }
 END_TEST

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "http/catalog.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "traind/hparams.h"
 
@@ -39,54 +39,12 @@
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static void stop(httpc_daemon *d)
-{
-    ck_assert_int_eq(httpc_daemon_stop(d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(d);
-}
-
-static int start_with_token(httpc_daemon *d)
+/* A daemon with the token; every api_* request of this test carries it. */
+static httpc_daemon start_with_token(void)
 {
     const char *env[] = {"TRAIND_TOKEN=" TOKEN, NULL};
-    int port = httpc_daemon_start(d, NULL, NULL, env);
-    ck_assert_int_gt(port, 0);
-    return port;
-}
-
-/* A request with the token; the answer parsed (NULL when not JSON), status asserted. */
-static cJSON *call(int port, const char *method, const char *path, const char *body,
-                   int want)
-{
-    httpc_resp r;
-    int st = httpc_request(port, method, path,
-                           body ? AUTH "\nContent-Type: application/json" : AUTH, body,
-                           body ? strlen(body) : 0, &r);
-    ck_assert_msg(st == want, "%s %s: %d, expected %d: %s", method, path, st, want,
-                  r.body ? r.body : "");
-    cJSON *j = r.body ? cJSON_Parse(r.body) : NULL;
-    httpc_free(&r);
-    return j;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return s;
+    api_auth_set(TOKEN);
+    return api_start(NULL, NULL, NULL, env);
 }
 
 /* ---- catalog ----------------------------------------------------------------------- */
@@ -95,7 +53,7 @@ static const cJSON *model_entry(const cJSON *cat, const char *model)
 {
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(cat, "models"))
-        if (str(m, "name") && strcmp(str(m, "name"), model) == 0)
+        if (api_str(m, "name") && strcmp(api_str(m, "name"), model) == 0)
             return m;
     ck_abort_msg("no model %s in the catalogue", model);
     return NULL;
@@ -105,16 +63,9 @@ static const cJSON *hp_entry(const cJSON *model, const char *name)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(model, "hyperparameters"))
-        if (str(e, "name") && strcmp(str(e, "name"), name) == 0)
+        if (api_str(e, "name") && strcmp(api_str(e, "name"), name) == 0)
             return e;
     return NULL;
-}
-
-static double num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    ck_assert_msg(cJSON_IsNumber(v), "\"%s\" is not a number", k);
-    return v->valuedouble;
 }
 
 /* The default of entry e against the struct of defaults, through the table row d. */
@@ -168,12 +119,12 @@ static void check_default(const cJSON *e, const td_hparam_def *d, const td_hpara
 
 START_TEST(models_catalog_is_the_table)
 {
-    httpc_daemon d;
-    int port = start_with_token(&d);
+    httpc_daemon d = start_with_token();
+    int port = d.port;
     httpc_resp r;
     ck_assert_int_eq(httpc_request(port, "GET", "/v1/models", NULL, NULL, 0, &r), 401);
     httpc_free(&r);
-    cJSON *cat = call(port, "GET", "/v1/models", NULL, 200);
+    cJSON *cat = api_json(port, "GET", "/v1/models", NULL, 200);
     ck_assert_ptr_nonnull(cat);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cat, "models")), TD_MODEL_COUNT);
     static const char *const types[] = {"number", "integer", "boolean", "enum", "number_pair",
@@ -194,8 +145,8 @@ START_TEST(models_catalog_is_the_table)
             }
             applies++;
             ck_assert_msg(e != NULL, "%s lacks %s", td_model_names[m], def->name);
-            ck_assert_str_eq(str(e, "type"), types[def->type]);
-            ck_assert_msg(str(e, "description") && strlen(str(e, "description")) > 5,
+            ck_assert_str_eq(api_str(e, "type"), types[def->type]);
+            ck_assert_msg(api_str(e, "description") && strlen(api_str(e, "description")) > 5,
                           "%s: no description", def->name);
             check_default(e, def, &hp, td_model_names[m]);
             if (def->type == TD_HP_ENUM) {
@@ -206,12 +157,12 @@ START_TEST(models_catalog_is_the_table)
                 ck_assert_int_eq(cJSON_GetArraySize(ch), k);
             } else if (def->type != TD_HP_BOOL) {
                 if (def->min > -1e300)
-                    ck_assert(num(e, "min") == def->min);
+                    ck_assert(api_num(e, "min") == def->min);
                 else
                     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "min")));
                 if (def->max < 1e300)
-                    ck_assert_msg(num(e, "max") == def->max, "%s max %.17g, table %.17g",
-                                  def->name, num(e, "max"), def->max);
+                    ck_assert_msg(api_num(e, "max") == def->max, "%s max %.17g, table %.17g",
+                                  def->name, api_num(e, "max"), def->max);
                 else
                     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "max")));
             }
@@ -233,23 +184,23 @@ START_TEST(models_catalog_is_the_table)
     const cJSON *softmax = model_entry(cat, "softmax"), *mlp = model_entry(cat, "mlp");
     const cJSON *gmm = model_entry(cat, "gmm"), *embed = model_entry(cat, "embed_gmm");
     const cJSON *lr = hp_entry(softmax, "lr");
-    ck_assert(num(lr, "default") == 0.1 && num(lr, "min") == 0 &&
+    ck_assert(api_num(lr, "default") == 0.1 && api_num(lr, "min") == 0 &&
               cJSON_IsTrue(cJSON_GetObjectItem(lr, "min_exclusive")));
-    ck_assert_msg(strstr(str(softmax, "description"), "logistic regression") != NULL,
-                  "softmax: %s", str(softmax, "description"));
-    ck_assert(num(hp_entry(mlp, "lr"), "default") == 1e-3);
-    ck_assert_str_eq(str(hp_entry(mlp, "optimizer"), "default"), "adam");
+    ck_assert_msg(strstr(api_str(softmax, "description"), "logistic regression") != NULL,
+                  "softmax: %s", api_str(softmax, "description"));
+    ck_assert(api_num(hp_entry(mlp, "lr"), "default") == 1e-3);
+    ck_assert_str_eq(api_str(hp_entry(mlp, "optimizer"), "default"), "adam");
     ck_assert(cJSON_GetArrayItem(cJSON_GetObjectItem(hp_entry(mlp, "hidden"), "default"), 0)
                   ->valuedouble == 100);
-    ck_assert(num(hp_entry(mlp, "batch_size"), "default") == 64);
-    ck_assert(num(hp_entry(gmm, "tol"), "default") == 1e-3);
-    ck_assert(num(hp_entry(embed, "iterations"), "default") == 300);
-    ck_assert(num(hp_entry(embed, "warmup_iterations"), "default") == -1);
+    ck_assert(api_num(hp_entry(mlp, "batch_size"), "default") == 64);
+    ck_assert(api_num(hp_entry(gmm, "tol"), "default") == 1e-3);
+    ck_assert(api_num(hp_entry(embed, "iterations"), "default") == 300);
+    ck_assert(api_num(hp_entry(embed, "warmup_iterations"), "default") == -1);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(hp_entry(softmax, "n_classes"), "default")));
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(hp_entry(softmax, "betas"), "max_exclusive")));
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(hp_entry(softmax, "l2"), "max")));
     ck_assert_ptr_null(hp_entry(softmax, "hidden"));
-    ck_assert_str_eq(str(hp_entry(softmax, "monotone.weight"), "type"), "number");
+    ck_assert_str_eq(api_str(hp_entry(softmax, "monotone.weight"), "type"), "number");
     cJSON_Delete(cat);
     /* The handler's text is td_json_model_catalog's. */
     char *text = td_json_model_catalog();
@@ -258,7 +209,7 @@ START_TEST(models_catalog_is_the_table)
     ck_assert_str_eq(r.body, text);
     httpc_free(&r);
     free(text);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -266,8 +217,8 @@ END_TEST
 
 START_TEST(assets_served_without_token)
 {
-    httpc_daemon d;
-    int port = start_with_token(&d);
+    httpc_daemon d = start_with_token();
+    int port = d.port;
     httpc_resp r;
     char h[512];
     /* The page: public, strict CSP, told that a token is needed. */
@@ -299,7 +250,7 @@ START_TEST(assets_served_without_token)
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t len;
-        char *want = read_file(files[i].file, &len), path[128];
+        char *want = tu_read_file(files[i].file, &len), path[128];
         snprintf(path, sizeof path, "/assets/%s", strrchr(files[i].file, '/') + 1);
         ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
         ck_assert_str_eq(httpc_header(&r, "Content-Type", h, sizeof h), files[i].type);
@@ -322,14 +273,14 @@ START_TEST(assets_served_without_token)
     /* The data stays behind the token. */
     ck_assert_int_eq(httpc_request(port, "GET", "/v1/jobs", NULL, NULL, 0, &r), 401);
     httpc_free(&r);
-    stop(&d);
+    api_stop(&d);
 
     /* Without a token the page is told so (and shows everything at once). */
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    d = api_start(NULL, NULL, NULL, NULL);
     ck_assert_int_eq(httpc_request(d.port, "GET", "/", NULL, NULL, 0, &r), 200);
     ck_assert_ptr_nonnull(strstr(r.body, "data-auth=\"none\""));
     httpc_free(&r);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -364,8 +315,8 @@ static void make_dataset(int port, int N, int D, char *out, size_t n)
     for (int i = 0; i < N; i++)
         len += (size_t)snprintf(b + len, cap - len, "%s%d", i ? "," : "", y[i]);
     snprintf(b + len, cap - len, "]}");
-    cJSON *ds = call(port, "POST", "/v1/datasets", b, 201);
-    snprintf(out, n, "%s", str(ds, "id"));
+    cJSON *ds = api_json(port, "POST", "/v1/datasets", b, 201);
+    snprintf(out, n, "%s", api_str(ds, "id"));
     cJSON_Delete(ds);
     free(y);
     free(b);
@@ -373,46 +324,17 @@ static void make_dataset(int port, int N, int D, char *out, size_t n)
 
 static void submit(int port, const char *body, char *id, size_t n)
 {
-    cJSON *j = call(port, "POST", "/v1/jobs", body, 202);
-    snprintf(id, n, "%s", str(j, "id"));
+    cJSON *j = api_json(port, "POST", "/v1/jobs", body, 202);
+    snprintf(id, n, "%s", api_str(j, "id"));
     cJSON_Delete(j);
 }
 
-/* Polls until the job's state is want (or 60 s); asserts it got there. */
-static void wait_state(int port, const char *id, const char *want)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double t0 = httpc_now();
-    for (;;) {
-        cJSON *j = call(port, "GET", path, NULL, 200);
-        int there = str(j, "state") && strcmp(str(j, "state"), want) == 0;
-        cJSON_Delete(j);
-        if (there)
-            return;
-        ck_assert_msg(httpc_now() - t0 < 60, "job %s never got %s", id, want);
-        usleep(20000);
-    }
-}
-
-/* Polls until the sweep has finished (or 60 s); asserts it succeeded. */
+/* Waits until the sweep has finished (or 60 s); asserts it succeeded. */
 static void wait_sweep(int port, const char *id)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/sweeps/%s", id);
-    double t0 = httpc_now();
-    for (;;) {
-        cJSON *j = call(port, "GET", path, NULL, 200);
-        char state[32];
-        snprintf(state, sizeof state, "%s", str(j, "state") ? str(j, "state") : "");
-        cJSON_Delete(j);
-        if (strcmp(state, "succeeded") == 0)
-            return;
-        ck_assert_msg(strcmp(state, "failed") && strcmp(state, "cancelled"), "sweep %s %s", id,
-                      state);
-        ck_assert_msg(httpc_now() - t0 < 60, "sweep %s never finished", id);
-        usleep(20000);
-    }
+    cJSON *s = api_wait_sweep(port, id, 60);
+    ck_assert_str_eq(api_str(s, "state"), "succeeded");
+    cJSON_Delete(s);
 }
 
 /* Runs argv with stdout and stderr to log; returns its exit code (127: not started). */
@@ -437,22 +359,22 @@ static int run(char *const argv[], const char *log)
 
 START_TEST(dashboard_in_chromium)
 {
-    httpc_daemon d;
-    int port = start_with_token(&d);
+    httpc_daemon d = start_with_token();
+    int port = d.port;
     char ds[64], finished[64], running[64], body[512];
     make_dataset(port, 2000, 20, ds, sizeof ds);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":40,\"lr\":0.5}}", ds);
     submit(port, body, finished, sizeof finished);
-    wait_state(port, finished, "succeeded");
+    api_wait_state(port, finished, "succeeded", 60);
     /* a finished 2x2 grid on a small dataset, ranked by val_loss (the split) */
     char small[64], sweep[64];
     make_dataset(port, 300, 20, small, sizeof small);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":8,\"validation_split\":0.25},"
              "\"search\":{\"lr\":[0.02,0.5],\"optimizer\":[\"sgd\",\"adam\"]}}", small);
-    cJSON *sw = call(port, "POST", "/v1/sweeps", body, 202);
-    snprintf(sweep, sizeof sweep, "%s", str(sw, "id"));
+    cJSON *sw = api_json(port, "POST", "/v1/sweeps", body, 202);
+    snprintf(sweep, sizeof sweep, "%s", api_str(sw, "id"));
     cJSON_Delete(sw);
     wait_sweep(port, sweep);
     /* some 10 to 50 epochs a second here: it runs for as long as the test needs */
@@ -460,7 +382,7 @@ START_TEST(dashboard_in_chromium)
              "{\"epochs\":10000000,\"hidden\":[256,256],\"lr\":0.0003,"
              "\"validation_split\":0.2}}", ds);
     submit(port, body, running, sizeof running);
-    wait_state(port, running, "running");
+    api_wait_state(port, running, "running", 60);
 
     char url[64], log[400];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
@@ -470,13 +392,13 @@ START_TEST(dashboard_in_chromium)
                     ds, sweep, (char *)(png && *png ? png : NULL), NULL};
     int rc = run(argv, log);
     size_t len;
-    char *out = read_file(log, &len);
+    char *out = tu_read_file(log, &len);
     ck_assert_msg(rc == 0, "dashboard.test.js exited %d:\n%s", rc, out);
     ck_assert_ptr_nonnull(strstr(out, "all checks passed"));
     free(out);
 
-    wait_state(port, running, "cancelled"); /* by the page's cancel button */
-    stop(&d);
+    api_wait_state(port, running, "cancelled", 60); /* by the page's cancel button */
+    api_stop(&d);
 }
 END_TEST
 

@@ -17,23 +17,9 @@
 #include "testutil.h"
 #include "traind/hparams.h"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 START_TEST(hyperparameters_md_is_current)
 {
-    char *want = td_hparams_markdown(), *have = slurp("docs/hyperparameters.md");
+    char *want = td_hparams_markdown(), *have = tu_read_file("docs/hyperparameters.md", NULL);
     ck_assert_ptr_nonnull(want);
     if (strcmp(want, have) != 0) {
         size_t i = 0;
@@ -53,7 +39,7 @@ END_TEST
 
 START_TEST(openapi_describes_every_hyperparameter)
 {
-    char *text = slurp("docs/openapi.json");
+    char *text = tu_read_file("docs/openapi.json", NULL);
     cJSON *doc = cJSON_Parse(text);
     ck_assert_ptr_nonnull(doc);
     const cJSON *props = cJSON_GetObjectItem(
@@ -89,7 +75,7 @@ START_TEST(docs_point_inside_the_repository)
     ck_assert_int_eq(glob("docs/openapi.json", GLOB_APPEND, NULL, &g), 0);
     static const char *const outside[] = {"SPEC", "/work/"};
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        char *s = slurp(g.gl_pathv[i]);
+        char *s = tu_read_file(g.gl_pathv[i], NULL);
         for (size_t k = 0; k < sizeof outside / sizeof outside[0]; k++) {
             const char *at = strstr(s, outside[k]);
             ck_assert_msg(at == NULL, "%s points outside the repository: \"%.50s\"",

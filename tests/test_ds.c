@@ -17,43 +17,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "util/config.h"
 
-#define JSON_HDR "Content-Type: application/json"
 #define CSV_HDR "Content-Type: text/csv"
 
-typedef struct call {
-    int status;
-    cJSON *json;
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *hdrs,
-                const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, hdrs ? hdrs : (body ? JSON_HDR : NULL), body,
-                             body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static const cJSON *item(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    ck_assert_msg(v != NULL, "no \"%s\"", k);
-    return v;
-}
-
-static const char *message_of(const call *c)
+static const char *message_of(const api_call *c)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(c->json, "error"), "message");
@@ -64,85 +34,18 @@ static const char *message_of(const call *c)
 static void expect_error(int port, const char *method, const char *path, const char *hdrs,
                          const char *body, int status, const char *field, const char *want)
 {
-    call c = req(port, method, path, hdrs, body);
+    api_call c = api_reqh(port, method, path, hdrs, body);
     ck_assert_msg(c.status == status, "%s %s: %d, want %d: %s", method, path, c.status, status,
                   c.r.body);
-    ck_assert_msg(!want || strstr(message_of(&c), want), "message lacks \"%s\": %s", want, c.r.body);
+    ck_assert_msg(!want || strstr(message_of(&c), want), "message lacks \"%s\": %s", want,
+                  c.r.body);
     if (field) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(c.json, "error"), "field");
         ck_assert_msg(cJSON_IsString(f) && strcmp(f->valuestring, field) == 0,
                       "field should be %s: %s", field, c.r.body);
     }
-    done(&c);
-}
-
-/* POSTs, asserts want, returns the parsed answer. */
-static cJSON *post(int port, const char *path, const char *hdrs, const char *body, int want)
-{
-    call c = req(port, "POST", path, hdrs, body);
-    ck_assert_msg(c.status == want, "POST %s: %d %s", path, c.status, c.r.body);
-    cJSON *j = c.json;
-    c.json = NULL;
-    done(&c);
-    return j;
-}
-
-static char *post_id(int port, const char *path, const char *hdrs, const char *body, int want)
-{
-    cJSON *j = post(port, path, hdrs, body, want);
-    char *id = strdup(cJSON_GetStringValue(item(j, "id")));
-    cJSON_Delete(j);
-    return id;
-}
-
-static cJSON *get(int port, const char *path)
-{
-    call c = req(port, "GET", path, NULL, NULL);
-    ck_assert_msg(c.status == 200, "GET %s: %d %s", path, c.status, c.r.body);
-    cJSON *j = c.json;
-    c.json = NULL;
-    done(&c);
-    return j;
-}
-
-/* Waits for a terminal state (jobs here take well under a second); returns the job. */
-static cJSON *wait_job(int port, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (int i = 0; i < 600; i++) {
-        cJSON *j = get(port, path);
-        const char *st = cJSON_GetStringValue(item(j, "state"));
-        if (strcmp(st, "queued") && strcmp(st, "running"))
-            return j;
-        cJSON_Delete(j);
-        usleep(20000);
-    }
-    ck_abort_msg("job %s did not finish", id);
-    return NULL;
-}
-
-static void expect_succeeded(int port, const char *id)
-{
-    cJSON *j = wait_job(port, id);
-    ck_assert_msg(strcmp(cJSON_GetStringValue(item(j, "state")), "succeeded") == 0,
-                  "job %s: %s", id, cJSON_PrintUnformatted(j));
-    cJSON_Delete(j);
-}
-
-static httpc_daemon start(void)
-{
-    httpc_daemon d;
-    if (httpc_daemon_start(&d, NULL, NULL, NULL) <= 0)
-        ck_abort_msg("daemon did not start: %s", httpc_daemon_log(&d));
-    return d;
-}
-
-static void stop(httpc_daemon *d)
-{
-    ck_assert_int_eq(httpc_daemon_stop(d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(d);
+    api_done(&c);
 }
 
 /* The strings of a JSON array joined by ',' into buf. */
@@ -167,76 +70,82 @@ static const char IRIS[] =
 
 START_TEST(iris_csv_with_names)
 {
-    httpc_daemon d = start();
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
-    cJSON *ds = post(port, "/v1/datasets?header=true&label_column=species&name=iris", CSV_HDR,
-                     IRIS, 201);
+    cJSON *ds = api_jsonh(port, "POST", "/v1/datasets?header=true&label_column=species&name=iris",
+                          CSV_HDR, IRIS, 201);
     char buf[256];
-    ck_assert_str_eq(joined(item(ds, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
-    ck_assert_str_eq(joined(item(ds, "columns"), buf, sizeof buf),
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(ds, "columns"), buf, sizeof buf),
                      "sepal_length,sepal_width,petal_length,petal_width");
-    ck_assert_int_eq((int)cJSON_GetNumberValue(item(ds, "n_features")), 4);
-    ck_assert_int_eq((int)cJSON_GetNumberValue(item(ds, "n_classes")), 3);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(api_item(ds, "n_features")), 4);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(api_item(ds, "n_classes")), 3);
     char ds_id[64], path[160], body[512];
-    snprintf(ds_id, sizeof ds_id, "%s", cJSON_GetStringValue(item(ds, "id")));
+    snprintf(ds_id, sizeof ds_id, "%s", cJSON_GetStringValue(api_item(ds, "id")));
     cJSON_Delete(ds);
     /* the same through GET, and label_column=last gives the same dataset */
     snprintf(path, sizeof path, "/v1/datasets/%s", ds_id);
-    ds = get(port, path);
-    ck_assert_str_eq(joined(item(ds, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ds = api_json(port, "GET", path, NULL, 200);
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     cJSON_Delete(ds);
-    ds = post(port, "/v1/datasets?header=true", CSV_HDR, IRIS, 201);
-    ck_assert_str_eq(joined(item(ds, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ds = api_jsonh(port, "POST", "/v1/datasets?header=true", CSV_HDR, IRIS, 201);
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     cJSON_Delete(ds);
 
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"epochs\":300,\"lr\":0.1}}", ds_id);
-    char *job = post_id(port, "/v1/jobs", NULL, body, 202);
-    expect_succeeded(port, job);
+    char *job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
+    api_expect_state(port, job, "succeeded", 12);
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", job);
-    cJSON *p = post(port, path, NULL, "{\"X\":[[5.0,3.4,1.5,0.2],[6.9,3.1,5.4,2.1],"
+    cJSON *p = api_json(port, "POST", path, "{\"X\":[[5.0,3.4,1.5,0.2],[6.9,3.1,5.4,2.1],"
                     "[6.0,2.9,4.5,1.5]]}", 200);
-    ck_assert_str_eq(joined(item(p, "labels"), buf, sizeof buf), "setosa,virginica,versicolor");
-    ck_assert_str_eq(joined(item(p, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    ck_assert_str_eq(joined(api_item(p, "labels"), buf, sizeof buf), "setosa,virginica,versicolor");
+    ck_assert_str_eq(joined(api_item(p, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     /* probabilities in classes order: the named label is each row's argmax */
-    const cJSON *probs = item(p, "probabilities");
+    const cJSON *probs = api_item(p, "probabilities");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(probs, 0)), 3);
     ck_assert(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetArrayItem(probs, 0), 0)) > 0.5);
     ck_assert(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetArrayItem(probs, 1), 2)) > 0.5);
     cJSON_Delete(p);
     /* {"dataset": id}: every row, the same answer as the rows themselves */
     snprintf(body, sizeof body, "{\"dataset\":\"%s\"}", ds_id);
-    p = post(port, path, NULL, body, 200);
-    ck_assert_int_eq(cJSON_GetArraySize(item(p, "labels")), 12);
-    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(item(p, "labels"), 0)), "setosa");
-    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(item(p, "labels"), 11)),
+    p = api_json(port, "POST", path, body, 200);
+    ck_assert_int_eq(cJSON_GetArraySize(api_item(p, "labels")), 12);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(api_item(p, "labels"), 0)), "setosa");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(api_item(p, "labels"), 11)),
                      "virginica");
     cJSON_Delete(p);
     snprintf(path, sizeof path, "/v1/jobs/%s/model", job);
-    cJSON *m = get(port, path);
-    ck_assert_str_eq(joined(item(m, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
+    cJSON *m = api_json(port, "GET", path, NULL, 200);
+    ck_assert_str_eq(joined(api_item(m, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
     cJSON_Delete(m);
     /* the exports: a C header names them, ONNX keeps them as metadata "classes" */
     snprintf(path, sizeof path, "/v1/jobs/%s/model?format=c", job);
-    call x = req(port, "GET", path, NULL, NULL);
+    api_call x = api_reqh(port, "GET", path, NULL, NULL);
     ck_assert_int_eq(x.status, 200);
     ck_assert_msg(strstr(x.r.body, "static const char *const traind_classes[TRAIND_N_OUTPUTS] = "
                          "{\n    \"setosa\",\n    \"versicolor\",\n    \"virginica\"\n};"),
                   "%s", x.r.body);
-    done(&x);
+    api_done(&x);
     snprintf(path, sizeof path, "/v1/jobs/%s/model?format=onnx", job);
-    x = req(port, "GET", path, NULL, NULL);
+    x = api_reqh(port, "GET", path, NULL, NULL);
     ck_assert_int_eq(x.status, 200);
     static const char want[] = "classes\x12\x23[\"setosa\",\"versicolor\",\"virginica\"]";
     ck_assert_msg(memmem(x.r.body, x.r.body_len, want, sizeof want - 1) != NULL,
                   "no metadata_props classes in the ONNX model");
-    done(&x);
+    api_done(&x);
     /* evaluate on the stored dataset matches its names to the model's */
     snprintf(path, sizeof path, "/v1/jobs/%s/evaluate", job);
-    cJSON *e = post(port, path, NULL, body, 200);
-    ck_assert_str_eq(joined(item(e, "classes"), buf, sizeof buf), "setosa,versicolor,virginica");
-    ck_assert_int_eq((int)cJSON_GetNumberValue(item(e, "n_samples")), 12);
-    ck_assert(cJSON_GetNumberValue(item(e, "accuracy")) > 0.9);
+    cJSON *e = api_json(port, "POST", path, body, 200);
+    ck_assert_str_eq(joined(api_item(e, "classes"), buf, sizeof buf),
+                     "setosa,versicolor,virginica");
+    ck_assert_int_eq((int)cJSON_GetNumberValue(api_item(e, "n_samples")), 12);
+    ck_assert(cJSON_GetNumberValue(api_item(e, "accuracy")) > 0.9);
     cJSON_Delete(e);
     free(job);
 
@@ -250,20 +159,20 @@ START_TEST(iris_csv_with_names)
                  "is not an integer class index");
     expect_error(port, "POST", "/v1/datasets", CSV_HDR, "1,x,a\n", 422, "line 1, column 2",
                  "\"x\" is not a number");
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
 START_TEST(json_names_and_delimiters)
 {
-    httpc_daemon d = start();
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     char buf[256];
     /* code point order, as Python sorts str: "Z" < "a" < "z" < "é" */
-    cJSON *ds = post(port, "/v1/datasets", NULL, "{\"X\":[[1],[2],[3],[4],[5]],"
+    cJSON *ds = api_json(port, "POST", "/v1/datasets", "{\"X\":[[1],[2],[3],[4],[5]],"
                      "\"y\":[\"z\",\"\\u00e9\",\"a\",\"Z\",\"a\"]}", 201);
-    ck_assert_str_eq(joined(item(ds, "classes"), buf, sizeof buf), "Z,a,z,\xc3\xa9");
-    ck_assert(cJSON_IsNull(item(ds, "columns")));
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf), "Z,a,z,\xc3\xa9");
+    ck_assert(cJSON_IsNull(api_item(ds, "columns")));
     cJSON_Delete(ds);
     expect_error(port, "POST", "/v1/datasets", NULL, "{\"X\":[[1],[2]],\"y\":[\"a\",1]}", 422,
                  "y[1]", "must be a class name (a string)");
@@ -272,8 +181,8 @@ START_TEST(json_names_and_delimiters)
     expect_error(port, "POST", "/v1/datasets", NULL, "{\"X\":[[1],[2]],\"y\":[\"a\",\"\"]}", 422,
                  "y[1]", "a class name must be 1 to 256 bytes");
     /* an inline dataset of a job keeps its names */
-    ds = post(port, "/v1/datasets", NULL, "{\"X\":[[1],[2]],\"y\":[0,1]}", 201);
-    ck_assert(cJSON_IsNull(item(ds, "classes")));
+    ds = api_json(port, "POST", "/v1/datasets", "{\"X\":[[1],[2]],\"y\":[0,1]}", 201);
+    ck_assert(cJSON_IsNull(api_item(ds, "classes")));
     cJSON_Delete(ds);
 
     /* ';' and tab separated files: a hint without delimiter=, the data with it */
@@ -284,12 +193,12 @@ START_TEST(json_names_and_delimiters)
                  "pass delimiter=;");
     expect_error(port, "POST", "/v1/datasets", CSV_HDR, "1\t2\t0\n3\t4\t1\n", 422, NULL,
                  "pass delimiter=tab");
-    ds = post(port, "/v1/datasets?header=true&delimiter=%3B", CSV_HDR, semi, 201);
-    ck_assert_str_eq(joined(item(ds, "classes"), buf, sizeof buf), "x,y");
-    ck_assert_str_eq(joined(item(ds, "columns"), buf, sizeof buf), "a,b");
+    ds = api_jsonh(port, "POST", "/v1/datasets?header=true&delimiter=%3B", CSV_HDR, semi, 201);
+    ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf), "x,y");
+    ck_assert_str_eq(joined(api_item(ds, "columns"), buf, sizeof buf), "a,b");
     cJSON_Delete(ds);
-    ds = post(port, "/v1/datasets?delimiter=tab", CSV_HDR, "1\t2\t0\n3\t4\t1\n", 201);
-    ck_assert_int_eq((int)cJSON_GetNumberValue(item(ds, "n_features")), 2);
+    ds = api_jsonh(port, "POST", "/v1/datasets?delimiter=tab", CSV_HDR, "1\t2\t0\n3\t4\t1\n", 201);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(api_item(ds, "n_features")), 2);
     cJSON_Delete(ds);
     expect_error(port, "POST", "/v1/datasets?delimiter=xx", CSV_HDR, semi, 422, "delimiter",
                  "delimiter must be one of");
@@ -300,10 +209,10 @@ START_TEST(json_names_and_delimiters)
     expect_error(port, "GET", "/v1/jobs?limt=3", NULL, NULL, 422, "limt",
                  "GET /v1/jobs takes state,limit,after");
     expect_error(port, "GET", "/healthz?x=1", NULL, NULL, 422, "x", "takes none");
-    call c = req(port, "GET", "/v1/jobs?limit=3&state=queued", NULL, NULL);
+    api_call c = api_reqh(port, "GET", "/v1/jobs?limit=3&state=queued", NULL, NULL);
     ck_assert_int_eq(c.status, 200);
-    done(&c);
-    stop(&d);
+    api_done(&c);
+    api_stop(&d);
 }
 END_TEST
 
@@ -325,65 +234,66 @@ static double num_at(const cJSON *a, int i)
 START_TEST(evaluate_matches_sklearn)
 {
     cJSON *ref = tu_ref_load("evaluate_metrics.json");
-    const cJSON *cls = item(ref, "classifier"), *gm = item(ref, "gmm");
-    httpc_daemon d = start();
+    const cJSON *cls = api_item(ref, "classifier"), *gm = api_item(ref, "gmm");
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     int K = (int)tu_num(cls, "K");
     /* the softmax holds W, b exactly: lr 1e-30 moves no float32 */
-    char *X = text_of(item(cls, "X")), *y = text_of(item(cls, "y")),
-         *W = text_of(item(cls, "W")), *b = text_of(item(cls, "b"));
+    char *X = text_of(api_item(cls, "X")), *y = text_of(api_item(cls, "y")),
+         *W = text_of(api_item(cls, "W")), *b = text_of(api_item(cls, "b"));
     size_t cap = strlen(X) + strlen(y) + strlen(W) + strlen(b) + 512;
     char *body = malloc(cap);
     snprintf(body, cap, "{\"model\":\"softmax\",\"data\":{\"X\":%s,\"y\":%s},\"hyperparameters\""
              ":{\"epochs\":1,\"lr\":1e-30,\"n_classes\":%d,\"initial_weights\":{\"W\":%s,\"b\":%s}}}",
              X, y, K, W, b);
-    char *job = post_id(port, "/v1/jobs", NULL, body, 202);
-    expect_succeeded(port, job);
+    char *job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
+    api_expect_state(port, job, "succeeded", 12);
     snprintf(body, cap, "{\"X\":%s,\"y\":%s}", X, y);
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s/evaluate", job);
-    cJSON *e = post(port, path, NULL, body, 200);
+    cJSON *e = api_json(port, "POST", path, body, 200);
     tu_close(tu_num(e, "accuracy"), tu_num(cls, "accuracy"), 0, 1e-12, "accuracy");
     tu_close(tu_num(e, "loss"), tu_num(cls, "log_loss"), 1e-4, 1e-6, "loss (log_loss)");
-    const cJSON *cm = item(e, "confusion_matrix"), *rcm = item(cls, "confusion_matrix");
-    const cJSON *per = item(e, "per_class");
+    const cJSON *cm = api_item(e, "confusion_matrix"), *rcm = api_item(cls, "confusion_matrix");
+    const cJSON *per = api_item(e, "per_class");
     ck_assert_int_eq(cJSON_GetArraySize(per), K);
     for (int k = 0; k < K; k++) {
         for (int j = 0; j < K; j++)
             ck_assert_int_eq((int)num_at(cJSON_GetArrayItem(cm, k), j),
                              (int)num_at(cJSON_GetArrayItem(rcm, k), j));
         const cJSON *pc = cJSON_GetArrayItem(per, k);
-        tu_close(tu_num(pc, "precision"), num_at(item(cls, "precision"), k), 1e-12, 1e-12,
+        tu_close(tu_num(pc, "precision"), num_at(api_item(cls, "precision"), k), 1e-12, 1e-12,
                  "precision");
-        tu_close(tu_num(pc, "recall"), num_at(item(cls, "recall"), k), 1e-12, 1e-12, "recall");
-        tu_close(tu_num(pc, "f1"), num_at(item(cls, "f1"), k), 1e-12, 1e-12, "f1");
-        ck_assert_int_eq((int)tu_num(pc, "support"), (int)num_at(item(cls, "support"), k));
+        tu_close(tu_num(pc, "recall"), num_at(api_item(cls, "recall"), k), 1e-12, 1e-12, "recall");
+        tu_close(tu_num(pc, "f1"), num_at(api_item(cls, "f1"), k), 1e-12, 1e-12, "f1");
+        ck_assert_int_eq((int)tu_num(pc, "support"), (int)num_at(api_item(cls, "support"), k));
     }
     static const char *const prf[] = {"precision", "recall", "f1"};
     for (int i = 0; i < 3; i++) {
-        tu_close(tu_num(item(e, "macro_avg"), prf[i]), num_at(item(cls, "macro_avg"), i), 1e-12,
-                 1e-12, "macro_avg");
-        tu_close(tu_num(item(e, "weighted_avg"), prf[i]), num_at(item(cls, "weighted_avg"), i),
-                 1e-12, 1e-12, "weighted_avg");
+        tu_close(tu_num(api_item(e, "macro_avg"), prf[i]),
+                 num_at(api_item(cls, "macro_avg"), i), 1e-12, 1e-12, "macro_avg");
+        tu_close(tu_num(api_item(e, "weighted_avg"), prf[i]),
+                 num_at(api_item(cls, "weighted_avg"), i), 1e-12, 1e-12, "weighted_avg");
     }
     cJSON_Delete(e);
     /* evaluate agrees with predict on the same rows */
     snprintf(body, cap, "{\"X\":%s}", X);
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", job);
-    cJSON *p = post(port, path, NULL, body, 200);
-    for (int i = 0; i < cJSON_GetArraySize(item(p, "labels")); i++)
-        ck_assert_int_eq((int)num_at(item(p, "labels"), i), (int)num_at(item(cls, "predicted"), i));
+    cJSON *p = api_json(port, "POST", path, body, 200);
+    for (int i = 0; i < cJSON_GetArraySize(api_item(p, "labels")); i++)
+        ck_assert_int_eq((int)num_at(api_item(p, "labels"), i),
+                         (int)num_at(api_item(cls, "predicted"), i));
     cJSON_Delete(p);
     free(job);
 
     /* gmm: one EM iteration from the given start, then score, bic, aic on its rows */
-    char *Xg = text_of(item(gm, "X")), *mi = text_of(item(gm, "means_init"));
+    char *Xg = text_of(api_item(gm, "X")), *mi = text_of(api_item(gm, "means_init"));
     int M = (int)tu_num(gm, "components");
     free(body);
     cap = strlen(Xg) + strlen(mi) + 1024;
     body = malloc(cap);
     snprintf(body, cap, "{\"X\":%s}", Xg);
-    char *ds = post_id(port, "/v1/datasets", NULL, body, 201);
+    char *ds = api_post_idh(port, "/v1/datasets", NULL, body, 201);
     static const char *const covs[] = {"full", "diag"};
     for (int c = 0; c < 2; c++) {
         char w[64] = "", cov[256] = "";
@@ -396,12 +306,12 @@ START_TEST(evaluate_matches_sklearn)
                  "\"components\":%d,\"covariance\":\"%s\",\"max_iter\":1,\"tol\":0,"
                  "\"reg_covar\":1e-6,\"weights_init\":[%s],\"means_init\":%s,"
                  "\"covariances_init\":[%s]}}", ds, M, covs[c], w, mi, cov);
-        job = post_id(port, "/v1/jobs", NULL, body, 202);
-        expect_succeeded(port, job);
+        job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
+        api_expect_state(port, job, "succeeded", 12);
         snprintf(path, sizeof path, "/v1/jobs/%s/evaluate", job);
         snprintf(body, cap, "{\"dataset\":\"%s\"}", ds);
-        e = post(port, path, NULL, body, 200);
-        const cJSON *r = item(gm, covs[c]);
+        e = api_json(port, "POST", path, body, 200);
+        const cJSON *r = api_item(gm, covs[c]);
         ck_assert_int_eq((int)tu_num(e, "n_parameters"), (int)tu_num(r, "n_parameters"));
         tu_close(tu_num(e, "score"), tu_num(r, "score"), 1e-4, 1e-6, "score");
         tu_close(tu_num(e, "bic"), tu_num(r, "bic"), 1e-4, 1e-6, "bic");
@@ -411,7 +321,7 @@ START_TEST(evaluate_matches_sklearn)
     }
     free(ds), free(Xg), free(mi), free(X), free(y), free(W), free(b), free(body);
     cJSON_Delete(ref);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -419,7 +329,7 @@ END_TEST
 
 START_TEST(frictions)
 {
-    httpc_daemon d = start();
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     char body[1024], path[160];
     /* 20 rows of 2 classes */
@@ -431,7 +341,7 @@ START_TEST(frictions)
     for (int i = 0; i < 20; i++)
         snprintf(data + strlen(data), sizeof data - strlen(data), "%s%d", i ? "," : "", i % 2);
     snprintf(data + strlen(data), sizeof data - strlen(data), "],\"name\":\"twenty\"}");
-    char *ds = post_id(port, "/v1/datasets", NULL, data, 201);
+    char *ds = api_post_idh(port, "/v1/datasets", NULL, data, 201);
 
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"epochs\":5}", ds);
     expect_error(port, "POST", "/v1/jobs", NULL, body, 422, "epochs",
@@ -443,27 +353,27 @@ START_TEST(frictions)
     expect_error(port, "POST", "/v1/jobs", NULL, "{\"model\":\"softmax\",\"dataset\":\"twenty\"}",
                  422, "dataset", ds);
     /* the validation-set message reads once, not garbled */
-    char *unl = post_id(port, "/v1/datasets", NULL, "{\"X\":[[1,2],[3,4]]}", 201);
+    char *unl = api_post_idh(port, "/v1/datasets", NULL, "{\"X\":[[1,2],[3,4]]}", 201);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"validation\":\"%s\"}",
              ds, unl);
-    call c = req(port, "POST", "/v1/jobs", NULL, body);
+    api_call c = api_reqh(port, "POST", "/v1/jobs", NULL, body);
     ck_assert_int_eq(c.status, 422);
     const char *msg = message_of(&c);
     ck_assert_msg(strncmp(msg, "validation set: ", 16) == 0 && !strstr(msg + 16, "validation set:"),
                   "%s", msg);
     ck_assert_msg(strlen(msg) > 30, "%s", msg);
-    done(&c);
+    api_done(&c);
 
     /* validation_split's rows: evaluating the model on them gives the last val_loss */
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"epochs\":20,\"validation_split\":0.25,\"seed\":7}}", ds);
-    char *job = post_id(port, "/v1/jobs", NULL, body, 202);
-    cJSON *j = wait_job(port, job);
-    double val_loss = tu_num(item(j, "metrics"), "val_loss");
+    char *job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
+    cJSON *j = api_wait_job(port, job, 12);
+    double val_loss = tu_num(api_item(j, "metrics"), "val_loss");
     cJSON_Delete(j);
     snprintf(path, sizeof path, "/v1/jobs/%s/validation", job);
-    cJSON *v = get(port, path);
-    const cJSON *rows = item(v, "rows");
+    cJSON *v = api_json(port, "GET", path, NULL, 200);
+    const cJSON *rows = api_item(v, "rows");
     ck_assert_int_eq(cJSON_GetArraySize(rows), 5);
     ck_assert_int_eq((int)tu_num(v, "n_rows"), 5);
     cJSON *full = cJSON_Parse(data);
@@ -473,7 +383,7 @@ START_TEST(frictions)
         ck_assert(r >= 0 && r < 20);
         if (i)
             ck_assert_int_lt((int)num_at(rows, i - 1), r);
-        cJSON_AddItemToArray(X, cJSON_Duplicate(cJSON_GetArrayItem(item(full, "X"), r), 1));
+        cJSON_AddItemToArray(X, cJSON_Duplicate(cJSON_GetArrayItem(api_item(full, "X"), r), 1));
         cJSON_AddItemToArray(y, cJSON_CreateNumber(r % 2));
     }
     cJSON *eb = cJSON_CreateObject();
@@ -481,7 +391,7 @@ START_TEST(frictions)
     cJSON_AddItemToObject(eb, "y", y);
     char *ebt = cJSON_PrintUnformatted(eb);
     snprintf(path, sizeof path, "/v1/jobs/%s/evaluate", job);
-    cJSON *e = post(port, path, NULL, ebt, 200);
+    cJSON *e = api_json(port, "POST", path, ebt, 200);
     tu_close(tu_num(e, "loss"), val_loss, 1e-5, 1e-6, "loss on the held-out rows vs val_loss");
     cJSON_Delete(e);
     free(ebt);
@@ -491,7 +401,7 @@ START_TEST(frictions)
     snprintf(path, sizeof path, "/v1/jobs/%s/validation", job);
     free(job);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", ds);
-    job = post_id(port, "/v1/jobs", NULL, body, 202);
+    job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
     snprintf(path, sizeof path, "/v1/jobs/%s/validation", job);
     expect_error(port, "GET", path, NULL, NULL, 409, NULL, "holds no rows out");
     free(job);
@@ -509,7 +419,7 @@ START_TEST(frictions)
     free(log);
     httpc_daemon_stop(&d2, 0, 5);
     httpc_daemon_cleanup(&d2);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 #define TOKEN "edge-test-token-1"
@@ -30,27 +30,9 @@
  * returns its port. */
 static int start(httpc_daemon *d, const char *conf_text, int with_token)
 {
-    char dir[256] = "/tmp/traind-edge-XXXXXX", conf[300];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
-    FILE *f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(conf_text, f);
-    fclose(f);
-    const char *args[] = {"--config", conf, NULL};
     const char *env[] = {"TRAIND_TOKEN=" TOKEN, NULL};
-    int port = httpc_daemon_start(d, dir, args, with_token ? env : NULL);
-    if (port <= 0) {
-        char *log = httpc_daemon_log(d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    return port;
-}
-
-static void stop(httpc_daemon *d)
-{
-    ck_assert_int_eq(httpc_daemon_stop(d, SIGTERM, 20.0), 0);
-    httpc_daemon_cleanup(d);
+    *d = api_start(NULL, conf_text, NULL, with_token ? env : NULL);
+    return d->port;
 }
 
 /* Reads what the server sends on fd until it closes the connection or timeout_s passes.
@@ -241,7 +223,7 @@ START_TEST(unauthenticated_bodies_refused_at_once)
                               "unauthorized");
     ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1, 3.0), 1);
     for (int i = 0; i < ALL; i++) close(fds[i]);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -272,7 +254,7 @@ START_TEST(refused_bodies_answered_at_once)
 #undef POST
     ck_assert_int_eq(get_status(port, "/healthz", NULL), 200);
     ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1, 3.0), 1);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -321,7 +303,7 @@ START_TEST(dripped_bodies_dropped_after_the_timeout)
         ck_assert_msg(strstr(log, "sent its body too slowly") != NULL, "%s", log);
         free(log);
     }
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -395,7 +377,7 @@ START_TEST(event_streams_limited)
     fds[0] = open_stream(port, job);
     for (int i = 0; i < 4; i++) close(fds[i]);
     free(job);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -451,7 +433,7 @@ START_TEST(health_probes_always_answered)
     for (int i = 0; i < IDLE; i++) close(idle[i]);
     for (int i = 0; i < STREAMS; i++) close(streams[i]);
     free(job);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 

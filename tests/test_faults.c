@@ -38,7 +38,7 @@
 #include "codec/json_hparams.h"
 #include "codec/json_job.h"
 #include "codec/json_loss.h"
-#include "httpc.h"
+#include "api.h"
 #include "store/reserve.h"
 #include "store/store.h"
 #include "testutil.h"
@@ -260,53 +260,24 @@ END_TEST
 
 /* ======================================================================= daemon ==== */
 
-#define JSON_HDR "Content-Type: application/json"
-
-typedef struct call {
-    int status;
-    cJSON *json;
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, body ? JSON_HDR : NULL, body,
-                             body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* Asserts a 5xx/4xx answer with the error object whose message contains `text`. */
-static void expect_error(call *c, int status, const char *text)
+static void expect_error(api_call *c, int status, const char *text)
 {
     ck_assert_msg(c->status == status, "status %d, want %d: %s", c->status, status,
                   c->r.body ? c->r.body : "");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->json, "error");
-    const char *m = str(e, "message");
-    ck_assert_msg(m && str(e, "code"), "no error object: %s", c->r.body);
+    const char *m = api_str(e, "message");
+    ck_assert_msg(m && api_str(e, "code"), "no error object: %s", c->r.body);
     ck_assert_msg(strstr(m, text), "message \"%s\" does not say \"%s\"", m, text);
 }
 
 static void expect_status(int port, const char *method, const char *path, const char *body,
                           int want)
 {
-    call c = req(port, method, path, body);
+    api_call c = api_req(port, method, path, body);
     ck_assert_msg(c.status == want, "%s %s: %d, want %d: %s", method, path, c.status, want,
                   c.r.body ? c.r.body : "");
-    done(&c);
+    api_done(&c);
 }
 
 static char *dataset_body(int n, int d)
@@ -327,29 +298,12 @@ static char *dataset_body(int n, int d)
     return b;
 }
 
-static char *post_id(int port, const char *path, const char *body, int want)
-{
-    call c = req(port, "POST", path, body);
-    ck_assert_msg(c.status == want, "POST %s: %d %s", path, c.status, c.r.body);
-    char *id = strdup(str(c.json, "id"));
-    done(&c);
-    return id;
-}
-
 static char *post_dataset(int port, int n, int d)
 {
     char *body = dataset_body(n, d);
-    char *id = post_id(port, "/v1/datasets", body, 201);
+    char *id = api_post_id(port, "/v1/datasets", body, 201);
     free(body);
     return id;
-}
-
-static char *post_job(int port, const char *ds, const char *hp)
-{
-    char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":%s}", ds, hp);
-    return post_id(port, "/v1/jobs", body, 202);
 }
 
 /* The job object once its state is terminal (or after timeout_s); caller deletes. */
@@ -359,17 +313,17 @@ static cJSON *wait_job(int port, const char *id, double timeout_s)
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     double t0 = httpc_now();
     for (;;) {
-        call c = req(port, "GET", path, NULL);
+        api_call c = api_req(port, "GET", path, NULL);
         ck_assert_int_eq(c.status, 200);
-        const char *st = str(c.json, "state");
+        const char *st = api_str(c.json, "state");
         if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled") ||
             httpc_now() - t0 > timeout_s) {
             cJSON *j = c.json;
             c.json = NULL;
-            done(&c);
+            api_done(&c);
             return j;
         }
-        done(&c);
+        api_done(&c);
         usleep(20000);
     }
 }
@@ -377,50 +331,14 @@ static cJSON *wait_job(int port, const char *id, double timeout_s)
 static void expect_job_state(int port, const char *id, const char *state, const char *error)
 {
     cJSON *j = wait_job(port, id, 30);
-    ck_assert_msg(strcmp(str(j, "state"), state) == 0, "job %s is %s, want %s", id,
-                  str(j, "state"), state);
+    ck_assert_msg(strcmp(api_str(j, "state"), state) == 0, "job %s is %s, want %s", id,
+                  api_str(j, "state"), state);
     if (error) {
-        const char *m = str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+        const char *m = api_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
         ck_assert_msg(m && strstr(m, error), "job error \"%s\" does not say \"%s\"",
                       m ? m : "(none)", error);
     }
     cJSON_Delete(j);
-}
-
-static int job_epoch(int port, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    call c = req(port, "GET", path, NULL);
-    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
-    done(&c);
-    return e;
-}
-
-static httpc_daemon start_in(const char *dir, const char *conf_text)
-{
-    char conf[300];
-    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
-    FILE *f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(conf_text, f);
-    fclose(f);
-    const char *args[] = {"--config", conf, NULL};
-    httpc_daemon d;
-    if (httpc_daemon_start(&d, dir, args, NULL) <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    return d;
-}
-
-static void stop_ok(httpc_daemon *d)
-{
-    int code = httpc_daemon_stop(d, SIGTERM, 20);
-    if (code != 0) {
-        char *log = httpc_daemon_log(d);
-        ck_abort_msg("exit code %d at SIGTERM:\n%s", code, log);
-    }
 }
 
 static void healthy(int port)
@@ -452,10 +370,12 @@ static void flip_byte(const char *path, long off)
 START_TEST(corrupted_files)
 {
     char *dir = new_dir();
-    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n", NULL, NULL);
     int port = d.port;
-    char *A = post_dataset(port, 40, 3), *B = post_dataset(port, 40, 3), *C = post_dataset(port, 40, 3);
-    char *JA = post_job(port, A, "{\"epochs\":5}"), *JB = post_job(port, B, "{\"epochs\":5}");
+    char *A = post_dataset(port, 40, 3), *B = post_dataset(port, 40, 3);
+    char *C = post_dataset(port, 40, 3);
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":5}");
+    char *JB = api_post_job(port, "softmax", B, "{\"epochs\":5}");
     expect_job_state(port, JA, "succeeded", NULL);
     expect_job_state(port, JB, "succeeded", NULL);
     char path[512], url[256], body[256];
@@ -464,42 +384,42 @@ START_TEST(corrupted_files)
     snprintf(path, sizeof path, "%s/state/datasets/%s.bin", dir, A);
     flip_byte(path, 100);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", A);
-    call c = req(port, "POST", "/v1/jobs", body);
+    api_call c = api_req(port, "POST", "/v1/jobs", body);
     expect_error(&c, 500, "checksum mismatch");
     ck_assert_ptr_nonnull(strstr(c.r.body, A));
-    done(&c);
+    api_done(&c);
     snprintf(url, sizeof url, "/v1/datasets/%s", A);
     expect_status(port, "GET", url, NULL, 200);
     /* A truncated one. */
     snprintf(path, sizeof path, "%s/state/datasets/%s.bin", dir, C);
     ck_assert_int_eq(truncate(path, 200), 0);
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", C);
-    c = req(port, "POST", "/v1/jobs", body);
+    c = api_req(port, "POST", "/v1/jobs", body);
     expect_error(&c, 500, "length mismatch");
-    done(&c);
+    api_done(&c);
 
     /* A model file with a flipped byte: GET /model and predict say so; the other job's
      * model is intact. */
     snprintf(path, sizeof path, "%s/state/models/%s.bin", dir, JA);
     flip_byte(path, 50);
     snprintf(url, sizeof url, "/v1/jobs/%s/model", JA);
-    c = req(port, "GET", url, NULL);
+    c = api_req(port, "GET", url, NULL);
     expect_error(&c, 500, "checksum mismatch");
-    done(&c);
+    api_done(&c);
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
-    c = req(port, "POST", url, PREDICT_BODY);
+    c = api_req(port, "POST", url, PREDICT_BODY);
     expect_error(&c, 500, "checksum mismatch");
-    done(&c);
+    api_done(&c);
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
 
     /* A checkpoint corrupted while the daemon is down: at resume that job fails saying
      * why; B, its job and new jobs are fine. */
-    char *JL = post_job(port, B, "{\"epochs\":10000000}");
+    char *JL = api_post_job(port, "softmax", B, "{\"epochs\":10000000}");
     double t0 = httpc_now();
-    while (job_epoch(port, JL) < 20 && httpc_now() - t0 < 20)
+    while (api_job_epoch(port, JL) < 20 && httpc_now() - t0 < 20)
         usleep(10000);
-    stop_ok(&d);
+    api_term(&d);
     snprintf(url, sizeof url, "%s/state/checkpoints", dir);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "ls %s/%s.*.ckpt", url, JL);
@@ -508,18 +428,17 @@ START_TEST(corrupted_files)
     pclose(ls);
     path[strcspn(path, "\n")] = '\0';
     flip_byte(path, 45);
-    d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n", NULL, NULL);
     port = d.port;
     expect_job_state(port, JL, "failed", "checksum mismatch");
     snprintf(url, sizeof url, "/v1/jobs/%s/losses", JL);
     expect_status(port, "GET", url, NULL, 200);
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
-    char *JN = post_job(port, B, "{\"epochs\":3}");
+    char *JN = api_post_job(port, "softmax", B, "{\"epochs\":3}");
     expect_job_state(port, JN, "succeeded", NULL);
     healthy(port);
-    stop_ok(&d);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL), free(JN);
 }
 END_TEST
@@ -579,26 +498,26 @@ END_TEST
 typedef struct post_arg {
     int port;
     char *body;
-    call result;
+    api_call result;
 } post_arg;
 
 static void *post_thread(void *p)
 {
     post_arg *a = p;
-    a->result = req(a->port, "POST", "/v1/datasets", a->body);
+    a->result = api_req(a->port, "POST", "/v1/datasets", a->body);
     return NULL;
 }
 
 START_TEST(sqlite_busy)
 {
     char *dir = new_dir();
-    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n");
+    httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n", NULL, NULL);
     int port = d.port;
     char *A = post_dataset(port, 30, 3);
-    char *JA = post_job(port, A, "{\"epochs\":3}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":3}");
     expect_job_state(port, JA, "succeeded", NULL);
-    char *JL = post_job(port, A, "{\"epochs\":10000000}");
-    while (job_epoch(port, JL) < 2)
+    char *JL = api_post_job(port, "softmax", A, "{\"epochs\":10000000}");
+    while (api_job_epoch(port, JL) < 2)
         usleep(10000);
 
     char path[300];
@@ -617,7 +536,7 @@ START_TEST(sqlite_busy)
     ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     pthread_join(th, NULL);
     ck_assert_msg(a.result.status == 201, "%d %s", a.result.status, a.result.r.body);
-    done(&a.result);
+    api_done(&a.result);
 
     /* Locked for 11 s: the write and the running job's next epoch commit each wait out
      * the busy timeout (5 s, one after the other: one connection) and fail saying why;
@@ -635,7 +554,7 @@ START_TEST(sqlite_busy)
     pthread_join(th, NULL);
     double waited = httpc_now() - t0;
     expect_error(&a.result, 500, "database is locked");
-    done(&a.result);
+    api_done(&a.result);
     ck_assert_msg(waited > 4.0, "the write gave up after %.1f s", waited);
     while (httpc_now() - t0 < 11.0)
         usleep(100 * 1000);
@@ -644,14 +563,14 @@ START_TEST(sqlite_busy)
     /* The job failed saying why (an epoch commit met the lock), or lost nothing (only a
      * checkpoint's model update did) and trains on; its model reads either way. */
     cJSON *j = wait_job(port, JL, 8);
-    const char *m = str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
-    if (strcmp(str(j, "state"), "failed") == 0) {
+    const char *m = api_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+    if (strcmp(api_str(j, "state"), "failed") == 0) {
         ck_assert_msg(m && strstr(m, "database is locked"), "failed: %s", m ? m : "(none)");
     } else {
-        ck_assert_str_eq(str(j, "state"), "running");
-        int e0 = job_epoch(port, JL);
+        ck_assert_str_eq(api_str(j, "state"), "running");
+        int e0 = api_job_epoch(port, JL);
         usleep(300 * 1000);
-        ck_assert_int_gt(job_epoch(port, JL), e0);
+        ck_assert_int_gt(api_job_epoch(port, JL), e0);
         char cancel[160];
         snprintf(cancel, sizeof cancel, "/v1/jobs/%s/cancel", JL);
         expect_status(port, "POST", cancel, NULL, 202);
@@ -663,12 +582,11 @@ START_TEST(sqlite_busy)
     expect_status(port, "GET", url, NULL, 200);
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
-    free(post_id(port, "/v1/datasets", body, 201));
-    char *JN = post_job(port, A, "{\"epochs\":3}");
+    free(api_post_id(port, "/v1/datasets", body, 201));
+    char *JN = api_post_job(port, "softmax", A, "{\"epochs\":3}");
     expect_job_state(port, JN, "succeeded", NULL);
     healthy(port);
-    stop_ok(&d);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(body), free(dir), free(A), free(JA), free(JL), free(JN);
 }
 END_TEST
@@ -736,12 +654,12 @@ static double cpu_seconds(pid_t pid)
 }
 
 /* Asserts a 507 insufficient_storage answer whose message names the refused write. */
-static void expect_full(call *c)
+static void expect_full(api_call *c)
 {
     ck_assert_msg(c->status == 507, "status %d, want 507: %s", c->status,
                   c->r.body ? c->r.body : "");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->json, "error");
-    const char *code = str(e, "code"), *m = str(e, "message");
+    const char *code = api_str(e, "code"), *m = api_str(e, "message");
     ck_assert_msg(code && strcmp(code, "insufficient_storage") == 0, "%s", c->r.body);
     ck_assert_msg(m && (strstr(m, "No space left on device") || strstr(m, "disk is full")),
                   "the message does not name the refused write: %s", c->r.body);
@@ -881,30 +799,30 @@ START_TEST(full_disk)
     snprintf(state, sizeof state, "%s/state", dir);
     if (!mount_tmpfs(state, "16m", "full disk"))
         return;
-    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
-                                   "disk_reserve_mb = 1\n");
+    httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
+                                   "disk_reserve_mb = 1\n", NULL, NULL);
     int port = d.port;
     snprintf(path, sizeof path, "%s/reserve.bin", state);
     ck_assert_int_eq(file_size(path), 1 << 20);
     char *A = post_dataset(port, 30, 3), *C = post_dataset(port, 30, 3);
-    char *JA = post_job(port, A, "{\"epochs\":300}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":300}");
     expect_job_state(port, JA, "succeeded", NULL);
-    char *JL = post_job(port, A, "{\"epochs\":10000000}"); /* writes every epoch */
-    while (job_epoch(port, JL) < 2)
+    char *JL = api_post_job(port, "softmax", A, "{\"epochs\":10000000}"); /* writes every epoch */
+    while (api_job_epoch(port, JL) < 2)
         usleep(10000);
-    char *JQ = post_job(port, A, "{\"epochs\":3}"); /* queued behind it */
+    char *JQ = api_post_job(port, "softmax", A, "{\"epochs\":3}"); /* queued behind it */
 
     /* Fill it: datasets of ~300 KB until one is refused. */
     char *big = dataset_body(1500, 50);
     char *ids[64];
     int n = 0, refused = 0;
     while (n < 64 && !refused) {
-        call c = req(port, "POST", "/v1/datasets", big);
+        api_call c = api_req(port, "POST", "/v1/datasets", big);
         if (c.status == 201)
-            ids[n++] = strdup(str(c.json, "id"));
+            ids[n++] = strdup(api_str(c.json, "id"));
         else
             expect_full(&c), refused = 1;
-        done(&c);
+        api_done(&c);
     }
     ck_assert_msg(refused, "16 MB took %d datasets of 300 KB", n);
     /* and to its last page */
@@ -913,43 +831,43 @@ START_TEST(full_disk)
     fill_up(filler);
 
     /* Full: new work is refused up front, /readyz says why; reads work. */
-    call c = req(port, "POST", "/v1/datasets", big);
+    api_call c = api_req(port, "POST", "/v1/datasets", big);
     expect_full(&c);
-    ck_assert_ptr_nonnull(strstr(str(cJSON_GetObjectItem(c.json, "error"), "message"),
+    ck_assert_ptr_nonnull(strstr(api_str(cJSON_GetObjectItem(c.json, "error"), "message"),
                                  "state_dir is full"));
-    done(&c);
+    api_done(&c);
     char body[256];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", A);
-    c = req(port, "POST", "/v1/jobs", body);
+    c = api_req(port, "POST", "/v1/jobs", body);
     expect_full(&c);
-    done(&c);
-    c = req(port, "GET", "/readyz", NULL);
+    api_done(&c);
+    c = api_req(port, "GET", "/readyz", NULL);
     ck_assert_msg(c.status == 503, "/readyz %d on a full disk: %s", c.status, c.r.body);
-    ck_assert_str_eq(str(c.json, "status"), "not_ready");
-    ck_assert_msg(strstr(str(c.json, "reason"), "state_dir is full"), "%s", c.r.body);
-    ck_assert_str_eq(str(cJSON_GetObjectItem(c.json, "error"), "code"), "not_ready");
-    done(&c);
+    ck_assert_str_eq(api_str(c.json, "status"), "not_ready");
+    ck_assert_msg(strstr(api_str(c.json, "reason"), "state_dir is full"), "%s", c.r.body);
+    ck_assert_str_eq(api_str(cJSON_GetObjectItem(c.json, "error"), "code"), "not_ready");
+    api_done(&c);
     expect_status(port, "GET", "/healthz", NULL, 200);
     char url[160];
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
-    c = req(port, "GET", "/metrics", NULL);
+    c = api_req(port, "GET", "/metrics", NULL);
     ck_assert_ptr_nonnull(strstr(c.r.body, "traind_state_dir_full 1\n"));
-    done(&c);
+    api_done(&c);
 
     /* The running job cannot write its epochs: after its retries it fails, saying why. */
     cJSON *j = wait_job(port, JL, 30);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    ck_assert_msg(strcmp(str(j, "state"), "failed") == 0 && str(e, "code") &&
-                  strcmp(str(e, "code"), "insufficient_storage") == 0,
-                  "job on a full disk: %s %s", str(j, "state"), str(e, "message"));
+    ck_assert_msg(strcmp(api_str(j, "state"), "failed") == 0 && api_str(e, "code") &&
+                  strcmp(api_str(e, "code"), "insufficient_storage") == 0,
+                  "job on a full disk: %s %s", api_str(j, "state"), api_str(e, "message"));
     cJSON_Delete(j);
     /* The queued job does not start (to fail) while full: it waits for room. */
     usleep(300 * 1000);
     snprintf(url, sizeof url, "/v1/jobs/%s", JQ);
-    c = req(port, "GET", url, NULL);
-    ck_assert_str_eq(str(c.json, "state"), "queued");
-    done(&c);
+    c = api_req(port, "GET", url, NULL);
+    ck_assert_str_eq(api_str(c.json, "state"), "queued");
+    api_done(&c);
     /* No worker spins: idle, the daemon uses no CPU. */
     double cpu0 = cpu_seconds(d.pid), t0 = httpc_now();
     usleep(1500 * 1000);
@@ -975,32 +893,32 @@ START_TEST(full_disk)
     healthy(port);
     ck_assert_int_eq(file_size(path), 1 << 20);
     expect_job_state(port, JQ, "succeeded", NULL);
-    c = req(port, "GET", "/metrics", NULL);
+    c = api_req(port, "GET", "/metrics", NULL);
     ck_assert_ptr_nonnull(strstr(c.r.body, "traind_state_dir_full 0\n"));
-    done(&c);
+    api_done(&c);
     char *B = post_dataset(port, 30, 3);
-    char *JB = post_job(port, B, "{\"epochs\":3}");
+    char *JB = api_post_job(port, "softmax", B, "{\"epochs\":3}");
     expect_job_state(port, JB, "succeeded", NULL);
-    stop_ok(&d);
+    api_term(&d);
     /* And all of it after a restart. */
-    d = start_in(dir, "workers = 1\ndisk_reserve_mb = 1\n");
+    d = api_start(dir, "workers = 1\ndisk_reserve_mb = 1\n", NULL, NULL);
     port = d.port;
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JB);
     expect_status(port, "POST", url, PREDICT_BODY, 200);
     snprintf(url, sizeof url, "/v1/jobs/%s", JL);
     expect_status(port, "GET", url, NULL, 404);
     healthy(port);
-    stop_ok(&d);
+    api_term(&d);
     /* A start on a disk full to its last page (the clean stop removed SQLite's WAL and
      * -shm, which the open must create): it starts on the reserve, not ready, and the
      * DELETE works. */
     fill_up(filler);
-    d = start_in(dir, "workers = 1\ndisk_reserve_mb = 1\n");
+    d = api_start(dir, "workers = 1\ndisk_reserve_mb = 1\n", NULL, NULL);
     port = d.port;
-    c = req(port, "GET", "/readyz", NULL);
-    ck_assert_msg(c.status == 503 && strstr(str(c.json, "reason"), "state_dir is full"), "%d %s",
-                  c.status, c.r.body);
-    done(&c);
+    c = api_req(port, "GET", "/readyz", NULL);
+    ck_assert_msg(c.status == 503 && strstr(api_str(c.json, "reason"), "state_dir is full"),
+                  "%d %s", c.status, c.r.body);
+    api_done(&c);
     snprintf(url, sizeof url, "/v1/datasets/%s", B);
     expect_status(port, "DELETE", url, NULL, 204);
     char *log = httpc_daemon_log(&d), *run = log; /* the log of every start: this one's */
@@ -1010,7 +928,7 @@ START_TEST(full_disk)
     free(log);
     ck_assert_int_eq(unlink(filler), 0);
     healthy(port);
-    stop_ok(&d);
+    api_term(&d);
     umount2(state, MNT_DETACH);
     httpc_daemon_cleanup(&d);
     free(big), free(dir), free(A), free(B), free(C), free(JA), free(JB), free(JL), free(JQ);
@@ -1033,11 +951,11 @@ START_TEST(read_only_state)
     snprintf(state, sizeof state, "%s/state", dir);
     if (!mount_tmpfs(state, "16m", "read-only state"))
         return;
-    httpc_daemon d = start_in(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
-                                   "disk_reserve_mb = 1\n");
+    httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
+                                   "disk_reserve_mb = 1\n", NULL, NULL);
     int port = d.port;
     char *A = post_dataset(port, 30, 3);
-    char *JA = post_job(port, A, "{\"epochs\":5}");
+    char *JA = api_post_job(port, "softmax", A, "{\"epochs\":5}");
     expect_job_state(port, JA, "succeeded", NULL);
 
     /* While it runs: the files' directories become read-only (the database, open for
@@ -1048,10 +966,10 @@ START_TEST(read_only_state)
         bind_ro(sub[i]);
     }
     char *small = dataset_body(10, 3);
-    call c = req(port, "POST", "/v1/datasets", small);
+    api_call c = api_req(port, "POST", "/v1/datasets", small);
     expect_error(&c, 500, "Read-only file system");
-    done(&c);
-    char *JR = post_job(port, A, "{\"epochs\":50}");
+    api_done(&c);
+    char *JR = api_post_job(port, "softmax", A, "{\"epochs\":50}");
     expect_job_state(port, JR, "failed", "Read-only file system");
     char url[160];
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
@@ -1066,25 +984,23 @@ START_TEST(read_only_state)
             usleep(20000);
         ck_assert_msg(rc == 0, "umount %s: %s", sub[i], strerror(errno));
     }
-    free(post_id(port, "/v1/datasets", small, 201));
-    stop_ok(&d);
+    free(api_post_id(port, "/v1/datasets", small, 201));
+    api_term(&d);
 
     /* At start-up: refused with the reason, exit code 1; fine again once writable. */
     ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
-    char conf[300];
-    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
-    const char *args[] = {"--config", conf, NULL};
-    ck_assert_int_lt(httpc_daemon_start(&d, dir, args, NULL), 0);
+    ck_assert_int_lt(api_start_any(&d, dir, "workers = 1\ncheckpoint_interval_s = 0\n"
+                                   "disk_reserve_mb = 1\n", NULL, NULL), 0);
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 10), 1);
     char *log = httpc_daemon_log(&d);
     ck_assert_msg(strstr(log, "cannot start") && strstr(log, "Read-only file system"), "%s", log);
     free(log);
     ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT, NULL), 0);
-    d = start_in(dir, "workers = 1\ndisk_reserve_mb = 1\n");
+    d = api_start(dir, "workers = 1\ndisk_reserve_mb = 1\n", NULL, NULL);
     snprintf(url, sizeof url, "/v1/jobs/%s/predict", JA);
     expect_status(d.port, "POST", url, PREDICT_BODY, 200);
     expect_job_state(d.port, JR, "failed", "Read-only file system");
-    stop_ok(&d);
+    api_term(&d);
     umount2(state, MNT_DETACH);
     httpc_daemon_cleanup(&d);
     free(small), free(dir), free(A), free(JA), free(JR);

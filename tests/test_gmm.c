@@ -2,60 +2,19 @@
  * EM never lowering the likelihood (full, diag, spherical), degenerate data without NaN
  * (duplicates, more components than distinct points, an emptied component, reg_covar 0),
  * validation of the *_init hyperparameters, predictions against a direct evaluation,
- * determinism across thread counts, exact save/restore, and a gmm job through the REST
- * API of a live daemon. */
+ * determinism across thread counts and exact save/restore. gmm jobs through the REST API
+ * are in test_rest_gmm.c. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "httpc.h"
 #include "math/rng.h"
+#include "fixtures.h"
 #include "testutil.h"
 #include "traind/train.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static double gauss(td_rng *r)
-{
-    double u = td_rng_uniform(r), v = td_rng_uniform(r);
-    return sqrt(-2 * log(1 - u)) * cos(2 * M_PI * v);
-}
-
-/* N rows of E features around M centres (spread 4 x scale), unit-ish noise; the caller frees
- * X. Labels (true cluster) into y when non-NULL. */
-static float *blobs(int64_t N, int64_t E, int64_t M, uint64_t seed, double offset,
-                    int32_t *y)
-{
-    td_rng r;
-    td_rng_seed(&r, seed, 7);
-    double *c = malloc(sizeof(double) * (size_t)(M * E));
-    float *X = malloc(sizeof(float) * (size_t)(N * E));
-    ck_assert(c && X);
-    for (int64_t i = 0; i < M * E; i++)
-        c[i] = 4 * gauss(&r);
-    for (int64_t i = 0; i < N; i++) {
-        int64_t k = (int64_t)td_rng_below(&r, (uint64_t)M);
-        double s = 0.5 + (double)k / (double)M; /* clusters of different spread */
-        if (y)
-            y[i] = (int32_t)k;
-        for (int64_t j = 0; j < E; j++)
-            X[i * E + j] = (float)(offset + c[k * E + j] + s * gauss(&r) * (1 + 0.3 * (j % 3)));
-    }
-    free(c);
-    return X;
-}
-
-static td_hparams gmm_hp(int64_t M, td_covariance cov)
-{
-    td_hparams hp;
-    td_hparams_defaults(&hp, TD_MODEL_GMM);
-    hp.gmm.components = M;
-    hp.gmm.covariance = cov;
-    return hp;
-}
 
 static void assert_model_finite(const td_model *m)
 {
@@ -86,20 +45,6 @@ static void set_tensor(td_hp_tensor *t, const float *v, int ndim, int64_t d0, in
 }
 
 /* ---- scikit-learn's EM (reference/gmm_em_full.json) -------------------------------- */
-
-/* Every number of a nested array, depth first, into out (n of them); returns the count. */
-static int64_t flatten(double *out, int64_t n, const cJSON *v)
-{
-    if (cJSON_IsNumber(v)) {
-        ck_assert_int_gt(n, 0);
-        out[0] = v->valuedouble;
-        return 1;
-    }
-    int64_t k = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, v) k += flatten(out + k, n - k, c);
-    return k;
-}
 
 START_TEST(reproduces_sklearn_em_full)
 {
@@ -368,7 +313,7 @@ END_TEST
 static void monotone_case(td_covariance cov, td_gmm_init init, double offset)
 {
     int64_t N = 3000, E = 5, M = 4;
-    float *X = blobs(N, E, 3, 11 + cov, offset, NULL); /* 4 components for 3 blobs */
+    float *X = gmm_blobs(N, E, 3, 11 + cov, offset, NULL); /* 4 components for 3 blobs */
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(M, cov);
     hp.max_iter = 60;
@@ -411,7 +356,7 @@ END_TEST
 START_TEST(converges_with_tol)
 {
     int64_t N = 2000, E = 3;
-    float *X = blobs(N, E, 3, 3, 0, NULL);
+    float *X = gmm_blobs(N, E, 3, 3, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(3, TD_COV_FULL);
     hp.tol = 1e-3;
@@ -490,7 +435,7 @@ END_TEST
 START_TEST(emptied_component_is_reseeded)
 {
     int64_t N = 400, E = 2, M = 3;
-    float *X = blobs(N, E, 2, 21, 0, NULL);
+    float *X = gmm_blobs(N, E, 2, 21, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
         td_hparams hp = gmm_hp(M, (td_covariance)cov);
@@ -657,7 +602,7 @@ START_TEST(predict_matches_direct_evaluation)
 {
     int64_t N = 500, E = 3, M = 3;
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
-    float *X = blobs(N, E, M, 8, 0, y);
+    float *X = gmm_blobs(N, E, M, 8, 0, y);
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_DIAG; cov <= TD_COV_SPHERICAL; cov++) {
         td_hparams hp = gmm_hp(M, (td_covariance)cov);
@@ -724,7 +669,7 @@ static void same_state(const void *a, const void *b, size_t len)
 START_TEST(same_seed_is_bit_identical_for_any_thread_count)
 {
     int64_t N = 20000, E = 6;
-    float *X = blobs(N, E, 4, 4, 0, NULL);
+    float *X = gmm_blobs(N, E, 4, 4, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
         td_hparams hp = gmm_hp(cov == TD_COV_FULL || cov == TD_COV_TIED ? 3 : 20,
@@ -749,7 +694,7 @@ END_TEST
 START_TEST(restored_snapshot_continues_bit_identically)
 {
     int64_t N = 5000, E = 4;
-    float *X = blobs(N, E, 3, 6, 0, NULL);
+    float *X = gmm_blobs(N, E, 3, 6, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(3, TD_COV_FULL);
     hp.tol = 0;
@@ -794,7 +739,7 @@ END_TEST
 START_TEST(snapshot_between_and_within_n_init_runs)
 {
     int64_t N = 3000, E = 4;
-    float *X = blobs(N, E, 3, 12, 0, NULL);
+    float *X = gmm_blobs(N, E, 3, 12, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov += TD_COV_TIED) {
         td_hparams hp = gmm_hp(4, (td_covariance)cov);
@@ -839,346 +784,6 @@ START_TEST(snapshot_between_and_within_n_init_runs)
 }
 END_TEST
 
-/* ---- through the REST API ----------------------------------------------------------- */
-
-typedef struct call {
-    int status;
-    cJSON *json;
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, body ? "Content-Type: application/json" : NULL,
-                             body, body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-START_TEST(gmm_job_through_rest_api)
-{
-    httpc_daemon d;
-    int port = httpc_daemon_start(&d, NULL, NULL, NULL);
-    if (port <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    /* an unlabelled dataset: 3 blobs in 2 dimensions */
-    int64_t N = 600, E = 2;
-    float *X = blobs(N, E, 3, 17, 0, NULL);
-    size_t cap = (size_t)N * 40 + 64;
-    char *body = malloc(cap), *p = body;
-    p += sprintf(p, "{\"name\":\"blobs\",\"X\":[");
-    for (int64_t i = 0; i < N; i++)
-        p += sprintf(p, "%s[%.6g,%.6g]", i ? "," : "", (double)X[i * 2], (double)X[i * 2 + 1]);
-    sprintf(p, "]}");
-    call c = req(port, "POST", "/v1/datasets", body);
-    free(body);
-    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
-    char *ds = strdup(str(c.json, "id"));
-    done(&c);
-
-    /* a bad means_init shape names the field */
-    char job[1024];
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":3,\"means_init\":[[0,0],[1,1]]}}", ds);
-    c = req(port, "POST", "/v1/jobs", job);
-    ck_assert_msg(c.status == 422, "%d %s", c.status, c.r.body);
-    ck_assert_str_eq(str(cJSON_GetObjectItem(c.json, "error"), "field"),
-                     "hyperparameters.means_init");
-    done(&c);
-
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":3,\"covariance\":\"full\",\"seed\":4,\"n_init\":2,"
-             "\"weights_init\":[0.2,0.3,0.5]}}", ds);
-    c = req(port, "POST", "/v1/jobs", job);
-    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
-    char *id = strdup(str(c.json, "id"));
-    const cJSON *hp = cJSON_GetObjectItem(c.json, "hyperparameters");
-    ck_assert_int_eq(cJSON_GetObjectItem(hp, "max_iter")->valueint, 100);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(hp, "weights_init")), 3);
-    ck_assert_str_eq(str(hp, "init"), "kmeans++");
-    done(&c);
-
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double t0 = httpc_now();
-    for (;;) {
-        c = req(port, "GET", path, NULL);
-        const char *st = str(c.json, "state");
-        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || httpc_now() - t0 > 60)
-            break;
-        done(&c);
-        usleep(20000);
-    }
-    ck_assert_msg(!strcmp(str(c.json, "state"), "succeeded"), "%s", c.r.body);
-    const cJSON *metrics = cJSON_GetObjectItem(c.json, "metrics");
-    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(metrics, "lower_bound")));
-    done(&c);
-
-    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
-    c = req(port, "GET", path, NULL);
-    ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
-    ck_assert_str_eq(str(c.json, "model"), "gmm");
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "weights")), 3);
-    const cJSON *means = cJSON_GetObjectItem(c.json, "means");
-    ck_assert_int_eq(cJSON_GetArraySize(means), 3);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(means, 0)), 2);
-    const cJSON *covs = cJSON_GetObjectItem(c.json, "covariances");
-    ck_assert_int_eq(cJSON_GetArraySize(covs), 3);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(covs, 0)), 2);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(covs, 0), 0)), 2);
-    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(c.json, "lower_bound")));
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(c.json, "converged")));
-    int n_iter = cJSON_GetObjectItem(c.json, "n_iter")->valueint;
-    ck_assert_int_ge(n_iter, 2);
-    done(&c);
-
-    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
-    c = req(port, "GET", path, NULL);
-    ck_assert_int_eq(c.status, 200);
-    /* n_init 2: two whole runs in the history, "run" 1 then 2; the model is the better
-     * run's, whose n_iter is its own iteration count */
-    const cJSON *lb = cJSON_GetObjectItem(c.json, "lower_bound");
-    const cJSON *run = cJSON_GetObjectItem(c.json, "run");
-    int n = cJSON_GetArraySize(lb), n1 = 0;
-    ck_assert_int_eq(cJSON_GetArraySize(run), n);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "size_2")), n);
-    while (n1 < n && cJSON_GetArrayItem(run, n1)->valueint == 1)
-        n1++;
-    ck_assert_int_ge(n1, 2);
-    ck_assert_int_gt(n, n1);
-    ck_assert_msg(n_iter == n1 || n_iter == n - n1, "n_iter %d, runs of %d and %d", n_iter,
-                  n1, n - n1);
-    double best_lb = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(cJSON_GetArrayItem(run, i)->valueint, i < n1 ? 1 : 2);
-        if (i != 0 && i != n1) /* EM never lowers the bound within a run */
-            ck_assert(cJSON_GetArrayItem(lb, i)->valuedouble >=
-                      cJSON_GetArrayItem(lb, i - 1)->valuedouble - 1e-6);
-        if (i == n1 - 1 || i == n - 1)
-            best_lb = fmax(best_lb, cJSON_GetArrayItem(lb, i)->valuedouble);
-    }
-    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
-    call mc = req(port, "GET", path, NULL);
-    tu_close(cJSON_GetObjectItem(mc.json, "lower_bound")->valuedouble, best_lb, 1e-12, 0,
-             "model lower_bound = the best run's");
-    done(&mc);
-    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
-    done(&c);
-
-    snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
-    c = req(port, "POST", path, "{\"X\":[[0,0],[1,2],[-3,4],[10,-10]]}");
-    ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
-    const cJSON *resp = cJSON_GetObjectItem(c.json, "responsibilities");
-    const cJSON *labels = cJSON_GetObjectItem(c.json, "labels");
-    const cJSON *ll = cJSON_GetObjectItem(c.json, "log_likelihood");
-    ck_assert_int_eq(cJSON_GetArraySize(resp), 4);
-    ck_assert_int_eq(cJSON_GetArraySize(labels), 4);
-    ck_assert_int_eq(cJSON_GetArraySize(ll), 4);
-    for (int i = 0; i < 4; i++) {
-        const cJSON *row = cJSON_GetArrayItem(resp, i);
-        ck_assert_int_eq(cJSON_GetArraySize(row), 3);
-        double s = 0, best = -1;
-        int arg = 0;
-        for (int k = 0; k < 3; k++) {
-            double v = cJSON_GetArrayItem(row, k)->valuedouble;
-            s += v;
-            if (v > best)
-                best = v, arg = k;
-        }
-        tu_close(s, 1.0, 1e-5, 0, "responsibilities row sum");
-        ck_assert_int_eq(cJSON_GetArrayItem(labels, i)->valueint, arg);
-        ck_assert(cJSON_IsNumber(cJSON_GetArrayItem(ll, i)));
-    }
-    done(&c);
-    c = req(port, "POST", path, "{\"X\":[[0,0,1]]}");
-    ck_assert_int_eq(c.status, 422);
-    done(&c);
-
-    /* embed_gmm needs labels or pairs: this dataset has neither */
-    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\"}", ds);
-    c = req(port, "POST", "/v1/jobs", job);
-    ck_assert_int_eq(c.status, 422);
-    ck_assert_str_eq(str(cJSON_GetObjectItem(c.json, "error"), "field"), "dataset");
-    done(&c);
-
-    free(ds), free(id), free(X);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d);
-}
-END_TEST
-
-/* POSTs X (N, E) with every float written exactly (%.9g); returns the dataset id. */
-static char *post_rows(int port, const float *X, int64_t N, int64_t E)
-{
-    size_t cap = (size_t)(N * E) * 18 + 64;
-    char *body = malloc(cap), *p = body;
-    p += sprintf(p, "{\"X\":[");
-    for (int64_t i = 0; i < N; i++)
-        for (int64_t j = 0; j < E; j++)
-            p += sprintf(p, "%s%.9g%s", j ? "," : i ? ",[" : "[", (double)X[i * E + j],
-                         j == E - 1 ? "]" : "");
-    sprintf(p, "]}");
-    call c = req(port, "POST", "/v1/datasets", body);
-    free(body);
-    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
-    char *id = strdup(str(c.json, "id"));
-    done(&c);
-    return id;
-}
-
-static int job_epoch(int port, const char *id)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    call c = req(port, "GET", path, NULL);
-    ck_assert_int_eq(c.status, 200);
-    int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
-    done(&c);
-    return e;
-}
-
-static const char *wait_state(int port, const char *id, double timeout_s)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double t0 = httpc_now();
-    for (;;) {
-        call c = req(port, "GET", path, NULL);
-        const char *st = str(c.json, "state");
-        const char *out = !strcmp(st, "succeeded") ? "succeeded"
-                          : !strcmp(st, "failed")  ? "failed"
-                          : !strcmp(st, "cancelled") ? "cancelled"
-                          : httpc_now() - t0 > timeout_s ? "timeout" : NULL;
-        if (out && strcmp(out, "succeeded"))
-            fprintf(stderr, "job %s: %s\n", id, c.r.body ? c.r.body : "");
-        done(&c);
-        if (out)
-            return out;
-        usleep(20000);
-    }
-}
-
-/* A gmm job with n_init 3 (checkpoints every iteration) killed with SIGKILL in its second
- * run resumes after a restart and ends with the uninterrupted engine's model bit for bit;
- * its history has every iteration once, runs 1, 2, 3 in order. A tied job's model object
- * has one (E, E) covariance. */
-START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
-{
-    char conf[] = "/tmp/traind-gmm-conf-XXXXXX";
-    int fd = mkstemp(conf);
-    const char *text = "checkpoint_interval_s = 0\nworkers = 1\n";
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    const char *args[] = {"--config", conf, NULL};
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, args, NULL), 0);
-    int64_t N = 40000, E = 8, M = 6, I = 60, R = 3;
-    float *X = blobs(N, E, 4, 31, 0, NULL);
-    char *ds = post_rows(d.port, X, N, E), job[512];
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":%lld,\"n_init\":%lld,\"max_iter\":%lld,\"tol\":0,\"seed\":5}}",
-             ds, (long long)M, (long long)R, (long long)I);
-    call c = req(d.port, "POST", "/v1/jobs", job);
-    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
-    char *id = strdup(str(c.json, "id"));
-    done(&c);
-    double t0 = httpc_now();
-    while (job_epoch(d.port, id) < I + 5 && httpc_now() - t0 < 60)
-        usleep(1000);
-    int before = job_epoch(d.port, id);
-    ck_assert_msg(before > I && before < R * I, "iteration %d when interrupting", before);
-    httpc_daemon_stop(&d, SIGKILL, 10);
-
-    httpc_daemon r;
-    ck_assert_int_gt(httpc_daemon_start(&r, d.dir, args, NULL), 0);
-    ck_assert_str_eq(wait_state(r.port, id, 120), "succeeded");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
-    c = req(r.port, "GET", path, NULL);
-    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"), *run = cJSON_GetObjectItem(c.json,
-                                                                                      "run");
-    ck_assert_int_eq(cJSON_GetArraySize(ep), R * I);
-    for (int i = 0; i < R * I; i++) {
-        ck_assert_int_eq(cJSON_GetArrayItem(ep, i)->valueint, i + 1);
-        ck_assert_int_eq(cJSON_GetArrayItem(run, i)->valueint, 1 + i / I);
-    }
-    done(&c);
-
-    td_dataset tds = {.N = N, .D = E, .X = X};
-    td_hparams hp = gmm_hp(M, TD_COV_FULL);
-    hp.gmm.n_init = R, hp.max_iter = I, hp.tol = 0, hp.seed = 5;
-    td_trainer *t = tu_make_trainer(&hp, &tds);
-    td_record rec;
-    while (!td_trainer_done(t))
-        tu_step_ok(t, &rec);
-    const td_model *m = td_trainer_model(t);
-    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
-    c = req(r.port, "GET", path, NULL);
-    ck_assert_int_eq(c.status, 200);
-    const char *names[3] = {"weights", "means", "covariances"};
-    td_tensor_desc tt[TD_MAX_TENSORS];
-    ck_assert_int_eq(td_model_layout(m, tt), 3);
-    for (int k = 0; k < 3; k++) {
-        int64_t n = tt[k].rows * tt[k].cols;
-        double *v = malloc(sizeof(double) * (size_t)n);
-        ck_assert_int_eq(flatten(v, n, cJSON_GetObjectItem(c.json, names[k])), n);
-        for (int64_t i = 0; i < n; i++)
-            ck_assert_msg((float)v[i] == m->params[tt[k].offset + i], "%s[%lld] differs after "
-                          "the resume", names[k], (long long)i);
-        free(v);
-    }
-    ck_assert(cJSON_GetObjectItem(c.json, "lower_bound")->valuedouble == m->lower_bound);
-    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "n_iter")->valueint, I);
-    done(&c);
-
-    /* tied through the API: the model's covariances are one (E, E) matrix */
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":3,\"covariance\":\"tied\",\"max_iter\":5}}", ds);
-    c = req(r.port, "POST", "/v1/jobs", job);
-    ck_assert_msg(c.status == 202, "tied job: %d %s", c.status, c.r.body);
-    free(id);
-    id = strdup(str(c.json, "id"));
-    done(&c);
-    ck_assert_str_eq(wait_state(r.port, id, 60), "succeeded");
-    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
-    c = req(r.port, "GET", path, NULL);
-    ck_assert_str_eq(str(c.json, "covariance"), "tied");
-    const cJSON *covs = cJSON_GetObjectItem(c.json, "covariances");
-    ck_assert_int_eq(cJSON_GetArraySize(covs), E);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(covs, 0)), E);
-    done(&c);
-    snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
-    c = req(r.port, "POST", path, "{\"X\":[[0,0,0,0,0,0,0,0]]}");
-    ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(
-                         cJSON_GetObjectItem(c.json, "responsibilities"), 0)), 3);
-    done(&c);
-
-    ck_assert_int_eq(httpc_daemon_stop(&r, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&r);
-    unlink(conf);
-    td_trainer_destroy(t);
-    td_hparams_fini(&hp);
-    free(id), free(ds), free(X);
-}
-END_TEST
-
 Suite *suite_gmm(void)
 {
     Suite *s = suite_create("gmm");
@@ -1198,10 +803,5 @@ Suite *suite_gmm(void)
     tcase_add_test(tc, restored_snapshot_continues_bit_identically);
     tcase_add_test(tc, snapshot_between_and_within_n_init_runs);
     suite_add_tcase(s, tc);
-    TCase *rest = tcase_create("rest");
-    tcase_set_timeout(rest, 120);
-    tcase_add_test(rest, gmm_job_through_rest_api);
-    tcase_add_test(rest, gmm_resume_after_kill9_mid_n_init_is_exact);
-    suite_add_tcase(s, rest);
     return s;
 }

@@ -5,7 +5,6 @@
  * streams that never read cost no memory; a running job's /losses includes its tail; and
  * a kill -9 with a thinned history still resumes exactly. */
 #define _GNU_SOURCE
-#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,37 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "jobs/tail.h"
 #include "store/store.h"
+#include "storetest.h"
 #include "testutil.h"
 
-#define JSON_HDR "Content-Type: application/json"
-
 /* ---- store and tail, directly --------------------------------------------------------- */
-
-static char g_dir[256];
-static td_error g_err;
-
-#define EXPECT(want, expr)                                                              \
-    do {                                                                                \
-        memset(&g_err, 0, sizeof g_err);                                                \
-        td_status st_ = (expr);                                                         \
-        ck_assert_msg(st_ == (want), "%s -> %s (%s), want %s", #expr,                 \
-                      td_status_code(st_), g_err.message, td_status_code(want));        \
-    } while (0)
-#define E (&g_err)
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 /* A store in a fresh directory with one running job whose columns are epoch, loss. */
 static td_store *store_with_job(char id[TD_ID_MAX])
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/traind_hist_XXXXXX");
-    ck_assert(mkdtemp(g_dir) != NULL);
+    mk_tmpdir();
     td_store *s = NULL;
     EXPECT(TD_OK, td_store_open(&s, g_dir, E));
     float X[8] = {0, 1, 1, 0, 1, 1, 0, 0};
@@ -66,7 +46,7 @@ static td_store *store_with_job(char id[TD_ID_MAX])
 static void store_done(td_store *s)
 {
     td_store_close(s);
-    nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tmpdir();
 }
 
 /* A loss with one clear minimum at epoch 3001 (odd: never on a stride) and plateaus. */
@@ -281,61 +261,6 @@ END_TEST
 
 /* ---- a real daemon -------------------------------------------------------------------- */
 
-typedef struct call {
-    int status;
-    cJSON *json;
-    httpc_resp r;
-} call;
-
-static call req(int port, const char *method, const char *path, const char *hdrs,
-                const char *body)
-{
-    call c = {0};
-    c.status = httpc_request(port, method, path, hdrs ? hdrs : (body ? JSON_HDR : NULL), body,
-                             body ? strlen(body) : 0, &c.r);
-    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
-    return c;
-}
-
-static void done(call *c)
-{
-    cJSON_Delete(c->json);
-    httpc_free(&c->r);
-}
-
-static char *write_config(const char *text)
-{
-    char *path = strdup("/tmp/traind-hist-conf-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
-
-/* Starts a daemon (over dir when given) with the config text (NULL: defaults). */
-static httpc_daemon start(const char *dir, const char *conf_text, char **conf_out)
-{
-    char *conf = conf_text ? write_config(conf_text) : NULL;
-    const char *args[] = {"--config", conf, NULL};
-    httpc_daemon d;
-    if (httpc_daemon_start(&d, dir, conf ? args : NULL, NULL) <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    if (conf_out)
-        *conf_out = conf;
-    else if (conf)
-        unlink(conf), free(conf);
-    return d;
-}
-
-static void stop(httpc_daemon *d)
-{
-    ck_assert_int_eq(httpc_daemon_stop(d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(d);
-}
-
 /* 40 rows of 3 features, 2 classes, from a fixed sequence; returns the dataset id. */
 static char *post_dataset(int port)
 {
@@ -354,23 +279,7 @@ static char *post_dataset(int port)
     for (int i = 0; i < 40; i++)
         p += sprintf(p, "%s%d", i ? "," : "", (i * 7 + i / 3) % 2);
     sprintf(p, "]}");
-    call c = req(port, "POST", "/v1/datasets", NULL, body);
-    ck_assert_msg(c.status == 201, "dataset: %d %s", c.status, c.r.body);
-    char *id = strdup(cJSON_GetObjectItem(c.json, "id")->valuestring);
-    done(&c);
-    return id;
-}
-
-static char *post_job(int port, const char *ds, const char *hp)
-{
-    char body[1024];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
-             ds, hp);
-    call c = req(port, "POST", "/v1/jobs", NULL, body);
-    ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
-    char *id = strdup(cJSON_GetObjectItem(c.json, "id")->valuestring);
-    done(&c);
-    return id;
+    return api_post_id(port, "/v1/datasets", body, 201);
 }
 
 /* The job's state and epoch (from GET /v1/jobs/{id}). */
@@ -378,26 +287,12 @@ static void job_state(int port, const char *id, char state[32], int64_t *epoch)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    call c = req(port, "GET", path, NULL, NULL);
+    api_call c = api_req(port, "GET", path, NULL);
     ck_assert_int_eq(c.status, 200);
     snprintf(state, 32, "%s", cJSON_GetObjectItem(c.json, "state")->valuestring);
     *epoch = (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")
                  ->valuedouble;
-    done(&c);
-}
-
-static void wait_state(int port, const char *id, const char *want, double timeout_s)
-{
-    char st[32];
-    int64_t e;
-    double t0 = httpc_now();
-    for (;;) {
-        job_state(port, id, st, &e);
-        if (strcmp(st, want) == 0)
-            return;
-        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s is %s, want %s", id, st, want);
-        usleep(10000);
-    }
+    api_done(&c);
 }
 
 static void wait_epoch(int port, const char *id, int64_t at_least, double timeout_s)
@@ -411,12 +306,12 @@ static void wait_epoch(int port, const char *id, int64_t at_least, double timeou
     }
 }
 
-static call get(int port, const char *fmt, const char *id, const char *query)
+static api_call get(int port, const char *fmt, const char *id, const char *query)
 {
     char path[256];
     int n = snprintf(path, sizeof path, fmt, id);
     snprintf(path + n, sizeof path - (size_t)n, "%s", query ? query : "");
-    return req(port, "GET", path, NULL, NULL);
+    return api_req(port, "GET", path, NULL);
 }
 
 static int64_t count_of(const char *body, const char *needle)
@@ -428,7 +323,7 @@ static int64_t count_of(const char *body, const char *needle)
 }
 
 /* The epoch column of a /losses answer. */
-static const cJSON *epochs_of(const call *c)
+static const cJSON *epochs_of(const api_call *c)
 {
     const cJSON *e = cJSON_GetObjectItem(c->json, "epoch");
     ck_assert_msg(cJSON_IsArray(e), "no epoch column: %.200s", c->r.body);
@@ -446,11 +341,11 @@ static int64_t at(const cJSON *arr, int i)
 START_TEST(bound_keeps_first_best_latest)
 {
     /* The whole history, unbounded... */
-    httpc_daemon d = start(NULL, NULL, NULL);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, NOISY_HP);
-    wait_state(d.port, job, "succeeded", 60);
-    call full = get(d.port, "/v1/jobs/%s/losses", job, NULL);
+    char *job = api_post_job(d.port, "softmax", ds, NOISY_HP);
+    api_wait_state(d.port, job, "succeeded", 60);
+    api_call full = get(d.port, "/v1/jobs/%s/losses", job, NULL);
     ck_assert_int_eq(full.status, 200);
     const cJSON *fe = epochs_of(&full), *fl = cJSON_GetObjectItem(full.json, "loss");
     ck_assert_int_eq(cJSON_GetArraySize(fe), 10000);
@@ -459,15 +354,15 @@ START_TEST(bound_keeps_first_best_latest)
         if (cJSON_GetArrayItem(fl, i)->valuedouble < cJSON_GetArrayItem(fl, best)->valuedouble)
             best = i;
     int64_t best_epoch = best + 1;
-    stop(&d);
+    api_stop(&d);
     free(ds), free(job);
 
     /* ...and the same job under history_max_rows = 500: stride 32 (10000/32 + 3 <= 500). */
-    d = start(NULL, "history_max_rows = 500\n", NULL);
+    d = api_start(NULL, "history_max_rows = 500\n", NULL, NULL);
     ds = post_dataset(d.port);
-    job = post_job(d.port, ds, NOISY_HP);
-    wait_state(d.port, job, "succeeded", 60);
-    call c = get(d.port, "/v1/jobs/%s/losses", job, NULL);
+    job = api_post_job(d.port, "softmax", ds, NOISY_HP);
+    api_wait_state(d.port, job, "succeeded", 60);
+    api_call c = get(d.port, "/v1/jobs/%s/losses", job, NULL);
     ck_assert_int_eq(c.status, 200);
     const cJSON *ep = epochs_of(&c), *loss = cJSON_GetObjectItem(c.json, "loss");
     int n = cJSON_GetArraySize(ep);
@@ -489,55 +384,55 @@ START_TEST(bound_keeps_first_best_latest)
                   cJSON_GetArrayItem(fl, (int)e - 1)->valuedouble);
     }
     ck_assert_msg(has_best, "best epoch %lld was dropped", (long long)best_epoch);
-    done(&c);
-    done(&full);
-    stop(&d);
+    api_done(&c);
+    api_done(&full);
+    api_stop(&d);
     free(ds), free(job);
 }
 END_TEST
 
 START_TEST(losses_page_and_downsample)
 {
-    httpc_daemon d = start(NULL, NULL, NULL);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":3000}");
-    wait_state(d.port, job, "succeeded", 60);
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":3000}");
+    api_wait_state(d.port, job, "succeeded", 60);
 
-    call c = get(d.port, "/v1/jobs/%s/losses", job, "?max_points=7");
+    api_call c = get(d.port, "/v1/jobs/%s/losses", job, "?max_points=7");
     ck_assert_int_eq(c.status, 200);
     const cJSON *ep = epochs_of(&c);
     ck_assert_int_eq(cJSON_GetArraySize(ep), 7);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "loss")), 7);
     for (int k = 0; k < 7; k++) /* evenly spaced: row round(k * 2999 / 6), first and last */
         ck_assert_int_eq(at(ep, k), 1 + (k * 2999 + 3) / 6);
-    done(&c);
+    api_done(&c);
     c = get(d.port, "/v1/jobs/%s/losses", job, "?max_points=7&format=csv");
     ck_assert_int_eq(c.status, 200);
     ck_assert_int_eq(count_of(c.r.body, "\n"), 8); /* header + 7 */
     ck_assert_ptr_nonnull(strstr(c.r.body, "\n3000,"));
-    done(&c);
+    api_done(&c);
     c = get(d.port, "/v1/jobs/%s/losses", job, "?after_epoch=2990");
     ep = epochs_of(&c);
     ck_assert_int_eq(cJSON_GetArraySize(ep), 10);
     ck_assert_int_eq(at(ep, 0), 2991);
     ck_assert_int_eq(at(ep, 9), 3000);
-    done(&c);
+    api_done(&c);
     c = get(d.port, "/v1/jobs/%s/losses", job, "?after_epoch=100&limit=5");
     ep = epochs_of(&c);
     ck_assert_int_eq(cJSON_GetArraySize(ep), 5);
     ck_assert_int_eq(at(ep, 0), 101);
     ck_assert_int_eq(at(ep, 4), 105);
-    done(&c);
+    api_done(&c);
     c = get(d.port, "/v1/jobs/%s/losses", job, "?after_epoch=2000&max_points=3");
     ep = epochs_of(&c);
     ck_assert_int_eq(cJSON_GetArraySize(ep), 3);
     ck_assert_int_eq(at(ep, 0), 2001);
     ck_assert_int_eq(at(ep, 1), 2501);
     ck_assert_int_eq(at(ep, 2), 3000);
-    done(&c);
+    api_done(&c);
     c = get(d.port, "/v1/jobs/%s/losses", job, "?after_epoch=3000");
     ck_assert_int_eq(cJSON_GetArraySize(epochs_of(&c)), 0);
-    done(&c);
+    api_done(&c);
 
     /* Bad values: 422 naming the parameter. */
     static const char *const bad[][2] = {
@@ -550,7 +445,7 @@ START_TEST(losses_page_and_downsample)
         const cJSON *e = cJSON_GetObjectItem(c.json, "error");
         ck_assert_str_eq(cJSON_GetObjectItem(e, "field")->valuestring, bad[i][1]);
         ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(e, "message")->valuestring, bad[i][1]));
-        done(&c);
+        api_done(&c);
     }
     static const char *const bad_ev[][2] = {
         {"?max_rate=-1", "max_rate"}, {"?max_rate=1001", "max_rate"}, {"?every=0", "every"}};
@@ -560,9 +455,9 @@ START_TEST(losses_page_and_downsample)
         ck_assert_str_eq(
             cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "error"), "field")->valuestring,
             bad_ev[i][1]);
-        done(&c);
+        api_done(&c);
     }
-    stop(&d);
+    api_stop(&d);
     free(ds), free(job);
 }
 END_TEST
@@ -582,12 +477,12 @@ static void *read_stream(void *p)
 
 START_TEST(events_coalesce_in_order)
 {
-    httpc_daemon d = start(NULL, "workers = 1\n", NULL);
+    httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
     char *ds = post_dataset(d.port);
     /* One worker, busy: the watched job waits in the queue until the blocker goes. */
-    char *blocker = post_job(d.port, ds, "{\"epochs\":10000000}");
+    char *blocker = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     wait_epoch(d.port, blocker, 1, 30);
-    char *job = post_job(d.port, ds, "{\"epochs\":20000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":20000}");
     stream_arg a = {.port = d.port};
     snprintf(a.path, sizeof a.path, "/v1/jobs/%s/events", job);
     pthread_t th;
@@ -595,9 +490,9 @@ START_TEST(events_coalesce_in_order)
     usleep(300000); /* the stream sees the job queued */
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", blocker);
-    call c = req(d.port, "POST", path, NULL, NULL);
+    api_call c = api_req(d.port, "POST", path, NULL);
     ck_assert_int_eq(c.status, 202);
-    done(&c);
+    api_done(&c);
     pthread_join(th, NULL);
     ck_assert_int_eq(a.r.status, 200);
     const char *b = a.r.body;
@@ -623,58 +518,58 @@ START_TEST(events_coalesce_in_order)
     fprintf(stderr, "events_coalesce_in_order: %lld progress events in %.2f s for 20000 epochs\n",
             (long long)n, a.r.elapsed_s);
     httpc_free(&a.r);
-    stop(&d);
+    api_stop(&d);
     free(ds), free(blocker), free(job);
 }
 END_TEST
 
 START_TEST(events_every_and_last_event_id)
 {
-    httpc_daemon d = start(NULL, NULL, NULL);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":3000}");
-    wait_state(d.port, job, "succeeded", 60);
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":3000}");
+    api_wait_state(d.port, job, "succeeded", 60);
     /* every: the multiples, replayed from the stored history, then the state */
-    call c = get(d.port, "/v1/jobs/%s/events", job, "?every=1000");
+    api_call c = get(d.port, "/v1/jobs/%s/events", job, "?every=1000");
     ck_assert_int_eq(c.status, 200);
     ck_assert_int_eq(count_of(c.r.body, "event: progress"), 3);
     const char *p1 = strstr(c.r.body, "id: 1000\n"), *p2 = strstr(c.r.body, "id: 2000\n"),
                *p3 = strstr(c.r.body, "id: 3000\n"), *s = strstr(c.r.body, "\"succeeded\"");
     ck_assert(p1 && p2 && p3 && s && p1 < p2 && p2 < p3 && p3 < s);
-    done(&c);
+    api_done(&c);
     c = get(d.port, "/v1/jobs/%s/events", job, "?every=7");
     ck_assert_int_eq(count_of(c.r.body, "event: progress"), 3000 / 7 + 1); /* + the final */
     ck_assert_ptr_nonnull(strstr(c.r.body, "id: 2996\n"));
     ck_assert_ptr_nonnull(strstr(c.r.body, "id: 3000\n"));
-    done(&c);
+    api_done(&c);
     /* the default rate: a finished job sends its final epoch and its state */
     c = get(d.port, "/v1/jobs/%s/events", job, NULL);
     ck_assert_int_eq(count_of(c.r.body, "event: progress"), 1);
     ck_assert_ptr_nonnull(strstr(c.r.body, "id: 3000\n"));
     ck_assert_ptr_nonnull(strstr(c.r.body, "\"epochs\":3000}"));
-    done(&c);
+    api_done(&c);
     /* Last-Event-ID resumes after it */
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s/events?max_rate=0", job);
-    c = req(d.port, "GET", path, "Last-Event-ID: 2995", NULL);
+    c = api_reqh(d.port, "GET", path, "Last-Event-ID: 2995", NULL);
     ck_assert_int_eq(count_of(c.r.body, "event: progress"), 5);
     ck_assert(strstr(c.r.body, "id: 2996\n") < strstr(c.r.body, "id: 3000\n"));
     ck_assert_ptr_null(strstr(c.r.body, "id: 2995\n"));
-    done(&c);
-    c = req(d.port, "GET", path, "Last-Event-ID: 3000", NULL);
+    api_done(&c);
+    c = api_reqh(d.port, "GET", path, "Last-Event-ID: 3000", NULL);
     ck_assert_int_eq(count_of(c.r.body, "event: progress"), 0);
     ck_assert_ptr_nonnull(strstr(c.r.body, "\"state\":\"succeeded\""));
-    done(&c);
-    stop(&d);
+    api_done(&c);
+    api_stop(&d);
     free(ds), free(job);
 }
 END_TEST
 
 START_TEST(idle_streams_keep_memory_flat)
 {
-    httpc_daemon d = start(NULL, NULL, NULL);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":10000000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     wait_epoch(d.port, job, 20000, 60); /* a long history already */
     long before = httpc_proc_kb(d.pid, "VmRSS");
     ck_assert_int_ge(before, 0);
@@ -693,9 +588,9 @@ START_TEST(idle_streams_keep_memory_flat)
     }
     sleep(1); /* they never read; the job trains on */
     long after = httpc_proc_kb(d.pid, "VmRSS");
-    call c = req(d.port, "GET", "/healthz", NULL, NULL);
+    api_call c = api_req(d.port, "GET", "/healthz", NULL);
     ck_assert_int_eq(c.status, 200);
-    done(&c);
+    api_done(&c);
     int64_t e0;
     char st[32];
     job_state(d.port, job, st, &e0);
@@ -713,18 +608,18 @@ START_TEST(idle_streams_keep_memory_flat)
     ck_assert_msg(after - before < NS * per_stream_kb, "VmRSS grew %ld kB with %d idle streams",
                   after - before, NS);
     snprintf(request, sizeof request, "/v1/jobs/%s/cancel", job);
-    c = req(d.port, "POST", request, NULL, NULL);
-    done(&c);
-    stop(&d);
+    c = api_req(d.port, "POST", request, NULL);
+    api_done(&c);
+    api_stop(&d);
     free(ds), free(job);
 }
 END_TEST
 
 START_TEST(running_losses_include_tail)
 {
-    httpc_daemon d = start(NULL, "checkpoint_interval_s = 3600\n", NULL);
+    httpc_daemon d = api_start(NULL, "checkpoint_interval_s = 3600\n", NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, "{\"epochs\":10000000}");
+    char *job = api_post_job(d.port, "softmax", ds, "{\"epochs\":10000000}");
     wait_epoch(d.port, job, 1000, 60);
     for (int round = 0; round < 5; round++) {
         /* the job object shows the store's epoch; /losses has at least that, no gaps */
@@ -733,19 +628,19 @@ START_TEST(running_losses_include_tail)
         job_state(d.port, job, st, &e0);
         char q[64];
         snprintf(q, sizeof q, "?after_epoch=%lld", (long long)(e0 - 10));
-        call c = get(d.port, "/v1/jobs/%s/losses", job, q);
+        api_call c = get(d.port, "/v1/jobs/%s/losses", job, q);
         const cJSON *ep = epochs_of(&c);
         int n = cJSON_GetArraySize(ep);
         ck_assert_msg(n >= 10, "%d rows after epoch %lld", n, (long long)(e0 - 10));
         for (int i = 0; i < n; i++)
             ck_assert_int_eq(at(ep, i), e0 - 9 + i);
-        done(&c);
+        api_done(&c);
     }
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", job);
-    call c = req(d.port, "POST", path, NULL, NULL);
-    done(&c);
-    wait_state(d.port, job, "cancelled", 30);
+    api_call c = api_req(d.port, "POST", path, NULL);
+    api_done(&c);
+    api_wait_state(d.port, job, "cancelled", 30);
     /* everything trained is stored at the end: gap-free from 1 */
     int64_t e;
     char st[32];
@@ -754,8 +649,8 @@ START_TEST(running_losses_include_tail)
     const cJSON *ep = epochs_of(&c);
     ck_assert_int_eq(cJSON_GetArraySize(ep), e);
     ck_assert_int_eq(at(ep, (int)e - 1), e);
-    done(&c);
-    stop(&d);
+    api_done(&c);
+    api_stop(&d);
     free(ds), free(job);
 }
 END_TEST
@@ -767,18 +662,18 @@ START_TEST(resume_with_thinned_history_is_exact)
 {
     const char *conf = "checkpoint_interval_s = 0\nworkers = 1\nhistory_max_rows = 12\n";
     const char *hp = "{\"epochs\":400,\"lr\":0.5,\"batch_size\":4,\"seed\":3}";
-    httpc_daemon d = start(NULL, conf, NULL);
+    httpc_daemon d = api_start(NULL, conf, NULL, NULL);
     char *ds = post_dataset(d.port);
-    char *job = post_job(d.port, ds, hp);
+    char *job = api_post_job(d.port, "softmax", ds, hp);
     wait_epoch(d.port, job, 60, 60);
     httpc_daemon_stop(&d, SIGKILL, 10);
-    httpc_daemon r = start(d.dir, "checkpoint_interval_s = 3600\nworkers = 1\n"
-                           "history_max_rows = 12\n", NULL);
-    wait_state(r.port, job, "succeeded", 60);
-    char *ref = post_job(r.port, ds, hp);
-    wait_state(r.port, ref, "succeeded", 60);
-    call a = get(r.port, "/v1/jobs/%s/losses", job, NULL);
-    call b = get(r.port, "/v1/jobs/%s/losses", ref, NULL);
+    httpc_daemon r = api_start(d.dir, "checkpoint_interval_s = 3600\nworkers = 1\n"
+                           "history_max_rows = 12\n", NULL, NULL);
+    api_wait_state(r.port, job, "succeeded", 60);
+    char *ref = api_post_job(r.port, "softmax", ds, hp);
+    api_wait_state(r.port, ref, "succeeded", 60);
+    api_call a = get(r.port, "/v1/jobs/%s/losses", job, NULL);
+    api_call b = get(r.port, "/v1/jobs/%s/losses", ref, NULL);
     const cJSON *ea = epochs_of(&a), *eb = epochs_of(&b);
     ck_assert_int_le(cJSON_GetArraySize(ea), 12);
     ck_assert_int_eq(cJSON_GetArraySize(ea), cJSON_GetArraySize(eb));
@@ -791,8 +686,8 @@ START_TEST(resume_with_thinned_history_is_exact)
                           "%s differs at row %d", cols[k], i);
     }
     ck_assert_int_eq(at(ea, cJSON_GetArraySize(ea) - 1), 400);
-    done(&a), done(&b);
-    stop(&r);
+    api_done(&a), api_done(&b);
+    api_stop(&r);
     free(ds), free(job), free(ref);
 }
 END_TEST

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 /* ---- the generator ----------------------------------------------------------------- */
@@ -441,69 +441,21 @@ static int has_error_object(const httpc_resp *r)
 
 /* ---- the test ------------------------------------------------------------------------ */
 
-static char *post_for_id(int port, const char *path, const char *body, int want)
-{
-    httpc_resp r;
-    int st = httpc_request(port, "POST", path, "Content-Type: application/json", body,
-                           strlen(body), &r);
-    ck_assert_msg(st == want, "POST %s: %d %s", path, st, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    ck_assert(cJSON_IsString(id));
-    char *out = strdup(id->valuestring);
-    cJSON_Delete(j);
-    httpc_free(&r);
-    return out;
-}
-
-static void wait_done(int port, const char *job)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", job);
-    for (int i = 0; i < 1000; i++) {
-        httpc_resp r;
-        ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
-        int done = strstr(r.body, "\"state\":\"succeeded\"") != NULL;
-        ck_assert_msg(!strstr(r.body, "\"state\":\"failed\""), "job failed: %s", r.body);
-        httpc_free(&r);
-        if (done)
-            return;
-        usleep(20000);
-    }
-    ck_abort_msg("job %s did not finish", job);
-}
-
-static char *write_conf(const char *text)
-{
-    char *path = strdup("/tmp/traind-mutate-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
-
 START_TEST(mutated_requests_get_4xx_error_objects)
 {
     const char *seed_env = getenv("TD_MUTATE_SEED"), *n_env = getenv("TD_MUTATE_N");
     uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 7;
     int N = n_env ? atoi(n_env) : 600;
     g_rng = seed;
-    char *conf = write_conf("workers = 1\nmax_queued_jobs = 4\nmax_body_mb = 1\n"
-                            "connection_timeout_s = 10\n");
-    const char *args[] = {"--config", conf, NULL};
-    httpc_daemon d;
-    int port = httpc_daemon_start(&d, NULL, args, NULL);
-    if (port <= 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("daemon did not start: %s", log);
-    }
-    char *ds = post_for_id(port, "/v1/datasets", DS_JSON, 201);
+    httpc_daemon d = api_start(NULL, "workers = 1\nmax_queued_jobs = 4\nmax_body_mb = 1\n"
+                                     "connection_timeout_s = 10\n", NULL, NULL);
+    int port = d.port;
+    char *ds = api_post_id(port, "/v1/datasets", DS_JSON, 201);
     char body[1024];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":3}}", ds);
-    char *job = post_for_id(port, "/v1/jobs", body, 202);
-    wait_done(port, job);
+    char *job = api_post_id(port, "/v1/jobs", body, 202);
+    api_expect_state(port, job, "succeeded", 20);
 
     /* The templates ("%s": the dataset id in bodies and queries, the job id in paths). */
     char job_bodies[4][512];
@@ -585,14 +537,8 @@ START_TEST(mutated_requests_get_4xx_error_objects)
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/loss", "Content-Type: application/json",
                                    LOSSES[3], strlen(LOSSES[3]), &r), 200);
     httpc_free(&r);
-    int code = httpc_daemon_stop(&d, SIGTERM, 20);
-    if (code != 0) {
-        char *log = httpc_daemon_log(&d);
-        ck_abort_msg("exit code %d at SIGTERM; log:\n%s", code, log);
-    }
-    httpc_daemon_cleanup(&d);
-    unlink(conf);
-    free(conf), free(ds), free(job);
+    api_stop(&d);
+    free(ds), free(job);
 }
 END_TEST
 

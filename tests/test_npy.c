@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 #define PY "/usr/bin/python3"
@@ -36,8 +36,8 @@ static char g_gen[300];              /* the generated bodies */
 
 static void setup(void)
 {
-    g_port = httpc_daemon_start(&g_d, NULL, NULL, NULL);
-    ck_assert_msg(g_port > 0, "daemon did not start");
+    g_d = api_start(NULL, NULL, NULL, NULL);
+    g_port = g_d.port;
     snprintf(g_gen, sizeof g_gen, "%s/gen", g_d.dir);
     char cmd[800];
     snprintf(cmd, sizeof cmd, "mkdir -p %s && " PY " tests/npy_gen.py %s", g_gen, g_gen);
@@ -46,23 +46,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ck_assert_int_eq(httpc_daemon_stop(&g_d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&g_d);
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
+    api_stop(&g_d);
 }
 
 static void spit(const char *path, const char *data, size_t len)
@@ -95,14 +79,12 @@ static char *upload(const char *file)
     char path[400];
     size_t len;
     snprintf(path, sizeof path, "%s/%s", g_gen, file);
-    char *body = slurp(path, &len);
-    httpc_resp r;
-    int st = post_raw("/v1/datasets", type_of(file), body, len, &r);
-    ck_assert_msg(st == 201, "%s: %d %s", file, st, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    char *id = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
-    cJSON_Delete(j);
-    httpc_free(&r);
+    char *body = tu_read_file(path, &len);
+    api_call c = api_req_n(g_port, "POST", "/v1/datasets", type_of(file), body, len);
+    ck_assert_msg(c.status == 201 && api_str(c.json, "id"), "%s: %d %s", file, c.status,
+                  c.r.body);
+    char *id = strdup(api_str(c.json, "id"));
+    api_done(&c);
     free(body);
     return id;
 }
@@ -144,27 +126,9 @@ static char *train(const char *ds, const char *model, const char *hp)
     char body[600];
     snprintf(body, sizeof body, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
              model, ds, hp);
-    httpc_resp r;
-    int st = post_raw("/v1/jobs", "Content-Type: application/json", body, strlen(body), &r);
-    ck_assert_msg(st == 202, "%s: %d %s", body, st, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    char *id = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
-    cJSON_Delete(j);
-    httpc_free(&r);
-    char path[120];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (int i = 0; i < 3000; i++) {
-        char *s = get(path, NULL, NULL);
-        int ok = strstr(s, "\"state\":\"succeeded\"") != NULL;
-        int bad = strstr(s, "\"state\":\"failed\"") || strstr(s, "\"state\":\"cancelled\"");
-        ck_assert_msg(!bad, "job failed: %s", s);
-        free(s);
-        if (ok)
-            return id;
-        usleep(10000);
-    }
-    ck_abort_msg("job %s did not finish", id);
-    return NULL;
+    char *id = api_post_id(g_port, "/v1/jobs", body, 202);
+    api_expect_state(g_port, id, "succeeded", 30);
+    return id;
 }
 
 static char *model_json(const char *job)
@@ -263,7 +227,7 @@ START_TEST(npy_errors)
         char path[400];
         size_t len;
         snprintf(path, sizeof path, "%s/%s", g_gen, cases[i].file);
-        char *body = slurp(path, &len);
+        char *body = tu_read_file(path, &len);
         httpc_resp r;
         int st = post_raw("/v1/datasets", strstr(cases[i].file, ".json")
                                               ? "Content-Type: application/zip"
@@ -282,7 +246,7 @@ START_TEST(npy_errors)
     char path0[400];
     size_t blen;
     snprintf(path0, sizeof path0, "%s/X.npy", g_gen);
-    char *xb = slurp(path0, &blen);
+    char *xb = tu_read_file(path0, &blen);
     int fd = httpc_connect(g_port);
     ck_assert_int_ge(fd, 0);
     char head[200];
@@ -379,7 +343,7 @@ static char *json_X(void)
     char path[400];
     size_t len;
     snprintf(path, sizeof path, "%s/data.json", g_gen);
-    char *s = slurp(path, &len), *y = strstr(s, ", \"y\":");
+    char *s = tu_read_file(path, &len), *y = strstr(s, ", \"y\":");
     ck_assert_ptr_nonnull(y);
     strcpy(y, "}");
     return s;
@@ -391,7 +355,7 @@ static void check_exports(const char *job, const char *what)
     size_t len, nlen;
     char *jx = json_X();
     snprintf(path, sizeof path, "%s/X.npy", g_gen);
-    char *npy = slurp(path, &nlen);
+    char *npy = tu_read_file(path, &nlen);
     /* an .npy body answers as the JSON body does, byte for byte */
     char *pj = predict(job, "Content-Type: application/json", jx, strlen(jx), NULL);
     char *pn = predict(job, "Content-Type: application/x-npy", npy, nlen, NULL);
@@ -455,7 +419,7 @@ static void check_exports(const char *job, const char *what)
              "> X.txt && ./main < X.txt > out.txt", g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: the C header does not compile clean or run", what);
     snprintf(path, sizeof path, "%s/out.txt", g_gen);
-    char *out = slurp(path, &len);
+    char *out = tu_read_file(path, &len);
     cJSON *p = cJSON_Parse(pj);
     const cJSON *probs = cJSON_GetObjectItem(p, "probabilities");
     if (!probs)

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "http/auth.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 #include "util/config.h"
 #include "util/text.h"
@@ -35,7 +35,7 @@ static void put_file(const char *path, const char *text)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* A fresh directory holding traind.conf (conf_text) and, when tokens is non-NULL,
+/* A fresh directory holding API_CONF (conf_text) and, when tokens is non-NULL,
  * tokens.txt (named by conf_text as "@TOKENS@"). Starts the daemon there with extra args
  * and env; returns the port, or -1 when it exited (d->exit_code). */
 static int start_in(httpc_daemon *d, char dir[256], const char *conf_text, const char *tokens,
@@ -43,21 +43,15 @@ static int start_in(httpc_daemon *d, char dir[256], const char *conf_text, const
 {
     snprintf(dir, 256, "/tmp/traind-sec-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    char conf[300], tok[300], text[4096];
-    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
+    char tok[300], text[4096];
     snprintf(tok, sizeof tok, "%s/tokens.txt", dir);
     const char *at = strstr(conf_text, "@TOKENS@");
     if (at)
         snprintf(text, sizeof text, "%.*s%s%s", (int)(at - conf_text), conf_text, tok, at + 8);
     else
         snprintf(text, sizeof text, "%s", conf_text);
-    put_file(conf, text);
     if (tokens) put_file(tok, tokens);
-    const char *args[16] = {"--config", conf};
-    int n = 2;
-    for (int i = 0; extra && extra[i] && n < 15; i++) args[n++] = extra[i];
-    args[n] = NULL;
-    return httpc_daemon_start(d, dir, args, env);
+    return api_start_any(d, dir, text, extra, env);
 }
 
 static int start_ok(httpc_daemon *d, char dir[256], const char *conf_text, const char *tokens,
@@ -69,12 +63,6 @@ static int start_ok(httpc_daemon *d, char dir[256], const char *conf_text, const
         ck_abort_msg("daemon did not start: %s", log);
     }
     return port;
-}
-
-static void stop(httpc_daemon *d)
-{
-    ck_assert_int_eq(httpc_daemon_stop(d, SIGTERM, 20.0), 0);
-    httpc_daemon_cleanup(d);
 }
 
 /* A request with a bearer token (NULL = none); returns the status, out filled. */
@@ -321,7 +309,7 @@ START_TEST(scopes_and_audit)
     ck_assert_ptr_null(strstr(log, WRITE_TOK));
     ck_assert_ptr_null(strstr(log, DEFAULT_TOK));
     free(log);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -341,7 +329,7 @@ START_TEST(bad_tokens_file_refused_at_start)
     int port = start_in(&d, dir, "tokens_file = @TOKENS@\n", "ops write abcdefgh1\n", any, NULL);
     ck_assert_int_gt(port, 0);
     ck_assert(log_has(&d, "no TLS on the non-loopback 0.0.0.0:0"));
-    stop(&d);
+    api_stop(&d);
     ck_assert_int_eq(start_in(&d, dir, "", NULL, any, NULL), -1);
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 5), 2);
     ck_assert(log_has(&d, "refusing to listen on 0.0.0.0:0 without an auth token"));
@@ -406,7 +394,7 @@ START_TEST(sighup_reloads_tokens)
 
     /* log_level reloads; a key that needs a restart says so and keeps its value. */
     char conf[300], text[600];
-    snprintf(conf, sizeof conf, "%s/traind.conf", dir);
+    snprintf(conf, sizeof conf, "%s/" API_CONF, dir);
     snprintf(text, sizeof text, "tokens_file = %s\nlog_level = warn\nworkers = 7\n", tok);
     put_file(conf, text);
     put_file(tok, "new write new-secret-0003\n");
@@ -422,7 +410,7 @@ START_TEST(sighup_reloads_tokens)
     ck_assert_int_eq(status_of(port, "POST", cancel, "new-secret-0003", NULL), 202);
     /* At warn, the info-level audit lines stop. */
     ck_assert(!log_has(&d, "path=/v1/jobs/x/cancel"));
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -495,7 +483,7 @@ static void modes_under_umask(mode_t mask, int preexisting)
     int files = check_modes(state);
     ck_assert_int_ge(files, 4);
     if (preexisting) ck_assert(log_has(&d, "took group/other access off 2 entries"));
-    stop(&d);
+    api_stop(&d);
 }
 
 START_TEST(state_private_under_umask_000) { modes_under_umask(0, 0); }
@@ -511,8 +499,7 @@ END_TEST
 
 START_TEST(both_framings_400_and_close)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int fd = httpc_connect(d.port);
     ck_assert_int_ge(fd, 0);
     /* If a proxy framed by Content-Length, the chunked "0" ends nothing and the GET is
@@ -534,14 +521,13 @@ START_TEST(both_framings_400_and_close)
     ck_assert_int_eq(call(d.port, "GET", "/v1/datasets", NULL, NULL, &r), 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\"datasets\":[]")); /* nothing was stored */
     httpc_free(&r);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
 START_TEST(stored_strings_are_utf8_without_nul)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     httpc_resp r;
     const struct { const char *body, *field; } bad[] = {
@@ -580,14 +566,13 @@ START_TEST(stored_strings_are_utf8_without_nul)
                                    2, &r), 422);
     expect_error(&r, "invalid_argument", "Idempotency-Key");
     httpc_free(&r);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
 START_TEST(errors_escape_what_they_echo)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     httpc_resp r;
     /* MHD decodes %FF%0A in the path: the message echoes the id, escaped. */
     ck_assert_int_eq(call(d.port, "GET", "/v1/jobs/a%FF%0Ab", NULL, NULL, &r), 404);
@@ -603,14 +588,13 @@ START_TEST(errors_escape_what_they_echo)
     expect_error(&r, "invalid_argument", "state");
     ck_assert_msg(strstr(r.body, "\\\\xC3("), "%s", r.body);
     httpc_free(&r);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
 START_TEST(unknown_cursor_is_422)
 {
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     httpc_resp r;
     for (int i = 0; i < 3; i++)
@@ -634,7 +618,7 @@ START_TEST(unknown_cursor_is_422)
     expect_error(&r, "invalid_argument", "after");
     httpc_free(&r);
     ck_assert_int_eq(status_of(port, "GET", "/v1/jobs?after=", NULL, NULL), 200);
-    stop(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -643,8 +627,7 @@ END_TEST
 START_TEST(https_only_when_configured)
 {
     ck_assert_int_eq(httpc_tls_on(), 0);
-    httpc_daemon d;
-    ck_assert_int_gt(httpc_daemon_start(&d, NULL, NULL, NULL), 0);
+    httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     httpc_resp r;
     ck_assert_int_eq(call(d.port, "POST", "/v1/datasets", NULL, DS_JSON, &r), 201);
     ck_assert_ptr_nonnull(strstr(r.body, "\"n_samples\":4"));
@@ -680,7 +663,7 @@ START_TEST(https_only_when_configured)
     struct pollfd pf = {fd_old, POLLIN, 0};
     ck_assert_int_eq(poll(&pf, 1, 0), 0); /* not closed by the reload */
     close(fd_old);
-    stop(&d);
+    api_stop(&d);
 
     /* A key that is not the certificate's, or one file of the two: refused at start. */
     httpc_tls_off(); /* start_in's own config below, not the harness's */

@@ -17,7 +17,7 @@
 
 #include "http/http.h"
 #include "http/server.h"
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ test routes ---- */
@@ -791,8 +791,7 @@ START_TEST(daemon_auth_and_refusal)
     ck_assert_int_eq(httpc_request(port, "GET", "/metrics",
                                    "Authorization: Bearer env-token-123456", NULL, 0, &r), 401);
     httpc_free(&r);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10.0), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -929,8 +928,7 @@ START_TEST(daemon_connection_abuse)
     ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
     ck_assert_msg(has(r.body, "traind_http_connections 1\n"), "%s", r.body);
     httpc_free(&r);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10.0), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
 }
 END_TEST
 
@@ -982,8 +980,7 @@ START_TEST(daemon_survives_raw_garbage)
                       "not healthy after case %zu", i);
         httpc_free(&r);
     }
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10.0), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
 }
 END_TEST
 

@@ -2,29 +2,15 @@
  *   engine   td_standardize_fit against hand-computed population statistics (a constant
  *            feature keeps scale 1), predictions of a standardized model equal the plain
  *            model's on standardized rows, the memory estimate counts the copy, every
- *            warning rule of td_train_warnings on small data
- *   daemon   unscaled wine (tests/data/wine.json, from scikit-learn's load_wine by
- *            tests/data/gen_wine.py) with the default softmax blows up and says so in
- *            `warnings`; with standardize: true it trains to a good accuracy, the model
- *            carries mean and scale, predict applies them; an mlp with lr 1000 warns
- *            (loss_above_chance with adam, loss_increased with sgd, which diverges)
- *   output   numbers shortest and booleans true / false through the daemon. */
+ *            warning rule of td_train_warnings on small data.
+ * The same through a live daemon is test_rest_standardize.c. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <cJSON.h>
-
-#include "httpc.h"
 #include "testutil.h"
 #include "traind/train.h"
-
-#define JSON_HDR "Content-Type: application/json"
-
-/* ---- engine ------------------------------------------------------------------------- */
 
 START_TEST(fit_is_population_std)
 {
@@ -220,201 +206,6 @@ START_TEST(warning_rules)
 }
 END_TEST
 
-/* ---- daemon ------------------------------------------------------------------------- */
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "%s is missing (tests/data/gen_wine.py makes it)", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static cJSON *call_json(int port, const char *method, const char *path, const char *body,
-                        int want)
-{
-    httpc_resp r;
-    int status = httpc_request(port, method, path, body ? JSON_HDR : NULL, body,
-                               body ? strlen(body) : 0, &r);
-    ck_assert_msg(status == want, "%s %s: %d %s", method, path, status, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    ck_assert_msg(j != NULL, "%s %s: not JSON: %s", method, path, r.body);
-    httpc_free(&r);
-    return j;
-}
-
-/* POSTs a job, waits for it to end, returns the job object. */
-static cJSON *run_job(int port, const char *body)
-{
-    cJSON *j = call_json(port, "POST", "/v1/jobs", body, 202);
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", cJSON_GetObjectItem(j, "id")->valuestring);
-    cJSON_Delete(j);
-    double t0 = httpc_now();
-    for (;;) {
-        j = call_json(port, "GET", path, NULL, 200);
-        const char *st = cJSON_GetObjectItem(j, "state")->valuestring;
-        if (strcmp(st, "queued") && strcmp(st, "running"))
-            return j;
-        ck_assert_msg(httpc_now() - t0 < 60, "%s did not end", path);
-        cJSON_Delete(j);
-        usleep(20000);
-    }
-}
-
-static int job_warns(const cJSON *job, const char *code)
-{
-    const cJSON *w = cJSON_GetObjectItem(job, "warnings");
-    ck_assert_msg(cJSON_IsArray(w), "no warnings array");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, w) {
-        ck_assert(cJSON_IsString(cJSON_GetObjectItem(c, "message")));
-        if (strcmp(cJSON_GetObjectItem(c, "code")->valuestring, code) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Accuracy of the job's predictions on wine's own rows. */
-static double wine_accuracy(int port, const char *job_id, const cJSON *wine)
-{
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddItemToObject(req, "X", cJSON_Duplicate(cJSON_GetObjectItem(wine, "X"), 1));
-    char *body = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/predict", job_id);
-    cJSON *p = call_json(port, "POST", path, body, 200);
-    free(body);
-    const cJSON *labels = cJSON_GetObjectItem(p, "labels"), *y = cJSON_GetObjectItem(wine, "y");
-    int right = 0, n = cJSON_GetArraySize(y);
-    ck_assert_int_eq(cJSON_GetArraySize(labels), n);
-    for (int i = 0; i < n; i++)
-        right += cJSON_GetArrayItem(labels, i)->valueint == cJSON_GetArrayItem(y, i)->valueint;
-    cJSON_Delete(p);
-    return (double)right / n;
-}
-
-START_TEST(wine_blows_up_unscaled_and_trains_standardized)
-{
-    httpc_daemon d;
-    int port = httpc_daemon_start(&d, NULL, NULL, NULL);
-    ck_assert_int_gt(port, 0);
-    char *text = slurp("tests/data/wine.json");
-    cJSON *wine = cJSON_Parse(text);
-    cJSON *ds = call_json(port, "POST", "/v1/datasets", text, 201);
-    char body[512];
-    const char *ds_id = cJSON_GetObjectItem(ds, "id")->valuestring;
-
-    /* the defaults (sgd, lr 0.1, full batch, 100 epochs) on raw features */
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", ds_id);
-    cJSON *job = run_job(port, body);
-    ck_assert_str_eq(cJSON_GetObjectItem(job, "state")->valuestring, "succeeded");
-    ck_assert_msg(job_warns(job, "loss_increased"), "%s", cJSON_PrintUnformatted(job));
-    ck_assert(job_warns(job, "features_unscaled"));
-    double raw_acc = wine_accuracy(port, cJSON_GetObjectItem(job, "id")->valuestring, wine);
-    cJSON_Delete(job);
-
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"standardize\":true}}", ds_id);
-    job = run_job(port, body);
-    ck_assert_str_eq(cJSON_GetObjectItem(job, "state")->valuestring, "succeeded");
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(job, "warnings")), 0);
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "hyperparameters"),
-                                               "standardize")));
-    const char *id = cJSON_GetObjectItem(job, "id")->valuestring;
-    double acc = wine_accuracy(port, id, wine);
-    ck_assert_msg(acc >= 0.97 && acc > raw_acc, "standardized %.3f, raw %.3f", acc, raw_acc);
-
-    /* the model carries wine's means (proline, feature 12: 746.893...) and stds */
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/model", id);
-    cJSON *m = call_json(port, "GET", path, NULL, 200);
-    const cJSON *st = cJSON_GetObjectItem(m, "standardize");
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "mean")), 13);
-    tu_close(cJSON_GetArrayItem(cJSON_GetObjectItem(st, "mean"), 12)->valuedouble,
-             746.8932584269663, 1e-6, 0, "mean[12]");
-    tu_close(cJSON_GetArrayItem(cJSON_GetObjectItem(st, "scale"), 12)->valuedouble,
-             314.0216568, 1e-6, 0, "scale[12]"); /* numpy X.std(0), ddof 0 */
-    cJSON_Delete(m);
-    cJSON_Delete(job);
-
-    /* an mlp with lr 1000 (adam): its first epoch already blows the loss up, so it falls
-     * from there, but ends far above log 3 */
-    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"lr\":1000,\"epochs\":10,\"standardize\":true}}", ds_id);
-    job = run_job(port, body);
-    ck_assert_msg(job_warns(job, "loss_above_chance"), "%s", cJSON_PrintUnformatted(job));
-    cJSON_Delete(job);
-    /* with sgd it diverges: failed, and the loss rose */
-    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"lr\":1000,\"optimizer\":\"sgd\",\"epochs\":20,\"standardize\":true}}", ds_id);
-    job = run_job(port, body);
-    ck_assert_msg(job_warns(job, "loss_increased"), "%s", cJSON_PrintUnformatted(job));
-    cJSON_Delete(job);
-
-    cJSON_Delete(ds);
-    cJSON_Delete(wine);
-    free(text);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
-}
-END_TEST
-
-/* Output: numbers shortest (a float32 0.1 stored and returned as 0.1), booleans true /
- * false (gmm's converged column in JSON, CSV and the job's metrics). */
-START_TEST(outputs_are_shortest_and_boolean)
-{
-    httpc_daemon d;
-    int port = httpc_daemon_start(&d, NULL, NULL, NULL);
-    ck_assert_int_gt(port, 0);
-    cJSON *ds = call_json(port, "POST", "/v1/datasets",
-                          "{\"X\":[[0.1,0.2],[0.3,1e-7],[5.1,5.2],[5.3,5.25]]}", 201);
-    const char *ds_id = cJSON_GetObjectItem(ds, "id")->valuestring;
-    char path[160], body[256];
-    snprintf(path, sizeof path, "/v1/datasets/%s/data?format=json", ds_id);
-    httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
-    ck_assert_msg(strstr(r.body, "[[0.1,0.2],[0.3,1e-07],[5.1,5.2],[5.3,5.25]]") != NULL,
-                  "%s", r.body);
-    httpc_free(&r);
-
-    snprintf(body, sizeof body, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":2,\"covariance\":\"spherical\",\"max_iter\":50}}", ds_id);
-    cJSON *job = run_job(port, body);
-    ck_assert_str_eq(cJSON_GetObjectItem(job, "state")->valuestring, "succeeded");
-    const char *id = cJSON_GetObjectItem(job, "id")->valuestring;
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "metrics"),
-                                               "converged")));
-    snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
-    cJSON *h = call_json(port, "GET", path, NULL, 200);
-    const cJSON *conv = cJSON_GetObjectItem(h, "converged"), *c;
-    int n = 0;
-    cJSON_ArrayForEach(c, conv) {
-        ck_assert(cJSON_IsBool(c));
-        n++;
-    }
-    ck_assert_int_gt(n, 1);
-    ck_assert(cJSON_IsTrue(cJSON_GetArrayItem(conv, n - 1)));
-    ck_assert(cJSON_IsFalse(cJSON_GetArrayItem(conv, 0)));
-    cJSON_Delete(h);
-    snprintf(path, sizeof path, "/v1/jobs/%s/losses?format=csv", id);
-    ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &r), 200);
-    ck_assert_msg(strstr(r.body, ",true,") && strstr(r.body, ",false,"), "%s", r.body);
-    httpc_free(&r);
-    cJSON_Delete(job);
-    cJSON_Delete(ds);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
-}
-END_TEST
-
 Suite *suite_standardize(void)
 {
     Suite *s = suite_create("standardize");
@@ -422,11 +213,6 @@ Suite *suite_standardize(void)
     tcase_add_test(tc, fit_is_population_std);
     tcase_add_test(tc, model_applies_its_standardization);
     tcase_add_test(tc, warning_rules);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("daemon");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, wine_blows_up_unscaled_and_trains_standardized);
-    tcase_add_test(tc, outputs_are_shortest_and_boolean);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,8 +26,8 @@
 #include "codec/json_util.h"
 #include "http/server.h"
 #include "codec/stream_dataset.h"
+#include "api.h"
 #include "dataset_tree.h"
-#include "httpc.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -1024,8 +1024,7 @@ START_TEST(daemon_streams_big_bodies)
     ck_assert_ptr_nonnull(strstr(resp.body, "\"field\":\"label_column\""));
     httpc_free(&resp);
     free(body);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     unlink(conf);
     free(conf);
 }
@@ -1076,8 +1075,7 @@ START_TEST(daemon_413_without_growing)
                                    big, 3u << 20, &r), 413);
     httpc_free(&r);
     free(big);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 10), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     unlink(conf);
     free(conf);
 }

@@ -31,6 +31,10 @@ void tu_close_arrays_f(const char *file, int line, const float *got, const doubl
 #define tu_close_array(got, want, n, rtol, atol, what) \
     tu_close_arrays_f(__FILE__, __LINE__, got, want, n, rtol, atol, what)
 
+/* The whole file (malloc'd, NUL-terminated; its length into *len when len is non-NULL);
+ * the test fails when it cannot be read. */
+char *tu_read_file(const char *path, size_t *len);
+
 /* Trainer helpers shared by the engine suites: create (the test fails with the error's
  * field and message otherwise), one step that must succeed, and a record column's index
  * by name (-1 when the trainer has no such column). */

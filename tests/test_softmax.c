@@ -1,4 +1,4 @@
-/* test_train.c — the softmax trainer: PyTorch optimizer trajectories, the column0
+/* test_softmax.c — the softmax trainer: PyTorch optimizer trajectories, the column0
  * regularisation reference, gradients against finite differences, the huge-l2 limit,
  * determinism, exact resume from a snapshot, divergence, early stopping, validation. */
 #include <math.h>
@@ -469,9 +469,9 @@ START_TEST(predict_gives_distributions_and_argmax)
 }
 END_TEST
 
-Suite *suite_train(void)
+Suite *suite_softmax(void)
 {
-    Suite *s = suite_create("train");
+    Suite *s = suite_create("softmax");
     TCase *tc = tcase_create("softmax");
     tcase_add_test(tc, optimizers_match_torch);
     tcase_add_test(tc, column0_matches_reference);

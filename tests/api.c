@@ -1,10 +1,12 @@
-/* httpc.c — blocking HTTP/1.1 test client and daemon launcher (see httpc.h). */
-#include "httpc.h"
+/* api.c — the test suites' HTTP client, daemon launcher and request helpers (see api.h). */
+#include "api.h"
+#include "pgtest.h"
 
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -551,3 +553,332 @@ double httpc_metric(int port, const char *name)
     httpc_free(&r);
     return v;
 }
+
+/* ---- api_*: suite helpers --------------------------------------------------------- */
+
+static char g_auth[300]; /* api_auth_set: an "Authorization: Bearer ..." line, "" = none */
+
+void api_auth_set(const char *token)
+{
+    if (token && *token)
+        snprintf(g_auth, sizeof g_auth, "Authorization: Bearer %s", token);
+    else
+        g_auth[0] = '\0';
+}
+
+api_call api_req_n(int port, const char *method, const char *path, const char *hdrs,
+                   const char *body, size_t len)
+{
+    api_call c = {0};
+    const char *h = hdrs ? hdrs : (body ? API_JSON : NULL);
+    char both[1024];
+    if (g_auth[0] && !(h && strstr(h, "Authorization:"))) {
+        snprintf(both, sizeof both, "%s%s%s", g_auth, h ? "\n" : "", h ? h : "");
+        h = both;
+    }
+    c.status = httpc_request(port, method, path, h, body, len, &c.r);
+    c.json = c.r.body ? cJSON_Parse(c.r.body) : NULL;
+    return c;
+}
+
+api_call api_reqh(int port, const char *method, const char *path, const char *hdrs,
+                  const char *body)
+{
+    return api_req_n(port, method, path, hdrs, body, body ? strlen(body) : 0);
+}
+
+api_call api_req(int port, const char *method, const char *path, const char *body)
+{
+    return api_reqh(port, method, path, NULL, body);
+}
+
+void api_done(api_call *c)
+{
+    cJSON_Delete(c->json);
+    c->json = NULL;
+    httpc_free(&c->r);
+}
+
+const char *api_str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+double api_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(cJSON_IsNumber(v), "\"%s\" is not a number", k);
+    return v->valuedouble;
+}
+
+int api_is(const cJSON *o, const char *k, const char *want)
+{
+    const char *v = api_str(o, k);
+    return v && strcmp(v, want) == 0;
+}
+
+const cJSON *api_item(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(v != NULL, "no \"%s\" in the answer", k);
+    return v;
+}
+
+void api_expect_error(const api_call *c, int status, const char *code, const char *field)
+{
+    const char *body = c->r.body ? c->r.body : "";
+    ck_assert_msg(c->status == status, "status %d, want %d: %s", c->status, status, body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->json, "error");
+    ck_assert_msg(cJSON_IsObject(e), "no error object in %s", body);
+    ck_assert_msg(api_str(e, "message") && *api_str(e, "message"), "no message in %s", body);
+    ck_assert_msg(api_str(e, "code") && *api_str(e, "code"), "no code in %s", body);
+    if (code)
+        ck_assert_str_eq(api_str(e, "code"), code);
+    if (field && !*field)
+        ck_assert_msg(api_str(e, "field") == NULL, "unexpected field in %s", body);
+    else if (field)
+        ck_assert_msg(api_str(e, "field") && strcmp(api_str(e, "field"), field) == 0,
+                      "field should be \"%s\": %s", field, body);
+}
+
+char *api_post_idh(int port, const char *path, const char *hdrs, const char *body, int want)
+{
+    api_call c = api_reqh(port, "POST", path, hdrs, body);
+    ck_assert_msg(c.status == want, "POST %s: %d, want %d: %s", path, c.status, want,
+                  c.r.body ? c.r.body : "");
+    const char *id = api_str(c.json, "id");
+    ck_assert_msg(id != NULL, "POST %s: no id in %s", path, c.r.body);
+    char loc[256], *out = strdup(id);
+    ck_assert_ptr_nonnull(out);
+    if (httpc_header(&c.r, "Location", loc, sizeof loc))
+        ck_assert_msg(strstr(loc, out) != NULL, "Location %s does not name %s", loc, out);
+    else
+        ck_assert_msg(want != 201 && want != 202, "POST %s: %d without a Location", path, want);
+    api_done(&c);
+    return out;
+}
+
+char *api_post_id(int port, const char *path, const char *body, int want)
+{
+    return api_post_idh(port, path, NULL, body, want);
+}
+
+cJSON *api_json(int port, const char *method, const char *path, const char *body, int want)
+{
+    return api_jsonh(port, method, path, NULL, body, want);
+}
+
+cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdrs,
+                 const char *body, int want)
+{
+    api_call c = api_reqh(port, method, path, hdrs, body);
+    ck_assert_msg(c.status == want, "%s %s: %d, want %d: %s", method, path, c.status, want,
+                  c.r.body ? c.r.body : "");
+    ck_assert_msg(c.json != NULL, "%s %s: not JSON: %s", method, path, c.r.body);
+    cJSON *j = c.json;
+    c.json = NULL;
+    api_done(&c);
+    return j;
+}
+
+char *api_post_job(int port, const char *model, const char *ds, const char *hp)
+{
+    size_t n = strlen(model) + strlen(ds) + (hp ? strlen(hp) : 2) + 64;
+    char *body = malloc(n);
+    ck_assert_ptr_nonnull(body);
+    snprintf(body, n, "{\"model\":\"%s\",\"dataset\":\"%s\",\"hyperparameters\":%s}", model, ds,
+             hp ? hp : "{}");
+    char *id = api_post_id(port, "/v1/jobs", body, 202);
+    free(body);
+    return id;
+}
+
+api_call api_get(int port, const char *fmt, const char *id)
+{
+    char path[512];
+    snprintf(path, sizeof path, fmt, id);
+    api_call c = api_req(port, "GET", path, NULL);
+    ck_assert_msg(c.status == 200, "GET %s: %d %s", path, c.status, c.r.body ? c.r.body : "");
+    return c;
+}
+
+cJSON *api_get_json(int port, const char *fmt, const char *id)
+{
+    api_call c = api_get(port, fmt, id);
+    ck_assert_msg(c.json != NULL, "GET %s: not JSON: %s", fmt, c.r.body);
+    cJSON *j = c.json;
+    c.json = NULL;
+    api_done(&c);
+    return j;
+}
+
+char *api_get_raw(int port, const char *fmt, const char *id)
+{
+    api_call c = api_get(port, fmt, id);
+    char *b = strdup(c.r.body ? c.r.body : "");
+    ck_assert_ptr_nonnull(b);
+    api_done(&c);
+    return b;
+}
+
+cJSON *api_wait_job(int port, const char *id, double timeout_s)
+{
+    for (double t0 = httpc_now();; usleep(10000)) {
+        cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+        const char *st = api_str(j, "state");
+        ck_assert_msg(st != NULL, "job %s has no state", id);
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+            return j;
+        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s still %s after %.0f s", id, st,
+                      timeout_s);
+        cJSON_Delete(j);
+    }
+}
+
+void api_wait_state(int port, const char *id, const char *want, double timeout_s)
+{
+    for (double t0 = httpc_now();; usleep(10000)) {
+        cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+        int there = api_is(j, "state", want);
+        char st[32];
+        snprintf(st, sizeof st, "%s", api_str(j, "state") ? api_str(j, "state") : "(none)");
+        cJSON_Delete(j);
+        if (there)
+            return;
+        ck_assert_msg(strcmp(st, "succeeded") && strcmp(st, "failed") && strcmp(st, "cancelled"),
+                      "job %s ended %s, want %s", id, st, want);
+        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s is %s, want %s", id, st, want);
+    }
+}
+
+void api_expect_state(int port, const char *id, const char *state, double timeout_s)
+{
+    cJSON *j = api_wait_job(port, id, timeout_s);
+    if (strcmp(api_str(j, "state"), state) != 0) {
+        char *text = cJSON_PrintUnformatted(j);
+        ck_abort_msg("job %s ended %s, want %s: %s", id, api_str(j, "state"), state, text);
+    }
+    cJSON_Delete(j);
+}
+
+cJSON *api_wait_sweep(int port, const char *id, double timeout_s)
+{
+    for (double t0 = httpc_now();; usleep(10000)) {
+        cJSON *s = api_get_json(port, "/v1/sweeps/%s", id);
+        const char *st = api_str(s, "state");
+        ck_assert_msg(st != NULL, "sweep %s has no state", id);
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+            return s;
+        ck_assert_msg(httpc_now() - t0 < timeout_s, "sweep %s still %s after %.0f s", id, st,
+                      timeout_s);
+        cJSON_Delete(s);
+    }
+}
+
+int api_job_epoch(int port, const char *id)
+{
+    cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+    double e = api_num(api_item(j, "progress"), "epoch");
+    cJSON_Delete(j);
+    return (int)e;
+}
+
+int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char *const *args,
+                  const char *const *env)
+{
+    if (!conf)
+        return httpc_daemon_start(d, dir, args, env);
+    char tmpl[256], path[300];
+    if (!dir) { /* the config lives beside the state, so a restart over dir finds it */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(tmpl, sizeof tmpl, "%s/traind-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        ck_assert_ptr_nonnull(dir = mkdtemp(tmpl));
+    }
+    snprintf(path, sizeof path, "%s/" API_CONF, dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(conf, f);
+    fclose(f);
+    const char *argv[32] = {"--config", path};
+    int n = 2;
+    for (int i = 0; args && args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return httpc_daemon_start(d, dir, argv, env);
+}
+
+httpc_daemon api_start(const char *dir, const char *conf, const char *const *args,
+                       const char *const *env)
+{
+    httpc_daemon d;
+    if (api_start_any(&d, dir, conf, args, env) <= 0) {
+        char *log = httpc_daemon_log(&d);
+        ck_abort_msg("daemon did not start (exit %d): %s", d.exit_code, log);
+    }
+    return d;
+}
+
+void api_term(httpc_daemon *d)
+{
+    int code = httpc_daemon_stop(d, SIGTERM, 20);
+    if (code != 0) {
+        char *log = httpc_daemon_log(d);
+        ck_abort_msg("exit code %d at SIGTERM:\n%s", code, log);
+    }
+}
+
+void api_stop(httpc_daemon *d)
+{
+    api_term(d);
+    httpc_daemon_cleanup(d);
+}
+
+void api_expect_healthy(int port)
+{
+    api_call c = api_req(port, "GET", "/healthz", NULL);
+    ck_assert_int_eq(c.status, 200);
+    ck_assert_str_eq(api_str(c.json, "status"), "ok");
+    api_done(&c);
+    c = api_req(port, "GET", "/readyz", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_done(&c);
+}
+
+char *api_dataset_body(int n, int d, int K, unsigned seed)
+{
+    cJSON *o = cJSON_CreateObject(), *X = cJSON_AddArrayToObject(o, "X"),
+          *y = cJSON_AddArrayToObject(o, "y");
+    for (int i = 0; i < n; i++) {
+        cJSON *row = cJSON_CreateArray();
+        double s[16] = {0};
+        for (int j = 0; j < d; j++) {
+            seed = seed * 1103515245u + 12345u;
+            double x = (double)((seed >> 8) % 2000) / 1000.0 - 1.0;
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(x));
+            for (int k = 0; k < K && k < 16; k++)
+                s[k] += x * ((j + k) % 3 - 1) + 0.01 * k;
+        }
+        int best = 0;
+        for (int k = 1; k < K && k < 16; k++)
+            if (s[k] > s[best])
+                best = k;
+        cJSON_AddItemToArray(X, row);
+        cJSON_AddItemToArray(y, cJSON_CreateNumber(i < K ? i : best));
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    ck_assert_ptr_nonnull(s);
+    cJSON_Delete(o);
+    return s;
+}
+
+void api_https_on(void) { ck_assert_int_eq(httpc_tls_on(), 0); }
+void api_https_off(void) { httpc_tls_off(); }
+
+void api_pg_on(void)
+{
+    char uri[512];
+    td_pgtest_newdb(uri, sizeof uri);
+    httpc_store_set(uri);
+}
+void api_pg_off(void) { httpc_store_set(NULL); }

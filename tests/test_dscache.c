@@ -1,4 +1,5 @@
-/* test_shared.c — shared datasets against a real daemon (issue 13, item 5; BENCH.md W11):
+/* test_dscache.c — shared datasets (store/dscache.c) against a real daemon (issue 13,
+ * item 5; BENCH.md W11):
  *   four_jobs_share_one_dataset  four softmax jobs at once on one 24 MiB dataset add at
  *                                most 12 MiB of anonymous memory (W11's 48 MiB for 95 MiB,
  *                                scaled; a copy per job would add 96 MiB), the dataset is
@@ -14,48 +15,19 @@
 
 #include <cjson/cJSON.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "testutil.h"
 
-#define JSON_HDR "Content-Type: application/json"
 #define ROWS 24576
 #define COLS 256                 /* X: 24 MiB of float32 */
 #define NJOBS 4
-
-static httpc_daemon start_in(const char *dir, const char *conf_text)
-{
-    httpc_daemon d;
-    char conf[] = "/tmp/traind-shared-XXXXXX";
-    int fd = mkstemp(conf);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, conf_text, strlen(conf_text)), (ssize_t)strlen(conf_text));
-    close(fd);
-    const char *args[] = {"--config", conf, NULL};
-    int port = httpc_daemon_start(&d, dir, args, NULL);
-    unlink(conf);
-    ck_assert_msg(port > 0, "daemon did not start (exit %d)", d.exit_code);
-    return d;
-}
-
-/* The answer of a request as JSON (caller deletes); fails unless the status is want. */
-static cJSON *call(int port, const char *method, const char *path, const char *body,
-                   size_t len, int want)
-{
-    httpc_resp r;
-    int st = httpc_request(port, method, path, body ? JSON_HDR : NULL, body, len, &r);
-    ck_assert_msg(st == want, "%s %s: %d, want %d: %s", method, path, st, want,
-                  r.body ? r.body : "");
-    cJSON *j = cJSON_Parse(r.body);
-    httpc_free(&r);
-    return j;
-}
 
 /* job id's state and epoch. */
 static void job_status(int port, const char *id, char state[32], long *epoch)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    cJSON *j = call(port, "GET", path, NULL, 0, 200);
+    cJSON *j = api_json(port, "GET", path, NULL, 200);
     snprintf(state, 32, "%s", cJSON_GetObjectItem(j, "state")->valuestring);
     const cJSON *p = cJSON_GetObjectItem(j, "progress");
     const cJSON *e = p ? cJSON_GetObjectItem(p, "epoch") : NULL;
@@ -84,7 +56,8 @@ static char *post_dataset(int port)
         b[n++] = i + 1 < ROWS ? ',' : ']';
     }
     b[n++] = '}';
-    cJSON *j = call(port, "POST", "/v1/datasets", b, n, 201);
+    b[n] = '\0';
+    cJSON *j = api_json(port, "POST", "/v1/datasets", b, 201);
     free(b);
     char *id = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
     cJSON_Delete(j);
@@ -94,13 +67,13 @@ static char *post_dataset(int port)
 START_TEST(four_jobs_share_one_dataset)
 {
     const char *conf = "workers = 4\ncheckpoint_interval_s = 3600\n";
-    httpc_daemon d = start_in(NULL, conf);
+    httpc_daemon d = api_start(NULL, conf, NULL, NULL);
     char *ds = post_dataset(d.port);
     /* A fresh process for the measurement: the upload's parse buffers are gone. */
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
+    api_term(&d);
     char dir[256];
     snprintf(dir, sizeof dir, "%s", d.dir);
-    d = start_in(dir, conf);
+    d = api_start(dir, conf, NULL, NULL);
     int port = d.port;
     ck_assert_int_eq((long long)httpc_metric(port, "traind_dataset_checksums_total"), 0);
     long before = httpc_proc_kb(d.pid, "RssAnon");
@@ -110,7 +83,7 @@ START_TEST(four_jobs_share_one_dataset)
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":10000000,\"lr\":0.01}}", ds);
     for (int i = 0; i < NJOBS; i++) {
-        cJSON *j = call(port, "POST", "/v1/jobs", body, strlen(body), 202);
+        cJSON *j = api_json(port, "POST", "/v1/jobs", body, 202);
         ids[i] = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
         cJSON_Delete(j);
     }
@@ -147,7 +120,7 @@ START_TEST(four_jobs_share_one_dataset)
     for (int i = 0; i < NJOBS; i++) {
         char path[128];
         snprintf(path, sizeof path, "/v1/jobs/%s/cancel", ids[i]);
-        cJSON_Delete(call(port, "POST", path, NULL, 0, 202));
+        cJSON_Delete(api_json(port, "POST", path, NULL, 202));
     }
     for (int i = 0; i < NJOBS; i++) {
         char state[32];
@@ -165,15 +138,14 @@ START_TEST(four_jobs_share_one_dataset)
     while (httpc_metric(port, "traind_datasets_mapped") > 0 && httpc_now() - t0 < 10)
         usleep(10000);
     ck_assert_int_eq((long long)httpc_metric(port, "traind_datasets_mapped"), 0);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(ds);
 }
 END_TEST
 
-Suite *suite_shared(void)
+Suite *suite_dscache(void)
 {
-    Suite *s = suite_create("shared");
+    Suite *s = suite_create("dscache");
     TCase *tc = tcase_create("datasets");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, four_jobs_share_one_dataset);

@@ -1,7 +1,6 @@
-/* test_review.c — regression tests for defects found in review: the job manager against
+/* test_jobs.c — the job manager (regressions found in review): against
  * a real store in a temp directory (no HTTP), and the daemon where only it shows them. */
 #define _GNU_SOURCE
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,38 +12,11 @@
 #include <sqlite3.h>
 #include <time.h>
 
-#include "httpc.h"
+#include "api.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
+#include "storetest.h"
 #include "testutil.h"
-
-static char g_dir[256];
-static td_error g_err;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void mk_tmpdir(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/traind_review_XXXXXX");
-    ck_assert(mkdtemp(g_dir) != NULL);
-}
-
-static void rm_tmpdir(void)
-{
-    nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-#define EXPECT(want, expr)                                                              \
-    do {                                                                                \
-        memset(&g_err, 0, sizeof g_err);                                                \
-        td_status st_ = (expr);                                                         \
-        ck_assert_msg(st_ == (want), "%s -> %s (%s), want %s", #expr,                 \
-                      td_status_code(st_), g_err.message, td_status_code(want));        \
-    } while (0)
-#define E (&g_err)
 
 /* A small separable 2-class dataset (N rows, 2 features) stored in s. */
 static void put_ds(td_store *s, int64_t N, td_dataset_meta *m)
@@ -245,8 +217,7 @@ START_TEST(idempotent_inline_data_race_leaves_no_dataset)
         }
     }
     int n = count_datasets(port);
-    ck_assert_int_eq(httpc_daemon_stop(&d, SIGTERM, 20), 0);
-    httpc_daemon_cleanup(&d);
+    api_stop(&d);
     free(body);
     ck_assert_msg(n == ROUNDS, "%d datasets for %d jobs: the losers' inline data leaked", n,
                   ROUNDS);
@@ -288,10 +259,10 @@ START_TEST(history_truncate_lowers_progress)
 }
 END_TEST
 
-Suite *suite_review(void)
+Suite *suite_jobs(void)
 {
-    Suite *s = suite_create("review");
-    TCase *tc = tcase_create("review");
+    Suite *s = suite_create("jobs");
+    TCase *tc = tcase_create("jobs");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cancel_requested_survives_restart);
     tcase_add_test(tc, history_truncate_lowers_progress);
