@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     hp.gmm.components = M;
     hp.embed.pairs_per_iteration = P;
     hp.epochs = I;
-    hp.warmup_iterations = 0;
+    hp.embed.warmup_iterations = 0;
     hp.embed.gmm_weight = 0.1;
     hp.weight_decay = 1e-4;
     td_error err;

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     td_hparams_defaults(&hp, TD_MODEL_GMM);
     hp.gmm.components = M;
     hp.gmm.covariance = TD_COV_FULL;
-    hp.max_iter = I;
+    hp.gmm.max_iter = I;
     hp.tol = 0;
     hp.gmm.means_init = (td_hp_tensor){.v = mi, .n = M * E, .ndim = 2, .dims = {M, E, 0}};
     td_error err;

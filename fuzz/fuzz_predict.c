@@ -75,7 +75,7 @@ static void init_models(void)
     build(&g_models[4], &hp, &ds);
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
     hp.mlp.hidden[0] = 4, hp.mlp.n_hidden = 1;
-    hp.embed.embedding_dim = 2, hp.gmm.components = 2, hp.epochs = 3, hp.warmup_iterations = 1;
+    hp.embed.embedding_dim = 2, hp.gmm.components = 2, hp.epochs = 3, hp.embed.warmup_iterations = 1;
     build(&g_models[5], &hp, &ds);
     g_ready = 1;
 }

@@ -144,13 +144,13 @@ int td_fuzz_train(const uint8_t *data, size_t size)
         td_hparams_defaults(&hp, TD_MODEL_GMM);
         hp.gmm.covariance = (td_covariance)c;
         hp.gmm.init = (td_gmm_init)(opt / 9 % 2);
-        hp.gmm.components = 2, hp.max_iter = 2;
+        hp.gmm.components = 2, hp.gmm.max_iter = 2;
         train(&hp, &unlabelled);
         td_hparams_fini(&hp);
         td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
         hp.gmm.covariance = (td_covariance)c;
         hp.gmm.init = (td_gmm_init)(opt / 9 % 2);
-        hp.gmm.components = 2, hp.embed.embedding_dim = 2, hp.epochs = 2, hp.warmup_iterations = 0;
+        hp.gmm.components = 2, hp.embed.embedding_dim = 2, hp.epochs = 2, hp.embed.warmup_iterations = 0;
         hp.embed.pairs_per_iteration = 8;
         train(&hp, &ds);
         td_hparams_fini(&hp);

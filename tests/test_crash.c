@@ -84,14 +84,14 @@ static int scenarios(scenario *sc)
             scenario *s = &sc[n++];
             td_hparams_defaults(&s->hp, TD_MODEL_GMM);
             s->hp.gmm.covariance = (td_covariance)c, s->hp.gmm.init = (td_gmm_init)in;
-            s->hp.gmm.components = 2, s->hp.max_iter = 3;
+            s->hp.gmm.components = 2, s->hp.gmm.max_iter = 3;
             s->targets = 0;
             snprintf(s->name, sizeof s->name, "gmm covariance %d init %d", c, in);
             s = &sc[n++];
             td_hparams_defaults(&s->hp, TD_MODEL_EMBED_GMM);
             s->hp.gmm.covariance = (td_covariance)c, s->hp.gmm.init = (td_gmm_init)in;
             s->hp.gmm.components = 2, s->hp.embed.embedding_dim = 2, s->hp.epochs = 3;
-            s->hp.warmup_iterations = in; /* with and without a warm-up */
+            s->hp.embed.warmup_iterations = in; /* with and without a warm-up */
             s->targets = 1;
             snprintf(s->name, sizeof s->name, "embed_gmm covariance %d init %d", c, in);
         }

@@ -316,7 +316,7 @@ START_TEST(combined_network_gradient_matches_finite_differences)
     hp.mlp.hidden[0] = H;
     hp.mlp.activation = TD_ACT_TANH;
     hp.epochs = 10;
-    hp.warmup_iterations = 2;
+    hp.embed.warmup_iterations = 2;
     hp.embed.gmm_weight = 0.5; /* large, so both terms show in the gradient */
     hp.l2 = 0.01;
     hp.lr = 0.01;
@@ -503,7 +503,7 @@ START_TEST(restored_snapshot_continues_bit_identically)
     td_dataset ds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     td_hparams hp = embed_hp(3, K, 2);
     hp.epochs = 24;
-    hp.warmup_iterations = 6;
+    hp.embed.warmup_iterations = 6;
     hp.mlp.hidden[0] = 16;
     hp.embed.gmm_batch = 700;
     static const int at[] = {3, 6, 11}; /* inside the warm-up, at its end, after it */
@@ -587,9 +587,9 @@ START_TEST(pairs_datasets_and_validation)
     expect_invalid(&hp, &ds, "dataset.pair_labels[5]");
     pl[5] = 1;
     td_dataset lab = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
-    hp.warmup_iterations = 150;
+    hp.embed.warmup_iterations = 150;
     expect_invalid(&hp, &lab, "hyperparameters.warmup_iterations");
-    hp.warmup_iterations = -1;
+    hp.embed.warmup_iterations = -1;
     hp.embed.gmm_batch = 2;
     expect_invalid(&hp, &lab, "hyperparameters.components");
     hp.embed.gmm_batch = 0;

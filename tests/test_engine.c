@@ -47,7 +47,7 @@ static td_trainer *trained(td_model_kind model, int steps, const td_dataset *ds)
         hp.mlp.hidden[0] = 4;
         hp.gmm.components = 3;
         hp.embed.pairs_per_iteration = 16;
-        hp.warmup_iterations = 1;
+        hp.embed.warmup_iterations = 1;
         hp.gmm.n_init = 1;
     }
     td_trainer *t = tu_make_trainer(&hp, ds);
@@ -219,7 +219,7 @@ START_TEST(test_adamw_default_weight_decay)
     td_hparams_defaults(&e, TD_MODEL_EMBED_GMM);
     e.epochs = 40;
     td_hparams_resolve(&e, 2);
-    ck_assert_int_eq(e.warmup_iterations, 6); /* 15% of 40 */
+    ck_assert_int_eq(e.embed.warmup_iterations, 6); /* 15% of 40 */
 
     /* trained with the open default = trained with 0.01 given, != trained with 0 */
     td_dataset ds = clusters();

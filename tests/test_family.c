@@ -45,7 +45,7 @@ START_TEST(defaults_come_from_the_rows)
     ck_assert_int_eq(hp.mlp.hidden[0], 100);
     td_hparams_defaults(&hp, TD_MODEL_GMM);
     ck_assert_double_eq(hp.tol, 1e-3);
-    hp.max_iter = 7;
+    hp.gmm.max_iter = 7;
     ck_assert_int_eq(td_hparams_epochs(&hp), 7); /* gmm plans max_iter EM iterations */
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
     ck_assert_int_eq(hp.epochs, 300);
@@ -53,11 +53,11 @@ START_TEST(defaults_come_from_the_rows)
     ck_assert_int_eq(hp.gmm.components, 2);
     ck_assert_int_eq(hp.gmm.n_init, 5);
     ck_assert_int_eq(hp.embed.embedding_dim, 2);
-    ck_assert_int_eq(hp.warmup_iterations, -1);
+    ck_assert_int_eq(hp.embed.warmup_iterations, -1);
     hp.n_classes = 3;
     ck_assert_int_eq(td_hparams_open(&hp), 1); /* the warm-up is open */
     td_hparams_resolve(&hp, 2); /* embed_gmm's row fills the warm-up: 15% of 300 */
-    ck_assert_int_eq(hp.warmup_iterations, 45);
+    ck_assert_int_eq(hp.embed.warmup_iterations, 45);
     ck_assert_int_eq(td_hparams_open(&hp), 0);
     ck_assert_double_eq(hp.weight_decay, 0); /* adam's */
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);

@@ -166,7 +166,7 @@ static td_status sc_embed(void)
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
     hp.mlp.n_hidden = 1, hp.mlp.hidden[0] = 6, hp.embed.embedding_dim = 2, hp.gmm.components = 3;
-    hp.epochs = 4, hp.warmup_iterations = 1, hp.embed.gmm_batch = 12;
+    hp.epochs = 4, hp.embed.warmup_iterations = 1, hp.embed.gmm_batch = 12;
     hp.embed.pairs_per_iteration = 16;
     return run_trainer(&hp, &ds, 3);
 }

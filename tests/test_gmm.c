@@ -62,7 +62,7 @@ START_TEST(reproduces_sklearn_em_full)
 
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(M, TD_COV_FULL);
-    hp.max_iter = iters;
+    hp.gmm.max_iter = iters;
     hp.tol = 0;
     hp.gmm.reg_covar = 1e-6;
     float *w0 = malloc(sizeof(float) * (size_t)M), *c0 = calloc((size_t)(M * E * E), sizeof(float));
@@ -148,7 +148,7 @@ START_TEST(near_singular_full_matches_sklearn)
                 c0[k * E * E + j * E + j] = 1;
         td_dataset ds = {.N = N, .D = E, .X = X};
         td_hparams hp = gmm_hp(M, TD_COV_FULL);
-        hp.max_iter = iters;
+        hp.gmm.max_iter = iters;
         hp.tol = 0;
         hp.gmm.reg_covar = tu_num(ref, "reg_covar");
         set_tensor(&hp.gmm.weights_init, w0, 1, M, 0, 0);
@@ -208,7 +208,7 @@ START_TEST(tied_matches_sklearn)
             c0[j * E + j] = 1;
         td_dataset ds = {.N = N, .D = E, .X = X};
         td_hparams hp = gmm_hp(M, TD_COV_TIED);
-        hp.max_iter = iters;
+        hp.gmm.max_iter = iters;
         hp.tol = 0;
         set_tensor(&hp.gmm.weights_init, w0, 1, M, 0, 0);
         set_tensor(&hp.gmm.means_init, mi, 2, M, E, 0);
@@ -250,7 +250,7 @@ static double fit_n_init(const td_dataset *ds, int64_t M, int64_t n_init, int64_
                          double *best_of_runs, int64_t *runs)
 {
     td_hparams hp = gmm_hp(M, TD_COV_FULL);
-    hp.gmm.n_init = n_init, hp.seed = seed, hp.max_iter = 200, hp.tol = 1e-6;
+    hp.gmm.n_init = n_init, hp.seed = seed, hp.gmm.max_iter = 200, hp.tol = 1e-6;
     td_trainer *t = tu_make_trainer(&hp, ds);
     ck_assert_int_eq(td_trainer_epochs(t), n_init * 200);
     int lb = tu_column(t, "lower_bound"), rc = tu_column(t, "run");
@@ -316,7 +316,7 @@ static void monotone_case(td_covariance cov, td_gmm_init init, double offset)
     float *X = gmm_blobs(N, E, 3, 11 + cov, offset, NULL); /* 4 components for 3 blobs */
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(M, cov);
-    hp.max_iter = 60;
+    hp.gmm.max_iter = 60;
     hp.tol = 0;
     hp.gmm.init = init;
     hp.seed = 5;
@@ -388,7 +388,7 @@ START_TEST(duplicates_and_more_components_than_points)
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++)
         for (int init = 0; init < 2; init++) {
             td_hparams hp = gmm_hp(5, (td_covariance)cov);
-            hp.max_iter = 20;
+            hp.gmm.max_iter = 20;
             hp.gmm.init = (td_gmm_init)init;
             td_trainer *t = tu_make_trainer(&hp, &ds);
             td_record rec;
@@ -439,7 +439,7 @@ START_TEST(emptied_component_is_reseeded)
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
         td_hparams hp = gmm_hp(M, (td_covariance)cov);
-        hp.max_iter = 15;
+        hp.gmm.max_iter = 15;
         hp.gmm.reg_covar = 0; /* the re-seed must not rely on reg_covar */
         float mi[6] = {X[0], X[1], X[2], X[3], 1e4f, -1e4f};
         set_tensor(&hp.gmm.means_init, mi, 2, M, E, 0);
@@ -698,7 +698,7 @@ START_TEST(restored_snapshot_continues_bit_identically)
     td_dataset ds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(3, TD_COV_FULL);
     hp.tol = 0;
-    hp.max_iter = 12;
+    hp.gmm.max_iter = 12;
     td_trainer *a = tu_make_trainer(&hp, &ds);
     td_record ra, rb;
     for (int i = 0; i < 5; i++)
@@ -743,7 +743,7 @@ START_TEST(snapshot_between_and_within_n_init_runs)
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov += TD_COV_TIED) {
         td_hparams hp = gmm_hp(4, (td_covariance)cov);
-        hp.gmm.n_init = 3, hp.max_iter = 10, hp.tol = 0, hp.seed = 2;
+        hp.gmm.n_init = 3, hp.gmm.max_iter = 10, hp.tol = 0, hp.seed = 2;
         for (int at = 10; at <= 14; at += 4) { /* run 1 just ended; run 2 at iteration 4 */
             td_trainer *a = tu_make_trainer(&hp, &ds);
             td_record ra, rb;

@@ -135,7 +135,7 @@ START_TEST(estimate_bounds_gmm)
         td_hparams_defaults(&hp, TD_MODEL_GMM);
         hp.gmm.components = 8;
         hp.gmm.covariance = covs[c];
-        hp.max_iter = 3;
+        hp.gmm.max_iter = 3;
         hp.gmm.n_init = c == 4 ? 2 : 1; /* a second run and the best run's copy */
         expect_estimate(names[c], &hp, &ds, 3);
     }
@@ -160,7 +160,7 @@ START_TEST(estimate_bounds_wide_diag_gmm)
     td_hparams_defaults(&hp, TD_MODEL_GMM);
     hp.gmm.components = 3;
     hp.gmm.covariance = TD_COV_DIAG;
-    hp.max_iter = 2;
+    hp.gmm.max_iter = 2;
     int64_t K;
     td_error err = {{0}, {0}};
     ck_assert_int_eq(td_trainer_check(&hp, &ds, NULL, &K, &err), TD_OK);
@@ -180,7 +180,7 @@ START_TEST(estimate_bounds_embed_gmm)
     hp.embed.embedding_dim = 4;
     hp.gmm.components = 5;
     hp.epochs = 4;
-    hp.warmup_iterations = 1;
+    hp.embed.warmup_iterations = 1;
     expect_estimate("embed_gmm", &hp, &ds, 4); /* through the final predictions */
     free_data(&ds);
 }
@@ -201,7 +201,7 @@ START_TEST(check_matches_create_and_allocates_nothing)
     td_hparams_defaults(&bad[3], TD_MODEL_GMM);
     bad[3].gmm.components = 60;               /* more than the rows */
     td_hparams_defaults(&bad[4], TD_MODEL_EMBED_GMM);
-    bad[4].warmup_iterations = 1000;
+    bad[4].embed.warmup_iterations = 1000;
     for (int i = 0; i < 5; i++) {
         td_error e1 = {{0}, {0}}, e2 = {{0}, {0}};
         int64_t K;

@@ -215,7 +215,7 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
 
     td_dataset tds = {.N = N, .D = E, .X = X};
     td_hparams hp = gmm_hp(M, TD_COV_FULL);
-    hp.gmm.n_init = R, hp.max_iter = I, hp.tol = 0, hp.seed = 5;
+    hp.gmm.n_init = R, hp.gmm.max_iter = I, hp.tol = 0, hp.seed = 5;
     td_trainer *t = tu_make_trainer(&hp, &tds);
     td_record rec;
     while (!td_trainer_done(t))

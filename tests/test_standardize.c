@@ -176,7 +176,7 @@ START_TEST(warning_rules)
     td_hparams_fini(&hp);
     td_hparams_defaults(&hp, TD_MODEL_GMM);
     hp.gmm.components = 3;
-    hp.max_iter = 4;
+    hp.gmm.max_iter = 4;
     hp.tol = 1e-3;
     td_model m = {.kind = TD_MODEL_GMM, .converged = 0, .n_iter = 4};
     n = 0;

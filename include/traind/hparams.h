@@ -80,18 +80,16 @@ typedef struct td_hparams {
         td_covariance covariance;
         double reg_covar;
         int64_t n_init;
+        int64_t max_iter;        /* gmm: EM iterations at most */
         td_gmm_init init;        /* gmm: how parameters not given explicitly start */
         td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
     } gmm;
     /* embed_gmm */
     struct td_hp_embed {
         int64_t embedding_dim, pairs_per_iteration, gmm_batch;
+        int64_t warmup_iterations; /* pair loss alone first; -1 = 15% of iterations */
         double margin, gmm_weight;
     } embed;
-    /* gmm's EM iterations and embed_gmm's warm-up (-1 = 15% of iterations): at top level
-     * while src/http/routes.c reads them by name (td_hparams_epochs, td_hparams_warmup) */
-    int64_t max_iter;
-    int64_t warmup_iterations;
     int standardize;             /* every model: features scaled by the training rows' mean
                                     and std first (the model keeps them; standardize.c) */
     /* warm start: flat, in the order of td_model_layout; owned, or NULL */

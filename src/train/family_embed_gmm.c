@@ -23,10 +23,10 @@ static void embed_defaults(td_hparams *hp)
 static void embed_resolve(td_hparams *hp, int64_t K)
 {
     (void)K;
-    hp->warmup_iterations = td_hparams_warmup(hp);
+    hp->embed.warmup_iterations = td_hparams_warmup(hp);
 }
 
-static int embed_open(const td_hparams *hp) { return hp->warmup_iterations < 0; }
+static int embed_open(const td_hparams *hp) { return hp->embed.warmup_iterations < 0; }
 
 /* K = E outputs; rows are set by the caller */
 static void embed_shape(td_model *m, const td_hparams *hp)

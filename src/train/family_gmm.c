@@ -12,7 +12,7 @@ static void gmm_defaults(td_hparams *hp)
     hp->gmm.components = 1;
 }
 
-static int64_t gmm_epochs(const td_hparams *hp) { return hp->max_iter; }
+static int64_t gmm_epochs(const td_hparams *hp) { return hp->gmm.max_iter; }
 
 /* D = E features, K = M components */
 static void gmm_shape(td_model *m, const td_hparams *hp)

@@ -83,7 +83,7 @@ static const td_trainer_vtbl gmm_vtbl;
 static void sync_model(gmm_trainer *t)
 {
     t->base.epoch = t->iters;
-    t->base.epochs = t->n_runs * t->hp.max_iter;
+    t->base.epochs = t->n_runs * t->hp.gmm.max_iter;
     t->base.stopped = t->runs_done >= t->n_runs;
     if (t->runs_done > 0) {
         td_gmm_to_params(t->model.params, &t->best);
@@ -135,7 +135,7 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     *out = NULL;
     if ((st = td_gmm_trainer_check(hp, train, val, &K, err)))
         return st;
-    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->max_iter);
+    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->gmm.max_iter);
     if (!t)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.rows = train->N;
@@ -301,7 +301,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     int64_t run = t->runs_done + 1;
     rec->v[C_CHANGE] = t->n_iter > 1 ? change : NAN;
     rec->v[C_CONVERGED] = t->converged;
-    if (t->converged || t->n_iter >= t->hp.max_iter)
+    if (t->converged || t->n_iter >= t->hp.gmm.max_iter)
         end_run(t);
     sync_model(t);
     t->base.elapsed += td_mono_s() - t0;
@@ -406,7 +406,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     const char *p = (const char *)buf;
     if (v1) { /* one run in progress, nothing finished */
         s.n_runs = t->n_runs, s.iters = h->n_iter, s.best_lb = -INFINITY;
-        if (h->converged || h->n_iter >= t->hp.max_iter) /* it had finished */
+        if (h->converged || h->n_iter >= t->hp.gmm.max_iter) /* it had finished */
             s.n_runs = 1;
         get_gmm(&t->g, p + sizeof *h);
     } else {
@@ -429,7 +429,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     t->best_n_iter = s.best_n_iter;
     t->best_converged = (int)s.best_converged;
     t->best_lb = s.best_lb;
-    if (v1 && (t->converged || t->n_iter >= t->hp.max_iter))
+    if (v1 && (t->converged || t->n_iter >= t->hp.gmm.max_iter))
         end_run(t);
     t->ready = 0;
     sync_model(t);

@@ -93,14 +93,14 @@ const td_hparam_def td_hparam_defs[] = {
         "covariance of each component: full, diag or spherical"),
     NUM("reg_covar", TD_HP_DOUBLE, gmm.reg_covar, 0, 1e6, 0, GMM | EMBED,
         "added to the diagonal of every covariance"),
-    NUM("max_iter", TD_HP_INT, max_iter, 1, 1e7, 0, GMM, "EM iterations at most"),
+    NUM("max_iter", TD_HP_INT, gmm.max_iter, 1, 1e7, 0, GMM, "EM iterations at most"),
     NUM("iterations", TD_HP_INT, epochs, 1, 1e7, 0, EMBED,
         "training iterations (network steps on sampled pairs)"),
     NUM("embedding_dim", TD_HP_INT, embed.embedding_dim, 1, 4096, 0, EMBED,
         "dimension of the embedding the network maps rows to"),
     NUM("pairs_per_iteration", TD_HP_INT, embed.pairs_per_iteration, 1, 1e8, 0, EMBED,
         "labelled pairs sampled per iteration for the pair loss"),
-    NUM("warmup_iterations", TD_HP_INT, warmup_iterations, -1, 1e7, 0, EMBED,
+    NUM("warmup_iterations", TD_HP_INT, embed.warmup_iterations, -1, 1e7, 0, EMBED,
         "iterations of pair loss alone before the gmm term; -1 = 15% of iterations"),
     NUM("n_init", TD_HP_INT, gmm.n_init, 1, 1000, 0, GMM | EMBED,
         "EM restarts; the best lower bound is kept"),
@@ -212,11 +212,11 @@ void td_hparams_defaults(td_hparams *hp, td_model_kind model)
     hp->gmm.components = 1;
     hp->gmm.covariance = TD_COV_FULL;
     hp->gmm.reg_covar = 1e-6;
-    hp->max_iter = 100;
+    hp->gmm.max_iter = 100;
     hp->gmm.n_init = 1;
     hp->embed.margin = 1.0;
     hp->embed.gmm_weight = 0.01;
-    hp->warmup_iterations = -1; /* -1 = 15% of iterations */
+    hp->embed.warmup_iterations = -1; /* -1 = 15% of iterations */
     hp->weight_decay = NAN;     /* the optimizer's: td_hparams_resolve */
     const td_family *f = td_family_of((int)model);
     if (f && f->defaults)
@@ -265,7 +265,7 @@ td_status td_hparams_copy(td_hparams *dst, const td_hparams *src)
 
 int64_t td_hparams_warmup(const td_hparams *hp)
 {
-    return hp->warmup_iterations >= 0 ? hp->warmup_iterations : hp->epochs * 15 / 100;
+    return hp->embed.warmup_iterations >= 0 ? hp->embed.warmup_iterations : hp->epochs * 15 / 100;
 }
 
 void td_hparams_resolve(td_hparams *hp, int64_t K)

@@ -310,10 +310,10 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
              "learning rate may be too large%s)", lt->last, (long long)m->K, log((double)m->K),
              hp->standardize ? "" : ", or the features need standardize: true");
     if (m && m->kind == TD_MODEL_GMM && hp->tol > 0 && !m->converged &&
-        m->n_iter >= hp->max_iter)
+        m->n_iter >= hp->gmm.max_iter)
         warn(out, n, "not_converged", "the gmm did not converge in max_iter = %lld "
              "iterations (the last change of the lower bound was above tol = %g); raise "
-             "max_iter or tol", (long long)hp->max_iter, hp->tol);
+             "max_iter or tol", (long long)hp->gmm.max_iter, hp->tol);
     if (hp->model == TD_MODEL_GMM && hp->gmm.components > 1) {
         int64_t d = distinct_rows(train);
         if (d >= 0 && hp->gmm.components > d)
