@@ -9,6 +9,8 @@
 #   make soak       jobs and status traffic against a daemon for SOAK_SECONDS (default 60)
 #   make run        build and start the daemon on its embedded defaults (flags: ARGS="...")
 #   make docs       regenerate docs/hyperparameters.md from the hyperparameter table
+#   make style      fails when a C file differs from .clang-format's layout (CI runs it)
+#   make format     rewrites the C files in that layout
 #   make install    PREFIX=/usr/local DESTDIR=  (an edited /etc/traind/traind.conf is kept)
 #   make uninstall  the same PREFIX and DESTDIR
 #   make deps       install the missing Debian packages (scripts/deps.sh; as root)
@@ -206,6 +208,17 @@ SOAK_SECONDS ?= 60
 soak: $(BUILD)/traind | deps
 	python3 scripts/soak.py $(BUILD)/traind $(SOAK_SECONDS)
 
+# The C sources in .clang-format's layout (clang-format 14, Debian's clang-format).
+STYLE_SRCS := $(sort $(wildcard src/*.c src/*/*.c src/*/*.h include/traind/*.h tests/*.c \
+                tests/*.h bench/*.c fuzz/*.c fuzz/*.h examples/*.c scripts/*.c))
+style: | deps
+	@scripts/deps.sh clang-format
+	clang-format --dry-run --Werror $(STYLE_SRCS)
+	@echo "style: $(words $(STYLE_SRCS)) files in .clang-format's layout"
+format: | deps
+	@scripts/deps.sh clang-format
+	clang-format -i $(STYLE_SRCS)
+
 # docs/hyperparameters.md from the hyperparameter table (scripts/hparams_md.c); the docs
 # suite of `make test` fails when the file in the repository is not current.
 docs: $(BUILD)/hparams_md | deps
@@ -313,7 +326,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%) | deps
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak docs
+.PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak docs style format
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(FUZZ_REFS:.o=.d) \
          $(BUILD)/src/main.d
 
