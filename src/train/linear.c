@@ -211,15 +211,15 @@ static void eval_chunk(void *arg, int64_t t)
     const float *x[RB];
     if (e->rows) /* scattered rows: the first block's are requested together */
         for (int64_t i = lo; i < lo + RB && i < hi; i++)
-            for (int64_t off = 0; off < L->D; off += 32)
+            for (int64_t off = 0; off < L->D; off += 16)
                 __builtin_prefetch(row_ptr(e, i) + off);
     for (int64_t first = lo; first < hi; first += RB) {
         int64_t nb = hi - first < RB ? hi - first : RB;
         for (int r = 0; r < RB; r++)
             x[r] = r < nb ? row_ptr(e, first + r) : L->zero_row;
         /* The next block's rows, fetched while this one computes: scattered rows (a
-         * mini-batch) only; consecutive rows stream in by the hardware prefetcher, and
-         * prefetching them too only queues up behind it. */
+         * mini-batch); consecutive rows are requested two blocks ahead below, as one
+         * range. */
         const float *next[RB];
         for (int r = 0; r < RB; r++)
             next[r] = e->rows && first + RB + r < hi ? row_ptr(e, first + RB + r) : NULL;
