@@ -13,8 +13,9 @@
 #define xent_block TD_KN(xent_block)
 #define RB TD_LIN_RB
 
-static inline float hsum(v16 a)
+static inline float hsum(const v16 *pa) /* (a pointer: no vector ABI in generic code) */
 {
+    const v16 a = *pa;
 #ifdef __AVX512F__
     return _mm512_reduce_add_ps((__m512)a);
 #else
@@ -63,7 +64,7 @@ static inline __attribute__((always_inline)) void hsum_many(float *out, const v1
         out[m] = sum[m];
 #else
     for (int m = 0; m < n; m++)
-        out[m] = hsum(v[m]);
+        out[m] = hsum(&v[m]);
 #endif
 }
 
