@@ -10,6 +10,7 @@
 #define dots TD_KN(dots)
 #define block_logits TD_KN(block_logits)
 #define block_grad TD_KN(block_grad)
+#define grad_tile TD_KN(grad_tile)
 #define xent_block TD_KN(xent_block)
 #define RB TD_LIN_RB
 
@@ -83,7 +84,10 @@ static inline __attribute__((always_inline)) void dots(float *out0, float *out1,
     for (int64_t v = 0; v < DV; v++) {
         const v16 p = *(const v16u *)(x0 + 16 * v), q = *(const v16u *)(x1 + 16 * v);
         for (int k = 0; k < nk; k++) {
-            const v16 w = *(const v16 *)(Wt + k * DP + 16 * v);
+            v16 w = *(const v16 *)(Wt + k * DP + 16 * v);
+#ifdef __AVX512F__
+            __asm__("" : "+v"(w)); /* one load for both rows, not a memory operand each */
+#endif
             a[k] += p * w;
             a[nk + k] += q * w;
         }
@@ -139,39 +143,72 @@ static void block_logits(const td_lin_args *L, float *restrict logits, const flo
     }
 }
 
+/* dWt[k0 .. k0+nk) (row stride DP) += dz^T X[block] for vectors v0, v0+1 of D (nv = 1
+ * or 2 of them): the 2 nk <= 20 accumulators stay in registers through the block's rows,
+ * so each x vector is loaded once for all nk classes and dWt once per block. Inlined
+ * with constant nk and nv. Each element adds its rows in order (one FMA each). */
+static inline __attribute__((always_inline)) void grad_tile(float *restrict dWt, int64_t DP,
+                                                            const float *restrict dz,
+                                                            int64_t K, int64_t k0,
+                                                            const float *const *x, int64_t v0,
+                                                            const int nk, const int nv)
+{
+    v16 acc[20];
+    for (int k = 0; k < nk; k++)
+        for (int j = 0; j < nv; j++)
+            acc[2 * k + j] = *(const v16 *)(dWt + (k0 + k) * DP + 16 * (v0 + j));
+    for (int r = 0; r < RB; r++) {
+        v16 xv[2];
+        for (int j = 0; j < nv; j++)
+            xv[j] = *(const v16u *)(x[r] + 16 * (v0 + j));
+        const float *z = dz + r * K + k0;
+        for (int k = 0; k < nk; k++)
+            for (int j = 0; j < nv; j++)
+                acc[2 * k + j] += z[k] * xv[j];
+    }
+    for (int k = 0; k < nk; k++)
+        for (int j = 0; j < nv; j++)
+            *(v16 *)(dWt + (k0 + k) * DP + 16 * (v0 + j)) = acc[2 * k + j];
+}
+
 /* dWt (K, DP) += dz^T X[block] (the gradient transposed: each class's row runs along D,
  * so the inner loop is whole vectors of x with no padding of K), db (K) += column sums
- * of dz; dz is (RB, K), zero in rows without data. Four rows per pass over dWt. */
+ * of dz; dz is (RB, K), zero in rows without data. Classes in groups of at most 10,
+ * two vectors of D at a time (grad_tile). */
 static void block_grad(const td_lin_args *L, float *restrict dWt, float *restrict db,
                        const float *restrict dz, const float *const *x)
 {
     const int64_t D = L->D, K = L->K, DP = L->DP, DV = D / 16;
-    for (int r = 0; r < RB; r += 8) {
-        const float *const *xr = x + r;
-        const float *z = dz + r * K;
-        for (int64_t k = 0; k < K; k++) {
-            float a[8];
-            for (int i = 0; i < 8; i++)
-                a[i] = z[i * K + k];
-            v16 *w = (v16 *)(dWt + k * DP);
-            for (int64_t v = 0; v < DV; v++) {
-                v16 s0 = a[0] * *(const v16u *)(xr[0] + 16 * v) + a[1] * *(const v16u *)(xr[1] + 16 * v);
-                v16 s1 = a[2] * *(const v16u *)(xr[2] + 16 * v) + a[3] * *(const v16u *)(xr[3] + 16 * v);
-                v16 s2 = a[4] * *(const v16u *)(xr[4] + 16 * v) + a[5] * *(const v16u *)(xr[5] + 16 * v);
-                v16 s3 = a[6] * *(const v16u *)(xr[6] + 16 * v) + a[7] * *(const v16u *)(xr[7] + 16 * v);
-                w[v] += (s0 + s1) + (s2 + s3);
+    const int64_t ngroups = (K + 9) / 10, per = (K + ngroups - 1) / ngroups;
+    for (int64_t k0 = 0; k0 < K; k0 += per) {
+        const int nk = (int)(K - k0 < per ? K - k0 : per);
+        for (int64_t v = 0; v < DV; v += 2) {
+            const int nv = DV - v >= 2 ? 2 : 1;
+#define TILE(n)                                                                           \
+    case n:                                                                               \
+        if (nv == 2)                                                                      \
+            grad_tile(dWt, DP, dz, K, k0, x, v, n, 2);                                    \
+        else                                                                              \
+            grad_tile(dWt, DP, dz, K, k0, x, v, n, 1);                                    \
+        break;
+            switch (nk) {
+                TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) TILE(9)
+                default: TILE(10)
             }
-            float t_db = 0;
-            for (int i = 0; i < 8; i++)
-                t_db += a[i];
-            for (int64_t t = DV * 16; t < D; t++) {
-                float acc = 0;
-                for (int i = 0; i < 8; i++)
-                    acc += a[i] * xr[i][t];
-                dWt[k * DP + t] += acc;
-            }
-            db[k] += t_db;
+#undef TILE
         }
+    }
+    for (int64_t k = 0; k < K; k++) {
+        float t_db = 0;
+        for (int r = 0; r < RB; r++)
+            t_db += dz[r * K + k];
+        for (int64_t t = DV * 16; t < D; t++) {
+            float acc = 0;
+            for (int r = 0; r < RB; r++)
+                acc += dz[r * K + k] * x[r][t];
+            dWt[k * DP + t] += acc;
+        }
+        db[k] += t_db;
     }
 }
 
@@ -244,5 +281,6 @@ static const td_lin_kernels TD_KN(td_lin_kernels) = {TD_KLEVEL, block_logits, bl
 #undef dots
 #undef block_logits
 #undef block_grad
+#undef grad_tile
 #undef xent_block
 #undef RB
