@@ -5,9 +5,14 @@
  * logits and, while still in cache, again for the gradient, so an epoch costs about one
  * pass over X. Weights are padded to KP = 16*KV columns so the inner loops run on whole
  * 16-float vectors (GCC vector extensions: one AVX-512 register, two AVX2 registers).
+ * The inner loops are in linear_kern.h, one variant per instruction set (linear_isa.h,
+ * math/isa.h); this file splits the work and reduces it.
  *
  * The loss of each block is computed by the loss code of loss.c (the "_sum" variants with
- * the batch's denominators), so training and /v1/loss share one implementation. */
+ * the batch's denominators), so training and /v1/loss share one implementation; the one
+ * exception is the common case of plain class indices with K <= 16 at the AVX-512 level,
+ * whose cross entropy is one vector per row (xent_block, linear_kern.h: the same
+ * formulas, with the sum of a row's exponentials taken as a tree). */
 #include "train/linear.h"
 
 #include <assert.h>
