@@ -1236,6 +1236,7 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
 /* Gathers the next rows of [*cur, hi) with r_ik > 0 (r = respT row k), centred, into m->xb
  * (dbl: into m->xd, in double) and their r into m->rr, until at least B2 are buffered or the range ends; returns the
  * count (0: done). Windows of GATHER_WIN rows are compacted without branches. */
+TD_CLONES
 static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur,
                       int64_t hi, int dbl)
 {
