@@ -217,7 +217,7 @@ static void eval_chunk(void *arg, int64_t t)
     if (e->rows) /* scattered rows: the first block's are requested together */
         for (int64_t i = lo; i < lo + RB && i < hi; i++)
             for (int64_t off = 0; off < L->D; off += 16)
-                __builtin_prefetch(row_ptr(e, i) + off);
+                __builtin_prefetch(row_ptr(e, i) + off, 0, 2);
     for (int64_t first = lo; first < hi; first += RB) {
         int64_t nb = hi - first < RB ? hi - first : RB;
         for (int r = 0; r < RB; r++)
