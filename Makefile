@@ -34,7 +34,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(MODULES) 2>/dev/null)
 # checker) and node (onnxruntime-node, installed by npm into build/node: see test).
 TEST_PKGS := python3-numpy python3-onnx
 
-OPT     ?= -O3 -march=native
+OPT     ?= -O3 -march=x86-64 -mtune=generic
 SAN     ?=
 CFLAGS  += -std=gnu11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread \
            -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) \

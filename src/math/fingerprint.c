@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "math/isa.h"
+
 #ifndef TD_BUILD_FLAGS /* the Makefile passes OPT and SAN; other builds say so */
 #define TD_BUILD_FLAGS "(flags unknown)"
 #endif
@@ -54,8 +56,9 @@ static void compute(void)
     const char *blas = openblas_get_config();
     const char *core = openblas_get_corename();
     snprintf(fingerprint, sizeof fingerprint,
-             "traind %s; cc %s; flags %s; isa%s; cpu%s; %s%s%s", TD_VERSION, __VERSION__,
-             TD_BUILD_FLAGS, build_isa(), cpu, blas ? blas : "openblas",
+             "traind %s; cc %s; flags %s; isa%s; kernels %s (clones %s); cpu%s; %s%s%s",
+             TD_VERSION, __VERSION__, TD_BUILD_FLAGS, build_isa(), td_isa_name(td_isa()),
+             td_isa_name(td_isa_cpu()), cpu, blas ? blas : "openblas",
              core && (!blas || !strstr(blas, core)) ? " core " : "",
              core && (!blas || !strstr(blas, core)) ? core : "");
 }

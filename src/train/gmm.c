@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "math/blas.h"
+#include "math/isa.h"
 #include "train/gmm_impl.h"
 #include "train/layout.h"
 
@@ -537,6 +538,7 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
 
 /* acc (nb) = sum_b ((y[b][i] - c[b]) * s[b])^2 over b < E, with y (E, ld) and s = NULL
  * meaning 1. Written with restrict pointers and one flat loop so that it vectorises. */
+TD_CLONES
 static void sq_dist(float *restrict acc, const float *restrict y, const float *restrict c,
                     const float *restrict s, int64_t E, int64_t ld, int64_t nb)
 {
@@ -553,6 +555,7 @@ static void sq_dist(float *restrict acc, const float *restrict y, const float *r
 }
 
 /* v[i] = add + scale * v[i]. */
+TD_CLONES
 static void scale_add(float *restrict v, float scale, float add, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++)
@@ -562,6 +565,7 @@ static void scale_add(float *restrict v, float scale, float add, int64_t nb)
 /* Per-row log-sum-exp of lp (M, ld) over k, in place: lp becomes the responsibilities;
  * lse (nb) gets log sum_k exp lp[k][i]. mx and sm (ld) are scratch. lp, mx and sm are
  * 64-byte aligned and ld is a multiple of 16; lanes past nb hold junk. */
+TD_CLONES
 static void softmax_cols(float *restrict lp, float *restrict lse, float *restrict mx,
                          float *restrict sm, int64_t M, int64_t ld, int64_t nb)
 {
@@ -595,6 +599,7 @@ static void softmax_cols(float *restrict lp, float *restrict lse, float *restric
 }
 
 /* acc (nb) = sum_b (y[b][i] - c[b])^2 over b < E in double, y (E, ld). */
+TD_CLONES
 static void sq_dist_d(double *restrict acc, const double *restrict y, const double *restrict c,
                       int64_t E, int64_t ld, int64_t nb)
 {
@@ -675,6 +680,7 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
         scale_add(lp + k * B, -0.5f, (float)w->cst[k], nb);
 }
 
+TD_CLONES
 static void estep_task(void *ctx, int64_t r)
 {
     td_gmm_work *w = ctx;
@@ -748,6 +754,7 @@ typedef struct grad_ctx {
     float scale;
 } grad_ctx;
 
+TD_CLONES
 static void grad_task(void *ctx, int64_t r)
 {
     const grad_ctx *gc = ctx;
@@ -895,6 +902,7 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
 /* Gathers the next rows of [*cur, hi) with r_ik > 0 (r = respT row k), centred, into m->xb
  * (dbl: into m->xd, in double) and their r into m->rr, until at least B2 are buffered or the range ends; returns the
  * count (0: done). Windows of GATHER_WIN rows are compacted without branches. */
+TD_CLONES
 static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur,
                       int64_t hi, int dbl)
 {
@@ -925,6 +933,7 @@ static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *c
 
 /* First pass (when no E-step gave them): N_k and sum_i r_ik (x_i - c) of the task's rows
  * into its slot of nk_part / rx_part. */
+TD_CLONES
 static void mstep_sums_task(void *ctx, int64_t t)
 {
     td_gmm_work *w = ctx;
@@ -951,6 +960,7 @@ static void mstep_sums_task(void *ctx, int64_t t)
 /* Second pass: sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T (full and tied: upper triangle, in
  * double through dsyrk, so that the scatter of a component with N_k <= E or of collinear
  * features stays positive semi-definite) or its diagonal, of the task's rows. */
+TD_CLONES
 static void mstep_cov_task(void *ctx, int64_t t)
 {
     td_gmm_work *w = ctx;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "math/blas.h"
+#include "math/isa.h"
 #include "train/gmm_impl.h"
 
 /* The largest |x[i]| (NaN counts as inf), for messages about values out of range. */
@@ -268,6 +269,7 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
 
 /* For each candidate row t, c->tpart[t] = sum over the chunk's rows of min(d2, squared
  * distance to the candidate); with kpp_update, d2 = min(d2, distance to candidate 0). */
+TD_CLONES
 static void kpp_task(void *ctx, int64_t r)
 {
     td_gmm_work *w = ctx;
@@ -362,6 +364,7 @@ static void kmeanspp(td_gmm_work *w, td_pool *pool, td_rng *rng, double *cum)
 }
 
 /* Nearest centre of every row of the chunk (w->lab), via ||c||^2 - 2 c.x. */
+TD_CLONES
 static void assign_task(void *ctx, int64_t r)
 {
     td_gmm_work *w = ctx;
@@ -392,6 +395,7 @@ static void assign_task(void *ctx, int64_t r)
 }
 
 /* Exact inertia of the chunk's rows: sum ||x - c_label||^2 in double. */
+TD_CLONES
 static void inertia_task(void *ctx, int64_t r)
 {
     td_gmm_work *w = ctx;

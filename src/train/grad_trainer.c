@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "math/isa.h"
 #include "math/pool.h"
 #include "math/rng.h"
 #include "train/linear.h"
@@ -137,6 +138,7 @@ static double regularize(const grad_trainer *t, const float *params, float *grad
     return td_regularize(&t->hp, t->layout, t->ntensors, t->n_penalized, params, grad);
 }
 
+TD_CLONES
 static double norm2(const float *g, int64_t n)
 {
     /* eight interleaved partial sums, added in a fixed order: vectorised, reproducible */

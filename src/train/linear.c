@@ -5,20 +5,25 @@
  * logits and, while still in cache, again for the gradient, so an epoch costs about one
  * pass over X. Weights are padded to KP = 16*KV columns so the inner loops run on whole
  * 16-float vectors (GCC vector extensions: one AVX-512 register, two AVX2 registers).
+ * The inner loops are in linear_kern.h, one variant per instruction set (linear_isa.h,
+ * math/isa.h); this file splits the work and reduces it.
  *
  * The loss of each block is computed by the loss code of loss.c (the "_sum" variants with
- * the batch's denominators), so training and /v1/loss share one implementation. */
+ * the batch's denominators), so training and /v1/loss share one implementation; the one
+ * exception is the common case of plain class indices with K <= 16 at the AVX-512 level,
+ * whose cross entropy is one vector per row (xent_block, linear_kern.h: the same
+ * formulas, with the sum of a row's exponentials taken as a tree). */
 #include "train/linear.h"
 
 #include <assert.h>
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/linear_isa.h"
+
 typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned access */
-#define RB 16                  /* rows per block */
+#define RB TD_LIN_RB           /* rows per block */
 #define MIN_CHUNK 128          /* rows per chunk, at least */
 #define SLOTS_SMALL (1u << 20) /* bytes of slots always allowed (see slots_for) */
 
@@ -176,6 +181,8 @@ typedef struct eval_ctx {
     int64_t n, chunk_rows, nchunks;
     int64_t base;              /* first chunk of the current wave */
     const td_targets *tg;
+    const td_lin_kernels *kern;  /* td_isa()'s inner loops (linear_isa.h) */
+    int xent;                  /* tg is plain class indices and kern has an xent */
     int want_grad;
     float *logits_out;         /* forward only: (n, K) */
     td_batch_denoms denoms;
@@ -186,167 +193,6 @@ static inline const float *row_ptr(const eval_ctx *e, int64_t i)
     if (i >= e->n)
         return e->L->zero_row;
     return e->X + (e->rows ? e->rows[i] : i) * e->L->D;
-}
-
-static inline float hsum(v16 a)
-{
-#ifdef __AVX512F__
-    return _mm512_reduce_add_ps((__m512)a);
-#else
-    typedef float v8 __attribute__((vector_size(32)));
-    v8 h = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-    float s = 0;
-    for (int i = 0; i < 8; i++)
-        s += h[i];
-    return s;
-#endif
-}
-
-/* out[m] = hsum(v[m]) for the n <= 16 vectors v, bit for bit: with AVX-512 the same
- * pairings as _mm512_reduce_add_ps (lanes i + i+8, then i + i+4, i + i^2, i + i^1),
- * done for all n at once as a tree of two-source shuffles: about 15 vector adds instead
- * of n horizontal sums of 4 adds and 4 shuffles each. */
-static inline __attribute__((always_inline)) void hsum_many(float *out, const v16 *v,
-                                                            const int n)
-{
-#ifdef __AVX512F__
-    const v16 z = {0};
-    v16 c[8], e[4], g[2];
-    for (int p = 0; p < 8; p++) { /* c[p]: v[2p]'s 8 pair sums, then v[2p+1]'s */
-        v16 a = 2 * p < n ? v[2 * p] : z, b = 2 * p + 1 < n ? v[2 * p + 1] : z;
-        c[p] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
-                                       22, 23) +
-               __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28,
-                                       29, 30, 31);
-    }
-    for (int q = 0; q < 4; q++) /* e[q]: 4 sums each of v[4q .. 4q+3] */
-        e[q] = __builtin_shufflevector(c[2 * q], c[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16,
-                                       17, 18, 19, 24, 25, 26, 27) +
-               __builtin_shufflevector(c[2 * q], c[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20,
-                                       21, 22, 23, 28, 29, 30, 31);
-    for (int r = 0; r < 2; r++) /* g[r]: 2 sums each of v[8r .. 8r+7] */
-        g[r] = __builtin_shufflevector(e[2 * r], e[2 * r + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16,
-                                       17, 20, 21, 24, 25, 28, 29) +
-               __builtin_shufflevector(e[2 * r], e[2 * r + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18,
-                                       19, 22, 23, 26, 27, 30, 31);
-    v16 sum = __builtin_shufflevector(g[0], g[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                      24, 26, 28, 30) +
-              __builtin_shufflevector(g[0], g[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                      25, 27, 29, 31);
-    for (int m = 0; m < n; m++)
-        out[m] = sum[m];
-#else
-    for (int m = 0; m < n; m++)
-        out[m] = hsum(v[m]);
-#endif
-}
-
-/* out0 (nk), out1 (nk) = x0 . Wt[k], x1 . Wt[k] for the nk <= 8 classes whose transposed
- * weight rows start at Wt (row stride DP). Inlined with a constant nk, so the 2 * nk
- * accumulators live in registers and each weight vector loaded serves both rows. */
-static inline __attribute__((always_inline)) void dots(float *out0, float *out1,
-                                                       const float *x0, const float *x1,
-                                                       const float *Wt, int64_t DP,
-                                                       int64_t D, const int nk)
-{
-    const int64_t DV = D / 16;
-    v16 a[16]; /* a[k]: row 0's class k, a[nk + k]: row 1's */
-    for (int k = 0; k < 2 * nk; k++)
-        a[k] = (v16){0};
-    for (int64_t v = 0; v < DV; v++) {
-        const v16 p = *(const v16u *)(x0 + 16 * v), q = *(const v16u *)(x1 + 16 * v);
-        for (int k = 0; k < nk; k++) {
-            const v16 w = *(const v16 *)(Wt + k * DP + 16 * v);
-            a[k] += p * w;
-            a[nk + k] += q * w;
-        }
-    }
-    float h[16];
-    hsum_many(h, a, 2 * nk);
-    for (int k = 0; k < nk; k++) {
-        float s0 = h[k], s1 = h[nk + k];
-        for (int64_t t = DV * 16; t < D; t++) {
-            s0 += x0[t] * Wt[k * DP + t];
-            s1 += x1[t] * Wt[k * DP + t];
-        }
-        out0[k] = s0;
-        out1[k] = s1;
-    }
-}
-
-/* logits (RB, K) = X[block] W + b, from the transposed weights Wt (K, DP), two rows at a
- * time, the classes in groups of at most 8. */
-static void block_logits(const td_linear *L, float *restrict logits, const float *const *x,
-                         const float *const *next)
-{
-    const int64_t D = L->D, K = L->K, DP = L->DP;
-    const int64_t ngroups = (K + 7) / 8, per = (K + ngroups - 1) / ngroups;
-    for (int r = 0; r < RB; r += 2) {
-        /* Prefetch two rows of the next block per pair of rows computed: spread out, so
-         * the requests fit the memory system's queue instead of being dropped. Every
-         * other cache line: the adjacent-line prefetcher brings its pair, and a prefetch
-         * waiting for a free fill buffer stalls the loop. */
-        for (int i = r; i < r + 2; i++)
-            if (next[i])
-                for (int64_t off = 0; off < D; off += 32)
-                    __builtin_prefetch(next[i] + off);
-        float *o0 = logits + r * K, *o1 = o0 + K;
-        for (int64_t k0 = 0; k0 < K; k0 += per) {
-            const int nk = (int)(K - k0 < per ? K - k0 : per);
-            const float *W = L->Wt + k0 * DP;
-            switch (nk) {
-            case 1: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 1); break;
-            case 2: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 2); break;
-            case 3: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 3); break;
-            case 4: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 4); break;
-            case 5: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 5); break;
-            case 6: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 6); break;
-            case 7: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 7); break;
-            default: dots(o0 + k0, o1 + k0, x[r], x[r + 1], W, DP, D, 8); break;
-            }
-        }
-        for (int64_t k = 0; k < K; k++) {
-            o0[k] += L->b[k];
-            o1[k] += L->b[k];
-        }
-    }
-}
-
-/* dWt (K, DP) += dz^T X[block] (the gradient transposed: each class's row runs along D,
- * so the inner loop is whole vectors of x with no padding of K), db (K) += column sums
- * of dz; dz is (RB, K), zero in rows without data. Four rows per pass over dWt. */
-static void block_grad(const td_linear *L, float *restrict dWt, float *restrict db,
-                       const float *restrict dz, const float *const *x)
-{
-    const int64_t D = L->D, K = L->K, DP = L->DP, DV = D / 16;
-    for (int r = 0; r < RB; r += 8) {
-        const float *const *xr = x + r;
-        const float *z = dz + r * K;
-        for (int64_t k = 0; k < K; k++) {
-            float a[8];
-            for (int i = 0; i < 8; i++)
-                a[i] = z[i * K + k];
-            v16 *w = (v16 *)(dWt + k * DP);
-            for (int64_t v = 0; v < DV; v++) {
-                v16 s0 = a[0] * *(const v16u *)(xr[0] + 16 * v) + a[1] * *(const v16u *)(xr[1] + 16 * v);
-                v16 s1 = a[2] * *(const v16u *)(xr[2] + 16 * v) + a[3] * *(const v16u *)(xr[3] + 16 * v);
-                v16 s2 = a[4] * *(const v16u *)(xr[4] + 16 * v) + a[5] * *(const v16u *)(xr[5] + 16 * v);
-                v16 s3 = a[6] * *(const v16u *)(xr[6] + 16 * v) + a[7] * *(const v16u *)(xr[7] + 16 * v);
-                w[v] += (s0 + s1) + (s2 + s3);
-            }
-            float t_db = 0;
-            for (int i = 0; i < 8; i++)
-                t_db += a[i];
-            for (int64_t t = DV * 16; t < D; t++) {
-                float acc = 0;
-                for (int i = 0; i < 8; i++)
-                    acc += a[i] * xr[i][t];
-                dWt[k * DP + t] += acc;
-            }
-            db[k] += t_db;
-        }
-    }
 }
 
 /* Task t of a wave: chunk base + t, in slot t of the first wave (chunk 0 in slot 0, the
@@ -365,22 +211,30 @@ static void eval_chunk(void *arg, int64_t t)
         memset(ch->dWt, 0, sizeof(float) * (size_t)(K * L->DP));
         memset(ch->db, 0, sizeof(float) * (size_t)K);
     }
+    const td_lin_args args = {L->D, K, L->DP, L->Wt, L->b};
+    const float xscale = e->denoms.denom > 0 ? (float)(1.0 / e->denoms.denom) : 0.0f;
     const float *x[RB];
     if (e->rows) /* scattered rows: the first block's are requested together */
         for (int64_t i = lo; i < lo + RB && i < hi; i++)
-            for (int64_t off = 0; off < L->D; off += 32)
-                __builtin_prefetch(row_ptr(e, i) + off);
+            for (int64_t off = 0; off < L->D; off += 16)
+                __builtin_prefetch(row_ptr(e, i) + off, 0, 2);
     for (int64_t first = lo; first < hi; first += RB) {
         int64_t nb = hi - first < RB ? hi - first : RB;
         for (int r = 0; r < RB; r++)
             x[r] = r < nb ? row_ptr(e, first + r) : L->zero_row;
         /* The next block's rows, fetched while this one computes: scattered rows (a
-         * mini-batch) only; consecutive rows stream in by the hardware prefetcher, and
-         * prefetching them too only queues up behind it. */
+         * mini-batch); consecutive rows are requested two blocks ahead below, as one
+         * range. */
         const float *next[RB];
         for (int r = 0; r < RB; r++)
             next[r] = e->rows && first + RB + r < hi ? row_ptr(e, first + RB + r) : NULL;
-        block_logits(L, ch->logits, x, next);
+        if (!e->rows && first + 2 * RB < hi) { /* consecutive rows: two blocks ahead, every
+                                                 line (the streamer stops at each page) */
+            const char *ahead = (const char *)(e->X + (first + 2 * RB) * L->D);
+            for (size_t off = 0; off < sizeof(float) * (size_t)(RB * L->D); off += 64)
+                __builtin_prefetch(ahead + off);
+        }
+        e->kern->logits(&args, ch->logits, x, next);
         float *logits = ch->logits;
         if (e->logits_out) {
             logits = e->logits_out + first * K;
@@ -388,13 +242,15 @@ static void eval_chunk(void *arg, int64_t t)
         }
         if (!e->tg)
             continue;
-        td_targets_block(sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
-                         e->tg, &e->denoms);
+        if (!e->xent || !e->kern->xent(sums, ch->dlogits, logits, e->tg->y + first, nb, K,
+                                       e->tg->ce.ignore_index, xscale))
+            td_targets_block(sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
+                             e->tg, &e->denoms);
         if (!e->want_grad)
             continue;
         if (nb < RB)
             memset(ch->dlogits + nb * K, 0, sizeof(float) * (size_t)((RB - nb) * K));
-        block_grad(L, ch->dWt, ch->db, ch->dlogits, x);
+        e->kern->grad(&args, ch->dWt, ch->db, ch->dlogits, x);
     }
 }
 
@@ -438,7 +294,10 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
                     const float *W, const float *b, const float *X, const int64_t *rows,
                     int64_t n, const td_targets *tg)
 {
-    eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .tg = tg, .want_grad = dW != NULL};
+    eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .tg = tg, .want_grad = dW != NULL,
+                  .kern = td_lin_kernels_get()};
+    e.xent = e.kern->xent && tg->G == 1 && tg->y && !tg->Y && !tg->ce.class_weights &&
+             tg->ce.label_smoothing == 0.0 && L->K <= 16;
     td_targets_denoms(&e.denoms, tg, n);
     split(&e);
     pack_weights(L, W, b);
@@ -462,7 +321,8 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
 void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *W,
                        const float *b, const float *X, const int64_t *rows, int64_t n)
 {
-    eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .logits_out = logits};
+    eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .logits_out = logits,
+                  .kern = td_lin_kernels_get()};
     split(&e);
     pack_weights(L, W, b);
     run_waves(&e, pool);

@@ -59,13 +59,14 @@ static double xent_coef(const float *Y, int32_t y, const float *w, double eps, i
     return (w ? (double)w[k] : 1.0) * ((1.0 - eps) * t + eps / (double)K);
 }
 
-/* e[k] = expf(z[k] - m) (e may be NULL) for k < K; returns their sum in double, added
- * in k order. Four at a time with td_vexp4 (bit-identical to expf, see vexp.h). */
-static double exp_shifted(float *e, const float *z, float m, int64_t K)
-{
-    double s = 0.0;
-    int64_t k = 0;
 #if TD_HAVE_VEXP
+/* exp_shifted's first K - K % 4 elements, four at a time with td_vexp4 (bit-identical to
+ * expf, see vexp.h), for CPUs with AVX2 (td_isa()); adds to *s in k order. */
+__attribute__((target("avx2,fma"))) static int64_t exp_shifted4(double *s, float *e,
+                                                                const float *z, float m,
+                                                                int64_t K)
+{
+    int64_t k = 0;
     const __m128 mv = _mm_set1_ps(m), lo = _mm_set1_ps(TD_VEXP_MIN);
     for (; k + 4 <= K; k += 4) {
         __m128 x = _mm_sub_ps(_mm_loadu_ps(z + k), mv);
@@ -77,9 +78,22 @@ static double exp_shifted(float *e, const float *z, float m, int64_t K)
                     v[j] = expf(z[k + j] - m);
         for (int j = 0; j < 4; j++) {
             if (e) e[k + j] = v[j];
-            s += v[j];
+            *s += v[j];
         }
     }
+    return k;
+}
+#endif
+
+/* e[k] = expf(z[k] - m) (e may be NULL) for k < K; returns their sum in double, added
+ * in k order: the same bits at every instruction-set level. */
+static double exp_shifted(float *e, const float *z, float m, int64_t K)
+{
+    double s = 0.0;
+    int64_t k = 0;
+#if TD_HAVE_VEXP
+    if (td_isa() >= TD_ISA_AVX2)
+        k = exp_shifted4(&s, e, z, m, K);
 #endif
     for (; k < K; k++) {
         float v = expf(z[k] - m);

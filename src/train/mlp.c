@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "math/blas.h"
+#include "math/isa.h"
 #include "math/rng.h"
 
 #define MAX_CHUNKS 16
@@ -58,6 +59,7 @@ void td_dense_backward(float *dinp, float *dW, float *db, const float *dout, con
     }
 }
 
+TD_CLONES
 void td_act_forward(float *out, const float *inp, int64_t n, td_activation act)
 {
     /* out, inp are (n) */
@@ -77,6 +79,7 @@ void td_act_forward(float *out, const float *inp, int64_t n, td_activation act)
     }
 }
 
+TD_CLONES
 void td_act_backward(float *dinp, const float *dout, const float *out, int64_t n,
                      td_activation act)
 {
@@ -346,6 +349,7 @@ static void eval_chunk(void *arg, int64_t t)
 
 /* grad[i] += partial[i] of each chunk of the wave after chunk 0, in chunk order, for one
  * range of i. */
+TD_CLONES
 static void reduce_task(void *arg, int64_t task)
 {
     const eval_ctx *e = arg;

@@ -7,6 +7,7 @@
  *          m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
  *          theta -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) */
 #include "train/optim.h"
+#include "math/isa.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ int64_t td_optim_nbuffers(const td_optim *o)
 }
 
 /* Elements [lo, hi) of one update. */
+TD_CLONES
 static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo,
                      int64_t hi)
 {
@@ -70,6 +72,7 @@ static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int6
     }
 }
 
+TD_CLONES
 static void adam_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo,
                       int64_t hi)
 {

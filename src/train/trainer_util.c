@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "math/isa.h"
 #include "train/trainer_impl.h"
 
 void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
@@ -45,6 +46,37 @@ int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, i
     return count;
 }
 
+/* *sq += sum w^2, *ab += sum |w| over params[lo, hi), in eight interleaved partial sums
+ * added in a fixed order (vectorised, the same for any thread count); grad (when
+ * non-NULL) += l2 w + l1 sign(w). Runs once per optimizer step (W2: 391 an epoch). */
+TD_CLONES
+static void penalty_range(double *sq, double *ab, float *grad, const float *params,
+                          int64_t lo, int64_t hi, double l2, double l1)
+{
+    double s[8] = {0}, a[8] = {0};
+    int64_t j = lo;
+    for (; j + 8 <= hi; j += 8)
+        for (int i = 0; i < 8; i++) {
+            double w = params[j + i];
+            s[i] += w * w;
+            a[i] += fabs(w);
+        }
+    for (; j < hi; j++) {
+        double w = params[j];
+        s[0] += w * w;
+        a[0] += fabs(w);
+    }
+    for (int i = 0; i < 8; i++) {
+        *sq += s[i];
+        *ab += a[i];
+    }
+    if (grad)
+        for (j = lo; j < hi; j++) {
+            float w = params[j];
+            grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
+        }
+}
+
 double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
                      int64_t n_penalized, const float *params, float *grad)
 {
@@ -60,13 +92,7 @@ double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
             continue;
         int64_t skip = hp->regularize_bias ? 0 : d->skip_rows;
         int64_t lo = d->offset + skip * d->cols, hi = d->offset + d->rows * d->cols;
-        for (int64_t j = lo; j < hi; j++) {
-            float w = params[j];
-            sq += (double)w * w;
-            ab += fabs((double)w);
-            if (grad)
-                grad[j] += (float)(l2 * w) + (float)(l1 * ((w > 0) - (w < 0)));
-        }
+        penalty_range(&sq, &ab, grad, params, lo, hi, l2, l1);
     }
     return 0.5 * l2 * sq + l1 * ab;
 }
