@@ -581,17 +581,17 @@ START_TEST(pairs_datasets_and_validation)
     td_dataset probs = {.N = N, .D = D, .X = X, .Y = Y, .Y_cols = 2};
     expect_invalid(&hp, &probs, "dataset");
     pairs[7] = (int32_t)N;
-    expect_invalid(&hp, &ds, "dataset.pairs[3][1]");
+    expect_invalid(&hp, &ds, "pairs[3][1]");
     pairs[7] = 0;
     pl[5] = 2;
-    expect_invalid(&hp, &ds, "dataset.pair_labels[5]");
+    expect_invalid(&hp, &ds, "pair_labels[5]");
     pl[5] = 1;
     td_dataset lab = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     hp.embed.warmup_iterations = 150;
-    expect_invalid(&hp, &lab, "hyperparameters.warmup_iterations");
+    expect_invalid(&hp, &lab, "warmup_iterations");
     hp.embed.warmup_iterations = -1;
     hp.embed.gmm_batch = 2;
-    expect_invalid(&hp, &lab, "hyperparameters.components");
+    expect_invalid(&hp, &lab, "components");
     hp.embed.gmm_batch = 0;
     t = tu_make_trainer(&hp, &lab); /* labels alone are enough */
     td_trainer_destroy(t);

@@ -488,7 +488,7 @@ START_TEST(singular_covariance_is_a_clear_error)
     for (int i = 0; i < 5 && st == TD_OK && !td_trainer_done(t); i++)
         st = td_trainer_step(t, &rec, &err);
     ck_assert_int_eq(st, TD_EDIVERGED);
-    ck_assert_str_eq(err.field, "hyperparameters.reg_covar");
+    ck_assert_str_eq(err.field, "reg_covar");
     ck_assert_msg(strstr(err.message, "reg_covar") != NULL, "%s", err.message);
     const td_model *m = td_trainer_model(t);
     for (int64_t i = 0; i < m->n_params; i++)
@@ -517,37 +517,37 @@ START_TEST(init_shapes_are_validated)
     float v[18] = {0.5f, 0.5f, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
     td_hparams hp = gmm_hp(2, TD_COV_FULL);
     set_tensor(&hp.gmm.weights_init, v, 1, 3, 0, 0);
-    expect_invalid(&hp, &ds, "hyperparameters.weights_init");
+    expect_invalid(&hp, &ds, "weights_init");
     float w[2] = {0.7f, 0.7f};
     set_tensor(&hp.gmm.weights_init, w, 1, 2, 0, 0);
-    expect_invalid(&hp, &ds, "hyperparameters.weights_init"); /* sums to 1.4 */
+    expect_invalid(&hp, &ds, "weights_init"); /* sums to 1.4 */
     w[1] = 0.3f;
     set_tensor(&hp.gmm.weights_init, w, 1, 2, 0, 0);
     set_tensor(&hp.gmm.means_init, v, 2, 2, 3, 0);
-    expect_invalid(&hp, &ds, "hyperparameters.means_init");
+    expect_invalid(&hp, &ds, "means_init");
     set_tensor(&hp.gmm.means_init, v, 2, 2, 2, 0);
     set_tensor(&hp.gmm.covariances_init, v + 2, 2, 2, 2, 0); /* full needs (2, 2, 2) */
-    expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
+    expect_invalid(&hp, &ds, "covariances_init");
     float bad[8] = {1, 0, 0, 1, 1, 2, 2, 1}; /* second: eigenvalues 3 and -1 */
     set_tensor(&hp.gmm.covariances_init, bad, 3, 2, 2, 2);
-    expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1]");
+    expect_invalid(&hp, &ds, "covariances_init[1]");
     bad[5] = 0.5f; /* not symmetric */
     set_tensor(&hp.gmm.covariances_init, bad, 3, 2, 2, 2);
-    expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1]");
+    expect_invalid(&hp, &ds, "covariances_init[1]");
     td_hparams_fini(&hp);
 
     hp = gmm_hp(2, TD_COV_DIAG);
     float d[4] = {1, 1, 1, 0};
     set_tensor(&hp.gmm.covariances_init, d, 2, 2, 2, 0);
-    expect_invalid(&hp, &ds, "hyperparameters.covariances_init[1][1]");
+    expect_invalid(&hp, &ds, "covariances_init[1][1]");
     td_hparams_fini(&hp);
 
     hp = gmm_hp(2, TD_COV_TIED); /* one (E, E) matrix, not one per component */
     set_tensor(&hp.gmm.covariances_init, v + 2, 3, 2, 2, 2);
-    expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
+    expect_invalid(&hp, &ds, "covariances_init");
     float tb[4] = {1, 2, 2, 1}; /* eigenvalues 3 and -1 */
     set_tensor(&hp.gmm.covariances_init, tb, 2, 2, 2, 0);
-    expect_invalid(&hp, &ds, "hyperparameters.covariances_init");
+    expect_invalid(&hp, &ds, "covariances_init");
     tb[1] = tb[2] = 0.5f;
     set_tensor(&hp.gmm.covariances_init, tb, 2, 2, 2, 0);
     td_trainer *ok = tu_make_trainer(&hp, &ds);
@@ -555,7 +555,7 @@ START_TEST(init_shapes_are_validated)
     td_hparams_fini(&hp);
 
     hp = gmm_hp(7, TD_COV_SPHERICAL); /* 7 components, 6 rows */
-    expect_invalid(&hp, &ds, "hyperparameters.components");
+    expect_invalid(&hp, &ds, "components");
     td_hparams_fini(&hp);
 
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM); /* needs labels or pairs (test_embed.c) */

@@ -147,6 +147,39 @@ START_TEST(parse_malformed_offsets)
 }
 END_TEST
 
+/* Engine errors name engine fields; the converter names them as the request does. */
+static void scoped(const char *engine, const char *data_field, const char *want)
+{
+    td_error err = {{0}, {0}};
+    td_fail(&err, TD_EINVAL, engine[0] ? engine : NULL, "m");
+    td_json_scope_error(&err, data_field);
+    ck_assert_str_eq(err.field, want);
+}
+
+START_TEST(engine_fields_scoped)
+{
+    scoped("lr", "dataset", "hyperparameters.lr");
+    scoped("covariances_init[1][0]", "dataset", "hyperparameters.covariances_init[1][0]");
+    scoped("monotone.weight", "data", "hyperparameters.monotone.weight");
+    scoped("X[3][0]", "dataset", "dataset.X[3][0]");
+    scoped("X[3][0]", "data", "data.X[3][0]");
+    scoped("y[7]", "data", "data.y[7]");
+    scoped("pairs[0][1]", "dataset", "dataset.pairs[0][1]");
+    scoped("pair_labels", "data", "data.pair_labels");
+    scoped("dataset", "data", "data");
+    scoped("dataset", "dataset", "dataset");
+    /* left alone: fields a converter named already, and the request's own keys */
+    scoped("hyperparameters.lr", "dataset", "hyperparameters.lr");
+    scoped("data.X[0]", "data", "data.X[0]");
+    scoped("model", "dataset", "model");
+    scoped("validation", "dataset", "validation");
+    scoped("", "dataset", "");
+    /* a prefix of a hyperparameter's name is not that hyperparameter */
+    scoped("l", "dataset", "l");
+    scoped("validation_splits", "dataset", "validation_splits");
+}
+END_TEST
+
 START_TEST(sbuf_numbers)
 {
     td_sbuf b;
@@ -1133,6 +1166,7 @@ Suite *suite_json(void)
     TCase *tc = tcase_create("util");
     tcase_add_test(tc, parse_malformed_offsets);
     tcase_add_test(tc, sbuf_numbers);
+    tcase_add_test(tc, engine_fields_scoped);
     tcase_add_test(tc, numbers_shortest);
     tcase_add_test(tc, check_keys_suggests);
     suite_add_tcase(s, tc);

@@ -124,7 +124,7 @@ START_TEST(probs_need_n_classes_equal_to_their_columns)
     td_error err = {{0}, {0}};
     int64_t K = 0;
     ck_assert_int_eq(td_hparams_check(&hp, &ds, &K, &err), TD_EINVAL);
-    ck_assert_str_eq(err.field, "hyperparameters.n_classes");
+    ck_assert_str_eq(err.field, "n_classes");
     ck_assert_ptr_nonnull(strstr(err.message, "3 columns"));
     hp.n_classes = 3; /* the same number is fine, as is none */
     ck_assert_int_eq(td_hparams_check(&hp, &ds, &K, &err), TD_OK);
@@ -149,7 +149,7 @@ START_TEST(huge_networks_are_refused)
     hp.mlp.hidden[0] = hp.mlp.hidden[1] = 30000;
     td_error err = {{0}, {0}};
     ck_assert_int_eq(td_hparams_check(&hp, &ds, NULL, &err), TD_EINVAL);
-    ck_assert_str_eq(err.field, "hyperparameters.hidden");
+    ck_assert_str_eq(err.field, "hidden");
     ck_assert_ptr_nonnull(strstr(err.message, "parameters"));
     hp.mlp.hidden[0] = hp.mlp.hidden[1] = 4000; /* 1.6e7: fine */
     ck_assert_int_eq(td_hparams_check(&hp, &ds, NULL, &err), TD_OK);

@@ -360,7 +360,7 @@ START_TEST(divergence_keeps_last_finite_weights)
         e++;
     }
     ck_assert_int_eq(st, TD_EDIVERGED);
-    ck_assert_str_eq(err.field, "hyperparameters.lr");
+    ck_assert_str_eq(err.field, "lr");
     ck_assert_ptr_nonnull(strstr(err.message, "smaller lr"));
     const td_model *m = td_trainer_model(t);
     for (int64_t i = 0; i < m->n_params; i++)
@@ -406,30 +406,30 @@ START_TEST(validation_names_field_and_rule)
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     hp.lr = 0;
-    expect_invalid(&hp, &ds, "hyperparameters.lr");
+    expect_invalid(&hp, &ds, "lr");
     hp.lr = 0.1;
     hp.nesterov = 1;
-    expect_invalid(&hp, &ds, "hyperparameters.nesterov");
+    expect_invalid(&hp, &ds, "nesterov");
     hp.nesterov = 0;
     hp.intercept = TD_INTERCEPT_COLUMN0; /* column 0 is not ones */
-    expect_invalid(&hp, &ds, "dataset.X[0][0]");
+    expect_invalid(&hp, &ds, "X[0][0]");
     hp.intercept = TD_INTERCEPT_FIT;
     hp.groups = 2;
-    expect_invalid(&hp, &ds, "hyperparameters.groups");
+    expect_invalid(&hp, &ds, "groups");
     hp.groups = 1;
     hp.validation_split = 0.01;
-    expect_invalid(&hp, &ds, "hyperparameters.validation_split");
+    expect_invalid(&hp, &ds, "validation_split");
     hp.validation_split = 0;
     hp.betas[1] = 1.0;
-    expect_invalid(&hp, &ds, "hyperparameters.betas");
+    expect_invalid(&hp, &ds, "betas");
     hp.betas[1] = 0.999;
     hp.n_classes = 2; /* labels reach 2 */
     int32_t *y = (int32_t *)ds.y;
     y[4] = 2;
-    expect_invalid(&hp, &ds, "hyperparameters.n_classes");
+    expect_invalid(&hp, &ds, "n_classes");
     hp.n_classes = 0;
     y[4] = -3;
-    expect_invalid(&hp, &ds, "dataset.y[4]");
+    expect_invalid(&hp, &ds, "y[4]");
     free_data(&ds);
 }
 END_TEST

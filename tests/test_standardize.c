@@ -107,7 +107,7 @@ START_TEST(model_applies_its_standardization)
     hp.standardize = 1;
     hp.intercept = TD_INTERCEPT_COLUMN0;
     ck_assert_int_eq(td_trainer_check(&hp, &ds, NULL, &K, &err), TD_EINVAL);
-    ck_assert_str_eq(err.field, "hyperparameters.standardize");
+    ck_assert_str_eq(err.field, "standardize");
     td_hparams_fini(&hp);
 }
 END_TEST

@@ -244,6 +244,44 @@ void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i,
         out[0] = '\0';
 }
 
+/* the members of a td_dataset an engine error can name */
+static const char *const data_roots[] = {"X", "y", "Y", "pairs", "pair_labels", NULL};
+
+static int is_hparam_root(const char *f, size_t n)
+{
+    for (size_t i = 0; i < td_hparam_ndefs; i++) {
+        const char *name = td_hparam_defs[i].name; /* "lr", "monotone.weight" */
+        if (strncmp(name, f, n) == 0 && (name[n] == '\0' || name[n] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
+void td_json_scope_error(td_error *err, const char *data_field)
+{
+    if (!err || !err->field[0])
+        return;
+    const char *f = err->field;
+    size_t n = strcspn(f, ".[");
+    char out[sizeof err->field];
+    int len; /* the result is cut to the field's size, like every path (td_json_path) */
+    if (n == 7 && strncmp(f, "dataset", 7) == 0) {
+        len = snprintf(out, sizeof out, "%s%s", data_field, f + 7);
+    } else {
+        const char *prefix = NULL;
+        for (int i = 0; data_roots[i] && !prefix; i++)
+            if (strlen(data_roots[i]) == n && strncmp(f, data_roots[i], n) == 0)
+                prefix = data_field;
+        if (!prefix && is_hparam_root(f, n))
+            prefix = "hyperparameters";
+        if (!prefix)
+            return;
+        len = snprintf(out, sizeof out, "%s.%s", prefix, f);
+    }
+    if (len > 0)
+        memcpy(err->field, out, sizeof out);
+}
+
 static void lower_copy(char *dst, const char *src, size_t cap)
 {
     size_t i = 0;

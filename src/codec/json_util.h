@@ -47,6 +47,14 @@ void td_json_path(char out[TD_JSON_PATH_MAX], const char *prefix, const char *ke
 /* out = "base[i]" (j < 0) or "base[i][j]"; truncated to fit. */
 void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i, int64_t j);
 
+/* Names an engine error's field as the request does. The engine names its own fields: a
+ * hyperparameter ("lr", "covariances_init[2]", "monotone.weight"), the data ("X[3][0]",
+ * "y[7]", "Y", "pairs[0][1]", "pair_labels[4]", or "dataset" for all of it). This puts
+ * "hyperparameters." before a hyperparameter and data_field ("dataset", or "data" for a
+ * job's inline data) in place of the data's root; any other field ("model",
+ * "validation", or one a converter already named in full) is left as it is. */
+void td_json_scope_error(td_error *err, const char *data_field);
+
 /* Checks that obj is an object whose keys are all in allowed (NULL-terminated) and none
  * is given twice. Unknown key: field "prefix.key", message
  * "unknown key \"x\"; did you mean \"X\"?" (the suggestion when one is close).

@@ -21,10 +21,13 @@
 
 /* Decodes a job's stored hyperparameter text against the loaded datasets (val may be
  * NULL) and checks it as td_trainer_create will, without building the trainer: the
- * validation of POST /v1/jobs. *K gets the outputs, *bytes the memory for admission. */
+ * validation of POST /v1/jobs. *K gets the outputs, *bytes the memory for admission. An
+ * error names its field as the request does (td_json_scope_error), the data as data_field:
+ * "dataset", or "data" for a job's inline data. */
 td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
-                           int64_t *K, uint64_t *bytes, td_error *err);
+                           const char *data_field, int64_t *K, uint64_t *bytes,
+                           td_error *err);
 
 /* A store call on one object: a delete or a cancel. */
 typedef td_status (*td_app_store_op)(td_store *s, const char *id, td_error *err);

@@ -90,12 +90,15 @@ static td_status check_names(td_app *app, const char *model, const char *dataset
 
 td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
-                           int64_t *K, uint64_t *bytes, td_error *err)
+                           const char *data_field, int64_t *K, uint64_t *bytes,
+                           td_error *err)
 {
     td_hparams hp;
     td_status st = td_job_decode_hparams(&hp, model, hp_text, &train->ds, err);
     if (st == TD_OK)
         st = td_trainer_check(&hp, &train->ds, val ? &val->ds : NULL, K, err);
+    if (st)
+        td_json_scope_error(err, data_field);
     if (st == TD_OK)
         st = check_names(app, model, train->meta.id, val ? val->meta.id : NULL, *K, err);
     if (st == TD_OK)
@@ -133,8 +136,9 @@ td_status td_app_no_dataset(td_app *app, const char *field, const char *id, td_e
  * building the trainer (that would cost the job's memory in this thread). *K gets the
  * model's outputs and *bytes its memory for admission (td_jobs_job_bytes). */
 static td_status validate_job(td_app *app, const char *model, const char *hp_text,
-                              const char *dataset, const char *validation, int64_t *K,
-                              uint64_t *bytes, td_error *err)
+                              const char *dataset, const char *validation,
+                              const char *data_field, int64_t *K, uint64_t *bytes,
+                              td_error *err)
 {
     td_stored_dataset train = {0}, val = {0};
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
@@ -146,8 +150,8 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
             st = td_app_no_dataset(app, "validation", validation, err);
     }
     if (st == TD_OK)
-        st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL, K, bytes,
-                              err);
+        st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL,
+                              data_field, K, bytes, err);
     td_stored_dataset_fini(&train);
     td_stored_dataset_fini(&val);
     return st;
@@ -211,15 +215,10 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
     const char *model = td_model_names[jr.model];
     int64_t K = 0;
     uint64_t bytes = 0;
-    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id, &K, &bytes, &err))) {
-        /* The checks against the data name "dataset.X[i][j]"; inline, that is "data.". */
-        if (jr.data && strncmp(err.field, "dataset", 7) == 0 &&
-            (err.field[7] == '\0' || err.field[7] == '.' || err.field[7] == '[')) {
-            memmove(err.field + 4, err.field + 7, strlen(err.field + 7) + 1);
-            memcpy(err.field, "data", 4);
-        }
+    /* the checks against inline data name it "data.X[i][j]", as the request does */
+    if ((st = validate_job(app, model, hp_text, ds_id, jr.validation_id,
+                           jr.data ? "data" : "dataset", &K, &bytes, &err)))
         goto out;
-    }
     uint64_t budget = td_budget_limit();
     if (budget && bytes > budget) { /* it could never start: say so now */
         over_budget = 1;

@@ -80,7 +80,7 @@ static td_status make_trials(td_app *app, const td_sweep_request *r,
         if (st == TD_OK && !(text = td_job_hparams_text(&hp, iw)))
             st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
         if (st == TD_OK)
-            st = td_app_check_job(app, model, text, train, val, &K, &bytes, err);
+            st = td_app_check_job(app, model, text, train, val, "dataset", &K, &bytes, err);
         int64_t e = td_hparams_epochs(&hp);
         if (st == TD_OK && budget && bytes > budget) {
             *over_budget = 1;

@@ -49,7 +49,6 @@
 #include "train/trainer_impl.h"
 #include "traind/loss.h"
 
-#define FIELD(name) "hyperparameters." name
 #define MAX_PARAMS (1ll << 28)
 
 enum { C_EPOCH, C_ELAPSED, C_LOSS, C_PAIR, C_NLL, C_REG, C_RESEEDED, C_MIN_SIZE, C_MAX_SIZE,
@@ -74,18 +73,18 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
             char field[64];
             for (int s = 0; s < 2; s++)
                 if (ds->pairs[2 * p + s] < 0 || ds->pairs[2 * p + s] >= N) {
-                    snprintf(field, sizeof field, "dataset.pairs[%lld][%d]", (long long)p, s);
+                    snprintf(field, sizeof field, "pairs[%lld][%d]", (long long)p, s);
                     return td_fail(err, TD_EINVAL, field, "row %d is outside [0, %lld)",
                                    ds->pairs[2 * p + s], (long long)N);
                 }
             if (!ds->pair_labels || (ds->pair_labels[p] != 0 && ds->pair_labels[p] != 1)) {
-                snprintf(field, sizeof field, "dataset.pair_labels[%lld]", (long long)p);
+                snprintf(field, sizeof field, "pair_labels[%lld]", (long long)p);
                 return td_fail(err, TD_EINVAL, field, "pair labels must be 1 (similar) or 0 "
                                "(dissimilar)");
             }
         }
     } else if (ds->y && ds->y_cols != 1) {
-        return td_fail(err, TD_EINVAL, "dataset.y", "embed_gmm takes one label per row (same "
+        return td_fail(err, TD_EINVAL, "y", "embed_gmm takes one label per row (same "
                        "label = similar pair); the targets have %lld columns",
                        (long long)ds->y_cols);
     } else if (!ds->y) {
@@ -95,12 +94,12 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
     }
     int64_t ng = td_embed_gmm_rows(hp, N);
     if (M > ng)
-        return td_fail(err, TD_EINVAL, FIELD("components"), "components (%lld) must not "
+        return td_fail(err, TD_EINVAL, "components", "components (%lld) must not "
                        "exceed the rows the GMM is fitted on (%lld%s)", (long long)M,
                        (long long)ng, ng < N ? ", gmm_batch" : "");
     int64_t warm = td_hparams_warmup(hp);
     if (warm >= hp->epochs)
-        return td_fail(err, TD_EINVAL, FIELD("warmup_iterations"), "warmup_iterations (%lld) "
+        return td_fail(err, TD_EINVAL, "warmup_iterations", "warmup_iterations (%lld) "
                        "must be less than iterations (%lld): the GMM starts after the "
                        "warm-up", (long long)warm, (long long)hp->epochs);
     double n = 0, in = (double)D;
@@ -112,7 +111,7 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
     n += (double)M * (1.0 + (double)E) + (double)td_gmm_covs_size(hp->gmm.covariance, M, E) +
          (double)N;
     if (n > (double)MAX_PARAMS)
-        return td_fail(err, TD_EINVAL, FIELD("hidden"), "the model would have %.0f parameters "
+        return td_fail(err, TD_EINVAL, "hidden", "the model would have %.0f parameters "
                        "(network, mixture and one assignment per row); at most %lld are "
                        "supported", n, MAX_PARAMS);
     if (K)
@@ -529,7 +528,7 @@ static td_status check_embeddings(const embed_trainer *t, int64_t n_rows, td_err
 {
     for (int64_t i = 0; i < n_rows * t->E; i++)
         if (!isfinite(t->Z[i]))
-            return td_fail(err, TD_EDIVERGED, t->base.epoch ? FIELD("lr") : "dataset.X",
+            return td_fail(err, TD_EDIVERGED, t->base.epoch ? "lr" : "X",
                            "the embeddings became non-finite at iteration %lld (the network's "
                            "outputs overflow float32); %s", (long long)(t->base.epoch + 1),
                            t->base.epoch ? "the weights of the last iteration are kept; try a "
@@ -566,7 +565,7 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
                            err)))
         return st;
     if (!isfinite(ll) || !td_gmm_finite(&t->g)) /* before the split reads the mixture */
-        return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "the EM step of iteration %lld "
+        return td_fail(err, TD_EDIVERGED, "reg_covar", "the EM step of iteration %lld "
                        "gave a non-finite %s (the embeddings' spread overflows float32?)",
                        (long long)(t->base.epoch + 1),
                        isfinite(ll) ? "mixture" : "log-likelihood");
@@ -578,12 +577,12 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
             *reseeded += split >= 0;
         }
     if (!td_gmm_finite(&t->g))
-        return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "the M-step of iteration %lld "
+        return td_fail(err, TD_EDIVERGED, "reg_covar", "the M-step of iteration %lld "
                        "gave non-finite mixture parameters", (long long)(t->base.epoch + 1));
     if ((st = td_gmm_prepare(t->w, &t->g, err))) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
-        return td_fail(err, st, FIELD("reg_covar"), "iteration %lld: %s (reg_covar is %g)",
+        return td_fail(err, st, "reg_covar", "iteration %lld: %s (reg_covar is %g)",
                        (long long)(t->base.epoch + 1), msg, t->hp.gmm.reg_covar);
     }
     if ((st = td_gmm_nll_grad(t->w, t->pool, t->dZ, (float)(t->hp.embed.gmm_weight / (double)ng),
@@ -685,7 +684,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     }
     if (bad) {
         memcpy(params, t->prev, sizeof(float) * (size_t)t->n_net);
-        st = td_fail(err, TD_EDIVERGED, FIELD("lr"), "training diverged at iteration %lld "
+        st = td_fail(err, TD_EDIVERGED, "lr", "training diverged at iteration %lld "
                      "(the %s became non-finite); the weights of iteration %lld are kept; "
                      "try a smaller lr (now %g) or gmm_weight (now %g)",
                      (long long)(t->base.epoch + 1), bad, (long long)t->base.epoch, t->hp.lr,
@@ -714,7 +713,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
         st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err);
         if (st == TD_EINVAL) /* the float32 copy of a covariance is not positive definite */
-            return td_fail(err, TD_EDIVERGED, FIELD("reg_covar"), "iteration %lld: the final "
+            return td_fail(err, TD_EDIVERGED, "reg_covar", "iteration %lld: the final "
                            "mixture's covariances are not positive definite once stored as "
                            "float32 (collapsed or collinear embeddings, no finite density); "
                            "increase reg_covar (now %g)", (long long)t->base.epoch,

@@ -6,7 +6,6 @@
 
 #include "train/mlp.h"
 
-#define FIELD(name) "hyperparameters." name
 
 static void mlp_defaults(td_hparams *hp)
 {
@@ -21,7 +20,7 @@ static void mlp_defaults(td_hparams *hp)
 static td_status mlp_check_hparams(const td_hparams *hp, td_error *err)
 {
     if (hp->mlp.n_hidden < 1)
-        return td_fail(err, TD_EINVAL, FIELD("hidden"), "hidden needs at least one layer size");
+        return td_fail(err, TD_EINVAL, "hidden", "hidden needs at least one layer size");
     return TD_OK;
 }
 

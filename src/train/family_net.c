@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD(name) "hyperparameters." name
 #define MAX_NET_PARAMS (1ll << 28) /* softmax / mlp parameters (embed_gmm has the same cap) */
 
 /* Number of outputs K implied by the data and hyperparameters. */
@@ -21,10 +20,10 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
     } else if (ds->y) {
         if (ds->y_cols != hp->groups) {
             if (hp->groups > 1)
-                return td_fail(err, TD_EINVAL, FIELD("groups"),
+                return td_fail(err, TD_EINVAL, "groups",
                                "groups is %lld but the dataset's targets have %lld column(s)",
                                (long long)hp->groups, (long long)ds->y_cols);
-            return td_fail(err, TD_EINVAL, "dataset.y",
+            return td_fail(err, TD_EINVAL, "y",
                            "targets have %lld columns: set hyperparameters.groups to %lld "
                            "for grouped outputs", (long long)ds->y_cols, (long long)ds->y_cols);
         }
@@ -39,17 +38,17 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
     }
     if (hp->n_classes > 0) {
         if (ds->Y && hp->n_classes != k) /* rows of Y hold exactly Y_cols probabilities */
-            return td_fail(err, TD_EINVAL, FIELD("n_classes"),
+            return td_fail(err, TD_EINVAL, "n_classes",
                            "n_classes is %lld but the probability targets (Y) have %lld "
                            "columns", (long long)hp->n_classes, (long long)k);
         if (hp->n_classes < k)
-            return td_fail(err, TD_EINVAL, FIELD("n_classes"),
+            return td_fail(err, TD_EINVAL, "n_classes",
                            "n_classes is %lld but the targets need at least %lld",
                            (long long)hp->n_classes, (long long)k);
         k = hp->n_classes;
     }
     if (k < 1)
-        return td_fail(err, TD_EINVAL, "dataset.y", "the targets contain no class");
+        return td_fail(err, TD_EINVAL, "y", "the targets contain no class");
     *K = k;
     return TD_OK;
 }
@@ -62,24 +61,24 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
     if ((st = infer_classes(hp, ds, &K, err)))
         return st;
     if (K % hp->groups != 0)
-        return td_fail(err, TD_EINVAL, FIELD("groups"),
+        return td_fail(err, TD_EINVAL, "groups",
                        "groups (%lld) must divide the number of outputs (%lld)",
                        (long long)hp->groups, (long long)K);
     if (hp->groups > 1 && ds->Y)
-        return td_fail(err, TD_EINVAL, FIELD("groups"),
+        return td_fail(err, TD_EINVAL, "groups",
                        "grouped outputs need class-index targets (N, G), not probabilities");
     if (hp->monotone_weight > 0 && hp->groups < 2)
-        return td_fail(err, TD_EINVAL, FIELD("monotone.weight"),
+        return td_fail(err, TD_EINVAL, "monotone.weight",
                        "the monotone penalty needs groups >= 2");
     if (hp->class_weights && hp->n_class_weights != K / hp->groups)
-        return td_fail(err, TD_EINVAL, FIELD("class_weights"),
+        return td_fail(err, TD_EINVAL, "class_weights",
                        "class_weights has %lld entries, the model has %lld classes",
                        (long long)hp->n_class_weights, (long long)(K / hp->groups));
     if (hp->class_weights && hp->groups > 1)
-        return td_fail(err, TD_EINVAL, FIELD("class_weights"),
+        return td_fail(err, TD_EINVAL, "class_weights",
                        "class_weights is not supported with grouped outputs");
     if (hp->label_smoothing > 0 && hp->groups > 1)
-        return td_fail(err, TD_EINVAL, FIELD("label_smoothing"),
+        return td_fail(err, TD_EINVAL, "label_smoothing",
                        "label_smoothing is not supported with grouped outputs");
     if (ds->y) {
         int64_t S = K / hp->groups;
@@ -88,10 +87,10 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
             if (t != hp->ignore_index && (t < 0 || t >= S)) {
                 char field[64];
                 if (ds->y_cols > 1)
-                    snprintf(field, sizeof field, "dataset.y[%lld][%lld]",
+                    snprintf(field, sizeof field, "y[%lld][%lld]",
                              (long long)(i / ds->y_cols), (long long)(i % ds->y_cols));
                 else
-                    snprintf(field, sizeof field, "dataset.y[%lld]", (long long)i);
+                    snprintf(field, sizeof field, "y[%lld]", (long long)i);
                 return td_fail(err, TD_EINVAL, field,
                                "label %d is outside [0, %lld) and is not ignore_index (%lld)",
                                t, (long long)S, (long long)hp->ignore_index);
@@ -102,7 +101,7 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
         for (int64_t i = 0; i < ds->N; i++)
             if (ds->X[i * ds->D] != 1.0f) {
                 char field[64];
-                snprintf(field, sizeof field, "dataset.X[%lld][0]", (long long)i);
+                snprintf(field, sizeof field, "X[%lld][0]", (long long)i);
                 return td_fail(err, TD_EINVAL, field,
                                "intercept \"column0\" needs X's first column to be all ones "
                                "(found %g)", (double)ds->X[i * ds->D]);
@@ -120,15 +119,15 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
     n_params += (in + 1) * (double)K;
     if (n_params > (double)MAX_NET_PARAMS)
         return td_fail(err, TD_EINVAL,
-                       n_hidden > 0              ? FIELD("hidden")
-                       : hp->n_classes > 0       ? FIELD("n_classes")
+                       n_hidden > 0              ? "hidden"
+                       : hp->n_classes > 0       ? "n_classes"
                                                  : "dataset",
                        "the model would have %.0f parameters (%lld inputs, %lld outputs); at "
                        "most %lld are supported", n_params, (long long)ds->D, (long long)K,
                        MAX_NET_PARAMS);
     int64_t n_val = (int64_t)floor(hp->validation_split * (double)ds->N);
     if (hp->validation_split > 0 && (n_val < 1 || ds->N - n_val < 1))
-        return td_fail(err, TD_EINVAL, FIELD("validation_split"),
+        return td_fail(err, TD_EINVAL, "validation_split",
                        "validation_split %g of %lld rows leaves an empty training or "
                        "validation set", hp->validation_split, (long long)ds->N);
     if (Kout)

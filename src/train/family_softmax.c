@@ -4,13 +4,12 @@
 
 #include "train/linear.h"
 
-#define FIELD(name) "hyperparameters." name
 
 static td_status softmax_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
                                td_error *err)
 {
     if (hp->standardize && hp->intercept == TD_INTERCEPT_COLUMN0)
-        return td_fail(err, TD_EINVAL, FIELD("standardize"),
+        return td_fail(err, TD_EINVAL, "standardize",
                        "standardize cannot be combined with intercept \"column0\": it would "
                        "turn the ones column into zeros; use intercept \"fit\"");
     return td_net_check(hp, ds, 0, hp->intercept == TD_INTERCEPT_COLUMN0, K, err);

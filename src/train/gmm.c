@@ -517,11 +517,11 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
         }
         if (bad || !(g->weights[k] >= 0)) {
             if (w->cov == TD_COV_TIED && bad)
-                st = td_fail(err, TD_EDIVERGED, FIELD("reg_covar"),
+                st = td_fail(err, TD_EDIVERGED, "reg_covar",
                              "the tied covariance is ill-defined (not positive definite: "
                              "collinear features or duplicate samples); increase reg_covar");
             else
-                st = td_fail(err, TD_EDIVERGED, FIELD("reg_covar"),
+                st = td_fail(err, TD_EDIVERGED, "reg_covar",
                              "component %lld has an ill-defined covariance (not positive "
                              "definite: collapsed or duplicate samples); increase reg_covar "
                              "or use fewer components", (long long)k);

@@ -20,7 +20,6 @@
 #define KMEANS_TOL 1e-4               /* x mean feature variance, as scikit-learn */
 #define GATHER_WIN 256                /* rows scanned per compaction window */
 #define ESUM_DOUBLES (1ll << 23)      /* cap on the E-step's per-chunk sum slots */
-#define FIELD(name) "hyperparameters." name
 #define COND_DOUBLE 1e3               /* full / tied: a covariance whose condition estimate
                                          exceeds this puts the E-step in double */
 

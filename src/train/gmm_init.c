@@ -511,7 +511,7 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
     if (st)
         return td_fail(err, st, NULL, "out of memory in the k-means initialisation");
     if (!found) /* NaN or inf: the float32 distances overflowed; labels were never set */
-        return td_fail(err, TD_EDIVERGED, "dataset.X", "the k-means initialisation gave a "
+        return td_fail(err, TD_EDIVERGED, "X", "the k-means initialisation gave a "
                        "non-finite inertia: squared distances between the rows overflow "
                        "float32 (the largest |value| is %g); scale the features",
                        max_abs(w->X, N * E));
@@ -576,7 +576,7 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
         if (st)
             return st;
         if (!td_gmm_finite(g))
-            return td_fail(err, TD_EDIVERGED, "dataset.X", "the initial mixture is not "
+            return td_fail(err, TD_EDIVERGED, "X", "the initial mixture is not "
                            "finite: the rows' spread overflows float32 in the covariance "
                            "estimates (the largest |value| is %g); scale the features",
                            max_abs(w->X, N * E));

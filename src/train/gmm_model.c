@@ -63,7 +63,7 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
             snprintf(want, sizeof want, "(%lld, %lld)", (long long)M, (long long)E);
         else
             snprintf(want, sizeof want, "(%lld)", (long long)M);
-        return td_fail(err, TD_EINVAL, FIELD("covariances_init"),
+        return td_fail(err, TD_EINVAL, "covariances_init",
                        "covariances_init has shape %s; covariance \"%s\" needs %s %s", got,
                        cov_name(hp->gmm.covariance), want, what[hp->gmm.covariance]);
     }
@@ -71,10 +71,10 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
         for (int64_t i = 0; i < t->n; i++)
             if (!(t->v[i] > 0)) {
                 if (hp->gmm.covariance == TD_COV_DIAG)
-                    snprintf(field, sizeof field, FIELD("covariances_init[%lld][%lld]"),
+                    snprintf(field, sizeof field, "covariances_init[%lld][%lld]",
                              (long long)(i / E), (long long)(i % E));
                 else
-                    snprintf(field, sizeof field, FIELD("covariances_init[%lld]"),
+                    snprintf(field, sizeof field, "covariances_init[%lld]",
                              (long long)i);
                 return td_fail(err, TD_EINVAL, field, "variances must be > 0, got %g",
                                (double)t->v[i]);
@@ -89,22 +89,22 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
     for (int64_t k = 0; k < nmat && !st; k++) {
         const float *c = t->v + k * E * E;
         if (hp->gmm.covariance == TD_COV_TIED)
-            snprintf(field, sizeof field, FIELD("covariances_init"));
+            snprintf(field, sizeof field, "covariances_init");
         else
-            snprintf(field, sizeof field, FIELD("covariances_init[%lld]"), (long long)k);
+            snprintf(field, sizeof field, "covariances_init[%lld]", (long long)k);
         for (int64_t i = 0; i < E && !st; i++)
             for (int64_t j = 0; j < i && !st; j++) {
                 double a = c[i * E + j], b = c[j * E + i];
                 if (fabs(a - b) > 1e-8 + 1e-5 * fmax(fabs(a), fabs(b)))
                     st = td_fail(err, TD_EINVAL, field, "%s is not symmetric: [%lld][%lld] "
-                                 "= %g but [%lld][%lld] = %g", field + 16, (long long)i,
+                                 "= %g but [%lld][%lld] = %g", field, (long long)i,
                                  (long long)j, a, (long long)j, (long long)i, b);
             }
         for (int64_t i = 0; i < E * E; i++)
             A[i] = c[i];
         if (!st && cholesky(A + E * E, A, E))
             st = td_fail(err, TD_EINVAL, field, "%s is not positive definite",
-                         field + 16); /* past "hyperparameters." */
+                         field);
     }
     free(A);
     return st;
@@ -115,11 +115,11 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
     int64_t M = hp->gmm.components, E = ds->D, N = ds->N;
     char got[96];
     if (M > N)
-        return td_fail(err, TD_EINVAL, FIELD("components"), "components (%lld) must not "
+        return td_fail(err, TD_EINVAL, "components", "components (%lld) must not "
                        "exceed the number of samples (%lld)", (long long)M, (long long)N);
     int64_t P = M * (1 + E) + td_gmm_covs_size(hp->gmm.covariance, M, E);
     if (P > MAX_PARAMS)
-        return td_fail(err, TD_EINVAL, FIELD("components"), "%lld components of %lld "
+        return td_fail(err, TD_EINVAL, "components", "%lld components of %lld "
                        "features with covariance \"%s\" have %lld parameters; at most %lld "
                        "are supported", (long long)M, (long long)E,
                        cov_name(hp->gmm.covariance), (long long)P,
@@ -128,27 +128,27 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
     if (w->v) {
         if (!shape_is(w, 1, M, 0, 0)) {
             shape_text(got, sizeof got, w);
-            return td_fail(err, TD_EINVAL, FIELD("weights_init"), "weights_init has shape %s; "
+            return td_fail(err, TD_EINVAL, "weights_init", "weights_init has shape %s; "
                            "it needs one weight per component (%lld)", got, (long long)M);
         }
         double sum = 0;
         for (int64_t k = 0; k < M; k++) {
             if (!(w->v[k] >= 0 && w->v[k] <= 1)) {
                 char field[64];
-                snprintf(field, sizeof field, FIELD("weights_init[%lld]"), (long long)k);
+                snprintf(field, sizeof field, "weights_init[%lld]", (long long)k);
                 return td_fail(err, TD_EINVAL, field, "weights must be in [0, 1], got %g",
                                (double)w->v[k]);
             }
             sum += w->v[k];
         }
         if (fabs(sum - 1) > 1e-5)
-            return td_fail(err, TD_EINVAL, FIELD("weights_init"), "weights_init must sum to "
+            return td_fail(err, TD_EINVAL, "weights_init", "weights_init must sum to "
                            "1, got %.7g", sum);
     }
     const td_hp_tensor *mu = &hp->gmm.means_init;
     if (mu->v && !shape_is(mu, 2, M, E, 0)) {
         shape_text(got, sizeof got, mu);
-        return td_fail(err, TD_EINVAL, FIELD("means_init"), "means_init has shape %s; it "
+        return td_fail(err, TD_EINVAL, "means_init", "means_init has shape %s; it "
                        "needs (%lld, %lld) (components, features)", got, (long long)M,
                        (long long)E);
     }

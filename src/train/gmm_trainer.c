@@ -250,7 +250,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if ((st = td_gmm_estep(t->w, t->pool, &ll, &worst, err)))
         return st;
     if (!isfinite(ll))
-        return td_fail(err, TD_EDIVERGED, "dataset.X",
+        return td_fail(err, TD_EDIVERGED, "X",
                        "the log-likelihood is not finite at iteration %lld (some rows have "
                        "zero density: are the features' magnitudes within float32 range?); "
                        "the parameters of iteration %lld are kept",
@@ -280,7 +280,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if (st)
         goto restore;
     if (!td_gmm_finite(&t->g)) {
-        st = td_fail(err, TD_EDIVERGED, "hyperparameters.reg_covar", "the M-step of iteration %lld gave "
+        st = td_fail(err, TD_EDIVERGED, "reg_covar", "the M-step of iteration %lld gave "
                      "non-finite parameters; the parameters of iteration %lld are kept",
                      (long long)(t->n_iter + 1), (long long)t->n_iter);
         goto restore;
@@ -288,7 +288,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if ((st = td_gmm_prepare(t->w, &t->g, err))) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
-        st = td_fail(err, st, "hyperparameters.reg_covar", "iteration %lld: %s (reg_covar is "
+        st = td_fail(err, st, "reg_covar", "iteration %lld: %s (reg_covar is "
                      "%g); the parameters of iteration %lld are kept",
                      (long long)(t->n_iter + 1), msg, t->hp.gmm.reg_covar, (long long)t->n_iter);
         goto restore;

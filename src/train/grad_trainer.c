@@ -181,7 +181,7 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
     td_model m;
     td_model_shape(&m, hp, train->D, K);
     if (hp->initial_weights && hp->n_initial_weights != m.n_params)
-        return td_fail(err, TD_EINVAL, "hyperparameters.initial_weights",
+        return td_fail(err, TD_EINVAL, "initial_weights",
                        "initial_weights has %lld values, the model has %lld parameters",
                        (long long)hp->n_initial_weights, (long long)m.n_params);
     *Kout = K;
@@ -437,7 +437,7 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
         bad = BAD_LOSS;
     if (bad) {
         memcpy(t->model.params, t->prev, sizeof(float) * (size_t)P);
-        return td_fail(err, TD_EDIVERGED, "hyperparameters.lr",
+        return td_fail(err, TD_EDIVERGED, "lr",
                        "training diverged at epoch %lld (the %s became non-finite); "
                        "the weights of epoch %lld are kept; try a smaller lr (now %g) or "
                        "scale the features", (long long)(t->base.epoch + 1), bad,

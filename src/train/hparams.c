@@ -293,12 +293,11 @@ int64_t td_hparams_epochs(const td_hparams *hp)
 
 /* ---- validation ------------------------------------------------------------------- */
 
-#define FIELD(name) "hyperparameters." name
 
 static td_status check_number(const td_hparam_def *d, double v, td_error *err)
 {
     char field[96];
-    snprintf(field, sizeof field, FIELD("%s"), d->name);
+    snprintf(field, sizeof field, "%s", d->name);
     if (!isfinite(v))
         return td_fail(err, TD_EINVAL, field, "%s must be a finite number", d->name);
     if (d->min_exclusive ? !(v > d->min) : !(v >= d->min))
@@ -330,7 +329,7 @@ static td_status check_table(const td_hparams *hp, td_error *err)
             for (int k = 0; k < 2 && !st; k++) {
                 double v = ((const double *)p)[k];
                 if (!(v >= 0 && v < 1))
-                    st = td_fail(err, TD_EINVAL, FIELD("betas"),
+                    st = td_fail(err, TD_EINVAL, "betas",
                                  "betas[%d] must be in [0, 1), got %g", k, v);
             }
             break;
@@ -352,7 +351,7 @@ static td_status check_table(const td_hparams *hp, td_error *err)
             const float *v = *(float *const *)p;
             for (int64_t k = 0; k < n && !st; k++)
                 if (!isfinite(v[k]))
-                    st = td_fail(err, TD_EINVAL, FIELD("initial_weights"),
+                    st = td_fail(err, TD_EINVAL, "initial_weights",
                                  "initial_weights must be finite (element %lld)", (long long)k);
             break;
         }
@@ -385,7 +384,7 @@ td_status td_hparams_check(const td_hparams *given, const td_dataset *ds, int64_
     if ((st = check_table(hp, err)))
         return st;
     if (hp->nesterov && (hp->momentum <= 0 || hp->dampening != 0))
-        return td_fail(err, TD_EINVAL, FIELD("nesterov"),
+        return td_fail(err, TD_EINVAL, "nesterov",
                        "nesterov needs momentum > 0 and dampening = 0");
     if (f->check_hparams && (st = f->check_hparams(hp, err)))
         return st;
