@@ -135,14 +135,10 @@ td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckp
     *state = -1;
     if (ckpt_epoch)
         *ckpt_epoch = -1;
-    rc = prepare(s, &st,
-                 "SELECT state, checkpoint_epoch, model_params IS NOT NULL FROM jobs "
-                 "WHERE id = ?1",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    rc = step_row(s, st, &row, err);
+    rc = td_store_query(s, &st, &row, err,
+                        "SELECT state, checkpoint_epoch, model_params IS NOT NULL FROM jobs "
+                        "WHERE id = ?1",
+                        "s", id ? id : "");
     if (rc)
         goto cleanup;
     if (!row) {
@@ -194,18 +190,12 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
         return td_pg_job_insert(s->pg, spec, id_out, err);
     enter(s);
     locked = 1;
-    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
-        goto cleanup;
-    relaxed = 1;
-    rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    rc = begin_relaxed(s, &relaxed, err); /* durable at return all the same: group_sync below */
     if (rc)
         goto cleanup;
     if (key) {
-        rc = prepare(s, &st, "SELECT id FROM jobs WHERE idempotency_key = ?1", err);
-        if (rc)
-            goto cleanup;
-        bind_str(st, 1, key);
-        rc = step_row(s, st, &row, err);
+        rc = td_store_query(s, &st, &row, err, "SELECT id FROM jobs WHERE idempotency_key = ?1",
+                            "s", key);
         if (rc)
             goto cleanup;
         if (row) {
@@ -229,23 +219,16 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     }
     td_store_new_id(id, "job_");
     td_store_now(now);
-    rc = prepare(s, &st,
-                 "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch, "
-                 "classes) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                 "(SELECT classes FROM datasets WHERE id = ?3))",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       "INSERT INTO jobs (id, model, dataset, validation, state, "
+                       "hyperparameters, created_at, epochs, idempotency_key, sweep, "
+                       "sweep_trial, stop_at_epoch, classes) VALUES (?1, ?2, ?3, ?4, 'queued', "
+                       "?5, ?6, ?7, ?8, ?9, ?10, ?11, (SELECT classes FROM datasets "
+                       "WHERE id = ?3))",
+                       "sssossIoo", id, spec->model, spec->dataset, spec->validation,
+                       spec->hyperparameters, now, spec->epochs, key, spec->sweep);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, id);
-    bind_str(st, 2, spec->model);
-    bind_str(st, 3, spec->dataset);
-    bind_opt(st, 4, spec->validation);
-    bind_str(st, 5, spec->hyperparameters);
-    bind_str(st, 6, now);
-    sqlite3_bind_int64(st, 7, spec->epochs);
-    bind_opt(st, 8, key);
-    bind_opt(st, 9, spec->sweep);
     if (spec->sweep && *spec->sweep)
         sqlite3_bind_int64(st, 10, spec->sweep_trial);
     if (spec->stop_at_epoch > 0)
@@ -259,11 +242,7 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     ticket = commit_ticket(s);
     snprintf(id_out, TD_ID_MAX, "%s", id);
 cleanup:
-    unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    if (locked)
-        leave(s);
+    end_op(s, st, relaxed, locked);
     if (ticket) /* the 202 promises the job survives a power loss */
         rc = group_sync(s, ticket, err);
     return rc;
@@ -339,12 +318,10 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
         {"SELECT " JOB_COLS " FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?3",
          "SELECT " JOB_COLS " FROM jobs WHERE state = ?1 AND id < ?2 ORDER BY id DESC "
          "LIMIT ?3"}};
-    rc = prepare(s, &st, sql[state >= 0][cursor[0] != '\0'], err);
+    rc = td_store_bind(s, &st, err, sql[state >= 0][cursor[0] != '\0'], "ooI",
+                       state >= 0 ? STATE_NAMES[state] : NULL, cursor, (int64_t)limit + 1);
     if (rc)
         goto cleanup;
-    bind_opt(st, 1, state >= 0 ? STATE_NAMES[state] : NULL);
-    bind_opt(st, 2, cursor);
-    sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
     rc = collect_jobs(s, st, limit + 1, rows, n, err);
     if (rc)
         goto cleanup;
@@ -480,10 +457,7 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     if (t->row)
         rc = job_get_locked(s, "id", t->id, t->row, err);
 cleanup:
-    unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    leave(s);
+    end_op(s, st, relaxed, 1);
     if (ticket) /* a job's end must survive a power loss once reported */
         rc = group_sync(s, ticket, err);
     return rc;
@@ -517,24 +491,16 @@ td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
     if (s->pg)
         return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
 
     enter(s);
-    rc = prepare(s, &st,
-                 "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) WHERE id = ?1",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    sqlite3_bind_int64(st, 2, epoch);
-    bind_opt(st, 3, metrics_json);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err,
+                      "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) WHERE id = ?1",
+                      "sIo", id ? id : "", epoch, metrics_json);
     if (rc)
         goto cleanup;
     if (sqlite3_changes(s->db) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
 cleanup:
-    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -594,21 +560,15 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     if (s->pg)
         return td_pg_job_set_live(s->pg, id, live, err);
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
 
     enter(s);
     /* relaxed (see DESIGN, group commit): the mark is about process deaths, and a process
      * death loses no commit */
     if ((rc = relax(s, err)))
         goto cleanup;
-    rc = prepare(s, &st, "UPDATE jobs SET live = ?2 WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    sqlite3_bind_int(st, 2, live != 0);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err, "UPDATE jobs SET live = ?2 WHERE id = ?1", "si", id ? id : "",
+                      live != 0);
 cleanup:
-    unprepare(s, st);
     unrelax(s);
     leave(s);
     return rc;
@@ -636,28 +596,26 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
                  err);
     if (rc || (rc = step_done(s, st, err)))
         goto cleanup;
-    rc = prepare(s, &st,
-                 "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = 'crashed', "
-                 "error_message = 'the daemon died ' || crashes || ' times while running this "
-                 "job (a crash, an abort or an out-of-memory kill); it is not resumed again' "
-                 "WHERE state IN ('queued', 'running') AND crashes >= ?1",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = "
+                       "'crashed', error_message = 'the daemon died ' || crashes || ' times "
+                       "while running this job (a crash, an abort or an out-of-memory kill); "
+                       "it is not resumed again' WHERE state IN ('queued', 'running') AND "
+                       "crashes >= ?1",
+                       "is", max_crashes, now);
     if (rc)
         goto cleanup;
-    sqlite3_bind_int(st, 1, max_crashes);
-    bind_str(st, 2, now);
     if ((rc = step_done(s, st, err)))
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
-    rc = prepare(s, &st,
-                 "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
-                 "finished_at = ?1 ORDER BY id ASC",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
+                       "finished_at = ?1 ORDER BY id ASC",
+                       "s", now);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, now);
     rc = collect_jobs(s, st, INT32_MAX, failed, n, err);
 cleanup:
     unprepare(s, st);

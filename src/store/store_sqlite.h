@@ -274,6 +274,28 @@ static inline void unrelax(td_store *s)
     s->relaxing = 0;
 }
 
+/* A relaxed write's start: relax, then BEGIN IMMEDIATE; *relaxed = 1 once relaxed (for
+ * end_op). Caller holds mu. */
+static inline td_status begin_relaxed(td_store *s, int *relaxed, td_error *err)
+{
+    td_status rc = relax(s, err);
+    if (rc)
+        return rc;
+    *relaxed = 1;
+    return exec_sql(s, "BEGIN IMMEDIATE", err);
+}
+
+/* An operation's end: gives back st (NULL: nothing), unrelaxes if relaxed, and leaves (a
+ * transaction left open rolls back) if locked. */
+static inline void end_op(td_store *s, sqlite3_stmt *st, int relaxed, int locked)
+{
+    unprepare(s, st);
+    if (relaxed)
+        unrelax(s);
+    if (locked)
+        leave(s);
+}
+
 /* The ticket of a relaxed commit just made, for group_sync. Caller holds mu. */
 uint64_t commit_ticket(td_store *s);
 /* Returns once the commit with this ticket is durable (store.c). Caller does not hold mu. */
