@@ -78,23 +78,27 @@ static int count_cols(const unsigned char *t)
     return n;
 }
 
+/* Steps *st to job_id's history_columns (column 0; NULL when not set); TD_ENOTFOUND
+ * without the job. Give *st back with unprepare. */
+static td_status hist_names_query(td_store *s, sqlite3_stmt **st, const char *job_id,
+                                  td_error *err)
+{
+    int row = 0;
+    td_status rc = td_store_query(s, st, &row, err,
+                                  "SELECT history_columns FROM jobs WHERE id = ?1", "s",
+                                  job_id ? job_id : "");
+    if (!rc && !row)
+        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
+    return rc;
+}
+
 /* The column count of job_id's history (0 when not set); TD_ENOTFOUND without the job. */
 static td_status hist_cols_locked(td_store *s, const char *job_id, int *ncols, td_error *err)
 {
-    td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
-    int row = 0;
-
-    rc = td_store_query(s, &st, &row, err, "SELECT history_columns FROM jobs WHERE id = ?1", "s",
-                        job_id ? job_id : "");
-    if (rc)
-        goto cleanup;
-    if (!row) {
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
-        goto cleanup;
-    }
-    *ncols = count_cols(sqlite3_column_text(st, 0));
-cleanup:
+    td_status rc = hist_names_query(s, &st, job_id, err);
+    if (!rc)
+        *ncols = count_cols(sqlite3_column_text(st, 0));
     unprepare(s, st);
     return rc;
 }
@@ -290,19 +294,13 @@ td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_e
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_history h;
-    int row = 0;
 
     memset(&h, 0, sizeof h);
     memset(out, 0, sizeof *out);
     enter(s);
-    rc = td_store_query(s, &st, &row, err, "SELECT history_columns FROM jobs WHERE id = ?1", "s",
-                        job_id ? job_id : "");
+    rc = hist_names_query(s, &st, job_id, err);
     if (rc)
         goto cleanup;
-    if (!row) {
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
-        goto cleanup;
-    }
     const unsigned char *t = sqlite3_column_text(st, 0);
     for (const char *p = (const char *)t; p && *p && h.n_cols < TD_HIST_MAX_COLS;) {
         size_t len = strcspn(p, ",");
@@ -329,7 +327,6 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     if (s->pg)
         return td_pg_history_truncate(s->pg, job_id, after_epoch, err);
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
     int ncols;
 
     enter(s);
@@ -339,23 +336,16 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     /* The job's progress goes back with its history, in one transaction. */
     if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
         goto cleanup;
-    rc = td_store_bind(s, &st, err, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2",
-                       "sI", job_id, after_epoch);
+    rc = td_store_run(s, err, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", "sI",
+                      job_id, after_epoch);
     if (rc)
         goto cleanup;
-    if ((rc = step_done(s, st, err)))
-        goto cleanup;
-    unprepare(s, st);
-    st = NULL;
-    rc = td_store_bind(s, &st, err, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1",
-                       "sI", job_id, after_epoch);
+    rc = td_store_run(s, err, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", "sI",
+                      job_id, after_epoch);
     if (rc)
-        goto cleanup;
-    if ((rc = step_done(s, st, err)))
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
-    unprepare(s, st);
     leave(s);
     return rc;
 }

@@ -337,25 +337,30 @@ cleanup:
     return rc;
 }
 
+/* All the rows of sql (SELECT JOB_COLS ...), with arg bound to ?1 unless NULL; caller
+ * holds the lock. */
+static td_status select_jobs_locked(td_store *s, const char *sql, const char *arg,
+                                    td_job_row **rows, int *n, td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    td_status rc = td_store_bind(s, &st, err, sql, arg ? "s" : "", arg);
+    if (!rc)
+        rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
+    unprepare(s, st);
+    return rc;
+}
+
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err)
 {
     if (s->pg)
         return td_pg_job_list_active(s->pg, rows, n, err);
-    td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-
     *rows = NULL;
     *n = 0;
     enter(s);
-    rc = prepare(s, &st,
-                 "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                 "AND paused = 0 ORDER BY id ASC",
-                 err);
-    if (rc)
-        goto cleanup;
-    rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
-cleanup:
-    unprepare(s, st);
+    td_status rc = select_jobs_locked(s,
+                                      "SELECT " JOB_COLS " FROM jobs WHERE state IN "
+                                      "('queued', 'running') AND paused = 0 ORDER BY id ASC",
+                                      NULL, rows, n, err);
     leave(s);
     return rc;
 }
@@ -596,27 +601,22 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
                  err);
     if (rc || (rc = step_done(s, st, err)))
         goto cleanup;
-    rc = td_store_bind(s, &st, err,
-                       "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = "
-                       "'crashed', error_message = 'the daemon died ' || crashes || ' times "
-                       "while running this job (a crash, an abort or an out-of-memory kill); "
-                       "it is not resumed again' WHERE state IN ('queued', 'running') AND "
-                       "crashes >= ?1",
-                       "is", max_crashes, now);
+    rc = td_store_run(s, err,
+                      "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = "
+                      "'crashed', error_message = 'the daemon died ' || crashes || ' times "
+                      "while running this job (a crash, an abort or an out-of-memory kill); "
+                      "it is not resumed again' WHERE state IN ('queued', 'running') AND "
+                      "crashes >= ?1",
+                      "is", max_crashes, now);
     if (rc)
-        goto cleanup;
-    if ((rc = step_done(s, st, err)))
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
-    rc = td_store_bind(s, &st, err,
-                       "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
-                       "finished_at = ?1 ORDER BY id ASC",
-                       "s", now);
-    if (rc)
-        goto cleanup;
-    rc = collect_jobs(s, st, INT32_MAX, failed, n, err);
+    rc = select_jobs_locked(s,
+                            "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
+                            "finished_at = ?1 ORDER BY id ASC",
+                            now, failed, n, err);
 cleanup:
     unprepare(s, st);
     leave(s);
