@@ -4,6 +4,7 @@
 #define TRAIND_STORE_IMPL_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 #include "store/store.h"
 
@@ -33,6 +34,17 @@ td_status td_store_bind(td_store *s, sqlite3_stmt **st, td_error *err, const cha
 td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err,
                          const char *sql, const char *fmt, ...);
 td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *fmt, ...);
+
+/* A row's columns read into a struct by a table, one entry a column (td_store_read_cols):
+ * kind 't' copies text into a char array field ("" for NULL); 'n' reads a number into an
+ * int or int64_t field (by its size; NULL: 0); 'N' an int64_t field, -1 for NULL. */
+typedef struct {
+    int col;                     /* the statement's column */
+    char kind;                   /* 't', 'n' or 'N' */
+    size_t off, size;            /* the field: offsetof, sizeof */
+} td_col;
+#define TD_COL(type, col, kind, field) {col, kind, offsetof(type, field), sizeof((type *)0)->field}
+void td_store_read_cols(sqlite3_stmt *st, void *row, const td_col *cols, int n);
 
 /* The PostgreSQL backend of a store opened with a URI (store_pg.h), else NULL. */
 struct td_pg *td_store_pg(td_store *s);

@@ -29,37 +29,27 @@ void td_job_rows_free(td_job_row *rows, int n)
     free(rows);
 }
 
+/* JOB_COLS' columns read into a td_job_row as they are (stop_at_epoch NULL: 0); the state
+ * (4) and the JSON copies (5, 16, 26, 27) are read_job's. */
+#define J(col, kind, field) TD_COL(td_job_row, col, kind, field)
+static const td_col JOB_READ[] = {
+    J(0, 't', id), J(1, 't', model), J(2, 't', dataset), J(3, 't', validation),
+    J(6, 't', created_at), J(7, 't', started_at), J(8, 't', finished_at),
+    J(9, 't', error_code), J(10, 't', error_message), J(11, 'n', restarts), J(12, 'n', epoch),
+    J(13, 'n', epochs), J(14, 'n', cancel_requested), J(15, 't', idempotency_key),
+    J(17, 'N', checkpoint_epoch), J(18, 'n', has_model), J(19, 'n', crashes),
+    J(20, 'n', resumed_on_different_build), J(21, 't', sweep), J(22, 'N', sweep_trial),
+    J(23, 'n', stop_at_epoch), J(24, 'n', paused), J(25, 'n', stopped_early),
+};
+#undef J
+
 /* Fills r from a JOB_COLS row; TD_ENOMEM if a JSON copy fails (r is then fini'd). */
 td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
 {
     memset(r, 0, sizeof *r);
-    col_copy(st, 0, r->id, sizeof r->id);
-    col_copy(st, 1, r->model, sizeof r->model);
-    col_copy(st, 2, r->dataset, sizeof r->dataset);
-    col_copy(st, 3, r->validation, sizeof r->validation);
+    td_store_read_cols(st, r, JOB_READ, (int)(sizeof JOB_READ / sizeof *JOB_READ));
     int state = state_from_text(sqlite3_column_text(st, 4));
     r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
-    col_copy(st, 6, r->created_at, sizeof r->created_at);
-    col_copy(st, 7, r->started_at, sizeof r->started_at);
-    col_copy(st, 8, r->finished_at, sizeof r->finished_at);
-    col_copy(st, 9, r->error_code, sizeof r->error_code);
-    col_copy(st, 10, r->error_message, sizeof r->error_message);
-    r->restarts = sqlite3_column_int64(st, 11);
-    r->epoch = sqlite3_column_int64(st, 12);
-    r->epochs = sqlite3_column_int64(st, 13);
-    r->cancel_requested = sqlite3_column_int(st, 14);
-    col_copy(st, 15, r->idempotency_key, sizeof r->idempotency_key);
-    r->checkpoint_epoch =
-        sqlite3_column_type(st, 17) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 17);
-    r->has_model = sqlite3_column_int(st, 18);
-    r->crashes = sqlite3_column_int64(st, 19);
-    r->resumed_on_different_build = sqlite3_column_int(st, 20);
-    col_copy(st, 21, r->sweep, sizeof r->sweep);
-    r->sweep_trial =
-        sqlite3_column_type(st, 22) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 22);
-    r->stop_at_epoch = sqlite3_column_int64(st, 23); /* NULL: 0 */
-    r->paused = sqlite3_column_int(st, 24);
-    r->stopped_early = sqlite3_column_int(st, 25);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
         col_dup(st, 26, &r->classes) != 0 || col_dup(st, 27, &r->warnings) != 0) {
         td_job_row_fini(r);

@@ -78,3 +78,20 @@ td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *
     unprepare(s, st);
     return rc;
 }
+
+void td_store_read_cols(sqlite3_stmt *st, void *row, const td_col *cols, int n)
+{
+    for (const td_col *c = cols; c < cols + n; c++) {
+        char *f = (char *)row + c->off;
+        if (c->kind == 't') {
+            col_copy(st, c->col, f, c->size);
+        } else if (c->kind == 'N' && sqlite3_column_type(st, c->col) == SQLITE_NULL) {
+            *(int64_t *)f = -1;
+        } else if (c->size == sizeof(int64_t)) {
+            *(int64_t *)f = sqlite3_column_int64(st, c->col);
+        } else {
+            assert(c->size == sizeof(int));
+            *(int *)f = sqlite3_column_int(st, c->col);
+        }
+    }
+}

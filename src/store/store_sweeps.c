@@ -140,28 +140,24 @@ void td_sweep_trials_free(td_sweep_trial *t, int n)
     free(t);
 }
 
+/* SWEEP_COLS' columns read into a td_sweep_row as they are; the state (1) and the spec (5)
+ * are read_sweep's. */
+#define W(col, kind, field) TD_COL(td_sweep_row, col, kind, field)
+static const td_col SWEEP_READ[] = {
+    W(0, 't', id), W(2, 't', model), W(3, 't', dataset), W(4, 't', validation),
+    W(6, 't', metric), W(7, 'n', maximize), W(8, 'n', epochs), W(9, 'n', min_epochs),
+    W(10, 'n', eta), W(11, 'n', rung), W(12, 'n', n_trials), W(13, 'n', cancel_requested),
+    W(14, 't', created_at), W(15, 't', started_at), W(16, 't', finished_at),
+    W(17, 't', error_code), W(18, 't', error_message),
+};
+#undef W
+
 static td_status read_sweep(sqlite3_stmt *st, td_sweep_row *r, td_error *err)
 {
     memset(r, 0, sizeof *r);
-    copy_col(st, 0, r->id, sizeof r->id);
+    td_store_read_cols(st, r, SWEEP_READ, (int)(sizeof SWEEP_READ / sizeof *SWEEP_READ));
     int state = state_of(sqlite3_column_text(st, 1));
     r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
-    copy_col(st, 2, r->model, sizeof r->model);
-    copy_col(st, 3, r->dataset, sizeof r->dataset);
-    copy_col(st, 4, r->validation, sizeof r->validation);
-    copy_col(st, 6, r->metric, sizeof r->metric);
-    r->maximize = sqlite3_column_int(st, 7);
-    r->epochs = sqlite3_column_int64(st, 8);
-    r->min_epochs = sqlite3_column_int64(st, 9);
-    r->eta = sqlite3_column_int64(st, 10);
-    r->rung = sqlite3_column_int64(st, 11);
-    r->n_trials = sqlite3_column_int64(st, 12);
-    r->cancel_requested = sqlite3_column_int(st, 13);
-    copy_col(st, 14, r->created_at, sizeof r->created_at);
-    copy_col(st, 15, r->started_at, sizeof r->started_at);
-    copy_col(st, 16, r->finished_at, sizeof r->finished_at);
-    copy_col(st, 17, r->error_code, sizeof r->error_code);
-    copy_col(st, 18, r->error_message, sizeof r->error_message);
     if (!(r->spec = dup_col(st, 5)))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", r->id);
     return TD_OK;
