@@ -247,14 +247,10 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     int count = 0, locked = 0;
     char cursor[TD_ID_MAX];
 
-    snprintf(cursor, sizeof cursor, "%s", after ? after : "");   /* after may alias next */
     *rows = NULL;
     *n = 0;
-    next[0] = '\0';
-    if (limit < 1) {
-        rc = td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    if ((rc = td_store_page_start(limit, after, cursor, next, err)))
         goto cleanup;
-    }
     v = malloc(sizeof *v * ((size_t)limit + 1));
     if (!v) {
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing datasets");

@@ -68,16 +68,6 @@ void sweep_history(td_store *s)
 
 /* ---- history ------------------------------------------------------------------------ */
 
-static int count_cols(const unsigned char *t)
-{
-    if (!t || !*t)
-        return 0;
-    int n = 1;
-    for (; *t; t++)
-        n += *t == ',';
-    return n;
-}
-
 /* Steps *st to job_id's history_columns (column 0; NULL when not set); TD_ENOTFOUND
  * without the job. Give *st back with unprepare. */
 static td_status hist_names_query(td_store *s, sqlite3_stmt **st, const char *job_id,
@@ -98,7 +88,7 @@ static td_status hist_cols_locked(td_store *s, const char *job_id, int *ncols, t
     sqlite3_stmt *st = NULL;
     td_status rc = hist_names_query(s, &st, job_id, err);
     if (!rc)
-        *ncols = count_cols(sqlite3_column_text(st, 0));
+        *ncols = td_store_count_cols((const char *)sqlite3_column_text(st, 0));
     unprepare(s, st);
     return rc;
 }
@@ -556,10 +546,7 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         if (rc)
             goto cleanup;
     }
-    rc = step_done(s, st, err);
-    if (rc)
-        goto cleanup;
-    rc = exec_sql(s, "COMMIT", err);
+    rc = step_commit(s, st, err);
     if (rc)
         goto cleanup;
     committed = 1;

@@ -4,9 +4,9 @@
 #define TRAIND_STORE_IMPL_H
 
 #include <sqlite3.h>
-#include <stddef.h>
 
 #include "store/store.h"
+#include "store/store_rows.h"
 
 /* Takes the store's lock and returns its connection; td_store_leave rolls back a
  * transaction left open (an error path) and unlocks. */
@@ -35,15 +35,7 @@ td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err
                          const char *sql, const char *fmt, ...);
 td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *fmt, ...);
 
-/* A row's columns read into a struct by a table, one entry a column (td_store_read_cols):
- * kind 't' copies text into a char array field ("" for NULL); 'n' reads a number into an
- * int or int64_t field (by its size; NULL: 0); 'N' an int64_t field, -1 for NULL. */
-typedef struct {
-    int col;                     /* the statement's column */
-    char kind;                   /* 't', 'n' or 'N' */
-    size_t off, size;            /* the field: offsetof, sizeof */
-} td_col;
-#define TD_COL(type, col, kind, field) {col, kind, offsetof(type, field), sizeof((type *)0)->field}
+/* Reads the current row of st into row by a column table (store_rows.h). */
 void td_store_read_cols(sqlite3_stmt *st, void *row, const td_col *cols, int n);
 
 /* The PostgreSQL backend of a store opened with a URI (store_pg.h), else NULL. */

@@ -29,25 +29,11 @@ void td_job_rows_free(td_job_row *rows, int n)
     free(rows);
 }
 
-/* JOB_COLS' columns read into a td_job_row as they are (stop_at_epoch NULL: 0); the state
- * (4) and the JSON copies (5, 16, 26, 27) are read_job's. */
-#define J(col, kind, field) TD_COL(td_job_row, col, kind, field)
-static const td_col JOB_READ[] = {
-    J(0, 't', id), J(1, 't', model), J(2, 't', dataset), J(3, 't', validation),
-    J(6, 't', created_at), J(7, 't', started_at), J(8, 't', finished_at),
-    J(9, 't', error_code), J(10, 't', error_message), J(11, 'n', restarts), J(12, 'n', epoch),
-    J(13, 'n', epochs), J(14, 'n', cancel_requested), J(15, 't', idempotency_key),
-    J(17, 'N', checkpoint_epoch), J(18, 'n', has_model), J(19, 'n', crashes),
-    J(20, 'n', resumed_on_different_build), J(21, 't', sweep), J(22, 'N', sweep_trial),
-    J(23, 'n', stop_at_epoch), J(24, 'n', paused), J(25, 'n', stopped_early),
-};
-#undef J
-
 /* Fills r from a JOB_COLS row; TD_ENOMEM if a JSON copy fails (r is then fini'd). */
 td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
 {
     memset(r, 0, sizeof *r);
-    td_store_read_cols(st, r, JOB_READ, (int)(sizeof JOB_READ / sizeof *JOB_READ));
+    td_store_read_cols(st, r, TD_JOB_READ, TD_JOB_NREAD);
     int state = state_from_text(sqlite3_column_text(st, 4));
     r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
@@ -223,10 +209,7 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
         sqlite3_bind_int64(st, 10, spec->sweep_trial);
     if (spec->stop_at_epoch > 0)
         sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
-    rc = step_done(s, st, err);
-    if (rc)
-        goto cleanup;
-    rc = exec_sql(s, "COMMIT", err);
+    rc = step_commit(s, st, err);
     if (rc)
         goto cleanup;
     ticket = commit_ticket(s);
@@ -286,14 +269,10 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     int locked = 0;
     char cursor[TD_ID_MAX];
 
-    snprintf(cursor, sizeof cursor, "%s", after ? after : "");   /* after may alias next */
     *rows = NULL;
     *n = 0;
-    next[0] = '\0';
-    if (limit < 1) {
-        rc = td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    if ((rc = td_store_page_start(limit, after, cursor, next, err)))
         goto cleanup;
-    }
     if (state >= TD_JOB_NSTATES) {
         rc = td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
         goto cleanup;

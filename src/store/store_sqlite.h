@@ -161,6 +161,13 @@ static inline td_status step_done(td_store *s, sqlite3_stmt *st, td_error *err)
     return TD_OK;
 }
 
+/* Steps a statement that returns no row, then commits the caller's transaction. */
+static inline td_status step_commit(td_store *s, sqlite3_stmt *st, td_error *err)
+{
+    td_status rc = step_done(s, st, err);
+    return rc ? rc : exec_sql(s, "COMMIT", err);
+}
+
 /* Steps a query: *row = 1 with a row, 0 at the end. */
 static inline td_status step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err)
 {

@@ -140,22 +140,10 @@ void td_sweep_trials_free(td_sweep_trial *t, int n)
     free(t);
 }
 
-/* SWEEP_COLS' columns read into a td_sweep_row as they are; the state (1) and the spec (5)
- * are read_sweep's. */
-#define W(col, kind, field) TD_COL(td_sweep_row, col, kind, field)
-static const td_col SWEEP_READ[] = {
-    W(0, 't', id), W(2, 't', model), W(3, 't', dataset), W(4, 't', validation),
-    W(6, 't', metric), W(7, 'n', maximize), W(8, 'n', epochs), W(9, 'n', min_epochs),
-    W(10, 'n', eta), W(11, 'n', rung), W(12, 'n', n_trials), W(13, 'n', cancel_requested),
-    W(14, 't', created_at), W(15, 't', started_at), W(16, 't', finished_at),
-    W(17, 't', error_code), W(18, 't', error_message),
-};
-#undef W
-
 static td_status read_sweep(sqlite3_stmt *st, td_sweep_row *r, td_error *err)
 {
     memset(r, 0, sizeof *r);
-    td_store_read_cols(st, r, SWEEP_READ, (int)(sizeof SWEEP_READ / sizeof *SWEEP_READ));
+    td_store_read_cols(st, r, TD_SWEEP_READ, TD_SWEEP_NREAD);
     int state = state_of(sqlite3_column_text(st, 1));
     r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
     if (!(r->spec = dup_col(st, 5)))
@@ -282,23 +270,20 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
 {
     sqlite3_stmt *st = NULL;
     char cursor[TD_ID_MAX];
-    snprintf(cursor, sizeof cursor, "%s", after ? after : ""); /* after may alias next */
     *rows = NULL;
     *n = 0;
-    next[0] = '\0';
-    if (limit < 1)
-        return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    td_status rc = td_store_page_start(limit, after, cursor, next, err);
+    if (rc)
+        return rc;
     if (td_store_pg(s))
         return td_pg_sweep_list(td_store_pg(s), 0, limit, cursor, rows, n, next, err);
     td_store_enter(s);
-    td_status rc = td_store_prepare(s, &st, cursor[0]
+    rc = td_store_bind(s, &st, err, cursor[0]
         ? "SELECT " SWEEP_COLS " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
-        : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2", err);
-    if (!rc) {
-        bind_text(st, 1, cursor);
-        sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+        : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2",
+        "oI", cursor, (int64_t)limit + 1);
+    if (!rc)
         rc = collect(s, st, limit + 1, rows, n, err);
-    }
     if (!rc && *n > limit) {
         td_sweep_row_fini(&(*rows)[limit]);
         *n = limit;
