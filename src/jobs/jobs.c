@@ -860,11 +860,7 @@ static int claim_unlocked(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
         return 0;
     }
     if (!got && !jm->stopping) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl); /* `work` uses the default clock */
-        dl.tv_nsec += CLAIM_POLL_MS * 1000000L;
-        if (dl.tv_nsec >= 1000000000L)
-            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        struct timespec dl = td_deadline(CLOCK_REALTIME, CLAIM_POLL_MS); /* `work`: default clock */
         pthread_cond_timedwait(&jm->work, &jm->mu, &dl);
     }
     return got;
@@ -904,12 +900,7 @@ static void *heartbeat(void *arg)
             for (int i = 0; cancel[k] && i < jm->nthreads; i++)
                 if (strcmp(jm->run[i].id, ids[k]) == 0)
                     jm->run[i].cancel = 1;
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl); /* `changed` uses the monotonic clock */
-        dl.tv_sec += period_ms / 1000;
-        dl.tv_nsec += (long)(period_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L)
-            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        struct timespec dl = td_deadline(CLOCK_MONOTONIC, period_ms); /* as `changed` waits */
         while (!jm->hb_stop && pthread_cond_timedwait(&jm->changed, &jm->mu, &dl) == 0) {
         }
     }
@@ -1146,11 +1137,7 @@ void td_jobs_destroy(td_jobs *jm)
  * then queues behind the workers instead of spinning on 429s. Caller holds mu. */
 static td_status room_locked(td_jobs *jm, td_error *err)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_nsec += ROOM_WAIT_MS * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L)
-        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    struct timespec deadline = td_deadline(CLOCK_MONOTONIC, ROOM_WAIT_MS);
     while (!jm->stopping && !jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued)
         if (pthread_cond_timedwait(&jm->room, &jm->mu, &deadline) != 0)
             break;
@@ -1248,12 +1235,7 @@ td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
 
 uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L)
-        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    struct timespec deadline = td_deadline(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&jm->mu);
     while (jm->change == seen && !jm->stopping)
         if (pthread_cond_timedwait(&jm->changed, &jm->mu, &deadline) != 0)

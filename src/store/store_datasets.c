@@ -248,8 +248,7 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     char cursor[TD_ID_MAX];
 
     *rows = NULL;
-    *n = 0;
-    if ((rc = td_store_page_start(limit, after, cursor, next, err)))
+    if ((rc = td_store_page_start(limit, after, cursor, next, n, err)))
         goto cleanup;
     v = malloc(sizeof *v * ((size_t)limit + 1));
     if (!v) {
@@ -283,9 +282,7 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     *n = count;
     v = NULL;
 cleanup:
-    unprepare(s, st);
-    if (locked)
-        leave(s);
+    end_op(s, st, 0, locked);
     free(v);
     return rc;
 }

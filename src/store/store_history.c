@@ -551,9 +551,7 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         goto cleanup;
     committed = 1;
 cleanup:
-    unprepare(s, st);
-    if (locked)
-        leave(s);
+    end_op(s, st, 0, locked);
     if (written && committed && old >= 0 && old != epoch) {
         ckpt_path(path, sizeof path, s, job_id, old);   /* the superseded checkpoint */
         unlink(path);

@@ -270,8 +270,7 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     char cursor[TD_ID_MAX];
 
     *rows = NULL;
-    *n = 0;
-    if ((rc = td_store_page_start(limit, after, cursor, next, err)))
+    if ((rc = td_store_page_start(limit, after, cursor, next, n, err)))
         goto cleanup;
     if (state >= TD_JOB_NSTATES) {
         rc = td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
@@ -300,9 +299,7 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
         snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
     }
 cleanup:
-    unprepare(s, st);
-    if (locked)
-        leave(s);
+    end_op(s, st, 0, locked);
     return rc;
 }
 

@@ -145,6 +145,17 @@ static inline td_status exec0(PGconn *c, const char *sql, td_error *err)
     return run(c, sql, 0, NULL, NULL, 0, 0, NULL, err);
 }
 
+/* Runs one command (no rows) with text parameters vals[0..n) on a connection of the pool. */
+static inline td_status pg_command(td_pg *p, const char *sql, int n, const char *const *vals,
+                                   td_error *err)
+{
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, sql, n, vals, NULL, 0, 0, NULL, err);
+    release(p, slot);
+    return rc;
+}
+
 /* Rows changed by a command result. */
 static inline long changed(PGresult *r)
 {

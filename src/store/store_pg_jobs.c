@@ -194,8 +194,7 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
     char cursor[TD_ID_MAX], bl[24];
     PGresult *r = NULL;
     *rows = NULL;
-    *n = 0;
-    td_status rc = td_store_page_start(limit, after, cursor, next, err);
+    td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
     if (rc)
         return rc;
     if (state >= TD_JOB_NSTATES)
@@ -493,10 +492,6 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
 td_status td_pg_job_mark_different_build(td_pg *p, const char *id, td_error *err)
 {
     const char *v[] = {id ? id : ""};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v,
-                       NULL, 0, 0, NULL, err);
-    release(p, slot);
-    return rc;
+    return pg_command(p, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v,
+                      err);
 }

@@ -6,8 +6,9 @@
 #include "store/store_sweeps.h"
 
 td_status td_store_page_start(int limit, const char *after, char cursor[TD_ID_MAX],
-                              char next[TD_ID_MAX], td_error *err)
+                              char next[TD_ID_MAX], int *n, td_error *err)
 {
+    *n = 0;
     snprintf(cursor, TD_ID_MAX, "%s", after ? after : "");
     next[0] = '\0';
     if (limit < 1)

@@ -26,9 +26,9 @@ extern const td_col TD_JOB_READ[], TD_SWEEP_READ[];
 extern const int TD_JOB_NREAD, TD_SWEEP_NREAD;
 
 /* The start of a listing page: cursor gets after ("" when NULL; after may alias next),
- * next is cleared; TD_EINVAL (field "limit") unless limit >= 1. */
+ * next is cleared, *n = 0 rows; TD_EINVAL (field "limit") unless limit >= 1. */
 td_status td_store_page_start(int limit, const char *after, char cursor[TD_ID_MAX],
-                              char next[TD_ID_MAX], td_error *err);
+                              char next[TD_ID_MAX], int *n, td_error *err);
 
 /* The column count of a history_columns text ("a,b,c"): 0 for NULL or "". */
 int td_store_count_cols(const char *names);

@@ -271,8 +271,7 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
     sqlite3_stmt *st = NULL;
     char cursor[TD_ID_MAX];
     *rows = NULL;
-    *n = 0;
-    td_status rc = td_store_page_start(limit, after, cursor, next, err);
+    td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
     if (rc)
         return rc;
     if (td_store_pg(s))
