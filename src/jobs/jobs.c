@@ -601,13 +601,17 @@ static td_status reap_crashed(td_jobs *jm, td_error *err)
  * job at once. The committer takes every end handed over meanwhile as one batch: one
  * syncfs makes their model files durable, then one transaction records them succeeded
  * (td_store_jobs_succeed), so a batch of small jobs costs two syncs, not a few each. Until
- * then a job reads as running (with its final epoch); its worker has cleared its live mark
- * (it no longer runs it), so if the process dies first, the next start resumes it without
- * counting a crash, and it computes the same weights.
- * A batch that cannot be recorded is retried as record_end retries; td_jobs_stop drains
- * the batches before it returns. */
+ * then a job reads as running (with its final epoch) and keeps its live mark: that
+ * transaction clears it with the state, so a small job's end costs no commit of its own.
+ * If the process dies first, the next start counts a crash (one of MAX_CRASHES: a crash
+ * loop fails a job only when it dies running it that often) and resumes it, and it
+ * computes the same weights.
+ * A batch that cannot be recorded is retried as record_end retries, then its live marks
+ * are cleared (the daemon is not dying: no crash to count); td_jobs_stop drains the
+ * batches before it returns. */
 
-static void hand_off(td_jobs *jm, const char *id, int64_t n_params)
+/* 1 when the committer has the job's end (and will clear its live mark). */
+static int hand_off(td_jobs *jm, const char *id, int64_t n_params)
 {
     pthread_mutex_lock(&jm->mu);
     if (jm->nends == jm->ends_cap) {
@@ -623,12 +627,13 @@ static void hand_off(td_jobs *jm, const char *id, int64_t n_params)
         pthread_mutex_unlock(&jm->mu);
         td_log(TD_LOG_ERROR, "jobs", "job %s: out of memory recording its end: it resumes at "
                "the next start", id);
-        return;
+        return 0;
     }
     memcpy(jm->end_ids[jm->nends], id, TD_ID_MAX);
     jm->end_params[jm->nends++] = n_params;
     pthread_cond_signal(&jm->ends_cv);
     pthread_mutex_unlock(&jm->mu);
+    return 1;
 }
 
 /* One attempt at a batch: its files durable, then its ends. */
@@ -692,10 +697,13 @@ static void *committer(void *arg)
             if (attempt < END_TRIES && stopping_within(jm, 250 << (attempt - 1)))
                 break;
         }
-        if (st)
+        if (st) {
             td_log(TD_LOG_ERROR, "jobs", "%d job ends (succeeded, from job %s) are not "
                    "recorded (%s): they stay running in the store, and the next start "
                    "resumes them", n, ids[0], err.message);
+            for (int i = 0; i < n; i++) /* no worker runs them: not a crash at the next start */
+                mark_live(jm, idp[i], 0);
+        }
         pthread_mutex_lock(&jm->mu);
         notify_locked(jm);
     }
@@ -807,9 +815,10 @@ done:
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
         if (c.t)
             record_warnings(&c, &hp, &train.ds);
-        if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0)
-            hand_off(jm, id, c.unsynced_params); /* its live mark is cleared below */
-        else if (record_end(jm, id, final, code, msg))
+        if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0) {
+            if (hand_off(jm, id, c.unsynced_params))
+                live = 0; /* the committer's end clears it */
+        } else if (record_end(jm, id, final, code, msg))
             live = 0; /* the end cleared it */
     }
 out:
