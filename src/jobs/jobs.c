@@ -601,13 +601,17 @@ static td_status reap_crashed(td_jobs *jm, td_error *err)
  * job at once. The committer takes every end handed over meanwhile as one batch: one
  * syncfs makes their model files durable, then one transaction records them succeeded
  * (td_store_jobs_succeed), so a batch of small jobs costs two syncs, not a few each. Until
- * then a job reads as running (with its final epoch); its worker has cleared its live mark
- * (it no longer runs it), so if the process dies first, the next start resumes it without
- * counting a crash, and it computes the same weights.
- * A batch that cannot be recorded is retried as record_end retries; td_jobs_stop drains
- * the batches before it returns. */
+ * then a job reads as running (with its final epoch) and keeps its live mark: that
+ * transaction clears it with the state, so a small job's end costs no commit of its own.
+ * If the process dies first, the next start counts a crash (one of MAX_CRASHES: a crash
+ * loop fails a job only when it dies running it that often) and resumes it, and it
+ * computes the same weights.
+ * A batch that cannot be recorded is retried as record_end retries, then its live marks
+ * are cleared (the daemon is not dying: no crash to count); td_jobs_stop drains the
+ * batches before it returns. */
 
-static void hand_off(td_jobs *jm, const char *id, int64_t n_params)
+/* 1 when the committer has the job's end (and will clear its live mark). */
+static int hand_off(td_jobs *jm, const char *id, int64_t n_params)
 {
     pthread_mutex_lock(&jm->mu);
     if (jm->nends == jm->ends_cap) {
@@ -623,12 +627,13 @@ static void hand_off(td_jobs *jm, const char *id, int64_t n_params)
         pthread_mutex_unlock(&jm->mu);
         td_log(TD_LOG_ERROR, "jobs", "job %s: out of memory recording its end: it resumes at "
                "the next start", id);
-        return;
+        return 0;
     }
     memcpy(jm->end_ids[jm->nends], id, TD_ID_MAX);
     jm->end_params[jm->nends++] = n_params;
     pthread_cond_signal(&jm->ends_cv);
     pthread_mutex_unlock(&jm->mu);
+    return 1;
 }
 
 /* One attempt at a batch: its files durable, then its ends. */
@@ -692,10 +697,13 @@ static void *committer(void *arg)
             if (attempt < END_TRIES && stopping_within(jm, 250 << (attempt - 1)))
                 break;
         }
-        if (st)
+        if (st) {
             td_log(TD_LOG_ERROR, "jobs", "%d job ends (succeeded, from job %s) are not "
                    "recorded (%s): they stay running in the store, and the next start "
                    "resumes them", n, ids[0], err.message);
+            for (int i = 0; i < n; i++) /* no worker runs them: not a crash at the next start */
+                mark_live(jm, idp[i], 0);
+        }
         pthread_mutex_lock(&jm->mu);
         notify_locked(jm);
     }
@@ -807,9 +815,10 @@ done:
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
         if (c.t)
             record_warnings(&c, &hp, &train.ds);
-        if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0)
-            hand_off(jm, id, c.unsynced_params); /* its live mark is cleared below */
-        else if (record_end(jm, id, final, code, msg))
+        if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0) {
+            if (hand_off(jm, id, c.unsynced_params))
+                live = 0; /* the committer's end clears it */
+        } else if (record_end(jm, id, final, code, msg))
             live = 0; /* the end cleared it */
     }
 out:
@@ -860,11 +869,7 @@ static int claim_unlocked(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
         return 0;
     }
     if (!got && !jm->stopping) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl); /* `work` uses the default clock */
-        dl.tv_nsec += CLAIM_POLL_MS * 1000000L;
-        if (dl.tv_nsec >= 1000000000L)
-            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        struct timespec dl = td_deadline(CLOCK_REALTIME, CLAIM_POLL_MS); /* `work`: default clock */
         pthread_cond_timedwait(&jm->work, &jm->mu, &dl);
     }
     return got;
@@ -904,12 +909,7 @@ static void *heartbeat(void *arg)
             for (int i = 0; cancel[k] && i < jm->nthreads; i++)
                 if (strcmp(jm->run[i].id, ids[k]) == 0)
                     jm->run[i].cancel = 1;
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl); /* `changed` uses the monotonic clock */
-        dl.tv_sec += period_ms / 1000;
-        dl.tv_nsec += (long)(period_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L)
-            dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        struct timespec dl = td_deadline(CLOCK_MONOTONIC, period_ms); /* as `changed` waits */
         while (!jm->hb_stop && pthread_cond_timedwait(&jm->changed, &jm->mu, &dl) == 0) {
         }
     }
@@ -1146,11 +1146,7 @@ void td_jobs_destroy(td_jobs *jm)
  * then queues behind the workers instead of spinning on 429s. Caller holds mu. */
 static td_status room_locked(td_jobs *jm, td_error *err)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_nsec += ROOM_WAIT_MS * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L)
-        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    struct timespec deadline = td_deadline(CLOCK_MONOTONIC, ROOM_WAIT_MS);
     while (!jm->stopping && !jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued)
         if (pthread_cond_timedwait(&jm->room, &jm->mu, &deadline) != 0)
             break;
@@ -1248,12 +1244,7 @@ td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
 
 uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L)
-        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    struct timespec deadline = td_deadline(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&jm->mu);
     while (jm->change == seen && !jm->stopping)
         if (pthread_cond_timedwait(&jm->changed, &jm->mu, &deadline) != 0)

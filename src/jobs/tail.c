@@ -309,12 +309,7 @@ td_status td_tail_pending(td_tail *t, td_history *h, int64_t *committed, td_erro
 
 void td_tail_wait(td_tail *t, int64_t after, int timeout_ms, td_tail_view *v)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L)
-        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    struct timespec deadline = td_deadline(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&t->mu);
     while (t->hi <= after && !t->closed) {
         t->nwait++;

@@ -148,26 +148,13 @@ td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_erro
 {
     if (s->pg)
         return td_pg_dataset_insert(s->pg, m, err);
-    sqlite3_stmt *st = NULL;
     enter(s);
-    td_status rc = prepare(s, &st, "INSERT INTO datasets (" DS_COLS ") VALUES "
-                           "(?,?,?,?,?,?,?,?,?,?,?)", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, m->id);
-    bind_str(st, 2, m->name);
-    sqlite3_bind_int64(st, 3, m->N);
-    sqlite3_bind_int64(st, 4, m->D);
-    sqlite3_bind_int64(st, 5, m->n_classes);
-    bind_str(st, 6, td_target_name(m->target));
-    sqlite3_bind_int64(st, 7, m->y_cols);
-    sqlite3_bind_int64(st, 8, m->Y_cols);
-    sqlite3_bind_int64(st, 9, m->P);
-    bind_str(st, 10, m->created_at);
-    sqlite3_bind_int64(st, 11, m->bytes);
-    rc = step_done(s, st, err);
-cleanup:
-    unprepare(s, st);
+    td_status rc = td_store_run(s, err,
+                                "INSERT INTO datasets (" DS_COLS ") VALUES "
+                                "(?,?,?,?,?,?,?,?,?,?,?)",
+                                "ssIIIsIIIsI", m->id, m->name, m->N, m->D, m->n_classes,
+                                td_target_name(m->target), m->y_cols, m->Y_cols, m->P,
+                                m->created_at, m->bytes);
     leave(s);
     return rc;
 }
@@ -183,11 +170,9 @@ td_status ds_get_locked(td_store *s, const char *id, td_dataset_meta *out, td_er
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id ? id : "");
         goto cleanup;
     }
-    rc = prepare(s, &st, "SELECT " DS_COLS " FROM datasets WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id);
-    rc = step_row(s, st, &row, err);
+    rc = td_store_query(s, &st, &row, err,
+                        "SELECT " DS_COLS " FROM datasets WHERE id = ?1",
+                        "s", id);
     if (rc)
         goto cleanup;
     if (!row) {
@@ -205,17 +190,10 @@ td_status td_store_dataset_names_set(td_store *s, const char *id, const char *cl
 {
     if (s->pg)
         return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
-    sqlite3_stmt *st = NULL;
     enter(s);
-    td_status rc = prepare(s, &st, "UPDATE datasets SET classes = ?2, columns = ?3 "
-                           "WHERE id = ?1", err);
-    if (!rc) {
-        bind_str(st, 1, id);
-        bind_opt(st, 2, classes);
-        bind_opt(st, 3, columns);
-        rc = step_done(s, st, err);
-    }
-    unprepare(s, st);
+    td_status rc = td_store_run(s, err,
+                                "UPDATE datasets SET classes = ?2, columns = ?3 WHERE id = ?1",
+                                "soo", id, classes, columns);
     leave(s);
     return rc;
 }
@@ -269,14 +247,9 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     int count = 0, locked = 0;
     char cursor[TD_ID_MAX];
 
-    snprintf(cursor, sizeof cursor, "%s", after ? after : "");   /* after may alias next */
     *rows = NULL;
-    *n = 0;
-    next[0] = '\0';
-    if (limit < 1) {
-        rc = td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    if ((rc = td_store_page_start(limit, after, cursor, next, n, err)))
         goto cleanup;
-    }
     v = malloc(sizeof *v * ((size_t)limit + 1));
     if (!v) {
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing datasets");
@@ -285,15 +258,13 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     enter(s);
     locked = 1;
     /* one statement per shape, so that each is a primary-key range, never a scan */
-    rc = prepare(s, &st,
-                 cursor[0] ? "SELECT " DS_COLS " FROM datasets WHERE id < ?1 "
-                             "ORDER BY id DESC LIMIT ?2"
-                           : "SELECT " DS_COLS " FROM datasets ORDER BY id DESC LIMIT ?2",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       cursor[0] ? "SELECT " DS_COLS " FROM datasets WHERE id < ?1 "
+                                   "ORDER BY id DESC LIMIT ?2"
+                                 : "SELECT " DS_COLS " FROM datasets ORDER BY id DESC LIMIT ?2",
+                       "oI", cursor, (int64_t)limit + 1);
     if (rc)
         goto cleanup;
-    bind_opt(st, 1, cursor);
-    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
     for (;;) {
         int row;
         rc = step_row(s, st, &row, err);
@@ -311,9 +282,7 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after,
     *n = count;
     v = NULL;
 cleanup:
-    unprepare(s, st);
-    if (locked)
-        leave(s);
+    end_op(s, st, 0, locked);
     free(v);
     return rc;
 }
@@ -432,15 +401,12 @@ static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_erro
     sqlite3_stmt *st = NULL;
     int row = 0;
 
-    rc = prepare(s, &st,
-                 "SELECT EXISTS (SELECT 1 FROM jobs WHERE (dataset = ?1 OR validation = ?1) "
-                 "AND state IN ('queued', 'running')) OR EXISTS (SELECT 1 FROM sweeps WHERE "
-                 "(dataset = ?1 OR validation = ?1) AND state IN ('queued', 'running'))",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id);
-    rc = step_row(s, st, &row, err);
+    rc = td_store_query(s, &st, &row, err,
+                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE (dataset = ?1 OR "
+                        "validation = ?1) AND state IN ('queued', 'running')) OR EXISTS "
+                        "(SELECT 1 FROM sweeps WHERE (dataset = ?1 OR validation = ?1) AND "
+                        "state IN ('queued', 'running'))",
+                        "s", id);
     if (rc)
         goto cleanup;
     *in_use = row && sqlite3_column_int(st, 0);
@@ -463,7 +429,6 @@ td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_e
 td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
 {
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
     if (s->pg && (rc = td_pg_dataset_delete(s->pg, id, err)) == TD_OK) {
         td_dscache_forget(s->datasets, id); /* as below: the rows went, then the cache */
@@ -490,11 +455,7 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
                      "dataset %s is used by a queued or running job", id);
         goto cleanup;
     }
-    rc = prepare(s, &st, "DELETE FROM datasets WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err, "DELETE FROM datasets WHERE id = ?1", "s", id);
     if (rc)
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
@@ -502,7 +463,6 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
         goto cleanup;
     deleted = 1;
 cleanup:
-    unprepare(s, st);
     leave(s);
     if (deleted) {
         td_dscache_forget(s->datasets, id); /* its holders keep reading the mapping */

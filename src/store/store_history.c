@@ -68,36 +68,27 @@ void sweep_history(td_store *s)
 
 /* ---- history ------------------------------------------------------------------------ */
 
-static int count_cols(const unsigned char *t)
+/* Steps *st to job_id's history_columns (column 0; NULL when not set); TD_ENOTFOUND
+ * without the job. Give *st back with unprepare. */
+static td_status hist_names_query(td_store *s, sqlite3_stmt **st, const char *job_id,
+                                  td_error *err)
 {
-    if (!t || !*t)
-        return 0;
-    int n = 1;
-    for (; *t; t++)
-        n += *t == ',';
-    return n;
+    int row = 0;
+    td_status rc = td_store_query(s, st, &row, err,
+                                  "SELECT history_columns FROM jobs WHERE id = ?1", "s",
+                                  job_id ? job_id : "");
+    if (!rc && !row)
+        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
+    return rc;
 }
 
 /* The column count of job_id's history (0 when not set); TD_ENOTFOUND without the job. */
 static td_status hist_cols_locked(td_store *s, const char *job_id, int *ncols, td_error *err)
 {
-    td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
-    int row = 0;
-
-    rc = prepare(s, &st, "SELECT history_columns FROM jobs WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id ? job_id : "");
-    rc = step_row(s, st, &row, err);
-    if (rc)
-        goto cleanup;
-    if (!row) {
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
-        goto cleanup;
-    }
-    *ncols = count_cols(sqlite3_column_text(st, 0));
-cleanup:
+    td_status rc = hist_names_query(s, &st, job_id, err);
+    if (!rc)
+        *ncols = td_store_count_cols((const char *)sqlite3_column_text(st, 0));
     unprepare(s, st);
     return rc;
 }
@@ -138,21 +129,16 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         return td_pg_history_columns_set(s->pg, job_id, joined, n, err);
     enter(s);
     locked = 1;
-    if ((rc = relax(s, err))) /* set again at every start: see DESIGN, group commit */
-        goto cleanup;
-    relaxed = 1;
-    rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    rc = begin_relaxed(s, &relaxed, err); /* set again at every start: see DESIGN, group commit */
     if (rc)
         goto cleanup;
     rc = hist_cols_locked(s, job_id, &cur, err);
     if (rc)
         goto cleanup;
     if (cur != 0 && cur != n) {
-        rc = prepare(s, &st, "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = ?1)", err);
-        if (rc)
-            goto cleanup;
-        bind_str(st, 1, job_id);
-        rc = step_row(s, st, &row, err);
+        rc = td_store_query(s, &st, &row, err,
+                            "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = ?1)",
+                            "s", job_id);
         if (rc)
             goto cleanup;
         if (row && sqlite3_column_int(st, 0)) {
@@ -161,21 +147,13 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
             goto cleanup;
         }
     }
-    rc = prepare(s, &st, "UPDATE jobs SET history_columns = ?2 WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id);
-    bind_str(st, 2, joined);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err, "UPDATE jobs SET history_columns = ?2 WHERE id = ?1", "ss",
+                      job_id, joined);
     if (rc)
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
-    unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    if (locked)
-        leave(s);
+    end_op(s, st, relaxed, locked);
     return rc;
 }
 
@@ -200,12 +178,12 @@ static td_status hist_insert_locked(td_store *s, const char *job_id, int64_t epo
                      "columns", job_id, n, ncols);
         goto cleanup;
     }
-    rc = prepare(s, &st, "INSERT OR REPLACE INTO history (job_id, epoch, record) "
-                 "VALUES (?1, ?2, ?3)", err);
+    rc = td_store_bind(s, &st, err,
+                       "INSERT OR REPLACE INTO history (job_id, epoch, record) "
+                       "VALUES (?1, ?2, ?3)",
+                       "sI", job_id, epoch);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, epoch);
     sqlite3_bind_blob(st, 3, values, (int)(sizeof(double) * (size_t)n), SQLITE_TRANSIENT);
     rc = step_done(s, st, err);
 cleanup:
@@ -244,14 +222,10 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
     sqlite3_stmt *st = NULL;
     int row = 0;
 
-    rc = prepare(s, &st, "SELECT COUNT(*) FROM (SELECT 1 FROM history WHERE job_id = ?1 "
-                 "AND epoch > ?2 LIMIT ?3)", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, after_epoch);
-    sqlite3_bind_int64(st, 3, limit);
-    rc = step_row(s, st, &row, err);
+    rc = td_store_query(s, &st, &row, err,
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM history WHERE job_id = ?1 "
+                        "AND epoch > ?2 LIMIT ?3)",
+                        "sII", job_id, after_epoch, limit);
     if (rc)
         goto cleanup;
     int64_t nrows = row ? sqlite3_column_int64(st, 0) : 0;
@@ -263,15 +237,12 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
             goto cleanup;
         }
     }
-    rc = prepare(s, &st,
-                 "SELECT epoch, record FROM history WHERE job_id = ?1 AND epoch > ?2 "
-                 "ORDER BY epoch LIMIT ?3",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       "SELECT epoch, record FROM history WHERE job_id = ?1 AND epoch > ?2 "
+                       "ORDER BY epoch LIMIT ?3",
+                       "sII", job_id, after_epoch, limit);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, after_epoch);
-    sqlite3_bind_int64(st, 3, limit);
     while (h->n_rows < nrows) {
         rc = step_row(s, st, &row, err);
         if (rc)
@@ -313,22 +284,13 @@ td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_e
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_history h;
-    int row = 0;
 
     memset(&h, 0, sizeof h);
     memset(out, 0, sizeof *out);
     enter(s);
-    rc = prepare(s, &st, "SELECT history_columns FROM jobs WHERE id = ?1", err);
+    rc = hist_names_query(s, &st, job_id, err);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, job_id ? job_id : "");
-    rc = step_row(s, st, &row, err);
-    if (rc)
-        goto cleanup;
-    if (!row) {
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
-        goto cleanup;
-    }
     const unsigned char *t = sqlite3_column_text(st, 0);
     for (const char *p = (const char *)t; p && *p && h.n_cols < TD_HIST_MAX_COLS;) {
         size_t len = strcspn(p, ",");
@@ -355,7 +317,6 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     if (s->pg)
         return td_pg_history_truncate(s->pg, job_id, after_epoch, err);
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
     int ncols;
 
     enter(s);
@@ -365,25 +326,16 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     /* The job's progress goes back with its history, in one transaction. */
     if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
         goto cleanup;
-    rc = prepare(s, &st, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", err);
+    rc = td_store_run(s, err, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", "sI",
+                      job_id, after_epoch);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, after_epoch);
-    if ((rc = step_done(s, st, err)))
-        goto cleanup;
-    unprepare(s, st);
-    st = NULL;
-    rc = prepare(s, &st, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", err);
+    rc = td_store_run(s, err, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", "sI",
+                      job_id, after_epoch);
     if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, after_epoch);
-    if ((rc = step_done(s, st, err)))
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
-    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -421,19 +373,14 @@ static td_status hist_thin_locked(td_store *s, const char *job_id, const td_hist
 
     if (S == 1)
         return TD_OK;
-    rc = prepare(s, &st,
-                 full ? "DELETE FROM history WHERE job_id = ?1 AND epoch % ?2 != 0 "
-                        "AND epoch NOT IN (?3, ?4, ?5)"
-                      : "DELETE FROM history WHERE job_id = ?1 AND epoch IN (?6, ?7) "
-                        "AND epoch % ?2 != 0 AND epoch NOT IN (?3, ?4, ?5)",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       full ? "DELETE FROM history WHERE job_id = ?1 AND epoch % ?2 != 0 "
+                              "AND epoch NOT IN (?3, ?4, ?5)"
+                            : "DELETE FROM history WHERE job_id = ?1 AND epoch IN (?6, ?7) "
+                              "AND epoch % ?2 != 0 AND epoch NOT IN (?3, ?4, ?5)",
+                       "sIIII", job_id, S, b->first, b->best, latest);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, S);
-    sqlite3_bind_int64(st, 3, b->first);
-    sqlite3_bind_int64(st, 4, b->best);
-    sqlite3_bind_int64(st, 5, latest);
     if (!full) {
         sqlite3_bind_int64(st, 6, prev_latest);
         sqlite3_bind_int64(st, 7, b->prev_best);
@@ -463,11 +410,7 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
     locked = 1;
     /* No fsync for this transaction: see store.h. Set outside the transaction; any later
      * write not declared relaxed is put back at FULL first (relax). */
-    rc = relax(s, err);
-    if (rc)
-        goto cleanup;
-    relaxed = 1;
-    rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    rc = begin_relaxed(s, &relaxed, err);
     if (rc)
         goto cleanup;
     rc = hist_cols_locked(s, job_id, &ncols, err);
@@ -478,19 +421,16 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
                      "%d columns", job_id, b->n_cols, ncols);
         goto cleanup;
     }
-    rc = prepare(s, &st, "SELECT epoch FROM jobs WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id);
-    rc = step_row(s, st, &row, err);
+    rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
     if (rc)
         goto cleanup;
     int64_t prev_latest = row ? sqlite3_column_int64(st, 0) : 0;
-    rc = prepare(s, &st, "INSERT OR REPLACE INTO history (job_id, epoch, record) "
-                 "VALUES (?1, ?2, ?3)", err);
+    rc = td_store_bind(s, &st, err,
+                       "INSERT OR REPLACE INTO history (job_id, epoch, record) "
+                       "VALUES (?1, ?2, ?3)",
+                       "s", job_id);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, job_id);
     size_t rec_bytes = sizeof(double) * (size_t)b->n_cols;
     for (int64_t i = 0; i < b->n_rows; i++) {
         if (!hist_kept(b->epochs[i], S, b, latest))
@@ -503,14 +443,10 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
             goto cleanup;
         sqlite3_reset(st);
     }
-    rc = prepare(s, &st, "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) "
-                 "WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, latest);
-    bind_opt(st, 3, b->metrics_json);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err,
+                      "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) "
+                      "WHERE id = ?1",
+                      "sIo", job_id, latest, b->metrics_json);
     if (rc)
         goto cleanup;
     rc = hist_thin_locked(s, job_id, b, prev_latest, latest, err);
@@ -521,10 +457,7 @@ cleanup:
     unprepare(s, st);
     if (locked && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    if (relaxed)
-        unrelax(s);
-    if (locked)
-        leave(s);
+    end_op(s, NULL, relaxed, locked);
     return rc;
 }
 
@@ -590,23 +523,16 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         rc = hist_insert_locked(s, job_id, epoch, record, n, err);
         if (rc)
             goto cleanup;
-        rc = prepare(s, &st,
-                     "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics), "
-                     "checkpoint_epoch = CASE WHEN ?4 THEN ?2 ELSE checkpoint_epoch END "
-                     "WHERE id = ?1",
-                     err);
+        rc = td_store_bind(s, &st, err,
+                           "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics), "
+                           "checkpoint_epoch = CASE WHEN ?4 THEN ?2 ELSE checkpoint_epoch END "
+                           "WHERE id = ?1",
+                           "sIoi", job_id, epoch, metrics_json, ckpt != NULL);
         if (rc)
             goto cleanup;
-        bind_str(st, 1, job_id);
-        sqlite3_bind_int64(st, 2, epoch);
-        bind_opt(st, 3, metrics_json);
-        sqlite3_bind_int(st, 4, ckpt != NULL);
     } else {
-        rc = prepare(s, &st, "SELECT epoch FROM jobs WHERE id = ?1", err);
-        if (rc)
-            goto cleanup;
-        bind_str(st, 1, job_id);
-        rc = step_row(s, st, &row, err);
+        rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s",
+                            job_id);
         if (rc)
             goto cleanup;
         if (!row || epoch > sqlite3_column_int64(st, 0)) {
@@ -615,23 +541,17 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
                          (long long)epoch, (long long)(row ? sqlite3_column_int64(st, 0) : 0));
             goto cleanup;
         }
-        rc = prepare(s, &st, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", err);
+        rc = td_store_bind(s, &st, err, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1",
+                           "sI", job_id, epoch);
         if (rc)
             goto cleanup;
-        bind_str(st, 1, job_id);
-        sqlite3_bind_int64(st, 2, epoch);
     }
-    rc = step_done(s, st, err);
-    if (rc)
-        goto cleanup;
-    rc = exec_sql(s, "COMMIT", err);
+    rc = step_commit(s, st, err);
     if (rc)
         goto cleanup;
     committed = 1;
 cleanup:
-    unprepare(s, st);
-    if (locked)
-        leave(s);
+    end_op(s, st, 0, locked);
     if (written && committed && old >= 0 && old != epoch) {
         ckpt_path(path, sizeof path, s, job_id, old);   /* the superseded checkpoint */
         unlink(path);
@@ -723,7 +643,6 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
                              const float *params, int64_t n, td_error *err)
 {
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
     int written = 0, locked = 0, relaxed = 0;
     size_t bytes;
@@ -762,13 +681,9 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     if ((rc = relax(s, err)))
         goto cleanup;
     relaxed = 1;
-    rc = prepare(s, &st, "UPDATE jobs SET model_params = ?2, model_image = NULL WHERE id = ?1",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, n);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err,
+                      "UPDATE jobs SET model_params = ?2, model_image = NULL WHERE id = ?1",
+                      "sI", job_id, n);
     if (rc)
         goto cleanup;
     if (sqlite3_changes(s->db) == 0) {
@@ -778,7 +693,6 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     }
     written = 0;
 cleanup:
-    unprepare(s, st);
     if (relaxed)
         unrelax(s);
     if (locked)
@@ -822,10 +736,7 @@ static td_status model_write_inline(td_store *s, const char *job_id, const td_bl
     sqlite3_bind_blob(st, 2, image, (int)len, SQLITE_STATIC);
     rc = step_done(s, st, err);
 cleanup:
-    unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    leave(s);
+    end_op(s, st, relaxed, 1);
     td_blob_free(image);
     return rc;
 }

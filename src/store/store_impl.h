@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/store_rows.h"
 
 /* Takes the store's lock and returns its connection; td_store_leave rolls back a
  * transaction left open (an error path) and unlocks. */
@@ -19,6 +20,23 @@ void td_store_unprepare(td_store *s, sqlite3_stmt *st);
 td_status td_store_exec(td_store *s, const char *sql, td_error *err);
 td_status td_store_step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err);
 td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err);
+
+/* One statement's prepare, bind and step (store_query.c). fmt binds ?1, ?2, ... from the
+ * arguments, one character a parameter: 's' text (const char *; NULL binds NULL), 'o' text
+ * or NULL when NULL or "", 'i' int, 'I' int64_t, 'd' double.
+ *   td_store_bind:  prepares sql into *st (giving back the one it held) and binds;
+ *   td_store_query: td_store_bind, then steps: *row = 1 with a row (read it from *st), 0
+ *                   at the end; give *st back with td_store_unprepare;
+ *   td_store_run:   prepares, binds and steps a statement that returns no row, then
+ *                   gives it back (sqlite3_changes still counts its rows). */
+td_status td_store_bind(td_store *s, sqlite3_stmt **st, td_error *err, const char *sql,
+                        const char *fmt, ...);
+td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err,
+                         const char *sql, const char *fmt, ...);
+td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *fmt, ...);
+
+/* Reads the current row of st into row by a column table (store_rows.h). */
+void td_store_read_cols(sqlite3_stmt *st, void *row, const td_col *cols, int n);
 
 /* The PostgreSQL backend of a store opened with a URI (store_pg.h), else NULL. */
 struct td_pg *td_store_pg(td_store *s);

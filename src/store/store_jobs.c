@@ -33,33 +33,9 @@ void td_job_rows_free(td_job_row *rows, int n)
 td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
 {
     memset(r, 0, sizeof *r);
-    col_copy(st, 0, r->id, sizeof r->id);
-    col_copy(st, 1, r->model, sizeof r->model);
-    col_copy(st, 2, r->dataset, sizeof r->dataset);
-    col_copy(st, 3, r->validation, sizeof r->validation);
+    td_store_read_cols(st, r, TD_JOB_READ, TD_JOB_NREAD);
     int state = state_from_text(sqlite3_column_text(st, 4));
     r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
-    col_copy(st, 6, r->created_at, sizeof r->created_at);
-    col_copy(st, 7, r->started_at, sizeof r->started_at);
-    col_copy(st, 8, r->finished_at, sizeof r->finished_at);
-    col_copy(st, 9, r->error_code, sizeof r->error_code);
-    col_copy(st, 10, r->error_message, sizeof r->error_message);
-    r->restarts = sqlite3_column_int64(st, 11);
-    r->epoch = sqlite3_column_int64(st, 12);
-    r->epochs = sqlite3_column_int64(st, 13);
-    r->cancel_requested = sqlite3_column_int(st, 14);
-    col_copy(st, 15, r->idempotency_key, sizeof r->idempotency_key);
-    r->checkpoint_epoch =
-        sqlite3_column_type(st, 17) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 17);
-    r->has_model = sqlite3_column_int(st, 18);
-    r->crashes = sqlite3_column_int64(st, 19);
-    r->resumed_on_different_build = sqlite3_column_int(st, 20);
-    col_copy(st, 21, r->sweep, sizeof r->sweep);
-    r->sweep_trial =
-        sqlite3_column_type(st, 22) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 22);
-    r->stop_at_epoch = sqlite3_column_int64(st, 23); /* NULL: 0 */
-    r->paused = sqlite3_column_int(st, 24);
-    r->stopped_early = sqlite3_column_int(st, 25);
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
         col_dup(st, 26, &r->classes) != 0 || col_dup(st, 27, &r->warnings) != 0) {
         td_job_row_fini(r);
@@ -135,14 +111,10 @@ td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckp
     *state = -1;
     if (ckpt_epoch)
         *ckpt_epoch = -1;
-    rc = prepare(s, &st,
-                 "SELECT state, checkpoint_epoch, model_params IS NOT NULL FROM jobs "
-                 "WHERE id = ?1",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    rc = step_row(s, st, &row, err);
+    rc = td_store_query(s, &st, &row, err,
+                        "SELECT state, checkpoint_epoch, model_params IS NOT NULL FROM jobs "
+                        "WHERE id = ?1",
+                        "s", id ? id : "");
     if (rc)
         goto cleanup;
     if (!row) {
@@ -194,18 +166,12 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
         return td_pg_job_insert(s->pg, spec, id_out, err);
     enter(s);
     locked = 1;
-    if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
-        goto cleanup;
-    relaxed = 1;
-    rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    rc = begin_relaxed(s, &relaxed, err); /* durable at return all the same: group_sync below */
     if (rc)
         goto cleanup;
     if (key) {
-        rc = prepare(s, &st, "SELECT id FROM jobs WHERE idempotency_key = ?1", err);
-        if (rc)
-            goto cleanup;
-        bind_str(st, 1, key);
-        rc = step_row(s, st, &row, err);
+        rc = td_store_query(s, &st, &row, err, "SELECT id FROM jobs WHERE idempotency_key = ?1",
+                            "s", key);
         if (rc)
             goto cleanup;
         if (row) {
@@ -229,41 +195,27 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     }
     td_store_new_id(id, "job_");
     td_store_now(now);
-    rc = prepare(s, &st,
-                 "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
-                 "created_at, epochs, idempotency_key, sweep, sweep_trial, stop_at_epoch, "
-                 "classes) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                 "(SELECT classes FROM datasets WHERE id = ?3))",
-                 err);
+    rc = td_store_bind(s, &st, err,
+                       "INSERT INTO jobs (id, model, dataset, validation, state, "
+                       "hyperparameters, created_at, epochs, idempotency_key, sweep, "
+                       "sweep_trial, stop_at_epoch, classes) VALUES (?1, ?2, ?3, ?4, 'queued', "
+                       "?5, ?6, ?7, ?8, ?9, ?10, ?11, (SELECT classes FROM datasets "
+                       "WHERE id = ?3))",
+                       "sssossIoo", id, spec->model, spec->dataset, spec->validation,
+                       spec->hyperparameters, now, spec->epochs, key, spec->sweep);
     if (rc)
         goto cleanup;
-    bind_str(st, 1, id);
-    bind_str(st, 2, spec->model);
-    bind_str(st, 3, spec->dataset);
-    bind_opt(st, 4, spec->validation);
-    bind_str(st, 5, spec->hyperparameters);
-    bind_str(st, 6, now);
-    sqlite3_bind_int64(st, 7, spec->epochs);
-    bind_opt(st, 8, key);
-    bind_opt(st, 9, spec->sweep);
     if (spec->sweep && *spec->sweep)
         sqlite3_bind_int64(st, 10, spec->sweep_trial);
     if (spec->stop_at_epoch > 0)
         sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
-    rc = step_done(s, st, err);
-    if (rc)
-        goto cleanup;
-    rc = exec_sql(s, "COMMIT", err);
+    rc = step_commit(s, st, err);
     if (rc)
         goto cleanup;
     ticket = commit_ticket(s);
     snprintf(id_out, TD_ID_MAX, "%s", id);
 cleanup:
-    unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    if (locked)
-        leave(s);
+    end_op(s, st, relaxed, locked);
     if (ticket) /* the 202 promises the job survives a power loss */
         rc = group_sync(s, ticket, err);
     return rc;
@@ -317,14 +269,9 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     int locked = 0;
     char cursor[TD_ID_MAX];
 
-    snprintf(cursor, sizeof cursor, "%s", after ? after : "");   /* after may alias next */
     *rows = NULL;
-    *n = 0;
-    next[0] = '\0';
-    if (limit < 1) {
-        rc = td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    if ((rc = td_store_page_start(limit, after, cursor, next, n, err)))
         goto cleanup;
-    }
     if (state >= TD_JOB_NSTATES) {
         rc = td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
         goto cleanup;
@@ -339,12 +286,10 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
         {"SELECT " JOB_COLS " FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?3",
          "SELECT " JOB_COLS " FROM jobs WHERE state = ?1 AND id < ?2 ORDER BY id DESC "
          "LIMIT ?3"}};
-    rc = prepare(s, &st, sql[state >= 0][cursor[0] != '\0'], err);
+    rc = td_store_bind(s, &st, err, sql[state >= 0][cursor[0] != '\0'], "ooI",
+                       state >= 0 ? STATE_NAMES[state] : NULL, cursor, (int64_t)limit + 1);
     if (rc)
         goto cleanup;
-    bind_opt(st, 1, state >= 0 ? STATE_NAMES[state] : NULL);
-    bind_opt(st, 2, cursor);
-    sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
     rc = collect_jobs(s, st, limit + 1, rows, n, err);
     if (rc)
         goto cleanup;
@@ -354,9 +299,20 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
         snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
     }
 cleanup:
+    end_op(s, st, 0, locked);
+    return rc;
+}
+
+/* All the rows of sql (SELECT JOB_COLS ...), with arg bound to ?1 unless NULL; caller
+ * holds the lock. */
+static td_status select_jobs_locked(td_store *s, const char *sql, const char *arg,
+                                    td_job_row **rows, int *n, td_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    td_status rc = td_store_bind(s, &st, err, sql, arg ? "s" : "", arg);
+    if (!rc)
+        rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
     unprepare(s, st);
-    if (locked)
-        leave(s);
     return rc;
 }
 
@@ -364,21 +320,13 @@ td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_er
 {
     if (s->pg)
         return td_pg_job_list_active(s->pg, rows, n, err);
-    td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-
     *rows = NULL;
     *n = 0;
     enter(s);
-    rc = prepare(s, &st,
-                 "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                 "AND paused = 0 ORDER BY id ASC",
-                 err);
-    if (rc)
-        goto cleanup;
-    rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
-cleanup:
-    unprepare(s, st);
+    td_status rc = select_jobs_locked(s,
+                                      "SELECT " JOB_COLS " FROM jobs WHERE state IN "
+                                      "('queued', 'running') AND paused = 0 ORDER BY id ASC",
+                                      NULL, rows, n, err);
     leave(s);
     return rc;
 }
@@ -480,10 +428,7 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     if (t->row)
         rc = job_get_locked(s, "id", t->id, t->row, err);
 cleanup:
-    unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    leave(s);
+    end_op(s, st, relaxed, 1);
     if (ticket) /* a job's end must survive a power loss once reported */
         rc = group_sync(s, ticket, err);
     return rc;
@@ -517,24 +462,16 @@ td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
     if (s->pg)
         return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
 
     enter(s);
-    rc = prepare(s, &st,
-                 "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) WHERE id = ?1",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    sqlite3_bind_int64(st, 2, epoch);
-    bind_opt(st, 3, metrics_json);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err,
+                      "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) WHERE id = ?1",
+                      "sIo", id ? id : "", epoch, metrics_json);
     if (rc)
         goto cleanup;
     if (sqlite3_changes(s->db) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
 cleanup:
-    unprepare(s, st);
     leave(s);
     return rc;
 }
@@ -594,21 +531,15 @@ td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error 
     if (s->pg)
         return td_pg_job_set_live(s->pg, id, live, err);
     td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
 
     enter(s);
     /* relaxed (see DESIGN, group commit): the mark is about process deaths, and a process
      * death loses no commit */
     if ((rc = relax(s, err)))
         goto cleanup;
-    rc = prepare(s, &st, "UPDATE jobs SET live = ?2 WHERE id = ?1", err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, id ? id : "");
-    sqlite3_bind_int(st, 2, live != 0);
-    rc = step_done(s, st, err);
+    rc = td_store_run(s, err, "UPDATE jobs SET live = ?2 WHERE id = ?1", "si", id ? id : "",
+                      live != 0);
 cleanup:
-    unprepare(s, st);
     unrelax(s);
     leave(s);
     return rc;
@@ -636,29 +567,22 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
                  err);
     if (rc || (rc = step_done(s, st, err)))
         goto cleanup;
-    rc = prepare(s, &st,
-                 "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = 'crashed', "
-                 "error_message = 'the daemon died ' || crashes || ' times while running this "
-                 "job (a crash, an abort or an out-of-memory kill); it is not resumed again' "
-                 "WHERE state IN ('queued', 'running') AND crashes >= ?1",
-                 err);
+    rc = td_store_run(s, err,
+                      "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = "
+                      "'crashed', error_message = 'the daemon died ' || crashes || ' times "
+                      "while running this job (a crash, an abort or an out-of-memory kill); "
+                      "it is not resumed again' WHERE state IN ('queued', 'running') AND "
+                      "crashes >= ?1",
+                      "is", max_crashes, now);
     if (rc)
-        goto cleanup;
-    sqlite3_bind_int(st, 1, max_crashes);
-    bind_str(st, 2, now);
-    if ((rc = step_done(s, st, err)))
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
     if (rc)
         goto cleanup;
-    rc = prepare(s, &st,
-                 "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
-                 "finished_at = ?1 ORDER BY id ASC",
-                 err);
-    if (rc)
-        goto cleanup;
-    bind_str(st, 1, now);
-    rc = collect_jobs(s, st, INT32_MAX, failed, n, err);
+    rc = select_jobs_locked(s,
+                            "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
+                            "finished_at = ?1 ORDER BY id ASC",
+                            now, failed, n, err);
 cleanup:
     unprepare(s, st);
     leave(s);

@@ -326,3 +326,20 @@ td_status blob_get(PGconn *c, const char *key, uint64_t *aux, char *tag, size_t 
     *len = total;
     return TD_OK;
 }
+
+/* ---- rows --------------------------------------------------------------------------- */
+
+void td_pg_read_cols(PGresult *r, int i, void *row, const td_col *cols, int n)
+{
+    for (const td_col *c = cols; c < cols + n; c++) {
+        char *f = (char *)row + c->off;
+        if (c->kind == 't')
+            gets_(r, i, c->col, f, c->size);
+        else if (c->kind == 'N' && PQgetisnull(r, i, c->col))
+            *(int64_t *)f = -1;
+        else if (c->size == sizeof(int64_t))
+            *(int64_t *)f = geti(r, i, c->col);
+        else
+            *(int *)f = (int)geti(r, i, c->col);
+    }
+}

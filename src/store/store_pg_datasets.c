@@ -71,12 +71,8 @@ td_status td_pg_dataset_names_set(td_pg *p, const char *id, const char *classes,
                                   const char *columns, td_error *err)
 {
     const char *v[] = {id ? id : "", classes, columns};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v,
-                       NULL, 0, 0, NULL, err);
-    release(p, slot);
-    return rc;
+    return pg_command(p, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v,
+                      err);
 }
 
 td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **columns,
@@ -198,19 +194,17 @@ td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_
                              int *n, char next[TD_ID_MAX], td_error *err)
 {
     char cursor[TD_ID_MAX], bl[24];
-    PGresult *r = NULL;
-    snprintf(cursor, sizeof cursor, "%s", after ? after : "");
     *rows = NULL;
-    *n = 0;
-    next[0] = '\0';
-    if (limit < 1)
-        return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
+    if (rc)
+        return rc;
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {cursor, bl};
+    PGresult *r = NULL;
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT " DS_COLS " FROM datasets WHERE ($1 = '' OR id < $1) "
-                       "ORDER BY id DESC LIMIT $2::bigint", 2, v, NULL, 0, 0, &r, err);
+    rc = run(c, "SELECT " DS_COLS " FROM datasets WHERE ($1 = '' OR id < $1) "
+             "ORDER BY id DESC LIMIT $2::bigint", 2, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (rc)
         return rc;

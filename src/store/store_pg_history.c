@@ -4,16 +4,6 @@
 
 /* ---- history ------------------------------------------------------------------------ */
 
-static int count_cols(const char *t)
-{
-    if (!t || !*t)
-        return 0;
-    int n = 1;
-    for (; *t; t++)
-        n += *t == ',';
-    return n;
-}
-
 /* The column count of job_id's history (0 when unset); TD_ENOTFOUND without the job. */
 static td_status hist_cols(PGconn *c, const char *job_id, int *ncols, td_error *err)
 {
@@ -26,7 +16,7 @@ static td_status hist_cols(PGconn *c, const char *job_id, int *ncols, td_error *
     if (PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
     else
-        *ncols = PQgetisnull(r, 0, 0) ? 0 : count_cols(PQgetvalue(r, 0, 0));
+        *ncols = PQgetisnull(r, 0, 0) ? 0 : td_store_count_cols(PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc;
 }

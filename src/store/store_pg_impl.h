@@ -14,6 +14,7 @@
 
 #include "store/blob.h"
 #include "store/store_pg.h"
+#include "store/store_rows.h"
 
 #define PG_POOL 4
 #define CHUNK (1u << 20)
@@ -144,6 +145,17 @@ static inline td_status exec0(PGconn *c, const char *sql, td_error *err)
     return run(c, sql, 0, NULL, NULL, 0, 0, NULL, err);
 }
 
+/* Runs one command (no rows) with text parameters vals[0..n) on a connection of the pool. */
+static inline td_status pg_command(td_pg *p, const char *sql, int n, const char *const *vals,
+                                   td_error *err)
+{
+    int slot;
+    PGconn *c = acquire(p, &slot);
+    td_status rc = run(c, sql, n, vals, NULL, 0, 0, NULL, err);
+    release(p, slot);
+    return rc;
+}
+
 /* Rows changed by a command result. */
 static inline long changed(PGresult *r)
 {
@@ -196,6 +208,8 @@ static inline void blob_key(char *out, size_t cap, const char *kind, const char 
     snprintf(out, cap, "%s/%s", kind, id);
 }
 
+/* store_pg.c: row i of r read into row by a column table (store_rows.h) */
+void td_pg_read_cols(PGresult *r, int i, void *row, const td_col *cols, int n);
 /* store_pg.c: blobs, inside the caller's transaction */
 td_status blob_put(PGconn *c, const char *key, uint64_t aux, const char *tag,
                    const td_blob_seg *segs, int nseg, td_error *err);

@@ -7,31 +7,9 @@
 static td_status read_job(PGresult *r, int i, td_job_row *j, td_error *err)
 {
     memset(j, 0, sizeof *j);
-    gets_(r, i, 0, j->id, sizeof j->id);
-    gets_(r, i, 1, j->model, sizeof j->model);
-    gets_(r, i, 2, j->dataset, sizeof j->dataset);
-    gets_(r, i, 3, j->validation, sizeof j->validation);
+    td_pg_read_cols(r, i, j, TD_JOB_READ, TD_JOB_NREAD);
     int st = state_of(PQgetvalue(r, i, 4));
     j->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
-    gets_(r, i, 6, j->created_at, sizeof j->created_at);
-    gets_(r, i, 7, j->started_at, sizeof j->started_at);
-    gets_(r, i, 8, j->finished_at, sizeof j->finished_at);
-    gets_(r, i, 9, j->error_code, sizeof j->error_code);
-    gets_(r, i, 10, j->error_message, sizeof j->error_message);
-    j->restarts = geti(r, i, 11);
-    j->epoch = geti(r, i, 12);
-    j->epochs = geti(r, i, 13);
-    j->cancel_requested = (int)geti(r, i, 14);
-    gets_(r, i, 15, j->idempotency_key, sizeof j->idempotency_key);
-    j->checkpoint_epoch = PQgetisnull(r, i, 17) ? -1 : geti(r, i, 17);
-    j->has_model = (int)geti(r, i, 18);
-    j->crashes = geti(r, i, 19);
-    j->resumed_on_different_build = (int)geti(r, i, 20);
-    gets_(r, i, 21, j->sweep, sizeof j->sweep);
-    j->sweep_trial = PQgetisnull(r, i, 22) ? -1 : geti(r, i, 22);
-    j->stop_at_epoch = geti(r, i, 23); /* NULL: 0 */
-    j->paused = (int)geti(r, i, 24);
-    j->stopped_early = (int)geti(r, i, 25);
     gets_(r, i, 26, j->node, sizeof j->node);
     j->hyperparameters = strdup(PQgetvalue(r, i, 5));
     j->metrics = PQgetisnull(r, i, 16) ? NULL : strdup(PQgetvalue(r, i, 16));
@@ -215,21 +193,18 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
 {
     char cursor[TD_ID_MAX], bl[24];
     PGresult *r = NULL;
-    snprintf(cursor, sizeof cursor, "%s", after ? after : "");
     *rows = NULL;
-    *n = 0;
-    next[0] = '\0';
-    if (limit < 1)
-        return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
+    if (rc)
+        return rc;
     if (state >= TD_JOB_NSTATES)
         return td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {state >= 0 ? STATE_NAMES[state] : "", cursor, bl};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT " JOB_COLS " FROM jobs WHERE ($1 = '' OR state = $1) AND "
-                       "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint", 3, v, NULL, 0,
-                       0, &r, err);
+    rc = run(c, "SELECT " JOB_COLS " FROM jobs WHERE ($1 = '' OR state = $1) AND "
+             "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint", 3, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (!rc)
         rc = collect(r, rows, n, err);
@@ -517,10 +492,6 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
 td_status td_pg_job_mark_different_build(td_pg *p, const char *id, td_error *err)
 {
     const char *v[] = {id ? id : ""};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v,
-                       NULL, 0, 0, NULL, err);
-    release(p, slot);
-    return rc;
+    return pg_command(p, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v,
+                      err);
 }

@@ -16,25 +16,9 @@
 static td_status read_sweep(PGresult *r, int i, td_sweep_row *w, td_error *err)
 {
     memset(w, 0, sizeof *w);
-    gets_(r, i, 0, w->id, sizeof w->id);
+    td_pg_read_cols(r, i, w, TD_SWEEP_READ, TD_SWEEP_NREAD);
     int st = state_of(PQgetvalue(r, i, 1));
     w->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
-    gets_(r, i, 2, w->model, sizeof w->model);
-    gets_(r, i, 3, w->dataset, sizeof w->dataset);
-    gets_(r, i, 4, w->validation, sizeof w->validation);
-    gets_(r, i, 6, w->metric, sizeof w->metric);
-    w->maximize = (int)geti(r, i, 7);
-    w->epochs = geti(r, i, 8);
-    w->min_epochs = geti(r, i, 9);
-    w->eta = geti(r, i, 10);
-    w->rung = geti(r, i, 11);
-    w->n_trials = geti(r, i, 12);
-    w->cancel_requested = (int)geti(r, i, 13);
-    gets_(r, i, 14, w->created_at, sizeof w->created_at);
-    gets_(r, i, 15, w->started_at, sizeof w->started_at);
-    gets_(r, i, 16, w->finished_at, sizeof w->finished_at);
-    gets_(r, i, 17, w->error_code, sizeof w->error_code);
-    gets_(r, i, 18, w->error_message, sizeof w->error_message);
     if (!(w->spec = strdup(PQgetvalue(r, i, 5))))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", w->id);
     return TD_OK;

@@ -161,6 +161,13 @@ static inline td_status step_done(td_store *s, sqlite3_stmt *st, td_error *err)
     return TD_OK;
 }
 
+/* Steps a statement that returns no row, then commits the caller's transaction. */
+static inline td_status step_commit(td_store *s, sqlite3_stmt *st, td_error *err)
+{
+    td_status rc = step_done(s, st, err);
+    return rc ? rc : exec_sql(s, "COMMIT", err);
+}
+
 /* Steps a query: *row = 1 with a row, 0 at the end. */
 static inline td_status step_row(td_store *s, sqlite3_stmt *st, int *row, td_error *err)
 {
@@ -272,6 +279,28 @@ static inline td_status relax(td_store *s, td_error *err)
 static inline void unrelax(td_store *s)
 {
     s->relaxing = 0;
+}
+
+/* A relaxed write's start: relax, then BEGIN IMMEDIATE; *relaxed = 1 once relaxed (for
+ * end_op). Caller holds mu. */
+static inline td_status begin_relaxed(td_store *s, int *relaxed, td_error *err)
+{
+    td_status rc = relax(s, err);
+    if (rc)
+        return rc;
+    *relaxed = 1;
+    return exec_sql(s, "BEGIN IMMEDIATE", err);
+}
+
+/* An operation's end: gives back st (NULL: nothing), unrelaxes if relaxed, and leaves (a
+ * transaction left open rolls back) if locked. */
+static inline void end_op(td_store *s, sqlite3_stmt *st, int relaxed, int locked)
+{
+    unprepare(s, st);
+    if (relaxed)
+        unrelax(s);
+    if (locked)
+        leave(s);
 }
 
 /* The ticket of a relaxed commit just made, for group_sync. Caller holds mu. */

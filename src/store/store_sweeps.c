@@ -143,25 +143,9 @@ void td_sweep_trials_free(td_sweep_trial *t, int n)
 static td_status read_sweep(sqlite3_stmt *st, td_sweep_row *r, td_error *err)
 {
     memset(r, 0, sizeof *r);
-    copy_col(st, 0, r->id, sizeof r->id);
+    td_store_read_cols(st, r, TD_SWEEP_READ, TD_SWEEP_NREAD);
     int state = state_of(sqlite3_column_text(st, 1));
     r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
-    copy_col(st, 2, r->model, sizeof r->model);
-    copy_col(st, 3, r->dataset, sizeof r->dataset);
-    copy_col(st, 4, r->validation, sizeof r->validation);
-    copy_col(st, 6, r->metric, sizeof r->metric);
-    r->maximize = sqlite3_column_int(st, 7);
-    r->epochs = sqlite3_column_int64(st, 8);
-    r->min_epochs = sqlite3_column_int64(st, 9);
-    r->eta = sqlite3_column_int64(st, 10);
-    r->rung = sqlite3_column_int64(st, 11);
-    r->n_trials = sqlite3_column_int64(st, 12);
-    r->cancel_requested = sqlite3_column_int(st, 13);
-    copy_col(st, 14, r->created_at, sizeof r->created_at);
-    copy_col(st, 15, r->started_at, sizeof r->started_at);
-    copy_col(st, 16, r->finished_at, sizeof r->finished_at);
-    copy_col(st, 17, r->error_code, sizeof r->error_code);
-    copy_col(st, 18, r->error_message, sizeof r->error_message);
     if (!(r->spec = dup_col(st, 5)))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", r->id);
     return TD_OK;
@@ -204,11 +188,8 @@ static td_status dataset_exists(td_store *s, const char *id, const char *field, 
 {
     sqlite3_stmt *st = NULL;
     int row = 0;
-    td_status rc = td_store_prepare(s, &st, "SELECT 1 FROM datasets WHERE id = ?1", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        rc = td_store_step_row(s, st, &row, err);
-    }
+    td_status rc = td_store_query(s, &st, &row, err, "SELECT 1 FROM datasets WHERE id = ?1", "o",
+                                  id);
     td_store_unprepare(s, st);
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, field, "dataset %s not found", id);
@@ -236,26 +217,14 @@ td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
     if (!rc && spec->validation && *spec->validation)
         rc = dataset_exists(s, spec->validation, "validation", err);
     if (!rc)
-        rc = td_store_prepare(s, &st,
-                              "INSERT INTO sweeps (id, state, model, dataset, validation, spec, "
-                              "metric, maximize, epochs, min_epochs, eta, n_trials, created_at) "
-                              "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                              "?12)", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        bind_text(st, 2, spec->model);
-        bind_text(st, 3, spec->dataset);
-        bind_text(st, 4, spec->validation);
-        bind_text(st, 5, spec->spec);
-        bind_text(st, 6, spec->metric);
-        sqlite3_bind_int(st, 7, spec->maximize);
-        sqlite3_bind_int64(st, 8, spec->epochs);
-        sqlite3_bind_int64(st, 9, spec->min_epochs);
-        sqlite3_bind_int64(st, 10, spec->eta);
-        sqlite3_bind_int64(st, 11, n);
-        bind_text(st, 12, now);
-        rc = td_store_step_done(s, st, err);
-    }
+        rc = td_store_run(s, err,
+                          "INSERT INTO sweeps (id, state, model, dataset, validation, spec, "
+                          "metric, maximize, epochs, min_epochs, eta, n_trials, created_at) "
+                          "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                          "?12)",
+                          "ooooooiIIIIo", id, spec->model, spec->dataset, spec->validation,
+                          spec->spec, spec->metric, spec->maximize, spec->epochs,
+                          spec->min_epochs, spec->eta, (int64_t)n, now);
     if (!rc)
         rc = td_store_prepare(s, &st, "INSERT INTO sweep_trials (sweep_id, idx, \"values\", "
                                       "hyperparameters, bytes) VALUES (?1, ?2, ?3, ?4, ?5)", err);
@@ -285,12 +254,8 @@ td_status td_store_sweep_get(td_store *s, const char *id, td_sweep_row *out, td_
     if (td_store_pg(s))
         return td_pg_sweep_get(td_store_pg(s), id, out, err);
     td_store_enter(s);
-    td_status rc = td_store_prepare(s, &st, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = ?1",
-                                    err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        rc = td_store_step_row(s, st, &row, err);
-    }
+    td_status rc = td_store_query(s, &st, &row, err,
+                                  "SELECT " SWEEP_COLS " FROM sweeps WHERE id = ?1", "o", id);
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
     if (!rc)
@@ -305,23 +270,19 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
 {
     sqlite3_stmt *st = NULL;
     char cursor[TD_ID_MAX];
-    snprintf(cursor, sizeof cursor, "%s", after ? after : ""); /* after may alias next */
     *rows = NULL;
-    *n = 0;
-    next[0] = '\0';
-    if (limit < 1)
-        return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
+    if (rc)
+        return rc;
     if (td_store_pg(s))
         return td_pg_sweep_list(td_store_pg(s), 0, limit, cursor, rows, n, next, err);
     td_store_enter(s);
-    td_status rc = td_store_prepare(s, &st, cursor[0]
+    rc = td_store_bind(s, &st, err, cursor[0]
         ? "SELECT " SWEEP_COLS " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
-        : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2", err);
-    if (!rc) {
-        bind_text(st, 1, cursor);
-        sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+        : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2",
+        "oI", cursor, (int64_t)limit + 1);
+    if (!rc)
         rc = collect(s, st, limit + 1, rows, n, err);
-    }
     if (!rc && *n > limit) {
         td_sweep_row_fini(&(*rows)[limit]);
         *n = limit;
@@ -433,11 +394,8 @@ static td_status update_active(td_store *s, const char *id, const char *sql,
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc)
-        rc = td_store_prepare(s, &st, "SELECT state FROM sweeps WHERE id = ?1", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        rc = td_store_step_row(s, st, &row, err);
-    }
+        rc = td_store_query(s, &st, &row, err, "SELECT state FROM sweeps WHERE id = ?1", "o",
+                            id);
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
     if (!rc) {
@@ -508,12 +466,7 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
         rc = td_store_step_done(s, st, err);
     }
     if (!rc)
-        rc = td_store_prepare(s, &st, "UPDATE sweeps SET rung = ?2 WHERE id = ?1", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        sqlite3_bind_int64(st, 2, rung);
-        rc = td_store_step_done(s, st, err);
-    }
+        rc = td_store_run(s, err, "UPDATE sweeps SET rung = ?2 WHERE id = ?1", "oI", id, rung);
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
     td_store_unprepare(s, st);
@@ -547,24 +500,14 @@ td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err)
         return rc;
     if (td_store_pg(s))
         return td_pg_sweep_delete_rows(td_store_pg(s), id, err);
-    sqlite3_stmt *st = NULL;
     td_store_enter(s);
     rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc)
-        rc = td_store_prepare(s, &st, "DELETE FROM sweep_trials WHERE sweep_id = ?1", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        rc = td_store_step_done(s, st, err);
-    }
+        rc = td_store_run(s, err, "DELETE FROM sweep_trials WHERE sweep_id = ?1", "o", id);
     if (!rc)
-        rc = td_store_prepare(s, &st, "DELETE FROM sweeps WHERE id = ?1", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        rc = td_store_step_done(s, st, err);
-    }
+        rc = td_store_run(s, err, "DELETE FROM sweeps WHERE id = ?1", "o", id);
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
-    td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
 }
@@ -573,13 +516,9 @@ td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *er
 {
     sqlite3_stmt *st = NULL;
     int row = 0;
-    td_status rc = td_store_prepare(s, &st,
+    td_status rc = td_store_query(s, &st, &row, err,
         "SELECT w.id FROM jobs j JOIN sweeps w ON w.id = j.sweep WHERE j.id = ?1 AND "
-        "w.state IN ('queued', 'running')", err);
-    if (!rc) {
-        bind_text(st, 1, id);
-        rc = td_store_step_row(s, st, &row, err);
-    }
+        "w.state IN ('queued', 'running')", "o", id);
     if (!rc && row)
         rc = td_fail(err, TD_ECONFLICT, "state", "job %s is a trial of sweep %s, which is "
                      "still active; delete the sweep once it ends", id,
@@ -614,11 +553,8 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
         rc = td_store_step_done(s, st, err);
     }
     if (!rc && sqlite3_changes(db) == 0) {
-        rc = td_store_prepare(s, &st, "SELECT state FROM jobs WHERE id = ?1", err);
-        if (!rc) {
-            bind_text(st, 1, id);
-            rc = td_store_step_row(s, st, &row, err);
-        }
+        rc = td_store_query(s, &st, &row, err, "SELECT state FROM jobs WHERE id = ?1", "o",
+                            id);
         if (!rc)
             rc = row ? td_fail(err, TD_ECONFLICT, "state", "job %s is %s", id,
                                (const char *)sqlite3_column_text(st, 0))
