@@ -48,7 +48,7 @@
  * end (state + live mark cleared) is durable when recorded, by a WAL sync shared with
  * concurrent inserts and ends (store.c, group commit); a finished job writes no
  * checkpoint, only its model, and a job that succeeds before its first checkpoint hands
- * its end to the committer (below) and its worker takes the next job at once.
+ * its end to the committer (committer.c) and its worker takes the next job at once.
  *
  * Crash loops: a worker marks its job live in the store before training (in its claim)
  * and clears the mark when it lets go (the job ended: with its recorded end; or it was
@@ -57,7 +57,7 @@
  * and at MAX_CRASHES it fails with code "crashed" instead (td_jobs_start, before any job
  * runs), so one job whose data or settings kill the process cannot keep the service down.
  *
- * A shared store (td_store_shared: PostgreSQL, many daemons): there is no local queue.
+ * A shared store (td_store_shared: PostgreSQL, many daemons; lease.c): there is no local queue.
  * An idle worker claims the oldest job that fits what is left of the memory budget from
  * the store (td_store_job_claim_next: FOR UPDATE SKIP LOCKED), reserves its estimate, and
  * runs it as above (no hand-off to the committer: its end is recorded before the worker
@@ -68,6 +68,7 @@
  * crash count of the issue-10 protection, now across daemons). A worker that lets go
  * clears its mark and ends the lease, so another daemon resumes the job at once. */
 #include "jobs/jobs.h"
+#include "jobs/jobs_impl.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -90,59 +91,8 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define TRAIN_NICE 10
-#define COMMIT_TRIES 4           /* attempts of an epoch's commit or the final model */
-#define END_TRIES 6              /* attempts of a job's end */
-#define ROOM_WAIT_MS 50          /* a submit finding the queue full waits this long for a place */
 
-typedef struct running {
-    char id[TD_ID_MAX];          /* "" when the slot is idle */
-    int cancel;
-    td_tail *tail;               /* the job's history tail once it trains, else NULL */
-} running;
-
-typedef struct qentry {
-    char id[TD_ID_MAX];
-    uint64_t bytes;              /* estimated memory, reserved while it runs */
-} qentry;
-
-struct td_jobs {
-    td_store *store;
-    td_jobs_opts o;
-    pthread_mutex_t mu;
-    pthread_cond_t work, changed;
-    pthread_cond_t room;         /* the queue got shorter: a submit waiting for a place */
-    qentry *queue;               /* ring of qcap jobs */
-    int qhead, qlen, qcap;
-    int inserting;               /* td_jobs_submit calls inserting into the store */
-    int stopping;
-    pthread_t *threads;
-    int nthreads;
-    running *run;                /* (nthreads) */
-    int nrunning;
-    uint64_t change;
-    int64_t samples, epochs;
-    int64_t fault_abort_after;   /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
-    /* ends handed to the committer (see "the committer"): ids and model sizes */
-    pthread_cond_t ends_cv;
-    char (*end_ids)[TD_ID_MAX];
-    int64_t *end_params;
-    int nends, ends_cap, ends_stop;
-    pthread_t committer;
-    int committer_started;
-    char fingerprint[TD_BLOB_TAG_MAX + 1]; /* this build's, as checkpoints carry it */
-    int shared;                  /* a shared store: claims and leases (see DESIGN) */
-    pthread_t heartbeat;
-    int hb_started, hb_stop;
-};
-
-#define CLAIM_POLL_MS 200
-
-/* Deaths of the daemon while running a job after which the job is failed ("crashed")
- * instead of resumed once more: one bad job cannot keep the service down. */
-#define MAX_CRASHES 2
-
-static void notify_locked(td_jobs *jm)
+void td_jobs_notify_locked(td_jobs *jm)
 {
     jm->change++;
     pthread_cond_broadcast(&jm->changed);
@@ -151,7 +101,7 @@ static void notify_locked(td_jobs *jm)
 static void notify(td_jobs *jm)
 {
     pthread_mutex_lock(&jm->mu);
-    notify_locked(jm);
+    td_jobs_notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
 }
 
@@ -298,13 +248,12 @@ static int threads_for_job(td_jobs *jm, int small)
     return n < 1 ? 1 : n;
 }
 
-static int stopping_within(td_jobs *jm, int ms);
 
 /* The end of a job whose write failed with st: failed, unless it was refused for lack of
  * space and the manager is stopping (then it stays running and resumes at the next start). */
 static td_job_state stopped_or_failed(td_jobs *jm, td_status st)
 {
-    return st == TD_ENOSPACE && stopping_within(jm, 0) ? TD_JOB_RUNNING : TD_JOB_FAILED;
+    return st == TD_ENOSPACE && td_jobs_stopping_within(jm, 0) ? TD_JOB_RUNNING : TD_JOB_FAILED;
 }
 
 /* After attempt `attempt` (from 1) of a running job's write failed with st: a lack of
@@ -314,7 +263,7 @@ static int retry_write(td_jobs *jm, td_status st, const td_error *err, int attem
 {
     if (td_reserve_note(jm->o.reserve, st, err) != TD_ENOSPACE || attempt >= COMMIT_TRIES)
         return 0;
-    return !stopping_within(jm, 250 << (attempt - 1));
+    return !td_jobs_stopping_within(jm, 250 << (attempt - 1));
 }
 
 /* Test hook (see td_jobs_start): the process aborts inside a job, as a crash would,
@@ -481,7 +430,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
 }
 
 /* 1 once the manager is stopping; waits up to ms for it. */
-static int stopping_within(td_jobs *jm, int ms)
+int td_jobs_stopping_within(td_jobs *jm, int ms)
 {
     for (int waited = 0;; waited += 100) {
         pthread_mutex_lock(&jm->mu);
@@ -525,7 +474,7 @@ static int record_end(td_jobs *jm, const char *id, td_job_state final, const cha
         if (attempt == 1)
             td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying", id,
                    ferr.message);
-        if (attempt < END_TRIES && stopping_within(jm, 250 << (attempt - 1)))
+        if (attempt < END_TRIES && td_jobs_stopping_within(jm, 250 << (attempt - 1)))
             break;
     }
     td_log(TD_LOG_ERROR, "jobs", "job %s: its end (%s) is not recorded (%s): it stays running in "
@@ -548,7 +497,7 @@ static int wait_for_room(td_jobs *jm, int slot, const char *id)
             return 1;
         if (!logged++)
             td_log(TD_LOG_INFO, "jobs", "job %s waits for room in state_dir to start", id);
-        if (stopping_within(jm, 1000))
+        if (td_jobs_stopping_within(jm, 1000))
             return 0;
     }
     return 1;
@@ -556,7 +505,7 @@ static int wait_for_room(td_jobs *jm, int slot, const char *id)
 
 /* Sets or clears the job's live mark (td_store_job_set_live); returns 1 when it is set.
  * A failure is logged, not fatal: the job runs, only its crash count is not kept. */
-static int mark_live(td_jobs *jm, const char *id, int live)
+int td_jobs_mark_live(td_jobs *jm, const char *id, int live)
 {
     td_error err = {{0}, {0}};
     if (td_store_job_set_live(jm->store, id, live, &err) == TD_OK)
@@ -584,7 +533,7 @@ static void note_build_change(td_jobs *jm, const char *id, const char *built_by)
 
 /* Fails (code "crashed") every unfinished job the daemon died running MAX_CRASHES
  * times; the others count one more crash and resume. */
-static td_status reap_crashed(td_jobs *jm, td_error *err)
+td_status td_jobs_reap_crashed(td_jobs *jm, td_error *err)
 {
     td_job_row *rows = NULL;
     int n = 0;
@@ -593,125 +542,6 @@ static td_status reap_crashed(td_jobs *jm, td_error *err)
         td_log(TD_LOG_ERROR, "jobs", "job %s failed: %s", rows[i].id, rows[i].error_message);
     td_job_rows_free(rows, n);
     return st;
-}
-
-/* ---- the committer ------------------------------------------------------------------
- * A job that ends succeeded before its first checkpoint (every small job) wrote its model
- * unsynced (put_model_unsynced); its worker hands the end over here and takes the next
- * job at once. The committer takes every end handed over meanwhile as one batch: one
- * syncfs makes their model files durable, then one transaction records them succeeded
- * (td_store_jobs_succeed), so a batch of small jobs costs two syncs, not a few each. Until
- * then a job reads as running (with its final epoch) and keeps its live mark: that
- * transaction clears it with the state, so a small job's end costs no commit of its own.
- * If the process dies first, the next start counts a crash (one of MAX_CRASHES: a crash
- * loop fails a job only when it dies running it that often) and resumes it, and it
- * computes the same weights.
- * A batch that cannot be recorded is retried as record_end retries, then its live marks
- * are cleared (the daemon is not dying: no crash to count); td_jobs_stop drains the
- * batches before it returns. */
-
-/* 1 when the committer has the job's end (and will clear its live mark). */
-static int hand_off(td_jobs *jm, const char *id, int64_t n_params)
-{
-    pthread_mutex_lock(&jm->mu);
-    if (jm->nends == jm->ends_cap) {
-        int cap = jm->ends_cap ? 2 * jm->ends_cap : 64;
-        char (*ids)[TD_ID_MAX] = realloc(jm->end_ids, sizeof *ids * (size_t)cap);
-        if (ids)
-            jm->end_ids = ids;
-        int64_t *np = ids ? realloc(jm->end_params, sizeof *np * (size_t)cap) : NULL;
-        if (np)
-            jm->end_params = np, jm->ends_cap = cap;
-    }
-    if (jm->nends == jm->ends_cap) { /* out of memory: the job stays running, and resumes */
-        pthread_mutex_unlock(&jm->mu);
-        td_log(TD_LOG_ERROR, "jobs", "job %s: out of memory recording its end: it resumes at "
-               "the next start", id);
-        return 0;
-    }
-    memcpy(jm->end_ids[jm->nends], id, TD_ID_MAX);
-    jm->end_params[jm->nends++] = n_params;
-    pthread_cond_signal(&jm->ends_cv);
-    pthread_mutex_unlock(&jm->mu);
-    return 1;
-}
-
-/* One attempt at a batch: its files durable, then its ends. */
-static td_status ends_once(td_jobs *jm, const char *const *ids, const int64_t *np, int n,
-                           td_error *err)
-{
-    td_status st = td_store_sync_files(jm->store, err);
-    return st ? st : td_store_jobs_succeed(jm->store, ids, np, n, err);
-}
-
-static void *committer(void *arg)
-{
-    td_jobs *jm = arg;
-    char (*ids)[TD_ID_MAX] = NULL;
-    int64_t *np = NULL;
-    const char **idp = NULL;
-    int cap = 0;
-    pthread_mutex_lock(&jm->mu);
-    for (;;) {
-        while (jm->nends == 0 && !jm->ends_stop)
-            pthread_cond_wait(&jm->ends_cv, &jm->mu);
-        if (jm->nends == 0)
-            break; /* stopping, and drained */
-        if (jm->nends > cap) {
-            int c = jm->ends_cap;
-            char (*i2)[TD_ID_MAX] = realloc(ids, sizeof *ids * (size_t)c);
-            int64_t *n2 = i2 ? realloc(np, sizeof *np * (size_t)c) : NULL;
-            const char **p2 = n2 ? realloc(idp, sizeof *idp * (size_t)c) : NULL;
-            if (i2)
-                ids = i2;
-            if (n2)
-                np = n2;
-            if (p2)
-                idp = p2, cap = c;
-        }
-        int n = jm->nends < cap ? jm->nends : cap;
-        if (n == 0) { /* out of memory: they stay running, and resume at the next start */
-            td_log(TD_LOG_ERROR, "jobs", "out of memory recording %d job ends", jm->nends);
-            jm->nends = 0;
-            continue;
-        }
-        memcpy(ids, jm->end_ids, sizeof *ids * (size_t)n);
-        memcpy(np, jm->end_params, sizeof *np * (size_t)n);
-        jm->nends -= n;
-        memmove(jm->end_ids, jm->end_ids + n, sizeof *ids * (size_t)jm->nends);
-        memmove(jm->end_params, jm->end_params + n, sizeof *np * (size_t)jm->nends);
-        pthread_mutex_unlock(&jm->mu);
-        for (int i = 0; i < n; i++)
-            idp[i] = ids[i];
-        td_error err = {{0}, {0}};
-        td_status st = TD_EIO;
-        for (int attempt = 1; attempt <= END_TRIES; attempt++) {
-            st = ends_once(jm, idp, np, n, &err);
-            if (td_reserve_release(jm->o.reserve, st, &err))
-                st = ends_once(jm, idp, np, n, &err);
-            if (st != TD_EIO && st != TD_ENOSPACE)
-                break;
-            if (attempt == 1)
-                td_log(TD_LOG_ERROR, "jobs", "recording %d job ends failed: %s; retrying", n,
-                       err.message);
-            if (attempt < END_TRIES && stopping_within(jm, 250 << (attempt - 1)))
-                break;
-        }
-        if (st) {
-            td_log(TD_LOG_ERROR, "jobs", "%d job ends (succeeded, from job %s) are not "
-                   "recorded (%s): they stay running in the store, and the next start "
-                   "resumes them", n, ids[0], err.message);
-            for (int i = 0; i < n; i++) /* no worker runs them: not a crash at the next start */
-                mark_live(jm, idp[i], 0);
-        }
-        pthread_mutex_lock(&jm->mu);
-        notify_locked(jm);
-    }
-    pthread_mutex_unlock(&jm->mu);
-    free(ids);
-    free(np);
-    free(idp);
-    return NULL;
 }
 
 static void run_job(td_jobs *jm, int slot, const char *id)
@@ -791,7 +621,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
         goto done;
     pthread_mutex_lock(&jm->mu);
     jm->run[slot].tail = c.tail;
-    notify_locked(jm); /* watchers waiting for it to train */
+    td_jobs_notify_locked(jm); /* watchers waiting for it to train */
     pthread_mutex_unlock(&jm->mu);
     st = TD_OK;
     final = train_loop(&c, &err, &st);
@@ -816,14 +646,14 @@ done:
         if (c.t)
             record_warnings(&c, &hp, &train.ds);
         if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0) {
-            if (hand_off(jm, id, c.unsynced_params))
+            if (td_jobs_hand_off(jm, id, c.unsynced_params))
                 live = 0; /* the committer's end clears it */
         } else if (record_end(jm, id, final, code, msg))
             live = 0; /* the end cleared it */
     }
 out:
     if (live) /* let go cleanly: ended, or checkpointed for a shutdown */
-        mark_live(jm, id, 0);
+        td_jobs_mark_live(jm, id, 0);
     if (c.tail) { /* everything is flushed and the end recorded: readers go to the store */
         td_tail_close(c.tail);
         pthread_mutex_lock(&jm->mu);
@@ -844,80 +674,6 @@ out:
 /* Shared store: claims a job that fits the memory budget and reserves its estimate (1);
  * else waits up to CLAIM_POLL_MS for a submit or a stop (0). Caller holds mu; it is
  * released around the store call. */
-static int claim_unlocked(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
-{
-    pthread_mutex_unlock(&jm->mu);
-    uint64_t limit = td_budget_limit(), used = td_budget_used();
-    uint64_t avail = !limit ? UINT64_MAX : used < limit ? limit - used : 0;
-    td_error err = {{0}, {0}};
-    td_status st = td_store_job_claim_next(jm->store, avail, id, bytes, &err);
-    int got = st == TD_OK;
-    if (st && st != TD_ENOTFOUND)
-        td_log(TD_LOG_WARN, "jobs", "claiming a job failed: %s", err.message);
-    if (got && limit && *bytes > limit)
-        *bytes = limit;
-    if (got && !td_budget_reserve(*bytes)) { /* a local job took the room meanwhile */
-        td_store_job_set_live(jm->store, id, 0, NULL); /* let go: its lease ends */
-        got = 0;
-    }
-    pthread_mutex_lock(&jm->mu);
-    if (got && jm->stopping) { /* not started: give it back */
-        pthread_mutex_unlock(&jm->mu);
-        td_store_job_set_live(jm->store, id, 0, NULL);
-        td_budget_release(*bytes);
-        pthread_mutex_lock(&jm->mu);
-        return 0;
-    }
-    if (!got && !jm->stopping) {
-        struct timespec dl = td_deadline(CLOCK_REALTIME, CLAIM_POLL_MS); /* `work`: default clock */
-        pthread_cond_timedwait(&jm->work, &jm->mu, &dl);
-    }
-    return got;
-}
-
-/* Shared store: every lease_s / 3, renews the leases of this daemon's running jobs,
- * raises the cancel flag of those cancelled elsewhere, and reaps crashed holders. */
-static void *heartbeat(void *arg)
-{
-    td_jobs *jm = arg;
-    int period_ms = jm->o.lease_s * 1000 / 3;
-    char (*ids)[TD_ID_MAX] = calloc((size_t)jm->o.workers, sizeof *ids);
-    const char **ptrs = calloc((size_t)jm->o.workers, sizeof *ptrs);
-    int *cancel = calloc((size_t)jm->o.workers, sizeof *cancel);
-    int *held = calloc((size_t)jm->o.workers, sizeof *held);
-    pthread_mutex_lock(&jm->mu);
-    while (!jm->hb_stop && ids && ptrs && cancel && held) {
-        int n = 0;
-        for (int i = 0; i < jm->nthreads; i++)
-            if (jm->run[i].id[0]) {
-                memcpy(ids[n], jm->run[i].id, TD_ID_MAX);
-                ptrs[n] = ids[n];
-                n++;
-            }
-        pthread_mutex_unlock(&jm->mu);
-        td_error err = {{0}, {0}};
-        if (td_store_job_renew(jm->store, ptrs, n, cancel, held, &err))
-            td_log(TD_LOG_WARN, "jobs", "renewing the job leases failed: %s", err.message);
-        else
-            for (int k = 0; k < n; k++)
-                if (!held[k])
-                    td_log(TD_LOG_WARN, "jobs", "job %s: its lease is lost (held elsewhere "
-                           "or ended); its writes from here are refused", ids[k]);
-        reap_crashed(jm, &err);
-        pthread_mutex_lock(&jm->mu);
-        for (int k = 0; k < n; k++)
-            for (int i = 0; cancel[k] && i < jm->nthreads; i++)
-                if (strcmp(jm->run[i].id, ids[k]) == 0)
-                    jm->run[i].cancel = 1;
-        struct timespec dl = td_deadline(CLOCK_MONOTONIC, period_ms); /* as `changed` waits */
-        while (!jm->hb_stop && pthread_cond_timedwait(&jm->changed, &jm->mu, &dl) == 0) {
-        }
-    }
-    pthread_mutex_unlock(&jm->mu);
-    free(ids), free(ptrs), free(cancel), free(held);
-    return NULL;
-}
-
 typedef struct worker_arg {
     td_jobs *jm;
     int slot;
@@ -940,7 +696,7 @@ static void *worker(void *arg)
         char id[TD_ID_MAX];
         uint64_t bytes;
         if (jm->shared) {
-            if (!claim_unlocked(jm, id, &bytes))
+            if (!td_jobs_claim(jm, id, &bytes))
                 continue;
         } else {
             memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
@@ -1040,7 +796,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         td_log(TD_LOG_INFO, "jobs", "shared store: node %s, lease %d s", jm->o.node,
                jm->o.lease_s);
     }
-    td_status st = reap_crashed(jm, err);
+    td_status st = td_jobs_reap_crashed(jm, err);
     if (st == TD_OK && !jm->shared) /* a shared store's jobs are claimed, not queued */
         st = td_store_job_list_active(store, &rows, &n, err);
     if (st) {
@@ -1059,7 +815,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         td_jobs_destroy(jm);
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
-    if (pthread_create(&jm->committer, NULL, committer, jm) != 0) {
+    if (pthread_create(&jm->committer, NULL, td_jobs_committer, jm) != 0) {
         td_jobs_destroy(jm);
         return td_fail(err, TD_ENOMEM, NULL, "cannot start the committer thread");
     }
@@ -1077,7 +833,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         jm->nthreads++;
     }
     if (jm->shared) {
-        if (pthread_create(&jm->heartbeat, NULL, heartbeat, jm) != 0) {
+        if (pthread_create(&jm->heartbeat, NULL, td_jobs_heartbeat, jm) != 0) {
             td_jobs_stop(jm);
             td_jobs_destroy(jm);
             return td_fail(err, TD_ENOMEM, NULL, "cannot start the heartbeat thread");
@@ -1100,7 +856,7 @@ void td_jobs_stop(td_jobs *jm)
     jm->stopping = 1;
     pthread_cond_broadcast(&jm->work);
     pthread_cond_broadcast(&jm->room);
-    notify_locked(jm);
+    td_jobs_notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     for (int i = 0; i < jm->nthreads; i++)
         pthread_join(jm->threads[i], NULL);
@@ -1189,7 +945,7 @@ static td_status fill_place(td_jobs *jm, td_status st, const char *id, uint64_t 
     else if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
     if (st == TD_OK)
-        notify_locked(jm);
+        td_jobs_notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
@@ -1234,7 +990,7 @@ td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
         for (int i = 0; i < jm->nthreads; i++)
             if (strcmp(jm->run[i].id, id) == 0)
                 jm->run[i].cancel = 1;
-        notify_locked(jm);
+        td_jobs_notify_locked(jm);
         if (state_after)
             *state_after = after;
     }
