@@ -680,6 +680,26 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
         scale_add(lp + k * B, -0.5f, (float)w->cst[k], nb);
 }
 
+/* One block of rows i0 .. i0 + nb of a chunk: their log densities, normalised into
+ * responsibilities in c->lp ((M, B), OVERWRITTEN; returned) with each row's log-likelihood
+ * in w->loglik; the chunk's sum and worst row are ADDED to. The E-step and the gradient
+ * share it. */
+static inline float *posterior_block(td_gmm_work *w, echunk *c, int64_t i0, int64_t nb)
+{
+    centre_block_T(w, c->xbT, i0, nb);
+    if (w->edbl)
+        centre_block_Td(w, c->xbTd, i0, nb);
+    log_densities(w, c, nb);
+    float *lp = c->lp, *lse = w->loglik + i0;
+    softmax_cols(lp, lse, c->mx, c->sm, w->M, w->B, nb);
+    for (int64_t i = 0; i < nb; i++) {
+        c->sum += lse[i];
+        if (lse[i] < c->worst)
+            c->worst = lse[i], c->worst_i = i0 + i;
+    }
+    return lp;
+}
+
 TD_CLONES
 static void estep_task(void *ctx, int64_t r)
 {
@@ -694,17 +714,7 @@ static void estep_task(void *ctx, int64_t r)
     memset(c->rx, 0, sizeof(double) * (size_t)(M * E));
     for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
         int64_t nb = imin(B, c->hi - i0);
-        centre_block_T(w, c->xbT, i0, nb);
-        if (w->edbl)
-            centre_block_Td(w, c->xbTd, i0, nb);
-        log_densities(w, c, nb);
-        float *lp = c->lp, *lse = w->loglik + i0;
-        softmax_cols(lp, lse, c->mx, c->sm, M, B, nb);
-        for (int64_t i = 0; i < nb; i++) {
-            c->sum += lse[i];
-            if (lse[i] < c->worst)
-                c->worst = lse[i], c->worst_i = i0 + i;
-        }
+        float *lp = posterior_block(w, c, i0, nb);
         for (int64_t k = 0; k < M; k++) {
             const float *rk = lp + k * B;
             memcpy(w->respT + k * N + i0, rk, sizeof(float) * (size_t)nb);
@@ -766,17 +776,7 @@ static void grad_task(void *ctx, int64_t r)
     c->worst_i = c->lo;
     for (int64_t i0 = c->lo; i0 < c->hi; i0 += B) {
         int64_t nb = imin(B, c->hi - i0);
-        centre_block_T(w, c->xbT, i0, nb);
-        if (w->edbl)
-            centre_block_Td(w, c->xbTd, i0, nb);
-        log_densities(w, c, nb);
-        float *lp = c->lp, *lse = w->loglik + i0;
-        softmax_cols(lp, lse, c->mx, c->sm, M, B, nb);
-        for (int64_t i = 0; i < nb; i++) {
-            c->sum += lse[i];
-            if (lse[i] < c->worst)
-                c->worst = lse[i], c->worst_i = i0 + i;
-        }
+        float *lp = posterior_block(w, c, i0, nb);
         for (int64_t k = 0; k < M; k++)
             memcpy(w->respT + k * N + i0, lp + k * B, sizeof(float) * (size_t)nb);
         if (w->edbl) {
