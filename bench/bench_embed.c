@@ -74,8 +74,7 @@ int main(int argc, char **argv)
         return 1;
     }
     td_trainer_set_threads(t, threads);
-    double *ms = malloc(sizeof(double) * (size_t)I), *sorted = malloc(sizeof(double) *
-                                                                       (size_t)I);
+    double *ms = malloc(sizeof(double) * (size_t)I), *sorted = malloc(sizeof(double) * (size_t)I);
     double prev = 0, pair = 0, nll = 0;
     td_record rec;
     int64_t n = 0;
@@ -104,8 +103,8 @@ int main(int argc, char **argv)
            "iterations %.2f ms/iter), first %lld: %.2f ms, last %lld: %.2f ms, "
            "ratio last/first %.3f, loss %.4f + %.4f\n",
            (long long)N, (long long)D, (long long)H, (long long)E, (long long)M, (long long)P,
-           (long long)n, threads, med, ms[0], (long long)n, prev * 1e3 / (double)n,
-           (long long)k, first, (long long)k, last, last / first, pair, nll);
+           (long long)n, threads, med, ms[0], (long long)n, prev * 1e3 / (double)n, (long long)k,
+           first, (long long)k, last, last / first, pair, nll);
     td_trainer_destroy(t);
     td_hparams_fini(&hp);
     free(c), free(X), free(y), free(ms), free(sorted);

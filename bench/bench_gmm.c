@@ -42,8 +42,8 @@ int main(int argc, char **argv)
     td_rng rng;
     td_rng_seed(&rng, 0, 0);
     double *c = malloc(sizeof(double) * (size_t)(M * E));
-    float *X = malloc(sizeof(float) * (size_t)(N * E)), *mi = malloc(sizeof(float) *
-                                                                     (size_t)(M * E));
+    float *X = malloc(sizeof(float) * (size_t)(N * E)),
+          *mi = malloc(sizeof(float) * (size_t)(M * E));
     for (int64_t i = 0; i < M * E; i++) {
         c[i] = 5 * gauss(&rng);
         mi[i] = (float)(c[i] + 0.5);
@@ -85,8 +85,9 @@ int main(int argc, char **argv)
     double med = n > 1 ? ms[1 + (n - 1) / 2] : first;
     printf("traind gmm N=%lld E=%lld M=%lld iters=%lld threads=%d: median %.2f ms/iter "
            "(first iteration with k-means init %.1f ms; all %d iterations %.1f ms/iter), "
-           "lower_bound %.4f\n", (long long)N, (long long)E, (long long)M, (long long)n,
-           threads, med, first, (int)n, prev * 1e3 / (double)n, lb);
+           "lower_bound %.4f\n",
+           (long long)N, (long long)E, (long long)M, (long long)n, threads, med, first, (int)n,
+           prev * 1e3 / (double)n, lb);
     td_trainer_destroy(t);
     hp.gmm.means_init.v = NULL; /* mi freed below */
     td_hparams_fini(&hp);

@@ -102,9 +102,9 @@ int main(int argc, char **argv)
     }
     qsort(ms, (size_t)runs, sizeof(double), cmp_d);
     printf("traind mlp N=%lld D=%lld H=%lld,%lld K=%lld batch=%lld epochs=%lld threads=%d "
-           "runs=%d: median %.0f ms/epoch (min %.0f), final loss %.4f\n", (long long)N,
-           (long long)D, (long long)H1, (long long)H2, (long long)K, (long long)B, (long long)E,
-           threads, runs, ms[runs / 2], ms[0], loss);
+           "runs=%d: median %.0f ms/epoch (min %.0f), final loss %.4f\n",
+           (long long)N, (long long)D, (long long)H1, (long long)H2, (long long)K, (long long)B,
+           (long long)E, threads, runs, ms[runs / 2], ms[0], loss);
     free(ms);
     free(X), free(Wt), free(y);
     return 0;

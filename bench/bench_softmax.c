@@ -86,8 +86,9 @@ int main(int argc, char **argv)
     }
     qsort(ms, (size_t)E, sizeof(double), cmp_d);
     printf("traind %s N=%lld D=%lld K=%lld epochs=%lld threads=%d: median %.2f ms/epoch, "
-           "final loss %.4f\n", argv[1], (long long)N, (long long)D, (long long)K,
-           (long long)E, threads, ms[E / 2], loss);
+           "final loss %.4f\n",
+           argv[1], (long long)N, (long long)D, (long long)K, (long long)E, threads, ms[E / 2],
+           loss);
     td_trainer_destroy(t);
     return 0;
 }

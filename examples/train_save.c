@@ -62,8 +62,8 @@ int main(int argc, char **argv)
         td_trainer_destroy(t);
         return 1;
     }
-    printf("trained %lld epochs: loss %.6f, accuracy %.4f\n",
-           (long long)td_trainer_epoch(t), last.v[loss], last.v[acc]);
+    printf("trained %lld epochs: loss %.6f, accuracy %.4f\n", (long long)td_trainer_epoch(t),
+           last.v[loss], last.v[acc]);
     printf("saved %s (%lld parameters)\n", path, (long long)td_trainer_model(t)->n_params);
     td_trainer_destroy(t);
     return 0;

@@ -17,31 +17,30 @@
 
 #include "traind/status.h"
 
-#define FUZZ_CHECK(cond, ...)                                                           \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
+#define FUZZ_CHECK(cond, ...)                                                             \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
             fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-            abort();                                                                    \
-        }                                                                               \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fputc('\n', stderr);                                                          \
+            abort();                                                                      \
+        }                                                                                 \
     } while (0)
 
 /* A failure of a parser fed user input: a refusal with a message, never a programmer
  * error, an I/O error or an out-of-memory from a small body. */
-#define FUZZ_CHECK_REFUSAL(st, err)                                                     \
-    do {                                                                                \
-        FUZZ_CHECK((st) == TD_EINVAL || (st) == TD_EMALFORMED,                          \
-                   "status %s (field \"%s\"): %s", td_status_code(st), (err).field,       \
-                   (err).message);                                                      \
-        FUZZ_CHECK((err).message[0] != '\0', "refusal without a message");              \
+#define FUZZ_CHECK_REFUSAL(st, err)                                                            \
+    do {                                                                                       \
+        FUZZ_CHECK((st) == TD_EINVAL || (st) == TD_EMALFORMED, "status %s (field \"%s\"): %s", \
+                   td_status_code(st), (err).field, (err).message);                            \
+        FUZZ_CHECK((err).message[0] != '\0', "refusal without a message");                     \
     } while (0)
 
 #ifdef TD_FUZZ_NO_MAIN
 #define TD_FUZZ_ENTRY(fn)
 #else
-#define TD_FUZZ_ENTRY(fn)                                                               \
-    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                       \
+#define TD_FUZZ_ENTRY(fn)                                         \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); \
     int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fn(data, size); }
 #endif
 

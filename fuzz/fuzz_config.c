@@ -37,8 +37,7 @@ int td_fuzz_config(const uint8_t *data, size_t size)
     td_status st = td_config_parse(&c, text, "fuzz", &err);
     if (st != TD_OK) {
         FUZZ_CHECK(st == TD_EINVAL, "status %s: %s", td_status_code(st), err.message);
-        FUZZ_CHECK(strncmp(err.message, "fuzz:", 5) == 0, "message names no line: %s",
-                   err.message);
+        FUZZ_CHECK(strncmp(err.message, "fuzz:", 5) == 0, "message names no line: %s", err.message);
         free(text);
         return 0;
     }

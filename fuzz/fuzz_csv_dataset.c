@@ -14,8 +14,8 @@
 #include "codec/json_dataset.h"
 #include "codec/stream_dataset.h"
 
-static td_status stream(td_dataset_buf *out, const td_csv_opts *o, const uint8_t *data,
-                        size_t size, int mode, uint64_t seed, td_error *err)
+static td_status stream(td_dataset_buf *out, const td_csv_opts *o, const uint8_t *data, size_t size,
+                        int mode, uint64_t seed, td_error *err)
 {
     td_dstream *s = td_dstream_csv(o, "fuzz", size);
     if (!s)

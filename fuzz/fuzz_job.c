@@ -31,7 +31,7 @@
 
 static float g_X[N_ROWS * 3], g_Y[N_ROWS * 3];
 static int32_t g_y[N_ROWS], g_yg[N_ROWS * 2], g_pairs[4 * 2] = {0, 1, 2, 3, 4, 5, 6, 7},
-                                                g_pl[4] = {1, 0, 1, 0};
+                                                          g_pl[4] = {1, 0, 1, 0};
 static td_dataset g_ds[3];
 
 static void init_datasets(void)
@@ -98,9 +98,9 @@ static int same_dataset(const td_dataset_buf *a, const td_dataset_buf *b)
         x->P != y->P || !a->name != !b->name || (a->name && strcmp(a->name, b->name)))
         return 0;
     return memcmp(a->X, b->X, sizeof(float) * (size_t)(x->N * x->D)) == 0 &&
-           (!a->y || memcmp(a->y, b->y, sizeof(int32_t) * (size_t)(x->N * x->y_cols)) == 0) &&
-           (!a->Y || memcmp(a->Y, b->Y, sizeof(float) * (size_t)(x->N * x->Y_cols)) == 0) &&
-           (!a->pairs || memcmp(a->pairs, b->pairs, sizeof(int32_t) * (size_t)(x->P * 2)) == 0);
+        (!a->y || memcmp(a->y, b->y, sizeof(int32_t) * (size_t)(x->N * x->y_cols)) == 0) &&
+        (!a->Y || memcmp(a->Y, b->Y, sizeof(float) * (size_t)(x->N * x->Y_cols)) == 0) &&
+        (!a->pairs || memcmp(a->pairs, b->pairs, sizeof(int32_t) * (size_t)(x->P * 2)) == 0);
 }
 
 /* The body in pieces of step bytes: the same outcome as whole (st0, e0, jr0). */
@@ -116,8 +116,8 @@ static void compare_pieces(const uint8_t *data, size_t size, size_t step, td_sta
     td_status st = td_json_job_finish(&jr, s, &err);
     td_dstream_destroy(s);
     FUZZ_CHECK(st == st0 && (st ? strcmp(err.message, e0->message) == 0 : 1),
-               "pieces of %zu: %d [%s] %s, whole: %d [%s] %s", step, st, err.field,
-               err.message, st0, e0->field, e0->message);
+               "pieces of %zu: %d [%s] %s, whole: %d [%s] %s", step, st, err.field, err.message,
+               st0, e0->field, e0->message);
     if (!st)
         FUZZ_CHECK(jr.model == jr0->model && !jr.data == !jr0->data &&
                        (!jr.data || same_dataset(jr.data, jr0->data)),
@@ -137,8 +137,8 @@ static void compare_tree(const uint8_t *data, size_t size, td_status st0, const 
     if (jr0->data && dv) {
         td_dataset_buf d;
         td_status st = td_json_dataset_from(&d, dv, "data", &err);
-        FUZZ_CHECK(st == TD_OK && same_dataset(&d, jr0->data), "tree: %d [%s] %s", st,
-                   err.field, err.message);
+        FUZZ_CHECK(st == TD_OK && same_dataset(&d, jr0->data), "tree: %d [%s] %s", st, err.field,
+                   err.message);
         td_dataset_buf_free(&d);
     } else if (st0 && strncmp(e0->field, "data.", 5) == 0 && cJSON_IsObject(dv) &&
                !strstr(e0->message, "the job body")) { /* an error of the dataset's */

@@ -58,8 +58,9 @@ static int same_arrays(const td_dataset_buf *a, const td_dataset_buf *b)
     if (!a->Y != !b->Y || (a->Y && memcmp(a->Y, b->Y, N * (size_t)a->ds.Y_cols * 4)))
         return 0;
     if (!a->pairs != !b->pairs ||
-        (a->pairs && (memcmp(a->pairs, b->pairs, (size_t)a->ds.P * 8) ||
-                      memcmp(a->pair_labels, b->pair_labels, (size_t)a->ds.P * 4))))
+        (a->pairs &&
+         (memcmp(a->pairs, b->pairs, (size_t)a->ds.P * 8) ||
+          memcmp(a->pair_labels, b->pair_labels, (size_t)a->ds.P * 4))))
         return 0;
     return !a->name == !b->name && (!a->name || strcmp(a->name, b->name) == 0);
 }
@@ -88,7 +89,7 @@ static int lenient_corner(const uint8_t *d, size_t n, const td_error *stream_err
         if (d[i] < 0x20 && d[i] != '\t' && d[i] != '\n' && d[i] != '\r')
             return 1; /* cJSON takes any byte below 0x20 for whitespace */
         int numc = (d[i] >= '0' && d[i] <= '9') || d[i] == '.' || d[i] == 'e' || d[i] == 'E' ||
-                   d[i] == '+' || d[i] == '-';
+            d[i] == '+' || d[i] == '-';
         run = numc ? run + 1 : 0;
         if (run >= 60)
             return 1;

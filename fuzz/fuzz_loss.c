@@ -18,8 +18,8 @@
 #include "codec/json_util.h"
 #include "codec/stream_dataset.h"
 
-static const char *const ARRAY_KEYS[] = {"logits", "target", "probabilities", "a", "b",
-                                         "similar", "class_weights", NULL};
+static const char *const ARRAY_KEYS[] = {"logits", "target",  "probabilities", "a",
+                                         "b",      "similar", "class_weights", NULL};
 
 /* Reader r of the tree value tv and of the streamed a: the same status, error and
  * values. */
@@ -56,15 +56,14 @@ static void compare_reader(const cJSON *tv, td_jarray *a, int r, const char *key
         s2 = td_jarray_labels_i32((int32_t **)&d2, &r2, &c2, &g2, a, key, &e2);
         break;
     }
-    FUZZ_CHECK(s1 == s2, "%s reader %d: tree %d [%s] %s, stream %d [%s] %s", key, r, s1,
-               e1.field, e1.message, s2, e2.field, e2.message);
+    FUZZ_CHECK(s1 == s2, "%s reader %d: tree %d [%s] %s, stream %d [%s] %s", key, r, s1, e1.field,
+               e1.message, s2, e2.field, e2.message);
     if (s1)
         FUZZ_CHECK(strcmp(e1.field, e2.field) == 0 && strcmp(e1.message, e2.message) == 0,
-                   "%s reader %d: tree [%s] %s, stream [%s] %s", key, r, e1.field,
-                   e1.message, e2.field, e2.message);
+                   "%s reader %d: tree [%s] %s, stream [%s] %s", key, r, e1.field, e1.message,
+                   e2.field, e2.message);
     else
-        FUZZ_CHECK(r1 == r2 && c1 == c2 && g1 == g2 &&
-                       memcmp(d1, d2, (size_t)(r1 * c1) * 4) == 0,
+        FUZZ_CHECK(r1 == r2 && c1 == c2 && g1 == g2 && memcmp(d1, d2, (size_t)(r1 * c1) * 4) == 0,
                    "%s reader %d: the values differ", key, r);
     free(d1);
     free(d2);
@@ -111,11 +110,11 @@ static void compare_pieces(const uint8_t *data, size_t size, td_status st0, cons
     td_error err = {{0}, {0}};
     td_status st = td_json_loss_finish(s, &o, &err);
     td_dstream_destroy(s);
-    FUZZ_CHECK(st == st0, "pieces: %d [%s] %s, whole: %d [%s] %s", st, err.field, err.message,
-               st0, e0->field, e0->message);
+    FUZZ_CHECK(st == st0, "pieces: %d [%s] %s, whole: %d [%s] %s", st, err.field, err.message, st0,
+               e0->field, e0->message);
     if (st) {
-        FUZZ_CHECK(strcmp(err.message, e0->message) == 0, "pieces: %s, whole: %s",
-                   err.message, e0->message);
+        FUZZ_CHECK(strcmp(err.message, e0->message) == 0, "pieces: %s, whole: %s", err.message,
+                   e0->message);
         return;
     }
     char *out = td_jout_string(o, NULL);

@@ -48,7 +48,7 @@ typedef struct result {
     td_error err;
     xsink x;
     td_dataset ds;
-    td_npy_dataset *d;               /* owns ds's arrays */
+    td_npy_dataset *d; /* owns ds's arrays */
 } result;
 
 static void run(result *r, int zip, const uint8_t *data, size_t size, int mode, uint64_t seed)
@@ -91,15 +91,17 @@ static void same(const result *a, const result *b)
         return;
     }
     const td_dataset *x = &a->ds, *y = &b->ds;
-    FUZZ_CHECK(x->N == y->N && x->D == y->D && x->y_cols == y->y_cols &&
-               x->Y_cols == y->Y_cols && x->P == y->P, "shapes differ");
+    FUZZ_CHECK(x->N == y->N && x->D == y->D && x->y_cols == y->y_cols && x->Y_cols == y->Y_cols &&
+                   x->P == y->P,
+               "shapes differ");
     FUZZ_CHECK(!memcmp(a->x.X, b->x.X, a->x.n * 4), "X differs");
     FUZZ_CHECK(!x->y == !y->y && (!x->y || !memcmp(x->y, y->y, (size_t)(x->N * x->y_cols) * 4)),
                "y differs");
     FUZZ_CHECK(!x->Y == !y->Y && (!x->Y || !memcmp(x->Y, y->Y, (size_t)(x->N * x->Y_cols) * 4)),
                "Y differs");
-    FUZZ_CHECK(!x->P || (!memcmp(x->pairs, y->pairs, (size_t)x->P * 8) &&
-                         !memcmp(x->pair_labels, y->pair_labels, (size_t)x->P * 4)),
+    FUZZ_CHECK(!x->P ||
+                   (!memcmp(x->pairs, y->pairs, (size_t)x->P * 8) &&
+                    !memcmp(x->pair_labels, y->pair_labels, (size_t)x->P * 4)),
                "pairs differ");
 }
 

@@ -38,7 +38,8 @@ static void build(td_model *out, const td_hparams *hp, const td_dataset *ds)
     char *meta = NULL;
     FUZZ_CHECK(td_json_model_meta(&meta, m, &err) == TD_OK, "meta: %s", err.message);
     FUZZ_CHECK(td_json_model_from_meta(out, meta, strlen(meta), m->params, m->n_params, &err) ==
-                   TD_OK, "from meta: %s", err.message);
+                   TD_OK,
+               "from meta: %s", err.message);
     free(meta);
     td_trainer_destroy(t);
 }
@@ -75,7 +76,8 @@ static void init_models(void)
     build(&g_models[4], &hp, &ds);
     td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
     hp.mlp.hidden[0] = 4, hp.mlp.n_hidden = 1;
-    hp.embed.embedding_dim = 2, hp.gmm.components = 2, hp.epochs = 3, hp.embed.warmup_iterations = 1;
+    hp.embed.embedding_dim = 2, hp.gmm.components = 2, hp.epochs = 3,
+    hp.embed.warmup_iterations = 1;
     build(&g_models[5], &hp, &ds);
     g_ready = 1;
 }

@@ -43,10 +43,9 @@ static void check_predict(const td_model *m, const td_dataset *ds)
     float probs[MAX_N * 64], emb[MAX_N * 64];
     int32_t labels[MAX_N * 4];
     td_status st = m->kind == TD_MODEL_EMBED_GMM
-                       ? td_embed_predict(emb, labels, probs, NULL, m, ds->X, ds->N, ds->D, &err)
-                       : td_model_predict(probs, labels, m, ds->X, ds->N, ds->D, &err);
-    FUZZ_CHECK(st == TD_OK || st == TD_EINVAL, "predict: %s: %s", td_status_code(st),
-               err.message);
+        ? td_embed_predict(emb, labels, probs, NULL, m, ds->X, ds->N, ds->D, &err)
+        : td_model_predict(probs, labels, m, ds->X, ds->N, ds->D, &err);
+    FUZZ_CHECK(st == TD_OK || st == TD_EINVAL, "predict: %s: %s", td_status_code(st), err.message);
     if (st != TD_OK)
         return;
     int64_t per = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM ? K : K / m->G;
@@ -60,8 +59,8 @@ static void train(const td_hparams *hp, const td_dataset *ds)
     td_error err = {{0}, {0}};
     td_trainer *t = NULL;
     td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
-    FUZZ_CHECK(st == TD_OK, "%s: create: %s: %s", td_model_names[hp->model],
-               td_status_code(st), err.message);
+    FUZZ_CHECK(st == TD_OK, "%s: create: %s: %s", td_model_names[hp->model], td_status_code(st),
+               err.message);
     td_trainer_set_threads(t, 1);
     const td_model *m = td_trainer_model(t);
     for (int e = 0; e < 2 && !td_trainer_done(t); e++) {
@@ -79,8 +78,8 @@ static void train(const td_hparams *hp, const td_dataset *ds)
         int nc;
         td_trainer_columns(t, &nc);
         for (int c = 0; c < nc; c++)
-            FUZZ_CHECK(!isinf(rec.v[c]), "%s: record column %d is %g",
-                       td_model_names[hp->model], c, rec.v[c]);
+            FUZZ_CHECK(!isinf(rec.v[c]), "%s: record column %d is %g", td_model_names[hp->model], c,
+                       rec.v[c]);
     }
     size_t cap = td_trainer_state_size(t);
     void *buf = malloc(cap ? cap : 1);
@@ -96,7 +95,8 @@ static void train(const td_hparams *hp, const td_dataset *ds)
 int td_fuzz_train(const uint8_t *data, size_t size)
 {
     uint8_t opt = size > 0 ? data[0] : 0;
-    int64_t N = 3 + (size > 1 ? data[1] : 0) % (MAX_N - 2), D = 1 + (size > 2 ? data[2] : 0) % MAX_D;
+    int64_t N = 3 + (size > 1 ? data[1] : 0) % (MAX_N - 2),
+            D = 1 + (size > 2 ? data[2] : 0) % MAX_D;
     size_t pos = 3;
     float X[MAX_N * MAX_D];
     int32_t y[MAX_N], yg[MAX_N * 2];
@@ -150,7 +150,8 @@ int td_fuzz_train(const uint8_t *data, size_t size)
         td_hparams_defaults(&hp, TD_MODEL_EMBED_GMM);
         hp.gmm.covariance = (td_covariance)c;
         hp.gmm.init = (td_gmm_init)(opt / 9 % 2);
-        hp.gmm.components = 2, hp.embed.embedding_dim = 2, hp.epochs = 2, hp.embed.warmup_iterations = 0;
+        hp.gmm.components = 2, hp.embed.embedding_dim = 2, hp.epochs = 2,
+        hp.embed.warmup_iterations = 0;
         hp.embed.pairs_per_iteration = 8;
         train(&hp, &ds);
         td_hparams_fini(&hp);

@@ -55,8 +55,8 @@ typedef struct daemon_ctx {
     td_config cfg;
     td_server *srv;
     td_server *_Atomic srv_live; /* srv, published for the handlers once started */
-    td_app *app;          /* the application's state, handed to its route handlers */
-    td_tokens *tokens;    /* the token set in force (replaced by reload) */
+    td_app *app;                 /* the application's state, handed to its route handlers */
+    td_tokens *tokens;           /* the token set in force (replaced by reload) */
     atomic_int stopping;
     time_t started;
 } daemon_ctx;
@@ -147,7 +147,8 @@ static void h_metrics(void *app, const td_req *req, td_resp *resp)
             "traind_start_time_seconds %lld\n",
             TD_VERSION, (long long)d->started);
     td_server *srv = atomic_load(&d->srv_live);
-    if (srv) td_server_write_metrics(srv, out);
+    if (srv)
+        td_server_write_metrics(srv, out);
     app_metrics(d, out);
     if (fclose(out) != 0 || !buf) {
         free(buf);
@@ -194,8 +195,10 @@ static void reload(daemon_ctx *d, int argc, char **argv)
         return;
     }
     if (nt->n == 0 && !td_listen_is_loopback(d->cfg.listen)) {
-        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: no token "
-               "left, and %s is not a loopback address", d->cfg.listen);
+        td_log(TD_LOG_ERROR, "main",
+               "reload failed, keeping the current settings: no token "
+               "left, and %s is not a loopback address",
+               d->cfg.listen);
         td_tokens_free(nt);
         return;
     }
@@ -203,8 +206,9 @@ static void reload(daemon_ctx *d, int argc, char **argv)
     int tls_again = td_server_tls(d->srv) && nc.tls_cert_file[0];
     td_tls_pem pem = {NULL, NULL};
     char tls_warn[512] = "";
-    if (tls_again && td_tls_load(&pem, nc.tls_cert_file, nc.tls_key_file, tls_warn,
-                                 sizeof tls_warn, &err) != TD_OK) {
+    if (tls_again &&
+        td_tls_load(&pem, nc.tls_cert_file, nc.tls_key_file, tls_warn, sizeof tls_warn, &err) !=
+            TD_OK) {
         td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
                err.message);
         td_tokens_free(nt);
@@ -218,7 +222,8 @@ static void reload(daemon_ctx *d, int argc, char **argv)
         return;
     }
     td_tls_pem_free(&pem);
-    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+    if (tls_warn[0])
+        td_log(TD_LOG_WARN, "main", "%s", tls_warn);
     if (tls_again) {
         memcpy(d->cfg.tls_cert_file, nc.tls_cert_file, sizeof nc.tls_cert_file);
         memcpy(d->cfg.tls_key_file, nc.tls_key_file, sizeof nc.tls_key_file);
@@ -243,8 +248,10 @@ static void reload(daemon_ctx *d, int argc, char **argv)
     char *was = NULL, *now = NULL;
     size_t wl = 0, nl = 0;
     FILE *fw = open_memstream(&was, &wl), *fn = open_memstream(&now, &nl);
-    if (fw) td_config_dump(&d->cfg, fw), fclose(fw);
-    if (fn) td_config_dump(&nc, fn), fclose(fn);
+    if (fw)
+        td_config_dump(&d->cfg, fw), fclose(fw);
+    if (fn)
+        td_config_dump(&nc, fn), fclose(fn);
     for (const char *a = was, *b = now; a && b && *a && *b;) {
         size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
         if (la != lb || memcmp(a, b, la) != 0)
@@ -256,11 +263,13 @@ static void reload(daemon_ctx *d, int argc, char **argv)
     free(was);
     free(now);
     size_t nread = 0;
-    for (size_t i = 0; i < nt->n; i++) nread += nt->v[i].scope == TD_SCOPE_READ;
-    td_log(TD_LOG_INFO, "main", "reloaded: %zu tokens (%zu read, %zu write), log_level %s, "
-           "max_body_mb %d%s", nt->n, nread, nt->n - nread,
-           td_log_level_name((td_log_level)d->cfg.log_level), d->cfg.max_body_mb,
-           tls_again ? ", certificate" : "");
+    for (size_t i = 0; i < nt->n; i++)
+        nread += nt->v[i].scope == TD_SCOPE_READ;
+    td_log(TD_LOG_INFO, "main",
+           "reloaded: %zu tokens (%zu read, %zu write), log_level %s, "
+           "max_body_mb %d%s",
+           nt->n, nread, nt->n - nread, td_log_level_name((td_log_level)d->cfg.log_level),
+           d->cfg.max_body_mb, tls_again ? ", certificate" : "");
     td_log_set_level((td_log_level)d->cfg.log_level); /* after the line above, at any level */
 }
 
@@ -314,8 +323,8 @@ int main(int argc, char **argv)
     }
     if (action == TD_CLI_CHECK) {
         td_config_dump(&d->cfg, stdout);
-        printf("# tokens: %zu%s\n# https: %s\n", d->tokens->n,
-               d->tokens->n ? "" : " (no auth)", pem.cert ? "on" : "off");
+        printf("# tokens: %zu%s\n# https: %s\n", d->tokens->n, d->tokens->n ? "" : " (no auth)",
+               pem.cert ? "on" : "off");
         td_tokens_free(d->tokens);
         td_tls_pem_free(&pem);
         printf("# configuration OK%s%s\n", d->cfg.config_path[0] ? ": " : " (embedded defaults)",
@@ -332,16 +341,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     d->started = time(NULL);
 
-    td_log(TD_LOG_INFO, "main", "traind %s starting: %d workers, state_dir %s, auth %s "
+    td_log(TD_LOG_INFO, "main",
+           "traind %s starting: %d workers, state_dir %s, auth %s "
            "(%zu tokens), %s%s%s",
-           TD_VERSION, td_config_workers(&d->cfg), d->cfg.state_dir,
-           d->tokens->n ? "on" : "off", d->tokens->n, pem.cert ? "https" : "http",
-           d->cfg.config_path[0] ? ", config " : "", d->cfg.config_path);
-    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+           TD_VERSION, td_config_workers(&d->cfg), d->cfg.state_dir, d->tokens->n ? "on" : "off",
+           d->tokens->n, pem.cert ? "https" : "http", d->cfg.config_path[0] ? ", config " : "",
+           d->cfg.config_path);
+    if (tls_warn[0])
+        td_log(TD_LOG_WARN, "main", "%s", tls_warn);
     if (!pem.cert && !td_listen_is_loopback(d->cfg.listen))
-        td_log(TD_LOG_WARN, "main", "no TLS on the non-loopback %s: tokens and data cross "
+        td_log(TD_LOG_WARN, "main",
+               "no TLS on the non-loopback %s: tokens and data cross "
                "the network in clear text; set tls_cert_file and tls_key_file, or put an HTTPS "
-               "reverse proxy in front (docs/security.md)", d->cfg.listen);
+               "reverse proxy in front (docs/security.md)",
+               d->cfg.listen);
     int fixed = 0;
     if (td_state_private(d->cfg.state_dir, &fixed, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "main", "cannot start: %s", err.message);
@@ -371,7 +384,8 @@ int main(int argc, char **argv)
         return 1;
     }
     memcpy(routes, base_routes, sizeof base_routes);
-    if (napp) memcpy(routes + NBASE, approutes, napp * sizeof *routes);
+    if (napp)
+        memcpy(routes + NBASE, approutes, napp * sizeof *routes);
 
     td_server_opts so = td_server_default_opts();
     so.listen = d->cfg.listen;
@@ -392,14 +406,16 @@ int main(int argc, char **argv)
         return 1;
     }
     atomic_store(&d->srv_live, d->srv);
-    if (td_server_tls(d->srv)) td_log(TD_LOG_INFO, "http", "HTTPS only (%s)", d->cfg.tls_cert_file);
+    if (td_server_tls(d->srv))
+        td_log(TD_LOG_INFO, "http", "HTTPS only (%s)", d->cfg.tls_cert_file);
     td_log(TD_LOG_INFO, "http", "listening on %s", td_server_address(d->srv));
     if (td_notifyf(&err, "READY=1\nSTATUS=listening on %s", td_server_address(d->srv)) != TD_OK)
         td_log(TD_LOG_WARN, "main", "systemd notify: %s", err.message);
 
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
         if (sig == SIGHUP) {
             td_log(TD_LOG_INFO, "main", "SIGHUP received, reloading");
             reload(d, argc, argv);

@@ -38,7 +38,8 @@ int httpc_make_cert(const char *dir)
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
              "-keyout '%s/key.pem' -out '%s/cert.pem' -days 2 -subj /CN=127.0.0.1 "
-             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", dir, dir);
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             dir, dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -57,10 +58,12 @@ int httpc_tls_on(void)
 
 void httpc_tls_off(void)
 {
-    if (!g_tls_dir[0]) return;
+    if (!g_tls_dir[0])
+        return;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tls_dir);
-    if (system(cmd) != 0) {}
+    if (system(cmd) != 0) {
+    }
     g_tls_dir[0] = '\0';
 }
 
@@ -76,9 +79,12 @@ typedef struct conn_t {
 
 static void conn_close(conn_t *c)
 {
-    if (c->sess) gnutls_deinit(c->sess);
-    if (c->cred) gnutls_certificate_free_credentials(c->cred);
-    if (c->fd >= 0) close(c->fd);
+    if (c->sess)
+        gnutls_deinit(c->sess);
+    if (c->cred)
+        gnutls_certificate_free_credentials(c->cred);
+    if (c->fd >= 0)
+        close(c->fd);
     c->sess = NULL, c->cred = NULL, c->fd = -1;
 }
 
@@ -87,8 +93,10 @@ static int conn_open(conn_t *c, int port)
 {
     memset(c, 0, sizeof *c);
     c->fd = httpc_connect(port);
-    if (c->fd < 0) return -1;
-    if (!g_tls_dir[0]) return 0;
+    if (c->fd < 0)
+        return -1;
+    if (!g_tls_dir[0])
+        return 0;
     struct timeval tv = {IO_TIMEOUT_MS / 1000, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -101,9 +109,11 @@ static int conn_open(conn_t *c, int port)
     gnutls_session_set_verify_cert(c->sess, "127.0.0.1", 0);
     gnutls_transport_set_int(c->sess, c->fd);
     int rc;
-    do rc = gnutls_handshake(c->sess);
+    do
+        rc = gnutls_handshake(c->sess);
     while (rc < 0 && !gnutls_error_is_fatal(rc));
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     return 0;
 fail:
     conn_close(c);
@@ -113,11 +123,14 @@ fail:
 /* Sends all of p; 0 or -1. */
 static int conn_send(conn_t *c, const char *p, size_t n)
 {
-    if (!c->sess) return httpc_send_all(c->fd, p, n);
+    if (!c->sess)
+        return httpc_send_all(c->fd, p, n);
     while (n > 0) {
         ssize_t w = gnutls_record_send(c->sess, p, n);
-        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) continue;
-        if (w <= 0) return -1;
+        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (w <= 0)
+            return -1;
         p += w;
         n -= (size_t)w;
     }
@@ -131,17 +144,23 @@ static ssize_t conn_recv(conn_t *c, char *buf, size_t n)
     if (!c->sess) {
         struct pollfd p = {c->fd, POLLIN, 0};
         int r = poll(&p, 1, IO_TIMEOUT_MS);
-        if (r < 0 && errno == EINTR) return conn_recv(c, buf, n);
-        if (r <= 0) return -1;
+        if (r < 0 && errno == EINTR)
+            return conn_recv(c, buf, n);
+        if (r <= 0)
+            return -1;
         ssize_t k = recv(c->fd, buf, n, 0);
-        if (k < 0 && errno == EINTR) return conn_recv(c, buf, n);
+        if (k < 0 && errno == EINTR)
+            return conn_recv(c, buf, n);
         return k < 0 ? 0 : k; /* a reset ends the response like a close */
     }
     for (;;) {
         ssize_t k = gnutls_record_recv(c->sess, buf, n);
-        if (k == GNUTLS_E_INTERRUPTED) continue;
-        if (k == GNUTLS_E_AGAIN) return -1; /* SO_RCVTIMEO */
-        if (k == GNUTLS_E_PREMATURE_TERMINATION) return 0;
+        if (k == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (k == GNUTLS_E_AGAIN)
+            return -1; /* SO_RCVTIMEO */
+        if (k == GNUTLS_E_PREMATURE_TERMINATION)
+            return 0;
         return k < 0 ? 0 : k;
     }
 }
@@ -156,7 +175,8 @@ double httpc_now(void)
 int httpc_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)port);
@@ -175,8 +195,10 @@ int httpc_send_all(int fd, const void *s, size_t n)
     const char *p = s;
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
         p += w;
         n -= (size_t)w;
     }
@@ -189,27 +211,37 @@ double httpc_wait_closed(int fd, double timeout_s)
     char buf[4096];
     for (;;) {
         double left = timeout_s - (httpc_now() - t0);
-        if (left <= 0) return -1;
+        if (left <= 0)
+            return -1;
         struct pollfd p = {fd, POLLIN, 0};
         int r = poll(&p, 1, (int)(left * 1000) + 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) continue; /* re-check the deadline */
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            continue; /* re-check the deadline */
         ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return httpc_now() - t0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return httpc_now() - t0;
     }
 }
 
 /* A growing buffer. */
-typedef struct { char *p; size_t len, cap; } buf_t;
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf_t;
 
 static int buf_add(buf_t *b, const void *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *np = realloc(b->p, cap);
-        if (!np) return -1;
+        if (!np)
+            return -1;
         b->p = np;
         b->cap = cap;
     }
@@ -227,7 +259,8 @@ static int buf_addf(buf_t *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) return -1;
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -1;
     return buf_add(b, tmp, (size_t)n);
 }
 
@@ -239,10 +272,13 @@ static size_t dechunk(char *s, size_t n)
         char *end;
         unsigned long sz = strtoul(s + in, &end, 16);
         char *crlf = strstr(s + in, "\r\n");
-        if (!crlf || end == s + in) break;
+        if (!crlf || end == s + in)
+            break;
         in = (size_t)(crlf - s) + 2;
-        if (sz == 0) break;
-        if (in + sz > n) sz = n - in;
+        if (sz == 0)
+            break;
+        if (in + sz > n)
+            sz = n - in;
         memmove(s + out, s + in, sz);
         out += sz;
         in += sz + 2;
@@ -253,21 +289,25 @@ static size_t dechunk(char *s, size_t n)
 
 const char *httpc_header(const httpc_resp *r, const char *name, char *buf, size_t n)
 {
-    if (!r->headers) return NULL;
+    if (!r->headers)
+        return NULL;
     size_t nl = strlen(name);
     for (const char *line = r->headers; *line;) {
         const char *eol = strstr(line, "\r\n");
         size_t ll = eol ? (size_t)(eol - line) : strlen(line);
         if (ll > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
             const char *v = line + nl + 1;
-            while (*v == ' ' || *v == '\t') v++;
+            while (*v == ' ' || *v == '\t')
+                v++;
             size_t vl = (size_t)(line + ll - v);
-            if (vl >= n) vl = n - 1;
+            if (vl >= n)
+                vl = n - 1;
             memcpy(buf, v, vl);
             buf[vl] = '\0';
             return buf;
         }
-        if (!eol) break;
+        if (!eol)
+            break;
         line = eol + 2;
     }
     return NULL;
@@ -289,11 +329,12 @@ int httpc_request(int port, const char *method, const char *path, const char *he
     double t0 = httpc_now();
     buf_t req = {0}, in = {0};
     conn_t cn;
-    if (conn_open(&cn, port) != 0) return -1;
+    if (conn_open(&cn, port) != 0)
+        return -1;
     int fd = cn.fd;
 
-    buf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
-             path, port);
+    buf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path,
+             port);
     for (const char *h = headers; h && *h;) {
         size_t l = strcspn(h, "\r\n");
         if (l) {
@@ -301,49 +342,66 @@ int httpc_request(int port, const char *method, const char *path, const char *he
             buf_add(&req, "\r\n", 2);
         }
         h += l;
-        while (*h == '\r' || *h == '\n') h++;
+        while (*h == '\r' || *h == '\n')
+            h++;
     }
-    if (body) buf_addf(&req, "Content-Length: %zu\r\n", len);
+    if (body)
+        buf_addf(&req, "Content-Length: %zu\r\n", len);
     buf_add(&req, "\r\n", 2);
-    if (body && len) buf_add(&req, body, len);
-    if (!req.p) goto done;
+    if (body && len)
+        buf_add(&req, body, len);
+    if (!req.p)
+        goto done;
 
     /* Send, but stop as soon as the server has something to say (over TLS: send it all,
      * a failed send because the server answered early and closed is fine). */
     size_t sent = cn.sess ? req.len : 0;
-    if (cn.sess) conn_send(&cn, req.p, req.len);
+    if (cn.sess)
+        conn_send(&cn, req.p, req.len);
     while (sent < req.len) {
         struct pollfd p = {fd, POLLIN | POLLOUT, 0};
         int r = poll(&p, 1, IO_TIMEOUT_MS);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) goto done;
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            goto done;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR))
+            break;
         ssize_t w = send(fd, req.p + sent, req.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (w < 0) break; /* reset: maybe a response is already waiting */
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w < 0)
+            break; /* reset: maybe a response is already waiting */
         sent += (size_t)w;
     }
     for (;;) {
         char tmp[16384];
         ssize_t n = conn_recv(&cn, tmp, sizeof tmp);
-        if (n < 0) goto done;
-        if (n == 0) break;
-        if (buf_add(&in, tmp, (size_t)n)) goto done;
+        if (n < 0)
+            goto done;
+        if (n == 0)
+            break;
+        if (buf_add(&in, tmp, (size_t)n))
+            goto done;
     }
-    if (!in.p) goto done;
+    if (!in.p)
+        goto done;
     char *hend = strstr(in.p, "\r\n\r\n");
-    if (!hend || strncmp(in.p, "HTTP/1.", 7) != 0) goto done;
+    if (!hend || strncmp(in.p, "HTTP/1.", 7) != 0)
+        goto done;
     out->status = atoi(in.p + 9);
     char *first_eol = strstr(in.p, "\r\n");
     size_t hl = (size_t)(hend - first_eol); /* the header lines, each ending in CRLF */
     out->headers = malloc(hl + 1);
-    if (!out->headers) goto fail;
+    if (!out->headers)
+        goto fail;
     memcpy(out->headers, first_eol + 2, hl);
     out->headers[hl] = '\0';
     char *b = hend + 4;
     size_t bl = in.len - (size_t)(b - in.p);
     out->body = malloc(bl + 1);
-    if (!out->body) goto fail;
+    if (!out->body)
+        goto fail;
     memcpy(out->body, b, bl);
     out->body[bl] = '\0';
     char v[64];
@@ -377,13 +435,15 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
     } else {
         const char *tmp = getenv("TMPDIR");
         snprintf(d->dir, sizeof d->dir, "%s/traind-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(d->dir)) return -1;
+        if (!mkdtemp(d->dir))
+            return -1;
     }
     snprintf(d->log, sizeof d->log, "%s/traind.log", d->dir);
     char state[300];
     snprintf(state, sizeof state, "%s/state", d->dir);
     const char *bin = getenv("TD_BIN");
-    if (!bin || !*bin) bin = "build/traind";
+    if (!bin || !*bin)
+        bin = "build/traind";
 
     const char *argv[64];
     int n = 0;
@@ -405,11 +465,14 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
                                         * pair or the store (and user_conf's lines) */
         snprintf(tls_conf, sizeof tls_conf, "%s/tls.conf", d->dir);
         FILE *f = fopen(tls_conf, "w");
-        if (!f) return -1;
+        if (!f)
+            return -1;
         FILE *u = user_conf ? fopen(user_conf, "r") : NULL;
         char line[4096];
-        while (u && fgets(line, sizeof line, u)) fputs(line, f);
-        if (u) fclose(u);
+        while (u && fgets(line, sizeof line, u))
+            fputs(line, f);
+        if (u)
+            fclose(u);
         if (g_tls_dir[0])
             fprintf(f, "\ntls_cert_file = %s\ntls_key_file = %s\n", g_tls_cert, g_tls_key);
         if (g_store[0])
@@ -422,10 +485,12 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
 
     off_t log_start = 0; /* a restart appends to the same log: look past the old lines */
     struct stat st;
-    if (stat(d->log, &st) == 0) log_start = st.st_size;
+    if (stat(d->log, &st) == 0)
+        log_start = st.st_size;
 
     pid_t pid = fork();
-    if (pid < 0) return -1;
+    if (pid < 0)
+        return -1;
     if (pid == 0) {
         int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (lfd >= 0) {
@@ -433,7 +498,8 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
             dup2(lfd, 2);
             close(lfd);
         }
-        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
         execv(bin, (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
         _exit(127);
@@ -471,8 +537,10 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
 
 int httpc_daemon_stop(httpc_daemon *d, int sig, double timeout_s)
 {
-    if (d->pid <= 0) return d->exit_code; /* exited already (or never started) */
-    if (sig) kill(d->pid, sig);
+    if (d->pid <= 0)
+        return d->exit_code; /* exited already (or never started) */
+    if (sig)
+        kill(d->pid, sig);
     double t0 = httpc_now();
     int stv, code = -1;
     for (;;) {
@@ -494,8 +562,10 @@ int httpc_daemon_stop(httpc_daemon *d, int sig, double timeout_s)
     if (code != 0) { /* a sanitizer's report (make asan) is in the log: show it */
         char *log = httpc_daemon_log(d);
         const char *rep = strstr(log, "ERROR: LeakSanitizer");
-        if (!rep) rep = strstr(log, "ERROR: AddressSanitizer");
-        if (!rep) rep = strstr(log, "runtime error:");
+        if (!rep)
+            rep = strstr(log, "ERROR: AddressSanitizer");
+        if (!rep)
+            rep = strstr(log, "runtime error:");
         if (rep)
             fprintf(stderr, "httpc: the daemon in %s exited with %d; its log says:\n%.6000s\n",
                     d->dir, code, rep);
@@ -511,7 +581,8 @@ char *httpc_daemon_log(const httpc_daemon *d)
     if (f) {
         char tmp[4096];
         size_t n;
-        while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, n);
+        while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+            buf_add(&b, tmp, n);
         fclose(f);
     }
     return b.p ? b.p : strdup("");
@@ -519,10 +590,12 @@ char *httpc_daemon_log(const httpc_daemon *d)
 
 void httpc_daemon_cleanup(httpc_daemon *d)
 {
-    if (!d->dir[0]) return;
+    if (!d->dir[0])
+        return;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-    if (system(cmd) != 0) {}
+    if (system(cmd) != 0) {
+    }
     d->dir[0] = '\0';
 }
 
@@ -669,8 +742,8 @@ cJSON *api_json(int port, const char *method, const char *path, const char *body
     return api_jsonh(port, method, path, NULL, body, want);
 }
 
-cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdrs,
-                 const char *body, int want)
+cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdrs, const char *body,
+                 int want)
 {
     api_call c = api_reqh(port, method, path, hdrs, body);
     ck_assert_msg(c.status == want, "%s %s: %d, want %d: %s", method, path, c.status, want,

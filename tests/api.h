@@ -31,11 +31,11 @@
 #include <sys/types.h>
 
 typedef struct httpc_resp {
-    int status;         /* -1 when there was no response */
-    char *headers;      /* the header lines after the status line, NUL-terminated */
-    char *body;         /* the body, chunked encoding removed, NUL-terminated */
+    int status;    /* -1 when there was no response */
+    char *headers; /* the header lines after the status line, NUL-terminated */
+    char *body;    /* the body, chunked encoding removed, NUL-terminated */
     size_t body_len;
-    double elapsed_s;   /* from connect to the end of the response */
+    double elapsed_s; /* from connect to the end of the response */
 } httpc_resp;
 
 /* Sends one request to 127.0.0.1:port and reads the whole response. headers: extra header
@@ -90,9 +90,9 @@ double httpc_metric(int port, const char *name);
  * "--listen 127.0.0.1:0 --state-dir DIR/state" and then args, stderr+stdout to DIR/traind.log,
  * where DIR is a fresh temporary directory. */
 typedef struct httpc_daemon {
-    pid_t pid;          /* -1 when not running */
+    pid_t pid; /* -1 when not running */
     int port;
-    int exit_code;      /* set when it exited during httpc_daemon_start, else -1 */
+    int exit_code; /* set when it exited during httpc_daemon_start, else -1 */
     char dir[256];
     char log[300];
 } httpc_daemon;
@@ -161,8 +161,8 @@ void api_expect_error(const api_call *c, int status, const char *code, const cha
  * answer (the caller deletes it). */
 cJSON *api_json(int port, const char *method, const char *path, const char *body, int want);
 /* The same with extra header lines (NULL: the JSON Content-Type when there is a body). */
-cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdrs,
-                 const char *body, int want);
+cJSON *api_jsonh(int port, const char *method, const char *path, const char *hdrs, const char *body,
+                 int want);
 
 /* POSTs body (JSON) to path, asserts the status want and returns the answer's "id"
  * (malloc'd); a Location header, required with 201 and 202, must name it. */

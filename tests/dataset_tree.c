@@ -32,12 +32,16 @@ static td_status read_names(td_dataset_part *a, const cJSON *v, const char *path
         char ep[TD_JSON_PATH_MAX];
         td_json_index_path(ep, path, i, -1);
         if (td_json_kind_of(c) != TD_JV_STRING) /* NaN's marker is a cJSON string too */
-            return td_fail(&a->err, TD_EINVAL, ep, "%s must be a class name (a string), as "
-                           "%s[0] is; got %s", ep, path, td_json_kind(c));
+            return td_fail(&a->err, TD_EINVAL, ep,
+                           "%s must be a class name (a string), as "
+                           "%s[0] is; got %s",
+                           ep, path, td_json_kind(c));
         size_t len = strlen(c->valuestring);
         if (len == 0 || len > TD_CLASS_NAME_MAX)
-            return td_fail(&a->err, TD_EINVAL, ep, "%s: a class name must be 1 to %d bytes of "
-                           "text without NUL", ep, TD_CLASS_NAME_MAX);
+            return td_fail(&a->err, TD_EINVAL, ep,
+                           "%s: a class name must be 1 to %d bytes of "
+                           "text without NUL",
+                           ep, TD_CLASS_NAME_MAX);
         int32_t k = td_names_add(a->names, c->valuestring, len);
         if (k == -1)
             return td_fail(&a->err, TD_ENOMEM, path, "out of memory reading %s", path);
@@ -51,8 +55,7 @@ static td_status read_names(td_dataset_part *a, const cJSON *v, const char *path
 }
 
 /* Reads one member into a part with a tree reader. */
-static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N,
-                      const char *path)
+static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N, const char *path)
 {
     a->present = v != NULL;
     a->cols = 1;
@@ -62,9 +65,7 @@ static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N,
     float **f = (float **)&a->data;
     int32_t **i = (int32_t **)&a->data;
     switch (kind) {
-    case 0: /* X */
-        a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, 0, path, &a->err);
-        break;
+    case 0: /* X */ a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, 0, path, &a->err); break;
     case 1: /* y */
         if (cJSON_IsArray(v) && v->child && td_json_kind_of(v->child) == TD_JV_STRING)
             a->st = read_names(a, v, path);
@@ -116,8 +117,7 @@ td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char
     return td_dataset_parts_finish(out, &p, prefix, err);
 }
 
-td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
-                                td_error *err)
+td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len, td_error *err)
 {
     memset(out, 0, sizeof *out);
     cJSON *root;

@@ -14,8 +14,7 @@
 #include "codec/json_dataset.h"
 
 /* Parses a JSON dataset body. On error *out is left empty (nothing to free). */
-td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len,
-                                td_error *err);
+td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t len, td_error *err);
 /* The same from an already parsed object; element paths get prefix ("data" gives
  * "data.X[2][1]"); prefix may be NULL or "". */
 td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,

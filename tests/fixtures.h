@@ -26,8 +26,9 @@ void mlp_hp(td_hparams *hp, int64_t h0, int64_t h1, td_activation act);
 /* Two interleaved spirals of n/2 points each, 1.5 turns, scaled into [-1, 1]^2. */
 td_dataset spirals(int64_t n);
 
-#define SPIRAL_HP "{\"hidden\":[64,64],\"activation\":\"tanh\",\"optimizer\":\"adam\"," \
-                  "\"lr\":0.01,\"batch_size\":64,\"epochs\":60,\"seed\":1}"
+#define SPIRAL_HP                                                         \
+    "{\"hidden\":[64,64],\"activation\":\"tanh\",\"optimizer\":\"adam\"," \
+    "\"lr\":0.01,\"batch_size\":64,\"epochs\":60,\"seed\":1}"
 
 /* The engine's side of SPIRAL_HP. */
 void spiral_hp(td_hparams *hp);

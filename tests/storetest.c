@@ -27,20 +27,11 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path);
 }
 
-void rm_tmpdir(void)
-{
-    rm_dir(g_dir);
-}
+void rm_tmpdir(void) { rm_dir(g_dir); }
 
-void rm_dir(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
+void rm_dir(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
-void fresh_pg_db(void)
-{
-    td_pgtest_newdb(g_uri, sizeof g_uri);
-}
+void fresh_pg_db(void) { td_pgtest_newdb(g_uri, sizeof g_uri); }
 
 
 td_store *open_store(void)
@@ -80,8 +71,7 @@ void flip_byte(const char *path, long off)
 }
 
 
-void make_ds(fixture_ds *f, int64_t N, int64_t D, int64_t G, int64_t P, int probs,
-                    unsigned seed)
+void make_ds(fixture_ds *f, int64_t N, int64_t D, int64_t G, int64_t P, int probs, unsigned seed)
 {
     memset(f, 0, sizeof *f);
     f->X = malloc(sizeof(float) * (size_t)(N * D));
@@ -113,10 +103,7 @@ void make_ds(fixture_ds *f, int64_t N, int64_t D, int64_t G, int64_t P, int prob
     }
 }
 
-void free_ds(fixture_ds *f)
-{
-    free(f->X), free(f->y), free(f->Y), free(f->pairs), free(f->labels);
-}
+void free_ds(fixture_ds *f) { free(f->X), free(f->y), free(f->Y), free(f->pairs), free(f->labels); }
 
 void put_small_ds(td_store *s, td_dataset_meta *m)
 {
@@ -128,7 +115,10 @@ void put_small_ds(td_store *s, td_dataset_meta *m)
 
 void insert_job(td_store *s, const char *ds, const char *key, char id[TD_ID_MAX])
 {
-    td_job_spec spec = {.model = "softmax", .dataset = ds, .hyperparameters = "{\"lr\":0.1}",
-                        .epochs = 10, .idempotency_key = key};
+    td_job_spec spec = {.model = "softmax",
+                        .dataset = ds,
+                        .hyperparameters = "{\"lr\":0.1}",
+                        .epochs = 10,
+                        .idempotency_key = key};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
 }

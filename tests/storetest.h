@@ -10,17 +10,17 @@
 
 #include "store/store.h"
 
-extern char g_dir[256];  /* the test's state directory (mk_tmpdir) */
-extern char g_uri[512];  /* "" = SQLite; a *_pg suite's fixture sets a fresh database */
-extern td_error g_err;   /* E: the error of the last EXPECT */
+extern char g_dir[256]; /* the test's state directory (mk_tmpdir) */
+extern char g_uri[512]; /* "" = SQLite; a *_pg suite's fixture sets a fresh database */
+extern td_error g_err;  /* E: the error of the last EXPECT */
 
 /* Asserts st == want, printing the store's message otherwise. */
-#define EXPECT(want, expr)                                                              \
-    do {                                                                                \
-        memset(&g_err, 0, sizeof g_err);                                                \
-        td_status st_ = (expr);                                                         \
-        ck_assert_msg(st_ == (want), "%s -> %s (%s), want %s", #expr,                 \
-                      td_status_code(st_), g_err.message, td_status_code(want));        \
+#define EXPECT(want, expr)                                                                 \
+    do {                                                                                   \
+        memset(&g_err, 0, sizeof g_err);                                                   \
+        td_status st_ = (expr);                                                            \
+        ck_assert_msg(st_ == (want), "%s -> %s (%s), want %s", #expr, td_status_code(st_), \
+                      g_err.message, td_status_code(want));                                \
     } while (0)
 #define E (&g_err)
 
@@ -48,8 +48,7 @@ typedef struct {
 
 /* Fills f with seeded arrays: X (N, D), y (N, G) or with probs Y (N, G) of 1/G, and P
  * pairs; free_ds frees them. */
-void make_ds(fixture_ds *f, int64_t N, int64_t D, int64_t G, int64_t P, int probs,
-             unsigned seed);
+void make_ds(fixture_ds *f, int64_t N, int64_t D, int64_t G, int64_t P, int probs, unsigned seed);
 void free_ds(fixture_ds *f);
 /* A 4 x 3 dataset put into s; its meta into m. */
 void put_small_ds(td_store *s, td_dataset_meta *m);

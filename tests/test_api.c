@@ -67,18 +67,17 @@ static void json_close(const cJSON *got, const cJSON *want, double rtol, double 
     }
     if (cJSON_IsNumber(want)) {
         ck_assert_msg(cJSON_IsNumber(got), "%s is not a number", what);
-        tu_close_at(__FILE__, __LINE__, got->valuedouble, want->valuedouble, rtol, atol, what,
-                    -1);
+        tu_close_at(__FILE__, __LINE__, got->valuedouble, want->valuedouble, rtol, atol, what, -1);
         return;
     }
     ck_assert_msg(cJSON_IsArray(want), "reference %s is neither a number nor an array", what);
     ck_assert_msg(cJSON_IsArray(got), "%s is not an array", what);
-    ck_assert_msg(cJSON_GetArraySize(got) == cJSON_GetArraySize(want),
-                  "%s has %d entries, want %d", what, cJSON_GetArraySize(got),
-                  cJSON_GetArraySize(want));
+    ck_assert_msg(cJSON_GetArraySize(got) == cJSON_GetArraySize(want), "%s has %d entries, want %d",
+                  what, cJSON_GetArraySize(got), cJSON_GetArraySize(want));
     int i = 0;
     const cJSON *g = got->child, *w;
-    cJSON_ArrayForEach(w, want) {
+    cJSON_ArrayForEach(w, want)
+    {
         char sub[160];
         snprintf(sub, sizeof sub, "%s[%d]", what, i++);
         json_close(g, w, rtol, atol, sub);
@@ -121,7 +120,8 @@ static void ce_index_cases(int port)
     const cJSON *cases = api_item(ref, "cases"), *cs, *target = api_item(ref, "target");
     int ignore = (int)tu_num(ref, "ignore_index"), n = 0;
     ck_assert_int_gt(cJSON_GetArraySize(cases), 0);
-    cJSON_ArrayForEach(cs, cases) {
+    cJSON_ArrayForEach(cs, cases)
+    {
         cJSON *rq = cJSON_CreateObject();
         cJSON_AddStringToObject(rq, "loss", "cross_entropy");
         copy_key(rq, ref, "logits");
@@ -140,7 +140,8 @@ static void ce_index_cases(int port)
         const cJSON *per = api_item(res, "per_sample"), *t, *p = per->child;
         ck_assert_int_eq(cJSON_GetArraySize(per), cJSON_GetArraySize(target));
         double sum = 0;
-        cJSON_ArrayForEach(t, target) {
+        cJSON_ArrayForEach(t, target)
+        {
             if (t->valueint == ignore)
                 ck_assert_msg(p->valuedouble == 0.0, "ignored row has loss %g", p->valuedouble);
             sum += p->valuedouble;
@@ -160,7 +161,8 @@ static void ce_probs_cases(int port)
     const cJSON *cases = api_item(ref, "cases"), *cs;
     int n = 0;
     ck_assert_int_gt(cJSON_GetArraySize(cases), 0);
-    cJSON_ArrayForEach(cs, cases) {
+    cJSON_ArrayForEach(cs, cases)
+    {
         cJSON *rq = cJSON_CreateObject();
         cJSON_AddStringToObject(rq, "loss", "cross_entropy");
         copy_key(rq, ref, "logits");
@@ -212,7 +214,8 @@ static void grouped_case(int port)
     json_close(api_item(res, "loss"), api_item(ref, "loss"), LOSS_RTOL, 0, "grouped loss");
     json_close(api_item(res, "cross_entropy"), api_item(ref, "cross_entropy"), LOSS_RTOL, 0,
                "grouped cross_entropy");
-    json_close(api_item(res, "penalty"), api_item(ref, "penalty"), LOSS_RTOL, 1e-7, "grouped penalty");
+    json_close(api_item(res, "penalty"), api_item(ref, "penalty"), LOSS_RTOL, 1e-7,
+               "grouped penalty");
     json_close(api_item(res, "expected_index"), api_item(ref, "expected_index"), LOSS_RTOL, 1e-7,
                "grouped expected_index");
     json_close(api_item(res, "grad"), api_item(ref, "grad"), LOSS_RTOL, GRAD_ATOL, "grouped grad");
@@ -288,7 +291,8 @@ START_TEST(optimizer_reference_jobs)
 
     /* Submit every case, then check each (the workers run them side by side). */
     int i = 0;
-    cJSON_ArrayForEach(cs, cases) {
+    cJSON_ArrayForEach(cs, cases)
+    {
         cJSON *hp = cJSON_CreateObject(), *p;
         cJSON_AddStringToObject(hp, "optimizer", api_str(cs, "optimizer"));
         cJSON_ArrayForEach(p, api_item(cs, "params")) cJSON_AddItemToObject(hp, p->string, jdup(p));
@@ -303,7 +307,8 @@ START_TEST(optimizer_reference_jobs)
         free(body);
     }
     i = 0;
-    cJSON_ArrayForEach(cs, cases) {
+    cJSON_ArrayForEach(cs, cases)
+    {
         const char *id = jobs[i];
         api_expect_state(d.port, id, "succeeded", 30);
         char what[96], *params = cJSON_PrintUnformatted(api_item(cs, "params"));
@@ -364,7 +369,8 @@ START_TEST(column0_reference_job)
     /* history[i] = [data_loss, reg_loss] before update i. */
     cJSON *data = cJSON_CreateArray(), *reg = cJSON_CreateArray();
     const cJSON *row;
-    cJSON_ArrayForEach(row, hist) {
+    cJSON_ArrayForEach(row, hist)
+    {
         cJSON_AddItemToArray(data, jdup(cJSON_GetArrayItem(row, 0)));
         cJSON_AddItemToArray(reg, jdup(cJSON_GetArrayItem(row, 1)));
     }
@@ -391,8 +397,7 @@ END_TEST
 
 /* Everything a client can read about the stored state, as raw bodies. */
 enum { SNAP_N = 11 };
-static void snapshot(int port, const char *ds1, const char *ds2, const char *job,
-                     char *out[SNAP_N])
+static void snapshot(int port, const char *ds1, const char *ds2, const char *job, char *out[SNAP_N])
 {
     int i = 0;
     out[i++] = api_get_raw(port, "/v1/datasets%s", "");
@@ -415,8 +420,8 @@ static void snapshot(int port, const char *ds1, const char *ds2, const char *job
 }
 
 static const char *const SNAP_NAMES[SNAP_N] = {
-    "dataset list", "dataset 1", "dataset 2", "job list", "job", "losses", "losses csv",
-    "model", "jobs by state", "predictions", "events"};
+    "dataset list", "dataset 1", "dataset 2",     "job list",    "job",   "losses",
+    "losses csv",   "model",     "jobs by state", "predictions", "events"};
 
 START_TEST(state_survives_clean_restart)
 {
@@ -424,14 +429,16 @@ START_TEST(state_survives_clean_restart)
     char *b1 = api_dataset_body(80, 3, 3, 11);
     char *ds1 = post_dataset(d.port, b1);
     free(b1);
-    char *ds2 = api_post_idh(d.port, "/v1/datasets?header=true&label_column=last&name=csv",
-                        "Content-Type: text/csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n7,8,9.5,1\n",
-                        201);
+    char *ds2 =
+        api_post_idh(d.port, "/v1/datasets?header=true&label_column=last&name=csv",
+                     "Content-Type: text/csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n7,8,9.5,1\n", 201);
     const char *hp = "{\"optimizer\":\"adam\",\"lr\":0.05,\"epochs\":25,\"batch_size\":16,"
                      "\"seed\":9,\"l2\":0.01}";
     char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"validation\":\"%s\","
-             "\"hyperparameters\":%s}", ds1, ds2, hp);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\",\"validation\":\"%s\","
+             "\"hyperparameters\":%s}",
+             ds1, ds2, hp);
     char *job = post_job(d.port, body);
     api_expect_state(d.port, job, "succeeded", 30);
     char *before[SNAP_N], *after[SNAP_N];
@@ -467,12 +474,14 @@ static Suite *api_suite(const char *name, void (*setup)(void), void (*teardown)(
     tcase_add_test(ref, loss_reference_vectors);
     tcase_add_test(ref, optimizer_reference_jobs);
     tcase_add_test(ref, column0_reference_job);
-    if (setup) tcase_add_checked_fixture(ref, setup, teardown);
+    if (setup)
+        tcase_add_checked_fixture(ref, setup, teardown);
     suite_add_tcase(s, ref);
     TCase *life = tcase_create("persistence");
     tcase_set_timeout(life, 120);
     tcase_add_test(life, state_survives_clean_restart);
-    if (setup) tcase_add_checked_fixture(life, setup, teardown);
+    if (setup)
+        tcase_add_checked_fixture(life, setup, teardown);
     suite_add_tcase(s, life);
     return s;
 }

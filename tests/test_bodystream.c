@@ -95,18 +95,17 @@ static void compare_reader(const char *value, int r, size_t chunk)
         s2 = td_jarray_labels_i32((int32_t **)&d2, &r2, &c2, &g2, a, "v", &e2);
         break;
     }
-    ck_assert_msg(s1 == s2, "%s reader %d: tree %d [%s] %s, stream %d [%s] %s", value, r,
-                  s1, e1.field, e1.message, s2, e2.field, e2.message);
+    ck_assert_msg(s1 == s2, "%s reader %d: tree %d [%s] %s, stream %d [%s] %s", value, r, s1,
+                  e1.field, e1.message, s2, e2.field, e2.message);
     if (s1) {
         ck_assert_msg(strcmp(e1.field, e2.field) == 0 && strcmp(e1.message, e2.message) == 0,
-                      "%s reader %d: tree [%s] %s, stream [%s] %s", value, r, e1.field,
-                      e1.message, e2.field, e2.message);
+                      "%s reader %d: tree [%s] %s, stream [%s] %s", value, r, e1.field, e1.message,
+                      e2.field, e2.message);
     } else {
         ck_assert_int_eq(r1, r2);
         ck_assert_int_eq(c1, c2);
         ck_assert_int_eq(g1, g2);
-        ck_assert_msg(memcmp(d1, d2, (size_t)(r1 * c1) * 4) == 0, "%s reader %d: values",
-                      value, r);
+        ck_assert_msg(memcmp(d1, d2, (size_t)(r1 * c1) * 4) == 0, "%s reader %d: values", value, r);
     }
     free(d1);
     free(d2);
@@ -115,19 +114,66 @@ static void compare_reader(const char *value, int r, size_t chunk)
 }
 
 static const char *const VALUES[] = {
-    "[[1, 2.5], [3, -4]]", "[1, 2, 3]", "[0, 1, true, false]", "[[0, 1], [1, 0]]",
-    "[[1e39, 2]]", "[[-1e39]]", "[3.4028235e38, 3.4028236e38]", "[3.40282356e38]",
-    "[1e400]", "[-1e400, 1]", "[-1e-50, 0.5]", "[0.5, -1e-50]", "[-0, -0.0, 0]",
-    "[-1e-50]", "[[2, -1e-50], [1, 1]]", "[16777217, 16777216]", "[2147483647, -2147483648]",
-    "[2147483648]", "[-2147483649]", "[1.0000000001, 1]", "[1, 1.0000000001]", "[1.5]",
-    "[2.0, 3e0, 40e-1]", "[123456789012, 1]", "[9007199254740993]", "[true]", "[false, 2]",
-    "[1, null]", "[null]", "[\"a\", 1]", "[NaN]", "[1, Infinity]", "[-Infinity, NaN]",
-    "[[1, 2], [3]]", "[[1], [2, 3]]", "[[1, 2], 3]", "[[1, 2], [3, \"x\"]]", "[[]]",
-    "[[], [1]]", "[]", "5", "\"s\"", "true", "{}", "{\"a\": 1}", "[{}]", "[[{}]]",
-    "[[1, [2]]]", "[1, [2]]", "[[1, 2], [3, 4, 5], [\"x\"]]", "[[1, -0.5], [2, 1e39]]",
-    "[[1.5, 2], [1e39, -1]]", "[[16777217, 1], [2, 2147483648]]", "[[0, 1], [true, 1]]",
-    "[1e-46, -1e-46]", "[0.1, 0.2, 0.30000000000000004]", "[1.00000000000000000001]",
-    "[[3, 2147483647.0000001]]", "[-2147483648.5]", "[4294967296, 1.5]",
+    "[[1, 2.5], [3, -4]]",
+    "[1, 2, 3]",
+    "[0, 1, true, false]",
+    "[[0, 1], [1, 0]]",
+    "[[1e39, 2]]",
+    "[[-1e39]]",
+    "[3.4028235e38, 3.4028236e38]",
+    "[3.40282356e38]",
+    "[1e400]",
+    "[-1e400, 1]",
+    "[-1e-50, 0.5]",
+    "[0.5, -1e-50]",
+    "[-0, -0.0, 0]",
+    "[-1e-50]",
+    "[[2, -1e-50], [1, 1]]",
+    "[16777217, 16777216]",
+    "[2147483647, -2147483648]",
+    "[2147483648]",
+    "[-2147483649]",
+    "[1.0000000001, 1]",
+    "[1, 1.0000000001]",
+    "[1.5]",
+    "[2.0, 3e0, 40e-1]",
+    "[123456789012, 1]",
+    "[9007199254740993]",
+    "[true]",
+    "[false, 2]",
+    "[1, null]",
+    "[null]",
+    "[\"a\", 1]",
+    "[NaN]",
+    "[1, Infinity]",
+    "[-Infinity, NaN]",
+    "[[1, 2], [3]]",
+    "[[1], [2, 3]]",
+    "[[1, 2], 3]",
+    "[[1, 2], [3, \"x\"]]",
+    "[[]]",
+    "[[], [1]]",
+    "[]",
+    "5",
+    "\"s\"",
+    "true",
+    "{}",
+    "{\"a\": 1}",
+    "[{}]",
+    "[[{}]]",
+    "[[1, [2]]]",
+    "[1, [2]]",
+    "[[1, 2], [3, 4, 5], [\"x\"]]",
+    "[[1, -0.5], [2, 1e39]]",
+    "[[1.5, 2], [1e39, -1]]",
+    "[[16777217, 1], [2, 2147483648]]",
+    "[[0, 1], [true, 1]]",
+    "[1e-46, -1e-46]",
+    "[0.1, 0.2, 0.30000000000000004]",
+    "[1.00000000000000000001]",
+    "[[3, 2147483647.0000001]]",
+    "[-2147483648.5]",
+    "[4294967296, 1.5]",
 };
 
 START_TEST(jarray_matches_tree_readers)
@@ -174,7 +220,8 @@ START_TEST(loss_bodies_in_pieces)
         "{\"loss\":\"contrastive\",\"a\":[[1,0]],\"b\":[[1,0]],\"similar\":[2]}",
         "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":null}",
         "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":[1],\"logits\":[[1]]}",
-        "[1, 2]", "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":[1]",
+        "[1, 2]",
+        "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":[1]",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         td_status s0, s1, s7;
@@ -258,8 +305,8 @@ START_TEST(writer_matches_sbuf)
     enum { N = 7, K = 6 };
     float *f = malloc(sizeof(float) * N * K);
     int32_t *l = malloc(sizeof(int32_t) * N * K);
-    const float special[] = {0.0f, -0.0f, 1.0f, -3.0f, 1e7f, 9999999.0f, 0.1f, 1e-45f,
-                             3.4028235e38f, INFINITY, NAN, -1.5e-7f};
+    const float special[] = {0.0f, -0.0f,  1.0f,          -3.0f,    1e7f, 9999999.0f,
+                             0.1f, 1e-45f, 3.4028235e38f, INFINITY, NAN,  -1.5e-7f};
     for (int i = 0; i < N * K; i++) {
         f[i] = i < 12 ? special[i] : (float)sin(i) * powf(10.0f, (float)(i % 9) - 4);
         l[i] = i % 3 ? i * 7919 : -i;
@@ -438,8 +485,9 @@ START_TEST(daemon_big_bodies_within_twice_the_body)
     const char *job = "{\"model\":\"softmax\",\"data\":{\"X\":[[0,0,1,0],[1,0,0,1],[0,1,1,1],"
                       "[1,1,0,0]],\"y\":[0,1,2,1]},\"hyperparameters\":{\"epochs\":2}}";
     httpc_resp resp;
-    ck_assert_int_eq(httpc_request(port, "POST", "/v1/jobs", "Content-Type: application/json",
-                                   job, strlen(job), &resp), 202);
+    ck_assert_int_eq(httpc_request(port, "POST", "/v1/jobs", "Content-Type: application/json", job,
+                                   strlen(job), &resp),
+                     202);
     char id[64] = "";
     const char *p = strstr(resp.body, "\"id\":\"");
     ck_assert_ptr_nonnull(p);

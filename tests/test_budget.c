@@ -70,8 +70,10 @@ START_TEST(predict_over_the_budget_is_refused)
     httpc_daemon d = api_start(NULL, "max_memory_mb = 64\n", NULL, NULL);
     char *ds = post_dataset(d.port, 2, 1, 99999);
     char body[8192];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":1}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":1}}",
+             ds);
     cJSON *j;
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *id = strdup(api_str(j, "id"));
@@ -92,12 +94,12 @@ START_TEST(predict_over_the_budget_is_refused)
             ck_assert_str_eq(api_str(e, "code"), "over_memory_budget");
             const char *msg = api_str(e, "message");
             ck_assert_msg(strstr(msg, "predicting 200 rows needs ~") &&
-                          strstr(msg, "max_memory_mb = 64"), "message: %s", msg);
+                              strstr(msg, "max_memory_mb = 64"),
+                          "message: %s", msg);
             ck_assert_msg(httpc_proc_kb(d.pid, "VmHWM") - before < 32 * 1024, "peak RSS grew");
         } else {
             ck_assert_int_eq(st, 200);
-            ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "labels")),
-                             10);
+            ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "labels")), 10);
         }
         cJSON_Delete(j);
     }
@@ -140,8 +142,10 @@ START_TEST(huge_softmax_is_refused_at_submission)
     cJSON_Delete(list);
     /* a small job on the same daemon still runs */
     char *small = post_dataset(d.port, 4, 3, 1);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":3}}", small);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":3}}",
+             small);
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *id = strdup(api_str(j, "id"));
     cJSON_Delete(j);
@@ -158,15 +162,19 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     httpc_daemon d = api_start(NULL, "max_memory_mb = 40\nworkers = 2\n", NULL, NULL);
     char *ds = post_dataset(d.port, 2, 1000, 999);
     char body[200];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":10000000}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":10000000}}",
+             ds);
     cJSON *j;
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *first = strdup(api_str(j, "id"));
     cJSON_Delete(j);
     api_wait_state(d.port, first, "running", 30);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":2}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":2}}",
+             ds);
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *second = strdup(api_str(j, "id"));
     cJSON_Delete(j);
@@ -187,8 +195,10 @@ START_TEST(jobs_that_fit_one_at_a_time_run_in_turn)
     free(blank);
     /* A small job behind it would fit now, but does not overtake it (FIFO). */
     char *tiny = post_dataset(d.port, 4, 3, 1);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":2}}", tiny);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":2}}",
+             tiny);
     ck_assert_int_eq(post(d.port, "/v1/jobs", body, strlen(body), &j), 202);
     char *third = strdup(api_str(j, "id"));
     cJSON_Delete(j);
@@ -236,8 +246,9 @@ START_TEST(body_over_the_budget_is_refused_unread)
     b[0] = '{', b[n - 1] = '}';
     cJSON *j;
     ck_assert_int_eq(post(d.port, "/v1/loss", b, n, &j), 413);
-    ck_assert_msg(strstr(api_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message"),
-                         "max_memory_mb"), "no max_memory_mb in the message");
+    ck_assert_msg(
+        strstr(api_str(cJSON_GetObjectItemCaseSensitive(j, "error"), "message"), "max_memory_mb"),
+        "no max_memory_mb in the message");
     cJSON_Delete(j);
     free(b);
     /* a small body still goes through (the refused one's reservation is not kept) */

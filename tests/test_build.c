@@ -38,8 +38,8 @@ START_TEST(blob_tags_roundtrip_and_untagged_files_read_as_unknown)
     uint64_t aux;
 
     EXPECT(TD_OK, td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, 9, "build A", &seg, 1, E));
-    EXPECT(TD_OK, td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, sizeof tag, &p,
-                                      &len, E));
+    EXPECT(TD_OK,
+           td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, sizeof tag, &p, &len, E));
     ck_assert_str_eq(tag, "build A");
     ck_assert_uint_eq(aux, 9);
     ck_assert_uint_eq(len, sizeof payload);
@@ -67,8 +67,8 @@ START_TEST(blob_tags_roundtrip_and_untagged_files_read_as_unknown)
     /* version 1 (no tag, or an empty one): the tag reads as "" */
     EXPECT(TD_OK, td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, 3, "", &seg, 1, E));
     strcpy(tag, "stale");
-    EXPECT(TD_OK, td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, sizeof tag, &p,
-                                      &len, E));
+    EXPECT(TD_OK,
+           td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, sizeof tag, &p, &len, E));
     ck_assert_str_eq(tag, "");
     ck_assert_str_eq(p, payload);
     td_blob_free(p);
@@ -92,8 +92,7 @@ static void new_job(td_store *s, char id[TD_ID_MAX])
     td_dataset ds = {.N = 4, .D = 1, .X = X, .y = y, .y_cols = 1};
     td_dataset_meta m;
     EXPECT(TD_OK, td_store_dataset_put(s, &ds, NULL, &m, E));
-    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
-                        .epochs = 10};
+    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}", .epochs = 10};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
     EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
 }
@@ -249,8 +248,8 @@ static void strip_fingerprint(const char *dir, const char *id)
         void *p;
         size_t len;
         uint64_t aux;
-        EXPECT(TD_OK, td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, sizeof tag, &p,
-                                          &len, E));
+        EXPECT(TD_OK,
+               td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, sizeof tag, &p, &len, E));
         ck_assert_str_eq(tag, "build A"); /* what the daemon wrote */
         td_blob_seg seg = {p, len};
         EXPECT(TD_OK, td_blob_write(path, TD_BLOB_CHECKPOINT, aux, &seg, 1, E));
@@ -266,11 +265,15 @@ START_TEST(a_resume_on_another_build_says_so)
     httpc_daemon d = start(NULL, "build A");
     char dir[256];
     snprintf(dir, sizeof dir, "%s", d.dir);
-    char *ds = api_post_id(d.port, "/v1/datasets", "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9]],"
-                       "\"y\":[0,1,1,0]}", 201);
+    char *ds = api_post_id(d.port, "/v1/datasets",
+                           "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9]],"
+                           "\"y\":[0,1,1,0]}",
+                           201);
     char body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":10000000}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":10000000}}",
+             ds);
     char *same = api_post_id(d.port, "/v1/jobs", body, 202);
     char *old = api_post_id(d.port, "/v1/jobs", body, 202);
     api_call c = job_past(d.port, same, 0, 0);
@@ -319,8 +322,10 @@ START_TEST(a_resume_on_another_build_says_so)
     api_done(&c);
     api_term(&d);
     log = httpc_daemon_log(&d);
-    snprintf(want, sizeof want, "job %s resumes from a checkpoint of a different build (build A; "
-             "this build: build B)", same);
+    snprintf(want, sizeof want,
+             "job %s resumes from a checkpoint of a different build (build A; "
+             "this build: build B)",
+             same);
     ck_assert_msg(strstr(log, want) != NULL, "no log line \"%s\" in %s", want, log);
     free(log);
     httpc_daemon_cleanup(&d);

@@ -17,14 +17,17 @@
 
 #define NJOBS 4
 #define EPOCHS 400
-#define DS "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9],[0.3,0.3],[0.9,0.8],[0.2,0.7],[0.6,0.1]]," \
-           "\"y\":[0,1,1,0,0,1,0,1]}"
+#define DS                                                                              \
+    "{\"X\":[[0,1],[1,0],[0.5,0.2],[0.1,0.9],[0.3,0.3],[0.9,0.8],[0.2,0.7],[0.6,0.1]]," \
+    "\"y\":[0,1,1,0,0,1,0,1]}"
 
 static char *post_job(int port, const char *ds, int seed, int epochs)
 {
     char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"epochs\":%d,\"seed\":%d,\"hidden\":[16],\"batch_size\":4}}", ds, epochs, seed);
+    snprintf(body, sizeof body,
+             "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"epochs\":%d,\"seed\":%d,\"hidden\":[16],\"batch_size\":4}}",
+             ds, epochs, seed);
     return api_post_id(port, "/v1/jobs", body, 202);
 }
 
@@ -106,8 +109,7 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
     int seen_b = 0;
     for (int i = 0; i < NJOBS; i++) {
         cJSON *j = api_wait_job(b.port, jobs[i], 60);
-        ck_assert_msg(api_is(j, "state", "succeeded"), "job %s: %s", jobs[i],
-                      api_str(j, "state"));
+        ck_assert_msg(api_is(j, "state", "succeeded"), "job %s: %s", jobs[i], api_str(j, "state"));
         seen_b += api_is(j, "node", "b");
         if (jobs[i] == victim) {
             ck_assert_str_eq(api_str(j, "node"), "b");
@@ -147,8 +149,10 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
         char *id = post_job(ref.port, ds2, i + 1, EPOCHS);
         api_expect_state(ref.port, id, "succeeded", 60);
         char *m = api_get_raw(ref.port, "/v1/jobs/%s/model", id);
-        ck_assert_msg(strcmp(m, models[i]) == 0, "job %d's model differs from a single-daemon "
-                      "run%s", i, jobs[i] == victim ? " (the one resumed after the kill)" : "");
+        ck_assert_msg(strcmp(m, models[i]) == 0,
+                      "job %d's model differs from a single-daemon "
+                      "run%s",
+                      i, jobs[i] == victim ? " (the one resumed after the kill)" : "");
         free(m);
         free(id);
     }

@@ -32,12 +32,12 @@ START_TEST(header)
 {
     td_npy_header h;
     td_error err;
-    ck_assert_int_eq(parse("{'descr': '>i8', 'fortran_order': True, 'shape': (3, 4), }\n", 1,
-                           &h, &err), TD_OK);
+    ck_assert_int_eq(
+        parse("{'descr': '>i8', 'fortran_order': True, 'shape': (3, 4), }\n", 1, &h, &err), TD_OK);
     ck_assert(h.kind == 'i' && h.itemsize == 8 && h.big_endian && h.fortran_order);
     ck_assert(h.ndim == 2 && h.shape[0] == 3 && h.shape[1] == 4 && h.data_bytes == 96);
-    ck_assert_int_eq(parse("{\"descr\":\"<f4\",\"shape\":(7,),\"fortran_order\":False}", 2, &h,
-                           &err), TD_OK);
+    ck_assert_int_eq(
+        parse("{\"descr\":\"<f4\",\"shape\":(7,),\"fortran_order\":False}", 2, &h, &err), TD_OK);
     ck_assert(h.kind == 'f' && h.ndim == 1 && h.shape[0] == 7 && h.header_bytes > 12);
     static const struct {
         const char *dict, *words;
@@ -74,17 +74,17 @@ START_TEST(convert)
     float f[3];
     td_npy_to_f32(f, big, 3, &h);
     for (int i = 0; i < 3; i++)
-        ck_assert(f[i] == (float)big[i]);    /* round to nearest even, as astype */
+        ck_assert(f[i] == (float)big[i]); /* round to nearest even, as astype */
     int32_t v[3];
     double bad = 0;
     ck_assert_uint_eq(td_npy_to_i32(v, big, 3, &h, &bad), 0);
     ck_assert(bad == (double)big[0]);
     h = (td_npy_header){.kind = 'f', .itemsize = 8, .big_endian = 1};
-    uint8_t be[16] = {0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18,   /* pi */
-                      0xc0, 0x00, 0, 0, 0, 0, 0, 0};                     /* -2 */
+    uint8_t be[16] = {0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18, /* pi */
+                      0xc0, 0x00, 0,    0,    0,    0,    0,    0};   /* -2 */
     td_npy_to_f32(f, be, 2, &h);
     ck_assert(f[0] == (float)M_PI && f[1] == -2.0f);
-    ck_assert_uint_eq(td_npy_to_i32(v, be, 2, &h, &bad), 0);   /* pi is not an integer */
+    ck_assert_uint_eq(td_npy_to_i32(v, be, 2, &h, &bad), 0); /* pi is not an integer */
     ck_assert_uint_eq(td_npy_to_i32(v, be + 8, 1, &h, &bad), 1);
     ck_assert_int_eq(v[0], -2);
 }
@@ -186,8 +186,8 @@ static void each_failure(td_status (*fn)(void *), void *arg, const char *what)
         failalloc_arm(n);
         td_status st = fn(arg);
         failalloc_arm(-1);
-        ck_assert_msg(st == TD_OK || st == TD_ENOMEM, "%s, allocation %ld failing: %s", what,
-                      n, td_status_code(st));
+        ck_assert_msg(st == TD_OK || st == TD_ENOMEM, "%s, allocation %ld failing: %s", what, n,
+                      td_status_code(st));
     }
 }
 
@@ -224,8 +224,7 @@ START_TEST(nomem)
     free(z);
 
     /* softmax (D 3, K 2, b) and a full-covariance gmm (E 2, M 2), parameters by hand */
-    td_model sm = {.kind = TD_MODEL_SOFTMAX, .D = 3, .K = 2, .G = 1,
-                   .intercept = TD_INTERCEPT_FIT};
+    td_model sm = {.kind = TD_MODEL_SOFTMAX, .D = 3, .K = 2, .G = 1, .intercept = TD_INTERCEPT_FIT};
     sm.n_params = td_model_nparams(&sm);
     sm.params = calloc((size_t)sm.n_params, sizeof(float));
     for (int64_t i = 0; i < sm.n_params; i++)

@@ -34,7 +34,8 @@ static td_status from_args(td_config *c, td_cli_action *act, td_error *e, const 
     char *argv[8] = {(char *)"traind"};
     int argc = 1;
     const char *a[] = {a1, a2, a3, a4, a5, a6};
-    for (int i = 0; i < 6 && a[i]; i++) argv[argc++] = (char *)a[i];
+    for (int i = 0; i < 6 && a[i]; i++)
+        argv[argc++] = (char *)a[i];
     return td_config_from_args(c, argc, argv, act, e);
 }
 
@@ -110,7 +111,9 @@ END_TEST
 
 START_TEST(bounds_and_errors)
 {
-    static const struct { const char *text, *key, *where, *what; } cases[] = {
+    static const struct {
+        const char *text, *key, *where, *what;
+    } cases[] = {
         {"max_body_mb = 0\n", "max_body_mb", "x.conf:1:", "out of range [1, 16384]"},
         {"\n\nmax_body_mb = 16385\n", "max_body_mb", "x.conf:3:", "out of range"},
         {"workers = -1\n", "workers", "x.conf:1:", "out of range [0, 1024]"},
@@ -118,8 +121,8 @@ START_TEST(bounds_and_errors)
         {"workers = 2x\n", "workers", "x.conf:1:", "not an integer"},
         {"workers =\n", "workers", "x.conf:1:", "not an integer"},
         {"connection_timeout_s = 0\n", "connection_timeout_s", "x.conf:1:", "out of range"},
-        {"max_connections = 99999999999999999999\n", "max_connections", "x.conf:1:",
-         "not an integer"},
+        {"max_connections = 99999999999999999999\n", "max_connections",
+         "x.conf:1:", "not an integer"},
         {"log_level = loud\n", "log_level", "x.conf:1:", "debug, info, warn, error"},
         {"listen = 80800\n", "listen", "x.conf:1:", "host:port"},
         {"listen = localhost:99999\n", "listen", "x.conf:1:", "host:port"},
@@ -135,7 +138,7 @@ START_TEST(bounds_and_errors)
         ck_assert_int_eq(td_config_parse(&c, cases[i].text, "x.conf", &e), TD_EINVAL);
         ck_assert_msg(strcmp(e.field, cases[i].key) == 0, "case %zu: field %s", i, e.field);
         ck_assert_msg(strstr(e.message, cases[i].where) && strstr(e.message, cases[i].what) &&
-                      (!*cases[i].key || strstr(e.message, cases[i].key)),
+                          (!*cases[i].key || strstr(e.message, cases[i].key)),
                       "case %zu: %s", i, e.message);
     }
     /* td_config_set leaves the config alone on error. */
@@ -174,8 +177,9 @@ START_TEST(event_streams_key)
     ck_assert_int_eq(td_config_parse(&c, "max_connections = 3\n", "x.conf", &e), TD_OK);
     ck_assert_int_eq(td_config_finish(&c, &e), TD_EINVAL);
     ck_assert_str_eq(e.field, "max_event_streams");
-    ck_assert_ptr_nonnull(strstr(e.message, "max_event_streams: 4 is more than "
-                                            "max_connections (3)"));
+    ck_assert_ptr_nonnull(strstr(e.message,
+                                 "max_event_streams: 4 is more than "
+                                 "max_connections (3)"));
     ck_assert_int_eq(td_config_set(&c, "max_event_streams", "10001", &e), TD_EINVAL);
 }
 END_TEST
@@ -183,8 +187,9 @@ END_TEST
 START_TEST(files_and_flags)
 {
     unsetenv("TRAIND_TOKEN");
-    const char *conf = temp_file(0, "listen = 127.0.0.1:7000\nworkers = 2\nstate_dir = /s\n"
-                                    "max_queued_jobs = 5\n");
+    const char *conf = temp_file(0,
+                                 "listen = 127.0.0.1:7000\nworkers = 2\nstate_dir = /s\n"
+                                 "max_queued_jobs = 5\n");
     td_config c;
     td_cli_action act;
     td_error e;
@@ -196,14 +201,15 @@ START_TEST(files_and_flags)
     ck_assert_str_eq(c.config_path, conf);
     /* Flags win over the file, wherever they stand. */
     ck_assert_int_eq(from_args(&c, &act, &e, "--workers", "7", "--config", conf,
-                               "--listen=127.0.0.1:0", "--state-dir=/t"), TD_OK);
+                               "--listen=127.0.0.1:0", "--state-dir=/t"),
+                     TD_OK);
     ck_assert_str_eq(c.listen, "127.0.0.1:0");
     ck_assert_int_eq(c.workers, 7);
     ck_assert_str_eq(c.state_dir, "/t");
     ck_assert_int_eq(c.max_queued_jobs, 5);
     ck_assert_int_eq(act, TD_CLI_RUN);
-    ck_assert_int_eq(from_args(&c, &act, &e, "--check-config", "--state-dir", "/u", NULL, NULL,
-                               NULL), TD_OK);
+    ck_assert_int_eq(
+        from_args(&c, &act, &e, "--check-config", "--state-dir", "/u", NULL, NULL, NULL), TD_OK);
     ck_assert_int_eq(act, TD_CLI_CHECK);
     ck_assert_str_eq(c.state_dir, "/u");
     ck_assert_int_eq(from_args(&c, &act, &e, "--version", NULL, NULL, NULL, NULL, NULL), TD_OK);
@@ -222,8 +228,9 @@ START_TEST(files_and_flags)
     ck_assert_int_eq(from_args(&c, &act, &e, "--frobnicate", NULL, NULL, NULL, NULL, NULL),
                      TD_EINVAL);
     ck_assert_ptr_nonnull(strstr(e.message, "--frobnicate"));
-    ck_assert_int_eq(from_args(&c, &act, &e, "--config", "/nonexistent/traind.conf", NULL, NULL,
-                               NULL, NULL), TD_EIO);
+    ck_assert_int_eq(
+        from_args(&c, &act, &e, "--config", "/nonexistent/traind.conf", NULL, NULL, NULL, NULL),
+        TD_EIO);
     ck_assert_ptr_nonnull(strstr(e.message, "/nonexistent/traind.conf"));
     const char *bad = temp_file(1, "workers = 1\nmax_body_mb = 999999\n");
     ck_assert_int_eq(from_args(&c, &act, &e, "--config", bad, NULL, NULL, NULL, NULL), TD_EINVAL);
@@ -331,7 +338,8 @@ START_TEST(log_lines)
     buf[n] = '\0';
     /* 2026-11-28T19:30:00Z info test: hello 42 */
     ck_assert_msg(strlen(buf) > 21 && buf[4] == '-' && buf[10] == 'T' && buf[19] == 'Z' &&
-                  buf[20] == ' ', "%s", buf);
+                      buf[20] == ' ',
+                  "%s", buf);
     ck_assert_int_eq(strncmp(buf + 21, "info test: hello 42\n", 20), 0);
     char *second = strchr(buf, '\n') + 1;
     ck_assert_str_eq(second + 21, "error http: bad?path?\n");
@@ -356,10 +364,13 @@ static int notify_listener(const char *addr)
     sa.sun_family = AF_UNIX;
     size_t len = strlen(addr);
     memcpy(sa.sun_path, addr, len);
-    if (addr[0] == '@') sa.sun_path[0] = '\0';
-    else len++;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa,
-                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)), 0);
+    if (addr[0] == '@')
+        sa.sun_path[0] = '\0';
+    else
+        len++;
+    ck_assert_int_eq(
+        bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)),
+        0);
     return fd;
 }
 

@@ -31,14 +31,14 @@ static const float EXTREME[][XN * XD] = {
     /* the repro, padded with copies */
     {3e38f, -3e38f, 1e-45f, 0.0f, 1.0f, 1.0f, 3e38f, -3e38f, 1e-45f, 0.0f, 1.0f, 1.0f},
     /* the float32 extremes */
-    {3.4028235e38f, 3.4028235e38f, -3.4028235e38f, -3.4028235e38f, 3.4028235e38f,
-     -3.4028235e38f, -3.4028235e38f, 3.4028235e38f, 0.0f, 0.0f, 1.0f, -1.0f},
+    {3.4028235e38f, 3.4028235e38f, -3.4028235e38f, -3.4028235e38f, 3.4028235e38f, -3.4028235e38f,
+     -3.4028235e38f, 3.4028235e38f, 0.0f, 0.0f, 1.0f, -1.0f},
     /* subnormals, signed zeros and the smallest normal */
-    {1e-45f, 0.0f, -1e-45f, -0.0f, 1.17549435e-38f, 1e-45f, -1e-45f, 1e-38f, 0.0f, -0.0f,
-     1e-45f, 1e-45f},
+    {1e-45f, 0.0f, -1e-45f, -0.0f, 1.17549435e-38f, 1e-45f, -1e-45f, 1e-38f, 0.0f, -0.0f, 1e-45f,
+     1e-45f},
     /* mixed magnitudes */
-    {3.4028235e38f, 1e-45f, -1e-45f, -3.4028235e38f, 1e30f, -1e-30f, 1e19f, -1e19f, 0.0f,
-     1.0f, -1e38f, 1e38f},
+    {3.4028235e38f, 1e-45f, -1e-45f, -3.4028235e38f, 1e30f, -1e-30f, 1e19f, -1e19f, 0.0f, 1.0f,
+     -1e38f, 1e38f},
     /* one huge column, one ordinary */
     {1e38f, 0.5f, -1e38f, 0.25f, 1e38f, -0.5f, -1e38f, 1.0f, 1e38f, 2.0f, -1e38f, -2.0f},
     /* large but not overflowing alone: squares and sums overflow float32 */
@@ -53,7 +53,7 @@ static const float YP[XN * 2] = {1, 0, 0.5f, 0.5f, 0, 1, 0.25f, 0.75f, 1, 0, 0, 
 typedef struct scenario {
     char name[64];
     td_hparams hp;
-    int targets;                 /* 0 none, 1 labels, 2 grouped labels, 3 probabilities */
+    int targets; /* 0 none, 1 labels, 2 grouped labels, 3 probabilities */
 } scenario;
 
 /* Every model configuration trained here; returns the count. */
@@ -126,14 +126,16 @@ static int train_extreme(scenario *s, const float *X, const char *what)
         td_status st = td_trainer_step(t, &rec, &err);
         const td_model *m = td_trainer_model(t);
         /* whatever happened, the model the job would store is finite */
-        ck_assert_msg(all_finite(m->params, m->n_params), "%s on %s: non-finite weights after "
-                      "step %d (status %d)", s->name, what, e, st);
+        ck_assert_msg(all_finite(m->params, m->n_params),
+                      "%s on %s: non-finite weights after "
+                      "step %d (status %d)",
+                      s->name, what, e, st);
         if (st) {
             ck_assert_msg(st == TD_EDIVERGED, "%s on %s: status %d (%s)", s->name, what, st,
                           err.message);
             ck_assert_msg(err.field[0] && strstr(err.message, "finite"),
-                          "%s on %s: the error must name its field and cause: %s: %s",
-                          s->name, what, err.field, err.message);
+                          "%s on %s: the error must name its field and cause: %s: %s", s->name,
+                          what, err.field, err.message);
             failed = 1;
             break;
         }
@@ -142,8 +144,8 @@ static int train_extreme(scenario *s, const float *X, const char *what)
         for (int c = 0; c < nc; c++) /* NaN is "not applicable" (null); inf never */
             ck_assert_msg(!isinf(rec.v[c]), "%s on %s: column %d is %g", s->name, what, c,
                           rec.v[c]);
-        ck_assert_msg(isfinite(rec.v[tu_column(t, "loss")]), "%s on %s: loss %g", s->name,
-                      what, rec.v[tu_column(t, "loss")]);
+        ck_assert_msg(isfinite(rec.v[tu_column(t, "loss")]), "%s on %s: loss %g", s->name, what,
+                      rec.v[tu_column(t, "loss")]);
     }
     td_trainer_destroy(t);
     return failed;
@@ -188,8 +190,8 @@ static void expect_failed(int port, const char *job, const char *code, const cha
     ck_assert_str_eq(api_str(j, "state"), "failed");
     const cJSON *e = api_item(j, "error");
     ck_assert_str_eq(api_str(e, "code"), code);
-    ck_assert_msg(strstr(api_str(e, "message"), needle) != NULL,
-                  "message \"%s\" lacks \"%s\"", api_str(e, "message"), needle);
+    ck_assert_msg(strstr(api_str(e, "message"), needle) != NULL, "message \"%s\" lacks \"%s\"",
+                  api_str(e, "message"), needle);
     cJSON_Delete(j);
 }
 
@@ -199,10 +201,10 @@ START_TEST(extreme_data_fails_the_job_and_the_daemon_serves_on)
 {
     httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
     char *ds = api_post_id(d.port, "/v1/datasets",
-                    "{\"X\":[[3e38,-3e38],[1e-45,0],[1,1]],\"y\":[0,1,0]}", 201);
+                           "{\"X\":[[3e38,-3e38],[1e-45,0],[1,1]],\"y\":[0,1,0]}", 201);
     /* the repro: SEGV in td_gmm_initialize before the fix */
-    char *embed = api_post_job(d.port, "embed_gmm", ds,
-                               "{\"iterations\":2,\"warmup_iterations\":0}");
+    char *embed =
+        api_post_job(d.port, "embed_gmm", ds, "{\"iterations\":2,\"warmup_iterations\":0}");
     expect_failed(d.port, embed, "diverged", "embeddings became non-finite");
     const char *covs[] = {"full", "diag", "spherical", "tied"};
     for (int i = 0; i < 4; i++) {
@@ -273,7 +275,8 @@ START_TEST(a_job_that_kills_the_daemon_twice_fails_as_crashed)
     d = api_start(dir, conf, NULL, env);
     expect_failed(d.port, job, "crashed", "died 2 times");
     api_call c = api_req(d.port, "GET", path, NULL);
-    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint, 3); /* resumed twice, not a third time */
+    ck_assert_int_eq(cJSON_GetObjectItem(c.json, "restarts")->valueint,
+                     3); /* resumed twice, not a third time */
     api_done(&c);
     usleep(300000);
     api_expect_healthy(d.port);

@@ -52,9 +52,10 @@ static httpc_daemon start_with_token(void)
 static const cJSON *model_entry(const cJSON *cat, const char *model)
 {
     const cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(cat, "models"))
-        if (api_str(m, "name") && strcmp(api_str(m, "name"), model) == 0)
-            return m;
+    cJSON_ArrayForEach(
+        m, cJSON_GetObjectItemCaseSensitive(cat, "models")) if (api_str(m, "name") &&
+                                                                strcmp(api_str(m, "name"), model) ==
+                                                                    0) return m;
     ck_abort_msg("no model %s in the catalogue", model);
     return NULL;
 }
@@ -62,9 +63,11 @@ static const cJSON *model_entry(const cJSON *cat, const char *model)
 static const cJSON *hp_entry(const cJSON *model, const char *name)
 {
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(model, "hyperparameters"))
-        if (api_str(e, "name") && strcmp(api_str(e, "name"), name) == 0)
-            return e;
+    cJSON_ArrayForEach(
+        e,
+        cJSON_GetObjectItemCaseSensitive(model, "hyperparameters")) if (api_str(e, "name") &&
+                                                                        strcmp(api_str(e, "name"),
+                                                                               name) == 0) return e;
     return NULL;
 }
 
@@ -86,16 +89,15 @@ static void check_default(const cJSON *e, const td_hparam_def *d, const td_hpara
             ck_assert_msg(cJSON_IsNull(v), "n_classes 0 (from the data) is null");
         else
             ck_assert_msg(cJSON_IsNumber(v) && v->valuedouble == (double)*(const int64_t *)p,
-                          "%s %s: default %g, the table's %lld", model, d->name,
-                          v->valuedouble, (long long)*(const int64_t *)p);
+                          "%s %s: default %g, the table's %lld", model, d->name, v->valuedouble,
+                          (long long)*(const int64_t *)p);
         break;
     case TD_HP_BOOL:
         ck_assert_msg(cJSON_IsBool(v) && cJSON_IsTrue(v) == (*(const int *)p != 0),
                       "%s %s: boolean default", model, d->name);
         break;
     case TD_HP_ENUM:
-        ck_assert_msg(cJSON_IsString(v) &&
-                          strcmp(v->valuestring, d->choices[*(const int *)p]) == 0,
+        ck_assert_msg(cJSON_IsString(v) && strcmp(v->valuestring, d->choices[*(const int *)p]) == 0,
                       "%s %s: default %s", model, d->name,
                       cJSON_IsString(v) ? v->valuestring : "?");
         break;
@@ -127,8 +129,9 @@ START_TEST(models_catalog_is_the_table)
     cJSON *cat = api_json(port, "GET", "/v1/models", NULL, 200);
     ck_assert_ptr_nonnull(cat);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cat, "models")), TD_MODEL_COUNT);
-    static const char *const types[] = {"number", "integer", "boolean", "enum", "number_pair",
-                                        "integer_list", "number_list", "weights", "tensor"};
+    static const char *const types[] = {"number",      "integer",     "boolean",
+                                        "enum",        "number_pair", "integer_list",
+                                        "number_list", "weights",     "tensor"};
     for (int m = 0; m < TD_MODEL_COUNT; m++) {
         const cJSON *me = model_entry(cat, td_model_names[m]);
         td_hparams hp;
@@ -167,16 +170,15 @@ START_TEST(models_catalog_is_the_table)
                     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "max")));
             }
             /* the keys, every one on every entry */
-            static const char *const keys[] = {"name", "type", "default", "min", "max",
-                                               "choices", "description"};
+            static const char *const keys[] = {"name", "type",    "default",    "min",
+                                               "max",  "choices", "description"};
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
-                ck_assert_msg(cJSON_GetObjectItem(e, keys[k]) != NULL, "%s lacks \"%s\"",
-                              def->name, keys[k]);
+                ck_assert_msg(cJSON_GetObjectItem(e, keys[k]) != NULL, "%s lacks \"%s\"", def->name,
+                              keys[k]);
             if (def->type != TD_HP_ENUM)
                 ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "choices")));
         }
-        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(me, "hyperparameters")),
-                         applies);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(me, "hyperparameters")), applies);
         td_hparams_fini(&hp);
     }
     /* A few values spelled out (SPEC §4-5), so the loop above cannot agree with itself
@@ -226,9 +228,10 @@ START_TEST(assets_served_without_token)
     ck_assert_str_eq(httpc_header(&r, "Content-Type", h, sizeof h), "text/html; charset=utf-8");
     ck_assert_ptr_nonnull(httpc_header(&r, "Content-Security-Policy", h, sizeof h));
     ck_assert_msg(strstr(h, "default-src 'self'") && strstr(h, "script-src 'self'") &&
-                  !strstr(h, "unsafe-inline") && !strstr(h, "http"), "CSP %s", h);
+                      !strstr(h, "unsafe-inline") && !strstr(h, "http"),
+                  "CSP %s", h);
     ck_assert_ptr_nonnull(strstr(r.body, "data-auth=\"bearer\""));
-    ck_assert_ptr_null(strstr(r.body, "<script>"));           /* no inline script */
+    ck_assert_ptr_null(strstr(r.body, "<script>")); /* no inline script */
     ck_assert_ptr_null(strstr(r.body, "//cdn"));
     char etag[80];
     ck_assert_ptr_nonnull(httpc_header(&r, "ETag", etag, sizeof etag));
@@ -240,7 +243,9 @@ START_TEST(assets_served_without_token)
     httpc_free(&r);
 
     /* Each file byte for byte, with its type. */
-    static const struct { const char *file, *type; } files[] = {
+    static const struct {
+        const char *file, *type;
+    } files[] = {
         {"web/app.js", "text/javascript; charset=utf-8"},
         {"web/app.css", "text/css; charset=utf-8"},
         {"web/favicon.svg", "image/svg+xml"},
@@ -363,24 +368,30 @@ START_TEST(dashboard_in_chromium)
     int port = d.port;
     char ds[64], finished[64], running[64], body[512];
     make_dataset(port, 2000, 20, ds, sizeof ds);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":40,\"lr\":0.5}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":40,\"lr\":0.5}}",
+             ds);
     submit(port, body, finished, sizeof finished);
     api_wait_state(port, finished, "succeeded", 60);
     /* a finished 2x2 grid on a small dataset, ranked by val_loss (the split) */
     char small[64], sweep[64];
     make_dataset(port, 300, 20, small, sizeof small);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":8,\"validation_split\":0.25},"
-             "\"search\":{\"lr\":[0.02,0.5],\"optimizer\":[\"sgd\",\"adam\"]}}", small);
+             "\"search\":{\"lr\":[0.02,0.5],\"optimizer\":[\"sgd\",\"adam\"]}}",
+             small);
     cJSON *sw = api_json(port, "POST", "/v1/sweeps", body, 202);
     snprintf(sweep, sizeof sweep, "%s", api_str(sw, "id"));
     cJSON_Delete(sw);
     wait_sweep(port, sweep);
     /* some 10 to 50 epochs a second here: it runs for as long as the test needs */
-    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
+    snprintf(body, sizeof body,
+             "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"epochs\":10000000,\"hidden\":[256,256],\"lr\":0.0003,"
-             "\"validation_split\":0.2}}", ds);
+             "\"validation_split\":0.2}}",
+             ds);
     submit(port, body, running, sizeof running);
     api_wait_state(port, running, "running", 60);
 
@@ -388,8 +399,8 @@ START_TEST(dashboard_in_chromium)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     snprintf(log, sizeof log, "%s/browser.log", d.dir);
     const char *png = getenv("TD_SCREENSHOT");
-    char *argv[] = {"node", "tests/browser/dashboard.test.js", url, TOKEN, finished, running,
-                    ds, sweep, (char *)(png && *png ? png : NULL), NULL};
+    char *argv[] = {"node", "tests/browser/dashboard.test.js",  url, TOKEN, finished, running, ds,
+                    sweep,  (char *)(png && *png ? png : NULL), NULL};
     int rc = run(argv, log);
     size_t len;
     char *out = tu_read_file(log, &len);

@@ -26,7 +26,8 @@ START_TEST(hyperparameters_md_is_current)
         while (want[i] && want[i] == have[i])
             i++;
         ck_abort_msg("docs/hyperparameters.md is not current (run make docs); it differs at "
-                     "byte %zu: \"%.60s\" vs \"%.60s\"", i, have + i, want + i);
+                     "byte %zu: \"%.60s\" vs \"%.60s\"",
+                     i, have + i, want + i);
     }
     /* and it says what matters: a row of each model */
     ck_assert_ptr_nonnull(strstr(have, "| `standardize` | boolean | false |"));
@@ -43,8 +44,9 @@ START_TEST(openapi_describes_every_hyperparameter)
     cJSON *doc = cJSON_Parse(text);
     ck_assert_ptr_nonnull(doc);
     const cJSON *props = cJSON_GetObjectItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"),
-                                                "schemas"), "Hyperparameters"), "properties");
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"), "schemas"),
+                            "Hyperparameters"),
+        "properties");
     ck_assert_ptr_nonnull(props);
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         const char *name = td_hparam_defs[i].name, *dot = strchr(name, '.');
@@ -52,8 +54,8 @@ START_TEST(openapi_describes_every_hyperparameter)
         if (dot) {
             char group[64];
             snprintf(group, sizeof group, "%.*s", (int)(dot - name), name);
-            p = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(props, group),
-                                                        "properties"), dot + 1);
+            p = cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(props, group), "properties"), dot + 1);
         } else {
             p = cJSON_GetObjectItem(props, name);
         }
@@ -78,13 +80,15 @@ START_TEST(docs_point_inside_the_repository)
         char *s = tu_read_file(g.gl_pathv[i], NULL);
         for (size_t k = 0; k < sizeof outside / sizeof outside[0]; k++) {
             const char *at = strstr(s, outside[k]);
-            ck_assert_msg(at == NULL, "%s points outside the repository: \"%.50s\"",
-                          g.gl_pathv[i], at);
+            ck_assert_msg(at == NULL, "%s points outside the repository: \"%.50s\"", g.gl_pathv[i],
+                          at);
         }
         /* "../" climbs out of the repository from README.md or docs/ ("/.../" is prose) */
         for (const char *at = strstr(s, "../"); at; at = strstr(at + 1, "../"))
-            ck_assert_msg(at > s && at[-1] == '.', "%s points outside the repository: "
-                          "\"%.50s\"", g.gl_pathv[i], at);
+            ck_assert_msg(at > s && at[-1] == '.',
+                          "%s points outside the repository: "
+                          "\"%.50s\"",
+                          g.gl_pathv[i], at);
         free(s);
     }
     ck_assert_uint_ge(g.gl_pathc, 4);

@@ -53,9 +53,8 @@ static const char *joined(const cJSON *a, char *buf, size_t cap)
 {
     buf[0] = '\0';
     const cJSON *v;
-    cJSON_ArrayForEach(v, a)
-        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "",
-                 cJSON_IsString(v) ? v->valuestring : "?");
+    cJSON_ArrayForEach(v, a) snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s",
+                                      buf[0] ? "," : "", cJSON_IsString(v) ? v->valuestring : "?");
     return buf;
 }
 
@@ -95,13 +94,17 @@ START_TEST(iris_csv_with_names)
                      "setosa,versicolor,virginica");
     cJSON_Delete(ds);
 
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"epochs\":300,\"lr\":0.1}}", ds_id);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"epochs\":300,\"lr\":0.1}}",
+             ds_id);
     char *job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
     api_expect_state(port, job, "succeeded", 12);
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", job);
-    cJSON *p = api_json(port, "POST", path, "{\"X\":[[5.0,3.4,1.5,0.2],[6.9,3.1,5.4,2.1],"
-                    "[6.0,2.9,4.5,1.5]]}", 200);
+    cJSON *p = api_json(port, "POST", path,
+                        "{\"X\":[[5.0,3.4,1.5,0.2],[6.9,3.1,5.4,2.1],"
+                        "[6.0,2.9,4.5,1.5]]}",
+                        200);
     ck_assert_str_eq(joined(api_item(p, "labels"), buf, sizeof buf), "setosa,virginica,versicolor");
     ck_assert_str_eq(joined(api_item(p, "classes"), buf, sizeof buf),
                      "setosa,versicolor,virginica");
@@ -128,7 +131,8 @@ START_TEST(iris_csv_with_names)
     snprintf(path, sizeof path, "/v1/jobs/%s/model?format=c", job);
     api_call x = api_reqh(port, "GET", path, NULL, NULL);
     ck_assert_int_eq(x.status, 200);
-    ck_assert_msg(strstr(x.r.body, "static const char *const traind_classes[TRAIND_N_OUTPUTS] = "
+    ck_assert_msg(strstr(x.r.body,
+                         "static const char *const traind_classes[TRAIND_N_OUTPUTS] = "
                          "{\n    \"setosa\",\n    \"versicolor\",\n    \"virginica\"\n};"),
                   "%s", x.r.body);
     api_done(&x);
@@ -169,8 +173,10 @@ START_TEST(json_names_and_delimiters)
     int port = d.port;
     char buf[256];
     /* code point order, as Python sorts str: "Z" < "a" < "z" < "é" */
-    cJSON *ds = api_json(port, "POST", "/v1/datasets", "{\"X\":[[1],[2],[3],[4],[5]],"
-                     "\"y\":[\"z\",\"\\u00e9\",\"a\",\"Z\",\"a\"]}", 201);
+    cJSON *ds = api_json(port, "POST", "/v1/datasets",
+                         "{\"X\":[[1],[2],[3],[4],[5]],"
+                         "\"y\":[\"z\",\"\\u00e9\",\"a\",\"Z\",\"a\"]}",
+                         201);
     ck_assert_str_eq(joined(api_item(ds, "classes"), buf, sizeof buf), "Z,a,z,\xc3\xa9");
     ck_assert(cJSON_IsNull(api_item(ds, "columns")));
     cJSON_Delete(ds);
@@ -243,9 +249,11 @@ START_TEST(evaluate_matches_sklearn)
          *W = text_of(api_item(cls, "W")), *b = text_of(api_item(cls, "b"));
     size_t cap = strlen(X) + strlen(y) + strlen(W) + strlen(b) + 512;
     char *body = malloc(cap);
-    snprintf(body, cap, "{\"model\":\"softmax\",\"data\":{\"X\":%s,\"y\":%s},\"hyperparameters\""
-             ":{\"epochs\":1,\"lr\":1e-30,\"n_classes\":%d,\"initial_weights\":{\"W\":%s,\"b\":%s}}}",
-             X, y, K, W, b);
+    snprintf(
+        body, cap,
+        "{\"model\":\"softmax\",\"data\":{\"X\":%s,\"y\":%s},\"hyperparameters\""
+        ":{\"epochs\":1,\"lr\":1e-30,\"n_classes\":%d,\"initial_weights\":{\"W\":%s,\"b\":%s}}}",
+        X, y, K, W, b);
     char *job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
     api_expect_state(port, job, "succeeded", 12);
     snprintf(body, cap, "{\"X\":%s,\"y\":%s}", X, y);
@@ -270,8 +278,8 @@ START_TEST(evaluate_matches_sklearn)
     }
     static const char *const prf[] = {"precision", "recall", "f1"};
     for (int i = 0; i < 3; i++) {
-        tu_close(tu_num(api_item(e, "macro_avg"), prf[i]),
-                 num_at(api_item(cls, "macro_avg"), i), 1e-12, 1e-12, "macro_avg");
+        tu_close(tu_num(api_item(e, "macro_avg"), prf[i]), num_at(api_item(cls, "macro_avg"), i),
+                 1e-12, 1e-12, "macro_avg");
         tu_close(tu_num(api_item(e, "weighted_avg"), prf[i]),
                  num_at(api_item(cls, "weighted_avg"), i), 1e-12, 1e-12, "weighted_avg");
     }
@@ -302,10 +310,12 @@ START_TEST(evaluate_matches_sklearn)
         for (int k = 0; k < M; k++) /* identity covariances, E = 2 */
             snprintf(cov + strlen(cov), sizeof cov - strlen(cov), "%s%s", k ? "," : "",
                      c == 0 ? "[[1,0],[0,1]]" : "[1,1]");
-        snprintf(body, cap, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":{"
+        snprintf(body, cap,
+                 "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":{"
                  "\"components\":%d,\"covariance\":\"%s\",\"max_iter\":1,\"tol\":0,"
                  "\"reg_covar\":1e-6,\"weights_init\":[%s],\"means_init\":%s,"
-                 "\"covariances_init\":[%s]}}", ds, M, covs[c], w, mi, cov);
+                 "\"covariances_init\":[%s]}}",
+                 ds, M, covs[c], w, mi, cov);
         job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
         api_expect_state(port, job, "succeeded", 12);
         snprintf(path, sizeof path, "/v1/jobs/%s/evaluate", job);
@@ -346,8 +356,10 @@ START_TEST(frictions)
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"epochs\":5}", ds);
     expect_error(port, "POST", "/v1/jobs", NULL, body, 422, "epochs",
                  "hyperparameters go in \"hyperparameters\"");
-    snprintf(body, sizeof body, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"epochs\":5}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"epochs\":5}}",
+             ds);
     expect_error(port, "POST", "/v1/jobs", NULL, body, 422, "hyperparameters.epochs",
                  "use \"max_iter\"");
     expect_error(port, "POST", "/v1/jobs", NULL, "{\"model\":\"softmax\",\"dataset\":\"twenty\"}",
@@ -365,8 +377,10 @@ START_TEST(frictions)
     api_done(&c);
 
     /* validation_split's rows: evaluating the model on them gives the last val_loss */
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"epochs\":20,\"validation_split\":0.25,\"seed\":7}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"epochs\":20,\"validation_split\":0.25,\"seed\":7}}",
+             ds);
     char *job = api_post_idh(port, "/v1/jobs", NULL, body, 202);
     cJSON *j = api_wait_job(port, job, 12);
     double val_loss = tu_num(api_item(j, "metrics"), "val_loss");

@@ -19,7 +19,7 @@
 #include "testutil.h"
 
 #define ROWS 24576
-#define COLS 256                 /* X: 24 MiB of float32 */
+#define COLS 256 /* X: 24 MiB of float32 */
 #define NJOBS 4
 
 /* job id's state and epoch. */
@@ -80,8 +80,10 @@ START_TEST(four_jobs_share_one_dataset)
     ck_assert_int_ge(before, 0);
 
     char *ids[NJOBS], body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":10000000,\"lr\":0.01}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":10000000,\"lr\":0.01}}",
+             ds);
     for (int i = 0; i < NJOBS; i++) {
         cJSON *j = api_json(port, "POST", "/v1/jobs", body, 202);
         ids[i] = strdup(cJSON_GetObjectItem(j, "id")->valuestring);
@@ -94,8 +96,8 @@ START_TEST(four_jobs_share_one_dataset)
         double t0 = httpc_now();
         do {
             job_status(port, ids[i], state, &epoch);
-            ck_assert_msg(!strcmp(state, "running") || !strcmp(state, "queued"),
-                          "job %s is %s", ids[i], state);
+            ck_assert_msg(!strcmp(state, "running") || !strcmp(state, "queued"), "job %s is %s",
+                          ids[i], state);
             if (epoch < 2)
                 usleep(20000);
         } while (epoch < 2 && httpc_now() - t0 < 60);
@@ -114,8 +116,10 @@ START_TEST(four_jobs_share_one_dataset)
     /* hashed once: not at each of the 4 submissions, not at each of the 4 starts */
     ck_assert_int_eq((long long)httpc_metric(port, "traind_dataset_checksums_total"), 1);
     long grew = during - before;
-    ck_assert_msg(grew <= 12 * 1024, "4 jobs on a 24 MiB dataset added %ld KiB of anonymous "
-                  "memory (%ld -> %ld)", grew, before, during);
+    ck_assert_msg(grew <= 12 * 1024,
+                  "4 jobs on a 24 MiB dataset added %ld KiB of anonymous "
+                  "memory (%ld -> %ld)",
+                  grew, before, during);
 
     for (int i = 0; i < NJOBS; i++) {
         char path[128];

@@ -67,8 +67,8 @@ static char *post_dataset(int port, int n, int d, int K)
 static char *post_job(int port, const char *ds, const char *hp, const char *hdrs)
 {
     char body[4096];
-    snprintf(body, sizeof body,
-             "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":%s}", ds, hp);
+    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":%s}",
+             ds, hp);
     api_call c = api_reqh(port, "POST", "/v1/jobs", hdrs, body);
     ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
     char *id = strdup(api_str(c.json, "id"));
@@ -130,7 +130,8 @@ START_TEST(rest_flow)
     ck_assert_int_eq(c.status, 200);
     ck_assert_str_eq(api_str(c.json, "model"), "softmax");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "W")), 4);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "W"), 0)), 3);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "W"), 0)),
+                     3);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "b")), 3);
     api_done(&c);
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", job);
@@ -156,13 +157,15 @@ START_TEST(rest_flow)
     c = api_req(port, "GET", "/v1/jobs?limit=1", NULL);
     ck_assert_int_eq(c.status, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "jobs")), 1);
-    ck_assert_str_eq(api_str(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "jobs"), 0), "id"), job2);
+    ck_assert_str_eq(api_str(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "jobs"), 0), "id"),
+                     job2);
     char next[64];
     snprintf(next, sizeof next, "%s", api_str(c.json, "next"));
     api_done(&c);
     snprintf(path, sizeof path, "/v1/jobs?limit=1&after=%s", next);
     c = api_req(port, "GET", path, NULL);
-    ck_assert_str_eq(api_str(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "jobs"), 0), "id"), job);
+    ck_assert_str_eq(api_str(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "jobs"), 0), "id"),
+                     job);
     api_done(&c);
     c = api_req(port, "GET", "/v1/jobs?state=running", NULL);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(c.json, "jobs")), 0);
@@ -229,24 +232,32 @@ START_TEST(bad_requests_get_clear_errors)
 
     char *ds = post_dataset(port, 50, 3, 2);
     char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"learning_rate\":0.1}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"learning_rate\":0.1}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", body);
     api_expect_error(&c, 422, NULL, "hyperparameters.learning_rate");
     ck_assert_ptr_nonnull(strstr(c.r.body, "\\\"lr\\\""));
     api_done(&c);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"lr\":-1}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"lr\":-1}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", body);
     api_expect_error(&c, 422, NULL, "hyperparameters.lr");
     api_done(&c);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"intercept\":\"column0\"}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"intercept\":\"column0\"}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", body);
     api_expect_error(&c, 422, NULL, "dataset.X[0][0]");
     api_done(&c);
-    snprintf(body, sizeof body, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"iterations\":10,\"warmup_iterations\":10}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"embed_gmm\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"iterations\":10,\"warmup_iterations\":10}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", body);
     api_expect_error(&c, 422, NULL, "hyperparameters.warmup_iterations");
     api_done(&c);
@@ -259,13 +270,14 @@ START_TEST(bad_requests_get_clear_errors)
     api_done(&c);
 
     /* /v1/loss runs the engine's loss. */
-    c = api_reqh(port, "POST", "/v1/loss", NULL,
-            "{\"loss\":\"cross_entropy\",\"logits\":[[1000,-1000],[0,0]],\"target\":[0,-100]}");
+    c = api_reqh(
+        port, "POST", "/v1/loss", NULL,
+        "{\"loss\":\"cross_entropy\",\"logits\":[[1000,-1000],[0,0]],\"target\":[0,-100]}");
     ck_assert_msg(c.status == 200, "loss: %s", c.r.body);
     tu_close(cJSON_GetObjectItem(c.json, "loss")->valuedouble, 0.0, 0, 1e-6, "loss");
     api_done(&c);
     c = api_reqh(port, "POST", "/v1/loss", NULL,
-            "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":[-100]}");
+                 "{\"loss\":\"cross_entropy\",\"logits\":[[1,2]],\"target\":[-100]}");
     ck_assert_int_eq(c.status, 200);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(c.json, "loss")));
     api_done(&c);
@@ -455,16 +467,10 @@ static void resume_after(int sig)
     free(losses_resumed), free(losses_straight);
 }
 
-START_TEST(resume_after_sigterm_is_exact)
-{
-    resume_after(SIGTERM);
-}
+START_TEST(resume_after_sigterm_is_exact) { resume_after(SIGTERM); }
 END_TEST
 
-START_TEST(resume_after_kill9_is_exact)
-{
-    resume_after(SIGKILL);
-}
+START_TEST(resume_after_kill9_is_exact) { resume_after(SIGKILL); }
 END_TEST
 
 Suite *suite_e2e(void)

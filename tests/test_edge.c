@@ -45,13 +45,17 @@ static double read_to_close(int fd, char *buf, size_t n, double timeout_s)
     buf[0] = '\0';
     for (;;) {
         double left = timeout_s - (httpc_now() - t0);
-        if (left <= 0) return -1;
+        if (left <= 0)
+            return -1;
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0) continue;
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+            continue;
         char tmp[4096];
         ssize_t k = recv(fd, tmp, sizeof tmp, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return httpc_now() - t0;
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return httpc_now() - t0;
         size_t take = (size_t)k < n - 1 - len ? (size_t)k : n - 1 - len;
         memcpy(buf + len, tmp, take);
         len += take;
@@ -68,12 +72,16 @@ static int read_head(int fd, char *head, size_t n, double timeout_s)
     head[0] = '\0';
     while (!strstr(head, "\r\n\r\n")) {
         double left = timeout_s - (httpc_now() - t0);
-        if (left <= 0 || len + 1 >= n) return -1;
+        if (left <= 0 || len + 1 >= n)
+            return -1;
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0) continue;
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+            continue;
         ssize_t k = recv(fd, head + len, 1, 0); /* byte by byte: nothing past the head */
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
         head[++len] = '\0';
     }
     int status = -1;
@@ -149,8 +157,7 @@ static long metric(int port, const char *hdrs, const char *name)
 }
 
 /* Polls the gauge for up to timeout_s until it reads want; returns the last value read. */
-static long wait_metric(int port, const char *hdrs, const char *name, long want,
-                        double timeout_s)
+static long wait_metric(int port, const char *hdrs, const char *name, long want, double timeout_s)
 {
     double t0 = httpc_now();
     long v;
@@ -163,8 +170,8 @@ static long wait_metric(int port, const char *hdrs, const char *name, long want,
 static char *post_id(int port, const char *path, const char *body, int want)
 {
     httpc_resp r;
-    int st = httpc_request(port, "POST", path, "Content-Type: application/json", body,
-                           strlen(body), &r);
+    int st =
+        httpc_request(port, "POST", path, "Content-Type: application/json", body, strlen(body), &r);
     ck_assert_msg(st == want, "POST %s: %d %s", path, st, r.body);
     cJSON *j = cJSON_Parse(r.body);
     cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
@@ -222,7 +229,8 @@ START_TEST(unauthenticated_bodies_refused_at_once)
     expect_refused_and_closed(port, "GET /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n", 401,
                               "unauthorized");
     ck_assert_int_eq(wait_metric(port, AUTH, "traind_http_connections", 1, 3.0), 1);
-    for (int i = 0; i < ALL; i++) close(fds[i]);
+    for (int i = 0; i < ALL; i++)
+        close(fds[i]);
     api_stop(&d);
 }
 END_TEST
@@ -236,20 +244,20 @@ START_TEST(refused_bodies_answered_at_once)
     int port = start(&d, "max_body_mb = 1\nconnection_timeout_s = 30\nworkers = 1\n", 1);
 #define POST(path) "POST " path " HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n"
 #define CT "Content-Type: application/json\r\n"
-    expect_refused_and_closed(port, POST("/v1/datasets") CT "Content-Length: " HUGE_LEN
-                              "\r\n\r\n{", 413, "payload_too_large");
-    expect_refused_and_closed(port, POST("/v1/jobs") CT "Content-Length: " HUGE_LEN
-                              "\r\n\r\n{", 413, "payload_too_large");
-    expect_refused_and_closed(port, POST("/v1/loss") CT "Content-Length: 1048577\r\n\r\n{",
+    expect_refused_and_closed(port, POST("/v1/datasets") CT "Content-Length: " HUGE_LEN "\r\n\r\n{",
                               413, "payload_too_large");
-    expect_refused_and_closed(port, POST("/v1/loss") "Content-Type: text/plain\r\n"
-                              "Content-Length: " HUGE_LEN "\r\n\r\nx", 415,
-                              "unsupported_media_type");
+    expect_refused_and_closed(port, POST("/v1/jobs") CT "Content-Length: " HUGE_LEN "\r\n\r\n{",
+                              413, "payload_too_large");
+    expect_refused_and_closed(port, POST("/v1/loss") CT "Content-Length: 1048577\r\n\r\n{", 413,
+                              "payload_too_large");
+    expect_refused_and_closed(port,
+                              POST("/v1/loss") "Content-Type: text/plain\r\n"
+                                               "Content-Length: " HUGE_LEN "\r\n\r\nx",
+                              415, "unsupported_media_type");
     /* Lengths libmicrohttpd itself cannot parse: its own 400 / 413, and a close. */
-    expect_refused_and_closed(port, POST("/v1/loss") CT "Content-Length: -5\r\n\r\n{", 400,
-                              NULL);
-    expect_refused_and_closed(port, POST("/v1/loss") CT
-                              "Content-Length: 99999999999999999999999\r\n\r\n{", 413, NULL);
+    expect_refused_and_closed(port, POST("/v1/loss") CT "Content-Length: -5\r\n\r\n{", 400, NULL);
+    expect_refused_and_closed(
+        port, POST("/v1/loss") CT "Content-Length: 99999999999999999999999\r\n\r\n{", 413, NULL);
 #undef CT
 #undef POST
     ck_assert_int_eq(get_status(port, "/healthz", NULL), 200);
@@ -275,13 +283,15 @@ START_TEST(dripped_bodies_dropped_after_the_timeout)
     enum { N = 2 };
     int fds[N];
     double t0 = httpc_now(), dropped[N] = {-1, -1}, last = t0, gap = 0;
-    for (int i = 0; i < N; i++) fds[i] = send_raw(port, starts[i]);
+    for (int i = 0; i < N; i++)
+        fds[i] = send_raw(port, starts[i]);
     while (httpc_now() - t0 < 6.0 && (dropped[0] < 0 || dropped[1] < 0)) {
         double now = httpc_now();
         gap = now - last > gap ? now - last : gap;
         last = now;
         for (int i = 0; i < N; i++) {
-            if (dropped[i] >= 0) continue;
+            if (dropped[i] >= 0)
+                continue;
             if (httpc_send_all(fds[i], drips[i], strlen(drips[i])) != 0 ||
                 httpc_wait_closed(fds[i], 0.1) >= 0)
                 dropped[i] = httpc_now() - t0;
@@ -290,8 +300,8 @@ START_TEST(dripped_bodies_dropped_after_the_timeout)
         usleep(100 * 1000);
     }
     for (int i = 0; i < N; i++) {
-        ck_assert_msg(dropped[i] >= 0 && dropped[i] < 4.0, "drip %d not dropped in time (%.2f)",
-                      i, dropped[i]);
+        ck_assert_msg(dropped[i] >= 0 && dropped[i] < 4.0, "drip %d not dropped in time (%.2f)", i,
+                      dropped[i]);
         ck_assert_msg(dropped[i] >= 0.9, "drip %d dropped after %.2f s, before the timeout", i,
                       dropped[i]);
         close(fds[i]);
@@ -314,11 +324,13 @@ END_TEST
 static int start_with_queued_job(httpc_daemon *d, const char *conf_text, char **queued)
 {
     int port = start(d, conf_text, 0);
-    char *ds = post_id(port, "/v1/datasets", "{\"X\":[[0,1],[1,0],[1,1],[0,0]],\"y\":[0,1,1,0]}",
-                       201);
+    char *ds =
+        post_id(port, "/v1/datasets", "{\"X\":[[0,1],[1,0],[1,1],[0,0]],\"y\":[0,1,1,0]}", 201);
     char job[256];
-    snprintf(job, sizeof job, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":10000000}}", ds);
+    snprintf(job, sizeof job,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":10000000}}",
+             ds);
     free(post_id(port, "/v1/jobs", job, 202));
     *queued = post_id(port, "/v1/jobs", job, 202);
     free(ds);
@@ -344,10 +356,13 @@ START_TEST(event_streams_limited)
     char *job;
     /* The 2 s timeout makes idle streams send keepalives every second, which is how a
      * client that went away is noticed. */
-    int port = start_with_queued_job(&d, "max_connections = 16\nmax_event_streams = 4\n"
-                                     "connection_timeout_s = 2\nworkers = 1\n", &job);
+    int port = start_with_queued_job(&d,
+                                     "max_connections = 16\nmax_event_streams = 4\n"
+                                     "connection_timeout_s = 2\nworkers = 1\n",
+                                     &job);
     int fds[4];
-    for (int i = 0; i < 4; i++) fds[i] = open_stream(port, job);
+    for (int i = 0; i < 4; i++)
+        fds[i] = open_stream(port, job);
     ck_assert_int_eq(metric(port, NULL, "traind_http_event_streams"), 4);
 
     char path[160];
@@ -360,8 +375,8 @@ START_TEST(event_streams_limited)
     ck_assert_ptr_nonnull(httpc_header(&r, "Connection", v, sizeof v)); /* it holds no slot */
     ck_assert_str_eq(v, "close");
     cJSON *j = cJSON_Parse(r.body);
-    cJSON *code = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"),
-                                                   "code");
+    cJSON *code =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "code");
     ck_assert_msg(cJSON_IsString(code), "%s", r.body);
     ck_assert_str_eq(code->valuestring, "too_many_streams");
     ck_assert_ptr_nonnull(strstr(r.body, "max_event_streams"));
@@ -375,7 +390,8 @@ START_TEST(event_streams_limited)
     close(fds[0]);
     ck_assert_int_eq(wait_metric(port, NULL, "traind_http_event_streams", 3, 10.0), 3);
     fds[0] = open_stream(port, job);
-    for (int i = 0; i < 4; i++) close(fds[i]);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
     free(job);
     api_stop(&d);
 }
@@ -389,12 +405,16 @@ START_TEST(health_probes_always_answered)
 {
     httpc_daemon d;
     char *job;
-    int port = start_with_queued_job(&d, "max_connections = 16\nmax_event_streams = 4\n"
-                                     "connection_timeout_s = 30\nworkers = 1\n", &job);
+    int port = start_with_queued_job(&d,
+                                     "max_connections = 16\nmax_event_streams = 4\n"
+                                     "connection_timeout_s = 30\nworkers = 1\n",
+                                     &job);
     enum { STREAMS = 4, IDLE = 12, RESERVE = 8 };
     int streams[STREAMS], idle[IDLE], extra[RESERVE];
-    for (int i = 0; i < STREAMS; i++) streams[i] = open_stream(port, job);
-    for (int i = 0; i < IDLE; i++) ck_assert_int_ge(idle[i] = httpc_connect(port), 0);
+    for (int i = 0; i < STREAMS; i++)
+        streams[i] = open_stream(port, job);
+    for (int i = 0; i < IDLE; i++)
+        ck_assert_int_ge(idle[i] = httpc_connect(port), 0);
 
     /* Once the daemon has accepted them all, other requests are turned away... */
     httpc_resp r;
@@ -407,7 +427,8 @@ START_TEST(health_probes_always_answered)
             ck_assert_ptr_nonnull(strstr(r.body, "\"server_busy\""));
         }
         httpc_free(&r);
-        if (st != 503) usleep(100 * 1000);
+        if (st != 503)
+            usleep(100 * 1000);
     }
     ck_assert_int_eq(st, 503);
     /* ... while the probes are answered, again and again. */
@@ -416,7 +437,8 @@ START_TEST(health_probes_always_answered)
         ck_assert_int_eq(get_status(port, "/readyz", NULL), 200);
     }
     /* Idle connections that fill the reserve too are closed within ~2 s. */
-    for (int i = 0; i < RESERVE; i++) ck_assert_int_ge(extra[i] = httpc_connect(port), 0);
+    for (int i = 0; i < RESERVE; i++)
+        ck_assert_int_ge(extra[i] = httpc_connect(port), 0);
     for (int i = 0; i < RESERVE; i++) {
         double w = httpc_wait_closed(extra[i], 6.0);
         ck_assert_msg(w >= 0, "idle connection %d in the reserve still open after 6 s", i);
@@ -430,8 +452,10 @@ START_TEST(health_probes_always_answered)
     /* The connections in the ordinary slots were left alone (their timeout is 30 s). */
     ck_assert_int_eq(httpc_wait_closed(idle[0], 0.2), -1);
     ck_assert_int_eq(httpc_wait_closed(streams[0], 0.2), -1);
-    for (int i = 0; i < IDLE; i++) close(idle[i]);
-    for (int i = 0; i < STREAMS; i++) close(streams[i]);
+    for (int i = 0; i < IDLE; i++)
+        close(idle[i]);
+    for (int i = 0; i < STREAMS; i++)
+        close(streams[i]);
     free(job);
     api_stop(&d);
 }

@@ -28,8 +28,8 @@ static void expect_invalid(const td_hparams *hp, const td_dataset *ds, const cha
     td_error err = {{0}, {0}};
     td_trainer *t = NULL;
     ck_assert_int_eq(td_trainer_create(&t, hp, ds, NULL, &err), TD_EINVAL);
-    ck_assert_msg(strcmp(err.field, field) == 0, "field %s (%s), want %s", err.field,
-                  err.message, field);
+    ck_assert_msg(strcmp(err.field, field) == 0, "field %s (%s), want %s", err.field, err.message,
+                  field);
 }
 
 /* The model's assignments (rows). */
@@ -183,10 +183,10 @@ static void check_nll_grad(td_covariance cov, int thin)
                     continue;
                 }
                 double v = cov == TD_COV_FULL || cov == TD_COV_TIED
-                               ? s + (a == b ? (thin ? 1e-5 : 0.5) : 0)
-                           : a == b ? (cov == TD_COV_DIAG ? 0.5 + 0.3 * (double)(a + k)
-                                                          : 0.7 + 0.2 * (double)k)
-                                    : 0;
+                    ? s + (a == b ? (thin ? 1e-5 : 0.5) : 0)
+                    : a == b
+                    ? (cov == TD_COV_DIAG ? 0.5 + 0.3 * (double)(a + k) : 0.7 + 0.2 * (double)k)
+                    : 0;
                 ref.S[k * E * E + a * E + b] = v;
                 if (cov == TD_COV_FULL || cov == TD_COV_TIED)
                     g.covs[k * CS + a * E + b] = v;
@@ -274,8 +274,8 @@ static double ref_objective(const ref_obj *o, const double *p)
         }
     }
     int64_t P = ds->P;
-    double *a = malloc(sizeof(double) * (size_t)(P * E)), *b = malloc(sizeof(double) *
-                                                                     (size_t)(P * E));
+    double *a = malloc(sizeof(double) * (size_t)(P * E)),
+           *b = malloc(sizeof(double) * (size_t)(P * E));
     ck_assert(a && b);
     for (int64_t q = 0; q < P; q++)
         for (int64_t e = 0; e < E; e++) {
@@ -330,8 +330,8 @@ START_TEST(combined_network_gradient_matches_finite_differences)
     const td_model *m = td_trainer_model(t);
     ck_assert_int_le(m->n_params, 4096);
     ck_assert_int_eq(td_trainer_objective(t, &loss, grad), TD_OK);
-    ref_obj o = {.ds = &ds, .D = D, .H = H, .E = E, .M = M, .gamma = hp.embed.gmm_weight,
-                 .l2 = hp.l2};
+    ref_obj o = {
+        .ds = &ds, .D = D, .H = H, .E = E, .M = M, .gamma = hp.embed.gmm_weight, .l2 = hp.l2};
     o.nt = td_model_layout(m, o.t);
     ck_assert_int_eq(o.nt, 8);
     double *p = malloc(sizeof(double) * (size_t)m->n_params);
@@ -402,8 +402,7 @@ END_TEST
 START_TEST(blob_purity_for_several_seeds)
 {
     int64_t N = 3000, D = 20, K = 6;
-    int32_t *y = malloc(sizeof(int32_t) * (size_t)N), *lab = malloc(sizeof(int32_t) *
-                                                                    (size_t)N);
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)N), *lab = malloc(sizeof(int32_t) * (size_t)N);
     float *X = embed_blobs(N, D, K, 1, y);
     td_dataset ds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     static const int64_t seeds[] = {0, 1, 7};
@@ -412,7 +411,8 @@ START_TEST(blob_purity_for_several_seeds)
         td_trainer *t = tu_make_trainer(&hp, &ds);
         td_trainer_set_threads(t, 2);
         td_record rec;
-        int nll = tu_column(t, "gmm_nll"), pl = tu_column(t, "pair_loss"), sz = tu_column(t, "size_0");
+        int nll = tu_column(t, "gmm_nll"), pl = tu_column(t, "pair_loss"),
+            sz = tu_column(t, "size_0");
         ck_assert(nll > 0 && pl > 0 && sz > 0 && tu_column(t, "loss") >= 0);
         ck_assert_int_eq(td_trainer_epochs(t), 300);
         while (!td_trainer_done(t)) {
@@ -556,8 +556,8 @@ START_TEST(pairs_datasets_and_validation)
     td_rng r;
     td_rng_seed(&r, 1, 1);
     for (int64_t q = 0; q < NP; q++) {
-        int64_t i = (int64_t)td_rng_below(&r, (uint64_t)N), j = (int64_t)td_rng_below(&r,
-                                                                               (uint64_t)N);
+        int64_t i = (int64_t)td_rng_below(&r, (uint64_t)N),
+                j = (int64_t)td_rng_below(&r, (uint64_t)N);
         pairs[2 * q] = (int32_t)i, pairs[2 * q + 1] = (int32_t)j;
         pl[q] = y[i] == y[j];
     }

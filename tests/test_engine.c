@@ -115,8 +115,7 @@ START_TEST(test_model_file_damaged)
         bad[i] ^= 0x20;
         ck_assert_int_eq(td_model_decode(&back, bad, n, &err), TD_EINVAL);
         ck_assert_str_eq(err.field, "model");
-        ck_assert_msg(strstr(err.message, i < 8 ? "magic" : "checksum"), "%zu: %s", i,
-                      err.message);
+        ck_assert_msg(strstr(err.message, i < 8 ? "magic" : "checksum"), "%zu: %s", i, err.message);
         ck_assert_ptr_null(back.params);
     }
     /* truncated anywhere */
@@ -260,8 +259,7 @@ START_TEST(test_examples)
     tmp_path(path, sizeof path, "example.tdm");
     snprintf(cmd, sizeof cmd, "%s/train_save %s", dir, path);
     ck_assert_int_eq(run(cmd, out, sizeof out), 0);
-    ck_assert_msg(strstr(out, "trained 200 epochs") && strstr(out, "accuracy 1.0000"), "%s",
-                  out);
+    ck_assert_msg(strstr(out, "trained 200 epochs") && strstr(out, "accuracy 1.0000"), "%s", out);
     const char *l = strstr(out, "loss ");
     ck_assert_ptr_nonnull(l);
     double first = atof(l + 5);
@@ -283,8 +281,9 @@ START_TEST(test_examples)
         float x[2], p[3], probs[3];
         int label;
         int32_t want;
-        ck_assert_int_eq(sscanf(s + 1, "x %f %f  class %d  p %f %f %f", &x[0], &x[1], &label,
-                                &p[0], &p[1], &p[2]), 6);
+        ck_assert_int_eq(sscanf(s + 1, "x %f %f  class %d  p %f %f %f", &x[0], &x[1], &label, &p[0],
+                                &p[1], &p[2]),
+                         6);
         ck_assert_int_eq(td_model_predict(probs, &want, &m, x, 1, 2, &err), TD_OK);
         ck_assert_int_eq(label, want);
         for (int k = 0; k < 3; k++)

@@ -56,7 +56,7 @@ START_TEST(defaults_come_from_the_rows)
     ck_assert_int_eq(hp.embed.warmup_iterations, -1);
     hp.n_classes = 3;
     ck_assert_int_eq(td_hparams_open(&hp), 1); /* the warm-up is open */
-    td_hparams_resolve(&hp, 2); /* embed_gmm's row fills the warm-up: 15% of 300 */
+    td_hparams_resolve(&hp, 2);                /* embed_gmm's row fills the warm-up: 15% of 300 */
     ck_assert_int_eq(hp.embed.warmup_iterations, 45);
     ck_assert_int_eq(td_hparams_open(&hp), 0);
     ck_assert_double_eq(hp.weight_decay, 0); /* adam's */

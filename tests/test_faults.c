@@ -455,8 +455,8 @@ START_TEST(failed_model_update_keeps_the_file)
     td_dataset ds = data(0);
     td_dataset_meta meta;
     ck_assert_int_eq(td_store_dataset_put(s, &ds, "d", &meta, &err), TD_OK);
-    td_job_spec spec = {.model = "softmax", .dataset = meta.id, .hyperparameters = "{}",
-                        .epochs = 1};
+    td_job_spec spec = {
+        .model = "softmax", .dataset = meta.id, .hyperparameters = "{}", .epochs = 1};
     char id[TD_ID_MAX];
     ck_assert_int_eq(td_store_job_insert(s, &spec, id, &err), TD_OK);
     float p1[4] = {1, 1, 1, 1}, p2[4] = {2, 2, 2, 2};
@@ -466,16 +466,17 @@ START_TEST(failed_model_update_keeps_the_file)
     snprintf(path, sizeof path, "%s/traind.db", dir);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "CREATE TRIGGER fail_model BEFORE UPDATE OF model_params "
-                                      "ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END",
-                                  NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "CREATE TRIGGER fail_model BEFORE UPDATE OF model_params "
+                                  "ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     ck_assert_int_eq(td_store_model_put(s, id, "{\"v\":2}", p2, 4, &err), TD_EIO);
     ck_assert_ptr_nonnull(strstr(err.message, "injected"));
     char *mj = NULL;
     float *params = NULL;
     int64_t n = 0;
-    ck_assert_msg(td_store_model_get(s, id, &mj, &params, &n, &err) == TD_OK, "%s",
-                  err.message);
+    ck_assert_msg(td_store_model_get(s, id, &mj, &params, &n, &err) == TD_OK, "%s", err.message);
     ck_assert_int_eq(n, 4);
     td_store_free(mj), td_store_free(params);
 
@@ -598,8 +599,10 @@ END_TEST
 static int private_mounts(const char *what)
 {
     if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-        fprintf(stderr, "faults: %s skipped: cannot make a mount namespace (%s); run as root "
-                "for this case\n", what, strerror(errno));
+        fprintf(stderr,
+                "faults: %s skipped: cannot make a mount namespace (%s); run as root "
+                "for this case\n",
+                what, strerror(errno));
         return 0;
     }
     return 1;
@@ -611,8 +614,7 @@ static int mount_tmpfs(const char *path, const char *size, const char *what)
     char opts[32];
     snprintf(opts, sizeof opts, "size=%s", size);
     if (mount("tmpfs", path, "tmpfs", 0, opts) != 0) {
-        fprintf(stderr, "faults: %s skipped: mount -t tmpfs refused (%s)\n", what,
-                strerror(errno));
+        fprintf(stderr, "faults: %s skipped: mount -t tmpfs refused (%s)\n", what, strerror(errno));
         return 0;
     }
     return 1;
@@ -648,8 +650,9 @@ static double cpu_seconds(pid_t pid)
     buf[n] = '\0';
     unsigned long ut = 0, st = 0;
     const char *p = strrchr(buf, ')'); /* after the command name, which may hold spaces */
-    ck_assert_msg(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                              &ut, &st) == 2, "%s: %s", path, buf);
+    ck_assert_msg(
+        p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2,
+        "%s: %s", path, buf);
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -707,8 +710,8 @@ START_TEST(reserve_makes_room_for_deletes)
     td_dataset ds = data(0);
     td_dataset_meta small;
     ck_assert_int_eq(td_store_dataset_put(s, &ds, "small", &small, &err), TD_OK);
-    td_job_spec spec = {.model = "softmax", .dataset = small.id, .hyperparameters = "{}",
-                        .epochs = 20000};
+    td_job_spec spec = {
+        .model = "softmax", .dataset = small.id, .hyperparameters = "{}", .epochs = 20000};
     char job[TD_ID_MAX];
     ck_assert_int_eq(td_store_job_insert(s, &spec, job, &err), TD_OK);
     const char *cols[9] = {"epoch", "a", "b", "c", "d", "e", "f", "g", "h"};
@@ -773,8 +776,11 @@ START_TEST(reserve_makes_room_for_deletes)
     td_store_close(s);
     snprintf(path, sizeof path, "%s/traind.db", dir);
     ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO history VALUES ('job_gone', 1, x'00'),"
-                                      "('job_gone', 2, x'00')", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "INSERT INTO history VALUES ('job_gone', 1, x'00'),"
+                                  "('job_gone', 2, x'00')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     ck_assert_int_eq(td_store_open(&s, dir, &err), TD_OK);
     sqlite3_close(db);
     ck_assert_int_eq(history_rows(dir), 0);
@@ -799,8 +805,10 @@ START_TEST(full_disk)
     snprintf(state, sizeof state, "%s/state", dir);
     if (!mount_tmpfs(state, "16m", "full disk"))
         return;
-    httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
-                                   "disk_reserve_mb = 1\n", NULL, NULL);
+    httpc_daemon d = api_start(dir,
+                               "workers = 1\ncheckpoint_interval_s = 0\n"
+                               "disk_reserve_mb = 1\n",
+                               NULL, NULL);
     int port = d.port;
     snprintf(path, sizeof path, "%s/reserve.bin", state);
     ck_assert_int_eq(file_size(path), 1 << 20);
@@ -833,8 +841,8 @@ START_TEST(full_disk)
     /* Full: new work is refused up front, /readyz says why; reads work. */
     api_call c = api_req(port, "POST", "/v1/datasets", big);
     expect_full(&c);
-    ck_assert_ptr_nonnull(strstr(api_str(cJSON_GetObjectItem(c.json, "error"), "message"),
-                                 "state_dir is full"));
+    ck_assert_ptr_nonnull(
+        strstr(api_str(cJSON_GetObjectItem(c.json, "error"), "message"), "state_dir is full"));
     api_done(&c);
     char body[256];
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\"}", A);
@@ -859,7 +867,7 @@ START_TEST(full_disk)
     cJSON *j = wait_job(port, JL, 30);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     ck_assert_msg(strcmp(api_str(j, "state"), "failed") == 0 && api_str(e, "code") &&
-                  strcmp(api_str(e, "code"), "insufficient_storage") == 0,
+                      strcmp(api_str(e, "code"), "insufficient_storage") == 0,
                   "job on a full disk: %s %s", api_str(j, "state"), api_str(e, "message"));
     cJSON_Delete(j);
     /* The queued job does not start (to fail) while full: it waits for room. */
@@ -951,8 +959,10 @@ START_TEST(read_only_state)
     snprintf(state, sizeof state, "%s/state", dir);
     if (!mount_tmpfs(state, "16m", "read-only state"))
         return;
-    httpc_daemon d = api_start(dir, "workers = 1\ncheckpoint_interval_s = 0\n"
-                                   "disk_reserve_mb = 1\n", NULL, NULL);
+    httpc_daemon d = api_start(dir,
+                               "workers = 1\ncheckpoint_interval_s = 0\n"
+                               "disk_reserve_mb = 1\n",
+                               NULL, NULL);
     int port = d.port;
     char *A = post_dataset(port, 30, 3);
     char *JA = api_post_job(port, "softmax", A, "{\"epochs\":5}");
@@ -989,8 +999,11 @@ START_TEST(read_only_state)
 
     /* At start-up: refused with the reason, exit code 1; fine again once writable. */
     ck_assert_int_eq(mount(NULL, state, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
-    ck_assert_int_lt(api_start_any(&d, dir, "workers = 1\ncheckpoint_interval_s = 0\n"
-                                   "disk_reserve_mb = 1\n", NULL, NULL), 0);
+    ck_assert_int_lt(api_start_any(&d, dir,
+                                   "workers = 1\ncheckpoint_interval_s = 0\n"
+                                   "disk_reserve_mb = 1\n",
+                                   NULL, NULL),
+                     0);
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 10), 1);
     char *log = httpc_daemon_log(&d);
     ck_assert_msg(strstr(log, "cannot start") && strstr(log, "Read-only file system"), "%s", log);

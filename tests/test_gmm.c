@@ -134,7 +134,8 @@ START_TEST(near_singular_full_matches_sklearn)
     float *w0 = tu_floats(cJSON_GetObjectItem(ref, "weights_init"), &M, NULL, NULL);
     double worst[4] = {0, 0, 0, 0};
     const cJSON *cs;
-    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(ref, "cases")) {
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(ref, "cases"))
+    {
         float *X = tu_floats(cJSON_GetObjectItem(cs, "X"), NULL, &N, &E);
         float *mi = tu_floats(cJSON_GetObjectItem(cs, "means_init"), NULL, NULL, NULL);
         double *w_ref = tu_doubles(cJSON_GetObjectItem(cs, "weights"), NULL, NULL, NULL);
@@ -182,9 +183,10 @@ START_TEST(near_singular_full_matches_sklearn)
         n_cases++;
     }
     ck_assert_int_eq(n_cases, 40);
-    fprintf(stderr, "near-singular full, 40 cases: worst relative error lower_bound %.2g, "
-            "weights %.2g, means %.2g, covariances %.2g\n", worst[0], worst[1], worst[2],
-            worst[3]);
+    fprintf(stderr,
+            "near-singular full, 40 cases: worst relative error lower_bound %.2g, "
+            "weights %.2g, means %.2g, covariances %.2g\n",
+            worst[0], worst[1], worst[2], worst[3]);
     free(w0);
     cJSON_Delete(ref);
 }
@@ -195,7 +197,8 @@ START_TEST(tied_matches_sklearn)
     cJSON *ref = tu_ref_load("gmm_tied.json");
     int64_t iters = (int64_t)tu_num(ref, "iterations"), n_cases = 0;
     const cJSON *cs;
-    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(ref, "cases")) {
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(ref, "cases"))
+    {
         int64_t N, E, M;
         float *X = tu_floats(cJSON_GetObjectItem(cs, "X"), NULL, &N, &E);
         float *mi = tu_floats(cJSON_GetObjectItem(cs, "means_init"), NULL, &M, NULL);
@@ -232,12 +235,10 @@ START_TEST(tied_matches_sklearn)
         double sum = 0;
         for (int64_t i = 0; i < N; i++)
             sum += ll[i];
-        tu_close(sum / (double)N, tu_num(cs, "mean_log_likelihood_after"), 1e-5, 0,
-                 "tied score");
+        tu_close(sum / (double)N, tu_num(cs, "mean_log_likelihood_after"), 1e-5, 0, "tied score");
         td_trainer_destroy(t);
         td_hparams_fini(&hp);
-        free(X), free(mi), free(w0), free(w_ref), free(mu_ref), free(cov_ref), free(c0),
-            free(ll);
+        free(X), free(mi), free(w0), free(w_ref), free(mu_ref), free(cov_ref), free(c0), free(ll);
         n_cases++;
     }
     ck_assert_int_eq(n_cases, 3);
@@ -295,7 +296,8 @@ START_TEST(n_init_keeps_the_best_whole_run)
         ck_assert_int_eq(runs, 1);
         worst_single = fmin(worst_single, best);
     }
-    ck_assert_msg(worst_single < want - 1e-3, "no single run stopped in a local optimum "
+    ck_assert_msg(worst_single < want - 1e-3,
+                  "no single run stopped in a local optimum "
                   "(worst %.6f, best %.6f): the test data do not exercise n_init",
                   worst_single, want);
     for (int64_t seed = 0; seed < 2; seed++) {
@@ -329,8 +331,10 @@ static void monotone_case(td_covariance cov, td_gmm_init init, double offset)
         ck_assert(isfinite(rec.v[lb]));
         ck_assert_int_eq((int)rec.v[rs], 0);
         double slack = 1e-6 * fabs(rec.v[lb]) + 1e-6; /* float32 rounding near the optimum */
-        ck_assert_msg(rec.v[lb] >= prev - slack, "cov %d: lower bound fell at iteration %g: "
-                      "%.9g -> %.9g", cov, rec.v[0], prev, rec.v[lb]);
+        ck_assert_msg(rec.v[lb] >= prev - slack,
+                      "cov %d: lower bound fell at iteration %g: "
+                      "%.9g -> %.9g",
+                      cov, rec.v[0], prev, rec.v[lb]);
         prev = rec.v[lb];
     }
     ck_assert_int_eq(td_trainer_epoch(t), 60);
@@ -395,13 +399,13 @@ START_TEST(duplicates_and_more_components_than_points)
             int lb = tu_column(t, "lower_bound");
             while (!td_trainer_done(t)) {
                 tu_step_ok(t, &rec);
-                ck_assert_msg(isfinite(rec.v[lb]), "cov %d init %d: lower bound %g", cov,
-                              init, rec.v[lb]);
+                ck_assert_msg(isfinite(rec.v[lb]), "cov %d init %d: lower bound %g", cov, init,
+                              rec.v[lb]);
             }
             const td_model *m = td_trainer_model(t);
             assert_model_finite(m);
-            float *resp = malloc(sizeof(float) * (size_t)(N * 5)), *ll = malloc(sizeof(float) *
-                                                                                 (size_t)N);
+            float *resp = malloc(sizeof(float) * (size_t)(N * 5)),
+                  *ll = malloc(sizeof(float) * (size_t)N);
             td_error err = {{0}, {0}};
             ck_assert_int_eq(td_gmm_predict(NULL, resp, ll, m, X, N, E, &err), TD_OK);
             for (int64_t i = 0; i < N; i++) {
@@ -611,8 +615,8 @@ START_TEST(predict_matches_direct_evaluation)
         while (!td_trainer_done(t))
             tu_step_ok(t, &rec);
         const td_model *m = td_trainer_model(t);
-        float *resp = malloc(sizeof(float) * (size_t)(N * M)), *ll = malloc(sizeof(float) *
-                                                                             (size_t)N);
+        float *resp = malloc(sizeof(float) * (size_t)(N * M)),
+              *ll = malloc(sizeof(float) * (size_t)N);
         int32_t *lab = malloc(sizeof(int32_t) * (size_t)N);
         td_error err = {{0}, {0}};
         ck_assert_int_eq(td_gmm_predict(lab, resp, ll, m, X, N, E, &err), TD_OK);
@@ -672,8 +676,8 @@ START_TEST(same_seed_is_bit_identical_for_any_thread_count)
     float *X = gmm_blobs(N, E, 4, 4, 0, NULL);
     td_dataset ds = {.N = N, .D = E, .X = X};
     for (int cov = TD_COV_FULL; cov <= TD_COV_TIED; cov++) {
-        td_hparams hp = gmm_hp(cov == TD_COV_FULL || cov == TD_COV_TIED ? 3 : 20,
-                               (td_covariance)cov);
+        td_hparams hp =
+            gmm_hp(cov == TD_COV_FULL || cov == TD_COV_TIED ? 3 : 20, (td_covariance)cov);
         hp.gmm.n_init = 2;
         hp.seed = 9;
         hp.tol = 0;

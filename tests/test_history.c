@@ -34,8 +34,8 @@ static td_store *store_with_job(char id[TD_ID_MAX])
     td_dataset ds = {.N = 4, .D = 2, .X = X, .y = y, .y_cols = 1};
     td_dataset_meta m;
     EXPECT(TD_OK, td_store_dataset_put(s, &ds, "h", &m, E));
-    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
-                        .epochs = 100000};
+    td_job_spec spec = {
+        .model = "softmax", .dataset = m.id, .hyperparameters = "{}", .epochs = 100000};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
     EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
     static const char *const cols[] = {"epoch", "loss"};
@@ -50,10 +50,7 @@ static void store_done(td_store *s)
 }
 
 /* A loss with one clear minimum at epoch 3001 (odd: never on a stride) and plateaus. */
-static double loss_at(int64_t e)
-{
-    return 1.0 + fabs((double)(e - 3001)) / 1000.0;
-}
+static double loss_at(int64_t e) { return 1.0 + fabs((double)(e - 3001)) / 1000.0; }
 
 START_TEST(store_bound_thins_keeping_first_best_latest)
 {
@@ -75,8 +72,14 @@ START_TEST(store_bound_thins_keeping_first_best_latest)
             if (best < 0 || loss_at(e) < loss_at(best))
                 best = e;
         }
-        td_history_batch b = {.n_cols = 2, .n_rows = n, .epochs = ep, .records = rec,
-                              .max_rows = M, .first = 1, .best = best, .prev_best = prev_best};
+        td_history_batch b = {.n_cols = 2,
+                              .n_rows = n,
+                              .epochs = ep,
+                              .records = rec,
+                              .max_rows = M,
+                              .first = 1,
+                              .best = best,
+                              .prev_best = prev_best};
         EXPECT(TD_OK, td_store_history_commit(s, id, &b, E));
         prev_best = best;
         /* After every batch: within the bound; exactly the stride's multiples plus the
@@ -86,8 +89,8 @@ START_TEST(store_bound_thins_keeping_first_best_latest)
         int64_t S = td_history_stride(e, M);
         ck_assert_msg(h.n_rows <= M, "%lld rows stored at epoch %lld, bound %lld",
                       (long long)h.n_rows, (long long)e, (long long)M);
-        int64_t want = e / S + (S > 1 && 1 % S) + (best % S != 0 && best != 1) +
-                       (e % S != 0 && e != best);
+        int64_t want =
+            e / S + (S > 1 && 1 % S) + (best % S != 0 && best != 1) + (e % S != 0 && e != best);
         ck_assert_int_eq(h.n_rows, want);
         ck_assert_int_eq(h.epochs[0], 1);
         ck_assert_int_eq(h.epochs[h.n_rows - 1], e);
@@ -111,8 +114,14 @@ START_TEST(store_bound_thins_keeping_first_best_latest)
     td_job_row_fini(&row);
     /* A lower bound after a restart: the first batch thins the whole history to it. */
     ep[0] = last + 1, rec[0] = (double)(last + 1), rec[1] = loss_at(last + 1);
-    td_history_batch again = {.n_cols = 2, .n_rows = 1, .epochs = ep, .records = rec,
-                              .max_rows = 20, .first = 1, .best = best, .prev_best = best,
+    td_history_batch again = {.n_cols = 2,
+                              .n_rows = 1,
+                              .epochs = ep,
+                              .records = rec,
+                              .max_rows = 20,
+                              .first = 1,
+                              .best = best,
+                              .prev_best = best,
                               .full_pass = 1};
     EXPECT(TD_OK, td_store_history_commit(s, id, &again, E));
     td_history h;
@@ -290,8 +299,8 @@ static void job_state(int port, const char *id, char state[32], int64_t *epoch)
     api_call c = api_req(port, "GET", path, NULL);
     ck_assert_int_eq(c.status, 200);
     snprintf(state, 32, "%s", cJSON_GetObjectItem(c.json, "state")->valuestring);
-    *epoch = (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")
-                 ->valuedouble;
+    *epoch =
+        (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valuedouble;
     api_done(&c);
 }
 
@@ -435,10 +444,12 @@ START_TEST(losses_page_and_downsample)
     api_done(&c);
 
     /* Bad values: 422 naming the parameter. */
-    static const char *const bad[][2] = {
-        {"?max_points=1", "max_points"},   {"?max_points=ten", "max_points"},
-        {"?after_epoch=-1", "after_epoch"}, {"?after_epoch=1.5", "after_epoch"},
-        {"?limit=0", "limit"},             {"?format=xml", "format"}};
+    static const char *const bad[][2] = {{"?max_points=1", "max_points"},
+                                         {"?max_points=ten", "max_points"},
+                                         {"?after_epoch=-1", "after_epoch"},
+                                         {"?after_epoch=1.5", "after_epoch"},
+                                         {"?limit=0", "limit"},
+                                         {"?format=xml", "format"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = get(d.port, "/v1/jobs/%s/losses", job, bad[i][0]);
         ck_assert_msg(c.status == 422, "%s: %d", bad[i][0], c.status);
@@ -667,8 +678,10 @@ START_TEST(resume_with_thinned_history_is_exact)
     char *job = api_post_job(d.port, "softmax", ds, hp);
     wait_epoch(d.port, job, 60, 60);
     httpc_daemon_stop(&d, SIGKILL, 10);
-    httpc_daemon r = api_start(d.dir, "checkpoint_interval_s = 3600\nworkers = 1\n"
-                           "history_max_rows = 12\n", NULL, NULL);
+    httpc_daemon r = api_start(d.dir,
+                               "checkpoint_interval_s = 3600\nworkers = 1\n"
+                               "history_max_rows = 12\n",
+                               NULL, NULL);
     api_wait_state(r.port, job, "succeeded", 60);
     char *ref = api_post_job(r.port, "softmax", ds, hp);
     api_wait_state(r.port, ref, "succeeded", 60);
@@ -679,7 +692,8 @@ START_TEST(resume_with_thinned_history_is_exact)
     ck_assert_int_eq(cJSON_GetArraySize(ea), cJSON_GetArraySize(eb));
     const char *cols[] = {"epoch", "loss", "accuracy"};
     for (int k = 0; k < 3; k++) {
-        const cJSON *ca = cJSON_GetObjectItem(a.json, cols[k]), *cb = cJSON_GetObjectItem(b.json, cols[k]);
+        const cJSON *ca = cJSON_GetObjectItem(a.json, cols[k]),
+                    *cb = cJSON_GetObjectItem(b.json, cols[k]);
         for (int i = 0; i < cJSON_GetArraySize(ea); i++)
             ck_assert_msg(cJSON_GetArrayItem(ca, i)->valuedouble ==
                               cJSON_GetArrayItem(cb, i)->valuedouble,

@@ -69,7 +69,7 @@ START_TEST(env_lowers_the_level)
     ck_assert_int_eq(level_in_child("avx512", TD_ISA_AVX512), 0); /* never above the CPU */
     ck_assert_int_eq(level_in_child("fast", TD_ISA_AVX512), 0);   /* unknown: ignored */
 #if TD_ISA_MULTI
-    __builtin_cpu_init(); /* (not td_isa_cpu: this process must not choose) */
+    __builtin_cpu_init();                    /* (not td_isa_cpu: this process must not choose) */
     if (__builtin_cpu_supports("x86-64-v3")) /* a level other than the one asked for fails */
         ck_assert_int_ne(level_in_child("generic", TD_ISA_AVX512), 0);
 #endif
@@ -80,7 +80,8 @@ END_TEST
  * (when >= 0) gets the ignore_index -100. */
 static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed, int64_t ignored)
 {
-    float *X = malloc(sizeof(float) * (size_t)(N * D)), *W = malloc(sizeof(float) * (size_t)(D * K));
+    float *X = malloc(sizeof(float) * (size_t)(N * D)),
+          *W = malloc(sizeof(float) * (size_t)(D * K));
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
     ck_assert(X && y && W);
     srand(seed);
@@ -110,8 +111,8 @@ static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed, int6
 
 /* Trains hp on ds at the given level with `threads` threads: the final parameters (the
  * caller frees them) and each epoch's loss. */
-static float *train_at(td_isa_level level, const td_hparams *hp, const td_dataset *ds,
-                       int threads, double *loss, int64_t *P)
+static float *train_at(td_isa_level level, const td_hparams *hp, const td_dataset *ds, int threads,
+                       double *loss, int64_t *P)
 {
     td_isa_level before = td_isa_force(level);
     td_trainer *t = tu_make_trainer(hp, ds);
@@ -152,8 +153,8 @@ static void compare_levels(const td_hparams *hp, const td_dataset *ds)
     ck_assert_msg(diff <= 1e-4 * scale, "generic and %s differ by %g (scale %g)",
                   td_isa_name(td_isa_cpu()), diff, scale);
     for (int e = 0; e < EPOCHS; e++)
-        ck_assert_msg(fabs(lg[e] - lc[e]) <= 1e-5 * fabs(lg[e]), "epoch %d: loss %.9g vs %.9g",
-                      e, lg[e], lc[e]);
+        ck_assert_msg(fabs(lg[e] - lc[e]) <= 1e-5 * fabs(lg[e]), "epoch %d: loss %.9g vs %.9g", e,
+                      lg[e], lc[e]);
     ck_assert(lg[EPOCHS - 1] < lg[0]); /* it trained */
     free(g);
     free(g3);

@@ -68,8 +68,10 @@ START_TEST(cancel_requested_survives_restart)
     td_dataset_meta m;
     put_ds(s, 64, &m);
     char id[TD_ID_MAX];
-    td_job_spec spec = {.model = "softmax", .dataset = m.id,
-                        .hyperparameters = "{\"epochs\":10000000}", .epochs = 10000000};
+    td_job_spec spec = {.model = "softmax",
+                        .dataset = m.id,
+                        .hyperparameters = "{\"epochs\":10000000}",
+                        .epochs = 10000000};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
     /* What the crashed process left: running, cancel requested. */
     EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
@@ -104,8 +106,8 @@ static void *submit_thread(void *p)
 {
     submit_arg *a = p;
     char id[TD_ID_MAX];
-    td_job_spec spec = {.model = "softmax", .dataset = a->ds,
-                        .hyperparameters = "{\"epochs\":1}", .epochs = 1};
+    td_job_spec spec = {
+        .model = "softmax", .dataset = a->ds, .hyperparameters = "{\"epochs\":1}", .epochs = 1};
     a->st = td_jobs_submit(a->jm, &spec, 0, id, NULL);
     return NULL;
 }
@@ -175,8 +177,7 @@ static void *race_post(void *p)
 static int count_datasets(int port)
 {
     httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "GET", "/v1/datasets?limit=1000", NULL, NULL, 0, &r),
-                     200);
+    ck_assert_int_eq(httpc_request(port, "GET", "/v1/datasets?limit=1000", NULL, NULL, 0, &r), 200);
     cJSON *j = cJSON_Parse(r.body);
     int n = cJSON_GetArraySize(cJSON_GetObjectItem(j, "datasets"));
     cJSON_Delete(j);
@@ -192,8 +193,9 @@ START_TEST(idempotent_inline_data_race_leaves_no_dataset)
     /* A dataset big enough that storing and validating it takes a moment. */
     size_t cap = 64u << 10;
     char *body = malloc(cap), *p = body;
-    p += sprintf(p, "{\"model\":\"softmax\",\"hyperparameters\":{\"epochs\":1},"
-                    "\"data\":{\"X\":[");
+    p += sprintf(p,
+                 "{\"model\":\"softmax\",\"hyperparameters\":{\"epochs\":1},"
+                 "\"data\":{\"X\":[");
     for (int i = 0; i < 1500; i++)
         p += sprintf(p, "%s[%d.5,%d]", i ? "," : "", i % 13, i % 7);
     p += sprintf(p, "],\"y\":[");
@@ -233,8 +235,7 @@ START_TEST(history_truncate_lowers_progress)
     EXPECT(TD_OK, td_store_open(&s, g_dir, E));
     td_dataset_meta m;
     put_ds(s, 8, &m);
-    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
-                        .epochs = 20};
+    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}", .epochs = 20};
     char id[TD_ID_MAX];
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
     const char *names[] = {"epoch", "loss"};
@@ -242,8 +243,9 @@ START_TEST(history_truncate_lowers_progress)
     char ck[16] = "checkpoint-8";
     for (int e = 1; e <= 10; e++) {
         double rec[2] = {e, 1.0 / e};
-        EXPECT(TD_OK, td_store_epoch_commit(s, id, e, rec, 2, NULL, e == 8 ? ck : NULL,
-                                            e == 8 ? sizeof ck : 0, E));
+        EXPECT(TD_OK,
+               td_store_epoch_commit(s, id, e, rec, 2, NULL, e == 8 ? ck : NULL,
+                                     e == 8 ? sizeof ck : 0, E));
     }
     EXPECT(TD_OK, td_store_history_truncate(s, id, 8, E));
     td_job_row row;

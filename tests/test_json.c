@@ -18,12 +18,12 @@
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-#define expect_error(st, err, want_field, want_text)                                       \
-    do {                                                                                    \
-        ck_assert_msg((st) != TD_OK, "expected an error naming %s", want_field);            \
-        ck_assert_str_eq((err).field, want_field);                                          \
-        ck_assert_msg(strstr((err).message, want_text) != NULL,                             \
-                      "message \"%s\" lacks \"%s\"", (err).message, want_text);             \
+#define expect_error(st, err, want_field, want_text)                                           \
+    do {                                                                                       \
+        ck_assert_msg((st) != TD_OK, "expected an error naming %s", want_field);               \
+        ck_assert_str_eq((err).field, want_field);                                             \
+        ck_assert_msg(strstr((err).message, want_text) != NULL, "message \"%s\" lacks \"%s\"", \
+                      (err).message, want_text);                                               \
     } while (0)
 
 /* The dataset reader of the daemon: the streaming parser, the body in one piece. */
@@ -44,8 +44,8 @@ static void ds_expect(const char *body, const char *field, const char *text)
     td_error err = {{0}, {0}};
     td_status st = ds_parse(&d, body, &err);
     ck_assert_msg(st == TD_EINVAL, "body %s: status %d, want TD_EINVAL", body, st);
-    ck_assert_msg(strcmp(err.field, field) == 0, "body %s: field \"%s\", want \"%s\" (%s)",
-                  body, err.field, field, err.message);
+    ck_assert_msg(strcmp(err.field, field) == 0, "body %s: field \"%s\", want \"%s\" (%s)", body,
+                  err.field, field, err.message);
     ck_assert_msg(strstr(err.message, text), "body %s: message \"%s\" lacks \"%s\"", body,
                   err.message, text);
     ck_assert_ptr_null(d.X);
@@ -61,8 +61,8 @@ static td_status csv_parse(td_dataset_buf *d, const char *body, const char *labe
     return td_csv_dataset_parse(d, body, strlen(body), &o, "csv", err);
 }
 
-static void csv_expect(const char *body, const char *label, const char *header,
-                       const char *field, const char *text)
+static void csv_expect(const char *body, const char *label, const char *header, const char *field,
+                       const char *text)
 {
     td_dataset_buf d;
     td_error err = {{0}, {0}};
@@ -82,8 +82,8 @@ static cJSON *parse_obj(const char *text)
     return o;
 }
 
-static td_status hp_parse(td_hparams *hp, td_model_kind model, const char *text,
-                          cJSON **iw, td_error *err)
+static td_status hp_parse(td_hparams *hp, td_model_kind model, const char *text, cJSON **iw,
+                          td_error *err)
 {
     cJSON *o = parse_obj(text);
     td_status st = td_json_hparams(hp, model, o, iw, err);
@@ -91,8 +91,7 @@ static td_status hp_parse(td_hparams *hp, td_model_kind model, const char *text,
     return st;
 }
 
-static void hp_expect(td_model_kind model, const char *text, const char *field,
-                      const char *msg)
+static void hp_expect(td_model_kind model, const char *text, const char *field, const char *msg)
 {
     td_hparams hp;
     td_error err = {{0}, {0}};
@@ -100,8 +99,8 @@ static void hp_expect(td_model_kind model, const char *text, const char *field,
     ck_assert_msg(st == TD_EINVAL, "%s: status %d", text, st);
     ck_assert_msg(strcmp(err.field, field) == 0, "%s: field \"%s\", want \"%s\" (%s)", text,
                   err.field, field, err.message);
-    ck_assert_msg(strstr(err.message, msg), "%s: message \"%s\" lacks \"%s\"", text,
-                  err.message, msg);
+    ck_assert_msg(strstr(err.message, msg), "%s: message \"%s\" lacks \"%s\"", text, err.message,
+                  msg);
     td_hparams_fini(&hp);
 }
 
@@ -196,8 +195,9 @@ START_TEST(sbuf_numbers)
     char *s = td_sbuf_finish(&b, &len);
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq(len, strlen(s));
-    ck_assert_str_eq(s, "[0.1,-2,null,null,3.4028235e+38,1e-45,0] 0.1 "
-                        "1.5646826907157823 \"a\\\"b\\\\c\\n\\u0001\"");
+    ck_assert_str_eq(s,
+                     "[0.1,-2,null,null,3.4028235e+38,1e-45,0] 0.1 "
+                     "1.5646826907157823 \"a\\\"b\\\\c\\n\\u0001\"");
     free(s);
 
     /* every float32 printed reads back bit-identically */
@@ -228,19 +228,33 @@ END_TEST
 START_TEST(numbers_shortest)
 {
     char t[32];
-    static const struct { float v; const char *want; } f[] = {
-        {0.1f, "0.1"}, {1.0f / 3, "0.33333334"}, {0.2f, "0.2"}, {1e-7f, "1e-07"},
-        {123456.7f, "123456.7"}, {16777217.0f, "16777216"}, {2.5e10f, "2.5e+10"},
-        {-0.0f, "0"}, {0.30000001f, "0.3"}, {1.1754944e-38f, "1.1754944e-38"},
+    static const struct {
+        float v;
+        const char *want;
+    } f[] = {
+        {0.1f, "0.1"},           {1.0f / 3, "0.33333334"},
+        {0.2f, "0.2"},           {1e-7f, "1e-07"},
+        {123456.7f, "123456.7"}, {16777217.0f, "16777216"},
+        {2.5e10f, "2.5e+10"},    {-0.0f, "0"},
+        {0.30000001f, "0.3"},    {1.1754944e-38f, "1.1754944e-38"},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         t[td_fmt_float(t, f[i].v)] = '\0';
         ck_assert_str_eq(t, f[i].want);
     }
-    static const struct { double v; const char *want; } d[] = {
-        {1.0 / 3, "0.3333333333333333"}, {0.1, "0.1"}, {2.0 / 3, "0.6666666666666666"},
-        {0.1 + 0.2, "0.30000000000000004"}, {1e300, "1e+300"}, {-1.5, "-1.5"}, {7, "7"},
-        {(double)0.1f, "0.10000000149011612"}, {4.9406564584124654e-324, "5e-324"},
+    static const struct {
+        double v;
+        const char *want;
+    } d[] = {
+        {1.0 / 3, "0.3333333333333333"},
+        {0.1, "0.1"},
+        {2.0 / 3, "0.6666666666666666"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {1e300, "1e+300"},
+        {-1.5, "-1.5"},
+        {7, "7"},
+        {(double)0.1f, "0.10000000149011612"},
+        {4.9406564584124654e-324, "5e-324"},
     };
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
         td_fmt_double(t, d[i].v);
@@ -267,8 +281,9 @@ START_TEST(numbers_shortest)
     cJSON *o = parse_obj("{\"a\": 0.3333333333333333, \"b\": [true, false, null, 1e-300],"
                          " \"c\": {\"d\": \"x\\\"y\"}, \"e\": []}");
     char *p = td_json_print(o);
-    ck_assert_str_eq(p, "{\"a\":0.3333333333333333,\"b\":[true,false,null,1e-300],"
-                        "\"c\":{\"d\":\"x\\\"y\"},\"e\":[]}");
+    ck_assert_str_eq(p,
+                     "{\"a\":0.3333333333333333,\"b\":[true,false,null,1e-300],"
+                     "\"c\":{\"d\":\"x\\\"y\"},\"e\":[]}");
     free(p);
     cJSON_Delete(o);
     /* record columns: converged is a boolean */
@@ -292,8 +307,7 @@ START_TEST(check_keys_suggests)
                  "unknown key \"x\" in the dataset; did you mean \"X\"?");
     cJSON_Delete(o);
     o = parse_obj("{\"X\": 1, \"X\": 2}");
-    expect_error(td_json_check_keys(o, NULL, "the dataset", keys, &err), err, "X",
-                 "given twice");
+    expect_error(td_json_check_keys(o, NULL, "the dataset", keys, &err), err, "X", "given twice");
     cJSON_Delete(o);
     o = parse_obj("{\"zzzzzz\": 1}");
     expect_error(td_json_check_keys(o, NULL, "the dataset", keys, &err), err, "zzzzzz",
@@ -308,8 +322,11 @@ START_TEST(dataset_round_trip)
 {
     td_dataset_buf d;
     td_error err;
-    ck_assert_int_eq(ds_parse(&d, "{\"X\": [[1, 2.5], [-3, 4e-3], [5, 6]], \"y\": [0, 2.0, 1],"
-                                  " \"name\": \"toy\"}", &err), TD_OK);
+    ck_assert_int_eq(ds_parse(&d,
+                              "{\"X\": [[1, 2.5], [-3, 4e-3], [5, 6]], \"y\": [0, 2.0, 1],"
+                              " \"name\": \"toy\"}",
+                              &err),
+                     TD_OK);
     ck_assert_int_eq(d.ds.N, 3);
     ck_assert_int_eq(d.ds.D, 2);
     const float want[] = {1, 2.5f, -3, 4e-3f, 5, 6};
@@ -329,17 +346,20 @@ START_TEST(dataset_round_trip)
     s.created_at = "2026-01-01T00:00:00Z";
     cJSON *j = td_json_dataset_summary(&s);
     char *text = cJSON_PrintUnformatted(j);
-    ck_assert_str_eq(text, "{\"id\":\"ds_1\",\"name\":\"toy\",\"n_samples\":3,\"n_features\":2,"
-                           "\"n_classes\":3,\"target\":\"index\",\"created_at\":"
-                           "\"2026-01-01T00:00:00Z\"}");
+    ck_assert_str_eq(text,
+                     "{\"id\":\"ds_1\",\"name\":\"toy\",\"n_samples\":3,\"n_features\":2,"
+                     "\"n_classes\":3,\"target\":\"index\",\"created_at\":"
+                     "\"2026-01-01T00:00:00Z\"}");
     free(text);
     cJSON_Delete(j);
     td_dataset_buf_free(&d);
 
     /* grouped targets, pairs, an unlabelled set, probabilities */
-    ck_assert_int_eq(ds_parse(&d, "{\"X\": [[1], [2], [3]], \"y\": [[0, 1], [2, 0], [1, 1]],"
-                                  " \"pairs\": [[0, 1], [2, 0]], \"pair_labels\": [1, false]}",
-                              &err), TD_OK);
+    ck_assert_int_eq(ds_parse(&d,
+                              "{\"X\": [[1], [2], [3]], \"y\": [[0, 1], [2, 0], [1, 1]],"
+                              " \"pairs\": [[0, 1], [2, 0]], \"pair_labels\": [1, false]}",
+                              &err),
+                     TD_OK);
     ck_assert_int_eq(d.ds.y_cols, 2);
     ck_assert_int_eq(d.y[2], 2);
     ck_assert_int_eq(d.ds.P, 2);
@@ -373,8 +393,7 @@ START_TEST(dataset_round_trip)
     td_dataset_buf_free(&d);
 
     /* the largest float32 is accepted, tiny values flush as float32 does */
-    ck_assert_int_eq(ds_parse(&d, "{\"X\": [[3.4028235e38, -3.4028234e38, 1e-50]]}", &err),
-                     TD_OK);
+    ck_assert_int_eq(ds_parse(&d, "{\"X\": [[3.4028235e38, -3.4028234e38, 1e-50]]}", &err), TD_OK);
     ck_assert(isfinite(d.X[0]) && isfinite(d.X[1]));
     td_dataset_buf_free(&d);
 }
@@ -444,8 +463,9 @@ START_TEST(dataset_csv)
     td_dataset_buf d;
     td_error err;
     /* CRLF, quoted fields with a doubled quote inside a header, no trailing newline */
-    ck_assert_int_eq(csv_parse(&d, "\"f \"\"1\"\"\",f2,label\r\n1.5,\"-2\",0\r\n3, 4 ,\"2\"",
-                               NULL, "true", &err), TD_OK);
+    ck_assert_int_eq(csv_parse(&d, "\"f \"\"1\"\"\",f2,label\r\n1.5,\"-2\",0\r\n3, 4 ,\"2\"", NULL,
+                               "true", &err),
+                     TD_OK);
     ck_assert_int_eq(d.ds.N, 2);
     ck_assert_int_eq(d.ds.D, 2);
     ck_assert_float_eq(d.X[0], 1.5f);
@@ -457,7 +477,10 @@ START_TEST(dataset_csv)
     td_dataset_buf_free(&d);
 
     /* label first, LF, trailing newline and blank lines, a BOM */
-    ck_assert_int_eq(csv_parse(&d, "\xEF\xBB\xBF" "1,0.5,0.25\n\n2,1,2\n\n", "first", NULL, &err),
+    ck_assert_int_eq(csv_parse(&d,
+                               "\xEF\xBB\xBF"
+                               "1,0.5,0.25\n\n2,1,2\n\n",
+                               "first", NULL, &err),
                      TD_OK);
     ck_assert_int_eq(d.ds.N, 2);
     ck_assert_int_eq(d.ds.D, 2);
@@ -487,7 +510,8 @@ START_TEST(dataset_csv)
     csv_expect("1,nan,0\n", NULL, NULL, "line 1, column 2", "not a finite number");
     csv_expect("1,1e39,0\n", NULL, NULL, "line 1, column 2", "float32");
     /* a quoted header spanning two lines moves the line count */
-    csv_expect("\"a\nb\",c,label\n1,x,0\n", NULL, "true", "line 3, column 2", "\"x\" is not a number");
+    csv_expect("\"a\nb\",c,label\n1,x,0\n", NULL, "true", "line 3, column 2",
+               "\"x\" is not a number");
     csv_expect("1\n2\n", NULL, NULL, "label_column", "at least 2");
     csv_expect("a,b\n", NULL, "true", "", "no data rows");
     csv_expect("", NULL, NULL, "", "no data rows");
@@ -516,7 +540,8 @@ START_TEST(hparams_defaults_and_values)
                               " \"class_weights\": [1, 2.5], \"intercept\": \"column0\","
                               " \"seed\": 7, \"momentum\": null,"
                               " \"initial_weights\": {\"W\": [[1]], \"b\": null}}",
-                              &iw, &err), TD_OK);
+                              &iw, &err),
+                     TD_OK);
     ck_assert_double_eq(hp.lr, 0.5);
     ck_assert_int_eq(hp.epochs, 3);
     ck_assert_int_eq(hp.optimizer, TD_OPT_ADAMW);
@@ -539,10 +564,10 @@ START_TEST(hparams_defaults_and_values)
     ck_assert_ptr_nonnull(obj);
     ck_assert_double_eq(cJSON_GetObjectItem(obj, "lr")->valuedouble, 0.5);
     ck_assert_str_eq(cJSON_GetObjectItem(obj, "optimizer")->valuestring, "adamw");
-    ck_assert_double_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "monotone"), "weight")
-                            ->valuedouble, 0.3);
+    ck_assert_double_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "monotone"), "weight")->valuedouble, 0.3);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(obj, "n_classes")));
-    ck_assert_ptr_null(cJSON_GetObjectItem(obj, "hidden"));     /* not a softmax name */
+    ck_assert_ptr_null(cJSON_GetObjectItem(obj, "hidden")); /* not a softmax name */
     ck_assert_ptr_null(cJSON_GetObjectItem(obj, "initial_weights"));
     char *text = cJSON_PrintUnformatted(obj);
     ck_assert_msg(strstr(text, "\"class_weights\":[1,2.5]"), "%s", text);
@@ -562,8 +587,11 @@ START_TEST(hparams_defaults_and_values)
     td_hparams_fini(&hp);
 
     /* mlp: hidden list, defaults of the model, an int accepted as one layer */
-    ck_assert_int_eq(hp_parse(&hp, TD_MODEL_MLP, "{\"hidden\": [64, 32], \"activation\": "
-                              "\"tanh\"}", NULL, &err), TD_OK);
+    ck_assert_int_eq(hp_parse(&hp, TD_MODEL_MLP,
+                              "{\"hidden\": [64, 32], \"activation\": "
+                              "\"tanh\"}",
+                              NULL, &err),
+                     TD_OK);
     ck_assert_int_eq(hp.mlp.n_hidden, 2);
     ck_assert_int_eq(hp.mlp.hidden[1], 32);
     ck_assert_int_eq(hp.mlp.activation, TD_ACT_TANH);
@@ -611,8 +639,7 @@ START_TEST(hparams_errors)
               "array of 2 numbers");
     hp_expect(TD_MODEL_SOFTMAX, "{\"betas\": [0.9, \"x\"]}", "hyperparameters.betas[1]",
               "must be a number");
-    hp_expect(TD_MODEL_SOFTMAX, "{\"betas\": [0.9, 1.0]}", "hyperparameters.betas[1]",
-              "in [0, 1)");
+    hp_expect(TD_MODEL_SOFTMAX, "{\"betas\": [0.9, 1.0]}", "hyperparameters.betas[1]", "in [0, 1)");
     hp_expect(TD_MODEL_SOFTMAX, "{\"monotone\": {\"wieght\": 1}}",
               "hyperparameters.monotone.wieght", "did you mean \"monotone.weight\"?");
     hp_expect(TD_MODEL_SOFTMAX, "{\"monotone\": {\"weight\": \"1\"}}",
@@ -620,8 +647,7 @@ START_TEST(hparams_errors)
     hp_expect(TD_MODEL_SOFTMAX, "{\"monotone\": 0.3}", "hyperparameters.monotone",
               "object with the keys \"weight\", \"margin\"");
     hp_expect(TD_MODEL_MLP, "{\"hidden\": [64, 0]}", "hyperparameters.hidden[1]", "outside [1,");
-    hp_expect(TD_MODEL_MLP, "{\"hidden\": \"64\"}", "hyperparameters.hidden",
-              "array of integers");
+    hp_expect(TD_MODEL_MLP, "{\"hidden\": \"64\"}", "hyperparameters.hidden", "array of integers");
     hp_expect(TD_MODEL_SOFTMAX, "{\"class_weights\": [1, -2]}", "hyperparameters.class_weights[1]",
               ">= 0");
     hp_expect(TD_MODEL_SOFTMAX, "{\"class_weights\": []}", "hyperparameters.class_weights",
@@ -631,16 +657,16 @@ START_TEST(hparams_errors)
     { /* the bound itself, as written (float32 rounds 1e30 up): accepted by both checks */
         td_hparams hp;
         td_error err = {{0}, {0}};
-        ck_assert_int_eq(hp_parse(&hp, TD_MODEL_SOFTMAX, "{\"class_weights\": [1e30, 0]}",
-                                  NULL, &err), TD_OK);
-        td_dataset ds = {.N = 2, .D = 1, .X = (const float[]){0, 1},
-                         .y = (const int32_t[]){0, 1}, .y_cols = 1};
+        ck_assert_int_eq(
+            hp_parse(&hp, TD_MODEL_SOFTMAX, "{\"class_weights\": [1e30, 0]}", NULL, &err), TD_OK);
+        td_dataset ds = {
+            .N = 2, .D = 1, .X = (const float[]){0, 1}, .y = (const int32_t[]){0, 1}, .y_cols = 1};
         ck_assert_msg(td_hparams_check(&hp, &ds, NULL, &err) == TD_OK, "%s", err.message);
         td_hparams_fini(&hp);
     }
     hp_expect(TD_MODEL_SOFTMAX, "{\"lr\": 0.1, \"lr\": 0.2}", "hyperparameters.lr", "twice");
-    hp_expect(TD_MODEL_SOFTMAX, "{\"initial_weights\": [1, 2]}",
-              "hyperparameters.initial_weights", "must be an object");
+    hp_expect(TD_MODEL_SOFTMAX, "{\"initial_weights\": [1, 2]}", "hyperparameters.initial_weights",
+              "must be an object");
     hp_expect(TD_MODEL_SOFTMAX, "[1]", "hyperparameters", "must be an object");
 }
 END_TEST
@@ -663,7 +689,9 @@ START_TEST(initial_weights_layout)
     free(w);
     cJSON_Delete(o);
 
-    struct { const char *body, *field, *msg; } bad[] = {
+    struct {
+        const char *body, *field, *msg;
+    } bad[] = {
         {"{\"W\": [[1, 2], [3, 4]], \"b\": [7, 8]}", "hyperparameters.initial_weights.W",
          "hyperparameters.initial_weights.W has 2 rows, expected 3"},
         {"{\"W\": [[1], [3], [5]], \"b\": [7, 8]}", "hyperparameters.initial_weights.W",
@@ -683,8 +711,7 @@ START_TEST(initial_weights_layout)
         td_status st = td_json_initial_weights(o, &shape, &w, &err);
         ck_assert_msg(st == TD_EINVAL, "%s", bad[i].body);
         ck_assert_ptr_null(w);
-        ck_assert_msg(strcmp(err.field, bad[i].field) == 0, "%s: field %s", bad[i].body,
-                      err.field);
+        ck_assert_msg(strcmp(err.field, bad[i].field) == 0, "%s: field %s", bad[i].body, err.field);
         ck_assert_msg(strstr(err.message, bad[i].msg), "%s: %s", bad[i].body, err.message);
         cJSON_Delete(o);
     }
@@ -759,7 +786,9 @@ START_TEST(job_body)
     ck_assert_int_eq(r.hp.batch_size, 64);
     td_job_request_fini(&r);
 
-    struct { const char *body, *field, *msg; } bad[] = {
+    struct {
+        const char *body, *field, *msg;
+    } bad[] = {
         {"{\"model\": \"softmax\", \"datset\": \"ds_1\"}", "datset", "did you mean \"dataset\"?"},
         {"{\"model\": \"softmx\", \"dataset\": \"ds_1\"}", "model",
          "unknown model \"softmx\"; did you mean \"softmax\"?"},
@@ -771,7 +800,8 @@ START_TEST(job_body)
          "must be a number"},
         {"{\"model\": \"softmax\", \"dataset\": 5}", "dataset", "must be a string"},
         {"{\"model\": \"softmax\", \"dataset\": \"ds_1\", \"hyperparameters\": "
-         "{\"learning_rate\": 1}}", "hyperparameters.learning_rate", "did you mean \"lr\"?"},
+         "{\"learning_rate\": 1}}",
+         "hyperparameters.learning_rate", "did you mean \"lr\"?"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         td_status st = td_json_job_parse(&r, bad[i].body, strlen(bad[i].body), &err);
@@ -810,8 +840,9 @@ START_TEST(model_json_and_meta_round_trip)
     size_t len;
     ck_assert_int_eq(td_json_model(&text, &len, &m, &err), TD_OK);
     ck_assert_uint_eq(len, strlen(text));
-    ck_assert_str_eq(text, "{\"model\":\"softmax\",\"W\":[[-1,-0.75,-0.5],[-0.25,0,0.25]],"
-                           "\"b\":[0.5,0.75,1],\"intercept\":\"fit\"}");
+    ck_assert_str_eq(text,
+                     "{\"model\":\"softmax\",\"W\":[[-1,-0.75,-0.5],[-0.25,0,0.25]],"
+                     "\"b\":[0.5,0.75,1],\"intercept\":\"fit\"}");
     /* the model object is accepted back as initial weights */
     cJSON *o = parse_obj(text);
     float *w;
@@ -824,8 +855,8 @@ START_TEST(model_json_and_meta_round_trip)
     char *meta;
     ck_assert_int_eq(td_json_model_meta(&meta, &m, &err), TD_OK);
     td_model back;
-    ck_assert_int_eq(td_json_model_from_meta(&back, meta, strlen(meta), m.params, m.n_params,
-                                             &err), TD_OK);
+    ck_assert_int_eq(td_json_model_from_meta(&back, meta, strlen(meta), m.params, m.n_params, &err),
+                     TD_OK);
     ck_assert_int_eq(back.kind, m.kind);
     ck_assert_int_eq(back.D, 2);
     ck_assert_int_eq(back.K, 3);
@@ -870,8 +901,8 @@ START_TEST(model_json_and_meta_round_trip)
     cJSON_Delete(o);
     free(text);
     ck_assert_int_eq(td_json_model_meta(&meta, &m, &err), TD_OK);
-    ck_assert_int_eq(td_json_model_from_meta(&back, meta, strlen(meta), m.params, m.n_params,
-                                             &err), TD_OK);
+    ck_assert_int_eq(td_json_model_from_meta(&back, meta, strlen(meta), m.params, m.n_params, &err),
+                     TD_OK);
     ck_assert_int_eq(back.n_hidden, 2);
     ck_assert_int_eq(back.hidden[1], 2);
     ck_assert_int_eq(back.activation, TD_ACT_SIGMOID);
@@ -904,13 +935,15 @@ START_TEST(predictions)
     const int32_t labels[] = {1, 0, 0, 1};
     char *text;
     ck_assert_int_eq(td_json_predictions(&text, NULL, &m, probs, labels, 2, &err), TD_OK);
-    ck_assert_str_eq(text, "{\"probabilities\":[[[0.25,0.75],[1,0]],[[0.5,0.5],[0,1]]],"
-                           "\"labels\":[[1,0],[0,1]]}");
+    ck_assert_str_eq(text,
+                     "{\"probabilities\":[[[0.25,0.75],[1,0]],[[0.5,0.5],[0,1]]],"
+                     "\"labels\":[[1,0],[0,1]]}");
     free(text);
     m.G = 1;
     ck_assert_int_eq(td_json_predictions(&text, NULL, &m, probs, labels, 2, &err), TD_OK);
-    ck_assert_str_eq(text, "{\"probabilities\":[[0.25,0.75,1,0],[0.5,0.5,0,1]],"
-                           "\"labels\":[1,0]}");
+    ck_assert_str_eq(text,
+                     "{\"probabilities\":[[0.25,0.75,1,0],[0.5,0.5,0,1]],"
+                     "\"labels\":[1,0]}");
     free(text);
 
     /* the predict body: same number rules as datasets, D checked */
@@ -937,8 +970,9 @@ START_TEST(predictions)
     m.params = calloc((size_t)m.n_params, sizeof(float));
     body = "{\"X\": [[1, 2], [3, 4]]}";
     ck_assert_int_eq(td_json_predict(&text, NULL, &m, body, strlen(body), &err), TD_OK);
-    ck_assert_str_eq(text, "{\"probabilities\":[[0.25,0.25,0.25,0.25],[0.25,0.25,0.25,0.25]],"
-                           "\"labels\":[0,0]}");
+    ck_assert_str_eq(text,
+                     "{\"probabilities\":[[0.25,0.25,0.25,0.25],[0.25,0.25,0.25,0.25]],"
+                     "\"labels\":[0,0]}");
     free(text);
     td_model_fini(&m);
 }
@@ -988,7 +1022,8 @@ START_TEST(loss_cross_entropy_reference)
     cJSON *ref = tu_ref_load("cross_entropy_index.json");
     const cJSON *c;
     int n = 0;
-    cJSON_ArrayForEach(c, ref_item(ref, "cases")) {
+    cJSON_ArrayForEach(c, ref_item(ref, "cases"))
+    {
         cJSON *req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "loss", "cross_entropy");
         add_copy(req, "logits", ref_item(ref, "logits"));
@@ -1017,7 +1052,8 @@ START_TEST(loss_cross_entropy_reference)
 
     /* probability targets */
     ref = tu_ref_load("cross_entropy_probs.json");
-    cJSON_ArrayForEach(c, ref_item(ref, "cases")) {
+    cJSON_ArrayForEach(c, ref_item(ref, "cases"))
+    {
         cJSON *req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "loss", "cross_entropy");
         add_copy(req, "logits", ref_item(ref, "logits"));
@@ -1098,8 +1134,8 @@ static void loss_expect(const char *body, const char *field, const char *msg)
     ck_assert_ptr_null(out);
     ck_assert_msg(strcmp(err.field, field) == 0, "%s: field \"%s\", want \"%s\" (%s)", body,
                   err.field, field, err.message);
-    ck_assert_msg(strstr(err.message, msg), "%s: message \"%s\" lacks \"%s\"", body,
-                  err.message, msg);
+    ck_assert_msg(strstr(err.message, msg), "%s: message \"%s\" lacks \"%s\"", body, err.message,
+                  msg);
 }
 
 START_TEST(loss_errors_and_edges)
@@ -1108,34 +1144,42 @@ START_TEST(loss_errors_and_edges)
                 "unknown loss \"cross_entropi\"; did you mean \"cross_entropy\"?");
     loss_expect("{\"logits\": [[1]]}", "loss", "loss is required");
     loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0], "
-                "\"class_weight\": [1, 1]}", "class_weight", "did you mean \"class_weights\"?");
+                "\"class_weight\": [1, 1]}",
+                "class_weight", "did you mean \"class_weights\"?");
     loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, 4]], \"target\": [0, 2]}",
                 "target[1]", "");
     loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, 4]], \"target\": [0, 0.5]}",
                 "target[1]", "not an integer");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, \"4\"]], \"target\": [0, 1]}",
-                "logits[1][1]", "must be a number");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0, 1]}",
-                "target", "target has 2 entries, logits have 1 rows");
+    loss_expect(
+        "{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, \"4\"]], \"target\": [0, 1]}",
+        "logits[1][1]", "must be a number");
+    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0, 1]}", "target",
+                "target has 2 entries, logits have 1 rows");
     loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0], "
-                "\"class_weights\": [1]}", "class_weights", "1 entries, logits have 2 classes");
+                "\"class_weights\": [1]}",
+                "class_weights", "1 entries, logits have 2 classes");
     loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0], "
-                "\"reduction\": \"none\"}", "reduction", "\"mean\" or \"sum\"");
+                "\"reduction\": \"none\"}",
+                "reduction", "\"mean\" or \"sum\"");
     loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [[0.5, 0.5], "
-                "[1, 0]]}", "target", "target has shape (2, 2), expected (1, 2)");
+                "[1, 0]]}",
+                "target", "target has shape (2, 2), expected (1, 2)");
     loss_expect("{\"loss\": \"grouped_cross_entropy\", \"logits\": [[1, 2, 3]], \"target\": "
-                "[[0, 1]]}", "logits", "not a multiple of groups (2)");
+                "[[0, 1]]}",
+                "logits", "not a multiple of groups (2)");
     loss_expect("{\"loss\": \"grouped_cross_entropy\", \"logits\": [[1, 2, 3, 4]], \"target\": "
-                "[[0, 1]], \"groups\": 4}", "groups", "groups is 4 but target has 2 columns");
+                "[[0, 1]], \"groups\": 4}",
+                "groups", "groups is 4 but target has 2 columns");
     loss_expect("{\"loss\": \"grouped_cross_entropy\", \"logits\": [[1, 2, 3, 4]], \"target\": "
-                "[[0, 1]], \"monotone\": {\"weigth\": 1}}", "monotone.weigth",
-                "did you mean \"weight\"?");
+                "[[0, 1]], \"monotone\": {\"weigth\": 1}}",
+                "monotone.weigth", "did you mean \"weight\"?");
     loss_expect("{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1, 2]], \"similar\": [2]}",
                 "similar[0]", "outside [0, 1]");
-    loss_expect("{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1]], \"similar\": [1]}",
-                "b", "b has shape (1, 1), expected (1, 2)");
+    loss_expect("{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1]], \"similar\": [1]}", "b",
+                "b has shape (1, 1), expected (1, 2)");
     loss_expect("{\"loss\": \"categorical_crossentropy\", \"probabilities\": [[0.5, -0.5]], "
-                "\"target\": [[1, 0]]}", "probabilities[0][1]", "negative");
+                "\"target\": [[1, 0]]}",
+                "probabilities[0][1]", "negative");
 
     /* every row ignored: loss null, zero gradient */
     const char *body = "{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, 4]], "
@@ -1149,8 +1193,9 @@ START_TEST(loss_errors_and_edges)
     /* similar as booleans; identical points have a finite gradient */
     body = "{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1, 2]], \"similar\": [false]}";
     ck_assert_int_eq(td_json_loss_eval(body, strlen(body), &out, &err), TD_OK);
-    ck_assert_str_eq(out, "{\"loss\":0.5,\"per_sample\":[0.5],\"grad_a\":[[0,0]],"
-                          "\"grad_b\":[[0,0]]}");
+    ck_assert_str_eq(out,
+                     "{\"loss\":0.5,\"per_sample\":[0.5],\"grad_a\":[[0,0]],"
+                     "\"grad_b\":[[0,0]]}");
     free(out);
 
     /* malformed JSON stays a 400 */

@@ -32,7 +32,8 @@ static double num_or(const cJSON *obj, const char *key, double dflt)
 static td_reduction reduction_of(const cJSON *c)
 {
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(c, "reduction");
-    if (!cJSON_IsString(r) || strcmp(r->valuestring, "mean") == 0) return TD_REDUCTION_MEAN;
+    if (!cJSON_IsString(r) || strcmp(r->valuestring, "mean") == 0)
+        return TD_REDUCTION_MEAN;
     ck_assert_str_eq(r->valuestring, "sum");
     return TD_REDUCTION_SUM;
 }
@@ -46,7 +47,8 @@ static void assert_all_finite(const float *x, int64_t n, const char *what)
 
 static void fill(float *x, int64_t n, float v)
 {
-    for (int64_t i = 0; i < n; i++) x[i] = v;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = v;
 }
 
 /* Deterministic pseudo-random numbers (splitmix64) for the gradient checks. */
@@ -99,10 +101,12 @@ START_TEST(ce_index_reference)
     int32_t *target = tu_ints(item(ref, "target"), &nt, NULL, NULL);
     ck_assert_int_eq(nt, N);
     float *per = malloc(sizeof(float) * (size_t)N), *grad = malloc(sizeof(float) * (size_t)(N * K));
-    float *per2 = malloc(sizeof(float) * (size_t)N), *grad2 = malloc(sizeof(float) * (size_t)(N * K));
+    float *per2 = malloc(sizeof(float) * (size_t)N),
+          *grad2 = malloc(sizeof(float) * (size_t)(N * K));
     int ncases = 0;
     const cJSON *c;
-    cJSON_ArrayForEach(c, item(ref, "cases")) {
+    cJSON_ArrayForEach(c, item(ref, "cases"))
+    {
         td_ce_opts o = td_ce_opts_default();
         o.ignore_index = (int32_t)tu_num(ref, "ignore_index");
         o.reduction = reduction_of(c);
@@ -126,7 +130,8 @@ START_TEST(ce_index_reference)
         double s = 0.0;
         for (int64_t n = 0; n < N; n++) {
             s += per[n];
-            if (target[n] == o.ignore_index) ck_assert(per[n] == 0.0f);
+            if (target[n] == o.ignore_index)
+                ck_assert(per[n] == 0.0f);
         }
         tu_close(s / denom, tu_num(c, "loss"), 1e-5, 1e-7, "sum(per_sample)/denom");
 
@@ -159,7 +164,8 @@ START_TEST(ce_probs_reference)
     float *per = malloc(sizeof(float) * (size_t)N), *grad = malloc(sizeof(float) * (size_t)(N * K));
     int ncases = 0;
     const cJSON *c;
-    cJSON_ArrayForEach(c, item(ref, "cases")) {
+    cJSON_ArrayForEach(c, item(ref, "cases"))
+    {
         td_ce_opts o = td_ce_opts_default();
         o.reduction = reduction_of(c);
         o.label_smoothing = num_or(c, "label_smoothing", 0.0);
@@ -172,7 +178,8 @@ START_TEST(ce_probs_reference)
         tu_close(loss, tu_num(c, "loss"), 1e-5, 1e-7, "loss");
         tu_close_array(grad, want_grad, N * K, 1e-5, 1e-7, "grad");
         double s = 0.0;
-        for (int64_t n = 0; n < N; n++) s += per[n];
+        for (int64_t n = 0; n < N; n++)
+            s += per[n];
         tu_close(o.reduction == TD_REDUCTION_MEAN ? s / (double)N : s, tu_num(c, "loss"), 1e-5,
                  1e-7, "sum(per_sample)/N");
         free(w);
@@ -218,7 +225,8 @@ START_TEST(grouped_reference)
     int64_t S = GS / G;
     double *want_E = tu_doubles(item(ref, "expected_index"), NULL, NULL, NULL);
     double *want_grad = tu_doubles(item(ref, "grad"), NULL, NULL, NULL);
-    float *E = malloc(sizeof(float) * (size_t)(N * G)), *grad = malloc(sizeof(float) * (size_t)(N * GS));
+    float *E = malloc(sizeof(float) * (size_t)(N * G)),
+          *grad = malloc(sizeof(float) * (size_t)(N * GS));
     double weight = tu_num(ref, "weight"), margin = tu_num(ref, "margin");
     td_grouped_loss out;
     fill(grad, N * GS, NAN);
@@ -240,8 +248,10 @@ START_TEST(grouped_reference)
             const float *z = logits + n * GS + g * S;
             int64_t am = 0;
             for (int64_t k = 1; k < S; k++)
-                if (z[k] > z[am]) am = k;
-            if (am < prev) bad = 1;
+                if (z[k] > z[am])
+                    am = k;
+            if (am < prev)
+                bad = 1;
             prev = am;
         }
         viol += bad;
@@ -262,7 +272,8 @@ START_TEST(contrastive_reference)
     ck_assert(bp == P && be == E && sp == P);
     double *want_da = tu_doubles(item(ref, "grad_a"), NULL, NULL, NULL);
     double *want_db = tu_doubles(item(ref, "grad_b"), NULL, NULL, NULL);
-    float *da = malloc(sizeof(float) * (size_t)(P * E)), *db = malloc(sizeof(float) * (size_t)(P * E));
+    float *da = malloc(sizeof(float) * (size_t)(P * E)),
+          *db = malloc(sizeof(float) * (size_t)(P * E));
     float *per = malloc(sizeof(float) * (size_t)P);
     double loss = -1.0;
     fill(da, P * E, NAN), fill(db, P * E, NAN);
@@ -272,7 +283,8 @@ START_TEST(contrastive_reference)
     tu_close_array(da, want_da, P * E, 1e-5, 1e-7, "grad_a");
     tu_close_array(db, want_db, P * E, 1e-5, 1e-7, "grad_b");
     double sum = 0.0;
-    for (int64_t p = 0; p < P; p++) sum += per[p];
+    for (int64_t p = 0; p < P; p++)
+        sum += per[p];
     tu_close(sum / (double)P, tu_num(ref, "loss"), 1e-5, 1e-7, "mean(per_pair)");
     free(a), free(b), free(s), free(want_da), free(want_db), free(da), free(db), free(per);
     cJSON_Delete(ref);
@@ -294,9 +306,8 @@ static double ce_index_loss(void *p)
     ce_ctx *c = p;
     double loss;
     int defined;
-    ck_assert_int_eq(td_ce_index(&loss, &defined, NULL, NULL, c->logits, c->target, FN, FK,
-                                 &c->o, NULL),
-                     TD_OK);
+    ck_assert_int_eq(
+        td_ce_index(&loss, &defined, NULL, NULL, c->logits, c->target, FN, FK, &c->o, NULL), TD_OK);
     return loss;
 }
 
@@ -311,14 +322,18 @@ static double ce_probs_loss(void *p)
 static void ce_ctx_init(ce_ctx *c, uint64_t seed)
 {
     rng_state = seed;
-    for (int i = 0; i < FN * FK; i++) c->logits[i] = (float)(2.0 * nrand());
+    for (int i = 0; i < FN * FK; i++)
+        c->logits[i] = (float)(2.0 * nrand());
     for (int n = 0; n < FN; n++) {
         double s = 0.0;
-        for (int k = 0; k < FK; k++) s += c->Y[n * FK + k] = (float)(0.05 + urand());
-        for (int k = 0; k < FK; k++) c->Y[n * FK + k] = (float)(c->Y[n * FK + k] / s);
+        for (int k = 0; k < FK; k++)
+            s += c->Y[n * FK + k] = (float)(0.05 + urand());
+        for (int k = 0; k < FK; k++)
+            c->Y[n * FK + k] = (float)(c->Y[n * FK + k] / s);
         c->target[n] = (int32_t)(urand() * FK);
     }
-    for (int k = 0; k < FK; k++) c->w[k] = (float)(0.5 + 1.5 * urand());
+    for (int k = 0; k < FK; k++)
+        c->w[k] = (float)(0.5 + 1.5 * urand());
     c->target[2] = -100; /* one ignored row */
     c->o = td_ce_opts_default();
 }
@@ -335,11 +350,12 @@ START_TEST(ce_index_gradcheck)
         float grad[FN * FK];
         double loss;
         int defined;
-        ck_assert_int_eq(td_ce_index(&loss, &defined, NULL, grad, c.logits, c.target, FN, FK,
-                                     &c.o, NULL),
-                         TD_OK);
+        ck_assert_int_eq(
+            td_ce_index(&loss, &defined, NULL, grad, c.logits, c.target, FN, FK, &c.o, NULL),
+            TD_OK);
         fd_check(ce_index_loss, &c, c.logits, grad, FN * FK, 1e-3, 0, "ce_index dlogits");
-        for (int k = 0; k < FK; k++) ck_assert(grad[2 * FK + k] == 0.0f); /* ignored row */
+        for (int k = 0; k < FK; k++)
+            ck_assert(grad[2 * FK + k] == 0.0f); /* ignored row */
     }
 }
 END_TEST
@@ -352,7 +368,8 @@ START_TEST(ce_probs_gradcheck)
         c.o.class_weights = variant & 1 ? c.w : NULL;
         c.o.label_smoothing = variant & 2 ? 0.2 : 0.0;
         c.o.reduction = variant & 4 ? TD_REDUCTION_SUM : TD_REDUCTION_MEAN;
-        if (variant & 1) c.Y[0] *= 3.0f; /* a row that is not normalised */
+        if (variant & 1)
+            c.Y[0] *= 3.0f; /* a row that is not normalised */
         float grad[FN * FK];
         double loss;
         ck_assert_int_eq(td_ce_probs(&loss, NULL, grad, c.logits, c.Y, FN, FK, &c.o, NULL), TD_OK);
@@ -377,24 +394,31 @@ START_TEST(categorical_gradcheck)
 {
     cat_ctx c;
     rng_state = 300;
-    for (int i = 0; i < FN * FK; i++) c.P[i] = (float)(0.05 + urand());
+    for (int i = 0; i < FN * FK; i++)
+        c.P[i] = (float)(0.05 + urand());
     for (int n = 0; n < FN; n++) {
         int hot = (int)(urand() * FK);
-        for (int k = 0; k < FK; k++) c.Y[n * FK + k] = k == hot ? 1.0f : 0.0f;
+        for (int k = 0; k < FK; k++)
+            c.Y[n * FK + k] = k == hot ? 1.0f : 0.0f;
     }
     /* row 1: a soft target; row 3: an entry clipped at eps outside the target class (its
      * gradient comes only through the normalisation); row 4 does not sum to 1; row 5: the
      * target's own entry is clipped, so the row's loss is constant and its gradient 0. */
-    for (int k = 0; k < FK; k++) c.Y[1 * FK + k] = 1.0f / FK;
-    for (int k = 0; k < FK; k++) c.Y[3 * FK + k] = k == 1 ? 1.0f : 0.0f;
-    for (int k = 0; k < FK; k++) c.Y[5 * FK + k] = k == 0 ? 1.0f : 0.0f;
+    for (int k = 0; k < FK; k++)
+        c.Y[1 * FK + k] = 1.0f / FK;
+    for (int k = 0; k < FK; k++)
+        c.Y[3 * FK + k] = k == 1 ? 1.0f : 0.0f;
+    for (int k = 0; k < FK; k++)
+        c.Y[5 * FK + k] = k == 0 ? 1.0f : 0.0f;
     c.P[3 * FK + 0] = 1e-8f, c.P[5 * FK + 0] = 1e-8f; /* row sums are >= 0.2: q < 1e-7 */
-    for (int k = 0; k < FK; k++) c.P[4 * FK + k] *= 7.0f;
+    for (int k = 0; k < FK; k++)
+        c.P[4 * FK + k] *= 7.0f;
     float grad[FN * FK];
     double loss;
     ck_assert_int_eq(td_categorical_ce(&loss, NULL, grad, c.P, c.Y, FN, FK, 1e-7, NULL), TD_OK);
     ck_assert(grad[3 * FK + 0] != 0.0f);
-    for (int k = 0; k < FK; k++) ck_assert(grad[5 * FK + k] == 0.0f);
+    for (int k = 0; k < FK; k++)
+        ck_assert(grad[5 * FK + k] == 0.0f);
     fd_check(cat_loss, &c, c.P, grad, FN * FK, 1e-3, 1, "categorical dprobs");
 }
 END_TEST
@@ -409,8 +433,8 @@ static double grp_loss(void *p)
 {
     grp_ctx *c = p;
     td_grouped_loss out;
-    ck_assert_int_eq(td_grouped(&out, NULL, NULL, c->logits, c->target, FN, FG, FS, -1,
-                                c->weight, c->margin, NULL),
+    ck_assert_int_eq(td_grouped(&out, NULL, NULL, c->logits, c->target, FN, FG, FS, -1, c->weight,
+                                c->margin, NULL),
                      TD_OK);
     return out.loss;
 }
@@ -419,15 +443,17 @@ START_TEST(grouped_gradcheck)
 {
     grp_ctx c;
     rng_state = 400;
-    for (int i = 0; i < FN * FG * FS; i++) c.logits[i] = (float)(1.5 * nrand());
-    for (int i = 0; i < FN * FG; i++) c.target[i] = (int32_t)(urand() * FS);
+    for (int i = 0; i < FN * FG * FS; i++)
+        c.logits[i] = (float)(1.5 * nrand());
+    for (int i = 0; i < FN * FG; i++)
+        c.target[i] = (int32_t)(urand() * FS);
     c.target[1 * FG + 2] = -1, c.target[4 * FG + 0] = -1;
     c.weight = 0.7, c.margin = 0.5;
     float grad[FN * FG * FS], E[FN * FG];
     td_grouped_loss out;
-    ck_assert_int_eq(td_grouped(&out, E, grad, c.logits, c.target, FN, FG, FS, -1, c.weight,
-                                c.margin, NULL),
-                     TD_OK);
+    ck_assert_int_eq(
+        td_grouped(&out, E, grad, c.logits, c.target, FN, FG, FS, -1, c.weight, c.margin, NULL),
+        TD_OK);
     ck_assert_msg(out.penalty > 0.0, "penalty inactive: the check would not cover it");
     fd_check(grp_loss, &c, c.logits, grad, FN * FG * FS, 1e-3, 0, "grouped dlogits");
 
@@ -435,7 +461,8 @@ START_TEST(grouped_gradcheck)
     td_grouped_result r;
     td_grouped_sum(&r, NULL, grad, c.logits, c.target, FN, FG, FS, -1, c.margin, 0.0f,
                    (float)(c.weight / FN));
-    for (int i = 0; i < FN * FG; i++) c.target[i] = -1;
+    for (int i = 0; i < FN * FG; i++)
+        c.target[i] = -1;
     fd_check(grp_loss, &c, c.logits, grad, FN * FG * FS, 1e-3, 0, "penalty dlogits");
 }
 END_TEST
@@ -450,9 +477,8 @@ static double con_loss(void *p)
 {
     con_ctx *c = p;
     double loss;
-    ck_assert_int_eq(td_contrastive(&loss, NULL, NULL, NULL, c->a, c->b, c->s, FN, FE, c->margin,
-                                    NULL),
-                     TD_OK);
+    ck_assert_int_eq(
+        td_contrastive(&loss, NULL, NULL, NULL, c->a, c->b, c->s, FN, FE, c->margin, NULL), TD_OK);
     return loss;
 }
 
@@ -497,8 +523,10 @@ START_TEST(all_rows_ignored)
                          TD_OK);
         ck_assert_int_eq(defined, 0);
         ck_assert(loss == 0.0);
-        for (int i = 0; i < 12; i++) ck_assert(grad[i] == 0.0f);
-        for (int i = 0; i < 3; i++) ck_assert(per[i] == 0.0f);
+        for (int i = 0; i < 12; i++)
+            ck_assert(grad[i] == 0.0f);
+        for (int i = 0; i < 3; i++)
+            ck_assert(per[i] == 0.0f);
         ck_assert(td_ce_index_denom(target, 3, &o) == 0.0);
 
         o.reduction = TD_REDUCTION_SUM; /* a sum over nothing is 0, and defined */
@@ -506,7 +534,8 @@ START_TEST(all_rows_ignored)
                          TD_OK);
         ck_assert_int_eq(defined, 1);
         ck_assert(loss == 0.0);
-        for (int i = 0; i < 12; i++) ck_assert(grad[i] == 0.0f);
+        for (int i = 0; i < 12; i++)
+            ck_assert(grad[i] == 0.0f);
     }
 
     /* grouped: the cross entropy is undefined, the penalty still counts */
@@ -518,7 +547,8 @@ START_TEST(all_rows_ignored)
     ck_assert_int_eq(td_grouped(&out, NULL, grad, gl, gt, 2, 2, 3, -1, 0.0, 0.0, NULL), TD_OK);
     ck_assert_int_eq(out.defined, 0);
     ck_assert(out.cross_entropy == 0.0 && out.loss == 0.0);
-    for (int i = 0; i < 12; i++) ck_assert(grad[i] == 0.0f);
+    for (int i = 0; i < 12; i++)
+        ck_assert(grad[i] == 0.0f);
     ck_assert_int_eq(td_grouped(&out, NULL, grad, gl, gt, 2, 2, 3, -1, 1.0, 0.0, NULL), TD_OK);
     ck_assert_int_eq(out.defined, 0);
     ck_assert(out.penalty > 0.0 && out.loss == out.penalty);
@@ -624,7 +654,8 @@ START_TEST(contrastive_zero_distance)
     tu_close(per[0], 0.0, 0, 0, "similar pair at d=0");
     tu_close(per[1], 1.5 * 1.5 / 2, 1e-7, 0, "dissimilar pair at d=0");
     tu_close(loss, 1.5 * 1.5 / 4, 1e-7, 0, "loss");
-    for (int i = 0; i < 6; i++) ck_assert(da[i] == 0.0f && db[i] == 0.0f);
+    for (int i = 0; i < 6; i++)
+        ck_assert(da[i] == 0.0f && db[i] == 0.0f);
 
     /* just off zero the dissimilar gradient is finite with magnitude (margin - d) */
     b[3] += 1e-6f;
@@ -638,9 +669,8 @@ START_TEST(grouped_violations)
 {
     /* argmax sequences: (0, 2, 1) decreases; (0, 0, 2) does not; (2, 1, 1) decreases; the
      * ignored targets do not matter: the count is over predictions. */
-    float z[3 * 3 * 3] = {5, 0, 0, 0, 0, 5, 0, 5, 0,
-                          5, 0, 0, 5, 0, 0, 0, 0, 5,
-                          0, 0, 5, 0, 5, 0, 0, 5, 0};
+    float z[3 * 3 * 3] = {5, 0, 0, 0, 0, 5, 0, 5, 0, 5, 0, 0, 5, 0,
+                          0, 0, 0, 5, 0, 0, 5, 0, 5, 0, 0, 5, 0};
     int32_t t[3 * 3] = {0, 2, 1, -1, -1, -1, 2, 1, 1};
     td_grouped_loss out;
     ck_assert_int_eq(td_grouped(&out, NULL, NULL, z, t, 3, 3, 3, -1, 0.0, 0.0, NULL), TD_OK);

@@ -165,8 +165,8 @@ START_TEST(estimate_bounds_wide_diag_gmm)
     td_error err = {{0}, {0}};
     ck_assert_int_eq(td_trainer_check(&hp, &ds, NULL, &K, &err), TD_OK);
     size_t est = td_train_memory_estimate(&hp, &ds, NULL, K, 1);
-    ck_assert_msg(est < ((size_t)64 << 20), "estimate %zu bytes for 6 rows of %lld features",
-                  est, (long long)D);
+    ck_assert_msg(est < ((size_t)64 << 20), "estimate %zu bytes for 6 rows of %lld features", est,
+                  (long long)D);
     expect_estimate("gmm diag, wide rows, a re-seed", &hp, &ds, 2);
     free_data(&ds);
 }
@@ -194,12 +194,12 @@ START_TEST(check_matches_create_and_allocates_nothing)
     td_hparams bad[5];
     for (int i = 0; i < 5; i++)
         td_hparams_defaults(&bad[i], TD_MODEL_SOFTMAX);
-    bad[0].n_classes = 2;                 /* labels reach 2 */
-    bad[1].validation_split = 0.001;      /* no validation row */
+    bad[0].n_classes = 2;            /* labels reach 2 */
+    bad[1].validation_split = 0.001; /* no validation row */
     static float w[3] = {1, 2, 3};
     bad[2].initial_weights = w, bad[2].n_initial_weights = 3;
     td_hparams_defaults(&bad[3], TD_MODEL_GMM);
-    bad[3].gmm.components = 60;               /* more than the rows */
+    bad[3].gmm.components = 60; /* more than the rows */
     td_hparams_defaults(&bad[4], TD_MODEL_EMBED_GMM);
     bad[4].embed.warmup_iterations = 1000;
     for (int i = 0; i < 5; i++) {
@@ -234,8 +234,8 @@ END_TEST
 
 /* Trains hp on ds with each of the thread counts and asserts the same weights, bit for bit,
  * as with the first; peaks[i] gets the bytes allocated with threads[i] (no epoch). */
-static void same_bits_for_threads(const td_hparams *hp, const td_dataset *ds,
-                                  const int *threads, int n, long *peaks)
+static void same_bits_for_threads(const td_hparams *hp, const td_dataset *ds, const int *threads,
+                                  int n, long *peaks)
 {
     float *ref = NULL;
     int64_t P = 0;
@@ -280,8 +280,8 @@ START_TEST(softmax_slots_grow_with_threads_and_bits_do_not_change)
          * weight-sized buffers, plus threads + 1 gradient slots (8, one per chunk,
          * before). */
         long slots = (peaks[i] - 9 * grad) / grad;
-        ck_assert_msg(slots == threads[i] + 1, "%d threads: %ld slots (%ld bytes)",
-                      threads[i], slots, peaks[i]);
+        ck_assert_msg(slots == threads[i] + 1, "%d threads: %ld slots (%ld bytes)", threads[i],
+                      slots, peaks[i]);
     }
     free_data(&ds);
 }

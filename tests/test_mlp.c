@@ -110,11 +110,19 @@ static double dot(const float *v, const double *R, int64_t n)
 }
 
 /* Central difference of f(x) = dot(R, out(x)) in x[i], where recompute() refills out. */
-#define FD(x, i, h, recompute, out, R, n) \
-    ({ float keep_ = (x)[i]; double fp_, fm_; \
-       (x)[i] = keep_ + (float)(h); recompute; fp_ = dot(out, R, n); \
-       (x)[i] = keep_ - (float)(h); recompute; fm_ = dot(out, R, n); \
-       (x)[i] = keep_; (fp_ - fm_) / (((double)(keep_ + (float)(h)) - (double)(keep_ - (float)(h)))); })
+#define FD(x, i, h, recompute, out, R, n)                                              \
+    ({                                                                                 \
+        float keep_ = (x)[i];                                                          \
+        double fp_, fm_;                                                               \
+        (x)[i] = keep_ + (float)(h);                                                   \
+        recompute;                                                                     \
+        fp_ = dot(out, R, n);                                                          \
+        (x)[i] = keep_ - (float)(h);                                                   \
+        recompute;                                                                     \
+        fm_ = dot(out, R, n);                                                          \
+        (x)[i] = keep_;                                                                \
+        (fp_ - fm_) / (((double)(keep_ + (float)(h)) - (double)(keep_ - (float)(h)))); \
+    })
 
 START_TEST(dense_layer_gradients_match_finite_differences)
 {
@@ -123,10 +131,14 @@ START_TEST(dense_layer_gradients_match_finite_differences)
     float inp[B * C], W[C * OC], b[OC], out[B * OC], dout[B * OC];
     float dinp[B * C], dW[C * OC], db[OC];
     double R[B * OC];
-    for (int i = 0; i < B * C; i++) inp[i] = (float)nrand(&s);
-    for (int i = 0; i < C * OC; i++) W[i] = (float)nrand(&s);
-    for (int i = 0; i < OC; i++) b[i] = (float)nrand(&s);
-    for (int i = 0; i < B * OC; i++) dout[i] = (float)(R[i] = nrand(&s));
+    for (int i = 0; i < B * C; i++)
+        inp[i] = (float)nrand(&s);
+    for (int i = 0; i < C * OC; i++)
+        W[i] = (float)nrand(&s);
+    for (int i = 0; i < OC; i++)
+        b[i] = (float)nrand(&s);
+    for (int i = 0; i < B * OC; i++)
+        dout[i] = (float)(R[i] = nrand(&s));
     /* out = inp W + b, checked directly in double */
     td_dense_forward(out, inp, W, b, B, C, OC);
     for (int r = 0; r < B; r++)
@@ -139,8 +151,8 @@ START_TEST(dense_layer_gradients_match_finite_differences)
     td_dense_backward(dinp, dW, db, dout, inp, W, B, C, OC, 0);
 #define FWD td_dense_forward(out, inp, W, b, B, C, OC)
     for (int i = 0; i < B * C; i++)
-        tu_close_at(__FILE__, __LINE__, dinp[i], FD(inp, i, 1e-2, FWD, out, R, B * OC), 1e-3,
-                    1e-4, "dinp", i);
+        tu_close_at(__FILE__, __LINE__, dinp[i], FD(inp, i, 1e-2, FWD, out, R, B * OC), 1e-3, 1e-4,
+                    "dinp", i);
     for (int i = 0; i < C * OC; i++)
         tu_close_at(__FILE__, __LINE__, dW[i], FD(W, i, 1e-2, FWD, out, R, B * OC), 1e-3, 1e-4,
                     "dW", i);
@@ -430,8 +442,7 @@ START_TEST(grouped_reference_reproduced_through_mlp)
         }
         viol += v;
     }
-    tu_close(rec.v[col(t, "violation_rate")], (double)viol / (double)N, 0, 1e-12,
-             "violation_rate");
+    tu_close(rec.v[col(t, "violation_rate")], (double)viol / (double)N, 0, 1e-12, "violation_rate");
     free(E), free(g), free(X), free(Z), free(y), free(grad);
     td_trainer_destroy(t);
     td_hparams_fini(&hp);
@@ -450,10 +461,10 @@ START_TEST(init_is_pytorch_linear_default)
     hp.seed = 6;
     td_trainer *c = tu_make_trainer(&hp, &ds);
     const td_model *m = td_trainer_model(a);
-    ck_assert(memcmp(m->params, td_trainer_model(b)->params,
-                     sizeof(float) * (size_t)m->n_params) == 0);
-    ck_assert(memcmp(m->params, td_trainer_model(c)->params,
-                     sizeof(float) * (size_t)m->n_params) != 0);
+    ck_assert(memcmp(m->params, td_trainer_model(b)->params, sizeof(float) * (size_t)m->n_params) ==
+              0);
+    ck_assert(memcmp(m->params, td_trainer_model(c)->params, sizeof(float) * (size_t)m->n_params) !=
+              0);
     td_tensor_desc t[TD_MAX_TENSORS];
     int nt = td_model_layout(m, t);
     ck_assert_int_eq(nt, 6);
@@ -642,14 +653,15 @@ START_TEST(monotone_penalty_orders_the_groups)
         ck_assert(isfinite(rec.v[col(t, "penalty")]));
         td_trainer_destroy(t);
     }
-    fprintf(stderr, "monotone: accuracy %.4f -> %.4f, violations %.4f -> %.4f (train %.4f -> %.4f)\n",
+    fprintf(stderr,
+            "monotone: accuracy %.4f -> %.4f, violations %.4f -> %.4f (train %.4f -> %.4f)\n",
             acc[0], acc[1], viol[0], viol[1], rec_viol[0], rec_viol[1]);
-    ck_assert_msg(rec_viol[1] <= 0.05 && viol[1] <= 0.05, "violation rate %.4f / %.4f",
-                  rec_viol[1], viol[1]);
+    ck_assert_msg(rec_viol[1] <= 0.05 && viol[1] <= 0.05, "violation rate %.4f / %.4f", rec_viol[1],
+                  viol[1]);
     ck_assert_msg(rec_viol[1] < rec_viol[0] && viol[1] <= viol[0],
                   "the penalty did not lower the violations");
-    ck_assert_msg(acc[1] >= acc[0] - 0.02, "accuracy %.4f with the penalty, %.4f without",
-                  acc[1], acc[0]);
+    ck_assert_msg(acc[1] >= acc[0] - 0.02, "accuracy %.4f with the penalty, %.4f without", acc[1],
+                  acc[0]);
     free_data(&ds);
     free_data(&test);
 }

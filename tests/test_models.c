@@ -15,12 +15,11 @@
 static char g_dir[64];
 static td_error g_err;
 
-#define OK(expr)                                                                          \
-    do {                                                                                  \
-        memset(&g_err, 0, sizeof g_err);                                                  \
-        td_status st_ = (expr);                                                           \
-        ck_assert_msg(st_ == TD_OK, "%s -> %s (%s)", #expr, td_status_code(st_),          \
-                      g_err.message);                                                     \
+#define OK(expr)                                                                                 \
+    do {                                                                                         \
+        memset(&g_err, 0, sizeof g_err);                                                         \
+        td_status st_ = (expr);                                                                  \
+        ck_assert_msg(st_ == TD_OK, "%s -> %s (%s)", #expr, td_status_code(st_), g_err.message); \
     } while (0)
 
 /* A store in a new temp directory with one tiny dataset and n jobs claimed (running). */
@@ -36,8 +35,8 @@ static td_store *store_with_jobs(int n, char ids[][TD_ID_MAX])
     OK(td_store_open(&s, g_dir, &g_err));
     OK(td_store_dataset_put(s, &ds, "tiny", &m, &g_err));
     for (int i = 0; i < n; i++) {
-        td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
-                            .epochs = 1};
+        td_job_spec spec = {
+            .model = "softmax", .dataset = m.id, .hyperparameters = "{}", .epochs = 1};
         OK(td_store_job_insert(s, &spec, ids[i], &g_err));
         OK(td_store_job_claim(s, ids[i], NULL, &g_err));
     }
@@ -87,15 +86,17 @@ START_TEST(image_roundtrip_and_corruption)
     ck_assert_uint_eq(aux, 42);
     ck_assert_uint_eq(plen, 8);
     ck_assert_int_eq(memcmp(payload, "abcdefgh", 8), 0);
-    ck_assert_int_eq(td_blob_image_check(img, len, TD_BLOB_CHECKPOINT, "img", NULL, &payload,
-                                         &plen, &g_err), TD_EIO);
+    ck_assert_int_eq(
+        td_blob_image_check(img, len, TD_BLOB_CHECKPOINT, "img", NULL, &payload, &plen, &g_err),
+        TD_EIO);
     ck_assert_ptr_nonnull(strstr(g_err.message, "blob kind 3, expected 2"));
-    ck_assert_int_eq(td_blob_image_check(img, len - 1, TD_BLOB_MODEL, "img", NULL, &payload,
-                                         &plen, &g_err), TD_EIO);
+    ck_assert_int_eq(
+        td_blob_image_check(img, len - 1, TD_BLOB_MODEL, "img", NULL, &payload, &plen, &g_err),
+        TD_EIO);
     ck_assert_ptr_nonnull(strstr(g_err.message, "length mismatch"));
     ((char *)img)[TD_BLOB_HEADER + 2] ^= 1;
-    ck_assert_int_eq(td_blob_image_check(img, len, TD_BLOB_MODEL, "img", NULL, &payload, &plen,
-                                         &g_err), TD_EIO);
+    ck_assert_int_eq(
+        td_blob_image_check(img, len, TD_BLOB_MODEL, "img", NULL, &payload, &plen, &g_err), TD_EIO);
     ck_assert_ptr_nonnull(strstr(g_err.message, "img: checksum mismatch"));
     td_blob_free(img);
 }
@@ -116,8 +117,9 @@ START_TEST(small_models_in_rows_large_in_files)
     OK(td_store_model_write_unsynced(s, ids[1], "{\"m\":2}", big, big_n, &g_err));
     ck_assert(!model_file_exists(ids[0]));
     ck_assert(model_file_exists(ids[1]));
-    ck_assert_int_eq(td_store_model_get(s, ids[0], &(char *){0}, &(float *){0}, &(int64_t){0},
-                                        &g_err), TD_ENOTFOUND); /* not recorded yet */
+    ck_assert_int_eq(
+        td_store_model_get(s, ids[0], &(char *){0}, &(float *){0}, &(int64_t){0}, &g_err),
+        TD_ENOTFOUND); /* not recorded yet */
     OK(td_store_sync_files(s, &g_err));
     const char *ends[2] = {ids[0], ids[1]};
     const int64_t np[2] = {3, big_n};
@@ -158,8 +160,10 @@ START_TEST(corrupted_row_image)
     char sql[200];
     /* offset 42, in the first parameter (the payload starts after the 40-byte header):
      * 1.0f's 0x80 becomes 0 */
-    snprintf(sql, sizeof sql, "UPDATE jobs SET model_image = CAST(substr(model_image, 1, 42) "
-             "|| X'00' || substr(model_image, 44) AS BLOB) WHERE id = '%s'", ids[0]);
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET model_image = CAST(substr(model_image, 1, 42) "
+             "|| X'00' || substr(model_image, 44) AS BLOB) WHERE id = '%s'",
+             ids[0]);
     ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     char *mj = NULL;

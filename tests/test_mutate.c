@@ -75,19 +75,83 @@ static void b_str(buf *b, const char *s) { b_put(b, s, strlen(s)); }
 
 /* ---- mutations ------------------------------------------------------------------------ */
 
-static const char *const EXTREME[] = {
-    "1e999", "-1e999", "1e309", "-0", "0", "-1", "1e-320", "4.9e-324", "3.5e38", "-3.5e38",
-    "2147483647", "2147483648", "-2147483649", "9223372036854775807", "9223372036854775808",
-    "18446744073709551616", "1e7", "10000001", "0.5", "1.0000000000000002", "NaN",
-    "Infinity", "-Infinity", "1e+", "00", "\"1\"", "\"\"", "\"\\u0000\"", "\"\\ud800\"",
-    "null", "true", "false", "[]", "{}", "[[]]", "[null]", "{\"\":0}", "[1e999]",
-    "\"x\\\"y\"", "\"\xc3\x28\"", "\"\xf0\x9f\x92\xa9\"", "-100", "100000", "100001"};
+static const char *const EXTREME[] = {"1e999",
+                                      "-1e999",
+                                      "1e309",
+                                      "-0",
+                                      "0",
+                                      "-1",
+                                      "1e-320",
+                                      "4.9e-324",
+                                      "3.5e38",
+                                      "-3.5e38",
+                                      "2147483647",
+                                      "2147483648",
+                                      "-2147483649",
+                                      "9223372036854775807",
+                                      "9223372036854775808",
+                                      "18446744073709551616",
+                                      "1e7",
+                                      "10000001",
+                                      "0.5",
+                                      "1.0000000000000002",
+                                      "NaN",
+                                      "Infinity",
+                                      "-Infinity",
+                                      "1e+",
+                                      "00",
+                                      "\"1\"",
+                                      "\"\"",
+                                      "\"\\u0000\"",
+                                      "\"\\ud800\"",
+                                      "null",
+                                      "true",
+                                      "false",
+                                      "[]",
+                                      "{}",
+                                      "[[]]",
+                                      "[null]",
+                                      "{\"\":0}",
+                                      "[1e999]",
+                                      "\"x\\\"y\"",
+                                      "\"\xc3\x28\"",
+                                      "\"\xf0\x9f\x92\xa9\"",
+                                      "-100",
+                                      "100000",
+                                      "100001"};
 
-static const char *const KEYS[] = {
-    "X", "y", "Y", "model", "dataset", "data", "validation", "hyperparameters", "epochs", "lr",
-    "hidden", "n_classes", "groups", "loss", "logits", "target", "a", "b", "similar",
-    "initial_weights", "pairs", "pair_labels", "name", "", "\xff", "learning_rate", "x",
-    "components", "class_weights", "monotone", "ignore_index", "batch_size"};
+static const char *const KEYS[] = {"X",
+                                   "y",
+                                   "Y",
+                                   "model",
+                                   "dataset",
+                                   "data",
+                                   "validation",
+                                   "hyperparameters",
+                                   "epochs",
+                                   "lr",
+                                   "hidden",
+                                   "n_classes",
+                                   "groups",
+                                   "loss",
+                                   "logits",
+                                   "target",
+                                   "a",
+                                   "b",
+                                   "similar",
+                                   "initial_weights",
+                                   "pairs",
+                                   "pair_labels",
+                                   "name",
+                                   "",
+                                   "\xff",
+                                   "learning_rate",
+                                   "x",
+                                   "components",
+                                   "class_weights",
+                                   "monotone",
+                                   "ignore_index",
+                                   "batch_size"};
 
 /* Every node of the tree, parents first. */
 static void collect(cJSON *n, cJSON **out, int *count, int cap)
@@ -143,12 +207,8 @@ static char *mutate_tree(const char *text)
     ck_assert_ptr_nonnull(parent);
     switch (below(9)) {
     case 0: /* another value */
-    case 1:
-        cJSON_ReplaceItemViaPointer(parent, node, cJSON_CreateRaw(PICK(EXTREME)));
-        break;
-    case 2: /* deleted */
-        cJSON_Delete(cJSON_DetachItemViaPointer(parent, node));
-        break;
+    case 1: cJSON_ReplaceItemViaPointer(parent, node, cJSON_CreateRaw(PICK(EXTREME))); break;
+    case 2: /* deleted */ cJSON_Delete(cJSON_DetachItemViaPointer(parent, node)); break;
     case 3: /* renamed (objects) or duplicated */
         if (cJSON_IsObject(parent) && node->string) {
             free(node->string);
@@ -182,9 +242,7 @@ static char *mutate_tree(const char *text)
             cJSON_ReplaceItemViaPointer(parent, node, cJSON_CreateRaw(PICK(EXTREME)));
         }
         break;
-    case 7: /* deep nesting */
-        cJSON_ReplaceItemViaPointer(parent, node, deep());
-        break;
+    case 7: /* deep nesting */ cJSON_ReplaceItemViaPointer(parent, node, deep()); break;
     case 8: /* a new key */
         if (cJSON_IsObject(parent))
             cJSON_AddItemToObject(parent, PICK(KEYS), cJSON_CreateRaw(PICK(EXTREME)));
@@ -211,8 +269,7 @@ static char *mutate_bytes(char *s, size_t *len)
         break;
     case 1: /* a byte */
         if (n)
-            s[below(n)] = below(2) ? INTERESTING[below(sizeof INTERESTING - 1)]
-                                   : (char)below(256);
+            s[below(n)] = below(2) ? INTERESTING[below(sizeof INTERESTING - 1)] : (char)below(256);
         break;
     case 2: { /* inserted bytes */
         size_t k = 1 + below(4);
@@ -271,8 +328,8 @@ typedef struct tmpl {
     const char *method, *path, *query, *ctype, *body;
 } tmpl;
 
-#define DS_JSON                                                                           \
-    "{\"name\":\"mut\",\"X\":[[0.1,0.2,0.3],[1,0.5,-1],[2,2,2],[0,1,0],[1.5,-0.5,0.25],"   \
+#define DS_JSON                                                                          \
+    "{\"name\":\"mut\",\"X\":[[0.1,0.2,0.3],[1,0.5,-1],[2,2,2],[0,1,0],[1.5,-0.5,0.25]," \
     "[3,1,2],[0.3,0.3,0.9],[-1,-2,-3]],\"y\":[0,1,2,0,1,2,0,1]}"
 
 static const char *const JOB_HP[] = {
@@ -296,10 +353,19 @@ static const char *const LOSSES[] = {
     "\"margin\":2}",
 };
 
-static const char *const CTYPES[] = {
-    "text/plain", "application/json; charset=utf-8", "APPLICATION/JSON", "application/jsonx",
-    "", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/csv",
-    "application/json;;;", "json", "*/*", "application/json, text/csv", "\xff\xfe"};
+static const char *const CTYPES[] = {"text/plain",
+                                     "application/json; charset=utf-8",
+                                     "APPLICATION/JSON",
+                                     "application/jsonx",
+                                     "",
+                                     "application/x-www-form-urlencoded",
+                                     "multipart/form-data; boundary=x",
+                                     "text/csv",
+                                     "application/json;;;",
+                                     "json",
+                                     "*/*",
+                                     "application/json, text/csv",
+                                     "\xff\xfe"};
 
 typedef struct reqt {
     char method[16];
@@ -344,8 +410,8 @@ static void build(reqt *r, const tmpl *t, const char *ds, const char *job)
         char *qm = strdup(q);
         for (int i = 0; i < query_muts; i++) {
             if (below(3) == 0) { /* an unknown or repeated parameter */
-                static const char *const extra[] = {"&limit=2", "&state=queued", "&x=1",
-                                                    "&=", "&&", "&limit"};
+                static const char *const extra[] = {
+                    "&limit=2", "&state=queued", "&x=1", "&=", "&&", "&limit"};
                 const char *e = PICK(extra);
                 size_t el = strlen(e);
                 qm = realloc(qm, qn + el + 1);
@@ -363,9 +429,7 @@ static void build(reqt *r, const tmpl *t, const char *ds, const char *job)
     const char *ctype = t->ctype;
     for (int i = 0; i < header_muts; i++) {
         switch (below(4)) {
-        case 0:
-            ctype = PICK(CTYPES);
-            break;
+        case 0: ctype = PICK(CTYPES); break;
         case 1: {
             b_str(&r->headers, "Idempotency-Key: ");
             size_t k = below(3) == 0 ? 200 + below(200) : below(20);
@@ -381,9 +445,7 @@ static void build(reqt *r, const tmpl *t, const char *ds, const char *job)
         case 2:
             b_str(&r->headers, below(2) ? "Authorization: Bearer nope\n" : "Authorization: x\n");
             break;
-        case 3:
-            b_str(&r->headers, below(2) ? "X-Junk: \xff\xfe\n" : "Accept: text/csv\n");
-            break;
+        case 3: b_str(&r->headers, below(2) ? "X-Junk: \xff\xfe\n" : "Accept: text/csv\n"); break;
         }
     }
     if (ctype && *ctype) {
@@ -431,10 +493,9 @@ static int has_error_object(const httpc_resp *r)
 {
     cJSON *j = r->body ? cJSON_Parse(r->body) : NULL;
     cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    int ok = cJSON_IsObject(e) &&
-             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "code")) &&
-             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "message")) &&
-             cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring[0];
+    int ok = cJSON_IsObject(e) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "code")) &&
+        cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "message")) &&
+        cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring[0];
     cJSON_Delete(j);
     return ok;
 }
@@ -447,13 +508,17 @@ START_TEST(mutated_requests_get_4xx_error_objects)
     uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 7;
     int N = n_env ? atoi(n_env) : 600;
     g_rng = seed;
-    httpc_daemon d = api_start(NULL, "workers = 1\nmax_queued_jobs = 4\nmax_body_mb = 1\n"
-                                     "connection_timeout_s = 10\n", NULL, NULL);
+    httpc_daemon d = api_start(NULL,
+                               "workers = 1\nmax_queued_jobs = 4\nmax_body_mb = 1\n"
+                               "connection_timeout_s = 10\n",
+                               NULL, NULL);
     int port = d.port;
     char *ds = api_post_id(port, "/v1/datasets", DS_JSON, 201);
     char body[1024];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":3}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":3}}",
+             ds);
     char *job = api_post_id(port, "/v1/jobs", body, 202);
     api_expect_state(port, job, "succeeded", 20);
 
@@ -535,7 +600,8 @@ START_TEST(mutated_requests_get_4xx_error_objects)
                   r.body);
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/loss", "Content-Type: application/json",
-                                   LOSSES[3], strlen(LOSSES[3]), &r), 200);
+                                   LOSSES[3], strlen(LOSSES[3]), &r),
+                     200);
     httpc_free(&r);
     api_stop(&d);
     free(ds), free(job);

@@ -32,7 +32,7 @@
 
 static httpc_daemon g_d;
 static int g_port;
-static char g_gen[300];              /* the generated bodies */
+static char g_gen[300]; /* the generated bodies */
 
 static void setup(void)
 {
@@ -44,10 +44,7 @@ static void setup(void)
     ck_assert_msg(system(cmd) == 0, "tests/npy_gen.py failed (needs " PY " with numpy)");
 }
 
-static void teardown(void)
-{
-    api_stop(&g_d);
-}
+static void teardown(void) { api_stop(&g_d); }
 
 static void spit(const char *path, const char *data, size_t len)
 {
@@ -61,14 +58,13 @@ static const char *type_of(const char *file)
 {
     const char *ext = strrchr(file, '.');
     return !strcmp(ext, ".npz") ? "Content-Type: application/zip"
-           : !strcmp(ext, ".npy") ? "Content-Type: application/x-npy"
-           : !strcmp(ext, ".csv") ? "Content-Type: text/csv"
-                                  : "Content-Type: application/json";
+        : !strcmp(ext, ".npy")  ? "Content-Type: application/x-npy"
+        : !strcmp(ext, ".csv")  ? "Content-Type: text/csv"
+                                : "Content-Type: application/json";
 }
 
 /* POSTs raw bytes; returns the status, *r to free. */
-static int post_raw(const char *path, const char *hdrs, const char *body, size_t len,
-                    httpc_resp *r)
+static int post_raw(const char *path, const char *hdrs, const char *body, size_t len, httpc_resp *r)
 {
     return httpc_request(g_port, "POST", path, hdrs, body, len, r);
 }
@@ -81,8 +77,7 @@ static char *upload(const char *file)
     snprintf(path, sizeof path, "%s/%s", g_gen, file);
     char *body = tu_read_file(path, &len);
     api_call c = api_req_n(g_port, "POST", "/v1/datasets", type_of(file), body, len);
-    ck_assert_msg(c.status == 201 && api_str(c.json, "id"), "%s: %d %s", file, c.status,
-                  c.r.body);
+    ck_assert_msg(c.status == 201 && api_str(c.json, "id"), "%s: %d %s", file, c.status, c.r.body);
     char *id = strdup(api_str(c.json, "id"));
     api_done(&c);
     free(body);
@@ -148,13 +143,12 @@ START_TEST(npz_same_as_json)
     char *w_ref = model_json(job_ref);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char *id = upload(files[i]), *got = data_json(id);
-        ck_assert_msg(strcmp(got, want) == 0, "%s is stored differently from data.json",
-                      files[i]);
-        if (i < 2) {                 /* savez and savez_compressed: the same weights */
+        ck_assert_msg(strcmp(got, want) == 0, "%s is stored differently from data.json", files[i]);
+        if (i < 2) { /* savez and savez_compressed: the same weights */
             char *job = train(id, "softmax", "{\"epochs\":15,\"seed\":3}");
             char *w = model_json(job);
-            ck_assert_msg(strcmp(w, w_ref) == 0, "%s trains to other weights:\n%s\n%s",
-                          files[i], w, w_ref);
+            ck_assert_msg(strcmp(w, w_ref) == 0, "%s trains to other weights:\n%s\n%s", files[i], w,
+                          w_ref);
             free(job), free(w);
         }
         free(id), free(got);
@@ -171,15 +165,14 @@ END_TEST
 
 START_TEST(npy_dtypes)
 {
-    static const char *const tags[] = {"f4", "lef8", "bef8", "i1", "i2", "bei4",
-                                       "i8", "u1", "u2", "u4", "beu8", "bool"};
+    static const char *const tags[] = {"f4", "lef8", "bef8", "i1", "i2",   "bei4",
+                                       "i8", "u1",   "u2",   "u4", "beu8", "bool"};
     for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
         char f1[64], f2[64];
         snprintf(f1, sizeof f1, "X_%s.npy", tags[i]);
         snprintf(f2, sizeof f2, "X_%s.json", tags[i]);
         char *a = upload(f1), *b = upload(f2), *ja = data_json(a), *jb = data_json(b);
-        ck_assert_msg(strcmp(ja, jb) == 0, "%s: stored\n%s\nastype(float32) gives\n%s", f1, ja,
-                      jb);
+        ck_assert_msg(strcmp(ja, jb) == 0, "%s: stored\n%s\nastype(float32) gives\n%s", f1, ja, jb);
         free(a), free(b), free(ja), free(jb);
     }
 }
@@ -193,13 +186,12 @@ START_TEST(npz_unicode_labels)
     static const char *const files[] = {"unicode_y.npz", "unicode_be.npz"};
     for (int f = 0; f < 2; f++) {
         char *n = upload(files[f]), *nd = data_json(n), path[200];
-        ck_assert_msg(strcmp(nd, jd) == 0, "%s: stored\n%s\nJSON names give\n%s", files[f], nd,
-                      jd);
+        ck_assert_msg(strcmp(nd, jd) == 0, "%s: stored\n%s\nJSON names give\n%s", files[f], nd, jd);
         snprintf(path, sizeof path, "/v1/datasets/%s", n);
         char *meta = get(path, NULL, NULL);
         ck_assert_msg(strstr(meta, "\"classes\":[\"a\",\"b\",\"\u00e9t\u00e9\"]") ||
-                      strstr(meta, "\"classes\":[\"a\",\"b\",\"\xc3\xa9t\xc3\xa9\"]"), "%s: %s",
-                      files[f], meta);
+                          strstr(meta, "\"classes\":[\"a\",\"b\",\"\xc3\xa9t\xc3\xa9\"]"),
+                      "%s: %s", files[f], meta);
         free(n), free(nd), free(meta);
     }
     free(j), free(jd);
@@ -221,7 +213,7 @@ START_TEST(npy_errors)
         {"extra.npz", "w.npy", "unknown array"},
         {"pairs_bad.npz", "pairs[1][1]", "pairs[1][1] = 40 is outside [0, 39]"},
         {"corrupt.npz", "X.npy", "CRC-32 mismatch"},
-        {"data.json", "npz", "not a zip file"},   /* sent as application/zip below */
+        {"data.json", "npz", "not a zip file"}, /* sent as application/zip below */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[400];
@@ -229,9 +221,9 @@ START_TEST(npy_errors)
         snprintf(path, sizeof path, "%s/%s", g_gen, cases[i].file);
         char *body = tu_read_file(path, &len);
         httpc_resp r;
-        int st = post_raw("/v1/datasets", strstr(cases[i].file, ".json")
-                                              ? "Content-Type: application/zip"
-                                              : type_of(cases[i].file),
+        int st = post_raw("/v1/datasets",
+                          strstr(cases[i].file, ".json") ? "Content-Type: application/zip"
+                                                         : type_of(cases[i].file),
                           body, len, &r);
         cJSON *j = cJSON_Parse(r.body), *e = cJSON_GetObjectItem(j, "error");
         ck_assert_msg(st == 422 && e, "%s: %d %s", cases[i].file, st, r.body);
@@ -250,8 +242,10 @@ START_TEST(npy_errors)
     int fd = httpc_connect(g_port);
     ck_assert_int_ge(fd, 0);
     char head[200];
-    snprintf(head, sizeof head, "POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: "
-             "application/x-npy\r\nContent-Length: %zu\r\n\r\n", blen);
+    snprintf(head, sizeof head,
+             "POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: "
+             "application/x-npy\r\nContent-Length: %zu\r\n\r\n",
+             blen);
     ck_assert_int_eq(httpc_send_all(fd, head, strlen(head)), 0);
     ck_assert_int_eq(httpc_send_all(fd, xb, blen / 2), 0);
     usleep(200000);
@@ -261,7 +255,7 @@ START_TEST(npy_errors)
     snprintf(cmd0, sizeof cmd0, "test -z \"$(ls -A %s/state/datasets)\"", g_d.dir);
     int empty = 0;
     for (int i = 0; i < 100 && !(empty = system(cmd0) == 0); i++)
-        usleep(50000);               /* until the server has seen the connection close */
+        usleep(50000); /* until the server has seen the connection close */
     ck_assert_msg(empty, "an aborted upload left its file in datasets/");
     /* nothing stored, no temp file left in datasets/ */
     size_t n;
@@ -295,7 +289,9 @@ START_TEST(dataset_download)
     }
     /* numpy reads the npz: X float32 (40, 3), y int32 (40,), values as stored */
     char cmd[1400];
-    snprintf(cmd, sizeof cmd, PY " -c \"import numpy as np, json; z = np.load('%s/down.npz'); "
+    snprintf(cmd, sizeof cmd,
+             PY
+             " -c \"import numpy as np, json; z = np.load('%s/down.npz'); "
              "j = json.load(open('%s/down.json')); "
              "assert z['X'].dtype == np.float32 and z['X'].shape == (40, 3); "
              "assert z['y'].dtype == np.int32 and z['y'].shape == (40,); "
@@ -363,12 +359,12 @@ static void check_exports(const char *job, const char *what)
     snprintf(path, sizeof path, "%s/pred.json", g_gen);
     spit(path, pj, strlen(pj));
     /* the npz answer holds the same arrays */
-    char *pz = predict(job, "Content-Type: application/x-npy\nAccept: application/zip", npy,
-                       nlen, &len);
+    char *pz =
+        predict(job, "Content-Type: application/x-npy\nAccept: application/zip", npy, nlen, &len);
     snprintf(path, sizeof path, "%s/pred.npz", g_gen);
     spit(path, pz, len);
-    snprintf(cmd, sizeof cmd, PY " tests/npy_check.py outputs %s/pred.npz %s/pred.json",
-             g_gen, g_gen);
+    snprintf(cmd, sizeof cmd, PY " tests/npy_check.py outputs %s/pred.npz %s/pred.json", g_gen,
+             g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: predictions npz", what);
     /* the model npz holds the JSON model's arrays */
     char *mj = model_json(job);
@@ -387,12 +383,16 @@ static void check_exports(const char *job, const char *what)
     char *onnx = get(path, NULL, &len);
     snprintf(path, sizeof path, "%s/model.onnx", g_gen);
     spit(path, onnx, len);
-    snprintf(cmd, sizeof cmd, PY " -c \"import onnx; onnx.checker.check_model(onnx.load("
-             "'%s/model.onnx'), full_check=True)\"", g_gen);
+    snprintf(cmd, sizeof cmd,
+             PY " -c \"import onnx; onnx.checker.check_model(onnx.load("
+                "'%s/model.onnx'), full_check=True)\"",
+             g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: onnx.checker refuses the model", what);
-    snprintf(cmd, sizeof cmd, PY " -c \"import json; json.dump(json.load(open('%s/data.json'))"
-             "['X'], open('%s/X.json', 'w'))\" && node tests/onnx_run.js %s/model.onnx "
-             "%s/X.json %s/pred.json", g_gen, g_gen, g_gen, g_gen, g_gen);
+    snprintf(cmd, sizeof cmd,
+             PY " -c \"import json; json.dump(json.load(open('%s/data.json'))"
+                "['X'], open('%s/X.json', 'w'))\" && node tests/onnx_run.js %s/model.onnx "
+                "%s/X.json %s/pred.json",
+             g_gen, g_gen, g_gen, g_gen, g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: onnxruntime disagrees with /predict", what);
     free(onnx);
     /* the C header: compiled clean, it matches /predict */
@@ -414,9 +414,10 @@ static void check_exports(const char *job, const char *what)
     snprintf(path, sizeof path, "%s/main.c", g_gen);
     spit(path, MAIN_C, strlen(MAIN_C));
     snprintf(cmd, sizeof cmd,
-             "cd %s && cc -std=c99 -Wall -Wextra -pedantic -Werror -o main main.c -lm && "
-             PY " -c \"import json; [print(*r) for r in json.load(open('data.json'))['X']]\" "
-             "> X.txt && ./main < X.txt > out.txt", g_gen);
+             "cd %s && cc -std=c99 -Wall -Wextra -pedantic -Werror -o main main.c -lm && " PY
+             " -c \"import json; [print(*r) for r in json.load(open('data.json'))['X']]\" "
+             "> X.txt && ./main < X.txt > out.txt",
+             g_gen);
     ck_assert_msg(system(cmd) == 0, "%s: the C header does not compile clean or run", what);
     snprintf(path, sizeof path, "%s/out.txt", g_gen);
     char *out = tu_read_file(path, &len);
@@ -430,7 +431,7 @@ static void check_exports(const char *job, const char *what)
     int64_t lper = ln / rows;
     char *q = out;
     for (int64_t i = 0; i < rows; i++) {
-        int64_t per;                 /* row i: (K) or grouped (G, S) */
+        int64_t per; /* row i: (K) or grouped (G, S) */
         double *want = tu_doubles(cJSON_GetArrayItem(probs, (int)i), &per, NULL, NULL);
         for (int64_t k = 0; k < per; k++) {
             double v = strtod(q, &q);
@@ -438,8 +439,8 @@ static void check_exports(const char *job, const char *what)
         }
         free(want);
         long l = strtol(q, &q, 10);
-        ck_assert_msg(l == lab[i * lper], "%s: row %lld label %ld, /predict %d", what,
-                      (long long)i, l, lab[i * lper]);
+        ck_assert_msg(l == lab[i * lper], "%s: row %lld label %ld, /predict %d", what, (long long)i,
+                      l, lab[i * lper]);
     }
     cJSON_Delete(p);
     free(lab), free(out), free(hdr), free(mj), free(mz), free(pz), free(pn);
@@ -459,14 +460,18 @@ START_TEST(model_exports)
         {"gmm", "{\"components\":3}", 1},
         {"gmm", "{\"components\":2,\"covariance\":\"diag\"}", 1},
         {"gmm", "{\"components\":2,\"covariance\":\"spherical\"}", 1},
-        {"embed_gmm", "{\"components\":2,\"iterations\":12,\"hidden\":[6],"
-                      "\"embedding_dim\":2}", 0},
+        {"embed_gmm",
+         "{\"components\":2,\"iterations\":12,\"hidden\":[6],"
+         "\"embedding_dim\":2}",
+         0},
         /* standardize: mean and scale in every export, applied before the model */
         {"softmax", "{\"epochs\":10,\"standardize\":true}", 0},
         {"mlp", "{\"epochs\":10,\"hidden\":[5],\"standardize\":true}", 0},
         {"gmm", "{\"components\":2,\"standardize\":true}", 1},
-        {"embed_gmm", "{\"components\":2,\"iterations\":12,\"hidden\":[6],"
-                      "\"embedding_dim\":2,\"standardize\":true}", 0},
+        {"embed_gmm",
+         "{\"components\":2,\"iterations\":12,\"hidden\":[6],"
+         "\"embedding_dim\":2,\"standardize\":true}",
+         0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *job = train(cases[i].unlabelled ? dx : ds, cases[i].model, cases[i].hp);
@@ -483,9 +488,11 @@ START_TEST(grouped_exports)
 {
     /* a grouped target (N, 2) from the same X: labels per group */
     char path[400], cmd[1400];
-    snprintf(cmd, sizeof cmd, PY " -c \"import numpy as np, io; z = np.load('%s/plain.npz'); "
-             "y = np.stack([z['y'], (z['X'][:, 0] > 0).astype(np.int32)], 1); "
-             "np.savez('%s/grouped.npz', X=z['X'], y=y)\"", g_gen, g_gen);
+    snprintf(cmd, sizeof cmd,
+             PY " -c \"import numpy as np, io; z = np.load('%s/plain.npz'); "
+                "y = np.stack([z['y'], (z['X'][:, 0] > 0).astype(np.int32)], 1); "
+                "np.savez('%s/grouped.npz', X=z['X'], y=y)\"",
+             g_gen, g_gen);
     ck_assert_int_eq(system(cmd), 0);
     char *ds = upload("grouped.npz");
     size_t len;

@@ -39,17 +39,21 @@ START_TEST(gmm_job_through_rest_api)
 
     /* a bad means_init shape names the field */
     char job[1024];
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":3,\"means_init\":[[0,0],[1,1]]}}", ds);
+    snprintf(job, sizeof job,
+             "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":3,\"means_init\":[[0,0],[1,1]]}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", job);
     ck_assert_msg(c.status == 422, "%d %s", c.status, c.r.body);
     ck_assert_str_eq(api_str(cJSON_GetObjectItem(c.json, "error"), "field"),
                      "hyperparameters.means_init");
     api_done(&c);
 
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+    snprintf(job, sizeof job,
+             "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"components\":3,\"covariance\":\"full\",\"seed\":4,\"n_init\":2,"
-             "\"weights_init\":[0.2,0.3,0.5]}}", ds);
+             "\"weights_init\":[0.2,0.3,0.5]}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", job);
     ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
     char *id = strdup(api_str(c.json, "id"));
@@ -98,8 +102,8 @@ START_TEST(gmm_job_through_rest_api)
         n1++;
     ck_assert_int_ge(n1, 2);
     ck_assert_int_gt(n, n1);
-    ck_assert_msg(n_iter == n1 || n_iter == n - n1, "n_iter %d, runs of %d and %d", n_iter,
-                  n1, n - n1);
+    ck_assert_msg(n_iter == n1 || n_iter == n - n1, "n_iter %d, runs of %d and %d", n_iter, n1,
+                  n - n1);
     double best_lb = -INFINITY;
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(cJSON_GetArrayItem(run, i)->valueint, i < n1 ? 1 : 2);
@@ -166,8 +170,11 @@ static char *post_rows(int port, const float *X, int64_t N, int64_t E)
     p += sprintf(p, "{\"X\":[");
     for (int64_t i = 0; i < N; i++)
         for (int64_t j = 0; j < E; j++)
-            p += sprintf(p, "%s%.9g%s", j ? "," : i ? ",[" : "[", (double)X[i * E + j],
-                         j == E - 1 ? "]" : "");
+            p += sprintf(p, "%s%.9g%s",
+                         j       ? ","
+                             : i ? ",["
+                                 : "[",
+                         (double)X[i * E + j], j == E - 1 ? "]" : "");
     sprintf(p, "]}");
     char *id = api_post_id(port, "/v1/datasets", body, 201);
     free(body);
@@ -185,7 +192,8 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
     int64_t N = 40000, E = 8, M = 6, I = 60, R = 3;
     float *X = gmm_blobs(N, E, 4, 31, 0, NULL);
     char *ds = post_rows(d.port, X, N, E), job[512];
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+    snprintf(job, sizeof job,
+             "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"components\":%lld,\"n_init\":%lld,\"max_iter\":%lld,\"tol\":0,\"seed\":5}}",
              ds, (long long)M, (long long)R, (long long)I);
     api_call c = api_req(d.port, "POST", "/v1/jobs", job);
@@ -204,8 +212,8 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
     c = api_req(r.port, "GET", path, NULL);
-    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"), *run = cJSON_GetObjectItem(c.json,
-                                                                                      "run");
+    const cJSON *ep = cJSON_GetObjectItem(c.json, "epoch"),
+                *run = cJSON_GetObjectItem(c.json, "run");
     ck_assert_int_eq(cJSON_GetArraySize(ep), R * I);
     for (int i = 0; i < R * I; i++) {
         ck_assert_int_eq(cJSON_GetArrayItem(ep, i)->valueint, i + 1);
@@ -232,8 +240,10 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
         double *v = malloc(sizeof(double) * (size_t)n);
         ck_assert_int_eq(flatten(v, n, cJSON_GetObjectItem(c.json, names[k])), n);
         for (int64_t i = 0; i < n; i++)
-            ck_assert_msg((float)v[i] == m->params[tt[k].offset + i], "%s[%lld] differs after "
-                          "the resume", names[k], (long long)i);
+            ck_assert_msg((float)v[i] == m->params[tt[k].offset + i],
+                          "%s[%lld] differs after "
+                          "the resume",
+                          names[k], (long long)i);
         free(v);
     }
     ck_assert(cJSON_GetObjectItem(c.json, "lower_bound")->valuedouble == m->lower_bound);
@@ -241,8 +251,10 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
     api_done(&c);
 
     /* tied through the API: the model's covariances are one (E, E) matrix */
-    snprintf(job, sizeof job, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":3,\"covariance\":\"tied\",\"max_iter\":5}}", ds);
+    snprintf(job, sizeof job,
+             "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":3,\"covariance\":\"tied\",\"max_iter\":5}}",
+             ds);
     c = api_req(r.port, "POST", "/v1/jobs", job);
     ck_assert_msg(c.status == 202, "tied job: %d %s", c.status, c.r.body);
     free(id);
@@ -259,8 +271,9 @@ START_TEST(gmm_resume_after_kill9_mid_n_init_is_exact)
     snprintf(path, sizeof path, "/v1/jobs/%s/predict", id);
     c = api_req(r.port, "POST", path, "{\"X\":[[0,0,0,0,0,0,0,0]]}");
     ck_assert_msg(c.status == 200, "%d %s", c.status, c.r.body);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(
-                         cJSON_GetObjectItem(c.json, "responsibilities"), 0)), 3);
+    ck_assert_int_eq(
+        cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "responsibilities"), 0)),
+        3);
     api_done(&c);
 
     api_stop(&r);
@@ -309,14 +322,18 @@ START_TEST(embed_job_through_rest_api)
     api_call c;
 
     char job[1024];
-    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"epochs\":10}}", ds);
+    snprintf(job, sizeof job,
+             "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"epochs\":10}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", job);
     ck_assert_int_eq(c.status, 422); /* embed_gmm counts iterations */
     api_done(&c);
 
-    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"embedding_dim\":4,\"components\":6,\"seed\":3}}", ds);
+    snprintf(job, sizeof job,
+             "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"embedding_dim\":4,\"components\":6,\"seed\":3}}",
+             ds);
     c = api_req(port, "POST", "/v1/jobs", job);
     ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
     char *id = strdup(api_str(c.json, "id"));
@@ -339,8 +356,8 @@ START_TEST(embed_job_through_rest_api)
     snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
     c = api_req(port, "GET", path, NULL);
     ck_assert_int_eq(c.status, 200);
-    static const char *const cols[] = {"epoch", "elapsed_s", "loss", "pair_loss", "gmm_nll",
-                                       "reseeded", "size_0", "size_5"};
+    static const char *const cols[] = {"epoch",   "elapsed_s", "loss",   "pair_loss",
+                                       "gmm_nll", "reseeded",  "size_0", "size_5"};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         ck_assert_msg(size_of(c.json, cols[i]) == 300, "column %s", cols[i]);
     const cJSON *nll = cJSON_GetObjectItem(c.json, "gmm_nll");
@@ -356,8 +373,7 @@ START_TEST(embed_job_through_rest_api)
     ck_assert_int_eq(cJSON_GetArraySize(layers), 2);
     const cJSON *l0 = cJSON_GetArrayItem(layers, 0), *l1 = cJSON_GetArrayItem(layers, 1);
     ck_assert_int_eq(size_of(l0, "W"), 20);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(l0, "W"), 0)),
-                     128);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(l0, "W"), 0)), 128);
     ck_assert_str_eq(api_str(l0, "activation"), "relu");
     ck_assert_int_eq(size_of(l1, "W"), 128);
     ck_assert_int_eq(size_of(l1, "b"), 4);
@@ -415,7 +431,8 @@ START_TEST(embed_job_through_rest_api)
     api_done(&c);
 
     /* inline data with pairs */
-    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"data\":{\"X\":[[0,0],[0,1],[5,5],"
+    snprintf(job, sizeof job,
+             "{\"model\":\"embed_gmm\",\"data\":{\"X\":[[0,0],[0,1],[5,5],"
              "[5,6],[0,0.5],[5,5.5]],\"pairs\":[[0,1],[2,3],[0,2],[1,3],[4,0],[5,2]],"
              "\"pair_labels\":[1,1,0,0,true,true]},\"hyperparameters\":{\"components\":2,"
              "\"iterations\":20,\"hidden\":[8]}}");
@@ -442,9 +459,11 @@ START_TEST(embed_resume_after_kill9_is_exact)
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
     float *X = embed_blobs(N, D, K, 6, y);
     char *ds = post_dataset(d.port, X, y, N, D), job[512];
-    snprintf(job, sizeof job, "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+    snprintf(job, sizeof job,
+             "{\"model\":\"embed_gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
              "{\"embedding_dim\":3,\"components\":5,\"iterations\":%lld,\"hidden\":[64],"
-             "\"gmm_batch\":1000,\"seed\":8}}", ds, (long long)I);
+             "\"gmm_batch\":1000,\"seed\":8}}",
+             ds, (long long)I);
     api_call c = api_req(d.port, "POST", "/v1/jobs", job);
     ck_assert_msg(c.status == 202, "job: %d %s", c.status, c.r.body);
     char *id = strdup(api_str(c.json, "id"));
@@ -469,8 +488,8 @@ START_TEST(embed_resume_after_kill9_is_exact)
     ck_assert_int_eq(cJSON_GetArraySize(ep), I);
     int i = 1;
     cJSON_ArrayForEach(v, ep) ck_assert_int_eq(v->valueint, i++);
-    double last_nll = cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "gmm_nll"),
-                                         (int)I - 1)->valuedouble;
+    double last_nll =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(c.json, "gmm_nll"), (int)I - 1)->valuedouble;
     api_done(&c);
 
     td_dataset tds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
@@ -491,13 +510,14 @@ START_TEST(embed_resume_after_kill9_is_exact)
     ck_assert_int_eq(c.status, 200);
     const cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "network"), "layers");
     const cJSON *gmm = cJSON_GetObjectItem(c.json, "gmm");
-    const cJSON *got[8] = {
-        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 0), "W"),
-        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 0), "b"),
-        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "W"),
-        cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "b"),
-        cJSON_GetObjectItem(gmm, "weights"), cJSON_GetObjectItem(gmm, "means"),
-        cJSON_GetObjectItem(gmm, "covariances"), cJSON_GetObjectItem(c.json, "assignments")};
+    const cJSON *got[8] = {cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 0), "W"),
+                           cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 0), "b"),
+                           cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "W"),
+                           cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "b"),
+                           cJSON_GetObjectItem(gmm, "weights"),
+                           cJSON_GetObjectItem(gmm, "means"),
+                           cJSON_GetObjectItem(gmm, "covariances"),
+                           cJSON_GetObjectItem(c.json, "assignments")};
     ck_assert_int_eq(nt, 8);
     for (int k = 0; k < nt; k++) {
         int64_t n = tt[k].rows * tt[k].cols;

@@ -165,8 +165,10 @@ START_TEST(rest_two_spirals)
      * far below float resolution, the weights come back unchanged */
     size_t n = strlen(model_json) + 256;
     char *hp2 = malloc(n);
-    snprintf(hp2, n, "{\"hidden\":[64,64],\"activation\":\"tanh\",\"optimizer\":\"sgd\","
-             "\"lr\":1e-30,\"epochs\":1,\"initial_weights\":%s}", model_json);
+    snprintf(hp2, n,
+             "{\"hidden\":[64,64],\"activation\":\"tanh\",\"optimizer\":\"sgd\","
+             "\"lr\":1e-30,\"epochs\":1,\"initial_weights\":%s}",
+             model_json);
     char *job2 = run_job(port, "mlp", dsid, hp2);
     c = api_get(port, "/v1/jobs/%s/model", job2);
     expect_layers(c.json, td_trainer_model(t), "tanh");
@@ -204,8 +206,8 @@ START_TEST(rest_grouped_monotone)
     api_call c = api_get(port, "/v1/jobs/%s", job);
     const cJSON *h = cJSON_GetObjectItem(c.json, "hyperparameters");
     ck_assert_int_eq(cJSON_GetObjectItem(h, "groups")->valueint, 3);
-    tu_close(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "monotone"), "weight")->valuedouble, 5,
-             0, 0, "monotone.weight");
+    tu_close(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "monotone"), "weight")->valuedouble, 5, 0,
+             0, "monotone.weight");
     const cJSON *metrics = cJSON_GetObjectItem(c.json, "metrics");
     ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(metrics, "violation_rate")));
     api_done(&c);
@@ -222,8 +224,10 @@ START_TEST(rest_grouped_monotone)
     const cJSON *layers = cJSON_GetObjectItem(c.json, "layers");
     ck_assert_int_eq(array_len(layers, NULL), 2);
     ck_assert_int_eq(array_len(cJSON_GetArrayItem(layers, 0), "W"), 4);
-    ck_assert_int_eq(array_len(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1),
-                                                                      "W"), 0), NULL), 15);
+    ck_assert_int_eq(
+        array_len(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "W"), 0),
+                  NULL),
+        15);
     api_done(&c);
 
     /* predictions: probabilities (N, G, S), labels (N, G) = argmax of each group */

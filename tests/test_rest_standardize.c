@@ -29,7 +29,8 @@ static int job_warns(const cJSON *job, const char *code)
     const cJSON *w = cJSON_GetObjectItem(job, "warnings");
     ck_assert_msg(cJSON_IsArray(w), "no warnings array");
     const cJSON *c;
-    cJSON_ArrayForEach(c, w) {
+    cJSON_ArrayForEach(c, w)
+    {
         ck_assert(cJSON_IsString(cJSON_GetObjectItem(c, "message")));
         if (strcmp(cJSON_GetObjectItem(c, "code")->valuestring, code) == 0)
             return 1;
@@ -76,13 +77,15 @@ START_TEST(wine_blows_up_unscaled_and_trains_standardized)
     double raw_acc = wine_accuracy(port, cJSON_GetObjectItem(job, "id")->valuestring, wine);
     cJSON_Delete(job);
 
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"standardize\":true}}", ds_id);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"standardize\":true}}",
+             ds_id);
     job = run_job(port, body);
     ck_assert_str_eq(cJSON_GetObjectItem(job, "state")->valuestring, "succeeded");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(job, "warnings")), 0);
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "hyperparameters"),
-                                               "standardize")));
+    ck_assert(cJSON_IsTrue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(job, "hyperparameters"), "standardize")));
     const char *id = cJSON_GetObjectItem(job, "id")->valuestring;
     double acc = wine_accuracy(port, id, wine);
     ck_assert_msg(acc >= 0.97 && acc > raw_acc, "standardized %.3f, raw %.3f", acc, raw_acc);
@@ -95,21 +98,25 @@ START_TEST(wine_blows_up_unscaled_and_trains_standardized)
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "mean")), 13);
     tu_close(cJSON_GetArrayItem(cJSON_GetObjectItem(st, "mean"), 12)->valuedouble,
              746.8932584269663, 1e-6, 0, "mean[12]");
-    tu_close(cJSON_GetArrayItem(cJSON_GetObjectItem(st, "scale"), 12)->valuedouble,
-             314.0216568, 1e-6, 0, "scale[12]"); /* numpy X.std(0), ddof 0 */
+    tu_close(cJSON_GetArrayItem(cJSON_GetObjectItem(st, "scale"), 12)->valuedouble, 314.0216568,
+             1e-6, 0, "scale[12]"); /* numpy X.std(0), ddof 0 */
     cJSON_Delete(m);
     cJSON_Delete(job);
 
     /* an mlp with lr 1000 (adam): its first epoch already blows the loss up, so it falls
      * from there, but ends far above log 3 */
-    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"lr\":1000,\"epochs\":10,\"standardize\":true}}", ds_id);
+    snprintf(body, sizeof body,
+             "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"lr\":1000,\"epochs\":10,\"standardize\":true}}",
+             ds_id);
     job = run_job(port, body);
     ck_assert_msg(job_warns(job, "loss_above_chance"), "%s", cJSON_PrintUnformatted(job));
     cJSON_Delete(job);
     /* with sgd it diverges: failed, and the loss rose */
-    snprintf(body, sizeof body, "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"lr\":1000,\"optimizer\":\"sgd\",\"epochs\":20,\"standardize\":true}}", ds_id);
+    snprintf(body, sizeof body,
+             "{\"model\":\"mlp\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"lr\":1000,\"optimizer\":\"sgd\",\"epochs\":20,\"standardize\":true}}",
+             ds_id);
     job = run_job(port, body);
     ck_assert_msg(job_warns(job, "loss_increased"), "%s", cJSON_PrintUnformatted(job));
     cJSON_Delete(job);
@@ -128,27 +135,28 @@ START_TEST(outputs_are_shortest_and_boolean)
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     cJSON *ds = api_json(port, "POST", "/v1/datasets",
-                          "{\"X\":[[0.1,0.2],[0.3,1e-7],[5.1,5.2],[5.3,5.25]]}", 201);
+                         "{\"X\":[[0.1,0.2],[0.3,1e-7],[5.1,5.2],[5.3,5.25]]}", 201);
     const char *ds_id = cJSON_GetObjectItem(ds, "id")->valuestring;
     char path[160], body[256];
     snprintf(path, sizeof path, "/v1/datasets/%s/data?format=json", ds_id);
     char *raw = api_get_raw(port, "%s", path);
-    ck_assert_msg(strstr(raw, "[[0.1,0.2],[0.3,1e-07],[5.1,5.2],[5.3,5.25]]") != NULL,
-                  "%s", raw);
+    ck_assert_msg(strstr(raw, "[[0.1,0.2],[0.3,1e-07],[5.1,5.2],[5.3,5.25]]") != NULL, "%s", raw);
     free(raw);
 
-    snprintf(body, sizeof body, "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"components\":2,\"covariance\":\"spherical\",\"max_iter\":50}}", ds_id);
+    snprintf(body, sizeof body,
+             "{\"model\":\"gmm\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"components\":2,\"covariance\":\"spherical\",\"max_iter\":50}}",
+             ds_id);
     cJSON *job = run_job(port, body);
     ck_assert_str_eq(cJSON_GetObjectItem(job, "state")->valuestring, "succeeded");
     const char *id = cJSON_GetObjectItem(job, "id")->valuestring;
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "metrics"),
-                                               "converged")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "metrics"), "converged")));
     snprintf(path, sizeof path, "/v1/jobs/%s/losses", id);
     cJSON *h = api_json(port, "GET", path, NULL, 200);
     const cJSON *conv = cJSON_GetObjectItem(h, "converged"), *c;
     int n = 0;
-    cJSON_ArrayForEach(c, conv) {
+    cJSON_ArrayForEach(c, conv)
+    {
         ck_assert(cJSON_IsBool(c));
         n++;
     }

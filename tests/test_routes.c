@@ -90,8 +90,8 @@ START_TEST(malformed_and_mistyped_bodies)
         c = api_req(port, "POST", "/v1/datasets", truncated[i]);
         api_expect_error(&c, 400, "malformed_json", "");
         long off = byte_offset(&c), len = (long)strlen(truncated[i]);
-        ck_assert_msg(off >= len - 5 && off <= len, "offset %ld for a body of %ld bytes: %s",
-                      off, len, c.r.body);
+        ck_assert_msg(off >= len - 5 && off <= len, "offset %ld for a body of %ld bytes: %s", off,
+                      len, c.r.body);
         api_done(&c);
     }
     c = api_req(port, "POST", "/v1/jobs", "{\"model\":\"softmax\" \"dataset\":\"x\"}");
@@ -172,7 +172,9 @@ START_TEST(malformed_and_mistyped_bodies)
 
     /* Job bodies: wrongly typed fields, unknown keys. */
     char *ds = post_dataset(port, "{\"X\":[[1,2],[3,4],[0,1]],\"y\":[0,1,1]}");
-    struct { const char *hp, *field; } bad_hp[] = {
+    struct {
+        const char *hp, *field;
+    } bad_hp[] = {
         {"[1,2]", "hyperparameters"},
         {"\"fast\"", "hyperparameters"},
         {"{\"epochs\":\"10\"}", "hyperparameters.epochs"},
@@ -186,13 +188,15 @@ START_TEST(malformed_and_mistyped_bodies)
     };
     char body[512];
     for (size_t i = 0; i < sizeof bad_hp / sizeof bad_hp[0]; i++) {
-        snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-                 "\"hyperparameters\":%s}", ds, bad_hp[i].hp);
+        snprintf(body, sizeof body,
+                 "{\"model\":\"softmax\",\"dataset\":\"%s\","
+                 "\"hyperparameters\":%s}",
+                 ds, bad_hp[i].hp);
         c = api_req(port, "POST", "/v1/jobs", body);
         api_expect_error(&c, 422, "invalid_argument", bad_hp[i].field);
         if (!bad_hp[i].field)
-            ck_assert_msg(strncmp(field_of(&c), "hyperparameters.initial_weights", 31) == 0,
-                          "%s", c.r.body);
+            ck_assert_msg(strncmp(field_of(&c), "hyperparameters.initial_weights", 31) == 0, "%s",
+                          c.r.body);
         api_done(&c);
     }
     snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparams\":{}}",
@@ -218,7 +222,9 @@ START_TEST(malformed_and_mistyped_bodies)
     api_done(&c);
 
     /* Inline data with an error inside: the field is prefixed "data.". */
-    struct { const char *data, *hp, *field; } bad_data[] = {
+    struct {
+        const char *data, *hp, *field;
+    } bad_data[] = {
         {"{\"X\":[[1,2],[3]],\"y\":[0,1]}", "{}", "data.X[1]"},
         {"{\"X\":[[1,2],[3,4]],\"y\":[0,1.5]}", "{}", "data.y[1]"},
         {"{\"X\":[[1,NaN],[3,4]],\"y\":[0,1]}", "{}", "data.X[0][1]"},
@@ -238,8 +244,9 @@ START_TEST(malformed_and_mistyped_bodies)
         api_done(&c);
     }
     /* A hyperparameter that contradicts inline data is still the hyperparameter's fault. */
-    c = api_req(port, "POST", "/v1/jobs", "{\"model\":\"softmax\",\"data\":{\"X\":[[1,2],"
-            "[1,4]],\"y\":[0,5]},\"hyperparameters\":{\"n_classes\":2}}");
+    c = api_req(port, "POST", "/v1/jobs",
+                "{\"model\":\"softmax\",\"data\":{\"X\":[[1,2],"
+                "[1,4]],\"y\":[0,5]},\"hyperparameters\":{\"n_classes\":2}}");
     api_expect_error(&c, 422, "invalid_argument", "hyperparameters.n_classes");
     api_done(&c);
     /* None of the failed inline bodies left a dataset behind. */
@@ -261,7 +268,9 @@ END_TEST
 START_TEST(unknown_ids_are_404)
 {
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
-    struct { const char *method, *path; } r404[] = {
+    struct {
+        const char *method, *path;
+    } r404[] = {
         {"GET", "/v1/datasets/ds_nope"},      {"DELETE", "/v1/datasets/ds_nope"},
         {"GET", "/v1/jobs/job_nope"},         {"DELETE", "/v1/jobs/job_nope"},
         {"GET", "/v1/jobs/job_nope/losses"},  {"GET", "/v1/jobs/job_nope/losses?format=csv"},
@@ -277,14 +286,16 @@ START_TEST(unknown_ids_are_404)
         api_done(&c);
     }
     /* A job body naming a missing dataset or validation set: 422 on that field. */
-    api_call c = api_req(d.port, "POST", "/v1/jobs",
-                         "{\"model\":\"softmax\",\"dataset\":\"ds_nope\"}");
+    api_call c =
+        api_req(d.port, "POST", "/v1/jobs", "{\"model\":\"softmax\",\"dataset\":\"ds_nope\"}");
     api_expect_error(&c, 422, "invalid_argument", "dataset");
     api_done(&c);
     char *ds = post_dataset(d.port, "{\"X\":[[1,2],[3,4]],\"y\":[0,1]}");
     char body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"validation\":\"ds_nope\"}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"validation\":\"ds_nope\"}",
+             ds);
     c = api_req(d.port, "POST", "/v1/jobs", body);
     api_expect_error(&c, 422, "invalid_argument", "validation");
     api_done(&c);
@@ -301,8 +312,10 @@ START_TEST(model_and_predict_before_a_model_are_409)
     char *ds = post_dataset(port, b);
     free(b);
     char body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":10000000}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":10000000}}",
+             ds);
     char *running = post_job(port, body);
     char *queued = post_job(port, body); /* one worker: waits behind the first */
     cJSON *j = api_get_json(port, "/v1/jobs/%s", queued);
@@ -394,8 +407,10 @@ START_TEST(inline_data_validation_and_predict_shapes)
     char *val = post_dataset(port, b);
     free(b);
     char jb[512];
-    snprintf(jb, sizeof jb, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"validation\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":12,\"lr\":0.5}}", train, val);
+    snprintf(jb, sizeof jb,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\",\"validation\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":12,\"lr\":0.5}}",
+             train, val);
     char *vjob = post_job(port, jb);
     api_expect_state(port, vjob, "succeeded", 30);
     j = api_get_json(port, "/v1/jobs/%s/losses", vjob);
@@ -454,7 +469,7 @@ START_TEST(csv_upload)
     /* Label first, a header line, CRLF and a quoted field. */
     const char *csv = "label,a,b\r\n0,1,2\r\n1,3,-4\r\n2,\"0.5\",6\r\n1,-1,0.25\r\n";
     api_call c = api_reqh(port, "POST", "/v1/datasets?header=true&label_column=first",
-                 "Content-Type: text/csv", csv);
+                          "Content-Type: text/csv", csv);
     ck_assert_msg(c.status == 201, "csv: %d %s", c.status, c.r.body);
     ck_assert_int_eq(api_item(c.json, "n_samples")->valueint, 4);
     ck_assert_int_eq(api_item(c.json, "n_features")->valueint, 2);
@@ -468,8 +483,10 @@ START_TEST(csv_upload)
     const double X[4][2] = {{1, 2}, {3, -4}, {0.5, 6}, {-1, 0.25}};
     const int y[4] = {0, 1, 2, 1};
     char body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
-             "{\"epochs\":1,\"lr\":1,\"batch_size\":0}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\",\"hyperparameters\":"
+             "{\"epochs\":1,\"lr\":1,\"batch_size\":0}}",
+             ds);
     char *job = post_job(port, body);
     api_expect_state(port, job, "succeeded", 30);
     cJSON *m = api_get_json(port, "/v1/jobs/%s/model", job);
@@ -482,14 +499,16 @@ START_TEST(csv_upload)
             double w = 0;
             for (int n = 0; n < 4; n++)
                 w += X[n][j] * ((y[n] == k) - 1.0 / 3) / 4;
-            tu_close(cJSON_GetArrayItem(cJSON_GetArrayItem(api_item(m, "W"), j), k)->valuedouble,
-                     w, 1e-6, 1e-7, "csv W");
+            tu_close(cJSON_GetArrayItem(cJSON_GetArrayItem(api_item(m, "W"), j), k)->valuedouble, w,
+                     1e-6, 1e-7, "csv W");
         }
     }
     cJSON_Delete(m);
 
     /* Bad CSV: the field names the line and the column. */
-    struct { const char *csv, *field; } bad[] = {
+    struct {
+        const char *csv, *field;
+    } bad[] = {
         {"label,a,b\n0,1,2\n1,3,x\n", "line 3, column 3"},
         {"label,a,b\n0,1,2\n1.5,3,4\n", "line 3, column 1"},
         {"label,a,b\n0,1,2\n1,,4\n", "line 3, column 2"},
@@ -498,7 +517,7 @@ START_TEST(csv_upload)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = api_reqh(port, "POST", "/v1/datasets?header=true&label_column=first",
-                "Content-Type: text/csv", bad[i].csv);
+                     "Content-Type: text/csv", bad[i].csv);
         api_expect_error(&c, 422, "invalid_argument", bad[i].field);
         api_done(&c);
     }
@@ -551,8 +570,10 @@ START_TEST(listing_idempotency_health_metrics)
     /* Idempotency-Key: the same key is the same job, before and after it finished. */
     char *ds = post_dataset(port, "{\"X\":[[1,2],[3,4],[0,1]],\"y\":[0,1,1]}");
     char body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":3}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":3}}",
+             ds);
     const char *k1 = API_JSON "\nIdempotency-Key: api-key-1";
     char *a = api_post_idh(port, "/v1/jobs", k1, body, 202);
     char *b = api_post_idh(port, "/v1/jobs", k1, body, 202);
@@ -560,8 +581,8 @@ START_TEST(listing_idempotency_health_metrics)
     api_expect_state(port, a, "succeeded", 30);
     char *c3 = api_post_idh(port, "/v1/jobs", k1, body, 202);
     ck_assert_str_eq(a, c3);
-    char *other = api_post_idh(port, "/v1/jobs", API_JSON "\nIdempotency-Key: api-key-2", body,
-                               202);
+    char *other =
+        api_post_idh(port, "/v1/jobs", API_JSON "\nIdempotency-Key: api-key-2", body, 202);
     ck_assert_str_ne(a, other);
     api_expect_state(port, other, "succeeded", 30);
     c = api_req(port, "GET", "/v1/jobs", NULL);
@@ -622,7 +643,8 @@ static const cJSON *resolve(const cJSON *root, const char *ref)
 static void check_refs(const cJSON *root, const cJSON *v)
 {
     const cJSON *ch;
-    cJSON_ArrayForEach(ch, v) {
+    cJSON_ArrayForEach(ch, v)
+    {
         if (ch->string && strcmp(ch->string, "$ref") == 0) {
             ck_assert(cJSON_IsString(ch));
             ck_assert_msg(resolve(root, ch->valuestring) != NULL, "dangling $ref %s",
@@ -681,8 +703,7 @@ START_TEST(openapi_document)
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(paths, routes[i].pattern);
         ck_assert_msg(p != NULL, "openapi.json lacks path %s", routes[i].pattern);
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(p, m);
-        ck_assert_msg(op != NULL, "openapi.json lacks %s %s", routes[i].method,
-                      routes[i].pattern);
+        ck_assert_msg(op != NULL, "openapi.json lacks %s %s", routes[i].method, routes[i].pattern);
         ck_assert_msg(cJSON_GetArraySize(api_item(op, "responses")) > 0, "%s %s: no responses",
                       routes[i].method, routes[i].pattern);
     }
@@ -704,7 +725,8 @@ static Suite *routes_suite(const char *name, void (*setup)(void), void (*teardow
     tcase_set_timeout(bodies, 120);
     tcase_add_test(bodies, oversized_body_is_413);
     tcase_add_test(bodies, malformed_and_mistyped_bodies);
-    if (setup) tcase_add_checked_fixture(bodies, setup, teardown);
+    if (setup)
+        tcase_add_checked_fixture(bodies, setup, teardown);
     suite_add_tcase(s, bodies);
     TCase *routes = tcase_create("routes");
     tcase_set_timeout(routes, 120);
@@ -714,7 +736,8 @@ static Suite *routes_suite(const char *name, void (*setup)(void), void (*teardow
     tcase_add_test(routes, csv_upload);
     tcase_add_test(routes, listing_idempotency_health_metrics);
     tcase_add_test(routes, openapi_document);
-    if (setup) tcase_add_checked_fixture(routes, setup, teardown);
+    if (setup)
+        tcase_add_checked_fixture(routes, setup, teardown);
     suite_add_tcase(s, routes);
     return s;
 }

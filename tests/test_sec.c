@@ -50,7 +50,8 @@ static int start_in(httpc_daemon *d, char dir[256], const char *conf_text, const
         snprintf(text, sizeof text, "%.*s%s%s", (int)(at - conf_text), conf_text, tok, at + 8);
     else
         snprintf(text, sizeof text, "%s", conf_text);
-    if (tokens) put_file(tok, tokens);
+    if (tokens)
+        put_file(tok, tokens);
     return api_start_any(d, dir, text, extra, env);
 }
 
@@ -66,13 +67,15 @@ static int start_ok(httpc_daemon *d, char dir[256], const char *conf_text, const
 }
 
 /* A request with a bearer token (NULL = none); returns the status, out filled. */
-static int call(int port, const char *method, const char *path, const char *token,
-                const char *json, httpc_resp *out)
+static int call(int port, const char *method, const char *path, const char *token, const char *json,
+                httpc_resp *out)
 {
     char h[256] = "";
     size_t n = 0;
-    if (token) n += (size_t)snprintf(h, sizeof h, "Authorization: Bearer %s\n", token);
-    if (json) snprintf(h + n, sizeof h - n, "Content-Type: application/json\n");
+    if (token)
+        n += (size_t)snprintf(h, sizeof h, "Authorization: Bearer %s\n", token);
+    if (json)
+        snprintf(h + n, sizeof h - n, "Content-Type: application/json\n");
     return httpc_request(port, method, path, h, json, json ? strlen(json) : 0, out);
 }
 
@@ -97,8 +100,8 @@ static void expect_error(const httpc_resp *r, const char *code, const char *fiel
     ck_assert_msg(cJSON_IsString(c) && strcmp(c->valuestring, code) == 0, "want %s: %s", code,
                   r->body);
     if (field)
-        ck_assert_msg(cJSON_IsString(f) && strcmp(f->valuestring, field) == 0,
-                      "want field %s: %s", field, r->body);
+        ck_assert_msg(cJSON_IsString(f) && strcmp(f->valuestring, field) == 0, "want field %s: %s",
+                      field, r->body);
     cJSON_Delete(j);
 }
 
@@ -109,9 +112,11 @@ static int wait_log(const httpc_daemon *d, const char *needle, int times)
     while (httpc_now() - t0 < 10.0) {
         char *log = httpc_daemon_log(d);
         int n = 0;
-        for (const char *p = log; (p = strstr(p, needle)); p++) n++;
+        for (const char *p = log; (p = strstr(p, needle)); p++)
+            n++;
         free(log);
-        if (n >= times) return 1;
+        if (n >= times)
+            return 1;
         usleep(20 * 1000);
     }
     return 0;
@@ -132,10 +137,13 @@ static size_t read_all(int fd, char *buf, size_t n)
     double t0 = httpc_now();
     while (httpc_now() - t0 < 10.0 && len + 1 < n) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0) continue;
+        if (poll(&p, 1, 200) <= 0)
+            continue;
         ssize_t k = recv(fd, buf + len, n - 1 - len, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
         len += (size_t)k;
     }
     buf[len] = '\0';
@@ -145,7 +153,8 @@ static size_t read_all(int fd, char *buf, size_t n)
 static int count_of(const char *hay, const char *needle)
 {
     int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
     return n;
 }
 
@@ -172,8 +181,8 @@ START_TEST(tokens_file_parse_and_match)
 
     ck_assert_ptr_eq(td_tokens_match(&t, WRITE_TOK), &t.v[1]);
     ck_assert_ptr_eq(td_tokens_match(&t, READ_TOK), &t.v[0]);
-    ck_assert_ptr_null(td_tokens_match(&t, "writer-secret-000"));   /* a prefix */
-    ck_assert_ptr_null(td_tokens_match(&t, WRITE_TOK "x"));         /* longer */
+    ck_assert_ptr_null(td_tokens_match(&t, "writer-secret-000")); /* a prefix */
+    ck_assert_ptr_null(td_tokens_match(&t, WRITE_TOK "x"));       /* longer */
     ck_assert_ptr_null(td_tokens_match(&t, ""));
 
     ck_assert(td_scope_allows(TD_SCOPE_READ, "GET", "/v1/jobs"));
@@ -189,16 +198,23 @@ START_TEST(tokens_file_parse_and_match)
     char longline[1200];
     memset(longline, 'x', sizeof longline);
     snprintf(longline, sizeof longline, "ok read abcdefgh1\nlong write %0*d\n", 1090, 7);
-    const struct { const char *text, *want; } bad[] = {
-        {"a read abcdefgh1\nb admin abcdefgh2\n", "tokens.txt:2: SCOPE \"admin\" is not read or write"},
-        {"a read abcdefgh1 extra\n", "tokens.txt:1: expected \"NAME SCOPE TOKEN\", found more than 3"},
+    const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"a read abcdefgh1\nb admin abcdefgh2\n",
+         "tokens.txt:2: SCOPE \"admin\" is not read or write"},
+        {"a read abcdefgh1 extra\n",
+         "tokens.txt:1: expected \"NAME SCOPE TOKEN\", found more than 3"},
         {"\n\na read\n", "tokens.txt:3: expected \"NAME SCOPE TOKEN\", found 2 fields"},
         {"a read short\n", "tokens.txt:1: the token of \"a\" must be 8..255"},
         {"a/b read abcdefgh1\n", "tokens.txt:1: NAME must be"},
         {"a read abcdefgh1\na write abcdefgh2\n", "tokens.txt:2: the name \"a\" is used twice"},
-        {"a read abcdefgh1\nb write abcdefgh1\n", "tokens.txt:2: token \"b\" has the same secret as \"a\""},
+        {"a read abcdefgh1\nb write abcdefgh1\n",
+         "tokens.txt:2: token \"b\" has the same secret as \"a\""},
         {longline, "tokens.txt:2: line is 1101 bytes long; at most 1024"},
-        {"a read abc\xff" "defgh\n", "not all visible ASCII"},
+        {"a read abc\xff"
+         "defgh\n",
+         "not all visible ASCII"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(td_tokens_parse(&t, bad[i].text, "tokens.txt", &e), TD_EINVAL);
@@ -287,7 +303,8 @@ START_TEST(scopes_and_audit)
     ck_assert_ptr_null(strstr(r.body, READ_TOK));
     httpc_free(&r);
     ck_assert_int_eq(status_of(port, "POST", "/v1/loss", READ_TOK,
-                               "{\"loss\":\"mse\",\"predictions\":[1],\"targets\":[1]}"), 403);
+                               "{\"loss\":\"mse\",\"predictions\":[1],\"targets\":[1]}"),
+                     403);
     ck_assert_int_eq(status_of(port, "DELETE", "/v1/datasets/ds_x", READ_TOK, NULL), 403);
     ck_assert_int_eq(status_of(port, "POST", "/v1/datasets", WRITE_TOK, DS_JSON), 201);
     ck_assert_int_eq(status_of(port, "POST", "/v1/datasets", DEFAULT_TOK, DS_JSON), 201);
@@ -317,8 +334,9 @@ START_TEST(bad_tokens_file_refused_at_start)
 {
     httpc_daemon d;
     char dir[256];
-    ck_assert_int_eq(start_in(&d, dir, "tokens_file = @TOKENS@\n",
-                              "ok write abcdefgh1\nbroken\n", NULL, NULL), -1);
+    ck_assert_int_eq(
+        start_in(&d, dir, "tokens_file = @TOKENS@\n", "ok write abcdefgh1\nbroken\n", NULL, NULL),
+        -1);
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 5), 2);
     ck_assert(log_has(&d, "tokens.txt:2: expected \"NAME SCOPE TOKEN\", found 1 field"));
     httpc_daemon_cleanup(&d);
@@ -353,7 +371,9 @@ START_TEST(sighup_reloads_tokens)
     httpc_resp r;
     ck_assert_int_eq(call(port, "POST", "/v1/jobs", "old-secret-0001",
                           "{\"model\":\"softmax\",\"data\":{\"X\":[[0,1],[1,0]],\"y\":[0,1]},"
-                          "\"hyperparameters\":{\"epochs\":200000}}", &r), 202);
+                          "\"hyperparameters\":{\"epochs\":200000}}",
+                          &r),
+                     202);
     cJSON *j = cJSON_Parse(r.body);
     char job[128];
     snprintf(job, sizeof job, "/v1/jobs/%s", cJSON_GetObjectItem(j, "id")->valuestring);
@@ -427,7 +447,8 @@ static int check_modes(const char *dir)
     int files = 0;
     struct dirent *e;
     while ((e = readdir(dd))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
         char p[1024];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         ck_assert_int_eq(lstat(p, &sb), 0);
@@ -462,7 +483,9 @@ static void modes_under_umask(mode_t mask, int preexisting)
     httpc_resp r;
     ck_assert_int_eq(call(port, "POST", "/v1/jobs", NULL,
                           "{\"model\":\"softmax\",\"data\":{\"X\":[[0,1],[1,0]],\"y\":[0,1]},"
-                          "\"hyperparameters\":{\"epochs\":3}}", &r), 202);
+                          "\"hyperparameters\":{\"epochs\":3}}",
+                          &r),
+                     202);
     cJSON *j = cJSON_Parse(r.body);
     char job[128];
     snprintf(job, sizeof job, "/v1/jobs/%s", cJSON_GetObjectItem(j, "id")->valuestring);
@@ -473,7 +496,8 @@ static void modes_under_umask(mode_t mask, int preexisting)
         ck_assert_int_eq(call(port, "GET", job, NULL, NULL, &r), 200);
         done = strstr(r.body, "\"state\":\"succeeded\"") != NULL;
         httpc_free(&r);
-        if (!done) usleep(20 * 1000);
+        if (!done)
+            usleep(20 * 1000);
     }
     ck_assert(done);
     ck_assert_int_eq(status_of(port, "POST", "/v1/datasets", NULL, DS_JSON), 201);
@@ -482,7 +506,8 @@ static void modes_under_umask(mode_t mask, int preexisting)
     ck_assert_int_eq(access(path, F_OK), 0);
     int files = check_modes(state);
     ck_assert_int_ge(files, 4);
-    if (preexisting) ck_assert(log_has(&d, "took group/other access off 2 entries"));
+    if (preexisting)
+        ck_assert(log_has(&d, "took group/other access off 2 entries"));
     api_stop(&d);
 }
 
@@ -530,11 +555,13 @@ START_TEST(stored_strings_are_utf8_without_nul)
     httpc_daemon d = api_start(NULL, NULL, NULL, NULL);
     int port = d.port;
     httpc_resp r;
-    const struct { const char *body, *field; } bad[] = {
+    const struct {
+        const char *body, *field;
+    } bad[] = {
         {"{\"name\":\"\xff\xfe\",\"X\":[[1]]}", "name"},
         {"{\"name\":\"ab\\u0000cd\",\"X\":[[1]]}", "name"},
-        {"{\"name\":\"\xc0\xaf\",\"X\":[[1]]}", "name"},             /* overlong '/' */
-        {"{\"name\":\"\xed\xa0\x80\",\"X\":[[1]]}", "name"},         /* a surrogate */
+        {"{\"name\":\"\xc0\xaf\",\"X\":[[1]]}", "name"},     /* overlong '/' */
+        {"{\"name\":\"\xed\xa0\x80\",\"X\":[[1]]}", "name"}, /* a surrogate */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(call(port, "POST", "/v1/datasets", NULL, bad[i].body, &r), 422);
@@ -545,16 +572,20 @@ START_TEST(stored_strings_are_utf8_without_nul)
     /* The same rules for a job's inline data (parsed as a tree, not streamed). */
     ck_assert_int_eq(call(port, "POST", "/v1/jobs", NULL,
                           "{\"model\":\"softmax\",\"data\":{\"name\":\"x\\u0000\",\"X\":[[1]],"
-                          "\"y\":[0]}}", &r), 422);
+                          "\"y\":[0]}}",
+                          &r),
+                     422);
     expect_error(&r, "invalid_argument", "data.name");
     httpc_free(&r);
     ck_assert_int_eq(call(port, "POST", "/v1/jobs", NULL,
-                          "{\"model\":\"soft\xffmax\",\"data\":{\"X\":[[1]],\"y\":[0]}}", &r), 422);
+                          "{\"model\":\"soft\xffmax\",\"data\":{\"X\":[[1]],\"y\":[0]}}", &r),
+                     422);
     expect_error(&r, "invalid_argument", "model");
     httpc_free(&r);
     /* Good UTF-8 (and an escaped backslash before u0000, which is no NUL) is stored. */
     ck_assert_int_eq(call(port, "POST", "/v1/datasets", NULL,
-                          "{\"name\":\"\xc3\xa9t\xc3\xa9 \\u00e9 \\\\u0000\",\"X\":[[1]]}", &r), 201);
+                          "{\"name\":\"\xc3\xa9t\xc3\xa9 \\u00e9 \\\\u0000\",\"X\":[[1]]}", &r),
+                     201);
     ck_assert_ptr_nonnull(strstr(r.body, "\"name\":\"\xc3\xa9t\xc3\xa9 \xc3\xa9 \\\\u0000\""));
     httpc_free(&r);
     ck_assert_int_eq(call(port, "GET", "/v1/datasets", NULL, NULL, &r), 200);
@@ -563,7 +594,8 @@ START_TEST(stored_strings_are_utf8_without_nul)
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/jobs",
                                    "Content-Type: application/json\nIdempotency-Key: k\xff", "{}",
-                                   2, &r), 422);
+                                   2, &r),
+                     422);
     expect_error(&r, "invalid_argument", "Idempotency-Key");
     httpc_free(&r);
     api_stop(&d);
@@ -580,7 +612,8 @@ START_TEST(errors_escape_what_they_echo)
     ck_assert_msg(strstr(r.body, "a\\\\xFF\\nb"), "%s", r.body);
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(d.port, "POST", "/v1/datasets",
-                                   "Content-Type: text/\xfe\x01plain", "x", 1, &r), 415);
+                                   "Content-Type: text/\xfe\x01plain", "x", 1, &r),
+                     415);
     expect_error(&r, "unsupported_media_type", NULL);
     ck_assert_msg(strstr(r.body, "text/\\\\xFE\\u0001plain"), "%s", r.body);
     httpc_free(&r);
@@ -609,8 +642,8 @@ START_TEST(unknown_cursor_is_422)
     ck_assert_int_eq(call(port, "GET", path, NULL, NULL, &r), 200);
     ck_assert_int_eq(count_of(r.body, "\"id\":"), 1);
     httpc_free(&r);
-    ck_assert_int_eq(call(port, "GET", "/v1/datasets?after=ds_000000000000000000000000", NULL,
-                          NULL, &r), 422);
+    ck_assert_int_eq(
+        call(port, "GET", "/v1/datasets?after=ds_000000000000000000000000", NULL, NULL, &r), 422);
     expect_error(&r, "invalid_argument", "after");
     httpc_free(&r);
     ck_assert_int_eq(call(port, "GET", "/v1/jobs?after=job_nope&state=queued", NULL, NULL, &r),
@@ -673,8 +706,8 @@ START_TEST(https_only_when_configured)
     snprintf(path, sizeof path, "%s/b", other);
     ck_assert_int_eq(mkdir(path, 0700), 0);
     ck_assert_int_eq(httpc_make_cert(path), 0);
-    snprintf(conf, sizeof conf, "tls_cert_file = %s/cert.pem\ntls_key_file = %s/b/key.pem\n",
-             other, other);
+    snprintf(conf, sizeof conf, "tls_cert_file = %s/cert.pem\ntls_key_file = %s/b/key.pem\n", other,
+             other);
     ck_assert_int_eq(start_in(&d, dir, conf, NULL, NULL, NULL), -1);
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 5), 2);
     ck_assert(log_has(&d, "not a PEM certificate and its matching private key"));

@@ -30,7 +30,8 @@ static char *jprintf(const char *fmt, ...)
     char *s = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
     va_end(ap);
     return s;
 }
@@ -46,7 +47,8 @@ static void h_item(void *app, const td_req *req, td_resp *resp)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", req->params[0]);
     cJSON_AddNumberToObject(o, "nparams", req->nparams);
-    if (req->nparams > 1) cJSON_AddStringToObject(o, "part", req->params[1]);
+    if (req->nparams > 1)
+        cJSON_AddStringToObject(o, "part", req->params[1]);
     td_resp_json(resp, 200, cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
 }
@@ -65,9 +67,12 @@ static void h_query(void *app, const td_req *req, td_resp *resp)
     cJSON *o = cJSON_CreateObject();
     const char *a = td_req_query(req, "a"), *b = td_req_query(req, "b");
     const char *x = td_req_header(req, "x-test");
-    if (a) cJSON_AddStringToObject(o, "a", a);
-    if (b) cJSON_AddStringToObject(o, "b", b);
-    if (x) cJSON_AddStringToObject(o, "x", x);
+    if (a)
+        cJSON_AddStringToObject(o, "a", a);
+    if (b)
+        cJSON_AddStringToObject(o, "b", b);
+    if (x)
+        cJSON_AddStringToObject(o, "x", x);
     td_resp_json(resp, 200, cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
 }
@@ -80,7 +85,9 @@ static void h_err(void *app, const td_req *req, td_resp *resp)
 }
 
 /* An event stream: "nothing yet" between events, three events, then the end. */
-typedef struct { int calls, sent; } tick_ctx;
+typedef struct {
+    int calls, sent;
+} tick_ctx;
 
 static ssize_t tick_next(void *ctx, uint64_t pos, char *buf, size_t max)
 {
@@ -90,7 +97,8 @@ static ssize_t tick_next(void *ctx, uint64_t pos, char *buf, size_t max)
         nanosleep(&ts, NULL);
         return 0;
     }
-    if (t->sent == 3) return -1;
+    if (t->sent == 3)
+        return -1;
     int n = snprintf(buf, max, "event: tick\ndata: {\"i\":%d,\"pos\":%llu}\n\n", t->sent,
                      (unsigned long long)pos);
     t->sent++;
@@ -154,8 +162,8 @@ static td_server *start(const td_server_opts *o)
 {
     td_server *s = NULL;
     td_error e = {{0}, {0}};
-    td_status st = td_server_start(&s, o, routes, sizeof routes / sizeof routes[0],
-                                   &g_stream_freed, &e);
+    td_status st =
+        td_server_start(&s, o, routes, sizeof routes / sizeof routes[0], &g_stream_freed, &e);
     ck_assert_msg(st == TD_OK, "td_server_start: %s", e.message);
     ck_assert_int_gt(td_server_port(s), 0);
     return s;
@@ -259,21 +267,24 @@ START_TEST(bodies_and_content_types)
     httpc_resp r;
     char v[256];
     const char *json = "{\"x\":[1,2,3]}";
-    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: application/json",
-                                   json, strlen(json), &r), 201);
+    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: application/json", json,
+                                   strlen(json), &r),
+                     201);
     ck_assert_str_eq(r.body, "{\"len\":13}");
     ck_assert_str_eq(httpc_header(&r, "Location", v, sizeof v), "/items/13");
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "POST", "/items",
                                    "Content-Type: Application/JSON; charset=utf-8", json,
-                                   strlen(json), &r), 201);
+                                   strlen(json), &r),
+                     201);
     httpc_free(&r);
-    ck_assert_int_eq(httpc_request(port, "POST", "/upload", "Content-Type: text/csv", "1,2\n",
-                                   4, &r), 201);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/upload", "Content-Type: text/csv", "1,2\n", 4, &r), 201);
     httpc_free(&r);
     /* Wrong type, no type. */
-    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: text/plain", json,
-                                   strlen(json), &r), 415);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/items", "Content-Type: text/plain", json, strlen(json), &r),
+        415);
     ck_assert_str_eq(error_code(&r), "unsupported_media_type");
     ck_assert_ptr_nonnull(strstr(r.body, "application/json"));
     httpc_free(&r);
@@ -299,17 +310,20 @@ START_TEST(body_limit)
     memset(big, ' ', 1 << 20);
     big[0] = '[';
     /* Exactly at the limit: fine. */
-    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: application/json",
-                                   big, 1024, &r), 201);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/items", "Content-Type: application/json", big, 1024, &r),
+        201);
     ck_assert_str_eq(r.body, "{\"len\":1024}");
     httpc_free(&r);
     /* One byte over, and a whole MiB: 413 from the Content-Length alone. */
-    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: application/json",
-                                   big, 1025, &r), 413);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/items", "Content-Type: application/json", big, 1025, &r),
+        413);
     ck_assert_str_eq(error_code(&r), "payload_too_large");
     httpc_free(&r);
-    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: application/json",
-                                   big, 1 << 20, &r), 413);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/items", "Content-Type: application/json", big, 1 << 20, &r),
+        413);
     httpc_free(&r);
     free(big);
 
@@ -374,23 +388,26 @@ START_TEST(bearer_auth)
         ck_assert_int_eq(httpc_request(port, "GET", "/hello", wrong[i], NULL, 0, &r), 401);
         httpc_free(&r);
     }
-    ck_assert_int_eq(httpc_request(port, "GET", "/hello",
-                                   "Authorization: Bearer s3cret-token-0123", NULL, 0, &r), 200);
+    ck_assert_int_eq(httpc_request(port, "GET", "/hello", "Authorization: Bearer s3cret-token-0123",
+                                   NULL, 0, &r),
+                     200);
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "GET", "/hello",
-                                   "authorization: bearer   s3cret-token-0123", NULL, 0, &r), 200);
+                                   "authorization: bearer   s3cret-token-0123", NULL, 0, &r),
+                     200);
     httpc_free(&r);
     /* A public route is open; an unknown path does not reveal itself without the token. */
     ck_assert_int_eq(httpc_request(port, "GET", "/public", NULL, NULL, 0, &r), 200);
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "GET", "/nope", NULL, NULL, 0, &r), 401);
     httpc_free(&r);
-    ck_assert_int_eq(httpc_request(port, "GET", "/nope",
-                                   "Authorization: Bearer s3cret-token-0123", NULL, 0, &r), 404);
+    ck_assert_int_eq(
+        httpc_request(port, "GET", "/nope", "Authorization: Bearer s3cret-token-0123", NULL, 0, &r),
+        404);
     httpc_free(&r);
     /* Auth comes before the body checks: no 415 / 413 for strangers. */
-    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: text/plain", "x", 1,
-                                   &r), 401);
+    ck_assert_int_eq(httpc_request(port, "POST", "/items", "Content-Type: text/plain", "x", 1, &r),
+                     401);
     httpc_free(&r);
     td_server_stop(s);
 
@@ -420,10 +437,13 @@ START_TEST(error_objects)
     td_server_stop(s);
 
     /* Status mapping, without a server. */
-    static const struct { td_status st; int http; } map[] = {
-        {TD_EINVAL, 422}, {TD_ENOTFOUND, 404}, {TD_ECONFLICT, 409}, {TD_EMALFORMED, 400},
-        {TD_EIO, 500}, {TD_ENOMEM, 500}, {TD_EINTERNAL, 500}, {TD_ESTOPPED, 503},
-        {TD_EDIVERGED, 422}, {TD_EBUSY, 429}, {TD_ESHUTDOWN, 503}, {TD_ENOSPACE, 507},
+    static const struct {
+        td_status st;
+        int http;
+    } map[] = {
+        {TD_EINVAL, 422},    {TD_ENOTFOUND, 404}, {TD_ECONFLICT, 409}, {TD_EMALFORMED, 400},
+        {TD_EIO, 500},       {TD_ENOMEM, 500},    {TD_EINTERNAL, 500}, {TD_ESTOPPED, 503},
+        {TD_EDIVERGED, 422}, {TD_EBUSY, 429},     {TD_ESHUTDOWN, 503}, {TD_ENOSPACE, 507},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         td_resp resp = {0};
@@ -434,10 +454,12 @@ START_TEST(error_objects)
         td_resp_free(&resp);
     }
     td_resp resp = {0};
-    td_resp_error(&resp, 422, "invalid_argument", "hyperparameters.lr", "must be > 0, got %g", -1.0);
+    td_resp_error(&resp, 422, "invalid_argument", "hyperparameters.lr", "must be > 0, got %g",
+                  -1.0);
     ck_assert_int_eq(resp.status, 422);
-    ck_assert_str_eq(resp.body, "{\"error\":{\"code\":\"invalid_argument\",\"message\":"
-                                "\"must be > 0, got -1\",\"field\":\"hyperparameters.lr\"}}");
+    ck_assert_str_eq(resp.body,
+                     "{\"error\":{\"code\":\"invalid_argument\",\"message\":"
+                     "\"must be > 0, got -1\",\"field\":\"hyperparameters.lr\"}}");
     td_resp_header(&resp, "Retry-After", "%d", 5);
     td_resp_header(&resp, "retry-after", "%d", 7); /* replaces */
     td_resp_header(&resp, "X-Evil", "a\r\nSet-Cookie: x");
@@ -527,7 +549,8 @@ START_TEST(client_gone_frees_stream)
     usleep(200 * 1000);
     close(fd);
     /* The next keepalive fails; the producer's free function runs. */
-    for (int i = 0; i < 50 && atomic_load(&g_stream_freed) == 0; i++) usleep(100 * 1000);
+    for (int i = 0; i < 50 && atomic_load(&g_stream_freed) == 0; i++)
+        usleep(100 * 1000);
     ck_assert_int_eq(atomic_load(&g_stream_freed), 1);
     td_server_stop(s);
 }
@@ -561,7 +584,8 @@ START_TEST(slow_clients_dropped)
     t0 = httpc_now();
     int closed = 0;
     for (size_t i = 0; i < strlen(req) && !closed; i++) {
-        if (httpc_send_all(drip, req + i, 1) != 0) break;
+        if (httpc_send_all(drip, req + i, 1) != 0)
+            break;
         closed = httpc_wait_closed(drip, 0.2) >= 0;
     }
     double dt = httpc_now() - t0;
@@ -576,7 +600,8 @@ START_TEST(slow_clients_dropped)
     t0 = httpc_now();
     closed = 0;
     for (int i = 0; i < 1000 && !closed; i++) {
-        if (httpc_send_all(drip, " ", 1) != 0) break;
+        if (httpc_send_all(drip, " ", 1) != 0)
+            break;
         closed = httpc_wait_closed(drip, 0.2) >= 0;
     }
     dt = httpc_now() - t0;
@@ -585,13 +610,15 @@ START_TEST(slow_clients_dropped)
 
     /* Many idle connections do not stop anyone else. */
     int idle[50];
-    for (int i = 0; i < 50; i++) ck_assert_int_ge(idle[i] = httpc_connect(port), 0);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_ge(idle[i] = httpc_connect(port), 0);
     ck_assert_int_eq(httpc_request(port, "GET", "/hello", NULL, NULL, 0, &r), 200);
     /* Well under the 30 s a blocked server would take; generous for a loaded 2-core CI
      * machine running this under ASan. */
     ck_assert_msg(r.elapsed_s < 3.0, "took %.3f s", r.elapsed_s);
     httpc_free(&r);
-    for (int i = 0; i < 50; i++) close(idle[i]);
+    for (int i = 0; i < 50; i++)
+        close(idle[i]);
     td_server_stop(s);
 }
 END_TEST
@@ -654,7 +681,8 @@ START_TEST(ipv6_loopback)
     o.listen = "[::1]:0";
     td_server *s = NULL;
     td_error e;
-    if (td_server_start(&s, &o, routes, 1, NULL, &e) != TD_OK) return; /* no IPv6 here */
+    if (td_server_start(&s, &o, routes, 1, NULL, &e) != TD_OK)
+        return; /* no IPv6 here */
     ck_assert_int_eq(strncmp(td_server_address(s), "[::1]:", 6), 0);
     td_server_stop(s);
 }
@@ -675,8 +703,9 @@ START_TEST(router_alone)
     ck_assert_ptr_null(td_route_find(routes, n, "POST", "/items/x", &st, allow, 8, NULL));
     ck_assert_int_eq(st, 405);
     ck_assert_str_eq(allow, "GET"); /* truncated to fit */
-    static const char *const misses[] = {"", "/", "//", "/items/", "/items//parts/x",
-                                         "/items/a/parts/", "/itemsx", "/hello/", "hello"};
+    static const char *const misses[] = {
+        "",        "/",       "//",   "/items/", "/items//parts/x", "/items/a/parts/",
+        "/itemsx", "/hello/", "hello"};
     for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
         ck_assert_msg(!td_route_find(routes, n, "GET", misses[i], &st, NULL, 0, NULL), "%s",
                       misses[i]);
@@ -752,7 +781,8 @@ START_TEST(daemon_auth_and_refusal)
     ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 401);
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "GET", "/metrics",
-                                   "Authorization: Bearer env-token-123456", NULL, 0, &r), 200);
+                                   "Authorization: Bearer env-token-123456", NULL, 0, &r),
+                     200);
     httpc_free(&r);
     ck_assert_int_eq(httpc_daemon_stop(&d, SIGINT, 10.0), 0);
     httpc_daemon_cleanup(&d);
@@ -764,7 +794,8 @@ START_TEST(daemon_auth_and_refusal)
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 10.0), 2);
     char *log = httpc_daemon_log(&d);
     ck_assert_msg(has(log, "refusing to listen on 0.0.0.0:0") && has(log, "TRAIND_TOKEN") &&
-                  has(log, "auth_token_file"), "%s", log);
+                      has(log, "auth_token_file"),
+                  "%s", log);
     free(log);
     httpc_daemon_cleanup(&d);
 
@@ -786,10 +817,12 @@ START_TEST(daemon_auth_and_refusal)
     ck_assert_msg(port > 0 && has(log, "listening on 0.0.0.0:"), "%s", log);
     free(log);
     ck_assert_int_eq(httpc_request(port, "GET", "/metrics",
-                                   "Authorization: Bearer file-token-abcdef", NULL, 0, &r), 200);
+                                   "Authorization: Bearer file-token-abcdef", NULL, 0, &r),
+                     200);
     httpc_free(&r);
     ck_assert_int_eq(httpc_request(port, "GET", "/metrics",
-                                   "Authorization: Bearer env-token-123456", NULL, 0, &r), 401);
+                                   "Authorization: Bearer env-token-123456", NULL, 0, &r),
+                     401);
     httpc_free(&r);
     api_stop(&d);
 }
@@ -811,7 +844,8 @@ START_TEST(daemon_flags)
     ck_assert_int_eq(httpc_daemon_stop(&d, 0, 10.0), 0);
     log = httpc_daemon_log(&d);
     ck_assert_msg(has(log, "workers = 3\n") && has(log, "listen = 127.0.0.1:0\n") &&
-                  has(log, "configuration OK"), "%s", log);
+                      has(log, "configuration OK"),
+                  "%s", log);
     free(log);
     httpc_daemon_cleanup(&d);
 
@@ -919,9 +953,10 @@ START_TEST(daemon_connection_abuse)
         close(fds[i]);
     }
     qsort(lat, (size_t)nlat, sizeof lat[0], cmp_double);
-    fprintf(stderr, "connection abuse: %d connections dropped after %.2f..%.2f s; /healthz "
-            "median %.1f ms, max %.1f ms over %d requests\n", ALL, first, last,
-            lat[nlat / 2] * 1e3, lat[nlat - 1] * 1e3, nlat);
+    fprintf(stderr,
+            "connection abuse: %d connections dropped after %.2f..%.2f s; /healthz "
+            "median %.1f ms, max %.1f ms over %d requests\n",
+            ALL, first, last, lat[nlat / 2] * 1e3, lat[nlat - 1] * 1e3, nlat);
     ck_assert_msg(last < timeout + 3.0, "the last one was dropped after %.2f s", last);
 
     httpc_resp r;
@@ -944,8 +979,12 @@ START_TEST(daemon_survives_raw_garbage)
     snprintf(path_req, sizeof path_req, "GET /v1/jobs/%s HTTP/1.1\r\n\r\n", long_path);
 #define LOSS "POST /v1/loss HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     const char *cases[] = {
-        "GARBAGE\r\n\r\n", "GET\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /healthz HTTP/1.0\r\n\r\n",
-        hdr_req, path_req,
+        "GARBAGE\r\n\r\n",
+        "GET\r\n\r\n",
+        "GET / HTTP/9.9\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        hdr_req,
+        path_req,
         LOSS "Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
         LOSS "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n3\r\n{}}\r\n0\r\n\r\n",
         LOSS "Content-Length: -5\r\n\r\n{}",
@@ -953,11 +992,13 @@ START_TEST(daemon_survives_raw_garbage)
         LOSS "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
         LOSS "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
         LOSS "Content-Length: 100\r\n\r\n{\"loss\":", /* then the client hangs up */
-        "GET /v1/jobs/%00 HTTP/1.1\r\n\r\n", "GET /v1/jobs/..%2F..%2Fetc HTTP/1.1\r\n\r\n",
+        "GET /v1/jobs/%00 HTTP/1.1\r\n\r\n",
+        "GET /v1/jobs/..%2F..%2Fetc HTTP/1.1\r\n\r\n",
         "DELETE /v1/datasets/ds_x%2F..%2F..%2Ftraind.db HTTP/1.1\r\n\r\n",
         "GET /v1/jobs?limit=%ff%fe&state=%00 HTTP/1.1\r\n\r\n",
         "GET /healthz HTTP/1.1\r\n\r\nGET /readyz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n",
-        "\x01\x02\xff\xfe\x7f", "GET /healthz HTTP/1.1\nHost: x\n\n",
+        "\x01\x02\xff\xfe\x7f",
+        "GET /healthz HTTP/1.1\nHost: x\n\n",
         "GET /healthz HTTP/1.1\r\nHost: x\r\n Folded: y\r\n\r\n",
         "POST /v1/datasets HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: "
         "chunked\r\n\r\n5\r\n{\"X\":\r\nffffffffffffffff\r\n[[1]]\r\n0\r\n\r\n",

@@ -30,8 +30,8 @@ typedef struct client {
     int port;
     const char *body;
     char ids[PER_CLIENT][64];
-    int busy;                    /* 429s retried */
-    int failed;                  /* another status, or no id */
+    int busy;   /* 429s retried */
+    int failed; /* another status, or no id */
 } client;
 
 static void *submit(void *arg)
@@ -59,11 +59,13 @@ static void *submit(void *arg)
 static void submit_all(int port, char ids[NJOBS][64])
 {
     api_call r = api_req(port, "POST", "/v1/datasets",
-                 "{\"X\":[[0,1],[1,0],[1,1],[0,0],[2,1],[1,2]],\"y\":[0,1,0,1,2,2]}");
+                         "{\"X\":[[0,1],[1,0],[1,1],[0,0],[2,1],[1,2]],\"y\":[0,1,0,1,2,2]}");
     ck_assert_int_eq(r.status, 201);
     char body[256];
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":1,\"lr\":0.5}}", api_str(r.json, "id"));
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":1,\"lr\":0.5}}",
+             api_str(r.json, "id"));
     api_done(&r);
     client c[CLIENTS];
     pthread_t th[CLIENTS];

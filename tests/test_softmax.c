@@ -59,22 +59,29 @@ START_TEST(optimizers_match_torch)
     td_dataset ds = {.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
     const cJSON *c;
     int ncase = 0;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases")) {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases"))
+    {
         const char *name = cJSON_GetObjectItem(c, "optimizer")->valuestring;
         const cJSON *p = cJSON_GetObjectItem(c, "params");
         td_hparams hp;
         td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
         hp.optimizer = strcmp(name, "sgd") == 0 ? TD_OPT_SGD
-                     : strcmp(name, "adam") == 0 ? TD_OPT_ADAM : TD_OPT_ADAMW;
+            : strcmp(name, "adam") == 0         ? TD_OPT_ADAM
+                                                : TD_OPT_ADAMW;
         if (hp.optimizer == TD_OPT_ADAMW)
             hp.weight_decay = 0.01; /* torch's AdamW default */
         hp.lr = tu_num(p, "lr");
         const cJSON *v;
-        if ((v = cJSON_GetObjectItem(p, "momentum"))) hp.momentum = v->valuedouble;
-        if ((v = cJSON_GetObjectItem(p, "dampening"))) hp.dampening = v->valuedouble;
-        if ((v = cJSON_GetObjectItem(p, "nesterov"))) hp.nesterov = cJSON_IsTrue(v);
-        if ((v = cJSON_GetObjectItem(p, "weight_decay"))) hp.weight_decay = v->valuedouble;
-        if ((v = cJSON_GetObjectItem(p, "eps"))) hp.eps = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "momentum")))
+            hp.momentum = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "dampening")))
+            hp.dampening = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "nesterov")))
+            hp.nesterov = cJSON_IsTrue(v);
+        if ((v = cJSON_GetObjectItem(p, "weight_decay")))
+            hp.weight_decay = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "eps")))
+            hp.eps = v->valuedouble;
         if ((v = cJSON_GetObjectItem(p, "betas"))) {
             hp.betas[0] = cJSON_GetArrayItem(v, 0)->valuedouble;
             hp.betas[1] = cJSON_GetArrayItem(v, 1)->valuedouble;
@@ -135,8 +142,8 @@ START_TEST(column0_matches_reference)
         tu_step_ok(t, &rec);
         tu_close_at(__FILE__, __LINE__, rec.v[3], hist[2 * e], 1e-4, 1e-7, "data_loss", e);
         tu_close_at(__FILE__, __LINE__, rec.v[4], hist[2 * e + 1], 1e-4, 1e-7, "reg_loss", e);
-        tu_close_at(__FILE__, __LINE__, rec.v[2], hist[2 * e] + hist[2 * e + 1], 1e-4, 1e-7,
-                    "loss", e);
+        tu_close_at(__FILE__, __LINE__, rec.v[2], hist[2 * e] + hist[2 * e + 1], 1e-4, 1e-7, "loss",
+                    e);
     }
     ck_assert(td_trainer_done(t));
     tu_close_array(td_trainer_model(t)->params, Wref, D * Kr, 1e-4, 1e-6, "W");
@@ -232,9 +239,9 @@ START_TEST(huge_l2_leaves_log_priors_in_bias_row)
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
     hp.intercept = TD_INTERCEPT_COLUMN0;
     hp.l2 = 1e4;
-    hp.lr = 1e-4;      /* lr * l2 = 1: stable GD on the penalised rows */
+    hp.lr = 1e-4; /* lr * l2 = 1: stable GD on the penalised rows */
     hp.optimizer = TD_OPT_SGD;
-    hp.momentum = 0.99;  /* effective lr 1e-2 along the flat bias directions */
+    hp.momentum = 0.99; /* effective lr 1e-2 along the flat bias directions */
     hp.epochs = 4000;
     td_trainer *t = tu_make_trainer(&hp, &ds);
     td_record rec;

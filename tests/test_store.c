@@ -79,7 +79,7 @@ START_TEST(blob_roundtrip_and_corruption)
     EXPECT(TD_OK, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
     td_blob_free(p);
 
-    flip_byte(path, 17);          /* aux is covered by the checksum too */
+    flip_byte(path, 17); /* aux is covered by the checksum too */
     EXPECT(TD_EIO, td_blob_read(path, TD_BLOB_ANY, NULL, &p, &len, E));
     flip_byte(path, 17);
 
@@ -139,8 +139,8 @@ START_TEST(dataset_roundtrip)
         int probs;
         td_target_kind kind;
         int64_t K;
-    } cases[] = {{50, 7, 1, 0, 0, TD_TARGET_INDEX, 7},  {20, 3, 4, 0, 0, TD_TARGET_GROUPED, 7},
-                 {10, 2, 5, 0, 1, TD_TARGET_PROBS, 5},  {30, 4, 0, 0, 0, TD_TARGET_NONE, 0},
+    } cases[] = {{50, 7, 1, 0, 0, TD_TARGET_INDEX, 7}, {20, 3, 4, 0, 0, TD_TARGET_GROUPED, 7},
+                 {10, 2, 5, 0, 1, TD_TARGET_PROBS, 5}, {30, 4, 0, 0, 0, TD_TARGET_NONE, 0},
                  {25, 6, 0, 40, 0, TD_TARGET_NONE, 0}, {1, 1, 1, 1, 0, TD_TARGET_INDEX, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         fixture_ds f;
@@ -166,8 +166,7 @@ START_TEST(dataset_roundtrip)
         ck_assert_int_eq(memcmp(d->X, f.X, sizeof(float) * (size_t)(d->N * d->D)), 0);
         if (f.y) {
             ck_assert_int_eq(d->y_cols, f.ds.y_cols);
-            ck_assert_int_eq(memcmp(d->y, f.y, sizeof(int32_t) * (size_t)(d->N * d->y_cols)),
-                             0);
+            ck_assert_int_eq(memcmp(d->y, f.y, sizeof(int32_t) * (size_t)(d->N * d->y_cols)), 0);
         } else {
             ck_assert_ptr_null(d->y);
         }
@@ -179,8 +178,7 @@ START_TEST(dataset_roundtrip)
         }
         if (f.pairs) {
             ck_assert_int_eq(memcmp(d->pairs, f.pairs, sizeof(int32_t) * 2 * (size_t)d->P), 0);
-            ck_assert_int_eq(memcmp(d->pair_labels, f.labels, sizeof(int32_t) * (size_t)d->P),
-                             0);
+            ck_assert_int_eq(memcmp(d->pair_labels, f.labels, sizeof(int32_t) * (size_t)d->P), 0);
         } else {
             ck_assert_ptr_null(d->pairs);
         }
@@ -318,8 +316,8 @@ START_TEST(dataset_unpadded_layout_is_copied)
     char path[512];
     snprintf(path, sizeof path, "%s/datasets/%s.bin", g_dir, m.id);
     int64_t hdr[8] = {40, 3, 1, 0, 0, 0, 0, 0};
-    td_blob_seg segs[3] = {{hdr, sizeof hdr}, {f.X, sizeof(float) * 120},
-                           {f.y, sizeof(int32_t) * 40}};
+    td_blob_seg segs[3] = {
+        {hdr, sizeof hdr}, {f.X, sizeof(float) * 120}, {f.y, sizeof(int32_t) * 40}};
     EXPECT(TD_OK, td_blob_write(path, TD_BLOB_DATASET, 0, segs, 3, E));
     td_stored_dataset a, b;
     EXPECT(TD_OK, td_store_dataset_load(s, m.id, &a, E));
@@ -391,8 +389,11 @@ START_TEST(dataset_delete_conflict)
     put_small_ds(s, &train);
     put_small_ds(s, &val);
     char id[TD_ID_MAX];
-    td_job_spec spec = {.model = "softmax", .dataset = train.id, .validation = val.id,
-                        .hyperparameters = "{}", .epochs = 3};
+    td_job_spec spec = {.model = "softmax",
+                        .dataset = train.id,
+                        .validation = val.id,
+                        .hyperparameters = "{}",
+                        .epochs = 3};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
     int in_use = 0;
     EXPECT(TD_OK, td_store_dataset_in_use(s, val.id, &in_use, E));

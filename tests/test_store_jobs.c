@@ -110,14 +110,14 @@ START_TEST(job_lifecycle)
     int n;
     EXPECT(TD_OK, td_store_job_list_active(s, &rows, &n, E));
     ck_assert_int_eq(n, 2);
-    ck_assert_str_eq(rows[0].id, d);      /* oldest first */
+    ck_assert_str_eq(rows[0].id, d); /* oldest first */
     ck_assert_str_eq(rows[1].id, e2);
     td_job_rows_free(rows, n);
 
     char next[TD_ID_MAX];
     EXPECT(TD_OK, td_store_job_list(s, TD_JOB_CANCELLED, 10, NULL, &rows, &n, next, E));
     ck_assert_int_eq(n, 2);
-    ck_assert_str_eq(rows[0].id, b);      /* newest first */
+    ck_assert_str_eq(rows[0].id, b); /* newest first */
     ck_assert_str_eq(rows[1].id, a);
     ck_assert_str_eq(next, "");
     td_job_rows_free(rows, n);
@@ -156,8 +156,8 @@ START_TEST(job_idempotency)
     put_small_ds(s, &ds);
     char a[TD_ID_MAX], b[TD_ID_MAX], c[TD_ID_MAX];
     insert_job(s, ds.id, "key-1", a);
-    td_job_spec spec = {.model = "softmax", .dataset = ds.id, .hyperparameters = "{}",
-                        .idempotency_key = "key-1"};
+    td_job_spec spec = {
+        .model = "softmax", .dataset = ds.id, .hyperparameters = "{}", .idempotency_key = "key-1"};
     EXPECT(TD_ECONFLICT, td_store_job_insert(s, &spec, b, E));
     ck_assert_str_eq(b, a);
     ck_assert_str_eq(g_err.field, "idempotency_key");
@@ -186,10 +186,7 @@ END_TEST
 
 static const char *const COLS[] = {"epoch", "elapsed_s", "loss", "val_loss"};
 
-static int same_bits(double a, double b)
-{
-    return memcmp(&a, &b, sizeof a) == 0;
-}
+static int same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 
 START_TEST(history_nan_and_truncate)
 {
@@ -200,12 +197,12 @@ START_TEST(history_nan_and_truncate)
     char id[TD_ID_MAX];
     insert_job(s, ds.id, NULL, id);
     double rec[4] = {1, 0.25, 2.5, NAN};
-    EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 4, E));   /* no columns yet */
+    EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 4, E)); /* no columns yet */
     EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
     const char *bad[] = {"loss", "x,y"};
     EXPECT(TD_EINVAL, td_store_history_columns_set(s, id, bad, 2, E));
     EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 3, E));
-    for (int e = 3; e >= 1; e--) {      /* out of order on purpose */
+    for (int e = 3; e >= 1; e--) { /* out of order on purpose */
         double r[4] = {e, 0.5 * e, 1.0 / e, e == 2 ? 0.75 : NAN};
         EXPECT(TD_OK, td_store_history_append(s, id, e, r, 4, E));
     }
@@ -289,8 +286,9 @@ START_TEST(epoch_commit_and_checkpoints)
         snprintf(metrics, sizeof metrics, "{\"loss\":%g}", 1.0 / e);
         int with = e == 2 || e == 4;
         fill_ckpt(ck, CK, e);
-        EXPECT(TD_OK, td_store_epoch_commit(s, id, e, rec, 4, metrics, with ? ck : NULL,
-                                            with ? CK : 0, E));
+        EXPECT(
+            TD_OK,
+            td_store_epoch_commit(s, id, e, rec, 4, metrics, with ? ck : NULL, with ? CK : 0, E));
         ck_assert_int_eq(count_files("checkpoints", NULL), e >= 2 ? 1 : 0);
     }
     td_job_row r;
@@ -513,8 +511,8 @@ static void *worker(void *p)
     worker_arg *a = p;
     td_error err;
     for (int i = 0; i < 25; i++) {
-        td_job_spec spec = {.model = "softmax", .dataset = a->ds_id, .hyperparameters = "{}",
-                            .epochs = 2};
+        td_job_spec spec = {
+            .model = "softmax", .dataset = a->ds_id, .hyperparameters = "{}", .epochs = 2};
         td_job_row r, *rows;
         int n;
         char next[TD_ID_MAX];
@@ -685,8 +683,11 @@ START_TEST(pg_shared_queue_claims_leases_and_reaps)
     put_small_ds(s1, &m);
     char a[TD_ID_MAX], b[TD_ID_MAX], got[TD_ID_MAX];
     uint64_t bytes;
-    td_job_spec spec = {.model = "softmax", .dataset = m.id, .hyperparameters = "{}",
-                        .epochs = 10, .mem_bytes = 1000};
+    td_job_spec spec = {.model = "softmax",
+                        .dataset = m.id,
+                        .hyperparameters = "{}",
+                        .epochs = 10,
+                        .mem_bytes = 1000};
     EXPECT(TD_OK, td_store_job_insert(s1, &spec, a, E));
     spec.mem_bytes = 50;
     EXPECT(TD_OK, td_store_job_insert(s2, &spec, b, E));

@@ -62,7 +62,8 @@ static td_status parse_in(td_dataset_buf *out, const char *body, size_t len, int
 static void expect_same_buf(const td_dataset_buf *a, const td_dataset_buf *b, const char *what)
 {
     ck_assert_msg(a->ds.N == b->ds.N && a->ds.D == b->ds.D && a->ds.y_cols == b->ds.y_cols &&
-                  a->ds.Y_cols == b->ds.Y_cols && a->ds.P == b->ds.P, "%s: shapes differ", what);
+                      a->ds.Y_cols == b->ds.Y_cols && a->ds.P == b->ds.P,
+                  "%s: shapes differ", what);
     ck_assert_msg(memcmp(a->X, b->X, (size_t)(a->ds.N * a->ds.D) * 4) == 0, "%s: X differs", what);
     ck_assert_msg(!a->y == !b->y, "%s: y", what);
     if (a->y)
@@ -84,8 +85,8 @@ static void expect_same_buf(const td_dataset_buf *a, const td_dataset_buf *b, co
         ck_assert_msg(memcmp(a->pair_labels, b->pair_labels, (size_t)a->ds.P * 4) == 0,
                       "%s: pair_labels", what);
     }
-    ck_assert_msg(!a->name == !b->name && (!a->name || strcmp(a->name, b->name) == 0),
-                  "%s: name", what);
+    ck_assert_msg(!a->name == !b->name && (!a->name || strcmp(a->name, b->name) == 0), "%s: name",
+                  what);
     ck_assert_ptr_eq(a->ds.X, a->X);
 }
 
@@ -100,8 +101,8 @@ static td_status parse_all_ways(td_dataset_buf *out, const char *body, size_t le
         td_dataset_buf b;
         td_error e = {{0}, {0}};
         td_status sb = parse_in(&b, body, len, chunks[k], (unsigned)k, csv, &e);
-        ck_assert_msg(sb == st, "%.200s: status %d in pieces of %d, %d whole (%s / %s)", body,
-                      sb, chunks[k], st, e.message, err ? err->message : "");
+        ck_assert_msg(sb == st, "%.200s: status %d in pieces of %d, %d whole (%s / %s)", body, sb,
+                      chunks[k], st, e.message, err ? err->message : "");
         if (st == TD_OK) {
             expect_same_buf(out, &b, body);
             td_dataset_buf_free(&b);
@@ -133,8 +134,8 @@ static td_status json_both(const char *body, td_error *err)
         ck_assert_msg(ss == TD_EMALFORMED, "%s: %s", body, err->message);
     } else {
         ck_assert_msg(strcmp(err->field, et.field) == 0 && strcmp(err->message, et.message) == 0,
-                      "%s: stream [%s] %s, tree [%s] %s", body, err->field, err->message,
-                      et.field, et.message);
+                      "%s: stream [%s] %s, tree [%s] %s", body, err->field, err->message, et.field,
+                      et.message);
     }
     return ss;
 }
@@ -143,12 +144,11 @@ static void json_expect(const char *body, const char *field, const char *text)
 {
     td_error err = {{0}, {0}};
     td_status st = json_both(body, &err);
-    ck_assert_msg(st == TD_EINVAL, "%s: %d %s", body, st,
-                  err.message);
+    ck_assert_msg(st == TD_EINVAL, "%s: %d %s", body, st, err.message);
     ck_assert_msg(strcmp(err.field, field) == 0, "%s: field \"%s\", want \"%s\" (%s)", body,
                   err.field, field, err.message);
-    ck_assert_msg(strstr(err.message, text), "%s: message \"%s\" lacks \"%s\"", body,
-                  err.message, text);
+    ck_assert_msg(strstr(err.message, text), "%s: message \"%s\" lacks \"%s\"", body, err.message,
+                  text);
 }
 
 /* A malformed body: 400 at byte off, the message saying why. */
@@ -193,22 +193,73 @@ static void expect_f32(const char *text)
 
 START_TEST(number_forms)
 {
-    static const char *const forms[] = {
-        "0", "-0", "0.0", "-0.0", "0e0", "-0E-5", "1", "-1", "7", "10", "123456789",
-        "1.5", "-2.25", "0.1", "0.2", "0.3", "1e3", "1E3", "1e+3", "1e-3", "1E-03",
-        "2.5e10", "-7.125e-7", "0.000001", "0.0000000000000000000001234",
-        "123456789012345678901234567890", "1234567890123456789", "12345678901234567890",
-        "9007199254740993", "9007199254740992", "0.8444218515250481",
-        "0.13436424411240122", "-0.25891675029296335", "1.0000000000000000000000001",
-        "3.4028234663852886e+38", "3.4028235e38", "-3.4028235e38", "3.40282356e38",
-        "1.17549435e-38", "1.1754942e-38", "1.4e-45", "1.401298464324817e-45", "7e-46",
-        "7.006492321624086e-46", "7.006492321624087e-46", "-1e-45", "1e-50", "-1e-50",
-        "1e-400", "4.9406564584124654e-324", "2.2250738585072014e-308",
-        "16777217", "16777216.5", "33554435", "0.50000002980232238769531249",
-        "0.500000029802322387695312500001", "1.00000005960464477539062",
-        "1.000000059604644775390625", "1.0000000596046448",
-        "4.0000002384185791015625", "3.9999997615814208984375", "1e22", "1e23",
-        "8.589973e9", "5e-324", "1e-7", "-9.999999e-39"};
+    static const char *const forms[] = {"0",
+                                        "-0",
+                                        "0.0",
+                                        "-0.0",
+                                        "0e0",
+                                        "-0E-5",
+                                        "1",
+                                        "-1",
+                                        "7",
+                                        "10",
+                                        "123456789",
+                                        "1.5",
+                                        "-2.25",
+                                        "0.1",
+                                        "0.2",
+                                        "0.3",
+                                        "1e3",
+                                        "1E3",
+                                        "1e+3",
+                                        "1e-3",
+                                        "1E-03",
+                                        "2.5e10",
+                                        "-7.125e-7",
+                                        "0.000001",
+                                        "0.0000000000000000000001234",
+                                        "123456789012345678901234567890",
+                                        "1234567890123456789",
+                                        "12345678901234567890",
+                                        "9007199254740993",
+                                        "9007199254740992",
+                                        "0.8444218515250481",
+                                        "0.13436424411240122",
+                                        "-0.25891675029296335",
+                                        "1.0000000000000000000000001",
+                                        "3.4028234663852886e+38",
+                                        "3.4028235e38",
+                                        "-3.4028235e38",
+                                        "3.40282356e38",
+                                        "1.17549435e-38",
+                                        "1.1754942e-38",
+                                        "1.4e-45",
+                                        "1.401298464324817e-45",
+                                        "7e-46",
+                                        "7.006492321624086e-46",
+                                        "7.006492321624087e-46",
+                                        "-1e-45",
+                                        "1e-50",
+                                        "-1e-50",
+                                        "1e-400",
+                                        "4.9406564584124654e-324",
+                                        "2.2250738585072014e-308",
+                                        "16777217",
+                                        "16777216.5",
+                                        "33554435",
+                                        "0.50000002980232238769531249",
+                                        "0.500000029802322387695312500001",
+                                        "1.00000005960464477539062",
+                                        "1.000000059604644775390625",
+                                        "1.0000000596046448",
+                                        "4.0000002384185791015625",
+                                        "3.9999997615814208984375",
+                                        "1e22",
+                                        "1e23",
+                                        "8.589973e9",
+                                        "5e-324",
+                                        "1e-7",
+                                        "-9.999999e-39"};
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
         expect_f32(forms[i]);
     /* -0 keeps its sign; tiny values flush as float32 does */
@@ -238,8 +289,8 @@ START_TEST(number_forms)
                       (double)want);
     }
     /* not JSON numbers */
-    static const char *const bad[] = {"", "-", "+1", "01", "1.", ".5", "-.5", "1e", "1e+",
-                                      "0x10", "1.5.3", "1-2", "inf", "NaN", " 1", "1 "};
+    static const char *const bad[] = {"",    "-",    "+1",    "01",  "1.",  ".5",  "-.5", "1e",
+                                      "1e+", "0x10", "1.5.3", "1-2", "inf", "NaN", " 1",  "1 "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         float f;
         ck_assert_msg(td_parse_f32(bad[i], strlen(bad[i]), &f, NULL) == -1, "%s", bad[i]);
@@ -253,11 +304,20 @@ START_TEST(number_limits_and_literals)
     json_expect("{\"X\": [[1, -3.4028236e38]]}", "X[0][1]", "outside the float32 range");
     json_expect("{\"X\": [[1e999]]}", "X[0][0]", "not finite");
     json_expect("{\"X\": [[1], [-1e400]]}", "X[1][0]", "not finite");
-    static const struct { const char *lit, *kind; } lits[] = {
-        {"NaN", "is NaN"}, {"nan", "is NaN"}, {"NAN", "is NaN"}, {"-NaN", "is NaN"},
-        {"+nan", "is NaN"}, {"Infinity", "is Infinity"}, {"+Infinity", "is Infinity"},
-        {"inf", "is Infinity"}, {"INFINITY", "is Infinity"}, {"-Infinity", "is -Infinity"},
-        {"-inf", "is -Infinity"}, {"-INF", "is -Infinity"}};
+    static const struct {
+        const char *lit, *kind;
+    } lits[] = {{"NaN", "is NaN"},
+                {"nan", "is NaN"},
+                {"NAN", "is NaN"},
+                {"-NaN", "is NaN"},
+                {"+nan", "is NaN"},
+                {"Infinity", "is Infinity"},
+                {"+Infinity", "is Infinity"},
+                {"inf", "is Infinity"},
+                {"INFINITY", "is Infinity"},
+                {"-Infinity", "is -Infinity"},
+                {"-inf", "is -Infinity"},
+                {"-INF", "is -Infinity"}};
     for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
         char body[128];
         snprintf(body, sizeof body, "{\"X\": [[1, 2], [3, %s]]}", lits[i].lit);
@@ -326,7 +386,8 @@ START_TEST(errors_name_the_element)
 {
     /* the expectations of test_json.c, through the stream, every way, and the same as
      * the tree reader's */
-    json_expect("{\"X\": [[1, 2], [3, 4], [5, \"6\"]]}", "X[2][1]", "must be a number, got a string");
+    json_expect("{\"X\": [[1, 2], [3, 4], [5, \"6\"]]}", "X[2][1]",
+                "must be a number, got a string");
     json_expect("{\"X\": [[1, 2], [3]]}", "X[1]", "X[1] has 1 value, expected 2");
     json_expect("{\"X\": [[1, 2], [3, 4, 5]]}", "X[1]", "has 3 values, expected 2");
     json_expect("{\"X\": [[1, 2], [3, 4, 5, [6], \"x\"]]}", "X[1]", "has 5 values, expected 2");
@@ -352,7 +413,8 @@ START_TEST(errors_name_the_element)
     json_expect("{\"X\": [[1], [2]], \"y\": [[0], 1]}", "y[1]", "must be an array of numbers");
     json_expect("{\"X\": [[1], [2]], \"y\": [0, [1]]}", "y[1]", "got an array");
     json_expect("{\"X\": [[1], [2]], \"y\": []}", "y", "must not be empty");
-    json_expect("{\"X\": [[1], [2]], \"y\": {}}", "y", "must be an array of numbers, got an object");
+    json_expect("{\"X\": [[1], [2]], \"y\": {}}", "y",
+                "must be an array of numbers, got an object");
     json_expect("{\"X\": [[1], [2]], \"y\": [0, 1e10]}", "y[1]", "outside");
     json_expect("{\"X\": [[1]], \"y\": [true]}", "y[0]", "must be an integer, got true");
     json_expect("{\"X\": [[1]], \"y\": [0], \"Y\": [[1]]}", "Y", "not both");
@@ -362,10 +424,10 @@ START_TEST(errors_name_the_element)
                 "pairs[1][1]", "outside [0, 1]");
     json_expect("{\"X\": [[1], [2]], \"pairs\": [[0, 1, 1]], \"pair_labels\": [1]}", "pairs[0]",
                 "[i, j]");
-    json_expect("{\"X\": [[1], [2]], \"pairs\": [[0, 1]], \"pair_labels\": [2]}",
-                "pair_labels[0]", "outside [0, 1]");
-    json_expect("{\"X\": [[1], [2]], \"pairs\": [[0, 1]], \"pair_labels\": [1, 0]}",
-                "pair_labels", "2 entries");
+    json_expect("{\"X\": [[1], [2]], \"pairs\": [[0, 1]], \"pair_labels\": [2]}", "pair_labels[0]",
+                "outside [0, 1]");
+    json_expect("{\"X\": [[1], [2]], \"pairs\": [[0, 1]], \"pair_labels\": [1, 0]}", "pair_labels",
+                "2 entries");
     json_expect("{\"X\": [[1], [2]], \"pairs\": [[0, 1]]}", "pair_labels", "go together");
     json_expect("{\"X\": [[1], [2]], \"pair_labels\": [1]}", "pairs", "go together");
     json_expect("{\"X\": [[1]], \"x\": [[1]]}", "x", "did you mean \"X\"?");
@@ -383,8 +445,8 @@ START_TEST(errors_name_the_element)
                 "pairs[0][1]", "pairs[0][1] = 5 is outside [0, 1]");
     json_expect("{\"pairs\": [[0, 1], [5, 1, 1]], \"pair_labels\": [1, 0], \"X\": [[1], [2]]}",
                 "pairs[1][0]", "outside [0, 1]");
-    json_expect("{\"pairs\": [[0, 1], 7], \"pair_labels\": [1, 0], \"X\": [[1], [2]]}",
-                "pairs[1]", "must be an array of numbers");
+    json_expect("{\"pairs\": [[0, 1], 7], \"pair_labels\": [1, 0], \"X\": [[1], [2]]}", "pairs[1]",
+                "must be an array of numbers");
     json_expect("{\"pairs\": [[0, 1], [1e10, 1]], \"pair_labels\": [1, 0], \"X\": [[1], [2]]}",
                 "pairs[1][0]", "= 10000000000 is outside [0, 1]");
     json_expect("{\"pairs\": [[0, 1], [1.5, 1]], \"pair_labels\": [1, 0], \"X\": [[1], [2]]}",
@@ -436,8 +498,9 @@ START_TEST(malformed_offsets)
     td_error err = {{0}, {0}};
     const char *b = "{\"X\": [[1, 2],, [3, 4]], \"y\": [0, 1]}";
     parse_all_ways(&d, b, strlen(b), NULL, &err);
-    ck_assert_str_eq(err.message, "malformed JSON at byte 14: expected a value near "
-                                  "\", [3, 4]], ?y?: \"");
+    ck_assert_str_eq(err.message,
+                     "malformed JSON at byte 14: expected a value near "
+                     "\", [3, 4]], ?y?: \"");
     /* nesting: 1000 levels are fine (inside an unknown key, refused as a key), 1001 not */
     size_t n = 1000;
     char *deep = malloc(2 * n + 64);
@@ -627,8 +690,8 @@ static td_status csv_all_ways(td_dataset_buf *d, const char *body, const char *l
     return st;
 }
 
-static void csv_expect(const char *body, const char *label, const char *header,
-                       const char *field, const char *text)
+static void csv_expect(const char *body, const char *label, const char *header, const char *field,
+                       const char *text)
 {
     td_dataset_buf d;
     td_error err = {{0}, {0}};
@@ -645,8 +708,10 @@ START_TEST(csv_quoting_and_line_ends)
     td_dataset_buf d;
     td_error err = {{0}, {0}};
     /* CRLF, quoted fields with doubled quotes and a comma, no trailing newline */
-    ck_assert_int_eq(csv_all_ways(&d, "\"f \"\"1\"\"\",\"a,b\",label\r\n1.5,\"-2\",0\r\n3, 4 ,\"2\"",
-                                  NULL, "true", &err), TD_OK);
+    ck_assert_int_eq(csv_all_ways(&d,
+                                  "\"f \"\"1\"\"\",\"a,b\",label\r\n1.5,\"-2\",0\r\n3, 4 ,\"2\"",
+                                  NULL, "true", &err),
+                     TD_OK);
     ck_assert_int_eq(d.ds.N, 2);
     ck_assert_int_eq(d.ds.D, 2);
     ck_assert_float_eq(d.X[1], -2.0f);
@@ -654,15 +719,19 @@ START_TEST(csv_quoting_and_line_ends)
     ck_assert_int_eq(d.y[1], 2);
     td_dataset_buf_free(&d);
     /* LF, CR alone, CRLF mixed; blank and blank-looking lines; a BOM; label first */
-    ck_assert_int_eq(csv_all_ways(&d, "\xEF\xBB\xBF" "1,0.5,0.25\n\n  \t\n2,1,2\r3,4,5\r\n\r\n",
-                                  "first", NULL, &err), TD_OK);
+    ck_assert_int_eq(csv_all_ways(&d,
+                                  "\xEF\xBB\xBF"
+                                  "1,0.5,0.25\n\n  \t\n2,1,2\r3,4,5\r\n\r\n",
+                                  "first", NULL, &err),
+                     TD_OK);
     ck_assert_int_eq(d.ds.N, 3);
     ck_assert_int_eq(d.y[2], 3);
     ck_assert_float_eq(d.X[5], 5.0f);
     td_dataset_buf_free(&d);
     /* a quoted field spanning lines in the header, and numbers as strtod reads them */
     ck_assert_int_eq(csv_all_ways(&d, "\"a\nb\",c\n0x10,+1\n.5,5.\n1e-50,0.13436424411240122\n",
-                                  "none", "true", &err), TD_OK);
+                                  "none", "true", &err),
+                     TD_OK);
     ck_assert_int_eq(d.ds.N, 3);
     ck_assert_float_eq(d.X[0], 16.0f);
     ck_assert_float_eq(d.X[1], 1.0f);
@@ -672,8 +741,8 @@ START_TEST(csv_quoting_and_line_ends)
     td_dataset_buf_free(&d);
     /* float32's extremes as numpy prints them are in range, as in JSON: 3.4028235e38
      * (and 3.40282356e38) round to FLT_MAX, not past it */
-    ck_assert_int_eq(csv_all_ways(&d, "3.4028235e38,-3.40282356e38,1e-45,0\n", NULL, NULL,
-                                  &err), TD_OK);
+    ck_assert_int_eq(csv_all_ways(&d, "3.4028235e38,-3.40282356e38,1e-45,0\n", NULL, NULL, &err),
+                     TD_OK);
     ck_assert(d.X[0] == FLT_MAX && d.X[1] == -FLT_MAX && d.X[2] > 0.0f);
     td_dataset_buf_free(&d);
     /* the label is read as strtod does: 1.0000000000000001 is 1 */
@@ -684,11 +753,15 @@ START_TEST(csv_quoting_and_line_ends)
     ck_assert_int_eq(d.y[0], 1);
     td_dataset_buf_free(&d);
     /* the BOM only at the very start */
-    csv_expect("1,2\n\xEF\xBB\xBF" "3,4\n", "none", NULL, "line 2, column 1", "not a number");
+    csv_expect("1,2\n\xEF\xBB\xBF"
+               "3,4\n",
+               "none", NULL, "line 2, column 1", "not a number");
 
     /* errors say where */
-    csv_expect("1,2,0\n3,x,1\n", NULL, NULL, "line 2, column 2", "line 2, column 2: \"x\" is not a number");
-    csv_expect("1,2,0\n3,4,1\n5,6,1.5\n", NULL, NULL, "line 3, column 3", "label 1.5 is not an integer");
+    csv_expect("1,2,0\n3,x,1\n", NULL, NULL, "line 2, column 2",
+               "line 2, column 2: \"x\" is not a number");
+    csv_expect("1,2,0\n3,4,1\n5,6,1.5\n", NULL, NULL, "line 3, column 3",
+               "label 1.5 is not an integer");
     csv_expect("1,2,0\n3,4\n", NULL, NULL, "line 2", "line 2 has 2 columns, expected 3");
     csv_expect("a,b,c\n1,2\n", NULL, "true", "line 2", "expected 3 (like line 1, the header)");
     csv_expect("1,2,0\r\n3,,1\r\n", NULL, NULL, "line 2, column 2", "empty field");
@@ -707,7 +780,8 @@ START_TEST(csv_quoting_and_line_ends)
                "3.4028236e+38 is outside the float32 range (|x| <= 3.4028235e+38)");
     csv_expect("1,-3.40282357e38,0\n", NULL, NULL, "line 1, column 2", "float32 range");
     csv_expect("1,2,2147483648\n", NULL, NULL, "line 1, column 3", "not an integer class index");
-    csv_expect("\"a\nb\",c,label\n1,x,0\n", NULL, "true", "line 3, column 2", "\"x\" is not a number");
+    csv_expect("\"a\nb\",c,label\n1,x,0\n", NULL, "true", "line 3, column 2",
+               "\"x\" is not a number");
     csv_expect("1\n2\n", NULL, NULL, "label_column", "at least 2");
     csv_expect("a,b\n", NULL, "true", "", "no data rows");
     csv_expect("", NULL, NULL, "", "no data rows");
@@ -716,7 +790,8 @@ START_TEST(csv_quoting_and_line_ends)
     csv_expect("1,2", NULL, "yes", "header", "true or false");
     /* class names and header names, in pieces of every size (csv_all_ways) */
     ck_assert_int_eq(csv_all_ways(&d, "f1,\"f 2\",kind\n1,2,\"b, c\"\n3,4,a\n5,6,\"b, c\"\n", NULL,
-                                  "true", &err), TD_OK);
+                                  "true", &err),
+                     TD_OK);
     ck_assert_int_eq(d.n_classes, 2);
     ck_assert_str_eq(d.classes[0], "a");
     ck_assert_str_eq(d.classes[1], "b, c");
@@ -876,8 +951,8 @@ START_TEST(sink_gets_the_body_in_order)
     for (size_t i = 0; i < n; i++)
         body[i] = (char)('a' + (i * 7919) % 26);
     httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "POST", "/sink", "Content-Type: application/json",
-                                   body, n, &r), 201);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/sink", "Content-Type: application/json", body, n, &r), 201);
     char want[128];
     snprintf(want, sizeof want, "{\"bytes\":%zu,\"hash\":\"%016llx\",\"len\":%zu}", n,
              (unsigned long long)fnv(body, n), n);
@@ -885,20 +960,21 @@ START_TEST(sink_gets_the_body_in_order)
     httpc_free(&r);
     /* a sink that wants no more still gets its end, with the body counted whole */
     ck_assert_int_eq(httpc_request(port, "POST", "/sink?stop=1000",
-                                   "Content-Type: application/json", body, n, &r), 201);
+                                   "Content-Type: application/json", body, n, &r),
+                     201);
     ck_assert_ptr_nonnull(strstr(r.body, "\"len\":3145728"));
     httpc_free(&r);
     /* an empty body: begin and end all the same */
-    ck_assert_int_eq(httpc_request(port, "POST", "/sink", "Content-Type: application/json",
-                                   "", 0, &r), 201);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/sink", "Content-Type: application/json", "", 0, &r), 201);
     ck_assert_ptr_nonnull(strstr(r.body, "\"bytes\":0"));
     httpc_free(&r);
     /* refused before the body: never begun (415, 413 from Content-Length) */
-    ck_assert_int_eq(httpc_request(port, "POST", "/sink", "Content-Type: text/plain", "x", 1,
-                                   &r), 415);
+    ck_assert_int_eq(httpc_request(port, "POST", "/sink", "Content-Type: text/plain", "x", 1, &r),
+                     415);
     httpc_free(&r);
-    ck_assert_int_eq(httpc_request(port, "POST", "/sink", "Content-Type: application/json",
-                                   body, n, &r), 201);
+    ck_assert_int_eq(
+        httpc_request(port, "POST", "/sink", "Content-Type: application/json", body, n, &r), 201);
     httpc_free(&r);
     wait_for(&g_freed, 4);
     ck_assert_int_eq(atomic_load(&g_begun), 4);
@@ -998,7 +1074,8 @@ START_TEST(daemon_streams_big_bodies)
     long before = httpc_proc_kb(d.pid, "VmHWM");
     httpc_resp resp;
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/datasets", "Content-Type: application/json",
-                                   body, n, &resp), 201);
+                                   body, n, &resp),
+                     201);
     ck_assert_ptr_nonnull(strstr(resp.body, "\"n_samples\":4000,\"n_features\":256"));
     httpc_free(&resp);
     long grew = httpc_proc_kb(d.pid, "VmHWM") - before;
@@ -1008,7 +1085,8 @@ START_TEST(daemon_streams_big_bodies)
     /* a malformed body far in: 400 with its offset */
     body[n - 5] = 'x';
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/datasets", "Content-Type: application/json",
-                                   body, n, &resp), 400);
+                                   body, n, &resp),
+                     400);
     char want[64];
     snprintf(want, sizeof want, "malformed JSON at byte %zu", n - 5);
     ck_assert_msg(strstr(resp.body, want), "%s", resp.body);
@@ -1016,11 +1094,13 @@ START_TEST(daemon_streams_big_bodies)
     /* CSV streams too */
     const char *csv = "1,2,0\n3,4,1\n";
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/datasets?label_column=last&name=c",
-                                   "Content-Type: text/csv", csv, strlen(csv), &resp), 201);
+                                   "Content-Type: text/csv", csv, strlen(csv), &resp),
+                     201);
     ck_assert_ptr_nonnull(strstr(resp.body, "\"name\":\"c\",\"n_samples\":2"));
     httpc_free(&resp);
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/datasets?label_column=middle",
-                                   "Content-Type: text/csv", csv, strlen(csv), &resp), 422);
+                                   "Content-Type: text/csv", csv, strlen(csv), &resp),
+                     422);
     ck_assert_ptr_nonnull(strstr(resp.body, "\"field\":\"label_column\""));
     httpc_free(&resp);
     free(body);
@@ -1065,14 +1145,14 @@ START_TEST(daemon_413_without_growing)
     ck_assert_msg(strstr(buf, "HTTP/1.1 413") && strstr(buf, "payload_too_large"), "%s", buf);
     close(fd);
     long grew = httpc_proc_kb(d.pid, "VmHWM") - before;
-    ck_assert_msg(grew < 6 * 1024, "peak grew by %ld KiB for a 12 MB body over a 2 MB limit",
-                  grew);
+    ck_assert_msg(grew < 6 * 1024, "peak grew by %ld KiB for a 12 MB body over a 2 MB limit", grew);
     /* with a Content-Length: refused before the body */
     httpc_resp r;
     char *big = calloc(1, 3u << 20);
     memset(big, ' ', 3u << 20);
     ck_assert_int_eq(httpc_request(port, "POST", "/v1/datasets", "Content-Type: application/json",
-                                   big, 3u << 20, &r), 413);
+                                   big, 3u << 20, &r),
+                     413);
     httpc_free(&r);
     free(big);
     api_stop(&d);

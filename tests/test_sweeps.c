@@ -59,7 +59,8 @@ START_TEST(grid_names_lowest_val_loss)
     snprintf(body, sizeof body,
              "{\"model\":\"softmax\",\"dataset\":\"%s\",\"validation\":\"%s\","
              "\"hyperparameters\":{\"epochs\":8},"
-             "\"search\":{\"lr\":[0.5,0.1,0.02,0.004],\"l2\":[0,0.05]}}", ds, val);
+             "\"search\":{\"lr\":[0.5,0.1,0.02,0.004],\"l2\":[0,0.05]}}",
+             ds, val);
     api_call c = api_req(d.port, "POST", "/v1/sweeps", body);
     ck_assert_msg(c.status == 202, "%d %s", c.status, c.r.body);
     char *id = strdup(api_str(c.json, "id"));
@@ -75,7 +76,8 @@ START_TEST(grid_names_lowest_val_loss)
     const char *argmin = NULL;
     int i = 0;
     const cJSON *t;
-    cJSON_ArrayForEach(t, trials) {
+    cJSON_ArrayForEach(t, trials)
+    {
         /* grid order: lr varies slowest */
         const cJSON *hp = api_item(t, "hyperparameters");
         static const double lrs[] = {0.5, 0.1, 0.02, 0.004}, l2s[] = {0, 0.05};
@@ -100,8 +102,8 @@ START_TEST(grid_names_lowest_val_loss)
     ck_assert_double_eq(api_num(best, "metric"), lowest);
     cJSON *jobs = api_get_json(d.port, "/v1/jobs?limit=100", NULL);
     int marked = 0;
-    cJSON_ArrayForEach(t, api_item(jobs, "jobs"))
-        marked += api_str(t, "sweep") && !strcmp(api_str(t, "sweep"), id);
+    cJSON_ArrayForEach(t, api_item(jobs, "jobs")) marked +=
+        api_str(t, "sweep") && !strcmp(api_str(t, "sweep"), id);
     ck_assert_int_eq(marked, 8);
     cJSON_Delete(jobs);
     cJSON_Delete(s);
@@ -128,7 +130,8 @@ static void check_halving(int port, const cJSON *s, const char *ds, const char *
     ck_assert_str_eq(api_str(s, "state"), "succeeded");
     int at[28] = {0};
     const cJSON *t, *trials = api_item(s, "trials"), *winner = NULL;
-    cJSON_ArrayForEach(t, trials) {
+    cJSON_ArrayForEach(t, trials)
+    {
         int e = (int)api_num(t, "epoch");
         ck_assert_msg(e == 3 || e == 9 || e == 27, "a trial ended at epoch %d", e);
         at[e]++;
@@ -149,7 +152,8 @@ static void check_halving(int port, const cJSON *s, const char *ds, const char *
     ck_assert_int_eq((int)api_num(api_item(s, "counts"), "stopped_early"), 8);
     /* rung 0 kept the 3 lowest val_loss at epoch 3; rung 1 the lowest at epoch 9 */
     double worst_kept = -INFINITY, best_dropped = INFINITY;
-    cJSON_ArrayForEach(t, trials) {
+    cJSON_ArrayForEach(t, trials)
+    {
         double v = history_at(port, api_str(t, "job"), "val_loss", 3);
         if (api_num(t, "epoch") > 3)
             worst_kept = fmax(worst_kept, v);
@@ -158,10 +162,9 @@ static void check_halving(int port, const cJSON *s, const char *ds, const char *
     }
     ck_assert_msg(worst_kept <= best_dropped, "rung 0 kept %g, dropped %g", worst_kept,
                   best_dropped);
-    cJSON_ArrayForEach(t, trials)
-        if (api_num(t, "epoch") == 9)
-            ck_assert(history_at(port, api_str(winner, "job"), "val_loss", 9) <=
-                      history_at(port, api_str(t, "job"), "val_loss", 9));
+    cJSON_ArrayForEach(t, trials) if (api_num(t, "epoch") == 9)
+        ck_assert(history_at(port, api_str(winner, "job"), "val_loss", 9) <=
+                  history_at(port, api_str(t, "job"), "val_loss", 9));
     /* the same hyperparameters as one uninterrupted job */
     cJSON *body = cJSON_CreateObject(), *hp = cJSON_Duplicate(api_item(s, "hyperparameters"), 1);
     cJSON *w;
@@ -232,13 +235,14 @@ START_TEST(bad_sweeps_name_the_field)
          "\"schedule\":{\"successive_halving\":{\"min_epochs\":27,\"eta\":3}}",
          "schedule.successive_halving.min_epochs", "below the trials' epochs (27)"},
         {"\"search\":{\"lr\":[0.1]},\"schedule\":{\"successive_halving\":{\"min_epochs\":1,"
-         "\"eta\":1}}", "schedule.successive_halving.eta", "outside [2, "},
+         "\"eta\":1}}",
+         "schedule.successive_halving.eta", "outside [2, "},
         {"\"search\":{\"epochs\":[10,20]},\"schedule\":{\"successive_halving\":"
-         "{\"min_epochs\":2,\"eta\":2}}", "schedule", "same epochs"},
-        {"\"search\":{\"lr\":[0.1]},\"hyperparameters\":{\"lr\":\"fast\"}",
-         "hyperparameters.lr", "number"},
-        {"\"search\":{\"lr\":[0.1]},\"hyperparameters\":{\"l2\":-1}", "hyperparameters.l2",
-         ">= 0"},
+         "{\"min_epochs\":2,\"eta\":2}}",
+         "schedule", "same epochs"},
+        {"\"search\":{\"lr\":[0.1]},\"hyperparameters\":{\"lr\":\"fast\"}", "hyperparameters.lr",
+         "number"},
+        {"\"search\":{\"lr\":[0.1]},\"hyperparameters\":{\"l2\":-1}", "hyperparameters.l2", ">= 0"},
         {"\"search\":{\"n_classes\":[3,2]}", "hyperparameters.n_classes",
          "trial 1 of 2 ({\"n_classes\":2}): n_classes is 2 but the targets need at least 3"},
     };
@@ -254,8 +258,9 @@ START_TEST(bad_sweeps_name_the_field)
         ck_assert_msg(strstr(api_str(e, "message"), cases[i].words), "case %zu: %s", i, c.r.body);
         api_done(&c);
     }
-    api_call c = api_req(d.port, "POST", "/v1/sweeps",
-                 "{\"model\":\"softmax\",\"dataset\":\"ds_nope\",\"search\":{\"lr\":[0.1]}}");
+    api_call c =
+        api_req(d.port, "POST", "/v1/sweeps",
+                "{\"model\":\"softmax\",\"dataset\":\"ds_nope\",\"search\":{\"lr\":[0.1]}}");
     ck_assert_int_eq(c.status, 422);
     ck_assert_str_eq(api_str(api_item(c.json, "error"), "field"), "dataset");
     api_done(&c);
@@ -281,8 +286,10 @@ START_TEST(cancel_then_delete_removes_trials)
     httpc_daemon d = api_start(NULL, "workers = 1\n", NULL, NULL);
     char *ds, *val, body[1024];
     post_datasets(d.port, &ds, &val);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":1000000},\"search\":{\"lr\":[0.1,0.2,0.3]}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":1000000},\"search\":{\"lr\":[0.1,0.2,0.3]}}",
+             ds);
     char *id = api_post_id(d.port, "/v1/sweeps", body, 202);
     char *job = NULL;
     for (double t0 = httpc_now(); !job; usleep(10000)) { /* until trial 0 runs */
@@ -385,12 +392,16 @@ START_TEST(sweep_never_fills_the_queue)
     httpc_daemon d = api_start(NULL, "workers = 1\nmax_queued_jobs = 2\n", NULL, NULL);
     char *ds, *val, body[1024];
     post_datasets(d.port, &ds, &val);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
              "\"hyperparameters\":{\"epochs\":5},\"search\":{\"lr\":[0.1,0.2,0.3,0.4],"
-             "\"l2\":[0,0.1]}}", ds);
+             "\"l2\":[0,0.1]}}",
+             ds);
     char *id = api_post_id(d.port, "/v1/sweeps", body, 202);
-    snprintf(body, sizeof body, "{\"model\":\"softmax\",\"dataset\":\"%s\","
-             "\"hyperparameters\":{\"epochs\":5}}", ds);
+    snprintf(body, sizeof body,
+             "{\"model\":\"softmax\",\"dataset\":\"%s\","
+             "\"hyperparameters\":{\"epochs\":5}}",
+             ds);
     char *job = api_post_id(d.port, "/v1/jobs", body, 202); /* room beside the sweep */
     cJSON *s = api_wait_sweep(d.port, id, 60);
     ck_assert_str_eq(api_str(s, "state"), "succeeded");

@@ -36,8 +36,17 @@ START_TEST(vexp_matches_expf)
         int nb = 0;
         long n = 0, bad = 0;
         float first_bad = 0;
-        const float edges[] = {-0.0f, 0.0f, -0x1p-149f, -1e-8f, -0.5f, -1.0f, -88.0f,
-                               -87.33654f, -100.0f, TD_VEXP_MIN, nextafterf(TD_VEXP_MIN, 0)};
+        const float edges[] = {-0.0f,
+                               0.0f,
+                               -0x1p-149f,
+                               -1e-8f,
+                               -0.5f,
+                               -1.0f,
+                               -88.0f,
+                               -87.33654f,
+                               -100.0f,
+                               TD_VEXP_MIN,
+                               nextafterf(TD_VEXP_MIN, 0)};
         for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
             float x[16], o[16], want = expf(edges[i]);
             for (int j = 0; j < 16; j++)

@@ -42,31 +42,35 @@ static int64_t shape_of(const cJSON *a, int64_t *rows, int64_t *cols)
     return r * c;
 }
 
-#define FLATTEN(T, name)                                                              \
-    T *name(const cJSON *a, int64_t *n, int64_t *rows, int64_t *cols)                 \
-    {                                                                                 \
-        int64_t r, c, total = shape_of(a, &r, &c);                                    \
-        T *out = malloc(sizeof(T) * (size_t)(total ? total : 1));                     \
-        ck_assert(out != NULL);                                                       \
-        int64_t i = 0;                                                                \
-        if (cJSON_IsNumber(a)) {                                                      \
-            out[i++] = (T)a->valuedouble;                                             \
-        } else {                                                                      \
-            const cJSON *row;                                                         \
-            cJSON_ArrayForEach(row, a) {                                              \
-                if (cJSON_IsArray(row)) {                                             \
-                    ck_assert_int_eq(cJSON_GetArraySize(row), c);                     \
-                    const cJSON *v;                                                   \
-                    cJSON_ArrayForEach(v, row) out[i++] = (T)v->valuedouble;          \
-                } else {                                                              \
-                    out[i++] = (T)row->valuedouble;                                   \
-                }                                                                     \
-            }                                                                         \
-        }                                                                             \
-        if (n) *n = total;                                                            \
-        if (rows) *rows = r;                                                          \
-        if (cols) *cols = c;                                                          \
-        return out;                                                                   \
+#define FLATTEN(T, name)                                                     \
+    T *name(const cJSON *a, int64_t *n, int64_t *rows, int64_t *cols)        \
+    {                                                                        \
+        int64_t r, c, total = shape_of(a, &r, &c);                           \
+        T *out = malloc(sizeof(T) * (size_t)(total ? total : 1));            \
+        ck_assert(out != NULL);                                              \
+        int64_t i = 0;                                                       \
+        if (cJSON_IsNumber(a)) {                                             \
+            out[i++] = (T)a->valuedouble;                                    \
+        } else {                                                             \
+            const cJSON *row;                                                \
+            cJSON_ArrayForEach(row, a)                                       \
+            {                                                                \
+                if (cJSON_IsArray(row)) {                                    \
+                    ck_assert_int_eq(cJSON_GetArraySize(row), c);            \
+                    const cJSON *v;                                          \
+                    cJSON_ArrayForEach(v, row) out[i++] = (T)v->valuedouble; \
+                } else {                                                     \
+                    out[i++] = (T)row->valuedouble;                          \
+                }                                                            \
+            }                                                                \
+        }                                                                    \
+        if (n)                                                               \
+            *n = total;                                                      \
+        if (rows)                                                            \
+            *rows = r;                                                       \
+        if (cols)                                                            \
+            *cols = c;                                                       \
+        return out;                                                          \
     }
 FLATTEN(float, tu_floats)
 FLATTEN(double, tu_doubles)
@@ -91,8 +95,8 @@ void tu_close_at(const char *file, int line, double got, double want, double rto
     }
 }
 
-void tu_close_arrays_f(const char *file, int line, const float *got, const double *want,
-                       int64_t n, double rtol, double atol, const char *what)
+void tu_close_arrays_f(const char *file, int line, const float *got, const double *want, int64_t n,
+                       double rtol, double atol, const char *what)
 {
     for (int64_t i = 0; i < n; i++)
         tu_close_at(file, line, got[i], want[i], rtol, atol, what, i);

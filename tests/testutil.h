@@ -26,8 +26,8 @@ double tu_num(const cJSON *obj, const char *key);
     tu_close_at(__FILE__, __LINE__, (double)(got), (double)(want), rtol, atol, what, -1)
 void tu_close_at(const char *file, int line, double got, double want, double rtol, double atol,
                  const char *what, int64_t index);
-void tu_close_arrays_f(const char *file, int line, const float *got, const double *want,
-                       int64_t n, double rtol, double atol, const char *what);
+void tu_close_arrays_f(const char *file, int line, const float *got, const double *want, int64_t n,
+                       double rtol, double atol, const char *what);
 #define tu_close_array(got, want, n, rtol, atol, what) \
     tu_close_arrays_f(__FILE__, __LINE__, got, want, n, rtol, atol, what)
 

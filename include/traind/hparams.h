@@ -16,8 +16,13 @@
 #include "traind/dataset.h"
 #include "traind/status.h"
 
-typedef enum { TD_MODEL_SOFTMAX = 0, TD_MODEL_MLP, TD_MODEL_GMM, TD_MODEL_EMBED_GMM,
-               TD_MODEL_COUNT } td_model_kind;
+typedef enum {
+    TD_MODEL_SOFTMAX = 0,
+    TD_MODEL_MLP,
+    TD_MODEL_GMM,
+    TD_MODEL_EMBED_GMM,
+    TD_MODEL_COUNT
+} td_model_kind;
 typedef enum { TD_OPT_SGD = 0, TD_OPT_ADAM, TD_OPT_ADAMW } td_optimizer_kind;
 typedef enum { TD_INTERCEPT_FIT = 0, TD_INTERCEPT_NONE, TD_INTERCEPT_COLUMN0 } td_intercept;
 typedef enum { TD_L2_SUM = 0, TD_L2_MEAN } td_l2_scale;
@@ -30,7 +35,7 @@ typedef enum { TD_GMM_INIT_KMEANSPP = 0, TD_GMM_INIT_RANDOM } td_gmm_init;
  * means_init (M, E), covariances_init (M, E, E) full | (M, E) diag | (M) spherical |
  * (E, E) tied); row-major. */
 typedef struct td_hp_tensor {
-    float *v;                    /* (n) owned, or NULL when not given */
+    float *v; /* (n) owned, or NULL when not given */
     int64_t n;
     int ndim;
     int64_t dims[3];
@@ -48,12 +53,12 @@ typedef struct td_hparams {
     td_optimizer_kind optimizer;
     double lr, momentum, dampening, weight_decay, betas[2], eps;
     int nesterov;
-    int64_t batch_size;          /* 0 = full batch */
+    int64_t batch_size; /* 0 = full batch */
     int64_t epochs;
     int shuffle;
     int64_t seed;
-    double tol;                  /* early stop / EM tolerance */
-    int64_t n_iter_no_change;    /* 0 = early stopping off */
+    double tol;               /* early stop / EM tolerance */
+    int64_t n_iter_no_change; /* 0 = early stopping off */
     double validation_split;
     /* regularisation (SPEC §3) */
     double l2, l1;
@@ -61,12 +66,12 @@ typedef struct td_hparams {
     int regularize_bias;
     td_intercept intercept;
     /* loss */
-    int64_t n_classes;           /* 0 = from the data */
+    int64_t n_classes; /* 0 = from the data */
     int64_t ignore_index;
     double label_smoothing;
-    float *class_weights;        /* (n_class_weights) owned, or NULL */
+    float *class_weights; /* (n_class_weights) owned, or NULL */
     int64_t n_class_weights;
-    int64_t groups;              /* 1 = plain softmax output */
+    int64_t groups; /* 1 = plain softmax output */
     double monotone_weight, monotone_margin;
     /* mlp, and embed_gmm's network */
     struct td_hp_mlp {
@@ -80,9 +85,9 @@ typedef struct td_hparams {
         td_covariance covariance;
         double reg_covar;
         int64_t n_init;
-        int64_t max_iter;        /* gmm: EM iterations at most */
-        td_gmm_init init;        /* gmm: how parameters not given explicitly start */
-        td_hp_tensor weights_init, means_init, covariances_init;  /* gmm, optional */
+        int64_t max_iter; /* gmm: EM iterations at most */
+        td_gmm_init init; /* gmm: how parameters not given explicitly start */
+        td_hp_tensor weights_init, means_init, covariances_init; /* gmm, optional */
     } gmm;
     /* embed_gmm */
     struct td_hp_embed {
@@ -90,39 +95,43 @@ typedef struct td_hparams {
         int64_t warmup_iterations; /* pair loss alone first; -1 = 15% of iterations */
         double margin, gmm_weight;
     } embed;
-    int standardize;             /* every model: features scaled by the training rows' mean
+    int standardize; /* every model: features scaled by the training rows' mean
                                     and std first (the model keeps them; standardize.c) */
     /* warm start: flat, in the order of td_model_layout; owned, or NULL */
     float *initial_weights;
     int64_t n_initial_weights;
 } td_hparams;
 
-typedef enum { TD_HP_DOUBLE, TD_HP_INT, TD_HP_BOOL, TD_HP_ENUM,
-               TD_HP_DOUBLE2,      /* double[2] (betas) */
-               TD_HP_INT_LIST,     /* int64_t[TD_MAX_HIDDEN] + count (hidden) */
-               TD_HP_FLOAT_LIST,   /* owned float* + count (class_weights) */
-               TD_HP_WEIGHTS,      /* initial_weights: shape given by the model layout */
-               TD_HP_TENSOR        /* td_hp_tensor: nested arrays (gmm *_init) */
+typedef enum {
+    TD_HP_DOUBLE,
+    TD_HP_INT,
+    TD_HP_BOOL,
+    TD_HP_ENUM,
+    TD_HP_DOUBLE2,    /* double[2] (betas) */
+    TD_HP_INT_LIST,   /* int64_t[TD_MAX_HIDDEN] + count (hidden) */
+    TD_HP_FLOAT_LIST, /* owned float* + count (class_weights) */
+    TD_HP_WEIGHTS,    /* initial_weights: shape given by the model layout */
+    TD_HP_TENSOR      /* td_hp_tensor: nested arrays (gmm *_init) */
 } td_hp_type;
 
 #define TD_MODELS_ALL 0xFu
 #define TD_MODEL_BIT(m) (1u << (m))
 
 typedef struct td_hparam_def {
-    const char *name;            /* JSON name; "a.b" = key b of object a */
+    const char *name; /* JSON name; "a.b" = key b of object a */
     td_hp_type type;
-    size_t offset;               /* of the value in td_hparams */
-    size_t count_offset;         /* of the int64_t count, for lists */
-    double min, max;             /* inclusive bounds for numbers and list elements */
-    int min_exclusive;           /* 1: value must be > min */
-    const char *const *choices;  /* TD_HP_ENUM: names, NULL-terminated */
-    unsigned models;             /* bitmask of models that accept it */
-    const char *doc;             /* one line for people (GET /v1/models, the dashboard) */
+    size_t offset;              /* of the value in td_hparams */
+    size_t count_offset;        /* of the int64_t count, for lists */
+    double min, max;            /* inclusive bounds for numbers and list elements */
+    int min_exclusive;          /* 1: value must be > min */
+    const char *const *choices; /* TD_HP_ENUM: names, NULL-terminated */
+    unsigned models;            /* bitmask of models that accept it */
+    const char *doc;            /* one line for people (GET /v1/models, the dashboard) */
 } td_hparam_def;
 
 extern const td_hparam_def td_hparam_defs[];
 extern const size_t td_hparam_ndefs;
-extern const char *const td_model_names[];      /* indexed by td_model_kind */
+extern const char *const td_model_names[]; /* indexed by td_model_kind */
 /* The model's one-line description (GET /v1/models); NULL when kind is not a model. */
 const char *td_model_doc(td_model_kind kind);
 
@@ -172,7 +181,6 @@ int64_t td_hparams_warmup(const td_hparams *hp);
  * <= N, the shapes and values of weights_init / means_init / covariances_init). Field
  * names in errors are "hyperparameters.<name>". On success fills *K (classes / outputs;
  * gmm: components) when K != NULL. */
-td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
-                           td_error *err);
+td_status td_hparams_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, td_error *err);
 
 #endif

@@ -22,10 +22,10 @@
 typedef enum { TD_REDUCTION_MEAN = 0, TD_REDUCTION_SUM } td_reduction;
 
 typedef struct td_ce_opts {
-    int32_t ignore_index;        /* rows with this target contribute nothing; default -100 */
-    const float *class_weights;  /* (K) or NULL */
-    double label_smoothing;      /* eps in [0, 1]; default 0 */
-    td_reduction reduction;      /* default mean */
+    int32_t ignore_index;       /* rows with this target contribute nothing; default -100 */
+    const float *class_weights; /* (K) or NULL */
+    double label_smoothing;     /* eps in [0, 1]; default 0 */
+    td_reduction reduction;     /* default mean */
 } td_ce_opts;
 
 /* PyTorch defaults: ignore_index -100, no weights, no smoothing, mean. */
@@ -47,9 +47,9 @@ double td_ce_index_denom(const int32_t *target, int64_t N, const td_ce_opts *o);
  *            w_{y_n} * ((1-eps) * -log p_{n,y_n}) + eps/K * sum_k w_k * -log p_{nk}
  *            (w = 1 without weights), 0 for ignored rows.
  * per_sample (N): loss_n.  dlogits (N, K): grad_scale * d(sum)/d(logits). */
-void td_ce_index_sum(double *sum, float *per_sample, float *dlogits,
-                     const float *logits, const int32_t *target, int64_t N, int64_t K,
-                     const td_ce_opts *o, float grad_scale);
+void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
+                     const int32_t *target, int64_t N, int64_t K, const td_ce_opts *o,
+                     float grad_scale);
 
 /* Reduced loss. *loss gets the mean or sum; *defined is 0 (and *loss 0, dlogits all 0)
  * when reduction is mean and every row is ignored. dlogits is d(loss)/d(logits). */
@@ -62,12 +62,12 @@ td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlog
 /* target Y (N, K) rows of soft labels (non-negative; rows need not be normalised).
  * loss_n = sum_k w_k * Y_nk * -log p_nk, with smoothing Y' = (1-eps) Y + eps/K.
  * Mean divides by N, even with class weights (PyTorch). ignore_index does not apply. */
-void td_ce_probs_sum(double *sum, float *per_sample, float *dlogits,
-                     const float *logits, const float *target, int64_t N, int64_t K,
-                     const td_ce_opts *o, float grad_scale);
-td_status td_ce_probs(double *loss, float *per_sample, float *dlogits,
-                      const float *logits, const float *target, int64_t N, int64_t K,
-                      const td_ce_opts *o, td_error *err);
+void td_ce_probs_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
+                     const float *target, int64_t N, int64_t K, const td_ce_opts *o,
+                     float grad_scale);
+td_status td_ce_probs(double *loss, float *per_sample, float *dlogits, const float *logits,
+                      const float *target, int64_t N, int64_t K, const td_ce_opts *o,
+                      td_error *err);
 
 /* ---- Keras categorical cross entropy on probabilities ------------------------------ */
 
@@ -77,17 +77,16 @@ td_status td_ce_probs(double *loss, float *per_sample, float *dlogits,
  * but the normalisation still couples it to its row.
  * TD_EINVAL (field "probabilities[n]") for a row with a negative or non-finite entry or a
  * zero sum; (field "epsilon") for eps outside (0, 0.5). */
-td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs,
-                            const float *probs, const float *target, int64_t N, int64_t K,
-                            double eps, td_error *err);
+td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs, const float *probs,
+                            const float *target, int64_t N, int64_t K, double eps, td_error *err);
 
 /* ---- grouped cross entropy with the monotone expected-index penalty ---------------- */
 
 typedef struct td_grouped_result {
-    double ce_sum;        /* sum over non-ignored (n, g) of -log p_{n,g,y_ng} */
-    double ce_count;      /* number of non-ignored (n, g) entries */
-    double penalty_sum;   /* sum_n sum_{g<G-1} max(0, E_g - E_{g+1} + margin)^2 */
-    int64_t violations;   /* rows whose per-group argmax sequence decreases somewhere */
+    double ce_sum;      /* sum over non-ignored (n, g) of -log p_{n,g,y_ng} */
+    double ce_count;    /* number of non-ignored (n, g) entries */
+    double penalty_sum; /* sum_n sum_{g<G-1} max(0, E_g - E_{g+1} + margin)^2 */
+    int64_t violations; /* rows whose per-group argmax sequence decreases somewhere */
 } td_grouped_result;
 
 /* logits (N, G*S): group g of row n is logits[n*G*S + g*S .. + S). target (N, G).
@@ -97,10 +96,9 @@ typedef struct td_grouped_result {
  * the trainers pass ce_scale = 1/ce_count and pen_scale = weight/N of the whole batch. */
 td_status td_grouped_check(const int32_t *target, int64_t N, int64_t G, int64_t S,
                            int32_t ignore_index, td_error *err);
-void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits,
-                    const float *logits, const int32_t *target, int64_t N, int64_t G,
-                    int64_t S, int32_t ignore_index, double margin, float ce_scale,
-                    float pen_scale);
+void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits, const float *logits,
+                    const int32_t *target, int64_t N, int64_t G, int64_t S, int32_t ignore_index,
+                    double margin, float ce_scale, float pen_scale);
 
 /* Reduced: ce = ce_sum/ce_count (defined=0 and ce=0 when count is 0, the penalty still
  * applies), penalty = penalty_sum/N, loss = ce + weight * penalty;
@@ -109,23 +107,22 @@ typedef struct td_grouped_loss {
     double loss, cross_entropy, penalty, violation_rate;
     int defined;
 } td_grouped_loss;
-td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits,
-                     const float *logits, const int32_t *target, int64_t N, int64_t G,
-                     int64_t S, int32_t ignore_index, double weight, double margin,
-                     td_error *err);
+td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits, const float *logits,
+                     const int32_t *target, int64_t N, int64_t G, int64_t S, int32_t ignore_index,
+                     double weight, double margin, td_error *err);
 
 /* ---- contrastive pair loss (Hadsell et al. 2006) ----------------------------------- */
 
 /* a, b (P, E); similar (P) in {0, 1}. d2 = ||a-b||^2,
  * loss_p = s * d2/2 + (1-s) * max(0, margin - d)^2/2; *sum = sum_p loss_p.
  * da, db (P, E): grad_scale * d(sum)/d(a), d(sum)/d(b); finite at d = 0. */
-void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db,
-                        const float *a, const float *b, const int32_t *similar, int64_t P,
-                        int64_t E, double margin, float grad_scale);
+void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db, const float *a,
+                        const float *b, const int32_t *similar, int64_t P, int64_t E, double margin,
+                        float grad_scale);
 /* Mean over pairs (a dissimilar pair at d = 0 gets a zero gradient);
  * TD_EINVAL (field "similar[p]") when a label is not 0 or 1. */
-td_status td_contrastive(double *loss, float *per_pair, float *da, float *db,
-                         const float *a, const float *b, const int32_t *similar, int64_t P,
-                         int64_t E, double margin, td_error *err);
+td_status td_contrastive(double *loss, float *per_pair, float *da, float *db, const float *a,
+                         const float *b, const int32_t *similar, int64_t P, int64_t E,
+                         double margin, td_error *err);
 
 #endif

@@ -10,18 +10,18 @@
 
 typedef enum {
     TD_OK = 0,
-    TD_EINVAL,      /* invalid argument / value (HTTP 422) */
-    TD_ENOMEM,      /* allocation failed */
-    TD_EDIVERGED,   /* training produced a non-finite loss */
-    TD_ESTOPPED,    /* the epoch callback asked to stop (cancel or shutdown) */
-    TD_EIO,         /* storage failure */
-    TD_ENOTFOUND,   /* no such object */
-    TD_ECONFLICT,   /* state conflict (HTTP 409) */
-    TD_EBUSY,       /* queue full: retry later (HTTP 429) */
-    TD_ESHUTDOWN,   /* the daemon is shutting down (HTTP 503) */
-    TD_ENOSPACE,    /* a write refused for lack of space: ENOSPC, EDQUOT, SQLITE_FULL (507) */
-    TD_EINTERNAL,   /* programmer error that was caught */
-    TD_EMALFORMED   /* a body that is not well-formed JSON (HTTP 400); the message gives
+    TD_EINVAL,    /* invalid argument / value (HTTP 422) */
+    TD_ENOMEM,    /* allocation failed */
+    TD_EDIVERGED, /* training produced a non-finite loss */
+    TD_ESTOPPED,  /* the epoch callback asked to stop (cancel or shutdown) */
+    TD_EIO,       /* storage failure */
+    TD_ENOTFOUND, /* no such object */
+    TD_ECONFLICT, /* state conflict (HTTP 409) */
+    TD_EBUSY,     /* queue full: retry later (HTTP 429) */
+    TD_ESHUTDOWN, /* the daemon is shutting down (HTTP 503) */
+    TD_ENOSPACE,  /* a write refused for lack of space: ENOSPC, EDQUOT, SQLITE_FULL (507) */
+    TD_EINTERNAL, /* programmer error that was caught */
+    TD_EMALFORMED /* a body that is not well-formed JSON (HTTP 400); the message gives
                        the byte offset: "malformed JSON at byte N: ..." */
 } td_status;
 

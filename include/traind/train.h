@@ -23,7 +23,7 @@
 
 typedef struct td_model {
     td_model_kind kind;
-    int64_t D, K, G;             /* inputs, outputs, groups (K = G * S); gmm: D = E
+    int64_t D, K, G; /* inputs, outputs, groups (K = G * S); gmm: D = E
                                     features, K = M components, G = 1 */
     td_intercept intercept;
     int64_t n_hidden, hidden[TD_MAX_HIDDEN];
@@ -39,7 +39,7 @@ typedef struct td_model {
      * (one assignment each); covariance, lower_bound, converged and n_iter as gmm */
     int64_t components, rows;
     int64_t n_params;
-    float *params;               /* (n_params) owned; layout per td_model_layout */
+    float *params; /* (n_params) owned; layout per td_model_layout */
     /* standardize: every input row is x' = (x - mean) / scale (float32, per feature) before
      * the model; both NULL when the model takes raw features. mean is one block of 2 * D
      * floats and scale = mean + D; owned like params (td_model_fini frees it), borrowed in
@@ -49,12 +49,12 @@ typedef struct td_model {
 
 /* One named tensor inside the flat parameter block: params[offset .. offset+rows*cols). */
 typedef struct td_tensor_desc {
-    char name[16];               /* "W" or "b"; gmm "weights", "means", "covariances" */
-    int layer;                   /* index in "layers" (mlp), 0 for softmax */
-    int64_t rows, cols;          /* a vector has rows == 1 */
+    char name[16];      /* "W" or "b"; gmm "weights", "means", "covariances" */
+    int layer;          /* index in "layers" (mlp), 0 for softmax */
+    int64_t rows, cols; /* a vector has rows == 1 */
     int64_t offset;
-    int penalized;               /* 1 when l1/l2 apply (every W; b only with regularize_bias) */
-    int64_t skip_rows;           /* leading rows left out of the penalty: 1 for W with
+    int penalized;     /* 1 when l1/l2 apply (every W; b only with regularize_bias) */
+    int64_t skip_rows; /* leading rows left out of the penalty: 1 for W with
                                     intercept "column0" (row 0 is the bias) */
 } td_tensor_desc;
 
@@ -94,8 +94,7 @@ void td_embed_gmm_view(td_model *gmm, const td_model *m);
  * embeddings: labels (N), resp (N, M), loglik (N); every output overwritten, each may be
  * NULL. td_model_predict on an embed_gmm model fills probs with resp. */
 td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *loglik,
-                           const td_model *m, const float *X, int64_t N, int64_t D,
-                           td_error *err);
+                           const td_model *m, const float *X, int64_t N, int64_t D, td_error *err);
 
 /* ---- standardisation (standardize.c) ------------------------------------------------ */
 
@@ -118,7 +117,7 @@ td_status td_standardize_input(const td_model *m, td_model *plain, float **Xs, c
 
 #define TD_MAX_WARNINGS 8
 typedef struct td_warning {
-    char code[32];               /* e.g. "loss_increased", "not_converged" */
+    char code[32]; /* e.g. "loss_increased", "not_converged" */
     char message[256];
 } td_warning;
 
@@ -171,15 +170,14 @@ td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *er
 typedef struct td_class_metrics {
     int64_t K, N;
     double loss, accuracy;
-    int64_t *confusion;          /* (K, K) */
+    int64_t *confusion;              /* (K, K) */
     double *precision, *recall, *f1; /* (K) each; one allocation (precision) */
-    int64_t *support;            /* (K) */
+    int64_t *support;                /* (K) */
     double macro[3], weighted[3];
 } td_class_metrics;
 
-td_status td_class_metrics_compute(td_class_metrics *c, const float *probs,
-                                   const int32_t *pred, const int32_t *y, int64_t N,
-                                   int64_t K, td_error *err);
+td_status td_class_metrics_compute(td_class_metrics *c, const float *probs, const int32_t *pred,
+                                   const int32_t *y, int64_t N, int64_t K, td_error *err);
 void td_class_metrics_fini(td_class_metrics *c);
 
 /* A gmm's free parameters as scikit-learn counts them for bic and aic: covariances
@@ -222,8 +220,8 @@ int64_t *td_split_order(int64_t N, int64_t seed);
 /* Every check td_trainer_create makes (hyperparameters against the data, the validation
  * set, initial_weights), with the same errors, and nothing allocated: for validating a job
  * where building it would cost its memory. *K gets the model's outputs. */
-td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
-                           const td_dataset *val, int64_t *K, td_error *err);
+td_status td_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                           int64_t *K, td_error *err);
 
 /* Bytes of working memory a trainer of hp on train (and val, may be NULL) uses at its
  * peak with `threads` threads, computed from the shapes alone (nothing allocated; only
@@ -252,9 +250,9 @@ td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_reco
                          td_error *err);
 /* 1 once all epochs ran or early stopping fired. */
 int td_trainer_done(const td_trainer *t);
-int64_t td_trainer_epoch(const td_trainer *t);     /* epochs completed */
-int64_t td_trainer_epochs(const td_trainer *t);    /* epochs planned */
-int64_t td_trainer_rows(const td_trainer *t);      /* training rows per epoch */
+int64_t td_trainer_epoch(const td_trainer *t);  /* epochs completed */
+int64_t td_trainer_epochs(const td_trainer *t); /* epochs planned */
+int64_t td_trainer_rows(const td_trainer *t);   /* training rows per epoch */
 
 /* The current model (params borrowed from the trainer; valid until the next step). */
 const td_model *td_trainer_model(const td_trainer *t);

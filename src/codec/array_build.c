@@ -87,8 +87,8 @@ static void build_estimate(td_dstream *s, build *b, uint64_t off)
 }
 
 /* A generic builder's element k (index into data) of kind k. */
-void td_build_generic(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vkind k,
-                      const num *nm, const char *text, size_t tlen)
+void td_build_generic(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vkind k, const num *nm,
+                      const char *text, size_t tlen)
 {
     int64_t at = (int64_t)b->n;
     uint32_t bits;
@@ -201,8 +201,10 @@ static void name_elem(td_dstream *s, build *b, td_json_vkind k)
     }
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, b->path, b->i, -1);
-    part->st = td_fail(&part->err, TD_EINVAL, path, "%s must be a class name (a string), as "
-                       "%s[0] is; got %s", path, b->path, td_json_kind_name(k));
+    part->st = td_fail(&part->err, TD_EINVAL, path,
+                       "%s must be a class name (a string), as "
+                       "%s[0] is; got %s",
+                       path, b->path, td_json_kind_name(k));
     b->failed = 1;
 }
 
@@ -216,8 +218,10 @@ void td_build_label_done(td_dstream *s, build *b)
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, b->path, b->i - 1, -1);
     if (s->cap_total == 0 || s->cap_total > TD_CLASS_NAME_MAX || s->cap_nul) {
-        part->st = td_fail(&part->err, TD_EINVAL, path, "%s: a class name must be 1 to %d "
-                           "bytes of text without NUL", path, TD_CLASS_NAME_MAX);
+        part->st = td_fail(&part->err, TD_EINVAL, path,
+                           "%s: a class name must be 1 to %d "
+                           "bytes of text without NUL",
+                           path, TD_CLASS_NAME_MAX);
         b->failed = 1;
         return;
     }
@@ -227,8 +231,10 @@ void td_build_label_done(td_dstream *s, build *b)
         return;
     }
     if (idx == -2) {
-        part->st = td_fail(&part->err, TD_EINVAL, path, "%s: more than %d distinct class "
-                           "names", path, TD_MAX_CLASSES);
+        part->st = td_fail(&part->err, TD_EINVAL, path,
+                           "%s: more than %d distinct class "
+                           "names",
+                           path, TD_MAX_CLASSES);
         b->failed = 1;
         return;
     }
@@ -359,8 +365,8 @@ void td_build_finish(build *b, const td_json_rule *final_rule)
     if (b->bad && !part->st) {
         char path[TD_JSON_PATH_MAX];
         td_json_index_path(path, b->path, b->bad_i, b->bad_j);
-        part->st = td_json_elem_fail(final_rule ? final_rule : &b->rule, b->bad_kind,
-                                     b->bad_value, path, &part->err);
+        part->st = td_json_elem_fail(final_rule ? final_rule : &b->rule, b->bad_kind, b->bad_value,
+                                     path, &part->err);
     }
     if (b->shape == SH_ROWS)
         part->cols = b->C > 0 ? b->C : 0;
@@ -391,8 +397,7 @@ int td_jarray_rows(const td_jarray *a)
  * those before the builder's own first error (a shape or a kind), in element order, so
  * a value refused by r among them comes first. Integers are converted in place. */
 static td_status jarray_read(void **out, int64_t *rows, int64_t *cols, td_jarray *a,
-                             const td_json_rule *r, int matrix, const char *path,
-                             td_error *err)
+                             const td_json_rule *r, int matrix, const char *path, td_error *err)
 {
     build *b = &a->b;
     char ep[TD_JSON_PATH_MAX];
@@ -484,8 +489,8 @@ td_status td_jarray_vector_f32(float **out, int64_t *n, td_jarray *a, unsigned f
     return jarray_read((void **)out, n, &cols, a, &r, 0, path, err);
 }
 
-td_status td_jarray_vector_i32(int32_t **out, int64_t *n, td_jarray *a, int64_t lo,
-                               int64_t hi, unsigned flags, const char *path, td_error *err)
+td_status td_jarray_vector_i32(int32_t **out, int64_t *n, td_jarray *a, int64_t lo, int64_t hi,
+                               unsigned flags, const char *path, td_error *err)
 {
     td_json_rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
     int64_t cols;

@@ -39,7 +39,8 @@ td_status td_strings_parse(const char *text, char ***out, int64_t *n, td_error *
     cJSON_Delete(a);
     if (!v || i != k) {
         td_strings_free(v, k);
-        return td_fail(err, v ? TD_EINVAL : TD_ENOMEM, "classes", "stored names are not "
+        return td_fail(err, v ? TD_EINVAL : TD_ENOMEM, "classes",
+                       "stored names are not "
                        "strings, or out of memory");
     }
     *out = v;

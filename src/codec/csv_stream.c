@@ -50,10 +50,7 @@ static void csv_fail(td_dstream *s, int64_t line, int64_t col, const char *fmt, 
 }
 
 /* Is the record being read parsed (not the header)? */
-static inline int csv_parsing(const td_dstream *s)
-{
-    return !(s->first_record && s->opts.header);
-}
+static inline int csv_parsing(const td_dstream *s) { return !(s->first_record && s->opts.header); }
 
 static void field_begin(td_dstream *s)
 {
@@ -159,10 +156,12 @@ static void header_end(td_dstream *s)
         }
     char list[256] = "";
     for (int64_t k = 0; k < s->nhdr && strlen(list) < 200; k++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%.40s\"",
-                 k ? ", " : "", s->hdr[k]);
-    td_ds_fatal(s, TD_EINVAL, "label_column", "label_column \"%.64s\" is not a column of the header "
-                "(%s)", s->opts.label_name, list);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%.40s\"", k ? ", " : "",
+                 s->hdr[k]);
+    td_ds_fatal(s, TD_EINVAL, "label_column",
+                "label_column \"%.64s\" is not a column of the header "
+                "(%s)",
+                s->opts.label_name, list);
 }
 
 /* The field just read: a number (as strtod reads the trimmed text), kept for the
@@ -183,9 +182,10 @@ static void field_end(td_dstream *s)
         s->first_len = n;
     }
     /* the label column, or (label_column=last, the first record) maybe it */
-    int maybe_label = s->labelled && (s->lab_idx >= 0 ? col - 1 == s->lab_idx : s->ncols < 0
-                                      ? s->opts.label_column == TD_CSV_LABEL_LAST
-                                      : col == s->ncols);
+    int maybe_label = s->labelled &&
+        (s->lab_idx >= 0    ? col - 1 == s->lab_idx
+             : s->ncols < 0 ? s->opts.label_column == TD_CSV_LABEL_LAST
+                            : col == s->ncols);
     if (maybe_label) {
         memcpy(s->lab_text, t, n);
         s->lab_len = n;
@@ -195,8 +195,8 @@ static void field_end(td_dstream *s)
         return;
     }
     if (n == 0 && !s->fover) {
-        csv_fail(s, line, col, s->named && maybe_label ? "empty class name"
-                                                      : "empty field; expected a number");
+        csv_fail(s, line, col,
+                 s->named && maybe_label ? "empty class name" : "empty field; expected a number");
         return;
     }
     if (maybe_label && !s->fover && n < 128 && !looks_numeric(t, n)) { /* a class name */
@@ -256,7 +256,8 @@ static int label_name(td_dstream *s, int64_t k)
 {
     int64_t line = s->rec_line_of[k];
     if (!s->named) {
-        csv_fail(s, line, k + 1, "label \"%s\" is not an integer class index (the first "
+        csv_fail(s, line, k + 1,
+                 "label \"%s\" is not an integer class index (the first "
                  "row's label is a number; a column of class names has a name on every row)",
                  s->pend_text);
         return -1;
@@ -293,8 +294,10 @@ static void record_end(td_dstream *s, uint64_t off)
         if (labelled && s->ncols < 2) {
             char hint[96] = "";
             sep_hint(s, hint, sizeof hint);
-            td_ds_fatal(s, TD_EINVAL, "label_column", "line %lld has 1 column; with label_column=%s "
-                        "at least 2 are needed (or pass label_column=none)%s", (long long)s->rec_line,
+            td_ds_fatal(s, TD_EINVAL, "label_column",
+                        "line %lld has 1 column; with label_column=%s "
+                        "at least 2 are needed (or pass label_column=none)%s",
+                        (long long)s->rec_line,
                         s->opts.label_column == TD_CSV_LABEL_FIRST ? "first" : "last", hint);
             return;
         }
@@ -302,7 +305,8 @@ static void record_end(td_dstream *s, uint64_t off)
     } else if (nf != s->ncols) {
         char field[32];
         snprintf(field, sizeof field, "line %lld", (long long)s->rec_line);
-        td_ds_fatal(s, TD_EINVAL, field, "line %lld has %lld column%s, expected %lld (like line %s)",
+        td_ds_fatal(s, TD_EINVAL, field,
+                    "line %lld has %lld column%s, expected %lld (like line %s)",
                     (long long)s->rec_line, (long long)nf, nf == 1 ? "" : "s", (long long)s->ncols,
                     s->opts.header ? "1, the header" : "1");
         return;
@@ -315,8 +319,10 @@ static void record_end(td_dstream *s, uint64_t off)
         return;
     }
     s->header_hint = 0; /* past the first line */
-    int64_t lab = !labelled ? -1 : s->lab_idx >= 0 ? s->lab_idx
-                : s->opts.label_column == TD_CSV_LABEL_FIRST ? 0 : nf - 1;
+    int64_t lab = !labelled                          ? -1
+        : s->lab_idx >= 0                            ? s->lab_idx
+        : s->opts.label_column == TD_CSV_LABEL_FIRST ? 0
+                                                     : nf - 1;
     if (s->pend_col && s->pend_col - 1 != lab) {
         csv_fail(s, s->pend_line, s->pend_col, "\"%s\" is not a number", s->pend_text);
         return;
@@ -348,8 +354,10 @@ static void record_end(td_dstream *s, uint64_t off)
                 v = td_strtod_n(t, k == 0 ? s->first_len : field_trim(s->field, s->flen));
             }
             if (v != floor(v) || v < INT32_MIN || v > INT32_MAX) {
-                csv_fail(s, s->rec_line_of[k], k + 1, "label %.17g is not an integer class "
-                         "index", v);
+                csv_fail(s, s->rec_line_of[k], k + 1,
+                         "label %.17g is not an integer class "
+                         "index",
+                         v);
                 return;
             }
             int32_t t32 = (int32_t)v;
@@ -359,8 +367,10 @@ static void record_end(td_dstream *s, uint64_t off)
         } else {
             /* as JSON's: refused when it rounds past float32 (3.4028235e38 is FLT_MAX) */
             if (isinf(s->rec_f[k])) {
-                csv_fail(s, s->rec_line_of[k], k + 1, "%.9g is outside the float32 range "
-                         "(|x| <= %.8g)", v, (double)FLT_MAX);
+                csv_fail(s, s->rec_line_of[k], k + 1,
+                         "%.9g is outside the float32 range "
+                         "(|x| <= %.8g)",
+                         v, (double)FLT_MAX);
                 return;
             }
             uint32_t bits;
@@ -437,7 +447,8 @@ void td_ds_lex_csv(td_dstream *s, const char *p, const char *end)
                 break;
             c = (unsigned char)*p;
             if (c == '"') {
-                csv_fail(s, s->field_line, s->col, "a quote inside an unquoted field; quote "
+                csv_fail(s, s->field_line, s->col,
+                         "a quote inside an unquoted field; quote "
                          "the whole field and double the inner quotes");
                 break;
             }
@@ -476,8 +487,7 @@ void td_ds_lex_csv(td_dstream *s, const char *p, const char *end)
                 break;
             }
             if (c != (unsigned char)s->opts.delimiter && c != '\n' && c != '\r') {
-                csv_fail(s, s->line, s->col, "unexpected character '%c' after a closing quote",
-                         c);
+                csv_fail(s, s->line, s->col, "unexpected character '%c' after a closing quote", c);
                 break;
             }
             goto field_done;
@@ -504,8 +514,7 @@ td_status td_ds_csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
         uint64_t total = s->fed;
         switch (s->cs) {
         case C_REC:
-        case C_CR:
-            break;
+        case C_CR: break;
         case C_FIELD: /* after a comma at the very end: an empty field */
             field_begin(s);
             /* fall through */
@@ -516,7 +525,8 @@ td_status td_ds_csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
             record_end(s, total);
             break;
         case C_QUOTED:
-            csv_fail(s, s->field_line, s->col, "unterminated quoted field: the closing quote is "
+            csv_fail(s, s->field_line, s->col,
+                     "unterminated quoted field: the closing quote is "
                      "missing");
             break;
         }
@@ -530,8 +540,8 @@ td_status td_ds_csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
     }
     memset(out, 0, sizeof *out);
     if (s->csv_name) {
-        td_status st = td_dataset_name_copy(&out->name, s->csv_name, strlen(s->csv_name),
-                                            "name", err);
+        td_status st =
+            td_dataset_name_copy(&out->name, s->csv_name, strlen(s->csv_name), "name", err);
         if (st)
             return st;
     }
@@ -546,8 +556,8 @@ td_status td_ds_csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
         out->y = (int32_t *)s->cy.data;
         s->cy.data = NULL;
         td_status st;
-        if (s->named && (st = td_names_finish(&s->names, out->y, s->N, &out->classes,
-                                              &out->n_classes, err))) {
+        if (s->named &&
+            (st = td_names_finish(&s->names, out->y, s->N, &out->classes, &out->n_classes, err))) {
             td_dataset_buf_free(out);
             return st;
         }

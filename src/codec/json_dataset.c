@@ -50,8 +50,8 @@ td_status td_dataset_name_copy(char **out, const char *name, size_t n, const cha
                                td_error *err)
 {
     if (n > TD_DATASET_NAME_MAX)
-        return td_fail(err, TD_EINVAL, field, "name is %zu bytes long; at most %d are allowed",
-                       n, TD_DATASET_NAME_MAX);
+        return td_fail(err, TD_EINVAL, field, "name is %zu bytes long; at most %d are allowed", n,
+                       TD_DATASET_NAME_MAX);
     if (!td_utf8_valid(name, n))
         return td_fail(err, TD_EINVAL, field, "%s must be UTF-8 text without NUL characters",
                        field);
@@ -82,11 +82,11 @@ static td_status part_error(const td_dataset_part *a, td_error *err)
     return a->st;
 }
 
-td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
-                                  const char *prefix, td_error *err)
+td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, const char *prefix,
+                                  td_error *err)
 {
-    char pX[TD_JSON_PATH_MAX], py[TD_JSON_PATH_MAX], pY[TD_JSON_PATH_MAX],
-        pp[TD_JSON_PATH_MAX], ppl[TD_JSON_PATH_MAX], pn[TD_JSON_PATH_MAX];
+    char pX[TD_JSON_PATH_MAX], py[TD_JSON_PATH_MAX], pY[TD_JSON_PATH_MAX], pp[TD_JSON_PATH_MAX],
+        ppl[TD_JSON_PATH_MAX], pn[TD_JSON_PATH_MAX];
     td_json_path(pX, prefix, "X");
     td_json_path(py, prefix, "y");
     td_json_path(pY, prefix, "Y");
@@ -105,12 +105,15 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
         goto fail;
     }
     if (!p->X.present) {
-        st = td_fail(err, TD_EINVAL, pX, "%s is required: the samples as an array of rows "
-                     "(N, D)", pX);
+        st = td_fail(err, TD_EINVAL, pX,
+                     "%s is required: the samples as an array of rows "
+                     "(N, D)",
+                     pX);
         goto fail;
     }
     if (p->y.present && p->Y.present) {
-        st = td_fail(err, TD_EINVAL, pY, "give either y (class indices) or Y (probability "
+        st = td_fail(err, TD_EINVAL, pY,
+                     "give either y (class indices) or Y (probability "
                      "targets), not both");
         goto fail;
     }
@@ -122,8 +125,7 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
             goto fail;
         if (p->y.rows != N) {
             st = td_fail(err, TD_EINVAL, py, "%s has %lld %s, but %s has %lld rows", py,
-                         (long long)p->y.rows, p->y.grouped ? "rows" : "entries", pX,
-                         (long long)N);
+                         (long long)p->y.rows, p->y.grouped ? "rows" : "entries", pX, (long long)N);
             goto fail;
         }
     }
@@ -138,15 +140,18 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
     }
     if (p->pairs.present || p->pair_labels.present) {
         if (!p->pairs.present || !p->pair_labels.present) {
-            st = td_fail(err, TD_EINVAL, p->pairs.present ? ppl : pp, "pairs and pair_labels "
+            st = td_fail(err, TD_EINVAL, p->pairs.present ? ppl : pp,
+                         "pairs and pair_labels "
                          "go together: give both or neither");
             goto fail;
         }
         if (p->pairs.row0_len >= 0 && p->pairs.row0_len != 2) {
             char p0[TD_JSON_PATH_MAX];
             td_json_index_path(p0, pp, 0, -1);
-            st = td_fail(err, TD_EINVAL, p0, "%s must be an array of [i, j] row index pairs; "
-                         "%s has %d values", pp, p0, (int)p->pairs.row0_len);
+            st = td_fail(err, TD_EINVAL, p0,
+                         "%s must be an array of [i, j] row index pairs; "
+                         "%s has %d values",
+                         pp, p0, (int)p->pairs.row0_len);
             goto fail;
         }
         if ((st = part_error(&p->pairs, err)) || (st = part_error(&p->pair_labels, err)))
@@ -163,8 +168,8 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
                 *err = p->name_err;
             goto fail;
         }
-        if ((st = td_dataset_name_copy(&d.name, p->name ? p->name : "",
-                                       p->name ? p->name_len : 0, pn, err)))
+        if ((st = td_dataset_name_copy(&d.name, p->name ? p->name : "", p->name ? p->name_len : 0,
+                                       pn, err)))
             goto fail;
     }
     d.ds.N = N;
@@ -173,8 +178,7 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
     if (p->y.present) {
         d.y = p->y.data, p->y.data = NULL;
         d.ds.y_cols = p->y.cols;
-        if (p->y.names && (st = td_names_finish(p->y.names, d.y, N, &d.classes,
-                                                &d.n_classes, err)))
+        if (p->y.names && (st = td_names_finish(p->y.names, d.y, N, &d.classes, &d.n_classes, err)))
             goto fail;
     }
     if (p->Y.present) {
@@ -219,7 +223,8 @@ td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char
             o->label_column = TD_CSV_LABEL_NAMED; /* a header name: header=true, below */
             snprintf(o->label_name, sizeof o->label_name, "%s", label_column);
         } else
-            return td_fail(err, TD_EINVAL, "label_column", "label_column must be one of last, "
+            return td_fail(err, TD_EINVAL, "label_column",
+                           "label_column must be one of last, "
                            "first, none, or a column name of the header; got \"%.64s\"",
                            label_column);
     }
@@ -229,12 +234,16 @@ td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char
         else if (strcmp(header, "false") == 0 || strcmp(header, "0") == 0)
             o->header = 0;
         else
-            return td_fail(err, TD_EINVAL, "header", "header must be true or false; got "
-                           "\"%.64s\"", header);
+            return td_fail(err, TD_EINVAL, "header",
+                           "header must be true or false; got "
+                           "\"%.64s\"",
+                           header);
     }
     if (o->label_column == TD_CSV_LABEL_NAMED && !o->header)
-        return td_fail(err, TD_EINVAL, "label_column", "label_column \"%.64s\" names a column: "
-                       "that needs header=true (or use last, first, none)", o->label_name);
+        return td_fail(err, TD_EINVAL, "label_column",
+                       "label_column \"%.64s\" names a column: "
+                       "that needs header=true (or use last, first, none)",
+                       o->label_name);
     return TD_OK;
 }
 
@@ -248,8 +257,10 @@ td_status td_csv_delimiter_parse(td_csv_opts *o, const char *delimiter, td_error
     else if (strlen(delimiter) == 1 && strchr(",;|", delimiter[0]))
         o->delimiter = delimiter[0];
     else
-        return td_fail(err, TD_EINVAL, "delimiter", "delimiter must be one of \",\", \";\", "
-                       "\"|\", \"tab\"; got \"%.16s\"", delimiter);
+        return td_fail(err, TD_EINVAL, "delimiter",
+                       "delimiter must be one of \",\", \";\", "
+                       "\"|\", \"tab\"; got \"%.16s\"",
+                       delimiter);
     return TD_OK;
 }
 

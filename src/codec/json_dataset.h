@@ -36,17 +36,17 @@
 
 /* A parsed dataset: the arrays are owned here; ds is the engine's view over them. */
 typedef struct td_dataset_buf {
-    td_dataset ds;           /* N, D, y_cols, Y_cols, P and borrowed pointers to below */
-    float *X;                /* (N, D) */
-    int32_t *y;              /* (N, y_cols) or NULL */
-    float *Y;                /* (N, Y_cols) or NULL */
-    int32_t *pairs;          /* (P, 2) or NULL */
-    int32_t *pair_labels;    /* (P) or NULL */
-    char *name;              /* or NULL */
-    char **classes;          /* y given as class names: the K names in class order (y
+    td_dataset ds;        /* N, D, y_cols, Y_cols, P and borrowed pointers to below */
+    float *X;             /* (N, D) */
+    int32_t *y;           /* (N, y_cols) or NULL */
+    float *Y;             /* (N, Y_cols) or NULL */
+    int32_t *pairs;       /* (P, 2) or NULL */
+    int32_t *pair_labels; /* (P) or NULL */
+    char *name;           /* or NULL */
+    char **classes;       /* y given as class names: the K names in class order (y
                                 holds indices into them), or NULL */
-    int64_t n_classes;       /* K when classes is set */
-    char **columns;          /* CSV with a header: the D feature columns' names, or NULL */
+    int64_t n_classes;    /* K when classes is set */
+    char **columns;       /* CSV with a header: the D feature columns' names, or NULL */
     int64_t n_columns;
 } td_dataset_buf;
 
@@ -57,31 +57,31 @@ void td_dataset_buf_free(td_dataset_buf *d);
 
 /* One array of a dataset body as read, before the checks across arrays. */
 typedef struct td_dataset_part {
-    int present;             /* the key was given with a non-null value */
-    td_status st;            /* the array's own first error (TD_OK: none), in err */
+    int present;  /* the key was given with a non-null value */
+    td_status st; /* the array's own first error (TD_OK: none), in err */
     td_error err;
-    void *data;              /* owned: float (X, Y) or int32_t (y, pairs, pair_labels) */
-    int64_t rows, cols;      /* cols 1 for a vector */
-    int grouped;             /* y: given as rows of labels (N, G) */
-    int64_t row0_len;        /* pairs: values in pairs[0] when pairs and pairs[0] are
+    void *data;             /* owned: float (X, Y) or int32_t (y, pairs, pair_labels) */
+    int64_t rows, cols;     /* cols 1 for a vector */
+    int grouped;            /* y: given as rows of labels (N, G) */
+    int64_t row0_len;       /* pairs: values in pairs[0] when pairs and pairs[0] are
                                 arrays, else -1 */
-    struct td_names *names;  /* y given as class names: data holds provisional indices
+    struct td_names *names; /* y given as class names: data holds provisional indices
                                 into these (class_names.h); owned, or NULL */
 } td_dataset_part;
 
 /* A dataset object as read. pairs must be read with indices in [0, X.rows - 1] (the
  * streaming parser re-checks them once X is known). */
 typedef struct td_dataset_parts {
-    td_status key_st;        /* not an object, an unknown or a repeated key */
+    td_status key_st; /* not an object, an unknown or a repeated key */
     td_error key_err;
     td_dataset_part X, y, Y, pairs, pair_labels;
     int name_present;
-    td_status name_st;       /* name not a string */
+    td_status name_st; /* name not a string */
     td_error name_err;
-    char *name;              /* owned, as given up to its first NUL (checked by
+    char *name;      /* owned, as given up to its first NUL (checked by
                                 td_dataset_parts_finish); may be cut short when longer
                                 than TD_DATASET_NAME_MAX */
-    size_t name_len;         /* strlen of the whole name as given */
+    size_t name_len; /* strlen of the whole name as given */
 } td_dataset_parts;
 
 /* The rules of the dataset body across its arrays, in one order: key errors, X
@@ -89,8 +89,8 @@ typedef struct td_dataset_parts {
  * pairs with pair_labels, then the name. On success the arrays move into *out (p keeps
  * nothing); either way p is finalised. Element paths get prefix ("data" gives
  * "data.X[2][1]"); prefix may be NULL or "". */
-td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p,
-                                  const char *prefix, td_error *err);
+td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, const char *prefix,
+                                  td_error *err);
 /* Frees what p still owns and zeroes it. */
 void td_dataset_parts_fini(td_dataset_parts *p);
 
@@ -100,14 +100,18 @@ void td_dataset_parts_fini(td_dataset_parts *p);
 td_status td_dataset_name_copy(char **out, const char *name, size_t n, const char *field,
                                td_error *err);
 
-typedef enum { TD_CSV_LABEL_LAST = 0, TD_CSV_LABEL_FIRST, TD_CSV_LABEL_NONE,
-               TD_CSV_LABEL_NAMED } td_csv_label;
+typedef enum {
+    TD_CSV_LABEL_LAST = 0,
+    TD_CSV_LABEL_FIRST,
+    TD_CSV_LABEL_NONE,
+    TD_CSV_LABEL_NAMED
+} td_csv_label;
 
 typedef struct td_csv_opts {
-    td_csv_label label_column;   /* default last */
-    int header;                  /* 1: the first line names the columns; default 0 */
-    char delimiter;              /* ',' (default), ';', '\t' or '|' */
-    char label_name[128];        /* TD_CSV_LABEL_NAMED: the header name of the label column */
+    td_csv_label label_column; /* default last */
+    int header;                /* 1: the first line names the columns; default 0 */
+    char delimiter;            /* ',' (default), ';', '\t' or '|' */
+    char label_name[128];      /* TD_CSV_LABEL_NAMED: the header name of the label column */
 } td_csv_opts;
 
 td_csv_opts td_csv_opts_default(void);
@@ -134,14 +138,14 @@ extern const char *const td_target_names[];
 
 /* What GET /v1/datasets/{id} reports (never the data). Strings are borrowed. */
 typedef struct td_dataset_summary {
-    const char *id;           /* NULL: omitted */
-    const char *name;         /* NULL: null */
+    const char *id;   /* NULL: omitted */
+    const char *name; /* NULL: null */
     int64_t n_samples, n_features;
-    int64_t n_classes;        /* classes (per group for grouped targets); 0: null */
-    int64_t groups;           /* G for grouped targets, 1 otherwise */
+    int64_t n_classes; /* classes (per group for grouped targets); 0: null */
+    int64_t groups;    /* G for grouped targets, 1 otherwise */
     int64_t n_pairs;
     td_target_kind target;
-    const char *created_at;   /* RFC 3339; NULL: omitted */
+    const char *created_at; /* RFC 3339; NULL: omitted */
 } td_dataset_summary;
 
 /* Fills the counts and target kind from a dataset (id, name, created_at set to NULL).

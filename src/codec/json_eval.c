@@ -19,8 +19,8 @@ td_dstream *td_json_evaluate_stream(uint64_t size_hint)
     return td_dstream_object(eval_arrays, eval_small, NULL, size_hint);
 }
 
-td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *dataset,
-                                 size_t cap, td_dstream *s, const td_model *m, td_error *err)
+td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *dataset, size_t cap,
+                                 td_dstream *s, const td_model *m, td_error *err)
 {
     static const char *const keys[] = {"X", "y", "dataset", NULL};
     *X = NULL;
@@ -34,17 +34,20 @@ td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *datas
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "dataset");
     int has_x = cJSON_GetObjectItemCaseSensitive(root, "X") != NULL;
     if (ds && has_x)
-        return td_fail(err, TD_EINVAL, "dataset", "give either dataset (the id of a stored "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "give either dataset (the id of a stored "
                        "dataset) or X and y inline, not both");
     if (ds) {
         if (!cJSON_IsString(ds) || !ds->valuestring[0] || strlen(ds->valuestring) >= cap)
-            return td_fail(err, TD_EINVAL, "dataset", "dataset must be the id of a stored "
+            return td_fail(err, TD_EINVAL, "dataset",
+                           "dataset must be the id of a stored "
                            "dataset such as \"ds_...\"");
         snprintf(dataset, cap, "%s", ds->valuestring);
         return TD_OK;
     }
     if (!has_x)
-        return td_fail(err, TD_EINVAL, "dataset", "dataset (the id of a stored dataset) or X "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "dataset (the id of a stored dataset) or X "
                        "and y (inline rows and labels) are required");
     td_jarray *xa = td_dstream_array(s, "X"), *ya = td_dstream_array(s, "y");
     if (!xa)
@@ -57,8 +60,8 @@ td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *datas
                      (long long)D, (long long)m->D);
     if (st == TD_OK && ya &&
         (st = td_jarray_vector_i32(y, &ny, ya, 0, INT32_MAX, 0, "y", err)) == TD_OK && ny != *N)
-        st = td_fail(err, TD_EINVAL, "y", "y has %lld entries, but X has %lld rows",
-                     (long long)ny, (long long)*N);
+        st = td_fail(err, TD_EINVAL, "y", "y has %lld entries, but X has %lld rows", (long long)ny,
+                     (long long)*N);
     if (st) {
         free(*X), *X = NULL;
         free(*y), *y = NULL;
@@ -82,16 +85,20 @@ static td_status classifier(cJSON *o, const td_model *m, const float *X, const i
                             int64_t N, const td_names_view *nv, td_error *err)
 {
     if (m->G > 1)
-        return td_fail(err, TD_EINVAL, "model", "evaluate takes models of one label per row; "
-                       "this one has %lld groups", (long long)m->G);
+        return td_fail(err, TD_EINVAL, "model",
+                       "evaluate takes models of one label per row; "
+                       "this one has %lld groups",
+                       (long long)m->G);
     if (!y)
         return td_fail(err, TD_EINVAL, "y", "y is required: the true class of each row");
     int64_t K = m->K;
     float *probs = malloc(sizeof(float) * (size_t)(N * K + 1));
     int32_t *pred = malloc(sizeof(int32_t) * (size_t)(N + 1));
     td_class_metrics c = {0};
-    td_status st = !probs || !pred ? td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld "
-                                             "predictions", (long long)N)
+    td_status st = !probs || !pred ? td_fail(err, TD_ENOMEM, NULL,
+                                             "out of memory for %lld "
+                                             "predictions",
+                                             (long long)N)
                                    : td_model_predict(probs, pred, m, X, N, m->D, err);
     if (st == TD_OK)
         st = td_class_metrics_compute(&c, probs, pred, y, N, K, err);
@@ -116,8 +123,7 @@ static td_status classifier(cJSON *o, const td_model *m, const float *X, const i
         cJSON_AddItemToArray(per, pc);
     }
     cJSON_AddItemToObject(o, "macro_avg", prf(c.macro[0], c.macro[1], c.macro[2], N));
-    cJSON_AddItemToObject(o, "weighted_avg",
-                          prf(c.weighted[0], c.weighted[1], c.weighted[2], N));
+    cJSON_AddItemToObject(o, "weighted_avg", prf(c.weighted[0], c.weighted[1], c.weighted[2], N));
     td_class_metrics_fini(&c);
     return TD_OK;
 }
@@ -156,8 +162,8 @@ td_status td_json_evaluate(char **out, const td_model *m, const float *X, const 
     if (!o)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     cJSON_AddNumberToObject(o, "n_samples", (double)N);
-    td_status st = m->kind == TD_MODEL_GMM ? mixture(o, m, X, N, err)
-                                           : classifier(o, m, X, y, N, nv, err);
+    td_status st =
+        m->kind == TD_MODEL_GMM ? mixture(o, m, X, N, err) : classifier(o, m, X, y, N, nv, err);
     if (st == TD_OK && !(*out = cJSON_PrintUnformatted(o)))
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
     cJSON_Delete(o);

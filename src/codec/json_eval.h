@@ -15,8 +15,8 @@ td_dstream *td_json_evaluate_stream(uint64_t size_hint);
 
 /* Once the body is in: either dataset (cap bytes) gets the id of a stored dataset, or *X
  * (N, m->D) and *y (N; NULL when not given) are malloc'd from the inline X and y. */
-td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *dataset,
-                                 size_t cap, td_dstream *s, const td_model *m, td_error *err);
+td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *dataset, size_t cap,
+                                 td_dstream *s, const td_model *m, td_error *err);
 
 /* The evaluation of m on X (N, D) with labels y (classifiers; indices into the model's
  * classes; may be NULL for a gmm) as a JSON object, malloc'd into *out. nv (may be NULL):

@@ -16,8 +16,7 @@
 /* ---- reading one value ------------------------------------------------------------ */
 
 /* Bounds of a number per the table (the same messages as td_hparams_check). */
-static td_status check_bounds(const td_hparam_def *d, double v, const char *field,
-                              td_error *err)
+static td_status check_bounds(const td_hparam_def *d, double v, const char *field, td_error *err)
 {
     if (d->min_exclusive ? !(v > d->min) : !(v >= d->min))
         return td_fail(err, TD_EINVAL, field, "%s must be %s %g, got %g", field,
@@ -44,8 +43,7 @@ static td_status read_enum(int *out, const td_hparam_def *d, const cJSON *v, con
     size_t n = 0;
     list[0] = '\0';
     for (size_t i = 0; d->choices[i] && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", i ? ", " : "",
-                              d->choices[i]);
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", i ? ", " : "", d->choices[i]);
     const char *s;
     if (!cJSON_IsString(v) || td_json_get_string(&s, v, field, NULL))
         return td_fail(err, TD_EINVAL, field, "%s must be one of %s", field, list);
@@ -56,8 +54,10 @@ static td_status read_enum(int *out, const td_hparam_def *d, const cJSON *v, con
         }
     const char *near = td_json_suggest(s, d->choices);
     if (near)
-        return td_fail(err, TD_EINVAL, field, "%s must be one of %s; got \"%.64s\" (did you "
-                       "mean \"%s\"?)", field, list, s, near);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s must be one of %s; got \"%.64s\" (did you "
+                       "mean \"%s\"?)",
+                       field, list, s, near);
     return td_fail(err, TD_EINVAL, field, "%s must be one of %s; got \"%.64s\"", field, list, s);
 }
 
@@ -67,8 +67,10 @@ static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const c
                                 const char *field, td_error *err)
 {
     if (!cJSON_IsArray(v) || !v->child)
-        return td_fail(err, TD_EINVAL, field, "%s must be a non-empty array of numbers, or of "
-                       "rows of numbers", field);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s must be a non-empty array of numbers, or of "
+                       "rows of numbers",
+                       field);
     td_status st = TD_OK;
     float *vals = NULL;
     int64_t dims[3] = {0, 0, 0};
@@ -87,8 +89,8 @@ static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const c
             float *m = NULL;
             int64_t r = 0, k = 0;
             if (!cJSON_IsArray(c) || !c->child || !cJSON_IsArray(c->child)) {
-                st = td_fail(err, TD_EINVAL, ef, "%s must be an array of rows (like %s[0])",
-                             ef, field);
+                st = td_fail(err, TD_EINVAL, ef, "%s must be an array of rows (like %s[0])", ef,
+                             field);
                 break;
             }
             if ((st = td_json_matrix_f32(&m, &r, &k, c, 0, ef, err)))
@@ -99,9 +101,11 @@ static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const c
                 if (!vals)
                     st = td_fail(err, TD_ENOMEM, field, "out of memory");
             } else if (r != dims[1] || k != dims[2]) {
-                st = td_fail(err, TD_EINVAL, ef, "%s is %lld x %lld, expected %lld x %lld "
-                             "(like %s[0])", ef, (long long)r, (long long)k,
-                             (long long)dims[1], (long long)dims[2], field);
+                st = td_fail(err, TD_EINVAL, ef,
+                             "%s is %lld x %lld, expected %lld x %lld "
+                             "(like %s[0])",
+                             ef, (long long)r, (long long)k, (long long)dims[1], (long long)dims[2],
+                             field);
             }
             if (!st)
                 memcpy(vals + i * dims[1] * dims[2], m, sizeof(float) * (size_t)(r * k));
@@ -135,8 +139,8 @@ static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const c
 }
 
 /* Sets one table entry from v (not null). */
-static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *v,
-                           cJSON **iw, td_error *err)
+static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *v, cJSON **iw,
+                           td_error *err)
 {
     char field[TD_JSON_PATH_MAX];
     td_json_path(field, HP, d->name);
@@ -145,8 +149,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
     switch (d->type) {
     case TD_HP_DOUBLE: {
         double x;
-        if ((st = td_json_get_double(&x, v, field, err)) ||
-            (st = check_bounds(d, x, field, err)))
+        if ((st = td_json_get_double(&x, v, field, err)) || (st = check_bounds(d, x, field, err)))
             return st;
         *(double *)p = x;
         return TD_OK;
@@ -159,8 +162,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         *(int64_t *)p = x;
         return TD_OK;
     }
-    case TD_HP_BOOL:
-        return td_json_get_bool((int *)p, v, field, err);
+    case TD_HP_BOOL: return td_json_get_bool((int *)p, v, field, err);
     case TD_HP_ENUM: {
         int x = 0;
         if ((st = read_enum(&x, d, v, field, err)))
@@ -196,8 +198,10 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         } else if (cJSON_IsArray(v)) {
             int64_t size = cJSON_GetArraySize(v);
             if (size > TD_MAX_HIDDEN)
-                return td_fail(err, TD_EINVAL, field, "%s has %lld entries; at most %d are "
-                               "supported", field, (long long)size, TD_MAX_HIDDEN);
+                return td_fail(err, TD_EINVAL, field,
+                               "%s has %lld entries; at most %d are "
+                               "supported",
+                               field, (long long)size, TD_MAX_HIDDEN);
             for (const cJSON *c = v->child; c; c = c->next, n++) {
                 char ef[TD_JSON_PATH_MAX];
                 td_json_index_path(ef, field, n, -1);
@@ -205,8 +209,8 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
                     return st;
             }
         } else {
-            return td_fail(err, TD_EINVAL, field, "%s must be an array of integers, got %s",
-                           field, td_json_kind(v));
+            return td_fail(err, TD_EINVAL, field, "%s must be an array of integers, got %s", field,
+                           td_json_kind(v));
         }
         memcpy(list, tmp, sizeof(int64_t) * (size_t)n);
         *count = n;
@@ -234,9 +238,11 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
     }
     case TD_HP_WEIGHTS:
         if (!cJSON_IsObject(v))
-            return td_fail(err, TD_EINVAL, field, "%s must be an object: {\"W\": [[...]], "
+            return td_fail(err, TD_EINVAL, field,
+                           "%s must be an object: {\"W\": [[...]], "
                            "\"b\": [...]} for softmax, {\"layers\": [{\"W\", \"b\"}, ...]} "
-                           "for mlp", field);
+                           "for mlp",
+                           field);
         if (iw) {
             cJSON_Delete(*iw);
             *iw = cJSON_Duplicate(v, 1);
@@ -244,8 +250,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
                 return td_fail(err, TD_ENOMEM, field, "out of memory");
         }
         return TD_OK;
-    case TD_HP_TENSOR:
-        return read_hp_tensor((td_hp_tensor *)p, d, v, field, err);
+    case TD_HP_TENSOR: return read_hp_tensor((td_hp_tensor *)p, d, v, field, err);
     }
     return td_fail(err, TD_EINTERNAL, field, "unknown hyperparameter type");
 }
@@ -265,8 +270,7 @@ static void set_default(td_hparams *hp, const td_hparam_def *d, cJSON **iw)
     case TD_HP_DOUBLE2: memcpy(p, q, 2 * sizeof(double)); break;
     case TD_HP_INT_LIST:
         memcpy(p, q, sizeof(int64_t) * TD_MAX_HIDDEN);
-        memcpy((char *)hp + d->count_offset, (const char *)&def + d->count_offset,
-               sizeof(int64_t));
+        memcpy((char *)hp + d->count_offset, (const char *)&def + d->count_offset, sizeof(int64_t));
         break;
     case TD_HP_FLOAT_LIST:
         free(*(float **)p);
@@ -304,14 +308,15 @@ static td_status unknown_name(const char *name, td_error *err)
     td_json_path(field, HP, name);
     const char *near = td_hparam_suggest(name);
     if (near)
-        return td_fail(err, TD_EINVAL, field, "unknown hyperparameter \"%.64s\"; did you mean "
-                       "\"%s\"?", name, near);
+        return td_fail(err, TD_EINVAL, field,
+                       "unknown hyperparameter \"%.64s\"; did you mean "
+                       "\"%s\"?",
+                       name, near);
     return td_fail(err, TD_EINVAL, field, "unknown hyperparameter \"%.64s\"", name);
 }
 
 /* Applies one named value after checking the name and the model. */
-static td_status apply(td_hparams *hp, const char *name, const cJSON *v, cJSON **iw,
-                       td_error *err)
+static td_status apply(td_hparams *hp, const char *name, const cJSON *v, cJSON **iw, td_error *err)
 {
     const td_hparam_def *d = td_hparam_find(name);
     if (!d)
@@ -323,16 +328,21 @@ static td_status apply(td_hparams *hp, const char *name, const cJSON *v, cJSON *
         for (size_t i = 0; i < td_hparam_ndefs; i++) {
             const td_hparam_def *o = &td_hparam_defs[i];
             if (o != d && o->offset == d->offset && (o->models & TD_MODEL_BIT(hp->model)))
-                return td_fail(err, TD_EINVAL, field, "hyperparameter \"%s\" does not apply "
-                               "to the %s model; use \"%s\"", name,
-                               td_model_names[hp->model], o->name);
+                return td_fail(err, TD_EINVAL, field,
+                               "hyperparameter \"%s\" does not apply "
+                               "to the %s model; use \"%s\"",
+                               name, td_model_names[hp->model], o->name);
         }
         /* what the other models count in epochs, a gmm counts in EM iterations */
         if (hp->model == TD_MODEL_GMM && d->offset == offsetof(td_hparams, epochs))
-            return td_fail(err, TD_EINVAL, field, "hyperparameter \"%s\" does not apply to the "
-                           "gmm model; use \"max_iter\" (EM iterations at most)", name);
-        return td_fail(err, TD_EINVAL, field, "hyperparameter \"%s\" does not apply to the %s "
-                       "model", name, td_model_names[hp->model]);
+            return td_fail(err, TD_EINVAL, field,
+                           "hyperparameter \"%s\" does not apply to the "
+                           "gmm model; use \"max_iter\" (EM iterations at most)",
+                           name);
+        return td_fail(err, TD_EINVAL, field,
+                       "hyperparameter \"%s\" does not apply to the %s "
+                       "model",
+                       name, td_model_names[hp->model]);
     }
     if (cJSON_IsNull(v)) {
         set_default(hp, d, iw);
@@ -341,8 +351,7 @@ static td_status apply(td_hparams *hp, const char *name, const cJSON *v, cJSON *
     return set_value(hp, d, v, iw, err);
 }
 
-static td_status check_twice(const cJSON *first, const cJSON *c, const char *prefix,
-                             td_error *err)
+static td_status check_twice(const cJSON *first, const cJSON *c, const char *prefix, td_error *err)
 {
     for (const cJSON *d = first; d != c; d = d->next)
         if (d->string && c->string && strcmp(d->string, c->string) == 0) {
@@ -426,9 +435,8 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
 #define IW HP ".initial_weights"
 
 /* Reads tensor t (W or b) from v into out + t->offset, checking its shape. */
-static td_status read_tensor(float *out, const td_tensor_desc *t, const cJSON *v,
-                             const char *path, const char *rows_are, const char *cols_are,
-                             td_error *err)
+static td_status read_tensor(float *out, const td_tensor_desc *t, const cJSON *v, const char *path,
+                             const char *rows_are, const char *cols_are, td_error *err)
 {
     td_status st;
     float *buf = NULL;
@@ -492,8 +500,8 @@ static td_status softmax_initial(float *buf, const cJSON *w, const td_model *sha
                                  const td_tensor_desc *t, int nt, td_error *err)
 {
     const char *why = shape->intercept == TD_INTERCEPT_COLUMN0
-                          ? "with intercept \"column0\" the bias is row 0 of W"
-                          : "the model has no bias (intercept \"none\")";
+        ? "with intercept \"column0\" the bias is row 0 of W"
+        : "the model has no bias (intercept \"none\")";
     return read_layer(buf, w, IW, t, nt > 1, "the number of input features",
                       "the number of classes", why, err);
 }
@@ -507,11 +515,14 @@ static td_status mlp_initial(float *buf, const cJSON *w, const td_model *shape,
     const cJSON *layers = member(w, "layers");
     int64_t L = shape->n_hidden + 1;
     if (!cJSON_IsArray(layers)) {
-        st = td_fail(err, TD_EINVAL, IW ".layers", IW ".layers must be an array of %lld "
-                     "layers {\"W\", \"b\"}", (long long)L);
+        st = td_fail(err, TD_EINVAL, IW ".layers",
+                     IW ".layers must be an array of %lld "
+                        "layers {\"W\", \"b\"}",
+                     (long long)L);
     } else if (cJSON_GetArraySize(layers) != L) {
-        st = td_fail(err, TD_EINVAL, IW ".layers", IW ".layers has %d entries, expected "
-                     "%lld (%lld hidden layers and the output layer)",
+        st = td_fail(err, TD_EINVAL, IW ".layers",
+                     IW ".layers has %d entries, expected "
+                        "%lld (%lld hidden layers and the output layer)",
                      cJSON_GetArraySize(layers), (long long)L, (long long)shape->n_hidden);
     } else {
         int64_t l = 0;
@@ -520,8 +531,8 @@ static td_status mlp_initial(float *buf, const cJSON *w, const td_model *shape,
             snprintf(lp, sizeof lp, IW ".layers[%lld]", (long long)l);
             if ((st = td_json_check_keys(layer, lp, "a layer", layer_keys, err)))
                 break;
-            const char *rows_are = l == 0 ? "the number of input features"
-                                          : "the previous layer's width";
+            const char *rows_are =
+                l == 0 ? "the number of input features" : "the previous layer's width";
             const char *cols_are = l == L - 1 ? "the number of outputs" : "the layer's width";
             st = read_layer(buf, layer, lp, &t[2 * l], 1, rows_are, cols_are, "", err);
         }
@@ -531,37 +542,39 @@ static td_status mlp_initial(float *buf, const cJSON *w, const td_model *shape,
 }
 
 /* GET /v1/jobs/{id}/model as it is: "classes" (the dataset's names) is ignored */
-static const char *const softmax_keys[] = {"W", "b", "model", "intercept", "groups",
-                                           "classes", NULL};
+static const char *const softmax_keys[] = {"W",      "b",       "model", "intercept",
+                                           "groups", "classes", NULL};
 static const char *const mlp_keys[] = {"layers", "model", "groups", "classes", NULL};
 
 /* The initial_weights converter of each family that takes them (keys: the object's
  * members; read: into the flat block); the others have none. */
 static const struct {
     const char *const *keys;
-    td_status (*read)(float *buf, const cJSON *w, const td_model *shape,
-                      const td_tensor_desc *t, int nt, td_error *err);
+    td_status (*read)(float *buf, const cJSON *w, const td_model *shape, const td_tensor_desc *t,
+                      int nt, td_error *err);
 } initial_rows[TD_MODEL_COUNT] = {
     [TD_MODEL_SOFTMAX] = {softmax_keys, softmax_initial},
     [TD_MODEL_MLP] = {mlp_keys, mlp_initial},
 };
 
-td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float **out,
-                                  td_error *err)
+td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float **out, td_error *err)
 {
     *out = NULL;
     if ((unsigned)shape->kind >= TD_MODEL_COUNT || !initial_rows[shape->kind].read)
-        return td_fail(err, TD_EINVAL, IW, "initial_weights are not supported for the %s "
-                       "model", (unsigned)shape->kind < TD_MODEL_COUNT
-                                    ? td_model_names[shape->kind] : "?");
-    td_status st = td_json_check_keys(w, IW, "initial_weights", initial_rows[shape->kind].keys,
-                                      err);
+        return td_fail(err, TD_EINVAL, IW,
+                       "initial_weights are not supported for the %s "
+                       "model",
+                       (unsigned)shape->kind < TD_MODEL_COUNT ? td_model_names[shape->kind] : "?");
+    td_status st =
+        td_json_check_keys(w, IW, "initial_weights", initial_rows[shape->kind].keys, err);
     if (st)
         return st;
     const cJSON *m = member(w, "model");
     if (m && !(cJSON_IsString(m) && strcmp(m->valuestring, td_model_names[shape->kind]) == 0))
-        return td_fail(err, TD_EINVAL, IW ".model", "initial_weights are for a %s model, but "
-                       "this job trains %s", cJSON_IsString(m) ? m->valuestring : "different",
+        return td_fail(err, TD_EINVAL, IW ".model",
+                       "initial_weights are for a %s model, but "
+                       "this job trains %s",
+                       cJSON_IsString(m) ? m->valuestring : "different",
                        td_model_names[shape->kind]);
 
     td_tensor_desc t[TD_MAX_TENSORS];
@@ -604,7 +617,9 @@ static cJSON *tensor_json(const td_hp_tensor *t)
         if (t->ndim == 1) {
             e = cJSON_CreateNumber(shortest_double(t->v[i]));
         } else {
-            td_hp_tensor sub = {.v = t->v + i * inner, .n = inner, .ndim = t->ndim - 1,
+            td_hp_tensor sub = {.v = t->v + i * inner,
+                                .n = inner,
+                                .ndim = t->ndim - 1,
                                 .dims = {t->dims[1], t->dims[2], 0}};
             e = tensor_json(&sub);
         }
@@ -652,18 +667,14 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
         const char *p = base + d->offset;
         cJSON *v = NULL;
         switch (d->type) {
-        case TD_HP_DOUBLE:
-            v = cJSON_CreateNumber(*(const double *)p);
-            break;
+        case TD_HP_DOUBLE: v = cJSON_CreateNumber(*(const double *)p); break;
         case TD_HP_INT: {
             int64_t x = *(const int64_t *)p;
             v = strcmp(d->name, "n_classes") == 0 && x == 0 ? cJSON_CreateNull()
                                                             : cJSON_CreateNumber((double)x);
             break;
         }
-        case TD_HP_BOOL:
-            v = cJSON_CreateBool(*(const int *)p);
-            break;
+        case TD_HP_BOOL: v = cJSON_CreateBool(*(const int *)p); break;
         case TD_HP_ENUM: {
             int x = *(const int *)p, n = 0;
             while (d->choices[n])
@@ -671,9 +682,7 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
             v = x >= 0 && x < n ? cJSON_CreateString(d->choices[x]) : cJSON_CreateNull();
             break;
         }
-        case TD_HP_DOUBLE2:
-            v = cJSON_CreateDoubleArray((const double *)p, 2);
-            break;
+        case TD_HP_DOUBLE2: v = cJSON_CreateDoubleArray((const double *)p, 2); break;
         case TD_HP_INT_LIST: {
             int64_t n = *(const int64_t *)(base + d->count_offset);
             v = cJSON_CreateArray();
@@ -700,14 +709,13 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
             if (!f)
                 continue;
             v = cJSON_CreateObject();
-            if (v && !cJSON_AddNumberToObject(v, "n_params",
-                                              (double)*(const int64_t *)(base + d->count_offset)))
+            if (v &&
+                !cJSON_AddNumberToObject(v, "n_params",
+                                         (double)*(const int64_t *)(base + d->count_offset)))
                 goto nomem_v;
             break;
         }
-        case TD_HP_TENSOR:
-            v = tensor_json((const td_hp_tensor *)p);
-            break;
+        case TD_HP_TENSOR: v = tensor_json((const td_hp_tensor *)p); break;
         }
         if (!v || !cJSON_AddItemToObject(o, leaf, v))
             goto nomem_v;
@@ -755,8 +763,7 @@ static td_status get_id(char **out, const cJSON *v, const char *field, td_error 
     if (st)
         return st;
     if (!s[0] || strlen(s) > 128)
-        return td_fail(err, TD_EINVAL, field, "%s must be a dataset id such as \"ds_...\"",
-                       field);
+        return td_fail(err, TD_EINVAL, field, "%s must be a dataset id such as \"ds_...\"", field);
     *out = strdup(s);
     return *out ? TD_OK : td_fail(err, TD_ENOMEM, field, "out of memory");
 }
@@ -764,17 +771,18 @@ static td_status get_id(char **out, const cJSON *v, const char *field, td_error 
 /* The job body's members: data (an inline dataset) streams through the dataset parser;
  * the others are small (hyperparameters included: its initial_weights go through cJSON,
  * within TD_OBJECT_SMALL_MAX). */
-static const char *const job_small_keys[] = {"model", "dataset", "validation",
-                                             "hyperparameters", NULL};
+static const char *const job_small_keys[] = {"model", "dataset", "validation", "hyperparameters",
+                                             NULL};
 
 static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, td_error *err)
 {
-    static const char *const keys[] = {"model", "dataset", "data", "validation",
-                                       "hyperparameters", NULL};
+    static const char *const keys[] = {"model",      "dataset",         "data",
+                                       "validation", "hyperparameters", NULL};
     /* a hyperparameter at the top level ("epochs": 50) belongs in hyperparameters */
     for (const cJSON *c = root ? root->child : NULL; c; c = c->next)
         if (c->string && key_index_of(keys, c->string) < 0 && td_hparam_find(c->string))
-            return td_fail(err, TD_EINVAL, c->string, "unknown key \"%.64s\" in the job body; "
+            return td_fail(err, TD_EINVAL, c->string,
+                           "unknown key \"%.64s\" in the job body; "
                            "hyperparameters go in \"hyperparameters\": {\"%.64s\": ...}",
                            c->string, c->string);
     td_status st = td_json_check_keys(root, NULL, "the job body", keys, err);
@@ -783,7 +791,8 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, t
     const cJSON *model = member(root, "model"), *ds = member(root, "dataset"),
                 *data = member(root, "data"), *val = member(root, "validation");
     if (!model)
-        return td_fail(err, TD_EINVAL, "model", "model is required: one of softmax, mlp, gmm, "
+        return td_fail(err, TD_EINVAL, "model",
+                       "model is required: one of softmax, mlp, gmm, "
                        "embed_gmm");
     const char *name;
     if ((st = td_json_get_string(&name, model, "model", err)))
@@ -792,17 +801,23 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, t
     if (kind < 0) {
         const char *near = td_json_suggest(name, td_model_names);
         if (near)
-            return td_fail(err, TD_EINVAL, "model", "unknown model \"%.64s\"; did you mean "
-                           "\"%s\"? (models: softmax, mlp, gmm, embed_gmm)", name, near);
-        return td_fail(err, TD_EINVAL, "model", "unknown model \"%.64s\" (models: softmax, mlp, "
-                       "gmm, embed_gmm)", name);
+            return td_fail(err, TD_EINVAL, "model",
+                           "unknown model \"%.64s\"; did you mean "
+                           "\"%s\"? (models: softmax, mlp, gmm, embed_gmm)",
+                           name, near);
+        return td_fail(err, TD_EINVAL, "model",
+                       "unknown model \"%.64s\" (models: softmax, mlp, "
+                       "gmm, embed_gmm)",
+                       name);
     }
     r->model = (td_model_kind)kind;
     if (ds && data)
-        return td_fail(err, TD_EINVAL, "data", "give either dataset (the id of a stored "
+        return td_fail(err, TD_EINVAL, "data",
+                       "give either dataset (the id of a stored "
                        "dataset) or data (an inline dataset), not both");
     if (!ds && !data)
-        return td_fail(err, TD_EINVAL, "dataset", "dataset is required: the id of a stored "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "dataset is required: the id of a stored "
                        "dataset (or the data itself inline as \"data\")");
     if (ds && (st = get_id(&r->dataset_id, ds, "dataset", err)))
         return st;
@@ -839,8 +854,7 @@ td_status td_json_job_finish(td_job_request *out, td_dstream *s, td_error *err)
     return st;
 }
 
-td_status td_json_job_parse(td_job_request *out, const char *body, size_t len,
-                            td_error *err)
+td_status td_json_job_parse(td_job_request *out, const char *body, size_t len, td_error *err)
 {
     td_dstream *s = td_json_job_stream(len);
     if (!s) {

@@ -60,19 +60,18 @@ cJSON *td_json_hparams_object(const td_hparams *hp);
 
 typedef struct td_job_request {
     td_model_kind model;
-    char *dataset_id;            /* "dataset": an id (owned), or NULL */
-    td_dataset_buf *data;        /* "data": an inline dataset (owned), or NULL */
-    char *validation_id;         /* "validation": an id (owned), or NULL */
-    td_hparams hp;               /* resolved, initial_weights not yet converted */
-    cJSON *initial_weights;      /* detached copy of hyperparameters.initial_weights, or NULL */
+    char *dataset_id;       /* "dataset": an id (owned), or NULL */
+    td_dataset_buf *data;   /* "data": an inline dataset (owned), or NULL */
+    char *validation_id;    /* "validation": an id (owned), or NULL */
+    td_hparams hp;          /* resolved, initial_weights not yet converted */
+    cJSON *initial_weights; /* detached copy of hyperparameters.initial_weights, or NULL */
 } td_job_request;
 
 /* Parses a job body. Exactly one of "dataset" and "data" is required, "model" is
  * required (unknown model: field "model", with a suggestion). Unknown top-level keys are
  * rejected naming them. Malformed JSON is json_util's 400 error. On error *out holds
  * nothing to free (td_job_request_fini is still safe). */
-td_status td_json_job_parse(td_job_request *out, const char *body, size_t len,
-                            td_error *err);
+td_status td_json_job_parse(td_job_request *out, const char *body, size_t len, td_error *err);
 /* The same as the body streams (td_dstream_object: "data" through the dataset parser,
  * numbers straight into its arrays; the other members through cJSON): feed the parser
  * with td_dstream_feed, then td_json_job_finish (once). NULL when out of memory. */

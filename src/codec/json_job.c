@@ -130,7 +130,8 @@ char *td_json_job(const td_job_row *r, size_t *len)
     td_sbuf_printf(&b, "{\"epoch\":%lld,\"epochs\":%lld,\"fraction\":", (long long)r->epoch,
                    (long long)r->epochs);
     double frac = r->state == TD_JOB_SUCCEEDED ? 1.0
-                : r->epochs > 0 ? (double)r->epoch / (double)r->epochs : 0.0;
+        : r->epochs > 0                        ? (double)r->epoch / (double)r->epochs
+                                               : 0.0;
     td_sbuf_double(&b, frac > 1 ? 1 : frac);
     td_sbuf_puts(&b, "}");
     td_sbuf_key(&b, "metrics", 0);

@@ -37,8 +37,8 @@ static td_status required(td_jarray **out, const lreq *q, const char *key, const
 }
 
 /* An optional number in [lo, hi] (null or absent: dflt). */
-static td_status opt_double(double *out, const cJSON *obj, const char *key, double dflt,
-                            double lo, double hi, td_error *err)
+static td_status opt_double(double *out, const cJSON *obj, const char *key, double dflt, double lo,
+                            double hi, td_error *err)
 {
     const cJSON *v = member(obj, key);
     *out = dflt;
@@ -64,11 +64,13 @@ static td_status opt_ignore_index(int32_t *out, const cJSON *obj, td_error *err)
     return st;
 }
 
-static td_status shape_mismatch(const char *name, int64_t r, int64_t c, const char *ref,
-                                int64_t R, int64_t C, td_error *err)
+static td_status shape_mismatch(const char *name, int64_t r, int64_t c, const char *ref, int64_t R,
+                                int64_t C, td_error *err)
 {
-    return td_fail(err, TD_EINVAL, name, "%s has shape (%lld, %lld), expected (%lld, %lld) like "
-                   "%s", name, (long long)r, (long long)c, (long long)R, (long long)C, ref);
+    return td_fail(err, TD_EINVAL, name,
+                   "%s has shape (%lld, %lld), expected (%lld, %lld) like "
+                   "%s",
+                   name, (long long)r, (long long)c, (long long)R, (long long)C, ref);
 }
 
 static td_status written(const td_jout *o, td_error *err)
@@ -99,8 +101,8 @@ static void put_matrix(td_jout *o, float **v, int64_t r, int64_t c)
  * inputs alone, so rows made a block at a time as the answer is sent are the very bits
  * the reduced call writes, and the answer holds its inputs, never a gradient as big. */
 typedef struct grad_src {
-    float *x, *x2, *w;           /* logits / a, the probability targets / b, weights */
-    int32_t *y;                  /* class indices / similar */
+    float *x, *x2, *w; /* logits / a, the probability targets / b, weights */
+    int32_t *y;        /* class indices / similar */
     int64_t cols;
     td_ce_opts o;
     double margin;
@@ -129,9 +131,8 @@ static void contrastive_fill(void *ctx, int64_t r0, int64_t n, float *out, int w
 {
     grad_src *g = ctx;
     double sum;
-    td_contrastive_sum(&sum, NULL, which ? NULL : out, which ? out : NULL,
-                       g->x + r0 * g->cols, g->x2 + r0 * g->cols, g->y + r0, n, g->cols,
-                       g->margin, g->scale);
+    td_contrastive_sum(&sum, NULL, which ? NULL : out, which ? out : NULL, g->x + r0 * g->cols,
+                       g->x2 + r0 * g->cols, g->y + r0, n, g->cols, g->margin, g->scale);
 }
 
 static void contrastive_fill_a(void *ctx, int64_t r0, int64_t n, float *out)
@@ -173,8 +174,10 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
         if ((st = td_jarray_vector_i32(&y, &n, tv, INT32_MIN, INT32_MAX, 0, "target", err)))
             goto done;
         if (n != N) {
-            st = td_fail(err, TD_EINVAL, "target", "target has %lld entries, logits have %lld "
-                         "rows", (long long)n, (long long)N);
+            st = td_fail(err, TD_EINVAL, "target",
+                         "target has %lld entries, logits have %lld "
+                         "rows",
+                         (long long)n, (long long)N);
             goto done;
         }
     }
@@ -187,8 +190,10 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
         if ((st = td_jarray_vector_f32(&w, &n, wv, TD_JSON_NONNEG, "class_weights", err)))
             goto done;
         if (n != K) {
-            st = td_fail(err, TD_EINVAL, "class_weights", "class_weights has %lld entries, "
-                         "logits have %lld classes", (long long)n, (long long)K);
+            st = td_fail(err, TD_EINVAL, "class_weights",
+                         "class_weights has %lld entries, "
+                         "logits have %lld classes",
+                         (long long)n, (long long)K);
             goto done;
         }
         o.class_weights = w;
@@ -227,7 +232,12 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
         free(g);
         goto done;
     }
-    *g = (grad_src){.x = logits, .x2 = Y, .w = w, .y = y, .cols = K, .o = o,
+    *g = (grad_src){.x = logits,
+                    .x2 = Y,
+                    .w = w,
+                    .y = y,
+                    .cols = K,
+                    .o = o,
                     .scale = defined ? (float)(1.0 / denom) : 0.0f};
     logits = Y = w = NULL, y = NULL;
     td_jout_text(out, "{\"loss\":");
@@ -323,14 +333,18 @@ static td_status eval_grouped(const lreq *q, td_jout *out, td_error *err)
         if ((st = td_json_get_int(&g, gv, 1, TD_MAX_CLASSES, "groups", err)))
             goto done;
         if (g != G) {
-            st = td_fail(err, TD_EINVAL, "groups", "groups is %lld but target has %lld "
-                         "column%s", (long long)g, (long long)G, G == 1 ? "" : "s");
+            st = td_fail(err, TD_EINVAL, "groups",
+                         "groups is %lld but target has %lld "
+                         "column%s",
+                         (long long)g, (long long)G, G == 1 ? "" : "s");
             goto done;
         }
     }
     if (K % G) {
-        st = td_fail(err, TD_EINVAL, "logits", "logits have %lld columns, not a multiple of "
-                     "groups (%lld)", (long long)K, (long long)G);
+        st = td_fail(err, TD_EINVAL, "logits",
+                     "logits have %lld columns, not a multiple of "
+                     "groups (%lld)",
+                     (long long)K, (long long)G);
         goto done;
     }
     int32_t ignore;
@@ -347,8 +361,10 @@ static td_status eval_grouped(const lreq *q, td_jout *out, td_error *err)
         if (mg && (st = td_json_get_double(&margin, mg, "monotone.margin", err)))
             goto done;
         if (weight < 0) {
-            st = td_fail(err, TD_EINVAL, "monotone.weight", "monotone.weight must be >= 0, "
-                         "got %g", weight);
+            st = td_fail(err, TD_EINVAL, "monotone.weight",
+                         "monotone.weight must be >= 0, "
+                         "got %g",
+                         weight);
             goto done;
         }
     }
@@ -359,8 +375,8 @@ static td_status eval_grouped(const lreq *q, td_jout *out, td_error *err)
         goto done;
     }
     td_grouped_loss res;
-    if ((st = td_grouped(&res, expected, grad, logits, y, N, G, K / G, ignore, weight, margin,
-                         err)))
+    if ((st =
+             td_grouped(&res, expected, grad, logits, y, N, G, K / G, ignore, weight, margin, err)))
         goto done;
     td_jout_text(out, "{\"loss\":");
     if (res.defined)
@@ -431,7 +447,11 @@ static td_status eval_contrastive(const lreq *q, td_jout *out, td_error *err)
         free(g);
         goto done;
     }
-    *g = (grad_src){.x = a, .x2 = bb, .y = s, .cols = E, .margin = margin,
+    *g = (grad_src){.x = a,
+                    .x2 = bb,
+                    .y = s,
+                    .cols = E,
+                    .margin = margin,
                     .scale = (float)(1.0 / (P > 0 ? (double)P : 1.0))};
     a = bb = NULL, s = NULL;
     td_jout_text(out, "{\"loss\":");
@@ -461,10 +481,11 @@ typedef struct loss_entry {
     td_status (*eval)(const lreq *q, td_jout *out, td_error *err);
 } loss_entry;
 
-static const char *const ce_keys[] = {"loss", "logits", "target", "ignore_index",
-                                      "class_weights", "label_smoothing", "reduction", NULL};
+static const char *const ce_keys[] = {
+    "loss",          "logits",          "target",    "ignore_index",
+    "class_weights", "label_smoothing", "reduction", NULL};
 static const char *const cce_keys[] = {"loss", "probabilities", "target", "epsilon", NULL};
-static const char *const grouped_keys[] = {"loss", "logits", "target", "groups",
+static const char *const grouped_keys[] = {"loss",         "logits",   "target", "groups",
                                            "ignore_index", "monotone", NULL};
 static const char *const contrastive_keys[] = {"loss", "a", "b", "similar", "margin", NULL};
 
@@ -480,11 +501,11 @@ static const char *const loss_names[] = {"cross_entropy", "categorical_crossentr
 
 /* The members that may hold big arrays, and the others (any other key is refused by
  * the key check of its loss). */
-static const char *const array_keys[] = {"logits", "target", "probabilities", "a", "b",
-                                         "similar", "class_weights", NULL};
-static const char *const small_keys[] = {"loss", "ignore_index", "label_smoothing",
-                                         "reduction", "epsilon", "groups", "monotone",
-                                         "margin", NULL};
+static const char *const array_keys[] = {"logits", "target",  "probabilities", "a",
+                                         "b",      "similar", "class_weights", NULL};
+static const char *const small_keys[] = {"loss",      "ignore_index", "label_smoothing",
+                                         "reduction", "epsilon",      "groups",
+                                         "monotone",  "margin",       NULL};
 
 td_dstream *td_json_loss_stream(uint64_t size_hint)
 {
@@ -513,11 +534,13 @@ td_status td_json_loss_finish(td_dstream *s, td_jout **out, td_error *err)
         if (!e) {
             const char *near = td_json_suggest(nv->valuestring, loss_names);
             if (near)
-                st = td_fail(err, TD_EINVAL, "loss", "unknown loss \"%.64s\"; did you mean "
-                             "\"%s\"? (losses: " LOSS_LIST ")", nv->valuestring, near);
+                st = td_fail(err, TD_EINVAL, "loss",
+                             "unknown loss \"%.64s\"; did you mean "
+                             "\"%s\"? (losses: " LOSS_LIST ")",
+                             nv->valuestring, near);
             else
-                st = td_fail(err, TD_EINVAL, "loss", "unknown loss \"%.64s\" (losses: "
-                             LOSS_LIST ")", nv->valuestring);
+                st = td_fail(err, TD_EINVAL, "loss",
+                             "unknown loss \"%.64s\" (losses: " LOSS_LIST ")", nv->valuestring);
         }
     }
     if (!st) {

@@ -38,9 +38,11 @@ static int choice_parse(const char *hp_name, const char *s)
 /* One converter row per model family (indexed by td_model_kind, table below): its model
  * object (GET /v1/jobs/{id}/model), what its meta carries beyond the shape, and its
  * predictions object. */
-enum { META_FIT = 1,        /* covariance, lower_bound, converged, n_iter (the mixtures) */
-       META_EMBED = 2,      /* components, rows (embed_gmm) */
-       META_NO_HIDDEN = 4   /* hidden layers are refused (softmax) */ };
+enum {
+    META_FIT = 1,      /* covariance, lower_bound, converged, n_iter (the mixtures) */
+    META_EMBED = 2,    /* components, rows (embed_gmm) */
+    META_NO_HIDDEN = 4 /* hidden layers are refused (softmax) */
+};
 typedef struct model_codec {
     td_status (*model)(char **out, size_t *len, const td_model *m, td_error *err);
     unsigned meta;
@@ -145,8 +147,8 @@ static void layers_array(td_sbuf *b, const td_model *m, const td_tensor_desc *t,
         td_sbuf_puts(b, ",\"b\":");
         td_sbuf_floats(b, m->params + bias->offset, bias->cols);
         td_sbuf_puts(b, ",\"activation\":");
-        td_sbuf_string(b, l < m->n_hidden ? choice_name("activation", (int)m->activation)
-                                          : out_act);
+        td_sbuf_string(b,
+                       l < m->n_hidden ? choice_name("activation", (int)m->activation) : out_act);
         td_sbuf_puts(b, "}");
     }
     td_sbuf_puts(b, "]");
@@ -256,22 +258,21 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
         ok = cJSON_AddItemToArray(h, cJSON_CreateNumber((double)m->hidden[i]));
     const model_codec *row = codec_of(m->kind);
     ok = ok && cJSON_AddStringToObject(o, "kind", row ? td_model_names[m->kind] : "?") &&
-         cJSON_AddNumberToObject(o, "D", (double)m->D) &&
-         cJSON_AddNumberToObject(o, "K", (double)m->K) &&
-         cJSON_AddNumberToObject(o, "G", (double)m->G) &&
-         cJSON_AddStringToObject(o, "intercept", choice_name("intercept", (int)m->intercept)) &&
-         cJSON_AddStringToObject(o, "activation",
-                                 choice_name("activation", (int)m->activation)) &&
-         cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
+        cJSON_AddNumberToObject(o, "D", (double)m->D) &&
+        cJSON_AddNumberToObject(o, "K", (double)m->K) &&
+        cJSON_AddNumberToObject(o, "G", (double)m->G) &&
+        cJSON_AddStringToObject(o, "intercept", choice_name("intercept", (int)m->intercept)) &&
+        cJSON_AddStringToObject(o, "activation", choice_name("activation", (int)m->activation)) &&
+        cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
     if (ok && row && (row->meta & META_FIT))
         ok = cJSON_AddStringToObject(o, "covariance", /* lower_bound NaN prints as null */
                                      choice_name("covariance", (int)m->covariance)) &&
-             cJSON_AddNumberToObject(o, "lower_bound", m->lower_bound) &&
-             cJSON_AddBoolToObject(o, "converged", m->converged) &&
-             cJSON_AddNumberToObject(o, "n_iter", (double)m->n_iter);
+            cJSON_AddNumberToObject(o, "lower_bound", m->lower_bound) &&
+            cJSON_AddBoolToObject(o, "converged", m->converged) &&
+            cJSON_AddNumberToObject(o, "n_iter", (double)m->n_iter);
     if (ok && row && (row->meta & META_EMBED))
         ok = cJSON_AddNumberToObject(o, "components", (double)m->components) &&
-             cJSON_AddNumberToObject(o, "rows", (double)m->rows);
+            cJSON_AddNumberToObject(o, "rows", (double)m->rows);
     for (int i = 0; ok && m->mean && i < 2; i++) { /* float32 text: exact and shortest */
         td_sbuf a;
         td_sbuf_init(&a);
@@ -296,8 +297,10 @@ static td_status meta_standardize(td_model *m, const cJSON *o, td_error *err)
         return TD_OK;
     if (!cJSON_IsArray(mean) || !cJSON_IsArray(scale) || cJSON_GetArraySize(mean) != m->D ||
         cJSON_GetArraySize(scale) != m->D)
-        return td_fail(err, TD_EINVAL, "meta", "meta.mean and meta.scale must be arrays of "
-                       "D = %lld numbers", (long long)m->D);
+        return td_fail(err, TD_EINVAL, "meta",
+                       "meta.mean and meta.scale must be arrays of "
+                       "D = %lld numbers",
+                       (long long)m->D);
     m->mean = malloc(sizeof(float) * (size_t)(2 * m->D));
     if (!m->mean)
         return td_fail(err, TD_ENOMEM, "", "out of memory");
@@ -306,16 +309,18 @@ static td_status meta_standardize(td_model *m, const cJSON *o, td_error *err)
     for (int64_t j = 0; j < m->D; j++, a = a->next, b = b->next) {
         if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !isfinite(a->valuedouble) ||
             !(b->valuedouble > 0) || !isfinite(b->valuedouble))
-            return td_fail(err, TD_EINVAL, "meta", "meta.mean[%lld] or meta.scale[%lld] is "
-                           "not a finite number (scale > 0)", (long long)j, (long long)j);
+            return td_fail(err, TD_EINVAL, "meta",
+                           "meta.mean[%lld] or meta.scale[%lld] is "
+                           "not a finite number (scale > 0)",
+                           (long long)j, (long long)j);
         m->mean[j] = (float)a->valuedouble;
         m->scale[j] = (float)b->valuedouble;
     }
     return TD_OK;
 }
 
-static td_status meta_int(int64_t *out, const cJSON *o, const char *key, int64_t lo,
-                          int64_t hi, td_error *err)
+static td_status meta_int(int64_t *out, const cJSON *o, const char *key, int64_t lo, int64_t hi,
+                          td_error *err)
 {
     char field[TD_JSON_PATH_MAX];
     td_json_path(field, "meta", key);
@@ -360,8 +365,10 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
                        (long long)m->G, (long long)m->K);
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hidden");
     if (!cJSON_IsArray(h) || cJSON_GetArraySize(h) > TD_MAX_HIDDEN)
-        return td_fail(err, TD_EINVAL, "meta", "meta.hidden must be an array of at most %d "
-                       "sizes", TD_MAX_HIDDEN);
+        return td_fail(err, TD_EINVAL, "meta",
+                       "meta.hidden must be an array of at most %d "
+                       "sizes",
+                       TD_MAX_HIDDEN);
     for (const cJSON *c = h->child; c; c = c->next) {
         char field[TD_JSON_PATH_MAX];
         snprintf(field, sizeof field, "meta.hidden[%lld]", (long long)m->n_hidden);
@@ -381,7 +388,8 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
             (st = meta_int(&m->n_iter, o, "n_iter", 0, INT64_MAX, err)))
             return st;
         if (!(cJSON_IsNumber(lb) || cJSON_IsNull(lb)) || !cJSON_IsBool(conv))
-            return td_fail(err, TD_EINVAL, "meta", "meta.lower_bound or meta.converged is "
+            return td_fail(err, TD_EINVAL, "meta",
+                           "meta.lower_bound or meta.converged is "
                            "missing");
         m->covariance = (td_covariance)cov;
         m->lower_bound = cJSON_IsNumber(lb) ? lb->valuedouble : NAN;
@@ -393,9 +401,10 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
         return td_fail(err, TD_EINVAL, "meta", "a softmax model has no hidden layers");
     m->n_params = td_model_nparams(m);
     if (m->n_params != meta_n || m->n_params != n_params)
-        return td_fail(err, TD_EINVAL, "meta", "the model needs %lld parameters; the meta says "
-                       "%lld and %lld were given", (long long)m->n_params, (long long)meta_n,
-                       (long long)n_params);
+        return td_fail(err, TD_EINVAL, "meta",
+                       "the model needs %lld parameters; the meta says "
+                       "%lld and %lld were given",
+                       (long long)m->n_params, (long long)meta_n, (long long)n_params);
     m->params = malloc(sizeof(float) * (size_t)(n_params > 0 ? n_params : 1));
     if (!m->params)
         return td_fail(err, TD_ENOMEM, "", "out of memory");
@@ -430,8 +439,8 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
 
 /* ---- predictions ------------------------------------------------------------------ */
 
-static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s,
-                        const td_model *m, td_error *err);
+static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s, const td_model *m,
+                        td_error *err);
 
 /* The predict body: X streams into its float32 array; any other key is refused by the
  * key check. */
@@ -443,8 +452,8 @@ td_dstream *td_json_predict_stream(uint64_t size_hint)
     return td_dstream_object(predict_arrays, predict_small, NULL, size_hint);
 }
 
-td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap,
-                                td_dstream *s, const td_model *m, td_error *err)
+td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap, td_dstream *s,
+                                const td_model *m, td_error *err)
 {
     static const char *const keys[] = {"X", "dataset", NULL};
     dataset[0] = '\0';
@@ -456,12 +465,14 @@ td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap
         return st;
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "dataset");
     if (ds && cJSON_GetObjectItemCaseSensitive(root, "X"))
-        return td_fail(err, TD_EINVAL, "dataset", "give either X (the rows) or dataset (the id "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "give either X (the rows) or dataset (the id "
                        "of a stored dataset), not both");
     if (!ds)
         return read_X(X, N, root, s, m, err);
     if (!cJSON_IsString(ds) || !ds->valuestring[0] || strlen(ds->valuestring) >= cap)
-        return td_fail(err, TD_EINVAL, "dataset", "dataset must be the id of a stored dataset "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "dataset must be the id of a stored dataset "
                        "such as \"ds_...\"");
     snprintf(dataset, cap, "%s", ds->valuestring);
     return TD_OK;
@@ -484,8 +495,8 @@ td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_mo
 }
 
 /* X of the finished predict body root: *X (N, D) malloc'd; D must equal m->D. */
-static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s,
-                        const td_model *m, td_error *err)
+static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s, const td_model *m,
+                        td_error *err)
 {
     td_status st;
     int64_t D = 0;
@@ -536,8 +547,10 @@ static void put_i32(td_jout *o, int32_t **v, int ndim, int64_t d0, int64_t d1)
 
 static td_status written(const td_jout *o, td_error *err)
 {
-    return td_jout_failed(o) ? td_fail(err, TD_ENOMEM, "", "out of memory writing the "
-                                       "response") : TD_OK;
+    return td_jout_failed(o) ? td_fail(err, TD_ENOMEM, "",
+                                       "out of memory writing the "
+                                       "response")
+                             : TD_OK;
 }
 
 /* labels[0..N) as the class names they index (names has K entries), then
@@ -574,9 +587,8 @@ static int put_names(td_jout *o, int32_t **labels, int64_t N, const td_names_vie
 
 /* The predictions object of probs (N, K) and labels (N, G), both handed over; with class
  * names (nv non-NULL, G == 1) the labels are names and "classes" follows. */
-static td_status predictions_out(td_jout *o, const td_model *m, float **probs,
-                                 int32_t **labels, int64_t N, const td_names_view *nv,
-                                 td_error *err)
+static td_status predictions_out(td_jout *o, const td_model *m, float **probs, int32_t **labels,
+                                 int64_t N, const td_names_view *nv, td_error *err)
 {
     int64_t G = m->G > 0 ? m->G : 1, K = m->K, S = K / G;
     td_jout_text(o, "{\"probabilities\":");
@@ -751,8 +763,7 @@ td_status td_json_predict_out(td_jout **out, const td_model *m, float *X, int64_
     return TD_OK;
 }
 
-td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
-                                 td_error *err)
+td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s, td_error *err)
 {
     *out = NULL;
     float *X = NULL;

@@ -53,8 +53,7 @@ td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_mo
                                td_error *err);
 /* Predicts from the streamed request: *out gets the answer as a writer (json_out.h,
  * numbers formatted as they are sent; the caller frees it), NULL on error. */
-td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s,
-                                 td_error *err);
+td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s, td_error *err);
 /* Class names borrowed for an answer: v[0..n). */
 typedef struct td_names_view {
     char *const *v;
@@ -63,8 +62,8 @@ typedef struct td_names_view {
 
 /* The streamed predict body {"X": [[...]]} or {"dataset": "ds_..."}: either *X (N, D)
  * malloc'd as td_json_predict_read, or dataset (cap bytes) gets the id (*X NULL). */
-td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap,
-                                td_dstream *s, const td_model *m, td_error *err);
+td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap, td_dstream *s,
+                                const td_model *m, td_error *err);
 /* Predicts the rows X (N, m->D; handed over) into the answer writer *out. With class
  * names nv (may be NULL; used when the model has exactly nv->n classes and one label per
  * row) the labels are the names, and "classes" lists them in the probabilities' order. */

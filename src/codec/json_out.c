@@ -15,14 +15,14 @@
 #include "codec/json_util.h"
 
 typedef struct part {
-    int kind;                    /* 0 text, 1 float32, 2 int32, 3 float32 made by fill */
+    int kind; /* 0 text, 1 float32, 2 int32, 3 float32 made by fill */
     char *text;
     size_t text_len;
     void *v;
     int ndim;
     int64_t dims[3];
-    int64_t n;                   /* elements */
-    td_jout_fill_fn fill;        /* kind 3: rows [r0, r0 + nbuf) are in v (block rows) */
+    int64_t n;            /* elements */
+    td_jout_fill_fn fill; /* kind 3: rows [r0, r0 + nbuf) are in v (block rows) */
     void *ctx;
     void (*free_ctx)(void *);
     int64_t r0, nbuf, block;
@@ -33,23 +33,17 @@ struct td_jout {
     size_t nparts, cap;
     int failed;
     /* the cursor */
-    size_t at;                   /* part */
-    int64_t k;                   /* element (or text byte) within it */
-    int closed;                  /* the part's closing brackets are pending / written */
+    size_t at;  /* part */
+    int64_t k;  /* element (or text byte) within it */
+    int closed; /* the part's closing brackets are pending / written */
     char pend[128];
     size_t pend_len, pend_pos;
-    uint64_t held;               /* memory budget bytes returned when freed (td_jout_hold) */
+    uint64_t held; /* memory budget bytes returned when freed (td_jout_hold) */
 };
 
-td_jout *td_jout_new(void)
-{
-    return calloc(1, sizeof(td_jout));
-}
+td_jout *td_jout_new(void) { return calloc(1, sizeof(td_jout)); }
 
-int td_jout_failed(const td_jout *o)
-{
-    return o->failed;
-}
+int td_jout_failed(const td_jout *o) { return o->failed; }
 
 static part *add(td_jout *o)
 {
@@ -283,10 +277,7 @@ void td_jout_free(void *ctx)
     free(o);
 }
 
-void td_jout_hold(td_jout *o, uint64_t bytes)
-{
-    o->held += bytes;
-}
+void td_jout_hold(td_jout *o, uint64_t bytes) { o->held += bytes; }
 
 char *td_jout_string(td_jout *o, size_t *len)
 {

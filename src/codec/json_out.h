@@ -19,9 +19,9 @@
 
 typedef struct td_jout td_jout;
 
-td_jout *td_jout_new(void);                    /* NULL when out of memory */
-void td_jout_text(td_jout *o, const char *s);  /* copied */
-void td_jout_double(td_jout *o, double v);     /* as td_sbuf_double */
+td_jout *td_jout_new(void);                   /* NULL when out of memory */
+void td_jout_text(td_jout *o, const char *s); /* copied */
+void td_jout_double(td_jout *o, double v);    /* as td_sbuf_double */
 /* v (owned from now on) of shape dims[0..ndim) */
 void td_jout_f32(td_jout *o, float *v, int ndim, const int64_t *dims);
 void td_jout_i32(td_jout *o, int32_t *v, int ndim, const int64_t *dims);

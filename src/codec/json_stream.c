@@ -62,8 +62,7 @@ static void on_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const
         if (k == TD_JV_OBJECT) {
             s->root_obj = 1;
         } else {
-            s->parts.key_st = td_json_fail_not_object(s->prefix, "the dataset",
-                                                      &s->parts.key_err);
+            s->parts.key_st = td_json_fail_not_object(s->prefix, "the dataset", &s->parts.key_err);
             key_error(s);
         }
         return;
@@ -127,8 +126,8 @@ static void on_key(td_dstream *s)
             if (strcmp(KEYS[k], key) == 0)
                 idx = k;
     int repeated = idx >= 0 && (s->seen & (1u << idx));
-    td_status st = td_json_check_key(key, repeated, s->prefix, "the dataset", KEYS,
-                                     &s->parts.key_err);
+    td_status st =
+        td_json_check_key(key, repeated, s->prefix, "the dataset", KEYS, &s->parts.key_err);
     if (st) {
         s->parts.key_st = st;
         key_error(s);
@@ -140,23 +139,17 @@ static void on_key(td_dstream *s)
 
 /* ---------------------------------------------------------------- JSON: lexer ---- */
 
-static inline int is_ws(unsigned char c)
-{
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
+static inline int is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 /* The bytes a number or literal is made of (anything else ends it). */
 static inline int is_bare(unsigned char c)
 {
     return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '+' ||
-           c == '-' || c == '_';
+        c == '-' || c == '_';
 }
 
 /* After a complete value at the current depth. */
-static inline void value_done(td_dstream *s)
-{
-    s->state = s->depth ? S_COMMA_OR_CLOSE : S_END;
-}
+static inline void value_done(td_dstream *s) { s->state = s->depth ? S_COMMA_OR_CLOSE : S_END; }
 
 /* Case-insensitive equality of text[0..n) with lower-case word. */
 static int word_eq(const char *text, size_t n, const char *word)
@@ -194,7 +187,8 @@ static int bare_token(td_dstream *s, const char *text, size_t n, uint64_t off)
         else if (word_eq(t, tn, "nan"))
             k = TD_JV_NAN;
         if (k == TD_JV_NONE) {
-            td_ds_malformed(s, off, "not a JSON value (true, false, null, a number, NaN or "
+            td_ds_malformed(s, off,
+                            "not a JSON value (true, false, null, a number, NaN or "
                             "Infinity)");
             td_ds_near_put(s, text, n);
             return -1;
@@ -329,13 +323,12 @@ static void string_start(td_dstream *s, int is_key)
         s->srole = STR_KEY;
         s->cap_buf = s->key;
         s->cap_max = KEY_CAP;
-    } else if (!is_key && s->depth == 1 && s->root_obj && !s->keys_final &&
-               s->member == K_NAME) {
+    } else if (!is_key && s->depth == 1 && s->root_obj && !s->keys_final && s->member == K_NAME) {
         s->srole = STR_NAME;
         s->cap_buf = s->name_buf;
         s->cap_max = NAME_CAP;
-    } else if (!is_key && s->depth == 2 && s->root_obj && !s->keys_final &&
-               s->member == K_Y && s->b[B_LABELS].name_pending) {
+    } else if (!is_key && s->depth == 2 && s->root_obj && !s->keys_final && s->member == K_Y &&
+               s->b[B_LABELS].name_pending) {
         s->srole = STR_LABEL;
         s->cap_buf = s->label_buf;
         s->cap_max = TD_CLASS_NAME_MAX;
@@ -442,7 +435,8 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
                 p++;
                 continue;
             }
-            td_ds_malformed(s, off_of(s, p), "a control character inside a string (write it as "
+            td_ds_malformed(s, off_of(s, p),
+                            "a control character inside a string (write it as "
                             "an escape)");
             return p;
         }
@@ -463,9 +457,7 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
                 s->esc_u = 0;
                 p++;
                 continue;
-            default:
-                td_ds_malformed(s, off_of(s, p), "invalid escape in a string");
-                return p;
+            default: td_ds_malformed(s, off_of(s, p), "invalid escape in a string"); return p;
             }
             cap_put(s, &out, 1);
             s->esc = 0;
@@ -485,7 +477,8 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
             uint32_t u = s->esc_u;
             if (s->esc_hi) {
                 if (u < 0xDC00 || u > 0xDFFF) {
-                    td_ds_malformed(s, off_of(s, p - 1), "invalid \\u escape: a high surrogate "
+                    td_ds_malformed(s, off_of(s, p - 1),
+                                    "invalid \\u escape: a high surrogate "
                                     "must be followed by a low one");
                     td_ds_near_put(s, p - 1, 1);
                     return p;
@@ -494,7 +487,8 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
                 s->esc_hi = 0;
                 s->esc = 0;
             } else if (u >= 0xDC00 && u <= 0xDFFF) {
-                td_ds_malformed(s, off_of(s, p - 1), "invalid \\u escape: a low surrogate without "
+                td_ds_malformed(s, off_of(s, p - 1),
+                                "invalid \\u escape: a low surrogate without "
                                 "a high one");
                 td_ds_near_put(s, p - 1, 1);
                 return p;
@@ -509,7 +503,8 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
         }
         /* 6: a '\' then 7: a 'u' must follow a high surrogate */
         if (c != (s->esc == 6 ? '\\' : 'u')) {
-            td_ds_malformed(s, off_of(s, p), "invalid \\u escape: a high surrogate must be "
+            td_ds_malformed(s, off_of(s, p),
+                            "invalid \\u escape: a high surrogate must be "
                             "followed by a low one");
             return p;
         }
@@ -635,14 +630,12 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
                 close_container(s, p);
                 p++;
             } else {
-                td_ds_malformed(s, off_of(s, p), open == '[' ? "expected ',' or ']'"
-                                                       : "expected ',' or '}'");
+                td_ds_malformed(s, off_of(s, p),
+                                open == '[' ? "expected ',' or ']'" : "expected ',' or '}'");
             }
             break;
         }
-        case S_END:
-            td_ds_malformed(s, off_of(s, p), "unexpected data after the JSON value");
-            break;
+        case S_END: td_ds_malformed(s, off_of(s, p), "unexpected data after the JSON value"); break;
         }
         if (s->done)
             goto stop;
@@ -672,8 +665,8 @@ static td_status syntax_finish(td_dstream *s, td_error *err)
             td_ds_malformed(s, total, "unexpected end of input");
     }
     if (s->malformed)
-        return td_json_fail_malformed(s->bad_off, s->bad_off >= total ? NULL : s->near,
-                                      s->near_len, s->bad_why, err);
+        return td_json_fail_malformed(s->bad_off, s->bad_off >= total ? NULL : s->near, s->near_len,
+                                      s->bad_why, err);
     if (s->done) {
         if (err)
             *err = s->fatal_err;
@@ -739,8 +732,10 @@ static void small_put(td_dstream *s, const char *p, size_t n)
     if (s->done)
         return;
     if (s->small.len + n > TD_OBJECT_SMALL_MAX) {
-        td_ds_fatal(s, TD_EINVAL, s->key, "%.64s: the members of the body other than its arrays "
-                    "take more than %u MiB of JSON", s->key, TD_OBJECT_SMALL_MAX >> 20);
+        td_ds_fatal(s, TD_EINVAL, s->key,
+                    "%.64s: the members of the body other than its arrays "
+                    "take more than %u MiB of JSON",
+                    s->key, TD_OBJECT_SMALL_MAX >> 20);
         return;
     }
     td_sbuf_put(&s->small, p, n);

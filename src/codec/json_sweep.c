@@ -58,8 +58,8 @@ static td_status read_dim(td_search_dim *d, const cJSON *v, td_error *err)
     const td_hparam_def *def = td_hparam_find(d->name);
     if (!def) {
         const char *near = td_hparam_suggest(d->name);
-        return td_fail(err, TD_EINVAL, field, "%s: unknown hyperparameter \"%.64s\"%s%s%s",
-                       field, d->name, near ? "; did you mean \"" : "", near ? near : "",
+        return td_fail(err, TD_EINVAL, field, "%s: unknown hyperparameter \"%.64s\"%s%s%s", field,
+                       d->name, near ? "; did you mean \"" : "", near ? near : "",
                        near ? "\"?" : "");
     }
     if (def->type == TD_HP_WEIGHTS)
@@ -74,21 +74,22 @@ static td_status read_dim(td_search_dim *d, const cJSON *v, td_error *err)
         return TD_OK;
     }
     if (!cJSON_IsObject(v) || !v->child || v->child->next)
-        return td_fail(err, TD_EINVAL, field, "%s must be a list of values or one of "
+        return td_fail(err, TD_EINVAL, field,
+                       "%s must be a list of values or one of "
                        "{\"uniform\": [a, b]}, {\"log_uniform\": [a, b]}, "
-                       "{\"int_uniform\": [a, b]}", field);
+                       "{\"int_uniform\": [a, b]}",
+                       field);
     td_status st = td_json_check_keys(v, field, field, DIST_NAMES, err);
     if (st)
         return st;
     char dfield[TD_JSON_PATH_MAX];
     td_json_path(dfield, field, v->child->string);
-    d->kind = strcmp(v->child->string, "uniform") == 0       ? TD_SEARCH_UNIFORM
-            : strcmp(v->child->string, "log_uniform") == 0   ? TD_SEARCH_LOG_UNIFORM
-                                                             : TD_SEARCH_INT_UNIFORM;
+    d->kind = strcmp(v->child->string, "uniform") == 0 ? TD_SEARCH_UNIFORM
+        : strcmp(v->child->string, "log_uniform") == 0 ? TD_SEARCH_LOG_UNIFORM
+                                                       : TD_SEARCH_INT_UNIFORM;
     const cJSON *ab = v->child;
     if (!cJSON_IsArray(ab) || cJSON_GetArraySize(ab) != 2)
-        return td_fail(err, TD_EINVAL, dfield, "%s must be an array of 2 numbers [a, b]",
-                       dfield);
+        return td_fail(err, TD_EINVAL, dfield, "%s must be an array of 2 numbers [a, b]", dfield);
     double x[2];
     int k = 0;
     for (const cJSON *c = ab->child; c; c = c->next, k++) {
@@ -104,8 +105,8 @@ static td_status read_dim(td_search_dim *d, const cJSON *v, td_error *err)
         }
     }
     if (d->kind == TD_SEARCH_LOG_UNIFORM && !(x[0] > 0 && x[1] > 0))
-        return td_fail(err, TD_EINVAL, dfield, "%s: bounds must be > 0, got [%g, %g]", dfield,
-                       x[0], x[1]);
+        return td_fail(err, TD_EINVAL, dfield, "%s: bounds must be > 0, got [%g, %g]", dfield, x[0],
+                       x[1]);
     if (d->kind == TD_SEARCH_INT_UNIFORM ? !(x[0] <= x[1]) : !(x[0] < x[1]))
         return td_fail(err, TD_EINVAL, dfield, "%s: [a, b] needs a %s b, got [%g, %g]", dfield,
                        d->kind == TD_SEARCH_INT_UNIFORM ? "<=" : "<", x[0], x[1]);
@@ -127,11 +128,13 @@ static td_status read_schedule(td_sweep_request *r, const cJSON *v, td_error *er
         return st;
     const cJSON *r0 = member(sh, "min_epochs"), *eta = member(sh, "eta");
     if (!r0)
-        return td_fail(err, TD_EINVAL, SH ".min_epochs", SH ".min_epochs is required: the "
-                       "epochs every trial trains");
+        return td_fail(err, TD_EINVAL, SH ".min_epochs",
+                       SH ".min_epochs is required: the "
+                          "epochs every trial trains");
     if (!eta)
-        return td_fail(err, TD_EINVAL, SH ".eta", SH ".eta is required: 1/eta of the trials "
-                       "go on at each rung");
+        return td_fail(err, TD_EINVAL, SH ".eta",
+                       SH ".eta is required: 1/eta of the trials "
+                          "go on at each rung");
     if ((st = td_json_get_int(&r->min_epochs, r0, 1, INT32_MAX, SH ".min_epochs", err)))
         return st;
     return td_json_get_int(&r->eta, eta, 2, 1000, SH ".eta", err);
@@ -139,26 +142,30 @@ static td_status read_schedule(td_sweep_request *r, const cJSON *v, td_error *er
 
 static td_status sweep_from(td_sweep_request *r, td_error *err)
 {
-    static const char *const keys[] = {"model", "dataset", "validation", "hyperparameters",
-                                       "search", "method", "trials", "seed", "metric", "mode",
-                                       "schedule", NULL};
+    static const char *const keys[] = {"model",  "dataset", "validation", "hyperparameters",
+                                       "search", "method",  "trials",     "seed",
+                                       "metric", "mode",    "schedule",   NULL};
     const cJSON *root = r->root, *v;
     td_status st = td_json_check_keys(root, NULL, "the sweep body", keys, err);
     if (st)
         return st;
     const char *s;
     if (!(v = member(root, "model")))
-        return td_fail(err, TD_EINVAL, "model", "model is required: one of softmax, mlp, gmm, "
+        return td_fail(err, TD_EINVAL, "model",
+                       "model is required: one of softmax, mlp, gmm, "
                        "embed_gmm");
     if ((st = td_json_get_string(&s, v, "model", err)))
         return st;
     int kind = td_model_parse(s);
     if (kind < 0)
-        return td_fail(err, TD_EINVAL, "model", "unknown model \"%.64s\" (models: softmax, mlp, "
-                       "gmm, embed_gmm)", s);
+        return td_fail(err, TD_EINVAL, "model",
+                       "unknown model \"%.64s\" (models: softmax, mlp, "
+                       "gmm, embed_gmm)",
+                       s);
     r->model = (td_model_kind)kind;
     if (!(v = member(root, "dataset")))
-        return td_fail(err, TD_EINVAL, "dataset", "dataset is required: the id of a stored "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "dataset is required: the id of a stored "
                        "dataset");
     if ((st = td_json_get_string(&r->dataset, v, "dataset", err)))
         return st;
@@ -167,18 +174,22 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
         return st;
     r->base = member(root, "hyperparameters");
     if (r->base && !cJSON_IsObject(r->base))
-        return td_fail(err, TD_EINVAL, "hyperparameters", "hyperparameters must be an object "
+        return td_fail(err, TD_EINVAL, "hyperparameters",
+                       "hyperparameters must be an object "
                        "of name: value");
     const char *method = "grid";
     if ((v = member(root, "method")) && (st = td_json_get_string(&method, v, "method", err)))
         return st;
     if (strcmp(method, "grid") != 0 && strcmp(method, "random") != 0)
-        return td_fail(err, TD_EINVAL, "method", "method must be \"grid\" or \"random\", got "
-                       "\"%.64s\"", method);
+        return td_fail(err, TD_EINVAL, "method",
+                       "method must be \"grid\" or \"random\", got "
+                       "\"%.64s\"",
+                       method);
     r->random = method[0] == 'r';
     const cJSON *search = member(root, "search");
     if (!cJSON_IsObject(search) || !search->child)
-        return td_fail(err, TD_EINVAL, "search", "search is required: an object of "
+        return td_fail(err, TD_EINVAL, "search",
+                       "search is required: an object of "
                        "hyperparameter name: [values] or {\"uniform\" | \"log_uniform\" | "
                        "\"int_uniform\": [a, b]}");
     for (const cJSON *c = search->child; c; c = c->next)
@@ -203,7 +214,8 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
     const cJSON *trials = member(root, "trials");
     if (r->random) {
         if (!trials)
-            return td_fail(err, TD_EINVAL, "trials", "trials is required with method "
+            return td_fail(err, TD_EINVAL, "trials",
+                           "trials is required with method "
                            "\"random\": how many to draw");
         if ((st = td_json_get_int(&r->n_trials, trials, 1, TD_SWEEP_MAX_TRIALS, "trials", err)))
             return st;
@@ -213,15 +225,18 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
             char f[TD_JSON_PATH_MAX];
             td_json_path(f, "search", r->dims[k].name);
             if (r->dims[k].kind != TD_SEARCH_LIST)
-                return td_fail(err, TD_EINVAL, f, "%s: a grid takes a list of values; a "
-                               "distribution needs method \"random\"", f);
+                return td_fail(err, TD_EINVAL, f,
+                               "%s: a grid takes a list of values; a "
+                               "distribution needs method \"random\"",
+                               f);
             r->n_trials *= r->dims[k].n;
             if (r->n_trials > TD_SWEEP_MAX_TRIALS)
                 return td_fail(err, TD_EINVAL, "search", "the grid has more than %d trials",
                                TD_SWEEP_MAX_TRIALS);
         }
         if (trials)
-            return td_fail(err, TD_EINVAL, "trials", "a grid has one trial per combination "
+            return td_fail(err, TD_EINVAL, "trials",
+                           "a grid has one trial per combination "
                            "(%lld here); trials is for method \"random\"",
                            (long long)r->n_trials);
     }
@@ -235,8 +250,10 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
         if ((st = td_json_get_string(&s, v, "mode", err)))
             return st;
         if (strcmp(s, "min") != 0 && strcmp(s, "max") != 0)
-            return td_fail(err, TD_EINVAL, "mode", "mode must be \"min\" or \"max\", got "
-                           "\"%.64s\"", s);
+            return td_fail(err, TD_EINVAL, "mode",
+                           "mode must be \"min\" or \"max\", got "
+                           "\"%.64s\"",
+                           s);
         r->mode = s[1] == 'a';
     }
     if ((v = member(root, "schedule")))
@@ -244,8 +261,7 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
     return TD_OK;
 }
 
-td_status td_json_sweep_parse(td_sweep_request *out, const char *body, size_t len,
-                              td_error *err)
+td_status td_json_sweep_parse(td_sweep_request *out, const char *body, size_t len, td_error *err)
 {
     memset(out, 0, sizeof *out);
     td_status st = td_json_parse(&out->root, body, len, err);
@@ -275,8 +291,8 @@ static int set_value(cJSON *obj, const char *name, cJSON *v)
     return cJSON_AddItemToObject(obj, name, v) ? 0 : -1;
 }
 
-td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **values,
-                              cJSON **hparams, td_error *err)
+td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **values, cJSON **hparams,
+                              td_error *err)
 {
     cJSON *vals = cJSON_CreateObject();
     cJSON *hp = r->base ? cJSON_Duplicate(r->base, 1) : cJSON_CreateObject();
@@ -297,8 +313,7 @@ td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **valu
         double u;
         switch (d->kind) {
         case TD_SEARCH_LIST: {
-            int64_t j = r->random ? (int64_t)td_rng_below(&rng, (uint64_t)d->n)
-                                  : idx[k];
+            int64_t j = r->random ? (int64_t)td_rng_below(&rng, (uint64_t)d->n) : idx[k];
             v = cJSON_Duplicate(cJSON_GetArrayItem(d->values, (int)j), 1);
             break;
         }
@@ -311,8 +326,8 @@ td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **valu
             v = cJSON_CreateNumber(exp(log(d->lo) + (log(d->hi) - log(d->lo)) * u));
             break;
         case TD_SEARCH_INT_UNIFORM:
-            v = cJSON_CreateNumber(d->lo + (double)td_rng_below(&rng,
-                                                               (uint64_t)(d->hi - d->lo) + 1));
+            v = cJSON_CreateNumber(d->lo +
+                                   (double)td_rng_below(&rng, (uint64_t)(d->hi - d->lo) + 1));
             break;
         }
         cJSON *copy = v ? cJSON_Duplicate(v, 1) : NULL;
@@ -333,11 +348,12 @@ td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **valu
     return TD_OK;
 }
 
-td_status td_json_sweep_metric(const td_sweep_request *r, int has_validation,
-                               const char **metric, int *maximize, td_error *err)
+td_status td_json_sweep_metric(const td_sweep_request *r, int has_validation, const char **metric,
+                               int *maximize, td_error *err)
 {
-    const char *name = r->metric ? r->metric
-                     : has_validation && (TD_MODEL_BIT(r->model) & NETS) ? "val_loss" : "loss";
+    const char *name = r->metric                            ? r->metric
+        : has_validation && (TD_MODEL_BIT(r->model) & NETS) ? "val_loss"
+                                                            : "loss";
     const struct metric_def *m = NULL;
     char list[256] = "";
     size_t n = 0;
@@ -349,20 +365,24 @@ td_status td_json_sweep_metric(const td_sweep_request *r, int has_validation,
         if (strcmp(METRICS[i].name, name) == 0)
             m = &METRICS[i];
         names[nn++] = METRICS[i].name;
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", n ? ", " : "",
-                              METRICS[i].name);
+        n +=
+            (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", n ? ", " : "", METRICS[i].name);
     }
     names[nn] = NULL;
     if (!m) {
         const char *near = td_json_suggest(name, names);
-        return td_fail(err, TD_EINVAL, "metric", "metric \"%.32s\" is not one the %s model "
-                       "records (%s)%s%s%s", name, td_model_names[r->model], list,
-                       near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "");
+        return td_fail(err, TD_EINVAL, "metric",
+                       "metric \"%.32s\" is not one the %s model "
+                       "records (%s)%s%s%s",
+                       name, td_model_names[r->model], list, near ? "; did you mean \"" : "",
+                       near ? near : "", near ? "\"?" : "");
     }
     if (m->needs_validation && !has_validation)
-        return td_fail(err, TD_EINVAL, "metric", "metric \"%s\" needs validation data in "
+        return td_fail(err, TD_EINVAL, "metric",
+                       "metric \"%s\" needs validation data in "
                        "every trial: give \"validation\" (a dataset id) or "
-                       "hyperparameters.validation_split > 0", name);
+                       "hyperparameters.validation_split > 0",
+                       name);
     *metric = m->name;
     *maximize = r->mode >= 0 ? r->mode : m->maximize;
     return TD_OK;
@@ -373,16 +393,16 @@ char *td_json_sweep_spec(const td_sweep_request *r)
     cJSON *o = cJSON_CreateObject();
     const cJSON *search = cJSON_GetObjectItemCaseSensitive(r->root, "search");
     int ok = o && cJSON_AddStringToObject(o, "method", r->random ? "random" : "grid") &&
-             cJSON_AddNumberToObject(o, "n_trials", (double)r->n_trials) &&
-             cJSON_AddNumberToObject(o, "seed", (double)r->seed) &&
-             cJSON_AddItemToObject(o, "search", cJSON_Duplicate(search, 1)) &&
-             cJSON_AddItemToObject(o, "hyperparameters", r->base ? cJSON_Duplicate(r->base, 1)
-                                                                 : cJSON_CreateObject());
+        cJSON_AddNumberToObject(o, "n_trials", (double)r->n_trials) &&
+        cJSON_AddNumberToObject(o, "seed", (double)r->seed) &&
+        cJSON_AddItemToObject(o, "search", cJSON_Duplicate(search, 1)) &&
+        cJSON_AddItemToObject(o, "hyperparameters",
+                              r->base ? cJSON_Duplicate(r->base, 1) : cJSON_CreateObject());
     if (ok && r->eta) {
-        cJSON *sh = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "schedule"),
-                                            "successive_halving");
+        cJSON *sh =
+            cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "schedule"), "successive_halving");
         ok = sh && cJSON_AddNumberToObject(sh, "min_epochs", (double)r->min_epochs) &&
-             cJSON_AddNumberToObject(sh, "eta", (double)r->eta);
+            cJSON_AddNumberToObject(sh, "eta", (double)r->eta);
     } else if (ok) {
         ok = cJSON_AddNullToObject(o, "schedule") != NULL;
     }
@@ -458,8 +478,8 @@ char *td_json_sweep(const td_sweep_row *s, const td_sweep_trial *t, int n, int w
                        (long long)td_sweep_rung_epochs(s, s->rung));
     else
         td_sbuf_puts(&b, "null");
-    static const char *const names[] = {"pending", "queued", "running", "paused", "succeeded",
-                                        "failed", "cancelled"};
+    static const char *const names[] = {"pending",   "queued", "running",  "paused",
+                                        "succeeded", "failed", "cancelled"};
     int64_t counts[7] = {0}, early = 0;
     for (int i = 0; i < n; i++) {
         const char *st = trial_state(&t[i]);

@@ -23,10 +23,7 @@
 #define MARK_PINF '\x02'
 #define MARK_NINF '\x03'
 
-static int is_word_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_' || c == '.';
-}
+static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '_' || c == '.'; }
 
 /* Case-insensitive prefix match of word at s (within n bytes); returns its length. */
 static size_t match_word(const char *s, size_t n, const char *word)
@@ -97,8 +94,8 @@ static char *rewrite_nonfinite(const char *body, size_t len)
     return copy;
 }
 
-td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len,
-                                 const char *why, td_error *err)
+td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len, const char *why,
+                                 td_error *err)
 {
     if (!near)
         return td_fail(err, TD_EMALFORMED, "", MALFORMED "%llu: %s", (unsigned long long)off,
@@ -112,8 +109,7 @@ td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len
                    (unsigned long long)off, why ? why : "syntax error", text);
 }
 
-static td_status malformed(td_error *err, const char *body, size_t len, size_t off,
-                           const char *why)
+static td_status malformed(td_error *err, const char *body, size_t len, size_t off, const char *why)
 {
     if (off >= len)
         return td_json_fail_malformed(off, NULL, 0, why, err);
@@ -138,7 +134,8 @@ static char *rewrite_nul_escapes(const char *body, size_t len, int *oom)
             in_string = 0;
             continue;
         }
-        if (body[i] != '\\') continue;
+        if (body[i] != '\\')
+            continue;
         if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0) {
             if (!copy) {
                 if (!(copy = malloc(len + 1))) {
@@ -322,8 +319,8 @@ td_status td_json_fail_not_object(const char *prefix, const char *what, td_error
     return td_fail(err, TD_EINVAL, prefix ? prefix : "", "%s must be a JSON object", what);
 }
 
-td_status td_json_check_key(const char *key, int repeated, const char *prefix,
-                            const char *what, const char *const *allowed, td_error *err)
+td_status td_json_check_key(const char *key, int repeated, const char *prefix, const char *what,
+                            const char *const *allowed, td_error *err)
 {
     char field[TD_JSON_PATH_MAX];
     int known = 0;
@@ -333,12 +330,14 @@ td_status td_json_check_key(const char *key, int repeated, const char *prefix,
     if (!known) {
         const char *s = td_json_suggest(key, allowed);
         if (s)
-            return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s; did you "
-                           "mean \"%s\"?", key, what, s);
+            return td_fail(err, TD_EINVAL, field,
+                           "unknown key \"%.64s\" in %s; did you "
+                           "mean \"%s\"?",
+                           key, what, s);
         char list[256];
         list_choices(list, sizeof list, allowed);
-        return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s (allowed: %s)",
-                       key, what, list);
+        return td_fail(err, TD_EINVAL, field, "unknown key \"%.64s\" in %s (allowed: %s)", key,
+                       what, list);
     }
     if (repeated)
         return td_fail(err, TD_EINVAL, field, "key \"%s\" is given twice in %s", key, what);
@@ -385,14 +384,22 @@ td_json_vkind td_json_kind_of(const cJSON *v)
     case MARK_NINF: return TD_JV_NINF;
     default: break;
     }
-    if (!v) return TD_JV_NONE;
-    if (cJSON_IsString(v)) return TD_JV_STRING;
-    if (cJSON_IsNull(v)) return TD_JV_NULL;
-    if (cJSON_IsTrue(v)) return TD_JV_TRUE;
-    if (cJSON_IsFalse(v)) return TD_JV_FALSE;
-    if (cJSON_IsArray(v)) return TD_JV_ARRAY;
-    if (cJSON_IsObject(v)) return TD_JV_OBJECT;
-    if (cJSON_IsNumber(v)) return TD_JV_NUMBER;
+    if (!v)
+        return TD_JV_NONE;
+    if (cJSON_IsString(v))
+        return TD_JV_STRING;
+    if (cJSON_IsNull(v))
+        return TD_JV_NULL;
+    if (cJSON_IsTrue(v))
+        return TD_JV_TRUE;
+    if (cJSON_IsFalse(v))
+        return TD_JV_FALSE;
+    if (cJSON_IsArray(v))
+        return TD_JV_ARRAY;
+    if (cJSON_IsObject(v))
+        return TD_JV_OBJECT;
+    if (cJSON_IsNumber(v))
+        return TD_JV_NUMBER;
     return TD_JV_NONE;
 }
 
@@ -414,47 +421,42 @@ const char *td_json_kind_name(td_json_vkind k)
     return "an unknown value";
 }
 
-static const char *kind_of(const cJSON *v)
-{
-    return td_json_kind_name(td_json_kind_of(v));
-}
+static const char *kind_of(const cJSON *v) { return td_json_kind_name(td_json_kind_of(v)); }
 
-const char *td_json_kind(const cJSON *v)
-{
-    return kind_of(v);
-}
+const char *td_json_kind(const cJSON *v) { return kind_of(v); }
 
 /* The scalar readers on (kind, value): the one place their words are written. */
-static td_status kv_double(double *out, td_json_vkind k, double v, const char *path,
-                           td_error *err)
+static td_status kv_double(double *out, td_json_vkind k, double v, const char *path, td_error *err)
 {
     if (k == TD_JV_NUMBER) {
         if (!isfinite(v))
-            return td_fail(err, TD_EINVAL, path, "%s is not finite (the number overflows a "
-                           "double); only finite numbers are allowed", path);
+            return td_fail(err, TD_EINVAL, path,
+                           "%s is not finite (the number overflows a "
+                           "double); only finite numbers are allowed",
+                           path);
         *out = v;
         return TD_OK;
     }
     if (k == TD_JV_NAN || k == TD_JV_PINF || k == TD_JV_NINF)
         return td_fail(err, TD_EINVAL, path, "%s is %s; only finite numbers are allowed", path,
                        td_json_kind_name(k));
-    return td_fail(err, TD_EINVAL, path, "%s must be a number, got %s", path,
-                   td_json_kind_name(k));
+    return td_fail(err, TD_EINVAL, path, "%s must be a number, got %s", path, td_json_kind_name(k));
 }
 
 /* Doubles at or beyond the midpoint between FLT_MAX and 2^128 round to inf as float32. */
 #define F32_LIMIT 0x1.ffffffp+127
 
-static td_status kv_float(float *out, td_json_vkind k, double v, const char *path,
-                          td_error *err)
+static td_status kv_float(float *out, td_json_vkind k, double v, const char *path, td_error *err)
 {
     double d = 0;
     td_status st = kv_double(&d, k, v, path, err);
     if (st)
         return st;
     if (!(fabs(d) < F32_LIMIT))
-        return td_fail(err, TD_EINVAL, path, "%s = %g is outside the float32 range "
-                       "(|x| <= %.8g)", path, d, (double)FLT_MAX);
+        return td_fail(err, TD_EINVAL, path,
+                       "%s = %g is outside the float32 range "
+                       "(|x| <= %.8g)",
+                       path, d, (double)FLT_MAX);
     *out = (float)d;
     return TD_OK;
 }
@@ -475,10 +477,7 @@ static td_status kv_int(int64_t *out, td_json_vkind k, double v, int64_t lo, int
     return TD_OK;
 }
 
-static double num_of(const cJSON *v)
-{
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
+static double num_of(const cJSON *v) { return cJSON_IsNumber(v) ? v->valuedouble : 0; }
 
 td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err)
 {
@@ -490,8 +489,8 @@ td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_err
     return kv_float(out, td_json_kind_of(v), num_of(v), path, err);
 }
 
-td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
-                          const char *path, td_error *err)
+td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi, const char *path,
+                          td_error *err)
 {
     return kv_int(out, td_json_kind_of(v), num_of(v), lo, hi, path, err);
 }
@@ -499,26 +498,22 @@ td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
 td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error *err)
 {
     if (!cJSON_IsBool(v))
-        return td_fail(err, TD_EINVAL, path, "%s must be true or false, got %s", path,
-                       kind_of(v));
+        return td_fail(err, TD_EINVAL, path, "%s must be true or false, got %s", path, kind_of(v));
     *out = cJSON_IsTrue(v);
     return TD_OK;
 }
 
 td_status td_json_fail_not_string(const char *path, td_json_vkind k, td_error *err)
 {
-    return td_fail(err, TD_EINVAL, path, "%s must be a string, got %s", path,
-                   td_json_kind_name(k));
+    return td_fail(err, TD_EINVAL, path, "%s must be a string, got %s", path, td_json_kind_name(k));
 }
 
-td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
-                             td_error *err)
+td_status td_json_get_string(const char **out, const cJSON *v, const char *path, td_error *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring || marker_of(v))
         return td_json_fail_not_string(path, td_json_kind_of(v), err);
     if (!td_utf8_valid(v->valuestring, strlen(v->valuestring)))
-        return td_fail(err, TD_EINVAL, path, "%s must be UTF-8 text without NUL characters",
-                       path);
+        return td_fail(err, TD_EINVAL, path, "%s must be UTF-8 text without NUL characters", path);
     *out = v->valuestring;
     return TD_OK;
 }
@@ -527,8 +522,8 @@ td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
 
 typedef td_json_rule rule;
 
-td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v,
-                            const char *path, td_error *err)
+td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v, const char *path,
+                            td_error *err)
 {
     td_status st;
     if (!r->is_int) {
@@ -549,14 +544,18 @@ td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v,
 
 td_status td_json_fail_not_rows(const char *path, td_json_vkind k, td_error *err)
 {
-    return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of numbers), "
-                   "got %s", path, td_json_kind_name(k));
+    return td_fail(err, TD_EINVAL, path,
+                   "%s must be an array of rows (arrays of numbers), "
+                   "got %s",
+                   path, td_json_kind_name(k));
 }
 
 td_status td_json_fail_first_not_row(const char *path, td_json_vkind first, td_error *err)
 {
-    return td_fail(err, TD_EINVAL, path, "%s must be an array of rows (arrays of numbers); "
-                   "%s[0] is %s", path, path, td_json_kind_name(first));
+    return td_fail(err, TD_EINVAL, path,
+                   "%s must be an array of rows (arrays of numbers); "
+                   "%s[0] is %s",
+                   path, path, td_json_kind_name(first));
 }
 
 td_status td_json_fail_first_row_empty(const char *path, td_error *err)
@@ -580,14 +579,15 @@ td_status td_json_fail_ragged(const char *path, int64_t row, int64_t got, int64_
 {
     char rpath[TD_JSON_PATH_MAX];
     td_json_index_path(rpath, path, row, -1);
-    return td_fail(err, TD_EINVAL, rpath, "%s has %lld value%s, expected %lld (like %s[0]); "
-                   "rows must all have the same length", rpath, (long long)got,
-                   got == 1 ? "" : "s", (long long)want, path);
+    return td_fail(err, TD_EINVAL, rpath,
+                   "%s has %lld value%s, expected %lld (like %s[0]); "
+                   "rows must all have the same length",
+                   rpath, (long long)got, got == 1 ? "" : "s", (long long)want, path);
 }
 
 /* The slow path: names the element and says why it was refused. */
-static td_status elem_error(const cJSON *v, const rule *r, const char *base, int64_t i,
-                            int64_t j, td_error *err)
+static td_status elem_error(const cJSON *v, const rule *r, const char *base, int64_t i, int64_t j,
+                            td_error *err)
 {
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, base, i, j);
@@ -617,10 +617,7 @@ static inline td_status read_elem(void *dst, int64_t idx, const cJSON *v, const 
     return elem_error(v, r, base, i, j, err);
 }
 
-static size_t elem_size(const rule *r)
-{
-    return r->is_int ? sizeof(int32_t) : sizeof(float);
-}
+static size_t elem_size(const rule *r) { return r->is_int ? sizeof(int32_t) : sizeof(float); }
 
 static int64_t count_items(const cJSON *a)
 {
@@ -726,8 +723,8 @@ td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned f
     return read_vector((void **)out, n, v, &r, path, err);
 }
 
-td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo,
-                             int64_t hi, unsigned flags, const char *path, td_error *err)
+td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo, int64_t hi,
+                             unsigned flags, const char *path, td_error *err)
 {
     rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
     return read_vector((void **)out, n, v, &r, path, err);
@@ -755,10 +752,7 @@ td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *g
 
 /* ---- output buffer ---------------------------------------------------------------- */
 
-void td_sbuf_init(td_sbuf *b)
-{
-    memset(b, 0, sizeof *b);
-}
+void td_sbuf_init(td_sbuf *b) { memset(b, 0, sizeof *b); }
 
 void td_sbuf_fini(td_sbuf *b)
 {
@@ -797,10 +791,7 @@ void td_sbuf_put(td_sbuf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-void td_sbuf_puts(td_sbuf *b, const char *s)
-{
-    td_sbuf_put(b, s, strlen(s));
-}
+void td_sbuf_puts(td_sbuf *b, const char *s) { td_sbuf_put(b, s, strlen(s)); }
 
 void td_sbuf_printf(td_sbuf *b, const char *fmt, ...)
 {
@@ -829,10 +820,7 @@ static void put_int(td_sbuf *b, int64_t v)
     b->data[b->len] = '\0';
 }
 
-void td_sbuf_int(td_sbuf *b, int64_t v)
-{
-    put_int(b, v);
-}
+void td_sbuf_int(td_sbuf *b, int64_t v) { put_int(b, v); }
 
 size_t td_fmt_int(char out[24], int64_t v)
 {
@@ -950,10 +938,7 @@ void td_sbuf_value(td_sbuf *b, const char *column, double v)
         td_sbuf_double(b, v);
 }
 
-int td_column_is_bool(const char *column)
-{
-    return strcmp(column, "converged") == 0;
-}
+int td_column_is_bool(const char *column) { return strcmp(column, "converged") == 0; }
 
 /* One cJSON item into b (as cJSON_PrintUnformatted, with numbers by td_fmt_double). */
 static void put_cjson(td_sbuf *b, const cJSON *it)

@@ -39,7 +39,7 @@ int td_json_http_status(td_status st, const td_error *err);
 
 /* ---- paths and keys --------------------------------------------------------------- */
 
-#define TD_JSON_PATH_MAX 128   /* = sizeof(td_error.field) */
+#define TD_JSON_PATH_MAX 128 /* = sizeof(td_error.field) */
 
 /* out = "prefix.key", or "key" when prefix is NULL or "". */
 void td_json_path(char out[TD_JSON_PATH_MAX], const char *prefix, const char *key);
@@ -72,10 +72,17 @@ const char *td_json_suggest(const char *name, const char *const *choices);
 /* What a JSON value is, without a cJSON node: the streaming parser (stream_dataset.h)
  * describes values with it, so that both paths share the readers' rules and messages. */
 typedef enum {
-    TD_JV_NONE = 0,    /* no value at all ("nothing") */
-    TD_JV_NUMBER, TD_JV_STRING, TD_JV_NULL, TD_JV_TRUE, TD_JV_FALSE, TD_JV_ARRAY,
+    TD_JV_NONE = 0, /* no value at all ("nothing") */
+    TD_JV_NUMBER,
+    TD_JV_STRING,
+    TD_JV_NULL,
+    TD_JV_TRUE,
+    TD_JV_FALSE,
+    TD_JV_ARRAY,
     TD_JV_OBJECT,
-    TD_JV_NAN, TD_JV_PINF, TD_JV_NINF  /* the non-finite literals (see above) */
+    TD_JV_NAN,
+    TD_JV_PINF,
+    TD_JV_NINF /* the non-finite literals (see above) */
 } td_json_vkind;
 
 /* The kind of v (the non-finite markers included); TD_JV_NONE for NULL. */
@@ -93,20 +100,19 @@ td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_e
 /* A finite number within float32 range (a value that would round to +-inf is an error). */
 td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err);
 /* An integral number (1.0 is fine, 1.5 is not) in [lo, hi]. */
-td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi,
-                          const char *path, td_error *err);
+td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi, const char *path,
+                          td_error *err);
 /* true or false only. */
 td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error *err);
 /* A string; *out borrows the tree's storage. */
-td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
-                             td_error *err);
+td_status td_json_get_string(const char **out, const cJSON *v, const char *path, td_error *err);
 
 /* ---- arrays ----------------------------------------------------------------------- */
 
 /* Flags of the array readers. */
-#define TD_JSON_NONNEG   1u   /* elements must be >= 0 */
-#define TD_JSON_BOOLS    2u   /* int readers: true/false accepted as 1/0 */
-#define TD_JSON_EMPTY_OK 4u   /* an empty array (0 rows) is accepted; *out may be NULL */
+#define TD_JSON_NONNEG 1u   /* elements must be >= 0 */
+#define TD_JSON_BOOLS 2u    /* int readers: true/false accepted as 1/0 */
+#define TD_JSON_EMPTY_OK 4u /* an empty array (0 rows) is accepted; *out may be NULL */
 
 /* An array of rows of finite float32 numbers, all rows the same non-zero length.
  * *out (rows, cols) row-major, malloc'd (caller frees). Errors name the element:
@@ -118,8 +124,8 @@ td_status td_json_matrix_f32(float **out, int64_t *rows, int64_t *cols, const cJ
 td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned flags,
                              const char *path, td_error *err);
 /* Integer arrays (elements in [lo, hi]); same shape rules as the float readers. */
-td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo,
-                             int64_t hi, unsigned flags, const char *path, td_error *err);
+td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo, int64_t hi,
+                             unsigned flags, const char *path, td_error *err);
 td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
                              int64_t lo, int64_t hi, unsigned flags, const char *path,
                              td_error *err);
@@ -132,8 +138,8 @@ td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *g
 
 /* The rule every element of an array reader obeys. */
 typedef struct td_json_rule {
-    int is_int;          /* 0: finite float32; 1: integral in [lo, hi] (int32) */
-    unsigned flags;      /* TD_JSON_NONNEG (float), TD_JSON_BOOLS (int) */
+    int is_int;     /* 0: finite float32; 1: integral in [lo, hi] (int32) */
+    unsigned flags; /* TD_JSON_NONNEG (float), TD_JSON_BOOLS (int) */
     int64_t lo, hi;
 } td_json_rule;
 
@@ -143,7 +149,7 @@ static inline int td_json_rule_ok(const td_json_rule *r, double v)
 {
     if (!r->is_int)
         return v > -0x1.ffffffp+127 && v < 0x1.ffffffp+127 &&
-               (!(r->flags & TD_JSON_NONNEG) || v >= 0);
+            (!(r->flags & TD_JSON_NONNEG) || v >= 0);
     return v >= (double)r->lo && v <= (double)r->hi && v == (double)(int64_t)v;
 }
 
@@ -152,8 +158,8 @@ static inline int td_json_rule_ok(const td_json_rule *r, double v)
  * (TD_EINVAL), with the readers' words: "X[2][1] must be a number, got a string",
  * "X[0][0] is NaN; ...", "... is outside the float32 range ...", "y[3] = 1.5 is not an
  * integer", "... is outside [0, 9]", "Y[1][1] = -0.5 is negative; ...". */
-td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v,
-                            const char *path, td_error *err);
+td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v, const char *path,
+                            td_error *err);
 
 /* Shape errors of the array readers, in their words. */
 /* "X must be an array of rows (arrays of numbers), got a number" */
@@ -177,15 +183,15 @@ td_status td_json_fail_not_object(const char *prefix, const char *what, td_error
 /* One key of an object, as td_json_check_keys checks each in turn: unknown (not in
  * allowed) gives field "prefix.key" and a suggestion or the allowed list; repeated (the
  * caller has seen this known key before) gives "key \"X\" is given twice". TD_OK else. */
-td_status td_json_check_key(const char *key, int repeated, const char *prefix,
-                            const char *what, const char *const *allowed, td_error *err);
+td_status td_json_check_key(const char *key, int repeated, const char *prefix, const char *what,
+                            const char *const *allowed, td_error *err);
 
 /* The malformed-JSON error (TD_EMALFORMED, 400):
  * "malformed JSON at byte N: <why> near \"<up to 16 bytes of near>\"", or at the end of
  * the input (near NULL): "malformed JSON at byte N: <why, default: unexpected end of
  * input>". why NULL means "syntax error". */
-td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len,
-                                 const char *why, td_error *err);
+td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len, const char *why,
+                                 td_error *err);
 
 /* ---- output: a growing string buffer ---------------------------------------------- */
 
@@ -198,8 +204,8 @@ typedef struct td_sbuf {
 } td_sbuf;
 
 void td_sbuf_init(td_sbuf *b);
-void td_sbuf_fini(td_sbuf *b);                       /* frees the data */
-void td_sbuf_reserve(td_sbuf *b, size_t extra);       /* room for extra more bytes */
+void td_sbuf_fini(td_sbuf *b);                  /* frees the data */
+void td_sbuf_reserve(td_sbuf *b, size_t extra); /* room for extra more bytes */
 void td_sbuf_put(td_sbuf *b, const char *s, size_t n);
 void td_sbuf_puts(td_sbuf *b, const char *s);
 void td_sbuf_printf(td_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -31,8 +31,8 @@
 td_status td_model_c_header(char **out, size_t *len, const td_model *m, td_error *err);
 /* The same, with the class names (n_names of them, equal to the outputs of a softmax or
  * mlp of one label per row; otherwise none) as traind_classes[]. */
-td_status td_model_c_header_named(char **out, size_t *len, const td_model *m,
-                                  char *const *names, int64_t n_names, td_error *err);
+td_status td_model_c_header_named(char **out, size_t *len, const td_model *m, char *const *names,
+                                  int64_t n_names, td_error *err);
 
 /* For component k of the gmm model g (kind gmm, or td_embed_gmm_view's): Li (E, E)
  * OVERWRITTEN with the inverse of the lower Cholesky factor L of its covariance (so that

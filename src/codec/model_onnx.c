@@ -15,10 +15,10 @@
 
 #define OPSET 13
 #define IR_VERSION 8
-#define MAX_ATTRS 2                  /* per node: axis/axes and keepdims at most */
+#define MAX_ATTRS 2 /* per node: axis/axes and keepdims at most */
 
 typedef struct graph {
-    void **allocs;                   /* the arena */
+    void **allocs; /* the arena */
     size_t nalloc, capalloc;
     Onnx__NodeProto **node;
     size_t n_node, cap_node;
@@ -108,7 +108,7 @@ static const char *init_tensor(graph *g, const char *name, const float *f, const
         t->n_float_data = count;
         t->float_data = A(g, count * sizeof(float));
         if (t->float_data)
-            memcpy(t->float_data, f, count * sizeof(float));   /* f is non-NULL here */
+            memcpy(t->float_data, f, count * sizeof(float)); /* f is non-NULL here */
     } else {
         t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
         t->n_int64_data = count;
@@ -153,10 +153,7 @@ static Onnx__NodeProto *node(graph *g, const char *op, const char *out, const ch
     return g->oom ? NULL : n;
 }
 
-static const char *out_of(Onnx__NodeProto *n)
-{
-    return n ? n->output[0] : NULL;
-}
+static const char *out_of(Onnx__NodeProto *n) { return n ? n->output[0] : NULL; }
 
 static void attr_i(graph *g, Onnx__NodeProto *n, const char *name, int64_t v, const int64_t *vs,
                    int nv)
@@ -211,8 +208,8 @@ static const char *net(graph *g, const td_model *m, const char *x)
         int64_t dims[2] = {t[i].rows, t[i].cols};
         char nm[32];
         snprintf(nm, sizeof nm, "W%d", t[i].layer);
-        x = out_of(node(g, "MatMul", NULL, x, init_tensor(g, nm, m->params + t[i].offset, NULL,
-                                                          2, dims), NULL));
+        x = out_of(node(g, "MatMul", NULL, x,
+                        init_tensor(g, nm, m->params + t[i].offset, NULL, 2, dims), NULL));
         if (i + 1 < n && !strcmp(t[i + 1].name, "b")) {
             snprintf(nm, sizeof nm, "b%d", t[i].layer);
             x = out_of(node(g, "Add", NULL, x,
@@ -245,7 +242,8 @@ static td_status mixture(graph *g, const td_model *gm, const char *e, td_error *
     td_model_layout(gm, t);
     int64_t M = gm->K, E = gm->D;
     double *Li = malloc(sizeof(double) * (size_t)(E * E));
-    float *LT = malloc(sizeof(float) * (size_t)(M * E * E)), *logc = malloc(sizeof(float) * (size_t)M);
+    float *LT = malloc(sizeof(float) * (size_t)(M * E * E)),
+          *logc = malloc(sizeof(float) * (size_t)M);
     td_status st = TD_OK;
     if (!Li || !LT || !logc) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
@@ -255,31 +253,31 @@ static td_status mixture(graph *g, const td_model *gm, const char *e, td_error *
         double ln;
         int r = td_gmm_component_factor(Li, &ln, gm, k);
         if (r) {
-            st = r == -1 ? td_fail(err, TD_EINVAL, "model", "the model's covariances are not "
+            st = r == -1 ? td_fail(err, TD_EINVAL, "model",
+                                   "the model's covariances are not "
                                    "positive definite")
                          : td_fail(err, TD_ENOMEM, NULL, "out of memory");
             goto done;
         }
         logc[k] = (float)ln;
-        for (int64_t i = 0; i < E; i++)      /* LT[k] = Li^T: row vectors times it */
+        for (int64_t i = 0; i < E; i++) /* LT[k] = Li^T: row vectors times it */
             for (int64_t j = 0; j < E; j++)
                 LT[(k * E + i) * E + j] = (float)Li[j * E + i];
     }
     int64_t r1[3] = {-1, 1, E}, r2[4] = {-1, M, 1, E}, dmu[2] = {M, E}, dlt[3] = {M, E, E};
     /* (N, 1, E) - (M, E) -> (N, M, E) -> (N, M, 1, E) @ (M, E, E) -> (N, M, 1, E) */
     const char *x3 = out_of(node(g, "Reshape", NULL, e, ints(g, 3, r1), NULL));
-    const char *d = out_of(node(g, "Sub", NULL, x3, init_tensor(g, "means", gm->params +
-                                                                t[1].offset, NULL, 2, dmu),
-                                NULL));
+    const char *d = out_of(node(
+        g, "Sub", NULL, x3, init_tensor(g, "means", gm->params + t[1].offset, NULL, 2, dmu), NULL));
     const char *d4 = out_of(node(g, "Reshape", NULL, d, ints(g, 4, r2), NULL));
-    const char *y = out_of(node(g, "MatMul", NULL, d4, init_tensor(g, "prec_chol_T", LT, NULL,
-                                                                   3, dlt), NULL));
+    const char *y =
+        out_of(node(g, "MatMul", NULL, d4, init_tensor(g, "prec_chol_T", LT, NULL, 3, dlt), NULL));
     Onnx__NodeProto *sq = node(g, "ReduceSumSquare", NULL, y, NULL, NULL);
     attr_i(g, sq, "axes", 0, (const int64_t[]){2, 3}, 2);
     attr_i(g, sq, "keepdims", 0, NULL, 0);
     float half = -0.5f;
-    const char *lp = out_of(node(g, "Mul", NULL, out_of(sq),
-                                 init_tensor(g, "minus_half", &half, NULL, 0, NULL), NULL));
+    const char *lp = out_of(
+        node(g, "Mul", NULL, out_of(sq), init_tensor(g, "minus_half", &half, NULL, 0, NULL), NULL));
     lp = out_of(node(g, "Add", NULL, lp, init_tensor(g, "log_norm", logc, NULL, 1, &M), NULL));
     Onnx__NodeProto *sm = node(g, "Softmax", "responsibilities", lp, NULL, NULL);
     attr_i(g, sm, "axis", 1, NULL, 0);
@@ -346,10 +344,9 @@ static const char *input(graph *g, const td_model *m)
     if (!m->mean)
         return "X";
     int64_t dims[1] = {m->D};
-    const char *c = out_of(node(g, "Sub", NULL, "X", init_tensor(g, "mean", m->mean, NULL, 1,
-                                                                 dims), NULL));
-    return out_of(node(g, "Div", NULL, c, init_tensor(g, "scale", m->scale, NULL, 1, dims),
-                       NULL));
+    const char *c =
+        out_of(node(g, "Sub", NULL, "X", init_tensor(g, "mean", m->mean, NULL, 1, dims), NULL));
+    return out_of(node(g, "Div", NULL, c, init_tensor(g, "scale", m->scale, NULL, 1, dims), NULL));
 }
 
 td_status td_model_onnx(char **out, size_t *len, const td_model *m, td_error *err)
@@ -368,7 +365,8 @@ td_status td_model_onnx_meta(char **out, size_t *len, const td_model *m, const c
     td_status st = TD_OK;
     int gmm = m->kind == TD_MODEL_GMM, embed = m->kind == TD_MODEL_EMBED_GMM;
     int64_t G = m->G > 0 ? m->G : 1, N = -1;
-    const int32_t F = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, I = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    const int32_t F = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+                  I = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
     Onnx__ValueInfoProto *outs[4] = {0};
     int nout = 0;
     const char *x = input(&g, m);

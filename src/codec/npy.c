@@ -101,7 +101,7 @@ static int read_shape(cursor *c, int64_t *shape, int *ndim)
                 return -2;
             v = v * 10 + (*c->p++ - '0');
         }
-        if (c->p < c->end && *c->p == 'L')      /* Python 2 longs */
+        if (c->p < c->end && *c->p == 'L') /* Python 2 longs */
             c->p++;
         if (*ndim >= TD_NPY_MAX_DIMS)
             return -3;
@@ -120,8 +120,10 @@ static td_status parse_descr(td_npy_header *h, const char *field, td_error *err)
     const char *d = h->descr;
     char order = d[0];
     if (order != '<' && order != '>' && order != '|' && order != '=')
-        return td_fail(err, TD_EINVAL, field, "%s: dtype '%s' is not supported (structured or "
-                       "unknown dtype); use a plain numeric array", field, d);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: dtype '%s' is not supported (structured or "
+                       "unknown dtype); use a plain numeric array",
+                       field, d);
     char k = d[1];
     char *endp = NULL;
     long size = k ? strtol(d + 2, &endp, 10) : 0;
@@ -135,11 +137,14 @@ static td_status parse_descr(td_npy_header *h, const char *field, td_error *err)
         return TD_OK;
     }
     int ok = endp && *endp == '\0' && endp != d + 2 &&
-             ((k == 'b' && size == 1) || ((k == 'i' || k == 'u') && (size == 1 || size == 2 ||
-              size == 4 || size == 8)) || (k == 'f' && (size == 4 || size == 8)));
+        ((k == 'b' && size == 1) ||
+         ((k == 'i' || k == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
+         (k == 'f' && (size == 4 || size == 8)));
     if (!ok)
-        return td_fail(err, TD_EINVAL, field, "%s: dtype '%s' is not supported; use bool, "
-                       "int8-64, uint8-64, float32 or float64", field, d);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: dtype '%s' is not supported; use bool, "
+                       "int8-64, uint8-64, float32 or float64",
+                       field, d);
     h->kind = k;
     h->itemsize = (int)size;
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -150,21 +155,24 @@ static td_status parse_descr(td_npy_header *h, const char *field, td_error *err)
     return TD_OK;
 }
 
-td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len,
-                              const char *field, td_error *err)
+td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len, const char *field,
+                              td_error *err)
 {
     memset(h, 0, sizeof *h);
     size_t need = td_npy_header_need(buf, len);
     if (need == 0 || len < 8) {
-        if (len >= 6 && memcmp(buf, NPY_MAGIC, 6) == 0 && len >= 8 &&
-            (buf[6] < 1 || buf[6] > 3))
-            return td_fail(err, TD_EINVAL, field, "%s: .npy format version %u.%u is not "
-                           "supported (1.0, 2.0, 3.0 are)", field, buf[6], buf[7]);
+        if (len >= 6 && memcmp(buf, NPY_MAGIC, 6) == 0 && len >= 8 && (buf[6] < 1 || buf[6] > 3))
+            return td_fail(err, TD_EINVAL, field,
+                           "%s: .npy format version %u.%u is not "
+                           "supported (1.0, 2.0, 3.0 are)",
+                           field, buf[6], buf[7]);
         if (len >= 6 && memcmp(buf, NPY_MAGIC, 6) == 0)
             return td_fail(err, TD_EINVAL, field, "%s: the .npy header is longer than %d bytes",
                            field, TD_NPY_MAX_HEADER);
-        return td_fail(err, TD_EINVAL, field, "%s: not a .npy file (it must start with "
-                       "\"\\x93NUMPY\")", field);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: not a .npy file (it must start with "
+                       "\"\\x93NUMPY\")",
+                       field);
     }
     if (len < need)
         return td_fail(err, TD_EINVAL, field, "%s: the .npy header is cut short", field);
@@ -183,8 +191,10 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len,
             seen_descr = 1;
             skip_ws(&c);
             if (c.p < c.end && *c.p == '[')
-                return td_fail(err, TD_EINVAL, field, "%s: structured dtypes are not "
-                               "supported; use a plain numeric array", field);
+                return td_fail(err, TD_EINVAL, field,
+                               "%s: structured dtypes are not "
+                               "supported; use a plain numeric array",
+                               field);
             if (read_str(&c, h->descr, sizeof h->descr) != 0)
                 goto syntax;
         } else if (strcmp(key, "fortran_order") == 0 && !seen_fortran) {
@@ -197,17 +207,20 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len,
             seen_shape = 1;
             int r = read_shape(&c, h->shape, &h->ndim);
             if (r == -2)
-                return td_fail(err, TD_EINVAL, field, "%s: shape has a negative or too large "
-                               "dimension", field);
+                return td_fail(err, TD_EINVAL, field,
+                               "%s: shape has a negative or too large "
+                               "dimension",
+                               field);
             if (r == -3)
                 return td_fail(err, TD_EINVAL, field, "%s: shape has more than %d dimensions",
                                field, TD_NPY_MAX_DIMS);
             if (r)
                 goto syntax;
         } else {
-            return td_fail(err, TD_EINVAL, field, "%s: the .npy header has an unknown or "
-                           "repeated key '%s' (descr, fortran_order, shape expected)", field,
-                           key);
+            return td_fail(err, TD_EINVAL, field,
+                           "%s: the .npy header has an unknown or "
+                           "repeated key '%s' (descr, fortran_order, shape expected)",
+                           field, key);
         }
         if (!eat(&c, ',')) {
             if (!eat(&c, '}'))
@@ -231,8 +244,10 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len,
     h->header_bytes = need;
     return TD_OK;
 syntax:
-    return td_fail(err, TD_EINVAL, field, "%s: the .npy header is not a dict of descr, "
-                   "fortran_order and shape", field);
+    return td_fail(err, TD_EINVAL, field,
+                   "%s: the .npy header is not a dict of descr, "
+                   "fortran_order and shape",
+                   field);
 }
 
 /* ---- conversions -------------------------------------------------------------------- */
@@ -251,28 +266,32 @@ static inline void load_elem(const uint8_t *p, const td_npy_header *h, uint8_t t
 
 /* The element as double (exact for every kind but int64/uint64 beyond 2^53, which the
  * float32 path does not use) and, for integers, as int64 / uint64. */
-#define ELEM_CASES(T_F32)                                                                   \
-    switch (h->kind) {                                                                      \
-    case 'b': T_F32(uint8_t, v ? 1 : 0); break;                                           \
-    case 'f':                                                                               \
-        if (h->itemsize == 4) { T_F32(float, v); } else { T_F32(double, v); }               \
-        break;                                                                              \
-    case 'i':                                                                               \
-        switch (h->itemsize) {                                                              \
-        case 1: T_F32(int8_t, v); break;                                                    \
-        case 2: T_F32(int16_t, v); break;                                                   \
-        case 4: T_F32(int32_t, v); break;                                                   \
-        default: T_F32(int64_t, v); break;                                                  \
-        }                                                                                   \
-        break;                                                                              \
-    default:                                                                                \
-        switch (h->itemsize) {                                                              \
-        case 1: T_F32(uint8_t, v); break;                                                   \
-        case 2: T_F32(uint16_t, v); break;                                                  \
-        case 4: T_F32(uint32_t, v); break;                                                  \
-        default: T_F32(uint64_t, v); break;                                                 \
-        }                                                                                   \
-        break;                                                                              \
+#define ELEM_CASES(T_F32)                       \
+    switch (h->kind) {                          \
+    case 'b': T_F32(uint8_t, v ? 1 : 0); break; \
+    case 'f':                                   \
+        if (h->itemsize == 4) {                 \
+            T_F32(float, v);                    \
+        } else {                                \
+            T_F32(double, v);                   \
+        }                                       \
+        break;                                  \
+    case 'i':                                   \
+        switch (h->itemsize) {                  \
+        case 1: T_F32(int8_t, v); break;        \
+        case 2: T_F32(int16_t, v); break;       \
+        case 4: T_F32(int32_t, v); break;       \
+        default: T_F32(int64_t, v); break;      \
+        }                                       \
+        break;                                  \
+    default:                                    \
+        switch (h->itemsize) {                  \
+        case 1: T_F32(uint8_t, v); break;       \
+        case 2: T_F32(uint16_t, v); break;      \
+        case 4: T_F32(uint32_t, v); break;      \
+        default: T_F32(uint64_t, v); break;     \
+        }                                       \
+        break;                                  \
     }
 
 void td_npy_to_f32(float *dst, const void *src, size_t n, const td_npy_header *h)
@@ -280,39 +299,38 @@ void td_npy_to_f32(float *dst, const void *src, size_t n, const td_npy_header *h
     const uint8_t *p = src;
     size_t sz = (size_t)h->itemsize;
     if (h->kind == 'f' && sz == 4 && !h->big_endian) {
-        memcpy(dst, src, n * 4);      /* the common case: nothing to convert */
+        memcpy(dst, src, n * 4); /* the common case: nothing to convert */
         return;
     }
     /* C's conversions to float round to nearest even, as numpy's astype does */
-#define TO_F32(T, EXPR)                                                                     \
-    for (size_t i = 0; i < n; i++) {                                                        \
-        T v;                                                                                \
-        uint8_t tmp[8];                                                                     \
-        load_elem(p + i * sz, h, tmp);                                                      \
-        memcpy(&v, tmp, sizeof v);                                                          \
-        dst[i] = (float)(EXPR);                                                             \
+#define TO_F32(T, EXPR)                \
+    for (size_t i = 0; i < n; i++) {   \
+        T v;                           \
+        uint8_t tmp[8];                \
+        load_elem(p + i * sz, h, tmp); \
+        memcpy(&v, tmp, sizeof v);     \
+        dst[i] = (float)(EXPR);        \
     }
     ELEM_CASES(TO_F32)
 #undef TO_F32
 }
 
-size_t td_npy_to_i32(int32_t *dst, const void *src, size_t n, const td_npy_header *h,
-                     double *bad)
+size_t td_npy_to_i32(int32_t *dst, const void *src, size_t n, const td_npy_header *h, double *bad)
 {
     const uint8_t *p = src;
     size_t sz = (size_t)h->itemsize;
     /* each case checks in its own type: no double rounding of 64-bit integers */
-#define TO_I32(T, EXPR)                                                                     \
-    for (size_t i = 0; i < n; i++) {                                                        \
-        T v;                                                                                \
-        uint8_t tmp[8];                                                                     \
-        load_elem(p + i * sz, h, tmp);                                                      \
-        memcpy(&v, tmp, sizeof v);                                                          \
-        if (!in_i32_##T(v)) {                                                               \
-            *bad = (double)v;                                                               \
-            return i;                                                                       \
-        }                                                                                   \
-        dst[i] = (int32_t)(EXPR);                                                           \
+#define TO_I32(T, EXPR)                \
+    for (size_t i = 0; i < n; i++) {   \
+        T v;                           \
+        uint8_t tmp[8];                \
+        load_elem(p + i * sz, h, tmp); \
+        memcpy(&v, tmp, sizeof v);     \
+        if (!in_i32_##T(v)) {          \
+            *bad = (double)v;          \
+            return i;                  \
+        }                              \
+        dst[i] = (int32_t)(EXPR);      \
     }
 #define in_i32_uint8_t(v) 1
 #define in_i32_int8_t(v) 1
@@ -332,13 +350,13 @@ size_t td_npy_to_i32(int32_t *dst, const void *src, size_t n, const td_npy_heade
 size_t td_npy_header_write(char *out, const char *descr, int ndim, const int64_t *shape)
 {
     char dict[512];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int n =
+        snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < ndim; i++)
-        n += snprintf(dict + n, sizeof dict - (size_t)n, i ? ", %lld" : "%lld",
-                      (long long)shape[i]);
+        n +=
+            snprintf(dict + n, sizeof dict - (size_t)n, i ? ", %lld" : "%lld", (long long)shape[i]);
     n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", ndim == 1 ? "," : "");
-    size_t total = 10 + (size_t)n + 1;               /* preamble, dict, '\n' */
+    size_t total = 10 + (size_t)n + 1; /* preamble, dict, '\n' */
     size_t padded = (total + 63) / 64 * 64;
     memcpy(out, NPY_MAGIC, 6);
     out[6] = 1;

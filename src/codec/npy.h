@@ -29,20 +29,20 @@
 #include "traind/status.h"
 
 #define TD_NPY_MAX_DIMS 8
-#define TD_NPY_MAX_HEADER 65536      /* header bytes (numpy itself writes < 4 KiB) */
+#define TD_NPY_MAX_HEADER 65536 /* header bytes (numpy itself writes < 4 KiB) */
 
 typedef struct td_npy_header {
-    char descr[32];                  /* as given, e.g. "<f8" */
-    char kind;                       /* 'b' bool, 'i' signed, 'u' unsigned, 'f' float,
+    char descr[32]; /* as given, e.g. "<f8" */
+    char kind;      /* 'b' bool, 'i' signed, 'u' unsigned, 'f' float,
                                         'U' unicode (refused by the readers) */
-    int itemsize;                    /* bytes per element */
-    int big_endian;                  /* data byte order (1-byte items: 0) */
+    int itemsize;   /* bytes per element */
+    int big_endian; /* data byte order (1-byte items: 0) */
     int fortran_order;
     int ndim;
     int64_t shape[TD_NPY_MAX_DIMS];
-    int64_t count;                   /* prod(shape) (1 for ndim 0) */
-    uint64_t data_bytes;             /* count * itemsize */
-    size_t header_bytes;             /* magic + version + length + dict: where data starts */
+    int64_t count;       /* prod(shape) (1 for ndim 0) */
+    uint64_t data_bytes; /* count * itemsize */
+    size_t header_bytes; /* magic + version + length + dict: where data starts */
 } td_npy_header;
 
 /* How many bytes of a .npy file (starting at its magic) buf must hold before the next
@@ -56,8 +56,8 @@ size_t td_npy_header_need(const uint8_t *buf, size_t len);
  * exactly once, a supported descr, non-negative dimensions whose product and byte size
  * fit in 63 bits. Errors (TD_EINVAL) name field, e.g. "X.npy: dtype '|O' (object arrays)
  * is not supported". */
-td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len,
-                              const char *field, td_error *err);
+td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len, const char *field,
+                              td_error *err);
 
 /* Converts n elements at src (h's dtype and byte order; src needs no alignment) to
  * float32, OVERWRITING dst[0..n). Kind 'U' is not convertible (caller refuses it). */
@@ -66,8 +66,7 @@ void td_npy_to_f32(float *dst, const void *src, size_t n, const td_npy_header *h
 /* Converts n elements to int32, OVERWRITING dst[0..n). Returns n, or the index of the
  * first element that is not integral or lies outside [INT32_MIN, INT32_MAX] (dst up to it
  * is written; *bad gets its value as a double). */
-size_t td_npy_to_i32(int32_t *dst, const void *src, size_t n, const td_npy_header *h,
-                     double *bad);
+size_t td_npy_to_i32(int32_t *dst, const void *src, size_t n, const td_npy_header *h, double *bad);
 
 /* Writes a version 1.0 header for a little-endian C-order array (descr "<f4", "<i4",
  * "<f8", ...) into out (at least 128 + 24 * ndim bytes); returns its length, a multiple of

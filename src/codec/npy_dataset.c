@@ -15,15 +15,15 @@
 #include "traind/hparams.h"
 #include "util/names.h"
 
-#define SCRATCH 16384                /* elements converted at a time */
+#define SCRATCH 16384 /* elements converted at a time */
 
 enum { A_X, A_LABELS, A_PROBS, A_PAIRS, A_PL, NA };
 static const char *const ARRAY_NAMES[NA] = {"X", "y", "Y", "pairs", "pair_labels"};
 
 typedef struct held {
     int present;
-    int64_t rows, cols;              /* cols 1 for a vector */
-    void *data;                      /* float (X Fortran, Y) or int32_t (the rest) */
+    int64_t rows, cols; /* cols 1 for a vector */
+    void *data;         /* float (X Fortran, Y) or int32_t (the rest) */
 } held;
 
 struct td_npy_dataset {
@@ -35,13 +35,13 @@ struct td_npy_dataset {
     /* the array being read */
     int cur;
     td_npy_header h;
-    int64_t k;                       /* elements of it so far */
-    uint64_t bytes;                  /* the arrays so far, as float32 / int32 */
+    int64_t k;      /* elements of it so far */
+    uint64_t bytes; /* the arrays so far, as float32 / int32 */
     float fbuf[SCRATCH];
     int32_t ibuf[SCRATCH];
-    td_names names;                  /* y as unicode strings ('<U'): its class names */
+    td_names names; /* y as unicode strings ('<U'): its class names */
     int named;
-    char **classes;                  /* after finish: the sorted names (owned) */
+    char **classes; /* after finish: the sorted names (owned) */
     int64_t n_classes;
 };
 
@@ -76,43 +76,52 @@ static td_status shape_error(const char *field, const td_npy_header *h, const ch
     return td_fail(err, TD_EINVAL, field, "%s: shape %s: %s", field, s, want);
 }
 
-static td_status on_begin(void *ctx, const char *name, const char *field,
-                          const td_npy_header *h, td_error *err)
+static td_status on_begin(void *ctx, const char *name, const char *field, const td_npy_header *h,
+                          td_error *err)
 {
     td_npy_dataset *d = ctx;
     int i = 0;
     while (i < NA && strcmp(name, ARRAY_NAMES[i]) != 0)
         i++;
     if (i == NA)
-        return td_fail(err, TD_EINVAL, field, "%s: unknown array; an .npz dataset holds X.npy "
-                       "and optionally y.npy, Y.npy, pairs.npy, pair_labels.npy", field);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: unknown array; an .npz dataset holds X.npy "
+                       "and optionally y.npy, Y.npy, pairs.npy, pair_labels.npy",
+                       field);
     if (h->kind == 'U' && i != A_LABELS)
-        return td_fail(err, TD_EINVAL, field, "%s: dtype '%s' (strings) is not supported; use "
-                       "a numeric array", field, h->descr);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: dtype '%s' (strings) is not supported; use "
+                       "a numeric array",
+                       field, h->descr);
     if (h->kind == 'U' && h->ndim != 1)
         return shape_error(field, h, "class names (strings) must be 1-D (n_samples,)", err);
     if (h->kind == 'U' && (h->itemsize < 4 || h->itemsize > 4 * TD_CLASS_NAME_MAX))
-        return td_fail(err, TD_EINVAL, field, "%s: dtype '%s': a class name is 1 to %d "
-                       "characters", field, h->descr, TD_CLASS_NAME_MAX);
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: dtype '%s': a class name is 1 to %d "
+                       "characters",
+                       field, h->descr, TD_CLASS_NAME_MAX);
     d->named = h->kind == 'U';
     held *a = &d->a[i];
     int nd = h->ndim;
-    if (d->lim.max_bytes && ((uint64_t)h->count > d->lim.max_bytes / 4 ||
-                             d->bytes + (uint64_t)h->count * 4 > d->lim.max_bytes))
-        return td_fail(err, TD_EINVAL, field, "%s: %lld values; the arrays may hold at most "
-                       "%llu bytes as float32 / int32 (max_body_mb)", field,
-                       (long long)h->count, (unsigned long long)d->lim.max_bytes);
+    if (d->lim.max_bytes &&
+        ((uint64_t)h->count > d->lim.max_bytes / 4 ||
+         d->bytes + (uint64_t)h->count * 4 > d->lim.max_bytes))
+        return td_fail(err, TD_EINVAL, field,
+                       "%s: %lld values; the arrays may hold at most "
+                       "%llu bytes as float32 / int32 (max_body_mb)",
+                       field, (long long)h->count, (unsigned long long)d->lim.max_bytes);
     d->bytes += (uint64_t)h->count * 4;
     switch (i) {
     case A_X:
         if (nd != 2 || h->shape[0] < 1 || h->shape[1] < 1)
-            return shape_error(field, h, "X must be 2-D (n_samples, n_features), both >= 1",
-                               err);
+            return shape_error(field, h, "X must be 2-D (n_samples, n_features), both >= 1", err);
         break;
     case A_LABELS:
         if (nd != 1 && !(nd == 2 && h->shape[1] >= 1))
-            return shape_error(field, h, "y must be (n_samples,) or grouped "
-                               "(n_samples, n_groups)", err);
+            return shape_error(field, h,
+                               "y must be (n_samples,) or grouped "
+                               "(n_samples, n_groups)",
+                               err);
         break;
     case A_PROBS:
         if (nd != 2 || h->shape[1] < 1)
@@ -135,12 +144,15 @@ static td_status on_begin(void *ctx, const char *name, const char *field,
     d->k = 0;
     if (i == A_X) {
         if (d->lim.max_rows > 0 && a->rows > d->lim.max_rows)
-            return td_fail(err, TD_EINVAL, "X", "the dataset has %lld rows; max_dataset_rows "
-                           "is %lld", (long long)a->rows, (long long)d->lim.max_rows);
+            return td_fail(err, TD_EINVAL, "X",
+                           "the dataset has %lld rows; max_dataset_rows "
+                           "is %lld",
+                           (long long)a->rows, (long long)d->lim.max_rows);
         if (d->lim.max_features > 0 && a->cols > d->lim.max_features)
-            return td_fail(err, TD_EINVAL, "X[0]", "the dataset has %lld features; "
-                           "max_dataset_features is %lld", (long long)a->cols,
-                           (long long)d->lim.max_features);
+            return td_fail(err, TD_EINVAL, "X[0]",
+                           "the dataset has %lld features; "
+                           "max_dataset_features is %lld",
+                           (long long)a->cols, (long long)d->lim.max_features);
         td_status st = d->xs->begin(d->xctx, a->rows, a->cols, err);
         if (st || !h->fortran_order)
             return st;
@@ -159,7 +171,7 @@ static td_status on_begin(void *ctx, const char *name, const char *field,
 static td_status check_floats(td_npy_dataset *d, const void *vals, size_t n, td_error *err)
 {
     const unsigned char *q = vals;
-    if (d->cur != A_PROBS) {         /* the fast pass: any exponent all ones? (vectorises) */
+    if (d->cur != A_PROBS) { /* the fast pass: any exponent all ones? (vectorises) */
         uint32_t bad = 0;
         for (size_t t = 0; t < n; t++) {
             uint32_t u;
@@ -177,11 +189,17 @@ static td_status check_floats(td_npy_dataset *d, const void *vals, size_t n, td_
         char path[96];
         elem_path(path, sizeof path, d, d->cur, place(d, d->k + (int64_t)t));
         if (!isfinite(v))
-            return td_fail(err, TD_EINVAL, path, "%s is %s as float32; only finite numbers "
-                           "are allowed", path, isnan(v) ? "NaN" : "infinite (or beyond the "
-                           "float32 range)");
-        return td_fail(err, TD_EINVAL, path, "%s = %g is negative; probability targets must "
-                       "be >= 0", path, (double)v);
+            return td_fail(err, TD_EINVAL, path,
+                           "%s is %s as float32; only finite numbers "
+                           "are allowed",
+                           path,
+                           isnan(v) ? "NaN"
+                                    : "infinite (or beyond the "
+                                      "float32 range)");
+        return td_fail(err, TD_EINVAL, path,
+                       "%s = %g is negative; probability targets must "
+                       "be >= 0",
+                       path, (double)v);
     }
     return TD_OK;
 }
@@ -199,14 +217,16 @@ static td_status names_data(td_npy_dataset *d, const uint8_t *p, size_t n, td_er
         for (size_t c = 0; c < chars; c++) {
             const uint8_t *q = p + 4 * c;
             uint32_t cp = d->h.big_endian
-                              ? (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | q[2] << 8 | q[3]
-                              : (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | q[1] << 8 | q[0];
+                ? (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | q[2] << 8 | q[3]
+                : (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | q[1] << 8 | q[0];
             if (cp == 0)
                 break; /* numpy pads with NULs */
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
                 elem_path(path, sizeof path, d, A_LABELS, r);
-                return td_fail(err, TD_EINVAL, path, "%s holds U+%X, which is not a Unicode "
-                               "character", path, cp);
+                return td_fail(err, TD_EINVAL, path,
+                               "%s holds U+%X, which is not a Unicode "
+                               "character",
+                               path, cp);
             }
             if (cp < 0x80) {
                 buf[len++] = (char)cp;
@@ -226,8 +246,10 @@ static td_status names_data(td_npy_dataset *d, const uint8_t *p, size_t n, td_er
         }
         elem_path(path, sizeof path, d, A_LABELS, r);
         if (len == 0 || len > TD_CLASS_NAME_MAX || memchr(buf, '\0', len))
-            return td_fail(err, TD_EINVAL, path, "%s: a class name must be 1 to %d bytes of "
-                           "UTF-8 without NUL", path, TD_CLASS_NAME_MAX);
+            return td_fail(err, TD_EINVAL, path,
+                           "%s: a class name must be 1 to %d bytes of "
+                           "UTF-8 without NUL",
+                           path, TD_CLASS_NAME_MAX);
         int32_t idx = td_names_add(&d->names, buf, len);
         if (idx == -1)
             return td_fail(err, TD_ENOMEM, "y", "out of memory for the class names");
@@ -278,11 +300,14 @@ static td_status on_data(void *ctx, const void *elems, size_t n, td_error *err)
                     elem_path(path, sizeof path, d, d->cur, place(d, d->k + (int64_t)t));
                     double v = t >= ok ? bad : d->ibuf[t];
                     if (d->cur == A_PL)
-                        return td_fail(err, TD_EINVAL, path, "%s = %.17g: pair labels are 0 "
-                                       "(dissimilar) or 1 (similar)", path, v);
-                    return td_fail(err, TD_EINVAL, path, v == floor(v)
-                                   ? "%s = %.17g is outside [-2147483648, 2147483647]"
-                                   : "%s = %.17g is not an integer", path, v);
+                        return td_fail(err, TD_EINVAL, path,
+                                       "%s = %.17g: pair labels are 0 "
+                                       "(dissimilar) or 1 (similar)",
+                                       path, v);
+                    return td_fail(err, TD_EINVAL, path,
+                                   v == floor(v) ? "%s = %.17g is outside [-2147483648, 2147483647]"
+                                                 : "%s = %.17g is not an integer",
+                                   path, v);
                 }
                 ((int32_t *)a->data)[place(d, d->k + (int64_t)t)] = d->ibuf[t];
             }
@@ -342,34 +367,40 @@ td_status td_npy_dataset_finish(td_npy_dataset *d, td_dataset *out, td_error *er
         return td_fail(err, TD_EINVAL, "X", "X.npy is required: the samples (N, D)");
     int64_t N = a[A_X].rows;
     if (a[A_LABELS].present && a[A_PROBS].present)
-        return td_fail(err, TD_EINVAL, "Y", "give either y (class indices) or Y (probability "
+        return td_fail(err, TD_EINVAL, "Y",
+                       "give either y (class indices) or Y (probability "
                        "targets), not both");
     for (int i = A_LABELS; i <= A_PROBS; i++)
         if (a[i].present && a[i].rows != N)
-            return td_fail(err, TD_EINVAL, ARRAY_NAMES[i], "%s has %lld rows, but X has %lld "
-                           "rows", ARRAY_NAMES[i], (long long)a[i].rows, (long long)N);
+            return td_fail(err, TD_EINVAL, ARRAY_NAMES[i],
+                           "%s has %lld rows, but X has %lld "
+                           "rows",
+                           ARRAY_NAMES[i], (long long)a[i].rows, (long long)N);
     if (a[A_PAIRS].present != a[A_PL].present)
         return td_fail(err, TD_EINVAL, a[A_PAIRS].present ? "pair_labels" : "pairs",
                        "pairs and pair_labels go together: give both or neither");
     if (a[A_PAIRS].present) {
         if (a[A_PL].rows != a[A_PAIRS].rows)
-            return td_fail(err, TD_EINVAL, "pair_labels", "pair_labels has %lld entries, but "
-                           "pairs has %lld pairs", (long long)a[A_PL].rows,
-                           (long long)a[A_PAIRS].rows);
+            return td_fail(err, TD_EINVAL, "pair_labels",
+                           "pair_labels has %lld entries, but "
+                           "pairs has %lld pairs",
+                           (long long)a[A_PL].rows, (long long)a[A_PAIRS].rows);
         const int32_t *pr = a[A_PAIRS].data;
         for (int64_t r = 0; r < a[A_PAIRS].rows * 2; r++)
             if (pr[r] < 0 || pr[r] >= N) {
                 char path[96];
                 snprintf(path, sizeof path, "pairs[%lld][%lld]", (long long)(r / 2),
                          (long long)(r % 2));
-                return td_fail(err, TD_EINVAL, path, "%s = %d is outside [0, %lld] (row "
-                               "indices of X)", path, pr[r], (long long)N - 1);
+                return td_fail(err, TD_EINVAL, path,
+                               "%s = %d is outside [0, %lld] (row "
+                               "indices of X)",
+                               path, pr[r], (long long)N - 1);
             }
     }
     if (a[A_LABELS].present && d->named) {
         td_strings_free(d->classes, d->n_classes);
-        td_status st2 = td_names_finish(&d->names, a[A_LABELS].data, N, &d->classes,
-                                        &d->n_classes, err);
+        td_status st2 =
+            td_names_finish(&d->names, a[A_LABELS].data, N, &d->classes, &d->n_classes, err);
         if (st2)
             return st2;
         d->named = 0; /* finished once */

@@ -36,8 +36,8 @@ typedef struct td_npy_xsink {
 } td_npy_xsink;
 
 typedef struct td_npy_limits {
-    int64_t max_rows, max_features;  /* <= 0: none */
-    uint64_t max_bytes;              /* all arrays as float32 / int32 together; 0: none.
+    int64_t max_rows, max_features; /* <= 0: none */
+    uint64_t max_bytes;             /* all arrays as float32 / int32 together; 0: none.
                                         (the body limit: a deflated .npz cannot unpack
                                         into more than an .npy body could bring) */
 } td_npy_limits;

@@ -33,34 +33,34 @@ struct td_npz_reader {
 
     /* member layer */
     member_state ms;
-    char name[NAME_MAX_BYTES + 1];   /* without ".npy" */
-    char field[NAME_MAX_BYTES + 8];  /* "<name>.npy" */
-    uint8_t *hdr;                    /* the .npy header as it arrives */
+    char name[NAME_MAX_BYTES + 1];  /* without ".npy" */
+    char field[NAME_MAX_BYTES + 8]; /* "<name>.npy" */
+    uint8_t *hdr;                   /* the .npy header as it arrives */
     size_t hdr_len, hdr_need, hdr_cap;
     td_npy_header h;
-    uint64_t data_left;              /* data bytes still to come */
-    uint8_t carry[1024];             /* a partial element (itemsize <= 8 for numbers; a
+    uint64_t data_left;  /* data bytes still to come */
+    uint8_t carry[1024]; /* a partial element (itemsize <= 8 for numbers; a
                                         unicode element up to 256 characters) */
     size_t carry_n;
-    uint64_t member_bytes;           /* uncompressed bytes of the member so far */
+    uint64_t member_bytes; /* uncompressed bytes of the member so far */
 
     /* zip layer */
     zip_state zs;
-    uint8_t fix[64];                 /* the fixed part of a header or descriptor */
+    uint8_t fix[64]; /* the fixed part of a header or descriptor */
     size_t fix_len, fix_need;
-    uint8_t *var;                    /* name + extra field */
+    uint8_t *var; /* name + extra field */
     size_t var_len, var_need;
     unsigned flags, method;
     uint32_t crc_hdr, crc;
-    uint64_t csize, usize;           /* from the header (valid unless flags bit 3) */
-    uint64_t ctaken;                 /* compressed bytes of the member read so far */
+    uint64_t csize, usize; /* from the header (valid unless flags bit 3) */
+    uint64_t ctaken;       /* compressed bytes of the member read so far */
     int zip64;
     int members;
-    char **seen;                     /* member names so far */
+    char **seen; /* member names so far */
     int nseen;
     z_stream z;
     int z_live;
-    uint8_t *out;                    /* inflate output */
+    uint8_t *out; /* inflate output */
 };
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -70,10 +70,7 @@ static uint32_t le32(const uint8_t *p)
 }
 static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
 
-static int failed(td_npz_reader *r)
-{
-    return r->st != TD_OK;
-}
+static int failed(td_npz_reader *r) { return r->st != TD_OK; }
 
 #define FAIL(r, ...) ((r)->st = td_fail(&(r)->err, TD_EINVAL, __VA_ARGS__))
 
@@ -111,8 +108,8 @@ static void member_header_done(td_npz_reader *r)
         return;
     if (r->h.kind == 'U' && (size_t)r->h.itemsize > sizeof r->carry) { /* the sink took
                                                                               strings */
-        FAIL(r, r->field, "%s: strings of more than %zu characters are not supported",
-             r->field, sizeof r->carry / 4);
+        FAIL(r, r->field, "%s: strings of more than %zu characters are not supported", r->field,
+             sizeof r->carry / 4);
         return;
     }
     r->ms = M_DATA;
@@ -141,7 +138,7 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
             if (r->hdr_len < r->hdr_need)
                 break;
             size_t need = td_npy_header_need(r->hdr, r->hdr_len);
-            if (need == 0) {         /* bad magic / version / length: the parser names it */
+            if (need == 0) { /* bad magic / version / length: the parser names it */
                 r->st = td_npy_header_parse(&r->h, r->hdr, r->hdr_len, r->field, &r->err);
                 break;
             }
@@ -180,7 +177,7 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
                 r->st = r->sink->end(r->ctx, &r->err);
             }
         } else {
-            break;                   /* M_DONE: the caller decides about the rest */
+            break; /* M_DONE: the caller decides about the rest */
         }
     }
     r->member_bytes += used;
@@ -211,8 +208,10 @@ static void zip_member_begin(td_npz_reader *r)
     memcpy(nm, name, nlen);
     nm[nlen] = '\0';
     if (strlen(nm) != nlen || nlen < 5 || strcmp(nm + nlen - 4, ".npy") != 0) {
-        FAIL(r, "npz", "npz: member '%s' is not a .npy file (numpy.savez names members "
-             "'<name>.npy')", nm);
+        FAIL(r, "npz",
+             "npz: member '%s' is not a .npy file (numpy.savez names members "
+             "'<name>.npy')",
+             nm);
         return;
     }
     nm[nlen - 4] = '\0';
@@ -235,7 +234,7 @@ static void zip_member_begin(td_npz_reader *r)
     r->csize = le32(f + 18);
     r->usize = le32(f + 22);
     r->zip64 = 0;
-    while (xend - x >= 4) {          /* zip64 sizes: usize then csize, those that overflowed */
+    while (xend - x >= 4) { /* zip64 sizes: usize then csize, those that overflowed */
         uint16_t id = le16(x), len = le16(x + 2);
         const uint8_t *d = x + 4;
         if (d + len > xend)
@@ -258,8 +257,10 @@ static void zip_member_begin(td_npz_reader *r)
         return;
     }
     if (r->method != 0 && r->method != 8) {
-        FAIL(r, r->field, "%s: zip compression method %u is not supported (stored or "
-             "deflated, as numpy.savez and savez_compressed write)", r->field, r->method);
+        FAIL(r, r->field,
+             "%s: zip compression method %u is not supported (stored or "
+             "deflated, as numpy.savez and savez_compressed write)",
+             r->field, r->method);
         return;
     }
     r->crc = (uint32_t)crc32(0L, Z_NULL, 0);
@@ -358,7 +359,7 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
             break;
         }
         if (in_used == 0 && produced == 0)
-            break;                   /* needs more input */
+            break; /* needs more input */
     }
     return used;
 }
@@ -387,8 +388,9 @@ static void zip_feed(td_npz_reader *r, const uint8_t *p, size_t n)
                         FAIL(r, "npz", "npz: the zip file holds no arrays");
                     r->zs = Z_TAIL;
                 } else if (sig != SIG_LOCAL) {
-                    FAIL(r, "npz", r->members ? "npz: a zip record is corrupt after member %d"
-                         : "npz: not a zip file (an .npz as numpy.savez writes it)",
+                    FAIL(r, "npz",
+                         r->members ? "npz: a zip record is corrupt after member %d"
+                                    : "npz: not a zip file (an .npz as numpy.savez writes it)",
                          r->members);
                 }
             } else if (r->fix_len == 30) {
@@ -415,9 +417,7 @@ static void zip_feed(td_npz_reader *r, const uint8_t *p, size_t n)
             if (r->var_len == r->var_need)
                 zip_member_begin(r);
             break;
-        case Z_DATA:
-            off += zip_data(r, p + off, n - off);
-            break;
+        case Z_DATA: off += zip_data(r, p + off, n - off); break;
         case Z_DESC: {
             off += collect(r->fix, &r->fix_len, r->fix_need, p + off, n - off);
             size_t body = r->zip64 ? 20 : 12;
@@ -431,9 +431,7 @@ static void zip_feed(td_npz_reader *r, const uint8_t *p, size_t n)
             }
             break;
         }
-        case Z_TAIL:
-            off = n;
-            break;
+        case Z_TAIL: off = n; break;
         }
     }
 }
@@ -480,10 +478,10 @@ td_status td_npz_reader_finish(td_npz_reader *r, td_error *err)
             member_close(r);
             if (!failed(r))
                 FAIL(r, r->field, "%s: the zip member is cut short", r->field);
-        }
-        else if (r->zs != Z_TAIL)
-            FAIL(r, "npz", r->members ? "npz: the zip file is cut short"
-                 : "npz: not a zip file (an .npz as numpy.savez writes it)");
+        } else if (r->zs != Z_TAIL)
+            FAIL(r, "npz",
+                 r->members ? "npz: the zip file is cut short"
+                            : "npz: not a zip file (an .npz as numpy.savez writes it)");
     }
     if (failed(r) && err)
         *err = r->err;

@@ -51,10 +51,7 @@ static int put32(buf *b, uint32_t v)
     return put(b, x, 4);
 }
 
-static size_t itemsize_of(const char *descr)
-{
-    return (size_t)(descr[2] - '0');
-}
+static size_t itemsize_of(const char *descr) { return (size_t)(descr[2] - '0'); }
 
 static td_status npy_into(buf *b, const char *descr, int ndim, const int64_t *shape,
                           const void *data, td_error *err)
@@ -69,8 +66,8 @@ static td_status npy_into(buf *b, const char *descr, int ndim, const int64_t *sh
     return TD_OK;
 }
 
-td_status td_npy_build(char **out, size_t *len, const char *descr, int ndim,
-                       const int64_t *shape, const void *data, td_error *err)
+td_status td_npy_build(char **out, size_t *len, const char *descr, int ndim, const int64_t *shape,
+                       const void *data, td_error *err)
 {
     buf b = {0};
     td_status st = npy_into(&b, descr, ndim, shape, data, err);
@@ -84,15 +81,12 @@ td_status td_npy_build(char **out, size_t *len, const char *descr, int ndim,
 }
 
 struct td_npz_writer {
-    buf zip;                         /* local headers and data so far */
-    buf central;                     /* the central directory's records */
+    buf zip;     /* local headers and data so far */
+    buf central; /* the central directory's records */
     int n;
 };
 
-td_npz_writer *td_npz_writer_create(void)
-{
-    return calloc(1, sizeof(td_npz_writer));
-}
+td_npz_writer *td_npz_writer_create(void) { return calloc(1, sizeof(td_npz_writer)); }
 
 td_status td_npz_writer_add(td_npz_writer *w, const char *name, const char *descr, int ndim,
                             const int64_t *shape, const void *data, td_error *err)
@@ -104,25 +98,24 @@ td_status td_npz_writer_add(td_npz_writer *w, const char *name, const char *desc
     if (st)
         goto cleanup;
     if (m.len > ZIP_MAX || w->zip.len + m.len + 30 + nl > ZIP_MAX) {
-        st = td_fail(err, TD_EINVAL, name, "%s: over 4 GiB; too large for an .npz download",
-                     name);
+        st = td_fail(err, TD_EINVAL, name, "%s: over 4 GiB; too large for an .npz download", name);
         goto cleanup;
     }
     uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)m.p, (uInt)m.len);
     uint32_t off = (uint32_t)w->zip.len;
     /* local file header: version 2.0, no flags, stored, 1980-01-01 00:00 */
     int bad = put32(&w->zip, 0x04034b50) | put16(&w->zip, 20) | put16(&w->zip, 0) |
-              put16(&w->zip, 0) | put16(&w->zip, 0) | put16(&w->zip, 0x21) |
-              put32(&w->zip, crc) | put32(&w->zip, (uint32_t)m.len) |
-              put32(&w->zip, (uint32_t)m.len) | put16(&w->zip, (unsigned)nl) |
-              put16(&w->zip, 0) | put(&w->zip, fname, nl) | put(&w->zip, m.p, m.len);
+        put16(&w->zip, 0) | put16(&w->zip, 0) | put16(&w->zip, 0x21) | put32(&w->zip, crc) |
+        put32(&w->zip, (uint32_t)m.len) | put32(&w->zip, (uint32_t)m.len) |
+        put16(&w->zip, (unsigned)nl) | put16(&w->zip, 0) | put(&w->zip, fname, nl) |
+        put(&w->zip, m.p, m.len);
     bad |= put32(&w->central, 0x02014b50) | put16(&w->central, 20) | put16(&w->central, 20) |
-           put16(&w->central, 0) | put16(&w->central, 0) | put16(&w->central, 0) |
-           put16(&w->central, 0x21) | put32(&w->central, crc) |
-           put32(&w->central, (uint32_t)m.len) | put32(&w->central, (uint32_t)m.len) |
-           put16(&w->central, (unsigned)nl) | put16(&w->central, 0) | put16(&w->central, 0) |
-           put16(&w->central, 0) | put16(&w->central, 0) | put32(&w->central, 0) |
-           put32(&w->central, off) | put(&w->central, fname, nl);
+        put16(&w->central, 0) | put16(&w->central, 0) | put16(&w->central, 0) |
+        put16(&w->central, 0x21) | put32(&w->central, crc) | put32(&w->central, (uint32_t)m.len) |
+        put32(&w->central, (uint32_t)m.len) | put16(&w->central, (unsigned)nl) |
+        put16(&w->central, 0) | put16(&w->central, 0) | put16(&w->central, 0) |
+        put16(&w->central, 0) | put32(&w->central, 0) | put32(&w->central, off) |
+        put(&w->central, fname, nl);
     if (bad)
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory writing an .npz");
     w->n++;
@@ -139,8 +132,8 @@ td_status td_npz_writer_finish(td_npz_writer *w, char **out, size_t *len, td_err
         st = td_fail(err, TD_EINVAL, NULL, "over 4 GiB; too large for an .npz download");
     } else if (put(&w->zip, w->central.p, w->central.len) || put32(&w->zip, 0x06054b50) ||
                put16(&w->zip, 0) || put16(&w->zip, 0) || put16(&w->zip, (unsigned)w->n) ||
-               put16(&w->zip, (unsigned)w->n) || put32(&w->zip, cd_len) ||
-               put32(&w->zip, cd_off) || put16(&w->zip, 0)) {
+               put16(&w->zip, (unsigned)w->n) || put32(&w->zip, cd_len) || put32(&w->zip, cd_off) ||
+               put16(&w->zip, 0)) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory writing an .npz");
     } else {
         *out = w->zip.p;

@@ -19,8 +19,8 @@ extern const char TD_NPY_F4[], TD_NPY_I4[], TD_NPY_F8[];
 
 /* One .npy file: header + the count * itemsize bytes at data (count = prod(shape)).
  * *out malloc'd, *len bytes. */
-td_status td_npy_build(char **out, size_t *len, const char *descr, int ndim,
-                       const int64_t *shape, const void *data, td_error *err);
+td_status td_npy_build(char **out, size_t *len, const char *descr, int ndim, const int64_t *shape,
+                       const void *data, td_error *err);
 
 typedef struct td_npz_writer td_npz_writer;
 

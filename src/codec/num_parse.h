@@ -10,33 +10,29 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TOK_MAX 4096            /* bytes of a number or literal */
+#define TOK_MAX 4096 /* bytes of a number or literal */
 
 /* strtod of text[0..len) (not NUL-terminated); len <= TOK_MAX. */
 double td_strtod_n(const char *text, size_t len);
 
 /* A decimal number: value = (neg ? -1 : 1) * m * 10^e10, up to the dropped digits. */
 typedef struct num {
-    uint64_t m;         /* the first 19 significant digits */
+    uint64_t m; /* the first 19 significant digits */
     int64_t e10;
     int neg;
-    int truncated;      /* a nonzero digit past the 19th was dropped */
-    int plain;          /* digits only: no fraction, no exponent */
+    int truncated; /* a nonzero digit past the 19th was dropped */
+    int plain;     /* digits only: no fraction, no exponent */
 } num;
 
 enum { SCAN_OK, SCAN_MORE, SCAN_BAD };
 
-static inline int is_digit(unsigned char c)
-{
-    return (unsigned)(c - '0') < 10u;
-}
+static inline int is_digit(unsigned char c) { return (unsigned)(c - '0') < 10u; }
 
 /* Scans a JSON number (RFC 8259 grammar) at p. SCAN_OK: *stop is the first byte after
  * it. SCAN_MORE: the piece ended where the number may go on (only when !final; with
  * final, end is the end of the text). SCAN_BAD: *stop is the first byte that breaks the
  * grammar. */
-static inline int scan_number(const char *p, const char *end, int final, num *n,
-                              const char **stop)
+static inline int scan_number(const char *p, const char *end, int final, num *n, const char **stop)
 {
     const char *q = p;
     uint64_t m = 0;

@@ -130,10 +130,7 @@ int td_dstream_feed(td_dstream *s, const char *data, size_t len)
     return !s->malformed || s->near_len >= NEAR_MAX;
 }
 
-uint64_t td_dstream_bytes(const td_dstream *s)
-{
-    return s->fed;
-}
+uint64_t td_dstream_bytes(const td_dstream *s) { return s->fed; }
 
 td_status td_dstream_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
 {

@@ -127,8 +127,8 @@ td_status td_jarray_matrix_f32(float **out, int64_t *rows, int64_t *cols, td_jar
                                unsigned flags, const char *path, td_error *err);
 td_status td_jarray_vector_f32(float **out, int64_t *n, td_jarray *a, unsigned flags,
                                const char *path, td_error *err);
-td_status td_jarray_vector_i32(int32_t **out, int64_t *n, td_jarray *a, int64_t lo,
-                               int64_t hi, unsigned flags, const char *path, td_error *err);
+td_status td_jarray_vector_i32(int32_t **out, int64_t *n, td_jarray *a, int64_t lo, int64_t hi,
+                               unsigned flags, const char *path, td_error *err);
 td_status td_jarray_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
                                td_jarray *a, const char *path, td_error *err);
 

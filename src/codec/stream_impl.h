@@ -18,16 +18,15 @@
 #include "codec/num_parse.h"
 #include "codec/stream_dataset.h"
 
-#define MAX_DEPTH 1000          /* nested containers, as cJSON allows */
-#define KEY_CAP 256             /* bytes of a key kept (longer keys are unknown anyway) */
+#define MAX_DEPTH 1000 /* nested containers, as cJSON allows */
+#define KEY_CAP 256    /* bytes of a key kept (longer keys are unknown anyway) */
 #define NAME_CAP (TD_DATASET_NAME_MAX + 1)
-#define NEAR_MAX 16             /* bytes quoted after a malformed offset */
-#define FIELD_CAP 256           /* CSV: bytes of a field kept (longer is not a number) */
+#define NEAR_MAX 16   /* bytes quoted after a malformed offset */
+#define FIELD_CAP 256 /* CSV: bytes of a field kept (longer is not a number) */
 
 enum { SH_ROWS, SH_VECTOR, SH_LABELS };
 enum { B_X, B_LABELS, B_PROBS, B_PAIRS, B_PL, NB };
-enum { K_X = B_X, K_Y = B_LABELS, K_YP = B_PROBS, K_PAIRS = B_PAIRS, K_PL = B_PL, K_NAME,
-       K_SKIP };
+enum { K_X = B_X, K_Y = B_LABELS, K_YP = B_PROBS, K_PAIRS = B_PAIRS, K_PL = B_PL, K_NAME, K_SKIP };
 
 /* One array member being read. */
 typedef struct build {
@@ -35,17 +34,17 @@ typedef struct build {
     td_json_rule rule;
     int shape;
     char path[TD_JSON_PATH_MAX];
-    int active;              /* the member's value was an array and values are wanted */
-    int64_t i;               /* outer elements so far (the current row's index) */
-    int64_t j;               /* elements of the current row so far */
-    int64_t C;               /* row length, -1 until row 0 has ended */
-    uint64_t start_off;      /* where the array began, and row 0 (for the size */
-    uint64_t row0_off;       /* estimates) */
-    uint32_t *data;          /* accepted values (float or int32 bits) */
+    int active;         /* the member's value was an array and values are wanted */
+    int64_t i;          /* outer elements so far (the current row's index) */
+    int64_t j;          /* elements of the current row so far */
+    int64_t C;          /* row length, -1 until row 0 has ended */
+    uint64_t start_off; /* where the array began, and row 0 (for the size */
+    uint64_t row0_off;  /* estimates) */
+    uint32_t *data;     /* accepted values (float or int32 bits) */
     size_t n, cap;
-    int failed;              /* the first error is known (below, or in part) */
-    int ragged;              /* counting row i's length for its message */
-    int bad;                 /* the first error is this element: */
+    int failed; /* the first error is known (below, or in part) */
+    int ragged; /* counting row i's length for its message */
+    int bad;    /* the first error is this element: */
     td_json_vkind bad_kind;
     double bad_value;
     int64_t bad_i, bad_j;
@@ -57,18 +56,28 @@ typedef struct build {
     td_json_vkind first_kind; /* the kind of element 0 */
     int64_t fb;               /* the first boolean (index into data; -1: none) */
     td_json_vkind fb_kind;
-    int64_t ib, rb, nb;       /* the first value with (double)f != d that is not an int32
+    int64_t ib, rb, nb; /* the first value with (double)f != d that is not an int32
                                  (ib), whose f is infinite (rb), or a negative d whose f
                                  is -0 (nb); -1: none */
     double ib_d, rb_d, nb_d;
-    struct exc { int64_t k; int32_t v; } *exc; /* the ints (double)f does not hold */
+    struct exc {
+        int64_t k;
+        int32_t v;
+    } * exc; /* the ints (double)f does not hold */
     size_t nexc, capexc;
-    int names_ok;            /* y: its elements may be class names (strings) */
-    int name_pending;        /* a name element has begun: its string pushes its index */
+    int names_ok;     /* y: its elements may be class names (strings) */
+    int name_pending; /* a name element has begun: its string pushes its index */
 } build;
 
-typedef enum { S_VALUE, S_VALUE_OR_CLOSE, S_KEY, S_KEY_OR_CLOSE, S_COLON, S_COMMA_OR_CLOSE,
-               S_END } lex_state;
+typedef enum {
+    S_VALUE,
+    S_VALUE_OR_CLOSE,
+    S_KEY,
+    S_KEY_OR_CLOSE,
+    S_COLON,
+    S_COMMA_OR_CLOSE,
+    S_END
+} lex_state;
 
 typedef enum { TOK_NONE, TOK_BARE, TOK_STR } tok_kind;
 typedef enum { STR_SKIP, STR_KEY, STR_NAME, STR_LABEL } str_role;
@@ -79,13 +88,13 @@ typedef enum { C_REC, C_FIELD, C_UNQUOTED, C_QUOTED, C_QUOTE, C_AFTER_QUOTE, C_C
 struct td_dstream {
     int csv;
     uint64_t size_hint;
-    uint64_t fed;            /* bytes fed so far (before the current piece while it runs) */
-    const char *base;        /* the bytes being lexed, and the body offset of base[0] */
+    uint64_t fed;     /* bytes fed so far (before the current piece while it runs) */
+    const char *base; /* the bytes being lexed, and the body offset of base[0] */
     uint64_t base_off;
-    int bom_checked;         /* the first 3 bytes (a UTF-8 BOM is skipped) are decided */
-    char pre[3];             /* the first bytes, held until then */
+    int bom_checked; /* the first 3 bytes (a UTF-8 BOM is skipped) are decided */
+    char pre[3];     /* the first bytes, held until then */
     size_t pre_len;
-    int done;                /* decided: fatal_st / fatal_err (or a malformed offset) */
+    int done; /* decided: fatal_st / fatal_err (or a malformed offset) */
     td_status fatal_st;
     td_error fatal_err;
     int finished;
@@ -98,7 +107,7 @@ struct td_dstream {
     size_t near_len;
 
     /* ---- JSON lexer ---- */
-    int started;             /* the root value has begun */
+    int started; /* the root value has begun */
     lex_state state;
     int depth;
     unsigned char ctype[MAX_DEPTH]; /* '[' or '{' per open container */
@@ -108,21 +117,21 @@ struct td_dstream {
     char tok_buf[TOK_MAX + 1];
     /* string decoder */
     str_role srole;
-    int str_key;             /* the string is a key */
-    int esc;                 /* 0, 1 after '\', 2..5 hex digits read + 2, 6 want '\', 7 want 'u' */
+    int str_key; /* the string is a key */
+    int esc;     /* 0, 1 after '\', 2..5 hex digits read + 2, 6 want '\', 7 want 'u' */
     uint32_t esc_u, esc_hi;
-    char *cap_buf;           /* decoded bytes kept (key or name) */
+    char *cap_buf; /* decoded bytes kept (key or name) */
     size_t cap_max, cap_len, cap_total;
-    int cap_nul;             /* a NUL was decoded: the C string ended */
+    int cap_nul; /* a NUL was decoded: the C string ended */
     char key[KEY_CAP + 1];
     char name_buf[NAME_CAP + 1];
     char label_buf[TD_CLASS_NAME_MAX + 1];
 
     /* ---- dataset ---- */
-    int root_obj;            /* the root is an object */
-    int member;              /* K_* of the member being read */
-    unsigned seen;           /* known keys seen (bit per K_*) */
-    int keys_final;          /* a key error is recorded: nothing else matters */
+    int root_obj;   /* the root is an object */
+    int member;     /* K_* of the member being read */
+    unsigned seen;  /* known keys seen (bit per K_*) */
+    int keys_final; /* a key error is recorded: nothing else matters */
     td_dataset_parts parts;
     build b[NB];
 
@@ -133,46 +142,46 @@ struct td_dstream {
     int64_t line, rec_line, field_line, col;
     int first_record, header_hint, labelled;
     int64_t ncols, N, D;
-    int rec_ws;              /* spaces at the start of a line (blank, or the first field's) */
-    uint64_t rec_off;        /* where the first record began (for the size estimate) */
+    int rec_ws;       /* spaces at the start of a line (blank, or the first field's) */
+    uint64_t rec_off; /* where the first record began (for the size estimate) */
     char field[FIELD_CAP + 1];
-    size_t flen;             /* bytes kept in field (leading blanks are not kept) */
-    int fover;               /* a non-blank byte came past FIELD_CAP */
+    size_t flen;                     /* bytes kept in field (leading blanks are not kept) */
+    int fover;                       /* a non-blank byte came past FIELD_CAP */
     char first_field[FIELD_CAP + 1]; /* the record's first field (label_column=first) */
     size_t first_len;
-    int64_t lab_idx;         /* the label column (0-based) once known; -1 */
+    int64_t lab_idx;              /* the label column (0-based) once known; -1 */
     char lab_text[FIELD_CAP + 1]; /* the label column's text in this record */
     size_t lab_len;
     int64_t pend_col, pend_line; /* a field that is not a number, which may be the label
                                     column (label_column=last, the first record): 0 none */
     char pend_text[FIELD_CAP + 1];
-    int named;               /* the labels are class names (the first row's is no number) */
+    int named; /* the labels are class names (the first row's is no number) */
     td_names names;
-    char **hdr;              /* the header's fields */
+    char **hdr; /* the header's fields */
     int64_t nhdr;
-    double *rec_d;           /* the record's values */
+    double *rec_d; /* the record's values */
     float *rec_f;
     unsigned char *rec_exact;
     int64_t *rec_line_of;
     size_t rec_n, rec_cap;
-    build cx, cy;            /* X and y arrays */
+    build cx, cy; /* X and y arrays */
 
-    const char *prefix;      /* JSON dataset: field names of a nested dataset ("data") */
+    const char *prefix; /* JSON dataset: field names of a nested dataset ("data") */
 
     /* ---- object mode (td_dstream_object) ---- */
     int objmode;
     const char *const *akeys, *const *skeys;
     const char *dkey;
     int nak;
-    struct td_jarray *arr;   /* one per array key */
-    int om;                  /* the member being read: OM_* or an index into arr */
+    struct td_jarray *arr; /* one per array key */
+    int om;                /* the member being read: OM_* or an index into arr */
     int data_seen, data_null;
-    td_dstream *child;       /* the inline dataset */
-    td_sbuf small;           /* "{" and the small members' text */
+    td_dstream *child; /* the inline dataset */
+    td_sbuf small;     /* "{" and the small members' text */
     int small_members;
-    int tap;                 /* bytes from tap_off on go to: TAP_SMALL, TAP_CHILD */
+    int tap; /* bytes from tap_off on go to: TAP_SMALL, TAP_CHILD */
     uint64_t tap_off;
-    uint64_t str_end;        /* body offset just past the last string's closing quote */
+    uint64_t str_end; /* body offset just past the last string's closing quote */
     cJSON *members;
 };
 
@@ -223,14 +232,11 @@ static inline void build_push(td_dstream *s, build *b, uint32_t bits)
     b->data[b->n++] = bits;
 }
 
-static inline void bits_of_float(uint32_t *bits, float f)
-{
-    memcpy(bits, &f, sizeof f);
-}
+static inline void bits_of_float(uint32_t *bits, float f) { memcpy(bits, &f, sizeof f); }
 
 /* A generic builder's element (i, j) of kind k (numbers with their text). */
-void td_build_generic(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vkind k,
-                      const num *nm, const char *text, size_t tlen);
+void td_build_generic(td_dstream *s, build *b, int64_t i, int64_t j, td_json_vkind k, const num *nm,
+                      const char *text, size_t tlen);
 /* The string of a pending class-name element has ended (s->label_buf). */
 void td_build_label_done(td_dstream *s, build *b);
 /* A value at level L of b (0: the member itself); containers as they open. */

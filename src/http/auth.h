@@ -22,8 +22,8 @@
 #include "traind/status.h"
 #include "util/config.h"
 
-#define TD_TOKEN_NAME_MAX 65      /* 64 characters + NUL */
-#define TD_TOKENS_LINE_MAX 1024   /* bytes of a tokens_file line, without its newline */
+#define TD_TOKEN_NAME_MAX 65    /* 64 characters + NUL */
+#define TD_TOKENS_LINE_MAX 1024 /* bytes of a tokens_file line, without its newline */
 #define TD_TOKENS_FILE_MAX (1u << 20)
 
 typedef enum { TD_SCOPE_READ = 1, TD_SCOPE_WRITE = 2 } td_scope;
@@ -36,7 +36,7 @@ typedef struct td_token {
 
 typedef struct td_tokens {
     size_t n;
-    td_token *v;   /* n tokens, malloc'd */
+    td_token *v; /* n tokens, malloc'd */
 } td_tokens;
 
 /* Parses tokens_file text, appending to t (on error t is unaltered). origin names the

@@ -13,9 +13,9 @@
 #define NO_BOUND 1e300
 
 static const char *const type_names[] = {
-    [TD_HP_DOUBLE] = "number",       [TD_HP_INT] = "integer",
-    [TD_HP_BOOL] = "boolean",        [TD_HP_ENUM] = "enum",
-    [TD_HP_DOUBLE2] = "number_pair", [TD_HP_INT_LIST] = "integer_list",
+    [TD_HP_DOUBLE] = "number",          [TD_HP_INT] = "integer",
+    [TD_HP_BOOL] = "boolean",           [TD_HP_ENUM] = "enum",
+    [TD_HP_DOUBLE2] = "number_pair",    [TD_HP_INT_LIST] = "integer_list",
     [TD_HP_FLOAT_LIST] = "number_list", [TD_HP_WEIGHTS] = "weights",
     [TD_HP_TENSOR] = "tensor",
 };
@@ -158,23 +158,27 @@ char *td_hparams_markdown(void)
         return NULL;
     td_sbuf b;
     td_sbuf_init(&b);
-    td_sbuf_puts(&b, "# Hyperparameters\n\n"
-                     "Generated from the hyperparameter table (`td_hparam_defs` in "
-                     "src/train/hparams.c) by `make docs`; do not edit: the docs suite fails "
-                     "when this file is not what the table gives. `GET /v1/models` serves the "
-                     "same catalogue as JSON. A job gives them as `\"hyperparameters\"`; a "
-                     "dotted name (`monotone.weight`) is a key of a nested object "
-                     "(`{\"monotone\": {\"weight\": 1}}`); null or absent means the default.\n");
+    td_sbuf_puts(&b,
+                 "# Hyperparameters\n\n"
+                 "Generated from the hyperparameter table (`td_hparam_defs` in "
+                 "src/train/hparams.c) by `make docs`; do not edit: the docs suite fails "
+                 "when this file is not what the table gives. `GET /v1/models` serves the "
+                 "same catalogue as JSON. A job gives them as `\"hyperparameters\"`; a "
+                 "dotted name (`monotone.weight`) is a key of a nested object "
+                 "(`{\"monotone\": {\"weight\": 1}}`); null or absent means the default.\n");
     const cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItem(cat, "models")) {
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(cat, "models"))
+    {
         td_sbuf_puts(&b, "\n## ");
         md_value(&b, cJSON_GetObjectItem(m, "name"));
         td_sbuf_puts(&b, "\n\n");
         md_value(&b, cJSON_GetObjectItem(m, "description"));
-        td_sbuf_puts(&b, "\n\n| name | type | default | range | description |\n"
-                         "|---|---|---|---|---|\n");
+        td_sbuf_puts(&b,
+                     "\n\n| name | type | default | range | description |\n"
+                     "|---|---|---|---|---|\n");
         const cJSON *h;
-        cJSON_ArrayForEach(h, cJSON_GetObjectItem(m, "hyperparameters")) {
+        cJSON_ArrayForEach(h, cJSON_GetObjectItem(m, "hyperparameters"))
+        {
             const cJSON *lo = cJSON_GetObjectItem(h, "min"), *hi = cJSON_GetObjectItem(h, "max");
             const cJSON *ch = cJSON_GetObjectItem(h, "choices");
             td_sbuf_puts(&b, "| `");
@@ -190,14 +194,14 @@ char *td_hparams_markdown(void)
                 md_value(&b, c);
             }
             if (cJSON_IsNumber(lo)) {
-                td_sbuf_puts(&b, cJSON_IsTrue(cJSON_GetObjectItem(h, "min_exclusive")) ? "> "
-                                                                                       : "≥ ");
+                td_sbuf_puts(&b,
+                             cJSON_IsTrue(cJSON_GetObjectItem(h, "min_exclusive")) ? "> " : "≥ ");
                 md_value(&b, lo);
             }
             if (cJSON_IsNumber(hi)) {
                 td_sbuf_puts(&b, cJSON_IsNumber(lo) ? ", " : "");
-                td_sbuf_puts(&b, cJSON_IsTrue(cJSON_GetObjectItem(h, "max_exclusive")) ? "< "
-                                                                                       : "≤ ");
+                td_sbuf_puts(&b,
+                             cJSON_IsTrue(cJSON_GetObjectItem(h, "max_exclusive")) ? "< " : "≤ ");
                 md_value(&b, hi);
             }
             td_sbuf_puts(&b, " | ");

@@ -17,27 +17,27 @@
 #include "jobs/tail.h"
 #include "util/clock.h"
 
-#define EV_WAIT_MS 1000        /* longest wait per producer call */
-#define EV_PAGE 64             /* stored records read at a time when replaying */
-#define EV_CHUNK 8192          /* bytes of events made per producer call, at most about */
+#define EV_WAIT_MS 1000 /* longest wait per producer call */
+#define EV_PAGE 64      /* stored records read at a time when replaying */
+#define EV_CHUNK 8192   /* bytes of events made per producer call, at most about */
 
 typedef struct ev {
     td_store *store;
     td_jobs *jobs;
     char id[TD_ID_MAX];
     td_events_opts o;
-    int64_t cursor;            /* the last progress epoch sent (or Last-Event-ID) */
-    int last_state;            /* the last state event sent, -1 before the first */
-    uint64_t seen;             /* the job manager's change counter */
-    td_tail *tail;             /* the job's tail while it trains here (a reference) */
-    double next_tick;          /* max_rate > 0: no progress event before (monotonic s) */
-    int finishing;             /* the job ended: fin is its row */
+    int64_t cursor;   /* the last progress epoch sent (or Last-Event-ID) */
+    int last_state;   /* the last state event sent, -1 before the first */
+    uint64_t seen;    /* the job manager's change counter */
+    td_tail *tail;    /* the job's tail while it trains here (a reference) */
+    double next_tick; /* max_rate > 0: no progress event before (monotonic s) */
+    int finishing;    /* the job ended: fin is its row */
     td_job_row fin;
-    int64_t scanned;           /* finishing, replay: stored records read up to here */
-    int replayed;              /* finishing: no more stored records to go through */
+    int64_t scanned; /* finishing, replay: stored records read up to here */
+    int replayed;    /* finishing: no more stored records to go through */
     int done;
-    td_sbuf out;               /* events made, not yet handed to the server */
-    size_t sent;               /* of out */
+    td_sbuf out; /* events made, not yet handed to the server */
+    size_t sent; /* of out */
 } ev;
 
 static void sleep_s(double s)
@@ -52,8 +52,7 @@ static void sleep_s(double s)
 
 /* ---- events ------------------------------------------------------------------------ */
 
-static void emit_state(ev *s, td_job_state st, int64_t epoch, const char *code,
-                       const char *message)
+static void emit_state(ev *s, td_job_state st, int64_t epoch, const char *code, const char *message)
 {
     td_sbuf_puts(&s->out, "event: state\ndata: {\"state\":");
     td_sbuf_string(&s->out, td_job_state_name(st));
@@ -86,10 +85,7 @@ static void emit_progress(ev *s, int64_t epoch, const char *const *names, int nc
 }
 
 /* The first epoch after `after` that is a multiple of every. */
-static int64_t next_multiple(int64_t after, int64_t every)
-{
-    return (after / every + 1) * every;
-}
+static int64_t next_multiple(int64_t after, int64_t every) { return (after / every + 1) * every; }
 
 /* ---- while the job trains here: from its tail ----------------------------------------- */
 

@@ -37,9 +37,9 @@
 #define TD_EVENTS_MAX_RATE 1000
 
 typedef struct td_events_opts {
-    int max_rate;                /* 0..TD_EVENTS_MAX_RATE; 0 = no time limit */
-    int64_t every;               /* >= 1 */
-    int64_t after;               /* Last-Event-ID: progress after this epoch (0: all) */
+    int max_rate;  /* 0..TD_EVENTS_MAX_RATE; 0 = no time limit */
+    int64_t every; /* >= 1 */
+    int64_t after; /* Last-Event-ID: progress after this epoch (0: all) */
 } td_events_opts;
 
 /* Makes resp the event stream of job id (the caller checked it exists): status 200,

@@ -27,10 +27,10 @@ static const char *const FMT_TYPES[] = {"application/json", "text/csv", "applica
 
 typedef struct array {
     char name[48];
-    int is_int;                      /* int32, else float32 */
+    int is_int; /* int32, else float32 */
     int ndim;
     int64_t shape[3];
-    const void *data;                /* borrowed */
+    const void *data; /* borrowed */
 } array;
 
 typedef struct array_set {
@@ -38,8 +38,8 @@ typedef struct array_set {
     int n;
 } array_set;
 
-static void add(array_set *s, const char *name, int is_int, const void *data, int ndim,
-                int64_t d0, int64_t d1, int64_t d2)
+static void add(array_set *s, const char *name, int is_int, const void *data, int ndim, int64_t d0,
+                int64_t d1, int64_t d2)
 {
     if (s->n >= MAX_ARRAYS)
         return;
@@ -65,8 +65,10 @@ static fmt pick_format(const td_req *req, td_resp *resp, unsigned allowed)
             if (allowed & (1u << f))
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
                          list[0] ? ", " : "", FMT_NAMES[f]);
-        td_resp_error(resp, 422, "invalid_argument", "format", "format must be one of %s; "
-                      "got \"%s\"", list, q);
+        td_resp_error(resp, 422, "invalid_argument", "format",
+                      "format must be one of %s; "
+                      "got \"%s\"",
+                      list, q);
         return F_NONE;
     }
     const char *acc = td_req_header(req, "Accept");
@@ -93,8 +95,8 @@ static td_status write_npz(const array_set *s, char **out, size_t *len, td_error
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     for (int i = 0; i < s->n; i++) {
         const array *a = &s->a[i];
-        td_status st = td_npz_writer_add(w, a->name, a->is_int ? TD_NPY_I4 : TD_NPY_F4,
-                                         a->ndim, a->shape, a->data, err);
+        td_status st = td_npz_writer_add(w, a->name, a->is_int ? TD_NPY_I4 : TD_NPY_F4, a->ndim,
+                                         a->shape, a->data, err);
         if (st) {
             td_npz_writer_destroy(w);
             return st;
@@ -125,8 +127,7 @@ static void json_array(td_sbuf *b, const array *a)
                 td_sbuf_matrix_i32(b, (const int32_t *)a->data + i * inner, a->shape[1],
                                    a->shape[2]);
             else
-                td_sbuf_matrix_f32(b, (const float *)a->data + i * inner, a->shape[1],
-                                   a->shape[2]);
+                td_sbuf_matrix_f32(b, (const float *)a->data + i * inner, a->shape[1], a->shape[2]);
         }
         td_sbuf_puts(b, "]");
     }
@@ -157,9 +158,12 @@ static td_status write_json(const array_set *s, const char *name_key, const char
 static td_status write_csv(const td_dataset *ds, char **out, size_t *len, td_error *err)
 {
     if (ds->Y || ds->P > 0 || (ds->y && ds->y_cols != 1))
-        return td_fail(err, TD_EINVAL, "format", "CSV holds X and at most one label column; "
+        return td_fail(err, TD_EINVAL, "format",
+                       "CSV holds X and at most one label column; "
                        "this dataset has %s: use format json or npz",
-                       ds->Y ? "probability targets Y" : ds->P > 0 ? "pairs" : "grouped labels");
+                       ds->Y           ? "probability targets Y"
+                           : ds->P > 0 ? "pairs"
+                                       : "grouped labels");
     td_sbuf b;
     td_sbuf_init(&b);
     td_sbuf_reserve(&b, (size_t)(ds->N * (ds->D + 1)) * 12);
@@ -227,8 +231,9 @@ int td_export_model_wanted(const td_req *req)
     const char *q = td_req_query(req, "format");
     const char *acc = td_req_header(req, "Accept");
     return (q && strcmp(q, "json") != 0) ||
-           (acc && (strcasestr(acc, "application/zip") || strcasestr(acc, "text/x-c") ||
-                    strcasestr(acc, "application/onnx")));
+        (acc &&
+         (strcasestr(acc, "application/zip") || strcasestr(acc, "text/x-c") ||
+          strcasestr(acc, "application/onnx")));
 }
 
 /* The model's tensors under their JSON names. */
@@ -237,13 +242,13 @@ static void model_arrays(array_set *set, const td_model *m)
     td_tensor_desc t[TD_MAX_TENSORS];
     int n = td_model_layout(m, t);
     int net = m->kind == TD_MODEL_MLP || m->kind == TD_MODEL_EMBED_GMM;
-    int embed = m->kind == TD_MODEL_EMBED_GMM;  /* {"network":{"layers"},"gmm":{..}} */
+    int embed = m->kind == TD_MODEL_EMBED_GMM; /* {"network":{"layers"},"gmm":{..}} */
     for (int i = 0; i < n; i++) {
         char name[48];
         int is_net = net && (!strcmp(t[i].name, "W") || !strcmp(t[i].name, "b"));
         if (is_net)
-            snprintf(name, sizeof name, "%slayers.%d.%.15s", embed ? "network." : "",
-                     t[i].layer, t[i].name);
+            snprintf(name, sizeof name, "%slayers.%d.%.15s", embed ? "network." : "", t[i].layer,
+                     t[i].name);
         else
             snprintf(name, sizeof name, "%s%.15s",
                      embed && strcmp(t[i].name, "assignments") ? "gmm." : "", t[i].name);
@@ -290,8 +295,11 @@ void td_export_model_named(const td_model *m, char *const *names, int64_t n_name
     if (st)
         td_resp_from_error(resp, st, &err);
     else
-        answer_bytes(resp, f, out, len, f == F_NPZ ? "model.npz" : f == F_C ? "traind_model.h"
-                                        : f == F_ONNX ? "model.onnx" : NULL);
+        answer_bytes(resp, f, out, len,
+                     f == F_NPZ        ? "model.npz"
+                         : f == F_C    ? "traind_model.h"
+                         : f == F_ONNX ? "model.onnx"
+                                       : NULL);
 }
 
 /* ---- predictions -------------------------------------------------------------------- */
@@ -308,8 +316,8 @@ int td_export_predict_wanted(const td_req *req)
     return td_export_npy_body(req) || (acc && strcasestr(acc, "application/zip"));
 }
 
-td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len,
-                          const td_model *m, td_error *err)
+td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len, const td_model *m,
+                          td_error *err)
 {
     td_npy_header h;
     const uint8_t *body = data;
@@ -317,15 +325,20 @@ td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len,
     if (st)
         return st;
     if (h.kind == 'U')
-        return td_fail(err, TD_EINVAL, "X.npy", "X.npy: dtype '%s' (strings) is not "
-                       "supported; use a numeric array", h.descr);
+        return td_fail(err, TD_EINVAL, "X.npy",
+                       "X.npy: dtype '%s' (strings) is not "
+                       "supported; use a numeric array",
+                       h.descr);
     if (h.ndim != 2 || h.shape[0] < 1 || h.shape[1] != m->D)
-        return td_fail(err, TD_EINVAL, "X.npy", "X.npy must be 2-D (n_samples >= 1, %lld "
-                       "features) for this model", (long long)m->D);
+        return td_fail(err, TD_EINVAL, "X.npy",
+                       "X.npy must be 2-D (n_samples >= 1, %lld "
+                       "features) for this model",
+                       (long long)m->D);
     if (len - h.header_bytes != h.data_bytes)
-        return td_fail(err, TD_EINVAL, "X.npy", "X.npy: the data is %zu bytes; the header "
-                       "says %llu", len - h.header_bytes,
-                       (unsigned long long)h.data_bytes);
+        return td_fail(err, TD_EINVAL, "X.npy",
+                       "X.npy: the data is %zu bytes; the header "
+                       "says %llu",
+                       len - h.header_bytes, (unsigned long long)h.data_bytes);
     int64_t n = h.shape[0], D = h.shape[1];
     float *x = malloc(sizeof(float) * (size_t)h.count), *t = NULL;
     if (!x || (h.fortran_order && !(t = malloc(sizeof(float) * (size_t)h.count)))) {
@@ -333,7 +346,7 @@ td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len,
         return td_fail(err, TD_ENOMEM, "X.npy", "out of memory for X");
     }
     td_npy_to_f32(x, body + h.header_bytes, (size_t)h.count, &h);
-    if (t) {                         /* Fortran order: column j is x[j * n ..] */
+    if (t) { /* Fortran order: column j is x[j * n ..] */
         for (int64_t j = 0; j < D; j++)
             for (int64_t i = 0; i < n; i++)
                 t[i * D + j] = x[j * n + i];
@@ -345,16 +358,17 @@ td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len,
             char path[64];
             snprintf(path, sizeof path, "X[%lld][%lld]", (long long)(k / D), (long long)(k % D));
             free(x);
-            return td_fail(err, TD_EINVAL, path, "%s is not finite as float32; only finite "
-                           "numbers are allowed", path);
+            return td_fail(err, TD_EINVAL, path,
+                           "%s is not finite as float32; only finite "
+                           "numbers are allowed",
+                           path);
         }
     *X = x;
     *N = n;
     return TD_OK;
 }
 
-void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req,
-                       td_resp *resp)
+void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req, td_resp *resp)
 {
     td_error err = {{0}, {0}};
     float *a = NULL, *b = NULL, *c = NULL;
@@ -362,8 +376,8 @@ void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req
     const char *acc = td_req_header(req, "Accept");
     fmt f = acc && strcasestr(acc, "application/zip") ? F_NPZ : F_JSON;
     td_status st;
-    int64_t G = m->G > 0 ? m->G : 1, K = m->K, M = m->kind == TD_MODEL_EMBED_GMM
-                                                     ? m->components : m->K;
+    int64_t G = m->G > 0 ? m->G : 1, K = m->K,
+            M = m->kind == TD_MODEL_EMBED_GMM ? m->components : m->K;
     /* a: probabilities | responsibilities (N, K | M); b: log_likelihood (N);
      * c: embedding (N, E); labels (N, G) */
     a = malloc(sizeof(float) * (size_t)(N * (K > M ? K : M) + 1));

@@ -40,11 +40,10 @@ void td_export_model_named(const td_model *m, char *const *names, int64_t n_name
 int td_export_predict_wanted(const td_req *req);
 int td_export_npy_body(const td_req *req);
 /* X (N, D) float32 row-major from an .npy body (len bytes); D must be m->D. */
-td_status td_export_npy_X(float **X, int64_t *N, const void *body, size_t len,
-                          const td_model *m, td_error *err);
+td_status td_export_npy_X(float **X, int64_t *N, const void *body, size_t len, const td_model *m,
+                          td_error *err);
 /* Answers predict for X (N, m->D), which it frees, as JSON or (Accept: application/zip)
  * .npz. */
-void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req,
-                       td_resp *resp);
+void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req, td_resp *resp);
 
 #endif

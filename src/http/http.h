@@ -17,13 +17,13 @@
 #define TD_MAX_PATH_PARAMS 4
 
 typedef struct td_req {
-    const char *method;              /* "GET", "POST", ... */
-    const char *path;                /* without the query string */
+    const char *method;                     /* "GET", "POST", ... */
+    const char *path;                       /* without the query string */
     const char *params[TD_MAX_PATH_PARAMS]; /* captured "{id}" segments, in order */
     int nparams;
-    const char *body;                /* NUL-terminated copy of the body ("" if none) */
+    const char *body; /* NUL-terminated copy of the body ("" if none) */
     size_t body_len;
-    void *conn;                      /* opaque: for td_req_header / td_req_query */
+    void *conn; /* opaque: for td_req_header / td_req_query */
 } td_req;
 
 /* Header value (case-insensitive name) or NULL. */
@@ -43,14 +43,14 @@ typedef ssize_t (*td_stream_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
 
 #define TD_MAX_RESP_HEADERS 4
 typedef struct td_resp {
-    int status;                      /* default 200 */
-    const char *content_type;        /* default "application/json" */
-    char *body;                      /* malloc'd, owned by the response; may be NULL */
+    int status;               /* default 200 */
+    const char *content_type; /* default "application/json" */
+    char *body;               /* malloc'd, owned by the response; may be NULL */
     size_t body_len;
     const char *hdr_name[TD_MAX_RESP_HEADERS];
     char hdr_value[TD_MAX_RESP_HEADERS][256];
     int nhdr;
-    td_stream_fn stream;             /* when set, body is ignored */
+    td_stream_fn stream; /* when set, body is ignored */
     void *stream_ctx;
     void (*stream_free)(void *ctx);
 } td_resp;
@@ -66,8 +66,8 @@ void td_resp_free(td_resp *r);
  * out_of_memory error object instead. */
 void td_resp_json(td_resp *r, int status, char *json);
 /* The error object of SPEC §6: {"error":{"code","message","field"?}}. */
-void td_resp_error(td_resp *r, int status, const char *code, const char *field,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void td_resp_error(td_resp *r, int status, const char *code, const char *field, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 /* Error response from a td_status and td_error: code td_status_code(st), field and message
  * from err. Status mapped: EMALFORMED 400 (code malformed_json), EINVAL/EDIVERGED 422,
  * ENOTFOUND 404, ECONFLICT 409, EBUSY 429 (with Retry-After: 1), ESTOPPED/ESHUTDOWN 503 (Retry-After: 5),
@@ -107,16 +107,16 @@ typedef struct td_body_sink {
  * are captured into params. */
 typedef struct td_route {
     const char *method;
-    const char *pattern;             /* e.g. "/v1/jobs/{id}/losses" */
-    td_handler handler;              /* may be NULL when sink is set */
-    const char *body_types;          /* accepted content types for a body, comma-separated
+    const char *pattern;      /* e.g. "/v1/jobs/{id}/losses" */
+    td_handler handler;       /* may be NULL when sink is set */
+    const char *body_types;   /* accepted content types for a body, comma-separated
                                         ("application/json,text/csv"), or NULL = no check */
-    int public_route;                /* 1: no auth, and served in the connection slots
+    int public_route;         /* 1: no auth, and served in the connection slots
                                         reserved past max_connections: for the health
                                         probes (healthz, readyz) only */
-    const td_body_sink *sink;        /* NULL: the body is accumulated (up to the limit) and
+    const td_body_sink *sink; /* NULL: the body is accumulated (up to the limit) and
                                         the handler gets it whole; else it streams */
-    const char *query;               /* the query parameters it takes, comma-separated
+    const char *query;        /* the query parameters it takes, comma-separated
                                         ("limit,after"; "" none): any other is a 422;
                                         NULL = not checked */
 } td_route;

@@ -10,7 +10,7 @@
 /* Binds listen_addr ("host:port", "[v6]:port"; port 0 picks one) and listens; returns the
  * fd (non-blocking, close-on-exec) or -1 with err set. *v6: an IPv6 socket; address
  * (address_len bytes) and *port: where it listens ("127.0.0.1:8080", "[::1]:8080"). */
-int td_listen_open(const char *listen_addr, int *v6, char *address, size_t address_len,
-                   int *port, td_error *err);
+int td_listen_open(const char *listen_addr, int *v6, char *address, size_t address_len, int *port,
+                   td_error *err);
 
 #endif

@@ -12,9 +12,9 @@
 struct td_npy_upload {
     td_store *store;
     td_npy_dataset *reader;
-    td_dataset_out *out;             /* from X's header on */
+    td_dataset_out *out; /* from X's header on */
     char *name;
-    td_status st;                    /* a refusal before the body (the name) */
+    td_status st; /* a refusal before the body (the name) */
     td_error err;
 };
 
@@ -43,9 +43,8 @@ static td_status x_rows(void *ctx, const void *v, size_t n, td_error *err)
 
 static const td_npy_xsink XSINK = {x_begin, x_rows};
 
-td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows,
-                                   int64_t max_features, uint64_t max_bytes,
-                                   const char *name)
+td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows, int64_t max_features,
+                                   uint64_t max_bytes, const char *name)
 {
     td_npy_upload *u = calloc(1, sizeof *u);
     if (!u)

@@ -18,9 +18,8 @@ int td_npy_upload_kind(const char *ct);
 
 /* A new upload into store s with the dataset limits (npy_dataset.h; <= 0: none) and an optional name
  * (copied). NULL when out of memory. */
-td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows,
-                                   int64_t max_features, uint64_t max_bytes,
-                                   const char *name);
+td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows, int64_t max_features,
+                                   uint64_t max_bytes, const char *name);
 /* The next piece; nonzero once the outcome is decided (an error). */
 int td_npy_upload_piece(td_npy_upload *u, const char *data, size_t len);
 /* The body is in: stores the dataset (*meta) or gives the error. */

@@ -78,8 +78,8 @@ static const td_route routes[] = {
     {"POST", "/v1/sweeps/{id}/cancel", td_h_sweep_cancel, NULL, 0, NULL, ""},
     {"POST", "/v1/loss", NULL, JSON, 0, &td_loss_sink, ""},
     {"GET", "/v1/openapi.json", h_openapi, NULL, 0, NULL, ""},
-    {"GET", "/v1/models", td_h_models, NULL, 0, NULL, ""},          /* catalog.h */
-    {"GET", "/", td_h_index, NULL, 1, NULL, ""},                    /* static.h: the dashboard */
+    {"GET", "/v1/models", td_h_models, NULL, 0, NULL, ""}, /* catalog.h */
+    {"GET", "/", td_h_index, NULL, 1, NULL, ""},           /* static.h: the dashboard */
     {"GET", "/assets/{name}", td_h_asset, NULL, 1, NULL, ""},
 };
 
@@ -98,8 +98,8 @@ static td_status open_state(td_app *app, const td_config *cfg, td_error *err)
     td_status st = td_store_open_uri(&app->store, cfg->state_dir, cfg->store, err);
     if (st != TD_OK && st != TD_ENOSPACE)
         return st;
-    td_status rs = td_reserve_open(&app->reserve, cfg->state_dir,
-                                   (int64_t)cfg->disk_reserve_mb << 20, &rerr);
+    td_status rs =
+        td_reserve_open(&app->reserve, cfg->state_dir, (int64_t)cfg->disk_reserve_mb << 20, &rerr);
     if (st == TD_ENOSPACE && rs == TD_OK && td_reserve_release(app->reserve, st, err))
         st = td_store_open_uri(&app->store, cfg->state_dir, cfg->store, err);
     if (st == TD_OK && rs != TD_OK)
@@ -140,10 +140,12 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     app->cores = cores > 0 ? (int)cores : 1;
     td_budget_set_limit(td_config_max_memory(cfg));
-    td_jobs_opts o = {.workers = td_config_workers(cfg), .cores = app->cores,
+    td_jobs_opts o = {.workers = td_config_workers(cfg),
+                      .cores = app->cores,
                       .max_queued = cfg->max_queued_jobs,
                       .checkpoint_interval_s = cfg->checkpoint_interval_s,
-                      .reserve = app->reserve, .lease_s = cfg->lease_s,
+                      .reserve = app->reserve,
+                      .lease_s = cfg->lease_s,
                       .history_max_rows = cfg->history_max_rows};
     node_name(cfg, o.node, sizeof o.node);
     if ((st = td_jobs_start(&app->jobs, app->store, &o, err)) ||
@@ -158,10 +160,7 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
     return TD_OK;
 }
 
-const td_config *td_app_config(const td_app *app)
-{
-    return &app->cfg;
-}
+const td_config *td_app_config(const td_app *app) { return &app->cfg; }
 
 int td_app_ready(td_app *app, char *reason, size_t cap)
 {
@@ -190,37 +189,44 @@ void td_app_metrics(td_app *app, FILE *out)
                 (long long)counts[s]);
     td_jobs_stats js;
     td_jobs_stats_get(app->jobs, &js);
-    fprintf(out, "# HELP traind_queue_depth Jobs waiting for a worker.\n"
-                 "# TYPE traind_queue_depth gauge\ntraind_queue_depth %lld\n",
+    fprintf(out,
+            "# HELP traind_queue_depth Jobs waiting for a worker.\n"
+            "# TYPE traind_queue_depth gauge\ntraind_queue_depth %lld\n",
             (long long)js.queued);
     /* running jobs: traind_jobs{state="running"} above (one name per metric) */
-    fprintf(out, "# HELP traind_samples_trained_total Training rows processed.\n"
-                 "# TYPE traind_samples_trained_total counter\n"
-                 "traind_samples_trained_total %lld\n", (long long)js.samples_trained);
-    fprintf(out, "# HELP traind_epochs_trained_total Epochs completed.\n"
-                 "# TYPE traind_epochs_trained_total counter\n"
-                 "traind_epochs_trained_total %lld\n", (long long)js.epochs_trained);
-    fprintf(out, "# HELP traind_state_dir_full 1 while state_dir is full: new work gets 507.\n"
-                 "# TYPE traind_state_dir_full gauge\ntraind_state_dir_full %d\n",
+    fprintf(out,
+            "# HELP traind_samples_trained_total Training rows processed.\n"
+            "# TYPE traind_samples_trained_total counter\n"
+            "traind_samples_trained_total %lld\n",
+            (long long)js.samples_trained);
+    fprintf(out,
+            "# HELP traind_epochs_trained_total Epochs completed.\n"
+            "# TYPE traind_epochs_trained_total counter\n"
+            "traind_epochs_trained_total %lld\n",
+            (long long)js.epochs_trained);
+    fprintf(out,
+            "# HELP traind_state_dir_full 1 while state_dir is full: new work gets 507.\n"
+            "# TYPE traind_state_dir_full gauge\ntraind_state_dir_full %d\n",
             td_reserve_check(app->reserve, NULL) == TD_ENOSPACE);
-    fprintf(out, "# HELP traind_memory_budget_bytes max_memory_mb in bytes.\n"
-                 "# TYPE traind_memory_budget_bytes gauge\ntraind_memory_budget_bytes %llu\n"
-                 "# HELP traind_memory_reserved_bytes Estimated memory of running jobs and "
-                 "request bodies being read.\n"
-                 "# TYPE traind_memory_reserved_bytes gauge\ntraind_memory_reserved_bytes %llu\n",
+    fprintf(out,
+            "# HELP traind_memory_budget_bytes max_memory_mb in bytes.\n"
+            "# TYPE traind_memory_budget_bytes gauge\ntraind_memory_budget_bytes %llu\n"
+            "# HELP traind_memory_reserved_bytes Estimated memory of running jobs and "
+            "request bodies being read.\n"
+            "# TYPE traind_memory_reserved_bytes gauge\ntraind_memory_reserved_bytes %llu\n",
             (unsigned long long)td_budget_limit(), (unsigned long long)td_budget_used());
     td_dscache_stats ds;
     td_store_dataset_cache_stats(app->store, &ds);
-    fprintf(out, "# HELP traind_dataset_checksums_total Dataset files whose checksum was "
-                 "verified (once per file version).\n"
-                 "# TYPE traind_dataset_checksums_total counter\n"
-                 "traind_dataset_checksums_total %llu\n"
-                 "# HELP traind_datasets_mapped Datasets held by jobs and requests now, each "
-                 "mapped once.\n# TYPE traind_datasets_mapped gauge\ntraind_datasets_mapped %lld\n"
-                 "# HELP traind_datasets_mapped_bytes File bytes of the datasets held now.\n"
-                 "# TYPE traind_datasets_mapped_bytes gauge\ntraind_datasets_mapped_bytes %lld\n",
-            (unsigned long long)ds.verifications, (long long)ds.mapped,
-            (long long)ds.mapped_bytes);
+    fprintf(out,
+            "# HELP traind_dataset_checksums_total Dataset files whose checksum was "
+            "verified (once per file version).\n"
+            "# TYPE traind_dataset_checksums_total counter\n"
+            "traind_dataset_checksums_total %llu\n"
+            "# HELP traind_datasets_mapped Datasets held by jobs and requests now, each "
+            "mapped once.\n# TYPE traind_datasets_mapped gauge\ntraind_datasets_mapped %lld\n"
+            "# HELP traind_datasets_mapped_bytes File bytes of the datasets held now.\n"
+            "# TYPE traind_datasets_mapped_bytes gauge\ntraind_datasets_mapped_bytes %lld\n",
+            (unsigned long long)ds.verifications, (long long)ds.mapped, (long long)ds.mapped_bytes);
 }
 
 void td_app_shutdown(td_app *app)
@@ -228,7 +234,7 @@ void td_app_shutdown(td_app *app)
     if (!app)
         return;
     td_sweeps_destroy(app->sweeps); /* first: it releases trials to the jobs */
-    td_jobs_destroy(app->jobs); /* stops: running jobs checkpoint and stay resumable */
+    td_jobs_destroy(app->jobs);     /* stops: running jobs checkpoint and stay resumable */
     td_reserve_close(app->reserve);
     td_store_close(app->store);
     free(app);
@@ -254,8 +260,8 @@ void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *
         resp->status = 204;
 }
 
-void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),
-                 void *ctx, const char *next)
+void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i), void *ctx,
+                 const char *next)
 {
     td_sbuf b;
     td_sbuf_init(&b);

@@ -18,10 +18,15 @@
 
 static cJSON *dataset_meta_json(const td_dataset_meta *m)
 {
-    td_dataset_summary s = {
-        .id = m->id, .name = m->name[0] ? m->name : NULL, .n_samples = m->N,
-        .n_features = m->D, .n_classes = m->n_classes, .groups = m->y_cols > 1 ? m->y_cols : 1,
-        .n_pairs = m->P, .target = m->target, .created_at = m->created_at};
+    td_dataset_summary s = {.id = m->id,
+                            .name = m->name[0] ? m->name : NULL,
+                            .n_samples = m->N,
+                            .n_features = m->D,
+                            .n_classes = m->n_classes,
+                            .groups = m->y_cols > 1 ? m->y_cols : 1,
+                            .n_pairs = m->P,
+                            .target = m->target,
+                            .created_at = m->created_at};
     return td_json_dataset_summary(&s);
 }
 
@@ -73,9 +78,9 @@ static td_status store_names(td_app *app, const char *id, char *const *classes, 
     char *ct = classes ? td_strings_json(classes, K) : NULL;
     char *dt = columns ? td_strings_json(columns, D) : NULL;
     td_status st = (classes && !ct) || (columns && !dt)
-                       ? td_fail(err, TD_ENOMEM, NULL, "out of memory")
-                       : td_reserve_note(app->reserve, td_store_dataset_names_set(
-                                             app->store, id, ct, dt, err), err);
+        ? td_fail(err, TD_ENOMEM, NULL, "out of memory")
+        : td_reserve_note(app->reserve, td_store_dataset_names_set(app->store, id, ct, dt, err),
+                          err);
     free(ct);
     free(dt);
     if (st)
@@ -89,8 +94,8 @@ td_status td_app_store_dataset(td_app *app, const td_dataset_buf *d, td_dataset_
 {
     td_status st = check_dataset_limits(app, &d->ds, err);
     if (st == TD_OK)
-        st = td_reserve_note(app->reserve, td_store_dataset_put(app->store, &d->ds, d->name,
-                                                                 meta, err), err);
+        st = td_reserve_note(app->reserve,
+                             td_store_dataset_put(app->store, &d->ds, d->name, meta, err), err);
     if (st == TD_OK && (d->classes || d->columns))
         st = store_names(app, meta->id, d->classes, d->n_classes, d->columns, d->n_columns, err);
     return st;
@@ -106,9 +111,9 @@ td_status td_app_delete_dataset(td_app *app, const char *id, td_error *err)
  * as it arrives (stream_dataset.h), so a dataset of hundreds of megabytes costs its
  * float32 arrays, not its text nor a tree of it. */
 typedef struct dataset_upload {
-    td_dstream *parser;          /* NULL when the request was refused before its body */
-    td_npy_upload *npy;          /* instead of parser for .npy / .npz (npy_upload.h) */
-    td_status st;                /* that refusal (a bad label_column / header) */
+    td_dstream *parser; /* NULL when the request was refused before its body */
+    td_npy_upload *npy; /* instead of parser for .npy / .npz (npy_upload.h) */
+    td_status st;       /* that refusal (a bad label_column / header) */
     td_error err;
 } dataset_upload;
 
@@ -133,10 +138,9 @@ static void *dataset_begin(void *a, const td_req *req)
     uint64_t hint = cl ? strtoull(cl, NULL, 10) : 0; /* only sizes the arrays */
     int npy = td_npy_upload_kind(ct);
     if (npy >= 0) {
-        if (!(u->npy = td_npy_upload_begin(app->store, npy, app->cfg.max_dataset_rows,
-                                           app->cfg.max_dataset_features,
-                                           td_config_max_body(&app->cfg),
-                                           td_req_query(req, "name"))))
+        if (!(u->npy = td_npy_upload_begin(
+                  app->store, npy, app->cfg.max_dataset_rows, app->cfg.max_dataset_features,
+                  td_config_max_body(&app->cfg), td_req_query(req, "name"))))
             goto nomem;
     } else if (ct && strncasecmp(ct, "text/csv", 8) == 0) {
         td_csv_opts o;
@@ -179,8 +183,7 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
         td_npy_upload_classes(u->npy, &d.classes, &d.n_classes);
         if (d.classes)
             st = store_names(app, meta.id, d.classes, d.n_classes, NULL, 0, &err);
-    }
-    else if (st == TD_OK)
+    } else if (st == TD_OK)
         st = td_dstream_finish(u->parser, &d, &err);
     td_dstream_destroy(u->parser); /* what it held is in d now */
     u->parser = NULL;
@@ -197,8 +200,7 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     json_or_oom(resp, 201, cjson_take(dataset_json(app, &meta)));
 }
 
-const td_body_sink td_dataset_sink = {dataset_begin, dataset_piece, dataset_end,
-                                          dataset_free};
+const td_body_sink td_dataset_sink = {dataset_begin, dataset_piece, dataset_end, dataset_free};
 
 void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
 {

@@ -26,8 +26,7 @@
  * "dataset", or "data" for a job's inline data. */
 td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
-                           const char *data_field, int64_t *K, uint64_t *bytes,
-                           td_error *err);
+                           const char *data_field, int64_t *K, uint64_t *bytes, td_error *err);
 
 /* A store call on one object: a delete or a cancel. */
 typedef td_status (*td_app_store_op)(td_store *s, const char *id, td_error *err);
@@ -38,8 +37,8 @@ td_status td_app_retry(td_app *app, td_app_store_op op, const char *id, td_error
 void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *resp);
 /* Answers 200 with a page of a listing: {"<key>":[item 0, ..., item n-1],"next":next}
  * (next "": null). item(ctx, i) gives item i's JSON (malloc'd, taken; NULL: null). */
-void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i),
-                 void *ctx, const char *next);
+void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i), void *ctx,
+                 const char *next);
 
 /* The /v1/sweeps handlers (routes_sweeps.c). */
 void td_h_sweep_create(void *app, const td_req *req, td_resp *resp);
@@ -52,10 +51,10 @@ void td_h_sweep_cancel(void *app, const td_req *req, td_resp *resp);
 struct td_app {
     td_store *store;
     td_jobs *jobs;
-    td_sweeps *sweeps;           /* the sweep scheduler (jobs/sweeps.h) */
-    td_reserve *reserve;         /* state_dir's space reserve */
+    td_sweeps *sweeps;   /* the sweep scheduler (jobs/sweeps.h) */
+    td_reserve *reserve; /* state_dir's space reserve */
     td_config cfg;
-    int cores;                   /* compute threads: a job's estimate assumes them all */
+    int cores; /* compute threads: a job's estimate assumes them all */
 };
 
 /* ---- small helpers (static: each route file its copy) ------------------------------- */
@@ -107,8 +106,10 @@ static inline int paging(const td_req *req, td_resp *resp, int *limit, const cha
 /* after= names no such object: a 422, not an empty page that reads as "the end". */
 static inline void cursor_unknown(td_resp *resp, const char *what, const char *after)
 {
-    td_resp_error(resp, 422, "invalid_argument", "after", "after: there is no %s \"%s\" (a "
-                  "cursor is the \"next\" of the previous page)", what, after);
+    td_resp_error(resp, 422, "invalid_argument", "after",
+                  "after: there is no %s \"%s\" (a "
+                  "cursor is the \"next\" of the previous page)",
+                  what, after);
 }
 
 /* POST /v1/jobs, /v1/jobs/{id}/predict and /v1/loss stream too: the state is the object
@@ -126,10 +127,7 @@ static inline int object_piece(void *state, const char *data, size_t len)
     return td_dstream_feed(state, data, len);
 }
 
-static inline void object_free(void *state)
-{
-    td_dstream_destroy(state);
-}
+static inline void object_free(void *state) { td_dstream_destroy(state); }
 
 /* ---- across the route files -------------------------------------------------------- */
 
@@ -143,12 +141,12 @@ td_status td_app_delete_dataset(td_app *app, const char *id, td_error *err);
 td_status td_app_no_dataset(td_app *app, const char *field, const char *id, td_error *err);
 
 /* The handlers and body sinks of the route table (routes.c). */
-extern const td_body_sink td_dataset_sink;            /* routes_datasets.c */
+extern const td_body_sink td_dataset_sink; /* routes_datasets.c */
 void td_h_dataset_list(void *app, const td_req *req, td_resp *resp);
 void td_h_dataset_get(void *app, const td_req *req, td_resp *resp);
 void td_h_dataset_data(void *app, const td_req *req, td_resp *resp);
 void td_h_dataset_delete(void *app, const td_req *req, td_resp *resp);
-extern const td_body_sink td_job_sink;                /* routes_jobs.c */
+extern const td_body_sink td_job_sink; /* routes_jobs.c */
 void td_h_job_list(void *app, const td_req *req, td_resp *resp);
 void td_h_job_get(void *app, const td_req *req, td_resp *resp);
 void td_h_job_losses(void *app, const td_req *req, td_resp *resp);
@@ -156,7 +154,7 @@ void td_h_job_validation(void *app, const td_req *req, td_resp *resp);
 void td_h_job_cancel(void *app, const td_req *req, td_resp *resp);
 void td_h_job_delete(void *app, const td_req *req, td_resp *resp);
 void td_h_job_events(void *app, const td_req *req, td_resp *resp);
-extern const td_body_sink td_predict_sink;            /* routes_predict.c */
+extern const td_body_sink td_predict_sink; /* routes_predict.c */
 extern const td_body_sink td_eval_sink;
 extern const td_body_sink td_loss_sink;
 void td_h_job_model(void *app, const td_req *req, td_resp *resp);

@@ -25,8 +25,8 @@
 
 /* An optional integer query argument in [lo, hi]: *out unaltered when absent; a 422
  * naming it when it is not such an integer (returns -1 then). */
-static int query_int(const td_req *req, td_resp *resp, const char *name, int64_t lo,
-                     int64_t hi, int64_t *out)
+static int query_int(const td_req *req, td_resp *resp, const char *name, int64_t lo, int64_t hi,
+                     int64_t *out)
 {
     const char *v = td_req_query(req, name);
     if (!v)
@@ -36,8 +36,8 @@ static int query_int(const td_req *req, td_resp *resp, const char *name, int64_t
     long long x = strtoll(v, &end, 10);
     if (errno || *end || end == v || x < lo || x > hi) {
         td_resp_error(resp, 422, "invalid_argument", name,
-                      "%s must be an integer in [%lld, %lld], got \"%.64s\"", name,
-                      (long long)lo, (long long)hi, v);
+                      "%s must be an integer in [%lld, %lld], got \"%.64s\"", name, (long long)lo,
+                      (long long)hi, v);
         return -1;
     }
     *out = x;
@@ -73,15 +73,17 @@ static td_status check_names(td_app *app, const char *model, const char *dataset
     char **names = NULL;
     int64_t n = 0;
     int net = strcmp(model, "softmax") == 0 || strcmp(model, "mlp") == 0;
-    if (st == TD_OK && tc && net && (st = td_strings_parse(tc, &names, &n, err)) == TD_OK &&
-        n != K)
-        st = td_fail(err, TD_EINVAL, "hyperparameters.n_classes", "the dataset names %lld "
+    if (st == TD_OK && tc && net && (st = td_strings_parse(tc, &names, &n, err)) == TD_OK && n != K)
+        st = td_fail(err, TD_EINVAL, "hyperparameters.n_classes",
+                     "the dataset names %lld "
                      "classes but the model would have %lld outputs; leave n_classes null",
                      (long long)n, (long long)K);
     if (st == TD_OK && validation && (tc || vc) && (!tc || !vc || strcmp(tc, vc) != 0))
-        st = td_fail(err, TD_EINVAL, "validation", "the validation set's class names (%.120s) "
+        st = td_fail(err, TD_EINVAL, "validation",
+                     "the validation set's class names (%.120s) "
                      "differ from the training set's (%.120s): a validation set must name the "
-                     "same classes", vc ? vc : "none, its labels are indices",
+                     "same classes",
+                     vc ? vc : "none, its labels are indices",
                      tc ? tc : "none, its labels are indices");
     td_strings_free(names, n);
     free(tc), free(tcols), free(vc), free(vcols);
@@ -90,8 +92,7 @@ static td_status check_names(td_app *app, const char *model, const char *dataset
 
 td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
                            const td_stored_dataset *train, const td_stored_dataset *val,
-                           const char *data_field, int64_t *K, uint64_t *bytes,
-                           td_error *err)
+                           const char *data_field, int64_t *K, uint64_t *bytes, td_error *err)
 {
     td_hparams hp;
     td_status st = td_job_decode_hparams(&hp, model, hp_text, &train->ds, err);
@@ -126,8 +127,10 @@ td_status td_app_no_dataset(td_app *app, const char *field, const char *id, td_e
             break;
     }
     if (found[0])
-        return td_fail(err, TD_EINVAL, field, "no dataset with id \"%.128s\"; \"%.128s\" is the "
-                       "name of dataset %s: give its id, \"%s\"", id, id, found, found);
+        return td_fail(err, TD_EINVAL, field,
+                       "no dataset with id \"%.128s\"; \"%.128s\" is the "
+                       "name of dataset %s: give its id, \"%s\"",
+                       id, id, found, found);
     return td_fail(err, TD_EINVAL, field, "no dataset with id \"%.128s\"", id);
 }
 
@@ -136,9 +139,8 @@ td_status td_app_no_dataset(td_app *app, const char *field, const char *id, td_e
  * building the trainer (that would cost the job's memory in this thread). *K gets the
  * model's outputs and *bytes its memory for admission (td_jobs_job_bytes). */
 static td_status validate_job(td_app *app, const char *model, const char *hp_text,
-                              const char *dataset, const char *validation,
-                              const char *data_field, int64_t *K, uint64_t *bytes,
-                              td_error *err)
+                              const char *dataset, const char *validation, const char *data_field,
+                              int64_t *K, uint64_t *bytes, td_error *err)
 {
     td_stored_dataset train = {0}, val = {0};
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
@@ -150,8 +152,8 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
             st = td_app_no_dataset(app, "validation", validation, err);
     }
     if (st == TD_OK)
-        st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL,
-                              data_field, K, bytes, err);
+        st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL, data_field, K,
+                              bytes, err);
     td_stored_dataset_fini(&train);
     td_stored_dataset_fini(&val);
     return st;
@@ -222,7 +224,8 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
     uint64_t budget = td_budget_limit();
     if (budget && bytes > budget) { /* it could never start: say so now */
         over_budget = 1;
-        st = td_fail(&err, TD_EINVAL, NULL, "this job needs ~%llu MB of working memory "
+        st = td_fail(&err, TD_EINVAL, NULL,
+                     "this job needs ~%llu MB of working memory "
                      "(estimate: model, gradients, optimizer state, scratch and its data), "
                      "over max_memory_mb = %llu; use fewer features, classes, components or "
                      "hidden units, or raise max_memory_mb",
@@ -239,7 +242,9 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
             goto out;
         }
     }
-    td_job_spec spec = {.model = model, .dataset = ds_id, .validation = jr.validation_id,
+    td_job_spec spec = {.model = model,
+                        .dataset = ds_id,
+                        .validation = jr.validation_id,
                         .hyperparameters = hp_text,
                         .epochs = td_hparams_epochs(&jr.hp),
                         .idempotency_key = key};
@@ -273,10 +278,7 @@ static void *job_begin(void *a, const td_req *req)
 const td_body_sink td_job_sink = {job_begin, object_piece, job_create, object_free};
 
 /* A page's item i (td_app_page): rows[i]. */
-static char *job_item(void *rows, int i)
-{
-    return td_json_job(&((td_job_row *)rows)[i], NULL);
-}
+static char *job_item(void *rows, int i) { return td_json_job(&((td_job_row *)rows)[i], NULL); }
 
 void td_h_job_list(void *a, const td_req *req, td_resp *resp)
 {
@@ -291,7 +293,8 @@ void td_h_job_list(void *a, const td_req *req, td_resp *resp)
         if (td_job_state_parse(s, &js, &err)) {
             td_resp_error(resp, 422, "invalid_argument", "state",
                           "state must be one of queued, running, succeeded, failed, cancelled; "
-                          "got \"%s\"", s);
+                          "got \"%s\"",
+                          s);
             return;
         }
         state = (int)js;
@@ -299,7 +302,8 @@ void td_h_job_list(void *a, const td_req *req, td_resp *resp)
     td_job_row *rows = NULL, cur;
     if (after && *after) {
         td_status cs = td_store_job_get(app->store, after, &cur, NULL);
-        if (cs == TD_OK) td_job_row_fini(&cur);
+        if (cs == TD_OK)
+            td_job_row_fini(&cur);
         if (cs == TD_ENOTFOUND) {
             cursor_unknown(resp, "job", after);
             return;
@@ -391,8 +395,10 @@ void td_h_job_validation(void *a, const td_req *req, td_resp *resp)
         (st = td_job_decode_hparams(&hp, row.model, row.hyperparameters, &ds.ds, &err)))
         goto out;
     if (hp.validation_split <= 0) {
-        st = td_fail(&err, TD_ECONFLICT, NULL, "job %s holds no rows out: it has neither "
-                     "hyperparameters.validation_split nor a validation dataset", row.id);
+        st = td_fail(&err, TD_ECONFLICT, NULL,
+                     "job %s holds no rows out: it has neither "
+                     "hyperparameters.validation_split nor a validation dataset",
+                     row.id);
         goto out;
     }
     int64_t N = ds.ds.N, nv = td_split_count(hp.validation_split, N);
@@ -462,8 +468,8 @@ void td_h_job_events(void *a, const td_req *req, td_resp *resp)
     }
     td_job_row_fini(&row);
     const char *last = td_req_header(req, "Last-Event-ID");
-    td_events_opts o = {.max_rate = (int)rate, .every = every,
-                        .after = last ? strtoll(last, NULL, 10) : 0};
+    td_events_opts o = {
+        .max_rate = (int)rate, .every = every, .after = last ? strtoll(last, NULL, 10) : 0};
     if ((st = td_events_stream(resp, app->store, app->jobs, req->params[0], &o, &err)))
         fail(resp, st, &err);
 }

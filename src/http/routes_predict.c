@@ -41,7 +41,8 @@ static td_status load_model(td_app *app, const char *id, td_model *m, td_error *
     if (!has)
         return td_fail(err, TD_ECONFLICT, NULL,
                        "job %s has no model yet (state %s): a model exists once the first "
-                       "checkpoint is written", id, td_job_state_name(state));
+                       "checkpoint is written",
+                       id, td_job_state_name(state));
     char *meta = NULL;
     float *params = NULL;
     int64_t n = 0;
@@ -55,8 +56,7 @@ static td_status load_model(td_app *app, const char *id, td_model *m, td_error *
 
 /* The class names a job's dataset gave (td_job_row.classes): *names malloc'd (free with
  * td_strings_free), or NULL with *n 0 when it has none. */
-static td_status job_classes(td_app *app, const char *id, char ***names, int64_t *n,
-                             td_error *err)
+static td_status job_classes(td_app *app, const char *id, char ***names, int64_t *n, td_error *err)
 {
     *names = NULL;
     *n = 0;
@@ -122,8 +122,10 @@ static td_status dataset_rows(td_app *app, const char *id, int64_t D, float **X,
     if (st == TD_ENOTFOUND)
         st = td_app_no_dataset(app, "dataset", id, err);
     if (st == TD_OK && sd.ds.D != D)
-        st = td_fail(err, TD_EINVAL, "dataset", "dataset %s has %lld features, the model "
-                     "expects %lld", id, (long long)sd.ds.D, (long long)D);
+        st = td_fail(err, TD_EINVAL, "dataset",
+                     "dataset %s has %lld features, the model "
+                     "expects %lld",
+                     id, (long long)sd.ds.D, (long long)D);
     if (st == TD_OK && !(*X = malloc(sizeof(float) * (size_t)(sd.ds.N * D))))
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld rows", (long long)sd.ds.N);
     if (st == TD_OK) {
@@ -141,8 +143,8 @@ static td_status dataset_rows(td_app *app, const char *id, int64_t D, float **X,
  * header tells the layout only at the end of a variable-length prefix; max_body_mb bounds
  * it, and the budget counts it like any body). */
 typedef struct predict_state {
-    td_dstream *json;                /* JSON body; NULL for .npy */
-    char *raw;                       /* .npy body so far (len of cap bytes) */
+    td_dstream *json; /* JSON body; NULL for .npy */
+    char *raw;        /* .npy body so far (len of cap bytes) */
     size_t len, cap;
 } predict_state;
 
@@ -168,7 +170,7 @@ static int predict_piece(void *state, const char *data, size_t len)
             cap *= 2;
         char *r = realloc(p->raw, cap);
         if (!r)
-            return 1;                /* the end finds the body short: a clear 422 */
+            return 1; /* the end finds the body short: a clear 422 */
         p->raw = r;
         p->cap = cap;
     }
@@ -225,7 +227,8 @@ static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
         int never = td_budget_limit() && need > td_budget_limit();
         td_resp_error(resp, never ? 422 : 503, "over_memory_budget", "X",
                       "predicting %lld rows needs ~%llu MB (estimate), %s max_memory_mb = "
-                      "%llu%s", (long long)N, (unsigned long long)(need >> 20),
+                      "%llu%s",
+                      (long long)N, (unsigned long long)(need >> 20),
                       never ? "over" : "more than is free now of",
                       (unsigned long long)(td_budget_limit() >> 20),
                       never ? "; send fewer rows at a time" : "");
@@ -261,8 +264,7 @@ static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
     answer_stream(resp, out);
 }
 
-const td_body_sink td_predict_sink = {predict_begin, predict_piece, predict_end,
-                                          predict_free};
+const td_body_sink td_predict_sink = {predict_begin, predict_piece, predict_end, predict_free};
 
 /* ---- losses ------------------------------------------------------------------------ */
 
@@ -312,8 +314,10 @@ static td_status labels_to_model(td_app *app, const char *id, int32_t *y, int64_
     st = td_strings_parse(ct, &dn, &n, err);
     free(ct);
     if (st == TD_OK && !model_names)
-        st = td_fail(err, TD_EINVAL, "dataset", "dataset %s has class names but the model was "
-                     "trained on class indices", id);
+        st = td_fail(err, TD_EINVAL, "dataset",
+                     "dataset %s has class names but the model was "
+                     "trained on class indices",
+                     id);
     int32_t *to = st == TD_OK ? malloc(sizeof *to * (size_t)(n ? n : 1)) : NULL;
     if (st == TD_OK && !to)
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
@@ -323,8 +327,10 @@ static td_status labels_to_model(td_app *app, const char *id, int32_t *y, int64_
             if (strcmp(dn[k], model_names[j]) == 0)
                 to[k] = (int32_t)j;
         if (to[k] < 0)
-            st = td_fail(err, TD_EINVAL, "dataset", "class \"%.64s\" of dataset %s is not a "
-                         "class of the model", dn[k], id);
+            st = td_fail(err, TD_EINVAL, "dataset",
+                         "class \"%.64s\" of dataset %s is not a "
+                         "class of the model",
+                         dn[k], id);
     }
     for (int64_t i = 0; st == TD_OK && i < N; i++)
         if (y[i] >= 0 && y[i] < n)
@@ -359,8 +365,10 @@ static void eval_end(void *a, void *parser, const td_req *req, td_resp *resp)
             if (st == TD_OK)
                 st = labels_to_model(app, ds, y, N, names, K, &err);
         } else if (st == TD_OK && m.kind != TD_MODEL_GMM) {
-            st = td_fail(&err, TD_EINVAL, "dataset", "dataset %s has no class labels y (one per "
-                         "row) to evaluate against", ds);
+            st = td_fail(&err, TD_EINVAL, "dataset",
+                         "dataset %s has no class labels y (one per "
+                         "row) to evaluate against",
+                         ds);
         }
         td_stored_dataset_fini(&sd);
     }

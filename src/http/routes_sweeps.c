@@ -19,16 +19,14 @@
 #include "util/log.h"
 
 /* Answers the sweep (with its trials when with_trials). */
-static void answer_sweep(td_app *app, td_resp *resp, int status, const char *id,
-                         int with_trials)
+static void answer_sweep(td_app *app, td_resp *resp, int status, const char *id, int with_trials)
 {
     td_error err = {{0}, {0}};
     td_sweep_row row;
     td_sweep_trial *t = NULL;
     int n = 0;
     td_status st = td_store_sweep_get(app->store, id, &row, &err);
-    if (st == TD_OK &&
-        (st = td_store_sweep_trials(app->store, id, row.metric, &t, &n, &err)))
+    if (st == TD_OK && (st = td_store_sweep_trials(app->store, id, row.metric, &t, &n, &err)))
         td_sweep_row_fini(&row);
     if (st) {
         fail(resp, st, &err);
@@ -58,10 +56,9 @@ static td_status in_trial(td_status st, td_error *err, int64_t i, int64_t n, con
 /* The sweep's trials, each validated as a job: out[i] gets its values and hyperparameter
  * texts (malloc'd; the caller frees both) and its memory. *epochs gets trial 0's planned
  * epochs; *has_validation is 1 when every trial has validation data. */
-static td_status make_trials(td_app *app, const td_sweep_request *r,
-                             const td_stored_dataset *train, const td_stored_dataset *val,
-                             td_sweep_trial_spec *out, int64_t *epochs, int *has_validation,
-                             int *over_budget, td_error *err)
+static td_status make_trials(td_app *app, const td_sweep_request *r, const td_stored_dataset *train,
+                             const td_stored_dataset *val, td_sweep_trial_spec *out,
+                             int64_t *epochs, int *has_validation, int *over_budget, td_error *err)
 {
     td_status st = TD_OK;
     const char *model = td_model_names[r->model];
@@ -84,12 +81,15 @@ static td_status make_trials(td_app *app, const td_sweep_request *r,
         int64_t e = td_hparams_epochs(&hp);
         if (st == TD_OK && budget && bytes > budget) {
             *over_budget = 1;
-            st = td_fail(err, TD_EINVAL, NULL, "it needs ~%llu MB of working memory, over "
-                         "max_memory_mb = %llu", (unsigned long long)((bytes >> 20) + 1),
+            st = td_fail(err, TD_EINVAL, NULL,
+                         "it needs ~%llu MB of working memory, over "
+                         "max_memory_mb = %llu",
+                         (unsigned long long)((bytes >> 20) + 1),
                          (unsigned long long)(budget >> 20));
         }
         if (st == TD_OK && i > 0 && r->eta && e != *epochs)
-            st = td_fail(err, TD_EINVAL, "schedule", "with successive_halving every trial "
+            st = td_fail(err, TD_EINVAL, "schedule",
+                         "with successive_halving every trial "
                          "trains the same epochs: trial 0 has %lld, this one %lld",
                          (long long)*epochs, (long long)e);
         if (i == 0)
@@ -130,10 +130,8 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
         (st = td_store_dataset_load(app->store, r.dataset, &train, &err)) == TD_ENOTFOUND)
         st = td_fail(&err, TD_EINVAL, "dataset", "no dataset with id \"%.64s\"", r.dataset);
     if (st == TD_OK && r.validation &&
-        (st = td_store_dataset_load(app->store, r.validation, &val, &err)) ==
-            TD_ENOTFOUND)
-        st = td_fail(&err, TD_EINVAL, "validation", "no dataset with id \"%.64s\"",
-                     r.validation);
+        (st = td_store_dataset_load(app->store, r.validation, &val, &err)) == TD_ENOTFOUND)
+        st = td_fail(&err, TD_EINVAL, "validation", "no dataset with id \"%.64s\"", r.validation);
     if (st == TD_OK) { /* the base on its own, even where every trial overrides it */
         td_hparams base;
         st = td_json_hparams(&base, r.model, r.base, NULL, &err);
@@ -142,24 +140,30 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     if (st == TD_OK && !(trials = calloc((size_t)r.n_trials, sizeof *trials)))
         st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
     if (st == TD_OK)
-        st = make_trials(app, &r, &train, r.validation ? &val : NULL, trials, &epochs,
-                         &has_val, &over_budget, &err);
+        st = make_trials(app, &r, &train, r.validation ? &val : NULL, trials, &epochs, &has_val,
+                         &over_budget, &err);
     if (st == TD_OK)
         st = td_json_sweep_metric(&r, has_val, &metric, &maximize, &err);
     if (st == TD_OK && r.eta && r.min_epochs >= epochs)
         st = td_fail(&err, TD_EINVAL, "schedule.successive_halving.min_epochs",
                      "schedule.successive_halving.min_epochs must be below the trials' epochs "
-                     "(%lld), got %lld", (long long)epochs, (long long)r.min_epochs);
+                     "(%lld), got %lld",
+                     (long long)epochs, (long long)r.min_epochs);
     if (st == TD_OK && !(spec_text = td_json_sweep_spec(&r)))
         st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
     if (st == TD_OK) {
-        td_sweep_spec spec = {.model = td_model_names[r.model], .dataset = r.dataset,
-                              .validation = r.validation, .spec = spec_text, .metric = metric,
-                              .maximize = maximize, .epochs = epochs,
-                              .min_epochs = r.eta ? r.min_epochs : 0, .eta = r.eta};
-        st = td_reserve_note(app->reserve,
-                             td_store_sweep_insert(app->store, &spec, trials,
-                                                   (int)r.n_trials, id, &err), &err);
+        td_sweep_spec spec = {.model = td_model_names[r.model],
+                              .dataset = r.dataset,
+                              .validation = r.validation,
+                              .spec = spec_text,
+                              .metric = metric,
+                              .maximize = maximize,
+                              .epochs = epochs,
+                              .min_epochs = r.eta ? r.min_epochs : 0,
+                              .eta = r.eta};
+        st = td_reserve_note(
+            app->reserve,
+            td_store_sweep_insert(app->store, &spec, trials, (int)r.n_trials, id, &err), &err);
     }
     for (int64_t i = 0; trials && i < r.n_trials; i++) {
         free((char *)trials[i].values);

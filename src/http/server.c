@@ -106,26 +106,26 @@
 #define STATUS_LO 100
 #define STATUS_HI 599
 #define SLOW_BODY_RATE (64.0 * 1024) /* bytes/s below which a late body is dropped */
-#define PROBE_RESERVE 8            /* connections past max_connections kept for probes */
-#define RESERVE_HEADER_S 2.0       /* header deadline of a connection in the reserve */
+#define PROBE_RESERVE 8              /* connections past max_connections kept for probes */
+#define RESERVE_HEADER_S 2.0         /* header deadline of a connection in the reserve */
 #define KEEPALIVE_MAX_S 15.0
 #define OVERFLOW_SLACK (16u << 20) /* bytes of a chunked body read past the limit for a 413 */
 #define KEEPALIVE_TEXT ": keepalive\n\n"
 
 typedef enum {
-    CONN_HEADERS,     /* waiting for a request's headers */
-    CONN_BODY,        /* a request's body is arriving */
-    CONN_BUSY         /* a handler runs or a response goes out: no deadline */
+    CONN_HEADERS, /* waiting for a request's headers */
+    CONN_BODY,    /* a request's body is arriving */
+    CONN_BUSY     /* a handler runs or a response goes out: no deadline */
 } conn_phase;
 
 typedef struct conn_entry {
     struct conn_entry *prev, *next;
     int fd;
     conn_phase phase;
-    double since;     /* monotonic time the phase began */
+    double since;              /* monotonic time the phase began */
     _Atomic uint64_t body_got; /* bytes of the body received (phase CONN_BODY) */
-    int reserve;      /* accepted past max_connections: probes only (see DESIGN) */
-    int killed;       /* the watchdog shut it down */
+    int reserve;               /* accepted past max_connections: probes only (see DESIGN) */
+    int killed;                /* the watchdog shut it down */
 } conn_entry;
 
 struct td_server {
@@ -133,12 +133,12 @@ struct td_server {
     td_route *routes;
     size_t nroutes;
     void *app;
-    td_tokens *tokens;               /* empty = no auth; swapped under tok_lock */
+    td_tokens *tokens; /* empty = no auth; swapped under tok_lock */
     pthread_rwlock_t tok_lock;
-    _Atomic uint64_t max_body;       /* changed by td_server_set_max_body (SIGHUP) */
-    int tls;                         /* HTTPS only */
-    unsigned max_conn;               /* max_connections; MHD's limit is PROBE_RESERVE more */
-    unsigned max_streams;            /* streamed responses at once; 0 = no limit */
+    _Atomic uint64_t max_body; /* changed by td_server_set_max_body (SIGHUP) */
+    int tls;                   /* HTTPS only */
+    unsigned max_conn;         /* max_connections; MHD's limit is PROBE_RESERVE more */
+    unsigned max_streams;      /* streamed responses at once; 0 = no limit */
     unsigned timeout_s;
     double keepalive_s;
     int port;
@@ -146,9 +146,9 @@ struct td_server {
     atomic_int stopping;
     _Atomic uint64_t counts[STATUS_HI - STATUS_LO + 1];
     atomic_uint nconn;
-    atomic_uint nstreams;            /* streamed responses open now */
+    atomic_uint nstreams; /* streamed responses open now */
 
-    pthread_mutex_t lock;            /* guards conns, wd_quit */
+    pthread_mutex_t lock; /* guards conns, wd_quit */
     pthread_cond_t wd_cond;
     conn_entry *conns;
     int wd_quit;
@@ -164,31 +164,31 @@ typedef struct req_state {
     char logpath[160];
     char token_name[TD_TOKEN_NAME_MAX]; /* the token's NAME, "-" for none, for the audit */
     const td_route *route;
-    char *capbuf;                    /* copy of the path holding the captures */
+    char *capbuf; /* copy of the path holding the captures */
     const char *params[TD_MAX_PATH_PARAMS];
     int nparams;
     int has_body;
-    uint64_t content_length;         /* UINT64_MAX = unknown (chunked) */
-    uint64_t max_body;               /* the server's max_body when the headers came in */
+    uint64_t content_length; /* UINT64_MAX = unknown (chunked) */
+    uint64_t max_body;       /* the server's max_body when the headers came in */
     /* A rejection decided from the headers (0 = none). */
     int rej_status;
     const char *rej_code;
     char rej_msg[256];
-    char rej_field[64];              /* the error's field, "" for none */
+    char rej_field[64]; /* the error's field, "" for none */
     char allow[64];
     /* The body: accumulated, or streamed to the route's sink. */
     char *body;
     size_t len, cap;
-    const td_body_sink *sink;        /* set once begin returned sink_state */
+    const td_body_sink *sink; /* set once begin returned sink_state */
     void *sink_state;
-    int sink_stopped;                /* the sink wants no more: the rest is dropped */
-    int overflow;                    /* body passed max_body: discarding */
+    int sink_stopped; /* the sink wants no more: the rest is dropped */
+    int overflow;     /* body passed max_body: discarding */
     uint64_t discarded;
     int nomem;
-    uint64_t reserved;               /* bytes of the memory budget held for the body */
-    int over_budget;                 /* a chunked body outgrew the budget: discarding */
-    int status;                      /* status of the response queued, 0 = none */
-    int close;                       /* answer with Connection: close */
+    uint64_t reserved; /* bytes of the memory budget held for the body */
+    int over_budget;   /* a chunked body outgrew the budget: discarding */
+    int status;        /* status of the response queued, 0 = none */
+    int close;         /* answer with Connection: close */
 } req_state;
 
 typedef struct stream_state {
@@ -196,15 +196,16 @@ typedef struct stream_state {
     td_stream_fn fn;
     void *ctx;
     void (*free_fn)(void *ctx);
-    uint64_t upos;                   /* bytes the producer has delivered */
+    uint64_t upos; /* bytes the producer has delivered */
     double last_out;
-    int slot;                        /* holds one of max_streams (an event stream) */
+    int slot; /* holds one of max_streams (an event stream) */
 } stream_state;
 
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 /* Authenticates the request: 1 when no token is configured (*scope write, name "-") or
@@ -219,10 +220,12 @@ static int bearer_ok(td_server *s, struct MHD_Connection *c, td_scope *scope, ch
     pthread_rwlock_rdlock(&s->tok_lock);
     int ok = s->tokens->n == 0;
     if (!ok && h) {
-        while (*h == ' ' || *h == '\t') h++;
+        while (*h == ' ' || *h == '\t')
+            h++;
         if (strncasecmp(h, "Bearer", 6) == 0 && (h[6] == ' ' || h[6] == '\t')) {
             h += 6;
-            while (*h == ' ' || *h == '\t') h++;
+            while (*h == ' ' || *h == '\t')
+                h++;
             const td_token *t = td_tokens_match(s->tokens, h);
             if (t) {
                 ok = 1;
@@ -238,13 +241,17 @@ static int bearer_ok(td_server *s, struct MHD_Connection *c, td_scope *scope, ch
 /* Is the media type of ct (before ';') in the comma-separated list? */
 static int type_accepted(const char *ct, const char *list)
 {
-    if (!ct) return 0;
-    while (*ct == ' ') ct++;
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
     size_t n = strcspn(ct, "; \t");
     for (const char *l = list; *l;) {
-        while (*l == ',' || *l == ' ') l++;
+        while (*l == ',' || *l == ' ')
+            l++;
         size_t m = strcspn(l, ", ");
-        if (m && m == n && strncasecmp(l, ct, n) == 0) return 1;
+        if (m && m == n && strncasecmp(l, ct, n) == 0)
+            return 1;
         l += m;
     }
     return 0;
@@ -278,7 +285,8 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
     for (const char *p = q->allowed; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && memcmp(p, key, n) == 0) return MHD_YES;
+        if (len == n && memcmp(p, key, n) == 0)
+            return MHD_YES;
         p += len + (e != NULL);
     }
     snprintf(q->bad, sizeof q->bad, "%s", key);
@@ -290,14 +298,17 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
  * it is not a number. */
 static int parse_length(const char *v, uint64_t *out)
 {
-    while (*v == ' ' || *v == '\t') v++;
-    if (*v < '0' || *v > '9') return -1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v < '0' || *v > '9')
+        return -1;
     uint64_t n = 0;
     for (; *v >= '0' && *v <= '9'; v++) {
         unsigned d = (unsigned)(*v - '0');
         n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
     }
-    while (*v == ' ' || *v == '\t') v++;
+    while (*v == ' ' || *v == '\t')
+        v++;
     *out = n;
     return *v ? -1 : 0;
 }
@@ -307,9 +318,10 @@ static int parse_length(const char *v, uint64_t *out)
 static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const char *url,
                    const char *method)
 {
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     /* content_length UINT64_MAX means "unknown" (chunked) from here on: a declared length
      * of UINT64_MAX is a known one, over every limit, and refused below. */
     rs->content_length = UINT64_MAX;
@@ -328,7 +340,8 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
      * connection: nothing pipelined behind it is read. */
     if (te && cl) {
         rs->has_body = 1;
-        reject(rs, 400, "bad_request", "a request must not carry both Content-Length and "
+        reject(rs, 400, "bad_request",
+               "a request must not carry both Content-Length and "
                "Transfer-Encoding");
         return;
     }
@@ -339,13 +352,15 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
     }
 
     int path_status = 0, path_public = 0;
-    const td_route *hit = td_route_find(s->routes, s->nroutes, method, url, &path_status,
-                                        rs->allow, sizeof rs->allow, &path_public);
+    const td_route *hit = td_route_find(s->routes, s->nroutes, method, url, &path_status, rs->allow,
+                                        sizeof rs->allow, &path_public);
     td_scope scope;
     int authed = bearer_ok(s, c, &scope, rs->token_name, sizeof rs->token_name);
     if (rs->ce && rs->ce->reserve && !(hit && hit->public_route)) {
-        reject(rs, 503, "server_busy", "all %u connections (max_connections) are in use; "
-               "retry later", s->max_conn);
+        reject(rs, 503, "server_busy",
+               "all %u connections (max_connections) are in use; "
+               "retry later",
+               s->max_conn);
         return;
     }
     if (!hit) {
@@ -373,9 +388,10 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_one, &q);
         if (q.bad[0]) {
             snprintf(rs->rej_field, sizeof rs->rej_field, "%s", q.bad);
-            reject(rs, 422, "invalid_argument", "unknown query parameter \"%.64s\"; %s %s "
-                   "takes %s%s", q.bad, method, hit->pattern, hit->query[0] ? "" : "none",
-                   hit->query);
+            reject(rs, 422, "invalid_argument",
+                   "unknown query parameter \"%.64s\"; %s %s "
+                   "takes %s%s",
+                   q.bad, method, hit->pattern, hit->query[0] ? "" : "none", hit->query);
             return;
         }
     }
@@ -384,21 +400,26 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
         return;
     }
     if (rs->has_body && hit->body_types) {
-        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *ct =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (!type_accepted(ct, hit->body_types)) {
-            reject(rs, 415, "unsupported_media_type", "Content-Type %s%s%s is not accepted; "
-                   "use %s", ct ? "\"" : "", ct ? ct : "(none)", ct ? "\"" : "", hit->body_types);
+            reject(rs, 415, "unsupported_media_type",
+                   "Content-Type %s%s%s is not accepted; "
+                   "use %s",
+                   ct ? "\"" : "", ct ? ct : "(none)", ct ? "\"" : "", hit->body_types);
             return;
         }
     }
     if (!te && declared > rs->max_body) {
-        reject(rs, 413, "payload_too_large", "request body of %s%llu bytes is larger than the "
-               "limit of %llu bytes (max_body_mb)", declared == UINT64_MAX ? "at least " : "",
-               (unsigned long long)declared, (unsigned long long)rs->max_body);
+        reject(rs, 413, "payload_too_large",
+               "request body of %s%llu bytes is larger than the "
+               "limit of %llu bytes (max_body_mb)",
+               declared == UINT64_MAX ? "at least " : "", (unsigned long long)declared,
+               (unsigned long long)rs->max_body);
         return;
     }
-    if (!te && cl) rs->content_length = declared;
+    if (!te && cl)
+        rs->content_length = declared;
 
     rs->route = hit;
     rs->capbuf = malloc(strlen(url) + 1);
@@ -418,13 +439,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     stream_state *ss = cls;
     const size_t ka = sizeof KEEPALIVE_TEXT - 1;
     for (;;) {
-        if (atomic_load(&ss->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (atomic_load(&ss->srv->stopping))
+            return MHD_CONTENT_READER_END_OF_STREAM;
         double t0 = td_mono_s();
         ssize_t n = ss->fn(ss->ctx, ss->upos, buf, max);
-        if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n < 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
         double t = td_mono_s();
         if (n > 0) {
-            if ((size_t)n > max) n = (ssize_t)max;
+            if ((size_t)n > max)
+                n = (ssize_t)max;
             ss->upos += (uint64_t)n;
             ss->last_out = t;
             return n;
@@ -434,7 +458,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             ss->last_out = t;
             return (ssize_t)ka;
         }
-        if (t - t0 < 0.005) sleep_ms(20); /* the producer did not wait: do not spin */
+        if (t - t0 < 0.005)
+            sleep_ms(20); /* the producer did not wait: do not spin */
     }
 }
 
@@ -443,8 +468,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_done(void *cls)
 {
     stream_state *ss = cls;
-    if (ss->free_fn) ss->free_fn(ss->ctx);
-    if (ss->slot) atomic_fetch_sub(&ss->srv->nstreams, 1);
+    if (ss->free_fn)
+        ss->free_fn(ss->ctx);
+    if (ss->slot)
+        atomic_fetch_sub(&ss->srv->nstreams, 1);
     free(ss);
 }
 
@@ -452,7 +479,8 @@ static void stream_done(void *cls)
 static int stream_slot_take(td_server *s)
 {
     unsigned n = atomic_fetch_add(&s->nstreams, 1);
-    if (!s->max_streams || n < s->max_streams) return 1;
+    if (!s->max_streams || n < s->max_streams)
+        return 1;
     atomic_fetch_sub(&s->nstreams, 1);
     return 0;
 }
@@ -470,7 +498,8 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
 {
     struct MHD_Response *mr;
     int status = r->status ? r->status : 200;
-    if (status < STATUS_LO || status > STATUS_HI) status = 500;
+    if (status < STATUS_LO || status > STATUS_HI)
+        status = 500;
     const char *ctype = r->content_type ? r->content_type : "application/json";
     int sse = 0;
     if (r->stream) {
@@ -488,8 +517,10 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
             free(ss);
             rs->close = 1; /* a client turned away holds no connection either */
             td_resp_free(r);
-            td_resp_error(r, 503, "too_many_streams", NULL, "all %u event-stream slots "
-                          "(max_event_streams) are in use; retry later", s->max_streams);
+            td_resp_error(r, 503, "too_many_streams", NULL,
+                          "all %u event-stream slots "
+                          "(max_event_streams) are in use; retry later",
+                          s->max_streams);
             td_resp_header(r, "Retry-After", "5");
             return send_resp(s, rs, c, r);
         }
@@ -523,7 +554,8 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         r->body = NULL; /* MHD frees it */
     } else {
         mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-        if (!mr) return MHD_NO;
+        if (!mr)
+            return MHD_NO;
     }
     if (status != 204 && status != 304)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -532,7 +564,8 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         MHD_add_response_header(mr, "X-Accel-Buffering", "no");
     }
     for (int i = 0; i < r->nhdr && i < TD_MAX_RESP_HEADERS; i++)
-        if (r->hdr_name[i]) MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
+        if (r->hdr_name[i])
+            MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
     if (rs->close || (rs->ce && rs->ce->reserve))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, mr);
@@ -549,12 +582,15 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
  * after a 401 and a 503, so that an unauthenticated or turned-away client holds nothing. */
 static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Connection *c)
 {
-    if (rs->has_body || rs->rej_status == 401 || rs->rej_status == 503) rs->close = 1;
+    if (rs->has_body || rs->rej_status == 401 || rs->rej_status == 503)
+        rs->close = 1;
     td_resp r = {0};
-    td_resp_error(&r, rs->rej_status, rs->rej_code, rs->rej_field[0] ? rs->rej_field : NULL,
-                  "%s", rs->rej_msg);
-    if (rs->rej_status == 405) td_resp_header(&r, "Allow", "%s", rs->allow);
-    if (rs->rej_status == 401) td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
+    td_resp_error(&r, rs->rej_status, rs->rej_code, rs->rej_field[0] ? rs->rej_field : NULL, "%s",
+                  rs->rej_msg);
+    if (rs->rej_status == 405)
+        td_resp_header(&r, "Allow", "%s", rs->allow);
+    if (rs->rej_status == 401)
+        td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
     if (rs->rej_status == 503)
         td_resp_header(&r, "Retry-After", strcmp(rs->rej_code, "server_busy") ? "5" : "1");
     return send_resp(s, rs, c, &r);
@@ -585,14 +621,16 @@ static void body_admit(req_state *rs)
         return;
     uint64_t limit = td_budget_limit();
     if (BODY_BUDGET_FACTOR * rs->content_length > limit)
-        reject(rs, 413, "payload_too_large", "request body of %llu bytes needs more memory "
+        reject(rs, 413, "payload_too_large",
+               "request body of %llu bytes needs more memory "
                "to read than max_memory_mb (%llu MiB) allows",
                (unsigned long long)rs->content_length, (unsigned long long)(limit >> 20));
     else
-        reject(rs, 503, "over_memory_budget", "request body of %llu bytes does not fit the "
+        reject(rs, 503, "over_memory_budget",
+               "request body of %llu bytes does not fit the "
                "memory budget now (max_memory_mb = %llu, held by running jobs and other "
-               "requests); retry later", (unsigned long long)rs->content_length,
-               (unsigned long long)(limit >> 20));
+               "requests); retry later",
+               (unsigned long long)rs->content_length, (unsigned long long)(limit >> 20));
 }
 
 /* Frees the sink's state (when the body passed the limit, and at the latest when the
@@ -604,8 +642,8 @@ static void sink_release(req_state *rs)
     rs->sink_state = NULL;
 }
 
-static void req_of(td_req *req, const req_state *rs, struct MHD_Connection *c,
-                   const char *url, const char *method)
+static void req_of(td_req *req, const req_state *rs, struct MHD_Connection *c, const char *url,
+                   const char *method)
 {
     memset(req, 0, sizeof *req);
     req->method = method;
@@ -619,7 +657,8 @@ static void req_of(td_req *req, const req_state *rs, struct MHD_Connection *c,
 
 static void conn_set_phase(td_server *s, conn_entry *ce, conn_phase phase)
 {
-    if (!ce) return;
+    if (!ce)
+        return;
     pthread_mutex_lock(&s->lock);
     ce->phase = phase;
     ce->since = td_mono_s();
@@ -628,9 +667,8 @@ static void conn_set_phase(td_server *s, conn_entry *ce, conn_phase phase)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     td_server *s = cls;
@@ -638,7 +676,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     if (!rs) { /* first call: headers are in */
         rs = calloc(1, sizeof *rs);
-        if (!rs) return MHD_NO;
+        if (!rs)
+            return MHD_NO;
         *con_cls = rs;
         rs->srv = s;
         rs->t0 = td_mono_s();
@@ -663,15 +702,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         conn_set_phase(s, rs->ce, rs->has_body ? CONN_BODY : CONN_BUSY);
         /* Refuse at once, before reading any body: MHD accepts a response only now or
          * once the whole body is in, and after the response it drops the rest unread. */
-        if (rs->rej_status) return send_reject(s, rs, c);
+        if (rs->rej_status)
+            return send_reject(s, rs, c);
         return MHD_YES;
     }
 
     if (*upload_data_size) { /* a piece of the body */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (rs->ce) atomic_fetch_add(&rs->ce->body_got, n);
-        if (rs->rej_status || rs->nomem || rs->over_budget) return MHD_YES;
+        if (rs->ce)
+            atomic_fetch_add(&rs->ce->body_got, n);
+        if (rs->rej_status || rs->nomem || rs->over_budget)
+            return MHD_YES;
         if (rs->overflow) { /* discard up to OVERFLOW_SLACK more, then hang up */
             rs->discarded += n;
             if (rs->discarded - rs->max_body > OVERFLOW_SLACK) {
@@ -707,11 +749,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rs->len + n + 1 > rs->cap) {
             size_t want = rs->len + n + 1;
             size_t cap = rs->cap ? rs->cap * 2 : 16384;
-            if (cap < want) cap = want;
+            if (cap < want)
+                cap = want;
             if (rs->content_length != UINT64_MAX && cap > rs->content_length + 1 &&
                 want <= rs->content_length + 1)
                 cap = (size_t)rs->content_length + 1;
-            if (cap > rs->max_body + 1) cap = (size_t)rs->max_body + 1;
+            if (cap > rs->max_body + 1)
+                cap = (size_t)rs->max_body + 1;
             char *nb = realloc(rs->body, cap);
             if (!nb) {
                 rs->nomem = 1;
@@ -731,10 +775,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     /* The whole request is in. */
     conn_set_phase(s, rs->ce, CONN_BUSY);
-    if (rs->rej_status) return send_reject(s, rs, c);
+    if (rs->rej_status)
+        return send_reject(s, rs, c);
     if (rs->overflow) {
-        reject(rs, 413, "payload_too_large", "request body is larger than the limit of %llu "
-               "bytes (max_body_mb)", (unsigned long long)rs->max_body);
+        reject(rs, 413, "payload_too_large",
+               "request body is larger than the limit of %llu "
+               "bytes (max_body_mb)",
+               (unsigned long long)rs->max_body);
         return send_reject(s, rs, c);
     }
     if (rs->nomem) {
@@ -743,7 +790,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_reject(s, rs, c);
     }
     if (rs->over_budget) {
-        reject(rs, 503, "over_memory_budget", "the request body outgrew the memory budget "
+        reject(rs, 503, "over_memory_budget",
+               "the request body outgrew the memory budget "
                "(max_memory_mb = %llu); retry later",
                (unsigned long long)(td_budget_limit() >> 20));
         return send_reject(s, rs, c);
@@ -784,7 +832,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     td_server *s = cls;
     req_state *rs = *con_cls;
-    if (!rs) return;
+    if (!rs)
+        return;
     *con_cls = NULL;
     double ms = (td_mono_s() - rs->t0) * 1e3;
     /* The audit: every write request, authorized or not, with the token's NAME. */
@@ -795,8 +844,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (rs->status >= 500)
         td_log(TD_LOG_WARN, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms (%s)", rs->method, rs->logpath,
-               rs->status, ms, toe_name(toe));
+        td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms (%s)", rs->method, rs->logpath, rs->status,
+               ms, toe_name(toe));
     else
         td_log(TD_LOG_DEBUG, "http", "%s %s %d %.1fms", rs->method, rs->logpath, rs->status, ms);
     conn_set_phase(s, rs->ce, CONN_HEADERS);
@@ -814,7 +863,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         unsigned n = atomic_fetch_add(&s->nconn, 1) + 1;
         conn_entry *ce = calloc(1, sizeof *ce);
-        if (!ce) return; /* this connection just has no deadlines */
+        if (!ce)
+            return; /* this connection just has no deadlines */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         ce->fd = ci ? ci->connect_fd : -1;
@@ -823,18 +873,23 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         ce->reserve = n > s->max_conn;
         pthread_mutex_lock(&s->lock);
         ce->next = s->conns;
-        if (s->conns) s->conns->prev = ce;
+        if (s->conns)
+            s->conns->prev = ce;
         s->conns = ce;
         pthread_mutex_unlock(&s->lock);
         *socket_context = ce;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         atomic_fetch_sub(&s->nconn, 1);
         conn_entry *ce = *socket_context;
-        if (!ce) return;
+        if (!ce)
+            return;
         pthread_mutex_lock(&s->lock);
-        if (ce->prev) ce->prev->next = ce->next;
-        else s->conns = ce->next;
-        if (ce->next) ce->next->prev = ce->prev;
+        if (ce->prev)
+            ce->prev->next = ce->next;
+        else
+            s->conns = ce->next;
+        if (ce->next)
+            ce->next->prev = ce->prev;
         pthread_mutex_unlock(&s->lock);
         free(ce);
         *socket_context = NULL;
@@ -847,10 +902,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
     /* Most messages are about clients that went away: debug. Resource trouble: warn. */
     int serious = strstr(buf, "thread") || strstr(buf, "memory") || strstr(buf, "accept") ||
-                  strstr(buf, "limit");
+        strstr(buf, "limit");
     td_log(serious ? TD_LOG_WARN : TD_LOG_DEBUG, "http", "libmicrohttpd: %s", buf);
 }
 
@@ -861,7 +917,8 @@ static const char *conn_overdue(const td_server *s, const conn_entry *ce, double
     double el = now - ce->since;
     if (ce->phase == CONN_HEADERS) {
         double limit = s->timeout_s;
-        if (ce->reserve && (limit == 0 || limit > RESERVE_HEADER_S)) limit = RESERVE_HEADER_S;
+        if (ce->reserve && (limit == 0 || limit > RESERVE_HEADER_S))
+            limit = RESERVE_HEADER_S;
         return limit > 0 && el > limit ? "sent no complete request in time" : NULL;
     }
     if (ce->phase == CONN_BODY && s->timeout_s && el > s->timeout_s &&
@@ -878,12 +935,14 @@ static void *watchdog_main(void *arg)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&s->wd_cond, &s->lock, &ts);
         double now = td_mono_s();
         for (conn_entry *ce = s->conns; ce; ce = ce->next) {
             const char *why = ce->killed || ce->fd < 0 ? NULL : conn_overdue(s, ce, now);
-            if (!why) continue;
+            if (!why)
+                continue;
             shutdown(ce->fd, SHUT_RDWR); /* MHD sees EOF and closes the connection */
             ce->killed = 1;
             td_log(ce->phase == CONN_BODY ? TD_LOG_INFO : TD_LOG_DEBUG, "http",
@@ -934,7 +993,8 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     td_status st = TD_OK;
     int fd = -1;
     td_server *s = calloc(1, sizeof *s);
-    if (!s) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!s)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
     pthread_rwlock_init(&s->tok_lock, NULL);
     pthread_condattr_t ca;
@@ -949,19 +1009,23 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     s->max_streams = o->max_streams;
     s->timeout_s = o->connection_timeout_s;
     s->keepalive_s = KEEPALIVE_MAX_S;
-    if (s->timeout_s && s->timeout_s / 2.0 < s->keepalive_s) s->keepalive_s = s->timeout_s / 2.0;
+    if (s->timeout_s && s->timeout_s / 2.0 < s->keepalive_s)
+        s->keepalive_s = s->timeout_s / 2.0;
     s->nroutes = nroutes;
     s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes);
     if (!s->routes) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
         goto fail;
     }
-    if (nroutes) memcpy(s->routes, routes, nroutes * sizeof *routes);
+    if (nroutes)
+        memcpy(s->routes, routes, nroutes * sizeof *routes);
     for (size_t i = 0; i < nroutes; i++)
         if (!routes[i].method || !routes[i].pattern ||
-            (!routes[i].handler && !(routes[i].sink && routes[i].sink->begin &&
-                                     routes[i].sink->piece && routes[i].sink->end))) {
-            st = td_fail(err, TD_EINVAL, "routes", "route %zu lacks a method, pattern or handler", i);
+            (!routes[i].handler &&
+             !(routes[i].sink && routes[i].sink->begin && routes[i].sink->piece &&
+               routes[i].sink->end))) {
+            st = td_fail(err, TD_EINVAL, "routes", "route %zu lacks a method, pattern or handler",
+                         i);
             goto fail;
         }
     if (!(s->tokens = td_tokens_copy(o->tokens))) {
@@ -972,7 +1036,8 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
         td_config one = {0};
         snprintf(one.auth_token, sizeof one.auth_token, "%s", o->auth_token);
         td_tokens *t = NULL;
-        if ((st = td_tokens_load(&t, &one, err)) != TD_OK) goto fail;
+        if ((st = td_tokens_load(&t, &one, err)) != TD_OK)
+            goto fail;
         td_tokens_free(s->tokens);
         s->tokens = t;
     }
@@ -982,37 +1047,36 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     fd = td_listen_open(o->listen, &v6, s->address, sizeof s->address, &s->port, err);
     if (fd < 0) {
         st = TD_EIO;
-        if (err && strstr(err->message, "host:port")) st = TD_EINVAL;
+        if (err && strstr(err->message, "host:port"))
+            st = TD_EINVAL;
         goto fail;
     }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (v6) flags |= MHD_USE_IPv6;
+        MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
     /* HTTPS only when a certificate is given (GnuTLS; TLS 1.2 and later). */
     /* The pair is answered by td_tls_retrieve, so that a reload can replace it. */
     struct MHD_OptionItem tlsopt[] = {
         {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)td_tls_retrieve},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0,
-         (void *)"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"},
         {MHD_OPTION_END, 0, NULL},
     };
     if (s->tls) {
         td_tls_pem pem = {(char *)o->tls_cert_pem, (char *)o->tls_key_pem};
-        if ((st = td_tls_install(&pem, err)) != TD_OK) goto fail;
+        if ((st = td_tls_install(&pem, err)) != TD_OK)
+            goto fail;
         flags |= MHD_USE_TLS;
     }
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, so that it gets everything */
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_CONNECTION_LIMIT, s->max_conn + PROBE_RESERVE,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_ARRAY, s->tls ? tlsopt : tlsopt + 2,
-        MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                              on_mhd_log, s, /* first, so that it gets everything */
+                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+                              s->max_conn + PROBE_RESERVE, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY,
+                              s->tls ? tlsopt : tlsopt + 2, MHD_OPTION_END);
     fd = -1; /* MHD's now (on failure it may have closed it: never close it twice) */
     if (!s->mhd) {
         st = td_fail(err, TD_EIO, "listen", "cannot start the HTTP server on %s", s->address);
@@ -1026,28 +1090,35 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     return TD_OK;
 
 fail:
-    if (fd >= 0) close(fd);
-    if (s->mhd) MHD_stop_daemon(s->mhd);
-    if (s->tls) td_tls_release();
+    if (fd >= 0)
+        close(fd);
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    if (s->tls)
+        td_tls_release();
     server_free(s);
     return st;
 }
 
 void td_server_stop(td_server *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     atomic_store(&s->stopping, 1);
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
-    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     MHD_stop_daemon(s->mhd);
-    if (s->tls) td_tls_release();
+    if (s->tls)
+        td_tls_release();
     server_free(s);
 }
 
 td_status td_server_set_tokens(td_server *s, const td_tokens *t, td_error *err)
 {
     td_tokens *c = td_tokens_copy(t);
-    if (!c) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!c)
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     pthread_rwlock_wrlock(&s->tok_lock);
     td_tokens *old = s->tokens;
     s->tokens = c;
@@ -1056,7 +1127,10 @@ td_status td_server_set_tokens(td_server *s, const td_tokens *t, td_error *err)
     return TD_OK;
 }
 
-void td_server_set_max_body(td_server *s, uint64_t max_body) { atomic_store(&s->max_body, max_body); }
+void td_server_set_max_body(td_server *s, uint64_t max_body)
+{
+    atomic_store(&s->max_body, max_body);
+}
 
 int td_server_tls(const td_server *s) { return s->tls; }
 
@@ -1066,33 +1140,34 @@ const char *td_server_address(const td_server *s) { return s->address; }
 
 uint64_t td_server_requests(const td_server *s, int status)
 {
-    if (status < STATUS_LO || status > STATUS_HI) return 0;
+    if (status < STATUS_LO || status > STATUS_HI)
+        return 0;
     return atomic_load(&((td_server *)s)->counts[status - STATUS_LO]);
 }
 
-unsigned td_server_connections(const td_server *s)
-{
-    return atomic_load(&((td_server *)s)->nconn);
-}
+unsigned td_server_connections(const td_server *s) { return atomic_load(&((td_server *)s)->nconn); }
 
-unsigned td_server_streams(const td_server *s)
-{
-    return atomic_load(&((td_server *)s)->nstreams);
-}
+unsigned td_server_streams(const td_server *s) { return atomic_load(&((td_server *)s)->nstreams); }
 
 void td_server_write_metrics(const td_server *s, FILE *out)
 {
-    fprintf(out, "# HELP traind_http_requests_total HTTP responses sent, by status code.\n"
-                 "# TYPE traind_http_requests_total counter\n");
+    fprintf(out,
+            "# HELP traind_http_requests_total HTTP responses sent, by status code.\n"
+            "# TYPE traind_http_requests_total counter\n");
     for (int code = STATUS_LO; code <= STATUS_HI; code++) {
         uint64_t n = td_server_requests(s, code);
-        if (n) fprintf(out, "traind_http_requests_total{code=\"%d\"} %llu\n", code,
-                       (unsigned long long)n);
+        if (n)
+            fprintf(out, "traind_http_requests_total{code=\"%d\"} %llu\n", code,
+                    (unsigned long long)n);
     }
-    fprintf(out, "# HELP traind_http_connections Open HTTP connections.\n"
-                 "# TYPE traind_http_connections gauge\n"
-                 "traind_http_connections %u\n", td_server_connections(s));
-    fprintf(out, "# HELP traind_http_event_streams Open streamed responses (event streams).\n"
-                 "# TYPE traind_http_event_streams gauge\n"
-                 "traind_http_event_streams %u\n", td_server_streams(s));
+    fprintf(out,
+            "# HELP traind_http_connections Open HTTP connections.\n"
+            "# TYPE traind_http_connections gauge\n"
+            "traind_http_connections %u\n",
+            td_server_connections(s));
+    fprintf(out,
+            "# HELP traind_http_event_streams Open streamed responses (event streams).\n"
+            "# TYPE traind_http_event_streams gauge\n"
+            "traind_http_event_streams %u\n",
+            td_server_streams(s));
 }

@@ -40,19 +40,19 @@
 typedef struct td_server td_server;
 
 typedef struct td_server_opts {
-    const char *listen;              /* "host:port" / "[v6]:port"; port 0 = ephemeral */
-    const char *auth_token;          /* one write token "default"; NULL or "" = none; used
+    const char *listen;       /* "host:port" / "[v6]:port"; port 0 = ephemeral */
+    const char *auth_token;   /* one write token "default"; NULL or "" = none; used
                                         only when tokens is NULL */
-    const td_tokens *tokens;         /* the token set (copied); NULL = auth_token alone;
+    const td_tokens *tokens;  /* the token set (copied); NULL = auth_token alone;
                                         empty = no auth */
-    const char *tls_cert_pem;        /* both set: HTTPS only (PEM text, copied by MHD) */
+    const char *tls_cert_pem; /* both set: HTTPS only (PEM text, copied by MHD) */
     const char *tls_key_pem;
-    uint64_t max_body;               /* bytes */
-    unsigned max_connections;        /* for requests; PROBE_RESERVE more are accepted for
+    uint64_t max_body;             /* bytes */
+    unsigned max_connections;      /* for requests; PROBE_RESERVE more are accepted for
                                         public routes (health probes) only */
-    unsigned max_streams;            /* streamed responses (event streams) open at once;
+    unsigned max_streams;          /* streamed responses (event streams) open at once;
                                         0 = no limit but max_connections */
-    unsigned connection_timeout_s;   /* idle timeout; also the deadline for a request's
+    unsigned connection_timeout_s; /* idle timeout; also the deadline for a request's
                                         headers and for a body arriving slower than
                                         64 KiB/s; 0 = none */
 } td_server_opts;
@@ -107,8 +107,8 @@ int td_listen_is_loopback(const char *listen);
  * gets the methods of the routes whose pattern matches, ", "-separated, truncated to
  * allow_len; *any_public (may be NULL) is 1 when one of those routes is public. */
 const td_route *td_route_find(const td_route *routes, size_t n, const char *method,
-                              const char *path, int *path_status, char *allow,
-                              size_t allow_len, int *any_public);
+                              const char *path, int *path_status, char *allow, size_t allow_len,
+                              int *any_public);
 /* Copies path into capbuf (strlen(path) + 1 bytes) and points params at its "{x}"
  * segments there (at most TD_MAX_PATH_PARAMS); returns their count, or -1 when path does
  * not match pattern (capbuf and params untouched). */

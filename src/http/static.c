@@ -7,9 +7,10 @@
 
 #include "http/routes.h"
 
-#define CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " \
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " \
-            "frame-ancestors 'none'"
+#define CSP                                                                        \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "    \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " \
+    "frame-ancestors 'none'"
 #define AUTH_MARK "@AUTH@"
 
 const td_web_asset *td_web_asset_find(const char *name)
@@ -22,9 +23,13 @@ const td_web_asset *td_web_asset_find(const char *name)
 
 static const char *content_type(const char *name)
 {
-    static const struct { const char *ext, *type; } types[] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
         {".png", "image/png"},
     };
     const char *dot = strrchr(name, '.');

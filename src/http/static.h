@@ -18,13 +18,13 @@
 #include "http/http.h"
 
 typedef struct td_web_asset {
-    const char *name;            /* base name: "app.js" is /assets/app.js */
-    const unsigned char *data;   /* len bytes, then a NUL */
+    const char *name;          /* base name: "app.js" is /assets/app.js */
+    const unsigned char *data; /* len bytes, then a NUL */
     size_t len;
-    const char *tag;             /* 16 hex digits of the bytes' sha256 */
+    const char *tag; /* 16 hex digits of the bytes' sha256 */
 } td_web_asset;
 
-extern const td_web_asset td_web_assets[];   /* generated: $(BUILD)/gen/web.c */
+extern const td_web_asset td_web_assets[]; /* generated: $(BUILD)/gen/web.c */
 extern const size_t td_web_nassets;
 
 /* The asset named name, or NULL. */

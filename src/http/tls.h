@@ -20,14 +20,14 @@
 #include "traind/status.h"
 
 typedef struct td_tls_pem {
-    char *cert;   /* PEM text, malloc'd */
-    char *key;    /* PEM text, malloc'd; wiped by td_tls_pem_free */
+    char *cert; /* PEM text, malloc'd */
+    char *key;  /* PEM text, malloc'd; wiped by td_tls_pem_free */
 } td_tls_pem;
 
 /* Reads and checks the pair. On error *out holds nothing to free. warn (may be NULL)
  * gets a note when the key file is readable by group or others ("" otherwise). */
-td_status td_tls_load(td_tls_pem *out, const char *cert_file, const char *key_file,
-                      char *warn, size_t warn_len, td_error *err);
+td_status td_tls_load(td_tls_pem *out, const char *cert_file, const char *key_file, char *warn,
+                      size_t warn_len, td_error *err);
 
 void td_tls_pem_free(td_tls_pem *p);
 
@@ -38,8 +38,7 @@ td_status td_tls_install(const td_tls_pem *pem, td_error *err);
  * the installed pair (-1 when none is). */
 int td_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
                     const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-                    gnutls_pcert_st **pcert, unsigned int *pcert_length,
-                    gnutls_privkey_t *pkey);
+                    gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey);
 
 /* Frees every installed pair (after the server stopped). */
 void td_tls_release(void);

@@ -29,7 +29,7 @@ int td_jobs_hand_off(td_jobs *jm, const char *id, int64_t n_params)
     pthread_mutex_lock(&jm->mu);
     if (jm->nends == jm->ends_cap) {
         int cap = jm->ends_cap ? 2 * jm->ends_cap : 64;
-        char (*ids)[TD_ID_MAX] = realloc(jm->end_ids, sizeof *ids * (size_t)cap);
+        char(*ids)[TD_ID_MAX] = realloc(jm->end_ids, sizeof *ids * (size_t)cap);
         if (ids)
             jm->end_ids = ids;
         int64_t *np = ids ? realloc(jm->end_params, sizeof *np * (size_t)cap) : NULL;
@@ -38,8 +38,10 @@ int td_jobs_hand_off(td_jobs *jm, const char *id, int64_t n_params)
     }
     if (jm->nends == jm->ends_cap) { /* out of memory: the job stays running, and resumes */
         pthread_mutex_unlock(&jm->mu);
-        td_log(TD_LOG_ERROR, "jobs", "job %s: out of memory recording its end: it resumes at "
-               "the next start", id);
+        td_log(TD_LOG_ERROR, "jobs",
+               "job %s: out of memory recording its end: it resumes at "
+               "the next start",
+               id);
         return 0;
     }
     memcpy(jm->end_ids[jm->nends], id, TD_ID_MAX);
@@ -60,7 +62,7 @@ static td_status ends_once(td_jobs *jm, const char *const *ids, const int64_t *n
 void *td_jobs_committer(void *arg)
 {
     td_jobs *jm = arg;
-    char (*ids)[TD_ID_MAX] = NULL;
+    char(*ids)[TD_ID_MAX] = NULL;
     int64_t *np = NULL;
     const char **idp = NULL;
     int cap = 0;
@@ -72,7 +74,7 @@ void *td_jobs_committer(void *arg)
             break; /* stopping, and drained */
         if (jm->nends > cap) {
             int c = jm->ends_cap;
-            char (*i2)[TD_ID_MAX] = realloc(ids, sizeof *ids * (size_t)c);
+            char(*i2)[TD_ID_MAX] = realloc(ids, sizeof *ids * (size_t)c);
             int64_t *n2 = i2 ? realloc(np, sizeof *np * (size_t)c) : NULL;
             const char **p2 = n2 ? realloc(idp, sizeof *idp * (size_t)c) : NULL;
             if (i2)
@@ -111,9 +113,11 @@ void *td_jobs_committer(void *arg)
                 break;
         }
         if (st) {
-            td_log(TD_LOG_ERROR, "jobs", "%d job ends (succeeded, from job %s) are not "
+            td_log(TD_LOG_ERROR, "jobs",
+                   "%d job ends (succeeded, from job %s) are not "
                    "recorded (%s): they stay running in the store, and the next start "
-                   "resumes them", n, ids[0], err.message);
+                   "resumes them",
+                   n, ids[0], err.message);
             for (int i = 0; i < n; i++) /* no worker runs them: not a crash at the next start */
                 td_jobs_mark_live(jm, idp[i], 0);
         }

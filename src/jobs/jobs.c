@@ -174,13 +174,13 @@ typedef struct job_ctx {
     size_t snap_cap;
     int64_t ckpt_epoch;
     td_tail *tail;
-    int64_t model_epoch;         /* the epoch of the stored model, -1 when none yet */
-    int loss_col;                /* the records' "loss" column, -1 when none */
-    td_loss_trace loss;          /* its first, largest and last values, for the warnings */
-    int64_t stop_at;             /* > 0: pause at this epoch (a sweep's rung), see below */
-    int64_t unsynced_params;     /* >= 0: the final model's file is written unsynced, its
+    int64_t model_epoch;     /* the epoch of the stored model, -1 when none yet */
+    int loss_col;            /* the records' "loss" column, -1 when none */
+    td_loss_trace loss;      /* its first, largest and last values, for the warnings */
+    int64_t stop_at;         /* > 0: pause at this epoch (a sweep's rung), see below */
+    int64_t unsynced_params; /* >= 0: the final model's file is written unsynced, its
                                   * end goes to the committer; -1 otherwise */
-    int small;                   /* a few microseconds an epoch: one thread */
+    int small;               /* a few microseconds an epoch: one thread */
 } job_ctx;
 
 /* Stores the trainer's current weights as the job's model (also done at checkpoints, so
@@ -206,8 +206,8 @@ static td_status put_model_unsynced(job_ctx *c)
     char *meta = td_json_model_meta_string(m);
     if (!meta)
         return TD_ENOMEM;
-    td_status st = td_store_model_write_unsynced(c->jm->store, c->id, meta, m->params,
-                                                 m->n_params, NULL);
+    td_status st =
+        td_store_model_write_unsynced(c->jm->store, c->id, meta, m->params, m->n_params, NULL);
     free(meta);
     if (st == TD_OK)
         c->unsynced_params = m->n_params;
@@ -225,8 +225,8 @@ static td_status flush(job_ctx *c, td_error *err)
     if (v.hi <= v.committed)
         return TD_OK;
     double rec[TD_HIST_MAX_COLS];
-    char *metrics = td_tail_row(c->tail, v.hi, rec) ? td_json_metrics_string(names, rec, ncols)
-                                                    : NULL;
+    char *metrics =
+        td_tail_row(c->tail, v.hi, rec) ? td_json_metrics_string(names, rec, ncols) : NULL;
     td_status st = td_tail_flush(c->tail, metrics, td_mono_s(), err);
     free(metrics);
     return st;
@@ -274,7 +274,8 @@ static void fault_abort_point(td_jobs *jm)
     int hit = jm->fault_abort_after > 0 && jm->epochs >= jm->fault_abort_after;
     pthread_mutex_unlock(&jm->mu);
     if (hit) {
-        td_log(TD_LOG_ERROR, "jobs", "TD_FAULT_ABORT_IN_JOB: aborting the process inside a "
+        td_log(TD_LOG_ERROR, "jobs",
+               "TD_FAULT_ABORT_IN_JOB: aborting the process inside a "
                "job (test hook)");
         abort();
     }
@@ -394,7 +395,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
          * computes the same weights again) */
         int done = td_trainer_done(c->t);
         int due = (!done && now - last_ckpt >= jm->o.checkpoint_interval_s) ||
-                  (c->stop_at > 0 && e >= c->stop_at);
+            (c->stop_at > 0 && e >= c->stop_at);
         if (due || done || td_tail_flush_due(c->tail, now)) {
             /* a checkpoint is recorded after the records up to its epoch (store.h); records
              * whose commit failed stay pending for the next attempt (tail.h) */
@@ -409,8 +410,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
         if (due) {
             size_t len = snapshot(c);
             for (int attempt = 1;
-                 (st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err));
-                 attempt++)
+                 (st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err)); attempt++)
                 if (!retry_write(jm, st, err, attempt))
                     break;
             if (st) {
@@ -477,9 +477,10 @@ static int record_end(td_jobs *jm, const char *id, td_job_state final, const cha
         if (attempt < END_TRIES && td_jobs_stopping_within(jm, 250 << (attempt - 1)))
             break;
     }
-    td_log(TD_LOG_ERROR, "jobs", "job %s: its end (%s) is not recorded (%s): it stays running in "
-           "the store, and the next start resumes it", id, td_job_state_name(final),
-           ferr.message);
+    td_log(TD_LOG_ERROR, "jobs",
+           "job %s: its end (%s) is not recorded (%s): it stays running in "
+           "the store, and the next start resumes it",
+           id, td_job_state_name(final), ferr.message);
     return 0;
 }
 
@@ -510,8 +511,8 @@ int td_jobs_mark_live(td_jobs *jm, const char *id, int live)
     td_error err = {{0}, {0}};
     if (td_store_job_set_live(jm->store, id, live, &err) == TD_OK)
         return live;
-    td_log(TD_LOG_WARN, "jobs", "job %s: cannot %s its live mark: %s", id,
-           live ? "set" : "clear", err.message);
+    td_log(TD_LOG_WARN, "jobs", "job %s: cannot %s its live mark: %s", id, live ? "set" : "clear",
+           err.message);
     return 0;
 }
 
@@ -522,13 +523,14 @@ static void note_build_change(td_jobs *jm, const char *id, const char *built_by)
 {
     if (strcmp(built_by, jm->fingerprint) == 0)
         return;
-    td_log(TD_LOG_WARN, "jobs", "job %s resumes from a checkpoint of a different build (%s; "
+    td_log(TD_LOG_WARN, "jobs",
+           "job %s resumes from a checkpoint of a different build (%s; "
            "this build: %s): it continues, but its results may differ from an uninterrupted "
-           "run", id, built_by[0] ? built_by : "unknown", jm->fingerprint);
+           "run",
+           id, built_by[0] ? built_by : "unknown", jm->fingerprint);
     td_error err = {{0}, {0}};
     if (td_store_job_mark_different_build(jm->store, id, &err))
-        td_log(TD_LOG_WARN, "jobs", "job %s: cannot record the build change: %s", id,
-               err.message);
+        td_log(TD_LOG_WARN, "jobs", "job %s: cannot record the build change: %s", id, err.message);
 }
 
 /* Fails (code "crashed") every unfinished job the daemon died running MAX_CRASHES
@@ -551,8 +553,13 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     td_stored_dataset train = {0}, val = {0};
     td_hparams hp;
     td_hparams_defaults(&hp, TD_MODEL_SOFTMAX);
-    job_ctx c = {.jm = jm, .slot = slot, .id = id, .model_epoch = -1, .unsynced_params = -1,
-                 .loss_col = -1, .loss = {NAN, NAN, NAN}};
+    job_ctx c = {.jm = jm,
+                 .slot = slot,
+                 .id = id,
+                 .model_epoch = -1,
+                 .unsynced_params = -1,
+                 .loss_col = -1,
+                 .loss = {NAN, NAN, NAN}};
     void *ckpt = NULL;
     td_job_state final = TD_JOB_FAILED;
     int live = jm->shared; /* a claim marked it live already: every way out clears it */
@@ -560,7 +567,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     if (!wait_for_room(jm, slot, id)) /* stopping: it stays queued */
         goto out;
     td_status st = td_store_job_claim(jm->store, id, &row, &err); /* with its live mark */
-    if (st == TD_ECONFLICT) /* cancelled while queued */
+    if (st == TD_ECONFLICT)                                       /* cancelled while queued */
         goto out;
     if (st == TD_ENOTFOUND) /* deleted meanwhile */
         goto out;
@@ -627,8 +634,10 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     final = train_loop(&c, &err, &st);
 done:
     if (final == TD_JOB_RUNNING && st != TD_OK) {
-        td_log(TD_LOG_WARN, "jobs", "job %s: the checkpoint for shutdown failed (%s): it "
-               "resumes from epoch %lld", id, err.message, (long long)c.ckpt_epoch);
+        td_log(TD_LOG_WARN, "jobs",
+               "job %s: the checkpoint for shutdown failed (%s): it "
+               "resumes from epoch %lld",
+               id, err.message, (long long)c.ckpt_epoch);
     } else if (final == TD_JOB_RUNNING) {
         td_log(TD_LOG_INFO, "jobs", "job %s checkpointed at epoch %lld for shutdown", id,
                (long long)(c.t ? td_trainer_epoch(c.t) : 0));
@@ -783,8 +792,10 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     const char *fault = getenv("TD_FAULT_ABORT_IN_JOB"); /* test hook: README, Hardening */
     if (fault && *fault) {
         jm->fault_abort_after = atoll(fault) > 0 ? atoll(fault) : 1;
-        td_log(TD_LOG_WARN, "jobs", "test hook TD_FAULT_ABORT_IN_JOB is set: the process "
-               "aborts after %lld trained epochs", (long long)jm->fault_abort_after);
+        td_log(TD_LOG_WARN, "jobs",
+               "test hook TD_FAULT_ABORT_IN_JOB is set: the process "
+               "aborts after %lld trained epochs",
+               (long long)jm->fault_abort_after);
     }
     td_job_row *rows = NULL;
     int n = 0;
@@ -793,8 +804,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
         if (jm->o.lease_s < 2)
             jm->o.lease_s = 15;
         td_store_set_node(store, jm->o.node[0] ? jm->o.node : "traind", jm->o.lease_s);
-        td_log(TD_LOG_INFO, "jobs", "shared store: node %s, lease %d s", jm->o.node,
-               jm->o.lease_s);
+        td_log(TD_LOG_INFO, "jobs", "shared store: node %s, lease %d s", jm->o.node, jm->o.lease_s);
     }
     td_status st = td_jobs_reap_crashed(jm, err);
     if (st == TD_OK && !jm->shared) /* a shared store's jobs are claimed, not queued */
@@ -957,8 +967,8 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
     if (st)
         return st;
     td_job_spec sp = *spec;
-    sp.mem_bytes = mem_bytes;                           /* a shared store's admission */
-    sp.max_queued = jm->shared ? jm->o.max_queued : 0;  /* and its cluster-wide bound */
+    sp.mem_bytes = mem_bytes;                          /* a shared store's admission */
+    sp.max_queued = jm->shared ? jm->o.max_queued : 0; /* and its cluster-wide bound */
     st = td_store_job_insert(jm->store, &sp, id_out, err);
     return fill_place(jm, st, id_out, mem_bytes, err);
 }

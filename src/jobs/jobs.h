@@ -19,16 +19,16 @@
 typedef struct td_jobs td_jobs;
 
 typedef struct td_jobs_opts {
-    int workers;                 /* worker threads (jobs trained at once), >= 1 */
-    int cores;                   /* compute threads shared by running jobs, >= 1 */
-    int max_queued;              /* queued jobs accepted before TD_EBUSY */
-    double checkpoint_interval_s;/* at most this long between checkpoints of a job */
-    td_reserve *reserve;         /* state_dir's space reserve (borrowed), or NULL */
+    int workers;                  /* worker threads (jobs trained at once), >= 1 */
+    int cores;                    /* compute threads shared by running jobs, >= 1 */
+    int max_queued;               /* queued jobs accepted before TD_EBUSY */
+    double checkpoint_interval_s; /* at most this long between checkpoints of a job */
+    td_reserve *reserve;          /* state_dir's space reserve (borrowed), or NULL */
     /* A shared store (td_store_shared): workers claim jobs from the store's queue, and a
      * heartbeat renews their leases every lease_s / 3; max_queued holds cluster-wide. */
-    char node[TD_NODE_MAX];      /* this daemon's node name */
-    int lease_s;                 /* 0 = 15 */
-    int64_t history_max_rows;    /* history records kept per job (store.h); 0 = unbounded */
+    char node[TD_NODE_MAX];   /* this daemon's node name */
+    int lease_s;              /* 0 = 15 */
+    int64_t history_max_rows; /* history records kept per job (store.h); 0 = unbounded */
 } td_jobs_opts;
 
 /* Starts the workers and queues the store's unfinished jobs (oldest first). */
@@ -67,8 +67,7 @@ uint64_t td_jobs_job_bytes(const td_hparams *hp, const td_stored_dataset *train,
                            const td_stored_dataset *val, int64_t K, int cores);
 
 /* Cancels: a queued job at once, a running one at its next epoch boundary. */
-td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
-                         td_error *err);
+td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after, td_error *err);
 
 /* Change notification for watchers (Server-Sent Events): returns the current change
  * counter, waiting up to timeout_ms for it to move past `seen`. Every state change (a job
@@ -81,8 +80,8 @@ uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms);
 struct td_tail *td_jobs_tail(td_jobs *jm, const char *id);
 
 typedef struct td_jobs_stats {
-    int64_t queued, running;     /* in this process's queue / workers */
-    int64_t samples_trained;     /* rows processed by finished epochs since start */
+    int64_t queued, running; /* in this process's queue / workers */
+    int64_t samples_trained; /* rows processed by finished epochs since start */
     int64_t epochs_trained;
     int workers_alive;
     int accepting;

@@ -13,19 +13,19 @@
 #include "store/blob.h"
 
 #define TRAIN_NICE 10
-#define COMMIT_TRIES 4           /* attempts of an epoch's commit or the final model */
-#define END_TRIES 6              /* attempts of a job's end */
-#define ROOM_WAIT_MS 50          /* a submit finding the queue full waits this long for a place */
+#define COMMIT_TRIES 4  /* attempts of an epoch's commit or the final model */
+#define END_TRIES 6     /* attempts of a job's end */
+#define ROOM_WAIT_MS 50 /* a submit finding the queue full waits this long for a place */
 
 typedef struct running {
-    char id[TD_ID_MAX];          /* "" when the slot is idle */
+    char id[TD_ID_MAX]; /* "" when the slot is idle */
     int cancel;
-    td_tail *tail;               /* the job's history tail once it trains, else NULL */
+    td_tail *tail; /* the job's history tail once it trains, else NULL */
 } running;
 
 typedef struct qentry {
     char id[TD_ID_MAX];
-    uint64_t bytes;              /* estimated memory, reserved while it runs */
+    uint64_t bytes; /* estimated memory, reserved while it runs */
 } qentry;
 
 struct td_jobs {
@@ -33,18 +33,18 @@ struct td_jobs {
     td_jobs_opts o;
     pthread_mutex_t mu;
     pthread_cond_t work, changed;
-    pthread_cond_t room;         /* the queue got shorter: a submit waiting for a place */
-    qentry *queue;               /* ring of qcap jobs */
+    pthread_cond_t room; /* the queue got shorter: a submit waiting for a place */
+    qentry *queue;       /* ring of qcap jobs */
     int qhead, qlen, qcap;
-    int inserting;               /* td_jobs_submit calls inserting into the store */
+    int inserting; /* td_jobs_submit calls inserting into the store */
     int stopping;
     pthread_t *threads;
     int nthreads;
-    running *run;                /* (nthreads) */
+    running *run; /* (nthreads) */
     int nrunning;
     uint64_t change;
     int64_t samples, epochs;
-    int64_t fault_abort_after;   /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
+    int64_t fault_abort_after; /* test hook TD_FAULT_ABORT_IN_JOB; 0 = off */
     /* ends handed to the committer (see "the committer"): ids and model sizes */
     pthread_cond_t ends_cv;
     char (*end_ids)[TD_ID_MAX];
@@ -53,7 +53,7 @@ struct td_jobs {
     pthread_t committer;
     int committer_started;
     char fingerprint[TD_BLOB_TAG_MAX + 1]; /* this build's, as checkpoints carry it */
-    int shared;                  /* a shared store: claims and leases (see DESIGN) */
+    int shared;                            /* a shared store: claims and leases (see DESIGN) */
     pthread_t heartbeat;
     int hb_started, hb_stop;
 };
@@ -65,7 +65,7 @@ struct td_jobs {
 #define MAX_CRASHES 2
 
 /* jobs.c */
-void td_jobs_notify_locked(td_jobs *jm);                  /* mu held: wake watchers */
+void td_jobs_notify_locked(td_jobs *jm); /* mu held: wake watchers */
 int td_jobs_stopping_within(td_jobs *jm, int ms);
 int td_jobs_mark_live(td_jobs *jm, const char *id, int live);
 td_status td_jobs_reap_crashed(td_jobs *jm, td_error *err);
@@ -74,12 +74,12 @@ td_status td_jobs_reap_crashed(td_jobs *jm, td_error *err);
 /* committer.c */
 /* 1 when the committer has the job's end (and will clear its live mark). */
 int td_jobs_hand_off(td_jobs *jm, const char *id, int64_t n_params);
-void *td_jobs_committer(void *arg);                       /* the thread; arg: td_jobs */
+void *td_jobs_committer(void *arg); /* the thread; arg: td_jobs */
 
 /* lease.c (shared store) */
 /* mu held (released meanwhile): claims the oldest job that fits the budget into id and
  * *bytes; 1 when one was claimed, else 0 after waiting up to CLAIM_POLL_MS on `work`. */
 int td_jobs_claim(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes);
-void *td_jobs_heartbeat(void *arg);                       /* the thread; arg: td_jobs */
+void *td_jobs_heartbeat(void *arg); /* the thread; arg: td_jobs */
 
 #endif

@@ -24,7 +24,7 @@ int td_jobs_claim(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
         td_log(TD_LOG_WARN, "jobs", "claiming a job failed: %s", err.message);
     if (got && limit && *bytes > limit)
         *bytes = limit;
-    if (got && !td_budget_reserve(*bytes)) { /* a local job took the room meanwhile */
+    if (got && !td_budget_reserve(*bytes)) {           /* a local job took the room meanwhile */
         td_store_job_set_live(jm->store, id, 0, NULL); /* let go: its lease ends */
         got = 0;
     }
@@ -49,7 +49,7 @@ void *td_jobs_heartbeat(void *arg)
 {
     td_jobs *jm = arg;
     int period_ms = jm->o.lease_s * 1000 / 3;
-    char (*ids)[TD_ID_MAX] = calloc((size_t)jm->o.workers, sizeof *ids);
+    char(*ids)[TD_ID_MAX] = calloc((size_t)jm->o.workers, sizeof *ids);
     const char **ptrs = calloc((size_t)jm->o.workers, sizeof *ptrs);
     int *cancel = calloc((size_t)jm->o.workers, sizeof *cancel);
     int *held = calloc((size_t)jm->o.workers, sizeof *held);
@@ -69,8 +69,10 @@ void *td_jobs_heartbeat(void *arg)
         else
             for (int k = 0; k < n; k++)
                 if (!held[k])
-                    td_log(TD_LOG_WARN, "jobs", "job %s: its lease is lost (held elsewhere "
-                           "or ended); its writes from here are refused", ids[k]);
+                    td_log(TD_LOG_WARN, "jobs",
+                           "job %s: its lease is lost (held elsewhere "
+                           "or ended); its writes from here are refused",
+                           ids[k]);
         td_jobs_reap_crashed(jm, &err);
         pthread_mutex_lock(&jm->mu);
         for (int k = 0; k < n; k++)

@@ -63,17 +63,14 @@ int td_sweep_best(const td_sweep_trial *t, int n, int maximize)
     return best;
 }
 
-static int active(const td_sweep_trial *t)
-{
-    return t->job[0] && !td_job_state_terminal(t->state);
-}
+static int active(const td_sweep_trial *t) { return t->job[0] && !td_job_state_terminal(t->state); }
 
 /* Releases trial t for a budget of `until` epochs (the full run when until >= epochs):
  * a new job at rung 0, else its paused job continues. 1 when released, 0 when it must wait
  * (a full queue, a stopping daemon, a storage failure: tried again next pass), -1 when
  * the sweep cannot go on (err: its dataset is gone). */
-static int release(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t,
-                   int64_t until, td_error *err)
+static int release(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t, int64_t until,
+                   td_error *err)
 {
     int64_t stop_at = until < s->epochs ? until : 0;
     td_status st;
@@ -83,10 +80,14 @@ static int release(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t
             return 0;
     } else {
         char id[TD_ID_MAX];
-        td_job_spec spec = {.model = s->model, .dataset = s->dataset,
+        td_job_spec spec = {.model = s->model,
+                            .dataset = s->dataset,
                             .validation = s->validation[0] ? s->validation : NULL,
-                            .hyperparameters = t->hyperparameters, .epochs = s->epochs,
-                            .sweep = s->id, .sweep_trial = t->index, .stop_at_epoch = stop_at};
+                            .hyperparameters = t->hyperparameters,
+                            .epochs = s->epochs,
+                            .sweep = s->id,
+                            .sweep_trial = t->index,
+                            .stop_at_epoch = stop_at};
         st = td_jobs_submit(sw->jobs, &spec, t->bytes, id, err);
         if (st == TD_ENOTFOUND || st == TD_EINVAL)
             return -1;
@@ -113,14 +114,13 @@ static void finish(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t
             f++;
         snprintf(msg, sizeof msg, "no trial succeeded; trial %lld (job %s) ended %s%s%s",
                  (long long)t[f].index, t[f].job[0] ? t[f].job : "none",
-                 td_job_state_name(t[f].state), t[f].error_code[0] ? ": " : "",
-                 t[f].error_code);
+                 td_job_state_name(t[f].state), t[f].error_code[0] ? ": " : "", t[f].error_code);
     }
     td_error err = {{0}, {0}};
-    if (td_store_sweep_set_state(sw->store, s->id, end, end == TD_JOB_FAILED ?
-                                 "trials_failed" : NULL, msg[0] ? msg : NULL, &err))
-        td_log(TD_LOG_WARN, "sweeps", "sweep %s: recording its end failed: %s", s->id,
-               err.message);
+    if (td_store_sweep_set_state(sw->store, s->id, end,
+                                 end == TD_JOB_FAILED ? "trials_failed" : NULL, msg[0] ? msg : NULL,
+                                 &err))
+        td_log(TD_LOG_WARN, "sweeps", "sweep %s: recording its end failed: %s", s->id, err.message);
     else
         td_log(TD_LOG_INFO, "sweeps", "sweep %s %s", s->id, td_job_state_name(end));
 }
@@ -153,8 +153,10 @@ static void promote(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *
         td_log(TD_LOG_WARN, "sweeps", "sweep %s: ending rung %lld failed: %s", s->id,
                (long long)s->rung, err.message);
     else
-        td_log(TD_LOG_INFO, "sweeps", "sweep %s: rung %lld done, %d of %d trials go on to "
-               "%lld epochs", s->id, (long long)s->rung, keep < alive ? keep : alive, alive,
+        td_log(TD_LOG_INFO, "sweeps",
+               "sweep %s: rung %lld done, %d of %d trials go on to "
+               "%lld epochs",
+               s->id, (long long)s->rung, keep < alive ? keep : alive, alive,
                (long long)td_sweep_rung_epochs(s, s->rung + 1));
 out:
     free(order);

@@ -37,21 +37,21 @@ struct td_tail {
     int ncols;
     char names[TD_HIST_MAX_COLS][TD_HIST_NAME_MAX];
     const char *name_ptrs[TD_HIST_MAX_COLS];
-    int i_loss, i_val;           /* columns "loss" / "val_loss", -1 when absent */
+    int i_loss, i_val; /* columns "loss" / "val_loss", -1 when absent */
     int64_t epochs, max_rows;
-    double *ring;                /* (TD_TAIL_ROWS, ncols): epoch e in row e % TD_TAIL_ROWS */
+    double *ring; /* (TD_TAIL_ROWS, ncols): epoch e in row e % TD_TAIL_ROWS */
     int64_t lo, hi, committed;
     int closed, nwait;
     /* worker only */
-    int64_t *pend_epochs;        /* (TD_TAIL_BATCH) ascending, all > committed */
-    double *pend;                /* (TD_TAIL_BATCH, ncols) */
+    int64_t *pend_epochs; /* (TD_TAIL_BATCH) ascending, all > committed */
+    double *pend;         /* (TD_TAIL_BATCH, ncols) */
     int64_t npend;
     /* worker only */
     int64_t first, best, flushed_best;
-    double best_val;             /* the best record's val_loss, or loss without one */
+    double best_val; /* the best record's val_loss, or loss without one */
     int best_has_val;
-    double last_flush;           /* monotonic seconds */
-    int flushed;                 /* a batch went to the store since the tail was made */
+    double last_flush; /* monotonic seconds */
+    int flushed;       /* a batch went to the store since the tail was made */
 };
 
 static double *ring_row(const td_tail *t, int64_t epoch)
@@ -95,8 +95,8 @@ static td_status track_stored(td_tail *t, td_error *err)
 }
 
 td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
-                         const char *const *names, int ncols, int64_t epochs,
-                         int64_t committed, int64_t max_rows, td_error *err)
+                         const char *const *names, int ncols, int64_t epochs, int64_t committed,
+                         int64_t max_rows, td_error *err)
 {
     *out = NULL;
     if (ncols < 1 || ncols > TD_HIST_MAX_COLS)
@@ -147,10 +147,7 @@ td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
     return TD_OK;
 }
 
-void td_tail_retain(td_tail *t)
-{
-    atomic_fetch_add(&t->refs, 1);
-}
+void td_tail_retain(td_tail *t) { atomic_fetch_add(&t->refs, 1); }
 
 void td_tail_release(td_tail *t)
 {
@@ -217,10 +214,16 @@ td_status td_tail_flush(td_tail *t, const char *metrics_json, double now, td_err
     if (t->npend == 0)
         return TD_OK;
     /* pend ends with the latest epoch (hi): everything up to it is in the store after */
-    td_history_batch b = {.n_cols = t->ncols, .n_rows = t->npend, .epochs = t->pend_epochs,
-                          .records = t->pend, .metrics_json = metrics_json,
-                          .max_rows = t->max_rows, .first = t->first, .best = t->best,
-                          .prev_best = t->flushed_best, .full_pass = !t->flushed};
+    td_history_batch b = {.n_cols = t->ncols,
+                          .n_rows = t->npend,
+                          .epochs = t->pend_epochs,
+                          .records = t->pend,
+                          .metrics_json = metrics_json,
+                          .max_rows = t->max_rows,
+                          .first = t->first,
+                          .best = t->best,
+                          .prev_best = t->flushed_best,
+                          .full_pass = !t->flushed};
     td_status st = td_store_history_commit(t->store, t->id, &b, err);
     if (st)
         return st;
@@ -325,8 +328,8 @@ void td_tail_wait(td_tail *t, int64_t after, int timeout_ms, td_tail_view *v)
 /* Merges pending records p (epochs above `committed`, ascending) into h (the store's, read
  * after p was taken): h's records up to committed, then p's above after_epoch, then h's
  * beyond p's last (committed since); at most limit (<= 0: all). */
-static td_status merge(td_history *h, const td_history *p, int64_t committed,
-                       int64_t after_epoch, int64_t limit, td_error *err)
+static td_status merge(td_history *h, const td_history *p, int64_t committed, int64_t after_epoch,
+                       int64_t limit, td_error *err)
 {
     int64_t p_last = p->epochs[p->n_rows - 1];
     int64_t a = 0, j0 = 0, b0 = h->n_rows;
@@ -364,9 +367,8 @@ static td_status merge(td_history *h, const td_history *p, int64_t committed,
     return TD_OK;
 }
 
-td_status td_tail_history_get(td_tail *t, td_store *store, const char *job_id,
-                              int64_t after_epoch, int64_t limit, td_history *out,
-                              td_error *err)
+td_status td_tail_history_get(td_tail *t, td_store *store, const char *job_id, int64_t after_epoch,
+                              int64_t limit, td_history *out, td_error *err)
 {
     td_history p = {0};
     int64_t committed = 0;

@@ -26,9 +26,9 @@
 #include "store/store.h"
 #include "traind/status.h"
 
-#define TD_TAIL_ROWS 2048      /* records kept in memory for readers */
-#define TD_TAIL_BATCH 2048     /* pending records that make a flush due (the most held) */
-#define TD_TAIL_FLUSH_S 0.1    /* seconds after which pending records make a flush due */
+#define TD_TAIL_ROWS 2048   /* records kept in memory for readers */
+#define TD_TAIL_BATCH 2048  /* pending records that make a flush due (the most held) */
+#define TD_TAIL_FLUSH_S 0.1 /* seconds after which pending records make a flush due */
 
 typedef struct td_tail td_tail;
 
@@ -38,8 +38,8 @@ typedef struct td_tail td_tail;
  * (0 = unbounded). When committed > 0 the first and best epochs are read back from the
  * store's history. */
 td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
-                         const char *const *names, int ncols, int64_t epochs,
-                         int64_t committed, int64_t max_rows, td_error *err);
+                         const char *const *names, int ncols, int64_t epochs, int64_t committed,
+                         int64_t max_rows, td_error *err);
 void td_tail_retain(td_tail *t);
 /* Drops a reference; the last one frees. NULL is fine. */
 void td_tail_release(td_tail *t);
@@ -63,9 +63,9 @@ void td_tail_close(td_tail *t);
 /* ---- readers ------------------------------------------------------------------------ */
 
 typedef struct td_tail_view {
-    int64_t lo, hi;            /* records of epochs lo..hi are in the tail (none if lo > hi) */
-    int64_t committed;         /* epochs up to here are in the store */
-    int64_t epochs;            /* planned */
+    int64_t lo, hi;    /* records of epochs lo..hi are in the tail (none if lo > hi) */
+    int64_t committed; /* epochs up to here are in the store */
+    int64_t epochs;    /* planned */
     int closed;
 } td_tail_view;
 
@@ -82,9 +82,8 @@ td_status td_tail_pending(td_tail *t, td_history *h, int64_t *committed, td_erro
  * (the first `limit` of them; limit <= 0: all) merged with the tail's records not in the
  * store yet, when t (may be NULL: a job not training here) is given. Free *out with
  * td_history_fini. Errors as td_store_history_page. */
-td_status td_tail_history_get(td_tail *t, td_store *store, const char *job_id,
-                              int64_t after_epoch, int64_t limit, td_history *out,
-                              td_error *err);
+td_status td_tail_history_get(td_tail *t, td_store *store, const char *job_id, int64_t after_epoch,
+                              int64_t limit, td_history *out, td_error *err);
 /* Waits up to timeout_ms for a record past epoch `after` or for the close; returns at
  * once if there is one already. Fills v with the state it saw. */
 void td_tail_wait(td_tail *t, int64_t after, int timeout_ms, td_tail_view *v);

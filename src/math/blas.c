@@ -22,14 +22,14 @@ void td_sgemm_tn(float *C, const float *A, const float *B, int64_t M, int64_t N,
                  float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc)
 {
     td_blas_init();
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
-                alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
+                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
 void td_sgemm_nt(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
                  float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc)
 {
     td_blas_init();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, (blasint)N, (blasint)K,
-                alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
+                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }

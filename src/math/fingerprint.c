@@ -56,8 +56,8 @@ static void compute(void)
     const char *blas = openblas_get_config();
     const char *core = openblas_get_corename();
     snprintf(fingerprint, sizeof fingerprint,
-             "traind %s; cc %s; flags %s; isa%s; kernels %s (clones %s); cpu%s; %s%s%s",
-             TD_VERSION, __VERSION__, TD_BUILD_FLAGS, build_isa(), td_isa_name(td_isa()),
+             "traind %s; cc %s; flags %s; isa%s; kernels %s (clones %s); cpu%s; %s%s%s", TD_VERSION,
+             __VERSION__, TD_BUILD_FLAGS, build_isa(), td_isa_name(td_isa()),
              td_isa_name(td_isa_cpu()), cpu, blas ? blas : "openblas",
              core && (!blas || !strstr(blas, core)) ? " core " : "",
              core && (!blas || !strstr(blas, core)) ? core : "");

@@ -46,14 +46,12 @@ td_isa_level td_isa_force(td_isa_level level);
 /* TD_ISA_MULTI is 1 where the variants exist (GCC on x86-64): the kernels' files compile
  * their bodies under `#pragma GCC target(TD_TARGET_AVX2)` and TD_TARGET_AVX512. TD_CLONES
  * marks a function for target_clones; elsewhere it is empty and one variant is built. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(TD_NO_MULTIVERSION)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(TD_NO_MULTIVERSION)
 #define TD_ISA_MULTI 1
 #define TD_TARGET_AVX2 "avx2,fma,bmi,bmi2,lzcnt,popcnt,f16c,movbe"
 #define TD_TARGET_AVX512 \
     "avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,lzcnt,popcnt,f16c,movbe"
-#define TD_CLONES \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define TD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 /* TD_TARGET_PRAGMA(TD_TARGET_AVX2) == #pragma GCC target("avx2,...") (a pragma's
  * argument is not macro-expanded) */
 #define TD_DO_PRAGMA(x) _Pragma(#x)

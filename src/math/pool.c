@@ -15,15 +15,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#define SPINS 20000               /* pause instructions before sleeping: ~1 ms */
+#define SPINS 20000 /* pause instructions before sleeping: ~1 ms */
 
 struct td_pool {
-    int nthreads;                 /* including the caller */
-    pthread_t *threads;           /* (nthreads - 1) */
+    int nthreads;       /* including the caller */
+    pthread_t *threads; /* (nthreads - 1) */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     _Atomic uint64_t generation;
-    atomic_int busy;              /* workers that joined the current generation (changed
+    atomic_int busy; /* workers that joined the current generation (changed
                                      under mu, read without it by the spinning caller) */
     int stop;
     td_task_fn fn;

@@ -38,21 +38,21 @@ static const uint64_t td_vexp_tab[32] __attribute__((aligned(64))) = {
  * _mm512) and in the same order as glibc:
  *   TD_VEXP_REDUCE: kd = round(x 32/ln2) (its low bits in ki), r = x 32/ln2 - kd
  *   TD_VEXP_POLY:   (1 + c1 r + (c2 + c3 r) r^2) * t, t = 2^(k/32) as double bits. */
-#define TD_VEXP_REDUCE(P, CASTPD_SI, xd, kd, ki, r)                                      \
-    do {                                                                                \
-        kd = P##_add_pd(P##_mul_pd(P##_set1_pd(0x1.71547652b82fep+0 * 32), xd),        \
-                        P##_set1_pd(0x1.8p+52)); /* round to int */                    \
-        ki = CASTPD_SI(kd);                                                             \
-        kd = P##_sub_pd(kd, P##_set1_pd(0x1.8p+52));                                    \
-        r = P##_fmsub_pd(P##_set1_pd(0x1.71547652b82fep+0 * 32), xd, kd);              \
+#define TD_VEXP_REDUCE(P, CASTPD_SI, xd, kd, ki, r)                             \
+    do {                                                                        \
+        kd = P##_add_pd(P##_mul_pd(P##_set1_pd(0x1.71547652b82fep+0 * 32), xd), \
+                        P##_set1_pd(0x1.8p+52)); /* round to int */             \
+        ki = CASTPD_SI(kd);                                                     \
+        kd = P##_sub_pd(kd, P##_set1_pd(0x1.8p+52));                            \
+        r = P##_fmsub_pd(P##_set1_pd(0x1.71547652b82fep+0 * 32), xd, kd);       \
     } while (0)
-#define TD_VEXP_POLY(P, CASTSI_PD, r, t)                                                 \
-    P##_mul_pd(P##_fmadd_pd(P##_fmadd_pd(P##_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32), \
-                                         r, P##_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32)), \
-                            P##_mul_pd(r, r),                                           \
-                            P##_fmadd_pd(P##_set1_pd(0x1.62e42ff0c52d6p-1 / 32), r,     \
-                                         P##_set1_pd(1.0))),                            \
-               CASTSI_PD(t))
+#define TD_VEXP_POLY(P, CASTSI_PD, r, t)                                                         \
+    P##_mul_pd(                                                                                  \
+        P##_fmadd_pd(P##_fmadd_pd(P##_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32), r,           \
+                                  P##_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32)),                  \
+                     P##_mul_pd(r, r),                                                           \
+                     P##_fmadd_pd(P##_set1_pd(0x1.62e42ff0c52d6p-1 / 32), r, P##_set1_pd(1.0))), \
+        CASTSI_PD(t))
 
 /* expf of each lane of x, for lanes in [TD_VEXP_MIN, 0] (others: undefined). */
 __attribute__((target("avx2,fma"))) static inline __m128 td_vexp4(__m128 x)

@@ -73,8 +73,7 @@ uint64_t td_xxh64_digest(const td_xxh64_state *h)
 {
     uint64_t acc;
     if (h->total >= 32) {
-        acc = rotl64(h->v[0], 1) + rotl64(h->v[1], 7) + rotl64(h->v[2], 12) +
-              rotl64(h->v[3], 18);
+        acc = rotl64(h->v[0], 1) + rotl64(h->v[1], 7) + rotl64(h->v[2], 12) + rotl64(h->v[3], 18);
         for (int i = 0; i < 4; i++)
             acc = xmerge(acc, h->v[i]);
     } else {

@@ -60,8 +60,8 @@ static int read_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-static void fill_header(uint8_t hdr[TD_BLOB_HEADER], uint32_t version, uint32_t kind,
-                        uint64_t aux, uint64_t length)
+static void fill_header(uint8_t hdr[TD_BLOB_HEADER], uint32_t version, uint32_t kind, uint64_t aux,
+                        uint64_t length)
 {
     memcpy(hdr, BLOB_MAGIC, 8);
     td_wr32(hdr + 8, version);
@@ -130,10 +130,7 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, c
 
 /* A failed write's status: lack of space (a full disk, an exhausted quota) is TD_ENOSPACE,
  * the rest TD_EIO. */
-static td_status write_status(int e)
-{
-    return e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO;
-}
+static td_status write_status(int e) { return e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO; }
 
 td_status td_blob_write(const char *path, uint32_t kind, uint64_t aux, const td_blob_seg *segs,
                         int nseg, td_error *err)
@@ -214,8 +211,8 @@ cleanup:
  * before is the bytes ahead of the payload (the header, and a tag section).
  * *length gets the payload bytes. */
 static td_status check_header(const char *path, const uint8_t hdr[TD_BLOB_HEADER],
-                              const struct stat *sb, uint32_t kind, off_t before,
-                              uint64_t *length, td_error *err)
+                              const struct stat *sb, uint32_t kind, off_t before, uint64_t *length,
+                              td_error *err)
 {
     if (memcmp(hdr, BLOB_MAGIC, 8) != 0)
         return td_fail(err, TD_EIO, NULL, "%s: not a traind blob (bad magic)", path);
@@ -224,13 +221,12 @@ static td_status check_header(const char *path, const uint8_t hdr[TD_BLOB_HEADER
         (version != TD_BLOB_VERSION_TAGGED || before == TD_BLOB_HEADER))
         return td_fail(err, TD_EIO, NULL, "%s: unsupported blob version %u", path, version);
     if (kind != TD_BLOB_ANY && td_rd32(hdr + 12) != kind)
-        return td_fail(err, TD_EIO, NULL, "%s: blob kind %u, expected %u", path,
-                       td_rd32(hdr + 12), kind);
+        return td_fail(err, TD_EIO, NULL, "%s: blob kind %u, expected %u", path, td_rd32(hdr + 12),
+                       kind);
     *length = td_rd64(hdr + 24);
     if (*length != (uint64_t)(sb->st_size - before) || *length > SIZE_MAX - 1)
-        return td_fail(err, TD_EIO, NULL, "%s: length mismatch (header %llu, file has %llu)",
-                       path, (unsigned long long)*length,
-                       (unsigned long long)(sb->st_size - before));
+        return td_fail(err, TD_EIO, NULL, "%s: length mismatch (header %llu, file has %llu)", path,
+                       (unsigned long long)*length, (unsigned long long)(sb->st_size - before));
     return TD_OK;
 }
 
@@ -255,8 +251,8 @@ static td_status open_blob(const char *path, int *fd, struct stat *sb, td_error 
     return rc;
 }
 
-static td_status checksum_status(const char *path, const uint8_t hdr[TD_BLOB_HEADER],
-                                 uint64_t got, td_error *err)
+static td_status checksum_status(const char *path, const uint8_t hdr[TD_BLOB_HEADER], uint64_t got,
+                                 td_error *err)
 {
     uint64_t want = td_rd64(hdr + 32);
     if (want == got)
@@ -277,8 +273,8 @@ td_status td_blob_write_unsynced(const char *path, uint32_t kind, uint64_t aux,
     return blob_write(path, kind, aux, NULL, segs, nseg, 0, err);
 }
 
-td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,
-                       size_t *len, td_error *err)
+td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload, size_t *len,
+                       td_error *err)
 {
     return td_blob_read_tagged(path, kind, aux, NULL, 0, payload, len, err);
 }
@@ -437,10 +433,12 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
     const uint8_t *hdr = base; /* untagged: datasets carry no tag */
     if ((rc = check_header(path, hdr, &sb, kind, TD_BLOB_HEADER, &length, err)))
         goto cleanup;
-    td_blob_stamp stamp = {.dev = (uint64_t)sb.st_dev, .ino = (uint64_t)sb.st_ino,
+    td_blob_stamp stamp = {.dev = (uint64_t)sb.st_dev,
+                           .ino = (uint64_t)sb.st_ino,
                            .size = (int64_t)sb.st_size,
                            .mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec,
-                           .ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec};
+                           .ctime_ns =
+                               (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec};
     out->verified = !verified || memcmp(verified, &stamp, sizeof stamp) != 0;
     if (out->verified) { /* a file not seen before, or changed since: hash it */
         madvise(base, (size_t)sb.st_size, MADV_SEQUENTIAL);
@@ -475,27 +473,21 @@ void td_blob_unmap(td_blob_map_t *m)
         memset(m, 0, sizeof *m);
 }
 
-void td_blob_free(void *payload)
-{
-    free(payload);
-}
+void td_blob_free(void *payload) { free(payload); }
 
-int td_blob_is_temp(const char *name)
-{
-    return strstr(name, ".tmp.") != NULL;
-}
+int td_blob_is_temp(const char *name) { return strstr(name, ".tmp.") != NULL; }
 
 /* ---- streaming writer --------------------------------------------------------------- */
 
 struct td_blob_out {
     int fd;
-    uint64_t length;                 /* payload bytes so far (buffered ones included) */
-    uint64_t declared;               /* the length promised at open (0: none) */
-    int inline_hash;                 /* 1 while h covers the header and every byte written */
+    uint64_t length;   /* payload bytes so far (buffered ones included) */
+    uint64_t declared; /* the length promised at open (0: none) */
+    int inline_hash;   /* 1 while h covers the header and every byte written */
     td_xxh64_state h;
     size_t buf_len;
     char path[PATH_MAX], tmp[PATH_MAX];
-    char buf[CHUNK];                 /* writes go out a MiB at a time */
+    char buf[CHUNK]; /* writes go out a MiB at a time */
 };
 
 /* Starts the disk writes of every whole WRITEBACK bytes written so far (not waiting for
@@ -507,8 +499,7 @@ static void out_writeback(td_blob_out *o, size_t just_written)
     uint64_t end = TD_BLOB_HEADER + o->length - o->buf_len, before = end - just_written;
     if (end / WRITEBACK != before / WRITEBACK) {
         uint64_t upto = end / WRITEBACK * WRITEBACK;
-        sync_file_range(o->fd, (off_t)(upto - WRITEBACK), (off_t)WRITEBACK,
-                        SYNC_FILE_RANGE_WRITE);
+        sync_file_range(o->fd, (off_t)(upto - WRITEBACK), (off_t)WRITEBACK, SYNC_FILE_RANGE_WRITE);
     }
 }
 
@@ -534,7 +525,7 @@ td_status td_blob_out_open(td_blob_out **out, const char *path, uint32_t kind, u
     o->buf_len = 0;
     o->declared = length;
     o->inline_hash = length > 0;
-    if (o->inline_hash) {            /* the header is known: hash as the payload goes out */
+    if (o->inline_hash) { /* the header is known: hash as the payload goes out */
         uint8_t hdr[TD_BLOB_HEADER];
         fill_header(hdr, TD_BLOB_VERSION, kind, aux, length);
         td_xxh64_init(&o->h, 0);
@@ -568,7 +559,7 @@ td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_err
     o->length += len;
     if (o->inline_hash)
         td_xxh64_update(&o->h, data, len);
-    if (o->buf_len == 0 && len >= CHUNK / 16) {  /* big pieces skip the buffer */
+    if (o->buf_len == 0 && len >= CHUNK / 16) { /* big pieces skip the buffer */
         if (write_all(o->fd, data, len) != 0)
             return td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno));
         out_writeback(o, len);
@@ -594,10 +585,11 @@ td_status td_blob_out_pwrite(td_blob_out *o, uint64_t off, const void *data, siz
         return rc;
     if (off + len > o->length)
         return td_fail(err, TD_EINTERNAL, NULL, "blob %s: pwrite past the payload", o->tmp);
-    o->inline_hash = 0;              /* bytes already hashed change: read back at commit */
+    o->inline_hash = 0; /* bytes already hashed change: read back at commit */
     ssize_t w = pwrite(o->fd, data, len, (off_t)(TD_BLOB_HEADER + off));
     if (w < 0 || (size_t)w != len)
-        return td_fail(err, write_status(w < 0 ? errno : EIO), NULL, "write %s: %s", o->tmp, strerror(w < 0 ? errno : EIO));
+        return td_fail(err, write_status(w < 0 ? errno : EIO), NULL, "write %s: %s", o->tmp,
+                       strerror(w < 0 ? errno : EIO));
     return TD_OK;
 }
 
@@ -642,7 +634,8 @@ td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_err
     }
     td_wr64(hdr + 32, sum);
     if (pwrite(o->fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || fsync(o->fd) != 0) {
-        rc = td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno ? errno : EIO));
+        rc = td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp,
+                     strerror(errno ? errno : EIO));
         goto cleanup;
     }
     int crc = close(o->fd);
@@ -655,7 +648,7 @@ td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_err
         rc = td_fail(err, TD_EIO, NULL, "rename %s -> %s: %s", o->tmp, o->path, strerror(errno));
         goto cleanup;
     }
-    o->tmp[0] = '\0';                /* renamed: nothing left to remove */
+    o->tmp[0] = '\0'; /* renamed: nothing left to remove */
     if (fsync_parent(o->path) != 0)
         rc = td_fail(err, TD_EIO, NULL, "fsync directory of %s: %s", o->path, strerror(errno));
 cleanup:

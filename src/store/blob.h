@@ -46,7 +46,7 @@ enum { TD_BLOB_ANY = 0, TD_BLOB_DATASET = 1, TD_BLOB_CHECKPOINT = 2, TD_BLOB_MOD
 
 /* One piece of the payload; the payload is the segments' bytes back to back. */
 typedef struct td_blob_seg {
-    const void *data;            /* may be NULL when len == 0 */
+    const void *data; /* may be NULL when len == 0 */
     size_t len;
 } td_blob_seg;
 
@@ -72,8 +72,8 @@ td_status td_blob_write_unsynced(const char *path, uint32_t kind, uint64_t aux,
  * (may be NULL) gets the header's aux value. A missing file is TD_ENOTFOUND; any
  * mismatch or read failure is TD_EIO with a message naming the file. On error
  * *payload is NULL. */
-td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload,
-                       size_t *len, td_error *err);
+td_status td_blob_read(const char *path, uint32_t kind, uint64_t *aux, void **payload, size_t *len,
+                       td_error *err);
 /* td_blob_read that also returns the tag: NUL-terminated into tag (tag_cap > 0 bytes;
  * a longer tag is cut), "" for a version 1 file. tag may be NULL. */
 td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, char *tag,
@@ -90,13 +90,13 @@ typedef struct td_blob_stamp {
  * not anonymous memory). payload is at file offset TD_BLOB_HEADER of a page-aligned
  * mapping. */
 typedef struct td_blob_map_t {
-    void *base;                  /* NULL when not mapped */
+    void *base; /* NULL when not mapped */
     size_t map_len;
     const void *payload;
-    size_t len;                  /* payload bytes */
+    size_t len; /* payload bytes */
     uint64_t aux;
-    td_blob_stamp stamp;         /* of the file mapped */
-    int verified;                /* 1 when this call computed the checksum */
+    td_blob_stamp stamp; /* of the file mapped */
+    int verified;        /* 1 when this call computed the checksum */
 } td_blob_map_t;
 
 /* Maps path read-only, checking the header as td_blob_read does (same errors). The
@@ -142,8 +142,8 @@ typedef struct td_blob_out td_blob_out;
 td_status td_blob_out_open(td_blob_out **out, const char *path, uint32_t kind, uint64_t aux,
                            uint64_t length, td_error *err);
 td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_error *err);
-td_status td_blob_out_pwrite(td_blob_out *o, uint64_t payload_off, const void *data,
-                             size_t len, td_error *err);
+td_status td_blob_out_pwrite(td_blob_out *o, uint64_t payload_off, const void *data, size_t len,
+                             td_error *err);
 td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_error *err);
 void td_blob_out_abort(td_blob_out *o);
 

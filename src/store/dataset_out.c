@@ -13,7 +13,7 @@ struct td_dataset_out {
     td_store *s;
     td_blob_out *blob;
     int64_t N, D;
-    uint64_t x_left;                 /* X values still to come */
+    uint64_t x_left; /* X values still to come */
     char id[TD_ID_MAX];
     char path[PATH_MAX];
 };
@@ -82,12 +82,11 @@ td_status td_dataset_out_commit(td_dataset_out *o, const td_dataset *ds, const c
     for (size_t i = 0; i < sizeof rest / sizeof rest[0] && !rc; i++)
         if (rest[i].count > 0)
             rc = td_blob_out_write(o->blob, rest[i].p, (size_t)rest[i].count * 4, err);
-    int64_t hdr[TD_DATASET_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, TD_DATASET_PAD,
-                                         0, 0};
+    int64_t hdr[TD_DATASET_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, TD_DATASET_PAD, 0, 0};
     if (!rc && (m.y_cols || m.Y_cols || m.P))
         rc = td_blob_out_pwrite(o->blob, 0, hdr, sizeof hdr, err);
-    m.bytes = TD_BLOB_HEADER + (int64_t)sizeof hdr + TD_DATASET_PAD + (m.N * m.D + m.N * m.y_cols +
-                                                      m.N * m.Y_cols + 3 * m.P) * 4;
+    m.bytes = TD_BLOB_HEADER + (int64_t)sizeof hdr + TD_DATASET_PAD +
+        (m.N * m.D + m.N * m.y_cols + m.N * m.Y_cols + 3 * m.P) * 4;
     if (rc)
         goto cleanup;
     rc = td_blob_out_commit(o->blob, TD_BLOB_DATASET, 0, err);
@@ -98,7 +97,7 @@ td_status td_dataset_out_commit(td_dataset_out *o, const td_dataset *ds, const c
     rc = td_store_dataset_insert(o->s, &m, err);
     if (rc)
         goto cleanup;
-    placed = 0;                      /* the row owns the file now */
+    placed = 0; /* the row owns the file now */
     if (meta)
         *meta = m;
 cleanup:

@@ -12,12 +12,12 @@ struct td_dscache_entry {
     td_dscache *cache;
     td_dscache_entry *next;
     char id[48];
-    int refs;                    /* holders, and acquirers on their way (cache->mu) */
-    int gone;                    /* deleted: freed at the last release (cache->mu) */
-    pthread_mutex_t load;        /* held while mapping and verifying */
+    int refs;             /* holders, and acquirers on their way (cache->mu) */
+    int gone;             /* deleted: freed at the last release (cache->mu) */
+    pthread_mutex_t load; /* held while mapping and verifying */
     /* set under `load` by the first holder, cleared under cache->mu by the last */
-    td_blob_map_t map;           /* map.base NULL when not mapped (or copied) */
-    void *copy;                  /* aligned copy of the payload, or NULL */
+    td_blob_map_t map; /* map.base NULL when not mapped (or copied) */
+    void *copy;        /* aligned copy of the payload, or NULL */
     const void *payload;
     size_t len;
     size_t file_bytes;
@@ -101,8 +101,7 @@ static td_status map_entry(td_dscache_entry *e, const char *path, td_dscache_ali
     if (((uintptr_t)m.payload + off) % TD_DSCACHE_ALIGN) {
         /* an older layout: one aligned copy, shared like the mapping */
         size_t shift = (TD_DSCACHE_ALIGN - off % TD_DSCACHE_ALIGN) % TD_DSCACHE_ALIGN;
-        size_t bytes = (m.len + shift + TD_DSCACHE_ALIGN - 1) / TD_DSCACHE_ALIGN *
-                       TD_DSCACHE_ALIGN;
+        size_t bytes = (m.len + shift + TD_DSCACHE_ALIGN - 1) / TD_DSCACHE_ALIGN * TD_DSCACHE_ALIGN;
         if (!(copy = aligned_alloc(TD_DSCACHE_ALIGN, bytes))) {
             td_blob_unmap(&m);
             return td_fail(err, TD_ENOMEM, NULL, "%s: cannot allocate %zu bytes", path, bytes);

@@ -50,10 +50,10 @@ void td_dscache_release(td_dscache_entry *e);
 void td_dscache_forget(td_dscache *c, const char *id);
 
 typedef struct td_dscache_stats {
-    uint64_t verifications;      /* files verified (checksum computed and right) */
-    int64_t mapped;              /* datasets held now */
-    int64_t mapped_bytes;        /* their file bytes */
-    int64_t copied_bytes;        /* of which copied into memory (older layout) */
+    uint64_t verifications; /* files verified (checksum computed and right) */
+    int64_t mapped;         /* datasets held now */
+    int64_t mapped_bytes;   /* their file bytes */
+    int64_t copied_bytes;   /* of which copied into memory (older layout) */
 } td_dscache_stats;
 
 void td_dscache_stats_get(td_dscache *c, td_dscache_stats *out);

@@ -11,24 +11,24 @@
 #include "store/store.h"
 
 typedef enum {
-    TD_TRANS_START,   /* queued or running -> running (a running one counts a restart) */
-    TD_TRANS_FINISH,  /* queued or running -> state (terminal) */
-    TD_TRANS_CANCEL,  /* queued -> cancelled; running: cancel requested */
-    TD_TRANS_DELETE,  /* terminal -> row gone (files and history: the caller's) */
+    TD_TRANS_START,  /* queued or running -> running (a running one counts a restart) */
+    TD_TRANS_FINISH, /* queued or running -> state (terminal) */
+    TD_TRANS_CANCEL, /* queued -> cancelled; running: cancel requested */
+    TD_TRANS_DELETE, /* terminal -> row gone (files and history: the caller's) */
 } td_trans_kind;
 
 typedef struct {
     td_trans_kind kind;
     const char *id;
-    int live;                     /* START: also mark the job live (td_store_job_claim) */
-    td_job_row *row;              /* START: when set, gets the job's row after the change */
-    td_job_state state;           /* FINISH: the terminal state */
-    const char *error_code;       /* FINISH: NULL or "" for none */
-    const char *error_message;    /* FINISH: NULL or "" for none */
+    int live;                  /* START: also mark the job live (td_store_job_claim) */
+    td_job_row *row;           /* START: when set, gets the job's row after the change */
+    td_job_state state;        /* FINISH: the terminal state */
+    const char *error_code;    /* FINISH: NULL or "" for none */
+    const char *error_message; /* FINISH: NULL or "" for none */
     /* set by the executor from the locked row */
-    int found;                    /* the state the job was in */
-    int64_t ckpt_epoch;           /* its recorded checkpoint epoch, -1: none */
-    int has_model;                /* it had a model file */
+    int found;          /* the state the job was in */
+    int64_t ckpt_epoch; /* its recorded checkpoint epoch, -1: none */
+    int has_model;      /* it had a model file */
 } td_job_transition;
 
 /* TD_ECONFLICT (field "state"), naming the job and t->found, when t may not run from the

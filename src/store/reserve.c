@@ -23,23 +23,17 @@
 
 struct td_reserve {
     pthread_mutex_t mu;
-    atomic_int full;             /* a write was refused for lack of space, no probe found
+    atomic_int full;  /* a write was refused for lack of space, no probe found
                                     room since (written under mu) */
-    int64_t bytes;               /* the reserve */
-    int64_t headroom;            /* free beyond it that ends the full state */
+    int64_t bytes;    /* the reserve */
+    int64_t headroom; /* free beyond it that ends the full state */
     char path[PATH_MAX];
-    td_error reason;             /* why it is full (message) */
+    td_error reason; /* why it is full (message) */
 };
 
-static int no_space(int e)
-{
-    return e == ENOSPC || e == EDQUOT;
-}
+static int no_space(int e) { return e == ENOSPC || e == EDQUOT; }
 
-static double mib(int64_t bytes)
-{
-    return (double)bytes / (double)(1 << 20);
-}
+static double mib(int64_t bytes) { return (double)bytes / (double)(1 << 20); }
 
 /* Makes the reserve whole and tries the headroom beyond it, given back at once. Returns
  * 0 when both fit, else the errno of the failing call, which why->message names.
@@ -54,9 +48,10 @@ static int probe_locked(td_reserve *r, td_error *why)
     }
     int e = posix_fallocate(fd, 0, (off_t)(r->bytes + r->headroom));
     if (e)
-        td_fail(why, TD_EIO, NULL, "no room for the %.4g MiB reserve and %.4g MiB more "
-                "(posix_fallocate %s: %s)", mib(r->bytes), mib(r->headroom), r->path,
-                strerror(e));
+        td_fail(why, TD_EIO, NULL,
+                "no room for the %.4g MiB reserve and %.4g MiB more "
+                "(posix_fallocate %s: %s)",
+                mib(r->bytes), mib(r->headroom), r->path, strerror(e));
     /* the headroom goes back, with whatever a failed call allocated past the reserve */
     if (ftruncate(fd, (off_t)r->bytes) != 0 && !e) {
         e = errno;
@@ -87,8 +82,8 @@ td_status td_reserve_open(td_reserve **out, const char *dir, int64_t bytes, td_e
     td_error why = {{0}, {0}};
     int e = probe_locked(r, &why);
     if (e && !no_space(e)) {
-        td_status st = td_fail(err, TD_EIO, "disk_reserve_mb", "the space reserve: %s",
-                               why.message);
+        td_status st =
+            td_fail(err, TD_EIO, "disk_reserve_mb", "the space reserve: %s", why.message);
         td_reserve_close(r);
         return st;
     }
@@ -135,12 +130,15 @@ td_status td_reserve_check(td_reserve *r, td_error *err)
                 td_log(TD_LOG_WARN, "store", "the space probe failed (%s): taken as room",
                        why.message);
             atomic_store(&r->full, 0);
-            td_log(TD_LOG_INFO, "store", "state_dir has room again (the %.4g MiB reserve is "
-                   "whole, %.4g MiB more free): new work is accepted", mib(r->bytes),
-                   mib(r->headroom));
+            td_log(TD_LOG_INFO, "store",
+                   "state_dir has room again (the %.4g MiB reserve is "
+                   "whole, %.4g MiB more free): new work is accepted",
+                   mib(r->bytes), mib(r->headroom));
         } else {
-            st = td_fail(err, TD_ENOSPACE, NULL, "%s; new datasets and jobs are refused until "
-                         "space is freed (delete datasets or jobs)", r->reason.message);
+            st = td_fail(err, TD_ENOSPACE, NULL,
+                         "%s; new datasets and jobs are refused until "
+                         "space is freed (delete datasets or jobs)",
+                         r->reason.message);
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -157,8 +155,10 @@ int td_reserve_release(td_reserve *r, td_status st, const td_error *err)
     pthread_mutex_lock(&r->mu);
     if (stat(r->path, &sb) == 0 && sb.st_blocks > 0 && truncate(r->path, 0) == 0) {
         freed = 1;
-        td_log(TD_LOG_WARN, "store", "released the %.4g MiB space reserve to retry a write that "
-               "must not be refused (%s)", mib((int64_t)sb.st_blocks * 512),
+        td_log(TD_LOG_WARN, "store",
+               "released the %.4g MiB space reserve to retry a write that "
+               "must not be refused (%s)",
+               mib((int64_t)sb.st_blocks * 512),
                err && err->message[0] ? err->message : "no space left");
     }
     pthread_mutex_unlock(&r->mu);

@@ -71,8 +71,8 @@ static const char *SCHEMA_SQL =
     "  n_features INTEGER NOT NULL,"
     "  n_classes INTEGER NOT NULL,"
     "  target TEXT NOT NULL,"
-    "  label_cols INTEGER NOT NULL,"      /* y_cols (SQL names are case-insensitive) */
-    "  prob_cols INTEGER NOT NULL,"       /* Y_cols */
+    "  label_cols INTEGER NOT NULL," /* y_cols (SQL names are case-insensitive) */
+    "  prob_cols INTEGER NOT NULL,"  /* Y_cols */
     "  n_pairs INTEGER NOT NULL,"
     "  created_at TEXT NOT NULL,"
     "  bytes INTEGER NOT NULL"
@@ -96,9 +96,9 @@ static const char *SCHEMA_SQL =
     "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
     "  idempotency_key TEXT UNIQUE,"
     "  metrics TEXT,"
-    "  checkpoint_epoch INTEGER,"         /* NULL: no checkpoint */
-    "  model_params INTEGER,"             /* NULL: no model file */
-    "  history_columns TEXT"              /* comma-separated names, NULL: not set */
+    "  checkpoint_epoch INTEGER," /* NULL: no checkpoint */
+    "  model_params INTEGER,"     /* NULL: no model file */
+    "  history_columns TEXT"      /* comma-separated names, NULL: not set */
     ") WITHOUT ROWID;"
     "CREATE INDEX jobs_state ON jobs(state, id);"
     "CREATE INDEX jobs_dataset ON jobs(dataset);"
@@ -106,7 +106,7 @@ static const char *SCHEMA_SQL =
     "CREATE TABLE history("
     "  job_id TEXT NOT NULL,"
     "  epoch INTEGER NOT NULL,"
-    "  record BLOB NOT NULL,"             /* n_cols host-endian doubles, NaN kept */
+    "  record BLOB NOT NULL," /* n_cols host-endian doubles, NaN kept */
     "  PRIMARY KEY (job_id, epoch)"
     ") WITHOUT ROWID;";
 
@@ -159,7 +159,7 @@ void td_store_new_id(char out[TD_ID_MAX], const char *prefix)
     uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     pthread_mutex_lock(&mu);
     if (us <= last_us)
-        us = last_us + 1;                 /* strictly increasing within the process */
+        us = last_us + 1; /* strictly increasing within the process */
     last_us = us;
     pthread_mutex_unlock(&mu);
 
@@ -223,9 +223,9 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
 
     snprintf(dirpath, sizeof dirpath, "%s/%s", s->dir, sub);
     rc = prepare(s, &st,
-                 is_ds     ? "SELECT 1 FROM datasets WHERE id = ?1"
-                 : is_ckpt ? "SELECT checkpoint_epoch FROM jobs WHERE id = ?1"
-                           : "SELECT model_params IS NOT NULL FROM jobs WHERE id = ?1",
+                 is_ds         ? "SELECT 1 FROM datasets WHERE id = ?1"
+                     : is_ckpt ? "SELECT checkpoint_epoch FROM jobs WHERE id = ?1"
+                               : "SELECT model_params IS NOT NULL FROM jobs WHERE id = ?1",
                  err);
     if (rc)
         goto cleanup;
@@ -268,10 +268,11 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
         rc = step_row(s, st, &row, err);
         if (rc)
             goto cleanup;
-        int keep = row && (is_ds ? 1
-                           : is_ckpt ? sqlite3_column_type(st, 0) != SQLITE_NULL &&
-                                           sqlite3_column_int64(st, 0) == epoch
-                                     : sqlite3_column_int(st, 0) != 0);
+        int keep = row &&
+            (is_ds ? 1
+                 : is_ckpt
+                 ? sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_int64(st, 0) == epoch
+                 : sqlite3_column_int(st, 0) != 0);
         if (!keep)
             unlink(path);
     }
@@ -360,10 +361,7 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err)
     return td_store_open_uri(out, state_dir, NULL, err);
 }
 
-int td_store_shared(const td_store *s)
-{
-    return s->pg != NULL;
-}
+int td_store_shared(const td_store *s) { return s->pg != NULL; }
 
 void td_store_set_node(td_store *s, const char *node, double lease_s)
 {
@@ -371,8 +369,7 @@ void td_store_set_node(td_store *s, const char *node, double lease_s)
         td_pg_set_node(s->pg, node, lease_s);
 }
 
-td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri,
-                            td_error *err)
+td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri, td_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_setup);
@@ -414,8 +411,7 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++) {
         snprintf(path, sizeof path, "%s/%s", s->dir, SUBDIRS[i]);
         if (mkdir_p(path, 0750) != 0) {
-            rc = td_fail(err, TD_EIO, "state_dir", "cannot create %s: %s", path,
-                         strerror(errno));
+            rc = td_fail(err, TD_EIO, "state_dir", "cannot create %s: %s", path, strerror(errno));
             goto cleanup;
         }
     }
@@ -427,8 +423,8 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = td_fail(err, errno == EWOULDBLOCK ? TD_ECONFLICT : TD_EIO, "state_dir",
-                     "state directory %s is in use by another traind (lock %s: %s)", s->dir,
-                     path, strerror(errno));
+                     "state directory %s is in use by another traind (lock %s: %s)", s->dir, path,
+                     strerror(errno));
         goto cleanup;
     }
     if (uri && *uri) { /* PostgreSQL: state_dir is the lock and the dataset cache */
@@ -514,11 +510,11 @@ void td_store_close(td_store *s)
         sqlite3_finalize(s->stmts[i].st);
     td_pg_close(s->pg);
     if (s->db)
-        sqlite3_close(s->db);     /* all other statements are finalized by every function */
+        sqlite3_close(s->db); /* all other statements are finalized by every function */
     if (s->wal_fd >= 0)
         close(s->wal_fd);
     if (s->lock_fd >= 0)
-        close(s->lock_fd);        /* releases the flock */
+        close(s->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     td_dscache_destroy(s->datasets);
     pthread_mutex_destroy(&s->sync_mu);
@@ -539,7 +535,7 @@ void td_store_close(td_store *s)
 static int keepable(const char *sql)
 {
     return strncmp(sql, "PRAGMA", 6) != 0 && strncmp(sql, "CREATE", 6) != 0 &&
-           strncmp(sql, "ALTER", 5) != 0;
+        strncmp(sql, "ALTER", 5) != 0;
 }
 
 static uint64_t sql_hash(const char *sql)
@@ -567,8 +563,8 @@ td_status stmt_take(td_store *s, sqlite3_stmt **st, const char *sql, td_error *e
             return TD_OK;
         }
     }
-    if (sqlite3_prepare_v3(s->db, sql, -1, slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(s->db, sql, -1, slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL) !=
+        SQLITE_OK)
         return db_fail(s, err, "prepare");
     if (slot >= 0)
         s->stmts[slot] = (struct td_stmt_slot){.st = *st, .hash = h, .busy = 1};
@@ -635,10 +631,7 @@ td_status group_sync(td_store *s, uint64_t ticket, td_error *err)
     return rc;
 }
 
-void td_store_free(void *p)
-{
-    free(p);
-}
+void td_store_free(void *p) { free(p); }
 
 void td_store_set_build_tag(td_store *s, const char *tag)
 {
@@ -662,10 +655,7 @@ td_status td_store_prepare(td_store *s, sqlite3_stmt **st, const char *sql, td_e
     return prepare(s, st, sql, err);
 }
 
-void td_store_unprepare(td_store *s, sqlite3_stmt *st)
-{
-    unprepare(s, st);
-}
+void td_store_unprepare(td_store *s, sqlite3_stmt *st) { unprepare(s, st); }
 
 td_status td_store_exec(td_store *s, const char *sql, td_error *err)
 {

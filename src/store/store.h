@@ -29,22 +29,23 @@
 #include "traind/dataset.h"
 #include "traind/status.h"
 
-#define TD_ID_MAX 40           /* ids, NUL included */
-#define TD_NAME_MAX 128        /* dataset names, NUL included */
-#define TD_TIME_MAX 32         /* "2024-05-01T12:34:56.789Z" */
-#define TD_IDEM_KEY_MAX 256    /* idempotency keys, NUL included */
+#define TD_ID_MAX 40        /* ids, NUL included */
+#define TD_NAME_MAX 128     /* dataset names, NUL included */
+#define TD_TIME_MAX 32      /* "2024-05-01T12:34:56.789Z" */
+#define TD_IDEM_KEY_MAX 256 /* idempotency keys, NUL included */
 #define TD_MODEL_NAME_MAX 32
 #define TD_ERRCODE_MAX 32
 #define TD_ERRMSG_MAX 512
 #define TD_HIST_MAX_COLS 64
 #define TD_HIST_NAME_MAX 32
-#define TD_NODE_MAX 256        /* node names (shared stores), NUL included */
-#define TD_STORE_SCHEMA 1      /* PRAGMA user_version */
-#define TD_DATASET_HDR_WORDS 8 /* a dataset file's payload starts with int64 N, D, y_cols,
+#define TD_NODE_MAX 256   /* node names (shared stores), NUL included */
+#define TD_STORE_SCHEMA 1 /* PRAGMA user_version */
+#define TD_DATASET_HDR_WORDS \
+    8                       /* a dataset file's payload starts with int64 N, D, y_cols,
                                   Y_cols, P, pad, 0, 0, then pad zero bytes (then X, y, Y,
                                   pairs, pair_labels) */
-#define TD_DATASET_ALIGN 64    /* X's file offset is a multiple of it (mapped in place) */
-#define TD_DATASET_PAD                                                                   \
+#define TD_DATASET_ALIGN 64 /* X's file offset is a multiple of it (mapped in place) */
+#define TD_DATASET_PAD                                                                     \
     ((TD_DATASET_ALIGN - (TD_BLOB_HEADER + TD_DATASET_HDR_WORDS * 8) % TD_DATASET_ALIGN) % \
      TD_DATASET_ALIGN)
 
@@ -60,8 +61,7 @@ td_status td_store_open(td_store **out, const char *state_dir, td_error *err);
  * ("postgresql://user@host:port/db", store_pg.h) is a PostgreSQL store shared by many
  * daemons: every table and blob lives in the database, state_dir keeps the lock and a
  * cache of dataset files; the schema is created or migrated at open. */
-td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri,
-                            td_error *err);
+td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri, td_error *err);
 /* 1 for a store shared by several daemons (PostgreSQL): its jobs are claimed from the
  * database with td_store_job_claim_next and held with leases, not queued per process. */
 int td_store_shared(const td_store *s);
@@ -87,15 +87,15 @@ const char *td_target_name(td_target_kind t);
 
 typedef struct td_dataset_meta {
     char id[TD_ID_MAX];
-    char name[TD_NAME_MAX];      /* "" when none was given */
-    int64_t N, D;                /* n_samples, n_features */
-    int64_t n_classes;           /* index/grouped: max(y) + 1 over y >= 0; probs: Y_cols;
+    char name[TD_NAME_MAX]; /* "" when none was given */
+    int64_t N, D;           /* n_samples, n_features */
+    int64_t n_classes;      /* index/grouped: max(y) + 1 over y >= 0; probs: Y_cols;
                                     none: 0 */
     td_target_kind target;
-    int64_t y_cols, Y_cols;      /* 0 when absent */
-    int64_t P;                   /* n_pairs */
+    int64_t y_cols, Y_cols; /* 0 when absent */
+    int64_t P;              /* n_pairs */
     char created_at[TD_TIME_MAX];
-    int64_t bytes;               /* size of the data file */
+    int64_t bytes; /* size of the data file */
 } td_dataset_meta;
 
 /* A loaded dataset: ds's arrays point into the dataset's shared read-only mapping (X
@@ -113,8 +113,7 @@ typedef struct td_stored_dataset {
  * values or pair indices (the HTTP edge does). *out (may be NULL) gets the metadata. */
 td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *name,
                                td_dataset_meta *out, td_error *err);
-td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
-                               td_error *err);
+td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out, td_error *err);
 /* A dataset's class names and feature column names, each a JSON array of strings or
  * NULL (none). _set right after the row is inserted; the getter mallocs (free()). A job
  * copies its dataset's classes when inserted (td_job_row.classes). */
@@ -134,16 +133,14 @@ td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_erro
  * newest; it may be the same buffer as next). *rows is a malloc'd array of *n (free it
  * with free()); next gets the cursor for the following page, or "" when this page is
  * the last. */
-td_status td_store_dataset_list(td_store *s, int limit, const char *after,
-                                td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
-                                td_error *err);
+td_status td_store_dataset_list(td_store *s, int limit, const char *after, td_dataset_meta **rows,
+                                int *n, char next[TD_ID_MAX], td_error *err);
 /* Holds the dataset's arrays in *out: the file mapped read-only, shared with every other
  * holder; its checksum verified the first time this process maps that version of the
  * file. Release with td_stored_dataset_fini; a dataset deleted meanwhile stays readable
  * until then. Costs no anonymous memory, except for a file of the older unpadded layout
  * (one aligned copy, shared the same way). */
-td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
-                                td_error *err);
+td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out, td_error *err);
 void td_stored_dataset_fini(td_stored_dataset *sd);
 /* Counts of the shared datasets (checksums computed, datasets held now). */
 void td_store_dataset_cache_stats(td_store *s, td_dscache_stats *out);
@@ -156,7 +153,11 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err);
 /* ---- jobs ------------------------------------------------------------------------- */
 
 typedef enum {
-    TD_JOB_QUEUED = 0, TD_JOB_RUNNING, TD_JOB_SUCCEEDED, TD_JOB_FAILED, TD_JOB_CANCELLED,
+    TD_JOB_QUEUED = 0,
+    TD_JOB_RUNNING,
+    TD_JOB_SUCCEEDED,
+    TD_JOB_FAILED,
+    TD_JOB_CANCELLED,
     TD_JOB_NSTATES
 } td_job_state;
 
@@ -197,25 +198,25 @@ typedef struct td_job_row {
     char finished_at[TD_TIME_MAX];
     char error_code[TD_ERRCODE_MAX];
     char error_message[TD_ERRMSG_MAX];
-    int64_t restarts;            /* resumptions after a restart of the daemon */
-    int64_t epoch;               /* epochs completed (last committed) */
-    int64_t epochs;              /* planned */
+    int64_t restarts; /* resumptions after a restart of the daemon */
+    int64_t epoch;    /* epochs completed (last committed) */
+    int64_t epochs;   /* planned */
     int cancel_requested;
     char idempotency_key[TD_IDEM_KEY_MAX];
-    int64_t checkpoint_epoch;    /* epoch of the recorded checkpoint, -1 when none */
-    int has_model;               /* 1 once td_store_model_put ran */
-    char *hyperparameters;       /* JSON */
-    char *metrics;               /* JSON of the latest record, or NULL */
-    int64_t crashes;             /* deaths of the daemon while running it */
+    int64_t checkpoint_epoch;       /* epoch of the recorded checkpoint, -1 when none */
+    int has_model;                  /* 1 once td_store_model_put ran */
+    char *hyperparameters;          /* JSON */
+    char *metrics;                  /* JSON of the latest record, or NULL */
+    int64_t crashes;                /* deaths of the daemon while running it */
     int resumed_on_different_build; /* 1 once resumed from another build's checkpoint */
-    char *warnings;              /* JSON array of {code, message}, or NULL (none) */
-    char node[TD_NODE_MAX];      /* shared stores: the daemon that holds (or last held) it */
-    char sweep[TD_ID_MAX];       /* "" unless the job is a sweep's trial */
-    int64_t sweep_trial;         /* its index there, -1 when none */
-    int64_t stop_at_epoch;       /* 0: none; else the worker pauses the job at this epoch */
-    int paused;                  /* 1: "queued" but waiting for its sweep, not for a worker */
-    int stopped_early;           /* succeeded by successive halving before its last epoch */
-    char *classes;               /* its dataset's class names (JSON array), or NULL */
+    char *warnings;                 /* JSON array of {code, message}, or NULL (none) */
+    char node[TD_NODE_MAX];         /* shared stores: the daemon that holds (or last held) it */
+    char sweep[TD_ID_MAX];          /* "" unless the job is a sweep's trial */
+    int64_t sweep_trial;            /* its index there, -1 when none */
+    int64_t stop_at_epoch;          /* 0: none; else the worker pauses the job at this epoch */
+    int paused;                     /* 1: "queued" but waiting for its sweep, not for a worker */
+    int stopped_early;              /* succeeded by successive halving before its last epoch */
+    char *classes;                  /* its dataset's class names (JSON array), or NULL */
 } td_job_row;
 
 void td_job_row_fini(td_job_row *row);
@@ -235,8 +236,8 @@ td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row 
 /* Newest first; state < 0 means every state, else a td_job_state filter; limit >= 1;
  * after NULL or "" starts at the newest. Free *rows with td_job_rows_free; next as in
  * td_store_dataset_list. */
-td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
-                            td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err);
+td_status td_store_job_list(td_store *s, int state, int limit, const char *after, td_job_row **rows,
+                            int *n, char next[TD_ID_MAX], td_error *err);
 /* Jobs in state queued or running and not paused, oldest first (recovery at start-up). */
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err);
 /* counts[state] = number of jobs in that state (for /metrics). */
@@ -258,8 +259,7 @@ td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
  * with concurrent inserts and ends: store.c, group commit). TD_ECONFLICT when already
  * terminal (a terminal state never changes), TD_EINVAL when state is not terminal. */
 td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
-                              const char *error_code, const char *error_message,
-                              td_error *err);
+                              const char *error_code, const char *error_message, td_error *err);
 /* The cancel request, atomically: queued -> cancelled at once (finished_at = now);
  * running -> cancel_requested = 1 (the worker stops within an epoch and finishes it as
  * cancelled); terminal -> TD_ECONFLICT. *state_after (may be NULL) gets the new state. */
@@ -283,16 +283,16 @@ td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[T
 /* The heartbeat: renews the lease of each job in ids[0..n) this node still holds;
  * held[i] = 0 for one it lost (finished, or taken after its lease expired), cancel[i] = 1
  * when a cancel was requested (from any daemon). */
-td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel,
-                             int *held, td_error *err);
+td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel, int *held,
+                             td_error *err);
 
 /* ---- history: one record of named double columns per epoch -------------------------- */
 
 /* Sets the column names of job_id's records (n <= TD_HIST_MAX_COLS, each name
  * [A-Za-z0-9_]+ shorter than TD_HIST_NAME_MAX). Setting them again is allowed with the
  * same count; a different count while records exist is TD_ECONFLICT. */
-td_status td_store_history_columns_set(td_store *s, const char *job_id,
-                                       const char *const *names, int n, td_error *err);
+td_status td_store_history_columns_set(td_store *s, const char *job_id, const char *const *names,
+                                       int n, td_error *err);
 /* Appends (or replaces) the record of epoch: values[0..n), n == the column count
  * (TD_EINVAL otherwise, or when columns were never set). Values are kept bit-exact:
  * NaN (= null) stays NaN. */
@@ -304,8 +304,8 @@ typedef struct td_history {
     int n_cols;
     char names[TD_HIST_MAX_COLS][TD_HIST_NAME_MAX];
     int64_t n_rows;
-    int64_t *epochs;             /* (n_rows) ascending, malloc'd */
-    double *cols;                /* (n_cols, n_rows) malloc'd */
+    int64_t *epochs; /* (n_rows) ascending, malloc'd */
+    double *cols;    /* (n_cols, n_rows) malloc'd */
 } td_history;
 
 /* Records with epoch > after_epoch (pass -1 for all) in epoch order. TD_ENOTFOUND when
@@ -343,16 +343,16 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
 int64_t td_history_stride(int64_t latest, int64_t max_rows);
 
 typedef struct td_history_batch {
-    int n_cols;                  /* == the job's history column count */
-    int64_t n_rows;              /* >= 1 */
-    const int64_t *epochs;       /* (n_rows) strictly ascending */
-    const double *records;       /* (n_rows, n_cols) row-major, NaN kept */
-    const char *metrics_json;    /* the last record's metrics for the job row, or NULL */
-    int64_t max_rows;            /* M above; 0 = unbounded */
-    int64_t first, best;         /* epochs kept whatever the stride (-1: none) */
-    int64_t prev_best;           /* the best epoch of the previous batch (-1: none): dropped
+    int n_cols;               /* == the job's history column count */
+    int64_t n_rows;           /* >= 1 */
+    const int64_t *epochs;    /* (n_rows) strictly ascending */
+    const double *records;    /* (n_rows, n_cols) row-major, NaN kept */
+    const char *metrics_json; /* the last record's metrics for the job row, or NULL */
+    int64_t max_rows;         /* M above; 0 = unbounded */
+    int64_t first, best;      /* epochs kept whatever the stride (-1: none) */
+    int64_t prev_best;        /* the best epoch of the previous batch (-1: none): dropped
                                     now unless it is still kept for another reason */
-    int full_pass;               /* 1: thin the whole stored history now, not only what
+    int full_pass;            /* 1: thin the whole stored history now, not only what
                                     this batch changed (a job's first batch after a
                                     (re)start: max_rows may have changed meanwhile) */
 } td_history_batch;
@@ -367,8 +367,8 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
 /* As td_store_history_get, but at most limit records (limit <= 0: all): the first ones
  * with epoch > after_epoch, in epoch order. A page's last epoch is the next page's
  * after_epoch. */
-td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
-                                int64_t limit, td_history *out, td_error *err);
+td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch, int64_t limit,
+                                td_history *out, td_error *err);
 
 /* Keeps at most max_points (>= 2) of h's records, in place: evenly spaced by index,
  * always the first and the last. Nothing changes when h has at most max_points. */
@@ -395,8 +395,8 @@ td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
  * TD_EINVAL otherwise), without a history record: e.g. at SIGTERM, when the last
  * td_store_epoch_commit carried no checkpoint because checkpoint_interval_s had not
  * passed. Same file discipline as td_store_epoch_commit. */
-td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch,
-                                   const void *ckpt, size_t ckpt_len, td_error *err);
+td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch, const void *ckpt,
+                                   size_t ckpt_len, td_error *err);
 /* Loads the latest recorded checkpoint (checksum verified): *buf malloc'd (free with
  * td_store_free), *len bytes, *epoch its epoch. TD_ENOTFOUND when there is none. */
 td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
@@ -404,9 +404,8 @@ td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, 
 /* td_store_checkpoint_load that also gives the checkpoint's build tag (see
  * td_store_set_build_tag) in tag (tag_cap bytes, NUL-terminated; may be NULL): "" when
  * the checkpoint has none (written before tags, or by a store without one). */
-td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf,
-                                          size_t *len, int64_t *epoch, char *tag,
-                                          size_t tag_cap, td_error *err);
+td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf, size_t *len,
+                                          int64_t *epoch, char *tag, size_t tag_cap, td_error *err);
 
 /* ---- models ------------------------------------------------------------------------- */
 
@@ -427,12 +426,12 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
 td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const char *meta_json,
                                         const float *params, int64_t n, td_error *err);
 td_status td_store_sync_files(td_store *s, td_error *err);
-td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
-                                int n, td_error *err);
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params, int n,
+                                td_error *err);
 /* *meta_json (NUL-terminated) and *params (n; never NULL) are malloc'd: free both with
  * td_store_free. TD_ENOTFOUND when the job or its model is absent. */
-td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
-                             float **params, int64_t *n, td_error *err);
+td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json, float **params,
+                             int64_t *n, td_error *err);
 
 /* Frees buffers the store handed out (checkpoints, model meta and params). */
 void td_store_free(void *p);
@@ -446,8 +445,7 @@ void td_store_set_build_tag(td_store *s, const char *tag);
 /* Sets the job's resumed_on_different_build flag (it never clears). */
 td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err);
 /* Records the job's warnings (a JSON array; NULL clears them). */
-td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
-                                    td_error *err);
+td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json, td_error *err);
 
 
 /* A job's "live" mark: a worker sets it (1) when it takes the job, before training, and

@@ -93,8 +93,8 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
 
     int64_t hdr[DS_HDR_WORDS] = {m.N, m.D, m.y_cols, m.Y_cols, m.P, DS_PAD, 0, 0};
     static const char pad[DS_ALIGN];
-    td_blob_seg segs[7] = {{hdr, sizeof hdr}, {pad, DS_PAD},      {ds->X, sz[0]},
-                           {ds->y, sz[1]},    {ds->Y, sz[2]},     {ds->pairs, sz[3]},
+    td_blob_seg segs[7] = {{hdr, sizeof hdr},       {pad, DS_PAD},  {ds->X, sz[0]},
+                           {ds->y, sz[1]},          {ds->Y, sz[2]}, {ds->pairs, sz[3]},
                            {ds->pair_labels, sz[4]}};
     m.bytes = TD_BLOB_HEADER;
     for (int i = 0; i < 7; i++)
@@ -108,7 +108,7 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
     rc = td_store_dataset_insert(s, &m, err);
     if (rc)
         goto cleanup;
-    written = 0;                  /* the row now owns the file */
+    written = 0; /* the row now owns the file */
     if (out)
         *out = m;
 cleanup:
@@ -170,9 +170,8 @@ td_status ds_get_locked(td_store *s, const char *id, td_dataset_meta *out, td_er
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id ? id : "");
         goto cleanup;
     }
-    rc = td_store_query(s, &st, &row, err,
-                        "SELECT " DS_COLS " FROM datasets WHERE id = ?1",
-                        "s", id);
+    rc = td_store_query(s, &st, &row, err, "SELECT " DS_COLS " FROM datasets WHERE id = ?1", "s",
+                        id);
     if (rc)
         goto cleanup;
     if (!row) {
@@ -191,9 +190,9 @@ td_status td_store_dataset_names_set(td_store *s, const char *id, const char *cl
     if (s->pg)
         return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
     enter(s);
-    td_status rc = td_store_run(s, err,
-                                "UPDATE datasets SET classes = ?2, columns = ?3 WHERE id = ?1",
-                                "soo", id, classes, columns);
+    td_status rc =
+        td_store_run(s, err, "UPDATE datasets SET classes = ?2, columns = ?3 WHERE id = ?1", "soo",
+                     id, classes, columns);
     leave(s);
     return rc;
 }
@@ -224,8 +223,7 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
     return rc;
 }
 
-td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out,
-                               td_error *err)
+td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out, td_error *err)
 {
     if (s->pg)
         return td_pg_dataset_get(s->pg, id, out, err);
@@ -235,9 +233,8 @@ td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out
     return rc;
 }
 
-td_status td_store_dataset_list(td_store *s, int limit, const char *after,
-                                td_dataset_meta **rows, int *n, char next[TD_ID_MAX],
-                                td_error *err)
+td_status td_store_dataset_list(td_store *s, int limit, const char *after, td_dataset_meta **rows,
+                                int *n, char next[TD_ID_MAX], td_error *err)
 {
     if (s->pg)
         return td_pg_dataset_list(s->pg, limit, after, rows, n, next, err);
@@ -311,8 +308,7 @@ static size_t ds_x_offset(const void *payload, size_t len)
     return DS_HDR_BYTES + ds_pad_of(payload, len);
 }
 
-td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out,
-                                td_error *err)
+td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *out, td_error *err)
 {
     td_status rc = TD_OK;
     char path[PATH_MAX];
@@ -451,8 +447,8 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
     if (rc)
         goto cleanup;
     if (in_use) {
-        rc = td_fail(err, TD_ECONFLICT, "dataset",
-                     "dataset %s is used by a queued or running job", id);
+        rc = td_fail(err, TD_ECONFLICT, "dataset", "dataset %s is used by a queued or running job",
+                     id);
         goto cleanup;
     }
     rc = td_store_run(s, err, "DELETE FROM datasets WHERE id = ?1", "s", id);
@@ -467,7 +463,7 @@ cleanup:
     if (deleted) {
         td_dscache_forget(s->datasets, id); /* its holders keep reading the mapping */
         path_of(path, sizeof path, s, "datasets", id, ".bin");
-        unlink(path);             /* a failure leaves an orphan the next open sweeps */
+        unlink(path); /* a failure leaves an orphan the next open sweeps */
     }
     return rc;
 }

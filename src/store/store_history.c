@@ -70,13 +70,12 @@ void sweep_history(td_store *s)
 
 /* Steps *st to job_id's history_columns (column 0; NULL when not set); TD_ENOTFOUND
  * without the job. Give *st back with unprepare. */
-static td_status hist_names_query(td_store *s, sqlite3_stmt **st, const char *job_id,
-                                  td_error *err)
+static td_status hist_names_query(td_store *s, sqlite3_stmt **st, const char *job_id, td_error *err)
 {
     int row = 0;
-    td_status rc = td_store_query(s, st, &row, err,
-                                  "SELECT history_columns FROM jobs WHERE id = ?1", "s",
-                                  job_id ? job_id : "");
+    td_status rc =
+        td_store_query(s, st, &row, err, "SELECT history_columns FROM jobs WHERE id = ?1", "s",
+                       job_id ? job_id : "");
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
     return rc;
@@ -93,8 +92,8 @@ static td_status hist_cols_locked(td_store *s, const char *job_id, int *ncols, t
     return rc;
 }
 
-td_status td_store_history_columns_set(td_store *s, const char *job_id,
-                                       const char *const *names, int n, td_error *err)
+td_status td_store_history_columns_set(td_store *s, const char *job_id, const char *const *names,
+                                       int n, td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
@@ -113,10 +112,9 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         int ok = len > 0 && len < TD_HIST_NAME_MAX;
         for (size_t k = 0; ok && k < len; k++)
             ok = (p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z') ||
-                 (p[k] >= '0' && p[k] <= '9') || p[k] == '_';
+                (p[k] >= '0' && p[k] <= '9') || p[k] == '_';
         if (!ok) {
-            rc = td_fail(err, TD_EINVAL, "columns", "bad history column name \"%s\"",
-                         p ? p : "");
+            rc = td_fail(err, TD_EINVAL, "columns", "bad history column name \"%s\"", p ? p : "");
             goto cleanup;
         }
         if (i)
@@ -137,18 +135,17 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id,
         goto cleanup;
     if (cur != 0 && cur != n) {
         rc = td_store_query(s, &st, &row, err,
-                            "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = ?1)",
-                            "s", job_id);
+                            "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = ?1)", "s", job_id);
         if (rc)
             goto cleanup;
         if (row && sqlite3_column_int(st, 0)) {
-            rc = td_fail(err, TD_ECONFLICT, "columns",
-                         "job %s has history with %d columns, not %d", job_id, cur, n);
+            rc = td_fail(err, TD_ECONFLICT, "columns", "job %s has history with %d columns, not %d",
+                         job_id, cur, n);
             goto cleanup;
         }
     }
-    rc = td_store_run(s, err, "UPDATE jobs SET history_columns = ?2 WHERE id = ?1", "ss",
-                      job_id, joined);
+    rc = td_store_run(s, err, "UPDATE jobs SET history_columns = ?2 WHERE id = ?1", "ss", job_id,
+                      joined);
     if (rc)
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
@@ -169,13 +166,14 @@ static td_status hist_insert_locked(td_store *s, const char *job_id, int64_t epo
     if (rc)
         goto cleanup;
     if (ncols == 0) {
-        rc = td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set",
-                     job_id);
+        rc = td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set", job_id);
         goto cleanup;
     }
     if (n != ncols || !values) {
-        rc = td_fail(err, TD_EINVAL, "columns", "job %s: record has %d values, history has %d "
-                     "columns", job_id, n, ncols);
+        rc = td_fail(err, TD_EINVAL, "columns",
+                     "job %s: record has %d values, history has %d "
+                     "columns",
+                     job_id, n, ncols);
         goto cleanup;
     }
     rc = td_store_bind(s, &st, err,
@@ -253,8 +251,8 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
         size_t bytes = (size_t)sqlite3_column_bytes(st, 1);
         if (!rec || bytes != sizeof(double) * (size_t)h->n_cols) {
             rc = td_fail(err, TD_EIO, NULL,
-                         "history of %s, epoch %lld: record has %zu bytes for %d columns",
-                         job_id, (long long)sqlite3_column_int64(st, 0), bytes, h->n_cols);
+                         "history of %s, epoch %lld: record has %zu bytes for %d columns", job_id,
+                         (long long)sqlite3_column_int64(st, 0), bytes, h->n_cols);
             goto cleanup;
         }
         h->epochs[h->n_rows] = sqlite3_column_int64(st, 0);
@@ -276,8 +274,8 @@ td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_ep
     return td_store_history_page(s, job_id, after_epoch, -1, out, err);
 }
 
-td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch,
-                                int64_t limit, td_history *out, td_error *err)
+td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch, int64_t limit,
+                                td_history *out, td_error *err)
 {
     if (s->pg)
         return td_pg_history_get(s->pg, job_id, after_epoch, limit, out, err);
@@ -326,12 +324,12 @@ td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t aft
     /* The job's progress goes back with its history, in one transaction. */
     if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
         goto cleanup;
-    rc = td_store_run(s, err, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", "sI",
-                      job_id, after_epoch);
+    rc = td_store_run(s, err, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", "sI", job_id,
+                      after_epoch);
     if (rc)
         goto cleanup;
-    rc = td_store_run(s, err, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", "sI",
-                      job_id, after_epoch);
+    rc = td_store_run(s, err, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", "sI", job_id,
+                      after_epoch);
     if (rc)
         goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
@@ -417,8 +415,10 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
     if (rc)
         goto cleanup;
     if (ncols == 0 || ncols != b->n_cols) {
-        rc = td_fail(err, TD_EINVAL, "columns", "job %s: records have %d values, history has "
-                     "%d columns", job_id, b->n_cols, ncols);
+        rc = td_fail(err, TD_EINVAL, "columns",
+                     "job %s: records have %d values, history has "
+                     "%d columns",
+                     job_id, b->n_cols, ncols);
         goto cleanup;
     }
     rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
@@ -488,7 +488,7 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char path[PATH_MAX];
-    int64_t old = -2;             /* -2: unknown, -1: none recorded */
+    int64_t old = -2; /* -2: unknown, -1: none recorded */
     int state, row = 0, written = 0, committed = 0, locked = 0;
 
     if (!id_ok(job_id)) {
@@ -500,13 +500,13 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         goto cleanup;
     }
     if (s->pg)
-        return td_pg_commit_epoch(s->pg, job_id, epoch, with_record, record, n, metrics_json,
-                                  ckpt, ckpt_len, err);
+        return td_pg_commit_epoch(s->pg, job_id, epoch, with_record, record, n, metrics_json, ckpt,
+                                  ckpt_len, err);
     if (ckpt) {
         td_blob_seg seg = {ckpt, ckpt_len};
         ckpt_path(path, sizeof path, s, job_id, epoch);
-        rc = td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag,
-                                  &seg, 1, err);
+        rc = td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag, &seg, 1,
+                                  err);
         if (rc)
             goto cleanup;
         written = 1;
@@ -531,8 +531,7 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         if (rc)
             goto cleanup;
     } else {
-        rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s",
-                            job_id);
+        rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
         if (rc)
             goto cleanup;
         if (!row || epoch > sqlite3_column_int64(st, 0)) {
@@ -541,8 +540,8 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
                          (long long)epoch, (long long)(row ? sqlite3_column_int64(st, 0) : 0));
             goto cleanup;
         }
-        rc = td_store_bind(s, &st, err, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1",
-                           "sI", job_id, epoch);
+        rc = td_store_bind(s, &st, err, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", "sI",
+                           job_id, epoch);
         if (rc)
             goto cleanup;
     }
@@ -553,10 +552,10 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
 cleanup:
     end_op(s, st, 0, locked);
     if (written && committed && old >= 0 && old != epoch) {
-        ckpt_path(path, sizeof path, s, job_id, old);   /* the superseded checkpoint */
+        ckpt_path(path, sizeof path, s, job_id, old); /* the superseded checkpoint */
         unlink(path);
     } else if (written && !committed && old != -2 && old != epoch) {
-        unlink(path);             /* never recorded, and not the recorded one */
+        unlink(path); /* never recorded, and not the recorded one */
     }
     return rc;
 }
@@ -568,8 +567,8 @@ td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
     return commit_epoch(s, job_id, epoch, 1, record, n, metrics_json, ckpt, ckpt_len, err);
 }
 
-td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch,
-                                   const void *ckpt, size_t ckpt_len, td_error *err)
+td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch, const void *ckpt,
+                                   size_t ckpt_len, td_error *err)
 {
     if (!ckpt)
         return td_fail(err, TD_EINVAL, "checkpoint", "no checkpoint given");
@@ -582,9 +581,8 @@ td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, 
     return td_store_checkpoint_load_tagged(s, job_id, buf, len, epoch, NULL, 0, err);
 }
 
-td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf,
-                                          size_t *len, int64_t *epoch, char *tag,
-                                          size_t tag_cap, td_error *err)
+td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void **buf, size_t *len,
+                                          int64_t *epoch, char *tag, size_t tag_cap, td_error *err)
 {
     td_status rc = TD_OK;
     char path[PATH_MAX];
@@ -622,8 +620,8 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
     if (rc)
         goto cleanup;
     if ((int64_t)aux != rec) {
-        rc = td_fail(err, TD_EIO, NULL, "%s: holds epoch %lld, expected %lld", path,
-                     (long long)aux, (long long)rec);
+        rc = td_fail(err, TD_EIO, NULL, "%s: holds epoch %lld, expected %lld", path, (long long)aux,
+                     (long long)rec);
         goto cleanup;
     }
     if (epoch)
@@ -681,8 +679,7 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     if ((rc = relax(s, err)))
         goto cleanup;
     relaxed = 1;
-    rc = td_store_run(s, err,
-                      "UPDATE jobs SET model_params = ?2, model_image = NULL WHERE id = ?1",
+    rc = td_store_run(s, err, "UPDATE jobs SET model_params = ?2, model_image = NULL WHERE id = ?1",
                       "sI", job_id, n);
     if (rc)
         goto cleanup;
@@ -802,8 +799,8 @@ td_status td_store_sync_files(td_store *s, td_error *err)
     return TD_OK;
 }
 
-td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params,
-                                int n, td_error *err)
+td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64_t *n_params, int n,
+                                td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
@@ -876,8 +873,8 @@ cleanup:
     return rc;
 }
 
-td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
-                             float **params, int64_t *n, td_error *err)
+td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json, float **params,
+                             int64_t *n, td_error *err)
 {
     if (s->pg)
         return td_pg_model_get(s->pg, job_id, meta_json, params, n, err);
@@ -920,7 +917,7 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json,
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory reading %s", path);
         goto cleanup;
     }
-    *params = buf;                /* params sit at the start of the payload */
+    *params = buf; /* params sit at the start of the payload */
     *n = (int64_t)aux;
     buf = NULL;
 cleanup:

@@ -31,8 +31,8 @@ td_status td_store_step_done(td_store *s, sqlite3_stmt *st, td_error *err);
  *                   gives it back (sqlite3_changes still counts its rows). */
 td_status td_store_bind(td_store *s, sqlite3_stmt **st, td_error *err, const char *sql,
                         const char *fmt, ...);
-td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err,
-                         const char *sql, const char *fmt, ...);
+td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err, const char *sql,
+                         const char *fmt, ...);
 td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *fmt, ...);
 
 /* Reads the current row of st into row by a column table (store_rows.h). */

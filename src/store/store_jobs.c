@@ -46,7 +46,7 @@ td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
 
 /* One job by "id" or "idempotency_key"; caller holds the lock. */
 td_status job_get_locked(td_store *s, const char *col, const char *key, td_job_row *out,
-                                td_error *err)
+                         td_error *err)
 {
     td_status rc = TD_OK;
     int by_id = strcmp(col, "id") == 0;
@@ -94,15 +94,14 @@ td_status td_store_job_get(td_store *s, const char *id, td_job_row *out, td_erro
     return job_get_by(s, "id", id, out, err);
 }
 
-td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row *out,
-                                       td_error *err)
+td_status td_store_job_find_idempotent(td_store *s, const char *key, td_job_row *out, td_error *err)
 {
     return job_get_by(s, "idempotency_key", key, out, err);
 }
 
 /* The state of job id (-1 when absent), plus its checkpoint epoch and model flag. */
 td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckpt_epoch,
-                                  int *has_model, td_error *err)
+                           int *has_model, td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
@@ -123,8 +122,7 @@ td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckp
     }
     *state = state_from_text(sqlite3_column_text(st, 0));
     if (ckpt_epoch)
-        *ckpt_epoch =
-            sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
+        *ckpt_epoch = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
     if (has_model)
         *has_model = sqlite3_column_int(st, 2);
 cleanup:
@@ -141,8 +139,8 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
     char id[TD_ID_MAX], now[TD_TIME_MAX];
     int row = 0, locked = 0, relaxed = 0;
     uint64_t ticket = 0;
-    const char *key = spec && spec->idempotency_key && *spec->idempotency_key
-                          ? spec->idempotency_key : NULL;
+    const char *key =
+        spec && spec->idempotency_key && *spec->idempotency_key ? spec->idempotency_key : NULL;
 
     id_out[0] = '\0';
     if (!spec || !spec->model || !*spec->model || strlen(spec->model) >= TD_MODEL_NAME_MAX) {
@@ -188,8 +186,7 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
         rc = ds_get_locked(s, spec->validation, &m, err);
         if (rc) {
             if (rc == TD_ENOTFOUND)
-                td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found",
-                        spec->validation);
+                td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found", spec->validation);
             goto cleanup;
         }
     }
@@ -222,8 +219,8 @@ cleanup:
 }
 
 /* Runs a JOB_COLS query with its parameters bound and collects up to cap rows. */
-td_status collect_jobs(td_store *s, sqlite3_stmt *st, int cap, td_job_row **rows,
-                              int *n, td_error *err)
+td_status collect_jobs(td_store *s, sqlite3_stmt *st, int cap, td_job_row **rows, int *n,
+                       td_error *err)
 {
     td_status rc = TD_OK;
     td_job_row *v = NULL;
@@ -259,8 +256,8 @@ cleanup:
     return rc;
 }
 
-td_status td_store_job_list(td_store *s, int state, int limit, const char *after,
-                            td_job_row **rows, int *n, char next[TD_ID_MAX], td_error *err)
+td_status td_store_job_list(td_store *s, int state, int limit, const char *after, td_job_row **rows,
+                            int *n, char next[TD_ID_MAX], td_error *err)
 {
     if (s->pg)
         return td_pg_job_list(s->pg, state, limit, after, rows, n, next, err);
@@ -381,8 +378,7 @@ static const char *transition_sql(const td_job_transition *t)
         return queued ? "UPDATE jobs SET state = 'cancelled', finished_at = ?2, "
                         "cancel_requested = 1 WHERE id = ?1"
                       : "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1";
-    case TD_TRANS_DELETE:
-        break;
+    case TD_TRANS_DELETE: break;
     }
     return "DELETE FROM jobs WHERE id = ?1";
 }
@@ -410,7 +406,7 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
         (rc = td_job_transition_check(t, err)))
         goto cleanup;
     if (t->kind == TD_TRANS_DELETE && (rc = td_store_job_in_active_sweep(s, t->id, err)))
-        goto cleanup;             /* its sweep still needs it */
+        goto cleanup; /* its sweep still needs it */
     td_store_now(now);
     if ((rc = prepare(s, &st, transition_sql(t), err)))
         goto cleanup;
@@ -435,8 +431,7 @@ cleanup:
 }
 
 /* td_store_job_start, and with live set, td_store_job_claim. */
-static td_status job_start(td_store *s, const char *id, int live, td_job_row *out,
-                           td_error *err)
+static td_status job_start(td_store *s, const char *id, int live, td_job_row *out, td_error *err)
 {
     td_job_transition t = {.kind = TD_TRANS_START, .id = id, .live = live, .row = out};
     if (out)
@@ -477,11 +472,13 @@ cleanup:
 }
 
 td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
-                              const char *error_code, const char *error_message,
-                              td_error *err)
+                              const char *error_code, const char *error_message, td_error *err)
 {
-    td_job_transition t = {.kind = TD_TRANS_FINISH, .id = id, .state = state,
-                           .error_code = error_code, .error_message = error_message};
+    td_job_transition t = {.kind = TD_TRANS_FINISH,
+                           .id = id,
+                           .state = state,
+                           .error_code = error_code,
+                           .error_message = error_message};
     if (!td_job_state_terminal(state))
         return td_fail(err, TD_EINVAL, "state", "%s is not a terminal state",
                        td_job_state_name(state));
@@ -490,8 +487,7 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     return job_transition(s, &t, err);
 }
 
-td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after,
-                              td_error *err)
+td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after, td_error *err)
 {
     td_job_transition t = {.kind = TD_TRANS_CANCEL, .id = id};
     td_status rc = s->pg ? td_pg_job_transition(s->pg, &t, err) : job_transition(s, &t, err);
@@ -612,15 +608,15 @@ td_status td_store_job_mark_different_build(td_store *s, const char *id, td_erro
 {
     if (s->pg)
         return td_pg_job_mark_different_build(s->pg, id, err);
-    return job_update(s, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", id,
-                      NULL, err);
+    return job_update(s, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", id, NULL,
+                      err);
 }
 
-td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json,
-                                    td_error *err)
+td_status td_store_job_set_warnings(td_store *s, const char *id, const char *json, td_error *err)
 {
     if (s->pg) /* not yet: store_pg.c has no warnings column */
-        return td_fail(err, TD_EINVAL, "store", "a PostgreSQL store does not keep "
+        return td_fail(err, TD_EINVAL, "store",
+                       "a PostgreSQL store does not keep "
                        "job warnings yet");
     return job_update(s, "UPDATE jobs SET warnings = ?2 WHERE id = ?1", id, json, err);
 }
@@ -637,8 +633,8 @@ td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[T
     return td_pg_job_claim(s->pg, mem_avail, id_out, mem_bytes, err);
 }
 
-td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel,
-                             int *held, td_error *err)
+td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel, int *held,
+                             td_error *err)
 {
     if (!s->pg)
         return td_fail(err, TD_EINVAL, "store", "leases need a shared (PostgreSQL) store");

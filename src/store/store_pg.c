@@ -110,22 +110,25 @@ static td_status migrate(PGconn *c, td_error *err)
     int version = PQntuples(r) ? (int)geti(r, 0, 0) : 0, fresh = PQntuples(r) == 0;
     PQclear(r);
     if (version > TD_PG_SCHEMA)
-        return td_fail(err, TD_EIO, "store", "the PostgreSQL store has schema version %d; this "
-                       "traind knows version %d", version, TD_PG_SCHEMA);
+        return td_fail(err, TD_EIO, "store",
+                       "the PostgreSQL store has schema version %d; this "
+                       "traind knows version %d",
+                       version, TD_PG_SCHEMA);
     for (int v = version; v < TD_PG_SCHEMA; v++)
         if ((rc = exec0(c, MIGRATIONS[v], err)))
             return rc;
     char b[24];
     i64s(b, TD_PG_SCHEMA);
     const char *vals[] = {b};
-    rc = run(c, fresh ? "INSERT INTO traind_schema VALUES ($1::int)"
-                      : "UPDATE traind_schema SET version = $1::int",
+    rc = run(c,
+             fresh ? "INSERT INTO traind_schema VALUES ($1::int)"
+                   : "UPDATE traind_schema SET version = $1::int",
              1, vals, NULL, 0, 0, NULL, err);
     return rc ? rc : exec0(c, "COMMIT", err);
 }
 
-td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir,
-                     const char *build_tag, td_error *err)
+td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir, const char *build_tag,
+                     td_error *err)
 {
     td_status rc = TD_OK;
     *out = NULL;
@@ -187,8 +190,9 @@ static td_status blob_begin(PGconn *c, const char *key, uint64_t aux, const char
     i64s(ba, (int64_t)aux);
     const char *v[] = {key, ba, tag ? tag : ""};
     td_status rc = run(c, "DELETE FROM blobs WHERE key = $1", 1, v, NULL, 0, 0, NULL, err);
-    return rc ? rc : run(c, "INSERT INTO blobs VALUES ($1, $2::bigint, $3, 0, 0)", 3, v, NULL, 0,
-                         0, NULL, err);
+    return rc ? rc
+              : run(c, "INSERT INTO blobs VALUES ($1, $2::bigint, $3, 0, 0)", 3, v, NULL, 0, 0,
+                    NULL, err);
 }
 
 static td_status blob_chunk(PGconn *c, const char *key, int seq, const void *data, size_t len,
@@ -208,14 +212,14 @@ static td_status blob_end(PGconn *c, const char *key, uint64_t length, td_xxh64_
     i64s(bl, (int64_t)length);
     i64s(bs, (int64_t)td_xxh64_digest(h));
     const char *v[] = {key, bl, bs};
-    return run(c, "UPDATE blobs SET length = $2::bigint, checksum = $3::bigint WHERE key = $1",
-               3, v, NULL, 0, 0, NULL, err);
+    return run(c, "UPDATE blobs SET length = $2::bigint, checksum = $3::bigint WHERE key = $1", 3,
+               v, NULL, 0, 0, NULL, err);
 }
 
 /* Replaces blob key with the payload segs, in chunks of CHUNK bytes across the segments'
  * boundaries (inside the caller's transaction). */
 td_status blob_put(PGconn *c, const char *key, uint64_t aux, const char *tag,
-                          const td_blob_seg *segs, int nseg, td_error *err)
+                   const td_blob_seg *segs, int nseg, td_error *err)
 {
     td_xxh64_state h;
     size_t total = 0, fill = 0;
@@ -256,9 +260,9 @@ td_status blob_put_file(PGconn *c, const char *key, const char *path, td_error *
     td_xxh64_init(&h, 0);
     FILE *f = fopen(path, "rb");
     char *buf = malloc(CHUNK);
-    td_status rc = !f   ? td_fail(err, TD_EIO, NULL, "%s: %s", path, strerror(errno))
-                   : !buf ? td_fail(err, TD_ENOMEM, NULL, "out of memory importing %s", path)
-                          : blob_begin(c, key, 0, "", err);
+    td_status rc = !f ? td_fail(err, TD_EIO, NULL, "%s: %s", path, strerror(errno))
+        : !buf        ? td_fail(err, TD_ENOMEM, NULL, "out of memory importing %s", path)
+                      : blob_begin(c, key, 0, "", err);
     for (int seq = 0; !rc; seq++) {
         size_t n = fread(buf, 1, CHUNK, f);
         if (n == 0) {
@@ -281,13 +285,13 @@ td_status blob_put_file(PGconn *c, const char *key, const char *path, td_error *
 /* Reads blob key: *payload malloc'd (length *len; never NULL on success), aux and tag.
  * TD_ENOTFOUND when absent; a checksum or length mismatch is TD_EIO. */
 td_status blob_get(PGconn *c, const char *key, uint64_t *aux, char *tag, size_t tag_cap,
-                          void **payload, size_t *len, td_error *err)
+                   void **payload, size_t *len, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {key};
     *payload = NULL;
-    td_status rc = run(c, "SELECT aux, tag, length, checksum FROM blobs WHERE key = $1", 1, v,
-                       NULL, 0, 0, &r, err);
+    td_status rc = run(c, "SELECT aux, tag, length, checksum FROM blobs WHERE key = $1", 1, v, NULL,
+                       0, 0, &r, err);
     if (rc)
         return rc;
     if (PQntuples(r) == 0) {
@@ -316,8 +320,10 @@ td_status blob_get(PGconn *c, const char *key, uint64_t *aux, char *tag, size_t 
     }
     PQclear(r);
     if (!rc && (got != total || td_xxh64(buf, total, 0) != sum))
-        rc = td_fail(err, TD_EIO, NULL, "blob %s: %zu of %zu bytes, or its checksum does not "
-                     "match", key, got, total);
+        rc = td_fail(err, TD_EIO, NULL,
+                     "blob %s: %zu of %zu bytes, or its checksum does not "
+                     "match",
+                     key, got, total);
     if (rc) {
         free(buf);
         return rc;

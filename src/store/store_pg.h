@@ -29,8 +29,8 @@ typedef struct td_pg td_pg;
 /* Connects (a small pool) to uri, creates or migrates the schema under an advisory lock
  * (daemons starting together wait for each other). cache_dir is state_dir (its datasets/
  * exists); build_tag points to the front's tag (read at each checkpoint write). */
-td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir,
-                     const char *build_tag, td_error *err);
+td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir, const char *build_tag,
+                     td_error *err);
 void td_pg_close(td_pg *p);
 void td_pg_set_node(td_pg *p, const char *node, double lease_s);
 
@@ -43,15 +43,14 @@ td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **c
 /* The row, and the data file in the local cache at path (fetched when absent). */
 td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dataset_meta *out,
                               td_error *err);
-td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_meta **rows,
-                             int *n, char next[TD_ID_MAX], td_error *err);
+td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_meta **rows, int *n,
+                             char next[TD_ID_MAX], td_error *err);
 td_status td_pg_dataset_in_use(td_pg *p, const char *id, int *in_use, td_error *err);
 td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err);
 
 td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_MAX],
                            td_error *err);
-td_status td_pg_job_get(td_pg *p, const char *col, const char *key, td_job_row *out,
-                        td_error *err);
+td_status td_pg_job_get(td_pg *p, const char *col, const char *key, td_job_row *out, td_error *err);
 td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_job_row **rows,
                          int *n, char next[TD_ID_MAX], td_error *err);
 td_status td_pg_job_list_active(td_pg *p, td_job_row **rows, int *n, td_error *err);
@@ -64,22 +63,21 @@ td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_
                              td_error *err);
 td_status td_pg_job_progress(td_pg *p, const char *id, int64_t epoch, const char *metrics_json,
                              td_error *err);
-td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX],
-                          uint64_t *mem_bytes, td_error *err);
+td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX], uint64_t *mem_bytes,
+                          td_error *err);
 td_status td_pg_job_renew(td_pg *p, const char *const *ids, int n, int *cancel, int *held,
                           td_error *err);
 
 td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *joined, int n,
                                     td_error *err);
-td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch,
-                               const double *values, int n, td_error *err);
+td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch, const double *values,
+                               int n, td_error *err);
 /* limit <= 0: every record (td_store_history_page). */
 td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, int64_t limit,
                             td_history *out, td_error *err);
 td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_batch *b,
                                td_error *err);
-td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epoch,
-                                 td_error *err);
+td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epoch, td_error *err);
 
 /* with_record: td_store_epoch_commit; else td_store_checkpoint_save. */
 td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int with_record,
@@ -87,8 +85,8 @@ td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int wi
                              const void *ckpt, size_t ckpt_len, td_error *err);
 td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t *len,
                                 int64_t *epoch, char *tag, size_t tag_cap, td_error *err);
-td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json,
-                          const float *params, int64_t n, td_error *err);
+td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json, const float *params,
+                          int64_t n, td_error *err);
 td_status td_pg_model_get(td_pg *p, const char *job_id, char **meta_json, float **params,
                           int64_t *n, td_error *err);
 
@@ -107,8 +105,7 @@ td_status td_pg_sweep_insert(td_pg *p, const struct td_sweep_spec *spec,
                              char id_out[TD_ID_MAX], td_error *err);
 td_status td_pg_sweep_get(td_pg *p, const char *id, struct td_sweep_row *out, td_error *err);
 td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
-                           struct td_sweep_row **rows, int *n, char next[TD_ID_MAX],
-                           td_error *err);
+                           struct td_sweep_row **rows, int *n, char next[TD_ID_MAX], td_error *err);
 td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric,
                              struct td_sweep_trial **out, int *n, td_error *err);
 /* Runs sql ($1 = id, $2.. = args[0..nargs)) on sweep id if it is active. */

@@ -23,8 +23,7 @@ static void read_ds(PGresult *r, int i, td_dataset_meta *m)
     m->bytes = geti(r, i, 10);
 }
 
-td_status ds_get(PGconn *c, const char *id, const char *lock, td_dataset_meta *out,
-                        td_error *err)
+td_status ds_get(PGconn *c, const char *id, const char *lock, td_dataset_meta *out, td_error *err)
 {
     char sql[160];
     PGresult *r = NULL;
@@ -48,8 +47,8 @@ td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err
     int64_t nums[] = {m->N, m->D, m->n_classes, m->y_cols, m->Y_cols, m->P, m->bytes};
     for (int i = 0; i < 7; i++)
         i64s(b[i], nums[i]);
-    const char *v[] = {m->id, m->name, b[0], b[1], b[2], td_target_name(m->target),
-                       b[3], b[4], b[5], m->created_at, b[6]};
+    const char *v[] = {m->id, m->name, b[0], b[1],          b[2], td_target_name(m->target),
+                       b[3],  b[4],    b[5], m->created_at, b[6]};
     snprintf(path, sizeof path, "%s/datasets/%s.bin", p->cache, m->id);
     blob_key(key, sizeof key, "ds", m->id);
     PGconn *c = acquire(p, &slot);
@@ -58,9 +57,11 @@ td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err
     if (!rc)
         rc = blob_put_file(c, key, path, err);
     if (!rc)
-        rc = run(c, "INSERT INTO datasets (" DS_COLS ") VALUES ($1, $2, $3::bigint, "
+        rc = run(c,
+                 "INSERT INTO datasets (" DS_COLS ") VALUES ($1, $2, $3::bigint, "
                  "$4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9::bigint, $10, "
-                 "$11::bigint)", 11, v, NULL, 0, 0, NULL, err);
+                 "$11::bigint)",
+                 11, v, NULL, 0, 0, NULL, err);
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
@@ -71,8 +72,7 @@ td_status td_pg_dataset_names_set(td_pg *p, const char *id, const char *classes,
                                   const char *columns, td_error *err)
 {
     const char *v[] = {id ? id : "", classes, columns};
-    return pg_command(p, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v,
-                      err);
+    return pg_command(p, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v, err);
 }
 
 td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **columns,
@@ -82,8 +82,8 @@ td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **c
     const char *v[] = {id ? id : ""};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT classes, columns FROM datasets WHERE id = $1", 1, v, NULL, 0,
-                       0, &r, err);
+    td_status rc =
+        run(c, "SELECT classes, columns FROM datasets WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", v[0]);
@@ -112,14 +112,15 @@ td_status td_pg_dataset_get(td_pg *p, const char *id, td_dataset_meta *out, td_e
 /* Writes blob key's payload to f a chunk at a time (in the caller's snapshot), verifying
  * its length and checksum. TD_ENOTFOUND when absent; a write error is TD_EIO (TD_ENOSPACE
  * for lack of space) naming path. */
-static td_status blob_get_file(PGconn *c, const char *key, FILE *f, const char *path,
-                               td_error *err)
+static td_status blob_get_file(PGconn *c, const char *key, FILE *f, const char *path, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {key, NULL};
     char bq[24];
-    td_status rc = run(c, "SELECT length, checksum, (SELECT count(*) FROM blob_chunks WHERE "
-                       "key = $1) FROM blobs WHERE key = $1", 1, v, NULL, 0, 0, &r, err);
+    td_status rc = run(c,
+                       "SELECT length, checksum, (SELECT count(*) FROM blob_chunks WHERE "
+                       "key = $1) FROM blobs WHERE key = $1",
+                       1, v, NULL, 0, 0, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "blob %s not found", key);
     uint64_t total = rc ? 0 : (uint64_t)geti(r, 0, 0), sum = rc ? 0 : (uint64_t)geti(r, 0, 1);
@@ -148,8 +149,10 @@ static td_status blob_get_file(PGconn *c, const char *key, FILE *f, const char *
         PQclear(r);
     }
     if (!rc && (got != total || td_xxh64_digest(&h) != sum))
-        rc = td_fail(err, TD_EIO, NULL, "blob %s: %llu of %llu bytes, or its checksum does not "
-                     "match", key, (unsigned long long)got, (unsigned long long)total);
+        rc = td_fail(err, TD_EIO, NULL,
+                     "blob %s: %llu of %llu bytes, or its checksum does not "
+                     "match",
+                     key, (unsigned long long)got, (unsigned long long)total);
     return rc;
 }
 
@@ -190,8 +193,8 @@ td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dat
     return rc;
 }
 
-td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_meta **rows,
-                             int *n, char next[TD_ID_MAX], td_error *err)
+td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_meta **rows, int *n,
+                             char next[TD_ID_MAX], td_error *err)
 {
     char cursor[TD_ID_MAX], bl[24];
     *rows = NULL;
@@ -203,8 +206,10 @@ td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_
     PGresult *r = NULL;
     int slot;
     PGconn *c = acquire(p, &slot);
-    rc = run(c, "SELECT " DS_COLS " FROM datasets WHERE ($1 = '' OR id < $1) "
-             "ORDER BY id DESC LIMIT $2::bigint", 2, v, NULL, 0, 0, &r, err);
+    rc = run(c,
+             "SELECT " DS_COLS " FROM datasets WHERE ($1 = '' OR id < $1) "
+             "ORDER BY id DESC LIMIT $2::bigint",
+             2, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (rc)
         return rc;
@@ -230,10 +235,12 @@ static td_status in_use(PGconn *c, const char *id, int *used, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {id};
-    td_status rc = run(c, "SELECT (EXISTS (SELECT 1 FROM jobs WHERE (dataset = $1 OR "
+    td_status rc = run(c,
+                       "SELECT (EXISTS (SELECT 1 FROM jobs WHERE (dataset = $1 OR "
                        "validation = $1) AND state IN ('queued', 'running')) OR EXISTS (SELECT "
                        "1 FROM sweeps WHERE (dataset = $1 OR validation = $1) AND state IN "
-                       "('queued', 'running')))::int", 1, v, NULL, 0, 0, &r, err);
+                       "('queued', 'running')))::int",
+                       1, v, NULL, 0, 0, &r, err);
     if (!rc)
         *used = (int)geti(r, 0, 0);
     PQclear(r);
@@ -264,8 +271,8 @@ td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err)
     if (!rc)
         rc = in_use(c, id, &used, err);
     if (!rc && used)
-        rc = td_fail(err, TD_ECONFLICT, "dataset",
-                     "dataset %s is used by a queued or running job", id);
+        rc = td_fail(err, TD_ECONFLICT, "dataset", "dataset %s is used by a queued or running job",
+                     id);
     if (!rc)
         rc = run(c, "DELETE FROM datasets WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
     if (!rc)

@@ -9,8 +9,8 @@ static td_status hist_cols(PGconn *c, const char *job_id, int *ncols, td_error *
 {
     PGresult *r = NULL;
     const char *v[] = {job_id ? job_id : ""};
-    td_status rc = run(c, "SELECT history_columns FROM jobs WHERE id = $1", 1, v, NULL, 0, 0,
-                       &r, err);
+    td_status rc =
+        run(c, "SELECT history_columns FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
     if (rc)
         return rc;
     if (PQntuples(r) == 0)
@@ -34,16 +34,16 @@ td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *jo
     if (!rc)
         rc = hist_cols(c, job_id, &cur, err);
     if (!rc && cur != 0 && cur != n) {
-        rc = run(c, "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = $1)::int", 1, v, NULL,
-                 0, 0, &r, err);
+        rc = run(c, "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = $1)::int", 1, v, NULL, 0,
+                 0, &r, err);
         if (!rc && geti(r, 0, 0))
-            rc = td_fail(err, TD_ECONFLICT, "columns",
-                         "job %s has history with %d columns, not %d", job_id, cur, n);
+            rc = td_fail(err, TD_ECONFLICT, "columns", "job %s has history with %d columns, not %d",
+                         job_id, cur, n);
         PQclear(r);
     }
     if (!rc)
-        rc = run(c, "UPDATE jobs SET history_columns = $2 WHERE id = $1", 2, v, NULL, 0, 0,
-                 NULL, err);
+        rc = run(c, "UPDATE jobs SET history_columns = $2 WHERE id = $1", 2, v, NULL, 0, 0, NULL,
+                 err);
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
@@ -59,20 +59,22 @@ static td_status hist_insert(PGconn *c, const char *job_id, int64_t epoch, const
     if (rc)
         return rc;
     if (ncols == 0)
-        return td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set",
-                       job_id);
+        return td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set", job_id);
     if (n != ncols || !values)
-        return td_fail(err, TD_EINVAL, "columns", "job %s: record has %d values, history has "
-                       "%d columns", job_id, n, ncols);
+        return td_fail(err, TD_EINVAL, "columns",
+                       "job %s: record has %d values, history has "
+                       "%d columns",
+                       job_id, n, ncols);
     i64s(be, epoch);
     const char *v[] = {job_id, be};
-    return run(c, "INSERT INTO history VALUES ($1, $2::bigint, $3) ON CONFLICT (job_id, epoch) "
-               "DO UPDATE SET record = EXCLUDED.record", 2, v, values,
-               sizeof(double) * (size_t)n, 0, NULL, err);
+    return run(c,
+               "INSERT INTO history VALUES ($1, $2::bigint, $3) ON CONFLICT (job_id, epoch) "
+               "DO UPDATE SET record = EXCLUDED.record",
+               2, v, values, sizeof(double) * (size_t)n, 0, NULL, err);
 }
 
-td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch,
-                               const double *values, int n, td_error *err)
+td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch, const double *values,
+                               int n, td_error *err)
 {
     int slot;
     PGconn *c = acquire(p, &slot);
@@ -97,8 +99,7 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, i
     /* one snapshot for the columns and the records */
     td_status rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
     if (!rc)
-        rc = run(c, "SELECT history_columns FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r,
-                 err);
+        rc = run(c, "SELECT history_columns FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
     if (!rc) {
@@ -112,8 +113,10 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, i
     PQclear(r);
     r = NULL;
     if (!rc && h.n_cols > 0)
-        rc = run(c, "SELECT epoch, record FROM history WHERE job_id = $1 AND epoch > $2::bigint "
-                 "ORDER BY epoch LIMIT $3::bigint", 3, v, NULL, 0, 1, &r, err); /* NULL: all */
+        rc = run(c,
+                 "SELECT epoch, record FROM history WHERE job_id = $1 AND epoch > $2::bigint "
+                 "ORDER BY epoch LIMIT $3::bigint",
+                 3, v, NULL, 0, 1, &r, err); /* NULL: all */
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
@@ -128,8 +131,10 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, i
         const char *rec = PQgetvalue(r, (int)i, 1);
         size_t bytes = (size_t)PQgetlength(r, (int)i, 1);
         if (bytes != sizeof(double) * (size_t)h.n_cols) {
-            rc = td_fail(err, TD_EIO, NULL, "history of %s: record has %zu bytes for %d "
-                         "columns", job_id, bytes, h.n_cols);
+            rc = td_fail(err, TD_EIO, NULL,
+                         "history of %s: record has %zu bytes for %d "
+                         "columns",
+                         job_id, bytes, h.n_cols);
             break;
         }
         h.epochs[i] = be64(PQgetvalue(r, (int)i, 0));
@@ -147,8 +152,7 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, i
     return TD_OK;
 }
 
-td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epoch,
-                                 td_error *err)
+td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epoch, td_error *err)
 {
     char be[24];
     int ncols, slot;
@@ -159,11 +163,11 @@ td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epo
     if (!rc)
         rc = hist_cols(c, job_id, &ncols, err);
     if (!rc)
-        rc = run(c, "DELETE FROM history WHERE job_id = $1 AND epoch > $2::bigint", 2, v, NULL,
-                 0, 0, NULL, err);
+        rc = run(c, "DELETE FROM history WHERE job_id = $1 AND epoch > $2::bigint", 2, v, NULL, 0,
+                 0, NULL, err);
     if (!rc)
-        rc = run(c, "UPDATE jobs SET epoch = LEAST(epoch, $2::bigint) WHERE id = $1", 2, v,
-                 NULL, 0, 0, NULL, err);
+        rc = run(c, "UPDATE jobs SET epoch = LEAST(epoch, $2::bigint) WHERE id = $1", 2, v, NULL, 0,
+                 0, NULL, err);
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
@@ -191,9 +195,11 @@ td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int wi
     if (!rc && with_record) {
         rc = hist_insert(c, job_id, epoch, record, n, err);
         if (!rc)
-            rc = run(c, "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics), "
+            rc = run(c,
+                     "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics), "
                      "checkpoint_epoch = CASE WHEN $4 = '1' THEN $2::bigint ELSE "
-                     "checkpoint_epoch END WHERE id = $1", 4, v, NULL, 0, 0, NULL, err);
+                     "checkpoint_epoch END WHERE id = $1",
+                     4, v, NULL, 0, 0, NULL, err);
     } else if (!rc) {
         rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
         if (!rc && epoch > geti(r, 0, 0))
@@ -202,8 +208,8 @@ td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int wi
                          (long long)epoch, (long long)geti(r, 0, 0));
         PQclear(r);
         if (!rc)
-            rc = run(c, "UPDATE jobs SET checkpoint_epoch = $2::bigint WHERE id = $1", 2, v,
-                     NULL, 0, 0, NULL, err);
+            rc = run(c, "UPDATE jobs SET checkpoint_epoch = $2::bigint WHERE id = $1", 2, v, NULL,
+                     0, 0, NULL, err);
     }
     if (!rc && ckpt) {
         td_blob_seg seg = {ckpt, ckpt_len};
@@ -232,8 +238,7 @@ td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t
     const char *v[] = {job_id ? job_id : ""};
     td_status rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
     if (!rc)
-        rc = run(c, "SELECT checkpoint_epoch FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r,
-                 err);
+        rc = run(c, "SELECT checkpoint_epoch FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", v[0]);
     else if (!rc)
@@ -259,8 +264,8 @@ td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t
     return rc;
 }
 
-td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json,
-                          const float *params, int64_t n, td_error *err)
+td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json, const float *params,
+                          int64_t n, td_error *err)
 {
     char key[64], bn[24];
     int state, slot;
@@ -327,10 +332,11 @@ td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_
     for (int i = 0; !rc && i < n; i++) {
         i64s(bn, n_params[i]);
         const char *v[] = {ids[i], bn, now, p->node};
-        rc = run(c, "UPDATE jobs SET state = 'succeeded', model_params = $2::bigint, "
+        rc = run(c,
+                 "UPDATE jobs SET state = 'succeeded', model_params = $2::bigint, "
                  "finished_at = $3, live = 0, lease_until = NULL WHERE id = $1 AND state IN "
-                 "('queued', 'running') AND (node IS NULL OR node = $4)", 4, v, NULL, 0, 0,
-                 NULL, err);
+                 "('queued', 'running') AND (node IS NULL OR node = $4)",
+                 4, v, NULL, 0, 0, NULL, err);
     }
     if (!rc)
         rc = exec0(c, "COMMIT", err);
@@ -355,8 +361,8 @@ td_status td_pg_model_get(td_pg *p, const char *job_id, char **meta_json, float 
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
     if (!rc)
-        rc = run(c, "SELECT (model_params IS NOT NULL)::int FROM jobs WHERE id = $1", 1, v, NULL,
-                 0, 0, &r, err);
+        rc = run(c, "SELECT (model_params IS NOT NULL)::int FROM jobs WHERE id = $1", 1, v, NULL, 0,
+                 0, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", v[0]);
     else if (!rc && !geti(r, 0, 0))
@@ -368,8 +374,9 @@ td_status td_pg_model_get(td_pg *p, const char *job_id, char **meta_json, float 
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
     size_t pbytes = (size_t)aux * sizeof(float);
-    if (!rc && (aux > (uint64_t)INT64_MAX / sizeof(float) || len < pbytes + 1 ||
-                ((char *)buf)[len - 1] != '\0'))
+    if (!rc &&
+        (aux > (uint64_t)INT64_MAX / sizeof(float) || len < pbytes + 1 ||
+         ((char *)buf)[len - 1] != '\0'))
         rc = td_fail(err, TD_EIO, NULL, "job %s: malformed model", v[0]);
     if (!rc && !(*meta_json = strdup((char *)buf + pbytes)))
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory reading the model of %s", v[0]);
@@ -413,8 +420,10 @@ td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_ba
     if (!rc)
         rc = hist_cols(c, job_id, &ncols, err);
     if (!rc && (ncols == 0 || ncols != b->n_cols))
-        rc = td_fail(err, TD_EINVAL, "columns", "job %s: records have %d values, history has "
-                     "%d columns", job_id, b->n_cols, ncols);
+        rc = td_fail(err, TD_EINVAL, "columns",
+                     "job %s: records have %d values, history has "
+                     "%d columns",
+                     job_id, b->n_cols, ncols);
     const char *vj[] = {job_id};
     if (!rc)
         rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, vj, NULL, 0, 0, &r, err);
@@ -426,26 +435,30 @@ td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_ba
             continue;
         i64s(be, b->epochs[i]);
         const char *v[] = {job_id, be};
-        rc = run(c, "INSERT INTO history VALUES ($1, $2::bigint, $3) ON CONFLICT (job_id, "
-                 "epoch) DO UPDATE SET record = EXCLUDED.record", 2, v,
-                 b->records + (size_t)i * (size_t)b->n_cols, rec_bytes, 0, NULL, err);
+        rc = run(c,
+                 "INSERT INTO history VALUES ($1, $2::bigint, $3) ON CONFLICT (job_id, "
+                 "epoch) DO UPDATE SET record = EXCLUDED.record",
+                 2, v, b->records + (size_t)i * (size_t)b->n_cols, rec_bytes, 0, NULL, err);
     }
     i64s(bl, latest);
     const char *vu[] = {job_id, bl, b->metrics_json};
     if (!rc)
-        rc = run(c, "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) WHERE "
-                 "id = $1", 3, vu, NULL, 0, 0, NULL, err);
+        rc = run(c,
+                 "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) WHERE "
+                 "id = $1",
+                 3, vu, NULL, 0, 0, NULL, err);
     /* the thinning of store.c's hist_thin_locked */
     int full = b->full_pass || S != td_history_stride(prev_latest, b->max_rows);
     if (!rc && S > 1) {
         i64s(bs, S), i64s(bf, b->first), i64s(bb, b->best);
         i64s(bpl, prev_latest), i64s(bpb, b->prev_best);
         const char *v[] = {job_id, bs, bf, bb, bl, bpl, bpb};
-        rc = run(c, full ? "DELETE FROM history WHERE job_id = $1 AND epoch % $2::bigint <> 0 "
-                           "AND epoch NOT IN ($3::bigint, $4::bigint, $5::bigint)"
-                         : "DELETE FROM history WHERE job_id = $1 AND epoch IN ($6::bigint, "
-                           "$7::bigint) AND epoch % $2::bigint <> 0 AND epoch NOT IN "
-                           "($3::bigint, $4::bigint, $5::bigint)",
+        rc = run(c,
+                 full ? "DELETE FROM history WHERE job_id = $1 AND epoch % $2::bigint <> 0 "
+                        "AND epoch NOT IN ($3::bigint, $4::bigint, $5::bigint)"
+                      : "DELETE FROM history WHERE job_id = $1 AND epoch IN ($6::bigint, "
+                        "$7::bigint) AND epoch % $2::bigint <> 0 AND epoch NOT IN "
+                        "($3::bigint, $4::bigint, $5::bigint)",
                  full ? 5 : 7, v, NULL, 0, 0, NULL, err);
     }
     if (!rc)

@@ -32,19 +32,19 @@ struct td_pg {
     double lease_s;
 };
 
-static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
-    "queued", "running", "succeeded", "failed", "cancelled"};
+static const char *const STATE_NAMES[TD_JOB_NSTATES] = {"queued", "running", "succeeded", "failed",
+                                                        "cancelled"};
 
 #define NOW_S "extract(epoch from clock_timestamp())"
 
 #define JOB_COLS                                                                          \
-    "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
+    "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "    \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, (model_params IS NOT NULL)::int, "       \
-    "crashes, resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "  \
+    "crashes, resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "    \
     "stopped_early, node, classes"
 
-#define DS_COLS                                                                          \
+#define DS_COLS                                                                            \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
     "created_at, bytes"
 
@@ -84,9 +84,9 @@ static inline void release(td_pg *p, int slot)
 static inline td_status pg_fail(PGconn *c, PGresult *r, td_error *err, const char *what)
 {
     const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    td_status st = code && strcmp(code, "53100") == 0   ? TD_ENOSPACE
-                   : code && strcmp(code, "23505") == 0 ? TD_ECONFLICT
-                                                        : TD_EIO;
+    td_status st = code && strcmp(code, "53100") == 0 ? TD_ENOSPACE
+        : code && strcmp(code, "23505") == 0          ? TD_ECONFLICT
+                                                      : TD_EIO;
     char msg[TD_ERRMSG_MAX];
     snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
     size_t n = strlen(msg);
@@ -100,8 +100,8 @@ static inline td_status pg_fail(PGconn *c, PGresult *r, td_error *err, const cha
  * when bin != NULL (it is $<n+1>). *out gets the result (clear it) when it is a command
  * or rows; binres asks for binary result columns. */
 static inline td_status run(PGconn *c, const char *sql, int n, const char *const *vals,
-                     const void *bin, size_t bin_len, int binres, PGresult **out,
-                     td_error *err)
+                            const void *bin, size_t bin_len, int binres, PGresult **out,
+                            td_error *err)
 {
     const char *v[16];
     int lens[16] = {0}, fmts[16] = {0};
@@ -157,15 +157,9 @@ static inline td_status pg_command(td_pg *p, const char *sql, int n, const char 
 }
 
 /* Rows changed by a command result. */
-static inline long changed(PGresult *r)
-{
-    return atol(PQcmdTuples(r));
-}
+static inline long changed(PGresult *r) { return atol(PQcmdTuples(r)); }
 
-static inline void i64s(char b[24], int64_t v)
-{
-    snprintf(b, 24, "%" PRId64, v);
-}
+static inline void i64s(char b[24], int64_t v) { snprintf(b, 24, "%" PRId64, v); }
 
 static inline int64_t geti(PGresult *r, int row, int col)
 {
@@ -217,11 +211,10 @@ td_status blob_put_file(PGconn *c, const char *key, const char *path, td_error *
 td_status blob_get(PGconn *c, const char *key, uint64_t *aux, char *tag, size_t tag_cap,
                    void **payload, size_t *len, td_error *err);
 /* store_pg_datasets.c */
-td_status ds_get(PGconn *c, const char *id, const char *lock, td_dataset_meta *out,
-                 td_error *err);
+td_status ds_get(PGconn *c, const char *id, const char *lock, td_dataset_meta *out, td_error *err);
 /* store_pg_jobs.c */
-td_status job_lock(PGconn *c, const char *id, int *state, int64_t *ckpt, int *has_model,
-                   char *node, size_t node_cap, td_error *err);
+td_status job_lock(PGconn *c, const char *id, int *state, int64_t *ckpt, int *has_model, char *node,
+                   size_t node_cap, td_error *err);
 td_status held_here(td_pg *p, const char *id, int state, const char *node, td_error *err);
 
 #endif

@@ -50,8 +50,9 @@ static td_status job_get(PGconn *c, const char *col, const char *key, td_job_row
     PGresult *r = NULL;
     const char *v[] = {key ? key : ""};
     int by_id = strcmp(col, "id") == 0;
-    td_status rc = run(c, by_id ? "SELECT " JOB_COLS " FROM jobs WHERE id = $1"
-                                : "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = $1",
+    td_status rc = run(c,
+                       by_id ? "SELECT " JOB_COLS " FROM jobs WHERE id = $1"
+                             : "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = $1",
                        1, v, NULL, 0, 0, &r, err);
     if (rc)
         return rc;
@@ -64,8 +65,7 @@ static td_status job_get(PGconn *c, const char *col, const char *key, td_job_row
     return rc;
 }
 
-td_status td_pg_job_get(td_pg *p, const char *col, const char *key, td_job_row *out,
-                        td_error *err)
+td_status td_pg_job_get(td_pg *p, const char *col, const char *key, td_job_row *out, td_error *err)
 {
     int slot;
     PGconn *c = acquire(p, &slot);
@@ -76,14 +76,15 @@ td_status td_pg_job_get(td_pg *p, const char *col, const char *key, td_job_row *
 
 /* Locks job id's row (FOR UPDATE, in the caller's transaction) and gives its state
  * (TD_ENOTFOUND when absent), checkpoint epoch (-1: none), model flag, node. */
-td_status job_lock(PGconn *c, const char *id, int *state, int64_t *ckpt, int *has_model,
-                          char *node, size_t node_cap, td_error *err)
+td_status job_lock(PGconn *c, const char *id, int *state, int64_t *ckpt, int *has_model, char *node,
+                   size_t node_cap, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {id ? id : ""};
-    td_status rc = run(c, "SELECT state, checkpoint_epoch, (model_params IS NOT NULL)::int, "
-                       "node, epoch FROM jobs WHERE id = $1 FOR UPDATE", 1, v, NULL, 0, 0, &r,
-                       err);
+    td_status rc = run(c,
+                       "SELECT state, checkpoint_epoch, (model_params IS NOT NULL)::int, "
+                       "node, epoch FROM jobs WHERE id = $1 FOR UPDATE",
+                       1, v, NULL, 0, 0, &r, err);
     if (rc)
         return rc;
     if (PQntuples(r) == 0) {
@@ -110,13 +111,12 @@ td_status held_here(td_pg *p, const char *id, int state, const char *node, td_er
     return TD_OK;
 }
 
-td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_MAX],
-                           td_error *err)
+td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_MAX], td_error *err)
 {
     PGresult *r = NULL;
     char id[TD_ID_MAX], now[TD_TIME_MAX], be[24], bm[24];
-    const char *key = spec->idempotency_key && *spec->idempotency_key ? spec->idempotency_key
-                                                                      : NULL;
+    const char *key =
+        spec->idempotency_key && *spec->idempotency_key ? spec->idempotency_key : NULL;
     int slot;
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
@@ -124,12 +124,13 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
         /* cluster-wide bound: inserts serialise on this lock, then count */
         rc = exec0(c, "SELECT pg_advisory_xact_lock(7472616965)", err);
         if (!rc)
-            rc = run(c, "SELECT count(*) FROM jobs WHERE state = 'queued'", 0, NULL, NULL, 0, 0,
-                     &r, err);
+            rc = run(c, "SELECT count(*) FROM jobs WHERE state = 'queued'", 0, NULL, NULL, 0, 0, &r,
+                     err);
         if (!rc && geti(r, 0, 0) >= spec->max_queued)
-            rc = td_fail(err, TD_EBUSY, NULL, "the queue is full (%lld jobs waiting, "
-                         "max_queued_jobs = %lld); retry later", (long long)geti(r, 0, 0),
-                         (long long)spec->max_queued);
+            rc = td_fail(err, TD_EBUSY, NULL,
+                         "the queue is full (%lld jobs waiting, "
+                         "max_queued_jobs = %lld); retry later",
+                         (long long)geti(r, 0, 0), (long long)spec->max_queued);
         PQclear(r);
         r = NULL;
     }
@@ -157,16 +158,25 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
         i64s(bm, (int64_t)spec->mem_bytes);
         i64s(bt, spec->sweep_trial);
         i64s(bs, spec->stop_at_epoch);
-        const char *v[] = {id, spec->model, spec->dataset,
+        const char *v[] = {id,
+                           spec->model,
+                           spec->dataset,
                            spec->validation && *spec->validation ? spec->validation : NULL,
-                           spec->hyperparameters, now, be, key, bm,
-                           in_sweep ? spec->sweep : NULL, in_sweep ? bt : NULL,
+                           spec->hyperparameters,
+                           now,
+                           be,
+                           key,
+                           bm,
+                           in_sweep ? spec->sweep : NULL,
+                           in_sweep ? bt : NULL,
                            spec->stop_at_epoch > 0 ? bs : NULL};
-        rc = run(c, "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
+        rc = run(c,
+                 "INSERT INTO jobs (id, model, dataset, validation, state, hyperparameters, "
                  "created_at, epochs, idempotency_key, mem_bytes, sweep, sweep_trial, "
                  "stop_at_epoch, classes) VALUES ($1, $2, $3, $4, 'queued', $5, $6, "
                  "$7::bigint, $8, $9::bigint, $10, $11::bigint, $12::bigint, (SELECT classes "
-                 "FROM datasets WHERE id = $3))", 12, v, NULL, 0, 0, NULL, err);
+                 "FROM datasets WHERE id = $3))",
+                 12, v, NULL, 0, 0, NULL, err);
     }
     if (rc == TD_ECONFLICT && key && !id_out[0]) /* a concurrent insert won the key */
         td_fail(err, TD_ECONFLICT, "idempotency_key", "a job with this Idempotency-Key exists");
@@ -177,8 +187,8 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
     if (rc == TD_ECONFLICT && key && !id_out[0]) { /* find the winner's id */
         PQclear(PQexec(c, "ROLLBACK"));
         const char *v[] = {key};
-        if (run(c, "SELECT id FROM jobs WHERE idempotency_key = $1", 1, v, NULL, 0, 0, &r,
-                NULL) == TD_OK) {
+        if (run(c, "SELECT id FROM jobs WHERE idempotency_key = $1", 1, v, NULL, 0, 0, &r, NULL) ==
+            TD_OK) {
             if (PQntuples(r))
                 gets_(r, 0, 0, id_out, TD_ID_MAX);
             PQclear(r);
@@ -203,8 +213,10 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
     const char *v[] = {state >= 0 ? STATE_NAMES[state] : "", cursor, bl};
     int slot;
     PGconn *c = acquire(p, &slot);
-    rc = run(c, "SELECT " JOB_COLS " FROM jobs WHERE ($1 = '' OR state = $1) AND "
-             "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint", 3, v, NULL, 0, 0, &r, err);
+    rc = run(c,
+             "SELECT " JOB_COLS " FROM jobs WHERE ($1 = '' OR state = $1) AND "
+             "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint",
+             3, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (!rc)
         rc = collect(r, rows, n, err);
@@ -223,8 +235,10 @@ td_status td_pg_job_list_active(td_pg *p, td_job_row **rows, int *n, td_error *e
     *n = 0;
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                       "AND paused = 0 ORDER BY id ASC", 0, NULL, NULL, 0, 0, &r, err);
+    td_status rc = run(c,
+                       "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
+                       "AND paused = 0 ORDER BY id ASC",
+                       0, NULL, NULL, 0, 0, &r, err);
     release(p, slot);
     return rc ? rc : collect(r, rows, n, err);
 }
@@ -236,8 +250,8 @@ td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *e
         counts[i] = 0;
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, NULL, 0,
-                       0, &r, err);
+    td_status rc =
+        run(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, NULL, 0, 0, &r, err);
     release(p, slot);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         int st = state_of(PQgetvalue(r, i, 0));
@@ -257,8 +271,10 @@ td_status td_pg_job_progress(td_pg *p, const char *id, int64_t epoch, const char
     const char *v[] = {id ? id : "", be, metrics_json};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) "
-                       "WHERE id = $1", 3, v, NULL, 0, 0, &r, err);
+    td_status rc = run(c,
+                       "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) "
+                       "WHERE id = $1",
+                       3, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (!rc && changed(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
@@ -271,19 +287,21 @@ static td_status in_active_sweep(PGconn *c, const char *id, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {id};
-    td_status rc = run(c, "SELECT w.id FROM jobs j JOIN sweeps w ON w.id = j.sweep WHERE "
-                       "j.id = $1 AND w.state IN ('queued', 'running')", 1, v, NULL, 0, 0, &r,
-                       err);
+    td_status rc = run(c,
+                       "SELECT w.id FROM jobs j JOIN sweeps w ON w.id = j.sweep WHERE "
+                       "j.id = $1 AND w.state IN ('queued', 'running')",
+                       1, v, NULL, 0, 0, &r, err);
     if (!rc && PQntuples(r) > 0)
-        rc = td_fail(err, TD_ECONFLICT, "state", "job %s is a trial of sweep %s, which is "
-                     "still active; delete the sweep once it ends", id, PQgetvalue(r, 0, 0));
+        rc = td_fail(err, TD_ECONFLICT, "state",
+                     "job %s is a trial of sweep %s, which is "
+                     "still active; delete the sweep once it ends",
+                     id, PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc;
 }
 
 /* Writes transition t from the state it found, in the caller's transaction. */
-static td_status transition_write(td_pg *p, PGconn *c, const td_job_transition *t,
-                                  td_error *err)
+static td_status transition_write(td_pg *p, PGconn *c, const td_job_transition *t, td_error *err)
 {
     char now[TD_TIME_MAX], k1[64], k2[64];
     const char *id = t->id ? t->id : "";
@@ -294,45 +312,47 @@ static td_status transition_write(td_pg *p, PGconn *c, const td_job_transition *
     switch (t->kind) {
     case TD_TRANS_START: {
         const char *v[] = {id, now, p->node, t->live ? "1" : "0"};
-        return run(c, queued ? "UPDATE jobs SET state = 'running', node = $3, started_at = "
-                               "COALESCE(started_at, $2), live = GREATEST(live, $4::int) WHERE "
-                               "id = $1" /* a paused trial keeps its first start */
-                             : "UPDATE jobs SET restarts = restarts + 1, node = $3, "
-                               "started_at = COALESCE(started_at, $2), live = GREATEST(live, "
-                               "$4::int) WHERE id = $1",
+        return run(c,
+                   queued ? "UPDATE jobs SET state = 'running', node = $3, started_at = "
+                            "COALESCE(started_at, $2), live = GREATEST(live, $4::int) WHERE "
+                            "id = $1" /* a paused trial keeps its first start */
+                          : "UPDATE jobs SET restarts = restarts + 1, node = $3, "
+                            "started_at = COALESCE(started_at, $2), live = GREATEST(live, "
+                            "$4::int) WHERE id = $1",
                    4, v, NULL, 0, 0, NULL, err);
     }
     case TD_TRANS_FINISH: {
         const char *code = t->error_code, *msg = t->error_message;
         const char *v[] = {id, STATE_NAMES[t->state], now, code && *code ? code : NULL,
                            msg && *msg ? msg : NULL};
-        return run(c, "UPDATE jobs SET state = $2, finished_at = $3, error_code = $4, "
-                   "error_message = $5, lease_until = NULL, live = 0 WHERE id = $1", 5, v, NULL,
-                   0, 0, NULL, err);
+        return run(c,
+                   "UPDATE jobs SET state = $2, finished_at = $3, error_code = $4, "
+                   "error_message = $5, lease_until = NULL, live = 0 WHERE id = $1",
+                   5, v, NULL, 0, 0, NULL, err);
     }
     case TD_TRANS_CANCEL: {
         const char *v[] = {id, now};
         /* a running job's holder hears of it at its next heartbeat (td_pg_job_renew) */
-        return run(c, queued ? "UPDATE jobs SET state = 'cancelled', finished_at = $2, "
-                               "cancel_requested = 1 WHERE id = $1"
-                             : "UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND $2 <> ''",
+        return run(c,
+                   queued ? "UPDATE jobs SET state = 'cancelled', finished_at = $2, "
+                            "cancel_requested = 1 WHERE id = $1"
+                          : "UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND $2 <> ''",
                    2, v, NULL, 0, 0, NULL, err);
     }
-    case TD_TRANS_DELETE:
-        break;
+    case TD_TRANS_DELETE: break;
     }
     blob_key(k1, sizeof k1, "ckpt", id);
     blob_key(k2, sizeof k2, "model", id);
     const char *v[] = {id, k1, k2};
     /* PostgreSQL has no WAL-size concern of SQLite's: one transaction */
-    rc = run(c, "DELETE FROM jobs WHERE id = $1 AND $2 <> '' AND $3 <> ''", 3, v, NULL, 0, 0,
-             NULL, err);
+    rc = run(c, "DELETE FROM jobs WHERE id = $1 AND $2 <> '' AND $3 <> ''", 3, v, NULL, 0, 0, NULL,
+             err);
     if (!rc)
-        rc = run(c, "DELETE FROM history WHERE job_id = $1 AND $2 <> '' AND $3 <> ''", 3, v,
-                 NULL, 0, 0, NULL, err);
+        rc = run(c, "DELETE FROM history WHERE job_id = $1 AND $2 <> '' AND $3 <> ''", 3, v, NULL,
+                 0, 0, NULL, err);
     if (!rc)
-        rc = run(c, "DELETE FROM blobs WHERE key IN ($2, $3) AND $1 <> ''", 3, v, NULL, 0, 0,
-                 NULL, err);
+        rc = run(c, "DELETE FROM blobs WHERE key IN ($2, $3) AND $1 <> ''", 3, v, NULL, 0, 0, NULL,
+                 err);
     return rc;
 }
 
@@ -346,8 +366,7 @@ td_status td_pg_job_transition(td_pg *p, td_job_transition *t, td_error *err)
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
-        rc = job_lock(c, t->id, &t->found, &t->ckpt_epoch, &t->has_model, node, sizeof node,
-                      err);
+        rc = job_lock(c, t->id, &t->found, &t->ckpt_epoch, &t->has_model, node, sizeof node, err);
     if (!rc)
         rc = td_job_transition_check(t, err);
     if (!rc && t->kind == TD_TRANS_FINISH)
@@ -366,8 +385,8 @@ td_status td_pg_job_transition(td_pg *p, td_job_transition *t, td_error *err)
 
 /* ---- the shared queue --------------------------------------------------------------- */
 
-td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX],
-                          uint64_t *mem_bytes, td_error *err)
+td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX], uint64_t *mem_bytes,
+                          td_error *err)
 {
     PGresult *r = NULL;
     char bl[32], bm[24];
@@ -377,12 +396,13 @@ td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX],
     int slot;
     PGconn *c = acquire(p, &slot);
     /* oldest first; SKIP LOCKED: a row another daemon is claiming is passed over */
-    td_status rc = run(c, "UPDATE jobs SET node = $1, lease_until = " NOW_S " + $2::float8, "
+    td_status rc = run(c,
+                       "UPDATE jobs SET node = $1, lease_until = " NOW_S " + $2::float8, "
                        "live = 1 WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', "
                        "'running') AND paused = 0 AND live = 0 AND (lease_until IS NULL OR "
                        "lease_until < " NOW_S ") AND mem_bytes <= $3::bigint ORDER BY id LIMIT 1 "
-                       "FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes", 3, v, NULL, 0, 0,
-                       &r, err);
+                       "FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes",
+                       3, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (rc)
         return rc;
@@ -415,9 +435,11 @@ td_status td_pg_job_renew(td_pg *p, const char *const *ids, int n, int *cancel, 
     const char *v[] = {p->node, bl, list};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "UPDATE jobs SET lease_until = " NOW_S " + $2::float8 WHERE "
+    td_status rc = run(c,
+                       "UPDATE jobs SET lease_until = " NOW_S " + $2::float8 WHERE "
                        "node = $1 AND id = ANY($3::text[]) AND state IN ('queued', 'running') "
-                       "RETURNING id, cancel_requested", 3, v, NULL, 0, 0, &r, err);
+                       "RETURNING id, cancel_requested",
+                       3, v, NULL, 0, 0, &r, err);
     release(p, slot);
     free(list);
     for (int i = 0; i < n; i++)
@@ -440,9 +462,10 @@ td_status td_pg_job_set_live(td_pg *p, const char *id, int live, td_error *err)
     int slot;
     PGconn *c = acquire(p, &slot);
     /* letting go also ends the lease: another daemon may take the job at once */
-    td_status rc = run(c, live ? "UPDATE jobs SET live = 1 WHERE id = $1 AND $2 <> ''"
-                               : "UPDATE jobs SET live = 0, lease_until = NULL WHERE id = $1 "
-                                 "AND (node IS NULL OR node = $2)",
+    td_status rc = run(c,
+                       live ? "UPDATE jobs SET live = 1 WHERE id = $1 AND $2 <> ''"
+                            : "UPDATE jobs SET live = 0, lease_until = NULL WHERE id = $1 "
+                              "AND (node IS NULL OR node = $2)",
                        2, v, NULL, 0, 0, NULL, err);
     release(p, slot);
     return rc;
@@ -468,15 +491,19 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
     /* a live mark whose lease expired: its holder died (a live one renews it) */
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
-        rc = exec0(c, "UPDATE jobs SET crashes = crashes + 1, live = 0 WHERE live = 1 AND "
-                   "state IN ('queued', 'running') AND (lease_until IS NULL OR lease_until < "
-                   NOW_S ")", err);
+        rc = exec0(c,
+                   "UPDATE jobs SET crashes = crashes + 1, live = 0 WHERE live = 1 AND "
+                   "state IN ('queued', 'running') AND (lease_until IS NULL OR lease_until < " NOW_S
+                   ")",
+                   err);
     if (!rc)
-        rc = run(c, "UPDATE jobs SET state = 'failed', finished_at = $2, error_code = 'crashed', "
+        rc = run(c,
+                 "UPDATE jobs SET state = 'failed', finished_at = $2, error_code = 'crashed', "
                  "error_message = 'the daemon died ' || crashes || ' times while running this "
                  "job (a crash, an abort or an out-of-memory kill); it is not resumed again', "
                  "lease_until = NULL WHERE state IN ('queued', 'running') AND crashes >= "
-                 "$1::bigint RETURNING " JOB_COLS, 2, v, NULL, 0, 0, &r, err);
+                 "$1::bigint RETURNING " JOB_COLS,
+                 2, v, NULL, 0, 0, &r, err);
     if (!rc)
         rc = exec0(c, "COMMIT", err);
     release(p, slot);
@@ -492,6 +519,5 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
 td_status td_pg_job_mark_different_build(td_pg *p, const char *id, td_error *err)
 {
     const char *v[] = {id ? id : ""};
-    return pg_command(p, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v,
-                      err);
+    return pg_command(p, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v, err);
 }

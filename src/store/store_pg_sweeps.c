@@ -10,7 +10,7 @@
 
 #define SWEEP_COLS                                                                        \
     "id, state, model, dataset, validation, spec, metric, maximize, epochs, min_epochs, " \
-    "eta, rung, n_trials, cancel_requested, created_at, started_at, finished_at, "       \
+    "eta, rung, n_trials, cancel_requested, created_at, started_at, finished_at, "        \
     "error_code, error_message"
 
 static td_status read_sweep(PGresult *r, int i, td_sweep_row *w, td_error *err)
@@ -24,9 +24,8 @@ static td_status read_sweep(PGresult *r, int i, td_sweep_row *w, td_error *err)
     return TD_OK;
 }
 
-td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec,
-                             const td_sweep_trial_spec *trials, int n, char id_out[TD_ID_MAX],
-                             td_error *err)
+td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec, const td_sweep_trial_spec *trials,
+                             int n, char id_out[TD_ID_MAX], td_error *err)
 {
     char id[TD_ID_MAX], now[TD_TIME_MAX], b[5][24];
     int slot;
@@ -34,9 +33,18 @@ td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec,
     td_store_now(now);
     i64s(b[0], spec->maximize), i64s(b[1], spec->epochs), i64s(b[2], spec->min_epochs);
     i64s(b[3], spec->eta), i64s(b[4], n);
-    const char *v[] = {id, spec->model, spec->dataset,
+    const char *v[] = {id,
+                       spec->model,
+                       spec->dataset,
                        spec->validation && *spec->validation ? spec->validation : NULL,
-                       spec->spec, spec->metric, b[0], b[1], b[2], b[3], b[4], now};
+                       spec->spec,
+                       spec->metric,
+                       b[0],
+                       b[1],
+                       b[2],
+                       b[3],
+                       b[4],
+                       now};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
@@ -44,16 +52,18 @@ td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec,
     if (!rc && v[3] && (rc = ds_get(c, v[3], "FOR SHARE", NULL, err)) == TD_ENOTFOUND)
         td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found", v[3]);
     if (!rc)
-        rc = run(c, "INSERT INTO sweeps (id, state, model, dataset, validation, spec, metric, "
+        rc = run(c,
+                 "INSERT INTO sweeps (id, state, model, dataset, validation, spec, metric, "
                  "maximize, epochs, min_epochs, eta, n_trials, created_at) VALUES ($1, "
                  "'queued', $2, $3, $4, $5, $6, $7::int, $8::bigint, $9::bigint, $10::bigint, "
-                 "$11::bigint, $12)", 12, v, NULL, 0, 0, NULL, err);
+                 "$11::bigint, $12)",
+                 12, v, NULL, 0, 0, NULL, err);
     for (int i = 0; !rc && i < n; i++) {
         char bi[24], bb[24];
         i64s(bi, i), i64s(bb, (int64_t)trials[i].bytes);
         const char *t[] = {id, bi, trials[i].values, trials[i].hyperparameters, bb};
-        rc = run(c, "INSERT INTO sweep_trials VALUES ($1, $2::bigint, $3, $4, $5::bigint)", 5,
-                 t, NULL, 0, 0, NULL, err);
+        rc = run(c, "INSERT INTO sweep_trials VALUES ($1, $2::bigint, $3, $4, $5::bigint)", 5, t,
+                 NULL, 0, 0, NULL, err);
     }
     if (!rc)
         rc = exec0(c, "COMMIT", err);
@@ -69,8 +79,8 @@ td_status td_pg_sweep_get(td_pg *p, const char *id, td_sweep_row *out, td_error 
     const char *v[] = {id ? id : ""};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0,
-                       &r, err);
+    td_status rc =
+        run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
     release(p, slot);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
@@ -80,8 +90,8 @@ td_status td_pg_sweep_get(td_pg *p, const char *id, td_sweep_row *out, td_error 
     return rc;
 }
 
-td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
-                           td_sweep_row **rows, int *n, char next[TD_ID_MAX], td_error *err)
+td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after, td_sweep_row **rows,
+                           int *n, char next[TD_ID_MAX], td_error *err)
 {
     PGresult *r = NULL;
     char cursor[TD_ID_MAX], bl[24];
@@ -90,12 +100,14 @@ td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
     const char *v[] = {cursor, bl};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = active ? run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
-                                "('queued', 'running') ORDER BY id ASC", 0, NULL, NULL, 0, 0,
-                                &r, err)
-                          : run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE ($1 = '' OR id < "
-                                "$1) ORDER BY id DESC LIMIT $2::bigint", 2, v, NULL, 0, 0, &r,
-                                err);
+    td_status rc = active ? run(c,
+                                "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
+                                "('queued', 'running') ORDER BY id ASC",
+                                0, NULL, NULL, 0, 0, &r, err)
+                          : run(c,
+                                "SELECT " SWEEP_COLS " FROM sweeps WHERE ($1 = '' OR id < "
+                                "$1) ORDER BY id DESC LIMIT $2::bigint",
+                                2, v, NULL, 0, 0, &r, err);
     release(p, slot);
     int count = rc ? 0 : PQntuples(r), i = 0;
     td_sweep_row *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
@@ -119,20 +131,21 @@ td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after,
     return TD_OK;
 }
 
-td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric,
-                             td_sweep_trial **out, int *n, td_error *err)
+td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric, td_sweep_trial **out,
+                             int *n, td_error *err)
 {
     PGresult *r = NULL;
     const char *v[] = {id ? id : "", metric ? metric : "loss"};
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, "
+    td_status rc = run(c,
+                       "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, "
                        "j.state, j.paused, j.stopped_early, j.cancel_requested, j.epoch, "
                        "j.stop_at_epoch, CASE WHEN jsonb_typeof(j.metrics::jsonb -> $2) = "
                        "'number' THEN (j.metrics::jsonb ->> $2)::float8 END, j.error_code "
                        "FROM sweep_trials t LEFT JOIN jobs j ON j.sweep = t.sweep_id AND "
-                       "j.sweep_trial = t.idx WHERE t.sweep_id = $1 ORDER BY t.idx", 2, v,
-                       NULL, 0, 0, &r, err);
+                       "j.sweep_trial = t.idx WHERE t.sweep_id = $1 ORDER BY t.idx",
+                       2, v, NULL, 0, 0, &r, err);
     release(p, slot);
     int count = rc ? 0 : PQntuples(r), i = 0;
     td_sweep_trial *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
@@ -178,8 +191,7 @@ td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
-        rc = run(c, "SELECT state FROM sweeps WHERE id = $1 FOR UPDATE", 1, v, NULL, 0, 0, &r,
-                 err);
+        rc = run(c, "SELECT state FROM sweeps WHERE id = $1 FOR UPDATE", 1, v, NULL, 0, 0, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
     if (!rc) {
@@ -208,9 +220,10 @@ td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char
     td_status rc = exec0(c, "BEGIN", err);
     for (int i = 0; !rc && i < n; i++) {
         const char *v[] = {stop[i], now};
-        rc = run(c, "UPDATE jobs SET state = 'succeeded', stopped_early = 1, paused = 0, "
-                 "finished_at = $2 WHERE id = $1 AND paused = 1 AND state = 'queued'", 2, v,
-                 NULL, 0, 0, NULL, err);
+        rc = run(c,
+                 "UPDATE jobs SET state = 'succeeded', stopped_early = 1, paused = 0, "
+                 "finished_at = $2 WHERE id = $1 AND paused = 1 AND state = 'queued'",
+                 2, v, NULL, 0, 0, NULL, err);
     }
     const char *v[] = {id, br};
     if (!rc)
@@ -255,9 +268,9 @@ static td_status job_update(td_pg *p, const char *id, const char *sql, int64_t x
         r = NULL;
         rc = run(c, "SELECT state FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
         if (!rc)
-            rc = PQntuples(r) ? td_fail(err, TD_ECONFLICT, "state", "job %s is %s", v[0],
-                                        PQgetvalue(r, 0, 0))
-                              : td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", v[0]);
+            rc = PQntuples(r)
+                ? td_fail(err, TD_ECONFLICT, "state", "job %s is %s", v[0], PQgetvalue(r, 0, 0))
+                : td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", v[0]);
     }
     PQclear(r);
     release(p, slot);
@@ -279,9 +292,11 @@ int td_pg_sweeps_leader(td_pg *p)
      * connection lost it), else try to take it (taking it twice would stack it) */
     PGresult *r = NULL;
     int leader = 0;
-    if (run(c, "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+    if (run(c,
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
             "AND pid = pg_backend_pid() AND granted) THEN 1 ELSE "
-            "pg_try_advisory_lock(7472616966)::int END", 0, NULL, NULL, 0, 0, &r, NULL) == TD_OK)
+            "pg_try_advisory_lock(7472616966)::int END",
+            0, NULL, NULL, 0, 0, &r, NULL) == TD_OK)
         leader = (int)geti(r, 0, 0);
     PQclear(r);
     release(p, 0);
@@ -291,16 +306,19 @@ int td_pg_sweeps_leader(td_pg *p)
 td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err)
 {
     /* a paused trial waits for its sweep, not for a lease: the lease ends with it */
-    return job_update(p, id, "UPDATE jobs SET "
+    return job_update(p, id,
+                      "UPDATE jobs SET "
                       "state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,"
                       " paused = 1 - cancel_requested, lease_until = NULL, "
                       "finished_at = CASE WHEN cancel_requested = 1 THEN $2 END "
-                      "WHERE id = $1 AND state = 'running' AND $3::bigint IS NULL", 0, err);
+                      "WHERE id = $1 AND state = 'running' AND $3::bigint IS NULL",
+                      0, err);
 }
 
 td_status td_pg_job_continue(td_pg *p, const char *id, int64_t stop_at, td_error *err)
 {
-    return job_update(p, id, "UPDATE jobs SET paused = 0, stop_at_epoch = $3::bigint "
+    return job_update(p, id,
+                      "UPDATE jobs SET paused = 0, stop_at_epoch = $3::bigint "
                       "WHERE id = $1 AND paused = 1 AND state = 'queued' AND $2 <> ''",
                       stop_at, err);
 }

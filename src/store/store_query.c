@@ -14,23 +14,12 @@ static void bind_args(sqlite3_stmt *st, const char *fmt, va_list ap)
 {
     for (int i = 1; *fmt; fmt++, i++) {
         switch (*fmt) {
-        case 's':
-            bind_str(st, i, va_arg(ap, const char *));
-            break;
-        case 'o':
-            bind_opt(st, i, va_arg(ap, const char *));
-            break;
-        case 'i':
-            sqlite3_bind_int(st, i, va_arg(ap, int));
-            break;
-        case 'I':
-            sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-            break;
-        case 'd':
-            sqlite3_bind_double(st, i, va_arg(ap, double));
-            break;
-        default:
-            assert(!"td_store_query: bad bind format");
+        case 's': bind_str(st, i, va_arg(ap, const char *)); break;
+        case 'o': bind_opt(st, i, va_arg(ap, const char *)); break;
+        case 'i': sqlite3_bind_int(st, i, va_arg(ap, int)); break;
+        case 'I': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
+        case 'd': sqlite3_bind_double(st, i, va_arg(ap, double)); break;
+        default: assert(!"td_store_query: bad bind format");
         }
     }
 }
@@ -55,8 +44,8 @@ td_status td_store_bind(td_store *s, sqlite3_stmt **st, td_error *err, const cha
     return rc;
 }
 
-td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err,
-                         const char *sql, const char *fmt, ...)
+td_status td_store_query(td_store *s, sqlite3_stmt **st, int *row, td_error *err, const char *sql,
+                         const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -29,13 +29,29 @@ int td_store_count_cols(const char *names)
 /* JOB_COLS' columns (both backends), as store_rows.h says */
 #define J(col, kind, field) TD_COL(td_job_row, col, kind, field)
 const td_col TD_JOB_READ[] = {
-    J(0, 't', id), J(1, 't', model), J(2, 't', dataset), J(3, 't', validation),
-    J(6, 't', created_at), J(7, 't', started_at), J(8, 't', finished_at),
-    J(9, 't', error_code), J(10, 't', error_message), J(11, 'n', restarts), J(12, 'n', epoch),
-    J(13, 'n', epochs), J(14, 'n', cancel_requested), J(15, 't', idempotency_key),
-    J(17, 'N', checkpoint_epoch), J(18, 'n', has_model), J(19, 'n', crashes),
-    J(20, 'n', resumed_on_different_build), J(21, 't', sweep), J(22, 'N', sweep_trial),
-    J(23, 'n', stop_at_epoch), J(24, 'n', paused), J(25, 'n', stopped_early),
+    J(0, 't', id),
+    J(1, 't', model),
+    J(2, 't', dataset),
+    J(3, 't', validation),
+    J(6, 't', created_at),
+    J(7, 't', started_at),
+    J(8, 't', finished_at),
+    J(9, 't', error_code),
+    J(10, 't', error_message),
+    J(11, 'n', restarts),
+    J(12, 'n', epoch),
+    J(13, 'n', epochs),
+    J(14, 'n', cancel_requested),
+    J(15, 't', idempotency_key),
+    J(17, 'N', checkpoint_epoch),
+    J(18, 'n', has_model),
+    J(19, 'n', crashes),
+    J(20, 'n', resumed_on_different_build),
+    J(21, 't', sweep),
+    J(22, 'N', sweep_trial),
+    J(23, 'n', stop_at_epoch),
+    J(24, 'n', paused),
+    J(25, 'n', stopped_early),
 };
 #undef J
 
@@ -44,10 +60,11 @@ const int TD_JOB_NREAD = (int)(sizeof TD_JOB_READ / sizeof *TD_JOB_READ);
 /* SWEEP_COLS' columns (both backends) */
 #define W(col, kind, field) TD_COL(td_sweep_row, col, kind, field)
 const td_col TD_SWEEP_READ[] = {
-    W(0, 't', id), W(2, 't', model), W(3, 't', dataset), W(4, 't', validation),
-    W(6, 't', metric), W(7, 'n', maximize), W(8, 'n', epochs), W(9, 'n', min_epochs),
-    W(10, 'n', eta), W(11, 'n', rung), W(12, 'n', n_trials), W(13, 'n', cancel_requested),
-    W(14, 't', created_at), W(15, 't', started_at), W(16, 't', finished_at),
+    W(0, 't', id),          W(2, 't', model),          W(3, 't', dataset),
+    W(4, 't', validation),  W(6, 't', metric),         W(7, 'n', maximize),
+    W(8, 'n', epochs),      W(9, 'n', min_epochs),     W(10, 'n', eta),
+    W(11, 'n', rung),       W(12, 'n', n_trials),      W(13, 'n', cancel_requested),
+    W(14, 't', created_at), W(15, 't', started_at),    W(16, 't', finished_at),
     W(17, 't', error_code), W(18, 't', error_message),
 };
 #undef W

@@ -12,11 +12,14 @@
  * a number into an int or int64_t field (by its size; NULL: 0); 'N' an int64_t field, -1
  * for NULL. */
 typedef struct {
-    int col;                     /* the result's column */
-    char kind;                   /* 't', 'n' or 'N' */
-    size_t off, size;            /* the field: offsetof, sizeof */
+    int col;          /* the result's column */
+    char kind;        /* 't', 'n' or 'N' */
+    size_t off, size; /* the field: offsetof, sizeof */
 } td_col;
-#define TD_COL(type, col, kind, field) {col, kind, offsetof(type, field), sizeof((type *)0)->field}
+#define TD_COL(type, col, kind, field)                             \
+    {                                                              \
+        col, kind, offsetof(type, field), sizeof((type *)0)->field \
+    }
 
 /* The columns of a job's row (JOB_COLS) and a sweep's (SWEEP_COLS) that read as they are,
  * for both backends: every field but a job's state (column 4), JSON copies (5, 16, 26, 27)

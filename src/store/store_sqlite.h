@@ -27,49 +27,46 @@ struct td_store {
     sqlite3 *db;
     int lock_fd;
     char dir[PATH_MAX / 2];
-    sqlite3_stmt *st_job_by[2];      /* SELECT a job by id / by idempotency key (kept) */
+    sqlite3_stmt *st_job_by[2];          /* SELECT a job by id / by idempotency key (kept) */
     char build_tag[TD_BLOB_TAG_MAX + 1]; /* written into checkpoints; "" = none */
-    td_pg *pg;                       /* the PostgreSQL backend, or NULL: SQLite (db) */
-    td_dscache *datasets;            /* loaded datasets, shared (dscache.h) */
+    td_pg *pg;                           /* the PostgreSQL backend, or NULL: SQLite (db) */
+    td_dscache *datasets;                /* loaded datasets, shared (dscache.h) */
     /* group commit (store.c DESIGN): guarded by sync_mu, taken after mu */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    uint64_t committed, synced;      /* tickets of relaxed commits made / made durable */
-    int syncing;                     /* a thread is syncing the WAL for the group */
-    int wal_fd;                      /* traind.db-wal, opened at the first group sync */
+    uint64_t committed, synced;           /* tickets of relaxed commits made / made durable */
+    int syncing;                          /* a thread is syncing the WAL for the group */
+    int wal_fd;                           /* traind.db-wal, opened at the first group sync */
     uint64_t files_written, files_synced; /* unsynced model files written / covered by a
                                       * syncfs (td_store_sync_files); under sync_mu */
-    int sync_normal;                 /* the connection is at synchronous=NORMAL (relax) */
-    int relaxing;                    /* the operation under mu declared relaxed commits */
+    int sync_normal;                      /* the connection is at synchronous=NORMAL (relax) */
+    int relaxing;                         /* the operation under mu declared relaxed commits */
     /* statement cache (store.c, "statement cache"): guarded by mu */
     struct td_stmt_slot {
-        sqlite3_stmt *st;            /* NULL: a free slot */
-        uint64_t hash;               /* of its SQL text */
-        int busy;                    /* handed out by prepare, not yet given back */
+        sqlite3_stmt *st; /* NULL: a free slot */
+        uint64_t hash;    /* of its SQL text */
+        int busy;         /* handed out by prepare, not yet given back */
     } stmts[TD_STMT_CACHE];
 };
 
-static const char *const STATE_NAMES[TD_JOB_NSTATES] = {
-    "queued", "running", "succeeded", "failed", "cancelled"};
+static const char *const STATE_NAMES[TD_JOB_NSTATES] = {"queued", "running", "succeeded", "failed",
+                                                        "cancelled"};
 static const char *const TARGET_NAMES[] = {"none", "index", "grouped", "probs"};
 
 #define JOB_COLS                                                                          \
-    "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "   \
+    "id, model, dataset, validation, state, hyperparameters, created_at, started_at, "    \
     "finished_at, error_code, error_message, restarts, epoch, epochs, cancel_requested, " \
     "idempotency_key, metrics, checkpoint_epoch, model_params IS NOT NULL, crashes, "     \
     "resumed_on_different_build, sweep, sweep_trial, stop_at_epoch, paused, "             \
     "stopped_early, classes, warnings"
 
-#define DS_COLS                                                                          \
+#define DS_COLS                                                                            \
     "id, name, n_samples, n_features, n_classes, target, label_cols, prob_cols, n_pairs, " \
     "created_at, bytes"
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static inline void enter(td_store *s)
-{
-    pthread_mutex_lock(&s->mu);
-}
+static inline void enter(td_store *s) { pthread_mutex_lock(&s->mu); }
 
 /* Rolls back a transaction left open by an error path, then unlocks. */
 static inline void leave(td_store *s)
@@ -87,8 +84,8 @@ static inline td_status db_fail(td_store *s, td_error *err, const char *what)
 {
     int ec = sqlite3_extended_errcode(s->db) & 0xff, en = sqlite3_system_errno(s->db);
     if (ec == SQLITE_IOERR && (en == ENOSPC || en == EDQUOT)) /* the message says "disk I/O" */
-        return td_fail(err, TD_ENOSPACE, NULL, "sqlite (%s): %s (%s)", what,
-                       sqlite3_errmsg(s->db), strerror(en));
+        return td_fail(err, TD_ENOSPACE, NULL, "sqlite (%s): %s (%s)", what, sqlite3_errmsg(s->db),
+                       strerror(en));
     return td_fail(err, ec == SQLITE_FULL ? TD_ENOSPACE : TD_EIO, NULL, "sqlite (%s): %s", what,
                    sqlite3_errmsg(s->db));
 }
@@ -121,10 +118,7 @@ static inline td_status prepare(td_store *s, sqlite3_stmt **st, const char *sql,
 }
 
 /* Done with a statement of prepare (NULL: nothing). */
-static inline void unprepare(td_store *s, sqlite3_stmt *st)
-{
-    stmt_give(s, st);
-}
+static inline void unprepare(td_store *s, sqlite3_stmt *st) { stmt_give(s, st); }
 
 /* Runs sql: one statement from the cache; several (the schema), or a PRAGMA (SQLite applies
  * some when it prepares them, so a kept one would do nothing), with sqlite3_exec. */
@@ -228,14 +222,14 @@ static inline int id_ok(const char *id)
     return n < TD_ID_MAX;
 }
 
-static inline void path_of(char *out, size_t cap, const td_store *s, const char *sub, const char *id,
-                    const char *suffix)
+static inline void path_of(char *out, size_t cap, const td_store *s, const char *sub,
+                           const char *id, const char *suffix)
 {
     snprintf(out, cap, "%s/%s/%s%s", s->dir, sub, id, suffix);
 }
 
 static inline void ckpt_path(char *out, size_t cap, const td_store *s, const char *job_id,
-                      int64_t epoch)
+                             int64_t epoch)
 {
     snprintf(out, cap, "%s/checkpoints/%s.%" PRId64 ".ckpt", s->dir, job_id, epoch);
 }
@@ -276,10 +270,7 @@ static inline td_status relax(td_store *s, td_error *err)
     return TD_OK;
 }
 
-static inline void unrelax(td_store *s)
-{
-    s->relaxing = 0;
-}
+static inline void unrelax(td_store *s) { s->relaxing = 0; }
 
 /* A relaxed write's start: relax, then BEGIN IMMEDIATE; *relaxed = 1 once relaxed (for
  * end_op). Caller holds mu. */

@@ -59,7 +59,7 @@ static const char *const JOB_COLUMNS[][2] = {
 
 #define SWEEP_COLS                                                                        \
     "id, state, model, dataset, validation, spec, metric, maximize, epochs, min_epochs, " \
-    "eta, rung, n_trials, cancel_requested, created_at, started_at, finished_at, "       \
+    "eta, rung, n_trials, cancel_requested, created_at, started_at, finished_at, "        \
     "error_code, error_message"
 
 static void copy_col(sqlite3_stmt *st, int i, char *out, size_t cap)
@@ -96,16 +96,20 @@ td_status td_store_sweeps_migrate(td_store *s, td_error *err)
         rc = td_store_exec(s, MIGRATION[i], err);
     for (size_t i = 0; !rc && i < sizeof JOB_COLUMNS / sizeof *JOB_COLUMNS; i++) {
         int row = 0;
-        if ((rc = td_store_prepare(s, &st, "SELECT 1 FROM pragma_table_info('jobs') "
-                                          "WHERE name = ?1", err)))
+        if ((rc = td_store_prepare(s, &st,
+                                   "SELECT 1 FROM pragma_table_info('jobs') "
+                                   "WHERE name = ?1",
+                                   err)))
             break;
         sqlite3_bind_text(st, 1, JOB_COLUMNS[i][0], -1, SQLITE_STATIC);
         if (!(rc = td_store_step_row(s, st, &row, err)) && !row)
             rc = td_store_exec(s, JOB_COLUMNS[i][1], err);
     }
     if (!rc)
-        rc = td_store_exec(s, "CREATE UNIQUE INDEX IF NOT EXISTS jobs_sweep_trial ON "
-                           "jobs(sweep, sweep_trial)", err); /* one job per trial */
+        rc = td_store_exec(s,
+                           "CREATE UNIQUE INDEX IF NOT EXISTS jobs_sweep_trial ON "
+                           "jobs(sweep, sweep_trial)",
+                           err); /* one job per trial */
     td_store_unprepare(s, st);
     if (!rc)
         rc = td_store_exec(s, "COMMIT", err);
@@ -188,8 +192,8 @@ static td_status dataset_exists(td_store *s, const char *id, const char *field, 
 {
     sqlite3_stmt *st = NULL;
     int row = 0;
-    td_status rc = td_store_query(s, &st, &row, err, "SELECT 1 FROM datasets WHERE id = ?1", "o",
-                                  id);
+    td_status rc =
+        td_store_query(s, &st, &row, err, "SELECT 1 FROM datasets WHERE id = ?1", "o", id);
     td_store_unprepare(s, st);
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, field, "dataset %s not found", id);
@@ -197,15 +201,14 @@ static td_status dataset_exists(td_store *s, const char *id, const char *field, 
 }
 
 td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
-                                const td_sweep_trial_spec *trials, int n,
-                                char id_out[TD_ID_MAX], td_error *err)
+                                const td_sweep_trial_spec *trials, int n, char id_out[TD_ID_MAX],
+                                td_error *err)
 {
     sqlite3_stmt *st = NULL;
     char id[TD_ID_MAX], now[TD_TIME_MAX];
     id_out[0] = '\0';
     if (n < 1 || n > TD_SWEEP_MAX_TRIALS)
-        return td_fail(err, TD_EINVAL, "trials", "a sweep has 1 to %d trials",
-                       TD_SWEEP_MAX_TRIALS);
+        return td_fail(err, TD_EINVAL, "trials", "a sweep has 1 to %d trials", TD_SWEEP_MAX_TRIALS);
     if (td_store_pg(s))
         return td_pg_sweep_insert(td_store_pg(s), spec, trials, n, id_out, err);
     td_store_new_id(id, "swp_");
@@ -223,11 +226,13 @@ td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
                           "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
                           "?12)",
                           "ooooooiIIIIo", id, spec->model, spec->dataset, spec->validation,
-                          spec->spec, spec->metric, spec->maximize, spec->epochs,
-                          spec->min_epochs, spec->eta, (int64_t)n, now);
+                          spec->spec, spec->metric, spec->maximize, spec->epochs, spec->min_epochs,
+                          spec->eta, (int64_t)n, now);
     if (!rc)
-        rc = td_store_prepare(s, &st, "INSERT INTO sweep_trials (sweep_id, idx, \"values\", "
-                                      "hyperparameters, bytes) VALUES (?1, ?2, ?3, ?4, ?5)", err);
+        rc = td_store_prepare(s, &st,
+                              "INSERT INTO sweep_trials (sweep_id, idx, \"values\", "
+                              "hyperparameters, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                              err);
     for (int i = 0; !rc && i < n; i++) {
         sqlite3_reset(st);
         bind_text(st, 1, id);
@@ -277,10 +282,11 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
     if (td_store_pg(s))
         return td_pg_sweep_list(td_store_pg(s), 0, limit, cursor, rows, n, next, err);
     td_store_enter(s);
-    rc = td_store_bind(s, &st, err, cursor[0]
-        ? "SELECT " SWEEP_COLS " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
-        : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2",
-        "oI", cursor, (int64_t)limit + 1);
+    rc = td_store_bind(s, &st, err,
+                       cursor[0] ? "SELECT " SWEEP_COLS
+                                   " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                                 : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2",
+                       "oI", cursor, (int64_t)limit + 1);
     if (!rc)
         rc = collect(s, st, limit + 1, rows, n, err);
     if (!rc && *n > limit) {
@@ -301,8 +307,10 @@ td_status td_store_sweep_list_active(td_store *s, td_sweep_row **rows, int *n, t
     if (td_store_pg(s))
         return td_pg_sweep_list(td_store_pg(s), 1, 0, NULL, rows, n, NULL, err);
     td_store_enter(s);
-    td_status rc = td_store_prepare(s, &st, "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
-                                            "('queued', 'running') ORDER BY id ASC", err);
+    td_status rc = td_store_prepare(s, &st,
+                                    "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
+                                    "('queued', 'running') ORDER BY id ASC",
+                                    err);
     if (!rc)
         rc = collect(s, st, INT32_MAX, rows, n, err);
     td_store_unprepare(s, st);
@@ -323,12 +331,14 @@ td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
     if (td_store_pg(s))
         return td_pg_sweep_trials(td_store_pg(s), id, metric, out, n, err);
     td_store_enter(s);
-    td_status rc = td_store_prepare(s, &st,
+    td_status rc = td_store_prepare(
+        s, &st,
         "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, j.state, j.paused, "
         "j.stopped_early, j.cancel_requested, j.epoch, j.stop_at_epoch, "
         "json_extract(j.metrics, ?2), j.error_code "
         "FROM sweep_trials t LEFT JOIN jobs j ON j.sweep = t.sweep_id AND j.sweep_trial = t.idx "
-        "WHERE t.sweep_id = ?1 ORDER BY t.idx", err);
+        "WHERE t.sweep_id = ?1 ORDER BY t.idx",
+        err);
     if (!rc) {
         bind_text(st, 1, id);
         bind_text(st, 2, path);
@@ -357,8 +367,8 @@ td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
         t->cancel_requested = sqlite3_column_int(st, 8);
         t->epoch = sqlite3_column_int64(st, 9);
         t->stop_at_epoch = sqlite3_column_int64(st, 10);
-        t->metric = sqlite3_column_type(st, 11) == SQLITE_NULL ? NAN
-                                                                : sqlite3_column_double(st, 11);
+        t->metric =
+            sqlite3_column_type(st, 11) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 11);
         copy_col(st, 12, t->error_code, sizeof t->error_code);
         if (!t->values || !t->hyperparameters)
             rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
@@ -394,8 +404,7 @@ static td_status update_active(td_store *s, const char *id, const char *sql,
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc)
-        rc = td_store_query(s, &st, &row, err, "SELECT state FROM sweeps WHERE id = ?1", "o",
-                            id);
+        rc = td_store_query(s, &st, &row, err, "SELECT state FROM sweeps WHERE id = ?1", "o", id);
     if (!rc && !row)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
     if (!rc) {
@@ -427,26 +436,29 @@ td_status td_store_sweep_set_state(td_store *s, const char *id, td_job_state sta
     td_store_now(now);
     if (state == TD_JOB_RUNNING) {
         const char *const args[4] = {now, NULL, NULL, NULL};
-        return update_active(s, id, "UPDATE sweeps SET state = 'running', started_at = "
-                             "COALESCE(started_at, ?2) WHERE id = ?1", args, err);
+        return update_active(s, id,
+                             "UPDATE sweeps SET state = 'running', started_at = "
+                             "COALESCE(started_at, ?2) WHERE id = ?1",
+                             args, err);
     }
     if (!td_job_state_terminal(state))
         return td_fail(err, TD_EINVAL, "state", "a sweep cannot go back to %s",
                        td_job_state_name(state));
     const char *const args[4] = {td_job_state_name(state), now, code, msg};
-    return update_active(s, id, "UPDATE sweeps SET state = ?2, finished_at = ?3, "
-                         "error_code = ?4, error_message = ?5 WHERE id = ?1", args, err);
+    return update_active(s, id,
+                         "UPDATE sweeps SET state = ?2, finished_at = ?3, "
+                         "error_code = ?4, error_message = ?5 WHERE id = ?1",
+                         args, err);
 }
 
 td_status td_store_sweep_cancel(td_store *s, const char *id, td_error *err)
 {
     const char *const args[4] = {NULL, NULL, NULL, NULL};
-    return update_active(s, id, "UPDATE sweeps SET cancel_requested = 1 WHERE id = ?1", args,
-                         err);
+    return update_active(s, id, "UPDATE sweeps SET cancel_requested = 1 WHERE id = ?1", args, err);
 }
 
-td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
-                                 const char *const *stop, int n, td_error *err)
+td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung, const char *const *stop,
+                                 int n, td_error *err)
 {
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -456,9 +468,11 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc)
-        rc = td_store_prepare(s, &st, "UPDATE jobs SET state = 'succeeded', stopped_early = 1, "
+        rc = td_store_prepare(s, &st,
+                              "UPDATE jobs SET state = 'succeeded', stopped_early = 1, "
                               "paused = 0, finished_at = ?2 WHERE id = ?1 AND paused = 1 AND "
-                              "state = 'queued'", err);
+                              "state = 'queued'",
+                              err);
     for (int i = 0; !rc && i < n; i++) {
         sqlite3_reset(st);
         bind_text(st, 1, stop[i]);
@@ -516,13 +530,16 @@ td_status td_store_job_in_active_sweep(td_store *s, const char *id, td_error *er
 {
     sqlite3_stmt *st = NULL;
     int row = 0;
-    td_status rc = td_store_query(s, &st, &row, err,
+    td_status rc = td_store_query(
+        s, &st, &row, err,
         "SELECT w.id FROM jobs j JOIN sweeps w ON w.id = j.sweep WHERE j.id = ?1 AND "
-        "w.state IN ('queued', 'running')", "o", id);
+        "w.state IN ('queued', 'running')",
+        "o", id);
     if (!rc && row)
-        rc = td_fail(err, TD_ECONFLICT, "state", "job %s is a trial of sweep %s, which is "
-                     "still active; delete the sweep once it ends", id,
-                     (const char *)sqlite3_column_text(st, 0));
+        rc = td_fail(err, TD_ECONFLICT, "state",
+                     "job %s is a trial of sweep %s, which is "
+                     "still active; delete the sweep once it ends",
+                     id, (const char *)sqlite3_column_text(st, 0));
     td_store_unprepare(s, st);
     return rc;
 }
@@ -536,8 +553,7 @@ int td_store_sweeps_leader(td_store *s)
 
 /* Runs sql on job id (?1; ?2 = now, ?3 = x) and returns TD_ECONFLICT when no row changed
  * (the job is not in the state sql requires) or TD_ENOTFOUND when it does not exist. */
-static td_status job_update(td_store *s, const char *id, const char *sql, int64_t x,
-                            td_error *err)
+static td_status job_update(td_store *s, const char *id, const char *sql, int64_t x, td_error *err)
 {
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -553,8 +569,7 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
         rc = td_store_step_done(s, st, err);
     }
     if (!rc && sqlite3_changes(db) == 0) {
-        rc = td_store_query(s, &st, &row, err, "SELECT state FROM jobs WHERE id = ?1", "o",
-                            id);
+        rc = td_store_query(s, &st, &row, err, "SELECT state FROM jobs WHERE id = ?1", "o", id);
         if (!rc)
             rc = row ? td_fail(err, TD_ECONFLICT, "state", "job %s is %s", id,
                                (const char *)sqlite3_column_text(st, 0))
@@ -574,7 +589,8 @@ td_status td_store_job_pause(td_store *s, const char *id, td_error *err)
                       "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
                       "paused = 1 - cancel_requested, "
                       "finished_at = CASE WHEN cancel_requested THEN ?2 END "
-                      "WHERE id = ?1 AND state = 'running'", 0, err);
+                      "WHERE id = ?1 AND state = 'running'",
+                      0, err);
 }
 
 td_status td_store_job_continue(td_store *s, const char *id, int64_t stop_at, td_error *err)

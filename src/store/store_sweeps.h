@@ -24,12 +24,12 @@
 /* What a new sweep is made of (strings borrowed). */
 typedef struct td_sweep_spec {
     const char *model, *dataset;
-    const char *validation;      /* or NULL */
-    const char *spec;            /* JSON echoed by the API: method, search, base, schedule.. */
-    const char *metric;          /* a record column, e.g. "val_loss" */
-    int maximize;                /* mode "max" */
-    int64_t epochs;              /* every trial's planned epochs */
-    int64_t min_epochs, eta;     /* successive halving; both 0 without */
+    const char *validation;  /* or NULL */
+    const char *spec;        /* JSON echoed by the API: method, search, base, schedule.. */
+    const char *metric;      /* a record column, e.g. "val_loss" */
+    int maximize;            /* mode "max" */
+    int64_t epochs;          /* every trial's planned epochs */
+    int64_t min_epochs, eta; /* successive halving; both 0 without */
 } td_sweep_spec;
 
 typedef struct td_sweep_trial_spec {
@@ -45,12 +45,12 @@ typedef struct td_sweep_row {
     char metric[TD_HIST_NAME_MAX];
     int maximize;
     int64_t epochs, min_epochs, eta;
-    int64_t rung;                /* successive halving's current rung, from 0 */
+    int64_t rung; /* successive halving's current rung, from 0 */
     int64_t n_trials;
     int cancel_requested;
     char created_at[TD_TIME_MAX], started_at[TD_TIME_MAX], finished_at[TD_TIME_MAX];
     char error_code[TD_ERRCODE_MAX], error_message[TD_ERRMSG_MAX];
-    char *spec;                  /* malloc'd */
+    char *spec; /* malloc'd */
 } td_sweep_row;
 
 void td_sweep_row_fini(td_sweep_row *r);
@@ -65,7 +65,7 @@ typedef struct td_sweep_trial {
     td_job_state state;
     int paused, stopped_early, cancel_requested;
     int64_t epoch, stop_at_epoch;
-    double metric;               /* the sweep's metric in the job's latest record; NaN none */
+    double metric; /* the sweep's metric in the job's latest record; NaN none */
     char error_code[TD_ERRCODE_MAX];
 } td_sweep_trial;
 
@@ -74,8 +74,8 @@ void td_sweep_trials_free(td_sweep_trial *t, int n);
 /* Inserts a queued sweep and its n trials (one transaction) under a new "swp_" id; the
  * dataset (and validation) must exist: TD_ENOTFOUND with field "dataset"/"validation". */
 td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
-                                const td_sweep_trial_spec *trials, int n,
-                                char id_out[TD_ID_MAX], td_error *err);
+                                const td_sweep_trial_spec *trials, int n, char id_out[TD_ID_MAX],
+                                td_error *err);
 td_status td_store_sweep_get(td_store *s, const char *id, td_sweep_row *out, td_error *err);
 /* Newest first, paged as td_store_job_list. Free with td_sweep_rows_free. */
 td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_sweep_row **rows,
@@ -95,8 +95,8 @@ td_status td_store_sweep_cancel(td_store *s, const char *id, td_error *err);
 /* The end of a rung of successive halving, in one transaction: the paused trial jobs
  * stop[0..n) end succeeded with stopped_early (a job no longer paused is left alone) and
  * the sweep moves to rung `rung`. */
-td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung,
-                                 const char *const *stop, int n, td_error *err);
+td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung, const char *const *stop,
+                                 int n, td_error *err);
 /* Deletes a terminal sweep, its trials' jobs (td_store_job_delete) and its rows;
  * TD_ECONFLICT while it is queued or running. */
 td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err);

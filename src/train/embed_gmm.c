@@ -51,11 +51,21 @@
 
 #define MAX_PARAMS (1ll << 28)
 
-enum { C_EPOCH, C_ELAPSED, C_LOSS, C_PAIR, C_NLL, C_REG, C_RESEEDED, C_MIN_SIZE, C_MAX_SIZE,
-       C_SIZES };
-static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "pair_loss",
-                                            "gmm_nll", "reg_loss", "reseeded", "min_size",
-                                            "max_size"};
+enum {
+    C_EPOCH,
+    C_ELAPSED,
+    C_LOSS,
+    C_PAIR,
+    C_NLL,
+    C_REG,
+    C_RESEEDED,
+    C_MIN_SIZE,
+    C_MAX_SIZE,
+    C_SIZES
+};
+static const char *const fixed_columns[] = {"epoch",     "elapsed_s", "loss",
+                                            "pair_loss", "gmm_nll",   "reg_loss",
+                                            "reseeded",  "min_size",  "max_size"};
 
 /* ---- validation, layout, views ------------------------------------------------------ */
 
@@ -64,8 +74,7 @@ int64_t td_embed_gmm_rows(const td_hparams *hp, int64_t N)
     return hp->embed.gmm_batch > 0 && hp->embed.gmm_batch < N ? hp->embed.gmm_batch : N;
 }
 
-td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
-                         td_error *err)
+td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, td_error *err)
 {
     int64_t N = ds->N, D = ds->D, E = hp->embed.embedding_dim, M = hp->gmm.components;
     if (ds->pairs && ds->P > 0) {
@@ -79,29 +88,35 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
                 }
             if (!ds->pair_labels || (ds->pair_labels[p] != 0 && ds->pair_labels[p] != 1)) {
                 snprintf(field, sizeof field, "pair_labels[%lld]", (long long)p);
-                return td_fail(err, TD_EINVAL, field, "pair labels must be 1 (similar) or 0 "
+                return td_fail(err, TD_EINVAL, field,
+                               "pair labels must be 1 (similar) or 0 "
                                "(dissimilar)");
             }
         }
     } else if (ds->y && ds->y_cols != 1) {
-        return td_fail(err, TD_EINVAL, "y", "embed_gmm takes one label per row (same "
+        return td_fail(err, TD_EINVAL, "y",
+                       "embed_gmm takes one label per row (same "
                        "label = similar pair); the targets have %lld columns",
                        (long long)ds->y_cols);
     } else if (!ds->y) {
-        return td_fail(err, TD_EINVAL, "dataset", "the embed_gmm model needs labels y (one "
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "the embed_gmm model needs labels y (one "
                        "per row: same label = similar pair) or pairs with pair_labels%s",
                        ds->Y ? "; probability targets Y do not define pairs" : "");
     }
     int64_t ng = td_embed_gmm_rows(hp, N);
     if (M > ng)
-        return td_fail(err, TD_EINVAL, "components", "components (%lld) must not "
-                       "exceed the rows the GMM is fitted on (%lld%s)", (long long)M,
-                       (long long)ng, ng < N ? ", gmm_batch" : "");
+        return td_fail(err, TD_EINVAL, "components",
+                       "components (%lld) must not "
+                       "exceed the rows the GMM is fitted on (%lld%s)",
+                       (long long)M, (long long)ng, ng < N ? ", gmm_batch" : "");
     int64_t warm = td_hparams_warmup(hp);
     if (warm >= hp->epochs)
-        return td_fail(err, TD_EINVAL, "warmup_iterations", "warmup_iterations (%lld) "
+        return td_fail(err, TD_EINVAL, "warmup_iterations",
+                       "warmup_iterations (%lld) "
                        "must be less than iterations (%lld): the GMM starts after the "
-                       "warm-up", (long long)warm, (long long)hp->epochs);
+                       "warm-up",
+                       (long long)warm, (long long)hp->epochs);
     double n = 0, in = (double)D;
     for (int64_t l = 0; l < hp->mlp.n_hidden; l++) {
         n += (in + 1) * (double)hp->mlp.hidden[l];
@@ -109,11 +124,13 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
     }
     n += (in + 1) * (double)E;
     n += (double)M * (1.0 + (double)E) + (double)td_gmm_covs_size(hp->gmm.covariance, M, E) +
-         (double)N;
+        (double)N;
     if (n > (double)MAX_PARAMS)
-        return td_fail(err, TD_EINVAL, "hidden", "the model would have %.0f parameters "
+        return td_fail(err, TD_EINVAL, "hidden",
+                       "the model would have %.0f parameters "
                        "(network, mixture and one assignment per row); at most %lld are "
-                       "supported", n, MAX_PARAMS);
+                       "supported",
+                       n, MAX_PARAMS);
     if (K)
         *K = E;
     return TD_OK;
@@ -134,9 +151,10 @@ int td_embed_layout(const td_model *m, td_tensor_desc *out)
     if (m->covariance == TD_COV_TIED)
         td_tensor_add(out, &n, &off, "covariances", 0, E, E, 0, 0);
     else
-        td_tensor_add(out, &n, &off, "covariances", 0,
-                      m->covariance == TD_COV_SPHERICAL ? 1 : M,
-                      m->covariance == TD_COV_FULL ? E * E : m->covariance == TD_COV_DIAG ? E : M,
+        td_tensor_add(out, &n, &off, "covariances", 0, m->covariance == TD_COV_SPHERICAL ? 1 : M,
+                      m->covariance == TD_COV_FULL       ? E * E
+                          : m->covariance == TD_COV_DIAG ? E
+                                                         : M,
                       0, 0);
     td_tensor_add(out, &n, &off, "assignments", 0, 1, m->rows, 0, 0);
     return n;
@@ -175,8 +193,7 @@ void td_embed_gmm_view(td_model *gmm, const td_model *m)
 }
 
 td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *loglik,
-                           const td_model *m, const float *X, int64_t N, int64_t D,
-                           td_error *err)
+                           const td_model *m, const float *X, int64_t N, int64_t D, td_error *err)
 {
     if (m->kind != TD_MODEL_EMBED_GMM)
         return td_fail(err, TD_EINVAL, "model", "not an embed_gmm model");
@@ -218,40 +235,40 @@ done:
 /* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct embed_trainer {
-    td_trainer base;               /* first: the vtable */
-    td_hparams hp;                 /* owned copy */
-    td_model model;                /* params (owned): network | gmm floats | assignments */
-    td_model net;                  /* mlp view of the network (params = model.params) */
+    td_trainer base; /* first: the vtable */
+    td_hparams hp;   /* owned copy */
+    td_model model;  /* params (owned): network | gmm floats | assignments */
+    td_model net;    /* mlp view of the network (params = model.params) */
     td_tensor_desc layout[TD_MAX_TENSORS];
     int ntensors;
     int64_t n_net, gmm_off, assign_off, n_penalized;
     const td_dataset *train;
     int64_t N, D, E, M, P, ng, warmup, zcap;
     /* pairs from labels: rows grouped by label */
-    int64_t *order;                /* (N) rows sorted by (label, row) */
-    int64_t *gstart, *gcount;      /* (n_groups) */
-    int64_t *grp;                  /* (N) group of each row */
+    int64_t *order;           /* (N) rows sorted by (label, row) */
+    int64_t *gstart, *gcount; /* (n_groups) */
+    int64_t *grp;             /* (N) group of each row */
     int64_t n_groups;
     /* per-iteration buffers, made on the first step */
-    int64_t *pa, *pb, *ia, *ib;    /* (P) pair rows; their rows in Z */
-    int32_t *sim;                  /* (P) */
-    int64_t *rows;                 /* (ng + 2P) rows embedded (when not all N) */
-    int64_t *perm;                 /* (N) identity between iterations (batch sampling) */
-    int64_t *swapj;                /* (ng) the sampling's swap partners */
-    float *Z, *dZ;                 /* (zcap, E) */
-    float *A, *B, *dA, *dB;        /* (P, E) */
-    float *grad, *prev;            /* (n_net) */
-    double *centre;                /* (E) */
-    int32_t *lab;                  /* (N) final assignments */
+    int64_t *pa, *pb, *ia, *ib; /* (P) pair rows; their rows in Z */
+    int32_t *sim;               /* (P) */
+    int64_t *rows;              /* (ng + 2P) rows embedded (when not all N) */
+    int64_t *perm;              /* (N) identity between iterations (batch sampling) */
+    int64_t *swapj;             /* (ng) the sampling's swap partners */
+    float *Z, *dZ;              /* (zcap, E) */
+    float *A, *B, *dA, *dB;     /* (P, E) */
+    float *grad, *prev;         /* (n_net) */
+    double *centre;             /* (E) */
+    int32_t *lab;               /* (N) final assignments */
     td_mlp *mlp;
     td_gmm g, gprev;
     td_gmm_work *w;
-    double *nk;                    /* (M) */
-    unsigned char *empty;          /* (M) */
+    double *nk;           /* (M) */
+    unsigned char *empty; /* (M) */
     td_optim opt;
     td_rng rng;
     td_pool *pool;
-    int64_t n_em;                  /* EM steps taken (base.epoch: iterations) */
+    int64_t n_em; /* EM steps taken (base.epoch: iterations) */
     int gmm_ready;
     int ncols;
     char size_names[TD_REC_MAX][32];
@@ -287,17 +304,19 @@ td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
     if ((st = td_hparams_check(hp, train, E, err)))
         return st;
     if (val)
-        return td_fail(err, TD_EINVAL, "validation", "an embed_gmm job takes no validation "
+        return td_fail(err, TD_EINVAL, "validation",
+                       "an embed_gmm job takes no validation "
                        "set");
     return TD_OK;
 }
 
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
-                              const td_dataset *val, int64_t E, int threads)
+size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                              int64_t E, int threads)
 {
     int64_t N = train->N, D = train->D, M = hp->gmm.components, ng = td_embed_gmm_rows(hp, N);
     int64_t P = train->pairs && train->P > 0 && train->P < hp->embed.pairs_per_iteration
-                    ? train->P : hp->embed.pairs_per_iteration;
+        ? train->P
+        : hp->embed.pairs_per_iteration;
     td_model m, net;
     td_model_shape(&m, hp, D, E);
     m.rows = N;
@@ -309,13 +328,13 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
     int64_t zcap = ng < N ? ng + 2 * P : N;
     zcap = zcap < 2 * P ? 2 * P : zcap;
     size_t b = sizeof(embed_trainer) + sizeof(float) * (size_t)m.n_params +
-               sizeof(float) * n_net * (2 + nbuf) + 2 * gmm +
-               sizeof(float) * (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n +
-                                        hp->gmm.covariances_init.n);
+        sizeof(float) * n_net * (2 + nbuf) + 2 * gmm +
+        sizeof(float) *
+            (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n + hp->gmm.covariances_init.n);
     /* prepare_buffers: pairs, the rows and embeddings of an iteration, the label groups */
     b += sizeof(int64_t) * (size_t)(4 * P + zcap) + sizeof(int32_t) * (size_t)P +
-         sizeof(float) * (size_t)(2 * zcap * E + 4 * P * E) +
-         sizeof(double) * (size_t)(E + M) + (size_t)M + td_mlp_bytes(&net, 1, threads);
+        sizeof(float) * (size_t)(2 * zcap * E + 4 * P * E) + sizeof(double) * (size_t)(E + M) +
+        (size_t)M + td_mlp_bytes(&net, 1, threads);
     if (ng < N)
         b += sizeof(int64_t) * (size_t)(N + ng);
     if (!(train->pairs && train->P > 0))
@@ -323,14 +342,13 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
     b += td_gmm_work_bytes(ng, E, M, hp->gmm.covariance);
     /* the last iteration's predictions on every row (td_embed_predict) */
     b += sizeof(int32_t) * (size_t)N + sizeof(float) * (size_t)(N * E + N * M + N) +
-         td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->gmm.covariance);
+        td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->gmm.covariance);
     b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
     return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
 }
 
-td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
-                                  const td_dataset *train, const td_dataset *val,
-                                  td_error *err)
+td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                  const td_dataset *val, td_error *err)
 {
     td_status st;
     int64_t E;
@@ -345,7 +363,8 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
     t->ng = td_embed_gmm_rows(hp, t->N);
     t->warmup = td_hparams_warmup(hp);
     t->P = train->pairs && train->P > 0 && train->P < hp->embed.pairs_per_iteration
-               ? train->P : hp->embed.pairs_per_iteration;
+        ? train->P
+        : hp->embed.pairs_per_iteration;
     t->base.rows = t->ng < t->N ? t->ng + 2 * t->P : t->N;
     td_model_shape(&t->model, hp, t->D, E);
     t->model.rows = t->N;
@@ -392,28 +411,27 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
         t->zcap = 2 * P;
     size_t zb = sizeof(float) * (size_t)(t->zcap * E), pb = sizeof(float) * (size_t)(P * E);
     int ok = (t->pa = malloc(sizeof(int64_t) * (size_t)P)) &&
-             (t->pb = malloc(sizeof(int64_t) * (size_t)P)) &&
-             (t->ia = malloc(sizeof(int64_t) * (size_t)P)) &&
-             (t->ib = malloc(sizeof(int64_t) * (size_t)P)) &&
-             (t->sim = malloc(sizeof(int32_t) * (size_t)P)) &&
-             (t->rows = malloc(sizeof(int64_t) * (size_t)t->zcap)) &&
-             (t->Z = calloc(1, zb)) && (t->dZ = calloc(1, zb)) &&
-             (t->A = malloc(pb)) && (t->B = malloc(pb)) && (t->dA = malloc(pb)) &&
-             (t->dB = malloc(pb)) &&
-             (t->centre = calloc((size_t)E, sizeof(double))) &&
-             (t->nk = calloc((size_t)M, sizeof(double))) && (t->empty = calloc((size_t)M, 1)) &&
-             (t->mlp = td_mlp_create(&t->net, 1));
+        (t->pb = malloc(sizeof(int64_t) * (size_t)P)) &&
+        (t->ia = malloc(sizeof(int64_t) * (size_t)P)) &&
+        (t->ib = malloc(sizeof(int64_t) * (size_t)P)) &&
+        (t->sim = malloc(sizeof(int32_t) * (size_t)P)) &&
+        (t->rows = malloc(sizeof(int64_t) * (size_t)t->zcap)) && (t->Z = calloc(1, zb)) &&
+        (t->dZ = calloc(1, zb)) && (t->A = malloc(pb)) && (t->B = malloc(pb)) &&
+        (t->dA = malloc(pb)) && (t->dB = malloc(pb)) &&
+        (t->centre = calloc((size_t)E, sizeof(double))) &&
+        (t->nk = calloc((size_t)M, sizeof(double))) && (t->empty = calloc((size_t)M, 1)) &&
+        (t->mlp = td_mlp_create(&t->net, 1));
     if (ok && t->ng < N) {
         ok = (t->perm = malloc(sizeof(int64_t) * (size_t)N)) &&
-             (t->swapj = malloc(sizeof(int64_t) * (size_t)t->ng));
+            (t->swapj = malloc(sizeof(int64_t) * (size_t)t->ng));
         for (int64_t i = 0; ok && i < N; i++)
             t->perm[i] = i;
     }
     if (ok && !(ds->pairs && ds->P > 0)) {
         ok = (t->order = malloc(sizeof(int64_t) * (size_t)N)) &&
-             (t->grp = malloc(sizeof(int64_t) * (size_t)N)) &&
-             (t->gstart = malloc(sizeof(int64_t) * (size_t)N)) &&
-             (t->gcount = malloc(sizeof(int64_t) * (size_t)N));
+            (t->grp = malloc(sizeof(int64_t) * (size_t)N)) &&
+            (t->gstart = malloc(sizeof(int64_t) * (size_t)N)) &&
+            (t->gcount = malloc(sizeof(int64_t) * (size_t)N));
         label_row *lr = ok ? malloc(sizeof(label_row) * (size_t)N) : NULL;
         ok = lr != NULL;
         if (ok) {
@@ -438,11 +456,13 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
     if (ok)
         td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
     if (ok)
-        ok = (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.gmm.covariance,
-                                        t->centre)) != NULL;
+        ok =
+            (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.gmm.covariance, t->centre)) != NULL;
     if (!ok)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for the embed_gmm buffers (%lld "
-                       "rows, %lld pairs)", (long long)N, (long long)P);
+        return td_fail(err, TD_ENOMEM, NULL,
+                       "out of memory for the embed_gmm buffers (%lld "
+                       "rows, %lld pairs)",
+                       (long long)N, (long long)P);
     return TD_OK;
 }
 
@@ -530,10 +550,11 @@ static td_status check_embeddings(const embed_trainer *t, int64_t n_rows, td_err
         if (!isfinite(t->Z[i]))
             return td_fail(err, TD_EDIVERGED, t->base.epoch ? "lr" : "X",
                            "the embeddings became non-finite at iteration %lld (the network's "
-                           "outputs overflow float32); %s", (long long)(t->base.epoch + 1),
+                           "outputs overflow float32); %s",
+                           (long long)(t->base.epoch + 1),
                            t->base.epoch ? "the weights of the last iteration are kept; try a "
-                                     "smaller lr"
-                                   : "scale the features");
+                                           "smaller lr"
+                                         : "scale the features");
     return TD_OK;
 }
 
@@ -565,10 +586,10 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
                            err)))
         return st;
     if (!isfinite(ll) || !td_gmm_finite(&t->g)) /* before the split reads the mixture */
-        return td_fail(err, TD_EDIVERGED, "reg_covar", "the EM step of iteration %lld "
+        return td_fail(err, TD_EDIVERGED, "reg_covar",
+                       "the EM step of iteration %lld "
                        "gave a non-finite %s (the embeddings' spread overflows float32?)",
-                       (long long)(t->base.epoch + 1),
-                       isfinite(ll) ? "mixture" : "log-likelihood");
+                       (long long)(t->base.epoch + 1), isfinite(ll) ? "mixture" : "log-likelihood");
     *reseeded = 0;
     for (int64_t k = 0; k < M; k++)
         if (t->g.weights[k] < 1.0 / (10.0 * (double)M)) {
@@ -577,8 +598,10 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
             *reseeded += split >= 0;
         }
     if (!td_gmm_finite(&t->g))
-        return td_fail(err, TD_EDIVERGED, "reg_covar", "the M-step of iteration %lld "
-                       "gave non-finite mixture parameters", (long long)(t->base.epoch + 1));
+        return td_fail(err, TD_EDIVERGED, "reg_covar",
+                       "the M-step of iteration %lld "
+                       "gave non-finite mixture parameters",
+                       (long long)(t->base.epoch + 1));
     if ((st = td_gmm_prepare(t->w, &t->g, err))) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
@@ -674,9 +697,9 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     double loss = pair_loss + (warm ? 0 : t->hp.embed.gmm_weight * nll) + reg;
     memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
     /* the first non-finite value names the cause: the loss, its gradient, or the step */
-    const char *bad = !isfinite(loss)                  ? "loss"
-                      : !td_all_finite(t->grad, t->n_net) ? "gradient"
-                                                       : NULL;
+    const char *bad = !isfinite(loss)       ? "loss"
+        : !td_all_finite(t->grad, t->n_net) ? "gradient"
+                                            : NULL;
     if (!bad) {
         td_optim_step_pool(&t->opt, t->pool, params, t->grad);
         if (!td_all_finite(params, t->n_net))
@@ -684,7 +707,8 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     }
     if (bad) {
         memcpy(params, t->prev, sizeof(float) * (size_t)t->n_net);
-        st = td_fail(err, TD_EDIVERGED, "lr", "training diverged at iteration %lld "
+        st = td_fail(err, TD_EDIVERGED, "lr",
+                     "training diverged at iteration %lld "
                      "(the %s became non-finite); the weights of iteration %lld are kept; "
                      "try a smaller lr (now %g) or gmm_weight (now %g)",
                      (long long)(t->base.epoch + 1), bad, (long long)t->base.epoch, t->hp.lr,
@@ -713,11 +737,12 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
             return td_fail(err, TD_ENOMEM, NULL, "out of memory");
         st = td_embed_predict(NULL, t->lab, NULL, NULL, &t->model, ds->X, N, t->D, err);
         if (st == TD_EINVAL) /* the float32 copy of a covariance is not positive definite */
-            return td_fail(err, TD_EDIVERGED, "reg_covar", "iteration %lld: the final "
+            return td_fail(err, TD_EDIVERGED, "reg_covar",
+                           "iteration %lld: the final "
                            "mixture's covariances are not positive definite once stored as "
                            "float32 (collapsed or collinear embeddings, no finite density); "
-                           "increase reg_covar (now %g)", (long long)t->base.epoch,
-                           t->hp.gmm.reg_covar);
+                           "increase reg_covar (now %g)",
+                           (long long)t->base.epoch, t->hp.gmm.reg_covar);
         if (st)
             return st;
         for (int64_t i = 0; i < N; i++)
@@ -745,7 +770,7 @@ restore_gmm: /* the mixture of the last good iteration (the placeholder before t
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 typedef struct embed_state {
-    char magic[8];                 /* "TDEMBST1" */
+    char magic[8]; /* "TDEMBST1" */
     int64_t n_params, n_net, M, E, cov, nbuf, iter, n_em, gmm_ready, opt_step;
     double lower_bound, elapsed;
     uint64_t rng[4];
@@ -753,15 +778,14 @@ typedef struct embed_state {
 
 static size_t gmm_bytes(const embed_trainer *t)
 {
-    return sizeof(double) *
-           (size_t)(t->M + t->M * t->E + td_gmm_covs_size(t->g.cov, t->M, t->E));
+    return sizeof(double) * (size_t)(t->M + t->M * t->E + td_gmm_covs_size(t->g.cov, t->M, t->E));
 }
 
 static size_t embed_state_size(const td_trainer *base)
 {
     const embed_trainer *t = SELF(base);
     return sizeof(embed_state) + sizeof(float) * (size_t)t->model.n_params +
-           sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + gmm_bytes(t);
+        sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + gmm_bytes(t);
 }
 
 static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
@@ -801,12 +825,13 @@ static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td
         return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
     memcpy(&h, buf, sizeof h);
     if (memcmp(h.magic, "TDEMBST1", 8) != 0)
-        return td_fail(err, TD_EINVAL, "checkpoint", "not an embed_gmm training-state "
+        return td_fail(err, TD_EINVAL, "checkpoint",
+                       "not an embed_gmm training-state "
                        "snapshot");
-    if (h.n_params != t->model.n_params || h.n_net != t->n_net || h.M != t->M ||
-        h.E != t->E || h.cov != t->g.cov || h.nbuf != td_optim_nbuffers(&t->opt) ||
-        len != embed_state_size(base))
-        return td_fail(err, TD_EINVAL, "checkpoint", "the snapshot does not match this model "
+    if (h.n_params != t->model.n_params || h.n_net != t->n_net || h.M != t->M || h.E != t->E ||
+        h.cov != t->g.cov || h.nbuf != td_optim_nbuffers(&t->opt) || len != embed_state_size(base))
+        return td_fail(err, TD_EINVAL, "checkpoint",
+                       "the snapshot does not match this model "
                        "and optimizer");
     const char *p = (const char *)buf + sizeof h;
     size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;

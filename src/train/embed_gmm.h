@@ -16,8 +16,7 @@
  * row (y (N), same label = similar pair) or pairs (P, 2) with pair_labels (P) in {0, 1};
  * components <= the rows the GMM sees (N, or gmm_batch); warmup_iterations <
  * iterations; the model size. *K (may be NULL) gets E (the network's outputs). */
-td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
-                         td_error *err);
+td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, td_error *err);
 
 /* Rows the GMM sees each iteration: gmm_batch when 0 < gmm_batch < N, else N. */
 int64_t td_embed_gmm_rows(const td_hparams *hp, int64_t N);

@@ -25,8 +25,8 @@
 #include "traind/train.h"
 
 typedef struct td_family {
-    const char *name;            /* as in JSON ("softmax"); td_model_names[kind] */
-    const char *doc;             /* one line for people (GET /v1/models) */
+    const char *name; /* as in JSON ("softmax"); td_model_names[kind] */
+    const char *doc;  /* one line for people (GET /v1/models) */
     /* Sets the family's own defaults over the shared ones td_hparams_defaults wrote (every
      * other field is already at its default). NULL: the shared defaults suffice. */
     void (*defaults)(td_hparams *hp);
@@ -40,8 +40,7 @@ typedef struct td_family {
     td_status (*check_hparams)(const td_hparams *hp, td_error *err);
     /* td_hparams_check's family part, after the shared rules (ds has rows and columns):
      * hp against the dataset; *K (may be NULL) gets the model's outputs. */
-    td_status (*check)(const td_hparams *hp, const td_dataset *ds, int64_t *K,
-                       td_error *err);
+    td_status (*check)(const td_hparams *hp, const td_dataset *ds, int64_t *K, td_error *err);
     /* Epochs (iterations) a run plans (td_hparams_epochs). NULL: hp->epochs. */
     int64_t (*epochs)(const td_hparams *hp);
     /* td_model_shape's family part: m has kind, D, K, G = groups, intercept "fit" and the
@@ -56,8 +55,8 @@ typedef struct td_family {
      * td_trainer_check and td_train_memory_estimate (before the standardize copies and the
      * allocator's share) of this family. */
     td_family_create trainer_create;
-    td_status (*trainer_check)(const td_hparams *hp, const td_dataset *train,
-                               const td_dataset *val, int64_t *K, td_error *err);
+    td_status (*trainer_check)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                               int64_t *K, td_error *err);
     size_t (*memory)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
                      int64_t K, int threads);
     /* (The exporters, ONNX and the C header, live above the engine in src/codec; when they
@@ -76,13 +75,13 @@ const td_family *td_family_of(int kind);
  * for a network with n_hidden hidden layers of hp's widths and a softmax output (classes
  * from the data, groups, class_weights, labels in range, the parameter cap,
  * validation_split); column0: intercept "column0", whose ones column is checked. */
-td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hidden,
-                       int column0, int64_t *K, td_error *err);
+td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hidden, int column0,
+                       int64_t *K, td_error *err);
 /* td_model_layout of a network: W0, b0, ..., W_L, then b_L with intercept "fit". */
 int td_net_layout(const td_model *m, td_tensor_desc *out);
 /* A network's logits: out (N, K) OVERWRITTEN with the outputs of m on X (N, m->D). */
-typedef td_status (*td_net_forward_fn)(float *out, const td_model *m, const float *X,
-                                       int64_t N, td_error *err);
+typedef td_status (*td_net_forward_fn)(float *out, const td_model *m, const float *X, int64_t N,
+                                       td_error *err);
 /* td_model_predict of a network: standardizes X when m does, runs forward, then the
  * softmax of each group (labels: the argmax within each group). */
 td_status td_net_predict(float *probs, int32_t *labels, const td_model *m, const float *X,

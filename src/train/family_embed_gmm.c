@@ -40,8 +40,8 @@ static void embed_shape(td_model *m, const td_hparams *hp)
 }
 
 /* probs: responsibilities (N, M) */
-static td_status embed_predict(float *probs, int32_t *labels, const td_model *m,
-                               const float *X, int64_t N, td_error *err)
+static td_status embed_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                               int64_t N, td_error *err)
 {
     return td_embed_predict(NULL, labels, probs, NULL, m, X, N, m->D, err);
 }
@@ -51,11 +51,16 @@ const td_family td_family_embed_gmm = {
     .doc = "a network mapping rows to an embedding trained with a pair loss (labels or "
            "pairs), and a Gaussian mixture fitted on the embeddings",
     /* hyperparameters; labels or pairs define the pair loss */
-    .defaults = embed_defaults, .resolve = embed_resolve, .open = embed_open,
+    .defaults = embed_defaults,
+    .resolve = embed_resolve,
+    .open = embed_open,
     .check = td_embed_check,
     /* model: the network, the mixture, one assignment per training row */
-    .shape = embed_shape, .layout = td_embed_layout, .predict = embed_predict,
+    .shape = embed_shape,
+    .layout = td_embed_layout,
+    .predict = embed_predict,
     /* trainer (embed_gmm.c): one step = one iteration */
-    .trainer_create = td_embed_trainer_create, .trainer_check = td_embed_trainer_check,
+    .trainer_create = td_embed_trainer_create,
+    .trainer_check = td_embed_trainer_check,
     .memory = td_embed_trainer_bytes,
 };

@@ -34,10 +34,15 @@ const td_family td_family_gmm = {
     .doc = "Gaussian mixture fitted by expectation-maximisation (scikit-learn's "
            "GaussianMixture); needs no labels",
     /* hyperparameters; unlabelled: labels, if any, are ignored */
-    .defaults = gmm_defaults, .check = td_gmm_check, .epochs = gmm_epochs,
+    .defaults = gmm_defaults,
+    .check = td_gmm_check,
+    .epochs = gmm_epochs,
     /* model (gmm.c, gmm_model.c) */
-    .shape = gmm_shape, .layout = td_gmm_layout, .predict = gmm_predict,
+    .shape = gmm_shape,
+    .layout = td_gmm_layout,
+    .predict = gmm_predict,
     /* trainer (gmm_trainer.c): one step = one EM iteration */
-    .trainer_create = td_gmm_trainer_create, .trainer_check = td_gmm_trainer_check,
+    .trainer_create = td_gmm_trainer_create,
+    .trainer_check = td_gmm_trainer_check,
     .memory = td_gmm_trainer_bytes,
 };

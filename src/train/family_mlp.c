@@ -24,8 +24,7 @@ static td_status mlp_check_hparams(const td_hparams *hp, td_error *err)
     return TD_OK;
 }
 
-static td_status mlp_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
-                           td_error *err)
+static td_status mlp_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, td_error *err)
 {
     return td_net_check(hp, ds, hp->mlp.n_hidden, 0, K, err);
 }
@@ -59,10 +58,15 @@ const td_family td_family_mlp = {
     .doc = "multilayer perceptron: hidden layers with an activation, then a softmax output, "
            "trained by gradient descent on the cross-entropy (scikit-learn's MLPClassifier)",
     /* hyperparameters */
-    .defaults = mlp_defaults, .check_hparams = mlp_check_hparams, .check = mlp_check,
+    .defaults = mlp_defaults,
+    .check_hparams = mlp_check_hparams,
+    .check = mlp_check,
     /* model */
-    .shape = mlp_shape, .layout = td_net_layout, .predict = mlp_predict,
+    .shape = mlp_shape,
+    .layout = td_net_layout,
+    .predict = mlp_predict,
     /* trainer (grad_trainer.c, as softmax) */
-    .trainer_create = td_grad_trainer_create, .trainer_check = td_grad_trainer_check,
+    .trainer_create = td_grad_trainer_create,
+    .trainer_check = td_grad_trainer_check,
     .memory = td_grad_trainer_bytes,
 };

@@ -25,7 +25,8 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
                                (long long)hp->groups, (long long)ds->y_cols);
             return td_fail(err, TD_EINVAL, "y",
                            "targets have %lld columns: set hyperparameters.groups to %lld "
-                           "for grouped outputs", (long long)ds->y_cols, (long long)ds->y_cols);
+                           "for grouped outputs",
+                           (long long)ds->y_cols, (long long)ds->y_cols);
         }
         int32_t mx = -1;
         for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
@@ -40,7 +41,8 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
         if (ds->Y && hp->n_classes != k) /* rows of Y hold exactly Y_cols probabilities */
             return td_fail(err, TD_EINVAL, "n_classes",
                            "n_classes is %lld but the probability targets (Y) have %lld "
-                           "columns", (long long)hp->n_classes, (long long)k);
+                           "columns",
+                           (long long)hp->n_classes, (long long)k);
         if (hp->n_classes < k)
             return td_fail(err, TD_EINVAL, "n_classes",
                            "n_classes is %lld but the targets need at least %lld",
@@ -53,8 +55,8 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
     return TD_OK;
 }
 
-td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hidden,
-                       int column0, int64_t *Kout, td_error *err)
+td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hidden, int column0,
+                       int64_t *Kout, td_error *err)
 {
     td_status st;
     int64_t K = 0;
@@ -68,8 +70,7 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
         return td_fail(err, TD_EINVAL, "groups",
                        "grouped outputs need class-index targets (N, G), not probabilities");
     if (hp->monotone_weight > 0 && hp->groups < 2)
-        return td_fail(err, TD_EINVAL, "monotone.weight",
-                       "the monotone penalty needs groups >= 2");
+        return td_fail(err, TD_EINVAL, "monotone.weight", "the monotone penalty needs groups >= 2");
     if (hp->class_weights && hp->n_class_weights != K / hp->groups)
         return td_fail(err, TD_EINVAL, "class_weights",
                        "class_weights has %lld entries, the model has %lld classes",
@@ -87,13 +88,13 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
             if (t != hp->ignore_index && (t < 0 || t >= S)) {
                 char field[64];
                 if (ds->y_cols > 1)
-                    snprintf(field, sizeof field, "y[%lld][%lld]",
-                             (long long)(i / ds->y_cols), (long long)(i % ds->y_cols));
+                    snprintf(field, sizeof field, "y[%lld][%lld]", (long long)(i / ds->y_cols),
+                             (long long)(i % ds->y_cols));
                 else
                     snprintf(field, sizeof field, "y[%lld]", (long long)i);
                 return td_fail(err, TD_EINVAL, field,
-                               "label %d is outside [0, %lld) and is not ignore_index (%lld)",
-                               t, (long long)S, (long long)hp->ignore_index);
+                               "label %d is outside [0, %lld) and is not ignore_index (%lld)", t,
+                               (long long)S, (long long)hp->ignore_index);
             }
         }
     }
@@ -104,7 +105,8 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
                 snprintf(field, sizeof field, "X[%lld][0]", (long long)i);
                 return td_fail(err, TD_EINVAL, field,
                                "intercept \"column0\" needs X's first column to be all ones "
-                               "(found %g)", (double)ds->X[i * ds->D]);
+                               "(found %g)",
+                               (double)ds->X[i * ds->D]);
             }
     }
     /* The trainer holds the parameters, their gradient, the previous step and up to two
@@ -119,17 +121,18 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
     n_params += (in + 1) * (double)K;
     if (n_params > (double)MAX_NET_PARAMS)
         return td_fail(err, TD_EINVAL,
-                       n_hidden > 0              ? "hidden"
-                       : hp->n_classes > 0       ? "n_classes"
-                                                 : "dataset",
+                       n_hidden > 0            ? "hidden"
+                           : hp->n_classes > 0 ? "n_classes"
+                                               : "dataset",
                        "the model would have %.0f parameters (%lld inputs, %lld outputs); at "
-                       "most %lld are supported", n_params, (long long)ds->D, (long long)K,
-                       MAX_NET_PARAMS);
+                       "most %lld are supported",
+                       n_params, (long long)ds->D, (long long)K, MAX_NET_PARAMS);
     int64_t n_val = (int64_t)floor(hp->validation_split * (double)ds->N);
     if (hp->validation_split > 0 && (n_val < 1 || ds->N - n_val < 1))
         return td_fail(err, TD_EINVAL, "validation_split",
                        "validation_split %g of %lld rows leaves an empty training or "
-                       "validation set", hp->validation_split, (long long)ds->N);
+                       "validation set",
+                       hp->validation_split, (long long)ds->N);
     if (Kout)
         *Kout = K;
     return TD_OK;

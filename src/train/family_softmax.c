@@ -26,14 +26,14 @@ static td_status softmax_forward(float *out, const td_model *m, const float *X, 
     td_linear *L = td_linear_create(m->D, m->K, 0, N);
     if (!L)
         return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    td_linear_forward(L, NULL, out, m->params + t[0].offset,
-                      n > 1 ? m->params + t[1].offset : NULL, X, NULL, N);
+    td_linear_forward(L, NULL, out, m->params + t[0].offset, n > 1 ? m->params + t[1].offset : NULL,
+                      X, NULL, N);
     td_linear_destroy(L);
     return TD_OK;
 }
 
-static td_status softmax_predict(float *probs, int32_t *labels, const td_model *m,
-                                 const float *X, int64_t N, td_error *err)
+static td_status softmax_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                                 int64_t N, td_error *err)
 {
     return td_net_predict(probs, labels, m, X, N, softmax_forward, err);
 }
@@ -46,8 +46,11 @@ const td_family td_family_softmax = {
     /* hyperparameters: the shared defaults */
     .check = softmax_check,
     /* model */
-    .shape = softmax_shape, .layout = td_net_layout, .predict = softmax_predict,
+    .shape = softmax_shape,
+    .layout = td_net_layout,
+    .predict = softmax_predict,
     /* trainer (grad_trainer.c) */
-    .trainer_create = td_grad_trainer_create, .trainer_check = td_grad_trainer_check,
+    .trainer_create = td_grad_trainer_create,
+    .trainer_check = td_grad_trainer_check,
     .memory = td_grad_trainer_bytes,
 };

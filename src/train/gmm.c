@@ -48,8 +48,8 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 static inline void vexp_neg(v16 *px)
 {
     v16 x = *px;
-    v16i num = x == x;                     /* -1 where not NaN */
-    x = (v16)((v16i)x & num);              /* NaN -> 0 */
+    v16i num = x == x;        /* -1 where not NaN */
+    x = (v16)((v16i)x & num); /* NaN -> 0 */
     v16i keep = x >= EXP_CUT;
     v16 cut = x * 0.0f + EXP_CUT;
     v16 xc = (v16)(((v16i)x & keep) | ((v16i)cut & ~keep));
@@ -207,45 +207,47 @@ static size_t vbytes(int64_t n) { return (size_t)((n + 15) / 16 * 16) * sizeof(f
 size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov)
 {
     int dbl = cov == TD_COV_FULL || cov == TD_COV_TIED;
-    td_gmm_work w = {.N = N, .E = E, .M = M, .cov = cov, .CS = td_gmm_cov_size(cov, E),
-                     .SA = dbl ? E * E : E};
+    td_gmm_work w = {
+        .N = N, .E = E, .M = M, .cov = cov, .CS = td_gmm_cov_size(cov, E), .SA = dbl ? E * E : E};
     int64_t Kg;
     work_plan(&w, &Kg);
     /* centre, respT, loglik; PT, cv (or PTd, cvd), cst, mu_cf, mu_cd, skip */
     size_t b = sizeof w + sizeof(double) * (size_t)E + sizeof(float) * (size_t)(E + M * N + N) +
-               (dbl ? (sizeof(double) + sizeof(float)) *
-                          (size_t)((cov == TD_COV_FULL ? M * E * E : E * E) + M * E)
-                    : sizeof(float) * (size_t)(2 * M * E)) +
-               sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
-               (size_t)M;
+        (dbl ? (sizeof(double) + sizeof(float)) *
+                 (size_t)((cov == TD_COV_FULL ? M * E * E : E * E) + M * E)
+             : sizeof(float) * (size_t)(2 * M * E)) +
+        sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) + (size_t)M;
     size_t chunk = vbytes(E * w.B) * 2 + vbytes(M * w.B) + 2 * vbytes(w.B) + /* + gT */
-                   sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
-                   (dbl ? sizeof(double) * (size_t)(E * w.B + w.Mg * E * w.B + w.B +
-                                                    2 * E * w.B) + /* xbTd yTd accd gTd */
-                              vbytes(w.Mg * E * w.B) + vbytes(E * w.B) /* yT, gT's 2nd half */
-                        : 0);
+        sizeof(double) * (size_t)(M + M * E) + sizeof(float) * (size_t)(M * E) +
+        (dbl ? sizeof(double) *
+                     (size_t)(E * w.B + w.Mg * E * w.B + w.B +
+                              2 * E * w.B) + /* xbTd yTd accd gTd */
+                 vbytes(w.Mg * E * w.B) +
+                 vbytes(E * w.B) /* yT, gT's 2nd half */
+             : 0);
     b += (size_t)w.R * chunk;
     int64_t cap = w.B2 + GATHER_WIN;
-    b += (size_t)w.T2 * (sizeof(float) * (size_t)(2 * cap * E + cap + E) +
-                         sizeof(int64_t) * GATHER_WIN +
-                         (dbl ? sizeof(double) * (size_t)(2 * cap * E + E * E) : 0));
+    b += (size_t)w.T2 *
+        (sizeof(float) * (size_t)(2 * cap * E + cap + E) + sizeof(int64_t) * GATHER_WIN +
+         (dbl ? sizeof(double) * (size_t)(2 * cap * E + E * E) : 0));
     b += sizeof(double) * (size_t)(w.C * M * (1 + E + w.SA));
     b += sizeof(double) * (size_t)w.CS; /* data_cov */
     /* k-means++ (td_gmm_initialize): cum, d2, labels twice, centres twice, sums */
     b += sizeof(double) * (size_t)(2 * N + 3 * M * E + M) + sizeof(int32_t) * (size_t)(2 * N) +
-         sizeof(float) * (size_t)(M * E + M) + (size_t)M;
+        sizeof(float) * (size_t)(M * E + M) + (size_t)M;
     /* the data's covariance (data_covariance: E*E twice for full, else O(E)) and a split
      * (td_gmm_split: top_eigen for full, the scatter of a component's rows for spherical) */
     size_t EE = (size_t)(E * E);
-    b += cov == TD_COV_FULL ? sizeof(double) * 4 * EE : cov == TD_COV_SPHERICAL ?
-         sizeof(double) * EE : 0;
+    b += cov == TD_COV_FULL       ? sizeof(double) * 4 * EE
+        : cov == TD_COV_SPHERICAL ? sizeof(double) * EE
+                                  : 0;
     return b + sizeof(double) * (size_t)(4 * E) + sizeof(float) * 512 * (size_t)E;
 }
 
 /* ---- the workspace ------------------------------------------------------------------ */
 
-td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
-                                td_covariance cov, const double *centre)
+td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M, td_covariance cov,
+                                const double *centre)
 {
     td_blas_init();
     td_gmm_work *w = calloc(1, sizeof *w);
@@ -257,20 +259,20 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
     w->dbl = cov == TD_COV_FULL || cov == TD_COV_TIED;
     w->SA = w->dbl ? E * E : E;
     int ok = (w->centre = xcalloc((size_t)E, sizeof(double))) &&
-             (w->centre_f = xcalloc((size_t)E, sizeof(float))) &&
-             (w->respT = xcalloc((size_t)(M * N), sizeof(float))) &&
-             (w->loglik = xcalloc((size_t)N, sizeof(float))) &&
-             (!w->dbl ||
-              ((w->PTd = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : E * E),
-                                 sizeof(double))) &&
-               (w->cvd = xcalloc((size_t)(M * E), sizeof(double))))) &&
-             (w->PT = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E
-                                       : cov == TD_COV_TIED ? E * E : M * E), sizeof(float))) &&
-             (w->cv = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (w->cst = xcalloc((size_t)M, sizeof(double))) &&
-             (w->mu_cf = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (w->mu_cd = xcalloc((size_t)(M * E), sizeof(double))) &&
-             (w->skip = xcalloc((size_t)M, 1));
+        (w->centre_f = xcalloc((size_t)E, sizeof(float))) &&
+        (w->respT = xcalloc((size_t)(M * N), sizeof(float))) &&
+        (w->loglik = xcalloc((size_t)N, sizeof(float))) &&
+        (!w->dbl ||
+         ((w->PTd = xcalloc((size_t)(cov == TD_COV_FULL ? M * E * E : E * E), sizeof(double))) &&
+          (w->cvd = xcalloc((size_t)(M * E), sizeof(double))))) &&
+        (w->PT = xcalloc((size_t)(cov == TD_COV_FULL       ? M * E * E
+                                      : cov == TD_COV_TIED ? E * E
+                                                           : M * E),
+                         sizeof(float))) &&
+        (w->cv = xcalloc((size_t)(M * E), sizeof(float))) &&
+        (w->cst = xcalloc((size_t)M, sizeof(double))) &&
+        (w->mu_cf = xcalloc((size_t)(M * E), sizeof(float))) &&
+        (w->mu_cd = xcalloc((size_t)(M * E), sizeof(double))) && (w->skip = xcalloc((size_t)M, 1));
     if (!ok)
         goto fail;
     if (centre) {
@@ -293,16 +295,16 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
         echunk *c = &w->ch[r];
         c->lo = N * r / w->R;
         c->hi = N * (r + 1) / w->R;
-        ok = (c->xbT = valloc_f(E * B)) && (c->lp = valloc_f(M * B)) &&
-             (c->mx = valloc_f(B)) && (c->sm = valloc_f(B)) &&
-             (c->nk = xcalloc((size_t)M, sizeof(double))) &&
-             (c->rx = xcalloc((size_t)(M * E), sizeof(double))) &&
-             (c->rxf = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (!w->dbl || ((c->yT = valloc_f((cov == TD_COV_FULL ? w->Mg : 1) * E * B)) &&
-                          (c->xbTd = xcalloc((size_t)(E * B), sizeof(double))) &&
-                          (c->yTd = xcalloc((size_t)((cov == TD_COV_FULL ? w->Mg : 1) * E * B),
-                                            sizeof(double))) &&
-                          (c->accd = xcalloc((size_t)B, sizeof(double)))));
+        ok = (c->xbT = valloc_f(E * B)) && (c->lp = valloc_f(M * B)) && (c->mx = valloc_f(B)) &&
+            (c->sm = valloc_f(B)) && (c->nk = xcalloc((size_t)M, sizeof(double))) &&
+            (c->rx = xcalloc((size_t)(M * E), sizeof(double))) &&
+            (c->rxf = xcalloc((size_t)(M * E), sizeof(float))) &&
+            (!w->dbl ||
+             ((c->yT = valloc_f((cov == TD_COV_FULL ? w->Mg : 1) * E * B)) &&
+              (c->xbTd = xcalloc((size_t)(E * B), sizeof(double))) &&
+              (c->yTd =
+                   xcalloc((size_t)((cov == TD_COV_FULL ? w->Mg : 1) * E * B), sizeof(double))) &&
+              (c->accd = xcalloc((size_t)B, sizeof(double)))));
         if (!ok)
             goto fail;
     }
@@ -318,19 +320,20 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
         m->hi = N * (m->c + 1) / C;
         int64_t cap = w->B2 + GATHER_WIN;
         ok = (m->xb = xcalloc((size_t)(cap * E), sizeof(float))) &&
-             (m->rr = xcalloc((size_t)cap, sizeof(float))) &&
-             (m->wb = xcalloc((size_t)(cap * E), sizeof(float))) &&
-             (m->idx = xcalloc(GATHER_WIN, sizeof(int64_t))) &&
-             (m->sb = xcalloc((size_t)E, sizeof(float))) &&
-             (!w->dbl || ((m->xd = xcalloc((size_t)(cap * E), sizeof(double))) &&
-                          (m->wd = xcalloc((size_t)(cap * E), sizeof(double))) &&
-                          (m->sd = xcalloc((size_t)(E * E), sizeof(double)))));
+            (m->rr = xcalloc((size_t)cap, sizeof(float))) &&
+            (m->wb = xcalloc((size_t)(cap * E), sizeof(float))) &&
+            (m->idx = xcalloc(GATHER_WIN, sizeof(int64_t))) &&
+            (m->sb = xcalloc((size_t)E, sizeof(float))) &&
+            (!w->dbl ||
+             ((m->xd = xcalloc((size_t)(cap * E), sizeof(double))) &&
+              (m->wd = xcalloc((size_t)(cap * E), sizeof(double))) &&
+              (m->sd = xcalloc((size_t)(E * E), sizeof(double)))));
         if (!ok)
             goto fail;
     }
     ok = (w->nk_part = xcalloc((size_t)(C * M), sizeof(double))) &&
-         (w->rx_part = xcalloc((size_t)(C * M * E), sizeof(double))) &&
-         (w->s_part = xcalloc((size_t)(C * M * w->SA), sizeof(double)));
+        (w->rx_part = xcalloc((size_t)(C * M * E), sizeof(double))) &&
+        (w->s_part = xcalloc((size_t)(C * M * w->SA), sizeof(double)));
     if (!ok)
         goto fail;
     return w;
@@ -524,7 +527,8 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
                 st = td_fail(err, TD_EDIVERGED, "reg_covar",
                              "component %lld has an ill-defined covariance (not positive "
                              "definite: collapsed or duplicate samples); increase reg_covar "
-                             "or use fewer components", (long long)k);
+                             "or use fewer components",
+                             (long long)k);
             break;
         }
         double lw = g->weights[k] > 0 ? log(g->weights[k]) : -INFINITY;
@@ -621,9 +625,9 @@ static void whiten_block(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg
 {
     int64_t E = w->E, B = w->B;
     int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)nb,
-                (blasint)E, 1.0, w->PTd + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), (blasint)E,
-                c->xbTd, (blasint)B, 0.0, c->yTd, (blasint)B);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)nb, (blasint)E,
+                1.0, w->PTd + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), (blasint)E, c->xbTd,
+                (blasint)B, 0.0, c->yTd, (blasint)B);
 }
 
 /* The float version: c->yT (rows, nb) = the float factors @ xbT. */
@@ -631,8 +635,8 @@ static void whiten_block_f(const td_gmm_work *w, echunk *c, int64_t g0, int64_t 
 {
     int64_t E = w->E, B = w->B;
     int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
-    td_sgemm_nn(c->yT, w->PT + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), c->xbT, rows, nb, E,
-                1.0f, 0.0f, E, B, B);
+    td_sgemm_nn(c->yT, w->PT + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), c->xbT, rows, nb, E, 1.0f,
+                0.0f, E, B, B);
 }
 
 /* Log densities of the block's rows into c->lp (M, B): lp[k][i] = cst_k - |z_ik|^2 / 2;
@@ -649,8 +653,8 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
             whiten_block_f(w, c, g0, mg, nb);
             for (int64_t kk = 0; kk < mg; kk++) {
                 int64_t k = g0 + kk;
-                sq_dist(lp + k * B, c->yT + (w->cov == TD_COV_TIED ? 0 : kk * E * B),
-                        w->cv + k * E, NULL, E, B, nb);
+                sq_dist(lp + k * B, c->yT + (w->cov == TD_COV_TIED ? 0 : kk * E * B), w->cv + k * E,
+                        NULL, E, B, nb);
             }
         }
     } else if (w->dbl) {
@@ -670,8 +674,8 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
         return;
     } else {
         for (int64_t k = 0; k < M; k++) {
-            sq_dist(lp + k * B, c->xbT, w->cv + k * E,
-                    w->cov == TD_COV_DIAG ? w->PT + k * E : NULL, E, B, nb);
+            sq_dist(lp + k * B, c->xbT, w->cv + k * E, w->cov == TD_COV_DIAG ? w->PT + k * E : NULL,
+                    E, B, nb);
             if (w->cov == TD_COV_SPHERICAL)
                 scale_add(lp + k * B, w->PT[k], 0, nb);
         }
@@ -760,7 +764,7 @@ td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *
  * r_k (x - mu_k) / sigma_k^2; spherical: r_k (x - mu_k) / s_k, in float. */
 typedef struct grad_ctx {
     td_gmm_work *w;
-    float *dX;                         /* (N, E) */
+    float *dX; /* (N, E) */
     float scale;
 } grad_ctx;
 
@@ -813,9 +817,9 @@ static void grad_task(void *ctx, int64_t r)
                                 y[i] = (y[i] - cb) * rk[i];
                         }
                     }
-                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)E,
-                                (blasint)nb, (blasint)(mg * E), 1.0, w->PTd + g0 * E * E,
-                                (blasint)E, c->yTd, (blasint)B, 1.0, gd, (blasint)B);
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)E, (blasint)nb,
+                                (blasint)(mg * E), 1.0, w->PTd + g0 * E * E, (blasint)E, c->yTd,
+                                (blasint)B, 1.0, gd, (blasint)B);
                 }
             }
             for (int64_t i = 0; i < nb; i++)
@@ -861,8 +865,8 @@ static void grad_task(void *ctx, int64_t r)
             for (int64_t k = 0; k < M; k++) {
                 const float *restrict rk = lp + k * B;
                 for (int64_t b = 0; b < E; b++) {
-                    float s = w->cov == TD_COV_DIAG ? w->PT[k * E + b] * w->PT[k * E + b]
-                                                    : w->PT[k];
+                    float s =
+                        w->cov == TD_COV_DIAG ? w->PT[k * E + b] * w->PT[k * E + b] : w->PT[k];
                     float cb = w->cv[k * E + b];
                     const float *restrict x = c->xbT + b * B;
                     float *restrict gb = g + b * B;
@@ -877,8 +881,8 @@ static void grad_task(void *ctx, int64_t r)
     }
 }
 
-td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
-                          double *mean_ll, td_error *err)
+td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale, double *mean_ll,
+                          td_error *err)
 {
     if (!w->prepared)
         return td_fail(err, TD_EINTERNAL, NULL, "gmm gradient before prepare");
@@ -903,8 +907,8 @@ td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
  * (dbl: into m->xd, in double) and their r into m->rr, until at least B2 are buffered or the range ends; returns the
  * count (0: done). Windows of GATHER_WIN rows are compacted without branches. */
 TD_CLONES
-static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur,
-                      int64_t hi, int dbl)
+static int64_t gather(const td_gmm_work *w, mtask *m, const float *r, int64_t *cur, int64_t hi,
+                      int dbl)
 {
     int64_t E = w->E, n = 0;
     while (n < w->B2 && *cur < hi) {
@@ -949,8 +953,8 @@ static void mstep_sums_task(void *ctx, int64_t t)
         while ((n = gather(w, m, w->respT + k * w->N, &cur, m->hi, 0)) > 0) {
             for (int64_t i = 0; i < n; i++)
                 *nk += m->rr[i];
-            cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)n, (blasint)E, 1.0f, m->xb,
-                        (blasint)E, m->rr, 1, 0.0f, v, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)n, (blasint)E, 1.0f, m->xb, (blasint)E,
+                        m->rr, 1, 0.0f, v, 1);
             for (int64_t j = 0; j < E; j++)
                 rx[j] += v[j];
         }
@@ -983,8 +987,8 @@ static void mstep_cov_task(void *ctx, int64_t t)
                     for (int64_t j = 0; j < E; j++)
                         o[j] = s * (x[j] - mud[j]);
                 }
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)n,
-                            1.0, m->wd, (blasint)E, 0.0, m->sd, (blasint)E);
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)E, (blasint)n, 1.0,
+                            m->wd, (blasint)E, 0.0, m->sd, (blasint)E);
                 for (int64_t a = 0; a < E; a++)
                     for (int64_t b = a; b < E; b++)
                         S[a * E + b] += m->sd[a * E + b];
@@ -1013,8 +1017,8 @@ static void mstep_cov_task(void *ctx, int64_t t)
     }
 }
 
-td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_covar,
-                       double *nk_out, unsigned char *empty, int64_t *n_empty, td_error *err)
+td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_covar, double *nk_out,
+                       unsigned char *empty, int64_t *n_empty, td_error *err)
 {
     int64_t M = w->M, E = w->E, C = w->C;
     td_blas_init();

@@ -62,9 +62,9 @@
 typedef struct td_gmm {
     int64_t M, E;
     td_covariance cov;
-    double *weights;             /* (M) */
-    double *means;               /* (M, E) */
-    double *covs;                /* (td_gmm_covs_size) */
+    double *weights; /* (M) */
+    double *means;   /* (M, E) */
+    double *covs;    /* (td_gmm_covs_size) */
 } td_gmm;
 
 /* Values of one covariance: E*E full and tied, E diag, 1 spherical. */
@@ -101,8 +101,8 @@ typedef struct td_gmm_work td_gmm_work;
 /* A workspace for X (N, E), borrowed for its life, and M components. centre (E) is
  * subtracted from every row before products; NULL = the data mean. NULL when out of
  * memory. */
-td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
-                                td_covariance cov, const double *centre);
+td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M, td_covariance cov,
+                                const double *centre);
 void td_gmm_work_destroy(td_gmm_work *w);
 /* Bytes td_gmm_work_create and the passes on it (k-means++ initialisation, the gradient
  * scratch of td_gmm_nll_grad) allocate at most, without allocating; the responsibilities
@@ -128,16 +128,16 @@ td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *
  * gets N_k. Components with N_k < TD_GMM_EMPTY are marked in empty (M) (1, else 0) and
  * keep their previous mean and covariance; *n_empty gets their count. Weights are
  * normalised over all components. */
-td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_covar,
-                       double *nk, unsigned char *empty, int64_t *n_empty, td_error *err);
+td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_covar, double *nk,
+                       unsigned char *empty, int64_t *n_empty, td_error *err);
 /* The GMM negative log-likelihood's gradient w.r.t. the rows (SPEC §2, embed_gmm): an
  * E-step with the prepared parameters (respT, loglik and *mean_ll as td_gmm_estep), and
  * dX (N, E) OVERWRITTEN with scale * d(-log p(x_i))/dx_i = scale * sum_k r_ik
  * Sigma_k^-1 (x_i - mu_k); scale = gamma / N gives gamma * d(mean NLL)/dX. Batched like
  * the E-step (one sgemm per block for the full case), bit-identical for any pool. The
  * M-step after it gathers its own sums. TD_ENOMEM only. */
-td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale,
-                          double *mean_ll, td_error *err);
+td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale, double *mean_ll,
+                          td_error *err);
 
 /* Re-seeds component k (embed_gmm, SPEC §5 step 3) by splitting the other component j
  * with the largest weight x total variance (trace) along its principal axis: means at
@@ -152,8 +152,7 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split);
 /* Re-seeds component k: mean = mean (E, original coordinates), covariance = covariance of
  * the whole data set + reg_covar (tied: the shared covariance is kept), weight 1/N; then
  * renormalises the weights. */
-td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean,
-                        double reg_covar);
+td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean, double reg_covar);
 
 /* Initial parameters (SPEC §5): weights_init / means_init / covariances_init where given;
  * TD_EDIVERGED (field dataset.X) when the k-means or the estimated mixture is not finite;

@@ -28,8 +28,8 @@ static double max_abs(const float *x, int64_t n)
 static double *data_variances(const td_gmm_work *w)
 {
     int64_t E = w->E, N = w->N;
-    double *mean = xcalloc((size_t)E, sizeof(double)), *out = xcalloc((size_t)w->CS,
-                                                                       sizeof(double));
+    double *mean = xcalloc((size_t)E, sizeof(double)),
+           *out = xcalloc((size_t)w->CS, sizeof(double));
     double *var = w->cov == TD_COV_DIAG ? out : xcalloc((size_t)E, sizeof(double));
     if (!mean || !out || !var) {
         free(mean), free(out);
@@ -69,10 +69,10 @@ static td_status data_covariance(td_gmm_work *w)
         return w->data_cov ? TD_OK : TD_ENOMEM;
     }
     int64_t E = w->E, N = w->N;
-    double *S = xcalloc((size_t)(E * E), sizeof(double)), *mean = xcalloc((size_t)E,
-                                                                          sizeof(double));
-    double *xb = malloc(sizeof(double) * (size_t)(256 * E)), *sb = malloc(sizeof(double) *
-                                                                           (size_t)(E * E));
+    double *S = xcalloc((size_t)(E * E), sizeof(double)),
+           *mean = xcalloc((size_t)E, sizeof(double));
+    double *xb = malloc(sizeof(double) * (size_t)(256 * E)),
+           *sb = malloc(sizeof(double) * (size_t)(E * E));
     if (!S || !mean || !xb || !sb) {
         free(S), free(mean), free(xb), free(sb);
         return TD_ENOMEM;
@@ -114,8 +114,7 @@ static td_status data_covariance(td_gmm_work *w)
     return out ? TD_OK : TD_ENOMEM;
 }
 
-td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean,
-                        double reg_covar)
+td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean, double reg_covar)
 {
     int64_t E = w->E;
     if (data_covariance(w))
@@ -473,9 +472,9 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
     int64_t N = w->N, E = w->E, M = w->M;
     double *cum = malloc(sizeof(double) * (size_t)N);
     int ok = cum && (w->cen_f = xcalloc((size_t)(M * E), sizeof(float))) &&
-             (w->cen_n = xcalloc((size_t)M, sizeof(float))) &&
-             (w->lab = xcalloc((size_t)N, sizeof(int32_t))) &&
-             (w->d2 = xcalloc((size_t)N, sizeof(double)));
+        (w->cen_n = xcalloc((size_t)M, sizeof(float))) &&
+        (w->lab = xcalloc((size_t)N, sizeof(int32_t))) &&
+        (w->d2 = xcalloc((size_t)N, sizeof(double)));
     td_status st = ok ? TD_OK : TD_ENOMEM;
     /* tolerance: KMEANS_TOL x the mean feature variance (scikit-learn's _tolerance) */
     double var = 0;
@@ -511,7 +510,8 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
     if (st)
         return td_fail(err, st, NULL, "out of memory in the k-means initialisation");
     if (!found) /* NaN or inf: the float32 distances overflowed; labels were never set */
-        return td_fail(err, TD_EDIVERGED, "X", "the k-means initialisation gave a "
+        return td_fail(err, TD_EDIVERGED, "X",
+                       "the k-means initialisation gave a "
                        "non-finite inertia: squared distances between the rows overflow "
                        "float32 (the largest |value| is %g); scale the features",
                        max_abs(w->X, N * E));
@@ -576,7 +576,8 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
         if (st)
             return st;
         if (!td_gmm_finite(g))
-            return td_fail(err, TD_EDIVERGED, "X", "the initial mixture is not "
+            return td_fail(err, TD_EDIVERGED, "X",
+                           "the initial mixture is not "
                            "finite: the rows' spread overflows float32 in the covariance "
                            "estimates (the largest |value| is %g); scale the features",
                            max_abs(w->X, N * E));

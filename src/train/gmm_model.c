@@ -13,16 +13,17 @@
 
 static const char *cov_name(td_covariance c)
 {
-    return c == TD_COV_FULL ? "full" : c == TD_COV_DIAG ? "diag" : c == TD_COV_TIED ? "tied"
-                                                                              : "spherical";
+    return c == TD_COV_FULL ? "full"
+        : c == TD_COV_DIAG  ? "diag"
+        : c == TD_COV_TIED  ? "tied"
+                            : "spherical";
 }
 
 static void shape_text(char *buf, size_t n, const td_hp_tensor *t)
 {
     size_t len = (size_t)snprintf(buf, n, "(");
     for (int d = 0; d < t->ndim && len < n; d++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "",
-                                (long long)t->dims[d]);
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
     if (len < n)
         snprintf(buf + len, n - len, ")");
 }
@@ -39,19 +40,18 @@ static int shape_is(const td_hp_tensor *t, int ndim, int64_t d0, int64_t d1, int
     return 1;
 }
 
-static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t E,
-                                        td_error *err)
+static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t E, td_error *err)
 {
     const td_hp_tensor *t = &hp->gmm.covariances_init;
     char got[96], field[96];
     shape_text(got, sizeof got, t);
-    static const char *const what[] = {"(components, features, features)",
-                                       "(components, features)", "(components)",
+    static const char *const what[] = {"(components, features, features)", "(components, features)",
+                                       "(components)",
                                        "(features, features), one matrix for all components"};
-    int ok = hp->gmm.covariance == TD_COV_FULL   ? shape_is(t, 3, M, E, E)
-             : hp->gmm.covariance == TD_COV_DIAG ? shape_is(t, 2, M, E, 0)
-             : hp->gmm.covariance == TD_COV_TIED ? shape_is(t, 2, E, E, 0)
-                                             : shape_is(t, 1, M, 0, 0);
+    int ok = hp->gmm.covariance == TD_COV_FULL ? shape_is(t, 3, M, E, E)
+        : hp->gmm.covariance == TD_COV_DIAG    ? shape_is(t, 2, M, E, 0)
+        : hp->gmm.covariance == TD_COV_TIED    ? shape_is(t, 2, E, E, 0)
+                                               : shape_is(t, 1, M, 0, 0);
     if (!ok) {
         char want[96];
         if (hp->gmm.covariance == TD_COV_TIED)
@@ -74,8 +74,7 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
                     snprintf(field, sizeof field, "covariances_init[%lld][%lld]",
                              (long long)(i / E), (long long)(i % E));
                 else
-                    snprintf(field, sizeof field, "covariances_init[%lld]",
-                             (long long)i);
+                    snprintf(field, sizeof field, "covariances_init[%lld]", (long long)i);
                 return td_fail(err, TD_EINVAL, field, "variances must be > 0, got %g",
                                (double)t->v[i]);
             }
@@ -96,15 +95,16 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
             for (int64_t j = 0; j < i && !st; j++) {
                 double a = c[i * E + j], b = c[j * E + i];
                 if (fabs(a - b) > 1e-8 + 1e-5 * fmax(fabs(a), fabs(b)))
-                    st = td_fail(err, TD_EINVAL, field, "%s is not symmetric: [%lld][%lld] "
-                                 "= %g but [%lld][%lld] = %g", field, (long long)i,
-                                 (long long)j, a, (long long)j, (long long)i, b);
+                    st = td_fail(err, TD_EINVAL, field,
+                                 "%s is not symmetric: [%lld][%lld] "
+                                 "= %g but [%lld][%lld] = %g",
+                                 field, (long long)i, (long long)j, a, (long long)j, (long long)i,
+                                 b);
             }
         for (int64_t i = 0; i < E * E; i++)
             A[i] = c[i];
         if (!st && cholesky(A + E * E, A, E))
-            st = td_fail(err, TD_EINVAL, field, "%s is not positive definite",
-                         field);
+            st = td_fail(err, TD_EINVAL, field, "%s is not positive definite", field);
     }
     free(A);
     return st;
@@ -115,21 +115,26 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
     int64_t M = hp->gmm.components, E = ds->D, N = ds->N;
     char got[96];
     if (M > N)
-        return td_fail(err, TD_EINVAL, "components", "components (%lld) must not "
-                       "exceed the number of samples (%lld)", (long long)M, (long long)N);
+        return td_fail(err, TD_EINVAL, "components",
+                       "components (%lld) must not "
+                       "exceed the number of samples (%lld)",
+                       (long long)M, (long long)N);
     int64_t P = M * (1 + E) + td_gmm_covs_size(hp->gmm.covariance, M, E);
     if (P > MAX_PARAMS)
-        return td_fail(err, TD_EINVAL, "components", "%lld components of %lld "
+        return td_fail(err, TD_EINVAL, "components",
+                       "%lld components of %lld "
                        "features with covariance \"%s\" have %lld parameters; at most %lld "
-                       "are supported", (long long)M, (long long)E,
-                       cov_name(hp->gmm.covariance), (long long)P,
+                       "are supported",
+                       (long long)M, (long long)E, cov_name(hp->gmm.covariance), (long long)P,
                        MAX_PARAMS);
     const td_hp_tensor *w = &hp->gmm.weights_init;
     if (w->v) {
         if (!shape_is(w, 1, M, 0, 0)) {
             shape_text(got, sizeof got, w);
-            return td_fail(err, TD_EINVAL, "weights_init", "weights_init has shape %s; "
-                           "it needs one weight per component (%lld)", got, (long long)M);
+            return td_fail(err, TD_EINVAL, "weights_init",
+                           "weights_init has shape %s; "
+                           "it needs one weight per component (%lld)",
+                           got, (long long)M);
         }
         double sum = 0;
         for (int64_t k = 0; k < M; k++) {
@@ -142,15 +147,18 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
             sum += w->v[k];
         }
         if (fabs(sum - 1) > 1e-5)
-            return td_fail(err, TD_EINVAL, "weights_init", "weights_init must sum to "
-                           "1, got %.7g", sum);
+            return td_fail(err, TD_EINVAL, "weights_init",
+                           "weights_init must sum to "
+                           "1, got %.7g",
+                           sum);
     }
     const td_hp_tensor *mu = &hp->gmm.means_init;
     if (mu->v && !shape_is(mu, 2, M, E, 0)) {
         shape_text(got, sizeof got, mu);
-        return td_fail(err, TD_EINVAL, "means_init", "means_init has shape %s; it "
-                       "needs (%lld, %lld) (components, features)", got, (long long)M,
-                       (long long)E);
+        return td_fail(err, TD_EINVAL, "means_init",
+                       "means_init has shape %s; it "
+                       "needs (%lld, %lld) (components, features)",
+                       got, (long long)M, (long long)E);
     }
     if (hp->gmm.covariances_init.v) {
         td_status st = check_covariances_init(hp, M, E, err);
@@ -206,7 +214,8 @@ td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_m
     }
     if ((st = td_gmm_prepare(w, &g, err))) {
         if (st != TD_ENOMEM) /* out of memory stays what it is */
-            st = td_fail(err, TD_EINVAL, "model", "the model's covariances are not positive "
+            st = td_fail(err, TD_EINVAL, "model",
+                         "the model's covariances are not positive "
                          "definite");
         goto done;
     }

@@ -44,33 +44,44 @@
 #include "train/gmm.h"
 #include "train/trainer_impl.h"
 
-enum { C_EPOCH, C_ELAPSED, C_LOSS, C_LB, C_CHANGE, C_CONVERGED, C_RESEEDED, C_MIN_SIZE,
-       C_MAX_SIZE, C_RUN, C_SIZES };
-static const char *const fixed_columns[] = {"epoch", "elapsed_s", "loss", "lower_bound",
-                                            "change", "converged", "reseeded", "min_size",
+enum {
+    C_EPOCH,
+    C_ELAPSED,
+    C_LOSS,
+    C_LB,
+    C_CHANGE,
+    C_CONVERGED,
+    C_RESEEDED,
+    C_MIN_SIZE,
+    C_MAX_SIZE,
+    C_RUN,
+    C_SIZES
+};
+static const char *const fixed_columns[] = {"epoch",    "elapsed_s", "loss",     "lower_bound",
+                                            "change",   "converged", "reseeded", "min_size",
                                             "max_size", "run"};
 
 typedef struct gmm_trainer {
-    td_trainer base;               /* first: the vtable */
-    td_hparams hp;                 /* owned copy */
-    td_model model;                /* float copy of the parameters + gmm fields */
+    td_trainer base; /* first: the vtable */
+    td_hparams hp;   /* owned copy */
+    td_model model;  /* float copy of the parameters + gmm fields */
     const td_dataset *train;
-    td_gmm g, prev;                /* current parameters; before this step's M-step */
-    td_gmm best;                   /* the best finished run's parameters */
-    td_gmm_work *w;                /* made on the first step */
-    int ready;                     /* w holds g's precision factors */
+    td_gmm g, prev; /* current parameters; before this step's M-step */
+    td_gmm best;    /* the best finished run's parameters */
+    td_gmm_work *w; /* made on the first step */
+    int ready;      /* w holds g's precision factors */
     td_pool *pool;
     td_rng rng;
-    int64_t n_iter;                /* EM iterations of the run in progress */
-    int initialized, converged;    /* of the run in progress */
-    double lower_bound;            /* its last iteration's; -inf before the first */
-    int64_t n_runs, runs_done;     /* runs to make (n_init, or 1), runs finished */
-    int64_t iters;                 /* EM iterations over all runs: the epoch */
-    double best_lb;                /* the best finished run's lower bound, n_iter, */
-    int64_t best_n_iter;           /* converged (valid once runs_done > 0) */
+    int64_t n_iter;             /* EM iterations of the run in progress */
+    int initialized, converged; /* of the run in progress */
+    double lower_bound;         /* its last iteration's; -inf before the first */
+    int64_t n_runs, runs_done;  /* runs to make (n_init, or 1), runs finished */
+    int64_t iters;              /* EM iterations over all runs: the epoch */
+    double best_lb;             /* the best finished run's lower bound, n_iter, */
+    int64_t best_n_iter;        /* converged (valid once runs_done > 0) */
     int best_converged;
-    double *nk;                    /* (M) */
-    unsigned char *empty;          /* (M) */
+    double *nk;           /* (M) */
+    unsigned char *empty; /* (M) */
     int ncols;
     char size_names[TD_REC_MAX][32];
     const char *cols[TD_REC_MAX + 1];
@@ -100,8 +111,8 @@ static void sync_model(gmm_trainer *t)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train,
-                               const td_dataset *val, int64_t *K, td_error *err)
+td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                               int64_t *K, td_error *err)
 {
     td_status st;
     if ((st = td_hparams_check(hp, train, K, err)))
@@ -111,24 +122,24 @@ td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train,
-                            const td_dataset *val, int64_t K, int threads)
+size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                            int64_t K, int threads)
 {
     int64_t M = K, E = train->D, N = train->N;
     size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->gmm.covariance, M, E));
     td_model m;
     td_model_shape(&m, hp, E, K);
     return sizeof(gmm_trainer) + sizeof(float) * (size_t)m.n_params + 3 * gmm + /* g prev best */
-           sizeof(double) * (size_t)(M + E) + (size_t)M +
-           sizeof(float) * (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n +
-                                    hp->gmm.covariances_init.n) +
-           td_gmm_work_bytes(N, E, M, hp->gmm.covariance) +
-           1024 * (size_t)(threads > 1 ? threads : 1) +  /* the pool */
-           512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
+        sizeof(double) * (size_t)(M + E) + (size_t)M +
+        sizeof(float) *
+        (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n + hp->gmm.covariances_init.n) +
+        td_gmm_work_bytes(N, E, M, hp->gmm.covariance) +
+        1024 * (size_t)(threads > 1 ? threads : 1) + /* the pool */
+        512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
 }
 
-td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
-                                const td_dataset *train, const td_dataset *val, td_error *err)
+td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                const td_dataset *val, td_error *err)
 {
     td_status st;
     int64_t K;
@@ -153,8 +164,8 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
     t->best_lb = -INFINITY;
     /* with every parameter given, each run would repeat the first */
     t->n_runs = hp->gmm.weights_init.v && hp->gmm.means_init.v && hp->gmm.covariances_init.v
-                    ? 1
-                    : hp->gmm.n_init;
+        ? 1
+        : hp->gmm.n_init;
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
@@ -229,8 +240,10 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if (!t->w) {
         t->w = td_gmm_work_create(ds->X, N, E, M, t->hp.gmm.covariance, NULL);
         if (!t->w)
-            return td_fail(err, TD_ENOMEM, NULL, "out of memory for the EM workspace "
-                           "(%lld rows, %lld components)", (long long)N, (long long)M);
+            return td_fail(err, TD_ENOMEM, NULL,
+                           "out of memory for the EM workspace "
+                           "(%lld rows, %lld components)",
+                           (long long)N, (long long)M);
         t->ready = 0;
     }
     if (!t->initialized) {
@@ -280,7 +293,8 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if (st)
         goto restore;
     if (!td_gmm_finite(&t->g)) {
-        st = td_fail(err, TD_EDIVERGED, "reg_covar", "the M-step of iteration %lld gave "
+        st = td_fail(err, TD_EDIVERGED, "reg_covar",
+                     "the M-step of iteration %lld gave "
                      "non-finite parameters; the parameters of iteration %lld are kept",
                      (long long)(t->n_iter + 1), (long long)t->n_iter);
         goto restore;
@@ -288,7 +302,8 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     if ((st = td_gmm_prepare(t->w, &t->g, err))) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err ? err->message : "");
-        st = td_fail(err, st, "reg_covar", "iteration %lld: %s (reg_covar is "
+        st = td_fail(err, st, "reg_covar",
+                     "iteration %lld: %s (reg_covar is "
                      "%g); the parameters of iteration %lld are kept",
                      (long long)(t->n_iter + 1), msg, t->hp.gmm.reg_covar, (long long)t->n_iter);
         goto restore;
@@ -323,13 +338,13 @@ restore:
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 typedef struct gmm_state {
-    char magic[8];                 /* "TDGMMST2" ("TDGMMST1": this header alone) */
+    char magic[8]; /* "TDGMMST2" ("TDGMMST1": this header alone) */
     int64_t M, E, cov, n_iter, initialized, converged;
     double lower_bound, elapsed;
     uint64_t rng[4];
 } gmm_state;
 
-typedef struct gmm_state2 {        /* TDGMMST2: the runs of n_init */
+typedef struct gmm_state2 { /* TDGMMST2: the runs of n_init */
     gmm_state h;
     int64_t n_runs, runs_done, iters, best_n_iter, best_converged;
     double best_lb;
@@ -401,8 +416,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
         return td_fail(err, TD_EINVAL, "checkpoint", "not a gmm training-state snapshot");
     size_t want = v1 ? sizeof *h + param_bytes(t) : gmm_state_size(base);
     if (h->M != t->g.M || h->E != t->g.E || h->cov != t->g.cov || len != want)
-        return td_fail(err, TD_EINVAL, "checkpoint",
-                       "the snapshot does not match this model");
+        return td_fail(err, TD_EINVAL, "checkpoint", "the snapshot does not match this model");
     const char *p = (const char *)buf;
     if (v1) { /* one run in progress, nothing finished */
         s.n_runs = t->n_runs, s.iters = h->n_iter, s.best_lb = -INFINITY;

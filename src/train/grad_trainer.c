@@ -24,37 +24,49 @@
 #include "train/optim.h"
 #include "train/trainer_impl.h"
 
-enum { C_EPOCH, C_ELAPSED, C_LOSS, C_DATA, C_REG, C_VAL_LOSS, C_VAL_ACC, C_GNORM, C_ACC,
-       C_PENALTY, C_VIOLATION, C_COUNT };
-static const char *const columns[] = {"epoch", "elapsed_s", "loss", "data_loss", "reg_loss",
-                                      "val_loss", "val_accuracy", "grad_norm", "accuracy",
-                                      "penalty", "violation_rate", NULL};
+enum {
+    C_EPOCH,
+    C_ELAPSED,
+    C_LOSS,
+    C_DATA,
+    C_REG,
+    C_VAL_LOSS,
+    C_VAL_ACC,
+    C_GNORM,
+    C_ACC,
+    C_PENALTY,
+    C_VIOLATION,
+    C_COUNT
+};
+static const char *const columns[] = {"epoch",    "elapsed_s", "loss",           "data_loss",
+                                      "reg_loss", "val_loss",  "val_accuracy",   "grad_norm",
+                                      "accuracy", "penalty",   "violation_rate", NULL};
 
 typedef struct grad_trainer {
-    td_trainer base;               /* first: the vtable */
-    td_hparams hp;                 /* owned copy */
-    td_model model;                /* shape + params (owned) */
+    td_trainer base; /* first: the vtable */
+    td_hparams hp;   /* owned copy */
+    td_model model;  /* shape + params (owned) */
     td_tensor_desc layout[TD_MAX_TENSORS];
     int ntensors;
-    int64_t n_penalized;           /* weights under l1/l2 (for l2_scale "mean") */
+    int64_t n_penalized; /* weights under l1/l2 (for l2_scale "mean") */
     const td_dataset *train;
-    const td_dataset *val_src;     /* rows of val_rows index this set (train or val) */
-    int64_t *train_rows, n_train;  /* sorted; NULL = all rows of train in order */
+    const td_dataset *val_src;    /* rows of val_rows index this set (train or val) */
+    int64_t *train_rows, n_train; /* sorted; NULL = all rows of train in order */
     int64_t *val_rows, n_val;
-    int64_t *perm;                 /* (n_train) this epoch's order */
-    int64_t batch;                 /* rows per mini-batch */
-    td_targets tg_full, tg_val;    /* targets of the full training set / validation set */
-    int32_t *by;                   /* (batch, G) gathered targets, or NULL */
-    float *bY;                     /* (batch, K) gathered probabilities, or NULL */
-    void *owned[4];                /* gathered full/val target arrays */
-    float *grad, *prev;            /* (n_params) */
+    int64_t *perm;              /* (n_train) this epoch's order */
+    int64_t batch;              /* rows per mini-batch */
+    td_targets tg_full, tg_val; /* targets of the full training set / validation set */
+    int32_t *by;                /* (batch, G) gathered targets, or NULL */
+    float *bY;                  /* (batch, K) gathered probabilities, or NULL */
+    void *owned[4];             /* gathered full/val target arrays */
+    float *grad, *prev;         /* (n_params) */
     td_optim opt;
     td_rng rng;
     double best;
     int64_t no_improve;
     td_pool *pool;
-    td_linear *lin;                /* softmax */
-    td_mlp *mlp;                   /* mlp */
+    td_linear *lin; /* softmax */
+    td_mlp *mlp;    /* mlp */
 } grad_trainer;
 
 static const td_trainer_vtbl grad_vtbl;
@@ -118,8 +130,7 @@ static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_datase
 
 /* Data loss and gradient (grad may be NULL) of params over rows (n) of ds. */
 static void objective(grad_trainer *t, td_batch_stats *st, float *grad, const float *params,
-                      const td_dataset *ds, const int64_t *rows, int64_t n,
-                      const td_targets *tg)
+                      const td_dataset *ds, const int64_t *rows, int64_t n, const td_targets *tg)
 {
     if (t->mlp) {
         td_mlp_eval(t->mlp, t->pool, st, grad, params, ds->X, rows, n, tg);
@@ -188,8 +199,8 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train,
-                             const td_dataset *val, int64_t K, int threads)
+size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                             int64_t K, int threads)
 {
     td_model m;
     td_model_shape(&m, hp, train->D, K);
@@ -214,11 +225,11 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train,
     else
         b += td_linear_bytes(train->D, K, 1, max_rows, threads);
     b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
-    return b + sizeof(float) * P * (1 + nbuf) + 256;  /* one td_trainer_save snapshot */
+    return b + sizeof(float) * P * (1 + nbuf) + 256; /* one td_trainer_save snapshot */
 }
 
-td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
-                                 const td_dataset *train, const td_dataset *val, td_error *err)
+td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                 const td_dataset *val, td_error *err)
 {
     td_status st;
     int64_t K;
@@ -288,11 +299,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
     }
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 2);
     t->best = INFINITY;
-    if (hp->model == TD_MODEL_MLP ? !(t->mlp = td_mlp_create(&t->model, 1))
-                                  : !(t->lin = td_linear_create(train->D, K, 1,
-                                                                t->n_train > t->n_val
-                                                                    ? t->n_train
-                                                                    : t->n_val)))
+    if (hp->model == TD_MODEL_MLP
+            ? !(t->mlp = td_mlp_create(&t->model, 1))
+            : !(t->lin = td_linear_create(train->D, K, 1,
+                                          t->n_train > t->n_val ? t->n_train : t->n_val)))
         goto fail;
     *out = &t->base;
     return TD_OK;
@@ -440,8 +450,8 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
         return td_fail(err, TD_EDIVERGED, "lr",
                        "training diverged at epoch %lld (the %s became non-finite); "
                        "the weights of epoch %lld are kept; try a smaller lr (now %g) or "
-                       "scale the features", (long long)(t->base.epoch + 1), bad,
-                       (long long)t->base.epoch, t->hp.lr);
+                       "scale the features",
+                       (long long)(t->base.epoch + 1), bad, (long long)t->base.epoch, t->hp.lr);
     }
     t->base.epoch++;
 
@@ -483,7 +493,7 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 typedef struct state_header {
-    char magic[8];                 /* "TDSTATE1" */
+    char magic[8]; /* "TDSTATE1" */
     int64_t model, n_params, D, K, epoch, opt_step, no_improve, stopped, nbuf;
     double best, elapsed;
     uint64_t rng[4];
@@ -493,7 +503,7 @@ static size_t grad_state_size(const td_trainer *base)
 {
     const grad_trainer *t = (const grad_trainer *)base;
     return sizeof(state_header) +
-           sizeof(float) * (size_t)(t->model.n_params * (1 + td_optim_nbuffers(&t->opt)));
+        sizeof(float) * (size_t)(t->model.n_params * (1 + td_optim_nbuffers(&t->opt)));
 }
 
 static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
@@ -540,8 +550,7 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
     if (memcmp(h.magic, "TDSTATE1", 8) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint", "not a training-state snapshot");
     if (h.model != t->model.kind || h.n_params != t->model.n_params || h.D != t->model.D ||
-        h.K != t->model.K || h.nbuf != td_optim_nbuffers(&t->opt) ||
-        len != grad_state_size(base))
+        h.K != t->model.K || h.nbuf != td_optim_nbuffers(&t->opt) || len != grad_state_size(base))
         return td_fail(err, TD_EINVAL, "checkpoint",
                        "the snapshot does not match this model and optimizer");
     const char *p = (const char *)buf + sizeof h;

@@ -30,14 +30,18 @@ static const char *const gmm_init_names[] = {"kmeans++", "random", NULL};
 #define BIG 1e300
 
 #define OFF(f) offsetof(td_hparams, f)
-#define NUM(n, t, f, lo, hi, excl, models, doc) \
-    {n, t, OFF(f), 0, lo, hi, excl, NULL, models, doc}
-#define ENUM(n, f, names, models, doc) \
-    {n, TD_HP_ENUM, OFF(f), 0, 0, 0, 0, names, models, doc}
+#define NUM(n, t, f, lo, hi, excl, models, doc)          \
+    {                                                    \
+        n, t, OFF(f), 0, lo, hi, excl, NULL, models, doc \
+    }
+#define ENUM(n, f, names, models, doc)                        \
+    {                                                         \
+        n, TD_HP_ENUM, OFF(f), 0, 0, 0, 0, names, models, doc \
+    }
 
 const td_hparam_def td_hparam_defs[] = {
     ENUM("optimizer", optimizer, optimizer_names, GRAD,
-        "sgd (with momentum, dampening, nesterov), adam or adamw, as in torch.optim"),
+         "sgd (with momentum, dampening, nesterov), adam or adamw, as in torch.optim"),
     NUM("lr", TD_HP_DOUBLE, lr, 0, 1e6, 1, GRAD, "learning rate"),
     NUM("momentum", TD_HP_DOUBLE, momentum, 0, 1, 0, GRAD, "sgd: momentum factor"),
     NUM("dampening", TD_HP_DOUBLE, dampening, 0, 1, 0, GRAD, "sgd: dampening for momentum"),
@@ -62,12 +66,12 @@ const td_hparam_def td_hparam_defs[] = {
         "fraction of the rows held out for val_loss and val_accuracy"),
     NUM("l2", TD_HP_DOUBLE, l2, 0, BIG, 0, GRAD, "L2 penalty on the weights"),
     ENUM("l2_scale", l2_scale, l2_scale_names, GRAD,
-        "sum: l2/2 * sum(w^2) is added to the loss; mean: the same divided by the rows"),
+         "sum: l2/2 * sum(w^2) is added to the loss; mean: the same divided by the rows"),
     NUM("l1", TD_HP_DOUBLE, l1, 0, BIG, 0, GRAD, "L1 penalty on the weights (a proximal step)"),
     NUM("regularize_bias", TD_HP_BOOL, regularize_bias, 0, 1, 0, GRAD,
         "apply l2 and l1 to the biases too"),
     ENUM("intercept", intercept, intercept_names, SOFTMAX,
-        "fit a bias, none, or column0 (feature 0 is all ones; its weights are the bias)"),
+         "fit a bias, none, or column0 (feature 0 is all ones; its weights are the bias)"),
     NUM("n_classes", TD_HP_INT, n_classes, 0, TD_MAX_CLASSES, 0, NETS,
         "number of classes; null = from the data (the largest label + 1)"),
     NUM("ignore_index", TD_HP_INT, ignore_index, -2147483648.0, 2147483647.0, 0, NETS,
@@ -75,8 +79,8 @@ const td_hparam_def td_hparam_defs[] = {
     NUM("label_smoothing", TD_HP_DOUBLE, label_smoothing, 0, 1, 0, NETS,
         "cross-entropy label smoothing, as in torch.nn.CrossEntropyLoss"),
     /* the bound as float32, which the weights are checked as: 1e30 itself is accepted */
-    {"class_weights", TD_HP_FLOAT_LIST, OFF(class_weights), OFF(n_class_weights), 0,
-     (double)1e30f, 0, NULL, NETS, "a weight per class in the loss (n_classes of them)"},
+    {"class_weights", TD_HP_FLOAT_LIST, OFF(class_weights), OFF(n_class_weights), 0, (double)1e30f,
+     0, NULL, NETS, "a weight per class in the loss (n_classes of them)"},
     NUM("groups", TD_HP_INT, groups, 1, TD_MAX_CLASSES, 0, NETS,
         "softmax groups over the outputs (multi-output labels Y); 1 = one softmax"),
     NUM("monotone.weight", TD_HP_DOUBLE, monotone_weight, 0, 1e6, 0, NETS,
@@ -86,11 +90,11 @@ const td_hparam_def td_hparam_defs[] = {
     {"hidden", TD_HP_INT_LIST, OFF(mlp.hidden), OFF(mlp.n_hidden), 1, 1e6, 0, NULL, MLP | EMBED,
      "widths of the hidden layers"},
     ENUM("activation", mlp.activation, activation_names, MLP | EMBED,
-        "activation of the hidden layers"),
+         "activation of the hidden layers"),
     NUM("components", TD_HP_INT, gmm.components, 1, 10000, 0, GMM | EMBED,
         "number of mixture components"),
     ENUM("covariance", gmm.covariance, covariance_names, GMM | EMBED,
-        "covariance of each component: full, diag or spherical"),
+         "covariance of each component: full, diag or spherical"),
     NUM("reg_covar", TD_HP_DOUBLE, gmm.reg_covar, 0, 1e6, 0, GMM | EMBED,
         "added to the diagonal of every covariance"),
     NUM("max_iter", TD_HP_INT, gmm.max_iter, 1, 1e7, 0, GMM, "EM iterations at most"),
@@ -111,7 +115,7 @@ const td_hparam_def td_hparam_defs[] = {
     NUM("gmm_weight", TD_HP_DOUBLE, embed.gmm_weight, 0, 1e6, 0, EMBED,
         "weight of the gmm negative log-likelihood in the loss"),
     ENUM("init", gmm.init, gmm_init_names, GMM,
-        "how the components start when not given: kmeans++ or random"),
+         "how the components start when not given: kmeans++ or random"),
     {"weights_init", TD_HP_TENSOR, OFF(gmm.weights_init), 0, 0, 1, 0, NULL, GMM,
      "initial mixture weights (M), summing to 1"},
     {"means_init", TD_HP_TENSOR, OFF(gmm.means_init), 0, -BIG, BIG, 0, NULL, GMM,
@@ -123,8 +127,8 @@ const td_hparam_def td_hparam_defs[] = {
         "training rows, as scikit-learn's StandardScaler; a constant feature keeps scale 1) "
         "before training; the model keeps the mean and scale and applies them to every "
         "prediction and export"),
-    {"initial_weights", TD_HP_WEIGHTS, OFF(initial_weights), OFF(n_initial_weights), -BIG, BIG,
-     0, NULL, NETS, "warm start: weights of a model of the same shape, as GET /model gives them"},
+    {"initial_weights", TD_HP_WEIGHTS, OFF(initial_weights), OFF(n_initial_weights), -BIG, BIG, 0,
+     NULL, NETS, "warm start: weights of a model of the same shape, as GET /model gives them"},
 };
 const size_t td_hparam_ndefs = sizeof td_hparam_defs / sizeof td_hparam_defs[0];
 
@@ -159,14 +163,27 @@ int td_edit_distance(const char *a, const char *b)
 }
 
 /* Common long spellings users bring from other libraries. */
-static const struct { const char *alias, *name; } aliases[] = {
-    {"learning_rate", "lr"},     {"learning_rate_init", "lr"}, {"alpha", "l2"},
-    {"lambda", "l2"},            {"epsilon", "eps"},           {"max_epochs", "epochs"},
-    {"n_epochs", "epochs"},      {"num_epochs", "epochs"},     {"batchsize", "batch_size"},
-    {"hidden_layer_sizes", "hidden"}, {"n_components", "components"},
-    {"covariance_type", "covariance"}, {"random_state", "seed"}, {"decay", "weight_decay"},
-    {"num_classes", "n_classes"}, {"early_stopping", "n_iter_no_change"},
-    {"fit_intercept", "intercept"}, {"init_params", "init"},
+static const struct {
+    const char *alias, *name;
+} aliases[] = {
+    {"learning_rate", "lr"},
+    {"learning_rate_init", "lr"},
+    {"alpha", "l2"},
+    {"lambda", "l2"},
+    {"epsilon", "eps"},
+    {"max_epochs", "epochs"},
+    {"n_epochs", "epochs"},
+    {"num_epochs", "epochs"},
+    {"batchsize", "batch_size"},
+    {"hidden_layer_sizes", "hidden"},
+    {"n_components", "components"},
+    {"covariance_type", "covariance"},
+    {"random_state", "seed"},
+    {"decay", "weight_decay"},
+    {"num_classes", "n_classes"},
+    {"early_stopping", "n_iter_no_change"},
+    {"fit_intercept", "intercept"},
+    {"init_params", "init"},
 };
 
 const char *td_hparam_suggest(const char *name)
@@ -217,7 +234,7 @@ void td_hparams_defaults(td_hparams *hp, td_model_kind model)
     hp->embed.margin = 1.0;
     hp->embed.gmm_weight = 0.01;
     hp->embed.warmup_iterations = -1; /* -1 = 15% of iterations */
-    hp->weight_decay = NAN;     /* the optimizer's: td_hparams_resolve */
+    hp->weight_decay = NAN;           /* the optimizer's: td_hparams_resolve */
     const td_family *f = td_family_of((int)model);
     if (f && f->defaults)
         f->defaults(hp);
@@ -319,18 +336,14 @@ static td_status check_table(const td_hparams *hp, td_error *err)
         const void *p = base + d->offset;
         td_status st = TD_OK;
         switch (d->type) {
-        case TD_HP_DOUBLE:
-            st = check_number(d, *(const double *)p, err);
-            break;
-        case TD_HP_INT:
-            st = check_number(d, (double)*(const int64_t *)p, err);
-            break;
+        case TD_HP_DOUBLE: st = check_number(d, *(const double *)p, err); break;
+        case TD_HP_INT: st = check_number(d, (double)*(const int64_t *)p, err); break;
         case TD_HP_DOUBLE2:
             for (int k = 0; k < 2 && !st; k++) {
                 double v = ((const double *)p)[k];
                 if (!(v >= 0 && v < 1))
-                    st = td_fail(err, TD_EINVAL, "betas",
-                                 "betas[%d] must be in [0, 1), got %g", k, v);
+                    st = td_fail(err, TD_EINVAL, "betas", "betas[%d] must be in [0, 1), got %g", k,
+                                 v);
             }
             break;
         case TD_HP_INT_LIST: {
@@ -362,8 +375,7 @@ static td_status check_table(const td_hparams *hp, td_error *err)
             break;
         }
         case TD_HP_BOOL:
-        case TD_HP_ENUM:
-            break;
+        case TD_HP_ENUM: break;
         }
         if (st)
             return st;
@@ -384,8 +396,7 @@ td_status td_hparams_check(const td_hparams *given, const td_dataset *ds, int64_
     if ((st = check_table(hp, err)))
         return st;
     if (hp->nesterov && (hp->momentum <= 0 || hp->dampening != 0))
-        return td_fail(err, TD_EINVAL, "nesterov",
-                       "nesterov needs momentum > 0 and dampening = 0");
+        return td_fail(err, TD_EINVAL, "nesterov", "nesterov needs momentum > 0 and dampening = 0");
     if (f->check_hparams && (st = f->check_hparams(hp, err)))
         return st;
     if (ds->N < 1 || ds->D < 1)

@@ -31,20 +31,20 @@ typedef float v16 __attribute__((vector_size(64)));
  * runs, so memory grows with the threads, not with the chunks. Slot 0's dWt/db also hold
  * the reduced gradient (chunk 0's partial, then the running sum). */
 typedef struct slot {
-    float *dWt;                /* (K, DP) partial gradient, transposed; NULL without grad */
-    float *db;                 /* (K) */
-    float *logits, *dlogits;   /* (RB, K) scratch */
-    v16 *acc;                  /* (RB, KV) scratch: padded logits, then padded dlogits */
+    float *dWt;              /* (K, DP) partial gradient, transposed; NULL without grad */
+    float *db;               /* (K) */
+    float *logits, *dlogits; /* (RB, K) scratch */
+    v16 *acc;                /* (RB, KV) scratch: padded logits, then padded dlogits */
 } slot;
 
 struct td_linear {
-    int64_t D, K, KV, DP;      /* DP = D rounded up to 16 */
-    float *Wt;                 /* (K, DP) transposed copy of W, zero-padded */
-    float *b;                  /* (K) bias, zeros without one */
-    float *zero_row;           /* (D) zeros, stands in for missing rows of a block */
+    int64_t D, K, KV, DP; /* DP = D rounded up to 16 */
+    float *Wt;            /* (K, DP) transposed copy of W, zero-padded */
+    float *b;             /* (K) bias, zeros without one */
+    float *zero_row;      /* (D) zeros, stands in for missing rows of a block */
     int with_grad;
-    int nslots;                /* slots allocated, >= 1; >= 2 when max_rows needs chunks */
-    slot slots[TD_LINEAR_MAX_CHUNKS];  /* at most one per chunk */
+    int nslots;                       /* slots allocated, >= 1; >= 2 when max_rows needs chunks */
+    slot slots[TD_LINEAR_MAX_CHUNKS]; /* at most one per chunk */
     td_loss_sums sums[TD_LINEAR_MAX_CHUNKS]; /* per chunk, reduced in chunk order */
 };
 
@@ -95,18 +95,19 @@ size_t td_linear_bytes(int64_t D, int64_t K, int with_grad, int64_t max_rows, in
 {
     int64_t KV = (K + 15) / 16, DP = (D + 15) / 16 * 16;
     return sizeof(struct td_linear) + sizeof(float) * (size_t)(K * DP + K + D) +
-           (size_t)slots_for(max_rows, threads, slot_bytes(K, KV, DP, with_grad)) *
-               slot_bytes(K, KV, DP, with_grad);
+        (size_t)slots_for(max_rows, threads, slot_bytes(K, KV, DP, with_grad)) *
+        slot_bytes(K, KV, DP, with_grad);
 }
 
 static int slot_alloc(td_linear *L, slot *sl)
 {
     const int64_t K = L->K;
-    return (!L->with_grad || ((sl->dWt = vec_alloc((size_t)(K * L->DP / 16))) &&
-                              (sl->db = calloc((size_t)K, sizeof(float))))) &&
-           (sl->logits = malloc(sizeof(float) * RB * (size_t)K)) &&
-           (sl->dlogits = malloc(sizeof(float) * RB * (size_t)K)) &&
-           (sl->acc = vec_alloc((size_t)(RB * L->KV)));
+    return (!L->with_grad ||
+            ((sl->dWt = vec_alloc((size_t)(K * L->DP / 16))) &&
+             (sl->db = calloc((size_t)K, sizeof(float))))) &&
+        (sl->logits = malloc(sizeof(float) * RB * (size_t)K)) &&
+        (sl->dlogits = malloc(sizeof(float) * RB * (size_t)K)) &&
+        (sl->acc = vec_alloc((size_t)(RB * L->KV)));
 }
 
 static void slot_free(slot *sl)
@@ -143,8 +144,8 @@ td_linear *td_linear_create(int64_t D, int64_t K, int with_grad, int64_t max_row
     L->DP = (D + 15) / 16 * 16;
     L->with_grad = with_grad;
     int ok = (L->Wt = vec_alloc((size_t)(K * L->DP / 16))) &&
-             (L->b = calloc((size_t)K, sizeof(float))) &&
-             (L->zero_row = calloc((size_t)D, sizeof(float)));
+        (L->b = calloc((size_t)K, sizeof(float))) &&
+        (L->zero_row = calloc((size_t)D, sizeof(float)));
     if (!ok || td_linear_reserve(L, max_rows, 1)) { /* the slots of one thread */
         td_linear_destroy(L);
         return NULL;
@@ -179,12 +180,12 @@ typedef struct eval_ctx {
     const float *X;
     const int64_t *rows;
     int64_t n, chunk_rows, nchunks;
-    int64_t base;              /* first chunk of the current wave */
+    int64_t base; /* first chunk of the current wave */
     const td_targets *tg;
-    const td_lin_kernels *kern;  /* td_isa()'s inner loops (linear_isa.h) */
-    int xent;                  /* tg is plain class indices and kern has an xent */
+    const td_lin_kernels *kern; /* td_isa()'s inner loops (linear_isa.h) */
+    int xent;                   /* tg is plain class indices and kern has an xent */
     int want_grad;
-    float *logits_out;         /* forward only: (n, K) */
+    float *logits_out; /* forward only: (n, K) */
     td_batch_denoms denoms;
 } eval_ctx;
 
@@ -242,10 +243,11 @@ static void eval_chunk(void *arg, int64_t t)
         }
         if (!e->tg)
             continue;
-        if (!e->xent || !e->kern->xent(sums, ch->dlogits, logits, e->tg->y + first, nb, K,
-                                       e->tg->ce.ignore_index, xscale))
-            td_targets_block(sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K,
-                             e->tg, &e->denoms);
+        if (!e->xent ||
+            !e->kern->xent(sums, ch->dlogits, logits, e->tg->y + first, nb, K,
+                           e->tg->ce.ignore_index, xscale))
+            td_targets_block(sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
+                             &e->denoms);
         if (!e->want_grad)
             continue;
         if (nb < RB)
@@ -270,7 +272,7 @@ static void run_waves(eval_ctx *e, td_pool *pool)
     if (width > L->nslots - 1)
         width = L->nslots - 1;
     assert(e->nchunks <= L->nslots || L->nslots >= 2); /* n <= max_rows of create */
-    if (e->nchunks <= L->nslots) /* every chunk has a slot: one wave */
+    if (e->nchunks <= L->nslots)                       /* every chunk has a slot: one wave */
         width = e->nchunks;
     const int64_t G = L->K * L->DP;
     for (e->base = 0; e->base < e->nchunks;) {
@@ -291,13 +293,18 @@ static void run_waves(eval_ctx *e, td_pool *pool)
 }
 
 void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, float *db,
-                    const float *W, const float *b, const float *X, const int64_t *rows,
-                    int64_t n, const td_targets *tg)
+                    const float *W, const float *b, const float *X, const int64_t *rows, int64_t n,
+                    const td_targets *tg)
 {
-    eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .tg = tg, .want_grad = dW != NULL,
+    eval_ctx e = {.L = L,
+                  .X = X,
+                  .rows = rows,
+                  .n = n,
+                  .tg = tg,
+                  .want_grad = dW != NULL,
                   .kern = td_lin_kernels_get()};
     e.xent = e.kern->xent && tg->G == 1 && tg->y && !tg->Y && !tg->ce.class_weights &&
-             tg->ce.label_smoothing == 0.0 && L->K <= 16;
+        tg->ce.label_smoothing == 0.0 && L->K <= 16;
     td_targets_denoms(&e.denoms, tg, n);
     split(&e);
     pack_weights(L, W, b);
@@ -318,11 +325,11 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
     }
 }
 
-void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *W,
-                       const float *b, const float *X, const int64_t *rows, int64_t n)
+void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *W, const float *b,
+                       const float *X, const int64_t *rows, int64_t n)
 {
-    eval_ctx e = {.L = L, .X = X, .rows = rows, .n = n, .logits_out = logits,
-                  .kern = td_lin_kernels_get()};
+    eval_ctx e = {
+        .L = L, .X = X, .rows = rows, .n = n, .logits_out = logits, .kern = td_lin_kernels_get()};
     split(&e);
     pack_weights(L, W, b);
     run_waves(&e, pool);

@@ -38,11 +38,11 @@ void td_linear_destroy(td_linear *L);
  * st gets the batch's reduced loss and counts. When dW is non-NULL, dW (D, K) and db (K)
  * (db may be NULL) are OVERWRITTEN with d(loss)/d(W), d(loss)/d(b). */
 void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, float *db,
-                    const float *W, const float *b, const float *X, const int64_t *rows,
-                    int64_t n, const td_targets *tg);
+                    const float *W, const float *b, const float *X, const int64_t *rows, int64_t n,
+                    const td_targets *tg);
 
 /* logits (n, K) OVERWRITTEN with X[rows] W + b. */
-void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *W,
-                       const float *b, const float *X, const int64_t *rows, int64_t n);
+void td_linear_forward(td_linear *L, td_pool *pool, float *logits, const float *W, const float *b,
+                       const float *X, const int64_t *rows, int64_t n);
 
 #endif

@@ -24,9 +24,8 @@ typedef struct td_lin_args {
  * sum and accuracy counts to *s and OVERWRITES dz (TD_LIN_RB, K) with scale * d(loss)/dz
  * (rows nb.. zero), as td_targets_block does, up to the order of one sum. Returns 0 and
  * touches nothing when a logit is not finite (the caller then takes td_targets_block). */
-typedef int (*td_lin_xent_fn)(td_loss_sums *s, float *dz, const float *logits,
-                              const int32_t *y, int64_t nb, int64_t K, int32_t ignore,
-                              float scale);
+typedef int (*td_lin_xent_fn)(td_loss_sums *s, float *dz, const float *logits, const int32_t *y,
+                              int64_t nb, int64_t K, int32_t ignore, float scale);
 
 typedef struct td_lin_kernels {
     td_isa_level level;

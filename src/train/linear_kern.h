@@ -22,7 +22,7 @@ static inline float hsum(const v16 *pa) /* (a pointer: no vector ABI in generic 
 #else
     typedef float v8 __attribute__((vector_size(32)));
     v8 h = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+        __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
     float s = 0;
     for (int i = 0; i < 8; i++)
         s += h[i];
@@ -34,33 +34,32 @@ static inline float hsum(const v16 *pa) /* (a pointer: no vector ABI in generic 
  * pairings as _mm512_reduce_add_ps (lanes i + i+8, then i + i+4, i + i^2, i + i^1),
  * done for all n at once as a tree of two-source shuffles: about 15 vector adds instead
  * of n horizontal sums of 4 adds and 4 shuffles each. */
-static inline __attribute__((always_inline)) void hsum_many(float *out, const v16 *v,
-                                                            const int n)
+static inline __attribute__((always_inline)) void hsum_many(float *out, const v16 *v, const int n)
 {
 #ifdef __AVX512F__
     const v16 z = {0};
     v16 c[8], e[4], g[2];
     for (int p = 0; p < 8; p++) { /* c[p]: v[2p]'s 8 pair sums, then v[2p+1]'s */
         v16 a = 2 * p < n ? v[2 * p] : z, b = 2 * p + 1 < n ? v[2 * p + 1] : z;
-        c[p] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
-                                       22, 23) +
-               __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28,
-                                       29, 30, 31);
+        c[p] =
+            __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+            __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
+                                    31);
     }
     for (int q = 0; q < 4; q++) /* e[q]: 4 sums each of v[4q .. 4q+3] */
-        e[q] = __builtin_shufflevector(c[2 * q], c[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16,
-                                       17, 18, 19, 24, 25, 26, 27) +
-               __builtin_shufflevector(c[2 * q], c[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20,
-                                       21, 22, 23, 28, 29, 30, 31);
+        e[q] = __builtin_shufflevector(c[2 * q], c[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,
+                                       19, 24, 25, 26, 27) +
+            __builtin_shufflevector(c[2 * q], c[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22,
+                                    23, 28, 29, 30, 31);
     for (int r = 0; r < 2; r++) /* g[r]: 2 sums each of v[8r .. 8r+7] */
-        g[r] = __builtin_shufflevector(e[2 * r], e[2 * r + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16,
-                                       17, 20, 21, 24, 25, 28, 29) +
-               __builtin_shufflevector(e[2 * r], e[2 * r + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18,
-                                       19, 22, 23, 26, 27, 30, 31);
-    v16 sum = __builtin_shufflevector(g[0], g[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                      24, 26, 28, 30) +
-              __builtin_shufflevector(g[0], g[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                      25, 27, 29, 31);
+        g[r] = __builtin_shufflevector(e[2 * r], e[2 * r + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20,
+                                       21, 24, 25, 28, 29) +
+            __builtin_shufflevector(e[2 * r], e[2 * r + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22,
+                                    23, 26, 27, 30, 31);
+    v16 sum = __builtin_shufflevector(g[0], g[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                      28, 30) +
+        __builtin_shufflevector(g[0], g[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29,
+                                31);
     for (int m = 0; m < n; m++)
         out[m] = sum[m];
 #else
@@ -72,9 +71,8 @@ static inline __attribute__((always_inline)) void hsum_many(float *out, const v1
 /* out0 (nk), out1 (nk) = x0 . Wt[k], x1 . Wt[k] for the nk <= 8 classes whose transposed
  * weight rows start at Wt (row stride DP). Inlined with a constant nk, so the 2 * nk
  * accumulators live in registers and each weight vector loaded serves both rows. */
-static inline __attribute__((always_inline)) void dots(float *out0, float *out1,
-                                                       const float *x0, const float *x1,
-                                                       const float *Wt, int64_t DP,
+static inline __attribute__((always_inline)) void dots(float *out0, float *out1, const float *x0,
+                                                       const float *x1, const float *Wt, int64_t DP,
                                                        int64_t D, const int nk)
 {
     const int64_t DV = D / 16;
@@ -149,10 +147,9 @@ static void block_logits(const td_lin_args *L, float *restrict logits, const flo
  * so each x vector is loaded once for all nk classes and dWt once per block. Inlined
  * with constant nk and nv. Each element adds its rows in order (one FMA each). */
 static inline __attribute__((always_inline)) void grad_tile(float *restrict dWt, int64_t DP,
-                                                            const float *restrict dz,
-                                                            int64_t K, int64_t k0,
-                                                            const float *const *x, int64_t v0,
-                                                            const int nk, const int nv)
+                                                            const float *restrict dz, int64_t K,
+                                                            int64_t k0, const float *const *x,
+                                                            int64_t v0, const int nk, const int nv)
 {
     v16 acc[20];
     for (int k = 0; k < nk; k++)
@@ -185,16 +182,16 @@ static void block_grad(const td_lin_args *L, float *restrict dWt, float *restric
         const int nk = (int)(K - k0 < per ? K - k0 : per);
         for (int64_t v = 0; v < DV; v += 2) {
             const int nv = DV - v >= 2 ? 2 : 1;
-#define TILE(n)                                                                           \
-    case n:                                                                               \
-        if (nv == 2)                                                                      \
-            grad_tile(dWt, DP, dz, K, k0, x, v, n, 2);                                    \
-        else                                                                              \
-            grad_tile(dWt, DP, dz, K, k0, x, v, n, 1);                                    \
+#define TILE(n)                                        \
+    case n:                                            \
+        if (nv == 2)                                   \
+            grad_tile(dWt, DP, dz, K, k0, x, v, n, 2); \
+        else                                           \
+            grad_tile(dWt, DP, dz, K, k0, x, v, n, 1); \
         break;
             switch (nk) {
-                TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) TILE(9)
-                default: TILE(10)
+                TILE(1)
+                TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) TILE(9) default : TILE(10)
             }
 #undef TILE
         }
@@ -220,8 +217,8 @@ static void block_grad(const td_lin_args *L, float *restrict dWt, float *restric
  * log for the block: the log of the product of its rows' s, each in [1, K], K <= 16),
  * dz = (float)(scale * (e / s - onehot(y))); argmax accuracy as targets.c (the first
  * largest logit). */
-static int xent_block(td_loss_sums *s, float *dz, const float *logits, const int32_t *y,
-                      int64_t nb, int64_t K, int32_t ignore, float scale)
+static int xent_block(td_loss_sums *s, float *dz, const float *logits, const int32_t *y, int64_t nb,
+                      int64_t K, int32_t ignore, float scale)
 {
     const __mmask16 km = (__mmask16)((1u << K) - 1);
     for (int64_t r = 0; r < nb; r++) /* NaN or infinity: the general code */
@@ -239,8 +236,8 @@ static int xent_block(td_loss_sums *s, float *dz, const float *logits, const int
         }
         const float m = _mm512_mask_reduce_max_ps(km, zv);
         const __m512 x = _mm512_sub_ps(zv, _mm512_set1_ps(m));
-        const __mmask16 in = _mm512_mask_cmp_ps_mask(km, x, _mm512_set1_ps(TD_VEXP_MIN),
-                                                     _CMP_GE_OQ); /* others: 0 */
+        const __mmask16 in =
+            _mm512_mask_cmp_ps_mask(km, x, _mm512_set1_ps(TD_VEXP_MIN), _CMP_GE_OQ); /* others: 0 */
         const __m512 e = _mm512_maskz_mov_ps(in, td_vexp16(x));
         const __m512d elo = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
         const __m512d ehi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1));
@@ -274,8 +271,7 @@ static int xent_block(td_loss_sums *s, float *dz, const float *logits, const int
 #define TD_KXENT NULL
 #endif
 
-static const td_lin_kernels TD_KN(td_lin_kernels) = {TD_KLEVEL, block_logits, block_grad,
-                                                     TD_KXENT};
+static const td_lin_kernels TD_KN(td_lin_kernels) = {TD_KLEVEL, block_logits, block_grad, TD_KXENT};
 #undef TD_KXENT
 #undef hsum
 #undef hsum_many

@@ -16,13 +16,16 @@
 
 td_ce_opts td_ce_opts_default(void)
 {
-    return (td_ce_opts){.ignore_index = -100, .class_weights = NULL, .label_smoothing = 0.0,
+    return (td_ce_opts){.ignore_index = -100,
+                        .class_weights = NULL,
+                        .label_smoothing = 0.0,
                         .reduction = TD_REDUCTION_MEAN};
 }
 
 static const td_ce_opts *opts_or_default(const td_ce_opts *o, td_ce_opts *storage)
 {
-    if (o) return o;
+    if (o)
+        return o;
     *storage = td_ce_opts_default();
     return storage;
 }
@@ -35,25 +38,24 @@ typedef struct lsm {
 static lsm row_log_softmax(const float *z, int64_t K)
 {
     lsm r = {0.0, 0.0};
-    if (K <= 0) return r;
+    if (K <= 0)
+        return r;
     r.max = z[0];
     for (int64_t k = 1; k < K; k++)
-        if (z[k] > r.max) r.max = z[k];
+        if (z[k] > r.max)
+            r.max = z[k];
     double s = 0.0;
-    for (int64_t k = 0; k < K; k++) s += exp((double)z[k] - r.max);
+    for (int64_t k = 0; k < K; k++)
+        s += exp((double)z[k] - r.max);
     r.logsum = log(s);
     return r;
 }
 
-static double lsm_logp(const lsm *r, float zk)
-{
-    return ((double)zk - r->max) - r->logsum;
-}
+static double lsm_logp(const lsm *r, float zk) { return ((double)zk - r->max) - r->logsum; }
 
 /* Coefficient c_k of -log p_k for one row: w_k * ((1-eps) t_k + eps/K), where the target
  * t is the probability row Y (K) or, when Y is NULL, the one-hot of class y. */
-static double xent_coef(const float *Y, int32_t y, const float *w, double eps, int64_t K,
-                        int64_t k)
+static double xent_coef(const float *Y, int32_t y, const float *w, double eps, int64_t K, int64_t k)
 {
     double t = Y ? (double)Y[k] : (double)(k == y);
     return (w ? (double)w[k] : 1.0) * ((1.0 - eps) * t + eps / (double)K);
@@ -62,9 +64,8 @@ static double xent_coef(const float *Y, int32_t y, const float *w, double eps, i
 #if TD_HAVE_VEXP
 /* exp_shifted's first K - K % 4 elements, four at a time with td_vexp4 (bit-identical to
  * expf, see vexp.h), for CPUs with AVX2 (td_isa()); adds to *s in k order. */
-__attribute__((target("avx2,fma"))) static int64_t exp_shifted4(double *s, float *e,
-                                                                const float *z, float m,
-                                                                int64_t K)
+__attribute__((target("avx2,fma"))) static int64_t exp_shifted4(double *s, float *e, const float *z,
+                                                                float m, int64_t K)
 {
     int64_t k = 0;
     const __m128 mv = _mm_set1_ps(m), lo = _mm_set1_ps(TD_VEXP_MIN);
@@ -77,7 +78,8 @@ __attribute__((target("avx2,fma"))) static int64_t exp_shifted4(double *s, float
                 if (!(z[k + j] - m >= TD_VEXP_MIN))
                     v[j] = expf(z[k + j] - m);
         for (int j = 0; j < 4; j++) {
-            if (e) e[k + j] = v[j];
+            if (e)
+                e[k + j] = v[j];
             *s += v[j];
         }
     }
@@ -97,7 +99,8 @@ static double exp_shifted(float *e, const float *z, float m, int64_t K)
 #endif
     for (; k < K; k++) {
         float v = expf(z[k] - m);
-        if (e) e[k] = v;
+        if (e)
+            e[k] = v;
         s += v;
     }
     return s;
@@ -112,7 +115,8 @@ static double xent_row(float *dz, const float *z, const float *Y, int32_t y, con
 {
     float m = z[0];
     for (int64_t k = 1; k < K; k++)
-        if (z[k] > m) m = z[k];
+        if (z[k] > m)
+            m = z[k];
     double s = exp_shifted(dz, z, m, K);
     const double logsum = log(s);
     double loss = 0.0, csum = 0.0;
@@ -122,15 +126,16 @@ static double xent_row(float *dz, const float *z, const float *Y, int32_t y, con
     } else {
         for (int64_t k = 0; k < K; k++) {
             double c = xent_coef(Y, y, w, eps, K, k);
-            if (c != 0.0) loss -= c * (((double)z[k] - m) - logsum);
+            if (c != 0.0)
+                loss -= c * (((double)z[k] - m) - logsum);
             csum += c;
         }
     }
     if (dz) {
         const double inv = 1.0 / s;
         for (int64_t k = 0; k < K; k++)
-            dz[k] = (float)((double)scale * ((double)dz[k] * inv * csum -
-                                             xent_coef(Y, y, w, eps, K, k)));
+            dz[k] = (float)((double)scale *
+                            ((double)dz[k] * inv * csum - xent_coef(Y, y, w, eps, K, k)));
     }
     return loss;
 }
@@ -138,7 +143,8 @@ static double xent_row(float *dz, const float *z, const float *Y, int32_t y, con
 static void zero_floats(float *x, int64_t n)
 {
     if (x)
-        for (int64_t i = 0; i < n; i++) x[i] = 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            x[i] = 0.0f;
 }
 
 /* ---- cross entropy on logits, class-index targets ---------------------------------- */
@@ -150,12 +156,13 @@ td_status td_ce_index_check(const int32_t *target, int64_t N, int64_t K, const t
     o = opts_or_default(o, &def);
     for (int64_t n = 0; n < N; n++) {
         int32_t y = target[n];
-        if (y == o->ignore_index || (y >= 0 && y < K)) continue;
+        if (y == o->ignore_index || (y >= 0 && y < K))
+            continue;
         char field[64];
         snprintf(field, sizeof field, "target[%lld]", (long long)n);
         return td_fail(err, TD_EINVAL, field,
-                       "class index %d is outside [0, %lld) and is not ignore_index (%d)",
-                       (int)y, (long long)K, (int)o->ignore_index);
+                       "class index %d is outside [0, %lld) and is not ignore_index (%d)", (int)y,
+                       (long long)K, (int)o->ignore_index);
     }
     return TD_OK;
 }
@@ -171,9 +178,9 @@ double td_ce_index_denom(const int32_t *target, int64_t N, const td_ce_opts *o)
     return d;
 }
 
-void td_ce_index_sum(double *sum, float *per_sample, float *dlogits,
-                     const float *logits, const int32_t *target, int64_t N, int64_t K,
-                     const td_ce_opts *o, float grad_scale)
+void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
+                     const int32_t *target, int64_t N, int64_t K, const td_ce_opts *o,
+                     float grad_scale)
 {
     td_ce_opts def;
     o = opts_or_default(o, &def);
@@ -184,9 +191,10 @@ void td_ce_index_sum(double *sum, float *per_sample, float *dlogits,
         if (target[n] == o->ignore_index)
             zero_floats(dz, K);
         else
-            l = xent_row(dz, logits + n * K, NULL, target[n], o->class_weights,
-                         o->label_smoothing, K, grad_scale);
-        if (per_sample) per_sample[n] = (float)l;
+            l = xent_row(dz, logits + n * K, NULL, target[n], o->class_weights, o->label_smoothing,
+                         K, grad_scale);
+        if (per_sample)
+            per_sample[n] = (float)l;
         total += l;
     }
     *sum = total;
@@ -199,7 +207,8 @@ td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlog
     td_ce_opts def;
     o = opts_or_default(o, &def);
     td_status st = td_ce_index_check(target, N, K, o, err);
-    if (st != TD_OK) return st;
+    if (st != TD_OK)
+        return st;
     double denom = o->reduction == TD_REDUCTION_MEAN ? td_ce_index_denom(target, N, o) : 1.0;
     /* Mean over nothing (every row ignored, or weights summing to 0) is undefined:
      * report it as loss 0, defined 0, and a zero gradient instead of PyTorch's NaN. */
@@ -207,33 +216,35 @@ td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlog
     double sum;
     td_ce_index_sum(&sum, per_sample, dlogits, logits, target, N, K, o,
                     ok ? (float)(1.0 / denom) : 0.0f);
-    if (!ok) zero_floats(dlogits, N * K);
+    if (!ok)
+        zero_floats(dlogits, N * K);
     *loss = ok ? sum / denom : 0.0;
-    if (defined) *defined = ok;
+    if (defined)
+        *defined = ok;
     return TD_OK;
 }
 
 /* ---- cross entropy on logits, probability targets ---------------------------------- */
 
-void td_ce_probs_sum(double *sum, float *per_sample, float *dlogits,
-                     const float *logits, const float *target, int64_t N, int64_t K,
-                     const td_ce_opts *o, float grad_scale)
+void td_ce_probs_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
+                     const float *target, int64_t N, int64_t K, const td_ce_opts *o,
+                     float grad_scale)
 {
     td_ce_opts def;
     o = opts_or_default(o, &def);
     double total = 0.0;
     for (int64_t n = 0; n < N; n++) {
-        double l = xent_row(dlogits ? dlogits + n * K : NULL, logits + n * K, target + n * K,
-                            0, o->class_weights, o->label_smoothing, K, grad_scale);
-        if (per_sample) per_sample[n] = (float)l;
+        double l = xent_row(dlogits ? dlogits + n * K : NULL, logits + n * K, target + n * K, 0,
+                            o->class_weights, o->label_smoothing, K, grad_scale);
+        if (per_sample)
+            per_sample[n] = (float)l;
         total += l;
     }
     *sum = total;
 }
 
-td_status td_ce_probs(double *loss, float *per_sample, float *dlogits,
-                      const float *logits, const float *target, int64_t N, int64_t K,
-                      const td_ce_opts *o, td_error *err)
+td_status td_ce_probs(double *loss, float *per_sample, float *dlogits, const float *logits,
+                      const float *target, int64_t N, int64_t K, const td_ce_opts *o, td_error *err)
 {
     td_ce_opts def;
     o = opts_or_default(o, &def);
@@ -250,9 +261,8 @@ td_status td_ce_probs(double *loss, float *per_sample, float *dlogits,
 /* Gradient: with s = rowsum, q = probs/s, c = clip(q), g_k = dL/dq_k = -y_k/c_k where q_k
  * is inside [eps, 1-eps] and 0 where clipped (as TensorFlow's clip gradient), the
  * normalisation gives dL/dprobs_j = (g_j - sum_k g_k q_k) / s. */
-td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs,
-                            const float *probs, const float *target, int64_t N, int64_t K,
-                            double eps, td_error *err)
+td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs, const float *probs,
+                            const float *target, int64_t N, int64_t K, double eps, td_error *err)
 {
     if (!(eps > 0.0 && eps < 0.5))
         return td_fail(err, TD_EINVAL, "epsilon", "must be in (0, 0.5), got %g", eps);
@@ -266,7 +276,8 @@ td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs,
             }
             s += v;
         }
-        if (s > 0.0 && isfinite(s)) continue;
+        if (s > 0.0 && isfinite(s))
+            continue;
         char field[64];
         snprintf(field, sizeof field, "probabilities[%lld]", (long long)n);
         return td_fail(err, TD_EINVAL, field,
@@ -276,11 +287,13 @@ td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs,
     for (int64_t n = 0; n < N; n++) {
         const float *p = probs + n * K, *y = target + n * K;
         double s = 0.0, l = 0.0, gq = 0.0; /* gq = sum_k g_k q_k */
-        for (int64_t k = 0; k < K; k++) s += p[k];
+        for (int64_t k = 0; k < K; k++)
+            s += p[k];
         for (int64_t k = 0; k < K; k++) {
             double q = p[k] / s, c = fmin(fmax(q, eps), 1.0 - eps);
             l -= y[k] * log(c);
-            if (q >= eps && q <= 1.0 - eps) gq -= y[k]; /* g_k q_k = -y_k */
+            if (q >= eps && q <= 1.0 - eps)
+                gq -= y[k]; /* g_k q_k = -y_k */
         }
         if (dprobs)
             for (int64_t k = 0; k < K; k++) {
@@ -288,7 +301,8 @@ td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs,
                 double g = q >= eps && q <= 1.0 - eps ? -y[k] / q : 0.0;
                 dprobs[n * K + k] = (float)(scale * (g - gq) / s);
             }
-        if (per_sample) per_sample[n] = (float)l;
+        if (per_sample)
+            per_sample[n] = (float)l;
         total += l;
     }
     *loss = total * scale;
@@ -302,13 +316,13 @@ td_status td_grouped_check(const int32_t *target, int64_t N, int64_t G, int64_t 
 {
     for (int64_t i = 0; i < N * G; i++) {
         int32_t y = target[i];
-        if (y == ignore_index || (y >= 0 && y < S)) continue;
+        if (y == ignore_index || (y >= 0 && y < S))
+            continue;
         char field[64];
-        snprintf(field, sizeof field, "target[%lld][%lld]", (long long)(i / G),
-                 (long long)(i % G));
+        snprintf(field, sizeof field, "target[%lld][%lld]", (long long)(i / G), (long long)(i % G));
         return td_fail(err, TD_EINVAL, field,
-                       "class index %d is outside [0, %lld) and is not ignore_index (%d)",
-                       (int)y, (long long)S, (int)ignore_index);
+                       "class index %d is outside [0, %lld) and is not ignore_index (%d)", (int)y,
+                       (long long)S, (int)ignore_index);
     }
     return TD_OK;
 }
@@ -326,7 +340,8 @@ static group_stats group_stats_of(const float *z, int64_t S)
     group_stats st = {row_log_softmax(z, S), 0.0, 0};
     for (int64_t k = 0; k < S; k++) {
         st.E += (double)k * exp(lsm_logp(&st.ls, z[k]));
-        if (z[k] > z[st.argmax]) st.argmax = k;
+        if (z[k] > z[st.argmax])
+            st.argmax = k;
     }
     return st;
 }
@@ -335,10 +350,9 @@ static group_stats group_stats_of(const float *z, int64_t S)
  * gradient dP/dE_g = 2 h_g - 2 h_{g-1}, h_g = max(0, E_g - E_{g+1} + margin), needs no
  * scratch memory; each group's softmax is evaluated once for its statistics. Then
  * dE_g/dz_gk = p_gk (k - E_g). */
-void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits,
-                    const float *logits, const int32_t *target, int64_t N, int64_t G,
-                    int64_t S, int32_t ignore_index, double margin, float ce_scale,
-                    float pen_scale)
+void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits, const float *logits,
+                    const int32_t *target, int64_t N, int64_t G, int64_t S, int32_t ignore_index,
+                    double margin, float ce_scale, float pen_scale)
 {
     td_grouped_result acc = {0.0, 0.0, 0.0, 0};
     for (int64_t n = 0; n < N && G > 0; n++) {
@@ -354,9 +368,11 @@ void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits,
                 next = group_stats_of(z + S, S);
                 h = fmax(0.0, cur.E - next.E + margin);
                 acc.penalty_sum += h * h;
-                if (next.argmax < cur.argmax) violates = 1;
+                if (next.argmax < cur.argmax)
+                    violates = 1;
             }
-            if (expected) expected[n * G + g] = (float)cur.E;
+            if (expected)
+                expected[n * G + g] = (float)cur.E;
             float *dz = dlogits ? dlogits + n * G * S + g * S : NULL;
             if (y != ignore_index) {
                 acc.ce_sum += xent_row(dz, z, NULL, y, NULL, 0.0, S, ce_scale);
@@ -376,22 +392,23 @@ void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits,
     *r = acc;
 }
 
-td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits,
-                     const float *logits, const int32_t *target, int64_t N, int64_t G,
-                     int64_t S, int32_t ignore_index, double weight, double margin,
-                     td_error *err)
+td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits, const float *logits,
+                     const int32_t *target, int64_t N, int64_t G, int64_t S, int32_t ignore_index,
+                     double weight, double margin, td_error *err)
 {
     td_status st = td_grouped_check(target, N, G, S, ignore_index, err);
-    if (st != TD_OK) return st;
+    if (st != TD_OK)
+        return st;
     double count = 0.0;
-    for (int64_t i = 0; i < N * G; i++) count += target[i] != ignore_index;
+    for (int64_t i = 0; i < N * G; i++)
+        count += target[i] != ignore_index;
     /* With every entry ignored the cross entropy is undefined: it is reported as 0 with
      * defined = 0 and contributes no gradient; the penalty still does. */
     float ce_scale = count > 0.0 ? (float)(1.0 / count) : 0.0f;
     float pen_scale = N > 0 ? (float)(weight / (double)N) : 0.0f;
     td_grouped_result r;
-    td_grouped_sum(&r, expected, dlogits, logits, target, N, G, S, ignore_index, margin,
-                   ce_scale, pen_scale);
+    td_grouped_sum(&r, expected, dlogits, logits, target, N, G, S, ignore_index, margin, ce_scale,
+                   pen_scale);
     out->defined = count > 0.0;
     out->cross_entropy = out->defined ? r.ce_sum / r.ce_count : 0.0;
     out->penalty = N > 0 ? r.penalty_sum / (double)N : 0.0;
@@ -405,9 +422,9 @@ td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits,
 /* With u = a - b, d2 = |u|^2: d(s d2/2)/da = s u; for the dissimilar term
  * d((margin - d)^2/2)/da = -(margin - d) u / d when d < margin. At d = 0 the direction
  * u/d is undefined and the subgradient 0 is used (the pair gets no push apart). */
-void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db,
-                        const float *a, const float *b, const int32_t *similar, int64_t P,
-                        int64_t E, double margin, float grad_scale)
+void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db, const float *a,
+                        const float *b, const int32_t *similar, int64_t P, int64_t E, double margin,
+                        float grad_scale)
 {
     double total = 0.0;
     for (int64_t p = 0; p < P; p++) {
@@ -423,28 +440,31 @@ void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db,
         double coef = s - (d > 0.0 ? (1.0 - s) * h / d : 0.0);
         for (int64_t e = 0; e < E; e++) {
             double g = (double)grad_scale * coef * ((double)ap[e] - (double)bp[e]);
-            if (da) da[p * E + e] = (float)g;
-            if (db) db[p * E + e] = (float)-g;
+            if (da)
+                da[p * E + e] = (float)g;
+            if (db)
+                db[p * E + e] = (float)-g;
         }
-        if (per_pair) per_pair[p] = (float)l;
+        if (per_pair)
+            per_pair[p] = (float)l;
         total += l;
     }
     *sum = total;
 }
 
-td_status td_contrastive(double *loss, float *per_pair, float *da, float *db,
-                         const float *a, const float *b, const int32_t *similar, int64_t P,
-                         int64_t E, double margin, td_error *err)
+td_status td_contrastive(double *loss, float *per_pair, float *da, float *db, const float *a,
+                         const float *b, const int32_t *similar, int64_t P, int64_t E,
+                         double margin, td_error *err)
 {
     for (int64_t p = 0; p < P; p++) {
-        if (similar[p] == 0 || similar[p] == 1) continue;
+        if (similar[p] == 0 || similar[p] == 1)
+            continue;
         char field[64];
         snprintf(field, sizeof field, "similar[%lld]", (long long)p);
         return td_fail(err, TD_EINVAL, field, "must be 0 or 1, got %d", (int)similar[p]);
     }
     double denom = P > 0 ? (double)P : 1.0, sum;
-    td_contrastive_sum(&sum, per_pair, da, db, a, b, similar, P, E, margin,
-                       (float)(1.0 / denom));
+    td_contrastive_sum(&sum, per_pair, da, db, a, b, similar, P, E, margin, (float)(1.0 / denom));
     *loss = sum / denom;
     return TD_OK;
 }

@@ -19,20 +19,18 @@ void td_class_metrics_fini(td_class_metrics *c)
 }
 
 /* num / den, or 0 when den is 0 (scikit-learn's zero_division=0) */
-static double ratio(double num, double den)
-{
-    return den > 0 ? num / den : 0.0;
-}
+static double ratio(double num, double den) { return den > 0 ? num / den : 0.0; }
 
-td_status td_class_metrics_compute(td_class_metrics *c, const float *probs,
-                                   const int32_t *pred, const int32_t *y, int64_t N,
-                                   int64_t K, td_error *err)
+td_status td_class_metrics_compute(td_class_metrics *c, const float *probs, const int32_t *pred,
+                                   const int32_t *y, int64_t N, int64_t K, td_error *err)
 {
     memset(c, 0, sizeof *c);
     for (int64_t i = 0; i < N; i++)
         if (y[i] < 0 || y[i] >= K)
-            return td_fail(err, TD_EINVAL, "y", "y[%lld] = %d is not a class of the model "
-                           "(0 to %lld)", (long long)i, y[i], (long long)K - 1);
+            return td_fail(err, TD_EINVAL, "y",
+                           "y[%lld] = %d is not a class of the model "
+                           "(0 to %lld)",
+                           (long long)i, y[i], (long long)K - 1);
     c->K = K;
     c->N = N;
     c->confusion = calloc((size_t)(K * K), sizeof *c->confusion);
@@ -40,8 +38,7 @@ td_status td_class_metrics_compute(td_class_metrics *c, const float *probs,
     c->support = calloc((size_t)K, sizeof *c->support);
     if (!c->confusion || !c->precision || !c->support) {
         td_class_metrics_fini(c);
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for a %lld-class report",
-                       (long long)K);
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory for a %lld-class report", (long long)K);
     }
     c->recall = c->precision + K;
     c->f1 = c->precision + 2 * K;

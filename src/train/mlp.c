@@ -22,12 +22,12 @@
 #include "math/rng.h"
 
 #define MAX_CHUNKS 16
-#define MIN_CHUNK 64                     /* rows per chunk, at least */
-#define BLOCK 128                        /* rows per block inside a chunk, at most */
-#define BLOCK_BUDGET (1 << 20)           /* floats of scratch per chunk, about */
-#define PARTIAL_BUDGET (64.0 * 1048576)  /* bytes of partial gradients, about */
-#define REDUCE_TASK 32768                /* gradient elements per reduction task */
-#define SLOTS_SMALL (1u << 20)           /* bytes of slots always allowed (see slots_for) */
+#define MIN_CHUNK 64                    /* rows per chunk, at least */
+#define BLOCK 128                       /* rows per block inside a chunk, at most */
+#define BLOCK_BUDGET (1 << 20)          /* floats of scratch per chunk, about */
+#define PARTIAL_BUDGET (64.0 * 1048576) /* bytes of partial gradients, about */
+#define REDUCE_TASK 32768               /* gradient elements per reduction task */
+#define SLOTS_SMALL (1u << 20)          /* bytes of slots always allowed (see slots_for) */
 
 /* ---- layers --------------------------------------------------------------------------- */
 
@@ -80,8 +80,7 @@ void td_act_forward(float *out, const float *inp, int64_t n, td_activation act)
 }
 
 TD_CLONES
-void td_act_backward(float *dinp, const float *dout, const float *out, int64_t n,
-                     td_activation act)
+void td_act_backward(float *dinp, const float *dout, const float *out, int64_t n, td_activation act)
 {
     /* dinp, dout, out are (n) */
     switch (act) {
@@ -103,26 +102,26 @@ void td_act_backward(float *dinp, const float *dout, const float *out, int64_t n
 /* ---- the network ---------------------------------------------------------------------- */
 
 typedef struct chunk {
-    float *mem;                          /* the one allocation below point into */
-    float *x;                            /* (block, D) gathered rows */
-    float *act[TD_MAX_HIDDEN + 1];       /* (block, dims[l+1]): hidden outputs, then logits */
-    float *dlogits;                      /* (block, K) */
-    float *dh[2];                        /* (block, Hmax) gradients of hidden outputs */
-    float *partial;                      /* (P) a chunk's gradient (slots > 0) */
+    float *mem;                    /* the one allocation below point into */
+    float *x;                      /* (block, D) gathered rows */
+    float *act[TD_MAX_HIDDEN + 1]; /* (block, dims[l+1]): hidden outputs, then logits */
+    float *dlogits;                /* (block, K) */
+    float *dh[2];                  /* (block, Hmax) gradients of hidden outputs */
+    float *partial;                /* (P) a chunk's gradient (slots > 0) */
 } chunk;
 
 struct td_mlp {
-    int64_t L;                           /* hidden layers */
-    int64_t dims[TD_MAX_HIDDEN + 2];     /* D, H_0, ..., H_{L-1}, K */
+    int64_t L;                       /* hidden layers */
+    int64_t dims[TD_MAX_HIDDEN + 2]; /* D, H_0, ..., H_{L-1}, K */
     int64_t Woff[TD_MAX_HIDDEN + 1], boff[TD_MAX_HIDDEN + 1];
     int64_t P;
     td_activation act;
-    int64_t block;                       /* rows per block: BLOCK, fewer for wide layers */
+    int64_t block; /* rows per block: BLOCK, fewer for wide layers */
     int max_chunks;
     int with_grad;
-    int nslots;                          /* slots allocated: 2 .. max_chunks */
-    chunk chunks[MAX_CHUNKS];            /* slots: one per chunk in flight (see run_waves) */
-    td_loss_sums sums[MAX_CHUNKS];       /* per chunk, reduced in chunk order */
+    int nslots;                    /* slots allocated: 2 .. max_chunks */
+    chunk chunks[MAX_CHUNKS];      /* slots: one per chunk in flight (see run_waves) */
+    td_loss_sums sums[MAX_CHUNKS]; /* per chunk, reduced in chunk order */
 };
 
 /* The chunk plan of a network of m's shape: max_chunks (partial gradients for chunks 1..
@@ -265,17 +264,17 @@ typedef struct eval_ctx {
     const float *X;
     const int64_t *rows;
     int64_t n, chunk_rows, nchunks;
-    int64_t base, width;                 /* the current wave: chunks [base, base + width) */
-    const td_targets *tg;                /* NULL: forward only */
-    float *grad;                         /* (P) or NULL */
-    float *logits_out;                   /* (n, K) or NULL */
-    const float *dout;                   /* (n, K) d(loss)/d(output), or NULL: targets */
+    int64_t base, width;  /* the current wave: chunks [base, base + width) */
+    const td_targets *tg; /* NULL: forward only */
+    float *grad;          /* (P) or NULL */
+    float *logits_out;    /* (n, K) or NULL */
+    const float *dout;    /* (n, K) d(loss)/d(output), or NULL: targets */
     td_batch_denoms denoms;
 } eval_ctx;
 
 /* Rows [first, first + nb) of the batch: forward, loss, backward. */
-static void eval_block(const eval_ctx *e, chunk *ch, td_loss_sums *sums, float *g,
-                       int64_t first, int64_t nb, int accumulate)
+static void eval_block(const eval_ctx *e, chunk *ch, td_loss_sums *sums, float *g, int64_t first,
+                       int64_t nb, int accumulate)
 {
     const td_mlp *M = e->M;
     const int64_t L = M->L, D = M->dims[0], K = M->dims[L + 1];
@@ -300,14 +299,13 @@ static void eval_block(const eval_ctx *e, chunk *ch, td_loss_sums *sums, float *
             td_act_forward(out, out, nb * M->dims[l + 1], M->act);
         in = out;
     }
-    const float *dout = ch->dlogits;     /* d(loss)/d(output of layer l) */
+    const float *dout = ch->dlogits; /* d(loss)/d(output of layer l) */
     if (e->dout) {
         dout = e->dout + first * K;
     } else {
         if (!e->tg)
             return;
-        td_targets_block(sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
-                         &e->denoms);
+        td_targets_block(sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg, &e->denoms);
         if (!g)
             return;
     }
@@ -316,8 +314,8 @@ static void eval_block(const eval_ctx *e, chunk *ch, td_loss_sums *sums, float *
     for (int64_t l = L; l >= 0; l--) {
         const float *inp = l > 0 ? ch->act[l - 1] : x;
         float *dinp = l > 0 ? ch->dh[l & 1] : NULL;
-        td_dense_backward(dinp, g + M->Woff[l], g + M->boff[l], dout, inp, prm + M->Woff[l],
-                          nb, M->dims[l], M->dims[l + 1], accumulate);
+        td_dense_backward(dinp, g + M->Woff[l], g + M->boff[l], dout, inp, prm + M->Woff[l], nb,
+                          M->dims[l], M->dims[l + 1], accumulate);
         if (l > 0) {
             td_act_backward(dinp, dinp, ch->act[l - 1], nb * M->dims[l], M->act);
             dout = dinp;
@@ -392,12 +390,10 @@ static void split(eval_ctx *e)
     e->nchunks = (e->n + rows - 1) / rows;
 }
 
-void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad,
-                 const float *params, const float *X, const int64_t *rows, int64_t n,
-                 const td_targets *tg)
+void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad, const float *params,
+                 const float *X, const int64_t *rows, int64_t n, const td_targets *tg)
 {
-    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .tg = tg,
-                  .grad = grad};
+    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .tg = tg, .grad = grad};
     td_targets_denoms(&e.denoms, tg, n);
     split(&e);
     if (grad && n == 0)
@@ -409,20 +405,19 @@ void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad,
     td_targets_finish(st, &sums, &e.denoms, tg);
 }
 
-void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params,
-                    const float *X, const int64_t *rows, int64_t n)
+void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params, const float *X,
+                    const int64_t *rows, int64_t n)
 {
-    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n,
-                  .logits_out = logits};
+    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .logits_out = logits};
     split(&e);
     run_waves(&e, pool);
 }
 
-void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params,
-                     const float *X, const int64_t *rows, int64_t n, const float *dout)
+void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params, const float *X,
+                     const int64_t *rows, int64_t n, const float *dout)
 {
-    eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .grad = grad,
-                  .dout = dout};
+    eval_ctx e = {
+        .M = M, .params = params, .X = X, .rows = rows, .n = n, .grad = grad, .dout = dout};
     split(&e);
     if (n == 0)
         memset(grad, 0, sizeof(float) * (size_t)M->P);

@@ -71,20 +71,19 @@ void td_mlp_init(float *params, const td_model *m, uint64_t seed);
 /* The batch rows (n) of X (*, D) (rows NULL: rows 0..n-1) against tg (targets in batch
  * order). st gets the batch's reduced loss and counts; grad (n_params), when non-NULL,
  * is OVERWRITTEN with d(loss)/d(params). */
-void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad,
-                 const float *params, const float *X, const int64_t *rows, int64_t n,
-                 const td_targets *tg);
+void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad, const float *params,
+                 const float *X, const int64_t *rows, int64_t n, const td_targets *tg);
 
 /* grad (n_params) OVERWRITTEN with sum over the n rows of dout (n, K) . d(output)/d(params)
  * for X[rows] (rows may be NULL): the backward pass from a given gradient of the output
  * (embed_gmm's combined embedding gradient). The forward is recomputed block by block
  * (nothing of an earlier td_mlp_forward is kept), in the same chunks, so no memory grows
  * with n. Needs with_grad. */
-void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params,
-                     const float *X, const int64_t *rows, int64_t n, const float *dout);
+void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params, const float *X,
+                     const int64_t *rows, int64_t n, const float *dout);
 
 /* logits (n, K) OVERWRITTEN with the network's output for X[rows] (rows may be NULL). */
-void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params,
-                    const float *X, const int64_t *rows, int64_t n);
+void td_mlp_forward(td_mlp *M, td_pool *pool, float *logits, const float *params, const float *X,
+                    const int64_t *rows, int64_t n);
 
 #endif

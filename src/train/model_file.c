@@ -23,11 +23,26 @@
 #include "math/xxh64.h"
 
 static const char MAGIC[8] = {'T', 'D', 'M', 'O', 'D', 'E', 'L', '1'};
-enum { F_KIND, F_D, F_K, F_G, F_INTERCEPT, F_NHIDDEN, F_HIDDEN,
-       F_ACTIVATION = F_HIDDEN + TD_MAX_HIDDEN, F_COVARIANCE, F_CONVERGED, F_NITER,
-       F_COMPONENTS, F_ROWS, F_NPARAMS, F_LOWER_BOUND, FIELDS };
+enum {
+    F_KIND,
+    F_D,
+    F_K,
+    F_G,
+    F_INTERCEPT,
+    F_NHIDDEN,
+    F_HIDDEN,
+    F_ACTIVATION = F_HIDDEN + TD_MAX_HIDDEN,
+    F_COVARIANCE,
+    F_CONVERGED,
+    F_NITER,
+    F_COMPONENTS,
+    F_ROWS,
+    F_NPARAMS,
+    F_LOWER_BOUND,
+    FIELDS
+};
 #define HEADER (8 + 8 * FIELDS)
-#define MAX_DIM ((int64_t)1 << 31)   /* any one size */
+#define MAX_DIM ((int64_t)1 << 31) /* any one size */
 #define MAX_PARAMS ((double)((int64_t)1 << 40))
 
 size_t td_model_file_size(const td_model *m)
@@ -79,12 +94,9 @@ static double nparams_bound(const td_model *m)
         n += (in + 1) * (double)m->hidden[l], in = (double)m->hidden[l];
     double E = (double)m->K, M = (double)m->components;
     switch (m->kind) {
-    case TD_MODEL_GMM:
-        return (double)m->K * (1 + (double)m->D + (double)m->D * (double)m->D);
-    case TD_MODEL_EMBED_GMM:
-        return n + (in + 1) * E + M * (1 + E + E * E) + (double)m->rows;
-    default:
-        return n + (in + 1) * E;
+    case TD_MODEL_GMM: return (double)m->K * (1 + (double)m->D + (double)m->D * (double)m->D);
+    case TD_MODEL_EMBED_GMM: return n + (in + 1) * E + M * (1 + E + E * E) + (double)m->rows;
+    default: return n + (in + 1) * E;
     }
 }
 
@@ -98,8 +110,8 @@ td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *er
     memset(m, 0, sizeof *m);
     const uint8_t *p = buf;
     if (len < HEADER + 8 || memcmp(p, MAGIC, 8) != 0)
-        return bad(err, len < 8 || memcmp(p, MAGIC, 8) != 0 ? "no TDMODEL1 magic"
-                                                             : "truncated header");
+        return bad(err,
+                   len < 8 || memcmp(p, MAGIC, 8) != 0 ? "no TDMODEL1 magic" : "truncated header");
     if (td_rd64(p + len - 8) != td_xxh64(p, len - 8, 0))
         return bad(err, "checksum mismatch (the file is damaged or truncated)");
     int64_t f[FIELDS];
@@ -188,8 +200,8 @@ td_status td_model_save(const td_model *m, const char *path, td_error *err)
     if (!ok || rename(tmp, path) != 0) {
         e = e ? e : errno;
         remove(tmp);
-        return td_fail(err, e == ENOSPC ? TD_ENOSPACE : TD_EIO, "path", "cannot write %s: %s",
-                       path, strerror(e));
+        return td_fail(err, e == ENOSPC ? TD_ENOSPACE : TD_EIO, "path", "cannot write %s: %s", path,
+                       strerror(e));
     }
     return TD_OK;
 }
@@ -199,8 +211,8 @@ td_status td_model_load(td_model *m, const char *path, td_error *err)
     memset(m, 0, sizeof *m);
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return td_fail(err, errno == ENOENT ? TD_ENOTFOUND : TD_EIO, "path",
-                       "cannot open %s: %s", path, strerror(errno));
+        return td_fail(err, errno == ENOENT ? TD_ENOTFOUND : TD_EIO, "path", "cannot open %s: %s",
+                       path, strerror(errno));
     long n = -1;
     if (fseek(fp, 0, SEEK_END) == 0)
         n = ftell(fp);
@@ -211,8 +223,8 @@ td_status td_model_load(td_model *m, const char *path, td_error *err)
     fclose(fp);
     if (!ok) {
         free(buf);
-        return td_fail(err, n >= 0 && !buf ? TD_ENOMEM : TD_EIO, "path", "cannot read %s: %s",
-                       path, n >= 0 && !buf ? "out of memory" : strerror(e));
+        return td_fail(err, n >= 0 && !buf ? TD_ENOMEM : TD_EIO, "path", "cannot read %s: %s", path,
+                       n >= 0 && !buf ? "out of memory" : strerror(e));
     }
     td_status st = td_model_decode(m, buf, (size_t)n, err);
     free(buf);

@@ -54,8 +54,7 @@ int64_t td_optim_nbuffers(const td_optim *o)
 
 /* Elements [lo, hi) of one update. */
 TD_CLONES
-static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo,
-                     int64_t hi)
+static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo, int64_t hi)
 {
     const float lr = (float)o->lr, wd = (float)o->weight_decay, mu = (float)o->momentum;
     const float damp = 1.0f - (float)o->dampening;
@@ -73,8 +72,7 @@ static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int6
 }
 
 TD_CLONES
-static void adam_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo,
-                      int64_t hi)
+static void adam_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo, int64_t hi)
 {
     const double t = (double)(o->step + 1);
     const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;

@@ -12,10 +12,10 @@ typedef struct td_optim {
     td_optimizer_kind kind;
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
     int nesterov;
-    int64_t n;          /* parameters */
-    int64_t step;       /* updates taken so far (torch's state["step"]) */
-    float *m;           /* (n) momentum buffer (sgd) or first moment (adam) */
-    float *v;           /* (n) second moment (adam/adamw), NULL for sgd */
+    int64_t n;    /* parameters */
+    int64_t step; /* updates taken so far (torch's state["step"]) */
+    float *m;     /* (n) momentum buffer (sgd) or first moment (adam) */
+    float *v;     /* (n) second moment (adam/adamw), NULL for sgd */
 } td_optim;
 
 td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n);

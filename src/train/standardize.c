@@ -78,8 +78,7 @@ td_status td_standardize_input(const td_model *m, td_model *plain, float **Xs, c
     plain->mean = plain->scale = NULL;
     *Xs = malloc(sizeof(float) * (size_t)(N * m->D + 1));
     if (!*Xs)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory standardizing %lld rows",
-                       (long long)N);
+        return td_fail(err, TD_ENOMEM, NULL, "out of memory standardizing %lld rows", (long long)N);
     td_standardize_apply(*Xs, X, N, m->D, m->mean, m->scale);
     return TD_OK;
 }
@@ -87,13 +86,13 @@ td_status td_standardize_input(const td_model *m, td_model *plain, float **Xs, c
 /* ---- the standardizing trainer -------------------------------------------------------- */
 
 typedef struct std_trainer {
-    td_trainer base;             /* first: the vtable */
-    td_trainer *inner;           /* the family's trainer, on the copies below */
-    td_dataset train, val;       /* the caller's, with X replaced by the copies */
-    float *Xtrain, *Xval;        /* (N, D) owned standardized copies; Xval NULL without val */
-    float *stats;                /* (2 * D) owned: mean, then scale */
+    td_trainer base;       /* first: the vtable */
+    td_trainer *inner;     /* the family's trainer, on the copies below */
+    td_dataset train, val; /* the caller's, with X replaced by the copies */
+    float *Xtrain, *Xval;  /* (N, D) owned standardized copies; Xval NULL without val */
+    float *stats;          /* (2 * D) owned: mean, then scale */
     int64_t D;
-    td_model model;              /* the family's model plus mean and scale (borrowed) */
+    td_model model; /* the family's model plus mean and scale (borrowed) */
 } std_trainer;
 
 #define SELF(b) ((std_trainer *)(b))
@@ -164,7 +163,8 @@ static td_status std_restore(td_trainer *b, const void *buf, size_t len, td_erro
     std_trainer *t = SELF(b);
     if (len < stats_bytes(t) ||
         memcmp((const char *)buf + len - stats_bytes(t), t->stats, stats_bytes(t)) != 0)
-        return td_fail(err, TD_EINVAL, "checkpoint", "the checkpoint's standardization "
+        return td_fail(err, TD_EINVAL, "checkpoint",
+                       "the checkpoint's standardization "
                        "(mean and scale) differs from the training data's");
     td_status st = td_trainer_restore(t->inner, buf, len - stats_bytes(t), err);
     sync(t);
@@ -172,9 +172,14 @@ static td_status std_restore(td_trainer *b, const void *buf, size_t len, td_erro
 }
 
 static const td_trainer_vtbl std_vt = {
-    .destroy = std_destroy, .set_threads = std_set_threads, .step = std_step,
-    .columns = std_columns, .state_size = std_state_size, .save = std_save,
-    .restore = std_restore, .objective = std_objective,
+    .destroy = std_destroy,
+    .set_threads = std_set_threads,
+    .step = std_step,
+    .columns = std_columns,
+    .state_size = std_state_size,
+    .save = std_save,
+    .restore = std_restore,
+    .objective = std_objective,
 };
 
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
@@ -197,8 +202,10 @@ td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td
     }
     if (!t->stats || !t->Xtrain || (val && val->N > 0 && val->D == train->D && !t->Xval)) {
         std_destroy(&t->base);
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for the standardized copy of "
-                       "the data (%lld x %lld)", (long long)train->N, (long long)train->D);
+        return td_fail(err, TD_ENOMEM, NULL,
+                       "out of memory for the standardized copy of "
+                       "the data (%lld x %lld)",
+                       (long long)train->N, (long long)train->D);
     }
     float *mean = t->stats, *scale = t->stats + t->D;
     td_status st = td_standardize_fit(mean, scale, train->X, train->N, train->D, err);
@@ -212,8 +219,7 @@ td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td
         td_standardize_apply(t->Xval, val->X, val->N, val->D, mean, scale);
         t->val.X = t->Xval;
     }
-    st = create(&t->inner, hp, &t->train, val ? (t->Xval ? &t->val : val) : NULL,
-                          err);
+    st = create(&t->inner, hp, &t->train, val ? (t->Xval ? &t->val : val) : NULL, err);
     if (st) {
         std_destroy(&t->base);
         return st;
@@ -226,8 +232,8 @@ td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td
 size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val)
 {
     size_t b = sizeof(float) * (size_t)(train->N * train->D) /* the training copy */
-               + sizeof(double) * (size_t)(2 * train->D)    /* td_standardize_fit's sums */
-               + 2 * sizeof(float) * (size_t)(2 * train->D); /* stats, in the snapshot too */
+        + sizeof(double) * (size_t)(2 * train->D)            /* td_standardize_fit's sums */
+        + 2 * sizeof(float) * (size_t)(2 * train->D);        /* stats, in the snapshot too */
     if (val)
         b += sizeof(float) * (size_t)(val->N * val->D);
     return b + sizeof(std_trainer);
@@ -292,11 +298,14 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
 {
     if (lt && isfinite(lt->first) && isfinite(lt->last)) {
         if (lt->last > lt->first)
-            warn(out, n, "loss_increased", "the loss ended at %.6g, above its first value "
-                 "%.6g: the learning rate may be too large%s", lt->last, lt->first,
+            warn(out, n, "loss_increased",
+                 "the loss ended at %.6g, above its first value "
+                 "%.6g: the learning rate may be too large%s",
+                 lt->last, lt->first,
                  hp->standardize ? "" : ", or the features need standardize: true");
         else if (lt->first > 0 && lt->max >= 10 * lt->first)
-            warn(out, n, "loss_increased", "the loss rose to %.6g, ten times its first value "
+            warn(out, n, "loss_increased",
+                 "the loss rose to %.6g, ten times its first value "
                  "%.6g, before ending at %.6g: the learning rate may be too large",
                  lt->max, lt->first, lt->last);
     }
@@ -305,19 +314,24 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
      * the loss fell from a first epoch that already blew up */
     if (m && lt && (m->kind == TD_MODEL_SOFTMAX || m->kind == TD_MODEL_MLP) && m->G == 1 &&
         m->K > 1 && hp->monotone_weight == 0 && isfinite(lt->last) && lt->last > log((double)m->K))
-        warn(out, n, "loss_above_chance", "the loss ended at %.6g, above log(%lld) = %.4g, "
+        warn(out, n, "loss_above_chance",
+             "the loss ended at %.6g, above log(%lld) = %.4g, "
              "what predicting every class as equally likely scores: the training failed (the "
-             "learning rate may be too large%s)", lt->last, (long long)m->K, log((double)m->K),
+             "learning rate may be too large%s)",
+             lt->last, (long long)m->K, log((double)m->K),
              hp->standardize ? "" : ", or the features need standardize: true");
     if (m && m->kind == TD_MODEL_GMM && hp->tol > 0 && !m->converged &&
         m->n_iter >= hp->gmm.max_iter)
-        warn(out, n, "not_converged", "the gmm did not converge in max_iter = %lld "
+        warn(out, n, "not_converged",
+             "the gmm did not converge in max_iter = %lld "
              "iterations (the last change of the lower bound was above tol = %g); raise "
-             "max_iter or tol", (long long)hp->gmm.max_iter, hp->tol);
+             "max_iter or tol",
+             (long long)hp->gmm.max_iter, hp->tol);
     if (hp->model == TD_MODEL_GMM && hp->gmm.components > 1) {
         int64_t d = distinct_rows(train);
         if (d >= 0 && hp->gmm.components > d)
-            warn(out, n, "components_exceed_distinct_rows", "components = %lld but the data "
+            warn(out, n, "components_exceed_distinct_rows",
+                 "components = %lld but the data "
                  "has only %lld distinct rows: some components describe no data",
                  (long long)hp->gmm.components, (long long)d);
     }
@@ -335,8 +349,10 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
                 break;
         }
         if (i == train->N && c0 != INT32_MIN)
-            warn(out, n, "single_class", "every training label is class %d: the model can "
-                 "only predict it", c0);
+            warn(out, n, "single_class",
+                 "every training label is class %d: the model can "
+                 "only predict it",
+                 c0);
     }
     double *sd;
     if (!hp->standardize && train->D > 1 && train->N > 1 &&
@@ -354,7 +370,8 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
                 lo = s, jlo = j;
         }
         if (hi > 0 && hi / lo > TD_SCALE_RATIO_WARN)
-            warn(out, n, "features_unscaled", "feature scales differ by %.3g times (std of "
+            warn(out, n, "features_unscaled",
+                 "feature scales differ by %.3g times (std of "
                  "feature %lld: %.4g, of feature %lld: %.4g); pass standardize: true",
                  hi / lo, (long long)jhi, hi, (long long)jlo, lo);
         free(sd);

@@ -15,18 +15,18 @@
 
 /* What the loss is computed against, for the rows of one batch, in batch order. */
 typedef struct td_targets {
-    const int32_t *y;        /* (n, G) class indices, or NULL */
-    const float *Y;          /* (n, K) probabilities, or NULL */
-    int64_t G;               /* groups (1 = plain) */
-    td_ce_opts ce;           /* ignore_index, class_weights, label_smoothing (mean) */
+    const int32_t *y; /* (n, G) class indices, or NULL */
+    const float *Y;   /* (n, K) probabilities, or NULL */
+    int64_t G;        /* groups (1 = plain) */
+    td_ce_opts ce;    /* ignore_index, class_weights, label_smoothing (mean) */
     double monotone_weight, monotone_margin;
 } td_targets;
 
 /* The batch's denominators of the mean reductions. */
 typedef struct td_batch_denoms {
-    int64_t n;               /* rows in the batch */
-    double denom;            /* index targets: sum of the weights of non-ignored rows */
-    double ce_count;         /* grouped: non-ignored (row, group) entries */
+    int64_t n;       /* rows in the batch */
+    double denom;    /* index targets: sum of the weights of non-ignored rows */
+    double ce_count; /* grouped: non-ignored (row, group) entries */
 } td_batch_denoms;
 
 /* Un-reduced sums of one or more blocks. */
@@ -37,12 +37,12 @@ typedef struct td_loss_sums {
 
 /* The reduced loss of a batch. */
 typedef struct td_batch_stats {
-    double loss;             /* data loss of the batch (mean over the batch) */
-    int defined;             /* 0 when every target was ignored */
-    double cross_entropy;    /* grouped: the ce part; otherwise == loss */
-    double penalty;          /* grouped: mean penalty (unweighted) */
-    int64_t violations;      /* grouped: rows whose argmax sequence decreases */
-    int64_t correct, counted;/* argmax accuracy over non-ignored targets */
+    double loss;              /* data loss of the batch (mean over the batch) */
+    int defined;              /* 0 when every target was ignored */
+    double cross_entropy;     /* grouped: the ce part; otherwise == loss */
+    double penalty;           /* grouped: mean penalty (unweighted) */
+    int64_t violations;       /* grouped: rows whose argmax sequence decreases */
+    int64_t correct, counted; /* argmax accuracy over non-ignored targets */
 } td_batch_stats;
 
 /* d for the n rows of tg. */

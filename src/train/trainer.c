@@ -18,8 +18,8 @@ static td_status create_family(td_trainer **out, const td_hparams *hp, const td_
     return f->trainer_create(out, hp, train, val, err);
 }
 
-td_status td_trainer_create(td_trainer **out, const td_hparams *given,
-                            const td_dataset *train, const td_dataset *val, td_error *err)
+td_status td_trainer_create(td_trainer **out, const td_hparams *given, const td_dataset *train,
+                            const td_dataset *val, td_error *err)
 {
     td_hparams resolved = *given; /* shallow: the family makes its own deep copy */
     td_hparams_resolve(&resolved, 0);
@@ -29,8 +29,8 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *given,
     return create_family(out, hp, train, val, err);
 }
 
-td_status td_trainer_check(const td_hparams *hp, const td_dataset *train,
-                           const td_dataset *val, int64_t *K, td_error *err)
+td_status td_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                           int64_t *K, td_error *err)
 {
     const td_family *f = td_family_of((int)hp->model);
     if (!f)
@@ -73,8 +73,7 @@ td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_reco
         if (last)
             *last = rec;
         if (on_epoch && on_epoch(t, &rec, ctx))
-            return td_fail(err, TD_ESTOPPED, NULL, "stopped after epoch %lld",
-                           (long long)t->epoch);
+            return td_fail(err, TD_ESTOPPED, NULL, "stopped after epoch %lld", (long long)t->epoch);
     }
     return TD_OK;
 }
@@ -84,10 +83,7 @@ int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
 int64_t td_trainer_epochs(const td_trainer *t) { return t->epochs; }
 int64_t td_trainer_rows(const td_trainer *t) { return t->rows; }
 const td_model *td_trainer_model(const td_trainer *t) { return t->model; }
-const char *const *td_trainer_columns(const td_trainer *t, int *n)
-{
-    return t->vt->columns(t, n);
-}
+const char *const *td_trainer_columns(const td_trainer *t, int *n) { return t->vt->columns(t, n); }
 int td_trainer_column(const td_trainer *t, const char *name)
 {
     int n;

@@ -24,13 +24,13 @@ typedef struct td_trainer_vtbl {
 
 struct td_trainer {
     const td_trainer_vtbl *vt;
-    const td_hparams *hp;          /* the family's owned copy */
-    const td_model *model;         /* the current model (the family's) */
-    int64_t epoch;                 /* epochs (iterations) completed */
-    int64_t epochs;                /* planned (gmm: max_iter) */
-    int64_t rows;                  /* training rows per epoch */
-    double elapsed;                /* seconds of training; restored with a snapshot */
-    int stopped;                   /* done before epochs: early stopping, convergence */
+    const td_hparams *hp;  /* the family's owned copy */
+    const td_model *model; /* the current model (the family's) */
+    int64_t epoch;         /* epochs (iterations) completed */
+    int64_t epochs;        /* planned (gmm: max_iter) */
+    int64_t rows;          /* training rows per epoch */
+    double elapsed;        /* seconds of training; restored with a snapshot */
+    int stopped;           /* done before epochs: early stopping, convergence */
 };
 
 /* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
@@ -38,16 +38,16 @@ struct td_trainer {
  * embed_gmm read no validation set). */
 td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
                                 const td_dataset *val, int64_t *K, td_error *err);
-size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train,
-                             const td_dataset *val, int64_t K, int threads);
-td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train,
-                               const td_dataset *val, int64_t *K, td_error *err);
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train,
-                            const td_dataset *val, int64_t K, int threads);
+size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                             int64_t K, int threads);
+td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                               int64_t *K, td_error *err);
+size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                            int64_t K, int threads);
 td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
                                  const td_dataset *val, int64_t *E, td_error *err);
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
-                              const td_dataset *val, int64_t E, int threads);
+size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                              int64_t E, int threads);
 
 /* ---- shared by the families (trainer_util.c) ----------------------------------------- */
 
@@ -55,11 +55,11 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train,
  * `td_hparams hp` and a `td_model model`), zeroed, with base.vt = vt, hp a deep copy of
  * hp_in, base.hp and base.model pointing at its hp and model, base.epochs = epochs. NULL
  * when out of memory (nothing left allocated). */
-#define TD_TRAINER_NEW(type, vt, hp_in, epochs)                                            \
-    ((type *)td_trainer_new(sizeof(type), vt, offsetof(type, hp), offsetof(type, model),  \
-                            hp_in, epochs))
-void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
-                     size_t model_offset, const td_hparams *hp_in, int64_t epochs);
+#define TD_TRAINER_NEW(type, vt, hp_in, epochs)                                                 \
+    ((type *)td_trainer_new(sizeof(type), vt, offsetof(type, hp), offsetof(type, model), hp_in, \
+                            epochs))
+void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, size_t model_offset,
+                     const td_hparams *hp_in, int64_t epochs);
 /* 1 when every p[0..n) is finite. */
 int td_all_finite(const float *p, int64_t n);
 /* The weights under l1/l2 among layout[0..n): every penalized tensor (all of them with
@@ -68,8 +68,8 @@ int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, i
 /* The l1/l2 penalty (SPEC §3) of params over layout[0..n) (the weights td_penalized_count
  * counts, n_penalized of them, which l2_scale "mean" divides l2 by); its gradient is ADDED
  * to grad (n_params) when grad is non-NULL. Returns 0.5 l2 sum w^2 + l1 sum |w|. */
-double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
-                     int64_t n_penalized, const float *params, float *grad);
+double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n, int64_t n_penalized,
+                     const float *params, float *grad);
 /* A mixture's record columns: cols = fixed[0..nfixed) then "size_0" .. "size_{M-1}" (their
  * text in names) while they fit in TD_REC_MAX; NULL-terminated. Returns the count. */
 int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32],
@@ -92,15 +92,14 @@ td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td
 size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
 
 /* softmax and mlp (grad_trainer.c); hp is already checked against train. */
-td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp,
-                                 const td_dataset *train, const td_dataset *val, td_error *err);
+td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                 const td_dataset *val, td_error *err);
 /* gmm (gmm_trainer.c): one step = one EM iteration; checks hp against train itself. */
-td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp,
-                                const td_dataset *train, const td_dataset *val, td_error *err);
+td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                const td_dataset *val, td_error *err);
 /* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); checks
  * hp against train itself. */
-td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp,
-                                  const td_dataset *train, const td_dataset *val,
-                                  td_error *err);
+td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                                  const td_dataset *val, td_error *err);
 
 #endif

@@ -8,8 +8,8 @@
 #include "math/isa.h"
 #include "train/trainer_impl.h"
 
-void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset,
-                     size_t model_offset, const td_hparams *hp_in, int64_t epochs)
+void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, size_t model_offset,
+                     const td_hparams *hp_in, int64_t epochs)
 {
     char *t = calloc(1, size);
     if (!t)
@@ -50,8 +50,8 @@ int64_t td_penalized_count(const td_hparams *hp, const td_tensor_desc *layout, i
  * added in a fixed order (vectorised, the same for any thread count); grad (when
  * non-NULL) += l2 w + l1 sign(w). Runs once per optimizer step (W2: 391 an epoch). */
 TD_CLONES
-static void penalty_range(double *sq, double *ab, float *grad, const float *params,
-                          int64_t lo, int64_t hi, double l2, double l1)
+static void penalty_range(double *sq, double *ab, float *grad, const float *params, int64_t lo,
+                          int64_t hi, double l2, double l1)
 {
     double s[8] = {0}, a[8] = {0};
     int64_t j = lo;
@@ -77,8 +77,8 @@ static void penalty_range(double *sq, double *ab, float *grad, const float *para
         }
 }
 
-double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n,
-                     int64_t n_penalized, const float *params, float *grad)
+double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n, int64_t n_penalized,
+                     const float *params, float *grad)
 {
     if (hp->l2 == 0 && hp->l1 == 0)
         return 0;

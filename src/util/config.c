@@ -15,19 +15,19 @@
 #include "util/text.h"
 
 typedef enum {
-    CFG_INT,      /* int field */
-    CFG_I64,      /* int64_t field */
-    CFG_STR,      /* char[] field; min/max bound the length */
-    CFG_LISTEN,   /* char[] field holding "host:port" */
-    CFG_LOGLEVEL  /* int field holding a td_log_level */
+    CFG_INT,     /* int field */
+    CFG_I64,     /* int64_t field */
+    CFG_STR,     /* char[] field; min/max bound the length */
+    CFG_LISTEN,  /* char[] field holding "host:port" */
+    CFG_LOGLEVEL /* int field holding a td_log_level */
 } cfg_type;
 
 typedef struct cfg_key {
     const char *name;
     cfg_type type;
-    const char *def;     /* default, as the text a config file would hold */
-    int64_t min, max;    /* numeric bounds, or length bounds of a string */
-    size_t off, size;    /* the td_config field */
+    const char *def;  /* default, as the text a config file would hold */
+    int64_t min, max; /* numeric bounds, or length bounds of a string */
+    size_t off, size; /* the td_config field */
     const char *help;
 } cfg_key;
 
@@ -36,9 +36,9 @@ typedef struct cfg_key {
 /* The single source of defaults and bounds. */
 static const cfg_key keys[] = {
     {"listen", CFG_LISTEN, "127.0.0.1:8080", 3, 255, FIELD(listen),
-     "address and port to listen on (host:port, [v6]:port, or a port alone for 127.0.0.1; port 0 picks a free one)"},
-    {"workers", CFG_INT, "0", 0, 1024, FIELD(workers),
-     "training worker threads; 0 = one per core"},
+     "address and port to listen on (host:port, [v6]:port, or a port alone for 127.0.0.1; port 0 "
+     "picks a free one)"},
+    {"workers", CFG_INT, "0", 0, 1024, FIELD(workers), "training worker threads; 0 = one per core"},
     {"state_dir", CFG_STR, "./state", 1, TD_CONFIG_STR_MAX - 1, FIELD(state_dir),
      "directory for the database, datasets and checkpoints"},
     {"auth_token_file", CFG_STR, "", 0, TD_CONFIG_STR_MAX - 1, FIELD(auth_token_file),
@@ -93,17 +93,20 @@ static const cfg_key keys[] = {
 static const cfg_key *find_key(const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
     return NULL;
 }
 
 static int parse_i64(const char *s, int64_t *out)
 {
-    if (!*s) return -1;
+    if (!*s)
+        return -1;
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s) return -1;
+    if (errno || *end || end == s)
+        return -1;
     *out = v;
     return 0;
 }
@@ -112,14 +115,20 @@ static int parse_i64(const char *s, int64_t *out)
 static int listen_ok(const char *s)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s) return 0;
-    if (s[0] == '[' && colon[-1] != ']') return 0;
-    if (s[0] == '[' && colon - s < 3) return 0;
-    if (s[0] != '[' && memchr(s, ':', (size_t)(colon - s))) return 0; /* bare v6 */
+    if (!colon || colon == s)
+        return 0;
+    if (s[0] == '[' && colon[-1] != ']')
+        return 0;
+    if (s[0] == '[' && colon - s < 3)
+        return 0;
+    if (s[0] != '[' && memchr(s, ':', (size_t)(colon - s)))
+        return 0; /* bare v6 */
     int64_t port;
-    if (parse_i64(colon + 1, &port) || port < 0 || port > 65535) return 0;
+    if (parse_i64(colon + 1, &port) || port < 0 || port > 65535)
+        return 0;
     for (const char *p = s; p < colon; p++)
-        if (isspace((unsigned char)*p)) return 0;
+        if (isspace((unsigned char)*p))
+            return 0;
     return 1;
 }
 
@@ -128,8 +137,9 @@ static td_status set_str(td_config *c, const cfg_key *k, const char *value, td_e
 {
     size_t n = strlen(value);
     if ((int64_t)n < k->min || (int64_t)n > k->max || n >= k->size)
-        return td_fail(err, TD_EINVAL, k->name, "%s: length %zu is out of range [%" PRId64
-                       ", %" PRId64 "]", k->name, n, k->min, k->max);
+        return td_fail(err, TD_EINVAL, k->name,
+                       "%s: length %zu is out of range [%" PRId64 ", %" PRId64 "]", k->name, n,
+                       k->min, k->max);
     memcpy((char *)c + k->off, value, n + 1);
     return TD_OK;
 }
@@ -145,8 +155,9 @@ static td_status set_key(td_config *c, const cfg_key *k, const char *value, td_e
         if (parse_i64(value, &v))
             return td_fail(err, TD_EINVAL, k->name, "%s: \"%s\" is not an integer", k->name, value);
         if (v < k->min || v > k->max)
-            return td_fail(err, TD_EINVAL, k->name, "%s: %" PRId64 " is out of range [%" PRId64
-                           ", %" PRId64 "]", k->name, v, k->min, k->max);
+            return td_fail(err, TD_EINVAL, k->name,
+                           "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", k->name, v,
+                           k->min, k->max);
         if (k->type == CFG_INT) {
             int iv = (int)v;
             memcpy(field, &iv, sizeof iv);
@@ -165,17 +176,20 @@ static td_status set_key(td_config *c, const cfg_key *k, const char *value, td_e
             value = full;
         }
         if (!listen_ok(value))
-            return td_fail(err, TD_EINVAL, k->name, "%s: \"%s\" is not host:port (e.g. "
-                           "127.0.0.1:8080, [::1]:8080, or a port alone: 8080)", k->name, value);
+            return td_fail(err, TD_EINVAL, k->name,
+                           "%s: \"%s\" is not host:port (e.g. "
+                           "127.0.0.1:8080, [::1]:8080, or a port alone: 8080)",
+                           k->name, value);
         return set_str(c, k, value, err);
     }
-    case CFG_STR:
-        return set_str(c, k, value, err);
+    case CFG_STR: return set_str(c, k, value, err);
     case CFG_LOGLEVEL: {
         td_log_level lv;
         if (td_log_level_parse(value, &lv))
-            return td_fail(err, TD_EINVAL, k->name, "%s: \"%s\" is not one of debug, info, "
-                           "warn, error", k->name, value);
+            return td_fail(err, TD_EINVAL, k->name,
+                           "%s: \"%s\" is not one of debug, info, "
+                           "warn, error",
+                           k->name, value);
         int iv = (int)lv;
         memcpy(field, &iv, sizeof iv);
         return TD_OK;
@@ -204,9 +218,11 @@ td_status td_config_set(td_config *c, const char *key, const char *value, td_err
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
     return s;
 }
 
@@ -226,7 +242,8 @@ td_status td_config_parse(td_config *c, const char *text, const char *origin, td
         p += n + (nl ? 1 : 0);
 
         char *s = trim(line);
-        if (!*s || *s == '#') continue;
+        if (!*s || *s == '#')
+            continue;
         for (char *h = s + 1; *h; h++) /* " # comment" after a value */
             if (*h == '#' && isspace((unsigned char)h[-1])) {
                 *h = '\0';
@@ -281,7 +298,8 @@ td_status td_config_load_file(td_config *c, const char *path, td_error *err)
         }
         size_t r = fread(buf + len, 1, 4096, f);
         len += r;
-        if (r < 4096) break;
+        if (r < 4096)
+            break;
     }
     if (ferror(f)) {
         st = td_fail(err, TD_EIO, "config", "cannot read config file %s", path);
@@ -305,20 +323,26 @@ static td_status token_check(const char *tok, const char *src, td_error *err)
 {
     size_t n = strlen(tok);
     if (n < 8 || n >= TD_TOKEN_MAX)
-        return td_fail(err, TD_EINVAL, "auth_token_file", "the token from %s must be 8..%d "
-                       "characters long, it has %zu", src, TD_TOKEN_MAX - 1, n);
+        return td_fail(err, TD_EINVAL, "auth_token_file",
+                       "the token from %s must be 8..%d "
+                       "characters long, it has %zu",
+                       src, TD_TOKEN_MAX - 1, n);
     for (size_t i = 0; i < n; i++)
         if (tok[i] < 0x21 || tok[i] > 0x7e)
-            return td_fail(err, TD_EINVAL, "auth_token_file", "the token from %s must be "
-                           "visible ASCII characters (no spaces)", src);
+            return td_fail(err, TD_EINVAL, "auth_token_file",
+                           "the token from %s must be "
+                           "visible ASCII characters (no spaces)",
+                           src);
     return TD_OK;
 }
 
 td_status td_config_finish(td_config *c, td_error *err)
 {
     if (c->max_event_streams > c->max_connections)
-        return td_fail(err, TD_EINVAL, "max_event_streams", "max_event_streams: %d is more than "
-                       "max_connections (%d)", c->max_event_streams, c->max_connections);
+        return td_fail(err, TD_EINVAL, "max_event_streams",
+                       "max_event_streams: %d is more than "
+                       "max_connections (%d)",
+                       c->max_event_streams, c->max_connections);
     if (!c->tls_cert_file[0] != !c->tls_key_file[0])
         return td_fail(err, TD_EINVAL, c->tls_cert_file[0] ? "tls_key_file" : "tls_cert_file",
                        "tls_cert_file and tls_key_file go together: set both (HTTPS) or "
@@ -329,26 +353,31 @@ td_status td_config_finish(td_config *c, td_error *err)
          * would keep a cut token (300 blanks + a token left 19 of its characters). */
         char *buf;
         size_t n;
-        td_status st = td_read_small_file(c->auth_token_file, 64 * 1024, "auth_token_file",
-                                          &buf, &n, err);
-        if (st != TD_OK) return st;
+        td_status st =
+            td_read_small_file(c->auth_token_file, 64 * 1024, "auth_token_file", &buf, &n, err);
+        if (st != TD_OK)
+            return st;
         char *t = trim(buf);
         st = token_check(t, c->auth_token_file, err);
-        if (st == TD_OK) snprintf(c->auth_token, sizeof c->auth_token, "%s", t);
+        if (st == TD_OK)
+            snprintf(c->auth_token, sizeof c->auth_token, "%s", t);
         free(buf);
         return st;
     }
     const char *env = getenv("TRAIND_TOKEN");
     if (env && *env) {
         td_status st = token_check(env, "$TRAIND_TOKEN", err);
-        if (st != TD_OK) return st;
+        if (st != TD_OK)
+            return st;
         snprintf(c->auth_token, sizeof c->auth_token, "%s", env);
     }
     return TD_OK;
 }
 
 /* Flags that set a key. */
-static const struct { const char *flag, *key; } flag_keys[] = {
+static const struct {
+    const char *flag, *key;
+} flag_keys[] = {
     {"--listen", "listen"},
     {"--state-dir", "state_dir"},
     {"--workers", "workers"},
@@ -362,13 +391,16 @@ static int flag_value(int argc, char *const argv[], int *i, const char *name, co
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return 0;
+    if (strncmp(a, name, n) != 0)
+        return 0;
     if (a[n] == '=') {
         *val = a + n + 1;
         return 1;
     }
-    if (a[n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
     *val = argv[++*i];
     return 1;
 }
@@ -397,7 +429,8 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
             continue;
         }
         if ((r = flag_value(argc, argv, &i, "--config", &v)) != 0) {
-            if (r < 0) return td_fail(err, TD_EINVAL, "config", "--config needs a file name");
+            if (r < 0)
+                return td_fail(err, TD_EINVAL, "config", "--config needs a file name");
             config_file = v;
             continue;
         }
@@ -420,7 +453,8 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
     if (config_file && (st = td_config_load_file(c, config_file, err)) != TD_OK)
         return st;
     for (size_t f = 0; f < NFLAGKEYS; f++) {
-        if (!set_val[f]) continue;
+        if (!set_val[f])
+            continue;
         td_error e2;
         if ((st = td_config_set(c, flag_keys[f].key, set_val[f], &e2)) != TD_OK)
             return td_fail(err, st, flag_keys[f].key, "%s: %s", flag_keys[f].flag, e2.message);
@@ -430,7 +464,8 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
 
 int td_config_workers(const td_config *c)
 {
-    if (c->workers > 0) return c->workers;
+    if (c->workers > 0)
+        return c->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
 }
@@ -439,7 +474,8 @@ uint64_t td_config_max_body(const td_config *c) { return (uint64_t)c->max_body_m
 
 int td_config_max_event_streams(const td_config *c)
 {
-    if (c->max_event_streams > 0) return c->max_event_streams;
+    if (c->max_event_streams > 0)
+        return c->max_event_streams;
     return c->max_connections > 1 ? c->max_connections / 2 : 1;
 }
 
@@ -471,9 +507,7 @@ void td_config_dump(const td_config *c, FILE *out)
             break;
         }
         case CFG_STR:
-        case CFG_LISTEN:
-            fputs(field, out);
-            break;
+        case CFG_LISTEN: fputs(field, out); break;
         case CFG_LOGLEVEL: {
             int v;
             memcpy(&v, field, sizeof v);
@@ -511,8 +545,11 @@ void td_config_usage(FILE *out, const char *prog)
 
 int td_config_key(int i, const char **name, const char **def)
 {
-    if (i < 0 || (size_t)i >= NKEYS) return 0;
-    if (name) *name = keys[i].name;
-    if (def) *def = keys[i].def;
+    if (i < 0 || (size_t)i >= NKEYS)
+        return 0;
+    if (name)
+        *name = keys[i].name;
+    if (def)
+        *def = keys[i].def;
     return 1;
 }

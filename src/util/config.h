@@ -20,32 +20,32 @@
 #include "traind/status.h"
 
 #define TD_CONFIG_STR_MAX 1024
-#define TD_NODE_NAME_MAX 256   /* = TD_NODE_MAX of store.h */
+#define TD_NODE_NAME_MAX 256 /* = TD_NODE_MAX of store.h */
 #define TD_TOKEN_MAX 256
 
 typedef struct td_config {
-    char listen[256];                    /* "host:port" ("[::1]:port"); port 0 = ephemeral */
-    int workers;                         /* training threads; 0 = one per core */
+    char listen[256]; /* "host:port" ("[::1]:port"); port 0 = ephemeral */
+    int workers;      /* training threads; 0 = one per core */
     char state_dir[TD_CONFIG_STR_MAX];
     char auth_token_file[TD_CONFIG_STR_MAX]; /* "" = none */
-    char tokens_file[TD_CONFIG_STR_MAX]; /* named tokens with scopes (http/auth.h); "" = none */
-    char tls_cert_file[TD_CONFIG_STR_MAX]; /* PEM; with tls_key_file: HTTPS only */
+    char tokens_file[TD_CONFIG_STR_MAX];     /* named tokens with scopes (http/auth.h); "" = none */
+    char tls_cert_file[TD_CONFIG_STR_MAX];   /* PEM; with tls_key_file: HTTPS only */
     char tls_key_file[TD_CONFIG_STR_MAX];
-    int max_body_mb;                     /* request body limit, MiB */
-    int max_queued_jobs;                 /* queue length before 429 */
-    int checkpoint_interval_s;           /* at most one checkpoint per interval; 0 = every epoch */
-    int64_t history_max_rows;            /* stored history records per job (thinned past it) */
-    int log_level;                       /* a td_log_level */
+    int max_body_mb;           /* request body limit, MiB */
+    int max_queued_jobs;       /* queue length before 429 */
+    int checkpoint_interval_s; /* at most one checkpoint per interval; 0 = every epoch */
+    int64_t history_max_rows;  /* stored history records per job (thinned past it) */
+    int log_level;             /* a td_log_level */
     int max_connections;
-    int max_event_streams;               /* 0 = half of max_connections */
-    int connection_timeout_s;            /* idle / slow-client timeout */
+    int max_event_streams;    /* 0 = half of max_connections */
+    int connection_timeout_s; /* idle / slow-client timeout */
     int64_t max_dataset_rows;
     int64_t max_dataset_features;
-    int disk_reserve_mb;                 /* space kept for deletes on a full disk, MiB */
-    int64_t max_memory_mb;               /* memory budget, MiB; 0 = half of physical RAM */
-    char store[TD_CONFIG_STR_MAX];       /* libpq URI of a shared store; "" = SQLite */
-    char node_name[TD_NODE_NAME_MAX];    /* "" = hostname:port */
-    int lease_s;                         /* shared store: job lease, seconds */
+    int disk_reserve_mb;              /* space kept for deletes on a full disk, MiB */
+    int64_t max_memory_mb;            /* memory budget, MiB; 0 = half of physical RAM */
+    char store[TD_CONFIG_STR_MAX];    /* libpq URI of a shared store; "" = SQLite */
+    char node_name[TD_NODE_NAME_MAX]; /* "" = hostname:port */
+    int lease_s;                      /* shared store: job lease, seconds */
 
     /* Resolved by td_config_finish (not keys of the file): */
     char auth_token[TD_TOKEN_MAX];       /* from auth_token_file, else $TRAIND_TOKEN; "" = none */
@@ -54,10 +54,10 @@ typedef struct td_config {
 
 /* What the command line asks for. */
 typedef enum {
-    TD_CLI_RUN = 0,      /* start the daemon */
-    TD_CLI_CHECK,        /* --check-config: validate, print the effective config, exit */
-    TD_CLI_VERSION,      /* --version */
-    TD_CLI_HELP          /* --help */
+    TD_CLI_RUN = 0, /* start the daemon */
+    TD_CLI_CHECK,   /* --check-config: validate, print the effective config, exit */
+    TD_CLI_VERSION, /* --version */
+    TD_CLI_HELP     /* --help */
 } td_cli_action;
 
 /* Overwrites c with the embedded defaults (no file, no environment). */

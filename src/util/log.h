@@ -12,12 +12,7 @@
 
 #include <stdarg.h>
 
-typedef enum {
-    TD_LOG_DEBUG = 0,
-    TD_LOG_INFO,
-    TD_LOG_WARN,
-    TD_LOG_ERROR
-} td_log_level;
+typedef enum { TD_LOG_DEBUG = 0, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR } td_log_level;
 
 /* Sets / returns the threshold (default TD_LOG_INFO). Thread-safe. */
 void td_log_set_level(td_log_level level);

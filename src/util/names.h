@@ -12,12 +12,12 @@
 
 #include "traind/status.h"
 
-#define TD_CLASS_NAME_MAX 256    /* bytes of one class name */
+#define TD_CLASS_NAME_MAX 256 /* bytes of one class name */
 
 typedef struct td_names {
-    char **v;                    /* distinct names, first appearance order (owned) */
+    char **v; /* distinct names, first appearance order (owned) */
     int64_t n, cap;
-    int64_t *slot;               /* open addressing over v: index + 1, 0 = empty */
+    int64_t *slot; /* open addressing over v: index + 1, 0 = empty */
     size_t nslot;
 } td_names;
 

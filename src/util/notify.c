@@ -39,7 +39,8 @@ td_status td_notify(const char *state, td_error *err)
     int e = errno;
     close(fd);
     if (w < 0 || (size_t)w != n)
-        return td_fail(err, TD_EIO, NULL, "notify %s: %s", path, w < 0 ? strerror(e) : "short send");
+        return td_fail(err, TD_EIO, NULL, "notify %s: %s", path,
+                       w < 0 ? strerror(e) : "short send");
     return TD_OK;
 }
 
