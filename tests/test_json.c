@@ -1,7 +1,7 @@
-/* test_json.c — the JSON edge: dataset bodies (JSON and CSV) and the element each error
+/* test_json.c — the JSON codec: dataset bodies (JSON and CSV) and the element each error
  * names, hyperparameters through the table, initial weights into the flat layout, model
- * objects and meta round trips, predictions, and /v1/loss evaluated on the PyTorch
- * reference vectors. */
+ * objects and meta round trips, predictions, engine fields named as the request does
+ * (/v1/loss bodies: test_json_loss.c). */
 #include "testutil.h"
 
 #include <math.h>
@@ -11,7 +11,6 @@
 
 #include "codec/json_dataset.h"
 #include "codec/json_hparams.h"
-#include "codec/json_loss.h"
 #include "codec/json_model.h"
 #include "codec/json_util.h"
 #include "codec/stream_dataset.h"
@@ -74,18 +73,10 @@ static void csv_expect(const char *body, const char *label, const char *header, 
                   err.message, text);
 }
 
-static cJSON *parse_obj(const char *text)
-{
-    cJSON *o = NULL;
-    td_error err;
-    ck_assert_msg(td_json_parse(&o, text, strlen(text), &err) == TD_OK, "%s", err.message);
-    return o;
-}
-
 static td_status hp_parse(td_hparams *hp, td_model_kind model, const char *text, cJSON **iw,
                           td_error *err)
 {
-    cJSON *o = parse_obj(text);
+    cJSON *o = tu_parse(text);
     td_status st = td_json_hparams(hp, model, o, iw, err);
     cJSON_Delete(o);
     return st;
@@ -213,7 +204,7 @@ START_TEST(sbuf_numbers)
     }
     td_sbuf_floats(&b, vals, 2000);
     s = td_sbuf_finish(&b, NULL);
-    cJSON *arr = parse_obj(s);
+    cJSON *arr = tu_parse(s);
     int i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++)
         ck_assert_msg((float)c->valuedouble == vals[i], "element %d: %s", i, s);
@@ -278,8 +269,8 @@ START_TEST(numbers_shortest)
         ck_assert_msg(digits <= 15 || strtod(shorter, NULL) != v, "%s (%zu) is not shortest", t, n);
     }
     /* cJSON trees print with the same numbers, booleans and escapes */
-    cJSON *o = parse_obj("{\"a\": 0.3333333333333333, \"b\": [true, false, null, 1e-300],"
-                         " \"c\": {\"d\": \"x\\\"y\"}, \"e\": []}");
+    cJSON *o = tu_parse("{\"a\": 0.3333333333333333, \"b\": [true, false, null, 1e-300],"
+                        " \"c\": {\"d\": \"x\\\"y\"}, \"e\": []}");
     char *p = td_json_print(o);
     ck_assert_str_eq(p,
                      "{\"a\":0.3333333333333333,\"b\":[true,false,null,1e-300],"
@@ -301,15 +292,15 @@ END_TEST
 START_TEST(check_keys_suggests)
 {
     static const char *const keys[] = {"X", "y", "Y", NULL};
-    cJSON *o = parse_obj("{\"X\": 1, \"x\": 2}");
+    cJSON *o = tu_parse("{\"X\": 1, \"x\": 2}");
     td_error err;
     expect_error(td_json_check_keys(o, "data", "the dataset", keys, &err), err, "data.x",
                  "unknown key \"x\" in the dataset; did you mean \"X\"?");
     cJSON_Delete(o);
-    o = parse_obj("{\"X\": 1, \"X\": 2}");
+    o = tu_parse("{\"X\": 1, \"X\": 2}");
     expect_error(td_json_check_keys(o, NULL, "the dataset", keys, &err), err, "X", "given twice");
     cJSON_Delete(o);
-    o = parse_obj("{\"zzzzzz\": 1}");
+    o = tu_parse("{\"zzzzzz\": 1}");
     expect_error(td_json_check_keys(o, NULL, "the dataset", keys, &err), err, "zzzzzz",
                  "allowed: X, y, Y");
     cJSON_Delete(o);
@@ -680,8 +671,8 @@ START_TEST(initial_weights_layout)
     td_error err;
     float *w = NULL;
 
-    cJSON *o = parse_obj("{\"W\": [[1, 2], [3, 4], [5, 6]], \"b\": [7, 8], \"model\": "
-                         "\"softmax\", \"intercept\": \"fit\"}");
+    cJSON *o = tu_parse("{\"W\": [[1, 2], [3, 4], [5, 6]], \"b\": [7, 8], \"model\": "
+                        "\"softmax\", \"intercept\": \"fit\"}");
     ck_assert_int_eq(td_json_initial_weights(o, &shape, &w, &err), TD_OK);
     ck_assert_int_eq(td_model_nparams(&shape), 8);
     for (int i = 0; i < 8; i++)
@@ -707,7 +698,7 @@ START_TEST(initial_weights_layout)
          "hyperparameters.initial_weights.model", "for a mlp model"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        o = parse_obj(bad[i].body);
+        o = tu_parse(bad[i].body);
         td_status st = td_json_initial_weights(o, &shape, &w, &err);
         ck_assert_msg(st == TD_EINVAL, "%s", bad[i].body);
         ck_assert_ptr_null(w);
@@ -719,12 +710,12 @@ START_TEST(initial_weights_layout)
     /* no bias: b must be null or absent */
     hp.intercept = TD_INTERCEPT_NONE;
     td_model_shape(&shape, &hp, 3, 2);
-    o = parse_obj("{\"W\": [[1, 2], [3, 4], [5, 6]], \"b\": null}");
+    o = tu_parse("{\"W\": [[1, 2], [3, 4], [5, 6]], \"b\": null}");
     ck_assert_int_eq(td_json_initial_weights(o, &shape, &w, &err), TD_OK);
     ck_assert_float_eq(w[5], 6.0f);
     free(w);
     cJSON_Delete(o);
-    o = parse_obj("{\"W\": [[1, 2], [3, 4], [5, 6]], \"b\": [1, 2]}");
+    o = tu_parse("{\"W\": [[1, 2], [3, 4], [5, 6]], \"b\": [1, 2]}");
     expect_error(td_json_initial_weights(o, &shape, &w, &err), err,
                  "hyperparameters.initial_weights.b", "no bias");
     cJSON_Delete(o);
@@ -735,10 +726,10 @@ START_TEST(initial_weights_layout)
     hp.mlp.hidden[0] = 4;
     td_model_shape(&shape, &hp, 3, 2);
     ck_assert_int_eq(td_model_nparams(&shape), 3 * 4 + 4 + 4 * 2 + 2);
-    o = parse_obj("{\"model\": \"mlp\", \"layers\": ["
-                  "{\"W\": [[1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]], \"b\": [4, 4, 4, 4],"
-                  " \"activation\": \"relu\"},"
-                  "{\"W\": [[5, 5], [6, 6], [7, 7], [8, 8]], \"b\": [9, 9]}]}");
+    o = tu_parse("{\"model\": \"mlp\", \"layers\": ["
+                 "{\"W\": [[1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]], \"b\": [4, 4, 4, 4],"
+                 " \"activation\": \"relu\"},"
+                 "{\"W\": [[5, 5], [6, 6], [7, 7], [8, 8]], \"b\": [9, 9]}]}");
     ck_assert_int_eq(td_json_initial_weights(o, &shape, &w, &err), TD_OK);
     ck_assert_float_eq(w[0], 1.0f);
     ck_assert_float_eq(w[11], 3.0f);
@@ -748,14 +739,14 @@ START_TEST(initial_weights_layout)
     ck_assert_float_eq(w[25], 9.0f);
     free(w);
     cJSON_Delete(o);
-    o = parse_obj("{\"layers\": ["
-                  "{\"W\": [[1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]], \"b\": [4, 4, 4, 4]},"
-                  "{\"W\": [[5, 5], [6, 6], [7, 7]], \"b\": [9, 9]}]}");
+    o = tu_parse("{\"layers\": ["
+                 "{\"W\": [[1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]], \"b\": [4, 4, 4, 4]},"
+                 "{\"W\": [[5, 5], [6, 6], [7, 7]], \"b\": [9, 9]}]}");
     expect_error(td_json_initial_weights(o, &shape, &w, &err), err,
                  "hyperparameters.initial_weights.layers[1].W",
                  "layers[1].W has 3 rows, expected 4");
     cJSON_Delete(o);
-    o = parse_obj("{\"layers\": [{\"W\": [[1, 1, 1, 1]], \"b\": [4, 4, 4, 4]}]}");
+    o = tu_parse("{\"layers\": [{\"W\": [[1, 1, 1, 1]], \"b\": [4, 4, 4, 4]}]}");
     expect_error(td_json_initial_weights(o, &shape, &w, &err), err,
                  "hyperparameters.initial_weights.layers", "has 1 entries, expected 2");
     cJSON_Delete(o);
@@ -844,7 +835,7 @@ START_TEST(model_json_and_meta_round_trip)
                      "{\"model\":\"softmax\",\"W\":[[-1,-0.75,-0.5],[-0.25,0,0.25]],"
                      "\"b\":[0.5,0.75,1],\"intercept\":\"fit\"}");
     /* the model object is accepted back as initial weights */
-    cJSON *o = parse_obj(text);
+    cJSON *o = tu_parse(text);
     float *w;
     ck_assert_int_eq(td_json_initial_weights(o, &m, &w, &err), TD_OK);
     ck_assert_mem_eq(w, m.params, sizeof(float) * 9);
@@ -885,7 +876,7 @@ START_TEST(model_json_and_meta_round_trip)
     td_model_shape(&m, &hp, 2, 4);
     fill_params(&m);
     ck_assert_int_eq(td_json_model(&text, NULL, &m, &err), TD_OK);
-    o = parse_obj(text);
+    o = tu_parse(text);
     ck_assert_str_eq(cJSON_GetObjectItem(o, "model")->valuestring, "mlp");
     ck_assert_int_eq(cJSON_GetObjectItem(o, "groups")->valueint, 2);
     cJSON *layers = cJSON_GetObjectItem(o, "layers");
@@ -978,233 +969,6 @@ START_TEST(predictions)
 }
 END_TEST
 
-/* ---- /v1/loss ---------------------------------------------------------------------- */
-
-static cJSON *ref_item(const cJSON *obj, const char *key)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    ck_assert_msg(v != NULL, "reference has no \"%s\"", key);
-    return v;
-}
-
-static void add_copy(cJSON *req, const char *key, const cJSON *v)
-{
-    cJSON_AddItemToObject(req, key, cJSON_Duplicate(v, 1));
-}
-
-/* Runs req through td_json_loss_eval and returns the parsed result. */
-static cJSON *eval_ok(cJSON *req)
-{
-    char *body = cJSON_PrintUnformatted(req);
-    char *out = NULL;
-    td_error err;
-    td_status st = td_json_loss_eval(body, strlen(body), &out, &err);
-    ck_assert_msg(st == TD_OK, "loss eval failed: %s: %s", err.field, err.message);
-    cJSON *res = parse_obj(out);
-    free(out);
-    free(body);
-    return res;
-}
-
-static void compare_array(const cJSON *got, const cJSON *want, const char *what)
-{
-    int64_t ng, nw;
-    float *g = tu_floats(got, &ng, NULL, NULL);
-    double *w = tu_doubles(want, &nw, NULL, NULL);
-    ck_assert_int_eq(ng, nw);
-    tu_close_array(g, w, nw, 1e-5, 1e-7, what);
-    free(g);
-    free(w);
-}
-
-START_TEST(loss_cross_entropy_reference)
-{
-    cJSON *ref = tu_ref_load("cross_entropy_index.json");
-    const cJSON *c;
-    int n = 0;
-    cJSON_ArrayForEach(c, ref_item(ref, "cases"))
-    {
-        cJSON *req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "loss", "cross_entropy");
-        add_copy(req, "logits", ref_item(ref, "logits"));
-        add_copy(req, "target", ref_item(ref, "target"));
-        add_copy(req, "ignore_index", ref_item(ref, "ignore_index"));
-        add_copy(req, "class_weights", ref_item(c, "class_weights"));
-        add_copy(req, "label_smoothing", ref_item(c, "label_smoothing"));
-        add_copy(req, "reduction", ref_item(c, "reduction"));
-        cJSON *res = eval_ok(req);
-        tu_close(tu_num(res, "loss"), tu_num(c, "loss"), 1e-5, 0, "loss");
-        compare_array(ref_item(res, "grad"), ref_item(c, "grad"), "grad");
-        ck_assert_int_eq(cJSON_GetArraySize(ref_item(res, "per_sample")), 7);
-        /* per_sample sums to the summed loss */
-        if (strcmp(ref_item(c, "reduction")->valuestring, "sum") == 0) {
-            double s = 0;
-            const cJSON *v;
-            cJSON_ArrayForEach(v, ref_item(res, "per_sample")) s += v->valuedouble;
-            tu_close(s, tu_num(c, "loss"), 1e-5, 0, "sum of per_sample");
-        }
-        cJSON_Delete(res);
-        cJSON_Delete(req);
-        n++;
-    }
-    ck_assert_int_eq(n, 8);
-    cJSON_Delete(ref);
-
-    /* probability targets */
-    ref = tu_ref_load("cross_entropy_probs.json");
-    cJSON_ArrayForEach(c, ref_item(ref, "cases"))
-    {
-        cJSON *req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "loss", "cross_entropy");
-        add_copy(req, "logits", ref_item(ref, "logits"));
-        add_copy(req, "target", ref_item(ref, "target"));
-        add_copy(req, "class_weights", ref_item(c, "class_weights"));
-        add_copy(req, "reduction", ref_item(c, "reduction"));
-        cJSON *res = eval_ok(req);
-        tu_close(tu_num(res, "loss"), tu_num(c, "loss"), 1e-5, 0, "loss");
-        compare_array(ref_item(res, "grad"), ref_item(c, "grad"), "grad");
-        cJSON_Delete(res);
-        cJSON_Delete(req);
-    }
-    cJSON_Delete(ref);
-}
-END_TEST
-
-START_TEST(loss_other_references)
-{
-    cJSON *ref = tu_ref_load("contrastive.json");
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "loss", "contrastive");
-    add_copy(req, "a", ref_item(ref, "a"));
-    add_copy(req, "b", ref_item(ref, "b"));
-    add_copy(req, "similar", ref_item(ref, "similar"));
-    add_copy(req, "margin", ref_item(ref, "margin"));
-    cJSON *res = eval_ok(req);
-    tu_close(tu_num(res, "loss"), tu_num(ref, "loss"), 1e-5, 0, "loss");
-    compare_array(ref_item(res, "grad_a"), ref_item(ref, "grad_a"), "grad_a");
-    compare_array(ref_item(res, "grad_b"), ref_item(ref, "grad_b"), "grad_b");
-    ck_assert_int_eq(cJSON_GetArraySize(ref_item(res, "per_sample")), 6);
-    cJSON_Delete(res);
-    cJSON_Delete(req);
-    cJSON_Delete(ref);
-
-    ref = tu_ref_load("categorical_crossentropy_probs.json");
-    req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "loss", "categorical_crossentropy");
-    add_copy(req, "probabilities", ref_item(ref, "probabilities"));
-    add_copy(req, "target", ref_item(ref, "target"));
-    add_copy(req, "epsilon", ref_item(ref, "epsilon"));
-    res = eval_ok(req);
-    tu_close(tu_num(res, "loss"), tu_num(ref, "mean"), 1e-5, 0, "loss");
-    compare_array(ref_item(res, "per_sample"), ref_item(ref, "per_sample"), "per_sample");
-    cJSON_Delete(res);
-    cJSON_Delete(req);
-    cJSON_Delete(ref);
-
-    ref = tu_ref_load("grouped_softmax_monotone.json");
-    req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "loss", "grouped_cross_entropy");
-    add_copy(req, "logits", ref_item(ref, "logits"));
-    add_copy(req, "target", ref_item(ref, "target"));
-    add_copy(req, "groups", ref_item(ref, "groups"));
-    add_copy(req, "ignore_index", ref_item(ref, "ignore_index"));
-    cJSON *mono = cJSON_AddObjectToObject(req, "monotone");
-    add_copy(mono, "weight", ref_item(ref, "weight"));
-    add_copy(mono, "margin", ref_item(ref, "margin"));
-    res = eval_ok(req);
-    tu_close(tu_num(res, "loss"), tu_num(ref, "loss"), 1e-5, 0, "loss");
-    tu_close(tu_num(res, "cross_entropy"), tu_num(ref, "cross_entropy"), 1e-5, 0, "ce");
-    tu_close(tu_num(res, "penalty"), tu_num(ref, "penalty"), 1e-5, 0, "penalty");
-    compare_array(ref_item(res, "expected_index"), ref_item(ref, "expected_index"),
-                  "expected_index");
-    compare_array(ref_item(res, "grad"), ref_item(ref, "grad"), "grad");
-    ck_assert(cJSON_IsNumber(ref_item(res, "violation_rate")));
-    cJSON_Delete(res);
-    cJSON_Delete(req);
-    cJSON_Delete(ref);
-}
-END_TEST
-
-static void loss_expect(const char *body, const char *field, const char *msg)
-{
-    char *out = NULL;
-    td_error err = {{0}, {0}};
-    td_status st = td_json_loss_eval(body, strlen(body), &out, &err);
-    ck_assert_msg(st == TD_EINVAL, "%s: status %d", body, st);
-    ck_assert_ptr_null(out);
-    ck_assert_msg(strcmp(err.field, field) == 0, "%s: field \"%s\", want \"%s\" (%s)", body,
-                  err.field, field, err.message);
-    ck_assert_msg(strstr(err.message, msg), "%s: message \"%s\" lacks \"%s\"", body, err.message,
-                  msg);
-}
-
-START_TEST(loss_errors_and_edges)
-{
-    loss_expect("{\"loss\": \"cross_entropi\", \"logits\": [[1]], \"target\": [0]}", "loss",
-                "unknown loss \"cross_entropi\"; did you mean \"cross_entropy\"?");
-    loss_expect("{\"logits\": [[1]]}", "loss", "loss is required");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0], "
-                "\"class_weight\": [1, 1]}",
-                "class_weight", "did you mean \"class_weights\"?");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, 4]], \"target\": [0, 2]}",
-                "target[1]", "");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, 4]], \"target\": [0, 0.5]}",
-                "target[1]", "not an integer");
-    loss_expect(
-        "{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, \"4\"]], \"target\": [0, 1]}",
-        "logits[1][1]", "must be a number");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0, 1]}", "target",
-                "target has 2 entries, logits have 1 rows");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0], "
-                "\"class_weights\": [1]}",
-                "class_weights", "1 entries, logits have 2 classes");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [0], "
-                "\"reduction\": \"none\"}",
-                "reduction", "\"mean\" or \"sum\"");
-    loss_expect("{\"loss\": \"cross_entropy\", \"logits\": [[1, 2]], \"target\": [[0.5, 0.5], "
-                "[1, 0]]}",
-                "target", "target has shape (2, 2), expected (1, 2)");
-    loss_expect("{\"loss\": \"grouped_cross_entropy\", \"logits\": [[1, 2, 3]], \"target\": "
-                "[[0, 1]]}",
-                "logits", "not a multiple of groups (2)");
-    loss_expect("{\"loss\": \"grouped_cross_entropy\", \"logits\": [[1, 2, 3, 4]], \"target\": "
-                "[[0, 1]], \"groups\": 4}",
-                "groups", "groups is 4 but target has 2 columns");
-    loss_expect("{\"loss\": \"grouped_cross_entropy\", \"logits\": [[1, 2, 3, 4]], \"target\": "
-                "[[0, 1]], \"monotone\": {\"weigth\": 1}}",
-                "monotone.weigth", "did you mean \"weight\"?");
-    loss_expect("{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1, 2]], \"similar\": [2]}",
-                "similar[0]", "outside [0, 1]");
-    loss_expect("{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1]], \"similar\": [1]}", "b",
-                "b has shape (1, 1), expected (1, 2)");
-    loss_expect("{\"loss\": \"categorical_crossentropy\", \"probabilities\": [[0.5, -0.5]], "
-                "\"target\": [[1, 0]]}",
-                "probabilities[0][1]", "negative");
-
-    /* every row ignored: loss null, zero gradient */
-    const char *body = "{\"loss\": \"cross_entropy\", \"logits\": [[1, 2], [3, 4]], "
-                       "\"target\": [-100, -100]}";
-    char *out;
-    td_error err;
-    ck_assert_int_eq(td_json_loss_eval(body, strlen(body), &out, &err), TD_OK);
-    ck_assert_str_eq(out, "{\"loss\":null,\"per_sample\":[0,0],\"grad\":[[0,0],[0,0]]}");
-    free(out);
-
-    /* similar as booleans; identical points have a finite gradient */
-    body = "{\"loss\": \"contrastive\", \"a\": [[1, 2]], \"b\": [[1, 2]], \"similar\": [false]}";
-    ck_assert_int_eq(td_json_loss_eval(body, strlen(body), &out, &err), TD_OK);
-    ck_assert_str_eq(out,
-                     "{\"loss\":0.5,\"per_sample\":[0.5],\"grad_a\":[[0,0]],"
-                     "\"grad_b\":[[0,0]]}");
-    free(out);
-
-    /* malformed JSON stays a 400 */
-    td_status st = td_json_loss_eval("{\"loss\":", 8, &out, &err);
-    ck_assert(st == TD_EMALFORMED);
-    ck_assert_ptr_null(out);
-}
-END_TEST
-
 Suite *suite_json(void)
 {
     Suite *s = suite_create("json");
@@ -1229,11 +993,6 @@ Suite *suite_json(void)
     tc = tcase_create("model");
     tcase_add_test(tc, model_json_and_meta_round_trip);
     tcase_add_test(tc, predictions);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("loss");
-    tcase_add_test(tc, loss_cross_entropy_reference);
-    tcase_add_test(tc, loss_other_references);
-    tcase_add_test(tc, loss_errors_and_edges);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,10 @@
  * The caller owns the tree (cJSON_Delete). */
 cJSON *tu_ref_load(const char *name);
 
+/* Parses text as the daemon does (td_json_parse: NaN and Infinity read too) into a tree
+ * the caller owns; fails the test if it is not JSON. */
+cJSON *tu_parse(const char *text);
+
 /* Flattens a number, an array of numbers or an array of rows into a new malloc'd array.
  * *n (may be NULL) gets the element count, rows and cols (may be NULL) the shape
  * (cols = 1 for a vector). */
