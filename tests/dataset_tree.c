@@ -108,8 +108,11 @@ td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char
             const char *s = NULL;
             td_json_path(pn, prefix, "name");
             p.name_present = 1;
-            p.name_st = td_json_get_string(&s, name, pn, &p.name_err);
-            if (!p.name_st && !(p.name = strdup(s)))
+            /* as the stream: only the kind here; its length, UTF-8 and characters are
+             * checked by td_dataset_parts_finish (td_dataset_name_copy), in that order */
+            if (td_json_kind_of(name) != TD_JV_STRING || !(s = name->valuestring))
+                p.name_st = td_json_fail_not_string(pn, td_json_kind_of(name), &p.name_err);
+            else if (!(p.name = strdup(s)))
                 p.name_st = td_fail(&p.name_err, TD_ENOMEM, pn, "out of memory");
             p.name_len = p.name ? strlen(p.name) : 0;
         }
