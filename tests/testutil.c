@@ -119,6 +119,43 @@ void tu_step_ok(td_trainer *t, td_record *rec)
     ck_assert_msg(st == TD_OK, "step: %s: %s", err.field, err.message);
 }
 
+void *tu_resume_bit_identical(const td_hparams *hp, const td_dataset *ds, int64_t stop, int threads,
+                              size_t *cap)
+{
+    td_record rf[TU_RESUME_MAX_EPOCHS], rr[TU_RESUME_MAX_EPOCHS];
+    td_trainer *full = tu_make_trainer(hp, ds);
+    int64_t n = 0;
+    while (!td_trainer_done(full)) {
+        ck_assert_int_lt(n, TU_RESUME_MAX_EPOCHS);
+        tu_step_ok(full, &rf[n++]);
+    }
+    td_trainer *first = tu_make_trainer(hp, ds);
+    td_trainer_set_threads(first, threads);
+    for (int64_t e = 0; e < stop; e++)
+        tu_step_ok(first, &rr[e]);
+    *cap = td_trainer_state_size(first);
+    void *snap = malloc(*cap);
+    ck_assert_uint_eq(td_trainer_save(first, snap, *cap), *cap);
+    td_trainer_destroy(first);
+
+    td_trainer *resumed = tu_make_trainer(hp, ds);
+    td_error err;
+    ck_assert_int_eq(td_trainer_restore(resumed, snap, *cap, &err), TD_OK);
+    ck_assert_int_eq(td_trainer_epoch(resumed), stop);
+    for (int64_t e = stop; e < n; e++)
+        tu_step_ok(resumed, &rr[e]);
+    ck_assert(td_trainer_done(resumed));
+    const td_model *a = td_trainer_model(full), *b = td_trainer_model(resumed);
+    ck_assert(memcmp(a->params, b->params, sizeof(float) * (size_t)a->n_params) == 0);
+    for (int64_t e = 0; e < n; e++)
+        for (int c = 2; c < 9; c++) /* every column but epoch and elapsed_s */
+            ck_assert_msg(memcmp(&rf[e].v[c], &rr[e].v[c], sizeof(double)) == 0,
+                          "epoch %lld column %d differs", (long long)e + 1, c);
+    td_trainer_destroy(full);
+    td_trainer_destroy(resumed);
+    return snap;
+}
+
 int tu_column(const td_trainer *t, const char *name) { return td_trainer_column(t, name); }
 
 char *tu_read_file(const char *path, size_t *len)

@@ -44,6 +44,14 @@ char *tu_read_file(const char *path, size_t *len);
  * by name (-1 when the trainer has no such column). */
 td_trainer *tu_make_trainer(const td_hparams *hp, const td_dataset *ds);
 void tu_step_ok(td_trainer *t, td_record *rec);
+/* Exact resume: trains hp on ds to the end, and again stopping after `stop` epochs (with
+ * `threads` threads), saving a snapshot, restoring it into a new trainer and finishing
+ * there; asserts the final parameters and every epoch's record (all columns but epoch and
+ * elapsed_s, at most TU_RESUME_MAX_EPOCHS epochs) are bit-identical. Returns the snapshot
+ * (malloc'd, *cap bytes; the caller frees it) for further checks. */
+#define TU_RESUME_MAX_EPOCHS 64
+void *tu_resume_bit_identical(const td_hparams *hp, const td_dataset *ds, int64_t stop, int threads,
+                              size_t *cap);
 int tu_column(const td_trainer *t, const char *name);
 
 #endif
