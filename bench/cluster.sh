@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 tests/pg_server.sh start "$PGDIR" "$PGPORT" || exit 1
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+. "$(dirname "$0")/common.sh"
 
 # start_daemon NAME STORE: prints its port
 start_daemon() {

@@ -13,20 +13,13 @@ B=${1:-build}
 REPEAT=${REPEAT:-3}
 W5_SECONDS=${W5_SECONDS:-10}
 PY=/usr/bin/python3
-DIR=$(mktemp -d /tmp/traind-bench-XXXXXX)
-PID=
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/common.sh"
+bench_dir bench
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
 row() { # id, what, traind, peer, ratio, target
     printf '%-4s %-44s %10s %12s %8s   %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
 }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$PID/status"; }
-json_field() { $PY -c "import sys, json; print(json.load(sys.stdin)$1)"; }
 
 # ---- the daemon -----------------------------------------------------------------------
 "$B/traind" --listen 127.0.0.1:0 --state-dir "$DIR/state" >"$DIR/log" 2>&1 &

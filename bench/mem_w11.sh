@@ -9,16 +9,9 @@ set -u
 B=${1:-build}
 REPEAT=${REPEAT:-3}
 PY=/usr/bin/python3
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/traind-w11-XXXXXX")
-PID=
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+. "$(dirname "$0")/common.sh"
+bench_dir w11
 anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$PID/status"; }
-json_field() { $PY -c "import sys, json; print(json.load(sys.stdin)$1)"; }
 
 NPZ=$B/bench/w11.npz
 if [ ! -s "$NPZ" ]; then

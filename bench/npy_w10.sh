@@ -12,14 +12,8 @@ set -u
 B=${1:-build}
 REPEAT=${REPEAT:-3}
 PY=/usr/bin/python3
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/traind-w10-XXXXXX")
-PID=
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+. "$(dirname "$0")/common.sh"
+bench_dir w10
 now() { date +%s.%N; }
 
 NPY=$B/bench/w10.npy

@@ -13,8 +13,7 @@ $PY -c 'import torch' 2>/dev/null && have_torch=1
 have_sklearn=0
 $PY -c 'import sklearn' 2>/dev/null && have_sklearn=1
 
-# median of the numbers on stdin
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+. "$(dirname "$0")/common.sh" # median, json_field
 
 # run N times: a command whose output contains "<x> ms/epoch"; prints the median x
 ms_per_epoch() {
