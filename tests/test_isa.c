@@ -115,6 +115,7 @@ static float *train_at(td_isa_level level, const td_hparams *hp, const td_datase
                        double *loss, int64_t *P)
 {
     td_isa_level before = td_isa_force(level);
+    ck_assert_int_eq(td_isa(), level); /* else the comparison below is of one level with itself */
     td_trainer *t = tu_make_trainer(hp, ds);
     td_trainer_set_threads(t, threads);
     for (int e = 0; e < EPOCHS; e++) {
