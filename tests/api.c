@@ -795,18 +795,31 @@ char *api_get_raw(int port, const char *fmt, const char *id)
     return b;
 }
 
-cJSON *api_wait_job(int port, const char *id, double timeout_s)
+static int terminal(const char *state)
 {
+    return !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
+}
+
+/* GET /v1/<kind>s/{id} until its state is terminal; the caller deletes the answer. */
+static cJSON *wait_terminal(int port, const char *kind, const char *id, double timeout_s)
+{
+    char fmt[32];
+    snprintf(fmt, sizeof fmt, "/v1/%ss/%%s", kind);
     for (double t0 = httpc_now();; usleep(10000)) {
-        cJSON *j = api_get_json(port, "/v1/jobs/%s", id);
+        cJSON *j = api_get_json(port, fmt, id);
         const char *st = api_str(j, "state");
-        ck_assert_msg(st != NULL, "job %s has no state", id);
-        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+        ck_assert_msg(st != NULL, "%s %s has no state", kind, id);
+        if (terminal(st))
             return j;
-        ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s still %s after %.0f s", id, st,
+        ck_assert_msg(httpc_now() - t0 < timeout_s, "%s %s still %s after %.0f s", kind, id, st,
                       timeout_s);
         cJSON_Delete(j);
     }
+}
+
+cJSON *api_wait_job(int port, const char *id, double timeout_s)
+{
+    return wait_terminal(port, "job", id, timeout_s);
 }
 
 void api_wait_state(int port, const char *id, const char *want, double timeout_s)
@@ -819,8 +832,7 @@ void api_wait_state(int port, const char *id, const char *want, double timeout_s
         cJSON_Delete(j);
         if (there)
             return;
-        ck_assert_msg(strcmp(st, "succeeded") && strcmp(st, "failed") && strcmp(st, "cancelled"),
-                      "job %s ended %s, want %s", id, st, want);
+        ck_assert_msg(!terminal(st), "job %s ended %s, want %s", id, st, want);
         ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s is %s, want %s", id, st, want);
     }
 }
@@ -837,16 +849,7 @@ void api_expect_state(int port, const char *id, const char *state, double timeou
 
 cJSON *api_wait_sweep(int port, const char *id, double timeout_s)
 {
-    for (double t0 = httpc_now();; usleep(10000)) {
-        cJSON *s = api_get_json(port, "/v1/sweeps/%s", id);
-        const char *st = api_str(s, "state");
-        ck_assert_msg(st != NULL, "sweep %s has no state", id);
-        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
-            return s;
-        ck_assert_msg(httpc_now() - t0 < timeout_s, "sweep %s still %s after %.0f s", id, st,
-                      timeout_s);
-        cJSON_Delete(s);
-    }
+    return wait_terminal(port, "sweep", id, timeout_s);
 }
 
 int api_job_epoch(int port, const char *id)
