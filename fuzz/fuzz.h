@@ -17,6 +17,20 @@
 
 #include "traind/status.h"
 
+/* The size of the next piece of a body fed in pieces, `left` bytes still to feed: mode 0
+ * the rest at once, 1 a byte at a time, 2 pseudo-random sizes 1 .. most from *seed. */
+static inline size_t fuzz_piece(int mode, uint64_t *seed, size_t left, size_t most)
+{
+    size_t n = left;
+    if (mode == 1)
+        n = 1;
+    else if (mode == 2) {
+        *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+        n = 1 + (size_t)(*seed >> 33) % most;
+    }
+    return n < left ? n : left;
+}
+
 #define FUZZ_CHECK(cond, ...)                                                             \
     do {                                                                                  \
         if (!(cond)) {                                                                    \

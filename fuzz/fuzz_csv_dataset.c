@@ -22,15 +22,7 @@ static td_status stream(td_dataset_buf *out, const td_csv_opts *o, const uint8_t
         abort();
     size_t i = 0;
     while (i < size) {
-        size_t n = size - i;
-        if (mode == 1)
-            n = 1;
-        else if (mode == 2) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            n = 1 + (size_t)(seed >> 33) % 61;
-        }
-        if (n > size - i)
-            n = size - i;
+        size_t n = fuzz_piece(mode, &seed, size - i, 61);
         td_dstream_feed(s, (const char *)data + i, n);
         i += n;
     }

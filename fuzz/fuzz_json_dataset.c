@@ -28,15 +28,7 @@ static td_status stream(td_dataset_buf *out, const uint8_t *data, size_t size, i
         abort();
     size_t i = 0;
     while (i < size) {
-        size_t n = size - i;
-        if (mode == 1)
-            n = 1;
-        else if (mode == 2) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            n = 1 + (size_t)(seed >> 33) % 97;
-        }
-        if (n > size - i)
-            n = size - i;
+        size_t n = fuzz_piece(mode, &seed, size - i, 97);
         td_dstream_feed(s, (const char *)data + i, n);
         i += n;
     }
