@@ -19,3 +19,21 @@ bench_dir() {
     PID=
     trap bench_cleanup EXIT
 }
+
+# bench_daemon BUILD_DIR CONFIG_TEXT: starts $BUILD_DIR/traind on a free loopback port with
+# CONFIG_TEXT as its config file, state in $DIR/state; sets PID, PORT and URL. Returns 1
+# (with the daemon's log on stdout) if it does not listen within 10 s.
+bench_daemon() {
+    printf '%b' "$2" >"$DIR/traind.conf"
+    "$1/traind" --config "$DIR/traind.conf" --listen 127.0.0.1:0 --state-dir "$DIR/state" \
+        >"$DIR/log" 2>&1 &
+    PID=$!
+    PORT=
+    for _ in $(seq 100); do
+        PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/log" | head -1 | cut -d: -f2)
+        [ -n "$PORT" ] && break
+        sleep 0.1
+    done
+    [ -n "$PORT" ] || { echo "the daemon did not start:"; cat "$DIR/log"; return 1; }
+    URL=http://127.0.0.1:$PORT
+}

@@ -22,18 +22,7 @@ row() { # id, what, traind, peer, ratio, target
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$PID/status"; }
 
 # ---- the daemon -----------------------------------------------------------------------
-"$B/traind" --listen 127.0.0.1:0 --state-dir "$DIR/state" >"$DIR/log" 2>&1 &
-PID=$!
-PORT=
-for _ in $(seq 100); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/log" | head -1 | cut -d: -f2)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-if [ -z "$PORT" ]; then
-    echo "W5/W6: the daemon did not start:"; cat "$DIR/log"; exit 0
-fi
-URL=http://127.0.0.1:$PORT
+bench_daemon "$B" '' || { echo "W5/W6: not run"; exit 0; }
 
 # ---- W6 -------------------------------------------------------------------------------
 BODY=$B/bench/w6.json

@@ -24,18 +24,8 @@ y = (X @ r.standard_normal((250, 10), dtype=np.float32)).argmax(1).astype(np.int
 np.savez(sys.argv[1], X=X, y=y)" "$NPZ" || exit 1
 fi
 
-printf 'max_body_mb = 1024\nworkers = 4\n' >"$DIR/traind.conf"  # the 4 jobs run at once
-"$B/traind" --config "$DIR/traind.conf" --listen 127.0.0.1:0 --state-dir "$DIR/state" \
-    >"$DIR/log" 2>&1 &
-PID=$!
-PORT=
-for _ in $(seq 100); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/log" | head -1 | cut -d: -f2)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "W11: the daemon did not start:"; cat "$DIR/log"; exit 1; }
-URL=http://127.0.0.1:$PORT
+# the 4 jobs run at once
+bench_daemon "$B" 'max_body_mb = 1024\nworkers = 4\n' || { echo "W11: not run"; exit 1; }
 out=$(curl -sS -X POST -H 'Content-Type: application/zip' -T "$NPZ" "$URL/v1/datasets")
 DS=$(echo "$out" | json_field "['id']") || { echo "W11: upload failed: $out"; exit 1; }
 

@@ -24,18 +24,7 @@ fi
 BYTES=$(stat -c %s "$NPY")
 cat "$NPY" >/dev/null                     # both sides read it from the page cache
 
-printf 'max_body_mb = 1024\n' >"$DIR/traind.conf"
-"$B/traind" --config "$DIR/traind.conf" --listen 127.0.0.1:0 --state-dir "$DIR/state" \
-    >"$DIR/log" 2>&1 &
-PID=$!
-PORT=
-for _ in $(seq 100); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/log" | head -1 | cut -d: -f2)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "W10: the daemon did not start:"; cat "$DIR/log"; exit 1; }
-URL=http://127.0.0.1:$PORT
+bench_daemon "$B" 'max_body_mb = 1024\n' || { echo "W10: not run"; exit 1; }
 RSS0=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 
 copy_s=() post_s=()
