@@ -178,9 +178,11 @@ double td_ce_index_denom(const int32_t *target, int64_t N, const td_ce_opts *o)
     return d;
 }
 
-void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
-                     const int32_t *target, int64_t N, int64_t K, const td_ce_opts *o,
-                     float grad_scale)
+/* The rows of td_ce_index_sum (index targets idx, probs NULL; ignored rows give loss 0
+ * and a zero gradient) and td_ce_probs_sum (probability targets probs (N, K), idx NULL). */
+static void ce_rows(double *sum, float *per_sample, float *dlogits, const float *logits,
+                    const int32_t *idx, const float *probs, int64_t N, int64_t K,
+                    const td_ce_opts *o, float grad_scale)
 {
     td_ce_opts def;
     o = opts_or_default(o, &def);
@@ -188,16 +190,23 @@ void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float
     for (int64_t n = 0; n < N; n++) {
         float *dz = dlogits ? dlogits + n * K : NULL;
         double l = 0.0;
-        if (target[n] == o->ignore_index)
+        if (idx && idx[n] == o->ignore_index)
             zero_floats(dz, K);
         else
-            l = xent_row(dz, logits + n * K, NULL, target[n], o->class_weights, o->label_smoothing,
-                         K, grad_scale);
+            l = xent_row(dz, logits + n * K, probs ? probs + n * K : NULL, idx ? idx[n] : 0,
+                         o->class_weights, o->label_smoothing, K, grad_scale);
         if (per_sample)
             per_sample[n] = (float)l;
         total += l;
     }
     *sum = total;
+}
+
+void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
+                     const int32_t *target, int64_t N, int64_t K, const td_ce_opts *o,
+                     float grad_scale)
+{
+    ce_rows(sum, per_sample, dlogits, logits, target, NULL, N, K, o, grad_scale);
 }
 
 td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlogits,
@@ -230,17 +239,7 @@ void td_ce_probs_sum(double *sum, float *per_sample, float *dlogits, const float
                      const float *target, int64_t N, int64_t K, const td_ce_opts *o,
                      float grad_scale)
 {
-    td_ce_opts def;
-    o = opts_or_default(o, &def);
-    double total = 0.0;
-    for (int64_t n = 0; n < N; n++) {
-        double l = xent_row(dlogits ? dlogits + n * K : NULL, logits + n * K, target + n * K, 0,
-                            o->class_weights, o->label_smoothing, K, grad_scale);
-        if (per_sample)
-            per_sample[n] = (float)l;
-        total += l;
-    }
-    *sum = total;
+    ce_rows(sum, per_sample, dlogits, logits, NULL, target, N, K, o, grad_scale);
 }
 
 td_status td_ce_probs(double *loss, float *per_sample, float *dlogits, const float *logits,
