@@ -8,8 +8,7 @@
 
 static void gmm_defaults(td_hparams *hp)
 {
-    hp->tol = 1e-3;
-    hp->gmm.components = 1;
+    hp->tol = 1e-3; /* gmm.components: the shared default, 1 */
 }
 
 static int64_t gmm_epochs(const td_hparams *hp) { return hp->gmm.max_iter; }

@@ -127,7 +127,7 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
                        "the model would have %.0f parameters (%lld inputs, %lld outputs); at "
                        "most %lld are supported",
                        n_params, (long long)ds->D, (long long)K, MAX_NET_PARAMS);
-    int64_t n_val = (int64_t)floor(hp->validation_split * (double)ds->N);
+    int64_t n_val = td_split_count(hp->validation_split, ds->N);
     if (hp->validation_split > 0 && (n_val < 1 || ds->N - n_val < 1))
         return td_fail(err, TD_EINVAL, "validation_split",
                        "validation_split %g of %lld rows leaves an empty training or "

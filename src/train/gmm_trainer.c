@@ -76,7 +76,6 @@ typedef struct gmm_trainer {
     int initialized, converged; /* of the run in progress */
     double lower_bound;         /* its last iteration's; -inf before the first */
     int64_t n_runs, runs_done;  /* runs to make (n_init, or 1), runs finished */
-    int64_t iters;              /* EM iterations over all runs: the epoch */
     double best_lb;             /* the best finished run's lower bound, n_iter, */
     int64_t best_n_iter;        /* converged (valid once runs_done > 0) */
     int best_converged;
@@ -93,7 +92,6 @@ static const td_trainer_vtbl gmm_vtbl;
  * one, else the run in progress (t->g). */
 static void sync_model(gmm_trainer *t)
 {
-    t->base.epoch = t->iters;
     t->base.epochs = t->n_runs * t->hp.gmm.max_iter;
     t->base.stopped = t->runs_done >= t->n_runs;
     if (t->runs_done > 0) {
@@ -309,7 +307,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         goto restore;
     }
     t->n_iter++;
-    t->iters++;
+    t->base.epoch++; /* EM iterations over all runs */
     double change = ll - t->lower_bound;
     t->lower_bound = ll;
     t->converged = fabs(change) < t->hp.tol;
@@ -321,7 +319,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     sync_model(t);
     t->base.elapsed += td_mono_s() - t0;
 
-    rec->v[C_EPOCH] = (double)t->iters;
+    rec->v[C_EPOCH] = (double)t->base.epoch;
     rec->v[C_RUN] = (double)run;
     rec->v[C_ELAPSED] = t->base.elapsed;
     rec->v[C_LOSS] = -ll;
@@ -392,7 +390,7 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     h->n_iter = t->n_iter, h->initialized = t->initialized, h->converged = t->converged;
     h->lower_bound = t->lower_bound, h->elapsed = t->base.elapsed;
     memcpy(h->rng, t->rng.s, sizeof h->rng);
-    s.n_runs = t->n_runs, s.runs_done = t->runs_done, s.iters = t->iters;
+    s.n_runs = t->n_runs, s.runs_done = t->runs_done, s.iters = t->base.epoch;
     s.best_n_iter = t->best_n_iter, s.best_converged = t->best_converged;
     s.best_lb = t->best_lb;
     char *p = buf;
@@ -439,7 +437,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     memcpy(t->rng.s, h->rng, sizeof h->rng);
     t->n_runs = s.n_runs;
     t->runs_done = s.runs_done;
-    t->iters = s.iters;
+    t->base.epoch = s.iters;
     t->best_n_iter = s.best_n_iter;
     t->best_converged = (int)s.best_converged;
     t->best_lb = s.best_lb;

@@ -212,7 +212,7 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, cons
     b += sizeof(float) * (size_t)(hp->n_initial_weights + hp->n_class_weights);
     size_t per_row = train->Y ? sizeof(float) * (size_t)K : sizeof(int32_t) * G;
     if (hp->validation_split > 0 && !val) { /* row lists and gathered targets */
-        n_val = (int64_t)floor(hp->validation_split * (double)N);
+        n_val = td_split_count(hp->validation_split, N);
         n_train = N - n_val;
         b += sizeof(int64_t) * (size_t)(N + n_val) + per_row * (size_t)N;
     }

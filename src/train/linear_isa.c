@@ -12,28 +12,22 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned access */
 
 #define TD_KSUFFIX _generic
-#define TD_KLEVEL TD_ISA_GENERIC
 #include "train/linear_kern.h"
 #undef TD_KSUFFIX
-#undef TD_KLEVEL
 
 #if TD_ISA_MULTI
 #pragma GCC push_options
 TD_TARGET_PRAGMA(TD_TARGET_AVX2)
 #define TD_KSUFFIX _avx2
-#define TD_KLEVEL TD_ISA_AVX2
 #include "train/linear_kern.h"
 #undef TD_KSUFFIX
-#undef TD_KLEVEL
 #pragma GCC pop_options
 
 #pragma GCC push_options
 TD_TARGET_PRAGMA(TD_TARGET_AVX512)
 #define TD_KSUFFIX _avx512
-#define TD_KLEVEL TD_ISA_AVX512
 #include "train/linear_kern.h"
 #undef TD_KSUFFIX
-#undef TD_KLEVEL
 #pragma GCC pop_options
 #endif
 

@@ -28,7 +28,6 @@ typedef int (*td_lin_xent_fn)(td_loss_sums *s, float *dz, const float *logits, c
                               int64_t nb, int64_t K, int32_t ignore, float scale);
 
 typedef struct td_lin_kernels {
-    td_isa_level level;
     /* logits (TD_LIN_RB, K) OVERWRITTEN with X[block] W + b; x (TD_LIN_RB) the block's
      * rows (D each), next (TD_LIN_RB) rows to prefetch or NULLs */
     void (*logits)(const td_lin_args *L, float *restrict logits, const float *const *x,

@@ -271,7 +271,7 @@ static int xent_block(td_loss_sums *s, float *dz, const float *logits, const int
 #define TD_KXENT NULL
 #endif
 
-static const td_lin_kernels TD_KN(td_lin_kernels) = {TD_KLEVEL, block_logits, block_grad, TD_KXENT};
+static const td_lin_kernels TD_KN(td_lin_kernels) = {block_logits, block_grad, TD_KXENT};
 #undef TD_KXENT
 #undef hsum
 #undef hsum_many

@@ -87,15 +87,27 @@ __attribute__((target("avx2,fma"))) static int64_t exp_shifted4(double *s, float
 }
 #endif
 
+/* 1 when exp_shifted may take exp_shifted4: asked once per call of a loss, not per row. */
+static int vexp_ok(void)
+{
+#if TD_HAVE_VEXP
+    return td_isa() >= TD_ISA_AVX2;
+#else
+    return 0;
+#endif
+}
+
 /* e[k] = expf(z[k] - m) (e may be NULL) for k < K; returns their sum in double, added
- * in k order: the same bits at every instruction-set level. */
-static double exp_shifted(float *e, const float *z, float m, int64_t K)
+ * in k order: the same bits at every instruction-set level. vexp: vexp_ok(). */
+static double exp_shifted(float *e, const float *z, float m, int64_t K, int vexp)
 {
     double s = 0.0;
     int64_t k = 0;
 #if TD_HAVE_VEXP
-    if (td_isa() >= TD_ISA_AVX2)
+    if (vexp)
         k = exp_shifted4(&s, e, z, m, K);
+#else
+    (void)vexp;
 #endif
     for (; k < K; k++) {
         float v = expf(z[k] - m);
@@ -111,13 +123,13 @@ static double exp_shifted(float *e, const float *z, float m, int64_t K)
  * Hot path of the trainers: one exp per element (kept in dz until the gradient is formed),
  * one log per row, and only the non-zero coefficients touch the loss. */
 static double xent_row(float *dz, const float *z, const float *Y, int32_t y, const float *w,
-                       double eps, int64_t K, float scale)
+                       double eps, int64_t K, float scale, int vexp)
 {
     float m = z[0];
     for (int64_t k = 1; k < K; k++)
         if (z[k] > m)
             m = z[k];
-    double s = exp_shifted(dz, z, m, K);
+    double s = exp_shifted(dz, z, m, K, vexp);
     const double logsum = log(s);
     double loss = 0.0, csum = 0.0;
     if (!Y && eps == 0.0) { /* one-hot target: one coefficient */
@@ -178,26 +190,36 @@ double td_ce_index_denom(const int32_t *target, int64_t N, const td_ce_opts *o)
     return d;
 }
 
-void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
-                     const int32_t *target, int64_t N, int64_t K, const td_ce_opts *o,
-                     float grad_scale)
+/* The rows of td_ce_index_sum (index targets idx, probs NULL; ignored rows give loss 0
+ * and a zero gradient) and td_ce_probs_sum (probability targets probs (N, K), idx NULL). */
+static void ce_rows(double *sum, float *per_sample, float *dlogits, const float *logits,
+                    const int32_t *idx, const float *probs, int64_t N, int64_t K,
+                    const td_ce_opts *o, float grad_scale)
 {
     td_ce_opts def;
     o = opts_or_default(o, &def);
     double total = 0.0;
+    const int vexp = vexp_ok();
     for (int64_t n = 0; n < N; n++) {
         float *dz = dlogits ? dlogits + n * K : NULL;
         double l = 0.0;
-        if (target[n] == o->ignore_index)
+        if (idx && idx[n] == o->ignore_index)
             zero_floats(dz, K);
         else
-            l = xent_row(dz, logits + n * K, NULL, target[n], o->class_weights, o->label_smoothing,
-                         K, grad_scale);
+            l = xent_row(dz, logits + n * K, probs ? probs + n * K : NULL, idx ? idx[n] : 0,
+                         o->class_weights, o->label_smoothing, K, grad_scale, vexp);
         if (per_sample)
             per_sample[n] = (float)l;
         total += l;
     }
     *sum = total;
+}
+
+void td_ce_index_sum(double *sum, float *per_sample, float *dlogits, const float *logits,
+                     const int32_t *target, int64_t N, int64_t K, const td_ce_opts *o,
+                     float grad_scale)
+{
+    ce_rows(sum, per_sample, dlogits, logits, target, NULL, N, K, o, grad_scale);
 }
 
 td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlogits,
@@ -230,17 +252,7 @@ void td_ce_probs_sum(double *sum, float *per_sample, float *dlogits, const float
                      const float *target, int64_t N, int64_t K, const td_ce_opts *o,
                      float grad_scale)
 {
-    td_ce_opts def;
-    o = opts_or_default(o, &def);
-    double total = 0.0;
-    for (int64_t n = 0; n < N; n++) {
-        double l = xent_row(dlogits ? dlogits + n * K : NULL, logits + n * K, target + n * K, 0,
-                            o->class_weights, o->label_smoothing, K, grad_scale);
-        if (per_sample)
-            per_sample[n] = (float)l;
-        total += l;
-    }
-    *sum = total;
+    ce_rows(sum, per_sample, dlogits, logits, NULL, target, N, K, o, grad_scale);
 }
 
 td_status td_ce_probs(double *loss, float *per_sample, float *dlogits, const float *logits,
@@ -355,6 +367,7 @@ void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits, const
                     double margin, float ce_scale, float pen_scale)
 {
     td_grouped_result acc = {0.0, 0.0, 0.0, 0};
+    const int vexp = vexp_ok();
     for (int64_t n = 0; n < N && G > 0; n++) {
         const float *zr = logits + n * G * S;
         double h_prev = 0.0; /* h_{g-1} */
@@ -375,7 +388,7 @@ void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits, const
                 expected[n * G + g] = (float)cur.E;
             float *dz = dlogits ? dlogits + n * G * S + g * S : NULL;
             if (y != ignore_index) {
-                acc.ce_sum += xent_row(dz, z, NULL, y, NULL, 0.0, S, ce_scale);
+                acc.ce_sum += xent_row(dz, z, NULL, y, NULL, 0.0, S, ce_scale, vexp);
                 acc.ce_count += 1.0;
             } else {
                 zero_floats(dz, S);
