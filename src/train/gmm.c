@@ -402,7 +402,6 @@ void td_gmm_work_set_centre(td_gmm_work *w, const double *centre)
     free(w->data_cov);
     w->data_cov = NULL;
 }
-const float *td_gmm_work_loglik(const td_gmm_work *w) { return w->loglik; }
 
 /* full and tied: the same rows in double, (double)x - centre, into c->xbTd (E, B). */
 static void centre_block_Td(const td_gmm_work *w, double *xbTd, int64_t i0, int64_t nb)

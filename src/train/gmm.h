@@ -108,9 +108,8 @@ void td_gmm_work_destroy(td_gmm_work *w);
  * scratch of td_gmm_nll_grad) allocate at most, without allocating; the responsibilities
  * (M, N) dominate. */
 size_t td_gmm_work_bytes(int64_t N, int64_t E, int64_t M, td_covariance cov);
-/* respT (M, N) and the per-row log-likelihoods (N) of the last E-step. */
+/* respT (M, N) of the last E-step. */
 const float *td_gmm_work_resp(const td_gmm_work *w);
-const float *td_gmm_work_loglik(const td_gmm_work *w);
 /* Moves the fixed centre (E) subtracted before products (embed_gmm: the rows' contents
  * change every iteration). Results change only by float rounding; the prepared parameters
  * and the cached data covariance are dropped, so td_gmm_prepare must run again. */
