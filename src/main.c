@@ -188,39 +188,23 @@ static void reload(daemon_ctx *d, int argc, char **argv)
     td_cli_action action;
     td_error err = {{0}, {0}};
     td_tokens *nt = NULL;
+    td_tls_pem pem = {NULL, NULL};
+    char tls_warn[512] = "";
     if (td_config_from_args(&nc, argc, argv, &action, &err) != TD_OK ||
-        td_tokens_load(&nt, &nc, &err) != TD_OK) {
-        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
-               err.message);
-        return;
-    }
+        td_tokens_load(&nt, &nc, &err) != TD_OK)
+        goto fail;
     if (nt->n == 0 && !td_listen_is_loopback(d->cfg.listen)) {
-        td_log(TD_LOG_ERROR, "main",
-               "reload failed, keeping the current settings: no token "
-               "left, and %s is not a loopback address",
-               d->cfg.listen);
-        td_tokens_free(nt);
-        return;
+        td_fail(&err, TD_EINVAL, NULL, "no token left, and %s is not a loopback address",
+                d->cfg.listen);
+        goto fail;
     }
     /* HTTPS on: the pair again (HTTPS off <-> on needs a restart, and is said so below). */
     int tls_again = td_server_tls(d->srv) && nc.tls_cert_file[0];
-    td_tls_pem pem = {NULL, NULL};
-    char tls_warn[512] = "";
     if (tls_again &&
-        td_tls_load(&pem, nc.tls_cert_file, nc.tls_key_file, tls_warn, sizeof tls_warn, &err) !=
-            TD_OK) {
-        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
-               err.message);
-        td_tokens_free(nt);
-        return;
-    }
-    if (tls_again && td_tls_install(&pem, &err) != TD_OK) {
-        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
-               err.message);
-        td_tls_pem_free(&pem);
-        td_tokens_free(nt);
-        return;
-    }
+        (td_tls_load(&pem, nc.tls_cert_file, nc.tls_key_file, tls_warn, sizeof tls_warn, &err) !=
+             TD_OK ||
+         td_tls_install(&pem, &err) != TD_OK))
+        goto fail;
     td_tls_pem_free(&pem);
     if (tls_warn[0])
         td_log(TD_LOG_WARN, "main", "%s", tls_warn);
@@ -228,12 +212,8 @@ static void reload(daemon_ctx *d, int argc, char **argv)
         memcpy(d->cfg.tls_cert_file, nc.tls_cert_file, sizeof nc.tls_cert_file);
         memcpy(d->cfg.tls_key_file, nc.tls_key_file, sizeof nc.tls_key_file);
     }
-    if (td_server_set_tokens(d->srv, nt, &err) != TD_OK) {
-        td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s",
-               err.message);
-        td_tokens_free(nt);
-        return;
-    }
+    if (td_server_set_tokens(d->srv, nt, &err) != TD_OK)
+        goto fail;
     td_tokens_free(d->tokens);
     d->tokens = nt;
     td_server_set_max_body(d->srv, td_config_max_body(&nc));
@@ -271,6 +251,11 @@ static void reload(daemon_ctx *d, int argc, char **argv)
            nt->n, nread, nt->n - nread, td_log_level_name((td_log_level)d->cfg.log_level),
            d->cfg.max_body_mb, tls_again ? ", certificate" : "");
     td_log_set_level((td_log_level)d->cfg.log_level); /* after the line above, at any level */
+    return;
+fail:
+    td_log(TD_LOG_ERROR, "main", "reload failed, keeping the current settings: %s", err.message);
+    td_tls_pem_free(&pem);
+    td_tokens_free(nt);
 }
 
 /* ------------------------------------------------------------------- main ---- */

@@ -254,16 +254,18 @@ static int is_hparam_root(const char *f, size_t n)
     return 0;
 }
 
+_Static_assert(sizeof((td_error *)0)->field == TD_JSON_PATH_MAX, "a path fills td_error.field");
+
 void td_json_scope_error(td_error *err, const char *data_field)
 {
     if (!err || !err->field[0])
         return;
     const char *f = err->field;
     size_t n = strcspn(f, ".[");
-    char out[sizeof err->field];
-    int len; /* the result is cut to the field's size, like every path (td_json_path) */
+    char out[TD_JSON_PATH_MAX]; /* = sizeof err->field; cut to it, like every path */
     if (n == 7 && strncmp(f, "dataset", 7) == 0) {
-        len = snprintf(out, sizeof out, "%s%s", data_field, f + 7);
+        if (snprintf(out, sizeof out, "%s%s", data_field, f + 7) <= 0)
+            return;
     } else {
         const char *prefix = NULL;
         for (int i = 0; data_roots[i] && !prefix; i++)
@@ -273,10 +275,9 @@ void td_json_scope_error(td_error *err, const char *data_field)
             prefix = "hyperparameters";
         if (!prefix)
             return;
-        len = snprintf(out, sizeof out, "%s.%s", prefix, f);
+        td_json_path(out, prefix, f);
     }
-    if (len > 0)
-        memcpy(err->field, out, sizeof out);
+    memcpy(err->field, out, sizeof out);
 }
 
 static void lower_copy(char *dst, const char *src, size_t cap)

@@ -1,10 +1,10 @@
 /* json_util.h — the JSON edge's small tools: parsing a body, reading numbers and arrays
  * with element paths, checking keys, and a growing string buffer for big responses.
  *
- * cJSON trees exist only in src/http/: a body is parsed, converted to plain arrays and
- * structs with these readers, and deleted. Every reader names the offending element in
- * td_error.field as a JSON path ("X[12][3]", "hyperparameters.betas[1]") and says the
- * rule in the message.
+ * cJSON trees exist only at the edge (src/codec, src/http): a body is parsed, converted
+ * to plain arrays and structs with these readers, and deleted. Every reader names the
+ * offending element in td_error.field as a JSON path ("X[12][3]",
+ * "hyperparameters.betas[1]") and says the rule in the message.
  *
  * Malformed JSON (HTTP 400) versus invalid values (HTTP 422): TD_EMALFORMED (the message
  * starts with "malformed JSON at byte N") versus TD_EINVAL; td_resp_from_error and
@@ -130,7 +130,9 @@ td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const 
                              int64_t lo, int64_t hi, unsigned flags, const char *path,
                              td_error *err);
 /* Class-index targets: a vector (N) -> *cols = 1, *grouped = 0; or a matrix (N, G) ->
- * *cols = G, *grouped = 1. The shape is decided by the first element. */
+ * *cols = G, *grouped = 1. The shape is decided by the first element.
+ * Dataset bodies are read by the stream parser (stream_dataset.h); this and
+ * td_json_matrix_i32 serve the tree reader the tests check that parser against. */
 td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
                              const cJSON *v, const char *path, td_error *err);
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "codec/model_c.h"
 #include "codec/model_onnx.h"
@@ -17,6 +16,7 @@
 #include "codec/npz_write.h"
 #include "codec/json_model.h"
 #include "codec/json_util.h"
+#include "http/npy_upload.h"
 
 typedef enum { F_JSON, F_CSV, F_NPZ, F_C, F_ONNX, F_NONE } fmt;
 static const char *const FMT_NAMES[] = {"json", "csv", "npz", "c", "onnx"};
@@ -306,8 +306,7 @@ void td_export_model_named(const td_model *m, char *const *names, int64_t n_name
 
 int td_export_npy_body(const td_req *req)
 {
-    const char *ct = td_req_header(req, "Content-Type");
-    return ct && strncasecmp(ct, "application/x-npy", 17) == 0;
+    return td_npy_upload_kind(td_req_header(req, "Content-Type")) == 0; /* npy_upload.h */
 }
 
 int td_export_predict_wanted(const td_req *req)

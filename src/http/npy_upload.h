@@ -24,10 +24,10 @@ td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows, int64
 int td_npy_upload_piece(td_npy_upload *u, const char *data, size_t len);
 /* The body is in: stores the dataset (*meta) or gives the error. */
 td_status td_npy_upload_end(td_npy_upload *u, td_dataset_meta *meta, td_error *err);
-/* NULL is fine; removes whatever an unfinished upload wrote. */
 /* After td_npy_upload_end succeeded: y's class names when it was a unicode array, handed
  * over (td_strings_free), else NULL and 0. */
 void td_npy_upload_classes(td_npy_upload *u, char ***classes, int64_t *n);
+/* NULL is fine; removes whatever an unfinished upload wrote. */
 void td_npy_upload_free(td_npy_upload *u);
 
 #endif

@@ -202,6 +202,18 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
 
 const td_body_sink td_dataset_sink = {dataset_begin, dataset_piece, dataset_end, dataset_free};
 
+/* A page of the dataset listing: item i (td_app_page) is rows[i] with its names. */
+typedef struct dataset_page {
+    td_app *app;
+    const td_dataset_meta *rows;
+} dataset_page;
+
+static char *dataset_item(void *ctx, int i)
+{
+    const dataset_page *p = ctx;
+    return cjson_take(dataset_json(p->app, &p->rows[i]));
+}
+
 void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
 {
     td_app *app = a;
@@ -221,15 +233,9 @@ void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
-    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "datasets");
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, dataset_json(app, &rows[i]));
-    if (next[0])
-        cJSON_AddStringToObject(root, "next", next);
-    else
-        cJSON_AddNullToObject(root, "next");
+    dataset_page page = {app, rows};
+    td_app_page(resp, "datasets", n, dataset_item, &page, next);
     free(rows);
-    json_or_oom(resp, 200, cjson_take(root));
 }
 
 void td_h_dataset_get(void *a, const td_req *req, td_resp *resp)
