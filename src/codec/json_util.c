@@ -205,18 +205,6 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
     return TD_OK;
 }
 
-int td_json_http_status(td_status st, const td_error *err)
-{
-    switch (st) {
-    case TD_OK: return 200;
-    case TD_EMALFORMED: return 400;
-    case TD_EINVAL: return 422;
-    case TD_ENOTFOUND: return 404;
-    case TD_ECONFLICT: return 409;
-    default: return 500;
-    }
-}
-
 /* ---- paths and keys --------------------------------------------------------------- */
 
 void td_json_path(char out[TD_JSON_PATH_MAX], const char *prefix, const char *key)

@@ -7,8 +7,8 @@
  * "hyperparameters.betas[1]") and says the rule in the message.
  *
  * Malformed JSON (HTTP 400) versus invalid values (HTTP 422): TD_EMALFORMED (the message
- * starts with "malformed JSON at byte N") versus TD_EINVAL; td_resp_from_error and
- * td_json_http_status map both.
+ * starts with "malformed JSON at byte N") versus TD_EINVAL; td_resp_from_error (http.h)
+ * maps both.
  *
  * Non-finite literals: JSON has no NaN or Infinity, but Python's json module writes them.
  * td_json_parse accepts NaN, Infinity, -Infinity (and nan, inf, -inf) outside strings so
@@ -32,10 +32,6 @@
  * TD_EMALFORMED, field "", message "malformed JSON at byte N: ...", *out NULL.
  * TD_ENOMEM when the tree cannot be allocated. */
 td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err);
-
-/* The HTTP status for a failure of any td_json_* function: 400 for malformed JSON,
- * 422 for TD_EINVAL, 404, 409, 500 for the rest. */
-int td_json_http_status(td_status st, const td_error *err);
 
 /* ---- paths and keys --------------------------------------------------------------- */
 
