@@ -706,9 +706,6 @@ out:
     notify(jm);
 }
 
-/* Shared store: claims a job that fits the memory budget and reserves its estimate (1);
- * else waits up to CLAIM_POLL_MS for a submit or a stop (0). Caller holds mu; it is
- * released around the store call. */
 typedef struct worker_arg {
     td_jobs *jm;
     int slot;
