@@ -2,6 +2,7 @@
  * jobs"). */
 #include "jobs/jobs_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,12 +52,19 @@ int td_jobs_hand_off(td_jobs *jm, const char *id, int64_t n_params)
     return 1;
 }
 
+/* A batch of ends: n jobs' ids and model sizes. */
+typedef struct {
+    const char *const *ids;
+    const int64_t *np;
+    int n;
+} batch;
+
 /* One attempt at a batch: its files durable, then its ends. */
-static td_status ends_once(td_jobs *jm, const char *const *ids, const int64_t *np, int n,
-                           td_error *err)
+static td_status ends_once(td_jobs *jm, const void *a, td_error *err)
 {
+    const batch *b = a;
     td_status st = td_store_sync_files(jm->store, err);
-    return st ? st : td_store_jobs_succeed(jm->store, ids, np, n, err);
+    return st ? st : td_store_jobs_succeed(jm->store, b->ids, b->np, b->n, err);
 }
 
 void *td_jobs_committer(void *arg)
@@ -99,19 +107,11 @@ void *td_jobs_committer(void *arg)
         for (int i = 0; i < n; i++)
             idp[i] = ids[i];
         td_error err = {{0}, {0}};
-        td_status st = TD_EIO;
-        for (int attempt = 1; attempt <= END_TRIES; attempt++) {
-            st = ends_once(jm, idp, np, n, &err);
-            if (td_reserve_release(jm->o.reserve, st, &err))
-                st = ends_once(jm, idp, np, n, &err);
-            if (st != TD_EIO && st != TD_ENOSPACE)
-                break;
-            if (attempt == 1)
-                td_log(TD_LOG_ERROR, "jobs", "recording %d job ends failed: %s; retrying", n,
-                       err.message);
-            if (attempt < END_TRIES && td_jobs_stopping_within(jm, 250 << (attempt - 1)))
-                break;
-        }
+        const batch b = {idp, np, n};
+        char what[48];
+        snprintf(what, sizeof what, "recording %d job ends", n);
+        int attempts;
+        td_status st = td_jobs_record_end(jm, ends_once, &b, what, &attempts, &err);
         if (st) {
             td_log(TD_LOG_ERROR, "jobs",
                    "%d job ends (succeeded, from job %s) are not "

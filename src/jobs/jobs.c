@@ -443,40 +443,66 @@ int td_jobs_stopping_within(td_jobs *jm, int ms)
     }
 }
 
-/* One attempt at recording the end: a terminal state, or the pause (TD_JOB_QUEUED). */
-static td_status end_once(td_jobs *jm, const char *id, td_job_state final, const char *code,
-                          const char *msg, td_error *err)
+/* An end to record: a terminal state, or the pause (TD_JOB_QUEUED). */
+typedef struct {
+    const char *id;
+    td_job_state final;
+    const char *code, *msg;
+} job_end;
+
+/* One attempt at recording the end a (a job_end). */
+static td_status end_once(td_jobs *jm, const void *a, td_error *err)
 {
-    if (final == TD_JOB_QUEUED)
-        return td_store_job_pause(jm->store, id, err);
-    return td_store_job_finish(jm->store, id, final, code, msg, err);
+    const job_end *e = a;
+    if (e->final == TD_JOB_QUEUED)
+        return td_store_job_pause(jm->store, e->id, err);
+    return td_store_job_finish(jm->store, e->id, e->final, e->code, e->msg, err);
 }
 
-/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED); 1 when recorded. A
- * recorded terminal state has cleared the job's live mark with it. A write refused
- * for lack of space releases the reserve (store/reserve.h) and is tried again at once; a storage failure (a full disk, a
- * read-only or locked database) is tried again after 0.25, 0.5, 1, 2 and 4 s. If the end
- * is still not recorded (or the daemon stops meanwhile), the worker gives the job up: it
- * stays "running" in the store with no worker, and the next start resumes it from its
- * checkpoint. */
+/* Records an end by once(jm, arg) (a job's, or the committer's batch): a write refused for
+ * lack of space releases the reserve (store/reserve.h) and is tried again at once; a
+ * storage failure (a full disk, a read-only or locked database: TD_EIO, TD_ENOSPACE) is
+ * logged once ("<what> failed: ...; retrying") and tried again after 0.25, 0.5, 1, 2 and
+ * 4 s, unless the manager stops meanwhile. Returns the last attempt's status; *attempts
+ * gets how many were made. */
+td_status td_jobs_record_end(td_jobs *jm, td_status (*once)(td_jobs *, const void *, td_error *),
+                             const void *arg, const char *what, int *attempts, td_error *err)
+{
+    td_status st = TD_EIO;
+    int attempt = 1;
+    for (;; attempt++) {
+        st = once(jm, arg, err);
+        if (td_reserve_release(jm->o.reserve, st, err))
+            st = once(jm, arg, err);
+        if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
+            break;
+        if (attempt == 1)
+            td_log(TD_LOG_ERROR, "jobs", "%s failed: %s; retrying", what, err->message);
+        if (attempt == END_TRIES || td_jobs_stopping_within(jm, 250 << (attempt - 1)))
+            break;
+    }
+    *attempts = attempt;
+    return st;
+}
+
+/* Records the job's terminal state (or its pause, final TD_JOB_QUEUED), retried as
+ * td_jobs_record_end says; 1 when recorded. A recorded terminal state has cleared the
+ * job's live mark with it. If the end is still not recorded (or the daemon stops
+ * meanwhile), the worker gives the job up: it stays "running" in the store with no worker,
+ * and the next start resumes it from its checkpoint. */
 static int record_end(td_jobs *jm, const char *id, td_job_state final, const char *code,
                       const char *msg)
 {
     td_error ferr = {{0}, {0}};
-    for (int attempt = 1; attempt <= END_TRIES; attempt++) {
-        td_status st = end_once(jm, id, final, code, msg, &ferr);
-        if (td_reserve_release(jm->o.reserve, st, &ferr))
-            st = end_once(jm, id, final, code, msg, &ferr);
-        if (st == TD_OK && attempt > 1)
-            td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempt);
-        if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
-            return st == TD_OK;
-        if (attempt == 1)
-            td_log(TD_LOG_ERROR, "jobs", "job %s: recording the end failed: %s; retrying", id,
-                   ferr.message);
-        if (attempt < END_TRIES && td_jobs_stopping_within(jm, 250 << (attempt - 1)))
-            break;
-    }
+    const job_end e = {id, final, code, msg};
+    char what[TD_ID_MAX + 32];
+    snprintf(what, sizeof what, "job %s: recording the end", id);
+    int attempts;
+    td_status st = td_jobs_record_end(jm, end_once, &e, what, &attempts, &ferr);
+    if (st == TD_OK && attempts > 1)
+        td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempts);
+    if (st != TD_EIO && st != TD_ENOSPACE)
+        return st == TD_OK;
     td_log(TD_LOG_ERROR, "jobs",
            "job %s: its end (%s) is not recorded (%s): it stays running in "
            "the store, and the next start resumes it",
@@ -680,9 +706,6 @@ out:
     notify(jm);
 }
 
-/* Shared store: claims a job that fits the memory budget and reserves its estimate (1);
- * else waits up to CLAIM_POLL_MS for a submit or a stop (0). Caller holds mu; it is
- * released around the store call. */
 typedef struct worker_arg {
     td_jobs *jm;
     int slot;

@@ -69,6 +69,8 @@ void td_jobs_notify_locked(td_jobs *jm); /* mu held: wake watchers */
 int td_jobs_stopping_within(td_jobs *jm, int ms);
 int td_jobs_mark_live(td_jobs *jm, const char *id, int live);
 td_status td_jobs_reap_crashed(td_jobs *jm, td_error *err);
+td_status td_jobs_record_end(td_jobs *jm, td_status (*once)(td_jobs *, const void *, td_error *),
+                             const void *arg, const char *what, int *attempts, td_error *err);
 /* (their contracts are at their definitions in jobs.c) */
 
 /* committer.c */

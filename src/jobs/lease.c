@@ -12,6 +12,9 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+/* Shared store: claims a job that fits the memory budget and reserves its estimate (1);
+ * else waits up to CLAIM_POLL_MS for a submit or a stop (0). Caller holds mu; it is
+ * released around the store call. */
 int td_jobs_claim(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
 {
     pthread_mutex_unlock(&jm->mu);

@@ -1,7 +1,7 @@
 /* sweeps.c — the sweep scheduler (contract in sweeps.h).
  *
  * DESIGN (threads): one thread. It sleeps on the job manager's change counter
- * (td_jobs_wait_change: every epoch, pause and end moves it; td_sweeps_kick too), at most
+ * (td_jobs_wait_change: a job's start, pause and end move it; td_sweeps_kick too), at most
  * every PASS_MIN_MS, and then makes a pass over the active sweeps. Only this thread
  * releases, continues or stops trials and ends sweeps, so there is no race between two
  * deciders; HTTP threads only insert sweeps and record cancel requests in the store. It

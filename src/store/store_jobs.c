@@ -383,10 +383,10 @@ static const char *transition_sql(const td_job_transition *t)
     return "DELETE FROM jobs WHERE id = ?1";
 }
 
-/* The SQLite executor of t (job_transition.h): one BEGIN IMMEDIATE transaction. A start
- * and a finish commit relaxed (see DESIGN, group commit): a finish is durable at return
- * all the same (group_sync), a start with the job's next durable commit. A cancel and a
- * delete commit with synchronous=FULL. */
+/* Runs t (job_transition.h): td_pg_job_transition with a PostgreSQL store, else here, in
+ * one BEGIN IMMEDIATE transaction. A start and a finish commit relaxed (see DESIGN, group
+ * commit): a finish is durable at return all the same (group_sync), a start with the job's
+ * next durable commit. A cancel and a delete commit with synchronous=FULL. */
 static td_status job_transition(td_store *s, td_job_transition *t, td_error *err)
 {
     td_status rc = TD_OK;
@@ -395,6 +395,8 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     int relaxed = 0;
     uint64_t ticket = 0;
 
+    if (s->pg)
+        return td_pg_job_transition(s->pg, t, err);
     enter(s);
     if (t->kind == TD_TRANS_START || t->kind == TD_TRANS_FINISH) {
         if ((rc = relax(s, err)))
@@ -436,8 +438,6 @@ static td_status job_start(td_store *s, const char *id, int live, td_job_row *ou
     td_job_transition t = {.kind = TD_TRANS_START, .id = id, .live = live, .row = out};
     if (out)
         memset(out, 0, sizeof *out);
-    if (s->pg)
-        return td_pg_job_transition(s->pg, &t, err);
     return job_transition(s, &t, err);
 }
 
@@ -482,15 +482,13 @@ td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
     if (!td_job_state_terminal(state))
         return td_fail(err, TD_EINVAL, "state", "%s is not a terminal state",
                        td_job_state_name(state));
-    if (s->pg)
-        return td_pg_job_transition(s->pg, &t, err);
     return job_transition(s, &t, err);
 }
 
 td_status td_store_job_cancel(td_store *s, const char *id, td_job_state *state_after, td_error *err)
 {
     td_job_transition t = {.kind = TD_TRANS_CANCEL, .id = id};
-    td_status rc = s->pg ? td_pg_job_transition(s->pg, &t, err) : job_transition(s, &t, err);
+    td_status rc = job_transition(s, &t, err);
     if (rc == TD_OK && state_after)
         *state_after = t.found == TD_JOB_QUEUED ? TD_JOB_CANCELLED : TD_JOB_RUNNING;
     return rc;
@@ -500,10 +498,8 @@ td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
 {
     td_job_transition t = {.kind = TD_TRANS_DELETE, .id = id};
     char path[PATH_MAX];
-    if (s->pg)
-        return td_pg_job_transition(s->pg, &t, err);
     td_status rc = job_transition(s, &t, err);
-    if (rc)
+    if (rc || s->pg) /* PostgreSQL: its transaction removed what it holds */
         return rc;
     if (id_ok(id)) {
         /* Files go after the rows; a failure leaves orphans for the next open's sweep. */

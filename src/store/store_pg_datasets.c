@@ -15,7 +15,7 @@ static void read_ds(PGresult *r, int i, td_dataset_meta *m)
     m->N = geti(r, i, 2);
     m->D = geti(r, i, 3);
     m->n_classes = geti(r, i, 4);
-    m->target = target_of(PQgetvalue(r, i, 5));
+    m->target = td_store_target_of(PQgetvalue(r, i, 5));
     m->y_cols = geti(r, i, 6);
     m->Y_cols = geti(r, i, 7);
     m->P = geti(r, i, 8);

@@ -32,9 +32,6 @@ struct td_pg {
     double lease_s;
 };
 
-static const char *const STATE_NAMES[TD_JOB_NSTATES] = {"queued", "running", "succeeded", "failed",
-                                                        "cancelled"};
-
 #define NOW_S "extract(epoch from clock_timestamp())"
 
 #define JOB_COLS                                                                          \
@@ -177,22 +174,6 @@ static inline int64_t be64(const char *p)
     for (int i = 0; i < 8; i++)
         v = v << 8 | (uint8_t)p[i];
     return (int64_t)v;
-}
-
-static inline int state_of(const char *t)
-{
-    for (int i = 0; i < TD_JOB_NSTATES; i++)
-        if (t && strcmp(t, STATE_NAMES[i]) == 0)
-            return i;
-    return -1;
-}
-
-static inline td_target_kind target_of(const char *t)
-{
-    for (int i = 0; i <= TD_TARGET_PROBS; i++)
-        if (strcmp(t, td_target_name((td_target_kind)i)) == 0)
-            return (td_target_kind)i;
-    return TD_TARGET_NONE;
 }
 
 /* ---- across the files (each with its definition's contract) ------------------------- */

@@ -8,7 +8,7 @@ static td_status read_job(PGresult *r, int i, td_job_row *j, td_error *err)
 {
     memset(j, 0, sizeof *j);
     td_pg_read_cols(r, i, j, TD_JOB_READ, TD_JOB_NREAD);
-    int st = state_of(PQgetvalue(r, i, 4));
+    int st = td_store_state_of(PQgetvalue(r, i, 4));
     j->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
     gets_(r, i, 26, j->node, sizeof j->node);
     j->hyperparameters = strdup(PQgetvalue(r, i, 5));
@@ -91,7 +91,7 @@ td_status job_lock(PGconn *c, const char *id, int *state, int64_t *ckpt, int *ha
         PQclear(r);
         return td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
     }
-    *state = state_of(PQgetvalue(r, 0, 0));
+    *state = td_store_state_of(PQgetvalue(r, 0, 0));
     if (ckpt)
         *ckpt = PQgetisnull(r, 0, 1) ? -1 : geti(r, 0, 1);
     if (has_model)
@@ -210,7 +210,7 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
     if (state >= TD_JOB_NSTATES)
         return td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
     i64s(bl, (int64_t)limit + 1);
-    const char *v[] = {state >= 0 ? STATE_NAMES[state] : "", cursor, bl};
+    const char *v[] = {state >= 0 ? td_job_state_name(state) : "", cursor, bl};
     int slot;
     PGconn *c = acquire(p, &slot);
     rc = run(c,
@@ -254,7 +254,7 @@ td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *e
         run(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, NULL, 0, 0, &r, err);
     release(p, slot);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
-        int st = state_of(PQgetvalue(r, i, 0));
+        int st = td_store_state_of(PQgetvalue(r, i, 0));
         if (st >= 0)
             counts[st] = geti(r, i, 1);
     }
@@ -323,7 +323,7 @@ static td_status transition_write(td_pg *p, PGconn *c, const td_job_transition *
     }
     case TD_TRANS_FINISH: {
         const char *code = t->error_code, *msg = t->error_message;
-        const char *v[] = {id, STATE_NAMES[t->state], now, code && *code ? code : NULL,
+        const char *v[] = {id, td_job_state_name(t->state), now, code && *code ? code : NULL,
                            msg && *msg ? msg : NULL};
         return run(c,
                    "UPDATE jobs SET state = $2, finished_at = $3, error_code = $4, "

@@ -17,7 +17,7 @@ static td_status read_sweep(PGresult *r, int i, td_sweep_row *w, td_error *err)
 {
     memset(w, 0, sizeof *w);
     td_pg_read_cols(r, i, w, TD_SWEEP_READ, TD_SWEEP_NREAD);
-    int st = state_of(PQgetvalue(r, i, 1));
+    int st = td_store_state_of(PQgetvalue(r, i, 1));
     w->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
     if (!(w->spec = strdup(PQgetvalue(r, i, 5))))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", w->id);
@@ -158,7 +158,7 @@ td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric, td_sw
         t->hyperparameters = strdup(PQgetvalue(r, i, 2));
         t->bytes = (uint64_t)geti(r, i, 3);
         gets_(r, i, 4, t->job, sizeof t->job);
-        int st = PQgetisnull(r, i, 5) ? -1 : state_of(PQgetvalue(r, i, 5));
+        int st = PQgetisnull(r, i, 5) ? -1 : td_store_state_of(PQgetvalue(r, i, 5));
         t->state = st < 0 ? TD_JOB_QUEUED : (td_job_state)st;
         t->paused = (int)geti(r, i, 6);
         t->stopped_early = (int)geti(r, i, 7);
@@ -195,7 +195,7 @@ td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
     if (!rc) {
-        int cur = state_of(PQgetvalue(r, 0, 0));
+        int cur = td_store_state_of(PQgetvalue(r, 0, 0));
         if (cur != TD_JOB_QUEUED && cur != TD_JOB_RUNNING)
             rc = td_fail(err, TD_ECONFLICT, "state", "sweep %s is already %s", v[0],
                          cur < 0 ? "gone" : td_job_state_name((td_job_state)cur));

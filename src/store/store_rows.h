@@ -33,6 +33,13 @@ extern const int TD_JOB_NREAD, TD_SWEEP_NREAD;
 td_status td_store_page_start(int limit, const char *after, char cursor[TD_ID_MAX],
                               char next[TD_ID_MAX], int *n, td_error *err);
 
+/* A job state by its name (td_job_state_name's), -1 for NULL or an unknown name. */
+int td_store_state_of(const char *name);
+
+/* A target kind by its name (td_target_name's), TD_TARGET_NONE for NULL or an unknown
+ * name. */
+td_target_kind td_store_target_of(const char *name);
+
 /* The column count of a history_columns text ("a,b,c"): 0 for NULL or "". */
 int td_store_count_cols(const char *names);
 

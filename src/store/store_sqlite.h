@@ -234,20 +234,15 @@ static inline void ckpt_path(char *out, size_t cap, const td_store *s, const cha
     snprintf(out, cap, "%s/checkpoints/%s.%" PRId64 ".ckpt", s->dir, job_id, epoch);
 }
 
+/* A column's text as a job state or target kind (store_rows.h) */
 static inline int state_from_text(const unsigned char *t)
 {
-    for (int i = 0; i < TD_JOB_NSTATES; i++)
-        if (t && strcmp((const char *)t, STATE_NAMES[i]) == 0)
-            return i;
-    return -1;
+    return td_store_state_of((const char *)t);
 }
 
 static inline td_target_kind target_from_text(const unsigned char *t)
 {
-    for (int i = 0; i <= TD_TARGET_PROBS; i++)
-        if (t && strcmp((const char *)t, TARGET_NAMES[i]) == 0)
-            return (td_target_kind)i;
-    return TD_TARGET_NONE;
+    return td_store_target_of((const char *)t);
 }
 
 /* ---- group commit (store.c; see DESIGN) --------------------------------------------- */
