@@ -932,11 +932,7 @@ static void *watchdog_main(void *arg)
     td_server *s = arg;
     pthread_mutex_lock(&s->lock);
     while (!s->wd_quit) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        struct timespec ts = td_deadline(CLOCK_MONOTONIC, 200); /* wd_cond: monotonic */
         pthread_cond_timedwait(&s->wd_cond, &s->lock, &ts);
         double now = td_mono_s();
         for (conn_entry *ce = s->conns; ce; ce = ce->next) {

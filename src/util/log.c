@@ -36,7 +36,6 @@ void td_log_set_level(td_log_level level)
     atomic_store(&g_level, (int)level);
 }
 
-td_log_level td_log_get_level(void) { return (td_log_level)atomic_load(&g_level); }
 
 const char *td_log_level_name(td_log_level level)
 {

@@ -14,9 +14,8 @@
 
 typedef enum { TD_LOG_DEBUG = 0, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR } td_log_level;
 
-/* Sets / returns the threshold (default TD_LOG_INFO). Thread-safe. */
+/* Sets the threshold (default TD_LOG_INFO). Thread-safe. */
 void td_log_set_level(td_log_level level);
-td_log_level td_log_get_level(void);
 
 /* "debug", "info", "warn", "error". */
 const char *td_log_level_name(td_log_level level);
