@@ -27,8 +27,7 @@ static void normals(float *dst, int64_t n, td_rng *r)
         double u = td_rng_uniform(r), v = td_rng_uniform(r);
         double rad = sqrt(-2 * log(1 - u));
         dst[i] = (float)(rad * cos(2 * M_PI * v));
-        if (i + 1 < n)
-            dst[i + 1] = (float)(rad * sin(2 * M_PI * v));
+        if (i + 1 < n) dst[i + 1] = (float)(rad * sin(2 * M_PI * v));
     }
 }
 
@@ -49,8 +48,7 @@ int main(int argc, char **argv)
     float *X = malloc(sizeof(float) * (size_t)(N * D));
     float *Wt = malloc(sizeof(float) * (size_t)(D * K));
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
-    if (!X || !Wt || !y)
-        return 1;
+    if (!X || !Wt || !y) return 1;
     td_rng rng;
     td_rng_seed(&rng, 0, 0);
     normals(X, N * D, &rng);
@@ -62,8 +60,7 @@ int main(int argc, char **argv)
             double z = 0;
             for (int64_t d = 0; d < D; d++)
                 z += X[n * D + d] * Wt[d * K + k];
-            if (z > bv)
-                bv = z, best = k;
+            if (z > bv) bv = z, best = k;
         }
         y[n] = (int32_t)best;
     }

@@ -39,8 +39,7 @@ int main(int argc, char **argv)
         float a = (float)(r * cos(2 * M_PI * v)), b = (float)(r * sin(2 * M_PI * v));
         float *dst0 = i < N * D ? &X[i] : &Wt[i - N * D];
         *dst0 = a;
-        if (i + 1 < N * D + D * K)
-            *(i + 1 < N * D ? &X[i + 1] : &Wt[i + 1 - N * D]) = b;
+        if (i + 1 < N * D + D * K) *(i + 1 < N * D ? &X[i + 1] : &Wt[i + 1 - N * D]) = b;
     }
     for (int64_t n = 0; n < N; n++) {
         int64_t best = 0;
@@ -49,8 +48,7 @@ int main(int argc, char **argv)
             double z = 0;
             for (int64_t d = 0; d < D; d++)
                 z += X[n * D + d] * Wt[d * K + k];
-            if (z > bv)
-                bv = z, best = k;
+            if (z > bv) bv = z, best = k;
         }
         y[n] = (int32_t)best;
     }

@@ -29,8 +29,7 @@ int main(int argc, char **argv)
     float *probs = malloc(sizeof(float) * (size_t)(n * m.K + 1));
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)(n * m.G + 1));
     int rc = 1;
-    if (!X || !probs || !labels)
-        goto out;
+    if (!X || !probs || !labels) goto out;
     for (int64_t i = 0; i < n * D; i++)
         X[i] = argc > 2 ? strtof(argv[2 + i], NULL) : defaults[i];
     if (td_model_predict(probs, labels, &m, X, n, D, &err)) {

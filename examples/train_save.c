@@ -55,8 +55,7 @@ int main(int argc, char **argv)
     int loss = td_trainer_column(t, "loss"), acc = td_trainer_column(t, "accuracy");
     td_record last;
     st = td_trainer_run(t, print_loss, &loss, &last, &err);
-    if (!st)
-        st = td_model_save(td_trainer_model(t), path, &err);
+    if (!st) st = td_model_save(td_trainer_model(t), path, &err);
     if (st) {
         fprintf(stderr, "train_save: %s: %s\n", err.field, err.message);
         td_trainer_destroy(t);

@@ -18,8 +18,7 @@ static td_status stream(td_dataset_buf *out, const td_csv_opts *o, const uint8_t
                         int mode, uint64_t seed, td_error *err)
 {
     td_dstream *s = td_dstream_csv(o, "fuzz", size);
-    if (!s)
-        abort();
+    if (!s) abort();
     size_t i = 0;
     while (i < size) {
         size_t n = fuzz_piece(mode, &seed, size - i, 61);
@@ -34,21 +33,17 @@ static td_status stream(td_dataset_buf *out, const td_csv_opts *o, const uint8_t
 static int same(td_status sa, const td_dataset_buf *a, const td_error *ea, td_status sb,
                 const td_dataset_buf *b, const td_error *eb)
 {
-    if (sa != sb)
-        return 0;
+    if (sa != sb) return 0;
     if (sa != TD_OK)
         return strcmp(ea->field, eb->field) == 0 && strcmp(ea->message, eb->message) == 0;
-    if (a->ds.N != b->ds.N || a->ds.D != b->ds.D || a->ds.y_cols != b->ds.y_cols)
-        return 0;
-    if (memcmp(a->X, b->X, (size_t)(a->ds.N * a->ds.D) * 4))
-        return 0;
+    if (a->ds.N != b->ds.N || a->ds.D != b->ds.D || a->ds.y_cols != b->ds.y_cols) return 0;
+    if (memcmp(a->X, b->X, (size_t)(a->ds.N * a->ds.D) * 4)) return 0;
     return !a->y == !b->y && (!a->y || memcmp(a->y, b->y, (size_t)a->ds.N * 4) == 0);
 }
 
 int td_fuzz_csv_dataset(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     td_csv_opts o = td_csv_opts_default();
     o.label_column = (td_csv_label)(data[0] % 3);
     o.header = (data[0] >> 2) & 1;
@@ -67,11 +62,9 @@ int td_fuzz_csv_dataset(const uint8_t *data, size_t size)
         abort();
     }
     if (sa == TD_OK) {
-        if (a.ds.N < 1 || a.ds.D < 1 || (o.label_column != TD_CSV_LABEL_NONE) != !!a.y)
-            abort();
+        if (a.ds.N < 1 || a.ds.D < 1 || (o.label_column != TD_CSV_LABEL_NONE) != !!a.y) abort();
         for (int64_t k = 0; k < a.ds.N * a.ds.D; k++)
-            if (!isfinite(a.X[k]))
-                abort();
+            if (!isfinite(a.X[k])) abort();
         td_dataset_buf_free(&a);
         td_dataset_buf_free(&b);
         td_dataset_buf_free(&c);

@@ -36,8 +36,7 @@ static td_dataset g_ds[3];
 
 static void init_datasets(void)
 {
-    if (g_ds[0].X)
-        return;
+    if (g_ds[0].X) return;
     for (int i = 0; i < N_ROWS; i++) {
         for (int j = 0; j < 3; j++) {
             g_X[i * 3 + j] = (float)((i * 7 + j * 3) % 11) / 5.0f - 1.0f + (float)(i % 3);
@@ -131,8 +130,7 @@ static void compare_tree(const uint8_t *data, size_t size, td_status st0, const 
 {
     cJSON *tree;
     td_error err = {{0}, {0}};
-    if (td_json_parse(&tree, (const char *)data, size, &err) != TD_OK)
-        return;
+    if (td_json_parse(&tree, (const char *)data, size, &err) != TD_OK) return;
     const cJSON *dv = cJSON_GetObjectItemCaseSensitive(tree, "data");
     if (jr0->data && dv) {
         td_dataset_buf d;

@@ -24,8 +24,7 @@ static td_status stream(td_dataset_buf *out, const uint8_t *data, size_t size, i
                         uint64_t seed, td_error *err)
 {
     td_dstream *s = td_dstream_json(size);
-    if (!s)
-        abort();
+    if (!s) abort();
     size_t i = 0;
     while (i < size) {
         size_t n = fuzz_piece(mode, &seed, size - i, 97);
@@ -43,12 +42,9 @@ static int same_arrays(const td_dataset_buf *a, const td_dataset_buf *b)
         a->ds.Y_cols != b->ds.Y_cols || a->ds.P != b->ds.P)
         return 0;
     size_t N = (size_t)a->ds.N;
-    if (memcmp(a->X, b->X, N * (size_t)a->ds.D * 4))
-        return 0;
-    if (!a->y != !b->y || (a->y && memcmp(a->y, b->y, N * (size_t)a->ds.y_cols * 4)))
-        return 0;
-    if (!a->Y != !b->Y || (a->Y && memcmp(a->Y, b->Y, N * (size_t)a->ds.Y_cols * 4)))
-        return 0;
+    if (memcmp(a->X, b->X, N * (size_t)a->ds.D * 4)) return 0;
+    if (!a->y != !b->y || (a->y && memcmp(a->y, b->y, N * (size_t)a->ds.y_cols * 4))) return 0;
+    if (!a->Y != !b->Y || (a->Y && memcmp(a->Y, b->Y, N * (size_t)a->ds.Y_cols * 4))) return 0;
     if (!a->pairs != !b->pairs ||
         (a->pairs &&
          (memcmp(a->pairs, b->pairs, (size_t)a->ds.P * 8) ||
@@ -60,10 +56,8 @@ static int same_arrays(const td_dataset_buf *a, const td_dataset_buf *b)
 static int same(td_status sa, const td_dataset_buf *a, const td_error *ea, td_status sb,
                 const td_dataset_buf *b, const td_error *eb)
 {
-    if (sa != sb)
-        return 0;
-    if (sa == TD_OK)
-        return same_arrays(a, b);
+    if (sa != sb) return 0;
+    if (sa == TD_OK) return same_arrays(a, b);
     return strcmp(ea->field, eb->field) == 0 && strcmp(ea->message, eb->message) == 0;
 }
 
@@ -83,8 +77,7 @@ static int lenient_corner(const uint8_t *d, size_t n, const td_error *stream_err
         int numc = (d[i] >= '0' && d[i] <= '9') || d[i] == '.' || d[i] == 'e' || d[i] == 'E' ||
             d[i] == '+' || d[i] == '-';
         run = numc ? run + 1 : 0;
-        if (run >= 60)
-            return 1;
+        if (run >= 60) return 1;
     }
     return 0;
 }
@@ -123,8 +116,7 @@ int td_fuzz_json_dataset(const uint8_t *data, size_t size)
         td_dataset_buf_free(&b);
         td_dataset_buf_free(&c);
     }
-    if (st == TD_OK)
-        td_dataset_buf_free(&t);
+    if (st == TD_OK) td_dataset_buf_free(&t);
     return 0;
 }
 

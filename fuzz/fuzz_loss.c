@@ -75,8 +75,7 @@ static void compare_arrays(const uint8_t *data, size_t size)
 {
     cJSON *tree = NULL;
     td_error err;
-    if (td_json_parse(&tree, (const char *)data, size, &err) != TD_OK)
-        return;
+    if (td_json_parse(&tree, (const char *)data, size, &err) != TD_OK) return;
     td_dstream *s = td_json_loss_stream(size);
     FUZZ_CHECK(s != NULL, "out of memory");
     size_t step = size ? 1 + data[0] % 11 : 1;
@@ -89,8 +88,7 @@ static void compare_arrays(const uint8_t *data, size_t size)
             td_jarray *a = td_dstream_array(s, ARRAY_KEYS[k]);
             FUZZ_CHECK((a != NULL) == (tv && !cJSON_IsNull(tv)), "%s: present %d / %d",
                        ARRAY_KEYS[k], a != NULL, tv && !cJSON_IsNull(tv));
-            if (a)
-                compare_reader(tv, a, (int)((size + (size_t)k) % 6), ARRAY_KEYS[k]);
+            if (a) compare_reader(tv, a, (int)((size + (size_t)k) % 6), ARRAY_KEYS[k]);
         }
     }
     td_dstream_destroy(s);

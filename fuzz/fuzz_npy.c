@@ -56,13 +56,11 @@ static void run(result *r, int zip, const uint8_t *data, size_t size, int mode, 
     memset(r, 0, sizeof *r);
     td_npy_limits lim = {100000, 10000, 1u << 20};
     r->d = td_npy_dataset_create(zip, &XS, &r->x, &lim);
-    if (!r->d)
-        abort();
+    if (!r->d) abort();
     size_t i = 0;
     while (i < size) {
         size_t n = fuzz_piece(mode, &seed, size - i, 97);
-        if (td_npy_dataset_feed(r->d, data + i, n))
-            break;
+        if (td_npy_dataset_feed(r->d, data + i, n)) break;
         i += n;
     }
     r->st = td_npy_dataset_finish(r->d, &r->ds, &r->err);
@@ -118,8 +116,7 @@ static void consistent(const result *r)
 
 int td_fuzz_npy(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     int zip = data[0] & 1;
     uint64_t seed = 1469598103934665603ull;
     for (size_t i = 0; i < size; i++)

@@ -48,8 +48,7 @@ static void init_models(void)
 {
     static float X[N_ROWS * 3];
     static int32_t y[N_ROWS], yg[N_ROWS * 2];
-    if (g_ready)
-        return;
+    if (g_ready) return;
     for (int i = 0; i < N_ROWS; i++) {
         for (int j = 0; j < 3; j++)
             X[i * 3 + j] = (float)(i % 3) * 2.0f + (float)((i * 5 + j * 7) % 13) / 13.0f;
@@ -84,8 +83,7 @@ static void init_models(void)
 
 int td_fuzz_predict(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     init_models();
     const td_model *m = &g_models[data[0] % N_MODELS];
     td_error err = {{0}, {0}};

@@ -39,8 +39,7 @@ static void init_routes(void)
         {"GET", "/readyz", h_none, NULL, 1, NULL, NULL},
         {"GET", "/metrics", h_none, NULL, 0, NULL, NULL},
     };
-    if (g_routes)
-        return;
+    if (g_routes) return;
     size_t napp = 0;
     const td_route *app = td_app_routes(&napp);
     g_n = 3 + napp;
@@ -52,12 +51,9 @@ static void init_routes(void)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -81,17 +77,13 @@ static void query(char *q)
     const char *label = NULL, *header = NULL, *state = NULL;
     for (char *p = q; p && *p;) {
         char *amp = strchr(p, '&');
-        if (amp)
-            *amp = '\0';
+        if (amp) *amp = '\0';
         for (char *c = p; *c; c++)
-            if (*c == '+')
-                *c = ' ';
+            if (*c == '+') *c = ' ';
         char *eq = strchr(p, '=');
-        if (eq)
-            *eq = '\0';
+        if (eq) *eq = '\0';
         unescape(p);
-        if (eq)
-            unescape(eq + 1);
+        if (eq) unescape(eq + 1);
         const char *v = eq ? eq + 1 : "";
         if (strcmp(p, "label_column") == 0)
             label = v;
@@ -104,8 +96,7 @@ static void query(char *q)
     td_error err = {{0}, {0}};
     td_csv_opts o;
     td_status st = td_csv_opts_parse(&o, label, header, &err);
-    if (st != TD_OK)
-        FUZZ_CHECK_REFUSAL(st, err);
+    if (st != TD_OK) FUZZ_CHECK_REFUSAL(st, err);
     if (state) {
         td_job_state js;
         st = td_job_state_parse(state, &js, &err);
@@ -131,8 +122,7 @@ int td_fuzz_router(const uint8_t *data, size_t size)
     *sp = '\0';
     const char *method = in;
     char *path = sp + 1, *q = strchr(path, '?');
-    if (q)
-        *q++ = '\0';
+    if (q) *q++ = '\0';
 
     char allow[64 + 8];
     memset(allow, 0x5a, sizeof allow);
@@ -167,11 +157,9 @@ int td_fuzz_router(const uint8_t *data, size_t size)
         free(capbuf);
     } else {
         FUZZ_CHECK(st == 404 || st == 405, "miss with status %d", st);
-        if (st == 405)
-            FUZZ_CHECK(allow[0] != '\0', "405 without Allow for %s %s", method, path);
+        if (st == 405) FUZZ_CHECK(allow[0] != '\0', "405 without Allow for %s %s", method, path);
     }
-    if (q)
-        query(q);
+    if (q) query(q);
     free(in);
     return 0;
 }

@@ -31,8 +31,7 @@
 static int finite_all(const float *p, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
+        if (!isfinite(p[i])) return 0;
     return 1;
 }
 
@@ -46,8 +45,7 @@ static void check_predict(const td_model *m, const td_dataset *ds)
         ? td_embed_predict(emb, labels, probs, NULL, m, ds->X, ds->N, ds->D, &err)
         : td_model_predict(probs, labels, m, ds->X, ds->N, ds->D, &err);
     FUZZ_CHECK(st == TD_OK || st == TD_EINVAL, "predict: %s: %s", td_status_code(st), err.message);
-    if (st != TD_OK)
-        return;
+    if (st != TD_OK) return;
     int64_t per = m->kind == TD_MODEL_GMM || m->kind == TD_MODEL_EMBED_GMM ? K : K / m->G;
     for (int64_t i = 0; i < ds->N * m->G; i++)
         FUZZ_CHECK(labels[i] >= 0 && labels[i] < per, "label %d of %lld", labels[i],
@@ -135,8 +133,7 @@ int td_fuzz_train(const uint8_t *data, size_t size)
         hp.mlp.n_hidden = 1, hp.mlp.hidden[0] = 3;
         hp.batch_size = opt / 18 % 2 ? 4 : 0;
         hp.epochs = 2;
-        if (g == 2)
-            hp.groups = 2, hp.monotone_weight = 0.5;
+        if (g == 2) hp.groups = 2, hp.monotone_weight = 0.5;
         train(&hp, g == 2 ? &grouped : &ds);
         td_hparams_fini(&hp);
     }

@@ -147,8 +147,7 @@ static void h_metrics(void *app, const td_req *req, td_resp *resp)
             "traind_start_time_seconds %lld\n",
             TD_VERSION, (long long)d->started);
     td_server *srv = atomic_load(&d->srv_live);
-    if (srv)
-        td_server_write_metrics(srv, out);
+    if (srv) td_server_write_metrics(srv, out);
     app_metrics(d, out);
     if (fclose(out) != 0 || !buf) {
         free(buf);
@@ -206,14 +205,12 @@ static void reload(daemon_ctx *d, int argc, char **argv)
          td_tls_install(&pem, &err) != TD_OK))
         goto fail;
     td_tls_pem_free(&pem);
-    if (tls_warn[0])
-        td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
     if (tls_again) {
         memcpy(d->cfg.tls_cert_file, nc.tls_cert_file, sizeof nc.tls_cert_file);
         memcpy(d->cfg.tls_key_file, nc.tls_key_file, sizeof nc.tls_key_file);
     }
-    if (td_server_set_tokens(d->srv, nt, &err) != TD_OK)
-        goto fail;
+    if (td_server_set_tokens(d->srv, nt, &err) != TD_OK) goto fail;
     td_tokens_free(d->tokens);
     d->tokens = nt;
     td_server_set_max_body(d->srv, td_config_max_body(&nc));
@@ -228,10 +225,8 @@ static void reload(daemon_ctx *d, int argc, char **argv)
     char *was = NULL, *now = NULL;
     size_t wl = 0, nl = 0;
     FILE *fw = open_memstream(&was, &wl), *fn = open_memstream(&now, &nl);
-    if (fw)
-        td_config_dump(&d->cfg, fw), fclose(fw);
-    if (fn)
-        td_config_dump(&nc, fn), fclose(fn);
+    if (fw) td_config_dump(&d->cfg, fw), fclose(fw);
+    if (fn) td_config_dump(&nc, fn), fclose(fn);
     for (const char *a = was, *b = now; a && b && *a && *b;) {
         size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
         if (la != lb || memcmp(a, b, la) != 0)
@@ -332,8 +327,7 @@ int main(int argc, char **argv)
            TD_VERSION, td_config_workers(&d->cfg), d->cfg.state_dir, d->tokens->n ? "on" : "off",
            d->tokens->n, pem.cert ? "https" : "http", d->cfg.config_path[0] ? ", config " : "",
            d->cfg.config_path);
-    if (tls_warn[0])
-        td_log(TD_LOG_WARN, "main", "%s", tls_warn);
+    if (tls_warn[0]) td_log(TD_LOG_WARN, "main", "%s", tls_warn);
     if (!pem.cert && !td_listen_is_loopback(d->cfg.listen))
         td_log(TD_LOG_WARN, "main",
                "no TLS on the non-loopback %s: tokens and data cross "
@@ -369,8 +363,7 @@ int main(int argc, char **argv)
         return 1;
     }
     memcpy(routes, base_routes, sizeof base_routes);
-    if (napp)
-        memcpy(routes + NBASE, approutes, napp * sizeof *routes);
+    if (napp) memcpy(routes + NBASE, approutes, napp * sizeof *routes);
 
     td_server_opts so = td_server_default_opts();
     so.listen = d->cfg.listen;
@@ -391,16 +384,14 @@ int main(int argc, char **argv)
         return 1;
     }
     atomic_store(&d->srv_live, d->srv);
-    if (td_server_tls(d->srv))
-        td_log(TD_LOG_INFO, "http", "HTTPS only (%s)", d->cfg.tls_cert_file);
+    if (td_server_tls(d->srv)) td_log(TD_LOG_INFO, "http", "HTTPS only (%s)", d->cfg.tls_cert_file);
     td_log(TD_LOG_INFO, "http", "listening on %s", td_server_address(d->srv));
     if (td_notifyf(&err, "READY=1\nSTATUS=listening on %s", td_server_address(d->srv)) != TD_OK)
         td_log(TD_LOG_WARN, "main", "systemd notify: %s", err.message);
 
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
+        if (sigwait(&sigs, &sig) != 0) continue;
         if (sig == SIGHUP) {
             td_log(TD_LOG_INFO, "main", "SIGHUP received, reloading");
             reload(d, argc, argv);

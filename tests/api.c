@@ -58,8 +58,7 @@ int httpc_tls_on(void)
 
 void httpc_tls_off(void)
 {
-    if (!g_tls_dir[0])
-        return;
+    if (!g_tls_dir[0]) return;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tls_dir);
     if (system(cmd) != 0) {
@@ -79,12 +78,9 @@ typedef struct conn_t {
 
 static void conn_close(conn_t *c)
 {
-    if (c->sess)
-        gnutls_deinit(c->sess);
-    if (c->cred)
-        gnutls_certificate_free_credentials(c->cred);
-    if (c->fd >= 0)
-        close(c->fd);
+    if (c->sess) gnutls_deinit(c->sess);
+    if (c->cred) gnutls_certificate_free_credentials(c->cred);
+    if (c->fd >= 0) close(c->fd);
     c->sess = NULL, c->cred = NULL, c->fd = -1;
 }
 
@@ -93,10 +89,8 @@ static int conn_open(conn_t *c, int port)
 {
     memset(c, 0, sizeof *c);
     c->fd = httpc_connect(port);
-    if (c->fd < 0)
-        return -1;
-    if (!g_tls_dir[0])
-        return 0;
+    if (c->fd < 0) return -1;
+    if (!g_tls_dir[0]) return 0;
     struct timeval tv = {IO_TIMEOUT_MS / 1000, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -112,8 +106,7 @@ static int conn_open(conn_t *c, int port)
     do
         rc = gnutls_handshake(c->sess);
     while (rc < 0 && !gnutls_error_is_fatal(rc));
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     return 0;
 fail:
     conn_close(c);
@@ -123,14 +116,11 @@ fail:
 /* Sends all of p; 0 or -1. */
 static int conn_send(conn_t *c, const char *p, size_t n)
 {
-    if (!c->sess)
-        return httpc_send_all(c->fd, p, n);
+    if (!c->sess) return httpc_send_all(c->fd, p, n);
     while (n > 0) {
         ssize_t w = gnutls_record_send(c->sess, p, n);
-        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
-            continue;
-        if (w <= 0)
-            return -1;
+        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) continue;
+        if (w <= 0) return -1;
         p += w;
         n -= (size_t)w;
     }
@@ -144,23 +134,17 @@ static ssize_t conn_recv(conn_t *c, char *buf, size_t n)
     if (!c->sess) {
         struct pollfd p = {c->fd, POLLIN, 0};
         int r = poll(&p, 1, IO_TIMEOUT_MS);
-        if (r < 0 && errno == EINTR)
-            return conn_recv(c, buf, n);
-        if (r <= 0)
-            return -1;
+        if (r < 0 && errno == EINTR) return conn_recv(c, buf, n);
+        if (r <= 0) return -1;
         ssize_t k = recv(c->fd, buf, n, 0);
-        if (k < 0 && errno == EINTR)
-            return conn_recv(c, buf, n);
+        if (k < 0 && errno == EINTR) return conn_recv(c, buf, n);
         return k < 0 ? 0 : k; /* a reset ends the response like a close */
     }
     for (;;) {
         ssize_t k = gnutls_record_recv(c->sess, buf, n);
-        if (k == GNUTLS_E_INTERRUPTED)
-            continue;
-        if (k == GNUTLS_E_AGAIN)
-            return -1; /* SO_RCVTIMEO */
-        if (k == GNUTLS_E_PREMATURE_TERMINATION)
-            return 0;
+        if (k == GNUTLS_E_INTERRUPTED) continue;
+        if (k == GNUTLS_E_AGAIN) return -1; /* SO_RCVTIMEO */
+        if (k == GNUTLS_E_PREMATURE_TERMINATION) return 0;
         return k < 0 ? 0 : k;
     }
 }
@@ -175,8 +159,7 @@ double httpc_now(void)
 int httpc_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)port);
@@ -195,10 +178,8 @@ int httpc_send_all(int fd, const void *s, size_t n)
     const char *p = s;
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
         p += w;
         n -= (size_t)w;
     }
@@ -211,19 +192,14 @@ double httpc_wait_closed(int fd, double timeout_s)
     char buf[4096];
     for (;;) {
         double left = timeout_s - (httpc_now() - t0);
-        if (left <= 0)
-            return -1;
+        if (left <= 0) return -1;
         struct pollfd p = {fd, POLLIN, 0};
         int r = poll(&p, 1, (int)(left * 1000) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            continue; /* re-check the deadline */
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) continue; /* re-check the deadline */
         ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return httpc_now() - t0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return httpc_now() - t0;
     }
 }
 
@@ -240,8 +216,7 @@ static int buf_add(buf_t *b, const void *s, size_t n)
         while (cap < b->len + n + 1)
             cap *= 2;
         char *np = realloc(b->p, cap);
-        if (!np)
-            return -1;
+        if (!np) return -1;
         b->p = np;
         b->cap = cap;
     }
@@ -259,8 +234,7 @@ static int buf_addf(buf_t *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return -1;
+    if (n < 0 || (size_t)n >= sizeof tmp) return -1;
     return buf_add(b, tmp, (size_t)n);
 }
 
@@ -272,13 +246,10 @@ static size_t dechunk(char *s, size_t n)
         char *end;
         unsigned long sz = strtoul(s + in, &end, 16);
         char *crlf = strstr(s + in, "\r\n");
-        if (!crlf || end == s + in)
-            break;
+        if (!crlf || end == s + in) break;
         in = (size_t)(crlf - s) + 2;
-        if (sz == 0)
-            break;
-        if (in + sz > n)
-            sz = n - in;
+        if (sz == 0) break;
+        if (in + sz > n) sz = n - in;
         memmove(s + out, s + in, sz);
         out += sz;
         in += sz + 2;
@@ -289,8 +260,7 @@ static size_t dechunk(char *s, size_t n)
 
 const char *httpc_header(const httpc_resp *r, const char *name, char *buf, size_t n)
 {
-    if (!r->headers)
-        return NULL;
+    if (!r->headers) return NULL;
     size_t nl = strlen(name);
     for (const char *line = r->headers; *line;) {
         const char *eol = strstr(line, "\r\n");
@@ -300,14 +270,12 @@ const char *httpc_header(const httpc_resp *r, const char *name, char *buf, size_
             while (*v == ' ' || *v == '\t')
                 v++;
             size_t vl = (size_t)(line + ll - v);
-            if (vl >= n)
-                vl = n - 1;
+            if (vl >= n) vl = n - 1;
             memcpy(buf, v, vl);
             buf[vl] = '\0';
             return buf;
         }
-        if (!eol)
-            break;
+        if (!eol) break;
         line = eol + 2;
     }
     return NULL;
@@ -329,8 +297,7 @@ int httpc_request(int port, const char *method, const char *path, const char *he
     double t0 = httpc_now();
     buf_t req = {0}, in = {0};
     conn_t cn;
-    if (conn_open(&cn, port) != 0)
-        return -1;
+    if (conn_open(&cn, port) != 0) return -1;
     int fd = cn.fd;
 
     buf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path,
@@ -345,63 +312,47 @@ int httpc_request(int port, const char *method, const char *path, const char *he
         while (*h == '\r' || *h == '\n')
             h++;
     }
-    if (body)
-        buf_addf(&req, "Content-Length: %zu\r\n", len);
+    if (body) buf_addf(&req, "Content-Length: %zu\r\n", len);
     buf_add(&req, "\r\n", 2);
-    if (body && len)
-        buf_add(&req, body, len);
-    if (!req.p)
-        goto done;
+    if (body && len) buf_add(&req, body, len);
+    if (!req.p) goto done;
 
     /* Send, but stop as soon as the server has something to say (over TLS: send it all,
      * a failed send because the server answered early and closed is fine). */
     size_t sent = cn.sess ? req.len : 0;
-    if (cn.sess)
-        conn_send(&cn, req.p, req.len);
+    if (cn.sess) conn_send(&cn, req.p, req.len);
     while (sent < req.len) {
         struct pollfd p = {fd, POLLIN | POLLOUT, 0};
         int r = poll(&p, 1, IO_TIMEOUT_MS);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            goto done;
-        if (p.revents & (POLLIN | POLLHUP | POLLERR))
-            break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) goto done;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) break;
         ssize_t w = send(fd, req.p + sent, req.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w < 0)
-            break; /* reset: maybe a response is already waiting */
+        if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (w < 0) break; /* reset: maybe a response is already waiting */
         sent += (size_t)w;
     }
     for (;;) {
         char tmp[16384];
         ssize_t n = conn_recv(&cn, tmp, sizeof tmp);
-        if (n < 0)
-            goto done;
-        if (n == 0)
-            break;
-        if (buf_add(&in, tmp, (size_t)n))
-            goto done;
+        if (n < 0) goto done;
+        if (n == 0) break;
+        if (buf_add(&in, tmp, (size_t)n)) goto done;
     }
-    if (!in.p)
-        goto done;
+    if (!in.p) goto done;
     char *hend = strstr(in.p, "\r\n\r\n");
-    if (!hend || strncmp(in.p, "HTTP/1.", 7) != 0)
-        goto done;
+    if (!hend || strncmp(in.p, "HTTP/1.", 7) != 0) goto done;
     out->status = atoi(in.p + 9);
     char *first_eol = strstr(in.p, "\r\n");
     size_t hl = (size_t)(hend - first_eol); /* the header lines, each ending in CRLF */
     out->headers = malloc(hl + 1);
-    if (!out->headers)
-        goto fail;
+    if (!out->headers) goto fail;
     memcpy(out->headers, first_eol + 2, hl);
     out->headers[hl] = '\0';
     char *b = hend + 4;
     size_t bl = in.len - (size_t)(b - in.p);
     out->body = malloc(bl + 1);
-    if (!out->body)
-        goto fail;
+    if (!out->body) goto fail;
     memcpy(out->body, b, bl);
     out->body[bl] = '\0';
     char v[64];
@@ -435,15 +386,13 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
     } else {
         const char *tmp = getenv("TMPDIR");
         snprintf(d->dir, sizeof d->dir, "%s/traind-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(d->dir))
-            return -1;
+        if (!mkdtemp(d->dir)) return -1;
     }
     snprintf(d->log, sizeof d->log, "%s/traind.log", d->dir);
     char state[300];
     snprintf(state, sizeof state, "%s/state", d->dir);
     const char *bin = getenv("TD_BIN");
-    if (!bin || !*bin)
-        bin = "build/traind";
+    if (!bin || !*bin) bin = "build/traind";
 
     const char *argv[64];
     int n = 0;
@@ -465,18 +414,15 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
                                         * pair or the store (and user_conf's lines) */
         snprintf(tls_conf, sizeof tls_conf, "%s/tls.conf", d->dir);
         FILE *f = fopen(tls_conf, "w");
-        if (!f)
-            return -1;
+        if (!f) return -1;
         FILE *u = user_conf ? fopen(user_conf, "r") : NULL;
         char line[4096];
         while (u && fgets(line, sizeof line, u))
             fputs(line, f);
-        if (u)
-            fclose(u);
+        if (u) fclose(u);
         if (g_tls_dir[0])
             fprintf(f, "\ntls_cert_file = %s\ntls_key_file = %s\n", g_tls_cert, g_tls_key);
-        if (g_store[0])
-            fprintf(f, "\nstore = %s\n", g_store);
+        if (g_store[0]) fprintf(f, "\nstore = %s\n", g_store);
         fclose(f);
         argv[n++] = "--config";
         argv[n++] = tls_conf;
@@ -485,12 +431,10 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
 
     off_t log_start = 0; /* a restart appends to the same log: look past the old lines */
     struct stat st;
-    if (stat(d->log, &st) == 0)
-        log_start = st.st_size;
+    if (stat(d->log, &st) == 0) log_start = st.st_size;
 
     pid_t pid = fork();
-    if (pid < 0)
-        return -1;
+    if (pid < 0) return -1;
     if (pid == 0) {
         int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (lfd >= 0) {
@@ -537,10 +481,8 @@ int httpc_daemon_start(httpc_daemon *d, const char *dir_in, const char *const *a
 
 int httpc_daemon_stop(httpc_daemon *d, int sig, double timeout_s)
 {
-    if (d->pid <= 0)
-        return d->exit_code; /* exited already (or never started) */
-    if (sig)
-        kill(d->pid, sig);
+    if (d->pid <= 0) return d->exit_code; /* exited already (or never started) */
+    if (sig) kill(d->pid, sig);
     double t0 = httpc_now();
     int stv, code = -1;
     for (;;) {
@@ -562,10 +504,8 @@ int httpc_daemon_stop(httpc_daemon *d, int sig, double timeout_s)
     if (code != 0) { /* a sanitizer's report (make asan) is in the log: show it */
         char *log = httpc_daemon_log(d);
         const char *rep = strstr(log, "ERROR: LeakSanitizer");
-        if (!rep)
-            rep = strstr(log, "ERROR: AddressSanitizer");
-        if (!rep)
-            rep = strstr(log, "runtime error:");
+        if (!rep) rep = strstr(log, "ERROR: AddressSanitizer");
+        if (!rep) rep = strstr(log, "runtime error:");
         if (rep)
             fprintf(stderr, "httpc: the daemon in %s exited with %d; its log says:\n%.6000s\n",
                     d->dir, code, rep);
@@ -590,8 +530,7 @@ char *httpc_daemon_log(const httpc_daemon *d)
 
 void httpc_daemon_cleanup(httpc_daemon *d)
 {
-    if (!d->dir[0])
-        return;
+    if (!d->dir[0]) return;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
     if (system(cmd) != 0) {
@@ -607,10 +546,8 @@ long httpc_proc_kb(pid_t pid, const char *field)
     size_t n = strlen(field);
     long kb = -1;
     while (f && kb < 0 && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0 && line[n] == ':')
-            kb = strtol(line + n + 1, NULL, 10);
-    if (f)
-        fclose(f);
+        if (strncmp(line, field, n) == 0 && line[n] == ':') kb = strtol(line + n + 1, NULL, 10);
+    if (f) fclose(f);
     return kb;
 }
 
@@ -706,8 +643,7 @@ void api_expect_error(const api_call *c, int status, const char *code, const cha
     ck_assert_msg(cJSON_IsObject(e), "no error object in %s", body);
     ck_assert_msg(api_str(e, "message") && *api_str(e, "message"), "no message in %s", body);
     ck_assert_msg(api_str(e, "code") && *api_str(e, "code"), "no code in %s", body);
-    if (code)
-        ck_assert_str_eq(api_str(e, "code"), code);
+    if (code) ck_assert_str_eq(api_str(e, "code"), code);
     if (field && !*field)
         ck_assert_msg(api_str(e, "field") == NULL, "unexpected field in %s", body);
     else if (field)
@@ -809,8 +745,7 @@ static cJSON *wait_terminal(int port, const char *kind, const char *id, double t
         cJSON *j = api_get_json(port, fmt, id);
         const char *st = api_str(j, "state");
         ck_assert_msg(st != NULL, "%s %s has no state", kind, id);
-        if (terminal(st))
-            return j;
+        if (terminal(st)) return j;
         ck_assert_msg(httpc_now() - t0 < timeout_s, "%s %s still %s after %.0f s", kind, id, st,
                       timeout_s);
         cJSON_Delete(j);
@@ -830,8 +765,7 @@ void api_wait_state(int port, const char *id, const char *want, double timeout_s
         char st[32];
         snprintf(st, sizeof st, "%s", api_str(j, "state") ? api_str(j, "state") : "(none)");
         cJSON_Delete(j);
-        if (there)
-            return;
+        if (there) return;
         ck_assert_msg(!terminal(st), "job %s ended %s, want %s", id, st, want);
         ck_assert_msg(httpc_now() - t0 < timeout_s, "job %s is %s, want %s", id, st, want);
     }
@@ -863,8 +797,7 @@ int api_job_epoch(int port, const char *id)
 int api_start_any(httpc_daemon *d, const char *dir, const char *conf, const char *const *args,
                   const char *const *env)
 {
-    if (!conf)
-        return httpc_daemon_start(d, dir, args, env);
+    if (!conf) return httpc_daemon_start(d, dir, args, env);
     char tmpl[256], path[300];
     if (!dir) { /* the config lives beside the state, so a restart over dir finds it */
         const char *tmp = getenv("TMPDIR");
@@ -937,8 +870,7 @@ char *api_dataset_body(int n, int d, int K, unsigned seed)
         }
         int best = 0;
         for (int k = 1; k < K && k < 16; k++)
-            if (s[k] > s[best])
-                best = k;
+            if (s[k] > s[best]) best = k;
         cJSON_AddItemToArray(X, row);
         cJSON_AddItemToArray(y, cJSON_CreateNumber(i < K ? i : best));
     }

@@ -43,8 +43,7 @@ static td_status read_names(td_dataset_part *a, const cJSON *v, const char *path
                            "text without NUL",
                            ep, TD_CLASS_NAME_MAX);
         int32_t k = td_names_add(a->names, c->valuestring, len);
-        if (k == -1)
-            return td_fail(&a->err, TD_ENOMEM, path, "out of memory reading %s", path);
+        if (k == -1) return td_fail(&a->err, TD_ENOMEM, path, "out of memory reading %s", path);
         if (k == -2)
             return td_fail(&a->err, TD_EINVAL, ep, "%s: more than %d distinct class names", ep,
                            TD_MAX_CLASSES);
@@ -60,8 +59,7 @@ static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N, c
     a->present = v != NULL;
     a->cols = 1;
     a->row0_len = -1;
-    if (!v)
-        return;
+    if (!v) return;
     float **f = (float **)&a->data;
     int32_t **i = (int32_t **)&a->data;
     switch (kind) {
@@ -76,8 +74,7 @@ static void read_part(td_dataset_part *a, const cJSON *v, int kind, int64_t N, c
         a->st = td_json_matrix_f32(f, &a->rows, &a->cols, v, TD_JSON_NONNEG, path, &a->err);
         break;
     case 3: /* pairs */
-        if (cJSON_IsArray(v) && cJSON_IsArray(v->child))
-            a->row0_len = cJSON_GetArraySize(v->child);
+        if (cJSON_IsArray(v) && cJSON_IsArray(v->child)) a->row0_len = cJSON_GetArraySize(v->child);
         a->st = td_json_matrix_i32(i, &a->rows, &a->cols, v, 0, N - 1, 0, path, &a->err);
         break;
     default: /* pair_labels */
@@ -125,8 +122,7 @@ td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t le
     memset(out, 0, sizeof *out);
     cJSON *root;
     td_status st = td_json_parse(&root, body, len, err);
-    if (st)
-        return st;
+    if (st) return st;
     st = td_json_dataset_from(out, root, NULL, err);
     cJSON_Delete(root);
     return st;

@@ -46,8 +46,7 @@ long failalloc_live_bytes(void) { return atomic_load(&g_live); }
 /* Adds the block's usable size (sign -1: a free) to the live bytes; keeps the peak. */
 static void account(void *p, int sign)
 {
-    if (!p || !atomic_load(&g_track))
-        return;
+    if (!p || !atomic_load(&g_track)) return;
     long d = sign * (long)malloc_usable_size(p);
     long now = atomic_fetch_add(&g_live, d) + d;
     long peak = atomic_load(&g_peak);
@@ -59,8 +58,7 @@ static void account(void *p, int sign)
 static int refuse(void)
 {
     long at = atomic_load(&g_fail_at);
-    if (at < 0)
-        return 0;
+    if (at < 0) return 0;
     long k = atomic_fetch_add(&g_count, 1) + 1;
     if (at > 0 && k == at) {
         atomic_store(&g_failed, 1);
@@ -85,8 +83,7 @@ void *__wrap_calloc(size_t n, size_t size)
 
 void *__wrap_realloc(void *p, size_t n)
 {
-    if (refuse())
-        return NULL;
+    if (refuse()) return NULL;
     long old = p && atomic_load(&g_track) ? (long)malloc_usable_size(p) : 0;
     void *q = __real_realloc(p, n);
     if (q && atomic_load(&g_track)) {

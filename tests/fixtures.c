@@ -107,8 +107,7 @@ float *gmm_blobs(int64_t N, int64_t E, int64_t M, uint64_t seed, double offset, 
     for (int64_t i = 0; i < N; i++) {
         int64_t k = (int64_t)td_rng_below(&r, (uint64_t)M);
         double s = 0.5 + (double)k / (double)M; /* clusters of different spread */
-        if (y)
-            y[i] = (int32_t)k;
+        if (y) y[i] = (int32_t)k;
         for (int64_t j = 0; j < E; j++)
             X[i * E + j] = (float)(offset + c[k * E + j] + s * gauss(&r) * (1 + 0.3 * (j % 3)));
     }

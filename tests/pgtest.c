@@ -19,14 +19,12 @@ static void stop_server(void)
         return;
     char cmd[256];
     snprintf(cmd, sizeof cmd, "tests/pg_server.sh stop %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "pgtest: stopping the server in %s failed\n", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "pgtest: stopping the server in %s failed\n", g_dir);
 }
 
 void td_pgtest_server(void)
 {
-    if (g_port)
-        return;
+    if (g_port) return;
     snprintf(g_dir, sizeof g_dir, "/tmp/traind_pg_XXXXXX");
     if (!mkdtemp(g_dir)) {
         perror("pgtest: mkdtemp");

@@ -14,9 +14,8 @@ int main(int argc, char **argv)
     setenv("CK_DEFAULT_TIMEOUT", "120", 0);
     const char *only = argc > 1 ? argv[1] : NULL;
     SRunner *sr = srunner_create(NULL);
-#define X(fn)                                \
-    if (!only || strcmp(only, #fn + 6) == 0) \
-        srunner_add_suite(sr, fn());
+#define X(fn) \
+    if (!only || strcmp(only, #fn + 6) == 0) srunner_add_suite(sr, fn());
 #include "suites.inc"
 #undef X
     srunner_run_all(sr, CK_NORMAL);

@@ -52,8 +52,7 @@ int count_files(const char *sub, const char *needle)
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.' && (!needle || strstr(de->d_name, needle)))
-            n++;
+        if (de->d_name[0] != '.' && (!needle || strstr(de->d_name, needle))) n++;
     closedir(d);
     return n;
 }

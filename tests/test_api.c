@@ -41,8 +41,7 @@ static cJSON *jdup(const cJSON *v)
 static void copy_key(cJSON *obj, const cJSON *ref, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(ref, key);
-    if (v)
-        cJSON_AddItemToObject(obj, key, jdup(v));
+    if (v) cJSON_AddItemToObject(obj, key, jdup(v));
 }
 
 static char *post_dataset(int port, const char *body)
@@ -474,14 +473,12 @@ static Suite *api_suite(const char *name, void (*setup)(void), void (*teardown)(
     tcase_add_test(ref, loss_reference_vectors);
     tcase_add_test(ref, optimizer_reference_jobs);
     tcase_add_test(ref, column0_reference_job);
-    if (setup)
-        tcase_add_checked_fixture(ref, setup, teardown);
+    if (setup) tcase_add_checked_fixture(ref, setup, teardown);
     suite_add_tcase(s, ref);
     TCase *life = tcase_create("persistence");
     tcase_set_timeout(life, 120);
     tcase_add_test(life, state_survives_clean_restart);
-    if (setup)
-        tcase_add_checked_fixture(life, setup, teardown);
+    if (setup) tcase_add_checked_fixture(life, setup, teardown);
     suite_add_tcase(s, life);
     return s;
 }

@@ -41,8 +41,7 @@ static td_dstream *object_of(const char *body, size_t chunk, unsigned seed)
             seed = seed * 1103515245u + 12345u;
             k = 1 + (seed >> 16) % 13;
         }
-        if (k > n - at)
-            k = n - at;
+        if (k > n - at) k = n - at;
         td_dstream_feed(s, body + at, k);
         at += k;
     }
@@ -321,8 +320,7 @@ START_TEST(writer_matches_sbuf)
     td_sbuf_matrix_f32(&b, f, N, K);
     td_sbuf_puts(&b, ",\"t\":[");
     for (int n = 0; n < N; n++) {
-        if (n)
-            td_sbuf_puts(&b, ",");
+        if (n) td_sbuf_puts(&b, ",");
         td_sbuf_matrix_f32(&b, f + n * K, 2, 3);
     }
     td_sbuf_puts(&b, "],\"l\":");
@@ -389,8 +387,7 @@ static int reset_hwm(pid_t pid)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
     FILE *f = fopen(path, "w");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     int ok = fputs("5", f) >= 0;
     return fclose(f) == 0 && ok;
 }
@@ -499,8 +496,7 @@ START_TEST(daemon_big_bodies_within_twice_the_body)
         ck_assert_int_eq(httpc_request(port, "GET", path, NULL, NULL, 0, &resp), 200);
         int done = strstr(resp.body, "\"state\":\"succeeded\"") != NULL;
         httpc_free(&resp);
-        if (done)
-            break;
+        if (done) break;
         usleep(50000);
     }
     g.n = 0;

@@ -211,8 +211,7 @@ static api_call job_past(int port, const char *id, int after, int restarts)
         api_call c = api_req(port, "GET", path, NULL);
         ck_assert_int_eq(c.status, 200);
         int e = cJSON_GetObjectItem(cJSON_GetObjectItem(c.json, "progress"), "epoch")->valueint;
-        if (e > after && cJSON_GetObjectItem(c.json, "restarts")->valueint >= restarts)
-            return c;
+        if (e > after && cJSON_GetObjectItem(c.json, "restarts")->valueint >= restarts) return c;
         ck_assert_msg(httpc_now() - t0 < 30, "job %s stuck at epoch %d", id, e);
         api_done(&c);
     }
@@ -241,8 +240,7 @@ static void strip_fingerprint(const char *dir, const char *id)
     struct dirent *de;
     int n = 0;
     while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, id, strlen(id)) != 0 || de->d_name[strlen(id)] != '.')
-            continue;
+        if (strncmp(de->d_name, id, strlen(id)) != 0 || de->d_name[strlen(id)] != '.') continue;
         snprintf(path, sizeof path, "%s/%s", cdir, de->d_name);
         char tag[TD_BLOB_TAG_MAX + 1];
         void *p;

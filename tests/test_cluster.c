@@ -52,11 +52,9 @@ static int stream_shows(int port, const char *id, const char *needle, double tim
     int found = 0;
     for (double t0 = httpc_now(); !found && httpc_now() - t0 < timeout_s;) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
+        if (poll(&p, 1, 100) <= 0) continue;
         ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         len += (size_t)n;
         buf[len] = '\0';
         found = strstr(buf, needle) != NULL;
@@ -129,8 +127,7 @@ START_TEST(two_daemons_share_the_queue_and_survive_a_kill)
         cJSON *j = api_get_json(a.port, "/v1/jobs/%s", longjob);
         int running = api_is(j, "state", "running");
         cJSON_Delete(j);
-        if (running)
-            break;
+        if (running) break;
         ck_assert_msg(httpc_now() - t0 < 20, "the long job never ran");
     }
     char path[128];

@@ -138,11 +138,9 @@ static td_status read_npz(const char *body, size_t len, size_t step, xs *s, td_d
 {
     memset(s, 0, sizeof *s);
     td_npy_dataset *d = td_npy_dataset_create(1, &XS, s, NULL);
-    if (!d)
-        return TD_ENOMEM;
+    if (!d) return TD_ENOMEM;
     for (size_t i = 0; i < len; i += step)
-        if (td_npy_dataset_feed(d, body + i, len - i < step ? len - i : step))
-            break;
+        if (td_npy_dataset_feed(d, body + i, len - i < step ? len - i : step)) break;
     td_error err;
     td_status st = td_npy_dataset_finish(d, ds, &err);
     if (keep && st == TD_OK)
@@ -209,8 +207,7 @@ static td_status export_all(void *arg)
     td_status st = td_model_onnx(&out, &len, m, &err);
     free(out);
     out = NULL;
-    if (st == TD_OK)
-        st = td_model_c_header(&out, &len, m, &err);
+    if (st == TD_OK) st = td_model_c_header(&out, &len, m, &err);
     free(out);
     return st;
 }

@@ -73,8 +73,7 @@ static int scenarios(scenario *sc)
                     s->hp.mlp.activation = (td_activation)o; /* relu, tanh, sigmoid */
                     s->hp.batch_size = 4;
                 }
-                if (tg == 2)
-                    s->hp.groups = 2, s->hp.monotone_weight = 0.5;
+                if (tg == 2) s->hp.groups = 2, s->hp.monotone_weight = 0.5;
                 s->targets = tg;
                 snprintf(s->name, sizeof s->name, "%s targets %d optimizer %d",
                          m ? "mlp" : "softmax", tg, o);
@@ -101,8 +100,7 @@ static int scenarios(scenario *sc)
 static int all_finite(const float *p, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
+        if (!isfinite(p[i])) return 0;
     return 1;
 }
 
@@ -264,8 +262,7 @@ START_TEST(a_job_that_kills_the_daemon_twice_fails_as_crashed)
             ck_assert_msg(httpc_now() - t0 < 20, "the job does not train");
         }
         api_term(&d);
-        if (i == 0)
-            d = api_start(dir, conf, NULL, NULL);
+        if (i == 0) d = api_start(dir, conf, NULL, NULL);
     }
     /* two deaths inside the job: after the first it resumes (and kills the daemon again) */
     crash_once(dir, conf);

@@ -175,8 +175,7 @@ START_TEST(models_catalog_is_the_table)
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 ck_assert_msg(cJSON_GetObjectItem(e, keys[k]) != NULL, "%s lacks \"%s\"", def->name,
                               keys[k]);
-            if (def->type != TD_HP_ENUM)
-                ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "choices")));
+            if (def->type != TD_HP_ENUM) ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "choices")));
         }
         ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(me, "hyperparameters")), applies);
         td_hparams_fini(&hp);
@@ -305,10 +304,8 @@ static void make_dataset(int port, int N, int D, char *out, size_t n)
         for (int j = 0; j < D; j++) {
             s = s * 1103515245u + 12345u;
             double x = ((double)((s >> 8) & 0xffff) / 65535.0 - 0.5) * 4;
-            if (j < 3)
-                sum += x;
-            if (j == 3)
-                x3 = x;
+            if (j < 3) sum += x;
+            if (j == 3) x3 = x;
             len += (size_t)snprintf(b + len, cap - len, "%s%.3f", j ? "," : "", x);
         }
         len += (size_t)snprintf(b + len, cap - len, "]");

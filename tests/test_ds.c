@@ -395,8 +395,7 @@ START_TEST(frictions)
     for (int i = 0; i < 5; i++) {
         int r = (int)num_at(rows, i);
         ck_assert(r >= 0 && r < 20);
-        if (i)
-            ck_assert_int_lt((int)num_at(rows, i - 1), r);
+        if (i) ck_assert_int_lt((int)num_at(rows, i - 1), r);
         cJSON_AddItemToArray(X, cJSON_Duplicate(cJSON_GetArrayItem(api_item(full, "X"), r), 1));
         cJSON_AddItemToArray(y, cJSON_CreateNumber(r % 2));
     }

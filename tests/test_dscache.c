@@ -98,8 +98,7 @@ START_TEST(four_jobs_share_one_dataset)
             job_status(port, ids[i], state, &epoch);
             ck_assert_msg(!strcmp(state, "running") || !strcmp(state, "queued"), "job %s is %s",
                           ids[i], state);
-            if (epoch < 2)
-                usleep(20000);
+            if (epoch < 2) usleep(20000);
         } while (epoch < 2 && httpc_now() - t0 < 60);
         ck_assert_msg(epoch >= 2, "job %s did not train", ids[i]);
     }
@@ -132,8 +131,7 @@ START_TEST(four_jobs_share_one_dataset)
         double t0 = httpc_now();
         do {
             job_status(port, ids[i], state, &epoch);
-            if (strcmp(state, "cancelled"))
-                usleep(10000);
+            if (strcmp(state, "cancelled")) usleep(10000);
         } while (strcmp(state, "cancelled") && httpc_now() - t0 < 30);
         ck_assert_str_eq(state, "cancelled");
         free(ids[i]);

@@ -422,8 +422,7 @@ static void resume_after(int sig)
     int e_before = api_job_epoch(d.port, job);
     ck_assert_msg(e_before >= 200 && e_before < 1500, "epoch %d when interrupting", e_before);
     int code = httpc_daemon_stop(&d, sig, 10);
-    if (sig == SIGTERM)
-        ck_assert_int_eq(code, 0);
+    if (sig == SIGTERM) ck_assert_int_eq(code, 0);
 
     httpc_daemon r = api_start(d.dir, conf, NULL, NULL);
     api_expect_state(r.port, job, "succeeded", 240);

@@ -45,17 +45,13 @@ static double read_to_close(int fd, char *buf, size_t n, double timeout_s)
     buf[0] = '\0';
     for (;;) {
         double left = timeout_s - (httpc_now() - t0);
-        if (left <= 0)
-            return -1;
+        if (left <= 0) return -1;
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
-            continue;
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0) continue;
         char tmp[4096];
         ssize_t k = recv(fd, tmp, sizeof tmp, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return httpc_now() - t0;
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return httpc_now() - t0;
         size_t take = (size_t)k < n - 1 - len ? (size_t)k : n - 1 - len;
         memcpy(buf + len, tmp, take);
         len += take;
@@ -72,16 +68,12 @@ static int read_head(int fd, char *head, size_t n, double timeout_s)
     head[0] = '\0';
     while (!strstr(head, "\r\n\r\n")) {
         double left = timeout_s - (httpc_now() - t0);
-        if (left <= 0 || len + 1 >= n)
-            return -1;
+        if (left <= 0 || len + 1 >= n) return -1;
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
-            continue;
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0) continue;
         ssize_t k = recv(fd, head + len, 1, 0); /* byte by byte: nothing past the head */
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
         head[++len] = '\0';
     }
     int status = -1;
@@ -290,8 +282,7 @@ START_TEST(dripped_bodies_dropped_after_the_timeout)
         gap = now - last > gap ? now - last : gap;
         last = now;
         for (int i = 0; i < N; i++) {
-            if (dropped[i] >= 0)
-                continue;
+            if (dropped[i] >= 0) continue;
             if (httpc_send_all(fds[i], drips[i], strlen(drips[i])) != 0 ||
                 httpc_wait_closed(fds[i], 0.1) >= 0)
                 dropped[i] = httpc_now() - t0;
@@ -427,8 +418,7 @@ START_TEST(health_probes_always_answered)
             ck_assert_ptr_nonnull(strstr(r.body, "\"server_busy\""));
         }
         httpc_free(&r);
-        if (st != 503)
-            usleep(100 * 1000);
+        if (st != 503) usleep(100 * 1000);
     }
     ck_assert_int_eq(st, 503);
     /* ... while the probes are answered, again and again. */

@@ -39,10 +39,8 @@ static td_trainer *trained(td_model_kind model, int steps, const td_dataset *ds)
     td_hparams hp;
     td_hparams_defaults(&hp, model);
     hp.epochs = 5;
-    if (model == TD_MODEL_MLP)
-        hp.mlp.hidden[0] = 4;
-    if (model == TD_MODEL_GMM)
-        hp.gmm.components = 3;
+    if (model == TD_MODEL_MLP) hp.mlp.hidden[0] = 4;
+    if (model == TD_MODEL_GMM) hp.gmm.components = 3;
     if (model == TD_MODEL_EMBED_GMM) {
         hp.mlp.hidden[0] = 4;
         hp.gmm.components = 3;

@@ -61,8 +61,7 @@ static td_dataset data(int grouped)
         g_yg[i * 2 + 1] = (i / 3) % 3;
     }
     td_dataset ds = {.N = AN, .D = 3, .X = g_X, .y = g_y, .y_cols = 1};
-    if (grouped)
-        ds.y = g_yg, ds.y_cols = 2;
+    if (grouped) ds.y = g_yg, ds.y_cols = 2;
     return ds;
 }
 
@@ -78,21 +77,18 @@ static td_status run_trainer(const td_hparams *hp, const td_dataset *ds, int epo
     float *probs = NULL, *emb = NULL;
     int32_t *labels = NULL;
     td_status st = td_trainer_create(&t, hp, ds, NULL, &err);
-    if (st)
-        goto out;
+    if (st) goto out;
     td_trainer_set_threads(t, 1);
     td_record rec;
     for (int e = 0; e < epochs && !td_trainer_done(t); e++)
-        if ((st = td_trainer_step(t, &rec, &err)))
-            goto out;
+        if ((st = td_trainer_step(t, &rec, &err))) goto out;
     size_t cap = td_trainer_state_size(t);
     if (!(snap = malloc(cap))) {
         st = TD_ENOMEM;
         goto out;
     }
     size_t n = td_trainer_save(t, snap, cap);
-    if ((st = td_trainer_restore(t, snap, n, &err)))
-        goto out;
+    if ((st = td_trainer_restore(t, snap, n, &err))) goto out;
     const td_model *m = td_trainer_model(t);
     int64_t K = m->kind == TD_MODEL_EMBED_GMM ? m->components : m->K;
     probs = malloc(sizeof(float) * (size_t)(ds->N * K));
@@ -113,8 +109,7 @@ static td_status run_trainer(const td_hparams *hp, const td_dataset *ds, int epo
 out:
     free(snap), free(probs), free(labels), free(emb);
     td_trainer_destroy(t);
-    if (st)
-        g_err = err;
+    if (st) g_err = err;
     return st;
 }
 
@@ -187,16 +182,14 @@ static td_status sc_json(void)
             st = TD_ENOMEM;
         else
             st = td_job_decode_hparams(&hp, "mlp", text, &ds, &err);
-        if (text)
-            td_hparams_fini(&hp);
+        if (text) td_hparams_fini(&hp);
         free(text);
     }
     td_job_request_fini(&jr);
     const char *loss = "{\"loss\":\"grouped_cross_entropy\",\"logits\":[[1,2,3,4]],"
                        "\"target\":[[0,1]],\"groups\":2,\"monotone\":{\"weight\":1}}";
     char *out = NULL;
-    if (st == TD_OK)
-        st = td_json_loss_eval(loss, strlen(loss), &out, &err);
+    if (st == TD_OK) st = td_json_loss_eval(loss, strlen(loss), &out, &err);
     free(out);
     return st;
 }
@@ -692,11 +685,9 @@ static int history_rows(const char *dir)
  * Space freed from outside ends the full state: the reserve is whole again. */
 START_TEST(reserve_makes_room_for_deletes)
 {
-    if (!private_mounts("reserve"))
-        return;
+    if (!private_mounts("reserve")) return;
     char *dir = new_dir(), path[300];
-    if (!mount_tmpfs(dir, "8m", "reserve"))
-        return;
+    if (!mount_tmpfs(dir, "8m", "reserve")) return;
     td_error err = {{0}, {0}};
     td_store *s = NULL;
     td_reserve *r = NULL;
@@ -799,12 +790,10 @@ END_TEST
  * without a restart. */
 START_TEST(full_disk)
 {
-    if (!private_mounts("full disk"))
-        return;
+    if (!private_mounts("full disk")) return;
     char *dir = new_dir(), state[300], path[400];
     snprintf(state, sizeof state, "%s/state", dir);
-    if (!mount_tmpfs(state, "16m", "full disk"))
-        return;
+    if (!mount_tmpfs(state, "16m", "full disk")) return;
     httpc_daemon d = api_start(dir,
                                "workers = 1\ncheckpoint_interval_s = 0\n"
                                "disk_reserve_mb = 1\n",
@@ -953,12 +942,10 @@ static void bind_ro(const char *path)
 
 START_TEST(read_only_state)
 {
-    if (!private_mounts("read-only state"))
-        return;
+    if (!private_mounts("read-only state")) return;
     char *dir = new_dir(), state[300], sub[3][360];
     snprintf(state, sizeof state, "%s/state", dir);
-    if (!mount_tmpfs(state, "16m", "read-only state"))
-        return;
+    if (!mount_tmpfs(state, "16m", "read-only state")) return;
     httpc_daemon d = api_start(dir,
                                "workers = 1\ncheckpoint_interval_s = 0\n"
                                "disk_reserve_mb = 1\n",

@@ -264,15 +264,13 @@ static double fit_n_init(const td_dataset *ds, int64_t M, int64_t n_init, int64_
         tu_step_ok(t, &rec);
         if ((int64_t)rec.v[rc] != run) { /* the previous run ended at `last` */
             ck_assert_int_eq((int64_t)rec.v[rc], run + 1);
-            if (last > best)
-                best = last, best_n_iter = n_iter;
+            if (last > best) best = last, best_n_iter = n_iter;
             run++, n_iter = 0, (*runs)++;
         }
         last = rec.v[lb];
         n_iter++;
     }
-    if (last > best)
-        best = last, best_n_iter = n_iter;
+    if (last > best) best = last, best_n_iter = n_iter;
     (*runs)++;
     const td_model *m = td_trainer_model(t);
     ck_assert(m->lower_bound == best); /* the model is the best run's */
@@ -625,8 +623,7 @@ START_TEST(predict_matches_direct_evaluation)
             int64_t best = 0;
             for (int64_t k = 0; k < M; k++) {
                 s += resp[i * M + k];
-                if (resp[i * M + k] > resp[i * M + best])
-                    best = k;
+                if (resp[i * M + k] > resp[i * M + best]) best = k;
             }
             tu_close(s, 1.0, 1e-5, 0, "responsibilities sum");
             ck_assert_int_eq(lab[i], best);

@@ -64,13 +64,11 @@ START_TEST(store_bound_thins_keeping_first_best_latest)
     while (e < last) {
         seed = seed * 1103515245u + 12345u;
         int64_t n = 1 + (seed >> 8) % 600; /* batches of 1..600 records */
-        if (e + n > last)
-            n = last - e;
+        if (e + n > last) n = last - e;
         for (int64_t i = 0; i < n; i++) {
             ep[i] = ++e;
             rec[2 * i] = (double)e, rec[2 * i + 1] = loss_at(e);
-            if (best < 0 || loss_at(e) < loss_at(best))
-                best = e;
+            if (best < 0 || loss_at(e) < loss_at(best)) best = e;
         }
         td_history_batch b = {.n_cols = 2,
                               .n_rows = n,
@@ -236,8 +234,7 @@ START_TEST(tail_best_prefers_val_loss)
          * lowest at 37; loss keeps falling (its minimum is the latest) */
         double r[3] = {e, e < 10 ? -1.0 : 1.0 / e, e < 10 ? NAN : fabs(e - 37.0)};
         td_tail_append(t, e, r);
-        if (e % 7 == 0)
-            EXPECT(TD_OK, td_tail_flush(t, NULL, 0, E));
+        if (e % 7 == 0) EXPECT(TD_OK, td_tail_flush(t, NULL, 0, E));
     }
     EXPECT(TD_OK, td_tail_flush(t, NULL, 0, E));
     td_tail_close(t);

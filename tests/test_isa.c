@@ -96,13 +96,11 @@ static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed, int6
             double z = 0.3 * ((double)rand() / RAND_MAX);
             for (int64_t d = 0; d < D; d++)
                 z += X[n * D + d] * W[d * K + k];
-            if (z > bv)
-                bv = z, best = k;
+            if (z > bv) bv = z, best = k;
         }
         y[n] = (int32_t)best;
     }
-    if (ignored >= 0)
-        y[ignored] = -100;
+    if (ignored >= 0) y[ignored] = -100;
     free(W);
     return (td_dataset){.N = N, .D = D, .X = X, .y = y, .y_cols = 1};
 }

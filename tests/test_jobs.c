@@ -49,8 +49,7 @@ static td_job_state wait_terminal(td_jobs *jm, td_store *s, const char *id, doub
     uint64_t seen = 0;
     for (int i = 0; i < (int)(timeout_s * 10); i++) {
         td_job_state st = job_state(s, id);
-        if (td_job_state_terminal(st))
-            return st;
+        if (td_job_state_terminal(st)) return st;
         seen = td_jobs_wait_change(jm, seen, 100);
     }
     return job_state(s, id);

@@ -56,8 +56,7 @@ static td_status csv_parse(td_dataset_buf *d, const char *body, const char *labe
 {
     td_csv_opts o;
     td_status st = td_csv_opts_parse(&o, label, header, err);
-    if (st)
-        return st;
+    if (st) return st;
     return td_csv_dataset_parse(d, body, strlen(body), &o, "csv", err);
 }
 
@@ -210,8 +209,7 @@ START_TEST(sbuf_numbers)
         seed = seed * 1664525u + 1013904223u;
         uint32_t bits = seed;
         memcpy(&vals[i], &bits, 4);
-        if (!isfinite(vals[i]))
-            vals[i] = 1.0f / (float)(i + 1);
+        if (!isfinite(vals[i])) vals[i] = 1.0f / (float)(i + 1);
     }
     td_sbuf_floats(&b, vals, 2000);
     s = td_sbuf_finish(&b, NULL);
@@ -268,8 +266,7 @@ START_TEST(numbers_shortest)
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         double v;
         memcpy(&v, &seed, 8);
-        if (!isfinite(v))
-            continue;
+        if (!isfinite(v)) continue;
         size_t n = td_fmt_double(t, v);
         ck_assert_msg(strtod(t, NULL) == v, "%s", t);
         char shorter[400];

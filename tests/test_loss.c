@@ -32,8 +32,7 @@ static double num_or(const cJSON *obj, const char *key, double dflt)
 static td_reduction reduction_of(const cJSON *c)
 {
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(c, "reduction");
-    if (!cJSON_IsString(r) || strcmp(r->valuestring, "mean") == 0)
-        return TD_REDUCTION_MEAN;
+    if (!cJSON_IsString(r) || strcmp(r->valuestring, "mean") == 0) return TD_REDUCTION_MEAN;
     ck_assert_str_eq(r->valuestring, "sum");
     return TD_REDUCTION_SUM;
 }
@@ -130,8 +129,7 @@ START_TEST(ce_index_reference)
         double s = 0.0;
         for (int64_t n = 0; n < N; n++) {
             s += per[n];
-            if (target[n] == o.ignore_index)
-                ck_assert(per[n] == 0.0f);
+            if (target[n] == o.ignore_index) ck_assert(per[n] == 0.0f);
         }
         tu_close(s / denom, tu_num(c, "loss"), 1e-5, 1e-7, "sum(per_sample)/denom");
 
@@ -248,10 +246,8 @@ START_TEST(grouped_reference)
             const float *z = logits + n * GS + g * S;
             int64_t am = 0;
             for (int64_t k = 1; k < S; k++)
-                if (z[k] > z[am])
-                    am = k;
-            if (am < prev)
-                bad = 1;
+                if (z[k] > z[am]) am = k;
+            if (am < prev) bad = 1;
             prev = am;
         }
         viol += bad;
@@ -368,8 +364,7 @@ START_TEST(ce_probs_gradcheck)
         c.o.class_weights = variant & 1 ? c.w : NULL;
         c.o.label_smoothing = variant & 2 ? 0.2 : 0.0;
         c.o.reduction = variant & 4 ? TD_REDUCTION_SUM : TD_REDUCTION_MEAN;
-        if (variant & 1)
-            c.Y[0] *= 3.0f; /* a row that is not normalised */
+        if (variant & 1) c.Y[0] *= 3.0f; /* a row that is not normalised */
         float grad[FN * FK];
         double loss;
         ck_assert_int_eq(td_ce_probs(&loss, NULL, grad, c.logits, c.Y, FN, FK, &c.o, NULL), TD_OK);

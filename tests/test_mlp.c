@@ -31,8 +31,7 @@ static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed)
             double z = 0;
             for (int64_t d = 0; d < D; d++)
                 z += tanh(X[n * D + d] * (double)((d + 2 * k) % 5 - 2)) * ((d + k) % 3 - 1.0);
-            if (z > bv)
-                bv = z, best = k;
+            if (z > bv) bv = z, best = k;
         }
         y[n] = (int32_t)(n < K ? n : best); /* every class present */
     }
@@ -54,8 +53,7 @@ static int col(const td_trainer *t, const char *name)
     int n;
     const char *const *c = td_trainer_columns(t, &n);
     for (int i = 0; i < n; i++)
-        if (!strcmp(c[i], name))
-            return i;
+        if (!strcmp(c[i], name)) return i;
     ck_abort_msg("no column %s", name);
     return -1;
 }
@@ -70,8 +68,7 @@ static double accuracy(const td_model *m, const td_dataset *ds)
     ck_assert_int_eq(td_model_predict(p, lab, m, ds->X, ds->N, ds->D, &err), TD_OK);
     int64_t ok = 0, cnt = 0;
     for (int64_t i = 0; i < ds->N * G; i++) {
-        if (ds->y[i] < 0)
-            continue;
+        if (ds->y[i] < 0) continue;
         cnt++;
         ok += lab[i] == ds->y[i];
     }
@@ -254,8 +251,7 @@ static void fd_check(const td_hparams *hp, const td_dataset *ds, unsigned seed)
         double fd = (fp - fm) / (2 * h), tol = 2e-4 + 2e-3 * fabs(fd);
         if (hp->mlp.activation == TD_ACT_RELU && fabs(g[i] - fd) > tol) {
             double right = (fp - f0) / h, left = (f0 - fm) / h;
-            if (fabs(g[i] - right) <= 4 * tol || fabs(g[i] - left) <= 4 * tol)
-                continue;
+            if (fabs(g[i] - right) <= 4 * tol || fabs(g[i] - left) <= 4 * tol) continue;
         }
         tu_close_at(__FILE__, __LINE__, g[i], fd, 2e-3, 2e-4, "dloss/dparam", i);
     }
@@ -350,8 +346,7 @@ START_TEST(regularisers_leave_biases_alone)
         for (int64_t j = t[i].offset; j < t[i].offset + t[i].rows * t[i].cols; j++) {
             double w = m->params[j];
             double want = t[i].name[0] == 'W' ? 0.25 * w + 0.03 * ((w > 0) - (w < 0)) : 0;
-            if (t[i].name[0] == 'W')
-                pen += 0.5 * 0.25 * w * w + 0.03 * fabs(w);
+            if (t[i].name[0] == 'W') pen += 0.5 * 0.25 * w * w + 0.03 * fabs(w);
             tu_close_at(__FILE__, __LINE__, (double)g1[j] - g0[j], want, 1e-4, 1e-6,
                         t[i].name[0] == 'W' ? "reg grad of W" : "reg grad of b", j);
         }
@@ -431,8 +426,7 @@ START_TEST(grouped_reference_reproduced_through_mlp)
             double sum = 0, e = 0, mx = z[0];
             int64_t best = 0;
             for (int64_t k = 1; k < S; k++)
-                if (z[k] > z[best])
-                    best = k;
+                if (z[k] > z[best]) best = k;
             mx = z[best];
             for (int64_t k = 0; k < S; k++)
                 sum += exp(z[k] - mx), e += k * exp(z[k] - mx);

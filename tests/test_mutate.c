@@ -157,8 +157,7 @@ static const char *const KEYS[] = {"X",
 static void collect(cJSON *n, cJSON **out, int *count, int cap)
 {
     for (; n; n = n->next) {
-        if (*count < cap)
-            out[(*count)++] = n;
+        if (*count < cap) out[(*count)++] = n;
         collect(n->child, out, count, cap);
     }
 }
@@ -166,11 +165,9 @@ static void collect(cJSON *n, cJSON **out, int *count, int cap)
 static cJSON *parent_of(cJSON *root, cJSON *node)
 {
     for (cJSON *c = root->child; c; c = c->next) {
-        if (c == node)
-            return root;
+        if (c == node) return root;
         cJSON *p = parent_of(c, node);
-        if (p)
-            return p;
+        if (p) return p;
     }
     return NULL;
 }
@@ -264,8 +261,7 @@ static char *mutate_bytes(char *s, size_t *len)
     size_t n = *len, at = below(n + 1);
     switch (below(6)) {
     case 0: /* a bit */
-        if (n)
-            s[below(n)] ^= (char)(1u << below(8));
+        if (n) s[below(n)] ^= (char)(1u << below(8));
         break;
     case 1: /* a byte */
         if (n)
@@ -287,8 +283,7 @@ static char *mutate_bytes(char *s, size_t *len)
         break;
     }
     case 4: { /* a slice repeated */
-        if (!n)
-            break;
+        if (!n) break;
         size_t from = below(n), k = 1 + below(n - from < 64 ? n - from : 64);
         char slice[64];
         memcpy(slice, s + from, k);
@@ -435,8 +430,7 @@ static void build(reqt *r, const tmpl *t, const char *ds, const char *job)
             size_t k = below(3) == 0 ? 200 + below(200) : below(20);
             for (size_t j = 0; j < k; j++) {
                 char c = (char)(0x20 + below(0x5f));
-                if (below(8) == 0)
-                    c = (char)(0x80 + below(0x80));
+                if (below(8) == 0) c = (char)(0x80 + below(0x80));
                 b_put(&r->headers, &c, 1);
             }
             b_str(&r->headers, "\n");

@@ -92,8 +92,7 @@ static char *get(const char *path, const char *hdrs, size_t *len)
     ck_assert_msg(st == 200, "GET %s: %d %s", path, st, r.body);
     char *b = malloc(r.body_len + 1);
     memcpy(b, r.body, r.body_len + 1);
-    if (len)
-        *len = r.body_len;
+    if (len) *len = r.body_len;
     httpc_free(&r);
     return b;
 }
@@ -327,8 +326,7 @@ static char *predict(const char *job, const char *hdrs, const char *body, size_t
     ck_assert_msg(st == 200, "predict: %d %s", st, r.body);
     char *b = malloc(r.body_len + 1);
     memcpy(b, r.body, r.body_len + 1);
-    if (out_len)
-        *out_len = r.body_len;
+    if (out_len) *out_len = r.body_len;
     httpc_free(&r);
     return b;
 }
@@ -423,8 +421,7 @@ static void check_exports(const char *job, const char *what)
     char *out = tu_read_file(path, &len);
     cJSON *p = cJSON_Parse(pj);
     const cJSON *probs = cJSON_GetObjectItem(p, "probabilities");
-    if (!probs)
-        probs = cJSON_GetObjectItem(p, "responsibilities");
+    if (!probs) probs = cJSON_GetObjectItem(p, "responsibilities");
     const cJSON *labels = cJSON_GetObjectItem(p, "labels");
     int64_t rows = cJSON_GetArraySize(probs), ln;
     int32_t *lab = tu_ints(labels, &ln, NULL, NULL);

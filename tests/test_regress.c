@@ -56,13 +56,11 @@ static void on_abort(int sig)
 static int replay_dir(const char *dir, harness_fn fn)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return 0;
+    if (!d) return 0;
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         snprintf(g_current, sizeof g_current, "%s/%s", dir, de->d_name);
         FILE *f = fopen(g_current, "rb");
         ck_assert_msg(f != NULL, "cannot open %s", g_current);

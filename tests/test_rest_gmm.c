@@ -138,8 +138,7 @@ START_TEST(gmm_job_through_rest_api)
         for (int k = 0; k < 3; k++) {
             double v = cJSON_GetArrayItem(row, k)->valuedouble;
             s += v;
-            if (v > best)
-                best = v, arg = k;
+            if (v > best) best = v, arg = k;
         }
         tu_close(s, 1.0, 1e-5, 0, "responsibilities row sum");
         ck_assert_int_eq(cJSON_GetArrayItem(labels, i)->valueint, arg);

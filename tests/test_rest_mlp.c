@@ -248,8 +248,7 @@ START_TEST(rest_grouped_monotone)
             for (int k = 0; k < 5; k++) {
                 double p = cJSON_GetArrayItem(pg, k)->valuedouble;
                 s += p;
-                if (p > best)
-                    best = p, arg = k;
+                if (p > best) best = p, arg = k;
             }
             tu_close(s, 1.0, 0, 1e-6, "group sum");
             ck_assert_int_eq(cJSON_GetArrayItem(ln, g)->valueint, arg);

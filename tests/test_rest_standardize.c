@@ -32,8 +32,7 @@ static int job_warns(const cJSON *job, const char *code)
     cJSON_ArrayForEach(c, w)
     {
         ck_assert(cJSON_IsString(cJSON_GetObjectItem(c, "message")));
-        if (strcmp(cJSON_GetObjectItem(c, "code")->valuestring, code) == 0)
-            return 1;
+        if (strcmp(cJSON_GetObjectItem(c, "code")->valuestring, code) == 0) return 1;
     }
     return 0;
 }

@@ -674,8 +674,7 @@ START_TEST(openapi_document)
     /* The error object of SPEC §6. */
     const cJSON *err = api_item(api_item(api_item(doc, "components"), "schemas"), "Error");
     const cJSON *eo = api_item(api_item(err, "properties"), "error");
-    if (cJSON_GetObjectItem(eo, "$ref"))
-        eo = resolve(doc, api_str(eo, "$ref"));
+    if (cJSON_GetObjectItem(eo, "$ref")) eo = resolve(doc, api_str(eo, "$ref"));
     const cJSON *props = api_item(eo, "properties");
     const char *const error_keys[] = {"code", "message", "field"};
     for (int i = 0; i < 3; i++)
@@ -717,8 +716,7 @@ static Suite *routes_suite(const char *name, void (*setup)(void), void (*teardow
     tcase_set_timeout(bodies, 120);
     tcase_add_test(bodies, oversized_body_is_413);
     tcase_add_test(bodies, malformed_and_mistyped_bodies);
-    if (setup)
-        tcase_add_checked_fixture(bodies, setup, teardown);
+    if (setup) tcase_add_checked_fixture(bodies, setup, teardown);
     suite_add_tcase(s, bodies);
     TCase *routes = tcase_create("routes");
     tcase_set_timeout(routes, 120);
@@ -728,8 +726,7 @@ static Suite *routes_suite(const char *name, void (*setup)(void), void (*teardow
     tcase_add_test(routes, csv_upload);
     tcase_add_test(routes, listing_idempotency_health_metrics);
     tcase_add_test(routes, openapi_document);
-    if (setup)
-        tcase_add_checked_fixture(routes, setup, teardown);
+    if (setup) tcase_add_checked_fixture(routes, setup, teardown);
     suite_add_tcase(s, routes);
     return s;
 }

@@ -50,8 +50,7 @@ static int start_in(httpc_daemon *d, char dir[256], const char *conf_text, const
         snprintf(text, sizeof text, "%.*s%s%s", (int)(at - conf_text), conf_text, tok, at + 8);
     else
         snprintf(text, sizeof text, "%s", conf_text);
-    if (tokens)
-        put_file(tok, tokens);
+    if (tokens) put_file(tok, tokens);
     return api_start_any(d, dir, text, extra, env);
 }
 
@@ -72,10 +71,8 @@ static int call(int port, const char *method, const char *path, const char *toke
 {
     char h[256] = "";
     size_t n = 0;
-    if (token)
-        n += (size_t)snprintf(h, sizeof h, "Authorization: Bearer %s\n", token);
-    if (json)
-        snprintf(h + n, sizeof h - n, "Content-Type: application/json\n");
+    if (token) n += (size_t)snprintf(h, sizeof h, "Authorization: Bearer %s\n", token);
+    if (json) snprintf(h + n, sizeof h - n, "Content-Type: application/json\n");
     return httpc_request(port, method, path, h, json, json ? strlen(json) : 0, out);
 }
 
@@ -115,8 +112,7 @@ static int wait_log(const httpc_daemon *d, const char *needle, int times)
         for (const char *p = log; (p = strstr(p, needle)); p++)
             n++;
         free(log);
-        if (n >= times)
-            return 1;
+        if (n >= times) return 1;
         usleep(20 * 1000);
     }
     return 0;
@@ -137,13 +133,10 @@ static size_t read_all(int fd, char *buf, size_t n)
     double t0 = httpc_now();
     while (httpc_now() - t0 < 10.0 && len + 1 < n) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0)
-            continue;
+        if (poll(&p, 1, 200) <= 0) continue;
         ssize_t k = recv(fd, buf + len, n - 1 - len, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
         len += (size_t)k;
     }
     buf[len] = '\0';
@@ -447,8 +440,7 @@ static int check_modes(const char *dir)
     int files = 0;
     struct dirent *e;
     while ((e = readdir(dd))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         char p[1024];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         ck_assert_int_eq(lstat(p, &sb), 0);
@@ -496,8 +488,7 @@ static void modes_under_umask(mode_t mask, int preexisting)
         ck_assert_int_eq(call(port, "GET", job, NULL, NULL, &r), 200);
         done = strstr(r.body, "\"state\":\"succeeded\"") != NULL;
         httpc_free(&r);
-        if (!done)
-            usleep(20 * 1000);
+        if (!done) usleep(20 * 1000);
     }
     ck_assert(done);
     ck_assert_int_eq(status_of(port, "POST", "/v1/datasets", NULL, DS_JSON), 201);
@@ -506,8 +497,7 @@ static void modes_under_umask(mode_t mask, int preexisting)
     ck_assert_int_eq(access(path, F_OK), 0);
     int files = check_modes(state);
     ck_assert_int_ge(files, 4);
-    if (preexisting)
-        ck_assert(log_has(&d, "took group/other access off 2 entries"));
+    if (preexisting) ck_assert(log_has(&d, "took group/other access off 2 entries"));
     api_stop(&d);
 }
 

@@ -30,8 +30,7 @@ static char *jprintf(const char *fmt, ...)
     char *s = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
     va_end(ap);
     return s;
 }
@@ -47,8 +46,7 @@ static void h_item(void *app, const td_req *req, td_resp *resp)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", req->params[0]);
     cJSON_AddNumberToObject(o, "nparams", req->nparams);
-    if (req->nparams > 1)
-        cJSON_AddStringToObject(o, "part", req->params[1]);
+    if (req->nparams > 1) cJSON_AddStringToObject(o, "part", req->params[1]);
     td_resp_json(resp, 200, cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
 }
@@ -67,12 +65,9 @@ static void h_query(void *app, const td_req *req, td_resp *resp)
     cJSON *o = cJSON_CreateObject();
     const char *a = td_req_query(req, "a"), *b = td_req_query(req, "b");
     const char *x = td_req_header(req, "x-test");
-    if (a)
-        cJSON_AddStringToObject(o, "a", a);
-    if (b)
-        cJSON_AddStringToObject(o, "b", b);
-    if (x)
-        cJSON_AddStringToObject(o, "x", x);
+    if (a) cJSON_AddStringToObject(o, "a", a);
+    if (b) cJSON_AddStringToObject(o, "b", b);
+    if (x) cJSON_AddStringToObject(o, "x", x);
     td_resp_json(resp, 200, cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
 }
@@ -97,8 +92,7 @@ static ssize_t tick_next(void *ctx, uint64_t pos, char *buf, size_t max)
         nanosleep(&ts, NULL);
         return 0;
     }
-    if (t->sent == 3)
-        return -1;
+    if (t->sent == 3) return -1;
     int n = snprintf(buf, max, "event: tick\ndata: {\"i\":%d,\"pos\":%llu}\n\n", t->sent,
                      (unsigned long long)pos);
     t->sent++;
@@ -584,8 +578,7 @@ START_TEST(slow_clients_dropped)
     t0 = httpc_now();
     int closed = 0;
     for (size_t i = 0; i < strlen(req) && !closed; i++) {
-        if (httpc_send_all(drip, req + i, 1) != 0)
-            break;
+        if (httpc_send_all(drip, req + i, 1) != 0) break;
         closed = httpc_wait_closed(drip, 0.2) >= 0;
     }
     double dt = httpc_now() - t0;
@@ -600,8 +593,7 @@ START_TEST(slow_clients_dropped)
     t0 = httpc_now();
     closed = 0;
     for (int i = 0; i < 1000 && !closed; i++) {
-        if (httpc_send_all(drip, " ", 1) != 0)
-            break;
+        if (httpc_send_all(drip, " ", 1) != 0) break;
         closed = httpc_wait_closed(drip, 0.2) >= 0;
     }
     dt = httpc_now() - t0;
@@ -681,8 +673,7 @@ START_TEST(ipv6_loopback)
     o.listen = "[::1]:0";
     td_server *s = NULL;
     td_error e;
-    if (td_server_start(&s, &o, routes, 1, NULL, &e) != TD_OK)
-        return; /* no IPv6 here */
+    if (td_server_start(&s, &o, routes, 1, NULL, &e) != TD_OK) return; /* no IPv6 here */
     ck_assert_int_eq(strncmp(td_server_address(s), "[::1]:", 6), 0);
     td_server_stop(s);
 }
@@ -867,8 +858,7 @@ static int closed_now(int fd)
         ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             return 1;
-        if (n < 0)
-            return 0;
+        if (n < 0) return 0;
     }
 }
 
@@ -929,8 +919,7 @@ START_TEST(daemon_connection_abuse)
         int st = httpc_request(port, "GET", "/healthz", NULL, NULL, 0, &r);
         ck_assert_msg(st == 200, "/healthz answered %d with %d abusive connections open", st,
                       open_left);
-        if (nlat < 200)
-            lat[nlat++] = r.elapsed_s;
+        if (nlat < 200) lat[nlat++] = r.elapsed_s;
         ck_assert_msg(r.elapsed_s < 1.0, "/healthz took %.3f s with %d abusive connections open",
                       r.elapsed_s, open_left);
         httpc_free(&r);

@@ -48,8 +48,7 @@ static void *submit(void *arg)
                 c->failed = 1;
             int again = r.status == 429;
             api_done(&r);
-            if (!again)
-                break;
+            if (!again) break;
         }
     }
     return NULL;

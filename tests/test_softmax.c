@@ -22,8 +22,7 @@ static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed, int 
     for (int64_t i = 0; i < D * K; i++)
         Wt[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (int64_t n = 0; n < N; n++) {
-        if (column0)
-            X[n * D] = 1.0f;
+        if (column0) X[n * D] = 1.0f;
         int64_t best = 0;
         double bv = -1e30;
         for (int64_t k = 0; k < K; k++) {
@@ -31,8 +30,7 @@ static td_dataset make_data(int64_t N, int64_t D, int64_t K, unsigned seed, int 
             for (int64_t d = 0; d < D; d++)
                 z += X[n * D + d] * Wt[d * K + k];
             z += 0.3 * ((double)rand() / RAND_MAX); /* noise: not separable */
-            if (z > bv)
-                bv = z, best = k;
+            if (z > bv) bv = z, best = k;
         }
         y[n] = (int32_t)best;
     }
@@ -68,20 +66,14 @@ START_TEST(optimizers_match_torch)
         hp.optimizer = strcmp(name, "sgd") == 0 ? TD_OPT_SGD
             : strcmp(name, "adam") == 0         ? TD_OPT_ADAM
                                                 : TD_OPT_ADAMW;
-        if (hp.optimizer == TD_OPT_ADAMW)
-            hp.weight_decay = 0.01; /* torch's AdamW default */
+        if (hp.optimizer == TD_OPT_ADAMW) hp.weight_decay = 0.01; /* torch's AdamW default */
         hp.lr = tu_num(p, "lr");
         const cJSON *v;
-        if ((v = cJSON_GetObjectItem(p, "momentum")))
-            hp.momentum = v->valuedouble;
-        if ((v = cJSON_GetObjectItem(p, "dampening")))
-            hp.dampening = v->valuedouble;
-        if ((v = cJSON_GetObjectItem(p, "nesterov")))
-            hp.nesterov = cJSON_IsTrue(v);
-        if ((v = cJSON_GetObjectItem(p, "weight_decay")))
-            hp.weight_decay = v->valuedouble;
-        if ((v = cJSON_GetObjectItem(p, "eps")))
-            hp.eps = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "momentum"))) hp.momentum = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "dampening"))) hp.dampening = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "nesterov"))) hp.nesterov = cJSON_IsTrue(v);
+        if ((v = cJSON_GetObjectItem(p, "weight_decay"))) hp.weight_decay = v->valuedouble;
+        if ((v = cJSON_GetObjectItem(p, "eps"))) hp.eps = v->valuedouble;
         if ((v = cJSON_GetObjectItem(p, "betas"))) {
             hp.betas[0] = cJSON_GetArrayItem(v, 0)->valuedouble;
             hp.betas[1] = cJSON_GetArrayItem(v, 1)->valuedouble;

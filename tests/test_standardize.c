@@ -115,8 +115,7 @@ END_TEST
 static int has_warning(const td_warning *w, int n, const char *code)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(w[i].code, code) == 0)
-            return 1;
+        if (strcmp(w[i].code, code) == 0) return 1;
     return 0;
 }
 

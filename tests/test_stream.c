@@ -49,8 +49,7 @@ static td_status parse_in(td_dataset_buf *out, const char *body, size_t len, int
             r = r * 1103515245u + 12345u;
             n = 1 + (r >> 16) % 64;
         }
-        if (n > len - i)
-            n = len - i;
+        if (n > len - i) n = len - i;
         td_dstream_feed(s, body + i, n);
         i += n;
     }
@@ -279,8 +278,7 @@ START_TEST(number_forms)
         float f;
         memcpy(&f, &bits, 4);
         double v = (double)f;
-        if (it % 3 == 0)
-            v += (double)(nextafterf(f, INFINITY) - f) / 2; /* a midpoint */
+        if (it % 3 == 0) v += (double)(nextafterf(f, INFINITY) - f) / 2; /* a midpoint */
         int digits = 1 + (int)((r >> 40) % 30);
         snprintf(buf, sizeof buf, "%s%.*e", (r >> 33) & 1 ? "-" : "", digits, v);
         float want = (float)strtod(buf, NULL), got;
@@ -673,8 +671,7 @@ static td_status csv_all_ways(td_dataset_buf *d, const char *body, const char *l
 {
     td_csv_opts o;
     td_status st = td_csv_opts_parse(&o, label, header, err);
-    if (st)
-        return st;
+    if (st) return st;
     st = parse_all_ways(d, body, strlen(body), &o, err);
     /* and td_csv_dataset_parse (the body in one piece) */
     td_dataset_buf b;
@@ -849,8 +846,7 @@ START_TEST(csv_big_in_pieces)
     for (int k = 0; k < 21; k++) {
         char *end;
         float want = (float)strtod(p, &end);
-        if (k < 20)
-            ck_assert(memcmp(&want, &d.X[k], 4) == 0);
+        if (k < 20) ck_assert(memcmp(&want, &d.X[k], 4) == 0);
         p = end + 1;
     }
     td_dataset_buf_free(&d);

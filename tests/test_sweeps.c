@@ -142,8 +142,7 @@ static void check_halving(int port, const cJSON *s, const char *ds, const char *
         /* the full run's */
         ck_assert_int_eq((int)api_num(api_item(job, "progress"), "epochs"), 27);
         cJSON_Delete(job);
-        if (e == 27)
-            winner = t;
+        if (e == 27) winner = t;
     }
     ck_assert_int_eq(at[3], 6);
     ck_assert_int_eq(at[9], 2);
@@ -369,8 +368,7 @@ START_TEST(halving_survives_kill_9)
         ck_assert_msg(strcmp(api_str(s, "state"), "succeeded") != 0, "done before the kill");
         int paused = (int)api_num(api_item(s, "counts"), "paused");
         cJSON_Delete(s);
-        if (paused >= 2)
-            break;
+        if (paused >= 2) break;
         ck_assert(httpc_now() - t0 < 30);
     }
     ck_assert_int_eq(httpc_daemon_stop(&d, SIGKILL, 10), 128 + SIGKILL);

@@ -58,18 +58,15 @@ START_TEST(vexp_matches_expf)
         for (uint32_t b = 0x80000000u;; b += 97) {
             float v;
             memcpy(&v, &b, 4);
-            if (!(v >= TD_VEXP_MIN))
-                break;
+            if (!(v >= TD_VEXP_MIN)) break;
             buf[nb++] = v;
-            if (nb < 16)
-                continue;
+            if (nb < 16) continue;
             float o[16];
             vexp(o, buf);
             for (int j = 0; j < 16; j++) { /* (one assertion at the end: each one costs a
                                             * message to the runner) */
                 float want = expf(buf[j]);
-                if (memcmp(&o[j], &want, 4) != 0 && !bad++)
-                    first_bad = buf[j];
+                if (memcmp(&o[j], &want, 4) != 0 && !bad++) first_bad = buf[j];
             }
             n += 16;
             nb = 0;

@@ -65,12 +65,9 @@ static int64_t shape_of(const cJSON *a, int64_t *rows, int64_t *cols)
                 }                                                            \
             }                                                                \
         }                                                                    \
-        if (n)                                                               \
-            *n = total;                                                      \
-        if (rows)                                                            \
-            *rows = r;                                                       \
-        if (cols)                                                            \
-            *cols = c;                                                       \
+        if (n) *n = total;                                                   \
+        if (rows) *rows = r;                                                 \
+        if (cols) *cols = c;                                                 \
         return out;                                                          \
     }
 FLATTEN(float, tu_floats)
@@ -170,8 +167,7 @@ char *tu_read_file(const char *path, size_t *len)
     ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
     s[n] = '\0';
     fclose(f);
-    if (len)
-        *len = (size_t)n;
+    if (len) *len = (size_t)n;
     return s;
 }
 

@@ -38,19 +38,16 @@ void td_build_init(build *b, td_dataset_part *part, const char *name, int shape,
  * array is moved (copied, by realloc) once or twice, not log2(N) times. */
 int td_build_reserve(td_dstream *s, build *b, size_t need)
 {
-    if (need <= b->cap)
-        return 0;
+    if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap * 2 : 256;
     uint64_t at = s->base_off; /* within a piece of where we are */
     if (b->n >= 4096 && s->size_hint > at && at > b->start_off) {
         double more = (double)b->n / (double)(at - b->start_off) * (double)(s->size_hint - at);
         double est = (double)b->n + more * 1.1 + 4096;
         size_t step = b->cap + b->cap / 8;
-        if (est < (double)cap)
-            cap = est > (double)step ? (size_t)est : step;
+        if (est < (double)cap) cap = est > (double)step ? (size_t)est : step;
     }
-    if (cap < need)
-        cap = need;
+    if (cap < need) cap = need;
     uint32_t *p = realloc(b->data, cap * sizeof *p);
     if (!p) {
         td_ds_oom(s, b->path);
@@ -75,15 +72,12 @@ void td_build_drop(build *b)
 static void build_estimate(td_dstream *s, build *b, uint64_t off)
 {
     uint64_t row_bytes = off - b->row0_off;
-    if (!s->size_hint || s->size_hint <= off || row_bytes == 0 || b->C <= 0)
-        return;
+    if (!s->size_hint || s->size_hint <= off || row_bytes == 0 || b->C <= 0) return;
     uint64_t rows = (s->size_hint - off) / row_bytes * 11 / 10 + 2; /* 10% to spare */
     uint64_t want = rows * (uint64_t)b->C;
     uint64_t most = s->size_hint / 2 + (uint64_t)b->C; /* a value takes 2 bytes at least */
-    if (want > most)
-        want = most;
-    if (want > b->cap && want < SIZE_MAX / sizeof(uint32_t))
-        td_build_reserve(s, b, (size_t)want);
+    if (want > most) want = most;
+    if (want > b->cap && want < SIZE_MAX / sizeof(uint32_t)) td_build_reserve(s, b, (size_t)want);
 }
 
 /* A generic builder's element k (index into data) of kind k. */
@@ -213,8 +207,7 @@ void td_build_label_done(td_dstream *s, build *b)
 {
     td_dataset_part *part = b->part;
     b->name_pending = 0;
-    if (b->failed)
-        return;
+    if (b->failed) return;
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, b->path, b->i - 1, -1);
     if (s->cap_total == 0 || s->cap_total > TD_CLASS_NAME_MAX || s->cap_nul) {
@@ -265,10 +258,8 @@ void td_build_value(td_dstream *s, build *b, int L, td_json_vkind k, const num *
         b->failed = 1;
         return;
     }
-    if (!b->active)
-        return;
-    if (L == 1 && b->i == 0)
-        b->first_kind = k;
+    if (!b->active) return;
+    if (L == 1 && b->i == 0) b->first_kind = k;
     if (b->shape == SH_LABELS && L == 1 && b->i == 0) { /* the first element decides */
         if (k == TD_JV_ARRAY) {
             b->shape = SH_ROWS;
@@ -291,8 +282,7 @@ void td_build_value(td_dstream *s, build *b, int L, td_json_vkind k, const num *
     if (L == 1) {
         if (k == TD_JV_ARRAY) {
             b->j = 0;
-            if (b->i == 0)
-                b->row0_off = off;
+            if (b->i == 0) b->row0_off = off;
             return;
         }
         if (!b->failed) {
@@ -323,8 +313,7 @@ void td_build_value(td_dstream *s, build *b, int L, td_json_vkind k, const num *
 void td_build_close(td_dstream *s, build *b, int L, int is_array, uint64_t off)
 {
     td_dataset_part *part = b->part;
-    if (!b->active)
-        return;
+    if (!b->active) return;
     if (L == 0) {
         if (!b->failed && b->i == 0) {
             part->st = td_json_fail_empty(b->path, &part->err);
@@ -378,8 +367,7 @@ void td_build_finish(build *b, const td_json_rule *final_rule)
     }
     if (b->cap > b->n) { /* give back the reserve */
         uint32_t *p = realloc(b->data, (b->n ? b->n : 1) * sizeof *p);
-        if (p)
-            b->data = p;
+        if (p) b->data = p;
     }
     part->data = b->data;
     b->data = NULL;
@@ -406,11 +394,9 @@ static td_status jarray_read(void **out, int64_t *rows, int64_t *cols, td_jarray
     if (b->root_kind != TD_JV_NONE)
         return matrix ? td_json_fail_not_rows(path, b->root_kind, err)
                       : td_json_fail_not_numbers(path, b->root_kind, err);
-    if (b->i == 0)
-        return (r->flags & TD_JSON_EMPTY_OK) ? TD_OK : td_json_fail_empty(path, err);
+    if (b->i == 0) return (r->flags & TD_JSON_EMPTY_OK) ? TD_OK : td_json_fail_empty(path, err);
     int rows_mode = b->shape == SH_ROWS;
-    if (matrix && !rows_mode)
-        return td_json_fail_first_not_row(path, b->first_kind, err);
+    if (matrix && !rows_mode) return td_json_fail_first_not_row(path, b->first_kind, err);
     if (!matrix && rows_mode) {
         td_json_index_path(ep, path, 0, -1);
         return td_json_elem_fail(r, TD_JV_ARRAY, 0, ep, err);
@@ -453,8 +439,7 @@ static td_status jarray_read(void **out, int64_t *rows, int64_t *cols, td_jarray
         }
     }
     if (a->part.st) {
-        if (err)
-            *err = a->part.err;
+        if (err) *err = a->part.err;
         return a->part.st;
     }
     if (b->bad) {
@@ -463,8 +448,7 @@ static td_status jarray_read(void **out, int64_t *rows, int64_t *cols, td_jarray
     }
     if (b->cap > b->n) { /* give back the reserve */
         uint32_t *p = realloc(b->data, (b->n ? b->n : 1) * sizeof *p);
-        if (p)
-            b->data = p;
+        if (p) b->data = p;
     }
     *out = b->data;
     b->data = NULL;
@@ -503,7 +487,6 @@ td_status td_jarray_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int 
     td_json_rule r = {1, 0, INT32_MIN, INT32_MAX};
     *grouped = td_jarray_rows(a);
     td_status st = jarray_read((void **)out, rows, cols, a, &r, *grouped, path, err);
-    if (!*grouped)
-        *cols = 1;
+    if (!*grouped) *cols = 1;
     return st;
 }

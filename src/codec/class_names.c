@@ -34,8 +34,7 @@ td_status td_strings_parse(const char *text, char ***out, int64_t *n, td_error *
     char **v = calloc((size_t)(k ? k : 1), sizeof *v);
     int64_t i = 0;
     for (const cJSON *c = a->child; v && c; c = c->next, i++)
-        if (!cJSON_IsString(c) || !(v[i] = strdup(c->valuestring)))
-            break;
+        if (!cJSON_IsString(c) || !(v[i] = strdup(c->valuestring))) break;
     cJSON_Delete(a);
     if (!v || i != k) {
         td_strings_free(v, k);

@@ -26,8 +26,7 @@ static int sep_hint(const td_dstream *s, char *hint, size_t cap)
         sep = ";";
     else if (s->opts.delimiter == ',' && memchr(s->field, '\t', s->flen))
         sep = "tab";
-    if (sep)
-        snprintf(hint, cap, " (the file looks %s-separated: pass delimiter=%s)", sep, sep);
+    if (sep) snprintf(hint, cap, " (the file looks %s-separated: pass delimiter=%s)", sep, sep);
     return sep != NULL;
 }
 
@@ -89,17 +88,13 @@ static int rec_grow(td_dstream *s)
 {
     size_t cap = s->rec_cap ? s->rec_cap * 2 : 64;
     double *nd = realloc(s->rec_d, cap * sizeof *nd);
-    if (nd)
-        s->rec_d = nd;
+    if (nd) s->rec_d = nd;
     float *nf = realloc(s->rec_f, cap * sizeof *nf);
-    if (nf)
-        s->rec_f = nf;
+    if (nf) s->rec_f = nf;
     unsigned char *ne = realloc(s->rec_exact, cap);
-    if (ne)
-        s->rec_exact = ne;
+    if (ne) s->rec_exact = ne;
     int64_t *nl = realloc(s->rec_line_of, cap * sizeof *nl);
-    if (nl)
-        s->rec_line_of = nl;
+    if (nl) s->rec_line_of = nl;
     if (!nd || !nf || !ne || !nl) {
         td_ds_fatal(s, TD_ENOMEM, "", "out of memory reading the CSV body");
         return -1;
@@ -111,8 +106,7 @@ static int rec_grow(td_dstream *s)
 /* Would strtod read all of t[0..n) as a finite or infinite number (as field_end does)? */
 static int looks_numeric(const char *t, size_t n)
 {
-    if (n == 0 || n >= 128)
-        return 0;
+    if (n == 0 || n >= 128) return 0;
     char buf[128];
     memcpy(buf, t, n);
     buf[n] = '\0';
@@ -147,8 +141,7 @@ static void header_end(td_dstream *s)
         s->lab_idx = 0;
     else if (s->opts.label_column == TD_CSV_LABEL_LAST)
         s->lab_idx = s->nhdr - 1;
-    if (s->opts.label_column != TD_CSV_LABEL_NAMED)
-        return;
+    if (s->opts.label_column != TD_CSV_LABEL_NAMED) return;
     for (int64_t k = 0; k < s->nhdr; k++)
         if (strcmp(s->hdr[k], s->opts.label_name) == 0) {
             s->lab_idx = k;
@@ -168,8 +161,7 @@ static void header_end(td_dstream *s)
  * record's checks. */
 static void field_end(td_dstream *s)
 {
-    if (s->done)
-        return;
+    if (s->done) return;
     if (!csv_parsing(s)) { /* the header: its names are kept */
         header_field(s);
         return;
@@ -203,8 +195,7 @@ static void field_end(td_dstream *s)
         memcpy(s->pend_text, t, n);
         s->pend_text[n] = '\0';
         s->pend_col = col, s->pend_line = line;
-        if (s->rec_n == s->rec_cap && rec_grow(s))
-            return;
+        if (s->rec_n == s->rec_cap && rec_grow(s)) return;
         s->rec_d[s->rec_n] = 0;
         s->rec_f[s->rec_n] = 0;
         s->rec_exact[s->rec_n] = 2; /* a name: record_end decides */
@@ -241,8 +232,7 @@ static void field_end(td_dstream *s)
         csv_fail(s, line, col, "\"%s\" is not a finite number", buf);
         return;
     }
-    if (s->rec_n == s->rec_cap && rec_grow(s))
-        return;
+    if (s->rec_n == s->rec_cap && rec_grow(s)) return;
     s->rec_d[s->rec_n] = d;
     s->rec_f[s->rec_n] = f;
     s->rec_exact[s->rec_n] = (unsigned char)exact;
@@ -285,8 +275,7 @@ static int label_name(td_dstream *s, int64_t k)
  * record, then its values into X and y. */
 static void record_end(td_dstream *s, uint64_t off)
 {
-    if (s->done)
-        return;
+    if (s->done) return;
     int64_t nf = (int64_t)s->rec_n;
     int labelled = s->labelled;
     if (s->ncols < 0) {
@@ -328,26 +317,21 @@ static void record_end(td_dstream *s, uint64_t off)
         return;
     }
     s->pend_col = 0;
-    if (labelled && s->N == 0)
-        s->named = s->rec_exact[lab] == 2;
+    if (labelled && s->N == 0) s->named = s->rec_exact[lab] == 2;
     if (s->N == 0 && s->size_hint > off && off > s->rec_off) {
         /* the first row tells how many bytes a row takes: reserve for the rest */
         uint64_t rows = (s->size_hint - s->rec_off) / (off - s->rec_off) * 11 / 10 + 2;
         uint64_t most = s->size_hint / 2 + 1;
         uint64_t want = rows * (uint64_t)s->D;
-        if (want > most)
-            want = most;
+        if (want > most) want = most;
         td_build_reserve(s, &s->cx, (size_t)want);
-        if (labelled)
-            td_build_reserve(s, &s->cy, (size_t)(rows < most ? rows : most));
+        if (labelled) td_build_reserve(s, &s->cy, (size_t)(rows < most ? rows : most));
     }
-    if (td_build_reserve(s, &s->cx, s->cx.n + (size_t)s->D))
-        return;
+    if (td_build_reserve(s, &s->cx, s->cx.n + (size_t)s->D)) return;
     for (int64_t k = 0; k < nf; k++) {
         double v = s->rec_d[k];
         if (k == lab && (s->named || s->rec_exact[k] == 2)) {
-            if (label_name(s, k))
-                return;
+            if (label_name(s, k)) return;
         } else if (k == lab) {
             if (!s->rec_exact[k]) { /* integrality is decided on strtod's double */
                 const char *t = k == 0 ? s->first_field : s->field;
@@ -388,8 +372,7 @@ static void record_begin(td_dstream *s, const char *p)
     s->rec_n = 0;
     s->pend_col = 0;
     s->col = 1;
-    if (s->N == 0)
-        s->rec_off = s->cx.start_off = s->cy.start_off = off_of(s, p);
+    if (s->N == 0) s->rec_off = s->cx.start_off = s->cy.start_off = off_of(s, p);
     field_begin(s);
 }
 
@@ -443,8 +426,7 @@ void td_ds_lex_csv(td_dstream *s, const char *p, const char *end)
                 q++;
             field_put(s, p, (size_t)(q - p));
             p = q;
-            if (p == end)
-                break;
+            if (p == end) break;
             c = (unsigned char)*p;
             if (c == '"') {
                 csv_fail(s, s->field_line, s->col,
@@ -460,8 +442,7 @@ void td_ds_lex_csv(td_dstream *s, const char *p, const char *end)
                 q++;
             field_put(s, p, (size_t)(q - p));
             p = q;
-            if (p == end)
-                break;
+            if (p == end) break;
             if (*p == '\n') {
                 s->line++;
                 field_put(s, p, 1);
@@ -531,24 +512,20 @@ td_status td_ds_csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
             break;
         }
     }
-    if (!s->done && s->N == 0)
-        td_ds_fatal(s, TD_EINVAL, "", "the CSV body has no data rows");
+    if (!s->done && s->N == 0) td_ds_fatal(s, TD_EINVAL, "", "the CSV body has no data rows");
     if (s->done) {
-        if (err)
-            *err = s->fatal_err;
+        if (err) *err = s->fatal_err;
         return s->fatal_st;
     }
     memset(out, 0, sizeof *out);
     if (s->csv_name) {
         td_status st =
             td_dataset_name_copy(&out->name, s->csv_name, strlen(s->csv_name), "name", err);
-        if (st)
-            return st;
+        if (st) return st;
     }
     if (s->cx.cap > s->cx.n) { /* give back the reserve */
         uint32_t *p = realloc(s->cx.data, (s->cx.n ? s->cx.n : 1) * sizeof *p);
-        if (p)
-            s->cx.data = p;
+        if (p) s->cx.data = p;
     }
     out->X = (float *)s->cx.data;
     s->cx.data = NULL;
@@ -585,8 +562,7 @@ td_status td_ds_csv_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
 td_dstream *td_dstream_csv(const td_csv_opts *o, const char *name, uint64_t size_hint)
 {
     td_dstream *s = td_ds_new(size_hint);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->csv = 1;
     s->opts = o ? *o : td_csv_opts_default();
     if (name && !(s->csv_name = strdup(name))) {

@@ -17,8 +17,7 @@ const char *const td_target_names[] = {"none", "index", "grouped", "probs", NULL
 
 void td_dataset_buf_free(td_dataset_buf *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     free(d->X);
     free(d->y);
     free(d->Y);
@@ -38,12 +37,9 @@ static void fill_view(td_dataset_buf *d)
     d->ds.Y = d->Y;
     d->ds.pairs = d->pairs;
     d->ds.pair_labels = d->pair_labels;
-    if (!d->y)
-        d->ds.y_cols = 0;
-    if (!d->Y)
-        d->ds.Y_cols = 0;
-    if (!d->pairs)
-        d->ds.P = 0;
+    if (!d->y) d->ds.y_cols = 0;
+    if (!d->Y) d->ds.Y_cols = 0;
+    if (!d->pairs) d->ds.P = 0;
 }
 
 td_status td_dataset_name_copy(char **out, const char *name, size_t n, const char *field,
@@ -77,8 +73,7 @@ void td_dataset_parts_fini(td_dataset_parts *p)
 
 static td_status part_error(const td_dataset_part *a, td_error *err)
 {
-    if (err)
-        *err = a->err;
+    if (err) *err = a->err;
     return a->st;
 }
 
@@ -99,8 +94,7 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, cons
     memset(out, 0, sizeof *out);
     td_status st;
     if (p->key_st) {
-        if (err)
-            *err = p->key_err;
+        if (err) *err = p->key_err;
         st = p->key_st;
         goto fail;
     }
@@ -117,12 +111,10 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, cons
                      "targets), not both");
         goto fail;
     }
-    if ((st = part_error(&p->X, err)))
-        goto fail;
+    if ((st = part_error(&p->X, err))) goto fail;
     int64_t N = p->X.rows;
     if (p->y.present) {
-        if ((st = part_error(&p->y, err)))
-            goto fail;
+        if ((st = part_error(&p->y, err))) goto fail;
         if (p->y.rows != N) {
             st = td_fail(err, TD_EINVAL, py, "%s has %lld %s, but %s has %lld rows", py,
                          (long long)p->y.rows, p->y.grouped ? "rows" : "entries", pX, (long long)N);
@@ -130,8 +122,7 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, cons
         }
     }
     if (p->Y.present) {
-        if ((st = part_error(&p->Y, err)))
-            goto fail;
+        if ((st = part_error(&p->Y, err))) goto fail;
         if (p->Y.rows != N) {
             st = td_fail(err, TD_EINVAL, pY, "%s has %lld rows, but %s has %lld rows", pY,
                          (long long)p->Y.rows, pX, (long long)N);
@@ -154,8 +145,7 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, cons
                          pp, p0, (int)p->pairs.row0_len);
             goto fail;
         }
-        if ((st = part_error(&p->pairs, err)) || (st = part_error(&p->pair_labels, err)))
-            goto fail;
+        if ((st = part_error(&p->pairs, err)) || (st = part_error(&p->pair_labels, err))) goto fail;
         if (p->pair_labels.rows != p->pairs.rows) {
             st = td_fail(err, TD_EINVAL, ppl, "%s has %lld entries, but %s has %lld pairs", ppl,
                          (long long)p->pair_labels.rows, pp, (long long)p->pairs.rows);
@@ -164,8 +154,7 @@ td_status td_dataset_parts_finish(td_dataset_buf *out, td_dataset_parts *p, cons
     }
     if (p->name_present) {
         if ((st = p->name_st)) {
-            if (err)
-                *err = p->name_err;
+            if (err) *err = p->name_err;
             goto fail;
         }
         if ((st = td_dataset_name_copy(&d.name, p->name ? p->name : "", p->name ? p->name_len : 0,
@@ -249,8 +238,7 @@ td_status td_csv_opts_parse(td_csv_opts *o, const char *label_column, const char
 
 td_status td_csv_delimiter_parse(td_csv_opts *o, const char *delimiter, td_error *err)
 {
-    if (!delimiter)
-        return TD_OK;
+    if (!delimiter) return TD_OK;
     if (strcmp(delimiter, "tab") == 0 || strcmp(delimiter, "\\t") == 0 ||
         strcmp(delimiter, "\t") == 0)
         o->delimiter = '\t';
@@ -269,8 +257,7 @@ td_status td_csv_dataset_parse(td_dataset_buf *out, const char *body, size_t len
 {
     memset(out, 0, sizeof *out);
     td_dstream *s = td_dstream_csv(o, name, len);
-    if (!s)
-        return td_fail(err, TD_ENOMEM, "", "out of memory reading the CSV body");
+    if (!s) return td_fail(err, TD_ENOMEM, "", "out of memory reading the CSV body");
     td_dstream_feed(s, body, len);
     td_status st = td_dstream_finish(s, out, err);
     td_dstream_destroy(s);
@@ -294,8 +281,7 @@ void td_dataset_summary_of(td_dataset_summary *s, const td_dataset *ds)
         s->groups = ds->y_cols > 1 ? ds->y_cols : 1;
         int64_t mx = -1;
         for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
-            if (ds->y[i] > mx)
-                mx = ds->y[i];
+            if (ds->y[i] > mx) mx = ds->y[i];
         s->n_classes = mx + 1;
     } else {
         s->target = TD_TARGET_NONE;
@@ -305,11 +291,9 @@ void td_dataset_summary_of(td_dataset_summary *s, const td_dataset *ds)
 cJSON *td_json_dataset_summary(const td_dataset_summary *s)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     int ok = 1;
-    if (s->id)
-        ok &= cJSON_AddStringToObject(o, "id", s->id) != NULL;
+    if (s->id) ok &= cJSON_AddStringToObject(o, "id", s->id) != NULL;
     ok &= (s->name ? cJSON_AddStringToObject(o, "name", s->name)
                    : cJSON_AddNullToObject(o, "name")) != NULL;
     ok &= cJSON_AddNumberToObject(o, "n_samples", (double)s->n_samples) != NULL;
@@ -319,10 +303,8 @@ cJSON *td_json_dataset_summary(const td_dataset_summary *s)
     ok &= cJSON_AddStringToObject(o, "target", td_target_names[s->target]) != NULL;
     if (s->target == TD_TARGET_GROUPED)
         ok &= cJSON_AddNumberToObject(o, "groups", (double)s->groups) != NULL;
-    if (s->n_pairs > 0)
-        ok &= cJSON_AddNumberToObject(o, "n_pairs", (double)s->n_pairs) != NULL;
-    if (s->created_at)
-        ok &= cJSON_AddStringToObject(o, "created_at", s->created_at) != NULL;
+    if (s->n_pairs > 0) ok &= cJSON_AddNumberToObject(o, "n_pairs", (double)s->n_pairs) != NULL;
+    if (s->created_at) ok &= cJSON_AddStringToObject(o, "created_at", s->created_at) != NULL;
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

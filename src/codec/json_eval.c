@@ -29,8 +29,7 @@ td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *datas
     dataset[0] = '\0';
     const cJSON *root;
     td_status st = td_dstream_object_finish(s, &root, err);
-    if (st || (st = td_json_check_keys(root, NULL, "the evaluate body", keys, err)))
-        return st;
+    if (st || (st = td_json_check_keys(root, NULL, "the evaluate body", keys, err))) return st;
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "dataset");
     int has_x = cJSON_GetObjectItemCaseSensitive(root, "X") != NULL;
     if (ds && has_x)
@@ -50,11 +49,9 @@ td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *datas
                        "dataset (the id of a stored dataset) or X "
                        "and y (inline rows and labels) are required");
     td_jarray *xa = td_dstream_array(s, "X"), *ya = td_dstream_array(s, "y");
-    if (!xa)
-        return td_json_fail_not_rows("X", TD_JV_NULL, err);
+    if (!xa) return td_json_fail_not_rows("X", TD_JV_NULL, err);
     int64_t D = 0, ny = 0;
-    if ((st = td_jarray_matrix_f32(X, N, &D, xa, 0, "X", err)))
-        return st;
+    if ((st = td_jarray_matrix_f32(X, N, &D, xa, 0, "X", err))) return st;
     if (D != m->D)
         st = td_fail(err, TD_EINVAL, "X", "X has %lld columns, the model expects %lld features",
                      (long long)D, (long long)m->D);
@@ -89,8 +86,7 @@ static td_status classifier(cJSON *o, const td_model *m, const float *X, const i
                        "evaluate takes models of one label per row; "
                        "this one has %lld groups",
                        (long long)m->G);
-    if (!y)
-        return td_fail(err, TD_EINVAL, "y", "y is required: the true class of each row");
+    if (!y) return td_fail(err, TD_EINVAL, "y", "y is required: the true class of each row");
     int64_t K = m->K;
     float *probs = malloc(sizeof(float) * (size_t)(N * K + 1));
     int32_t *pred = malloc(sizeof(int32_t) * (size_t)(N + 1));
@@ -100,12 +96,10 @@ static td_status classifier(cJSON *o, const td_model *m, const float *X, const i
                                              "predictions",
                                              (long long)N)
                                    : td_model_predict(probs, pred, m, X, N, m->D, err);
-    if (st == TD_OK)
-        st = td_class_metrics_compute(&c, probs, pred, y, N, K, err);
+    if (st == TD_OK) st = td_class_metrics_compute(&c, probs, pred, y, N, K, err);
     free(probs);
     free(pred);
-    if (st)
-        return st;
+    if (st) return st;
     cJSON_AddNumberToObject(o, "loss", c.loss);
     cJSON_AddNumberToObject(o, "accuracy", c.accuracy);
     cJSON *classes = cJSON_AddArrayToObject(o, "classes");
@@ -131,8 +125,7 @@ static td_status classifier(cJSON *o, const td_model *m, const float *X, const i
 static td_status mixture(cJSON *o, const td_model *m, const float *X, int64_t N, td_error *err)
 {
     float *ll = malloc(sizeof(float) * (size_t)(N + 1));
-    if (!ll)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld rows", (long long)N);
+    if (!ll) return td_fail(err, TD_ENOMEM, NULL, "out of memory for %lld rows", (long long)N);
     td_status st = td_gmm_predict(NULL, NULL, ll, m, X, N, m->D, err);
     if (st == TD_OK) {
         double sum = 0;
@@ -154,13 +147,10 @@ td_status td_json_evaluate(char **out, const td_model *m, const float *X, const 
     *out = NULL;
     if (m->kind == TD_MODEL_EMBED_GMM)
         return td_fail(err, TD_EINVAL, "model", "evaluate takes softmax, mlp and gmm models");
-    if (N < 1)
-        return td_fail(err, TD_EINVAL, "X", "X has no rows");
-    if (nv && nv->n != m->K)
-        nv = NULL;
+    if (N < 1) return td_fail(err, TD_EINVAL, "X", "X has no rows");
+    if (nv && nv->n != m->K) nv = NULL;
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!o) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     cJSON_AddNumberToObject(o, "n_samples", (double)N);
     td_status st =
         m->kind == TD_MODEL_GMM ? mixture(o, m, X, N, err) : classifier(o, m, X, y, N, nv, err);

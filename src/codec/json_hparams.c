@@ -93,13 +93,11 @@ static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const c
                              field);
                 break;
             }
-            if ((st = td_json_matrix_f32(&m, &r, &k, c, 0, ef, err)))
-                break;
+            if ((st = td_json_matrix_f32(&m, &r, &k, c, 0, ef, err))) break;
             if (i == 0) {
                 dims[1] = r, dims[2] = k;
                 vals = malloc(sizeof(float) * (size_t)(dims[0] * r * k));
-                if (!vals)
-                    st = td_fail(err, TD_ENOMEM, field, "out of memory");
+                if (!vals) st = td_fail(err, TD_ENOMEM, field, "out of memory");
             } else if (r != dims[1] || k != dims[2]) {
                 st = td_fail(err, TD_EINVAL, ef,
                              "%s is %lld x %lld, expected %lld x %lld "
@@ -107,8 +105,7 @@ static td_status read_hp_tensor(td_hp_tensor *t, const td_hparam_def *d, const c
                              ef, (long long)r, (long long)k, (long long)dims[1], (long long)dims[2],
                              field);
             }
-            if (!st)
-                memcpy(vals + i * dims[1] * dims[2], m, sizeof(float) * (size_t)(r * k));
+            if (!st) memcpy(vals + i * dims[1] * dims[2], m, sizeof(float) * (size_t)(r * k));
             free(m);
         }
     }
@@ -165,8 +162,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
     case TD_HP_BOOL: return td_json_get_bool((int *)p, v, field, err);
     case TD_HP_ENUM: {
         int x = 0;
-        if ((st = read_enum(&x, d, v, field, err)))
-            return st;
+        if ((st = read_enum(&x, d, v, field, err))) return st;
         *(int *)p = x; /* the enum fields are int-sized with values 0.. */
         return TD_OK;
     }
@@ -178,8 +174,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         for (const cJSON *c = v->child; c; c = c->next, k++) {
             char ef[TD_JSON_PATH_MAX];
             td_json_index_path(ef, field, k, -1);
-            if ((st = td_json_get_double(&x[k], c, ef, err)))
-                return st;
+            if ((st = td_json_get_double(&x[k], c, ef, err))) return st;
             if (!(x[k] >= d->min && x[k] < d->max))
                 return td_fail(err, TD_EINVAL, ef, "%s must be in [%g, %g), got %g", ef, d->min,
                                d->max, x[k]);
@@ -192,8 +187,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         int64_t tmp[TD_MAX_HIDDEN];
         int64_t n = 0;
         if (cJSON_IsNumber(v)) { /* one layer: 64 is [64] */
-            if ((st = td_json_get_int(&tmp[0], v, int_lo(d), int_hi(d), field, err)))
-                return st;
+            if ((st = td_json_get_int(&tmp[0], v, int_lo(d), int_hi(d), field, err))) return st;
             n = 1;
         } else if (cJSON_IsArray(v)) {
             int64_t size = cJSON_GetArraySize(v);
@@ -205,8 +199,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
             for (const cJSON *c = v->child; c; c = c->next, n++) {
                 char ef[TD_JSON_PATH_MAX];
                 td_json_index_path(ef, field, n, -1);
-                if ((st = td_json_get_int(&tmp[n], c, int_lo(d), int_hi(d), ef, err)))
-                    return st;
+                if ((st = td_json_get_int(&tmp[n], c, int_lo(d), int_hi(d), ef, err))) return st;
             }
         } else {
             return td_fail(err, TD_EINVAL, field, "%s must be an array of integers, got %s", field,
@@ -221,8 +214,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         int64_t *count = (int64_t *)((char *)hp + d->count_offset);
         float *vals;
         int64_t n;
-        if ((st = td_json_vector_f32(&vals, &n, v, 0, field, err)))
-            return st;
+        if ((st = td_json_vector_f32(&vals, &n, v, 0, field, err))) return st;
         for (int64_t i = 0; i < n; i++) {
             char ef[TD_JSON_PATH_MAX];
             td_json_index_path(ef, field, i, -1);
@@ -246,8 +238,7 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         if (iw) {
             cJSON_Delete(*iw);
             *iw = cJSON_Duplicate(v, 1);
-            if (!*iw)
-                return td_fail(err, TD_ENOMEM, field, "out of memory");
+            if (!*iw) return td_fail(err, TD_ENOMEM, field, "out of memory");
         }
         return TD_OK;
     case TD_HP_TENSOR: return read_hp_tensor((td_hp_tensor *)p, d, v, field, err);
@@ -319,8 +310,7 @@ static td_status unknown_name(const char *name, td_error *err)
 static td_status apply(td_hparams *hp, const char *name, const cJSON *v, cJSON **iw, td_error *err)
 {
     const td_hparam_def *d = td_hparam_find(name);
-    if (!d)
-        return unknown_name(name, err);
+    if (!d) return unknown_name(name, err);
     if (!(d->models & TD_MODEL_BIT(hp->model))) {
         char field[TD_JSON_PATH_MAX];
         td_json_path(field, HP, name);
@@ -366,8 +356,7 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
                           cJSON **initial_weights, td_error *err)
 {
     td_hparams_defaults(hp, model);
-    if (initial_weights)
-        *initial_weights = NULL;
+    if (initial_weights) *initial_weights = NULL;
     if (!obj || cJSON_IsNull(obj)) {
         td_hparams_resolve(hp, 0);
         return TD_OK;
@@ -382,8 +371,7 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
             st = unknown_name(key, err);
             break;
         }
-        if ((st = check_twice(obj->child, c, HP, err)))
-            break;
+        if ((st = check_twice(obj->child, c, HP, err))) break;
         if (td_hparam_find(key)) {
             st = apply(hp, key, c, initial_weights, err);
             continue;
@@ -391,8 +379,7 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
         /* a nested group such as "monotone": {"weight", "margin"} */
         char gpath[TD_JSON_PATH_MAX];
         td_json_path(gpath, HP, key);
-        if (cJSON_IsNull(c))
-            continue;
+        if (cJSON_IsNull(c)) continue;
         if (!cJSON_IsObject(c)) {
             char list[256];
             size_t n = 0, klen = strlen(key);
@@ -413,8 +400,7 @@ td_status td_json_hparams(td_hparams *hp, td_model_kind model, const cJSON *obj,
                 st = unknown_name(name, err);
                 break;
             }
-            if ((st = check_twice(c->child, s, gpath, err)))
-                break;
+            if ((st = check_twice(c->child, s, gpath, err))) break;
             st = apply(hp, name, s, initial_weights, err);
         }
     }
@@ -442,8 +428,7 @@ static td_status read_tensor(float *out, const td_tensor_desc *t, const cJSON *v
     float *buf = NULL;
     if (t->name[0] == 'W') {
         int64_t R, C;
-        if ((st = td_json_matrix_f32(&buf, &R, &C, v, 0, path, err)))
-            return st;
+        if ((st = td_json_matrix_f32(&buf, &R, &C, v, 0, path, err))) return st;
         if (R != t->rows)
             st = td_fail(err, TD_EINVAL, path, "%s has %lld rows, expected %lld (%s)", path,
                          (long long)R, (long long)t->rows, rows_are);
@@ -452,14 +437,12 @@ static td_status read_tensor(float *out, const td_tensor_desc *t, const cJSON *v
                          (long long)C, (long long)t->cols, cols_are);
     } else {
         int64_t n;
-        if ((st = td_json_vector_f32(&buf, &n, v, 0, path, err)))
-            return st;
+        if ((st = td_json_vector_f32(&buf, &n, v, 0, path, err))) return st;
         if (n != t->cols)
             st = td_fail(err, TD_EINVAL, path, "%s has %lld entries, expected %lld (%s)", path,
                          (long long)n, (long long)t->cols, cols_are);
     }
-    if (!st)
-        memcpy(out + t->offset, buf, sizeof(float) * (size_t)(t->rows * t->cols));
+    if (!st) memcpy(out + t->offset, buf, sizeof(float) * (size_t)(t->rows * t->cols));
     free(buf);
     return st;
 }
@@ -479,19 +462,16 @@ static td_status read_layer(float *out, const cJSON *obj, const char *prefix,
     td_json_path(pW, prefix, "W");
     td_json_path(pb, prefix, "b");
     const cJSON *W = member(obj, "W"), *b = member(obj, "b");
-    if (!W)
-        return td_fail(err, TD_EINVAL, pW, "%s is required", pW);
+    if (!W) return td_fail(err, TD_EINVAL, pW, "%s is required", pW);
     td_status st = read_tensor(out, &t[0], W, pW, rows_are, cols_are, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (has_b) {
         if (!b)
             return td_fail(err, TD_EINVAL, pb, "%s is required (%lld values)", pb,
                            (long long)t[1].cols);
         return read_tensor(out, &t[1], b, pb, rows_are, cols_are, err);
     }
-    if (b)
-        return td_fail(err, TD_EINVAL, pb, "%s must be null or absent: %s", pb, no_bias_why);
+    if (b) return td_fail(err, TD_EINVAL, pb, "%s must be null or absent: %s", pb, no_bias_why);
     return TD_OK;
 }
 
@@ -529,8 +509,7 @@ static td_status mlp_initial(float *buf, const cJSON *w, const td_model *shape,
         for (const cJSON *layer = layers->child; layer && !st; layer = layer->next, l++) {
             char lp[TD_JSON_PATH_MAX];
             snprintf(lp, sizeof lp, IW ".layers[%lld]", (long long)l);
-            if ((st = td_json_check_keys(layer, lp, "a layer", layer_keys, err)))
-                break;
+            if ((st = td_json_check_keys(layer, lp, "a layer", layer_keys, err))) break;
             const char *rows_are =
                 l == 0 ? "the number of input features" : "the previous layer's width";
             const char *cols_are = l == L - 1 ? "the number of outputs" : "the layer's width";
@@ -567,8 +546,7 @@ td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float *
                        (unsigned)shape->kind < TD_MODEL_COUNT ? td_model_names[shape->kind] : "?");
     td_status st =
         td_json_check_keys(w, IW, "initial_weights", initial_rows[shape->kind].keys, err);
-    if (st)
-        return st;
+    if (st) return st;
     const cJSON *m = member(w, "model");
     if (m && !(cJSON_IsString(m) && strcmp(m->valuestring, td_model_names[shape->kind]) == 0))
         return td_fail(err, TD_EINVAL, IW ".model",
@@ -581,8 +559,7 @@ td_status td_json_initial_weights(const cJSON *w, const td_model *shape, float *
     int nt = td_model_layout(shape, t);
     int64_t n = td_model_nparams(shape);
     float *buf = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    if (!buf)
-        return td_fail(err, TD_ENOMEM, IW, "out of memory");
+    if (!buf) return td_fail(err, TD_ENOMEM, IW, "out of memory");
     if ((st = initial_rows[shape->kind].read(buf, w, shape, t, nt, err))) {
         free(buf);
         return st;
@@ -599,8 +576,7 @@ static double shortest_double(float f)
     char tmp[32];
     for (int prec = 6; prec < 9; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
-        if ((float)strtod(tmp, NULL) == f)
-            return strtod(tmp, NULL);
+        if ((float)strtod(tmp, NULL) == f) return strtod(tmp, NULL);
     }
     return (double)f;
 }
@@ -608,8 +584,7 @@ static double shortest_double(float f)
 /* A td_hp_tensor as nested arrays (null when not given); NULL when out of memory. */
 static cJSON *tensor_json(const td_hp_tensor *t)
 {
-    if (!t->v)
-        return cJSON_CreateNull();
+    if (!t->v) return cJSON_CreateNull();
     int64_t inner = t->ndim > 1 ? t->n / t->dims[0] : 1; /* values per outer element */
     cJSON *out = cJSON_CreateArray();
     for (int64_t i = 0; out && i < t->dims[0]; i++) {
@@ -645,25 +620,21 @@ static cJSON *container_for(cJSON *out, const char *name, const char **leaf)
     snprintf(group, sizeof group, "%.*s", (int)(dot - name), name);
     *leaf = dot + 1;
     cJSON *g = cJSON_GetObjectItemCaseSensitive(out, group);
-    if (!g)
-        g = cJSON_AddObjectToObject(out, group);
+    if (!g) g = cJSON_AddObjectToObject(out, group);
     return g;
 }
 
 cJSON *td_json_hparams_object(const td_hparams *hp)
 {
     cJSON *out = cJSON_CreateObject();
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     const char *base = (const char *)hp;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         const td_hparam_def *d = &td_hparam_defs[i];
-        if (!(d->models & TD_MODEL_BIT(hp->model)))
-            continue;
+        if (!(d->models & TD_MODEL_BIT(hp->model))) continue;
         const char *leaf;
         cJSON *o = container_for(out, d->name, &leaf);
-        if (!o)
-            goto nomem;
+        if (!o) goto nomem;
         const char *p = base + d->offset;
         cJSON *v = NULL;
         switch (d->type) {
@@ -706,8 +677,7 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
         }
         case TD_HP_WEIGHTS: {
             const float *f = *(float *const *)p;
-            if (!f)
-                continue;
+            if (!f) continue;
             v = cJSON_CreateObject();
             if (v &&
                 !cJSON_AddNumberToObject(v, "n_params",
@@ -717,8 +687,7 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
         }
         case TD_HP_TENSOR: v = tensor_json((const td_hp_tensor *)p); break;
         }
-        if (!v || !cJSON_AddItemToObject(o, leaf, v))
-            goto nomem_v;
+        if (!v || !cJSON_AddItemToObject(o, leaf, v)) goto nomem_v;
         continue;
     nomem_v:
         cJSON_Delete(v);
@@ -734,8 +703,7 @@ nomem:
 
 void td_job_request_fini(td_job_request *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->dataset_id);
     if (r->data) {
         td_dataset_buf_free(r->data);
@@ -751,8 +719,7 @@ void td_job_request_fini(td_job_request *r)
 static int key_index_of(const char *const *keys, const char *key)
 {
     for (int i = 0; keys[i]; i++)
-        if (strcmp(keys[i], key) == 0)
-            return i;
+        if (strcmp(keys[i], key) == 0) return i;
     return -1;
 }
 
@@ -760,8 +727,7 @@ static td_status get_id(char **out, const cJSON *v, const char *field, td_error 
 {
     const char *s;
     td_status st = td_json_get_string(&s, v, field, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (!s[0] || strlen(s) > 128)
         return td_fail(err, TD_EINVAL, field, "%s must be a dataset id such as \"ds_...\"", field);
     *out = strdup(s);
@@ -786,8 +752,7 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, t
                            "hyperparameters go in \"hyperparameters\": {\"%.64s\": ...}",
                            c->string, c->string);
     td_status st = td_json_check_keys(root, NULL, "the job body", keys, err);
-    if (st)
-        return st;
+    if (st) return st;
     const cJSON *model = member(root, "model"), *ds = member(root, "dataset"),
                 *data = member(root, "data"), *val = member(root, "validation");
     if (!model)
@@ -795,8 +760,7 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, t
                        "model is required: one of softmax, mlp, gmm, "
                        "embed_gmm");
     const char *name;
-    if ((st = td_json_get_string(&name, model, "model", err)))
-        return st;
+    if ((st = td_json_get_string(&name, model, "model", err))) return st;
     int kind = td_model_parse(name);
     if (kind < 0) {
         const char *near = td_json_suggest(name, td_model_names);
@@ -819,17 +783,13 @@ static td_status job_from(td_job_request *r, const cJSON *root, td_dstream *s, t
         return td_fail(err, TD_EINVAL, "dataset",
                        "dataset is required: the id of a stored "
                        "dataset (or the data itself inline as \"data\")");
-    if (ds && (st = get_id(&r->dataset_id, ds, "dataset", err)))
-        return st;
+    if (ds && (st = get_id(&r->dataset_id, ds, "dataset", err))) return st;
     if (data) {
         r->data = calloc(1, sizeof *r->data);
-        if (!r->data)
-            return td_fail(err, TD_ENOMEM, "data", "out of memory");
-        if ((st = td_dstream_dataset(s, r->data, err)))
-            return st;
+        if (!r->data) return td_fail(err, TD_ENOMEM, "data", "out of memory");
+        if ((st = td_dstream_dataset(s, r->data, err))) return st;
     }
-    if (val && (st = get_id(&r->validation_id, val, "validation", err)))
-        return st;
+    if (val && (st = get_id(&r->validation_id, val, "validation", err))) return st;
     return td_json_hparams(&r->hp, r->model,
                            cJSON_GetObjectItemCaseSensitive(root, "hyperparameters"),
                            &r->initial_weights, err);
@@ -846,11 +806,9 @@ td_status td_json_job_finish(td_job_request *out, td_dstream *s, td_error *err)
     td_hparams_defaults(&out->hp, TD_MODEL_SOFTMAX);
     const cJSON *root;
     td_status st = td_dstream_object_finish(s, &root, err);
-    if (st)
-        return st;
+    if (st) return st;
     st = job_from(out, root, s, err);
-    if (st)
-        td_job_request_fini(out);
+    if (st) td_job_request_fini(out);
     return st;
 }
 

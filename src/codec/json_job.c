@@ -13,8 +13,7 @@
 char *td_job_hparams_text(const td_hparams *hp, const void *initial_weights_cjson)
 {
     cJSON *obj = td_json_hparams_object(hp);
-    if (!obj)
-        return NULL;
+    if (!obj) return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "initial_weights");
     if (initial_weights_cjson) {
         cJSON *copy = cJSON_Duplicate(initial_weights_cjson, 1);
@@ -34,26 +33,21 @@ td_status td_job_decode_hparams(td_hparams *hp, const char *model, const char *t
 {
     int kind = td_model_parse(model);
     td_hparams_defaults(hp, kind < 0 ? TD_MODEL_SOFTMAX : (td_model_kind)kind);
-    if (kind < 0)
-        return td_fail(err, TD_EINVAL, "model", "unknown model \"%s\"", model);
+    if (kind < 0) return td_fail(err, TD_EINVAL, "model", "unknown model \"%s\"", model);
     cJSON *obj = NULL, *iw = NULL;
     td_status st = td_json_parse(&obj, text, strlen(text), err);
-    if (st)
-        return st;
+    if (st) return st;
     /* n_classes null means "from the data" (the resolved K is not stored as a number). */
     st = td_json_hparams(hp, (td_model_kind)kind, obj, &iw, err);
     cJSON_Delete(obj);
-    if (st)
-        goto out;
+    if (st) goto out;
     int64_t K;
-    if ((st = td_hparams_check(hp, ds, &K, err)))
-        goto out;
+    if ((st = td_hparams_check(hp, ds, &K, err))) goto out;
     if (iw) {
         td_model shape;
         td_model_shape(&shape, hp, ds->D, K);
         float *w = NULL;
-        if ((st = td_json_initial_weights(iw, &shape, &w, err)))
-            goto out;
+        if ((st = td_json_initial_weights(iw, &shape, &w, err))) goto out;
         hp->initial_weights = w;
         hp->n_initial_weights = shape.n_params;
     }
@@ -69,8 +63,7 @@ char *td_json_metrics_string(const char *const *names, const double *v, int n)
     td_sbuf_puts(&b, "{");
     int first = 1;
     for (int i = 0; i < n; i++) {
-        if (strcmp(names[i], "epoch") == 0 || strcmp(names[i], "elapsed_s") == 0)
-            continue;
+        if (strcmp(names[i], "epoch") == 0 || strcmp(names[i], "elapsed_s") == 0) continue;
         td_sbuf_key(&b, names[i], first);
         td_sbuf_value(&b, names[i], v[i]);
         first = 0;
@@ -182,8 +175,7 @@ char *td_json_history(const td_history *h, size_t *len)
         const double *col = h->cols + (int64_t)c * h->n_rows;
         int is_epoch = strcmp(h->names[c], "epoch") == 0;
         for (int64_t i = 0; i < h->n_rows; i++) {
-            if (i)
-                td_sbuf_puts(&b, ",");
+            if (i) td_sbuf_puts(&b, ",");
             if (is_epoch)
                 td_sbuf_int(&b, h->epochs[i]);
             else
@@ -191,8 +183,7 @@ char *td_json_history(const td_history *h, size_t *len)
         }
         td_sbuf_puts(&b, "]");
     }
-    if (h->n_cols == 0)
-        td_sbuf_puts(&b, "\"epoch\":[]");
+    if (h->n_cols == 0) td_sbuf_puts(&b, "\"epoch\":[]");
     td_sbuf_puts(&b, "}");
     return td_sbuf_finish(&b, len);
 }
@@ -202,15 +193,13 @@ char *td_csv_history(const td_history *h, size_t *len)
     td_sbuf b;
     td_sbuf_init(&b);
     for (int c = 0; c < h->n_cols; c++) {
-        if (c)
-            td_sbuf_puts(&b, ",");
+        if (c) td_sbuf_puts(&b, ",");
         td_sbuf_puts(&b, h->names[c]);
     }
     td_sbuf_puts(&b, h->n_cols ? "\n" : "epoch\n");
     for (int64_t i = 0; i < h->n_rows; i++) {
         for (int c = 0; c < h->n_cols; c++) {
-            if (c)
-                td_sbuf_puts(&b, ",");
+            if (c) td_sbuf_puts(&b, ",");
             double v = h->cols[(int64_t)c * h->n_rows + i];
             if (strcmp(h->names[c], "epoch") == 0)
                 td_sbuf_int(&b, h->epochs[i]);

@@ -42,11 +42,9 @@ static td_status opt_double(double *out, const cJSON *obj, const char *key, doub
 {
     const cJSON *v = member(obj, key);
     *out = dflt;
-    if (!v)
-        return TD_OK;
+    if (!v) return TD_OK;
     td_status st = td_json_get_double(out, v, key, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (!(*out >= lo && *out <= hi))
         return td_fail(err, TD_EINVAL, key, "%s must be in [%g, %g], got %g", key, lo, hi, *out);
     return TD_OK;
@@ -56,8 +54,7 @@ static td_status opt_ignore_index(int32_t *out, const cJSON *obj, td_error *err)
 {
     const cJSON *v = member(obj, "ignore_index");
     *out = -100;
-    if (!v)
-        return TD_OK;
+    if (!v) return TD_OK;
     int64_t x;
     td_status st = td_json_get_int(&x, v, INT32_MIN, INT32_MAX, "ignore_index", err);
     *out = (int32_t)x;
@@ -163,8 +160,7 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
     int probs = td_jarray_rows(tv);
     if (probs) {
         int64_t r, c;
-        if ((st = td_jarray_matrix_f32(&Y, &r, &c, tv, TD_JSON_NONNEG, "target", err)))
-            goto done;
+        if ((st = td_jarray_matrix_f32(&Y, &r, &c, tv, TD_JSON_NONNEG, "target", err))) goto done;
         if (r != N || c != K) {
             st = shape_mismatch("target", r, c, "logits", N, K, err);
             goto done;
@@ -221,12 +217,10 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
     int defined = 1;
     if (probs) {
         st = td_ce_probs(&loss, per, NULL, logits, Y, N, K, &o, err);
-        if (o.reduction == TD_REDUCTION_MEAN && N > 0)
-            denom = (double)N;
+        if (o.reduction == TD_REDUCTION_MEAN && N > 0) denom = (double)N;
     } else {
         st = td_ce_index(&loss, &defined, per, NULL, logits, y, N, K, &o, err);
-        if (o.reduction == TD_REDUCTION_MEAN)
-            denom = td_ce_index_denom(y, N, &o);
+        if (o.reduction == TD_REDUCTION_MEAN) denom = td_ce_index_denom(y, N, &o);
     }
     if (st) {
         free(g);
@@ -279,16 +273,14 @@ static td_status eval_cce(const lreq *q, td_jout *out, td_error *err)
         st = shape_mismatch("target", r, c, "probabilities", N, K, err);
         goto done;
     }
-    if ((st = opt_double(&eps, req, "epsilon", 1e-7, 0.0, 1.0, err)))
-        goto done;
+    if ((st = opt_double(&eps, req, "epsilon", 1e-7, 0.0, 1.0, err))) goto done;
     per = malloc(sizeof(float) * (size_t)N);
     grad = malloc(sizeof(float) * (size_t)(N * K));
     if (!per || !grad) {
         st = td_fail(err, TD_ENOMEM, "", "out of memory");
         goto done;
     }
-    if ((st = td_categorical_ce(&loss, per, grad, p, t, N, K, eps, err)))
-        goto done;
+    if ((st = td_categorical_ce(&loss, per, grad, p, t, N, K, eps, err))) goto done;
     td_jout_text(out, "{\"loss\":");
     td_jout_double(out, loss);
     td_jout_text(out, ",\"per_sample\":");
@@ -330,8 +322,7 @@ static td_status eval_grouped(const lreq *q, td_jout *out, td_error *err)
     const cJSON *gv = member(req, "groups");
     if (gv) {
         int64_t g;
-        if ((st = td_json_get_int(&g, gv, 1, TD_MAX_CLASSES, "groups", err)))
-            goto done;
+        if ((st = td_json_get_int(&g, gv, 1, TD_MAX_CLASSES, "groups", err))) goto done;
         if (g != G) {
             st = td_fail(err, TD_EINVAL, "groups",
                          "groups is %lld but target has %lld "
@@ -349,17 +340,13 @@ static td_status eval_grouped(const lreq *q, td_jout *out, td_error *err)
     }
     int32_t ignore;
     double weight = 0.0, margin = 0.0;
-    if ((st = opt_ignore_index(&ignore, req, err)))
-        goto done;
+    if ((st = opt_ignore_index(&ignore, req, err))) goto done;
     const cJSON *mv = member(req, "monotone");
     if (mv) {
-        if ((st = td_json_check_keys(mv, "monotone", "monotone", mono_keys, err)))
-            goto done;
+        if ((st = td_json_check_keys(mv, "monotone", "monotone", mono_keys, err))) goto done;
         const cJSON *wv = member(mv, "weight"), *mg = member(mv, "margin");
-        if (wv && (st = td_json_get_double(&weight, wv, "monotone.weight", err)))
-            goto done;
-        if (mg && (st = td_json_get_double(&margin, mg, "monotone.margin", err)))
-            goto done;
+        if (wv && (st = td_json_get_double(&weight, wv, "monotone.weight", err))) goto done;
+        if (mg && (st = td_json_get_double(&margin, mg, "monotone.margin", err))) goto done;
         if (weight < 0) {
             st = td_fail(err, TD_EINVAL, "monotone.weight",
                          "monotone.weight must be >= 0, "
@@ -427,15 +414,13 @@ static td_status eval_contrastive(const lreq *q, td_jout *out, td_error *err)
         st = shape_mismatch("b", r, c, "a", P, E, err);
         goto done;
     }
-    if ((st = td_jarray_vector_i32(&s, &n, sv, 0, 1, TD_JSON_BOOLS, "similar", err)))
-        goto done;
+    if ((st = td_jarray_vector_i32(&s, &n, sv, 0, 1, TD_JSON_BOOLS, "similar", err))) goto done;
     if (n != P) {
         st = td_fail(err, TD_EINVAL, "similar", "similar has %lld entries, a has %lld rows",
                      (long long)n, (long long)P);
         goto done;
     }
-    if ((st = opt_double(&margin, req, "margin", 1.0, 0.0, 1e30, err)))
-        goto done;
+    if ((st = opt_double(&margin, req, "margin", 1.0, 0.0, 1e30, err))) goto done;
     per = malloc(sizeof(float) * (size_t)P);
     grad_src *g = calloc(1, sizeof *g);
     if (!per || !g) {
@@ -517,8 +502,7 @@ td_status td_json_loss_finish(td_dstream *s, td_jout **out, td_error *err)
     *out = NULL;
     const cJSON *req;
     td_status st = td_dstream_object_finish(s, &req, err);
-    if (st)
-        return st;
+    if (st) return st;
     const cJSON *nv = cJSON_GetObjectItemCaseSensitive(req, "loss");
     const loss_entry *e = NULL;
     if (!cJSON_IsObject(req)) {
@@ -529,8 +513,7 @@ td_status td_json_loss_finish(td_dstream *s, td_jout **out, td_error *err)
         st = td_fail(err, TD_EINVAL, "loss", "loss must be a string: one of " LOSS_LIST);
     } else {
         for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
-            if (strcmp(losses[i].name, nv->valuestring) == 0)
-                e = &losses[i];
+            if (strcmp(losses[i].name, nv->valuestring) == 0) e = &losses[i];
         if (!e) {
             const char *near = td_json_suggest(nv->valuestring, loss_names);
             if (near)
@@ -548,11 +531,9 @@ td_status td_json_loss_finish(td_dstream *s, td_jout **out, td_error *err)
         snprintf(what, sizeof what, "a %s request", e->name);
         st = td_json_check_keys(req, NULL, what, e->keys, err);
     }
-    if (st)
-        return st;
+    if (st) return st;
     td_jout *o = td_jout_new();
-    if (!o)
-        return td_fail(err, TD_ENOMEM, "", "out of memory writing the result");
+    if (!o) return td_fail(err, TD_ENOMEM, "", "out of memory writing the result");
     lreq q = {req, s};
     if ((st = e->eval(&q, o, err))) {
         td_jout_free(o);
@@ -566,14 +547,12 @@ td_status td_json_loss_eval(const char *body, size_t len, char **out_json, td_er
 {
     *out_json = NULL;
     td_dstream *s = td_json_loss_stream(len);
-    if (!s)
-        return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
+    if (!s) return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
     td_dstream_feed(s, body, len);
     td_jout *o;
     td_status st = td_json_loss_finish(s, &o, err);
     td_dstream_destroy(s);
-    if (st)
-        return st;
+    if (st) return st;
     *out_json = td_jout_string(o, NULL);
     td_jout_free(o);
     return *out_json ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory writing the result");

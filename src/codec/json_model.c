@@ -16,22 +16,18 @@
 static const char *choice_name(const char *hp_name, int v)
 {
     const td_hparam_def *d = td_hparam_find(hp_name);
-    if (!d || !d->choices || v < 0)
-        return "?";
+    if (!d || !d->choices || v < 0) return "?";
     for (int i = 0; d->choices[i]; i++)
-        if (i == v)
-            return d->choices[i];
+        if (i == v) return d->choices[i];
     return "?";
 }
 
 static int choice_parse(const char *hp_name, const char *s)
 {
     const td_hparam_def *d = td_hparam_find(hp_name);
-    if (!d || !d->choices || !s)
-        return -1;
+    if (!d || !d->choices || !s) return -1;
     for (int i = 0; d->choices[i]; i++)
-        if (strcmp(d->choices[i], s) == 0)
-            return i;
+        if (strcmp(d->choices[i], s) == 0) return i;
     return -1;
 }
 
@@ -56,8 +52,7 @@ static td_status check_model(const td_model *m, td_error *err)
 {
     if (!codec_of(m->kind))
         return td_fail(err, TD_EINVAL, "model", "the %s model is not available yet", "?");
-    if (!m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    if (!m->params) return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
     return TD_OK;
 }
 
@@ -86,8 +81,7 @@ static void gmm_object(td_sbuf *b, const td_model *m)
     if (m->covariance == TD_COV_FULL) {
         td_sbuf_puts(b, "[");
         for (int64_t k = 0; k < M; k++) {
-            if (k)
-                td_sbuf_puts(b, ",");
+            if (k) td_sbuf_puts(b, ",");
             td_sbuf_matrix_f32(b, c + k * E * E, E, E);
         }
         td_sbuf_puts(b, "]");
@@ -107,8 +101,7 @@ static void gmm_object(td_sbuf *b, const td_model *m)
 /* ,"standardize":{"mean":(D),"scale":(D)} when m standardizes its inputs, else nothing. */
 static void put_standardize(td_sbuf *b, const td_model *m)
 {
-    if (!m->mean)
-        return;
+    if (!m->mean) return;
     td_sbuf_puts(b, ",\"standardize\":{\"mean\":");
     td_sbuf_floats(b, m->mean, m->D);
     td_sbuf_puts(b, ",\"scale\":");
@@ -118,8 +111,7 @@ static void put_standardize(td_sbuf *b, const td_model *m)
 
 static td_status gmm_json(char **out, size_t *len, const td_model *m, td_error *err)
 {
-    if (!m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    if (!m->params) return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
     td_sbuf b;
     td_sbuf_init(&b);
     td_sbuf_reserve(&b, (size_t)m->n_params * 14 + 256);
@@ -140,8 +132,7 @@ static void layers_array(td_sbuf *b, const td_model *m, const td_tensor_desc *t,
     td_sbuf_puts(b, "\"layers\":[");
     for (int l = 0; l <= m->n_hidden; l++) {
         const td_tensor_desc *W = &t[2 * l], *bias = &t[2 * l + 1];
-        if (l)
-            td_sbuf_puts(b, ",");
+        if (l) td_sbuf_puts(b, ",");
         td_sbuf_puts(b, "{\"W\":");
         td_sbuf_matrix_f32(b, m->params + W->offset, W->rows, W->cols);
         td_sbuf_puts(b, ",\"b\":");
@@ -158,8 +149,7 @@ static void layers_array(td_sbuf *b, const td_model *m, const td_tensor_desc *t,
  * "linear"),"gmm":{gmm's model object},"assignments":(rows)}. */
 static td_status embed_json(char **out, size_t *len, const td_model *m, td_error *err)
 {
-    if (!m->params)
-        return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
+    if (!m->params) return td_fail(err, TD_EINTERNAL, "model", "the model has no parameters");
     td_tensor_desc t[TD_MAX_TENSORS];
     int nt = td_model_layout(m, t);
     td_model gm;
@@ -175,8 +165,7 @@ static td_status embed_json(char **out, size_t *len, const td_model *m, td_error
     td_sbuf_puts(&b, ",\"assignments\":[");
     const float *a = m->params + t[nt - 1].offset;
     for (int64_t i = 0; i < m->rows; i++) {
-        if (i)
-            td_sbuf_puts(&b, ",");
+        if (i) td_sbuf_puts(&b, ",");
         td_sbuf_int(&b, (int64_t)a[i]);
     }
     td_sbuf_puts(&b, "]");
@@ -220,8 +209,7 @@ static td_status net_json(char **out, size_t *len, const td_model *m,
     td_sbuf_puts(&b, "{\"model\":");
     td_sbuf_string(&b, td_model_names[m->kind]);
     body(&b, m, t, nt);
-    if (m->G > 1)
-        td_sbuf_printf(&b, ",\"groups\":%lld", (long long)m->G);
+    if (m->G > 1) td_sbuf_printf(&b, ",\"groups\":%lld", (long long)m->G);
     put_standardize(&b, m);
     td_sbuf_puts(&b, "}");
     return finish(&b, out, len, err);
@@ -241,8 +229,7 @@ td_status td_json_model(char **out, size_t *len, const td_model *m, td_error *er
 {
     *out = NULL;
     td_status st = check_model(m, err);
-    if (st)
-        return st;
+    if (st) return st;
     return codec_of(m->kind)->model(out, len, m, err);
 }
 
@@ -281,8 +268,7 @@ td_status td_json_model_meta(char **out, const td_model *m, td_error *err)
         ok = text && cJSON_AddRawToObject(o, i ? "scale" : "mean", text);
         free(text);
     }
-    if (ok)
-        *out = td_json_print(o);
+    if (ok) *out = td_json_print(o);
     cJSON_Delete(o);
     return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory");
 }
@@ -293,8 +279,7 @@ static td_status meta_standardize(td_model *m, const cJSON *o, td_error *err)
 {
     const cJSON *mean = cJSON_GetObjectItemCaseSensitive(o, "mean");
     const cJSON *scale = cJSON_GetObjectItemCaseSensitive(o, "scale");
-    if (!mean && !scale)
-        return TD_OK;
+    if (!mean && !scale) return TD_OK;
     if (!cJSON_IsArray(mean) || !cJSON_IsArray(scale) || cJSON_GetArraySize(mean) != m->D ||
         cJSON_GetArraySize(scale) != m->D)
         return td_fail(err, TD_EINVAL, "meta",
@@ -302,8 +287,7 @@ static td_status meta_standardize(td_model *m, const cJSON *o, td_error *err)
                        "D = %lld numbers",
                        (long long)m->D);
     m->mean = malloc(sizeof(float) * (size_t)(2 * m->D));
-    if (!m->mean)
-        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    if (!m->mean) return td_fail(err, TD_ENOMEM, "", "out of memory");
     m->scale = m->mean + m->D;
     const cJSON *a = mean->child, *b = scale->child;
     for (int64_t j = 0; j < m->D; j++, a = a->next, b = b->next) {
@@ -331,8 +315,7 @@ static td_status meta_choice(int *out, const cJSON *o, const char *key, td_error
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     *out = cJSON_IsString(v) ? choice_parse(key, v->valuestring) : -1;
-    if (*out < 0)
-        return td_fail(err, TD_EINVAL, "meta", "meta.%s is missing or unknown", key);
+    if (*out < 0) return td_fail(err, TD_EINVAL, "meta", "meta.%s is missing or unknown", key);
     return TD_OK;
 }
 
@@ -342,8 +325,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
     td_status st;
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
     int k = cJSON_IsString(kind) ? td_model_parse(kind->valuestring) : -1;
-    if (k < 0)
-        return td_fail(err, TD_EINVAL, "meta", "meta.kind is missing or unknown");
+    if (k < 0) return td_fail(err, TD_EINVAL, "meta", "meta.kind is missing or unknown");
     m->kind = (td_model_kind)k;
     const model_codec *row = codec_of(m->kind);
     if (!row)
@@ -372,8 +354,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
     for (const cJSON *c = h->child; c; c = c->next) {
         char field[TD_JSON_PATH_MAX];
         snprintf(field, sizeof field, "meta.hidden[%lld]", (long long)m->n_hidden);
-        if ((st = td_json_get_int(&m->hidden[m->n_hidden], c, 1, INT32_MAX, field, err)))
-            return st;
+        if ((st = td_json_get_int(&m->hidden[m->n_hidden], c, 1, INT32_MAX, field, err))) return st;
         m->n_hidden++;
     }
     if ((row->meta & META_EMBED) &&
@@ -395,8 +376,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
         m->lower_bound = cJSON_IsNumber(lb) ? lb->valuedouble : NAN;
         m->converged = cJSON_IsTrue(conv);
     }
-    if (!params)
-        return td_fail(err, TD_EINVAL, "meta", "no parameters were given");
+    if (!params) return td_fail(err, TD_EINVAL, "meta", "no parameters were given");
     if ((row->meta & META_NO_HIDDEN) && m->n_hidden)
         return td_fail(err, TD_EINVAL, "meta", "a softmax model has no hidden layers");
     m->n_params = td_model_nparams(m);
@@ -406,8 +386,7 @@ static td_status from_meta(td_model *m, const cJSON *o, const float *params, int
                        "%lld and %lld were given",
                        (long long)m->n_params, (long long)meta_n, (long long)n_params);
     m->params = malloc(sizeof(float) * (size_t)(n_params > 0 ? n_params : 1));
-    if (!m->params)
-        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    if (!m->params) return td_fail(err, TD_ENOMEM, "", "out of memory");
     memcpy(m->params, params, sizeof(float) * (size_t)n_params);
     return meta_standardize(m, o, err);
 }
@@ -426,8 +405,7 @@ td_status td_json_model_from_meta(td_model *m, const char *meta, size_t meta_len
         td_model_fini(m);
         memset(m, 0, sizeof *m);
         /* a stored meta that does not read back is the daemon's fault, not the client's */
-        if (st == TD_EINVAL || st == TD_EMALFORMED)
-            st = TD_EINTERNAL;
+        if (st == TD_EINVAL || st == TD_EMALFORMED) st = TD_EINTERNAL;
         if (err) {
             char msg[sizeof err->message];
             snprintf(msg, sizeof msg, "%s", err->message);
@@ -461,15 +439,13 @@ td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap
     *N = 0;
     const cJSON *root;
     td_status st = td_dstream_object_finish(s, &root, err);
-    if (st || (st = td_json_check_keys(root, NULL, "the predict body", keys, err)))
-        return st;
+    if (st || (st = td_json_check_keys(root, NULL, "the predict body", keys, err))) return st;
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "dataset");
     if (ds && cJSON_GetObjectItemCaseSensitive(root, "X"))
         return td_fail(err, TD_EINVAL, "dataset",
                        "give either X (the rows) or dataset (the id "
                        "of a stored dataset), not both");
-    if (!ds)
-        return read_X(X, N, root, s, m, err);
+    if (!ds) return read_X(X, N, root, s, m, err);
     if (!cJSON_IsString(ds) || !ds->valuestring[0] || strlen(ds->valuestring) >= cap)
         return td_fail(err, TD_EINVAL, "dataset",
                        "dataset must be the id of a stored dataset "
@@ -487,10 +463,8 @@ td_status td_json_predict_read(float **X, int64_t *N, td_dstream *s, const td_mo
     *N = 0;
     const cJSON *root;
     td_status st = td_dstream_object_finish(s, &root, err);
-    if (st)
-        return st;
-    if ((st = td_json_check_keys(root, NULL, "the predict body", keys, err)))
-        return st;
+    if (st) return st;
+    if ((st = td_json_check_keys(root, NULL, "the predict body", keys, err))) return st;
     return read_X(X, N, root, s, m, err);
 }
 
@@ -505,8 +479,7 @@ static td_status read_X(float **X, int64_t *N, const cJSON *root, td_dstream *s,
     td_jarray *x = td_dstream_array(s, "X");
     if (!x) /* "X": null */
         return td_json_fail_not_rows("X", TD_JV_NULL, err);
-    if ((st = td_jarray_matrix_f32(X, N, &D, x, 0, "X", err)))
-        return st;
+    if ((st = td_jarray_matrix_f32(X, N, &D, x, 0, "X", err))) return st;
     if (D != m->D) {
         st = td_fail(err, TD_EINVAL, "X", "X has %lld columns, the model expects %lld features",
                      (long long)D, (long long)m->D);
@@ -523,8 +496,7 @@ td_status td_json_predict_parse(float **X, int64_t *N, const char *body, size_t 
     *X = NULL;
     *N = 0;
     td_dstream *s = td_json_predict_stream(len);
-    if (!s)
-        return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
+    if (!s) return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
     td_dstream_feed(s, body, len);
     td_status st = td_json_predict_read(X, N, s, m, err);
     td_dstream_destroy(s);
@@ -561,8 +533,7 @@ static int put_names(td_jout *o, int32_t **labels, int64_t N, const td_names_vie
     td_sbuf_init(&b);
     td_sbuf_puts(&b, "[");
     for (int64_t i = 0; i < N; i++) {
-        if (i)
-            td_sbuf_puts(&b, ",");
+        if (i) td_sbuf_puts(&b, ",");
         int32_t k = (*labels)[i];
         if (k >= 0 && k < nv->n)
             td_sbuf_string(&b, nv->v[k]);
@@ -571,14 +542,12 @@ static int put_names(td_jout *o, int32_t **labels, int64_t N, const td_names_vie
     }
     td_sbuf_puts(&b, "],\"classes\":[");
     for (int64_t k = 0; k < nv->n; k++) {
-        if (k)
-            td_sbuf_puts(&b, ",");
+        if (k) td_sbuf_puts(&b, ",");
         td_sbuf_string(&b, nv->v[k]);
     }
     td_sbuf_puts(&b, "]");
     int ok = b.data && !b.oom;
-    if (ok)
-        td_jout_text(o, b.data);
+    if (ok) td_jout_text(o, b.data);
     td_sbuf_fini(&b);
     free(*labels);
     *labels = NULL;
@@ -627,8 +596,7 @@ td_status td_json_predictions(char **out, size_t *len, const td_model *m, const 
     }
     memcpy(p, probs, sizeof(float) * (size_t)(N * m->K));
     memcpy(l, labels, sizeof(int32_t) * (size_t)(N * G));
-    if ((st = predictions_out(o, m, &p, &l, N, NULL, err)))
-        goto done;
+    if ((st = predictions_out(o, m, &p, &l, N, NULL, err))) goto done;
     if (!(*out = td_jout_string(o, len)))
         st = td_fail(err, TD_ENOMEM, "", "out of memory writing the response");
 done:
@@ -653,8 +621,7 @@ static td_status gmm_out(td_jout *o, const td_model *m, const float *X, int64_t 
         st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
         goto done;
     }
-    if ((st = td_gmm_predict(labels, resp, ll, m, X, N, m->D, err)))
-        goto done;
+    if ((st = td_gmm_predict(labels, resp, ll, m, X, N, m->D, err))) goto done;
     td_jout_text(o, "{\"labels\":");
     put_i32(o, &labels, 1, N, 0);
     td_jout_text(o, ",\"responsibilities\":");
@@ -687,8 +654,7 @@ static td_status embed_out(td_jout *o, const td_model *m, const float *X, int64_
         st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
         goto done;
     }
-    if ((st = td_embed_predict(emb, labels, resp, ll, m, X, N, m->D, err)))
-        goto done;
+    if ((st = td_embed_predict(emb, labels, resp, ll, m, X, N, m->D, err))) goto done;
     td_jout_text(o, "{\"embedding\":");
     put_f32(o, &emb, 2, N, E, 0);
     td_jout_text(o, ",\"labels\":");
@@ -716,8 +682,7 @@ static td_status net_out(td_jout *o, const td_model *m, const float *X, int64_t 
         st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
         goto done;
     }
-    if ((st = td_model_predict(probs, labels, m, X, N, m->D, err)))
-        goto done;
+    if ((st = td_model_predict(probs, labels, m, X, N, m->D, err))) goto done;
     st = predictions_out(o, m, &probs, &labels, N, nv, err);
 done:
     free(probs);
@@ -769,8 +734,7 @@ td_status td_json_predict_finish(td_jout **out, const td_model *m, td_dstream *s
     float *X = NULL;
     int64_t N;
     td_status st = check_model(m, err);
-    if (st || (st = td_json_predict_read(&X, &N, s, m, err)))
-        return st;
+    if (st || (st = td_json_predict_read(&X, &N, s, m, err))) return st;
     return td_json_predict_out(out, m, X, N, NULL, err);
 }
 
@@ -778,17 +742,14 @@ td_status td_json_predict(char **out, size_t *len, const td_model *m, const char
                           size_t body_len, td_error *err)
 {
     *out = NULL;
-    if (len)
-        *len = 0;
+    if (len) *len = 0;
     td_dstream *s = td_json_predict_stream(body_len);
-    if (!s)
-        return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
+    if (!s) return td_fail(err, TD_ENOMEM, "", "out of memory reading the body");
     td_dstream_feed(s, body, body_len);
     td_jout *o;
     td_status st = td_json_predict_finish(&o, m, s, err);
     td_dstream_destroy(s);
-    if (st)
-        return st;
+    if (st) return st;
     *out = td_jout_string(o, len);
     td_jout_free(o);
     return *out ? TD_OK : td_fail(err, TD_ENOMEM, "", "out of memory writing the response");

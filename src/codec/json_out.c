@@ -47,8 +47,7 @@ int td_jout_failed(const td_jout *o) { return o->failed; }
 
 static part *add(td_jout *o)
 {
-    if (o->failed)
-        return NULL;
+    if (o->failed) return NULL;
     if (o->nparts == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 8;
         part *p = realloc(o->parts, cap * sizeof *p);
@@ -80,8 +79,7 @@ void td_jout_text(td_jout *o, const char *s)
         return;
     }
     part *p = add(o);
-    if (!p)
-        return;
+    if (!p) return;
     if (!(p->text = malloc(n + 1))) {
         o->failed = 1;
         o->nparts--;
@@ -144,8 +142,7 @@ void td_jout_f32_rows(td_jout *o, int64_t rows, int64_t cols, td_jout_fill_fn fi
         add_array(o, 3, buf, 2, dims); /* frees buf when it fails */
     }
     if (o->failed) {
-        if (free_ctx)
-            free_ctx(ctx);
+        if (free_ctx) free_ctx(ctx);
         return;
     }
     part *p = &o->parts[o->nparts - 1];
@@ -159,8 +156,7 @@ void td_jout_f32_rows(td_jout *o, int64_t rows, int64_t cols, td_jout_fill_fn fi
 /* Element k of a float part (a kind 3 part fills the block that holds it). */
 static float f32_at(part *p, int64_t k)
 {
-    if (p->kind == 1)
-        return ((const float *)p->v)[k];
+    if (p->kind == 1) return ((const float *)p->v)[k];
     int64_t cols = p->dims[1], r = k / cols;
     if (r < p->r0 || r >= p->r0 + p->nbuf) {
         p->r0 = r;
@@ -186,11 +182,9 @@ static void brackets(td_jout *o, char c, int n)
  * its closing brackets) into pend. Returns 0 when the part is done. */
 static int next_token(td_jout *o, part *p)
 {
-    if (o->closed)
-        return 0;
+    if (o->closed) return 0;
     if (p->n == 0 || o->k == p->n) {
-        if (p->n == 0)
-            put(o, "[", 1);
+        if (p->n == 0) put(o, "[", 1);
         brackets(o, ']', p->n == 0 ? 1 : p->ndim);
         o->closed = 1;
         return 1;
@@ -204,8 +198,7 @@ static int next_token(td_jout *o, part *p)
         int64_t stride = 1;
         for (int d = p->ndim - 1; d > 0; d--) {
             stride *= p->dims[d];
-            if (k % stride)
-                break;
+            if (k % stride) break;
             wrap++;
         }
         brackets(o, ']', wrap);
@@ -228,26 +221,22 @@ ssize_t td_jout_read(void *ctx, uint64_t pos, char *buf, size_t max)
     while (w < max) {
         if (o->pend_pos < o->pend_len) {
             size_t n = o->pend_len - o->pend_pos;
-            if (n > max - w)
-                n = max - w;
+            if (n > max - w) n = max - w;
             memcpy(buf + w, o->pend + o->pend_pos, n);
             o->pend_pos += n;
             w += n;
             continue;
         }
         o->pend_len = o->pend_pos = 0;
-        if (o->at >= o->nparts)
-            break;
+        if (o->at >= o->nparts) break;
         part *p = &o->parts[o->at];
         if (p->kind == 0) {
             size_t n = p->text_len - (size_t)o->k;
-            if (n > max - w)
-                n = max - w;
+            if (n > max - w) n = max - w;
             memcpy(buf + w, p->text + o->k, n);
             o->k += (int64_t)n;
             w += n;
-            if ((size_t)o->k < p->text_len)
-                continue;
+            if ((size_t)o->k < p->text_len) continue;
         } else if (next_token(o, p)) {
             continue;
         }
@@ -255,25 +244,21 @@ ssize_t td_jout_read(void *ctx, uint64_t pos, char *buf, size_t max)
         o->k = 0;
         o->closed = 0;
     }
-    if (w == 0 && max > 0)
-        return -1;
+    if (w == 0 && max > 0) return -1;
     return (ssize_t)w;
 }
 
 void td_jout_free(void *ctx)
 {
     td_jout *o = ctx;
-    if (!o)
-        return;
+    if (!o) return;
     for (size_t i = 0; i < o->nparts; i++) {
         free(o->parts[i].text);
         free(o->parts[i].v);
-        if (o->parts[i].free_ctx)
-            o->parts[i].free_ctx(o->parts[i].ctx);
+        if (o->parts[i].free_ctx) o->parts[i].free_ctx(o->parts[i].ctx);
     }
     free(o->parts);
-    if (o->held)
-        td_budget_release(o->held);
+    if (o->held) td_budget_release(o->held);
     free(o);
 }
 
@@ -281,17 +266,14 @@ void td_jout_hold(td_jout *o, uint64_t bytes) { o->held += bytes; }
 
 char *td_jout_string(td_jout *o, size_t *len)
 {
-    if (len)
-        *len = 0;
-    if (o->failed)
-        return NULL;
+    if (len) *len = 0;
+    if (o->failed) return NULL;
     td_sbuf b;
     td_sbuf_init(&b);
     char chunk[16384];
     ssize_t n;
     while ((n = td_jout_read(o, 0, chunk, sizeof chunk)) > 0)
         td_sbuf_put(&b, chunk, (size_t)n);
-    if (!b.data && !b.oom)
-        td_sbuf_put(&b, "", 0);
+    if (!b.data && !b.oom) td_sbuf_put(&b, "", 0);
     return td_sbuf_finish(&b, len);
 }

@@ -39,8 +39,7 @@ static void key_error(td_dstream *s)
 /* X's first error is known: its values are of no more use. */
 static void x_failed(td_dstream *s)
 {
-    if (s->b[B_X].failed && s->b[B_X].data)
-        td_build_drop(&s->b[B_X]);
+    if (s->b[B_X].failed && s->b[B_X].data) td_build_drop(&s->b[B_X]);
 }
 
 static void obj_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const char *text,
@@ -67,12 +66,10 @@ static void on_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const
         }
         return;
     }
-    if (s->keys_final || !s->root_obj)
-        return;
+    if (s->keys_final || !s->root_obj) return;
     int m = s->member;
     if (d == 1) {
-        if (m == K_SKIP || k == TD_JV_NULL)
-            return; /* null is "not given" */
+        if (m == K_SKIP || k == TD_JV_NULL) return; /* null is "not given" */
         if (m == K_NAME) {
             s->parts.name_present = 1;
             if (k != TD_JV_STRING) {
@@ -84,15 +81,12 @@ static void on_value(td_dstream *s, int d, td_json_vkind k, const num *nm, const
         }
         s->b[m].part->present = 1;
         td_build_value(s, &s->b[m], 0, k, nm, text, tlen, off);
-        if (m == K_X)
-            x_failed(s);
+        if (m == K_X) x_failed(s);
         return;
     }
-    if (m >= NB)
-        return;
+    if (m >= NB) return;
     td_build_value(s, &s->b[m], d - 1, k, nm, text, tlen, off);
-    if (m == K_X)
-        x_failed(s);
+    if (m == K_X) x_failed(s);
 }
 
 /* The container that was a value at depth d has ended at off (just past it). */
@@ -102,11 +96,9 @@ static void on_close(td_dstream *s, int d, int is_array, uint64_t off)
         obj_close(s, d, is_array, off);
         return;
     }
-    if (d == 0 || s->keys_final || !s->root_obj || s->member >= NB)
-        return;
+    if (d == 0 || s->keys_final || !s->root_obj || s->member >= NB) return;
     td_build_close(s, &s->b[s->member], d - 1, is_array, off);
-    if (s->member == K_X)
-        x_failed(s);
+    if (s->member == K_X) x_failed(s);
 }
 
 /* A key of the root object has been read (s->key, s->cap_len, s->cap_total). */
@@ -117,14 +109,12 @@ static void on_key(td_dstream *s)
         obj_key(s);
         return;
     }
-    if (s->keys_final || !s->root_obj)
-        return;
+    if (s->keys_final || !s->root_obj) return;
     const char *key = s->key;
     int idx = -1;
     if (s->cap_total <= KEY_CAP)
         for (int k = 0; KEYS[k]; k++)
-            if (strcmp(KEYS[k], key) == 0)
-                idx = k;
+            if (strcmp(KEYS[k], key) == 0) idx = k;
     int repeated = idx >= 0 && (s->seen & (1u << idx));
     td_status st =
         td_json_check_key(key, repeated, s->prefix, "the dataset", KEYS, &s->parts.key_err);
@@ -155,11 +145,9 @@ static inline void value_done(td_dstream *s) { s->state = s->depth ? S_COMMA_OR_
 static int word_eq(const char *text, size_t n, const char *word)
 {
     size_t k = strlen(word);
-    if (n != k)
-        return 0;
+    if (n != k) return 0;
     for (size_t i = 0; i < k; i++)
-        if ((text[i] | 0x20) != word[i])
-            return 0;
+        if ((text[i] | 0x20) != word[i]) return 0;
     return 1;
 }
 
@@ -230,8 +218,7 @@ static const char *bare(td_dstream *s, const char *p, const char *end)
         }
         memcpy(s->tok_buf + s->tok_len, p, n);
         s->tok_len += n;
-        if (q == end)
-            return q;
+        if (q == end) return q;
         s->tok = TOK_NONE;
         s->tok_buf[s->tok_len] = '\0';
         if (bare_token(s, s->tok_buf, s->tok_len, s->tok_off))
@@ -253,8 +240,7 @@ static const char *bare(td_dstream *s, const char *p, const char *end)
         td_ds_malformed(s, off_of(s, p), "a number or literal longer than 4096 bytes");
         return p;
     }
-    if (bare_token(s, p, n, off_of(s, p)))
-        return q;
+    if (bare_token(s, p, n, off_of(s, p))) return q;
     return q;
 }
 
@@ -265,10 +251,8 @@ static const char *row_loop(td_dstream *s, build *b, const char *p, const char *
 {
     for (;;) {
         unsigned char c = (unsigned char)*p;
-        if (!(c == '-' || is_digit(c)))
-            return p;
-        if (b->i > 0 && b->j >= b->C)
-            return p;
+        if (!(c == '-' || is_digit(c))) return p;
+        if (b->i > 0 && b->j >= b->C) return p;
         num nm;
         const char *q;
         if (scan_number(p, end, 0, &nm, &q) != SCAN_OK || is_bare((unsigned char)*q) ||
@@ -276,18 +260,15 @@ static const char *row_loop(td_dstream *s, build *b, const char *p, const char *
             return p;
         if (b->generic) { /* every number is kept */
             td_build_generic(s, b, b->i, b->j, TD_JV_NUMBER, &nm, p, (size_t)(q - p));
-            if (s->done)
-                return end;
+            if (s->done) return end;
         } else {
             double d;
             float f = num_f32(&nm, p, (size_t)(q - p), &d);
-            if (!td_json_rule_ok(&b->rule, d))
-                return p;
+            if (!td_json_rule_ok(&b->rule, d)) return p;
             uint32_t bits;
             bits_of_float(&bits, f);
             if (b->n == b->cap) {
-                if (td_build_reserve(s, b, b->n + 1))
-                    return end;
+                if (td_build_reserve(s, b, b->n + 1)) return end;
             }
             b->data[b->n++] = bits;
         }
@@ -304,8 +285,7 @@ static const char *row_loop(td_dstream *s, build *b, const char *p, const char *
         while (p < end && is_ws((unsigned char)*p))
             p++;
         s->state = S_VALUE;
-        if (p == end)
-            return p;
+        if (p == end) return p;
     }
 }
 
@@ -337,12 +317,10 @@ static void string_start(td_dstream *s, int is_key)
 
 static inline void cap_put(td_dstream *s, const char *p, size_t n)
 {
-    if (s->srole == STR_SKIP || s->cap_nul)
-        return;
+    if (s->srole == STR_SKIP || s->cap_nul) return;
     s->cap_total += n;
     size_t room = s->cap_max - s->cap_len;
-    if (n > room)
-        n = room;
+    if (n > room) n = room;
     memcpy(s->cap_buf + s->cap_len, p, n);
     s->cap_len += n;
 }
@@ -382,8 +360,7 @@ static void cap_utf8(td_dstream *s, uint32_t cp)
 static void string_end(td_dstream *s)
 {
     s->tok = TOK_NONE;
-    if (s->srole != STR_SKIP)
-        s->cap_buf[s->cap_len] = '\0';
+    if (s->srole != STR_SKIP) s->cap_buf[s->cap_len] = '\0';
     if (s->str_key) {
         if (s->srole == STR_KEY)
             on_key(s);
@@ -392,24 +369,20 @@ static void string_end(td_dstream *s)
         s->state = S_COLON;
         return;
     }
-    if (s->srole == STR_LABEL)
-        td_build_label_done(s, &s->b[B_LABELS]);
+    if (s->srole == STR_LABEL) td_build_label_done(s, &s->b[B_LABELS]);
     if (s->srole == STR_NAME && !s->parts.name_st) {
         s->parts.name = strdup(s->cap_buf);
         s->parts.name_len = s->cap_total;
-        if (!s->parts.name)
-            td_ds_oom(s, "name");
+        if (!s->parts.name) td_ds_oom(s, "name");
     }
     value_done(s);
 }
 
 static int hex_val(unsigned char c)
 {
-    if (is_digit(c))
-        return c - '0';
+    if (is_digit(c)) return c - '0';
     c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
 
@@ -423,8 +396,7 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
                 q++;
             cap_put(s, p, (size_t)(q - p));
             p = q;
-            if (p == end)
-                return p;
+            if (p == end) return p;
             if (*p == '"') {
                 s->str_end = off_of(s, p) + 1;
                 string_end(s);
@@ -472,8 +444,7 @@ static const char *string_more(td_dstream *s, const char *p, const char *end)
             }
             s->esc_u = s->esc_u * 16 + (uint32_t)h;
             p++;
-            if (++s->esc < 6)
-                continue;
+            if (++s->esc < 6) continue;
             uint32_t u = s->esc_u;
             if (s->esc_hi) {
                 if (u < 0xDC00 || u > 0xDFFF) {
@@ -530,8 +501,7 @@ static void close_container(td_dstream *s, const char *p)
 {
     s->depth--;
     on_close(s, s->depth, s->ctype[s->depth] == '[', off_of(s, p) + 1);
-    if (s->depth == 1)
-        s->member = K_SKIP;
+    if (s->depth == 1) s->member = K_SKIP;
     value_done(s);
 }
 
@@ -541,14 +511,12 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
     while (p < end) {
         if (s->tok == TOK_STR) {
             p = string_more(s, p, end);
-            if (s->done)
-                goto stop;
+            if (s->done) goto stop;
             continue;
         }
         if (s->tok == TOK_BARE) {
             p = bare(s, p, end);
-            if (s->done)
-                goto stop;
+            if (s->done) goto stop;
             continue;
         }
         unsigned char c = (unsigned char)*p;
@@ -565,8 +533,7 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
             }
             /* fall through */
         case S_VALUE:
-            if (!s->started)
-                s->started = 1;
+            if (!s->started) s->started = 1;
             if (c == '[' || c == '{') {
                 open_container(s, c, p);
                 p++;
@@ -603,8 +570,7 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
             /* fall through */
         case S_KEY:
             if (c == '"') {
-                if (s->objmode && s->depth == 1)
-                    obj_member_begin(s, off_of(s, p));
+                if (s->objmode && s->depth == 1) obj_member_begin(s, off_of(s, p));
                 string_start(s, 1);
                 p++;
             } else {
@@ -637,8 +603,7 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
         }
         case S_END: td_ds_malformed(s, off_of(s, p), "unexpected data after the JSON value"); break;
         }
-        if (s->done)
-            goto stop;
+        if (s->done) goto stop;
     }
     return;
 stop:
@@ -668,8 +633,7 @@ static td_status syntax_finish(td_dstream *s, td_error *err)
         return td_json_fail_malformed(s->bad_off, s->bad_off >= total ? NULL : s->near, s->near_len,
                                       s->bad_why, err);
     if (s->done) {
-        if (err)
-            *err = s->fatal_err;
+        if (err) *err = s->fatal_err;
         return s->fatal_st;
     }
     return TD_OK;
@@ -678,12 +642,10 @@ static td_status syntax_finish(td_dstream *s, td_error *err)
 td_status td_ds_json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
 {
     td_status st = syntax_finish(s, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (!s->keys_final) {
         for (int k = 0; k < NB; k++)
-            if (k != B_PAIRS)
-                td_build_finish(&s->b[k], NULL);
+            if (k != B_PAIRS) td_build_finish(&s->b[k], NULL);
         /* pairs: indices in [0, N-1]; X comes first in every error order, so its N is
          * the one that matters */
         build *bp = &s->b[B_PAIRS];
@@ -697,8 +659,7 @@ td_status td_ds_json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
             for (size_t k = 0; k < bp->n; k++) {
                 int32_t v;
                 memcpy(&v, &bp->data[k], sizeof v);
-                if (v >= prule.lo && v <= prule.hi)
-                    continue;
+                if (v >= prule.lo && v <= prule.hi) continue;
                 int64_t i = bp->C > 0 ? (int64_t)k / bp->C : 0;
                 int64_t j = bp->C > 0 ? (int64_t)k % bp->C : (int64_t)k;
                 char path[TD_JSON_PATH_MAX];
@@ -722,15 +683,13 @@ td_status td_ds_json_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
 static int key_index(const char *const *keys, const char *key)
 {
     for (int k = 0; keys && keys[k]; k++)
-        if (strcmp(keys[k], key) == 0)
-            return k;
+        if (strcmp(keys[k], key) == 0) return k;
     return -1;
 }
 
 static void small_put(td_dstream *s, const char *p, size_t n)
 {
-    if (s->done)
-        return;
+    if (s->done) return;
     if (s->small.len + n > TD_OBJECT_SMALL_MAX) {
         td_ds_fatal(s, TD_EINVAL, s->key,
                     "%.64s: the members of the body other than its arrays "
@@ -739,15 +698,13 @@ static void small_put(td_dstream *s, const char *p, size_t n)
         return;
     }
     td_sbuf_put(&s->small, p, n);
-    if (s->small.oom)
-        td_ds_oom(s, "the body");
+    if (s->small.oom) td_ds_oom(s, "the body");
 }
 
 /* The tapped bytes up to body offset upto (all in the piece being lexed). */
 void td_ds_tap_flush(td_dstream *s, uint64_t upto)
 {
-    if (s->tap == TAP_NONE || upto <= s->tap_off)
-        return;
+    if (s->tap == TAP_NONE || upto <= s->tap_off) return;
     const char *p = s->base + (s->tap_off - s->base_off);
     size_t n = (size_t)(upto - s->tap_off);
     s->tap_off = upto;
@@ -761,8 +718,7 @@ void td_ds_tap_flush(td_dstream *s, uint64_t upto)
 static void obj_member_begin(td_dstream *s, uint64_t off)
 {
     s->om = OM_NONE;
-    if (s->small_members++)
-        small_put(s, ",", 1);
+    if (s->small_members++) small_put(s, ",", 1);
     s->tap = TAP_SMALL;
     s->tap_off = off;
 }
@@ -806,16 +762,13 @@ static void obj_value(td_dstream *s, int d, td_json_vkind k, const num *nm, cons
         }
         return;
     }
-    if (!s->root_obj)
-        return;
+    if (!s->root_obj) return;
     int om = s->om;
     if (d > 1) {
-        if (om >= 0)
-            td_build_value(s, &s->arr[om].b, d - 1, k, nm, text, tlen, off);
+        if (om >= 0) td_build_value(s, &s->arr[om].b, d - 1, k, nm, text, tlen, off);
         return;
     }
-    if (om == OM_SMALL || om == OM_NONE)
-        return;
+    if (om == OM_SMALL || om == OM_NONE) return;
     if (k == TD_JV_NULL)
         small_put(s, "null", 4);
     else
@@ -823,8 +776,7 @@ static void obj_value(td_dstream *s, int d, td_json_vkind k, const num *nm, cons
     if (om == OM_DATA) {
         s->data_seen = 1;
         s->data_null = k == TD_JV_NULL;
-        if (s->data_null)
-            return;
+        if (s->data_null) return;
         if (!(s->child = dstream_json_prefixed(s->size_hint, s->dkey))) {
             td_ds_oom(s, s->dkey);
             return;
@@ -859,8 +811,7 @@ td_dstream *td_dstream_object(const char *const *array_keys, const char *const *
                               const char *dataset_key, uint64_t size_hint)
 {
     td_dstream *s = td_ds_new(size_hint);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->objmode = 1;
     s->akeys = array_keys;
     s->skeys = small_keys;
@@ -888,17 +839,13 @@ td_status td_dstream_object_finish(td_dstream *s, const cJSON **members, td_erro
     if (s->finished)
         return td_fail(err, TD_EINTERNAL, NULL, "td_dstream_object_finish called twice");
     s->finished = 1;
-    if (!s->bom_checked && !s->done)
-        td_ds_bom_check(s, "", 0, 1);
+    if (!s->bom_checked && !s->done) td_ds_bom_check(s, "", 0, 1);
     td_status st = syntax_finish(s, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (s->root_obj) {
         small_put(s, "}", 1);
-        if ((st = syntax_finish(s, err)))
-            return st;
-        if ((st = td_json_parse(&s->members, s->small.data, s->small.len, err)))
-            return st;
+        if ((st = syntax_finish(s, err))) return st;
+        if ((st = td_json_parse(&s->members, s->small.data, s->small.len, err))) return st;
         td_sbuf_fini(&s->small);
     } else if (!(s->members = cJSON_CreateArray())) {
         return td_fail(err, TD_ENOMEM, "", "out of memory");
@@ -916,16 +863,14 @@ td_jarray *td_dstream_array(td_dstream *s, const char *key)
 td_status td_dstream_dataset(td_dstream *s, td_dataset_buf *out, td_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (!s->child)
-        return td_fail(err, TD_EINTERNAL, s->dkey, "no inline dataset to read");
+    if (!s->child) return td_fail(err, TD_EINTERNAL, s->dkey, "no inline dataset to read");
     return td_dstream_finish(s->child, out, err);
 }
 
 td_dstream *td_dstream_json(uint64_t size_hint)
 {
     td_dstream *s = td_ds_new(size_hint);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     td_dataset_parts *p = &s->parts;
     td_build_init(&s->b[B_X], &p->X, "X", SH_ROWS, 0, 0, 0, 0);
     td_build_init(&s->b[B_LABELS], &p->y, "y", SH_LABELS, 1, 0, INT32_MIN, INT32_MAX);
@@ -940,8 +885,7 @@ td_dstream *td_dstream_json(uint64_t size_hint)
 static td_dstream *dstream_json_prefixed(uint64_t size_hint, const char *prefix)
 {
     td_dstream *s = td_dstream_json(size_hint);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     static const char *const names[NB] = {"X", "y", "Y", "pairs", "pair_labels"};
     s->prefix = prefix;
     for (int k = 0; k < NB; k++)

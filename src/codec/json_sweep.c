@@ -37,8 +37,7 @@ static const char *const DIST_NAMES[] = {"uniform", "log_uniform", "int_uniform"
 
 void td_sweep_request_fini(td_sweep_request *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     cJSON_Delete(r->root);
     free(r->dims);
     memset(r, 0, sizeof *r);
@@ -80,8 +79,7 @@ static td_status read_dim(td_search_dim *d, const cJSON *v, td_error *err)
                        "{\"int_uniform\": [a, b]}",
                        field);
     td_status st = td_json_check_keys(v, field, field, DIST_NAMES, err);
-    if (st)
-        return st;
+    if (st) return st;
     char dfield[TD_JSON_PATH_MAX];
     td_json_path(dfield, field, v->child->string);
     d->kind = strcmp(v->child->string, "uniform") == 0 ? TD_SEARCH_UNIFORM
@@ -119,13 +117,10 @@ static td_status read_schedule(td_sweep_request *r, const cJSON *v, td_error *er
     static const char *const keys[] = {"successive_halving", NULL};
     static const char *const sh_keys[] = {"min_epochs", "eta", NULL};
     td_status st = td_json_check_keys(v, "schedule", "schedule", keys, err);
-    if (st)
-        return st;
+    if (st) return st;
     const cJSON *sh = member(v, "successive_halving");
-    if (!sh)
-        return td_fail(err, TD_EINVAL, SH, SH " is required in a schedule");
-    if ((st = td_json_check_keys(sh, SH, SH, sh_keys, err)))
-        return st;
+    if (!sh) return td_fail(err, TD_EINVAL, SH, SH " is required in a schedule");
+    if ((st = td_json_check_keys(sh, SH, SH, sh_keys, err))) return st;
     const cJSON *r0 = member(sh, "min_epochs"), *eta = member(sh, "eta");
     if (!r0)
         return td_fail(err, TD_EINVAL, SH ".min_epochs",
@@ -135,8 +130,7 @@ static td_status read_schedule(td_sweep_request *r, const cJSON *v, td_error *er
         return td_fail(err, TD_EINVAL, SH ".eta",
                        SH ".eta is required: 1/eta of the trials "
                           "go on at each rung");
-    if ((st = td_json_get_int(&r->min_epochs, r0, 1, INT32_MAX, SH ".min_epochs", err)))
-        return st;
+    if ((st = td_json_get_int(&r->min_epochs, r0, 1, INT32_MAX, SH ".min_epochs", err))) return st;
     return td_json_get_int(&r->eta, eta, 2, 1000, SH ".eta", err);
 }
 
@@ -147,15 +141,13 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
                                        "metric", "mode",    "schedule",   NULL};
     const cJSON *root = r->root, *v;
     td_status st = td_json_check_keys(root, NULL, "the sweep body", keys, err);
-    if (st)
-        return st;
+    if (st) return st;
     const char *s;
     if (!(v = member(root, "model")))
         return td_fail(err, TD_EINVAL, "model",
                        "model is required: one of softmax, mlp, gmm, "
                        "embed_gmm");
-    if ((st = td_json_get_string(&s, v, "model", err)))
-        return st;
+    if ((st = td_json_get_string(&s, v, "model", err))) return st;
     int kind = td_model_parse(s);
     if (kind < 0)
         return td_fail(err, TD_EINVAL, "model",
@@ -167,8 +159,7 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
         return td_fail(err, TD_EINVAL, "dataset",
                        "dataset is required: the id of a stored "
                        "dataset");
-    if ((st = td_json_get_string(&r->dataset, v, "dataset", err)))
-        return st;
+    if ((st = td_json_get_string(&r->dataset, v, "dataset", err))) return st;
     if ((v = member(root, "validation")) &&
         (st = td_json_get_string(&r->validation, v, "validation", err)))
         return st;
@@ -208,8 +199,7 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
     int k = 0;
     for (const cJSON *c = search->child; c; c = c->next, k++) {
         r->dims[k].name = c->string;
-        if ((st = read_dim(&r->dims[k], c, err)))
-            return st;
+        if ((st = read_dim(&r->dims[k], c, err))) return st;
     }
     const cJSON *trials = member(root, "trials");
     if (r->random) {
@@ -247,8 +237,7 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
         return st;
     r->mode = -1;
     if ((v = member(root, "mode"))) {
-        if ((st = td_json_get_string(&s, v, "mode", err)))
-            return st;
+        if ((st = td_json_get_string(&s, v, "mode", err))) return st;
         if (strcmp(s, "min") != 0 && strcmp(s, "max") != 0)
             return td_fail(err, TD_EINVAL, "mode",
                            "mode must be \"min\" or \"max\", got "
@@ -256,8 +245,7 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
                            s);
         r->mode = s[1] == 'a';
     }
-    if ((v = member(root, "schedule")))
-        return read_schedule(r, v, err);
+    if ((v = member(root, "schedule"))) return read_schedule(r, v, err);
     return TD_OK;
 }
 
@@ -265,10 +253,8 @@ td_status td_json_sweep_parse(td_sweep_request *out, const char *body, size_t le
 {
     memset(out, 0, sizeof *out);
     td_status st = td_json_parse(&out->root, body, len, err);
-    if (st)
-        return st;
-    if ((st = sweep_from(out, err)))
-        td_sweep_request_fini(out);
+    if (st) return st;
+    if ((st = sweep_from(out, err))) td_sweep_request_fini(out);
     return st;
 }
 
@@ -282,8 +268,7 @@ static int set_value(cJSON *obj, const char *name, cJSON *v)
         cJSON *g = cJSON_GetObjectItemCaseSensitive(obj, group);
         if (!cJSON_IsObject(g)) {
             cJSON_DeleteItemFromObjectCaseSensitive(obj, group);
-            if (!(g = cJSON_AddObjectToObject(obj, group)))
-                return -1;
+            if (!(g = cJSON_AddObjectToObject(obj, group))) return -1;
         }
         obj = g, name = dot + 1;
     }
@@ -304,8 +289,7 @@ td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **valu
     for (int k = r->ndims - 1; k >= 0; k--) {
         const td_search_dim *d = &r->dims[k];
         idx[k] = d->kind == TD_SEARCH_LIST && !r->random ? rest % d->n : 0;
-        if (d->kind == TD_SEARCH_LIST && !r->random)
-            rest /= d->n;
+        if (d->kind == TD_SEARCH_LIST && !r->random) rest /= d->n;
     }
     for (int k = 0; ok && k < r->ndims; k++) {
         const td_search_dim *d = &r->dims[k];
@@ -332,11 +316,9 @@ td_status td_json_sweep_trial(const td_sweep_request *r, int64_t i, cJSON **valu
         }
         cJSON *copy = v ? cJSON_Duplicate(v, 1) : NULL;
         ok = v && copy && set_value(hp, d->name, copy) == 0;
-        if (!ok)
-            cJSON_Delete(copy);
+        if (!ok) cJSON_Delete(copy);
         ok = ok && cJSON_AddItemToObject(vals, d->name, v);
-        if (!ok)
-            cJSON_Delete(v);
+        if (!ok) cJSON_Delete(v);
     }
     if (!ok) {
         cJSON_Delete(vals);
@@ -360,10 +342,8 @@ td_status td_json_sweep_metric(const td_sweep_request *r, int has_validation, co
     const char *names[NMETRICS + 1];
     int nn = 0;
     for (size_t i = 0; i < NMETRICS; i++) {
-        if (!(METRICS[i].models & TD_MODEL_BIT(r->model)))
-            continue;
-        if (strcmp(METRICS[i].name, name) == 0)
-            m = &METRICS[i];
+        if (!(METRICS[i].models & TD_MODEL_BIT(r->model))) continue;
+        if (strcmp(METRICS[i].name, name) == 0) m = &METRICS[i];
         names[nn++] = METRICS[i].name;
         n +=
             (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", n ? ", " : "", METRICS[i].name);
@@ -414,10 +394,8 @@ char *td_json_sweep_spec(const td_sweep_request *r)
 /* A trial's state name: "pending" before its job exists, "paused" between rungs. */
 static const char *trial_state(const td_sweep_trial *t)
 {
-    if (!t->job[0])
-        return "pending";
-    if (t->paused && t->state == TD_JOB_QUEUED)
-        return "paused";
+    if (!t->job[0]) return "pending";
+    if (t->paused && t->state == TD_JOB_QUEUED) return "paused";
     return td_job_state_name(t->state);
 }
 
@@ -518,8 +496,7 @@ char *td_json_sweep(const td_sweep_row *s, const td_sweep_trial *t, int n, int w
         td_sbuf_key(&b, "trials", 0);
         td_sbuf_puts(&b, "[");
         for (int i = 0; i < n; i++) {
-            if (i)
-                td_sbuf_puts(&b, ",");
+            if (i) td_sbuf_puts(&b, ",");
             put_trial(&b, &t[i], 0);
         }
         td_sbuf_puts(&b, "]");

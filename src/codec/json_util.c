@@ -29,13 +29,10 @@ static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '_' |
 static size_t match_word(const char *s, size_t n, const char *word)
 {
     size_t k = strlen(word);
-    if (n < k)
-        return 0;
+    if (n < k) return 0;
     for (size_t i = 0; i < k; i++)
-        if (tolower((unsigned char)s[i]) != word[i])
-            return 0;
-    if (n > k && is_word_char(s[k]))
-        return 0;
+        if (tolower((unsigned char)s[i]) != word[i]) return 0;
+    if (n > k && is_word_char(s[k])) return 0;
     return k;
 }
 
@@ -59,8 +56,7 @@ static char *rewrite_nonfinite(const char *body, size_t len)
             in_string = 1;
             continue;
         }
-        if (i > 0 && is_word_char(body[i - 1]))
-            continue;
+        if (i > 0 && is_word_char(body[i - 1])) continue;
         size_t start = i, j = i;
         int neg = 0;
         if (c == '-' || c == '+') {
@@ -78,8 +74,7 @@ static char *rewrite_nonfinite(const char *body, size_t len)
             continue;
         if (!copy) {
             copy = malloc(len + 1);
-            if (!copy)
-                return NULL;
+            if (!copy) return NULL;
             memcpy(copy, body, len);
             copy[len] = '\0';
         }
@@ -111,8 +106,7 @@ td_status td_json_fail_malformed(uint64_t off, const char *near, size_t near_len
 
 static td_status malformed(td_error *err, const char *body, size_t len, size_t off, const char *why)
 {
-    if (off >= len)
-        return td_json_fail_malformed(off, NULL, 0, why, err);
+    if (off >= len) return td_json_fail_malformed(off, NULL, 0, why, err);
     return td_json_fail_malformed(off, body + off, len - off, why, err);
 }
 
@@ -134,8 +128,7 @@ static char *rewrite_nul_escapes(const char *body, size_t len, int *oom)
             in_string = 0;
             continue;
         }
-        if (body[i] != '\\')
-            continue;
+        if (body[i] != '\\') continue;
         if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0) {
             if (!copy) {
                 if (!(copy = malloc(len + 1))) {
@@ -168,12 +161,10 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
     size_t i = 0;
     while (i < len && isspace((unsigned char)body[i]))
         i++;
-    if (i == len)
-        return td_fail(err, TD_EMALFORMED, "", MALFORMED "%zu: the body is empty", len);
+    if (i == len) return td_fail(err, TD_EMALFORMED, "", MALFORMED "%zu: the body is empty", len);
     int oom;
     char *nulfree = rewrite_nul_escapes(body, len, &oom);
-    if (oom)
-        return td_fail(err, TD_ENOMEM, "", "out of memory");
+    if (oom) return td_fail(err, TD_ENOMEM, "", "out of memory");
     if (nulfree) {
         td_status st = td_json_parse(out, nulfree, len, err);
         free(nulfree);
@@ -185,8 +176,7 @@ td_status td_json_parse(cJSON **out, const char *body, size_t len, td_error *err
     char *copy = NULL;
     if (!root) {
         copy = rewrite_nonfinite(body, len);
-        if (!copy)
-            return malformed(err, body, len, off, NULL);
+        if (!copy) return malformed(err, body, len, off, NULL);
         root = parse_at(copy, len, &off);
         if (!root) {
             free(copy);
@@ -214,8 +204,7 @@ void td_json_path(char out[TD_JSON_PATH_MAX], const char *prefix, const char *ke
         n = snprintf(out, TD_JSON_PATH_MAX, "%s.%s", prefix, key);
     else
         n = snprintf(out, TD_JSON_PATH_MAX, "%s", key);
-    if (n < 0)
-        out[0] = '\0';
+    if (n < 0) out[0] = '\0';
 }
 
 void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i, int64_t j)
@@ -225,8 +214,7 @@ void td_json_index_path(char out[TD_JSON_PATH_MAX], const char *base, int64_t i,
         n = snprintf(out, TD_JSON_PATH_MAX, "%s[%lld][%lld]", base, (long long)i, (long long)j);
     else
         n = snprintf(out, TD_JSON_PATH_MAX, "%s[%lld]", base, (long long)i);
-    if (n < 0)
-        out[0] = '\0';
+    if (n < 0) out[0] = '\0';
 }
 
 /* the members of a td_dataset an engine error can name */
@@ -236,8 +224,7 @@ static int is_hparam_root(const char *f, size_t n)
 {
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         const char *name = td_hparam_defs[i].name; /* "lr", "monotone.weight" */
-        if (strncmp(name, f, n) == 0 && (name[n] == '\0' || name[n] == '.'))
-            return 1;
+        if (strncmp(name, f, n) == 0 && (name[n] == '\0' || name[n] == '.')) return 1;
     }
     return 0;
 }
@@ -246,23 +233,19 @@ _Static_assert(sizeof((td_error *)0)->field == TD_JSON_PATH_MAX, "a path fills t
 
 void td_json_scope_error(td_error *err, const char *data_field)
 {
-    if (!err || !err->field[0])
-        return;
+    if (!err || !err->field[0]) return;
     const char *f = err->field;
     size_t n = strcspn(f, ".[");
     char out[TD_JSON_PATH_MAX]; /* = sizeof err->field; cut to it, like every path */
     if (n == 7 && strncmp(f, "dataset", 7) == 0) {
-        if (snprintf(out, sizeof out, "%s%s", data_field, f + 7) <= 0)
-            return;
+        if (snprintf(out, sizeof out, "%s%s", data_field, f + 7) <= 0) return;
     } else {
         const char *prefix = NULL;
         for (int i = 0; data_roots[i] && !prefix; i++)
             if (strlen(data_roots[i]) == n && strncmp(f, data_roots[i], n) == 0)
                 prefix = data_field;
-        if (!prefix && is_hparam_root(f, n))
-            prefix = "hyperparameters";
-        if (!prefix)
-            return;
+        if (!prefix && is_hparam_root(f, n)) prefix = "hyperparameters";
+        if (!prefix) return;
         td_json_path(out, prefix, f);
     }
     memcpy(err->field, out, sizeof out);
@@ -278,8 +261,7 @@ static void lower_copy(char *dst, const char *src, size_t cap)
 
 const char *td_json_suggest(const char *name, const char *const *choices)
 {
-    if (strlen(name) > 64)
-        return NULL;
+    if (strlen(name) > 64) return NULL;
     char a[72], b[72];
     lower_copy(a, name, sizeof a);
     const char *best = NULL;
@@ -287,8 +269,7 @@ const char *td_json_suggest(const char *name, const char *const *choices)
     for (size_t i = 0; choices[i]; i++) {
         lower_copy(b, choices[i], sizeof b);
         int d = td_edit_distance(a, b);
-        if (d < best_d)
-            best_d = d, best = choices[i];
+        if (d < best_d) best_d = d, best = choices[i];
     }
     size_t len = strlen(name);
     int limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
@@ -336,8 +317,7 @@ td_status td_json_check_key(const char *key, int repeated, const char *prefix, c
 td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *what,
                              const char *const *allowed, td_error *err)
 {
-    if (!cJSON_IsObject(obj))
-        return td_json_fail_not_object(prefix, what, err);
+    if (!cJSON_IsObject(obj)) return td_json_fail_not_object(prefix, what, err);
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *key = c->string ? c->string : "";
         int repeated = 0;
@@ -346,8 +326,7 @@ td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *w
         for (const cJSON *d = obj->child; d != c && !repeated; d = d->next)
             repeated = d->string && strcmp(d->string, key) == 0;
         td_status st = td_json_check_key(key, repeated, prefix, what, allowed, err);
-        if (st)
-            return st;
+        if (st) return st;
     }
     return TD_OK;
 }
@@ -357,11 +336,9 @@ td_status td_json_check_keys(const cJSON *obj, const char *prefix, const char *w
 /* Marker of a non-finite literal (0 if v is not one). */
 static char marker_of(const cJSON *v)
 {
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return 0;
+    if (!cJSON_IsString(v) || !v->valuestring) return 0;
     char c = v->valuestring[0];
-    if ((c == MARK_NAN || c == MARK_PINF || c == MARK_NINF) && v->valuestring[1] == '\0')
-        return c;
+    if ((c == MARK_NAN || c == MARK_PINF || c == MARK_NINF) && v->valuestring[1] == '\0') return c;
     return 0;
 }
 
@@ -373,22 +350,14 @@ td_json_vkind td_json_kind_of(const cJSON *v)
     case MARK_NINF: return TD_JV_NINF;
     default: break;
     }
-    if (!v)
-        return TD_JV_NONE;
-    if (cJSON_IsString(v))
-        return TD_JV_STRING;
-    if (cJSON_IsNull(v))
-        return TD_JV_NULL;
-    if (cJSON_IsTrue(v))
-        return TD_JV_TRUE;
-    if (cJSON_IsFalse(v))
-        return TD_JV_FALSE;
-    if (cJSON_IsArray(v))
-        return TD_JV_ARRAY;
-    if (cJSON_IsObject(v))
-        return TD_JV_OBJECT;
-    if (cJSON_IsNumber(v))
-        return TD_JV_NUMBER;
+    if (!v) return TD_JV_NONE;
+    if (cJSON_IsString(v)) return TD_JV_STRING;
+    if (cJSON_IsNull(v)) return TD_JV_NULL;
+    if (cJSON_IsTrue(v)) return TD_JV_TRUE;
+    if (cJSON_IsFalse(v)) return TD_JV_FALSE;
+    if (cJSON_IsArray(v)) return TD_JV_ARRAY;
+    if (cJSON_IsObject(v)) return TD_JV_OBJECT;
+    if (cJSON_IsNumber(v)) return TD_JV_NUMBER;
     return TD_JV_NONE;
 }
 
@@ -439,8 +408,7 @@ static td_status kv_float(float *out, td_json_vkind k, double v, const char *pat
 {
     double d = 0;
     td_status st = kv_double(&d, k, v, path, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (!(fabs(d) < F32_LIMIT))
         return td_fail(err, TD_EINVAL, path,
                        "%s = %g is outside the float32 range "
@@ -455,8 +423,7 @@ static td_status kv_int(int64_t *out, td_json_vkind k, double v, int64_t lo, int
 {
     double d = 0;
     td_status st = kv_double(&d, k, v, path, err);
-    if (st)
-        return st;
+    if (st) return st;
     if (d != floor(d))
         return td_fail(err, TD_EINVAL, path, "%s = %.17g is not an integer", path, d);
     if (d < (double)lo || d > (double)hi || d >= 0x1p63)
@@ -517,8 +484,7 @@ td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v, co
     td_status st;
     if (!r->is_int) {
         float f = 0;
-        if ((st = kv_float(&f, k, v, path, err)))
-            return st;
+        if ((st = kv_float(&f, k, v, path, err))) return st;
         return td_fail(err, TD_EINVAL, path, "%s = %g is negative; it must be >= 0", path,
                        (double)f);
     }
@@ -526,8 +492,7 @@ td_status td_json_elem_fail(const td_json_rule *r, td_json_vkind k, double v, co
         return td_fail(err, TD_EINVAL, path, "%s must be an integer, got %s", path,
                        td_json_kind_name(k));
     int64_t i;
-    if ((st = kv_int(&i, k, v, r->lo, r->hi, path, err)))
-        return st;
+    if ((st = kv_int(&i, k, v, r->lo, r->hi, path, err))) return st;
     return td_fail(err, TD_EINVAL, path, "%s is invalid", path);
 }
 
@@ -621,17 +586,14 @@ static td_status read_vector(void **out, int64_t *n, const cJSON *v, const rule 
 {
     *out = NULL;
     *n = 0;
-    if (!cJSON_IsArray(v))
-        return td_json_fail_not_numbers(path, td_json_kind_of(v), err);
+    if (!cJSON_IsArray(v)) return td_json_fail_not_numbers(path, td_json_kind_of(v), err);
     int64_t count = count_items(v);
     if (count == 0) {
-        if (r->flags & TD_JSON_EMPTY_OK)
-            return TD_OK;
+        if (r->flags & TD_JSON_EMPTY_OK) return TD_OK;
         return td_json_fail_empty(path, err);
     }
     void *buf = malloc(elem_size(r) * (size_t)count);
-    if (!buf)
-        return td_fail(err, TD_ENOMEM, path, "out of memory reading %s", path);
+    if (!buf) return td_fail(err, TD_ENOMEM, path, "out of memory reading %s", path);
     int64_t i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
         td_status st = read_elem(buf, i, c, r, path, i, -1, err);
@@ -650,26 +612,21 @@ static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJS
 {
     *out = NULL;
     *rows = *cols = 0;
-    if (!cJSON_IsArray(v))
-        return td_json_fail_not_rows(path, td_json_kind_of(v), err);
+    if (!cJSON_IsArray(v)) return td_json_fail_not_rows(path, td_json_kind_of(v), err);
     int64_t R = count_items(v);
     if (R == 0) {
-        if (r->flags & TD_JSON_EMPTY_OK)
-            return TD_OK;
+        if (r->flags & TD_JSON_EMPTY_OK) return TD_OK;
         return td_json_fail_empty(path, err);
     }
     const cJSON *first = v->child;
-    if (!cJSON_IsArray(first))
-        return td_json_fail_first_not_row(path, td_json_kind_of(first), err);
+    if (!cJSON_IsArray(first)) return td_json_fail_first_not_row(path, td_json_kind_of(first), err);
     int64_t C = count_items(first);
-    if (C == 0)
-        return td_json_fail_first_row_empty(path, err);
+    if (C == 0) return td_json_fail_first_row_empty(path, err);
     if ((uint64_t)R > (uint64_t)INT64_MAX / (uint64_t)C ||
         (uint64_t)(R * C) > SIZE_MAX / elem_size(r))
         return td_fail(err, TD_EINVAL, path, "%s is too large", path);
     void *buf = malloc(elem_size(r) * (size_t)(R * C));
-    if (!buf)
-        return td_fail(err, TD_ENOMEM, path, "out of memory reading %s", path);
+    if (!buf) return td_fail(err, TD_ENOMEM, path, "out of memory reading %s", path);
     char rpath[TD_JSON_PATH_MAX];
     td_status st = TD_OK;
     int64_t i = 0;
@@ -682,8 +639,7 @@ static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJS
         int64_t j = 0;
         const cJSON *c = row->child;
         for (; c && j < C; c = c->next, j++)
-            if ((st = read_elem(buf, i * C + j, c, r, path, i, j, err)))
-                goto fail;
+            if ((st = read_elem(buf, i * C + j, c, r, path, i, j, err))) goto fail;
         if (c || j != C) {
             st = td_json_fail_ragged(path, i, count_items(row), C, err);
             goto fail;
@@ -751,8 +707,7 @@ void td_sbuf_fini(td_sbuf *b)
 
 void td_sbuf_reserve(td_sbuf *b, size_t extra)
 {
-    if (b->oom || b->len + extra + 1 <= b->cap)
-        return;
+    if (b->oom || b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) {
         if (cap > SIZE_MAX / 2) {
@@ -773,8 +728,7 @@ void td_sbuf_reserve(td_sbuf *b, size_t extra)
 void td_sbuf_put(td_sbuf *b, const char *s, size_t n)
 {
     td_sbuf_reserve(b, n);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -788,11 +742,9 @@ void td_sbuf_printf(td_sbuf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     td_sbuf_reserve(b, (size_t)n);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -803,8 +755,7 @@ void td_sbuf_printf(td_sbuf *b, const char *fmt, ...)
 static void put_int(td_sbuf *b, int64_t v)
 {
     td_sbuf_reserve(b, 24);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     b->len += td_fmt_int(b->data + b->len, v);
     b->data[b->len] = '\0';
 }
@@ -821,8 +772,7 @@ size_t td_fmt_int(char out[24], int64_t v)
         u /= 10;
     } while (u);
     char *p = out;
-    if (v < 0)
-        *p++ = '-';
+    if (v < 0) *p++ = '-';
     while (n)
         *p++ = tmp[--n];
     return (size_t)(p - out);
@@ -856,15 +806,12 @@ static size_t shortest(char out[32], double v, int is_float)
 {
     int most = is_float ? 9 : 17, least = is_float ? FLT_DIG : DBL_DIG;
     int n = snprintf(out, 32, "%.*g", most - 1, v);
-    if (!reads_back(out, v, is_float))
-        return (size_t)snprintf(out, 32, "%.*g", most, v);
-    if (fabs(v) < (is_float ? (double)FLT_MIN : DBL_MIN))
-        least = 1;
+    if (!reads_back(out, v, is_float)) return (size_t)snprintf(out, 32, "%.*g", most, v);
+    if (fabs(v) < (is_float ? (double)FLT_MIN : DBL_MIN)) least = 1;
     char tmp[32];
     for (int p = sig_digits(out); p > least; p = sig_digits(out)) {
         int m = snprintf(tmp, sizeof tmp, "%.*g", p - 1, v);
-        if (!reads_back(tmp, v, is_float))
-            break;
+        if (!reads_back(tmp, v, is_float)) break;
         memcpy(out, tmp, (size_t)m + 1);
         n = m;
     }
@@ -878,8 +825,7 @@ size_t td_fmt_float(char out[32], float v)
         return 4;
     }
     /* integers (and -0, printed as 0) without printf */
-    if (v == floorf(v) && fabsf(v) < 1e7f)
-        return td_fmt_int(out, (int64_t)v);
+    if (v == floorf(v) && fabsf(v) < 1e7f) return td_fmt_int(out, (int64_t)v);
     return shortest(out, v, 1);
 }
 
@@ -900,8 +846,7 @@ size_t td_fmt_double(char out[32], double v)
 void td_sbuf_float(td_sbuf *b, float v)
 {
     td_sbuf_reserve(b, 32);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     b->len += td_fmt_float(b->data + b->len, v);
     b->data[b->len] = '\0';
 }
@@ -913,8 +858,7 @@ void td_sbuf_double(td_sbuf *b, double v)
         return;
     }
     td_sbuf_reserve(b, 32);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     b->len += td_fmt_double(b->data + b->len, v);
     b->data[b->len] = '\0';
 }
@@ -960,8 +904,7 @@ static void put_cjson(td_sbuf *b, const cJSON *it)
 
 char *td_json_print(const cJSON *item)
 {
-    if (!item)
-        return NULL;
+    if (!item) return NULL;
     td_sbuf b;
     td_sbuf_init(&b);
     put_cjson(&b, item);
@@ -978,8 +921,7 @@ void td_sbuf_string(td_sbuf *b, const char *s)
     const char *run = s;
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
         td_sbuf_put(b, run, (size_t)(p - run));
         run = p + 1;
         switch (c) {
@@ -997,8 +939,7 @@ void td_sbuf_string(td_sbuf *b, const char *s)
 
 void td_sbuf_key(td_sbuf *b, const char *key, int first)
 {
-    if (!first)
-        td_sbuf_put(b, ",", 1);
+    if (!first) td_sbuf_put(b, ",", 1);
     td_sbuf_string(b, key);
     td_sbuf_put(b, ":", 1);
 }
@@ -1008,8 +949,7 @@ void td_sbuf_floats(td_sbuf *b, const float *v, int64_t n)
     td_sbuf_reserve(b, (size_t)n * 12 + 2);
     td_sbuf_put(b, "[", 1);
     for (int64_t i = 0; i < n; i++) {
-        if (i)
-            td_sbuf_put(b, ",", 1);
+        if (i) td_sbuf_put(b, ",", 1);
         td_sbuf_float(b, v[i]);
     }
     td_sbuf_put(b, "]", 1);
@@ -1019,8 +959,7 @@ void td_sbuf_ints(td_sbuf *b, const int32_t *v, int64_t n)
 {
     td_sbuf_put(b, "[", 1);
     for (int64_t i = 0; i < n; i++) {
-        if (i)
-            td_sbuf_put(b, ",", 1);
+        if (i) td_sbuf_put(b, ",", 1);
         put_int(b, v[i]);
     }
     td_sbuf_put(b, "]", 1);
@@ -1030,8 +969,7 @@ void td_sbuf_matrix_f32(td_sbuf *b, const float *v, int64_t rows, int64_t cols)
 {
     td_sbuf_put(b, "[", 1);
     for (int64_t i = 0; i < rows; i++) {
-        if (i)
-            td_sbuf_put(b, ",", 1);
+        if (i) td_sbuf_put(b, ",", 1);
         td_sbuf_floats(b, v + i * cols, cols);
     }
     td_sbuf_put(b, "]", 1);
@@ -1041,8 +979,7 @@ void td_sbuf_matrix_i32(td_sbuf *b, const int32_t *v, int64_t rows, int64_t cols
 {
     td_sbuf_put(b, "[", 1);
     for (int64_t i = 0; i < rows; i++) {
-        if (i)
-            td_sbuf_put(b, ",", 1);
+        if (i) td_sbuf_put(b, ",", 1);
         td_sbuf_ints(b, v + i * cols, cols);
     }
     td_sbuf_put(b, "]", 1);
@@ -1053,14 +990,12 @@ char *td_sbuf_finish(td_sbuf *b, size_t *len)
     td_sbuf_reserve(b, 0);
     if (b->oom) {
         td_sbuf_fini(b);
-        if (len)
-            *len = 0;
+        if (len) *len = 0;
         return NULL;
     }
     char *s = b->data;
     s[b->len] = '\0';
-    if (len)
-        *len = b->len;
+    if (len) *len = b->len;
     memset(b, 0, sizeof *b);
     return s;
 }

@@ -36,8 +36,7 @@ static void emit_net(FILE *f, const td_model *m, const td_tensor_desc *t, int nt
     int64_t width = m->D > K ? m->D : K;
     int layers = 0;
     for (int i = 0; i < ntens; i++) {
-        if (strcmp(t[i].name, "W") != 0)
-            continue;
+        if (strcmp(t[i].name, "W") != 0) continue;
         char nm[32];
         snprintf(nm, sizeof nm, "traind_W%d", t[i].layer);
         emit_floats(f, nm, m->params + t[i].offset, t[i].rows * t[i].cols);
@@ -54,13 +53,11 @@ static void emit_net(FILE *f, const td_model *m, const td_tensor_desc *t, int nt
             "    for (j = 0; j < %lld; j++)\n        a[j] = x[j];\n",
             (long long)width, (long long)width, (long long)m->D);
     for (int i = 0, l = 0; i < ntens; i++) {
-        if (strcmp(t[i].name, "W") != 0)
-            continue;
+        if (strcmp(t[i].name, "W") != 0) continue;
         int last = ++l == layers, has_b = i + 1 < ntens && strcmp(t[i + 1].name, "b") == 0;
         long long in = t[i].rows, out = t[i].cols;
         char bias[32] = "0";
-        if (has_b)
-            snprintf(bias, sizeof bias, "traind_b%d[j]", t[i].layer);
+        if (has_b) snprintf(bias, sizeof bias, "traind_b%d[j]", t[i].layer);
         fprintf(f,
                 "    for (j = 0; j < %lld; j++) {\n        double s = %s;\n"
                 "        for (i = 0; i < %lld; i++)\n"
@@ -68,8 +65,7 @@ static void emit_net(FILE *f, const td_model *m, const td_tensor_desc *t, int nt
                 "        %s = %s;\n    }\n",
                 out, bias, in, t[i].layer, out, last ? "z[j]" : "h[j]",
                 last ? "s" : ACT[m->activation]);
-        if (!last)
-            fprintf(f, "    for (j = 0; j < %lld; j++)\n        a[j] = h[j];\n", out);
+        if (!last) fprintf(f, "    for (j = 0; j < %lld; j++)\n        a[j] = h[j];\n", out);
     }
     fprintf(f, "}\n");
 }
@@ -104,10 +100,8 @@ static td_status emit_gmm(FILE *f, const td_model *g, td_error *err)
                                    "positive definite")
                          : td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
-    if (!Li || !logc)
-        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    if (st)
-        goto done;
+    if (!Li || !logc) st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (st) goto done;
     emit_floats(f, "traind_means", g->params + t[1].offset, M * E);
     emit_doubles(f, "traind_prec_chol", Li, M * E * E);
     emit_doubles(f, "traind_log_norm", logc, M);
@@ -179,15 +173,13 @@ td_status td_model_c_header_named(char **out, size_t *len, const td_model *m, ch
     char *text = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&text, &n);
-    if (!f)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!f) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_tensor_desc t[TD_MAX_TENSORS];
     int ntens = td_model_layout(m, t);
     int gmm = m->kind == TD_MODEL_GMM, embed = m->kind == TD_MODEL_EMBED_GMM;
     int64_t G = m->G > 0 ? m->G : 1, outs = embed ? m->components : m->K;
     td_model view;
-    if (embed)
-        td_embed_gmm_view(&view, m);
+    if (embed) td_embed_gmm_view(&view, m);
     fprintf(f,
             "/* traind_model.h — a traind %s model (traind " TD_VERSION "), generated.\n"
             " *\n * Self-contained C99: needs only <math.h> (link with -lm).\n"
@@ -223,12 +215,9 @@ td_status td_model_c_header_named(char **out, size_t *len, const td_model *m, ch
         emit_floats(f, "traind_scale", m->scale, m->D);
     }
     td_status st = TD_OK;
-    if (!gmm)
-        emit_net(f, m, t, ntens, m->K);
-    if (gmm || embed)
-        st = emit_gmm(f, embed ? &view : m, err);
-    if (!st && !gmm && !embed)
-        emit_group_softmax(f, m->K, G, pred);
+    if (!gmm) emit_net(f, m, t, ntens, m->K);
+    if (gmm || embed) st = emit_gmm(f, embed ? &view : m, err);
+    if (!st && !gmm && !embed) emit_group_softmax(f, m->K, G, pred);
     if (!st && gmm)
         fprintf(f,
                 "\nstatic int %s(const float *x, float *out)\n{\n"

@@ -30,8 +30,7 @@ typedef struct graph {
 
 static void *A(graph *g, size_t n)
 {
-    if (g->oom)
-        return NULL;
+    if (g->oom) return NULL;
     if (g->nalloc == g->capalloc) {
         size_t cap = g->capalloc ? 2 * g->capalloc : 64;
         void **p = realloc(g->allocs, cap * sizeof *p);
@@ -54,23 +53,19 @@ static void *A(graph *g, size_t n)
 static char *S(graph *g, const char *s)
 {
     char *p = A(g, strlen(s) + 1);
-    if (p)
-        strcpy(p, s);
+    if (p) strcpy(p, s);
     return p;
 }
 
 /* Appends p to the pointer array *arr (n, cap); 0 or -1. */
 static int push(graph *g, void ***arr, size_t *n, size_t *cap, void *p)
 {
-    if (!p || g->oom)
-        return -1;
+    if (!p || g->oom) return -1;
     if (*n == *cap) {
         size_t c = *cap ? 2 * *cap : 16;
         void **q = A(g, c * sizeof *q);
-        if (!q)
-            return -1;
-        if (*n)
-            memcpy(q, *arr, *n * sizeof *q);
+        if (!q) return -1;
+        if (*n) memcpy(q, *arr, *n * sizeof *q);
         *arr = q;
         *cap = c;
     }
@@ -90,8 +85,7 @@ static const char *init_tensor(graph *g, const char *name, const float *f, const
                                int ndims, const int64_t *dims)
 {
     Onnx__TensorProto *t = A(g, sizeof *t);
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     onnx__tensor_proto__init(t);
     const char *nm = name ? S(g, name) : tmp(g);
     t->name = (char *)nm;
@@ -107,14 +101,12 @@ static const char *init_tensor(graph *g, const char *name, const float *f, const
         t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
         t->n_float_data = count;
         t->float_data = A(g, count * sizeof(float));
-        if (t->float_data)
-            memcpy(t->float_data, f, count * sizeof(float)); /* f is non-NULL here */
+        if (t->float_data) memcpy(t->float_data, f, count * sizeof(float)); /* f is non-NULL here */
     } else {
         t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
         t->n_int64_data = count;
         t->int64_data = A(g, count * sizeof(int64_t));
-        if (t->int64_data && i)
-            memcpy(t->int64_data, i, count * sizeof(int64_t));
+        if (t->int64_data && i) memcpy(t->int64_data, i, count * sizeof(int64_t));
     }
     push(g, (void ***)&g->init, &g->n_init, &g->cap_init, t);
     return g->oom ? NULL : nm;
@@ -132,8 +124,7 @@ static Onnx__NodeProto *node(graph *g, const char *op, const char *out, const ch
                              const char *in1, const char *in2)
 {
     Onnx__NodeProto *n = A(g, sizeof *n);
-    if (!n)
-        return NULL;
+    if (!n) return NULL;
     onnx__node_proto__init(n);
     n->op_type = S(g, op);
     const char *ins[3] = {in0, in1, in2};
@@ -158,27 +149,23 @@ static const char *out_of(Onnx__NodeProto *n) { return n ? n->output[0] : NULL; 
 static void attr_i(graph *g, Onnx__NodeProto *n, const char *name, int64_t v, const int64_t *vs,
                    int nv)
 {
-    if (!n)
-        return;
+    if (!n) return;
     Onnx__AttributeProto *a = A(g, sizeof *a);
-    if (!a)
-        return;
+    if (!a) return;
     onnx__attribute_proto__init(a);
     a->name = S(g, name);
     a->has_type = 1;
     if (vs) {
         a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
         a->ints = A(g, sizeof(int64_t) * (size_t)nv);
-        if (a->ints)
-            memcpy(a->ints, vs, sizeof(int64_t) * (size_t)nv);
+        if (a->ints) memcpy(a->ints, vs, sizeof(int64_t) * (size_t)nv);
         a->n_ints = (size_t)nv;
     } else {
         a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
         a->has_i = 1;
         a->i = v;
     }
-    if (n->attribute && n->n_attribute < MAX_ATTRS)
-        n->attribute[n->n_attribute++] = a;
+    if (n->attribute && n->n_attribute < MAX_ATTRS) n->attribute[n->n_attribute++] = a;
 }
 
 /* A single-attribute helper for the reductions and ArgMax: axis/axes + keepdims. */
@@ -203,8 +190,7 @@ static const char *net(graph *g, const td_model *m, const char *x)
     for (int i = 0; i < n; i++)
         layers += !strcmp(t[i].name, "W");
     for (int i = 0, l = 0; i < n && x; i++) {
-        if (strcmp(t[i].name, "W") != 0)
-            continue;
+        if (strcmp(t[i].name, "W") != 0) continue;
         int64_t dims[2] = {t[i].rows, t[i].cols};
         char nm[32];
         snprintf(nm, sizeof nm, "W%d", t[i].layer);
@@ -216,8 +202,7 @@ static const char *net(graph *g, const td_model *m, const char *x)
                             init_tensor(g, nm, m->params + t[i + 1].offset, NULL, 1, &dims[1]),
                             NULL));
         }
-        if (++l < layers)
-            x = out_of(node(g, ACT[m->activation], NULL, x, NULL, NULL));
+        if (++l < layers) x = out_of(node(g, ACT[m->activation], NULL, x, NULL, NULL));
     }
     return x;
 }
@@ -289,8 +274,7 @@ static td_status mixture(graph *g, const td_model *gm, const char *e, td_error *
     const char *ll = out_of(node(g, "Add", NULL, ls, mx, NULL));
     int64_t flat[1] = {-1};
     node(g, "Reshape", "log_likelihood", ll, ints(g, 1, flat), NULL);
-    if (g->oom)
-        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (g->oom) st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
 done:
     free(Li), free(LT), free(logc);
     return st;
@@ -305,16 +289,14 @@ static Onnx__ValueInfoProto *value_info(graph *g, const char *name, int32_t elem
     Onnx__TypeProto__Tensor *tt = A(g, sizeof *tt);
     Onnx__TensorShapeProto *sh = A(g, sizeof *sh);
     Onnx__TensorShapeProto__Dimension **dim = A(g, sizeof *dim * (size_t)ndims);
-    if (!v || !tp || !tt || !sh || !dim)
-        return NULL;
+    if (!v || !tp || !tt || !sh || !dim) return NULL;
     onnx__value_info_proto__init(v);
     onnx__type_proto__init(tp);
     onnx__type_proto__tensor__init(tt);
     onnx__tensor_shape_proto__init(sh);
     for (int i = 0; i < ndims; i++) {
         Onnx__TensorShapeProto__Dimension *d = A(g, sizeof *d);
-        if (!d)
-            return NULL;
+        if (!d) return NULL;
         onnx__tensor_shape_proto__dimension__init(d);
         if (dims[i] < 0) {
             d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
@@ -341,8 +323,7 @@ static Onnx__ValueInfoProto *value_info(graph *g, const char *name, int32_t elem
  * (float32, as td_standardize_apply). */
 static const char *input(graph *g, const td_model *m)
 {
-    if (!m->mean)
-        return "X";
+    if (!m->mean) return "X";
     int64_t dims[1] = {m->D};
     const char *c =
         out_of(node(g, "Sub", NULL, "X", init_tensor(g, "mean", m->mean, NULL, 1, dims), NULL));
@@ -399,8 +380,7 @@ td_status td_model_onnx_meta(char **out, size_t *len, const td_model *m, const c
     Onnx__OperatorSetIdProto *op = A(&g, sizeof *op);
     Onnx__OperatorSetIdProto **ops = A(&g, sizeof *ops);
     Onnx__ValueInfoProto **ins = A(&g, sizeof *ins), **os = A(&g, sizeof *os * 4);
-    if (st)
-        goto done;
+    if (st) goto done;
     if (g.oom || !in || !gp || !mp || !op || !ops || !ins || !os) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory writing the ONNX model");
         goto done;

@@ -10,18 +10,13 @@ static const uint8_t NPY_MAGIC[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
 size_t td_npy_header_need(const uint8_t *buf, size_t len)
 {
-    if (len < 8)
-        return 8;
-    if (memcmp(buf, NPY_MAGIC, 6) != 0 || buf[6] < 1 || buf[6] > 3)
-        return 0;
+    if (len < 8) return 8;
+    if (memcmp(buf, NPY_MAGIC, 6) != 0 || buf[6] < 1 || buf[6] > 3) return 0;
     size_t pre = buf[6] == 1 ? 10 : 12;
-    if (len < pre)
-        return pre;
+    if (len < pre) return pre;
     uint64_t hl = (uint64_t)buf[8] | (uint64_t)buf[9] << 8;
-    if (pre == 12)
-        hl |= (uint64_t)buf[10] << 16 | (uint64_t)buf[11] << 24;
-    if (hl > TD_NPY_MAX_HEADER)
-        return 0;
+    if (pre == 12) hl |= (uint64_t)buf[10] << 16 | (uint64_t)buf[11] << 24;
+    if (hl > TD_NPY_MAX_HEADER) return 0;
     return pre + (size_t)hl;
 }
 
@@ -51,17 +46,14 @@ static int eat(cursor *c, char ch)
 static int read_str(cursor *c, char *out, size_t cap)
 {
     skip_ws(c);
-    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
-        return -1;
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) return -1;
     char q = *c->p++;
     size_t n = 0;
     while (c->p < c->end && *c->p != q) {
-        if (*c->p == '\\' || n + 1 >= cap)
-            return -1;
+        if (*c->p == '\\' || n + 1 >= cap) return -1;
         out[n++] = *c->p++;
     }
-    if (c->p >= c->end)
-        return -1;
+    if (c->p >= c->end) return -1;
     c->p++;
     out[n] = '\0';
     return 0;
@@ -83,32 +75,24 @@ static int read_word(cursor *c, const char *w)
 static int read_shape(cursor *c, int64_t *shape, int *ndim)
 {
     *ndim = 0;
-    if (!eat(c, '('))
-        return -1;
+    if (!eat(c, '(')) return -1;
     for (;;) {
         skip_ws(c);
-        if (eat(c, ')'))
-            return 0;
-        if (c->p >= c->end)
-            return -1;
-        if (*c->p == '-')
-            return -2;
-        if (*c->p < '0' || *c->p > '9')
-            return -1;
+        if (eat(c, ')')) return 0;
+        if (c->p >= c->end) return -1;
+        if (*c->p == '-') return -2;
+        if (*c->p < '0' || *c->p > '9') return -1;
         int64_t v = 0;
         while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-            if (v > (INT64_MAX - 9) / 10)
-                return -2;
+            if (v > (INT64_MAX - 9) / 10) return -2;
             v = v * 10 + (*c->p++ - '0');
         }
         if (c->p < c->end && *c->p == 'L') /* Python 2 longs */
             c->p++;
-        if (*ndim >= TD_NPY_MAX_DIMS)
-            return -3;
+        if (*ndim >= TD_NPY_MAX_DIMS) return -3;
         shape[(*ndim)++] = v;
         if (!eat(c, ',')) {
-            if (!eat(c, ')'))
-                return -1;
+            if (!eat(c, ')')) return -1;
             return 0;
         }
     }
@@ -179,14 +163,11 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len, 
     size_t pre = buf[6] == 1 ? 10 : 12;
     cursor c = {(const char *)buf + pre, (const char *)buf + need};
     int seen_descr = 0, seen_fortran = 0, seen_shape = 0;
-    if (!eat(&c, '{'))
-        goto syntax;
+    if (!eat(&c, '{')) goto syntax;
     for (;;) {
         char key[32];
-        if (eat(&c, '}'))
-            break;
-        if (read_str(&c, key, sizeof key) != 0 || !eat(&c, ':'))
-            goto syntax;
+        if (eat(&c, '}')) break;
+        if (read_str(&c, key, sizeof key) != 0 || !eat(&c, ':')) goto syntax;
         if (strcmp(key, "descr") == 0 && !seen_descr) {
             seen_descr = 1;
             skip_ws(&c);
@@ -195,8 +176,7 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len, 
                                "%s: structured dtypes are not "
                                "supported; use a plain numeric array",
                                field);
-            if (read_str(&c, h->descr, sizeof h->descr) != 0)
-                goto syntax;
+            if (read_str(&c, h->descr, sizeof h->descr) != 0) goto syntax;
         } else if (strcmp(key, "fortran_order") == 0 && !seen_fortran) {
             seen_fortran = 1;
             if (read_word(&c, "True"))
@@ -214,8 +194,7 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len, 
             if (r == -3)
                 return td_fail(err, TD_EINVAL, field, "%s: shape has more than %d dimensions",
                                field, TD_NPY_MAX_DIMS);
-            if (r)
-                goto syntax;
+            if (r) goto syntax;
         } else {
             return td_fail(err, TD_EINVAL, field,
                            "%s: the .npy header has an unknown or "
@@ -223,17 +202,14 @@ td_status td_npy_header_parse(td_npy_header *h, const uint8_t *buf, size_t len, 
                            field, key);
         }
         if (!eat(&c, ',')) {
-            if (!eat(&c, '}'))
-                goto syntax;
+            if (!eat(&c, '}')) goto syntax;
             break;
         }
     }
     skip_ws(&c);
-    if (c.p != c.end || !seen_descr || !seen_fortran || !seen_shape)
-        goto syntax;
+    if (c.p != c.end || !seen_descr || !seen_fortran || !seen_shape) goto syntax;
     td_status st = parse_descr(h, field, err);
-    if (st)
-        return st;
+    if (st) return st;
     h->count = 1;
     for (int i = 0; i < h->ndim; i++)
         if (__builtin_mul_overflow(h->count, h->shape[i], &h->count))

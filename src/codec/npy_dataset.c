@@ -60,8 +60,7 @@ static void elem_path(char *out, size_t cap, const td_npy_dataset *d, int i, int
 static int64_t place(const td_npy_dataset *d, int64_t k)
 {
     const held *a = &d->a[d->cur];
-    if (!d->h.fortran_order || d->h.ndim < 2)
-        return k;
+    if (!d->h.fortran_order || d->h.ndim < 2) return k;
     return (k % a->rows) * a->cols + k / a->rows;
 }
 
@@ -132,8 +131,7 @@ static td_status on_begin(void *ctx, const char *name, const char *field, const 
             return shape_error(field, h, "pairs must be (n_pairs, 2) row index pairs", err);
         break;
     default:
-        if (nd != 1)
-            return shape_error(field, h, "pair_labels must be (n_pairs,)", err);
+        if (nd != 1) return shape_error(field, h, "pair_labels must be (n_pairs,)", err);
         break;
     }
     a->rows = h->shape[0];
@@ -154,8 +152,7 @@ static td_status on_begin(void *ctx, const char *name, const char *field, const 
                            "max_dataset_features is %lld",
                            (long long)a->cols, (long long)d->lim.max_features);
         td_status st = d->xs->begin(d->xctx, a->rows, a->cols, err);
-        if (st || !h->fortran_order)
-            return st;
+        if (st || !h->fortran_order) return st;
     }
     /* held whole: the labels, Y, pairs (and a Fortran-order X, to be emitted by rows) */
     size_t bytes;
@@ -178,14 +175,12 @@ static td_status check_floats(td_npy_dataset *d, const void *vals, size_t n, td_
             memcpy(&u, q + 4 * t, sizeof u);
             bad |= (u & 0x7f800000u) == 0x7f800000u;
         }
-        if (!bad)
-            return TD_OK;
+        if (!bad) return TD_OK;
     }
     for (size_t t = 0; t < n; t++) {
         float v;
         memcpy(&v, q + 4 * t, sizeof v);
-        if (isfinite(v) && (d->cur != A_PROBS || v >= 0))
-            continue;
+        if (isfinite(v) && (d->cur != A_PROBS || v >= 0)) continue;
         char path[96];
         elem_path(path, sizeof path, d, d->cur, place(d, d->k + (int64_t)t));
         if (!isfinite(v))
@@ -219,8 +214,7 @@ static td_status names_data(td_npy_dataset *d, const uint8_t *p, size_t n, td_er
             uint32_t cp = d->h.big_endian
                 ? (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | q[2] << 8 | q[3]
                 : (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | q[1] << 8 | q[0];
-            if (cp == 0)
-                break; /* numpy pads with NULs */
+            if (cp == 0) break; /* numpy pads with NULs */
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
                 elem_path(path, sizeof path, d, A_LABELS, r);
                 return td_fail(err, TD_EINVAL, path,
@@ -251,8 +245,7 @@ static td_status names_data(td_npy_dataset *d, const uint8_t *p, size_t n, td_er
                            "UTF-8 without NUL",
                            path, TD_CLASS_NAME_MAX);
         int32_t idx = td_names_add(&d->names, buf, len);
-        if (idx == -1)
-            return td_fail(err, TD_ENOMEM, "y", "out of memory for the class names");
+        if (idx == -1) return td_fail(err, TD_ENOMEM, "y", "out of memory for the class names");
         if (idx == -2)
             return td_fail(err, TD_EINVAL, path, "%s: more than %d distinct class names", path,
                            TD_MAX_CLASSES);
@@ -268,8 +261,7 @@ static td_status on_data(void *ctx, const void *elems, size_t n, td_error *err)
     const uint8_t *p = elems;
     size_t isz = (size_t)d->h.itemsize;
     held *a = &d->a[d->cur];
-    if (d->cur == A_LABELS && d->named)
-        return names_data(d, p, n, err);
+    if (d->cur == A_LABELS && d->named) return names_data(d, p, n, err);
     while (n > 0) {
         size_t c = n < SCRATCH ? n : SCRATCH;
         td_status st = TD_OK;
@@ -280,11 +272,9 @@ static td_status on_data(void *ctx, const void *elems, size_t n, td_error *err)
                 return st;
         } else if (d->cur == A_X || d->cur == A_PROBS) {
             td_npy_to_f32(d->fbuf, p, c, &d->h);
-            if ((st = check_floats(d, d->fbuf, c, err)))
-                return st;
+            if ((st = check_floats(d, d->fbuf, c, err))) return st;
             if (d->cur == A_X && !d->h.fortran_order) {
-                if ((st = d->xs->rows(d->xctx, d->fbuf, c, err)))
-                    return st;
+                if ((st = d->xs->rows(d->xctx, d->fbuf, c, err))) return st;
             } else {
                 float *dst = a->data;
                 for (size_t t = 0; t < c; t++)
@@ -323,8 +313,7 @@ static td_status on_end(void *ctx, td_error *err)
 {
     td_npy_dataset *d = ctx;
     held *a = &d->a[A_X];
-    if (d->cur != A_X || !d->h.fortran_order)
-        return TD_OK;
+    if (d->cur != A_X || !d->h.fortran_order) return TD_OK;
     /* a Fortran-order X was gathered in row order: hand it over, then let it go */
     td_status st = d->xs->rows(d->xctx, a->data, (size_t)(a->rows * a->cols), err);
     free(a->data);
@@ -338,12 +327,10 @@ td_npy_dataset *td_npy_dataset_create(int zip, const td_npy_xsink *xs, void *ctx
                                       const td_npy_limits *lim)
 {
     td_npy_dataset *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     d->xs = xs;
     d->xctx = ctx;
-    if (lim)
-        d->lim = *lim;
+    if (lim) d->lim = *lim;
     if (!(d->reader = td_npz_reader_create(zip, &SINK, d))) {
         free(d);
         return NULL;
@@ -360,8 +347,7 @@ td_status td_npy_dataset_finish(td_npy_dataset *d, td_dataset *out, td_error *er
 {
     memset(out, 0, sizeof *out);
     td_status st = td_npz_reader_finish(d->reader, err);
-    if (st)
-        return st;
+    if (st) return st;
     held *a = d->a;
     if (!a[A_X].present)
         return td_fail(err, TD_EINVAL, "X", "X.npy is required: the samples (N, D)");
@@ -401,8 +387,7 @@ td_status td_npy_dataset_finish(td_npy_dataset *d, td_dataset *out, td_error *er
         td_strings_free(d->classes, d->n_classes);
         td_status st2 =
             td_names_finish(&d->names, a[A_LABELS].data, N, &d->classes, &d->n_classes, err);
-        if (st2)
-            return st2;
+        if (st2) return st2;
         d->named = 0; /* finished once */
     }
     out->N = N;
@@ -425,8 +410,7 @@ td_status td_npy_dataset_finish(td_npy_dataset *d, td_dataset *out, td_error *er
 
 void td_npy_dataset_destroy(td_npy_dataset *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     td_npz_reader_destroy(d->reader);
     for (int i = 0; i < NA; i++)
         free(d->a[i].data);

@@ -89,8 +89,7 @@ static void member_start(td_npz_reader *r, const char *name)
 
 static int hdr_reserve(td_npz_reader *r, size_t n)
 {
-    if (n <= r->hdr_cap)
-        return 0;
+    if (n <= r->hdr_cap) return 0;
     uint8_t *p = realloc(r->hdr, n);
     if (!p) {
         r->st = td_fail(&r->err, TD_ENOMEM, NULL, "out of memory reading %s", r->field);
@@ -128,15 +127,12 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
     while (used < n && !failed(r)) {
         if (r->ms == M_HDR) {
             size_t take = r->hdr_need - r->hdr_len;
-            if (take > n - used)
-                take = n - used;
-            if (hdr_reserve(r, r->hdr_need))
-                break;
+            if (take > n - used) take = n - used;
+            if (hdr_reserve(r, r->hdr_need)) break;
             memcpy(r->hdr + r->hdr_len, p + used, take);
             r->hdr_len += take;
             used += take;
-            if (r->hdr_len < r->hdr_need)
-                break;
+            if (r->hdr_len < r->hdr_need) break;
             size_t need = td_npy_header_need(r->hdr, r->hdr_len);
             if (need == 0) { /* bad magic / version / length: the parser names it */
                 r->st = td_npy_header_parse(&r->h, r->hdr, r->hdr_len, r->field, &r->err);
@@ -149,8 +145,7 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
             member_header_done(r);
         } else if (r->ms == M_DATA) {
             size_t take = n - used;
-            if (take > r->data_left)
-                take = (size_t)r->data_left;
+            if (take > r->data_left) take = (size_t)r->data_left;
             const uint8_t *q = p + used;
             size_t left = take, isz = (size_t)r->h.itemsize;
             if (r->carry_n) {
@@ -161,13 +156,11 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
                 left -= c;
                 if (r->carry_n == isz) {
                     r->carry_n = 0;
-                    if ((r->st = r->sink->data(r->ctx, r->carry, 1, &r->err)))
-                        break;
+                    if ((r->st = r->sink->data(r->ctx, r->carry, 1, &r->err))) break;
                 }
             }
             size_t whole = left / isz;
-            if (whole && (r->st = r->sink->data(r->ctx, q, whole, &r->err)))
-                break;
+            if (whole && (r->st = r->sink->data(r->ctx, q, whole, &r->err))) break;
             memcpy(r->carry, q + whole * isz, left - whole * isz);
             r->carry_n += left - whole * isz;
             used += take;
@@ -187,8 +180,7 @@ static size_t member_feed(td_npz_reader *r, const uint8_t *p, size_t n)
 /* The member's content is over: the .npy must be complete. */
 static void member_close(td_npz_reader *r)
 {
-    if (failed(r) || r->ms == M_DONE)
-        return;
+    if (failed(r) || r->ms == M_DONE) return;
     if (r->ms == M_HDR)
         FAIL(r, r->field, "%s: the .npy header is cut short", r->field);
     else
@@ -221,8 +213,7 @@ static void zip_member_begin(td_npz_reader *r)
             return;
         }
     char **s = realloc(r->seen, sizeof *s * (size_t)(r->nseen + 1));
-    if (s)
-        r->seen = s;
+    if (s) r->seen = s;
     if (!s || !(s[r->nseen] = strdup(nm))) {
         r->st = td_fail(&r->err, TD_ENOMEM, NULL, "out of memory");
         return;
@@ -237,8 +228,7 @@ static void zip_member_begin(td_npz_reader *r)
     while (xend - x >= 4) { /* zip64 sizes: usize then csize, those that overflowed */
         uint16_t id = le16(x), len = le16(x + 2);
         const uint8_t *d = x + 4;
-        if (d + len > xend)
-            break;
+        if (d + len > xend) break;
         if (id == 0x0001) {
             r->zip64 = 1;
             const uint8_t *e = d + len;
@@ -246,8 +236,7 @@ static void zip_member_begin(td_npz_reader *r)
                 r->usize = le64(d);
                 d += 8;
             }
-            if (r->csize == 0xffffffffu && e - d >= 8)
-                r->csize = le64(d);
+            if (r->csize == 0xffffffffu && e - d >= 8) r->csize = le64(d);
         }
         x = d + len;
     }
@@ -283,8 +272,7 @@ static void zip_member_begin(td_npz_reader *r)
 static void zip_member_end(td_npz_reader *r, uint32_t crc, uint64_t csize, uint64_t usize)
 {
     member_close(r);
-    if (failed(r))
-        return;
+    if (failed(r)) return;
     if (crc != r->crc)
         FAIL(r, r->field, "%s: CRC-32 mismatch (the zip member is corrupt)", r->field);
     else if (usize != r->member_bytes || csize != r->ctaken)
@@ -309,13 +297,11 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
 {
     if (r->method == 0) {
         size_t take = n;
-        if (!(r->flags & 8) && take > r->csize - r->ctaken)
-            take = (size_t)(r->csize - r->ctaken);
+        if (!(r->flags & 8) && take > r->csize - r->ctaken) take = (size_t)(r->csize - r->ctaken);
         size_t used = member_feed(r, p, take);
         r->crc = (uint32_t)crc32(r->crc, p, (uInt)used);
         r->ctaken += used;
-        if (failed(r))
-            return used;
+        if (failed(r)) return used;
         if (!(r->flags & 8) && used < take)
             FAIL(r, r->field, "%s: trailing bytes after the array", r->field);
         else if (r->flags & 8 ? r->ms == M_DONE : r->ctaken == r->csize)
@@ -325,8 +311,7 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
     size_t used = 0;
     while (!failed(r)) {
         size_t avail = n - used;
-        if (!(r->flags & 8) && avail > r->csize - r->ctaken)
-            avail = (size_t)(r->csize - r->ctaken);
+        if (!(r->flags & 8) && avail > r->csize - r->ctaken) avail = (size_t)(r->csize - r->ctaken);
         r->z.next_in = (Bytef *)(p + used);
         r->z.avail_in = (uInt)(avail > (1u << 30) ? 1u << 30 : avail);
         r->z.next_out = r->out;
@@ -340,8 +325,7 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
         r->crc = (uint32_t)crc32(r->crc, r->out, (uInt)produced);
         if (member_feed(r, r->out, produced) < produced && !failed(r))
             FAIL(r, r->field, "%s: trailing bytes after the array", r->field);
-        if (failed(r))
-            break;
+        if (failed(r)) break;
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
             FAIL(r, r->field, "%s: the deflated data is corrupt (%s)", r->field,
                  r->z.msg ? r->z.msg : "zlib error");
@@ -358,8 +342,7 @@ static size_t zip_data(td_npz_reader *r, const uint8_t *p, size_t n)
             FAIL(r, r->field, "%s: the deflated data is cut short", r->field);
             break;
         }
-        if (in_used == 0 && produced == 0)
-            break; /* needs more input */
+        if (in_used == 0 && produced == 0) break; /* needs more input */
     }
     return used;
 }
@@ -384,8 +367,7 @@ static void zip_feed(td_npz_reader *r, const uint8_t *p, size_t n)
             if (r->fix_len == 4) {
                 uint32_t sig = le32(r->fix);
                 if (sig == SIG_CENTRAL || sig == SIG_END) {
-                    if (r->members == 0)
-                        FAIL(r, "npz", "npz: the zip file holds no arrays");
+                    if (r->members == 0) FAIL(r, "npz", "npz: the zip file holds no arrays");
                     r->zs = Z_TAIL;
                 } else if (sig != SIG_LOCAL) {
                     FAIL(r, "npz",
@@ -408,14 +390,12 @@ static void zip_feed(td_npz_reader *r, const uint8_t *p, size_t n)
                 r->var_len = 0;
                 r->var_need = nlen + xlen;
                 r->zs = Z_NAME;
-                if (r->var_need == 0)
-                    zip_member_begin(r);
+                if (r->var_need == 0) zip_member_begin(r);
             }
             break;
         case Z_NAME:
             off += collect(r->var, &r->var_len, r->var_need, p + off, n - off);
-            if (r->var_len == r->var_need)
-                zip_member_begin(r);
+            if (r->var_len == r->var_need) zip_member_begin(r);
             break;
         case Z_DATA: off += zip_data(r, p + off, n - off); break;
         case Z_DESC: {
@@ -441,8 +421,7 @@ static void zip_feed(td_npz_reader *r, const uint8_t *p, size_t n)
 td_npz_reader *td_npz_reader_create(int zip, const td_npy_sink *sink, void *ctx)
 {
     td_npz_reader *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     r->sink = sink;
     r->ctx = ctx;
     r->zip = zip;
@@ -450,15 +429,13 @@ td_npz_reader *td_npz_reader_create(int zip, const td_npy_sink *sink, void *ctx)
         free(r);
         return NULL;
     }
-    if (!zip)
-        member_start(r, "X");
+    if (!zip) member_start(r, "X");
     return r;
 }
 
 int td_npz_reader_feed(td_npz_reader *r, const void *data, size_t len)
 {
-    if (failed(r))
-        return 1;
+    if (failed(r)) return 1;
     if (r->zip) {
         zip_feed(r, data, len);
     } else if (member_feed(r, data, len) < len && !failed(r)) {
@@ -476,24 +453,20 @@ td_status td_npz_reader_finish(td_npz_reader *r, td_error *err)
             FAIL(r, "npz", "npz: the zip file ends without its central directory");
         else if (r->zs == Z_DATA || r->zs == Z_DESC) {
             member_close(r);
-            if (!failed(r))
-                FAIL(r, r->field, "%s: the zip member is cut short", r->field);
+            if (!failed(r)) FAIL(r, r->field, "%s: the zip member is cut short", r->field);
         } else if (r->zs != Z_TAIL)
             FAIL(r, "npz",
                  r->members ? "npz: the zip file is cut short"
                             : "npz: not a zip file (an .npz as numpy.savez writes it)");
     }
-    if (failed(r) && err)
-        *err = r->err;
+    if (failed(r) && err) *err = r->err;
     return r->st;
 }
 
 void td_npz_reader_destroy(td_npz_reader *r)
 {
-    if (!r)
-        return;
-    if (r->z_live)
-        inflateEnd(&r->z);
+    if (!r) return;
+    if (r->z_live) inflateEnd(&r->z);
     for (int i = 0; i < r->nseen; i++)
         free(r->seen[i]);
     free(r->seen);

@@ -28,13 +28,11 @@ static int put(buf *b, const void *data, size_t n)
         while (cap < b->len + n)
             cap *= 2;
         char *q = realloc(b->p, cap);
-        if (!q)
-            return -1;
+        if (!q) return -1;
         b->p = q;
         b->cap = cap;
     }
-    if (n)
-        memcpy(b->p + b->len, data, n);
+    if (n) memcpy(b->p + b->len, data, n);
     b->len += n;
     return 0;
 }
@@ -95,8 +93,7 @@ td_status td_npz_writer_add(td_npz_writer *w, const char *name, const char *desc
     char fname[300];
     size_t nl = (size_t)snprintf(fname, sizeof fname, "%s.npy", name);
     td_status st = npy_into(&m, descr, ndim, shape, data, err);
-    if (st)
-        goto cleanup;
+    if (st) goto cleanup;
     if (m.len > ZIP_MAX || w->zip.len + m.len + 30 + nl > ZIP_MAX) {
         st = td_fail(err, TD_EINVAL, name, "%s: over 4 GiB; too large for an .npz download", name);
         goto cleanup;
@@ -116,8 +113,7 @@ td_status td_npz_writer_add(td_npz_writer *w, const char *name, const char *desc
         put16(&w->central, 0) | put16(&w->central, 0) | put16(&w->central, 0) |
         put16(&w->central, 0) | put32(&w->central, 0) | put32(&w->central, off) |
         put(&w->central, fname, nl);
-    if (bad)
-        st = td_fail(err, TD_ENOMEM, NULL, "out of memory writing an .npz");
+    if (bad) st = td_fail(err, TD_ENOMEM, NULL, "out of memory writing an .npz");
     w->n++;
 cleanup:
     free(m.p);
@@ -146,8 +142,7 @@ td_status td_npz_writer_finish(td_npz_writer *w, char **out, size_t *len, td_err
 
 void td_npz_writer_destroy(td_npz_writer *w)
 {
-    if (!w)
-        return;
+    if (!w) return;
     free(w->zip.p);
     free(w->central.p);
     free(w);

@@ -10,8 +10,7 @@
 double td_strtod_n(const char *text, size_t len)
 {
     char buf[TOK_MAX + 1];
-    if (len > TOK_MAX)
-        len = TOK_MAX;
+    if (len > TOK_MAX) len = TOK_MAX;
     memcpy(buf, text, len);
     buf[len] = '\0';
     return strtod(buf, NULL);
@@ -26,7 +25,6 @@ int td_parse_f32(const char *text, size_t n, float *out, double *d)
         return -1;
     double v;
     *out = num_f32(&nm, text, n, &v);
-    if (d)
-        *d = v;
+    if (d) *d = v;
     return 0;
 }

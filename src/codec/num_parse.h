@@ -44,8 +44,7 @@ static inline int scan_number(const char *p, const char *end, int final, num *n,
         n->neg = 1;
         q++;
     }
-    if (q == end)
-        goto more;
+    if (q == end) goto more;
     if (*q == '0') {
         q++;
     } else if (is_digit((unsigned char)*q)) {
@@ -63,13 +62,11 @@ static inline int scan_number(const char *p, const char *end, int final, num *n,
         *stop = q;
         return SCAN_BAD;
     }
-    if (q == end)
-        goto more_or_done;
+    if (q == end) goto more_or_done;
     if (*q == '.') {
         n->plain = 0;
         q++;
-        if (q == end)
-            goto more_or_bad;
+        if (q == end) goto more_or_bad;
         if (!is_digit((unsigned char)*q)) {
             *stop = q;
             return SCAN_BAD;
@@ -90,20 +87,17 @@ static inline int scan_number(const char *p, const char *end, int final, num *n,
             }
             q++;
         }
-        if (q == end)
-            goto more_or_done;
+        if (q == end) goto more_or_done;
     }
     if (*q == 'e' || *q == 'E') {
         n->plain = 0;
         q++;
-        if (q == end)
-            goto more_or_bad;
+        if (q == end) goto more_or_bad;
         int eneg = 0;
         if (*q == '+' || *q == '-') {
             eneg = *q == '-';
             q++;
-            if (q == end)
-                goto more_or_bad;
+            if (q == end) goto more_or_bad;
         }
         if (!is_digit((unsigned char)*q)) {
             *stop = q;
@@ -111,13 +105,11 @@ static inline int scan_number(const char *p, const char *end, int final, num *n,
         }
         int64_t ex = 0;
         while (q < end && is_digit((unsigned char)*q)) {
-            if (ex < 100000000)
-                ex = ex * 10 + (*q - '0');
+            if (ex < 100000000) ex = ex * 10 + (*q - '0');
             q++;
         }
         e10 += eneg ? -ex : ex;
-        if (q == end)
-            goto more_or_done;
+        if (q == end) goto more_or_done;
     }
 done:
     n->m = m;
@@ -126,12 +118,10 @@ done:
     *stop = q;
     return SCAN_OK;
 more_or_done:
-    if (!final)
-        goto more;
+    if (!final) goto more;
     goto done;
 more_or_bad:
-    if (!final)
-        goto more;
+    if (!final) goto more;
     *stop = q;
     return SCAN_BAD;
 more:
@@ -147,8 +137,7 @@ static const double P10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
  * or an integer of at most 19 digits): 1, else 0. */
 static inline int num_exact(const num *n, double *d)
 {
-    if (n->truncated)
-        return 0;
+    if (n->truncated) return 0;
     double v;
     if (n->m == 0) {
         v = 0.0;
@@ -170,8 +159,7 @@ static inline int num_exact(const num *n, double *d)
 static inline int num_approx(const num *n, double *d)
 {
     int64_t e = n->e10;
-    if (e < -44 || e > 44)
-        return 0;
+    if (e < -44 || e > 44) return 0;
     double v = (double)n->m;
     if (e > 22)
         v = v * P10[e - 22] * 1e22;
@@ -215,8 +203,7 @@ static inline float num_f32(const num *n, const char *text, size_t len, double *
 static inline double num_f64(const num *n, const char *text, size_t len)
 {
     double v;
-    if (num_exact(n, &v))
-        return v;
+    if (num_exact(n, &v)) return v;
     return td_strtod_n(text, len);
 }
 

@@ -20,8 +20,7 @@
 
 void td_ds_fatal(td_dstream *s, td_status st, const char *field, const char *fmt, ...)
 {
-    if (s->done)
-        return;
+    if (s->done) return;
     s->done = 1;
     s->fatal_st = st;
     va_list ap;
@@ -41,8 +40,7 @@ void td_ds_oom(td_dstream *s, const char *what)
  * near_put (the caller gives those it holds). */
 void td_ds_malformed(td_dstream *s, uint64_t off, const char *why)
 {
-    if (s->done)
-        return;
+    if (s->done) return;
     s->done = 1;
     s->malformed = 1;
     s->bad_off = off;
@@ -52,11 +50,9 @@ void td_ds_malformed(td_dstream *s, uint64_t off, const char *why)
 
 void td_ds_near_put(td_dstream *s, const char *p, size_t n)
 {
-    if (!s->malformed)
-        return;
+    if (!s->malformed) return;
     size_t room = NEAR_MAX - s->near_len;
-    if (n > room)
-        n = room;
+    if (n > room) n = room;
     memcpy(s->near + s->near_len, p, n);
     s->near_len += n;
 }
@@ -66,8 +62,7 @@ void td_ds_near_put(td_dstream *s, const char *p, size_t n)
 td_dstream *td_ds_new(uint64_t size_hint)
 {
     td_dstream *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->size_hint = size_hint;
     s->state = S_VALUE;
     s->member = K_SKIP;
@@ -77,8 +72,7 @@ td_dstream *td_ds_new(uint64_t size_hint)
 /* Lexes p[0..n), which starts at body offset off. */
 static void run(td_dstream *s, const char *p, size_t n, uint64_t off)
 {
-    if (!n)
-        return;
+    if (!n) return;
     if (s->done) { /* past a malformed offset: the bytes quoted after it */
         td_ds_near_put(s, p, n);
         return;
@@ -89,8 +83,7 @@ static void run(td_dstream *s, const char *p, size_t n, uint64_t off)
         td_ds_lex_csv(s, p, p + n);
     } else {
         td_ds_lex_json(s, p, p + n);
-        if (s->tap != TAP_NONE && !s->done)
-            td_ds_tap_flush(s, off + n);
+        if (s->tap != TAP_NONE && !s->done) td_ds_tap_flush(s, off + n);
     }
 }
 
@@ -102,31 +95,25 @@ const char *td_ds_bom_check(td_dstream *s, const char *data, size_t len, int fin
     size_t take = len < 3 - before ? len : 3 - before;
     memcpy(s->pre + before, data, take);
     s->pre_len += take;
-    if (s->pre_len < 3 && !final)
-        return NULL;
+    if (s->pre_len < 3 && !final) return NULL;
     s->bom_checked = 1;
-    if (s->pre_len == 3 && memcmp(s->pre, "\xEF\xBB\xBF", 3) == 0)
-        return data + take;
+    if (s->pre_len == 3 && memcmp(s->pre, "\xEF\xBB\xBF", 3) == 0) return data + take;
     run(s, s->pre, before, 0); /* the bytes of earlier pieces, then this piece's */
     return data;
 }
 
 int td_dstream_feed(td_dstream *s, const char *data, size_t len)
 {
-    if (s->finished)
-        return 1;
+    if (s->finished) return 1;
     if (!s->done) {
         const char *p = data;
-        if (!s->bom_checked)
-            p = td_ds_bom_check(s, data, len, 0);
-        if (p)
-            run(s, p, len - (size_t)(p - data), s->fed + (uint64_t)(p - data));
+        if (!s->bom_checked) p = td_ds_bom_check(s, data, len, 0);
+        if (p) run(s, p, len - (size_t)(p - data), s->fed + (uint64_t)(p - data));
     } else if (s->malformed) {
         td_ds_near_put(s, data, len);
     }
     s->fed += len;
-    if (!s->done)
-        return 0;
+    if (!s->done) return 0;
     return !s->malformed || s->near_len >= NEAR_MAX;
 }
 
@@ -135,21 +122,17 @@ uint64_t td_dstream_bytes(const td_dstream *s) { return s->fed; }
 td_status td_dstream_finish(td_dstream *s, td_dataset_buf *out, td_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (s->finished)
-        return td_fail(err, TD_EINTERNAL, NULL, "td_dstream_finish called twice");
+    if (s->finished) return td_fail(err, TD_EINTERNAL, NULL, "td_dstream_finish called twice");
     s->finished = 1;
-    if (!s->bom_checked && !s->done)
-        td_ds_bom_check(s, "", 0, 1);
+    if (!s->bom_checked && !s->done) td_ds_bom_check(s, "", 0, 1);
     td_status st = s->csv ? td_ds_csv_finish(s, out, err) : td_ds_json_finish(s, out, err);
-    if (st)
-        td_dataset_buf_free(out);
+    if (st) td_dataset_buf_free(out);
     return st;
 }
 
 void td_dstream_destroy(td_dstream *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (int k = 0; k < NB; k++)
         td_build_drop(&s->b[k]);
     td_build_drop(&s->cx);

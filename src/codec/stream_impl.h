@@ -227,8 +227,7 @@ void td_build_drop(build *b);
 
 static inline void build_push(td_dstream *s, build *b, uint32_t bits)
 {
-    if (b->n == b->cap && td_build_reserve(s, b, b->n + 1))
-        return;
+    if (b->n == b->cap && td_build_reserve(s, b, b->n + 1)) return;
     b->data[b->n++] = bits;
 }
 

@@ -12,8 +12,7 @@ static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 static int name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n >= TD_TOKEN_NAME_MAX)
-        return 0;
+    if (n == 0 || n >= TD_TOKEN_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -28,8 +27,7 @@ static td_status tokens_add(td_tokens *t, const char *name, td_scope scope, cons
                             td_error *err)
 {
     td_token *nv = realloc(t->v, (t->n + 1) * sizeof *nv);
-    if (!nv)
-        return td_fail(err, TD_ENOMEM, "tokens_file", "out of memory");
+    if (!nv) return td_fail(err, TD_ENOMEM, "tokens_file", "out of memory");
     t->v = nv;
     td_token *k = &t->v[t->n++];
     memset(k, 0, sizeof *k);
@@ -83,18 +81,15 @@ td_status td_tokens_parse(td_tokens *t, const char *text, const char *origin, td
                 i++;
                 continue;
             }
-            if (line[i] == '#')
-                break;
+            if (line[i] == '#') break;
             size_t j = i;
             while (j < n && !is_blank(line[j]))
                 j++;
-            if (nf == 4)
-                break;
+            if (nf == 4) break;
             f[nf] = line + i, fl[nf] = j - i, nf++;
             i = j;
         }
-        if (nf == 0)
-            continue;
+        if (nf == 0) continue;
         if (nf != 3) {
             st = td_fail(err, TD_EINVAL, "tokens_file",
                          "%s: expected \"NAME SCOPE TOKEN\", "
@@ -156,8 +151,7 @@ td_status td_tokens_parse(td_tokens *t, const char *text, const char *origin, td
         t->n += add.n;
     }
 fail:
-    if (add.v)
-        explicit_bzero(add.v, add.n * sizeof *add.v);
+    if (add.v) explicit_bzero(add.v, add.n * sizeof *add.v);
     free(add.v);
     return st;
 }
@@ -166,8 +160,7 @@ td_status td_tokens_load(td_tokens **out, const td_config *c, td_error *err)
 {
     *out = NULL;
     td_tokens *t = calloc(1, sizeof *t);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, "tokens_file", "out of memory");
+    if (!t) return td_fail(err, TD_ENOMEM, "tokens_file", "out of memory");
     td_status st = TD_OK;
     if (c->auth_token[0] && (st = tokens_add(t, "default", TD_SCOPE_WRITE, c->auth_token, err)))
         goto fail;
@@ -181,8 +174,7 @@ td_status td_tokens_load(td_tokens **out, const td_config *c, td_error *err)
         st = td_tokens_parse(t, text, c->tokens_file, err);
         explicit_bzero(text, len);
         free(text);
-        if (st != TD_OK)
-            goto fail;
+        if (st != TD_OK) goto fail;
         if (t->n == before) {
             st = td_fail(err, TD_EINVAL, "tokens_file",
                          "tokens_file %s holds no token (one "
@@ -201,8 +193,7 @@ fail:
 const td_token *td_tokens_match(const td_tokens *t, const char *given)
 {
     const td_token *hit = NULL;
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     for (size_t i = 0; i < t->n; i++) {
         int eq = td_token_equal(given, t->v[i].secret);
         hit = eq && !hit ? &t->v[i] : hit; /* no early exit: every secret is compared */
@@ -212,10 +203,8 @@ const td_token *td_tokens_match(const td_tokens *t, const char *given)
 
 int td_scope_allows(td_scope s, const char *method, const char *path)
 {
-    if (s == TD_SCOPE_WRITE)
-        return 1;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return 0;
+    if (s == TD_SCOPE_WRITE) return 1;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return 0;
     return strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/metrics") == 0;
 }
 
@@ -224,8 +213,7 @@ const char *td_scope_name(td_scope s) { return s == TD_SCOPE_WRITE ? "write" : "
 td_tokens *td_tokens_copy(const td_tokens *t)
 {
     td_tokens *c = calloc(1, sizeof *c);
-    if (!c || !t || !t->n)
-        return c;
+    if (!c || !t || !t->n) return c;
     if (!(c->v = malloc(t->n * sizeof *c->v))) {
         free(c);
         return NULL;
@@ -237,10 +225,8 @@ td_tokens *td_tokens_copy(const td_tokens *t)
 
 void td_tokens_free(td_tokens *t)
 {
-    if (!t)
-        return;
-    if (t->v)
-        explicit_bzero(t->v, t->n * sizeof *t->v);
+    if (!t) return;
+    if (t->v) explicit_bzero(t->v, t->n * sizeof *t->v);
     free(t->v);
     free(t);
 }

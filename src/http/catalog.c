@@ -27,8 +27,7 @@ static int add_exact(cJSON *o, const char *key, double v)
     char buf[40];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
+        if (strtod(buf, NULL) == v) break;
     }
     return cJSON_AddRawToObject(o, key, buf) != NULL;
 }
@@ -73,15 +72,12 @@ static cJSON *entry_json(const td_hparam_def *d, const cJSON *defaults)
     if (d->type == TD_HP_ENUM) {
         cJSON *c = cJSON_AddArrayToObject(e, "choices");
         for (int i = 0; c && d->choices[i]; i++)
-            if (!cJSON_AddItemToArray(c, cJSON_CreateString(d->choices[i])))
-                goto nomem;
-        if (!c)
-            goto nomem;
+            if (!cJSON_AddItemToArray(c, cJSON_CreateString(d->choices[i]))) goto nomem;
+        if (!c) goto nomem;
     } else if (!cJSON_AddNullToObject(e, "choices")) {
         goto nomem;
     }
-    if (!cJSON_AddStringToObject(e, "description", d->doc ? d->doc : ""))
-        goto nomem;
+    if (!cJSON_AddStringToObject(e, "description", d->doc ? d->doc : "")) goto nomem;
     return e;
 nomem:
     cJSON_Delete(e);
@@ -102,8 +98,7 @@ static cJSON *model_json(td_model_kind m)
         goto nomem;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         const td_hparam_def *d = &td_hparam_defs[i];
-        if (!(d->models & TD_MODEL_BIT(m)))
-            continue;
+        if (!(d->models & TD_MODEL_BIT(m))) continue;
         cJSON *e = entry_json(d, defaults);
         if (!e || !cJSON_AddItemToArray(list, e)) {
             cJSON_Delete(e);
@@ -154,8 +149,7 @@ char *td_hparams_markdown(void)
     char *json = td_json_model_catalog();
     cJSON *cat = json ? cJSON_Parse(json) : NULL;
     free(json);
-    if (!cat)
-        return NULL;
+    if (!cat) return NULL;
     td_sbuf b;
     td_sbuf_init(&b);
     td_sbuf_puts(&b,
@@ -189,8 +183,7 @@ char *td_hparams_markdown(void)
             md_value(&b, cJSON_GetObjectItem(h, "default"));
             td_sbuf_puts(&b, " | ");
             for (const cJSON *c = cJSON_IsArray(ch) ? ch->child : NULL; c; c = c->next) {
-                if (c != ch->child)
-                    td_sbuf_puts(&b, ", ");
+                if (c != ch->child) td_sbuf_puts(&b, ", ");
                 md_value(&b, c);
             }
             if (cJSON_IsNumber(lo)) {

@@ -42,10 +42,8 @@ typedef struct ev {
 
 static void sleep_s(double s)
 {
-    if (s <= 0)
-        return;
-    if (s > EV_WAIT_MS * 1e-3)
-        s = EV_WAIT_MS * 1e-3;
+    if (s <= 0) return;
+    if (s > EV_WAIT_MS * 1e-3) s = EV_WAIT_MS * 1e-3;
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
 }
@@ -152,8 +150,7 @@ static void tail_every(ev *s)
             drop_tail(s);
             return;
         }
-        if (s->out.len > 0)
-            return;
+        if (s->out.len > 0) return;
         td_tail_wait(s->tail, next - 1, EV_WAIT_MS, &v);
         if (v.hi < next && !v.closed)
             return; /* nothing yet: the server sends a keepalive now and then */
@@ -178,14 +175,12 @@ static void replay_page(ev *s, int64_t every)
     for (int64_t i = 0; i < h.n_rows; i++) {
         int64_t e = h.epochs[i];
         s->scanned = e;
-        if (e % every != 0 && e != s->fin.epoch)
-            continue;
+        if (e % every != 0 && e != s->fin.epoch) continue;
         for (int c = 0; c < h.n_cols; c++)
             rec[c] = h.cols[(size_t)c * (size_t)h.n_rows + (size_t)i];
         emit_progress(s, e, names, h.n_cols, rec, s->fin.epochs);
     }
-    if (h.n_rows < EV_PAGE)
-        s->replayed = 1;
+    if (h.n_rows < EV_PAGE) s->replayed = 1;
     td_history_fini(&h);
 }
 
@@ -195,8 +190,7 @@ static void finish(ev *s)
     if (s->o.max_rate == 0) {
         while (!s->replayed && s->out.len < EV_CHUNK)
             replay_page(s, s->o.every);
-        if (!s->replayed)
-            return;
+        if (!s->replayed) return;
     } else if (s->fin.epoch > s->cursor) { /* the final epoch, on a tick */
         double now = td_mono_s();
         if (now < s->next_tick) {
@@ -217,8 +211,7 @@ static void finish(ev *s)
 static void remote_page(ev *s, const td_job_row *row)
 {
     td_history h;
-    if (s->scanned < s->cursor)
-        s->scanned = s->cursor;
+    if (s->scanned < s->cursor) s->scanned = s->cursor;
     if (td_store_history_page(s->store, s->id, s->scanned, EV_PAGE, &h, NULL) != TD_OK) {
         sleep_s(EV_WAIT_MS * 1e-3);
         return;
@@ -229,14 +222,12 @@ static void remote_page(ev *s, const td_job_row *row)
         names[c] = h.names[c];
     for (int64_t i = 0; i < h.n_rows; i++) {
         s->scanned = h.epochs[i];
-        if (h.epochs[i] % s->o.every != 0)
-            continue;
+        if (h.epochs[i] % s->o.every != 0) continue;
         for (int c = 0; c < h.n_cols; c++)
             rec[c] = h.cols[(size_t)c * (size_t)h.n_rows + (size_t)i];
         emit_progress(s, h.epochs[i], names, h.n_cols, rec, row->epochs);
     }
-    if (h.n_rows == 0)
-        sleep_s(0.25);
+    if (h.n_rows == 0) sleep_s(0.25);
     td_history_fini(&h);
 }
 
@@ -270,8 +261,7 @@ static void produce(ev *s)
         else
             s->seen = td_jobs_wait_change(s->jobs, s->seen, EV_WAIT_MS);
     } else if (row.state == TD_JOB_RUNNING) {
-        if (s->last_state != TD_JOB_RUNNING)
-            emit_state(s, TD_JOB_RUNNING, row.epoch, NULL, NULL);
+        if (s->last_state != TD_JOB_RUNNING) emit_state(s, TD_JOB_RUNNING, row.epoch, NULL, NULL);
         s->tail = td_jobs_tail(s->jobs, s->id);
         if (!s->tail && td_store_shared(s->store) && row.node[0])
             remote_page(s, &row); /* held by another daemon (or, briefly, starting here) */
@@ -302,17 +292,13 @@ static ssize_t ev_read(void *ctx, uint64_t pos, char *buf, size_t max)
     ev *s = ctx;
     if (s->sent == s->out.len) {
         s->out.len = s->sent = 0;
-        if (s->done)
-            return -1;
+        if (s->done) return -1;
         produce(s);
-        if (s->out.oom)
-            return -1;
-        if (s->out.len == 0)
-            return s->done ? -1 : 0;
+        if (s->out.oom) return -1;
+        if (s->out.len == 0) return s->done ? -1 : 0;
     }
     size_t n = s->out.len - s->sent;
-    if (n > max)
-        n = max;
+    if (n > max) n = max;
     memcpy(buf, s->out.data + s->sent, n);
     s->sent += n;
     return (ssize_t)n;
@@ -322,8 +308,7 @@ static void ev_free(void *ctx)
 {
     ev *s = ctx;
     td_tail_release(s->tail);
-    if (s->finishing)
-        td_job_row_fini(&s->fin);
+    if (s->finishing) td_job_row_fini(&s->fin);
     td_sbuf_fini(&s->out);
     free(s);
 }
@@ -332,14 +317,12 @@ td_status td_events_stream(td_resp *resp, td_store *store, td_jobs *jobs, const 
                            const td_events_opts *o, td_error *err)
 {
     ev *s = calloc(1, sizeof *s);
-    if (!s)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!s) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     s->store = store;
     s->jobs = jobs;
     snprintf(s->id, sizeof s->id, "%s", id);
     s->o = *o;
-    if (s->o.every < 1)
-        s->o.every = 1;
+    if (s->o.every < 1) s->o.every = 1;
     s->cursor = o->after > 0 ? o->after : 0;
     s->last_state = -1;
     s->seen = td_jobs_wait_change(jobs, 0, 0);

@@ -41,8 +41,7 @@ typedef struct array_set {
 static void add(array_set *s, const char *name, int is_int, const void *data, int ndim, int64_t d0,
                 int64_t d1, int64_t d2)
 {
-    if (s->n >= MAX_ARRAYS)
-        return;
+    if (s->n >= MAX_ARRAYS) return;
     array *a = &s->a[s->n++];
     snprintf(a->name, sizeof a->name, "%s", name);
     a->is_int = is_int;
@@ -58,8 +57,7 @@ static fmt pick_format(const td_req *req, td_resp *resp, unsigned allowed)
     const char *q = td_req_query(req, "format");
     if (q) {
         for (int f = 0; f < F_NONE; f++)
-            if ((allowed & (1u << f)) && strcmp(q, FMT_NAMES[f]) == 0)
-                return (fmt)f;
+            if ((allowed & (1u << f)) && strcmp(q, FMT_NAMES[f]) == 0) return (fmt)f;
         char list[64] = "";
         for (int f = 0; f < F_NONE; f++)
             if (allowed & (1u << f))
@@ -73,8 +71,7 @@ static fmt pick_format(const td_req *req, td_resp *resp, unsigned allowed)
     }
     const char *acc = td_req_header(req, "Accept");
     for (int f = 1; acc && f < F_NONE; f++)
-        if ((allowed & (1u << f)) && strcasestr(acc, FMT_TYPES[f]))
-            return (fmt)f;
+        if ((allowed & (1u << f)) && strcasestr(acc, FMT_TYPES[f])) return (fmt)f;
     return F_JSON;
 }
 
@@ -84,15 +81,13 @@ static void answer_bytes(td_resp *resp, fmt f, char *body, size_t len, const cha
     resp->content_type = FMT_TYPES[f];
     resp->body = body;
     resp->body_len = len;
-    if (file)
-        td_resp_header(resp, "Content-Disposition", "attachment; filename=\"%s\"", file);
+    if (file) td_resp_header(resp, "Content-Disposition", "attachment; filename=\"%s\"", file);
 }
 
 static td_status write_npz(const array_set *s, char **out, size_t *len, td_error *err)
 {
     td_npz_writer *w = td_npz_writer_create();
-    if (!w)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!w) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     for (int i = 0; i < s->n; i++) {
         const array *a = &s->a[i];
         td_status st = td_npz_writer_add(w, a->name, a->is_int ? TD_NPY_I4 : TD_NPY_F4, a->ndim,
@@ -121,8 +116,7 @@ static void json_array(td_sbuf *b, const array *a)
     } else {
         td_sbuf_puts(b, "[");
         for (int64_t i = 0; i < a->shape[0]; i++) {
-            if (i)
-                td_sbuf_puts(b, ",");
+            if (i) td_sbuf_puts(b, ",");
             if (a->is_int)
                 td_sbuf_matrix_i32(b, (const int32_t *)a->data + i * inner, a->shape[1],
                                    a->shape[2]);
@@ -169,8 +163,7 @@ static td_status write_csv(const td_dataset *ds, char **out, size_t *len, td_err
     td_sbuf_reserve(&b, (size_t)(ds->N * (ds->D + 1)) * 12);
     for (int64_t i = 0; i < ds->N; i++) {
         for (int64_t j = 0; j < ds->D; j++) {
-            if (j)
-                td_sbuf_put(&b, ",", 1);
+            if (j) td_sbuf_put(&b, ",", 1);
             td_sbuf_float(&b, ds->X[i * ds->D + j]);
         }
         if (ds->y) {
@@ -186,8 +179,7 @@ static td_status write_csv(const td_dataset *ds, char **out, size_t *len, td_err
 void td_export_dataset(td_store *s, const td_req *req, td_resp *resp)
 {
     fmt f = pick_format(req, resp, 1u << F_JSON | 1u << F_CSV | 1u << F_NPZ);
-    if (f == F_NONE)
-        return;
+    if (f == F_NONE) return;
     td_error err = {{0}, {0}};
     td_stored_dataset sd;
     td_status st = td_store_dataset_load(s, req->params[0], &sd, &err);
@@ -202,8 +194,7 @@ void td_export_dataset(td_store *s, const td_req *req, td_resp *resp)
         add(&set, "y", 1, ds->y, 1, ds->N, 0, 0);
     else if (ds->y)
         add(&set, "y", 1, ds->y, 2, ds->N, ds->y_cols, 0);
-    if (ds->Y)
-        add(&set, "Y", 0, ds->Y, 2, ds->N, ds->Y_cols, 0);
+    if (ds->Y) add(&set, "Y", 0, ds->Y, 2, ds->N, ds->Y_cols, 0);
     if (ds->P > 0) {
         add(&set, "pairs", 1, ds->pairs, 2, ds->P, 2, 0);
         add(&set, "pair_labels", 1, ds->pair_labels, 1, ds->P, 0, 0);
@@ -276,8 +267,7 @@ void td_export_model_named(const td_model *m, char *const *names, int64_t n_name
                            const char *names_json, const td_req *req, td_resp *resp)
 {
     fmt f = pick_format(req, resp, 1u << F_JSON | 1u << F_NPZ | 1u << F_C | 1u << F_ONNX);
-    if (f == F_NONE)
-        return;
+    if (f == F_NONE) return;
     td_error err = {{0}, {0}};
     char *out = NULL;
     size_t len = 0;
@@ -321,8 +311,7 @@ td_status td_export_npy_X(float **X, int64_t *N, const void *data, size_t len, c
     td_npy_header h;
     const uint8_t *body = data;
     td_status st = td_npy_header_parse(&h, body, len, "X.npy", err);
-    if (st)
-        return st;
+    if (st) return st;
     if (h.kind == 'U')
         return td_fail(err, TD_EINVAL, "X.npy",
                        "X.npy: dtype '%s' (strings) is not "
@@ -408,14 +397,12 @@ void td_export_predict(const td_model *m, float *X, int64_t N, const td_req *req
         add(&set, "responsibilities", 0, a, 2, N, M, 0);
         add(&set, "log_likelihood", 0, b, 1, N, 0, 0);
     }
-    if (st)
-        goto done;
+    if (st) goto done;
     char *out = NULL;
     size_t len = 0;
     st = f == F_NPZ ? write_npz(&set, &out, &len, &err)
                     : write_json(&set, NULL, NULL, &out, &len, &err);
-    if (!st)
-        answer_bytes(resp, f, out, len, f == F_NPZ ? "predictions.npz" : NULL);
+    if (!st) answer_bytes(resp, f, out, len, f == F_NPZ ? "predictions.npz" : NULL);
 done:
     if (st == TD_EMALFORMED)
         td_resp_error(resp, 400, "malformed_json", NULL, "%s", err.message);

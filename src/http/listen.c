@@ -17,26 +17,21 @@
 static int split_listen(const char *listen, char *host, size_t hlen, char *port, size_t plen)
 {
     const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen || !colon[1])
-        return -1;
+    if (!colon || colon == listen || !colon[1]) return -1;
     const char *h = listen, *he = colon;
     if (*h == '[') {
-        if (he[-1] != ']')
-            return -1;
+        if (he[-1] != ']') return -1;
         h++, he--;
     } else if (memchr(h, ':', (size_t)(he - h))) {
         return -1;
     }
-    if (he <= h || (size_t)(he - h) >= hlen || strlen(colon + 1) >= plen)
-        return -1;
+    if (he <= h || (size_t)(he - h) >= hlen || strlen(colon + 1) >= plen) return -1;
     memcpy(host, h, (size_t)(he - h));
     host[he - h] = '\0';
     strcpy(port, colon + 1);
     for (const char *p = port; *p; p++)
-        if (*p < '0' || *p > '9')
-            return -1;
-    if (atol(port) > 65535)
-        return -1;
+        if (*p < '0' || *p > '9') return -1;
+    if (atol(port) > 65535) return -1;
     return 0;
 }
 
@@ -62,8 +57,7 @@ td_status td_listen_parse(const char *listen, struct sockaddr_storage *ss, sockl
 {
     struct addrinfo *res;
     td_status st = resolve(listen, &res, err);
-    if (st != TD_OK)
-        return st;
+    if (st != TD_OK) return st;
     memset(ss, 0, sizeof *ss);
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
@@ -79,10 +73,8 @@ static int addr_is_loopback(const struct sockaddr *sa)
     }
     if (sa->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return 1;
-        if (IN6_IS_ADDR_V4MAPPED(a))
-            return a->s6_addr[12] == 127;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        if (IN6_IS_ADDR_V4MAPPED(a)) return a->s6_addr[12] == 127;
     }
     return 0;
 }
@@ -90,8 +82,7 @@ static int addr_is_loopback(const struct sockaddr *sa)
 int td_listen_is_loopback(const char *listen)
 {
     struct addrinfo *res;
-    if (resolve(listen, &res, NULL) != TD_OK)
-        return 0;
+    if (resolve(listen, &res, NULL) != TD_OK) return 0;
     int all = 1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
         all &= addr_is_loopback(ai->ai_addr);
@@ -119,8 +110,7 @@ int td_listen_open(const char *listen_addr, int *v6, char *address, size_t addre
                    td_error *err)
 {
     struct addrinfo *res;
-    if (resolve(listen_addr, &res, err) != TD_OK)
-        return -1;
+    if (resolve(listen_addr, &res, err) != TD_OK) return -1;
     int fd = -1, e = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -130,8 +120,7 @@ int td_listen_open(const char *listen_addr, int *v6, char *address, size_t addre
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 511) == 0) {
             *v6 = ai->ai_family == AF_INET6;
             break;

@@ -20,12 +20,9 @@ struct td_npy_upload {
 
 int td_npy_upload_kind(const char *ct)
 {
-    if (!ct)
-        return -1;
-    if (strncasecmp(ct, "application/zip", 15) == 0)
-        return 1;
-    if (strncasecmp(ct, "application/x-npy", 17) == 0)
-        return 0;
+    if (!ct) return -1;
+    if (strncasecmp(ct, "application/zip", 15) == 0) return 1;
+    if (strncasecmp(ct, "application/x-npy", 17) == 0) return 0;
     return -1;
 }
 
@@ -47,16 +44,14 @@ td_npy_upload *td_npy_upload_begin(td_store *s, int zip, int64_t max_rows, int64
                                    uint64_t max_bytes, const char *name)
 {
     td_npy_upload *u = calloc(1, sizeof *u);
-    if (!u)
-        return NULL;
+    if (!u) return NULL;
     u->store = s;
     td_npy_limits lim = {max_rows, max_features, max_bytes};
     if (!(u->reader = td_npy_dataset_create(zip, &XSINK, u, &lim))) {
         free(u);
         return NULL;
     }
-    if (name)
-        u->st = td_dataset_name_copy(&u->name, name, strlen(name), "name", &u->err);
+    if (name) u->st = td_dataset_name_copy(&u->name, name, strlen(name), "name", &u->err);
     return u;
 }
 
@@ -73,8 +68,7 @@ td_status td_npy_upload_end(td_npy_upload *u, td_dataset_meta *meta, td_error *e
     }
     td_dataset ds;
     td_status st = td_npy_dataset_finish(u->reader, &ds, err);
-    if (st)
-        return st;
+    if (st) return st;
     st = td_dataset_out_commit(u->out, &ds, u->name, meta, err);
     u->out = NULL;
     return st;
@@ -87,8 +81,7 @@ void td_npy_upload_classes(td_npy_upload *u, char ***classes, int64_t *n)
 
 void td_npy_upload_free(td_npy_upload *u)
 {
-    if (!u)
-        return;
+    if (!u) return;
     td_dataset_out_abort(u->out);
     td_npy_dataset_destroy(u->reader);
     free(u->name);

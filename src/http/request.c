@@ -90,18 +90,15 @@ void td_resp_from_error(td_resp *r, td_status st, const td_error *err)
     const char *msg = err && err->message[0] ? err->message : td_status_code(st);
     td_resp_error(r, status_http(st), st == TD_OK ? "internal" : td_status_code(st), field, "%s",
                   msg);
-    if (st == TD_EBUSY)
-        td_resp_header(r, "Retry-After", "1");
-    if (st == TD_ESHUTDOWN || st == TD_ESTOPPED)
-        td_resp_header(r, "Retry-After", "5");
+    if (st == TD_EBUSY) td_resp_header(r, "Retry-After", "1");
+    if (st == TD_ESHUTDOWN || st == TD_ESTOPPED) td_resp_header(r, "Retry-After", "5");
 }
 
 void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
 {
     int i;
     for (i = 0; i < r->nhdr; i++)
-        if (strcasecmp(r->hdr_name[i], name) == 0)
-            break;
+        if (strcasecmp(r->hdr_name[i], name) == 0) break;
     if (i == r->nhdr) {
         if (r->nhdr >= TD_MAX_RESP_HEADERS) {
             td_log(TD_LOG_ERROR, "http", "response header %s dropped: more than %d headers", name,
@@ -116,8 +113,7 @@ void td_resp_header(td_resp *r, const char *name, const char *fmt, ...)
     vsnprintf(r->hdr_value[i], sizeof r->hdr_value[i], fmt, ap);
     va_end(ap);
     for (char *p = r->hdr_value[i]; *p; p++) /* no header injection */
-        if (*p == '\r' || *p == '\n')
-            *p = ' ';
+        if (*p == '\r' || *p == '\n') *p = ' ';
 }
 
 void td_resp_free(td_resp *r)
@@ -125,8 +121,7 @@ void td_resp_free(td_resp *r)
     free(r->body);
     r->body = NULL;
     r->body_len = 0;
-    if (r->stream && r->stream_free)
-        r->stream_free(r->stream_ctx);
+    if (r->stream && r->stream_free) r->stream_free(r->stream_ctx);
     r->stream = NULL;
     r->stream_ctx = NULL;
     r->stream_free = NULL;
@@ -136,15 +131,13 @@ void td_resp_free(td_resp *r)
 
 const char *td_req_header(const td_req *r, const char *name)
 {
-    if (!r || !r->conn)
-        return NULL;
+    if (!r || !r->conn) return NULL;
     return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_HEADER_KIND, name);
 }
 
 const char *td_req_query(const td_req *r, const char *name)
 {
-    if (!r || !r->conn)
-        return NULL;
+    if (!r || !r->conn) return NULL;
     return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_GET_ARGUMENT_KIND,
                                        name);
 }
@@ -167,28 +160,22 @@ static int pattern_match(const char *pat, const char *path, const char **starts,
     while (*p && *u) {
         if (*p == '{') {
             const char *close = strchr(p, '}');
-            if (!close)
-                return 0;
+            if (!close) return 0;
             size_t seg = strcspn(u, "/");
-            if (seg == 0)
-                return 0;
+            if (seg == 0) return 0;
             if (n < TD_MAX_PATH_PARAMS) {
-                if (starts)
-                    starts[n] = u, lens[n] = seg;
+                if (starts) starts[n] = u, lens[n] = seg;
                 n++;
             }
             p = close + 1;
             u += seg;
             continue;
         }
-        if (*p != *u)
-            return 0;
+        if (*p != *u) return 0;
         p++, u++;
     }
-    if (*p || *u)
-        return 0;
-    if (ncap)
-        *ncap = n < TD_MAX_PATH_PARAMS ? n : TD_MAX_PATH_PARAMS;
+    if (*p || *u) return 0;
+    if (ncap) *ncap = n < TD_MAX_PATH_PARAMS ? n : TD_MAX_PATH_PARAMS;
     return 1;
 }
 
@@ -200,16 +187,13 @@ const td_route *td_route_find(const td_route *routes, size_t n, const char *meth
     const td_route *hit = NULL;
     int path_hit = 0, pub = 0;
     size_t alen = 0;
-    if (allow && allow_len)
-        allow[0] = '\0';
+    if (allow && allow_len) allow[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         const td_route *r = &routes[i];
-        if (!pattern_match(r->pattern, path, NULL, NULL, NULL))
-            continue;
+        if (!pattern_match(r->pattern, path, NULL, NULL, NULL)) continue;
         path_hit = 1;
         pub |= r->public_route;
-        if (!hit && strcmp(r->method, m) == 0)
-            hit = r;
+        if (!hit && strcmp(r->method, m) == 0) hit = r;
         int dup = 0; /* each method once in Allow */
         for (size_t j = 0; j < i && !dup; j++)
             dup = strcmp(routes[j].method, r->method) == 0 &&
@@ -222,10 +206,8 @@ const td_route *td_route_find(const td_route *routes, size_t n, const char *meth
                 allow[alen] = '\0'; /* whole methods only */
         }
     }
-    if (path_status)
-        *path_status = hit ? 200 : path_hit ? 405 : 404;
-    if (any_public)
-        *any_public = pub;
+    if (path_status) *path_status = hit ? 200 : path_hit ? 405 : 404;
+    if (any_public) *any_public = pub;
     return hit;
 }
 
@@ -235,8 +217,7 @@ int td_route_captures(const char *pattern, const char *path, char *capbuf,
     const char *starts[TD_MAX_PATH_PARAMS];
     size_t lens[TD_MAX_PATH_PARAMS];
     int n = 0;
-    if (!pattern_match(pattern, path, starts, lens, &n))
-        return -1;
+    if (!pattern_match(pattern, path, starts, lens, &n)) return -1;
     strcpy(capbuf, path);
     for (int i = 0; i < n; i++) {
         char *p = capbuf + (starts[i] - path);

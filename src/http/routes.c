@@ -96,14 +96,12 @@ static td_status open_state(td_app *app, const td_config *cfg, td_error *err)
 {
     td_error rerr = {{0}, {0}};
     td_status st = td_store_open_uri(&app->store, cfg->state_dir, cfg->store, err);
-    if (st != TD_OK && st != TD_ENOSPACE)
-        return st;
+    if (st != TD_OK && st != TD_ENOSPACE) return st;
     td_status rs =
         td_reserve_open(&app->reserve, cfg->state_dir, (int64_t)cfg->disk_reserve_mb << 20, &rerr);
     if (st == TD_ENOSPACE && rs == TD_OK && td_reserve_release(app->reserve, st, err))
         st = td_store_open_uri(&app->store, cfg->state_dir, cfg->store, err);
-    if (st == TD_OK && rs != TD_OK)
-        st = td_fail(err, rs, rerr.field, "%s", rerr.message);
+    if (st == TD_OK && rs != TD_OK) st = td_fail(err, rs, rerr.field, "%s", rerr.message);
     return st;
 }
 
@@ -127,8 +125,7 @@ td_status td_app_init(td_app **out, const td_config *cfg, td_error *err)
 {
     *out = NULL;
     td_app *app = calloc(1, sizeof *app);
-    if (!app)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!app) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     app->cfg = *cfg;
     td_status st = open_state(app, cfg, err);
     if (st) {
@@ -165,8 +162,7 @@ const td_config *td_app_config(const td_app *app) { return &app->cfg; }
 int td_app_ready(td_app *app, char *reason, size_t cap)
 {
     td_jobs_stats s = {0};
-    if (app && app->jobs)
-        td_jobs_stats_get(app->jobs, &s);
+    if (app && app->jobs) td_jobs_stats_get(app->jobs, &s);
     if (!app || !app->store || !s.accepting || s.workers_alive < 1) {
         snprintf(reason, cap, "the store or the workers are not running");
         return 0;
@@ -231,8 +227,7 @@ void td_app_metrics(td_app *app, FILE *out)
 
 void td_app_shutdown(td_app *app)
 {
-    if (!app)
-        return;
+    if (!app) return;
     td_sweeps_destroy(app->sweeps); /* first: it releases trials to the jobs */
     td_jobs_destroy(app->jobs);     /* stops: running jobs checkpoint and stay resumable */
     td_reserve_close(app->reserve);
@@ -245,8 +240,7 @@ void td_app_shutdown(td_app *app)
 td_status td_app_retry(td_app *app, td_app_store_op op, const char *id, td_error *err)
 {
     td_status st = op(app->store, id, err);
-    if (td_reserve_release(app->reserve, st, err))
-        st = op(app->store, id, err);
+    if (td_reserve_release(app->reserve, st, err)) st = op(app->store, id, err);
     return st;
 }
 
@@ -270,8 +264,7 @@ void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx,
     td_sbuf_puts(&b, ":[");
     for (int i = 0; i < n; i++) {
         char *j = item(ctx, i);
-        if (i)
-            td_sbuf_puts(&b, ",");
+        if (i) td_sbuf_puts(&b, ",");
         td_sbuf_puts(&b, j ? j : "null");
         free(j);
     }

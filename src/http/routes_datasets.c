@@ -83,8 +83,7 @@ static td_status store_names(td_app *app, const char *id, char *const *classes, 
                           err);
     free(ct);
     free(dt);
-    if (st)
-        td_app_delete_dataset(app, id, NULL);
+    if (st) td_app_delete_dataset(app, id, NULL);
     return st;
 }
 
@@ -129,8 +128,7 @@ static void *dataset_begin(void *a, const td_req *req)
 {
     td_app *app = a;
     dataset_upload *u = calloc(1, sizeof *u);
-    if (!u)
-        return NULL;
+    if (!u) return NULL;
     if ((u->st = td_reserve_check(app->reserve, &u->err))) /* full: 507, the body unparsed */
         return u;
     const char *ct = td_req_header(req, "Content-Type");
@@ -162,8 +160,7 @@ nomem:
 static int dataset_piece(void *state, const char *data, size_t len)
 {
     dataset_upload *u = state;
-    if (u->npy)
-        return td_npy_upload_piece(u->npy, data, len);
+    if (u->npy) return td_npy_upload_piece(u->npy, data, len);
     return !u->parser || td_dstream_feed(u->parser, data, len);
 }
 
@@ -177,18 +174,15 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     td_dataset_buf d;
     memset(&d, 0, sizeof d);
     td_dataset_meta meta;
-    if (u->npy)
-        st = td_npy_upload_end(u->npy, &meta, &err);
+    if (u->npy) st = td_npy_upload_end(u->npy, &meta, &err);
     if (u->npy && st == TD_OK) { /* y as unicode names */
         td_npy_upload_classes(u->npy, &d.classes, &d.n_classes);
-        if (d.classes)
-            st = store_names(app, meta.id, d.classes, d.n_classes, NULL, 0, &err);
+        if (d.classes) st = store_names(app, meta.id, d.classes, d.n_classes, NULL, 0, &err);
     } else if (st == TD_OK)
         st = td_dstream_finish(u->parser, &d, &err);
     td_dstream_destroy(u->parser); /* what it held is in d now */
     u->parser = NULL;
-    if (st == TD_OK && !u->npy)
-        st = td_app_store_dataset(app, &d, &meta, &err);
+    if (st == TD_OK && !u->npy) st = td_app_store_dataset(app, &d, &meta, &err);
     td_dataset_buf_free(&d);
     if (st) {
         fail(resp, st, &err);
@@ -220,8 +214,7 @@ void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
     td_error err = {{0}, {0}};
     int limit, n = 0;
     const char *after;
-    if (paging(req, resp, &limit, &after))
-        return;
+    if (paging(req, resp, &limit, &after)) return;
     td_dataset_meta *rows = NULL, cur;
     if (after && *after && td_store_dataset_get(app->store, after, &cur, NULL) == TD_ENOTFOUND) {
         cursor_unknown(resp, "dataset", after);

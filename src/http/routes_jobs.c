@@ -29,8 +29,7 @@ static int query_int(const td_req *req, td_resp *resp, const char *name, int64_t
                      int64_t *out)
 {
     const char *v = td_req_query(req, name);
-    if (!v)
-        return 0;
+    if (!v) return 0;
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
@@ -55,8 +54,7 @@ static void answer_job(td_app *app, td_resp *resp, int status, const char *id)
         fail(resp, st, &err);
         return;
     }
-    if (status == 202 || status == 201)
-        td_resp_header(resp, "Location", "/v1/jobs/%s", row.id);
+    if (status == 202 || status == 201) td_resp_header(resp, "Location", "/v1/jobs/%s", row.id);
     json_or_oom(resp, status, td_json_job(&row, NULL));
     td_job_row_fini(&row);
 }
@@ -96,14 +94,11 @@ td_status td_app_check_job(td_app *app, const char *model, const char *hp_text,
 {
     td_hparams hp;
     td_status st = td_job_decode_hparams(&hp, model, hp_text, &train->ds, err);
-    if (st == TD_OK)
-        st = td_trainer_check(&hp, &train->ds, val ? &val->ds : NULL, K, err);
-    if (st)
-        td_json_scope_error(err, data_field);
+    if (st == TD_OK) st = td_trainer_check(&hp, &train->ds, val ? &val->ds : NULL, K, err);
+    if (st) td_json_scope_error(err, data_field);
     if (st == TD_OK)
         st = check_names(app, model, train->meta.id, val ? val->meta.id : NULL, *K, err);
-    if (st == TD_OK)
-        *bytes = td_jobs_job_bytes(&hp, train, val, *K, app->cores);
+    if (st == TD_OK) *bytes = td_jobs_job_bytes(&hp, train, val, *K, app->cores);
     td_hparams_fini(&hp);
     return st;
 }
@@ -117,14 +112,12 @@ td_status td_app_no_dataset(td_app *app, const char *field, const char *id, td_e
     for (int page = 0; page < 10 && !found[0]; page++) {
         td_dataset_meta *rows = NULL;
         int n = 0;
-        if (td_store_dataset_list(app->store, 1000, after, &rows, &n, after, NULL) != TD_OK)
-            break;
+        if (td_store_dataset_list(app->store, 1000, after, &rows, &n, after, NULL) != TD_OK) break;
         for (int i = 0; i < n && !found[0]; i++)
             if (rows[i].name[0] && strcmp(rows[i].name, id) == 0)
                 snprintf(found, sizeof found, "%s", rows[i].id);
         free(rows);
-        if (!after[0])
-            break;
+        if (!after[0]) break;
     }
     if (found[0])
         return td_fail(err, TD_EINVAL, field,
@@ -144,12 +137,10 @@ static td_status validate_job(td_app *app, const char *model, const char *hp_tex
 {
     td_stored_dataset train = {0}, val = {0};
     td_status st = td_store_dataset_load(app->store, dataset, &train, err);
-    if (st == TD_ENOTFOUND)
-        st = td_app_no_dataset(app, "dataset", dataset, err);
+    if (st == TD_ENOTFOUND) st = td_app_no_dataset(app, "dataset", dataset, err);
     if (st == TD_OK && validation) {
         st = td_store_dataset_load(app->store, validation, &val, err);
-        if (st == TD_ENOTFOUND)
-            st = td_app_no_dataset(app, "validation", validation, err);
+        if (st == TD_ENOTFOUND) st = td_app_no_dataset(app, "validation", validation, err);
     }
     if (st == TD_OK)
         st = td_app_check_job(app, model, hp_text, &train, validation ? &val : NULL, data_field, K,
@@ -188,8 +179,7 @@ static void job_create(void *a, void *parser, const td_req *req, td_resp *resp)
         }
     }
     td_status st = td_reserve_check(app->reserve, &err); /* a replay above needs no room */
-    if (st == TD_OK)
-        st = td_json_job_finish(&jr, parser, &err);
+    if (st == TD_OK) st = td_json_job_finish(&jr, parser, &err);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -286,8 +276,7 @@ void td_h_job_list(void *a, const td_req *req, td_resp *resp)
     td_error err = {{0}, {0}};
     int limit, n = 0, state = -1;
     const char *after, *s = td_req_query(req, "state");
-    if (paging(req, resp, &limit, &after))
-        return;
+    if (paging(req, resp, &limit, &after)) return;
     if (s && *s) {
         td_job_state js;
         if (td_job_state_parse(s, &js, &err)) {
@@ -302,8 +291,7 @@ void td_h_job_list(void *a, const td_req *req, td_resp *resp)
     td_job_row *rows = NULL, cur;
     if (after && *after) {
         td_status cs = td_store_job_get(app->store, after, &cur, NULL);
-        if (cs == TD_OK)
-            td_job_row_fini(&cur);
+        if (cs == TD_OK) td_job_row_fini(&cur);
         if (cs == TD_ENOTFOUND) {
             cursor_unknown(resp, "job", after);
             return;
@@ -346,8 +334,7 @@ void td_h_job_losses(void *a, const td_req *req, td_resp *resp)
     td_tail *tail = td_jobs_tail(app->jobs, req->params[0]);
     td_status st = td_tail_history_get(tail, app->store, req->params[0], after, limit, &h, &err);
     td_tail_release(tail);
-    if (st == TD_OK && max_points > 0)
-        td_history_downsample(&h, max_points);
+    if (st == TD_OK && max_points > 0) td_history_downsample(&h, max_points);
     if (st) {
         fail(resp, st, &err);
         return;
@@ -357,8 +344,7 @@ void td_h_job_losses(void *a, const td_req *req, td_resp *resp)
     char *body = csv ? td_csv_history(&h, &len) : td_json_history(&h, &len);
     td_history_fini(&h);
     json_or_oom(resp, 200, body);
-    if (body && csv)
-        resp->content_type = "text/csv";
+    if (body && csv) resp->content_type = "text/csv";
 }
 
 static int cmp_row(const void *a, const void *b)
@@ -418,8 +404,7 @@ answer:
     json_or_oom(resp, 200, cjson_take(o));
     o = NULL;
 out:
-    if (st)
-        fail(resp, st, &err);
+    if (st) fail(resp, st, &err);
     cJSON_Delete(o);
     free(order);
     td_hparams_fini(&hp);
@@ -458,8 +443,7 @@ void td_h_job_events(void *a, const td_req *req, td_resp *resp)
         query_int(req, resp, "every", 1, INT64_MAX / 2, &every))
         return;
     /* every alone thins by epochs instead of by time */
-    if (rate < 0)
-        rate = td_req_query(req, "every") ? 0 : TD_EVENTS_DEFAULT_RATE;
+    if (rate < 0) rate = td_req_query(req, "every") ? 0 : TD_EVENTS_DEFAULT_RATE;
     td_job_row row;
     td_status st = td_store_job_get(app->store, req->params[0], &row, &err);
     if (st) {

@@ -33,8 +33,7 @@ static td_status load_model(td_app *app, const char *id, td_model *m, td_error *
 {
     td_job_row row;
     td_status st = td_store_job_get(app->store, id, &row, err);
-    if (st)
-        return st;
+    if (st) return st;
     int has = row.has_model;
     td_job_state state = row.state;
     td_job_row_fini(&row);
@@ -46,8 +45,7 @@ static td_status load_model(td_app *app, const char *id, td_model *m, td_error *
     char *meta = NULL;
     float *params = NULL;
     int64_t n = 0;
-    if ((st = td_store_model_get(app->store, id, &meta, &params, &n, err)))
-        return st;
+    if ((st = td_store_model_get(app->store, id, &meta, &params, &n, err))) return st;
     st = td_json_model_from_meta(m, meta, strlen(meta), params, n, err);
     td_store_free(meta);
     td_store_free(params);
@@ -62,10 +60,8 @@ static td_status job_classes(td_app *app, const char *id, char ***names, int64_t
     *n = 0;
     td_job_row row;
     td_status st = td_store_job_get(app->store, id, &row, err);
-    if (st)
-        return st;
-    if (row.classes)
-        st = td_strings_parse(row.classes, names, n, err);
+    if (st) return st;
+    if (row.classes) st = td_strings_parse(row.classes, names, n, err);
     td_job_row_fini(&row);
     return st;
 }
@@ -82,17 +78,14 @@ void td_h_job_model(void *a, const td_req *req, td_resp *resp)
         char **names = NULL;
         int64_t K = 0;
         int got = td_store_job_get(((td_app *)a)->store, req->params[0], &row, NULL) == TD_OK;
-        if (got && row.classes)
-            td_strings_parse(row.classes, &names, &K, NULL);
+        if (got && row.classes) td_strings_parse(row.classes, &names, &K, NULL);
         td_export_model_named(&m, names, K, names ? row.classes : NULL, req, resp);
         td_strings_free(names, K);
-        if (got)
-            td_job_row_fini(&row);
+        if (got) td_job_row_fini(&row);
         td_model_fini(&m);
         return;
     }
-    if (st == TD_OK)
-        st = td_json_model(&out, &len, &m, &err);
+    if (st == TD_OK) st = td_json_model(&out, &len, &m, &err);
     td_model_fini(&m);
     if (st) {
         fail(resp, st, &err);
@@ -119,8 +112,7 @@ static td_status dataset_rows(td_app *app, const char *id, int64_t D, float **X,
 {
     td_stored_dataset sd = {0};
     td_status st = td_store_dataset_load(app->store, id, &sd, err);
-    if (st == TD_ENOTFOUND)
-        st = td_app_no_dataset(app, "dataset", id, err);
+    if (st == TD_ENOTFOUND) st = td_app_no_dataset(app, "dataset", id, err);
     if (st == TD_OK && sd.ds.D != D)
         st = td_fail(err, TD_EINVAL, "dataset",
                      "dataset %s has %lld features, the model "
@@ -162,15 +154,13 @@ static void *predict_begin(void *a, const td_req *req)
 static int predict_piece(void *state, const char *data, size_t len)
 {
     predict_state *p = state;
-    if (p->json)
-        return td_dstream_feed(p->json, data, len);
+    if (p->json) return td_dstream_feed(p->json, data, len);
     if (p->len + len > p->cap) {
         size_t cap = p->cap ? p->cap : 1 << 16;
         while (cap < p->len + len)
             cap *= 2;
         char *r = realloc(p->raw, cap);
-        if (!r)
-            return 1; /* the end finds the body short: a clear 422 */
+        if (!r) return 1; /* the end finds the body short: a clear 422 */
         p->raw = r;
         p->cap = cap;
     }
@@ -182,8 +172,7 @@ static int predict_piece(void *state, const char *data, size_t len)
 static void predict_free(void *state)
 {
     predict_state *p = state;
-    if (!p)
-        return;
+    if (!p) return;
     td_dstream_destroy(p->json);
     free(p->raw);
     free(p);
@@ -214,8 +203,7 @@ static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
     if (st == TD_OK) /* the rows: X, {"dataset": id} or an .npy */
         st = p->json ? td_json_predict_input(&X, &N, ds, sizeof ds, p->json, &m, &err)
                      : td_export_npy_X(&X, &N, p->raw, p->len, &m, &err);
-    if (st == TD_OK && ds[0])
-        st = dataset_rows(a, ds, m.D, &X, &N, NULL, &err);
+    if (st == TD_OK && ds[0]) st = dataset_rows(a, ds, m.D, &X, &N, NULL, &err);
     if (st) {
         free(X);
         td_model_fini(&m);
@@ -232,8 +220,7 @@ static void predict_end(void *a, void *parser, const td_req *req, td_resp *resp)
                       never ? "over" : "more than is free now of",
                       (unsigned long long)(td_budget_limit() >> 20),
                       never ? "; send fewer rows at a time" : "");
-        if (!never)
-            td_resp_header(resp, "Retry-After", "1");
+        if (!never) td_resp_header(resp, "Retry-After", "1");
         free(X);
         td_model_fini(&m);
         return;
@@ -319,13 +306,11 @@ static td_status labels_to_model(td_app *app, const char *id, int32_t *y, int64_
                      "trained on class indices",
                      id);
     int32_t *to = st == TD_OK ? malloc(sizeof *to * (size_t)(n ? n : 1)) : NULL;
-    if (st == TD_OK && !to)
-        st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (st == TD_OK && !to) st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
     for (int64_t k = 0; st == TD_OK && k < n; k++) {
         to[k] = -1;
         for (int64_t j = 0; j < K; j++)
-            if (strcmp(dn[k], model_names[j]) == 0)
-                to[k] = (int32_t)j;
+            if (strcmp(dn[k], model_names[j]) == 0) to[k] = (int32_t)j;
         if (to[k] < 0)
             st = td_fail(err, TD_EINVAL, "dataset",
                          "class \"%.64s\" of dataset %s is not a "
@@ -333,8 +318,7 @@ static td_status labels_to_model(td_app *app, const char *id, int32_t *y, int64_
                          dn[k], id);
     }
     for (int64_t i = 0; st == TD_OK && i < N; i++)
-        if (y[i] >= 0 && y[i] < n)
-            y[i] = to[y[i]];
+        if (y[i] >= 0 && y[i] < n) y[i] = to[y[i]];
     free(to);
     td_strings_free(dn, n);
     return st;
@@ -350,10 +334,8 @@ static void eval_end(void *a, void *parser, const td_req *req, td_resp *resp)
     int64_t N = 0, K = 0;
     char ds[TD_ID_MAX], **names = NULL, *out = NULL;
     td_status st = load_model(app, req->params[0], &m, &err);
-    if (st == TD_OK)
-        st = td_json_evaluate_input(&X, &y, &N, ds, sizeof ds, parser, &m, &err);
-    if (st == TD_OK)
-        st = job_classes(app, req->params[0], &names, &K, &err);
+    if (st == TD_OK) st = td_json_evaluate_input(&X, &y, &N, ds, sizeof ds, parser, &m, &err);
+    if (st == TD_OK) st = job_classes(app, req->params[0], &names, &K, &err);
     if (st == TD_OK && ds[0]) {
         td_stored_dataset sd = {0};
         st = dataset_rows(app, ds, m.D, &X, &N, &sd, &err);
@@ -362,8 +344,7 @@ static void eval_end(void *a, void *parser, const td_req *req, td_resp *resp)
                 st = td_fail(&err, TD_ENOMEM, NULL, "out of memory");
             else
                 memcpy(y, sd.ds.y, sizeof *y * (size_t)N);
-            if (st == TD_OK)
-                st = labels_to_model(app, ds, y, N, names, K, &err);
+            if (st == TD_OK) st = labels_to_model(app, ds, y, N, names, K, &err);
         } else if (st == TD_OK && m.kind != TD_MODEL_GMM) {
             st = td_fail(&err, TD_EINVAL, "dataset",
                          "dataset %s has no class labels y (one per "
@@ -373,8 +354,7 @@ static void eval_end(void *a, void *parser, const td_req *req, td_resp *resp)
         td_stored_dataset_fini(&sd);
     }
     td_names_view nv = {names, K};
-    if (st == TD_OK)
-        st = td_json_evaluate(&out, &m, X, y, N, names ? &nv : NULL, &err);
+    if (st == TD_OK) st = td_json_evaluate(&out, &m, X, y, N, names ? &nv : NULL, &err);
     free(X);
     free(y);
     td_strings_free(names, K);

@@ -32,8 +32,7 @@ static void answer_sweep(td_app *app, td_resp *resp, int status, const char *id,
         fail(resp, st, &err);
         return;
     }
-    if (status == 202)
-        td_resp_header(resp, "Location", "/v1/sweeps/%s", row.id);
+    if (status == 202) td_resp_header(resp, "Location", "/v1/sweeps/%s", row.id);
     json_or_oom(resp, status, td_json_sweep(&row, t, n, with_trials));
     td_sweep_trials_free(t, n);
     td_sweep_row_fini(&row);
@@ -71,8 +70,7 @@ static td_status make_trials(td_app *app, const td_sweep_request *r, const td_st
         char *text = NULL;
         int64_t K = 0;
         uint64_t bytes = 0;
-        if ((st = td_json_sweep_trial(r, i, &vals, &hobj, err)))
-            break;
+        if ((st = td_json_sweep_trial(r, i, &vals, &hobj, err))) break;
         st = td_json_hparams(&hp, r->model, hobj, &iw, err);
         if (st == TD_OK && !(text = td_job_hparams_text(&hp, iw)))
             st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
@@ -92,17 +90,13 @@ static td_status make_trials(td_app *app, const td_sweep_request *r, const td_st
                          "with successive_halving every trial "
                          "trains the same epochs: trial 0 has %lld, this one %lld",
                          (long long)*epochs, (long long)e);
-        if (i == 0)
-            *epochs = e;
-        if (!val && !(hp.validation_split > 0))
-            *has_validation = 0;
+        if (i == 0) *epochs = e;
+        if (!val && !(hp.validation_split > 0)) *has_validation = 0;
         out[i].hyperparameters = text;
         out[i].values = cJSON_PrintUnformatted(vals);
         out[i].bytes = bytes;
-        if (st == TD_OK && !out[i].values)
-            st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
-        if (st && st != TD_ENOMEM)
-            in_trial(st, err, i, r->n_trials, vals);
+        if (st == TD_OK && !out[i].values) st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        if (st && st != TD_ENOMEM) in_trial(st, err, i, r->n_trials, vals);
         cJSON_Delete(vals);
         cJSON_Delete(hobj);
         cJSON_Delete(iw);
@@ -124,8 +118,7 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     int64_t epochs = 0;
     const char *metric = NULL;
     td_status st = td_reserve_check(app->reserve, &err);
-    if (st == TD_OK)
-        st = td_json_sweep_parse(&r, req->body, req->body_len, &err);
+    if (st == TD_OK) st = td_json_sweep_parse(&r, req->body, req->body_len, &err);
     if (st == TD_OK &&
         (st = td_store_dataset_load(app->store, r.dataset, &train, &err)) == TD_ENOTFOUND)
         st = td_fail(&err, TD_EINVAL, "dataset", "no dataset with id \"%.64s\"", r.dataset);
@@ -142,8 +135,7 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     if (st == TD_OK)
         st = make_trials(app, &r, &train, r.validation ? &val : NULL, trials, &epochs, &has_val,
                          &over_budget, &err);
-    if (st == TD_OK)
-        st = td_json_sweep_metric(&r, has_val, &metric, &maximize, &err);
+    if (st == TD_OK) st = td_json_sweep_metric(&r, has_val, &metric, &maximize, &err);
     if (st == TD_OK && r.eta && r.min_epochs >= epochs)
         st = td_fail(&err, TD_EINVAL, "schedule.successive_halving.min_epochs",
                      "schedule.successive_halving.min_epochs must be below the trials' epochs "
@@ -210,8 +202,7 @@ void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
     td_error err = {{0}, {0}};
     int limit, n = 0;
     const char *after;
-    if (paging(req, resp, &limit, &after))
-        return;
+    if (paging(req, resp, &limit, &after)) return;
     td_sweep_row *rows = NULL;
     char next[TD_ID_MAX];
     td_status st = td_store_sweep_list(app->store, limit, after, &rows, &n, next, &err);

@@ -241,8 +241,7 @@ static int bearer_ok(td_server *s, struct MHD_Connection *c, td_scope *scope, ch
 /* Is the media type of ct (before ';') in the comma-separated list? */
 static int type_accepted(const char *ct, const char *list)
 {
-    if (!ct)
-        return 0;
+    if (!ct) return 0;
     while (*ct == ' ')
         ct++;
     size_t n = strcspn(ct, "; \t");
@@ -250,8 +249,7 @@ static int type_accepted(const char *ct, const char *list)
         while (*l == ',' || *l == ' ')
             l++;
         size_t m = strcspn(l, ", ");
-        if (m && m == n && strncasecmp(l, ct, n) == 0)
-            return 1;
+        if (m && m == n && strncasecmp(l, ct, n) == 0) return 1;
         l += m;
     }
     return 0;
@@ -285,8 +283,7 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
     for (const char *p = q->allowed; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && memcmp(p, key, n) == 0)
-            return MHD_YES;
+        if (len == n && memcmp(p, key, n) == 0) return MHD_YES;
         p += len + (e != NULL);
     }
     snprintf(q->bad, sizeof q->bad, "%s", key);
@@ -300,8 +297,7 @@ static int parse_length(const char *v, uint64_t *out)
 {
     while (*v == ' ' || *v == '\t')
         v++;
-    if (*v < '0' || *v > '9')
-        return -1;
+    if (*v < '0' || *v > '9') return -1;
     uint64_t n = 0;
     for (; *v >= '0' && *v <= '9'; v++) {
         unsigned d = (unsigned)(*v - '0');
@@ -418,8 +414,7 @@ static void decide(td_server *s, req_state *rs, struct MHD_Connection *c, const 
                (unsigned long long)rs->max_body);
         return;
     }
-    if (!te && cl)
-        rs->content_length = declared;
+    if (!te && cl) rs->content_length = declared;
 
     rs->route = hit;
     rs->capbuf = malloc(strlen(url) + 1);
@@ -439,16 +434,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     stream_state *ss = cls;
     const size_t ka = sizeof KEEPALIVE_TEXT - 1;
     for (;;) {
-        if (atomic_load(&ss->srv->stopping))
-            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (atomic_load(&ss->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
         double t0 = td_mono_s();
         ssize_t n = ss->fn(ss->ctx, ss->upos, buf, max);
-        if (n < 0)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
         double t = td_mono_s();
         if (n > 0) {
-            if ((size_t)n > max)
-                n = (ssize_t)max;
+            if ((size_t)n > max) n = (ssize_t)max;
             ss->upos += (uint64_t)n;
             ss->last_out = t;
             return n;
@@ -458,8 +450,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             ss->last_out = t;
             return (ssize_t)ka;
         }
-        if (t - t0 < 0.005)
-            sleep_ms(20); /* the producer did not wait: do not spin */
+        if (t - t0 < 0.005) sleep_ms(20); /* the producer did not wait: do not spin */
     }
 }
 
@@ -468,10 +459,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_done(void *cls)
 {
     stream_state *ss = cls;
-    if (ss->free_fn)
-        ss->free_fn(ss->ctx);
-    if (ss->slot)
-        atomic_fetch_sub(&ss->srv->nstreams, 1);
+    if (ss->free_fn) ss->free_fn(ss->ctx);
+    if (ss->slot) atomic_fetch_sub(&ss->srv->nstreams, 1);
     free(ss);
 }
 
@@ -479,8 +468,7 @@ static void stream_done(void *cls)
 static int stream_slot_take(td_server *s)
 {
     unsigned n = atomic_fetch_add(&s->nstreams, 1);
-    if (!s->max_streams || n < s->max_streams)
-        return 1;
+    if (!s->max_streams || n < s->max_streams) return 1;
     atomic_fetch_sub(&s->nstreams, 1);
     return 0;
 }
@@ -498,8 +486,7 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
 {
     struct MHD_Response *mr;
     int status = r->status ? r->status : 200;
-    if (status < STATUS_LO || status > STATUS_HI)
-        status = 500;
+    if (status < STATUS_LO || status > STATUS_HI) status = 500;
     const char *ctype = r->content_type ? r->content_type : "application/json";
     int sse = 0;
     if (r->stream) {
@@ -554,8 +541,7 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         r->body = NULL; /* MHD frees it */
     } else {
         mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-        if (!mr)
-            return MHD_NO;
+        if (!mr) return MHD_NO;
     }
     if (status != 204 && status != 304)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -564,8 +550,7 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
         MHD_add_response_header(mr, "X-Accel-Buffering", "no");
     }
     for (int i = 0; i < r->nhdr && i < TD_MAX_RESP_HEADERS; i++)
-        if (r->hdr_name[i])
-            MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
+        if (r->hdr_name[i]) MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
     if (rs->close || (rs->ce && rs->ce->reserve))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, mr);
@@ -582,15 +567,12 @@ static enum MHD_Result send_resp(td_server *s, req_state *rs, struct MHD_Connect
  * after a 401 and a 503, so that an unauthenticated or turned-away client holds nothing. */
 static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Connection *c)
 {
-    if (rs->has_body || rs->rej_status == 401 || rs->rej_status == 503)
-        rs->close = 1;
+    if (rs->has_body || rs->rej_status == 401 || rs->rej_status == 503) rs->close = 1;
     td_resp r = {0};
     td_resp_error(&r, rs->rej_status, rs->rej_code, rs->rej_field[0] ? rs->rej_field : NULL, "%s",
                   rs->rej_msg);
-    if (rs->rej_status == 405)
-        td_resp_header(&r, "Allow", "%s", rs->allow);
-    if (rs->rej_status == 401)
-        td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
+    if (rs->rej_status == 405) td_resp_header(&r, "Allow", "%s", rs->allow);
+    if (rs->rej_status == 401) td_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"traind\"");
     if (rs->rej_status == 503)
         td_resp_header(&r, "Retry-After", strcmp(rs->rej_code, "server_busy") ? "5" : "1");
     return send_resp(s, rs, c, &r);
@@ -606,8 +588,7 @@ static enum MHD_Result send_reject(td_server *s, req_state *rs, struct MHD_Conne
 static int body_reserve(req_state *rs, uint64_t bytes)
 {
     uint64_t b = BODY_BUDGET_FACTOR * bytes;
-    if (!td_budget_reserve(b))
-        return 0;
+    if (!td_budget_reserve(b)) return 0;
     rs->reserved += b;
     return 1;
 }
@@ -637,8 +618,7 @@ static void body_admit(req_state *rs)
  * request completes). */
 static void sink_release(req_state *rs)
 {
-    if (rs->sink_state && rs->sink->free)
-        rs->sink->free(rs->sink_state);
+    if (rs->sink_state && rs->sink->free) rs->sink->free(rs->sink_state);
     rs->sink_state = NULL;
 }
 
@@ -657,8 +637,7 @@ static void req_of(td_req *req, const req_state *rs, struct MHD_Connection *c, c
 
 static void conn_set_phase(td_server *s, conn_entry *ce, conn_phase phase)
 {
-    if (!ce)
-        return;
+    if (!ce) return;
     pthread_mutex_lock(&s->lock);
     ce->phase = phase;
     ce->since = td_mono_s();
@@ -676,8 +655,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     if (!rs) { /* first call: headers are in */
         rs = calloc(1, sizeof *rs);
-        if (!rs)
-            return MHD_NO;
+        if (!rs) return MHD_NO;
         *con_cls = rs;
         rs->srv = s;
         rs->t0 = td_mono_s();
@@ -702,18 +680,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         conn_set_phase(s, rs->ce, rs->has_body ? CONN_BODY : CONN_BUSY);
         /* Refuse at once, before reading any body: MHD accepts a response only now or
          * once the whole body is in, and after the response it drops the rest unread. */
-        if (rs->rej_status)
-            return send_reject(s, rs, c);
+        if (rs->rej_status) return send_reject(s, rs, c);
         return MHD_YES;
     }
 
     if (*upload_data_size) { /* a piece of the body */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (rs->ce)
-            atomic_fetch_add(&rs->ce->body_got, n);
-        if (rs->rej_status || rs->nomem || rs->over_budget)
-            return MHD_YES;
+        if (rs->ce) atomic_fetch_add(&rs->ce->body_got, n);
+        if (rs->rej_status || rs->nomem || rs->over_budget) return MHD_YES;
         if (rs->overflow) { /* discard up to OVERFLOW_SLACK more, then hang up */
             rs->discarded += n;
             if (rs->discarded - rs->max_body > OVERFLOW_SLACK) {
@@ -749,13 +724,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rs->len + n + 1 > rs->cap) {
             size_t want = rs->len + n + 1;
             size_t cap = rs->cap ? rs->cap * 2 : 16384;
-            if (cap < want)
-                cap = want;
+            if (cap < want) cap = want;
             if (rs->content_length != UINT64_MAX && cap > rs->content_length + 1 &&
                 want <= rs->content_length + 1)
                 cap = (size_t)rs->content_length + 1;
-            if (cap > rs->max_body + 1)
-                cap = (size_t)rs->max_body + 1;
+            if (cap > rs->max_body + 1) cap = (size_t)rs->max_body + 1;
             char *nb = realloc(rs->body, cap);
             if (!nb) {
                 rs->nomem = 1;
@@ -775,8 +748,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     /* The whole request is in. */
     conn_set_phase(s, rs->ce, CONN_BUSY);
-    if (rs->rej_status)
-        return send_reject(s, rs, c);
+    if (rs->rej_status) return send_reject(s, rs, c);
     if (rs->overflow) {
         reject(rs, 413, "payload_too_large",
                "request body is larger than the limit of %llu "
@@ -832,8 +804,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     td_server *s = cls;
     req_state *rs = *con_cls;
-    if (!rs)
-        return;
+    if (!rs) return;
     *con_cls = NULL;
     double ms = (td_mono_s() - rs->t0) * 1e3;
     /* The audit: every write request, authorized or not, with the token's NAME. */
@@ -863,8 +834,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         unsigned n = atomic_fetch_add(&s->nconn, 1) + 1;
         conn_entry *ce = calloc(1, sizeof *ce);
-        if (!ce)
-            return; /* this connection just has no deadlines */
+        if (!ce) return; /* this connection just has no deadlines */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         ce->fd = ci ? ci->connect_fd : -1;
@@ -873,23 +843,20 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         ce->reserve = n > s->max_conn;
         pthread_mutex_lock(&s->lock);
         ce->next = s->conns;
-        if (s->conns)
-            s->conns->prev = ce;
+        if (s->conns) s->conns->prev = ce;
         s->conns = ce;
         pthread_mutex_unlock(&s->lock);
         *socket_context = ce;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         atomic_fetch_sub(&s->nconn, 1);
         conn_entry *ce = *socket_context;
-        if (!ce)
-            return;
+        if (!ce) return;
         pthread_mutex_lock(&s->lock);
         if (ce->prev)
             ce->prev->next = ce->next;
         else
             s->conns = ce->next;
-        if (ce->next)
-            ce->next->prev = ce->prev;
+        if (ce->next) ce->next->prev = ce->prev;
         pthread_mutex_unlock(&s->lock);
         free(ce);
         *socket_context = NULL;
@@ -917,8 +884,7 @@ static const char *conn_overdue(const td_server *s, const conn_entry *ce, double
     double el = now - ce->since;
     if (ce->phase == CONN_HEADERS) {
         double limit = s->timeout_s;
-        if (ce->reserve && (limit == 0 || limit > RESERVE_HEADER_S))
-            limit = RESERVE_HEADER_S;
+        if (ce->reserve && (limit == 0 || limit > RESERVE_HEADER_S)) limit = RESERVE_HEADER_S;
         return limit > 0 && el > limit ? "sent no complete request in time" : NULL;
     }
     if (ce->phase == CONN_BODY && s->timeout_s && el > s->timeout_s &&
@@ -937,8 +903,7 @@ static void *watchdog_main(void *arg)
         double now = td_mono_s();
         for (conn_entry *ce = s->conns; ce; ce = ce->next) {
             const char *why = ce->killed || ce->fd < 0 ? NULL : conn_overdue(s, ce, now);
-            if (!why)
-                continue;
+            if (!why) continue;
             shutdown(ce->fd, SHUT_RDWR); /* MHD sees EOF and closes the connection */
             ce->killed = 1;
             td_log(ce->phase == CONN_BODY ? TD_LOG_INFO : TD_LOG_DEBUG, "http",
@@ -989,8 +954,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     td_status st = TD_OK;
     int fd = -1;
     td_server *s = calloc(1, sizeof *s);
-    if (!s)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!s) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
     pthread_rwlock_init(&s->tok_lock, NULL);
     pthread_condattr_t ca;
@@ -1005,16 +969,14 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     s->max_streams = o->max_streams;
     s->timeout_s = o->connection_timeout_s;
     s->keepalive_s = KEEPALIVE_MAX_S;
-    if (s->timeout_s && s->timeout_s / 2.0 < s->keepalive_s)
-        s->keepalive_s = s->timeout_s / 2.0;
+    if (s->timeout_s && s->timeout_s / 2.0 < s->keepalive_s) s->keepalive_s = s->timeout_s / 2.0;
     s->nroutes = nroutes;
     s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes);
     if (!s->routes) {
         st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
         goto fail;
     }
-    if (nroutes)
-        memcpy(s->routes, routes, nroutes * sizeof *routes);
+    if (nroutes) memcpy(s->routes, routes, nroutes * sizeof *routes);
     for (size_t i = 0; i < nroutes; i++)
         if (!routes[i].method || !routes[i].pattern ||
             (!routes[i].handler &&
@@ -1032,8 +994,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
         td_config one = {0};
         snprintf(one.auth_token, sizeof one.auth_token, "%s", o->auth_token);
         td_tokens *t = NULL;
-        if ((st = td_tokens_load(&t, &one, err)) != TD_OK)
-            goto fail;
+        if ((st = td_tokens_load(&t, &one, err)) != TD_OK) goto fail;
         td_tokens_free(s->tokens);
         s->tokens = t;
     }
@@ -1043,15 +1004,13 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     fd = td_listen_open(o->listen, &v6, s->address, sizeof s->address, &s->port, err);
     if (fd < 0) {
         st = TD_EIO;
-        if (err && strstr(err->message, "host:port"))
-            st = TD_EINVAL;
+        if (err && strstr(err->message, "host:port")) st = TD_EINVAL;
         goto fail;
     }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
         MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (v6)
-        flags |= MHD_USE_IPv6;
+    if (v6) flags |= MHD_USE_IPv6;
     /* HTTPS only when a certificate is given (GnuTLS; TLS 1.2 and later). */
     /* The pair is answered by td_tls_retrieve, so that a reload can replace it. */
     struct MHD_OptionItem tlsopt[] = {
@@ -1061,8 +1020,7 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     };
     if (s->tls) {
         td_tls_pem pem = {(char *)o->tls_cert_pem, (char *)o->tls_key_pem};
-        if ((st = td_tls_install(&pem, err)) != TD_OK)
-            goto fail;
+        if ((st = td_tls_install(&pem, err)) != TD_OK) goto fail;
         flags |= MHD_USE_TLS;
     }
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
@@ -1086,35 +1044,28 @@ td_status td_server_start(td_server **out, const td_server_opts *o, const td_rou
     return TD_OK;
 
 fail:
-    if (fd >= 0)
-        close(fd);
-    if (s->mhd)
-        MHD_stop_daemon(s->mhd);
-    if (s->tls)
-        td_tls_release();
+    if (fd >= 0) close(fd);
+    if (s->mhd) MHD_stop_daemon(s->mhd);
+    if (s->tls) td_tls_release();
     server_free(s);
     return st;
 }
 
 void td_server_stop(td_server *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     atomic_store(&s->stopping, 1);
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
     MHD_stop_daemon(s->mhd);
-    if (s->tls)
-        td_tls_release();
+    if (s->tls) td_tls_release();
     server_free(s);
 }
 
 td_status td_server_set_tokens(td_server *s, const td_tokens *t, td_error *err)
 {
     td_tokens *c = td_tokens_copy(t);
-    if (!c)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!c) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     pthread_rwlock_wrlock(&s->tok_lock);
     td_tokens *old = s->tokens;
     s->tokens = c;
@@ -1136,8 +1087,7 @@ const char *td_server_address(const td_server *s) { return s->address; }
 
 uint64_t td_server_requests(const td_server *s, int status)
 {
-    if (status < STATUS_LO || status > STATUS_HI)
-        return 0;
+    if (status < STATUS_LO || status > STATUS_HI) return 0;
     return atomic_load(&((td_server *)s)->counts[status - STATUS_LO]);
 }
 

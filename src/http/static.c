@@ -16,8 +16,7 @@
 const td_web_asset *td_web_asset_find(const char *name)
 {
     for (size_t i = 0; i < td_web_nassets; i++)
-        if (strcmp(td_web_assets[i].name, name) == 0)
-            return &td_web_assets[i];
+        if (strcmp(td_web_assets[i].name, name) == 0) return &td_web_assets[i];
     return NULL;
 }
 
@@ -34,8 +33,7 @@ static const char *content_type(const char *name)
     };
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
-        if (strcmp(dot, types[i].ext) == 0)
-            return types[i].type;
+        if (strcmp(dot, types[i].ext) == 0) return types[i].type;
     return "text/plain; charset=utf-8"; /* LICENSE */
 }
 

@@ -29,16 +29,14 @@ static void creds_free(creds *c)
 {
     for (unsigned i = 0; i < c->n; i++)
         gnutls_pcert_deinit(&c->pcert[i]);
-    if (c->key)
-        gnutls_privkey_deinit(c->key);
+    if (c->key) gnutls_privkey_deinit(c->key);
     free(c);
 }
 
 td_status td_tls_install(const td_tls_pem *pem, td_error *err)
 {
     creds *c = calloc(1, sizeof *c);
-    if (!c)
-        return td_fail(err, TD_ENOMEM, "tls_cert_file", "out of memory");
+    if (!c) return td_fail(err, TD_ENOMEM, "tls_cert_file", "out of memory");
     gnutls_datum_t cd = {(unsigned char *)pem->cert, (unsigned)strlen(pem->cert)};
     gnutls_datum_t kd = {(unsigned char *)pem->key, (unsigned)strlen(pem->key)};
     c->n = CHAIN_MAX;
@@ -71,8 +69,7 @@ int td_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, i
     pthread_mutex_lock(&g_mu);
     creds *c = g_cur;
     pthread_mutex_unlock(&g_mu);
-    if (!c)
-        return -1;
+    if (!c) return -1;
     *pcert = c->pcert;
     *pcert_length = c->n;
     *pkey = c->key;
@@ -96,12 +93,10 @@ td_status td_tls_load(td_tls_pem *out, const char *cert_file, const char *key_fi
                       size_t warn_len, td_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (warn && warn_len)
-        warn[0] = '\0';
+    if (warn && warn_len) warn[0] = '\0';
     size_t clen = 0, klen = 0;
     td_status st = td_read_small_file(cert_file, PEM_MAX, "tls_cert_file", &out->cert, &clen, err);
-    if (st != TD_OK)
-        return st;
+    if (st != TD_OK) return st;
     if ((st = td_read_small_file(key_file, PEM_MAX, "tls_key_file", &out->key, &klen, err))) {
         td_tls_pem_free(out);
         return st;
@@ -135,8 +130,7 @@ td_status td_tls_load(td_tls_pem *out, const char *cert_file, const char *key_fi
 void td_tls_pem_free(td_tls_pem *p)
 {
     free(p->cert);
-    if (p->key)
-        explicit_bzero(p->key, strlen(p->key));
+    if (p->key) explicit_bzero(p->key, strlen(p->key));
     free(p->key);
     p->cert = p->key = NULL;
 }

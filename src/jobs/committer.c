@@ -31,11 +31,9 @@ int td_jobs_hand_off(td_jobs *jm, const char *id, int64_t n_params)
     if (jm->nends == jm->ends_cap) {
         int cap = jm->ends_cap ? 2 * jm->ends_cap : 64;
         char(*ids)[TD_ID_MAX] = realloc(jm->end_ids, sizeof *ids * (size_t)cap);
-        if (ids)
-            jm->end_ids = ids;
+        if (ids) jm->end_ids = ids;
         int64_t *np = ids ? realloc(jm->end_params, sizeof *np * (size_t)cap) : NULL;
-        if (np)
-            jm->end_params = np, jm->ends_cap = cap;
+        if (np) jm->end_params = np, jm->ends_cap = cap;
     }
     if (jm->nends == jm->ends_cap) { /* out of memory: the job stays running, and resumes */
         pthread_mutex_unlock(&jm->mu);
@@ -78,19 +76,15 @@ void *td_jobs_committer(void *arg)
     for (;;) {
         while (jm->nends == 0 && !jm->ends_stop)
             pthread_cond_wait(&jm->ends_cv, &jm->mu);
-        if (jm->nends == 0)
-            break; /* stopping, and drained */
+        if (jm->nends == 0) break; /* stopping, and drained */
         if (jm->nends > cap) {
             int c = jm->ends_cap;
             char(*i2)[TD_ID_MAX] = realloc(ids, sizeof *ids * (size_t)c);
             int64_t *n2 = i2 ? realloc(np, sizeof *np * (size_t)c) : NULL;
             const char **p2 = n2 ? realloc(idp, sizeof *idp * (size_t)c) : NULL;
-            if (i2)
-                ids = i2;
-            if (n2)
-                np = n2;
-            if (p2)
-                idp = p2, cap = c;
+            if (i2) ids = i2;
+            if (n2) np = n2;
+            if (p2) idp = p2, cap = c;
         }
         int n = jm->nends < cap ? jm->nends : cap;
         if (n == 0) { /* out of memory: they stay running, and resume at the next start */

@@ -111,8 +111,7 @@ static td_status push_locked(td_jobs *jm, const char *id, uint64_t bytes)
     if (jm->qlen == jm->qcap) {
         int cap = jm->qcap ? 2 * jm->qcap : 64;
         qentry *q = malloc(sizeof *q * (size_t)cap);
-        if (!q)
-            return TD_ENOMEM;
+        if (!q) return TD_ENOMEM;
         for (int i = 0; i < jm->qlen; i++)
             q[i] = jm->queue[(jm->qhead + i) % jm->qcap];
         free(jm->queue);
@@ -130,8 +129,7 @@ static td_status push_locked(td_jobs *jm, const char *id, uint64_t bytes)
 static void remove_locked(td_jobs *jm, const char *id)
 {
     for (int i = 0; i < jm->qlen; i++) {
-        if (strcmp(jm->queue[(jm->qhead + i) % jm->qcap].id, id) != 0)
-            continue;
+        if (strcmp(jm->queue[(jm->qhead + i) % jm->qcap].id, id) != 0) continue;
         for (int j = i; j + 1 < jm->qlen; j++)
             jm->queue[(jm->qhead + j) % jm->qcap] = jm->queue[(jm->qhead + j + 1) % jm->qcap];
         jm->qlen--;
@@ -146,12 +144,10 @@ static void remove_locked(td_jobs *jm, const char *id)
  * runs alone). Caller holds mu. */
 static int admit_locked(td_jobs *jm)
 {
-    if (jm->qlen == 0)
-        return 0;
+    if (jm->qlen == 0) return 0;
     qentry *e = &jm->queue[jm->qhead];
     uint64_t limit = td_budget_limit();
-    if (limit && e->bytes > limit)
-        e->bytes = limit;
+    if (limit && e->bytes > limit) e->bytes = limit;
     return td_budget_reserve(e->bytes);
 }
 
@@ -189,12 +185,10 @@ static td_status put_model(job_ctx *c, td_error *err)
 {
     const td_model *m = td_trainer_model(c->t);
     char *meta = td_json_model_meta_string(m);
-    if (!meta)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!meta) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_status st = td_store_model_put(c->jm->store, c->id, meta, m->params, m->n_params, err);
     free(meta);
-    if (st == TD_OK)
-        c->model_epoch = td_trainer_epoch(c->t);
+    if (st == TD_OK) c->model_epoch = td_trainer_epoch(c->t);
     return st;
 }
 
@@ -204,13 +198,11 @@ static td_status put_model_unsynced(job_ctx *c)
 {
     const td_model *m = td_trainer_model(c->t);
     char *meta = td_json_model_meta_string(m);
-    if (!meta)
-        return TD_ENOMEM;
+    if (!meta) return TD_ENOMEM;
     td_status st =
         td_store_model_write_unsynced(c->jm->store, c->id, meta, m->params, m->n_params, NULL);
     free(meta);
-    if (st == TD_OK)
-        c->unsynced_params = m->n_params;
+    if (st == TD_OK) c->unsynced_params = m->n_params;
     return st;
 }
 
@@ -222,8 +214,7 @@ static td_status flush(job_ctx *c, td_error *err)
     const char *const *names = td_tail_columns(c->tail, &ncols);
     td_tail_view v;
     td_tail_view_get(c->tail, &v);
-    if (v.hi <= v.committed)
-        return TD_OK;
+    if (v.hi <= v.committed) return TD_OK;
     double rec[TD_HIST_MAX_COLS];
     char *metrics =
         td_tail_row(c->tail, v.hi, rec) ? td_json_metrics_string(names, rec, ncols) : NULL;
@@ -240,8 +231,7 @@ static size_t snapshot(job_ctx *c) { return td_trainer_save(c->t, c->snap, c->sn
 
 static int threads_for_job(td_jobs *jm, int small)
 {
-    if (small)
-        return 1;
+    if (small) return 1;
     pthread_mutex_lock(&jm->mu);
     int n = jm->o.cores / (jm->nrunning > 0 ? jm->nrunning : 1);
     pthread_mutex_unlock(&jm->mu);
@@ -261,8 +251,7 @@ static td_job_state stopped_or_failed(td_jobs *jm, td_status st)
  * doubling) unless the manager stops meanwhile. 1 when the write should be tried again. */
 static int retry_write(td_jobs *jm, td_status st, const td_error *err, int attempt)
 {
-    if (td_reserve_note(jm->o.reserve, st, err) != TD_ENOSPACE || attempt >= COMMIT_TRIES)
-        return 0;
+    if (td_reserve_note(jm->o.reserve, st, err) != TD_ENOSPACE || attempt >= COMMIT_TRIES) return 0;
     return !td_jobs_stopping_within(jm, 250 << (attempt - 1));
 }
 
@@ -287,8 +276,7 @@ static td_status checkpoint_now(job_ctx *c, td_error *err)
 {
     int64_t e = td_trainer_epoch(c->t);
     td_status fst = flush(c, err); /* a checkpoint comes after the records up to its epoch */
-    if (fst || e <= c->ckpt_epoch || e == 0)
-        return fst;
+    if (fst || e <= c->ckpt_epoch || e == 0) return fst;
     size_t len = snapshot(c);
     td_status st = td_store_checkpoint_save(c->jm->store, c->id, e, c->snap, len, err);
     if (st == TD_OK) {
@@ -305,8 +293,7 @@ static void loss_trace_start(job_ctx *c, const char *const *names, int ncols)
     td_loss_trace_init(&c->loss);
     c->loss_col = -1;
     for (int i = 0; i < ncols; i++)
-        if (strcmp(names[i], "loss") == 0)
-            c->loss_col = i;
+        if (strcmp(names[i], "loss") == 0) c->loss_col = i;
     td_history h;
     if (c->loss_col < 0 || c->ckpt_epoch <= 0 ||
         td_store_history_get(c->jm->store, c->id, 0, &h, NULL) != TD_OK)
@@ -325,8 +312,7 @@ static void record_warnings(job_ctx *c, const td_hparams *hp, const td_dataset *
     td_warning w[TD_MAX_WARNINGS];
     int n = 0;
     td_train_warnings(w, &n, hp, train, td_trainer_model(c->t), &c->loss);
-    if (n == 0)
-        return;
+    if (n == 0) return;
     char *json = td_json_warnings(w, n);
     td_error err = {0};
     if (!json || td_store_job_set_warnings(c->jm->store, c->id, json, &err) != TD_OK)
@@ -355,8 +341,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
                 c->model_epoch = td_trainer_epoch(c->t);
             if (c->model_epoch != td_trainer_epoch(c->t)) /* else stored at the checkpoint */
                 for (int attempt = 1; (st = put_model(c, err)); attempt++)
-                    if (!retry_write(jm, st, err, attempt))
-                        break;
+                    if (!retry_write(jm, st, err, attempt)) break;
             *st_out = st;
             return st == TD_OK ? TD_JOB_SUCCEEDED : stopped_or_failed(jm, st);
         }
@@ -386,8 +371,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             return TD_JOB_FAILED;
         }
         int64_t e = td_trainer_epoch(c->t);
-        if (c->loss_col >= 0)
-            td_loss_trace_add(&c->loss, rec.v[c->loss_col]);
+        if (c->loss_col >= 0) td_loss_trace_add(&c->loss, rec.v[c->loss_col]);
         td_tail_append(c->tail, e, rec.v);
         double now = td_mono_s();
         /* no checkpoint at the last epoch: the end follows at once, with the model (if
@@ -400,8 +384,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             /* a checkpoint is recorded after the records up to its epoch (store.h); records
              * whose commit failed stay pending for the next attempt (tail.h) */
             for (int attempt = 1; (st = flush(c, err)); attempt++)
-                if (!retry_write(jm, st, err, attempt))
-                    break;
+                if (!retry_write(jm, st, err, attempt)) break;
             if (st) {
                 *st_out = st;
                 return stopped_or_failed(jm, st);
@@ -411,8 +394,7 @@ static td_job_state train_loop(job_ctx *c, td_error *err, td_status *st_out)
             size_t len = snapshot(c);
             for (int attempt = 1;
                  (st = td_store_checkpoint_save(jm->store, c->id, e, c->snap, len, err)); attempt++)
-                if (!retry_write(jm, st, err, attempt))
-                    break;
+                if (!retry_write(jm, st, err, attempt)) break;
             if (st) {
                 *st_out = st;
                 return stopped_or_failed(jm, st);
@@ -436,8 +418,7 @@ int td_jobs_stopping_within(td_jobs *jm, int ms)
         pthread_mutex_lock(&jm->mu);
         int stopping = jm->stopping;
         pthread_mutex_unlock(&jm->mu);
-        if (stopping || waited >= ms)
-            return stopping;
+        if (stopping || waited >= ms) return stopping;
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -454,8 +435,7 @@ typedef struct {
 static td_status end_once(td_jobs *jm, const void *a, td_error *err)
 {
     const job_end *e = a;
-    if (e->final == TD_JOB_QUEUED)
-        return td_store_job_pause(jm->store, e->id, err);
+    if (e->final == TD_JOB_QUEUED) return td_store_job_pause(jm->store, e->id, err);
     return td_store_job_finish(jm->store, e->id, e->final, e->code, e->msg, err);
 }
 
@@ -472,14 +452,12 @@ td_status td_jobs_record_end(td_jobs *jm, td_status (*once)(td_jobs *, const voi
     int attempt = 1;
     for (;; attempt++) {
         st = once(jm, arg, err);
-        if (td_reserve_release(jm->o.reserve, st, err))
-            st = once(jm, arg, err);
+        if (td_reserve_release(jm->o.reserve, st, err)) st = once(jm, arg, err);
         if (st != TD_EIO && st != TD_ENOSPACE) /* done, or gone (deleted) / already terminal */
             break;
         if (attempt == 1)
             td_log(TD_LOG_ERROR, "jobs", "%s failed: %s; retrying", what, err->message);
-        if (attempt == END_TRIES || td_jobs_stopping_within(jm, 250 << (attempt - 1)))
-            break;
+        if (attempt == END_TRIES || td_jobs_stopping_within(jm, 250 << (attempt - 1))) break;
     }
     *attempts = attempt;
     return st;
@@ -501,8 +479,7 @@ static int record_end(td_jobs *jm, const char *id, td_job_state final, const cha
     td_status st = td_jobs_record_end(jm, end_once, &e, what, &attempts, &ferr);
     if (st == TD_OK && attempts > 1)
         td_log(TD_LOG_INFO, "jobs", "job %s: its end is recorded (attempt %d)", id, attempts);
-    if (st != TD_EIO && st != TD_ENOSPACE)
-        return st == TD_OK;
+    if (st != TD_EIO && st != TD_ENOSPACE) return st == TD_OK;
     td_log(TD_LOG_ERROR, "jobs",
            "job %s: its end (%s) is not recorded (%s): it stays running in "
            "the store, and the next start resumes it",
@@ -524,8 +501,7 @@ static int wait_for_room(td_jobs *jm, int slot, const char *id)
             return 1;
         if (!logged++)
             td_log(TD_LOG_INFO, "jobs", "job %s waits for room in state_dir to start", id);
-        if (td_jobs_stopping_within(jm, 1000))
-            return 0;
+        if (td_jobs_stopping_within(jm, 1000)) return 0;
     }
     return 1;
 }
@@ -535,8 +511,7 @@ static int wait_for_room(td_jobs *jm, int slot, const char *id)
 int td_jobs_mark_live(td_jobs *jm, const char *id, int live)
 {
     td_error err = {{0}, {0}};
-    if (td_store_job_set_live(jm->store, id, live, &err) == TD_OK)
-        return live;
+    if (td_store_job_set_live(jm->store, id, live, &err) == TD_OK) return live;
     td_log(TD_LOG_WARN, "jobs", "job %s: cannot %s its live mark: %s", id, live ? "set" : "clear",
            err.message);
     return 0;
@@ -547,8 +522,7 @@ int td_jobs_mark_live(td_jobs *jm, const char *id, int live)
  * to an uninterrupted one: a log line and the job's resumed_on_different_build flag. */
 static void note_build_change(td_jobs *jm, const char *id, const char *built_by)
 {
-    if (strcmp(built_by, jm->fingerprint) == 0)
-        return;
+    if (strcmp(built_by, jm->fingerprint) == 0) return;
     td_log(TD_LOG_WARN, "jobs",
            "job %s resumes from a checkpoint of a different build (%s; "
            "this build: %s): it continues, but its results may differ from an uninterrupted "
@@ -610,8 +584,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
         pthread_mutex_unlock(&jm->mu);
     }
     notify(jm);
-    if ((st = td_store_dataset_load(jm->store, row.dataset, &train, &err)))
-        goto done;
+    if ((st = td_store_dataset_load(jm->store, row.dataset, &train, &err))) goto done;
     if (row.validation[0] && (st = td_store_dataset_load(jm->store, row.validation, &val, &err)))
         goto done;
     if ((st = td_job_decode_hparams(&hp, row.model, row.hyperparameters, &train.ds, &err)))
@@ -620,8 +593,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
         goto done;
     int ncols;
     const char *const *names = td_trainer_columns(c.t, &ncols);
-    if ((st = td_store_history_columns_set(jm->store, id, names, ncols, &err)))
-        goto done;
+    if ((st = td_store_history_columns_set(jm->store, id, names, ncols, &err))) goto done;
     c.stop_at = row.stop_at_epoch;
     c.small = train.ds.N * train.ds.D < SMALL_JOB_VALUES;
     c.snap_cap = td_trainer_state_size(c.t);
@@ -634,8 +606,7 @@ static void run_job(td_jobs *jm, int slot, const char *id)
     st = td_store_checkpoint_load_tagged(jm->store, id, &ckpt, &len, &c.ckpt_epoch, built_by,
                                          sizeof built_by, &err);
     if (st == TD_OK) {
-        if ((st = td_trainer_restore(c.t, ckpt, len, &err)))
-            goto done;
+        if ((st = td_trainer_restore(c.t, ckpt, len, &err))) goto done;
         td_log(TD_LOG_INFO, "jobs", "job %s resumes at epoch %lld", id, (long long)c.ckpt_epoch);
         note_build_change(jm, id, built_by);
     } else if (st == TD_ENOTFOUND) {
@@ -672,14 +643,12 @@ done:
                (long long)c.ckpt_epoch);
         record_end(jm, id, final, NULL, NULL);
     } else {
-        if (final == TD_JOB_FAILED && st == TD_OK)
-            st = TD_EINTERNAL;
+        if (final == TD_JOB_FAILED && st == TD_OK) st = TD_EINTERNAL;
         const char *code = final == TD_JOB_FAILED ? td_status_code(st) : NULL;
         const char *msg = final == TD_JOB_FAILED ? err.message : NULL;
         td_log(final == TD_JOB_FAILED ? TD_LOG_WARN : TD_LOG_INFO, "jobs", "job %s %s%s%s", id,
                td_job_state_name(final), msg ? ": " : "", msg ? msg : "");
-        if (c.t)
-            record_warnings(&c, &hp, &train.ds);
+        if (c.t) record_warnings(&c, &hp, &train.ds);
         if (final == TD_JOB_SUCCEEDED && c.unsynced_params >= 0) {
             if (td_jobs_hand_off(jm, id, c.unsynced_params))
                 live = 0; /* the committer's end clears it */
@@ -728,8 +697,7 @@ static void *worker(void *arg)
         char id[TD_ID_MAX];
         uint64_t bytes;
         if (jm->shared) {
-            if (!td_jobs_claim(jm, id, &bytes))
-                continue;
+            if (!td_jobs_claim(jm, id, &bytes)) continue;
         } else {
             memcpy(id, jm->queue[jm->qhead].id, TD_ID_MAX);
             bytes = jm->queue[jm->qhead].bytes;
@@ -786,17 +754,14 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
 {
     *out = NULL;
     td_jobs *jm = calloc(1, sizeof *jm);
-    if (!jm)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!jm) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     jm->store = store;
     jm->o = *o;
     /* now, not at the first job's first product: making OpenBLAS single-threaded wakes
      * its server thread, which then spins on a core for a while (~0.1 s) */
     td_blas_init();
-    if (jm->o.workers < 1)
-        jm->o.workers = 1;
-    if (jm->o.cores < 1)
-        jm->o.cores = 1;
+    if (jm->o.workers < 1) jm->o.workers = 1;
+    if (jm->o.cores < 1) jm->o.cores = 1;
     pthread_mutex_init(&jm->mu, NULL);
     pthread_cond_init(&jm->work, NULL);
     pthread_condattr_t ca; /* timed waits on the monotonic clock: immune to clock changes */
@@ -824,8 +789,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     int n = 0;
     jm->shared = td_store_shared(store);
     if (jm->shared) {
-        if (jm->o.lease_s < 2)
-            jm->o.lease_s = 15;
+        if (jm->o.lease_s < 2) jm->o.lease_s = 15;
         td_store_set_node(store, jm->o.node[0] ? jm->o.node : "traind", jm->o.lease_s);
         td_log(TD_LOG_INFO, "jobs", "shared store: node %s, lease %d s", jm->o.node, jm->o.lease_s);
     }
@@ -839,8 +803,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     for (int i = 0; i < n && !st; i++)
         st = push_locked(jm, rows[i].id, recovered_bytes(jm, &rows[i]));
     td_job_rows_free(rows, n);
-    if (n > 0)
-        td_log(TD_LOG_INFO, "jobs", "recovered %d unfinished job(s)", n);
+    if (n > 0) td_log(TD_LOG_INFO, "jobs", "recovered %d unfinished job(s)", n);
     td_budget_on_release(budget_released, jm);
     jm->run = calloc((size_t)jm->o.workers, sizeof *jm->run);
     jm->threads = calloc((size_t)jm->o.workers, sizeof *jm->threads);
@@ -855,8 +818,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     jm->committer_started = 1;
     for (int i = 0; i < jm->o.workers; i++) {
         worker_arg *a = malloc(sizeof *a);
-        if (a)
-            a->jm = jm, a->slot = i;
+        if (a) a->jm = jm, a->slot = i;
         if (!a || pthread_create(&jm->threads[i], NULL, worker, a) != 0) {
             free(a);
             td_jobs_stop(jm);
@@ -879,8 +841,7 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
 
 void td_jobs_stop(td_jobs *jm)
 {
-    if (!jm)
-        return;
+    if (!jm) return;
     pthread_mutex_lock(&jm->mu);
     if (jm->stopping) {
         pthread_mutex_unlock(&jm->mu);
@@ -913,8 +874,7 @@ void td_jobs_stop(td_jobs *jm)
 
 void td_jobs_destroy(td_jobs *jm)
 {
-    if (!jm)
-        return;
+    if (!jm) return;
     td_jobs_stop(jm);
     td_budget_on_release(NULL, NULL);
     free(jm->queue);
@@ -937,10 +897,8 @@ static td_status room_locked(td_jobs *jm, td_error *err)
 {
     struct timespec deadline = td_deadline(CLOCK_MONOTONIC, ROOM_WAIT_MS);
     while (!jm->stopping && !jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued)
-        if (pthread_cond_timedwait(&jm->room, &jm->mu, &deadline) != 0)
-            break;
-    if (jm->stopping)
-        return td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
+        if (pthread_cond_timedwait(&jm->room, &jm->mu, &deadline) != 0) break;
+    if (jm->stopping) return td_fail(err, TD_ESHUTDOWN, NULL, "the daemon is shutting down");
     if (!jm->shared && jm->qlen + jm->inserting >= jm->o.max_queued) /* shared: the store's */
         return td_fail(err, TD_EBUSY, NULL,
                        "the queue is full (%d jobs waiting, max_queued_jobs = %d); retry later",
@@ -953,8 +911,7 @@ static td_status take_place(td_jobs *jm, td_error *err)
 {
     pthread_mutex_lock(&jm->mu);
     td_status st = room_locked(jm, err);
-    if (st == TD_OK)
-        jm->inserting++; /* our place under the bound while the store inserts */
+    if (st == TD_OK) jm->inserting++; /* our place under the bound while the store inserts */
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
@@ -977,8 +934,7 @@ static td_status fill_place(td_jobs *jm, td_status st, const char *id, uint64_t 
         pthread_cond_broadcast(&jm->work);
     else if (st == TD_OK && (st = push_locked(jm, id, mem_bytes)))
         td_fail(err, st, NULL, "out of memory");
-    if (st == TD_OK)
-        td_jobs_notify_locked(jm);
+    if (st == TD_OK) td_jobs_notify_locked(jm);
     pthread_mutex_unlock(&jm->mu);
     return st;
 }
@@ -987,8 +943,7 @@ td_status td_jobs_submit(td_jobs *jm, const td_job_spec *spec, uint64_t mem_byte
                          char id_out[TD_ID_MAX], td_error *err)
 {
     td_status st = take_place(jm, err);
-    if (st)
-        return st;
+    if (st) return st;
     td_job_spec sp = *spec;
     sp.mem_bytes = mem_bytes;                          /* a shared store's admission */
     sp.max_queued = jm->shared ? jm->o.max_queued : 0; /* and its cluster-wide bound */
@@ -1000,8 +955,7 @@ td_status td_jobs_continue(td_jobs *jm, const char *id, int64_t stop_at, uint64_
                            td_error *err)
 {
     td_status st = take_place(jm, err);
-    if (st)
-        return st;
+    if (st) return st;
     st = td_store_job_continue(jm->store, id, stop_at, err);
     return fill_place(jm, st, id, mem_bytes, err);
 }
@@ -1018,14 +972,11 @@ td_status td_jobs_cancel(td_jobs *jm, const char *id, td_job_state *state_after,
     td_status st = td_store_job_cancel(jm->store, id, &after, err);
     pthread_mutex_lock(&jm->mu);
     if (st == TD_OK) {
-        if (after == TD_JOB_CANCELLED)
-            remove_locked(jm, id);
+        if (after == TD_JOB_CANCELLED) remove_locked(jm, id);
         for (int i = 0; i < jm->nthreads; i++)
-            if (strcmp(jm->run[i].id, id) == 0)
-                jm->run[i].cancel = 1;
+            if (strcmp(jm->run[i].id, id) == 0) jm->run[i].cancel = 1;
         td_jobs_notify_locked(jm);
-        if (state_after)
-            *state_after = after;
+        if (state_after) *state_after = after;
     }
     pthread_mutex_unlock(&jm->mu);
     return st;
@@ -1036,8 +987,7 @@ uint64_t td_jobs_wait_change(td_jobs *jm, uint64_t seen, int timeout_ms)
     struct timespec deadline = td_deadline(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&jm->mu);
     while (jm->change == seen && !jm->stopping)
-        if (pthread_cond_timedwait(&jm->changed, &jm->mu, &deadline) != 0)
-            break;
+        if (pthread_cond_timedwait(&jm->changed, &jm->mu, &deadline) != 0) break;
     uint64_t now = jm->change;
     pthread_mutex_unlock(&jm->mu);
     return now;

@@ -25,8 +25,7 @@ int td_jobs_claim(td_jobs *jm, char id[TD_ID_MAX], uint64_t *bytes)
     int got = st == TD_OK;
     if (st && st != TD_ENOTFOUND)
         td_log(TD_LOG_WARN, "jobs", "claiming a job failed: %s", err.message);
-    if (got && limit && *bytes > limit)
-        *bytes = limit;
+    if (got && limit && *bytes > limit) *bytes = limit;
     if (got && !td_budget_reserve(*bytes)) {           /* a local job took the room meanwhile */
         td_store_job_set_live(jm->store, id, 0, NULL); /* let go: its lease ends */
         got = 0;
@@ -80,8 +79,7 @@ void *td_jobs_heartbeat(void *arg)
         pthread_mutex_lock(&jm->mu);
         for (int k = 0; k < n; k++)
             for (int i = 0; cancel[k] && i < jm->nthreads; i++)
-                if (strcmp(jm->run[i].id, ids[k]) == 0)
-                    jm->run[i].cancel = 1;
+                if (strcmp(jm->run[i].id, ids[k]) == 0) jm->run[i].cancel = 1;
         struct timespec dl = td_deadline(CLOCK_MONOTONIC, period_ms); /* as `changed` waits */
         while (!jm->hb_stop && pthread_cond_timedwait(&jm->changed, &jm->mu, &dl) == 0) {
         }

@@ -33,8 +33,7 @@ struct td_sweeps {
 
 int64_t td_sweep_rung_epochs(const td_sweep_row *s, int64_t k)
 {
-    if (s->eta < 2 || s->min_epochs < 1)
-        return s->epochs;
+    if (s->eta < 2 || s->min_epochs < 1) return s->epochs;
     int64_t b = s->min_epochs;
     for (int64_t i = 0; i < k && b < s->epochs; i++)
         b = b > s->epochs / s->eta ? s->epochs : b * s->eta;
@@ -44,10 +43,8 @@ int64_t td_sweep_rung_epochs(const td_sweep_row *s, int64_t k)
 /* 1 when metric a ranks before b (NaN ranks last). */
 static int better(double a, double b, int maximize)
 {
-    if (isnan(b))
-        return !isnan(a);
-    if (isnan(a))
-        return 0;
+    if (isnan(b)) return !isnan(a);
+    if (isnan(a)) return 0;
     return maximize ? a > b : a < b;
 }
 
@@ -89,8 +86,7 @@ static int release(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t
                             .sweep_trial = t->index,
                             .stop_at_epoch = stop_at};
         st = td_jobs_submit(sw->jobs, &spec, t->bytes, id, err);
-        if (st == TD_ENOTFOUND || st == TD_EINVAL)
-            return -1;
+        if (st == TD_ENOTFOUND || st == TD_EINVAL) return -1;
     }
     return st == TD_OK;
 }
@@ -105,8 +101,7 @@ static void finish(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *t
         end = TD_JOB_CANCELLED;
     } else {
         for (int i = 0; i < n; i++)
-            if (t[i].job[0] && t[i].state == TD_JOB_SUCCEEDED)
-                end = TD_JOB_SUCCEEDED;
+            if (t[i].job[0] && t[i].state == TD_JOB_SUCCEEDED) end = TD_JOB_SUCCEEDED;
     }
     if (end == TD_JOB_FAILED) {
         int f = 0; /* the first trial that ran and did not succeed */
@@ -131,11 +126,9 @@ static void promote(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *
     int *order = malloc(sizeof *order * (size_t)(n > 0 ? n : 1));
     const char **stop = malloc(sizeof *stop * (size_t)(n > 0 ? n : 1));
     int alive = 0, nstop = 0;
-    if (!order || !stop)
-        goto out;
+    if (!order || !stop) goto out;
     for (int i = 0; i < n; i++) {
-        if (!active(&t[i]))
-            continue;
+        if (!active(&t[i])) continue;
         int j = alive++; /* insertion sort by metric, stable (ties keep index order) */
         while (j > 0 && better(t[i].metric, t[order[j - 1]].metric, s->maximize)) {
             order[j] = order[j - 1];
@@ -144,8 +137,7 @@ static void promote(td_sweeps *sw, const td_sweep_row *s, const td_sweep_trial *
         order[j] = i;
     }
     int keep = alive / (int)s->eta;
-    if (keep < 1)
-        keep = 1;
+    if (keep < 1) keep = 1;
     for (int j = keep; j < alive; j++)
         stop[nstop++] = t[order[j]].job;
     td_error err = {{0}, {0}};
@@ -176,32 +168,25 @@ static void advance(td_sweeps *sw, const td_sweep_row *s)
     int inflight = 0, started = 0, pending = 0, busy = 0;
     int64_t until = td_sweep_rung_epochs(s, s->rung);
     for (int i = 0; i < n; i++) {
-        if (active(&t[i]) && !t[i].paused)
-            inflight++;
-        if (t[i].job[0] && (t[i].state != TD_JOB_QUEUED || t[i].epoch > 0))
-            started = 1;
+        if (active(&t[i]) && !t[i].paused) inflight++;
+        if (t[i].job[0] && (t[i].state != TD_JOB_QUEUED || t[i].epoch > 0)) started = 1;
     }
     if (s->cancel_requested) {
         for (int i = 0; i < n; i++) {
-            if (!active(&t[i]))
-                continue;
+            if (!active(&t[i])) continue;
             busy = 1; /* a paused trial ends at once, a running one within an epoch */
-            if (!t[i].cancel_requested)
-                td_jobs_cancel(sw->jobs, t[i].job, NULL, NULL);
+            if (!t[i].cancel_requested) td_jobs_cancel(sw->jobs, t[i].job, NULL, NULL);
         }
-        if (!busy)
-            finish(sw, s, t, n);
+        if (!busy) finish(sw, s, t, n);
         goto out;
     }
     if (s->state == TD_JOB_QUEUED && started)
         td_store_sweep_set_state(sw->store, s->id, TD_JOB_RUNNING, NULL, NULL, NULL);
     for (int i = 0; i < n; i++) {
         int waiting = !t[i].job[0] || (active(&t[i]) && t[i].paused && t[i].epoch < until);
-        if (!waiting)
-            continue;
+        if (!waiting) continue;
         pending++;
-        if (inflight >= sw->window || busy)
-            continue;
+        if (inflight >= sw->window || busy) continue;
         int r = release(sw, s, &t[i], until, &err);
         if (r < 0) {
             td_store_sweep_set_state(sw->store, s->id, TD_JOB_FAILED, td_status_code(TD_EINVAL),
@@ -214,8 +199,7 @@ static void advance(td_sweeps *sw, const td_sweep_row *s)
         else
             inflight++;
     }
-    if (pending || inflight)
-        goto out;
+    if (pending || inflight) goto out;
     int alive = 0;
     for (int i = 0; i < n; i++)
         alive += active(&t[i]);
@@ -260,8 +244,7 @@ td_status td_sweeps_start(td_sweeps **out, td_store *store, td_jobs *jobs, int w
 {
     td_sweeps *sw = calloc(1, sizeof *sw);
     *out = NULL;
-    if (!sw)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!sw) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     sw->store = store;
     sw->jobs = jobs;
     sw->window = window < 1 ? 1 : window;
@@ -277,14 +260,12 @@ td_status td_sweeps_start(td_sweeps **out, td_store *store, td_jobs *jobs, int w
 
 void td_sweeps_kick(td_sweeps *sw)
 {
-    if (sw)
-        td_jobs_poke(sw->jobs);
+    if (sw) td_jobs_poke(sw->jobs);
 }
 
 void td_sweeps_destroy(td_sweeps *sw)
 {
-    if (!sw)
-        return;
+    if (!sw) return;
     pthread_mutex_lock(&sw->mu);
     sw->stop = 1;
     pthread_mutex_unlock(&sw->mu);

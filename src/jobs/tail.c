@@ -64,14 +64,11 @@ static double *ring_row(const td_tail *t, int64_t epoch)
  * (none has) the lowest loss; NaN never counts; on a tie the earlier epoch stays. */
 static int track(td_tail *t, int64_t epoch, const double *rec)
 {
-    if (t->first < 0)
-        t->first = epoch;
+    if (t->first < 0) t->first = epoch;
     int has_val = t->i_val >= 0 && !isnan(rec[t->i_val]);
     double k = has_val ? rec[t->i_val] : t->i_loss >= 0 ? rec[t->i_loss] : NAN;
-    if (isnan(k) || (t->best_has_val && !has_val))
-        return 0;
-    if (t->best >= 0 && !(has_val && !t->best_has_val) && !(k < t->best_val))
-        return 0;
+    if (isnan(k) || (t->best_has_val && !has_val)) return 0;
+    if (t->best >= 0 && !(has_val && !t->best_has_val) && !(k < t->best_val)) return 0;
     t->best = epoch, t->best_val = k, t->best_has_val = has_val;
     return 1;
 }
@@ -81,8 +78,7 @@ static td_status track_stored(td_tail *t, td_error *err)
 {
     td_history h;
     td_status st = td_store_history_get(t->store, t->id, -1, &h, err);
-    if (st)
-        return st;
+    if (st) return st;
     double rec[TD_HIST_MAX_COLS];
     for (int64_t i = 0; i < h.n_rows && h.n_cols == t->ncols; i++) {
         for (int c = 0; c < h.n_cols; c++)
@@ -103,8 +99,7 @@ td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
         return td_fail(err, TD_EINVAL, "columns", "need 1..%d history columns, got %d",
                        TD_HIST_MAX_COLS, ncols);
     td_tail *t = calloc(1, sizeof *t);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for the history tail");
+    if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory for the history tail");
     size_t cells = (size_t)TD_TAIL_ROWS * (size_t)ncols;
     t->ring = malloc(sizeof *t->ring * cells);
     t->pend = malloc(sizeof *t->pend * (size_t)TD_TAIL_BATCH * (size_t)ncols);
@@ -127,10 +122,8 @@ td_status td_tail_create(td_tail **out, td_store *store, const char *job_id,
     for (int c = 0; c < ncols; c++) {
         snprintf(t->names[c], TD_HIST_NAME_MAX, "%s", names[c]);
         t->name_ptrs[c] = t->names[c];
-        if (strcmp(names[c], "loss") == 0)
-            t->i_loss = c;
-        if (strcmp(names[c], "val_loss") == 0)
-            t->i_val = c;
+        if (strcmp(names[c], "loss") == 0) t->i_loss = c;
+        if (strcmp(names[c], "val_loss") == 0) t->i_val = c;
     }
     t->epochs = epochs;
     t->max_rows = max_rows;
@@ -151,8 +144,7 @@ void td_tail_retain(td_tail *t) { atomic_fetch_add(&t->refs, 1); }
 
 void td_tail_release(td_tail *t)
 {
-    if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
-        return;
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cond);
     free(t->ring);
@@ -167,13 +159,11 @@ void td_tail_release(td_tail *t)
  * stride S. Caller holds mu. */
 static void unpend_locked(td_tail *t, int64_t epoch, int64_t S)
 {
-    if (epoch <= t->committed || epoch % S == 0 || epoch == t->first || epoch == t->best)
-        return;
+    if (epoch <= t->committed || epoch % S == 0 || epoch == t->first || epoch == t->best) return;
     int64_t i = t->npend;
     while (i > 0 && t->pend_epochs[i - 1] > epoch)
         i--;
-    if (i == 0 || t->pend_epochs[i - 1] != epoch)
-        return;
+    if (i == 0 || t->pend_epochs[i - 1] != epoch) return;
     size_t nc = (size_t)t->ncols, rest = (size_t)(t->npend - i);
     memmove(t->pend_epochs + i - 1, t->pend_epochs + i, sizeof *t->pend_epochs * rest);
     memmove(t->pend + (size_t)(i - 1) * nc, t->pend + (size_t)i * nc, sizeof *t->pend * rest * nc);
@@ -189,17 +179,14 @@ void td_tail_append(td_tail *t, int64_t epoch, const double *rec)
     int64_t S = td_history_stride(epoch, t->max_rows);
     pthread_mutex_lock(&t->mu);
     unpend_locked(t, prev_latest, S); /* kept as the latest until now */
-    if (new_best)
-        unpend_locked(t, prev_best, S);
+    if (new_best) unpend_locked(t, prev_best, S);
     t->pend_epochs[t->npend] = epoch;
     memcpy(t->pend + (size_t)t->npend * (size_t)t->ncols, rec, sizeof *rec * (size_t)t->ncols);
     t->npend++;
     memcpy(ring_row(t, epoch), rec, sizeof *rec * (size_t)t->ncols);
     t->hi = epoch;
-    if (t->hi - t->lo + 1 > TD_TAIL_ROWS)
-        t->lo = t->hi - TD_TAIL_ROWS + 1;
-    if (t->nwait)
-        pthread_cond_broadcast(&t->cond);
+    if (t->hi - t->lo + 1 > TD_TAIL_ROWS) t->lo = t->hi - TD_TAIL_ROWS + 1;
+    if (t->nwait) pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -211,8 +198,7 @@ int td_tail_flush_due(const td_tail *t, double now)
 
 td_status td_tail_flush(td_tail *t, const char *metrics_json, double now, td_error *err)
 {
-    if (t->npend == 0)
-        return TD_OK;
+    if (t->npend == 0) return TD_OK;
     /* pend ends with the latest epoch (hi): everything up to it is in the store after */
     td_history_batch b = {.n_cols = t->ncols,
                           .n_rows = t->npend,
@@ -225,8 +211,7 @@ td_status td_tail_flush(td_tail *t, const char *metrics_json, double now, td_err
                           .prev_best = t->flushed_best,
                           .full_pass = !t->flushed};
     td_status st = td_store_history_commit(t->store, t->id, &b, err);
-    if (st)
-        return st;
+    if (st) return st;
     pthread_mutex_lock(&t->mu);
     t->committed = t->hi;
     t->npend = 0;
@@ -273,8 +258,7 @@ int td_tail_row(td_tail *t, int64_t epoch, double *rec)
 {
     pthread_mutex_lock(&t->mu);
     int in = epoch >= t->lo && epoch <= t->hi;
-    if (in)
-        memcpy(rec, ring_row(t, epoch), sizeof *rec * (size_t)t->ncols);
+    if (in) memcpy(rec, ring_row(t, epoch), sizeof *rec * (size_t)t->ncols);
     pthread_mutex_unlock(&t->mu);
     return in;
 }
@@ -305,8 +289,7 @@ td_status td_tail_pending(td_tail *t, td_history *h, int64_t *committed, td_erro
         }
     }
     pthread_mutex_unlock(&t->mu);
-    if (st)
-        td_history_fini(h);
+    if (st) td_history_fini(h);
     return st;
 }
 
@@ -318,8 +301,7 @@ void td_tail_wait(td_tail *t, int64_t after, int timeout_ms, td_tail_view *v)
         t->nwait++;
         int rc = pthread_cond_timedwait(&t->cond, &t->mu, &deadline);
         t->nwait--;
-        if (rc != 0)
-            break;
+        if (rc != 0) break;
     }
     view_locked(t, v);
     pthread_mutex_unlock(&t->mu);
@@ -343,8 +325,7 @@ static td_status merge(td_history *h, const td_history *p, int64_t committed, in
             break;
         }
     int64_t n = a + (p->n_rows - j0) + (h->n_rows - b0);
-    if (limit > 0 && n > limit)
-        n = limit;
+    if (limit > 0 && n > limit) n = limit;
     int64_t *ep = malloc(sizeof *ep * (size_t)(n ? n : 1));
     double *cols = malloc(sizeof *cols * (size_t)(n ? n : 1) * (size_t)h->n_cols);
     if (!ep || !cols) {
@@ -376,12 +357,10 @@ td_status td_tail_history_get(td_tail *t, td_store *store, const char *job_id, i
     /* The pending records first: whatever is flushed after this is in the store by the
      * time it is read below, so no epoch falls between the two. */
     td_status st = t ? td_tail_pending(t, &p, &committed, err) : TD_OK;
-    if (st == TD_OK)
-        st = td_store_history_page(store, job_id, after_epoch, limit, out, err);
+    if (st == TD_OK) st = td_store_history_page(store, job_id, after_epoch, limit, out, err);
     if (st == TD_OK && p.n_rows > 0 && out->n_cols == p.n_cols)
         st = merge(out, &p, committed, after_epoch, limit, err);
-    if (st)
-        td_history_fini(out);
+    if (st) td_history_fini(out);
     td_history_fini(&p);
     return st;
 }

@@ -13,8 +13,7 @@ static const char *const names[] = {"generic", "avx2", "avx512"};
 int td_isa_parse(const char *s)
 {
     for (int i = 0; s && i < (int)(sizeof names / sizeof *names); i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
+        if (strcmp(s, names[i]) == 0) return i;
     return -1;
 }
 
@@ -34,8 +33,7 @@ static void decide(void)
 #endif
     chosen = cpu_level;
     int want = td_isa_parse(getenv("TD_ISA"));
-    if (want >= 0 && want < (int)chosen)
-        chosen = (td_isa_level)want;
+    if (want >= 0 && want < (int)chosen) chosen = (td_isa_level)want;
 }
 
 td_isa_level td_isa_cpu(void)

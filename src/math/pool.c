@@ -36,8 +36,7 @@ static void drain(td_pool *p)
 {
     for (;;) {
         int64_t t = atomic_fetch_add(&p->next, 1);
-        if (t >= p->ntasks)
-            return;
+        if (t >= p->ntasks) return;
         p->fn(p->ctx, t);
     }
 }
@@ -54,8 +53,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&p->mu);
         while (!p->stop && p->generation == seen)
             pthread_cond_wait(&p->wake, &p->mu);
-        if (p->stop)
-            break;
+        if (p->stop) break;
         seen = p->generation;
         if (atomic_load(&p->next) >= p->ntasks) { /* late: every task is taken */
             pthread_mutex_unlock(&p->mu);
@@ -65,8 +63,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->mu);
         drain(p);
         pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
-            pthread_cond_signal(&p->done);
+        if (--p->busy == 0) pthread_cond_signal(&p->done);
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -76,8 +73,7 @@ static void *worker(void *arg)
 td_pool *td_pool_create(int nthreads)
 {
     td_pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     p->nthreads = nthreads < 1 ? 1 : nthreads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
@@ -99,8 +95,7 @@ td_pool *td_pool_create(int nthreads)
 
 void td_pool_destroy(td_pool *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->wake);
@@ -116,10 +111,8 @@ void td_pool_destroy(td_pool *p)
 
 void td_pool_resize(td_pool **p, int n)
 {
-    if (n < 1)
-        n = 1;
-    if (td_pool_threads(*p) == n)
-        return;
+    if (n < 1) n = 1;
+    if (td_pool_threads(*p) == n) return;
     td_pool_destroy(*p);
     *p = n > 1 ? td_pool_create(n) : NULL;
 }

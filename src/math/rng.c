@@ -38,8 +38,7 @@ uint64_t td_rng_below(td_rng *r, uint64_t n)
     for (;;) {
         uint64_t x = td_rng_next(r);
         __uint128_t m = (__uint128_t)x * n;
-        if ((uint64_t)m >= limit)
-            return (uint64_t)(m >> 64);
+        if ((uint64_t)m >= limit) return (uint64_t)(m >> 64);
     }
 }
 

@@ -38,8 +38,7 @@ void td_xxh64_init(td_xxh64_state *h, uint64_t seed)
 void td_xxh64_update(td_xxh64_state *h, const void *data, size_t len)
 {
     const uint8_t *p = data, *end = p + len;
-    if (len == 0)
-        return;
+    if (len == 0) return;
     h->total += len;
     if (h->memsize + len < 32) {
         memcpy(h->mem + h->memsize, p, len);

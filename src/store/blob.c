@@ -29,8 +29,7 @@ static int write_all(int fd, const void *buf, size_t len)
     while (len > 0) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         p += w;
@@ -46,8 +45,7 @@ static int read_all(int fd, void *buf, size_t len)
     while (len > 0) {
         ssize_t r = read(fd, p, len);
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         if (r == 0) {
@@ -77,8 +75,7 @@ static int fsync_parent(const char *path)
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int rc = fsync(fd);
     int saved = errno;
     close(fd);
@@ -96,15 +93,13 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, c
     td_xxh64_init(&h, 0);
     fill_header(hdr, tag_len ? TD_BLOB_VERSION_TAGGED : TD_BLOB_VERSION, kind, aux, length);
     td_xxh64_update(&h, hdr, 32);
-    if (write_all(fd, hdr, sizeof hdr) != 0)
-        return -1;
+    if (write_all(fd, hdr, sizeof hdr) != 0) return -1;
     if (tag_len) {
         uint8_t n[4];
         td_wr32(n, (uint32_t)tag_len);
         td_xxh64_update(&h, n, 4);
         td_xxh64_update(&h, tag, tag_len);
-        if (write_all(fd, n, 4) != 0 || write_all(fd, tag, tag_len) != 0)
-            return -1;
+        if (write_all(fd, n, 4) != 0 || write_all(fd, tag, tag_len) != 0) return -1;
     }
     for (int i = 0; i < nseg; i++) {
         const char *p = segs[i].data;
@@ -112,8 +107,7 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, c
         while (left > 0) {
             size_t c = left < CHUNK ? left : CHUNK;
             td_xxh64_update(&h, p, c);
-            if (write_all(fd, p, c) != 0)
-                return -1;
+            if (write_all(fd, p, c) != 0) return -1;
             p += c;
             left -= c;
         }
@@ -121,8 +115,7 @@ static int write_payload(int fd, uint32_t kind, uint64_t aux, uint64_t length, c
     td_wr64(hdr + 32, td_xxh64_digest(&h));
     ssize_t w = pwrite(fd, hdr + 32, 8, 32);
     if (w != 8) {
-        if (w >= 0)
-            errno = EIO;
+        if (w >= 0) errno = EIO;
         return -1;
     }
     return 0;
@@ -199,10 +192,8 @@ static td_status blob_write(const char *path, uint32_t kind, uint64_t aux, const
         goto cleanup;
     }
 cleanup:
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(tmp);
+    if (fd >= 0) close(fd);
+    if (created) unlink(tmp);
     return rc;
 }
 
@@ -255,8 +246,7 @@ static td_status checksum_status(const char *path, const uint8_t hdr[TD_BLOB_HEA
                                  td_error *err)
 {
     uint64_t want = td_rd64(hdr + 32);
-    if (want == got)
-        return TD_OK;
+    if (want == got) return TD_OK;
     return td_fail(err, TD_EIO, NULL, "%s: checksum mismatch (stored %016llx, computed %016llx)",
                    path, (unsigned long long)want, (unsigned long long)got);
 }
@@ -291,12 +281,10 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
     struct stat sb;
     uint64_t length = 0;
 
-    if (tag && tag_cap)
-        tag[0] = '\0';
+    if (tag && tag_cap) tag[0] = '\0';
     *payload = NULL;
     *len = 0;
-    if ((rc = open_blob(path, &fd, &sb, err)))
-        goto cleanup;
+    if ((rc = open_blob(path, &fd, &sb, err))) goto cleanup;
     if (read_all(fd, hdr, sizeof hdr) != 0) {
         rc = td_fail(err, TD_EIO, NULL, "read %s: %s", path, strerror(errno ? errno : EIO));
         goto cleanup;
@@ -312,8 +300,7 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
         }
     }
     off_t before = TD_BLOB_HEADER + (version == TD_BLOB_VERSION_TAGGED ? 4 + (off_t)tag_len : 0);
-    if ((rc = check_header(path, hdr, &sb, kind, before, &length, err)))
-        goto cleanup;
+    if ((rc = check_header(path, hdr, &sb, kind, before, &length, err))) goto cleanup;
     buf = malloc(length ? (size_t)length : 1);
     if (!buf) {
         rc = td_fail(err, TD_ENOMEM, NULL, "%s: cannot allocate %llu bytes", path,
@@ -340,10 +327,8 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
         td_xxh64_update(&h, buf + off, c);
         off += c;
     }
-    if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err)))
-        goto cleanup;
-    if (aux)
-        *aux = td_rd64(hdr + 16);
+    if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err))) goto cleanup;
+    if (aux) *aux = td_rd64(hdr + 16);
     if (tag && tag_cap) {
         size_t n = tag_len < tag_cap - 1 ? tag_len : tag_cap - 1;
         memcpy(tag, tag_buf, n);
@@ -354,8 +339,7 @@ td_status td_blob_read_tagged(const char *path, uint32_t kind, uint64_t *aux, ch
     buf = NULL;
 cleanup:
     free(buf);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     return rc;
 }
 
@@ -368,16 +352,14 @@ td_status td_blob_image(uint32_t kind, uint64_t aux, const td_blob_seg *segs, in
     uint8_t *buf = malloc(TD_BLOB_HEADER + length);
     *image = buf;
     *len = TD_BLOB_HEADER + length;
-    if (!buf)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for a blob of %zu bytes", length);
+    if (!buf) return td_fail(err, TD_ENOMEM, NULL, "out of memory for a blob of %zu bytes", length);
     td_xxh64_state h;
     td_xxh64_init(&h, 0);
     fill_header(buf, TD_BLOB_VERSION, kind, aux, length);
     td_xxh64_update(&h, buf, 32);
     uint8_t *p = buf + TD_BLOB_HEADER;
     for (int i = 0; i < nseg; i++) {
-        if (segs[i].len)
-            memcpy(p, segs[i].data, segs[i].len);
+        if (segs[i].len) memcpy(p, segs[i].data, segs[i].len);
         p += segs[i].len;
     }
     td_xxh64_update(&h, buf + TD_BLOB_HEADER, length);
@@ -397,16 +379,13 @@ td_status td_blob_image_check(const void *image, size_t len, uint32_t kind, cons
     *plen = 0;
     if (len < TD_BLOB_HEADER)
         return td_fail(err, TD_EIO, NULL, "%s: truncated (%zu bytes, no header)", what, len);
-    if ((rc = check_header(what, hdr, &sb, kind, TD_BLOB_HEADER, &length, err)))
-        return rc;
+    if ((rc = check_header(what, hdr, &sb, kind, TD_BLOB_HEADER, &length, err))) return rc;
     td_xxh64_state h;
     td_xxh64_init(&h, 0);
     td_xxh64_update(&h, hdr, 32);
     td_xxh64_update(&h, hdr + TD_BLOB_HEADER, (size_t)length);
-    if ((rc = checksum_status(what, hdr, td_xxh64_digest(&h), err)))
-        return rc;
-    if (aux)
-        *aux = td_rd64(hdr + 16);
+    if ((rc = checksum_status(what, hdr, td_xxh64_digest(&h), err))) return rc;
+    if (aux) *aux = td_rd64(hdr + 16);
     *payload = hdr + TD_BLOB_HEADER;
     *plen = (size_t)length;
     return TD_OK;
@@ -422,8 +401,7 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
     void *base = MAP_FAILED;
 
     memset(out, 0, sizeof *out);
-    if ((rc = open_blob(path, &fd, &sb, err)))
-        goto cleanup;
+    if ((rc = open_blob(path, &fd, &sb, err))) goto cleanup;
     base = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         rc = td_fail(err, errno == ENOMEM ? TD_ENOMEM : TD_EIO, NULL, "mmap %s: %s", path,
@@ -431,8 +409,7 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
         goto cleanup;
     }
     const uint8_t *hdr = base; /* untagged: datasets carry no tag */
-    if ((rc = check_header(path, hdr, &sb, kind, TD_BLOB_HEADER, &length, err)))
-        goto cleanup;
+    if ((rc = check_header(path, hdr, &sb, kind, TD_BLOB_HEADER, &length, err))) goto cleanup;
     td_blob_stamp stamp = {.dev = (uint64_t)sb.st_dev,
                            .ino = (uint64_t)sb.st_ino,
                            .size = (int64_t)sb.st_size,
@@ -447,8 +424,7 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
         td_xxh64_update(&h, hdr, 32);
         td_xxh64_update(&h, hdr + TD_BLOB_HEADER, (size_t)length);
         madvise(base, (size_t)sb.st_size, MADV_NORMAL);
-        if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err)))
-            goto cleanup;
+        if ((rc = checksum_status(path, hdr, td_xxh64_digest(&h), err))) goto cleanup;
     }
     out->base = base;
     out->map_len = (size_t)sb.st_size;
@@ -458,19 +434,15 @@ td_status td_blob_map(const char *path, uint32_t kind, const td_blob_stamp *veri
     out->stamp = stamp;
     base = MAP_FAILED;
 cleanup:
-    if (base != MAP_FAILED)
-        munmap(base, (size_t)sb.st_size);
-    if (fd >= 0)
-        close(fd); /* the mapping stays valid */
+    if (base != MAP_FAILED) munmap(base, (size_t)sb.st_size);
+    if (fd >= 0) close(fd); /* the mapping stays valid */
     return rc;
 }
 
 void td_blob_unmap(td_blob_map_t *m)
 {
-    if (m && m->base)
-        munmap(m->base, m->map_len);
-    if (m)
-        memset(m, 0, sizeof *m);
+    if (m && m->base) munmap(m->base, m->map_len);
+    if (m) memset(m, 0, sizeof *m);
 }
 
 void td_blob_free(void *payload) { free(payload); }
@@ -519,8 +491,7 @@ td_status td_blob_out_open(td_blob_out **out, const char *path, uint32_t kind, u
     static atomic_uint counter;
     *out = NULL;
     td_blob_out *o = malloc(sizeof *o);
-    if (!o)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!o) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     o->length = 0;
     o->buf_len = 0;
     o->declared = length;
@@ -557,8 +528,7 @@ td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_err
 {
     const char *p = data;
     o->length += len;
-    if (o->inline_hash)
-        td_xxh64_update(&o->h, data, len);
+    if (o->inline_hash) td_xxh64_update(&o->h, data, len);
     if (o->buf_len == 0 && len >= CHUNK / 16) { /* big pieces skip the buffer */
         if (write_all(o->fd, data, len) != 0)
             return td_fail(err, write_status(errno), NULL, "write %s: %s", o->tmp, strerror(errno));
@@ -571,8 +541,7 @@ td_status td_blob_out_write(td_blob_out *o, const void *data, size_t len, td_err
         o->buf_len += c;
         p += c;
         len -= c;
-        if (o->buf_len == CHUNK && out_flush(o, err))
-            return TD_EIO;
+        if (o->buf_len == CHUNK && out_flush(o, err)) return TD_EIO;
     }
     return TD_OK;
 }
@@ -581,8 +550,7 @@ td_status td_blob_out_pwrite(td_blob_out *o, uint64_t off, const void *data, siz
                              td_error *err)
 {
     td_status rc = out_flush(o, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (off + len > o->length)
         return td_fail(err, TD_EINTERNAL, NULL, "blob %s: pwrite past the payload", o->tmp);
     o->inline_hash = 0; /* bytes already hashed change: read back at commit */
@@ -604,11 +572,9 @@ static int out_checksum(td_blob_out *o, const uint8_t hdr[TD_BLOB_HEADER], uint6
     while (off < o->length) {
         size_t c = o->length - off < CHUNK ? (size_t)(o->length - off) : CHUNK;
         ssize_t r = pread(o->fd, o->buf, c, (off_t)(TD_BLOB_HEADER + off));
-        if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
+            if (r == 0) errno = EIO;
             return -1;
         }
         td_xxh64_update(&h, o->buf, (size_t)r);
@@ -623,8 +589,7 @@ td_status td_blob_out_commit(td_blob_out *o, uint32_t kind, uint64_t aux, td_err
     td_status rc = out_flush(o, err);
     uint8_t hdr[TD_BLOB_HEADER];
     uint64_t sum = 0;
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     fill_header(hdr, TD_BLOB_VERSION, kind, aux, o->length);
     if (o->inline_hash && o->length == o->declared)
         sum = td_xxh64_digest(&o->h);
@@ -658,11 +623,8 @@ cleanup:
 
 void td_blob_out_abort(td_blob_out *o)
 {
-    if (!o)
-        return;
-    if (o->fd >= 0)
-        close(o->fd);
-    if (o->tmp[0])
-        unlink(o->tmp);
+    if (!o) return;
+    if (o->fd >= 0) close(o->fd);
+    if (o->tmp[0]) unlink(o->tmp);
     free(o);
 }

@@ -27,8 +27,7 @@ td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int6
         nx > (uint64_t)INT64_MAX / 8)
         return td_fail(err, TD_EINVAL, "X", "dataset dimensions are too large");
     td_dataset_out *o = calloc(1, sizeof *o);
-    if (!o)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!o) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     o->s = s;
     o->N = N, o->D = D;
     o->x_left = nx;
@@ -40,10 +39,8 @@ td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int6
     static const char pad[TD_DATASET_ALIGN];
     td_status rc = td_blob_out_open(&o->blob, o->path, TD_BLOB_DATASET, 0,
                                     sizeof hdr + TD_DATASET_PAD + nx * sizeof(float), err);
-    if (!rc)
-        rc = td_blob_out_write(o->blob, hdr, sizeof hdr, err);
-    if (!rc)
-        rc = td_blob_out_write(o->blob, pad, TD_DATASET_PAD, err);
+    if (!rc) rc = td_blob_out_write(o->blob, hdr, sizeof hdr, err);
+    if (!rc) rc = td_blob_out_write(o->blob, pad, TD_DATASET_PAD, err);
     if (rc) {
         td_dataset_out_abort(o);
         return rc;
@@ -54,8 +51,7 @@ td_status td_dataset_out_open(td_dataset_out **out, td_store *s, int64_t N, int6
 
 td_status td_dataset_out_x(td_dataset_out *o, const void *v, size_t n, td_error *err)
 {
-    if (n > o->x_left)
-        return td_fail(err, TD_EINTERNAL, "X", "more X values than N x D");
+    if (n > o->x_left) return td_fail(err, TD_EINTERNAL, "X", "more X values than N x D");
     o->x_left -= n;
     return td_blob_out_write(o->blob, v, n * sizeof(float), err);
 }
@@ -87,30 +83,24 @@ td_status td_dataset_out_commit(td_dataset_out *o, const td_dataset *ds, const c
         rc = td_blob_out_pwrite(o->blob, 0, hdr, sizeof hdr, err);
     m.bytes = TD_BLOB_HEADER + (int64_t)sizeof hdr + TD_DATASET_PAD +
         (m.N * m.D + m.N * m.y_cols + m.N * m.Y_cols + 3 * m.P) * 4;
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = td_blob_out_commit(o->blob, TD_BLOB_DATASET, 0, err);
     o->blob = NULL;
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     placed = 1;
     rc = td_store_dataset_insert(o->s, &m, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     placed = 0; /* the row owns the file now */
-    if (meta)
-        *meta = m;
+    if (meta) *meta = m;
 cleanup:
-    if (placed)
-        unlink(o->path);
+    if (placed) unlink(o->path);
     td_dataset_out_abort(o);
     return rc;
 }
 
 void td_dataset_out_abort(td_dataset_out *o)
 {
-    if (!o)
-        return;
+    if (!o) return;
     td_blob_out_abort(o->blob);
     free(o);
 }

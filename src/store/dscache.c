@@ -35,8 +35,7 @@ struct td_dscache {
 td_dscache *td_dscache_create(void)
 {
     td_dscache *c = calloc(1, sizeof *c);
-    if (c)
-        pthread_mutex_init(&c->mu, NULL);
+    if (c) pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 
@@ -48,8 +47,7 @@ static void entry_free(td_dscache_entry *e)
 
 void td_dscache_destroy(td_dscache *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     for (td_dscache_entry *e = c->head, *n; e; e = n) {
         n = e->next;
         td_blob_unmap(&e->map); /* only if someone forgot a release */
@@ -74,8 +72,7 @@ static td_dscache_entry *pin(td_dscache *c, const char *id)
         e->next = c->head;
         c->head = e;
     }
-    if (e)
-        e->refs++;
+    if (e) e->refs++;
     pthread_mutex_unlock(&c->mu);
     return e;
 }
@@ -93,8 +90,7 @@ static td_status map_entry(td_dscache_entry *e, const char *path, td_dscache_ali
 
     td_blob_map_t m;
     td_status rc = td_blob_map(path, TD_BLOB_DATASET, has ? &known : NULL, &m, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     const void *payload = m.payload;
     void *copy = NULL;
     size_t off = align ? align(m.payload, m.len) : 0;
@@ -123,8 +119,7 @@ static td_status map_entry(td_dscache_entry *e, const char *path, td_dscache_ali
     e->len = m.len;
     e->file_bytes = m.map_len;
     e->copy = copy;
-    if (copy)
-        td_blob_unmap(&m); /* the copy is what is read */
+    if (copy) td_blob_unmap(&m); /* the copy is what is read */
     e->map = m;
     return TD_OK;
 }
@@ -137,12 +132,10 @@ td_status td_dscache_acquire(td_dscache *c, const char *id, const char *path,
     *payload = NULL;
     *len = 0;
     td_dscache_entry *e = pin(c, id);
-    if (!e)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!e) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_status rc = TD_OK;
     pthread_mutex_lock(&e->load);
-    if (!e->payload)
-        rc = map_entry(e, path, align, err);
+    if (!e->payload) rc = map_entry(e, path, align, err);
     pthread_mutex_unlock(&e->load);
     if (rc) {
         td_dscache_release(e);
@@ -156,8 +149,7 @@ td_status td_dscache_acquire(td_dscache *c, const char *id, const char *path,
 
 void td_dscache_release(td_dscache_entry *e)
 {
-    if (!e)
-        return;
+    if (!e) return;
     td_dscache *c = e->cache;
     pthread_mutex_lock(&c->mu);
     if (--e->refs == 0) {
@@ -187,8 +179,7 @@ void td_dscache_forget(td_dscache *c, const char *id)
     pthread_mutex_lock(&c->mu);
     for (td_dscache_entry **pp = &c->head; *pp; pp = &(*pp)->next) {
         td_dscache_entry *e = *pp;
-        if (e->gone || strcmp(e->id, id) != 0)
-            continue;
+        if (e->gone || strcmp(e->id, id) != 0) continue;
         if (e->refs == 0) {
             *pp = e->next;
             entry_free(e);

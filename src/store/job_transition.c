@@ -18,8 +18,7 @@ static const struct {
 
 td_status td_job_transition_check(const td_job_transition *t, td_error *err)
 {
-    if (t->found >= 0 && (RULES[t->kind].from & 1u << t->found))
-        return TD_OK;
+    if (t->found >= 0 && (RULES[t->kind].from & 1u << t->found)) return TD_OK;
     return td_fail(err, TD_ECONFLICT, "state", RULES[t->kind].refusal, t->id,
                    td_job_state_name((td_job_state)t->found));
 }

@@ -69,8 +69,7 @@ td_status td_reserve_open(td_reserve **out, const char *dir, int64_t bytes, td_e
     if (bytes < 0)
         return td_fail(err, TD_EINVAL, "disk_reserve_mb", "the reserve must be >= 0 bytes");
     td_reserve *r = calloc(1, sizeof *r);
-    if (!r)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!r) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     int n = snprintf(r->path, sizeof r->path, "%s/reserve.bin", dir);
     if (n < 0 || (size_t)n >= sizeof r->path) {
         free(r);
@@ -87,24 +86,21 @@ td_status td_reserve_open(td_reserve **out, const char *dir, int64_t bytes, td_e
         td_reserve_close(r);
         return st;
     }
-    if (e)
-        td_reserve_note(r, TD_ENOSPACE, &why);
+    if (e) td_reserve_note(r, TD_ENOSPACE, &why);
     *out = r;
     return TD_OK;
 }
 
 void td_reserve_close(td_reserve *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
 td_status td_reserve_note(td_reserve *r, td_status st, const td_error *err)
 {
-    if (!r || st != TD_ENOSPACE)
-        return st;
+    if (!r || st != TD_ENOSPACE) return st;
     pthread_mutex_lock(&r->mu);
     td_fail(&r->reason, st, NULL, "state_dir is full: %s",
             err && err->message[0] ? err->message : "no space left");
@@ -118,8 +114,7 @@ td_status td_reserve_note(td_reserve *r, td_status st, const td_error *err)
 
 td_status td_reserve_check(td_reserve *r, td_error *err)
 {
-    if (!r || !atomic_load(&r->full))
-        return TD_OK;
+    if (!r || !atomic_load(&r->full)) return TD_OK;
     td_status st = TD_OK;
     td_error why = {{0}, {0}};
     pthread_mutex_lock(&r->mu);
@@ -147,8 +142,7 @@ td_status td_reserve_check(td_reserve *r, td_error *err)
 
 int td_reserve_release(td_reserve *r, td_status st, const td_error *err)
 {
-    if (!r || st != TD_ENOSPACE)
-        return 0;
+    if (!r || st != TD_ENOSPACE) return 0;
     td_reserve_note(r, st, err);
     int freed = 0;
     struct stat sb;

@@ -158,8 +158,7 @@ void td_store_new_id(char out[TD_ID_MAX], const char *prefix)
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     pthread_mutex_lock(&mu);
-    if (us <= last_us)
-        us = last_us + 1; /* strictly increasing within the process */
+    if (us <= last_us) us = last_us + 1; /* strictly increasing within the process */
     last_us = us;
     pthread_mutex_unlock(&mu);
 
@@ -168,8 +167,7 @@ void td_store_new_id(char out[TD_ID_MAX], const char *prefix)
     while (got < sizeof rnd) {
         ssize_t r = getrandom(p + got, sizeof rnd - got, 0);
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             /* No getrandom (ancient kernel): the time part alone keeps ids unique in
              * this process; mix in the pid and address for across processes. */
             rnd ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL ^ (uintptr_t)&ts;
@@ -192,18 +190,14 @@ static int mkdir_p(const char *path, mode_t mode)
         return -1;
     }
     for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
+        if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
-            return -1;
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    if (mkdir(tmp, mode) != 0 && errno != EEXIST)
-        return -1;
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST) return -1;
     struct stat sb;
-    if (stat(tmp, &sb) != 0)
-        return -1;
+    if (stat(tmp, &sb) != 0) return -1;
     if (!S_ISDIR(sb.st_mode)) {
         errno = ENOTDIR;
         return -1;
@@ -227,8 +221,7 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
                      : is_ckpt ? "SELECT checkpoint_epoch FROM jobs WHERE id = ?1"
                                : "SELECT model_params IS NOT NULL FROM jobs WHERE id = ?1",
                  err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     d = opendir(dirpath);
     if (!d) {
         rc = td_fail(err, TD_EIO, NULL, "opendir %s: %s", dirpath, strerror(errno));
@@ -237,8 +230,7 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
-        if (name[0] == '.')
-            continue;
+        if (name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s", dirpath, name);
         if (td_blob_is_temp(name)) {
             unlink(path);
@@ -247,8 +239,7 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
         /* "<id>.bin" or "<job>.<epoch>.ckpt" */
         const char *dot = strchr(name, '.');
         size_t idlen = dot ? (size_t)(dot - name) : 0;
-        if (!dot || idlen == 0 || idlen >= sizeof id)
-            continue;
+        if (!dot || idlen == 0 || idlen >= sizeof id) continue;
         memcpy(id, name, idlen);
         id[idlen] = '\0';
         int64_t epoch = -1;
@@ -256,8 +247,7 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
             char *end;
             errno = 0;
             long long e = strtoll(dot + 1, &end, 10);
-            if (errno || end == dot + 1 || strcmp(end, ".ckpt") != 0)
-                continue;
+            if (errno || end == dot + 1 || strcmp(end, ".ckpt") != 0) continue;
             epoch = e;
         } else if (strcmp(dot, ".bin") != 0) {
             continue;
@@ -266,19 +256,16 @@ static td_status sweep_dir(td_store *s, const char *sub, td_error *err)
         bind_str(st, 1, id);
         int row;
         rc = step_row(s, st, &row, err);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         int keep = row &&
             (is_ds ? 1
                  : is_ckpt
                  ? sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_int64(st, 0) == epoch
                  : sqlite3_column_int(st, 0) != 0);
-        if (!keep)
-            unlink(path);
+        if (!keep) unlink(path);
     }
 cleanup:
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     unprepare(s, st);
     return rc;
 }
@@ -297,8 +284,7 @@ static void sweep_cache_temps(td_store *s)
             snprintf(path, sizeof path, "%s/%s", dirpath, de->d_name);
             unlink(path);
         }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
 }
 
 /* Columns added after schema version 1 (issue 10): every database gets those it lacks
@@ -365,8 +351,7 @@ int td_store_shared(const td_store *s) { return s->pg != NULL; }
 
 void td_store_set_node(td_store *s, const char *node, double lease_s)
 {
-    if (s->pg)
-        td_pg_set_node(s->pg, node, lease_s);
+    if (s->pg) td_pg_set_node(s->pg, node, lease_s);
 }
 
 td_status td_store_open_uri(td_store **out, const char *state_dir, const char *uri, td_error *err)
@@ -428,8 +413,7 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
         goto cleanup;
     }
     if (uri && *uri) { /* PostgreSQL: state_dir is the lock and the dataset cache */
-        if ((rc = td_pg_open(&s->pg, uri, s->dir, s->build_tag, err)))
-            goto cleanup;
+        if ((rc = td_pg_open(&s->pg, uri, s->dir, s->build_tag, err))) goto cleanup;
         sweep_cache_temps(s);
         *out = s;
         s = NULL;
@@ -447,12 +431,10 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 5000);
     rc = prepare(s, &st, "PRAGMA journal_mode=WAL", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     int row;
     rc = step_row(s, st, &row, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     const unsigned char *mode = row ? sqlite3_column_text(st, 0) : NULL;
     if (!mode || strcmp((const char *)mode, "wal") != 0) {
         rc = td_fail(err, TD_EIO, "state_dir", "%s: cannot switch to WAL journal mode", path);
@@ -460,15 +442,12 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
     }
     /* FULL: see DESIGN (a job must survive a power loss once its 202 has gone out). */
     rc = exec_sql(s, "PRAGMA synchronous=FULL", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
 
     rc = prepare(s, &st, "PRAGMA user_version", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = step_row(s, st, &row, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     int version = row ? sqlite3_column_int(st, 0) : 0;
     unprepare(s, st);
     st = NULL;
@@ -486,11 +465,9 @@ td_status td_store_open_uri(td_store **out, const char *state_dir, const char *u
                      TD_STORE_SCHEMA);
         goto cleanup;
     }
-    if ((rc = add_missing_columns(s, err)) || (rc = td_store_sweeps_migrate(s, err)))
-        goto cleanup;
+    if ((rc = add_missing_columns(s, err)) || (rc = td_store_sweeps_migrate(s, err))) goto cleanup;
     for (size_t i = 0; i < sizeof SUBDIRS / sizeof *SUBDIRS; i++)
-        if ((rc = sweep_dir(s, SUBDIRS[i], err)))
-            goto cleanup;
+        if ((rc = sweep_dir(s, SUBDIRS[i], err))) goto cleanup;
     sweep_history(s);
     *out = s;
     s = NULL;
@@ -502,19 +479,15 @@ cleanup:
 
 void td_store_close(td_store *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (int i = 0; i < 2; i++)
         sqlite3_finalize(s->st_job_by[i]);
     for (int i = 0; i < TD_STMT_CACHE; i++)
         sqlite3_finalize(s->stmts[i].st);
     td_pg_close(s->pg);
-    if (s->db)
-        sqlite3_close(s->db); /* all other statements are finalized by every function */
-    if (s->wal_fd >= 0)
-        close(s->wal_fd);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd); /* releases the flock */
+    if (s->db) sqlite3_close(s->db); /* all other statements are finalized by every function */
+    if (s->wal_fd >= 0) close(s->wal_fd);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     td_dscache_destroy(s->datasets);
     pthread_mutex_destroy(&s->sync_mu);
@@ -555,8 +528,7 @@ td_status stmt_take(td_store *s, sqlite3_stmt **st, const char *sql, td_error *e
     for (int i = 0; keep && i < TD_STMT_CACHE; i++) {
         struct td_stmt_slot *e = &s->stmts[i];
         if (!e->st) {
-            if (slot < 0)
-                slot = i;
+            if (slot < 0) slot = i;
         } else if (e->hash == h && !e->busy && strcmp(sqlite3_sql(e->st), sql) == 0) {
             e->busy = 1;
             *st = e->st;
@@ -566,8 +538,7 @@ td_status stmt_take(td_store *s, sqlite3_stmt **st, const char *sql, td_error *e
     if (sqlite3_prepare_v3(s->db, sql, -1, slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL) !=
         SQLITE_OK)
         return db_fail(s, err, "prepare");
-    if (slot >= 0)
-        s->stmts[slot] = (struct td_stmt_slot){.st = *st, .hash = h, .busy = 1};
+    if (slot >= 0) s->stmts[slot] = (struct td_stmt_slot){.st = *st, .hash = h, .busy = 1};
     return TD_OK;
 }
 
@@ -612,16 +583,13 @@ td_status group_sync(td_store *s, uint64_t ticket, td_error *err)
         uint64_t target = s->committed;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/traind.db-wal", s->dir);
-        if (s->wal_fd < 0)
-            s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (s->wal_fd < 0) s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
         int fd = s->wal_fd, e = 0;
         pthread_mutex_unlock(&s->sync_mu);
-        if (fd < 0 || fdatasync(fd) != 0)
-            e = errno ? errno : EIO;
+        if (fd < 0 || fdatasync(fd) != 0) e = errno ? errno : EIO;
         pthread_mutex_lock(&s->sync_mu);
         s->syncing = 0;
-        if (!e && target > s->synced)
-            s->synced = target;
+        if (!e && target > s->synced) s->synced = target;
         pthread_cond_broadcast(&s->sync_cv);
         if (e)
             rc = td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,

@@ -101,19 +101,15 @@ td_status td_store_dataset_put(td_store *s, const td_dataset *ds, const char *na
         m.bytes += (int64_t)segs[i].len;
     path_of(path, sizeof path, s, "datasets", m.id, ".bin");
     rc = td_blob_write(path, TD_BLOB_DATASET, 0, segs, 7, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     written = 1;
 
     rc = td_store_dataset_insert(s, &m, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     written = 0; /* the row now owns the file */
-    if (out)
-        *out = m;
+    if (out) *out = m;
 cleanup:
-    if (written)
-        unlink(path);
+    if (written) unlink(path);
     return rc;
 }
 
@@ -146,8 +142,7 @@ void td_store_dataset_path(const td_store *s, const char *id, char *out, size_t 
 
 td_status td_store_dataset_insert(td_store *s, const td_dataset_meta *m, td_error *err)
 {
-    if (s->pg)
-        return td_pg_dataset_insert(s->pg, m, err);
+    if (s->pg) return td_pg_dataset_insert(s->pg, m, err);
     enter(s);
     td_status rc = td_store_run(s, err,
                                 "INSERT INTO datasets (" DS_COLS ") VALUES "
@@ -172,8 +167,7 @@ td_status ds_get_locked(td_store *s, const char *id, td_dataset_meta *out, td_er
     }
     rc = td_store_query(s, &st, &row, err, "SELECT " DS_COLS " FROM datasets WHERE id = ?1", "s",
                         id);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (!row) {
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
         goto cleanup;
@@ -187,8 +181,7 @@ cleanup:
 td_status td_store_dataset_names_set(td_store *s, const char *id, const char *classes,
                                      const char *columns, td_error *err)
 {
-    if (s->pg)
-        return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
+    if (s->pg) return td_pg_dataset_names_set(s->pg, id, classes, columns, err);
     enter(s);
     td_status rc =
         td_store_run(s, err, "UPDATE datasets SET classes = ?2, columns = ?3 WHERE id = ?1", "soo",
@@ -203,16 +196,14 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
     sqlite3_stmt *st = NULL;
     int row = 0;
     *classes = *columns = NULL;
-    if (s->pg)
-        return td_pg_dataset_names(s->pg, id, classes, columns, err);
+    if (s->pg) return td_pg_dataset_names(s->pg, id, classes, columns, err);
     enter(s);
     td_status rc = prepare(s, &st, "SELECT classes, columns FROM datasets WHERE id = ?1", err);
     if (!rc) {
         bind_str(st, 1, id);
         rc = step_row(s, st, &row, err);
     }
-    if (!rc && !row)
-        rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
+    if (!rc && !row) rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
     if (!rc && (col_dup(st, 0, classes) || col_dup(st, 1, columns))) {
         free(*classes);
         *classes = NULL;
@@ -225,8 +216,7 @@ td_status td_store_dataset_names(td_store *s, const char *id, char **classes, ch
 
 td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out, td_error *err)
 {
-    if (s->pg)
-        return td_pg_dataset_get(s->pg, id, out, err);
+    if (s->pg) return td_pg_dataset_get(s->pg, id, out, err);
     enter(s);
     td_status rc = ds_get_locked(s, id, out, err);
     leave(s);
@@ -236,8 +226,7 @@ td_status td_store_dataset_get(td_store *s, const char *id, td_dataset_meta *out
 td_status td_store_dataset_list(td_store *s, int limit, const char *after, td_dataset_meta **rows,
                                 int *n, char next[TD_ID_MAX], td_error *err)
 {
-    if (s->pg)
-        return td_pg_dataset_list(s->pg, limit, after, rows, n, next, err);
+    if (s->pg) return td_pg_dataset_list(s->pg, limit, after, rows, n, next, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_dataset_meta *v = NULL;
@@ -245,8 +234,7 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after, td_da
     char cursor[TD_ID_MAX];
 
     *rows = NULL;
-    if ((rc = td_store_page_start(limit, after, cursor, next, n, err)))
-        goto cleanup;
+    if ((rc = td_store_page_start(limit, after, cursor, next, n, err))) goto cleanup;
     v = malloc(sizeof *v * ((size_t)limit + 1));
     if (!v) {
         rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing datasets");
@@ -260,15 +248,12 @@ td_status td_store_dataset_list(td_store *s, int limit, const char *after, td_da
                                    "ORDER BY id DESC LIMIT ?2"
                                  : "SELECT " DS_COLS " FROM datasets ORDER BY id DESC LIMIT ?2",
                        "oI", cursor, (int64_t)limit + 1);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     for (;;) {
         int row;
         rc = step_row(s, st, &row, err);
-        if (rc)
-            goto cleanup;
-        if (!row)
-            break;
+        if (rc) goto cleanup;
+        if (!row) break;
         read_ds_meta(st, &v[count++]);
     }
     if (count > limit) {
@@ -286,8 +271,7 @@ cleanup:
 
 void td_stored_dataset_fini(td_stored_dataset *sd)
 {
-    if (!sd)
-        return;
+    if (!sd) return;
     td_dscache_release(sd->handle);
     memset(sd, 0, sizeof *sd);
 }
@@ -297,8 +281,7 @@ void td_stored_dataset_fini(td_stored_dataset *sd)
 static size_t ds_pad_of(const void *payload, size_t len)
 {
     int64_t pad = 0;
-    if (len >= DS_HDR_BYTES)
-        memcpy(&pad, (const char *)payload + 5 * sizeof(int64_t), sizeof pad);
+    if (len >= DS_HDR_BYTES) memcpy(&pad, (const char *)payload + 5 * sizeof(int64_t), sizeof pad);
     return pad == (int64_t)DS_PAD ? DS_PAD : 0;
 }
 
@@ -329,8 +312,7 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
         rc = ds_get_locked(s, id, &out->meta, err);
         leave(s);
     }
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = td_dscache_acquire(s->datasets, id, path, ds_x_offset, &handle, &buf, &len, err);
     if (rc == TD_ENOTFOUND && s->pg) {
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
@@ -344,8 +326,7 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
                          : td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
         goto cleanup;
     }
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
 
     const td_dataset_meta *m = &out->meta;
     int64_t hdr[DS_HDR_WORDS];
@@ -403,8 +384,7 @@ static td_status in_use_locked(td_store *s, const char *id, int *in_use, td_erro
                         "(SELECT 1 FROM sweeps WHERE (dataset = ?1 OR validation = ?1) AND "
                         "state IN ('queued', 'running'))",
                         "s", id);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     *in_use = row && sqlite3_column_int(st, 0);
 cleanup:
     unprepare(s, st);
@@ -413,8 +393,7 @@ cleanup:
 
 td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err)
 {
-    if (s->pg)
-        return td_pg_dataset_in_use(s->pg, id, in_use, err);
+    if (s->pg) return td_pg_dataset_in_use(s->pg, id, in_use, err);
     *in_use = 0;
     enter(s);
     td_status rc = in_use_locked(s, id ? id : "", in_use, err);
@@ -431,32 +410,26 @@ td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
         path_of(path, sizeof path, s, "datasets", id, ".bin");
         unlink(path); /* this daemon's copy; others keep a file no id will name again */
     }
-    if (s->pg)
-        return rc;
+    if (s->pg) return rc;
     td_dataset_meta m;
     int in_use = 0, deleted = 0;
 
     enter(s);
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = ds_get_locked(s, id, &m, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = in_use_locked(s, id, &in_use, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (in_use) {
         rc = td_fail(err, TD_ECONFLICT, "dataset", "dataset %s is used by a queued or running job",
                      id);
         goto cleanup;
     }
     rc = td_store_run(s, err, "DELETE FROM datasets WHERE id = ?1", "s", id);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     deleted = 1;
 cleanup:
     leave(s);

@@ -30,8 +30,7 @@ td_status history_purge(td_store *s, const char *job_id)
             rc = step_done(s, st, NULL);
         }
         n = rc ? 0 : sqlite3_changes(s->db);
-        if (n > 0)
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (n > 0) sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         unprepare(s, st);
         leave(s);
     }
@@ -54,13 +53,11 @@ void sweep_history(td_store *s)
         int row = 0;
         sqlite3_reset(st);
         bind_str(st, 1, cursor);
-        if ((rc = step_row(s, st, &row, NULL)) || !row)
-            break;
+        if ((rc = step_row(s, st, &row, NULL)) || !row) break;
         col_copy(st, 0, id, sizeof id);
         int orphan = !sqlite3_column_int(st, 1);
         sqlite3_reset(st);
-        if (orphan)
-            rc = history_purge(s, id);
+        if (orphan) rc = history_purge(s, id);
         snprintf(cursor, sizeof cursor, "%s", id);
     }
     unprepare(s, st);
@@ -86,8 +83,7 @@ static td_status hist_cols_locked(td_store *s, const char *job_id, int *ncols, t
 {
     sqlite3_stmt *st = NULL;
     td_status rc = hist_names_query(s, &st, job_id, err);
-    if (!rc)
-        *ncols = td_store_count_cols((const char *)sqlite3_column_text(st, 0));
+    if (!rc) *ncols = td_store_count_cols((const char *)sqlite3_column_text(st, 0));
     unprepare(s, st);
     return rc;
 }
@@ -117,27 +113,22 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id, const ch
             rc = td_fail(err, TD_EINVAL, "columns", "bad history column name \"%s\"", p ? p : "");
             goto cleanup;
         }
-        if (i)
-            joined[pos++] = ',';
+        if (i) joined[pos++] = ',';
         memcpy(joined + pos, p, len);
         pos += len;
     }
     joined[pos] = '\0';
-    if (s->pg)
-        return td_pg_history_columns_set(s->pg, job_id, joined, n, err);
+    if (s->pg) return td_pg_history_columns_set(s->pg, job_id, joined, n, err);
     enter(s);
     locked = 1;
     rc = begin_relaxed(s, &relaxed, err); /* set again at every start: see DESIGN, group commit */
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = hist_cols_locked(s, job_id, &cur, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (cur != 0 && cur != n) {
         rc = td_store_query(s, &st, &row, err,
                             "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = ?1)", "s", job_id);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         if (row && sqlite3_column_int(st, 0)) {
             rc = td_fail(err, TD_ECONFLICT, "columns", "job %s has history with %d columns, not %d",
                          job_id, cur, n);
@@ -146,8 +137,7 @@ td_status td_store_history_columns_set(td_store *s, const char *job_id, const ch
     }
     rc = td_store_run(s, err, "UPDATE jobs SET history_columns = ?2 WHERE id = ?1", "ss", job_id,
                       joined);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
     end_op(s, st, relaxed, locked);
@@ -163,8 +153,7 @@ static td_status hist_insert_locked(td_store *s, const char *job_id, int64_t epo
     int ncols = 0;
 
     rc = hist_cols_locked(s, job_id, &ncols, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (ncols == 0) {
         rc = td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set", job_id);
         goto cleanup;
@@ -180,8 +169,7 @@ static td_status hist_insert_locked(td_store *s, const char *job_id, int64_t epo
                        "INSERT OR REPLACE INTO history (job_id, epoch, record) "
                        "VALUES (?1, ?2, ?3)",
                        "sI", job_id, epoch);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     sqlite3_bind_blob(st, 3, values, (int)(sizeof(double) * (size_t)n), SQLITE_TRANSIENT);
     rc = step_done(s, st, err);
 cleanup:
@@ -192,8 +180,7 @@ cleanup:
 td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch,
                                   const double *values, int n, td_error *err)
 {
-    if (s->pg)
-        return td_pg_history_append(s->pg, job_id, epoch, values, n, err);
+    if (s->pg) return td_pg_history_append(s->pg, job_id, epoch, values, n, err);
     enter(s);
     td_status rc = hist_insert_locked(s, job_id, epoch, values, n, err);
     leave(s);
@@ -202,8 +189,7 @@ td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch
 
 void td_history_fini(td_history *h)
 {
-    if (!h)
-        return;
+    if (!h) return;
     free(h->epochs);
     free(h->cols);
     h->epochs = NULL;
@@ -224,8 +210,7 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
                         "SELECT COUNT(*) FROM (SELECT 1 FROM history WHERE job_id = ?1 "
                         "AND epoch > ?2 LIMIT ?3)",
                         "sII", job_id, after_epoch, limit);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     int64_t nrows = row ? sqlite3_column_int64(st, 0) : 0;
     if (nrows > 0) {
         h->epochs = malloc(sizeof *h->epochs * (size_t)nrows);
@@ -239,14 +224,11 @@ static td_status hist_rows_locked(td_store *s, const char *job_id, int64_t after
                        "SELECT epoch, record FROM history WHERE job_id = ?1 AND epoch > ?2 "
                        "ORDER BY epoch LIMIT ?3",
                        "sII", job_id, after_epoch, limit);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     while (h->n_rows < nrows) {
         rc = step_row(s, st, &row, err);
-        if (rc)
-            goto cleanup;
-        if (!row)
-            break;
+        if (rc) goto cleanup;
+        if (!row) break;
         const unsigned char *rec = sqlite3_column_blob(st, 1);
         size_t bytes = (size_t)sqlite3_column_bytes(st, 1);
         if (!rec || bytes != sizeof(double) * (size_t)h->n_cols) {
@@ -277,8 +259,7 @@ td_status td_store_history_get(td_store *s, const char *job_id, int64_t after_ep
 td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_epoch, int64_t limit,
                                 td_history *out, td_error *err)
 {
-    if (s->pg)
-        return td_pg_history_get(s->pg, job_id, after_epoch, limit, out, err);
+    if (s->pg) return td_pg_history_get(s->pg, job_id, after_epoch, limit, out, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     td_history h;
@@ -287,8 +268,7 @@ td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_e
     memset(out, 0, sizeof *out);
     enter(s);
     rc = hist_names_query(s, &st, job_id, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     const unsigned char *t = sqlite3_column_text(st, 0);
     for (const char *p = (const char *)t; p && *p && h.n_cols < TD_HIST_MAX_COLS;) {
         size_t len = strcspn(p, ",");
@@ -297,8 +277,7 @@ td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_e
     }
     if (h.n_cols > 0) {
         rc = hist_rows_locked(s, job_id, after_epoch, limit > 0 ? limit : -1, &h, err);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
     }
     *out = h;
     memset(&h, 0, sizeof h);
@@ -312,26 +291,21 @@ cleanup:
 td_status td_store_history_truncate(td_store *s, const char *job_id, int64_t after_epoch,
                                     td_error *err)
 {
-    if (s->pg)
-        return td_pg_history_truncate(s->pg, job_id, after_epoch, err);
+    if (s->pg) return td_pg_history_truncate(s->pg, job_id, after_epoch, err);
     td_status rc = TD_OK;
     int ncols;
 
     enter(s);
     rc = hist_cols_locked(s, job_id, &ncols, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     /* The job's progress goes back with its history, in one transaction. */
-    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
-        goto cleanup;
+    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err))) goto cleanup;
     rc = td_store_run(s, err, "DELETE FROM history WHERE job_id = ?1 AND epoch > ?2", "sI", job_id,
                       after_epoch);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = td_store_run(s, err, "UPDATE jobs SET epoch = MIN(epoch, ?2) WHERE id = ?1", "sI", job_id,
                       after_epoch);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
     leave(s);
@@ -342,8 +316,7 @@ cleanup:
 
 int64_t td_history_stride(int64_t latest, int64_t max_rows)
 {
-    if (max_rows <= 0 || latest <= max_rows)
-        return 1;
+    if (max_rows <= 0 || latest <= max_rows) return 1;
     int64_t S = 2;
     while (latest / S + 3 > max_rows && S < (INT64_C(1) << 62))
         S *= 2;
@@ -369,16 +342,14 @@ static td_status hist_thin_locked(td_store *s, const char *job_id, const td_hist
     int64_t S = td_history_stride(latest, b->max_rows);
     int full = b->full_pass || S != td_history_stride(prev_latest, b->max_rows);
 
-    if (S == 1)
-        return TD_OK;
+    if (S == 1) return TD_OK;
     rc = td_store_bind(s, &st, err,
                        full ? "DELETE FROM history WHERE job_id = ?1 AND epoch % ?2 != 0 "
                               "AND epoch NOT IN (?3, ?4, ?5)"
                             : "DELETE FROM history WHERE job_id = ?1 AND epoch IN (?6, ?7) "
                               "AND epoch % ?2 != 0 AND epoch NOT IN (?3, ?4, ?5)",
                        "sIIII", job_id, S, b->first, b->best, latest);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (!full) {
         sqlite3_bind_int64(st, 6, prev_latest);
         sqlite3_bind_int64(st, 7, b->prev_best);
@@ -400,8 +371,7 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
         rc = td_fail(err, TD_EINVAL, "records", "an empty history batch");
         goto cleanup;
     }
-    if (s->pg)
-        return td_pg_history_commit(s->pg, job_id, b, err);
+    if (s->pg) return td_pg_history_commit(s->pg, job_id, b, err);
     int64_t latest = b->epochs[b->n_rows - 1];
     int64_t S = td_history_stride(latest, b->max_rows);
     enter(s);
@@ -409,11 +379,9 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
     /* No fsync for this transaction: see store.h. Set outside the transaction; any later
      * write not declared relaxed is put back at FULL first (relax). */
     rc = begin_relaxed(s, &relaxed, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = hist_cols_locked(s, job_id, &ncols, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (ncols == 0 || ncols != b->n_cols) {
         rc = td_fail(err, TD_EINVAL, "columns",
                      "job %s: records have %d values, history has "
@@ -422,41 +390,34 @@ td_status td_store_history_commit(td_store *s, const char *job_id, const td_hist
         goto cleanup;
     }
     rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     int64_t prev_latest = row ? sqlite3_column_int64(st, 0) : 0;
     rc = td_store_bind(s, &st, err,
                        "INSERT OR REPLACE INTO history (job_id, epoch, record) "
                        "VALUES (?1, ?2, ?3)",
                        "s", job_id);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     size_t rec_bytes = sizeof(double) * (size_t)b->n_cols;
     for (int64_t i = 0; i < b->n_rows; i++) {
-        if (!hist_kept(b->epochs[i], S, b, latest))
-            continue;
+        if (!hist_kept(b->epochs[i], S, b, latest)) continue;
         sqlite3_bind_int64(st, 2, b->epochs[i]);
         sqlite3_bind_blob(st, 3, b->records + (size_t)i * (size_t)b->n_cols, (int)rec_bytes,
                           SQLITE_STATIC);
         rc = step_done(s, st, err);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         sqlite3_reset(st);
     }
     rc = td_store_run(s, err,
                       "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) "
                       "WHERE id = ?1",
                       "sIo", job_id, latest, b->metrics_json);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = hist_thin_locked(s, job_id, b, prev_latest, latest, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
 cleanup:
     unprepare(s, st);
-    if (locked && !sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (locked && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     end_op(s, NULL, relaxed, locked);
     return rc;
 }
@@ -464,8 +425,7 @@ cleanup:
 void td_history_downsample(td_history *h, int64_t max_points)
 {
     int64_t n = h->n_rows;
-    if (max_points < 2 || n <= max_points)
-        return;
+    if (max_points < 2 || n <= max_points) return;
     /* Point k of m takes row round(k (n - 1) / (m - 1)): strictly increasing in k since
      * n > m, so the rows move forward in place, column by column. */
     int64_t m = max_points;
@@ -507,33 +467,27 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         ckpt_path(path, sizeof path, s, job_id, epoch);
         rc = td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag, &seg, 1,
                                   err);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         written = 1;
     }
     enter(s);
     locked = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = job_state_locked(s, job_id, &state, &old, NULL, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (with_record) {
         rc = hist_insert_locked(s, job_id, epoch, record, n, err);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         rc = td_store_bind(s, &st, err,
                            "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics), "
                            "checkpoint_epoch = CASE WHEN ?4 THEN ?2 ELSE checkpoint_epoch END "
                            "WHERE id = ?1",
                            "sIoi", job_id, epoch, metrics_json, ckpt != NULL);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
     } else {
         rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         if (!row || epoch > sqlite3_column_int64(st, 0)) {
             rc = td_fail(err, TD_EINVAL, "epoch",
                          "checkpoint of epoch %lld is ahead of the committed epoch %lld",
@@ -542,12 +496,10 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         }
         rc = td_store_bind(s, &st, err, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", "sI",
                            job_id, epoch);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
     }
     rc = step_commit(s, st, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     committed = 1;
 cleanup:
     end_op(s, st, 0, locked);
@@ -570,8 +522,7 @@ td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
 td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch, const void *ckpt,
                                    size_t ckpt_len, td_error *err)
 {
-    if (!ckpt)
-        return td_fail(err, TD_EINVAL, "checkpoint", "no checkpoint given");
+    if (!ckpt) return td_fail(err, TD_EINVAL, "checkpoint", "no checkpoint given");
     return commit_epoch(s, job_id, epoch, 0, NULL, 0, NULL, ckpt, ckpt_len, err);
 }
 
@@ -596,36 +547,31 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
         goto cleanup;
     }
-    if (s->pg)
-        return td_pg_checkpoint_load(s->pg, job_id, buf, len, epoch, tag, tag_cap, err);
+    if (s->pg) return td_pg_checkpoint_load(s->pg, job_id, buf, len, epoch, tag, tag_cap, err);
     /* A concurrent epoch commit may replace the recorded file between reading the row
      * and opening the file: read the row again then (a few times at most). */
     for (int attempt = 0; attempt < 5; attempt++) {
         enter(s);
         rc = job_state_locked(s, job_id, &state, &rec, NULL, err);
         leave(s);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         if (rec < 0) {
             rc = td_fail(err, TD_ENOTFOUND, "checkpoint", "job %s has no checkpoint", job_id);
             goto cleanup;
         }
         ckpt_path(path, sizeof path, s, job_id, rec);
         rc = td_blob_read_tagged(path, TD_BLOB_CHECKPOINT, &aux, tag, tag_cap, buf, len, err);
-        if (rc != TD_ENOTFOUND)
-            break;
+        if (rc != TD_ENOTFOUND) break;
     }
     if (rc == TD_ENOTFOUND)
         rc = td_fail(err, TD_EIO, NULL, "%s: recorded checkpoint file is missing", path);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if ((int64_t)aux != rec) {
         rc = td_fail(err, TD_EIO, NULL, "%s: holds epoch %lld, expected %lld", path, (long long)aux,
                      (long long)rec);
         goto cleanup;
     }
-    if (epoch)
-        *epoch = rec;
+    if (epoch) *epoch = rec;
 cleanup:
     if (rc) {
         td_blob_free(*buf);
@@ -654,8 +600,7 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
         rc = td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
         goto cleanup;
     }
-    if (s->pg)
-        return td_pg_model_put(s->pg, job_id, meta_json, params, n, err);
+    if (s->pg) return td_pg_model_put(s->pg, job_id, meta_json, params, n, err);
     /* The new file replaces the job's previous model, which the row may already refer to:
      * if the row's update then fails (a locked or full database), that file must stay
      * (a job's shape never changes, so it matches the row); only a file no row refers to
@@ -664,25 +609,21 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     enter(s);
     rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
     leave(s);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
     path_of(path, sizeof path, s, "models", job_id, ".bin");
     rc = td_blob_write(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     written = !had_model;
     enter(s);
     locked = 1;
     /* the file is synced; the row commits relaxed, durable with the job's next durable
      * commit (its end or a checkpoint: see DESIGN, group commit) */
-    if ((rc = relax(s, err)))
-        goto cleanup;
+    if ((rc = relax(s, err))) goto cleanup;
     relaxed = 1;
     rc = td_store_run(s, err, "UPDATE jobs SET model_params = ?2, model_image = NULL WHERE id = ?1",
                       "sI", job_id, n);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (sqlite3_changes(s->db) == 0) {
         written = 1; /* the job is gone: so is any reference to the file */
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id);
@@ -690,12 +631,9 @@ td_status td_store_model_put(td_store *s, const char *job_id, const char *meta_j
     }
     written = 0;
 cleanup:
-    if (relaxed)
-        unrelax(s);
-    if (locked)
-        leave(s);
-    if (written)
-        unlink(path);
+    if (relaxed) unrelax(s);
+    if (locked) leave(s);
+    if (written) unlink(path);
     return rc;
 }
 
@@ -715,20 +653,16 @@ static td_status model_write_inline(td_store *s, const char *job_id, const td_bl
     size_t len = 0;
     int state, had_model = 0, relaxed = 0;
 
-    if ((rc = td_blob_image(TD_BLOB_MODEL, (uint64_t)n, segs, 2, &image, &len, err)))
-        return rc;
+    if ((rc = td_blob_image(TD_BLOB_MODEL, (uint64_t)n, segs, 2, &image, &len, err))) return rc;
     enter(s);
-    if ((rc = relax(s, err)))
-        goto cleanup;
+    if ((rc = relax(s, err))) goto cleanup;
     relaxed = 1;
-    if ((rc = job_state_locked(s, job_id, &state, NULL, &had_model, err)))
-        goto cleanup;
+    if ((rc = job_state_locked(s, job_id, &state, NULL, &had_model, err))) goto cleanup;
     if (had_model) { /* a recorded model is only ever replaced by a synced one */
         rc = td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
         goto cleanup;
     }
-    if ((rc = prepare(s, &st, "UPDATE jobs SET model_image = ?2 WHERE id = ?1", err)))
-        goto cleanup;
+    if ((rc = prepare(s, &st, "UPDATE jobs SET model_image = ?2 WHERE id = ?1", err))) goto cleanup;
     bind_str(st, 1, job_id);
     sqlite3_bind_blob(st, 2, image, (int)len, SQLITE_STATIC);
     rc = step_done(s, st, err);
@@ -750,21 +684,18 @@ td_status td_store_model_write_unsynced(td_store *s, const char *job_id, const c
     if (!meta_json || n < 0 || (n > 0 && !params) ||
         __builtin_mul_overflow((size_t)n, sizeof(float), &bytes))
         return td_fail(err, TD_EINVAL, "model", "model needs meta JSON and n >= 0 parameters");
-    if (s->pg)
-        return td_pg_model_write_unsynced(s->pg, job_id, meta_json, params, n, err);
+    if (s->pg) return td_pg_model_write_unsynced(s->pg, job_id, meta_json, params, n, err);
     td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
     if (bytes + segs[1].len <= TD_MODEL_INLINE_MAX)
         return model_write_inline(s, job_id, segs, n, err);
     enter(s);
     td_status rc = job_state_locked(s, job_id, &state, NULL, &had_model, err);
     leave(s);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (had_model) /* a recorded file is only ever replaced by a synced one */
         return td_fail(err, TD_ECONFLICT, "model", "job %s has a recorded model", job_id);
     path_of(path, sizeof path, s, "models", job_id, ".bin");
-    if ((rc = td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err)))
-        return rc;
+    if ((rc = td_blob_write_unsynced(path, TD_BLOB_MODEL, (uint64_t)n, segs, 2, err))) return rc;
     pthread_mutex_lock(&s->sync_mu);
     s->files_written++;
     pthread_mutex_unlock(&s->sync_mu);
@@ -781,20 +712,17 @@ td_status td_store_sync_files(td_store *s, td_error *err)
     uint64_t target = s->files_written;
     int needed = target > s->files_synced;
     pthread_mutex_unlock(&s->sync_mu);
-    if (!needed)
-        return TD_OK;
+    if (!needed) return TD_OK;
     int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || syscall(SYS_syncfs, fd) != 0) {
         int e = errno ? errno : EIO;
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
                        "cannot sync the files of %s: %s", s->dir, strerror(e));
     }
     close(fd);
     pthread_mutex_lock(&s->sync_mu);
-    if (target > s->files_synced)
-        s->files_synced = target;
+    if (target > s->files_synced) s->files_synced = target;
     pthread_mutex_unlock(&s->sync_mu);
     return TD_OK;
 }
@@ -807,14 +735,12 @@ td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64
     char now[TD_TIME_MAX];
     uint64_t ticket = 0;
 
-    if (s->pg)
-        return td_pg_jobs_succeed(s->pg, ids, n_params, n, err);
+    if (s->pg) return td_pg_jobs_succeed(s->pg, ids, n_params, n, err);
     td_store_now(now);
     enter(s);
     if ((rc = relax(s, err))) /* durable at return all the same: group_sync below */
         goto cleanup;
-    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)))
-        goto cleanup;
+    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err))) goto cleanup;
     /* a job already terminal (none can be: it was running) or gone is left as it is */
     rc = prepare(s, &st,
                  "UPDATE jobs SET state = 'succeeded', finished_at = ?2, live = 0, "
@@ -827,14 +753,12 @@ td_status td_store_jobs_succeed(td_store *s, const char *const *ids, const int64
         sqlite3_bind_int64(st, 3, n_params[i]);
         rc = step_done(s, st, err);
     }
-    if (rc == TD_OK && (rc = exec_sql(s, "COMMIT", err)) == TD_OK)
-        ticket = commit_ticket(s);
+    if (rc == TD_OK && (rc = exec_sql(s, "COMMIT", err)) == TD_OK) ticket = commit_ticket(s);
 cleanup:
     unprepare(s, st);
     unrelax(s);
     leave(s);
-    if (ticket)
-        rc = group_sync(s, ticket, err);
+    if (ticket) rc = group_sync(s, ticket, err);
     return rc;
 }
 
@@ -856,8 +780,7 @@ static td_status model_image_locked(td_store *s, const char *job_id, uint64_t *a
         bind_str(st, 1, job_id);
         rc = step_row(s, st, &row, err);
     }
-    if (rc || !row || sqlite3_column_type(st, 0) == SQLITE_NULL)
-        goto cleanup;
+    if (rc || !row || sqlite3_column_type(st, 0) == SQLITE_NULL) goto cleanup;
     snprintf(what, sizeof what, "the model of job %s", job_id);
     if ((rc = td_blob_image_check(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
                                   TD_BLOB_MODEL, what, aux, &payload, &plen, err)))
@@ -876,8 +799,7 @@ cleanup:
 td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json, float **params,
                              int64_t *n, td_error *err)
 {
-    if (s->pg)
-        return td_pg_model_get(s->pg, job_id, meta_json, params, n, err);
+    if (s->pg) return td_pg_model_get(s->pg, job_id, meta_json, params, n, err);
     td_status rc = TD_OK;
     char path[PATH_MAX];
     void *buf = NULL;
@@ -895,17 +817,14 @@ td_status td_store_model_get(td_store *s, const char *job_id, char **meta_json, 
     path_of(path, sizeof path, s, "models", job_id, ".bin");
     enter(s);
     rc = job_state_locked(s, job_id, &state, NULL, &has_model, err);
-    if (!rc && has_model)
-        rc = model_image_locked(s, job_id, &aux, &buf, &len, err);
+    if (!rc && has_model) rc = model_image_locked(s, job_id, &aux, &buf, &len, err);
     leave(s);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (!has_model) {
         rc = td_fail(err, TD_ENOTFOUND, "model", "job %s has no model", job_id);
         goto cleanup;
     }
-    if (!buf && (rc = td_blob_read(path, TD_BLOB_MODEL, &aux, &buf, &len, err)))
-        goto cleanup;
+    if (!buf && (rc = td_blob_read(path, TD_BLOB_MODEL, &aux, &buf, &len, err))) goto cleanup;
     size_t pbytes = (size_t)aux * sizeof(float);
     if (aux > (uint64_t)INT64_MAX / sizeof(float) || len < pbytes + 1 ||
         ((char *)buf)[len - 1] != '\0') {

@@ -8,8 +8,7 @@
 
 void td_job_row_fini(td_job_row *row)
 {
-    if (!row)
-        return;
+    if (!row) return;
     free(row->hyperparameters);
     free(row->metrics);
     free(row->classes);
@@ -22,8 +21,7 @@ void td_job_row_fini(td_job_row *row)
 
 void td_job_rows_free(td_job_row *rows, int n)
 {
-    if (!rows)
-        return;
+    if (!rows) return;
     for (int i = 0; i < n; i++)
         td_job_row_fini(&rows[i]);
     free(rows);
@@ -62,8 +60,7 @@ td_status job_get_locked(td_store *s, const char *col, const char *key, td_job_r
     }
     bind_str(st, 1, key ? key : "");
     rc = step_row(s, st, &row, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (!row) {
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s%s not found",
                      strcmp(col, "id") == 0 ? "" : "with idempotency key ", key ? key : "");
@@ -81,8 +78,7 @@ static td_status job_get_by(td_store *s, const char *col, const char *key, td_jo
                             td_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (s->pg)
-        return td_pg_job_get(s->pg, col, key, out, err);
+    if (s->pg) return td_pg_job_get(s->pg, col, key, out, err);
     enter(s);
     td_status rc = job_get_locked(s, col, key, out, err);
     leave(s);
@@ -108,14 +104,12 @@ td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckp
     int row = 0;
 
     *state = -1;
-    if (ckpt_epoch)
-        *ckpt_epoch = -1;
+    if (ckpt_epoch) *ckpt_epoch = -1;
     rc = td_store_query(s, &st, &row, err,
                         "SELECT state, checkpoint_epoch, model_params IS NOT NULL FROM jobs "
                         "WHERE id = ?1",
                         "s", id ? id : "");
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (!row) {
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
         goto cleanup;
@@ -123,8 +117,7 @@ td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckp
     *state = state_from_text(sqlite3_column_text(st, 0));
     if (ckpt_epoch)
         *ckpt_epoch = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
-    if (has_model)
-        *has_model = sqlite3_column_int(st, 2);
+    if (has_model) *has_model = sqlite3_column_int(st, 2);
 cleanup:
     unprepare(s, st);
     return rc;
@@ -160,18 +153,15 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
                      TD_IDEM_KEY_MAX - 1);
         goto cleanup;
     }
-    if (s->pg)
-        return td_pg_job_insert(s->pg, spec, id_out, err);
+    if (s->pg) return td_pg_job_insert(s->pg, spec, id_out, err);
     enter(s);
     locked = 1;
     rc = begin_relaxed(s, &relaxed, err); /* durable at return all the same: group_sync below */
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (key) {
         rc = td_store_query(s, &st, &row, err, "SELECT id FROM jobs WHERE idempotency_key = ?1",
                             "s", key);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         if (row) {
             col_copy(st, 0, id_out, TD_ID_MAX);
             rc = td_fail(err, TD_ECONFLICT, "idempotency_key",
@@ -180,8 +170,7 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
         }
     }
     rc = ds_get_locked(s, spec->dataset, &m, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (spec->validation && *spec->validation) {
         rc = ds_get_locked(s, spec->validation, &m, err);
         if (rc) {
@@ -200,15 +189,11 @@ td_status td_store_job_insert(td_store *s, const td_job_spec *spec, char id_out[
                        "WHERE id = ?3))",
                        "sssossIoo", id, spec->model, spec->dataset, spec->validation,
                        spec->hyperparameters, now, spec->epochs, key, spec->sweep);
-    if (rc)
-        goto cleanup;
-    if (spec->sweep && *spec->sweep)
-        sqlite3_bind_int64(st, 10, spec->sweep_trial);
-    if (spec->stop_at_epoch > 0)
-        sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
+    if (rc) goto cleanup;
+    if (spec->sweep && *spec->sweep) sqlite3_bind_int64(st, 10, spec->sweep_trial);
+    if (spec->stop_at_epoch > 0) sqlite3_bind_int64(st, 11, spec->stop_at_epoch);
     rc = step_commit(s, st, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     ticket = commit_ticket(s);
     snprintf(id_out, TD_ID_MAX, "%s", id);
 cleanup:
@@ -229,10 +214,8 @@ td_status collect_jobs(td_store *s, sqlite3_stmt *st, int cap, td_job_row **rows
     for (;;) {
         int row;
         rc = step_row(s, st, &row, err);
-        if (rc)
-            goto cleanup;
-        if (!row || count == cap)
-            break;
+        if (rc) goto cleanup;
+        if (!row || count == cap) break;
         if (count == alloc) {
             int na = alloc ? alloc * 2 : 16;
             td_job_row *nv = realloc(v, sizeof *v * (size_t)na);
@@ -243,8 +226,7 @@ td_status collect_jobs(td_store *s, sqlite3_stmt *st, int cap, td_job_row **rows
             v = nv, alloc = na;
         }
         rc = read_job(st, &v[count], err);
-        if (rc)
-            goto cleanup;
+        if (rc) goto cleanup;
         count++;
     }
     *rows = v;
@@ -259,16 +241,14 @@ cleanup:
 td_status td_store_job_list(td_store *s, int state, int limit, const char *after, td_job_row **rows,
                             int *n, char next[TD_ID_MAX], td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_list(s->pg, state, limit, after, rows, n, next, err);
+    if (s->pg) return td_pg_job_list(s->pg, state, limit, after, rows, n, next, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     int locked = 0;
     char cursor[TD_ID_MAX];
 
     *rows = NULL;
-    if ((rc = td_store_page_start(limit, after, cursor, next, n, err)))
-        goto cleanup;
+    if ((rc = td_store_page_start(limit, after, cursor, next, n, err))) goto cleanup;
     if (state >= TD_JOB_NSTATES) {
         rc = td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
         goto cleanup;
@@ -285,11 +265,9 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
          "LIMIT ?3"}};
     rc = td_store_bind(s, &st, err, sql[state >= 0][cursor[0] != '\0'], "ooI",
                        state >= 0 ? STATE_NAMES[state] : NULL, cursor, (int64_t)limit + 1);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = collect_jobs(s, st, limit + 1, rows, n, err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (*n > limit) {
         td_job_row_fini(&(*rows)[limit]);
         *n = limit;
@@ -307,16 +285,14 @@ static td_status select_jobs_locked(td_store *s, const char *sql, const char *ar
 {
     sqlite3_stmt *st = NULL;
     td_status rc = td_store_bind(s, &st, err, sql, arg ? "s" : "", arg);
-    if (!rc)
-        rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
+    if (!rc) rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
     unprepare(s, st);
     return rc;
 }
 
 td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_list_active(s->pg, rows, n, err);
+    if (s->pg) return td_pg_job_list_active(s->pg, rows, n, err);
     *rows = NULL;
     *n = 0;
     enter(s);
@@ -330,8 +306,7 @@ td_status td_store_job_list_active(td_store *s, td_job_row **rows, int *n, td_er
 
 td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_counts(s->pg, counts, err);
+    if (s->pg) return td_pg_job_counts(s->pg, counts, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
 
@@ -339,16 +314,13 @@ td_status td_store_job_counts(td_store *s, int64_t counts[TD_JOB_NSTATES], td_er
         counts[i] = 0;
     enter(s);
     rc = prepare(s, &st, "SELECT state, COUNT(*) FROM jobs GROUP BY state", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     for (;;) {
         int row;
         rc = step_row(s, st, &row, err);
-        if (rc || !row)
-            goto cleanup;
+        if (rc || !row) goto cleanup;
         int i = state_from_text(sqlite3_column_text(st, 0));
-        if (i >= 0)
-            counts[i] = sqlite3_column_int64(st, 1);
+        if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
     }
 cleanup:
     unprepare(s, st);
@@ -395,12 +367,10 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     int relaxed = 0;
     uint64_t ticket = 0;
 
-    if (s->pg)
-        return td_pg_job_transition(s->pg, t, err);
+    if (s->pg) return td_pg_job_transition(s->pg, t, err);
     enter(s);
     if (t->kind == TD_TRANS_START || t->kind == TD_TRANS_FINISH) {
-        if ((rc = relax(s, err)))
-            goto cleanup;
+        if ((rc = relax(s, err))) goto cleanup;
         relaxed = 1;
     }
     if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err)) ||
@@ -410,8 +380,7 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     if (t->kind == TD_TRANS_DELETE && (rc = td_store_job_in_active_sweep(s, t->id, err)))
         goto cleanup; /* its sweep still needs it */
     td_store_now(now);
-    if ((rc = prepare(s, &st, transition_sql(t), err)))
-        goto cleanup;
+    if ((rc = prepare(s, &st, transition_sql(t), err))) goto cleanup;
     /* a parameter the statement lacks is out of range: SQLITE_RANGE, nothing bound */
     bind_str(st, 1, t->id);
     bind_str(st, 2, now);
@@ -419,12 +388,9 @@ static td_status job_transition(td_store *s, td_job_transition *t, td_error *err
     bind_opt(st, 4, t->error_code);
     bind_opt(st, 5, t->error_message);
     sqlite3_bind_int(st, 6, t->live != 0);
-    if ((rc = step_done(s, st, err)) || (rc = exec_sql(s, "COMMIT", err)))
-        goto cleanup;
-    if (t->kind == TD_TRANS_FINISH)
-        ticket = commit_ticket(s);
-    if (t->row)
-        rc = job_get_locked(s, "id", t->id, t->row, err);
+    if ((rc = step_done(s, st, err)) || (rc = exec_sql(s, "COMMIT", err))) goto cleanup;
+    if (t->kind == TD_TRANS_FINISH) ticket = commit_ticket(s);
+    if (t->row) rc = job_get_locked(s, "id", t->id, t->row, err);
 cleanup:
     end_op(s, st, relaxed, 1);
     if (ticket) /* a job's end must survive a power loss once reported */
@@ -436,8 +402,7 @@ cleanup:
 static td_status job_start(td_store *s, const char *id, int live, td_job_row *out, td_error *err)
 {
     td_job_transition t = {.kind = TD_TRANS_START, .id = id, .live = live, .row = out};
-    if (out)
-        memset(out, 0, sizeof *out);
+    if (out) memset(out, 0, sizeof *out);
     return job_transition(s, &t, err);
 }
 
@@ -454,16 +419,14 @@ td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_er
 td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
                                 const char *metrics_json, td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
+    if (s->pg) return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
     td_status rc = TD_OK;
 
     enter(s);
     rc = td_store_run(s, err,
                       "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) WHERE id = ?1",
                       "sIo", id ? id : "", epoch, metrics_json);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     if (sqlite3_changes(s->db) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
 cleanup:
@@ -520,15 +483,13 @@ td_status td_store_job_delete(td_store *s, const char *id, td_error *err)
 
 td_status td_store_job_set_live(td_store *s, const char *id, int live, td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_set_live(s->pg, id, live, err);
+    if (s->pg) return td_pg_job_set_live(s->pg, id, live, err);
     td_status rc = TD_OK;
 
     enter(s);
     /* relaxed (see DESIGN, group commit): the mark is about process deaths, and a process
      * death loses no commit */
-    if ((rc = relax(s, err)))
-        goto cleanup;
+    if ((rc = relax(s, err))) goto cleanup;
     rc = td_store_run(s, err, "UPDATE jobs SET live = ?2 WHERE id = ?1", "si", id ? id : "",
                       live != 0);
 cleanup:
@@ -540,8 +501,7 @@ cleanup:
 td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **failed, int *n,
                                     td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_reap_crashed(s->pg, max_crashes, failed, n, err);
+    if (s->pg) return td_pg_job_reap_crashed(s->pg, max_crashes, failed, n, err);
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
@@ -551,14 +511,12 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
     td_store_now(now);
     enter(s);
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = prepare(s, &st,
                  "UPDATE jobs SET crashes = crashes + (state IN ('queued', 'running')), "
                  "live = 0 WHERE live = 1",
                  err);
-    if (rc || (rc = step_done(s, st, err)))
-        goto cleanup;
+    if (rc || (rc = step_done(s, st, err))) goto cleanup;
     rc = td_store_run(s, err,
                       "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = "
                       "'crashed', error_message = 'the daemon died ' || crashes || ' times "
@@ -566,11 +524,9 @@ td_status td_store_job_reap_crashed(td_store *s, int max_crashes, td_job_row **f
                       "it is not resumed again' WHERE state IN ('queued', 'running') AND "
                       "crashes >= ?1",
                       "is", max_crashes, now);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = exec_sql(s, "COMMIT", err);
-    if (rc)
-        goto cleanup;
+    if (rc) goto cleanup;
     rc = select_jobs_locked(s,
                             "SELECT " JOB_COLS " FROM jobs WHERE error_code = 'crashed' AND "
                             "finished_at = ?1 ORDER BY id ASC",
@@ -591,8 +547,7 @@ static td_status job_update(td_store *s, const char *sql, const char *id, const 
     td_status rc = prepare(s, &st, sql, err);
     if (rc == TD_OK) {
         bind_str(st, 1, id ? id : "");
-        if (text)
-            bind_str(st, 2, text);
+        if (text) bind_str(st, 2, text);
         rc = step_done(s, st, err);
     }
     unprepare(s, st);
@@ -602,8 +557,7 @@ static td_status job_update(td_store *s, const char *sql, const char *id, const 
 
 td_status td_store_job_mark_different_build(td_store *s, const char *id, td_error *err)
 {
-    if (s->pg)
-        return td_pg_job_mark_different_build(s->pg, id, err);
+    if (s->pg) return td_pg_job_mark_different_build(s->pg, id, err);
     return job_update(s, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = ?1", id, NULL,
                       err);
 }
@@ -624,20 +578,16 @@ td_status td_store_job_claim_next(td_store *s, uint64_t mem_avail, char id_out[T
 {
     id_out[0] = '\0';
     *mem_bytes = 0;
-    if (!s->pg)
-        return td_fail(err, TD_EINVAL, "store", "claims need a shared (PostgreSQL) store");
+    if (!s->pg) return td_fail(err, TD_EINVAL, "store", "claims need a shared (PostgreSQL) store");
     return td_pg_job_claim(s->pg, mem_avail, id_out, mem_bytes, err);
 }
 
 td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *cancel, int *held,
                              td_error *err)
 {
-    if (!s->pg)
-        return td_fail(err, TD_EINVAL, "store", "leases need a shared (PostgreSQL) store");
-    if (n <= 0)
-        return TD_OK;
+    if (!s->pg) return td_fail(err, TD_EINVAL, "store", "leases need a shared (PostgreSQL) store");
+    if (n <= 0) return TD_OK;
     for (int i = 0; i < n; i++)
-        if (!id_ok(ids[i]))
-            return td_fail(err, TD_EINVAL, "id", "bad job id \"%s\"", ids[i]);
+        if (!id_ok(ids[i])) return td_fail(err, TD_EINVAL, "id", "bad job id \"%s\"", ids[i]);
     return td_pg_job_renew(s->pg, ids, n, cancel, held, err);
 }

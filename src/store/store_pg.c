@@ -115,8 +115,7 @@ static td_status migrate(PGconn *c, td_error *err)
                        "traind knows version %d",
                        version, TD_PG_SCHEMA);
     for (int v = version; v < TD_PG_SCHEMA; v++)
-        if ((rc = exec0(c, MIGRATIONS[v], err)))
-            return rc;
+        if ((rc = exec0(c, MIGRATIONS[v], err))) return rc;
     char b[24];
     i64s(b, TD_PG_SCHEMA);
     const char *vals[] = {b};
@@ -133,8 +132,7 @@ td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir, const 
     td_status rc = TD_OK;
     *out = NULL;
     td_pg *p = calloc(1, sizeof *p);
-    if (!p)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory opening the store");
+    if (!p) return td_fail(err, TD_ENOMEM, NULL, "out of memory opening the store");
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->freed, NULL);
     snprintf(p->uri, sizeof p->uri, "%s", uri);
@@ -151,8 +149,7 @@ td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir, const 
         }
         PQclear(PQexec(p->conn[i], "SET client_min_messages = warning"));
     }
-    if (!rc)
-        rc = migrate(p->conn[0], err);
+    if (!rc) rc = migrate(p->conn[0], err);
     if (rc) {
         td_pg_close(p);
         return rc;
@@ -163,11 +160,9 @@ td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir, const 
 
 void td_pg_close(td_pg *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     for (int i = 0; i < PG_POOL; i++)
-        if (p->conn[i])
-            PQfinish(p->conn[i]);
+        if (p->conn[i]) PQfinish(p->conn[i]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     free(p);
@@ -243,10 +238,8 @@ td_status blob_put(PGconn *c, const char *key, uint64_t aux, const char *tag,
             }
         }
     }
-    if (!rc && fill)
-        rc = blob_chunk(c, key, seq, buf, fill, err);
-    if (!rc)
-        rc = blob_end(c, key, total, &h, err);
+    if (!rc && fill) rc = blob_chunk(c, key, seq, buf, fill, err);
+    if (!rc) rc = blob_end(c, key, total, &h, err);
     free(buf);
     return rc;
 }
@@ -266,18 +259,15 @@ td_status blob_put_file(PGconn *c, const char *key, const char *path, td_error *
     for (int seq = 0; !rc; seq++) {
         size_t n = fread(buf, 1, CHUNK, f);
         if (n == 0) {
-            if (ferror(f))
-                rc = td_fail(err, TD_EIO, NULL, "cannot read %s", path);
+            if (ferror(f)) rc = td_fail(err, TD_EIO, NULL, "cannot read %s", path);
             break;
         }
         td_xxh64_update(&h, buf, n);
         total += n;
         rc = blob_chunk(c, key, seq, buf, n, err);
     }
-    if (!rc)
-        rc = blob_end(c, key, total, &h, err);
-    if (f)
-        fclose(f);
+    if (!rc) rc = blob_end(c, key, total, &h, err);
+    if (f) fclose(f);
     free(buf);
     return rc;
 }
@@ -292,29 +282,24 @@ td_status blob_get(PGconn *c, const char *key, uint64_t *aux, char *tag, size_t 
     *payload = NULL;
     td_status rc = run(c, "SELECT aux, tag, length, checksum FROM blobs WHERE key = $1", 1, v, NULL,
                        0, 0, &r, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (PQntuples(r) == 0) {
         PQclear(r);
         return td_fail(err, TD_ENOTFOUND, NULL, "blob %s not found", key);
     }
-    if (aux)
-        *aux = (uint64_t)geti(r, 0, 0);
-    if (tag && tag_cap)
-        gets_(r, 0, 1, tag, tag_cap);
+    if (aux) *aux = (uint64_t)geti(r, 0, 0);
+    if (tag && tag_cap) gets_(r, 0, 1, tag, tag_cap);
     size_t total = (size_t)geti(r, 0, 2);
     uint64_t sum = (uint64_t)geti(r, 0, 3);
     PQclear(r);
     char *buf = malloc(total ? total : 1);
-    if (!buf)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory reading %s", key);
+    if (!buf) return td_fail(err, TD_ENOMEM, NULL, "out of memory reading %s", key);
     rc = run(c, "SELECT data FROM blob_chunks WHERE key = $1 ORDER BY seq", 1, v, NULL, 0, 1, &r,
              err);
     size_t got = 0;
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         size_t k = (size_t)PQgetlength(r, i, 0);
-        if (got + k > total)
-            break;
+        if (got + k > total) break;
         memcpy(buf + got, PQgetvalue(r, i, 0), k);
         got += k;
     }

@@ -30,8 +30,7 @@ td_status ds_get(PGconn *c, const char *id, const char *lock, td_dataset_meta *o
     const char *v[] = {id ? id : ""};
     snprintf(sql, sizeof sql, "SELECT " DS_COLS " FROM datasets WHERE id = $1 %s", lock);
     td_status rc = run(c, sql, 1, v, NULL, 0, 0, &r, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id ? id : "");
     else if (out)
@@ -54,16 +53,14 @@ td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err
     PGconn *c = acquire(p, &slot);
     /* the file (already the local cache's copy) and the row, in one transaction */
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = blob_put_file(c, key, path, err);
+    if (!rc) rc = blob_put_file(c, key, path, err);
     if (!rc)
         rc = run(c,
                  "INSERT INTO datasets (" DS_COLS ") VALUES ($1, $2, $3::bigint, "
                  "$4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9::bigint, $10, "
                  "$11::bigint)",
                  11, v, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -121,8 +118,7 @@ static td_status blob_get_file(PGconn *c, const char *key, FILE *f, const char *
                        "SELECT length, checksum, (SELECT count(*) FROM blob_chunks WHERE "
                        "key = $1) FROM blobs WHERE key = $1",
                        1, v, NULL, 0, 0, &r, err);
-    if (!rc && PQntuples(r) == 0)
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "blob %s not found", key);
+    if (!rc && PQntuples(r) == 0) rc = td_fail(err, TD_ENOTFOUND, NULL, "blob %s not found", key);
     uint64_t total = rc ? 0 : (uint64_t)geti(r, 0, 0), sum = rc ? 0 : (uint64_t)geti(r, 0, 1);
     int64_t nchunks = rc ? 0 : geti(r, 0, 2);
     PQclear(r);
@@ -143,8 +139,7 @@ static td_status blob_get_file(PGconn *c, const char *key, FILE *f, const char *
             rc = td_fail(err, e == ENOSPC || e == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
                          "cannot write %s: %s", path, strerror(e));
         }
-        if (n)
-            td_xxh64_update(&h, d, n);
+        if (n) td_xxh64_update(&h, d, n);
         got += n;
         PQclear(r);
     }
@@ -177,19 +172,16 @@ td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dat
     if (!f)
         rc = td_fail(err, errno == ENOSPC || errno == EDQUOT ? TD_ENOSPACE : TD_EIO, NULL,
                      "cannot cache dataset %s at %s: %s", id, tmp, strerror(errno));
-    if (!rc)
-        rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
+    if (!rc) rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
     if (!rc && (rc = blob_get_file(c, key, f, tmp, err)) == TD_ENOTFOUND)
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     if (f && fclose(f) != 0 && !rc)
         rc = td_fail(err, TD_EIO, NULL, "cannot write %s: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = td_fail(err, TD_EIO, NULL, "rename %s: %s", tmp, strerror(errno));
-    if (rc && f)
-        unlink(tmp);
+    if (rc && f) unlink(tmp);
     return rc;
 }
 
@@ -199,8 +191,7 @@ td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_
     char cursor[TD_ID_MAX], bl[24];
     *rows = NULL;
     td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {cursor, bl};
     PGresult *r = NULL;
@@ -211,8 +202,7 @@ td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_
              "ORDER BY id DESC LIMIT $2::bigint",
              2, v, NULL, 0, 0, &r, err);
     release(p, slot);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int count = PQntuples(r);
     td_dataset_meta *m = malloc(sizeof *m * (size_t)(count ? count : 1));
     if (!m) {
@@ -241,8 +231,7 @@ static td_status in_use(PGconn *c, const char *id, int *used, td_error *err)
                        "1 FROM sweeps WHERE (dataset = $1 OR validation = $1) AND state IN "
                        "('queued', 'running')))::int",
                        1, v, NULL, 0, 0, &r, err);
-    if (!rc)
-        *used = (int)geti(r, 0, 0);
+    if (!rc) *used = (int)geti(r, 0, 0);
     PQclear(r);
     return rc;
 }
@@ -266,19 +255,14 @@ td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err)
     const char *vk[] = {key};
     /* FOR UPDATE on the row: a job insert (which takes it FOR SHARE) waits, or we wait */
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = ds_get(c, id, "FOR UPDATE", NULL, err);
-    if (!rc)
-        rc = in_use(c, id, &used, err);
+    if (!rc) rc = ds_get(c, id, "FOR UPDATE", NULL, err);
+    if (!rc) rc = in_use(c, id, &used, err);
     if (!rc && used)
         rc = td_fail(err, TD_ECONFLICT, "dataset", "dataset %s is used by a queued or running job",
                      id);
-    if (!rc)
-        rc = run(c, "DELETE FROM datasets WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = run(c, "DELETE FROM blobs WHERE key = $1", 1, vk, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = run(c, "DELETE FROM datasets WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
+    if (!rc) rc = run(c, "DELETE FROM blobs WHERE key = $1", 1, vk, NULL, 0, 0, NULL, err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }

@@ -11,8 +11,7 @@ static td_status hist_cols(PGconn *c, const char *job_id, int *ncols, td_error *
     const char *v[] = {job_id ? job_id : ""};
     td_status rc =
         run(c, "SELECT history_columns FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
     else
@@ -29,10 +28,8 @@ td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *jo
     const char *v[] = {job_id ? job_id : "", joined};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = job_lock(c, job_id, &state, NULL, NULL, NULL, 0, err);
-    if (!rc)
-        rc = hist_cols(c, job_id, &cur, err);
+    if (!rc) rc = job_lock(c, job_id, &state, NULL, NULL, NULL, 0, err);
+    if (!rc) rc = hist_cols(c, job_id, &cur, err);
     if (!rc && cur != 0 && cur != n) {
         rc = run(c, "SELECT EXISTS (SELECT 1 FROM history WHERE job_id = $1)::int", 1, v, NULL, 0,
                  0, &r, err);
@@ -44,8 +41,7 @@ td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *jo
     if (!rc)
         rc = run(c, "UPDATE jobs SET history_columns = $2 WHERE id = $1", 2, v, NULL, 0, 0, NULL,
                  err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -56,8 +52,7 @@ static td_status hist_insert(PGconn *c, const char *job_id, int64_t epoch, const
     int ncols = 0;
     char be[24];
     td_status rc = hist_cols(c, job_id, &ncols, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (ncols == 0)
         return td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set", job_id);
     if (n != ncols || !values)
@@ -117,8 +112,7 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, i
                  "SELECT epoch, record FROM history WHERE job_id = $1 AND epoch > $2::bigint "
                  "ORDER BY epoch LIMIT $3::bigint",
                  3, v, NULL, 0, 1, &r, err); /* NULL: all */
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     int64_t nrows = r ? PQntuples(r) : 0;
     if (!rc && nrows > 0) {
@@ -160,16 +154,14 @@ td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epo
     const char *v[] = {job_id ? job_id : "", be};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = hist_cols(c, job_id, &ncols, err);
+    if (!rc) rc = hist_cols(c, job_id, &ncols, err);
     if (!rc)
         rc = run(c, "DELETE FROM history WHERE job_id = $1 AND epoch > $2::bigint", 2, v, NULL, 0,
                  0, NULL, err);
     if (!rc)
         rc = run(c, "UPDATE jobs SET epoch = LEAST(epoch, $2::bigint) WHERE id = $1", 2, v, NULL, 0,
                  0, NULL, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -188,10 +180,8 @@ td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int wi
     const char *v[] = {job_id, be, metrics_json, ckpt ? "1" : "0"};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = job_lock(c, job_id, &state, NULL, NULL, node, sizeof node, err);
-    if (!rc)
-        rc = held_here(p, job_id, state, node, err);
+    if (!rc) rc = job_lock(c, job_id, &state, NULL, NULL, node, sizeof node, err);
+    if (!rc) rc = held_here(p, job_id, state, node, err);
     if (!rc && with_record) {
         rc = hist_insert(c, job_id, epoch, record, n, err);
         if (!rc)
@@ -215,8 +205,7 @@ td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int wi
         td_blob_seg seg = {ckpt, ckpt_len};
         rc = blob_put(c, key, (uint64_t)epoch, p->build_tag, &seg, 1, err);
     }
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -251,8 +240,7 @@ td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t
     if (!rc && (int64_t)aux != rec)
         rc = td_fail(err, TD_EIO, NULL, "job %s: checkpoint holds epoch %lld, expected %lld",
                      job_id, (long long)aux, (long long)rec);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     if (rc) {
         free(*buf);
@@ -279,15 +267,12 @@ td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json, c
     td_blob_seg segs[2] = {{params, bytes}, {meta_json, strlen(meta_json) + 1}};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = job_lock(c, job_id, &state, NULL, NULL, NULL, 0, err);
-    if (!rc)
-        rc = blob_put(c, key, (uint64_t)n, "", segs, 2, err);
+    if (!rc) rc = job_lock(c, job_id, &state, NULL, NULL, NULL, 0, err);
+    if (!rc) rc = blob_put(c, key, (uint64_t)n, "", segs, 2, err);
     if (!rc)
         rc = run(c, "UPDATE jobs SET model_params = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0,
                  NULL, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -307,16 +292,12 @@ td_status td_pg_model_write_unsynced(td_pg *p, const char *job_id, const char *m
     /* the blob only, committed without waiting for the WAL flush: td_pg_jobs_succeed
      * records it (store.h); until then no row refers to it */
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = exec0(c, "SET LOCAL synchronous_commit = off", err);
-    if (!rc)
-        rc = job_lock(c, job_id, &state, NULL, &has_model, NULL, 0, err);
+    if (!rc) rc = exec0(c, "SET LOCAL synchronous_commit = off", err);
+    if (!rc) rc = job_lock(c, job_id, &state, NULL, &has_model, NULL, 0, err);
     if (!rc && has_model)
         rc = td_fail(err, TD_ECONFLICT, "model", "job %s has a model already", job_id);
-    if (!rc)
-        rc = blob_put(c, key, (uint64_t)n, "", segs, 2, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = blob_put(c, key, (uint64_t)n, "", segs, 2, err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -338,8 +319,7 @@ td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_
                  "('queued', 'running') AND (node IS NULL OR node = $4)",
                  4, v, NULL, 0, 0, NULL, err);
     }
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -368,10 +348,8 @@ td_status td_pg_model_get(td_pg *p, const char *job_id, char **meta_json, float 
     else if (!rc && !geti(r, 0, 0))
         rc = td_fail(err, TD_ENOTFOUND, "model", "job %s has no model", v[0]);
     PQclear(r);
-    if (!rc)
-        rc = blob_get(c, key, &aux, NULL, 0, &buf, &len, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = blob_get(c, key, &aux, NULL, 0, &buf, &len, err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     size_t pbytes = (size_t)aux * sizeof(float);
     if (!rc &&
@@ -411,28 +389,22 @@ td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_ba
     /* no wait for the WAL flush, as SQLite's synchronous=NORMAL (store.h): the next
      * checkpoint's commit is synchronous and makes this batch durable with it */
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = exec0(c, "SET LOCAL synchronous_commit = off", err);
-    if (!rc)
-        rc = job_lock(c, job_id, &state, NULL, NULL, node, sizeof node, err);
-    if (!rc)
-        rc = held_here(p, job_id, state, node, err);
-    if (!rc)
-        rc = hist_cols(c, job_id, &ncols, err);
+    if (!rc) rc = exec0(c, "SET LOCAL synchronous_commit = off", err);
+    if (!rc) rc = job_lock(c, job_id, &state, NULL, NULL, node, sizeof node, err);
+    if (!rc) rc = held_here(p, job_id, state, node, err);
+    if (!rc) rc = hist_cols(c, job_id, &ncols, err);
     if (!rc && (ncols == 0 || ncols != b->n_cols))
         rc = td_fail(err, TD_EINVAL, "columns",
                      "job %s: records have %d values, history has "
                      "%d columns",
                      job_id, b->n_cols, ncols);
     const char *vj[] = {job_id};
-    if (!rc)
-        rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, vj, NULL, 0, 0, &r, err);
+    if (!rc) rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, vj, NULL, 0, 0, &r, err);
     int64_t prev_latest = rc ? 0 : geti(r, 0, 0);
     PQclear(r);
     size_t rec_bytes = sizeof(double) * (size_t)b->n_cols;
     for (int64_t i = 0; !rc && i < b->n_rows; i++) {
-        if (!hist_kept(b->epochs[i], S, b, latest))
-            continue;
+        if (!hist_kept(b->epochs[i], S, b, latest)) continue;
         i64s(be, b->epochs[i]);
         const char *v[] = {job_id, be};
         rc = run(c,
@@ -461,8 +433,7 @@ td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_ba
                         "($3::bigint, $4::bigint, $5::bigint)",
                  full ? 5 : 7, v, NULL, 0, 0, NULL, err);
     }
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }

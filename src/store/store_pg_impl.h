@@ -56,8 +56,7 @@ static inline PGconn *acquire(td_pg *p, int *slot)
                 p->busy[i] = 1;
                 *slot = i;
                 pthread_mutex_unlock(&p->mu);
-                if (PQstatus(p->conn[i]) != CONNECTION_OK)
-                    PQreset(p->conn[i]);
+                if (PQstatus(p->conn[i]) != CONNECTION_OK) PQreset(p->conn[i]);
                 return p->conn[i];
             }
         pthread_cond_wait(&p->freed, &p->mu);
@@ -68,8 +67,7 @@ static inline PGconn *acquire(td_pg *p, int *slot)
 static inline void release(td_pg *p, int slot)
 {
     PGconn *c = p->conn[slot];
-    if (PQtransactionStatus(c) != PQTRANS_IDLE)
-        PQclear(PQexec(c, "ROLLBACK"));
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
     pthread_mutex_lock(&p->mu);
     p->busy[slot] = 0;
     pthread_cond_signal(&p->freed);
@@ -127,12 +125,10 @@ static inline td_status run(PGconn *c, const char *sql, int n, const char *const
         if (attempt == 0 && idle && PQstatus(c) == CONNECTION_BAD) {
             PQclear(r);
             PQreset(c);
-            if (PQstatus(c) == CONNECTION_OK)
-                continue;
+            if (PQstatus(c) == CONNECTION_OK) continue;
             r = NULL;
         }
-        if (out)
-            *out = NULL;
+        if (out) *out = NULL;
         return pg_fail(c, r, err, sql);
     }
 }

@@ -28,12 +28,10 @@ static td_status collect(PGresult *r, td_job_row **rows, int *n, td_error *err)
     int count = PQntuples(r);
     td_status rc = TD_OK;
     td_job_row *v = count ? calloc((size_t)count, sizeof *v) : NULL; /* none: NULL */
-    if (count && !v)
-        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing jobs");
+    if (count && !v) rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing jobs");
     int i = 0;
     for (; !rc && i < count; i++)
-        if ((rc = read_job(r, i, &v[i], err)))
-            break;
+        if ((rc = read_job(r, i, &v[i], err))) break;
     PQclear(r);
     if (rc) {
         td_job_rows_free(v, i);
@@ -54,8 +52,7 @@ static td_status job_get(PGconn *c, const char *col, const char *key, td_job_row
                        by_id ? "SELECT " JOB_COLS " FROM jobs WHERE id = $1"
                              : "SELECT " JOB_COLS " FROM jobs WHERE idempotency_key = $1",
                        1, v, NULL, 0, 0, &r, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s%s not found",
                      by_id ? "" : "with idempotency key ", key ? key : "");
@@ -85,19 +82,15 @@ td_status job_lock(PGconn *c, const char *id, int *state, int64_t *ckpt, int *ha
                        "SELECT state, checkpoint_epoch, (model_params IS NOT NULL)::int, "
                        "node, epoch FROM jobs WHERE id = $1 FOR UPDATE",
                        1, v, NULL, 0, 0, &r, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (PQntuples(r) == 0) {
         PQclear(r);
         return td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
     }
     *state = td_store_state_of(PQgetvalue(r, 0, 0));
-    if (ckpt)
-        *ckpt = PQgetisnull(r, 0, 1) ? -1 : geti(r, 0, 1);
-    if (has_model)
-        *has_model = (int)geti(r, 0, 2);
-    if (node)
-        gets_(r, 0, 3, node, node_cap);
+    if (ckpt) *ckpt = PQgetisnull(r, 0, 1) ? -1 : geti(r, 0, 1);
+    if (has_model) *has_model = (int)geti(r, 0, 2);
+    if (node) gets_(r, 0, 3, node, node_cap);
     PQclear(r);
     return TD_OK;
 }
@@ -144,8 +137,7 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
         }
         PQclear(r);
     }
-    if (!rc)
-        rc = ds_get(c, spec->dataset, "FOR SHARE", NULL, err);
+    if (!rc) rc = ds_get(c, spec->dataset, "FOR SHARE", NULL, err);
     if (!rc && spec->validation && *spec->validation &&
         (rc = ds_get(c, spec->validation, "FOR SHARE", NULL, err)) == TD_ENOTFOUND)
         td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found", spec->validation);
@@ -180,17 +172,14 @@ td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_
     }
     if (rc == TD_ECONFLICT && key && !id_out[0]) /* a concurrent insert won the key */
         td_fail(err, TD_ECONFLICT, "idempotency_key", "a job with this Idempotency-Key exists");
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
-    if (!rc)
-        snprintf(id_out, TD_ID_MAX, "%s", id);
+    if (!rc) rc = exec0(c, "COMMIT", err);
+    if (!rc) snprintf(id_out, TD_ID_MAX, "%s", id);
     if (rc == TD_ECONFLICT && key && !id_out[0]) { /* find the winner's id */
         PQclear(PQexec(c, "ROLLBACK"));
         const char *v[] = {key};
         if (run(c, "SELECT id FROM jobs WHERE idempotency_key = $1", 1, v, NULL, 0, 0, &r, NULL) ==
             TD_OK) {
-            if (PQntuples(r))
-                gets_(r, 0, 0, id_out, TD_ID_MAX);
+            if (PQntuples(r)) gets_(r, 0, 0, id_out, TD_ID_MAX);
             PQclear(r);
         }
     }
@@ -205,10 +194,8 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
     PGresult *r = NULL;
     *rows = NULL;
     td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
-    if (rc)
-        return rc;
-    if (state >= TD_JOB_NSTATES)
-        return td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
+    if (rc) return rc;
+    if (state >= TD_JOB_NSTATES) return td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {state >= 0 ? td_job_state_name(state) : "", cursor, bl};
     int slot;
@@ -218,8 +205,7 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
              "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint",
              3, v, NULL, 0, 0, &r, err);
     release(p, slot);
-    if (!rc)
-        rc = collect(r, rows, n, err);
+    if (!rc) rc = collect(r, rows, n, err);
     if (!rc && *n > limit) {
         td_job_row_fini(&(*rows)[limit]);
         *n = limit;
@@ -255,8 +241,7 @@ td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *e
     release(p, slot);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         int st = td_store_state_of(PQgetvalue(r, i, 0));
-        if (st >= 0)
-            counts[st] = geti(r, i, 1);
+        if (st >= 0) counts[st] = geti(r, i, 1);
     }
     PQclear(r);
     return rc;
@@ -367,18 +352,12 @@ td_status td_pg_job_transition(td_pg *p, td_job_transition *t, td_error *err)
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
         rc = job_lock(c, t->id, &t->found, &t->ckpt_epoch, &t->has_model, node, sizeof node, err);
-    if (!rc)
-        rc = td_job_transition_check(t, err);
-    if (!rc && t->kind == TD_TRANS_FINISH)
-        rc = held_here(p, t->id, t->found, node, err);
-    if (!rc && t->kind == TD_TRANS_DELETE)
-        rc = in_active_sweep(c, t->id, err);
-    if (!rc)
-        rc = transition_write(p, c, t, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
-    if (!rc && t->row)
-        rc = job_get(c, "id", t->id, t->row, err);
+    if (!rc) rc = td_job_transition_check(t, err);
+    if (!rc && t->kind == TD_TRANS_FINISH) rc = held_here(p, t->id, t->found, node, err);
+    if (!rc && t->kind == TD_TRANS_DELETE) rc = in_active_sweep(c, t->id, err);
+    if (!rc) rc = transition_write(p, c, t, err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
+    if (!rc && t->row) rc = job_get(c, "id", t->id, t->row, err);
     release(p, slot);
     return rc;
 }
@@ -404,8 +383,7 @@ td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX], 
                        "FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes",
                        3, v, NULL, 0, 0, &r, err);
     release(p, slot);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "no job to claim");
     else {
@@ -504,8 +482,7 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
                  "lease_until = NULL WHERE state IN ('queued', 'running') AND crashes >= "
                  "$1::bigint RETURNING " JOB_COLS,
                  2, v, NULL, 0, 0, &r, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     if (rc) {
         PQclear(r);

@@ -47,8 +47,7 @@ td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec, const td_sweep
                        now};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
-    if (!rc)
-        rc = ds_get(c, spec->dataset, "FOR SHARE", NULL, err);
+    if (!rc) rc = ds_get(c, spec->dataset, "FOR SHARE", NULL, err);
     if (!rc && v[3] && (rc = ds_get(c, v[3], "FOR SHARE", NULL, err)) == TD_ENOTFOUND)
         td_fail(err, TD_ENOTFOUND, "validation", "dataset %s not found", v[3]);
     if (!rc)
@@ -65,11 +64,9 @@ td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec, const td_sweep
         rc = run(c, "INSERT INTO sweep_trials VALUES ($1, $2::bigint, $3, $4, $5::bigint)", 5, t,
                  NULL, 0, 0, NULL, err);
     }
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
-    if (!rc)
-        snprintf(id_out, TD_ID_MAX, "%s", id);
+    if (!rc) snprintf(id_out, TD_ID_MAX, "%s", id);
     return rc;
 }
 
@@ -111,11 +108,9 @@ td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after, t
     release(p, slot);
     int count = rc ? 0 : PQntuples(r), i = 0;
     td_sweep_row *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
-    if (!rc && count && !w)
-        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing sweeps");
+    if (!rc && count && !w) rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing sweeps");
     for (; !rc && i < count; i++)
-        if ((rc = read_sweep(r, i, &w[i], err)))
-            break;
+        if ((rc = read_sweep(r, i, &w[i], err))) break;
     PQclear(r);
     if (rc) {
         td_sweep_rows_free(w, i);
@@ -149,8 +144,7 @@ td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric, td_sw
     release(p, slot);
     int count = rc ? 0 : PQntuples(r), i = 0;
     td_sweep_trial *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
-    if (!rc && count && !w)
-        rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
+    if (!rc && count && !w) rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
     for (; !rc && i < count; i++) {
         td_sweep_trial *t = &w[i];
         t->index = geti(r, i, 0);
@@ -192,8 +186,7 @@ td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
         rc = run(c, "SELECT state FROM sweeps WHERE id = $1 FOR UPDATE", 1, v, NULL, 0, 0, &r, err);
-    if (!rc && PQntuples(r) == 0)
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
+    if (!rc && PQntuples(r) == 0) rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
     if (!rc) {
         int cur = td_store_state_of(PQgetvalue(r, 0, 0));
         if (cur != TD_JOB_QUEUED && cur != TD_JOB_RUNNING)
@@ -201,10 +194,8 @@ td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
                          cur < 0 ? "gone" : td_job_state_name((td_job_state)cur));
     }
     PQclear(r);
-    if (!rc)
-        rc = run(c, sql, 1 + nargs, v, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = run(c, sql, 1 + nargs, v, NULL, 0, 0, NULL, err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -229,8 +220,7 @@ td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char
     if (!rc)
         rc = run(c, "UPDATE sweeps SET rung = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0, NULL,
                  err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -243,10 +233,8 @@ td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err)
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc)
         rc = run(c, "DELETE FROM sweep_trials WHERE sweep_id = $1", 1, v, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = run(c, "DELETE FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
-    if (!rc)
-        rc = exec0(c, "COMMIT", err);
+    if (!rc) rc = run(c, "DELETE FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
+    if (!rc) rc = exec0(c, "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -286,8 +274,7 @@ int td_pg_sweeps_leader(td_pg *p)
     p->busy[0] = 1;
     pthread_mutex_unlock(&p->mu);
     PGconn *c = p->conn[0];
-    if (PQstatus(c) != CONNECTION_OK)
-        PQreset(c);
+    if (PQstatus(c) != CONNECTION_OK) PQreset(c);
     /* held already by this session (outside a transaction its only advisory lock; a reset
      * connection lost it), else try to take it (taking it twice would stack it) */
     PGresult *r = NULL;

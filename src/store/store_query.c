@@ -29,8 +29,7 @@ static td_status prepare_bind(td_store *s, sqlite3_stmt **st, td_error *err, con
                               const char *fmt, va_list ap)
 {
     td_status rc = prepare(s, st, sql, err);
-    if (!rc)
-        bind_args(*st, fmt, ap);
+    if (!rc) bind_args(*st, fmt, ap);
     return rc;
 }
 
@@ -62,8 +61,7 @@ td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *
     va_start(ap, fmt);
     td_status rc = prepare_bind(s, &st, err, sql, fmt, ap);
     va_end(ap);
-    if (!rc)
-        rc = step_done(s, st, err);
+    if (!rc) rc = step_done(s, st, err);
     unprepare(s, st);
     return rc;
 }

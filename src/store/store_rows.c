@@ -12,31 +12,27 @@ td_status td_store_page_start(int limit, const char *after, char cursor[TD_ID_MA
     *n = 0;
     snprintf(cursor, TD_ID_MAX, "%s", after ? after : "");
     next[0] = '\0';
-    if (limit < 1)
-        return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
+    if (limit < 1) return td_fail(err, TD_EINVAL, "limit", "limit must be >= 1, got %d", limit);
     return TD_OK;
 }
 
 int td_store_state_of(const char *name)
 {
     for (int i = 0; name && i < TD_JOB_NSTATES; i++)
-        if (strcmp(name, td_job_state_name((td_job_state)i)) == 0)
-            return i;
+        if (strcmp(name, td_job_state_name((td_job_state)i)) == 0) return i;
     return -1;
 }
 
 td_target_kind td_store_target_of(const char *name)
 {
     for (int i = 0; name && i <= TD_TARGET_PROBS; i++)
-        if (strcmp(name, td_target_name((td_target_kind)i)) == 0)
-            return (td_target_kind)i;
+        if (strcmp(name, td_target_name((td_target_kind)i)) == 0) return (td_target_kind)i;
     return TD_TARGET_NONE;
 }
 
 int td_store_count_cols(const char *names)
 {
-    if (!names || !*names)
-        return 0;
+    if (!names || !*names) return 0;
     int n = 1;
     for (; *names; names++)
         n += *names == ',';

@@ -71,8 +71,7 @@ static inline void enter(td_store *s) { pthread_mutex_lock(&s->mu); }
 /* Rolls back a transaction left open by an error path, then unlocks. */
 static inline void leave(td_store *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->relaxing = 0; /* (relax's callers unrelax; this holds on every way out) */
     pthread_mutex_unlock(&s->mu);
 }
@@ -95,8 +94,7 @@ static inline td_status db_fail(td_store *s, td_error *err, const char *what)
  * See "group commit" below. */
 static inline td_status durable(td_store *s, td_error *err)
 {
-    if (!s->sync_normal || s->relaxing || !sqlite3_get_autocommit(s->db))
-        return TD_OK;
+    if (!s->sync_normal || s->relaxing || !sqlite3_get_autocommit(s->db)) return TD_OK;
     if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(s, err, "PRAGMA synchronous=FULL");
     s->sync_normal = 0;
@@ -125,21 +123,18 @@ static inline void unprepare(td_store *s, sqlite3_stmt *st) { stmt_give(s, st); 
 static inline td_status exec_sql(td_store *s, const char *sql, td_error *err)
 {
     td_status drc = strncmp(sql, "PRAGMA", 6) != 0 ? durable(s, err) : TD_OK;
-    if (drc)
-        return drc;
+    if (drc) return drc;
     if (!strchr(sql, ';') && strncmp(sql, "PRAGMA", 6) != 0) {
         sqlite3_stmt *st = NULL;
         td_status rc = stmt_take(s, &st, sql, err);
         int r = SQLITE_ROW;
         while (!rc && r == SQLITE_ROW)
             r = sqlite3_step(st);
-        if (!rc && r != SQLITE_DONE)
-            rc = db_fail(s, err, sql);
+        if (!rc && r != SQLITE_DONE) rc = db_fail(s, err, sql);
         unprepare(s, st);
         return rc;
     }
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, err, sql);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(s, err, sql);
     return TD_OK;
 }
 
@@ -147,11 +142,9 @@ static inline td_status exec_sql(td_store *s, const char *sql, td_error *err)
 static inline td_status step_done(td_store *s, sqlite3_stmt *st, td_error *err)
 {
     td_status drc = durable(s, err);
-    if (drc)
-        return drc;
+    if (drc) return drc;
     int r = sqlite3_step(st);
-    if (r != SQLITE_DONE)
-        return db_fail(s, err, "step");
+    if (r != SQLITE_DONE) return db_fail(s, err, "step");
     return TD_OK;
 }
 
@@ -171,8 +164,7 @@ static inline td_status step_row(td_store *s, sqlite3_stmt *st, int *row, td_err
         return TD_OK;
     }
     *row = 0;
-    if (r != SQLITE_DONE)
-        return db_fail(s, err, "step");
+    if (r != SQLITE_DONE) return db_fail(s, err, "step");
     return TD_OK;
 }
 
@@ -202,8 +194,7 @@ static inline int col_dup(sqlite3_stmt *st, int i, char **out)
 {
     *out = NULL;
     const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t)
-        return 0;
+    if (!t) return 0;
     *out = strdup((const char *)t);
     return *out ? 0 : -1;
 }
@@ -211,13 +202,11 @@ static inline int col_dup(sqlite3_stmt *st, int i, char **out)
 /* Ids that may become file names: [a-z0-9_]+, shorter than TD_ID_MAX. */
 static inline int id_ok(const char *id)
 {
-    if (!id || !*id)
-        return 0;
+    if (!id || !*id) return 0;
     size_t n = 0;
     for (const char *p = id; *p; p++, n++) {
         char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return 0;
     }
     return n < TD_ID_MAX;
 }
@@ -257,8 +246,7 @@ static inline td_status relax(td_store *s, td_error *err)
 {
     if (!s->sync_normal) {
         td_status rc = exec_sql(s, "PRAGMA synchronous=NORMAL", err);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         s->sync_normal = 1;
     }
     s->relaxing = 1;
@@ -272,8 +260,7 @@ static inline void unrelax(td_store *s) { s->relaxing = 0; }
 static inline td_status begin_relaxed(td_store *s, int *relaxed, td_error *err)
 {
     td_status rc = relax(s, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     *relaxed = 1;
     return exec_sql(s, "BEGIN IMMEDIATE", err);
 }
@@ -283,10 +270,8 @@ static inline td_status begin_relaxed(td_store *s, int *relaxed, td_error *err)
 static inline void end_op(td_store *s, sqlite3_stmt *st, int relaxed, int locked)
 {
     unprepare(s, st);
-    if (relaxed)
-        unrelax(s);
-    if (locked)
-        leave(s);
+    if (relaxed) unrelax(s);
+    if (locked) leave(s);
 }
 
 /* The ticket of a relaxed commit just made, for group_sync. Caller holds mu. */

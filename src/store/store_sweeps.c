@@ -172,8 +172,7 @@ static td_status collect(td_store *s, sqlite3_stmt *st, int cap, td_sweep_row **
             }
             v = nv, alloc = na;
         }
-        if ((rc = read_sweep(st, &v[count], err)))
-            break;
+        if ((rc = read_sweep(st, &v[count], err))) break;
         count++;
     }
     if (rc) {
@@ -195,8 +194,7 @@ static td_status dataset_exists(td_store *s, const char *id, const char *field, 
     td_status rc =
         td_store_query(s, &st, &row, err, "SELECT 1 FROM datasets WHERE id = ?1", "o", id);
     td_store_unprepare(s, st);
-    if (!rc && !row)
-        rc = td_fail(err, TD_ENOTFOUND, field, "dataset %s not found", id);
+    if (!rc && !row) rc = td_fail(err, TD_ENOTFOUND, field, "dataset %s not found", id);
     return rc;
 }
 
@@ -209,14 +207,12 @@ td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
     id_out[0] = '\0';
     if (n < 1 || n > TD_SWEEP_MAX_TRIALS)
         return td_fail(err, TD_EINVAL, "trials", "a sweep has 1 to %d trials", TD_SWEEP_MAX_TRIALS);
-    if (td_store_pg(s))
-        return td_pg_sweep_insert(td_store_pg(s), spec, trials, n, id_out, err);
+    if (td_store_pg(s)) return td_pg_sweep_insert(td_store_pg(s), spec, trials, n, id_out, err);
     td_store_new_id(id, "swp_");
     td_store_now(now);
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
-    if (!rc)
-        rc = dataset_exists(s, spec->dataset, "dataset", err);
+    if (!rc) rc = dataset_exists(s, spec->dataset, "dataset", err);
     if (!rc && spec->validation && *spec->validation)
         rc = dataset_exists(s, spec->validation, "validation", err);
     if (!rc)
@@ -242,12 +238,10 @@ td_status td_store_sweep_insert(td_store *s, const td_sweep_spec *spec,
         sqlite3_bind_int64(st, 5, (int64_t)trials[i].bytes);
         rc = td_store_step_done(s, st, err);
     }
-    if (!rc)
-        rc = td_store_exec(s, "COMMIT", err);
+    if (!rc) rc = td_store_exec(s, "COMMIT", err);
     td_store_unprepare(s, st);
     td_store_leave(s);
-    if (!rc)
-        snprintf(id_out, TD_ID_MAX, "%s", id);
+    if (!rc) snprintf(id_out, TD_ID_MAX, "%s", id);
     return rc;
 }
 
@@ -256,15 +250,12 @@ td_status td_store_sweep_get(td_store *s, const char *id, td_sweep_row *out, td_
     sqlite3_stmt *st = NULL;
     int row = 0;
     memset(out, 0, sizeof *out);
-    if (td_store_pg(s))
-        return td_pg_sweep_get(td_store_pg(s), id, out, err);
+    if (td_store_pg(s)) return td_pg_sweep_get(td_store_pg(s), id, out, err);
     td_store_enter(s);
     td_status rc = td_store_query(s, &st, &row, err,
                                   "SELECT " SWEEP_COLS " FROM sweeps WHERE id = ?1", "o", id);
-    if (!rc && !row)
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
-    if (!rc)
-        rc = read_sweep(st, out, err);
+    if (!rc && !row) rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
+    if (!rc) rc = read_sweep(st, out, err);
     td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
@@ -277,8 +268,7 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
     char cursor[TD_ID_MAX];
     *rows = NULL;
     td_status rc = td_store_page_start(limit, after, cursor, next, n, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (td_store_pg(s))
         return td_pg_sweep_list(td_store_pg(s), 0, limit, cursor, rows, n, next, err);
     td_store_enter(s);
@@ -287,8 +277,7 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
                                    " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
                                  : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2",
                        "oI", cursor, (int64_t)limit + 1);
-    if (!rc)
-        rc = collect(s, st, limit + 1, rows, n, err);
+    if (!rc) rc = collect(s, st, limit + 1, rows, n, err);
     if (!rc && *n > limit) {
         td_sweep_row_fini(&(*rows)[limit]);
         *n = limit;
@@ -304,15 +293,13 @@ td_status td_store_sweep_list_active(td_store *s, td_sweep_row **rows, int *n, t
     sqlite3_stmt *st = NULL;
     *rows = NULL;
     *n = 0;
-    if (td_store_pg(s))
-        return td_pg_sweep_list(td_store_pg(s), 1, 0, NULL, rows, n, NULL, err);
+    if (td_store_pg(s)) return td_pg_sweep_list(td_store_pg(s), 1, 0, NULL, rows, n, NULL, err);
     td_store_enter(s);
     td_status rc = td_store_prepare(s, &st,
                                     "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
                                     "('queued', 'running') ORDER BY id ASC",
                                     err);
-    if (!rc)
-        rc = collect(s, st, INT32_MAX, rows, n, err);
+    if (!rc) rc = collect(s, st, INT32_MAX, rows, n, err);
     td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
@@ -328,8 +315,7 @@ td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
     snprintf(path, sizeof path, "$.%s", metric ? metric : "loss");
     *out = NULL;
     *n = 0;
-    if (td_store_pg(s))
-        return td_pg_sweep_trials(td_store_pg(s), id, metric, out, n, err);
+    if (td_store_pg(s)) return td_pg_sweep_trials(td_store_pg(s), id, metric, out, n, err);
     td_store_enter(s);
     td_status rc = td_store_prepare(
         s, &st,
@@ -405,25 +391,21 @@ static td_status update_active(td_store *s, const char *id, const char *sql,
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
     if (!rc)
         rc = td_store_query(s, &st, &row, err, "SELECT state FROM sweeps WHERE id = ?1", "o", id);
-    if (!rc && !row)
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
+    if (!rc && !row) rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", id ? id : "");
     if (!rc) {
         int cur = state_of(sqlite3_column_text(st, 0));
         if (cur != TD_JOB_QUEUED && cur != TD_JOB_RUNNING)
             rc = td_fail(err, TD_ECONFLICT, "state", "sweep %s is already %s", id,
                          cur < 0 ? "gone" : td_job_state_name((td_job_state)cur));
     }
-    if (!rc)
-        rc = td_store_prepare(s, &st, sql, err);
+    if (!rc) rc = td_store_prepare(s, &st, sql, err);
     if (!rc) {
         bind_text(st, 1, id);
         for (int i = 0; i < 4; i++)
-            if (sqlite3_bind_parameter_count(st) >= i + 2)
-                bind_text(st, i + 2, args[i]);
+            if (sqlite3_bind_parameter_count(st) >= i + 2) bind_text(st, i + 2, args[i]);
         rc = td_store_step_done(s, st, err);
     }
-    if (!rc)
-        rc = td_store_exec(s, "COMMIT", err);
+    if (!rc) rc = td_store_exec(s, "COMMIT", err);
     td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
@@ -462,8 +444,7 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung, cons
 {
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
-    if (td_store_pg(s))
-        return td_pg_sweep_promote(td_store_pg(s), id, rung, stop, n, err);
+    if (td_store_pg(s)) return td_pg_sweep_promote(td_store_pg(s), id, rung, stop, n, err);
     td_store_now(now);
     td_store_enter(s);
     td_status rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
@@ -479,10 +460,8 @@ td_status td_store_sweep_promote(td_store *s, const char *id, int64_t rung, cons
         bind_text(st, 2, now);
         rc = td_store_step_done(s, st, err);
     }
-    if (!rc)
-        rc = td_store_run(s, err, "UPDATE sweeps SET rung = ?2 WHERE id = ?1", "oI", id, rung);
-    if (!rc)
-        rc = td_store_exec(s, "COMMIT", err);
+    if (!rc) rc = td_store_run(s, err, "UPDATE sweeps SET rung = ?2 WHERE id = ?1", "oI", id, rung);
+    if (!rc) rc = td_store_exec(s, "COMMIT", err);
     td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
@@ -492,8 +471,7 @@ td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err)
 {
     td_sweep_row row;
     td_status rc = td_store_sweep_get(s, id, &row, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int active = !td_job_state_terminal(row.state);
     td_sweep_row_fini(&row);
     if (active)
@@ -504,24 +482,18 @@ td_status td_store_sweep_delete(td_store *s, const char *id, td_error *err)
      * trial jobs; deleting it again finishes. */
     td_sweep_trial *t = NULL;
     int n = 0;
-    if ((rc = td_store_sweep_trials(s, id, NULL, &t, &n, err)))
-        return rc;
+    if ((rc = td_store_sweep_trials(s, id, NULL, &t, &n, err))) return rc;
     for (int i = 0; !rc && i < n; i++)
         if (t[i].job[0] && (rc = td_store_job_delete(s, t[i].job, err)) == TD_ENOTFOUND)
             rc = TD_OK; /* deleted on its own meanwhile */
     td_sweep_trials_free(t, n);
-    if (rc)
-        return rc;
-    if (td_store_pg(s))
-        return td_pg_sweep_delete_rows(td_store_pg(s), id, err);
+    if (rc) return rc;
+    if (td_store_pg(s)) return td_pg_sweep_delete_rows(td_store_pg(s), id, err);
     td_store_enter(s);
     rc = td_store_exec(s, "BEGIN IMMEDIATE", err);
-    if (!rc)
-        rc = td_store_run(s, err, "DELETE FROM sweep_trials WHERE sweep_id = ?1", "o", id);
-    if (!rc)
-        rc = td_store_run(s, err, "DELETE FROM sweeps WHERE id = ?1", "o", id);
-    if (!rc)
-        rc = td_store_exec(s, "COMMIT", err);
+    if (!rc) rc = td_store_run(s, err, "DELETE FROM sweep_trials WHERE sweep_id = ?1", "o", id);
+    if (!rc) rc = td_store_run(s, err, "DELETE FROM sweeps WHERE id = ?1", "o", id);
+    if (!rc) rc = td_store_exec(s, "COMMIT", err);
     td_store_leave(s);
     return rc;
 }
@@ -564,8 +536,7 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
     if (!rc) {
         bind_text(st, 1, id);
         bind_text(st, 2, now);
-        if (x > 0)
-            sqlite3_bind_int64(st, 3, x);
+        if (x > 0) sqlite3_bind_int64(st, 3, x);
         rc = td_store_step_done(s, st, err);
     }
     if (!rc && sqlite3_changes(db) == 0) {
@@ -582,8 +553,7 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
 
 td_status td_store_job_pause(td_store *s, const char *id, td_error *err)
 {
-    if (td_store_pg(s))
-        return td_pg_job_pause(td_store_pg(s), id, err);
+    if (td_store_pg(s)) return td_pg_job_pause(td_store_pg(s), id, err);
     return job_update(s, id,
                       "UPDATE jobs SET "
                       "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
@@ -595,8 +565,7 @@ td_status td_store_job_pause(td_store *s, const char *id, td_error *err)
 
 td_status td_store_job_continue(td_store *s, const char *id, int64_t stop_at, td_error *err)
 {
-    if (td_store_pg(s))
-        return td_pg_job_continue(td_store_pg(s), id, stop_at, err);
+    if (td_store_pg(s)) return td_pg_job_continue(td_store_pg(s), id, stop_at, err);
     return job_update(s, id,
                       "UPDATE jobs SET paused = 0, stop_at_epoch = ?3 "
                       "WHERE id = ?1 AND paused = 1 AND state = 'queued' AND ?2 IS NOT NULL",

@@ -131,8 +131,7 @@ td_status td_embed_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
                        "(network, mixture and one assignment per row); at most %lld are "
                        "supported",
                        n, MAX_PARAMS);
-    if (K)
-        *K = E;
+    if (K) *K = E;
     return TD_OK;
 }
 
@@ -206,8 +205,7 @@ td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *logl
         float *Xs;
         td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
         if (sst || Xs) {
-            if (!sst)
-                sst = td_embed_predict(emb, labels, resp, loglik, &plain, Xs, N, D, err);
+            if (!sst) sst = td_embed_predict(emb, labels, resp, loglik, &plain, Xs, N, D, err);
             free(Xs);
             return sst;
         }
@@ -223,12 +221,10 @@ td_status td_embed_predict(float *emb, int32_t *labels, float *resp, float *logl
     }
     td_mlp_forward(mm, NULL, Z, net.params, X, NULL, N);
     st = TD_OK;
-    if (labels || resp || loglik)
-        st = td_gmm_predict(labels, resp, loglik, &gm, Z, N, m->K, err);
+    if (labels || resp || loglik) st = td_gmm_predict(labels, resp, loglik, &gm, Z, N, m->K, err);
 done:
     td_mlp_destroy(mm);
-    if (Z != emb)
-        free(Z);
+    if (Z != emb) free(Z);
     return st;
 }
 
@@ -285,8 +281,7 @@ typedef struct label_row {
 static int cmp_label_row(const void *a, const void *b)
 {
     const label_row *x = a, *y = b;
-    if (x->y != y->y)
-        return x->y < y->y ? -1 : 1;
+    if (x->y != y->y) return x->y < y->y ? -1 : 1;
     return (x->i > y->i) - (x->i < y->i);
 }
 
@@ -301,8 +296,7 @@ td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
                                  const td_dataset *val, int64_t *E, td_error *err)
 {
     td_status st;
-    if ((st = td_hparams_check(hp, train, E, err)))
-        return st;
+    if ((st = td_hparams_check(hp, train, E, err))) return st;
     if (val)
         return td_fail(err, TD_EINVAL, "validation",
                        "an embed_gmm job takes no validation "
@@ -335,8 +329,7 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
     b += sizeof(int64_t) * (size_t)(4 * P + zcap) + sizeof(int32_t) * (size_t)P +
         sizeof(float) * (size_t)(2 * zcap * E + 4 * P * E) + sizeof(double) * (size_t)(E + M) +
         (size_t)M + td_mlp_bytes(&net, 1, threads);
-    if (ng < N)
-        b += sizeof(int64_t) * (size_t)(N + ng);
+    if (ng < N) b += sizeof(int64_t) * (size_t)(N + ng);
     if (!(train->pairs && train->P > 0))
         b += sizeof(int64_t) * (size_t)(4 * N) + sizeof(label_row) * (size_t)N;
     b += td_gmm_work_bytes(ng, E, M, hp->gmm.covariance);
@@ -353,11 +346,9 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const 
     td_status st;
     int64_t E;
     *out = NULL;
-    if ((st = td_embed_trainer_check(hp, train, val, &E, err)))
-        return st;
+    if ((st = td_embed_trainer_check(hp, train, val, &E, err))) return st;
     embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->train = train;
     t->N = train->N, t->D = train->D, t->E = E, t->M = hp->gmm.components;
     t->ng = td_embed_gmm_rows(hp, t->N);
@@ -407,8 +398,7 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
     const td_dataset *ds = t->train;
     int64_t N = t->N, E = t->E, P = t->P, M = t->M;
     t->zcap = t->ng < N ? t->ng + 2 * P : N;
-    if (t->zcap < 2 * P)
-        t->zcap = 2 * P;
+    if (t->zcap < 2 * P) t->zcap = 2 * P;
     size_t zb = sizeof(float) * (size_t)(t->zcap * E), pb = sizeof(float) * (size_t)(P * E);
     int ok = (t->pa = malloc(sizeof(int64_t) * (size_t)P)) &&
         (t->pb = malloc(sizeof(int64_t) * (size_t)P)) &&
@@ -453,8 +443,7 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
             }
         }
     }
-    if (ok)
-        td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
+    if (ok) td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
     if (ok)
         ok =
             (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.gmm.covariance, t->centre)) != NULL;
@@ -469,8 +458,7 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
 static void embed_destroy(td_trainer *base)
 {
     embed_trainer *t = (embed_trainer *)base;
-    if (!t)
-        return;
+    if (!t) return;
     td_gmm_work_destroy(t->w);
     td_mlp_destroy(t->mlp);
     td_pool_destroy(t->pool);
@@ -625,8 +613,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     td_status st;
     for (int i = 0; i < TD_REC_MAX; i++)
         rec->v[i] = NAN;
-    if (!t->Z && (st = prepare_buffers(t, err)))
-        return st;
+    if (!t->Z && (st = prepare_buffers(t, err))) return st;
     int warm = t->base.epoch < t->warmup, was_ready = t->gmm_ready;
     sample_pairs(t);
 
@@ -662,8 +649,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         n_rows = ng + 2 * P;
     }
     td_mlp_forward(t->mlp, t->pool, t->Z, params, ds->X, rows, n_rows);
-    if ((st = check_embeddings(t, n_rows, err)))
-        return st;
+    if ((st = check_embeddings(t, n_rows, err))) return st;
 
     /* pair loss; its gradient w.r.t. the pair embeddings */
     for (int64_t p = 0; p < P; p++) {
@@ -679,8 +665,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     /* EM step and the GMM term's gradient on rows [0, ng) of dZ; the rest zero */
     if (!warm) {
         td_gmm_copy(&t->gprev, &t->g);
-        if ((st = em_and_grad(t, &nll, &reseeded, err)))
-            goto restore_gmm;
+        if ((st = em_and_grad(t, &nll, &reseeded, err))) goto restore_gmm;
     }
     memset(t->dZ + ng * E, 0, sizeof(float) * (size_t)((n_rows - ng) * E));
     for (int64_t p = 0; p < P; p++) {
@@ -702,8 +687,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
                                             : NULL;
     if (!bad) {
         td_optim_step_pool(&t->opt, t->pool, params, t->grad);
-        if (!td_all_finite(params, t->n_net))
-            bad = "weights";
+        if (!td_all_finite(params, t->n_net)) bad = "weights";
     }
     if (bad) {
         memcpy(params, t->prev, sizeof(float) * (size_t)t->n_net);
@@ -713,8 +697,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
                      "try a smaller lr (now %g) or gmm_weight (now %g)",
                      (long long)(t->base.epoch + 1), bad, (long long)t->base.epoch, t->hp.lr,
                      t->hp.embed.gmm_weight);
-        if (!warm)
-            goto restore_gmm;
+        if (!warm) goto restore_gmm;
         return st;
     }
     t->base.epoch++;
@@ -726,8 +709,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         for (int64_t i = 0; i < ng; i++) {
             int64_t best = 0;
             for (int64_t k = 1; k < M; k++)
-                if (resp[k * ng + i] > resp[best * ng + i])
-                    best = k;
+                if (resp[k * ng + i] > resp[best * ng + i]) best = k;
             assign[rows ? rows[i] : i] = (float)best;
         }
     }
@@ -743,8 +725,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
                            "float32 (collapsed or collinear embeddings, no finite density); "
                            "increase reg_covar (now %g)",
                            (long long)t->base.epoch, t->hp.gmm.reg_covar);
-        if (st)
-            return st;
+        if (st) return st;
         for (int64_t i = 0; i < N; i++)
             params[t->assign_off + i] = (float)t->lab[i];
     }
@@ -792,8 +773,7 @@ static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
 {
     const embed_trainer *t = SELF(base);
     size_t need = embed_state_size(base);
-    if (cap < need)
-        return 0;
+    if (cap < need) return 0;
     embed_state h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDEMBST1", 8);
@@ -806,10 +786,8 @@ static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(p, &h, sizeof h), p += sizeof h;
     size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;
     memcpy(p, t->model.params, np), p += np;
-    if (h.nbuf >= 1)
-        memcpy(p, t->opt.m, nn), p += nn;
-    if (h.nbuf >= 2)
-        memcpy(p, t->opt.v, nn), p += nn;
+    if (h.nbuf >= 1) memcpy(p, t->opt.m, nn), p += nn;
+    if (h.nbuf >= 2) memcpy(p, t->opt.v, nn), p += nn;
     size_t nw = sizeof(double) * (size_t)t->M, nm = nw * (size_t)t->E;
     memcpy(p, t->g.weights, nw), p += nw;
     memcpy(p, t->g.means, nm), p += nm;
@@ -821,8 +799,7 @@ static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td
 {
     embed_trainer *t = (embed_trainer *)base;
     embed_state h;
-    if (len < sizeof h)
-        return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
+    if (len < sizeof h) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
     memcpy(&h, buf, sizeof h);
     if (memcmp(h.magic, "TDEMBST1", 8) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint",
@@ -836,10 +813,8 @@ static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td
     const char *p = (const char *)buf + sizeof h;
     size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;
     memcpy(t->model.params, p, np), p += np;
-    if (h.nbuf >= 1)
-        memcpy(t->opt.m, p, nn), p += nn;
-    if (h.nbuf >= 2)
-        memcpy(t->opt.v, p, nn), p += nn;
+    if (h.nbuf >= 1) memcpy(t->opt.m, p, nn), p += nn;
+    if (h.nbuf >= 2) memcpy(t->opt.v, p, nn), p += nn;
     size_t nw = sizeof(double) * (size_t)t->M, nm = nw * (size_t)t->E;
     memcpy(t->g.weights, p, nw), p += nw;
     memcpy(t->g.means, p, nm), p += nm;

@@ -40,8 +40,7 @@ static td_status mlp_forward(float *out, const td_model *m, const float *X, int6
                              td_error *err)
 {
     td_mlp *M = td_mlp_create(m, 0);
-    if (!M)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!M) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_mlp_forward(M, NULL, out, m->params, X, NULL, N);
     td_mlp_destroy(M);
     return TD_OK;

@@ -30,8 +30,7 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
         }
         int32_t mx = -1;
         for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
-            if (ds->y[i] != hp->ignore_index && ds->y[i] > mx)
-                mx = ds->y[i];
+            if (ds->y[i] != hp->ignore_index && ds->y[i] > mx) mx = ds->y[i];
         k = (int64_t)(mx + 1) * hp->groups;
     } else {
         return td_fail(err, TD_EINVAL, "dataset", "the %s model needs a labelled dataset (y or Y)",
@@ -49,8 +48,7 @@ static td_status infer_classes(const td_hparams *hp, const td_dataset *ds, int64
                            (long long)hp->n_classes, (long long)k);
         k = hp->n_classes;
     }
-    if (k < 1)
-        return td_fail(err, TD_EINVAL, "y", "the targets contain no class");
+    if (k < 1) return td_fail(err, TD_EINVAL, "y", "the targets contain no class");
     *K = k;
     return TD_OK;
 }
@@ -60,8 +58,7 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
 {
     td_status st;
     int64_t K = 0;
-    if ((st = infer_classes(hp, ds, &K, err)))
-        return st;
+    if ((st = infer_classes(hp, ds, &K, err))) return st;
     if (K % hp->groups != 0)
         return td_fail(err, TD_EINVAL, "groups",
                        "groups (%lld) must divide the number of outputs (%lld)",
@@ -133,8 +130,7 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
                        "validation_split %g of %lld rows leaves an empty training or "
                        "validation set",
                        hp->validation_split, (long long)ds->N);
-    if (Kout)
-        *Kout = K;
+    if (Kout) *Kout = K;
     return TD_OK;
 }
 
@@ -164,15 +160,13 @@ static void group_softmax(float *z, int32_t *labels, int64_t N, int64_t K, int64
         float *p = z + i * S;
         int64_t best = 0;
         for (int64_t k = 1; k < S; k++)
-            if (p[k] > p[best])
-                best = k;
+            if (p[k] > p[best]) best = k;
         double m = p[best], sum = 0;
         for (int64_t k = 0; k < S; k++)
             sum += exp((double)p[k] - m);
         for (int64_t k = 0; k < S; k++)
             p[k] = (float)(exp((double)p[k] - m) / sum);
-        if (labels)
-            labels[i] = (int32_t)best;
+        if (labels) labels[i] = (int32_t)best;
     }
 }
 
@@ -184,15 +178,13 @@ td_status td_net_predict(float *probs, int32_t *labels, const td_model *m, const
         float *Xs;
         td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
         if (sst || Xs) {
-            if (!sst)
-                sst = td_net_predict(probs, labels, &plain, Xs, N, forward, err);
+            if (!sst) sst = td_net_predict(probs, labels, &plain, Xs, N, forward, err);
             free(Xs);
             return sst;
         }
     }
     td_status st = forward(probs, m, X, N, err);
-    if (st)
-        return st;
+    if (st) return st;
     group_softmax(probs, labels, N, m->K, m->G);
     return TD_OK;
 }

@@ -24,8 +24,7 @@ static td_status softmax_forward(float *out, const td_model *m, const float *X, 
     td_tensor_desc t[TD_MAX_TENSORS];
     int n = td_model_layout(m, t);
     td_linear *L = td_linear_create(m->D, m->K, 0, N);
-    if (!L)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!L) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_linear_forward(L, NULL, out, m->params + t[0].offset, n > 1 ? m->params + t[1].offset : NULL,
                       X, NULL, N);
     td_linear_destroy(L);

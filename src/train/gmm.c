@@ -71,8 +71,7 @@ static float *valloc_f(int64_t n)
 {
     size_t bytes = (size_t)((n + 15) / 16 * 16) * sizeof(float);
     float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p)
-        memset(p, 0, bytes);
+    if (p) memset(p, 0, bytes);
     return p;
 }
 
@@ -192,8 +191,7 @@ static void work_plan(td_gmm_work *w, int64_t *Kg_out)
     } else {
         C = MAX_TASKS / M;
         C = imin(C, imax(1, N / 2048));
-        if (M * w->SA * C > (1ll << 24))
-            C = 1;
+        if (M * w->SA * C > (1ll << 24)) C = 1;
     }
     int64_t G = (M + Kg - 1) / Kg;
     w->C = C;
@@ -251,8 +249,7 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
 {
     td_blas_init();
     td_gmm_work *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     w->X = X, w->N = N, w->E = E, w->M = M, w->cov = cov;
     w->CS = td_gmm_cov_size(cov, E);
     w->CSK = cov == TD_COV_TIED ? 0 : w->CS;
@@ -273,8 +270,7 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
         (w->cst = xcalloc((size_t)M, sizeof(double))) &&
         (w->mu_cf = xcalloc((size_t)(M * E), sizeof(float))) &&
         (w->mu_cd = xcalloc((size_t)(M * E), sizeof(double))) && (w->skip = xcalloc((size_t)M, 1));
-    if (!ok)
-        goto fail;
+    if (!ok) goto fail;
     if (centre) {
         memcpy(w->centre, centre, sizeof(double) * (size_t)E);
     } else {
@@ -305,8 +301,7 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
               (c->yTd =
                    xcalloc((size_t)((cov == TD_COV_FULL ? w->Mg : 1) * E * B), sizeof(double))) &&
               (c->accd = xcalloc((size_t)B, sizeof(double)))));
-        if (!ok)
-            goto fail;
+        if (!ok) goto fail;
     }
 
     /* M-step tasks: (component group, row chunk) */
@@ -328,14 +323,12 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
              ((m->xd = xcalloc((size_t)(cap * E), sizeof(double))) &&
               (m->wd = xcalloc((size_t)(cap * E), sizeof(double))) &&
               (m->sd = xcalloc((size_t)(E * E), sizeof(double)))));
-        if (!ok)
-            goto fail;
+        if (!ok) goto fail;
     }
     ok = (w->nk_part = xcalloc((size_t)(C * M), sizeof(double))) &&
         (w->rx_part = xcalloc((size_t)(C * M * E), sizeof(double))) &&
         (w->s_part = xcalloc((size_t)(C * M * w->SA), sizeof(double)));
-    if (!ok)
-        goto fail;
+    if (!ok) goto fail;
     return w;
 fail:
     td_gmm_work_destroy(w);
@@ -344,8 +337,7 @@ fail:
 
 void td_gmm_work_destroy(td_gmm_work *w)
 {
-    if (!w)
-        return;
+    if (!w) return;
     for (int r = 0; r < MAX_TASKS; r++) {
         free(w->ch[r].xbT);
         free(w->ch[r].lp);
@@ -420,8 +412,7 @@ static void centre_block_Td(const td_gmm_work *w, double *xbTd, int64_t i0, int6
  * -1 when S is not positive definite. */
 static int precision_factor(double *L, double *Li, double *logdet, const double *S, int64_t E)
 {
-    if (cholesky(L, S, E))
-        return -1;
+    if (cholesky(L, S, E)) return -1;
     tri_inverse(Li, L, E);
     *logdet = 0;
     for (int64_t j = 0; j < E; j++)
@@ -534,8 +525,7 @@ td_status td_gmm_prepare(td_gmm_work *w, const td_gmm *g, td_error *err)
         w->cst[k] = lw + logdet - 0.5 * (double)E * LOG_2PI;
     }
     free(mc), free(L), free(Li);
-    if (!st)
-        w->prepared = 1;
+    if (!st) w->prepared = 1;
     return st;
 }
 
@@ -675,8 +665,7 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
         for (int64_t k = 0; k < M; k++) {
             sq_dist(lp + k * B, c->xbT, w->cv + k * E, w->cov == TD_COV_DIAG ? w->PT + k * E : NULL,
                     E, B, nb);
-            if (w->cov == TD_COV_SPHERICAL)
-                scale_add(lp + k * B, w->PT[k], 0, nb);
+            if (w->cov == TD_COV_SPHERICAL) scale_add(lp + k * B, w->PT[k], 0, nb);
         }
     }
     for (int64_t k = 0; k < M; k++)
@@ -690,15 +679,13 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
 static inline float *posterior_block(td_gmm_work *w, echunk *c, int64_t i0, int64_t nb)
 {
     centre_block_T(w, c->xbT, i0, nb);
-    if (w->edbl)
-        centre_block_Td(w, c->xbTd, i0, nb);
+    if (w->edbl) centre_block_Td(w, c->xbTd, i0, nb);
     log_densities(w, c, nb);
     float *lp = c->lp, *lse = w->loglik + i0;
     softmax_cols(lp, lse, c->mx, c->sm, w->M, w->B, nb);
     for (int64_t i = 0; i < nb; i++) {
         c->sum += lse[i];
-        if (lse[i] < c->worst)
-            c->worst = lse[i], c->worst_i = i0 + i;
+        if (lse[i] < c->worst) c->worst = lse[i], c->worst_i = i0 + i;
     }
     return lp;
 }
@@ -737,19 +724,16 @@ static void estep_task(void *ctx, int64_t r)
 td_status td_gmm_estep(td_gmm_work *w, td_pool *pool, double *mean_ll, int64_t *worst,
                        td_error *err)
 {
-    if (!w->prepared)
-        return td_fail(err, TD_EINTERNAL, NULL, "gmm E-step before prepare");
+    if (!w->prepared) return td_fail(err, TD_EINTERNAL, NULL, "gmm E-step before prepare");
     td_pool_run(pool, w->R, estep_task, w);
     double sum = 0, lo = INFINITY;
     int64_t wi = 0;
     for (int64_t r = 0; r < w->R; r++) {
         sum += w->ch[r].sum;
-        if (w->ch[r].worst < lo)
-            lo = w->ch[r].worst, wi = w->ch[r].worst_i;
+        if (w->ch[r].worst < lo) lo = w->ch[r].worst, wi = w->ch[r].worst_i;
     }
     *mean_ll = sum / (double)w->N;
-    if (worst)
-        *worst = wi;
+    if (worst) *worst = wi;
     w->sums_valid = 1;
     return TD_OK;
 }
@@ -883,8 +867,7 @@ static void grad_task(void *ctx, int64_t r)
 td_status td_gmm_nll_grad(td_gmm_work *w, td_pool *pool, float *dX, float scale, double *mean_ll,
                           td_error *err)
 {
-    if (!w->prepared)
-        return td_fail(err, TD_EINTERNAL, NULL, "gmm gradient before prepare");
+    if (!w->prepared) return td_fail(err, TD_EINTERNAL, NULL, "gmm gradient before prepare");
     for (int64_t r = 0; r < w->R; r++)
         if ((w->edbl && !w->ch[r].gTd &&
              !(w->ch[r].gTd = xcalloc((size_t)(2 * w->E * w->B), sizeof(double)))) ||
@@ -972,8 +955,7 @@ static void mstep_cov_task(void *ctx, int64_t t)
     for (int64_t k = m->k0; k < m->k1; k++) {
         double *S = &w->s_part[(m->c * M + k) * w->SA];
         memset(S, 0, sizeof(double) * (size_t)w->SA);
-        if (w->skip[k])
-            continue;
+        if (w->skip[k]) continue;
         const float *mu = w->mu_cf + k * E;
         const double *mud = w->mu_cd + k * E;
         int64_t cur = m->lo, n;
@@ -1042,17 +1024,14 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
         double nk = 0;
         for (int64_t c = 0; c < C; c++)
             nk += w->nk_part[c * M + k];
-        if (nk_out)
-            nk_out[k] = nk;
+        if (nk_out) nk_out[k] = nk;
         w->skip[k] = nk < TD_GMM_EMPTY;
-        if (empty)
-            empty[k] = w->skip[k];
+        if (empty) empty[k] = w->skip[k];
         ne += w->skip[k];
         double d = nk + 10 * DBL_EPSILON;
         g->weights[k] = d / (double)w->N;
         wsum += g->weights[k];
-        if (w->skip[k])
-            continue;
+        if (w->skip[k]) continue;
         for (int64_t j = 0; j < E; j++) {
             double s = 0;
             for (int64_t c = 0; c < C; c++)
@@ -1075,8 +1054,7 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
             nk += w->nk_part[c * M + k];
         double d = nk + 10 * DBL_EPSILON;
         dsum += d;
-        if (w->skip[k])
-            continue;
+        if (w->skip[k]) continue;
         double *cov = g->covs + k * w->CSK;
         if (w->cov == TD_COV_TIED) {
             for (int64_t a = 0; a < E; a++)
@@ -1101,12 +1079,10 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
                 for (int64_t c = 0; c < C; c++)
                     s += w->s_part[(c * M + k) * w->SA + j];
                 s = s / d + reg_covar;
-                if (w->cov == TD_COV_DIAG)
-                    cov[j] = s;
+                if (w->cov == TD_COV_DIAG) cov[j] = s;
                 mean += s;
             }
-            if (w->cov == TD_COV_SPHERICAL)
-                cov[0] = mean / (double)E;
+            if (w->cov == TD_COV_SPHERICAL) cov[0] = mean / (double)E;
         }
     }
     if (w->cov == TD_COV_TIED) {
@@ -1117,8 +1093,7 @@ td_status td_gmm_mstep(td_gmm_work *w, td_pool *pool, td_gmm *g, double reg_cova
         for (int64_t a = 0; a < E; a++)
             cov[a * E + a] += reg_covar;
     }
-    if (n_empty)
-        *n_empty = ne;
+    if (n_empty) *n_empty = ne;
     (void)err;
     return TD_OK;
 }

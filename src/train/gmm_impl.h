@@ -122,8 +122,7 @@ static inline int cholesky(double *L, const double *A, int64_t E)
         double s = A[j * E + j];
         for (int64_t k = 0; k < j; k++)
             s -= L[j * E + k] * L[j * E + k];
-        if (!(s > 0) || !isfinite(s))
-            return -1;
+        if (!(s > 0) || !isfinite(s)) return -1;
         double d = sqrt(s);
         L[j * E + j] = d;
         for (int64_t i = j + 1; i < E; i++) {

@@ -33,8 +33,7 @@ static double *data_variances(const td_gmm_work *w)
     double *var = w->cov == TD_COV_DIAG ? out : xcalloc((size_t)E, sizeof(double));
     if (!mean || !out || !var) {
         free(mean), free(out);
-        if (var != out)
-            free(var);
+        if (var != out) free(var);
         return NULL;
     }
     for (int64_t i = 0; i < N; i++)
@@ -62,8 +61,7 @@ static double *data_variances(const td_gmm_work *w)
  * rows), diag or spherical by data_variances; computed once. */
 static td_status data_covariance(td_gmm_work *w)
 {
-    if (w->data_cov)
-        return TD_OK;
+    if (w->data_cov) return TD_OK;
     if (w->cov == TD_COV_DIAG || w->cov == TD_COV_SPHERICAL) {
         w->data_cov = data_variances(w);
         return w->data_cov ? TD_OK : TD_ENOMEM;
@@ -117,8 +115,7 @@ static td_status data_covariance(td_gmm_work *w)
 td_status td_gmm_reseed(td_gmm_work *w, td_gmm *g, int64_t k, const double *mean, double reg_covar)
 {
     int64_t E = w->E;
-    if (data_covariance(w))
-        return TD_ENOMEM;
+    if (data_covariance(w)) return TD_ENOMEM;
     memcpy(g->means + k * E, mean, sizeof(double) * (size_t)E);
     double *cov = g->covs + k * w->CSK;
     if (w->cov != TD_COV_TIED) /* tied: the shared covariance stays as it is */
@@ -155,8 +152,7 @@ static double top_eigen(double *v, double *tmp, const double *S, int64_t E)
             nn += s * s;
         }
         nn = sqrt(nn);
-        if (!(nn > 0) || !isfinite(nn))
-            return 0; /* S v = 0: any axis; keep v normalised */
+        if (!(nn > 0) || !isfinite(nn)) return 0; /* S v = 0: any axis; keep v normalised */
         double change = 0;
         for (int64_t a = 0; a < E; a++) {
             double x = tmp[a] / nn;
@@ -164,8 +160,7 @@ static double top_eigen(double *v, double *tmp, const double *S, int64_t E)
             v[a] = x;
         }
         lambda = nn; /* |S v| with |v| = 1 */
-        if (change < 1e-20)
-            break;
+        if (change < 1e-20) break;
     }
     double nv = 0;
     for (int64_t j = 0; j < E; j++)
@@ -180,16 +175,13 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
 {
     int64_t M = w->M, E = w->E, N = w->N, CS = w->CS, CSK = w->CSK;
     int full = w->cov == TD_COV_FULL || w->cov == TD_COV_TIED;
-    if (split)
-        *split = -1;
-    if (M < 2)
-        return TD_OK;
+    if (split) *split = -1;
+    if (M < 2) return TD_OK;
     /* the component with the largest weight x total variance */
     int64_t j = -1;
     double best = -1;
     for (int64_t m = 0; m < M; m++) {
-        if (m == k)
-            continue;
+        if (m == k) continue;
         const double *c = g->covs + m * CSK;
         double tr = 0;
         if (full)
@@ -200,8 +192,7 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
                 tr += c[a];
         else
             tr = (double)E * c[0];
-        if (g->weights[m] * tr > best)
-            best = g->weights[m] * tr, j = m;
+        if (g->weights[m] * tr > best) best = g->weights[m] * tr, j = m;
     }
     if (j < 0) /* no component with a finite, positive spread: nothing to split */
         return TD_OK;
@@ -219,8 +210,7 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
     } else if (w->cov == TD_COV_DIAG) {
         int64_t a = 0;
         for (int64_t b = 1; b < E; b++)
-            if (cj[b] > cj[a])
-                a = b;
+            if (cj[b] > cj[a]) a = b;
         v[a] = 1;
         sd = sqrt(cj[a]);
     } else {
@@ -229,8 +219,7 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
         const float *rj = w->respT + j * N;
         double tot = 0;
         for (int64_t i = 0; i < N; i++) {
-            if (!(rj[i] > 0))
-                continue;
+            if (!(rj[i] > 0)) continue;
             const float *x = w->X + i * E;
             for (int64_t a = 0; a < E; a++)
                 tmp[a] = (double)x[a] - mu[a];
@@ -259,8 +248,7 @@ td_status td_gmm_split(td_gmm_work *w, td_gmm *g, int64_t k, int64_t *split)
     for (int64_t m = 0; m < M; m++)
         g->weights[m] /= s;
     free(v), free(tmp), free(S);
-    if (split)
-        *split = j;
+    if (split) *split = j;
     return TD_OK;
 }
 
@@ -286,8 +274,7 @@ static void kpp_task(void *ctx, int64_t r)
             }
             s = s < w->d2[i] ? s : w->d2[i];
             part += s;
-            if (w->kpp_update)
-                w->d2[i] = s;
+            if (w->kpp_update) w->d2[i] = s;
         }
         c->tpart[t] = part;
     }
@@ -305,8 +292,7 @@ static int64_t kpp_candidates(td_gmm_work *w, td_pool *pool, double *pot)
         double s = 0;
         for (int64_t r = 0; r < w->R; r++)
             s += w->ch[r].tpart[t];
-        if (s < bp)
-            bp = s, best = t;
+        if (s < bp) bp = s, best = t;
     }
     *pot = bp;
     return best;
@@ -329,8 +315,7 @@ static void kmeanspp(td_gmm_work *w, td_pool *pool, td_rng *rng, double *cum)
     for (int64_t k = 0;; k++) {
         for (int64_t j = 0; j < E; j++)
             w->cen_f[k * E + j] = w->X[chosen * E + j] - w->centre_f[j];
-        if (k + 1 == M)
-            break;
+        if (k + 1 == M) break;
         double acc = 0;
         for (int64_t i = 0; i < N; i++)
             cum[i] = acc += w->d2[i];
@@ -381,8 +366,7 @@ static void assign_task(void *ctx, int64_t r)
             float cn = w->cen_n[k];
             for (int64_t i = 0; i < nb; i++) {
                 float d = cn - 2.0f * dot[i];
-                if (d < c->mx[i])
-                    c->mx[i] = d, c->sm[i] = (float)k;
+                if (d < c->mx[i]) c->mx[i] = d, c->sm[i] = (float)k;
             }
         }
         for (int64_t i = 0; i < nb; i++) {
@@ -445,8 +429,7 @@ static td_status lloyd(td_gmm_work *w, td_pool *pool, double tol)
         }
         double shift = 0;
         for (int64_t k = 0; k < M; k++) {
-            if (!count[k])
-                continue; /* an empty cluster keeps its centre */
+            if (!count[k]) continue; /* an empty cluster keeps its centre */
             for (int64_t j = 0; j < E; j++) {
                 float c = (float)(sum[k * E + j] / (double)count[k]);
                 double d = (double)c - w->cen_f[k * E + j];
@@ -459,8 +442,7 @@ static td_status lloyd(td_gmm_work *w, td_pool *pool, double tol)
         int64_t changed = 0;
         for (int64_t r = 0; r < w->R; r++)
             changed += w->ch[r].changed;
-        if (changed == 0 || shift <= tol)
-            break;
+        if (changed == 0 || shift <= tol) break;
     }
     free(sum), free(count);
     return TD_OK;
@@ -490,8 +472,7 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
     int found = 0; /* a run with a finite inertia filled labels and centres */
     for (int64_t run = 0; ok && run < n_init && !st; run++) {
         kmeanspp(w, pool, rng, cum);
-        if ((st = lloyd(w, pool, tol)))
-            break;
+        if ((st = lloyd(w, pool, tol))) break;
         td_pool_run(pool, w->R, inertia_task, w);
         double in = 0;
         for (int64_t r = 0; r < w->R; r++)
@@ -507,16 +488,14 @@ td_status td_gmm_kmeans(int32_t *labels, double *centres, double *inertia, td_gm
     }
     free(cum);
     free_kmeans(w);
-    if (st)
-        return td_fail(err, st, NULL, "out of memory in the k-means initialisation");
+    if (st) return td_fail(err, st, NULL, "out of memory in the k-means initialisation");
     if (!found) /* NaN or inf: the float32 distances overflowed; labels were never set */
         return td_fail(err, TD_EDIVERGED, "X",
                        "the k-means initialisation gave a "
                        "non-finite inertia: squared distances between the rows overflow "
                        "float32 (the largest |value| is %g); scale the features",
                        max_abs(w->X, N * E));
-    if (inertia)
-        *inertia = best;
+    if (inertia) *inertia = best;
     return TD_OK;
 }
 
@@ -573,8 +552,7 @@ td_status td_gmm_initialize(td_gmm *g, td_gmm_work *w, td_pool *pool, const td_h
                     st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
             }
         free(empty), free(centres), free(labels);
-        if (st)
-            return st;
+        if (st) return st;
         if (!td_gmm_finite(g))
             return td_fail(err, TD_EDIVERGED, "X",
                            "the initial mixture is not "

@@ -24,19 +24,16 @@ static void shape_text(char *buf, size_t n, const td_hp_tensor *t)
     size_t len = (size_t)snprintf(buf, n, "(");
     for (int d = 0; d < t->ndim && len < n; d++)
         len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
-    if (len < n)
-        snprintf(buf + len, n - len, ")");
+    if (len < n) snprintf(buf + len, n - len, ")");
 }
 
 /* Does t have exactly the dims want (ndim of them)? */
 static int shape_is(const td_hp_tensor *t, int ndim, int64_t d0, int64_t d1, int64_t d2)
 {
     int64_t want[3] = {d0, d1, d2};
-    if (t->ndim != ndim)
-        return 0;
+    if (t->ndim != ndim) return 0;
     for (int d = 0; d < ndim; d++)
-        if (t->dims[d] != want[d])
-            return 0;
+        if (t->dims[d] != want[d]) return 0;
     return 1;
 }
 
@@ -81,8 +78,7 @@ static td_status check_covariances_init(const td_hparams *hp, int64_t M, int64_t
         return TD_OK;
     }
     double *A = malloc(sizeof(double) * (size_t)(2 * E * E));
-    if (!A)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!A) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     td_status st = TD_OK;
     int64_t nmat = hp->gmm.covariance == TD_COV_TIED ? 1 : M;
     for (int64_t k = 0; k < nmat && !st; k++) {
@@ -162,11 +158,9 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
     }
     if (hp->gmm.covariances_init.v) {
         td_status st = check_covariances_init(hp, M, E, err);
-        if (st)
-            return st;
+        if (st) return st;
     }
-    if (K)
-        *K = M;
+    if (K) *K = M;
     return TD_OK;
 }
 
@@ -175,8 +169,7 @@ td_status td_gmm_check(const td_hparams *hp, const td_dataset *ds, int64_t *K, t
 td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_model *m,
                          const float *X, int64_t N, int64_t D, td_error *err)
 {
-    if (m->kind != TD_MODEL_GMM)
-        return td_fail(err, TD_EINVAL, "model", "not a gmm model");
+    if (m->kind != TD_MODEL_GMM) return td_fail(err, TD_EINVAL, "model", "not a gmm model");
     if (D != m->D)
         return td_fail(err, TD_EINVAL, "X", "X has %lld features, the model expects %lld",
                        (long long)D, (long long)m->D);
@@ -186,8 +179,7 @@ td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_m
         float *Xs;
         td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
         if (sst || Xs) {
-            if (!sst)
-                sst = td_gmm_predict(labels, resp, loglik, &plain, Xs, N, D, err);
+            if (!sst) sst = td_gmm_predict(labels, resp, loglik, &plain, Xs, N, D, err);
             free(Xs);
             return sst;
         }
@@ -220,21 +212,16 @@ td_status td_gmm_predict(int32_t *labels, float *resp, float *loglik, const td_m
         goto done;
     }
     double mean_ll;
-    if ((st = td_gmm_estep(w, NULL, &mean_ll, NULL, err)))
-        goto done;
+    if ((st = td_gmm_estep(w, NULL, &mean_ll, NULL, err))) goto done;
     for (int64_t i = 0; i < N; i++) {
         int64_t best = 0;
         for (int64_t k = 0; k < M; k++) {
             float r = w->respT[k * N + i];
-            if (resp)
-                resp[i * M + k] = r;
-            if (r > w->respT[best * N + i])
-                best = k;
+            if (resp) resp[i * M + k] = r;
+            if (r > w->respT[best * N + i]) best = k;
         }
-        if (labels)
-            labels[i] = (int32_t)best;
-        if (loglik)
-            loglik[i] = w->loglik[i];
+        if (labels) labels[i] = (int32_t)best;
+        if (loglik) loglik[i] = w->loglik[i];
     }
 done:
     td_gmm_work_destroy(w);
@@ -250,16 +237,14 @@ int td_gmm_inverse_factor(double *Li, double *logdet, const float *cov, td_covar
         memset(Li, 0, sizeof(double) * (size_t)(E * E));
         for (int64_t j = 0; j < E; j++) {
             double v = kind == TD_COV_DIAG ? cov[j] : cov[0];
-            if (!(v > 0) || !isfinite(v))
-                return -1;
+            if (!(v > 0) || !isfinite(v)) return -1;
             Li[j * E + j] = 1 / sqrt(v);
             *logdet += log(v);
         }
         return 0;
     }
     double *A = xcalloc((size_t)(2 * E * E), sizeof(double)), *L = A ? A + E * E : NULL;
-    if (!A)
-        return -2;
+    if (!A) return -2;
     for (int64_t i = 0; i < E * E; i++)
         A[i] = cov[i];
     int rc = cholesky(L, A, E);

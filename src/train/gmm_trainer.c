@@ -113,10 +113,8 @@ td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, co
                                int64_t *K, td_error *err)
 {
     td_status st;
-    if ((st = td_hparams_check(hp, train, K, err)))
-        return st;
-    if (val)
-        return td_fail(err, TD_EINVAL, "validation", "a gmm job takes no validation set");
+    if ((st = td_hparams_check(hp, train, K, err))) return st;
+    if (val) return td_fail(err, TD_EINVAL, "validation", "a gmm job takes no validation set");
     return TD_OK;
 }
 
@@ -142,11 +140,9 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td
     td_status st;
     int64_t K;
     *out = NULL;
-    if ((st = td_gmm_trainer_check(hp, train, val, &K, err)))
-        return st;
+    if ((st = td_gmm_trainer_check(hp, train, val, &K, err))) return st;
     gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->gmm.max_iter);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.rows = train->N;
     t->train = train;
     td_model_shape(&t->model, hp, train->D, K);
@@ -179,8 +175,7 @@ nomem:
 static void gmm_destroy(td_trainer *base)
 {
     gmm_trainer *t = (gmm_trainer *)base;
-    if (!t)
-        return;
+    if (!t) return;
     td_gmm_work_destroy(t->w);
     td_pool_destroy(t->pool);
     td_gmm_free(&t->g);
@@ -245,12 +240,10 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         t->ready = 0;
     }
     if (!t->initialized) {
-        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, 1, &t->rng, err)))
-            return st;
+        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, 1, &t->rng, err))) return st;
         t->initialized = 1;
         t->ready = 0;
-        if (td_gmm_finite(&t->g))
-            sync_model(t);
+        if (td_gmm_finite(&t->g)) sync_model(t);
     }
     if (!t->ready && (st = td_gmm_prepare(t->w, &t->g, err)))
         return st; /* only an initial covariance can fail here (reg_covar 0) */
@@ -258,8 +251,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
 
     double ll;
     int64_t worst;
-    if ((st = td_gmm_estep(t->w, t->pool, &ll, &worst, err)))
-        return st;
+    if ((st = td_gmm_estep(t->w, t->pool, &ll, &worst, err))) return st;
     if (!isfinite(ll))
         return td_fail(err, TD_EDIVERGED, "X",
                        "the log-likelihood is not finite at iteration %lld (some rows have "
@@ -278,8 +270,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     }
     int first = 1;
     for (int64_t k = 0; k < M && !st; k++) {
-        if (!t->empty[k])
-            continue;
+        if (!t->empty[k]) continue;
         int64_t i = first ? worst : (int64_t)td_rng_below(&t->rng, (uint64_t)N);
         first = 0;
         for (int64_t j = 0; j < E; j++)
@@ -288,8 +279,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
             st = td_fail(err, TD_ENOMEM, NULL, "out of memory");
     }
     free(row);
-    if (st)
-        goto restore;
+    if (st) goto restore;
     if (!td_gmm_finite(&t->g)) {
         st = td_fail(err, TD_EDIVERGED, "reg_covar",
                      "the M-step of iteration %lld gave "
@@ -314,8 +304,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     int64_t run = t->runs_done + 1;
     rec->v[C_CHANGE] = t->n_iter > 1 ? change : NAN;
     rec->v[C_CONVERGED] = t->converged;
-    if (t->converged || t->n_iter >= t->hp.gmm.max_iter)
-        end_run(t);
+    if (t->converged || t->n_iter >= t->hp.gmm.max_iter) end_run(t);
     sync_model(t);
     t->base.elapsed += td_mono_s() - t0;
 
@@ -380,8 +369,7 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
 {
     const gmm_trainer *t = SELF(base);
     size_t need = gmm_state_size(base);
-    if (cap < need)
-        return 0;
+    if (cap < need) return 0;
     gmm_state2 s;
     memset(&s, 0, sizeof s);
     gmm_state *h = &s.h;
@@ -406,8 +394,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     gmm_state2 s;
     memset(&s, 0, sizeof s);
     gmm_state *h = &s.h;
-    if (len < sizeof *h)
-        return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
+    if (len < sizeof *h) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
     memcpy(h, buf, sizeof *h);
     int v1 = memcmp(h->magic, "TDGMMST1", 8) == 0;
     if (!v1 && memcmp(h->magic, "TDGMMST2", 8) != 0)
@@ -441,8 +428,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     t->best_n_iter = s.best_n_iter;
     t->best_converged = (int)s.best_converged;
     t->best_lb = s.best_lb;
-    if (v1 && (t->converged || t->n_iter >= t->hp.gmm.max_iter))
-        end_run(t);
+    if (v1 && (t->converged || t->n_iter >= t->hp.gmm.max_iter)) end_run(t);
     t->ready = 0;
     sync_model(t);
     return TD_OK;

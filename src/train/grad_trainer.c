@@ -87,8 +87,7 @@ int64_t td_split_count(double validation_split, int64_t N)
 int64_t *td_split_order(int64_t N, int64_t seed)
 {
     int64_t *all = malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
-    if (!all)
-        return NULL;
+    if (!all) return NULL;
     for (int64_t i = 0; i < N; i++)
         all[i] = i;
     td_rng split_rng;
@@ -110,16 +109,14 @@ static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_datase
     }
     if (ds->Y) {
         float *Y = malloc(sizeof(float) * (size_t)(n * K + 1));
-        if (!Y)
-            return TD_ENOMEM;
+        if (!Y) return TD_ENOMEM;
         for (int64_t i = 0; i < n; i++)
             memcpy(Y + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
         tg->Y = Y, tg->y = NULL;
         t->owned[slot] = Y;
     } else {
         int32_t *y = malloc(sizeof(int32_t) * (size_t)(n * G + 1));
-        if (!y)
-            return TD_ENOMEM;
+        if (!y) return TD_ENOMEM;
         for (int64_t i = 0; i < n; i++)
             memcpy(y + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
         tg->y = y, tg->Y = NULL;
@@ -172,8 +169,7 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
 {
     td_status st;
     int64_t K;
-    if ((st = td_hparams_check(hp, train, &K, err)))
-        return st;
+    if ((st = td_hparams_check(hp, train, &K, err))) return st;
     if (hp->model != TD_MODEL_SOFTMAX && hp->model != TD_MODEL_MLP)
         return td_fail(err, TD_EINTERNAL, "model", "model \"%s\" is not a gradient-trained one",
                        td_model_names[hp->model]);
@@ -217,8 +213,7 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, cons
         b += sizeof(int64_t) * (size_t)(N + n_val) + per_row * (size_t)N;
     }
     int64_t batch = hp->batch_size > 0 && hp->batch_size < n_train ? hp->batch_size : 0;
-    if (batch)
-        b += sizeof(int64_t) * (size_t)n_train + per_row * (size_t)batch;
+    if (batch) b += sizeof(int64_t) * (size_t)n_train + per_row * (size_t)batch;
     int64_t max_rows = n_train > n_val ? n_train : n_val;
     if (hp->model == TD_MODEL_MLP)
         b += td_mlp_bytes(&m, 1, threads);
@@ -234,12 +229,10 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
     td_status st;
     int64_t K;
     *out = NULL;
-    if ((st = td_grad_trainer_check(hp, train, val, &K, err)))
-        return st;
+    if ((st = td_grad_trainer_check(hp, train, val, &K, err))) return st;
 
     grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     st = TD_ENOMEM;
     t->train = train;
     td_model_shape(&t->model, hp, train->D, K);
@@ -254,8 +247,7 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
         memcpy(t->model.params, hp->initial_weights, sizeof(float) * (size_t)P);
     else if (hp->model == TD_MODEL_MLP)
         td_mlp_init(t->model.params, &t->model, (uint64_t)hp->seed);
-    if (td_optim_init(&t->opt, hp, P))
-        goto fail;
+    if (td_optim_init(&t->opt, hp, P)) goto fail;
 
     /* Targets and the validation split: the last fraction after a seeded shuffle. */
     t->tg_full.G = hp->groups;
@@ -271,28 +263,24 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
     if (hp->validation_split > 0 && !val) {
         int64_t N = train->N, nv = td_split_count(hp->validation_split, N);
         int64_t *all = td_split_order(N, hp->seed);
-        if (!all)
-            goto fail;
+        if (!all) goto fail;
         t->n_train = N - nv;
         t->n_val = nv;
         t->train_rows = all;
-        if (!(t->val_rows = malloc(sizeof(int64_t) * (size_t)nv)))
-            goto fail;
+        if (!(t->val_rows = malloc(sizeof(int64_t) * (size_t)nv))) goto fail;
         memcpy(t->val_rows, all + t->n_train, sizeof(int64_t) * (size_t)nv);
         qsort(t->train_rows, (size_t)t->n_train, sizeof(int64_t), cmp_i64);
         t->val_src = train;
     }
     td_targets full = t->tg_full;
-    if (gather_targets(t, &full, train, t->train_rows, t->n_train, 0))
-        goto fail;
+    if (gather_targets(t, &full, train, t->train_rows, t->n_train, 0)) goto fail;
     t->tg_full = full;
     if (t->val_src && gather_targets(t, &t->tg_val, t->val_src, t->val_rows, t->n_val, 1))
         goto fail;
     t->base.rows = t->n_train;
     t->batch = hp->batch_size > 0 && hp->batch_size < t->n_train ? hp->batch_size : 0;
     if (t->batch) {
-        if (!(t->perm = malloc(sizeof(int64_t) * (size_t)t->n_train)))
-            goto fail;
+        if (!(t->perm = malloc(sizeof(int64_t) * (size_t)t->n_train))) goto fail;
         if (train->Y ? !(t->bY = malloc(sizeof(float) * (size_t)(t->batch * K)))
                      : !(t->by = malloc(sizeof(int32_t) * (size_t)(t->batch * hp->groups))))
             goto fail;
@@ -308,16 +296,14 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
     return TD_OK;
 fail:
     t->base.vt->destroy(&t->base);
-    if (st == TD_ENOMEM)
-        td_fail(err, st, NULL, "out of memory while preparing the trainer");
+    if (st == TD_ENOMEM) td_fail(err, st, NULL, "out of memory while preparing the trainer");
     return st;
 }
 
 static void grad_destroy(td_trainer *base)
 {
     grad_trainer *t = (grad_trainer *)base;
-    if (!t)
-        return;
+    if (!t) return;
     td_linear_destroy(t->lin);
     td_mlp_destroy(t->mlp);
     td_pool_destroy(t->pool);
@@ -341,10 +327,8 @@ static void grad_set_threads(td_trainer *base, int n)
     grad_trainer *t = (grad_trainer *)base;
     td_pool_resize(&t->pool, n);
     /* best effort: without the slots, the linear kernel runs narrower waves */
-    if (t->lin)
-        td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
-    if (t->mlp)
-        td_mlp_reserve(t->mlp, n);
+    if (t->lin) td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
+    if (t->mlp) td_mlp_reserve(t->mlp, n);
 }
 
 static const char *const *grad_columns(const td_trainer *base, int *n)
@@ -374,11 +358,9 @@ static const char *train_batch(grad_trainer *t, epoch_sums *s, const int64_t *ro
     float *params = t->model.params;
     objective(t, &bs, t->grad, params, t->train, rows, n, tg);
     double reg = regularize(t, params, t->grad);
-    if (!isfinite(bs.loss) || !isfinite(reg))
-        return BAD_LOSS;
+    if (!isfinite(bs.loss) || !isfinite(reg)) return BAD_LOSS;
     double gnorm = norm2(t->grad, t->model.n_params); /* inf or NaN: some entry is */
-    if (!isfinite(gnorm))
-        return BAD_GRAD;
+    if (!isfinite(gnorm)) return BAD_GRAD;
     s->batches++;
     s->reg += reg;
     s->gnorm += gnorm;
@@ -406,8 +388,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, const char **bad)
     }
     for (int64_t i = 0; i < t->n_train; i++)
         t->perm[i] = t->train_rows ? t->train_rows[i] : i;
-    if (t->hp.shuffle)
-        td_rng_shuffle(&t->rng, t->perm, t->n_train);
+    if (t->hp.shuffle) td_rng_shuffle(&t->rng, t->perm, t->n_train);
     const td_dataset *ds = t->train;
     int64_t G = t->hp.groups, K = t->model.K;
     for (int64_t lo = 0; lo < t->n_train && !*bad; lo += t->batch) {
@@ -441,10 +422,8 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
     run_epoch(t, &s, &bad);
     double data = s.defined ? s.data / (double)s.defined : NAN;
     double reg = s.batches ? s.reg / (double)s.batches : 0;
-    if (!bad && !td_all_finite(t->model.params, P))
-        bad = BAD_WEIGHTS;
-    if (!bad && s.defined && !isfinite(data + reg))
-        bad = BAD_LOSS;
+    if (!bad && !td_all_finite(t->model.params, P)) bad = BAD_WEIGHTS;
+    if (!bad && s.defined && !isfinite(data + reg)) bad = BAD_LOSS;
     if (bad) {
         memcpy(t->model.params, t->prev, sizeof(float) * (size_t)P);
         return td_fail(err, TD_EDIVERGED, "lr",
@@ -479,10 +458,8 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
             t->no_improve++;
         else
             t->no_improve = 0;
-        if (monitor < t->best)
-            t->best = monitor;
-        if (t->no_improve >= t->hp.n_iter_no_change)
-            t->base.stopped = 1;
+        if (monitor < t->best) t->best = monitor;
+        if (t->no_improve >= t->hp.n_iter_no_change) t->base.stopped = 1;
     }
     t->base.elapsed += td_mono_s() - t0;
     rec->v[C_EPOCH] = (double)t->base.epoch;
@@ -510,8 +487,7 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
 {
     const grad_trainer *t = (const grad_trainer *)base;
     size_t need = grad_state_size(base);
-    if (cap < need)
-        return 0;
+    if (cap < need) return 0;
     state_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDSTATE1", 8);
@@ -533,10 +509,8 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
     p += sizeof h;
     memcpy(p, t->model.params, n);
     p += n;
-    if (h.nbuf >= 1)
-        memcpy(p, t->opt.m, n), p += n;
-    if (h.nbuf >= 2)
-        memcpy(p, t->opt.v, n), p += n;
+    if (h.nbuf >= 1) memcpy(p, t->opt.m, n), p += n;
+    if (h.nbuf >= 2) memcpy(p, t->opt.v, n), p += n;
     return need;
 }
 
@@ -544,8 +518,7 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
 {
     grad_trainer *t = (grad_trainer *)base;
     state_header h;
-    if (len < sizeof h)
-        return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
+    if (len < sizeof h) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
     memcpy(&h, buf, sizeof h);
     if (memcmp(h.magic, "TDSTATE1", 8) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint", "not a training-state snapshot");
@@ -557,10 +530,8 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
     size_t n = sizeof(float) * (size_t)t->model.n_params;
     memcpy(t->model.params, p, n);
     p += n;
-    if (h.nbuf >= 1)
-        memcpy(t->opt.m, p, n), p += n;
-    if (h.nbuf >= 2)
-        memcpy(t->opt.v, p, n);
+    if (h.nbuf >= 1) memcpy(t->opt.m, p, n), p += n;
+    if (h.nbuf >= 2) memcpy(t->opt.v, p, n);
     t->base.epoch = h.epoch;
     t->opt.step = h.opt_step;
     t->no_improve = h.no_improve;

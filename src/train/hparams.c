@@ -135,16 +135,14 @@ const size_t td_hparam_ndefs = sizeof td_hparam_defs / sizeof td_hparam_defs[0];
 const td_hparam_def *td_hparam_find(const char *name)
 {
     for (size_t i = 0; i < td_hparam_ndefs; i++)
-        if (strcmp(td_hparam_defs[i].name, name) == 0)
-            return &td_hparam_defs[i];
+        if (strcmp(td_hparam_defs[i].name, name) == 0) return &td_hparam_defs[i];
     return NULL;
 }
 
 int td_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
+    if (la > 64 || lb > 64) return 99;
     int row[65];
     for (size_t j = 0; j <= lb; j++)
         row[j] = (int)j;
@@ -189,14 +187,12 @@ static const struct {
 const char *td_hparam_suggest(const char *name)
 {
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (strcmp(aliases[i].alias, name) == 0)
-            return aliases[i].name;
+        if (strcmp(aliases[i].alias, name) == 0) return aliases[i].name;
     const char *best = NULL;
     int best_d = 99;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         int d = td_edit_distance(name, td_hparam_defs[i].name);
-        if (d < best_d)
-            best_d = d, best = td_hparam_defs[i].name;
+        if (d < best_d) best_d = d, best = td_hparam_defs[i].name;
     }
     size_t len = strlen(name);
     int limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
@@ -206,8 +202,7 @@ const char *td_hparam_suggest(const char *name)
 int td_model_parse(const char *name)
 {
     for (int i = 0; td_model_names[i]; i++)
-        if (strcmp(td_model_names[i], name) == 0)
-            return i;
+        if (strcmp(td_model_names[i], name) == 0) return i;
     return -1;
 }
 
@@ -236,8 +231,7 @@ void td_hparams_defaults(td_hparams *hp, td_model_kind model)
     hp->embed.warmup_iterations = -1; /* -1 = 15% of iterations */
     hp->weight_decay = NAN;           /* the optimizer's: td_hparams_resolve */
     const td_family *f = td_family_of((int)model);
-    if (f && f->defaults)
-        f->defaults(hp);
+    if (f && f->defaults) f->defaults(hp);
 }
 
 void td_hparams_fini(td_hparams *hp)
@@ -254,11 +248,9 @@ void td_hparams_fini(td_hparams *hp)
 static td_status dup_floats(float **dst, const float *src, int64_t n)
 {
     *dst = NULL;
-    if (!src || n <= 0)
-        return TD_OK;
+    if (!src || n <= 0) return TD_OK;
     *dst = malloc(sizeof(float) * (size_t)n);
-    if (!*dst)
-        return TD_ENOMEM;
+    if (!*dst) return TD_ENOMEM;
     memcpy(*dst, src, sizeof(float) * (size_t)n);
     return TD_OK;
 }
@@ -289,11 +281,9 @@ void td_hparams_resolve(td_hparams *hp, int64_t K)
 {
     if (isnan(hp->weight_decay)) /* SPEC §4: torch.optim.AdamW's 0.01; sgd and adam 0 */
         hp->weight_decay = hp->optimizer == TD_OPT_ADAMW ? TD_ADAMW_WEIGHT_DECAY : 0;
-    if (K > 0 && hp->n_classes == 0)
-        hp->n_classes = K;
+    if (K > 0 && hp->n_classes == 0) hp->n_classes = K;
     const td_family *f = td_family_of((int)hp->model);
-    if (K > 0 && f && f->resolve)
-        f->resolve(hp, K);
+    if (K > 0 && f && f->resolve) f->resolve(hp, K);
 }
 
 int td_hparams_open(const td_hparams *hp)
@@ -315,8 +305,7 @@ static td_status check_number(const td_hparam_def *d, double v, td_error *err)
 {
     char field[96];
     snprintf(field, sizeof field, "%s", d->name);
-    if (!isfinite(v))
-        return td_fail(err, TD_EINVAL, field, "%s must be a finite number", d->name);
+    if (!isfinite(v)) return td_fail(err, TD_EINVAL, field, "%s must be a finite number", d->name);
     if (d->min_exclusive ? !(v > d->min) : !(v >= d->min))
         return td_fail(err, TD_EINVAL, field, "%s must be %s %g, got %g", d->name,
                        d->min_exclusive ? ">" : ">=", d->min, v);
@@ -331,8 +320,7 @@ static td_status check_table(const td_hparams *hp, td_error *err)
     const char *base = (const char *)hp;
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         const td_hparam_def *d = &td_hparam_defs[i];
-        if (!(d->models & TD_MODEL_BIT(hp->model)))
-            continue;
+        if (!(d->models & TD_MODEL_BIT(hp->model))) continue;
         const void *p = base + d->offset;
         td_status st = TD_OK;
         switch (d->type) {
@@ -377,8 +365,7 @@ static td_status check_table(const td_hparams *hp, td_error *err)
         case TD_HP_BOOL:
         case TD_HP_ENUM: break;
         }
-        if (st)
-            return st;
+        if (st) return st;
     }
     return TD_OK;
 }
@@ -391,15 +378,11 @@ td_status td_hparams_check(const td_hparams *given, const td_dataset *ds, int64_
     const td_hparams *hp = &resolved;
     const td_family *f = td_family_of((int)hp->model);
     td_status st;
-    if (!f)
-        return td_fail(err, TD_EINVAL, "model", "unknown model");
-    if ((st = check_table(hp, err)))
-        return st;
+    if (!f) return td_fail(err, TD_EINVAL, "model", "unknown model");
+    if ((st = check_table(hp, err))) return st;
     if (hp->nesterov && (hp->momentum <= 0 || hp->dampening != 0))
         return td_fail(err, TD_EINVAL, "nesterov", "nesterov needs momentum > 0 and dampening = 0");
-    if (f->check_hparams && (st = f->check_hparams(hp, err)))
-        return st;
-    if (ds->N < 1 || ds->D < 1)
-        return td_fail(err, TD_EINVAL, "dataset", "the dataset is empty");
+    if (f->check_hparams && (st = f->check_hparams(hp, err))) return st;
+    if (ds->N < 1 || ds->D < 1) return td_fail(err, TD_EINVAL, "dataset", "the dataset is empty");
     return f->check(hp, ds, Kout, err);
 }

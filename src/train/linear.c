@@ -51,8 +51,7 @@ struct td_linear {
 static void *vec_alloc(size_t nvec)
 {
     void *p = aligned_alloc(64, (nvec ? nvec : 1) * sizeof(v16));
-    if (p)
-        memset(p, 0, (nvec ? nvec : 1) * sizeof(v16));
+    if (p) memset(p, 0, (nvec ? nvec : 1) * sizeof(v16));
     return p;
 }
 
@@ -74,8 +73,7 @@ static int64_t nchunks_for(int64_t n)
 static size_t slot_bytes(int64_t K, int64_t KV, int64_t DP, int with_grad)
 {
     size_t b = 2 * sizeof(float) * RB * (size_t)K + sizeof(v16) * (size_t)(RB * KV);
-    if (with_grad)
-        b += sizeof(float) * (size_t)(K * DP) + sizeof(float) * (size_t)K;
+    if (with_grad) b += sizeof(float) * (size_t)(K * DP) + sizeof(float) * (size_t)K;
     return b;
 }
 
@@ -136,8 +134,7 @@ int td_linear_reserve(td_linear *L, int64_t max_rows, int threads)
 td_linear *td_linear_create(int64_t D, int64_t K, int with_grad, int64_t max_rows)
 {
     td_linear *L = calloc(1, sizeof *L);
-    if (!L)
-        return NULL;
+    if (!L) return NULL;
     L->D = D;
     L->K = K;
     L->KV = (K + 15) / 16;
@@ -155,8 +152,7 @@ td_linear *td_linear_create(int64_t D, int64_t K, int with_grad, int64_t max_row
 
 void td_linear_destroy(td_linear *L)
 {
-    if (!L)
-        return;
+    if (!L) return;
     for (int s = 0; s < L->nslots; s++)
         slot_free(&L->slots[s]);
     free(L->Wt);
@@ -191,8 +187,7 @@ typedef struct eval_ctx {
 
 static inline const float *row_ptr(const eval_ctx *e, int64_t i)
 {
-    if (i >= e->n)
-        return e->L->zero_row;
+    if (i >= e->n) return e->L->zero_row;
     return e->X + (e->rows ? e->rows[i] : i) * e->L->D;
 }
 
@@ -241,17 +236,14 @@ static void eval_chunk(void *arg, int64_t t)
             logits = e->logits_out + first * K;
             memcpy(logits, ch->logits, sizeof(float) * (size_t)(nb * K));
         }
-        if (!e->tg)
-            continue;
+        if (!e->tg) continue;
         if (!e->xent ||
             !e->kern->xent(sums, ch->dlogits, logits, e->tg->y + first, nb, K,
                            e->tg->ce.ignore_index, xscale))
             td_targets_block(sums, e->want_grad ? ch->dlogits : NULL, logits, first, nb, K, e->tg,
                              &e->denoms);
-        if (!e->want_grad)
-            continue;
-        if (nb < RB)
-            memset(ch->dlogits + nb * K, 0, sizeof(float) * (size_t)((RB - nb) * K));
+        if (!e->want_grad) continue;
+        if (nb < RB) memset(ch->dlogits + nb * K, 0, sizeof(float) * (size_t)((RB - nb) * K));
         e->kern->grad(&args, ch->dWt, ch->db, ch->dlogits, x);
     }
 }
@@ -269,8 +261,7 @@ static void run_waves(eval_ctx *e, td_pool *pool)
 {
     td_linear *L = e->L;
     int64_t width = td_pool_threads(pool);
-    if (width > L->nslots - 1)
-        width = L->nslots - 1;
+    if (width > L->nslots - 1) width = L->nslots - 1;
     assert(e->nchunks <= L->nslots || L->nslots >= 2); /* n <= max_rows of create */
     if (e->nchunks <= L->nslots)                       /* every chunk has a slot: one wave */
         width = e->nchunks;
@@ -279,8 +270,7 @@ static void run_waves(eval_ctx *e, td_pool *pool)
         int64_t n = e->nchunks - e->base < width ? e->nchunks - e->base : width;
         td_pool_run(pool, n, eval_chunk, e);
         for (int64_t t = 0; e->want_grad && t < n; t++) {
-            if (e->base + t == 0)
-                continue;
+            if (e->base + t == 0) continue;
             const slot *ch = &L->slots[e->base == 0 ? t : t + 1];
             float *dst = L->slots[0].dWt;
             for (int64_t i = 0; i < G; i++)
@@ -320,8 +310,7 @@ void td_linear_eval(td_linear *L, td_pool *pool, td_batch_stats *st, float *dW, 
         for (int64_t d = 0; d < L->D; d++)
             for (int64_t k = 0; k < L->K; k++)
                 dW[d * L->K + k] = g[k * L->DP + d];
-        if (db)
-            memcpy(db, L->slots[0].db, sizeof(float) * (size_t)L->K);
+        if (db) memcpy(db, L->slots[0].db, sizeof(float) * (size_t)L->K);
     }
 }
 

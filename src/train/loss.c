@@ -24,8 +24,7 @@ td_ce_opts td_ce_opts_default(void)
 
 static const td_ce_opts *opts_or_default(const td_ce_opts *o, td_ce_opts *storage)
 {
-    if (o)
-        return o;
+    if (o) return o;
     *storage = td_ce_opts_default();
     return storage;
 }
@@ -38,12 +37,10 @@ typedef struct lsm {
 static lsm row_log_softmax(const float *z, int64_t K)
 {
     lsm r = {0.0, 0.0};
-    if (K <= 0)
-        return r;
+    if (K <= 0) return r;
     r.max = z[0];
     for (int64_t k = 1; k < K; k++)
-        if (z[k] > r.max)
-            r.max = z[k];
+        if (z[k] > r.max) r.max = z[k];
     double s = 0.0;
     for (int64_t k = 0; k < K; k++)
         s += exp((double)z[k] - r.max);
@@ -75,11 +72,9 @@ __attribute__((target("avx2,fma"))) static int64_t exp_shifted4(double *s, float
         _mm_storeu_ps(v, td_vexp4(x));
         if (_mm_movemask_ps(_mm_cmp_ps(x, lo, _CMP_NGE_UQ))) /* underflow or NaN */
             for (int j = 0; j < 4; j++)
-                if (!(z[k + j] - m >= TD_VEXP_MIN))
-                    v[j] = expf(z[k + j] - m);
+                if (!(z[k + j] - m >= TD_VEXP_MIN)) v[j] = expf(z[k + j] - m);
         for (int j = 0; j < 4; j++) {
-            if (e)
-                e[k + j] = v[j];
+            if (e) e[k + j] = v[j];
             *s += v[j];
         }
     }
@@ -104,15 +99,13 @@ static double exp_shifted(float *e, const float *z, float m, int64_t K, int vexp
     double s = 0.0;
     int64_t k = 0;
 #if TD_HAVE_VEXP
-    if (vexp)
-        k = exp_shifted4(&s, e, z, m, K);
+    if (vexp) k = exp_shifted4(&s, e, z, m, K);
 #else
     (void)vexp;
 #endif
     for (; k < K; k++) {
         float v = expf(z[k] - m);
-        if (e)
-            e[k] = v;
+        if (e) e[k] = v;
         s += v;
     }
     return s;
@@ -127,8 +120,7 @@ static double xent_row(float *dz, const float *z, const float *Y, int32_t y, con
 {
     float m = z[0];
     for (int64_t k = 1; k < K; k++)
-        if (z[k] > m)
-            m = z[k];
+        if (z[k] > m) m = z[k];
     double s = exp_shifted(dz, z, m, K, vexp);
     const double logsum = log(s);
     double loss = 0.0, csum = 0.0;
@@ -138,8 +130,7 @@ static double xent_row(float *dz, const float *z, const float *Y, int32_t y, con
     } else {
         for (int64_t k = 0; k < K; k++) {
             double c = xent_coef(Y, y, w, eps, K, k);
-            if (c != 0.0)
-                loss -= c * (((double)z[k] - m) - logsum);
+            if (c != 0.0) loss -= c * (((double)z[k] - m) - logsum);
             csum += c;
         }
     }
@@ -168,8 +159,7 @@ td_status td_ce_index_check(const int32_t *target, int64_t N, int64_t K, const t
     o = opts_or_default(o, &def);
     for (int64_t n = 0; n < N; n++) {
         int32_t y = target[n];
-        if (y == o->ignore_index || (y >= 0 && y < K))
-            continue;
+        if (y == o->ignore_index || (y >= 0 && y < K)) continue;
         char field[64];
         snprintf(field, sizeof field, "target[%lld]", (long long)n);
         return td_fail(err, TD_EINVAL, field,
@@ -208,8 +198,7 @@ static void ce_rows(double *sum, float *per_sample, float *dlogits, const float 
         else
             l = xent_row(dz, logits + n * K, probs ? probs + n * K : NULL, idx ? idx[n] : 0,
                          o->class_weights, o->label_smoothing, K, grad_scale, vexp);
-        if (per_sample)
-            per_sample[n] = (float)l;
+        if (per_sample) per_sample[n] = (float)l;
         total += l;
     }
     *sum = total;
@@ -229,8 +218,7 @@ td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlog
     td_ce_opts def;
     o = opts_or_default(o, &def);
     td_status st = td_ce_index_check(target, N, K, o, err);
-    if (st != TD_OK)
-        return st;
+    if (st != TD_OK) return st;
     double denom = o->reduction == TD_REDUCTION_MEAN ? td_ce_index_denom(target, N, o) : 1.0;
     /* Mean over nothing (every row ignored, or weights summing to 0) is undefined:
      * report it as loss 0, defined 0, and a zero gradient instead of PyTorch's NaN. */
@@ -238,11 +226,9 @@ td_status td_ce_index(double *loss, int *defined, float *per_sample, float *dlog
     double sum;
     td_ce_index_sum(&sum, per_sample, dlogits, logits, target, N, K, o,
                     ok ? (float)(1.0 / denom) : 0.0f);
-    if (!ok)
-        zero_floats(dlogits, N * K);
+    if (!ok) zero_floats(dlogits, N * K);
     *loss = ok ? sum / denom : 0.0;
-    if (defined)
-        *defined = ok;
+    if (defined) *defined = ok;
     return TD_OK;
 }
 
@@ -288,8 +274,7 @@ td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs, cons
             }
             s += v;
         }
-        if (s > 0.0 && isfinite(s))
-            continue;
+        if (s > 0.0 && isfinite(s)) continue;
         char field[64];
         snprintf(field, sizeof field, "probabilities[%lld]", (long long)n);
         return td_fail(err, TD_EINVAL, field,
@@ -304,8 +289,7 @@ td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs, cons
         for (int64_t k = 0; k < K; k++) {
             double q = p[k] / s, c = fmin(fmax(q, eps), 1.0 - eps);
             l -= y[k] * log(c);
-            if (q >= eps && q <= 1.0 - eps)
-                gq -= y[k]; /* g_k q_k = -y_k */
+            if (q >= eps && q <= 1.0 - eps) gq -= y[k]; /* g_k q_k = -y_k */
         }
         if (dprobs)
             for (int64_t k = 0; k < K; k++) {
@@ -313,8 +297,7 @@ td_status td_categorical_ce(double *loss, float *per_sample, float *dprobs, cons
                 double g = q >= eps && q <= 1.0 - eps ? -y[k] / q : 0.0;
                 dprobs[n * K + k] = (float)(scale * (g - gq) / s);
             }
-        if (per_sample)
-            per_sample[n] = (float)l;
+        if (per_sample) per_sample[n] = (float)l;
         total += l;
     }
     *loss = total * scale;
@@ -328,8 +311,7 @@ td_status td_grouped_check(const int32_t *target, int64_t N, int64_t G, int64_t 
 {
     for (int64_t i = 0; i < N * G; i++) {
         int32_t y = target[i];
-        if (y == ignore_index || (y >= 0 && y < S))
-            continue;
+        if (y == ignore_index || (y >= 0 && y < S)) continue;
         char field[64];
         snprintf(field, sizeof field, "target[%lld][%lld]", (long long)(i / G), (long long)(i % G));
         return td_fail(err, TD_EINVAL, field,
@@ -352,8 +334,7 @@ static group_stats group_stats_of(const float *z, int64_t S)
     group_stats st = {row_log_softmax(z, S), 0.0, 0};
     for (int64_t k = 0; k < S; k++) {
         st.E += (double)k * exp(lsm_logp(&st.ls, z[k]));
-        if (z[k] > z[st.argmax])
-            st.argmax = k;
+        if (z[k] > z[st.argmax]) st.argmax = k;
     }
     return st;
 }
@@ -381,11 +362,9 @@ void td_grouped_sum(td_grouped_result *r, float *expected, float *dlogits, const
                 next = group_stats_of(z + S, S);
                 h = fmax(0.0, cur.E - next.E + margin);
                 acc.penalty_sum += h * h;
-                if (next.argmax < cur.argmax)
-                    violates = 1;
+                if (next.argmax < cur.argmax) violates = 1;
             }
-            if (expected)
-                expected[n * G + g] = (float)cur.E;
+            if (expected) expected[n * G + g] = (float)cur.E;
             float *dz = dlogits ? dlogits + n * G * S + g * S : NULL;
             if (y != ignore_index) {
                 acc.ce_sum += xent_row(dz, z, NULL, y, NULL, 0.0, S, ce_scale, vexp);
@@ -410,8 +389,7 @@ td_status td_grouped(td_grouped_loss *out, float *expected, float *dlogits, cons
                      double weight, double margin, td_error *err)
 {
     td_status st = td_grouped_check(target, N, G, S, ignore_index, err);
-    if (st != TD_OK)
-        return st;
+    if (st != TD_OK) return st;
     double count = 0.0;
     for (int64_t i = 0; i < N * G; i++)
         count += target[i] != ignore_index;
@@ -453,13 +431,10 @@ void td_contrastive_sum(double *sum, float *per_pair, float *da, float *db, cons
         double coef = s - (d > 0.0 ? (1.0 - s) * h / d : 0.0);
         for (int64_t e = 0; e < E; e++) {
             double g = (double)grad_scale * coef * ((double)ap[e] - (double)bp[e]);
-            if (da)
-                da[p * E + e] = (float)g;
-            if (db)
-                db[p * E + e] = (float)-g;
+            if (da) da[p * E + e] = (float)g;
+            if (db) db[p * E + e] = (float)-g;
         }
-        if (per_pair)
-            per_pair[p] = (float)l;
+        if (per_pair) per_pair[p] = (float)l;
         total += l;
     }
     *sum = total;
@@ -470,8 +445,7 @@ td_status td_contrastive(double *loss, float *per_pair, float *da, float *db, co
                          double margin, td_error *err)
 {
     for (int64_t p = 0; p < P; p++) {
-        if (similar[p] == 0 || similar[p] == 1)
-            continue;
+        if (similar[p] == 0 || similar[p] == 1) continue;
         char field[64];
         snprintf(field, sizeof field, "similar[%lld]", (long long)p);
         return td_fail(err, TD_EINVAL, field, "must be 0 or 1, got %d", (int)similar[p]);

@@ -10,8 +10,7 @@
 
 void td_class_metrics_fini(td_class_metrics *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     free(c->confusion);
     free(c->precision);
     free(c->support);

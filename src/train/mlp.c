@@ -45,12 +45,10 @@ void td_dense_backward(float *dinp, float *dW, float *db, const float *dout, con
                        const float *W, int64_t B, int64_t C, int64_t OC, int accumulate)
 {
     /* dinp is (B, C), dW (C, OC), db (OC), dout (B, OC), inp (B, C), W (C, OC) */
-    if (dinp)
-        td_sgemm_nt(dinp, dout, W, B, C, OC, 1.0f, 0.0f, OC, OC, C);
+    if (dinp) td_sgemm_nt(dinp, dout, W, B, C, OC, 1.0f, 0.0f, OC, OC, C);
     td_sgemm_tn(dW, inp, dout, C, OC, B, 1.0f, accumulate ? 1.0f : 0.0f, C, OC, OC);
     if (db) {
-        if (!accumulate)
-            memset(db, 0, sizeof(float) * (size_t)OC);
+        if (!accumulate) memset(db, 0, sizeof(float) * (size_t)OC);
         for (int64_t r = 0; r < B; r++) {
             const float *d = dout + r * OC;
             for (int64_t j = 0; j < OC; j++)
@@ -137,8 +135,7 @@ static void plan(const td_model *m, int *max_chunks, int64_t *block, int64_t *hm
     for (int64_t l = 0; l <= m->n_hidden; l++) {
         int64_t width = l < m->n_hidden ? m->hidden[l] : m->K;
         acts += width;
-        if (l < m->n_hidden && width > hmax)
-            hmax = width;
+        if (l < m->n_hidden && width > hmax) hmax = width;
     }
     int64_t row = m->D + acts + m->K + 2 * hmax; /* floats per row */
     int64_t b = BLOCK_BUDGET / row;
@@ -182,8 +179,7 @@ int td_mlp_reserve(td_mlp *M, int threads)
                          sizeof(float) * (scratch + (size_t)(M->P > 0 ? M->P : 1)));
     for (; M->nslots < want; M->nslots++) {
         chunk *ch = &M->chunks[M->nslots];
-        if (!(ch->mem = malloc(sizeof(float) * scratch)))
-            return -1;
+        if (!(ch->mem = malloc(sizeof(float) * scratch))) return -1;
         float *p = ch->mem;
         ch->x = p, p += M->block * M->dims[0];
         for (int64_t l = 0; l <= M->L; l++)
@@ -204,8 +200,7 @@ int td_mlp_reserve(td_mlp *M, int threads)
 td_mlp *td_mlp_create(const td_model *m, int with_grad)
 {
     td_mlp *M = calloc(1, sizeof *M);
-    if (!M)
-        return NULL;
+    if (!M) return NULL;
     td_tensor_desc t[TD_MAX_TENSORS];
     int nt = td_model_layout(m, t);
     M->L = m->n_hidden;
@@ -233,8 +228,7 @@ td_mlp *td_mlp_create(const td_model *m, int with_grad)
 
 void td_mlp_destroy(td_mlp *M)
 {
-    if (!M)
-        return;
+    if (!M) return;
     for (int c = 0; c < MAX_CHUNKS; c++) {
         free(M->chunks[c].mem);
         free(M->chunks[c].partial);
@@ -295,19 +289,16 @@ static void eval_block(const eval_ctx *e, chunk *ch, td_loss_sums *sums, float *
         float *out = l == L ? logits : ch->act[l];
         td_dense_forward(out, in, prm + M->Woff[l], prm + M->boff[l], nb, M->dims[l],
                          M->dims[l + 1]);
-        if (l < L)
-            td_act_forward(out, out, nb * M->dims[l + 1], M->act);
+        if (l < L) td_act_forward(out, out, nb * M->dims[l + 1], M->act);
         in = out;
     }
     const float *dout = ch->dlogits; /* d(loss)/d(output of layer l) */
     if (e->dout) {
         dout = e->dout + first * K;
     } else {
-        if (!e->tg)
-            return;
+        if (!e->tg) return;
         td_targets_block(sums, g ? ch->dlogits : NULL, logits, first, nb, K, e->tg, &e->denoms);
-        if (!g)
-            return;
+        if (!g) return;
     }
 
     /* backward */
@@ -367,8 +358,7 @@ static void run_waves(eval_ctx *e, td_pool *pool)
 {
     td_mlp *M = e->M;
     int64_t width = td_pool_threads(pool);
-    if (width > M->nslots - 1)
-        width = M->nslots - 1;
+    if (width > M->nslots - 1) width = M->nslots - 1;
     if (e->nchunks <= M->nslots) /* every chunk has a slot: one wave */
         width = e->nchunks;
     for (e->base = 0; e->base < e->nchunks; e->base += e->width) {
@@ -396,8 +386,7 @@ void td_mlp_eval(td_mlp *M, td_pool *pool, td_batch_stats *st, float *grad, cons
     eval_ctx e = {.M = M, .params = params, .X = X, .rows = rows, .n = n, .tg = tg, .grad = grad};
     td_targets_denoms(&e.denoms, tg, n);
     split(&e);
-    if (grad && n == 0)
-        memset(grad, 0, sizeof(float) * (size_t)M->P);
+    if (grad && n == 0) memset(grad, 0, sizeof(float) * (size_t)M->P);
     run_waves(&e, pool);
     td_loss_sums sums = {0};
     for (int64_t c = 0; c < e.nchunks; c++)
@@ -419,7 +408,6 @@ void td_mlp_backward(td_mlp *M, td_pool *pool, float *grad, const float *params,
     eval_ctx e = {
         .M = M, .params = params, .X = X, .rows = rows, .n = n, .grad = grad, .dout = dout};
     split(&e);
-    if (n == 0)
-        memset(grad, 0, sizeof(float) * (size_t)M->P);
+    if (n == 0) memset(grad, 0, sizeof(float) * (size_t)M->P);
     run_waves(&e, pool);
 }

@@ -24,8 +24,7 @@ void td_model_shape(td_model *m, const td_hparams *hp, int64_t D, int64_t K)
     m->intercept = TD_INTERCEPT_FIT;
     m->activation = hp->mlp.activation;
     const td_family *f = td_family_of((int)hp->model);
-    if (f)
-        f->shape(m, hp);
+    if (f) f->shape(m, hp);
     m->n_params = td_model_nparams(m);
 }
 

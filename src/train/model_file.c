@@ -53,8 +53,7 @@ size_t td_model_file_size(const td_model *m)
 size_t td_model_encode(const td_model *m, void *buf, size_t cap)
 {
     size_t need = td_model_file_size(m);
-    if (cap < need)
-        return 0;
+    if (cap < need) return 0;
     int64_t f[FIELDS] = {0};
     f[F_KIND] = m->kind, f[F_D] = m->D, f[F_K] = m->K, f[F_G] = m->G;
     f[F_INTERCEPT] = m->intercept, f[F_NHIDDEN] = m->n_hidden;
@@ -125,8 +124,7 @@ td_status td_model_decode(td_model *m, const void *buf, size_t len, td_error *er
         return bad(err, "unknown model kind or setting");
     int dims[] = {F_D, F_K, F_G, F_COMPONENTS, F_ROWS, F_NITER};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        if (f[dims[i]] < 0 || f[dims[i]] > MAX_DIM)
-            return bad(err, "a size out of range");
+        if (f[dims[i]] < 0 || f[dims[i]] > MAX_DIM) return bad(err, "a size out of range");
     for (int64_t l = 0; l < f[F_NHIDDEN]; l++)
         if (f[F_HIDDEN + l] < 1 || f[F_HIDDEN + l] > MAX_DIM)
             return bad(err, "a hidden layer size out of range");
@@ -183,8 +181,7 @@ td_status td_model_save(const td_model *m, const char *path, td_error *err)
 {
     size_t n = td_model_file_size(m);
     void *buf = malloc(n);
-    if (!buf)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory for a %zu-byte model file", n);
+    if (!buf) return td_fail(err, TD_ENOMEM, NULL, "out of memory for a %zu-byte model file", n);
     td_model_encode(m, buf, n);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
@@ -214,8 +211,7 @@ td_status td_model_load(td_model *m, const char *path, td_error *err)
         return td_fail(err, errno == ENOENT ? TD_ENOTFOUND : TD_EIO, "path", "cannot open %s: %s",
                        path, strerror(errno));
     long n = -1;
-    if (fseek(fp, 0, SEEK_END) == 0)
-        n = ftell(fp);
+    if (fseek(fp, 0, SEEK_END) == 0) n = ftell(fp);
     rewind(fp);
     void *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
     int ok = buf && fread(buf, 1, (size_t)n, fp) == (size_t)n;

@@ -29,8 +29,7 @@ td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n)
     o->nesterov = hp->nesterov;
     o->n = n;
     int nbuf = td_optim_nbuffers(o);
-    if (nbuf >= 1 && !(o->m = calloc((size_t)n, sizeof(float))))
-        return TD_ENOMEM;
+    if (nbuf >= 1 && !(o->m = calloc((size_t)n, sizeof(float)))) return TD_ENOMEM;
     if (nbuf >= 2 && !(o->v = calloc((size_t)n, sizeof(float)))) {
         td_optim_fini(o);
         return TD_ENOMEM;
@@ -47,8 +46,7 @@ void td_optim_fini(td_optim *o)
 
 int64_t td_optim_nbuffers(const td_optim *o)
 {
-    if (o->kind == TD_OPT_SGD)
-        return o->momentum != 0 ? 1 : 0;
+    if (o->kind == TD_OPT_SGD) return o->momentum != 0 ? 1 : 0;
     return 2;
 }
 
@@ -61,8 +59,7 @@ static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int6
     float *restrict b = o->m;
     for (int64_t i = lo; i < hi; i++) {
         float gi = g[i];
-        if (wd != 0)
-            gi += wd * theta[i];
+        if (wd != 0) gi += wd * theta[i];
         if (b) {
             b[i] = o->step == 0 ? gi : mu * b[i] + damp * gi;
             gi = o->nesterov ? gi + mu * b[i] : b[i];

@@ -27,8 +27,7 @@
 static int moments(double **mean_sd, const float *X, int64_t N, int64_t D)
 {
     double *mu = calloc((size_t)(2 * D), sizeof(double)), *sd = mu + D;
-    if (!(*mean_sd = mu))
-        return 0;
+    if (!(*mean_sd = mu)) return 0;
     for (int64_t i = 0; i < N; i++)
         for (int64_t j = 0; j < D; j++)
             mu[j] += X[i * D + j];
@@ -48,8 +47,7 @@ td_status td_standardize_fit(float *mean, float *scale, const float *X, int64_t 
                              td_error *err)
 {
     double *m;
-    if (!moments(&m, X, N, D))
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!moments(&m, X, N, D)) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     for (int64_t j = 0; j < D; j++) {
         double sd = m[D + j];
         mean[j] = (float)m[j];
@@ -73,8 +71,7 @@ td_status td_standardize_input(const td_model *m, td_model *plain, float **Xs, c
 {
     *Xs = NULL;
     *plain = *m;
-    if (!m->mean)
-        return TD_OK;
+    if (!m->mean) return TD_OK;
     plain->mean = plain->scale = NULL;
     *Xs = malloc(sizeof(float) * (size_t)(N * m->D + 1));
     if (!*Xs)
@@ -152,8 +149,7 @@ static size_t std_save(const td_trainer *b, void *buf, size_t cap)
 {
     const std_trainer *t = SELF(b);
     size_t n = td_trainer_save(t->inner, buf, cap);
-    if (n + stats_bytes(t) > cap)
-        return 0;
+    if (n + stats_bytes(t) > cap) return 0;
     memcpy((char *)buf + n, t->stats, stats_bytes(t));
     return n + stats_bytes(t);
 }
@@ -189,8 +185,7 @@ td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td
     if (train->N < 1 || train->D < 1)
         return create(out, hp, train, val, err); /* the family names the problem */
     std_trainer *t = calloc(1, sizeof *t);
-    if (!t)
-        return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.vt = &std_vt;
     t->D = train->D;
     t->train = *train;
@@ -234,8 +229,7 @@ size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val)
     size_t b = sizeof(float) * (size_t)(train->N * train->D) /* the training copy */
         + sizeof(double) * (size_t)(2 * train->D)            /* td_standardize_fit's sums */
         + 2 * sizeof(float) * (size_t)(2 * train->D);        /* stats, in the snapshot too */
-    if (val)
-        b += sizeof(float) * (size_t)(val->N * val->D);
+    if (val) b += sizeof(float) * (size_t)(val->N * val->D);
     return b + sizeof(std_trainer);
 }
 
@@ -245,10 +239,8 @@ void td_loss_trace_init(td_loss_trace *lt) { lt->first = lt->max = lt->last = NA
 
 void td_loss_trace_add(td_loss_trace *lt, double loss)
 {
-    if (!isfinite(loss))
-        return;
-    if (isnan(lt->first))
-        lt->first = lt->max = loss;
+    if (!isfinite(loss)) return;
+    if (isnan(lt->first)) lt->first = lt->max = loss;
     lt->max = loss > lt->max ? loss : lt->max;
     lt->last = loss;
 }
@@ -257,8 +249,7 @@ static void warn(td_warning *out, int *n, const char *code, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 static void warn(td_warning *out, int *n, const char *code, const char *fmt, ...)
 {
-    if (*n >= TD_MAX_WARNINGS)
-        return;
+    if (*n >= TD_MAX_WARNINGS) return;
     td_warning *w = &out[(*n)++];
     snprintf(w->code, sizeof w->code, "%s", code);
     va_list ap;
@@ -272,8 +263,7 @@ static int cmp_rows(const void *a, const void *b, void *ctx)
     const td_dataset *ds = ctx;
     const float *x = ds->X + *(const int64_t *)a * ds->D, *y = ds->X + *(const int64_t *)b * ds->D;
     for (int64_t j = 0; j < ds->D; j++)
-        if (x[j] != y[j])
-            return x[j] < y[j] ? -1 : 1;
+        if (x[j] != y[j]) return x[j] < y[j] ? -1 : 1;
     return 0;
 }
 
@@ -281,8 +271,7 @@ static int cmp_rows(const void *a, const void *b, void *ctx)
 static int64_t distinct_rows(const td_dataset *ds)
 {
     int64_t *idx = malloc(sizeof(int64_t) * (size_t)(ds->N + 1));
-    if (!idx)
-        return -1;
+    if (!idx) return -1;
     for (int64_t i = 0; i < ds->N; i++)
         idx[i] = i;
     qsort_r(idx, (size_t)ds->N, sizeof *idx, cmp_rows, (void *)ds);
@@ -341,8 +330,7 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
         int64_t i = 0;
         for (; i < train->N; i++) {
             int32_t c = train->y[i];
-            if (c == (int32_t)hp->ignore_index)
-                continue;
+            if (c == (int32_t)hp->ignore_index) continue;
             if (c0 == INT32_MIN)
                 c0 = c;
             else if (c != c0)
@@ -362,12 +350,9 @@ void td_train_warnings(td_warning out[TD_MAX_WARNINGS], int *n, const td_hparams
         int64_t jlo = 0, jhi = 0;
         for (int64_t j = 0; j < train->D; j++) {
             double s = sd[train->D + j];
-            if (!(s > 0) || !isfinite(s))
-                continue;
-            if (s > hi)
-                hi = s, jhi = j;
-            if (s < lo)
-                lo = s, jlo = j;
+            if (!(s > 0) || !isfinite(s)) continue;
+            if (s > hi) hi = s, jhi = j;
+            if (s < lo) lo = s, jlo = j;
         }
         if (hi > 0 && hi / lo > TD_SCALE_RATIO_WARN)
             warn(out, n, "features_unscaled",

@@ -25,19 +25,16 @@ static void accuracy(td_loss_sums *s, const float *logits, int64_t first, int64_
             const float *z = logits + r * K + g * S;
             int64_t best = 0;
             for (int64_t k = 1; k < S; k++)
-                if (z[k] > z[best])
-                    best = k;
+                if (z[k] > z[best]) best = k;
             int64_t want;
             if (tg->Y) {
                 const float *y = tg->Y + (first + r) * K;
                 want = 0;
                 for (int64_t k = 1; k < K; k++)
-                    if (y[k] > y[want])
-                        want = k;
+                    if (y[k] > y[want]) want = k;
             } else {
                 want = tg->y[(first + r) * tg->G + g];
-                if (want == tg->ce.ignore_index)
-                    continue;
+                if (want == tg->ce.ignore_index) continue;
             }
             s->counted++;
             s->correct += best == want;

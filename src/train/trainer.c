@@ -13,8 +13,7 @@ static td_status create_family(td_trainer **out, const td_hparams *hp, const td_
 {
     *out = NULL;
     const td_family *f = td_family_of((int)hp->model);
-    if (!f)
-        return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
+    if (!f) return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     return f->trainer_create(out, hp, train, val, err);
 }
 
@@ -24,8 +23,7 @@ td_status td_trainer_create(td_trainer **out, const td_hparams *given, const td_
     td_hparams resolved = *given; /* shallow: the family makes its own deep copy */
     td_hparams_resolve(&resolved, 0);
     const td_hparams *hp = &resolved;
-    if (hp->standardize)
-        return td_std_trainer_create(out, hp, train, val, create_family, err);
+    if (hp->standardize) return td_std_trainer_create(out, hp, train, val, create_family, err);
     return create_family(out, hp, train, val, err);
 }
 
@@ -33,8 +31,7 @@ td_status td_trainer_check(const td_hparams *hp, const td_dataset *train, const 
                            int64_t *K, td_error *err)
 {
     const td_family *f = td_family_of((int)hp->model);
-    if (!f)
-        return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
+    if (!f) return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
     return f->trainer_check(hp, train, val, K, err);
 }
 
@@ -42,19 +39,16 @@ size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
                                 const td_dataset *val, int64_t K, int threads)
 {
     const td_family *f = td_family_of((int)hp->model);
-    if (!f)
-        return 0;
+    if (!f) return 0;
     size_t b = f->memory(hp, train, val, K, threads);
-    if (hp->standardize)
-        b += td_std_trainer_bytes(train, val);
+    if (hp->standardize) b += td_std_trainer_bytes(train, val);
     /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */
     return b + b / 32 + (256u << 10);
 }
 
 void td_trainer_destroy(td_trainer *t)
 {
-    if (t)
-        t->vt->destroy(t);
+    if (t) t->vt->destroy(t);
 }
 
 void td_trainer_set_threads(td_trainer *t, int n) { t->vt->set_threads(t, n); }
@@ -68,10 +62,8 @@ td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_reco
     td_record rec;
     while (!td_trainer_done(t)) {
         td_status st = td_trainer_step(t, &rec, err);
-        if (st)
-            return st;
-        if (last)
-            *last = rec;
+        if (st) return st;
+        if (last) *last = rec;
         if (on_epoch && on_epoch(t, &rec, ctx))
             return td_fail(err, TD_ESTOPPED, NULL, "stopped after epoch %lld", (long long)t->epoch);
     }
@@ -89,8 +81,7 @@ int td_trainer_column(const td_trainer *t, const char *name)
     int n;
     const char *const *cols = t->vt->columns(t, &n);
     for (int i = 0; i < n; i++)
-        if (strcmp(cols[i], name) == 0)
-            return i;
+        if (strcmp(cols[i], name) == 0) return i;
     return -1;
 }
 size_t td_trainer_state_size(const td_trainer *t) { return t->vt->state_size(t); }
@@ -105,7 +96,6 @@ td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_erro
 double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
 td_status td_trainer_objective(td_trainer *t, double *loss, float *grad)
 {
-    if (!t->vt->objective)
-        return td_fail(NULL, TD_EINVAL, NULL, "no differentiable objective");
+    if (!t->vt->objective) return td_fail(NULL, TD_EINVAL, NULL, "no differentiable objective");
     return t->vt->objective(t, loss, grad);
 }

@@ -12,8 +12,7 @@ void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, s
                      const td_hparams *hp_in, int64_t epochs)
 {
     char *t = calloc(1, size);
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     td_hparams *hp = (td_hparams *)(t + hp_offset);
     if (td_hparams_copy(hp, hp_in)) {
         free(t);
@@ -30,8 +29,7 @@ void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, s
 int td_all_finite(const float *p, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
+        if (!isfinite(p[i])) return 0;
     return 1;
 }
 
@@ -80,16 +78,13 @@ static void penalty_range(double *sq, double *ab, float *grad, const float *para
 double td_regularize(const td_hparams *hp, const td_tensor_desc *layout, int n, int64_t n_penalized,
                      const float *params, float *grad)
 {
-    if (hp->l2 == 0 && hp->l1 == 0)
-        return 0;
+    if (hp->l2 == 0 && hp->l1 == 0) return 0;
     double l2 = hp->l2, l1 = hp->l1;
-    if (hp->l2_scale == TD_L2_MEAN && n_penalized > 0)
-        l2 /= (double)n_penalized;
+    if (hp->l2_scale == TD_L2_MEAN && n_penalized > 0) l2 /= (double)n_penalized;
     double sq = 0, ab = 0;
     for (int i = 0; i < n; i++) {
         const td_tensor_desc *d = &layout[i];
-        if (!d->penalized && !hp->regularize_bias)
-            continue;
+        if (!d->penalized && !hp->regularize_bias) continue;
         int64_t skip = hp->regularize_bias ? 0 : d->skip_rows;
         int64_t lo = d->offset + skip * d->cols, hi = d->offset + d->rows * d->cols;
         penalty_range(&sq, &ab, grad, params, lo, hi, l2, l1);
@@ -118,8 +113,7 @@ void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, con
     for (int64_t k = 0; k < M; k++) {
         lo = nk[k] < lo ? nk[k] : lo;
         hi = nk[k] > hi ? nk[k] : hi;
-        if (sizes_col + k < ncols)
-            rec->v[sizes_col + k] = nk[k];
+        if (sizes_col + k < ncols) rec->v[sizes_col + k] = nk[k];
     }
     rec->v[min_col] = lo;
     rec->v[max_col] = hi;

@@ -41,24 +41,21 @@ int td_budget_reserve(uint64_t bytes)
 {
     pthread_mutex_lock(&mu);
     int ok = limit == 0 || (bytes <= limit && used <= limit - bytes);
-    if (ok)
-        used += bytes;
+    if (ok) used += bytes;
     pthread_mutex_unlock(&mu);
     return ok;
 }
 
 void td_budget_release(uint64_t bytes)
 {
-    if (bytes == 0)
-        return;
+    if (bytes == 0) return;
     pthread_mutex_lock(&cb_mu);
     pthread_mutex_lock(&mu);
     used = bytes < used ? used - bytes : 0;
     void (*fn)(void *) = listener;
     void *ctx = listener_ctx;
     pthread_mutex_unlock(&mu);
-    if (fn)
-        fn(ctx);
+    if (fn) fn(ctx);
     pthread_mutex_unlock(&cb_mu);
 }
 

@@ -93,20 +93,17 @@ static const cfg_key keys[] = {
 static const cfg_key *find_key(const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
     return NULL;
 }
 
 static int parse_i64(const char *s, int64_t *out)
 {
-    if (!*s)
-        return -1;
+    if (!*s) return -1;
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s)
-        return -1;
+    if (errno || *end || end == s) return -1;
     *out = v;
     return 0;
 }
@@ -115,20 +112,14 @@ static int parse_i64(const char *s, int64_t *out)
 static int listen_ok(const char *s)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return 0;
-    if (s[0] == '[' && colon[-1] != ']')
-        return 0;
-    if (s[0] == '[' && colon - s < 3)
-        return 0;
-    if (s[0] != '[' && memchr(s, ':', (size_t)(colon - s)))
-        return 0; /* bare v6 */
+    if (!colon || colon == s) return 0;
+    if (s[0] == '[' && colon[-1] != ']') return 0;
+    if (s[0] == '[' && colon - s < 3) return 0;
+    if (s[0] != '[' && memchr(s, ':', (size_t)(colon - s))) return 0; /* bare v6 */
     int64_t port;
-    if (parse_i64(colon + 1, &port) || port < 0 || port > 65535)
-        return 0;
+    if (parse_i64(colon + 1, &port) || port < 0 || port > 65535) return 0;
     for (const char *p = s; p < colon; p++)
-        if (isspace((unsigned char)*p))
-            return 0;
+        if (isspace((unsigned char)*p)) return 0;
     return 1;
 }
 
@@ -211,8 +202,7 @@ void td_config_defaults(td_config *c)
 td_status td_config_set(td_config *c, const char *key, const char *value, td_error *err)
 {
     const cfg_key *k = find_key(key);
-    if (!k)
-        return td_fail(err, TD_EINVAL, key, "unknown key \"%s\"", key);
+    if (!k) return td_fail(err, TD_EINVAL, key, "unknown key \"%s\"", key);
     return set_key(c, k, value, err);
 }
 
@@ -242,8 +232,7 @@ td_status td_config_parse(td_config *c, const char *text, const char *origin, td
         p += n + (nl ? 1 : 0);
 
         char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
+        if (!*s || *s == '#') continue;
         for (char *h = s + 1; *h; h++) /* " # comment" after a value */
             if (*h == '#' && isspace((unsigned char)h[-1])) {
                 *h = '\0';
@@ -267,8 +256,7 @@ td_status td_config_parse(td_config *c, const char *text, const char *origin, td
         seen[ki] = lineno;
         td_error e2;
         st = set_key(c, k, value, &e2);
-        if (st != TD_OK)
-            return td_fail(err, st, key, "%s:%d: %s", origin, lineno, e2.message);
+        if (st != TD_OK) return td_fail(err, st, key, "%s:%d: %s", origin, lineno, e2.message);
     }
     return TD_OK;
 }
@@ -298,8 +286,7 @@ td_status td_config_load_file(td_config *c, const char *path, td_error *err)
         }
         size_t r = fread(buf + len, 1, 4096, f);
         len += r;
-        if (r < 4096)
-            break;
+        if (r < 4096) break;
     }
     if (ferror(f)) {
         st = td_fail(err, TD_EIO, "config", "cannot read config file %s", path);
@@ -311,8 +298,7 @@ td_status td_config_load_file(td_config *c, const char *path, td_error *err)
         goto done;
     }
     st = td_config_parse(c, buf, path, err);
-    if (st == TD_OK)
-        snprintf(c->config_path, sizeof c->config_path, "%s", path);
+    if (st == TD_OK) snprintf(c->config_path, sizeof c->config_path, "%s", path);
 done:
     free(buf);
     fclose(f);
@@ -355,20 +341,17 @@ td_status td_config_finish(td_config *c, td_error *err)
         size_t n;
         td_status st =
             td_read_small_file(c->auth_token_file, 64 * 1024, "auth_token_file", &buf, &n, err);
-        if (st != TD_OK)
-            return st;
+        if (st != TD_OK) return st;
         char *t = trim(buf);
         st = token_check(t, c->auth_token_file, err);
-        if (st == TD_OK)
-            snprintf(c->auth_token, sizeof c->auth_token, "%s", t);
+        if (st == TD_OK) snprintf(c->auth_token, sizeof c->auth_token, "%s", t);
         free(buf);
         return st;
     }
     const char *env = getenv("TRAIND_TOKEN");
     if (env && *env) {
         td_status st = token_check(env, "$TRAIND_TOKEN", err);
-        if (st != TD_OK)
-            return st;
+        if (st != TD_OK) return st;
         snprintf(c->auth_token, sizeof c->auth_token, "%s", env);
     }
     return TD_OK;
@@ -391,16 +374,13 @@ static int flag_value(int argc, char *const argv[], int *i, const char *name, co
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return 0;
+    if (strncmp(a, name, n) != 0) return 0;
     if (a[n] == '=') {
         *val = a + n + 1;
         return 1;
     }
-    if (a[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return -1;
+    if (a[n] != '\0') return 0;
+    if (*i + 1 >= argc) return -1;
     *val = argv[++*i];
     return 1;
 }
@@ -429,8 +409,7 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
             continue;
         }
         if ((r = flag_value(argc, argv, &i, "--config", &v)) != 0) {
-            if (r < 0)
-                return td_fail(err, TD_EINVAL, "config", "--config needs a file name");
+            if (r < 0) return td_fail(err, TD_EINVAL, "config", "--config needs a file name");
             config_file = v;
             continue;
         }
@@ -450,11 +429,9 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
     }
 
     td_status st;
-    if (config_file && (st = td_config_load_file(c, config_file, err)) != TD_OK)
-        return st;
+    if (config_file && (st = td_config_load_file(c, config_file, err)) != TD_OK) return st;
     for (size_t f = 0; f < NFLAGKEYS; f++) {
-        if (!set_val[f])
-            continue;
+        if (!set_val[f]) continue;
         td_error e2;
         if ((st = td_config_set(c, flag_keys[f].key, set_val[f], &e2)) != TD_OK)
             return td_fail(err, st, flag_keys[f].key, "%s: %s", flag_keys[f].flag, e2.message);
@@ -464,8 +441,7 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
 
 int td_config_workers(const td_config *c)
 {
-    if (c->workers > 0)
-        return c->workers;
+    if (c->workers > 0) return c->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
 }
@@ -474,15 +450,13 @@ uint64_t td_config_max_body(const td_config *c) { return (uint64_t)c->max_body_m
 
 int td_config_max_event_streams(const td_config *c)
 {
-    if (c->max_event_streams > 0)
-        return c->max_event_streams;
+    if (c->max_event_streams > 0) return c->max_event_streams;
     return c->max_connections > 1 ? c->max_connections / 2 : 1;
 }
 
 uint64_t td_config_max_memory(const td_config *c)
 {
-    if (c->max_memory_mb > 0)
-        return (uint64_t)c->max_memory_mb << 20;
+    if (c->max_memory_mb > 0) return (uint64_t)c->max_memory_mb << 20;
     uint64_t half = td_budget_physical() / 2;
     return half > 0 ? half : (uint64_t)4 << 30; /* unknown RAM: 4 GiB */
 }
@@ -545,11 +519,8 @@ void td_config_usage(FILE *out, const char *prog)
 
 int td_config_key(int i, const char **name, const char **def)
 {
-    if (i < 0 || (size_t)i >= NKEYS)
-        return 0;
-    if (name)
-        *name = keys[i].name;
-    if (def)
-        *def = keys[i].def;
+    if (i < 0 || (size_t)i >= NKEYS) return 0;
+    if (name) *name = keys[i].name;
+    if (def) *def = keys[i].def;
     return 1;
 }

@@ -29,25 +29,21 @@ static const char level_prio[] = {'7', '6', '4', '3'}; /* syslog priorities */
 
 void td_log_set_level(td_log_level level)
 {
-    if (level < TD_LOG_DEBUG)
-        level = TD_LOG_DEBUG;
-    if (level > TD_LOG_ERROR)
-        level = TD_LOG_ERROR;
+    if (level < TD_LOG_DEBUG) level = TD_LOG_DEBUG;
+    if (level > TD_LOG_ERROR) level = TD_LOG_ERROR;
     atomic_store(&g_level, (int)level);
 }
 
 
 const char *td_log_level_name(td_log_level level)
 {
-    if (level < TD_LOG_DEBUG || level > TD_LOG_ERROR)
-        return "?";
+    if (level < TD_LOG_DEBUG || level > TD_LOG_ERROR) return "?";
     return level_names[level];
 }
 
 int td_log_level_parse(const char *name, td_log_level *out)
 {
-    if (!name)
-        return -1;
+    if (!name) return -1;
     for (int i = 0; i < 4; i++)
         if (strcasecmp(name, level_names[i]) == 0) {
             *out = (td_log_level)i;
@@ -75,10 +71,8 @@ static void detect_journal(void)
 
 void td_logv(td_log_level level, const char *component, const char *fmt, va_list ap)
 {
-    if ((int)level < atomic_load(&g_level))
-        return;
-    if (level < TD_LOG_DEBUG || level > TD_LOG_ERROR)
-        level = TD_LOG_ERROR;
+    if ((int)level < atomic_load(&g_level)) return;
+    if (level < TD_LOG_DEBUG || level > TD_LOG_ERROR) level = TD_LOG_ERROR;
     pthread_once(&g_journal_once, detect_journal);
     int fd = atomic_load(&g_fd);
 
@@ -95,28 +89,22 @@ void td_logv(td_log_level level, const char *component, const char *fmt, va_list
     n += strftime(line + n, sizeof line - n, "%Y-%m-%dT%H:%M:%SZ ", &tm);
     int k = snprintf(line + n, sizeof line - n, "%s %s: ", level_names[level],
                      component ? component : "-");
-    if (k > 0)
-        n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
+    if (k > 0) n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
     size_t msg_at = n;
     k = vsnprintf(line + n, sizeof line - n, fmt, ap);
-    if (k > 0)
-        n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
+    if (k > 0) n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
     for (size_t i = msg_at; i < n; i++) {
         unsigned char c = (unsigned char)line[i];
-        if (c < 0x20 || c == 0x7f)
-            line[i] = '?';
+        if (c < 0x20 || c == 0x7f) line[i] = '?';
     }
-    if (n >= sizeof line - 1)
-        n = sizeof line - 2; /* room for the newline */
+    if (n >= sizeof line - 1) n = sizeof line - 2; /* room for the newline */
     line[n++] = '\n';
 
     const char *p = line;
     while (n > 0) {
         ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break; /* nowhere to report a failing log */
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* nowhere to report a failing log */
         p += w;
         n -= (size_t)w;
     }

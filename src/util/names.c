@@ -19,8 +19,7 @@ static int rehash(td_names *t)
 {
     size_t ns = t->nslot ? t->nslot * 2 : 64;
     int64_t *sl = calloc(ns, sizeof *sl);
-    if (!sl)
-        return -1;
+    if (!sl) return -1;
     for (int64_t i = 0; i < t->n; i++) {
         size_t k = (size_t)hash(t->v[i], strlen(t->v[i])) & (ns - 1);
         while (sl[k])
@@ -35,27 +34,23 @@ static int rehash(td_names *t)
 
 int32_t td_names_add(td_names *t, const char *name, size_t len)
 {
-    if ((size_t)(t->n + 1) * 2 > t->nslot && rehash(t))
-        return -1;
+    if ((size_t)(t->n + 1) * 2 > t->nslot && rehash(t)) return -1;
     size_t k = (size_t)hash(name, len) & (t->nslot - 1);
     for (; t->slot[k]; k = (k + 1) & (t->nslot - 1)) {
         const char *v = t->v[t->slot[k] - 1];
         if (strlen(v) == len && memcmp(v, name, len) == 0) /* v may be shorter than len */
             return (int32_t)(t->slot[k] - 1);
     }
-    if (t->n >= TD_MAX_CLASSES)
-        return -2;
+    if (t->n >= TD_MAX_CLASSES) return -2;
     if (t->n == t->cap) {
         int64_t cap = t->cap ? t->cap * 2 : 16;
         char **nv = realloc(t->v, (size_t)cap * sizeof *nv);
-        if (!nv)
-            return -1;
+        if (!nv) return -1;
         t->v = nv;
         t->cap = cap;
     }
     char *c = malloc(len + 1);
-    if (!c)
-        return -1;
+    if (!c) return -1;
     memcpy(c, name, len);
     c[len] = '\0';
     t->v[t->n] = c;
@@ -92,8 +87,7 @@ td_status td_names_finish(td_names *t, int32_t *y, int64_t n, char ***classes, i
         sorted[r] = *src;
     }
     for (int64_t i = 0; i < n; i++)
-        if (y[i] >= 0)
-            y[i] = to[y[i]];
+        if (y[i] >= 0) y[i] = to[y[i]];
     free(to);
     *classes = sorted;
     *K = t->n;
@@ -105,8 +99,7 @@ td_status td_names_finish(td_names *t, int32_t *y, int64_t n, char ***classes, i
 
 void td_names_fini(td_names *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     td_strings_free(t->v, t->n);
     free(t->slot);
     memset(t, 0, sizeof *t);
@@ -114,8 +107,7 @@ void td_names_fini(td_names *t)
 
 void td_strings_free(char **v, int64_t n)
 {
-    if (!v)
-        return;
+    if (!v) return;
     for (int64_t i = 0; i < n; i++)
         free(v[i]);
     free(v);

@@ -13,8 +13,7 @@
 td_status td_notify(const char *state, td_error *err)
 {
     const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || !*path)
-        return TD_OK;
+    if (!path || !*path) return TD_OK;
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
@@ -29,8 +28,7 @@ td_status td_notify(const char *state, td_error *err)
     socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return td_fail(err, TD_EIO, NULL, "notify socket: %s", strerror(errno));
+    if (fd < 0) return td_fail(err, TD_EIO, NULL, "notify socket: %s", strerror(errno));
     size_t n = strlen(state);
     ssize_t w;
     do

@@ -12,10 +12,8 @@ static int g_fixed; /* nftw has no context pointer; only the main thread calls t
 static int narrow(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     (void)ftw;
-    if (type == FTW_SL || type == FTW_SLN)
-        return 0; /* never follow or chmod a link */
-    if ((sb->st_mode & 077) && chmod(path, sb->st_mode & 07700) == 0)
-        g_fixed++;
+    if (type == FTW_SL || type == FTW_SLN) return 0; /* never follow or chmod a link */
+    if ((sb->st_mode & 077) && chmod(path, sb->st_mode & 07700) == 0) g_fixed++;
     return 0;
 }
 
@@ -23,12 +21,10 @@ td_status td_state_private(const char *dir, int *fixed, td_error *err)
 {
     umask(077);
     g_fixed = 0;
-    if (fixed)
-        *fixed = 0;
+    if (fixed) *fixed = 0;
     struct stat sb;
     if (lstat(dir, &sb) != 0) {
-        if (errno == ENOENT)
-            return TD_OK; /* the store makes it, 0700 under the umask */
+        if (errno == ENOENT) return TD_OK; /* the store makes it, 0700 under the umask */
         return td_fail(err, TD_EIO, "state_dir", "cannot stat state_dir %s: %s", dir,
                        strerror(errno));
     }
@@ -37,7 +33,6 @@ td_status td_state_private(const char *dir, int *fixed, td_error *err)
     if (nftw(dir, narrow, 16, FTW_PHYS) != 0)
         return td_fail(err, TD_EIO, "state_dir", "cannot walk state_dir %s: %s", dir,
                        strerror(errno));
-    if (fixed)
-        *fixed = g_fixed;
+    if (fixed) *fixed = g_fixed;
     return TD_OK;
 }

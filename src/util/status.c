@@ -26,8 +26,7 @@ const char *td_status_code(td_status st)
 
 td_status td_fail(td_error *err, td_status st, const char *field, const char *fmt, ...)
 {
-    if (!err)
-        return st;
+    if (!err) return st;
     /* Formatted aside, then copied: field or an argument may be err's own field or
      * message ("validation set: %s", err->message), and an overlapping snprintf is
      * undefined (it garbled such messages). */

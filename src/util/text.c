@@ -10,31 +10,24 @@
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
+    if (c < 0x80) return 1;
     size_t len;
     unsigned lo = 0x80, hi = 0xbf; /* bounds of the second byte */
     if (c >= 0xc2 && c <= 0xdf)
         len = 2;
     else if (c >= 0xe0 && c <= 0xef) {
         len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* no overlongs */
-        if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
+        if (c == 0xe0) lo = 0xa0; /* no overlongs */
+        if (c == 0xed) hi = 0x9f; /* no surrogates */
     } else if (c >= 0xf0 && c <= 0xf4) {
         len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        if (c == 0xf4)
-            hi = 0x8f; /* <= U+10FFFF */
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f; /* <= U+10FFFF */
     } else
         return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
     return len;
 }
 
@@ -42,11 +35,9 @@ int td_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        if (u[i] == 0)
-            return 0;
+        if (u[i] == 0) return 0;
         size_t k = utf8_seq(u + i, n - i);
-        if (!k)
-            return 0;
+        if (!k) return 0;
         i += k;
     }
     return 1;
@@ -59,14 +50,12 @@ char *td_escape_bytes(char *dst, size_t dstlen, const char *src, int controls)
     for (size_t i = 0; i < n;) {
         size_t k = utf8_seq(u + i, n - i);
         if (k && (!controls || (u[i] >= 0x20 && u[i] != 0x7f))) {
-            if (o + k >= dstlen)
-                break;
+            if (o + k >= dstlen) break;
             memcpy(dst + o, u + i, k);
             o += k, i += k;
             continue;
         }
-        if (o + 4 >= dstlen)
-            break;
+        if (o + 4 >= dstlen) break;
         snprintf(dst + o, 5, "\\x%02X", u[i]);
         o += 4, i++;
     }
@@ -80,8 +69,7 @@ td_status td_read_small_file(const char *path, size_t max, const char *what, cha
     *out = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return td_fail(err, TD_EIO, what, "cannot open %s %s: %s", what, path, strerror(errno));
+    if (!f) return td_fail(err, TD_EIO, what, "cannot open %s %s: %s", what, path, strerror(errno));
     char *buf = malloc(max + 2);
     if (!buf) {
         fclose(f);
