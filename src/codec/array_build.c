@@ -17,6 +17,13 @@
 
 /* ---------------------------------------------------------------- builders ------ */
 
+/* Keeps st (its message already in b->part->err) as the first error of b's array. */
+static void build_fail(build *b, td_status st)
+{
+    b->part->st = st;
+    b->failed = 1;
+}
+
 void td_build_init(build *b, td_dataset_part *part, const char *name, int shape, int is_int,
                    unsigned flags, int64_t lo, int64_t hi)
 {
@@ -195,11 +202,11 @@ static void name_elem(td_dstream *s, build *b, td_json_vkind k)
     }
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, b->path, b->i, -1);
-    part->st = td_fail(&part->err, TD_EINVAL, path,
+    build_fail(b,
+               td_fail(&part->err, TD_EINVAL, path,
                        "%s must be a class name (a string), as "
                        "%s[0] is; got %s",
-                       path, b->path, td_json_kind_name(k));
-    b->failed = 1;
+                       path, b->path, td_json_kind_name(k)));
 }
 
 /* The string of a pending name element has ended (s->label_buf, s->cap_len/total). */
@@ -210,25 +217,19 @@ void td_build_label_done(td_dstream *s, build *b)
     if (b->failed) return;
     char path[TD_JSON_PATH_MAX];
     td_json_index_path(path, b->path, b->i - 1, -1);
-    if (s->cap_total == 0 || s->cap_total > TD_CLASS_NAME_MAX || s->cap_nul) {
-        part->st = td_fail(&part->err, TD_EINVAL, path,
-                           "%s: a class name must be 1 to %d "
-                           "bytes of text without NUL",
-                           path, TD_CLASS_NAME_MAX);
-        b->failed = 1;
-        return;
-    }
-    int32_t idx = td_names_add(part->names, s->label_buf, s->cap_len);
+    int named = s->cap_total > 0 && s->cap_total <= TD_CLASS_NAME_MAX && !s->cap_nul;
+    int32_t idx = named ? td_names_add(part->names, s->label_buf, s->cap_len) : -2;
     if (idx == -1) {
         td_ds_oom(s, b->path);
         return;
     }
-    if (idx == -2) {
-        part->st = td_fail(&part->err, TD_EINVAL, path,
-                           "%s: more than %d distinct class "
-                           "names",
-                           path, TD_MAX_CLASSES);
-        b->failed = 1;
+    if (idx == -2) { /* not a class name, or one too many */
+        build_fail(b,
+                   named ? td_fail(&part->err, TD_EINVAL, path,
+                                   "%s: more than %d distinct class names", path, TD_MAX_CLASSES)
+                         : td_fail(&part->err, TD_EINVAL, path,
+                                   "%s: a class name must be 1 to %d bytes of text without NUL",
+                                   path, TD_CLASS_NAME_MAX));
         return;
     }
     uint32_t bits;
@@ -253,9 +254,9 @@ void td_build_value(td_dstream *s, build *b, int L, td_json_vkind k, const num *
             b->failed = 1;
             return;
         }
-        part->st = b->shape == SH_ROWS ? td_json_fail_not_rows(b->path, k, &part->err)
-                                       : td_json_fail_not_numbers(b->path, k, &part->err);
-        b->failed = 1;
+        build_fail(b,
+                   b->shape == SH_ROWS ? td_json_fail_not_rows(b->path, k, &part->err)
+                                       : td_json_fail_not_numbers(b->path, k, &part->err));
         return;
     }
     if (!b->active) return;
@@ -287,13 +288,12 @@ void td_build_value(td_dstream *s, build *b, int L, td_json_vkind k, const num *
         }
         if (!b->failed) {
             if (b->i == 0) {
-                part->st = td_json_fail_first_not_row(b->path, k, &part->err);
+                build_fail(b, td_json_fail_first_not_row(b->path, k, &part->err));
             } else {
                 char rpath[TD_JSON_PATH_MAX];
                 td_json_index_path(rpath, b->path, b->i, -1);
-                part->st = td_json_fail_not_numbers(rpath, k, &part->err);
+                build_fail(b, td_json_fail_not_numbers(rpath, k, &part->err));
             }
-            b->failed = 1;
         }
         b->i++;
         return;
@@ -316,8 +316,7 @@ void td_build_close(td_dstream *s, build *b, int L, int is_array, uint64_t off)
     if (!b->active) return;
     if (L == 0) {
         if (!b->failed && b->i == 0) {
-            part->st = td_json_fail_empty(b->path, &part->err);
-            b->failed = 1;
+            build_fail(b, td_json_fail_empty(b->path, &part->err));
         }
         part->rows = b->i;
         return;
@@ -329,16 +328,14 @@ void td_build_close(td_dstream *s, build *b, int L, int is_array, uint64_t off)
         if (!b->failed) {
             b->C = b->j;
             if (b->C == 0) {
-                part->st = td_json_fail_first_row_empty(b->path, &part->err);
-                b->failed = 1;
+                build_fail(b, td_json_fail_first_row_empty(b->path, &part->err));
             } else {
                 build_estimate(s, b, off);
             }
         }
     } else if (b->ragged || (!b->failed && b->j != b->C)) {
-        part->st = td_json_fail_ragged(b->path, b->i, b->j, b->C, &part->err);
         b->ragged = 0;
-        b->failed = 1;
+        build_fail(b, td_json_fail_ragged(b->path, b->i, b->j, b->C, &part->err));
     }
     b->i++;
 }

@@ -36,14 +36,7 @@ td_status td_json_evaluate_input(float **X, int32_t **y, int64_t *N, char *datas
         return td_fail(err, TD_EINVAL, "dataset",
                        "give either dataset (the id of a stored "
                        "dataset) or X and y inline, not both");
-    if (ds) {
-        if (!cJSON_IsString(ds) || !ds->valuestring[0] || strlen(ds->valuestring) >= cap)
-            return td_fail(err, TD_EINVAL, "dataset",
-                           "dataset must be the id of a stored "
-                           "dataset such as \"ds_...\"");
-        snprintf(dataset, cap, "%s", ds->valuestring);
-        return TD_OK;
-    }
+    if (ds) return td_json_dataset_id(dataset, cap, ds, err);
     if (!has_x)
         return td_fail(err, TD_EINVAL, "dataset",
                        "dataset (the id of a stored dataset) or X "

@@ -167,18 +167,8 @@ static td_status set_value(td_hparams *hp, const td_hparam_def *d, const cJSON *
         return TD_OK;
     }
     case TD_HP_DOUBLE2: {
-        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-            return td_fail(err, TD_EINVAL, field, "%s must be an array of 2 numbers", field);
-        double x[2];
-        int k = 0;
-        for (const cJSON *c = v->child; c; c = c->next, k++) {
-            char ef[TD_JSON_PATH_MAX];
-            td_json_index_path(ef, field, k, -1);
-            if ((st = td_json_get_double(&x[k], c, ef, err))) return st;
-            if (!(x[k] >= d->min && x[k] < d->max))
-                return td_fail(err, TD_EINVAL, ef, "%s must be in [%g, %g), got %g", ef, d->min,
-                               d->max, x[k]);
-        }
+        double x[2], range[2] = {d->min, d->max};
+        if ((st = td_json_get_pair(x, v, 0, range, "", field, err))) return st;
         memcpy(p, x, sizeof x);
         return TD_OK;
     }

@@ -15,17 +15,12 @@ char *td_job_hparams_text(const td_hparams *hp, const void *initial_weights_cjso
     cJSON *obj = td_json_hparams_object(hp);
     if (!obj) return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "initial_weights");
-    if (initial_weights_cjson) {
-        cJSON *copy = cJSON_Duplicate(initial_weights_cjson, 1);
-        if (!copy || !cJSON_AddItemToObject(obj, "initial_weights", copy)) {
-            cJSON_Delete(copy);
-            cJSON_Delete(obj);
-            return NULL;
-        }
+    if (initial_weights_cjson &&
+        !td_json_add(obj, "initial_weights", cJSON_Duplicate(initial_weights_cjson, 1))) {
+        cJSON_Delete(obj);
+        return NULL;
     }
-    char *text = td_json_print(obj);
-    cJSON_Delete(obj);
-    return text;
+    return td_json_take(obj);
 }
 
 td_status td_job_decode_hparams(td_hparams *hp, const char *model, const char *text,
@@ -132,15 +127,7 @@ char *td_json_job(const td_job_row *r, size_t *len)
     td_sbuf_key(&b, "hyperparameters", 0);
     put_hparams(&b, r->hyperparameters);
     td_sbuf_key(&b, "error", 0);
-    if (r->error_code[0]) {
-        td_sbuf_puts(&b, "{\"code\":");
-        td_sbuf_string(&b, r->error_code);
-        td_sbuf_puts(&b, ",\"message\":");
-        td_sbuf_string(&b, r->error_message);
-        td_sbuf_puts(&b, "}");
-    } else {
-        td_sbuf_puts(&b, "null");
-    }
+    td_sbuf_error(&b, r->error_code, r->error_message);
     td_sbuf_key(&b, "restarts", 0);
     td_sbuf_int(&b, r->restarts);
     td_sbuf_key(&b, "cancel_requested", 0);

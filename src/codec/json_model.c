@@ -446,12 +446,7 @@ td_status td_json_predict_input(float **X, int64_t *N, char *dataset, size_t cap
                        "give either X (the rows) or dataset (the id "
                        "of a stored dataset), not both");
     if (!ds) return read_X(X, N, root, s, m, err);
-    if (!cJSON_IsString(ds) || !ds->valuestring[0] || strlen(ds->valuestring) >= cap)
-        return td_fail(err, TD_EINVAL, "dataset",
-                       "dataset must be the id of a stored dataset "
-                       "such as \"ds_...\"");
-    snprintf(dataset, cap, "%s", ds->valuestring);
-    return TD_OK;
+    return td_json_dataset_id(dataset, cap, ds, err);
 }
 
 /* Reads the streamed {"X": [[...]]}: *X (N, D) malloc'd; D must equal m->D. */
@@ -606,58 +601,34 @@ done:
     return st;
 }
 
-/* gmm: {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)}. */
-static td_status gmm_out(td_jout *o, const td_model *m, const float *X, int64_t N,
-                         const td_names_view *nv, td_error *err)
+/* gmm: {"labels": (N), "responsibilities": (N, M), "log_likelihood": (N)};
+ * embed_gmm: the same after "embedding": (N, E). */
+static td_status mixture_out(td_jout *o, const td_model *m, const float *X, int64_t N,
+                             const td_names_view *nv, td_error *err)
 {
-    float *resp = NULL, *ll = NULL;
-    int32_t *labels = NULL;
-    int64_t M = m->K;
+    int embed = (codec_of(m->kind)->meta & META_EMBED) != 0;
+    int64_t M = embed ? m->components : m->K, E = m->K;
+    float *emb = embed ? malloc(sizeof(float) * (size_t)(N * E + 1)) : NULL;
+    float *resp = malloc(sizeof(float) * (size_t)(N * M + 1));
+    float *ll = malloc(sizeof(float) * (size_t)(N + 1));
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)(N + 1));
     td_status st;
-    resp = malloc(sizeof(float) * (size_t)(N * M));
-    ll = malloc(sizeof(float) * (size_t)N);
-    labels = malloc(sizeof(int32_t) * (size_t)N);
-    if (!resp || !ll || !labels) {
+    if ((embed && !emb) || !resp || !ll || !labels) {
         st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
         goto done;
     }
-    if ((st = td_gmm_predict(labels, resp, ll, m, X, N, m->D, err))) goto done;
-    td_jout_text(o, "{\"labels\":");
-    put_i32(o, &labels, 1, N, 0);
-    td_jout_text(o, ",\"responsibilities\":");
-    put_f32(o, &resp, 2, N, M, 0);
-    td_jout_text(o, ",\"log_likelihood\":");
-    put_f32(o, &ll, 1, N, 0, 0);
-    td_jout_text(o, "}");
-    st = written(o, err);
-done:
-    free(resp);
-    free(ll);
-    free(labels);
-    return st;
-}
-
-/* embed_gmm: {"embedding": (N, E), "labels": (N), "responsibilities": (N, M),
- * "log_likelihood": (N)}. */
-static td_status embed_out(td_jout *o, const td_model *m, const float *X, int64_t N,
-                           const td_names_view *nv, td_error *err)
-{
-    float *emb = NULL, *resp = NULL, *ll = NULL;
-    int32_t *labels = NULL;
-    int64_t M = m->components, E = m->K;
-    td_status st;
-    emb = malloc(sizeof(float) * (size_t)(N * E + 1));
-    resp = malloc(sizeof(float) * (size_t)(N * M + 1));
-    ll = malloc(sizeof(float) * (size_t)(N + 1));
-    labels = malloc(sizeof(int32_t) * (size_t)(N + 1));
-    if (!emb || !resp || !ll || !labels) {
-        st = td_fail(err, TD_ENOMEM, "", "out of memory for %lld predictions", (long long)N);
-        goto done;
+    if (embed)
+        st = td_embed_predict(emb, labels, resp, ll, m, X, N, m->D, err);
+    else
+        st = td_gmm_predict(labels, resp, ll, m, X, N, m->D, err);
+    if (st) goto done;
+    td_jout_text(o, "{");
+    if (embed) {
+        td_jout_text(o, "\"embedding\":");
+        put_f32(o, &emb, 2, N, E, 0);
+        td_jout_text(o, ",");
     }
-    if ((st = td_embed_predict(emb, labels, resp, ll, m, X, N, m->D, err))) goto done;
-    td_jout_text(o, "{\"embedding\":");
-    put_f32(o, &emb, 2, N, E, 0);
-    td_jout_text(o, ",\"labels\":");
+    td_jout_text(o, "\"labels\":");
     put_i32(o, &labels, 1, N, 0);
     td_jout_text(o, ",\"responsibilities\":");
     put_f32(o, &resp, 2, N, M, 0);
@@ -693,8 +664,8 @@ done:
 static const model_codec codecs[TD_MODEL_COUNT] = {
     [TD_MODEL_SOFTMAX] = {softmax_json, META_NO_HIDDEN, net_out},
     [TD_MODEL_MLP] = {mlp_json, 0, net_out},
-    [TD_MODEL_GMM] = {gmm_json, META_FIT, gmm_out},
-    [TD_MODEL_EMBED_GMM] = {embed_json, META_FIT | META_EMBED, embed_out},
+    [TD_MODEL_GMM] = {gmm_json, META_FIT, mixture_out},
+    [TD_MODEL_EMBED_GMM] = {embed_json, META_FIT | META_EMBED, mixture_out},
 };
 
 static const model_codec *codec_of(td_model_kind kind)

@@ -49,6 +49,23 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
+/* An optional string member that must be a or b: *out 0 for a, 1 for b (absent or null:
+ * *out unchanged). */
+static td_status read_choice(int *out, const cJSON *root, const char *key, const char *a,
+                             const char *b, td_error *err)
+{
+    const cJSON *v = member(root, key);
+    const char *s;
+    if (!v) return TD_OK;
+    td_status st = td_json_get_string(&s, v, key, err);
+    if (st) return st;
+    if (strcmp(s, a) != 0 && strcmp(s, b) != 0)
+        return td_fail(err, TD_EINVAL, key, "%s must be \"%s\" or \"%s\", got \"%.64s\"", key, a, b,
+                       s);
+    *out = strcmp(s, b) == 0;
+    return TD_OK;
+}
+
 /* One entry of "search": a non-empty list, or one distribution {"kind": [a, b]}. */
 static td_status read_dim(td_search_dim *d, const cJSON *v, td_error *err)
 {
@@ -86,22 +103,10 @@ static td_status read_dim(td_search_dim *d, const cJSON *v, td_error *err)
         : strcmp(v->child->string, "log_uniform") == 0 ? TD_SEARCH_LOG_UNIFORM
                                                        : TD_SEARCH_INT_UNIFORM;
     const cJSON *ab = v->child;
-    if (!cJSON_IsArray(ab) || cJSON_GetArraySize(ab) != 2)
-        return td_fail(err, TD_EINVAL, dfield, "%s must be an array of 2 numbers [a, b]", dfield);
     double x[2];
-    int k = 0;
-    for (const cJSON *c = ab->child; c; c = c->next, k++) {
-        char ef[TD_JSON_PATH_MAX];
-        td_json_index_path(ef, dfield, k, -1);
-        if (d->kind == TD_SEARCH_INT_UNIFORM) {
-            int64_t i;
-            if ((st = td_json_get_int(&i, c, -(INT64_C(1) << 53), INT64_C(1) << 53, ef, err)))
-                return st;
-            x[k] = (double)i;
-        } else if ((st = td_json_get_double(&x[k], c, ef, err))) {
-            return st;
-        }
-    }
+    if ((st = td_json_get_pair(x, ab, d->kind == TD_SEARCH_INT_UNIFORM, NULL, " [a, b]", dfield,
+                               err)))
+        return st;
     if (d->kind == TD_SEARCH_LOG_UNIFORM && !(x[0] > 0 && x[1] > 0))
         return td_fail(err, TD_EINVAL, dfield, "%s: bounds must be > 0, got [%g, %g]", dfield, x[0],
                        x[1]);
@@ -168,15 +173,8 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
         return td_fail(err, TD_EINVAL, "hyperparameters",
                        "hyperparameters must be an object "
                        "of name: value");
-    const char *method = "grid";
-    if ((v = member(root, "method")) && (st = td_json_get_string(&method, v, "method", err)))
-        return st;
-    if (strcmp(method, "grid") != 0 && strcmp(method, "random") != 0)
-        return td_fail(err, TD_EINVAL, "method",
-                       "method must be \"grid\" or \"random\", got "
-                       "\"%.64s\"",
-                       method);
-    r->random = method[0] == 'r';
+    r->random = 0;
+    if ((st = read_choice(&r->random, root, "method", "grid", "random", err))) return st;
     const cJSON *search = member(root, "search");
     if (!cJSON_IsObject(search) || !search->child)
         return td_fail(err, TD_EINVAL, "search",
@@ -236,15 +234,7 @@ static td_status sweep_from(td_sweep_request *r, td_error *err)
     if ((v = member(root, "metric")) && (st = td_json_get_string(&r->metric, v, "metric", err)))
         return st;
     r->mode = -1;
-    if ((v = member(root, "mode"))) {
-        if ((st = td_json_get_string(&s, v, "mode", err))) return st;
-        if (strcmp(s, "min") != 0 && strcmp(s, "max") != 0)
-            return td_fail(err, TD_EINVAL, "mode",
-                           "mode must be \"min\" or \"max\", got "
-                           "\"%.64s\"",
-                           s);
-        r->mode = s[1] == 'a';
-    }
+    if ((st = read_choice(&r->mode, root, "mode", "min", "max", err))) return st;
     if ((v = member(root, "schedule"))) return read_schedule(r, v, err);
     return TD_OK;
 }
@@ -477,15 +467,7 @@ char *td_json_sweep(const td_sweep_row *s, const td_sweep_trial *t, int n, int w
     td_sbuf_key(&b, "cancel_requested", 0);
     td_sbuf_puts(&b, s->cancel_requested ? "true" : "false");
     td_sbuf_key(&b, "error", 0);
-    if (s->error_code[0]) {
-        td_sbuf_puts(&b, "{\"code\":");
-        td_sbuf_string(&b, s->error_code);
-        td_sbuf_puts(&b, ",\"message\":");
-        td_sbuf_string(&b, s->error_message);
-        td_sbuf_puts(&b, "}");
-    } else {
-        td_sbuf_puts(&b, "null");
-    }
+    td_sbuf_error(&b, s->error_code, s->error_message);
     int best = td_sweep_best(t, n, s->maximize);
     td_sbuf_key(&b, "best", 0);
     if (best >= 0)

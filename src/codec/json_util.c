@@ -464,6 +464,31 @@ td_status td_json_fail_not_string(const char *path, td_json_vkind k, td_error *e
     return td_fail(err, TD_EINVAL, path, "%s must be a string, got %s", path, td_json_kind_name(k));
 }
 
+td_status td_json_get_pair(double x[2], const cJSON *v, int integral, const double *range,
+                           const char *hint, const char *path, td_error *err)
+{
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+        return td_fail(err, TD_EINVAL, path, "%s must be an array of 2 numbers%s", path, hint);
+    int k = 0;
+    for (const cJSON *c = v->child; c; c = c->next, k++) {
+        char ef[TD_JSON_PATH_MAX];
+        td_json_index_path(ef, path, k, -1);
+        td_status st;
+        if (integral) {
+            int64_t i;
+            if ((st = td_json_get_int(&i, c, -(INT64_C(1) << 53), INT64_C(1) << 53, ef, err)))
+                return st;
+            x[k] = (double)i;
+        } else if ((st = td_json_get_double(&x[k], c, ef, err))) {
+            return st;
+        }
+        if (range && !(x[k] >= range[0] && x[k] < range[1]))
+            return td_fail(err, TD_EINVAL, ef, "%s must be in [%g, %g), got %g", ef, range[0],
+                           range[1], x[k]);
+    }
+    return TD_OK;
+}
+
 td_status td_json_get_string(const char **out, const cJSON *v, const char *path, td_error *err)
 {
     if (!cJSON_IsString(v) || !v->valuestring || marker_of(v))
@@ -471,6 +496,15 @@ td_status td_json_get_string(const char **out, const cJSON *v, const char *path,
     if (!td_utf8_valid(v->valuestring, strlen(v->valuestring)))
         return td_fail(err, TD_EINVAL, path, "%s must be UTF-8 text without NUL characters", path);
     *out = v->valuestring;
+    return TD_OK;
+}
+
+td_status td_json_dataset_id(char *dataset, size_t cap, const cJSON *v, td_error *err)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= cap)
+        return td_fail(err, TD_EINVAL, "dataset",
+                       "dataset must be the id of a stored dataset such as \"ds_...\"");
+    snprintf(dataset, cap, "%s", v->valuestring);
     return TD_OK;
 }
 
@@ -911,6 +945,22 @@ char *td_json_print(const cJSON *item)
     return td_sbuf_finish(&b, NULL);
 }
 
+char *td_json_take(cJSON *item)
+{
+    char *text = td_json_print(item);
+    cJSON_Delete(item);
+    return text;
+}
+
+int td_json_add(cJSON *parent, const char *key, cJSON *item)
+{
+    if (item &&
+        (key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item)))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
 void td_sbuf_string(td_sbuf *b, const char *s)
 {
     if (!s) {
@@ -944,45 +994,53 @@ void td_sbuf_key(td_sbuf *b, const char *key, int first)
     td_sbuf_put(b, ":", 1);
 }
 
+/* [...] of n values, or with rows >= 0 a (rows, n) matrix [[...],[...]] (one row a level
+ * down); the values are f when it is given, else v. */
+static void put_numbers(td_sbuf *b, const float *f, const int32_t *v, int64_t rows, int64_t n)
+{
+    td_sbuf_put(b, "[", 1);
+    for (int64_t i = 0; i < (rows < 0 ? n : rows); i++) {
+        if (i) td_sbuf_put(b, ",", 1);
+        if (rows >= 0)
+            put_numbers(b, f ? f + i * n : NULL, v ? v + i * n : NULL, -1, n);
+        else if (f)
+            td_sbuf_float(b, f[i]);
+        else
+            put_int(b, v[i]);
+    }
+    td_sbuf_put(b, "]", 1);
+}
+
 void td_sbuf_floats(td_sbuf *b, const float *v, int64_t n)
 {
     td_sbuf_reserve(b, (size_t)n * 12 + 2);
-    td_sbuf_put(b, "[", 1);
-    for (int64_t i = 0; i < n; i++) {
-        if (i) td_sbuf_put(b, ",", 1);
-        td_sbuf_float(b, v[i]);
-    }
-    td_sbuf_put(b, "]", 1);
+    put_numbers(b, v, NULL, -1, n);
 }
 
-void td_sbuf_ints(td_sbuf *b, const int32_t *v, int64_t n)
-{
-    td_sbuf_put(b, "[", 1);
-    for (int64_t i = 0; i < n; i++) {
-        if (i) td_sbuf_put(b, ",", 1);
-        put_int(b, v[i]);
-    }
-    td_sbuf_put(b, "]", 1);
-}
+void td_sbuf_ints(td_sbuf *b, const int32_t *v, int64_t n) { put_numbers(b, NULL, v, -1, n); }
 
 void td_sbuf_matrix_f32(td_sbuf *b, const float *v, int64_t rows, int64_t cols)
 {
-    td_sbuf_put(b, "[", 1);
-    for (int64_t i = 0; i < rows; i++) {
-        if (i) td_sbuf_put(b, ",", 1);
-        td_sbuf_floats(b, v + i * cols, cols);
-    }
-    td_sbuf_put(b, "]", 1);
+    td_sbuf_reserve(b, (size_t)(rows * (cols * 12 + 3)) + 2);
+    put_numbers(b, v, NULL, rows, cols);
 }
 
 void td_sbuf_matrix_i32(td_sbuf *b, const int32_t *v, int64_t rows, int64_t cols)
 {
-    td_sbuf_put(b, "[", 1);
-    for (int64_t i = 0; i < rows; i++) {
-        if (i) td_sbuf_put(b, ",", 1);
-        td_sbuf_ints(b, v + i * cols, cols);
+    put_numbers(b, NULL, v, rows, cols);
+}
+
+void td_sbuf_error(td_sbuf *b, const char *code, const char *message)
+{
+    if (!code[0]) {
+        td_sbuf_puts(b, "null");
+        return;
     }
-    td_sbuf_put(b, "]", 1);
+    td_sbuf_puts(b, "{\"code\":");
+    td_sbuf_string(b, code);
+    td_sbuf_puts(b, ",\"message\":");
+    td_sbuf_string(b, message);
+    td_sbuf_puts(b, "}");
 }
 
 char *td_sbuf_finish(td_sbuf *b, size_t *len)

@@ -100,8 +100,15 @@ td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi, 
                           td_error *err);
 /* true or false only. */
 td_status td_json_get_bool(int *out, const cJSON *v, const char *path, td_error *err);
+/* An array of exactly 2 numbers into x: with integral, integers in [-2^53, 2^53]; with range,
+ * each in [range[0], range[1]). hint follows "must be an array of 2 numbers" in the error. */
+td_status td_json_get_pair(double x[2], const cJSON *v, int integral, const double *range,
+                           const char *hint, const char *path, td_error *err);
 /* A string; *out borrows the tree's storage. */
 td_status td_json_get_string(const char **out, const cJSON *v, const char *path, td_error *err);
+/* The "dataset" member of a body that names a stored dataset: copied into dataset (cap
+ * bytes, NUL-terminated). */
+td_status td_json_dataset_id(char *dataset, size_t cap, const cJSON *v, td_error *err);
 
 /* ---- arrays ----------------------------------------------------------------------- */
 
@@ -227,6 +234,11 @@ int td_column_is_bool(const char *column);
 /* cJSON_PrintUnformatted with every number in td_sbuf_double's shortest form (cJSON's own
  * printer falls back from %.15g straight to %.17g); NULL when out of memory. */
 char *td_json_print(const cJSON *item);
+/* td_json_print, then item is deleted (NULL gives NULL). */
+char *td_json_take(cJSON *item);
+/* Adds item to the object parent as key, or with key NULL to the array parent; item is
+ * owned: deleted when it cannot be added. 0 when item is NULL or the add fails. */
+int td_json_add(cJSON *parent, const char *key, cJSON *item);
 void td_sbuf_int(td_sbuf *b, int64_t v);
 /* A JSON string literal (quoted, escaped); NULL writes null. */
 void td_sbuf_string(td_sbuf *b, const char *s);
@@ -237,6 +249,9 @@ void td_sbuf_floats(td_sbuf *b, const float *v, int64_t n);
 void td_sbuf_ints(td_sbuf *b, const int32_t *v, int64_t n);
 void td_sbuf_matrix_f32(td_sbuf *b, const float *v, int64_t rows, int64_t cols);
 void td_sbuf_matrix_i32(td_sbuf *b, const int32_t *v, int64_t rows, int64_t cols);
+/* A job's or sweep's error member: {"code": code, "message": message}, or null when code
+ * is "". */
+void td_sbuf_error(td_sbuf *b, const char *code, const char *message);
 /* Hands back the NUL-terminated string (caller frees) and its length (len may be NULL);
  * NULL after an allocation failure (the buffer is freed either way). */
 char *td_sbuf_finish(td_sbuf *b, size_t *len);

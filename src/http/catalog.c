@@ -99,11 +99,7 @@ static cJSON *model_json(td_model_kind m)
     for (size_t i = 0; i < td_hparam_ndefs; i++) {
         const td_hparam_def *d = &td_hparam_defs[i];
         if (!(d->models & TD_MODEL_BIT(m))) continue;
-        cJSON *e = entry_json(d, defaults);
-        if (!e || !cJSON_AddItemToArray(list, e)) {
-            cJSON_Delete(e);
-            goto nomem;
-        }
+        if (!td_json_add(list, NULL, entry_json(d, defaults))) goto nomem;
     }
     cJSON_Delete(defaults);
     return o;
@@ -121,16 +117,12 @@ char *td_json_model_catalog(void)
         return NULL;
     }
     for (int m = 0; m < TD_MODEL_COUNT; m++) {
-        cJSON *o = model_json((td_model_kind)m);
-        if (!o || !cJSON_AddItemToArray(models, o)) {
-            cJSON_Delete(o);
+        if (!td_json_add(models, NULL, model_json((td_model_kind)m))) {
             cJSON_Delete(root);
             return NULL;
         }
     }
-    char *text = td_json_print(root);
-    cJSON_Delete(root);
-    return text;
+    return td_json_take(root);
 }
 
 /* A catalogue value as Markdown table text: numbers shortest, lists as JSON, strings bare;
