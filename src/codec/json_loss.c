@@ -22,10 +22,16 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* A request as read: the small members as a cJSON object, the arrays in the stream. */
+/* A request as read: the small members as a cJSON object, the arrays in the stream; and
+ * the arrays of its evaluation, owned here and freed by td_json_loss_finish once the loss
+ * has run (one handed over to the answer is set NULL). x: logits / probabilities / a;
+ * x2: the probability targets / b; w: class_weights; y: class indices / similar;
+ * per: per_sample; grad: the gradient; expected: expected_index. */
 typedef struct lreq {
     const cJSON *obj;
     td_dstream *s;
+    float *x, *x2, *w, *per, *grad, *expected;
+    int32_t *y;
 } lreq;
 
 /* A required array member (absent or null: the error). */
@@ -70,20 +76,47 @@ static td_status shape_mismatch(const char *name, int64_t r, int64_t c, const ch
                    name, (long long)r, (long long)c, (long long)R, (long long)C, ref);
 }
 
-static td_status written(const td_jout *o, td_error *err)
+/* Closes the answer object. */
+static td_status written(td_jout *o, td_error *err)
 {
+    td_jout_text(o, "}");
     return td_jout_failed(o) ? td_fail(err, TD_ENOMEM, "", "out of memory writing the result")
                              : TD_OK;
 }
 
-/* Hands v (n) or v (r, c) over to the answer. */
-static void put_vector(td_jout *o, float **v, int64_t n)
+/* A number, or null where it is not defined. */
+static void put_number(td_jout *o, double v, int defined)
 {
-    int64_t dims[1] = {n};
-    td_jout_f32(o, *v, 1, dims);
-    *v = NULL;
+    if (defined)
+        td_jout_double(o, v);
+    else
+        td_jout_text(o, "null");
 }
 
+/* Opens the answer: {"loss": loss and, with per, "per_sample": per (n), handed over. */
+static void put_loss(td_jout *o, double loss, int defined, float **per, int64_t n)
+{
+    td_jout_text(o, "{\"loss\":");
+    put_number(o, loss, defined);
+    if (!per) return;
+    td_jout_text(o, ",\"per_sample\":");
+    int64_t dims[1] = {n};
+    td_jout_f32(o, *per, 1, dims);
+    *per = NULL;
+}
+
+/* Makes the output arrays of q of per, grad and expected floats (-1: not made). */
+static td_status alloc_outputs(lreq *q, int64_t per, int64_t grad, int64_t expected, td_error *err)
+{
+    const int64_t n[3] = {per, grad, expected};
+    float **a[3] = {&q->per, &q->grad, &q->expected};
+    for (int i = 0; i < 3; i++)
+        if (n[i] >= 0 && !(*a[i] = malloc(sizeof(float) * (size_t)n[i])))
+            return td_fail(err, TD_ENOMEM, "", "out of memory");
+    return TD_OK;
+}
+
+/* Hands v (r, c) over to the answer. */
 static void put_matrix(td_jout *o, float **v, int64_t r, int64_t c)
 {
     int64_t dims[2] = {r, c};
@@ -144,55 +177,45 @@ static void contrastive_fill_b(void *ctx, int64_t r0, int64_t n, float *out)
 
 /* ---- cross_entropy ---------------------------------------------------------------- */
 
-static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
+static td_status eval_ce(lreq *q, td_jout *out, td_error *err)
 {
     const cJSON *req = q->obj;
-    float *logits = NULL, *Y = NULL, *w = NULL, *per = NULL;
-    int32_t *y = NULL;
     int64_t N, K;
     td_jarray *lv, *tv;
     td_status st;
     if ((st = required(&lv, q, "logits", "an (N, K) array of rows", err)) ||
         (st = required(&tv, q, "target", "class indices (N) or probabilities (N, K)", err)) ||
-        (st = td_jarray_matrix_f32(&logits, &N, &K, lv, 0, "logits", err)))
-        goto done;
+        (st = td_jarray_matrix_f32(&q->x, &N, &K, lv, 0, "logits", err)))
+        return st;
     td_ce_opts o = td_ce_opts_default();
     int probs = td_jarray_rows(tv);
     if (probs) {
         int64_t r, c;
-        if ((st = td_jarray_matrix_f32(&Y, &r, &c, tv, TD_JSON_NONNEG, "target", err))) goto done;
-        if (r != N || c != K) {
-            st = shape_mismatch("target", r, c, "logits", N, K, err);
-            goto done;
-        }
+        if ((st = td_jarray_matrix_f32(&q->x2, &r, &c, tv, TD_JSON_NONNEG, "target", err)))
+            return st;
+        if (r != N || c != K) return shape_mismatch("target", r, c, "logits", N, K, err);
     } else {
         int64_t n;
-        if ((st = td_jarray_vector_i32(&y, &n, tv, INT32_MIN, INT32_MAX, 0, "target", err)))
-            goto done;
-        if (n != N) {
-            st = td_fail(err, TD_EINVAL, "target",
-                         "target has %lld entries, logits have %lld "
-                         "rows",
-                         (long long)n, (long long)N);
-            goto done;
-        }
+        if ((st = td_jarray_vector_i32(&q->y, &n, tv, INT32_MIN, INT32_MAX, 0, "target", err)))
+            return st;
+        if (n != N)
+            return td_fail(err, TD_EINVAL, "target",
+                           "target has %lld entries, logits have %lld rows", (long long)n,
+                           (long long)N);
     }
     if ((st = opt_ignore_index(&o.ignore_index, req, err)) ||
         (st = opt_double(&o.label_smoothing, req, "label_smoothing", 0.0, 0.0, 1.0, err)))
-        goto done;
+        return st;
     td_jarray *wv = td_dstream_array(q->s, "class_weights");
     if (wv) {
         int64_t n;
-        if ((st = td_jarray_vector_f32(&w, &n, wv, TD_JSON_NONNEG, "class_weights", err)))
-            goto done;
-        if (n != K) {
-            st = td_fail(err, TD_EINVAL, "class_weights",
-                         "class_weights has %lld entries, "
-                         "logits have %lld classes",
-                         (long long)n, (long long)K);
-            goto done;
-        }
-        o.class_weights = w;
+        if ((st = td_jarray_vector_f32(&q->w, &n, wv, TD_JSON_NONNEG, "class_weights", err)))
+            return st;
+        if (n != K)
+            return td_fail(err, TD_EINVAL, "class_weights",
+                           "class_weights has %lld entries, logits have %lld classes", (long long)n,
+                           (long long)K);
+        o.class_weights = q->w;
     }
     const cJSON *rv = member(req, "reduction");
     if (rv) {
@@ -201,205 +224,126 @@ static td_status eval_ce(const lreq *q, td_jout *out, td_error *err)
             o.reduction = TD_REDUCTION_MEAN;
         else if (strcmp(s, "sum") == 0)
             o.reduction = TD_REDUCTION_SUM;
-        else {
-            st = td_fail(err, TD_EINVAL, "reduction", "reduction must be \"mean\" or \"sum\"");
-            goto done;
-        }
+        else
+            return td_fail(err, TD_EINVAL, "reduction", "reduction must be \"mean\" or \"sum\"");
     }
-    per = malloc(sizeof(float) * (size_t)N);
-    grad_src *g = calloc(1, sizeof *g);
-    if (!per || !g) {
-        free(g);
-        st = td_fail(err, TD_ENOMEM, "", "out of memory");
-        goto done;
-    }
+    if ((st = alloc_outputs(q, N, -1, -1, err))) return st;
     double loss, denom = 1.0;
     int defined = 1;
     if (probs) {
-        st = td_ce_probs(&loss, per, NULL, logits, Y, N, K, &o, err);
+        st = td_ce_probs(&loss, q->per, NULL, q->x, q->x2, N, K, &o, err);
         if (o.reduction == TD_REDUCTION_MEAN && N > 0) denom = (double)N;
     } else {
-        st = td_ce_index(&loss, &defined, per, NULL, logits, y, N, K, &o, err);
-        if (o.reduction == TD_REDUCTION_MEAN) denom = td_ce_index_denom(y, N, &o);
+        st = td_ce_index(&loss, &defined, q->per, NULL, q->x, q->y, N, K, &o, err);
+        if (o.reduction == TD_REDUCTION_MEAN) denom = td_ce_index_denom(q->y, N, &o);
     }
-    if (st) {
-        free(g);
-        goto done;
-    }
-    *g = (grad_src){.x = logits,
-                    .x2 = Y,
-                    .w = w,
-                    .y = y,
+    if (st) return st;
+    grad_src *g = calloc(1, sizeof *g);
+    if (!g) return td_fail(err, TD_ENOMEM, "", "out of memory");
+    *g = (grad_src){.x = q->x,
+                    .x2 = q->x2,
+                    .w = q->w,
+                    .y = q->y,
                     .cols = K,
                     .o = o,
                     .scale = defined ? (float)(1.0 / denom) : 0.0f};
-    logits = Y = w = NULL, y = NULL;
-    td_jout_text(out, "{\"loss\":");
-    if (defined)
-        td_jout_double(out, loss);
-    else
-        td_jout_text(out, "null");
-    td_jout_text(out, ",\"per_sample\":");
-    put_vector(out, &per, N);
+    q->x = q->x2 = q->w = NULL, q->y = NULL;
+    put_loss(out, loss, defined, &q->per, N);
     td_jout_text(out, ",\"grad\":");
     td_jout_f32_rows(out, N, K, ce_fill, g, grad_src_free);
-    td_jout_text(out, "}");
-    st = written(out, err);
-done:
-    free(logits);
-    free(Y);
-    free(y);
-    free(w);
-    free(per);
-    return st;
+    return written(out, err);
 }
 
 /* ---- categorical_crossentropy ----------------------------------------------------- */
 
-static td_status eval_cce(const lreq *q, td_jout *out, td_error *err)
+static td_status eval_cce(lreq *q, td_jout *out, td_error *err)
 {
-    const cJSON *req = q->obj;
-    float *p = NULL, *t = NULL, *per = NULL, *grad = NULL;
     int64_t N, K, r, c;
     td_jarray *pv, *tv;
     double eps, loss;
     td_status st;
     if ((st = required(&pv, q, "probabilities", "an (N, K) array of rows", err)) ||
         (st = required(&tv, q, "target", "an (N, K) array of rows", err)) ||
-        (st = td_jarray_matrix_f32(&p, &N, &K, pv, TD_JSON_NONNEG, "probabilities", err)) ||
-        (st = td_jarray_matrix_f32(&t, &r, &c, tv, 0, "target", err)))
-        goto done;
-    if (r != N || c != K) {
-        st = shape_mismatch("target", r, c, "probabilities", N, K, err);
-        goto done;
-    }
-    if ((st = opt_double(&eps, req, "epsilon", 1e-7, 0.0, 1.0, err))) goto done;
-    per = malloc(sizeof(float) * (size_t)N);
-    grad = malloc(sizeof(float) * (size_t)(N * K));
-    if (!per || !grad) {
-        st = td_fail(err, TD_ENOMEM, "", "out of memory");
-        goto done;
-    }
-    if ((st = td_categorical_ce(&loss, per, grad, p, t, N, K, eps, err))) goto done;
-    td_jout_text(out, "{\"loss\":");
-    td_jout_double(out, loss);
-    td_jout_text(out, ",\"per_sample\":");
-    put_vector(out, &per, N);
+        (st = td_jarray_matrix_f32(&q->x, &N, &K, pv, TD_JSON_NONNEG, "probabilities", err)) ||
+        (st = td_jarray_matrix_f32(&q->x2, &r, &c, tv, 0, "target", err)))
+        return st;
+    if (r != N || c != K) return shape_mismatch("target", r, c, "probabilities", N, K, err);
+    if ((st = opt_double(&eps, q->obj, "epsilon", 1e-7, 0.0, 1.0, err)) ||
+        (st = alloc_outputs(q, N, N * K, -1, err)) ||
+        (st = td_categorical_ce(&loss, q->per, q->grad, q->x, q->x2, N, K, eps, err)))
+        return st;
+    put_loss(out, loss, 1, &q->per, N);
     td_jout_text(out, ",\"grad\":");
-    put_matrix(out, &grad, N, K);
-    td_jout_text(out, "}");
-    st = written(out, err);
-done:
-    free(p);
-    free(t);
-    free(per);
-    free(grad);
-    return st;
+    put_matrix(out, &q->grad, N, K);
+    return written(out, err);
 }
 
 /* ---- grouped_cross_entropy -------------------------------------------------------- */
 
-static td_status eval_grouped(const lreq *q, td_jout *out, td_error *err)
+static td_status eval_grouped(lreq *q, td_jout *out, td_error *err)
 {
     static const char *const mono_keys[] = {"weight", "margin", NULL};
     const cJSON *req = q->obj;
-    float *logits = NULL, *expected = NULL, *grad = NULL;
-    int32_t *y = NULL;
     int64_t N, K, r, G;
     int grouped;
     td_jarray *lv, *tv;
     td_status st;
     if ((st = required(&lv, q, "logits", "an (N, G*S) array of rows", err)) ||
         (st = required(&tv, q, "target", "an (N, G) array of class indices", err)) ||
-        (st = td_jarray_matrix_f32(&logits, &N, &K, lv, 0, "logits", err)) ||
-        (st = td_jarray_labels_i32(&y, &r, &G, &grouped, tv, "target", err)))
-        goto done;
-    if (r != N) {
-        st = td_fail(err, TD_EINVAL, "target", "target has %lld rows, logits have %lld",
-                     (long long)r, (long long)N);
-        goto done;
-    }
+        (st = td_jarray_matrix_f32(&q->x, &N, &K, lv, 0, "logits", err)) ||
+        (st = td_jarray_labels_i32(&q->y, &r, &G, &grouped, tv, "target", err)))
+        return st;
+    if (r != N)
+        return td_fail(err, TD_EINVAL, "target", "target has %lld rows, logits have %lld",
+                       (long long)r, (long long)N);
     const cJSON *gv = member(req, "groups");
     if (gv) {
         int64_t g;
-        if ((st = td_json_get_int(&g, gv, 1, TD_MAX_CLASSES, "groups", err))) goto done;
-        if (g != G) {
-            st = td_fail(err, TD_EINVAL, "groups",
-                         "groups is %lld but target has %lld "
-                         "column%s",
-                         (long long)g, (long long)G, G == 1 ? "" : "s");
-            goto done;
-        }
+        if ((st = td_json_get_int(&g, gv, 1, TD_MAX_CLASSES, "groups", err))) return st;
+        if (g != G)
+            return td_fail(err, TD_EINVAL, "groups", "groups is %lld but target has %lld column%s",
+                           (long long)g, (long long)G, G == 1 ? "" : "s");
     }
-    if (K % G) {
-        st = td_fail(err, TD_EINVAL, "logits",
-                     "logits have %lld columns, not a multiple of "
-                     "groups (%lld)",
-                     (long long)K, (long long)G);
-        goto done;
-    }
+    if (K % G)
+        return td_fail(err, TD_EINVAL, "logits",
+                       "logits have %lld columns, not a multiple of groups (%lld)", (long long)K,
+                       (long long)G);
     int32_t ignore;
     double weight = 0.0, margin = 0.0;
-    if ((st = opt_ignore_index(&ignore, req, err))) goto done;
+    if ((st = opt_ignore_index(&ignore, req, err))) return st;
     const cJSON *mv = member(req, "monotone");
     if (mv) {
-        if ((st = td_json_check_keys(mv, "monotone", "monotone", mono_keys, err))) goto done;
+        if ((st = td_json_check_keys(mv, "monotone", "monotone", mono_keys, err))) return st;
         const cJSON *wv = member(mv, "weight"), *mg = member(mv, "margin");
-        if (wv && (st = td_json_get_double(&weight, wv, "monotone.weight", err))) goto done;
-        if (mg && (st = td_json_get_double(&margin, mg, "monotone.margin", err))) goto done;
-        if (weight < 0) {
-            st = td_fail(err, TD_EINVAL, "monotone.weight",
-                         "monotone.weight must be >= 0, "
-                         "got %g",
-                         weight);
-            goto done;
-        }
-    }
-    expected = malloc(sizeof(float) * (size_t)(N * G));
-    grad = malloc(sizeof(float) * (size_t)(N * K));
-    if (!expected || !grad) {
-        st = td_fail(err, TD_ENOMEM, "", "out of memory");
-        goto done;
+        if (wv && (st = td_json_get_double(&weight, wv, "monotone.weight", err))) return st;
+        if (mg && (st = td_json_get_double(&margin, mg, "monotone.margin", err))) return st;
+        if (weight < 0)
+            return td_fail(err, TD_EINVAL, "monotone.weight",
+                           "monotone.weight must be >= 0, got %g", weight);
     }
     td_grouped_loss res;
-    if ((st =
-             td_grouped(&res, expected, grad, logits, y, N, G, K / G, ignore, weight, margin, err)))
-        goto done;
-    td_jout_text(out, "{\"loss\":");
-    if (res.defined)
-        td_jout_double(out, res.loss);
-    else
-        td_jout_text(out, "null");
+    if ((st = alloc_outputs(q, -1, N * K, N * G, err)) ||
+        (st = td_grouped(&res, q->expected, q->grad, q->x, q->y, N, G, K / G, ignore, weight,
+                         margin, err)))
+        return st;
+    put_loss(out, res.loss, res.defined, NULL, 0);
     td_jout_text(out, ",\"cross_entropy\":");
-    if (res.defined)
-        td_jout_double(out, res.cross_entropy);
-    else
-        td_jout_text(out, "null");
+    put_number(out, res.cross_entropy, res.defined);
     td_jout_text(out, ",\"penalty\":");
     td_jout_double(out, res.penalty);
     td_jout_text(out, ",\"violation_rate\":");
     td_jout_double(out, res.violation_rate);
     td_jout_text(out, ",\"expected_index\":");
-    put_matrix(out, &expected, N, G);
+    put_matrix(out, &q->expected, N, G);
     td_jout_text(out, ",\"grad\":");
-    put_matrix(out, &grad, N, K);
-    td_jout_text(out, "}");
-    st = written(out, err);
-done:
-    free(logits);
-    free(y);
-    free(expected);
-    free(grad);
-    return st;
+    put_matrix(out, &q->grad, N, K);
+    return written(out, err);
 }
 
 /* ---- contrastive ------------------------------------------------------------------ */
 
-static td_status eval_contrastive(const lreq *q, td_jout *out, td_error *err)
+static td_status eval_contrastive(lreq *q, td_jout *out, td_error *err)
 {
-    const cJSON *req = q->obj;
-    float *a = NULL, *bb = NULL, *per = NULL;
-    int32_t *s = NULL;
     int64_t P, E, r, c, n;
     td_jarray *av, *bv, *sv;
     double margin, loss;
@@ -407,55 +351,34 @@ static td_status eval_contrastive(const lreq *q, td_jout *out, td_error *err)
     if ((st = required(&av, q, "a", "the first embeddings of each pair (P, E)", err)) ||
         (st = required(&bv, q, "b", "the second embeddings of each pair (P, E)", err)) ||
         (st = required(&sv, q, "similar", "1 (similar) or 0 for each pair (P)", err)) ||
-        (st = td_jarray_matrix_f32(&a, &P, &E, av, 0, "a", err)) ||
-        (st = td_jarray_matrix_f32(&bb, &r, &c, bv, 0, "b", err)))
-        goto done;
-    if (r != P || c != E) {
-        st = shape_mismatch("b", r, c, "a", P, E, err);
-        goto done;
-    }
-    if ((st = td_jarray_vector_i32(&s, &n, sv, 0, 1, TD_JSON_BOOLS, "similar", err))) goto done;
-    if (n != P) {
-        st = td_fail(err, TD_EINVAL, "similar", "similar has %lld entries, a has %lld rows",
-                     (long long)n, (long long)P);
-        goto done;
-    }
-    if ((st = opt_double(&margin, req, "margin", 1.0, 0.0, 1e30, err))) goto done;
-    per = malloc(sizeof(float) * (size_t)P);
+        (st = td_jarray_matrix_f32(&q->x, &P, &E, av, 0, "a", err)) ||
+        (st = td_jarray_matrix_f32(&q->x2, &r, &c, bv, 0, "b", err)))
+        return st;
+    if (r != P || c != E) return shape_mismatch("b", r, c, "a", P, E, err);
+    if ((st = td_jarray_vector_i32(&q->y, &n, sv, 0, 1, TD_JSON_BOOLS, "similar", err))) return st;
+    if (n != P)
+        return td_fail(err, TD_EINVAL, "similar", "similar has %lld entries, a has %lld rows",
+                       (long long)n, (long long)P);
+    if ((st = opt_double(&margin, q->obj, "margin", 1.0, 0.0, 1e30, err)) ||
+        (st = alloc_outputs(q, P, -1, -1, err)) ||
+        (st = td_contrastive(&loss, q->per, NULL, NULL, q->x, q->x2, q->y, P, E, margin, err)))
+        return st;
     grad_src *g = calloc(1, sizeof *g);
-    if (!per || !g) {
-        free(g);
-        st = td_fail(err, TD_ENOMEM, "", "out of memory");
-        goto done;
-    }
-    if ((st = td_contrastive(&loss, per, NULL, NULL, a, bb, s, P, E, margin, err))) {
-        free(g);
-        goto done;
-    }
-    *g = (grad_src){.x = a,
-                    .x2 = bb,
-                    .y = s,
+    if (!g) return td_fail(err, TD_ENOMEM, "", "out of memory");
+    *g = (grad_src){.x = q->x,
+                    .x2 = q->x2,
+                    .y = q->y,
                     .cols = E,
                     .margin = margin,
                     .scale = (float)(1.0 / (P > 0 ? (double)P : 1.0))};
-    a = bb = NULL, s = NULL;
-    td_jout_text(out, "{\"loss\":");
-    td_jout_double(out, loss);
-    td_jout_text(out, ",\"per_sample\":");
-    put_vector(out, &per, P);
+    q->x = q->x2 = NULL, q->y = NULL;
+    put_loss(out, loss, 1, &q->per, P);
     td_jout_text(out, ",\"grad_a\":");
     td_jout_f32_rows(out, P, E, contrastive_fill_a, g, NULL);
     td_jout_text(out, ",\"grad_b\":");
     td_jout_f32_rows(out, P, E, contrastive_fill_b, g, grad_src_free); /* frees g, also
                                                                           when it fails */
-    td_jout_text(out, "}");
-    st = written(out, err);
-done:
-    free(a);
-    free(bb);
-    free(s);
-    free(per);
-    return st;
+    return written(out, err);
 }
 
 /* ---- dispatch --------------------------------------------------------------------- */
@@ -463,7 +386,7 @@ done:
 typedef struct loss_entry {
     const char *name;
     const char *const *keys;
-    td_status (*eval)(const lreq *q, td_jout *out, td_error *err);
+    td_status (*eval)(lreq *q, td_jout *out, td_error *err);
 } loss_entry;
 
 static const char *const ce_keys[] = {
@@ -534,8 +457,11 @@ td_status td_json_loss_finish(td_dstream *s, td_jout **out, td_error *err)
     if (st) return st;
     td_jout *o = td_jout_new();
     if (!o) return td_fail(err, TD_ENOMEM, "", "out of memory writing the result");
-    lreq q = {req, s};
-    if ((st = e->eval(&q, o, err))) {
+    lreq q = {.obj = req, .s = s};
+    st = e->eval(&q, o, err);
+    free(q.x), free(q.x2), free(q.w), free(q.y);
+    free(q.per), free(q.grad), free(q.expected);
+    if (st) {
         td_jout_free(o);
         return st;
     }

@@ -505,6 +505,12 @@ static void close_container(td_dstream *s, const char *p)
     value_done(s);
 }
 
+/* c closes the innermost open container. */
+static int closes(const td_dstream *s, unsigned char c)
+{
+    return c == (s->ctype[s->depth - 1] == '[' ? ']' : '}');
+}
+
 /* The lexer over one piece. */
 void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
 {
@@ -526,12 +532,14 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
         }
         switch (s->state) {
         case S_VALUE_OR_CLOSE:
-            if (c == ']') {
+        case S_KEY_OR_CLOSE: /* just opened: empty, or c is read again as the first entry */
+            if (closes(s, c)) {
                 close_container(s, p);
                 p++;
-                break;
+            } else {
+                s->state = s->state == S_VALUE_OR_CLOSE ? S_VALUE : S_KEY;
             }
-            /* fall through */
+            break;
         case S_VALUE:
             if (!s->started) s->started = 1;
             if (c == '[' || c == '{') {
@@ -561,13 +569,6 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
                 td_ds_malformed(s, off_of(s, p), "expected a value");
             }
             break;
-        case S_KEY_OR_CLOSE:
-            if (c == '}') {
-                close_container(s, p);
-                p++;
-                break;
-            }
-            /* fall through */
         case S_KEY:
             if (c == '"') {
                 if (s->objmode && s->depth == 1) obj_member_begin(s, off_of(s, p));
@@ -592,7 +593,7 @@ void td_ds_lex_json(td_dstream *s, const char *p, const char *end)
             if (c == ',') {
                 s->state = open == '[' ? S_VALUE : S_KEY;
                 p++;
-            } else if ((c == ']' && open == '[') || (c == '}' && open == '{')) {
+            } else if (closes(s, c)) {
                 close_container(s, p);
                 p++;
             } else {
