@@ -228,20 +228,30 @@ syntax:
 
 /* ---- conversions -------------------------------------------------------------------- */
 
-/* Element i of src as the widest type of its kind (byte order fixed). */
-static inline void load_elem(const uint8_t *p, const td_npy_header *h, uint8_t tmp[8])
+/* Loads the element at p into v, an object of its type (size bytes, h->itemsize), in host
+ * byte order. */
+static inline void load_elem(void *v, size_t size, const uint8_t *p, const td_npy_header *h)
 {
-    memcpy(tmp, p, (size_t)h->itemsize);
+    uint8_t *t = v;
+    memcpy(t, p, size);
     if (h->big_endian)
-        for (int a = 0, b = h->itemsize - 1; a < b; a++, b--) {
-            uint8_t t = tmp[a];
-            tmp[a] = tmp[b];
-            tmp[b] = t;
+        for (size_t a = 0, b = size - 1; a < b; a++, b--) {
+            uint8_t x = t[a];
+            t[a] = t[b];
+            t[b] = x;
         }
 }
 
-/* The element as double (exact for every kind but int64/uint64 beyond 2^53, which the
- * float32 path does not use) and, for integers, as int64 / uint64. */
+/* T_F32(type, expression of v) for the element type of h: the conversion loop in each
+ * type (exact for every kind but int64/uint64 beyond 2^53, which the float32 path does not
+ * use). The integer types by size, signed with U empty, unsigned with U u. */
+#define INT_CASES(T_F32, U)               \
+    switch (h->itemsize) {                \
+    case 1: T_F32(U##int8_t, v); break;   \
+    case 2: T_F32(U##int16_t, v); break;  \
+    case 4: T_F32(U##int32_t, v); break;  \
+    default: T_F32(U##int64_t, v); break; \
+    }
 #define ELEM_CASES(T_F32)                       \
     switch (h->kind) {                          \
     case 'b': T_F32(uint8_t, v ? 1 : 0); break; \
@@ -252,22 +262,8 @@ static inline void load_elem(const uint8_t *p, const td_npy_header *h, uint8_t t
             T_F32(double, v);                   \
         }                                       \
         break;                                  \
-    case 'i':                                   \
-        switch (h->itemsize) {                  \
-        case 1: T_F32(int8_t, v); break;        \
-        case 2: T_F32(int16_t, v); break;       \
-        case 4: T_F32(int32_t, v); break;       \
-        default: T_F32(int64_t, v); break;      \
-        }                                       \
-        break;                                  \
-    default:                                    \
-        switch (h->itemsize) {                  \
-        case 1: T_F32(uint8_t, v); break;       \
-        case 2: T_F32(uint16_t, v); break;      \
-        case 4: T_F32(uint32_t, v); break;      \
-        default: T_F32(uint64_t, v); break;     \
-        }                                       \
-        break;                                  \
+    case 'i': INT_CASES(T_F32, ) break;         \
+    default: INT_CASES(T_F32, u) break;         \
     }
 
 void td_npy_to_f32(float *dst, const void *src, size_t n, const td_npy_header *h)
@@ -279,13 +275,11 @@ void td_npy_to_f32(float *dst, const void *src, size_t n, const td_npy_header *h
         return;
     }
     /* C's conversions to float round to nearest even, as numpy's astype does */
-#define TO_F32(T, EXPR)                \
-    for (size_t i = 0; i < n; i++) {   \
-        T v;                           \
-        uint8_t tmp[8];                \
-        load_elem(p + i * sz, h, tmp); \
-        memcpy(&v, tmp, sizeof v);     \
-        dst[i] = (float)(EXPR);        \
+#define TO_F32(T, EXPR)                         \
+    for (size_t i = 0; i < n; i++) {            \
+        T v;                                    \
+        load_elem(&v, sizeof v, p + i * sz, h); \
+        dst[i] = (float)(EXPR);                 \
     }
     ELEM_CASES(TO_F32)
 #undef TO_F32
@@ -296,17 +290,15 @@ size_t td_npy_to_i32(int32_t *dst, const void *src, size_t n, const td_npy_heade
     const uint8_t *p = src;
     size_t sz = (size_t)h->itemsize;
     /* each case checks in its own type: no double rounding of 64-bit integers */
-#define TO_I32(T, EXPR)                \
-    for (size_t i = 0; i < n; i++) {   \
-        T v;                           \
-        uint8_t tmp[8];                \
-        load_elem(p + i * sz, h, tmp); \
-        memcpy(&v, tmp, sizeof v);     \
-        if (!in_i32_##T(v)) {          \
-            *bad = (double)v;          \
-            return i;                  \
-        }                              \
-        dst[i] = (int32_t)(EXPR);      \
+#define TO_I32(T, EXPR)                         \
+    for (size_t i = 0; i < n; i++) {            \
+        T v;                                    \
+        load_elem(&v, sizeof v, p + i * sz, h); \
+        if (!in_i32_##T(v)) {                   \
+            *bad = (double)v;                   \
+            return i;                           \
+        }                                       \
+        dst[i] = (int32_t)(EXPR);               \
     }
 #define in_i32_uint8_t(v) 1
 #define in_i32_int8_t(v) 1
