@@ -317,6 +317,30 @@ END_TEST
 
 /* ---- datasets ---------------------------------------------------------------------- */
 
+/* A summary of ds as the store makes one at upload (id, name, created_at NULL): the counts,
+ * the target kind, n_classes max label + 1 (per group) or Y's width. */
+static void summary_of(td_dataset_summary *s, const td_dataset *ds)
+{
+    memset(s, 0, sizeof *s);
+    s->n_samples = ds->N;
+    s->n_features = ds->D;
+    s->groups = 1;
+    s->n_pairs = ds->pairs ? ds->P : 0;
+    if (ds->Y) {
+        s->target = TD_TARGET_PROBS;
+        s->n_classes = ds->Y_cols;
+    } else if (ds->y) {
+        s->target = ds->y_cols > 1 ? TD_TARGET_GROUPED : TD_TARGET_INDEX;
+        s->groups = ds->y_cols > 1 ? ds->y_cols : 1;
+        int64_t mx = -1;
+        for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
+            if (ds->y[i] > mx) mx = ds->y[i];
+        s->n_classes = mx + 1;
+    } else {
+        s->target = TD_TARGET_NONE;
+    }
+}
+
 START_TEST(dataset_round_trip)
 {
     td_dataset_buf d;
@@ -339,7 +363,7 @@ START_TEST(dataset_round_trip)
     ck_assert_str_eq(d.name, "toy");
 
     td_dataset_summary s;
-    td_dataset_summary_of(&s, &d.ds);
+    summary_of(&s, &d.ds);
     s.id = "ds_1";
     s.name = d.name;
     s.created_at = "2026-01-01T00:00:00Z";
@@ -365,7 +389,7 @@ START_TEST(dataset_round_trip)
     ck_assert_int_eq(d.pairs[2], 2);
     ck_assert_int_eq(d.pair_labels[0], 1);
     ck_assert_int_eq(d.pair_labels[1], 0);
-    td_dataset_summary_of(&s, &d.ds);
+    summary_of(&s, &d.ds);
     ck_assert_int_eq(s.target, TD_TARGET_GROUPED);
     ck_assert_int_eq(s.groups, 2);
     ck_assert_int_eq(s.n_classes, 3);
@@ -374,7 +398,7 @@ START_TEST(dataset_round_trip)
 
     ck_assert_int_eq(ds_parse(&d, "{\"X\": [[1, 2]]}", &err), TD_OK);
     ck_assert_ptr_null(d.ds.y);
-    td_dataset_summary_of(&s, &d.ds);
+    summary_of(&s, &d.ds);
     ck_assert_int_eq(s.target, TD_TARGET_NONE);
     j = td_json_dataset_summary(&s);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "n_classes")));
@@ -386,7 +410,7 @@ START_TEST(dataset_round_trip)
                      TD_OK);
     ck_assert_int_eq(d.ds.Y_cols, 2);
     ck_assert_float_eq(d.Y[1], 0.75f);
-    td_dataset_summary_of(&s, &d.ds);
+    summary_of(&s, &d.ds);
     ck_assert_int_eq(s.target, TD_TARGET_PROBS);
     ck_assert_int_eq(s.n_classes, 2);
     td_dataset_buf_free(&d);

@@ -266,28 +266,6 @@ td_status td_csv_dataset_parse(td_dataset_buf *out, const char *body, size_t len
 
 /* ---- summary ---------------------------------------------------------------------- */
 
-void td_dataset_summary_of(td_dataset_summary *s, const td_dataset *ds)
-{
-    memset(s, 0, sizeof *s);
-    s->n_samples = ds->N;
-    s->n_features = ds->D;
-    s->groups = 1;
-    s->n_pairs = ds->pairs ? ds->P : 0;
-    if (ds->Y) {
-        s->target = TD_TARGET_PROBS;
-        s->n_classes = ds->Y_cols;
-    } else if (ds->y) {
-        s->target = ds->y_cols > 1 ? TD_TARGET_GROUPED : TD_TARGET_INDEX;
-        s->groups = ds->y_cols > 1 ? ds->y_cols : 1;
-        int64_t mx = -1;
-        for (int64_t i = 0; i < ds->N * ds->y_cols; i++)
-            if (ds->y[i] > mx) mx = ds->y[i];
-        s->n_classes = mx + 1;
-    } else {
-        s->target = TD_TARGET_NONE;
-    }
-}
-
 cJSON *td_json_dataset_summary(const td_dataset_summary *s)
 {
     cJSON *o = cJSON_CreateObject();

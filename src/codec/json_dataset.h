@@ -148,9 +148,6 @@ typedef struct td_dataset_summary {
     const char *created_at; /* RFC 3339; NULL: omitted */
 } td_dataset_summary;
 
-/* Fills the counts and target kind from a dataset (id, name, created_at set to NULL).
- * n_classes: max label + 1 over labels >= 0 (per group), or Y's width. */
-void td_dataset_summary_of(td_dataset_summary *s, const td_dataset *ds);
 /* {"id","name","n_samples","n_features","n_classes","target"[,"groups"][,"n_pairs"]
  *  [,"created_at"]}; NULL when out of memory. The caller deletes it. */
 cJSON *td_json_dataset_summary(const td_dataset_summary *s);

@@ -440,11 +440,6 @@ td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_e
     return kv_double(out, td_json_kind_of(v), num_of(v), path, err);
 }
 
-td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err)
-{
-    return kv_float(out, td_json_kind_of(v), num_of(v), path, err);
-}
-
 td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi, const char *path,
                           td_error *err)
 {
@@ -475,7 +470,7 @@ td_status td_json_get_pair(double x[2], const cJSON *v, int integral, const doub
         td_json_index_path(ef, path, k, -1);
         td_status st;
         if (integral) {
-            int64_t i;
+            int64_t i = 0;
             if ((st = td_json_get_int(&i, c, -(INT64_C(1) << 53), INT64_C(1) << 53, ef, err)))
                 return st;
             x[k] = (double)i;

@@ -93,8 +93,6 @@ const char *td_json_kind(const cJSON *v);
 
 /* A finite number (not a string, bool, null or NaN/Infinity literal). */
 td_status td_json_get_double(double *out, const cJSON *v, const char *path, td_error *err);
-/* A finite number within float32 range (a value that would round to +-inf is an error). */
-td_status td_json_get_float(float *out, const cJSON *v, const char *path, td_error *err);
 /* An integral number (1.0 is fine, 1.5 is not) in [lo, hi]. */
 td_status td_json_get_int(int64_t *out, const cJSON *v, int64_t lo, int64_t hi, const char *path,
                           td_error *err);
