@@ -254,16 +254,21 @@ void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *
         resp->status = 204;
 }
 
-void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i), void *ctx,
+void td_app_page(td_app *app, td_resp *resp, td_status st, const td_error *err, const char *key,
+                 int n, char *(*item)(td_app *app, const void *rows, int i), const void *rows,
                  const char *next)
 {
+    if (st) {
+        fail(resp, st, err);
+        return;
+    }
     td_sbuf b;
     td_sbuf_init(&b);
     td_sbuf_puts(&b, "{");
     td_sbuf_string(&b, key);
     td_sbuf_puts(&b, ":[");
     for (int i = 0; i < n; i++) {
-        char *j = item(ctx, i);
+        char *j = item(app, rows, i);
         if (i) td_sbuf_puts(&b, ",");
         td_sbuf_puts(&b, j ? j : "null");
         free(j);

@@ -196,16 +196,10 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
 
 const td_body_sink td_dataset_sink = {dataset_begin, dataset_piece, dataset_end, dataset_free};
 
-/* A page of the dataset listing: item i (td_app_page) is rows[i] with its names. */
-typedef struct dataset_page {
-    td_app *app;
-    const td_dataset_meta *rows;
-} dataset_page;
-
-static char *dataset_item(void *ctx, int i)
+/* A page's item i (td_app_page): rows[i] (td_dataset_meta) with its names. */
+static char *dataset_item(td_app *app, const void *rows, int i)
 {
-    const dataset_page *p = ctx;
-    return cjson_take(dataset_json(p->app, &p->rows[i]));
+    return cjson_take(dataset_json(app, &((const td_dataset_meta *)rows)[i]));
 }
 
 void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
@@ -222,12 +216,7 @@ void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
     }
     char next[TD_ID_MAX];
     td_status st = td_store_dataset_list(app->store, limit, after, &rows, &n, next, &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    dataset_page page = {app, rows};
-    td_app_page(resp, "datasets", n, dataset_item, &page, next);
+    td_app_page(app, resp, st, &err, "datasets", n, dataset_item, rows, next);
     free(rows);
 }
 

@@ -35,9 +35,11 @@ typedef td_status (*td_app_store_op)(td_store *s, const char *id, td_error *err)
 td_status td_app_retry(td_app *app, td_app_store_op op, const char *id, td_error *err);
 /* DELETE /v1/<objects>/{id}: op through td_app_retry, answered 204 or with the failure. */
 void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *resp);
-/* Answers 200 with a page of a listing: {"<key>":[item 0, ..., item n-1],"next":next}
- * (next "": null). item(ctx, i) gives item i's JSON (malloc'd, taken; NULL: null). */
-void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i), void *ctx,
+/* Answers a listing: the failure st of its store call (err), or 200 with the page
+ * {"<key>":[item 0, ..., item n-1],"next":next} (next "": null). item(app, rows, i) gives
+ * item i's JSON (malloc'd, taken; NULL: null). */
+void td_app_page(td_app *app, td_resp *resp, td_status st, const td_error *err, const char *key,
+                 int n, char *(*item)(td_app *app, const void *rows, int i), const void *rows,
                  const char *next);
 
 /* The /v1/sweeps handlers (routes_sweeps.c). */

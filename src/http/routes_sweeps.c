@@ -179,19 +179,14 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     answer_sweep(app, resp, 202, id, 1);
 }
 
-/* A page of the sweep listing: item i (td_app_page) is rows[i] with its trials. */
-typedef struct sweep_page {
-    td_app *app;
-    const td_sweep_row *rows;
-} sweep_page;
-
-static char *sweep_item(void *ctx, int i)
+/* A page's item i (td_app_page): rows[i] (td_sweep_row) with its trials. */
+static char *sweep_item(td_app *app, const void *rows, int i)
 {
-    const sweep_page *p = ctx;
+    const td_sweep_row *w = &((const td_sweep_row *)rows)[i];
     td_sweep_trial *t = NULL;
     int nt = 0;
-    td_store_sweep_trials(p->app->store, p->rows[i].id, p->rows[i].metric, &t, &nt, NULL);
-    char *j = td_json_sweep(&p->rows[i], t, nt, 0);
+    td_store_sweep_trials(app->store, w->id, w->metric, &t, &nt, NULL);
+    char *j = td_json_sweep(w, t, nt, 0);
     td_sweep_trials_free(t, nt);
     return j;
 }
@@ -206,12 +201,7 @@ void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
     td_sweep_row *rows = NULL;
     char next[TD_ID_MAX];
     td_status st = td_store_sweep_list(app->store, limit, after, &rows, &n, next, &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    sweep_page page = {app, rows};
-    td_app_page(resp, "sweeps", n, sweep_item, &page, next);
+    td_app_page(app, resp, st, &err, "sweeps", n, sweep_item, rows, next);
     td_sweep_rows_free(rows, n);
 }
 
