@@ -278,3 +278,20 @@ void td_app_page(td_app *app, td_resp *resp, td_status st, const td_error *err, 
     td_sbuf_puts(&b, "}");
     json_or_oom(resp, 200, td_sbuf_finish(&b, NULL));
 }
+
+void td_app_list(td_app *app, const td_req *req, td_resp *resp, const td_app_listing *l)
+{
+    td_error err = {{0}, {0}};
+    int limit, n = 0;
+    const char *after;
+    if (paging(req, resp, &limit, &after)) return;
+    if (l->exists && after && *after && !l->exists(app, after)) {
+        cursor_unknown(resp, l->what, after);
+        return;
+    }
+    td_app_rows rows = {NULL};
+    char next[TD_ID_MAX];
+    td_status st = l->list(app, limit, after, &rows, &n, next, &err);
+    td_app_page(app, resp, st, &err, l->key, n, l->item, rows.any, next);
+    l->drop(rows.any, n);
+}

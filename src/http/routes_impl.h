@@ -41,6 +41,26 @@ void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *
 void td_app_page(td_app *app, td_resp *resp, td_status st, const td_error *err, const char *key,
                  int n, char *(*item)(td_app *app, const void *rows, int i), const void *rows,
                  const char *next);
+/* The rows of a listing's page, as its store call gives them (any: the array). */
+typedef union td_app_rows {
+    void *any;
+    td_dataset_meta *datasets;
+    struct td_sweep_row *sweeps;
+} td_app_rows;
+/* A listing, GET /v1/<key> (td_app_list). */
+typedef struct td_app_listing {
+    const char *key;  /* "datasets": the page's member */
+    const char *what; /* "dataset": names an unknown cursor (with exists) */
+    /* the store's page after `after`: *n rows, next as td_store_job_list's */
+    td_status (*list)(td_app *app, int limit, const char *after, td_app_rows *rows, int *n,
+                      char next[TD_ID_MAX], td_error *err);
+    char *(*item)(td_app *app, const void *rows, int i); /* as td_app_page's */
+    void (*drop)(void *rows, int n);                     /* frees the n rows */
+    int (*exists)(td_app *app, const char *id); /* 0: no object id; NULL: after unchecked */
+} td_app_listing;
+/* Answers GET /v1/<key> by l: limit and after from the query (a 422 for a bad limit, or
+ * for an after naming no object when l->exists is set), then as td_app_page. */
+void td_app_list(td_app *app, const td_req *req, td_resp *resp, const td_app_listing *l);
 
 /* The /v1/sweeps handlers (routes_sweeps.c). */
 void td_h_sweep_create(void *app, const td_req *req, td_resp *resp);

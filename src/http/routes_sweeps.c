@@ -179,7 +179,13 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     answer_sweep(app, resp, 202, id, 1);
 }
 
-/* A page's item i (td_app_page): rows[i] (td_sweep_row) with its trials. */
+/* The sweep listing (td_app_list): td_sweep_row rows, each with its trials. */
+static td_status sweep_list(td_app *app, int limit, const char *after, td_app_rows *rows, int *n,
+                            char next[TD_ID_MAX], td_error *err)
+{
+    return td_store_sweep_list(app->store, limit, after, &rows->sweeps, n, next, err);
+}
+
 static char *sweep_item(td_app *app, const void *rows, int i)
 {
     const td_sweep_row *w = &((const td_sweep_row *)rows)[i];
@@ -191,18 +197,14 @@ static char *sweep_item(td_app *app, const void *rows, int i)
     return j;
 }
 
-void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
+static void sweep_rows_free(void *rows, int n) { td_sweep_rows_free(rows, n); }
+
+static const td_app_listing sweep_listing = {
+    .key = "sweeps", .list = sweep_list, .item = sweep_item, .drop = sweep_rows_free};
+
+void td_h_sweep_list(void *app, const td_req *req, td_resp *resp)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    int limit, n = 0;
-    const char *after;
-    if (paging(req, resp, &limit, &after)) return;
-    td_sweep_row *rows = NULL;
-    char next[TD_ID_MAX];
-    td_status st = td_store_sweep_list(app->store, limit, after, &rows, &n, next, &err);
-    td_app_page(app, resp, st, &err, "sweeps", n, sweep_item, rows, next);
-    td_sweep_rows_free(rows, n);
+    td_app_list(app, req, resp, &sweep_listing);
 }
 
 void td_h_sweep_get(void *a, const td_req *req, td_resp *resp)
