@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes the C source that compiles the dashboard (web/) into traind: one byte array per
 # file (NUL-terminated, the NUL not counted) and the table td_web_assets of
-# src/http/static.h, each file under its base name with a tag of its bytes (the ETag).
+# src/http/static.h, each file under its base name with a tag of its bytes (the ETag) and
+# its content type (by the extension; none known: text/plain, as for the LICENSE).
 # od, not xxd, as for docs/openapi.json. Usage: scripts/embed_web.sh OUT.c FILE...
 set -eu
 out=$1
@@ -24,8 +25,16 @@ fi
     echo 'const td_web_asset td_web_assets[] = {'
     i=0
     for f in "$@"; do
-        tag=$(sha256sum "$f" | cut -c1-16)
-        echo "    {\"$(basename "$f")\", a$i, sizeof a$i - 1, \"$tag\"},"
+        tag=$(sha256sum "$f" | cut -c1-16) name=$(basename "$f")
+        case $name in
+        *.html) type='text/html; charset=utf-8' ;;
+        *.js) type='text/javascript; charset=utf-8' ;;
+        *.css) type='text/css; charset=utf-8' ;;
+        *.svg) type='image/svg+xml' ;;
+        *.png) type='image/png' ;;
+        *) type='text/plain; charset=utf-8' ;;
+        esac
+        echo "    {\"$name\", a$i, sizeof a$i - 1, \"$tag\", \"$type\"},"
         i=$((i + 1))
     done
     echo '};'

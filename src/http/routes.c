@@ -254,16 +254,21 @@ void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *
         resp->status = 204;
 }
 
-void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i), void *ctx,
+void td_app_page(td_app *app, td_resp *resp, td_status st, const td_error *err, const char *key,
+                 int n, char *(*item)(td_app *app, const void *rows, int i), const void *rows,
                  const char *next)
 {
+    if (st) {
+        fail(resp, st, err);
+        return;
+    }
     td_sbuf b;
     td_sbuf_init(&b);
     td_sbuf_puts(&b, "{");
     td_sbuf_string(&b, key);
     td_sbuf_puts(&b, ":[");
     for (int i = 0; i < n; i++) {
-        char *j = item(ctx, i);
+        char *j = item(app, rows, i);
         if (i) td_sbuf_puts(&b, ",");
         td_sbuf_puts(&b, j ? j : "null");
         free(j);
@@ -272,4 +277,21 @@ void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx,
     td_sbuf_string(&b, next[0] ? next : NULL);
     td_sbuf_puts(&b, "}");
     json_or_oom(resp, 200, td_sbuf_finish(&b, NULL));
+}
+
+void td_app_list(td_app *app, const td_req *req, td_resp *resp, const td_app_listing *l)
+{
+    td_error err = {{0}, {0}};
+    int limit, n = 0;
+    const char *after;
+    if (paging(req, resp, &limit, &after)) return;
+    if (l->exists && after && *after && !l->exists(app, after)) {
+        cursor_unknown(resp, l->what, after);
+        return;
+    }
+    td_app_rows rows = {NULL};
+    char next[TD_ID_MAX];
+    td_status st = l->list(app, limit, after, &rows, &n, next, &err);
+    td_app_page(app, resp, st, &err, l->key, n, l->item, rows.any, next);
+    l->drop(rows.any, n);
 }

@@ -196,39 +196,36 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
 
 const td_body_sink td_dataset_sink = {dataset_begin, dataset_piece, dataset_end, dataset_free};
 
-/* A page of the dataset listing: item i (td_app_page) is rows[i] with its names. */
-typedef struct dataset_page {
-    td_app *app;
-    const td_dataset_meta *rows;
-} dataset_page;
-
-static char *dataset_item(void *ctx, int i)
+/* The dataset listing (td_app_list): td_dataset_meta rows, each with its names. */
+static td_status dataset_list(td_app *app, int limit, const char *after, td_app_rows *rows, int *n,
+                              char next[TD_ID_MAX], td_error *err)
 {
-    const dataset_page *p = ctx;
-    return cjson_take(dataset_json(p->app, &p->rows[i]));
+    return td_store_dataset_list(app->store, limit, after, &rows->datasets, n, next, err);
 }
 
-void td_h_dataset_list(void *a, const td_req *req, td_resp *resp)
+static char *dataset_item(td_app *app, const void *rows, int i)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    int limit, n = 0;
-    const char *after;
-    if (paging(req, resp, &limit, &after)) return;
-    td_dataset_meta *rows = NULL, cur;
-    if (after && *after && td_store_dataset_get(app->store, after, &cur, NULL) == TD_ENOTFOUND) {
-        cursor_unknown(resp, "dataset", after);
-        return;
-    }
-    char next[TD_ID_MAX];
-    td_status st = td_store_dataset_list(app->store, limit, after, &rows, &n, next, &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    dataset_page page = {app, rows};
-    td_app_page(resp, "datasets", n, dataset_item, &page, next);
-    free(rows);
+    return cjson_take(dataset_json(app, &((const td_dataset_meta *)rows)[i]));
+}
+
+static void dataset_rows_free(void *rows, int n) { free(rows); }
+
+static int dataset_exists(td_app *app, const char *id)
+{
+    td_dataset_meta m;
+    return td_store_dataset_get(app->store, id, &m, NULL) != TD_ENOTFOUND;
+}
+
+static const td_app_listing dataset_listing = {.key = "datasets",
+                                               .what = "dataset",
+                                               .list = dataset_list,
+                                               .item = dataset_item,
+                                               .drop = dataset_rows_free,
+                                               .exists = dataset_exists};
+
+void td_h_dataset_list(void *app, const td_req *req, td_resp *resp)
+{
+    td_app_list(app, req, resp, &dataset_listing);
 }
 
 void td_h_dataset_get(void *a, const td_req *req, td_resp *resp)

@@ -35,10 +35,32 @@ typedef td_status (*td_app_store_op)(td_store *s, const char *id, td_error *err)
 td_status td_app_retry(td_app *app, td_app_store_op op, const char *id, td_error *err);
 /* DELETE /v1/<objects>/{id}: op through td_app_retry, answered 204 or with the failure. */
 void td_app_delete(td_app *app, td_app_store_op op, const td_req *req, td_resp *resp);
-/* Answers 200 with a page of a listing: {"<key>":[item 0, ..., item n-1],"next":next}
- * (next "": null). item(ctx, i) gives item i's JSON (malloc'd, taken; NULL: null). */
-void td_app_page(td_resp *resp, const char *key, int n, char *(*item)(void *ctx, int i), void *ctx,
+/* Answers a listing: the failure st of its store call (err), or 200 with the page
+ * {"<key>":[item 0, ..., item n-1],"next":next} (next "": null). item(app, rows, i) gives
+ * item i's JSON (malloc'd, taken; NULL: null). */
+void td_app_page(td_app *app, td_resp *resp, td_status st, const td_error *err, const char *key,
+                 int n, char *(*item)(td_app *app, const void *rows, int i), const void *rows,
                  const char *next);
+/* The rows of a listing's page, as its store call gives them (any: the array). */
+typedef union td_app_rows {
+    void *any;
+    td_dataset_meta *datasets;
+    struct td_sweep_row *sweeps;
+} td_app_rows;
+/* A listing, GET /v1/<key> (td_app_list). */
+typedef struct td_app_listing {
+    const char *key;  /* "datasets": the page's member */
+    const char *what; /* "dataset": names an unknown cursor (with exists) */
+    /* the store's page after `after`: *n rows, next as td_store_job_list's */
+    td_status (*list)(td_app *app, int limit, const char *after, td_app_rows *rows, int *n,
+                      char next[TD_ID_MAX], td_error *err);
+    char *(*item)(td_app *app, const void *rows, int i); /* as td_app_page's */
+    void (*drop)(void *rows, int n);                     /* frees the n rows */
+    int (*exists)(td_app *app, const char *id); /* 0: no object id; NULL: after unchecked */
+} td_app_listing;
+/* Answers GET /v1/<key> by l: limit and after from the query (a 422 for a bad limit, or
+ * for an after naming no object when l->exists is set), then as td_app_page. */
+void td_app_list(td_app *app, const td_req *req, td_resp *resp, const td_app_listing *l);
 
 /* The /v1/sweeps handlers (routes_sweeps.c). */
 void td_h_sweep_create(void *app, const td_req *req, td_resp *resp);

@@ -267,8 +267,11 @@ static void *job_begin(void *a, const td_req *req)
 
 const td_body_sink td_job_sink = {job_begin, object_piece, job_create, object_free};
 
-/* A page's item i (td_app_page): rows[i]. */
-static char *job_item(void *rows, int i) { return td_json_job(&((td_job_row *)rows)[i], NULL); }
+/* A page's item i (td_app_page): rows[i] (td_job_row). */
+static char *job_item(td_app *app, const void *rows, int i)
+{
+    return td_json_job(&((const td_job_row *)rows)[i], NULL);
+}
 
 void td_h_job_list(void *a, const td_req *req, td_resp *resp)
 {
@@ -299,11 +302,7 @@ void td_h_job_list(void *a, const td_req *req, td_resp *resp)
     }
     char next[TD_ID_MAX];
     td_status st = td_store_job_list(app->store, state, limit, after, &rows, &n, next, &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    td_app_page(resp, "jobs", n, job_item, rows, next);
+    td_app_page(app, resp, st, &err, "jobs", n, job_item, rows, next);
     td_job_rows_free(rows, n);
 }
 

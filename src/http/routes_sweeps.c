@@ -179,40 +179,32 @@ void td_h_sweep_create(void *a, const td_req *req, td_resp *resp)
     answer_sweep(app, resp, 202, id, 1);
 }
 
-/* A page of the sweep listing: item i (td_app_page) is rows[i] with its trials. */
-typedef struct sweep_page {
-    td_app *app;
-    const td_sweep_row *rows;
-} sweep_page;
-
-static char *sweep_item(void *ctx, int i)
+/* The sweep listing (td_app_list): td_sweep_row rows, each with its trials. */
+static td_status sweep_list(td_app *app, int limit, const char *after, td_app_rows *rows, int *n,
+                            char next[TD_ID_MAX], td_error *err)
 {
-    const sweep_page *p = ctx;
+    return td_store_sweep_list(app->store, limit, after, &rows->sweeps, n, next, err);
+}
+
+static char *sweep_item(td_app *app, const void *rows, int i)
+{
+    const td_sweep_row *w = &((const td_sweep_row *)rows)[i];
     td_sweep_trial *t = NULL;
     int nt = 0;
-    td_store_sweep_trials(p->app->store, p->rows[i].id, p->rows[i].metric, &t, &nt, NULL);
-    char *j = td_json_sweep(&p->rows[i], t, nt, 0);
+    td_store_sweep_trials(app->store, w->id, w->metric, &t, &nt, NULL);
+    char *j = td_json_sweep(w, t, nt, 0);
     td_sweep_trials_free(t, nt);
     return j;
 }
 
-void td_h_sweep_list(void *a, const td_req *req, td_resp *resp)
+static void sweep_rows_free(void *rows, int n) { td_sweep_rows_free(rows, n); }
+
+static const td_app_listing sweep_listing = {
+    .key = "sweeps", .list = sweep_list, .item = sweep_item, .drop = sweep_rows_free};
+
+void td_h_sweep_list(void *app, const td_req *req, td_resp *resp)
 {
-    td_app *app = a;
-    td_error err = {{0}, {0}};
-    int limit, n = 0;
-    const char *after;
-    if (paging(req, resp, &limit, &after)) return;
-    td_sweep_row *rows = NULL;
-    char next[TD_ID_MAX];
-    td_status st = td_store_sweep_list(app->store, limit, after, &rows, &n, next, &err);
-    if (st) {
-        fail(resp, st, &err);
-        return;
-    }
-    sweep_page page = {app, rows};
-    td_app_page(resp, "sweeps", n, sweep_item, &page, next);
-    td_sweep_rows_free(rows, n);
+    td_app_list(app, req, resp, &sweep_listing);
 }
 
 void td_h_sweep_get(void *a, const td_req *req, td_resp *resp)

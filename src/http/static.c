@@ -20,26 +20,9 @@ const td_web_asset *td_web_asset_find(const char *name)
     return NULL;
 }
 
-static const char *content_type(const char *name)
-{
-    static const struct {
-        const char *ext, *type;
-    } types[] = {
-        {".html", "text/html; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},
-        {".svg", "image/svg+xml"},
-        {".png", "image/png"},
-    };
-    const char *dot = strrchr(name, '.');
-    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
-        if (strcmp(dot, types[i].ext) == 0) return types[i].type;
-    return "text/plain; charset=utf-8"; /* LICENSE */
-}
-
-/* Answers with body (malloc'd, len bytes; taken) under etag, or 304 when the request's
- * If-None-Match names it. */
-static void answer(const td_req *req, td_resp *resp, const char *name, char *body, size_t len,
+/* Answers with body (malloc'd, len bytes; taken) of content type type under etag, or 304
+ * when the request's If-None-Match names it. */
+static void answer(const td_req *req, td_resp *resp, const char *type, char *body, size_t len,
                    const char *etag)
 {
     td_resp_header(resp, "ETag", "\"%s\"", etag);
@@ -56,7 +39,7 @@ static void answer(const td_req *req, td_resp *resp, const char *name, char *bod
     }
     free(resp->body);
     resp->status = 200;
-    resp->content_type = content_type(name);
+    resp->content_type = type;
     resp->body = body;
     resp->body_len = len;
 }
@@ -98,7 +81,7 @@ void td_h_index(void *app, const td_req *req, td_resp *resp)
     body[len] = '\0';
     char etag[64];
     snprintf(etag, sizeof etag, "%s-%s", a->tag, auth);
-    answer(req, resp, a->name, body, len, etag);
+    answer(req, resp, a->type, body, len, etag);
 }
 
 void td_h_asset(void *app, const td_req *req, td_resp *resp)
@@ -114,5 +97,5 @@ void td_h_asset(void *app, const td_req *req, td_resp *resp)
         td_resp_error(resp, 500, "out_of_memory", NULL, "out of memory");
         return;
     }
-    answer(req, resp, a->name, body, a->len, a->tag);
+    answer(req, resp, a->type, body, a->len, a->tag);
 }

@@ -21,7 +21,8 @@ typedef struct td_web_asset {
     const char *name;          /* base name: "app.js" is /assets/app.js */
     const unsigned char *data; /* len bytes, then a NUL */
     size_t len;
-    const char *tag; /* 16 hex digits of the bytes' sha256 */
+    const char *tag;  /* 16 hex digits of the bytes' sha256 */
+    const char *type; /* its Content-Type, by the name's extension */
 } td_web_asset;
 
 extern const td_web_asset td_web_assets[]; /* generated: $(BUILD)/gen/web.c */

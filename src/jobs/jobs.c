@@ -839,6 +839,18 @@ td_status td_jobs_start(td_jobs **out, td_store *store, const td_jobs_opts *o, t
     return TD_OK;
 }
 
+/* Stops helper thread th when *started: *stop = 1 under mu, cv woken, th joined. */
+static void stop_helper(td_jobs *jm, pthread_t th, int *started, int *stop, pthread_cond_t *cv)
+{
+    if (!*started) return;
+    pthread_mutex_lock(&jm->mu);
+    *stop = 1;
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(&jm->mu);
+    pthread_join(th, NULL);
+    *started = 0;
+}
+
 void td_jobs_stop(td_jobs *jm)
 {
     if (!jm) return;
@@ -854,22 +866,10 @@ void td_jobs_stop(td_jobs *jm)
     pthread_mutex_unlock(&jm->mu);
     for (int i = 0; i < jm->nthreads; i++)
         pthread_join(jm->threads[i], NULL);
-    if (jm->committer_started) { /* after the workers: it records every end they handed */
-        pthread_mutex_lock(&jm->mu);
-        jm->ends_stop = 1;
-        pthread_cond_signal(&jm->ends_cv);
-        pthread_mutex_unlock(&jm->mu);
-        pthread_join(jm->committer, NULL);
-        jm->committer_started = 0;
-    }
-    if (jm->hb_started) { /* after the workers and the committer: leases hold until then */
-        pthread_mutex_lock(&jm->mu);
-        jm->hb_stop = 1;
-        pthread_cond_broadcast(&jm->changed);
-        pthread_mutex_unlock(&jm->mu);
-        pthread_join(jm->heartbeat, NULL);
-        jm->hb_started = 0;
-    }
+    /* the committer after the workers: it records every end they handed */
+    stop_helper(jm, jm->committer, &jm->committer_started, &jm->ends_stop, &jm->ends_cv);
+    /* the heartbeat after the workers and the committer: leases hold until then */
+    stop_helper(jm, jm->heartbeat, &jm->hb_started, &jm->hb_stop, &jm->changed);
 }
 
 void td_jobs_destroy(td_jobs *jm)

@@ -38,6 +38,13 @@ td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *
 /* Reads the current row of st into row by a column table (store_rows.h). */
 void td_store_read_cols(sqlite3_stmt *st, void *row, const td_col *cols, int n);
 
+/* Steps st and reads its rows, up to cap, into *rows (malloc'd, k's; NULL when none), *n
+ * of them: read(st, row, err) fills one from st's current row (freeing what it took on a
+ * failure). When st has a row past them, next (unless NULL) gets the last one's id. */
+td_status td_store_collect(td_store *s, sqlite3_stmt *st, int cap, const td_row_kind *k,
+                           td_status (*read)(sqlite3_stmt *st, void *row, td_error *err),
+                           void **rows, int *n, char *next, td_error *err);
+
 /* The PostgreSQL backend of a store opened with a URI (store_pg.h), else NULL. */
 struct td_pg *td_store_pg(td_store *s);
 

@@ -27,13 +27,13 @@ void td_job_rows_free(td_job_row *rows, int n)
     free(rows);
 }
 
-/* Fills r from a JOB_COLS row; TD_ENOMEM if a JSON copy fails (r is then fini'd). */
-td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err)
+/* Fills row (a td_job_row) from a JOB_COLS row; TD_ENOMEM if a JSON copy fails (it is then
+ * fini'd). */
+td_status read_job(sqlite3_stmt *st, void *row, td_error *err)
 {
+    td_job_row *r = row;
     memset(r, 0, sizeof *r);
     td_store_read_cols(st, r, TD_JOB_READ, TD_JOB_NREAD);
-    int state = state_from_text(sqlite3_column_text(st, 4));
-    r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
     if (col_dup(st, 5, &r->hyperparameters) != 0 || col_dup(st, 16, &r->metrics) != 0 ||
         col_dup(st, 26, &r->classes) != 0 || col_dup(st, 27, &r->warnings) != 0) {
         td_job_row_fini(r);
@@ -203,41 +203,6 @@ cleanup:
     return rc;
 }
 
-/* Runs a JOB_COLS query with its parameters bound and collects up to cap rows. */
-td_status collect_jobs(td_store *s, sqlite3_stmt *st, int cap, td_job_row **rows, int *n,
-                       td_error *err)
-{
-    td_status rc = TD_OK;
-    td_job_row *v = NULL;
-    int count = 0, alloc = 0;
-
-    for (;;) {
-        int row;
-        rc = step_row(s, st, &row, err);
-        if (rc) goto cleanup;
-        if (!row || count == cap) break;
-        if (count == alloc) {
-            int na = alloc ? alloc * 2 : 16;
-            td_job_row *nv = realloc(v, sizeof *v * (size_t)na);
-            if (!nv) {
-                rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing jobs");
-                goto cleanup;
-            }
-            v = nv, alloc = na;
-        }
-        rc = read_job(st, &v[count], err);
-        if (rc) goto cleanup;
-        count++;
-    }
-    *rows = v;
-    *n = count;
-    v = NULL;
-    count = 0;
-cleanup:
-    td_job_rows_free(v, count);
-    return rc;
-}
-
 td_status td_store_job_list(td_store *s, int state, int limit, const char *after, td_job_row **rows,
                             int *n, char next[TD_ID_MAX], td_error *err)
 {
@@ -246,6 +211,7 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     sqlite3_stmt *st = NULL;
     int locked = 0;
     char cursor[TD_ID_MAX];
+    void *v = NULL;
 
     *rows = NULL;
     if ((rc = td_store_page_start(limit, after, cursor, next, n, err))) goto cleanup;
@@ -266,13 +232,8 @@ td_status td_store_job_list(td_store *s, int state, int limit, const char *after
     rc = td_store_bind(s, &st, err, sql[state >= 0][cursor[0] != '\0'], "ooI",
                        state >= 0 ? STATE_NAMES[state] : NULL, cursor, (int64_t)limit + 1);
     if (rc) goto cleanup;
-    rc = collect_jobs(s, st, limit + 1, rows, n, err);
-    if (rc) goto cleanup;
-    if (*n > limit) {
-        td_job_row_fini(&(*rows)[limit]);
-        *n = limit;
-        snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
-    }
+    rc = td_store_collect(s, st, limit, &TD_JOB_ROWS, read_job, &v, n, next, err);
+    *rows = v;
 cleanup:
     end_op(s, st, 0, locked);
     return rc;
@@ -285,7 +246,9 @@ static td_status select_jobs_locked(td_store *s, const char *sql, const char *ar
 {
     sqlite3_stmt *st = NULL;
     td_status rc = td_store_bind(s, &st, err, sql, arg ? "s" : "", arg);
-    if (!rc) rc = collect_jobs(s, st, INT32_MAX, rows, n, err);
+    void *v = NULL;
+    if (!rc) rc = td_store_collect(s, st, INT32_MAX, &TD_JOB_ROWS, read_job, &v, n, NULL, err);
+    *rows = v;
     unprepare(s, st);
     return rc;
 }

@@ -326,6 +326,8 @@ void td_pg_read_cols(PGresult *r, int i, void *row, const td_col *cols, int n)
         char *f = (char *)row + c->off;
         if (c->kind == 't')
             gets_(r, i, c->col, f, c->size);
+        else if (c->kind == 's')
+            *(td_job_state *)f = td_store_row_state(PQgetvalue(r, i, c->col));
         else if (c->kind == 'N' && PQgetisnull(r, i, c->col))
             *(int64_t *)f = -1;
         else if (c->size == sizeof(int64_t))
@@ -333,4 +335,25 @@ void td_pg_read_cols(PGresult *r, int i, void *row, const td_col *cols, int n)
         else
             *(int *)f = (int)geti(r, i, c->col);
     }
+}
+
+td_status td_pg_collect(PGresult *r, int cap, const td_row_kind *k,
+                        td_status (*read)(PGresult *r, int i, void *row, td_error *err),
+                        void **rows, int *n, char *next, td_error *err)
+{
+    int count = PQntuples(r) < cap ? PQntuples(r) : cap, i = 0;
+    char *v = count ? calloc((size_t)count, k->elem) : NULL;
+    if (count && !v) return td_fail(err, TD_ENOMEM, NULL, "out of memory listing %s", k->what);
+    td_status rc = TD_OK;
+    for (; i < count; i++)
+        if ((rc = read(r, i, v + k->elem * (size_t)i, err))) break;
+    if (rc) {
+        k->drop(v, i);
+        return rc;
+    }
+    if (next && PQntuples(r) > count)
+        snprintf(next, TD_ID_MAX, "%s", v + k->elem * (size_t)(count - 1) + k->id);
+    *rows = v;
+    *n = count;
+    return TD_OK;
 }

@@ -60,16 +60,15 @@ td_status td_pg_dataset_insert(td_pg *p, const td_dataset_meta *m, td_error *err
                  "$4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9::bigint, $10, "
                  "$11::bigint)",
                  11, v, NULL, 0, 0, NULL, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_dataset_names_set(td_pg *p, const char *id, const char *classes,
                                   const char *columns, td_error *err)
 {
     const char *v[] = {id ? id : "", classes, columns};
-    return pg_command(p, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v, err);
+    return pg_query(p, "UPDATE datasets SET classes = $2, columns = $3 WHERE id = $1", 3, v, NULL,
+                    err);
 }
 
 td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **columns,
@@ -77,11 +76,8 @@ td_status td_pg_dataset_names(td_pg *p, const char *id, char **classes, char **c
 {
     PGresult *r = NULL;
     const char *v[] = {id ? id : ""};
-    int slot;
-    PGconn *c = acquire(p, &slot);
     td_status rc =
-        run(c, "SELECT classes, columns FROM datasets WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
-    release(p, slot);
+        pg_query(p, "SELECT classes, columns FROM datasets WHERE id = $1", 1, v, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", v[0]);
     if (!rc) {
@@ -175,8 +171,7 @@ td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dat
     if (!rc) rc = exec0(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
     if (!rc && (rc = blob_get_file(c, key, f, tmp, err)) == TD_ENOTFOUND)
         rc = td_fail(err, TD_ENOTFOUND, "dataset", "dataset %s not found", id);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
+    rc = pg_end(p, slot, rc, err);
     if (f && fclose(f) != 0 && !rc)
         rc = td_fail(err, TD_EIO, NULL, "cannot write %s: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
@@ -195,13 +190,10 @@ td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {cursor, bl};
     PGresult *r = NULL;
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    rc = run(c,
-             "SELECT " DS_COLS " FROM datasets WHERE ($1 = '' OR id < $1) "
-             "ORDER BY id DESC LIMIT $2::bigint",
-             2, v, NULL, 0, 0, &r, err);
-    release(p, slot);
+    rc = pg_query(p,
+                  "SELECT " DS_COLS " FROM datasets WHERE ($1 = '' OR id < $1) "
+                  "ORDER BY id DESC LIMIT $2::bigint",
+                  2, v, &r, err);
     if (rc) return rc;
     int count = PQntuples(r);
     td_dataset_meta *m = malloc(sizeof *m * (size_t)(count ? count : 1));
@@ -262,7 +254,5 @@ td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err)
                      id);
     if (!rc) rc = run(c, "DELETE FROM datasets WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
     if (!rc) rc = run(c, "DELETE FROM blobs WHERE key = $1", 1, vk, NULL, 0, 0, NULL, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }

@@ -41,9 +41,7 @@ td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *jo
     if (!rc)
         rc = run(c, "UPDATE jobs SET history_columns = $2 WHERE id = $1", 2, v, NULL, 0, 0, NULL,
                  err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 static td_status hist_insert(PGconn *c, const char *job_id, int64_t epoch, const double *values,
@@ -112,8 +110,7 @@ td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, i
                  "SELECT epoch, record FROM history WHERE job_id = $1 AND epoch > $2::bigint "
                  "ORDER BY epoch LIMIT $3::bigint",
                  3, v, NULL, 0, 1, &r, err); /* NULL: all */
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
+    rc = pg_end(p, slot, rc, err);
     int64_t nrows = r ? PQntuples(r) : 0;
     if (!rc && nrows > 0) {
         h.epochs = malloc(sizeof *h.epochs * (size_t)nrows);
@@ -161,9 +158,7 @@ td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epo
     if (!rc)
         rc = run(c, "UPDATE jobs SET epoch = LEAST(epoch, $2::bigint) WHERE id = $1", 2, v, NULL, 0,
                  0, NULL, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 /* ---- epoch commit, checkpoints, models ---------------------------------------------- */
@@ -205,9 +200,7 @@ td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int wi
         td_blob_seg seg = {ckpt, ckpt_len};
         rc = blob_put(c, key, (uint64_t)epoch, p->build_tag, &seg, 1, err);
     }
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t *len,
@@ -240,8 +233,7 @@ td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t
     if (!rc && (int64_t)aux != rec)
         rc = td_fail(err, TD_EIO, NULL, "job %s: checkpoint holds epoch %lld, expected %lld",
                      job_id, (long long)aux, (long long)rec);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
+    rc = pg_end(p, slot, rc, err);
     if (rc) {
         free(*buf);
         *buf = NULL;
@@ -272,9 +264,7 @@ td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json, c
     if (!rc)
         rc = run(c, "UPDATE jobs SET model_params = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0,
                  NULL, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_model_write_unsynced(td_pg *p, const char *job_id, const char *meta_json,
@@ -297,9 +287,7 @@ td_status td_pg_model_write_unsynced(td_pg *p, const char *job_id, const char *m
     if (!rc && has_model)
         rc = td_fail(err, TD_ECONFLICT, "model", "job %s has a model already", job_id);
     if (!rc) rc = blob_put(c, key, (uint64_t)n, "", segs, 2, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_params, int n,
@@ -319,9 +307,7 @@ td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_
                  "('queued', 'running') AND (node IS NULL OR node = $4)",
                  4, v, NULL, 0, 0, NULL, err);
     }
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_model_get(td_pg *p, const char *job_id, char **meta_json, float **params,
@@ -349,8 +335,7 @@ td_status td_pg_model_get(td_pg *p, const char *job_id, char **meta_json, float 
         rc = td_fail(err, TD_ENOTFOUND, "model", "job %s has no model", v[0]);
     PQclear(r);
     if (!rc) rc = blob_get(c, key, &aux, NULL, 0, &buf, &len, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
+    rc = pg_end(p, slot, rc, err);
     size_t pbytes = (size_t)aux * sizeof(float);
     if (!rc &&
         (aux > (uint64_t)INT64_MAX / sizeof(float) || len < pbytes + 1 ||
@@ -433,7 +418,5 @@ td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_ba
                         "($3::bigint, $4::bigint, $5::bigint)",
                  full ? 5 : 7, v, NULL, 0, 0, NULL, err);
     }
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }

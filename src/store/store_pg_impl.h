@@ -138,13 +138,23 @@ static inline td_status exec0(PGconn *c, const char *sql, td_error *err)
     return run(c, sql, 0, NULL, NULL, 0, 0, NULL, err);
 }
 
-/* Runs one command (no rows) with text parameters vals[0..n) on a connection of the pool. */
-static inline td_status pg_command(td_pg *p, const char *sql, int n, const char *const *vals,
-                                   td_error *err)
+/* Runs one statement with text parameters vals[0..n) on a connection of the pool; *out
+ * gets its result as run's (out NULL: a command, its result dropped). */
+static inline td_status pg_query(td_pg *p, const char *sql, int n, const char *const *vals,
+                                 PGresult **out, td_error *err)
 {
     int slot;
     PGconn *c = acquire(p, &slot);
-    td_status rc = run(c, sql, n, vals, NULL, 0, 0, NULL, err);
+    td_status rc = run(c, sql, n, vals, NULL, 0, 0, out, err);
+    release(p, slot);
+    return rc;
+}
+
+/* Ends the transaction on connection slot, begun after acquire: COMMIT when rc is TD_OK
+ * (else release rolls it back), then releases it. rc, or the commit's failure. */
+static inline td_status pg_end(td_pg *p, int slot, td_status rc, td_error *err)
+{
+    if (!rc) rc = exec0(p->conn[slot], "COMMIT", err);
     release(p, slot);
     return rc;
 }
@@ -181,6 +191,12 @@ static inline void blob_key(char *out, size_t cap, const char *kind, const char 
 
 /* store_pg.c: row i of r read into row by a column table (store_rows.h) */
 void td_pg_read_cols(PGresult *r, int i, void *row, const td_col *cols, int n);
+/* store_pg.c: reads the rows of r, up to cap, into *rows (calloc'd, k's; NULL when none),
+ * *n of them: read(r, i, row, err) fills one (freeing what it took on a failure). When r
+ * has a row past them, next (unless NULL) gets the last one's id. r stays the caller's. */
+td_status td_pg_collect(PGresult *r, int cap, const td_row_kind *k,
+                        td_status (*read)(PGresult *r, int i, void *row, td_error *err),
+                        void **rows, int *n, char *next, td_error *err);
 /* store_pg.c: blobs, inside the caller's transaction */
 td_status blob_put(PGconn *c, const char *key, uint64_t aux, const char *tag,
                    const td_blob_seg *segs, int nseg, td_error *err);

@@ -4,12 +4,12 @@
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
-static td_status read_job(PGresult *r, int i, td_job_row *j, td_error *err)
+/* Fills row (a td_job_row) from row i of a JOB_COLS result. */
+static td_status read_job(PGresult *r, int i, void *row, td_error *err)
 {
+    td_job_row *j = row;
     memset(j, 0, sizeof *j);
     td_pg_read_cols(r, i, j, TD_JOB_READ, TD_JOB_NREAD);
-    int st = td_store_state_of(PQgetvalue(r, i, 4));
-    j->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
     gets_(r, i, 26, j->node, sizeof j->node);
     j->hyperparameters = strdup(PQgetvalue(r, i, 5));
     j->metrics = PQgetisnull(r, i, 16) ? NULL : strdup(PQgetvalue(r, i, 16));
@@ -22,24 +22,14 @@ static td_status read_job(PGresult *r, int i, td_job_row *j, td_error *err)
     return TD_OK;
 }
 
-/* Collects every row of a JOB_COLS result (cleared). */
-static td_status collect(PGresult *r, td_job_row **rows, int *n, td_error *err)
+/* Every row of a JOB_COLS result (cleared), up to cap; next as td_pg_collect's. */
+static td_status collect(PGresult *r, int cap, td_job_row **rows, int *n, char *next, td_error *err)
 {
-    int count = PQntuples(r);
-    td_status rc = TD_OK;
-    td_job_row *v = count ? calloc((size_t)count, sizeof *v) : NULL; /* none: NULL */
-    if (count && !v) rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing jobs");
-    int i = 0;
-    for (; !rc && i < count; i++)
-        if ((rc = read_job(r, i, &v[i], err))) break;
+    void *v = NULL;
+    td_status rc = td_pg_collect(r, cap, &TD_JOB_ROWS, read_job, &v, n, next, err);
     PQclear(r);
-    if (rc) {
-        td_job_rows_free(v, i);
-        return rc;
-    }
     *rows = v;
-    *n = count;
-    return TD_OK;
+    return rc;
 }
 
 static td_status job_get(PGconn *c, const char *col, const char *key, td_job_row *out,
@@ -198,20 +188,11 @@ td_status td_pg_job_list(td_pg *p, int state, int limit, const char *after, td_j
     if (state >= TD_JOB_NSTATES) return td_fail(err, TD_EINVAL, "state", "unknown state %d", state);
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {state >= 0 ? td_job_state_name(state) : "", cursor, bl};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    rc = run(c,
-             "SELECT " JOB_COLS " FROM jobs WHERE ($1 = '' OR state = $1) AND "
-             "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint",
-             3, v, NULL, 0, 0, &r, err);
-    release(p, slot);
-    if (!rc) rc = collect(r, rows, n, err);
-    if (!rc && *n > limit) {
-        td_job_row_fini(&(*rows)[limit]);
-        *n = limit;
-        snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
-    }
-    return rc;
+    rc = pg_query(p,
+                  "SELECT " JOB_COLS " FROM jobs WHERE ($1 = '' OR state = $1) AND "
+                  "($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3::bigint",
+                  3, v, &r, err);
+    return rc ? rc : collect(r, limit, rows, n, next, err);
 }
 
 td_status td_pg_job_list_active(td_pg *p, td_job_row **rows, int *n, td_error *err)
@@ -219,14 +200,11 @@ td_status td_pg_job_list_active(td_pg *p, td_job_row **rows, int *n, td_error *e
     PGresult *r = NULL;
     *rows = NULL;
     *n = 0;
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c,
-                       "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
-                       "AND paused = 0 ORDER BY id ASC",
-                       0, NULL, NULL, 0, 0, &r, err);
-    release(p, slot);
-    return rc ? rc : collect(r, rows, n, err);
+    td_status rc = pg_query(p,
+                            "SELECT " JOB_COLS " FROM jobs WHERE state IN ('queued', 'running') "
+                            "AND paused = 0 ORDER BY id ASC",
+                            0, NULL, &r, err);
+    return rc ? rc : collect(r, INT_MAX, rows, n, NULL, err);
 }
 
 td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *err)
@@ -234,11 +212,7 @@ td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *e
     PGresult *r = NULL;
     for (int i = 0; i < TD_JOB_NSTATES; i++)
         counts[i] = 0;
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc =
-        run(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, NULL, 0, 0, &r, err);
-    release(p, slot);
+    td_status rc = pg_query(p, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, &r, err);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         int st = td_store_state_of(PQgetvalue(r, i, 0));
         if (st >= 0) counts[st] = geti(r, i, 1);
@@ -254,13 +228,10 @@ td_status td_pg_job_progress(td_pg *p, const char *id, int64_t epoch, const char
     char be[24];
     i64s(be, epoch);
     const char *v[] = {id ? id : "", be, metrics_json};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c,
-                       "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) "
-                       "WHERE id = $1",
-                       3, v, NULL, 0, 0, &r, err);
-    release(p, slot);
+    td_status rc = pg_query(p,
+                            "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) "
+                            "WHERE id = $1",
+                            3, v, &r, err);
     if (!rc && changed(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
     PQclear(r);
@@ -372,17 +343,14 @@ td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX], 
     snprintf(bl, sizeof bl, "%.3f", p->lease_s);
     i64s(bm, mem_avail > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)mem_avail);
     const char *v[] = {p->node, bl, bm};
-    int slot;
-    PGconn *c = acquire(p, &slot);
     /* oldest first; SKIP LOCKED: a row another daemon is claiming is passed over */
-    td_status rc = run(c,
-                       "UPDATE jobs SET node = $1, lease_until = " NOW_S " + $2::float8, "
-                       "live = 1 WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', "
-                       "'running') AND paused = 0 AND live = 0 AND (lease_until IS NULL OR "
-                       "lease_until < " NOW_S ") AND mem_bytes <= $3::bigint ORDER BY id LIMIT 1 "
-                       "FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes",
-                       3, v, NULL, 0, 0, &r, err);
-    release(p, slot);
+    td_status rc = pg_query(p,
+                            "UPDATE jobs SET node = $1, lease_until = " NOW_S " + $2::float8, "
+                            "live = 1 WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', "
+                            "'running') AND paused = 0 AND live = 0 AND (lease_until IS NULL OR "
+                            "lease_until < " NOW_S ") AND mem_bytes <= $3::bigint ORDER BY id "
+                            "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, mem_bytes",
+                            3, v, &r, err);
     if (rc) return rc;
     if (PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "no job to claim");
@@ -411,14 +379,11 @@ td_status td_pg_job_renew(td_pg *p, const char *const *ids, int n, int *cancel, 
     list[pos] = '\0';
     snprintf(bl, sizeof bl, "%.3f", p->lease_s);
     const char *v[] = {p->node, bl, list};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c,
-                       "UPDATE jobs SET lease_until = " NOW_S " + $2::float8 WHERE "
-                       "node = $1 AND id = ANY($3::text[]) AND state IN ('queued', 'running') "
-                       "RETURNING id, cancel_requested",
-                       3, v, NULL, 0, 0, &r, err);
-    release(p, slot);
+    td_status rc = pg_query(p,
+                            "UPDATE jobs SET lease_until = " NOW_S " + $2::float8 WHERE "
+                            "node = $1 AND id = ANY($3::text[]) AND state IN ('queued', 'running') "
+                            "RETURNING id, cancel_requested",
+                            3, v, &r, err);
     free(list);
     for (int i = 0; i < n; i++)
         cancel[i] = held[i] = 0;
@@ -437,16 +402,12 @@ td_status td_pg_job_renew(td_pg *p, const char *const *ids, int n, int *cancel, 
 td_status td_pg_job_set_live(td_pg *p, const char *id, int live, td_error *err)
 {
     const char *v[] = {id ? id : "", p->node};
-    int slot;
-    PGconn *c = acquire(p, &slot);
     /* letting go also ends the lease: another daemon may take the job at once */
-    td_status rc = run(c,
-                       live ? "UPDATE jobs SET live = 1 WHERE id = $1 AND $2 <> ''"
-                            : "UPDATE jobs SET live = 0, lease_until = NULL WHERE id = $1 "
-                              "AND (node IS NULL OR node = $2)",
-                       2, v, NULL, 0, 0, NULL, err);
-    release(p, slot);
-    return rc;
+    return pg_query(p,
+                    live ? "UPDATE jobs SET live = 1 WHERE id = $1 AND $2 <> ''"
+                         : "UPDATE jobs SET live = 0, lease_until = NULL WHERE id = $1 "
+                           "AND (node IS NULL OR node = $2)",
+                    2, v, NULL, err);
 }
 
 static int by_id(const void *a, const void *b)
@@ -482,13 +443,12 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
                  "lease_until = NULL WHERE state IN ('queued', 'running') AND crashes >= "
                  "$1::bigint RETURNING " JOB_COLS,
                  2, v, NULL, 0, 0, &r, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
+    rc = pg_end(p, slot, rc, err);
     if (rc) {
         PQclear(r);
         return rc;
     }
-    if ((rc = collect(r, failed, n, err)) == TD_OK && *n > 1)
+    if ((rc = collect(r, INT_MAX, failed, n, NULL, err)) == TD_OK && *n > 1)
         qsort(*failed, (size_t)*n, sizeof **failed, by_id); /* oldest first */
     return rc;
 }
@@ -496,5 +456,6 @@ td_status td_pg_job_reap_crashed(td_pg *p, int max_crashes, td_job_row **failed,
 td_status td_pg_job_mark_different_build(td_pg *p, const char *id, td_error *err)
 {
     const char *v[] = {id ? id : ""};
-    return pg_command(p, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v, err);
+    return pg_query(p, "UPDATE jobs SET resumed_on_different_build = 1 WHERE id = $1", 1, v, NULL,
+                    err);
 }

@@ -13,12 +13,12 @@
     "eta, rung, n_trials, cancel_requested, created_at, started_at, finished_at, "        \
     "error_code, error_message"
 
-static td_status read_sweep(PGresult *r, int i, td_sweep_row *w, td_error *err)
+/* Fills row (a td_sweep_row) from row i of a SWEEP_COLS result. */
+static td_status read_sweep(PGresult *r, int i, void *row, td_error *err)
 {
+    td_sweep_row *w = row;
     memset(w, 0, sizeof *w);
     td_pg_read_cols(r, i, w, TD_SWEEP_READ, TD_SWEEP_NREAD);
-    int st = td_store_state_of(PQgetvalue(r, i, 1));
-    w->state = st < 0 ? TD_JOB_FAILED : (td_job_state)st;
     if (!(w->spec = strdup(PQgetvalue(r, i, 5))))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", w->id);
     return TD_OK;
@@ -64,8 +64,7 @@ td_status td_pg_sweep_insert(td_pg *p, const td_sweep_spec *spec, const td_sweep
         rc = run(c, "INSERT INTO sweep_trials VALUES ($1, $2::bigint, $3, $4, $5::bigint)", 5, t,
                  NULL, 0, 0, NULL, err);
     }
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
+    rc = pg_end(p, slot, rc, err);
     if (!rc) snprintf(id_out, TD_ID_MAX, "%s", id);
     return rc;
 }
@@ -74,11 +73,7 @@ td_status td_pg_sweep_get(td_pg *p, const char *id, td_sweep_row *out, td_error 
 {
     PGresult *r = NULL;
     const char *v[] = {id ? id : ""};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc =
-        run(c, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
-    release(p, slot);
+    td_status rc = pg_query(p, "SELECT " SWEEP_COLS " FROM sweeps WHERE id = $1", 1, v, &r, err);
     if (!rc && PQntuples(r) == 0)
         rc = td_fail(err, TD_ENOTFOUND, NULL, "sweep %s not found", v[0]);
     else if (!rc)
@@ -95,35 +90,42 @@ td_status td_pg_sweep_list(td_pg *p, int active, int limit, const char *after, t
     snprintf(cursor, sizeof cursor, "%s", after ? after : ""); /* after may alias next */
     i64s(bl, (int64_t)limit + 1);
     const char *v[] = {cursor, bl};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = active ? run(c,
-                                "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
-                                "('queued', 'running') ORDER BY id ASC",
-                                0, NULL, NULL, 0, 0, &r, err)
-                          : run(c,
-                                "SELECT " SWEEP_COLS " FROM sweeps WHERE ($1 = '' OR id < "
-                                "$1) ORDER BY id DESC LIMIT $2::bigint",
-                                2, v, NULL, 0, 0, &r, err);
-    release(p, slot);
-    int count = rc ? 0 : PQntuples(r), i = 0;
-    td_sweep_row *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
-    if (!rc && count && !w) rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing sweeps");
-    for (; !rc && i < count; i++)
-        if ((rc = read_sweep(r, i, &w[i], err))) break;
+    td_status rc = pg_query(p,
+                            active ? "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
+                                     "('queued', 'running') ORDER BY id ASC"
+                                   : "SELECT " SWEEP_COLS " FROM sweeps WHERE ($1 = '' OR id < "
+                                     "$1) ORDER BY id DESC LIMIT $2::bigint",
+                            active ? 0 : 2, v, &r, err);
+    void *w = NULL;
+    if (!rc)
+        rc = td_pg_collect(r, active ? INT_MAX : limit, &TD_SWEEP_ROWS, read_sweep, &w, n,
+                           active ? NULL : next, err);
     PQclear(r);
-    if (rc) {
-        td_sweep_rows_free(w, i);
-        return rc;
-    }
-    if (!active && count > limit) {
-        td_sweep_row_fini(&w[limit]);
-        count = limit;
-        snprintf(next, TD_ID_MAX, "%s", w[limit - 1].id);
-    }
     *rows = w;
-    *n = count;
-    return TD_OK;
+    return rc;
+}
+
+/* Fills row (a td_sweep_trial) from row i of td_pg_sweep_trials' query. */
+static td_status read_trial(PGresult *r, int i, void *row, td_error *err)
+{
+    td_sweep_trial *t = row;
+    t->index = geti(r, i, 0);
+    t->values = strdup(PQgetvalue(r, i, 1));
+    t->hyperparameters = strdup(PQgetvalue(r, i, 2));
+    t->bytes = (uint64_t)geti(r, i, 3);
+    gets_(r, i, 4, t->job, sizeof t->job);
+    int st = PQgetisnull(r, i, 5) ? -1 : td_store_state_of(PQgetvalue(r, i, 5));
+    t->state = st < 0 ? TD_JOB_QUEUED : (td_job_state)st;
+    t->paused = (int)geti(r, i, 6);
+    t->stopped_early = (int)geti(r, i, 7);
+    t->cancel_requested = (int)geti(r, i, 8);
+    t->epoch = geti(r, i, 9);
+    t->stop_at_epoch = geti(r, i, 10);
+    t->metric = PQgetisnull(r, i, 11) ? NAN : strtod(PQgetvalue(r, i, 11), NULL);
+    gets_(r, i, 12, t->error_code, sizeof t->error_code);
+    if (t->values && t->hyperparameters) return TD_OK;
+    free(t->values), free(t->hyperparameters);
+    return td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
 }
 
 td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric, td_sweep_trial **out,
@@ -131,47 +133,19 @@ td_status td_pg_sweep_trials(td_pg *p, const char *id, const char *metric, td_sw
 {
     PGresult *r = NULL;
     const char *v[] = {id ? id : "", metric ? metric : "loss"};
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = run(c,
-                       "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, "
-                       "j.state, j.paused, j.stopped_early, j.cancel_requested, j.epoch, "
-                       "j.stop_at_epoch, CASE WHEN jsonb_typeof(j.metrics::jsonb -> $2) = "
-                       "'number' THEN (j.metrics::jsonb ->> $2)::float8 END, j.error_code "
-                       "FROM sweep_trials t LEFT JOIN jobs j ON j.sweep = t.sweep_id AND "
-                       "j.sweep_trial = t.idx WHERE t.sweep_id = $1 ORDER BY t.idx",
-                       2, v, NULL, 0, 0, &r, err);
-    release(p, slot);
-    int count = rc ? 0 : PQntuples(r), i = 0;
-    td_sweep_trial *w = rc || !count ? NULL : calloc((size_t)count, sizeof *w);
-    if (!rc && count && !w) rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
-    for (; !rc && i < count; i++) {
-        td_sweep_trial *t = &w[i];
-        t->index = geti(r, i, 0);
-        t->values = strdup(PQgetvalue(r, i, 1));
-        t->hyperparameters = strdup(PQgetvalue(r, i, 2));
-        t->bytes = (uint64_t)geti(r, i, 3);
-        gets_(r, i, 4, t->job, sizeof t->job);
-        int st = PQgetisnull(r, i, 5) ? -1 : td_store_state_of(PQgetvalue(r, i, 5));
-        t->state = st < 0 ? TD_JOB_QUEUED : (td_job_state)st;
-        t->paused = (int)geti(r, i, 6);
-        t->stopped_early = (int)geti(r, i, 7);
-        t->cancel_requested = (int)geti(r, i, 8);
-        t->epoch = geti(r, i, 9);
-        t->stop_at_epoch = geti(r, i, 10);
-        t->metric = PQgetisnull(r, i, 11) ? NAN : strtod(PQgetvalue(r, i, 11), NULL);
-        gets_(r, i, 12, t->error_code, sizeof t->error_code);
-        if (!t->values || !t->hyperparameters)
-            rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
-    }
+    td_status rc = pg_query(p,
+                            "SELECT t.idx, t.\"values\", t.hyperparameters, t.bytes, j.id, "
+                            "j.state, j.paused, j.stopped_early, j.cancel_requested, j.epoch, "
+                            "j.stop_at_epoch, CASE WHEN jsonb_typeof(j.metrics::jsonb -> $2) = "
+                            "'number' THEN (j.metrics::jsonb ->> $2)::float8 END, j.error_code "
+                            "FROM sweep_trials t LEFT JOIN jobs j ON j.sweep = t.sweep_id AND "
+                            "j.sweep_trial = t.idx WHERE t.sweep_id = $1 ORDER BY t.idx",
+                            2, v, &r, err);
+    void *w = NULL;
+    if (!rc) rc = td_pg_collect(r, INT_MAX, &TD_TRIAL_ROWS, read_trial, &w, n, NULL, err);
     PQclear(r);
-    if (rc) {
-        td_sweep_trials_free(w, count);
-        return rc;
-    }
     *out = w;
-    *n = count;
-    return TD_OK;
+    return rc;
 }
 
 td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
@@ -195,9 +169,7 @@ td_status td_pg_sweep_update_active(td_pg *p, const char *id, const char *sql,
     }
     PQclear(r);
     if (!rc) rc = run(c, sql, 1 + nargs, v, NULL, 0, 0, NULL, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char *const *stop,
@@ -220,9 +192,7 @@ td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char
     if (!rc)
         rc = run(c, "UPDATE sweeps SET rung = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0, NULL,
                  err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err)
@@ -234,9 +204,7 @@ td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err)
     if (!rc)
         rc = run(c, "DELETE FROM sweep_trials WHERE sweep_id = $1", 1, v, NULL, 0, 0, NULL, err);
     if (!rc) rc = run(c, "DELETE FROM sweeps WHERE id = $1", 1, v, NULL, 0, 0, NULL, err);
-    if (!rc) rc = exec0(c, "COMMIT", err);
-    release(p, slot);
-    return rc;
+    return pg_end(p, slot, rc, err);
 }
 
 /* Runs sql on job id ($1; $2 = now, $3 = x or NULL): TD_ECONFLICT when no row changed (the

@@ -66,12 +66,44 @@ td_status td_store_run(td_store *s, td_error *err, const char *sql, const char *
     return rc;
 }
 
+td_status td_store_collect(td_store *s, sqlite3_stmt *st, int cap, const td_row_kind *k,
+                           td_status (*read)(sqlite3_stmt *st, void *row, td_error *err),
+                           void **rows, int *n, char *next, td_error *err)
+{
+    char *v = NULL; /* count rows of k->elem bytes, room for alloc */
+    int count = 0, alloc = 0, row = 0;
+    td_status rc;
+    while (!(rc = step_row(s, st, &row, err)) && row && count < cap) {
+        if (count == alloc) {
+            int na = alloc ? 2 * alloc : 16;
+            char *nv = realloc(v, k->elem * (size_t)na);
+            if (!nv) {
+                rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing %s", k->what);
+                break;
+            }
+            v = nv, alloc = na;
+        }
+        if ((rc = read(st, v + k->elem * (size_t)count, err))) break;
+        count++;
+    }
+    if (rc) {
+        k->drop(v, count);
+        return rc;
+    }
+    if (row && next) snprintf(next, TD_ID_MAX, "%s", v + k->elem * (size_t)(count - 1) + k->id);
+    *rows = v;
+    *n = count;
+    return TD_OK;
+}
+
 void td_store_read_cols(sqlite3_stmt *st, void *row, const td_col *cols, int n)
 {
     for (const td_col *c = cols; c < cols + n; c++) {
         char *f = (char *)row + c->off;
         if (c->kind == 't') {
             col_copy(st, c->col, f, c->size);
+        } else if (c->kind == 's') {
+            *(td_job_state *)f = td_store_row_state((const char *)sqlite3_column_text(st, c->col));
         } else if (c->kind == 'N' && sqlite3_column_type(st, c->col) == SQLITE_NULL) {
             *(int64_t *)f = -1;
         } else if (c->size == sizeof(int64_t)) {

@@ -6,6 +6,16 @@
 
 #include "store/store_sweeps.h"
 
+static void drop_jobs(void *rows, int n) { td_job_rows_free(rows, n); }
+static void drop_sweeps(void *rows, int n) { td_sweep_rows_free(rows, n); }
+static void drop_trials(void *rows, int n) { td_sweep_trials_free(rows, n); }
+
+const td_row_kind TD_JOB_ROWS = {sizeof(td_job_row), offsetof(td_job_row, id), drop_jobs, "jobs"};
+const td_row_kind TD_SWEEP_ROWS = {sizeof(td_sweep_row), offsetof(td_sweep_row, id), drop_sweeps,
+                                   "sweeps"};
+/* trials have no id: they are never paged */
+const td_row_kind TD_TRIAL_ROWS = {sizeof(td_sweep_trial), 0, drop_trials, "trials"};
+
 td_status td_store_page_start(int limit, const char *after, char cursor[TD_ID_MAX],
                               char next[TD_ID_MAX], int *n, td_error *err)
 {
@@ -46,6 +56,7 @@ const td_col TD_JOB_READ[] = {
     J(1, 't', model),
     J(2, 't', dataset),
     J(3, 't', validation),
+    J(4, 's', state),
     J(6, 't', created_at),
     J(7, 't', started_at),
     J(8, 't', finished_at),
@@ -78,7 +89,7 @@ const td_col TD_SWEEP_READ[] = {
     W(8, 'n', epochs),      W(9, 'n', min_epochs),     W(10, 'n', eta),
     W(11, 'n', rung),       W(12, 'n', n_trials),      W(13, 'n', cancel_requested),
     W(14, 't', created_at), W(15, 't', started_at),    W(16, 't', finished_at),
-    W(17, 't', error_code), W(18, 't', error_message),
+    W(17, 't', error_code), W(18, 't', error_message), W(1, 's', state),
 };
 #undef W
 

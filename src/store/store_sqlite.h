@@ -284,9 +284,7 @@ td_status group_sync(td_store *s, uint64_t ticket, td_error *err);
 /* store_datasets.c: dataset id's row; caller holds the lock. */
 td_status ds_get_locked(td_store *s, const char *id, td_dataset_meta *out, td_error *err);
 /* store_jobs.c */
-td_status read_job(sqlite3_stmt *st, td_job_row *r, td_error *err);
-td_status collect_jobs(td_store *s, sqlite3_stmt *st, int cap, td_job_row **rows, int *n,
-                       td_error *err);
+td_status read_job(sqlite3_stmt *st, void *row, td_error *err);
 td_status job_get_locked(td_store *s, const char *col, const char *key, td_job_row *out,
                          td_error *err);
 td_status job_state_locked(td_store *s, const char *id, int *state, int64_t *ckpt_epoch,

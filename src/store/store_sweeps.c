@@ -144,43 +144,14 @@ void td_sweep_trials_free(td_sweep_trial *t, int n)
     free(t);
 }
 
-static td_status read_sweep(sqlite3_stmt *st, td_sweep_row *r, td_error *err)
+/* Fills row (a td_sweep_row) from a SWEEP_COLS row. */
+static td_status read_sweep(sqlite3_stmt *st, void *row, td_error *err)
 {
+    td_sweep_row *r = row;
     memset(r, 0, sizeof *r);
     td_store_read_cols(st, r, TD_SWEEP_READ, TD_SWEEP_NREAD);
-    int state = state_of(sqlite3_column_text(st, 1));
-    r->state = state < 0 ? TD_JOB_FAILED : (td_job_state)state;
     if (!(r->spec = dup_col(st, 5)))
         return td_fail(err, TD_ENOMEM, NULL, "out of memory reading sweep %s", r->id);
-    return TD_OK;
-}
-
-/* Collects the rows of a SWEEP_COLS query (up to cap). */
-static td_status collect(td_store *s, sqlite3_stmt *st, int cap, td_sweep_row **rows, int *n,
-                         td_error *err)
-{
-    td_sweep_row *v = NULL;
-    int count = 0, alloc = 0, row = 0;
-    td_status rc;
-    while (!(rc = td_store_step_row(s, st, &row, err)) && row && count < cap) {
-        if (count == alloc) {
-            int na = alloc ? 2 * alloc : 16;
-            td_sweep_row *nv = realloc(v, sizeof *v * (size_t)na);
-            if (!nv) {
-                rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing sweeps");
-                break;
-            }
-            v = nv, alloc = na;
-        }
-        if ((rc = read_sweep(st, &v[count], err))) break;
-        count++;
-    }
-    if (rc) {
-        td_sweep_rows_free(v, count);
-        return rc;
-    }
-    *rows = v;
-    *n = count;
     return TD_OK;
 }
 
@@ -277,12 +248,9 @@ td_status td_store_sweep_list(td_store *s, int limit, const char *after, td_swee
                                    " FROM sweeps WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
                                  : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY id DESC LIMIT ?2",
                        "oI", cursor, (int64_t)limit + 1);
-    if (!rc) rc = collect(s, st, limit + 1, rows, n, err);
-    if (!rc && *n > limit) {
-        td_sweep_row_fini(&(*rows)[limit]);
-        *n = limit;
-        snprintf(next, TD_ID_MAX, "%s", (*rows)[limit - 1].id);
-    }
+    void *v = NULL;
+    if (!rc) rc = td_store_collect(s, st, limit, &TD_SWEEP_ROWS, read_sweep, &v, n, next, err);
+    *rows = v;
     td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
@@ -299,18 +267,43 @@ td_status td_store_sweep_list_active(td_store *s, td_sweep_row **rows, int *n, t
                                     "SELECT " SWEEP_COLS " FROM sweeps WHERE state IN "
                                     "('queued', 'running') ORDER BY id ASC",
                                     err);
-    if (!rc) rc = collect(s, st, INT32_MAX, rows, n, err);
+    void *v = NULL;
+    if (!rc) rc = td_store_collect(s, st, INT32_MAX, &TD_SWEEP_ROWS, read_sweep, &v, n, NULL, err);
+    *rows = v;
     td_store_unprepare(s, st);
     td_store_leave(s);
     return rc;
+}
+
+/* Fills row (a td_sweep_trial) from a row of td_store_sweep_trials' query. */
+static td_status read_trial(sqlite3_stmt *st, void *row, td_error *err)
+{
+    td_sweep_trial *t = row;
+    memset(t, 0, sizeof *t);
+    t->index = sqlite3_column_int64(st, 0);
+    t->values = dup_col(st, 1);
+    t->hyperparameters = dup_col(st, 2);
+    t->bytes = (uint64_t)sqlite3_column_int64(st, 3);
+    copy_col(st, 4, t->job, sizeof t->job);
+    int state = state_of(sqlite3_column_text(st, 5));
+    t->state = state < 0 ? TD_JOB_QUEUED : (td_job_state)state;
+    t->paused = sqlite3_column_int(st, 6);
+    t->stopped_early = sqlite3_column_int(st, 7);
+    t->cancel_requested = sqlite3_column_int(st, 8);
+    t->epoch = sqlite3_column_int64(st, 9);
+    t->stop_at_epoch = sqlite3_column_int64(st, 10);
+    t->metric = sqlite3_column_type(st, 11) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 11);
+    copy_col(st, 12, t->error_code, sizeof t->error_code);
+    if (t->values && t->hyperparameters) return TD_OK;
+    free(t->values), free(t->hyperparameters);
+    return td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
 }
 
 td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
                                 td_sweep_trial **out, int *n, td_error *err)
 {
     sqlite3_stmt *st = NULL;
-    td_sweep_trial *v = NULL;
-    int count = 0, alloc = 0, row = 0;
+    void *v = NULL;
     char path[TD_HIST_NAME_MAX + 4];
     snprintf(path, sizeof path, "$.%s", metric ? metric : "loss");
     *out = NULL;
@@ -329,45 +322,11 @@ td_status td_store_sweep_trials(td_store *s, const char *id, const char *metric,
         bind_text(st, 1, id);
         bind_text(st, 2, path);
     }
-    while (!rc && !(rc = td_store_step_row(s, st, &row, err)) && row) {
-        if (count == alloc) {
-            int na = alloc ? 2 * alloc : 16;
-            td_sweep_trial *nv = realloc(v, sizeof *v * (size_t)na);
-            if (!nv) {
-                rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
-                break;
-            }
-            v = nv, alloc = na;
-        }
-        td_sweep_trial *t = &v[count++];
-        memset(t, 0, sizeof *t);
-        t->index = sqlite3_column_int64(st, 0);
-        t->values = dup_col(st, 1);
-        t->hyperparameters = dup_col(st, 2);
-        t->bytes = (uint64_t)sqlite3_column_int64(st, 3);
-        copy_col(st, 4, t->job, sizeof t->job);
-        int state = state_of(sqlite3_column_text(st, 5));
-        t->state = state < 0 ? TD_JOB_QUEUED : (td_job_state)state;
-        t->paused = sqlite3_column_int(st, 6);
-        t->stopped_early = sqlite3_column_int(st, 7);
-        t->cancel_requested = sqlite3_column_int(st, 8);
-        t->epoch = sqlite3_column_int64(st, 9);
-        t->stop_at_epoch = sqlite3_column_int64(st, 10);
-        t->metric =
-            sqlite3_column_type(st, 11) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 11);
-        copy_col(st, 12, t->error_code, sizeof t->error_code);
-        if (!t->values || !t->hyperparameters)
-            rc = td_fail(err, TD_ENOMEM, NULL, "out of memory listing trials");
-    }
+    if (!rc) rc = td_store_collect(s, st, INT32_MAX, &TD_TRIAL_ROWS, read_trial, &v, n, NULL, err);
     td_store_unprepare(s, st);
     td_store_leave(s);
-    if (rc) {
-        td_sweep_trials_free(v, count);
-        return rc;
-    }
     *out = v;
-    *n = count;
-    return TD_OK;
+    return rc;
 }
 
 /* Runs sql on sweep id (?1, texts ?2..?5 from args, NULL for none) if the sweep is

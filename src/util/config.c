@@ -357,15 +357,18 @@ td_status td_config_finish(td_config *c, td_error *err)
     return TD_OK;
 }
 
-/* Flags that set a key. */
-static const struct {
-    const char *flag, *key;
-} flag_keys[] = {
-    {"--listen", "listen"},
-    {"--state-dir", "state_dir"},
-    {"--workers", "workers"},
-};
+/* Keys a command-line flag sets: --<key> with '-' for '_' (flag_of). */
+static const char *const flag_keys[] = {"listen", "state_dir", "workers"};
 #define NFLAGKEYS (sizeof flag_keys / sizeof flag_keys[0])
+
+/* The flag of key ("state_dir": "--state-dir") in out. */
+static const char *flag_of(char out[32], const char *key)
+{
+    snprintf(out, 32, "--%s", key);
+    for (char *p = out; *p; p++)
+        if (*p == '_') *p = '-';
+    return out;
+}
 
 /* Matches argv[*i] against "--name" / "--name=value"; *val gets the value (consuming the
  * next argument when needed). Returns 1 on a match, 0 if not this flag, -1 when the
@@ -414,11 +417,10 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
             continue;
         }
         size_t f;
+        char flag[32];
         for (f = 0; f < NFLAGKEYS; f++) {
-            r = flag_value(argc, argv, &i, flag_keys[f].flag, &v);
-            if (r < 0)
-                return td_fail(err, TD_EINVAL, flag_keys[f].key, "%s needs a value",
-                               flag_keys[f].flag);
+            r = flag_value(argc, argv, &i, flag_of(flag, flag_keys[f]), &v);
+            if (r < 0) return td_fail(err, TD_EINVAL, flag_keys[f], "%s needs a value", flag);
             if (r > 0) {
                 set_val[f] = v;
                 break;
@@ -433,8 +435,10 @@ td_status td_config_from_args(td_config *c, int argc, char *const argv[], td_cli
     for (size_t f = 0; f < NFLAGKEYS; f++) {
         if (!set_val[f]) continue;
         td_error e2;
-        if ((st = td_config_set(c, flag_keys[f].key, set_val[f], &e2)) != TD_OK)
-            return td_fail(err, st, flag_keys[f].key, "%s: %s", flag_keys[f].flag, e2.message);
+        char flag[32];
+        if ((st = td_config_set(c, flag_keys[f], set_val[f], &e2)) != TD_OK)
+            return td_fail(err, st, flag_keys[f], "%s: %s", flag_of(flag, flag_keys[f]),
+                           e2.message);
     }
     return td_config_finish(c, err);
 }
