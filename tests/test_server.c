@@ -948,10 +948,12 @@ START_TEST(daemon_connection_abuse)
             ALL, first, last, lat[nlat / 2] * 1e3, lat[nlat - 1] * 1e3, nlat);
     ck_assert_msg(last < timeout + 3.0, "the last one was dropped after %.2f s", last);
 
-    httpc_resp r;
-    ck_assert_int_eq(httpc_request(port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
-    ck_assert_msg(has(r.body, "traind_http_connections 1\n"), "%s", r.body);
-    httpc_free(&r);
+    /* The client sees a close before the server's completion callback has counted it:
+     * on a loaded machine the gauge catches up a little later. */
+    double open_now, t1 = httpc_now();
+    while ((open_now = httpc_metric(port, "traind_http_connections")) != 1 && httpc_now() - t1 < 10)
+        usleep(100 * 1000);
+    ck_assert_msg(open_now == 1, "traind_http_connections %.0f, not 1", open_now);
     api_stop(&d);
 }
 END_TEST

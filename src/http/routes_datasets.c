@@ -191,7 +191,7 @@ static void dataset_end(void *a, void *state, const td_req *req, td_resp *resp)
     td_log(TD_LOG_INFO, "http", "dataset %s stored (%lld x %lld)", meta.id, (long long)meta.N,
            (long long)meta.D);
     td_resp_header(resp, "Location", "/v1/datasets/%s", meta.id);
-    json_or_oom(resp, 201, cjson_take(dataset_json(app, &meta)));
+    json_or_oom(resp, 201, td_json_take(dataset_json(app, &meta)));
 }
 
 const td_body_sink td_dataset_sink = {dataset_begin, dataset_piece, dataset_end, dataset_free};
@@ -205,7 +205,7 @@ static td_status dataset_list(td_app *app, int limit, const char *after, td_app_
 
 static char *dataset_item(td_app *app, const void *rows, int i)
 {
-    return cjson_take(dataset_json(app, &((const td_dataset_meta *)rows)[i]));
+    return td_json_take(dataset_json(app, &((const td_dataset_meta *)rows)[i]));
 }
 
 static void dataset_rows_free(void *rows, int n) { free(rows); }
@@ -238,7 +238,7 @@ void td_h_dataset_get(void *a, const td_req *req, td_resp *resp)
         fail(resp, st, &err);
         return;
     }
-    json_or_oom(resp, 200, cjson_take(dataset_json(app, &meta)));
+    json_or_oom(resp, 200, td_json_take(dataset_json(app, &meta)));
 }
 
 void td_h_dataset_data(void *a, const td_req *req, td_resp *resp)

@@ -90,13 +90,6 @@ static inline void fail(td_resp *resp, td_status st, const td_error *err)
         td_resp_from_error(resp, st, err);
 }
 
-static inline char *cjson_take(cJSON *obj)
-{
-    char *s = obj ? td_json_print(obj) : NULL;
-    cJSON_Delete(obj);
-    return s;
-}
-
 static inline void json_or_oom(td_resp *resp, int status, char *body)
 {
     if (body)

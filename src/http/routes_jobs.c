@@ -400,7 +400,7 @@ void td_h_job_validation(void *a, const td_req *req, td_resp *resp)
     cJSON_AddNumberToObject(o, "validation_split", hp.validation_split);
     cJSON_AddNumberToObject(o, "n_rows", (double)nv);
 answer:
-    json_or_oom(resp, 200, cjson_take(o));
+    json_or_oom(resp, 200, td_json_take(o));
     o = NULL;
 out:
     if (st) fail(resp, st, &err);
