@@ -96,7 +96,20 @@ int64_t *td_split_order(int64_t N, int64_t seed)
     return all;
 }
 
-/* Targets of ds's rows (n) gathered in row order into new arrays kept in t->owned. */
+/* tg->Y (ds->Y) or tg->y (ds->y), the other NULL: ds's targets of rows[0..n) in row order,
+ * copied into buf (n rows of K floats or G labels). */
+static void targets_of_rows(td_targets *tg, const td_dataset *ds, const int64_t *rows, int64_t n,
+                            void *buf, int64_t G, int64_t K)
+{
+    size_t row = ds->Y ? sizeof(float) * (size_t)K : sizeof(int32_t) * (size_t)G;
+    const char *src = ds->Y ? (const char *)ds->Y : (const char *)ds->y;
+    for (int64_t i = 0; i < n; i++)
+        memcpy((char *)buf + (size_t)i * row, src + (size_t)rows[i] * row, row);
+    tg->Y = ds->Y ? buf : NULL;
+    tg->y = ds->Y ? NULL : buf;
+}
+
+/* Targets of ds's rows (n) gathered in row order into a new array kept in t->owned. */
 static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_dataset *ds,
                                 const int64_t *rows, int64_t n, int slot)
 {
@@ -107,21 +120,11 @@ static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_datase
         tg->Y = ds->Y;
         return TD_OK;
     }
-    if (ds->Y) {
-        float *Y = malloc(sizeof(float) * (size_t)(n * K + 1));
-        if (!Y) return TD_ENOMEM;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(Y + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
-        tg->Y = Y, tg->y = NULL;
-        t->owned[slot] = Y;
-    } else {
-        int32_t *y = malloc(sizeof(int32_t) * (size_t)(n * G + 1));
-        if (!y) return TD_ENOMEM;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(y + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
-        tg->y = y, tg->Y = NULL;
-        t->owned[slot] = y;
-    }
+    size_t row = ds->Y ? sizeof(float) * (size_t)K : sizeof(int32_t) * (size_t)G;
+    void *buf = malloc(row * (size_t)n + 1); /* + 1: never malloc(0) */
+    if (!buf) return TD_ENOMEM;
+    t->owned[slot] = buf;
+    targets_of_rows(tg, ds, rows, n, buf, G, K);
     return TD_OK;
 }
 
@@ -395,15 +398,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, const char **bad)
         int64_t n = t->n_train - lo < t->batch ? t->n_train - lo : t->batch;
         const int64_t *rows = t->perm + lo;
         td_targets tg = t->tg_full;
-        if (ds->Y) {
-            for (int64_t i = 0; i < n; i++)
-                memcpy(t->bY + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
-            tg.Y = t->bY;
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                memcpy(t->by + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
-            tg.y = t->by;
-        }
+        targets_of_rows(&tg, ds, rows, n, ds->Y ? (void *)t->bY : (void *)t->by, G, K);
         *bad = train_batch(t, s, rows, n, &tg);
     }
 }
