@@ -134,6 +134,27 @@ void td_gmm_copy(td_gmm *dst, const td_gmm *src)
     memcpy(dst->covs, src->covs, sizeof(double) * (size_t)td_gmm_covs_size(src->cov, M, E));
 }
 
+size_t td_gmm_bytes(const td_gmm *g)
+{
+    return sizeof(double) * (size_t)(g->M + g->M * g->E + td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
+void td_gmm_put(char *p, const td_gmm *g)
+{
+    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
+    memcpy(p, g->weights, nw);
+    memcpy(p + nw, g->means, nm);
+    memcpy(p + nw + nm, g->covs, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
+void td_gmm_get(td_gmm *g, const char *p)
+{
+    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
+    memcpy(g->weights, p, nw);
+    memcpy(g->means, p + nw, nm);
+    memcpy(g->covs, p + nw + nm, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
 void td_gmm_to_params(float *p, const td_gmm *g)
 {
     int64_t M = g->M, ME = g->M * g->E, MC = td_gmm_covs_size(g->cov, g->M, g->E);

@@ -306,7 +306,6 @@ fail:
 static void grad_destroy(td_trainer *base)
 {
     grad_trainer *t = (grad_trainer *)base;
-    if (!t) return;
     td_linear_destroy(t->lin);
     td_mlp_destroy(t->mlp);
     td_pool_destroy(t->pool);
@@ -504,8 +503,7 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
     p += sizeof h;
     memcpy(p, t->model.params, n);
     p += n;
-    if (h.nbuf >= 1) memcpy(p, t->opt.m, n), p += n;
-    if (h.nbuf >= 2) memcpy(p, t->opt.v, n), p += n;
+    td_optim_save(&t->opt, p);
     return need;
 }
 
@@ -513,10 +511,9 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
 {
     grad_trainer *t = (grad_trainer *)base;
     state_header h;
-    if (len < sizeof h) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
-    memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, "TDSTATE1", 8) != 0)
-        return td_fail(err, TD_EINVAL, "checkpoint", "not a training-state snapshot");
+    td_status st =
+        td_state_header(&h, sizeof h, buf, len, "TDSTATE1", "not a training-state snapshot", err);
+    if (st) return st;
     if (h.model != t->model.kind || h.n_params != t->model.n_params || h.D != t->model.D ||
         h.K != t->model.K || h.nbuf != td_optim_nbuffers(&t->opt) || len != grad_state_size(base))
         return td_fail(err, TD_EINVAL, "checkpoint",
@@ -525,8 +522,7 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
     size_t n = sizeof(float) * (size_t)t->model.n_params;
     memcpy(t->model.params, p, n);
     p += n;
-    if (h.nbuf >= 1) memcpy(t->opt.m, p, n), p += n;
-    if (h.nbuf >= 2) memcpy(t->opt.v, p, n);
+    td_optim_load(&t->opt, p);
     t->base.epoch = h.epoch;
     t->opt.step = h.opt_step;
     t->no_improve = h.no_improve;

@@ -60,6 +60,11 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
                             epochs))
 void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, size_t model_offset,
                      const td_hparams *hp_in, int64_t epochs);
+/* A snapshot's header: its first size bytes of buf[0..len) into h, which begins with the
+ * 8-byte magic; "checkpoint" errors when buf is shorter or the magic differs (message
+ * not_ours). */
+td_status td_state_header(void *h, size_t size, const void *buf, size_t len, const char *magic,
+                          const char *not_ours, td_error *err);
 /* 1 when every p[0..n) is finite. */
 int td_all_finite(const float *p, int64_t n);
 /* The weights under l1/l2 among layout[0..n): every penalized tensor (all of them with
