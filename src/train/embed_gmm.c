@@ -341,12 +341,8 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
 }
 
 td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, td_error *err)
+                                  const td_dataset *val, int64_t E, td_error *err)
 {
-    td_status st;
-    int64_t E;
-    *out = NULL;
-    if ((st = td_embed_trainer_check(hp, train, val, &E, err))) return st;
     embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->train = train;

@@ -135,12 +135,8 @@ size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const
 }
 
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_error *err)
+                                const td_dataset *val, int64_t K, td_error *err)
 {
-    td_status st;
-    int64_t K;
-    *out = NULL;
-    if ((st = td_gmm_trainer_check(hp, train, val, &K, err))) return st;
     gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->gmm.max_iter);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.rows = train->N;

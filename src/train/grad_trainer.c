@@ -227,13 +227,9 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, cons
 }
 
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, td_error *err)
+                                 const td_dataset *val, int64_t K, td_error *err)
 {
     td_status st;
-    int64_t K;
-    *out = NULL;
-    if ((st = td_grad_trainer_check(hp, train, val, &K, err))) return st;
-
     grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     st = TD_ENOMEM;

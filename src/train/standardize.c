@@ -179,7 +179,7 @@ static const td_trainer_vtbl std_vt = {
 };
 
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_family_create create, td_error *err)
+                                const td_dataset *val, td_checked_create create, td_error *err)
 {
     *out = NULL;
     if (train->N < 1 || train->D < 1)

@@ -7,14 +7,16 @@
 
 #include "train/family.h"
 
-/* The model family's trainer (hp resolved). */
+/* The model family's trainer (hp resolved): its check, then its create. */
 static td_status create_family(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                                const td_dataset *val, td_error *err)
 {
     *out = NULL;
     const td_family *f = td_family_of((int)hp->model);
     if (!f) return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
-    return f->trainer_create(out, hp, train, val, err);
+    int64_t K;
+    td_status st = f->trainer_check(hp, train, val, &K, err);
+    return st ? st : f->trainer_create(out, hp, train, val, K, err);
 }
 
 td_status td_trainer_create(td_trainer **out, const td_hparams *given, const td_dataset *train,

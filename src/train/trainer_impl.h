@@ -85,26 +85,32 @@ int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32]
 void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
                     int64_t M, int ncols);
 
-/* A family's create (the three below). */
+/* A family's create (the three below): hp resolved and passed by the family's
+ * trainer_check, whose outputs K (embed_gmm: the embedding width E) it is given; *out is
+ * NULL on entry. trainer.c runs the check, then the create. */
 typedef td_status (*td_family_create)(td_trainer **out, const td_hparams *hp,
-                                      const td_dataset *train, const td_dataset *val,
+                                      const td_dataset *train, const td_dataset *val, int64_t K,
                                       td_error *err);
+/* The family's check and create in one (trainer.c), as standardize calls it. */
+typedef td_status (*td_checked_create)(td_trainer **out, const td_hparams *hp,
+                                       const td_dataset *train, const td_dataset *val,
+                                       td_error *err);
 /* standardize (standardize.c): the family's trainer, made by create, on standardized copies
  * of train's and val's X; its model carries the mean and scale. td_std_trainer_bytes: the
  * copies and statistics, for td_train_memory_estimate. */
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_family_create create, td_error *err);
+                                const td_dataset *val, td_checked_create create, td_error *err);
 size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
 
-/* softmax and mlp (grad_trainer.c); hp is already checked against train. */
+/* softmax and mlp (grad_trainer.c). */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, td_error *err);
-/* gmm (gmm_trainer.c): one step = one EM iteration; checks hp against train itself. */
+                                 const td_dataset *val, int64_t K, td_error *err);
+/* gmm (gmm_trainer.c): one step = one EM iteration; K components. */
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_error *err);
-/* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); checks
- * hp against train itself. */
+                                const td_dataset *val, int64_t K, td_error *err);
+/* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); K = E,
+ * the embedding width. */
 td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, td_error *err);
+                                  const td_dataset *val, int64_t K, td_error *err);
 
 #endif
