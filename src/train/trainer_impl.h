@@ -10,6 +10,8 @@
 #include "util/clock.h" /* td_mono_s, for td_trainer.elapsed */
 #include "traind/train.h"
 
+typedef struct td_std td_std; /* standardize.c */
+
 typedef struct td_trainer_vtbl {
     void (*destroy)(td_trainer *t);
     void (*set_threads)(td_trainer *t, int n);
@@ -31,6 +33,8 @@ struct td_trainer {
     int64_t rows;          /* training rows per epoch */
     double elapsed;        /* seconds of training; restored with a snapshot */
     int stopped;           /* done before epochs: early stopping, convergence */
+    td_std *std;           /* standardize: the standardized copies the family trains on and their
+                    mean and scale (standardize.c), owned; NULL without */
 };
 
 /* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
@@ -95,12 +99,23 @@ typedef td_status (*td_family_create)(td_trainer **out, const td_hparams *hp,
 typedef td_status (*td_checked_create)(td_trainer **out, const td_hparams *hp,
                                        const td_dataset *train, const td_dataset *val,
                                        td_error *err);
-/* standardize (standardize.c): the family's trainer, made by create, on standardized copies
- * of train's and val's X; its model carries the mean and scale. td_std_trainer_bytes: the
- * copies and statistics, for td_train_memory_estimate. */
+/* standardize (standardize.c): the family's trainer, made by create on standardized copies
+ * of train's and val's X, which its std holds with their mean and scale.
+ * td_std_trainer_bytes: the copies and statistics, for td_train_memory_estimate. */
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                                 const td_dataset *val, td_checked_create create, td_error *err);
 size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
+/* trainer.c's calls on a trainer's std: td_std_free (NULL: nothing), after the family's
+ * destroy; td_std_sync makes td_std_model the family's model m with mean and scale (after
+ * create, step and restore); a snapshot is the family's, then td_std_state_bytes of mean
+ * and scale: td_std_save appends them to the family's n bytes (0 when cap is short),
+ * td_std_restore_check compares them with the data's. */
+void td_std_free(td_std *s);
+void td_std_sync(td_std *s, const td_model *m);
+const td_model *td_std_model(const td_std *s);
+size_t td_std_state_bytes(const td_std *s);
+size_t td_std_save(const td_std *s, void *buf, size_t n, size_t cap);
+td_status td_std_restore_check(const td_std *s, const void *buf, size_t len, td_error *err);
 
 /* softmax and mlp (grad_trainer.c). */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
