@@ -33,8 +33,7 @@ struct td_trainer {
     int64_t rows;          /* training rows per epoch */
     double elapsed;        /* seconds of training; restored with a snapshot */
     int stopped;           /* done before epochs: early stopping, convergence */
-    td_std *std;           /* standardize: the standardized copies the family trains on and their
-                    mean and scale (standardize.c), owned; NULL without */
+    td_std *std;           /* standardize (standardize.c): owned; NULL without */
 };
 
 /* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
