@@ -341,12 +341,8 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
 }
 
 td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, td_error *err)
+                                  const td_dataset *val, int64_t E, td_error *err)
 {
-    td_status st;
-    int64_t E;
-    *out = NULL;
-    if ((st = td_embed_trainer_check(hp, train, val, &E, err))) return st;
     embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->train = train;
@@ -757,16 +753,11 @@ typedef struct embed_state {
     uint64_t rng[4];
 } embed_state;
 
-static size_t gmm_bytes(const embed_trainer *t)
-{
-    return sizeof(double) * (size_t)(t->M + t->M * t->E + td_gmm_covs_size(t->g.cov, t->M, t->E));
-}
-
 static size_t embed_state_size(const td_trainer *base)
 {
     const embed_trainer *t = SELF(base);
     return sizeof(embed_state) + sizeof(float) * (size_t)t->model.n_params +
-        sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + gmm_bytes(t);
+        sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + td_gmm_bytes(&t->g);
 }
 
 static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
@@ -784,14 +775,9 @@ static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(h.rng, t->rng.s, sizeof h.rng);
     char *p = buf;
     memcpy(p, &h, sizeof h), p += sizeof h;
-    size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;
+    size_t np = sizeof(float) * (size_t)t->model.n_params;
     memcpy(p, t->model.params, np), p += np;
-    if (h.nbuf >= 1) memcpy(p, t->opt.m, nn), p += nn;
-    if (h.nbuf >= 2) memcpy(p, t->opt.v, nn), p += nn;
-    size_t nw = sizeof(double) * (size_t)t->M, nm = nw * (size_t)t->E;
-    memcpy(p, t->g.weights, nw), p += nw;
-    memcpy(p, t->g.means, nm), p += nm;
-    memcpy(p, t->g.covs, gmm_bytes(t) - nw - nm);
+    td_gmm_put(td_optim_save(&t->opt, p), &t->g);
     return need;
 }
 
@@ -799,26 +785,18 @@ static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td
 {
     embed_trainer *t = (embed_trainer *)base;
     embed_state h;
-    if (len < sizeof h) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
-    memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, "TDEMBST1", 8) != 0)
-        return td_fail(err, TD_EINVAL, "checkpoint",
-                       "not an embed_gmm training-state "
-                       "snapshot");
+    td_status st = td_state_header(&h, sizeof h, buf, len, "TDEMBST1",
+                                   "not an embed_gmm training-state snapshot", err);
+    if (st) return st;
     if (h.n_params != t->model.n_params || h.n_net != t->n_net || h.M != t->M || h.E != t->E ||
         h.cov != t->g.cov || h.nbuf != td_optim_nbuffers(&t->opt) || len != embed_state_size(base))
         return td_fail(err, TD_EINVAL, "checkpoint",
                        "the snapshot does not match this model "
                        "and optimizer");
     const char *p = (const char *)buf + sizeof h;
-    size_t np = sizeof(float) * (size_t)t->model.n_params, nn = sizeof(float) * (size_t)t->n_net;
+    size_t np = sizeof(float) * (size_t)t->model.n_params;
     memcpy(t->model.params, p, np), p += np;
-    if (h.nbuf >= 1) memcpy(t->opt.m, p, nn), p += nn;
-    if (h.nbuf >= 2) memcpy(t->opt.v, p, nn), p += nn;
-    size_t nw = sizeof(double) * (size_t)t->M, nm = nw * (size_t)t->E;
-    memcpy(t->g.weights, p, nw), p += nw;
-    memcpy(t->g.means, p, nm), p += nm;
-    memcpy(t->g.covs, p, gmm_bytes(t) - nw - nm);
+    td_gmm_get(&t->g, td_optim_load(&t->opt, p));
     t->base.epoch = h.iter;
     t->n_em = h.n_em;
     t->gmm_ready = (int)h.gmm_ready;

@@ -134,6 +134,27 @@ void td_gmm_copy(td_gmm *dst, const td_gmm *src)
     memcpy(dst->covs, src->covs, sizeof(double) * (size_t)td_gmm_covs_size(src->cov, M, E));
 }
 
+size_t td_gmm_bytes(const td_gmm *g)
+{
+    return sizeof(double) * (size_t)(g->M + g->M * g->E + td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
+void td_gmm_put(char *p, const td_gmm *g)
+{
+    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
+    memcpy(p, g->weights, nw);
+    memcpy(p + nw, g->means, nm);
+    memcpy(p + nw + nm, g->covs, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
+void td_gmm_get(td_gmm *g, const char *p)
+{
+    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
+    memcpy(g->weights, p, nw);
+    memcpy(g->means, p + nw, nm);
+    memcpy(g->covs, p + nw + nm, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
+}
+
 void td_gmm_to_params(float *p, const td_gmm *g)
 {
     int64_t M = g->M, ME = g->M * g->E, MC = td_gmm_covs_size(g->cov, g->M, g->E);
@@ -608,25 +629,18 @@ static void sq_dist_d(double *restrict acc, const double *restrict y, const doub
     }
 }
 
-/* full and tied: c->yTd = L^-1 (x - c) of the block's rows for the group of mg components
- * from g0 (tied: the one factor, E rows); dgemm of the factor rows and xbTd (E, nb). */
-static void whiten_block(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg, int64_t nb)
-{
-    int64_t E = w->E, B = w->B;
-    int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)nb, (blasint)E,
-                1.0, w->PTd + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), (blasint)E, c->xbTd,
-                (blasint)B, 0.0, c->yTd, (blasint)B);
-}
-
-/* The float version: c->yT (rows, nb) = the float factors @ xbT. */
-static void whiten_block_f(const td_gmm_work *w, echunk *c, int64_t g0, int64_t mg, int64_t nb)
-{
-    int64_t E = w->E, B = w->B;
-    int64_t rows = w->cov == TD_COV_TIED ? E : mg * E;
-    td_sgemm_nn(c->yT, w->PT + (w->cov == TD_COV_TIED ? 0 : g0 * E * E), c->xbT, rows, nb, E, 1.0f,
-                0.0f, E, B, B);
-}
+/* whiten_block_f / _d and grad_whitened_f / _d: the full and tied whitening and gradient
+ * in float and in double, from one text */
+#define GMM_REAL float
+#define GMM_GEMM cblas_sgemm
+#define GMM_WHITEN whiten_block_f
+#define GMM_GRAD grad_whitened_f
+#include "train/gmm_whitened.h"
+#define GMM_REAL double
+#define GMM_GEMM cblas_dgemm
+#define GMM_WHITEN whiten_block_d
+#define GMM_GRAD grad_whitened_d
+#include "train/gmm_whitened.h"
 
 /* Log densities of the block's rows into c->lp (M, B): lp[k][i] = cst_k - |z_ik|^2 / 2;
  * full and tied with an ill-conditioned covariance (edbl) evaluate |z_ik|^2 and the sum in
@@ -635,32 +649,27 @@ static void log_densities(td_gmm_work *w, echunk *c, int64_t nb)
 {
     int64_t M = w->M, E = w->E, B = w->B;
     float *lp = c->lp;
-    if (w->dbl && !w->edbl) { /* well-conditioned: sgemm of the float factors */
+    if (w->dbl) { /* full and tied: whiten each group of components, then |z|^2 */
         int64_t Mg = w->cov == TD_COV_TIED ? M : w->Mg;
         for (int64_t g0 = 0; g0 < M; g0 += Mg) {
             int64_t mg = imin(Mg, M - g0);
-            whiten_block_f(w, c, g0, mg, nb);
+            if (w->edbl) /* ill-conditioned: dgemm of the double factors */
+                whiten_block_d(w, c->yTd, w->PTd, c->xbTd, g0, mg, nb);
+            else /* well-conditioned: sgemm of the float factors */
+                whiten_block_f(w, c->yT, w->PT, c->xbT, g0, mg, nb);
             for (int64_t kk = 0; kk < mg; kk++) {
-                int64_t k = g0 + kk;
-                sq_dist(lp + k * B, c->yT + (w->cov == TD_COV_TIED ? 0 : kk * E * B), w->cv + k * E,
-                        NULL, E, B, nb);
-            }
-        }
-    } else if (w->dbl) {
-        int64_t Mg = w->cov == TD_COV_TIED ? M : w->Mg;
-        for (int64_t g0 = 0; g0 < M; g0 += Mg) {
-            int64_t mg = imin(Mg, M - g0);
-            whiten_block(w, c, g0, mg, nb);
-            for (int64_t kk = 0; kk < mg; kk++) {
-                int64_t k = g0 + kk;
-                const double *y = c->yTd + (w->cov == TD_COV_TIED ? 0 : kk * E * B);
-                sq_dist_d(c->accd, y, w->cvd + k * E, E, B, nb);
+                int64_t k = g0 + kk, off = w->cov == TD_COV_TIED ? 0 : kk * E * B;
+                if (!w->edbl) {
+                    sq_dist(lp + k * B, c->yT + off, w->cv + k * E, NULL, E, B, nb);
+                    continue;
+                }
+                sq_dist_d(c->accd, c->yTd + off, w->cvd + k * E, E, B, nb);
                 float *row = lp + k * B;
                 for (int64_t i = 0; i < nb; i++)
                     row[i] = (float)(w->cst[k] - 0.5 * c->accd[i]);
             }
         }
-        return;
+        if (w->edbl) return; /* lp is complete */
     } else {
         for (int64_t k = 0; k < M; k++) {
             sq_dist(lp + k * B, c->xbT, w->cv + k * E, w->cov == TD_COV_DIAG ? w->PT + k * E : NULL,
@@ -767,84 +776,19 @@ static void grad_task(void *ctx, int64_t r)
         for (int64_t k = 0; k < M; k++)
             memcpy(w->respT + k * N + i0, lp + k * B, sizeof(float) * (size_t)nb);
         if (w->edbl) {
-            double *gd = c->gTd, *zd = c->gTd + E * B;
-            for (int64_t b = 0; b < E; b++)
-                memset(gd + b * B, 0, sizeof(double) * (size_t)nb);
-            if (w->cov == TD_COV_TIED) { /* zd = sum_k r_k (y - cv_k); gd = L^-T zd */
-                for (int64_t b = 0; b < E; b++) {
-                    const double *restrict y = c->yTd + b * B;
-                    double *restrict z = zd + b * B;
-                    for (int64_t i = 0; i < nb; i++)
-                        z[i] = 0;
-                    for (int64_t k = 0; k < M; k++) {
-                        const float *restrict rk = lp + k * B;
-                        double cb = w->cvd[k * E + b];
-                        for (int64_t i = 0; i < nb; i++)
-                            z[i] += (y[i] - cb) * rk[i];
-                    }
-                }
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)E, (blasint)nb,
-                            (blasint)E, 1.0, w->PTd, (blasint)E, zd, (blasint)B, 0.0, gd,
-                            (blasint)B);
-            } else {
-                for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
-                    int64_t mg = imin(w->Mg, M - g0);
-                    if (M > w->Mg) /* yTd holds only the last group: recompute this one */
-                        whiten_block(w, c, g0, mg, nb);
-                    for (int64_t kk = 0; kk < mg; kk++) {
-                        const float *restrict rk = lp + (g0 + kk) * B;
-                        for (int64_t b = 0; b < E; b++) {
-                            double *restrict y = c->yTd + (kk * E + b) * B;
-                            double cb = w->cvd[(g0 + kk) * E + b];
-                            for (int64_t i = 0; i < nb; i++)
-                                y[i] = (y[i] - cb) * rk[i];
-                        }
-                    }
-                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)E, (blasint)nb,
-                                (blasint)(mg * E), 1.0, w->PTd + g0 * E * E, (blasint)E, c->yTd,
-                                (blasint)B, 1.0, gd, (blasint)B);
-                }
-            }
+            double *gd = c->gTd;
+            grad_whitened_d(w, gd, c->yTd, c->xbTd, w->PTd, w->cvd, lp, nb);
             for (int64_t i = 0; i < nb; i++)
                 for (int64_t b = 0; b < E; b++)
                     gc->dX[(i0 + i) * E + b] = (float)(gc->scale * gd[b * B + i]);
             continue;
         }
         float *g = c->gT;
-        for (int64_t b = 0; b < E; b++)
-            memset(g + b * B, 0, sizeof(float) * (size_t)nb);
-        if (w->cov == TD_COV_TIED) { /* z = sum_k r_k (y - cv_k); g = L^-T z */
-            float *zf = c->gT + E * B;
-            for (int64_t b = 0; b < E; b++) {
-                const float *restrict y = c->yT + b * B;
-                float *restrict z = zf + b * B;
-                for (int64_t i = 0; i < nb; i++)
-                    z[i] = 0;
-                for (int64_t k = 0; k < M; k++) {
-                    const float *restrict rk = lp + k * B;
-                    float cb = w->cv[k * E + b];
-                    for (int64_t i = 0; i < nb; i++)
-                        z[i] += (y[i] - cb) * rk[i];
-                }
-            }
-            td_sgemm_tn(g, w->PT, zf, E, nb, E, 1.0f, 0.0f, E, B, B);
-        } else if (w->cov == TD_COV_FULL) {
-            for (int64_t g0 = 0; g0 < M; g0 += w->Mg) {
-                int64_t mg = imin(w->Mg, M - g0);
-                if (M > w->Mg) /* yT holds only the last group: recompute this one */
-                    whiten_block_f(w, c, g0, mg, nb);
-                for (int64_t kk = 0; kk < mg; kk++) {
-                    const float *restrict rk = lp + (g0 + kk) * B;
-                    for (int64_t b = 0; b < E; b++) {
-                        float *restrict y = c->yT + (kk * E + b) * B;
-                        float cb = w->cv[(g0 + kk) * E + b];
-                        for (int64_t i = 0; i < nb; i++)
-                            y[i] = (y[i] - cb) * rk[i];
-                    }
-                }
-                td_sgemm_tn(g, w->PT + g0 * E * E, c->yT, E, nb, mg * E, 1.0f, 1.0f, E, B, B);
-            }
+        if (w->cov == TD_COV_TIED || w->cov == TD_COV_FULL) {
+            grad_whitened_f(w, g, c->yT, c->xbT, w->PT, w->cv, lp, nb);
         } else {
+            for (int64_t b = 0; b < E; b++)
+                memset(g + b * B, 0, sizeof(float) * (size_t)nb);
             for (int64_t k = 0; k < M; k++) {
                 const float *restrict rk = lp + k * B;
                 for (int64_t b = 0; b < E; b++) {

@@ -81,6 +81,11 @@ td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov);
 void td_gmm_free(td_gmm *g);
 /* dst = src (same M, E, cov). */
 void td_gmm_copy(td_gmm *dst, const td_gmm *src);
+/* Snapshots: g's parameters in double (weights, means, covariances) take td_gmm_bytes;
+ * td_gmm_put writes them at p, td_gmm_get reads them from p into g (same M, E, cov). */
+size_t td_gmm_bytes(const td_gmm *g);
+void td_gmm_put(char *p, const td_gmm *g);
+void td_gmm_get(td_gmm *g, const char *p);
 /* Between g and a model's flat float block in td_model_layout order. */
 void td_gmm_to_params(float *params, const td_gmm *g);
 void td_gmm_from_params(td_gmm *g, const float *params);

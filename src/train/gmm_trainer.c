@@ -135,12 +135,8 @@ size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const
 }
 
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_error *err)
+                                const td_dataset *val, int64_t K, td_error *err)
 {
-    td_status st;
-    int64_t K;
-    *out = NULL;
-    if ((st = td_gmm_trainer_check(hp, train, val, &K, err))) return st;
     gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->gmm.max_iter);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.rows = train->N;
@@ -337,32 +333,10 @@ typedef struct gmm_state2 { /* TDGMMST2: the runs of n_init */
     double best_lb;
 } gmm_state2;
 
-static size_t param_bytes(const gmm_trainer *t)
-{
-    int64_t M = t->g.M, E = t->g.E;
-    return sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(t->g.cov, M, E));
-}
-
 /* header, the run's mixture, the best run's mixture */
 static size_t gmm_state_size(const td_trainer *base)
 {
-    return sizeof(gmm_state2) + 2 * param_bytes(SELF(base));
-}
-
-static void put_gmm(char *p, const td_gmm *g)
-{
-    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
-    memcpy(p, g->weights, nw);
-    memcpy(p + nw, g->means, nm);
-    memcpy(p + nw + nm, g->covs, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
-}
-
-static void get_gmm(td_gmm *g, const char *p)
-{
-    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
-    memcpy(g->weights, p, nw);
-    memcpy(g->means, p + nw, nm);
-    memcpy(g->covs, p + nw + nm, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
+    return sizeof(gmm_state2) + 2 * td_gmm_bytes(&SELF(base)->g);
 }
 
 static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
@@ -383,8 +357,8 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     s.best_lb = t->best_lb;
     char *p = buf;
     memcpy(p, &s, sizeof s);
-    put_gmm(p + sizeof s, &t->g);
-    put_gmm(p + sizeof s + param_bytes(t), &t->best);
+    td_gmm_put(p + sizeof s, &t->g);
+    td_gmm_put(p + sizeof s + td_gmm_bytes(&t->g), &t->best);
     return need;
 }
 
@@ -399,7 +373,7 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     int v1 = memcmp(h->magic, "TDGMMST1", 8) == 0;
     if (!v1 && memcmp(h->magic, "TDGMMST2", 8) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint", "not a gmm training-state snapshot");
-    size_t want = v1 ? sizeof *h + param_bytes(t) : gmm_state_size(base);
+    size_t want = v1 ? sizeof *h + td_gmm_bytes(&t->g) : gmm_state_size(base);
     if (h->M != t->g.M || h->E != t->g.E || h->cov != t->g.cov || len != want)
         return td_fail(err, TD_EINVAL, "checkpoint", "the snapshot does not match this model");
     const char *p = (const char *)buf;
@@ -407,14 +381,14 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
         s.n_runs = t->n_runs, s.iters = h->n_iter, s.best_lb = -INFINITY;
         if (h->converged || h->n_iter >= t->hp.gmm.max_iter) /* it had finished */
             s.n_runs = 1;
-        get_gmm(&t->g, p + sizeof *h);
+        td_gmm_get(&t->g, p + sizeof *h);
     } else {
         memcpy(&s, buf, sizeof s);
         if (s.n_runs != t->n_runs || s.runs_done < 0 || s.runs_done > s.n_runs)
             return td_fail(err, TD_EINVAL, "checkpoint",
                            "the snapshot does not match this model (n_init)");
-        get_gmm(&t->g, p + sizeof s);
-        get_gmm(&t->best, p + sizeof s + param_bytes(t));
+        td_gmm_get(&t->g, p + sizeof s);
+        td_gmm_get(&t->best, p + sizeof s + td_gmm_bytes(&t->g));
     }
     t->n_iter = h->n_iter;
     t->initialized = (int)h->initialized;

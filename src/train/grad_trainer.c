@@ -96,7 +96,20 @@ int64_t *td_split_order(int64_t N, int64_t seed)
     return all;
 }
 
-/* Targets of ds's rows (n) gathered in row order into new arrays kept in t->owned. */
+/* tg->Y (ds->Y) or tg->y (ds->y), the other NULL: ds's targets of rows[0..n) in row order,
+ * copied into buf (n rows of K floats or G labels). */
+static void targets_of_rows(td_targets *tg, const td_dataset *ds, const int64_t *rows, int64_t n,
+                            void *buf, int64_t G, int64_t K)
+{
+    size_t row = ds->Y ? sizeof(float) * (size_t)K : sizeof(int32_t) * (size_t)G;
+    const char *src = ds->Y ? (const char *)ds->Y : (const char *)ds->y;
+    for (int64_t i = 0; i < n; i++)
+        memcpy((char *)buf + (size_t)i * row, src + (size_t)rows[i] * row, row);
+    tg->Y = ds->Y ? buf : NULL;
+    tg->y = ds->Y ? NULL : buf;
+}
+
+/* Targets of ds's rows (n) gathered in row order into a new array kept in t->owned. */
 static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_dataset *ds,
                                 const int64_t *rows, int64_t n, int slot)
 {
@@ -107,21 +120,11 @@ static td_status gather_targets(grad_trainer *t, td_targets *tg, const td_datase
         tg->Y = ds->Y;
         return TD_OK;
     }
-    if (ds->Y) {
-        float *Y = malloc(sizeof(float) * (size_t)(n * K + 1));
-        if (!Y) return TD_ENOMEM;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(Y + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
-        tg->Y = Y, tg->y = NULL;
-        t->owned[slot] = Y;
-    } else {
-        int32_t *y = malloc(sizeof(int32_t) * (size_t)(n * G + 1));
-        if (!y) return TD_ENOMEM;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(y + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
-        tg->y = y, tg->Y = NULL;
-        t->owned[slot] = y;
-    }
+    size_t row = ds->Y ? sizeof(float) * (size_t)K : sizeof(int32_t) * (size_t)G;
+    void *buf = malloc(row * (size_t)n + 1); /* + 1: never malloc(0) */
+    if (!buf) return TD_ENOMEM;
+    t->owned[slot] = buf;
+    targets_of_rows(tg, ds, rows, n, buf, G, K);
     return TD_OK;
 }
 
@@ -224,13 +227,9 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, cons
 }
 
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, td_error *err)
+                                 const td_dataset *val, int64_t K, td_error *err)
 {
     td_status st;
-    int64_t K;
-    *out = NULL;
-    if ((st = td_grad_trainer_check(hp, train, val, &K, err))) return st;
-
     grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     st = TD_ENOMEM;
@@ -303,7 +302,6 @@ fail:
 static void grad_destroy(td_trainer *base)
 {
     grad_trainer *t = (grad_trainer *)base;
-    if (!t) return;
     td_linear_destroy(t->lin);
     td_mlp_destroy(t->mlp);
     td_pool_destroy(t->pool);
@@ -395,15 +393,7 @@ static void run_epoch(grad_trainer *t, epoch_sums *s, const char **bad)
         int64_t n = t->n_train - lo < t->batch ? t->n_train - lo : t->batch;
         const int64_t *rows = t->perm + lo;
         td_targets tg = t->tg_full;
-        if (ds->Y) {
-            for (int64_t i = 0; i < n; i++)
-                memcpy(t->bY + i * K, ds->Y + rows[i] * K, sizeof(float) * (size_t)K);
-            tg.Y = t->bY;
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                memcpy(t->by + i * G, ds->y + rows[i] * G, sizeof(int32_t) * (size_t)G);
-            tg.y = t->by;
-        }
+        targets_of_rows(&tg, ds, rows, n, ds->Y ? (void *)t->bY : (void *)t->by, G, K);
         *bad = train_batch(t, s, rows, n, &tg);
     }
 }
@@ -509,8 +499,7 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
     p += sizeof h;
     memcpy(p, t->model.params, n);
     p += n;
-    if (h.nbuf >= 1) memcpy(p, t->opt.m, n), p += n;
-    if (h.nbuf >= 2) memcpy(p, t->opt.v, n), p += n;
+    td_optim_save(&t->opt, p);
     return need;
 }
 
@@ -518,10 +507,9 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
 {
     grad_trainer *t = (grad_trainer *)base;
     state_header h;
-    if (len < sizeof h) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
-    memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, "TDSTATE1", 8) != 0)
-        return td_fail(err, TD_EINVAL, "checkpoint", "not a training-state snapshot");
+    td_status st =
+        td_state_header(&h, sizeof h, buf, len, "TDSTATE1", "not a training-state snapshot", err);
+    if (st) return st;
     if (h.model != t->model.kind || h.n_params != t->model.n_params || h.D != t->model.D ||
         h.K != t->model.K || h.nbuf != td_optim_nbuffers(&t->opt) || len != grad_state_size(base))
         return td_fail(err, TD_EINVAL, "checkpoint",
@@ -530,8 +518,7 @@ static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_
     size_t n = sizeof(float) * (size_t)t->model.n_params;
     memcpy(t->model.params, p, n);
     p += n;
-    if (h.nbuf >= 1) memcpy(t->opt.m, p, n), p += n;
-    if (h.nbuf >= 2) memcpy(t->opt.v, p, n);
+    td_optim_load(&t->opt, p);
     t->base.epoch = h.epoch;
     t->opt.step = h.opt_step;
     t->no_improve = h.no_improve;

@@ -50,6 +50,22 @@ int64_t td_optim_nbuffers(const td_optim *o)
     return 2;
 }
 
+char *td_optim_save(const td_optim *o, char *p)
+{
+    size_t n = sizeof(float) * (size_t)o->n;
+    if (td_optim_nbuffers(o) >= 1) memcpy(p, o->m, n), p += n;
+    if (td_optim_nbuffers(o) >= 2) memcpy(p, o->v, n), p += n;
+    return p;
+}
+
+const char *td_optim_load(td_optim *o, const char *p)
+{
+    size_t n = sizeof(float) * (size_t)o->n;
+    for (int64_t b = 0; b < td_optim_nbuffers(o); b++, p += n)
+        memcpy(b == 0 ? o->m : o->v, p, n);
+    return p;
+}
+
 /* Elements [lo, hi) of one update. */
 TD_CLONES
 static void sgd_step(td_optim *o, float *restrict theta, float *restrict g, int64_t lo, int64_t hi)

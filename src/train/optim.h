@@ -30,5 +30,9 @@ void td_optim_step_pool(td_optim *o, td_pool *pool, float *params, float *grad);
 
 /* Bytes of state beyond the scalars: the moment buffers. */
 int64_t td_optim_nbuffers(const td_optim *o);
+/* Snapshots: the td_optim_nbuffers moment buffers (n floats each) written at p, or read
+ * from p; both return the byte after them. */
+char *td_optim_save(const td_optim *o, char *p);
+const char *td_optim_load(td_optim *o, const char *p);
 
 #endif

@@ -1,8 +1,9 @@
 /* standardize.c — the `standardize` hyperparameter, and the warnings of a finished run.
  *
- * Standardisation is a trainer around the model family's trainer (trainer_impl.h): it
- * computes each feature's mean and population std over the training dataset's rows (all of
- * them: rows validation_split holds out are counted too, as a scikit-learn Pipeline with a
+ * Standardisation is a part of the model family's trainer (td_trainer.std, trainer_impl.h;
+ * trainer.c calls it around the family's calls): it computes each feature's mean and
+ * population std over the training dataset's rows (all of them: rows validation_split
+ * holds out are counted too, as a scikit-learn Pipeline with a
  * StandardScaler before the estimator does), keeps standardized float32 copies of the
  * training and validation X (the families read X in place with BLAS, so the transform
  * cannot be folded into their reads; td_train_memory_estimate counts the copies) and hands
@@ -80,147 +81,93 @@ td_status td_standardize_input(const td_model *m, td_model *plain, float **Xs, c
     return TD_OK;
 }
 
-/* ---- the standardizing trainer -------------------------------------------------------- */
+/* ---- standardize's part of a trainer ------------------------------------------------ */
 
-typedef struct std_trainer {
-    td_trainer base;       /* first: the vtable */
-    td_trainer *inner;     /* the family's trainer, on the copies below */
+struct td_std {
     td_dataset train, val; /* the caller's, with X replaced by the copies */
     float *Xtrain, *Xval;  /* (N, D) owned standardized copies; Xval NULL without val */
-    float *stats;          /* (2 * D) owned: mean, then scale */
     int64_t D;
-    td_model model; /* the family's model plus mean and scale (borrowed) */
-} std_trainer;
+    td_model model; /* the family's model plus mean and scale (borrowed), by td_std_sync */
+    float stats[];  /* (2 * D): mean, then scale */
+};
 
-#define SELF(b) ((std_trainer *)(b))
-#define INNER(b) (SELF(b)->inner)
-
-static void std_destroy(td_trainer *b)
+void td_std_free(td_std *s)
 {
-    std_trainer *t = SELF(b);
-    td_trainer_destroy(t->inner); /* before the copies it reads */
-    free(t->Xtrain);
-    free(t->Xval);
-    free(t->stats);
-    free(t);
+    if (!s) return;
+    free(s->Xtrain);
+    free(s->Xval);
+    free(s);
 }
 
-/* The base fields trainer.c reads (train/trainer_impl.h) are the family's, and the model
- * the family's with mean and scale: copied after every call that may change them. */
-static void sync(std_trainer *t)
+void td_std_sync(td_std *s, const td_model *m)
 {
-    const td_trainer *in = t->inner;
-    t->model = *in->model;
-    t->model.mean = t->stats;
-    t->model.scale = t->stats + t->D;
-    t->base.hp = in->hp;
-    t->base.model = &t->model;
-    t->base.epoch = in->epoch;
-    t->base.epochs = in->epochs;
-    t->base.rows = in->rows;
-    t->base.elapsed = in->elapsed;
-    t->base.stopped = in->stopped;
+    s->model = *m;
+    s->model.mean = s->stats;
+    s->model.scale = s->stats + s->D;
 }
 
-static void std_set_threads(td_trainer *b, int n) { td_trainer_set_threads(INNER(b), n); }
-static td_status std_step(td_trainer *b, td_record *rec, td_error *err)
+const td_model *td_std_model(const td_std *s) { return &s->model; }
+
+size_t td_std_state_bytes(const td_std *s) { return sizeof(float) * (size_t)(2 * s->D); }
+
+size_t td_std_save(const td_std *s, void *buf, size_t n, size_t cap)
 {
-    td_status st = td_trainer_step(INNER(b), rec, err);
-    sync(SELF(b));
-    return st;
-}
-static const char *const *std_columns(const td_trainer *b, int *n)
-{
-    return td_trainer_columns(INNER(b), n);
-}
-static td_status std_objective(td_trainer *b, double *loss, float *grad)
-{
-    return td_trainer_objective(INNER(b), loss, grad);
+    if (n + td_std_state_bytes(s) > cap) return 0;
+    memcpy((char *)buf + n, s->stats, td_std_state_bytes(s));
+    return n + td_std_state_bytes(s);
 }
 
-static size_t stats_bytes(const std_trainer *t) { return sizeof(float) * (size_t)(2 * t->D); }
-
-static size_t std_state_size(const td_trainer *b)
+td_status td_std_restore_check(const td_std *s, const void *buf, size_t len, td_error *err)
 {
-    return td_trainer_state_size(INNER(b)) + stats_bytes(SELF(b));
-}
-
-static size_t std_save(const td_trainer *b, void *buf, size_t cap)
-{
-    const std_trainer *t = SELF(b);
-    size_t n = td_trainer_save(t->inner, buf, cap);
-    if (n + stats_bytes(t) > cap) return 0;
-    memcpy((char *)buf + n, t->stats, stats_bytes(t));
-    return n + stats_bytes(t);
-}
-
-static td_status std_restore(td_trainer *b, const void *buf, size_t len, td_error *err)
-{
-    std_trainer *t = SELF(b);
-    if (len < stats_bytes(t) ||
-        memcmp((const char *)buf + len - stats_bytes(t), t->stats, stats_bytes(t)) != 0)
+    size_t sb = td_std_state_bytes(s);
+    if (len < sb || memcmp((const char *)buf + len - sb, s->stats, sb) != 0)
         return td_fail(err, TD_EINVAL, "checkpoint",
                        "the checkpoint's standardization "
                        "(mean and scale) differs from the training data's");
-    td_status st = td_trainer_restore(t->inner, buf, len - stats_bytes(t), err);
-    sync(t);
-    return st;
+    return TD_OK;
 }
 
-static const td_trainer_vtbl std_vt = {
-    .destroy = std_destroy,
-    .set_threads = std_set_threads,
-    .step = std_step,
-    .columns = std_columns,
-    .state_size = std_state_size,
-    .save = std_save,
-    .restore = std_restore,
-    .objective = std_objective,
-};
-
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_family_create create, td_error *err)
+                                const td_dataset *val, td_checked_create create, td_error *err)
 {
     *out = NULL;
     if (train->N < 1 || train->D < 1)
         return create(out, hp, train, val, err); /* the family names the problem */
-    std_trainer *t = calloc(1, sizeof *t);
-    if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    t->base.vt = &std_vt;
-    t->D = train->D;
-    t->train = *train;
-    t->stats = malloc(stats_bytes(t));
-    t->Xtrain = malloc(sizeof(float) * (size_t)(train->N * train->D));
+    td_std *s = calloc(1, sizeof *s + sizeof(float) * (size_t)(2 * train->D));
+    if (!s) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    s->D = train->D;
+    s->train = *train;
+    s->Xtrain = malloc(sizeof(float) * (size_t)(train->N * train->D));
     if (val && val->N > 0 && val->D == train->D) {
-        t->val = *val;
-        t->Xval = malloc(sizeof(float) * (size_t)(val->N * val->D));
+        s->val = *val;
+        s->Xval = malloc(sizeof(float) * (size_t)(val->N * val->D));
     }
-    if (!t->stats || !t->Xtrain || (val && val->N > 0 && val->D == train->D && !t->Xval)) {
-        std_destroy(&t->base);
+    if (!s->Xtrain || (val && val->N > 0 && val->D == train->D && !s->Xval)) {
+        td_std_free(s);
         return td_fail(err, TD_ENOMEM, NULL,
                        "out of memory for the standardized copy of "
                        "the data (%lld x %lld)",
                        (long long)train->N, (long long)train->D);
     }
-    float *mean = t->stats, *scale = t->stats + t->D;
+    float *mean = s->stats, *scale = s->stats + s->D;
     td_status st = td_standardize_fit(mean, scale, train->X, train->N, train->D, err);
     if (st) {
-        std_destroy(&t->base);
+        td_std_free(s);
         return st;
     }
-    td_standardize_apply(t->Xtrain, train->X, train->N, train->D, mean, scale);
-    t->train.X = t->Xtrain;
-    if (t->Xval) {
-        td_standardize_apply(t->Xval, val->X, val->N, val->D, mean, scale);
-        t->val.X = t->Xval;
+    td_standardize_apply(s->Xtrain, train->X, train->N, train->D, mean, scale);
+    s->train.X = s->Xtrain;
+    if (s->Xval) {
+        td_standardize_apply(s->Xval, val->X, val->N, val->D, mean, scale);
+        s->val.X = s->Xval;
     }
-    st = create(&t->inner, hp, &t->train, val ? (t->Xval ? &t->val : val) : NULL, err);
+    st = create(out, hp, &s->train, val ? (s->Xval ? &s->val : val) : NULL, err);
     if (st) {
-        std_destroy(&t->base);
+        td_std_free(s);
         return st;
     }
-    sync(t);
-    *out = &t->base;
+    (*out)->std = s;
+    td_std_sync(s, (*out)->model);
     return TD_OK;
 }
 
@@ -230,7 +177,7 @@ size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val)
         + sizeof(double) * (size_t)(2 * train->D)            /* td_standardize_fit's sums */
         + 2 * sizeof(float) * (size_t)(2 * train->D);        /* stats, in the snapshot too */
     if (val) b += sizeof(float) * (size_t)(val->N * val->D);
-    return b + sizeof(std_trainer);
+    return b + sizeof(td_std);
 }
 
 /* ---- warnings ------------------------------------------------------------------------- */

@@ -7,14 +7,16 @@
 
 #include "train/family.h"
 
-/* The model family's trainer (hp resolved). */
+/* The model family's trainer (hp resolved): its check, then its create. */
 static td_status create_family(td_trainer **out, const td_hparams *hp, const td_dataset *train,
                                const td_dataset *val, td_error *err)
 {
     *out = NULL;
     const td_family *f = td_family_of((int)hp->model);
     if (!f) return td_fail(err, TD_EINVAL, "model", "unknown model %d", (int)hp->model);
-    return f->trainer_create(out, hp, train, val, err);
+    int64_t K;
+    td_status st = f->trainer_check(hp, train, val, &K, err);
+    return st ? st : f->trainer_create(out, hp, train, val, K, err);
 }
 
 td_status td_trainer_create(td_trainer **out, const td_hparams *given, const td_dataset *train,
@@ -48,13 +50,18 @@ size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
 
 void td_trainer_destroy(td_trainer *t)
 {
-    if (t) t->vt->destroy(t);
+    if (!t) return;
+    td_std *s = t->std; /* after the family, which reads its copies */
+    t->vt->destroy(t);
+    td_std_free(s);
 }
 
 void td_trainer_set_threads(td_trainer *t, int n) { t->vt->set_threads(t, n); }
 td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err)
 {
-    return t->vt->step(t, rec, err);
+    td_status st = t->vt->step(t, rec, err);
+    if (t->std) td_std_sync(t->std, t->model);
+    return st;
 }
 td_status td_trainer_run(td_trainer *t, td_epoch_fn on_epoch, void *ctx, td_record *last,
                          td_error *err)
@@ -74,7 +81,10 @@ int td_trainer_done(const td_trainer *t) { return t->stopped || t->epoch >= t->e
 int64_t td_trainer_epoch(const td_trainer *t) { return t->epoch; }
 int64_t td_trainer_epochs(const td_trainer *t) { return t->epochs; }
 int64_t td_trainer_rows(const td_trainer *t) { return t->rows; }
-const td_model *td_trainer_model(const td_trainer *t) { return t->model; }
+const td_model *td_trainer_model(const td_trainer *t)
+{
+    return t->std ? td_std_model(t->std) : t->model;
+}
 const char *const *td_trainer_columns(const td_trainer *t, int *n) { return t->vt->columns(t, n); }
 int td_trainer_column(const td_trainer *t, const char *name)
 {
@@ -84,14 +94,23 @@ int td_trainer_column(const td_trainer *t, const char *name)
         if (strcmp(cols[i], name) == 0) return i;
     return -1;
 }
-size_t td_trainer_state_size(const td_trainer *t) { return t->vt->state_size(t); }
+size_t td_trainer_state_size(const td_trainer *t)
+{
+    return t->vt->state_size(t) + (t->std ? td_std_state_bytes(t->std) : 0);
+}
 size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap)
 {
-    return t->vt->save(t, buf, cap);
+    size_t n = t->vt->save(t, buf, cap);
+    return t->std ? td_std_save(t->std, buf, n, cap) : n;
 }
 td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_error *err)
 {
-    return t->vt->restore(t, buf, len, err);
+    if (!t->std) return t->vt->restore(t, buf, len, err);
+    td_status st = td_std_restore_check(t->std, buf, len, err);
+    if (st) return st;
+    st = t->vt->restore(t, buf, len - td_std_state_bytes(t->std), err);
+    td_std_sync(t->std, t->model);
+    return st;
 }
 double td_trainer_elapsed(const td_trainer *t) { return t->elapsed; }
 td_status td_trainer_objective(td_trainer *t, double *loss, float *grad)

@@ -10,6 +10,8 @@
 #include "util/clock.h" /* td_mono_s, for td_trainer.elapsed */
 #include "traind/train.h"
 
+typedef struct td_std td_std; /* standardize.c */
+
 typedef struct td_trainer_vtbl {
     void (*destroy)(td_trainer *t);
     void (*set_threads)(td_trainer *t, int n);
@@ -31,6 +33,7 @@ struct td_trainer {
     int64_t rows;          /* training rows per epoch */
     double elapsed;        /* seconds of training; restored with a snapshot */
     int stopped;           /* done before epochs: early stopping, convergence */
+    td_std *std;           /* standardize (standardize.c): owned; NULL without */
 };
 
 /* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
@@ -60,6 +63,11 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
                             epochs))
 void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, size_t model_offset,
                      const td_hparams *hp_in, int64_t epochs);
+/* A snapshot's header: its first size bytes of buf[0..len) into h, which begins with the
+ * 8-byte magic; "checkpoint" errors when buf is shorter or the magic differs (message
+ * not_ours). */
+td_status td_state_header(void *h, size_t size, const void *buf, size_t len, const char *magic,
+                          const char *not_ours, td_error *err);
 /* 1 when every p[0..n) is finite. */
 int td_all_finite(const float *p, int64_t n);
 /* The weights under l1/l2 among layout[0..n): every penalized tensor (all of them with
@@ -80,26 +88,43 @@ int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32]
 void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
                     int64_t M, int ncols);
 
-/* A family's create (the three below). */
+/* A family's create (the three below): hp resolved and passed by the family's
+ * trainer_check, whose outputs K (embed_gmm: the embedding width E) it is given; *out is
+ * NULL on entry. trainer.c runs the check, then the create. */
 typedef td_status (*td_family_create)(td_trainer **out, const td_hparams *hp,
-                                      const td_dataset *train, const td_dataset *val,
+                                      const td_dataset *train, const td_dataset *val, int64_t K,
                                       td_error *err);
-/* standardize (standardize.c): the family's trainer, made by create, on standardized copies
- * of train's and val's X; its model carries the mean and scale. td_std_trainer_bytes: the
- * copies and statistics, for td_train_memory_estimate. */
+/* The family's check and create in one (trainer.c), as standardize calls it. */
+typedef td_status (*td_checked_create)(td_trainer **out, const td_hparams *hp,
+                                       const td_dataset *train, const td_dataset *val,
+                                       td_error *err);
+/* standardize (standardize.c): the family's trainer, made by create on standardized copies
+ * of train's and val's X, which its std holds with their mean and scale.
+ * td_std_trainer_bytes: the copies and statistics, for td_train_memory_estimate. */
 td_status td_std_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_family_create create, td_error *err);
+                                const td_dataset *val, td_checked_create create, td_error *err);
 size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
+/* trainer.c's calls on a trainer's std: td_std_free (NULL: nothing), after the family's
+ * destroy; td_std_sync makes td_std_model the family's model m with mean and scale (after
+ * create, step and restore); a snapshot is the family's, then td_std_state_bytes of mean
+ * and scale: td_std_save appends them to the family's n bytes (0 when cap is short),
+ * td_std_restore_check compares them with the data's. */
+void td_std_free(td_std *s);
+void td_std_sync(td_std *s, const td_model *m);
+const td_model *td_std_model(const td_std *s);
+size_t td_std_state_bytes(const td_std *s);
+size_t td_std_save(const td_std *s, void *buf, size_t n, size_t cap);
+td_status td_std_restore_check(const td_std *s, const void *buf, size_t len, td_error *err);
 
-/* softmax and mlp (grad_trainer.c); hp is already checked against train. */
+/* softmax and mlp (grad_trainer.c). */
 td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, td_error *err);
-/* gmm (gmm_trainer.c): one step = one EM iteration; checks hp against train itself. */
+                                 const td_dataset *val, int64_t K, td_error *err);
+/* gmm (gmm_trainer.c): one step = one EM iteration; K components. */
 td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, td_error *err);
-/* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); checks
- * hp against train itself. */
+                                const td_dataset *val, int64_t K, td_error *err);
+/* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); K = E,
+ * the embedding width. */
 td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, td_error *err);
+                                  const td_dataset *val, int64_t K, td_error *err);
 
 #endif

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "math/isa.h"
@@ -24,6 +25,15 @@ void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, s
     base->model = (const td_model *)(t + model_offset);
     base->epochs = epochs;
     return t;
+}
+
+td_status td_state_header(void *h, size_t size, const void *buf, size_t len, const char *magic,
+                          const char *not_ours, td_error *err)
+{
+    if (len < size) return td_fail(err, TD_EINVAL, "checkpoint", "checkpoint is truncated");
+    memcpy(h, buf, size);
+    if (memcmp(h, magic, 8) != 0) return td_fail(err, TD_EINVAL, "checkpoint", "%s", not_ours);
+    return TD_OK;
 }
 
 int td_all_finite(const float *p, int64_t n)
