@@ -104,34 +104,27 @@ void td_gmm_placeholder(td_gmm *g)
                 g->covs[c] = 1;
 }
 
+/* One allocation: weights (M), then means (M, E), then covs, the order td_gmm_put writes;
+ * so a copy, a snapshot and a restore are one memcpy each. */
 td_status td_gmm_alloc(td_gmm *g, int64_t M, int64_t E, td_covariance cov)
 {
     memset(g, 0, sizeof *g);
     g->M = M, g->E = E, g->cov = cov;
-    g->weights = xcalloc((size_t)M, sizeof(double));
-    g->means = xcalloc((size_t)(M * E), sizeof(double));
-    g->covs = xcalloc((size_t)td_gmm_covs_size(cov, M, E), sizeof(double));
-    if (!g->weights || !g->means || !g->covs) {
-        td_gmm_free(g);
-        return TD_ENOMEM;
-    }
+    if (!(g->weights = xcalloc(td_gmm_bytes(g) / sizeof(double), sizeof(double)))) return TD_ENOMEM;
+    g->means = g->weights + M;
+    g->covs = g->means + M * E;
     return TD_OK;
 }
 
 void td_gmm_free(td_gmm *g)
 {
     free(g->weights);
-    free(g->means);
-    free(g->covs);
     g->weights = g->means = g->covs = NULL;
 }
 
 void td_gmm_copy(td_gmm *dst, const td_gmm *src)
 {
-    int64_t M = src->M, E = src->E;
-    memcpy(dst->weights, src->weights, sizeof(double) * (size_t)M);
-    memcpy(dst->means, src->means, sizeof(double) * (size_t)(M * E));
-    memcpy(dst->covs, src->covs, sizeof(double) * (size_t)td_gmm_covs_size(src->cov, M, E));
+    memcpy(dst->weights, src->weights, td_gmm_bytes(src));
 }
 
 size_t td_gmm_bytes(const td_gmm *g)
@@ -139,21 +132,9 @@ size_t td_gmm_bytes(const td_gmm *g)
     return sizeof(double) * (size_t)(g->M + g->M * g->E + td_gmm_covs_size(g->cov, g->M, g->E));
 }
 
-void td_gmm_put(char *p, const td_gmm *g)
-{
-    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
-    memcpy(p, g->weights, nw);
-    memcpy(p + nw, g->means, nm);
-    memcpy(p + nw + nm, g->covs, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
-}
+void td_gmm_put(char *p, const td_gmm *g) { memcpy(p, g->weights, td_gmm_bytes(g)); }
 
-void td_gmm_get(td_gmm *g, const char *p)
-{
-    size_t nw = sizeof(double) * (size_t)g->M, nm = nw * (size_t)g->E;
-    memcpy(g->weights, p, nw);
-    memcpy(g->means, p + nw, nm);
-    memcpy(g->covs, p + nw + nm, sizeof(double) * (size_t)td_gmm_covs_size(g->cov, g->M, g->E));
-}
+void td_gmm_get(td_gmm *g, const char *p) { memcpy(g->weights, p, td_gmm_bytes(g)); }
 
 void td_gmm_to_params(float *p, const td_gmm *g)
 {

@@ -62,9 +62,9 @@
 typedef struct td_gmm {
     int64_t M, E;
     td_covariance cov;
-    double *weights; /* (M) */
-    double *means;   /* (M, E) */
-    double *covs;    /* (td_gmm_covs_size) */
+    double *weights; /* (M); owns the one allocation (td_gmm_alloc) the others point into */
+    double *means;   /* (M, E), after weights */
+    double *covs;    /* (td_gmm_covs_size), after means */
 } td_gmm;
 
 /* Values of one covariance: E*E full and tied, E diag, 1 spherical. */

@@ -28,19 +28,16 @@ td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n)
     o->eps = hp->eps;
     o->nesterov = hp->nesterov;
     o->n = n;
-    int nbuf = td_optim_nbuffers(o);
-    if (nbuf >= 1 && !(o->m = calloc((size_t)n, sizeof(float)))) return TD_ENOMEM;
-    if (nbuf >= 2 && !(o->v = calloc((size_t)n, sizeof(float)))) {
-        td_optim_fini(o);
-        return TD_ENOMEM;
-    }
+    /* the moments are one allocation: m, then v (llm.c's layout; one save, one load) */
+    int64_t nbuf = td_optim_nbuffers(o);
+    if (nbuf && !(o->m = calloc((size_t)(nbuf * n), sizeof(float)))) return TD_ENOMEM;
+    if (nbuf >= 2) o->v = o->m + n;
     return TD_OK;
 }
 
 void td_optim_fini(td_optim *o)
 {
     free(o->m);
-    free(o->v);
     o->m = o->v = NULL;
 }
 
@@ -52,18 +49,16 @@ int64_t td_optim_nbuffers(const td_optim *o)
 
 char *td_optim_save(const td_optim *o, char *p)
 {
-    size_t n = sizeof(float) * (size_t)o->n;
-    if (td_optim_nbuffers(o) >= 1) memcpy(p, o->m, n), p += n;
-    if (td_optim_nbuffers(o) >= 2) memcpy(p, o->v, n), p += n;
-    return p;
+    size_t n = sizeof(float) * (size_t)(td_optim_nbuffers(o) * o->n);
+    if (n) memcpy(p, o->m, n);
+    return p + n;
 }
 
 const char *td_optim_load(td_optim *o, const char *p)
 {
-    size_t n = sizeof(float) * (size_t)o->n;
-    for (int64_t b = 0; b < td_optim_nbuffers(o); b++, p += n)
-        memcpy(b == 0 ? o->m : o->v, p, n);
-    return p;
+    size_t n = sizeof(float) * (size_t)(td_optim_nbuffers(o) * o->n);
+    if (n) memcpy(o->m, p, n);
+    return p + n;
 }
 
 /* Elements [lo, hi) of one update. */

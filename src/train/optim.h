@@ -14,8 +14,8 @@ typedef struct td_optim {
     int nesterov;
     int64_t n;    /* parameters */
     int64_t step; /* updates taken so far (torch's state["step"]) */
-    float *m;     /* (n) momentum buffer (sgd) or first moment (adam) */
-    float *v;     /* (n) second moment (adam/adamw), NULL for sgd */
+    float *m;     /* (n) momentum buffer (sgd) or first moment (adam); owns v too */
+    float *v;     /* (n) second moment (adam/adamw): m + n; NULL for sgd */
 } td_optim;
 
 td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n);
