@@ -614,6 +614,13 @@ static cJSON *container_for(cJSON *out, const char *name, const char **leaf)
     return g;
 }
 
+/* NULL, v deleted: a value that could not be completed. */
+static cJSON *dropped(cJSON *v)
+{
+    cJSON_Delete(v);
+    return NULL;
+}
+
 cJSON *td_json_hparams_object(const td_hparams *hp)
 {
     cJSON *out = cJSON_CreateObject();
@@ -648,8 +655,8 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
             int64_t n = *(const int64_t *)(base + d->count_offset);
             v = cJSON_CreateArray();
             for (int64_t k = 0; v && k < n && k < TD_MAX_HIDDEN; k++)
-                if (!cJSON_AddItemToArray(v, cJSON_CreateNumber((double)((const int64_t *)p)[k])))
-                    goto nomem_v;
+                if (!td_json_add(v, NULL, cJSON_CreateNumber((double)((const int64_t *)p)[k])))
+                    v = dropped(v);
             break;
         }
         case TD_HP_FLOAT_LIST: {
@@ -661,8 +668,8 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
             }
             v = cJSON_CreateArray();
             for (int64_t k = 0; v && k < n; k++)
-                if (!cJSON_AddItemToArray(v, cJSON_CreateNumber(shortest_double(f[k]))))
-                    goto nomem_v;
+                if (!td_json_add(v, NULL, cJSON_CreateNumber(shortest_double(f[k]))))
+                    v = dropped(v);
             break;
         }
         case TD_HP_WEIGHTS: {
@@ -672,16 +679,12 @@ cJSON *td_json_hparams_object(const td_hparams *hp)
             if (v &&
                 !cJSON_AddNumberToObject(v, "n_params",
                                          (double)*(const int64_t *)(base + d->count_offset)))
-                goto nomem_v;
+                v = dropped(v);
             break;
         }
         case TD_HP_TENSOR: v = tensor_json((const td_hp_tensor *)p); break;
         }
-        if (!v || !cJSON_AddItemToObject(o, leaf, v)) goto nomem_v;
-        continue;
-    nomem_v:
-        cJSON_Delete(v);
-        goto nomem;
+        if (!td_json_add(o, leaf, v)) goto nomem;
     }
     return out;
 nomem:

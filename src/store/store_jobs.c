@@ -8,7 +8,6 @@
 
 void td_job_row_fini(td_job_row *row)
 {
-    if (!row) return;
     free(row->hyperparameters);
     free(row->metrics);
     free(row->classes);

@@ -150,12 +150,11 @@ td_status td_pg_open(td_pg **out, const char *uri, const char *cache_dir, const 
         PQclear(PQexec(p->conn[i], "SET client_min_messages = warning"));
     }
     if (!rc) rc = migrate(p->conn[0], err);
-    if (rc) {
+    if (rc)
         td_pg_close(p);
-        return rc;
-    }
-    *out = p;
-    return TD_OK;
+    else
+        *out = p;
+    return rc;
 }
 
 void td_pg_close(td_pg *p)

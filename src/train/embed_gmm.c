@@ -454,7 +454,6 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
 static void embed_destroy(td_trainer *base)
 {
     embed_trainer *t = (embed_trainer *)base;
-    if (!t) return;
     td_gmm_work_destroy(t->w);
     td_mlp_destroy(t->mlp);
     td_pool_destroy(t->pool);

@@ -330,8 +330,7 @@ td_gmm_work *td_gmm_work_create(const float *X, int64_t N, int64_t E, int64_t M,
     ok = (w->nk_part = xcalloc((size_t)(C * M), sizeof(double))) &&
         (w->rx_part = xcalloc((size_t)(C * M * E), sizeof(double))) &&
         (w->s_part = xcalloc((size_t)(C * M * w->SA), sizeof(double)));
-    if (!ok) goto fail;
-    return w;
+    if (ok) return w;
 fail:
     td_gmm_work_destroy(w);
     return NULL;

@@ -171,7 +171,6 @@ nomem:
 static void gmm_destroy(td_trainer *base)
 {
     gmm_trainer *t = (gmm_trainer *)base;
-    if (!t) return;
     td_gmm_work_destroy(t->w);
     td_pool_destroy(t->pool);
     td_gmm_free(&t->g);
