@@ -51,8 +51,10 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 # build/engine_runner (below), with the helpers named here; every other tests/*.c goes into
 # build/test_runner (the suites that start a daemon or use the codec or the store, and their
 # helpers: api.c, storetest.c, testutil_codec.c...). A new engine suite is added here.
-ENGINE_TESTS := $(patsubst %,tests/test_%.c,softmax mlp gmm embed loss family standardize isa                   vexp status memory engine crash_engine faults_engine regress_engine)
-ENGINE_TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_TESTS) tests/testutil.c                       tests/fixtures.c tests/failalloc.c) $(BUILD)/tests/engine/runner.o
+ENGINE_TESTS := $(patsubst %,tests/test_%.c,softmax mlp gmm embed loss family standardize isa \
+                  vexp status memory engine crash_engine faults_engine regress_engine)
+ENGINE_TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_TESTS) tests/testutil.c \
+                      tests/fixtures.c tests/failalloc.c) $(BUILD)/tests/engine/runner.o
 DAEMON_TEST_SRCS := $(filter-out $(ENGINE_TESTS),$(TEST_SRCS))
 BENCH_SRCS:= $(sort $(wildcard bench/*.c))
 
@@ -209,7 +211,8 @@ $(ORT_NODE): | test-deps
 
 # Both runners, the engine's first; both run even when the first fails. SUITE=<name> runs
 # in the runner that has it (a name neither has: test_runner fails, saying so).
-TEST_ENV = TD_BIN=$(abspath $(BUILD)/traind) TD_EXAMPLES=$(abspath $(BUILD)/examples) NODE_PATH=$(abspath $(NODE_DIR)/node_modules)
+TEST_ENV = TD_BIN=$(abspath $(BUILD)/traind) TD_EXAMPLES=$(abspath $(BUILD)/examples) \
+           NODE_PATH=$(abspath $(NODE_DIR)/node_modules)
 test: $(BUILD)/engine_runner $(BUILD)/test_runner $(BUILD)/traind $(EXAMPLES) engine-check $(ORT_NODE) \
       $(BROWSER_DEPS) | deps test-deps
 	@rc=0; grep -qx 'X(suite_$(SUITE))' $(BUILD)/tests/engine/suites.inc; engine=$$?; \
