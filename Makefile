@@ -2,7 +2,8 @@
 #   make            the libraries (build/libtraind.a, build/libtraind_engine.a) and the daemon
 #   make examples   examples/*.c, built against the engine library alone (build/examples/)
 #   make engine-check  fails if the engine library holds an HTTP, JSON or SQLite symbol
-#   make test       every Check suite (one runner, tests/test_*.c)
+#   make test       every Check suite (tests/test_*.c): the engine suites in build/engine_runner,
+#                   linked against the engine library alone, the others in build/test_runner
 #   make asan       the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      the BENCH.md workloads, side by side with the Python peers
 #   make fuzz       each libFuzzer target (fuzz/, clang) for FUZZ_SECONDS (default 30)
@@ -46,13 +47,21 @@ LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+# The engine suites test src/train and src/math through the engine alone and run in
+# build/engine_runner (below), with the helpers named here; every other tests/*.c goes into
+# build/test_runner (the suites that start a daemon or use the codec or the store, and their
+# helpers: api.c, storetest.c, testutil_codec.c...). A new engine suite is added here.
+ENGINE_TESTS := $(patsubst %,tests/test_%.c,softmax mlp gmm embed loss family standardize isa \
+                  vexp status memory engine crash_engine faults_engine regress_engine)
+ENGINE_TEST_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_TESTS) tests/testutil.c \
+                      tests/fixtures.c tests/failalloc.c) $(BUILD)/tests/engine/runner.o
+DAEMON_TEST_SRCS := $(filter-out $(ENGINE_TESTS),$(TEST_SRCS))
 BENCH_SRCS:= $(sort $(wildcard bench/*.c))
 
 # The embeddable engine: the trainers and kernels (src/train, src/math) and td_status,
 # nothing of HTTP, JSON or storage; it needs only OpenBLAS, libm and pthreads. The
-# examples and bench/ link against it alone, so the linker enforces the boundary. (The test
-# runner stays one binary over libtraind.a: it wraps the allocator and runs every suite;
-# engine-check, run by make test, holds the library to the boundary.)
+# examples, bench/ and the engine suites (ENGINE_TESTS, below) link against it alone, so the
+# linker enforces the boundary; engine-check, run by make test, holds the library to it.
 ENGINE_SRCS := $(sort $(wildcard src/train/*.c src/math/*.c)) src/util/status.c src/util/clock.c
 ENGINE_OBJS := $(ENGINE_SRCS:%.c=$(BUILD)/%.o)
 ENGINE_LIBS  = $(shell pkg-config --libs openblas 2>/dev/null) -lm -pthread
@@ -140,26 +149,42 @@ examples: $(EXAMPLES)
 $(BUILD)/traind: $(BUILD)/src/main.o $(BUILD)/libtraind.a | deps
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Every tests/test_*.c defines one or more "Suite *suite_<name>(void)"; the runner calls
-# them all, so adding a test file needs no edit here.
-$(BUILD)/tests/suites.inc: $(TEST_SRCS)
+# Every tests/test_*.c defines one or more "Suite *suite_<name>(void)"; a runner calls all
+# those of its files (the list in its suites.inc), so adding a test file needs no edit here
+# (an engine suite: one word in ENGINE_TESTS). tests/runner.c is compiled once per runner,
+# each time finding its own suites.inc.
+SUITES_INC = grep -ho '^Suite \*suite_[a-z0-9_]*(void)' $^ | \
+               sed 's/^Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' > $@.tmp && mv $@.tmp $@
+$(BUILD)/tests/suites.inc: $(DAEMON_TEST_SRCS)
 	@mkdir -p $(dir $@)
-	@grep -ho '^Suite \*suite_[a-z0-9_]*(void)' $(TEST_SRCS) | \
-	   sed 's/^Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' > $@.tmp && mv $@.tmp $@
+	@$(SUITES_INC)
+$(BUILD)/tests/engine/suites.inc: $(ENGINE_TESTS)
+	@mkdir -p $(dir $@)
+	@$(SUITES_INC)
 
 $(BUILD)/tests/runner.o: $(BUILD)/tests/suites.inc
 $(BUILD)/tests/runner.o: CFLAGS += -I$(BUILD)/tests
+$(BUILD)/tests/engine/runner.o: tests/runner.c $(BUILD)/tests/engine/suites.inc | deps
+	$(CC) $(CFLAGS) -I$(BUILD)/tests/engine -MMD -MP -c $< -o $@
 
 # The fuzz harnesses (without their libFuzzer entry) are linked in for the regress suite;
 # some compare against a reference in tests/ (dataset_tree.h), hence -Itests.
 FUZZ_HARNESS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard fuzz/fuzz_*.c)))
 $(FUZZ_HARNESS): CFLAGS += -DTD_FUZZ_NO_MAIN -Itests
 
-# Allocation-failure injection (tests/failalloc.h): only the runner wraps the allocator.
+# Allocation-failure injection (tests/failalloc.h): only the runners wrap the allocator.
 FAILALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=free
 
-$(BUILD)/test_runner: $(TEST_OBJS) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
+$(BUILD)/test_runner: $(DAEMON_TEST_SRCS:%.c=$(BUILD)/%.o) $(FUZZ_HARNESS) $(BUILD)/libtraind.a | deps
 	$(CC) $(LDFLAGS) $(FAILALLOC) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS)
+
+# The engine suites against the engine library, Check, OpenBLAS and libm alone: no
+# libtraind.a, libmicrohttpd or SQLite, so an engine suite that calls into the codec, the
+# store or the server fails to link. cJSON is there for the suites' own reading of the
+# reference vectors (testutil.h's tu_ref_load, fixtures.h's flatten), not for the engine:
+# it has no cJSON symbol (engine-check), and the codec's td_json_* are not linked.
+$(BUILD)/engine_runner: $(ENGINE_TEST_OBJS) $(BUILD)/libtraind_engine.a | deps
+	$(CC) $(LDFLAGS) $(FAILALLOC) -o $@ $^ $(shell pkg-config --libs check libcjson) $(ENGINE_LIBS)
 
 # The reference vectors (PyTorch, numpy, scikit-learn in float64) are in the repository;
 # TD_REFDIR=<dir> runs the suites against another set (another seed of gen_reference.py).
@@ -184,10 +209,18 @@ $(ORT_NODE): | test-deps
 	cd $(NODE_DIR) && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
 	  onnxruntime-node
 
-test: $(BUILD)/test_runner $(BUILD)/traind $(EXAMPLES) engine-check $(ORT_NODE) $(BROWSER_DEPS) \
-      | deps test-deps
-	TD_BIN=$(abspath $(BUILD)/traind) TD_EXAMPLES=$(abspath $(BUILD)/examples) NODE_PATH=$(abspath $(NODE_DIR)/node_modules) \
-	  $(BUILD)/test_runner $(SUITE)
+# Both runners, the engine's first; both run even when the first fails. SUITE=<name> runs
+# in the runner that has it (a name neither has: test_runner fails, saying so).
+TEST_ENV = TD_BIN=$(abspath $(BUILD)/traind) TD_EXAMPLES=$(abspath $(BUILD)/examples) \
+           NODE_PATH=$(abspath $(NODE_DIR)/node_modules)
+test: $(BUILD)/engine_runner $(BUILD)/test_runner $(BUILD)/traind $(EXAMPLES) engine-check $(ORT_NODE) \
+      $(BROWSER_DEPS) | deps test-deps
+	@rc=0; grep -qx 'X(suite_$(SUITE))' $(BUILD)/tests/engine/suites.inc; engine=$$?; \
+	if [ -z "$(SUITE)" ] || [ $$engine = 0 ]; then \
+	  echo "$(BUILD)/engine_runner $(SUITE)"; $(TEST_ENV) $(BUILD)/engine_runner $(SUITE) || rc=1; fi; \
+	if [ -z "$(SUITE)" ] || [ $$engine != 0 ]; then \
+	  echo "$(BUILD)/test_runner $(SUITE)"; $(TEST_ENV) $(BUILD)/test_runner $(SUITE) || rc=1; fi; \
+	exit $$rc
 
 # Leaks fail it too: LeakSanitizer checks at the exit of every process, i.e. of each Check
 # test (forked: a leak exits it with 1, an error), of each daemon a test stops (its exit
@@ -327,7 +360,7 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 .PHONY: all deps test-deps test asan bench examples engine-check run install uninstall reference clean fuzz soak docs style format
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(FUZZ_REFS:.o=.d) \
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tests/engine/runner.d $(FUZZ_HARNESS:.o=.d) $(FUZZ_OBJS:.o=.d) $(FUZZ_REFS:.o=.d) \
          $(BUILD)/src/main.d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtraind_engine.a | deps

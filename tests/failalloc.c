@@ -1,9 +1,13 @@
-/* failalloc.c — the --wrap side of failalloc.h. */
+/* failalloc.c — the --wrap side of failalloc.h, and the fault suites' loop over it. */
 #include "failalloc.h"
 
+#include <check.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -104,4 +108,52 @@ void __wrap_free(void *p)
 {
     account(p, -1);
     __real_free(p);
+}
+
+/* ---- failalloc_each ------------------------------------------------------------------ */
+
+static volatile long g_alloc_n;
+static const char *volatile g_alloc_name;
+
+static void on_crash(int sig)
+{
+    char msg[160];
+    int k = snprintf(msg, sizeof msg, "failalloc: %s crashed with allocation %ld failing\n",
+                     g_alloc_name, g_alloc_n);
+    ssize_t w = write(2, msg, (size_t)k);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void failalloc_each(const char *name, td_status (*run)(void), const td_error *err)
+{
+    failalloc_arm(0);
+    td_status st = run();
+    long total = failalloc_count();
+    failalloc_arm(-1);
+    ck_assert_msg(st == TD_OK, "%s fails without injection: %s", name, td_status_code(st));
+    ck_assert_msg(total > 0, "%s made no allocation: is the runner linked with --wrap?", name);
+    g_alloc_name = name;
+    signal(SIGSEGV, on_crash);
+    signal(SIGABRT, on_crash);
+    int refused = 0;
+    for (long n = 1; n <= total; n++) {
+        g_alloc_n = n;
+        failalloc_arm(n);
+        st = run();
+        int failed = failalloc_failed();
+        failalloc_arm(-1);
+        if (failed) {
+            refused++;
+            ck_assert_msg(st == TD_ENOMEM || st == TD_OK,
+                          "%s with allocation %ld of %ld failing: %s, not out_of_memory (%s: %s)",
+                          name, n, total, td_status_code(st), err->field, err->message);
+        } else {
+            ck_assert_msg(st == TD_OK, "%s: %s without a failure", name, td_status_code(st));
+        }
+    }
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGABRT, SIG_DFL);
+    ck_assert_int_gt(refused, 0);
 }

@@ -1,8 +1,9 @@
-/* failalloc.h — allocation-failure injection, for the test runner only.
+/* failalloc.h — allocation-failure injection, for the test runners only.
  *
- * The runner is linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,
- * --wrap=aligned_alloc,--wrap=free (Makefile), so those calls from libtraind.a and the tests go
- * through failalloc.c, which passes them on unless armed. The daemon, the benches and the
+ * Both runners (build/test_runner, build/engine_runner) are linked with -Wl,--wrap=malloc,
+ * --wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=free (Makefile), so those calls
+ * from the library they link (libtraind.a, libtraind_engine.a) and the tests go through
+ * failalloc.c, which passes them on unless armed. The daemon, the benches and the
  * library itself are built without it: production pays nothing. Allocations inside shared
  * libraries (cJSON, SQLite, libc's strdup) are not counted.
  *
@@ -11,6 +12,8 @@
  * Counting is process-wide (every thread), so arm around single-threaded work. */
 #ifndef TRAIND_FAILALLOC_H
 #define TRAIND_FAILALLOC_H
+
+#include "traind/status.h"
 
 /* n > 0: the n-th allocation from now fails (returns NULL), the others succeed;
  * n = 0: count only; n < 0: off (the default). Resets the count. */
@@ -27,5 +30,12 @@ int failalloc_failed(void);
 void failalloc_track(int on);
 long failalloc_peak_bytes(void);
 long failalloc_live_bytes(void);
+
+/* The fault suites' loop (test_faults_engine.c, test_faults.c): runs run() once counting its
+ * allocations (it must succeed, and allocate), then once with each of them failing in turn:
+ * each such run returns TD_OK or, when the refused allocation was reached, TD_ENOMEM, and at
+ * least one reaches it. A crash on the way names `name` and the allocation on stderr. *err
+ * (the scenario's last error) goes into the failure message. */
+void failalloc_each(const char *name, td_status (*run)(void), const td_error *err);
 
 #endif

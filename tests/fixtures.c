@@ -1,5 +1,5 @@
 /* fixtures.c — data sets and hyperparameters shared by the engine and REST suites (see
- * fixtures.h); moved verbatim from test_mlp.c, test_gmm.c and test_embed.c. */
+ * fixtures.h); moved verbatim from test_mlp.c, test_gmm.c, test_embed.c and test_faults.c. */
 #include "fixtures.h"
 
 #include <check.h>
@@ -186,4 +186,25 @@ double purity(const float *a, const int32_t *y, int64_t N, int64_t M, int64_t K)
     }
     free(cnt);
     return (double)tot / (double)N;
+}
+
+/* ---- faults ---- */
+
+#define AN 24
+
+static float g_X[AN * 3];
+static int32_t g_y[AN], g_yg[AN * 2];
+
+td_dataset faults_data(int grouped)
+{
+    for (int i = 0; i < AN; i++) {
+        for (int j = 0; j < 3; j++)
+            g_X[i * 3 + j] = (float)(i % 3) * 1.5f + (float)((i * 7 + j * 5) % 11) / 11.0f;
+        g_y[i] = i % 3;
+        g_yg[i * 2] = i % 3;
+        g_yg[i * 2 + 1] = (i / 3) % 3;
+    }
+    td_dataset ds = {.N = AN, .D = 3, .X = g_X, .y = g_y, .y_cols = 1};
+    if (grouped) ds.y = g_yg, ds.y_cols = 2;
+    return ds;
 }

@@ -62,4 +62,10 @@ td_hparams embed_hp(int64_t E, int64_t M, int64_t seed);
 /* Purity of labels a (N, values in [0, M)) against y (values in [0, K)). */
 double purity(const float *a, const int32_t *y, int64_t N, int64_t M, int64_t K);
 
+/* ---- faults (test_faults_engine.c, test_faults.c) ---- */
+
+/* 24 rows of 3 features in 3 classes (static storage, overwritten by each call): labels y
+ * (y_cols 1), or with grouped two label columns (the second (i / 3) % 3). */
+td_dataset faults_data(int grouped);
+
 #endif

@@ -1,6 +1,5 @@
 /* testutil.c — reference loading and numeric comparison for the Check suites. */
 #include "testutil.h"
-#include "codec/json_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -169,12 +168,4 @@ char *tu_read_file(const char *path, size_t *len)
     fclose(f);
     if (len) *len = (size_t)n;
     return s;
-}
-
-cJSON *tu_parse(const char *text)
-{
-    cJSON *o = NULL;
-    td_error err;
-    ck_assert_msg(td_json_parse(&o, text, strlen(text), &err) == TD_OK, "%s", err.message);
-    return o;
 }

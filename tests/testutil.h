@@ -14,7 +14,8 @@
 cJSON *tu_ref_load(const char *name);
 
 /* Parses text as the daemon does (td_json_parse: NaN and Infinity read too) into a tree
- * the caller owns; fails the test if it is not JSON. */
+ * the caller owns; fails the test if it is not JSON. In testutil_codec.c: not for the
+ * engine suites (build/engine_runner has no codec). */
 cJSON *tu_parse(const char *text);
 
 /* Flattens a number, an array of numbers or an array of rows into a new malloc'd array.
