@@ -6,9 +6,12 @@
  * without a token -> app_init (store, job manager) -> td_server_start with the base routes
  * below plus the application's -> log "listening on ADDR" -> READY=1 to systemd.
  *
- * Signals: SIGTERM, SIGINT and SIGHUP are blocked before any thread exists, so every
- * thread inherits the mask and only the main thread takes them, synchronously, with
- * sigwait(): no async-signal-safety concerns anywhere. SIGTERM/SIGINT -> STOPPING=1 ->
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked before main starts a thread, so every
+ * thread it starts inherits the mask and the main thread takes them, synchronously, with
+ * sigwait(). A thread started before main (OpenBLAS's pool, made by a library constructor)
+ * has them unblocked: one delivered there while the main thread is not in sigwait would
+ * kill the process (the default action), so a handler forwards it to the main thread
+ * (pthread_kill, async-signal-safe), where it waits for sigwait like any other. SIGTERM/SIGINT -> STOPPING=1 ->
  * td_server_stop (stop accepting, end event streams, let running handlers finish, join)
  * -> app_shutdown (checkpoint running jobs, stop the workers, close the store) -> exit 0.
  * SIGHUP -> reload() (below): the settings that can change under running jobs and open
@@ -62,6 +65,10 @@ typedef struct daemon_ctx {
 } daemon_ctx;
 
 static daemon_ctx g_daemon;
+
+/* The thread that sigwaits (see DESIGN): signals caught by another thread go there. */
+static pthread_t g_main_thread;
+static void forward_to_main(int sig) { pthread_kill(g_main_thread, sig); }
 
 /* ------------------------------------------------------ application hooks ---- */
 
@@ -318,6 +325,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    g_main_thread = pthread_self();
+    struct sigaction fwd = {.sa_handler = forward_to_main};
+    sigfillset(&fwd.sa_mask);
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
     d->started = time(NULL);
 

@@ -3,6 +3,7 @@
  * The "server" cases start td_server in-process on 127.0.0.1:0 with the test routes
  * below; the "daemon" cases run $TD_BIN. */
 #define _GNU_SOURCE /* vasprintf */
+#include <dirent.h>
 #include <cJSON.h>
 #include <errno.h>
 #include <signal.h>
@@ -722,6 +723,56 @@ END_TEST
 
 static int has(const char *hay, const char *needle) { return hay && strstr(hay, needle) != NULL; }
 
+/* A signal mask line of /proc/PID[/task/TID]/status ("SigBlk", "SigCgt") as a bit set. */
+static unsigned long long proc_sigmask(const char *status_path, const char *key)
+{
+    FILE *f = fopen(status_path, "r");
+    char line[256];
+    unsigned long long v = 0;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') v = strtoull(line + n + 1, NULL, 16);
+    if (f) fclose(f);
+    return v;
+}
+
+/* SIGTERM while the main thread is busy elsewhere (here: reloading for the SIGHUP sent
+ * just before) still stops the daemon cleanly. A thread started before main blocked the
+ * signals (OpenBLAS's pool) must not take the default action and kill the process: every
+ * thread blocks SIGTERM, SIGINT and SIGHUP or the process catches them. */
+START_TEST(daemon_sigterm_while_busy_stops_cleanly)
+{
+    const unsigned long long want =
+        1ull << (SIGTERM - 1) | 1ull << (SIGINT - 1) | 1ull << (SIGHUP - 1);
+    for (int round = 0; round < 8; round++) {
+        httpc_daemon d = api_start(NULL, "workers = 2\n", NULL, NULL);
+        char path[128];
+        snprintf(path, sizeof path, "/proc/%d/status", (int)d.pid);
+        unsigned long long caught = proc_sigmask(path, "SigCgt");
+        snprintf(path, sizeof path, "/proc/%d/task", (int)d.pid);
+        DIR *tasks = opendir(path);
+        ck_assert_ptr_nonnull(tasks);
+        for (struct dirent *e; (e = readdir(tasks));) {
+            if (e->d_name[0] == '.') continue;
+            char st[400];
+            snprintf(st, sizeof st, "%s/%s/status", path, e->d_name);
+            unsigned long long blocked = proc_sigmask(st, "SigBlk");
+            ck_assert_msg(
+                ((blocked | caught) & want) == want,
+                "thread %s of the daemon would die of SIGTERM (blocked %llx, caught %llx)",
+                e->d_name, blocked, caught);
+        }
+        closedir(tasks);
+        kill(d.pid, SIGHUP);
+        int code = httpc_daemon_stop(&d, SIGTERM, 10.0);
+        char *log = httpc_daemon_log(&d);
+        ck_assert_msg(code == 0, "round %d: exit code %d\n%s", round, code, log);
+        free(log);
+        httpc_daemon_cleanup(&d);
+    }
+}
+END_TEST
+
 START_TEST(daemon_serves_and_stops)
 {
     httpc_daemon d;
@@ -1039,6 +1090,7 @@ Suite *suite_server(void)
     TCase *td = tcase_create("daemon");
     tcase_set_timeout(td, 90);
     tcase_add_test(td, daemon_serves_and_stops);
+    tcase_add_test(td, daemon_sigterm_while_busy_stops_cleanly);
     tcase_add_test(td, daemon_auth_and_refusal);
     tcase_add_test(td, daemon_flags);
     tcase_add_test(td, daemon_connection_abuse);
