@@ -271,8 +271,6 @@ typedef struct embed_trainer {
     const char *cols[TD_REC_MAX + 1];
 } embed_trainer;
 
-static const td_trainer_vtbl embed_vtbl;
-
 typedef struct label_row {
     int32_t y;
     int64_t i;
@@ -292,8 +290,8 @@ static void sync_model(embed_trainer *t)
     t->model.converged = 0;
 }
 
-td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, int64_t *E, td_error *err)
+static td_status embed_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                             int64_t *E, td_error *err)
 {
     td_status st;
     if ((st = td_hparams_check(hp, train, E, err))) return st;
@@ -304,8 +302,8 @@ td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                              int64_t E, int threads)
+static size_t embed_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                          int64_t E, int threads)
 {
     int64_t N = train->N, D = train->D, M = hp->gmm.components, ng = td_embed_gmm_rows(hp, N);
     int64_t P = train->pairs && train->P > 0 && train->P < hp->embed.pairs_per_iteration
@@ -340,10 +338,10 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
     return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
 }
 
-td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, int64_t E, td_error *err)
+static td_status embed_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                              const td_dataset *val, int64_t E, td_error *err)
 {
-    embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
+    embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &td_embed_trainer, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->train = train;
     t->N = train->N, t->D = train->D, t->E = E, t->M = hp->gmm.components;
@@ -383,7 +381,7 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const 
     *out = &t->base;
     return TD_OK;
 nomem:
-    t->base.vt->destroy(&t->base);
+    t->base.kind->destroy(&t->base);
     return td_fail(err, TD_ENOMEM, NULL, "out of memory while preparing the trainer");
 }
 
@@ -870,7 +868,10 @@ done:
     return st;
 }
 
-static const td_trainer_vtbl embed_vtbl = {
+const td_trainer_kind td_embed_trainer = {
+    .check = embed_check,
+    .bytes = embed_bytes,
+    .create = embed_create,
     .destroy = embed_destroy,
     .set_threads = embed_set_threads,
     .step = embed_step,

@@ -86,8 +86,6 @@ typedef struct gmm_trainer {
     const char *cols[TD_REC_MAX + 1];
 } gmm_trainer;
 
-static const td_trainer_vtbl gmm_vtbl;
-
 /* The model's float parameters and fit fields: the best finished run's once there is
  * one, else the run in progress (t->g). */
 static void sync_model(gmm_trainer *t)
@@ -109,8 +107,8 @@ static void sync_model(gmm_trainer *t)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                               int64_t *K, td_error *err)
+static td_status gmm_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                           int64_t *K, td_error *err)
 {
     td_status st;
     if ((st = td_hparams_check(hp, train, K, err))) return st;
@@ -118,8 +116,8 @@ td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, co
     return TD_OK;
 }
 
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                            int64_t K, int threads)
+static size_t gmm_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                        int64_t K, int threads)
 {
     int64_t M = K, E = train->D, N = train->N;
     size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->gmm.covariance, M, E));
@@ -134,10 +132,10 @@ size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const
         512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
 }
 
-td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, int64_t K, td_error *err)
+static td_status gmm_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                            const td_dataset *val, int64_t K, td_error *err)
 {
-    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->gmm.max_iter);
+    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &td_gmm_trainer, hp, hp->gmm.max_iter);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.rows = train->N;
     t->train = train;
@@ -164,7 +162,7 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td
     *out = &t->base;
     return TD_OK;
 nomem:
-    t->base.vt->destroy(&t->base);
+    t->base.kind->destroy(&t->base);
     return td_fail(err, TD_ENOMEM, NULL, "out of memory while preparing the trainer");
 }
 
@@ -408,7 +406,10 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     return TD_OK;
 }
 
-static const td_trainer_vtbl gmm_vtbl = {
+const td_trainer_kind td_gmm_trainer = {
+    .check = gmm_check,
+    .bytes = gmm_bytes,
+    .create = gmm_create,
     .destroy = gmm_destroy,
     .set_threads = gmm_set_threads,
     .step = gmm_step,

@@ -69,8 +69,6 @@ typedef struct grad_trainer {
     td_mlp *mlp;    /* mlp */
 } grad_trainer;
 
-static const td_trainer_vtbl grad_vtbl;
-
 /* ---- helpers ------------------------------------------------------------------------ */
 
 static int cmp_i64(const void *a, const void *b)
@@ -167,8 +165,8 @@ static double norm2(const float *g, int64_t n)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, int64_t *Kout, td_error *err)
+static td_status grad_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                            int64_t *Kout, td_error *err)
 {
     td_status st;
     int64_t K;
@@ -198,8 +196,8 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                             int64_t K, int threads)
+static size_t grad_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                         int64_t K, int threads)
 {
     td_model m;
     td_model_shape(&m, hp, train->D, K);
@@ -226,11 +224,11 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, cons
     return b + sizeof(float) * P * (1 + nbuf) + 256; /* one td_trainer_save snapshot */
 }
 
-td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, int64_t K, td_error *err)
+static td_status grad_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                             const td_dataset *val, int64_t K, td_error *err)
 {
     td_status st;
-    grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
+    grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &td_grad_trainer, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     st = TD_ENOMEM;
     t->train = train;
@@ -294,7 +292,7 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
     *out = &t->base;
     return TD_OK;
 fail:
-    t->base.vt->destroy(&t->base);
+    t->base.kind->destroy(&t->base);
     if (st == TD_ENOMEM) td_fail(err, st, NULL, "out of memory while preparing the trainer");
     return st;
 }
@@ -538,7 +536,10 @@ static td_status grad_objective(td_trainer *base, double *loss, float *grad)
     return TD_OK;
 }
 
-static const td_trainer_vtbl grad_vtbl = {
+const td_trainer_kind td_grad_trainer = {
+    .check = grad_check,
+    .bytes = grad_bytes,
+    .create = grad_create,
     .destroy = grad_destroy,
     .set_threads = grad_set_threads,
     .step = grad_step,
