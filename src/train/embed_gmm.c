@@ -266,7 +266,6 @@ typedef struct embed_trainer {
     td_pool *pool;
     int64_t n_em; /* EM steps taken (base.epoch: iterations) */
     int gmm_ready;
-    int ncols;
     char size_names[TD_REC_MAX][32];
     const char *cols[TD_REC_MAX + 1];
 } embed_trainer;
@@ -376,8 +375,9 @@ static td_status embed_create(td_trainer **out, const td_hparams *hp, const td_d
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 4);
 
-    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
-                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), t->M);
+    t->base.cols = t->cols;
+    t->base.ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                                    (int)(sizeof fixed_columns / sizeof fixed_columns[0]), t->M);
     *out = &t->base;
     return TD_OK;
 nomem:
@@ -464,9 +464,7 @@ static void embed_destroy(td_trainer *base)
     free(t->perm), free(t->swapj), free(t->Z), free(t->dZ);
     free(t->A), free(t->B), free(t->dA), free(t->dB);
     free(t->grad), free(t->prev), free(t->centre), free(t->lab), free(t->nk), free(t->empty);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    td_trainer_free(&t->base);
 }
 
 static void embed_set_threads(td_trainer *base, int n)
@@ -478,12 +476,6 @@ static void embed_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const embed_trainer *)(b))
-static const char *const *embed_columns(const td_trainer *b, int *n)
-{
-    *n = SELF(b)->ncols;
-    return SELF(b)->cols;
-}
-
 /* ---- one iteration ------------------------------------------------------------------ */
 
 /* The iteration's P pairs into pa, pb, sim (see the top of the file). */
@@ -733,7 +725,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     rec->v[C_REG] = reg;
     if (!warm) {
         rec->v[C_RESEEDED] = (double)reseeded;
-        td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->ncols);
+        td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->base.ncols);
     }
     return TD_OK;
 restore_gmm: /* the mixture of the last good iteration (the placeholder before the init) */
@@ -758,11 +750,9 @@ static size_t embed_state_size(const td_trainer *base)
         sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + td_gmm_bytes(&t->g);
 }
 
-static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
+static void embed_save(const td_trainer *base, void *buf)
 {
     const embed_trainer *t = SELF(base);
-    size_t need = embed_state_size(base);
-    if (cap < need) return 0;
     embed_state h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDEMBST1", 8);
@@ -776,7 +766,6 @@ static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
     size_t np = sizeof(float) * (size_t)t->model.n_params;
     memcpy(p, t->model.params, np), p += np;
     td_gmm_put(td_optim_save(&t->opt, p), &t->g);
-    return need;
 }
 
 static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
@@ -875,7 +864,6 @@ const td_trainer_kind td_embed_trainer = {
     .destroy = embed_destroy,
     .set_threads = embed_set_threads,
     .step = embed_step,
-    .columns = embed_columns,
     .state_size = embed_state_size,
     .save = embed_save,
     .restore = embed_restore,

@@ -81,7 +81,6 @@ typedef struct gmm_trainer {
     int best_converged;
     double *nk;           /* (M) */
     unsigned char *empty; /* (M) */
-    int ncols;
     char size_names[TD_REC_MAX][32];
     const char *cols[TD_REC_MAX + 1];
 } gmm_trainer;
@@ -157,8 +156,9 @@ static td_status gmm_create(td_trainer **out, const td_hparams *hp, const td_dat
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
-    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
-                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), M);
+    t->base.cols = t->cols;
+    t->base.ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                                    (int)(sizeof fixed_columns / sizeof fixed_columns[0]), M);
     *out = &t->base;
     return TD_OK;
 nomem:
@@ -177,9 +177,7 @@ static void gmm_destroy(td_trainer *base)
     td_gmm_free(&t->best);
     free(t->nk);
     free(t->empty);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    td_trainer_free(&t->base);
 }
 
 static void gmm_set_threads(td_trainer *base, int n)
@@ -188,12 +186,6 @@ static void gmm_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))
-static const char *const *gmm_columns(const td_trainer *b, int *n)
-{
-    *n = SELF(b)->ncols;
-    return SELF(b)->cols;
-}
-
 /* ---- one EM iteration --------------------------------------------------------------- */
 
 /* The run in progress has finished: it becomes the best when its lower bound is higher
@@ -308,7 +300,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     rec->v[C_LOSS] = -ll;
     rec->v[C_LB] = ll;
     rec->v[C_RESEEDED] = (double)n_empty;
-    td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->ncols);
+    td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->base.ncols);
     return TD_OK;
 restore:
     td_gmm_copy(&t->g, &t->prev);
@@ -337,11 +329,9 @@ static size_t gmm_state_size(const td_trainer *base)
     return sizeof(gmm_state2) + 2 * td_gmm_bytes(&SELF(base)->g);
 }
 
-static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
+static void gmm_save(const td_trainer *base, void *buf)
 {
     const gmm_trainer *t = SELF(base);
-    size_t need = gmm_state_size(base);
-    if (cap < need) return 0;
     gmm_state2 s;
     memset(&s, 0, sizeof s);
     gmm_state *h = &s.h;
@@ -357,7 +347,6 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(p, &s, sizeof s);
     td_gmm_put(p + sizeof s, &t->g);
     td_gmm_put(p + sizeof s + td_gmm_bytes(&t->g), &t->best);
-    return need;
 }
 
 static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
@@ -413,7 +402,6 @@ const td_trainer_kind td_gmm_trainer = {
     .destroy = gmm_destroy,
     .set_threads = gmm_set_threads,
     .step = gmm_step,
-    .columns = gmm_columns,
     .state_size = gmm_state_size,
     .save = gmm_save,
     .restore = gmm_restore,

@@ -275,6 +275,8 @@ static td_status grad_create(td_trainer **out, const td_hparams *hp, const td_da
     if (t->val_src && gather_targets(t, &t->tg_val, t->val_src, t->val_rows, t->n_val, 1))
         goto fail;
     t->base.rows = t->n_train;
+    t->base.cols = columns;
+    t->base.ncols = hp->groups > 1 ? C_COUNT : C_PENALTY;
     t->batch = hp->batch_size > 0 && hp->batch_size < t->n_train ? hp->batch_size : 0;
     if (t->batch) {
         if (!(t->perm = malloc(sizeof(int64_t) * (size_t)t->n_train))) goto fail;
@@ -313,9 +315,7 @@ static void grad_destroy(td_trainer *base)
     free(t->bY);
     free(t->grad);
     free(t->prev);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    td_trainer_free(&t->base);
 }
 
 static void grad_set_threads(td_trainer *base, int n)
@@ -325,13 +325,6 @@ static void grad_set_threads(td_trainer *base, int n)
     /* best effort: without the slots, the linear kernel runs narrower waves */
     if (t->lin) td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
     if (t->mlp) td_mlp_reserve(t->mlp, n);
-}
-
-static const char *const *grad_columns(const td_trainer *base, int *n)
-{
-    const grad_trainer *t = (const grad_trainer *)base;
-    *n = t->hp.groups > 1 ? C_COUNT : C_PENALTY;
-    return columns;
 }
 
 /* ---- one epoch ---------------------------------------------------------------------- */
@@ -471,11 +464,9 @@ static size_t grad_state_size(const td_trainer *base)
         sizeof(float) * (size_t)(t->model.n_params * (1 + td_optim_nbuffers(&t->opt)));
 }
 
-static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
+static void grad_save(const td_trainer *base, void *buf)
 {
     const grad_trainer *t = (const grad_trainer *)base;
-    size_t need = grad_state_size(base);
-    if (cap < need) return 0;
     state_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDSTATE1", 8);
@@ -498,7 +489,6 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(p, t->model.params, n);
     p += n;
     td_optim_save(&t->opt, p);
-    return need;
 }
 
 static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
@@ -543,7 +533,6 @@ const td_trainer_kind td_grad_trainer = {
     .destroy = grad_destroy,
     .set_threads = grad_set_threads,
     .step = grad_step,
-    .columns = grad_columns,
     .state_size = grad_state_size,
     .save = grad_save,
     .restore = grad_restore,

@@ -87,14 +87,13 @@ const td_model *td_trainer_model(const td_trainer *t)
 }
 const char *const *td_trainer_columns(const td_trainer *t, int *n)
 {
-    return t->kind->columns(t, n);
+    *n = t->ncols;
+    return t->cols;
 }
 int td_trainer_column(const td_trainer *t, const char *name)
 {
-    int n;
-    const char *const *cols = t->kind->columns(t, &n);
-    for (int i = 0; i < n; i++)
-        if (strcmp(cols[i], name) == 0) return i;
+    for (int i = 0; i < t->ncols; i++)
+        if (strcmp(t->cols[i], name) == 0) return i;
     return -1;
 }
 size_t td_trainer_state_size(const td_trainer *t)
@@ -103,8 +102,11 @@ size_t td_trainer_state_size(const td_trainer *t)
 }
 size_t td_trainer_save(const td_trainer *t, void *buf, size_t cap)
 {
-    size_t n = t->kind->save(t, buf, cap);
-    return t->std ? td_std_save(t->std, buf, n, cap) : n;
+    size_t need = td_trainer_state_size(t);
+    if (cap < need) return 0;
+    t->kind->save(t, buf);
+    if (t->std) td_std_save(t->std, buf, t->kind->state_size(t));
+    return need;
 }
 td_status td_trainer_restore(td_trainer *t, const void *buf, size_t len, td_error *err)
 {

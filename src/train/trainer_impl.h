@@ -5,7 +5,8 @@
  * kind (td_grad_trainer for softmax and mlp, td_gmm_trainer, td_embed_trainer), which
  * the family's row (family.h) names. A trainer is a struct whose first member is a
  * td_trainer: its kind and the base fields every family keeps current, which trainer.c
- * reads for the plain getters (td_trainer_epoch, _epochs, _rows, _elapsed, _model, _done). */
+ * reads for the plain getters (td_trainer_epoch, _epochs, _rows, _elapsed, _model, _done,
+ * _columns). */
 #ifndef TRAIND_TRAINER_IMPL_H
 #define TRAIND_TRAINER_IMPL_H
 
@@ -31,9 +32,9 @@ typedef struct td_trainer_kind {
     void (*destroy)(td_trainer *t);
     void (*set_threads)(td_trainer *t, int n);
     td_status (*step)(td_trainer *t, td_record *rec, td_error *err);
-    const char *const *(*columns)(const td_trainer *t, int *n);
+    /* a snapshot: save writes state_size(t) bytes into buf (trainer.c checks the room) */
     size_t (*state_size)(const td_trainer *t);
-    size_t (*save)(const td_trainer *t, void *buf, size_t cap);
+    void (*save)(const td_trainer *t, void *buf);
     td_status (*restore)(td_trainer *t, const void *buf, size_t len, td_error *err);
     /* may be NULL: the family has no differentiable objective */
     td_status (*objective)(td_trainer *t, double *loss, float *grad);
@@ -54,6 +55,9 @@ struct td_trainer {
     double elapsed;        /* seconds of training; restored with a snapshot */
     int stopped;           /* done before epochs: early stopping, convergence */
     td_std *std;           /* standardize (standardize.c): owned; NULL without */
+    /* a record's ncols columns (td_trainer_columns): set by create, fixed after */
+    const char *const *cols;
+    int ncols;
 };
 
 /* ---- shared by the families (trainer_util.c) ----------------------------------------- */
@@ -67,6 +71,9 @@ struct td_trainer {
                             epochs))
 void *td_trainer_new(size_t size, const td_trainer_kind *kind, size_t hp_offset,
                      size_t model_offset, const td_hparams *hp_in, int64_t epochs);
+/* The end of a family's destroy: frees what td_trainer_new made (the hp and the model that
+ * t->hp and t->model point at, with the model's params, and the struct t itself). */
+void td_trainer_free(td_trainer *t);
 /* A snapshot's header: its first size bytes of buf[0..len) into h, which begins with the
  * 8-byte magic; "checkpoint" errors when buf is shorter or the magic differs (message
  * not_ours). */
@@ -105,13 +112,13 @@ size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
 /* trainer.c's calls on a trainer's std: td_std_free (NULL: nothing), after the family's
  * destroy; td_std_sync makes td_std_model the family's model m with mean and scale (after
  * create, step and restore); a snapshot is the family's, then td_std_state_bytes of mean
- * and scale: td_std_save appends them to the family's n bytes (0 when cap is short),
+ * and scale: td_std_save writes them after the family's n bytes of buf,
  * td_std_restore_check compares them with the data's. */
 void td_std_free(td_std *s);
 void td_std_sync(td_std *s, const td_model *m);
 const td_model *td_std_model(const td_std *s);
 size_t td_std_state_bytes(const td_std *s);
-size_t td_std_save(const td_std *s, void *buf, size_t n, size_t cap);
+void td_std_save(const td_std *s, void *buf, size_t n);
 td_status td_std_restore_check(const td_std *s, const void *buf, size_t len, td_error *err);
 
 #endif

@@ -27,6 +27,14 @@ void *td_trainer_new(size_t size, const td_trainer_kind *kind, size_t hp_offset,
     return t;
 }
 
+void td_trainer_free(td_trainer *t)
+{
+    /* t->hp and t->model point into t's own struct (td_trainer_new): t owns them */
+    td_model_fini((td_model *)t->model);
+    td_hparams_fini((td_hparams *)t->hp);
+    free(t);
+}
+
 td_status td_state_header(void *h, size_t size, const void *buf, size_t len, const char *magic,
                           const char *not_ours, td_error *err)
 {
