@@ -231,7 +231,7 @@ done:
 /* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct embed_trainer {
-    td_trainer base; /* first: the vtable */
+    td_trainer base; /* first: the kind and the base fields */
     td_hparams hp;   /* owned copy */
     td_model model;  /* params (owned): network | gmm floats | assignments */
     td_model net;    /* mlp view of the network (params = model.params) */

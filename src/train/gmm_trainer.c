@@ -62,7 +62,7 @@ static const char *const fixed_columns[] = {"epoch",    "elapsed_s", "loss",    
                                             "max_size", "run"};
 
 typedef struct gmm_trainer {
-    td_trainer base; /* first: the vtable */
+    td_trainer base; /* first: the kind and the base fields */
     td_hparams hp;   /* owned copy */
     td_model model;  /* float copy of the parameters + gmm fields */
     const td_dataset *train;

@@ -43,7 +43,7 @@ static const char *const columns[] = {"epoch",    "elapsed_s", "loss",          
                                       "accuracy", "penalty",   "violation_rate", NULL};
 
 typedef struct grad_trainer {
-    td_trainer base; /* first: the vtable */
+    td_trainer base; /* first: the kind and the base fields */
     td_hparams hp;   /* owned copy */
     td_model model;  /* shape + params (owned) */
     td_tensor_desc layout[TD_MAX_TENSORS];
