@@ -20,9 +20,11 @@ START_TEST(every_kind_has_a_complete_row)
         ck_assert_ptr_nonnull(f->shape);
         ck_assert_ptr_nonnull(f->layout);
         ck_assert_ptr_nonnull(f->predict);
-        ck_assert_ptr_nonnull(f->trainer_create);
-        ck_assert_ptr_nonnull(f->trainer_check);
-        ck_assert_ptr_nonnull(f->memory);
+        ck_assert_ptr_nonnull(f->trainer);
+        ck_assert_ptr_nonnull(f->trainer->check);
+        ck_assert_ptr_nonnull(f->trainer->bytes);
+        ck_assert_ptr_nonnull(f->trainer->create);
+        ck_assert_ptr_nonnull(f->trainer->step);
     }
     ck_assert_ptr_null(td_model_names[TD_MODEL_COUNT]);
     ck_assert_ptr_null(td_family_of(-1));

@@ -231,7 +231,7 @@ done:
 /* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct embed_trainer {
-    td_trainer base; /* first: the vtable */
+    td_trainer base; /* first: the kind and the base fields */
     td_hparams hp;   /* owned copy */
     td_model model;  /* params (owned): network | gmm floats | assignments */
     td_model net;    /* mlp view of the network (params = model.params) */
@@ -266,12 +266,9 @@ typedef struct embed_trainer {
     td_pool *pool;
     int64_t n_em; /* EM steps taken (base.epoch: iterations) */
     int gmm_ready;
-    int ncols;
     char size_names[TD_REC_MAX][32];
     const char *cols[TD_REC_MAX + 1];
 } embed_trainer;
-
-static const td_trainer_vtbl embed_vtbl;
 
 typedef struct label_row {
     int32_t y;
@@ -292,8 +289,8 @@ static void sync_model(embed_trainer *t)
     t->model.converged = 0;
 }
 
-td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, int64_t *E, td_error *err)
+static td_status embed_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                             int64_t *E, td_error *err)
 {
     td_status st;
     if ((st = td_hparams_check(hp, train, E, err))) return st;
@@ -304,8 +301,8 @@ td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                              int64_t E, int threads)
+static size_t embed_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                          int64_t E, int threads)
 {
     int64_t N = train->N, D = train->D, M = hp->gmm.components, ng = td_embed_gmm_rows(hp, N);
     int64_t P = train->pairs && train->P > 0 && train->P < hp->embed.pairs_per_iteration
@@ -340,10 +337,10 @@ size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, con
     return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
 }
 
-td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, int64_t E, td_error *err)
+static td_status embed_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                              const td_dataset *val, int64_t E, td_error *err)
 {
-    embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &embed_vtbl, hp, hp->epochs);
+    embed_trainer *t = TD_TRAINER_NEW(embed_trainer, &td_embed_trainer, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->train = train;
     t->N = train->N, t->D = train->D, t->E = E, t->M = hp->gmm.components;
@@ -378,12 +375,13 @@ td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const 
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 4);
 
-    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
-                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), t->M);
+    t->base.cols = t->cols;
+    t->base.ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                                    (int)(sizeof fixed_columns / sizeof fixed_columns[0]), t->M);
     *out = &t->base;
     return TD_OK;
 nomem:
-    t->base.vt->destroy(&t->base);
+    t->base.kind->destroy(&t->base);
     return td_fail(err, TD_ENOMEM, NULL, "out of memory while preparing the trainer");
 }
 
@@ -465,9 +463,7 @@ static void embed_destroy(td_trainer *base)
     free(t->perm), free(t->swapj), free(t->Z), free(t->dZ);
     free(t->A), free(t->B), free(t->dA), free(t->dB);
     free(t->grad), free(t->prev), free(t->centre), free(t->lab), free(t->nk), free(t->empty);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    td_trainer_free(&t->base);
 }
 
 static void embed_set_threads(td_trainer *base, int n)
@@ -479,12 +475,6 @@ static void embed_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const embed_trainer *)(b))
-static const char *const *embed_columns(const td_trainer *b, int *n)
-{
-    *n = SELF(b)->ncols;
-    return SELF(b)->cols;
-}
-
 /* ---- one iteration ------------------------------------------------------------------ */
 
 /* The iteration's P pairs into pa, pb, sim (see the top of the file). */
@@ -734,7 +724,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     rec->v[C_REG] = reg;
     if (!warm) {
         rec->v[C_RESEEDED] = (double)reseeded;
-        td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->ncols);
+        td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->base.ncols);
     }
     return TD_OK;
 restore_gmm: /* the mixture of the last good iteration (the placeholder before the init) */
@@ -759,11 +749,9 @@ static size_t embed_state_size(const td_trainer *base)
         sizeof(float) * (size_t)(t->n_net * td_optim_nbuffers(&t->opt)) + td_gmm_bytes(&t->g);
 }
 
-static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
+static void embed_save(const td_trainer *base, void *buf)
 {
     const embed_trainer *t = SELF(base);
-    size_t need = embed_state_size(base);
-    if (cap < need) return 0;
     embed_state h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDEMBST1", 8);
@@ -777,7 +765,6 @@ static size_t embed_save(const td_trainer *base, void *buf, size_t cap)
     size_t np = sizeof(float) * (size_t)t->model.n_params;
     memcpy(p, t->model.params, np), p += np;
     td_gmm_put(td_optim_save(&t->opt, p), &t->g);
-    return need;
 }
 
 static td_status embed_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
@@ -869,11 +856,13 @@ done:
     return st;
 }
 
-static const td_trainer_vtbl embed_vtbl = {
+const td_trainer_kind td_embed_trainer = {
+    .check = embed_check,
+    .bytes = embed_bytes,
+    .create = embed_create,
     .destroy = embed_destroy,
     .set_threads = embed_set_threads,
     .step = embed_step,
-    .columns = embed_columns,
     .state_size = embed_state_size,
     .save = embed_save,
     .restore = embed_restore,

@@ -3,7 +3,7 @@
  *
  * The network is the mlp's dense layers (mlp.c) with a linear output of E units; the GMM
  * is gmm.c's EM; the pair loss is loss.c's td_contrastive_sum. The trainer
- * (embed_gmm.c, td_embed_trainer_create in trainer_impl.h) alternates them; predictions
+ * (embed_gmm.c, td_embed_trainer in trainer_impl.h) alternates them; predictions
  * are td_embed_predict (train.h). */
 #ifndef TRAIND_EMBED_GMM_H
 #define TRAIND_EMBED_GMM_H

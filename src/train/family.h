@@ -5,10 +5,12 @@
  * _epochs, td_model_shape / _layout / _predict, td_trainer_create / _check,
  * td_train_memory_estimate) look the family's row up by td_model_kind and call it; none of
  * them switches on the family. A family lives in its own files: family_<name>.c holds its
- * row and the pieces the generic functions delegate to, and its trainer and kernels
- * (grad_trainer.c, gmm*.c, embed_gmm.c, mlp.c, linear.c) sit below it.
+ * row and the pieces the generic functions delegate to, and its trainer (a td_trainer_kind:
+ * grad_trainer.c, gmm_trainer.c, embed_gmm.c) and kernels (mlp.c, linear.c, gmm*.c) sit
+ * below it.
  *
- * Adding a family: its enum value (hparams.h), its files with a td_family row, the row in
+ * Adding a family: its enum value (hparams.h), its files with a td_family row (naming an
+ * existing trainer kind, or its own in a new trainer file), the row in
  * family.c's table, its hyperparameter rows (hparams.c's td_hparam_defs; settings of its
  * own go in a nested struct of td_hparams) and its converter row (codec/json_model.c).
  *
@@ -51,14 +53,11 @@ typedef struct td_family {
     /* td_model_predict with X's width already checked against m->D. */
     td_status (*predict)(float *probs, int32_t *labels, const td_model *m, const float *X,
                          int64_t N, td_error *err);
-    /* td_trainer_create (hp resolved; standardize is applied around it by trainer.c),
-     * td_trainer_check and td_train_memory_estimate (before the standardize copies and the
-     * allocator's share) of this family. */
-    td_family_create trainer_create;
-    td_status (*trainer_check)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                               int64_t *K, td_error *err);
-    size_t (*memory)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                     int64_t K, int threads);
+    /* Its trainer (trainer_impl.h): td_trainer_create / _check and td_train_memory_estimate
+     * call its create, check and bytes (standardize is applied around them by trainer.c),
+     * and every td_trainer_* call on the trainer goes to the kind it keeps. Families
+     * trained alike share one (softmax and mlp: td_grad_trainer). */
+    const td_trainer_kind *trainer;
     /* (The exporters, ONNX and the C header, live above the engine in src/codec; when they
      * get rows, those are the family's converter row there, as json_model.c's.) */
 } td_family;

@@ -60,7 +60,5 @@ const td_family td_family_embed_gmm = {
     .layout = td_embed_layout,
     .predict = embed_predict,
     /* trainer (embed_gmm.c): one step = one iteration */
-    .trainer_create = td_embed_trainer_create,
-    .trainer_check = td_embed_trainer_check,
-    .memory = td_embed_trainer_bytes,
+    .trainer = &td_embed_trainer,
 };

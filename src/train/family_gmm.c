@@ -41,7 +41,5 @@ const td_family td_family_gmm = {
     .layout = td_gmm_layout,
     .predict = gmm_predict,
     /* trainer (gmm_trainer.c): one step = one EM iteration */
-    .trainer_create = td_gmm_trainer_create,
-    .trainer_check = td_gmm_trainer_check,
-    .memory = td_gmm_trainer_bytes,
+    .trainer = &td_gmm_trainer,
 };

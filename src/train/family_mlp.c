@@ -65,7 +65,5 @@ const td_family td_family_mlp = {
     .layout = td_net_layout,
     .predict = mlp_predict,
     /* trainer (grad_trainer.c, as softmax) */
-    .trainer_create = td_grad_trainer_create,
-    .trainer_check = td_grad_trainer_check,
-    .memory = td_grad_trainer_bytes,
+    .trainer = &td_grad_trainer,
 };

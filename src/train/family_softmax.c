@@ -49,7 +49,5 @@ const td_family td_family_softmax = {
     .layout = td_net_layout,
     .predict = softmax_predict,
     /* trainer (grad_trainer.c) */
-    .trainer_create = td_grad_trainer_create,
-    .trainer_check = td_grad_trainer_check,
-    .memory = td_grad_trainer_bytes,
+    .trainer = &td_grad_trainer,
 };

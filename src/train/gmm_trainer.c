@@ -62,7 +62,7 @@ static const char *const fixed_columns[] = {"epoch",    "elapsed_s", "loss",    
                                             "max_size", "run"};
 
 typedef struct gmm_trainer {
-    td_trainer base; /* first: the vtable */
+    td_trainer base; /* first: the kind and the base fields */
     td_hparams hp;   /* owned copy */
     td_model model;  /* float copy of the parameters + gmm fields */
     const td_dataset *train;
@@ -81,12 +81,9 @@ typedef struct gmm_trainer {
     int best_converged;
     double *nk;           /* (M) */
     unsigned char *empty; /* (M) */
-    int ncols;
     char size_names[TD_REC_MAX][32];
     const char *cols[TD_REC_MAX + 1];
 } gmm_trainer;
-
-static const td_trainer_vtbl gmm_vtbl;
 
 /* The model's float parameters and fit fields: the best finished run's once there is
  * one, else the run in progress (t->g). */
@@ -109,8 +106,8 @@ static void sync_model(gmm_trainer *t)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                               int64_t *K, td_error *err)
+static td_status gmm_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                           int64_t *K, td_error *err)
 {
     td_status st;
     if ((st = td_hparams_check(hp, train, K, err))) return st;
@@ -118,8 +115,8 @@ td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, co
     return TD_OK;
 }
 
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                            int64_t K, int threads)
+static size_t gmm_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                        int64_t K, int threads)
 {
     int64_t M = K, E = train->D, N = train->N;
     size_t gmm = sizeof(double) * (size_t)(M + M * E + td_gmm_covs_size(hp->gmm.covariance, M, E));
@@ -134,10 +131,10 @@ size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const
         512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
 }
 
-td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, int64_t K, td_error *err)
+static td_status gmm_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                            const td_dataset *val, int64_t K, td_error *err)
 {
-    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &gmm_vtbl, hp, hp->gmm.max_iter);
+    gmm_trainer *t = TD_TRAINER_NEW(gmm_trainer, &td_gmm_trainer, hp, hp->gmm.max_iter);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     t->base.rows = train->N;
     t->train = train;
@@ -159,12 +156,13 @@ td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td
     sync_model(t);
     td_rng_seed(&t->rng, (uint64_t)hp->seed, 3);
 
-    t->ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
-                               (int)(sizeof fixed_columns / sizeof fixed_columns[0]), M);
+    t->base.cols = t->cols;
+    t->base.ncols = td_size_columns(t->cols, t->size_names, fixed_columns,
+                                    (int)(sizeof fixed_columns / sizeof fixed_columns[0]), M);
     *out = &t->base;
     return TD_OK;
 nomem:
-    t->base.vt->destroy(&t->base);
+    t->base.kind->destroy(&t->base);
     return td_fail(err, TD_ENOMEM, NULL, "out of memory while preparing the trainer");
 }
 
@@ -178,9 +176,7 @@ static void gmm_destroy(td_trainer *base)
     td_gmm_free(&t->best);
     free(t->nk);
     free(t->empty);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    td_trainer_free(&t->base);
 }
 
 static void gmm_set_threads(td_trainer *base, int n)
@@ -189,12 +185,6 @@ static void gmm_set_threads(td_trainer *base, int n)
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))
-static const char *const *gmm_columns(const td_trainer *b, int *n)
-{
-    *n = SELF(b)->ncols;
-    return SELF(b)->cols;
-}
-
 /* ---- one EM iteration --------------------------------------------------------------- */
 
 /* The run in progress has finished: it becomes the best when its lower bound is higher
@@ -309,7 +299,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
     rec->v[C_LOSS] = -ll;
     rec->v[C_LB] = ll;
     rec->v[C_RESEEDED] = (double)n_empty;
-    td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->ncols);
+    td_size_record(rec, C_MIN_SIZE, C_MAX_SIZE, C_SIZES, t->nk, M, t->base.ncols);
     return TD_OK;
 restore:
     td_gmm_copy(&t->g, &t->prev);
@@ -338,11 +328,9 @@ static size_t gmm_state_size(const td_trainer *base)
     return sizeof(gmm_state2) + 2 * td_gmm_bytes(&SELF(base)->g);
 }
 
-static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
+static void gmm_save(const td_trainer *base, void *buf)
 {
     const gmm_trainer *t = SELF(base);
-    size_t need = gmm_state_size(base);
-    if (cap < need) return 0;
     gmm_state2 s;
     memset(&s, 0, sizeof s);
     gmm_state *h = &s.h;
@@ -358,7 +346,6 @@ static size_t gmm_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(p, &s, sizeof s);
     td_gmm_put(p + sizeof s, &t->g);
     td_gmm_put(p + sizeof s + td_gmm_bytes(&t->g), &t->best);
-    return need;
 }
 
 static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
@@ -407,11 +394,13 @@ static td_status gmm_restore(td_trainer *base, const void *buf, size_t len, td_e
     return TD_OK;
 }
 
-static const td_trainer_vtbl gmm_vtbl = {
+const td_trainer_kind td_gmm_trainer = {
+    .check = gmm_check,
+    .bytes = gmm_bytes,
+    .create = gmm_create,
     .destroy = gmm_destroy,
     .set_threads = gmm_set_threads,
     .step = gmm_step,
-    .columns = gmm_columns,
     .state_size = gmm_state_size,
     .save = gmm_save,
     .restore = gmm_restore,

@@ -43,7 +43,7 @@ static const char *const columns[] = {"epoch",    "elapsed_s", "loss",          
                                       "accuracy", "penalty",   "violation_rate", NULL};
 
 typedef struct grad_trainer {
-    td_trainer base; /* first: the vtable */
+    td_trainer base; /* first: the kind and the base fields */
     td_hparams hp;   /* owned copy */
     td_model model;  /* shape + params (owned) */
     td_tensor_desc layout[TD_MAX_TENSORS];
@@ -68,8 +68,6 @@ typedef struct grad_trainer {
     td_linear *lin; /* softmax */
     td_mlp *mlp;    /* mlp */
 } grad_trainer;
-
-static const td_trainer_vtbl grad_vtbl;
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -167,8 +165,8 @@ static double norm2(const float *g, int64_t n)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, int64_t *Kout, td_error *err)
+static td_status grad_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                            int64_t *Kout, td_error *err)
 {
     td_status st;
     int64_t K;
@@ -198,8 +196,8 @@ td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
     return TD_OK;
 }
 
-size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                             int64_t K, int threads)
+static size_t grad_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                         int64_t K, int threads)
 {
     td_model m;
     td_model_shape(&m, hp, train->D, K);
@@ -226,11 +224,11 @@ size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, cons
     return b + sizeof(float) * P * (1 + nbuf) + 256; /* one td_trainer_save snapshot */
 }
 
-td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, int64_t K, td_error *err)
+static td_status grad_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                             const td_dataset *val, int64_t K, td_error *err)
 {
     td_status st;
-    grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &grad_vtbl, hp, hp->epochs);
+    grad_trainer *t = TD_TRAINER_NEW(grad_trainer, &td_grad_trainer, hp, hp->epochs);
     if (!t) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
     st = TD_ENOMEM;
     t->train = train;
@@ -277,6 +275,8 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
     if (t->val_src && gather_targets(t, &t->tg_val, t->val_src, t->val_rows, t->n_val, 1))
         goto fail;
     t->base.rows = t->n_train;
+    t->base.cols = columns;
+    t->base.ncols = hp->groups > 1 ? C_COUNT : C_PENALTY;
     t->batch = hp->batch_size > 0 && hp->batch_size < t->n_train ? hp->batch_size : 0;
     if (t->batch) {
         if (!(t->perm = malloc(sizeof(int64_t) * (size_t)t->n_train))) goto fail;
@@ -294,7 +294,7 @@ td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const t
     *out = &t->base;
     return TD_OK;
 fail:
-    t->base.vt->destroy(&t->base);
+    t->base.kind->destroy(&t->base);
     if (st == TD_ENOMEM) td_fail(err, st, NULL, "out of memory while preparing the trainer");
     return st;
 }
@@ -315,9 +315,7 @@ static void grad_destroy(td_trainer *base)
     free(t->bY);
     free(t->grad);
     free(t->prev);
-    td_model_fini(&t->model);
-    td_hparams_fini(&t->hp);
-    free(t);
+    td_trainer_free(&t->base);
 }
 
 static void grad_set_threads(td_trainer *base, int n)
@@ -327,13 +325,6 @@ static void grad_set_threads(td_trainer *base, int n)
     /* best effort: without the slots, the linear kernel runs narrower waves */
     if (t->lin) td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
     if (t->mlp) td_mlp_reserve(t->mlp, n);
-}
-
-static const char *const *grad_columns(const td_trainer *base, int *n)
-{
-    const grad_trainer *t = (const grad_trainer *)base;
-    *n = t->hp.groups > 1 ? C_COUNT : C_PENALTY;
-    return columns;
 }
 
 /* ---- one epoch ---------------------------------------------------------------------- */
@@ -473,11 +464,9 @@ static size_t grad_state_size(const td_trainer *base)
         sizeof(float) * (size_t)(t->model.n_params * (1 + td_optim_nbuffers(&t->opt)));
 }
 
-static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
+static void grad_save(const td_trainer *base, void *buf)
 {
     const grad_trainer *t = (const grad_trainer *)base;
-    size_t need = grad_state_size(base);
-    if (cap < need) return 0;
     state_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, "TDSTATE1", 8);
@@ -500,7 +489,6 @@ static size_t grad_save(const td_trainer *base, void *buf, size_t cap)
     memcpy(p, t->model.params, n);
     p += n;
     td_optim_save(&t->opt, p);
-    return need;
 }
 
 static td_status grad_restore(td_trainer *base, const void *buf, size_t len, td_error *err)
@@ -538,11 +526,13 @@ static td_status grad_objective(td_trainer *base, double *loss, float *grad)
     return TD_OK;
 }
 
-static const td_trainer_vtbl grad_vtbl = {
+const td_trainer_kind td_grad_trainer = {
+    .check = grad_check,
+    .bytes = grad_bytes,
+    .create = grad_create,
     .destroy = grad_destroy,
     .set_threads = grad_set_threads,
     .step = grad_step,
-    .columns = grad_columns,
     .state_size = grad_state_size,
     .save = grad_save,
     .restore = grad_restore,

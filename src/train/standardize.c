@@ -110,11 +110,9 @@ const td_model *td_std_model(const td_std *s) { return &s->model; }
 
 size_t td_std_state_bytes(const td_std *s) { return sizeof(float) * (size_t)(2 * s->D); }
 
-size_t td_std_save(const td_std *s, void *buf, size_t n, size_t cap)
+void td_std_save(const td_std *s, void *buf, size_t n)
 {
-    if (n + td_std_state_bytes(s) > cap) return 0;
     memcpy((char *)buf + n, s->stats, td_std_state_bytes(s));
-    return n + td_std_state_bytes(s);
 }
 
 td_status td_std_restore_check(const td_std *s, const void *buf, size_t len, td_error *err)

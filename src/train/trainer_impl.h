@@ -1,9 +1,12 @@
 /* trainer_impl.h — how a model family implements the td_trainer interface of train.h.
  *
- * Each family (gradient-trained networks in grad_trainer.c, the mixtures in gmm_trainer.c
- * and embed_gmm.c) defines a struct whose first member is a td_trainer: the vtable and the
- * base fields every family keeps current, which trainer.c reads for the plain getters
- * (td_trainer_epoch, _epochs, _rows, _elapsed, _model, _done). */
+ * A trainer implementation is one td_trainer_kind: how its trainers are checked, sized
+ * and made, and what each one does (step, snapshots, ...). Each trainer file exports its
+ * kind (td_grad_trainer for softmax and mlp, td_gmm_trainer, td_embed_trainer), which
+ * the family's row (family.h) names. A trainer is a struct whose first member is a
+ * td_trainer: its kind and the base fields every family keeps current, which trainer.c
+ * reads for the plain getters (td_trainer_epoch, _epochs, _rows, _elapsed, _model, _done,
+ * _columns). */
 #ifndef TRAIND_TRAINER_IMPL_H
 #define TRAIND_TRAINER_IMPL_H
 
@@ -12,20 +15,38 @@
 
 typedef struct td_std td_std; /* standardize.c */
 
-typedef struct td_trainer_vtbl {
+typedef struct td_trainer_kind {
+    /* td_trainer_check: every check create makes, nothing allocated; *K gets the outputs
+     * (embed_gmm: the embedding width E). */
+    td_status (*check)(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
+                       int64_t *K, td_error *err);
+    /* td_train_memory_estimate before the standardize copies and the allocator's share
+     * (datasets as in train.h; gmm and embed_gmm read no validation set). */
+    size_t (*bytes)(const td_hparams *hp, const td_dataset *train, const td_dataset *val, int64_t K,
+                    int threads);
+    /* hp resolved and passed by check, whose K it is given; *out is NULL on entry.
+     * trainer.c runs check, then create (standardize around both). */
+    td_status (*create)(td_trainer **out, const td_hparams *hp, const td_dataset *train,
+                        const td_dataset *val, int64_t K, td_error *err);
+    /* the calls on a trainer of this kind (train.h's td_trainer_*) */
     void (*destroy)(td_trainer *t);
     void (*set_threads)(td_trainer *t, int n);
     td_status (*step)(td_trainer *t, td_record *rec, td_error *err);
-    const char *const *(*columns)(const td_trainer *t, int *n);
+    /* a snapshot: save writes state_size(t) bytes into buf (trainer.c checks the room) */
     size_t (*state_size)(const td_trainer *t);
-    size_t (*save)(const td_trainer *t, void *buf, size_t cap);
+    void (*save)(const td_trainer *t, void *buf);
     td_status (*restore)(td_trainer *t, const void *buf, size_t len, td_error *err);
     /* may be NULL: the family has no differentiable objective */
     td_status (*objective)(td_trainer *t, double *loss, float *grad);
-} td_trainer_vtbl;
+} td_trainer_kind;
+
+/* softmax and mlp (grad_trainer.c); gmm (gmm_trainer.c: one step = one EM iteration, K
+ * components); embed_gmm (embed_gmm.c: one step = one iteration (pairs, EM step, network
+ * step), K = E, the embedding width). */
+extern const td_trainer_kind td_grad_trainer, td_gmm_trainer, td_embed_trainer;
 
 struct td_trainer {
-    const td_trainer_vtbl *vt;
+    const td_trainer_kind *kind;
     const td_hparams *hp;  /* the family's owned copy */
     const td_model *model; /* the current model (the family's) */
     int64_t epoch;         /* epochs (iterations) completed */
@@ -34,35 +55,25 @@ struct td_trainer {
     double elapsed;        /* seconds of training; restored with a snapshot */
     int stopped;           /* done before epochs: early stopping, convergence */
     td_std *std;           /* standardize (standardize.c): owned; NULL without */
+    /* a record's ncols columns (td_trainer_columns): set by create, fixed after */
+    const char *const *cols;
+    int ncols;
 };
-
-/* Each family's td_trainer_check (every check its create makes, nothing allocated; *K
- * gets the outputs) and its td_train_memory_estimate (datasets as in train.h; gmm and
- * embed_gmm read no validation set). */
-td_status td_grad_trainer_check(const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, int64_t *K, td_error *err);
-size_t td_grad_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                             int64_t K, int threads);
-td_status td_gmm_trainer_check(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                               int64_t *K, td_error *err);
-size_t td_gmm_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                            int64_t K, int threads);
-td_status td_embed_trainer_check(const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, int64_t *E, td_error *err);
-size_t td_embed_trainer_bytes(const td_hparams *hp, const td_dataset *train, const td_dataset *val,
-                              int64_t E, int threads);
 
 /* ---- shared by the families (trainer_util.c) ----------------------------------------- */
 
 /* A family's trainer struct `type` (first member `td_trainer base`, and an owned
- * `td_hparams hp` and a `td_model model`), zeroed, with base.vt = vt, hp a deep copy of
+ * `td_hparams hp` and a `td_model model`), zeroed, with base.kind = kind, hp a deep copy of
  * hp_in, base.hp and base.model pointing at its hp and model, base.epochs = epochs. NULL
  * when out of memory (nothing left allocated). */
-#define TD_TRAINER_NEW(type, vt, hp_in, epochs)                                                 \
-    ((type *)td_trainer_new(sizeof(type), vt, offsetof(type, hp), offsetof(type, model), hp_in, \
+#define TD_TRAINER_NEW(type, kind, hp_in, epochs)                                                 \
+    ((type *)td_trainer_new(sizeof(type), kind, offsetof(type, hp), offsetof(type, model), hp_in, \
                             epochs))
-void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, size_t model_offset,
-                     const td_hparams *hp_in, int64_t epochs);
+void *td_trainer_new(size_t size, const td_trainer_kind *kind, size_t hp_offset,
+                     size_t model_offset, const td_hparams *hp_in, int64_t epochs);
+/* The end of a family's destroy: frees what td_trainer_new made (the hp and the model that
+ * t->hp and t->model point at, with the model's params, and the struct t itself). */
+void td_trainer_free(td_trainer *t);
 /* A snapshot's header: its first size bytes of buf[0..len) into h, which begins with the
  * 8-byte magic; "checkpoint" errors when buf is shorter or the magic differs (message
  * not_ours). */
@@ -88,12 +99,6 @@ int td_size_columns(const char *cols[TD_REC_MAX + 1], char names[TD_REC_MAX][32]
 void td_size_record(td_record *rec, int min_col, int max_col, int sizes_col, const double *nk,
                     int64_t M, int ncols);
 
-/* A family's create (the three below): hp resolved and passed by the family's
- * trainer_check, whose outputs K (embed_gmm: the embedding width E) it is given; *out is
- * NULL on entry. trainer.c runs the check, then the create. */
-typedef td_status (*td_family_create)(td_trainer **out, const td_hparams *hp,
-                                      const td_dataset *train, const td_dataset *val, int64_t K,
-                                      td_error *err);
 /* The family's check and create in one (trainer.c), as standardize calls it. */
 typedef td_status (*td_checked_create)(td_trainer **out, const td_hparams *hp,
                                        const td_dataset *train, const td_dataset *val,
@@ -107,24 +112,13 @@ size_t td_std_trainer_bytes(const td_dataset *train, const td_dataset *val);
 /* trainer.c's calls on a trainer's std: td_std_free (NULL: nothing), after the family's
  * destroy; td_std_sync makes td_std_model the family's model m with mean and scale (after
  * create, step and restore); a snapshot is the family's, then td_std_state_bytes of mean
- * and scale: td_std_save appends them to the family's n bytes (0 when cap is short),
+ * and scale: td_std_save writes them after the family's n bytes of buf,
  * td_std_restore_check compares them with the data's. */
 void td_std_free(td_std *s);
 void td_std_sync(td_std *s, const td_model *m);
 const td_model *td_std_model(const td_std *s);
 size_t td_std_state_bytes(const td_std *s);
-size_t td_std_save(const td_std *s, void *buf, size_t n, size_t cap);
+void td_std_save(const td_std *s, void *buf, size_t n);
 td_status td_std_restore_check(const td_std *s, const void *buf, size_t len, td_error *err);
-
-/* softmax and mlp (grad_trainer.c). */
-td_status td_grad_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                 const td_dataset *val, int64_t K, td_error *err);
-/* gmm (gmm_trainer.c): one step = one EM iteration; K components. */
-td_status td_gmm_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                const td_dataset *val, int64_t K, td_error *err);
-/* embed_gmm (embed_gmm.c): one step = one iteration (pairs, EM step, network step); K = E,
- * the embedding width. */
-td_status td_embed_trainer_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
-                                  const td_dataset *val, int64_t K, td_error *err);
 
 #endif

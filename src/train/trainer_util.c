@@ -9,8 +9,8 @@
 #include "math/isa.h"
 #include "train/trainer_impl.h"
 
-void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, size_t model_offset,
-                     const td_hparams *hp_in, int64_t epochs)
+void *td_trainer_new(size_t size, const td_trainer_kind *kind, size_t hp_offset,
+                     size_t model_offset, const td_hparams *hp_in, int64_t epochs)
 {
     char *t = calloc(1, size);
     if (!t) return NULL;
@@ -20,11 +20,19 @@ void *td_trainer_new(size_t size, const td_trainer_vtbl *vt, size_t hp_offset, s
         return NULL;
     }
     td_trainer *base = (td_trainer *)t;
-    base->vt = vt;
+    base->kind = kind;
     base->hp = hp;
     base->model = (const td_model *)(t + model_offset);
     base->epochs = epochs;
     return t;
+}
+
+void td_trainer_free(td_trainer *t)
+{
+    /* t->hp and t->model point into t's own struct (td_trainer_new): t owns them */
+    td_model_fini((td_model *)t->model);
+    td_hparams_fini((td_hparams *)t->hp);
+    free(t);
 }
 
 td_status td_state_header(void *h, size_t size, const void *buf, size_t len, const char *magic,
