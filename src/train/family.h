@@ -78,12 +78,10 @@ td_status td_net_check(const td_hparams *hp, const td_dataset *ds, int64_t n_hid
                        int64_t *K, td_error *err);
 /* td_model_layout of a network: W0, b0, ..., W_L, then b_L with intercept "fit". */
 int td_net_layout(const td_model *m, td_tensor_desc *out);
-/* A network's logits: out (N, K) OVERWRITTEN with the outputs of m on X (N, m->D). */
-typedef td_status (*td_net_forward_fn)(float *out, const td_model *m, const float *X, int64_t N,
-                                       td_error *err);
-/* td_model_predict of a network: standardizes X when m does, runs forward, then the
- * softmax of each group (labels: the argmax within each group). */
+/* td_model_predict of a network (softmax: no hidden layer; mlp): standardizes X when m
+ * does, computes the logits (linear.c or mlp.c), then the softmax of each group (labels:
+ * the argmax within each group). */
 td_status td_net_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
-                         int64_t N, td_net_forward_fn forward, td_error *err);
+                         int64_t N, td_error *err);
 
 #endif

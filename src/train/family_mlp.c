@@ -4,8 +4,6 @@
 
 #include <string.h>
 
-#include "train/mlp.h"
-
 
 static void mlp_defaults(td_hparams *hp)
 {
@@ -35,23 +33,6 @@ static void mlp_shape(td_model *m, const td_hparams *hp)
     memcpy(m->hidden, hp->mlp.hidden, sizeof m->hidden);
 }
 
-/* out (N, K) = the network's logits */
-static td_status mlp_forward(float *out, const td_model *m, const float *X, int64_t N,
-                             td_error *err)
-{
-    td_mlp *M = td_mlp_create(m, 0);
-    if (!M) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
-    td_mlp_forward(M, NULL, out, m->params, X, NULL, N);
-    td_mlp_destroy(M);
-    return TD_OK;
-}
-
-static td_status mlp_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
-                             int64_t N, td_error *err)
-{
-    return td_net_predict(probs, labels, m, X, N, mlp_forward, err);
-}
-
 const td_family td_family_mlp = {
     .name = "mlp",
     .doc = "multilayer perceptron: hidden layers with an activation, then a softmax output, "
@@ -63,7 +44,7 @@ const td_family td_family_mlp = {
     /* model */
     .shape = mlp_shape,
     .layout = td_net_layout,
-    .predict = mlp_predict,
+    .predict = td_net_predict,
     /* trainer (grad_trainer.c, as softmax) */
     .trainer = &td_grad_trainer,
 };

@@ -2,6 +2,8 @@
  * the layout of a network's parameter block and prediction through a per-group softmax
  * (family.h). */
 #include "train/family.h"
+#include "train/linear.h"
+#include "train/mlp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -170,20 +172,42 @@ static void group_softmax(float *z, int32_t *labels, int64_t N, int64_t K, int64
     }
 }
 
+/* out (N, K) OVERWRITTEN with the logits of m on X (N, m->D): X W + b without a hidden
+ * layer (softmax), else the network's (mlp). */
+static td_status net_forward(float *out, const td_model *m, const float *X, int64_t N,
+                             td_error *err)
+{
+    if (m->n_hidden) {
+        td_mlp *M = td_mlp_create(m, 0);
+        if (!M) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+        td_mlp_forward(M, NULL, out, m->params, X, NULL, N);
+        td_mlp_destroy(M);
+        return TD_OK;
+    }
+    td_tensor_desc t[TD_MAX_TENSORS];
+    int n = td_model_layout(m, t);
+    td_linear *L = td_linear_create(m->D, m->K, 0, N);
+    if (!L) return td_fail(err, TD_ENOMEM, NULL, "out of memory");
+    td_linear_forward(L, NULL, out, m->params + t[0].offset, n > 1 ? m->params + t[1].offset : NULL,
+                      X, NULL, N);
+    td_linear_destroy(L);
+    return TD_OK;
+}
+
 td_status td_net_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
-                         int64_t N, td_net_forward_fn forward, td_error *err)
+                         int64_t N, td_error *err)
 {
     {
         td_model plain; /* standardize: the model on standardized rows */
         float *Xs;
         td_status sst = td_standardize_input(m, &plain, &Xs, X, N, err);
         if (sst || Xs) {
-            if (!sst) sst = td_net_predict(probs, labels, &plain, Xs, N, forward, err);
+            if (!sst) sst = td_net_predict(probs, labels, &plain, Xs, N, err);
             free(Xs);
             return sst;
         }
     }
-    td_status st = forward(probs, m, X, N, err);
+    td_status st = net_forward(probs, m, X, N, err);
     if (st) return st;
     group_softmax(probs, labels, N, m->K, m->G);
     return TD_OK;
