@@ -263,7 +263,6 @@ typedef struct embed_trainer {
     unsigned char *empty; /* (M) */
     td_optim opt;
     td_rng rng;
-    td_pool *pool;
     int64_t n_em; /* EM steps taken (base.epoch: iterations) */
     int gmm_ready;
     char size_names[TD_REC_MAX][32];
@@ -333,7 +332,6 @@ static size_t embed_bytes(const td_hparams *hp, const td_dataset *train, const t
     /* the last iteration's predictions on every row (td_embed_predict) */
     b += sizeof(int32_t) * (size_t)N + sizeof(float) * (size_t)(N * E + N * M + N) +
         td_mlp_bytes(&net, 0, 1) + td_gmm_work_bytes(N, E, M, hp->gmm.covariance);
-    b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
     return b + 512 + sizeof(float) * ((size_t)m.n_params + n_net * nbuf) + gmm;
 }
 
@@ -437,7 +435,7 @@ static td_status prepare_buffers(embed_trainer *t, td_error *err)
             }
         }
     }
-    if (ok) td_mlp_reserve(t->mlp, td_pool_threads(t->pool)); /* best effort, as set_threads */
+    if (ok) td_mlp_reserve(t->mlp, td_pool_threads(t->base.pool)); /* best effort, as set_threads */
     if (ok)
         ok =
             (t->w = td_gmm_work_create(t->Z, t->ng, E, M, t->hp.gmm.covariance, t->centre)) != NULL;
@@ -454,7 +452,6 @@ static void embed_destroy(td_trainer *base)
     embed_trainer *t = (embed_trainer *)base;
     td_gmm_work_destroy(t->w);
     td_mlp_destroy(t->mlp);
-    td_pool_destroy(t->pool);
     td_optim_fini(&t->opt);
     td_gmm_free(&t->g);
     td_gmm_free(&t->gprev);
@@ -469,7 +466,6 @@ static void embed_destroy(td_trainer *base)
 static void embed_set_threads(td_trainer *base, int n)
 {
     embed_trainer *t = (embed_trainer *)base;
-    td_pool_resize(&t->pool, n);
     if (t->mlp) /* best effort: without the slots, the network runs narrower waves */
         td_mlp_reserve(t->mlp, n);
 }
@@ -547,16 +543,17 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         t->centre[j] /= (double)ng;
     td_gmm_work_set_centre(t->w, t->centre);
     if (!t->gmm_ready) {
-        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, t->hp.gmm.n_init, &t->rng, err)))
+        if ((st = td_gmm_initialize(&t->g, t->w, t->base.pool, &t->hp, t->hp.gmm.n_init, &t->rng,
+                                    err)))
             return st;
         t->gmm_ready = 1;
     }
     double ll;
     int64_t n_empty, split;
     if ((st = td_gmm_prepare(t->w, &t->g, err)) ||
-        (st = td_gmm_estep(t->w, t->pool, &ll, NULL, err)) ||
-        (st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.gmm.reg_covar, t->nk, t->empty, &n_empty,
-                           err)))
+        (st = td_gmm_estep(t->w, t->base.pool, &ll, NULL, err)) ||
+        (st = td_gmm_mstep(t->w, t->base.pool, &t->g, t->hp.gmm.reg_covar, t->nk, t->empty,
+                           &n_empty, err)))
         return st;
     if (!isfinite(ll) || !td_gmm_finite(&t->g)) /* before the split reads the mixture */
         return td_fail(err, TD_EDIVERGED, "reg_covar",
@@ -581,8 +578,8 @@ static td_status em_and_grad(embed_trainer *t, double *nll, int64_t *reseeded, t
         return td_fail(err, st, "reg_covar", "iteration %lld: %s (reg_covar is %g)",
                        (long long)(t->base.epoch + 1), msg, t->hp.gmm.reg_covar);
     }
-    if ((st = td_gmm_nll_grad(t->w, t->pool, t->dZ, (float)(t->hp.embed.gmm_weight / (double)ng),
-                              &ll, err)))
+    if ((st = td_gmm_nll_grad(t->w, t->base.pool, t->dZ,
+                              (float)(t->hp.embed.gmm_weight / (double)ng), &ll, err)))
         return st;
     *nll = -ll;
     return TD_OK;
@@ -633,7 +630,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         }
         n_rows = ng + 2 * P;
     }
-    td_mlp_forward(t->mlp, t->pool, t->Z, params, ds->X, rows, n_rows);
+    td_mlp_forward(t->mlp, t->base.pool, t->Z, params, ds->X, rows, n_rows);
     if ((st = check_embeddings(t, n_rows, err))) return st;
 
     /* pair loss; its gradient w.r.t. the pair embeddings */
@@ -662,7 +659,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     }
 
     /* one backward through the network, one optimizer step */
-    td_mlp_backward(t->mlp, t->pool, t->grad, params, ds->X, rows, n_rows, t->dZ);
+    td_mlp_backward(t->mlp, t->base.pool, t->grad, params, ds->X, rows, n_rows, t->dZ);
     double reg = regularize(t, params, t->grad);
     double loss = pair_loss + (warm ? 0 : t->hp.embed.gmm_weight * nll) + reg;
     memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
@@ -671,7 +668,7 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
         : !td_all_finite(t->grad, t->n_net) ? "gradient"
                                             : NULL;
     if (!bad) {
-        td_optim_step_pool(&t->opt, t->pool, params, t->grad);
+        td_optim_step_pool(&t->opt, t->base.pool, params, t->grad);
         if (!td_all_finite(params, t->n_net)) bad = "weights";
     }
     if (bad) {
@@ -821,7 +818,7 @@ static td_status embed_objective(td_trainer *base, double *loss, float *grad)
         rows[i] = i;
     for (int64_t p = 0; p < P; p++)
         rows[N + p] = t->pa[p], rows[N + P + p] = t->pb[p];
-    td_mlp_forward(t->mlp, t->pool, Z, params, t->train->X, rows, n_rows);
+    td_mlp_forward(t->mlp, t->base.pool, Z, params, t->train->X, rows, n_rows);
     double psum, ll;
     td_contrastive_sum(&psum, NULL, t->dA, t->dB, Z + N * E, Z + (N + P) * E, t->sim, P, E,
                        t->hp.embed.margin, (float)(1.0 / (double)P));
@@ -839,14 +836,14 @@ static td_status embed_objective(td_trainer *base, double *loss, float *grad)
             goto done;
         }
         if ((st = td_gmm_prepare(w, &t->g, NULL)) ||
-            (st = td_gmm_nll_grad(w, t->pool, dZ, (float)(t->hp.embed.gmm_weight / (double)N), &ll,
-                                  NULL)))
+            (st = td_gmm_nll_grad(w, t->base.pool, dZ, (float)(t->hp.embed.gmm_weight / (double)N),
+                                  &ll, NULL)))
             goto done;
         L += t->hp.embed.gmm_weight * -ll;
     }
     memcpy(dZ + N * E, t->dA, sizeof(float) * (size_t)(P * E));
     memcpy(dZ + (N + P) * E, t->dB, sizeof(float) * (size_t)(P * E));
-    td_mlp_backward(t->mlp, t->pool, grad, params, t->train->X, rows, n_rows, dZ);
+    td_mlp_backward(t->mlp, t->base.pool, grad, params, t->train->X, rows, n_rows, dZ);
     memset(grad + t->n_net, 0, sizeof(float) * (size_t)(t->model.n_params - t->n_net));
     L += regularize(t, params, grad);
     *loss = L;

@@ -70,7 +70,6 @@ typedef struct gmm_trainer {
     td_gmm best;    /* the best finished run's parameters */
     td_gmm_work *w; /* made on the first step */
     int ready;      /* w holds g's precision factors */
-    td_pool *pool;
     td_rng rng;
     int64_t n_iter;             /* EM iterations of the run in progress */
     int initialized, converged; /* of the run in progress */
@@ -126,9 +125,8 @@ static size_t gmm_bytes(const td_hparams *hp, const td_dataset *train, const td_
         sizeof(double) * (size_t)(M + E) + (size_t)M +
         sizeof(float) *
         (size_t)(hp->gmm.weights_init.n + hp->gmm.means_init.n + hp->gmm.covariances_init.n) +
-        td_gmm_work_bytes(N, E, M, hp->gmm.covariance) +
-        1024 * (size_t)(threads > 1 ? threads : 1) + /* the pool */
-        512 + 2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
+        td_gmm_work_bytes(N, E, M, hp->gmm.covariance) + 512 +
+        2 * gmm; /* one td_trainer_save snapshot: header, run and best mixtures */
 }
 
 static td_status gmm_create(td_trainer **out, const td_hparams *hp, const td_dataset *train,
@@ -170,18 +168,12 @@ static void gmm_destroy(td_trainer *base)
 {
     gmm_trainer *t = (gmm_trainer *)base;
     td_gmm_work_destroy(t->w);
-    td_pool_destroy(t->pool);
     td_gmm_free(&t->g);
     td_gmm_free(&t->prev);
     td_gmm_free(&t->best);
     free(t->nk);
     free(t->empty);
     td_trainer_free(&t->base);
-}
-
-static void gmm_set_threads(td_trainer *base, int n)
-{
-    td_pool_resize(&((gmm_trainer *)base)->pool, n);
 }
 
 #define SELF(b) ((const gmm_trainer *)(b))
@@ -225,7 +217,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
         t->ready = 0;
     }
     if (!t->initialized) {
-        if ((st = td_gmm_initialize(&t->g, t->w, t->pool, &t->hp, 1, &t->rng, err))) return st;
+        if ((st = td_gmm_initialize(&t->g, t->w, t->base.pool, &t->hp, 1, &t->rng, err))) return st;
         t->initialized = 1;
         t->ready = 0;
         if (td_gmm_finite(&t->g)) sync_model(t);
@@ -236,7 +228,7 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
 
     double ll;
     int64_t worst;
-    if ((st = td_gmm_estep(t->w, t->pool, &ll, &worst, err))) return st;
+    if ((st = td_gmm_estep(t->w, t->base.pool, &ll, &worst, err))) return st;
     if (!isfinite(ll))
         return td_fail(err, TD_EDIVERGED, "X",
                        "the log-likelihood is not finite at iteration %lld (some rows have "
@@ -245,8 +237,8 @@ static td_status gmm_step(td_trainer *base, td_record *rec, td_error *err)
                        (long long)(t->n_iter + 1), (long long)t->n_iter);
     td_gmm_copy(&t->prev, &t->g);
     int64_t n_empty = 0;
-    if ((st = td_gmm_mstep(t->w, t->pool, &t->g, t->hp.gmm.reg_covar, t->nk, t->empty, &n_empty,
-                           err)))
+    if ((st = td_gmm_mstep(t->w, t->base.pool, &t->g, t->hp.gmm.reg_covar, t->nk, t->empty,
+                           &n_empty, err)))
         goto restore;
     double *row = malloc(sizeof(double) * (size_t)E);
     if (!row) {
@@ -399,7 +391,6 @@ const td_trainer_kind td_gmm_trainer = {
     .bytes = gmm_bytes,
     .create = gmm_create,
     .destroy = gmm_destroy,
-    .set_threads = gmm_set_threads,
     .step = gmm_step,
     .state_size = gmm_state_size,
     .save = gmm_save,

@@ -64,7 +64,6 @@ typedef struct grad_trainer {
     td_rng rng;
     double best;
     int64_t no_improve;
-    td_pool *pool;
     td_linear *lin; /* softmax */
     td_mlp *mlp;    /* mlp */
 } grad_trainer;
@@ -131,14 +130,14 @@ static void objective(grad_trainer *t, td_batch_stats *st, float *grad, const fl
                       const td_dataset *ds, const int64_t *rows, int64_t n, const td_targets *tg)
 {
     if (t->mlp) {
-        td_mlp_eval(t->mlp, t->pool, st, grad, params, ds->X, rows, n, tg);
+        td_mlp_eval(t->mlp, t->base.pool, st, grad, params, ds->X, rows, n, tg);
         return;
     }
     const td_tensor_desc *W = &t->layout[0];
     const float *b = t->ntensors > 1 ? params + t->layout[1].offset : NULL;
     float *dW = grad ? grad + W->offset : NULL;
     float *db = grad && t->ntensors > 1 ? grad + t->layout[1].offset : NULL;
-    td_linear_eval(t->lin, t->pool, st, dW, db, params + W->offset, b, ds->X, rows, n, tg);
+    td_linear_eval(t->lin, t->base.pool, st, dW, db, params + W->offset, b, ds->X, rows, n, tg);
 }
 
 /* Adds the l1/l2 gradient to grad (when non-NULL) and returns the penalty (SPEC §3). */
@@ -220,7 +219,6 @@ static size_t grad_bytes(const td_hparams *hp, const td_dataset *train, const td
         b += td_mlp_bytes(&m, 1, threads);
     else
         b += td_linear_bytes(train->D, K, 1, max_rows, threads);
-    b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
     return b + sizeof(float) * P * (1 + nbuf) + 256; /* one td_trainer_save snapshot */
 }
 
@@ -304,7 +302,6 @@ static void grad_destroy(td_trainer *base)
     grad_trainer *t = (grad_trainer *)base;
     td_linear_destroy(t->lin);
     td_mlp_destroy(t->mlp);
-    td_pool_destroy(t->pool);
     td_optim_fini(&t->opt);
     for (size_t i = 0; i < sizeof t->owned / sizeof t->owned[0]; i++)
         free(t->owned[i]);
@@ -321,7 +318,6 @@ static void grad_destroy(td_trainer *base)
 static void grad_set_threads(td_trainer *base, int n)
 {
     grad_trainer *t = (grad_trainer *)base;
-    td_pool_resize(&t->pool, n);
     /* best effort: without the slots, the linear kernel runs narrower waves */
     if (t->lin) td_linear_reserve(t->lin, t->n_train > t->n_val ? t->n_train : t->n_val, n);
     if (t->mlp) td_mlp_reserve(t->mlp, n);
@@ -363,7 +359,7 @@ static const char *train_batch(grad_trainer *t, epoch_sums *s, const int64_t *ro
     s->correct += bs.correct;
     s->counted += bs.counted;
     s->rows += n;
-    td_optim_step_pool(&t->opt, t->pool, params, t->grad);
+    td_optim_step_pool(&t->opt, t->base.pool, params, t->grad);
     return NULL;
 }
 

@@ -43,6 +43,7 @@ size_t td_train_memory_estimate(const td_hparams *hp, const td_dataset *train,
     const td_family *f = td_family_of((int)hp->model);
     if (!f) return 0;
     size_t b = f->trainer->bytes(hp, train, val, K, threads);
+    b += 1024 * (size_t)(threads > 1 ? threads : 1); /* the pool */
     if (hp->standardize) b += td_std_trainer_bytes(train, val);
     /* the allocator's share: headers, and whole pages for the large (mmap'd) blocks */
     return b + b / 32 + (256u << 10);
@@ -56,7 +57,11 @@ void td_trainer_destroy(td_trainer *t)
     td_std_free(s);
 }
 
-void td_trainer_set_threads(td_trainer *t, int n) { t->kind->set_threads(t, n); }
+void td_trainer_set_threads(td_trainer *t, int n)
+{
+    td_pool_resize(&t->pool, n);
+    if (t->kind->set_threads) t->kind->set_threads(t, n);
+}
 td_status td_trainer_step(td_trainer *t, td_record *rec, td_error *err)
 {
     td_status st = t->kind->step(t, rec, err);

@@ -10,6 +10,7 @@
 #ifndef TRAIND_TRAINER_IMPL_H
 #define TRAIND_TRAINER_IMPL_H
 
+#include "math/pool.h"
 #include "util/clock.h" /* td_mono_s, for td_trainer.elapsed */
 #include "traind/train.h"
 
@@ -30,6 +31,7 @@ typedef struct td_trainer_kind {
                         const td_dataset *val, int64_t K, td_error *err);
     /* the calls on a trainer of this kind (train.h's td_trainer_*) */
     void (*destroy)(td_trainer *t);
+    /* may be NULL: after the pool (t->pool) is resized, what else follows the thread count */
     void (*set_threads)(td_trainer *t, int n);
     td_status (*step)(td_trainer *t, td_record *rec, td_error *err);
     /* a snapshot: save writes state_size(t) bytes into buf (trainer.c checks the room) */
@@ -55,6 +57,8 @@ struct td_trainer {
     double elapsed;        /* seconds of training; restored with a snapshot */
     int stopped;           /* done before epochs: early stopping, convergence */
     td_std *std;           /* standardize (standardize.c): owned; NULL without */
+    td_pool *pool;         /* the worker threads (td_trainer_set_threads), owned; NULL: the
+                              calling thread alone */
     /* a record's ncols columns (td_trainer_columns): set by create, fixed after */
     const char *const *cols;
     int ncols;

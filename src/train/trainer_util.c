@@ -30,6 +30,7 @@ void *td_trainer_new(size_t size, const td_trainer_kind *kind, size_t hp_offset,
 void td_trainer_free(td_trainer *t)
 {
     /* t->hp and t->model point into t's own struct (td_trainer_new): t owns them */
+    td_pool_destroy(t->pool);
     td_model_fini((td_model *)t->model);
     td_hparams_fini((td_hparams *)t->hp);
     free(t);
