@@ -115,7 +115,9 @@ td_status td_pg_sweep_promote(td_pg *p, const char *id, int64_t rung, const char
                               int n, td_error *err);
 td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err);
 int td_pg_sweeps_leader(td_pg *p);
-td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err);
-td_status td_pg_job_continue(td_pg *p, const char *id, int64_t stop_at, td_error *err);
+/* Runs sql on job id ($1; $2 = now, $3 = x, NULL when x <= 0): TD_ECONFLICT when no row
+ * changed (the job is not in the state sql requires), TD_ENOTFOUND when it does not exist
+ * (td_store_job_pause / _continue). */
+td_status td_pg_job_update(td_pg *p, const char *id, const char *sql, int64_t x, td_error *err);
 
 #endif

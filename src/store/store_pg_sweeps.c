@@ -207,9 +207,7 @@ td_status td_pg_sweep_delete_rows(td_pg *p, const char *id, td_error *err)
     return pg_end(p, slot, rc, err);
 }
 
-/* Runs sql on job id ($1; $2 = now, $3 = x or NULL): TD_ECONFLICT when no row changed (the
- * job is not in the state sql requires), TD_ENOTFOUND when it does not exist. */
-static td_status job_update(td_pg *p, const char *id, const char *sql, int64_t x, td_error *err)
+td_status td_pg_job_update(td_pg *p, const char *id, const char *sql, int64_t x, td_error *err)
 {
     PGresult *r = NULL;
     char now[TD_TIME_MAX], bx[24];
@@ -256,24 +254,4 @@ int td_pg_sweeps_leader(td_pg *p)
     PQclear(r);
     release(p, 0);
     return leader;
-}
-
-td_status td_pg_job_pause(td_pg *p, const char *id, td_error *err)
-{
-    /* a paused trial waits for its sweep, not for a lease: the lease ends with it */
-    return job_update(p, id,
-                      "UPDATE jobs SET "
-                      "state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,"
-                      " paused = 1 - cancel_requested, lease_until = NULL, "
-                      "finished_at = CASE WHEN cancel_requested = 1 THEN $2 END "
-                      "WHERE id = $1 AND state = 'running' AND $3::bigint IS NULL",
-                      0, err);
-}
-
-td_status td_pg_job_continue(td_pg *p, const char *id, int64_t stop_at, td_error *err)
-{
-    return job_update(p, id,
-                      "UPDATE jobs SET paused = 0, stop_at_epoch = $3::bigint "
-                      "WHERE id = $1 AND paused = 1 AND state = 'queued' AND $2 <> ''",
-                      stop_at, err);
 }

@@ -483,9 +483,12 @@ int td_store_sweeps_leader(td_store *s)
 /* ---- paused jobs ------------------------------------------------------------------ */
 
 /* Runs sql on job id (?1; ?2 = now, ?3 = x) and returns TD_ECONFLICT when no row changed
- * (the job is not in the state sql requires) or TD_ENOTFOUND when it does not exist. */
-static td_status job_update(td_store *s, const char *id, const char *sql, int64_t x, td_error *err)
+ * (the job is not in the state sql requires) or TD_ENOTFOUND when it does not exist; with
+ * a shared store, pg_sql (the same statement in PostgreSQL's words) through td_pg_job_update. */
+static td_status job_update(td_store *s, const char *id, const char *sql, const char *pg_sql,
+                            int64_t x, td_error *err)
 {
+    if (td_store_pg(s)) return td_pg_job_update(td_store_pg(s), id, pg_sql, x, err);
     sqlite3_stmt *st = NULL;
     char now[TD_TIME_MAX];
     int row = 0;
@@ -512,21 +515,28 @@ static td_status job_update(td_store *s, const char *id, const char *sql, int64_
 
 td_status td_store_job_pause(td_store *s, const char *id, td_error *err)
 {
-    if (td_store_pg(s)) return td_pg_job_pause(td_store_pg(s), id, err);
+    /* with a shared store, a paused trial waits for its sweep, not for a lease: the lease
+     * ends with it */
     return job_update(s, id,
                       "UPDATE jobs SET "
                       "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
                       "paused = 1 - cancel_requested, "
                       "finished_at = CASE WHEN cancel_requested THEN ?2 END "
                       "WHERE id = ?1 AND state = 'running'",
+                      "UPDATE jobs SET "
+                      "state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,"
+                      " paused = 1 - cancel_requested, lease_until = NULL, "
+                      "finished_at = CASE WHEN cancel_requested = 1 THEN $2 END "
+                      "WHERE id = $1 AND state = 'running' AND $3::bigint IS NULL",
                       0, err);
 }
 
 td_status td_store_job_continue(td_store *s, const char *id, int64_t stop_at, td_error *err)
 {
-    if (td_store_pg(s)) return td_pg_job_continue(td_store_pg(s), id, stop_at, err);
     return job_update(s, id,
                       "UPDATE jobs SET paused = 0, stop_at_epoch = ?3 "
                       "WHERE id = ?1 AND paused = 1 AND state = 'queued' AND ?2 IS NOT NULL",
+                      "UPDATE jobs SET paused = 0, stop_at_epoch = $3::bigint "
+                      "WHERE id = $1 AND paused = 1 AND state = 'queued' AND $2 <> ''",
                       stop_at, err);
 }
