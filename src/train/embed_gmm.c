@@ -253,7 +253,6 @@ typedef struct embed_trainer {
     int64_t *swapj;             /* (ng) the sampling's swap partners */
     float *Z, *dZ;              /* (zcap, E) */
     float *A, *B, *dA, *dB;     /* (P, E) */
-    float *grad, *prev;         /* (n_net) */
     double *centre;             /* (E) */
     int32_t *lab;               /* (N) final assignments */
     td_mlp *mlp;
@@ -358,8 +357,6 @@ static td_status embed_create(td_trainer **out, const td_hparams *hp, const td_d
     t->n_net = t->gmm_off;
     t->n_penalized = td_penalized_count(hp, t->layout, nt - 4);
     if (!(t->model.params = calloc((size_t)t->model.n_params, sizeof(float))) ||
-        !(t->grad = calloc((size_t)t->n_net, sizeof(float))) ||
-        !(t->prev = calloc((size_t)t->n_net, sizeof(float))) ||
         td_gmm_alloc(&t->g, t->M, E, hp->gmm.covariance) ||
         td_gmm_alloc(&t->gprev, t->M, E, hp->gmm.covariance) ||
         td_optim_init(&t->opt, hp, t->n_net))
@@ -459,7 +456,7 @@ static void embed_destroy(td_trainer *base)
     free(t->pa), free(t->pb), free(t->ia), free(t->ib), free(t->sim), free(t->rows);
     free(t->perm), free(t->swapj), free(t->Z), free(t->dZ);
     free(t->A), free(t->B), free(t->dA), free(t->dB);
-    free(t->grad), free(t->prev), free(t->centre), free(t->lab), free(t->nk), free(t->empty);
+    free(t->centre), free(t->lab), free(t->nk), free(t->empty);
     td_trainer_free(&t->base);
 }
 
@@ -659,20 +656,20 @@ static td_status embed_step(td_trainer *base, td_record *rec, td_error *err)
     }
 
     /* one backward through the network, one optimizer step */
-    td_mlp_backward(t->mlp, t->base.pool, t->grad, params, ds->X, rows, n_rows, t->dZ);
-    double reg = regularize(t, params, t->grad);
+    td_mlp_backward(t->mlp, t->base.pool, t->opt.grad, params, ds->X, rows, n_rows, t->dZ);
+    double reg = regularize(t, params, t->opt.grad);
     double loss = pair_loss + (warm ? 0 : t->hp.embed.gmm_weight * nll) + reg;
-    memcpy(t->prev, params, sizeof(float) * (size_t)t->n_net);
+    td_optim_keep(&t->opt, params);
     /* the first non-finite value names the cause: the loss, its gradient, or the step */
-    const char *bad = !isfinite(loss)       ? "loss"
-        : !td_all_finite(t->grad, t->n_net) ? "gradient"
-                                            : NULL;
+    const char *bad = !isfinite(loss)           ? "loss"
+        : !td_all_finite(t->opt.grad, t->n_net) ? "gradient"
+                                                : NULL;
     if (!bad) {
-        td_optim_step_pool(&t->opt, t->base.pool, params, t->grad);
+        td_optim_step_pool(&t->opt, t->base.pool, params, t->opt.grad);
         if (!td_all_finite(params, t->n_net)) bad = "weights";
     }
     if (bad) {
-        memcpy(params, t->prev, sizeof(float) * (size_t)t->n_net);
+        td_optim_rollback(&t->opt, params);
         st = td_fail(err, TD_EDIVERGED, "lr",
                      "training diverged at iteration %lld "
                      "(the %s became non-finite); the weights of iteration %lld are kept; "

@@ -59,7 +59,6 @@ typedef struct grad_trainer {
     int32_t *by;                /* (batch, G) gathered targets, or NULL */
     float *bY;                  /* (batch, K) gathered probabilities, or NULL */
     void *owned[4];             /* gathered full/val target arrays */
-    float *grad, *prev;         /* (n_params) */
     td_optim opt;
     td_rng rng;
     double best;
@@ -234,10 +233,7 @@ static td_status grad_create(td_trainer **out, const td_hparams *hp, const td_da
     t->ntensors = td_model_layout(&t->model, t->layout);
     t->n_penalized = td_penalized_count(hp, t->layout, t->ntensors);
     int64_t P = t->model.n_params;
-    if (!(t->model.params = calloc((size_t)P, sizeof(float))) ||
-        !(t->grad = calloc((size_t)P, sizeof(float))) ||
-        !(t->prev = calloc((size_t)P, sizeof(float))))
-        goto fail;
+    if (!(t->model.params = calloc((size_t)P, sizeof(float)))) goto fail;
     if (hp->initial_weights)
         memcpy(t->model.params, hp->initial_weights, sizeof(float) * (size_t)P);
     else if (hp->model == TD_MODEL_MLP)
@@ -310,8 +306,6 @@ static void grad_destroy(td_trainer *base)
     free(t->perm);
     free(t->by);
     free(t->bY);
-    free(t->grad);
-    free(t->prev);
     td_trainer_free(&t->base);
 }
 
@@ -341,10 +335,10 @@ static const char *train_batch(grad_trainer *t, epoch_sums *s, const int64_t *ro
 {
     td_batch_stats bs;
     float *params = t->model.params;
-    objective(t, &bs, t->grad, params, t->train, rows, n, tg);
-    double reg = regularize(t, params, t->grad);
+    objective(t, &bs, t->opt.grad, params, t->train, rows, n, tg);
+    double reg = regularize(t, params, t->opt.grad);
     if (!isfinite(bs.loss) || !isfinite(reg)) return BAD_LOSS;
-    double gnorm = norm2(t->grad, t->model.n_params); /* inf or NaN: some entry is */
+    double gnorm = norm2(t->opt.grad, t->model.n_params); /* inf or NaN: some entry is */
     if (!isfinite(gnorm)) return BAD_GRAD;
     s->batches++;
     s->reg += reg;
@@ -359,7 +353,7 @@ static const char *train_batch(grad_trainer *t, epoch_sums *s, const int64_t *ro
     s->correct += bs.correct;
     s->counted += bs.counted;
     s->rows += n;
-    td_optim_step_pool(&t->opt, t->base.pool, params, t->grad);
+    td_optim_step_pool(&t->opt, t->base.pool, params, t->opt.grad);
     return NULL;
 }
 
@@ -392,7 +386,7 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
     int64_t P = t->model.n_params;
     for (int i = 0; i < TD_REC_MAX; i++)
         rec->v[i] = NAN;
-    memcpy(t->prev, t->model.params, sizeof(float) * (size_t)P);
+    td_optim_keep(&t->opt, t->model.params);
 
     epoch_sums s = {0};
     const char *bad;
@@ -402,7 +396,7 @@ static td_status grad_step(td_trainer *base, td_record *rec, td_error *err)
     if (!bad && !td_all_finite(t->model.params, P)) bad = BAD_WEIGHTS;
     if (!bad && s.defined && !isfinite(data + reg)) bad = BAD_LOSS;
     if (bad) {
-        memcpy(t->model.params, t->prev, sizeof(float) * (size_t)P);
+        td_optim_rollback(&t->opt, t->model.params);
         return td_fail(err, TD_EDIVERGED, "lr",
                        "training diverged at epoch %lld (the %s became non-finite); "
                        "the weights of epoch %lld are kept; try a smaller lr (now %g) or "

@@ -28,17 +28,30 @@ td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n)
     o->eps = hp->eps;
     o->nesterov = hp->nesterov;
     o->n = n;
-    /* the moments are one allocation: m, then v (llm.c's layout; one save, one load) */
+    /* one allocation, as llm.c's: grad, prev, then the moments m and v (one save, one
+     * load) */
     int64_t nbuf = td_optim_nbuffers(o);
-    if (nbuf && !(o->m = calloc((size_t)(nbuf * n), sizeof(float)))) return TD_ENOMEM;
+    if (!(o->grad = calloc((size_t)((2 + nbuf) * n), sizeof(float)))) return TD_ENOMEM;
+    o->prev = o->grad + n;
+    if (nbuf >= 1) o->m = o->prev + n;
     if (nbuf >= 2) o->v = o->m + n;
     return TD_OK;
 }
 
 void td_optim_fini(td_optim *o)
 {
-    free(o->m);
-    o->m = o->v = NULL;
+    free(o->grad);
+    o->grad = o->prev = o->m = o->v = NULL;
+}
+
+void td_optim_keep(td_optim *o, const float *params)
+{
+    memcpy(o->prev, params, sizeof(float) * (size_t)o->n);
+}
+
+void td_optim_rollback(const td_optim *o, float *params)
+{
+    memcpy(params, o->prev, sizeof(float) * (size_t)o->n);
 }
 
 int64_t td_optim_nbuffers(const td_optim *o)

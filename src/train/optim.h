@@ -14,12 +14,20 @@ typedef struct td_optim {
     int nesterov;
     int64_t n;    /* parameters */
     int64_t step; /* updates taken so far (torch's state["step"]) */
-    float *m;     /* (n) momentum buffer (sgd) or first moment (adam); owns v too */
-    float *v;     /* (n) second moment (adam/adamw): m + n; NULL for sgd */
+    /* one allocation, owned through grad: */
+    float *grad; /* (n) for the trainer's gradient, then td_optim_step's scratch */
+    float *prev; /* (n) the weights td_optim_keep saved, for td_optim_rollback */
+    float *m;    /* (n) momentum buffer (sgd) or first moment (adam); NULL for plain sgd */
+    float *v;    /* (n) second moment (adam/adamw), after m; NULL for sgd */
 } td_optim;
 
 td_status td_optim_init(td_optim *o, const td_hparams *hp, int64_t n);
 void td_optim_fini(td_optim *o);
+
+/* Before a step: params (n) saved in o->prev. After a step that diverged: params restored
+ * from it. */
+void td_optim_keep(td_optim *o, const float *params);
+void td_optim_rollback(const td_optim *o, float *params);
 
 /* One update: params (n) updated in place from grad (n), which is used as scratch
  * (its contents are unspecified afterwards). */
