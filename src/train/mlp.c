@@ -178,21 +178,19 @@ int td_mlp_reserve(td_mlp *M, int threads)
     int want = slots_for(M->max_chunks, threads,
                          sizeof(float) * (scratch + (size_t)(M->P > 0 ? M->P : 1)));
     for (; M->nslots < want; M->nslots++) {
+        /* one allocation a slot: the scratch, then (slots > 0) the partial gradient */
         chunk *ch = &M->chunks[M->nslots];
-        if (!(ch->mem = malloc(sizeof(float) * scratch))) return -1;
+        int partial = M->with_grad && M->nslots > 0;
+        size_t n = scratch + (partial ? (size_t)(M->P > 0 ? M->P : 1) : 0);
+        if (!(ch->mem = malloc(sizeof(float) * n))) return -1;
         float *p = ch->mem;
         ch->x = p, p += M->block * M->dims[0];
         for (int64_t l = 0; l <= M->L; l++)
             ch->act[l] = p, p += M->block * M->dims[l + 1];
         ch->dlogits = p, p += M->block * M->dims[M->L + 1];
         ch->dh[0] = p, p += M->block * hmax;
-        ch->dh[1] = p;
-        if (M->with_grad && M->nslots > 0 &&
-            !(ch->partial = malloc(sizeof(float) * (size_t)(M->P > 0 ? M->P : 1)))) {
-            free(ch->mem);
-            ch->mem = NULL;
-            return -1;
-        }
+        ch->dh[1] = p, p += M->block * hmax;
+        ch->partial = partial ? p : NULL;
     }
     return 0;
 }
@@ -229,10 +227,8 @@ td_mlp *td_mlp_create(const td_model *m, int with_grad)
 void td_mlp_destroy(td_mlp *M)
 {
     if (!M) return;
-    for (int c = 0; c < MAX_CHUNKS; c++) {
+    for (int c = 0; c < MAX_CHUNKS; c++)
         free(M->chunks[c].mem);
-        free(M->chunks[c].partial);
-    }
     free(M);
 }
 
