@@ -4,18 +4,18 @@
  * The generic entry points of the engine (td_hparams_defaults / _resolve / _check /
  * _epochs, td_model_shape / _layout / _predict, td_trainer_create / _check,
  * td_train_memory_estimate) look the family's row up by td_model_kind and call it; none of
- * them switches on the family. A family lives in its own files: family_<name>.c holds its
- * row and the pieces the generic functions delegate to, and its trainer (a td_trainer_kind:
- * grad_trainer.c, gmm_trainer.c, embed_gmm.c) and kernels (mlp.c, linear.c, gmm*.c) sit
- * below it.
+ * them switches on the family. The rows stand together in family.c's table; a family's
+ * code lives in its own files: family_<name>.c holds the pieces its row names (declared at
+ * the end of this header), and its trainer (a td_trainer_kind: grad_trainer.c,
+ * gmm_trainer.c, embed_gmm.c) and kernels (mlp.c, linear.c, gmm*.c) sit below it.
  *
- * Adding a family: its enum value (hparams.h), its files with a td_family row (naming an
- * existing trainer kind, or its own in a new trainer file), the row in
- * family.c's table, its hyperparameter rows (hparams.c's td_hparam_defs; settings of its
- * own go in a nested struct of td_hparams) and its converter row (codec/json_model.c).
+ * Adding a family: its enum value (hparams.h), its family_<name>.c (and its trainer kind
+ * in a new trainer file when no existing one trains it), its row in family.c's table, its
+ * hyperparameter rows (hparams.c's td_hparam_defs; settings of its own go in a nested
+ * struct of td_hparams) and its converter row (codec/json_model.c).
  *
  * Headers depend downward only: hparams.c, model.c and trainer.c include this header and
- * nothing family-specific; family_<name>.c include the family's own headers. */
+ * nothing family-specific; family.c and family_<name>.c include the families' headers. */
 #ifndef TRAIND_FAMILY_H
 #define TRAIND_FAMILY_H
 
@@ -62,9 +62,6 @@ typedef struct td_family {
      * get rows, those are the family's converter row there, as json_model.c's.) */
 } td_family;
 
-/* The rows, in family_<name>.c. */
-extern const td_family td_family_softmax, td_family_mlp, td_family_gmm, td_family_embed_gmm;
-
 /* The row of family `kind`; NULL when kind is not a family. */
 const td_family *td_family_of(int kind);
 
@@ -83,5 +80,31 @@ int td_net_layout(const td_model *m, td_tensor_desc *out);
  * the argmax within each group). */
 td_status td_net_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
                          int64_t N, td_error *err);
+
+/* ---- what the rows name, one file a family (family_<name>.c) ---------------------------- */
+
+/* softmax */
+td_status td_family_softmax_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
+                                  td_error *err);
+void td_family_softmax_shape(td_model *m, const td_hparams *hp);
+/* mlp */
+void td_family_mlp_defaults(td_hparams *hp);
+td_status td_family_mlp_check_hparams(const td_hparams *hp, td_error *err);
+td_status td_family_mlp_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
+                              td_error *err);
+void td_family_mlp_shape(td_model *m, const td_hparams *hp);
+/* gmm (its check is gmm.c's td_gmm_check) */
+void td_family_gmm_defaults(td_hparams *hp);
+int64_t td_family_gmm_epochs(const td_hparams *hp);
+void td_family_gmm_shape(td_model *m, const td_hparams *hp);
+td_status td_family_gmm_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                                int64_t N, td_error *err);
+/* embed_gmm (its check is embed_gmm.c's td_embed_check) */
+void td_family_embed_defaults(td_hparams *hp);
+void td_family_embed_resolve(td_hparams *hp, int64_t K);
+int td_family_embed_open(const td_hparams *hp);
+void td_family_embed_shape(td_model *m, const td_hparams *hp);
+td_status td_family_embed_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                                  int64_t N, td_error *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* family_embed_gmm.c — the embed_gmm family's row: a network trained with a pair loss and
+/* family_embed_gmm.c — what the embed_gmm family's row (family.c) names: a network trained with a pair loss and
  * a Gaussian mixture on its embeddings (embed_gmm.c; family.h). */
 #include "train/family.h"
 
@@ -7,7 +7,7 @@
 
 #include "train/embed_gmm.h"
 
-static void embed_defaults(td_hparams *hp)
+void td_family_embed_defaults(td_hparams *hp)
 {
     hp->optimizer = TD_OPT_ADAM;
     hp->lr = 1e-3;
@@ -20,16 +20,16 @@ static void embed_defaults(td_hparams *hp)
     hp->gmm.n_init = 5;
 }
 
-static void embed_resolve(td_hparams *hp, int64_t K)
+void td_family_embed_resolve(td_hparams *hp, int64_t K)
 {
     (void)K;
     hp->embed.warmup_iterations = td_hparams_warmup(hp);
 }
 
-static int embed_open(const td_hparams *hp) { return hp->embed.warmup_iterations < 0; }
+int td_family_embed_open(const td_hparams *hp) { return hp->embed.warmup_iterations < 0; }
 
 /* K = E outputs; rows are set by the caller */
-static void embed_shape(td_model *m, const td_hparams *hp)
+void td_family_embed_shape(td_model *m, const td_hparams *hp)
 {
     m->n_hidden = hp->mlp.n_hidden;
     memcpy(m->hidden, hp->mlp.hidden, sizeof m->hidden);
@@ -40,25 +40,8 @@ static void embed_shape(td_model *m, const td_hparams *hp)
 }
 
 /* probs: responsibilities (N, M) */
-static td_status embed_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
-                               int64_t N, td_error *err)
+td_status td_family_embed_predict(float *probs, int32_t *labels, const td_model *m, const float *X,
+                                  int64_t N, td_error *err)
 {
     return td_embed_predict(NULL, labels, probs, NULL, m, X, N, m->D, err);
 }
-
-const td_family td_family_embed_gmm = {
-    .name = "embed_gmm",
-    .doc = "a network mapping rows to an embedding trained with a pair loss (labels or "
-           "pairs), and a Gaussian mixture fitted on the embeddings",
-    /* hyperparameters; labels or pairs define the pair loss */
-    .defaults = embed_defaults,
-    .resolve = embed_resolve,
-    .open = embed_open,
-    .check = td_embed_check,
-    /* model: the network, the mixture, one assignment per training row */
-    .shape = embed_shape,
-    .layout = td_embed_layout,
-    .predict = embed_predict,
-    /* trainer (embed_gmm.c): one step = one iteration */
-    .trainer = &td_embed_trainer,
-};
