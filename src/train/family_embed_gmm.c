@@ -1,5 +1,5 @@
-/* family_embed_gmm.c — what the embed_gmm family's row (family.c) names: a network trained with a pair loss and
- * a Gaussian mixture on its embeddings (embed_gmm.c; family.h). */
+/* family_embed_gmm.c — what the embed_gmm family's row (family.c) names: a network trained
+ * with a pair loss and a Gaussian mixture on its embeddings (embed_gmm.c). */
 #include "train/family.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
-/* family_gmm.c — what the gmm family's row (family.c) names: a Gaussian mixture fitted by EM (gmm.c,
- * gmm_trainer.c; family.h). */
+/* family_gmm.c — what the gmm family's row (family.c) names: a Gaussian mixture fitted by
+ * EM (gmm.c, gmm_trainer.c). */
 #include "train/family.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
-/* family_mlp.c — what the mlp family's row (family.c) names: hidden layers with an activation and a softmax
- * output, trained by grad_trainer.c on mlp.c's layers (family.h). */
+/* family_mlp.c — what the mlp family's row (family.c) names: hidden layers with an
+ * activation and a softmax output, trained by grad_trainer.c on mlp.c's layers. */
 #include "train/family.h"
 
 #include <string.h>

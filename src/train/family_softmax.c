@@ -1,5 +1,5 @@
-/* family_softmax.c — what the softmax family's row (family.c) names: multinomial logistic regression, one linear
- * layer and a softmax per group, trained by grad_trainer.c (family.h). */
+/* family_softmax.c — what the softmax family's row (family.c) names: multinomial logistic
+ * regression, one linear layer and a softmax per group, trained by grad_trainer.c. */
 #include "train/family.h"
 
 td_status td_family_softmax_check(const td_hparams *hp, const td_dataset *ds, int64_t *K,
