@@ -1,4 +1,4 @@
-/* test_ds.c — what a data scientist meets first (issue 16), against a live daemon:
+/* test_first_use.c — what a data scientist meets first (issue 16), against a live daemon:
  *   names      an iris CSV with a header and species names: classes (sorted like
  *              numpy.unique), columns, label_column by header name, predictions as names
  *              (rows, or {"dataset": id}), the model's classes; JSON string labels in
@@ -453,10 +453,10 @@ START_TEST(listen_port_alone)
 }
 END_TEST
 
-Suite *suite_ds(void)
+Suite *suite_first_use(void)
 {
-    Suite *s = suite_create("ds");
-    TCase *t = tcase_create("ds");
+    Suite *s = suite_create("first_use");
+    TCase *t = tcase_create("first_use");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, iris_csv_with_names);
     tcase_add_test(t, json_names_and_delimiters);
