@@ -336,7 +336,7 @@ build-fuzz/libtraind.a: $(FUZZ_OBJS)
 	ar rcs $@ $^
 
 # The targets that compare the stream with the cJSON tree reader (fuzz_json_dataset,
-# fuzz_job) link its reference from tests/ (dataset_tree.c); the others ignore it.
+# fuzz_job, fuzz_loss) link its reference from tests/ (dataset_tree.c); the others ignore it.
 FUZZ_REFS := build-fuzz/tests/dataset_tree.o
 .SECONDARY: $(FUZZ_REFS)
 

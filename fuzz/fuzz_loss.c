@@ -17,6 +17,7 @@
 #include "codec/json_loss.h"
 #include "codec/json_util.h"
 #include "codec/stream_dataset.h"
+#include "dataset_tree.h"
 
 static const char *const ARRAY_KEYS[] = {"logits", "target",  "probabilities", "a",
                                          "b",      "similar", "class_weights", NULL};

@@ -1,8 +1,10 @@
 /* dataset_tree.c — the cJSON tree reader of dataset bodies, the reference of the
  * streaming parser (dataset_tree.h). Moved here from src/codec/json_dataset.c when the
- * stream became the only reader in production. */
+ * stream became the only reader in production; its integer readers from
+ * src/codec/json_util.c after them. */
 #include "dataset_tree.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +53,39 @@ static td_status read_names(td_dataset_part *a, const cJSON *v, const char *path
     }
     a->rows = n;
     return TD_OK;
+}
+
+static td_json_rule int_rule(int64_t lo, int64_t hi, unsigned flags)
+{
+    td_json_rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
+    return r;
+}
+
+td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo, int64_t hi,
+                             unsigned flags, const char *path, td_error *err)
+{
+    td_json_rule r = int_rule(lo, hi, flags);
+    return td_json_read_vector((void **)out, n, v, &r, path, err);
+}
+
+td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             int64_t lo, int64_t hi, unsigned flags, const char *path,
+                             td_error *err)
+{
+    td_json_rule r = int_rule(lo, hi, flags);
+    return td_json_read_matrix((void **)out, rows, cols, v, &r, path, err);
+}
+
+td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
+                             const cJSON *v, const char *path, td_error *err)
+{
+    *grouped = 0;
+    if (cJSON_IsArray(v) && cJSON_IsArray(v->child)) {
+        *grouped = 1;
+        return td_json_matrix_i32(out, rows, cols, v, INT32_MIN, INT32_MAX, 0, path, err);
+    }
+    *cols = 1;
+    return td_json_vector_i32(out, rows, v, INT32_MIN, INT32_MAX, 0, path, err);
 }
 
 /* Reads one member into a part with a tree reader. */

@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "codec/json_dataset.h"
 
@@ -19,5 +20,19 @@ td_status td_json_dataset_parse(td_dataset_buf *out, const char *body, size_t le
  * "data.X[2][1]"); prefix may be NULL or "". */
 td_status td_json_dataset_from(td_dataset_buf *out, const cJSON *obj, const char *prefix,
                                td_error *err);
+
+/* The tree reader's integer arrays (json_util.h's td_json_read_vector / _matrix under an
+ * int32 rule, elements in [lo, hi]; the same shape rules and errors as the float
+ * readers), the reference of the stream's td_jarray_*_i32 (test_bodystream.c,
+ * fuzz/fuzz_loss.c). */
+td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo, int64_t hi,
+                             unsigned flags, const char *path, td_error *err);
+td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                             int64_t lo, int64_t hi, unsigned flags, const char *path,
+                             td_error *err);
+/* Class-index targets: a vector (N) -> *cols = 1, *grouped = 0; or a matrix (N, G) ->
+ * *cols = G, *grouped = 1. The shape is decided by the first element. */
+td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
+                             const cJSON *v, const char *path, td_error *err);
 
 #endif

@@ -121,3 +121,19 @@ void insert_job(td_store *s, const char *ds, const char *key, char id[TD_ID_MAX]
                         .idempotency_key = key};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
 }
+
+td_status commit_epoch(td_store *s, const char *id, int64_t epoch, const double *rec, int n,
+                       const char *metrics, const void *ck, size_t len, td_error *err)
+{
+    td_history_batch b = {.n_cols = n,
+                          .n_rows = 1,
+                          .epochs = &epoch,
+                          .records = rec,
+                          .metrics_json = metrics,
+                          .first = -1,
+                          .best = -1,
+                          .prev_best = -1};
+    td_status st = td_store_history_commit(s, id, &b, err);
+    if (!st && ck) st = td_store_checkpoint_save(s, id, epoch, ck, len, err);
+    return st;
+}

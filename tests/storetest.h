@@ -1,7 +1,7 @@
 /* storetest.h — fixtures of the store suites (test_store.c, test_store_jobs.c): a fresh
  * temporary state directory per test, the store opened on it (SQLite, or PostgreSQL when a
  * *_pg suite set g_uri), status assertions that print the store's message, and small
- * datasets and jobs to put in it. */
+ * datasets, jobs and epochs to put in it. */
 #ifndef TRAIND_TESTS_STORETEST_H
 #define TRAIND_TESTS_STORETEST_H
 
@@ -54,5 +54,11 @@ void free_ds(fixture_ds *f);
 void put_small_ds(td_store *s, td_dataset_meta *m);
 /* A softmax job of 10 epochs on ds (idempotency key when non-NULL); its id into id. */
 void insert_job(td_store *s, const char *ds, const char *key, char id[TD_ID_MAX]);
+/* One finished epoch written as the job manager writes it (jobs/jobs.c): the record (n
+ * values, as many as the job's history columns) and the metrics (may be NULL) through
+ * td_store_history_commit, a batch of one, unbounded; then, with ck (len bytes), a
+ * checkpoint of that epoch through td_store_checkpoint_save. Stops at the first error. */
+td_status commit_epoch(td_store *s, const char *id, int64_t epoch, const double *rec, int n,
+                       const char *metrics, const void *ck, size_t len, td_error *err);
 
 #endif

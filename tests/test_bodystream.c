@@ -24,6 +24,7 @@
 #include "codec/json_util.h"
 #include "codec/stream_dataset.h"
 #include "api.h"
+#include "dataset_tree.h"
 
 /* ---- arrays against the tree readers --------------------------------------------- */
 

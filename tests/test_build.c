@@ -112,13 +112,13 @@ START_TEST(checkpoints_carry_the_build_tag)
     size_t len;
     int64_t epoch;
     /* no tag set: none written */
-    EXPECT(TD_OK, td_store_epoch_commit(s, id, 1, &rec, 1, NULL, ck, sizeof ck, E));
+    EXPECT(TD_OK, commit_epoch(s, id, 1, &rec, 1, NULL, ck, sizeof ck, E));
     EXPECT(TD_OK, td_store_checkpoint_load_tagged(s, id, &buf, &len, &epoch, tag, sizeof tag, E));
     ck_assert_str_eq(tag, "");
     td_store_free(buf);
     td_store_set_build_tag(s, td_numeric_fingerprint());
     rec = 2;
-    EXPECT(TD_OK, td_store_epoch_commit(s, id, 2, &rec, 1, NULL, ck, sizeof ck, E));
+    EXPECT(TD_OK, commit_epoch(s, id, 2, &rec, 1, NULL, ck, sizeof ck, E));
     EXPECT(TD_OK, td_store_checkpoint_load_tagged(s, id, &buf, &len, &epoch, tag, sizeof tag, E));
     ck_assert_str_eq(tag, td_numeric_fingerprint());
     ck_assert_int_eq(epoch, 2);

@@ -243,8 +243,7 @@ START_TEST(history_truncate_lowers_progress)
     for (int e = 1; e <= 10; e++) {
         double rec[2] = {e, 1.0 / e};
         EXPECT(TD_OK,
-               td_store_epoch_commit(s, id, e, rec, 2, NULL, e == 8 ? ck : NULL,
-                                     e == 8 ? sizeof ck : 0, E));
+               commit_epoch(s, id, e, rec, 2, NULL, e == 8 ? ck : NULL, e == 8 ? sizeof ck : 0, E));
     }
     EXPECT(TD_OK, td_store_history_truncate(s, id, 8, E));
     td_job_row row;

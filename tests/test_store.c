@@ -395,16 +395,11 @@ START_TEST(dataset_delete_conflict)
                         .hyperparameters = "{}",
                         .epochs = 3};
     EXPECT(TD_OK, td_store_job_insert(s, &spec, id, E));
-    int in_use = 0;
-    EXPECT(TD_OK, td_store_dataset_in_use(s, val.id, &in_use, E));
-    ck_assert_int_eq(in_use, 1);
     EXPECT(TD_ECONFLICT, td_store_dataset_delete(s, train.id, E));
     EXPECT(TD_ECONFLICT, td_store_dataset_delete(s, val.id, E));
     EXPECT(TD_OK, td_store_job_start(s, id, NULL, E));
     EXPECT(TD_ECONFLICT, td_store_dataset_delete(s, train.id, E));
     EXPECT(TD_OK, td_store_job_finish(s, id, TD_JOB_SUCCEEDED, NULL, NULL, E));
-    EXPECT(TD_OK, td_store_dataset_in_use(s, val.id, &in_use, E));
-    ck_assert_int_eq(in_use, 0);
     EXPECT(TD_OK, td_store_dataset_delete(s, train.id, E));
     EXPECT(TD_ENOTFOUND, td_store_dataset_delete(s, train.id, E));
     td_dataset_meta g;

@@ -19,6 +19,9 @@
 #include "storetest.h"
 #include "testutil.h"
 
+/* The history columns of the jobs below. */
+static const char *const COLS[] = {"epoch", "elapsed_s", "loss", "val_loss"};
+
 /* ---- jobs --------------------------------------------------------------------------- */
 
 START_TEST(job_lifecycle)
@@ -55,8 +58,11 @@ START_TEST(job_lifecycle)
     char started[TD_TIME_MAX];
     memcpy(started, r.started_at, sizeof started);
     td_job_row_fini(&r);
-    EXPECT(TD_OK, td_store_job_progress(s, a, 4, "{\"loss\":0.5}", E));
-    EXPECT(TD_OK, td_store_job_progress(s, a, 5, NULL, E));
+    EXPECT(TD_OK, td_store_history_columns_set(s, a, COLS, 4, E));
+    double rec[4] = {4, 1, 0.5, NAN};
+    EXPECT(TD_OK, commit_epoch(s, a, 4, rec, 4, "{\"loss\":0.5}", NULL, 0, E));
+    rec[0] = 5;
+    EXPECT(TD_OK, commit_epoch(s, a, 5, rec, 4, NULL, NULL, 0, E));
     td_job_state after;
     EXPECT(TD_OK, td_store_job_cancel(s, a, &after, E));
     ck_assert_int_eq(after, TD_JOB_RUNNING);
@@ -138,7 +144,7 @@ START_TEST(job_lifecycle)
     EXPECT(TD_ENOTFOUND, td_store_job_get(s, a, &r, E));
     EXPECT(TD_ENOTFOUND, td_store_job_delete(s, a, E));
     EXPECT(TD_ENOTFOUND, td_store_job_start(s, "job_nope", NULL, E));
-    EXPECT(TD_ENOTFOUND, td_store_job_progress(s, "job_nope", 1, NULL, E));
+    EXPECT(TD_ENOTFOUND, commit_epoch(s, "job_nope", 1, rec, 4, NULL, NULL, 0, E));
     td_job_state st;
     EXPECT(TD_OK, td_job_state_parse("succeeded", &st, E));
     ck_assert_int_eq(st, TD_JOB_SUCCEEDED);
@@ -183,8 +189,6 @@ START_TEST(job_idempotency)
 END_TEST
 
 /* ---- history, epoch commit, checkpoints, models -------------------------------------- */
-
-static const char *const COLS[] = {"epoch", "elapsed_s", "loss", "val_loss"};
 
 static int same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 
@@ -286,9 +290,7 @@ START_TEST(epoch_commit_and_checkpoints)
         snprintf(metrics, sizeof metrics, "{\"loss\":%g}", 1.0 / e);
         int with = e == 2 || e == 4;
         fill_ckpt(ck, CK, e);
-        EXPECT(
-            TD_OK,
-            td_store_epoch_commit(s, id, e, rec, 4, metrics, with ? ck : NULL, with ? CK : 0, E));
+        EXPECT(TD_OK, commit_epoch(s, id, e, rec, 4, metrics, with ? ck : NULL, with ? CK : 0, E));
         ck_assert_int_eq(count_files("checkpoints", NULL), e >= 2 ? 1 : 0);
     }
     td_job_row r;
@@ -351,12 +353,14 @@ START_TEST(epoch_commit_and_checkpoints)
     ck_assert_ptr_nonnull(strstr(g_err.message, path));
     ck_assert_ptr_null(buf);
 
-    EXPECT(TD_ENOTFOUND, td_store_epoch_commit(s, "job_nope", 1, NULL, 0, NULL, ck, CK, E));
-    EXPECT(TD_ENOTFOUND, td_store_epoch_commit(s, "../x", 1, NULL, 0, NULL, ck, CK, E));
+    EXPECT(TD_ENOTFOUND, td_store_checkpoint_save(s, "job_nope", 1, ck, CK, E));
+    EXPECT(TD_ENOTFOUND, td_store_checkpoint_save(s, "../x", 1, ck, CK, E));
     ck_assert_int_eq(count_files("checkpoints", NULL), 1);
-    /* A record of the wrong width fails the whole commit: no new checkpoint recorded. */
+    /* A record of the wrong width is refused: the job's epoch stays, so no checkpoint of
+     * the new epoch can be recorded. */
     double rec3[3] = {0};
-    EXPECT(TD_EINVAL, td_store_epoch_commit(s, id, 6, rec3, 3, NULL, ck, CK, E));
+    EXPECT(TD_EINVAL, commit_epoch(s, id, 6, rec3, 3, NULL, NULL, 0, E));
+    EXPECT(TD_EINVAL, td_store_checkpoint_save(s, id, 6, ck, CK, E));
     ck_assert_int_eq(count_files("checkpoints", NULL), 1);
     EXPECT(TD_OK, td_store_job_get(s, id, &r, E));
     ck_assert_int_eq(r.epoch, 5);
@@ -394,7 +398,7 @@ START_TEST(model_and_job_delete_files)
     EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
     double rec[4] = {1, 2, 3, 4};
     unsigned char ck[100] = {1};
-    EXPECT(TD_OK, td_store_epoch_commit(s, id, 1, rec, 4, "{}", ck, sizeof ck, E));
+    EXPECT(TD_OK, commit_epoch(s, id, 1, rec, 4, "{}", ck, sizeof ck, E));
     EXPECT(TD_OK, td_store_job_finish(s, id, TD_JOB_SUCCEEDED, NULL, NULL, E));
     ck_assert_int_eq(count_files("checkpoints", NULL), 1);
     EXPECT(TD_OK, td_store_job_delete(s, id, E));
@@ -424,7 +428,7 @@ START_TEST(reopen_keeps_everything)
     double rec[4] = {1, 0.5, NAN, -0.0};
     unsigned char ck[300];
     fill_ckpt(ck, sizeof ck, 1);
-    EXPECT(TD_OK, td_store_epoch_commit(s, id, 1, rec, 4, "{\"loss\":1}", ck, sizeof ck, E));
+    EXPECT(TD_OK, commit_epoch(s, id, 1, rec, 4, "{\"loss\":1}", ck, sizeof ck, E));
     float w[3] = {1, 2, 3};
     EXPECT(TD_OK, td_store_model_put(s, id, "{}", w, 3, E));
 
@@ -541,8 +545,7 @@ static void *worker(void *p)
             td_store_history_columns_set(a->s, a->ids[i], COLS, 4, &err) != TD_OK)
             a->failures++;
         double rec[4] = {1, 2, 3, 4};
-        if (td_store_epoch_commit(a->s, a->ids[i], 1, rec, 4, "{}", rec, sizeof rec, &err) !=
-                TD_OK ||
+        if (commit_epoch(a->s, a->ids[i], 1, rec, 4, "{}", rec, sizeof rec, &err) != TD_OK ||
             td_store_job_finish(a->s, a->ids[i], TD_JOB_SUCCEEDED, NULL, NULL, &err) != TD_OK)
             a->failures++;
     }
@@ -708,8 +711,8 @@ START_TEST(pg_shared_queue_claims_leases_and_reaps)
     const char *cols[] = {"loss"};
     double v = 1.5;
     EXPECT(TD_OK, td_store_history_columns_set(s1, a, cols, 1, E));
-    EXPECT(TD_ECONFLICT, td_store_epoch_commit(s2, a, 1, &v, 1, NULL, NULL, 0, E));
-    EXPECT(TD_OK, td_store_epoch_commit(s1, a, 1, &v, 1, NULL, "ck", 2, E));
+    EXPECT(TD_ECONFLICT, commit_epoch(s2, a, 1, &v, 1, NULL, NULL, 0, E));
+    EXPECT(TD_OK, commit_epoch(s1, a, 1, &v, 1, NULL, "ck", 2, E));
     /* a cancel on the other daemon reaches the holder's heartbeat */
     EXPECT(TD_OK, td_store_job_cancel(s2, a, NULL, E));
     const char *ids[] = {a, b};
@@ -817,7 +820,7 @@ START_TEST(pg_blobs_live_in_the_database)
     for (size_t i = 0; i < n; i++)
         ck[i] = (unsigned char)(i * 31 + 7);
     double v = NAN;
-    EXPECT(TD_OK, td_store_epoch_commit(s1, id, 3, &v, 1, "{}", ck, n, E));
+    EXPECT(TD_OK, commit_epoch(s1, id, 3, &v, 1, "{}", ck, n, E));
     void *buf;
     size_t len;
     int64_t ep;

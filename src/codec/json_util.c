@@ -610,8 +610,8 @@ static int64_t count_items(const cJSON *a)
     return n;
 }
 
-static td_status read_vector(void **out, int64_t *n, const cJSON *v, const rule *r,
-                             const char *path, td_error *err)
+td_status td_json_read_vector(void **out, int64_t *n, const cJSON *v, const rule *r,
+                              const char *path, td_error *err)
 {
     *out = NULL;
     *n = 0;
@@ -636,8 +636,8 @@ static td_status read_vector(void **out, int64_t *n, const cJSON *v, const rule 
     return TD_OK;
 }
 
-static td_status read_matrix(void **out, int64_t *rows, int64_t *cols, const cJSON *v,
-                             const rule *r, const char *path, td_error *err)
+td_status td_json_read_matrix(void **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                              const rule *r, const char *path, td_error *err)
 {
     *out = NULL;
     *rows = *cols = 0;
@@ -687,41 +687,14 @@ td_status td_json_matrix_f32(float **out, int64_t *rows, int64_t *cols, const cJ
                              unsigned flags, const char *path, td_error *err)
 {
     rule r = {0, flags, 0, 0};
-    return read_matrix((void **)out, rows, cols, v, &r, path, err);
+    return td_json_read_matrix((void **)out, rows, cols, v, &r, path, err);
 }
 
 td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned flags,
                              const char *path, td_error *err)
 {
     rule r = {0, flags, 0, 0};
-    return read_vector((void **)out, n, v, &r, path, err);
-}
-
-td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo, int64_t hi,
-                             unsigned flags, const char *path, td_error *err)
-{
-    rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
-    return read_vector((void **)out, n, v, &r, path, err);
-}
-
-td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
-                             int64_t lo, int64_t hi, unsigned flags, const char *path,
-                             td_error *err)
-{
-    rule r = {1, flags, lo < INT32_MIN ? INT32_MIN : lo, hi > INT32_MAX ? INT32_MAX : hi};
-    return read_matrix((void **)out, rows, cols, v, &r, path, err);
-}
-
-td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
-                             const cJSON *v, const char *path, td_error *err)
-{
-    *grouped = 0;
-    if (cJSON_IsArray(v) && cJSON_IsArray(v->child)) {
-        *grouped = 1;
-        return td_json_matrix_i32(out, rows, cols, v, INT32_MIN, INT32_MAX, 0, path, err);
-    }
-    *cols = 1;
-    return td_json_vector_i32(out, rows, v, INT32_MIN, INT32_MAX, 0, path, err);
+    return td_json_read_vector((void **)out, n, v, &r, path, err);
 }
 
 /* ---- output buffer ---------------------------------------------------------------- */

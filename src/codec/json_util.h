@@ -124,18 +124,6 @@ td_status td_json_matrix_f32(float **out, int64_t *rows, int64_t *cols, const cJ
 /* An array of finite float32 numbers. */
 td_status td_json_vector_f32(float **out, int64_t *n, const cJSON *v, unsigned flags,
                              const char *path, td_error *err);
-/* Integer arrays (elements in [lo, hi]); same shape rules as the float readers. */
-td_status td_json_vector_i32(int32_t **out, int64_t *n, const cJSON *v, int64_t lo, int64_t hi,
-                             unsigned flags, const char *path, td_error *err);
-td_status td_json_matrix_i32(int32_t **out, int64_t *rows, int64_t *cols, const cJSON *v,
-                             int64_t lo, int64_t hi, unsigned flags, const char *path,
-                             td_error *err);
-/* Class-index targets: a vector (N) -> *cols = 1, *grouped = 0; or a matrix (N, G) ->
- * *cols = G, *grouped = 1. The shape is decided by the first element.
- * Dataset bodies are read by the stream parser (stream_dataset.h); this and
- * td_json_matrix_i32 serve the tree reader the tests check that parser against. */
-td_status td_json_labels_i32(int32_t **out, int64_t *rows, int64_t *cols, int *grouped,
-                             const cJSON *v, const char *path, td_error *err);
 
 /* ---- element rules and messages, without cJSON ------------------------------------ */
 
@@ -145,6 +133,15 @@ typedef struct td_json_rule {
     unsigned flags; /* TD_JSON_NONNEG (float), TD_JSON_BOOLS (int) */
     int64_t lo, hi;
 } td_json_rule;
+
+/* The array readers under rule r, *out malloc'd with (int32 or float32) elements:
+ * td_json_matrix_f32 and td_json_vector_f32 are these with a float rule. Dataset bodies
+ * are read by the stream parser (stream_dataset.h); the integer readers of the tree
+ * reader the tests check that parser against (tests/dataset_tree.h) are these too. */
+td_status td_json_read_matrix(void **out, int64_t *rows, int64_t *cols, const cJSON *v,
+                              const td_json_rule *r, const char *path, td_error *err);
+td_status td_json_read_vector(void **out, int64_t *n, const cJSON *v, const td_json_rule *r,
+                              const char *path, td_error *err);
 
 /* The readers' fast check: a number v (as strtod reads it) that passes r (float: finite,
  * |v| within float32, >= 0 under NONNEG; int: integral in [lo, hi]). */

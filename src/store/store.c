@@ -32,7 +32,7 @@
  * removed after the row is gone, so a row never points to a missing file; a crash
  * can only leave unreferenced files, which td_store_open sweeps. Checkpoint files carry
  * their epoch in the name, so writing a new one never touches the recorded one: see
- * td_store_epoch_commit.
+ * td_store_checkpoint_save.
  *
  * Ids in paths: every id that reaches a file name is checked to be [a-z0-9_]+ first
  * (id_ok), so an id from a URL cannot escape state_dir.

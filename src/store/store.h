@@ -144,8 +144,6 @@ td_status td_store_dataset_load(td_store *s, const char *id, td_stored_dataset *
 void td_stored_dataset_fini(td_stored_dataset *sd);
 /* Counts of the shared datasets (checksums computed, datasets held now). */
 void td_store_dataset_cache_stats(td_store *s, td_dscache_stats *out);
-/* *in_use = 1 when a queued or running job or sweep uses id as dataset or validation. */
-td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err);
 /* Deletes the row and the file; TD_ECONFLICT (checked in the same transaction) while a
  * queued or running job or sweep uses it, TD_ENOTFOUND if absent. */
 td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err);
@@ -251,9 +249,6 @@ td_status td_store_job_start(td_store *s, const char *id, td_job_row *out, td_er
 /* td_store_job_start that also sets the job's live mark (td_store_job_set_live) in the
  * same transaction: a worker's claim. Neither waits for the disk (store.c, group commit). */
 td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_error *err);
-/* Latest epoch and metrics JSON (may be NULL) without a history record. */
-td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
-                                const char *metrics_json, td_error *err);
 /* queued/running -> state (terminal), finished_at = now, error_code / error_message
  * (may be NULL; kept "" then), live mark cleared. Durable when it returns (a sync shared
  * with concurrent inserts and ends: store.c, group commit). TD_ECONFLICT when already
@@ -374,27 +369,19 @@ td_status td_store_history_page(td_store *s, const char *job_id, int64_t after_e
  * always the first and the last. Nothing changes when h has at most max_points. */
 void td_history_downsample(td_history *h, int64_t max_points);
 
-/* ---- the per-epoch commit and checkpoints ------------------------------------------- */
+/* ---- checkpoints ---------------------------------------------------------------------- */
 
-/* Everything one finished epoch produces, made durable consistently:
- *  1. when ckpt != NULL, the checkpoint is written to checkpoints/<job>.<epoch>.ckpt
- *     (atomic rename; the previously recorded file is untouched);
- *  2. one transaction appends the history record (n values), sets the job's epoch and
- *     metrics (metrics_json may be NULL) and, with a checkpoint, records its epoch;
+/* Records a checkpoint of an epoch already committed by td_store_history_commit (epoch <=
+ * the job's epoch, TD_EINVAL otherwise), fully synchronous, so that every earlier batch
+ * is durable with it:
+ *  1. the checkpoint is written to checkpoints/<job>.<epoch>.ckpt (atomic rename; the
+ *     previously recorded file is untouched);
+ *  2. one transaction records its epoch as the job's checkpoint;
  *  3. the previously recorded checkpoint file is removed.
  * After a crash anywhere, the recorded checkpoint exists and matches its epoch, and
- * history holds every epoch up to the job's epoch; recovery = td_store_checkpoint_load
- * + td_store_history_truncate(job, checkpoint epoch) (or 0 without a checkpoint), then
- * train on. A file of step 1 that never got recorded is swept at the next open.
- * (The job manager batches instead: td_store_history_commit for the records, then
- * td_store_checkpoint_save; the recovery rule is the same.) */
-td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
-                                const double *record, int n, const char *metrics_json,
-                                const void *ckpt, size_t ckpt_len, td_error *err);
-/* Records a checkpoint of an epoch already committed (epoch <= the job's epoch,
- * TD_EINVAL otherwise), without a history record: e.g. at SIGTERM, when the last
- * td_store_epoch_commit carried no checkpoint because checkpoint_interval_s had not
- * passed. Same file discipline as td_store_epoch_commit. */
+ * history holds the records up to it; recovery = td_store_checkpoint_load +
+ * td_store_history_truncate(job, checkpoint epoch) (or 0 without a checkpoint), then
+ * train on. A file of step 1 that never got recorded is swept at the next open. */
 td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch, const void *ckpt,
                                    size_t ckpt_len, td_error *err);
 /* Loads the latest recorded checkpoint (checksum verified): *buf malloc'd (free with

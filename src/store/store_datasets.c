@@ -391,16 +391,6 @@ cleanup:
     return rc;
 }
 
-td_status td_store_dataset_in_use(td_store *s, const char *id, int *in_use, td_error *err)
-{
-    if (s->pg) return td_pg_dataset_in_use(s->pg, id, in_use, err);
-    *in_use = 0;
-    enter(s);
-    td_status rc = in_use_locked(s, id ? id : "", in_use, err);
-    leave(s);
-    return rc;
-}
-
 td_status td_store_dataset_delete(td_store *s, const char *id, td_error *err)
 {
     td_status rc = TD_OK;

@@ -1,4 +1,4 @@
-/* store_history.c — the SQLite store's history table, epoch commits, checkpoint and model
+/* store_history.c — the SQLite store's history table (batched commits), checkpoint and model
  * files (store.h; DESIGN in store.c). */
 #include "store/store_sqlite.h"
 
@@ -438,12 +438,10 @@ void td_history_downsample(td_history *h, int64_t max_points)
     h->n_rows = m;
 }
 
-/* ---- epoch commit and checkpoints ---------------------------------------------------- */
+/* ---- checkpoints ----------------------------------------------------------------------- */
 
-/* Shared by td_store_epoch_commit (with_record) and td_store_checkpoint_save. */
-static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, int with_record,
-                              const double *record, int n, const char *metrics_json,
-                              const void *ckpt, size_t ckpt_len, td_error *err)
+td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch, const void *ckpt,
+                                   size_t ckpt_len, td_error *err)
 {
     td_status rc = TD_OK;
     sqlite3_stmt *st = NULL;
@@ -451,6 +449,7 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
     int64_t old = -2; /* -2: unknown, -1: none recorded */
     int state, row = 0, written = 0, committed = 0, locked = 0;
 
+    if (!ckpt) return td_fail(err, TD_EINVAL, "checkpoint", "no checkpoint given");
     if (!id_ok(job_id)) {
         rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", job_id ? job_id : "");
         goto cleanup;
@@ -459,45 +458,30 @@ static td_status commit_epoch(td_store *s, const char *job_id, int64_t epoch, in
         rc = td_fail(err, TD_EINVAL, "epoch", "epoch must be >= 0");
         goto cleanup;
     }
-    if (s->pg)
-        return td_pg_commit_epoch(s->pg, job_id, epoch, with_record, record, n, metrics_json, ckpt,
-                                  ckpt_len, err);
-    if (ckpt) {
-        td_blob_seg seg = {ckpt, ckpt_len};
-        ckpt_path(path, sizeof path, s, job_id, epoch);
-        rc = td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag, &seg, 1,
-                                  err);
-        if (rc) goto cleanup;
-        written = 1;
-    }
+    if (s->pg) return td_pg_checkpoint_save(s->pg, job_id, epoch, ckpt, ckpt_len, err);
+    td_blob_seg seg = {ckpt, ckpt_len};
+    ckpt_path(path, sizeof path, s, job_id, epoch);
+    rc =
+        td_blob_write_tagged(path, TD_BLOB_CHECKPOINT, (uint64_t)epoch, s->build_tag, &seg, 1, err);
+    if (rc) goto cleanup;
+    written = 1;
     enter(s);
     locked = 1;
     rc = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (rc) goto cleanup;
     rc = job_state_locked(s, job_id, &state, &old, NULL, err);
     if (rc) goto cleanup;
-    if (with_record) {
-        rc = hist_insert_locked(s, job_id, epoch, record, n, err);
-        if (rc) goto cleanup;
-        rc = td_store_bind(s, &st, err,
-                           "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics), "
-                           "checkpoint_epoch = CASE WHEN ?4 THEN ?2 ELSE checkpoint_epoch END "
-                           "WHERE id = ?1",
-                           "sIoi", job_id, epoch, metrics_json, ckpt != NULL);
-        if (rc) goto cleanup;
-    } else {
-        rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
-        if (rc) goto cleanup;
-        if (!row || epoch > sqlite3_column_int64(st, 0)) {
-            rc = td_fail(err, TD_EINVAL, "epoch",
-                         "checkpoint of epoch %lld is ahead of the committed epoch %lld",
-                         (long long)epoch, (long long)(row ? sqlite3_column_int64(st, 0) : 0));
-            goto cleanup;
-        }
-        rc = td_store_bind(s, &st, err, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", "sI",
-                           job_id, epoch);
-        if (rc) goto cleanup;
+    rc = td_store_query(s, &st, &row, err, "SELECT epoch FROM jobs WHERE id = ?1", "s", job_id);
+    if (rc) goto cleanup;
+    if (!row || epoch > sqlite3_column_int64(st, 0)) {
+        rc = td_fail(err, TD_EINVAL, "epoch",
+                     "checkpoint of epoch %lld is ahead of the committed epoch %lld",
+                     (long long)epoch, (long long)(row ? sqlite3_column_int64(st, 0) : 0));
+        goto cleanup;
     }
+    rc = td_store_bind(s, &st, err, "UPDATE jobs SET checkpoint_epoch = ?2 WHERE id = ?1", "sI",
+                       job_id, epoch);
+    if (rc) goto cleanup;
     rc = step_commit(s, st, err);
     if (rc) goto cleanup;
     committed = 1;
@@ -510,20 +494,6 @@ cleanup:
         unlink(path); /* never recorded, and not the recorded one */
     }
     return rc;
-}
-
-td_status td_store_epoch_commit(td_store *s, const char *job_id, int64_t epoch,
-                                const double *record, int n, const char *metrics_json,
-                                const void *ckpt, size_t ckpt_len, td_error *err)
-{
-    return commit_epoch(s, job_id, epoch, 1, record, n, metrics_json, ckpt, ckpt_len, err);
-}
-
-td_status td_store_checkpoint_save(td_store *s, const char *job_id, int64_t epoch, const void *ckpt,
-                                   size_t ckpt_len, td_error *err)
-{
-    if (!ckpt) return td_fail(err, TD_EINVAL, "checkpoint", "no checkpoint given");
-    return commit_epoch(s, job_id, epoch, 0, NULL, 0, NULL, ckpt, ckpt_len, err);
 }
 
 td_status td_store_checkpoint_load(td_store *s, const char *job_id, void **buf, size_t *len,
@@ -548,7 +518,7 @@ td_status td_store_checkpoint_load_tagged(td_store *s, const char *job_id, void 
         goto cleanup;
     }
     if (s->pg) return td_pg_checkpoint_load(s->pg, job_id, buf, len, epoch, tag, tag_cap, err);
-    /* A concurrent epoch commit may replace the recorded file between reading the row
+    /* A concurrent checkpoint save may replace the recorded file between reading the row
      * and opening the file: read the row again then (a few times at most). */
     for (int attempt = 0; attempt < 5; attempt++) {
         enter(s);

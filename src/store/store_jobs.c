@@ -378,24 +378,6 @@ td_status td_store_job_claim(td_store *s, const char *id, td_job_row *out, td_er
     return job_start(s, id, 1, out, err);
 }
 
-td_status td_store_job_progress(td_store *s, const char *id, int64_t epoch,
-                                const char *metrics_json, td_error *err)
-{
-    if (s->pg) return td_pg_job_progress(s->pg, id, epoch, metrics_json, err);
-    td_status rc = TD_OK;
-
-    enter(s);
-    rc = td_store_run(s, err,
-                      "UPDATE jobs SET epoch = ?2, metrics = COALESCE(?3, metrics) WHERE id = ?1",
-                      "sIo", id ? id : "", epoch, metrics_json);
-    if (rc) goto cleanup;
-    if (sqlite3_changes(s->db) == 0)
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
-cleanup:
-    leave(s);
-    return rc;
-}
-
 td_status td_store_job_finish(td_store *s, const char *id, td_job_state state,
                               const char *error_code, const char *error_message, td_error *err)
 {

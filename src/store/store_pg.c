@@ -14,7 +14,7 @@
  * daemon killed -9 renews nothing: td_pg_job_reap_crashed, run by every daemon at start
  * and with each heartbeat, counts a crash for each job still marked live whose lease
  * expired and unmarks it, and then any daemon claims it and resumes it from its recorded
- * checkpoint. Writes of a running job (epoch commit, checkpoint, finish) check that this
+ * checkpoint. Writes of a running job (history commit, checkpoint, finish) check that this
  * daemon still holds it, so a daemon that lost its lease (paused past lease_s) cannot
  * overwrite the new holder's progress.
  *

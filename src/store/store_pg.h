@@ -45,7 +45,6 @@ td_status td_pg_dataset_fetch(td_pg *p, const char *id, const char *path, td_dat
                               td_error *err);
 td_status td_pg_dataset_list(td_pg *p, int limit, const char *after, td_dataset_meta **rows, int *n,
                              char next[TD_ID_MAX], td_error *err);
-td_status td_pg_dataset_in_use(td_pg *p, const char *id, int *in_use, td_error *err);
 td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err);
 
 td_status td_pg_job_insert(td_pg *p, const td_job_spec *spec, char id_out[TD_ID_MAX],
@@ -60,8 +59,6 @@ td_status td_pg_job_transition(td_pg *p, td_job_transition *t, td_error *err);
 td_status td_pg_model_write_unsynced(td_pg *p, const char *job_id, const char *meta_json,
                                      const float *params, int64_t n, td_error *err);
 td_status td_pg_jobs_succeed(td_pg *p, const char *const *ids, const int64_t *n_params, int n,
-                             td_error *err);
-td_status td_pg_job_progress(td_pg *p, const char *id, int64_t epoch, const char *metrics_json,
                              td_error *err);
 td_status td_pg_job_claim(td_pg *p, uint64_t mem_avail, char id_out[TD_ID_MAX], uint64_t *mem_bytes,
                           td_error *err);
@@ -79,10 +76,8 @@ td_status td_pg_history_commit(td_pg *p, const char *job_id, const td_history_ba
                                td_error *err);
 td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epoch, td_error *err);
 
-/* with_record: td_store_epoch_commit; else td_store_checkpoint_save. */
-td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int with_record,
-                             const double *record, int n, const char *metrics_json,
-                             const void *ckpt, size_t ckpt_len, td_error *err);
+td_status td_pg_checkpoint_save(td_pg *p, const char *job_id, int64_t epoch, const void *ckpt,
+                                size_t ckpt_len, td_error *err);
 td_status td_pg_checkpoint_load(td_pg *p, const char *job_id, void **buf, size_t *len,
                                 int64_t *epoch, char *tag, size_t tag_cap, td_error *err);
 td_status td_pg_model_put(td_pg *p, const char *job_id, const char *meta_json, const float *params,

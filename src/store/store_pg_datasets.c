@@ -228,15 +228,6 @@ static td_status in_use(PGconn *c, const char *id, int *used, td_error *err)
     return rc;
 }
 
-td_status td_pg_dataset_in_use(td_pg *p, const char *id, int *used, td_error *err)
-{
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = in_use(c, id ? id : "", used, err);
-    release(p, slot);
-    return rc;
-}
-
 td_status td_pg_dataset_delete(td_pg *p, const char *id, td_error *err)
 {
     char key[64];

@@ -1,4 +1,4 @@
-/* store_pg_history.c — the PostgreSQL backend's history, epoch commits, checkpoints and
+/* store_pg_history.c — the PostgreSQL backend's history, checkpoints and
  * models (store_pg.h; DESIGN in store_pg.c). */
 #include "store/store_pg_impl.h"
 
@@ -161,42 +161,31 @@ td_status td_pg_history_truncate(td_pg *p, const char *job_id, int64_t after_epo
     return pg_end(p, slot, rc, err);
 }
 
-/* ---- epoch commit, checkpoints, models ---------------------------------------------- */
+/* ---- checkpoints, models ------------------------------------------------------------ */
 
-td_status td_pg_commit_epoch(td_pg *p, const char *job_id, int64_t epoch, int with_record,
-                             const double *record, int n, const char *metrics_json,
-                             const void *ckpt, size_t ckpt_len, td_error *err)
+td_status td_pg_checkpoint_save(td_pg *p, const char *job_id, int64_t epoch, const void *ckpt,
+                                size_t ckpt_len, td_error *err)
 {
     PGresult *r = NULL;
     char be[24], key[64], node[NODE_MAX];
     int state, slot;
     i64s(be, epoch);
     blob_key(key, sizeof key, "ckpt", job_id);
-    const char *v[] = {job_id, be, metrics_json, ckpt ? "1" : "0"};
+    const char *v[] = {job_id, be};
     PGconn *c = acquire(p, &slot);
     td_status rc = exec0(c, "BEGIN", err);
     if (!rc) rc = job_lock(c, job_id, &state, NULL, NULL, node, sizeof node, err);
     if (!rc) rc = held_here(p, job_id, state, node, err);
-    if (!rc && with_record) {
-        rc = hist_insert(c, job_id, epoch, record, n, err);
-        if (!rc)
-            rc = run(c,
-                     "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics), "
-                     "checkpoint_epoch = CASE WHEN $4 = '1' THEN $2::bigint ELSE "
-                     "checkpoint_epoch END WHERE id = $1",
-                     4, v, NULL, 0, 0, NULL, err);
-    } else if (!rc) {
-        rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
-        if (!rc && epoch > geti(r, 0, 0))
-            rc = td_fail(err, TD_EINVAL, "epoch",
-                         "checkpoint of epoch %lld is ahead of the committed epoch %lld",
-                         (long long)epoch, (long long)geti(r, 0, 0));
-        PQclear(r);
-        if (!rc)
-            rc = run(c, "UPDATE jobs SET checkpoint_epoch = $2::bigint WHERE id = $1", 2, v, NULL,
-                     0, 0, NULL, err);
-    }
-    if (!rc && ckpt) {
+    if (!rc) rc = run(c, "SELECT epoch FROM jobs WHERE id = $1", 1, v, NULL, 0, 0, &r, err);
+    if (!rc && epoch > geti(r, 0, 0))
+        rc = td_fail(err, TD_EINVAL, "epoch",
+                     "checkpoint of epoch %lld is ahead of the committed epoch %lld",
+                     (long long)epoch, (long long)geti(r, 0, 0));
+    PQclear(r);
+    if (!rc)
+        rc = run(c, "UPDATE jobs SET checkpoint_epoch = $2::bigint WHERE id = $1", 2, v, NULL, 0, 0,
+                 NULL, err);
+    if (!rc) {
         td_blob_seg seg = {ckpt, ckpt_len};
         rc = blob_put(c, key, (uint64_t)epoch, p->build_tag, &seg, 1, err);
     }

@@ -221,23 +221,6 @@ td_status td_pg_job_counts(td_pg *p, int64_t counts[TD_JOB_NSTATES], td_error *e
     return rc;
 }
 
-td_status td_pg_job_progress(td_pg *p, const char *id, int64_t epoch, const char *metrics_json,
-                             td_error *err)
-{
-    PGresult *r = NULL;
-    char be[24];
-    i64s(be, epoch);
-    const char *v[] = {id ? id : "", be, metrics_json};
-    td_status rc = pg_query(p,
-                            "UPDATE jobs SET epoch = $2::bigint, metrics = COALESCE($3, metrics) "
-                            "WHERE id = $1",
-                            3, v, &r, err);
-    if (!rc && changed(r) == 0)
-        rc = td_fail(err, TD_ENOTFOUND, NULL, "job %s not found", id ? id : "");
-    PQclear(r);
-    return rc;
-}
-
 /* TD_ECONFLICT when job id is a trial of a sweep still queued or running. */
 static td_status in_active_sweep(PGconn *c, const char *id, td_error *err)
 {
