@@ -201,14 +201,14 @@ START_TEST(history_nan_and_truncate)
     char id[TD_ID_MAX];
     insert_job(s, ds.id, NULL, id);
     double rec[4] = {1, 0.25, 2.5, NAN};
-    EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 4, E)); /* no columns yet */
+    EXPECT(TD_EINVAL, commit_epoch(s, id, 1, rec, 4, NULL, NULL, 0, E)); /* no columns yet */
     EXPECT(TD_OK, td_store_history_columns_set(s, id, COLS, 4, E));
     const char *bad[] = {"loss", "x,y"};
     EXPECT(TD_EINVAL, td_store_history_columns_set(s, id, bad, 2, E));
-    EXPECT(TD_EINVAL, td_store_history_append(s, id, 1, rec, 3, E));
+    EXPECT(TD_EINVAL, commit_epoch(s, id, 1, rec, 3, NULL, NULL, 0, E));
     for (int e = 3; e >= 1; e--) { /* out of order on purpose */
         double r[4] = {e, 0.5 * e, 1.0 / e, e == 2 ? 0.75 : NAN};
-        EXPECT(TD_OK, td_store_history_append(s, id, e, r, 4, E));
+        EXPECT(TD_OK, commit_epoch(s, id, e, r, 4, NULL, NULL, 0, E));
     }
     td_history h;
     EXPECT(TD_OK, td_store_history_get(s, id, -1, &h, E));

@@ -288,11 +288,6 @@ td_status td_store_job_renew(td_store *s, const char *const *ids, int n, int *ca
  * same count; a different count while records exist is TD_ECONFLICT. */
 td_status td_store_history_columns_set(td_store *s, const char *job_id, const char *const *names,
                                        int n, td_error *err);
-/* Appends (or replaces) the record of epoch: values[0..n), n == the column count
- * (TD_EINVAL otherwise, or when columns were never set). Values are kept bit-exact:
- * NaN (= null) stays NaN. */
-td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch,
-                                  const double *values, int n, td_error *err);
 
 /* Columnar history: column c is cols[c * n_rows .. (c + 1) * n_rows). */
 typedef struct td_history {

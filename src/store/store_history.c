@@ -144,49 +144,6 @@ cleanup:
     return rc;
 }
 
-/* Inserts (or replaces) one record; caller holds the lock (and the transaction). */
-static td_status hist_insert_locked(td_store *s, const char *job_id, int64_t epoch,
-                                    const double *values, int n, td_error *err)
-{
-    td_status rc = TD_OK;
-    sqlite3_stmt *st = NULL;
-    int ncols = 0;
-
-    rc = hist_cols_locked(s, job_id, &ncols, err);
-    if (rc) goto cleanup;
-    if (ncols == 0) {
-        rc = td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set", job_id);
-        goto cleanup;
-    }
-    if (n != ncols || !values) {
-        rc = td_fail(err, TD_EINVAL, "columns",
-                     "job %s: record has %d values, history has %d "
-                     "columns",
-                     job_id, n, ncols);
-        goto cleanup;
-    }
-    rc = td_store_bind(s, &st, err,
-                       "INSERT OR REPLACE INTO history (job_id, epoch, record) "
-                       "VALUES (?1, ?2, ?3)",
-                       "sI", job_id, epoch);
-    if (rc) goto cleanup;
-    sqlite3_bind_blob(st, 3, values, (int)(sizeof(double) * (size_t)n), SQLITE_TRANSIENT);
-    rc = step_done(s, st, err);
-cleanup:
-    unprepare(s, st);
-    return rc;
-}
-
-td_status td_store_history_append(td_store *s, const char *job_id, int64_t epoch,
-                                  const double *values, int n, td_error *err)
-{
-    if (s->pg) return td_pg_history_append(s->pg, job_id, epoch, values, n, err);
-    enter(s);
-    td_status rc = hist_insert_locked(s, job_id, epoch, values, n, err);
-    leave(s);
-    return rc;
-}
-
 void td_history_fini(td_history *h)
 {
     if (!h) return;

@@ -67,8 +67,6 @@ td_status td_pg_job_renew(td_pg *p, const char *const *ids, int n, int *cancel, 
 
 td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *joined, int n,
                                     td_error *err);
-td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch, const double *values,
-                               int n, td_error *err);
 /* limit <= 0: every record (td_store_history_page). */
 td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, int64_t limit,
                             td_history *out, td_error *err);

@@ -44,38 +44,6 @@ td_status td_pg_history_columns_set(td_pg *p, const char *job_id, const char *jo
     return pg_end(p, slot, rc, err);
 }
 
-static td_status hist_insert(PGconn *c, const char *job_id, int64_t epoch, const double *values,
-                             int n, td_error *err)
-{
-    int ncols = 0;
-    char be[24];
-    td_status rc = hist_cols(c, job_id, &ncols, err);
-    if (rc) return rc;
-    if (ncols == 0)
-        return td_fail(err, TD_EINVAL, "columns", "job %s: history columns were never set", job_id);
-    if (n != ncols || !values)
-        return td_fail(err, TD_EINVAL, "columns",
-                       "job %s: record has %d values, history has "
-                       "%d columns",
-                       job_id, n, ncols);
-    i64s(be, epoch);
-    const char *v[] = {job_id, be};
-    return run(c,
-               "INSERT INTO history VALUES ($1, $2::bigint, $3) ON CONFLICT (job_id, epoch) "
-               "DO UPDATE SET record = EXCLUDED.record",
-               2, v, values, sizeof(double) * (size_t)n, 0, NULL, err);
-}
-
-td_status td_pg_history_append(td_pg *p, const char *job_id, int64_t epoch, const double *values,
-                               int n, td_error *err)
-{
-    int slot;
-    PGconn *c = acquire(p, &slot);
-    td_status rc = hist_insert(c, job_id, epoch, values, n, err);
-    release(p, slot);
-    return rc;
-}
-
 td_status td_pg_history_get(td_pg *p, const char *job_id, int64_t after_epoch, int64_t limit,
                             td_history *out, td_error *err)
 {
